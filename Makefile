@@ -1,0 +1,62 @@
+# vmdb — `make` builds, `make run` boots the demo guest and waits for gdb,
+# `make test` runs every test on a normal and an ASan+UBSan build.
+
+BUILD   ?= build
+SAN     ?= 0
+CC      ?= gcc
+CFLAGS  ?= -O2 -g
+WARN    := -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wno-missing-field-initializers
+CPPFLAGS += -I. -D_GNU_SOURCE -MMD -MP
+LDLIBS  += -lZydis -lpthread
+
+ifeq ($(SAN),1)
+BUILD   := build-asan
+CFLAGS  := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+LDFLAGS += -fsanitize=address,undefined
+endif
+
+SRC_DIRS := util x86 engine engine/kvm machine rsp gdbserver debug cli
+SRCS     := $(foreach d,$(SRC_DIRS),$(wildcard $(d)/*.c))
+OBJS     := $(SRCS:%.c=$(BUILD)/%.o)
+VMDB     := $(BUILD)/vmdb
+
+.PHONY: all deps run test test-quick clean bench
+all: $(VMDB) guests
+
+$(VMDB): $(OBJS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) -c -o $@ $<
+
+include guests/guests.mk
+include tests/unit/unit.mk
+
+deps:
+	@scripts/deps.sh build
+
+run: deps
+	@$(MAKE) --no-print-directory all
+	@scripts/run-demo.sh $(VMDB)
+
+# The whole suite, once per build, in one pytest run (one summary line).
+test:
+	@scripts/deps.sh test
+	@$(MAKE) --no-print-directory all unit
+	@$(MAKE) --no-print-directory SAN=1 all unit
+	/usr/bin/python3 -m pytest -q tests --builds build,build-asan
+
+# Normal build only; for the edit-test loop.
+test-quick: all unit
+	/usr/bin/python3 -m pytest -q tests --builds build
+
+bench:
+	@scripts/deps.sh bench
+	@$(MAKE) --no-print-directory all
+	bench/boot
+
+clean:
+	rm -rf build build-asan
+
+-include $(OBJS:.o=.d)

@@ -1,0 +1,168 @@
+/* engine/engine.h — the "vmm module" interface every execution engine
+ * implements (engine/kvm today, engine/emu next). It owns the exit
+ * vocabulary (what a vCPU run can stop for), the capability vocabulary
+ * (what the debug core may ask of an engine) and the ops table.
+ *
+ * Engines know nothing of GDB and nothing of devices: port I/O and MMIO
+ * come back as exits that machine/ routes to the bus. A capability an
+ * engine lacks is reported as absent (false / NULL op), never faked. */
+#ifndef VMDB_ENGINE_H
+#define VMDB_ENGINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util/err.h"
+#include "x86/x86.h"
+
+struct vm;
+struct vcpu;
+
+enum vm_exit_reason {
+	VM_EXIT_NONE = 0,
+	VM_EXIT_IO,               /* port I/O; complete IN by filling io.data */
+	VM_EXIT_MMIO,             /* access to unbacked or read-only memory */
+	VM_EXIT_HLT,              /* HLT that the engine does not wait out itself */
+	VM_EXIT_SHUTDOWN,         /* triple fault or shutdown */
+	VM_EXIT_RESET,            /* guest asked for a system reset */
+	VM_EXIT_DB,               /* debug exception intercepted (step, hw bp) */
+	VM_EXIT_BPT,              /* INT3 intercepted */
+	VM_EXIT_MOV_DR,           /* guest MOV to/from DRn, already emulated */
+	VM_EXIT_KICKED,           /* engine_ops.kick() or a signal ended the run */
+	VM_EXIT_EMULATION_FAILURE,/* the engine could not execute an instruction */
+	VM_EXIT_ENTRY_FAILURE,    /* the engine refused the guest state */
+	VM_EXIT_UNKNOWN,          /* anything else; raw code in .unknown */
+};
+
+const char *vm_exit_reason_name(enum vm_exit_reason reason);
+
+/* Filled by engine_ops.run(). Pointers in it stay valid until the next run
+ * of the same vCPU; data written to them for reads (IN, MMIO read) is
+ * delivered to the guest when the vCPU runs again. */
+struct vm_exit {
+	enum vm_exit_reason reason;
+	union {
+		struct {
+			uint16_t port;
+			uint8_t size;        /* 1, 2 or 4 */
+			bool is_write;
+			uint32_t count;      /* > 1 for REP INS/OUTS */
+			uint8_t *data;       /* size * count bytes */
+		} io;
+		struct {
+			uint64_t gpa;
+			uint8_t *data;
+			uint32_t len;        /* 1..8 */
+			bool is_write;
+		} mmio;
+		struct {
+			uint64_t pc;
+			uint64_t dr6;        /* DR6_B(n) / DR6_BS / DR6_BD as raised */
+			uint64_t dr7;
+		} db;
+		struct {
+			uint64_t pc;         /* address of the INT3 byte */
+		} bpt;
+		struct {
+			uint8_t dr;          /* 0-7 */
+			uint8_t gpr;         /* x86 register number, 0 = rax ... 15 = r15 */
+			bool is_write;       /* guest wrote DRn */
+		} mov_dr;
+		struct {
+			uint64_t pc;
+			uint8_t insn[16];    /* bytes at pc, as far as known */
+			uint8_t insn_len;    /* 0 when unknown */
+			uint32_t suberror;   /* engine-specific */
+		} failure;
+		struct {
+			uint64_t hw_reason;
+		} entry_failure;
+		struct {
+			uint32_t code;
+		} unknown;
+	};
+};
+
+/* What the debugger asks of one vCPU until it asks again. */
+struct engine_debug {
+	bool single_step;      /* exit with VM_EXIT_DB (DR6_BS) after one instruction */
+	bool block_irq;        /* hold off interrupts while single stepping */
+	bool intercept_bpt;    /* INT3 exits with VM_EXIT_BPT instead of reaching the guest */
+	bool use_hw_bp;        /* load db[]/dr7 below into the hardware */
+	uint64_t db[4];
+	uint64_t dr7;
+};
+
+/* One probe finding: "name: yes/no (how)". */
+struct engine_feature {
+	const char *name;
+	bool present;
+	char how[160];
+};
+
+#define ENGINE_MAX_FEATURES 16
+
+/* What this engine really does on this host, found out by asking and by
+ * trying (a tiny guest for the things no capability flag tells). */
+struct engine_caps {
+	bool single_step;
+	bool step_block_irq;
+	bool hw_exec_bp;
+	bool hw_data_bp;
+	bool gd_trap;          /* DR7.GD makes guest MOV DR exit */
+	bool readonly_mem;
+	bool irqchip;          /* in-kernel LAPIC/IOAPIC/PIC/PIT */
+	unsigned max_vcpus;
+	/* the same findings, in the order `vmdb --probe` prints them */
+	struct engine_feature features[ENGINE_MAX_FEATURES];
+	unsigned nr_features;
+};
+
+struct engine_ops {
+	const char *name;
+
+	/* Create the VM-wide engine state (vm->engine_vm). */
+	int (*vm_create)(struct vm *vm, struct err *e);
+	void (*vm_destroy)(struct vm *vm);
+	/* Back guest-physical [gpa, gpa+size) with host memory. */
+	int (*map_memory)(struct vm *vm, uint64_t gpa, uint64_t size, void *host,
+			  bool readonly, struct err *e);
+	/* Assert (level 1) or deassert an interrupt line of the I/O APIC / PIC. */
+	int (*irq_line)(struct vm *vm, unsigned irq, int level);
+	/* Fill caps; may run probe guests. Needs no vm. */
+	int (*probe)(struct engine_caps *caps, struct err *e);
+
+	/* Per vCPU (vcpu->engine). vcpu->id 0 is the bootstrap processor;
+	 * the others wait for INIT/SIPI. */
+	int (*vcpu_create)(struct vm *vm, struct vcpu *vcpu, struct err *e);
+	void (*vcpu_destroy)(struct vcpu *vcpu);
+	/* Run until an exit. Returns 0 (exit filled) or -errno on a host error. */
+	int (*run)(struct vcpu *vcpu, struct vm_exit *exit);
+	/* Make run() return VM_EXIT_KICKED soon. Any thread, async-safe. */
+	void (*kick)(struct vcpu *vcpu);
+
+	int (*get_regs)(struct vcpu *vcpu, struct x86_regs *regs);
+	int (*set_regs)(struct vcpu *vcpu, const struct x86_regs *regs);
+	int (*get_sregs)(struct vcpu *vcpu, struct x86_sregs *sregs);
+	int (*set_sregs)(struct vcpu *vcpu, const struct x86_sregs *sregs);
+	int (*get_fpu)(struct vcpu *vcpu, struct x86_fpu *fpu);
+	int (*set_fpu)(struct vcpu *vcpu, const struct x86_fpu *fpu);
+	int (*get_msr)(struct vcpu *vcpu, uint32_t index, uint64_t *value);
+	int (*set_msr)(struct vcpu *vcpu, uint32_t index, uint64_t value);
+	int (*get_debugregs)(struct vcpu *vcpu, struct x86_debugregs *dr);
+	int (*set_debugregs)(struct vcpu *vcpu, const struct x86_debugregs *dr);
+	/* true when the vCPU waits for INIT/SIPI or sits in HLT. May be NULL. */
+	int (*get_run_state)(struct vcpu *vcpu, bool *halted, bool *waiting_sipi);
+
+	/* Debug capabilities: NULL when the engine cannot do it at all. */
+	int (*set_debug)(struct vcpu *vcpu, const struct engine_debug *dbg);
+	/* Deliver exception `vector` to the guest on its next run. */
+	int (*inject_exception)(struct vcpu *vcpu, uint8_t vector, bool has_error_code,
+				uint32_t error_code);
+};
+
+/* The engines linked into this binary, by name ("kvm", ...). */
+const struct engine_ops *engine_find(const char *name);
+
+#endif

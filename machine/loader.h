@@ -1,0 +1,30 @@
+/* machine/loader.h — puts a kernel into guest RAM and gives vCPU 0 its
+ * entry state. Two formats: ELF64 (entered directly in long mode, see
+ * machine/bootinfo.h) and Multiboot v1 (ELF32 or a.out-kludge images,
+ * entered in 32-bit protected mode with EAX = 0x2BADB002, EBX = info).
+ * Every check is against the file's own claims: a truncated or lying
+ * image is an error with the reason, never a crash. */
+#ifndef VMDB_LOADER_H
+#define VMDB_LOADER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util/err.h"
+
+struct vm;
+
+enum kernel_format { KERNEL_UNKNOWN, KERNEL_ELF64, KERNEL_MULTIBOOT };
+
+/* Which format the image is, without loading it. */
+enum kernel_format loader_detect(const uint8_t *image, size_t size);
+
+/* Read cfg.kernel_path (and cfg.initrd_path), load, set vCPU 0's state.
+ * Must run after vm_create() has made RAM, vCPUs and devices. */
+int loader_load(struct vm *vm, struct err *e) must_check;
+
+/* Per-format back ends (machine/load_elf64.c, machine/load_multiboot.c). */
+int load_elf64(struct vm *vm, const uint8_t *image, size_t size, struct err *e) must_check;
+int load_multiboot(struct vm *vm, const uint8_t *image, size_t size, struct err *e) must_check;
+
+#endif

@@ -1,0 +1,118 @@
+/* machine/vm.h — struct vm: the whole machine and the only home of mutable
+ * state (guest RAM, buses, devices, vCPUs, engine handles, exit status).
+ * vm_create() builds it from a vm_config; vm_run() starts one host thread
+ * per vCPU and waits until the guest exits or fails. */
+#ifndef VMDB_VM_H
+#define VMDB_VM_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "engine/engine.h"
+#include "machine/bus.h"
+#include "util/err.h"
+
+#define VM_MAX_VCPUS 256
+
+enum serial_kind { SERIAL_STDIO, SERIAL_FILE, SERIAL_NONE };
+
+struct vm_config {
+	const char *engine;         /* "kvm" */
+	unsigned nr_vcpus;
+	uint64_t mem_size;
+	enum serial_kind serial;
+	const char *serial_path;    /* SERIAL_FILE */
+	const char *kernel_path;
+	const char *initrd_path;    /* may be NULL */
+	const char *cmdline;        /* never NULL */
+	const char *gdb_addr;       /* NULL without --gdb */
+	bool wait_gdb;
+};
+
+struct vcpu {
+	struct vm *vm;
+	unsigned id;
+	pthread_t thread;
+	void *engine;               /* the engine's per-vCPU state */
+};
+
+/* Guest-physical layout: RAM from 0 up to VM_LOW_RAM_MAX, the rest from
+ * 4 GiB; 0xA0000-0xFFFFF is RAM too but reported reserved (ACPI tables
+ * live at VM_ACPI_BASE); LAPIC/IOAPIC sit in the 3-4 GiB hole. */
+#define VM_LOW_RAM_MAX  0xc0000000ull
+#define VM_HIGH_RAM_BASE 0x100000000ull
+#define VM_ACPI_BASE    0xe0000ull
+#define VM_ACPI_END     0x100000ull
+
+/* What the debug core plugs into the vCPU loop (all may be NULL). */
+struct vm_debug_hooks {
+	/* Each vCPU thread calls this before every engine run; it may block
+	 * while the debugger holds the machine stopped (and before the first
+	 * instruction with --wait-gdb). */
+	void (*before_run)(struct vm *vm, struct vcpu *vcpu);
+	/* Offered every exit first; true = consumed, the loop runs again. */
+	bool (*on_exit)(struct vm *vm, struct vcpu *vcpu, struct vm_exit *exit);
+	/* The machine is stopping with this status (guest exit, fatal error):
+	 * tell the client before the process ends. Called once. */
+	void (*on_vm_stop)(struct vm *vm, int status, const char *why);
+};
+
+struct vm_teardown {
+	void (*fn)(void *opaque);
+	void *opaque;
+};
+
+#define VM_MAX_TEARDOWNS 32
+
+struct vm {
+	struct vm_config cfg;
+	const struct engine_ops *engine;
+	void *engine_vm;
+
+	uint8_t *ram;               /* host mapping of all guest RAM */
+	uint64_t ram_size;
+	uint64_t low_ram_size;      /* RAM below VM_LOW_RAM_MAX */
+
+	struct bus pio, mmio;
+	struct vcpu vcpus[VM_MAX_VCPUS];
+	unsigned nr_vcpus;
+
+	struct vm_teardown teardowns[VM_MAX_TEARDOWNS];
+	unsigned nr_teardowns;
+
+	/* where boot structures went, for the devices that report them */
+	uint64_t rsdp_gpa;
+	uint64_t initrd_gpa, initrd_size;
+
+	/* The debug core, when a debugger is configured. machine/ only calls
+	 * these hooks; it knows nothing of what is behind them. */
+	const struct vm_debug_hooks *debug_hooks;
+	void *debug;
+
+	/* exit: the first vCPU to stop the machine records why */
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool stopping;
+	int exit_status;            /* process exit status */
+	char exit_message[512];     /* printed by main when not empty */
+};
+
+int vm_create(struct vm *vm, const struct vm_config *cfg, struct err *e) must_check;
+void vm_destroy(struct vm *vm);
+/* Run all vCPUs until the machine stops; returns the exit status. */
+int vm_run(struct vm *vm);
+
+/* Stop the whole machine (any thread): record status and message once,
+ * kick every vCPU. The first call wins. */
+void vm_request_exit(struct vm *vm, int status, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* Register fn(opaque) to run at vm_destroy, in reverse order. */
+int vm_on_destroy(struct vm *vm, void (*fn)(void *), void *opaque, struct err *e) must_check;
+
+/* Host pointer for guest-physical [gpa, gpa+len), or NULL when any part of
+ * it is not RAM. Never trust gpa/len from the guest without this. */
+void *vm_gpa_to_host(struct vm *vm, uint64_t gpa, uint64_t len);
+
+#endif

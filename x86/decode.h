@@ -1,0 +1,15 @@
+/* x86/decode.h — instruction decoding helpers on top of Zydis. */
+#ifndef VMDB_DECODE_H
+#define VMDB_DECODE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "x86/x86.h"
+
+/* Format the instruction at bytes[0..len) in Intel syntax into out.
+ * Returns its length, or 0 when it does not decode ("(bad)" in out). */
+unsigned x86_format_insn(enum x86_mode mode, uint64_t pc, const uint8_t *bytes, size_t len,
+			 char *out, size_t out_size);
+
+#endif
