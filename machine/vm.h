@@ -53,8 +53,11 @@ struct vm_debug_hooks {
 	void (*before_run)(struct vm *vm, struct vcpu *vcpu);
 	/* Offered every exit first; true = consumed, the loop runs again. */
 	bool (*on_exit)(struct vm *vm, struct vcpu *vcpu, struct vm_exit *exit);
-	/* The machine is stopping with this status (guest exit, fatal error):
-	 * tell the client before the process ends. Called once. */
+	/* The machine is stopping with this status (guest exit, fatal error,
+	 * kill): tell the client before the process ends. Called once, by
+	 * whichever thread called vm_request_exit() (a vCPU or the server),
+	 * without vm->lock held; vCPUs parked in before_run must return once
+	 * vm_stopping() is true. */
 	void (*on_vm_stop)(struct vm *vm, int status, const char *why);
 };
 
@@ -94,6 +97,7 @@ struct vm {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	bool stopping;
+	unsigned nr_threads;        /* vCPU threads started so far */
 	int exit_status;            /* process exit status */
 	char exit_message[512];     /* printed by main when not empty */
 };
@@ -107,6 +111,12 @@ int vm_run(struct vm *vm);
  * kick every vCPU. The first call wins. */
 void vm_request_exit(struct vm *vm, int status, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+
+/* True once the machine is stopping; vCPU loops and parks poll it. */
+static inline bool vm_stopping(struct vm *vm)
+{
+	return __atomic_load_n(&vm->stopping, __ATOMIC_ACQUIRE);
+}
 
 /* Register fn(opaque) to run at vm_destroy, in reverse order. */
 int vm_on_destroy(struct vm *vm, void (*fn)(void *), void *opaque, struct err *e) must_check;

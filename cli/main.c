@@ -1,0 +1,91 @@
+/* cli/main.c — vmdb's entry point: parse the command line, build the
+ * machine, start the gdb server when asked, run, and turn every error into
+ * one line and an exit status (2 usage, 1 runtime, else the guest's). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/options.h"
+#include "engine/engine.h"
+#include "gdbserver/gdbserver.h"
+#include "machine/vm.h"
+
+#define VMDB_VERSION "0.1.0"
+
+enum { EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
+
+static int run_probe(const char *engine_name)
+{
+	const struct engine_ops *engine = engine_find(engine_name);
+	struct engine_caps caps;
+	struct err e = { 0 };
+
+	if (!engine || !engine->probe) {
+		fprintf(stderr, "vmdb: engine %s cannot be probed\n", engine_name);
+		return EXIT_RUNTIME;
+	}
+	memset(&caps, 0, sizeof(caps));
+	if (engine->probe(&caps, &e) < 0) {
+		fprintf(stderr, "vmdb: probe failed: %s\n", e.msg);
+		return EXIT_RUNTIME;
+	}
+	printf("engine: %s\n", engine->name);
+	for (unsigned i = 0; i < caps.nr_features; i++)
+		printf("%s: %s (%s)\n", caps.features[i].name,
+		       caps.features[i].present ? "yes" : "no", caps.features[i].how);
+	return 0;
+}
+
+static int run_vm(const struct vm_config *cfg)
+{
+	struct vm *vm = calloc(1, sizeof(*vm));
+	struct err e = { 0 };
+	int status;
+
+	if (!vm) {
+		fprintf(stderr, "vmdb: out of memory\n");
+		return EXIT_RUNTIME;
+	}
+	if (vm_create(vm, cfg, &e) < 0) {
+		fprintf(stderr, "vmdb: %s\n", e.msg);
+		vm_destroy(vm);
+		free(vm);
+		return EXIT_RUNTIME;
+	}
+	if (cfg->gdb_addr && gdbserver_start(vm, cfg->gdb_addr, cfg->wait_gdb, &e) < 0) {
+		fprintf(stderr, "vmdb: %s\n", e.msg);
+		vm_destroy(vm);
+		free(vm);
+		return EXIT_RUNTIME;
+	}
+	status = vm_run(vm);
+	if (vm->exit_message[0])
+		fprintf(stderr, "vmdb: %s\n", vm->exit_message);
+	if (cfg->gdb_addr)
+		gdbserver_stop(vm);
+	vm_destroy(vm);
+	free(vm);
+	return status;
+}
+
+int main(int argc, char **argv)
+{
+	struct options opts;
+	struct err e = { 0 };
+
+	if (options_parse(argc, argv, &opts, &e) < 0) {
+		fprintf(stderr, "vmdb: %s (try 'vmdb --help')\n", e.msg);
+		return EXIT_USAGE;
+	}
+	if (opts.help) {
+		fputs(options_usage, stdout);
+		return 0;
+	}
+	if (opts.version) {
+		printf("vmdb " VMDB_VERSION "\n");
+		return 0;
+	}
+	if (opts.probe)
+		return run_probe(opts.vm.engine);
+	return run_vm(&opts.vm);
+}

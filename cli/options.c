@@ -1,0 +1,186 @@
+#include "cli/options.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DEFAULT_MEM (128ull << 20)
+#define MIN_MEM (2ull << 20)
+#define MAX_MEM (1ull << 40)
+#define DEFAULT_GDB "tcp:127.0.0.1:1234"
+
+const char options_usage[] =
+	"usage: vmdb [options] KERNEL\n"
+	"  --engine NAME        execution engine: kvm (default kvm)\n"
+	"  --smp N              number of vCPUs (default 1)\n"
+	"  --mem SIZE           guest RAM, e.g. 256M, 1G (default 128M; a bare number is MiB)\n"
+	"  --serial SPEC        where the 16550 UART at 0x3f8 goes: stdio (default),\n"
+	"                       file:PATH, none\n"
+	"  --gdb [ADDR]         serve GDB on tcp:HOST:PORT or unix:PATH\n"
+	"                       (ADDR defaults to " DEFAULT_GDB ")\n"
+	"  --wait-gdb           hold every vCPU before its first instruction until a\n"
+	"                       debugger attaches (implies --gdb)\n"
+	"  --cmdline STR        kernel command line\n"
+	"  --initrd FILE        a file loaded as multiboot module 0 / boot-info initrd\n"
+	"  --probe              print what this host's engine can do for debugging, and exit\n"
+	"  --version            print the version and exit\n"
+	"  --help               print this help and exit\n"
+	"KERNEL is an ELF64 kernel (entered in long mode) or a Multiboot v1 kernel.\n"
+	"Exit status: the guest's debug-exit status, 1 on a runtime error, 2 on a usage error.\n";
+
+int options_parse_size(const char *text, uint64_t *bytes)
+{
+	char *end;
+	errno = 0;
+	if (!isdigit((unsigned char)text[0]))
+		return -EINVAL;
+	unsigned long long n = strtoull(text, &end, 10);
+	if (errno)
+		return -EINVAL;
+	unsigned shift = 20;
+	switch (toupper((unsigned char)*end)) {
+	case '\0': shift = 20; break;
+	case 'B': shift = 0; end++; break;
+	case 'K': shift = 10; end++; break;
+	case 'M': shift = 20; end++; break;
+	case 'G': shift = 30; end++; break;
+	case 'T': shift = 40; end++; break;
+	default: return -EINVAL;
+	}
+	if (shift && (*end == 'i' || *end == 'I'))
+		end++;
+	if (shift && (*end == 'b' || *end == 'B'))
+		end++;
+	if (*end != '\0' || n > (UINT64_MAX >> shift))
+		return -EINVAL;
+	*bytes = (uint64_t)n << shift;
+	return 0;
+}
+
+static int parse_smp(const char *text, unsigned *n, struct err *e)
+{
+	char *end;
+	errno = 0;
+	unsigned long v = strtoul(text, &end, 10);
+	if (!isdigit((unsigned char)text[0]) || *end || errno)
+		return err_set(e, EINVAL, "--smp '%s': not a number", text);
+	if (v == 0 || v > VM_MAX_VCPUS)
+		return err_set(e, EINVAL, "--smp %s: must be between 1 and %u", text, VM_MAX_VCPUS);
+	*n = (unsigned)v;
+	return 0;
+}
+
+static int parse_mem(const char *text, uint64_t *bytes, struct err *e)
+{
+	if (options_parse_size(text, bytes) < 0)
+		return err_set(e, EINVAL, "--mem '%s': not a size (try 256M or 1G)", text);
+	if (*bytes < MIN_MEM || *bytes > MAX_MEM || (*bytes & 0xfff))
+		return err_set(e, EINVAL, "--mem %s: must be a multiple of 4K between 2M and 1T",
+			       text);
+	return 0;
+}
+
+static int parse_serial(const char *text, struct vm_config *cfg, struct err *e)
+{
+	if (!strcmp(text, "stdio"))
+		cfg->serial = SERIAL_STDIO;
+	else if (!strcmp(text, "none"))
+		cfg->serial = SERIAL_NONE;
+	else if (!strncmp(text, "file:", 5) && text[5]) {
+		cfg->serial = SERIAL_FILE;
+		cfg->serial_path = text + 5;
+	} else
+		return err_set(e, EINVAL, "--serial '%s': expected stdio, file:PATH or none", text);
+	return 0;
+}
+
+static bool looks_like_gdb_addr(const char *s)
+{
+	return !strncmp(s, "tcp:", 4) || !strncmp(s, "unix:", 5);
+}
+
+enum { OPT_ENGINE = 256, OPT_SMP, OPT_MEM, OPT_SERIAL, OPT_GDB, OPT_WAIT_GDB, OPT_CMDLINE,
+       OPT_INITRD, OPT_PROBE, OPT_VERSION, OPT_HELP };
+
+static const struct option long_options[] = {
+	{ "engine", required_argument, NULL, OPT_ENGINE },
+	{ "smp", required_argument, NULL, OPT_SMP },
+	{ "mem", required_argument, NULL, OPT_MEM },
+	{ "serial", required_argument, NULL, OPT_SERIAL },
+	{ "gdb", optional_argument, NULL, OPT_GDB },
+	{ "wait-gdb", no_argument, NULL, OPT_WAIT_GDB },
+	{ "cmdline", required_argument, NULL, OPT_CMDLINE },
+	{ "initrd", required_argument, NULL, OPT_INITRD },
+	{ "probe", no_argument, NULL, OPT_PROBE },
+	{ "version", no_argument, NULL, OPT_VERSION },
+	{ "help", no_argument, NULL, OPT_HELP },
+	{ NULL, 0, NULL, 0 },
+};
+
+static int parse_one(int opt, int argc, char **argv, struct options *o, struct err *e)
+{
+	struct vm_config *cfg = &o->vm;
+
+	switch (opt) {
+	case OPT_ENGINE:
+		if (strcmp(optarg, "kvm"))
+			return err_set(e, EINVAL, "--engine '%s': unknown engine (available: kvm)",
+				       optarg);
+		cfg->engine = optarg;
+		return 0;
+	case OPT_SMP: return parse_smp(optarg, &cfg->nr_vcpus, e);
+	case OPT_MEM: return parse_mem(optarg, &cfg->mem_size, e);
+	case OPT_SERIAL: return parse_serial(optarg, cfg, e);
+	case OPT_GDB:
+		/* "--gdb ADDR" as well as "--gdb=ADDR"; a bare --gdb means the default */
+		if (!optarg && optind < argc && looks_like_gdb_addr(argv[optind]))
+			optarg = argv[optind++];
+		if (optarg && !looks_like_gdb_addr(optarg))
+			return err_set(e, EINVAL, "--gdb '%s': expected tcp:HOST:PORT or unix:PATH",
+				       optarg);
+		cfg->gdb_addr = optarg ? optarg : DEFAULT_GDB;
+		return 0;
+	case OPT_WAIT_GDB: cfg->wait_gdb = true; return 0;
+	case OPT_CMDLINE: cfg->cmdline = optarg; return 0;
+	case OPT_INITRD: cfg->initrd_path = optarg; return 0;
+	case OPT_PROBE: o->probe = true; return 0;
+	case OPT_VERSION: o->version = true; return 0;
+	case OPT_HELP: o->help = true; return 0;
+	default:
+		for (const struct option *lo = long_options; lo->name; lo++)
+			if (optopt && lo->val == optopt)
+				return err_set(e, EINVAL, "--%s needs a value", lo->name);
+		return err_set(e, EINVAL, "unknown option '%s'", argv[optind - 1]);
+	}
+}
+
+int options_parse(int argc, char **argv, struct options *o, struct err *e)
+{
+	memset(o, 0, sizeof(*o));
+	o->vm.engine = "kvm";
+	o->vm.nr_vcpus = 1;
+	o->vm.mem_size = DEFAULT_MEM;
+	o->vm.serial = SERIAL_STDIO;
+	o->vm.cmdline = "";
+
+	optind = 1;
+	opterr = 0;
+	int opt;
+	while ((opt = getopt_long(argc, argv, "+", long_options, NULL)) != -1) {
+		int r = parse_one(opt, argc, argv, o, e);
+		if (r < 0)
+			return r;
+	}
+	if (o->help || o->version || o->probe)
+		return 0;
+	if (o->vm.wait_gdb && !o->vm.gdb_addr)
+		o->vm.gdb_addr = DEFAULT_GDB;
+	if (optind >= argc)
+		return err_set(e, EINVAL, "no KERNEL given");
+	if (optind + 1 < argc)
+		return err_set(e, EINVAL, "unexpected argument '%s' after KERNEL", argv[optind + 1]);
+	o->vm.kernel_path = argv[optind];
+	return 0;
+}

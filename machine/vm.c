@@ -1,0 +1,346 @@
+/* machine/vm.c — building the machine and running its vCPUs: guest RAM,
+ * engine, vCPUs, devices, loader; one host thread per vCPU; the exit
+ * dispatch (one call per exit kind) and the machine-wide stop. */
+#include "machine/vm.h"
+
+#include <inttypes.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "machine/device.h"
+#include "machine/loader.h"
+#include "x86/decode.h"
+
+static int vm_alloc_ram(struct vm *vm, struct err *e)
+{
+	void *ram = mmap(NULL, vm->cfg.mem_size, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (ram == MAP_FAILED)
+		return err_set(e, errno, "cannot allocate %" PRIu64 " MiB of guest memory: %s",
+			       vm->cfg.mem_size >> 20, strerror(errno));
+	vm->ram = ram;
+	vm->ram_size = vm->cfg.mem_size;
+	vm->low_ram_size = vm->ram_size < VM_LOW_RAM_MAX ? vm->ram_size : VM_LOW_RAM_MAX;
+	return 0;
+}
+
+static int vm_map_ram(struct vm *vm, struct err *e)
+{
+	int r = vm->engine->map_memory(vm, 0, vm->low_ram_size, vm->ram, false, e);
+	if (r < 0 || vm->ram_size == vm->low_ram_size)
+		return r;
+	return vm->engine->map_memory(vm, VM_HIGH_RAM_BASE, vm->ram_size - vm->low_ram_size,
+				      vm->ram + vm->low_ram_size, false, e);
+}
+
+static int vm_create_vcpus(struct vm *vm, struct err *e)
+{
+	for (unsigned i = 0; i < vm->cfg.nr_vcpus; i++) {
+		struct vcpu *vcpu = &vm->vcpus[i];
+		vcpu->vm = vm;
+		vcpu->id = i;
+		int r = vm->engine->vcpu_create(vm, vcpu, e);
+		if (r < 0)
+			return err_wrap(e, "creating vCPU %u", i);
+		vm->nr_vcpus = i + 1;
+	}
+	return 0;
+}
+
+int vm_create(struct vm *vm, const struct vm_config *cfg, struct err *e)
+{
+	int r;
+
+	memset(vm, 0, sizeof(*vm));
+	vm->cfg = *cfg;
+	vm->pio.name = "pio";
+	vm->mmio.name = "mmio";
+	pthread_mutex_init(&vm->lock, NULL);
+	pthread_cond_init(&vm->cond, NULL);
+
+	if (cfg->nr_vcpus == 0 || cfg->nr_vcpus > VM_MAX_VCPUS)
+		return err_set(e, EINVAL, "--smp %u: vmdb supports 1 to %u vCPUs", cfg->nr_vcpus,
+			       VM_MAX_VCPUS);
+	vm->engine = engine_find(cfg->engine);
+	if (!vm->engine)
+		return err_set(e, EINVAL, "unknown engine '%s'", cfg->engine);
+	r = vm_alloc_ram(vm, e);
+	if (r < 0)
+		return r;
+	vm->nr_vcpus = cfg->nr_vcpus;    /* engines check it against the host */
+	r = vm->engine->vm_create(vm, e);
+	vm->nr_vcpus = 0;
+	if (r < 0)
+		return r;
+	if ((r = vm_map_ram(vm, e)) < 0 || (r = vm_create_vcpus(vm, e)) < 0)
+		return r;
+	if ((r = machine_devices_init(vm, e)) < 0)
+		return r;
+	return loader_load(vm, e);
+}
+
+int vm_on_destroy(struct vm *vm, void (*fn)(void *), void *opaque, struct err *e)
+{
+	if (vm->nr_teardowns == VM_MAX_TEARDOWNS)
+		return err_set(e, ENOSPC, "too many device teardowns");
+	vm->teardowns[vm->nr_teardowns++] = (struct vm_teardown){ fn, opaque };
+	return 0;
+}
+
+void vm_destroy(struct vm *vm)
+{
+	while (vm->nr_teardowns > 0) {
+		struct vm_teardown *t = &vm->teardowns[--vm->nr_teardowns];
+		t->fn(t->opaque);
+	}
+	if (vm->engine) {
+		for (unsigned i = 0; i < vm->nr_vcpus; i++)
+			vm->engine->vcpu_destroy(&vm->vcpus[i]);
+		if (vm->engine_vm)
+			vm->engine->vm_destroy(vm);
+	}
+	if (vm->ram)
+		munmap(vm->ram, vm->ram_size);
+	vm->ram = NULL;
+	pthread_cond_destroy(&vm->cond);
+	pthread_mutex_destroy(&vm->lock);
+}
+
+void *vm_gpa_to_host(struct vm *vm, uint64_t gpa, uint64_t len)
+{
+	if (len == 0)
+		len = 1;
+	if (gpa < vm->low_ram_size) {
+		if (len > vm->low_ram_size - gpa)
+			return NULL;
+		return vm->ram + gpa;
+	}
+	uint64_t high = vm->ram_size - vm->low_ram_size;
+	if (gpa < VM_HIGH_RAM_BASE || gpa - VM_HIGH_RAM_BASE >= high ||
+	    len > high - (gpa - VM_HIGH_RAM_BASE))
+		return NULL;
+	return vm->ram + vm->low_ram_size + (gpa - VM_HIGH_RAM_BASE);
+}
+
+void vm_request_exit(struct vm *vm, int status, const char *fmt, ...)
+{
+	pthread_mutex_lock(&vm->lock);
+	if (vm->stopping) {
+		pthread_mutex_unlock(&vm->lock);
+		return;
+	}
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(vm->exit_message, sizeof(vm->exit_message), fmt, ap);
+	va_end(ap);
+	vm->exit_status = status;
+	__atomic_store_n(&vm->stopping, true, __ATOMIC_RELEASE);
+	pthread_cond_broadcast(&vm->cond);
+	/* Threads started after this point see `stopping` before their first
+	 * run; those started before it are kicked out of theirs. */
+	unsigned running = vm->nr_threads;
+	pthread_mutex_unlock(&vm->lock);
+
+	if (vm->debug_hooks && vm->debug_hooks->on_vm_stop)
+		vm->debug_hooks->on_vm_stop(vm, status, vm->exit_message);
+	for (unsigned i = 0; i < running; i++)
+		vm->engine->kick(&vm->vcpus[i]);
+}
+
+/* "rip 0x... (mov eax, 1)" for messages about where a vCPU stopped. */
+static void vcpu_describe_pc(struct vcpu *vcpu, uint64_t pc, const uint8_t *insn,
+			     unsigned insn_len, char *out, size_t size)
+{
+	struct x86_sregs sregs;
+	char text[96] = "instruction bytes unknown";
+	enum x86_mode mode = X86_MODE_LONG64;
+
+	if (vcpu->vm->engine->get_sregs(vcpu, &sregs) == 0)
+		mode = x86_mode_of(&sregs);
+	if (insn_len > 0) {
+		char bytes[3 * 16 + 1] = "";
+		x86_format_insn(mode, pc, insn, insn_len, text, sizeof(text));
+		for (unsigned i = 0; i < insn_len && i < 16; i++)
+			snprintf(bytes + 3 * i, 4, "%s%02x", i ? " " : "", insn[i]);
+		snprintf(out, size, "RIP 0x%" PRIx64 ": %s [%s], %s", pc, text, bytes,
+			 x86_mode_name(mode));
+		return;
+	}
+	snprintf(out, size, "RIP 0x%" PRIx64 " (%s), %s", pc, text, x86_mode_name(mode));
+}
+
+static uint64_t vcpu_rip(struct vcpu *vcpu)
+{
+	struct x86_regs regs;
+	if (vcpu->vm->engine->get_regs(vcpu, &regs) < 0)
+		return 0;
+	return regs.rip;
+}
+
+static void vcpu_handle_io(struct vcpu *vcpu, struct vm_exit *exit)
+{
+	uint8_t *data = exit->io.data;
+	for (uint32_t i = 0; i < exit->io.count; i++, data += exit->io.size) {
+		int r = bus_access(&vcpu->vm->pio, exit->io.port, data, exit->io.size,
+				   exit->io.is_write);
+		if (r < 0 && !exit->io.is_write)
+			memset(data, 0xff, exit->io.size);
+	}
+}
+
+static void vcpu_handle_mmio(struct vcpu *vcpu, struct vm_exit *exit)
+{
+	int r = bus_access(&vcpu->vm->mmio, exit->mmio.gpa, exit->mmio.data, exit->mmio.len,
+			   exit->mmio.is_write);
+	if (r < 0 && !exit->mmio.is_write)
+		memset(exit->mmio.data, 0xff, exit->mmio.len);
+}
+
+static void vcpu_handle_shutdown(struct vcpu *vcpu)
+{
+	char where[256];
+	uint64_t rip = vcpu_rip(vcpu);
+	uint8_t insn[16];
+	unsigned len = 0;
+	struct x86_sregs sregs;
+
+	/* KVM does not say which exception escalated; the instruction at RIP
+	 * usually does (ud2, a faulting load, ...). */
+	if (vcpu->vm->engine->get_sregs(vcpu, &sregs) == 0 && !(sregs.cr0 & CR0_PG)) {
+		void *host = vm_gpa_to_host(vcpu->vm, rip + sregs.cs.base, sizeof(insn));
+		if (host) {
+			memcpy(insn, host, sizeof(insn));
+			len = sizeof(insn);
+		}
+	}
+	vcpu_describe_pc(vcpu, rip, insn, len, where, sizeof(where));
+	vm_request_exit(vcpu->vm, 1,
+			"vCPU %u: triple fault (an exception while delivering a double fault), "
+			"guest stopped at %s", vcpu->id, where);
+}
+
+static void vcpu_handle_failure(struct vcpu *vcpu, struct vm_exit *exit)
+{
+	char where[256];
+	vcpu_describe_pc(vcpu, exit->failure.pc, exit->failure.insn, exit->failure.insn_len,
+			 where, sizeof(where));
+	vm_request_exit(vcpu->vm, 1,
+			"vCPU %u: the %s engine cannot execute the instruction at %s",
+			vcpu->id, vcpu->vm->engine->name, where);
+}
+
+/* The guest's own INT3 with no debugger: deliver its #BP as hardware would. */
+static void vcpu_reflect_bpt(struct vcpu *vcpu, struct vm_exit *exit)
+{
+	struct vm *vm = vcpu->vm;
+	struct x86_regs regs;
+
+	if (!vm->engine->inject_exception || vm->engine->get_regs(vcpu, &regs) < 0) {
+		vm_request_exit(vm, 1, "vCPU %u: guest INT3 at 0x%" PRIx64
+				" and no way to deliver #BP on engine %s", vcpu->id,
+				exit->bpt.pc, vm->engine->name);
+		return;
+	}
+	regs.rip = exit->bpt.pc + 1;
+	if (vm->engine->set_regs(vcpu, &regs) < 0 ||
+	    vm->engine->inject_exception(vcpu, X86_BP, false, 0) < 0)
+		vm_request_exit(vm, 1, "vCPU %u: cannot deliver #BP for the guest's INT3 at 0x%"
+				PRIx64, vcpu->id, exit->bpt.pc);
+}
+
+static void vcpu_handle_exit(struct vcpu *vcpu, struct vm_exit *exit)
+{
+	struct vm *vm = vcpu->vm;
+
+	switch (exit->reason) {
+	case VM_EXIT_IO:
+		vcpu_handle_io(vcpu, exit);
+		break;
+	case VM_EXIT_MMIO:
+		vcpu_handle_mmio(vcpu, exit);
+		break;
+	case VM_EXIT_SHUTDOWN:
+		vcpu_handle_shutdown(vcpu);
+		break;
+	case VM_EXIT_RESET:
+		vm_request_exit(vm, 0, "vCPU %u: the guest asked for a reset; vmdb stops instead",
+				vcpu->id);
+		break;
+	case VM_EXIT_BPT:
+		vcpu_reflect_bpt(vcpu, exit);
+		break;
+	case VM_EXIT_EMULATION_FAILURE:
+		vcpu_handle_failure(vcpu, exit);
+		break;
+	case VM_EXIT_KICKED:
+	case VM_EXIT_DB:          /* a leftover debug exit with no debugger to take it */
+	case VM_EXIT_MOV_DR:
+	case VM_EXIT_NONE:
+		break;
+	case VM_EXIT_HLT:
+		vm_request_exit(vm, 1, "vCPU %u: halted, and engine %s has no interrupt "
+				"controller to wake it", vcpu->id, vm->engine->name);
+		break;
+	case VM_EXIT_ENTRY_FAILURE:
+		vm_request_exit(vm, 1, "vCPU %u: the engine refused the guest state (reason 0x%"
+				PRIx64 ")", vcpu->id, exit->entry_failure.hw_reason);
+		break;
+	case VM_EXIT_UNKNOWN:
+	default:
+		vm_request_exit(vm, 1, "vCPU %u: unexpected exit from engine %s (code %u) at RIP 0x%"
+				PRIx64, vcpu->id, vm->engine->name, exit->unknown.code,
+				vcpu_rip(vcpu));
+		break;
+	}
+}
+
+static void *vcpu_thread(void *arg)
+{
+	struct vcpu *vcpu = arg;
+	struct vm *vm = vcpu->vm;
+	const struct vm_debug_hooks *hooks = vm->debug_hooks;
+	struct vm_exit exit;
+
+	while (!vm_stopping(vm)) {
+		if (hooks && hooks->before_run)
+			hooks->before_run(vm, vcpu);
+		if (vm_stopping(vm))
+			break;
+		memset(&exit, 0, sizeof(exit));
+		int r = vm->engine->run(vcpu, &exit);
+		if (r < 0) {
+			vm_request_exit(vm, 1, "vCPU %u: engine %s failed to run: %s", vcpu->id,
+					vm->engine->name, strerror(-r));
+			break;
+		}
+		if (hooks && hooks->on_exit && hooks->on_exit(vm, vcpu, &exit))
+			continue;
+		vcpu_handle_exit(vcpu, &exit);
+	}
+	return NULL;
+}
+
+int vm_run(struct vm *vm)
+{
+	unsigned started = 0;
+
+	for (; started < vm->nr_vcpus; started++) {
+		struct vcpu *vcpu = &vm->vcpus[started];
+		pthread_mutex_lock(&vm->lock);
+		int r = pthread_create(&vcpu->thread, NULL, vcpu_thread, vcpu);
+		if (r == 0)
+			vm->nr_threads = started + 1;
+		pthread_mutex_unlock(&vm->lock);
+		if (r != 0) {
+			vm_request_exit(vm, 1, "cannot start a thread for vCPU %u: %s", started,
+					strerror(r));
+			break;
+		}
+	}
+	for (unsigned i = 0; i < started; i++)
+		pthread_join(vm->vcpus[i].thread, NULL);
+	return vm->exit_status;
+}

@@ -1,0 +1,350 @@
+/* rsp/rsp.c — GDB remote serial protocol framing (see rsp.h). */
+#include "rsp/rsp.h"
+#include "rsp/rsp_args.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define RSP_ESCAPE_CHAR   '}'
+#define RSP_ESCAPE_XOR    0x20
+#define RSP_RLE_CHAR      '*'
+/* A run-length count character n means n - RSP_RLE_BIAS extra copies. */
+#define RSP_RLE_BIAS      29
+#define RSP_RLE_MIN_EXTRA 3            /* ' ': the first printable count */
+#define RSP_RLE_MAX_EXTRA (126 - RSP_RLE_BIAS)
+
+static const char rsp_hexdigits[] = "0123456789abcdef";
+
+int rsp_init(struct rsp_conn *c, const struct rsp_ops *ops, void *opaque,
+	     size_t max_packet)
+{
+	memset(c, 0, sizeof(*c));
+	if (!ops || !ops->write || !ops->packet)
+		return -EINVAL;
+	if (max_packet < RSP_MIN_PACKET || max_packet > RSP_MAX_PACKET)
+		return -EINVAL;
+	c->in = malloc(max_packet + 1);
+	if (!c->in)
+		return -ENOMEM;
+	c->ops = ops;
+	c->opaque = opaque;
+	c->max_packet = max_packet;
+	c->state = RSP_ST_IDLE;
+	return 0;
+}
+
+void rsp_fini(struct rsp_conn *c)
+{
+	free(c->in);
+	free(c->out);
+	free(c->fmt_buf);
+	memset(c, 0, sizeof(*c));
+}
+
+size_t rsp_max_packet(const struct rsp_conn *c)
+{
+	return c->max_packet;
+}
+
+bool rsp_noack(const struct rsp_conn *c)
+{
+	return c->noack;
+}
+
+void rsp_set_noack(struct rsp_conn *c, bool noack)
+{
+	c->noack = noack;
+	if (noack)
+		c->unacked = false;
+}
+
+/* ---- receive side --------------------------------------------------- */
+
+static void rsp_ack(struct rsp_conn *c, char ch)
+{
+	if (!c->noack)
+		c->ops->write(c->opaque, &ch, 1);
+}
+
+static void rsp_start_packet(struct rsp_conn *c)
+{
+	c->state = RSP_ST_PACKET;
+	c->in_len = 0;
+	c->raw_len = 0;
+	c->sum = 0;
+	c->bad = false;
+}
+
+/* Store one decoded payload byte; past the limit the packet is only
+ * marked bad so the rest of it is still read (and ignored) as payload. */
+static void rsp_store(struct rsp_conn *c, char ch)
+{
+	if (c->in_len >= c->max_packet) {
+		c->bad = true;
+		return;
+	}
+	c->in[c->in_len++] = ch;
+}
+
+/* Expand a run: count character n repeats the previous decoded byte
+ * n - 29 more times. Counts outside the printable range, or a '*' with
+ * nothing before it, make the packet malformed. */
+static void rsp_expand(struct rsp_conn *c, unsigned char n)
+{
+	if (n < RSP_RLE_MIN_EXTRA + RSP_RLE_BIAS || n > 126 || c->in_len == 0) {
+		c->bad = true;
+		return;
+	}
+	char prev = c->in[c->in_len - 1];
+	for (int i = 0; i < n - RSP_RLE_BIAS && !c->bad; i++)
+		rsp_store(c, prev);
+}
+
+static void rsp_deliver(struct rsp_conn *c, unsigned char got)
+{
+	c->state = RSP_ST_IDLE;
+	if (c->bad || got != c->sum) {
+		rsp_ack(c, '-');
+		return;
+	}
+	rsp_ack(c, '+');
+	c->in[c->in_len] = '\0';
+	c->ops->packet(c->opaque, c->in, c->in_len);
+}
+
+static void rsp_peer_ack(struct rsp_conn *c, char ch)
+{
+	if (c->noack || !c->unacked)
+		return;                 /* stray: nothing outstanding */
+	if (ch == '+')
+		c->unacked = false;
+	else
+		c->ops->write(c->opaque, c->out, c->out_len);
+}
+
+static void rsp_idle_byte(struct rsp_conn *c, unsigned char ch)
+{
+	switch (ch) {
+	case '$':
+		rsp_start_packet(c);
+		break;
+	case '+':
+	case '-':
+		rsp_peer_ack(c, (char)ch);
+		break;
+	case RSP_INTERRUPT:
+		if (c->ops->interrupt)
+			c->ops->interrupt(c->opaque);
+		break;
+	default:
+		break;                  /* line noise between packets */
+	}
+}
+
+/* A payload byte as sent: counts toward the checksum and the size limit. */
+static bool rsp_raw_byte(struct rsp_conn *c, unsigned char ch)
+{
+	c->sum += ch;
+	if (++c->raw_len > c->max_packet)
+		c->bad = true;
+	return !c->bad;
+}
+
+static void rsp_packet_byte(struct rsp_conn *c, unsigned char ch)
+{
+	if (ch == '#') {
+		c->state = RSP_ST_CSUM1;
+		return;
+	}
+	if (!rsp_raw_byte(c, ch))
+		return;
+	if (ch == RSP_ESCAPE_CHAR)
+		c->state = RSP_ST_ESCAPE;
+	else if (ch == RSP_RLE_CHAR)
+		c->state = RSP_ST_REPEAT;
+	else
+		rsp_store(c, (char)ch);
+}
+
+/* The byte after '}' or '*'. A '#' there ends the packet early (the
+ * sender broke the rules; the packet is rejected), so a well-formed packet
+ * behind it is still found. */
+static void rsp_modifier_byte(struct rsp_conn *c, unsigned char ch)
+{
+	enum rsp_state was = c->state;
+	if (ch == '#') {
+		c->bad = true;
+		c->state = RSP_ST_CSUM1;
+		return;
+	}
+	c->state = RSP_ST_PACKET;
+	if (!rsp_raw_byte(c, ch))
+		return;
+	if (was == RSP_ST_ESCAPE)
+		rsp_store(c, (char)(ch ^ RSP_ESCAPE_XOR));
+	else
+		rsp_expand(c, ch);
+}
+
+static void rsp_csum_byte(struct rsp_conn *c, unsigned char ch)
+{
+	int v = rsp_hex_digit(ch);
+	if (v < 0)
+		c->bad = true;          /* still consume two characters */
+	if (c->state == RSP_ST_CSUM1) {
+		c->csum_hi = (uint8_t)(v < 0 ? 0 : v);
+		c->state = RSP_ST_CSUM2;
+		return;
+	}
+	rsp_deliver(c, (unsigned char)(c->csum_hi << 4 | (v < 0 ? 0 : v)));
+}
+
+/* The whole state machine: every transition starts here. */
+static void rsp_feed_byte(struct rsp_conn *c, unsigned char ch)
+{
+	if (ch == '$' && c->state != RSP_ST_IDLE) {
+		/* '$' is never valid inside a packet: the previous one was cut
+		 * off, and this is the start of the next. */
+		rsp_start_packet(c);
+		return;
+	}
+	switch (c->state) {
+	case RSP_ST_IDLE:
+		rsp_idle_byte(c, ch);
+		break;
+	case RSP_ST_PACKET:
+		rsp_packet_byte(c, ch);
+		break;
+	case RSP_ST_ESCAPE:
+	case RSP_ST_REPEAT:
+		rsp_modifier_byte(c, ch);
+		break;
+	case RSP_ST_CSUM1:
+	case RSP_ST_CSUM2:
+		rsp_csum_byte(c, ch);
+		break;
+	}
+}
+
+void rsp_feed(struct rsp_conn *c, const void *buf, size_t len)
+{
+	const unsigned char *p = buf;
+	for (size_t i = 0; i < len; i++)
+		rsp_feed_byte(c, p[i]);
+}
+
+/* ---- send side ------------------------------------------------------ */
+
+static bool rsp_needs_escape(unsigned char ch)
+{
+	return ch == '$' || ch == '#' || ch == RSP_ESCAPE_CHAR || ch == RSP_RLE_CHAR;
+}
+
+/* Extra copies a single '*' run may encode, at most `want`: counts whose
+ * character would be '#' or '$' (6, 7 extra) are forbidden by the manual,
+ * and we also avoid '*' and '}' so no reader can mistake the count for a
+ * modifier. Returns 0 when a run would not save bytes. */
+static int rsp_rle_extra(size_t want)
+{
+	int n = want > RSP_RLE_MAX_EXTRA ? RSP_RLE_MAX_EXTRA : (int)want;
+	for (; n >= RSP_RLE_MIN_EXTRA; n--) {
+		char cnt = (char)(n + RSP_RLE_BIAS);
+		if (cnt != '#' && cnt != '$' && cnt != '*' && cnt != '}')
+			return n;
+	}
+	return 0;
+}
+
+static int rsp_out_reserve(struct rsp_conn *c, size_t need)
+{
+	if (need <= c->out_cap)
+		return 0;
+	size_t cap = c->out_cap ? c->out_cap : 256;
+	while (cap < need)
+		cap *= 2;
+	char *p = realloc(c->out, cap);
+	if (!p)
+		return -ENOMEM;
+	c->out = p;
+	c->out_cap = cap;
+	return 0;
+}
+
+/* Encode payload into c->out as "$...#cs". Worst case every byte is
+ * escaped: 2 * len + 4. Runs are only encoded for bytes that need no
+ * escape, so '*' always follows a plain character. */
+static void rsp_encode(struct rsp_conn *c, const unsigned char *p, size_t len)
+{
+	char *o = c->out;
+	size_t n = 0;
+	uint8_t sum = 0;
+
+	o[n++] = '$';
+	for (size_t i = 0; i < len;) {
+		unsigned char ch = p[i];
+		if (rsp_needs_escape(ch)) {
+			o[n++] = RSP_ESCAPE_CHAR;
+			o[n++] = (char)(ch ^ RSP_ESCAPE_XOR);
+			sum += RSP_ESCAPE_CHAR + (ch ^ RSP_ESCAPE_XOR);
+			i++;
+			continue;
+		}
+		size_t run = 1;
+		while (i + run < len && p[i + run] == ch)
+			run++;
+		o[n++] = (char)ch;
+		sum += ch;
+		i++;
+		int extra = rsp_rle_extra(run - 1);
+		if (extra) {
+			o[n++] = RSP_RLE_CHAR;
+			o[n++] = (char)(extra + RSP_RLE_BIAS);
+			sum += RSP_RLE_CHAR + extra + RSP_RLE_BIAS;
+			i += (size_t)extra;
+		}
+	}
+	o[n++] = '#';
+	o[n++] = rsp_hexdigits[sum >> 4];
+	o[n++] = rsp_hexdigits[sum & 0xf];
+	c->out_len = n;
+}
+
+int rsp_send(struct rsp_conn *c, const void *payload, size_t len)
+{
+	if (len > (SIZE_MAX - 4) / 2)
+		return -ENOMEM;
+	int rc = rsp_out_reserve(c, 2 * len + 4);
+	if (rc)
+		return rc;
+	rsp_encode(c, payload, len);
+	c->unacked = !c->noack;
+	c->ops->write(c->opaque, c->out, c->out_len);
+	return 0;
+}
+
+int rsp_sendf(struct rsp_conn *c, const char *fmt, ...)
+{
+	va_list ap, ap2;
+	va_start(ap, fmt);
+	va_copy(ap2, ap);
+	int n = vsnprintf(c->fmt_buf, c->fmt_cap, fmt, ap);
+	va_end(ap);
+	if (n < 0) {
+		va_end(ap2);
+		return -EINVAL;
+	}
+	if ((size_t)n >= c->fmt_cap) {
+		char *p = realloc(c->fmt_buf, (size_t)n + 1);
+		if (!p) {
+			va_end(ap2);
+			return -ENOMEM;
+		}
+		c->fmt_buf = p;
+		c->fmt_cap = (size_t)n + 1;
+		vsnprintf(c->fmt_buf, c->fmt_cap, fmt, ap2);
+	}
+	va_end(ap2);
+	return rsp_send(c, c->fmt_buf, (size_t)n);
+}

@@ -1,0 +1,213 @@
+/* rsp/rsp_args.c — argument readers and reply builders (see rsp_args.h). */
+#include "rsp/rsp_args.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char rsp_hex_chars[] = "0123456789abcdef";
+
+int rsp_hex_digit(int ch)
+{
+	if (ch >= '0' && ch <= '9')
+		return ch - '0';
+	if (ch >= 'a' && ch <= 'f')
+		return ch - 'a' + 10;
+	if (ch >= 'A' && ch <= 'F')
+		return ch - 'A' + 10;
+	return -1;
+}
+
+/* End of the field that starts at c->p: the first `sep`, or the end. */
+static const char *rsp_field_end(const struct rsp_cur *c, char sep)
+{
+	const char *q = c->p;
+	while (q < c->end && *q != sep)
+		q++;
+	return q;
+}
+
+/* Step past a field ending at q, and past sep if it is there. */
+static void rsp_field_done(struct rsp_cur *c, const char *q)
+{
+	c->p = q < c->end ? q + 1 : q;
+}
+
+int rsp_take_hex(struct rsp_cur *c, char sep, uint64_t *out)
+{
+	const char *q = rsp_field_end(c, sep);
+	uint64_t v = 0;
+
+	if (q == c->p)
+		return -EINVAL;
+	for (const char *s = c->p; s < q; s++) {
+		int d = rsp_hex_digit((unsigned char)*s);
+		if (d < 0)
+			return -EINVAL;
+		if (v >> 60)
+			return -EINVAL;       /* a fifth nibble would not fit */
+		v = v << 4 | (uint64_t)d;
+	}
+	rsp_field_done(c, q);
+	*out = v;
+	return 0;
+}
+
+int rsp_take_char(struct rsp_cur *c, char *out)
+{
+	if (rsp_at_end(c))
+		return -EINVAL;
+	*out = *c->p++;
+	return 0;
+}
+
+bool rsp_skip_char(struct rsp_cur *c, char want)
+{
+	if (rsp_at_end(c) || *c->p != want)
+		return false;
+	c->p++;
+	return true;
+}
+
+bool rsp_skip_str(struct rsp_cur *c, const char *lit)
+{
+	size_t n = strlen(lit);
+	if (rsp_left(c) < n || memcmp(c->p, lit, n) != 0)
+		return false;
+	c->p += n;
+	return true;
+}
+
+int rsp_take_str(struct rsp_cur *c, char sep, char *buf, size_t size)
+{
+	const char *q = rsp_field_end(c, sep);
+	size_t n = (size_t)(q - c->p);
+
+	if (size == 0 || n > size - 1)
+		return -E2BIG;
+	if (memchr(c->p, '\0', n))
+		return -EINVAL;
+	memcpy(buf, c->p, n);
+	buf[n] = '\0';
+	rsp_field_done(c, q);
+	return 0;
+}
+
+int rsp_hex_decode(const char *hex, size_t len, uint8_t *out)
+{
+	if (len % 2)
+		return -EINVAL;
+	for (size_t i = 0; i < len; i += 2) {
+		int hi = rsp_hex_digit((unsigned char)hex[i]);
+		int lo = rsp_hex_digit((unsigned char)hex[i + 1]);
+		if (hi < 0 || lo < 0)
+			return -EINVAL;
+		out[i / 2] = (uint8_t)(hi << 4 | lo);
+	}
+	return 0;
+}
+
+void rsp_hex_encode(const uint8_t *bytes, size_t n, char *out)
+{
+	for (size_t i = 0; i < n; i++) {
+		out[2 * i] = rsp_hex_chars[bytes[i] >> 4];
+		out[2 * i + 1] = rsp_hex_chars[bytes[i] & 0xf];
+	}
+	out[2 * n] = '\0';
+}
+
+/* ---- reply buffer --------------------------------------------------- */
+
+void rsp_buf_init(struct rsp_buf *b)
+{
+	memset(b, 0, sizeof(*b));
+}
+
+void rsp_buf_free(struct rsp_buf *b)
+{
+	free(b->data);
+	memset(b, 0, sizeof(*b));
+}
+
+void rsp_buf_reset(struct rsp_buf *b)
+{
+	b->len = 0;
+	b->err = 0;
+	if (b->data)
+		b->data[0] = '\0';
+}
+
+/* Make room for `more` bytes plus the terminating NUL. */
+static int rsp_buf_grow(struct rsp_buf *b, size_t more)
+{
+	if (b->err)
+		return b->err;
+	if (more > SIZE_MAX / 2 - b->len - 1)
+		return b->err = -ENOMEM;
+	size_t need = b->len + more + 1;
+	if (need <= b->cap)
+		return 0;
+	size_t cap = b->cap ? b->cap : 256;
+	while (cap < need)
+		cap *= 2;
+	char *p = realloc(b->data, cap);
+	if (!p)
+		return b->err = -ENOMEM;
+	b->data = p;
+	b->cap = cap;
+	return 0;
+}
+
+int rsp_buf_append(struct rsp_buf *b, const void *data, size_t len)
+{
+	int rc = rsp_buf_grow(b, len);
+	if (rc)
+		return rc;
+	if (len)
+		memcpy(b->data + b->len, data, len);
+	b->len += len;
+	b->data[b->len] = '\0';
+	return 0;
+}
+
+int rsp_buf_putc(struct rsp_buf *b, char ch)
+{
+	return rsp_buf_append(b, &ch, 1);
+}
+
+int rsp_buf_printf(struct rsp_buf *b, const char *fmt, ...)
+{
+	va_list ap;
+	char small[128];
+
+	if (b->err)
+		return b->err;
+	va_start(ap, fmt);
+	int n = vsnprintf(small, sizeof(small), fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return -EINVAL;
+	if ((size_t)n < sizeof(small))
+		return rsp_buf_append(b, small, (size_t)n);
+	int rc = rsp_buf_grow(b, (size_t)n);
+	if (rc)
+		return rc;
+	va_start(ap, fmt);
+	vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	b->len += (size_t)n;
+	return 0;
+}
+
+int rsp_buf_hex(struct rsp_buf *b, const void *bytes, size_t n)
+{
+	if (n > SIZE_MAX / 4)
+		return b->err = -ENOMEM;
+	int rc = rsp_buf_grow(b, 2 * n);
+	if (rc)
+		return rc;
+	rsp_hex_encode(bytes, n, b->data + b->len);
+	b->len += 2 * n;
+	return 0;
+}

@@ -1,0 +1,112 @@
+"""Every bad command line gets one clear line and the right exit status."""
+import os
+import struct
+import subprocess
+
+import pytest
+
+from conftest import HAVE_KVM, run_vmdb, sanitizer_env
+
+USAGE, RUNTIME = 2, 1
+
+
+def one_line_error(r, status, *words):
+    assert r.returncode == status, (r.returncode, r.stderr)
+    lines = [l for l in r.stderr.splitlines() if l.strip()]
+    assert len(lines) == 1, f"expected one line, got: {r.stderr!r}"
+    assert lines[0].startswith("vmdb: ")
+    for w in words:
+        assert w in lines[0], f"{w!r} not in {lines[0]!r}"
+
+
+@pytest.mark.parametrize("args,words", [
+    ([], ["no KERNEL"]),
+    (["--smp", "0", "k"], ["--smp 0"]),
+    (["--smp", "9999", "k"], ["--smp 9999", "between 1 and"]),
+    (["--smp", "two", "k"], ["--smp 'two'"]),
+    (["--mem", "lots", "k"], ["--mem 'lots'"]),
+    (["--mem", "1M", "k"], ["--mem 1M"]),
+    (["--mem", "99999999999999999999G", "k"], ["--mem"]),
+    (["--serial", "tty", "k"], ["--serial 'tty'"]),
+    (["--gdb=localhost", "k"], ["--gdb 'localhost'"]),
+    (["--engine", "bochs", "k"], ["--engine 'bochs'"]),
+    (["--frobnicate", "k"], ["unknown option '--frobnicate'"]),
+    (["--smp"], ["--smp needs a value"]),
+    (["a", "b"], ["unexpected argument 'b'"]),
+])
+def test_usage_errors(vmdb_bin, args, words):
+    one_line_error(run_vmdb(vmdb_bin, *args), USAGE, *words)
+
+
+def test_help_and_version(vmdb_bin):
+    r = run_vmdb(vmdb_bin, "--help")
+    assert r.returncode == 0 and "usage: vmdb" in r.stdout and "--wait-gdb" in r.stdout
+    r = run_vmdb(vmdb_bin, "--version")
+    assert r.returncode == 0 and r.stdout.startswith("vmdb ")
+
+
+def test_missing_kernel(vmdb_bin, tmp_path):
+    one_line_error(run_vmdb(vmdb_bin, str(tmp_path / "nope.elf")), RUNTIME,
+                   "nope.elf", "No such file")
+
+
+def test_kernel_is_a_directory(vmdb_bin, tmp_path):
+    one_line_error(run_vmdb(vmdb_bin, str(tmp_path)), RUNTIME, str(tmp_path))
+
+
+@pytest.mark.parametrize("content", [b"", b"hello, I am not a kernel\n" * 100,
+                                     b"\x7fELF" + b"\x01" * 60])
+@pytest.mark.kvm
+def test_not_a_kernel(vmdb_bin, tmp_path, content):
+    k = tmp_path / "junk.bin"
+    k.write_bytes(content)
+    one_line_error(run_vmdb(vmdb_bin, str(k)), RUNTIME, "junk.bin")
+
+
+def elf64_with_segment_at(paddr, size):
+    """A minimal x86-64 ELF executable with one PT_LOAD at paddr."""
+    ehdr = struct.pack("<4sBBBBB7xHHIQQQIHHHHHH", b"\x7fELF", 2, 1, 1, 0, 0,
+                       2, 62, 1, paddr, 64, 0, 0, 64, 56, 1, 0, 0, 0)
+    phdr = struct.pack("<IIQQQQQQ", 1, 5, 0x1000, paddr, paddr, 16, size, 0x1000)
+    body = ehdr + phdr
+    return body + b"\0" * (0x1000 - len(body)) + b"\xf4" * 16
+
+
+@pytest.mark.kvm
+def test_kernel_does_not_fit(vmdb_bin, tmp_path):
+    k = tmp_path / "big.elf"
+    k.write_bytes(elf64_with_segment_at(0x8000000, 0x1000))   # at 128 MiB
+    one_line_error(run_vmdb(vmdb_bin, "--mem", "64M", str(k)), RUNTIME, "does not fit")
+
+
+@pytest.mark.kvm
+def test_lying_elf_header(vmdb_bin, tmp_path):
+    data = bytearray(elf64_with_segment_at(0x200000, 0x1000))
+    struct.pack_into("<Q", data, 0x20, 0x7fffffff)          # e_phoff far past the end
+    k = tmp_path / "liar.elf"
+    k.write_bytes(bytes(data))
+    one_line_error(run_vmdb(vmdb_bin, str(k)), RUNTIME, "liar.elf")
+
+
+@pytest.mark.kvm
+def test_no_dev_kvm(vmdb_bin, guest):
+    """/dev/kvm hidden in a private mount namespace."""
+    script = 'mount -t tmpfs tmpfs /dev && exec "$0" "$@"'
+    r = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script,
+                        vmdb_bin, guest("exit")], capture_output=True, text=True,
+                       timeout=60, env=sanitizer_env())
+    if "unshare failed" in r.stderr or "mount:" in r.stderr:
+        pytest.skip("cannot make a mount namespace here")
+    one_line_error(r, RUNTIME, "/dev/kvm")
+
+
+@pytest.mark.kvm
+def test_no_permission_for_dev_kvm(vmdb_bin, guest):
+    if os.getuid() != 0:
+        pytest.skip("needs root to switch to an unprivileged user")
+    if os.stat("/dev/kvm").st_mode & 0o006:
+        pytest.skip("/dev/kvm is world-accessible here")
+    r = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                        vmdb_bin, guest("exit")], capture_output=True, text=True, timeout=60,
+                       env=sanitizer_env())
+    one_line_error(r, RUNTIME, "permission", "/dev/kvm")
