@@ -1,3 +1,75 @@
 # guests/guests.mk — freestanding test guests (owned by the guests work).
-.PHONY: guests
-guests:
+# Always built into build/guests/, whatever BUILD/SAN say: the guests do not
+# change with the host sanitizer build.
+#
+#   build/guests/<name>.elf      ELF64, vmdb's direct entry (machine/bootinfo.h),
+#                                linked at 1 MiB
+#   build/guests/multiboot.elf   Multiboot v1 (ELF32 from objcopy), at 4 MiB;
+#                                multiboot.elf64 is the same link with symbols
+#                                gdb reads as x86-64
+#   build/guests/mb/<name>.elf   every ELF64 test also as multiboot, so it can
+#                                be run under QEMU -kernel (mb/<name>.elf64 for gdb)
+
+GUEST_OUT    := build/guests
+GUEST_CC     := gcc
+GUEST_CFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -Werror -Wshadow \
+	-ffreestanding -fno-pic -fno-pie -mno-red-zone -mcmodel=kernel \
+	-mgeneral-regs-only -fno-stack-protector -fno-omit-frame-pointer \
+	-fno-asynchronous-unwind-tables -fno-delete-null-pointer-checks \
+	-fcf-protection=none -I. -MMD -MP
+GUEST_LDFLAGS := -nostdlib -static -no-pie -Wl,--build-id=none \
+	-Wl,-z,max-page-size=0x1000 -Wl,-z,noexecstack -Wl,--no-warn-rwx-segments \
+	-Wl,-T,guests/rt/link.ld
+
+GUEST_RT_SRCS := $(filter-out guests/rt/entry64.S guests/rt/entry_mb.S, \
+	$(wildcard guests/rt/*.c guests/rt/*.S))
+GUEST_RT_OBJS := $(patsubst guests/%,$(GUEST_OUT)/%.o,$(basename $(GUEST_RT_SRCS)))
+GUEST_E64_OBJ := $(GUEST_OUT)/rt/entry64.o
+GUEST_MB_OBJ  := $(GUEST_OUT)/rt/entry_mb.o
+
+# Tests for the direct ELF64 entry; all but entry64 are also built for multiboot.
+GUEST_E64 := demo entry64 exit triple emufail smp timer
+GUEST_MB  := $(filter-out entry64,$(GUEST_E64))
+
+GUEST_ELFS := $(GUEST_E64:%=$(GUEST_OUT)/%.elf) \
+	$(GUEST_OUT)/multiboot.elf $(GUEST_OUT)/multiboot.elf64 \
+	$(GUEST_MB:%=$(GUEST_OUT)/mb/%.elf) $(GUEST_MB:%=$(GUEST_OUT)/mb/%.elf64)
+
+guests: $(GUEST_ELFS)
+
+$(GUEST_OUT)/%.o: guests/%.c
+	@mkdir -p $(dir $@)
+	$(GUEST_CC) $(GUEST_CFLAGS) -c -o $@ $<
+
+$(GUEST_OUT)/%.o: guests/%.S
+	@mkdir -p $(dir $@)
+	$(GUEST_CC) $(GUEST_CFLAGS) -c -o $@ $<
+
+$(GUEST_OUT)/%.elf: $(GUEST_E64_OBJ) $(GUEST_RT_OBJS) $(GUEST_OUT)/%.o guests/rt/link.ld
+	$(GUEST_CC) $(GUEST_LDFLAGS) -Wl,--defsym=RT_LOAD_ADDR=0x100000 -Wl,-e,_start \
+		-o $@ $(filter %.o,$^)
+
+# Multiboot: link as ELF64 at 4 MiB, then objcopy to ELF32 for the loader.
+$(GUEST_OUT)/multiboot.elf64: $(GUEST_MB_OBJ) $(GUEST_RT_OBJS) $(GUEST_OUT)/multiboot.o guests/rt/link.ld
+	$(GUEST_CC) $(GUEST_LDFLAGS) -Wl,--defsym=RT_LOAD_ADDR=0x400000 -Wl,-e,rt_mb_entry \
+		-o $@ $(filter %.o,$^)
+
+$(GUEST_OUT)/mb/%.elf64: $(GUEST_MB_OBJ) $(GUEST_RT_OBJS) $(GUEST_OUT)/%.o guests/rt/link.ld
+	@mkdir -p $(dir $@)
+	$(GUEST_CC) $(GUEST_LDFLAGS) -Wl,--defsym=RT_LOAD_ADDR=0x400000 -Wl,-e,rt_mb_entry \
+		-o $@ $(filter %.o,$^)
+
+$(GUEST_OUT)/multiboot.elf: $(GUEST_OUT)/multiboot.elf64
+	objcopy -O elf32-i386 $< $@
+
+$(GUEST_OUT)/mb/%.elf: $(GUEST_OUT)/mb/%.elf64
+	objcopy -O elf32-i386 $< $@
+
+.SECONDARY: $(GUEST_RT_OBJS) $(GUEST_E64_OBJ) $(GUEST_MB_OBJ) \
+	$(GUEST_E64:%=$(GUEST_OUT)/%.o) $(GUEST_OUT)/multiboot.o
+
+-include $(wildcard $(GUEST_OUT)/*.d $(GUEST_OUT)/rt/*.d)
+
+# gdb stub tests (tests/test_gdb_*.py): scenarios with labels gdb can name.
+guests: $(GUEST_OUT)/gdb_target.elf
+.SECONDARY: $(GUEST_OUT)/gdb_target.o

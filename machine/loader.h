@@ -27,4 +27,13 @@ int loader_load(struct vm *vm, struct err *e) must_check;
 int load_elf64(struct vm *vm, const uint8_t *image, size_t size, struct err *e) must_check;
 int load_multiboot(struct vm *vm, const uint8_t *image, size_t size, struct err *e) must_check;
 
+/* Shared by the back ends. Read a whole regular, non-empty file ("what"
+ * names it in errors); *data is malloc'ed. */
+int loader_read_file(const char *what, const char *path, uint8_t **data, size_t *size,
+		     struct err *e) must_check;
+/* When cfg.initrd_path is set: load it at the first page boundary at or
+ * above `after`, ending at or below `limit`, and record vm->initrd_gpa /
+ * initrd_size (both 0 without an initrd). */
+int loader_load_initrd(struct vm *vm, uint64_t after, uint64_t limit, struct err *e) must_check;
+
 #endif

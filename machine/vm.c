@@ -13,6 +13,7 @@
 #include "machine/device.h"
 #include "machine/loader.h"
 #include "x86/decode.h"
+#include "x86/paging.h"
 
 static int vm_alloc_ram(struct vm *vm, struct err *e)
 {
@@ -125,6 +126,34 @@ void *vm_gpa_to_host(struct vm *vm, uint64_t gpa, uint64_t len)
 	return vm->ram + vm->low_ram_size + (gpa - VM_HIGH_RAM_BASE);
 }
 
+int vm_read_phys(void *opaque, uint64_t gpa, void *buf, size_t len)
+{
+	void *host = vm_gpa_to_host(opaque, gpa, len);
+	if (!host)
+		return -EFAULT;
+	memcpy(buf, host, len);
+	return 0;
+}
+
+int vm_read_virt(struct vm *vm, const struct x86_sregs *sregs, uint64_t gva, void *buf,
+		 size_t len)
+{
+	uint8_t *out = buf;
+	while (len > 0) {
+		uint64_t gpa;
+		size_t chunk = 4096 - (gva & 4095);
+		if (chunk > len)
+			chunk = len;
+		if (x86_translate(sregs, vm_read_phys, vm, gva, &gpa) < 0 ||
+		    vm_read_phys(vm, gpa, out, chunk) < 0)
+			return -EFAULT;
+		gva += chunk;
+		out += chunk;
+		len -= chunk;
+	}
+	return 0;
+}
+
 void vm_request_exit(struct vm *vm, int status, const char *fmt, ...)
 {
 	pthread_mutex_lock(&vm->lock);
@@ -162,9 +191,12 @@ static void vcpu_describe_pc(struct vcpu *vcpu, uint64_t pc, const uint8_t *insn
 		mode = x86_mode_of(&sregs);
 	if (insn_len > 0) {
 		char bytes[3 * 16 + 1] = "";
-		x86_format_insn(mode, pc, insn, insn_len, text, sizeof(text));
-		for (unsigned i = 0; i < insn_len && i < 16; i++)
-			snprintf(bytes + 3 * i, 4, "%s%02x", i ? " " : "", insn[i]);
+		unsigned shown = x86_format_insn(mode, pc, insn, insn_len, text, sizeof(text));
+		if (shown == 0 || shown > 16)
+			shown = insn_len < 16 ? insn_len : 16;
+		for (unsigned i = 0; i < shown; i++)
+			snprintf(bytes + 3 * i, 4, "%02x ", insn[i]);
+		bytes[3 * shown - 1] = '\0';
 		snprintf(out, size, "RIP 0x%" PRIx64 ": %s [%s], %s", pc, text, bytes,
 			 x86_mode_name(mode));
 		return;
@@ -209,13 +241,9 @@ static void vcpu_handle_shutdown(struct vcpu *vcpu)
 
 	/* KVM does not say which exception escalated; the instruction at RIP
 	 * usually does (ud2, a faulting load, ...). */
-	if (vcpu->vm->engine->get_sregs(vcpu, &sregs) == 0 && !(sregs.cr0 & CR0_PG)) {
-		void *host = vm_gpa_to_host(vcpu->vm, rip + sregs.cs.base, sizeof(insn));
-		if (host) {
-			memcpy(insn, host, sizeof(insn));
-			len = sizeof(insn);
-		}
-	}
+	if (vcpu->vm->engine->get_sregs(vcpu, &sregs) == 0 &&
+	    vm_read_virt(vcpu->vm, &sregs, sregs.cs.base + rip, insn, sizeof(insn)) == 0)
+		len = sizeof(insn);
 	vcpu_describe_pc(vcpu, rip, insn, len, where, sizeof(where));
 	vm_request_exit(vcpu->vm, 1,
 			"vCPU %u: triple fault (an exception while delivering a double fault), "

@@ -125,4 +125,13 @@ int vm_on_destroy(struct vm *vm, void (*fn)(void *), void *opaque, struct err *e
  * it is not RAM. Never trust gpa/len from the guest without this. */
 void *vm_gpa_to_host(struct vm *vm, uint64_t gpa, uint64_t len);
 
+/* Copy guest-physical [gpa, gpa+len) to buf: 0, or -EFAULT when any of it
+ * is not RAM. Has the shape of x86_read_phys_fn (opaque = the vm). */
+int vm_read_phys(void *vm, uint64_t gpa, void *buf, size_t len);
+
+/* Copy guest-virtual [gva, gva+len) as the vCPU with these sregs sees it
+ * (page by page through its page tables): 0 or -EFAULT. */
+int vm_read_virt(struct vm *vm, const struct x86_sregs *sregs, uint64_t gva, void *buf,
+		 size_t len);
+
 #endif

@@ -21,6 +21,11 @@
  * Outgoing: rsp_send() escapes '$', '#', '}', '*', run-length encodes runs
  * where that saves bytes, and in ack mode keeps the framed packet until the
  * peer's '+' (a '-' retransmits it; a newer send replaces it).
+ * GDB (checked with gdb 13) expands runs in every reply but removes '}'
+ * escapes only in binary replies (qXfer, vFile, x): so a text reply must
+ * not contain '$', '#', '}' or '*' (hex and the usual reply syntax never
+ * do), while qXfer data may contain anything. Runs are never encoded over
+ * escaped bytes, because GDB expands runs before it unescapes.
  *
  * Re-entrancy: the callbacks may call rsp_send / rsp_sendf / rsp_set_noack
  * but must not call rsp_feed or rsp_fini on the same connection. */

@@ -47,7 +47,7 @@ def test_help_and_version(vmdb_bin):
 
 def test_missing_kernel(vmdb_bin, tmp_path):
     one_line_error(run_vmdb(vmdb_bin, str(tmp_path / "nope.elf")), RUNTIME,
-                   "nope.elf", "No such file")
+                   "nope.elf", "does not exist")
 
 
 def test_kernel_is_a_directory(vmdb_bin, tmp_path):

@@ -22,12 +22,20 @@ int err_wrap(struct err *e, const char *fmt, ...)
 {
 	if (!e)
 		return -EIO;
-	char prefix[256], old[sizeof(e->msg)];
+	char old[sizeof(e->msg)];
+	memcpy(old, e->msg, sizeof(old));
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(prefix, sizeof(prefix), fmt, ap);
+	int n = vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
 	va_end(ap);
-	memcpy(old, e->msg, sizeof(old));
-	snprintf(e->msg, sizeof(e->msg), "%s: %s", prefix, old);
+	size_t used = n < 0 ? 0 : (size_t)n;
+	if (used + 2 < sizeof(e->msg)) {
+		memcpy(e->msg + used, ": ", 2);
+		used += 2;
+		size_t room = sizeof(e->msg) - used - 1;
+		size_t len = strnlen(old, room);
+		memcpy(e->msg + used, old, len);
+		e->msg[used + len] = '\0';
+	}
 	return -(e->code ? e->code : EIO);
 }

@@ -1,3 +1,52 @@
 # tests/unit/unit.mk — C unit tests of rsp/ and debug/ (owned by their modules).
 .PHONY: unit
 unit:
+
+# rsp (owned by rsp/): $(BUILD)/tests/rsp_test; `make unit-rsp` builds and runs it.
+RSP_TEST_OBJS := $(BUILD)/tests/unit/rsp_test.o $(BUILD)/rsp/rsp.o $(BUILD)/rsp/rsp_args.o \
+	$(BUILD)/util/err.o
+unit: $(BUILD)/tests/rsp_test
+$(BUILD)/tests/rsp_test: $(RSP_TEST_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^
+.PHONY: unit-rsp
+unit-rsp: $(BUILD)/tests/rsp_test
+	$(BUILD)/tests/rsp_test
+-include $(RSP_TEST_OBJS:.o=.d)
+# libFuzzer target, never part of `unit`: `make fuzz-rsp [FUZZ_SECONDS=60]` (needs clang).
+FUZZ_SECONDS ?= 60
+.PHONY: fuzz-rsp
+fuzz-rsp:
+	@mkdir -p $(BUILD)/tests/rsp_fuzz_corpus
+	clang -I. -D_GNU_SOURCE $(WARN) -O1 -g -fsanitize=fuzzer,address,undefined \
+		-o $(BUILD)/tests/rsp_fuzz tests/unit/rsp_fuzz.c rsp/rsp.c rsp/rsp_args.c util/err.c
+	$(BUILD)/tests/rsp_fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=8192 $(BUILD)/tests/rsp_fuzz_corpus
+
+# kvm engine (owned by engine/kvm/): $(BUILD)/tests/kvm_selftest runs on the
+# host's /dev/kvm (exit 77 = skipped); `make unit-kvm` builds and runs it.
+KVM_TEST_OBJS := $(BUILD)/tests/unit/kvm_selftest.o $(BUILD)/engine/engine.o \
+	$(patsubst %.c,$(BUILD)/%.o,$(wildcard engine/kvm/*.c)) $(BUILD)/x86/paging.o \
+	$(BUILD)/x86/x86.o $(BUILD)/util/err.o
+unit: $(BUILD)/tests/kvm_selftest
+$(BUILD)/tests/kvm_selftest: $(KVM_TEST_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ -lpthread
+.PHONY: unit-kvm
+unit-kvm: $(BUILD)/tests/kvm_selftest
+	$(BUILD)/tests/kvm_selftest
+-include $(KVM_TEST_OBJS:.o=.d)
+
+# machine (owned by machine/): $(BUILD)/tests/machine_test; `make unit-machine` runs it.
+# machine/vm.c is not linked: the test provides a fake machine.
+MACHINE_TEST_OBJS := $(BUILD)/tests/unit/machine_test.o $(BUILD)/util/err.o \
+	$(patsubst %.c,$(BUILD)/%.o,machine/bus.c machine/device.c machine/acpi.c \
+	machine/loader.c machine/load_elf64.c machine/load_multiboot.c \
+	$(wildcard machine/dev_*.c))
+unit: $(BUILD)/tests/machine_test
+$(BUILD)/tests/machine_test: $(MACHINE_TEST_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ -lpthread
+.PHONY: unit-machine
+unit-machine: $(BUILD)/tests/machine_test
+	$(BUILD)/tests/machine_test
+-include $(MACHINE_TEST_OBJS:.o=.d)

@@ -1,0 +1,21 @@
+# bench/bench.mk — benchmark helpers (owned by the bench work). Included from
+# the root Makefile. bench/rsp runs build/bench/kvm_step_ceiling (always
+# built into build/, like the guests: a sanitizer build would only slow the
+# ceiling it exists to measure).
+#
+#   make bench-tools   builds build/bench/kvm_step_ceiling
+#   make bench-rsp     builds vmdb, the guests and the tools, runs bench/rsp
+
+BENCH_OUT     := build/bench
+BENCH_CEILING := $(BENCH_OUT)/kvm_step_ceiling
+
+.PHONY: bench-tools bench-rsp
+bench-tools: $(BENCH_CEILING)
+
+$(BENCH_CEILING): bench/kvm_step_ceiling.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -Wall -Wextra -Werror -Wshadow -O2 -g -D_GNU_SOURCE -o $@ $<
+
+bench-rsp:
+	@$(MAKE) --no-print-directory SAN=0 all bench-tools
+	bench/rsp

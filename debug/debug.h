@@ -1,0 +1,139 @@
+/* debug/debug.h — the engine-independent debug core. It owns every piece
+ * of debug state of a machine: the park (stop-all / resume of the vCPU
+ * threads), the one event queue, software and hardware breakpoints, and
+ * single stepping. It knows nothing of packets: gdbserver/ turns client
+ * requests into these calls and events into stop replies.
+ *
+ * Threads: vCPU threads enter through the vm_debug_hooks that
+ * debug_create() installs; one client thread (the gdbserver) calls
+ * everything else, and only while the machine is stopped (after
+ * debug_stop_all()), except debug_interrupt() and the event queue calls,
+ * which are safe at any time. */
+#ifndef VMDB_DEBUG_H
+#define VMDB_DEBUG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine/engine.h"
+#include "util/err.h"
+#include "x86/x86.h"
+
+struct vm;
+struct debug;
+
+enum debug_event_kind {
+	DEBUG_EV_SWBREAK,     /* one of our int3 breakpoints; addr = its address */
+	DEBUG_EV_HWBREAK,     /* one of our DR0-3 execution breakpoints */
+	DEBUG_EV_STEP,        /* a single step finished */
+	DEBUG_EV_TRAP,        /* a debug exception we cannot explain: reported as SIGTRAP */
+	DEBUG_EV_INTERRUPT,   /* the client asked for a stop (Ctrl-C) */
+	DEBUG_EV_EXITED,      /* the guest stopped the machine; status = process status */
+	DEBUG_EV_CRASHED,     /* triple fault, emulation failure, ...; signal = unix signal */
+};
+
+struct debug_event {
+	enum debug_event_kind kind;
+	unsigned vcpu;
+	uint64_t addr;
+	int status;
+	int signal;
+};
+
+/* Called (from any thread, with no debug lock held) whenever an event is
+ * queued, so the client thread can wake up. */
+typedef void (*debug_notify_fn)(void *opaque);
+
+/* Create the core and install vm->debug_hooks and vm->debug. With
+ * wait_gdb every vCPU is held before its first instruction until
+ * debug_resume(). */
+int debug_create(struct vm *vm, bool wait_gdb, debug_notify_fn notify, void *opaque,
+		 struct err *e) must_check;
+void debug_destroy(struct vm *vm);
+
+/* --- stopping and resuming (debug/park.c) --- */
+
+/* Stop every vCPU and wait until all are parked (or the machine is gone). */
+void debug_stop_all(struct debug *d);
+/* Ask for a stop from any thread (Ctrl-C): queues DEBUG_EV_INTERRUPT for
+ * vcpu and kicks every vCPU. */
+void debug_interrupt(struct debug *d, unsigned vcpu);
+/* true once the machine has stopped for good (vCPU threads are leaving). */
+bool debug_machine_gone(struct debug *d);
+unsigned debug_nr_vcpus(const struct debug *d);
+/* The opaque given to debug_create (the client that owns the core). */
+void *debug_notify_opaque(const struct debug *d);
+
+enum debug_action { DEBUG_ACT_STOP, DEBUG_ACT_CONTINUE, DEBUG_ACT_STEP };
+
+/* Resume the machine: actions[i] for vCPU i (debug_nr_vcpus entries).
+ * Events still queued (and still meaningful) are reported first: then
+ * nothing runs and the result is 1. Otherwise the chosen vCPUs run and
+ * the result is 0; a vCPU resumed at one of our breakpoints first steps
+ * over it with the others parked. Negative errno on failure. */
+int debug_resume(struct debug *d, const enum debug_action *actions, struct err *e);
+
+/* Pop the oldest event; false when none. */
+bool debug_next_event(struct debug *d, struct debug_event *ev);
+bool debug_has_event(struct debug *d);
+
+/* A client attached: stop the machine, forget stale events. */
+void debug_attach(struct debug *d);
+/* The client left (detach or disconnect): remove every breakpoint, drop
+ * the queue, let every vCPU run. */
+void debug_detach(struct debug *d);
+
+/* --- breakpoints (debug/break.c) --- */
+
+/* Software breakpoint at addr (guest-virtual through vcpu's page tables,
+ * or guest-physical when phys). Inserting twice is harmless. -EFAULT when
+ * the address is not mapped. */
+int debug_sw_insert(struct debug *d, unsigned vcpu, uint64_t addr, bool phys, struct err *e);
+int debug_sw_remove(struct debug *d, uint64_t addr, struct err *e);
+/* Hardware execution breakpoint on every vCPU. -ENOSPC when DR0-3 are
+ * all taken, -ENOTSUP when the engine has none. */
+int debug_hw_insert(struct debug *d, uint64_t addr, struct err *e);
+int debug_hw_remove(struct debug *d, uint64_t addr, struct err *e);
+bool debug_hw_supported(const struct debug *d);
+void debug_remove_all_breakpoints(struct debug *d);
+unsigned debug_nr_sw_breakpoints(const struct debug *d);
+unsigned debug_nr_hw_breakpoints(const struct debug *d);
+
+/* --- memory (debug/mem.c): guest-virtual through vcpu's page tables, or
+ * guest-physical. Reads show the original bytes under our breakpoints;
+ * writes there update the saved byte. -EFAULT on any unmapped byte. --- */
+int debug_mem_read(struct debug *d, unsigned vcpu, uint64_t addr, void *buf, size_t len,
+		   bool phys);
+int debug_mem_write(struct debug *d, unsigned vcpu, uint64_t addr, const void *buf,
+		    size_t len, bool phys);
+
+/* --- vCPU state (debug/state.c) --- */
+struct debug_cpu_state {
+	struct x86_regs regs;
+	struct x86_sregs sregs;
+	struct x86_fpu fpu;
+	uint64_t kernel_gs_base;
+	bool have_fpu, have_kgs;   /* the engine could read them */
+};
+
+enum {
+	DEBUG_STATE_REGS = 1 << 0,
+	DEBUG_STATE_SREGS = 1 << 1,
+	DEBUG_STATE_FPU = 1 << 2,
+	DEBUG_STATE_KGS = 1 << 3,
+};
+
+int debug_read_state(struct debug *d, unsigned vcpu, struct debug_cpu_state *st);
+/* Write back the parts named in `what` (DEBUG_STATE_*). */
+int debug_write_state(struct debug *d, unsigned vcpu, const struct debug_cpu_state *st,
+		      unsigned what);
+/* "long mode, halted" and friends, for thread lists. */
+void debug_describe_vcpu(struct debug *d, unsigned vcpu, char *out, size_t size);
+
+/* Engine findings (probed once, cached) and the mechanism each debug
+ * feature uses now; printed by `monitor info caps`. */
+int debug_caps(struct debug *d, const struct engine_caps **caps, struct err *e);
+void debug_mechanisms(struct debug *d, char *out, size_t size);
+
+#endif

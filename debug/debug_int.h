@@ -1,0 +1,92 @@
+/* debug/debug_int.h — the debug core's private state, shared by the files
+ * of debug/ only. Locking: d->lock guards the park (per-vCPU run/park
+ * flags), the event queue and the breakpoint tables. vCPU threads take it
+ * in the hooks; the client thread takes it for every change. The client
+ * changes breakpoints and vCPU state only with every vCPU parked. */
+#ifndef VMDB_DEBUG_INT_H
+#define VMDB_DEBUG_INT_H
+
+#include <pthread.h>
+
+#include "debug/debug.h"
+#include "machine/vm.h"
+
+#define DEBUG_MAX_SW_BP 512
+#define DEBUG_NR_HW_BP 4
+/* Each vCPU queues at most one event before it parks; plus Ctrl-C and exit. */
+#define DEBUG_QUEUE_SIZE (2 * VM_MAX_VCPUS + 8)
+
+enum debug_park {
+	DEBUG_PARK_NOT_STARTED,  /* thread has not reached before_run yet: counts as parked */
+	DEBUG_PARK_RUNNING,      /* left before_run: may be inside the engine */
+	DEBUG_PARK_PARKED,       /* blocked in before_run */
+};
+
+enum debug_step {
+	DEBUG_STEP_NONE,
+	DEBUG_STEP_USER,         /* report DEBUG_EV_STEP when it completes */
+	DEBUG_STEP_INTERNAL,     /* stepping over one of our breakpoints */
+};
+
+struct debug_vcpu {
+	enum debug_park park;
+	bool run_allowed;        /* released by the client; cleared by every stop */
+	enum debug_step step;
+	bool step_done;          /* internal step finished */
+	unsigned hw_lifted;      /* DR slots (bit n) left out during a step-over */
+};
+
+struct debug_sw_bp {
+	uint64_t addr;           /* as the client named it */
+	uint64_t gpa;            /* where the 0xCC byte is */
+	uint8_t orig;
+	bool lifted;             /* original byte temporarily back (step-over) */
+};
+
+struct debug_hw_bp {
+	uint64_t addr;
+	bool used;
+};
+
+struct debug {
+	struct vm *vm;
+	pthread_mutex_t lock;
+	pthread_cond_t park_cond;    /* parked vCPUs wait here */
+	pthread_cond_t parked_cond;  /* the client waits here for parks */
+
+	struct debug_vcpu vcpus[VM_MAX_VCPUS];
+	unsigned nr_vcpus;
+	bool gone;                   /* the machine stopped for good */
+	int crash_signal;            /* nonzero once a vCPU met a fatal exit */
+
+	struct debug_event queue[DEBUG_QUEUE_SIZE];
+	unsigned q_head, q_len;
+	debug_notify_fn notify;
+	void *notify_opaque;
+
+	struct debug_sw_bp sw[DEBUG_MAX_SW_BP];
+	unsigned nr_sw;
+	struct debug_hw_bp hw[DEBUG_NR_HW_BP];
+
+	bool caps_done;
+	int caps_err;
+	struct engine_caps caps;
+	struct err caps_e;
+
+	struct vm_debug_hooks hooks;
+};
+
+/* park.c */
+void debug_queue_locked(struct debug *d, const struct debug_event *ev);
+void debug_request_stop_locked(struct debug *d, unsigned self);
+int debug_apply_engine(struct debug *d, unsigned vcpu);
+
+/* break.c */
+struct debug_sw_bp *debug_sw_find_locked(struct debug *d, uint64_t addr);
+int debug_hw_find_locked(struct debug *d, uint64_t addr);
+void debug_sw_poke(struct debug *d, struct debug_sw_bp *bp, bool insert);
+
+/* mem.c */
+int debug_translate(struct debug *d, unsigned vcpu, uint64_t gva, uint64_t *gpa);
+
+#endif

@@ -1,0 +1,122 @@
+/* debug/mem.c — guest memory as the debugger sees it: guest-virtual
+ * addresses go through the chosen vCPU's own page tables (x86/paging.h),
+ * page by page, so a range may cross pages that are far apart physically;
+ * every physical access goes through vm_gpa_to_host(), which bounds-checks.
+ * Our int3 bytes are invisible: reads show the saved original, writes over
+ * a breakpoint update the saved original and keep the int3 in place. */
+#include "debug/debug_int.h"
+
+#include <string.h>
+
+#include "x86/paging.h"
+
+#define PAGE_SIZE 4096ull
+
+static int read_phys(void *opaque, uint64_t gpa, void *buf, size_t len)
+{
+	struct debug *d = opaque;
+	void *host = vm_gpa_to_host(d->vm, gpa, len);
+	if (!host)
+		return -EFAULT;
+	memcpy(buf, host, len);
+	return 0;
+}
+
+static int translate_with(struct debug *d, const struct x86_sregs *sregs, uint64_t gva,
+			  uint64_t *gpa)
+{
+	int r = x86_translate(sregs, read_phys, d, gva, gpa);
+	return r < 0 ? -EFAULT : 0;
+}
+
+int debug_translate(struct debug *d, unsigned vcpu, uint64_t gva, uint64_t *gpa)
+{
+	struct x86_sregs sregs;
+	if (vcpu >= d->nr_vcpus || d->vm->engine->get_sregs(&d->vm->vcpus[vcpu], &sregs) < 0)
+		return -EFAULT;
+	return translate_with(d, &sregs, gva, gpa);
+}
+
+/* Show original bytes under our int3s in [gpa, gpa+len) copied to buf. */
+static void unpatch_locked(struct debug *d, uint64_t gpa, uint8_t *buf, size_t len)
+{
+	for (unsigned i = 0; i < d->nr_sw; i++) {
+		const struct debug_sw_bp *bp = &d->sw[i];
+		if (bp->gpa >= gpa && bp->gpa - gpa < len && !bp->lifted)
+			buf[bp->gpa - gpa] = bp->orig;
+	}
+}
+
+/* Write [gpa, gpa+len) from buf, but keep our int3s and record the new
+ * original bytes under them. */
+static void write_patched_locked(struct debug *d, uint64_t gpa, uint8_t *host,
+				 const uint8_t *buf, size_t len)
+{
+	memcpy(host, buf, len);
+	for (unsigned i = 0; i < d->nr_sw; i++) {
+		struct debug_sw_bp *bp = &d->sw[i];
+		if (bp->gpa >= gpa && bp->gpa - gpa < len && !bp->lifted) {
+			bp->orig = buf[bp->gpa - gpa];
+			host[bp->gpa - gpa] = 0xcc;
+		}
+	}
+}
+
+/* One physically contiguous piece: [gpa, gpa+len). */
+static int access_phys(struct debug *d, uint64_t gpa, uint8_t *buf, size_t len, bool write)
+{
+	uint8_t *host = vm_gpa_to_host(d->vm, gpa, len);
+	if (!host)
+		return -EFAULT;
+	pthread_mutex_lock(&d->lock);
+	if (write) {
+		write_patched_locked(d, gpa, host, buf, len);
+	} else {
+		memcpy(buf, host, len);
+		unpatch_locked(d, gpa, buf, len);
+	}
+	pthread_mutex_unlock(&d->lock);
+	return 0;
+}
+
+static int access_mem(struct debug *d, unsigned vcpu, uint64_t addr, uint8_t *buf, size_t len,
+		      bool phys, bool write)
+{
+	struct x86_sregs sregs;
+
+	if (len == 0)
+		return 0;
+	if (addr + len - 1 < addr)
+		return -EFAULT;   /* wraps around the address space */
+	if (!phys && (vcpu >= d->nr_vcpus ||
+		      d->vm->engine->get_sregs(&d->vm->vcpus[vcpu], &sregs) < 0))
+		return -EFAULT;
+	while (len > 0) {
+		/* pages are at least 4 KiB: no piece crosses a 4 KiB boundary */
+		size_t chunk = PAGE_SIZE - (addr & (PAGE_SIZE - 1));
+		if (chunk > len)
+			chunk = len;
+		uint64_t gpa = addr;
+		if (!phys && translate_with(d, &sregs, addr, &gpa) < 0)
+			return -EFAULT;
+		int r = access_phys(d, gpa, buf, chunk, write);
+		if (r < 0)
+			return r;
+		addr += chunk;
+		buf += chunk;
+		len -= chunk;
+	}
+	return 0;
+}
+
+int debug_mem_read(struct debug *d, unsigned vcpu, uint64_t addr, void *buf, size_t len,
+		   bool phys)
+{
+	return access_mem(d, vcpu, addr, buf, len, phys, false);
+}
+
+int debug_mem_write(struct debug *d, unsigned vcpu, uint64_t addr, const void *buf,
+		    size_t len, bool phys)
+{
+	return access_mem(d, vcpu, addr, (uint8_t *)buf, len, phys, true);
+}

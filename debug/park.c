@@ -1,0 +1,533 @@
+/* debug/park.c — the one stop-all / resume mechanism, the event queue and
+ * the vCPU-loop hooks. Every stop (breakpoint, step, Ctrl-C, attach) goes
+ * through debug_request_stop_locked(): clear every vCPU's run permission
+ * and kick the ones inside the engine; they come back through on_exit
+ * (KICKED is consumed) into before_run, where they park. The client waits
+ * until no vCPU is RUNNING before it reports anything. */
+#include "debug/debug_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* How long a parked vCPU sleeps before looking at vm_stopping() again, and
+ * how often the client re-kicks a vCPU that has not parked yet (a kick can
+ * land while the thread is between exits; the engine keeps it pending, but
+ * re-kicking costs nothing and covers engines that do not). */
+#define DEBUG_PARK_POLL_NS   (100 * 1000 * 1000L)
+#define DEBUG_KICK_RETRY_NS  (20 * 1000 * 1000L)
+/* A step-over that has not finished after this long (HLT with interrupts
+ * blocked, a vCPU waiting for SIPI) is abandoned: the vCPU is kicked. */
+#define DEBUG_STEP_OVER_NS   (500 * 1000 * 1000L)
+
+static void deadline_in(struct timespec *ts, long ns)
+{
+	clock_gettime(CLOCK_REALTIME, ts);
+	ts->tv_nsec += ns;
+	while (ts->tv_nsec >= 1000000000L) {
+		ts->tv_nsec -= 1000000000L;
+		ts->tv_sec++;
+	}
+}
+
+static void notify(struct debug *d)
+{
+	if (d->notify)
+		d->notify(d->notify_opaque);
+}
+
+unsigned debug_nr_vcpus(const struct debug *d)
+{
+	return d->nr_vcpus;
+}
+
+void *debug_notify_opaque(const struct debug *d)
+{
+	return d->notify_opaque;
+}
+
+/* ---- event queue ---- */
+
+void debug_queue_locked(struct debug *d, const struct debug_event *ev)
+{
+	if (d->q_len == DEBUG_QUEUE_SIZE)
+		return;   /* cannot happen: one event per vCPU before it parks */
+	d->queue[(d->q_head + d->q_len) % DEBUG_QUEUE_SIZE] = *ev;
+	d->q_len++;
+}
+
+bool debug_next_event(struct debug *d, struct debug_event *ev)
+{
+	pthread_mutex_lock(&d->lock);
+	bool have = d->q_len > 0;
+	if (have) {
+		*ev = d->queue[d->q_head];
+		d->q_head = (d->q_head + 1) % DEBUG_QUEUE_SIZE;
+		d->q_len--;
+	}
+	pthread_mutex_unlock(&d->lock);
+	return have;
+}
+
+bool debug_has_event(struct debug *d)
+{
+	pthread_mutex_lock(&d->lock);
+	bool have = d->q_len > 0;
+	pthread_mutex_unlock(&d->lock);
+	return have;
+}
+
+/* An event still means something when resuming: its breakpoint is still
+ * there (the client may have removed it; the vCPU then simply executes the
+ * original instruction, its RIP already points there). Ctrl-C requests are
+ * satisfied by the stop that just happened. */
+static bool event_still_valid(struct debug *d, const struct debug_event *ev)
+{
+	switch (ev->kind) {
+	case DEBUG_EV_SWBREAK:
+		return debug_sw_find_locked(d, ev->addr) != NULL;
+	case DEBUG_EV_HWBREAK:
+		return debug_hw_find_locked(d, ev->addr) >= 0;
+	case DEBUG_EV_INTERRUPT:
+		return false;
+	default:
+		return true;
+	}
+}
+
+static void drop_stale_events_locked(struct debug *d)
+{
+	unsigned n = d->q_len, kept = 0;
+	for (unsigned i = 0; i < n; i++) {
+		struct debug_event ev = d->queue[(d->q_head + i) % DEBUG_QUEUE_SIZE];
+		if (event_still_valid(d, &ev))
+			d->queue[(d->q_head + kept++) % DEBUG_QUEUE_SIZE] = ev;
+	}
+	d->q_len = kept;
+}
+
+/* ---- stopping ---- */
+
+bool debug_machine_gone(struct debug *d)
+{
+	pthread_mutex_lock(&d->lock);
+	bool gone = d->gone || vm_stopping(d->vm);
+	pthread_mutex_unlock(&d->lock);
+	return gone;
+}
+
+static void kick_running_locked(struct debug *d, unsigned self)
+{
+	for (unsigned i = 0; i < d->nr_vcpus; i++)
+		if (i != self && d->vcpus[i].park == DEBUG_PARK_RUNNING)
+			d->vm->engine->kick(&d->vm->vcpus[i]);
+}
+
+void debug_request_stop_locked(struct debug *d, unsigned self)
+{
+	for (unsigned i = 0; i < d->nr_vcpus; i++)
+		d->vcpus[i].run_allowed = false;
+	kick_running_locked(d, self);
+}
+
+static bool all_parked_locked(struct debug *d)
+{
+	for (unsigned i = 0; i < d->nr_vcpus; i++)
+		if (d->vcpus[i].park == DEBUG_PARK_RUNNING)
+			return false;
+	return true;
+}
+
+static bool gone_locked(struct debug *d)
+{
+	if (!d->gone && vm_stopping(d->vm))
+		d->gone = true;
+	return d->gone;
+}
+
+void debug_stop_all(struct debug *d)
+{
+	pthread_mutex_lock(&d->lock);
+	debug_request_stop_locked(d, VM_MAX_VCPUS);
+	while (!all_parked_locked(d) && !gone_locked(d)) {
+		struct timespec ts;
+		deadline_in(&ts, DEBUG_KICK_RETRY_NS);
+		if (pthread_cond_timedwait(&d->parked_cond, &d->lock, &ts) != 0)
+			kick_running_locked(d, VM_MAX_VCPUS);
+	}
+	pthread_mutex_unlock(&d->lock);
+}
+
+void debug_interrupt(struct debug *d, unsigned vcpu)
+{
+	struct debug_event ev = { .kind = DEBUG_EV_INTERRUPT, .vcpu = vcpu };
+	pthread_mutex_lock(&d->lock);
+	debug_queue_locked(d, &ev);
+	debug_request_stop_locked(d, VM_MAX_VCPUS);
+	pthread_mutex_unlock(&d->lock);
+	notify(d);
+}
+
+/* ---- engine debug state ---- */
+
+/* What the engine must do for one vCPU now: step or not, our hardware
+ * breakpoints (minus any lifted for a step-over). INT3 is always
+ * intercepted: an INT3 that is not ours is handed back to the guest. */
+int debug_apply_engine(struct debug *d, unsigned vcpu)
+{
+	const struct engine_ops *eng = d->vm->engine;
+	struct debug_vcpu *dv = &d->vcpus[vcpu];
+	struct engine_debug dbg = { .intercept_bpt = true };
+
+	if (!eng->set_debug)
+		return dv->step != DEBUG_STEP_NONE ? -ENOTSUP : 0;
+	pthread_mutex_lock(&d->lock);
+	dbg.single_step = dv->step != DEBUG_STEP_NONE;
+	dbg.block_irq = dbg.single_step;
+	for (unsigned n = 0; n < DEBUG_NR_HW_BP; n++) {
+		if (!d->hw[n].used || (dv->hw_lifted & (1u << n)))
+			continue;
+		dbg.db[n] = d->hw[n].addr;
+		dbg.dr7 |= DR7_G(n) | DR7_RW(n, DR7_RW_EXEC) | DR7_LEN(n, DR7_LEN_1);
+	}
+	pthread_mutex_unlock(&d->lock);
+	if (dbg.dr7) {
+		dbg.dr7 |= DR7_FIXED1 | DR7_GE;
+		dbg.use_hw_bp = true;
+	}
+	return eng->set_debug(&d->vm->vcpus[vcpu], &dbg);
+}
+
+/* ---- resume ---- */
+
+static int vcpu_pc(struct debug *d, unsigned vcpu, uint64_t *pc)
+{
+	struct x86_regs regs;
+	int r = d->vm->engine->get_regs(&d->vm->vcpus[vcpu], &regs);
+	if (r == 0)
+		*pc = regs.rip;
+	return r;
+}
+
+/* Run one parked vCPU alone until it parks again. */
+static void run_alone(struct debug *d, unsigned vcpu)
+{
+	struct debug_vcpu *dv = &d->vcpus[vcpu];
+	struct timespec ts;
+	bool kicked = false;
+
+	pthread_mutex_lock(&d->lock);
+	dv->run_allowed = true;
+	pthread_cond_broadcast(&d->park_cond);
+	deadline_in(&ts, DEBUG_STEP_OVER_NS);
+	while (dv->run_allowed && !gone_locked(d)) {
+		struct timespec slice;
+		deadline_in(&slice, DEBUG_KICK_RETRY_NS);
+		pthread_cond_timedwait(&d->parked_cond, &d->lock, &slice);
+		struct timespec now;
+		clock_gettime(CLOCK_REALTIME, &now);
+		if (!kicked && (now.tv_sec > ts.tv_sec ||
+				(now.tv_sec == ts.tv_sec && now.tv_nsec >= ts.tv_nsec))) {
+			dv->run_allowed = false;
+			kicked = true;
+		}
+		if (kicked && dv->park == DEBUG_PARK_RUNNING)
+			d->vm->engine->kick(&d->vm->vcpus[vcpu]);
+	}
+	/* run_allowed is false: wait for the park itself */
+	while (dv->park == DEBUG_PARK_RUNNING && !gone_locked(d)) {
+		struct timespec slice;
+		deadline_in(&slice, DEBUG_KICK_RETRY_NS);
+		if (pthread_cond_timedwait(&d->parked_cond, &d->lock, &slice) != 0)
+			d->vm->engine->kick(&d->vm->vcpus[vcpu]);
+	}
+	pthread_mutex_unlock(&d->lock);
+}
+
+/* The vCPU is parked at one of our breakpoints and must execute the
+ * instruction under it: lift the breakpoint (int3 byte or DR slot) for it
+ * alone, step once with every other vCPU parked, put it back. */
+static int step_over(struct debug *d, unsigned vcpu, uint64_t pc, bool report)
+{
+	struct debug_vcpu *dv = &d->vcpus[vcpu];
+
+	pthread_mutex_lock(&d->lock);
+	struct debug_sw_bp *sw = debug_sw_find_locked(d, pc);
+	dv->hw_lifted = 0;
+	for (unsigned n = 0; n < DEBUG_NR_HW_BP; n++)
+		if (d->hw[n].used && d->hw[n].addr == pc)
+			dv->hw_lifted |= 1u << n;
+	dv->step = DEBUG_STEP_INTERNAL;
+	dv->step_done = false;
+	pthread_mutex_unlock(&d->lock);
+
+	if (sw)
+		debug_sw_poke(d, sw, false);
+	int r = debug_apply_engine(d, vcpu);
+	if (r == 0)
+		run_alone(d, vcpu);
+
+	pthread_mutex_lock(&d->lock);
+	bool done = dv->step_done;
+	dv->step = DEBUG_STEP_NONE;
+	dv->hw_lifted = 0;
+	if (done && report) {
+		struct debug_event ev = { .kind = DEBUG_EV_STEP, .vcpu = vcpu, .addr = pc };
+		debug_queue_locked(d, &ev);
+	}
+	pthread_mutex_unlock(&d->lock);
+	if (sw)
+		debug_sw_poke(d, sw, true);
+	return r;
+}
+
+static bool at_breakpoint(struct debug *d, uint64_t pc)
+{
+	pthread_mutex_lock(&d->lock);
+	bool at = debug_sw_find_locked(d, pc) || debug_hw_find_locked(d, pc) >= 0;
+	pthread_mutex_unlock(&d->lock);
+	return at;
+}
+
+static int step_overs(struct debug *d, const enum debug_action *actions, struct err *e)
+{
+	for (unsigned i = 0; i < d->nr_vcpus; i++) {
+		uint64_t pc = 0;
+		if (actions[i] == DEBUG_ACT_STOP || vcpu_pc(d, i, &pc) < 0 || !at_breakpoint(d, pc))
+			continue;
+		int r = step_over(d, i, pc, actions[i] == DEBUG_ACT_STEP);
+		if (r < 0)
+			return err_set(e, -r, "vCPU %u sits on a breakpoint and the %s engine cannot "
+				       "single-step over it", i, d->vm->engine->name);
+		if (debug_has_event(d) || debug_machine_gone(d))
+			break;
+	}
+	return 0;
+}
+
+int debug_resume(struct debug *d, const enum debug_action *actions, struct err *e)
+{
+	pthread_mutex_lock(&d->lock);
+	drop_stale_events_locked(d);
+	bool pending = d->q_len > 0;
+	pthread_mutex_unlock(&d->lock);
+	if (pending)
+		return 1;
+	int r = step_overs(d, actions, e);
+	if (r < 0)
+		return r;
+	if (debug_has_event(d))
+		return 1;
+
+	for (unsigned i = 0; i < d->nr_vcpus; i++) {
+		d->vcpus[i].step = actions[i] == DEBUG_ACT_STEP ? DEBUG_STEP_USER : DEBUG_STEP_NONE;
+		r = debug_apply_engine(d, i);
+		if (r < 0 && actions[i] == DEBUG_ACT_STEP) {
+			d->vcpus[i].step = DEBUG_STEP_NONE;
+			return err_set(e, -r, "the %s engine cannot single-step vCPU %u",
+				       d->vm->engine->name, i);
+		}
+	}
+	pthread_mutex_lock(&d->lock);
+	for (unsigned i = 0; i < d->nr_vcpus; i++)
+		d->vcpus[i].run_allowed = actions[i] != DEBUG_ACT_STOP;
+	pthread_cond_broadcast(&d->park_cond);
+	pthread_mutex_unlock(&d->lock);
+	return 0;
+}
+
+void debug_attach(struct debug *d)
+{
+	debug_stop_all(d);
+	pthread_mutex_lock(&d->lock);
+	drop_stale_events_locked(d);
+	pthread_mutex_unlock(&d->lock);
+}
+
+void debug_detach(struct debug *d)
+{
+	debug_stop_all(d);
+	debug_remove_all_breakpoints(d);
+	pthread_mutex_lock(&d->lock);
+	d->q_len = 0;
+	for (unsigned i = 0; i < d->nr_vcpus; i++)
+		d->vcpus[i].step = DEBUG_STEP_NONE;
+	pthread_mutex_unlock(&d->lock);
+	for (unsigned i = 0; i < d->nr_vcpus; i++)
+		debug_apply_engine(d, i);
+	pthread_mutex_lock(&d->lock);
+	for (unsigned i = 0; i < d->nr_vcpus; i++)
+		d->vcpus[i].run_allowed = true;
+	pthread_cond_broadcast(&d->park_cond);
+	pthread_mutex_unlock(&d->lock);
+}
+
+/* ---- hooks, called on vCPU threads ---- */
+
+static void hook_before_run(struct vm *vm, struct vcpu *vcpu)
+{
+	struct debug *d = vm->debug;
+	struct debug_vcpu *dv = &d->vcpus[vcpu->id];
+
+	pthread_mutex_lock(&d->lock);
+	while (!dv->run_allowed && !gone_locked(d)) {
+		if (dv->park != DEBUG_PARK_PARKED) {
+			dv->park = DEBUG_PARK_PARKED;
+			pthread_cond_broadcast(&d->parked_cond);
+		}
+		struct timespec ts;
+		deadline_in(&ts, DEBUG_PARK_POLL_NS);
+		pthread_cond_timedwait(&d->park_cond, &d->lock, &ts);
+	}
+	dv->park = DEBUG_PARK_RUNNING;
+	pthread_mutex_unlock(&d->lock);
+}
+
+static void set_rip(struct vcpu *vcpu, uint64_t rip)
+{
+	const struct engine_ops *eng = vcpu->vm->engine;
+	struct x86_regs regs;
+	if (eng->get_regs(vcpu, &regs) == 0 && regs.rip != rip) {
+		regs.rip = rip;
+		eng->set_regs(vcpu, &regs);
+	}
+}
+
+/* Queue an event for this vCPU and stop the others; it parks next. */
+static bool stop_with(struct debug *d, struct vcpu *vcpu, const struct debug_event *ev)
+{
+	pthread_mutex_lock(&d->lock);
+	debug_queue_locked(d, ev);
+	d->vcpus[vcpu->id].step = DEBUG_STEP_NONE;
+	debug_request_stop_locked(d, vcpu->id);
+	pthread_mutex_unlock(&d->lock);
+	notify(d);
+	return true;
+}
+
+static bool on_bpt(struct debug *d, struct vcpu *vcpu, uint64_t pc)
+{
+	pthread_mutex_lock(&d->lock);
+	bool ours = debug_sw_find_locked(d, pc) != NULL;
+	pthread_mutex_unlock(&d->lock);
+	if (!ours)
+		return false;   /* the guest's own INT3: machine/ delivers its #BP */
+	/* the client sees the breakpoint address as PC (swbreak semantics) */
+	set_rip(vcpu, pc);
+	struct debug_event ev = { .kind = DEBUG_EV_SWBREAK, .vcpu = vcpu->id, .addr = pc };
+	return stop_with(d, vcpu, &ev);
+}
+
+static bool on_db(struct debug *d, struct vcpu *vcpu, const struct vm_exit *exit)
+{
+	struct debug_vcpu *dv = &d->vcpus[vcpu->id];
+	struct debug_event ev = { .vcpu = vcpu->id, .addr = exit->db.pc };
+
+	pthread_mutex_lock(&d->lock);
+	enum debug_step step = dv->step;
+	int hw = -1;
+	for (unsigned n = 0; n < DEBUG_NR_HW_BP && hw < 0; n++)
+		if ((exit->db.dr6 & DR6_B(n)) && d->hw[n].used)
+			hw = (int)n;
+	if (step == DEBUG_STEP_INTERNAL && (exit->db.dr6 & DR6_BS)) {
+		dv->step_done = true;
+		dv->run_allowed = false;
+		pthread_mutex_unlock(&d->lock);
+		return true;
+	}
+	pthread_mutex_unlock(&d->lock);
+
+	if (step == DEBUG_STEP_USER && (exit->db.dr6 & DR6_BS)) {
+		ev.kind = DEBUG_EV_STEP;
+	} else if (hw >= 0) {
+		ev.kind = DEBUG_EV_HWBREAK;
+		ev.addr = d->hw[hw].addr;
+	} else if (exit->db.dr6 & DR6_BS) {
+		return true;    /* a step trap left over from a step already reported */
+	} else {
+		ev.kind = DEBUG_EV_TRAP;
+	}
+	return stop_with(d, vcpu, &ev);
+}
+
+static bool hook_on_exit(struct vm *vm, struct vcpu *vcpu, struct vm_exit *exit)
+{
+	struct debug *d = vm->debug;
+
+	switch (exit->reason) {
+	case VM_EXIT_BPT:
+		return on_bpt(d, vcpu, exit->bpt.pc);
+	case VM_EXIT_DB:
+		return on_db(d, vcpu, exit);
+	case VM_EXIT_KICKED:
+		/* ours (a stop) or a leftover: either way before_run decides */
+		return !vm_stopping(vm);
+	case VM_EXIT_SHUTDOWN:
+	case VM_EXIT_ENTRY_FAILURE:
+		__atomic_store_n(&d->crash_signal, 11, __ATOMIC_RELAXED);   /* SIGSEGV */
+		return false;
+	case VM_EXIT_EMULATION_FAILURE:
+	case VM_EXIT_UNKNOWN:
+		__atomic_store_n(&d->crash_signal, 4, __ATOMIC_RELAXED);    /* SIGILL */
+		return false;
+	default:
+		return false;
+	}
+}
+
+static void hook_on_vm_stop(struct vm *vm, int status, const char *why)
+{
+	struct debug *d = vm->debug;
+	int sig = __atomic_load_n(&d->crash_signal, __ATOMIC_RELAXED);
+	struct debug_event ev = {
+		.kind = sig ? DEBUG_EV_CRASHED : DEBUG_EV_EXITED,
+		.status = status,
+		.signal = sig,
+	};
+	(void)why;
+	pthread_mutex_lock(&d->lock);
+	d->gone = true;
+	debug_queue_locked(d, &ev);
+	pthread_cond_broadcast(&d->park_cond);
+	pthread_cond_broadcast(&d->parked_cond);
+	pthread_mutex_unlock(&d->lock);
+	notify(d);
+}
+
+int debug_create(struct vm *vm, bool wait_gdb, debug_notify_fn notify_fn, void *opaque,
+		 struct err *e)
+{
+	struct debug *d = calloc(1, sizeof(*d));
+	if (!d)
+		return err_set(e, ENOMEM, "out of memory for the debug core");
+	d->vm = vm;
+	d->nr_vcpus = vm->nr_vcpus;
+	d->notify = notify_fn;
+	d->notify_opaque = opaque;
+	pthread_mutex_init(&d->lock, NULL);
+	pthread_cond_init(&d->park_cond, NULL);
+	pthread_cond_init(&d->parked_cond, NULL);
+	for (unsigned i = 0; i < d->nr_vcpus; i++)
+		d->vcpus[i].run_allowed = !wait_gdb;
+	d->hooks.before_run = hook_before_run;
+	d->hooks.on_exit = hook_on_exit;
+	d->hooks.on_vm_stop = hook_on_vm_stop;
+	vm->debug = d;
+	vm->debug_hooks = &d->hooks;
+	for (unsigned i = 0; i < d->nr_vcpus; i++)
+		debug_apply_engine(d, i);
+	return 0;
+}
+
+void debug_destroy(struct vm *vm)
+{
+	struct debug *d = vm->debug;
+	if (!d)
+		return;
+	vm->debug_hooks = NULL;
+	vm->debug = NULL;
+	pthread_cond_destroy(&d->park_cond);
+	pthread_cond_destroy(&d->parked_cond);
+	pthread_mutex_destroy(&d->lock);
+	free(d);
+}

@@ -1,0 +1,115 @@
+/* debug/state.c — a vCPU's architectural state as the debugger reads and
+ * writes it (with the vCPU parked), the one-line description of a vCPU
+ * for thread lists, and the capability report. */
+#include "debug/debug_int.h"
+
+#include <stdio.h>
+#include <string.h>
+
+int debug_read_state(struct debug *d, unsigned vcpu, struct debug_cpu_state *st)
+{
+	const struct engine_ops *eng = d->vm->engine;
+	struct vcpu *v;
+	int r;
+
+	if (vcpu >= d->nr_vcpus)
+		return -ESRCH;
+	v = &d->vm->vcpus[vcpu];
+	memset(st, 0, sizeof(*st));
+	if ((r = eng->get_regs(v, &st->regs)) < 0 || (r = eng->get_sregs(v, &st->sregs)) < 0)
+		return r;
+	st->have_fpu = eng->get_fpu && eng->get_fpu(v, &st->fpu) == 0;
+	st->have_kgs = eng->get_msr &&
+		       eng->get_msr(v, MSR_KERNEL_GS_BASE, &st->kernel_gs_base) == 0;
+	return 0;
+}
+
+int debug_write_state(struct debug *d, unsigned vcpu, const struct debug_cpu_state *st,
+		      unsigned what)
+{
+	const struct engine_ops *eng = d->vm->engine;
+	struct vcpu *v;
+	int r = 0;
+
+	if (vcpu >= d->nr_vcpus)
+		return -ESRCH;
+	v = &d->vm->vcpus[vcpu];
+	if ((what & DEBUG_STATE_REGS) && (r = eng->set_regs(v, &st->regs)) < 0)
+		return r;
+	if ((what & DEBUG_STATE_SREGS) && (r = eng->set_sregs(v, &st->sregs)) < 0)
+		return r;
+	if (what & DEBUG_STATE_FPU) {
+		if (!eng->set_fpu)
+			return -ENOTSUP;
+		if ((r = eng->set_fpu(v, &st->fpu)) < 0)
+			return r;
+	}
+	if (what & DEBUG_STATE_KGS) {
+		if (!eng->set_msr)
+			return -ENOTSUP;
+		r = eng->set_msr(v, MSR_KERNEL_GS_BASE, st->kernel_gs_base);
+	}
+	return r;
+}
+
+void debug_describe_vcpu(struct debug *d, unsigned vcpu, char *out, size_t size)
+{
+	const struct engine_ops *eng = d->vm->engine;
+	struct x86_sregs sregs;
+	bool halted = false, sipi = false;
+	const char *mode = "state unknown";
+
+	if (vcpu >= d->nr_vcpus) {
+		snprintf(out, size, "no such vCPU");
+		return;
+	}
+	if (eng->get_sregs(&d->vm->vcpus[vcpu], &sregs) == 0)
+		mode = x86_mode_name(x86_mode_of(&sregs));
+	if (eng->get_run_state)
+		eng->get_run_state(&d->vm->vcpus[vcpu], &halted, &sipi);
+	snprintf(out, size, "vCPU %u, %s%s", vcpu, sipi ? "waiting for SIPI" : mode,
+		 sipi ? "" : halted ? ", halted" : "");
+}
+
+int debug_caps(struct debug *d, const struct engine_caps **caps, struct err *e)
+{
+	const struct engine_ops *eng = d->vm->engine;
+
+	if (!d->caps_done) {
+		d->caps_done = true;
+		if (!eng->probe)
+			d->caps_err = err_set(&d->caps_e, ENOTSUP, "the %s engine cannot be probed",
+					      eng->name);
+		else
+			d->caps_err = eng->probe(&d->caps, &d->caps_e);
+	}
+	if (d->caps_err < 0) {
+		if (e)
+			*e = d->caps_e;
+		return d->caps_err;
+	}
+	*caps = &d->caps;
+	return 0;
+}
+
+/* Which mechanism each debug feature uses now (the lines follow the probe
+ * table in `monitor info caps`). */
+void debug_mechanisms(struct debug *d, char *out, size_t size)
+{
+	const struct engine_ops *eng = d->vm->engine;
+	bool step = eng->set_debug != NULL;
+
+	snprintf(out, size,
+		 "software breakpoints: int3 written into guest memory; the engine reports "
+		 "it as a breakpoint exit (also when the host fails to emulate INT3); "
+		 "the guest's own int3 gets its #BP\n"
+		 "single-step: %s\n"
+		 "hardware breakpoints: %s\n"
+		 "watchpoints: not supported yet\n"
+		 "stop-all: engine kick + park of every vCPU before each stop reply\n",
+		 step ? "engine single-step (trap flag set by the host, interrupts held off "
+			"where the engine can), stepping only the chosen vCPU"
+		      : "not available on this engine",
+		 step ? "DR0-DR3 execution breakpoints loaded into every vCPU by the engine"
+		      : "not available on this engine");
+}

@@ -1,0 +1,39 @@
+/* engine/engine.c — the table of engines linked into vmdb and the names
+ * of the exit vocabulary. */
+#include "engine/engine.h"
+
+#include <string.h>
+
+#include "engine/kvm/kvm.h"
+
+static const struct engine_ops *const engine_table[] = {
+	&kvm_engine_ops,
+};
+
+const struct engine_ops *engine_find(const char *name)
+{
+	for (size_t i = 0; i < sizeof(engine_table) / sizeof(engine_table[0]); i++)
+		if (strcmp(engine_table[i]->name, name) == 0)
+			return engine_table[i];
+	return NULL;
+}
+
+const char *vm_exit_reason_name(enum vm_exit_reason reason)
+{
+	switch (reason) {
+	case VM_EXIT_NONE: return "none";
+	case VM_EXIT_IO: return "port I/O";
+	case VM_EXIT_MMIO: return "MMIO";
+	case VM_EXIT_HLT: return "HLT";
+	case VM_EXIT_SHUTDOWN: return "shutdown";
+	case VM_EXIT_RESET: return "reset";
+	case VM_EXIT_DB: return "debug exception";
+	case VM_EXIT_BPT: return "breakpoint (INT3)";
+	case VM_EXIT_MOV_DR: return "MOV DR";
+	case VM_EXIT_KICKED: return "kicked";
+	case VM_EXIT_EMULATION_FAILURE: return "emulation failure";
+	case VM_EXIT_ENTRY_FAILURE: return "entry failure";
+	case VM_EXIT_UNKNOWN: return "unknown exit";
+	}
+	return "invalid exit reason";
+}

@@ -1,0 +1,166 @@
+/* engine/kvm/kvm.h — private to the KVM engine: the per-VM and per-vCPU
+ * state behind vm->engine_vm and vcpu->engine, the cached
+ * KVM_CHECK_EXTENSION answers, and the helpers the engine's files share.
+ * Nothing outside engine/kvm/ includes this except engine/engine.c (for
+ * kvm_engine_ops) and the engine's own unit test.
+ *
+ * Addresses in exits: db.pc and bpt.pc are what KVM reports in
+ * kvm_run.debug.arch.pc, a linear address (CS base + RIP; equal to RIP in
+ * 64-bit mode). failure.pc follows the same rule. */
+#ifndef VMDB_ENGINE_KVM_H
+#define VMDB_ENGINE_KVM_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <linux/kvm.h>
+
+#include "engine/engine.h"
+#include "machine/vm.h"
+
+extern const struct engine_ops kvm_engine_ops;
+
+/* Guest memory the engine itself may read (instruction bytes after an
+ * emulation failure). Filled by map_memory. */
+struct kvm_mem_slot {
+	uint64_t gpa, size;
+	uint8_t *host;
+	bool readonly;
+};
+
+#define KVM_ENGINE_MAX_SLOTS 32
+
+/* KVM_CHECK_EXTENSION answers asked once per VM. */
+struct kvm_host_caps {
+	bool irqchip;
+	bool pit2;
+	bool readonly_mem;
+	bool vcpu_events;
+	bool debugregs;
+	bool xsave;
+	uint32_t guest_debug2;     /* KVM_GUESTDBG_* flags the host accepts; 0 = unknown */
+	unsigned max_vcpus;
+	unsigned nr_memslots;
+};
+
+struct kvm_vm_state {
+	int sys_fd;                /* /dev/kvm */
+	int vm_fd;
+	size_t run_size;           /* KVM_GET_VCPU_MMAP_SIZE */
+	int kick_signal;           /* real-time signal that knocks a vCPU out of KVM_RUN */
+	struct kvm_host_caps caps;
+	struct kvm_cpuid2 *cpuid;  /* KVM_GET_SUPPORTED_CPUID, patched per vCPU */
+	struct kvm_mem_slot slots[KVM_ENGINE_MAX_SLOTS];
+	unsigned nr_slots;
+};
+
+struct kvm_vcpu_state {
+	struct kvm_vm_state *kvm;
+	int fd;
+	struct kvm_run *run;       /* shared with the kernel; immediate_exit lives here */
+	size_t run_size;
+	int kick_signal;
+	/* The thread that calls run(), recorded by run() itself so kick()
+	 * never signals a thread that has not run yet. */
+	pthread_t thread;
+	atomic_bool thread_known;
+	bool signal_unblocked;     /* only touched by the vCPU thread */
+};
+
+static inline struct kvm_vm_state *kvm_vm_of(struct vm *vm)
+{
+	return (struct kvm_vm_state *)vm->engine_vm;
+}
+
+static inline struct kvm_vcpu_state *kvm_vcpu_of(struct vcpu *vcpu)
+{
+	return (struct kvm_vcpu_state *)vcpu->engine;
+}
+
+/* kvm_vm.c */
+int kvm_op_vm_create(struct vm *vm, struct err *e);
+void kvm_op_vm_destroy(struct vm *vm);
+int kvm_op_map_memory(struct vm *vm, uint64_t gpa, uint64_t size, void *host,
+		      bool readonly, struct err *e);
+int kvm_op_irq_line(struct vm *vm, unsigned irq, int level);
+/* The KVM_CHECK_EXTENSION answers of /dev/kvm itself, without a VM. */
+int kvm_query_host_caps(struct kvm_host_caps *caps, struct err *e);
+/* Copy guest-physical [gpa, gpa+len) out of a mapped slot: 0 or -EFAULT. */
+int kvm_read_phys(struct kvm_vm_state *kvm, uint64_t gpa, void *buf, size_t len);
+
+/* kvm_vcpu.c */
+int kvm_op_vcpu_create(struct vm *vm, struct vcpu *vcpu, struct err *e);
+void kvm_op_vcpu_destroy(struct vcpu *vcpu);
+int kvm_op_run(struct vcpu *vcpu, struct vm_exit *exit);
+void kvm_op_kick(struct vcpu *vcpu);
+/* Read up to max instruction bytes at the linear address pc through the
+ * guest's page tables, a page at a time; returns how many were readable.
+ * Used when KVM does not hand over the bytes of a failed instruction. */
+unsigned kvm_fetch_insn(struct kvm_vcpu_state *v, const struct kvm_sregs *sregs, uint64_t pc,
+			uint8_t *buf, unsigned max);
+
+/* kvm_regs.c */
+int kvm_op_get_regs(struct vcpu *vcpu, struct x86_regs *regs);
+int kvm_op_set_regs(struct vcpu *vcpu, const struct x86_regs *regs);
+int kvm_op_get_sregs(struct vcpu *vcpu, struct x86_sregs *sregs);
+int kvm_op_set_sregs(struct vcpu *vcpu, const struct x86_sregs *sregs);
+int kvm_op_get_fpu(struct vcpu *vcpu, struct x86_fpu *fpu);
+int kvm_op_set_fpu(struct vcpu *vcpu, const struct x86_fpu *fpu);
+int kvm_op_get_msr(struct vcpu *vcpu, uint32_t index, uint64_t *value);
+int kvm_op_set_msr(struct vcpu *vcpu, uint32_t index, uint64_t value);
+int kvm_op_get_debugregs(struct vcpu *vcpu, struct x86_debugregs *dr);
+int kvm_op_set_debugregs(struct vcpu *vcpu, const struct x86_debugregs *dr);
+int kvm_op_get_run_state(struct vcpu *vcpu, bool *halted, bool *waiting_sipi);
+
+/* kvm_debug.c */
+int kvm_op_set_debug(struct vcpu *vcpu, const struct engine_debug *dbg);
+int kvm_op_inject_exception(struct vcpu *vcpu, uint8_t vector, bool has_error_code,
+			    uint32_t error_code);
+
+/* kvm_probe.c */
+int kvm_op_probe(struct engine_caps *caps, struct err *e);
+
+/* kvm_guest.c — a throwaway one-vCPU VM running hand-assembled 64-bit
+ * ring-0 code, for probe() and the engine's unit test. The vCPU starts in
+ * long mode (identity-mapped first GiB, 2 MiB pages) with an IDT whose
+ * stub for vector v does: ebx = v, rax = [rsp], rcx = [rsp+8],
+ * OUT KVM_TINY_PORT_VECTOR, then HLT forever. */
+#define KVM_TINY_RAM_SIZE   0x400000ull    /* 4 MiB at gpa 0 */
+#define KVM_TINY_PML4       0x2000ull
+#define KVM_TINY_GDT        0x5000ull
+#define KVM_TINY_IDT        0x6000ull
+#define KVM_TINY_STUBS      0x7000ull      /* 32 bytes per vector */
+#define KVM_TINY_DATA       0x8000ull
+#define KVM_TINY_CODE       0x10000ull
+#define KVM_TINY_USER_STACK_TOP 0x70000ull
+#define KVM_TINY_STACK_TOP  0x80000ull
+#define KVM_TINY_PORT_DONE   0xe0          /* the guest finished its script */
+#define KVM_TINY_PORT_VECTOR 0xe1          /* an exception reached the guest */
+
+struct kvm_tiny_guest {
+	struct vm *vm;            /* heap: struct vm is large */
+	uint8_t *ram;
+	struct vcpu *vcpu;
+	bool user;                /* for callers: run scripts in ring 3 */
+};
+
+int kvm_tiny_create(struct kvm_tiny_guest *g, struct err *e);
+void kvm_tiny_destroy(struct kvm_tiny_guest *g);
+/* Copy code to KVM_TINY_CODE and reset the vCPU to run it from the top
+ * with debug state cleared. */
+int kvm_tiny_load(struct kvm_tiny_guest *g, const uint8_t *code, size_t len, struct err *e);
+/* The same in ring 3 (CPL 3, user stack); exceptions go to the ring-0
+ * stubs through the TSS. Ring 3 runs natively on hosts like ours. */
+int kvm_tiny_load_user(struct kvm_tiny_guest *g, const uint8_t *code, size_t len,
+		       struct err *e);
+/* run() bounded by a watchdog that kicks the vCPU after timeout_ms:
+ * a guest that hangs comes back as VM_EXIT_KICKED. */
+int kvm_tiny_run(struct kvm_tiny_guest *g, struct vm_exit *exit, unsigned timeout_ms);
+
+/* ioctl that retries on EINTR from unrelated signals: 0/result or -errno. */
+int kvm_ioctl(int fd, unsigned long request, void *arg);
+
+#endif

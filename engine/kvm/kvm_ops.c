@@ -1,0 +1,29 @@
+/* engine/kvm/kvm_ops.c — the KVM engine's ops table, the only symbol the
+ * rest of vmdb sees (through engine_find("kvm")). */
+#include "engine/kvm/kvm.h"
+
+const struct engine_ops kvm_engine_ops = {
+	.name = "kvm",
+	.vm_create = kvm_op_vm_create,
+	.vm_destroy = kvm_op_vm_destroy,
+	.map_memory = kvm_op_map_memory,
+	.irq_line = kvm_op_irq_line,
+	.probe = kvm_op_probe,
+	.vcpu_create = kvm_op_vcpu_create,
+	.vcpu_destroy = kvm_op_vcpu_destroy,
+	.run = kvm_op_run,
+	.kick = kvm_op_kick,
+	.get_regs = kvm_op_get_regs,
+	.set_regs = kvm_op_set_regs,
+	.get_sregs = kvm_op_get_sregs,
+	.set_sregs = kvm_op_set_sregs,
+	.get_fpu = kvm_op_get_fpu,
+	.set_fpu = kvm_op_set_fpu,
+	.get_msr = kvm_op_get_msr,
+	.set_msr = kvm_op_set_msr,
+	.get_debugregs = kvm_op_get_debugregs,
+	.set_debugregs = kvm_op_set_debugregs,
+	.get_run_state = kvm_op_get_run_state,
+	.set_debug = kvm_op_set_debug,
+	.inject_exception = kvm_op_inject_exception,
+};

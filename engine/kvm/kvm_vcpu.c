@@ -1,0 +1,336 @@
+/* engine/kvm/kvm_vcpu.c — one KVM vCPU: creation (run area, CPUID), the
+ * KVM_RUN call, kicking a vCPU out of it, and turning struct kvm_run into
+ * the engine-neutral struct vm_exit. */
+#include "engine/kvm/kvm.h"
+
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "machine/vm.h"
+#include "x86/paging.h"
+
+#define CPUID_1_ECX_X2APIC   (1u << 21)
+#define CPUID_1_EBX_APIC_ID_SHIFT 24
+#define CPUID_1_EBX_APIC_ID_MASK  (0xffu << CPUID_1_EBX_APIC_ID_SHIFT)
+
+/* Per-vCPU CPUID: the host's supported table with this vCPU's APIC id in
+ * leaf 1 EBX[31:24] and in leaves 0xB/0x1F EDX (the x2APIC id). */
+static void kvm_cpuid_patch(struct kvm_cpuid2 *c, unsigned id)
+{
+	for (uint32_t i = 0; i < c->nent; i++) {
+		struct kvm_cpuid_entry2 *ent = &c->entries[i];
+		switch (ent->function) {
+		case 1:
+			ent->ebx = (ent->ebx & ~CPUID_1_EBX_APIC_ID_MASK) |
+				   ((id & 0xffu) << CPUID_1_EBX_APIC_ID_SHIFT);
+			ent->ecx |= CPUID_1_ECX_X2APIC;  /* the in-kernel LAPIC emulates it */
+			break;
+		case 0xb:
+		case 0x1f:
+			ent->edx = id;
+			break;
+		}
+	}
+}
+
+static int kvm_vcpu_set_cpuid(struct kvm_vm_state *kvm, struct kvm_vcpu_state *v, unsigned id,
+			      struct err *e)
+{
+	size_t size = sizeof(*kvm->cpuid) + kvm->cpuid->nent * sizeof(kvm->cpuid->entries[0]);
+	struct kvm_cpuid2 *c = malloc(size);
+	if (!c)
+		return err_set(e, ENOMEM, "out of memory for the CPUID table");
+	memcpy(c, kvm->cpuid, size);
+	kvm_cpuid_patch(c, id);
+	int r = kvm_ioctl(v->fd, KVM_SET_CPUID2, c);
+	free(c);
+	if (r < 0)
+		return err_set(e, -r, "KVM_SET_CPUID2 failed for vCPU %u: %s", id, strerror(-r));
+	return 0;
+}
+
+static void kvm_vcpu_free(struct kvm_vcpu_state *v)
+{
+	if (v->run && v->run != MAP_FAILED)
+		munmap(v->run, v->run_size);
+	if (v->fd >= 0)
+		close(v->fd);
+	free(v);
+}
+
+int kvm_op_vcpu_create(struct vm *vm, struct vcpu *vcpu, struct err *e)
+{
+	struct kvm_vm_state *kvm = kvm_vm_of(vm);
+	struct kvm_vcpu_state *v = calloc(1, sizeof(*v));
+	if (!v)
+		return err_set(e, ENOMEM, "out of memory for vCPU %u", vcpu->id);
+	v->kvm = kvm;
+	v->kick_signal = kvm->kick_signal;
+	v->run_size = kvm->run_size;
+	atomic_init(&v->thread_known, false);
+
+	int r = ioctl(kvm->vm_fd, KVM_CREATE_VCPU, (unsigned long)vcpu->id);
+	if (r < 0) {
+		r = err_set(e, errno, "cannot create vCPU %u (KVM_CREATE_VCPU): %s", vcpu->id,
+			    strerror(errno));
+		v->fd = -1;
+		goto fail;
+	}
+	v->fd = r;
+	v->run = mmap(NULL, v->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, v->fd, 0);
+	if (v->run == MAP_FAILED) {
+		r = err_set(e, errno, "cannot map the run area of vCPU %u: %s", vcpu->id,
+			    strerror(errno));
+		goto fail;
+	}
+	r = kvm_vcpu_set_cpuid(kvm, v, vcpu->id, e);
+	if (r < 0)
+		goto fail;
+	vcpu->engine = v;
+	return 0;
+fail:
+	kvm_vcpu_free(v);
+	return r;
+}
+
+void kvm_op_vcpu_destroy(struct vcpu *vcpu)
+{
+	struct kvm_vcpu_state *v = kvm_vcpu_of(vcpu);
+	if (!v)
+		return;
+	kvm_vcpu_free(v);
+	vcpu->engine = NULL;
+}
+
+/* Async-signal-safe: one store into the shared run page and pthread_kill.
+ * immediate_exit covers a kick that lands before the thread enters
+ * KVM_RUN (KVM then returns -EINTR at once); the signal covers a thread
+ * already inside KVM_RUN. Only run() clears immediate_exit, and only when
+ * it reports VM_EXIT_KICKED, so no kick is lost. */
+void kvm_op_kick(struct vcpu *vcpu)
+{
+	struct kvm_vcpu_state *v = kvm_vcpu_of(vcpu);
+	if (!v)
+		return;
+	__atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+	if (atomic_load_explicit(&v->thread_known, memory_order_acquire))
+		pthread_kill(v->thread, v->kick_signal);
+}
+
+/* First run on this thread: remember it for kick() and make sure the kick
+ * signal is not blocked here (threads inherit their creator's mask). */
+static void kvm_vcpu_adopt_thread(struct kvm_vcpu_state *v)
+{
+	if (v->signal_unblocked && pthread_equal(v->thread, pthread_self()))
+		return;
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, v->kick_signal);
+	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+	v->thread = pthread_self();
+	atomic_store_explicit(&v->thread_known, true, memory_order_release);
+	v->signal_unblocked = true;
+}
+
+static int kvm_paging_read(void *opaque, uint64_t gpa, void *buf, size_t len)
+{
+	return kvm_read_phys(opaque, gpa, buf, len);
+}
+
+/* Linear address of the current instruction: what KVM reports as pc. */
+static uint64_t kvm_linear_pc(const struct kvm_sregs *s, uint64_t rip)
+{
+	if ((s->efer & EFER_LMA) && s->cs.l)
+		return rip;
+	return (s->cs.base + rip) & 0xffffffffull;
+}
+
+static void kvm_sregs_to_x86(const struct kvm_sregs *k, struct x86_sregs *x);
+
+unsigned kvm_fetch_insn(struct kvm_vcpu_state *v, const struct kvm_sregs *ks, uint64_t pc,
+			uint8_t *buf, unsigned max)
+{
+	struct x86_sregs xs;
+	kvm_sregs_to_x86(ks, &xs);
+	unsigned got = 0;
+	while (got < max) {
+		uint64_t gva = pc + got, gpa;
+		if (x86_translate(&xs, kvm_paging_read, v->kvm, gva, &gpa) < 0)
+			break;
+		unsigned chunk = 4096 - (unsigned)(gva & 4095);
+		if (chunk > max - got)
+			chunk = max - got;
+		if (kvm_read_phys(v->kvm, gpa, buf + got, chunk) < 0)
+			break;
+		got += chunk;
+	}
+	return got;
+}
+
+static void kvm_sregs_to_x86(const struct kvm_sregs *k, struct x86_sregs *x)
+{
+	memset(x, 0, sizeof(*x));
+	x->cs.base = k->cs.base;
+	x->cs.l = k->cs.l;
+	x->cs.db = k->cs.db;
+	x->cr0 = k->cr0;
+	x->cr3 = k->cr3;
+	x->cr4 = k->cr4;
+	x->efer = k->efer;
+}
+
+/* KVM_EXIT_INTERNAL_ERROR. On this kind of host guest ring-0 code runs in
+ * the host's instruction emulator, which gives up on INT3 instead of
+ * raising #BP: report that as the breakpoint it is. */
+static void kvm_exit_internal(struct kvm_vcpu_state *v, struct vm_exit *exit)
+{
+	struct kvm_run *run = v->run;
+	exit->reason = VM_EXIT_EMULATION_FAILURE;
+	exit->failure.suberror = run->internal.suberror;
+	exit->failure.insn_len = 0;
+
+	struct kvm_regs regs;
+	struct kvm_sregs sregs;
+	if (kvm_ioctl(v->fd, KVM_GET_REGS, &regs) < 0 || kvm_ioctl(v->fd, KVM_GET_SREGS, &sregs) < 0)
+		return;
+	exit->failure.pc = kvm_linear_pc(&sregs, regs.rip);
+	if (run->internal.suberror != KVM_INTERNAL_ERROR_EMULATION)
+		return;
+
+	if ((run->emulation_failure.flags & KVM_INTERNAL_ERROR_EMULATION_FLAG_INSTRUCTION_BYTES) &&
+	    run->emulation_failure.insn_size > 0) {
+		unsigned n = run->emulation_failure.insn_size;
+		if (n > sizeof(run->emulation_failure.insn_bytes))
+			n = sizeof(run->emulation_failure.insn_bytes);
+		memcpy(exit->failure.insn, run->emulation_failure.insn_bytes, n);
+		exit->failure.insn_len = (uint8_t)n;
+	} else {
+		exit->failure.insn_len = (uint8_t)kvm_fetch_insn(v, &sregs, exit->failure.pc,
+								 exit->failure.insn, 15);
+	}
+	if (exit->failure.insn_len >= 1 && exit->failure.insn[0] == 0xcc) {
+		uint64_t pc = exit->failure.pc;
+		exit->reason = VM_EXIT_BPT;
+		exit->bpt.pc = pc;
+	}
+}
+
+static void kvm_exit_io(struct kvm_vcpu_state *v, struct vm_exit *exit)
+{
+	struct kvm_run *run = v->run;
+	uint64_t bytes = (uint64_t)run->io.size * run->io.count;
+	if (run->io.data_offset > v->run_size || bytes > v->run_size - run->io.data_offset) {
+		exit->reason = VM_EXIT_UNKNOWN;
+		exit->unknown.code = KVM_EXIT_IO;
+		return;
+	}
+	exit->reason = VM_EXIT_IO;
+	exit->io.port = run->io.port;
+	exit->io.size = run->io.size;
+	exit->io.is_write = run->io.direction == KVM_EXIT_IO_OUT;
+	exit->io.count = run->io.count;
+	exit->io.data = (uint8_t *)run + run->io.data_offset;
+}
+
+static void kvm_exit_debug(struct kvm_vcpu_state *v, struct vm_exit *exit)
+{
+	const struct kvm_debug_exit_arch *d = &v->run->debug.arch;
+	if (d->exception == X86_BP) {
+		exit->reason = VM_EXIT_BPT;
+		exit->bpt.pc = d->pc;
+		return;
+	}
+	exit->reason = VM_EXIT_DB;
+	exit->db.pc = d->pc;
+	exit->db.dr6 = d->dr6;
+	exit->db.dr7 = d->dr7;
+}
+
+static void kvm_exit_system_event(struct kvm_vcpu_state *v, struct vm_exit *exit)
+{
+	switch (v->run->system_event.type) {
+	case KVM_SYSTEM_EVENT_RESET:
+		exit->reason = VM_EXIT_RESET;
+		break;
+	case KVM_SYSTEM_EVENT_SHUTDOWN:
+		exit->reason = VM_EXIT_SHUTDOWN;
+		break;
+	default:
+		exit->reason = VM_EXIT_UNKNOWN;
+		exit->unknown.code = KVM_EXIT_SYSTEM_EVENT;
+		break;
+	}
+}
+
+static void kvm_exit_translate(struct kvm_vcpu_state *v, struct vm_exit *exit)
+{
+	struct kvm_run *run = v->run;
+	switch (run->exit_reason) {
+	case KVM_EXIT_IO:
+		kvm_exit_io(v, exit);
+		break;
+	case KVM_EXIT_MMIO:
+		exit->reason = VM_EXIT_MMIO;
+		exit->mmio.gpa = run->mmio.phys_addr;
+		exit->mmio.data = run->mmio.data;
+		exit->mmio.len = run->mmio.len > 8 ? 8 : run->mmio.len;
+		exit->mmio.is_write = run->mmio.is_write;
+		break;
+	case KVM_EXIT_HLT:
+		exit->reason = VM_EXIT_HLT;
+		break;
+	case KVM_EXIT_SHUTDOWN:
+		exit->reason = VM_EXIT_SHUTDOWN;
+		break;
+	case KVM_EXIT_SYSTEM_EVENT:
+		kvm_exit_system_event(v, exit);
+		break;
+	case KVM_EXIT_DEBUG:
+		kvm_exit_debug(v, exit);
+		break;
+	case KVM_EXIT_INTR:
+		exit->reason = VM_EXIT_KICKED;
+		break;
+	case KVM_EXIT_FAIL_ENTRY:
+		exit->reason = VM_EXIT_ENTRY_FAILURE;
+		exit->entry_failure.hw_reason = run->fail_entry.hardware_entry_failure_reason;
+		break;
+	case KVM_EXIT_INTERNAL_ERROR:
+		kvm_exit_internal(v, exit);
+		break;
+	default:
+		exit->reason = VM_EXIT_UNKNOWN;
+		exit->unknown.code = run->exit_reason;
+		break;
+	}
+}
+
+int kvm_op_run(struct vcpu *vcpu, struct vm_exit *exit)
+{
+	struct kvm_vcpu_state *v = kvm_vcpu_of(vcpu);
+	kvm_vcpu_adopt_thread(v);
+	memset(exit, 0, sizeof(*exit));
+
+	int r = ioctl(v->fd, KVM_RUN, 0);
+	/* EAGAIN: an AP woken from wait-for-SIPI (KVM_MP_STATE change); just
+	 * run again, like a kick. */
+	if (r < 0 && errno == EAGAIN) {
+		exit->reason = VM_EXIT_KICKED;
+		return 0;
+	}
+	if (r < 0 && errno != EINTR)
+		return -errno;
+	if (r < 0 || v->run->exit_reason == KVM_EXIT_INTR) {
+		/* A kick (or a stray signal): consume the request. Any kick that
+		 * arrives after this store is seen by the next KVM_RUN. */
+		__atomic_store_n(&v->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
+		exit->reason = VM_EXIT_KICKED;
+		return 0;
+	}
+	kvm_exit_translate(v, exit);
+	return 0;
+}

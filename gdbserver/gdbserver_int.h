@@ -1,0 +1,94 @@
+/* gdbserver/gdbserver_int.h — the server's private state and the contract
+ * between the dispatcher (server.c) and the packet-family files pkt_*.c.
+ * Everything here runs on the server thread only. */
+#ifndef VMDB_GDBSERVER_INT_H
+#define VMDB_GDBSERVER_INT_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/un.h>
+
+#include "debug/debug.h"
+#include "gdbserver/gdbserver.h"
+#include "machine/vm.h"
+#include "rsp/rsp.h"
+#include "rsp/rsp_args.h"
+
+#define GDB_PACKET_SIZE 0x20000u
+
+/* The connection's state; every change goes through gdb_set_state(). */
+enum gdb_state {
+	GDB_IDLE,        /* no client; the machine runs freely (or waits for one) */
+	GDB_STOPPED,     /* client attached, machine stopped, client sends requests */
+	GDB_RUNNING,     /* client attached, machine running, a stop reply is owed */
+	GDB_CLOSING,     /* detach / kill / guest gone: close after this packet */
+};
+
+struct gdb_server {
+	struct vm *vm;
+	struct debug *dbg;
+	int listen_fd, client_fd, wake_fd;
+	char where[sizeof(((struct sockaddr_un *)0)->sun_path) + 16];
+	char unix_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	pthread_t thread;
+	bool quit;                   /* set by gdbserver_stop (atomic) */
+	bool wait_gdb;
+
+	enum gdb_state state;
+	struct rsp_conn rsp;
+	bool rsp_live;
+	struct rsp_buf reply;
+	unsigned cur_g;              /* vCPU for registers and memory (Hg) */
+	int cur_c;                   /* vCPU for legacy s/c (Hc); -1 = all */
+	bool phys;                   /* `monitor phys on`: m/M/X/Z0 are guest-physical */
+	bool have_last_stop;
+	struct debug_event last_stop;
+};
+
+/* A packet handler: args starts right after the packet name. Fill
+ * s->reply and return 0 to send it, GDB_NO_REPLY when the reply comes later
+ * (a stop reply after resuming) or was sent already, or -errno for an
+ * "Enn" reply. */
+#define GDB_NO_REPLY 1
+typedef int (*gdb_handler)(struct gdb_server *s, struct rsp_cur *args);
+
+struct gdb_packet {
+	const char *name;
+	gdb_handler fn;
+	bool needs_stopped;      /* refused while the machine runs */
+};
+
+/* Each pkt_*.c exports its table, ended by a {NULL} entry. */
+extern const struct gdb_packet gdb_pkt_query[], gdb_pkt_regs[], gdb_pkt_mem[],
+	gdb_pkt_break[], gdb_pkt_run[], gdb_pkt_monitor[];
+
+/* server.c */
+void gdb_set_state(struct gdb_server *s, enum gdb_state next);
+void gdb_send_reply(struct gdb_server *s);
+/* Report the next queued event as a stop reply (machine stopped first). */
+void gdb_report_stop(struct gdb_server *s);
+/* Parse a thread id ("-1", "0" or hex vCPU+1) into a vCPU index or -1 (all). */
+int gdb_parse_thread(struct gdb_server *s, struct rsp_cur *c, char sep, int *vcpu);
+/* Check a vCPU index named by the client. */
+bool gdb_valid_vcpu(const struct gdb_server *s, int vcpu);
+
+/* pkt_regs.c: register numbering shared with target.xml */
+struct gdb_reg {
+	const char *name;
+	unsigned bits;
+	const char *type;
+	unsigned feature;        /* index into gdb_features[] */
+};
+extern const struct gdb_reg gdb_regs[];
+extern const unsigned gdb_nr_regs;
+extern const char *const gdb_features[];
+extern const unsigned gdb_nr_features;
+
+/* target_xml.c */
+int gdb_target_xml(struct rsp_buf *out);
+
+/* pkt_run.c */
+int gdb_resume(struct gdb_server *s, const enum debug_action *actions);
+
+#endif

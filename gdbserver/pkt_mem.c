@@ -1,0 +1,76 @@
+/* gdbserver/pkt_mem.c — m, M, X: guest memory through the current vCPU's
+ * page tables (or guest-physical after `monitor phys on`). An unmapped
+ * byte anywhere in the range is E14 (EFAULT), never a partial answer. */
+#include "gdbserver/gdbserver_int.h"
+
+#include <stdlib.h>
+
+/* The largest read: two hex digits per byte fill one PacketSize payload. */
+#define GDB_MAX_READ (GDB_PACKET_SIZE / 2)
+
+static int take_addr_len(struct rsp_cur *args, char len_sep, uint64_t *addr, uint64_t *len)
+{
+	if (rsp_take_hex(args, ',', addr) < 0 || rsp_take_hex(args, len_sep, len) < 0)
+		return -EINVAL;
+	return 0;
+}
+
+static int pkt_m(struct gdb_server *s, struct rsp_cur *args)
+{
+	uint64_t addr, len;
+	if (take_addr_len(args, '\0', &addr, &len) < 0 || !rsp_at_end(args))
+		return -EINVAL;
+	if (len > GDB_MAX_READ)
+		len = GDB_MAX_READ;   /* a stub may answer with fewer bytes */
+	uint8_t *buf = malloc(len ? len : 1);
+	if (!buf)
+		return -ENOMEM;
+	int r = debug_mem_read(s->dbg, s->cur_g, addr, buf, len, s->phys);
+	if (r == 0)
+		rsp_buf_hex(&s->reply, buf, len);
+	free(buf);
+	return r < 0 ? -EFAULT : 0;
+}
+
+static int write_mem(struct gdb_server *s, uint64_t addr, const uint8_t *buf, size_t len)
+{
+	int r = debug_mem_write(s->dbg, s->cur_g, addr, buf, len, s->phys);
+	if (r < 0)
+		return -EFAULT;
+	rsp_buf_printf(&s->reply, "OK");
+	return 0;
+}
+
+static int pkt_bigm(struct gdb_server *s, struct rsp_cur *args)
+{
+	uint64_t addr, len;
+	if (take_addr_len(args, ':', &addr, &len) < 0 || rsp_left(args) / 2 != len ||
+	    rsp_left(args) % 2)
+		return -EINVAL;
+	uint8_t *buf = malloc(len ? len : 1);
+	if (!buf)
+		return -ENOMEM;
+	int r = rsp_hex_decode(args->p, 2 * len, buf);
+	if (r == 0)
+		r = write_mem(s, addr, buf, len);
+	else
+		r = -EINVAL;
+	free(buf);
+	return r;
+}
+
+/* X addr,len:BINARY — already unescaped by rsp/. */
+static int pkt_x(struct gdb_server *s, struct rsp_cur *args)
+{
+	uint64_t addr, len;
+	if (take_addr_len(args, ':', &addr, &len) < 0 || rsp_left(args) != len)
+		return -EINVAL;
+	return write_mem(s, addr, (const uint8_t *)args->p, len);
+}
+
+const struct gdb_packet gdb_pkt_mem[] = {
+	{ "m", pkt_m, true },
+	{ "M", pkt_bigm, true },
+	{ "X", pkt_x, true },
+	{ NULL, NULL, false },
+};

@@ -1,0 +1,149 @@
+/* gdbserver/pkt_monitor.c — qRcmd, gdb's `monitor CMD`: the command
+ * arrives hex-encoded; its output goes back as O packets (hex text) and
+ * the command ends with OK (or an E reply for a bad command). */
+#include "gdbserver/gdbserver_int.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* One O packet per call: "O" + hex of the text. */
+static void mon_print(struct gdb_server *s, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void mon_print(struct gdb_server *s, const char *fmt, ...)
+{
+	char text[2048];
+	struct rsp_buf out;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	rsp_buf_init(&out);
+	rsp_buf_putc(&out, 'O');
+	rsp_buf_hex(&out, text, strlen(text));
+	if (out.err == 0)
+		rsp_send(&s->rsp, out.data, out.len);
+	rsp_buf_free(&out);
+}
+
+static int mon_help(struct gdb_server *s, const char *arg)
+{
+	(void)arg;
+	mon_print(s, "vmdb monitor commands:\n"
+		     "  help             this list\n"
+		     "  info vcpus       every vCPU: mode, run state, RIP\n"
+		     "  info caps        what the engine can do here, and what the debugger uses\n"
+		     "  phys on|off      m/M/X and breakpoints on guest-physical addresses (on)\n"
+		     "                   or guest-virtual ones through the vCPU's page tables (off)\n");
+	return 0;
+}
+
+static int mon_info_vcpus(struct gdb_server *s, const char *arg)
+{
+	(void)arg;
+	for (unsigned i = 0; i < debug_nr_vcpus(s->dbg); i++) {
+		char text[128];
+		struct debug_cpu_state st;
+		debug_describe_vcpu(s->dbg, i, text, sizeof(text));
+		if (debug_read_state(s->dbg, i, &st) == 0)
+			mon_print(s, "%c thread %u: %s, rip 0x%llx\n", i == s->cur_g ? '*' : ' ',
+				  i + 1, text, (unsigned long long)st.regs.rip);
+		else
+			mon_print(s, "%c thread %u: %s\n", i == s->cur_g ? '*' : ' ', i + 1, text);
+	}
+	return 0;
+}
+
+static int mon_info_caps(struct gdb_server *s, const char *arg)
+{
+	const struct engine_caps *caps;
+	struct err e = { 0 };
+	char mech[1024];
+	(void)arg;
+
+	mon_print(s, "engine: %s\n", s->vm->engine->name);
+	if (debug_caps(s->dbg, &caps, &e) < 0) {
+		mon_print(s, "probe failed: %s\n", e.msg);
+	} else {
+		for (unsigned i = 0; i < caps->nr_features; i++)
+			mon_print(s, "%s: %s (%s)\n", caps->features[i].name,
+				  caps->features[i].present ? "yes" : "no", caps->features[i].how);
+	}
+	debug_mechanisms(s->dbg, mech, sizeof(mech));
+	mon_print(s, "debugger mechanisms in use:\n%s", mech);
+	return 0;
+}
+
+static int mon_phys(struct gdb_server *s, const char *arg)
+{
+	if (strcmp(arg, "on") == 0)
+		s->phys = true;
+	else if (strcmp(arg, "off") == 0)
+		s->phys = false;
+	else if (arg[0])
+		return -EINVAL;
+	mon_print(s, "memory accesses use guest-%s addresses\n", s->phys ? "physical" : "virtual");
+	return 0;
+}
+
+static const struct {
+	const char *name;
+	int (*fn)(struct gdb_server *s, const char *arg);
+} mon_cmds[] = {
+	{ "help", mon_help },
+	{ "info vcpus", mon_info_vcpus },
+	{ "info caps", mon_info_caps },
+	{ "phys", mon_phys },
+};
+
+static int run_command(struct gdb_server *s, char *line)
+{
+	while (*line == ' ')
+		line++;
+	size_t len = strlen(line);
+	while (len > 0 && (line[len - 1] == ' ' || line[len - 1] == '\n'))
+		line[--len] = '\0';
+	for (size_t i = 0; i < sizeof(mon_cmds) / sizeof(mon_cmds[0]); i++) {
+		size_t n = strlen(mon_cmds[i].name);
+		if (strncmp(line, mon_cmds[i].name, n) == 0 && (line[n] == '\0' || line[n] == ' ')) {
+			const char *arg = line + n;
+			while (*arg == ' ')
+				arg++;
+			int r = mon_cmds[i].fn(s, arg);
+			if (r == -EINVAL)
+				mon_print(s, "monitor %s: bad argument '%s' (try 'monitor help')\n",
+					  mon_cmds[i].name, arg);
+			return 0;
+		}
+	}
+	mon_print(s, "unknown monitor command '%s' (try 'monitor help')\n", line);
+	return 0;
+}
+
+static int pkt_qrcmd(struct gdb_server *s, struct rsp_cur *args)
+{
+	if (!rsp_skip_char(args, ',') || rsp_left(args) % 2)
+		return -EINVAL;
+	size_t n = rsp_left(args) / 2;
+	char *line = malloc(n + 1);
+	if (!line)
+		return -ENOMEM;
+	if (rsp_hex_decode(args->p, 2 * n, (uint8_t *)line) < 0 || memchr(line, '\0', n)) {
+		free(line);
+		return -EINVAL;
+	}
+	line[n] = '\0';
+	int r = run_command(s, line);
+	free(line);
+	if (r == 0)
+		rsp_buf_printf(&s->reply, "OK");
+	return r;
+}
+
+const struct gdb_packet gdb_pkt_monitor[] = {
+	{ "qRcmd", pkt_qrcmd, true },
+	{ NULL, NULL, false },
+};

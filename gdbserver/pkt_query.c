@@ -1,0 +1,164 @@
+/* gdbserver/pkt_query.c — what the client asks about the target:
+ * qSupported, no-ack mode, target.xml, threads (= vCPUs, id = index + 1),
+ * the current thread, attach state and the last stop. */
+#include "gdbserver/gdbserver_int.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static int pkt_qsupported(struct gdb_server *s, struct rsp_cur *args)
+{
+	(void)args;   /* the client's features change nothing we send */
+	rsp_buf_printf(&s->reply,
+		       "PacketSize=%x;qXfer:features:read+;vContSupported+;swbreak+;hwbreak+;"
+		       "QStartNoAckMode+;multiprocess-", GDB_PACKET_SIZE);
+	return 0;
+}
+
+static int pkt_start_noack(struct gdb_server *s, struct rsp_cur *args)
+{
+	(void)args;
+	rsp_buf_printf(&s->reply, "OK");
+	gdb_send_reply(s);           /* acknowledged in ack mode, then switch */
+	rsp_set_noack(&s->rsp, true);
+	return GDB_NO_REPLY;
+}
+
+/* qXfer:features:read:target.xml:OFFSET,LENGTH */
+static int pkt_qxfer(struct gdb_server *s, struct rsp_cur *args)
+{
+	char annex[64];
+	uint64_t off, len;
+	struct rsp_buf xml;
+
+	if (!rsp_skip_str(args, ":features:read:"))
+		return 0;      /* other objects: unsupported */
+	if (rsp_take_str(args, ':', annex, sizeof(annex)) < 0 || rsp_take_hex(args, ',', &off) < 0 ||
+	    rsp_take_hex(args, '\0', &len) < 0)
+		return -EINVAL;
+	if (strcmp(annex, "target.xml") != 0)
+		return -ENOENT;
+	rsp_buf_init(&xml);
+	int r = gdb_target_xml(&xml);
+	if (r == 0) {
+		size_t total = xml.len;
+		if (len > GDB_PACKET_SIZE / 2)
+			len = GDB_PACKET_SIZE / 2;   /* room for escapes */
+		if (off >= total) {
+			rsp_buf_putc(&s->reply, 'l');
+		} else {
+			size_t n = total - off < len ? total - off : len;
+			rsp_buf_putc(&s->reply, off + n >= total ? 'l' : 'm');
+			rsp_buf_append(&s->reply, xml.data + off, n);
+		}
+	}
+	rsp_buf_free(&xml);
+	return r;
+}
+
+static int pkt_qfthreadinfo(struct gdb_server *s, struct rsp_cur *args)
+{
+	(void)args;
+	rsp_buf_putc(&s->reply, 'm');
+	for (unsigned i = 0; i < debug_nr_vcpus(s->dbg); i++)
+		rsp_buf_printf(&s->reply, "%s%x", i ? "," : "", i + 1);
+	return 0;
+}
+
+static int pkt_qsthreadinfo(struct gdb_server *s, struct rsp_cur *args)
+{
+	(void)args;
+	rsp_buf_putc(&s->reply, 'l');
+	return 0;
+}
+
+static int pkt_qc(struct gdb_server *s, struct rsp_cur *args)
+{
+	(void)args;
+	rsp_buf_printf(&s->reply, "QC%x", s->cur_g + 1);
+	return 0;
+}
+
+static int pkt_qattached(struct gdb_server *s, struct rsp_cur *args)
+{
+	(void)args;
+	rsp_buf_putc(&s->reply, '1');   /* detach, not kill, when gdb quits */
+	return 0;
+}
+
+static int pkt_qthreadextrainfo(struct gdb_server *s, struct rsp_cur *args)
+{
+	int vcpu;
+	char text[128];
+
+	if (!rsp_skip_char(args, ','))
+		return -EINVAL;
+	int r = gdb_parse_thread(s, args, '\0', &vcpu);
+	if (r < 0)
+		return r;
+	if (!gdb_valid_vcpu(s, vcpu))
+		return -ESRCH;
+	debug_describe_vcpu(s->dbg, (unsigned)vcpu, text, sizeof(text));
+	rsp_buf_hex(&s->reply, text, strlen(text));
+	return 0;
+}
+
+/* H g TID / H c TID */
+static int pkt_h(struct gdb_server *s, struct rsp_cur *args)
+{
+	char op;
+	int vcpu;
+	if (rsp_take_char(args, &op) < 0 || (op != 'g' && op != 'c'))
+		return -EINVAL;
+	int r = gdb_parse_thread(s, args, '\0', &vcpu);
+	if (r < 0)
+		return r;
+	if (op == 'g') {
+		/* "all threads" for registers means any one: keep the current */
+		if (vcpu >= 0)
+			s->cur_g = (unsigned)vcpu;
+	} else {
+		s->cur_c = vcpu;
+	}
+	rsp_buf_printf(&s->reply, "OK");
+	return 0;
+}
+
+static int pkt_t(struct gdb_server *s, struct rsp_cur *args)
+{
+	int vcpu;
+	int r = gdb_parse_thread(s, args, '\0', &vcpu);
+	if (r < 0)
+		return r;
+	if (!gdb_valid_vcpu(s, vcpu))
+		return -ESRCH;
+	rsp_buf_printf(&s->reply, "OK");
+	return 0;
+}
+
+/* ? — why the machine is stopped: the last stop, or a plain SIGTRAP
+ * (attach) for the current vCPU. */
+static int pkt_why(struct gdb_server *s, struct rsp_cur *args)
+{
+	(void)args;
+	if (s->have_last_stop && s->last_stop.kind == DEBUG_EV_INTERRUPT)
+		rsp_buf_printf(&s->reply, "T02thread:%x;", s->last_stop.vcpu + 1);
+	else
+		rsp_buf_printf(&s->reply, "T05thread:%x;", s->cur_g + 1);
+	return 0;
+}
+
+const struct gdb_packet gdb_pkt_query[] = {
+	{ "qSupported", pkt_qsupported, false },
+	{ "QStartNoAckMode", pkt_start_noack, false },
+	{ "qXfer", pkt_qxfer, false },
+	{ "qfThreadInfo", pkt_qfthreadinfo, true },
+	{ "qsThreadInfo", pkt_qsthreadinfo, true },
+	{ "qC", pkt_qc, true },
+	{ "qAttached", pkt_qattached, false },
+	{ "qThreadExtraInfo", pkt_qthreadextrainfo, true },
+	{ "H", pkt_h, true },
+	{ "T", pkt_t, true },
+	{ "?", pkt_why, true },
+	{ NULL, NULL, false },
+};

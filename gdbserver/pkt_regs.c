@@ -1,0 +1,326 @@
+/* gdbserver/pkt_regs.c — register numbering and g/G/p/P. One table,
+ * gdb_regs[], gives each register's gdb number (its index), size, type
+ * and feature; target.xml is generated from it, so what is described is
+ * exactly what g/p send. Values are little-endian, as x86 gdb expects. */
+#include "gdbserver/gdbserver_int.h"
+
+#include <string.h>
+
+enum { F_CORE, F_SSE, F_SEGMENTS, F_SYS };
+
+const char *const gdb_features[] = {
+	[F_CORE] = "org.gnu.gdb.i386.core",
+	[F_SSE] = "org.gnu.gdb.i386.sse",
+	[F_SEGMENTS] = "org.gnu.gdb.i386.segments",
+	[F_SYS] = "org.vmdb.x86.sys",
+};
+const unsigned gdb_nr_features = sizeof(gdb_features) / sizeof(gdb_features[0]);
+
+/* gdb's amd64 numbering for 0-56 (core + sse), then ours. */
+enum {
+	R_RAX = 0, R_RIP = 16, R_EFLAGS = 17, R_CS = 18, R_GS = 23, R_ST0 = 24, R_FCTRL = 32,
+	R_FSTAT, R_FTAG, R_FISEG, R_FIOFF, R_FOSEG, R_FOOFF, R_FOP, R_XMM0 = 40, R_MXCSR = 56,
+	R_FS_BASE, R_GS_BASE, R_K_GS_BASE, R_CR0, R_CR2, R_CR3, R_CR4, R_CR8, R_EFER,
+	R_COUNT
+};
+
+#define GPR(n, t) { n, 64, t, F_CORE }
+#define SEG(n) { n, 32, "int32", F_CORE }
+#define ST(n) { n, 80, "i387_ext", F_CORE }
+#define FPC(n) { n, 32, "int", F_CORE }
+#define XMM(n) { n, 128, "vec128", F_SSE }
+#define SYS(n) { n, 64, "uint64", F_SYS }
+
+const struct gdb_reg gdb_regs[] = {
+	GPR("rax", "int64"), GPR("rbx", "int64"), GPR("rcx", "int64"), GPR("rdx", "int64"),
+	GPR("rsi", "int64"), GPR("rdi", "int64"), GPR("rbp", "data_ptr"), GPR("rsp", "data_ptr"),
+	GPR("r8", "int64"), GPR("r9", "int64"), GPR("r10", "int64"), GPR("r11", "int64"),
+	GPR("r12", "int64"), GPR("r13", "int64"), GPR("r14", "int64"), GPR("r15", "int64"),
+	GPR("rip", "code_ptr"), { "eflags", 32, "i386_eflags", F_CORE },
+	SEG("cs"), SEG("ss"), SEG("ds"), SEG("es"), SEG("fs"), SEG("gs"),
+	ST("st0"), ST("st1"), ST("st2"), ST("st3"), ST("st4"), ST("st5"), ST("st6"), ST("st7"),
+	FPC("fctrl"), FPC("fstat"), FPC("ftag"), FPC("fiseg"), FPC("fioff"), FPC("foseg"),
+	FPC("fooff"), FPC("fop"),
+	XMM("xmm0"), XMM("xmm1"), XMM("xmm2"), XMM("xmm3"), XMM("xmm4"), XMM("xmm5"),
+	XMM("xmm6"), XMM("xmm7"), XMM("xmm8"), XMM("xmm9"), XMM("xmm10"), XMM("xmm11"),
+	XMM("xmm12"), XMM("xmm13"), XMM("xmm14"), XMM("xmm15"),
+	{ "mxcsr", 32, "i386_mxcsr", F_SSE },
+	{ "fs_base", 64, "int64", F_SEGMENTS }, { "gs_base", 64, "int64", F_SEGMENTS },
+	SYS("k_gs_base"), SYS("cr0"), SYS("cr2"), SYS("cr3"), SYS("cr4"), SYS("cr8"), SYS("efer"),
+};
+const unsigned gdb_nr_regs = sizeof(gdb_regs) / sizeof(gdb_regs[0]);
+
+_Static_assert(sizeof(gdb_regs) / sizeof(gdb_regs[0]) == R_COUNT, "register table and enum");
+
+static uint64_t *gpr_slot(struct x86_regs *r, unsigned n)
+{
+	uint64_t *const slots[16] = {
+		&r->rax, &r->rbx, &r->rcx, &r->rdx, &r->rsi, &r->rdi, &r->rbp, &r->rsp,
+		&r->r8, &r->r9, &r->r10, &r->r11, &r->r12, &r->r13, &r->r14, &r->r15,
+	};
+	return slots[n];
+}
+
+static struct x86_segment *seg_slot(struct x86_sregs *s, unsigned n)
+{
+	struct x86_segment *const slots[6] = { &s->cs, &s->ss, &s->ds, &s->es, &s->fs, &s->gs };
+	return slots[n];
+}
+
+static uint64_t *sys_slot(struct debug_cpu_state *st, unsigned reg)
+{
+	switch (reg) {
+	case R_FS_BASE: return &st->sregs.fs.base;
+	case R_GS_BASE: return &st->sregs.gs.base;
+	case R_K_GS_BASE: return &st->kernel_gs_base;
+	case R_CR0: return &st->sregs.cr0;
+	case R_CR2: return &st->sregs.cr2;
+	case R_CR3: return &st->sregs.cr3;
+	case R_CR4: return &st->sregs.cr4;
+	case R_CR8: return &st->sregs.cr8;
+	default: return &st->sregs.efer;
+	}
+}
+
+/* FXSAVE keeps an abridged tag (1 bit per register: not empty); gdb wants
+ * the full x87 tag word (2 bits: valid, zero, special, empty). ST(i) is
+ * physical register (TOP + i) mod 8. */
+static unsigned x87_tag_of(const uint8_t *v)
+{
+	unsigned exp = (v[9] & 0x7fu) << 8 | v[8];
+	bool integer = v[7] & 0x80;
+	bool mant_zero = true;
+	for (int i = 0; i < 8; i++)
+		mant_zero = mant_zero && v[i] == 0;
+	if (exp == 0x7fff)
+		return 2;
+	if (exp == 0)
+		return mant_zero ? 1 : 2;
+	return integer ? 0 : 2;
+}
+
+static uint32_t x87_full_tag(const struct x86_fpu *f)
+{
+	unsigned top = (f->fsw >> 11) & 7;
+	uint32_t tag = 0;
+	for (unsigned phys = 0; phys < 8; phys++) {
+		unsigned t = 3;
+		if (f->ftw & (1u << phys))
+			t = x87_tag_of(f->st[(phys - top) & 7]);
+		tag |= t << (2 * phys);
+	}
+	return tag;
+}
+
+static uint8_t x87_abridged_tag(uint32_t full)
+{
+	uint8_t ftw = 0;
+	for (unsigned phys = 0; phys < 8; phys++)
+		if (((full >> (2 * phys)) & 3) != 3)
+			ftw |= 1u << phys;
+	return ftw;
+}
+
+static uint32_t fpu_ctl_get(const struct x86_fpu *f, unsigned reg)
+{
+	switch (reg) {
+	case R_FCTRL: return f->fcw;
+	case R_FSTAT: return f->fsw;
+	case R_FTAG: return x87_full_tag(f);
+	case R_FISEG: return (uint32_t)(f->fip >> 32) & 0xffff;
+	case R_FIOFF: return (uint32_t)f->fip;
+	case R_FOSEG: return (uint32_t)(f->fdp >> 32) & 0xffff;
+	case R_FOOFF: return (uint32_t)f->fdp;
+	default: return f->fop & 0x7ff;
+	}
+}
+
+static void fpu_ctl_set(struct x86_fpu *f, unsigned reg, uint32_t v)
+{
+	switch (reg) {
+	case R_FCTRL: f->fcw = (uint16_t)v; break;
+	case R_FSTAT: f->fsw = (uint16_t)v; break;
+	case R_FTAG: f->ftw = x87_abridged_tag(v); break;
+	case R_FISEG: f->fip = (f->fip & 0xffffffffull) | (uint64_t)(v & 0xffff) << 32; break;
+	case R_FIOFF: f->fip = (f->fip & ~0xffffffffull) | v; break;
+	case R_FOSEG: f->fdp = (f->fdp & 0xffffffffull) | (uint64_t)(v & 0xffff) << 32; break;
+	case R_FOOFF: f->fdp = (f->fdp & ~0xffffffffull) | v; break;
+	default: f->fop = (uint16_t)(v & 0x7ff); break;
+	}
+}
+
+static void put_le(uint8_t *out, uint64_t v, unsigned bytes)
+{
+	for (unsigned i = 0; i < bytes; i++)
+		out[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint64_t get_le(const uint8_t *in, unsigned bytes)
+{
+	uint64_t v = 0;
+	for (unsigned i = 0; i < bytes && i < 8; i++)
+		v |= (uint64_t)in[i] << (8 * i);
+	return v;
+}
+
+/* Encode register reg into out (gdb_regs[reg].bits / 8 bytes). */
+static void reg_get(struct debug_cpu_state *st, unsigned reg, uint8_t *out)
+{
+	unsigned bytes = gdb_regs[reg].bits / 8;
+	if (reg < R_RIP)
+		put_le(out, *gpr_slot(&st->regs, reg), bytes);
+	else if (reg == R_RIP)
+		put_le(out, st->regs.rip, bytes);
+	else if (reg == R_EFLAGS)
+		put_le(out, st->regs.rflags, bytes);
+	else if (reg <= R_GS)
+		put_le(out, seg_slot(&st->sregs, reg - R_CS)->selector, bytes);
+	else if (reg < R_FCTRL)
+		memcpy(out, st->fpu.st[reg - R_ST0], bytes);
+	else if (reg < R_XMM0)
+		put_le(out, fpu_ctl_get(&st->fpu, reg), bytes);
+	else if (reg < R_MXCSR)
+		memcpy(out, st->fpu.xmm[reg - R_XMM0], bytes);
+	else if (reg == R_MXCSR)
+		put_le(out, st->fpu.mxcsr, bytes);
+	else
+		put_le(out, *sys_slot(st, reg), bytes);
+}
+
+/* Decode into st; returns which parts of the state changed. */
+static unsigned reg_set(struct debug_cpu_state *st, unsigned reg, const uint8_t *in)
+{
+	unsigned bytes = gdb_regs[reg].bits / 8;
+	uint64_t v = get_le(in, bytes);
+	if (reg < R_RIP) {
+		*gpr_slot(&st->regs, reg) = v;
+	} else if (reg == R_RIP) {
+		st->regs.rip = v;
+	} else if (reg == R_EFLAGS) {
+		st->regs.rflags = (st->regs.rflags & ~0xffffffffull) | v;
+	} else if (reg <= R_GS) {
+		seg_slot(&st->sregs, reg - R_CS)->selector = (uint16_t)v;
+		return DEBUG_STATE_SREGS;
+	} else if (reg < R_FCTRL) {
+		memcpy(st->fpu.st[reg - R_ST0], in, bytes);
+		return DEBUG_STATE_FPU;
+	} else if (reg < R_XMM0) {
+		fpu_ctl_set(&st->fpu, reg, (uint32_t)v);
+		return DEBUG_STATE_FPU;
+	} else if (reg < R_MXCSR) {
+		memcpy(st->fpu.xmm[reg - R_XMM0], in, bytes);
+		return DEBUG_STATE_FPU;
+	} else if (reg == R_MXCSR) {
+		st->fpu.mxcsr = (uint32_t)v;
+		return DEBUG_STATE_FPU;
+	} else if (reg == R_K_GS_BASE) {
+		st->kernel_gs_base = v;
+		return DEBUG_STATE_KGS;
+	} else {
+		*sys_slot(st, reg) = v;
+		return DEBUG_STATE_SREGS;
+	}
+	return DEBUG_STATE_REGS;
+}
+
+static int read_state(struct gdb_server *s, struct debug_cpu_state *st)
+{
+	int r = debug_read_state(s->dbg, s->cur_g, st);
+	return r < 0 ? -EIO : 0;
+}
+
+static int pkt_g(struct gdb_server *s, struct rsp_cur *args)
+{
+	struct debug_cpu_state st;
+	uint8_t val[16];
+	(void)args;
+	int r = read_state(s, &st);
+	if (r < 0)
+		return r;
+	for (unsigned reg = 0; reg < gdb_nr_regs; reg++) {
+		reg_get(&st, reg, val);
+		rsp_buf_hex(&s->reply, val, gdb_regs[reg].bits / 8);
+	}
+	return 0;
+}
+
+static int write_state(struct gdb_server *s, struct debug_cpu_state *st, unsigned what)
+{
+	if ((what & DEBUG_STATE_FPU) && !st->have_fpu)
+		return -ENOTSUP;
+	if ((what & DEBUG_STATE_KGS) && !st->have_kgs)
+		return -ENOTSUP;
+	int r = debug_write_state(s->dbg, s->cur_g, st, what);
+	if (r < 0)
+		return -EIO;
+	rsp_buf_printf(&s->reply, "OK");
+	return 0;
+}
+
+/* G: the whole block, in g order; a shorter block sets the leading
+ * registers only (gdb may send fewer than we describe). */
+static int pkt_bigg(struct gdb_server *s, struct rsp_cur *args)
+{
+	struct debug_cpu_state st;
+	uint8_t val[16];
+	unsigned what = 0;
+	int r = read_state(s, &st);
+	if (r < 0)
+		return r;
+	for (unsigned reg = 0; reg < gdb_nr_regs && !rsp_at_end(args); reg++) {
+		size_t hex = gdb_regs[reg].bits / 4;
+		if (rsp_left(args) < hex || rsp_hex_decode(args->p, hex, val) < 0)
+			return -EINVAL;
+		args->p += hex;
+		what |= reg_set(&st, reg, val);
+	}
+	if (!rsp_at_end(args))
+		return -EINVAL;
+	/* registers gdb could not know (no FPU from the engine) are not written */
+	if (!st.have_fpu)
+		what &= ~(unsigned)DEBUG_STATE_FPU;
+	if (!st.have_kgs)
+		what &= ~(unsigned)DEBUG_STATE_KGS;
+	return write_state(s, &st, what);
+}
+
+static int pkt_p(struct gdb_server *s, struct rsp_cur *args)
+{
+	struct debug_cpu_state st;
+	uint64_t reg;
+	uint8_t val[16];
+	if (rsp_take_hex(args, '\0', &reg) < 0)
+		return -EINVAL;
+	if (reg >= gdb_nr_regs)
+		return -EINVAL;
+	int r = read_state(s, &st);
+	if (r < 0)
+		return r;
+	reg_get(&st, (unsigned)reg, val);
+	rsp_buf_hex(&s->reply, val, gdb_regs[reg].bits / 8);
+	return 0;
+}
+
+static int pkt_bigp(struct gdb_server *s, struct rsp_cur *args)
+{
+	struct debug_cpu_state st;
+	uint64_t reg;
+	uint8_t val[16];
+	if (rsp_take_hex(args, '=', &reg) < 0 || reg >= gdb_nr_regs)
+		return -EINVAL;
+	size_t hex = gdb_regs[reg].bits / 4;
+	if (rsp_left(args) != hex || rsp_hex_decode(args->p, hex, val) < 0)
+		return -EINVAL;
+	int r = read_state(s, &st);
+	if (r < 0)
+		return r;
+	return write_state(s, &st, reg_set(&st, (unsigned)reg, val));
+}
+
+const struct gdb_packet gdb_pkt_regs[] = {
+	{ "g", pkt_g, true },
+	{ "G", pkt_bigg, true },
+	{ "p", pkt_p, true },
+	{ "P", pkt_bigp, true },
+	{ NULL, NULL, false },
+};

@@ -1,0 +1,192 @@
+/* gdbserver/pkt_run.c — everything that lets the machine go: vCont (c, C,
+ * s, S, t per thread), legacy c/C/s/S, detach and kill. Signals in C/S
+ * mean nothing to a virtual machine and are ignored. */
+#include "gdbserver/gdbserver_int.h"
+
+#include <string.h>
+
+int gdb_resume(struct gdb_server *s, const enum debug_action *actions)
+{
+	struct err e = { 0 };
+	int r = debug_resume(s->dbg, actions, &e);
+	if (r < 0)
+		return r;
+	gdb_set_state(s, GDB_RUNNING);
+	if (r == 1)
+		gdb_report_stop(s);    /* an event was already waiting: nothing ran */
+	return GDB_NO_REPLY;
+}
+
+static int pkt_vcont_query(struct gdb_server *s, struct rsp_cur *args)
+{
+	(void)args;
+	rsp_buf_printf(&s->reply, "vCont;c;C;s;S;t");
+	return 0;
+}
+
+/* One "a[SIG][:TID]" action; *vcpu is -1 when it names no thread. */
+static int take_action(struct gdb_server *s, struct rsp_cur *args, enum debug_action *act,
+		       int *vcpu)
+{
+	char a;
+	uint64_t sig;
+	if (rsp_take_char(args, &a) < 0)
+		return -EINVAL;
+	switch (a) {
+	case 'c': *act = DEBUG_ACT_CONTINUE; break;
+	case 's': *act = DEBUG_ACT_STEP; break;
+	case 't': *act = DEBUG_ACT_STOP; break;
+	case 'C': *act = DEBUG_ACT_CONTINUE; break;
+	case 'S': *act = DEBUG_ACT_STEP; break;
+	default: return -EINVAL;
+	}
+	if (a == 'C' || a == 'S') {
+		const char *p = args->p;
+		while (p < args->end && *p != ':' && *p != ';')
+			p++;
+		struct rsp_cur sc = { args->p, p };
+		if (rsp_take_hex(&sc, '\0', &sig) < 0)
+			return -EINVAL;
+		args->p = p;
+	}
+	*vcpu = -1;
+	if (rsp_skip_char(args, ':')) {
+		const char *p = args->p;
+		while (p < args->end && *p != ';')
+			p++;
+		struct rsp_cur tc = { args->p, p };
+		int r = gdb_parse_thread(s, &tc, '\0', vcpu);
+		if (r < 0)
+			return r;
+		args->p = p;
+	}
+	if (!rsp_at_end(args) && !rsp_skip_char(args, ';'))
+		return -EINVAL;
+	return 0;
+}
+
+/* vCont;ACTION[:TID];... — the leftmost action naming a thread wins. */
+static int pkt_vcont(struct gdb_server *s, struct rsp_cur *args)
+{
+	unsigned n = debug_nr_vcpus(s->dbg);
+	enum debug_action actions[VM_MAX_VCPUS];
+	bool set[VM_MAX_VCPUS] = { false };
+	bool any_runs = false;
+
+	if (!rsp_skip_char(args, ';'))
+		return -EINVAL;
+	while (!rsp_at_end(args)) {
+		enum debug_action act;
+		int vcpu;
+		int r = take_action(s, args, &act, &vcpu);
+		if (r < 0)
+			return r;
+		for (unsigned i = 0; i < n; i++) {
+			if (set[i] || (vcpu >= 0 && (unsigned)vcpu != i))
+				continue;
+			actions[i] = act;
+			set[i] = true;
+		}
+	}
+	for (unsigned i = 0; i < n; i++) {
+		if (!set[i])
+			actions[i] = DEBUG_ACT_STOP;
+		any_runs = any_runs || actions[i] != DEBUG_ACT_STOP;
+	}
+	if (!any_runs) {
+		rsp_buf_printf(&s->reply, "OK");   /* only "t": everything is stopped already */
+		return 0;
+	}
+	return gdb_resume(s, actions);
+}
+
+/* Legacy c/s [ADDR] and C/S SIG[;ADDR]: resume at ADDR when given. */
+static int legacy_resume(struct gdb_server *s, struct rsp_cur *args, bool step, bool has_sig)
+{
+	enum debug_action actions[VM_MAX_VCPUS];
+	unsigned n = debug_nr_vcpus(s->dbg);
+	unsigned who = s->cur_c >= 0 ? (unsigned)s->cur_c : s->cur_g;
+	uint64_t v;
+
+	if (has_sig && rsp_take_hex(args, ';', &v) < 0)
+		return -EINVAL;
+	if (!rsp_at_end(args)) {
+		struct debug_cpu_state st;
+		if (rsp_take_hex(args, '\0', &v) < 0)
+			return -EINVAL;
+		if (debug_read_state(s->dbg, who, &st) < 0)
+			return -EIO;
+		st.regs.rip = v;
+		if (debug_write_state(s->dbg, who, &st, DEBUG_STATE_REGS) < 0)
+			return -EIO;
+	}
+	for (unsigned i = 0; i < n; i++)
+		actions[i] = step ? (i == who ? DEBUG_ACT_STEP : DEBUG_ACT_STOP) : DEBUG_ACT_CONTINUE;
+	return gdb_resume(s, actions);
+}
+
+static int pkt_c(struct gdb_server *s, struct rsp_cur *args)
+{
+	return legacy_resume(s, args, false, false);
+}
+
+static int pkt_bigc(struct gdb_server *s, struct rsp_cur *args)
+{
+	return legacy_resume(s, args, false, true);
+}
+
+static int pkt_s(struct gdb_server *s, struct rsp_cur *args)
+{
+	return legacy_resume(s, args, true, false);
+}
+
+static int pkt_bigs(struct gdb_server *s, struct rsp_cur *args)
+{
+	return legacy_resume(s, args, true, true);
+}
+
+/* D — the reply goes out first; closing the connection detaches (server.c
+ * removes every breakpoint and lets the machine run). */
+static int pkt_d(struct gdb_server *s, struct rsp_cur *args)
+{
+	(void)args;
+	rsp_buf_printf(&s->reply, "OK");
+	gdb_send_reply(s);
+	gdb_set_state(s, GDB_CLOSING);
+	return GDB_NO_REPLY;
+}
+
+static int do_kill(struct gdb_server *s)
+{
+	gdb_set_state(s, GDB_CLOSING);
+	debug_remove_all_breakpoints(s->dbg);
+	vm_request_exit(s->vm, 0, "killed by the debugger");
+	return GDB_NO_REPLY;
+}
+
+static int pkt_k(struct gdb_server *s, struct rsp_cur *args)
+{
+	(void)args;
+	return do_kill(s);
+}
+
+static int pkt_vkill(struct gdb_server *s, struct rsp_cur *args)
+{
+	(void)args;
+	rsp_buf_printf(&s->reply, "OK");
+	gdb_send_reply(s);
+	return do_kill(s);
+}
+
+const struct gdb_packet gdb_pkt_run[] = {
+	{ "vCont?", pkt_vcont_query, false },
+	{ "vCont", pkt_vcont, true },
+	{ "c", pkt_c, true },
+	{ "C", pkt_bigc, true },
+	{ "s", pkt_s, true },
+	{ "S", pkt_bigs, true },
+	{ "D", pkt_d, false },
+	{ "k", pkt_k, false },
+	{ "vKill", pkt_vkill, false },
+	{ NULL, NULL, false },
+};

@@ -1,0 +1,513 @@
+/* gdbserver/server.c — listening, the one client, the server thread and
+ * packet dispatch. The thread polls three descriptors: the listening
+ * socket, the client and an eventfd that the debug core rings when an
+ * event is queued (and gdbserver_stop rings to end the thread). */
+#include "gdbserver/gdbserver_int.h"
+
+#include <arpa/inet.h>
+#include <inttypes.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define GDB_DEFAULT_ADDR "tcp:127.0.0.1:1234"
+
+static const struct gdb_packet *const gdb_tables[] = {
+	gdb_pkt_query, gdb_pkt_regs, gdb_pkt_mem, gdb_pkt_break, gdb_pkt_run, gdb_pkt_monitor,
+};
+
+/* ---- state ---- */
+
+/* The one place the connection state changes. Leaving a client behind
+ * (IDLE from anywhere) undoes everything it did to the machine. */
+void gdb_set_state(struct gdb_server *s, enum gdb_state next)
+{
+	enum gdb_state prev = s->state;
+	if (prev == next)
+		return;
+	s->state = next;
+	switch (next) {
+	case GDB_STOPPED:
+		if (prev == GDB_IDLE) {
+			debug_attach(s->dbg);
+			s->cur_g = 0;
+			s->cur_c = -1;
+			s->phys = false;
+			s->have_last_stop = false;
+		}
+		break;
+	case GDB_IDLE:
+		if (prev != GDB_IDLE && !debug_machine_gone(s->dbg))
+			debug_detach(s->dbg);
+		break;
+	case GDB_RUNNING:
+	case GDB_CLOSING:
+		break;
+	}
+}
+
+/* ---- client I/O ---- */
+
+static void client_write(void *opaque, const void *buf, size_t len)
+{
+	struct gdb_server *s = opaque;
+	const char *p = buf;
+	while (len > 0 && s->client_fd >= 0) {
+		ssize_t n = send(s->client_fd, p, len, MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			/* the client is gone; the poll loop notices and detaches */
+			shutdown(s->client_fd, SHUT_RDWR);
+			return;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+}
+
+void gdb_send_reply(struct gdb_server *s)
+{
+	if (s->reply.err < 0) {
+		rsp_buf_reset(&s->reply);
+		rsp_buf_printf(&s->reply, "E12");   /* ENOMEM */
+	}
+	rsp_send(&s->rsp, s->reply.data ? s->reply.data : "", s->reply.len);
+}
+
+/* ---- dispatch ---- */
+
+/* The packet name: one letter, or for the q/Q/v families the whole word
+ * (letters and digits, plus a '?' that ends it as in "vCont?"). Names are
+ * matched whole, never by prefix. */
+static size_t packet_name_len(const char *data, size_t len)
+{
+	if (len == 0)
+		return 0;
+	if (data[0] != 'q' && data[0] != 'Q' && data[0] != 'v')
+		return 1;
+	size_t n = 1;
+	while (n < len && ((data[n] >= 'a' && data[n] <= 'z') || (data[n] >= 'A' && data[n] <= 'Z') ||
+			   (data[n] >= '0' && data[n] <= '9')))
+		n++;
+	if (n < len && data[n] == '?')
+		n++;
+	return n;
+}
+
+static const struct gdb_packet *find_packet(const char *name, size_t len)
+{
+	for (size_t t = 0; t < sizeof(gdb_tables) / sizeof(gdb_tables[0]); t++)
+		for (const struct gdb_packet *p = gdb_tables[t]; p->name; p++)
+			if (strlen(p->name) == len && memcmp(p->name, name, len) == 0)
+				return p;
+	return NULL;
+}
+
+/* errno -> "Enn", the one place: two decimal digits, as gdb stubs
+ * traditionally send (EFAULT -> E14 for memory). */
+static void error_reply(struct gdb_server *s, int r)
+{
+	int code = -r;
+	if (code <= 0 || code > 99)
+		code = EIO;
+	rsp_buf_reset(&s->reply);
+	rsp_buf_printf(&s->reply, "E%02d", code);
+}
+
+static void on_packet(void *opaque, const char *data, size_t len)
+{
+	struct gdb_server *s = opaque;
+	size_t name_len = packet_name_len(data, len);
+	const struct gdb_packet *p = find_packet(data, name_len);
+	struct rsp_cur args = rsp_cur_make(data + name_len, len - name_len);
+	int r;
+
+	rsp_buf_reset(&s->reply);
+	if (!p) {
+		r = 0;                          /* unknown: empty reply */
+	} else if (p->needs_stopped && s->state != GDB_STOPPED) {
+		r = -EBUSY;
+	} else {
+		r = p->fn(s, &args);
+	}
+	if (r == GDB_NO_REPLY)
+		return;
+	if (r < 0)
+		error_reply(s, r);
+	gdb_send_reply(s);
+}
+
+static void on_interrupt(void *opaque)
+{
+	struct gdb_server *s = opaque;
+	if (s->state == GDB_RUNNING)
+		debug_interrupt(s->dbg, s->cur_g);
+}
+
+static const struct rsp_ops gdb_rsp_ops = {
+	.write = client_write,
+	.packet = on_packet,
+	.interrupt = on_interrupt,
+};
+
+/* ---- threads ---- */
+
+bool gdb_valid_vcpu(const struct gdb_server *s, int vcpu)
+{
+	return vcpu >= 0 && (unsigned)vcpu < debug_nr_vcpus(s->dbg);
+}
+
+int gdb_parse_thread(struct gdb_server *s, struct rsp_cur *c, char sep, int *vcpu)
+{
+	uint64_t tid;
+	if (rsp_skip_str(c, "-1")) {
+		if (!rsp_at_end(c) && !rsp_skip_char(c, sep))
+			return -EINVAL;
+		*vcpu = -1;
+		return 0;
+	}
+	if (rsp_take_hex(c, sep, &tid) < 0)
+		return -EINVAL;
+	if (tid == 0) {
+		*vcpu = (int)s->cur_g;      /* "any thread" */
+		return 0;
+	}
+	if (tid > debug_nr_vcpus(s->dbg))
+		return -ESRCH;
+	*vcpu = (int)(tid - 1);
+	return 0;
+}
+
+/* ---- stop replies ---- */
+
+static void format_stop(struct gdb_server *s, const struct debug_event *ev)
+{
+	unsigned tid = ev->vcpu + 1;
+	rsp_buf_reset(&s->reply);
+	switch (ev->kind) {
+	case DEBUG_EV_SWBREAK:
+		rsp_buf_printf(&s->reply, "T05thread:%x;swbreak:;", tid);
+		break;
+	case DEBUG_EV_HWBREAK:
+		rsp_buf_printf(&s->reply, "T05thread:%x;hwbreak:;", tid);
+		break;
+	case DEBUG_EV_STEP:
+	case DEBUG_EV_TRAP:
+		rsp_buf_printf(&s->reply, "T05thread:%x;", tid);
+		break;
+	case DEBUG_EV_INTERRUPT:
+		rsp_buf_printf(&s->reply, "T02thread:%x;", tid);
+		break;
+	case DEBUG_EV_EXITED:
+		rsp_buf_printf(&s->reply, "W%02x", ev->status & 0xff);
+		break;
+	case DEBUG_EV_CRASHED:
+		rsp_buf_printf(&s->reply, "X%02x", ev->signal & 0xff);
+		break;
+	}
+}
+
+void gdb_report_stop(struct gdb_server *s)
+{
+	struct debug_event ev;
+
+	debug_stop_all(s->dbg);
+	if (!debug_next_event(s->dbg, &ev))
+		return;
+	format_stop(s, &ev);
+	gdb_send_reply(s);
+	if (ev.kind == DEBUG_EV_EXITED || ev.kind == DEBUG_EV_CRASHED) {
+		gdb_set_state(s, GDB_CLOSING);
+		return;
+	}
+	s->cur_g = ev.vcpu;
+	s->last_stop = ev;
+	s->have_last_stop = true;
+	gdb_set_state(s, GDB_STOPPED);
+}
+
+/* ---- connections ---- */
+
+static void client_close(struct gdb_server *s)
+{
+	if (s->client_fd < 0)
+		return;
+	close(s->client_fd);
+	s->client_fd = -1;
+	if (s->rsp_live)
+		rsp_fini(&s->rsp);
+	s->rsp_live = false;
+	gdb_set_state(s, GDB_IDLE);
+}
+
+static void refuse(int fd)
+{
+	static const char msg[] = "E.vmdb: another debugger is already attached";
+	char frame[sizeof(msg) + 8];
+	unsigned sum = 0;
+	for (size_t i = 0; i + 1 < sizeof(msg); i++)
+		sum += (unsigned char)msg[i];
+	int n = snprintf(frame, sizeof(frame), "$%s#%02x", msg, sum & 0xff);
+	if (n > 0 && send(fd, frame, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
+		/* nothing more to tell a client we are turning away */
+	}
+	close(fd);
+}
+
+static void client_accept(struct gdb_server *s)
+{
+	int fd = accept4(s->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+	if (fd < 0)
+		return;
+	if (s->client_fd >= 0 || debug_machine_gone(s->dbg)) {
+		refuse(fd);
+		return;
+	}
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));   /* fails on unix: fine */
+	if (rsp_init(&s->rsp, &gdb_rsp_ops, s, GDB_PACKET_SIZE) < 0) {
+		close(fd);
+		return;
+	}
+	s->rsp_live = true;
+	s->client_fd = fd;
+	gdb_set_state(s, GDB_STOPPED);
+}
+
+static void client_read(struct gdb_server *s)
+{
+	char buf[16384];
+	ssize_t n = recv(s->client_fd, buf, sizeof(buf), 0);
+	if (n < 0 && (errno == EINTR || errno == EAGAIN))
+		return;
+	if (n <= 0) {
+		client_close(s);    /* disconnect without detach = detach */
+		return;
+	}
+	rsp_feed(&s->rsp, buf, (size_t)n);
+	if (s->state == GDB_CLOSING)
+		client_close(s);
+}
+
+/* The debug core queued something. */
+static void handle_events(struct gdb_server *s)
+{
+	if (s->state == GDB_RUNNING && debug_has_event(s->dbg)) {
+		gdb_report_stop(s);
+		if (s->state == GDB_CLOSING)
+			client_close(s);
+	} else if (s->state == GDB_IDLE && debug_has_event(s->dbg) &&
+		   !debug_machine_gone(s->dbg)) {
+		/* nobody to report to (a stop raced with the last detach) */
+		debug_detach(s->dbg);
+	}
+}
+
+static void wake(void *opaque)
+{
+	struct gdb_server *s = opaque;
+	uint64_t one = 1;
+	if (write(s->wake_fd, &one, sizeof(one)) < 0) {
+		/* the counter is already nonzero: the thread wakes anyway */
+	}
+}
+
+static void *server_thread(void *arg)
+{
+	struct gdb_server *s = arg;
+
+	while (!__atomic_load_n(&s->quit, __ATOMIC_ACQUIRE)) {
+		struct pollfd pfd[3] = {
+			{ .fd = s->wake_fd, .events = POLLIN },
+			{ .fd = s->listen_fd, .events = POLLIN },
+			{ .fd = s->client_fd, .events = POLLIN },
+		};
+		if (poll(pfd, s->client_fd >= 0 ? 3 : 2, -1) < 0)
+			continue;
+		if (pfd[0].revents & POLLIN) {
+			uint64_t v;
+			if (read(s->wake_fd, &v, sizeof(v)) < 0) {
+				/* spurious wake-up: nothing to do */
+			}
+			handle_events(s);
+		}
+		if (pfd[1].revents & POLLIN)
+			client_accept(s);
+		if (s->client_fd >= 0 && (pfd[2].revents & (POLLIN | POLLHUP | POLLERR)))
+			client_read(s);
+	}
+	/* the machine is gone: a client waiting for a stop learns how it ended */
+	handle_events(s);
+	client_close(s);
+	return NULL;
+}
+
+/* ---- listening ---- */
+
+static bool loopback_host(const char *host)
+{
+	return strcmp(host, "localhost") == 0 || strncmp(host, "127.", 4) == 0 ||
+	       strcmp(host, "::1") == 0 || strcmp(host, "[::1]") == 0;
+}
+
+static int listen_tcp(struct gdb_server *s, const char *spec, struct err *e)
+{
+	char host[256];
+	const char *colon = strrchr(spec, ':');
+	if (!colon || colon == spec || (size_t)(colon - spec) >= sizeof(host) || !colon[1])
+		return err_set(e, EINVAL, "--gdb tcp:%s: expected tcp:HOST:PORT", spec);
+	memcpy(host, spec, (size_t)(colon - spec));
+	host[colon - spec] = '\0';
+	char *end;
+	unsigned long port = strtoul(colon + 1, &end, 10);
+	if (*end || port > 65535)
+		return err_set(e, EINVAL, "--gdb tcp:%s: '%s' is not a port number", spec, colon + 1);
+	char *h = host;
+	if (h[0] == '[' && h[strlen(h) - 1] == ']') {
+		h[strlen(h) - 1] = '\0';
+		h++;
+	}
+
+	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+				  .ai_flags = AI_NUMERICSERV }, *res;
+	int gr = getaddrinfo(h, colon + 1, &hints, &res);
+	if (gr != 0)
+		return err_set(e, EINVAL, "--gdb tcp:%s: cannot resolve '%s': %s", spec, h,
+			       gai_strerror(gr));
+	int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int one = 1, r = 0;
+	if (fd < 0) {
+		r = err_set(e, errno, "cannot create a socket: %s", strerror(errno));
+	} else {
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		if (bind(fd, res->ai_addr, res->ai_addrlen) < 0)
+			r = err_set(e, errno, "cannot listen on tcp:%s: %s", spec,
+				    errno == EADDRINUSE ? "the port is already in use"
+							: strerror(errno));
+		else if (listen(fd, 2) < 0)
+			r = err_set(e, errno, "cannot listen on tcp:%s: %s", spec, strerror(errno));
+	}
+	freeaddrinfo(res);
+	if (r < 0) {
+		if (fd >= 0)
+			close(fd);
+		return r;
+	}
+	if (!loopback_host(host))
+		fprintf(stderr, "vmdb: warning: the gdb server on tcp:%s is reachable from other "
+			"machines; anyone who connects controls the guest\n", spec);
+	s->listen_fd = fd;
+	snprintf(s->where, sizeof(s->where), "tcp:%s", spec);
+	return 0;
+}
+
+static int listen_unix(struct gdb_server *s, const char *path, struct err *e)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct stat st;
+
+	if (!path[0] || strlen(path) >= sizeof(sa.sun_path))
+		return err_set(e, EINVAL, "--gdb unix:%s: the path is empty or too long", path);
+	strcpy(sa.sun_path, path);
+	/* a stale socket from an earlier run is replaced; any other file is not */
+	if (lstat(path, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode))
+			return err_set(e, EEXIST, "--gdb unix:%s: a file that is not a socket is "
+				       "in the way", path);
+		unlink(path);
+	}
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return err_set(e, errno, "cannot create a socket: %s", strerror(errno));
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 2) < 0) {
+		int err = errno;
+		close(fd);
+		return err_set(e, err, "cannot listen on unix:%s: %s", path, strerror(err));
+	}
+	s->listen_fd = fd;
+	snprintf(s->unix_path, sizeof(s->unix_path), "%s", path);
+	snprintf(s->where, sizeof(s->where), "unix:%s", path);
+	return 0;
+}
+
+static int server_listen(struct gdb_server *s, const char *addr, struct err *e)
+{
+	if (!addr || !addr[0])
+		addr = GDB_DEFAULT_ADDR;
+	if (strncmp(addr, "tcp:", 4) == 0)
+		return listen_tcp(s, addr + 4, e);
+	if (strncmp(addr, "unix:", 5) == 0)
+		return listen_unix(s, addr + 5, e);
+	return err_set(e, EINVAL, "--gdb %s: expected tcp:HOST:PORT or unix:PATH", addr);
+}
+
+static void server_free(struct gdb_server *s)
+{
+	if (s->listen_fd >= 0)
+		close(s->listen_fd);
+	if (s->unix_path[0])
+		unlink(s->unix_path);
+	if (s->wake_fd >= 0)
+		close(s->wake_fd);
+	rsp_buf_free(&s->reply);
+	free(s);
+}
+
+int gdbserver_start(struct vm *vm, const char *addr, bool wait_gdb, struct err *e)
+{
+	struct gdb_server *s = calloc(1, sizeof(*s));
+	int r;
+
+	if (!s)
+		return err_set(e, ENOMEM, "out of memory for the gdb server");
+	s->vm = vm;
+	s->listen_fd = s->client_fd = -1;
+	s->wait_gdb = wait_gdb;
+	s->cur_c = -1;
+	rsp_buf_init(&s->reply);
+	s->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (s->wake_fd < 0) {
+		r = err_set(e, errno, "cannot create an eventfd: %s", strerror(errno));
+		server_free(s);
+		return r;
+	}
+	if ((r = server_listen(s, addr, e)) < 0) {
+		server_free(s);
+		return r;
+	}
+	if ((r = debug_create(vm, wait_gdb, wake, s, e)) < 0) {
+		server_free(s);
+		return r;
+	}
+	s->dbg = vm->debug;
+	r = pthread_create(&s->thread, NULL, server_thread, s);
+	if (r != 0) {
+		debug_destroy(vm);
+		server_free(s);
+		return err_set(e, r, "cannot start the gdb server thread: %s", strerror(r));
+	}
+	fprintf(stderr, "vmdb: gdb server listening on %s\n", s->where);
+	return 0;
+}
+
+void gdbserver_stop(struct vm *vm)
+{
+	struct debug *d = vm->debug;
+	if (!d)
+		return;
+	struct gdb_server *s = debug_notify_opaque(d);
+	__atomic_store_n(&s->quit, true, __ATOMIC_RELEASE);
+	wake(s);
+	pthread_join(s->thread, NULL);
+	debug_destroy(vm);
+	server_free(s);
+}

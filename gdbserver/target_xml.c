@@ -1,0 +1,80 @@
+/* gdbserver/target_xml.c — the target description (qXfer:features:read
+ * target.xml), generated from gdb_regs[] so numbering, sizes and the g
+ * packet can never disagree. gdb's own feature names for core, sse and
+ * segments make `info registers` / `info all-registers` work as for any
+ * amd64 target; control registers live in our own feature. */
+#include "gdbserver/gdbserver_int.h"
+
+#include <string.h>
+
+/* Types each feature needs before its registers. */
+static const char core_types[] =
+	"<flags id=\"i386_eflags\" size=\"4\">"
+	"<field name=\"CF\" start=\"0\" end=\"0\"/><field name=\"\" start=\"1\" end=\"1\"/>"
+	"<field name=\"PF\" start=\"2\" end=\"2\"/><field name=\"AF\" start=\"4\" end=\"4\"/>"
+	"<field name=\"ZF\" start=\"6\" end=\"6\"/><field name=\"SF\" start=\"7\" end=\"7\"/>"
+	"<field name=\"TF\" start=\"8\" end=\"8\"/><field name=\"IF\" start=\"9\" end=\"9\"/>"
+	"<field name=\"DF\" start=\"10\" end=\"10\"/><field name=\"OF\" start=\"11\" end=\"11\"/>"
+	"<field name=\"NT\" start=\"14\" end=\"14\"/><field name=\"RF\" start=\"16\" end=\"16\"/>"
+	"<field name=\"VM\" start=\"17\" end=\"17\"/><field name=\"AC\" start=\"18\" end=\"18\"/>"
+	"<field name=\"VIF\" start=\"19\" end=\"19\"/><field name=\"VIP\" start=\"20\" end=\"20\"/>"
+	"<field name=\"ID\" start=\"21\" end=\"21\"/></flags>\n";
+
+static const char sse_types[] =
+	"<vector id=\"v4f\" type=\"ieee_single\" count=\"4\"/>"
+	"<vector id=\"v2d\" type=\"ieee_double\" count=\"2\"/>"
+	"<vector id=\"v16i8\" type=\"int8\" count=\"16\"/>"
+	"<vector id=\"v8i16\" type=\"int16\" count=\"8\"/>"
+	"<vector id=\"v4i32\" type=\"int32\" count=\"4\"/>"
+	"<vector id=\"v2i64\" type=\"int64\" count=\"2\"/>"
+	"<union id=\"vec128\"><field name=\"v4_float\" type=\"v4f\"/>"
+	"<field name=\"v2_double\" type=\"v2d\"/><field name=\"v16_int8\" type=\"v16i8\"/>"
+	"<field name=\"v8_int16\" type=\"v8i16\"/><field name=\"v4_int32\" type=\"v4i32\"/>"
+	"<field name=\"v2_int64\" type=\"v2i64\"/><field name=\"uint128\" type=\"uint128\"/>"
+	"</union>\n"
+	"<flags id=\"i386_mxcsr\" size=\"4\">"
+	"<field name=\"IE\" start=\"0\" end=\"0\"/><field name=\"DE\" start=\"1\" end=\"1\"/>"
+	"<field name=\"ZE\" start=\"2\" end=\"2\"/><field name=\"OE\" start=\"3\" end=\"3\"/>"
+	"<field name=\"UE\" start=\"4\" end=\"4\"/><field name=\"PE\" start=\"5\" end=\"5\"/>"
+	"<field name=\"DAZ\" start=\"6\" end=\"6\"/><field name=\"IM\" start=\"7\" end=\"7\"/>"
+	"<field name=\"DM\" start=\"8\" end=\"8\"/><field name=\"ZM\" start=\"9\" end=\"9\"/>"
+	"<field name=\"OM\" start=\"10\" end=\"10\"/><field name=\"UM\" start=\"11\" end=\"11\"/>"
+	"<field name=\"PM\" start=\"12\" end=\"12\"/><field name=\"FZ\" start=\"15\" end=\"15\"/>"
+	"</flags>\n";
+
+/* x87 registers belong to gdb's "float" group, xmm/mxcsr to "vector"; the
+ * rest stays general so plain `info registers` shows it. */
+static const char *reg_group(const struct gdb_reg *r)
+{
+	if (strcmp(r->type, "i387_ext") == 0 || (r->bits == 32 && r->name[0] == 'f' &&
+						  strcmp(r->name, "fs") != 0))
+		return " group=\"float\"";
+	if (strcmp(r->type, "vec128") == 0 || strcmp(r->name, "mxcsr") == 0)
+		return " group=\"vector\"";
+	return "";
+}
+
+int gdb_target_xml(struct rsp_buf *out)
+{
+	rsp_buf_printf(out, "<?xml version=\"1.0\"?>\n"
+			    "<!DOCTYPE target SYSTEM \"gdb-target.dtd\">\n"
+			    "<target version=\"1.0\">\n"
+			    "<architecture>i386:x86-64</architecture>\n");
+	for (unsigned f = 0; f < gdb_nr_features; f++) {
+		rsp_buf_printf(out, "<feature name=\"%s\">\n", gdb_features[f]);
+		if (f == 0)
+			rsp_buf_append(out, core_types, strlen(core_types));
+		if (f == 1)
+			rsp_buf_append(out, sse_types, strlen(sse_types));
+		for (unsigned reg = 0; reg < gdb_nr_regs; reg++) {
+			const struct gdb_reg *r = &gdb_regs[reg];
+			if (r->feature != f)
+				continue;
+			rsp_buf_printf(out, "<reg name=\"%s\" bitsize=\"%u\" type=\"%s\" regnum=\"%u\"%s/>\n",
+				       r->name, r->bits, r->type, reg, reg_group(r));
+		}
+		rsp_buf_printf(out, "</feature>\n");
+	}
+	rsp_buf_printf(out, "</target>\n");
+	return out->err;
+}

@@ -1,0 +1,388 @@
+/* machine/dev_uart.c — a 16550A serial port at COM1 (0x3f8-0x3ff, IRQ 4).
+ *
+ * Transmission is instantaneous: a byte written to THR goes straight to
+ * the configured sink (stdout with write(2), a file, or nowhere), so LSR
+ * always shows THRE|TEMT and a polling guest never waits. Input exists
+ * when the serial console is stdio and stdin is a terminal: a reader
+ * thread feeds the RX FIFO. Loopback mode (MCR.LOOP) is modelled because
+ * OS drivers probe the chip with it.
+ *
+ * Interrupts follow the 16550 priority order (line status, RX data, THR
+ * empty, modem status) and drive IRQ 4 as a level through
+ * engine->irq_line. Like QEMU, MCR.OUT2 does not gate the line.
+ *
+ * Locking: vCPU threads and the reader thread all take uart->lock; the
+ * output write and irq_line calls happen under it, which keeps output
+ * bytes in guest order. */
+#include "machine/device.h"
+#include "machine/vm.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define UART_BASE 0x3f8
+#define UART_LEN  8
+#define UART_IRQ  4
+
+/* register offsets */
+#define UART_RBR 0   /* read, DLAB=0 */
+#define UART_THR 0   /* write, DLAB=0 */
+#define UART_DLL 0   /* DLAB=1 */
+#define UART_IER 1   /* DLAB=0 */
+#define UART_DLM 1   /* DLAB=1 */
+#define UART_IIR 2   /* read */
+#define UART_FCR 2   /* write */
+#define UART_LCR 3
+#define UART_MCR 4
+#define UART_LSR 5
+#define UART_MSR 6
+#define UART_SCR 7
+
+#define UART_IER_RDI  0x01  /* RX data available */
+#define UART_IER_THRI 0x02  /* THR empty */
+#define UART_IER_RLSI 0x04  /* receiver line status */
+#define UART_IER_MSI  0x08  /* modem status */
+#define UART_IER_MASK 0x0f
+
+#define UART_IIR_NO_INT 0x01
+#define UART_IIR_MSI    0x00
+#define UART_IIR_THRI   0x02
+#define UART_IIR_RDI    0x04
+#define UART_IIR_RLSI   0x06
+#define UART_IIR_FIFO   0xc0  /* FIFOs enabled (16550A) */
+
+#define UART_FCR_ENABLE   0x01
+#define UART_FCR_CLEAR_RX 0x02
+
+#define UART_LCR_DLAB 0x80
+
+#define UART_MCR_DTR  0x01
+#define UART_MCR_RTS  0x02
+#define UART_MCR_OUT1 0x04
+#define UART_MCR_OUT2 0x08
+#define UART_MCR_LOOP 0x10
+#define UART_MCR_MASK 0x1f
+
+#define UART_LSR_DR   0x01
+#define UART_LSR_OE   0x02
+#define UART_LSR_THRE 0x20
+#define UART_LSR_TEMT 0x40
+
+#define UART_MSR_CTS 0x10
+#define UART_MSR_DSR 0x20
+#define UART_MSR_RI  0x40
+#define UART_MSR_DCD 0x80
+
+#define UART_RX_SIZE 256
+
+struct uart {
+	struct vm *vm;
+	pthread_mutex_t lock;
+	int out_fd;                 /* -1: output dropped */
+	bool close_out;
+
+	uint8_t ier, lcr, mcr, scr, dll, dlm, fcr;
+	uint8_t lsr_errors;         /* OE, cleared by reading LSR */
+	bool thri_pending;          /* THR-empty interrupt not yet acknowledged */
+	int irq_level;
+
+	uint8_t rx[UART_RX_SIZE];
+	unsigned rx_head, rx_count;
+
+	bool reader_running;
+	pthread_t reader;
+	int stop_pipe[2];           /* write end closed = reader stops */
+};
+
+/* --- interrupts -------------------------------------------------------- */
+
+static uint8_t uart_iir_locked(const struct uart *u)
+{
+	if ((u->ier & UART_IER_RLSI) && (u->lsr_errors & UART_LSR_OE))
+		return UART_IIR_RLSI;
+	if ((u->ier & UART_IER_RDI) && u->rx_count)
+		return UART_IIR_RDI;
+	if ((u->ier & UART_IER_THRI) && u->thri_pending)
+		return UART_IIR_THRI;
+	/* modem status never changes outside loopback: no MSI source */
+	return UART_IIR_NO_INT;
+}
+
+static void uart_update_irq_locked(struct uart *u)
+{
+	int level = uart_iir_locked(u) != UART_IIR_NO_INT;
+	if (level == u->irq_level)
+		return;
+	u->irq_level = level;
+	if (u->vm->engine && u->vm->engine->irq_line)
+		u->vm->engine->irq_line(u->vm, UART_IRQ, level);
+}
+
+/* --- data path --------------------------------------------------------- */
+
+static void uart_rx_push_locked(struct uart *u, uint8_t byte)
+{
+	if (u->rx_count == UART_RX_SIZE) {
+		u->lsr_errors |= UART_LSR_OE;
+		return;
+	}
+	u->rx[(u->rx_head + u->rx_count) % UART_RX_SIZE] = byte;
+	u->rx_count++;
+}
+
+static uint8_t uart_rx_pop_locked(struct uart *u)
+{
+	if (!u->rx_count)
+		return 0;
+	uint8_t byte = u->rx[u->rx_head];
+	u->rx_head = (u->rx_head + 1) % UART_RX_SIZE;
+	u->rx_count--;
+	return byte;
+}
+
+static void uart_output_locked(struct uart *u, uint8_t byte)
+{
+	if (u->out_fd < 0)
+		return;
+	for (;;) {
+		ssize_t n = write(u->out_fd, &byte, 1);
+		if (n == 1 || (n < 0 && errno != EINTR && errno != EAGAIN))
+			return;   /* a failing console must not stop the guest */
+	}
+}
+
+static void uart_transmit_locked(struct uart *u, uint8_t byte)
+{
+	if (u->mcr & UART_MCR_LOOP)
+		uart_rx_push_locked(u, byte);
+	else
+		uart_output_locked(u, byte);
+	u->thri_pending = true;    /* the byte is gone at once: THR is empty again */
+}
+
+static uint8_t uart_msr_locked(const struct uart *u)
+{
+	if (!(u->mcr & UART_MCR_LOOP))
+		return UART_MSR_DCD | UART_MSR_DSR | UART_MSR_CTS;
+	uint8_t msr = 0;
+	if (u->mcr & UART_MCR_RTS)
+		msr |= UART_MSR_CTS;
+	if (u->mcr & UART_MCR_DTR)
+		msr |= UART_MSR_DSR;
+	if (u->mcr & UART_MCR_OUT1)
+		msr |= UART_MSR_RI;
+	if (u->mcr & UART_MCR_OUT2)
+		msr |= UART_MSR_DCD;
+	return msr;
+}
+
+/* --- register file ----------------------------------------------------- */
+
+static uint8_t uart_read_locked(struct uart *u, unsigned reg)
+{
+	bool dlab = u->lcr & UART_LCR_DLAB;
+	uint8_t v;
+
+	switch (reg) {
+	case UART_RBR:
+		return dlab ? u->dll : uart_rx_pop_locked(u);
+	case UART_IER:
+		return dlab ? u->dlm : u->ier;
+	case UART_IIR:
+		v = uart_iir_locked(u);
+		if (v == UART_IIR_THRI)
+			u->thri_pending = false;   /* reading IIR acknowledges THRE */
+		return v | ((u->fcr & UART_FCR_ENABLE) ? UART_IIR_FIFO : 0);
+	case UART_LCR:
+		return u->lcr;
+	case UART_MCR:
+		return u->mcr;
+	case UART_LSR:
+		v = UART_LSR_THRE | UART_LSR_TEMT | u->lsr_errors |
+		    (u->rx_count ? UART_LSR_DR : 0);
+		u->lsr_errors = 0;
+		return v;
+	case UART_MSR:
+		return uart_msr_locked(u);
+	default:
+		return u->scr;
+	}
+}
+
+static void uart_write_locked(struct uart *u, unsigned reg, uint8_t v)
+{
+	bool dlab = u->lcr & UART_LCR_DLAB;
+
+	switch (reg) {
+	case UART_THR:
+		if (dlab)
+			u->dll = v;
+		else
+			uart_transmit_locked(u, v);
+		break;
+	case UART_IER:
+		if (dlab) {
+			u->dlm = v;
+			break;
+		}
+		/* enabling THRI with an empty THR raises it at once */
+		if ((v & UART_IER_THRI) && !(u->ier & UART_IER_THRI))
+			u->thri_pending = true;
+		u->ier = v & UART_IER_MASK;
+		break;
+	case UART_FCR:
+		if (v & UART_FCR_CLEAR_RX)
+			u->rx_head = u->rx_count = 0;
+		u->fcr = v & UART_FCR_ENABLE;
+		break;
+	case UART_LCR:
+		u->lcr = v;
+		break;
+	case UART_MCR:
+		u->mcr = v & UART_MCR_MASK;
+		break;
+	case UART_LSR:
+	case UART_MSR:
+		break;          /* read-only */
+	default:
+		u->scr = v;
+		break;
+	}
+}
+
+static int uart_io(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, bool is_write)
+{
+	struct uart *u = opaque;
+
+	/* a wide access touches consecutive registers, one byte each */
+	pthread_mutex_lock(&u->lock);
+	for (uint32_t i = 0; i < len && offset + i < UART_LEN; i++) {
+		if (is_write)
+			uart_write_locked(u, (unsigned)(offset + i), data[i]);
+		else
+			data[i] = uart_read_locked(u, (unsigned)(offset + i));
+	}
+	uart_update_irq_locked(u);
+	pthread_mutex_unlock(&u->lock);
+	return 0;
+}
+
+/* --- input thread ------------------------------------------------------ */
+
+static void *uart_reader(void *opaque)
+{
+	struct uart *u = opaque;
+	struct pollfd fds[2] = {
+		{ .fd = STDIN_FILENO, .events = POLLIN },
+		{ .fd = u->stop_pipe[0], .events = POLLIN },
+	};
+
+	for (;;) {
+		if (poll(fds, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			return NULL;
+		}
+		if (fds[1].revents)
+			return NULL;
+		if (!(fds[0].revents & POLLIN))
+			return NULL;      /* hang-up or error: no more input */
+		uint8_t buf[64];
+		ssize_t n = read(STDIN_FILENO, buf, sizeof(buf));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return NULL;
+		pthread_mutex_lock(&u->lock);
+		for (ssize_t i = 0; i < n; i++)
+			uart_rx_push_locked(u, buf[i]);
+		uart_update_irq_locked(u);
+		pthread_mutex_unlock(&u->lock);
+	}
+}
+
+static int uart_start_reader(struct uart *u, struct err *e)
+{
+	if (pipe2(u->stop_pipe, O_CLOEXEC) < 0)
+		return err_set(e, errno, "serial input: cannot create a pipe: %s", strerror(errno));
+	int ret = pthread_create(&u->reader, NULL, uart_reader, u);
+	if (ret) {
+		close(u->stop_pipe[0]);
+		close(u->stop_pipe[1]);
+		return err_set(e, ret, "serial input: cannot start a thread: %s", strerror(ret));
+	}
+	u->reader_running = true;
+	return 0;
+}
+
+/* --- life cycle -------------------------------------------------------- */
+
+static void uart_destroy(void *opaque)
+{
+	struct uart *u = opaque;
+
+	if (u->reader_running) {
+		close(u->stop_pipe[1]);
+		pthread_join(u->reader, NULL);
+		close(u->stop_pipe[0]);
+	}
+	if (u->close_out)
+		close(u->out_fd);
+	pthread_mutex_destroy(&u->lock);
+	free(u);
+}
+
+static int uart_open_output(struct uart *u, const struct vm_config *cfg, struct err *e)
+{
+	switch (cfg->serial) {
+	case SERIAL_STDIO:
+		u->out_fd = STDOUT_FILENO;
+		return 0;
+	case SERIAL_FILE:
+		if (!cfg->serial_path)
+			return err_set(e, EINVAL, "serial output to a file needs a path");
+		u->out_fd = open(cfg->serial_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+		if (u->out_fd < 0)
+			return err_set(e, errno, "cannot open serial output file %s: %s",
+				       cfg->serial_path, strerror(errno));
+		u->close_out = true;
+		return 0;
+	case SERIAL_NONE:
+		break;
+	}
+	u->out_fd = -1;
+	return 0;
+}
+
+static int uart_init(struct vm *vm, struct err *e)
+{
+	struct uart *u = calloc(1, sizeof(*u));
+	if (!u)
+		return err_set(e, ENOMEM, "out of memory");
+	u->vm = vm;
+	u->out_fd = -1;
+	u->mcr = UART_MCR_OUT2;
+	pthread_mutex_init(&u->lock, NULL);
+
+	int ret = uart_open_output(u, &vm->cfg, e);
+	if (ret < 0)
+		goto fail;
+	ret = vm_on_destroy(vm, uart_destroy, u, e);
+	if (ret < 0)
+		goto fail;
+	/* from here on vm_destroy frees u */
+	ret = bus_register(&vm->pio, UART_BASE, UART_LEN, uart_io, u, "uart", e);
+	if (ret < 0)
+		return ret;
+	if (vm->cfg.serial == SERIAL_STDIO && isatty(STDIN_FILENO))
+		return uart_start_reader(u, e);
+	return 0;
+fail:
+	uart_destroy(u);
+	return ret;
+}
+
+MACHINE_DEVICE(uart, uart_init);

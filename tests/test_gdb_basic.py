@@ -1,0 +1,198 @@
+"""The gdb stub driven by Debian's real gdb, end to end: attach, registers,
+breakpoints by name, continue/hit, stepi, register and memory writes that
+the guest acts on, Ctrl-C, detach/re-attach, kill, monitor commands."""
+import re
+import socket
+
+import pytest
+
+from gdbclient import GdbInteractive, RspClient, gdb_batch, reg_values, start_gdb_vmdb
+
+pytestmark = pytest.mark.kvm
+
+
+def symbol(elf, name):
+    out = gdb_batch(elf, None, [f"info address {name}"], connect=False)
+    m = re.search(r"(0x[0-9a-f]+)", out)
+    assert m, out
+    return int(m.group(1), 16)
+
+
+def test_attach_and_registers(start_vmdb, guest, free_port):
+    elf = guest("gdb_target")
+    vm, target = start_gdb_vmdb(start_vmdb, elf, "--cmdline", "test=regs", port=free_port())
+    out = gdb_batch(elf, target, ["break *gdb_regs_ready", "continue", "info registers",
+                                  "info all-registers", "kill"])
+    assert "Breakpoint 1, " in out, out
+    regs = reg_values(out)
+    expect = {"rax": 0x1111111111111111, "rbx": 0x2222222222222222, "rcx": 0x3333333333333333,
+              "rdx": 0x4444444444444444, "rsi": 0x5555555555555555, "rdi": 0x6666666666666666,
+              "r8": 0x0808080808080808, "r9": 0x0909090909090909, "r10": 0x1010101010101010,
+              "r11": 0x1111111111111100, "r12": 0x1212121212121212, "r13": 0x1313131313131313,
+              "r14": 0x1414141414141414, "r15": 0x1515151515151515,
+              "rip": symbol(elf, "gdb_regs_ready"), "cs": 0x8, "ss": 0x10, "ds": 0x10}
+    for name, value in expect.items():
+        assert regs.get(name) == value, f"{name}: got {regs.get(name)}, expected {value:#x}\n{out}"
+    # long mode with paging: CR0.PG, EFER.LMA|LME
+    assert regs["cr0"] & (1 << 31) and regs["efer"] & 0x500 == 0x500, out
+    for name in ("fs_base", "gs_base", "k_gs_base", "cr2", "cr3", "cr4", "cr8", "eflags",
+                 "st0", "fctrl", "mxcsr", "xmm15"):
+        assert re.search(rf"^{name}\s", out, re.M), f"{name} missing\n{out}"
+    assert vm.wait(30) == 0
+
+
+def test_break_by_name_continue_and_step(start_vmdb, guest, free_port):
+    elf = guest("demo")
+    vm, target = start_gdb_vmdb(start_vmdb, elf, port=free_port())
+    out = gdb_batch(elf, target, ["break demo_tick", "continue", "bt", "stepi", "p $pc",
+                                  "continue", "p $pc", "x/1xb demo_tick", "kill"])
+    assert out.count("Breakpoint 1, demo_tick") == 2, out
+    assert "in demo_cpu" in out, out
+    # memory reads through the debugger show the original byte, not int3
+    orig = gdb_batch(elf, None, ["x/1xb demo_tick"], connect=False)
+    assert re.search(r"<demo_tick>:\s+(0x[0-9a-f]+)", out).group(1) == \
+        re.search(r"<demo_tick>:\s+(0x[0-9a-f]+)", orig).group(1), out
+    vm.wait(30)
+
+
+def test_stepi_1000(start_vmdb, guest, free_port):
+    elf = guest("gdb_target")
+    vm, target = start_gdb_vmdb(start_vmdb, elf, "--cmdline", "test=stepi", port=free_port())
+    out = gdb_batch(elf, target, ["break *gdb_steps", "continue", "delete", "stepi 1000",
+                                  "p/x $pc", "p $rax", "p/x (long)&gdb_steps + 3000", "kill"],
+                    timeout=300)
+    vals = re.findall(r"^\$\d+ = (\S+)", out, re.M)
+    assert len(vals) == 3, out
+    assert int(vals[0], 16) == int(vals[2], 16), f"pc after stepi 1000: {out}"
+    assert vals[1] == "1000", out
+    vm.wait(30)
+
+
+def test_stepi_over_breakpoint_reinserts_it(start_vmdb, guest, free_port):
+    """Stepping and continuing from a breakpoint run the original instruction
+    and keep the breakpoint (hit again at the next pass)."""
+    elf = guest("gdb_target")
+    vm, target = start_gdb_vmdb(start_vmdb, elf, "--cmdline", "test=memwrite", port=free_port())
+    out = gdb_batch(elf, target, ["break gdb_mem_poll", "continue", "stepi", "continue",
+                                  "continue", "info breakpoints", "kill"])
+    assert out.count("Breakpoint 1, gdb_mem_poll") == 3, out
+    assert "breakpoint already hit 3 times" in out, out
+    vm.wait(30)
+
+
+def test_register_write_reaches_guest(start_vmdb, guest, free_port):
+    elf = guest("gdb_target")
+    vm, target = start_gdb_vmdb(start_vmdb, elf, "--cmdline", "test=regwrite", port=free_port())
+    out = gdb_batch(elf, target, ["break *gdb_wait_reg", "continue", "set $rbx = 0x2a",
+                                  "p/x $rbx", "delete", "continue"])
+    assert "= 0x2a" in out, out
+    # the guest exits with rbx & 0x7f: status (42 << 1) | 1 = 85
+    assert "exited with code 0125" in out or "exited with code 85" in out, out
+    assert vm.wait(30) == 85
+    assert "rbx = 0x2a" in vm.serial_text()
+
+
+def test_memory_write_reaches_guest(start_vmdb, guest, free_port):
+    elf = guest("gdb_target")
+    vm, target = start_gdb_vmdb(start_vmdb, elf, "--cmdline", "test=memwrite", port=free_port())
+    out = gdb_batch(elf, target, ["break gdb_mem_poll", "continue", "set var gdb_flag = 21",
+                                  "p gdb_flag", "delete", "continue"])
+    assert "= 21" in out, out
+    assert vm.wait(30) == 43, out
+    assert "gdb_flag = 0x15" in vm.serial_text()
+
+
+def test_ctrl_c_stops_running_guest(start_vmdb, guest, free_port):
+    elf = guest("demo")
+    vm, target = start_gdb_vmdb(start_vmdb, elf, port=free_port())
+    gdb = GdbInteractive(elf, target)
+    try:
+        gdb.expect(r"\(gdb\)")
+        gdb.send("continue")
+        gdb.expect(r"Continuing\.")
+        vm.wait_for("serial", r"cpu0 tick", timeout=30)
+        gdb.interrupt()
+        gdb.expect(r"received signal SIGINT", timeout=30)
+        gdb.send("p $pc")
+        gdb.expect(r"\$1 = .*0x[0-9a-f]+")
+        gdb.send("kill")
+        assert vm.wait(30) == 0
+    finally:
+        gdb.close()
+
+
+def test_detach_and_reattach(start_vmdb, guest, free_port):
+    elf = guest("demo")
+    vm, target = start_gdb_vmdb(start_vmdb, elf, port=free_port())
+    out = gdb_batch(elf, target, ["break demo_tick", "continue", "detach"])
+    assert "Breakpoint 1, demo_tick" in out and "detached" in out.lower(), out
+    vm.wait_for("serial", r"cpu0 tick", timeout=30)
+    # the breakpoint went away with the first client; the guest runs on
+    before = vm.serial_text().count("tick")
+    vm.wait_for("serial", r"(?s)(cpu0 tick.*){%d}" % (before + 1), timeout=30)
+    out = gdb_batch(elf, target, ["p demo_counter", "info breakpoints", "break demo_work",
+                                  "continue", "kill"])
+    assert "Breakpoint 1, demo_work" in out, out
+    assert vm.wait(30) == 0
+
+
+def test_disconnect_without_detach_is_detach(start_vmdb, guest, free_port):
+    elf = guest("demo")
+    vm, target = start_gdb_vmdb(start_vmdb, elf, port=free_port())
+    c = RspClient(target)
+    c.request("qSupported")
+    assert c.request("Z0,%x,1" % symbol(elf, "demo_tick")) == b"OK"
+    c.close()
+    vm.wait_for("serial", r"cpu0 tick", timeout=30)
+    c = RspClient(target)
+    assert c.request("?").startswith(b"T05")
+    c.kill()
+    assert vm.wait(30) == 0
+
+
+def test_second_client_is_refused(start_vmdb, guest, free_port):
+    elf = guest("demo")
+    vm, target = start_gdb_vmdb(start_vmdb, elf, port=free_port())
+    first = RspClient(target)
+    assert first.request("?").startswith(b"T05")
+    second = RspClient(target)
+    reply = second.read_packet()
+    assert reply.startswith(b"E") and b"already attached" in reply
+    with pytest.raises((ConnectionError, socket.timeout, OSError)):
+        second.request("?")
+    # the first client is undisturbed
+    assert first.request("qC") == b"QC1"
+    first.kill()
+    assert vm.wait(30) == 0
+
+
+def test_monitor_commands(start_vmdb, guest, free_port):
+    elf = guest("demo")
+    vm, target = start_gdb_vmdb(start_vmdb, elf, "--smp", "2", port=free_port())
+    out = gdb_batch(elf, target, ["monitor help", "monitor info vcpus", "monitor info caps",
+                                  "monitor phys on", "x/1xg 0x11000", "monitor phys off",
+                                  "monitor bogus", "kill"])
+    assert "info caps" in out and "phys on|off" in out, out
+    assert "thread 1: vCPU 0, long mode" in out and "thread 2: vCPU 1" in out, out
+    assert "single-step exits:" in out and "debugger mechanisms in use" in out, out
+    assert "guest-physical" in out and "0x00000001564d4442" in out.lower(), out
+    assert "unknown monitor command 'bogus'" in out, out
+    vm.wait(30)
+
+
+def test_guest_exit_reported_as_W(start_vmdb, guest, free_port):
+    elf = guest("exit")
+    vm, target = start_gdb_vmdb(start_vmdb, elf, "--cmdline", "exit=5", port=free_port())
+    out = gdb_batch(elf, target, ["continue"])
+    assert "exited with code 013" in out or "exited with code 11" in out, out
+    assert vm.wait(30) == 11
+
+
+def test_unix_socket(start_vmdb, guest, tmp_path):
+    elf = guest("gdb_target")
+    path = str(tmp_path / "gdb.sock")
+    vm, target = start_gdb_vmdb(start_vmdb, elf, "--cmdline", "test=regs", addr="unix:" + path)
+    c = RspClient(path)
+    assert c.request("qC") == b"QC1"
+    c.kill()
+    assert vm.wait(30) == 0

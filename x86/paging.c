@@ -1,0 +1,115 @@
+#include "x86/paging.h"
+
+#include <errno.h>
+#include <stdbool.h>
+
+#define PTE_P   (1ull << 0)
+#define PTE_PS  (1ull << 7)     /* large page in a PDPTE/PDE */
+/* Physical address bits of an entry (bits 51:12; NX and software bits excluded). */
+#define PTE_ADDR_MASK 0x000ffffffffff000ull
+
+/* One paging layout: entry size, index width per level, and how many
+ * levels a walk has; the level numbered 1 maps 4 KiB pages. */
+struct paging_layout {
+	unsigned levels;
+	unsigned entry_bytes;      /* 4 or 8 */
+	unsigned index_bits;       /* 10 or 9 */
+	unsigned large_min_level;  /* lowest level where PS means a large page */
+	unsigned large_max_level;
+};
+
+static int paging_read_entry(x86_read_phys_fn read_phys, void *opaque, uint64_t gpa,
+			     unsigned bytes, uint64_t *entry)
+{
+	if (bytes == 4) {
+		uint32_t v;
+		int r = read_phys(opaque, gpa, &v, sizeof(v));
+		*entry = v;
+		return r;
+	}
+	return read_phys(opaque, gpa, entry, sizeof(*entry));
+}
+
+/* Bit position of the lowest linear-address bit the index at `level`
+ * selects (level 1 = page table). */
+static unsigned paging_shift(const struct paging_layout *l, unsigned level)
+{
+	return 12 + (level - 1) * l->index_bits;
+}
+
+/* The 32-bit (non-PAE) large page: PDE bits 20:13 hold physical bits
+ * 39:32 (PSE-36/40), bits 31:22 the low part. */
+static uint64_t paging_pse4m_base(uint64_t pde)
+{
+	return (pde & 0xffc00000ull) | ((pde & 0x001fe000ull) << 19);
+}
+
+static int paging_walk(const struct paging_layout *l, uint64_t table, bool pse,
+		       x86_read_phys_fn read_phys, void *opaque, uint64_t gva, uint64_t *gpa)
+{
+	for (unsigned level = l->levels; level >= 1; level--) {
+		unsigned shift = paging_shift(l, level);
+		uint64_t index = (gva >> shift) & ((1ull << l->index_bits) - 1);
+		uint64_t entry;
+		if (paging_read_entry(read_phys, opaque, table + index * l->entry_bytes,
+				      l->entry_bytes, &entry) < 0)
+			return -EFAULT;
+		if (!(entry & PTE_P))
+			return -EFAULT;
+		bool large = level >= l->large_min_level && level <= l->large_max_level &&
+			     (entry & PTE_PS) && (l->entry_bytes == 8 || pse);
+		if (large) {
+			uint64_t offset_mask = (1ull << shift) - 1;
+			uint64_t base = l->entry_bytes == 4 ? paging_pse4m_base(entry)
+							    : entry & PTE_ADDR_MASK & ~offset_mask;
+			*gpa = base | (gva & offset_mask);
+			return 0;
+		}
+		table = l->entry_bytes == 4 ? (entry & 0xfffff000ull) : (entry & PTE_ADDR_MASK);
+	}
+	*gpa = table | (gva & 0xfff);
+	return 0;
+}
+
+/* PAE (legacy, 3 levels): CR3 points at four 8-byte PDPTEs, 32-byte aligned. */
+static int paging_walk_pae(const struct x86_sregs *s, x86_read_phys_fn read_phys, void *opaque,
+			   uint64_t gva, uint64_t *gpa)
+{
+	static const struct paging_layout pd = { 2, 8, 9, 2, 2 };
+	uint64_t pdpte;
+	uint64_t at = (s->cr3 & 0xffffffe0ull) + ((gva >> 30) & 3) * 8;
+	if (read_phys(opaque, at, &pdpte, sizeof(pdpte)) < 0 || !(pdpte & PTE_P))
+		return -EFAULT;
+	return paging_walk(&pd, pdpte & PTE_ADDR_MASK, true, read_phys, opaque, gva & 0x3fffffffull,
+			   gpa);
+}
+
+static bool paging_canonical(uint64_t gva, unsigned bits)
+{
+	int64_t s = (int64_t)(gva << (64 - bits)) >> (64 - bits);
+	return (uint64_t)s == gva;
+}
+
+int x86_translate(const struct x86_sregs *s, x86_read_phys_fn read_phys, void *opaque,
+		  uint64_t gva, uint64_t *gpa)
+{
+	if (!(s->cr0 & CR0_PG) || !(s->cr0 & CR0_PE)) {
+		*gpa = (s->efer & EFER_LMA) ? gva : (gva & 0xffffffffull);
+		return 0;
+	}
+	if (s->efer & EFER_LMA) {
+		static const struct paging_layout l4 = { 4, 8, 9, 2, 3 };
+		static const struct paging_layout l5 = { 5, 8, 9, 2, 3 };
+		bool la57 = s->cr4 & CR4_LA57;
+		if (!paging_canonical(gva, la57 ? 57 : 48))
+			return -EINVAL;
+		return paging_walk(la57 ? &l5 : &l4, s->cr3 & PTE_ADDR_MASK, true, read_phys, opaque,
+				   gva, gpa);
+	}
+	gva &= 0xffffffffull;
+	if (s->cr4 & CR4_PAE)
+		return paging_walk_pae(s, read_phys, opaque, gva, gpa);
+	static const struct paging_layout l2 = { 2, 4, 10, 2, 2 };
+	return paging_walk(&l2, s->cr3 & 0xfffff000ull, s->cr4 & CR4_PSE, read_phys, opaque, gva,
+			   gpa);
+}

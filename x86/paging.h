@@ -1,0 +1,25 @@
+/* x86/paging.h — guest page-table walks: linear (virtual) to physical
+ * address translation for every x86 paging mode (none, 32-bit, PAE,
+ * 4-level and 5-level), with large pages. Reads guest memory only through
+ * the caller's callback, so engines and the gdbserver can share it. */
+#ifndef VMDB_PAGING_H
+#define VMDB_PAGING_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "x86/x86.h"
+
+/* Copy guest-physical [gpa, gpa+len) into buf; 0 or -errno (e.g. -EFAULT
+ * when it is not RAM). */
+typedef int (*x86_read_phys_fn)(void *opaque, uint64_t gpa, void *buf, size_t len);
+
+/* Translate the linear address gva under the paging mode that sregs
+ * (CR0.PG, CR4.PAE/LA57/PSE, EFER.LMA, CR3) select. Ignores access rights:
+ * a debugger may read what the guest could not. Returns 0 and *gpa, or
+ * -EFAULT when a table entry on the way is not present (or a table is not
+ * readable), -EINVAL for a non-canonical address in long mode. */
+int x86_translate(const struct x86_sregs *sregs, x86_read_phys_fn read_phys, void *opaque,
+		  uint64_t gva, uint64_t *gpa);
+
+#endif
