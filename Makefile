@@ -32,6 +32,7 @@ $(BUILD)/%.o: %.c
 
 include guests/guests.mk
 include tests/unit/unit.mk
+include bench/bench.mk
 
 deps:
 	@scripts/deps.sh build
@@ -53,8 +54,9 @@ test-quick: all unit
 
 bench:
 	@scripts/deps.sh bench
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory all bench-tools
 	bench/boot
+	bench/rsp
 
 clean:
 	rm -rf build build-asan

@@ -3,19 +3,22 @@
 # built into build/, like the guests: a sanitizer build would only slow the
 # ceiling it exists to measure).
 #
-#   make bench-tools   builds build/bench/kvm_step_ceiling
+#   make bench-tools   builds build/bench/kvm_step_ceiling and
+#                      build/bench/rsp_pump (bench/rsp's round-trip loop in C)
 #   make bench-rsp     builds vmdb, the guests and the tools, runs bench/rsp
 
 BENCH_OUT     := build/bench
 BENCH_CEILING := $(BENCH_OUT)/kvm_step_ceiling
+BENCH_PUMP    := $(BENCH_OUT)/rsp_pump
+BENCH_TOOLS   := $(BENCH_CEILING) $(BENCH_PUMP)
 
 .PHONY: bench-tools bench-rsp
-bench-tools: $(BENCH_CEILING)
+bench-tools: $(BENCH_TOOLS)
 
-$(BENCH_CEILING): bench/kvm_step_ceiling.c
+$(BENCH_OUT)/%: bench/%.c
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu11 -Wall -Wextra -Werror -Wshadow -O2 -g -D_GNU_SOURCE -o $@ $<
 
-bench-rsp:
-	@$(MAKE) --no-print-directory SAN=0 all bench-tools
+bench-rsp: $(BENCH_TOOLS)
+	@$(MAKE) --no-print-directory SAN=0 all
 	bench/rsp

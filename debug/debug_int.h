@@ -34,6 +34,7 @@ struct debug_vcpu {
 	enum debug_step step;
 	bool step_done;          /* internal step finished */
 	unsigned hw_lifted;      /* DR slots (bit n) left out during a step-over */
+	bool resumed;            /* named by the last resume: its events come first */
 };
 
 struct debug_sw_bp {

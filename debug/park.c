@@ -14,7 +14,7 @@
  * how often the client re-kicks a vCPU that has not parked yet (a kick can
  * land while the thread is between exits; the engine keeps it pending, but
  * re-kicking costs nothing and covers engines that do not). */
-#define DEBUG_PARK_POLL_NS   (100 * 1000 * 1000L)
+#define DEBUG_PARK_POLL_NS   (50 * 1000 * 1000L)
 #define DEBUG_KICK_RETRY_NS  (20 * 1000 * 1000L)
 /* A step-over that has not finished after this long (HLT with interrupts
  * blocked, a vCPU waiting for SIPI) is abandoned: the vCPU is kicked. */
@@ -56,14 +56,52 @@ void debug_queue_locked(struct debug *d, const struct debug_event *ev)
 	d->q_len++;
 }
 
+/* An event the client can be told about now: one of a vCPU it resumed
+ * (a vCPU it left stopped keeps its event for a later resume), or one that
+ * concerns the whole machine. */
+static bool event_eligible(struct debug *d, const struct debug_event *ev)
+{
+	switch (ev->kind) {
+	case DEBUG_EV_INTERRUPT:
+	case DEBUG_EV_EXITED:
+	case DEBUG_EV_CRASHED:
+		return true;
+	default:
+		return ev->vcpu < d->nr_vcpus && d->vcpus[ev->vcpu].resumed;
+	}
+}
+
+static struct debug_event *queue_at(struct debug *d, unsigned i)
+{
+	return &d->queue[(d->q_head + i) % DEBUG_QUEUE_SIZE];
+}
+
+static void queue_remove_locked(struct debug *d, unsigned i)
+{
+	for (; i + 1 < d->q_len; i++)
+		*queue_at(d, i) = *queue_at(d, i + 1);
+	d->q_len--;
+}
+
+/* Index of the first eligible event, or -1. */
+static int first_eligible_locked(struct debug *d)
+{
+	for (unsigned i = 0; i < d->q_len; i++)
+		if (event_eligible(d, queue_at(d, i)))
+			return (int)i;
+	return -1;
+}
+
 bool debug_next_event(struct debug *d, struct debug_event *ev)
 {
 	pthread_mutex_lock(&d->lock);
 	bool have = d->q_len > 0;
 	if (have) {
-		*ev = d->queue[d->q_head];
-		d->q_head = (d->q_head + 1) % DEBUG_QUEUE_SIZE;
-		d->q_len--;
+		int i = first_eligible_locked(d);
+		if (i < 0)
+			i = 0;
+		*ev = *queue_at(d, (unsigned)i);
+		queue_remove_locked(d, (unsigned)i);
 	}
 	pthread_mutex_unlock(&d->lock);
 	return have;
@@ -95,15 +133,18 @@ static bool event_still_valid(struct debug *d, const struct debug_event *ev)
 	}
 }
 
+/* Only events of resumed vCPUs are judged: gdb steps one thread over a
+ * breakpoint with the breakpoint removed, and the hit another vCPU had on
+ * it must survive that. */
 static void drop_stale_events_locked(struct debug *d)
 {
-	unsigned n = d->q_len, kept = 0;
-	for (unsigned i = 0; i < n; i++) {
-		struct debug_event ev = d->queue[(d->q_head + i) % DEBUG_QUEUE_SIZE];
-		if (event_still_valid(d, &ev))
-			d->queue[(d->q_head + kept++) % DEBUG_QUEUE_SIZE] = ev;
+	for (unsigned i = 0; i < d->q_len;) {
+		struct debug_event *ev = queue_at(d, i);
+		if (event_eligible(d, ev) && !event_still_valid(d, ev))
+			queue_remove_locked(d, i);
+		else
+			i++;
 	}
-	d->q_len = kept;
 }
 
 /* ---- stopping ---- */
@@ -116,8 +157,14 @@ bool debug_machine_gone(struct debug *d)
 	return gone;
 }
 
+static bool gone_locked(struct debug *d);
+
+/* Never kick once the machine is stopping: vCPU threads are leaving and
+ * may already be joined, and a signal to a joined thread is undefined. */
 static void kick_running_locked(struct debug *d, unsigned self)
 {
+	if (gone_locked(d))
+		return;
 	for (unsigned i = 0; i < d->nr_vcpus; i++)
 		if (i != self && d->vcpus[i].park == DEBUG_PARK_RUNNING)
 			d->vm->engine->kick(&d->vm->vcpus[i]);
@@ -231,14 +278,15 @@ static void run_alone(struct debug *d, unsigned vcpu)
 			dv->run_allowed = false;
 			kicked = true;
 		}
-		if (kicked && dv->park == DEBUG_PARK_RUNNING)
+		if (kicked && dv->park == DEBUG_PARK_RUNNING && !gone_locked(d))
 			d->vm->engine->kick(&d->vm->vcpus[vcpu]);
 	}
 	/* run_allowed is false: wait for the park itself */
 	while (dv->park == DEBUG_PARK_RUNNING && !gone_locked(d)) {
 		struct timespec slice;
 		deadline_in(&slice, DEBUG_KICK_RETRY_NS);
-		if (pthread_cond_timedwait(&d->parked_cond, &d->lock, &slice) != 0)
+		if (pthread_cond_timedwait(&d->parked_cond, &d->lock, &slice) != 0 &&
+		    !gone_locked(d))
 			d->vm->engine->kick(&d->vm->vcpus[vcpu]);
 	}
 	pthread_mutex_unlock(&d->lock);
@@ -281,6 +329,14 @@ static int step_over(struct debug *d, unsigned vcpu, uint64_t pc, bool report)
 	return r;
 }
 
+static bool eligible_pending(struct debug *d)
+{
+	pthread_mutex_lock(&d->lock);
+	bool pending = first_eligible_locked(d) >= 0;
+	pthread_mutex_unlock(&d->lock);
+	return pending;
+}
+
 static bool at_breakpoint(struct debug *d, uint64_t pc)
 {
 	pthread_mutex_lock(&d->lock);
@@ -299,7 +355,7 @@ static int step_overs(struct debug *d, const enum debug_action *actions, struct 
 		if (r < 0)
 			return err_set(e, -r, "vCPU %u sits on a breakpoint and the %s engine cannot "
 				       "single-step over it", i, d->vm->engine->name);
-		if (debug_has_event(d) || debug_machine_gone(d))
+		if (eligible_pending(d) || debug_machine_gone(d))
 			break;
 	}
 	return 0;
@@ -308,15 +364,16 @@ static int step_overs(struct debug *d, const enum debug_action *actions, struct 
 int debug_resume(struct debug *d, const enum debug_action *actions, struct err *e)
 {
 	pthread_mutex_lock(&d->lock);
+	for (unsigned i = 0; i < d->nr_vcpus; i++)
+		d->vcpus[i].resumed = actions[i] != DEBUG_ACT_STOP;
 	drop_stale_events_locked(d);
-	bool pending = d->q_len > 0;
 	pthread_mutex_unlock(&d->lock);
-	if (pending)
+	if (eligible_pending(d))
 		return 1;
 	int r = step_overs(d, actions, e);
 	if (r < 0)
 		return r;
-	if (debug_has_event(d))
+	if (eligible_pending(d))
 		return 1;
 
 	for (unsigned i = 0; i < d->nr_vcpus; i++) {
@@ -340,6 +397,8 @@ void debug_attach(struct debug *d)
 {
 	debug_stop_all(d);
 	pthread_mutex_lock(&d->lock);
+	for (unsigned i = 0; i < d->nr_vcpus; i++)
+		d->vcpus[i].resumed = true;
 	drop_stale_events_locked(d);
 	pthread_mutex_unlock(&d->lock);
 }
@@ -488,7 +547,10 @@ static void hook_on_vm_stop(struct vm *vm, int status, const char *why)
 	pthread_mutex_lock(&d->lock);
 	d->gone = true;
 	debug_queue_locked(d, &ev);
-	pthread_cond_broadcast(&d->park_cond);
+	/* Parked vCPUs are not woken here: they see vm_stopping() at their
+	 * next poll. vm_request_exit() kicks every vCPU thread right after
+	 * this hook returns, and a thread woken now could already have exited
+	 * and been joined by then (a signal to it would be undefined). */
 	pthread_cond_broadcast(&d->parked_cond);
 	pthread_mutex_unlock(&d->lock);
 	notify(d);

@@ -164,9 +164,13 @@ static int do_kill(struct gdb_server *s)
 	return GDB_NO_REPLY;
 }
 
+/* k: gdb expects no reply; lldb waits for one, and an exit reply after
+ * which the connection closes is harmless to gdb. */
 static int pkt_k(struct gdb_server *s, struct rsp_cur *args)
 {
 	(void)args;
+	rsp_buf_printf(&s->reply, "X09");
+	gdb_send_reply(s);
 	return do_kill(s);
 }
 

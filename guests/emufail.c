@@ -59,7 +59,7 @@ static void run_int3(void)
 	uint64_t after;
 
 	idt_set_handler(X86_BP, on_bp);
-	__asm__ volatile("int3; lea 0(%%rip), %0" : "=r"(after));
+	__asm__ volatile("int3\n1: lea 1b(%%rip), %0" : "=r"(after));
 	expect_eq(bp_hits, 1, "int3 reached the guest's #BP handler once");
 	expect_eq(bp_rip, after, "#BP frame RIP is the next instruction");
 }

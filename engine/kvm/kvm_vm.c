@@ -155,6 +155,9 @@ static int kvm_setup_platform(struct kvm_vm_state *kvm, struct err *e)
 	if (kvm->caps.pit2) {
 		struct kvm_pit_config pit;
 		memset(&pit, 0, sizeof(pit));
+		/* KVM then also serves port 0x61 (PIT channel 2 gate and output),
+		 * which guests use to calibrate their timers against the PIT. */
+		pit.flags = KVM_PIT_SPEAKER_DUMMY;
 		r = kvm_ioctl(kvm->vm_fd, KVM_CREATE_PIT2, &pit);
 		if (r < 0)
 			return err_set(e, -r, "cannot create the in-kernel PIT (KVM_CREATE_PIT2): %s",

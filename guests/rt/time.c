@@ -69,12 +69,15 @@ bool time_calibrate(void)
 	pit_start(CAL_COUNT);
 	uint64_t t0 = rdtsc();
 	uint32_t a0 = apic_read(APIC_TMCCT);
-	pit_ok = pit_poll();
+	/* mode 0 drops OUT2 when the count is written: high now means no PIT */
+	uint8_t p61 = inb(PORT_61);
+	pit_ok = !(p61 & PORT_61_OUT2) && pit_poll();
 	uint64_t t1 = rdtsc();
 	uint32_t a1 = apic_read(APIC_TMCCT);
 	apic_write(APIC_TMICT, 0);
 	if (!pit_ok || t1 == t0 || a0 == a1) {
-		printf("time: the PIT does not count; guessing 1 GHz TSC and APIC timer\n");
+		printf("time: PIT channel 2 does not count (port 0x61 read 0x%x right after "
+		       "a one-shot count write); guessing 1 GHz TSC and APIC timer\n", p61);
 		pit_ok = false;
 		return false;
 	}
