@@ -1,8 +1,11 @@
 /* guests/demo.c — demo.elf, what `make run` boots: every vCPU runs its
  * APIC timer at DEMO_HZ and says so on serial now and then; demo_counter
- * keeps growing. Never exits. Named, non-inlined functions give gdb
+ * keeps growing. Never exits, unless the command line says exit_after=N
+ * (ticks of vCPU 0; bench/boot uses it). Named, non-inlined functions give gdb
  * something to break on: demo_tick(cpu), demo_work(n), demo_idle(). */
+#include "guests/rt/cmdline.h"
 #include "guests/rt/io.h"
+#include "guests/rt/report.h"
 #include "guests/rt/serial.h"
 #include "guests/rt/smp.h"
 
@@ -42,6 +45,7 @@ static void demo_cpu(void *arg)
 	uint64_t seen = 0;
 
 	(void)arg;
+	uint64_t exit_after = cmdline_u64("exit_after", 0);
 	smp_timer_start(DEMO_HZ);
 	printf("cpu%u (APIC id %u): timer at %u Hz\n", c->id, c->apic_id, DEMO_HZ);
 	for (;;) {
@@ -51,6 +55,8 @@ static void demo_cpu(void *arg)
 		seen = c->ticks;
 		demo_tick(c->id);
 		demo_work(c->id + 1);
+		if (c->id == 0 && exit_after && seen >= exit_after)
+			rt_exit(0);
 	}
 }
 
