@@ -196,3 +196,28 @@ def test_unix_socket(start_vmdb, guest, tmp_path):
     assert c.request("qC") == b"QC1"
     c.kill()
     assert vm.wait(30) == 0
+
+
+def test_hardware_breakpoint(start_vmdb, guest, free_port):
+    elf = guest("gdb_target")
+    vm, target = start_gdb_vmdb(start_vmdb, elf, "--cmdline", "test=memwrite", port=free_port())
+    out = gdb_batch(elf, target, ["hbreak gdb_mem_poll", "continue", "continue",
+                                  "info breakpoints", "kill"])
+    assert out.count("Breakpoint 1, gdb_mem_poll") == 2, out
+    assert "hw breakpoint" in out and "already hit 2 times" in out, out
+    vm.wait(30)
+
+
+def test_raw_hwbreak_stop_reply(start_vmdb, guest, free_port):
+    elf = guest("gdb_target")
+    vm, target = start_gdb_vmdb(start_vmdb, elf, "--cmdline", "test=memwrite", port=free_port())
+    c = RspClient(target)
+    addr = symbol(elf, "gdb_mem_poll")
+    assert c.request("Z1,%x,1" % addr) == b"OK"
+    assert c.request("vCont;c") == b"T05thread:1;hwbreak:;"
+    assert c.request("p10") == addr.to_bytes(8, "little").hex().encode()
+    assert c.request("z1,%x,1" % addr) == b"OK"
+    assert c.request("Z0,%x,1" % addr) == b"OK"
+    assert c.request("vCont;c") == b"T05thread:1;swbreak:;"
+    c.kill()
+    vm.wait(30)

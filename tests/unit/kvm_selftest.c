@@ -502,7 +502,7 @@ static const struct {
 int main(void)
 {
 	if (access("/dev/kvm", R_OK | W_OK) < 0) {
-		printf("SKIP: no usable /dev/kvm\n");
+		printf("skipped: no /dev/kvm\n");
 		return 77;
 	}
 	for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++) {

@@ -50,3 +50,17 @@ $(BUILD)/tests/machine_test: $(MACHINE_TEST_OBJS)
 unit-machine: $(BUILD)/tests/machine_test
 	$(BUILD)/tests/machine_test
 -include $(MACHINE_TEST_OBJS:.o=.d)
+
+# debug core (owned by debug/): $(BUILD)/tests/debug_test with a scripted fake
+# engine; machine/vm.c is not linked (the test provides vm_gpa_to_host).
+DEBUG_TEST_OBJS := $(BUILD)/tests/unit/debug_test.o \
+	$(patsubst %.c,$(BUILD)/%.o,$(wildcard debug/*.c)) $(BUILD)/x86/paging.o \
+	$(BUILD)/x86/x86.o $(BUILD)/util/err.o
+unit: $(BUILD)/tests/debug_test
+$(BUILD)/tests/debug_test: $(DEBUG_TEST_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ -lpthread
+.PHONY: unit-debug
+unit-debug: $(BUILD)/tests/debug_test
+	$(BUILD)/tests/debug_test
+-include $(DEBUG_TEST_OBJS:.o=.d)

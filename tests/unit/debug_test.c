@@ -1,0 +1,422 @@
+/* tests/unit/debug_test.c — the debug core against a scripted fake engine.
+ * The fake CPU runs a one-byte instruction set over a small RAM: 0xcc is
+ * INT3 (a BPT exit with pc = its address), anything else is a one-byte
+ * no-op; with single_step it exits with DR6_BS after one instruction; a
+ * kick makes run() return KICKED. Real vCPU threads run the same loop as
+ * machine/vm.c, so the park, stop-all and step-over paths are the real
+ * ones. Prints one line per check and "debug: N passed, M failed". */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "debug/debug.h"
+#include "machine/vm.h"
+
+#define RAM_SIZE (1u << 20)
+#define NVCPUS 2
+
+struct fake_cpu {
+	struct x86_regs regs;
+	struct engine_debug dbg;
+	int kicked;                 /* atomic */
+	unsigned steps;
+};
+
+static unsigned passed, failed;
+
+#define CHECK(cond, ...)                                                       \
+	do {                                                                   \
+		if (cond) {                                                    \
+			passed++;                                              \
+		} else {                                                       \
+			failed++;                                              \
+			printf("FAIL %s:%d: ", __FILE__, __LINE__);            \
+			printf(__VA_ARGS__);                                   \
+			printf("\n");                                          \
+		}                                                              \
+	} while (0)
+
+/* ---- the fake engine ---- */
+
+static struct fake_cpu *cpu_of(struct vcpu *v)
+{
+	return v->engine;
+}
+
+static int fake_run(struct vcpu *v, struct vm_exit *exit)
+{
+	struct fake_cpu *c = cpu_of(v);
+	uint8_t *ram = v->vm->ram;
+
+	for (unsigned budget = 0; budget < 100000; budget++) {
+		if (__atomic_exchange_n(&c->kicked, 0, __ATOMIC_SEQ_CST))
+			break;
+		uint64_t pc = c->regs.rip;
+		if (pc >= RAM_SIZE)
+			pc = c->regs.rip = 0x100;   /* wrap the fake program around */
+		if (ram[pc] == 0xcc) {
+			exit->reason = VM_EXIT_BPT;
+			exit->bpt.pc = pc;
+			return 0;
+		}
+		c->regs.rip = pc + 1;
+		c->steps++;
+		if (c->dbg.single_step) {
+			exit->reason = VM_EXIT_DB;
+			exit->db.dr6 = DR6_BS;
+			exit->db.pc = c->regs.rip;
+			return 0;
+		}
+		if ((budget & 63) == 63)
+			sched_yield();
+	}
+	exit->reason = VM_EXIT_KICKED;
+	return 0;
+}
+
+static void fake_kick(struct vcpu *v)
+{
+	__atomic_store_n(&cpu_of(v)->kicked, 1, __ATOMIC_SEQ_CST);
+}
+
+static int fake_get_regs(struct vcpu *v, struct x86_regs *r)
+{
+	*r = cpu_of(v)->regs;
+	return 0;
+}
+
+static int fake_set_regs(struct vcpu *v, const struct x86_regs *r)
+{
+	cpu_of(v)->regs = *r;
+	return 0;
+}
+
+static int fake_get_sregs(struct vcpu *v, struct x86_sregs *s)
+{
+	(void)v;
+	memset(s, 0, sizeof(*s));   /* CR0.PG clear: virtual = physical */
+	return 0;
+}
+
+static int fake_set_debug(struct vcpu *v, const struct engine_debug *dbg)
+{
+	cpu_of(v)->dbg = *dbg;
+	return 0;
+}
+
+static const struct engine_ops fake_engine = {
+	.name = "fake",
+	.run = fake_run,
+	.kick = fake_kick,
+	.get_regs = fake_get_regs,
+	.set_regs = fake_set_regs,
+	.get_sregs = fake_get_sregs,
+	.set_debug = fake_set_debug,
+};
+
+/* The one machine/ function the debug core uses. */
+void *vm_gpa_to_host(struct vm *vm, uint64_t gpa, uint64_t len)
+{
+	if (len == 0)
+		len = 1;
+	if (gpa >= vm->ram_size || len > vm->ram_size - gpa)
+		return NULL;
+	return vm->ram + gpa;
+}
+
+/* ---- the vCPU loop, as machine/vm.c runs it ---- */
+
+static void *vcpu_thread(void *arg)
+{
+	struct vcpu *v = arg;
+	struct vm *vm = v->vm;
+	struct vm_exit exit;
+
+	while (!vm_stopping(vm)) {
+		vm->debug_hooks->before_run(vm, v);
+		if (vm_stopping(vm))
+			break;
+		memset(&exit, 0, sizeof(exit));
+		vm->engine->run(v, &exit);
+		if (vm->debug_hooks->on_exit(vm, v, &exit))
+			continue;
+		if (exit.reason == VM_EXIT_BPT)
+			cpu_of(v)->regs.rip = exit.bpt.pc + 1;   /* the guest's own int3 */
+	}
+	return NULL;
+}
+
+static int notifications;   /* atomic */
+
+static void on_notify(void *opaque)
+{
+	(void)opaque;
+	__atomic_add_fetch(&notifications, 1, __ATOMIC_SEQ_CST);
+}
+
+struct rig {
+	struct vm *vm;
+	struct fake_cpu cpus[NVCPUS];
+	bool threads;
+};
+
+static void rig_init(struct rig *r, bool wait_gdb)
+{
+	struct err e = { 0 };
+	memset(r->cpus, 0, sizeof(r->cpus));
+	r->vm = calloc(1, sizeof(*r->vm));
+	r->vm->engine = &fake_engine;
+	r->vm->ram = calloc(1, RAM_SIZE);
+	r->vm->ram_size = RAM_SIZE;
+	memset(r->vm->ram, 0x90, RAM_SIZE);
+	r->vm->nr_vcpus = NVCPUS;
+	pthread_mutex_init(&r->vm->lock, NULL);
+	for (unsigned i = 0; i < NVCPUS; i++) {
+		r->vm->vcpus[i].vm = r->vm;
+		r->vm->vcpus[i].id = i;
+		r->vm->vcpus[i].engine = &r->cpus[i];
+		r->cpus[i].regs.rip = 0x100;
+	}
+	r->threads = false;
+	int rc = debug_create(r->vm, wait_gdb, on_notify, NULL, &e);
+	CHECK(rc == 0, "debug_create: %s", e.msg);
+}
+
+static void rig_start(struct rig *r)
+{
+	for (unsigned i = 0; i < NVCPUS; i++)
+		pthread_create(&r->vm->vcpus[i].thread, NULL, vcpu_thread, &r->vm->vcpus[i]);
+	r->threads = true;
+}
+
+static void rig_fini(struct rig *r)
+{
+	__atomic_store_n(&r->vm->stopping, true, __ATOMIC_SEQ_CST);
+	r->vm->debug_hooks->on_vm_stop(r->vm, 0, "");
+	if (r->threads)
+		for (unsigned i = 0; i < NVCPUS; i++)
+			pthread_join(r->vm->vcpus[i].thread, NULL);
+	debug_destroy(r->vm);
+	pthread_mutex_destroy(&r->vm->lock);
+	free(r->vm->ram);
+	free(r->vm);
+}
+
+/* Wait (bounded) for an event to be queued. */
+static bool wait_event(struct debug *d)
+{
+	for (int i = 0; i < 5000; i++) {
+		if (debug_has_event(d))
+			return true;
+		usleep(1000);
+	}
+	return false;
+}
+
+static void resume_all(struct debug *d, enum debug_action act)
+{
+	enum debug_action actions[NVCPUS];
+	struct err e = { 0 };
+	for (unsigned i = 0; i < NVCPUS; i++)
+		actions[i] = act;
+	int rc = debug_resume(d, actions, &e);
+	CHECK(rc >= 0, "debug_resume: %s", e.msg);
+}
+
+/* ---- the checks ---- */
+
+static void test_breakpoint_bytes(void)
+{
+	struct rig r;
+	struct err e = { 0 };
+	uint8_t b[4];
+	rig_init(&r, true);
+	struct debug *d = r.vm->debug;
+	uint8_t *ram = r.vm->ram;
+
+	ram[0x1000] = 0x55;
+	CHECK(debug_sw_insert(d, 0, 0x1000, false, &e) == 0, "insert: %s", e.msg);
+	CHECK(ram[0x1000] == 0xcc, "int3 written: %#x", ram[0x1000]);
+	CHECK(debug_sw_insert(d, 0, 0x1000, false, &e) == 0, "insert twice");
+	CHECK(debug_nr_sw_breakpoints(d) == 1, "one breakpoint, got %u", debug_nr_sw_breakpoints(d));
+	CHECK(debug_mem_read(d, 0, 0xfff, b, 3, false) == 0 && b[1] == 0x55,
+	      "read shows the original byte: %#x", b[1]);
+	b[0] = 0x66;
+	CHECK(debug_mem_write(d, 0, 0x1000, b, 1, false) == 0, "write over the breakpoint");
+	CHECK(ram[0x1000] == 0xcc, "int3 stays after a write: %#x", ram[0x1000]);
+	CHECK(debug_mem_read(d, 0, 0x1000, b, 1, true) == 0 && b[0] == 0x66,
+	      "read shows the written byte: %#x", b[0]);
+	CHECK(debug_sw_remove(d, 0x1000, &e) == 0, "remove");
+	CHECK(ram[0x1000] == 0x66, "the written byte is restored: %#x", ram[0x1000]);
+	CHECK(debug_sw_remove(d, 0x1000, &e) == -ENOENT, "remove twice: ENOENT");
+	CHECK(debug_sw_insert(d, 0, RAM_SIZE + 5, false, &e) == -EFAULT, "outside RAM: EFAULT");
+	CHECK(debug_mem_read(d, 0, RAM_SIZE - 2, b, 4, false) == -EFAULT,
+	      "read running off RAM: EFAULT");
+	CHECK(debug_mem_read(d, 0, UINT64_MAX - 1, b, 4, false) == -EFAULT, "wrapping read");
+
+	ram[0x2000] = 0x11;
+	ram[0x2001] = 0x22;
+	debug_sw_insert(d, 0, 0x2000, false, &e);
+	debug_sw_insert(d, 0, 0x2001, false, &e);
+	CHECK(debug_hw_insert(d, 0x3000, &e) == 0, "hw insert");
+	for (unsigned i = 1; i < 4; i++)
+		debug_hw_insert(d, 0x3000 + i, &e);
+	CHECK(debug_hw_insert(d, 0x4000, &e) == -ENOSPC, "fifth hw breakpoint: ENOSPC");
+	debug_remove_all_breakpoints(d);
+	CHECK(ram[0x2000] == 0x11 && ram[0x2001] == 0x22, "remove all restores bytes");
+	CHECK(debug_nr_hw_breakpoints(d) == 0, "remove all clears DR slots");
+	rig_fini(&r);
+}
+
+static void test_queue_order_and_guest_int3(void)
+{
+	struct rig r;
+	struct err e = { 0 };
+	struct debug_event ev;
+	rig_init(&r, true);
+	struct debug *d = r.vm->debug;
+	const struct vm_debug_hooks *h = r.vm->debug_hooks;
+
+	debug_sw_insert(d, 0, 0x1000, false, &e);
+	struct vm_exit x = { .reason = VM_EXIT_BPT, .bpt.pc = 0x1000 };
+	CHECK(h->on_exit(r.vm, &r.vm->vcpus[1], &x), "our int3 is consumed");
+	CHECK(h->on_exit(r.vm, &r.vm->vcpus[0], &x), "our int3 is consumed (vCPU 0)");
+	x.bpt.pc = 0x5000;
+	CHECK(!h->on_exit(r.vm, &r.vm->vcpus[0], &x), "the guest's own int3 is not ours");
+	CHECK(r.cpus[1].regs.rip == 0x1000, "PC set to the breakpoint: %#llx",
+	      (unsigned long long)r.cpus[1].regs.rip);
+	CHECK(debug_next_event(d, &ev) && ev.kind == DEBUG_EV_SWBREAK && ev.vcpu == 1,
+	      "first event: vCPU 1's hit (kind %d vcpu %u)", ev.kind, ev.vcpu);
+	CHECK(debug_next_event(d, &ev) && ev.kind == DEBUG_EV_SWBREAK && ev.vcpu == 0,
+	      "second event: vCPU 0's hit");
+	CHECK(!debug_next_event(d, &ev), "queue empty");
+	CHECK(__atomic_load_n(&notifications, __ATOMIC_SEQ_CST) >= 2, "client notified");
+	rig_fini(&r);
+}
+
+static void test_step_and_continue_from_breakpoint(void)
+{
+	struct rig r;
+	struct err e = { 0 };
+	struct debug_event ev;
+	rig_init(&r, true);
+	struct debug *d = r.vm->debug;
+	uint8_t *ram = r.vm->ram;
+	enum debug_action actions[NVCPUS] = { DEBUG_ACT_STEP, DEBUG_ACT_STOP };
+
+	r.cpus[0].regs.rip = 0x1000;
+	r.cpus[1].regs.rip = 0x8000;
+	debug_sw_insert(d, 0, 0x1000, false, &e);
+	debug_sw_insert(d, 0, 0x1010, false, &e);
+	rig_start(&r);
+	debug_stop_all(d);
+
+	/* step from the breakpoint: the original instruction runs once */
+	CHECK(debug_resume(d, actions, &e) >= 0, "step: %s", e.msg);
+	CHECK(wait_event(d), "step reported");
+	debug_stop_all(d);
+	CHECK(debug_next_event(d, &ev) && ev.kind == DEBUG_EV_STEP && ev.vcpu == 0,
+	      "a step event for vCPU 0 (kind %d)", ev.kind);
+	CHECK(r.cpus[0].regs.rip == 0x1001, "one instruction: rip %#llx",
+	      (unsigned long long)r.cpus[0].regs.rip);
+	CHECK(ram[0x1000] == 0xcc, "breakpoint re-inserted after the step");
+	CHECK(r.cpus[1].regs.rip == 0x8000, "the other vCPU stayed parked");
+
+	/* continue from a breakpoint: run on to the next one */
+	r.cpus[0].regs.rip = 0x1000;
+	actions[0] = DEBUG_ACT_CONTINUE;
+	CHECK(debug_resume(d, actions, &e) >= 0, "continue: %s", e.msg);
+	CHECK(wait_event(d), "next breakpoint reported");
+	debug_stop_all(d);
+	CHECK(debug_next_event(d, &ev) && ev.kind == DEBUG_EV_SWBREAK && ev.addr == 0x1010,
+	      "hit the breakpoint at 0x1010 (kind %d addr %#llx)", ev.kind,
+	      (unsigned long long)ev.addr);
+	CHECK(ram[0x1000] == 0xcc, "first breakpoint still inserted");
+	rig_fini(&r);
+}
+
+static void test_simultaneous_hits_none_lost(void)
+{
+	struct rig r;
+	struct err e = { 0 };
+	struct debug_event ev;
+	rig_init(&r, true);
+	struct debug *d = r.vm->debug;
+
+	/* both vCPUs one instruction before the breakpoint: both may hit at
+	 * once (a parked vCPU right on it would be stepped over it) */
+	debug_sw_insert(d, 0, 0x1000, false, &e);
+	r.cpus[0].regs.rip = 0x0fff;
+	r.cpus[1].regs.rip = 0x0fff;
+	rig_start(&r);
+	debug_stop_all(d);
+	resume_all(d, DEBUG_ACT_CONTINUE);
+	CHECK(wait_event(d), "a hit reported");
+	usleep(20000);
+	debug_stop_all(d);
+	bool seen[NVCPUS] = { false };
+	CHECK(debug_next_event(d, &ev) && ev.kind == DEBUG_EV_SWBREAK, "first hit");
+	seen[ev.vcpu] = true;
+	/* the other vCPU either hit too (queued: reported without running) or
+	 * was kicked before it got there (it hits after the resume) */
+	enum debug_action only_other[NVCPUS];
+	for (unsigned i = 0; i < NVCPUS; i++)
+		only_other[i] = seen[i] ? DEBUG_ACT_STOP : DEBUG_ACT_CONTINUE;
+	int rc = debug_resume(d, only_other, &e);
+	CHECK(rc >= 0, "resume the other: %s", e.msg);
+	CHECK(wait_event(d), "second hit reported");
+	debug_stop_all(d);
+	CHECK(debug_next_event(d, &ev) && ev.kind == DEBUG_EV_SWBREAK && !seen[ev.vcpu],
+	      "second hit from the other vCPU");
+	rig_fini(&r);
+}
+
+static void test_stale_event_dropped(void)
+{
+	struct rig r;
+	struct err e = { 0 };
+	rig_init(&r, true);
+	struct debug *d = r.vm->debug;
+	const struct vm_debug_hooks *h = r.vm->debug_hooks;
+
+	debug_sw_insert(d, 0, 0x1000, false, &e);
+	struct vm_exit x = { .reason = VM_EXIT_BPT, .bpt.pc = 0x1000 };
+	h->on_exit(r.vm, &r.vm->vcpus[1], &x);
+	debug_sw_remove(d, 0x1000, &e);
+	/* vCPU 1 is not resumed: its event survives (gdb's own step-over) */
+	enum debug_action actions[NVCPUS] = { DEBUG_ACT_STOP, DEBUG_ACT_STOP };
+	actions[0] = DEBUG_ACT_CONTINUE;
+	r.cpus[0].regs.rip = 0x100;
+	rig_start(&r);
+	CHECK(debug_resume(d, actions, &e) == 0, "resume vCPU 0 only runs it");
+	debug_stop_all(d);
+	CHECK(debug_has_event(d), "vCPU 1's event kept while it was not resumed");
+	resume_all(d, DEBUG_ACT_CONTINUE);
+	debug_stop_all(d);
+	struct debug_event ev = { 0 };
+	bool any = false;
+	while (debug_next_event(d, &ev))
+		any = any || ev.kind == DEBUG_EV_SWBREAK;
+	CHECK(!any, "an event for a removed breakpoint is dropped on resume");
+	rig_fini(&r);
+}
+
+int main(void)
+{
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	test_breakpoint_bytes();
+	printf("breakpoint bytes: done\n");
+	test_queue_order_and_guest_int3();
+	printf("event queue order, guest int3: done\n");
+	test_step_and_continue_from_breakpoint();
+	printf("step / continue from a breakpoint: done\n");
+	test_simultaneous_hits_none_lost();
+	printf("simultaneous hits: done\n");
+	test_stale_event_dropped();
+	printf("stale events: done\n");
+	printf("debug: %u passed, %u failed\n", passed, failed);
+	return failed ? 1 : 0;
+}
