@@ -137,30 +137,34 @@ int loader_load_initrd(struct vm *vm, uint64_t after, uint64_t limit, struct err
 	return 0;
 }
 
-int loader_load(struct vm *vm, struct err *e)
+int loader_open(const char *path, struct kernel_image *image, struct err *e)
 {
-	if (!vm->cfg.kernel_path)
-		return err_set(e, EINVAL, "no kernel given");
-
-	uint8_t *image;
-	size_t size;
-	int ret = loader_read_file("kernel", vm->cfg.kernel_path, &image, &size, e);
+	memset(image, 0, sizeof(*image));
+	image->path = path;
+	int ret = loader_read_file("kernel", path, &image->data, &image->size, e);
 	if (ret < 0)
 		return ret;
-
-	switch (loader_detect(image, size)) {
-	case KERNEL_ELF64:
-		ret = load_elf64(vm, image, size, e);
-		break;
-	case KERNEL_MULTIBOOT:
-		ret = load_multiboot(vm, image, size, e);
-		break;
-	default:
-		ret = err_set(e, ENOEXEC, "neither an ELF64 kernel nor a multiboot kernel");
-		break;
+	image->format = loader_detect(image->data, image->size);
+	if (image->format == KERNEL_UNKNOWN) {
+		loader_close(image);
+		return err_set(e, ENOEXEC, "kernel %s: neither an ELF64 kernel nor a multiboot kernel",
+			       path);
 	}
-	free(image);
+	return 0;
+}
+
+void loader_close(struct kernel_image *image)
+{
+	free(image->data);
+	image->data = NULL;
+}
+
+int loader_load(struct vm *vm, const struct kernel_image *image, struct err *e)
+{
+	int ret = image->format == KERNEL_ELF64
+			  ? load_elf64(vm, image->data, image->size, e)
+			  : load_multiboot(vm, image->data, image->size, e);
 	if (ret < 0)
-		return err_wrap(e, "kernel %s", vm->cfg.kernel_path);
+		return err_wrap(e, "kernel %s", image->path);
 	return 0;
 }

@@ -19,9 +19,22 @@ enum kernel_format { KERNEL_UNKNOWN, KERNEL_ELF64, KERNEL_MULTIBOOT };
 /* Which format the image is, without loading it. */
 enum kernel_format loader_detect(const uint8_t *image, size_t size);
 
-/* Read cfg.kernel_path (and cfg.initrd_path), load, set vCPU 0's state.
- * Must run after vm_create() has made RAM, vCPUs and devices. */
-int loader_load(struct vm *vm, struct err *e) must_check;
+/* A kernel file read into memory and recognised. */
+struct kernel_image {
+	const char *path;
+	uint8_t *data;
+	size_t size;
+	enum kernel_format format;
+};
+
+/* Read and recognise the kernel before any VM exists, so a bad file is
+ * reported as such whatever the host has. Free with loader_close(). */
+int loader_open(const char *path, struct kernel_image *image, struct err *e) must_check;
+void loader_close(struct kernel_image *image);
+
+/* Load the image (and cfg.initrd_path), set vCPU 0's entry state. Must run
+ * after vm_create() has made RAM, vCPUs and devices. */
+int loader_load(struct vm *vm, const struct kernel_image *image, struct err *e) must_check;
 
 /* Per-format back ends (machine/load_elf64.c, machine/load_multiboot.c). */
 int load_elf64(struct vm *vm, const uint8_t *image, size_t size, struct err *e) must_check;

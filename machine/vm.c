@@ -51,6 +51,8 @@ static int vm_create_vcpus(struct vm *vm, struct err *e)
 	return 0;
 }
 
+static int vm_build(struct vm *vm, const struct kernel_image *image, struct err *e);
+
 int vm_create(struct vm *vm, const struct vm_config *cfg, struct err *e)
 {
 	int r;
@@ -68,7 +70,20 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct err *e)
 	vm->engine = engine_find(cfg->engine);
 	if (!vm->engine)
 		return err_set(e, EINVAL, "unknown engine '%s'", cfg->engine);
-	r = vm_alloc_ram(vm, e);
+	struct kernel_image image;
+	r = loader_open(cfg->kernel_path, &image, e);
+	if (r < 0)
+		return r;
+	r = vm_build(vm, &image, e);
+	loader_close(&image);
+	return r;
+}
+
+/* RAM, engine, vCPUs, devices, then the kernel into it all. */
+static int vm_build(struct vm *vm, const struct kernel_image *image, struct err *e)
+{
+	const struct vm_config *cfg = &vm->cfg;
+	int r = vm_alloc_ram(vm, e);
 	if (r < 0)
 		return r;
 	vm->nr_vcpus = cfg->nr_vcpus;    /* engines check it against the host */
@@ -80,7 +95,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct err *e)
 		return r;
 	if ((r = machine_devices_init(vm, e)) < 0)
 		return r;
-	return loader_load(vm, e);
+	return loader_load(vm, image, e);
 }
 
 int vm_on_destroy(struct vm *vm, void (*fn)(void *), void *opaque, struct err *e)

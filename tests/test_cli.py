@@ -56,7 +56,6 @@ def test_kernel_is_a_directory(vmdb_bin, tmp_path):
 
 @pytest.mark.parametrize("content", [b"", b"hello, I am not a kernel\n" * 100,
                                      b"\x7fELF" + b"\x01" * 60])
-@pytest.mark.kvm
 def test_not_a_kernel(vmdb_bin, tmp_path, content):
     k = tmp_path / "junk.bin"
     k.write_bytes(content)

@@ -586,6 +586,18 @@ static void test_detect(void)
 	CHECK(loader_detect(buf, 64) == KERNEL_UNKNOWN, "ELF32 alone");
 }
 
+/* loader_open on a file, then loader_load when it opened. */
+static int open_and_load(struct vm *vm, struct err *e)
+{
+	struct kernel_image image;
+	int r = loader_open(vm->cfg.kernel_path, &image, e);
+	if (r < 0)
+		return r;
+	r = loader_load(vm, &image, e);
+	loader_close(&image);
+	return r;
+}
+
 static void test_loader_load(const char *dir)
 {
 	struct vm *vm = fake_vm(1);
@@ -593,19 +605,19 @@ static void test_loader_load(const char *dir)
 	char path[512];
 
 	vm->cfg.kernel_path = "/nonexistent/kernel.elf";
-	CHECK(loader_load(vm, &e) == -ENOENT && strstr(e.msg, "does not exist"), "missing: %s", e.msg);
+	CHECK(open_and_load(vm, &e) == -ENOENT && strstr(e.msg, "does not exist"), "missing: %s", e.msg);
 	snprintf(path, sizeof(path), "%s/empty", dir);
 	FILE *f = fopen(path, "w");
 	fclose(f);
 	vm->cfg.kernel_path = path;
-	CHECK(loader_load(vm, &e) < 0 && strstr(e.msg, "is empty"), "empty: %s", e.msg);
+	CHECK(open_and_load(vm, &e) < 0 && strstr(e.msg, "is empty"), "empty: %s", e.msg);
 	f = fopen(path, "w");
 	fputs("#!/bin/sh\necho not a kernel\n", f);
 	fclose(f);
-	CHECK(loader_load(vm, &e) < 0 && strstr(e.msg, "neither an ELF64 kernel nor a multiboot"),
+	CHECK(open_and_load(vm, &e) < 0 && strstr(e.msg, "neither an ELF64 kernel nor a multiboot"),
 	      "garbage: %s", e.msg);
 	vm->cfg.kernel_path = dir;
-	CHECK(loader_load(vm, &e) < 0 && strstr(e.msg, "not a regular file"), "directory: %s", e.msg);
+	CHECK(open_and_load(vm, &e) < 0 && strstr(e.msg, "not a regular file"), "directory: %s", e.msg);
 
 	struct image im;
 	make_elf64(&im);
@@ -614,9 +626,9 @@ static void test_loader_load(const char *dir)
 	fwrite(im.buf, 1, im.size, f);
 	fclose(f);
 	vm->cfg.kernel_path = path;
-	CHECK(loader_load(vm, &e) == 0 && fake_regs.rip == KERNEL_AT + 4, "load file: %s", e.msg);
+	CHECK(open_and_load(vm, &e) == 0 && fake_regs.rip == KERNEL_AT + 4, "load file: %s", e.msg);
 	vm->cfg.initrd_path = "/nonexistent/initrd";
-	CHECK(loader_load(vm, &e) < 0 && strstr(e.msg, "initrd"), "missing initrd: %s", e.msg);
+	CHECK(open_and_load(vm, &e) < 0 && strstr(e.msg, "initrd"), "missing initrd: %s", e.msg);
 	fake_vm_free(vm);
 	unlink(path);
 	snprintf(path, sizeof(path), "%s/empty", dir);
