@@ -74,9 +74,14 @@ enum debug_action { DEBUG_ACT_STOP, DEBUG_ACT_CONTINUE, DEBUG_ACT_STEP };
  * over it with the others parked. Negative errno on failure. */
 int debug_resume(struct debug *d, const enum debug_action *actions, struct err *e);
 
-/* Pop the oldest event; false when none. */
+/* Pop the oldest event the client may hear about now (one of a vCPU it
+ * resumed last, or a machine-wide one); false when none. Events of vCPUs
+ * it left stopped stay queued until they are resumed. */
 bool debug_next_event(struct debug *d, struct debug_event *ev);
 bool debug_has_event(struct debug *d);
+/* After resuming a step: poll (no sleeping) up to max_ns for an event.
+ * Waking a blocked thread under nested KVM costs more than a step. */
+bool debug_wait_event_briefly(struct debug *d, long max_ns);
 
 /* A client attached: stop the machine, forget stale events. */
 void debug_attach(struct debug *d);
@@ -125,6 +130,8 @@ enum {
 };
 
 int debug_read_state(struct debug *d, unsigned vcpu, struct debug_cpu_state *st);
+/* Just the general registers (one engine call, for stop replies). */
+int debug_read_regs(struct debug *d, unsigned vcpu, struct x86_regs *regs);
 /* Write back the parts named in `what` (DEBUG_STATE_*). */
 int debug_write_state(struct debug *d, unsigned vcpu, const struct debug_cpu_state *st,
 		      unsigned what);

@@ -35,6 +35,15 @@ struct debug_vcpu {
 	bool step_done;          /* internal step finished */
 	unsigned hw_lifted;      /* DR slots (bit n) left out during a step-over */
 	bool resumed;            /* named by the last resume: its events come first */
+	bool notify_on_park;     /* queued an event: wake the client once parked */
+	bool just_stepped;       /* atomic; set by a finished user step */
+	/* The vCPU's state as last read or written by the client. Valid only
+	 * while the vCPU stays parked: before_run clears it when it leaves. */
+	struct debug_cpu_state cache;
+	bool cache_valid;              /* all of cache */
+	bool regs_valid;               /* cache.regs alone (stop replies) */
+	struct engine_debug applied;   /* what the engine has now ... */
+	bool applied_valid;            /* ... once set_debug succeeded */
 };
 
 struct debug_sw_bp {
@@ -86,6 +95,9 @@ int debug_apply_engine(struct debug *d, unsigned vcpu);
 struct debug_sw_bp *debug_sw_find_locked(struct debug *d, uint64_t addr);
 int debug_hw_find_locked(struct debug *d, uint64_t addr);
 void debug_sw_poke(struct debug *d, struct debug_sw_bp *bp, bool insert);
+
+/* state.c: the cached system registers (for page walks) */
+int debug_sregs(struct debug *d, unsigned vcpu, struct x86_sregs *sregs);
 
 /* mem.c */
 int debug_translate(struct debug *d, unsigned vcpu, uint64_t gva, uint64_t *gpa);

@@ -6,6 +6,7 @@
  * until no vCPU is RUNNING before it reports anything. */
 #include "debug/debug_int.h"
 
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -19,6 +20,8 @@
 /* A step-over that has not finished after this long (HLT with interrupts
  * blocked, a vCPU waiting for SIPI) is abandoned: the vCPU is kicked. */
 #define DEBUG_STEP_OVER_NS   (500 * 1000 * 1000L)
+/* How long a vCPU that just stepped polls before it blocks. */
+#define DEBUG_STEP_SPIN_NS   (300 * 1000L)
 
 static void deadline_in(struct timespec *ts, long ns)
 {
@@ -92,27 +95,44 @@ static int first_eligible_locked(struct debug *d)
 	return -1;
 }
 
+/* Only events the client can be told about now are popped (see
+ * event_eligible): while gdb steps one thread over a breakpoint, another
+ * vCPU's queued hit must wait for that vCPU to be resumed. */
 bool debug_next_event(struct debug *d, struct debug_event *ev)
 {
 	pthread_mutex_lock(&d->lock);
-	bool have = d->q_len > 0;
-	if (have) {
-		int i = first_eligible_locked(d);
-		if (i < 0)
-			i = 0;
+	int i = first_eligible_locked(d);
+	if (i >= 0) {
 		*ev = *queue_at(d, (unsigned)i);
 		queue_remove_locked(d, (unsigned)i);
 	}
 	pthread_mutex_unlock(&d->lock);
-	return have;
+	return i >= 0;
 }
 
 bool debug_has_event(struct debug *d)
 {
 	pthread_mutex_lock(&d->lock);
-	bool have = d->q_len > 0;
+	bool have = first_eligible_locked(d) >= 0;
 	pthread_mutex_unlock(&d->lock);
 	return have;
+}
+
+bool debug_wait_event_briefly(struct debug *d, long max_ns)
+{
+	struct timespec start, now;
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	for (;;) {
+		for (int i = 0; i < 64; i++) {
+			if (__atomic_load_n(&d->q_len, __ATOMIC_ACQUIRE) > 0 && debug_has_event(d))
+				return true;
+			__builtin_ia32_pause();
+		}
+		sched_yield();
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if ((now.tv_sec - start.tv_sec) * 1000000000L + (now.tv_nsec - start.tv_nsec) > max_ns)
+			return false;
+	}
 }
 
 /* An event still means something when resuming: its breakpoint is still
@@ -224,7 +244,10 @@ int debug_apply_engine(struct debug *d, unsigned vcpu)
 {
 	const struct engine_ops *eng = d->vm->engine;
 	struct debug_vcpu *dv = &d->vcpus[vcpu];
-	struct engine_debug dbg = { .intercept_bpt = true };
+	struct engine_debug dbg;
+
+	memset(&dbg, 0, sizeof(dbg));     /* compared bytewise below */
+	dbg.intercept_bpt = true;
 
 	if (!eng->set_debug)
 		return dv->step != DEBUG_STEP_NONE ? -ENOTSUP : 0;
@@ -242,7 +265,13 @@ int debug_apply_engine(struct debug *d, unsigned vcpu)
 		dbg.dr7 |= DR7_FIXED1 | DR7_GE;
 		dbg.use_hw_bp = true;
 	}
-	return eng->set_debug(&d->vm->vcpus[vcpu], &dbg);
+	/* one ioctl less per vCPU and resume when nothing changed */
+	if (dv->applied_valid && memcmp(&dv->applied, &dbg, sizeof(dbg)) == 0)
+		return 0;
+	int r = eng->set_debug(&d->vm->vcpus[vcpu], &dbg);
+	dv->applied = dbg;
+	dv->applied_valid = r == 0;
+	return r;
 }
 
 /* ---- resume ---- */
@@ -250,7 +279,7 @@ int debug_apply_engine(struct debug *d, unsigned vcpu)
 static int vcpu_pc(struct debug *d, unsigned vcpu, uint64_t *pc)
 {
 	struct x86_regs regs;
-	int r = d->vm->engine->get_regs(&d->vm->vcpus[vcpu], &regs);
+	int r = debug_read_regs(d, vcpu, &regs);
 	if (r == 0)
 		*pc = regs.rip;
 	return r;
@@ -345,8 +374,20 @@ static bool at_breakpoint(struct debug *d, uint64_t pc)
 	return at;
 }
 
+static bool any_breakpoint(struct debug *d)
+{
+	pthread_mutex_lock(&d->lock);
+	bool any = d->nr_sw > 0;
+	for (unsigned n = 0; n < DEBUG_NR_HW_BP; n++)
+		any = any || d->hw[n].used;
+	pthread_mutex_unlock(&d->lock);
+	return any;
+}
+
 static int step_overs(struct debug *d, const enum debug_action *actions, struct err *e)
 {
+	if (!any_breakpoint(d))
+		return 0;
 	for (unsigned i = 0; i < d->nr_vcpus; i++) {
 		uint64_t pc = 0;
 		if (actions[i] == DEBUG_ACT_STOP || vcpu_pc(d, i, &pc) < 0 || !at_breakpoint(d, pc))
@@ -423,22 +464,61 @@ void debug_detach(struct debug *d)
 
 /* ---- hooks, called on vCPU threads ---- */
 
+/* A vCPU that just finished a step is usually stepped again a client
+ * round trip later; waking a blocked thread costs more than that round
+ * trip under nested KVM, so that one vCPU polls its permission for a
+ * moment before it blocks. */
+static void spin_after_step(struct debug_vcpu *dv)
+{
+	struct timespec start, now;
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	for (;;) {
+		for (int i = 0; i < 64; i++) {
+			if (__atomic_load_n(&dv->run_allowed, __ATOMIC_ACQUIRE))
+				return;
+			__builtin_ia32_pause();
+		}
+		sched_yield();     /* 2 host cores: let the client or the server run */
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		long ns = (now.tv_sec - start.tv_sec) * 1000000000L + (now.tv_nsec - start.tv_nsec);
+		if (ns > DEBUG_STEP_SPIN_NS)
+			return;
+	}
+}
+
 static void hook_before_run(struct vm *vm, struct vcpu *vcpu)
 {
 	struct debug *d = vm->debug;
 	struct debug_vcpu *dv = &d->vcpus[vcpu->id];
 
+	if (__atomic_exchange_n(&dv->just_stepped, false, __ATOMIC_ACQ_REL)) {
+		pthread_mutex_lock(&d->lock);
+		if (!dv->run_allowed && dv->notify_on_park) {
+			/* report first, then wait for the next step */
+			dv->park = DEBUG_PARK_PARKED;
+			dv->notify_on_park = false;
+			pthread_cond_broadcast(&d->parked_cond);
+			notify(d);
+		}
+		pthread_mutex_unlock(&d->lock);
+		spin_after_step(dv);
+	}
 	pthread_mutex_lock(&d->lock);
 	while (!dv->run_allowed && !gone_locked(d)) {
 		if (dv->park != DEBUG_PARK_PARKED) {
 			dv->park = DEBUG_PARK_PARKED;
 			pthread_cond_broadcast(&d->parked_cond);
+			if (dv->notify_on_park) {
+				dv->notify_on_park = false;
+				notify(d);   /* an eventfd write: fine under the lock */
+			}
 		}
 		struct timespec ts;
 		deadline_in(&ts, DEBUG_PARK_POLL_NS);
 		pthread_cond_timedwait(&d->park_cond, &d->lock, &ts);
 	}
 	dv->park = DEBUG_PARK_RUNNING;
+	dv->cache_valid = dv->regs_valid = false;
 	pthread_mutex_unlock(&d->lock);
 }
 
@@ -458,9 +538,11 @@ static bool stop_with(struct debug *d, struct vcpu *vcpu, const struct debug_eve
 	pthread_mutex_lock(&d->lock);
 	debug_queue_locked(d, ev);
 	d->vcpus[vcpu->id].step = DEBUG_STEP_NONE;
+	/* the client is woken when this vCPU has parked (before_run), not
+	 * now: it would only wake up to wait for that park */
+	d->vcpus[vcpu->id].notify_on_park = true;
 	debug_request_stop_locked(d, vcpu->id);
 	pthread_mutex_unlock(&d->lock);
-	notify(d);
 	return true;
 }
 
@@ -498,6 +580,7 @@ static bool on_db(struct debug *d, struct vcpu *vcpu, const struct vm_exit *exit
 
 	if (step == DEBUG_STEP_USER && (exit->db.dr6 & DR6_BS)) {
 		ev.kind = DEBUG_EV_STEP;
+		__atomic_store_n(&dv->just_stepped, true, __ATOMIC_RELEASE);
 	} else if (hw >= 0) {
 		ev.kind = DEBUG_EV_HWBREAK;
 		ev.addr = d->hw[hw].addr;
@@ -569,8 +652,10 @@ int debug_create(struct vm *vm, bool wait_gdb, debug_notify_fn notify_fn, void *
 	pthread_mutex_init(&d->lock, NULL);
 	pthread_cond_init(&d->park_cond, NULL);
 	pthread_cond_init(&d->parked_cond, NULL);
-	for (unsigned i = 0; i < d->nr_vcpus; i++)
+	for (unsigned i = 0; i < d->nr_vcpus; i++) {
 		d->vcpus[i].run_allowed = !wait_gdb;
+		d->vcpus[i].resumed = true;
+	}
 	d->hooks.before_run = hook_before_run;
 	d->hooks.on_exit = hook_on_exit;
 	d->hooks.on_vm_stop = hook_on_vm_stop;

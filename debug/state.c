@@ -6,21 +6,78 @@
 #include <stdio.h>
 #include <string.h>
 
-int debug_read_state(struct debug *d, unsigned vcpu, struct debug_cpu_state *st)
+static int read_from_engine(struct debug *d, unsigned vcpu, struct debug_cpu_state *st)
 {
 	const struct engine_ops *eng = d->vm->engine;
-	struct vcpu *v;
+	struct vcpu *v = &d->vm->vcpus[vcpu];
 	int r;
 
-	if (vcpu >= d->nr_vcpus)
-		return -ESRCH;
-	v = &d->vm->vcpus[vcpu];
 	memset(st, 0, sizeof(*st));
 	if ((r = eng->get_regs(v, &st->regs)) < 0 || (r = eng->get_sregs(v, &st->sregs)) < 0)
 		return r;
 	st->have_fpu = eng->get_fpu && eng->get_fpu(v, &st->fpu) == 0;
 	st->have_kgs = eng->get_msr &&
 		       eng->get_msr(v, MSR_KERNEL_GS_BASE, &st->kernel_gs_base) == 0;
+	return 0;
+}
+
+/* Reading a vCPU's state costs several engine calls (each one expensive
+ * under nested KVM); a parked vCPU's state only changes through us, so
+ * it is read once per stop, as QEMU's cpu_synchronize_state does. */
+int debug_read_state(struct debug *d, unsigned vcpu, struct debug_cpu_state *st)
+{
+	if (vcpu >= d->nr_vcpus)
+		return -ESRCH;
+	struct debug_vcpu *dv = &d->vcpus[vcpu];
+	pthread_mutex_lock(&d->lock);
+	bool valid = dv->cache_valid;
+	if (valid)
+		*st = dv->cache;
+	pthread_mutex_unlock(&d->lock);
+	if (valid)
+		return 0;
+	int r = read_from_engine(d, vcpu, st);
+	if (r < 0)
+		return r;
+	pthread_mutex_lock(&d->lock);
+	if (dv->park != DEBUG_PARK_RUNNING) {
+		dv->cache = *st;
+		dv->cache_valid = true;
+	}
+	pthread_mutex_unlock(&d->lock);
+	return 0;
+}
+
+int debug_sregs(struct debug *d, unsigned vcpu, struct x86_sregs *sregs)
+{
+	struct debug_cpu_state st;
+	int r = debug_read_state(d, vcpu, &st);
+	if (r == 0)
+		*sregs = st.sregs;
+	return r;
+}
+
+int debug_read_regs(struct debug *d, unsigned vcpu, struct x86_regs *regs)
+{
+	if (vcpu >= d->nr_vcpus)
+		return -ESRCH;
+	struct debug_vcpu *dv = &d->vcpus[vcpu];
+	pthread_mutex_lock(&d->lock);
+	bool valid = dv->cache_valid || dv->regs_valid;
+	if (valid)
+		*regs = dv->cache.regs;
+	pthread_mutex_unlock(&d->lock);
+	if (valid)
+		return 0;
+	int r = d->vm->engine->get_regs(&d->vm->vcpus[vcpu], regs);
+	if (r < 0)
+		return r;
+	pthread_mutex_lock(&d->lock);
+	if (dv->park != DEBUG_PARK_RUNNING) {
+		dv->cache.regs = *regs;
+		dv->regs_valid = true;
+	}
+	pthread_mutex_unlock(&d->lock);
 	return 0;
 }
 
@@ -34,6 +91,10 @@ int debug_write_state(struct debug *d, unsigned vcpu, const struct debug_cpu_sta
 	if (vcpu >= d->nr_vcpus)
 		return -ESRCH;
 	v = &d->vm->vcpus[vcpu];
+	/* whatever happens below, the engine is the truth again */
+	pthread_mutex_lock(&d->lock);
+	d->vcpus[vcpu].cache_valid = d->vcpus[vcpu].regs_valid = false;
+	pthread_mutex_unlock(&d->lock);
 	if ((what & DEBUG_STATE_REGS) && (r = eng->set_regs(v, &st->regs)) < 0)
 		return r;
 	if ((what & DEBUG_STATE_SREGS) && (r = eng->set_sregs(v, &st->sregs)) < 0)
@@ -63,7 +124,7 @@ void debug_describe_vcpu(struct debug *d, unsigned vcpu, char *out, size_t size)
 		snprintf(out, size, "no such vCPU");
 		return;
 	}
-	if (eng->get_sregs(&d->vm->vcpus[vcpu], &sregs) == 0)
+	if (debug_sregs(d, vcpu, &sregs) == 0)
 		mode = x86_mode_name(x86_mode_of(&sregs));
 	if (eng->get_run_state)
 		eng->get_run_state(&d->vm->vcpus[vcpu], &halted, &sipi);

@@ -5,6 +5,8 @@
 
 #include <string.h>
 
+#define GDB_STEP_SPIN_NS (200 * 1000L)
+
 int gdb_resume(struct gdb_server *s, const enum debug_action *actions)
 {
 	struct err e = { 0 };
@@ -12,8 +14,16 @@ int gdb_resume(struct gdb_server *s, const enum debug_action *actions)
 	if (r < 0)
 		return r;
 	gdb_set_state(s, GDB_RUNNING);
-	if (r == 1)
+	if (r == 1) {
 		gdb_report_stop(s);    /* an event was already waiting: nothing ran */
+		return GDB_NO_REPLY;
+	}
+	/* a step ends in microseconds: answer it without a trip through poll */
+	bool step = false;
+	for (unsigned i = 0; i < debug_nr_vcpus(s->dbg); i++)
+		step = step || actions[i] == DEBUG_ACT_STEP;
+	if (step && debug_wait_event_briefly(s->dbg, GDB_STEP_SPIN_NS))
+		gdb_report_stop(s);
 	return GDB_NO_REPLY;
 }
 

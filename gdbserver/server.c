@@ -10,15 +10,21 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <stddef.h>
 #include <stdio.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define GDB_DEFAULT_ADDR "tcp:127.0.0.1:1234"
+/* How long the server looks for a client's next packet before sleeping. */
+#define GDB_LINGER_NS (100 * 1000L)
 
 static const struct gdb_packet *const gdb_tables[] = {
 	gdb_pkt_query, gdb_pkt_regs, gdb_pkt_mem, gdb_pkt_break, gdb_pkt_run, gdb_pkt_monitor,
@@ -189,16 +195,18 @@ int gdb_parse_thread(struct gdb_server *s, struct rsp_cur *c, char sep, int *vcp
 
 /* ---- stop replies ---- */
 
-static void format_stop(struct gdb_server *s, const struct debug_event *ev)
+/* "T05thread:N;" and the like; *reason gets what follows the expedited
+ * registers ("swbreak:;"). */
+static void format_stop(struct gdb_server *s, const struct debug_event *ev, const char **reason)
 {
 	unsigned tid = ev->vcpu + 1;
+	*reason = "";
 	rsp_buf_reset(&s->reply);
 	switch (ev->kind) {
 	case DEBUG_EV_SWBREAK:
-		rsp_buf_printf(&s->reply, "T05thread:%x;swbreak:;", tid);
-		break;
 	case DEBUG_EV_HWBREAK:
-		rsp_buf_printf(&s->reply, "T05thread:%x;hwbreak:;", tid);
+		*reason = ev->kind == DEBUG_EV_SWBREAK ? "swbreak:;" : "hwbreak:;";
+		rsp_buf_printf(&s->reply, "T05thread:%x;", tid);
 		break;
 	case DEBUG_EV_STEP:
 	case DEBUG_EV_TRAP:
@@ -216,6 +224,30 @@ static void format_stop(struct gdb_server *s, const struct debug_event *ev)
 	}
 }
 
+/* rbp, rsp and rip in the stop reply save gdb a 'g' after most stops. */
+static void expedite_registers(struct gdb_server *s, unsigned vcpu)
+{
+	static const struct { unsigned gdb_reg; size_t off; } expedite[] = {
+		{ 6, offsetof(struct x86_regs, rbp) },
+		{ 7, offsetof(struct x86_regs, rsp) },
+		{ 16, offsetof(struct x86_regs, rip) },
+	};
+	struct x86_regs regs;
+
+	if (debug_read_regs(s->dbg, vcpu, &regs) < 0)
+		return;
+	for (size_t i = 0; i < sizeof(expedite) / sizeof(expedite[0]); i++) {
+		uint64_t v;
+		uint8_t le[8];
+		memcpy(&v, (const uint8_t *)&regs + expedite[i].off, sizeof(v));
+		for (unsigned b = 0; b < 8; b++)
+			le[b] = (uint8_t)(v >> (8 * b));
+		rsp_buf_printf(&s->reply, "%02x:", expedite[i].gdb_reg);
+		rsp_buf_hex(&s->reply, le, sizeof(le));
+		rsp_buf_putc(&s->reply, ';');
+	}
+}
+
 void gdb_report_stop(struct gdb_server *s)
 {
 	struct debug_event ev;
@@ -223,7 +255,11 @@ void gdb_report_stop(struct gdb_server *s)
 	debug_stop_all(s->dbg);
 	if (!debug_next_event(s->dbg, &ev))
 		return;
-	format_stop(s, &ev);
+	const char *reason;
+	format_stop(s, &ev, &reason);
+	if (ev.kind != DEBUG_EV_EXITED && ev.kind != DEBUG_EV_CRASHED)
+		expedite_registers(s, ev.vcpu);
+	rsp_buf_printf(&s->reply, "%s", reason);
 	gdb_send_reply(s);
 	if (ev.kind == DEBUG_EV_EXITED || ev.kind == DEBUG_EV_CRASHED) {
 		gdb_set_state(s, GDB_CLOSING);
@@ -283,19 +319,53 @@ static void client_accept(struct gdb_server *s)
 	gdb_set_state(s, GDB_STOPPED);
 }
 
-static void client_read(struct gdb_server *s)
+/* Feed what the client sent; false when the connection ended. */
+static bool client_read_once(struct gdb_server *s, int flags)
 {
 	char buf[16384];
-	ssize_t n = recv(s->client_fd, buf, sizeof(buf), 0);
-	if (n < 0 && (errno == EINTR || errno == EAGAIN))
-		return;
+	ssize_t n = recv(s->client_fd, buf, sizeof(buf), flags);
+	if (n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK))
+		return true;
 	if (n <= 0) {
 		client_close(s);    /* disconnect without detach = detach */
-		return;
+		return false;
 	}
 	rsp_feed(&s->rsp, buf, (size_t)n);
-	if (s->state == GDB_CLOSING)
+	if (s->state == GDB_CLOSING) {
 		client_close(s);
+		return false;
+	}
+	return true;
+}
+
+/* A client in a request/reply exchange (registers, memory, steps) sends
+ * its next packet a few microseconds after our reply; sleeping in poll and
+ * being woken costs more than that under nested KVM, so look again for a
+ * moment first. Only while stopped: a running machine can take its time. */
+static void client_linger(struct gdb_server *s)
+{
+	struct timespec start, now;
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	while (s->client_fd >= 0 && s->state == GDB_STOPPED) {
+		int avail = 0;
+		if (ioctl(s->client_fd, FIONREAD, &avail) == 0 && avail > 0) {
+			if (!client_read_once(s, MSG_DONTWAIT))
+				return;
+			clock_gettime(CLOCK_MONOTONIC, &start);
+			continue;
+		}
+		sched_yield();     /* 2 host cores: let the client or a vCPU run */
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if ((now.tv_sec - start.tv_sec) * 1000000000L + (now.tv_nsec - start.tv_nsec) >
+		    GDB_LINGER_NS)
+			return;
+	}
+}
+
+static void client_read(struct gdb_server *s)
+{
+	if (client_read_once(s, 0))
+		client_linger(s);
 }
 
 /* The debug core queued something. */

@@ -184,14 +184,22 @@ void vm_request_exit(struct vm *vm, int status, const char *fmt, ...)
 	__atomic_store_n(&vm->stopping, true, __ATOMIC_RELEASE);
 	pthread_cond_broadcast(&vm->cond);
 	/* Threads started after this point see `stopping` before their first
-	 * run; those started before it are kicked out of theirs. */
-	unsigned running = vm->nr_threads;
+	 * run; those running now are kicked out of it. A thread cannot finish
+	 * (and be joined) while we hold the lock: vcpu_thread_exit takes it. */
+	for (unsigned i = 0; i < vm->nr_threads; i++)
+		if (!vm->vcpus[i].thread_done)
+			vm->engine->kick(&vm->vcpus[i]);
 	pthread_mutex_unlock(&vm->lock);
 
 	if (vm->debug_hooks && vm->debug_hooks->on_vm_stop)
 		vm->debug_hooks->on_vm_stop(vm, status, vm->exit_message);
-	for (unsigned i = 0; i < running; i++)
-		vm->engine->kick(&vm->vcpus[i]);
+}
+
+static void vcpu_thread_exit(struct vcpu *vcpu)
+{
+	pthread_mutex_lock(&vcpu->vm->lock);
+	vcpu->thread_done = true;
+	pthread_mutex_unlock(&vcpu->vm->lock);
 }
 
 /* "rip 0x... (mov eax, 1)" for messages about where a vCPU stopped. */
@@ -363,6 +371,7 @@ static void *vcpu_thread(void *arg)
 			continue;
 		vcpu_handle_exit(vcpu, &exit);
 	}
+	vcpu_thread_exit(vcpu);
 	return NULL;
 }
 

@@ -35,6 +35,7 @@ struct vcpu {
 	unsigned id;
 	pthread_t thread;
 	void *engine;               /* the engine's per-vCPU state */
+	bool thread_done;           /* its thread left the loop (under vm->lock) */
 };
 
 /* Guest-physical layout: RAM from 0 up to VM_LOW_RAM_MAX, the rest from

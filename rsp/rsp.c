@@ -291,8 +291,9 @@ static void rsp_encode(struct rsp_conn *c, const unsigned char *p, size_t len)
 			i++;
 			continue;
 		}
+		/* scan no further than one run can encode: linear overall */
 		size_t run = 1;
-		while (i + run < len && p[i + run] == ch)
+		while (run <= RSP_RLE_MAX_EXTRA && i + run < len && p[i + run] == ch)
 			run++;
 		o[n++] = (char)ch;
 		sum += ch;

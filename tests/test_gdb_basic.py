@@ -214,10 +214,42 @@ def test_raw_hwbreak_stop_reply(start_vmdb, guest, free_port):
     c = RspClient(target)
     addr = symbol(elf, "gdb_mem_poll")
     assert c.request("Z1,%x,1" % addr) == b"OK"
-    assert c.request("vCont;c") == b"T05thread:1;hwbreak:;"
+    assert re.fullmatch(rb"T05thread:1;(..:[0-9a-f]{16};)*hwbreak:;", c.request("vCont;c"))
     assert c.request("p10") == addr.to_bytes(8, "little").hex().encode()
     assert c.request("z1,%x,1" % addr) == b"OK"
     assert c.request("Z0,%x,1" % addr) == b"OK"
-    assert c.request("vCont;c") == b"T05thread:1;swbreak:;"
+    assert re.fullmatch(rb"T05thread:1;(..:[0-9a-f]{16};)*swbreak:;", c.request("vCont;c"))
     c.kill()
     vm.wait(30)
+
+
+def test_port_in_use_is_an_error_in_words(start_vmdb, guest, free_port):
+    port = free_port()
+    holder = socket.socket()
+    holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    holder.bind(("127.0.0.1", port))
+    holder.listen(1)
+    try:
+        vm = start_vmdb(guest("demo"), "--gdb", f"tcp:127.0.0.1:{port}")
+        assert vm.wait(30) == 1
+        assert "already in use" in vm.stderr_text(), vm.stderr_text()
+    finally:
+        holder.close()
+
+
+@pytest.mark.parametrize("addr", ["tcp:127.0.0.1", "tcp:127.0.0.1:99999",
+                                  "tcp:no.such.host.invalid:1234"])
+def test_bad_gdb_address(start_vmdb, guest, addr):
+    vm = start_vmdb(guest("demo"), "--gdb", addr)
+    assert vm.wait(30) == 1
+    assert "--gdb" in vm.stderr_text(), vm.stderr_text()
+
+
+def test_non_loopback_bind_warns(start_vmdb, guest, free_port):
+    elf = guest("gdb_target")
+    vm, target = start_gdb_vmdb(start_vmdb, elf, "--cmdline", "test=regs",
+                                addr=f"tcp:0.0.0.0:{free_port()}")
+    assert "warning" in vm.stderr_text() and "other machines" in vm.stderr_text()
+    c = RspClient("127.0.0.1:" + target.rsplit(":", 1)[1])
+    c.kill()
+    assert vm.wait(30) == 0
