@@ -1,5 +1,7 @@
 #include "cli/options.h"
 
+#include "engine/engine.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
@@ -125,9 +127,9 @@ static int parse_one(int opt, int argc, char **argv, struct options *o, struct e
 
 	switch (opt) {
 	case OPT_ENGINE:
-		if (strcmp(optarg, "kvm"))
-			return err_set(e, EINVAL, "--engine '%s': unknown engine (available: kvm)",
-				       optarg);
+		if (!engine_find(optarg))
+			return err_set(e, EINVAL, "--engine '%s': unknown engine (available: %s)",
+				       optarg, engine_names());
 		cfg->engine = optarg;
 		return 0;
 	case OPT_SMP: return parse_smp(optarg, &cfg->nr_vcpus, e);

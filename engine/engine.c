@@ -18,6 +18,11 @@ const struct engine_ops *engine_find(const char *name)
 	return NULL;
 }
 
+const char *engine_names(void)
+{
+	return "kvm";
+}
+
 const char *vm_exit_reason_name(enum vm_exit_reason reason)
 {
 	switch (reason) {

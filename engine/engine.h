@@ -164,5 +164,7 @@ struct engine_ops {
 
 /* The engines linked into this binary, by name ("kvm", ...). */
 const struct engine_ops *engine_find(const char *name);
+/* Their names, for messages: "kvm, emu". */
+const char *engine_names(void);
 
 #endif

@@ -1,0 +1,106 @@
+/* engine/emu/emu.h — the software x86-64 engine's private interface: the
+ * CPU state, and the contracts between its parts.
+ *
+ *   emu_cpu.c, emu_exec*.c, emu_mem.c, emu_decode.c   the execution core
+ *                 (decode cache on Zydis, instructions, paging + TLB,
+ *                  exceptions and interrupt delivery, real/protected/long
+ *                  mode), and emu_engine.c (the engine_ops, scheduling)
+ *   emu_lapic.c, emu_ioapic.c, emu_pic.c               interrupt
+ *                 controllers (the engine's, as KVM's are in-kernel)
+ *   emu_debug.c                                        the debug
+ *                 architecture of Intel SDM vol. 3 ch. 17 and the seed's
+ *                 intercepts (see emu_debug.h)
+ *
+ * Determinism: the engine runs one vCPU at a time in fixed round-robin
+ * quanta, and guest time is derived from retired instructions, so the same
+ * guest with the same inputs executes the same instruction trace. */
+#ifndef VMDB_EMU_H
+#define VMDB_EMU_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "engine/engine.h"
+#include "x86/x86.h"
+
+struct vm;
+struct vcpu;
+struct emu_vm;
+
+/* Cached descriptor of a segment register (what the hidden part holds). */
+struct emu_seg {
+	struct x86_segment s;
+};
+
+enum emu_gpr { EMU_RAX, EMU_RCX, EMU_RDX, EMU_RBX, EMU_RSP, EMU_RBP, EMU_RSI, EMU_RDI,
+	       EMU_R8, EMU_R9, EMU_R10, EMU_R11, EMU_R12, EMU_R13, EMU_R14, EMU_R15 };
+
+/* Events waiting for delivery at the next instruction boundary. */
+struct emu_pending {
+	bool exception;           /* an exception to deliver first */
+	uint8_t vector;
+	bool has_error_code;
+	uint32_t error_code;
+	bool nmi;
+};
+
+/* Why the core stopped executing and returned to emu_engine.c. */
+enum emu_stop {
+	EMU_STOP_NONE = 0,
+	EMU_STOP_EXIT,            /* cpu->exit is filled: hand it to the machine */
+	EMU_STOP_HLT,             /* halted, waiting for an interrupt */
+	EMU_STOP_QUANTUM,         /* used up its slice */
+};
+
+struct emu_cpu {
+	struct emu_vm *evm;
+	struct vcpu *vcpu;
+	unsigned id;
+
+	/* architectural state, in x86 encoding order */
+	uint64_t gpr[16];
+	uint64_t rip, rflags;
+	struct x86_sregs sregs;   /* segments (hidden parts too), tables, CRs, EFER, APIC base */
+	struct x86_fpu fpu;
+	struct x86_debugregs dr;  /* the guest's own DR0-3, DR6, DR7 (emu_debug.c owns it) */
+	uint64_t msr_star, msr_lstar, msr_cstar, msr_fmask, msr_kernel_gs_base, msr_tsc_aux;
+	uint64_t tsc_offset;
+
+	/* execution state */
+	bool halted;
+	bool wait_sipi;           /* an AP before its SIPI (INIT state) */
+	uint8_t interrupt_shadow; /* STI / MOV SS: no interrupts (or #DB for MOV SS) after */
+	struct emu_pending pending;
+	uint64_t insn_start_rip;  /* RIP of the instruction being executed (for faults) */
+	uint64_t retired;         /* instructions retired by this vCPU */
+
+	/* exits: run() returns a copy of this to the machine */
+	struct vm_exit exit;
+	uint8_t io_buf[4096];     /* IO/MMIO data for the exit; replayed on restart */
+
+	/* the debugger's requests (engine_ops.set_debug) */
+	struct engine_debug debugger;
+
+	void *lapic;              /* struct emu_lapic * (emu_lapic.c) */
+	void *priv;               /* the core's own per-vCPU state (TLB, decode cache ...) */
+};
+
+/* --- execution core (emu_exec*.c) --- */
+
+/* Raise an exception in the guest: the core unwinds the current instruction
+ * (state as before it, except for traps) and delivers it through the IDT
+ * with the right frame, or escalates to #DF / triple fault. */
+void emu_raise(struct emu_cpu *cpu, uint8_t vector, bool has_error_code, uint32_t error_code);
+
+/* --- interrupt controllers (emu_lapic.c, emu_ioapic.c, emu_pic.c) --- */
+
+/* Highest-priority interrupt vector the CPU may take now (IF and the
+ * shadow are the caller's business), or -1. */
+int emu_lapic_pending_vector(struct emu_cpu *cpu);
+/* The CPU took `vector`: move it from IRR to ISR. */
+void emu_lapic_accept(struct emu_cpu *cpu, int vector);
+/* Guest time in ns: derived from retired instructions, deterministic. */
+uint64_t emu_guest_ns(struct emu_vm *evm);
+
+#endif
