@@ -38,14 +38,14 @@ deps:
 	@scripts/deps.sh build
 
 run: deps
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) -s -j2 --no-print-directory all
 	@scripts/run-demo.sh $(VMDB)
 
 # The whole suite, once per build, in one pytest run (one summary line).
 test:
 	@scripts/deps.sh test
-	@$(MAKE) --no-print-directory all unit
-	@$(MAKE) --no-print-directory SAN=1 all unit
+	@$(MAKE) -s -j2 --no-print-directory all unit
+	@$(MAKE) -s -j2 --no-print-directory SAN=1 all unit
 	/usr/bin/python3 -m pytest -q tests --builds build,build-asan
 
 # Normal build only; for the edit-test loop.
