@@ -21,6 +21,8 @@ HAVE_KVM = os.path.exists("/dev/kvm")
 def pytest_addoption(parser):
     parser.addoption("--builds", default="build",
                      help="comma-separated build directories to test (build,build-asan)")
+    parser.addoption("--engines", default="kvm",
+                     help="comma-separated engines every end-to-end test runs on (kvm,emu)")
 
 
 def pytest_configure(config):
@@ -31,10 +33,20 @@ def builds(config):
     return [b for b in config.getoption("--builds").split(",") if b]
 
 
+def engines(config):
+    return [e for e in config.getoption("--engines").split(",") if e]
+
+
 def pytest_generate_tests(metafunc):
     if "build_dir" in metafunc.fixturenames:
         names = builds(metafunc.config)
         metafunc.parametrize("build_dir", [os.path.join(ROOT, b) for b in names], ids=names)
+    # One matrix over engines: a test that starts a guest runs on each; only
+    # the kvm column needs /dev/kvm.
+    if "engine" in metafunc.fixturenames:
+        params = [pytest.param(e, marks=[pytest.mark.kvm] if e == "kvm" else [], id=e)
+                  for e in engines(metafunc.config)]
+        metafunc.parametrize("engine", params)
 
 
 def pytest_collection_modifyitems(config, items):
@@ -164,13 +176,13 @@ def check_sanitizer_report(text):
 
 
 @pytest.fixture
-def start_vmdb(vmdb_bin, tmp_path):
+def start_vmdb(vmdb_bin, engine, tmp_path):
     started = []
 
     def start(kernel, *args, serial=True):
         sub = tmp_path / f"run{len(started)}"
         sub.mkdir()
-        p = VmdbProcess(vmdb_bin, kernel, args, sub, serial)
+        p = VmdbProcess(vmdb_bin, kernel, ("--engine", engine) + tuple(args), sub, serial)
         started.append(p)
         return p
 

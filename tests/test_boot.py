@@ -6,8 +6,6 @@ import re
 
 import pytest
 
-pytestmark = pytest.mark.kvm
-
 PASS = 1
 
 
@@ -47,11 +45,12 @@ def test_debug_exit_status(start_vmdb, guest, value):
     assert f"exit with {value}" in vm.serial_text()
 
 
-def test_serial_to_stdout_and_none(vmdb_bin, guest):
+def test_serial_to_stdout_and_none(vmdb_bin, engine, guest):
     from conftest import run_vmdb
-    r = run_vmdb(vmdb_bin, "--cmdline", "exit=0", guest("exit"))
+    r = run_vmdb(vmdb_bin, "--engine", engine, "--cmdline", "exit=0", guest("exit"))
     assert r.returncode == 1 and "exit with 0" in r.stdout, (r.stdout, r.stderr)
-    r = run_vmdb(vmdb_bin, "--serial", "none", "--cmdline", "exit=0", guest("exit"))
+    r = run_vmdb(vmdb_bin, "--engine", engine, "--serial", "none", "--cmdline", "exit=0",
+                 guest("exit"))
     assert r.returncode == 1 and r.stdout == "", (r.stdout, r.stderr)
 
 
@@ -91,6 +90,7 @@ def test_emulation_failure_is_reported(start_vmdb, guest, insn):
         assert "PASS" in serial, (status, serial, err)
 
 
+@pytest.mark.kvm
 def test_probe_reports_every_feature(vmdb_bin):
     from conftest import run_vmdb
     r = run_vmdb(vmdb_bin, "--probe")
