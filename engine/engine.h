@@ -76,6 +76,9 @@ struct vm_exit {
 			uint32_t suberror;   /* engine-specific */
 		} failure;
 		struct {
+			int16_t vector;      /* exception that began the escalation, -1 unknown */
+		} shutdown;
+		struct {
 			uint64_t hw_reason;
 		} entry_failure;
 		struct {

@@ -254,7 +254,15 @@ static void vcpu_handle_mmio(struct vcpu *vcpu, struct vm_exit *exit)
 		memset(exit->mmio.data, 0xff, exit->mmio.len);
 }
 
-static void vcpu_handle_shutdown(struct vcpu *vcpu)
+static const char *const exception_names[32] = {
+	[X86_DE] = "#DE", [X86_DB] = "#DB", [X86_NMI] = "NMI", [X86_BP] = "#BP",
+	[X86_OF] = "#OF", [X86_BR] = "#BR", [X86_UD] = "#UD", [X86_NM] = "#NM",
+	[X86_DF] = "#DF", [X86_TS] = "#TS", [X86_NP] = "#NP", [X86_SS] = "#SS",
+	[X86_GP] = "#GP", [X86_PF] = "#PF", [X86_MF] = "#MF", [X86_AC] = "#AC",
+	[X86_MC] = "#MC", [X86_XM] = "#XM",
+};
+
+static void vcpu_handle_shutdown(struct vcpu *vcpu, int vector)
 {
 	char where[256];
 	uint64_t rip = vcpu_rip(vcpu);
@@ -268,9 +276,13 @@ static void vcpu_handle_shutdown(struct vcpu *vcpu)
 	    vm_read_virt(vcpu->vm, &sregs, sregs.cs.base + rip, insn, sizeof(insn)) == 0)
 		len = sizeof(insn);
 	vcpu_describe_pc(vcpu, rip, insn, len, where, sizeof(where));
+	char first[48] = "an exception";
+	if (vector >= 0 && vector < 32)
+		snprintf(first, sizeof(first), "%s (vector %d)",
+			 exception_names[vector] ? exception_names[vector] : "exception", vector);
 	vm_request_exit(vcpu->vm, 1,
-			"vCPU %u: triple fault (an exception while delivering a double fault), "
-			"guest stopped at %s", vcpu->id, where);
+			"vCPU %u: triple fault: %s could not be delivered, nor the double fault "
+			"after it; guest stopped at %s", vcpu->id, first, where);
 }
 
 static void vcpu_handle_failure(struct vcpu *vcpu, struct vm_exit *exit)
@@ -314,7 +326,7 @@ static void vcpu_handle_exit(struct vcpu *vcpu, struct vm_exit *exit)
 		vcpu_handle_mmio(vcpu, exit);
 		break;
 	case VM_EXIT_SHUTDOWN:
-		vcpu_handle_shutdown(vcpu);
+		vcpu_handle_shutdown(vcpu, exit->shutdown.vector);
 		break;
 	case VM_EXIT_RESET:
 		vm_request_exit(vm, 0, "vCPU %u: the guest asked for a reset; vmdb stops instead",

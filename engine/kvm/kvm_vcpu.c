@@ -266,6 +266,17 @@ static void kvm_exit_system_event(struct kvm_vcpu_state *v, struct vm_exit *exit
 	}
 }
 
+/* After a triple fault KVM's event state still names the exception it was
+ * delivering when the escalation began (measured: #UD, #PF and #DE all come
+ * back as their own vector), though neither injected nor pending is set. */
+static int16_t kvm_shutdown_vector(struct kvm_vcpu_state *v)
+{
+	struct kvm_vcpu_events ev;
+	if (!v->kvm->caps.vcpu_events || ioctl(v->fd, KVM_GET_VCPU_EVENTS, &ev) < 0)
+		return -1;
+	return ev.exception.nr < 32 ? ev.exception.nr : -1;
+}
+
 static void kvm_exit_translate(struct kvm_vcpu_state *v, struct vm_exit *exit)
 {
 	struct kvm_run *run = v->run;
@@ -285,6 +296,7 @@ static void kvm_exit_translate(struct kvm_vcpu_state *v, struct vm_exit *exit)
 		break;
 	case KVM_EXIT_SHUTDOWN:
 		exit->reason = VM_EXIT_SHUTDOWN;
+		exit->shutdown.vector = kvm_shutdown_vector(v);
 		break;
 	case KVM_EXIT_SYSTEM_EVENT:
 		kvm_exit_system_event(v, exit);
