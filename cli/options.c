@@ -15,7 +15,10 @@
 
 const char options_usage[] =
 	"usage: vmdb [options] KERNEL\n"
-	"  --engine NAME        execution engine: kvm (default kvm)\n"
+	"  --engine NAME        execution engine: kvm or emu (default kvm)\n"
+	"  --cpu intel|amd      the software engine's CPU model: how it steps for the\n"
+	"                       debugger (intel: monitor-trap-flag style; amd: trap flag\n"
+	"                       with PUSHF/POPF intercepts; default intel)\n"
 	"  --smp N              number of vCPUs (default 1)\n"
 	"  --mem SIZE           guest RAM, e.g. 256M, 1G (default 128M; a bare number is MiB)\n"
 	"  --serial SPEC        where the 16550 UART at 0x3f8 goes: stdio (default),\n"
@@ -103,11 +106,12 @@ static bool looks_like_gdb_addr(const char *s)
 	return !strncmp(s, "tcp:", 4) || !strncmp(s, "unix:", 5);
 }
 
-enum { OPT_ENGINE = 256, OPT_SMP, OPT_MEM, OPT_SERIAL, OPT_GDB, OPT_WAIT_GDB, OPT_CMDLINE,
+enum { OPT_ENGINE = 256, OPT_CPU, OPT_SMP, OPT_MEM, OPT_SERIAL, OPT_GDB, OPT_WAIT_GDB, OPT_CMDLINE,
        OPT_INITRD, OPT_PROBE, OPT_VERSION, OPT_HELP };
 
 static const struct option long_options[] = {
 	{ "engine", required_argument, NULL, OPT_ENGINE },
+	{ "cpu", required_argument, NULL, OPT_CPU },
 	{ "smp", required_argument, NULL, OPT_SMP },
 	{ "mem", required_argument, NULL, OPT_MEM },
 	{ "serial", required_argument, NULL, OPT_SERIAL },
@@ -131,6 +135,15 @@ static int parse_one(int opt, int argc, char **argv, struct options *o, struct e
 			return err_set(e, EINVAL, "--engine '%s': unknown engine (available: %s)",
 				       optarg, engine_names());
 		cfg->engine = optarg;
+		return 0;
+	case OPT_CPU:
+		if (!strcmp(optarg, "intel"))
+			cfg->cpu = VM_CPU_INTEL;
+		else if (!strcmp(optarg, "amd"))
+			cfg->cpu = VM_CPU_AMD;
+		else
+			return err_set(e, EINVAL, "--cpu '%s': expected intel or amd", optarg);
+		o->cpu_given = true;
 		return 0;
 	case OPT_SMP: return parse_smp(optarg, &cfg->nr_vcpus, e);
 	case OPT_MEM: return parse_mem(optarg, &cfg->mem_size, e);
@@ -177,6 +190,9 @@ int options_parse(int argc, char **argv, struct options *o, struct err *e)
 	}
 	if (o->help || o->version || o->probe)
 		return 0;
+	if (o->cpu_given && strcmp(o->vm.engine, "emu"))
+		return err_set(e, EINVAL, "--cpu chooses the software engine's CPU model; "
+			       "engine %s runs the host's CPU", o->vm.engine);
 	if (o->vm.wait_gdb && !o->vm.gdb_addr)
 		o->vm.gdb_addr = DEFAULT_GDB;
 	if (optind >= argc)

@@ -11,6 +11,7 @@
 struct options {
 	struct vm_config vm;
 	bool probe, help, version;
+	bool cpu_given;
 };
 
 /* Returns 0, or -EINVAL with a one-line reason in e (a usage error). */

@@ -60,6 +60,10 @@ struct vm_exit {
 			uint64_t pc;
 			uint64_t dr6;        /* DR6_B(n) / DR6_BS / DR6_BD as raised */
 			uint64_t dr7;
+			/* the guest's own #DB at this boundary, kept from the
+			 * guest by engine_debug.intercept_db: the DR6 bits it
+			 * raised (0 = none); reflect with inject_exception */
+			uint64_t guest_dr6;
 		} db;
 		struct {
 			uint64_t pc;         /* address of the INT3 byte */
@@ -95,6 +99,9 @@ struct engine_debug {
 	bool use_hw_bp;        /* load db[]/dr7 below into the hardware */
 	uint64_t db[4];
 	uint64_t dr7;
+	/* seed intercepts (bhyve VM_CAP_DB_EXIT / VM_CAP_DR_MOV_EXIT): */
+	bool intercept_db;     /* the guest's own #DB exits (db.guest_dr6) instead of being delivered */
+	bool intercept_mov_dr; /* guest MOV DR exits VM_EXIT_MOV_DR after it was emulated */
 };
 
 /* One probe finding: "name: yes/no (how)". */

@@ -17,8 +17,13 @@
 
 enum serial_kind { SERIAL_STDIO, SERIAL_FILE, SERIAL_NONE };
 
+/* --cpu: the CPU model an engine presents (emu: debugger stepping by an
+ * MTF-like exit on intel, by TF with PUSHF/POPF intercepts on amd). */
+enum vm_cpu_model { VM_CPU_INTEL = 0, VM_CPU_AMD };
+
 struct vm_config {
 	const char *engine;         /* "kvm" */
+	enum vm_cpu_model cpu;      /* --cpu, default intel */
 	unsigned nr_vcpus;
 	uint64_t mem_size;
 	enum serial_kind serial;

@@ -30,6 +30,8 @@ def one_line_error(r, status, *words):
     (["--serial", "tty", "k"], ["--serial 'tty'"]),
     (["--gdb=localhost", "k"], ["--gdb 'localhost'"]),
     (["--engine", "bochs", "k"], ["--engine 'bochs'"]),
+    (["--cpu", "arm", "k"], ["--cpu 'arm'"]),
+    (["--engine", "kvm", "--cpu", "amd", "k"], ["--cpu", "engine kvm"]),
     (["--frobnicate", "k"], ["unknown option '--frobnicate'"]),
     (["--smp"], ["--smp needs a value"]),
     (["a", "b"], ["unexpected argument 'b'"]),
