@@ -38,35 +38,24 @@ void debug_sw_poke(struct debug *d, struct debug_sw_bp *bp, bool insert)
 	bp->lifted = !insert;
 }
 
-int debug_sw_insert(struct debug *d, unsigned vcpu, uint64_t addr, bool phys, struct err *e)
+/* A new entry owned by nobody yet; the caller sets the owner. */
+int debug_sw_add_locked(struct debug *d, uint64_t addr, uint64_t gpa, struct debug_sw_bp **out,
+			struct err *e)
 {
-	uint64_t gpa = addr;
-	int r = 0;
-
-	if (!phys && (r = debug_translate(d, vcpu, addr, &gpa)) < 0)
-		return err_set(e, EFAULT, "address 0x%" PRIx64 " is not mapped", addr);
 	uint8_t *host = vm_gpa_to_host(d->vm, gpa, 1);
 	if (!host)
 		return err_set(e, EFAULT, "address 0x%" PRIx64 " is not in guest RAM", addr);
-
-	pthread_mutex_lock(&d->lock);
-	if (debug_sw_find_locked(d, addr)) {
-		r = 0;
-	} else if (d->nr_sw == DEBUG_MAX_SW_BP) {
-		r = err_set(e, ENOSPC, "too many software breakpoints (%u)", DEBUG_MAX_SW_BP);
-	} else {
-		struct debug_sw_bp *bp = &d->sw[d->nr_sw++];
-		bp->addr = addr;
-		bp->gpa = gpa;
-		/* two breakpoints on one byte (two aliases): keep the real original */
-		bp->orig = *host;
-		for (unsigned i = 0; i + 1 < d->nr_sw; i++)
-			if (d->sw[i].gpa == gpa)
-				bp->orig = d->sw[i].orig;
-		debug_sw_poke(d, bp, true);
-	}
-	pthread_mutex_unlock(&d->lock);
-	return r;
+	if (d->nr_sw == DEBUG_MAX_SW_BP)
+		return err_set(e, ENOSPC, "too many software breakpoints (%u)", DEBUG_MAX_SW_BP);
+	struct debug_sw_bp *bp = &d->sw[d->nr_sw++];
+	*bp = (struct debug_sw_bp){ .addr = addr, .gpa = gpa, .orig = *host };
+	/* two breakpoints on one byte (two aliases): keep the real original */
+	for (unsigned i = 0; i + 1 < d->nr_sw; i++)
+		if (d->sw[i].gpa == gpa)
+			bp->orig = d->sw[i].orig;
+	debug_sw_poke(d, bp, true);
+	*out = bp;
+	return 0;
 }
 
 static bool gpa_shared_locked(struct debug *d, const struct debug_sw_bp *bp)
@@ -77,17 +66,42 @@ static bool gpa_shared_locked(struct debug *d, const struct debug_sw_bp *bp)
 	return false;
 }
 
+/* Remove an entry neither owner wants any more. */
+void debug_sw_drop_locked(struct debug *d, struct debug_sw_bp *bp)
+{
+	if (!gpa_shared_locked(d, bp))
+		debug_sw_poke(d, bp, false);
+	*bp = d->sw[--d->nr_sw];
+}
+
+int debug_sw_insert(struct debug *d, unsigned vcpu, uint64_t addr, bool phys, struct err *e)
+{
+	uint64_t gpa = addr;
+	int r = 0;
+
+	if (!phys && (r = debug_translate(d, vcpu, addr, &gpa)) < 0)
+		return err_set(e, EFAULT, "address 0x%" PRIx64 " is not mapped", addr);
+	pthread_mutex_lock(&d->lock);
+	struct debug_sw_bp *bp = debug_sw_find_locked(d, addr);
+	if (!bp)
+		r = debug_sw_add_locked(d, addr, gpa, &bp, e);
+	if (r == 0)
+		bp->client = true;
+	pthread_mutex_unlock(&d->lock);
+	return r;
+}
+
 int debug_sw_remove(struct debug *d, uint64_t addr, struct err *e)
 {
 	pthread_mutex_lock(&d->lock);
 	struct debug_sw_bp *bp = debug_sw_find_locked(d, addr);
-	if (!bp) {
+	if (!bp || !bp->client) {
 		pthread_mutex_unlock(&d->lock);
 		return err_set(e, ENOENT, "no breakpoint at 0x%" PRIx64, addr);
 	}
-	if (!gpa_shared_locked(d, bp))
-		debug_sw_poke(d, bp, false);
-	*bp = d->sw[--d->nr_sw];
+	bp->client = false;
+	if (!bp->catch_vectors)
+		debug_sw_drop_locked(d, bp);
 	pthread_mutex_unlock(&d->lock);
 	return 0;
 }
@@ -97,6 +111,22 @@ bool debug_hw_supported(const struct debug *d)
 	return d->vm->engine->set_debug != NULL;
 }
 
+/* A slot for the client: a free one, else one that only exception
+ * catching holds (catching falls back to int3 at the next resume). */
+static int hw_slot_for_client_locked(struct debug *d)
+{
+	for (unsigned n = 0; n < DEBUG_NR_HW_BP; n++)
+		if (!d->hw[n].used)
+			return (int)n;
+	for (unsigned n = 0; n < DEBUG_NR_HW_BP; n++) {
+		if (!d->hw[n].client) {
+			d->catch_dirty = true;
+			return (int)n;
+		}
+	}
+	return -1;
+}
+
 int debug_hw_insert(struct debug *d, uint64_t addr, struct err *e)
 {
 	if (!debug_hw_supported(d))
@@ -104,16 +134,13 @@ int debug_hw_insert(struct debug *d, uint64_t addr, struct err *e)
 			       d->vm->engine->name);
 	pthread_mutex_lock(&d->lock);
 	int r = 0;
-	if (debug_hw_find_locked(d, addr) < 0) {
+	int n = debug_hw_find_locked(d, addr);
+	if (n < 0 && (n = hw_slot_for_client_locked(d)) >= 0)
+		d->hw[n] = (struct debug_hw_bp){ .addr = addr, .used = true };
+	if (n >= 0)
+		d->hw[n].client = true;
+	else
 		r = err_set(e, ENOSPC, "all four hardware breakpoint registers are in use");
-		for (unsigned n = 0; n < DEBUG_NR_HW_BP; n++) {
-			if (!d->hw[n].used) {
-				d->hw[n] = (struct debug_hw_bp){ .addr = addr, .used = true };
-				r = 0;
-				break;
-			}
-		}
-	}
 	pthread_mutex_unlock(&d->lock);
 	return r;
 }
@@ -122,14 +149,19 @@ int debug_hw_remove(struct debug *d, uint64_t addr, struct err *e)
 {
 	pthread_mutex_lock(&d->lock);
 	int n = debug_hw_find_locked(d, addr);
-	if (n >= 0)
-		d->hw[n].used = false;
+	if (n >= 0 && !d->hw[n].client)
+		n = -1;
+	if (n >= 0) {
+		d->hw[n].client = false;
+		d->hw[n].used = d->hw[n].catch_vectors != 0;
+	}
 	pthread_mutex_unlock(&d->lock);
 	if (n < 0)
 		return err_set(e, ENOENT, "no hardware breakpoint at 0x%" PRIx64, addr);
 	return 0;
 }
 
+/* Everything, the client's and exception catching's (detach, kill). */
 void debug_remove_all_breakpoints(struct debug *d)
 {
 	pthread_mutex_lock(&d->lock);
@@ -139,19 +171,24 @@ void debug_remove_all_breakpoints(struct debug *d)
 		debug_sw_poke(d, bp, false);
 	}
 	for (unsigned n = 0; n < DEBUG_NR_HW_BP; n++)
-		d->hw[n].used = false;
+		d->hw[n] = (struct debug_hw_bp){ 0 };
+	d->catch_mask = 0;
+	memset(d->catch_at, 0, sizeof(d->catch_at));
 	pthread_mutex_unlock(&d->lock);
 }
 
 unsigned debug_nr_sw_breakpoints(const struct debug *d)
 {
-	return d->nr_sw;
+	unsigned n = 0;
+	for (unsigned i = 0; i < d->nr_sw; i++)
+		n += d->sw[i].client;
+	return n;
 }
 
 unsigned debug_nr_hw_breakpoints(const struct debug *d)
 {
 	unsigned n = 0;
 	for (unsigned i = 0; i < DEBUG_NR_HW_BP; i++)
-		n += d->hw[i].used;
+		n += d->hw[i].client;
 	return n;
 }

@@ -28,6 +28,7 @@ enum debug_event_kind {
 	DEBUG_EV_HWBREAK,     /* one of our DR0-3 execution breakpoints */
 	DEBUG_EV_STEP,        /* a single step finished */
 	DEBUG_EV_TRAP,        /* a debug exception we cannot explain: reported as SIGTRAP */
+	DEBUG_EV_CATCH,       /* a caught exception reached its handler; vector, addr = handler */
 	DEBUG_EV_INTERRUPT,   /* the client asked for a stop (Ctrl-C) */
 	DEBUG_EV_EXITED,      /* the guest stopped the machine; status = process status */
 	DEBUG_EV_CRASHED,     /* triple fault, emulation failure, ...; signal = unix signal */
@@ -39,6 +40,7 @@ struct debug_event {
 	uint64_t addr;
 	int status;
 	int signal;
+	unsigned vector;      /* DEBUG_EV_CATCH: the exception vector (0-31) */
 };
 
 /* Called (from any thread, with no debug lock held) whenever an event is
@@ -104,6 +106,28 @@ bool debug_hw_supported(const struct debug *d);
 void debug_remove_all_breakpoints(struct debug *d);
 unsigned debug_nr_sw_breakpoints(const struct debug *d);
 unsigned debug_nr_hw_breakpoints(const struct debug *d);
+
+/* --- exception catching (debug/catch.c) ---
+ * Stop when the guest takes one of the exceptions in vector_mask (bit n =
+ * vector n, 0-31). Works on every engine: each vCPU's IDT gate for the
+ * vector (64-bit or 32-bit protected-mode IDT) names the handler, and a
+ * breakpoint goes on its first instruction (a free DR0-3 slot, else int3).
+ * The IDT is re-read at every resume, so an IDT the guest reloads is
+ * followed (while running freely, the change is seen at the next stop).
+ * The stop is a DEBUG_EV_CATCH at the handler: the exception has been
+ * delivered, its frame is on the handler's stack. Called stopped. */
+int debug_catch_set(struct debug *d, uint32_t vector_mask, struct err *e) must_check;
+uint32_t debug_catch_mask(const struct debug *d);
+/* "#PF" for 14, "#14" for a vector without a mnemonic; NULL above 31. */
+const char *debug_vector_name(unsigned vector);
+/* Vector of "pf", "#PF", "14" or "0xe"; -1 when it names none. */
+int debug_vector_parse(const char *word);
+/* One line per distinct handler of vector: where it is armed and how, or
+ * why it is not ("gate not present", ...). */
+void debug_catch_describe(struct debug *d, unsigned vector, char *out, size_t size);
+/* What the caught exception looked like, from the frame on the handler's
+ * stack: "vCPU 0 took #PF (error code 0x2, cr2 0x...) at rip 0x...". */
+void debug_catch_explain(struct debug *d, const struct debug_event *ev, char *out, size_t size);
 
 /* --- memory (debug/mem.c): guest-virtual through vcpu's page tables, or
  * guest-physical. Reads show the original bytes under our breakpoints;

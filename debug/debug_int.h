@@ -46,16 +46,44 @@ struct debug_vcpu {
 	bool applied_valid;            /* ... once set_debug succeeded */
 };
 
+/* A breakpoint has up to two owners: the client (Z0/Z1) and exception
+ * catching (the vectors whose handler starts here). It exists while either
+ * owns it; stops are reported for the client first. */
 struct debug_sw_bp {
-	uint64_t addr;           /* as the client named it */
+	uint64_t addr;           /* as the client named it / the handler's linear address */
 	uint64_t gpa;            /* where the 0xCC byte is */
 	uint8_t orig;
 	bool lifted;             /* original byte temporarily back (step-over) */
+	bool client;
+	uint32_t catch_vectors;
 };
 
 struct debug_hw_bp {
 	uint64_t addr;
-	bool used;
+	bool used;               /* client || catch_vectors */
+	bool client;
+	uint32_t catch_vectors;
+};
+
+#define DEBUG_NR_VECTORS 32
+
+/* Why a caught vector has no breakpoint on one vCPU. */
+enum debug_catch_status {
+	DEBUG_CATCH_ARMED,
+	DEBUG_CATCH_NO_STATE,      /* registers unreadable */
+	DEBUG_CATCH_REAL_MODE,     /* no IDT gates to follow */
+	DEBUG_CATCH_WAIT_SIPI,     /* not started: no IDT yet */
+	DEBUG_CATCH_OUTSIDE_IDT,   /* vector beyond the IDT limit */
+	DEBUG_CATCH_UNREADABLE,    /* gate or descriptor not mapped */
+	DEBUG_CATCH_NOT_PRESENT,   /* gate P bit clear */
+	DEBUG_CATCH_BAD_GATE,      /* task gate or an invalid type */
+	DEBUG_CATCH_NO_BREAKPOINT, /* handler not mapped or no room */
+};
+
+/* Where each caught vector's handler is on one vCPU, as last armed. */
+struct debug_catch_vcpu {
+	uint64_t handler[DEBUG_NR_VECTORS];
+	uint8_t status[DEBUG_NR_VECTORS];  /* enum debug_catch_status */
 };
 
 struct debug {
@@ -78,6 +106,10 @@ struct debug {
 	unsigned nr_sw;
 	struct debug_hw_bp hw[DEBUG_NR_HW_BP];
 
+	uint32_t catch_mask;         /* vectors the client asked to catch */
+	bool catch_dirty;            /* a catch breakpoint was taken away: re-arm */
+	struct debug_catch_vcpu catch_at[VM_MAX_VCPUS];
+
 	bool caps_done;
 	int caps_err;
 	struct engine_caps caps;
@@ -95,6 +127,14 @@ int debug_apply_engine(struct debug *d, unsigned vcpu);
 struct debug_sw_bp *debug_sw_find_locked(struct debug *d, uint64_t addr);
 int debug_hw_find_locked(struct debug *d, uint64_t addr);
 void debug_sw_poke(struct debug *d, struct debug_sw_bp *bp, bool insert);
+
+/* catch.c: follow the IDTs before the vCPUs run (every resume) */
+void debug_catch_sync(struct debug *d);
+void debug_catch_clear(struct debug *d);
+/* break.c helpers shared with catch.c (d->lock held) */
+int debug_sw_add_locked(struct debug *d, uint64_t addr, uint64_t gpa, struct debug_sw_bp **out,
+			struct err *e);
+void debug_sw_drop_locked(struct debug *d, struct debug_sw_bp *bp);
 
 /* state.c: the cached system registers (for page walks) */
 int debug_sregs(struct debug *d, unsigned vcpu, struct x86_sregs *sregs);

@@ -11,11 +11,10 @@
 #include <string.h>
 #include <time.h>
 
-/* How long a parked vCPU sleeps before looking at vm_stopping() again, and
- * how often the client re-kicks a vCPU that has not parked yet (a kick can
- * land while the thread is between exits; the engine keeps it pending, but
- * re-kicking costs nothing and covers engines that do not). */
-#define DEBUG_PARK_POLL_NS   (50 * 1000 * 1000L)
+/* How often the client re-kicks a vCPU that has not parked yet. Not the
+ * synchronisation (the park wakes the client through parked_cond); a kick
+ * that lands between exits stays pending in the engine, and the re-kick
+ * only covers an engine that would drop it. */
 #define DEBUG_KICK_RETRY_NS  (20 * 1000 * 1000L)
 /* A step-over that has not finished after this long (HLT with interrupts
  * blocked, a vCPU waiting for SIPI) is abandoned: the vCPU is kicked. */
@@ -142,10 +141,21 @@ bool debug_wait_event_briefly(struct debug *d, long max_ns)
 static bool event_still_valid(struct debug *d, const struct debug_event *ev)
 {
 	switch (ev->kind) {
-	case DEBUG_EV_SWBREAK:
-		return debug_sw_find_locked(d, ev->addr) != NULL;
-	case DEBUG_EV_HWBREAK:
-		return debug_hw_find_locked(d, ev->addr) >= 0;
+	case DEBUG_EV_SWBREAK: {
+		const struct debug_sw_bp *bp = debug_sw_find_locked(d, ev->addr);
+		return bp && bp->client;
+	}
+	case DEBUG_EV_HWBREAK: {
+		int n = debug_hw_find_locked(d, ev->addr);
+		return n >= 0 && d->hw[n].client;
+	}
+	case DEBUG_EV_CATCH: {
+		/* still caught, and the breakpoint that saw it still there */
+		const struct debug_sw_bp *bp = debug_sw_find_locked(d, ev->addr);
+		int n = debug_hw_find_locked(d, ev->addr);
+		uint32_t bit = 1u << ev->vector;
+		return (bp && (bp->catch_vectors & bit)) || (n >= 0 && (d->hw[n].catch_vectors & bit));
+	}
 	case DEBUG_EV_INTERRUPT:
 		return false;
 	default:
@@ -404,6 +414,7 @@ static int step_overs(struct debug *d, const enum debug_action *actions, struct 
 
 int debug_resume(struct debug *d, const enum debug_action *actions, struct err *e)
 {
+	debug_catch_sync(d);     /* the guest may have moved its IDT while stopped or before */
 	pthread_mutex_lock(&d->lock);
 	for (unsigned i = 0; i < d->nr_vcpus; i++)
 		d->vcpus[i].resumed = actions[i] != DEBUG_ACT_STOP;
@@ -513,9 +524,8 @@ static void hook_before_run(struct vm *vm, struct vcpu *vcpu)
 				notify(d);   /* an eventfd write: fine under the lock */
 			}
 		}
-		struct timespec ts;
-		deadline_in(&ts, DEBUG_PARK_POLL_NS);
-		pthread_cond_timedwait(&d->park_cond, &d->lock, &ts);
+		/* woken by a resume, or by hook_on_vm_stop when the machine ends */
+		pthread_cond_wait(&d->park_cond, &d->lock);
 	}
 	dv->park = DEBUG_PARK_RUNNING;
 	dv->cache_valid = dv->regs_valid = false;
@@ -546,16 +556,29 @@ static bool stop_with(struct debug *d, struct vcpu *vcpu, const struct debug_eve
 	return true;
 }
 
+/* The event for a hit on a breakpoint with these owners: the client's
+ * breakpoint first (gdb counts its hits), else the lowest caught vector
+ * whose handler starts here. */
+static void hit_event(struct debug_event *ev, bool client, uint32_t catch_vectors,
+		      enum debug_event_kind client_kind)
+{
+	ev->kind = client ? client_kind : DEBUG_EV_CATCH;
+	if (!client)
+		ev->vector = (unsigned)__builtin_ctz(catch_vectors);
+}
+
 static bool on_bpt(struct debug *d, struct vcpu *vcpu, uint64_t pc)
 {
+	struct debug_event ev = { .vcpu = vcpu->id, .addr = pc };
 	pthread_mutex_lock(&d->lock);
-	bool ours = debug_sw_find_locked(d, pc) != NULL;
+	const struct debug_sw_bp *bp = debug_sw_find_locked(d, pc);
+	if (bp)
+		hit_event(&ev, bp->client, bp->catch_vectors, DEBUG_EV_SWBREAK);
 	pthread_mutex_unlock(&d->lock);
-	if (!ours)
+	if (!bp)
 		return false;   /* the guest's own INT3: machine/ delivers its #BP */
 	/* the client sees the breakpoint address as PC (swbreak semantics) */
 	set_rip(vcpu, pc);
-	struct debug_event ev = { .kind = DEBUG_EV_SWBREAK, .vcpu = vcpu->id, .addr = pc };
 	return stop_with(d, vcpu, &ev);
 }
 
@@ -570,6 +593,7 @@ static bool on_db(struct debug *d, struct vcpu *vcpu, const struct vm_exit *exit
 	for (unsigned n = 0; n < DEBUG_NR_HW_BP && hw < 0; n++)
 		if ((exit->db.dr6 & DR6_B(n)) && d->hw[n].used)
 			hw = (int)n;
+	struct debug_hw_bp hw_bp = hw >= 0 ? d->hw[hw] : (struct debug_hw_bp){ 0 };
 	if (step == DEBUG_STEP_INTERNAL && (exit->db.dr6 & DR6_BS)) {
 		dv->step_done = true;
 		dv->run_allowed = false;
@@ -582,8 +606,8 @@ static bool on_db(struct debug *d, struct vcpu *vcpu, const struct vm_exit *exit
 		ev.kind = DEBUG_EV_STEP;
 		__atomic_store_n(&dv->just_stepped, true, __ATOMIC_RELEASE);
 	} else if (hw >= 0) {
-		ev.kind = DEBUG_EV_HWBREAK;
-		ev.addr = d->hw[hw].addr;
+		hit_event(&ev, hw_bp.client, hw_bp.catch_vectors, DEBUG_EV_HWBREAK);
+		ev.addr = hw_bp.addr;
 	} else if (exit->db.dr6 & DR6_BS) {
 		return true;    /* a step trap left over from a step already reported */
 	} else {
@@ -630,10 +654,12 @@ static void hook_on_vm_stop(struct vm *vm, int status, const char *why)
 	pthread_mutex_lock(&d->lock);
 	d->gone = true;
 	debug_queue_locked(d, &ev);
-	/* Parked vCPUs are not woken here: they see vm_stopping() at their
-	 * next poll. vm_request_exit() kicks every vCPU thread right after
-	 * this hook returns, and a thread woken now could already have exited
-	 * and been joined by then (a signal to it would be undefined). */
+	/* Wake the parked vCPUs: they see `gone` and leave. Safe to do now:
+	 * vm_request_exit() kicked the threads before calling this hook, with
+	 * vm->lock held so none of them could finish meanwhile, and every
+	 * later kick of ours checks `gone` first. A parked thread checks
+	 * `gone` under d->lock before it waits, so it cannot miss this. */
+	pthread_cond_broadcast(&d->park_cond);
 	pthread_cond_broadcast(&d->parked_cond);
 	pthread_mutex_unlock(&d->lock);
 	notify(d);

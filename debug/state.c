@@ -159,7 +159,15 @@ void debug_mechanisms(struct debug *d, char *out, size_t size)
 {
 	const struct engine_ops *eng = d->vm->engine;
 	bool step = eng->set_debug != NULL;
+	char catching[160] = "; nothing caught now";
 
+	if (d->catch_mask) {
+		size_t n = (size_t)snprintf(catching, sizeof(catching), "; catching now:");
+		for (unsigned v = 0; v < DEBUG_NR_VECTORS && n < sizeof(catching); v++)
+			if (d->catch_mask & (1u << v))
+				n += (size_t)snprintf(catching + n, sizeof(catching) - n, " %s",
+						      debug_vector_name(v));
+	}
 	snprintf(out, size,
 		 "software breakpoints: int3 written into guest memory; the engine reports "
 		 "it as a breakpoint exit (also when the host fails to emulate INT3); "
@@ -167,10 +175,15 @@ void debug_mechanisms(struct debug *d, char *out, size_t size)
 		 "single-step: %s\n"
 		 "hardware breakpoints: %s\n"
 		 "watchpoints: not supported yet\n"
+		 "exception catch (monitor catch): a breakpoint on the first instruction of the "
+		 "handler each vCPU's IDT gate names (%s), IDTs re-read at every resume; "
+		 "the stop comes at the handler, after the exception was delivered%s\n"
 		 "stop-all: engine kick + park of every vCPU before each stop reply\n",
 		 step ? "engine single-step (trap flag set by the host, interrupts held off "
 			"where the engine can), stepping only the chosen vCPU"
 		      : "not available on this engine",
 		 step ? "DR0-DR3 execution breakpoints loaded into every vCPU by the engine"
-		      : "not available on this engine");
+		      : "not available on this engine",
+		 step ? "a free DR0-DR3 slot, else int3" : "int3",
+		 catching);
 }

@@ -73,6 +73,11 @@ int gdb_parse_thread(struct gdb_server *s, struct rsp_cur *c, char sep, int *vcp
 /* Check a vCPU index named by the client. */
 bool gdb_valid_vcpu(const struct gdb_server *s, int vcpu);
 
+/* Signal numbers in stop replies (gdb's numbering, the Linux ones for these). */
+enum { GDB_SIGINT = 2, GDB_SIGILL = 4, GDB_SIGTRAP = 5, GDB_SIGFPE = 8, GDB_SIGSEGV = 11 };
+/* The signal a stop reply carries for this event. */
+int gdb_stop_signal(const struct debug_event *ev);
+
 /* pkt_regs.c: register numbering shared with target.xml */
 struct gdb_reg {
 	const char *name;

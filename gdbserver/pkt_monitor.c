@@ -37,7 +37,10 @@ static int mon_help(struct gdb_server *s, const char *arg)
 		     "  info vcpus       every vCPU: mode, run state, RIP\n"
 		     "  info caps        what the engine can do here, and what the debugger uses\n"
 		     "  phys on|off      m/M/X and breakpoints on guest-physical addresses (on)\n"
-		     "                   or guest-virtual ones through the vCPU's page tables (off)\n");
+		     "                   or guest-virtual ones through the vCPU's page tables (off)\n"
+		     "  catch VEC...     stop when the guest takes these exceptions (0-31 or names:\n"
+		     "                   de db bp ud gp pf ...), at the handler its IDT names\n"
+		     "  catch off        stop catching; 'catch' alone lists what is caught\n");
 	return 0;
 }
 
@@ -89,6 +92,51 @@ static int mon_phys(struct gdb_server *s, const char *arg)
 	return 0;
 }
 
+static void catch_list(struct gdb_server *s)
+{
+	uint32_t mask = debug_catch_mask(s->dbg);
+	if (!mask) {
+		mon_print(s, "no exceptions caught\n");
+		return;
+	}
+	for (unsigned v = 0; v < 32; v++) {
+		char text[1024];
+		if (!(mask & (1u << v)))
+			continue;
+		debug_catch_describe(s->dbg, v, text, sizeof(text));
+		mon_print(s, "%s", text);
+	}
+}
+
+/* catch [off | VEC...]: VEC are added to what is caught already. */
+static int mon_catch(struct gdb_server *s, const char *arg)
+{
+	uint32_t mask = debug_catch_mask(s->dbg);
+	char words[256];
+	struct err e = { 0 };
+
+	if (strcmp(arg, "off") == 0) {
+		mask = 0;
+	} else if (arg[0]) {
+		snprintf(words, sizeof(words), "%s", arg);
+		for (char *save, *w = strtok_r(words, " ,", &save); w; w = strtok_r(NULL, " ,", &save)) {
+			int v = debug_vector_parse(w);
+			if (v < 0) {
+				mon_print(s, "monitor catch: '%s' is not an exception vector (0-31, or a "
+					  "name such as pf, gp, ud, de)\n", w);
+				return 0;
+			}
+			mask |= 1u << v;
+		}
+	}
+	if (debug_catch_set(s->dbg, mask, &e) < 0) {
+		mon_print(s, "monitor catch: %s\n", e.msg);
+		return 0;
+	}
+	catch_list(s);
+	return 0;
+}
+
 static const struct {
 	const char *name;
 	int (*fn)(struct gdb_server *s, const char *arg);
@@ -97,6 +145,7 @@ static const struct {
 	{ "info vcpus", mon_info_vcpus },
 	{ "info caps", mon_info_caps },
 	{ "phys", mon_phys },
+	{ "catch", mon_catch },
 };
 
 static int run_command(struct gdb_server *s, char *line)

@@ -136,13 +136,14 @@ static int pkt_t(struct gdb_server *s, struct rsp_cur *args)
 	return 0;
 }
 
-/* ? — why the machine is stopped: the last stop, or a plain SIGTRAP
- * (attach) for the current vCPU. */
+/* ? — why the machine is stopped: the last stop's signal, or a plain
+ * SIGTRAP (attach) for the current vCPU. */
 static int pkt_why(struct gdb_server *s, struct rsp_cur *args)
 {
 	(void)args;
-	if (s->have_last_stop && s->last_stop.kind == DEBUG_EV_INTERRUPT)
-		rsp_buf_printf(&s->reply, "T02thread:%x;", s->last_stop.vcpu + 1);
+	if (s->have_last_stop)
+		rsp_buf_printf(&s->reply, "T%02xthread:%x;", gdb_stop_signal(&s->last_stop),
+			       s->last_stop.vcpu + 1);
 	else
 		rsp_buf_printf(&s->reply, "T05thread:%x;", s->cur_g + 1);
 	return 0;

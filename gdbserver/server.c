@@ -195,6 +195,39 @@ int gdb_parse_thread(struct gdb_server *s, struct rsp_cur *c, char sep, int *vcp
 
 /* ---- stop replies ---- */
 
+/* The signal gdb expects for a caught exception, as a Unix kernel would
+ * send it to a process. */
+static int vector_signal(unsigned vector)
+{
+	switch (vector) {
+	case X86_DE:
+	case X86_MF:
+	case X86_XM:
+		return GDB_SIGFPE;
+	case X86_UD:
+		return GDB_SIGILL;
+	case X86_DB:
+	case X86_BP:
+		return GDB_SIGTRAP;
+	default:
+		return GDB_SIGSEGV;
+	}
+}
+
+int gdb_stop_signal(const struct debug_event *ev)
+{
+	switch (ev->kind) {
+	case DEBUG_EV_INTERRUPT:
+		return GDB_SIGINT;
+	case DEBUG_EV_CATCH:
+		return vector_signal(ev->vector);
+	case DEBUG_EV_CRASHED:
+		return ev->signal;
+	default:
+		return GDB_SIGTRAP;
+	}
+}
+
 /* "T05thread:N;" and the like; *reason gets what follows the expedited
  * registers ("swbreak:;"). */
 static void format_stop(struct gdb_server *s, const struct debug_event *ev, const char **reason)
@@ -210,10 +243,9 @@ static void format_stop(struct gdb_server *s, const struct debug_event *ev, cons
 		break;
 	case DEBUG_EV_STEP:
 	case DEBUG_EV_TRAP:
-		rsp_buf_printf(&s->reply, "T05thread:%x;", tid);
-		break;
 	case DEBUG_EV_INTERRUPT:
-		rsp_buf_printf(&s->reply, "T02thread:%x;", tid);
+	case DEBUG_EV_CATCH:
+		rsp_buf_printf(&s->reply, "T%02xthread:%x;", gdb_stop_signal(ev), tid);
 		break;
 	case DEBUG_EV_EXITED:
 		rsp_buf_printf(&s->reply, "W%02x", ev->status & 0xff);
@@ -248,6 +280,23 @@ static void expedite_registers(struct gdb_server *s, unsigned vcpu)
 	}
 }
 
+/* A caught exception stops at its handler; say what was caught and from
+ * where on the client's console (an O packet, allowed before a stop
+ * reply), since the stop reply itself can only carry a signal. */
+static void explain_catch(struct gdb_server *s, const struct debug_event *ev)
+{
+	char text[256];
+	struct rsp_buf out;
+	int n = snprintf(text, sizeof(text), "vmdb: ");
+	debug_catch_explain(s->dbg, ev, text + n, sizeof(text) - (size_t)n);
+	rsp_buf_init(&out);
+	rsp_buf_putc(&out, 'O');
+	rsp_buf_hex(&out, text, strlen(text));
+	if (out.err == 0)
+		rsp_send(&s->rsp, out.data, out.len);
+	rsp_buf_free(&out);
+}
+
 void gdb_report_stop(struct gdb_server *s)
 {
 	struct debug_event ev;
@@ -256,6 +305,8 @@ void gdb_report_stop(struct gdb_server *s)
 	if (!debug_next_event(s->dbg, &ev))
 		return;
 	const char *reason;
+	if (ev.kind == DEBUG_EV_CATCH)
+		explain_catch(s, &ev);
 	format_stop(s, &ev, &reason);
 	if (ev.kind != DEBUG_EV_EXITED && ev.kind != DEBUG_EV_CRASHED)
 		expedite_registers(s, ev.vcpu);

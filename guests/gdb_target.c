@@ -1,7 +1,9 @@
 /* guests/gdb_target.c — gdb_target.elf: code with labels the gdb tests
  * name. The command line picks one scenario (test=NAME):
  *   regs      every general register gets a known value, then spins at
- *             gdb_regs_ready (rax=0x1111.., rbx=0x2222.., ...)
+ *             gdb_regs_ready (rax=0x1111.., rbx=0x2222.., ...); also
+ *             k_gs_base = 0xffff800012345678; x87/SSE state keeps its reset
+ *             values (the host's ring-0 emulator has no SSE moves)
  *   stepi     rax=0, then 1200 x "inc %rax" from gdb_steps (3 bytes each),
  *             then spins: stepi N from gdb_steps lands at gdb_steps + 3N
  *             with rax == N
@@ -10,9 +12,19 @@
  *   memwrite  spins until gdb_flag != 0, prints it and exits with it & 0x7f
  *   smp       every CPU sets r12 = 0x100 + its APIC id and calls gdb_hit()
  *             forever (a breakpoint there is hit by many vCPUs at once)
+ *   catch     takes #UD at gdb_ud2, #PF at gdb_pf (cr2 = GDB_UNMAPPED), #DE at
+ *             gdb_de (handlers skip the instruction), then loads a copy of
+ *             its IDT whose #UD gate names gdb_ud_alt, calls
+ *             gdb_idt_reloaded() and takes #UD again at gdb_ud2_again; exits
+ *             0 when each handler ran once
+ *   bigpage   maps virtual 4 GiB to physical 0 with one 1 GiB page (PDPT
+ *             entry 4), writes gdb_big_marker through it, then spins in
+ *             gdb_mem_poll until gdb_flag != 0 and exits with it
  * Interrupts stay off (no timer) so nothing disturbs the stepping. */
 #include "guests/rt/apic.h"
 #include "guests/rt/cmdline.h"
+#include "guests/rt/idt.h"
+#include "guests/rt/io.h"
 #include "guests/rt/report.h"
 #include "guests/rt/serial.h"
 #include "guests/rt/smp.h"
@@ -25,6 +37,11 @@ volatile uint64_t gdb_hits[RT_MAX_CPUS];
 
 static void __attribute__((noreturn)) test_regs(void)
 {
+	__asm__ volatile(
+		"mov $0xc0000102, %%ecx\n"                /* MSR_KERNEL_GS_BASE */
+		"mov $0x12345678, %%eax\n"
+		"mov $0xffff8000, %%edx\n"
+		"wrmsr\n" ::: "rax", "rcx", "rdx");
 	__asm__ volatile(
 		"mov $0x1111111111111111, %rax\n"
 		"mov $0x2222222222222222, %rbx\n"
@@ -110,6 +127,109 @@ static int test_smp(void)
 	return 1;
 }
 
+/* ---- catch: exceptions for `monitor catch` ---- */
+
+#define GDB_UNMAPPED 0x7fff00000000ull
+
+static volatile unsigned caught_ud, caught_pf, caught_de;
+volatile uint32_t gdb_caught_alt;
+static uint8_t idt_copy[4096] __attribute__((aligned(16)));
+
+/* The handlers step over the faulting instruction (lengths fixed below). */
+static void on_ud(struct rt_frame *f) { caught_ud++; f->rip += 2; }
+static void on_pf(struct rt_frame *f) { caught_pf++; f->rip += 3; }
+static void on_de(struct rt_frame *f) { caught_de++; f->rip += 3; }
+
+/* The second IDT's #UD handler: no error code, skip the 2-byte ud2. */
+__asm__(".text\n"
+	".globl gdb_ud_alt\n"
+	"gdb_ud_alt:\n"
+	"addq $2, (%rsp)\n"
+	"incl gdb_caught_alt(%rip)\n"
+	"iretq\n");
+extern char gdb_ud_alt[];
+
+GDB_FN void gdb_idt_reloaded(void)
+{
+	__asm__ volatile("" ::: "memory");
+}
+
+struct __attribute__((packed)) gdb_idtr {
+	uint16_t limit;
+	uint64_t base;
+};
+
+/* A copy of the IDT with #UD pointing at gdb_ud_alt, loaded with LIDT. */
+static void reload_idt(void)
+{
+	struct gdb_idtr r;
+	__asm__ volatile("sidt %0" : "=m"(r));
+	memcpy(idt_copy, (const void *)r.base, sizeof(idt_copy));
+	uint8_t *g = idt_copy + 16 * X86_UD;
+	uint64_t a = (uint64_t)gdb_ud_alt;
+	g[0] = (uint8_t)a;
+	g[1] = (uint8_t)(a >> 8);
+	g[6] = (uint8_t)(a >> 16);
+	g[7] = (uint8_t)(a >> 24);
+	memcpy(g + 8, (const uint8_t *)&a + 4, 4);
+	r.base = (uint64_t)idt_copy;
+	__asm__ volatile("lidt %0" :: "m"(r) : "memory");
+}
+
+static int test_catch(void)
+{
+	idt_set_handler(X86_UD, on_ud);
+	idt_set_handler(X86_PF, on_pf);
+	idt_set_handler(X86_DE, on_de);
+	__asm__ volatile(".globl gdb_ud2\n"
+			 "gdb_ud2: ud2\n" ::: "memory");
+	__asm__ volatile(".globl gdb_pf\n"
+			 "gdb_pf: mov (%%rax), %%rax\n"       /* 3 bytes */
+			 :: "a"(GDB_UNMAPPED) : "memory");
+	__asm__ volatile("xor %%edx, %%edx\n"
+			 "mov $1, %%eax\n"
+			 "xor %%ecx, %%ecx\n"
+			 ".globl gdb_de\n"
+			 "gdb_de: div %%rcx\n"                /* 3 bytes */
+			 ::: "rax", "rcx", "rdx", "memory");
+	reload_idt();
+	gdb_idt_reloaded();
+	__asm__ volatile(".globl gdb_ud2_again\n"
+			 "gdb_ud2_again: ud2\n" ::: "memory");
+	idt_load();
+	printf("catch: ud=%u pf=%u de=%u alt=%u\n", caught_ud, caught_pf, caught_de,
+	       gdb_caught_alt);
+	return caught_ud == 1 && caught_pf == 1 && caught_de == 1 && gdb_caught_alt == 1 ? 0 : 1;
+}
+
+/* ---- bigpage: a 1 GiB page for the debugger's page walk ---- */
+
+#define GDB_BIG_VA   0x100000000ull      /* PML4 0, PDPT entry 4 */
+#define PDPT_1G_PAGE 0x83ull              /* present, writable, PS */
+
+volatile uint64_t gdb_big_marker;
+
+static int test_bigpage(void)
+{
+	uint64_t cr3;
+	__asm__ volatile("mov %%cr3, %0" : "=r"(cr3));
+	volatile uint64_t *pml4 = (volatile uint64_t *)(cr3 & ~0xfffull);
+	volatile uint64_t *pdpt = (volatile uint64_t *)(pml4[0] & 0x000ffffffffff000ull);
+	pdpt[4] = 0 | PDPT_1G_PAGE;
+	__asm__ volatile("mov %0, %%cr3" :: "r"(cr3) : "memory");
+	/* Without 1 GiB pages in CPUID the entry would fault for the guest
+	 * (reserved PS bit); the debugger's page walk reads it all the same. */
+	uint32_t a = 0x80000001u, b, c, d;
+	__asm__ volatile("cpuid" : "+a"(a), "=b"(b), "=c"(c), "=d"(d));
+	bool gb_pages = d & (1u << 26);
+	volatile uint64_t *marker = gb_pages
+		? (volatile uint64_t *)(GDB_BIG_VA + (uint64_t)&gdb_big_marker) : &gdb_big_marker;
+	*marker = 0x1b16b16e0000cafeull;
+	printf("bigpage: marker 0x%lx (written %s)\n", (unsigned long)gdb_big_marker,
+	       gb_pages ? "through the 1 GiB page" : "directly: no 1 GiB pages in CPUID");
+	return test_memwrite();
+}
+
 int main(void)
 {
 	const char *t = cmdline_get("test");
@@ -127,6 +247,10 @@ int main(void)
 		return test_memwrite();
 	if (strcmp(t, "smp") == 0)
 		return test_smp();
+	if (strcmp(t, "catch") == 0)
+		return test_catch();
+	if (strcmp(t, "bigpage") == 0)
+		return test_bigpage();
 	printf("gdb_target: unknown test '%s'\n", t);
 	return 1;
 }

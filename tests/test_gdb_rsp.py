@@ -157,6 +157,12 @@ def test_ctrl_c_while_running(stub):
     alive(stub)
 
 
+def test_thread_extra_info_text(stub):
+    assert bytes.fromhex(stub.request("qThreadExtraInfo,1").decode()) == b"vCPU 0, long mode"
+    assert stub.request("qThreadExtraInfo,2").startswith(b"E")
+    assert stub.request("qfThreadInfo") == b"m1" and stub.request("qsThreadInfo") == b"l"
+
+
 def test_step_reports_thread(stub):
     stub.request("Hc1")
     reply = stub.request("s")

@@ -20,6 +20,7 @@
 
 struct fake_cpu {
 	struct x86_regs regs;
+	struct x86_sregs sregs;     /* zero: CR0.PG clear, virtual = physical */
 	struct engine_debug dbg;
 	int kicked;                 /* atomic */
 	unsigned steps;
@@ -57,6 +58,14 @@ static int fake_run(struct vcpu *v, struct vm_exit *exit)
 		uint64_t pc = c->regs.rip;
 		if (pc >= RAM_SIZE)
 			pc = c->regs.rip = 0x100;   /* wrap the fake program around */
+		for (unsigned n = 0; n < 4 && c->dbg.use_hw_bp; n++) {
+			if ((c->dbg.dr7 & DR7_G(n)) && c->dbg.db[n] == pc) {
+				exit->reason = VM_EXIT_DB;
+				exit->db.dr6 = DR6_B(n);
+				exit->db.pc = pc;
+				return 0;
+			}
+		}
 		if (ram[pc] == 0xcc) {
 			exit->reason = VM_EXIT_BPT;
 			exit->bpt.pc = pc;
@@ -96,8 +105,7 @@ static int fake_set_regs(struct vcpu *v, const struct x86_regs *r)
 
 static int fake_get_sregs(struct vcpu *v, struct x86_sregs *s)
 {
-	(void)v;
-	memset(s, 0, sizeof(*s));   /* CR0.PG clear: virtual = physical */
+	*s = cpu_of(v)->sregs;
 	return 0;
 }
 
@@ -415,6 +423,143 @@ static void test_stale_event_dropped(void)
 	rig_fini(&r);
 }
 
+/* ---- exception catching ---- */
+
+/* A 64-bit interrupt gate for vector v at idt, handler h. */
+static void put_gate(uint8_t *idt, unsigned v, uint64_t h)
+{
+	uint8_t *g = idt + 16 * v;
+	memset(g, 0, 16);
+	g[0] = (uint8_t)h;
+	g[1] = (uint8_t)(h >> 8);
+	g[2] = 0x08;
+	g[5] = 0x8e;
+	g[6] = (uint8_t)(h >> 16);
+	g[7] = (uint8_t)(h >> 24);
+}
+
+static void long_mode_idt(struct rig *r, uint64_t base)
+{
+	for (unsigned i = 0; i < NVCPUS; i++) {
+		r->cpus[i].sregs.cr0 = CR0_PE;
+		r->cpus[i].sregs.efer = EFER_LMA | EFER_LME;
+		r->cpus[i].sregs.idt = (struct x86_dtable){ base, 16 * 32 - 1 };
+	}
+}
+
+/* Run everyone to the next event; return it (after a stop-all). */
+static struct debug_event run_to_event(struct debug *d)
+{
+	struct debug_event ev = { .kind = DEBUG_EV_EXITED };
+	resume_all(d, DEBUG_ACT_CONTINUE);
+	CHECK(wait_event(d), "an event");
+	debug_stop_all(d);
+	CHECK(debug_next_event(d, &ev), "event popped");
+	while (debug_has_event(d)) {      /* the other vCPU may have hit too */
+		struct debug_event more;
+		debug_next_event(d, &more);
+	}
+	return ev;
+}
+
+static void test_catch(void)
+{
+	struct rig r;
+	struct err e = { 0 };
+	char text[512];
+	rig_init(&r, true);
+	struct debug *d = r.vm->debug;
+	uint8_t *ram = r.vm->ram;
+
+	long_mode_idt(&r, 0x6000);
+	put_gate(ram + 0x6000, X86_PF, 0x2000);
+	put_gate(ram + 0x6000, X86_UD, 0x2400);
+	ram[0x2000] = 0x55;
+	CHECK(debug_vector_parse("pf") == X86_PF && debug_vector_parse("#UD") == X86_UD &&
+	      debug_vector_parse("0xd") == X86_GP && debug_vector_parse("32") < 0 &&
+	      debug_vector_parse("xx") < 0, "vector names");
+	rig_start(&r);
+	debug_stop_all(d);
+
+	/* a free DR slot first: guest memory untouched */
+	CHECK(debug_catch_set(d, 1u << X86_PF, &e) == 0, "catch pf");
+	CHECK(ram[0x2000] == 0x55, "no int3 while a DR slot is free");
+	debug_catch_describe(d, X86_PF, text, sizeof(text));
+	CHECK(strstr(text, "handler 0x2000, debug register DR0, 2 of 2 vCPUs"), "listing: %s", text);
+	struct debug_event ev = run_to_event(d);
+	CHECK(ev.kind == DEBUG_EV_CATCH && ev.vector == X86_PF && ev.addr == 0x2000,
+	      "caught #PF at its handler via DR0 (kind %d vector %u addr %#llx)", ev.kind,
+	      ev.vector, (unsigned long long)ev.addr);
+
+	/* DR0-3 taken by the client: int3, hidden from reads */
+	for (unsigned i = 0; i < 4; i++)
+		debug_hw_insert(d, RAM_SIZE + 0x100 * i, &e);   /* never executed */
+	ev = run_to_event(d);     /* re-armed at this resume (the slot went to the client) */
+	CHECK(ram[0x2000] == 0xcc, "int3 at the handler once the DR slots are gone");
+	CHECK(ev.kind == DEBUG_EV_CATCH && ev.vector == X86_PF, "caught via int3 (kind %d)",
+	      ev.kind);
+	uint8_t b;
+	CHECK(debug_mem_read(d, 0, 0x2000, &b, 1, false) == 0 && b == 0x55, "int3 hidden: %#x", b);
+
+	/* the client's breakpoint on the same byte wins, and leaves catch's int3 behind */
+	CHECK(debug_sw_insert(d, 0, 0x2000, false, &e) == 0, "client bp on the handler");
+	ev = run_to_event(d);
+	CHECK(ev.kind == DEBUG_EV_SWBREAK, "the client's breakpoint reported (kind %d)", ev.kind);
+	CHECK(debug_sw_remove(d, 0x2000, &e) == 0 && ram[0x2000] == 0xcc, "catch keeps its int3");
+
+	/* the guest loads another IDT: followed at the next resume */
+	memcpy(ram + 0x7000, ram + 0x6000, 16 * 32);
+	put_gate(ram + 0x7000, X86_PF, 0x3000);
+	for (unsigned i = 0; i < NVCPUS; i++)
+		r.cpus[i].sregs.idt.base = 0x7000;
+	ev = run_to_event(d);
+	CHECK(ram[0x2000] == 0x55 && ram[0x3000] == 0xcc, "old int3 gone, new one in: %#x %#x",
+	      ram[0x2000], ram[0x3000]);
+	CHECK(ev.kind == DEBUG_EV_CATCH && ev.addr == 0x3000, "caught at the new handler %#llx",
+	      (unsigned long long)ev.addr);
+
+	/* gates that cannot be followed say why */
+	ram[0x7000 + 16 * X86_UD + 5] = 0x0e;          /* P clear */
+	CHECK(debug_catch_set(d, (1u << X86_PF) | (1u << X86_UD), &e) == 0, "catch pf ud");
+	debug_catch_describe(d, X86_UD, text, sizeof(text));
+	CHECK(strstr(text, "gate not present"), "not-present gate: %s", text);
+	CHECK(debug_catch_set(d, 0, &e) == 0 && ram[0x3000] == 0 + 0x90, "catch off restores");
+	debug_remove_all_breakpoints(d);
+	rig_fini(&r);
+}
+
+/* 5-level paging and 1 GiB pages through debug_mem_read. */
+static void test_paging_5level_1g(void)
+{
+	struct rig r;
+	rig_init(&r, true);
+	struct debug *d = r.vm->debug;
+	uint8_t *ram = r.vm->ram;
+	uint64_t *pml5 = (uint64_t *)(ram + 0x10000), *pml4 = (uint64_t *)(ram + 0x11000);
+	uint64_t *pdpt = (uint64_t *)(ram + 0x12000);
+	const uint64_t va = (1ull << 48) | (2ull << 30) | 0x1234;   /* PML5 1, PML4 0, PDPT 2 */
+
+	pml5[1] = 0x11000 | 3;
+	pml4[0] = 0x12000 | 3;
+	pdpt[2] = 0x0 | 0x83;             /* 1 GiB page onto physical 0 */
+	for (unsigned i = 0; i < NVCPUS; i++) {
+		struct x86_sregs *s = &r.cpus[i].sregs;
+		s->cr0 = CR0_PE | CR0_PG;
+		s->cr4 = CR4_PAE | CR4_LA57;
+		s->efer = EFER_LMA | EFER_LME;
+		s->cr3 = 0x10000;
+	}
+	memcpy(ram + 0x1234, "5lvl", 4);
+	char buf[4];
+	CHECK(debug_mem_read(d, 0, va, buf, 4, false) == 0 && memcmp(buf, "5lvl", 4) == 0,
+	      "read through PML5 -> 1 GiB page");
+	CHECK(debug_mem_read(d, 0, va + (1ull << 30), buf, 4, false) == -EFAULT,
+	      "the next 1 GiB is not mapped");
+	CHECK(debug_mem_write(d, 0, va + 0x10, "ok", 2, false) == 0 && memcmp(ram + 0x1244, "ok", 2) == 0,
+	      "write through it");
+	rig_fini(&r);
+}
+
 int main(void)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -428,6 +573,10 @@ int main(void)
 	printf("simultaneous hits: done\n");
 	test_stale_event_dropped();
 	printf("stale events: done\n");
+	test_catch();
+	printf("exception catching: done\n");
+	test_paging_5level_1g();
+	printf("5-level paging, 1 GiB pages: done\n");
 	printf("debug: %u passed, %u failed\n", passed, failed);
 	return failed ? 1 : 0;
 }
