@@ -15,7 +15,7 @@ CFLAGS  := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sani
 LDFLAGS += -fsanitize=address,undefined
 endif
 
-SRC_DIRS := util x86 engine engine/kvm machine rsp gdbserver debug cli
+SRC_DIRS := util x86 engine engine/kvm engine/emu machine rsp gdbserver debug cli
 SRCS     := $(foreach d,$(SRC_DIRS),$(wildcard $(d)/*.c))
 OBJS     := $(SRCS:%.c=$(BUILD)/%.o)
 VMDB     := $(BUILD)/vmdb

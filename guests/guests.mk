@@ -73,3 +73,16 @@ $(GUEST_OUT)/mb/%.elf: $(GUEST_OUT)/mb/%.elf64
 # gdb stub tests (tests/test_gdb_*.py): scenarios with labels gdb can name.
 guests: $(GUEST_OUT)/gdb_target.elf
 .SECONDARY: $(GUEST_OUT)/gdb_target.o
+
+# issue 5, guest-invisible stepping (owned by the step work): guests that
+# record what they observe; tests/test_step.py compares their transcripts
+# with and without gdb stepping through them.
+STEP_GUESTS := step_pushf step_tf step_ticks
+guests: $(STEP_GUESTS:%=$(GUEST_OUT)/%.elf)
+.SECONDARY: $(STEP_GUESTS:%=$(GUEST_OUT)/%.o)
+
+# debug architecture from inside the guest (owned by engine/emu/emu_debug.c's
+# work): tests/test_emu_debug.py runs them on emu, and the subset this
+# host's KVM can do on kvm.
+guests: $(GUEST_OUT)/dbg_regs.elf $(GUEST_OUT)/dbg_step.elf
+.SECONDARY: $(GUEST_OUT)/dbg_regs.o $(GUEST_OUT)/dbg_step.o

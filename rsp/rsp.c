@@ -291,12 +291,18 @@ static void rsp_encode(struct rsp_conn *c, const unsigned char *p, size_t len)
 			i++;
 			continue;
 		}
+		o[n++] = (char)ch;
+		sum += ch;
+		/* the common case: no run worth encoding starts here */
+		if (i + RSP_RLE_MIN_EXTRA >= len || p[i + 1] != ch || p[i + 2] != ch ||
+		    p[i + 3] != ch) {
+			i++;
+			continue;
+		}
 		/* scan no further than one run can encode: linear overall */
 		size_t run = 1;
 		while (run <= RSP_RLE_MAX_EXTRA && i + run < len && p[i + run] == ch)
 			run++;
-		o[n++] = (char)ch;
-		sum += ch;
 		i++;
 		int extra = rsp_rle_extra(run - 1);
 		if (extra) {

@@ -21,12 +21,16 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "engine/emu/emu_debug.h"
 #include "engine/engine.h"
 #include "x86/x86.h"
 
 struct vm;
 struct vcpu;
 struct emu_vm;
+
+/* The engine's ops table (emu_engine.c), found by engine_find("emu"). */
+extern const struct engine_ops emu_engine_ops;
 
 /* Cached descriptor of a segment register (what the hidden part holds). */
 struct emu_seg {
@@ -51,7 +55,15 @@ enum emu_stop {
 	EMU_STOP_EXIT,            /* cpu->exit is filled: hand it to the machine */
 	EMU_STOP_HLT,             /* halted, waiting for an interrupt */
 	EMU_STOP_QUANTUM,         /* used up its slice */
+	EMU_STOP_KICKED,          /* engine_ops.kick() asked it to leave (CORE) */
 };
+
+/* cpu->interrupt_shadow (CORE): set by the instruction that creates the
+ * shadow, visible in emu_dbg_end_insn() of that instruction, cleared by the
+ * core just before the next instruction executes (interrupts are checked
+ * before that). */
+#define EMU_SHADOW_STI   0x1
+#define EMU_SHADOW_MOVSS 0x2
 
 struct emu_cpu {
 	struct emu_vm *evm;
@@ -81,6 +93,7 @@ struct emu_cpu {
 
 	/* the debugger's requests (engine_ops.set_debug) */
 	struct engine_debug debugger;
+	struct emu_dbg dbg;       /* emu_debug.c's own state (emu_debug.h) */
 
 	void *lapic;              /* struct emu_lapic * (emu_lapic.c) */
 	void *priv;               /* the core's own per-vCPU state (TLB, decode cache ...) */

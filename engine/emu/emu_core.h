@@ -1,0 +1,318 @@
+/* engine/emu/emu_core.h — private to the execution core (emu_engine.c,
+ * emu_cpu.c, emu_decode.c, emu_mem.c, emu_exc.c, emu_exec*.c): the VM-wide
+ * engine state (struct emu_vm), the core's per-vCPU state (cpu->priv), the
+ * decoded-instruction format and the calls between the core's files.
+ * The platform and debug parts see only emu.h, emu_platform.h and
+ * emu_debug.h.
+ *
+ * Faults: an instruction that faults calls emu_fault(), which records the
+ * exception in cpu->pending, puts RIP back at the instruction and
+ * longjmp()s to the run loop (emu_exec_run), which delivers it. Handlers
+ * therefore commit architectural state only after their last memory access
+ * that can fault or leave for the machine (see "replay" in emu_mem.c).
+ * emu_raise() (emu.h, for the platform and debug parts) only records. */
+#ifndef VMDB_EMU_CORE_H
+#define VMDB_EMU_CORE_H
+
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "engine/emu/emu.h"
+#include "machine/vm.h"
+
+#define EMU_PAGE_SIZE 4096ull
+#define EMU_PAGE_MASK (~(EMU_PAGE_SIZE - 1))
+
+/* --- decoded instructions ------------------------------------------------ */
+
+enum emu_seg_idx { EMU_ES, EMU_CS, EMU_SS, EMU_DS, EMU_FS, EMU_GS, EMU_SEG_NONE = 7 };
+enum emu_opkind { EMU_OP_NONE, EMU_OP_REG, EMU_OP_MEM, EMU_OP_IMM, EMU_OP_PTR };
+/* Register classes of a register operand; reg is the number inside it. */
+enum emu_rclass { EMU_RC_GPR, EMU_RC_GPR8H, EMU_RC_SEG, EMU_RC_CR, EMU_RC_DR, EMU_RC_XMM,
+		  EMU_RC_OTHER };
+#define EMU_NOREG  0xff
+#define EMU_RIPREL 0xfe             /* memory base register = RIP */
+
+struct emu_operand {
+	uint8_t kind;                  /* enum emu_opkind */
+	uint8_t size;                  /* bytes; for far pointers in memory 4/6/10 */
+	uint8_t reg;                   /* REG: register; MEM: base (EMU_NOREG / EMU_RIPREL) */
+	uint8_t rclass;                /* REG: enum emu_rclass */
+	uint8_t index, scale, seg;     /* MEM */
+	uint8_t pad;
+	uint16_t ptr_sel;              /* PTR: selector */
+	int64_t val;                   /* IMM: value (sign-extended when signed); MEM: disp;
+					* PTR: offset */
+};
+
+struct emu_insn;
+typedef void (*emu_handler)(struct emu_cpu *cpu, const struct emu_insn *in);
+
+#define EMU_I_REP   0x01            /* REP / REPE */
+#define EMU_I_REPNE 0x02
+#define EMU_I_LOCK  0x04
+#define EMU_I_SEGOV 0x08            /* an explicit segment prefix */
+#define EMU_I_FAR   0x10            /* far JMP/CALL/RET */
+
+struct emu_insn {
+	emu_handler fn;
+	uint16_t mnemonic;             /* ZydisMnemonic */
+	uint8_t len;
+	uint8_t osize;                 /* operand size in bytes (2, 4, 8) */
+	uint8_t asize;                 /* address size in bytes */
+	uint8_t flags;                 /* EMU_I_* */
+	uint8_t nops;                  /* visible operands */
+	uint8_t seg;                   /* segment of the first memory operand */
+	uint8_t opcode, opmap, modrm_reg;
+	struct emu_operand op[3];
+};
+
+/* The decode cache is VM-wide (one vCPU executes at a time) and keyed by
+ * the physical address of the first byte and the mode. An entry is only
+ * used when the guest bytes still equal the copy in it: that catches every
+ * writer (the guest, DMA-like device models, the debugger's int3 bytes)
+ * without any invalidation protocol. Instructions that cross a page are
+ * never cached. */
+#define EMU_DCACHE_BITS 15
+#define EMU_DCACHE_SIZE (1u << EMU_DCACHE_BITS)
+
+struct emu_dcache_entry {
+	uint64_t gpa;                  /* ~0 = empty */
+	uint8_t mode;
+	uint8_t bytes[15];
+	struct emu_insn insn;
+};
+
+/* --- the VM and the vCPU scheduling (emu_engine.c) -------------------- */
+
+#define EMU_TURN_NONE 0xffffffffu
+
+struct emu_vm {
+	struct vm *vm;
+	struct emu_platform *plat;
+	struct emu_cpu *cpus[VM_MAX_VCPUS];
+	unsigned nr_cpus;
+
+	/* The run token (see emu_engine.c): turn is the vCPU that may
+	 * execute, EMU_TURN_NONE when every vCPU is idle. */
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	unsigned turn;
+	uint64_t wake_seq;            /* emu_vm_wake() calls, to avoid lost wake-ups */
+	uint64_t quantum;             /* instructions per turn */
+
+	struct emu_dcache_entry *dcache;
+	uint8_t warned[2048 / 8];     /* mnemonics already reported as unimplemented */
+	pthread_mutex_t warn_lock;
+};
+
+/* --- per-vCPU core state (cpu->priv) ------------------------------------ */
+
+struct emu_tlb_entry {
+	uint64_t tag_r, tag_w, tag_x;  /* linear page address when allowed, else ~0 */
+	uint8_t *host;                 /* host address of the page, NULL = not RAM */
+	uint64_t gpa;                  /* physical page address */
+};
+
+#define EMU_TLB_SIZE 256
+
+/* One I/O or MMIO access that left for the machine while executing the
+ * current instruction; re-executing it consumes these in order. */
+struct emu_replay {
+	uint64_t addr;
+	uint8_t kind;                  /* 1 = port I/O, 2 = MMIO */
+	uint8_t len;
+	bool write;
+	uint8_t data[8];
+};
+
+#define EMU_REPLAY_MAX 8
+
+enum emu_jmp { EMU_JMP_FAULT = 1, EMU_JMP_EXIT = 2 };
+
+struct emu_core {
+	jmp_buf jmp;
+	struct emu_tlb_entry tlb[2][EMU_TLB_SIZE];   /* [0] supervisor, [1] user */
+	uint8_t mode;                  /* enum x86_mode, cached */
+	uint8_t cpl;
+	bool dbg_armed;                /* emu_dbg_armed() at this instruction */
+	bool nmi_blocked;              /* from NMI delivery to the next IRET */
+	bool delivering;               /* inside event delivery (for #DF) */
+	uint8_t deliver_vector;
+	uint8_t deliver_kind;          /* enum emu_event */
+	bool shutdown;                 /* triple fault: stays stopped */
+	int16_t df_first;              /* the exception an escalation began with */
+	bool event_in_insn;            /* this instruction delivered an event itself */
+	bool rep_pending;              /* RIP is at a REP with iterations left */
+	bool in_loop;                  /* emu_exec_run is on the stack (jmp valid) */
+
+	struct emu_replay replay[EMU_REPLAY_MAX];
+	unsigned replay_n, replay_pos;
+
+	uint64_t budget_end;           /* stop when cpu->retired reaches it */
+	bool kick;                     /* atomic: leave run() soon */
+	bool in_run;                   /* under evm->lock */
+	bool parked;                   /* returned KICKED and not back yet (evm->lock) */
+
+	uint64_t xcr0;
+	uint64_t msr_pat, msr_sysenter_cs, msr_sysenter_esp, msr_sysenter_eip;
+	uint64_t msr_misc_enable, msr_mtrr_def;
+};
+
+static inline struct emu_core *emu_core_of(struct emu_cpu *cpu)
+{
+	return (struct emu_core *)cpu->priv;
+}
+
+/* --- emu_cpu.c --- */
+void emu_cpu_reset(struct emu_cpu *cpu);       /* power-on state (AP: wait for SIPI) */
+void emu_update_mode(struct emu_cpu *cpu);     /* after CR0/EFER/CS changes */
+struct x86_segment *emu_segreg(struct emu_cpu *cpu, unsigned seg);
+void emu_cpuid(struct emu_cpu *cpu, uint32_t leaf, uint32_t sub, uint32_t out[4]);
+/* RDMSR/WRMSR of the core's own MSRs: false = #GP. */
+bool emu_msr_get(struct emu_cpu *cpu, uint32_t msr, uint64_t *value);
+bool emu_msr_set(struct emu_cpu *cpu, uint32_t msr, uint64_t value);
+/* Guest writes to CR0/CR3/CR4/EFER with their checks (#GP via emu_fault). */
+void emu_write_cr(struct emu_cpu *cpu, unsigned cr, uint64_t value);
+void emu_write_efer(struct emu_cpu *cpu, uint64_t value);
+
+/* --- emu_mem.c --- */
+void emu_tlb_flush(struct emu_cpu *cpu);
+/* Linear address of seg:ea (64-bit: only FS/GS bases count). */
+uint64_t emu_linear(struct emu_cpu *cpu, unsigned seg, uint64_t ea);
+/* Guest accesses at CPL (sys: a supervisor access whatever the CPL, e.g.
+ * descriptor tables and the interrupt stack). size 1, 2, 4 or 8. */
+uint64_t emu_read(struct emu_cpu *cpu, uint64_t lin, unsigned size);
+void emu_write(struct emu_cpu *cpu, uint64_t lin, unsigned size, uint64_t value);
+uint64_t emu_read_sys(struct emu_cpu *cpu, uint64_t lin, unsigned size);
+void emu_write_sys(struct emu_cpu *cpu, uint64_t lin, unsigned size, uint64_t value);
+/* Any length; a write checks every page before it writes any byte. */
+void emu_read_bytes(struct emu_cpu *cpu, uint64_t lin, void *buf, unsigned len, bool sys);
+void emu_write_bytes(struct emu_cpu *cpu, uint64_t lin, const void *buf, unsigned len,
+		     bool sys);
+/* Check that a write of len bytes at lin would not fault (then do it). */
+void emu_probe_write(struct emu_cpu *cpu, uint64_t lin, unsigned len);
+/* Instruction bytes at the linear address: host pointer when the whole
+ * range is in one RAM page (and *gpa), else copies into buf; faults #PF. */
+const uint8_t *emu_fetch(struct emu_cpu *cpu, uint64_t lin, uint8_t *buf, unsigned *len,
+			 uint64_t *gpa);
+/* Port I/O that the platform does not claim leaves as VM_EXIT_IO. */
+uint64_t emu_pio_in(struct emu_cpu *cpu, uint16_t port, unsigned size);
+void emu_pio_out(struct emu_cpu *cpu, uint16_t port, unsigned size, uint64_t value);
+void emu_replay_reset(struct emu_cpu *cpu);
+
+/* --- emu_exc.c --- */
+enum emu_event { EMU_EV_EXT, EMU_EV_NMI, EMU_EV_EXC, EMU_EV_SOFT };
+_Noreturn void emu_fault(struct emu_cpu *cpu, uint8_t vector, bool has_error_code,
+			 uint32_t error_code);
+#define emu_gp(cpu, code) emu_fault(cpu, X86_GP, true, code)
+#define emu_ud(cpu) emu_fault(cpu, X86_UD, false, 0)
+/* The instruction left for the machine (cpu->exit filled). */
+_Noreturn void emu_leave(struct emu_cpu *cpu);
+/* Deliver an event through the IDT now (RIP is the address to return to). */
+void emu_deliver(struct emu_cpu *cpu, uint8_t vector, enum emu_event kind, bool has_error_code,
+		 uint32_t error_code);
+/* Deliver cpu->pending's exception, combined with one being delivered
+ * when it arose (#DF); false = triple fault (cpu->exit is SHUTDOWN). */
+bool emu_deliver_pending(struct emu_cpu *cpu);
+/* Protected-mode segment loads (#GP/#NP/#SS on bad selectors). */
+void emu_load_seg(struct emu_cpu *cpu, unsigned seg, uint16_t sel);
+/* CS from a code descriptor at privilege new_cpl (RIP is the caller's). */
+void emu_load_cs(struct emu_cpu *cpu, uint16_t sel, unsigned new_cpl);
+/* Read a GDT/LDT descriptor (8 bytes; 16 for system descriptors in long mode). */
+uint64_t emu_read_desc(struct emu_cpu *cpu, uint16_t sel, uint64_t *high);
+void emu_desc_to_seg(uint64_t desc, uint16_t sel, struct x86_segment *s);
+void emu_iret(struct emu_cpu *cpu, unsigned osize);
+void emu_far_return(struct emu_cpu *cpu, unsigned osize, unsigned pop);
+void emu_far_jump(struct emu_cpu *cpu, uint16_t sel, uint64_t off, bool call, unsigned osize);
+
+/* --- emu_decode.c --- */
+int emu_dcache_create(struct emu_vm *evm);
+void emu_dcache_destroy(struct emu_vm *evm);
+/* The instruction at RIP, decoded (from the cache when the bytes agree). */
+const struct emu_insn *emu_decode_at(struct emu_cpu *cpu, struct emu_insn *scratch);
+/* Mnemonic -> handler (emu_exec*.c register their ranges). */
+emu_handler emu_handler_for(unsigned mnemonic);
+void emu_unimplemented(struct emu_cpu *cpu, const struct emu_insn *in);
+
+/* --- emu_exec_sys.c --- */
+void emu_mov_special(struct emu_cpu *cpu, const struct emu_insn *in);   /* CR, DR, Sreg */
+
+/* --- emu_exec.c: the run loop of the core --- */
+/* Execute until the budget is used up, a halt, an exit or a kick. */
+enum emu_stop emu_exec_run(struct emu_cpu *cpu, uint64_t budget);
+/* Is an interrupt deliverable now (used by the scheduler for halted CPUs). */
+bool emu_cpu_wakeable(struct emu_cpu *cpu);
+
+/* --- register helpers ---------------------------------------------------- */
+
+static inline uint64_t emu_mask(unsigned size)
+{
+	return size >= 8 ? ~0ull : (1ull << (size * 8)) - 1;
+}
+
+static inline uint64_t emu_sext(uint64_t v, unsigned size)
+{
+	unsigned s = 64 - size * 8;
+	return size >= 8 ? v : (uint64_t)((int64_t)(v << s) >> s);
+}
+
+static inline uint64_t emu_gpr_get(struct emu_cpu *cpu, unsigned reg, unsigned size)
+{
+	return cpu->gpr[reg] & emu_mask(size);
+}
+
+/* 32-bit writes zero the upper half; 8/16-bit writes merge. */
+static inline void emu_gpr_set(struct emu_cpu *cpu, unsigned reg, unsigned size, uint64_t v)
+{
+	if (size == 8)
+		cpu->gpr[reg] = v;
+	else if (size == 4)
+		cpu->gpr[reg] = (uint32_t)v;
+	else
+		cpu->gpr[reg] = (cpu->gpr[reg] & ~emu_mask(size)) | (v & emu_mask(size));
+}
+
+static inline bool emu_long64(const struct emu_cpu *cpu)
+{
+	return ((const struct emu_core *)cpu->priv)->mode == X86_MODE_LONG64;
+}
+
+/* Operand access (emu_exec.c). */
+uint64_t emu_op_ea(struct emu_cpu *cpu, const struct emu_insn *in, const struct emu_operand *o);
+uint64_t emu_op_lin(struct emu_cpu *cpu, const struct emu_insn *in, const struct emu_operand *o);
+uint64_t emu_op_read(struct emu_cpu *cpu, const struct emu_insn *in, unsigned i);
+void emu_op_write(struct emu_cpu *cpu, const struct emu_insn *in, unsigned i, uint64_t v);
+/* Stack (SS, stack-address size from SS.B / 64-bit mode). */
+void emu_push(struct emu_cpu *cpu, unsigned size, uint64_t v);
+uint64_t emu_pop(struct emu_cpu *cpu, unsigned size);
+uint64_t emu_stack_mask(struct emu_cpu *cpu);
+/* Write below *sp without committing RSP (for frames that must be whole). */
+void emu_stack_put(struct emu_cpu *cpu, uint64_t *sp, unsigned size, uint64_t v, bool sys);
+uint64_t emu_stack_get(struct emu_cpu *cpu, uint64_t *sp, unsigned size);
+void emu_set_sp(struct emu_cpu *cpu, uint64_t sp);
+/* Flags (emu_exec.c). */
+#define RFLAGS_ARITH (RFLAGS_CF | RFLAGS_PF | RFLAGS_AF | RFLAGS_ZF | RFLAGS_SF | RFLAGS_OF)
+enum emu_flag_op { EMU_FL_ADD, EMU_FL_SUB, EMU_FL_LOGIC };
+void emu_flags(struct emu_cpu *cpu, enum emu_flag_op op, uint64_t a, uint64_t b, uint64_t r,
+	       unsigned size, unsigned carry_in);
+void emu_flags_szp(struct emu_cpu *cpu, uint64_t r, unsigned size);
+bool emu_cond(const struct emu_cpu *cpu, unsigned cc);
+/* Next RIP after a branch to target, truncated to the operand size. */
+void emu_branch(struct emu_cpu *cpu, const struct emu_insn *in, uint64_t target);
+/* Write RFLAGS as POPF/IRET do at the current CPL/IOPL (mask of bits that may change). */
+void emu_set_rflags(struct emu_cpu *cpu, uint64_t value, uint64_t may_change);
+
+/* Handler tables: each emu_exec*.c file has one, emu_decode.c joins them. */
+struct emu_handler_entry {
+	uint16_t mnemonic;
+	emu_handler fn;
+};
+extern const struct emu_handler_entry emu_exec_alu_table[];
+extern const struct emu_handler_entry emu_exec_sys_table[];
+extern const struct emu_handler_entry emu_exec_str_table[];
+extern const struct emu_handler_entry emu_exec_sse_table[];
+
+#endif

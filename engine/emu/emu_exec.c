@@ -1,0 +1,326 @@
+/* engine/emu/emu_exec.c — the core's run loop and what every instruction
+ * handler shares: operands, the stack, flags and conditions.
+ *
+ * One instruction: interrupt/NMI check at the boundary (unless re-running
+ * an instruction that left for the machine), the debug part's
+ * before-instruction hook when it is armed, decode (cached), RIP = next,
+ * the handler, retire (cpu->retired++), the after-instruction hook. A fault
+ * anywhere longjmp()s back here with the exception in cpu->pending; it is
+ * delivered at the top of the loop (#DF/shutdown rules in emu_exc.c). */
+#include "engine/emu/emu_core.h"
+
+#include <string.h>
+
+#include "engine/emu/emu_debug.h"
+#include "engine/emu/emu_platform.h"
+
+/* --- operands --------------------------------------------------------------- */
+
+uint64_t emu_op_ea(struct emu_cpu *cpu, const struct emu_insn *in, const struct emu_operand *o)
+{
+	uint64_t ea = (uint64_t)o->val;
+	if (o->reg == EMU_RIPREL)
+		ea += cpu->insn_start_rip + in->len;
+	else if (o->reg != EMU_NOREG)
+		ea += cpu->gpr[o->reg];
+	if (o->index != EMU_NOREG)
+		ea += cpu->gpr[o->index] * o->scale;
+	return ea & emu_mask(in->asize);
+}
+
+uint64_t emu_op_lin(struct emu_cpu *cpu, const struct emu_insn *in, const struct emu_operand *o)
+{
+	return emu_linear(cpu, o->seg, emu_op_ea(cpu, in, o));
+}
+
+uint64_t emu_op_read(struct emu_cpu *cpu, const struct emu_insn *in, unsigned i)
+{
+	const struct emu_operand *o = &in->op[i];
+	switch (o->kind) {
+	case EMU_OP_REG:
+		switch (o->rclass) {
+		case EMU_RC_GPR: return cpu->gpr[o->reg] & emu_mask(o->size);
+		case EMU_RC_GPR8H: return (cpu->gpr[o->reg] >> 8) & 0xff;
+		case EMU_RC_SEG: return emu_segreg(cpu, o->reg)->selector;
+		default: return 0;
+		}
+	case EMU_OP_MEM:
+		return emu_read(cpu, emu_op_lin(cpu, in, o), o->size > 8 ? 8 : o->size);
+	case EMU_OP_IMM:
+		return (uint64_t)o->val;
+	default:
+		return 0;
+	}
+}
+
+void emu_op_write(struct emu_cpu *cpu, const struct emu_insn *in, unsigned i, uint64_t v)
+{
+	const struct emu_operand *o = &in->op[i];
+	if (o->kind == EMU_OP_MEM) {
+		emu_write(cpu, emu_op_lin(cpu, in, o), o->size > 8 ? 8 : o->size, v);
+		return;
+	}
+	if (o->kind != EMU_OP_REG)
+		return;
+	if (o->rclass == EMU_RC_GPR)
+		emu_gpr_set(cpu, o->reg, o->size, v);
+	else if (o->rclass == EMU_RC_GPR8H)
+		cpu->gpr[o->reg] = (cpu->gpr[o->reg] & ~0xff00ull) | ((v & 0xff) << 8);
+}
+
+/* --- stack ------------------------------------------------------------------- */
+
+uint64_t emu_stack_mask(struct emu_cpu *cpu)
+{
+	if (emu_long64(cpu))
+		return ~0ull;
+	return cpu->sregs.ss.db ? 0xffffffffull : 0xffffull;
+}
+
+void emu_set_sp(struct emu_cpu *cpu, uint64_t sp)
+{
+	uint64_t m = emu_stack_mask(cpu);
+	if (m == ~0ull || m == 0xffffffffull)
+		cpu->gpr[EMU_RSP] = sp & m;
+	else
+		cpu->gpr[EMU_RSP] = (cpu->gpr[EMU_RSP] & ~m) | (sp & m);
+}
+
+void emu_stack_put(struct emu_cpu *cpu, uint64_t *sp, unsigned size, uint64_t v, bool sys)
+{
+	uint64_t m = emu_stack_mask(cpu);
+	*sp = (*sp - size) & m;
+	uint64_t lin = emu_linear(cpu, EMU_SS, *sp);
+	if (sys)
+		emu_write_sys(cpu, lin, size, v);
+	else
+		emu_write(cpu, lin, size, v);
+}
+
+uint64_t emu_stack_get(struct emu_cpu *cpu, uint64_t *sp, unsigned size)
+{
+	uint64_t m = emu_stack_mask(cpu);
+	uint64_t v = emu_read(cpu, emu_linear(cpu, EMU_SS, *sp & m), size);
+	*sp = (*sp + size) & m;
+	return v;
+}
+
+void emu_push(struct emu_cpu *cpu, unsigned size, uint64_t v)
+{
+	uint64_t sp = cpu->gpr[EMU_RSP];
+	emu_stack_put(cpu, &sp, size, v, false);
+	emu_set_sp(cpu, sp);
+}
+
+uint64_t emu_pop(struct emu_cpu *cpu, unsigned size)
+{
+	uint64_t sp = cpu->gpr[EMU_RSP];
+	uint64_t v = emu_stack_get(cpu, &sp, size);
+	emu_set_sp(cpu, sp);
+	return v;
+}
+
+/* --- flags ----------------------------------------------------------------- */
+
+static uint64_t sign_bit(unsigned size)
+{
+	return 1ull << (size * 8 - 1);
+}
+
+void emu_flags_szp(struct emu_cpu *cpu, uint64_t r, unsigned size)
+{
+	uint64_t f = cpu->rflags & ~(RFLAGS_ZF | RFLAGS_SF | RFLAGS_PF);
+	r &= emu_mask(size);
+	if (r == 0)
+		f |= RFLAGS_ZF;
+	if (r & sign_bit(size))
+		f |= RFLAGS_SF;
+	if (!__builtin_parity((unsigned)(r & 0xff)))
+		f |= RFLAGS_PF;
+	cpu->rflags = f;
+}
+
+void emu_flags(struct emu_cpu *cpu, enum emu_flag_op op, uint64_t a, uint64_t b, uint64_t r,
+	       unsigned size, unsigned cin)
+{
+	uint64_t m = emu_mask(size), sb = sign_bit(size);
+	uint64_t f = cpu->rflags & ~RFLAGS_ARITH;
+	a &= m;
+	b &= m;
+	r &= m;
+	switch (op) {
+	case EMU_FL_ADD:
+		if (r < a || (cin && r == a))
+			f |= RFLAGS_CF;
+		if ((a ^ r) & (b ^ r) & sb)
+			f |= RFLAGS_OF;
+		if ((a ^ b ^ r) & 0x10)
+			f |= RFLAGS_AF;
+		break;
+	case EMU_FL_SUB:
+		if (a < b || (cin && a == b))
+			f |= RFLAGS_CF;
+		if ((a ^ b) & (a ^ r) & sb)
+			f |= RFLAGS_OF;
+		if ((a ^ b ^ r) & 0x10)
+			f |= RFLAGS_AF;
+		break;
+	case EMU_FL_LOGIC:
+		break;
+	}
+	if (r == 0)
+		f |= RFLAGS_ZF;
+	if (r & sb)
+		f |= RFLAGS_SF;
+	if (!__builtin_parity((unsigned)(r & 0xff)))
+		f |= RFLAGS_PF;
+	cpu->rflags = f;
+}
+
+bool emu_cond(const struct emu_cpu *cpu, unsigned cc)
+{
+	uint64_t f = cpu->rflags;
+	bool sf_ne_of = !!(f & RFLAGS_SF) != !!(f & RFLAGS_OF);
+	bool r;
+	switch (cc >> 1) {
+	case 0: r = f & RFLAGS_OF; break;
+	case 1: r = f & RFLAGS_CF; break;
+	case 2: r = f & RFLAGS_ZF; break;
+	case 3: r = f & (RFLAGS_CF | RFLAGS_ZF); break;
+	case 4: r = f & RFLAGS_SF; break;
+	case 5: r = f & RFLAGS_PF; break;
+	case 6: r = sf_ne_of; break;
+	default: r = sf_ne_of || (f & RFLAGS_ZF); break;
+	}
+	return (cc & 1) ? !r : r;
+}
+
+void emu_branch(struct emu_cpu *cpu, const struct emu_insn *in, uint64_t target)
+{
+	if (emu_long64(cpu))
+		cpu->rip = in->osize == 2 ? target & 0xffff : target;
+	else
+		cpu->rip = target & emu_mask(in->osize >= 4 ? 4 : 2);
+}
+
+void emu_set_rflags(struct emu_cpu *cpu, uint64_t value, uint64_t may_change)
+{
+	cpu->rflags = (cpu->rflags & ~may_change) | (value & may_change) | RFLAGS_FIXED1;
+}
+
+/* --- the loop ------------------------------------------------------------------ */
+
+bool emu_cpu_wakeable(struct emu_cpu *cpu)
+{
+	struct emu_core *c = emu_core_of(cpu);
+	if (cpu->wait_sipi)
+		return false;
+	if ((cpu->pending.nmi && !c->nmi_blocked) || cpu->pending.exception)
+		return true;
+	return (cpu->rflags & RFLAGS_IF) && emu_lapic_has_interrupt(cpu) &&
+	       emu_lapic_pending_vector(cpu) >= 0;
+}
+
+/* An NMI or interrupt at this boundary: delivered, true. */
+static bool take_interrupt(struct emu_cpu *cpu)
+{
+	struct emu_core *c = emu_core_of(cpu);
+	if (emu_dbg_irq_blocked(cpu))
+		return false;
+	if (cpu->pending.nmi && !c->nmi_blocked && !(cpu->interrupt_shadow & EMU_SHADOW_MOVSS)) {
+		cpu->pending.nmi = false;
+		emu_deliver(cpu, X86_NMI, EMU_EV_NMI, false, 0);
+		return true;
+	}
+	if (!(cpu->rflags & RFLAGS_IF) || cpu->interrupt_shadow || !emu_lapic_has_interrupt(cpu))
+		return false;
+	int v = emu_lapic_pending_vector(cpu);
+	if (v < 0)
+		return false;
+	emu_lapic_accept(cpu, v);
+	emu_deliver(cpu, (uint8_t)v, EMU_EV_EXT, false, 0);
+	return true;
+}
+
+static uint64_t next_rip(struct emu_cpu *cpu, unsigned len)
+{
+	uint64_t n = cpu->rip + len;
+	switch (emu_core_of(cpu)->mode) {
+	case X86_MODE_LONG64: return n;
+	case X86_MODE_PROT32: case X86_MODE_COMPAT: return (uint32_t)n;
+	default: return cpu->sregs.cs.db ? (uint32_t)n : (uint16_t)n;
+	}
+}
+
+static void step(struct emu_cpu *cpu)
+{
+	struct emu_core *c = emu_core_of(cpu);
+	if (c->replay_n == 0) {
+		if (take_interrupt(cpu))
+			return;
+		c->dbg_armed = emu_dbg_armed(cpu);
+		if (c->dbg_armed) {
+			uint64_t lin = emu_linear(cpu, EMU_CS, cpu->rip);
+			if (emu_dbg_before_insn(cpu, lin))
+				return;
+		}
+	}
+	cpu->insn_start_rip = cpu->rip;
+	c->replay_pos = 0;
+	struct emu_insn scratch;
+	const struct emu_insn *in = emu_decode_at(cpu, &scratch);
+	uint64_t rflags_before = cpu->rflags;
+	cpu->interrupt_shadow = 0;
+	c->event_in_insn = false;
+	c->rep_pending = false;
+	cpu->rip = next_rip(cpu, in->len);
+	in->fn(cpu, in);
+	c->replay_n = 0;
+	cpu->retired++;
+	/* an instruction that delivered an event (INT n, INT3, INT1) leaves
+	 * its traps to the new context (emu_debug.h, contract 3) */
+	if ((c->dbg_armed || emu_dbg_armed(cpu)) && !c->event_in_insn)
+		emu_dbg_end_insn(cpu, rflags_before);
+}
+
+static enum emu_stop loop_done(struct emu_core *c, enum emu_stop s)
+{
+	c->in_loop = false;
+	return s;
+}
+
+enum emu_stop emu_exec_run(struct emu_cpu *cpu, uint64_t budget)
+{
+	struct emu_core *c = emu_core_of(cpu);
+	cpu->exit.reason = VM_EXIT_NONE;
+	if (c->shutdown) {
+		cpu->exit.reason = VM_EXIT_SHUTDOWN;
+		return EMU_STOP_EXIT;
+	}
+	c->budget_end = cpu->retired + budget;
+	c->in_loop = true;
+	if (setjmp(c->jmp) == EMU_JMP_EXIT)
+		return loop_done(c, EMU_STOP_EXIT);
+	for (;;) {
+		/* an exit and a #DB at one boundary: the exit first (emu_debug.h) */
+		if (cpu->exit.reason != VM_EXIT_NONE)
+			return loop_done(c, EMU_STOP_EXIT);
+		if (cpu->pending.exception) {
+			if (!emu_deliver_pending(cpu))
+				return loop_done(c, EMU_STOP_EXIT);
+			continue;
+		}
+		if (__atomic_load_n(&c->kick, __ATOMIC_RELAXED))
+			return loop_done(c, EMU_STOP_KICKED);
+		if (cpu->wait_sipi)
+			return loop_done(c, EMU_STOP_HLT);
+		if (cpu->halted) {
+			if (!take_interrupt(cpu))
+				return loop_done(c, EMU_STOP_HLT);
+			continue;
+		}
+		if (cpu->retired >= c->budget_end)
+			return loop_done(c, EMU_STOP_QUANTUM);
+		step(cpu);
+	}
+}

@@ -1,0 +1,368 @@
+/* engine/emu/emu_exec_sse.c — the SSE and x87 state compiler-generated
+ * kernel code needs: XMM moves (MOVD/MOVQ/MOVDQA/MOVDQU/MOVAPS/MOVUPS/
+ * MOVAPD/MOVUPD), 128-bit logic (PXOR/POR/PAND/PANDN and the PS/PD forms),
+ * PCMPEQB/W/D, PMOVMSKB, MXCSR access, FXSAVE/FXRSTOR and XSAVE/XRSTOR for
+ * the x87 and SSE components (XCR0 may only enable those two), FNINIT,
+ * FWAIT, EMMS. No x87 arithmetic: it raises #UD with a warning. */
+#include "engine/emu/emu_core.h"
+
+#include <string.h>
+#include <Zydis/Zydis.h>
+
+#define OP0 (in->op[0])
+#define OP1 (in->op[1])
+#define CR4_OSXSAVE_BIT (1ull << 18)
+#define MXCSR_MASK 0xffffu
+#define XSAVE_HDR 512
+
+static void sse_check(struct emu_cpu *cpu)
+{
+	if ((cpu->sregs.cr0 & CR0_EM) || !(cpu->sregs.cr4 & CR4_OSFXSR))
+		emu_ud(cpu);
+	if (cpu->sregs.cr0 & CR0_TS)
+		emu_fault(cpu, X86_NM, false, 0);
+}
+
+static bool is_xmm(const struct emu_operand *o)
+{
+	return o->kind == EMU_OP_REG && o->rclass == EMU_RC_XMM;
+}
+
+/* Source operand (size bytes) into a zeroed 16-byte buffer. */
+static void sse_read(struct emu_cpu *cpu, const struct emu_insn *in, unsigned i, uint8_t out[16],
+		     unsigned size, bool aligned)
+{
+	const struct emu_operand *o = &in->op[i];
+	memset(out, 0, 16);
+	if (is_xmm(o)) {
+		memcpy(out, cpu->fpu.xmm[o->reg & 15], size);
+	} else if (o->kind == EMU_OP_MEM) {
+		uint64_t lin = emu_op_lin(cpu, in, o);
+		if (aligned && (lin & 15))
+			emu_gp(cpu, 0);
+		emu_read_bytes(cpu, lin, out, size, false);
+	} else if (o->kind == EMU_OP_REG && o->rclass == EMU_RC_GPR) {
+		uint64_t v = cpu->gpr[o->reg];
+		memcpy(out, &v, size > 8 ? 8 : size);
+	} else {
+		emu_unimplemented(cpu, in);
+	}
+}
+
+/* Destination: XMM registers get the rest zeroed when zero_rest. */
+static void sse_write(struct emu_cpu *cpu, const struct emu_insn *in, unsigned i,
+		      const uint8_t v[16], unsigned size, bool aligned, bool zero_rest)
+{
+	const struct emu_operand *o = &in->op[i];
+	if (is_xmm(o)) {
+		uint8_t *x = cpu->fpu.xmm[o->reg & 15];
+		if (zero_rest)
+			memset(x, 0, 16);
+		memcpy(x, v, size);
+	} else if (o->kind == EMU_OP_MEM) {
+		uint64_t lin = emu_op_lin(cpu, in, o);
+		if (aligned && (lin & 15))
+			emu_gp(cpu, 0);
+		emu_write_bytes(cpu, lin, v, size, false);
+	} else if (o->kind == EMU_OP_REG && o->rclass == EMU_RC_GPR) {
+		uint64_t x = 0;
+		memcpy(&x, v, size > 8 ? 8 : size);
+		emu_gpr_set(cpu, o->reg, size > 8 ? 8 : size, x);
+	} else {
+		emu_unimplemented(cpu, in);
+	}
+}
+
+static void h_mov128(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	bool aligned = in->mnemonic == ZYDIS_MNEMONIC_MOVDQA || in->mnemonic == ZYDIS_MNEMONIC_MOVAPS ||
+		       in->mnemonic == ZYDIS_MNEMONIC_MOVAPD;
+	uint8_t v[16];
+	sse_check(cpu);
+	sse_read(cpu, in, 1, v, 16, aligned);
+	sse_write(cpu, in, 0, v, 16, aligned, true);
+}
+
+/* MOVD/MOVQ: a load into an XMM register zeroes the rest of it. */
+static void h_movdq(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	unsigned size = in->mnemonic == ZYDIS_MNEMONIC_MOVD ? 4 : 8;
+	uint8_t v[16];
+	if (!is_xmm(&OP0) && !is_xmm(&OP1)) {
+		emu_unimplemented(cpu, in);     /* MMX registers */
+		return;
+	}
+	sse_check(cpu);
+	sse_read(cpu, in, 1, v, size, false);
+	sse_write(cpu, in, 0, v, size, false, true);
+}
+
+static void h_logic128(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	uint8_t a[16], b[16];
+	if (!is_xmm(&OP0)) {
+		emu_unimplemented(cpu, in);
+		return;
+	}
+	sse_check(cpu);
+	memcpy(a, cpu->fpu.xmm[OP0.reg & 15], 16);
+	sse_read(cpu, in, 1, b, 16, true);
+	for (unsigned i = 0; i < 16; i++) {
+		switch (in->mnemonic) {
+		case ZYDIS_MNEMONIC_PXOR: case ZYDIS_MNEMONIC_XORPS: case ZYDIS_MNEMONIC_XORPD:
+			a[i] ^= b[i]; break;
+		case ZYDIS_MNEMONIC_POR: case ZYDIS_MNEMONIC_ORPS: case ZYDIS_MNEMONIC_ORPD:
+			a[i] |= b[i]; break;
+		case ZYDIS_MNEMONIC_PAND: case ZYDIS_MNEMONIC_ANDPS: case ZYDIS_MNEMONIC_ANDPD:
+			a[i] &= b[i]; break;
+		default:   /* PANDN, ANDNPS, ANDNPD */
+			a[i] = (uint8_t)(~a[i] & b[i]); break;
+		}
+	}
+	memcpy(cpu->fpu.xmm[OP0.reg & 15], a, 16);
+}
+
+static void h_pcmpeq(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	unsigned w = in->mnemonic == ZYDIS_MNEMONIC_PCMPEQB ? 1 :
+		     in->mnemonic == ZYDIS_MNEMONIC_PCMPEQW ? 2 : 4;
+	uint8_t a[16], b[16];
+	if (!is_xmm(&OP0)) {
+		emu_unimplemented(cpu, in);
+		return;
+	}
+	sse_check(cpu);
+	memcpy(a, cpu->fpu.xmm[OP0.reg & 15], 16);
+	sse_read(cpu, in, 1, b, 16, true);
+	for (unsigned i = 0; i < 16; i += w) {
+		bool eq = memcmp(a + i, b + i, w) == 0;
+		memset(a + i, eq ? 0xff : 0, w);
+	}
+	memcpy(cpu->fpu.xmm[OP0.reg & 15], a, 16);
+}
+
+static void h_pmovmskb(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	if (!is_xmm(&OP1)) {
+		emu_unimplemented(cpu, in);
+		return;
+	}
+	sse_check(cpu);
+	uint64_t m = 0;
+	for (unsigned i = 0; i < 16; i++)
+		m |= (uint64_t)(cpu->fpu.xmm[OP1.reg & 15][i] >> 7) << i;
+	emu_gpr_set(cpu, OP0.reg, OP0.size, m);
+}
+
+static void h_ldmxcsr(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	sse_check(cpu);
+	uint32_t v = (uint32_t)emu_op_read(cpu, in, 0);
+	if (v & ~MXCSR_MASK)
+		emu_gp(cpu, 0);
+	cpu->fpu.mxcsr = v;
+}
+
+static void h_stmxcsr(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	sse_check(cpu);
+	emu_op_write(cpu, in, 0, cpu->fpu.mxcsr);
+}
+
+static void h_fninit(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	(void)in;
+	if (cpu->sregs.cr0 & (CR0_EM | CR0_TS))
+		emu_fault(cpu, X86_NM, false, 0);
+	cpu->fpu.fcw = 0x37f;
+	cpu->fpu.fsw = 0;
+	cpu->fpu.ftw = 0;
+	cpu->fpu.fop = 0;
+	cpu->fpu.fip = cpu->fpu.fdp = 0;
+}
+
+static void h_fwait(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	(void)in;
+	if ((cpu->sregs.cr0 & (CR0_MP | CR0_TS)) == (CR0_MP | CR0_TS))
+		emu_fault(cpu, X86_NM, false, 0);
+}
+
+/* --- FXSAVE / XSAVE images ------------------------------------------------------------- */
+
+static void image_put_x87(const struct x86_fpu *f, uint8_t *img)
+{
+	memcpy(img + 0, &f->fcw, 2);
+	memcpy(img + 2, &f->fsw, 2);
+	img[4] = f->ftw;
+	memcpy(img + 6, &f->fop, 2);
+	memcpy(img + 8, &f->fip, 8);
+	memcpy(img + 16, &f->fdp, 8);
+	for (unsigned i = 0; i < 8; i++)
+		memcpy(img + 32 + 16 * i, f->st[i], 16);
+}
+
+static void image_put_sse(const struct x86_fpu *f, uint8_t *img)
+{
+	uint32_t mask = MXCSR_MASK;
+	memcpy(img + 24, &f->mxcsr, 4);
+	memcpy(img + 28, &mask, 4);
+	for (unsigned i = 0; i < 16; i++)
+		memcpy(img + 160 + 16 * i, f->xmm[i], 16);
+}
+
+static void image_get_x87(struct x86_fpu *f, const uint8_t *img)
+{
+	memcpy(&f->fcw, img + 0, 2);
+	memcpy(&f->fsw, img + 2, 2);
+	f->ftw = img[4];
+	memcpy(&f->fop, img + 6, 2);
+	memcpy(&f->fip, img + 8, 8);
+	memcpy(&f->fdp, img + 16, 8);
+	for (unsigned i = 0; i < 8; i++)
+		memcpy(f->st[i], img + 32 + 16 * i, 16);
+}
+
+static void image_get_xmm(struct x86_fpu *f, const uint8_t *img)
+{
+	for (unsigned i = 0; i < 16; i++)
+		memcpy(f->xmm[i], img + 160 + 16 * i, 16);
+}
+
+static void init_x87(struct x86_fpu *f)
+{
+	f->fcw = 0x37f;
+	f->fsw = 0;
+	f->ftw = 0;
+	f->fop = 0;
+	f->fip = f->fdp = 0;
+	memset(f->st, 0, sizeof(f->st));
+}
+
+static uint64_t fx_addr(struct emu_cpu *cpu, const struct emu_insn *in, unsigned align)
+{
+	uint64_t lin = emu_op_lin(cpu, in, &OP0);
+	if (lin & (align - 1))
+		emu_gp(cpu, 0);
+	return lin;
+}
+
+static void h_fxsave(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	if (cpu->sregs.cr0 & (CR0_EM | CR0_TS))
+		emu_fault(cpu, X86_NM, false, 0);
+	uint64_t lin = fx_addr(cpu, in, 16);
+	uint8_t img[512];
+	emu_read_bytes(cpu, lin, img, sizeof(img), false);   /* reserved areas keep their bytes */
+	image_put_x87(&cpu->fpu, img);
+	image_put_sse(&cpu->fpu, img);
+	emu_write_bytes(cpu, lin, img, sizeof(img), false);
+}
+
+static void h_fxrstor(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	if (cpu->sregs.cr0 & (CR0_EM | CR0_TS))
+		emu_fault(cpu, X86_NM, false, 0);
+	uint64_t lin = fx_addr(cpu, in, 16);
+	uint8_t img[512];
+	emu_read_bytes(cpu, lin, img, sizeof(img), false);
+	uint32_t mxcsr;
+	memcpy(&mxcsr, img + 24, 4);
+	if (mxcsr & ~MXCSR_MASK)
+		emu_gp(cpu, 0);
+	image_get_x87(&cpu->fpu, img);
+	image_get_xmm(&cpu->fpu, img);
+	cpu->fpu.mxcsr = mxcsr;
+}
+
+static uint64_t xsave_rfbm(struct emu_cpu *cpu)
+{
+	if (!(cpu->sregs.cr4 & CR4_OSXSAVE_BIT))
+		emu_ud(cpu);
+	if (cpu->sregs.cr0 & CR0_TS)
+		emu_fault(cpu, X86_NM, false, 0);
+	uint64_t edx_eax = (cpu->gpr[EMU_RDX] << 32) | (cpu->gpr[EMU_RAX] & 0xffffffffull);
+	return edx_eax & emu_core_of(cpu)->xcr0;
+}
+
+static void h_xsave(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	uint64_t rfbm = xsave_rfbm(cpu);
+	uint64_t lin = fx_addr(cpu, in, 64);
+	uint8_t img[576];
+	emu_read_bytes(cpu, lin, img, sizeof(img), false);
+	if (rfbm & 1)
+		image_put_x87(&cpu->fpu, img);
+	if (rfbm & 2)
+		image_put_sse(&cpu->fpu, img);
+	uint64_t bv;
+	memcpy(&bv, img + XSAVE_HDR, 8);
+	bv = (bv & ~rfbm) | rfbm;
+	memcpy(img + XSAVE_HDR, &bv, 8);
+	emu_write_bytes(cpu, lin, img, sizeof(img), false);
+}
+
+static void h_xrstor(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	uint64_t rfbm = xsave_rfbm(cpu);
+	uint64_t lin = fx_addr(cpu, in, 64);
+	uint8_t img[576];
+	emu_read_bytes(cpu, lin, img, sizeof(img), false);
+	uint64_t bv, comp;
+	memcpy(&bv, img + XSAVE_HDR, 8);
+	memcpy(&comp, img + XSAVE_HDR + 8, 8);
+	if (comp || (bv & ~emu_core_of(cpu)->xcr0))
+		emu_gp(cpu, 0);                 /* compacted format is not offered */
+	for (unsigned i = 16; i < 64; i++)
+		if (img[XSAVE_HDR + i])
+			emu_gp(cpu, 0);
+	uint32_t mxcsr;
+	memcpy(&mxcsr, img + 24, 4);
+	if ((rfbm & 2) && (mxcsr & ~MXCSR_MASK))
+		emu_gp(cpu, 0);
+	if (rfbm & 1) {
+		if (bv & 1)
+			image_get_x87(&cpu->fpu, img);
+		else
+			init_x87(&cpu->fpu);
+	}
+	if (rfbm & 2) {
+		cpu->fpu.mxcsr = mxcsr;
+		if (bv & 2)
+			image_get_xmm(&cpu->fpu, img);
+		else
+			memset(cpu->fpu.xmm, 0, sizeof(cpu->fpu.xmm));
+	}
+}
+
+static void h_emms(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	(void)in;
+	cpu->fpu.ftw = 0;
+}
+
+const struct emu_handler_entry emu_exec_sse_table[] = {
+	{ ZYDIS_MNEMONIC_MOVDQA, h_mov128 }, { ZYDIS_MNEMONIC_MOVDQU, h_mov128 },
+	{ ZYDIS_MNEMONIC_MOVAPS, h_mov128 }, { ZYDIS_MNEMONIC_MOVUPS, h_mov128 },
+	{ ZYDIS_MNEMONIC_MOVAPD, h_mov128 }, { ZYDIS_MNEMONIC_MOVUPD, h_mov128 },
+	{ ZYDIS_MNEMONIC_MOVD, h_movdq }, { ZYDIS_MNEMONIC_MOVQ, h_movdq },
+	{ ZYDIS_MNEMONIC_PXOR, h_logic128 }, { ZYDIS_MNEMONIC_XORPS, h_logic128 },
+	{ ZYDIS_MNEMONIC_XORPD, h_logic128 }, { ZYDIS_MNEMONIC_POR, h_logic128 },
+	{ ZYDIS_MNEMONIC_ORPS, h_logic128 }, { ZYDIS_MNEMONIC_ORPD, h_logic128 },
+	{ ZYDIS_MNEMONIC_PAND, h_logic128 }, { ZYDIS_MNEMONIC_ANDPS, h_logic128 },
+	{ ZYDIS_MNEMONIC_ANDPD, h_logic128 }, { ZYDIS_MNEMONIC_PANDN, h_logic128 },
+	{ ZYDIS_MNEMONIC_ANDNPS, h_logic128 }, { ZYDIS_MNEMONIC_ANDNPD, h_logic128 },
+	{ ZYDIS_MNEMONIC_PCMPEQB, h_pcmpeq }, { ZYDIS_MNEMONIC_PCMPEQW, h_pcmpeq },
+	{ ZYDIS_MNEMONIC_PCMPEQD, h_pcmpeq },
+	{ ZYDIS_MNEMONIC_PMOVMSKB, h_pmovmskb },
+	{ ZYDIS_MNEMONIC_LDMXCSR, h_ldmxcsr },
+	{ ZYDIS_MNEMONIC_STMXCSR, h_stmxcsr },
+	{ ZYDIS_MNEMONIC_FNINIT, h_fninit },
+	{ ZYDIS_MNEMONIC_FWAIT, h_fwait },
+	{ ZYDIS_MNEMONIC_EMMS, h_emms },
+	{ ZYDIS_MNEMONIC_FXSAVE, h_fxsave }, { ZYDIS_MNEMONIC_FXSAVE64, h_fxsave },
+	{ ZYDIS_MNEMONIC_FXRSTOR, h_fxrstor }, { ZYDIS_MNEMONIC_FXRSTOR64, h_fxrstor },
+	{ ZYDIS_MNEMONIC_XSAVE, h_xsave }, { ZYDIS_MNEMONIC_XSAVE64, h_xsave },
+	{ ZYDIS_MNEMONIC_XRSTOR, h_xrstor }, { ZYDIS_MNEMONIC_XRSTOR64, h_xrstor },
+	{ 0, NULL },
+};

@@ -1,0 +1,148 @@
+/* engine/emu/emu_exec_str.c — string instructions (MOVS, STOS, LODS,
+ * CMPS, SCAS, INS, OUTS) with REP/REPE/REPNE.
+ *
+ * Each iteration commits RSI/RDI/RCX before the next one starts, so a
+ * fault or a device exit in iteration k leaves the first k-1 done and RIP
+ * at the instruction, as on hardware, and the replay log only ever holds
+ * the current iteration's device accesses. With the debug part armed a REP
+ * instruction runs one iteration per step (each iteration then traps, as
+ * the SDM says); otherwise up to EMU_REP_BATCH iterations per step, and
+ * interrupts are taken between batches. */
+#include "engine/emu/emu_core.h"
+
+#include <Zydis/Zydis.h>
+
+#define EMU_REP_BATCH 4096u
+
+enum str_kind { STR_MOVS, STR_STOS, STR_LODS, STR_CMPS, STR_SCAS, STR_INS, STR_OUTS };
+
+static void str_advance(struct emu_cpu *cpu, unsigned reg, unsigned asize, int64_t delta)
+{
+	emu_gpr_set(cpu, reg, asize, cpu->gpr[reg] + (uint64_t)delta);
+}
+
+/* One iteration; returns the ZF-relevant "equal" for CMPS/SCAS. */
+static bool str_once(struct emu_cpu *cpu, const struct emu_insn *in, enum str_kind k,
+		     unsigned size, int64_t delta)
+{
+	unsigned as = in->asize;
+	uint64_t am = emu_mask(as);
+	uint64_t src = emu_linear(cpu, in->seg, cpu->gpr[EMU_RSI] & am);
+	uint64_t dst = emu_linear(cpu, EMU_ES, cpu->gpr[EMU_RDI] & am);
+	uint16_t port = (uint16_t)cpu->gpr[EMU_RDX];
+	bool eq = false;
+	switch (k) {
+	case STR_MOVS:
+		emu_write(cpu, dst, size, emu_read(cpu, src, size));
+		str_advance(cpu, EMU_RSI, as, delta);
+		str_advance(cpu, EMU_RDI, as, delta);
+		break;
+	case STR_STOS:
+		emu_write(cpu, dst, size, cpu->gpr[EMU_RAX]);
+		str_advance(cpu, EMU_RDI, as, delta);
+		break;
+	case STR_LODS:
+		emu_gpr_set(cpu, EMU_RAX, size, emu_read(cpu, src, size));
+		str_advance(cpu, EMU_RSI, as, delta);
+		break;
+	case STR_CMPS: {
+		uint64_t a = emu_read(cpu, src, size), b = emu_read(cpu, dst, size);
+		emu_flags(cpu, EMU_FL_SUB, a, b, a - b, size, 0);
+		eq = (a & emu_mask(size)) == (b & emu_mask(size));
+		str_advance(cpu, EMU_RSI, as, delta);
+		str_advance(cpu, EMU_RDI, as, delta);
+		break;
+	}
+	case STR_SCAS: {
+		uint64_t a = cpu->gpr[EMU_RAX] & emu_mask(size), b = emu_read(cpu, dst, size);
+		emu_flags(cpu, EMU_FL_SUB, a, b, a - b, size, 0);
+		eq = a == (b & emu_mask(size));
+		str_advance(cpu, EMU_RDI, as, delta);
+		break;
+	}
+	case STR_INS:
+		emu_probe_write(cpu, dst, size);
+		emu_write(cpu, dst, size, emu_pio_in(cpu, port, size));
+		str_advance(cpu, EMU_RDI, as, delta);
+		break;
+	case STR_OUTS:
+		emu_pio_out(cpu, port, size, emu_read(cpu, src, size));
+		str_advance(cpu, EMU_RSI, as, delta);
+		break;
+	}
+	return eq;
+}
+
+static void str_run(struct emu_cpu *cpu, const struct emu_insn *in, enum str_kind k)
+{
+	struct emu_core *c = emu_core_of(cpu);
+	unsigned size = in->osize ? in->osize : 1;
+	int64_t delta = (cpu->rflags & RFLAGS_DF) ? -(int64_t)size : (int64_t)size;
+	bool rep = in->flags & (EMU_I_REP | EMU_I_REPNE);
+	bool cond = k == STR_CMPS || k == STR_SCAS;
+	if ((k == STR_INS || k == STR_OUTS) && (cpu->sregs.cr0 & CR0_PE) &&
+	    c->cpl > ((cpu->rflags & RFLAGS_IOPL_MASK) >> 12))
+		emu_gp(cpu, 0);
+	if (!rep) {
+		str_once(cpu, in, k, size, delta);
+		return;
+	}
+	uint64_t am = emu_mask(in->asize);
+	unsigned batch = c->dbg_armed ? 1 : EMU_REP_BATCH;
+	for (unsigned i = 0; i < batch; i++) {
+		if ((cpu->gpr[EMU_RCX] & am) == 0)
+			return;
+		bool eq = str_once(cpu, in, k, size, delta);
+		emu_gpr_set(cpu, EMU_RCX, in->asize, cpu->gpr[EMU_RCX] - 1);
+		/* this iteration is committed: its device accesses are done */
+		emu_replay_reset(cpu);
+		if (cond && ((in->flags & EMU_I_REPNE) ? eq : !eq))
+			return;
+	}
+	if ((cpu->gpr[EMU_RCX] & am) != 0) {
+		cpu->rip = cpu->insn_start_rip;    /* more to do: run it again */
+		c->rep_pending = true;
+	}
+}
+
+static void h_movs(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	if (in->opmap != ZYDIS_OPCODE_MAP_DEFAULT) {      /* SSE2 MOVSD xmm */
+		emu_unimplemented(cpu, in);
+		return;
+	}
+	str_run(cpu, in, STR_MOVS);
+}
+
+static void h_cmps(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	if (in->opmap != ZYDIS_OPCODE_MAP_DEFAULT) {      /* SSE2 CMPSD xmm */
+		emu_unimplemented(cpu, in);
+		return;
+	}
+	str_run(cpu, in, STR_CMPS);
+}
+
+static void h_stos(struct emu_cpu *cpu, const struct emu_insn *in) { str_run(cpu, in, STR_STOS); }
+static void h_lods(struct emu_cpu *cpu, const struct emu_insn *in) { str_run(cpu, in, STR_LODS); }
+static void h_scas(struct emu_cpu *cpu, const struct emu_insn *in) { str_run(cpu, in, STR_SCAS); }
+static void h_ins(struct emu_cpu *cpu, const struct emu_insn *in) { str_run(cpu, in, STR_INS); }
+static void h_outs(struct emu_cpu *cpu, const struct emu_insn *in) { str_run(cpu, in, STR_OUTS); }
+
+const struct emu_handler_entry emu_exec_str_table[] = {
+	{ ZYDIS_MNEMONIC_MOVSB, h_movs }, { ZYDIS_MNEMONIC_MOVSW, h_movs },
+	{ ZYDIS_MNEMONIC_MOVSD, h_movs }, { ZYDIS_MNEMONIC_MOVSQ, h_movs },
+	{ ZYDIS_MNEMONIC_CMPSB, h_cmps }, { ZYDIS_MNEMONIC_CMPSW, h_cmps },
+	{ ZYDIS_MNEMONIC_CMPSD, h_cmps }, { ZYDIS_MNEMONIC_CMPSQ, h_cmps },
+	{ ZYDIS_MNEMONIC_STOSB, h_stos }, { ZYDIS_MNEMONIC_STOSW, h_stos },
+	{ ZYDIS_MNEMONIC_STOSD, h_stos }, { ZYDIS_MNEMONIC_STOSQ, h_stos },
+	{ ZYDIS_MNEMONIC_LODSB, h_lods }, { ZYDIS_MNEMONIC_LODSW, h_lods },
+	{ ZYDIS_MNEMONIC_LODSD, h_lods }, { ZYDIS_MNEMONIC_LODSQ, h_lods },
+	{ ZYDIS_MNEMONIC_SCASB, h_scas }, { ZYDIS_MNEMONIC_SCASW, h_scas },
+	{ ZYDIS_MNEMONIC_SCASD, h_scas }, { ZYDIS_MNEMONIC_SCASQ, h_scas },
+	{ ZYDIS_MNEMONIC_INSB, h_ins }, { ZYDIS_MNEMONIC_INSW, h_ins },
+	{ ZYDIS_MNEMONIC_INSD, h_ins },
+	{ ZYDIS_MNEMONIC_OUTSB, h_outs }, { ZYDIS_MNEMONIC_OUTSW, h_outs },
+	{ ZYDIS_MNEMONIC_OUTSD, h_outs },
+	{ 0, NULL },
+};

@@ -1,0 +1,510 @@
+/* engine/emu/emu_exec_sys.c — system instructions: interrupt flag, HLT,
+ * port I/O, software interrupts, IRET, descriptor tables, control and
+ * debug registers, segment registers, MSRs, CPUID, TSC, SYSCALL/SYSRET,
+ * SWAPGS, XSETBV. Privilege checks raise #GP(0) as the SDM says. */
+#include "engine/emu/emu_core.h"
+
+#include <string.h>
+#include <Zydis/Zydis.h>
+
+#include "engine/emu/emu_debug.h"
+#include "engine/emu/emu_platform.h"
+
+#define OP0 (in->op[0])
+#define OP1 (in->op[1])
+
+static void need_cpl0(struct emu_cpu *cpu)
+{
+	if (emu_core_of(cpu)->cpl != 0)
+		emu_gp(cpu, 0);
+}
+
+static bool iopl_ok(struct emu_cpu *cpu)
+{
+	if (!(cpu->sregs.cr0 & CR0_PE))
+		return true;
+	return emu_core_of(cpu)->cpl <= ((cpu->rflags & RFLAGS_IOPL_MASK) >> 12);
+}
+
+/* A fault the platform raised with emu_raise() while we called it. */
+static void platform_fault(struct emu_cpu *cpu)
+{
+	if (cpu->pending.exception) {
+		cpu->pending.exception = false;
+		emu_fault(cpu, cpu->pending.vector, cpu->pending.has_error_code,
+			  cpu->pending.error_code);
+	}
+}
+
+static void h_cli(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	(void)in;
+	if (!iopl_ok(cpu))
+		emu_gp(cpu, 0);
+	cpu->rflags &= ~RFLAGS_IF;
+}
+
+static void h_sti(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	(void)in;
+	if (!iopl_ok(cpu))
+		emu_gp(cpu, 0);
+	if (!(cpu->rflags & RFLAGS_IF))
+		cpu->interrupt_shadow = EMU_SHADOW_STI;
+	cpu->rflags |= RFLAGS_IF;
+}
+
+static void h_hlt(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	(void)in;
+	need_cpl0(cpu);
+	cpu->halted = true;
+}
+
+static void h_in(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	unsigned size = OP0.size;
+	uint16_t port = (uint16_t)(OP1.kind == EMU_OP_IMM ? (uint64_t)OP1.val & 0xff
+							  : cpu->gpr[EMU_RDX] & 0xffff);
+	if (!iopl_ok(cpu))
+		emu_gp(cpu, 0);
+	if (emu_core_of(cpu)->dbg_armed)
+		emu_dbg_io(cpu, port, size);
+	emu_gpr_set(cpu, EMU_RAX, size, emu_pio_in(cpu, port, size));
+}
+
+static void h_out(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	unsigned size = OP1.size;
+	uint16_t port = (uint16_t)(OP0.kind == EMU_OP_IMM ? (uint64_t)OP0.val & 0xff
+							  : cpu->gpr[EMU_RDX] & 0xffff);
+	if (!iopl_ok(cpu))
+		emu_gp(cpu, 0);
+	if (emu_core_of(cpu)->dbg_armed)
+		emu_dbg_io(cpu, port, size);
+	emu_pio_out(cpu, port, size, cpu->gpr[EMU_RAX] & emu_mask(size));
+}
+
+/* INT3 (CC or CD 03): the debugger's breakpoint exit (RIP stays at the
+ * INT3, as KVM reports it), or #BP for the guest with RIP after it. */
+static void h_int3(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	(void)in;
+	if (emu_dbg_int3(cpu, emu_linear(cpu, EMU_CS, cpu->insn_start_rip)))
+		emu_leave(cpu);
+	emu_deliver(cpu, X86_BP, EMU_EV_SOFT, false, 0);
+}
+
+static void h_int(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	if ((uint8_t)OP0.val == X86_BP) {
+		h_int3(cpu, in);
+		return;
+	}
+	emu_deliver(cpu, (uint8_t)OP0.val, EMU_EV_SOFT, false, 0);
+}
+
+static void h_into(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	(void)in;
+	if (cpu->rflags & RFLAGS_OF)
+		emu_deliver(cpu, X86_OF, EMU_EV_SOFT, false, 0);
+}
+
+static void h_int1(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	(void)in;
+	/* emu_debug.c queues the #DB trap (RIP is already past the INT1) */
+	emu_dbg_icebp(cpu);
+	emu_core_of(cpu)->event_in_insn = true;
+}
+
+static void h_iret(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	emu_iret(cpu, in->osize);
+}
+
+static void h_ud(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	(void)in;
+	emu_ud(cpu);
+}
+
+static void h_fence(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	(void)cpu;
+	(void)in;
+}
+
+static void h_cache(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	(void)in;
+	need_cpl0(cpu);
+}
+
+/* --- descriptor tables ----------------------------------------------------------- */
+
+static void h_lgdt_lidt(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	need_cpl0(cpu);
+	uint64_t lin = emu_op_lin(cpu, in, &OP0);
+	uint16_t limit = (uint16_t)emu_read(cpu, lin, 2);
+	uint64_t base;
+	if (emu_long64(cpu))
+		base = emu_read(cpu, lin + 2, 8);
+	else
+		base = emu_read(cpu, lin + 2, 4) & (in->osize == 2 ? 0xffffffull : 0xffffffffull);
+	struct x86_dtable *t = in->mnemonic == ZYDIS_MNEMONIC_LGDT ? &cpu->sregs.gdt
+								  : &cpu->sregs.idt;
+	t->base = base;
+	t->limit = limit;
+}
+
+static void h_sgdt_sidt(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	const struct x86_dtable *t = in->mnemonic == ZYDIS_MNEMONIC_SGDT ? &cpu->sregs.gdt
+									  : &cpu->sregs.idt;
+	uint64_t lin = emu_op_lin(cpu, in, &OP0);
+	uint8_t buf[10];
+	unsigned n = emu_long64(cpu) ? 10 : 6;
+	memcpy(buf, &t->limit, 2);
+	memcpy(buf + 2, &t->base, 8);
+	emu_write_bytes(cpu, lin, buf, n, false);
+}
+
+static void h_lldt_ltr(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	if (!(cpu->sregs.cr0 & CR0_PE))
+		emu_ud(cpu);
+	need_cpl0(cpu);
+	uint16_t sel = (uint16_t)emu_op_read(cpu, in, 0);
+	bool ltr = in->mnemonic == ZYDIS_MNEMONIC_LTR;
+	struct x86_segment *s = ltr ? &cpu->sregs.tr : &cpu->sregs.ldt;
+	if ((sel & ~3u) == 0) {
+		if (ltr)
+			emu_gp(cpu, 0);
+		memset(s, 0, sizeof(*s));
+		s->unusable = 1;
+		return;
+	}
+	if (sel & 4)
+		emu_gp(cpu, sel & ~3u);
+	uint64_t hi = 0;
+	bool lm = cpu->sregs.efer & EFER_LMA;
+	uint64_t d = emu_read_desc(cpu, sel, lm ? &hi : NULL);
+	struct x86_segment n;
+	emu_desc_to_seg(d, sel, &n);
+	bool ok = !n.s && (ltr ? (n.type == 9 || n.type == 1) : n.type == 2);
+	if (!ok)
+		emu_gp(cpu, sel & ~3u);
+	if (!n.present)
+		emu_fault(cpu, X86_NP, true, sel & ~3u);
+	if (lm)
+		n.base |= hi << 32;
+	if (ltr) {
+		/* mark it busy in the GDT, as LTR does */
+		uint64_t at = cpu->sregs.gdt.base + (sel & ~7u) + 5;
+		emu_write_sys(cpu, at, 1, (uint8_t)((d >> 40) | 0x2));
+		n.type |= 2;
+	}
+	*s = n;
+}
+
+static void h_sldt_str(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	uint16_t sel = in->mnemonic == ZYDIS_MNEMONIC_STR ? cpu->sregs.tr.selector
+							  : cpu->sregs.ldt.selector;
+	emu_op_write(cpu, in, 0, sel);
+}
+
+static void h_smsw(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	emu_op_write(cpu, in, 0, cpu->sregs.cr0);
+}
+
+static void h_lmsw(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	need_cpl0(cpu);
+	uint64_t v = emu_op_read(cpu, in, 0) & 0xf;
+	uint64_t cr0 = (cpu->sregs.cr0 & ~0xeull) | v | (cpu->sregs.cr0 & CR0_PE);
+	emu_write_cr(cpu, 0, cr0);
+}
+
+static void h_clts(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	(void)in;
+	need_cpl0(cpu);
+	cpu->sregs.cr0 &= ~CR0_TS;
+}
+
+static void h_invlpg(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	(void)in;
+	need_cpl0(cpu);
+	emu_tlb_flush(cpu);
+}
+
+/* --- MOV to/from CRn, DRn and segment registers ------------------------------------- */
+
+static void mov_cr(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	need_cpl0(cpu);
+	bool to_cr = OP0.rclass == EMU_RC_CR;
+	unsigned cr = to_cr ? OP0.reg : OP1.reg;
+	unsigned gpr = to_cr ? OP1.reg : OP0.reg;
+	unsigned size = emu_long64(cpu) ? 8 : 4;
+	if (to_cr) {
+		emu_write_cr(cpu, cr, cpu->gpr[gpr] & emu_mask(size));
+		return;
+	}
+	uint64_t v;
+	switch (cr) {
+	case 0: v = cpu->sregs.cr0; break;
+	case 2: v = cpu->sregs.cr2; break;
+	case 3: v = cpu->sregs.cr3; break;
+	case 4: v = cpu->sregs.cr4; break;
+	case 8: v = emu_lapic_get_cr8(cpu); break;
+	default: emu_ud(cpu);
+	}
+	emu_gpr_set(cpu, gpr, size, v);
+}
+
+static void mov_dr(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	need_cpl0(cpu);
+	bool to_dr = OP0.rclass == EMU_RC_DR;
+	unsigned dr = to_dr ? OP0.reg : OP1.reg;
+	unsigned gpr = to_dr ? OP1.reg : OP0.reg;
+	if (dr > 7)
+		emu_ud(cpu);
+	if (emu_dbg_mov_dr(cpu, dr, gpr, to_dr)) {
+		/* #UD or #DB (GD): a fault, the MOV did not happen */
+		platform_fault(cpu);
+	}
+	if (!emu_long64(cpu) && !to_dr)
+		cpu->gpr[gpr] = (uint32_t)cpu->gpr[gpr];
+}
+
+static void mov_sreg(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	if (OP0.kind == EMU_OP_REG && OP0.rclass == EMU_RC_SEG) {
+		if (OP0.reg == EMU_CS || OP0.reg > EMU_GS)
+			emu_ud(cpu);
+		uint16_t sel = (uint16_t)emu_op_read(cpu, in, 1);
+		emu_load_seg(cpu, OP0.reg, sel);
+		if (OP0.reg == EMU_SS)
+			cpu->interrupt_shadow = EMU_SHADOW_MOVSS;
+		return;
+	}
+	uint16_t sel = emu_segreg(cpu, OP1.reg)->selector;
+	if (OP0.kind == EMU_OP_MEM)
+		emu_write(cpu, emu_op_lin(cpu, in, &OP0), 2, sel);
+	else
+		emu_gpr_set(cpu, OP0.reg, OP0.size == 2 ? 2 : OP0.size, sel);
+}
+
+void emu_mov_special(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	uint8_t rc = OP0.kind == EMU_OP_REG && OP0.rclass >= EMU_RC_SEG ? OP0.rclass : OP1.rclass;
+	switch (rc) {
+	case EMU_RC_CR: mov_cr(cpu, in); break;
+	case EMU_RC_DR: mov_dr(cpu, in); break;
+	case EMU_RC_SEG: mov_sreg(cpu, in); break;
+	default: emu_unimplemented(cpu, in);
+	}
+}
+
+/* --- MSRs, CPUID, TSC ----------------------------------------------------------------- */
+
+static void h_rdmsr(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	(void)in;
+	need_cpl0(cpu);
+	uint32_t msr = (uint32_t)cpu->gpr[EMU_RCX];
+	uint64_t v = 0;
+	if (emu_platform_msr(cpu, msr, &v, false))
+		platform_fault(cpu);
+	else if (!emu_msr_get(cpu, msr, &v))
+		emu_gp(cpu, 0);
+	emu_gpr_set(cpu, EMU_RAX, 4, v);
+	emu_gpr_set(cpu, EMU_RDX, 4, v >> 32);
+}
+
+static void h_wrmsr(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	(void)in;
+	need_cpl0(cpu);
+	uint32_t msr = (uint32_t)cpu->gpr[EMU_RCX];
+	uint64_t v = (cpu->gpr[EMU_RAX] & 0xffffffffull) | (cpu->gpr[EMU_RDX] << 32);
+	if (emu_platform_msr(cpu, msr, &v, true)) {
+		platform_fault(cpu);
+		emu_core_of(cpu)->budget_end = cpu->retired + 1;   /* timers may have moved */
+	} else if (!emu_msr_set(cpu, msr, v)) {
+		emu_gp(cpu, 0);
+	}
+}
+
+static void h_cpuid(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	(void)in;
+	uint32_t r[4];
+	emu_cpuid(cpu, (uint32_t)cpu->gpr[EMU_RAX], (uint32_t)cpu->gpr[EMU_RCX], r);
+	emu_gpr_set(cpu, EMU_RAX, 4, r[0]);
+	emu_gpr_set(cpu, EMU_RBX, 4, r[1]);
+	emu_gpr_set(cpu, EMU_RCX, 4, r[2]);
+	emu_gpr_set(cpu, EMU_RDX, 4, r[3]);
+}
+
+static void h_rdtsc(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	if ((cpu->sregs.cr4 & (1ull << 2)) && emu_core_of(cpu)->cpl != 0)   /* CR4.TSD */
+		emu_gp(cpu, 0);
+	uint64_t t = emu_tsc(cpu);
+	emu_gpr_set(cpu, EMU_RAX, 4, t);
+	emu_gpr_set(cpu, EMU_RDX, 4, t >> 32);
+	if (in->mnemonic == ZYDIS_MNEMONIC_RDTSCP)
+		emu_gpr_set(cpu, EMU_RCX, 4, cpu->msr_tsc_aux);
+}
+
+static void h_xsetbv(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	(void)in;
+	if (!(cpu->sregs.cr4 & (1ull << 18)))
+		emu_ud(cpu);
+	need_cpl0(cpu);
+	uint64_t v = (cpu->gpr[EMU_RAX] & 0xffffffffull) | (cpu->gpr[EMU_RDX] << 32);
+	if ((uint32_t)cpu->gpr[EMU_RCX] != 0 || !(v & 1) || (v & ~3ull))
+		emu_gp(cpu, 0);
+	emu_core_of(cpu)->xcr0 = v;
+}
+
+static void h_xgetbv(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	(void)in;
+	if (!(cpu->sregs.cr4 & (1ull << 18)))
+		emu_ud(cpu);
+	if ((uint32_t)cpu->gpr[EMU_RCX] != 0)
+		emu_gp(cpu, 0);
+	uint64_t v = emu_core_of(cpu)->xcr0;
+	emu_gpr_set(cpu, EMU_RAX, 4, v);
+	emu_gpr_set(cpu, EMU_RDX, 4, v >> 32);
+}
+
+/* --- SYSCALL / SYSRET / SWAPGS ---------------------------------------------------------- */
+
+static struct x86_segment flat_seg(uint16_t sel, uint8_t type, bool code64, unsigned dpl)
+{
+	return (struct x86_segment){ .base = 0, .limit = 0xffffffff, .selector = sel, .type = type,
+				     .present = 1, .s = 1, .l = code64, .db = !code64, .g = 1,
+				     .dpl = (uint8_t)dpl };
+}
+
+static void h_syscall(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	(void)in;
+	struct emu_core *c = emu_core_of(cpu);
+	if (!(cpu->sregs.efer & EFER_SCE) || !(cpu->sregs.efer & EFER_LMA))
+		emu_ud(cpu);
+	uint16_t sel = (uint16_t)((cpu->msr_star >> 32) & 0xfffc);
+	cpu->gpr[EMU_RCX] = cpu->rip;
+	cpu->gpr[EMU_R11] = emu_dbg_rflags_image(cpu) & ~RFLAGS_RF;
+	cpu->rflags &= ~(cpu->msr_fmask | RFLAGS_RF);
+	cpu->rflags |= RFLAGS_FIXED1;
+	uint64_t target = c->mode == X86_MODE_LONG64 ? cpu->msr_lstar : cpu->msr_cstar;
+	cpu->sregs.cs = flat_seg(sel, 0xb, true, 0);
+	cpu->sregs.ss = flat_seg((uint16_t)(sel + 8), 0x3, false, 0);
+	c->cpl = 0;
+	cpu->rip = target;
+	emu_update_mode(cpu);
+}
+
+static void h_sysret(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	struct emu_core *c = emu_core_of(cpu);
+	if (!(cpu->sregs.efer & EFER_SCE) || !(cpu->sregs.efer & EFER_LMA))
+		emu_ud(cpu);
+	need_cpl0(cpu);
+	uint16_t base = (uint16_t)(cpu->msr_star >> 48);
+	bool to64 = in->osize == 8;
+	if (to64 && !((int64_t)(cpu->gpr[EMU_RCX] << 16) >> 16 == (int64_t)cpu->gpr[EMU_RCX]))
+		emu_gp(cpu, 0);
+	cpu->rflags = (cpu->gpr[EMU_R11] & 0x3c7fd7ull) | RFLAGS_FIXED1;
+	if (to64) {
+		cpu->sregs.cs = flat_seg((uint16_t)((base + 16) | 3), 0xb, true, 3);
+		cpu->rip = cpu->gpr[EMU_RCX];
+	} else {
+		cpu->sregs.cs = flat_seg((uint16_t)(base | 3), 0xb, false, 3);
+		cpu->rip = (uint32_t)cpu->gpr[EMU_RCX];
+	}
+	cpu->sregs.ss.selector = (uint16_t)((base + 8) | 3);
+	cpu->sregs.ss.dpl = 3;
+	c->cpl = 3;
+	emu_update_mode(cpu);
+	emu_dbg_rflags_loaded(cpu);
+}
+
+static void h_swapgs(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	(void)in;
+	if (!emu_long64(cpu))
+		emu_ud(cpu);
+	need_cpl0(cpu);
+	uint64_t t = cpu->sregs.gs.base;
+	cpu->sregs.gs.base = cpu->msr_kernel_gs_base;
+	cpu->msr_kernel_gs_base = t;
+}
+
+const struct emu_handler_entry emu_exec_sys_table[] = {
+	{ ZYDIS_MNEMONIC_CLI, h_cli },
+	{ ZYDIS_MNEMONIC_STI, h_sti },
+	{ ZYDIS_MNEMONIC_HLT, h_hlt },
+	{ ZYDIS_MNEMONIC_PAUSE, h_fence },
+	{ ZYDIS_MNEMONIC_IN, h_in },
+	{ ZYDIS_MNEMONIC_OUT, h_out },
+	{ ZYDIS_MNEMONIC_INT, h_int },
+	{ ZYDIS_MNEMONIC_INT3, h_int3 },
+	{ ZYDIS_MNEMONIC_INTO, h_into },
+	{ ZYDIS_MNEMONIC_INT1, h_int1 },
+	{ ZYDIS_MNEMONIC_IRET, h_iret },
+	{ ZYDIS_MNEMONIC_IRETD, h_iret },
+	{ ZYDIS_MNEMONIC_IRETQ, h_iret },
+	{ ZYDIS_MNEMONIC_UD0, h_ud },
+	{ ZYDIS_MNEMONIC_UD1, h_ud },
+	{ ZYDIS_MNEMONIC_UD2, h_ud },
+	{ ZYDIS_MNEMONIC_LFENCE, h_fence },
+	{ ZYDIS_MNEMONIC_MFENCE, h_fence },
+	{ ZYDIS_MNEMONIC_SFENCE, h_fence },
+	{ ZYDIS_MNEMONIC_PREFETCH, h_fence },
+	{ ZYDIS_MNEMONIC_PREFETCHNTA, h_fence },
+	{ ZYDIS_MNEMONIC_PREFETCHT0, h_fence },
+	{ ZYDIS_MNEMONIC_PREFETCHT1, h_fence },
+	{ ZYDIS_MNEMONIC_PREFETCHT2, h_fence },
+	{ ZYDIS_MNEMONIC_PREFETCHW, h_fence },
+	{ ZYDIS_MNEMONIC_CLFLUSH, h_fence },
+	{ ZYDIS_MNEMONIC_CLFLUSHOPT, h_fence },
+	{ ZYDIS_MNEMONIC_INVD, h_cache },
+	{ ZYDIS_MNEMONIC_WBINVD, h_cache },
+	{ ZYDIS_MNEMONIC_LGDT, h_lgdt_lidt },
+	{ ZYDIS_MNEMONIC_LIDT, h_lgdt_lidt },
+	{ ZYDIS_MNEMONIC_SGDT, h_sgdt_sidt },
+	{ ZYDIS_MNEMONIC_SIDT, h_sgdt_sidt },
+	{ ZYDIS_MNEMONIC_LLDT, h_lldt_ltr },
+	{ ZYDIS_MNEMONIC_LTR, h_lldt_ltr },
+	{ ZYDIS_MNEMONIC_SLDT, h_sldt_str },
+	{ ZYDIS_MNEMONIC_STR, h_sldt_str },
+	{ ZYDIS_MNEMONIC_SMSW, h_smsw },
+	{ ZYDIS_MNEMONIC_LMSW, h_lmsw },
+	{ ZYDIS_MNEMONIC_CLTS, h_clts },
+	{ ZYDIS_MNEMONIC_INVLPG, h_invlpg },
+	{ ZYDIS_MNEMONIC_RDMSR, h_rdmsr },
+	{ ZYDIS_MNEMONIC_WRMSR, h_wrmsr },
+	{ ZYDIS_MNEMONIC_CPUID, h_cpuid },
+	{ ZYDIS_MNEMONIC_RDTSC, h_rdtsc },
+	{ ZYDIS_MNEMONIC_RDTSCP, h_rdtsc },
+	{ ZYDIS_MNEMONIC_XSETBV, h_xsetbv },
+	{ ZYDIS_MNEMONIC_XGETBV, h_xgetbv },
+	{ ZYDIS_MNEMONIC_SYSCALL, h_syscall },
+	{ ZYDIS_MNEMONIC_SYSRET, h_sysret },
+	{ ZYDIS_MNEMONIC_SWAPGS, h_swapgs },
+	{ 0, NULL },
+};

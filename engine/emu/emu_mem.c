@@ -1,0 +1,543 @@
+/* engine/emu/emu_mem.c — guest memory as the executing vCPU sees it:
+ * segmentation (bases only; guests run flat), paging in every mode (32-bit
+ * with PSE, PAE, 4- and 5-level) with accessed/dirty bits and #PF (CR2 and
+ * error code), a per-vCPU TLB, RAM through vm_gpa_to_host and everything
+ * else through the platform's devices or the machine (VM_EXIT_MMIO /
+ * VM_EXIT_IO).
+ *
+ * TLB: direct-mapped, 256 entries per privilege (supervisor, user), one
+ * tag per kind of access. A tag is set only when that access needs no
+ * page-table update: the write tag only once the dirty bit is set. It is
+ * flushed on CR3/CR0/CR4/EFER writes, INVLPG (all of it: large pages are
+ * cached 4 KiB at a time) and INIT; the guest must INVLPG after changing a
+ * PTE, as on hardware.
+ *
+ * Replay: an access the machine must complete (a device in machine/) ends
+ * the instruction with the exit filled and RIP at the instruction. When the
+ * vCPU runs again the instruction executes again from the start; its
+ * earlier machine accesses are answered from cpu's replay log instead of
+ * leaving again, so no device sees an access twice. */
+#include "engine/emu/emu_core.h"
+
+#include <string.h>
+
+#include "engine/emu/emu_debug.h"
+#include "engine/emu/emu_platform.h"
+
+#define PTE_P   (1ull << 0)
+#define PTE_W   (1ull << 1)
+#define PTE_U   (1ull << 2)
+#define PTE_A   (1ull << 5)
+#define PTE_D   (1ull << 6)
+#define PTE_PS  (1ull << 7)
+#define PTE_NX  (1ull << 63)
+#define PTE_ADDR 0x000ffffffffff000ull
+
+#define PF_P    (1u << 0)        /* protection violation (else not present) */
+#define PF_W    (1u << 1)
+#define PF_U    (1u << 2)
+#define PF_I    (1u << 4)        /* instruction fetch */
+
+enum emu_acc { ACC_R, ACC_W, ACC_X };
+
+#define TAG_NONE (~0ull)
+
+void emu_tlb_flush(struct emu_cpu *cpu)
+{
+	struct emu_core *c = emu_core_of(cpu);
+	memset(c->tlb, 0xff, sizeof(c->tlb));
+}
+
+uint64_t emu_linear(struct emu_cpu *cpu, unsigned seg, uint64_t ea)
+{
+	struct emu_core *c = emu_core_of(cpu);
+	if (c->mode == X86_MODE_LONG64) {
+		if (seg == EMU_FS)
+			return cpu->sregs.fs.base + ea;
+		if (seg == EMU_GS)
+			return cpu->sregs.gs.base + ea;
+		return ea;
+	}
+	if (seg == EMU_SEG_NONE)
+		return (uint32_t)ea;
+	return (uint32_t)(emu_segreg(cpu, seg)->base + ea);
+}
+
+/* --- page walk ------------------------------------------------------------ */
+
+struct walk_layout {
+	unsigned levels, entry_bytes, index_bits, large_min, large_max;
+};
+
+struct walk_result {
+	uint64_t gpa;               /* of the byte asked for */
+	bool user_ok, write_ok, exec_ok, dirty;
+};
+
+static uint64_t walk_entry_load(void *p, unsigned bytes)
+{
+	if (bytes == 4)
+		return __atomic_load_n((uint32_t *)p, __ATOMIC_RELAXED);
+	return __atomic_load_n((uint64_t *)p, __ATOMIC_RELAXED);
+}
+
+static void walk_entry_or(void *p, unsigned bytes, uint64_t bits)
+{
+	if (bytes == 4)
+		__atomic_fetch_or((uint32_t *)p, (uint32_t)bits, __ATOMIC_RELAXED);
+	else
+		__atomic_fetch_or((uint64_t *)p, bits, __ATOMIC_RELAXED);
+}
+
+_Noreturn static void walk_fault(struct emu_cpu *cpu, uint64_t lin, uint32_t code)
+{
+	cpu->sregs.cr2 = lin;
+	emu_fault(cpu, X86_PF, true, code);
+}
+
+/* Walk from `table`; sets A bits on the way and D on the leaf for writes.
+ * Returns 0, or a #PF error code's P bit (0/1) + 2 for "fault". */
+static int walk_tables(struct emu_cpu *cpu, const struct walk_layout *l, uint64_t table,
+		       bool pse, uint64_t lin, enum emu_acc acc, struct walk_result *w,
+		       bool nxe)
+{
+	for (unsigned level = l->levels; level >= 1; level--) {
+		unsigned shift = 12 + (level - 1) * l->index_bits;
+		uint64_t index = (lin >> shift) & ((1ull << l->index_bits) - 1);
+		void *p = vm_gpa_to_host(cpu->vcpu->vm, table + index * l->entry_bytes,
+					 l->entry_bytes);
+		if (!p)
+			return 2;
+		uint64_t e = walk_entry_load(p, l->entry_bytes);
+		if (!(e & PTE_P))
+			return 2;
+		w->user_ok &= !!(e & PTE_U);
+		w->write_ok &= !!(e & PTE_W);
+		if (nxe && (e & PTE_NX))
+			w->exec_ok = false;
+		if (!(e & PTE_A))
+			walk_entry_or(p, l->entry_bytes, PTE_A);
+		bool large = level >= l->large_min && level <= l->large_max && (e & PTE_PS) &&
+			     (l->entry_bytes == 8 || pse);
+		if (large || level == 1) {
+			if (acc == ACC_W && !(e & PTE_D))
+				walk_entry_or(p, l->entry_bytes, PTE_D);
+			w->dirty = (e & PTE_D) || acc == ACC_W;
+			uint64_t base;
+			if (level == 1)
+				base = l->entry_bytes == 4 ? (e & 0xfffff000ull) : (e & PTE_ADDR);
+			else if (l->entry_bytes == 4)   /* PSE-36 4 MiB page */
+				base = (e & 0xffc00000ull) | ((e & 0x001fe000ull) << 19);
+			else
+				base = e & PTE_ADDR & ~((1ull << shift) - 1);
+			w->gpa = base + (lin & ((1ull << shift) - 1));
+			return 0;
+		}
+		table = l->entry_bytes == 4 ? (e & 0xfffff000ull) : (e & PTE_ADDR);
+	}
+	return 2;
+}
+
+static int walk(struct emu_cpu *cpu, uint64_t lin, enum emu_acc acc, struct walk_result *w)
+{
+	const struct x86_sregs *s = &cpu->sregs;
+	bool nxe = s->efer & EFER_NXE;
+	w->user_ok = w->write_ok = w->exec_ok = true;
+	if (s->efer & EFER_LMA) {
+		static const struct walk_layout l4 = { 4, 8, 9, 2, 3 }, l5 = { 5, 8, 9, 2, 3 };
+		return walk_tables(cpu, (s->cr4 & CR4_LA57) ? &l5 : &l4, s->cr3 & PTE_ADDR, true,
+				   lin, acc, w, nxe);
+	}
+	if (s->cr4 & CR4_PAE) {
+		static const struct walk_layout pd = { 2, 8, 9, 2, 2 };
+		uint64_t at = (s->cr3 & 0xffffffe0ull) + ((lin >> 30) & 3) * 8;
+		uint64_t *p = vm_gpa_to_host(cpu->vcpu->vm, at, 8);
+		if (!p || !(*p & PTE_P))
+			return 2;
+		return walk_tables(cpu, &pd, *p & PTE_ADDR, true, lin, acc, w, nxe);
+	}
+	static const struct walk_layout l2 = { 2, 4, 10, 2, 2 };
+	return walk_tables(cpu, &l2, s->cr3 & 0xfffff000ull, s->cr4 & CR4_PSE, lin, acc, w, false);
+}
+
+static bool canonical(struct emu_cpu *cpu, uint64_t lin)
+{
+	unsigned bits = (cpu->sregs.cr4 & CR4_LA57) ? 57 : 48;
+	return (uint64_t)((int64_t)(lin << (64 - bits)) >> (64 - bits)) == lin;
+}
+
+/* Linear page -> TLB entry for an access (user: at CPL 3 rules), filling it
+ * by a walk when needed; faults #PF / #GP. */
+static struct emu_tlb_entry *translate(struct emu_cpu *cpu, uint64_t lin, enum emu_acc acc,
+				       bool user)
+{
+	struct emu_core *c = emu_core_of(cpu);
+	uint64_t page = lin & EMU_PAGE_MASK;
+	struct emu_tlb_entry *t = &c->tlb[user][(lin >> 12) & (EMU_TLB_SIZE - 1)];
+	uint64_t tag = acc == ACC_R ? t->tag_r : acc == ACC_W ? t->tag_w : t->tag_x;
+	if (tag == page)
+		return t;
+
+	struct walk_result w = { .gpa = lin, .user_ok = true, .write_ok = true, .exec_ok = true,
+				 .dirty = true };
+	bool paging = (cpu->sregs.cr0 & CR0_PG) && (cpu->sregs.cr0 & CR0_PE);
+	if (c->mode == X86_MODE_LONG64 && !canonical(cpu, lin))
+		emu_gp(cpu, 0);
+	if (paging) {
+		int r = walk(cpu, lin, acc, &w);
+		uint32_t code = (acc == ACC_W ? PF_W : 0) | (user ? PF_U : 0) |
+				(acc == ACC_X && (cpu->sregs.efer & EFER_NXE) ? PF_I : 0);
+		if (r)
+			walk_fault(cpu, lin, code);
+		bool wp = cpu->sregs.cr0 & CR0_WP;
+		if ((user && !w.user_ok) || (acc == ACC_W && !w.write_ok && (user || wp)) ||
+		    (acc == ACC_X && !w.exec_ok))
+			walk_fault(cpu, lin, code | PF_P);
+		if (!user && !wp)
+			w.write_ok = true;        /* supervisor writes ignore R/W without WP */
+	}
+	uint64_t gpa_page = w.gpa & EMU_PAGE_MASK;
+	t->gpa = gpa_page;
+	t->host = vm_gpa_to_host(cpu->vcpu->vm, gpa_page, EMU_PAGE_SIZE);
+	t->tag_r = t->tag_w = t->tag_x = TAG_NONE;
+	if (t->host) {
+		t->tag_r = page;
+		if (w.write_ok && w.dirty)
+			t->tag_w = page;
+		if (w.exec_ok)
+			t->tag_x = page;
+	}
+	return t;
+}
+
+/* --- the machine's side: MMIO and port I/O with replay -------------------- */
+
+void emu_replay_reset(struct emu_cpu *cpu)
+{
+	struct emu_core *c = emu_core_of(cpu);
+	c->replay_n = c->replay_pos = 0;
+}
+
+/* The platform may have raised #GP (emu_raise): turn it into the fault. */
+static void after_platform(struct emu_cpu *cpu)
+{
+	struct emu_core *c = emu_core_of(cpu);
+	/* a device may have moved a timer deadline or raised an interrupt:
+	 * let the scheduler look after this instruction */
+	c->budget_end = cpu->retired + 1;
+	if (cpu->pending.exception) {
+		cpu->pending.exception = false;
+		emu_fault(cpu, cpu->pending.vector, cpu->pending.has_error_code,
+			  cpu->pending.error_code);
+	}
+}
+
+/* A completed access from the log, or NULL when this one is new. */
+static struct emu_replay *replay_next(struct emu_core *c, uint8_t kind, uint64_t addr,
+				      unsigned len, bool write)
+{
+	if (c->replay_pos >= c->replay_n)
+		return NULL;
+	struct emu_replay *r = &c->replay[c->replay_pos];
+	if (r->kind != kind || r->addr != addr || r->len != len || r->write != write) {
+		/* the instruction took another path: forget the rest */
+		c->replay_n = c->replay_pos;
+		return NULL;
+	}
+	c->replay_pos++;
+	return r;
+}
+
+_Noreturn static void replay_fail(struct emu_cpu *cpu)
+{
+	cpu->exit.reason = VM_EXIT_EMULATION_FAILURE;
+	cpu->exit.failure.pc = cpu->sregs.cs.base + cpu->insn_start_rip;
+	cpu->exit.failure.insn_len = 0;
+	cpu->exit.failure.suberror = 1;    /* too many device accesses in one instruction */
+	emu_replay_reset(cpu);
+	emu_leave(cpu);
+}
+
+static struct emu_replay *replay_add(struct emu_cpu *cpu, uint8_t kind, uint64_t addr,
+				     unsigned len, bool write, const void *data)
+{
+	struct emu_core *c = emu_core_of(cpu);
+	if (c->replay_n >= EMU_REPLAY_MAX)
+		replay_fail(cpu);
+	struct emu_replay *r = &c->replay[c->replay_n++];
+	*r = (struct emu_replay){ .addr = addr, .kind = kind, .len = (uint8_t)len, .write = write };
+	if (write)
+		memcpy(r->data, data, len);
+	c->replay_pos = c->replay_n;
+	return r;
+}
+
+static void mmio_access(struct emu_cpu *cpu, uint64_t gpa, uint8_t *data, unsigned len,
+			bool write)
+{
+	while (len > 0) {
+		unsigned n = len > 8 ? 8 : len;
+		struct emu_core *c = emu_core_of(cpu);
+		if (emu_platform_mmio(cpu, gpa, data, n, write)) {
+			after_platform(cpu);
+		} else {
+			struct emu_replay *r = replay_next(c, 2, gpa, n, write);
+			if (r) {
+				if (!write)
+					memcpy(data, r->data, n);
+			} else {
+				r = replay_add(cpu, 2, gpa, n, write, data);
+				memset(&cpu->exit, 0, sizeof(cpu->exit));
+				cpu->exit.reason = VM_EXIT_MMIO;
+				cpu->exit.mmio.gpa = gpa;
+				cpu->exit.mmio.data = r->data;
+				cpu->exit.mmio.len = n;
+				cpu->exit.mmio.is_write = write;
+				emu_leave(cpu);
+			}
+		}
+		gpa += n;
+		data += n;
+		len -= n;
+	}
+}
+
+uint64_t emu_pio_in(struct emu_cpu *cpu, uint16_t port, unsigned size)
+{
+	struct emu_core *c = emu_core_of(cpu);
+	uint8_t data[8] = { 0 };
+	uint64_t v = 0;
+	if (emu_platform_pio(cpu, port, data, size, false)) {
+		after_platform(cpu);
+		memcpy(&v, data, size);
+		return v;
+	}
+	struct emu_replay *r = replay_next(c, 1, port, size, false);
+	if (r) {
+		memcpy(&v, r->data, size);
+		return v;
+	}
+	r = replay_add(cpu, 1, port, size, false, NULL);
+	memset(r->data, 0xff, sizeof(r->data));
+	memset(&cpu->exit, 0, sizeof(cpu->exit));
+	cpu->exit.reason = VM_EXIT_IO;
+	cpu->exit.io.port = port;
+	cpu->exit.io.size = (uint8_t)size;
+	cpu->exit.io.is_write = false;
+	cpu->exit.io.count = 1;
+	cpu->exit.io.data = r->data;
+	emu_leave(cpu);
+}
+
+void emu_pio_out(struct emu_cpu *cpu, uint16_t port, unsigned size, uint64_t value)
+{
+	struct emu_core *c = emu_core_of(cpu);
+	uint8_t data[8];
+	memcpy(data, &value, sizeof(data));
+	if (emu_platform_pio(cpu, port, data, size, true)) {
+		after_platform(cpu);
+		return;
+	}
+	if (replay_next(c, 1, port, size, true))
+		return;
+	struct emu_replay *r = replay_add(cpu, 1, port, size, true, data);
+	memset(&cpu->exit, 0, sizeof(cpu->exit));
+	cpu->exit.reason = VM_EXIT_IO;
+	cpu->exit.io.port = port;
+	cpu->exit.io.size = (uint8_t)size;
+	cpu->exit.io.is_write = true;
+	cpu->exit.io.count = 1;
+	cpu->exit.io.data = r->data;
+	emu_leave(cpu);
+}
+
+/* --- accesses ---------------------------------------------------------------- */
+
+static bool at_user(struct emu_cpu *cpu, bool sys)
+{
+	return !sys && emu_core_of(cpu)->cpl == 3;
+}
+
+/* Any-length access split at page boundaries. Writes translate every page
+ * first so a fault leaves memory untouched. */
+static void access_bytes(struct emu_cpu *cpu, uint64_t lin, uint8_t *buf, unsigned len,
+			 bool write, bool sys)
+{
+	bool user = at_user(cpu, sys);
+	enum emu_acc acc = write ? ACC_W : ACC_R;
+	if (write) {
+		uint64_t a = lin;
+		for (unsigned left = len; left > 0;) {
+			unsigned n = (unsigned)(EMU_PAGE_SIZE - (a & (EMU_PAGE_SIZE - 1)));
+			if (n > left)
+				n = left;
+			translate(cpu, a, acc, user);
+			a += n;
+			left -= n;
+		}
+	}
+	while (len > 0) {
+		unsigned off = (unsigned)(lin & (EMU_PAGE_SIZE - 1));
+		unsigned n = (unsigned)EMU_PAGE_SIZE - off;
+		if (n > len)
+			n = len;
+		struct emu_tlb_entry *t = translate(cpu, lin, acc, user);
+		if (t->host) {
+			if (write)
+				memcpy(t->host + off, buf, n);
+			else
+				memcpy(buf, t->host + off, n);
+		} else {
+			mmio_access(cpu, t->gpa + off, buf, n, write);
+		}
+		lin += n;
+		buf += n;
+		len -= n;
+	}
+}
+
+static inline uint64_t load_n(const uint8_t *p, unsigned size)
+{
+	switch (size) {
+	case 1: return *p;
+	case 2: { uint16_t v; memcpy(&v, p, 2); return v; }
+	case 4: { uint32_t v; memcpy(&v, p, 4); return v; }
+	default: { uint64_t v; memcpy(&v, p, 8); return v; }
+	}
+}
+
+static inline void store_n(uint8_t *p, unsigned size, uint64_t v)
+{
+	switch (size) {
+	case 1: *p = (uint8_t)v; break;
+	case 2: { uint16_t x = (uint16_t)v; memcpy(p, &x, 2); break; }
+	case 4: { uint32_t x = (uint32_t)v; memcpy(p, &x, 4); break; }
+	default: memcpy(p, &v, 8); break;
+	}
+}
+
+static inline uint64_t read_common(struct emu_cpu *cpu, uint64_t lin, unsigned size, bool sys)
+{
+	struct emu_core *c = emu_core_of(cpu);
+	bool user = at_user(cpu, sys);
+	if (c->dbg_armed && !sys)
+		emu_dbg_mem(cpu, lin, size, false);
+	if ((lin & (EMU_PAGE_SIZE - 1)) <= EMU_PAGE_SIZE - size) {
+		struct emu_tlb_entry *t = &c->tlb[user][(lin >> 12) & (EMU_TLB_SIZE - 1)];
+		if (t->tag_r != (lin & EMU_PAGE_MASK))
+			t = translate(cpu, lin, ACC_R, user);
+		if (t->host)
+			return load_n(t->host + (lin & (EMU_PAGE_SIZE - 1)), size);
+	}
+	uint8_t buf[8] = { 0 };
+	access_bytes(cpu, lin, buf, size, false, sys);
+	return load_n(buf, size);
+}
+
+static inline void write_common(struct emu_cpu *cpu, uint64_t lin, unsigned size, uint64_t v,
+				bool sys)
+{
+	struct emu_core *c = emu_core_of(cpu);
+	bool user = at_user(cpu, sys);
+	if (c->dbg_armed && !sys)
+		emu_dbg_mem(cpu, lin, size, true);
+	if ((lin & (EMU_PAGE_SIZE - 1)) <= EMU_PAGE_SIZE - size) {
+		struct emu_tlb_entry *t = &c->tlb[user][(lin >> 12) & (EMU_TLB_SIZE - 1)];
+		if (t->tag_w != (lin & EMU_PAGE_MASK))
+			t = translate(cpu, lin, ACC_W, user);
+		if (t->host) {
+			store_n(t->host + (lin & (EMU_PAGE_SIZE - 1)), size, v);
+			return;
+		}
+	}
+	uint8_t buf[8];
+	store_n(buf, size, v);
+	access_bytes(cpu, lin, buf, size, true, sys);
+}
+
+uint64_t emu_read(struct emu_cpu *cpu, uint64_t lin, unsigned size)
+{
+	return read_common(cpu, lin, size, false);
+}
+
+void emu_write(struct emu_cpu *cpu, uint64_t lin, unsigned size, uint64_t value)
+{
+	write_common(cpu, lin, size, value, false);
+}
+
+uint64_t emu_read_sys(struct emu_cpu *cpu, uint64_t lin, unsigned size)
+{
+	return read_common(cpu, lin, size, true);
+}
+
+void emu_write_sys(struct emu_cpu *cpu, uint64_t lin, unsigned size, uint64_t value)
+{
+	write_common(cpu, lin, size, value, true);
+}
+
+void emu_read_bytes(struct emu_cpu *cpu, uint64_t lin, void *buf, unsigned len, bool sys)
+{
+	if (emu_core_of(cpu)->dbg_armed && !sys)
+		emu_dbg_mem(cpu, lin, len, false);
+	access_bytes(cpu, lin, buf, len, false, sys);
+}
+
+void emu_write_bytes(struct emu_cpu *cpu, uint64_t lin, const void *buf, unsigned len, bool sys)
+{
+	if (emu_core_of(cpu)->dbg_armed && !sys)
+		emu_dbg_mem(cpu, lin, len, true);
+	access_bytes(cpu, lin, (uint8_t *)buf, len, true, sys);
+}
+
+void emu_probe_write(struct emu_cpu *cpu, uint64_t lin, unsigned len)
+{
+	bool user = at_user(cpu, false);
+	translate(cpu, lin, ACC_W, user);
+	if (len > 1)
+		translate(cpu, lin + len - 1, ACC_W, user);
+}
+
+/* Instruction bytes: a pointer into RAM when all 15 possible bytes are in
+ * one page; otherwise as many bytes as can be read, copied into buf (the
+ * second page is only required, and faults, when the decoder needs it:
+ * emu_decode.c calls again with *len = 16 to force that). */
+const uint8_t *emu_fetch(struct emu_cpu *cpu, uint64_t lin, uint8_t *buf, unsigned *len,
+			 uint64_t *gpa)
+{
+	bool user = emu_core_of(cpu)->cpl == 3;
+	bool need_all = *len > 15;
+	struct emu_tlb_entry *t = translate(cpu, lin, ACC_X, user);
+	unsigned off = (unsigned)(lin & (EMU_PAGE_SIZE - 1));
+	if (!t->host) {
+		*len = 0;
+		return NULL;
+	}
+	*gpa = t->gpa + off;
+	if (off <= EMU_PAGE_SIZE - 15) {
+		*len = 15;
+		return t->host + off;
+	}
+	unsigned first = (unsigned)EMU_PAGE_SIZE - off;
+	memcpy(buf, t->host + off, first);
+	*len = first;
+	*gpa = ~0ull;                  /* crosses a page: not cacheable */
+	uint64_t next = (lin & EMU_PAGE_MASK) + EMU_PAGE_SIZE;
+	if (emu_core_of(cpu)->mode != X86_MODE_LONG64)
+		next = (uint32_t)next;
+	if (!need_all) {
+		/* peek without faulting: only a present, executable RAM page counts */
+		struct emu_core *c = emu_core_of(cpu);
+		struct emu_tlb_entry *t2 = &c->tlb[user][(next >> 12) & (EMU_TLB_SIZE - 1)];
+		if (t2->tag_x != next || !t2->host)
+			return buf;
+		memcpy(buf + first, t2->host, 15 - first);
+		*len = 15;
+		return buf;
+	}
+	struct emu_tlb_entry *t2 = translate(cpu, next, ACC_X, user);
+	if (!t2->host)
+		return buf;
+	memcpy(buf + first, t2->host, 15 - first);
+	*len = 15;
+	return buf;
+}

@@ -1,0 +1,143 @@
+"""Guest-invisible single-stepping (issue 5), judged by the guests themselves.
+
+Each step guest (guests/step_*.c) prints a transcript of what it observed:
+RFLAGS images (PUSHF, exception/interrupt frames, R11 after SYSCALL), its
+own #DB traps under its own TF, its timer tick count. The rule: the
+transcript with gdb stepping through the guest is IDENTICAL to the one with
+nobody attached.
+
+- test_unattached: every guest passes its own checks with nobody attached
+  (must pass today).
+- test_stepped_transcript_matches: under gdb, break at the guest's step
+  function, `stepi N` (thousands), continue to the end, compare the serial
+  transcripts line for line. Those that fail until the step engine
+  (debug/step.c) exists are xfail(strict), so the suite stays green and
+  turns red the moment they pass (the step-engine author removes the
+  marks); see GUESTS for which and why.
+- test_stepi_never_enters_timer_handler: gdb steps the tick guest one
+  instruction at a time and no stop may land in the timer interrupt path
+  (interrupts are held off while stepping, the default).
+"""
+import difflib
+import os
+import re
+
+import pytest
+
+from gdbclient import gdb_batch, start_gdb_vmdb
+
+pytestmark = pytest.mark.kvm
+
+STEP_ENGINE_XFAIL = pytest.mark.xfail(strict=True, reason="issue 5: step engine not built yet")
+
+# id, guest, command line, function to break on, stepi count, marks.
+# step_ticks passes today: vmdb already steps with interrupts held off
+# (KVM_GUESTDBG_BLOCKIRQ) and none is lost when the guest waits with
+# one-instruction STI windows. Its `hlt` variant waits with `sti; hlt; cli`
+# as an idle loop does; under gdb stepping that left the vCPU halted for
+# good (a stepped HLT on this KVM completes at once, and the tick that
+# should wake it never comes), so it is xfail with a short timeout.
+GUESTS = [
+    ("step_pushf", "step_pushf", "", "step_pushf_run", 3000, [STEP_ENGINE_XFAIL]),
+    ("step_tf", "step_tf", "", "step_tf_run", 3000, [STEP_ENGINE_XFAIL]),
+    ("step_ticks", "step_ticks", "", "step_ticks_work", 10000, []),
+    ("step_ticks_hlt", "step_ticks", "hlt", "step_ticks_work", 10000, [STEP_ENGINE_XFAIL]),
+]
+GUEST_PARAMS = [pytest.param(*g[1:5], id=g[0], marks=g[5]) for g in GUESTS]
+UNATTACHED_PARAMS = [pytest.param(*g[1:5], id=g[0]) for g in GUESTS]
+GDB_TIMEOUT = {"hlt": 45}
+
+
+def transcript(vm):
+    """The guest's serial output, as lines (trailing whitespace ignored)."""
+    return [line.rstrip() for line in vm.serial_text().splitlines()]
+
+
+def cmdline_args(cmdline):
+    return ("--cmdline", cmdline) if cmdline else ()
+
+
+def run_unattached(start_vmdb, elf, cmdline=""):
+    vm = start_vmdb(elf, *cmdline_args(cmdline))
+    status = vm.wait(120)
+    return status, transcript(vm)
+
+
+def assert_guest_passed(status, lines, what):
+    text = "\n".join(lines)
+    assert status == 1, f"{what}: exit status {status} (1 = pass)\n{text}"
+    assert any(l.startswith("SUMMARY:") for l in lines), f"{what}: no SUMMARY\n{text}"
+    assert not any(l.startswith("FAIL") for l in lines), f"{what}:\n{text}"
+
+
+def diff(a, b):
+    return "\n".join(difflib.unified_diff(a, b, "nobody attached", "gdb stepping", lineterm=""))
+
+
+@pytest.mark.parametrize("name,cmdline,func,steps", UNATTACHED_PARAMS)
+def test_unattached(start_vmdb, guest, name, cmdline, func, steps):
+    status, lines = run_unattached(start_vmdb, guest(name), cmdline)
+    assert_guest_passed(status, lines, name)
+
+
+def stepped_run(start_vmdb, elf, cmdline, func, steps, free_port):
+    vm, target = start_gdb_vmdb(start_vmdb, elf, *cmdline_args(cmdline), port=free_port())
+    out = gdb_batch(elf, target, [f"break {func}", "continue", "delete", f"stepi {steps}",
+                                  "p/x $pc", "continue"], timeout=GDB_TIMEOUT.get(cmdline, 240))
+    status = vm.wait(120)
+    return status, transcript(vm), out
+
+
+@pytest.mark.parametrize("name,cmdline,func,steps", GUEST_PARAMS)
+def test_stepped_transcript_matches(start_vmdb, guest, free_port, name, cmdline, func, steps):
+    elf = guest(name)
+    _, plain = run_unattached(start_vmdb, elf, cmdline)
+    status, stepped, out = stepped_run(start_vmdb, elf, cmdline, func, steps, free_port)
+    assert f"Breakpoint 1, " in out, out
+    assert stepped == plain, f"transcripts differ:\n{diff(plain, stepped)}\n--- gdb:\n{out[-3000:]}"
+    assert_guest_passed(status, stepped, name + " under gdb")
+
+
+# gdb steps one instruction at a time and writes each stop's pc; the test
+# then looks for pcs in the timer interrupt path.
+STEP_SCRIPT = """
+import gdb
+out = open({path!r}, "w")
+for i in range({count}):
+    gdb.execute("stepi", to_string=True)
+    out.write("%x\\n" % int(gdb.parse_and_eval("$pc")))
+out.close()
+"""
+
+
+def symbol_ranges(elf, names):
+    """[(name, lo, hi)] from `info symbol`-free nm output."""
+    import subprocess
+    r = subprocess.run(["nm", "-S", "--defined-only", elf], capture_output=True, text=True)
+    ranges = []
+    for line in r.stdout.splitlines():
+        parts = line.split()
+        if len(parts) == 4 and any(re.fullmatch(n, parts[3]) for n in names):
+            lo, size = int(parts[0], 16), int(parts[1], 16)
+            ranges.append((parts[3], lo, lo + size))
+    return ranges
+
+
+def test_stepi_never_enters_timer_handler(start_vmdb, guest, free_port, tmp_path):
+    elf = guest("step_ticks")
+    # the handler, the runtime's dispatcher and the vector's ISR stub area
+    handler = symbol_ranges(elf, [r"tick_handler", r"rt_isr_dispatch", r"isr_common"])
+    assert handler, "no handler symbols in step_ticks.elf"
+    script = tmp_path / "steps.py"
+    pcs_path = tmp_path / "pcs.txt"
+    count = 2000
+    script.write_text(STEP_SCRIPT.format(path=str(pcs_path), count=count))
+    vm, target = start_gdb_vmdb(start_vmdb, elf, port=free_port())
+    out = gdb_batch(elf, target, ["break step_ticks_work", "continue", "delete",
+                                  f"source {script}", "continue"], timeout=240)
+    status = vm.wait(120)
+    pcs = [int(x, 16) for x in pcs_path.read_text().split()] if pcs_path.exists() else []
+    assert len(pcs) == count, f"only {len(pcs)} steps recorded\n{out[-3000:]}"
+    inside = [(hex(pc), n) for pc in pcs for n, lo, hi in handler if lo <= pc < hi]
+    assert not inside, f"stepi landed in the timer path: {inside[:10]}"
+    assert status == 1, f"exit status {status}\n{vm.serial_text()}"
