@@ -162,6 +162,17 @@ int debug_write_state(struct debug *d, unsigned vcpu, const struct debug_cpu_sta
 /* "long mode, halted" and friends, for thread lists. */
 void debug_describe_vcpu(struct debug *d, unsigned vcpu, char *out, size_t size);
 
+/* --- single stepping (debug/step.c) --- */
+/* on: steps may enter interrupt handlers; off (default): interrupts are
+ * held off while stepping and delivered when the guest continues. */
+int debug_sstep_set_irq(struct debug *d, bool on);
+bool debug_sstep_irq(const struct debug *d);
+/* off: plain engine stepping without the shadow trap flag (benchmarks). */
+void debug_sstep_set_shadow(struct debug *d, bool on);
+const char *debug_sstep_irq_mechanism(struct debug *d);
+/* `monitor info sstep`: the modes and what the step engine did so far. */
+void debug_sstep_describe(struct debug *d, char *out, size_t size);
+
 /* Engine findings (probed once, cached) and the mechanism each debug
  * feature uses now; printed by `monitor info caps`. */
 int debug_caps(struct debug *d, const struct engine_caps **caps, struct err *e);

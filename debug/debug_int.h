@@ -10,6 +10,7 @@
 
 #include "debug/debug.h"
 #include "machine/vm.h"
+#include "x86/insn.h"
 
 #define DEBUG_MAX_SW_BP 512
 #define DEBUG_NR_HW_BP 4
@@ -28,6 +29,35 @@ enum debug_step {
 	DEBUG_STEP_INTERNAL,     /* stepping over one of our breakpoints */
 };
 
+/* The step engine's view of one vCPU (debug/step.c). While `shadow` is
+ * set the engine's RFLAGS.TF belongs to the debugger (vmdb keeps it
+ * clear; an engine may set it while it steps) and guest_tf is the guest's
+ * own TF: what gdb reads and writes, what images and frames must show. */
+struct debug_step_vcpu {
+	bool shadow;
+	bool guest_tf;
+	/* the instruction about to be stepped, taken while parked */
+	bool armed;
+	struct x86_insn_info insn;
+	struct x86_regs regs;          /* before the step, guest view (TF = guest_tf) */
+	struct x86_sregs sregs;
+	bool sregs_valid;              /* sregs still current (no system instruction since) */
+	uint64_t image;                /* POPF/IRET: the RFLAGS it loads; SYSRET: R11 */
+	bool have_image;
+	uint64_t image_at;             /* where the image is (POPF/IRET) */
+	bool scrubbed;                 /* its TF is hidden from the engine until the step ends */
+	/* HLT stepped as a run to the next instruction (a DR slot of this vCPU) */
+	bool hlt_run;
+	unsigned hlt_slot;
+	uint64_t hlt_addr;
+};
+
+/* What the step engine did so far, for `monitor info sstep`. */
+struct debug_step_stats {
+	unsigned long steps, own_db, images_fixed, frames_fixed, r11_fixed, hlt_runs,
+		injected_fallback, iret_emulated;
+};
+
 struct debug_vcpu {
 	enum debug_park park;
 	bool run_allowed;        /* released by the client; cleared by every stop */
@@ -44,6 +74,7 @@ struct debug_vcpu {
 	bool regs_valid;               /* cache.regs alone (stop replies) */
 	struct engine_debug applied;   /* what the engine has now ... */
 	bool applied_valid;            /* ... once set_debug succeeded */
+	struct debug_step_vcpu st;     /* the step engine (step.c) */
 };
 
 /* A breakpoint has up to two owners: the client (Z0/Z1) and exception
@@ -110,6 +141,10 @@ struct debug {
 	bool catch_dirty;            /* a catch breakpoint was taken away: re-arm */
 	struct debug_catch_vcpu catch_at[VM_MAX_VCPUS];
 
+	bool sstep_irq;              /* steps may enter interrupt handlers */
+	bool sstep_plain;            /* shadow TF off: plain engine stepping (bench) */
+	struct debug_step_stats step_stats;
+
 	bool caps_done;
 	int caps_err;
 	struct engine_caps caps;
@@ -135,6 +170,22 @@ void debug_catch_clear(struct debug *d);
 int debug_sw_add_locked(struct debug *d, uint64_t addr, uint64_t gpa, struct debug_sw_bp **out,
 			struct err *e);
 void debug_sw_drop_locked(struct debug *d, struct debug_sw_bp *bp);
+
+/* step.c: the shadow trap flag around every engine single step.
+ * begin: 0 = step with the engine, 1 = vmdb did the step itself (IRETQ),
+ * negative errno on failure. */
+int debug_step_begin(struct debug *d, unsigned vcpu);
+/* on the vCPU thread at the step's exit: fix what the guest sees; *pc
+ * becomes where the step really ended (e.g. the guest's #DB handler) */
+void debug_step_end(struct debug *d, struct vcpu *vcpu, uint64_t *pc);
+/* the vCPU runs freely now: give the guest its own TF back */
+void debug_step_leave(struct debug *d, unsigned vcpu);
+/* a guest INT3 met while stepping: deliver its #BP exactly; true = done */
+bool debug_step_guest_int3(struct debug *d, struct vcpu *vcpu, uint64_t pc, uint64_t *handler);
+/* gdb's view of RFLAGS.TF: the guest's own */
+void debug_step_view_regs(struct debug *d, unsigned vcpu, struct x86_regs *regs);
+/* gdb wrote the registers: take its TF as the guest's, keep the engine's clear */
+void debug_step_write_regs(struct debug *d, unsigned vcpu, struct x86_regs *regs);
 
 /* state.c: the cached system registers (for page walks) */
 int debug_sregs(struct debug *d, unsigned vcpu, struct x86_sregs *sregs);

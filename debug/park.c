@@ -262,12 +262,17 @@ int debug_apply_engine(struct debug *d, unsigned vcpu)
 	if (!eng->set_debug)
 		return dv->step != DEBUG_STEP_NONE ? -ENOTSUP : 0;
 	pthread_mutex_lock(&d->lock);
-	dbg.single_step = dv->step != DEBUG_STEP_NONE;
-	dbg.block_irq = dbg.single_step;
+	/* a HLT step runs freely to the next instruction (step.c) */
+	bool hlt_run = dv->step != DEBUG_STEP_NONE && dv->st.hlt_run;
+	dbg.single_step = dv->step != DEBUG_STEP_NONE && !hlt_run;
+	dbg.block_irq = dbg.single_step && !d->sstep_irq;
 	for (unsigned n = 0; n < DEBUG_NR_HW_BP; n++) {
-		if (!d->hw[n].used || (dv->hw_lifted & (1u << n)))
+		uint64_t addr = d->hw[n].addr;
+		if (hlt_run && n == dv->st.hlt_slot)
+			addr = dv->st.hlt_addr;
+		else if (!d->hw[n].used || (dv->hw_lifted & (1u << n)))
 			continue;
-		dbg.db[n] = d->hw[n].addr;
+		dbg.db[n] = addr;
 		dbg.dr7 |= DR7_G(n) | DR7_RW(n, DR7_RW_EXEC) | DR7_LEN(n, DR7_LEN_1);
 	}
 	pthread_mutex_unlock(&d->lock);
@@ -350,12 +355,17 @@ static int step_over(struct debug *d, unsigned vcpu, uint64_t pc, bool report)
 
 	if (sw)
 		debug_sw_poke(d, sw, false);
-	int r = debug_apply_engine(d, vcpu);
+	int r = debug_step_begin(d, vcpu);
+	bool done_here = r == 1;
+	if (r == 0)
+		r = debug_apply_engine(d, vcpu);
 	if (r == 0)
 		run_alone(d, vcpu);
+	if (done_here)
+		r = 0;
 
 	pthread_mutex_lock(&d->lock);
-	bool done = dv->step_done;
+	bool done = dv->step_done || done_here;
 	dv->step = DEBUG_STEP_NONE;
 	dv->hw_lifted = 0;
 	if (done && report) {
@@ -430,12 +440,28 @@ int debug_resume(struct debug *d, const enum debug_action *actions, struct err *
 
 	for (unsigned i = 0; i < d->nr_vcpus; i++) {
 		d->vcpus[i].step = actions[i] == DEBUG_ACT_STEP ? DEBUG_STEP_USER : DEBUG_STEP_NONE;
-		r = debug_apply_engine(d, i);
+		r = actions[i] == DEBUG_ACT_STEP ? debug_step_begin(d, i) : 0;
+		if (r == 1) {
+			/* vmdb did this step itself: report it, run nothing */
+			struct x86_regs regs;
+			d->vcpus[i].step = DEBUG_STEP_NONE;
+			if (debug_read_regs(d, i, &regs) < 0)
+				regs.rip = 0;
+			struct debug_event ev = { .kind = DEBUG_EV_STEP, .vcpu = i, .addr = regs.rip };
+			pthread_mutex_lock(&d->lock);
+			debug_queue_locked(d, &ev);
+			pthread_mutex_unlock(&d->lock);
+			return 1;
+		}
+		if (r == 0)
+			r = debug_apply_engine(d, i);
 		if (r < 0 && actions[i] == DEBUG_ACT_STEP) {
 			d->vcpus[i].step = DEBUG_STEP_NONE;
 			return err_set(e, -r, "the %s engine cannot single-step vCPU %u",
 				       d->vm->engine->name, i);
 		}
+		if (actions[i] == DEBUG_ACT_CONTINUE)
+			debug_step_leave(d, i);
 	}
 	pthread_mutex_lock(&d->lock);
 	for (unsigned i = 0; i < d->nr_vcpus; i++)
@@ -464,8 +490,10 @@ void debug_detach(struct debug *d)
 	for (unsigned i = 0; i < d->nr_vcpus; i++)
 		d->vcpus[i].step = DEBUG_STEP_NONE;
 	pthread_mutex_unlock(&d->lock);
-	for (unsigned i = 0; i < d->nr_vcpus; i++)
+	for (unsigned i = 0; i < d->nr_vcpus; i++) {
 		debug_apply_engine(d, i);
+		debug_step_leave(d, i);
+	}
 	pthread_mutex_lock(&d->lock);
 	for (unsigned i = 0; i < d->nr_vcpus; i++)
 		d->vcpus[i].run_allowed = true;
@@ -574,7 +602,15 @@ static bool on_bpt(struct debug *d, struct vcpu *vcpu, uint64_t pc)
 	const struct debug_sw_bp *bp = debug_sw_find_locked(d, pc);
 	if (bp)
 		hit_event(&ev, bp->client, bp->catch_vectors, DEBUG_EV_SWBREAK);
+	bool stepping = d->vcpus[vcpu->id].step == DEBUG_STEP_USER;
 	pthread_mutex_unlock(&d->lock);
+	uint64_t handler;
+	if (!bp && stepping && debug_step_guest_int3(d, vcpu, pc, &handler)) {
+		/* the guest got its #BP; the step ends at its handler */
+		struct debug_event step = { .kind = DEBUG_EV_STEP, .vcpu = vcpu->id, .addr = handler };
+		__atomic_store_n(&d->vcpus[vcpu->id].just_stepped, true, __ATOMIC_RELEASE);
+		return stop_with(d, vcpu, &step);
+	}
 	if (!bp)
 		return false;   /* the guest's own INT3: machine/ delivers its #BP */
 	/* the client sees the breakpoint address as PC (swbreak semantics) */
@@ -594,15 +630,22 @@ static bool on_db(struct debug *d, struct vcpu *vcpu, const struct vm_exit *exit
 		if ((exit->db.dr6 & DR6_B(n)) && d->hw[n].used)
 			hw = (int)n;
 	struct debug_hw_bp hw_bp = hw >= 0 ? d->hw[hw] : (struct debug_hw_bp){ 0 };
-	if (step == DEBUG_STEP_INTERNAL && (exit->db.dr6 & DR6_BS)) {
+	/* a step ends with a trace trap, or for a HLT run at its own DR slot */
+	bool step_end = (exit->db.dr6 & DR6_BS) ||
+			(step != DEBUG_STEP_NONE && dv->st.hlt_run &&
+			 (exit->db.dr6 & DR6_B(dv->st.hlt_slot)));
+	pthread_mutex_unlock(&d->lock);
+	if (step != DEBUG_STEP_NONE && step_end)
+		debug_step_end(d, vcpu, &ev.addr);
+	if (step == DEBUG_STEP_INTERNAL && step_end) {
+		pthread_mutex_lock(&d->lock);
 		dv->step_done = true;
 		dv->run_allowed = false;
 		pthread_mutex_unlock(&d->lock);
 		return true;
 	}
-	pthread_mutex_unlock(&d->lock);
 
-	if (step == DEBUG_STEP_USER && (exit->db.dr6 & DR6_BS)) {
+	if (step == DEBUG_STEP_USER && step_end) {
 		ev.kind = DEBUG_EV_STEP;
 		__atomic_store_n(&dv->just_stepped, true, __ATOMIC_RELEASE);
 	} else if (hw >= 0) {

@@ -18,6 +18,7 @@ static int read_from_engine(struct debug *d, unsigned vcpu, struct debug_cpu_sta
 	st->have_fpu = eng->get_fpu && eng->get_fpu(v, &st->fpu) == 0;
 	st->have_kgs = eng->get_msr &&
 		       eng->get_msr(v, MSR_KERNEL_GS_BASE, &st->kernel_gs_base) == 0;
+	debug_step_view_regs(d, vcpu, &st->regs);
 	return 0;
 }
 
@@ -72,6 +73,7 @@ int debug_read_regs(struct debug *d, unsigned vcpu, struct x86_regs *regs)
 	int r = d->vm->engine->get_regs(&d->vm->vcpus[vcpu], regs);
 	if (r < 0)
 		return r;
+	debug_step_view_regs(d, vcpu, regs);
 	pthread_mutex_lock(&d->lock);
 	if (dv->park != DEBUG_PARK_RUNNING) {
 		dv->cache.regs = *regs;
@@ -95,10 +97,17 @@ int debug_write_state(struct debug *d, unsigned vcpu, const struct debug_cpu_sta
 	pthread_mutex_lock(&d->lock);
 	d->vcpus[vcpu].cache_valid = d->vcpus[vcpu].regs_valid = false;
 	pthread_mutex_unlock(&d->lock);
-	if ((what & DEBUG_STATE_REGS) && (r = eng->set_regs(v, &st->regs)) < 0)
-		return r;
-	if ((what & DEBUG_STATE_SREGS) && (r = eng->set_sregs(v, &st->sregs)) < 0)
-		return r;
+	if (what & DEBUG_STATE_REGS) {
+		struct x86_regs regs = st->regs;
+		debug_step_write_regs(d, vcpu, &regs);
+		if ((r = eng->set_regs(v, &regs)) < 0)
+			return r;
+	}
+	if (what & DEBUG_STATE_SREGS) {
+		d->vcpus[vcpu].st.sregs_valid = false;
+		if ((r = eng->set_sregs(v, &st->sregs)) < 0)
+			return r;
+	}
 	if (what & DEBUG_STATE_FPU) {
 		if (!eng->set_fpu)
 			return -ENOTSUP;

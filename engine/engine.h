@@ -123,6 +123,8 @@ struct engine_caps {
 	bool gd_trap;          /* DR7.GD makes guest MOV DR exit */
 	bool readonly_mem;
 	bool irqchip;          /* in-kernel LAPIC/IOAPIC/PIC/PIT */
+	bool step_keeps_guest_tf; /* single_step leaves the guest's own RFLAGS.TF, its
+				   * images and its traps exact: no shadow needed */
 	unsigned max_vcpus;
 	/* the same findings, in the order `vmdb --probe` prints them */
 	struct engine_feature features[ENGINE_MAX_FEATURES];

@@ -40,7 +40,12 @@ static int mon_help(struct gdb_server *s, const char *arg)
 		     "                   or guest-virtual ones through the vCPU's page tables (off)\n"
 		     "  catch VEC...     stop when the guest takes these exceptions (0-31 or names:\n"
 		     "                   de db bp ud gp pf ...), at the handler its IDT names\n"
-		     "  catch off        stop catching; 'catch' alone lists what is caught\n");
+		     "  catch off        stop catching; 'catch' alone lists what is caught\n"
+		     "  sstep irq on|off stepi enters interrupt handlers (on) or never does (off,\n"
+		     "                   default: interrupts held off while stepping)\n"
+		     "  sstep shadow on|off  keep the guest's own trap flag apart from the\n"
+		     "                   debugger's (on, default) or step plainly (off)\n"
+		     "  info sstep       the stepping modes and what the step engine did\n");
 	return 0;
 }
 
@@ -78,6 +83,49 @@ static int mon_info_caps(struct gdb_server *s, const char *arg)
 	debug_mechanisms(s->dbg, mech, sizeof(mech));
 	mon_print(s, "debugger mechanisms in use:\n%s", mech);
 	return 0;
+}
+
+static int mon_info_sstep(struct gdb_server *s, const char *arg)
+{
+	char text[1024];
+	(void)arg;
+	debug_sstep_describe(s->dbg, text, sizeof(text));
+	mon_print(s, "%s", text);
+	return 0;
+}
+
+static int on_off(const char *word, bool *on)
+{
+	if (strcmp(word, "on") == 0)
+		*on = true;
+	else if (strcmp(word, "off") == 0)
+		*on = false;
+	else
+		return -EINVAL;
+	return 0;
+}
+
+/* sstep irq on|off, sstep shadow on|off; alone: the modes. */
+static int mon_sstep(struct gdb_server *s, const char *arg)
+{
+	bool on;
+	if (strncmp(arg, "irq ", 4) == 0) {
+		if (on_off(arg + 4, &on) < 0)
+			return -EINVAL;
+		debug_sstep_set_irq(s->dbg, on);
+		mon_print(s, "interrupts while stepping: %s\n", debug_sstep_irq_mechanism(s->dbg));
+		return 0;
+	}
+	if (strncmp(arg, "shadow ", 7) == 0) {
+		if (on_off(arg + 7, &on) < 0)
+			return -EINVAL;
+		debug_sstep_set_shadow(s->dbg, on);
+		mon_print(s, "shadow trap flag: %s\n", on ? "on" : "off (plain engine stepping)");
+		return 0;
+	}
+	if (arg[0])
+		return -EINVAL;
+	return mon_info_sstep(s, arg);
 }
 
 static int mon_phys(struct gdb_server *s, const char *arg)
@@ -144,6 +192,8 @@ static const struct {
 	{ "help", mon_help },
 	{ "info vcpus", mon_info_vcpus },
 	{ "info caps", mon_info_caps },
+	{ "info sstep", mon_info_sstep },
+	{ "sstep", mon_sstep },
 	{ "phys", mon_phys },
 	{ "catch", mon_catch },
 };

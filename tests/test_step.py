@@ -10,13 +10,12 @@ nobody attached.
   (must pass today).
 - test_stepped_transcript_matches: under gdb, break at the guest's step
   function, `stepi N` (thousands), continue to the end, compare the serial
-  transcripts line for line. Those that fail until the step engine
-  (debug/step.c) exists are xfail(strict), so the suite stays green and
-  turns red the moment they pass (the step-engine author removes the
-  marks); see GUESTS for which and why.
-- test_stepi_never_enters_timer_handler: gdb steps the tick guest one
-  instruction at a time and no stop may land in the timer interrupt path
-  (interrupts are held off while stepping, the default).
+  transcripts line for line (the step engine, debug/step.c, keeps them
+  identical).
+- test_stepi_timer_handler: gdb steps the tick guest one instruction at a
+  time; with `monitor sstep irq off` (the default: interrupts held off
+  while stepping) no stop may land in the timer interrupt path, with
+  `sstep irq on` some must.
 """
 import difflib
 import os
@@ -28,20 +27,18 @@ from gdbclient import gdb_batch, start_gdb_vmdb
 
 pytestmark = pytest.mark.kvm
 
-STEP_ENGINE_XFAIL = pytest.mark.xfail(strict=True, reason="issue 5: step engine not built yet")
-
 # id, guest, command line, function to break on, stepi count, marks.
-# step_ticks passes today: vmdb already steps with interrupts held off
-# (KVM_GUESTDBG_BLOCKIRQ) and none is lost when the guest waits with
-# one-instruction STI windows. Its `hlt` variant waits with `sti; hlt; cli`
-# as an idle loop does; under gdb stepping that left the vCPU halted for
-# good (a stepped HLT on this KVM completes at once, and the tick that
-# should wake it never comes), so it is xfail with a short timeout.
+# step_ticks: steps hold interrupts off (KVM_GUESTDBG_BLOCKIRQ) and none is
+# lost when the guest waits with one-instruction STI windows. Its `hlt`
+# variant waits with `sti; hlt; cli` as an idle loop does: the step engine
+# steps HLT as a run to the next instruction, so the step completes when
+# the tick wakes the vCPU (a plain stepped HLT on this KVM completes at
+# once and left the vCPU halted for good); short timeout all the same.
 GUESTS = [
-    ("step_pushf", "step_pushf", "", "step_pushf_run", 3000, [STEP_ENGINE_XFAIL]),
-    ("step_tf", "step_tf", "", "step_tf_run", 3000, [STEP_ENGINE_XFAIL]),
+    ("step_pushf", "step_pushf", "", "step_pushf_run", 3000, []),
+    ("step_tf", "step_tf", "", "step_tf_run", 3000, []),
     ("step_ticks", "step_ticks", "", "step_ticks_work", 10000, []),
-    ("step_ticks_hlt", "step_ticks", "hlt", "step_ticks_work", 10000, [STEP_ENGINE_XFAIL]),
+    ("step_ticks_hlt", "step_ticks", "hlt", "step_ticks_work", 10000, []),
 ]
 GUEST_PARAMS = [pytest.param(*g[1:5], id=g[0], marks=g[5]) for g in GUESTS]
 UNATTACHED_PARAMS = [pytest.param(*g[1:5], id=g[0]) for g in GUESTS]
@@ -123,7 +120,9 @@ def symbol_ranges(elf, names):
     return ranges
 
 
-def test_stepi_never_enters_timer_handler(start_vmdb, guest, free_port, tmp_path):
+@pytest.mark.parametrize("irq", ["off", "on"])
+def test_stepi_timer_handler(start_vmdb, guest, free_port, tmp_path, irq):
+    """irq off (default): stepi never lands in the timer path; on: it does."""
     elf = guest("step_ticks")
     # the handler, the runtime's dispatcher and the vector's ISR stub area
     handler = symbol_ranges(elf, [r"tick_handler", r"rt_isr_dispatch", r"isr_common"])
@@ -134,10 +133,14 @@ def test_stepi_never_enters_timer_handler(start_vmdb, guest, free_port, tmp_path
     script.write_text(STEP_SCRIPT.format(path=str(pcs_path), count=count))
     vm, target = start_gdb_vmdb(start_vmdb, elf, port=free_port())
     out = gdb_batch(elf, target, ["break step_ticks_work", "continue", "delete",
+                                  f"monitor sstep irq {irq}", "monitor info sstep",
                                   f"source {script}", "continue"], timeout=240)
     status = vm.wait(120)
     pcs = [int(x, 16) for x in pcs_path.read_text().split()] if pcs_path.exists() else []
     assert len(pcs) == count, f"only {len(pcs)} steps recorded\n{out[-3000:]}"
     inside = [(hex(pc), n) for pc in pcs for n, lo, hi in handler if lo <= pc < hi]
-    assert not inside, f"stepi landed in the timer path: {inside[:10]}"
+    if irq == "off":
+        assert not inside, f"stepi landed in the timer path: {inside[:10]}"
+    else:
+        assert inside, f"with `sstep irq on` no stepi entered the timer path\n{out[-2000:]}"
     assert status == 1, f"exit status {status}\n{vm.serial_text()}"

@@ -1,0 +1,631 @@
+/* debug/step.c — guest-invisible single stepping (issue 5): a shadow of
+ * the guest's own RFLAGS.TF kept apart from the trap flag the engine uses
+ * to step, and the corrections that make a stepped guest see what an
+ * unstepped one sees. Engine-independent: it works from the exit
+ * vocabulary, register reads and writes, and guest memory.
+ *
+ * The rule vmdb follows (Intel SDM vol. 3 17.3.1.4): the guest's TF trap
+ * comes after an instruction that BEGAN with the guest's TF set and that
+ * did not deliver an exception or interrupt. So before each engine step
+ * the instruction about to run is decoded (x86/insn.c) and the shadow TF
+ * at its start is kept; after the step exit:
+ *   PUSHF           the pushed image gets the shadow TF (where the engine
+ *                   hid its own TF or leaked it, the image is fixed);
+ *   POPF/IRET/SYSRET the shadow takes the TF they loaded (read from the
+ *                   stack / R11 before the step: the engine masks TF);
+ *   SYSCALL         R11 shows the shadow; the shadow is masked by FMASK;
+ *   exception, interrupt, INT n delivered during the step (found by its
+ *                   frame on the stack) the frame's RFLAGS image gets the
+ *                   shadow, and the shadow is cleared, as delivery does;
+ *   a step that began with the shadow set and delivered nothing ends with
+ *                   the guest's #DB (DR6.BS), delivered by vmdb itself in
+ *                   64-bit ring 0 (frame, IDT gate, IST stack) so the step
+ *                   stops at the first instruction of the guest's #DB
+ *                   handler; elsewhere the engine injects it
+ *                   (inject_exception) and the step after it runs the
+ *                   handler's first instruction.
+ * MOV SS / POP SS: vmdb delivers one trap per engine step. An engine whose
+ * step covers MOV SS and the next instruction together (hardware with the
+ * SDM's trap shadow) gets one trap after both, as the SDM says; the host
+ * KVM here steps MOV SS alone and, with nobody debugging, traps after MOV
+ * SS as well: the guest sees what its CPU does either way, and gdb's
+ * stepi shows the same boundaries the engine stops at.
+ * STI: no effect on TF traps (SDM); the interrupt shadow only matters with
+ * interrupts held off while stepping, which is the default anyway.
+ * REP string instructions: one trap per engine step; the host KVM here
+ * runs a REP in at most two steps (its emulator groups the iterations),
+ * with nobody debugging just the same, so the guest sees no difference.
+ * HLT (interrupts held off while stepping): stepped as a run to the next
+ * instruction with a debug-register breakpoint of this vCPU alone, so the
+ * step completes when an interrupt wakes the vCPU (its handler runs
+ * unseen, as every handler does with `sstep irq off`); Ctrl-C still
+ * stops it. Without a free DR slot HLT is single-stepped by the engine.
+ * Guest INT3 under a step: the guest gets its #BP, delivered by vmdb with
+ * the right frame; the step ends at the #BP handler's first instruction.
+ *
+ * Not exact yet: an instruction that faults under an engine step runs the
+ * handler's first instruction inside the same step on this host (KVM
+ * emulates the fault and steps on): the frame is fixed, the stop is one
+ * instruction into the handler. Frames on an IST stack or after a ring
+ * change are not found after such a fault (no frame fix). */
+#include "debug/debug_int.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "x86/paging.h"
+
+#define INSN_MAX 15
+#define PAGE_SIZE 4096ull
+#define IDT_GATE_INTR 0xe
+#define IDT_GATE_TRAP 0xf
+
+static bool shadow_wanted(struct debug *d)
+{
+	const struct engine_caps *caps;
+	if (d->sstep_plain)
+		return false;
+	/* an engine that steps without touching the guest's TF needs no shadow */
+	return !(debug_caps(d, &caps, NULL) == 0 && caps->step_keeps_guest_tf);
+}
+
+/* ---- guest memory through a snapshot of the system registers ---- */
+
+static int phys_read(void *opaque, uint64_t gpa, void *buf, size_t len)
+{
+	void *host = vm_gpa_to_host(opaque, gpa, len);
+	if (!host)
+		return -EFAULT;
+	memcpy(buf, host, len);
+	return 0;
+}
+
+/* Guest-virtual [gva, gva+len) page by page; write or read. */
+static int access_virt(struct debug *d, const struct x86_sregs *sregs, uint64_t gva, void *buf,
+		       size_t len, bool write)
+{
+	uint8_t *p = buf;
+	while (len > 0) {
+		uint64_t gpa;
+		size_t chunk = PAGE_SIZE - (gva & (PAGE_SIZE - 1));
+		if (chunk > len)
+			chunk = len;
+		if (x86_translate(sregs, phys_read, d->vm, gva, &gpa) < 0)
+			return -EFAULT;
+		void *host = vm_gpa_to_host(d->vm, gpa, chunk);
+		if (!host)
+			return -EFAULT;
+		if (write)
+			memcpy(host, p, chunk);
+		else
+			memcpy(p, host, chunk);
+		p += chunk;
+		gva += chunk;
+		len -= chunk;
+	}
+	return 0;
+}
+
+static int read_virt(struct debug *d, const struct x86_sregs *sregs, uint64_t gva, void *buf,
+		     size_t len)
+{
+	return access_virt(d, sregs, gva, buf, len, false);
+}
+
+static int write_virt(struct debug *d, const struct x86_sregs *sregs, uint64_t gva,
+		      const void *buf, size_t len)
+{
+	return access_virt(d, sregs, gva, (void *)buf, len, true);
+}
+
+static int read_u64(struct debug *d, const struct x86_sregs *sregs, uint64_t gva, unsigned size,
+		    uint64_t *v)
+{
+	*v = 0;
+	return read_virt(d, sregs, gva, v, size);
+}
+
+/* Put TF = tf into the RFLAGS image of `size` bytes at gva; true if it
+ * had to change. */
+static bool fix_image(struct debug *d, const struct x86_sregs *sregs, uint64_t gva,
+		      unsigned size, bool tf)
+{
+	uint64_t image;
+	if (size < 2 || read_u64(d, sregs, gva, size, &image) < 0)
+		return false;
+	if (!!(image & RFLAGS_TF) == tf)
+		return false;
+	image = tf ? image | RFLAGS_TF : image & ~RFLAGS_TF;
+	return write_virt(d, sregs, gva, &image, size) == 0;
+}
+
+/* ---- exception delivery done by vmdb (64-bit mode, to ring 0) ---- */
+
+struct idt_gate {
+	uint64_t handler;
+	uint16_t selector;
+	uint8_t ist, type;
+	bool present;
+};
+
+static int read_gate(struct debug *d, const struct x86_sregs *sregs, unsigned vector,
+		     struct idt_gate *g)
+{
+	uint8_t raw[16];
+	if ((uint64_t)vector * 16 + 15 > sregs->idt.limit ||
+	    read_virt(d, sregs, sregs->idt.base + vector * 16, raw, sizeof(raw)) < 0)
+		return -EFAULT;
+	g->handler = (uint64_t)raw[0] | (uint64_t)raw[1] << 8 | (uint64_t)raw[6] << 16 |
+		     (uint64_t)raw[7] << 24 | (uint64_t)raw[8] << 32 | (uint64_t)raw[9] << 40 |
+		     (uint64_t)raw[10] << 48 | (uint64_t)raw[11] << 56;
+	g->selector = (uint16_t)(raw[2] | raw[3] << 8);
+	g->ist = raw[4] & 7;
+	g->type = raw[5] & 0xf;
+	g->present = raw[5] & 0x80;
+	return 0;
+}
+
+/* Deliver trap-type exception `vector` the way the CPU would at this
+ * boundary: regs are the state after the instruction (RIP = where the
+ * trap returns), the frame's RFLAGS carries the guest's TF. Only for a
+ * 64-bit ring-0 guest whose gate targets its own code segment; -ENOTSUP
+ * otherwise (the caller lets the engine inject). */
+static int deliver_trap(struct debug *d, struct vcpu *vcpu, const struct x86_sregs *sregs,
+			struct x86_regs *regs, unsigned vector, bool frame_tf)
+{
+	const struct engine_ops *eng = d->vm->engine;
+	struct idt_gate g;
+	uint64_t rsp = regs->rsp;
+
+	if (x86_mode_of(sregs) != X86_MODE_LONG64 || sregs->cs.dpl != 0 ||
+	    read_gate(d, sregs, vector, &g) < 0 || !g.present ||
+	    (g.type != IDT_GATE_INTR && g.type != IDT_GATE_TRAP) ||
+	    (g.selector & ~3u) != (sregs->cs.selector & ~3u))
+		return -ENOTSUP;
+	if (g.ist && read_u64(d, sregs, sregs->tr.base + 0x24 + 8 * (g.ist - 1u), 8, &rsp) < 0)
+		return -ENOTSUP;
+	uint64_t top = rsp & ~15ull;
+	uint64_t rflags = regs->rflags & ~RFLAGS_RF;
+	rflags = frame_tf ? rflags | RFLAGS_TF : rflags & ~RFLAGS_TF;
+	uint64_t frame[5] = { regs->rip, sregs->cs.selector, rflags, regs->rsp,
+			      sregs->ss.selector };
+	if (write_virt(d, sregs, top - sizeof(frame), frame, sizeof(frame)) < 0)
+		return -ENOTSUP;
+	regs->rsp = top - sizeof(frame);
+	regs->rip = g.handler;
+	regs->rflags &= ~(RFLAGS_TF | RFLAGS_RF | RFLAGS_NT);
+	if (g.type == IDT_GATE_INTR)
+		regs->rflags &= ~RFLAGS_IF;
+	return eng->set_regs(vcpu, regs);
+}
+
+static void set_dr6_bs(struct debug *d, struct vcpu *vcpu)
+{
+	const struct engine_ops *eng = d->vm->engine;
+	struct x86_debugregs dr;
+	if (eng->get_debugregs && eng->set_debugregs && eng->get_debugregs(vcpu, &dr) == 0) {
+		dr.dr6 |= DR6_BS;
+		eng->set_debugregs(vcpu, &dr);
+	}
+}
+
+/* The guest's own single-step trap at this boundary. */
+static void guest_db(struct debug *d, struct vcpu *vcpu, struct debug_step_vcpu *st,
+		     struct x86_regs *regs, uint64_t *pc)
+{
+	set_dr6_bs(d, vcpu);
+	if (deliver_trap(d, vcpu, &st->sregs, regs, X86_DB, st->guest_tf) == 0) {
+		*pc = regs->rip;
+		st->guest_tf = false;
+		st->sregs_valid = false;
+	} else if (d->vm->engine->inject_exception) {
+		d->vm->engine->inject_exception(vcpu, X86_DB, false, 0);
+		d->step_stats.injected_fallback++;
+		st->guest_tf = false;
+	}
+	d->step_stats.own_db++;
+}
+
+/* ---- before a step (client thread, vCPU parked) ---- */
+
+static int snapshot_sregs(struct debug *d, unsigned vcpu, struct debug_step_vcpu *st)
+{
+	struct debug_vcpu *dv = &d->vcpus[vcpu];
+	if (dv->cache_valid) {
+		st->sregs = dv->cache.sregs;
+		st->sregs_valid = true;
+	}
+	if (st->sregs_valid)
+		return 0;
+	int r = d->vm->engine->get_sregs(&d->vm->vcpus[vcpu], &st->sregs);
+	st->sregs_valid = r == 0;
+	return r;
+}
+
+static void decode_at(struct debug *d, struct debug_step_vcpu *st)
+{
+	uint8_t bytes[INSN_MAX];
+	uint64_t lin = st->sregs.cs.base + st->regs.rip;
+	size_t len = sizeof(bytes);
+	/* an instruction near the end of the mapped range: read what is there */
+	while (len > 0 && read_virt(d, &st->sregs, lin, bytes, len) < 0)
+		len = len > PAGE_SIZE - (lin & (PAGE_SIZE - 1)) ? PAGE_SIZE - (lin & (PAGE_SIZE - 1))
+								: 0;
+	if (len == 0 || x86_insn_classify(x86_mode_of(&st->sregs), bytes, len, &st->insn) < 0)
+		memset(&st->insn, 0, sizeof(st->insn));
+}
+
+/* The RFLAGS image POPF / IRET / SYSRET will load. */
+static void read_image(struct debug *d, struct debug_step_vcpu *st)
+{
+	unsigned size = st->insn.opsize;
+	uint64_t sp = st->sregs.ss.base + st->regs.rsp;
+	st->have_image = false;
+	switch (st->insn.kind) {
+	case X86_INSN_POPF:
+		st->image_at = sp;
+		st->have_image = read_u64(d, &st->sregs, sp, size, &st->image) == 0;
+		break;
+	case X86_INSN_IRET:
+		st->image_at = sp + 2ull * size;
+		st->have_image = read_u64(d, &st->sregs, st->image_at, size, &st->image) == 0;
+		break;
+	case X86_INSN_SYSRET:
+		st->image = st->regs.r11;
+		st->have_image = true;
+		break;
+	default:
+		break;
+	}
+}
+
+/* POPF/IRET/SYSRET that load TF=1: the engine must not see it (a TF it
+ * loads itself ends the next step one instruction late, or is dropped):
+ * the image loses TF for the step, and gets it back right after. The
+ * guest never runs between the two. */
+static void scrub(struct debug *d, unsigned vcpu, struct debug_step_vcpu *st, bool hide)
+{
+	const struct engine_ops *eng = d->vm->engine;
+	uint64_t v = hide ? st->image & ~RFLAGS_TF : st->image;
+	if (st->insn.kind == X86_INSN_SYSRET) {
+		struct x86_regs regs;
+		if (eng->get_regs(&d->vm->vcpus[vcpu], &regs) == 0) {
+			regs.r11 = v;
+			eng->set_regs(&d->vm->vcpus[vcpu], &regs);
+		}
+	} else {
+		write_virt(d, &st->sregs, st->image_at, &v, st->insn.opsize);
+	}
+	st->scrubbed = hide;
+}
+
+static void unscrub(struct debug *d, unsigned vcpu, struct debug_step_vcpu *st)
+{
+	if (st->scrubbed)
+		scrub(d, vcpu, st, false);
+}
+
+/* IRETQ to the same privilege level, done by vmdb: the host KVM here runs
+ * the first instruction at the IRET's target inside the same step, so
+ * gdb would never stop there. Returns 0 when done (regs updated). */
+static int emulate_iretq(struct debug *d, unsigned vcpu, struct debug_step_vcpu *st)
+{
+	const struct engine_ops *eng = d->vm->engine;
+	uint64_t f[5];
+	struct x86_regs regs = st->regs;
+	uint64_t sp = st->sregs.ss.base + st->regs.rsp;
+
+	if (x86_mode_of(&st->sregs) != X86_MODE_LONG64 || st->insn.opsize != 8 ||
+	    st->sregs.cs.dpl != 0 || read_virt(d, &st->sregs, sp, f, sizeof(f)) < 0 ||
+	    (f[1] & 0xffff) != st->sregs.cs.selector || (f[4] & 0xffff) != st->sregs.ss.selector)
+		return -ENOTSUP;
+	regs.rip = f[0];
+	regs.rflags = (f[2] & ~RFLAGS_TF) | RFLAGS_FIXED1;
+	regs.rsp = f[3];
+	pthread_mutex_lock(&d->lock);
+	d->vcpus[vcpu].cache_valid = d->vcpus[vcpu].regs_valid = false;
+	pthread_mutex_unlock(&d->lock);
+	int r = eng->set_regs(&d->vm->vcpus[vcpu], &regs);
+	if (r < 0)
+		return r;
+	bool tf_before = st->guest_tf;
+	st->guest_tf = f[2] & RFLAGS_TF;
+	d->step_stats.iret_emulated++;
+	if (tf_before) {
+		uint64_t pc = regs.rip;
+		guest_db(d, &d->vm->vcpus[vcpu], st, &regs, &pc);
+	}
+	return 0;
+}
+
+/* A free DR slot for a HLT run: the debugger's hardware breakpoints keep theirs. */
+static bool hlt_slot(struct debug *d, unsigned *slot)
+{
+	for (unsigned n = 0; n < DEBUG_NR_HW_BP; n++)
+		if (!d->hw[n].used) {
+			*slot = n;
+			return true;
+		}
+	return false;
+}
+
+int debug_step_begin(struct debug *d, unsigned vcpu)
+{
+	const struct engine_ops *eng = d->vm->engine;
+	struct debug_vcpu *dv = &d->vcpus[vcpu];
+	struct debug_step_vcpu *st = &dv->st;
+
+	unscrub(d, vcpu, st);
+	st->armed = false;
+	st->hlt_run = false;
+	if (!shadow_wanted(d))
+		return 0;
+	int r = debug_read_regs(d, vcpu, &st->regs);   /* guest view: TF is the guest's */
+	if (r < 0)
+		return r;
+	if (!st->shadow) {
+		st->guest_tf = st->regs.rflags & RFLAGS_TF;
+		st->shadow = true;
+		st->sregs_valid = false;
+		if (st->guest_tf) {
+			/* the engine's TF is the debugger's from now on */
+			struct x86_regs real = st->regs;
+			real.rflags &= ~RFLAGS_TF;
+			pthread_mutex_lock(&d->lock);
+			dv->cache_valid = dv->regs_valid = false;
+			pthread_mutex_unlock(&d->lock);
+			if ((r = eng->set_regs(&d->vm->vcpus[vcpu], &real)) < 0)
+				return r;
+		}
+	}
+	if ((r = snapshot_sregs(d, vcpu, st)) < 0)
+		return r;
+	decode_at(d, st);
+	read_image(d, st);
+	if (st->insn.kind == X86_INSN_IRET && emulate_iretq(d, vcpu, st) == 0)
+		return 1;
+	if (st->have_image && (st->image & RFLAGS_TF)) {
+		pthread_mutex_lock(&d->lock);
+		dv->cache_valid = dv->regs_valid = false;
+		pthread_mutex_unlock(&d->lock);
+		scrub(d, vcpu, st, true);
+	}
+	st->armed = true;
+	d->step_stats.steps++;
+	if (st->insn.kind == X86_INSN_HLT && !d->sstep_irq && st->insn.len &&
+	    hlt_slot(d, &st->hlt_slot)) {
+		/* the vCPU runs freely until it is past the HLT: its own TF is its own */
+		st->hlt_run = true;
+		st->hlt_addr = st->sregs.cs.base + st->regs.rip + st->insn.len;
+		d->step_stats.hlt_runs++;
+	}
+	return 0;
+}
+
+/* ---- after a step (vCPU thread) ---- */
+
+/* An exception, interrupt or INT n delivered during the step leaves a
+ * frame where a 64-bit ring-0 delivery without IST puts it: below the
+ * 16-byte aligned old RSP, naming the old RIP (fault) or the next one
+ * (trap, interrupt), the old CS and the old RSP. */
+static bool find_frame(struct debug *d, const struct debug_step_vcpu *st, uint64_t *rflags_at)
+{
+	uint64_t top = (st->sregs.ss.base + st->regs.rsp) & ~15ull;
+	uint64_t f[5];
+	if (x86_mode_of(&st->sregs) != X86_MODE_LONG64 ||
+	    read_virt(d, &st->sregs, top - sizeof(f), f, sizeof(f)) < 0)
+		return false;
+	if (f[3] != st->regs.rsp || (f[1] & 0xffff) != st->sregs.cs.selector ||
+	    (f[0] != st->regs.rip && f[0] != st->regs.rip + st->insn.len))
+		return false;
+	*rflags_at = top - 24;
+	return true;
+}
+
+/* Did the step end somewhere the instruction alone cannot take it? */
+static bool unexpected_end(const struct debug_step_vcpu *st, uint64_t pc)
+{
+	switch (st->insn.kind) {
+	case X86_INSN_BRANCH:
+	case X86_INSN_IRET:
+	case X86_INSN_SYSCALL:
+	case X86_INSN_SYSRET:
+		return false;    /* anywhere is possible */
+	case X86_INSN_REP_STRING:
+		return pc != st->regs.rip && pc != st->regs.rip + st->insn.len;
+	default:
+		return st->insn.len && pc != st->regs.rip + st->insn.len;
+	}
+}
+
+static void end_syscall(struct debug *d, struct vcpu *vcpu, struct debug_step_vcpu *st,
+			struct x86_regs *regs, bool tf_before)
+{
+	const struct engine_ops *eng = d->vm->engine;
+	uint64_t fmask = 0;
+	if (!!(regs->r11 & RFLAGS_TF) != tf_before) {
+		regs->r11 = tf_before ? regs->r11 | RFLAGS_TF : regs->r11 & ~RFLAGS_TF;
+		eng->set_regs(vcpu, regs);
+		d->step_stats.r11_fixed++;
+	}
+	if (eng->get_msr && eng->get_msr(vcpu, MSR_FMASK, &fmask) == 0 && (fmask & RFLAGS_TF))
+		st->guest_tf = false;
+}
+
+void debug_step_end(struct debug *d, struct vcpu *vcpu, uint64_t *pc)
+{
+	const struct engine_ops *eng = d->vm->engine;
+	struct debug_step_vcpu *st = &d->vcpus[vcpu->id].st;
+	bool tf_before = st->guest_tf;
+	bool delivered = false;
+	uint64_t at;
+
+	if (!st->armed)
+		return;
+	unscrub(d, vcpu->id, st);
+	st->armed = false;
+	st->hlt_run = false;
+	if (st->insn.kind == X86_INSN_INT || unexpected_end(st, *pc)) {
+		if (find_frame(d, st, &at)) {
+			if (fix_image(d, &st->sregs, at, 8, tf_before))
+				d->step_stats.frames_fixed++;
+			st->guest_tf = false;
+			delivered = true;
+		}
+		st->sregs_valid = false;   /* the handler may run in another context */
+	}
+	switch (delivered ? X86_INSN_OTHER : st->insn.kind) {
+	case X86_INSN_PUSHF:
+		if (*pc == st->regs.rip + st->insn.len &&
+		    fix_image(d, &st->sregs, st->sregs.ss.base + st->regs.rsp - st->insn.opsize,
+			      st->insn.opsize, tf_before))
+			d->step_stats.images_fixed++;
+		break;
+	case X86_INSN_POPF:
+	case X86_INSN_IRET:
+	case X86_INSN_SYSRET:
+		if (st->have_image)
+			st->guest_tf = st->image & RFLAGS_TF;
+		st->sregs_valid = st->insn.kind == X86_INSN_POPF;
+		break;
+	default:
+		break;
+	}
+	if (st->insn.changes_system)
+		st->sregs_valid = false;
+	if (!tf_before || delivered)
+		return;
+	struct x86_regs regs;
+	if (eng->get_regs(vcpu, &regs) < 0)
+		return;
+	if (st->insn.kind == X86_INSN_SYSCALL)
+		end_syscall(d, vcpu, st, &regs, tf_before);
+	if (st->insn.kind == X86_INSN_SYSCALL || st->insn.kind == X86_INSN_SYSRET) {
+		st->sregs_valid = false;
+		if (eng->get_sregs(vcpu, &st->sregs) < 0)
+			return;
+		st->sregs_valid = true;
+	}
+	guest_db(d, vcpu, st, &regs, pc);
+}
+
+/* The guest's own INT3 while the debugger steps it: deliver #BP (a trap:
+ * the frame names the next instruction) with the guest's TF in the frame,
+ * and end the step at the handler. */
+bool debug_step_guest_int3(struct debug *d, struct vcpu *vcpu, uint64_t pc, uint64_t *handler)
+{
+	const struct engine_ops *eng = d->vm->engine;
+	struct debug_step_vcpu *st = &d->vcpus[vcpu->id].st;
+	struct x86_regs regs;
+
+	if (!st->shadow || !st->armed || st->regs.rip != pc || eng->get_regs(vcpu, &regs) < 0)
+		return false;
+	regs.rip = pc + 1;
+	if (deliver_trap(d, vcpu, &st->sregs, &regs, X86_BP, st->guest_tf) < 0)
+		return false;
+	st->armed = false;
+	st->guest_tf = false;
+	st->sregs_valid = false;
+	*handler = regs.rip;
+	return true;
+}
+
+/* ---- leaving step mode and gdb's view ---- */
+
+void debug_step_leave(struct debug *d, unsigned vcpu)
+{
+	const struct engine_ops *eng = d->vm->engine;
+	struct debug_vcpu *dv = &d->vcpus[vcpu];
+	struct debug_step_vcpu *st = &dv->st;
+	struct x86_regs regs;
+
+	unscrub(d, vcpu, st);
+	st->armed = false;
+	st->hlt_run = false;
+	if (!st->shadow)
+		return;
+	st->shadow = false;
+	st->sregs_valid = false;
+	if (!st->guest_tf)
+		return;
+	pthread_mutex_lock(&d->lock);
+	dv->cache_valid = dv->regs_valid = false;
+	pthread_mutex_unlock(&d->lock);
+	/* after set_debug: the engine may rewrite RFLAGS when stepping stops */
+	if (eng->get_regs(&d->vm->vcpus[vcpu], &regs) == 0) {
+		regs.rflags |= RFLAGS_TF;
+		eng->set_regs(&d->vm->vcpus[vcpu], &regs);
+	}
+}
+
+void debug_step_view_regs(struct debug *d, unsigned vcpu, struct x86_regs *regs)
+{
+	const struct debug_step_vcpu *st = &d->vcpus[vcpu].st;
+	if (st->shadow)
+		regs->rflags = st->guest_tf ? regs->rflags | RFLAGS_TF : regs->rflags & ~RFLAGS_TF;
+}
+
+void debug_step_write_regs(struct debug *d, unsigned vcpu, struct x86_regs *regs)
+{
+	struct debug_step_vcpu *st = &d->vcpus[vcpu].st;
+	if (!st->shadow)
+		return;
+	st->guest_tf = regs->rflags & RFLAGS_TF;
+	regs->rflags &= ~RFLAGS_TF;
+}
+
+/* ---- modes and reports ---- */
+
+int debug_sstep_set_irq(struct debug *d, bool on)
+{
+	d->sstep_irq = on;
+	for (unsigned i = 0; i < d->nr_vcpus; i++)
+		d->vcpus[i].applied_valid = false;
+	return 0;
+}
+
+void debug_sstep_set_shadow(struct debug *d, bool on)
+{
+	d->sstep_plain = !on;
+}
+
+bool debug_sstep_irq(const struct debug *d)
+{
+	return d->sstep_irq;
+}
+
+/* How interrupts are held off while stepping, in words. */
+const char *debug_sstep_irq_mechanism(struct debug *d)
+{
+	const struct engine_caps *caps;
+	if (d->sstep_irq)
+		return "interrupts are taken during steps: a step may enter a handler";
+	if (debug_caps(d, &caps, NULL) == 0 && caps->step_block_irq)
+		return "held off by the engine while stepping (KVM_GUESTDBG_BLOCKIRQ or the "
+		       "engine's own), delivered when the guest continues";
+	return "NOT held off: this engine cannot block interrupts while stepping, so a step "
+	       "may enter a handler";
+}
+
+void debug_sstep_describe(struct debug *d, char *out, size_t size)
+{
+	const struct engine_caps *caps;
+	bool exact = debug_caps(d, &caps, NULL) == 0 && caps->step_keeps_guest_tf;
+	const struct debug_step_stats *s = &d->step_stats;
+	snprintf(out, size,
+		 "interrupts while stepping: %s (monitor sstep irq %s)\n"
+		 "guest's own trap flag: %s\n"
+		 "HLT: %s\n"
+		 "so far: %lu steps prepared, %lu own #DB delivered (%lu by engine injection), "
+		 "%lu PUSHF images, %lu frames, %lu R11 fixed, %lu HLT runs, %lu IRETQ done by vmdb\n",
+		 debug_sstep_irq_mechanism(d), d->sstep_irq ? "on" : "off",
+		 d->sstep_plain ? "NOT kept (monitor sstep shadow off: plain engine stepping)"
+		 : exact ? "kept by the engine itself (its steps leave the guest's TF alone)"
+			 : "kept by vmdb as a shadow: images, frames, R11 and gdb show it, "
+			   "POPF/IRET/SYSRET change it, its #DB traps are delivered",
+		 d->sstep_irq ? "single-stepped by the engine"
+			      : "stepped as a run to the next instruction (completes when the "
+				"vCPU wakes)",
+		 s->steps, s->own_db, s->injected_fallback, s->images_fixed, s->frames_fixed,
+		 s->r11_fixed, s->hlt_runs, s->iret_emulated);
+}
