@@ -8,7 +8,6 @@ import pytest
 
 from gdbclient import GdbInteractive, RspClient, gdb_batch, reg_values, start_gdb_vmdb
 
-pytestmark = pytest.mark.kvm
 
 
 def symbol(elf, name):

@@ -8,7 +8,6 @@ import pytest
 
 from gdbclient import RspClient, gdb_batch, start_gdb_vmdb
 
-pytestmark = pytest.mark.kvm
 
 
 def symbol(elf, name):

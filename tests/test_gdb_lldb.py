@@ -8,7 +8,7 @@ import pytest
 
 from gdbclient import start_gdb_vmdb
 
-pytestmark = [pytest.mark.kvm,
+pytestmark = [
               pytest.mark.skipif(not shutil.which("lldb"), reason="skipped: no lldb")]
 
 

@@ -8,7 +8,6 @@ import pytest
 
 from gdbclient import RspClient, frame, start_gdb_vmdb
 
-pytestmark = pytest.mark.kvm
 
 SCRATCH = 0x300000          # identity-mapped RAM the regs scenario never touches
 

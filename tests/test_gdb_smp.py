@@ -6,7 +6,6 @@ import pytest
 
 from gdbclient import gdb_batch, start_gdb_vmdb
 
-pytestmark = pytest.mark.kvm
 
 NCPUS = 8
 

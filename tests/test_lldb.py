@@ -21,7 +21,7 @@ import subprocess
 
 import pytest
 
-pytestmark = [pytest.mark.kvm,
+pytestmark = [
               pytest.mark.skipif(not shutil.which("lldb"), reason="skipped: no lldb"),
               pytest.mark.skipif(not shutil.which("objdump"), reason="skipped: no objdump")]
 
