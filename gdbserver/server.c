@@ -16,7 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -370,38 +369,40 @@ static void client_accept(struct gdb_server *s)
 	gdb_set_state(s, GDB_STOPPED);
 }
 
-/* Feed what the client sent; false when the connection ended. */
-static bool client_read_once(struct gdb_server *s, int flags)
+/* Feed what the client sent: the bytes fed, 0 when nothing was waiting
+ * (MSG_DONTWAIT) or the call was interrupted, -1 when the connection ended. */
+static ssize_t client_recv(struct gdb_server *s, int flags)
 {
 	char buf[16384];
 	ssize_t n = recv(s->client_fd, buf, sizeof(buf), flags);
 	if (n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK))
-		return true;
+		return 0;
 	if (n <= 0) {
 		client_close(s);    /* disconnect without detach = detach */
-		return false;
+		return -1;
 	}
 	rsp_feed(&s->rsp, buf, (size_t)n);
 	if (s->state == GDB_CLOSING) {
 		client_close(s);
-		return false;
+		return -1;
 	}
-	return true;
+	return n;
 }
 
 /* A client in a request/reply exchange (registers, memory, steps) sends
  * its next packet a few microseconds after our reply; sleeping in poll and
  * being woken costs more than that under nested KVM, so look again for a
- * moment first. Only while stopped: a running machine can take its time. */
+ * moment first. Only while stopped: a running machine can take its time.
+ * A non-blocking recv is the look: one system call, not FIONREAD + recv. */
 static void client_linger(struct gdb_server *s)
 {
 	struct timespec start, now;
 	clock_gettime(CLOCK_MONOTONIC, &start);
 	while (s->client_fd >= 0 && s->state == GDB_STOPPED) {
-		int avail = 0;
-		if (ioctl(s->client_fd, FIONREAD, &avail) == 0 && avail > 0) {
-			if (!client_read_once(s, MSG_DONTWAIT))
-				return;
+		ssize_t n = client_recv(s, MSG_DONTWAIT);
+		if (n < 0)
+			return;
+		if (n > 0) {
 			clock_gettime(CLOCK_MONOTONIC, &start);
 			continue;
 		}
@@ -415,7 +416,7 @@ static void client_linger(struct gdb_server *s)
 
 static void client_read(struct gdb_server *s)
 {
-	if (client_read_once(s, 0))
+	if (client_recv(s, 0) >= 0)
 		client_linger(s);
 }
 

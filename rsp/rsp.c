@@ -272,9 +272,82 @@ static int rsp_out_reserve(struct rsp_conn *c, size_t need)
 	return 0;
 }
 
+/* ---- the encoder's fast path ---- */
+
+/* Bytes copied as a whole when rsp_plain_block() clears them. */
+#define RSP_BLOCK 64
+_Static_assert(RSP_RLE_MIN_EXTRA == 3, "rsp_plain_block looks for runs of exactly four");
+
+static uint64_t rsp_load64(const unsigned char *p)
+{
+	uint64_t v;
+	memcpy(&v, p, sizeof(v));
+	return v;
+}
+
+/* True when the slow path of rsp_encode would copy p[0, RSP_BLOCK) as it
+ * is: no byte needs an escape and no run of RSP_RLE_MIN_EXTRA + 1 equal
+ * bytes starts in it. Reads RSP_RLE_MIN_EXTRA bytes past the block; the
+ * caller guarantees they exist. Branch-free so that the compiler turns it
+ * into vector compares: hex replies of m and g, the large ones, almost
+ * always pass, and then cost a copy and a sum. */
+static bool rsp_plain_block(const unsigned char *p)
+{
+	unsigned char bad = 0;
+	for (size_t k = 0; k < RSP_BLOCK; k++) {
+		unsigned char ch = p[k];
+		bad |= (unsigned char)((ch == '$') | (ch == '#') | (ch == RSP_ESCAPE_CHAR) |
+				       (ch == RSP_RLE_CHAR) |
+				       ((ch == p[k + 1]) & (ch == p[k + 2]) & (ch == p[k + 3])));
+	}
+	return bad == 0;
+}
+
+/* Sum of RSP_BLOCK bytes, modulo 256: 16-bit lanes cannot overflow here
+ * (at most 8 words of 2 * 255 per lane). */
+static uint8_t rsp_block_sum(const unsigned char *p)
+{
+	const uint64_t lanes = 0x00ff00ff00ff00ffull;
+	uint64_t acc = 0;
+	for (size_t k = 0; k < RSP_BLOCK; k += 8) {
+		uint64_t x = rsp_load64(p + k);
+		acc += (x & lanes) + ((x >> 8) & lanes);
+	}
+	return (uint8_t)((acc * 0x0001000100010001ull) >> 48);
+}
+
+/* Where the byte-by-byte encoder has work to do (an escape, or a run of
+ * RSP_RLE_MIN_EXTRA + 1 equal bytes starting there) in a block that
+ * rsp_plain_block() refused: the plain bytes before it are still copied
+ * as they are. */
+static size_t rsp_plain_prefix(const unsigned char *p)
+{
+	size_t k = 0;
+	while (k < RSP_BLOCK && !rsp_needs_escape(p[k]) &&
+	       !(p[k] == p[k + 1] && p[k] == p[k + 2] && p[k] == p[k + 3]))
+		k++;
+	return k;
+}
+
+/* Copy n plain bytes to the frame; returns their sum. */
+static uint8_t rsp_copy_plain(char *o, const unsigned char *p, size_t n)
+{
+	uint8_t sum = 0;
+	if (n == RSP_BLOCK) {
+		sum = rsp_block_sum(p);
+	} else {
+		for (size_t k = 0; k < n; k++)
+			sum += p[k];
+	}
+	memcpy(o, p, n);
+	return sum;
+}
+
 /* Encode payload into c->out as "$...#cs". Worst case every byte is
  * escaped: 2 * len + 4. Runs are only encoded for bytes that need no
- * escape, so '*' always follows a plain character. */
+ * escape, so '*' always follows a plain character. Stretches that need
+ * neither escapes nor runs (nearly all of a hex reply) are found a block
+ * at a time and copied whole; the output is the same byte for byte. */
 static void rsp_encode(struct rsp_conn *c, const unsigned char *p, size_t len)
 {
 	char *o = c->out;
@@ -283,6 +356,15 @@ static void rsp_encode(struct rsp_conn *c, const unsigned char *p, size_t len)
 
 	o[n++] = '$';
 	for (size_t i = 0; i < len;) {
+		if (i + RSP_BLOCK + RSP_RLE_MIN_EXTRA <= len) {
+			size_t k = rsp_plain_block(p + i) ? RSP_BLOCK : rsp_plain_prefix(p + i);
+			if (k) {
+				sum += rsp_copy_plain(o + n, p + i, k);
+				n += k;
+				i += k;
+				continue;
+			}
+		}
 		unsigned char ch = p[i];
 		if (rsp_needs_escape(ch)) {
 			o[n++] = RSP_ESCAPE_CHAR;

@@ -473,6 +473,87 @@ static void test_round_trip(struct tally *t, uint64_t *rng)
 	rec_close(&rr);
 }
 
+/* The sending rules written out one byte at a time (escape '$', '#', '}',
+ * '*'; a run of four or more plain bytes becomes "c*N" with N never '#',
+ * '$', '*' or '}'): rsp_send copies plain stretches a block at a time and
+ * must still produce exactly these bytes. */
+static size_t ref_encode(const uint8_t *p, size_t len, char *o)
+{
+	size_t n = 0;
+	uint8_t sum = 0;
+	o[n++] = '$';
+	for (size_t i = 0; i < len;) {
+		uint8_t ch = p[i++];
+		if (ch == '$' || ch == '#' || ch == '}' || ch == '*') {
+			o[n++] = '}';
+			o[n++] = (char)(ch ^ 0x20);
+			sum += '}' + (ch ^ 0x20);
+			continue;
+		}
+		o[n++] = (char)ch;
+		sum += ch;
+		size_t more = 0;
+		while (more < 97 && i + more < len && p[i + more] == ch)
+			more++;
+		while (more >= 3 && (more + 29 == '#' || more + 29 == '$' || more + 29 == '*' ||
+				     more + 29 == '}'))
+			more--;
+		if (more >= 3) {
+			o[n++] = '*';
+			o[n++] = (char)(more + 29);
+			sum += '*' + more + 29;
+			i += more;
+		}
+	}
+	n += (size_t)sprintf(o + n, "#%02x", sum);
+	return n;
+}
+
+/* A payload like an m reply: hex digits with, here and there, runs of
+ * every length and bytes that need escaping, so that block boundaries
+ * fall everywhere around them. */
+static size_t hexish_payload(uint64_t *rng, uint8_t *buf, size_t max)
+{
+	static const char digits[] = "0123456789abcdef$#}*";
+	size_t len = rng_next(rng) % (max + 1);
+	for (size_t i = 0; i < len;) {
+		uint64_t v = rng_next(rng);
+		uint8_t b = (uint8_t)digits[(v & 0xff) % ((v >> 8) % 64 == 0 ? 20 : 16)];
+		size_t run = (v >> 16) % 32 == 0 ? 1 + (v >> 24) % 120 : 1;
+		for (size_t k = 0; k < run && i < len; k++)
+			buf[i++] = b;
+	}
+	return len;
+}
+
+static void test_send_matches_reference(struct tally *t, uint64_t *rng)
+{
+	enum { ROUNDS = 3000, MAXLEN = 4000 };
+	static uint8_t payload[MAXLEN];
+	static char want[2 * MAXLEN + 8];
+	struct rsp_conn c;
+	struct rec r;
+	char why[160] = "";
+
+	if (rec_open(&r, &c, 0x20000, true)) {
+		report(t, "send = reference encoder", "rsp_init failed");
+		return;
+	}
+	for (int round = 0; round < ROUNDS && !why[0]; round++) {
+		size_t len = round % 2 ? hexish_payload(rng, payload, MAXLEN)
+				       : random_payload(rng, payload, MAXLEN);
+		size_t wlen = ref_encode(payload, len, want);
+		rsp_buf_reset(&r.out);
+		if (rsp_send(&c, payload, len))
+			snprintf(why, sizeof(why), "round %d: rsp_send failed", round);
+		else if (r.out.len != wlen || memcmp(r.out.data, want, wlen) != 0)
+			snprintf(why, sizeof(why), "round %d: %zu-byte payload framed as %zu bytes, "
+				 "reference %zu", round, len, r.out.len, wlen);
+	}
+	report(t, "send = reference encoder (3000 payloads)", why[0] ? why : NULL);
+	rec_close(&r);
+}
+
 /* A packet with a NUL byte (binary X data) arrives whole. */
 static void test_binary_nul(struct tally *t)
 {
@@ -659,6 +740,7 @@ int main(void)
 	test_ack_retransmit(&t);
 	test_sendf_long(&t);
 	test_round_trip(&t, &rng);
+	test_send_matches_reference(&t, &rng);
 	test_binary_nul(&t);
 	test_big_packets(&t);
 	test_init(&t);
