@@ -46,11 +46,11 @@ test:
 	@scripts/deps.sh test
 	@$(MAKE) -s -j2 --no-print-directory all unit
 	@$(MAKE) -s -j2 --no-print-directory SAN=1 all unit
-	/usr/bin/python3 -m pytest -q tests --builds build,build-asan
+	/usr/bin/python3 -m pytest -q tests --builds build,build-asan --engines kvm,emu
 
 # Normal build only; for the edit-test loop.
 test-quick: all unit
-	/usr/bin/python3 -m pytest -q tests --builds build
+	/usr/bin/python3 -m pytest -q tests --builds build --engines kvm,emu
 
 bench:
 	@scripts/deps.sh bench

@@ -100,7 +100,7 @@ int debug_sw_remove(struct debug *d, uint64_t addr, struct err *e)
 		return err_set(e, ENOENT, "no breakpoint at 0x%" PRIx64, addr);
 	}
 	bp->client = false;
-	if (!bp->catch_vectors)
+	if (!bp->catch_vectors && !bp->step_guard)
 		debug_sw_drop_locked(d, bp);
 	pthread_mutex_unlock(&d->lock);
 	return 0;
@@ -174,6 +174,7 @@ void debug_remove_all_breakpoints(struct debug *d)
 		d->hw[n] = (struct debug_hw_bp){ 0 };
 	d->catch_mask = 0;
 	memset(d->catch_at, 0, sizeof(d->catch_at));
+	d->guard.armed = d->guard.lifted = false;    /* the step engine's guards went too */
 	pthread_mutex_unlock(&d->lock);
 }
 

@@ -29,6 +29,16 @@ enum debug_step {
 	DEBUG_STEP_INTERNAL,     /* stepping over one of our breakpoints */
 };
 
+/* Guest-virtual to guest-physical page translations the step engine
+ * reuses between steps (the code page, the stack page, the IDT page).
+ * Keyed by CR3; flushed whenever the system registers are re-read or an
+ * instruction that may change paging was stepped. */
+#define DEBUG_TLB_SIZE 4
+struct debug_tlb {
+	bool valid;
+	uint64_t cr3, page, gpa_page;
+};
+
 /* The step engine's view of one vCPU (debug/step.c). While `shadow` is
  * set the engine's RFLAGS.TF belongs to the debugger (vmdb keeps it
  * clear; an engine may set it while it steps) and guest_tf is the guest's
@@ -50,12 +60,29 @@ struct debug_step_vcpu {
 	bool hlt_run;
 	unsigned hlt_slot;
 	uint64_t hlt_addr;
+	struct debug_tlb tlb[DEBUG_TLB_SIZE];
+	unsigned tlb_next;
 };
 
 /* What the step engine did so far, for `monitor info sstep`. */
 struct debug_step_stats {
 	unsigned long steps, own_db, images_fixed, frames_fixed, r11_fixed, hlt_runs,
-		injected_fallback, iret_emulated;
+		injected_fallback, iret_emulated, guard_stops, guard_arms, full_decodes;
+};
+
+/* Fault guards (step.c): while one vCPU is stepped alone, an int3 sits on
+ * the entry of every exception handler its 64-bit IDT names, so a step
+ * whose instruction faults stops at the handler's first instruction. The
+ * raw gates they were armed from tell when to re-arm. */
+#define DEBUG_GUARD_VECTORS 32
+struct debug_guard {
+	bool armed;
+	uint64_t idt_base;
+	uint16_t idt_limit;
+	unsigned raw_len;
+	uint8_t raw[DEBUG_GUARD_VECTORS * 16];
+	bool lifted;                   /* the guard at the stepped RIP is out for one step */
+	uint64_t lifted_addr;
 };
 
 struct debug_vcpu {
@@ -87,6 +114,7 @@ struct debug_sw_bp {
 	bool lifted;             /* original byte temporarily back (step-over) */
 	bool client;
 	uint32_t catch_vectors;
+	bool step_guard;         /* the step engine's: an exception handler's entry (step.c) */
 };
 
 struct debug_hw_bp {
@@ -144,6 +172,8 @@ struct debug {
 	bool sstep_irq;              /* steps may enter interrupt handlers */
 	bool sstep_plain;            /* shadow TF off: plain engine stepping (bench) */
 	struct debug_step_stats step_stats;
+	bool step_alone;             /* the resume runs one stepped vCPU, the rest stay parked */
+	struct debug_guard guard;
 
 	bool caps_done;
 	int caps_err;
@@ -176,12 +206,16 @@ void debug_sw_drop_locked(struct debug *d, struct debug_sw_bp *bp);
  * negative errno on failure. */
 int debug_step_begin(struct debug *d, unsigned vcpu);
 /* on the vCPU thread at the step's exit: fix what the guest sees; *pc
- * becomes where the step really ended (e.g. the guest's #DB handler) */
-void debug_step_end(struct debug *d, struct vcpu *vcpu, uint64_t *pc);
+ * becomes where the step really ended (e.g. the guest's #DB handler).
+ * at_handler: the step stopped at an int3 on a handler's entry (a fault
+ * guard or a breakpoint there): an exception was delivered. */
+void debug_step_end(struct debug *d, struct vcpu *vcpu, uint64_t *pc, bool at_handler);
 /* the vCPU runs freely now: give the guest its own TF back */
 void debug_step_leave(struct debug *d, unsigned vcpu);
 /* a guest INT3 met while stepping: deliver its #BP exactly; true = done */
 bool debug_step_guest_int3(struct debug *d, struct vcpu *vcpu, uint64_t pc, uint64_t *handler);
+/* take every fault guard out of guest memory (d->lock NOT held) */
+void debug_step_guards_drop(struct debug *d);
 /* gdb's view of RFLAGS.TF: the guest's own */
 void debug_step_view_regs(struct debug *d, unsigned vcpu, struct x86_regs *regs);
 /* gdb wrote the registers: take its TF as the guest's, keep the engine's clear */

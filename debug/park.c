@@ -372,9 +372,11 @@ static int step_over(struct debug *d, unsigned vcpu, uint64_t pc, bool report)
 		struct debug_event ev = { .kind = DEBUG_EV_STEP, .vcpu = vcpu, .addr = pc };
 		debug_queue_locked(d, &ev);
 	}
-	pthread_mutex_unlock(&d->lock);
-	if (sw)
+	/* the step may have re-armed the fault guards: the table moved */
+	sw = debug_sw_find_locked(d, pc);
+	if (sw && sw->lifted)
 		debug_sw_poke(d, sw, true);
+	pthread_mutex_unlock(&d->lock);
 	return r;
 }
 
@@ -386,10 +388,13 @@ static bool eligible_pending(struct debug *d)
 	return pending;
 }
 
+/* The step engine's fault guards are not counted: it lifts the one under
+ * the instruction it steps itself (step.c). */
 static bool at_breakpoint(struct debug *d, uint64_t pc)
 {
 	pthread_mutex_lock(&d->lock);
-	bool at = debug_sw_find_locked(d, pc) || debug_hw_find_locked(d, pc) >= 0;
+	const struct debug_sw_bp *sw = debug_sw_find_locked(d, pc);
+	bool at = (sw && (sw->client || sw->catch_vectors)) || debug_hw_find_locked(d, pc) >= 0;
 	pthread_mutex_unlock(&d->lock);
 	return at;
 }
@@ -408,6 +413,7 @@ static int step_overs(struct debug *d, const enum debug_action *actions, struct 
 {
 	if (!any_breakpoint(d))
 		return 0;
+	d->step_alone = true;     /* a step-over runs its vCPU alone */
 	for (unsigned i = 0; i < d->nr_vcpus; i++) {
 		uint64_t pc = 0;
 		if (actions[i] == DEBUG_ACT_STOP || vcpu_pc(d, i, &pc) < 0 || !at_breakpoint(d, pc))
@@ -437,6 +443,10 @@ int debug_resume(struct debug *d, const enum debug_action *actions, struct err *
 		return r;
 	if (eligible_pending(d))
 		return 1;
+	unsigned running = 0;
+	for (unsigned i = 0; i < d->nr_vcpus; i++)
+		running += actions[i] != DEBUG_ACT_STOP;
+	d->step_alone = running == 1;
 
 	for (unsigned i = 0; i < d->nr_vcpus; i++) {
 		d->vcpus[i].step = actions[i] == DEBUG_ACT_STEP ? DEBUG_STEP_USER : DEBUG_STEP_NONE;
@@ -595,15 +605,54 @@ static void hit_event(struct debug_event *ev, bool client, uint32_t catch_vector
 		ev->vector = (unsigned)__builtin_ctz(catch_vectors);
 }
 
+/* A step that stopped at an int3 on a handler's entry: an exception was
+ * delivered (step.c's fault guards, or a breakpoint of the client or of
+ * exception catching there). Fix the frame, then either end the step
+ * there (guard only) or let the breakpoint's own event report it. */
+static bool step_at_handler(struct debug *d, struct vcpu *vcpu, uint64_t pc, bool guard_only)
+{
+	struct debug_vcpu *dv = &d->vcpus[vcpu->id];
+	uint64_t at = pc;
+	set_rip(vcpu, pc);
+	debug_step_end(d, vcpu, &at, true);
+	if (!guard_only)
+		return false;
+	pthread_mutex_lock(&d->lock);
+	enum debug_step step = dv->step;
+	d->step_stats.guard_stops++;
+	if (step == DEBUG_STEP_INTERNAL) {
+		dv->step_done = true;
+		dv->run_allowed = false;
+	}
+	pthread_mutex_unlock(&d->lock);
+	if (step == DEBUG_STEP_INTERNAL)
+		return true;
+	struct debug_event ev = { .kind = DEBUG_EV_STEP, .vcpu = vcpu->id, .addr = at };
+	__atomic_store_n(&dv->just_stepped, true, __ATOMIC_RELEASE);
+	return stop_with(d, vcpu, &ev);
+}
+
 static bool on_bpt(struct debug *d, struct vcpu *vcpu, uint64_t pc)
 {
 	struct debug_event ev = { .vcpu = vcpu->id, .addr = pc };
 	pthread_mutex_lock(&d->lock);
 	const struct debug_sw_bp *bp = debug_sw_find_locked(d, pc);
-	if (bp)
+	bool guard_only = bp && !bp->client && !bp->catch_vectors;
+	if (bp && !guard_only)
 		hit_event(&ev, bp->client, bp->catch_vectors, DEBUG_EV_SWBREAK);
-	bool stepping = d->vcpus[vcpu->id].step == DEBUG_STEP_USER;
+	enum debug_step step_kind = d->vcpus[vcpu->id].step;
+	bool stepping = step_kind == DEBUG_STEP_USER;
 	pthread_mutex_unlock(&d->lock);
+	if (bp && step_kind != DEBUG_STEP_NONE && step_at_handler(d, vcpu, pc, guard_only))
+		return true;
+	if (guard_only) {
+		/* a vCPU running freely met a guard (cannot happen while they
+		 * are armed only for a vCPU running alone): take them out and
+		 * let it run the original instruction */
+		debug_step_guards_drop(d);
+		set_rip(vcpu, pc);
+		return true;
+	}
 	uint64_t handler;
 	if (!bp && stepping && debug_step_guest_int3(d, vcpu, pc, &handler)) {
 		/* the guest got its #BP; the step ends at its handler */
@@ -636,7 +685,7 @@ static bool on_db(struct debug *d, struct vcpu *vcpu, const struct vm_exit *exit
 			 (exit->db.dr6 & DR6_B(dv->st.hlt_slot)));
 	pthread_mutex_unlock(&d->lock);
 	if (step != DEBUG_STEP_NONE && step_end)
-		debug_step_end(d, vcpu, &ev.addr);
+		debug_step_end(d, vcpu, &ev.addr, false);
 	if (step == DEBUG_STEP_INTERNAL && step_end) {
 		pthread_mutex_lock(&d->lock);
 		dv->step_done = true;

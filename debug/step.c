@@ -59,6 +59,8 @@
 #define PAGE_SIZE 4096ull
 #define IDT_GATE_INTR 0xe
 #define IDT_GATE_TRAP 0xf
+#define TSS64_RSP0 0x04     /* 64-bit TSS: RSP0-2, then IST1-7 */
+#define TSS64_IST1 0x24
 
 static bool shadow_wanted(struct debug *d)
 {
@@ -80,8 +82,35 @@ static int phys_read(void *opaque, uint64_t gpa, void *buf, size_t len)
 	return 0;
 }
 
+static void tlb_flush(struct debug_step_vcpu *st)
+{
+	memset(st->tlb, 0, sizeof(st->tlb));
+}
+
+/* One page walk per page and CR3 while stepping, not one per access:
+ * the code, stack and IDT pages stay the same for thousands of steps. */
+static int translate(struct debug *d, struct debug_step_vcpu *st, uint64_t gva, uint64_t *gpa)
+{
+	uint64_t page = gva & ~(PAGE_SIZE - 1);
+	for (unsigned i = 0; i < DEBUG_TLB_SIZE; i++) {
+		const struct debug_tlb *t = &st->tlb[i];
+		if (t->valid && t->page == page && t->cr3 == st->sregs.cr3) {
+			*gpa = t->gpa_page | (gva & (PAGE_SIZE - 1));
+			return 0;
+		}
+	}
+	int r = x86_translate(&st->sregs, phys_read, d->vm, gva, gpa);
+	if (r < 0)
+		return r;
+	st->tlb[st->tlb_next] = (struct debug_tlb){ .valid = true, .cr3 = st->sregs.cr3,
+						    .page = page,
+						    .gpa_page = *gpa & ~(PAGE_SIZE - 1) };
+	st->tlb_next = (st->tlb_next + 1) % DEBUG_TLB_SIZE;
+	return 0;
+}
+
 /* Guest-virtual [gva, gva+len) page by page; write or read. */
-static int access_virt(struct debug *d, const struct x86_sregs *sregs, uint64_t gva, void *buf,
+static int access_virt(struct debug *d, struct debug_step_vcpu *st, uint64_t gva, void *buf,
 		       size_t len, bool write)
 {
 	uint8_t *p = buf;
@@ -90,7 +119,7 @@ static int access_virt(struct debug *d, const struct x86_sregs *sregs, uint64_t 
 		size_t chunk = PAGE_SIZE - (gva & (PAGE_SIZE - 1));
 		if (chunk > len)
 			chunk = len;
-		if (x86_translate(sregs, phys_read, d->vm, gva, &gpa) < 0)
+		if (translate(d, st, gva, &gpa) < 0)
 			return -EFAULT;
 		void *host = vm_gpa_to_host(d->vm, gpa, chunk);
 		if (!host)
@@ -106,37 +135,37 @@ static int access_virt(struct debug *d, const struct x86_sregs *sregs, uint64_t 
 	return 0;
 }
 
-static int read_virt(struct debug *d, const struct x86_sregs *sregs, uint64_t gva, void *buf,
+static int read_virt(struct debug *d, struct debug_step_vcpu *st, uint64_t gva, void *buf,
 		     size_t len)
 {
-	return access_virt(d, sregs, gva, buf, len, false);
+	return access_virt(d, st, gva, buf, len, false);
 }
 
-static int write_virt(struct debug *d, const struct x86_sregs *sregs, uint64_t gva,
+static int write_virt(struct debug *d, struct debug_step_vcpu *st, uint64_t gva,
 		      const void *buf, size_t len)
 {
-	return access_virt(d, sregs, gva, (void *)buf, len, true);
+	return access_virt(d, st, gva, (void *)buf, len, true);
 }
 
-static int read_u64(struct debug *d, const struct x86_sregs *sregs, uint64_t gva, unsigned size,
+static int read_u64(struct debug *d, struct debug_step_vcpu *st, uint64_t gva, unsigned size,
 		    uint64_t *v)
 {
 	*v = 0;
-	return read_virt(d, sregs, gva, v, size);
+	return read_virt(d, st, gva, v, size);
 }
 
 /* Put TF = tf into the RFLAGS image of `size` bytes at gva; true if it
  * had to change. */
-static bool fix_image(struct debug *d, const struct x86_sregs *sregs, uint64_t gva,
+static bool fix_image(struct debug *d, struct debug_step_vcpu *st, uint64_t gva,
 		      unsigned size, bool tf)
 {
 	uint64_t image;
-	if (size < 2 || read_u64(d, sregs, gva, size, &image) < 0)
+	if (size < 2 || read_u64(d, st, gva, size, &image) < 0)
 		return false;
 	if (!!(image & RFLAGS_TF) == tf)
 		return false;
 	image = tf ? image | RFLAGS_TF : image & ~RFLAGS_TF;
-	return write_virt(d, sregs, gva, &image, size) == 0;
+	return write_virt(d, st, gva, &image, size) == 0;
 }
 
 /* ---- exception delivery done by vmdb (64-bit mode, to ring 0) ---- */
@@ -148,12 +177,12 @@ struct idt_gate {
 	bool present;
 };
 
-static int read_gate(struct debug *d, const struct x86_sregs *sregs, unsigned vector,
+static int read_gate(struct debug *d, struct debug_step_vcpu *st, unsigned vector,
 		     struct idt_gate *g)
 {
 	uint8_t raw[16];
-	if ((uint64_t)vector * 16 + 15 > sregs->idt.limit ||
-	    read_virt(d, sregs, sregs->idt.base + vector * 16, raw, sizeof(raw)) < 0)
+	if ((uint64_t)vector * 16 + 15 > st->sregs.idt.limit ||
+	    read_virt(d, st, st->sregs.idt.base + vector * 16, raw, sizeof(raw)) < 0)
 		return -EFAULT;
 	g->handler = (uint64_t)raw[0] | (uint64_t)raw[1] << 8 | (uint64_t)raw[6] << 16 |
 		     (uint64_t)raw[7] << 24 | (uint64_t)raw[8] << 32 | (uint64_t)raw[9] << 40 |
@@ -170,26 +199,26 @@ static int read_gate(struct debug *d, const struct x86_sregs *sregs, unsigned ve
  * trap returns), the frame's RFLAGS carries the guest's TF. Only for a
  * 64-bit ring-0 guest whose gate targets its own code segment; -ENOTSUP
  * otherwise (the caller lets the engine inject). */
-static int deliver_trap(struct debug *d, struct vcpu *vcpu, const struct x86_sregs *sregs,
+static int deliver_trap(struct debug *d, struct vcpu *vcpu, struct debug_step_vcpu *st,
 			struct x86_regs *regs, unsigned vector, bool frame_tf)
 {
 	const struct engine_ops *eng = d->vm->engine;
 	struct idt_gate g;
 	uint64_t rsp = regs->rsp;
 
-	if (x86_mode_of(sregs) != X86_MODE_LONG64 || sregs->cs.dpl != 0 ||
-	    read_gate(d, sregs, vector, &g) < 0 || !g.present ||
+	if (x86_mode_of(&st->sregs) != X86_MODE_LONG64 || st->sregs.cs.dpl != 0 ||
+	    read_gate(d, st, vector, &g) < 0 || !g.present ||
 	    (g.type != IDT_GATE_INTR && g.type != IDT_GATE_TRAP) ||
-	    (g.selector & ~3u) != (sregs->cs.selector & ~3u))
+	    (g.selector & ~3u) != (st->sregs.cs.selector & ~3u))
 		return -ENOTSUP;
-	if (g.ist && read_u64(d, sregs, sregs->tr.base + 0x24 + 8 * (g.ist - 1u), 8, &rsp) < 0)
+	if (g.ist && read_u64(d, st, st->sregs.tr.base + TSS64_IST1 + 8 * (g.ist - 1u), 8, &rsp) < 0)
 		return -ENOTSUP;
 	uint64_t top = rsp & ~15ull;
 	uint64_t rflags = regs->rflags & ~RFLAGS_RF;
 	rflags = frame_tf ? rflags | RFLAGS_TF : rflags & ~RFLAGS_TF;
-	uint64_t frame[5] = { regs->rip, sregs->cs.selector, rflags, regs->rsp,
-			      sregs->ss.selector };
-	if (write_virt(d, sregs, top - sizeof(frame), frame, sizeof(frame)) < 0)
+	uint64_t frame[5] = { regs->rip, st->sregs.cs.selector, rflags, regs->rsp,
+			      st->sregs.ss.selector };
+	if (write_virt(d, st, top - sizeof(frame), frame, sizeof(frame)) < 0)
 		return -ENOTSUP;
 	regs->rsp = top - sizeof(frame);
 	regs->rip = g.handler;
@@ -214,7 +243,7 @@ static void guest_db(struct debug *d, struct vcpu *vcpu, struct debug_step_vcpu 
 		     struct x86_regs *regs, uint64_t *pc)
 {
 	set_dr6_bs(d, vcpu);
-	if (deliver_trap(d, vcpu, &st->sregs, regs, X86_DB, st->guest_tf) == 0) {
+	if (deliver_trap(d, vcpu, st, regs, X86_DB, st->guest_tf) == 0) {
 		*pc = regs->rip;
 		st->guest_tf = false;
 		st->sregs_valid = false;
@@ -232,6 +261,8 @@ static int snapshot_sregs(struct debug *d, unsigned vcpu, struct debug_step_vcpu
 {
 	struct debug_vcpu *dv = &d->vcpus[vcpu];
 	if (dv->cache_valid) {
+		if (!st->sregs_valid)
+			tlb_flush(st);
 		st->sregs = dv->cache.sregs;
 		st->sregs_valid = true;
 	}
@@ -239,6 +270,7 @@ static int snapshot_sregs(struct debug *d, unsigned vcpu, struct debug_step_vcpu
 		return 0;
 	int r = d->vm->engine->get_sregs(&d->vm->vcpus[vcpu], &st->sregs);
 	st->sregs_valid = r == 0;
+	tlb_flush(st);     /* whatever made them stale may have changed paging */
 	return r;
 }
 
@@ -248,11 +280,12 @@ static void decode_at(struct debug *d, struct debug_step_vcpu *st)
 	uint64_t lin = st->sregs.cs.base + st->regs.rip;
 	size_t len = sizeof(bytes);
 	/* an instruction near the end of the mapped range: read what is there */
-	while (len > 0 && read_virt(d, &st->sregs, lin, bytes, len) < 0)
+	while (len > 0 && read_virt(d, st, lin, bytes, len) < 0)
 		len = len > PAGE_SIZE - (lin & (PAGE_SIZE - 1)) ? PAGE_SIZE - (lin & (PAGE_SIZE - 1))
 								: 0;
 	if (len == 0 || x86_insn_classify(x86_mode_of(&st->sregs), bytes, len, &st->insn) < 0)
 		memset(&st->insn, 0, sizeof(st->insn));
+	d->step_stats.full_decodes += st->insn.full;
 }
 
 /* The RFLAGS image POPF / IRET / SYSRET will load. */
@@ -264,11 +297,11 @@ static void read_image(struct debug *d, struct debug_step_vcpu *st)
 	switch (st->insn.kind) {
 	case X86_INSN_POPF:
 		st->image_at = sp;
-		st->have_image = read_u64(d, &st->sregs, sp, size, &st->image) == 0;
+		st->have_image = read_u64(d, st, sp, size, &st->image) == 0;
 		break;
 	case X86_INSN_IRET:
 		st->image_at = sp + 2ull * size;
-		st->have_image = read_u64(d, &st->sregs, st->image_at, size, &st->image) == 0;
+		st->have_image = read_u64(d, st, st->image_at, size, &st->image) == 0;
 		break;
 	case X86_INSN_SYSRET:
 		st->image = st->regs.r11;
@@ -294,7 +327,7 @@ static void scrub(struct debug *d, unsigned vcpu, struct debug_step_vcpu *st, bo
 			eng->set_regs(&d->vm->vcpus[vcpu], &regs);
 		}
 	} else {
-		write_virt(d, &st->sregs, st->image_at, &v, st->insn.opsize);
+		write_virt(d, st, st->image_at, &v, st->insn.opsize);
 	}
 	st->scrubbed = hide;
 }
@@ -316,7 +349,7 @@ static int emulate_iretq(struct debug *d, unsigned vcpu, struct debug_step_vcpu 
 	uint64_t sp = st->sregs.ss.base + st->regs.rsp;
 
 	if (x86_mode_of(&st->sregs) != X86_MODE_LONG64 || st->insn.opsize != 8 ||
-	    st->sregs.cs.dpl != 0 || read_virt(d, &st->sregs, sp, f, sizeof(f)) < 0 ||
+	    st->sregs.cs.dpl != 0 || read_virt(d, st, sp, f, sizeof(f)) < 0 ||
 	    (f[1] & 0xffff) != st->sregs.cs.selector || (f[4] & 0xffff) != st->sregs.ss.selector)
 		return -ENOTSUP;
 	regs.rip = f[0];
@@ -336,6 +369,131 @@ static int emulate_iretq(struct debug *d, unsigned vcpu, struct debug_step_vcpu 
 		guest_db(d, &d->vm->vcpus[vcpu], st, &regs, &pc);
 	}
 	return 0;
+}
+
+/* ---- fault guards ----
+ * The host KVM here delivers an exception raised by a stepped instruction
+ * and runs the handler's first instruction inside the same step (its
+ * emulator steps on after delivering), so the stop would come one
+ * instruction into the handler. An int3 on every exception handler's entry
+ * stops the step exactly there, before that instruction: the engine reports
+ * the int3 (VM_EXIT_BPT) at the handler. They are armed only while the
+ * stepped vCPU runs alone (another vCPU running freely would meet them)
+ * and in a 64-bit IDT; re-armed when the IDT's gates change; taken out
+ * when the vCPU continues. An instruction that faults elsewhere (32-bit
+ * IDT, vCPUs running beside it) still stops one instruction late, with its
+ * frame fixed all the same. */
+
+static bool gate64_handler(const uint8_t *g, uint64_t *handler)
+{
+	unsigned type = g[5] & 0xf;
+	if (!(g[5] & 0x80) || (type != IDT_GATE_INTR && type != IDT_GATE_TRAP))
+		return false;
+	*handler = (uint64_t)g[0] | (uint64_t)g[1] << 8 | (uint64_t)g[6] << 16 |
+		   (uint64_t)g[7] << 24 | (uint64_t)g[8] << 32 | (uint64_t)g[9] << 40 |
+		   (uint64_t)g[10] << 48 | (uint64_t)g[11] << 56;
+	return true;
+}
+
+static void guard_unlift_locked(struct debug *d)
+{
+	struct debug_guard *gd = &d->guard;
+	if (!gd->lifted)
+		return;
+	struct debug_sw_bp *bp = debug_sw_find_locked(d, gd->lifted_addr);
+	if (bp && bp->lifted)
+		debug_sw_poke(d, bp, true);
+	gd->lifted = false;
+}
+
+static void guards_drop_locked(struct debug *d)
+{
+	guard_unlift_locked(d);
+	for (unsigned i = d->nr_sw; i-- > 0;) {
+		struct debug_sw_bp *bp = &d->sw[i];
+		if (!bp->step_guard)
+			continue;
+		bp->step_guard = false;
+		if (!bp->client && !bp->catch_vectors)
+			debug_sw_drop_locked(d, bp);
+	}
+	d->guard.armed = false;
+}
+
+void debug_step_guards_drop(struct debug *d)
+{
+	pthread_mutex_lock(&d->lock);
+	guards_drop_locked(d);
+	pthread_mutex_unlock(&d->lock);
+}
+
+static void guard_place_locked(struct debug *d, struct debug_step_vcpu *st, uint64_t handler)
+{
+	struct debug_sw_bp *bp = debug_sw_find_locked(d, handler);
+	uint64_t gpa;
+	if (!bp && (translate(d, st, handler, &gpa) < 0 ||
+		    debug_sw_add_locked(d, handler, gpa, &bp, NULL) < 0))
+		return;    /* handler not mapped: that vector stops one late */
+	bp->step_guard = true;
+}
+
+/* Arm (or keep) the guards for the IDT in sregs; false when there are none. */
+static bool guards_sync(struct debug *d, struct debug_step_vcpu *st)
+{
+	struct debug_guard *gd = &d->guard;
+	uint8_t raw[sizeof(gd->raw)];
+	unsigned len = st->sregs.idt.limit + 1u < sizeof(raw) ? st->sregs.idt.limit + 1u : sizeof(raw);
+
+	len -= len % 16;
+	if (x86_mode_of(&st->sregs) != X86_MODE_LONG64 && x86_mode_of(&st->sregs) != X86_MODE_COMPAT)
+		len = 0;
+	if (len == 0 || read_virt(d, st, st->sregs.idt.base, raw, len) < 0) {
+		if (gd->armed)
+			debug_step_guards_drop(d);
+		return false;
+	}
+	if (gd->armed && gd->idt_base == st->sregs.idt.base && gd->raw_len == len &&
+	    memcmp(gd->raw, raw, len) == 0)
+		return true;
+	pthread_mutex_lock(&d->lock);
+	guards_drop_locked(d);
+	for (unsigned off = 0; off < len; off += 16) {
+		uint64_t handler;
+		if (off / 16 != X86_NMI && gate64_handler(raw + off, &handler))
+			guard_place_locked(d, st, handler);
+	}
+	gd->armed = true;
+	gd->idt_base = st->sregs.idt.base;
+	gd->raw_len = len;
+	memcpy(gd->raw, raw, len);
+	pthread_mutex_unlock(&d->lock);
+	d->step_stats.guard_arms++;
+	return true;
+}
+
+/* The guard on the instruction about to be stepped is out for this step
+ * (step_over() does the same for the client's breakpoints). */
+static void guards_for_step(struct debug *d, struct debug_step_vcpu *st)
+{
+	uint64_t pc = st->sregs.cs.base + st->regs.rip;
+	pthread_mutex_lock(&d->lock);
+	guard_unlift_locked(d);
+	pthread_mutex_unlock(&d->lock);
+	if (!d->step_alone) {
+		if (d->guard.armed)
+			debug_step_guards_drop(d);
+		return;
+	}
+	if (!guards_sync(d, st))
+		return;
+	pthread_mutex_lock(&d->lock);
+	struct debug_sw_bp *bp = debug_sw_find_locked(d, pc);
+	if (bp && bp->step_guard && !bp->lifted) {
+		debug_sw_poke(d, bp, false);
+		d->guard.lifted = true;
+		d->guard.lifted_addr = pc;
+	}
+	pthread_mutex_unlock(&d->lock);
 }
 
 /* A free DR slot for a HLT run: the debugger's hardware breakpoints keep theirs. */
@@ -382,6 +540,7 @@ int debug_step_begin(struct debug *d, unsigned vcpu)
 		return r;
 	decode_at(d, st);
 	read_image(d, st);
+	guards_for_step(d, st);
 	if (st->insn.kind == X86_INSN_IRET && emulate_iretq(d, vcpu, st) == 0)
 		return 1;
 	if (st->have_image && (st->image & RFLAGS_TF)) {
@@ -404,22 +563,49 @@ int debug_step_begin(struct debug *d, unsigned vcpu)
 
 /* ---- after a step (vCPU thread) ---- */
 
-/* An exception, interrupt or INT n delivered during the step leaves a
- * frame where a 64-bit ring-0 delivery without IST puts it: below the
- * 16-byte aligned old RSP, naming the old RIP (fault) or the next one
- * (trap, interrupt), the old CS and the old RSP. */
-static bool find_frame(struct debug *d, const struct debug_step_vcpu *st, uint64_t *rflags_at)
+/* Is there a 64-bit delivery frame below `top` for the stepped
+ * instruction: naming the old RIP (fault) or the next one (trap,
+ * interrupt, INT n), the old CS, SS and RSP? */
+static bool frame_at(struct debug *d, struct debug_step_vcpu *st, uint64_t top,
+		     uint64_t *rflags_at)
 {
-	uint64_t top = (st->sregs.ss.base + st->regs.rsp) & ~15ull;
 	uint64_t f[5];
-	if (x86_mode_of(&st->sregs) != X86_MODE_LONG64 ||
-	    read_virt(d, &st->sregs, top - sizeof(f), f, sizeof(f)) < 0)
+	top &= ~15ull;
+	if (read_virt(d, st, top - sizeof(f), f, sizeof(f)) < 0)
 		return false;
 	if (f[3] != st->regs.rsp || (f[1] & 0xffff) != st->sregs.cs.selector ||
+	    (f[4] & 0xffff) != st->sregs.ss.selector ||
 	    (f[0] != st->regs.rip && f[0] != st->regs.rip + st->insn.len))
 		return false;
 	*rflags_at = top - 24;
 	return true;
+}
+
+/* An exception, interrupt or INT n delivered during the step leaves its
+ * frame where 64-bit delivery puts it (SDM vol. 3 6.14.2-6.14.5): below
+ * the 16-byte aligned old RSP when the privilege level stays and the gate
+ * names no IST; else at the top of the stack the 64-bit TSS names (ISTn
+ * for a gate with an IST index, RSP0-2 for a ring change to that ring).
+ * The vector is not known after the fact (the handler runs in another
+ * context), so every place is tried: the old stack first, then the IST
+ * stacks, then the ring stacks. A candidate must name the old RIP, CS, SS
+ * and RSP, which a stale frame of an earlier delivery rarely does. */
+static bool find_frame(struct debug *d, struct debug_step_vcpu *st, uint64_t *rflags_at)
+{
+	if (x86_mode_of(&st->sregs) != X86_MODE_LONG64 && x86_mode_of(&st->sregs) != X86_MODE_COMPAT)
+		return false;
+	if (frame_at(d, st, st->regs.rsp, rflags_at))
+		return true;
+	uint64_t tss = st->sregs.tr.base, top;
+	for (unsigned n = 1; n <= 7; n++)
+		if (read_u64(d, st, tss + TSS64_IST1 + 8 * (n - 1u), 8, &top) == 0 && top &&
+		    frame_at(d, st, top, rflags_at))
+			return true;
+	for (unsigned ring = 0; ring < st->sregs.cs.dpl; ring++)
+		if (read_u64(d, st, tss + TSS64_RSP0 + 8 * ring, 8, &top) == 0 && top &&
+		    frame_at(d, st, top, rflags_at))
+			return true;
+	return false;
 }
 
 /* Did the step end somewhere the instruction alone cannot take it? */
@@ -452,7 +638,7 @@ static void end_syscall(struct debug *d, struct vcpu *vcpu, struct debug_step_vc
 		st->guest_tf = false;
 }
 
-void debug_step_end(struct debug *d, struct vcpu *vcpu, uint64_t *pc)
+void debug_step_end(struct debug *d, struct vcpu *vcpu, uint64_t *pc, bool at_handler)
 {
 	const struct engine_ops *eng = d->vm->engine;
 	struct debug_step_vcpu *st = &d->vcpus[vcpu->id].st;
@@ -465,10 +651,11 @@ void debug_step_end(struct debug *d, struct vcpu *vcpu, uint64_t *pc)
 	unscrub(d, vcpu->id, st);
 	st->armed = false;
 	st->hlt_run = false;
-	if (st->insn.kind == X86_INSN_INT || unexpected_end(st, *pc)) {
-		if (find_frame(d, st, &at)) {
-			if (fix_image(d, &st->sregs, at, 8, tf_before))
-				d->step_stats.frames_fixed++;
+	if (st->insn.kind == X86_INSN_INT || at_handler || unexpected_end(st, *pc)) {
+		bool found = find_frame(d, st, &at);
+		if (found && fix_image(d, st, at, 8, tf_before))
+			d->step_stats.frames_fixed++;
+		if (found || at_handler) {
 			st->guest_tf = false;
 			delivered = true;
 		}
@@ -477,7 +664,7 @@ void debug_step_end(struct debug *d, struct vcpu *vcpu, uint64_t *pc)
 	switch (delivered ? X86_INSN_OTHER : st->insn.kind) {
 	case X86_INSN_PUSHF:
 		if (*pc == st->regs.rip + st->insn.len &&
-		    fix_image(d, &st->sregs, st->sregs.ss.base + st->regs.rsp - st->insn.opsize,
+		    fix_image(d, st, st->sregs.ss.base + st->regs.rsp - st->insn.opsize,
 			      st->insn.opsize, tf_before))
 			d->step_stats.images_fixed++;
 		break;
@@ -502,6 +689,7 @@ void debug_step_end(struct debug *d, struct vcpu *vcpu, uint64_t *pc)
 		end_syscall(d, vcpu, st, &regs, tf_before);
 	if (st->insn.kind == X86_INSN_SYSCALL || st->insn.kind == X86_INSN_SYSRET) {
 		st->sregs_valid = false;
+		tlb_flush(st);
 		if (eng->get_sregs(vcpu, &st->sregs) < 0)
 			return;
 		st->sregs_valid = true;
@@ -521,7 +709,7 @@ bool debug_step_guest_int3(struct debug *d, struct vcpu *vcpu, uint64_t pc, uint
 	if (!st->shadow || !st->armed || st->regs.rip != pc || eng->get_regs(vcpu, &regs) < 0)
 		return false;
 	regs.rip = pc + 1;
-	if (deliver_trap(d, vcpu, &st->sregs, &regs, X86_BP, st->guest_tf) < 0)
+	if (deliver_trap(d, vcpu, st, &regs, X86_BP, st->guest_tf) < 0)
 		return false;
 	st->armed = false;
 	st->guest_tf = false;
@@ -542,6 +730,9 @@ void debug_step_leave(struct debug *d, unsigned vcpu)
 	unscrub(d, vcpu, st);
 	st->armed = false;
 	st->hlt_run = false;
+	tlb_flush(st);    /* the guest runs freely: its page tables may change */
+	if (d->guard.armed || d->guard.lifted)
+		debug_step_guards_drop(d);
 	if (!st->shadow)
 		return;
 	st->shadow = false;
@@ -616,8 +807,10 @@ void debug_sstep_describe(struct debug *d, char *out, size_t size)
 		 "interrupts while stepping: %s (monitor sstep irq %s)\n"
 		 "guest's own trap flag: %s\n"
 		 "HLT: %s\n"
+		 "faulting instruction: %s\n"
 		 "so far: %lu steps prepared, %lu own #DB delivered (%lu by engine injection), "
-		 "%lu PUSHF images, %lu frames, %lu R11 fixed, %lu HLT runs, %lu IRETQ done by vmdb\n",
+		 "%lu PUSHF images, %lu frames, %lu R11 fixed, %lu HLT runs, %lu IRETQ done by vmdb, "
+		 "%lu stops at a fault guard (guards armed %lu times), %lu full decodes\n",
 		 debug_sstep_irq_mechanism(d), d->sstep_irq ? "on" : "off",
 		 d->sstep_plain ? "NOT kept (monitor sstep shadow off: plain engine stepping)"
 		 : exact ? "kept by the engine itself (its steps leave the guest's TF alone)"
@@ -626,6 +819,11 @@ void debug_sstep_describe(struct debug *d, char *out, size_t size)
 		 d->sstep_irq ? "single-stepped by the engine"
 			      : "stepped as a run to the next instruction (completes when the "
 				"vCPU wakes)",
+		 d->sstep_plain || exact ? "as the engine steps it"
+		 : "the step stops at the first instruction of the guest's handler (an int3 "
+		   "guard on each 64-bit IDT handler while one vCPU is stepped alone; "
+		   "otherwise one instruction into the handler), its frame shows the guest's TF",
 		 s->steps, s->own_db, s->injected_fallback, s->images_fixed, s->frames_fixed,
-		 s->r11_fixed, s->hlt_runs, s->iret_emulated);
+		 s->r11_fixed, s->hlt_runs, s->iret_emulated, s->guard_stops, s->guard_arms,
+		 s->full_decodes);
 }

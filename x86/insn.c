@@ -93,6 +93,64 @@ static bool changes_system(const ZydisDecodedInstruction *insn, const ZydisDecod
 	return false;
 }
 
+/* First opcode bytes (one-byte map, after legacy prefixes and REX) of
+ * instructions that are none of the kinds above, are no control transfer,
+ * no string instruction, and load no segment register: ALU, MOV, PUSH/POP
+ * of general registers, shifts, x87, IN/OUT, flag bits other than TF and
+ * IF's STI. For them the step engine needs the length alone, which Zydis
+ * finds without decoding operands. Everything else (0F escape included)
+ * takes the full decode. Being wrong here in the safe direction only
+ * costs time: an entry is 1 only if every instruction it starts is OTHER. */
+#define R4(a) a, a, a, a
+#define R8(a) R4(a), R4(a)
+static const uint8_t plain_first[256] = {
+	/* 00 */ 1, 1, 1, 1, 1, 1, 0, 0, 1, 1, 1, 1, 1, 1, 0, 0,
+	/* 10 */ 1, 1, 1, 1, 1, 1, 0, 0, 1, 1, 1, 1, 1, 1, 0, 0,
+	/* 20 */ 1, 1, 1, 1, 1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 0, 1,
+	/* 30 */ 1, 1, 1, 1, 1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 0, 1,
+	/* 40 */ R8(1), R8(1),          /* INC/DEC outside 64-bit mode (REX is skipped) */
+	/* 50 */ R8(1), R8(1),          /* PUSH/POP reg */
+	/* 60 */ 1, 1, 1, 0, 0, 0, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0,
+	/* 70 */ R8(0), R8(0),          /* Jcc */
+	/* 80 */ 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1,
+	/* 90 */ 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 0, 0, 1, 1,
+	/* a0 */ 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 0, 0, 0, 0, 0, 0,
+	/* b0 */ R8(1), R8(1),          /* MOV reg, imm */
+	/* c0 */ 1, 1, 0, 0, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0,
+	/* d0 */ R8(1), R8(1),          /* shifts, AAM/AAD, XLAT, x87 */
+	/* e0 */ 0, 0, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, 1,
+	/* f0 */ 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1, 0,
+};
+#undef R4
+#undef R8
+
+static bool is_legacy_prefix(uint8_t b)
+{
+	switch (b) {
+	case 0x26: case 0x2e: case 0x36: case 0x3e: case 0x64: case 0x65:
+	case 0x66: case 0x67: case 0xf0: case 0xf2: case 0xf3:
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* The first opcode byte is one of plain_first's. */
+static bool plain_insn(enum x86_mode mode, const uint8_t *bytes, size_t len)
+{
+	size_t i = 0;
+	/* REX counts only right before the opcode, but may repeat and mix */
+	while (i < len && i < 14 && (is_legacy_prefix(bytes[i]) ||
+				     (mode == X86_MODE_LONG64 && (bytes[i] & 0xf0) == 0x40)))
+		i++;
+	if (i < len && bytes[i] == 0x63)
+		return mode == X86_MODE_LONG64;    /* MOVSXD; ARPL elsewhere (system) */
+	if (i >= len || !plain_first[bytes[i]])
+		return false;
+	/* C6 F8 / C7 F8 are XABORT / XBEGIN, not MOV r/m, imm */
+	return !((bytes[i] & 0xfe) == 0xc6 && (i + 1 >= len || bytes[i + 1] == 0xf8));
+}
+
 int x86_insn_classify(enum x86_mode mode, const uint8_t *bytes, size_t len,
 		      struct x86_insn_info *info)
 {
@@ -104,8 +162,18 @@ int x86_insn_classify(enum x86_mode mode, const uint8_t *bytes, size_t len,
 
 	memset(info, 0, sizeof(*info));
 	zydis_mode(mode, &mm, &sw);
-	if (!ZYAN_SUCCESS(ZydisDecoderInit(&decoder, mm, sw)) ||
-	    !ZYAN_SUCCESS(ZydisDecoderDecodeFull(&decoder, bytes, len, &insn, ops)))
+	if (!ZYAN_SUCCESS(ZydisDecoderInit(&decoder, mm, sw)))
+		return -EINVAL;
+	if (plain_insn(mode, bytes, len)) {
+		if (!ZYAN_SUCCESS(ZydisDecoderDecodeInstruction(&decoder, NULL, bytes, len, &insn)))
+			return -EINVAL;
+		info->kind = X86_INSN_OTHER;
+		info->len = insn.length;
+		info->opsize = (uint8_t)(insn.operand_width / 8);
+		return 0;
+	}
+	info->full = true;
+	if (!ZYAN_SUCCESS(ZydisDecoderDecodeFull(&decoder, bytes, len, &insn, ops)))
 		return -EINVAL;
 	info->kind = kind_of(&insn, ops);
 	info->len = insn.length;

@@ -31,6 +31,7 @@ struct x86_insn_info {
 	uint8_t len;         /* bytes */
 	uint8_t opsize;      /* operand size in bytes (PUSHF/POPF/IRET image size) */
 	bool changes_system; /* may change paging, segments or descriptor tables */
+	bool full;           /* needed the full decode (not a plain ALU/MOV/... opcode) */
 };
 
 /* Sort the instruction at bytes[0..len). Returns 0, or -EINVAL when it
