@@ -101,6 +101,10 @@ struct emu_vm {
 	pthread_cond_t cond;
 	unsigned turn;
 	uint64_t wake_seq;            /* emu_vm_wake() calls, to avoid lost wake-ups */
+	uint64_t kick_seq;            /* kick() calls */
+	/* Idle pacing (emu_engine.c): guest time at the last idle jump and the
+	 * host time it was reached. */
+	uint64_t pace_guest_ns, pace_host_ns;
 	uint64_t quantum;             /* instructions per turn */
 
 	struct emu_dcache_entry *dcache;
@@ -155,6 +159,14 @@ struct emu_core {
 	bool kick;                     /* atomic: leave run() soon */
 	bool in_run;                   /* under evm->lock */
 	bool parked;                   /* returned KICKED and not back yet (evm->lock) */
+	bool yield_turn;               /* kicked while holding the token: pass it on */
+	uint64_t quantum_end;          /* cpu->retired at which this turn ends */
+	/* A HLT stepped with interrupts held off (emu_exec_sys.c): the vCPU runs
+	 * unstepped, interrupts allowed, until it is back after the HLT with
+	 * the same RSP; then the step ends there (as debug/step.c does on kvm). */
+	bool hlt_step;
+	uint64_t hlt_next, hlt_rsp;
+	struct engine_debug hlt_saved;
 
 	uint64_t xcr0;
 	uint64_t msr_pat, msr_sysenter_cs, msr_sysenter_esp, msr_sysenter_eip;
@@ -245,6 +257,8 @@ void emu_mov_special(struct emu_cpu *cpu, const struct emu_insn *in);   /* CR, D
 enum emu_stop emu_exec_run(struct emu_cpu *cpu, uint64_t budget);
 /* Is an interrupt deliverable now (used by the scheduler for halted CPUs). */
 bool emu_cpu_wakeable(struct emu_cpu *cpu);
+/* Interrupts held off by the debugger's stepping (not during a HLT step). */
+bool emu_irq_blocked(struct emu_cpu *cpu);
 
 /* --- register helpers ---------------------------------------------------- */
 

@@ -13,7 +13,11 @@
  * runs in between. Guest time is the sum of retired instructions (1 ns
  * each, emu_time.c) and timers fire at instruction-count deadlines (a slice
  * ends exactly at the next deadline); when every vCPU is idle the clock
- * jumps to the next deadline. Interrupt delivery happens at instruction
+ * jumps to the next deadline, but never ahead of the host clock: an idle
+ * guest waits (in host time) until the jump is due, so a guest that
+ * mostly sleeps (demo.elf) sees its timers at their real rate, while a busy
+ * one runs as fast as it can. Only the host moment of a jump depends on
+ * the host clock, never what the guest executes. Interrupt delivery happens at instruction
  * boundaries of the receiving vCPU. Hence the same guest with the same
  * inputs executes the same instruction trace, whatever the host does.
  *
@@ -29,6 +33,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "engine/emu/emu_debug.h"
 #include "engine/emu/emu_platform.h"
@@ -117,6 +122,45 @@ static int sched_pick(struct emu_vm *evm, unsigned from, bool *absent_runnable)
 	return -1;
 }
 
+static uint64_t host_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Every vCPU is idle until guest time `deadline`: wait until the host clock
+ * says it is due (relative to the last jump). False when a wake-up or kick
+ * came first: then nothing jumps. */
+static bool pace_idle(struct emu_vm *evm, uint64_t deadline, uint64_t wake_seq)
+{
+	uint64_t now = host_now_ns();
+	uint64_t due = evm->pace_host_ns + (deadline - evm->pace_guest_ns);
+	if (deadline < evm->pace_guest_ns || now >= due || evm->pace_host_ns == 0) {
+		evm->pace_host_ns = now;        /* behind the host clock: forget the lag */
+		evm->pace_guest_ns = deadline;
+		return true;
+	}
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	uint64_t abs = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec + (due - now);
+	ts.tv_sec = (time_t)(abs / 1000000000ull);
+	ts.tv_nsec = (long)(abs % 1000000000ull);
+	pthread_mutex_lock(&evm->lock);
+	uint64_t kicks = evm->kick_seq;
+	int r = 0;
+	while (r == 0 && evm->wake_seq == wake_seq && evm->kick_seq == kicks &&
+	       !vm_stopping(evm->vm))
+		r = pthread_cond_timedwait(&evm->cond, &evm->lock, &ts);
+	bool timed_out = r != 0;
+	pthread_mutex_unlock(&evm->lock);
+	if (!timed_out)
+		return false;
+	evm->pace_host_ns = due;
+	evm->pace_guest_ns = deadline;
+	return true;
+}
+
 /* Hand the token on; called by its holder without evm->lock. When every
  * vCPU is idle, guest time jumps to the next timer deadline; with no
  * deadline either the token is left free until emu_vm_wake(). Returns
@@ -128,6 +172,10 @@ static uint64_t sched_pass(struct emu_vm *evm, unsigned from)
 		pthread_mutex_lock(&evm->lock);
 		uint64_t seq = evm->wake_seq;
 		int next = sched_pick(evm, from, &absent);
+		if (next >= 0) {
+			struct emu_cpu *n = evm->cpus[next];
+			emu_core_of(n)->quantum_end = n->retired + evm->quantum;
+		}
 		if (next >= 0 || absent) {
 			evm->turn = next >= 0 ? (unsigned)next : EMU_TURN_NONE;
 			pthread_cond_broadcast(&evm->cond);
@@ -148,6 +196,20 @@ static uint64_t sched_pass(struct emu_vm *evm, unsigned from)
 				return seq;
 			continue;
 		}
+		if (!pace_idle(evm, deadline, seq)) {
+			/* woken or kicked while waiting: look again, or let the kicked
+			 * thread leave (the token is free, any waiter picks again) */
+			pthread_mutex_lock(&evm->lock);
+			bool woken = evm->wake_seq != seq;
+			if (!woken) {
+				evm->turn = EMU_TURN_NONE;
+				pthread_cond_broadcast(&evm->cond);
+			}
+			pthread_mutex_unlock(&evm->lock);
+			if (!woken)
+				return seq;
+			continue;
+		}
 		uint64_t now = emu_guest_ns(evm);
 		emu_platform_advance(evm, deadline > now ? deadline : now);
 	}
@@ -157,7 +219,9 @@ static uint64_t sched_pass(struct emu_vm *evm, unsigned from)
 static enum emu_stop run_turn(struct emu_cpu *cpu)
 {
 	struct emu_vm *evm = cpu->evm;
-	uint64_t quantum_end = cpu->retired + evm->quantum;
+	/* the turn's quantum survives exits: a vCPU that does port I/O all
+	 * the time must not keep the token for ever */
+	uint64_t quantum_end = emu_core_of(cpu)->quantum_end;
 	for (;;) {
 		uint64_t now = emu_guest_ns(evm);
 		uint64_t deadline = emu_next_deadline_ns(evm);
@@ -176,17 +240,49 @@ static enum emu_stop run_turn(struct emu_cpu *cpu)
 	}
 }
 
-static int run_kicked(struct emu_vm *evm, struct emu_core *c, struct vm_exit *exit)
+static int run_kicked(struct emu_vm *evm, struct emu_cpu *cpu, struct vm_exit *exit)
 {
+	struct emu_core *c = emu_core_of(cpu);
 	/* under evm->lock */
 	__atomic_store_n(&c->kick, false, __ATOMIC_RELEASE);
 	c->in_run = false;
 	c->parked = true;
+	/* a debugger stop ends the turn: after it the others run first, as
+	 * they would on hardware where every vCPU resumes at once */
+	if (evm->turn == cpu->id)
+		c->yield_turn = true;
 	pthread_cond_broadcast(&evm->cond);
 	pthread_mutex_unlock(&evm->lock);
 	memset(exit, 0, sizeof(*exit));
 	exit->reason = VM_EXIT_KICKED;
 	return 0;
+}
+
+#define EMU_YIELD_GRACE_NS 2000000ull
+
+/* Before a vCPU that stopped for the debugger hands the token on: give the
+ * others that the debugger is resuming with it (their threads are still on
+ * their way back into run()) a moment, so the token goes to them and not
+ * back to this one. Bounded: the debugger may be stepping this one alone. */
+static void yield_grace(struct emu_vm *evm, struct emu_cpu *cpu)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	uint64_t abs = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec +
+		       EMU_YIELD_GRACE_NS;
+	ts.tv_sec = (time_t)(abs / 1000000000ull);
+	ts.tv_nsec = (long)(abs % 1000000000ull);
+	pthread_mutex_lock(&evm->lock);
+	for (;;) {
+		bool absent;
+		int next = sched_pick(evm, cpu->id, &absent);
+		if ((next >= 0 && (unsigned)next != cpu->id) || !absent ||
+		    kick_pending(emu_core_of(cpu)) || vm_stopping(evm->vm))
+			break;
+		if (pthread_cond_timedwait(&evm->cond, &evm->lock, &ts) != 0)
+			break;
+	}
+	pthread_mutex_unlock(&evm->lock);
 }
 
 /* Wait until this vCPU holds the token (0) or is kicked (1). Takes over a
@@ -224,24 +320,45 @@ static int emu_op_run(struct vcpu *vcpu, struct vm_exit *exit)
 	struct emu_vm *evm = cpu->evm;
 	struct emu_core *c = emu_core_of(cpu);
 
+	bool yielded = false;
 	pthread_mutex_lock(&evm->lock);
 	c->in_run = true;
 	c->parked = false;
+	pthread_cond_broadcast(&evm->cond);     /* for yield_grace() */
 	for (;;) {
 		if (wait_token(evm, cpu))
-			return run_kicked(evm, c, exit);
+			return run_kicked(evm, cpu, exit);
 		pthread_mutex_unlock(&evm->lock);
+		if (c->yield_turn && !yielded) {
+			/* once per run(): while the others are still parked (the
+			 * debugger steps this vCPU alone) the token comes straight
+			 * back, and the yield stays due for the next run() */
+			yielded = true;
+			yield_grace(evm, cpu);
+			sched_pass(evm, cpu->id);
+			pthread_mutex_lock(&evm->lock);
+			if (evm->turn != cpu->id)
+				c->yield_turn = false;
+			continue;
+		}
 
 		enum emu_stop stop = cpu_runnable(cpu) ? run_turn(cpu) : EMU_STOP_HLT;
 		if (stop == EMU_STOP_EXIT) {
 			*exit = cpu->exit;
+			/* a breakpoint or watchpoint stop ends the turn (not a step:
+			 * stepping one vCPU must stay cheap) */
+			bool step = exit->reason == VM_EXIT_DB && (exit->db.dr6 & DR6_BS);
+			if ((exit->reason == VM_EXIT_DB && !step) || exit->reason == VM_EXIT_BPT)
+				c->yield_turn = true;
 			pthread_mutex_lock(&evm->lock);
 			c->in_run = false;      /* keeps the token: back after the machine */
 			pthread_mutex_unlock(&evm->lock);
 			return 0;
 		}
-		if (stop != EMU_STOP_KICKED)
+		if (stop != EMU_STOP_KICKED) {
+			c->yield_turn = false;
 			sched_pass(evm, cpu->id);
+		}
 		pthread_mutex_lock(&evm->lock);
 	}
 }
@@ -254,6 +371,7 @@ static void emu_op_kick(struct vcpu *vcpu)
 	struct emu_vm *evm = cpu->evm;
 	__atomic_store_n(&emu_core_of(cpu)->kick, true, __ATOMIC_RELEASE);
 	pthread_mutex_lock(&evm->lock);
+	evm->kick_seq++;
 	pthread_cond_broadcast(&evm->cond);
 	pthread_mutex_unlock(&evm->lock);
 }
@@ -281,7 +399,8 @@ static int emu_op_vm_create(struct vm *vm, struct err *e)
 		return err_set(e, ENOMEM, "out of memory for the emu engine");
 	evm->vm = vm;
 	evm->nr_cpus = n;
-	evm->turn = 0;                 /* the bootstrap processor starts */
+	evm->turn = 0;                 /* the bootstrap processor starts (quantum_end 0: */
+					/* its first slice is one instruction long) */
 	evm->quantum = EMU_QUANTUM;
 	pthread_mutex_init(&evm->lock, NULL);
 	pthread_cond_init(&evm->cond, NULL);
@@ -492,6 +611,7 @@ static int emu_op_get_run_state(struct vcpu *vcpu, bool *halted, bool *waiting_s
 
 static int emu_op_set_debug(struct vcpu *vcpu, const struct engine_debug *dbg)
 {
+	emu_core_of(cpu_of(vcpu))->hlt_step = false;     /* the debugger's new wish wins */
 	return emu_dbg_set_debug(cpu_of(vcpu), dbg);
 }
 
@@ -529,6 +649,9 @@ static int emu_op_probe(struct engine_caps *caps, struct err *e)
 	memset(caps, 0, sizeof(*caps));
 	caps->single_step = caps->step_block_irq = caps->hw_exec_bp = caps->hw_data_bp = true;
 	caps->gd_trap = caps->irqchip = true;
+	/* MTF-like stepping never touches RFLAGS.TF; --cpu amd stepping owns
+	 * TF but emu_debug.c fixes every image itself */
+	caps->step_keeps_guest_tf = true;
 	caps->readonly_mem = false;
 	caps->max_vcpus = VM_MAX_VCPUS;
 	probe_feature(caps, "single-step exits", true,

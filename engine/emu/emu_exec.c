@@ -215,17 +215,43 @@ bool emu_cpu_wakeable(struct emu_cpu *cpu)
 	struct emu_core *c = emu_core_of(cpu);
 	if (cpu->wait_sipi)
 		return false;
-	if ((cpu->pending.nmi && !c->nmi_blocked) || cpu->pending.exception)
+	if (cpu->pending.exception)
+		return true;
+	if (emu_irq_blocked(cpu))
+		return false;
+	if (cpu->pending.nmi && !c->nmi_blocked)
 		return true;
 	return (cpu->rflags & RFLAGS_IF) && emu_lapic_has_interrupt(cpu) &&
 	       emu_lapic_pending_vector(cpu) >= 0;
+}
+
+bool emu_irq_blocked(struct emu_cpu *cpu)
+{
+	return !emu_core_of(cpu)->hlt_step && emu_dbg_irq_blocked(cpu);
+}
+
+/* The end of a stepped HLT: back after it, the step exit is due. */
+static bool hlt_step_done(struct emu_cpu *cpu)
+{
+	struct emu_core *c = emu_core_of(cpu);
+	if (!c->hlt_step || cpu->halted || cpu->rip != c->hlt_next ||
+	    cpu->gpr[EMU_RSP] != c->hlt_rsp)
+		return false;
+	c->hlt_step = false;
+	emu_dbg_set_debug(cpu, &c->hlt_saved);
+	memset(&cpu->exit, 0, sizeof(cpu->exit));
+	cpu->exit.reason = VM_EXIT_DB;
+	cpu->exit.db.pc = emu_linear(cpu, EMU_CS, cpu->rip);
+	cpu->exit.db.dr6 = DR6_BS;
+	cpu->exit.db.dr7 = cpu->dr.dr7;
+	return true;
 }
 
 /* An NMI or interrupt at this boundary: delivered, true. */
 static bool take_interrupt(struct emu_cpu *cpu)
 {
 	struct emu_core *c = emu_core_of(cpu);
-	if (emu_dbg_irq_blocked(cpu))
+	if (emu_irq_blocked(cpu))
 		return false;
 	if (cpu->pending.nmi && !c->nmi_blocked && !(cpu->interrupt_shadow & EMU_SHADOW_MOVSS)) {
 		cpu->pending.nmi = false;
@@ -256,6 +282,8 @@ static void step(struct emu_cpu *cpu)
 {
 	struct emu_core *c = emu_core_of(cpu);
 	if (c->replay_n == 0) {
+		if (hlt_step_done(cpu))
+			return;
 		if (take_interrupt(cpu))
 			return;
 		c->dbg_armed = emu_dbg_armed(cpu);

@@ -59,6 +59,19 @@ static void h_hlt(struct emu_cpu *cpu, const struct emu_insn *in)
 	(void)in;
 	need_cpl0(cpu);
 	cpu->halted = true;
+	struct emu_core *c = emu_core_of(cpu);
+	if (emu_dbg_irq_blocked(cpu) && (cpu->rflags & RFLAGS_IF) && !c->hlt_step) {
+		/* stepped with interrupts held off, it would never wake: run to
+		 * the next instruction instead, unstepped (emu_core.h) */
+		struct engine_debug run = cpu->debugger;
+		c->hlt_saved = cpu->debugger;
+		c->hlt_step = true;
+		c->hlt_next = cpu->rip;
+		c->hlt_rsp = cpu->gpr[EMU_RSP];
+		run.single_step = false;
+		run.block_irq = false;
+		emu_dbg_set_debug(cpu, &run);
+	}
 }
 
 static void h_in(struct emu_cpu *cpu, const struct emu_insn *in)
