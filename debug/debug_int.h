@@ -160,6 +160,11 @@ struct debug {
 	unsigned q_head, q_len;
 	debug_notify_fn notify;
 	void *notify_opaque;
+	/* The client is polling the queue (debug_wait_event_briefly): a park
+	 * need not ring notify. Changed and read under lock only, so the
+	 * client's last look at the queue and a park's decision not to ring
+	 * cannot both miss the event. */
+	bool client_polling;
 
 	struct debug_sw_bp sw[DEBUG_MAX_SW_BP];
 	unsigned nr_sw;

@@ -38,6 +38,14 @@ static void notify(struct debug *d)
 		d->notify(d->notify_opaque);
 }
 
+/* A park's wake-up for the client: not needed while the client polls the
+ * queue itself (it sees the event queued before this park). */
+static void notify_park_locked(struct debug *d)
+{
+	if (!d->client_polling)
+		notify(d);
+}
+
 unsigned debug_nr_vcpus(const struct debug *d)
 {
 	return d->nr_vcpus;
@@ -117,20 +125,33 @@ bool debug_has_event(struct debug *d)
 	return have;
 }
 
+static bool polling_end(struct debug *d)
+{
+	pthread_mutex_lock(&d->lock);
+	d->client_polling = false;
+	/* a park that skipped notify did so before this: its event is here */
+	bool have = first_eligible_locked(d) >= 0;
+	pthread_mutex_unlock(&d->lock);
+	return have;
+}
+
 bool debug_wait_event_briefly(struct debug *d, long max_ns)
 {
 	struct timespec start, now;
+	pthread_mutex_lock(&d->lock);
+	d->client_polling = true;
+	pthread_mutex_unlock(&d->lock);
 	clock_gettime(CLOCK_MONOTONIC, &start);
 	for (;;) {
 		for (int i = 0; i < 64; i++) {
 			if (__atomic_load_n(&d->q_len, __ATOMIC_ACQUIRE) > 0 && debug_has_event(d))
-				return true;
+				return polling_end(d);
 			__builtin_ia32_pause();
 		}
 		sched_yield();
 		clock_gettime(CLOCK_MONOTONIC, &now);
 		if ((now.tv_sec - start.tv_sec) * 1000000000L + (now.tv_nsec - start.tv_nsec) > max_ns)
-			return false;
+			return polling_end(d);
 	}
 }
 
@@ -547,7 +568,7 @@ static void hook_before_run(struct vm *vm, struct vcpu *vcpu)
 			dv->park = DEBUG_PARK_PARKED;
 			dv->notify_on_park = false;
 			pthread_cond_broadcast(&d->parked_cond);
-			notify(d);
+			notify_park_locked(d);
 		}
 		pthread_mutex_unlock(&d->lock);
 		spin_after_step(dv);
@@ -559,7 +580,7 @@ static void hook_before_run(struct vm *vm, struct vcpu *vcpu)
 			pthread_cond_broadcast(&d->parked_cond);
 			if (dv->notify_on_park) {
 				dv->notify_on_park = false;
-				notify(d);   /* an eventfd write: fine under the lock */
+				notify_park_locked(d);   /* an eventfd write: fine under the lock */
 			}
 		}
 		/* woken by a resume, or by hook_on_vm_stop when the machine ends */

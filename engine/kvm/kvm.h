@@ -41,6 +41,7 @@ struct kvm_host_caps {
 	bool vcpu_events;
 	bool debugregs;
 	bool xsave;
+	bool sync_regs;            /* KVM_CAP_SYNC_REGS covers the general registers */
 	uint32_t guest_debug2;     /* KVM_GUESTDBG_* flags the host accepts; 0 = unknown */
 	unsigned max_vcpus;
 	unsigned nr_memslots;
@@ -68,6 +69,13 @@ struct kvm_vcpu_state {
 	pthread_t thread;
 	atomic_bool thread_known;
 	bool signal_unblocked;     /* only touched by the vCPU thread */
+	/* run->s.regs.regs holds the registers of the last exit (KVM stores
+	 * them there with every exit when kvm_valid_regs asks for them, see
+	 * KVM_CAP_SYNC_REGS): get_regs reads them without an ioctl. Cleared
+	 * by run() before KVM_RUN and by set_regs; written by the vCPU
+	 * thread, read by whoever reads registers while the vCPU is out of
+	 * run(). */
+	bool regs_synced;
 };
 
 static inline struct kvm_vm_state *kvm_vm_of(struct vm *vm)

@@ -12,12 +12,25 @@ static int kvm_vcpu_fd(struct vcpu *vcpu)
 	return kvm_vcpu_of(vcpu)->fd;
 }
 
+/* The registers of the last exit from the run page, if still valid. The
+ * flag is checked again after the copy: a run() that started meanwhile
+ * (nobody should read a running vCPU) makes the copy worthless. */
+static bool kvm_synced_regs(struct kvm_vcpu_state *v, struct kvm_regs *k)
+{
+	if (!__atomic_load_n(&v->regs_synced, __ATOMIC_ACQUIRE))
+		return false;
+	*k = v->run->s.regs.regs;
+	return __atomic_load_n(&v->regs_synced, __ATOMIC_ACQUIRE);
+}
+
 int kvm_op_get_regs(struct vcpu *vcpu, struct x86_regs *regs)
 {
 	struct kvm_regs k;
-	int r = kvm_ioctl(kvm_vcpu_fd(vcpu), KVM_GET_REGS, &k);
-	if (r < 0)
-		return r;
+	if (!kvm_synced_regs(kvm_vcpu_of(vcpu), &k)) {
+		int r = kvm_ioctl(kvm_vcpu_fd(vcpu), KVM_GET_REGS, &k);
+		if (r < 0)
+			return r;
+	}
 	*regs = (struct x86_regs){
 		.rax = k.rax, .rbx = k.rbx, .rcx = k.rcx, .rdx = k.rdx,
 		.rsi = k.rsi, .rdi = k.rdi, .rbp = k.rbp, .rsp = k.rsp,
@@ -37,7 +50,11 @@ int kvm_op_set_regs(struct vcpu *vcpu, const struct x86_regs *regs)
 		.r12 = regs->r12, .r13 = regs->r13, .r14 = regs->r14, .r15 = regs->r15,
 		.rip = regs->rip, .rflags = regs->rflags | RFLAGS_FIXED1,
 	};
-	return kvm_ioctl(kvm_vcpu_fd(vcpu), KVM_SET_REGS, &k);
+	struct kvm_vcpu_state *v = kvm_vcpu_of(vcpu);
+	/* the run page copy is stale from now on; KVM only reads it back
+	 * for fields named in kvm_dirty_regs, which stays 0 */
+	__atomic_store_n(&v->regs_synced, false, __ATOMIC_RELEASE);
+	return kvm_ioctl(v->fd, KVM_SET_REGS, &k);
 }
 
 static void kvm_seg_from(struct x86_segment *x, const struct kvm_segment *k)

@@ -90,6 +90,11 @@ int kvm_op_vcpu_create(struct vm *vm, struct vcpu *vcpu, struct err *e)
 	r = kvm_vcpu_set_cpuid(kvm, v, vcpu->id, e);
 	if (r < 0)
 		goto fail;
+	/* the registers come back with every exit: a debugger reads them
+	 * after nearly every single-step, and this saves it an ioctl. Writes
+	 * still go through KVM_SET_REGS (kvm_dirty_regs stays 0). */
+	if (kvm->caps.sync_regs)
+		v->run->kvm_valid_regs = KVM_SYNC_X86_REGS;
 	vcpu->engine = v;
 	return 0;
 fail:
@@ -327,7 +332,11 @@ int kvm_op_run(struct vcpu *vcpu, struct vm_exit *exit)
 	kvm_vcpu_adopt_thread(v);
 	memset(exit, 0, sizeof(*exit));
 
+	__atomic_store_n(&v->regs_synced, false, __ATOMIC_RELEASE);
 	int r = ioctl(v->fd, KVM_RUN, 0);
+	/* only a completed run is sure to have stored them (-EINTR may not) */
+	if (r == 0 && (v->run->kvm_valid_regs & KVM_SYNC_X86_REGS))
+		__atomic_store_n(&v->regs_synced, true, __ATOMIC_RELEASE);
 	/* EAGAIN: an AP woken from wait-for-SIPI (KVM_MP_STATE change); just
 	 * run again, like a kick. */
 	if (r < 0 && errno == EAGAIN) {

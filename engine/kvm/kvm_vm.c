@@ -84,6 +84,8 @@ static void kvm_read_caps(struct kvm_vm_state *kvm)
 	c->vcpu_events = kvm_check(fd, KVM_CAP_VCPU_EVENTS) > 0;
 	c->debugregs = kvm_check(fd, KVM_CAP_DEBUGREGS) > 0;
 	c->xsave = kvm_check(fd, KVM_CAP_XSAVE) > 0;
+	int sync = kvm_check(fd, KVM_CAP_SYNC_REGS);   /* a mask of KVM_SYNC_X86_* */
+	c->sync_regs = sync > 0 && (sync & KVM_SYNC_X86_REGS);
 	c->guest_debug2 = (uint32_t)kvm_check(fd, KVM_CAP_SET_GUEST_DEBUG2);
 	int max = kvm_check(fd, KVM_CAP_MAX_VCPUS);
 	if (max <= 0)
