@@ -26,19 +26,7 @@ struct fake_cpu {
 	unsigned steps;
 };
 
-static unsigned passed, failed;
-
-#define CHECK(cond, ...)                                                       \
-	do {                                                                   \
-		if (cond) {                                                    \
-			passed++;                                              \
-		} else {                                                       \
-			failed++;                                              \
-			printf("FAIL %s:%d: ", __FILE__, __LINE__);            \
-			printf(__VA_ARGS__);                                   \
-			printf("\n");                                          \
-		}                                                              \
-	} while (0)
+#include "tests/unit/check.h"
 
 /* ---- the fake engine ---- */
 
@@ -577,6 +565,5 @@ int main(void)
 	printf("exception catching: done\n");
 	test_paging_5level_1g();
 	printf("5-level paging, 1 GiB pages: done\n");
-	printf("debug: %u passed, %u failed\n", passed, failed);
-	return failed ? 1 : 0;
+	return check_summary("debug");
 }

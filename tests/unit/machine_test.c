@@ -24,19 +24,7 @@
 #include "machine/loader.h"
 #include "machine/vm.h"
 
-static int passed, failed;
-
-#define CHECK(cond, ...)                                                        \
-	do {                                                                    \
-		if (cond) {                                                     \
-			passed++;                                               \
-		} else {                                                        \
-			failed++;                                               \
-			printf("FAIL %s:%d: ", __FILE__, __LINE__);             \
-			printf(__VA_ARGS__);                                    \
-			printf("\n");                                           \
-		}                                                               \
-	} while (0)
+#include "tests/unit/check.h"
 
 /* --- the fake machine ---------------------------------------------------- */
 
@@ -658,6 +646,5 @@ int main(void)
 
 	unlink(serial);
 	rmdir(dir);
-	printf("machine: %d passed, %d failed\n", passed, failed);
-	return failed ? 1 : 0;
+	return check_summary("machine");
 }
