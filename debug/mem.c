@@ -12,20 +12,10 @@
 
 #define PAGE_SIZE 4096ull
 
-static int read_phys(void *opaque, uint64_t gpa, void *buf, size_t len)
-{
-	struct debug *d = opaque;
-	void *host = vm_gpa_to_host(d->vm, gpa, len);
-	if (!host)
-		return -EFAULT;
-	memcpy(buf, host, len);
-	return 0;
-}
-
 static int translate_with(struct debug *d, const struct x86_sregs *sregs, uint64_t gva,
 			  uint64_t *gpa)
 {
-	int r = x86_translate(sregs, read_phys, d, gva, gpa);
+	int r = x86_translate(sregs, vm_read_phys, d->vm, gva, gpa);
 	return r < 0 ? -EFAULT : 0;
 }
 

@@ -165,6 +165,20 @@ static bool pace_idle(struct emu_vm *evm, uint64_t deadline, uint64_t wake_seq)
  * vCPU is idle, guest time jumps to the next timer deadline; with no
  * deadline either the token is left free until emu_vm_wake(). Returns
  * evm->wake_seq as it was when the token was left free. */
+/* true when something woke the machine since `seq`; otherwise the turn is
+ * given up so no vCPU holds the token while all sleep. */
+static bool release_turn_unless_woken(struct emu_vm *evm, uint64_t seq)
+{
+	pthread_mutex_lock(&evm->lock);
+	bool woken = evm->wake_seq != seq;
+	if (!woken) {
+		evm->turn = EMU_TURN_NONE;
+		pthread_cond_broadcast(&evm->cond);
+	}
+	pthread_mutex_unlock(&evm->lock);
+	return woken;
+}
+
 static uint64_t sched_pass(struct emu_vm *evm, unsigned from)
 {
 	for (;;) {
@@ -184,29 +198,10 @@ static uint64_t sched_pass(struct emu_vm *evm, unsigned from)
 		}
 		pthread_mutex_unlock(&evm->lock);
 		uint64_t deadline = emu_next_deadline_ns(evm);
-		if (deadline == EMU_NO_DEADLINE) {
-			pthread_mutex_lock(&evm->lock);
-			bool woken = evm->wake_seq != seq;
-			if (!woken) {
-				evm->turn = EMU_TURN_NONE;
-				pthread_cond_broadcast(&evm->cond);
-			}
-			pthread_mutex_unlock(&evm->lock);
-			if (!woken)
-				return seq;
-			continue;
-		}
-		if (!pace_idle(evm, deadline, seq)) {
-			/* woken or kicked while waiting: look again, or let the kicked
-			 * thread leave (the token is free, any waiter picks again) */
-			pthread_mutex_lock(&evm->lock);
-			bool woken = evm->wake_seq != seq;
-			if (!woken) {
-				evm->turn = EMU_TURN_NONE;
-				pthread_cond_broadcast(&evm->cond);
-			}
-			pthread_mutex_unlock(&evm->lock);
-			if (!woken)
+		/* no timer to wait for, or woken/kicked while pacing: look again
+		 * when woken, else free the token (any waiter picks again) */
+		if (deadline == EMU_NO_DEADLINE || !pace_idle(evm, deadline, seq)) {
+			if (!release_turn_unless_woken(evm, seq))
 				return seq;
 			continue;
 		}

@@ -113,7 +113,7 @@ static const struct engine_ops fake_engine = {
 	.set_debug = fake_set_debug,
 };
 
-/* The one machine/ function the debug core uses. */
+/* The machine/ functions the debug core uses, over the fake RAM. */
 void *vm_gpa_to_host(struct vm *vm, uint64_t gpa, uint64_t len)
 {
 	if (len == 0)
@@ -121,6 +121,15 @@ void *vm_gpa_to_host(struct vm *vm, uint64_t gpa, uint64_t len)
 	if (gpa >= vm->ram_size || len > vm->ram_size - gpa)
 		return NULL;
 	return vm->ram + gpa;
+}
+
+int vm_read_phys(void *vm, uint64_t gpa, void *buf, size_t len)
+{
+	void *host = vm_gpa_to_host(vm, gpa, len);
+	if (!host)
+		return -EFAULT;
+	memcpy(buf, host, len);
+	return 0;
 }
 
 /* ---- the vCPU loop, as machine/vm.c runs it ---- */
