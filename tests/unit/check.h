@@ -5,6 +5,8 @@
 #ifndef VMDB_TEST_CHECK_H
 #define VMDB_TEST_CHECK_H
 
+#include <inttypes.h>
+#include <stdint.h>
 #include <stdio.h>
 
 static unsigned passed, failed;
@@ -20,6 +22,19 @@ static unsigned passed, failed;
 			printf("\n");                                          \
 		}                                                              \
 	} while (0)
+
+/* Equal as 64-bit values; on failure both are printed in hex, named by
+ * `what` (CHECK_EQ_MSG) or by the expression (CHECK_EQ). */
+#define CHECK_EQ_MSG(got, want, what)                                          \
+	check_eq(__FILE__, __LINE__, what, (uint64_t)(got), (uint64_t)(want))
+#define CHECK_EQ(got, want) CHECK_EQ_MSG(got, want, #got)
+
+static inline void check_eq(const char *file, int line, const char *what, uint64_t got,
+			    uint64_t want)
+{
+	CHECK(got == want, "%s: got 0x%" PRIx64 ", expected 0x%" PRIx64 " (%s:%d)", what, got,
+	      want, file, line);
+}
 
 /* Print the summary line; the exit status for main(). */
 static inline int check_summary(const char *name)

@@ -9,20 +9,7 @@
 #include "engine/emu/emu.h"
 #include "engine/emu/emu_debug.h"
 #include "machine/vm.h"
-
-static unsigned failures, checks;
-
-#define CHECK_EQ(got, want, what) check_eq((uint64_t)(got), (uint64_t)(want), what, __LINE__)
-
-static void check_eq(uint64_t got, uint64_t want, const char *what, int line)
-{
-	checks++;
-	if (got == want)
-		return;
-	failures++;
-	printf("FAIL: %s: got 0x%" PRIx64 ", expected 0x%" PRIx64 " (emu_debug_test.c:%d)\n",
-	       what, got, want, line);
-}
+#include "tests/unit/check.h"
 
 /* ---- the fake core ---- */
 
@@ -96,7 +83,7 @@ static bool mov_dr(struct emu_cpu *cpu, unsigned dr, bool to_dr, uint64_t value)
 static uint64_t read_dr(struct emu_cpu *cpu, unsigned dr)
 {
 	cpu->gpr[EMU_RAX] = 0xdeadbeef;
-	CHECK_EQ(emu_dbg_mov_dr(cpu, dr, EMU_RAX, false), false, "MOV from DR faulted");
+	CHECK_EQ_MSG(emu_dbg_mov_dr(cpu, dr, EMU_RAX, false), false, "MOV from DR faulted");
 	return cpu->gpr[EMU_RAX];
 }
 
@@ -107,42 +94,42 @@ static void test_reset_and_reserved_bits(void)
 	struct emu_cpu cpu;
 
 	cpu_init(&cpu, VM_CPU_INTEL);
-	CHECK_EQ(read_dr(&cpu, 6), DR6_INIT, "DR6 after reset");
-	CHECK_EQ(read_dr(&cpu, 7), DR7_INIT, "DR7 after reset");
-	CHECK_EQ(emu_dbg_armed(&cpu), false, "armed after reset");
+	CHECK_EQ_MSG(read_dr(&cpu, 6), DR6_INIT, "DR6 after reset");
+	CHECK_EQ_MSG(read_dr(&cpu, 7), DR7_INIT, "DR7 after reset");
+	CHECK_EQ_MSG(emu_dbg_armed(&cpu), false, "armed after reset");
 
-	CHECK_EQ(mov_dr(&cpu, 6, true, 0xffffffff), false, "MOV DR6, all ones");
+	CHECK_EQ_MSG(mov_dr(&cpu, 6, true, 0xffffffff), false, "MOV DR6, all ones");
 	/* bit 12 reads 0, everything else 1 */
-	CHECK_EQ(read_dr(&cpu, 6), 0xffffefffull, "DR6 all ones written");
-	CHECK_EQ(mov_dr(&cpu, 6, true, 0), false, "MOV DR6, 0");
-	CHECK_EQ(read_dr(&cpu, 6), DR6_INIT, "DR6 zero written: fixed bits stay 1");
+	CHECK_EQ_MSG(read_dr(&cpu, 6), 0xffffefffull, "DR6 all ones written");
+	CHECK_EQ_MSG(mov_dr(&cpu, 6, true, 0), false, "MOV DR6, 0");
+	CHECK_EQ_MSG(read_dr(&cpu, 6), DR6_INIT, "DR6 zero written: fixed bits stay 1");
 
-	CHECK_EQ(mov_dr(&cpu, 7, true, 0xffffffff & ~DR7_GD), false, "MOV DR7, all ones but GD");
+	CHECK_EQ_MSG(mov_dr(&cpu, 7, true, 0xffffffff & ~DR7_GD), false, "MOV DR7, all ones but GD");
 	/* bits 11, 12, 14, 15 read 0; bit 10 reads 1 */
-	CHECK_EQ(read_dr(&cpu, 7), 0xffff07ffull, "DR7 all ones written");
-	CHECK_EQ(mov_dr(&cpu, 7, true, 0), false, "MOV DR7, 0");
-	CHECK_EQ(read_dr(&cpu, 7), DR7_INIT, "DR7 zero written");
+	CHECK_EQ_MSG(read_dr(&cpu, 7), 0xffff07ffull, "DR7 all ones written");
+	CHECK_EQ_MSG(mov_dr(&cpu, 7, true, 0), false, "MOV DR7, 0");
+	CHECK_EQ_MSG(read_dr(&cpu, 7), DR7_INIT, "DR7 zero written");
 
 	/* 64-bit mode: a 1 in bits 63:32 of DR6/DR7 is #GP(0) */
-	CHECK_EQ(mov_dr(&cpu, 7, true, 1ull << 32), true, "MOV DR7 high bits faults");
-	CHECK_EQ(raised.vector, X86_GP, "DR7 high bits: #GP");
-	CHECK_EQ(raised.has_error_code && raised.error_code == 0, true, "#GP(0)");
+	CHECK_EQ_MSG(mov_dr(&cpu, 7, true, 1ull << 32), true, "MOV DR7 high bits faults");
+	CHECK_EQ_MSG(raised.vector, X86_GP, "DR7 high bits: #GP");
+	CHECK_EQ_MSG(raised.has_error_code && raised.error_code == 0, true, "#GP(0)");
 	raised.vector = -1;
-	CHECK_EQ(mov_dr(&cpu, 6, true, 1ull << 40), true, "MOV DR6 high bits faults");
-	CHECK_EQ(raised.vector, X86_GP, "DR6 high bits: #GP");
+	CHECK_EQ_MSG(mov_dr(&cpu, 6, true, 1ull << 40), true, "MOV DR6 high bits faults");
+	CHECK_EQ_MSG(raised.vector, X86_GP, "DR6 high bits: #GP");
 	/* DR0-3 take 64-bit addresses */
-	CHECK_EQ(mov_dr(&cpu, 3, true, 0xffff800000001234ull), false, "MOV DR3, 64-bit");
-	CHECK_EQ(read_dr(&cpu, 3), 0xffff800000001234ull, "DR3 64-bit");
+	CHECK_EQ_MSG(mov_dr(&cpu, 3, true, 0xffff800000001234ull), false, "MOV DR3, 64-bit");
+	CHECK_EQ_MSG(read_dr(&cpu, 3), 0xffff800000001234ull, "DR3 64-bit");
 
 	/* 32-bit mode: operands are 32 bits, the high half is never seen */
 	cpu.sregs.efer = 0;
 	cpu.sregs.cr0 = CR0_PE;
 	cpu.sregs.cs.l = 0;
 	cpu.sregs.cs.db = 1;
-	CHECK_EQ(mov_dr(&cpu, 0, true, 0x1234567812345678ull), false, "MOV DR0 in 32-bit mode");
-	CHECK_EQ(read_dr(&cpu, 0), 0x12345678, "DR0 in 32-bit mode");
-	CHECK_EQ(mov_dr(&cpu, 7, true, 0xffffffff00000001ull), false, "MOV DR7 32-bit mode");
-	CHECK_EQ(read_dr(&cpu, 7), DR7_INIT | DR7_L(0), "DR7 32-bit mode ignores the high half");
+	CHECK_EQ_MSG(mov_dr(&cpu, 0, true, 0x1234567812345678ull), false, "MOV DR0 in 32-bit mode");
+	CHECK_EQ_MSG(read_dr(&cpu, 0), 0x12345678, "DR0 in 32-bit mode");
+	CHECK_EQ_MSG(mov_dr(&cpu, 7, true, 0xffffffff00000001ull), false, "MOV DR7 32-bit mode");
+	CHECK_EQ_MSG(read_dr(&cpu, 7), DR7_INIT | DR7_L(0), "DR7 32-bit mode ignores the high half");
 }
 
 static void test_dr4_dr5_and_privilege(void)
@@ -150,27 +137,27 @@ static void test_dr4_dr5_and_privilege(void)
 	struct emu_cpu cpu;
 
 	cpu_init(&cpu, VM_CPU_INTEL);
-	CHECK_EQ(mov_dr(&cpu, 5, true, DR7_L(1)), false, "MOV DR5 (alias) without CR4.DE");
-	CHECK_EQ(cpu.dr.dr7, DR7_INIT | DR7_L(1), "DR5 writes DR7");
-	CHECK_EQ(mov_dr(&cpu, 4, true, DR6_BS), false, "MOV DR4 (alias) without CR4.DE");
-	CHECK_EQ(read_dr(&cpu, 6), DR6_INIT | DR6_BS, "DR4 writes DR6");
-	CHECK_EQ(read_dr(&cpu, 4), DR6_INIT | DR6_BS, "DR4 reads DR6");
-	CHECK_EQ(read_dr(&cpu, 5), DR7_INIT | DR7_L(1), "DR5 reads DR7");
+	CHECK_EQ_MSG(mov_dr(&cpu, 5, true, DR7_L(1)), false, "MOV DR5 (alias) without CR4.DE");
+	CHECK_EQ_MSG(cpu.dr.dr7, DR7_INIT | DR7_L(1), "DR5 writes DR7");
+	CHECK_EQ_MSG(mov_dr(&cpu, 4, true, DR6_BS), false, "MOV DR4 (alias) without CR4.DE");
+	CHECK_EQ_MSG(read_dr(&cpu, 6), DR6_INIT | DR6_BS, "DR4 writes DR6");
+	CHECK_EQ_MSG(read_dr(&cpu, 4), DR6_INIT | DR6_BS, "DR4 reads DR6");
+	CHECK_EQ_MSG(read_dr(&cpu, 5), DR7_INIT | DR7_L(1), "DR5 reads DR7");
 
 	cpu.sregs.cr4 |= CR4_DE;
 	for (unsigned dr = 4; dr <= 5; dr++) {
 		raised.vector = -1;
-		CHECK_EQ(mov_dr(&cpu, dr, false, 0), true, "MOV from DR4/5 with CR4.DE");
-		CHECK_EQ(raised.vector, X86_UD, "DR4/5 with CR4.DE: #UD");
+		CHECK_EQ_MSG(mov_dr(&cpu, dr, false, 0), true, "MOV from DR4/5 with CR4.DE");
+		CHECK_EQ_MSG(raised.vector, X86_UD, "DR4/5 with CR4.DE: #UD");
 	}
 	raised.vector = -1;
-	CHECK_EQ(mov_dr(&cpu, 8, false, 0), true, "MOV from DR8");
-	CHECK_EQ(raised.vector, X86_UD, "DR8: #UD");
+	CHECK_EQ_MSG(mov_dr(&cpu, 8, false, 0), true, "MOV from DR8");
+	CHECK_EQ_MSG(raised.vector, X86_UD, "DR8: #UD");
 
 	cpu.sregs.ss.dpl = 3;
 	raised.vector = -1;
-	CHECK_EQ(mov_dr(&cpu, 0, false, 0), true, "MOV DR at CPL 3");
-	CHECK_EQ(raised.vector, X86_GP, "CPL 3: #GP");
+	CHECK_EQ_MSG(mov_dr(&cpu, 0, false, 0), true, "MOV DR at CPL 3");
+	CHECK_EQ_MSG(raised.vector, X86_GP, "CPL 3: #GP");
 }
 
 static void test_general_detect(void)
@@ -179,35 +166,35 @@ static void test_general_detect(void)
 
 	cpu_init(&cpu, VM_CPU_INTEL);
 	cpu.dr.dr6 = DR6_INIT | DR6_B(1);
-	CHECK_EQ(mov_dr(&cpu, 7, true, DR7_INIT | DR7_GD), false, "set GD");
+	CHECK_EQ_MSG(mov_dr(&cpu, 7, true, DR7_INIT | DR7_GD), false, "set GD");
 	cpu.gpr[EMU_RBX] = 0x55;
-	CHECK_EQ(emu_dbg_mov_dr(&cpu, 0, EMU_RBX, false), true, "MOV with GD faults");
-	CHECK_EQ(raised.vector, X86_DB, "GD: #DB");
-	CHECK_EQ(cpu.gpr[EMU_RBX], 0x55, "GD: the MOV did not happen");
-	CHECK_EQ(cpu.dr.dr6, DR6_INIT | DR6_BD, "GD: DR6.BD, B0-B3 replaced");
-	CHECK_EQ(cpu.dr.dr7, DR7_INIT, "GD cleared for the handler");
-	CHECK_EQ(read_dr(&cpu, 6), DR6_INIT | DR6_BD, "handler reads DR6 freely");
+	CHECK_EQ_MSG(emu_dbg_mov_dr(&cpu, 0, EMU_RBX, false), true, "MOV with GD faults");
+	CHECK_EQ_MSG(raised.vector, X86_DB, "GD: #DB");
+	CHECK_EQ_MSG(cpu.gpr[EMU_RBX], 0x55, "GD: the MOV did not happen");
+	CHECK_EQ_MSG(cpu.dr.dr6, DR6_INIT | DR6_BD, "GD: DR6.BD, B0-B3 replaced");
+	CHECK_EQ_MSG(cpu.dr.dr7, DR7_INIT, "GD cleared for the handler");
+	CHECK_EQ_MSG(read_dr(&cpu, 6), DR6_INIT | DR6_BD, "handler reads DR6 freely");
 
 	/* #UD has priority over GD */
 	cpu.dr.dr7 |= DR7_GD;
 	cpu.sregs.cr4 |= CR4_DE;
 	raised.vector = -1;
-	CHECK_EQ(mov_dr(&cpu, 4, false, 0), true, "DR4 with DE and GD");
-	CHECK_EQ(raised.vector, X86_UD, "DR4 with DE and GD: #UD first");
+	CHECK_EQ_MSG(mov_dr(&cpu, 4, false, 0), true, "DR4 with DE and GD");
+	CHECK_EQ_MSG(raised.vector, X86_UD, "DR4 with DE and GD: #UD first");
 
 	/* intercepted: an exit, DR6/DR7 as delivery leaves them, no #DB */
 	cpu_init(&cpu, VM_CPU_INTEL);
 	struct engine_debug dbg = { .intercept_db = true };
 	emu_dbg_set_debug(&cpu, &dbg);
 	cpu.dr.dr7 |= DR7_GD;
-	CHECK_EQ(mov_dr(&cpu, 1, true, 0x42), true, "GD intercepted");
-	CHECK_EQ(raised.vector, -1, "GD intercepted: nothing raised");
-	CHECK_EQ(cpu.exit.reason, VM_EXIT_DB, "GD intercepted: VM_EXIT_DB");
-	CHECK_EQ(cpu.exit.db.guest_dr6, DR6_BD, "GD intercepted: guest_dr6");
-	CHECK_EQ(cpu.exit.db.dr6, 0, "GD intercepted: no debugger bits");
-	CHECK_EQ(cpu.exit.db.pc, 0x1000, "GD intercepted: pc of the MOV");
-	CHECK_EQ(cpu.dr.db[1], 0, "GD intercepted: DR1 unchanged");
-	CHECK_EQ(cpu.dr.dr7 & DR7_GD, 0, "GD intercepted: GD cleared");
+	CHECK_EQ_MSG(mov_dr(&cpu, 1, true, 0x42), true, "GD intercepted");
+	CHECK_EQ_MSG(raised.vector, -1, "GD intercepted: nothing raised");
+	CHECK_EQ_MSG(cpu.exit.reason, VM_EXIT_DB, "GD intercepted: VM_EXIT_DB");
+	CHECK_EQ_MSG(cpu.exit.db.guest_dr6, DR6_BD, "GD intercepted: guest_dr6");
+	CHECK_EQ_MSG(cpu.exit.db.dr6, 0, "GD intercepted: no debugger bits");
+	CHECK_EQ_MSG(cpu.exit.db.pc, 0x1000, "GD intercepted: pc of the MOV");
+	CHECK_EQ_MSG(cpu.dr.db[1], 0, "GD intercepted: DR1 unchanged");
+	CHECK_EQ_MSG(cpu.dr.dr7 & DR7_GD, 0, "GD intercepted: GD cleared");
 }
 
 /* ---- breakpoints ---- */
@@ -220,30 +207,30 @@ static void test_instruction_breakpoint_and_rf(void)
 	cpu.dr.db[2] = 0x1000;
 	cpu.dr.dr7 |= DR7_G(2);           /* RW=00 LEN=00 */
 	emu_dbg_set_regs(&cpu, &cpu.dr);
-	CHECK_EQ(emu_dbg_armed(&cpu), true, "armed with an enabled slot");
-	CHECK_EQ(run_insn(&cpu, 3, NULL, 0), true, "instruction breakpoint stops");
-	CHECK_EQ(raised.vector, X86_DB, "instruction breakpoint: #DB fault");
-	CHECK_EQ(cpu.rip, 0x1000, "fault: instruction not executed");
-	CHECK_EQ(cpu.dr.dr6, DR6_INIT | DR6_B(2), "DR6.B2");
+	CHECK_EQ_MSG(emu_dbg_armed(&cpu), true, "armed with an enabled slot");
+	CHECK_EQ_MSG(run_insn(&cpu, 3, NULL, 0), true, "instruction breakpoint stops");
+	CHECK_EQ_MSG(raised.vector, X86_DB, "instruction breakpoint: #DB fault");
+	CHECK_EQ_MSG(cpu.rip, 0x1000, "fault: instruction not executed");
+	CHECK_EQ_MSG(cpu.dr.dr6, DR6_INIT | DR6_B(2), "DR6.B2");
 
 	/* the handler IRETs with RF=1: the instruction runs once */
 	clear_events(&cpu);
 	cpu.rflags |= RFLAGS_RF;
-	CHECK_EQ(run_insn(&cpu, 3, NULL, 0), false, "RF suppresses the breakpoint");
-	CHECK_EQ(raised.vector, -1, "RF: nothing raised");
-	CHECK_EQ(cpu.rflags & RFLAGS_RF, 0, "RF cleared after the instruction");
+	CHECK_EQ_MSG(run_insn(&cpu, 3, NULL, 0), false, "RF suppresses the breakpoint");
+	CHECK_EQ_MSG(raised.vector, -1, "RF: nothing raised");
+	CHECK_EQ_MSG(cpu.rflags & RFLAGS_RF, 0, "RF cleared after the instruction");
 	cpu.rip = 0x1000;
-	CHECK_EQ(run_insn(&cpu, 3, NULL, 0), true, "breakpoint fires again without RF");
+	CHECK_EQ_MSG(run_insn(&cpu, 3, NULL, 0), true, "breakpoint fires again without RF");
 
 	/* an IRET that loads RF=1 keeps it for the next instruction */
 	clear_events(&cpu);
 	cpu.rip = 0x2000;
 	uint64_t before = cpu.rflags;
-	CHECK_EQ(emu_dbg_before_insn(&cpu, cpu.rip), false, "IRET at 0x2000");
+	CHECK_EQ_MSG(emu_dbg_before_insn(&cpu, cpu.rip), false, "IRET at 0x2000");
 	cpu.rflags |= RFLAGS_RF;
 	cpu.rip = 0x1000;
 	emu_dbg_end_insn(&cpu, before);
-	CHECK_EQ(cpu.rflags & RFLAGS_RF, RFLAGS_RF, "IRET's RF survives its own end");
+	CHECK_EQ_MSG(cpu.rflags & RFLAGS_RF, RFLAGS_RF, "IRET's RF survives its own end");
 
 	/* disabled slot, or a different address: nothing */
 	cpu_init(&cpu, VM_CPU_INTEL);
@@ -251,7 +238,7 @@ static void test_instruction_breakpoint_and_rf(void)
 	cpu.dr.db[1] = 0x1001;
 	cpu.dr.dr7 |= DR7_L(1);
 	emu_dbg_set_regs(&cpu, &cpu.dr);
-	CHECK_EQ(run_insn(&cpu, 3, NULL, 0), false, "disabled / other address");
+	CHECK_EQ_MSG(run_insn(&cpu, 3, NULL, 0), false, "disabled / other address");
 }
 
 struct data_case {
@@ -292,10 +279,10 @@ static void test_data_breakpoints(void)
 		cpu.dr.dr7 |= DR7_L(3) | DR7_RW(3, c->rw) | DR7_LEN(3, c->len);
 		emu_dbg_set_regs(&cpu, &cpu.dr);
 		bool stop = run_insn(&cpu, 2, &c->acc, 1);
-		CHECK_EQ(stop, c->match, c->name);
-		CHECK_EQ(cpu.pending.exception && cpu.pending.vector == X86_DB, c->match, c->name);
-		CHECK_EQ(cpu.dr.dr6, DR6_INIT | (c->match ? DR6_B(3) : 0), c->name);
-		CHECK_EQ(cpu.rip, 0x1002, c->name);      /* a trap: after the instruction */
+		CHECK_EQ_MSG(stop, c->match, c->name);
+		CHECK_EQ_MSG(cpu.pending.exception && cpu.pending.vector == X86_DB, c->match, c->name);
+		CHECK_EQ_MSG(cpu.dr.dr6, DR6_INIT | (c->match ? DR6_B(3) : 0), c->name);
+		CHECK_EQ_MSG(cpu.rip, 0x1002, c->name);      /* a trap: after the instruction */
 	}
 }
 
@@ -315,16 +302,16 @@ static void test_several_slots_and_sticky_dr6(void)
 		      DR7_G(3) | DR7_RW(3, DR7_RW_ACCESS);
 	cpu.dr.dr6 = DR6_INIT | DR6_BS | DR6_B(3);   /* left over from before */
 	emu_dbg_set_regs(&cpu, &cpu.dr);
-	CHECK_EQ(run_insn(&cpu, 2, &a, 1), true, "two slots match");
-	CHECK_EQ(cpu.dr.dr6, DR6_INIT | DR6_BS | DR6_B(0) | DR6_B(2),
+	CHECK_EQ_MSG(run_insn(&cpu, 2, &a, 1), true, "two slots match");
+	CHECK_EQ_MSG(cpu.dr.dr6, DR6_INIT | DR6_BS | DR6_B(0) | DR6_B(2),
 		 "B0|B2 replace B3, BS sticky, disabled B1 not set");
 
 	/* two accesses in one instruction (MOVS): both reported once */
 	clear_events(&cpu);
 	cpu.dr.dr6 = DR6_INIT;
 	struct access two[2] = { { 0x7000, 1, false }, { 0x6004, 4, true } };
-	CHECK_EQ(run_insn(&cpu, 2, two, 2), true, "two accesses");
-	CHECK_EQ(cpu.dr.dr6, DR6_INIT | DR6_B(0) | DR6_B(2) | DR6_B(3), "both accesses reported");
+	CHECK_EQ_MSG(run_insn(&cpu, 2, two, 2), true, "two accesses");
+	CHECK_EQ_MSG(cpu.dr.dr6, DR6_INIT | DR6_B(0) | DR6_B(2) | DR6_B(3), "both accesses reported");
 
 	/* a faulting instruction's access is forgotten at the next boundary */
 	clear_events(&cpu);
@@ -332,7 +319,7 @@ static void test_several_slots_and_sticky_dr6(void)
 	emu_dbg_before_insn(&cpu, cpu.rip);
 	emu_dbg_mem(&cpu, 0x7000, 1, true);
 	/* (#PF: no end_insn) */
-	CHECK_EQ(run_insn(&cpu, 1, NULL, 0), false, "faulted access not reported later");
+	CHECK_EQ_MSG(run_insn(&cpu, 1, NULL, 0), false, "faulted access not reported later");
 }
 
 static void test_io_breakpoints(void)
@@ -346,7 +333,7 @@ static void test_io_breakpoints(void)
 	uint64_t before = cpu.rflags;
 	emu_dbg_before_insn(&cpu, cpu.rip);
 	emu_dbg_io(&cpu, 0x80, 1);
-	CHECK_EQ(emu_dbg_end_insn(&cpu, before), false, "RW=10 without CR4.DE never matches");
+	CHECK_EQ_MSG(emu_dbg_end_insn(&cpu, before), false, "RW=10 without CR4.DE never matches");
 
 	cpu.sregs.cr4 |= CR4_DE;
 	static const struct { uint16_t port; unsigned len; bool match; } io[] = {
@@ -359,8 +346,8 @@ static void test_io_breakpoints(void)
 		before = cpu.rflags;
 		emu_dbg_before_insn(&cpu, cpu.rip);
 		emu_dbg_io(&cpu, io[i].port, io[i].len);
-		CHECK_EQ(emu_dbg_end_insn(&cpu, before), io[i].match, "I/O breakpoint port range");
-		CHECK_EQ(cpu.dr.dr6, DR6_INIT | (io[i].match ? DR6_B(1) : 0), "I/O breakpoint DR6");
+		CHECK_EQ_MSG(emu_dbg_end_insn(&cpu, before), io[i].match, "I/O breakpoint port range");
+		CHECK_EQ_MSG(cpu.dr.dr6, DR6_INIT | (io[i].match ? DR6_B(1) : 0), "I/O breakpoint DR6");
 	}
 }
 
@@ -374,17 +361,17 @@ static void test_tf_timing(void)
 	/* POPF that sets TF: no trap after it ... */
 	uint64_t before = cpu.rflags;
 	cpu.rflags |= RFLAGS_TF;
-	CHECK_EQ(emu_dbg_end_insn(&cpu, before), false, "no trap after the POPF that set TF");
+	CHECK_EQ_MSG(emu_dbg_end_insn(&cpu, before), false, "no trap after the POPF that set TF");
 	/* ... but after the next one */
-	CHECK_EQ(run_insn(&cpu, 1, NULL, 0), true, "trap after the next instruction");
-	CHECK_EQ(cpu.pending.vector, X86_DB, "TF: #DB pending");
-	CHECK_EQ(cpu.dr.dr6, DR6_INIT | DR6_BS, "TF: DR6.BS");
+	CHECK_EQ_MSG(run_insn(&cpu, 1, NULL, 0), true, "trap after the next instruction");
+	CHECK_EQ_MSG(cpu.pending.vector, X86_DB, "TF: #DB pending");
+	CHECK_EQ_MSG(cpu.dr.dr6, DR6_INIT | DR6_BS, "TF: DR6.BS");
 
 	/* POPF that clears TF still traps (it began with TF=1) */
 	clear_events(&cpu);
 	before = cpu.rflags;
 	cpu.rflags &= ~RFLAGS_TF;
-	CHECK_EQ(emu_dbg_end_insn(&cpu, before), true, "POPF clearing TF traps");
+	CHECK_EQ_MSG(emu_dbg_end_insn(&cpu, before), true, "POPF clearing TF traps");
 
 	/* MOV SS: the trap waits for the next instruction */
 	clear_events(&cpu);
@@ -393,10 +380,10 @@ static void test_tf_timing(void)
 	before = cpu.rflags;
 	emu_dbg_before_insn(&cpu, cpu.rip);
 	cpu.interrupt_shadow = EMU_SHADOW_MOVSS;
-	CHECK_EQ(emu_dbg_end_insn(&cpu, before), false, "no trap after MOV SS");
-	CHECK_EQ(cpu.dr.dr6, DR6_INIT, "MOV SS: DR6 untouched yet");
-	CHECK_EQ(run_insn(&cpu, 1, NULL, 0), true, "trap after the instruction after MOV SS");
-	CHECK_EQ(cpu.dr.dr6, DR6_INIT | DR6_BS, "MOV SS delayed BS");
+	CHECK_EQ_MSG(emu_dbg_end_insn(&cpu, before), false, "no trap after MOV SS");
+	CHECK_EQ_MSG(cpu.dr.dr6, DR6_INIT, "MOV SS: DR6 untouched yet");
+	CHECK_EQ_MSG(run_insn(&cpu, 1, NULL, 0), true, "trap after the instruction after MOV SS");
+	CHECK_EQ_MSG(cpu.dr.dr6, DR6_INIT | DR6_BS, "MOV SS delayed BS");
 
 	/* a data breakpoint in the MOV SS (mov ss, [mem]) is delayed too */
 	cpu_init(&cpu, VM_CPU_INTEL);
@@ -407,9 +394,9 @@ static void test_tf_timing(void)
 	emu_dbg_before_insn(&cpu, cpu.rip);
 	emu_dbg_mem(&cpu, 0x8000, 2, false);
 	cpu.interrupt_shadow = EMU_SHADOW_MOVSS;
-	CHECK_EQ(emu_dbg_end_insn(&cpu, before), false, "data bp in MOV SS held");
-	CHECK_EQ(run_insn(&cpu, 1, NULL, 0), true, "data bp after the next instruction");
-	CHECK_EQ(cpu.dr.dr6, DR6_INIT | DR6_B(0), "delayed B0");
+	CHECK_EQ_MSG(emu_dbg_end_insn(&cpu, before), false, "data bp in MOV SS held");
+	CHECK_EQ_MSG(run_insn(&cpu, 1, NULL, 0), true, "data bp after the next instruction");
+	CHECK_EQ_MSG(cpu.dr.dr6, DR6_INIT | DR6_B(0), "delayed B0");
 
 	/* STI does not delay #DB */
 	cpu_init(&cpu, VM_CPU_INTEL);
@@ -417,16 +404,16 @@ static void test_tf_timing(void)
 	before = cpu.rflags;
 	emu_dbg_before_insn(&cpu, cpu.rip);
 	cpu.interrupt_shadow = EMU_SHADOW_STI;
-	CHECK_EQ(emu_dbg_end_insn(&cpu, before), true, "STI does not delay the trap");
+	CHECK_EQ_MSG(emu_dbg_end_insn(&cpu, before), true, "STI does not delay the trap");
 
 	/* ICEBP: #DB, DR6 unchanged, GD cleared */
 	cpu_init(&cpu, VM_CPU_INTEL);
 	cpu.dr.dr6 = DR6_INIT | DR6_B(1);
 	cpu.dr.dr7 |= DR7_GD;
-	CHECK_EQ(emu_dbg_icebp(&cpu), true, "ICEBP");
-	CHECK_EQ(cpu.pending.exception && cpu.pending.vector == X86_DB, true, "ICEBP queues #DB");
-	CHECK_EQ(cpu.dr.dr6, DR6_INIT | DR6_B(1), "ICEBP leaves DR6");
-	CHECK_EQ(cpu.dr.dr7, DR7_INIT, "ICEBP clears GD");
+	CHECK_EQ_MSG(emu_dbg_icebp(&cpu), true, "ICEBP");
+	CHECK_EQ_MSG(cpu.pending.exception && cpu.pending.vector == X86_DB, true, "ICEBP queues #DB");
+	CHECK_EQ_MSG(cpu.dr.dr6, DR6_INIT | DR6_B(1), "ICEBP leaves DR6");
+	CHECK_EQ_MSG(cpu.dr.dr7, DR7_INIT, "ICEBP clears GD");
 }
 
 /* ---- the debugger's intercepts ---- */
@@ -438,44 +425,44 @@ static void test_debugger_step_intel(void)
 
 	cpu_init(&cpu, VM_CPU_INTEL);
 	emu_dbg_set_debug(&cpu, &dbg);
-	CHECK_EQ(emu_dbg_irq_blocked(&cpu), true, "block_irq while stepping");
-	CHECK_EQ(run_insn(&cpu, 2, NULL, 0), true, "step exits");
-	CHECK_EQ(cpu.exit.reason, VM_EXIT_DB, "step: VM_EXIT_DB");
-	CHECK_EQ(cpu.exit.db.dr6, DR6_BS, "step: BS");
-	CHECK_EQ(cpu.exit.db.pc, 0x1002, "step: pc after the instruction");
-	CHECK_EQ(cpu.pending.exception, false, "step: nothing for the guest");
-	CHECK_EQ(cpu.dr.dr6, DR6_INIT, "step: guest DR6 untouched");
-	CHECK_EQ(cpu.rflags & RFLAGS_TF, 0, "step: guest TF untouched");
+	CHECK_EQ_MSG(emu_dbg_irq_blocked(&cpu), true, "block_irq while stepping");
+	CHECK_EQ_MSG(run_insn(&cpu, 2, NULL, 0), true, "step exits");
+	CHECK_EQ_MSG(cpu.exit.reason, VM_EXIT_DB, "step: VM_EXIT_DB");
+	CHECK_EQ_MSG(cpu.exit.db.dr6, DR6_BS, "step: BS");
+	CHECK_EQ_MSG(cpu.exit.db.pc, 0x1002, "step: pc after the instruction");
+	CHECK_EQ_MSG(cpu.pending.exception, false, "step: nothing for the guest");
+	CHECK_EQ_MSG(cpu.dr.dr6, DR6_INIT, "step: guest DR6 untouched");
+	CHECK_EQ_MSG(cpu.rflags & RFLAGS_TF, 0, "step: guest TF untouched");
 
 	/* the stepped instruction faults: stop at the handler's first insn */
 	clear_events(&cpu);
-	CHECK_EQ(emu_dbg_before_insn(&cpu, cpu.rip), false, "faulting instruction starts");
+	CHECK_EQ_MSG(emu_dbg_before_insn(&cpu, cpu.rip), false, "faulting instruction starts");
 	cpu.rip = 0x9000;                  /* #PF delivered, no end_insn */
-	CHECK_EQ(emu_dbg_before_insn(&cpu, cpu.rip), true, "stop before the handler runs");
-	CHECK_EQ(cpu.exit.db.pc, 0x9000, "stop at the handler");
+	CHECK_EQ_MSG(emu_dbg_before_insn(&cpu, cpu.rip), true, "stop before the handler runs");
+	CHECK_EQ_MSG(cpu.exit.db.pc, 0x9000, "stop at the handler");
 	clear_events(&cpu);
-	CHECK_EQ(emu_dbg_before_insn(&cpu, cpu.rip), false, "then the handler runs");
+	CHECK_EQ_MSG(emu_dbg_before_insn(&cpu, cpu.rip), false, "then the handler runs");
 
 	/* the guest's own TF still reaches the guest, with the step exit */
 	clear_events(&cpu);
 	cpu.rflags |= RFLAGS_TF;
-	CHECK_EQ(run_insn(&cpu, 1, NULL, 0), true, "guest TF while stepping");
-	CHECK_EQ(cpu.exit.db.dr6, DR6_BS, "debugger BS");
-	CHECK_EQ(cpu.pending.exception && cpu.pending.vector == X86_DB, true, "guest #DB queued");
-	CHECK_EQ(cpu.dr.dr6, DR6_INIT | DR6_BS, "guest DR6.BS");
+	CHECK_EQ_MSG(run_insn(&cpu, 1, NULL, 0), true, "guest TF while stepping");
+	CHECK_EQ_MSG(cpu.exit.db.dr6, DR6_BS, "debugger BS");
+	CHECK_EQ_MSG(cpu.pending.exception && cpu.pending.vector == X86_DB, true, "guest #DB queued");
+	CHECK_EQ_MSG(cpu.dr.dr6, DR6_INIT | DR6_BS, "guest DR6.BS");
 
 	/* REP: a stop between iterations sets RF so nothing re-fires */
 	cpu_init(&cpu, VM_CPU_INTEL);
 	emu_dbg_set_debug(&cpu, &dbg);
 	uint64_t before = cpu.rflags;
 	emu_dbg_before_insn(&cpu, cpu.rip);
-	CHECK_EQ(emu_dbg_end_insn(&cpu, before), true, "REP iteration step");
-	CHECK_EQ(cpu.exit.db.pc, 0x1000, "REP: still at the instruction");
-	CHECK_EQ(cpu.rflags & RFLAGS_RF, RFLAGS_RF, "REP: RF set for the resume");
+	CHECK_EQ_MSG(emu_dbg_end_insn(&cpu, before), true, "REP iteration step");
+	CHECK_EQ_MSG(cpu.exit.db.pc, 0x1000, "REP: still at the instruction");
+	CHECK_EQ_MSG(cpu.rflags & RFLAGS_RF, RFLAGS_RF, "REP: RF set for the resume");
 
 	dbg.single_step = false;
 	emu_dbg_set_debug(&cpu, &dbg);
-	CHECK_EQ(emu_dbg_irq_blocked(&cpu), false, "no block_irq without a step");
+	CHECK_EQ_MSG(emu_dbg_irq_blocked(&cpu), false, "no block_irq without a step");
 }
 
 static void test_debugger_hw(void)
@@ -494,34 +481,34 @@ static void test_debugger_hw(void)
 	cpu.dr.dr7 |= DR7_L(1);
 	emu_dbg_set_regs(&cpu, &cpu.dr);
 	emu_dbg_set_debug(&cpu, &dbg);
-	CHECK_EQ(run_insn(&cpu, 2, NULL, 0), true, "debugger exec bp");
-	CHECK_EQ(cpu.exit.reason, VM_EXIT_DB, "debugger exec bp: exit");
-	CHECK_EQ(cpu.exit.db.dr6, DR6_B(0), "debugger exec bp: its B0");
-	CHECK_EQ(cpu.exit.db.pc, 0x1000, "debugger exec bp: pc");
-	CHECK_EQ(raised.vector, -1, "guest bp waits");
-	CHECK_EQ(cpu.dr.dr6, DR6_INIT, "guest DR6 untouched by the debugger's hit");
+	CHECK_EQ_MSG(run_insn(&cpu, 2, NULL, 0), true, "debugger exec bp");
+	CHECK_EQ_MSG(cpu.exit.reason, VM_EXIT_DB, "debugger exec bp: exit");
+	CHECK_EQ_MSG(cpu.exit.db.dr6, DR6_B(0), "debugger exec bp: its B0");
+	CHECK_EQ_MSG(cpu.exit.db.pc, 0x1000, "debugger exec bp: pc");
+	CHECK_EQ_MSG(raised.vector, -1, "guest bp waits");
+	CHECK_EQ_MSG(cpu.dr.dr6, DR6_INIT, "guest DR6 untouched by the debugger's hit");
 	/* resume: the guest's own breakpoint comes next, then the insn runs */
 	clear_events(&cpu);
-	CHECK_EQ(run_insn(&cpu, 2, NULL, 0), true, "guest bp after the debugger's");
-	CHECK_EQ(raised.vector, X86_DB, "guest #DB");
-	CHECK_EQ(cpu.dr.dr6, DR6_INIT | DR6_B(1), "guest DR6.B1");
+	CHECK_EQ_MSG(run_insn(&cpu, 2, NULL, 0), true, "guest bp after the debugger's");
+	CHECK_EQ_MSG(raised.vector, X86_DB, "guest #DB");
+	CHECK_EQ_MSG(cpu.dr.dr6, DR6_INIT | DR6_B(1), "guest DR6.B1");
 	clear_events(&cpu);
 	cpu.rflags |= RFLAGS_RF;
-	CHECK_EQ(run_insn(&cpu, 2, NULL, 0), false, "runs once");
+	CHECK_EQ_MSG(run_insn(&cpu, 2, NULL, 0), false, "runs once");
 	cpu.rip = 0x1000;
-	CHECK_EQ(run_insn(&cpu, 2, NULL, 0), true, "debugger bp again next time");
-	CHECK_EQ(cpu.exit.db.dr6, DR6_B(0), "again B0");
+	CHECK_EQ_MSG(run_insn(&cpu, 2, NULL, 0), true, "debugger bp again next time");
+	CHECK_EQ_MSG(cpu.exit.db.dr6, DR6_B(0), "again B0");
 
 	/* debugger watchpoint: exit after the instruction, guest unaware */
 	cpu_init(&cpu, VM_CPU_INTEL);
 	emu_dbg_set_debug(&cpu, &dbg);
 	cpu.rip = 0x2000;
 	struct access w = { 0xa002, 2, true };
-	CHECK_EQ(run_insn(&cpu, 3, &w, 1), true, "debugger watchpoint");
-	CHECK_EQ(cpu.exit.db.dr6, DR6_B(2), "watchpoint B2");
-	CHECK_EQ(cpu.exit.db.pc, 0x2003, "watchpoint: after the instruction");
-	CHECK_EQ(cpu.pending.exception, false, "watchpoint: guest not told");
-	CHECK_EQ(cpu.dr.dr6, DR6_INIT, "watchpoint: guest DR6 untouched");
+	CHECK_EQ_MSG(run_insn(&cpu, 3, &w, 1), true, "debugger watchpoint");
+	CHECK_EQ_MSG(cpu.exit.db.dr6, DR6_B(2), "watchpoint B2");
+	CHECK_EQ_MSG(cpu.exit.db.pc, 0x2003, "watchpoint: after the instruction");
+	CHECK_EQ_MSG(cpu.pending.exception, false, "watchpoint: guest not told");
+	CHECK_EQ_MSG(cpu.dr.dr6, DR6_INIT, "watchpoint: guest DR6 untouched");
 }
 
 static void test_intercepts(void)
@@ -535,16 +522,16 @@ static void test_intercepts(void)
 	/* MOV DR7, RCX: emulated, then an exit at the end of the instruction */
 	uint64_t before = cpu.rflags;
 	cpu.gpr[EMU_RCX] = DR7_INIT | DR7_L(0);
-	CHECK_EQ(emu_dbg_armed(&cpu), false, "intercepts alone do not arm");
-	CHECK_EQ(emu_dbg_mov_dr(&cpu, 7, EMU_RCX, true), false, "MOV DR7 intercepted: done");
-	CHECK_EQ(cpu.dr.dr7, DR7_INIT | DR7_L(0), "MOV DR7 emulated");
+	CHECK_EQ_MSG(emu_dbg_armed(&cpu), false, "intercepts alone do not arm");
+	CHECK_EQ_MSG(emu_dbg_mov_dr(&cpu, 7, EMU_RCX, true), false, "MOV DR7 intercepted: done");
+	CHECK_EQ_MSG(cpu.dr.dr7, DR7_INIT | DR7_L(0), "MOV DR7 emulated");
 	cpu.rip += 3;
-	CHECK_EQ(emu_dbg_armed(&cpu), true, "armed after the MOV");
-	CHECK_EQ(emu_dbg_end_insn(&cpu, before), true, "MOV DR exit");
-	CHECK_EQ(cpu.exit.reason, VM_EXIT_MOV_DR, "VM_EXIT_MOV_DR");
-	CHECK_EQ(cpu.exit.mov_dr.dr, 7, "mov_dr.dr");
-	CHECK_EQ(cpu.exit.mov_dr.gpr, 1, "mov_dr.gpr is rcx");
-	CHECK_EQ(cpu.exit.mov_dr.is_write, true, "mov_dr.is_write");
+	CHECK_EQ_MSG(emu_dbg_armed(&cpu), true, "armed after the MOV");
+	CHECK_EQ_MSG(emu_dbg_end_insn(&cpu, before), true, "MOV DR exit");
+	CHECK_EQ_MSG(cpu.exit.reason, VM_EXIT_MOV_DR, "VM_EXIT_MOV_DR");
+	CHECK_EQ_MSG(cpu.exit.mov_dr.dr, 7, "mov_dr.dr");
+	CHECK_EQ_MSG(cpu.exit.mov_dr.gpr, 1, "mov_dr.gpr is rcx");
+	CHECK_EQ_MSG(cpu.exit.mov_dr.is_write, true, "mov_dr.is_write");
 
 	/* MOV from DR6 while the guest single-steps: MOV_DR first, then the
 	 * intercepted #DB at the next boundary */
@@ -552,27 +539,27 @@ static void test_intercepts(void)
 	cpu.rflags |= RFLAGS_TF;
 	before = cpu.rflags;
 	emu_dbg_before_insn(&cpu, cpu.rip);
-	CHECK_EQ(emu_dbg_mov_dr(&cpu, 6, EMU_RDX, false), false, "MOV from DR6");
-	CHECK_EQ(cpu.gpr[EMU_RDX], DR6_INIT, "read DR6");
+	CHECK_EQ_MSG(emu_dbg_mov_dr(&cpu, 6, EMU_RDX, false), false, "MOV from DR6");
+	CHECK_EQ_MSG(cpu.gpr[EMU_RDX], DR6_INIT, "read DR6");
 	cpu.rip += 3;
-	CHECK_EQ(emu_dbg_end_insn(&cpu, before), true, "exit");
-	CHECK_EQ(cpu.exit.reason, VM_EXIT_MOV_DR, "MOV_DR before DB");
-	CHECK_EQ(cpu.exit.mov_dr.is_write, false, "read");
+	CHECK_EQ_MSG(emu_dbg_end_insn(&cpu, before), true, "exit");
+	CHECK_EQ_MSG(cpu.exit.reason, VM_EXIT_MOV_DR, "MOV_DR before DB");
+	CHECK_EQ_MSG(cpu.exit.mov_dr.is_write, false, "read");
 	clear_events(&cpu);
-	CHECK_EQ(emu_dbg_before_insn(&cpu, cpu.rip), true, "due exit");
-	CHECK_EQ(cpu.exit.reason, VM_EXIT_DB, "then VM_EXIT_DB");
-	CHECK_EQ(cpu.exit.db.guest_dr6, DR6_BS, "guest's BS intercepted");
-	CHECK_EQ(cpu.pending.exception, false, "not delivered");
-	CHECK_EQ(cpu.dr.dr6, DR6_INIT | DR6_BS, "guest DR6 as delivery leaves it");
+	CHECK_EQ_MSG(emu_dbg_before_insn(&cpu, cpu.rip), true, "due exit");
+	CHECK_EQ_MSG(cpu.exit.reason, VM_EXIT_DB, "then VM_EXIT_DB");
+	CHECK_EQ_MSG(cpu.exit.db.guest_dr6, DR6_BS, "guest's BS intercepted");
+	CHECK_EQ_MSG(cpu.pending.exception, false, "not delivered");
+	CHECK_EQ_MSG(cpu.dr.dr6, DR6_INIT | DR6_BS, "guest DR6 as delivery leaves it");
 
 	/* INT3 */
 	clear_events(&cpu);
-	CHECK_EQ(emu_dbg_int3(&cpu, 0x1234), true, "INT3 intercepted");
-	CHECK_EQ(cpu.exit.reason, VM_EXIT_BPT, "VM_EXIT_BPT");
-	CHECK_EQ(cpu.exit.bpt.pc, 0x1234, "bpt.pc");
+	CHECK_EQ_MSG(emu_dbg_int3(&cpu, 0x1234), true, "INT3 intercepted");
+	CHECK_EQ_MSG(cpu.exit.reason, VM_EXIT_BPT, "VM_EXIT_BPT");
+	CHECK_EQ_MSG(cpu.exit.bpt.pc, 0x1234, "bpt.pc");
 	dbg.intercept_bpt = false;
 	emu_dbg_set_debug(&cpu, &dbg);
-	CHECK_EQ(emu_dbg_int3(&cpu, 0x1234), false, "INT3 for the guest");
+	CHECK_EQ_MSG(emu_dbg_int3(&cpu, 0x1234), false, "INT3 for the guest");
 }
 
 static void test_debugger_step_amd(void)
@@ -582,11 +569,11 @@ static void test_debugger_step_amd(void)
 
 	cpu_init(&cpu, VM_CPU_AMD);
 	emu_dbg_set_debug(&cpu, &dbg);
-	CHECK_EQ(cpu.rflags & RFLAGS_TF, RFLAGS_TF, "amd: TF taken");
-	CHECK_EQ(emu_dbg_rflags_image(&cpu) & RFLAGS_TF, 0, "amd: PUSHF image hides it");
-	CHECK_EQ(run_insn(&cpu, 1, NULL, 0), true, "amd: step exit");
-	CHECK_EQ(cpu.exit.db.dr6, DR6_BS, "amd: BS");
-	CHECK_EQ(cpu.pending.exception, false, "amd: guest gets nothing");
+	CHECK_EQ_MSG(cpu.rflags & RFLAGS_TF, RFLAGS_TF, "amd: TF taken");
+	CHECK_EQ_MSG(emu_dbg_rflags_image(&cpu) & RFLAGS_TF, 0, "amd: PUSHF image hides it");
+	CHECK_EQ_MSG(run_insn(&cpu, 1, NULL, 0), true, "amd: step exit");
+	CHECK_EQ_MSG(cpu.exit.db.dr6, DR6_BS, "amd: BS");
+	CHECK_EQ_MSG(cpu.pending.exception, false, "amd: guest gets nothing");
 
 	/* POPF sets the guest's TF: its trap comes after the next insn */
 	clear_events(&cpu);
@@ -595,27 +582,27 @@ static void test_debugger_step_amd(void)
 	cpu.rflags |= RFLAGS_TF;
 	emu_dbg_rflags_loaded(&cpu);
 	cpu.rip++;
-	CHECK_EQ(emu_dbg_end_insn(&cpu, before), true, "amd: POPF step");
-	CHECK_EQ(cpu.pending.exception, false, "amd: no guest trap after the POPF");
-	CHECK_EQ(emu_dbg_rflags_image(&cpu) & RFLAGS_TF, RFLAGS_TF, "amd: guest TF now 1");
+	CHECK_EQ_MSG(emu_dbg_end_insn(&cpu, before), true, "amd: POPF step");
+	CHECK_EQ_MSG(cpu.pending.exception, false, "amd: no guest trap after the POPF");
+	CHECK_EQ_MSG(emu_dbg_rflags_image(&cpu) & RFLAGS_TF, RFLAGS_TF, "amd: guest TF now 1");
 	clear_events(&cpu);
-	CHECK_EQ(run_insn(&cpu, 1, NULL, 0), true, "amd: next step");
-	CHECK_EQ(cpu.pending.exception && cpu.pending.vector == X86_DB, true,
+	CHECK_EQ_MSG(run_insn(&cpu, 1, NULL, 0), true, "amd: next step");
+	CHECK_EQ_MSG(cpu.pending.exception && cpu.pending.vector == X86_DB, true,
 		 "amd: guest trap after the next instruction");
 
 	/* an event delivery clears TF: taken again, the handler's TF is 0 */
 	clear_events(&cpu);
 	cpu.rflags &= ~RFLAGS_TF;
-	CHECK_EQ(emu_dbg_before_insn(&cpu, 0x9000), false, "amd: handler starts");
-	CHECK_EQ(cpu.rflags & RFLAGS_TF, RFLAGS_TF, "amd: TF taken again");
-	CHECK_EQ(emu_dbg_rflags_image(&cpu) & RFLAGS_TF, 0, "amd: handler's own TF 0");
+	CHECK_EQ_MSG(emu_dbg_before_insn(&cpu, 0x9000), false, "amd: handler starts");
+	CHECK_EQ_MSG(cpu.rflags & RFLAGS_TF, RFLAGS_TF, "amd: TF taken again");
+	CHECK_EQ_MSG(emu_dbg_rflags_image(&cpu) & RFLAGS_TF, 0, "amd: handler's own TF 0");
 
 	/* stop stepping: the guest's TF comes back */
 	emu_dbg_rflags_loaded(&cpu);        /* (as if IRET restored TF=1) */
 	dbg.single_step = false;
 	emu_dbg_set_debug(&cpu, &dbg);
-	CHECK_EQ(cpu.rflags & RFLAGS_TF, RFLAGS_TF, "amd: guest TF=1 restored");
-	CHECK_EQ(emu_dbg_rflags_image(&cpu), cpu.rflags, "amd: image is RFLAGS again");
+	CHECK_EQ_MSG(cpu.rflags & RFLAGS_TF, RFLAGS_TF, "amd: guest TF=1 restored");
+	CHECK_EQ_MSG(emu_dbg_rflags_image(&cpu), cpu.rflags, "amd: image is RFLAGS again");
 }
 
 int main(void)
@@ -632,6 +619,5 @@ int main(void)
 	test_debugger_hw();
 	test_intercepts();
 	test_debugger_step_amd();
-	printf("emu_debug_test: %u checks, %u failed\n", checks, failures);
-	return failures ? 1 : 0;
+	return check_summary("emu_debug_test");
 }

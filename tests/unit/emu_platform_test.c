@@ -11,6 +11,7 @@
 #include "engine/emu/emu.h"
 #include "engine/emu/emu_platform.h"
 #include "machine/vm.h"
+#include "tests/unit/check.h"
 
 #define NR_CPUS 4
 #define APIC    EMU_APIC_DEFAULT_BASE
@@ -76,21 +77,6 @@ void emu_raise(struct emu_cpu *cpu, uint8_t vector, bool has_error_code, uint32_
 }
 
 /* --- checks --- */
-
-static unsigned passed, failed;
-
-#define CHECK_EQ(got, want) check_eq(__FILE__, __LINE__, #got, (uint64_t)(got), (uint64_t)(want))
-
-static void check_eq(const char *file, int line, const char *what, uint64_t got, uint64_t want)
-{
-	if (got == want) {
-		passed++;
-		return;
-	}
-	failed++;
-	printf("FAIL %s:%d: %s: got 0x%" PRIx64 ", expected 0x%" PRIx64 "\n", file, line, what,
-	       got, want);
-}
 
 /* --- setup and accessors --- */
 
@@ -761,6 +747,5 @@ int main(void)
 	emu_platform_destroy(&vmx);
 	for (unsigned i = 0; i < NR_CPUS; i++)
 		emu_lapic_destroy(&cpus[i]);
-	printf("emu_platform: %u passed, %u failed\n", passed, failed);
-	return failed ? 1 : 0;
+	return check_summary("emu_platform");
 }
