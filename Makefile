@@ -57,6 +57,7 @@ bench:
 	@$(MAKE) --no-print-directory all bench-tools
 	bench/boot
 	bench/rsp
+	bench/emu
 
 clean:
 	rm -rf build build-asan

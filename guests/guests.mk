@@ -86,3 +86,28 @@ guests: $(STEP_GUESTS:%=$(GUEST_OUT)/%.elf)
 # host's KVM can do on kvm.
 guests: $(GUEST_OUT)/dbg_regs.elf $(GUEST_OUT)/dbg_step.elf
 .SECONDARY: $(GUEST_OUT)/dbg_regs.o $(GUEST_OUT)/dbg_step.o
+
+# issue 6 point 8, the emu benchmark (owned by the bench-emu work):
+# bench_compute / bench_memory run the loops of guests/bench_loops.S an
+# exact number of times (bench/emu, tests/test_bench_guests.py).
+BENCH_GUESTS := bench_compute bench_memory
+guests: $(BENCH_GUESTS:%=$(GUEST_OUT)/%.elf) $(BENCH_GUESTS:%=$(GUEST_OUT)/mb/%.elf) \
+	$(BENCH_GUESTS:%=$(GUEST_OUT)/mb/%.elf64)
+$(BENCH_GUESTS:%=$(GUEST_OUT)/%.elf) $(BENCH_GUESTS:%=$(GUEST_OUT)/mb/%.elf64): \
+	$(GUEST_OUT)/bench_loops.o
+.SECONDARY: $(BENCH_GUESTS:%=$(GUEST_OUT)/%.o) $(GUEST_OUT)/bench_loops.o
+
+# The same loops as a raw disk image for Bochs (no ELF/multiboot loader
+# there): boot_bench.S boot sector + long-mode switch, boot_main.c, flat
+# binary padded to a whole number of 16-head, 63-sector cylinders.
+BOOT_BENCH_OBJS := $(GUEST_OUT)/boot_bench.o $(GUEST_OUT)/boot_main.o $(GUEST_OUT)/bench_loops.o
+BOOT_BENCH_CYL_BYTES := 516096
+guests: $(GUEST_OUT)/boot_bench.img
+$(GUEST_OUT)/boot_bench.elf64: $(BOOT_BENCH_OBJS) guests/boot_bench.ld
+	$(GUEST_CC) -nostdlib -static -no-pie -Wl,--build-id=none -Wl,-z,noexecstack \
+		-Wl,--no-warn-rwx-segments -Wl,-T,guests/boot_bench.ld -o $@ $(filter %.o,$^)
+$(GUEST_OUT)/boot_bench.img: $(GUEST_OUT)/boot_bench.elf64
+	objcopy -O binary $< $@.tmp
+	truncate -s $(BOOT_BENCH_CYL_BYTES) $@.tmp
+	mv $@.tmp $@
+.SECONDARY: $(BOOT_BENCH_OBJS)

@@ -6,7 +6,7 @@ purpose=${1:-build}
 need="gcc make libc6-dev binutils libzydis-dev"
 case "$purpose" in
 test)  need="$need gdb lldb python3 python3-pytest" ;;
-bench) need="$need gdb python3 qemu-system-x86" ;;
+bench) need="$need gdb python3 qemu-system-x86 bochs bochsbios vgabios" ;;
 esac
 missing=""
 for p in $need; do
