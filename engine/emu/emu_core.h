@@ -108,6 +108,7 @@ struct emu_vm {
 	uint64_t quantum;             /* instructions per turn */
 
 	struct emu_dcache_entry *dcache;
+	struct emu_block *blocks;     /* emu_fast.c's block cache (NULL: step only) */
 	uint8_t warned[2048 / 8];     /* mnemonics already reported as unimplemented */
 	pthread_mutex_t warn_lock;
 };
@@ -120,7 +121,7 @@ struct emu_tlb_entry {
 	uint64_t gpa;                  /* physical page address */
 };
 
-#define EMU_TLB_SIZE 256
+#define EMU_TLB_SIZE 1024
 
 /* One I/O or MMIO access that left for the machine while executing the
  * current instruction; re-executing it consumes these in order. */
@@ -167,6 +168,18 @@ struct emu_core {
 	bool hlt_step;
 	uint64_t hlt_next, hlt_rsp;
 	struct engine_debug hlt_saved;
+
+	/* The fast path (emu_fast.c). Lazy flags: while lf_op is not
+	 * EMU_LF_NONE the arithmetic bits of cpu->rflags are stale and these
+	 * say how to compute them; emu_flags_sync() makes them exact. Only
+	 * emu_fast.c sets them, and every way out of it syncs (the end of a
+	 * block, emu_fault, emu_leave), so outside the fast path cpu->rflags
+	 * is always exact. */
+	uint8_t lf_op, lf_size;
+	bool lf_cf;                    /* INC/DEC: CF kept from before */
+	uint64_t lf_a, lf_b, lf_r;
+	bool blk_break;                /* leave the block after this instruction */
+	uint64_t blk_gpa, blk_end;     /* physical bytes of the running block */
 
 	uint64_t xcr0;
 	uint64_t msr_pat, msr_sysenter_cs, msr_sysenter_esp, msr_sysenter_eip;
@@ -249,6 +262,26 @@ const struct emu_insn *emu_decode_at(struct emu_cpu *cpu, struct emu_insn *scrat
 emu_handler emu_handler_for(unsigned mnemonic);
 void emu_unimplemented(struct emu_cpu *cpu, const struct emu_insn *in);
 
+/* One instruction from p (len bytes there) in `mode`: 0, -EAGAIN when the
+ * bytes end inside it, -EINVAL when it is not an instruction. */
+int emu_decode_insn(unsigned mode, const uint8_t *p, unsigned len, struct emu_insn *in);
+
+/* --- emu_fast.c: blocks of decoded instructions, run without the
+ * per-instruction checks while nothing needs them (see there) --- */
+struct emu_block;
+int emu_blocks_create(struct emu_vm *evm);
+void emu_blocks_destroy(struct emu_vm *evm);
+/* Run the block at RIP: false when it has no instruction the fast path
+ * runs (then the caller steps the instruction the exact way). */
+bool emu_block_run(struct emu_cpu *cpu);
+/* Make the arithmetic flags in cpu->rflags exact (see emu_core.lf_op). */
+void emu_flags_sync_slow(struct emu_cpu *cpu);
+static inline void emu_flags_sync(struct emu_cpu *cpu)
+{
+	if (((struct emu_core *)cpu->priv)->lf_op)
+		emu_flags_sync_slow(cpu);
+}
+
 /* --- emu_exec_sys.c --- */
 void emu_mov_special(struct emu_cpu *cpu, const struct emu_insn *in);   /* CR, DR, Sreg */
 
@@ -328,5 +361,10 @@ extern const struct emu_handler_entry emu_exec_alu_table[];
 extern const struct emu_handler_entry emu_exec_sys_table[];
 extern const struct emu_handler_entry emu_exec_str_table[];
 extern const struct emu_handler_entry emu_exec_sse_table[];
+extern const struct emu_handler_entry emu_exec_sse_int_table[];
+extern const struct emu_handler_entry emu_exec_sse_fp_table[];
+/* The SSE2 forms of the string mnemonics MOVSD/CMPSD (emu_exec_sse*.c). */
+void emu_sse_movsd(struct emu_cpu *cpu, const struct emu_insn *in);
+void emu_sse_cmpsd(struct emu_cpu *cpu, const struct emu_insn *in);
 
 #endif

@@ -7,7 +7,8 @@
  * call the handler. Zydis runs only on a miss. Comparing bytes instead of
  * tracking writes to code pages means the debugger (which writes int3
  * bytes straight into guest RAM), self-modifying code and device models
- * are all covered with no invalidation protocol. */
+ * are all covered with no invalidation protocol. This is the exact
+ * (per-instruction) path; emu_fast.c keeps blocks of its own. */
 #include "engine/emu/emu_core.h"
 
 #include <stdio.h>
@@ -37,6 +38,7 @@ emu_handler emu_handler_for(unsigned mnemonic)
 {
 	static const struct emu_handler_entry *const tables[] = {
 		emu_exec_alu_table, emu_exec_sys_table, emu_exec_str_table, emu_exec_sse_table,
+		emu_exec_sse_int_table, emu_exec_sse_fp_table,
 	};
 	for (unsigned t = 0; t < sizeof(tables) / sizeof(tables[0]); t++)
 		for (const struct emu_handler_entry *e = tables[t]; e->fn; e++)
@@ -223,6 +225,19 @@ static ZyanStatus decode_bytes(unsigned mode, const uint8_t *p, unsigned len,
 	if (!ZYAN_SUCCESS(st))
 		return st;
 	return ZydisDecoderDecodeFull(&dec, p, len, zi, zo);
+}
+
+int emu_decode_insn(unsigned mode, const uint8_t *p, unsigned len, struct emu_insn *in)
+{
+	ZydisDecodedInstruction zi;
+	ZydisDecodedOperand zo[ZYDIS_MAX_OPERAND_COUNT];
+	ZyanStatus st = decode_bytes(mode, p, len, &zi, zo);
+	if (st == ZYDIS_STATUS_NO_MORE_DATA)
+		return -EAGAIN;
+	if (!ZYAN_SUCCESS(st))
+		return -EINVAL;
+	convert(&zi, zo, in);
+	return 0;
 }
 
 _Noreturn static void fetch_failed(struct emu_cpu *cpu, uint64_t lin)

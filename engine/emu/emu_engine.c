@@ -27,7 +27,8 @@
  * calls run() again, so a debugger can step one vCPU while the others stay
  * stopped; after such a stop the interleaving continues from there.
  * kick() sets a flag the executing vCPU checks before every instruction
- * and wakes waiting threads, so run() returns VM_EXIT_KICKED promptly. */
+ * (between blocks of at most 32 on the fast path, emu_fast.c) and wakes
+ * waiting threads, so run() returns VM_EXIT_KICKED promptly. */
 #include "engine/emu/emu_core.h"
 
 #include <stdio.h>
@@ -378,6 +379,7 @@ static void emu_vm_free(struct emu_vm *evm)
 	if (evm->plat)
 		emu_platform_destroy(evm);
 	emu_dcache_destroy(evm);
+	emu_blocks_destroy(evm);
 	pthread_cond_destroy(&evm->cond);
 	pthread_mutex_destroy(&evm->lock);
 	pthread_mutex_destroy(&evm->warn_lock);
@@ -404,6 +406,11 @@ static int emu_op_vm_create(struct vm *vm, struct err *e)
 	if (r < 0) {
 		emu_vm_free(evm);
 		return err_set(e, -r, "out of memory for the emu decode cache");
+	}
+	r = emu_blocks_create(evm);
+	if (r < 0) {
+		emu_vm_free(evm);
+		return err_set(e, -r, "out of memory for the emu block cache");
 	}
 	r = emu_platform_create(evm);
 	if (r < 0) {
@@ -508,8 +515,12 @@ static int emu_op_set_regs(struct vcpu *vcpu, const struct x86_regs *r)
 	g[EMU_RSI] = r->rsi; g[EMU_RDI] = r->rdi; g[EMU_RBP] = r->rbp; g[EMU_RSP] = r->rsp;
 	g[EMU_R8] = r->r8; g[EMU_R9] = r->r9; g[EMU_R10] = r->r10; g[EMU_R11] = r->r11;
 	g[EMU_R12] = r->r12; g[EMU_R13] = r->r13; g[EMU_R14] = r->r14; g[EMU_R15] = r->r15;
-	if (r->rip != cpu->rip)
+	if (r->rip != cpu->rip) {
 		emu_replay_reset(cpu);     /* the debugger moved it: nothing to complete */
+		/* the last stop moves with it: the next step must not take the
+		 * move for an event delivered before any instruction */
+		cpu->dbg.step_rip += r->rip - cpu->rip;
+	}
 	cpu->rip = r->rip;
 	cpu->rflags = (r->rflags & ~(RFLAGS_VM)) | RFLAGS_FIXED1;
 	emu_dbg_rflags_loaded(cpu);

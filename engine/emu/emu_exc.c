@@ -44,6 +44,7 @@ _Noreturn void emu_fault(struct emu_cpu *cpu, uint8_t vector, bool has_error_cod
 			 uint32_t error_code)
 {
 	struct emu_core *c = emu_core_of(cpu);
+	emu_flags_sync(cpu);               /* a fault inside a block (emu_fast.c) */
 	cpu->pending.exception = true;
 	cpu->pending.vector = vector;
 	cpu->pending.has_error_code = has_error_code;
@@ -58,6 +59,7 @@ _Noreturn void emu_fault(struct emu_cpu *cpu, uint8_t vector, bool has_error_cod
 _Noreturn void emu_leave(struct emu_cpu *cpu)
 {
 	struct emu_core *c = emu_core_of(cpu);
+	emu_flags_sync(cpu);
 	if (!c->delivering)
 		cpu->rip = cpu->insn_start_rip;
 	if (!c->in_loop)

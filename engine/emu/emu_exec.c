@@ -6,7 +6,13 @@
  * before-instruction hook when it is armed, decode (cached), RIP = next,
  * the handler, retire (cpu->retired++), the after-instruction hook. A fault
  * anywhere longjmp()s back here with the exception in cpu->pending; it is
- * delivered at the top of the loop (#DF/shutdown rules in emu_exc.c). */
+ * delivered at the top of the loop (#DF/shutdown rules in emu_exc.c).
+ *
+ * Where that boundary work has nothing to do (no replay, no shadow, no
+ * HLT step, the debug part not armed, no interrupt to take) step() hands
+ * over to emu_fast.c, which runs whole blocks of plain instructions with
+ * lazy flags and looks again between blocks; the flags are made exact
+ * before anything else here runs (emu_flags_sync). */
 #include "engine/emu/emu_core.h"
 
 #include <string.h>
@@ -255,6 +261,7 @@ static bool take_interrupt(struct emu_cpu *cpu)
 		return false;
 	if (cpu->pending.nmi && !c->nmi_blocked && !(cpu->interrupt_shadow & EMU_SHADOW_MOVSS)) {
 		cpu->pending.nmi = false;
+		emu_flags_sync(cpu);
 		emu_deliver(cpu, X86_NMI, EMU_EV_NMI, false, 0);
 		return true;
 	}
@@ -264,6 +271,7 @@ static bool take_interrupt(struct emu_cpu *cpu)
 	if (v < 0)
 		return false;
 	emu_lapic_accept(cpu, v);
+	emu_flags_sync(cpu);
 	emu_deliver(cpu, (uint8_t)v, EMU_EV_EXT, false, 0);
 	return true;
 }
@@ -291,8 +299,12 @@ static void step(struct emu_cpu *cpu)
 			uint64_t lin = emu_linear(cpu, EMU_CS, cpu->rip);
 			if (emu_dbg_before_insn(cpu, lin))
 				return;
+		} else if (!cpu->interrupt_shadow && !c->hlt_step && cpu->evm->blocks &&
+			   emu_block_run(cpu)) {
+			return;                /* nothing to check per instruction: a block */
 		}
 	}
+	emu_flags_sync(cpu);               /* lazy after a block (emu_fast.c) */
 	cpu->insn_start_rip = cpu->rip;
 	c->replay_pos = 0;
 	struct emu_insn scratch;
@@ -311,8 +323,10 @@ static void step(struct emu_cpu *cpu)
 		emu_dbg_end_insn(cpu, rflags_before);
 }
 
-static enum emu_stop loop_done(struct emu_core *c, enum emu_stop s)
+static enum emu_stop loop_done(struct emu_cpu *cpu, enum emu_stop s)
 {
+	struct emu_core *c = emu_core_of(cpu);
+	emu_flags_sync(cpu);
 	c->in_loop = false;
 	return s;
 }
@@ -328,27 +342,28 @@ enum emu_stop emu_exec_run(struct emu_cpu *cpu, uint64_t budget)
 	c->budget_end = cpu->retired + budget;
 	c->in_loop = true;
 	if (setjmp(c->jmp) == EMU_JMP_EXIT)
-		return loop_done(c, EMU_STOP_EXIT);
+		return loop_done(cpu, EMU_STOP_EXIT);
 	for (;;) {
 		/* an exit and a #DB at one boundary: the exit first (emu_debug.h) */
 		if (cpu->exit.reason != VM_EXIT_NONE)
-			return loop_done(c, EMU_STOP_EXIT);
+			return loop_done(cpu, EMU_STOP_EXIT);
 		if (cpu->pending.exception) {
+			emu_flags_sync(cpu);
 			if (!emu_deliver_pending(cpu))
-				return loop_done(c, EMU_STOP_EXIT);
+				return loop_done(cpu, EMU_STOP_EXIT);
 			continue;
 		}
 		if (__atomic_load_n(&c->kick, __ATOMIC_RELAXED))
-			return loop_done(c, EMU_STOP_KICKED);
+			return loop_done(cpu, EMU_STOP_KICKED);
 		if (cpu->wait_sipi)
-			return loop_done(c, EMU_STOP_HLT);
+			return loop_done(cpu, EMU_STOP_HLT);
 		if (cpu->halted) {
 			if (!take_interrupt(cpu))
-				return loop_done(c, EMU_STOP_HLT);
+				return loop_done(cpu, EMU_STOP_HLT);
 			continue;
 		}
 		if (cpu->retired >= c->budget_end)
-			return loop_done(c, EMU_STOP_QUANTUM);
+			return loop_done(cpu, EMU_STOP_QUANTUM);
 		step(cpu);
 	}
 }

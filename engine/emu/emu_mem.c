@@ -5,7 +5,7 @@
  * else through the platform's devices or the machine (VM_EXIT_MMIO /
  * VM_EXIT_IO).
  *
- * TLB: direct-mapped, 256 entries per privilege (supervisor, user), one
+ * TLB: direct-mapped, EMU_TLB_SIZE entries per privilege (supervisor, user), one
  * tag per kind of access. A tag is set only when that access needs no
  * page-table update: the write tag only once the dirty bit is set. It is
  * flushed on CR3/CR0/CR4/EFER writes, INVLPG (all of it: large pages are
@@ -225,6 +225,7 @@ static void after_platform(struct emu_cpu *cpu)
 	/* a device may have moved a timer deadline or raised an interrupt:
 	 * let the scheduler look after this instruction */
 	c->budget_end = cpu->retired + 1;
+	c->blk_break = true;
 	if (cpu->pending.exception) {
 		cpu->pending.exception = false;
 		emu_fault(cpu, cpu->pending.vector, cpu->pending.has_error_code,
