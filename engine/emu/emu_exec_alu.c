@@ -63,8 +63,13 @@ static void h_xadd(struct emu_cpu *cpu, const struct emu_insn *in)
 	unsigned s = sz0(in);
 	uint64_t a = emu_op_read(cpu, in, 0), b = emu_op_read(cpu, in, 1);
 	uint64_t r = a + b;
-	emu_op_write(cpu, in, 0, r);
-	emu_op_write(cpu, in, 1, a);
+	if (OP0.kind == EMU_OP_MEM) {           /* the access that can fault first */
+		emu_op_write(cpu, in, 0, r);
+		emu_op_write(cpu, in, 1, a);
+	} else {                                /* SDM: SRC <- DEST, then DEST <- TEMP */
+		emu_op_write(cpu, in, 1, a);
+		emu_op_write(cpu, in, 0, r);
+	}
 	emu_flags(cpu, EMU_FL_ADD, a, b, r, s, 0);
 }
 
@@ -326,10 +331,11 @@ static void h_shld(struct emu_cpu *cpu, const struct emu_insn *in)
 	uint64_t r;
 	bool cf;
 	if (in->mnemonic == ZYDIS_MNEMONIC_SHLD) {
-		r = n >= bits ? 0 : ((a << n) | (b >> (bits - n))) & m;
+		/* n == bits (16-bit only) is defined: the result is the source */
+		r = n > bits ? 0 : ((a << n) | (b >> (bits - n))) & m;
 		cf = n <= bits ? (a >> (bits - n)) & 1 : 0;
 	} else {
-		r = n >= bits ? 0 : ((a >> n) | (b << (bits - n))) & m;
+		r = n > bits ? 0 : ((a >> n) | (b << (bits - n))) & m;
 		cf = (a >> (n - 1)) & 1;
 	}
 	emu_op_write(cpu, in, 0, r);
