@@ -54,6 +54,7 @@ int debug_sw_add_locked(struct debug *d, uint64_t addr, uint64_t gpa, struct deb
 		if (d->sw[i].gpa == gpa)
 			bp->orig = d->sw[i].orig;
 	debug_sw_poke(d, bp, true);
+	d->mem_gen++;     /* guest memory changed under the step engine's translations */
 	*out = bp;
 	return 0;
 }
@@ -71,6 +72,7 @@ void debug_sw_drop_locked(struct debug *d, struct debug_sw_bp *bp)
 {
 	if (!gpa_shared_locked(d, bp))
 		debug_sw_poke(d, bp, false);
+	d->mem_gen++;
 	*bp = d->sw[--d->nr_sw];
 }
 
@@ -175,6 +177,7 @@ void debug_remove_all_breakpoints(struct debug *d)
 	d->catch_mask = 0;
 	memset(d->catch_at, 0, sizeof(d->catch_at));
 	d->guard.armed = d->guard.lifted = false;    /* the step engine's guards went too */
+	d->mem_gen++;
 	pthread_mutex_unlock(&d->lock);
 }
 

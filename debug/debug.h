@@ -169,6 +169,13 @@ int debug_sstep_set_irq(struct debug *d, bool on);
 bool debug_sstep_irq(const struct debug *d);
 /* off: plain engine stepping without the shadow trap flag (benchmarks). */
 void debug_sstep_set_shadow(struct debug *d, bool on);
+/* How interrupts are held off while stepping (sstep irq off): auto = the
+ * engine's own block (KVM_GUESTDBG_BLOCKIRQ) where it has one, else vmdb
+ * masks RFLAGS.IF during each step and keeps the guest's IF as a shadow;
+ * the other two force one mechanism. -ENOTSUP (with words in e) when the
+ * engine has no block of its own. */
+enum debug_irqblock { DEBUG_IRQBLOCK_AUTO, DEBUG_IRQBLOCK_ENGINE, DEBUG_IRQBLOCK_MASK_IF };
+int debug_sstep_set_irqblock(struct debug *d, enum debug_irqblock how, struct err *e);
 const char *debug_sstep_irq_mechanism(struct debug *d);
 /* `monitor info sstep`: the modes and what the step engine did so far. */
 void debug_sstep_describe(struct debug *d, char *out, size_t size);

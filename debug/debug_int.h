@@ -39,13 +39,26 @@ struct debug_tlb {
 	uint64_t cr3, page, gpa_page;
 };
 
-/* The step engine's view of one vCPU (debug/step.c). While `shadow` is
- * set the engine's RFLAGS.TF belongs to the debugger (vmdb keeps it
+/* The step engine's view of one vCPU (debug/step.c). While `tf_shadow`
+ * is set the engine's RFLAGS.TF belongs to the debugger (vmdb keeps it
  * clear; an engine may set it while it steps) and guest_tf is the guest's
- * own TF: what gdb reads and writes, what images and frames must show. */
+ * own TF: what gdb reads and writes, what images and frames must show.
+ * An engine whose steps keep the guest's TF exactly needs only the IF
+ * shadow (below), and then only when vmdb masks IF. */
 struct debug_step_vcpu {
-	bool shadow;
+	bool shadow;                   /* the step engine runs (one shadow or both) */
+	bool tf_shadow;                /* the engine's TF is the debugger's */
 	bool guest_tf;
+	/* Interrupts held off by masking IF (no engine block, or forced): the
+	 * engine's IF is kept clear while stepping and guest_if is the
+	 * guest's own, like guest_tf. if_live: the engine's IF may be set
+	 * right now (after STI, whose one-instruction shadow keeps it, or for
+	 * a HLT run): read and cleared again when the step ends. Only while
+	 * `shadow` is set. */
+	bool if_shadow;
+	bool guest_if;
+	bool if_live;
+	uint64_t mem_gen;              /* d->mem_gen the tlb below was filled under */
 	/* the instruction about to be stepped, taken while parked */
 	bool armed;
 	struct x86_insn_info insn;
@@ -176,6 +189,11 @@ struct debug {
 
 	bool sstep_irq;              /* steps may enter interrupt handlers */
 	bool sstep_plain;            /* shadow TF off: plain engine stepping (bench) */
+	enum debug_irqblock irqblock; /* monitor sstep irqblock */
+	bool step_mask_if;           /* steps now mask IF instead of the engine's block */
+	/* Bumped by every debugger write to guest memory (M/X, int3 in and
+	 * out): translations the step engine cached may be stale. */
+	uint64_t mem_gen;
 	struct debug_step_stats step_stats;
 	bool step_alone;             /* the resume runs one stepped vCPU, the rest stay parked */
 	struct debug_guard guard;

@@ -61,6 +61,7 @@ static int access_phys(struct debug *d, uint64_t gpa, uint8_t *buf, size_t len, 
 	pthread_mutex_lock(&d->lock);
 	if (write) {
 		write_patched_locked(d, gpa, host, buf, len);
+		d->mem_gen++;     /* may be page tables: the step engine re-walks */
 	} else {
 		memcpy(buf, host, len);
 		unpatch_locked(d, gpa, buf, len);

@@ -286,7 +286,7 @@ int debug_apply_engine(struct debug *d, unsigned vcpu)
 	/* a HLT step runs freely to the next instruction (step.c) */
 	bool hlt_run = dv->step != DEBUG_STEP_NONE && dv->st.hlt_run;
 	dbg.single_step = dv->step != DEBUG_STEP_NONE && !hlt_run;
-	dbg.block_irq = dbg.single_step && !d->sstep_irq;
+	dbg.block_irq = dbg.single_step && !d->sstep_irq && !d->step_mask_if;
 	for (unsigned n = 0; n < DEBUG_NR_HW_BP; n++) {
 		uint64_t addr = d->hw[n].addr;
 		if (hlt_run && n == dv->st.hlt_slot)

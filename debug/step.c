@@ -43,11 +43,26 @@
  * Guest INT3 under a step: the guest gets its #BP, delivered by vmdb with
  * the right frame; the step ends at the #BP handler's first instruction.
  *
- * Not exact yet: an instruction that faults under an engine step runs the
- * handler's first instruction inside the same step on this host (KVM
- * emulates the fault and steps on): the frame is fixed, the stop is one
- * instruction into the handler. Frames on an IST stack or after a ring
- * change are not found after such a fault (no frame fix). */
+ * Interrupts held off without the engine's help (no KVM_GUESTDBG_BLOCKIRQ,
+ * or `monitor sstep irqblock mask-if`): the IF shadow. vmdb runs every
+ * step with the engine's RFLAGS.IF clear and keeps the guest's own IF in
+ * guest_if, exactly as for TF: PUSHF images, delivery frames, R11 after
+ * SYSCALL and gdb's registers show guest_if; CLI clears it, STI sets it,
+ * POPF/IRET load it where CPL <= IOPL, SYSRET always, delivery through an
+ * interrupt gate clears it (a trap gate keeps it; the gate is found by the
+ * handler address, so a stop one instruction into the handler counts as
+ * an interrupt gate), SYSCALL masks it by FMASK. After STI the engine's IF
+ * stays set for exactly the next step: STI's one-instruction blocking
+ * keeps interrupts off during it (and VMX refuses STI blocking with IF
+ * clear); that step's end clears it again. A HLT run gets the guest's IF
+ * (it waits for the interrupt). Interrupts that became pending stay
+ * pending and are taken when the guest continues with its own IF: none
+ * lost. NMIs are not held off this way (they are not on hardware either).
+ * On an engine that keeps the guest's TF itself (emu) only the IF shadow
+ * runs: no IRETQ emulation, no scrub, no fault guards.
+ *
+ * A faulting instruction: see "fault guards" below for when the stop is
+ * exactly at the handler's first instruction and what happens otherwise. */
 #include "debug/debug_int.h"
 
 #include <stdio.h>
@@ -59,16 +74,76 @@
 #define PAGE_SIZE 4096ull
 #define IDT_GATE_INTR 0xe
 #define IDT_GATE_TRAP 0xf
+#define IDT_GATE_TRAP16 0x7
+#define IDT_GATE_TYPE 0xf
+#define IDT_GATE_PRESENT 0x80
+#define IDT_BYTES_MAX 4096      /* 256 gates of 16 bytes */
 #define TSS64_RSP0 0x04     /* 64-bit TSS: RSP0-2, then IST1-7 */
 #define TSS64_IST1 0x24
 
-static bool shadow_wanted(struct debug *d)
+/* Steps hold interrupts off by masking IF (vmdb) rather than by the
+ * engine's own block: where the engine has none, or when forced. */
+static bool mask_if_wanted(struct debug *d)
 {
 	const struct engine_caps *caps;
-	if (d->sstep_plain)
+	if (d->sstep_irq || d->sstep_plain)
 		return false;
-	/* an engine that steps without touching the guest's TF needs no shadow */
-	return !(debug_caps(d, &caps, NULL) == 0 && caps->step_keeps_guest_tf);
+	switch (d->irqblock) {
+	case DEBUG_IRQBLOCK_MASK_IF:
+		return true;
+	case DEBUG_IRQBLOCK_ENGINE:
+		return false;
+	default:
+		return !(debug_caps(d, &caps, NULL) == 0 && caps->step_block_irq);
+	}
+}
+
+/* An engine that steps without touching the guest's TF (and traps the
+ * guest's own TF exactly, MOV SS and REP included) needs no TF shadow. */
+static bool tf_shadow_wanted(struct debug *d)
+{
+	const struct engine_caps *caps;
+	return !d->sstep_plain && !(debug_caps(d, &caps, NULL) == 0 && caps->step_keeps_guest_tf);
+}
+
+/* The step engine runs for the TF shadow, the IF shadow, or both. */
+static bool shadow_wanted(struct debug *d)
+{
+	return d->step_mask_if || tf_shadow_wanted(d);
+}
+
+/* ---- the guest's RFLAGS against the engine's ----
+ * While the shadows are on, the engine's TF is clear (the engine sets its
+ * own while it steps) and so is its IF unless if_live; the guest's values
+ * are guest_tf and guest_if. */
+
+static uint64_t shadow_mask(const struct debug_step_vcpu *st)
+{
+	return (st->tf_shadow ? RFLAGS_TF : 0) | (st->if_shadow ? RFLAGS_IF : 0);
+}
+
+static uint64_t with_bits(uint64_t v, uint64_t mask, uint64_t bits)
+{
+	return (v & ~mask) | (bits & mask);
+}
+
+static uint64_t shadow_bits(const struct debug_step_vcpu *st)
+{
+	return (st->guest_tf ? RFLAGS_TF : 0) | (st->guest_if ? RFLAGS_IF : 0);
+}
+
+/* What the guest would see in RFLAGS, from the engine's value. */
+static uint64_t guest_flags(const struct debug_step_vcpu *st, uint64_t engine)
+{
+	return with_bits(engine, shadow_mask(st), shadow_bits(st));
+}
+
+/* What the engine gets for the guest's RFLAGS. */
+static uint64_t engine_flags(const struct debug_step_vcpu *st, uint64_t guest)
+{
+	uint64_t clear = (st->tf_shadow ? RFLAGS_TF : 0) |
+			 (st->if_shadow && !st->if_live ? RFLAGS_IF : 0);
+	return guest & ~clear;
 }
 
 /* ---- guest memory through a snapshot of the system registers ---- */
@@ -88,10 +163,18 @@ static void tlb_flush(struct debug_step_vcpu *st)
 }
 
 /* One page walk per page and CR3 while stepping, not one per access:
- * the code, stack and IDT pages stay the same for thousands of steps. */
+ * the code, stack and IDT pages stay the same for thousands of steps.
+ * Everything that can change a walk's answer flushes: new system
+ * registers (snapshot_sregs), an instruction that may change paging, the
+ * guest running freely, and any debugger write to guest memory (M/X
+ * packets, int3 in or out: d->mem_gen), which may rewrite page tables. */
 static int translate(struct debug *d, struct debug_step_vcpu *st, uint64_t gva, uint64_t *gpa)
 {
 	uint64_t page = gva & ~(PAGE_SIZE - 1);
+	if (st->mem_gen != d->mem_gen) {
+		tlb_flush(st);
+		st->mem_gen = d->mem_gen;
+	}
 	for (unsigned i = 0; i < DEBUG_TLB_SIZE; i++) {
 		const struct debug_tlb *t = &st->tlb[i];
 		if (t->valid && t->page == page && t->cr3 == st->sregs.cr3) {
@@ -154,17 +237,17 @@ static int read_u64(struct debug *d, struct debug_step_vcpu *st, uint64_t gva, u
 	return read_virt(d, st, gva, v, size);
 }
 
-/* Put TF = tf into the RFLAGS image of `size` bytes at gva; true if it
- * had to change. */
+/* Put the guest's own bits (`bits` under `mask`: TF, IF) into the RFLAGS
+ * image of `size` bytes at gva; true if it had to change. */
 static bool fix_image(struct debug *d, struct debug_step_vcpu *st, uint64_t gva,
-		      unsigned size, bool tf)
+		      unsigned size, uint64_t mask, uint64_t bits)
 {
 	uint64_t image;
-	if (size < 2 || read_u64(d, st, gva, size, &image) < 0)
+	if (size < 2 || !mask || read_u64(d, st, gva, size, &image) < 0)
 		return false;
-	if (!!(image & RFLAGS_TF) == tf)
+	if (with_bits(image, mask, bits) == image)
 		return false;
-	image = tf ? image | RFLAGS_TF : image & ~RFLAGS_TF;
+	image = with_bits(image, mask, bits);
 	return write_virt(d, st, gva, &image, size) == 0;
 }
 
@@ -195,12 +278,12 @@ static int read_gate(struct debug *d, struct debug_step_vcpu *st, unsigned vecto
 }
 
 /* Deliver trap-type exception `vector` the way the CPU would at this
- * boundary: regs are the state after the instruction (RIP = where the
- * trap returns), the frame's RFLAGS carries the guest's TF. Only for a
- * 64-bit ring-0 guest whose gate targets its own code segment; -ENOTSUP
- * otherwise (the caller lets the engine inject). */
+ * boundary: regs are the engine's state after the instruction (RIP =
+ * where the trap returns), the frame's RFLAGS carries the guest's TF and
+ * IF. Only for a 64-bit ring-0 guest whose gate targets its own code
+ * segment; -ENOTSUP otherwise (the caller lets the engine inject). */
 static int deliver_trap(struct debug *d, struct vcpu *vcpu, struct debug_step_vcpu *st,
-			struct x86_regs *regs, unsigned vector, bool frame_tf)
+			struct x86_regs *regs, unsigned vector)
 {
 	const struct engine_ops *eng = d->vm->engine;
 	struct idt_gate g;
@@ -214,8 +297,7 @@ static int deliver_trap(struct debug *d, struct vcpu *vcpu, struct debug_step_vc
 	if (g.ist && read_u64(d, st, st->sregs.tr.base + TSS64_IST1 + 8 * (g.ist - 1u), 8, &rsp) < 0)
 		return -ENOTSUP;
 	uint64_t top = rsp & ~15ull;
-	uint64_t rflags = regs->rflags & ~RFLAGS_RF;
-	rflags = frame_tf ? rflags | RFLAGS_TF : rflags & ~RFLAGS_TF;
+	uint64_t rflags = guest_flags(st, regs->rflags) & ~RFLAGS_RF;
 	uint64_t frame[5] = { regs->rip, st->sregs.cs.selector, rflags, regs->rsp,
 			      st->sregs.ss.selector };
 	if (write_virt(d, st, top - sizeof(frame), frame, sizeof(frame)) < 0)
@@ -223,8 +305,10 @@ static int deliver_trap(struct debug *d, struct vcpu *vcpu, struct debug_step_vc
 	regs->rsp = top - sizeof(frame);
 	regs->rip = g.handler;
 	regs->rflags &= ~(RFLAGS_TF | RFLAGS_RF | RFLAGS_NT);
-	if (g.type == IDT_GATE_INTR)
+	if (g.type == IDT_GATE_INTR) {
 		regs->rflags &= ~RFLAGS_IF;
+		st->guest_if = false;
+	}
 	return eng->set_regs(vcpu, regs);
 }
 
@@ -243,11 +327,18 @@ static void guest_db(struct debug *d, struct vcpu *vcpu, struct debug_step_vcpu 
 		     struct x86_regs *regs, uint64_t *pc)
 {
 	set_dr6_bs(d, vcpu);
-	if (deliver_trap(d, vcpu, st, regs, X86_DB, st->guest_tf) == 0) {
+	if (deliver_trap(d, vcpu, st, regs, X86_DB) == 0) {
 		*pc = regs->rip;
 		st->guest_tf = false;
 		st->sregs_valid = false;
 	} else if (d->vm->engine->inject_exception) {
+		if (st->if_shadow && st->guest_if && !(regs->rflags & RFLAGS_IF)) {
+			/* the engine's frame must show the guest's IF: it runs
+			 * with it until the next step ends (as a CPU would) */
+			regs->rflags |= RFLAGS_IF;
+			st->if_live = true;
+			d->vm->engine->set_regs(vcpu, regs);
+		}
 		d->vm->engine->inject_exception(vcpu, X86_DB, false, 0);
 		d->step_stats.injected_fallback++;
 		st->guest_tf = false;
@@ -353,8 +444,12 @@ static int emulate_iretq(struct debug *d, unsigned vcpu, struct debug_step_vcpu 
 	    (f[1] & 0xffff) != st->sregs.cs.selector || (f[4] & 0xffff) != st->sregs.ss.selector)
 		return -ENOTSUP;
 	regs.rip = f[0];
-	regs.rflags = (f[2] & ~RFLAGS_TF) | RFLAGS_FIXED1;
 	regs.rsp = f[3];
+	if (st->if_shadow) {         /* IRETQ in ring 0 always loads IF */
+		st->guest_if = f[2] & RFLAGS_IF;
+		st->if_live = false;
+	}
+	regs.rflags = engine_flags(st, f[2] | RFLAGS_FIXED1);
 	pthread_mutex_lock(&d->lock);
 	d->vcpus[vcpu].cache_valid = d->vcpus[vcpu].regs_valid = false;
 	pthread_mutex_unlock(&d->lock);
@@ -380,9 +475,19 @@ static int emulate_iretq(struct debug *d, unsigned vcpu, struct debug_step_vcpu 
  * the int3 (VM_EXIT_BPT) at the handler. They are armed only while the
  * stepped vCPU runs alone (another vCPU running freely would meet them)
  * and in a 64-bit IDT; re-armed when the IDT's gates change; taken out
- * when the vCPU continues. An instruction that faults elsewhere (32-bit
- * IDT, vCPUs running beside it) still stops one instruction late, with its
- * frame fixed all the same. */
+ * when the vCPU continues. Otherwise:
+ *   - other vCPUs run beside the stepped one (gdb `set scheduler-locking
+ *     off`, the default, with a continue of the others): the faulting step
+ *     stops one instruction into the handler; in long mode its frame is
+ *     still found and fixed (find_frame), and the IF shadow takes the
+ *     delivery for an interrupt gate;
+ *   - 32-bit protected mode (a 32-bit IDT): no guards, and no frame fix
+ *     either (find_frame knows 64-bit frames only), so a faulting step
+ *     stops one instruction into the handler and its frame shows what the
+ *     engine pushed (the guest's TF lost, the engine's IF with mask-if).
+ *     Not done: 8-byte gates would be cheap to guard, but the frame fix
+ *     needs 32-bit frame layouts (with and without a stack switch) first;
+ *   - real mode: nothing (IVT), the step stops where the engine stops. */
 
 static bool gate64_handler(const uint8_t *g, uint64_t *handler)
 {
@@ -479,7 +584,9 @@ static void guards_for_step(struct debug *d, struct debug_step_vcpu *st)
 	pthread_mutex_lock(&d->lock);
 	guard_unlift_locked(d);
 	pthread_mutex_unlock(&d->lock);
-	if (!d->step_alone) {
+	/* an engine that keeps the guest's TF exactly stops at the handler
+	 * itself: no guards for the IF shadow alone */
+	if (!d->step_alone || !st->tf_shadow) {
 		if (d->guard.armed)
 			debug_step_guards_drop(d);
 		return;
@@ -507,43 +614,80 @@ static bool hlt_slot(struct debug *d, unsigned *slot)
 	return false;
 }
 
+/* The engine's RFLAGS from the guest's view in st->regs and the shadows. */
+static int put_engine_flags(struct debug *d, unsigned vcpu, struct debug_step_vcpu *st)
+{
+	struct debug_vcpu *dv = &d->vcpus[vcpu];
+	struct x86_regs real = st->regs;
+	real.rflags = engine_flags(st, st->regs.rflags);
+	pthread_mutex_lock(&d->lock);
+	dv->cache_valid = dv->regs_valid = false;
+	pthread_mutex_unlock(&d->lock);
+	return d->vm->engine->set_regs(&d->vm->vcpus[vcpu], &real);
+}
+
+/* Enter the shadows (the engine's TF, and IF when masking, are the
+ * debugger's from now on), or switch the IF shadow when the interrupt
+ * mechanism changed between two steps. st->regs is the guest's view. */
+static int shadows_enter(struct debug *d, unsigned vcpu, struct debug_step_vcpu *st)
+{
+	bool want_if = d->step_mask_if, want_tf = tf_shadow_wanted(d);
+	if (st->shadow && st->if_shadow == want_if && st->tf_shadow == want_tf)
+		return 0;
+	uint64_t before = st->shadow ? engine_flags(st, st->regs.rflags) : st->regs.rflags;
+	if (!st->shadow) {
+		st->shadow = true;
+		st->sregs_valid = false;
+	}
+	if (want_tf && !st->tf_shadow)
+		st->guest_tf = st->regs.rflags & RFLAGS_TF;
+	if (!want_tf)
+		st->guest_tf = false;
+	st->tf_shadow = want_tf;
+	if (want_if && !st->if_shadow)
+		st->guest_if = st->regs.rflags & RFLAGS_IF;
+	st->if_shadow = want_if;
+	st->if_live = false;
+	if (engine_flags(st, st->regs.rflags) == before)
+		return 0;
+	return put_engine_flags(d, vcpu, st);
+}
+
+/* A HLT run waits for an interrupt: the engine gets the guest's IF. */
+static int hlt_run_if(struct debug *d, unsigned vcpu, struct debug_step_vcpu *st)
+{
+	if (!st->if_shadow || !st->guest_if || st->if_live)
+		return 0;
+	st->if_live = true;
+	return put_engine_flags(d, vcpu, st);
+}
+
 int debug_step_begin(struct debug *d, unsigned vcpu)
 {
-	const struct engine_ops *eng = d->vm->engine;
 	struct debug_vcpu *dv = &d->vcpus[vcpu];
 	struct debug_step_vcpu *st = &dv->st;
 
 	unscrub(d, vcpu, st);
 	st->armed = false;
 	st->hlt_run = false;
-	if (!shadow_wanted(d))
+	d->step_mask_if = mask_if_wanted(d);
+	if (!shadow_wanted(d)) {
+		if (st->shadow)     /* the mode changed between two steps */
+			debug_step_leave(d, vcpu);
 		return 0;
-	int r = debug_read_regs(d, vcpu, &st->regs);   /* guest view: TF is the guest's */
-	if (r < 0)
-		return r;
-	if (!st->shadow) {
-		st->guest_tf = st->regs.rflags & RFLAGS_TF;
-		st->shadow = true;
-		st->sregs_valid = false;
-		if (st->guest_tf) {
-			/* the engine's TF is the debugger's from now on */
-			struct x86_regs real = st->regs;
-			real.rflags &= ~RFLAGS_TF;
-			pthread_mutex_lock(&d->lock);
-			dv->cache_valid = dv->regs_valid = false;
-			pthread_mutex_unlock(&d->lock);
-			if ((r = eng->set_regs(&d->vm->vcpus[vcpu], &real)) < 0)
-				return r;
-		}
 	}
+	int r = debug_read_regs(d, vcpu, &st->regs);   /* guest view: TF, IF are the guest's */
+	if (r < 0 || (r = shadows_enter(d, vcpu, st)) < 0)
+		return r;
 	if ((r = snapshot_sregs(d, vcpu, st)) < 0)
 		return r;
 	decode_at(d, st);
 	read_image(d, st);
 	guards_for_step(d, st);
-	if (st->insn.kind == X86_INSN_IRET && emulate_iretq(d, vcpu, st) == 0)
+	/* IRETQ and the scrub are for an engine that hides or drops TF */
+	if (st->tf_shadow && st->insn.kind == X86_INSN_IRET && emulate_iretq(d, vcpu, st) == 0)
 		return 1;
-	if (st->have_image && (st->image & RFLAGS_TF)) {
+	if (st->tf_shadow && st->have_image && (st->image & RFLAGS_TF)) {
 		pthread_mutex_lock(&d->lock);
 		dv->cache_valid = dv->regs_valid = false;
 		pthread_mutex_unlock(&d->lock);
@@ -557,6 +701,8 @@ int debug_step_begin(struct debug *d, unsigned vcpu)
 		st->hlt_run = true;
 		st->hlt_addr = st->sregs.cs.base + st->regs.rip + st->insn.len;
 		d->step_stats.hlt_runs++;
+		if ((r = hlt_run_if(d, vcpu, st)) < 0)
+			return r;
 	}
 	return 0;
 }
@@ -624,25 +770,93 @@ static bool unexpected_end(const struct debug_step_vcpu *st, uint64_t pc)
 	}
 }
 
+/* SYSCALL: R11 holds the engine's RFLAGS image; it must hold the guest's
+ * (`before`: its TF and IF at the SYSCALL). FMASK masks the shadows as
+ * it masks a CPU's flags. */
 static void end_syscall(struct debug *d, struct vcpu *vcpu, struct debug_step_vcpu *st,
-			struct x86_regs *regs, bool tf_before)
+			struct x86_regs *regs, uint64_t before, bool *dirty)
 {
 	const struct engine_ops *eng = d->vm->engine;
 	uint64_t fmask = 0;
-	if (!!(regs->r11 & RFLAGS_TF) != tf_before) {
-		regs->r11 = tf_before ? regs->r11 | RFLAGS_TF : regs->r11 & ~RFLAGS_TF;
-		eng->set_regs(vcpu, regs);
+	uint64_t r11 = with_bits(regs->r11, shadow_mask(st), before);
+	if (r11 != regs->r11) {
+		regs->r11 = r11;
+		*dirty = true;
 		d->step_stats.r11_fixed++;
 	}
-	if (eng->get_msr && eng->get_msr(vcpu, MSR_FMASK, &fmask) == 0 && (fmask & RFLAGS_TF))
-		st->guest_tf = false;
+	if (eng->get_msr && eng->get_msr(vcpu, MSR_FMASK, &fmask) == 0) {
+		if (fmask & RFLAGS_TF)
+			st->guest_tf = false;
+		if (fmask & RFLAGS_IF)
+			st->guest_if = false;
+	}
+}
+
+/* May POPF / IRET load IF here (SDM: only when CPL <= IOPL)? SYSRET
+ * always loads it from R11. */
+static bool if_loadable(const struct debug_step_vcpu *st)
+{
+	unsigned iopl = (unsigned)((st->regs.rflags & RFLAGS_IOPL_MASK) >>
+				   __builtin_ctzll(RFLAGS_IOPL_MASK));
+	return st->insn.kind == X86_INSN_SYSRET || x86_mode_of(&st->sregs) == X86_MODE_REAL ||
+	       st->sregs.cs.dpl <= iopl;
+}
+
+/* The engine's IF after a step that may have set it (POPF, IRET, SYSRET,
+ * or any step begun with if_live): set means the guest's IF is set, and
+ * the engine's is cleared for the next step; clear after an image that
+ * clears it means the guest cleared its IF. */
+static void end_if(struct debug_step_vcpu *st, struct x86_regs *regs, bool delivered,
+		   bool *dirty)
+{
+	bool loads = !delivered && (st->insn.kind == X86_INSN_POPF ||
+				    st->insn.kind == X86_INSN_IRET ||
+				    st->insn.kind == X86_INSN_SYSRET);
+	if (regs->rflags & RFLAGS_IF) {
+		st->guest_if = true;
+		regs->rflags &= ~RFLAGS_IF;
+		*dirty = true;
+	} else if (loads && st->have_image && !(st->image & RFLAGS_IF) && if_loadable(st)) {
+		st->guest_if = false;
+	}
+	st->if_live = false;
+}
+
+/* Did the exception or interrupt that entered `handler` come through a
+ * trap gate (IF kept) rather than an interrupt gate (IF cleared)? Found
+ * by the handler's offset in the IDT. A stop one instruction into the
+ * handler (no fault guard) finds no gate and counts as an interrupt
+ * gate, the kind every test guest and Linux use. */
+static bool gate_keeps_if(struct debug *d, struct debug_step_vcpu *st, uint64_t handler)
+{
+	enum x86_mode mode = x86_mode_of(&st->sregs);
+	unsigned size = mode == X86_MODE_LONG64 || mode == X86_MODE_COMPAT ? 16 : 8;
+	uint8_t raw[IDT_BYTES_MAX];
+	unsigned len = st->sregs.idt.limit + 1u < sizeof(raw) ? st->sregs.idt.limit + 1u
+							      : sizeof(raw);
+	len -= len % size;
+	if (mode == X86_MODE_REAL || len == 0 || read_virt(d, st, st->sregs.idt.base, raw, len) < 0)
+		return false;
+	for (unsigned off = 0; off < len; off += size) {
+		const uint8_t *g = raw + off;
+		uint64_t at = (uint64_t)g[0] | (uint64_t)g[1] << 8 | (uint64_t)g[6] << 16 |
+			      (uint64_t)g[7] << 24;
+		if (size == 16)
+			at |= (uint64_t)g[8] << 32 | (uint64_t)g[9] << 40 | (uint64_t)g[10] << 48 |
+			      (uint64_t)g[11] << 56;
+		if ((g[5] & IDT_GATE_PRESENT) && at == handler)
+			return (g[5] & IDT_GATE_TYPE) == IDT_GATE_TRAP ||
+			       (g[5] & IDT_GATE_TYPE) == IDT_GATE_TRAP16;
+	}
+	return false;
 }
 
 void debug_step_end(struct debug *d, struct vcpu *vcpu, uint64_t *pc, bool at_handler)
 {
 	const struct engine_ops *eng = d->vm->engine;
 	struct debug_step_vcpu *st = &d->vcpus[vcpu->id].st;
-	bool tf_before = st->guest_tf;
+	bool tf_before = st->guest_tf, if_before = st->guest_if, live_before = st->if_live;
+	uint64_t before = shadow_bits(st);
 	bool delivered = false;
 	uint64_t at;
 
@@ -653,10 +867,12 @@ void debug_step_end(struct debug *d, struct vcpu *vcpu, uint64_t *pc, bool at_ha
 	st->hlt_run = false;
 	if (st->insn.kind == X86_INSN_INT || at_handler || unexpected_end(st, *pc)) {
 		bool found = find_frame(d, st, &at);
-		if (found && fix_image(d, st, at, 8, tf_before))
+		if (found && fix_image(d, st, at, 8, shadow_mask(st), before))
 			d->step_stats.frames_fixed++;
 		if (found || at_handler) {
 			st->guest_tf = false;
+			if (st->if_shadow)
+				st->guest_if = if_before && gate_keeps_if(d, st, *pc);
 			delivered = true;
 		}
 		st->sregs_valid = false;   /* the handler may run in another context */
@@ -665,28 +881,53 @@ void debug_step_end(struct debug *d, struct vcpu *vcpu, uint64_t *pc, bool at_ha
 	case X86_INSN_PUSHF:
 		if (*pc == st->regs.rip + st->insn.len &&
 		    fix_image(d, st, st->sregs.ss.base + st->regs.rsp - st->insn.opsize,
-			      st->insn.opsize, tf_before))
+			      st->insn.opsize, shadow_mask(st), before))
 			d->step_stats.images_fixed++;
 		break;
 	case X86_INSN_POPF:
 	case X86_INSN_IRET:
 	case X86_INSN_SYSRET:
 		if (st->have_image)
-			st->guest_tf = st->image & RFLAGS_TF;
+			st->guest_tf = st->tf_shadow && (st->image & RFLAGS_TF);
 		st->sregs_valid = st->insn.kind == X86_INSN_POPF;
+		break;
+	case X86_INSN_STI:
+		/* the engine's IF stays set for the one instruction STI holds
+		 * interrupts off for (clearing it under STI's blocking is an
+		 * invalid guest state on VMX); that step's end clears it */
+		if (st->if_shadow)
+			st->guest_if = st->if_live = true;
+		break;
+	case X86_INSN_CLI:
+		if (st->if_shadow)
+			st->guest_if = false;
 		break;
 	default:
 		break;
 	}
 	if (st->insn.changes_system)
 		st->sregs_valid = false;
-	if (!tf_before || delivered)
+	bool is_syscall = !delivered && st->insn.kind == X86_INSN_SYSCALL;
+	bool is_sti = !delivered && st->insn.kind == X86_INSN_STI;
+	bool if_check = st->if_shadow && !is_sti &&
+			(live_before || (!delivered && (st->insn.kind == X86_INSN_POPF ||
+							st->insn.kind == X86_INSN_IRET ||
+							st->insn.kind == X86_INSN_SYSRET)));
+	bool own_db = tf_before && !delivered;
+	if (!own_db && !if_check && !is_syscall)
 		return;
 	struct x86_regs regs;
+	bool dirty = false;
 	if (eng->get_regs(vcpu, &regs) < 0)
 		return;
-	if (st->insn.kind == X86_INSN_SYSCALL)
-		end_syscall(d, vcpu, st, &regs, tf_before);
+	if (is_syscall)
+		end_syscall(d, vcpu, st, &regs, before, &dirty);
+	if (if_check)
+		end_if(st, &regs, delivered, &dirty);
+	if (dirty)
+		eng->set_regs(vcpu, &regs);
+	if (!own_db)
+		return;
 	if (st->insn.kind == X86_INSN_SYSCALL || st->insn.kind == X86_INSN_SYSRET) {
 		st->sregs_valid = false;
 		tlb_flush(st);
@@ -709,7 +950,7 @@ bool debug_step_guest_int3(struct debug *d, struct vcpu *vcpu, uint64_t pc, uint
 	if (!st->shadow || !st->armed || st->regs.rip != pc || eng->get_regs(vcpu, &regs) < 0)
 		return false;
 	regs.rip = pc + 1;
-	if (deliver_trap(d, vcpu, st, &regs, X86_BP, st->guest_tf) < 0)
+	if (deliver_trap(d, vcpu, st, &regs, X86_BP) < 0)
 		return false;
 	st->armed = false;
 	st->guest_tf = false;
@@ -735,16 +976,21 @@ void debug_step_leave(struct debug *d, unsigned vcpu)
 		debug_step_guards_drop(d);
 	if (!st->shadow)
 		return;
-	st->shadow = false;
+	uint64_t mask = shadow_mask(st), bits = shadow_bits(st);
+	st->shadow = st->tf_shadow = st->if_shadow = st->if_live = false;
 	st->sregs_valid = false;
-	if (!st->guest_tf)
+	/* the engine's TF and IF are never set where the guest's are clear
+	 * (an if_live IF is the guest's own): only set bits go back */
+	if (!(bits & mask))
 		return;
 	pthread_mutex_lock(&d->lock);
 	dv->cache_valid = dv->regs_valid = false;
 	pthread_mutex_unlock(&d->lock);
-	/* after set_debug: the engine may rewrite RFLAGS when stepping stops */
-	if (eng->get_regs(&d->vm->vcpus[vcpu], &regs) == 0) {
-		regs.rflags |= RFLAGS_TF;
+	/* after set_debug: the engine may rewrite RFLAGS when stepping stops.
+	 * No write when nothing changes: a write may end STI's blocking. */
+	if (eng->get_regs(&d->vm->vcpus[vcpu], &regs) == 0 &&
+	    with_bits(regs.rflags, mask, bits) != regs.rflags) {
+		regs.rflags = with_bits(regs.rflags, mask, bits);
 		eng->set_regs(&d->vm->vcpus[vcpu], &regs);
 	}
 }
@@ -753,7 +999,7 @@ void debug_step_view_regs(struct debug *d, unsigned vcpu, struct x86_regs *regs)
 {
 	const struct debug_step_vcpu *st = &d->vcpus[vcpu].st;
 	if (st->shadow)
-		regs->rflags = st->guest_tf ? regs->rflags | RFLAGS_TF : regs->rflags & ~RFLAGS_TF;
+		regs->rflags = guest_flags(st, regs->rflags);
 }
 
 void debug_step_write_regs(struct debug *d, unsigned vcpu, struct x86_regs *regs)
@@ -761,8 +1007,10 @@ void debug_step_write_regs(struct debug *d, unsigned vcpu, struct x86_regs *regs
 	struct debug_step_vcpu *st = &d->vcpus[vcpu].st;
 	if (!st->shadow)
 		return;
-	st->guest_tf = regs->rflags & RFLAGS_TF;
-	regs->rflags &= ~RFLAGS_TF;
+	st->guest_tf = st->tf_shadow && (regs->rflags & RFLAGS_TF);
+	if (st->if_shadow)
+		st->guest_if = regs->rflags & RFLAGS_IF;
+	regs->rflags = engine_flags(st, regs->rflags);
 }
 
 /* ---- modes and reports ---- */
@@ -778,6 +1026,27 @@ int debug_sstep_set_irq(struct debug *d, bool on)
 void debug_sstep_set_shadow(struct debug *d, bool on)
 {
 	d->sstep_plain = !on;
+	for (unsigned i = 0; i < d->nr_vcpus; i++)
+		d->vcpus[i].applied_valid = false;
+}
+
+static bool engine_blocks_irq(struct debug *d)
+{
+	const struct engine_caps *caps;
+	return debug_caps(d, &caps, NULL) == 0 && caps->step_block_irq;
+}
+
+int debug_sstep_set_irqblock(struct debug *d, enum debug_irqblock how, struct err *e)
+{
+	if (how == DEBUG_IRQBLOCK_ENGINE && !engine_blocks_irq(d))
+		return err_set(e, ENOTSUP, "the %s engine cannot hold interrupts off while "
+			       "stepping here (no BLOCKIRQ): use auto or mask-if",
+			       d->vm->engine->name);
+	d->irqblock = how;
+	/* taken at the next step; the engine's request is re-sent then */
+	for (unsigned i = 0; i < d->nr_vcpus; i++)
+		d->vcpus[i].applied_valid = false;
+	return 0;
 }
 
 bool debug_sstep_irq(const struct debug *d)
@@ -785,23 +1054,38 @@ bool debug_sstep_irq(const struct debug *d)
 	return d->sstep_irq;
 }
 
-/* How interrupts are held off while stepping, in words. */
+/* How interrupts are held off while stepping, and why that way, in words. */
 const char *debug_sstep_irq_mechanism(struct debug *d)
 {
-	const struct engine_caps *caps;
 	if (d->sstep_irq)
 		return "interrupts are taken during steps: a step may enter a handler";
-	if (debug_caps(d, &caps, NULL) == 0 && caps->step_block_irq)
-		return "held off by the engine while stepping (KVM_GUESTDBG_BLOCKIRQ or the "
-		       "engine's own), delivered when the guest continues";
-	return "NOT held off: this engine cannot block interrupts while stepping, so a step "
-	       "may enter a handler";
+	if (mask_if_wanted(d))
+		return d->irqblock == DEBUG_IRQBLOCK_MASK_IF
+		       ? "held off by vmdb masking RFLAGS.IF for each step, the guest's own IF "
+			 "kept as a shadow (images, frames, R11 and gdb show it; CLI, STI, POPF, "
+			 "IRET, SYSRET change it), delivered when the guest continues; forced by "
+			 "monitor sstep irqblock mask-if although the engine could block them"
+		       : "held off by vmdb masking RFLAGS.IF for each step, the guest's own IF "
+			 "kept as a shadow (images, frames, R11 and gdb show it; CLI, STI, POPF, "
+			 "IRET, SYSRET change it), delivered when the guest continues; the engine "
+			 "cannot block interrupts while stepping here (no BLOCKIRQ)";
+	if (engine_blocks_irq(d))
+		return d->irqblock == DEBUG_IRQBLOCK_ENGINE
+		       ? "held off by the engine while stepping (KVM_GUESTDBG_BLOCKIRQ or the "
+			 "engine's own), delivered when the guest continues; chosen by monitor "
+			 "sstep irqblock blockirq"
+		       : "held off by the engine while stepping (KVM_GUESTDBG_BLOCKIRQ or the "
+			 "engine's own), delivered when the guest continues; the engine has it "
+			 "(monitor sstep irqblock auto)";
+	return "NOT held off: plain stepping (monitor sstep shadow off) on an engine that "
+	       "cannot block interrupts while stepping, so a step may enter a handler";
 }
 
 void debug_sstep_describe(struct debug *d, char *out, size_t size)
 {
 	const struct engine_caps *caps;
-	bool exact = debug_caps(d, &caps, NULL) == 0 && caps->step_keeps_guest_tf;
+	bool exact = debug_caps(d, &caps, NULL) == 0 && caps->step_keeps_guest_tf &&
+		     !mask_if_wanted(d);
 	const struct debug_step_stats *s = &d->step_stats;
 	snprintf(out, size,
 		 "interrupts while stepping: %s (monitor sstep irq %s)\n"
@@ -822,7 +1106,8 @@ void debug_sstep_describe(struct debug *d, char *out, size_t size)
 		 d->sstep_plain || exact ? "as the engine steps it"
 		 : "the step stops at the first instruction of the guest's handler (an int3 "
 		   "guard on each 64-bit IDT handler while one vCPU is stepped alone; "
-		   "otherwise one instruction into the handler), its frame shows the guest's TF",
+		   "otherwise one instruction into the handler), its frame shows the guest's TF "
+		   "and IF",
 		 s->steps, s->own_db, s->injected_fallback, s->images_fixed, s->frames_fixed,
 		 s->r11_fixed, s->hlt_runs, s->iret_emulated, s->guard_stops, s->guard_arms,
 		 s->full_decodes);

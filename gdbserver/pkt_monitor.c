@@ -45,6 +45,9 @@ static int mon_help(struct gdb_server *s, const char *arg)
 		     "                   default: interrupts held off while stepping)\n"
 		     "  sstep shadow on|off  keep the guest's own trap flag apart from the\n"
 		     "                   debugger's (on, default) or step plainly (off)\n"
+		     "  sstep irqblock auto|blockirq|mask-if  how sstep irq off holds interrupts\n"
+		     "                   off: the engine's block (KVM_GUESTDBG_BLOCKIRQ), vmdb\n"
+		     "                   masking the guest's IF, or auto (the first if present)\n"
 		     "  info sstep       the stepping modes and what the step engine did\n");
 	return 0;
 }
@@ -105,10 +108,36 @@ static int on_off(const char *word, bool *on)
 	return 0;
 }
 
-/* sstep irq on|off, sstep shadow on|off; alone: the modes. */
+static int irqblock_of(const char *word, enum debug_irqblock *how)
+{
+	if (strcmp(word, "auto") == 0)
+		*how = DEBUG_IRQBLOCK_AUTO;
+	else if (strcmp(word, "blockirq") == 0 || strcmp(word, "engine") == 0)
+		*how = DEBUG_IRQBLOCK_ENGINE;
+	else if (strcmp(word, "mask-if") == 0)
+		*how = DEBUG_IRQBLOCK_MASK_IF;
+	else
+		return -EINVAL;
+	return 0;
+}
+
+/* sstep irq on|off, sstep shadow on|off, sstep irqblock auto|blockirq|mask-if;
+ * alone: the modes. */
 static int mon_sstep(struct gdb_server *s, const char *arg)
 {
+	enum debug_irqblock how;
+	struct err e = { 0 };
 	bool on;
+	if (strncmp(arg, "irqblock ", 9) == 0) {
+		if (irqblock_of(arg + 9, &how) < 0)
+			return -EINVAL;
+		if (debug_sstep_set_irqblock(s->dbg, how, &e) < 0)
+			mon_print(s, "monitor sstep irqblock: %s\n", e.msg);
+		else
+			mon_print(s, "interrupts while stepping: %s\n",
+				  debug_sstep_irq_mechanism(s->dbg));
+		return 0;
+	}
 	if (strncmp(arg, "irq ", 4) == 0) {
 		if (on_off(arg + 4, &on) < 0)
 			return -EINVAL;

@@ -77,7 +77,7 @@ guests: $(GUEST_OUT)/gdb_target.elf
 # issue 5, guest-invisible stepping (owned by the step work): guests that
 # record what they observe; tests/test_step.py compares their transcripts
 # with and without gdb stepping through them.
-STEP_GUESTS := step_pushf step_tf step_ticks
+STEP_GUESTS := step_pushf step_tf step_ticks step_remap
 guests: $(STEP_GUESTS:%=$(GUEST_OUT)/%.elf)
 .SECONDARY: $(STEP_GUESTS:%=$(GUEST_OUT)/%.o)
 

@@ -13,6 +13,12 @@
  *     vmdb reflects it to the guest as #BP);
  *   - the RFLAGS image in an APIC timer interrupt frame (a one-shot timer
  *     taken in a loop that changes no flag: PAUSE + LOOP);
+ *   - the guest's own IF (vmdb's fallback for hosts without BLOCKIRQ
+ *     clears IF while it steps and must show the guest's IF everywhere):
+ *     PUSHFQ after POPF sets IF, after CLI, after STI, after POPF clears
+ *     it, after an IRETQ whose frame sets it; the frames of #UD and #BP
+ *     taken with IF set; R11 and the handler's RFLAGS after a SYSCALL
+ *     with IF set. No interrupt source is armed there;
  *   - R11 after SYSCALL, and RFLAGS in the SYSCALL handler (FMASK masks
  *     TF, IF, DF, AC as Linux does). The handler is ring 0 and returns the
  *     way SYSRET would restore state (RFLAGS from R11, RIP from RCX) but
@@ -45,6 +51,15 @@ struct pushf_result {
 };
 
 static struct pushf_result res;
+
+struct if_result {
+	uint64_t popf_set, cli, sti, popf_clear, iret_set;
+	uint64_t ud_frame, bp_frame;
+	uint64_t syscall_r11, syscall_flags;
+};
+
+static struct if_result ifres;
+static uint64_t *if_frame_slot;           /* where if_exc_handler records */
 volatile uint64_t step_pushf_resume;      /* where an exception handler resumes */
 volatile uint64_t step_pushf_timer_seen;
 volatile uint64_t step_syscall_r11, step_syscall_flags;
@@ -64,6 +79,14 @@ static void exc_handler(struct rt_frame *f)
 		res.vector[exc_slot] = f->vector;
 	}
 	exc_slot++;
+	f->rip = step_pushf_resume;
+}
+
+static void if_exc_handler(struct rt_frame *f)
+{
+	if (if_frame_slot)
+		*if_frame_slot = f->rflags;
+	if_frame_slot = NULL;
 	f->rip = step_pushf_resume;
 }
 
@@ -152,12 +175,63 @@ static void probe_timer(void)
 	idt_set_handler(RT_VEC_TIMER, old);
 }
 
-static void probe_syscall(void)
+static void syscall_setup(void)
 {
 	wrmsr(MSR_EFER, rdmsr(MSR_EFER) | EFER_SCE);
 	wrmsr(MSR_STAR, 0x08ull << 32);           /* SYSCALL CS 0x08, SS 0x10 */
 	wrmsr(MSR_LSTAR, (uintptr_t)step_syscall_entry);
 	wrmsr(MSR_FMASK, SYSCALL_FMASK);
+}
+
+/* PUSHFQ images of the guest's own IF after each way of changing it; the
+ * IRETQ returns to the next instruction with KNOWN | IF in its frame. */
+static void probe_if_images(void)
+{
+	uint64_t a, b, c, d, e;
+	__asm__ volatile(
+		"push %[ki]\n popfq\n pushfq\n pop %[a]\n"
+		"cli\n pushfq\n pop %[b]\n"
+		"sti\n nop\n pushfq\n pop %[c]\n"
+		"push %[k]\n popfq\n pushfq\n pop %[d]\n"
+		"mov %%ss, %k[e]\n push %[e]\n lea 8(%%rsp), %[e]\n push %[e]\n"
+		"push %[ki]\n mov %%cs, %k[e]\n push %[e]\n lea 1f(%%rip), %[e]\n push %[e]\n"
+		"iretq\n"
+		"1: pushfq\n pop %[e]\n cli\n"
+		: [a] "=&r"(a), [b] "=&r"(b), [c] "=&r"(c), [d] "=&r"(d), [e] "=&r"(e)
+		: [k] "i"(KNOWN), [ki] "i"(KNOWN | RFLAGS_IF)
+		: "memory", "cc");
+	ifres.popf_set = a;
+	ifres.cli = b;
+	ifres.sti = c;
+	ifres.popf_clear = d;
+	ifres.iret_set = e;
+}
+
+/* A fault and a trap taken with IF set, and a SYSCALL with IF set. */
+static void probe_if_frames(void)
+{
+	rt_handler old_ud = idt_set_handler(X86_UD, if_exc_handler);
+	rt_handler old_bp = idt_set_handler(X86_BP, if_exc_handler);
+	if_frame_slot = &ifres.ud_frame;
+	__asm__ volatile("lea 1f(%%rip), %%rax\n mov %%rax, step_pushf_resume(%%rip)\n"
+			 "push %[ki]\n popfq\n ud2\n 1: cli\n"
+			 :: [ki] "i"(KNOWN | RFLAGS_IF) : "rax", "memory", "cc");
+	if_frame_slot = &ifres.bp_frame;
+	__asm__ volatile("lea 1f(%%rip), %%rax\n mov %%rax, step_pushf_resume(%%rip)\n"
+			 "push %[ki]\n popfq\n int3\n 1: cli\n"
+			 :: [ki] "i"(KNOWN | RFLAGS_IF) : "rax", "memory", "cc");
+	idt_set_handler(X86_UD, old_ud);
+	idt_set_handler(X86_BP, old_bp);
+	syscall_setup();
+	__asm__ volatile("push %[ki]\n popfq\n syscall\n cli\n"
+			 :: [ki] "i"(KNOWN | RFLAGS_IF) : "rcx", "r11", "memory", "cc");
+	ifres.syscall_r11 = step_syscall_r11;
+	ifres.syscall_flags = step_syscall_flags;
+}
+
+static void probe_syscall(void)
+{
+	syscall_setup();
 	__asm__ volatile("push %[k]\n popfq\n syscall\n"
 			 :: [k] "i"(KNOWN) : "rcx", "r11", "memory", "cc");
 	res.syscall_r11 = step_syscall_r11;
@@ -169,6 +243,8 @@ STEP_FN void step_pushf_run(void)
 	rt_handler old_db = idt_set_handler(X86_DB, db_handler);
 	probe_pushf();
 	probe_exceptions();
+	probe_if_images();
+	probe_if_frames();
 	probe_timer();
 	probe_syscall();
 	idt_set_handler(X86_DB, old_db);
@@ -191,6 +267,35 @@ static void print_result(void)
 		printf("timer interrupt frame: none, the interrupt never came\n");
 	printf("syscall: r11 0x%lx, rflags in handler 0x%lx\n", (unsigned long)res.syscall_r11,
 	       (unsigned long)res.syscall_flags);
+	printf("own IF: pushfq after popf sets it 0x%lx, after cli 0x%lx, after sti 0x%lx, "
+	       "after popf clears it 0x%lx, after iretq sets it 0x%lx\n",
+	       (unsigned long)ifres.popf_set, (unsigned long)ifres.cli, (unsigned long)ifres.sti,
+	       (unsigned long)ifres.popf_clear, (unsigned long)ifres.iret_set);
+	printf("own IF: #UD frame 0x%lx, #BP frame 0x%lx, syscall r11 0x%lx, rflags in "
+	       "handler 0x%lx\n", (unsigned long)ifres.ud_frame, (unsigned long)ifres.bp_frame,
+	       (unsigned long)ifres.syscall_r11, (unsigned long)ifres.syscall_flags);
+}
+
+/* What a CPU shows for the guest's own IF, nobody debugging. */
+static void expect_if(void)
+{
+	static const struct {
+		const uint64_t *got;
+		uint64_t want;
+		const char *what;
+	} checks[] = {
+		{ &ifres.popf_set, KNOWN | RFLAGS_IF, "pushfq after popf sets IF" },
+		{ &ifres.cli, KNOWN, "pushfq after cli" },
+		{ &ifres.sti, KNOWN | RFLAGS_IF, "pushfq after sti" },
+		{ &ifres.popf_clear, KNOWN, "pushfq after popf clears IF" },
+		{ &ifres.iret_set, KNOWN | RFLAGS_IF, "pushfq after iretq sets IF" },
+		{ &ifres.ud_frame, KNOWN | RFLAGS_IF | RFLAGS_RF, "#UD frame with IF" },
+		{ &ifres.bp_frame, KNOWN | RFLAGS_IF, "#BP frame with IF" },
+		{ &ifres.syscall_r11, KNOWN | RFLAGS_IF, "syscall r11 with IF" },
+		{ &ifres.syscall_flags, KNOWN & ~SYSCALL_FMASK, "syscall handler rflags with IF" },
+	};
+	for (unsigned i = 0; i < sizeof(checks) / sizeof(checks[0]); i++)
+		expect_eq(*checks[i].got, checks[i].want, checks[i].what);
 }
 
 int main(void)
@@ -211,5 +316,6 @@ int main(void)
 	expect_eq(res.timer_frame, KNOWN | RFLAGS_IF, "timer frame rflags = known | IF");
 	expect_eq(res.syscall_r11, KNOWN, "syscall r11 = rflags before syscall");
 	expect_eq(res.syscall_flags, KNOWN & ~SYSCALL_FMASK, "handler rflags = masked by FMASK");
+	expect_if();
 	return report_summary();
 }

@@ -58,6 +58,8 @@ static enum x86_insn_kind kind_of(const ZydisDecodedInstruction *insn,
 		return X86_INSN_HLT;
 	case ZYDIS_MNEMONIC_STI:
 		return X86_INSN_STI;
+	case ZYDIS_MNEMONIC_CLI:
+		return X86_INSN_CLI;
 	default:
 		break;
 	}
@@ -96,8 +98,8 @@ static bool changes_system(const ZydisDecodedInstruction *insn, const ZydisDecod
 /* First opcode bytes (one-byte map, after legacy prefixes and REX) of
  * instructions that are none of the kinds above, are no control transfer,
  * no string instruction, and load no segment register: ALU, MOV, PUSH/POP
- * of general registers, shifts, x87, IN/OUT, flag bits other than TF and
- * IF's STI. For them the step engine needs the length alone, which Zydis
+ * of general registers, shifts, x87, IN/OUT, flag bits other than IF's
+ * STI and CLI. For them the step engine needs the length alone, which Zydis
  * finds without decoding operands. Everything else (0F escape included)
  * takes the full decode. Being wrong here in the safe direction only
  * costs time: an entry is 1 only if every instruction it starts is OTHER. */
@@ -119,7 +121,7 @@ static const uint8_t plain_first[256] = {
 	/* c0 */ 1, 1, 0, 0, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0,
 	/* d0 */ R8(1), R8(1),          /* shifts, AAM/AAD, XLAT, x87 */
 	/* e0 */ 0, 0, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, 1,
-	/* f0 */ 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1, 0,
+	/* f0 */ 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 0, 0, 1, 1, 1, 0,
 };
 #undef R4
 #undef R8
@@ -188,7 +190,7 @@ const char *x86_insn_kind_name(enum x86_insn_kind kind)
 		[X86_INSN_OTHER] = "other", [X86_INSN_PUSHF] = "pushf", [X86_INSN_POPF] = "popf",
 		[X86_INSN_IRET] = "iret", [X86_INSN_INT] = "int", [X86_INSN_SYSCALL] = "syscall",
 		[X86_INSN_SYSRET] = "sysret", [X86_INSN_HLT] = "hlt", [X86_INSN_MOV_SS] = "mov ss",
-		[X86_INSN_STI] = "sti", [X86_INSN_REP_STRING] = "rep string",
+		[X86_INSN_STI] = "sti", [X86_INSN_CLI] = "cli", [X86_INSN_REP_STRING] = "rep string",
 		[X86_INSN_BRANCH] = "branch",
 	};
 	return (unsigned)kind < sizeof(names) / sizeof(names[0]) ? names[kind] : "?";

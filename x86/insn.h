@@ -22,6 +22,7 @@ enum x86_insn_kind {
 	X86_INSN_HLT,
 	X86_INSN_MOV_SS,     /* MOV SS / POP SS: interrupt and trap shadow */
 	X86_INSN_STI,
+	X86_INSN_CLI,        /* clears IF (the step engine's IF shadow follows it) */
 	X86_INSN_REP_STRING, /* REP/REPE/REPNE-prefixed string instruction */
 	X86_INSN_BRANCH,     /* any other control transfer (jmp, call, ret, jcc, loop) */
 };
