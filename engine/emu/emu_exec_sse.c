@@ -1,10 +1,14 @@
-/* engine/emu/emu_exec_sse.c — the SSE and x87 state compiler-generated
- * kernel code needs: XMM moves (MOVD/MOVQ/MOVDQA/MOVDQU/MOVAPS/MOVUPS/
- * MOVAPD/MOVUPD), 128-bit logic (PXOR/POR/PAND/PANDN and the PS/PD forms),
- * PCMPEQB/W/D, PMOVMSKB, MXCSR access, FXSAVE/FXRSTOR and XSAVE/XRSTOR for
- * the x87 and SSE components (XCR0 may only enable those two), FNINIT,
- * FWAIT, EMMS. No x87 arithmetic: it raises #UD with a warning. */
-#include "engine/emu/emu_core.h"
+/* engine/emu/emu_exec_sse.c — SSE state and data movement: the XMM moves
+ * (MOVD/MOVQ, MOVDQA/MOVDQU/MOVAPS/MOVUPS/MOVAPD/MOVUPD, MOVSS/MOVSD,
+ * MOVHPS/MOVLPS/MOVHPD/MOVLPD, MOVHLPS/MOVLHPS, the non-temporal stores,
+ * LDDQU, MOVDDUP/MOVSHDUP/MOVSLDUP), MOVMSKPS/MOVMSKPD/PMOVMSKB, 128-bit
+ * logic (PXOR/POR/PAND/PANDN and the PS/PD forms), PCMPEQB/W/D, MXCSR
+ * access, FXSAVE/FXRSTOR and XSAVE/XRSTOR for the x87 and SSE components
+ * (XCR0 may only enable those two), FNINIT, FWAIT, EMMS. The shared
+ * operand rules are in emu_sse.h; packed integer work is in
+ * emu_exec_sse_int.c, floating point in emu_exec_sse_fp.c. No x87
+ * arithmetic: it raises #UD with a warning. */
+#include "engine/emu/emu_sse.h"
 
 #include <string.h>
 #include <Zydis/Zydis.h>
@@ -15,7 +19,7 @@
 #define MXCSR_MASK 0xffffu
 #define XSAVE_HDR 512
 
-static void sse_check(struct emu_cpu *cpu)
+void emu_sse_check(struct emu_cpu *cpu)
 {
 	if ((cpu->sregs.cr0 & CR0_EM) || !(cpu->sregs.cr4 & CR4_OSFXSR))
 		emu_ud(cpu);
@@ -23,45 +27,57 @@ static void sse_check(struct emu_cpu *cpu)
 		emu_fault(cpu, X86_NM, false, 0);
 }
 
-static bool is_xmm(const struct emu_operand *o)
+bool emu_sse_is_xmm(const struct emu_operand *o)
 {
 	return o->kind == EMU_OP_REG && o->rclass == EMU_RC_XMM;
 }
 
-/* Source operand (size bytes) into a zeroed 16-byte buffer. */
+/* size bytes of operand i into a zeroed 16-byte buffer. */
 static void sse_read(struct emu_cpu *cpu, const struct emu_insn *in, unsigned i, uint8_t out[16],
 		     unsigned size, bool aligned)
 {
 	const struct emu_operand *o = &in->op[i];
 	memset(out, 0, 16);
-	if (is_xmm(o)) {
+	if (emu_sse_is_xmm(o)) {
 		memcpy(out, cpu->fpu.xmm[o->reg & 15], size);
 	} else if (o->kind == EMU_OP_MEM) {
 		uint64_t lin = emu_op_lin(cpu, in, o);
-		if (aligned && (lin & 15))
+		if (aligned && size == 16 && (lin & 15))
 			emu_gp(cpu, 0);
 		emu_read_bytes(cpu, lin, out, size, false);
 	} else if (o->kind == EMU_OP_REG && o->rclass == EMU_RC_GPR) {
 		uint64_t v = cpu->gpr[o->reg];
+		memcpy(out, &v, size > 8 ? 8 : size);
+	} else if (o->kind == EMU_OP_IMM) {
+		uint64_t v = (uint64_t)o->val;
 		memcpy(out, &v, size > 8 ? 8 : size);
 	} else {
 		emu_unimplemented(cpu, in);
 	}
 }
 
-/* Destination: XMM registers get the rest zeroed when zero_rest. */
-static void sse_write(struct emu_cpu *cpu, const struct emu_insn *in, unsigned i,
-		      const uint8_t v[16], unsigned size, bool aligned, bool zero_rest)
+void emu_sse_src(struct emu_cpu *cpu, const struct emu_insn *in, unsigned i, uint8_t out[16],
+		 bool aligned)
 {
 	const struct emu_operand *o = &in->op[i];
-	if (is_xmm(o)) {
+	unsigned size = emu_sse_is_xmm(o) ? 16 : o->kind == EMU_OP_IMM ? 1 : o->size;
+	if (size == 0 || size > 16)
+		emu_unimplemented(cpu, in);
+	sse_read(cpu, in, i, out, size, aligned);
+}
+
+void emu_sse_write(struct emu_cpu *cpu, const struct emu_insn *in, unsigned i,
+		   const uint8_t v[16], unsigned size, bool aligned, bool zero_rest)
+{
+	const struct emu_operand *o = &in->op[i];
+	if (emu_sse_is_xmm(o)) {
 		uint8_t *x = cpu->fpu.xmm[o->reg & 15];
 		if (zero_rest)
 			memset(x, 0, 16);
 		memcpy(x, v, size);
 	} else if (o->kind == EMU_OP_MEM) {
 		uint64_t lin = emu_op_lin(cpu, in, o);
-		if (aligned && (lin & 15))
+		if (aligned && size == 16 && (lin & 15))
 			emu_gp(cpu, 0);
 		emu_write_bytes(cpu, lin, v, size, false);
 	} else if (o->kind == EMU_OP_REG && o->rclass == EMU_RC_GPR) {
@@ -73,14 +89,30 @@ static void sse_write(struct emu_cpu *cpu, const struct emu_insn *in, unsigned i
 	}
 }
 
+/* Both operands must be XMM or memory (no MMX forms). */
+static bool xmm_form(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	for (unsigned i = 0; i < 2 && i < in->nops; i++)
+		if (in->op[i].kind == EMU_OP_REG && !emu_sse_is_xmm(&in->op[i]) &&
+		    in->op[i].rclass != EMU_RC_GPR) {
+			emu_unimplemented(cpu, in);
+			return false;
+		}
+	return true;
+}
+
+/* 128-bit moves; the non-temporal stores are aligned moves (no cache to
+ * bypass here), LDDQU an unaligned load. */
 static void h_mov128(struct emu_cpu *cpu, const struct emu_insn *in)
 {
-	bool aligned = in->mnemonic == ZYDIS_MNEMONIC_MOVDQA || in->mnemonic == ZYDIS_MNEMONIC_MOVAPS ||
-		       in->mnemonic == ZYDIS_MNEMONIC_MOVAPD;
+	bool aligned = in->mnemonic != ZYDIS_MNEMONIC_MOVDQU && in->mnemonic != ZYDIS_MNEMONIC_MOVUPS &&
+		       in->mnemonic != ZYDIS_MNEMONIC_MOVUPD && in->mnemonic != ZYDIS_MNEMONIC_LDDQU;
 	uint8_t v[16];
-	sse_check(cpu);
+	if (!xmm_form(cpu, in))
+		return;
+	emu_sse_check(cpu);
 	sse_read(cpu, in, 1, v, 16, aligned);
-	sse_write(cpu, in, 0, v, 16, aligned, true);
+	emu_sse_write(cpu, in, 0, v, 16, aligned, true);
 }
 
 /* MOVD/MOVQ: a load into an XMM register zeroes the rest of it. */
@@ -88,23 +120,102 @@ static void h_movdq(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	unsigned size = in->mnemonic == ZYDIS_MNEMONIC_MOVD ? 4 : 8;
 	uint8_t v[16];
-	if (!is_xmm(&OP0) && !is_xmm(&OP1)) {
+	if (!emu_sse_is_xmm(&OP0) && !emu_sse_is_xmm(&OP1)) {
 		emu_unimplemented(cpu, in);     /* MMX registers */
 		return;
 	}
-	sse_check(cpu);
+	if (!xmm_form(cpu, in))
+		return;
+	emu_sse_check(cpu);
 	sse_read(cpu, in, 1, v, size, false);
-	sse_write(cpu, in, 0, v, size, false, true);
+	emu_sse_write(cpu, in, 0, v, size, false, true);
+}
+
+/* MOVSS/MOVSD: register to register merges the low element; a load
+ * zeroes the rest; a store writes the low element. */
+static void mov_scalar(struct emu_cpu *cpu, const struct emu_insn *in, unsigned size)
+{
+	uint8_t v[16];
+	if (!xmm_form(cpu, in))
+		return;
+	emu_sse_check(cpu);
+	sse_read(cpu, in, 1, v, size, false);
+	emu_sse_write(cpu, in, 0, v, size, false, OP1.kind == EMU_OP_MEM);
+}
+
+static void h_movss(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	mov_scalar(cpu, in, 4);
+}
+
+void emu_sse_movsd(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	mov_scalar(cpu, in, 8);
+}
+
+/* MOVLPS/MOVLPD/MOVHPS/MOVHPD: one 64-bit half from or to memory;
+ * MOVHLPS/MOVLHPS: between the halves of two registers. */
+static void h_movhalf(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	unsigned m = in->mnemonic;
+	bool high = m == ZYDIS_MNEMONIC_MOVHPS || m == ZYDIS_MNEMONIC_MOVHPD;
+	uint8_t v[16];
+	if (!xmm_form(cpu, in))
+		return;
+	emu_sse_check(cpu);
+	if (m == ZYDIS_MNEMONIC_MOVHLPS || m == ZYDIS_MNEMONIC_MOVLHPS) {
+		uint8_t *d = emu_sse_xmm(cpu, &OP0);
+		const uint8_t *s = emu_sse_xmm(cpu, &OP1);
+		if (m == ZYDIS_MNEMONIC_MOVHLPS)
+			memmove(d, s + 8, 8);
+		else
+			memmove(d + 8, s, 8);
+		return;
+	}
+	if (emu_sse_is_xmm(&OP0)) {
+		sse_read(cpu, in, 1, v, 8, false);
+		memcpy(emu_sse_xmm(cpu, &OP0) + (high ? 8 : 0), v, 8);
+	} else {
+		memcpy(v, emu_sse_xmm(cpu, &OP1) + (high ? 8 : 0), 8);
+		emu_sse_write(cpu, in, 0, v, 8, false, false);
+	}
+}
+
+/* MOVDDUP (low double twice), MOVSLDUP/MOVSHDUP (even/odd singles twice). */
+static void h_movdup(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	uint8_t s[16], d[16];
+	if (!xmm_form(cpu, in))
+		return;
+	emu_sse_check(cpu);
+	emu_sse_src(cpu, in, 1, s, true);
+	if (in->mnemonic == ZYDIS_MNEMONIC_MOVDDUP) {
+		memcpy(d, s, 8);
+		memcpy(d + 8, s, 8);
+	} else {
+		unsigned odd = in->mnemonic == ZYDIS_MNEMONIC_MOVSHDUP ? 4 : 0;
+		for (unsigned i = 0; i < 16; i += 8) {
+			memcpy(d + i, s + i + odd, 4);
+			memcpy(d + i + 4, s + i + odd, 4);
+		}
+	}
+	memcpy(emu_sse_xmm(cpu, &OP0), d, 16);
+}
+
+/* MOVNTI: a GPR store; needs no SSE state. */
+static void h_movnti(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	emu_op_write(cpu, in, 0, emu_op_read(cpu, in, 1));
 }
 
 static void h_logic128(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	uint8_t a[16], b[16];
-	if (!is_xmm(&OP0)) {
+	if (!emu_sse_is_xmm(&OP0)) {
 		emu_unimplemented(cpu, in);
 		return;
 	}
-	sse_check(cpu);
+	emu_sse_check(cpu);
 	memcpy(a, cpu->fpu.xmm[OP0.reg & 15], 16);
 	sse_read(cpu, in, 1, b, 16, true);
 	for (unsigned i = 0; i < 16; i++) {
@@ -127,11 +238,11 @@ static void h_pcmpeq(struct emu_cpu *cpu, const struct emu_insn *in)
 	unsigned w = in->mnemonic == ZYDIS_MNEMONIC_PCMPEQB ? 1 :
 		     in->mnemonic == ZYDIS_MNEMONIC_PCMPEQW ? 2 : 4;
 	uint8_t a[16], b[16];
-	if (!is_xmm(&OP0)) {
+	if (!emu_sse_is_xmm(&OP0)) {
 		emu_unimplemented(cpu, in);
 		return;
 	}
-	sse_check(cpu);
+	emu_sse_check(cpu);
 	memcpy(a, cpu->fpu.xmm[OP0.reg & 15], 16);
 	sse_read(cpu, in, 1, b, 16, true);
 	for (unsigned i = 0; i < 16; i += w) {
@@ -141,22 +252,26 @@ static void h_pcmpeq(struct emu_cpu *cpu, const struct emu_insn *in)
 	memcpy(cpu->fpu.xmm[OP0.reg & 15], a, 16);
 }
 
-static void h_pmovmskb(struct emu_cpu *cpu, const struct emu_insn *in)
+/* PMOVMSKB/MOVMSKPS/MOVMSKPD: the top bit of each byte/single/double. */
+static void h_movmsk(struct emu_cpu *cpu, const struct emu_insn *in)
 {
-	if (!is_xmm(&OP1)) {
+	unsigned w = in->mnemonic == ZYDIS_MNEMONIC_PMOVMSKB ? 1 :
+		     in->mnemonic == ZYDIS_MNEMONIC_MOVMSKPS ? 4 : 8;
+	if (!emu_sse_is_xmm(&OP1)) {
 		emu_unimplemented(cpu, in);
 		return;
 	}
-	sse_check(cpu);
+	emu_sse_check(cpu);
 	uint64_t m = 0;
-	for (unsigned i = 0; i < 16; i++)
-		m |= (uint64_t)(cpu->fpu.xmm[OP1.reg & 15][i] >> 7) << i;
-	emu_gpr_set(cpu, OP0.reg, OP0.size, m);
+	const uint8_t *x = emu_sse_xmm(cpu, &OP1);
+	for (unsigned i = 0; i < 16 / w; i++)
+		m |= (uint64_t)(x[i * w + w - 1] >> 7) << i;
+	emu_gpr_set(cpu, OP0.reg, OP0.size < 4 ? 4 : OP0.size, m);
 }
 
 static void h_ldmxcsr(struct emu_cpu *cpu, const struct emu_insn *in)
 {
-	sse_check(cpu);
+	emu_sse_check(cpu);
 	uint32_t v = (uint32_t)emu_op_read(cpu, in, 0);
 	if (v & ~MXCSR_MASK)
 		emu_gp(cpu, 0);
@@ -165,7 +280,7 @@ static void h_ldmxcsr(struct emu_cpu *cpu, const struct emu_insn *in)
 
 static void h_stmxcsr(struct emu_cpu *cpu, const struct emu_insn *in)
 {
-	sse_check(cpu);
+	emu_sse_check(cpu);
 	emu_op_write(cpu, in, 0, cpu->fpu.mxcsr);
 }
 
@@ -354,7 +469,17 @@ const struct emu_handler_entry emu_exec_sse_table[] = {
 	{ ZYDIS_MNEMONIC_ANDNPS, h_logic128 }, { ZYDIS_MNEMONIC_ANDNPD, h_logic128 },
 	{ ZYDIS_MNEMONIC_PCMPEQB, h_pcmpeq }, { ZYDIS_MNEMONIC_PCMPEQW, h_pcmpeq },
 	{ ZYDIS_MNEMONIC_PCMPEQD, h_pcmpeq },
-	{ ZYDIS_MNEMONIC_PMOVMSKB, h_pmovmskb },
+	{ ZYDIS_MNEMONIC_PMOVMSKB, h_movmsk }, { ZYDIS_MNEMONIC_MOVMSKPS, h_movmsk },
+	{ ZYDIS_MNEMONIC_MOVMSKPD, h_movmsk },
+	{ ZYDIS_MNEMONIC_MOVNTDQ, h_mov128 }, { ZYDIS_MNEMONIC_MOVNTPS, h_mov128 },
+	{ ZYDIS_MNEMONIC_MOVNTPD, h_mov128 }, { ZYDIS_MNEMONIC_LDDQU, h_mov128 },
+	{ ZYDIS_MNEMONIC_MOVNTI, h_movnti },
+	{ ZYDIS_MNEMONIC_MOVSS, h_movss },
+	{ ZYDIS_MNEMONIC_MOVHPS, h_movhalf }, { ZYDIS_MNEMONIC_MOVLPS, h_movhalf },
+	{ ZYDIS_MNEMONIC_MOVHPD, h_movhalf }, { ZYDIS_MNEMONIC_MOVLPD, h_movhalf },
+	{ ZYDIS_MNEMONIC_MOVHLPS, h_movhalf }, { ZYDIS_MNEMONIC_MOVLHPS, h_movhalf },
+	{ ZYDIS_MNEMONIC_MOVDDUP, h_movdup }, { ZYDIS_MNEMONIC_MOVSLDUP, h_movdup },
+	{ ZYDIS_MNEMONIC_MOVSHDUP, h_movdup },
 	{ ZYDIS_MNEMONIC_LDMXCSR, h_ldmxcsr },
 	{ ZYDIS_MNEMONIC_STMXCSR, h_stmxcsr },
 	{ ZYDIS_MNEMONIC_FNINIT, h_fninit },

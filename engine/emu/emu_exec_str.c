@@ -108,7 +108,7 @@ static void str_run(struct emu_cpu *cpu, const struct emu_insn *in, enum str_kin
 static void h_movs(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	if (in->opmap != ZYDIS_OPCODE_MAP_DEFAULT) {      /* SSE2 MOVSD xmm */
-		emu_unimplemented(cpu, in);
+		emu_sse_movsd(cpu, in);
 		return;
 	}
 	str_run(cpu, in, STR_MOVS);
@@ -117,7 +117,7 @@ static void h_movs(struct emu_cpu *cpu, const struct emu_insn *in)
 static void h_cmps(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	if (in->opmap != ZYDIS_OPCODE_MAP_DEFAULT) {      /* SSE2 CMPSD xmm */
-		emu_unimplemented(cpu, in);
+		emu_sse_cmpsd(cpu, in);
 		return;
 	}
 	str_run(cpu, in, STR_CMPS);

@@ -1,0 +1,46 @@
+/* engine/emu/emu_sse.h — private to the SSE part of the execution core
+ * (emu_exec_sse.c: state, moves, FXSAVE/XSAVE; emu_exec_sse_int.c: packed
+ * integer, shuffles, unpacks, inserts/extracts; emu_exec_sse_fp.c:
+ * floating point under MXCSR). The operand helpers below implement the
+ * rules every legacy-encoded SSE instruction shares:
+ *   - #UD when CR0.EM is set or CR4.OSFXSR is clear, then #NM when CR0.TS
+ *     is set (emu_sse_check);
+ *   - a 16-byte memory operand must be 16-byte aligned (#GP(0)) unless the
+ *     instruction is one of the explicitly unaligned ones (MOVUPS/MOVUPD/
+ *     MOVDQU/LDDQU); smaller memory operands have no alignment rule;
+ *   - MMX-register forms are not implemented (the guest gets #UD with the
+ *     usual warning line). */
+#ifndef VMDB_EMU_SSE_H
+#define VMDB_EMU_SSE_H
+
+#include "engine/emu/emu_core.h"
+
+#define EMU_MXCSR_FLAGS 0x3fu            /* IE DE ZE OE UE PE */
+#define EMU_MXCSR_MASKS (0x3fu << 7)     /* IM DM ZM OM UM PM */
+#define EMU_MXCSR_IE 0x01u
+#define EMU_MXCSR_DE 0x02u
+#define EMU_MXCSR_ZE 0x04u
+
+void emu_sse_check(struct emu_cpu *cpu);
+bool emu_sse_is_xmm(const struct emu_operand *o);
+
+static inline uint8_t *emu_sse_xmm(struct emu_cpu *cpu, const struct emu_operand *o)
+{
+	return cpu->fpu.xmm[o->reg & 15];
+}
+
+/* Operand i into a zeroed 16-byte buffer: an XMM register whole, a memory
+ * operand of its decoded size (aligned when 16 bytes and `aligned`), a GPR
+ * (its operand size), an immediate (its low 8 bytes). */
+void emu_sse_src(struct emu_cpu *cpu, const struct emu_insn *in, unsigned i, uint8_t out[16],
+		 bool aligned);
+/* Store size bytes of v to operand i (XMM: the rest kept unless zero_rest;
+ * GPR: a 4-byte write zero-extends). */
+void emu_sse_write(struct emu_cpu *cpu, const struct emu_insn *in, unsigned i,
+		   const uint8_t v[16], unsigned size, bool aligned, bool zero_rest);
+
+/* Handler tables of the two other files (joined into emu_exec_sse_table's
+ * search by emu_decode.c, see emu_core.h). emu_sse_movsd/emu_sse_cmpsd
+ * (emu_core.h) are the SSE2 forms of the string mnemonics. */
+
+#endif
