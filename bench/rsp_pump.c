@@ -34,6 +34,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
+
 #define PUMP_BUF (4u << 20)
 
 struct pump {
@@ -160,11 +164,24 @@ static bool pump_good(const char *good, int c)
 	return strchr(good, c) != NULL;
 }
 
+/* The checksum of a reply. A byte at a time this was ~80 us per 128 KiB
+ * reply here, more than a fast stub takes to produce it: with SSE2 (any
+ * x86-64) 16 bytes a round. */
 static unsigned pump_sum(const char *s, size_t n)
 {
 	unsigned sum = 0;
+	size_t i = 0;
 
-	for (size_t i = 0; i < n; i++)
+#ifdef __SSE2__
+	const __m128i zero = _mm_setzero_si128();
+	__m128i acc = zero;
+
+	for (; i + 16 <= n; i += 16)
+		acc = _mm_add_epi64(acc, _mm_sad_epu8(_mm_loadu_si128((const __m128i *)(s + i)),
+						      zero));
+	sum = (unsigned)(_mm_cvtsi128_si64(acc) + _mm_cvtsi128_si64(_mm_unpackhi_epi64(acc, acc)));
+#endif
+	for (; i < n; i++)
 		sum += (unsigned char)s[i];
 	return sum & 0xff;
 }

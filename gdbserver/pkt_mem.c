@@ -22,14 +22,15 @@ static int pkt_m(struct gdb_server *s, struct rsp_cur *args)
 		return -EINVAL;
 	if (len > GDB_MAX_READ)
 		len = GDB_MAX_READ;   /* a stub may answer with fewer bytes */
-	uint8_t *buf = malloc(len ? len : 1);
+	/* guest memory is copied once, into the frame buffer, and encoded and
+	 * framed there: the reply's only other pass is the write */
+	uint8_t *buf = rsp_hex_space(&s->rsp, len);
 	if (!buf)
 		return -ENOMEM;
-	int r = debug_mem_read(s->dbg, s->cur_g, addr, buf, len, s->phys);
-	if (r == 0)
-		rsp_buf_hex(&s->reply, buf, len);
-	free(buf);
-	return r < 0 ? -EFAULT : 0;
+	if (debug_mem_read(s->dbg, s->cur_g, addr, buf, len, s->phys) < 0)
+		return -EFAULT;
+	rsp_send_hex_space(&s->rsp, len);
+	return GDB_NO_REPLY;
 }
 
 static int write_mem(struct gdb_server *s, uint64_t addr, const uint8_t *buf, size_t len)

@@ -7,6 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
+
 #define RSP_ESCAPE_CHAR   '}'
 #define RSP_ESCAPE_XOR    0x20
 #define RSP_RLE_CHAR      '*'
@@ -278,43 +282,57 @@ static int rsp_out_reserve(struct rsp_conn *c, size_t need)
 #define RSP_BLOCK 64
 _Static_assert(RSP_RLE_MIN_EXTRA == 3, "rsp_plain_block looks for runs of exactly four");
 
-static uint64_t rsp_load64(const unsigned char *p)
-{
-	uint64_t v;
-	memcpy(&v, p, sizeof(v));
-	return v;
-}
-
 /* True when the slow path of rsp_encode would copy p[0, RSP_BLOCK) as it
- * is: no byte needs an escape and no run of RSP_RLE_MIN_EXTRA + 1 equal
- * bytes starts in it. Reads RSP_RLE_MIN_EXTRA bytes past the block; the
- * caller guarantees they exist. Branch-free so that the compiler turns it
- * into vector compares: hex replies of m and g, the large ones, almost
- * always pass, and then cost a copy and a sum. */
-static bool rsp_plain_block(const unsigned char *p)
+ * is: no run of RSP_RLE_MIN_EXTRA + 1 equal bytes starts in it and (when
+ * `escapes` asks) no byte needs an escape; *sum is then the block's sum.
+ * Reads RSP_RLE_MIN_EXTRA bytes past the block; the caller guarantees
+ * they exist. Hex replies of m and g, the large ones, almost always pass,
+ * and then cost a copy and a sum. With SSE2 (every x86-64) 16 bytes a
+ * round: a run of four starts at k when bits k, k+1 and k+2 of "p[k] ==
+ * p[k+1]" are set, found for the whole block at once. */
+#ifdef __SSE2__
+static bool rsp_plain_block(const unsigned char *p, bool escapes, uint8_t *sum)
+{
+	const __m128i zero = _mm_setzero_si128();
+	__m128i esc = zero, acc = zero;
+	uint64_t same = 0;                 /* bit k: p[k] == p[k + 1] */
+#pragma GCC unroll 4
+	for (unsigned k = 0; k < RSP_BLOCK; k += 16) {
+		__m128i v = _mm_loadu_si128((const __m128i *)(p + k));
+		__m128i next = _mm_loadu_si128((const __m128i *)(p + k + 1));
+		same |= (uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, next)) << k;
+		if (escapes)
+			esc = _mm_or_si128(esc, _mm_or_si128(
+				_mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('$')),
+					     _mm_cmpeq_epi8(v, _mm_set1_epi8('#'))),
+				_mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8(RSP_ESCAPE_CHAR)),
+					     _mm_cmpeq_epi8(v, _mm_set1_epi8(RSP_RLE_CHAR)))));
+		acc = _mm_add_epi64(acc, _mm_sad_epu8(v, zero));    /* two 64-bit byte sums */
+	}
+	/* "p[k] == p[k+1]" for k = 64, 65, past the block */
+	uint64_t past = (uint64_t)(p[RSP_BLOCK] == p[RSP_BLOCK + 1]) |
+			(uint64_t)(p[RSP_BLOCK + 1] == p[RSP_BLOCK + 2]) << 1;
+	uint64_t runs = same & (same >> 1 | past << 63) & (same >> 2 | past << 62);
+	if (runs || _mm_movemask_epi8(esc))
+		return false;
+	*sum = (uint8_t)(_mm_cvtsi128_si64(acc) + _mm_cvtsi128_si64(_mm_unpackhi_epi64(acc, acc)));
+	return true;
+}
+#else
+static bool rsp_plain_block(const unsigned char *p, bool escapes, uint8_t *sum)
 {
 	unsigned char bad = 0;
+	uint8_t s = 0;
 	for (size_t k = 0; k < RSP_BLOCK; k++) {
 		unsigned char ch = p[k];
-		bad |= (unsigned char)((ch == '$') | (ch == '#') | (ch == RSP_ESCAPE_CHAR) |
-				       (ch == RSP_RLE_CHAR) |
+		bad |= (unsigned char)((escapes && rsp_needs_escape(ch)) |
 				       ((ch == p[k + 1]) & (ch == p[k + 2]) & (ch == p[k + 3])));
+		s += ch;
 	}
+	*sum = s;
 	return bad == 0;
 }
-
-/* Sum of RSP_BLOCK bytes, modulo 256: 16-bit lanes cannot overflow here
- * (at most 8 words of 2 * 255 per lane). */
-static uint8_t rsp_block_sum(const unsigned char *p)
-{
-	const uint64_t lanes = 0x00ff00ff00ff00ffull;
-	uint64_t acc = 0;
-	for (size_t k = 0; k < RSP_BLOCK; k += 8) {
-		uint64_t x = rsp_load64(p + k);
-		acc += (x & lanes) + ((x >> 8) & lanes);
-	}
-	return (uint8_t)((acc * 0x0001000100010001ull) >> 48);
-}
+#endif
 
 /* Where the byte-by-byte encoder has work to do (an escape, or a run of
  * RSP_RLE_MIN_EXTRA + 1 equal bytes starting there) in a block that
@@ -329,26 +347,24 @@ static size_t rsp_plain_prefix(const unsigned char *p)
 	return k;
 }
 
-/* Copy n plain bytes to the frame; returns their sum. */
-static uint8_t rsp_copy_plain(char *o, const unsigned char *p, size_t n)
+/* Move n plain bytes to the frame. In place (rsp_send_hex_space) the
+ * frame trails the payload by what runs saved so far: nothing to move
+ * until the first run, an overlapping move after it. */
+static void rsp_move_plain(char *o, const unsigned char *p, size_t n)
 {
-	uint8_t sum = 0;
-	if (n == RSP_BLOCK) {
-		sum = rsp_block_sum(p);
-	} else {
-		for (size_t k = 0; k < n; k++)
-			sum += p[k];
-	}
-	memcpy(o, p, n);
-	return sum;
+	if ((const unsigned char *)o != p)
+		memmove(o, p, n);
 }
 
 /* Encode payload into c->out as "$...#cs". Worst case every byte is
  * escaped: 2 * len + 4. Runs are only encoded for bytes that need no
  * escape, so '*' always follows a plain character. Stretches that need
  * neither escapes nor runs (nearly all of a hex reply) are found a block
- * at a time and copied whole; the output is the same byte for byte. */
-static void rsp_encode(struct rsp_conn *c, const unsigned char *p, size_t len)
+ * at a time and copied whole; the output is the same byte for byte.
+ * The payload may also be c->out + 1 itself when none of it needs an
+ * escape (`escapes` false: hex digits): every write then lands at or
+ * before the byte being read. */
+static void rsp_encode(struct rsp_conn *c, const unsigned char *p, size_t len, bool escapes)
 {
 	char *o = c->out;
 	size_t n = 0;
@@ -357,9 +373,17 @@ static void rsp_encode(struct rsp_conn *c, const unsigned char *p, size_t len)
 	o[n++] = '$';
 	for (size_t i = 0; i < len;) {
 		if (i + RSP_BLOCK + RSP_RLE_MIN_EXTRA <= len) {
-			size_t k = rsp_plain_block(p + i) ? RSP_BLOCK : rsp_plain_prefix(p + i);
+			uint8_t block_sum;
+			size_t k = RSP_BLOCK;
+			if (!rsp_plain_block(p + i, escapes, &block_sum)) {
+				k = rsp_plain_prefix(p + i);
+				block_sum = 0;
+				for (size_t j = 0; j < k; j++)
+					block_sum += p[i + j];
+			}
 			if (k) {
-				sum += rsp_copy_plain(o + n, p + i, k);
+				rsp_move_plain(o + n, p + i, k);
+				sum += block_sum;
 				n += k;
 				i += k;
 				continue;
@@ -407,10 +431,29 @@ int rsp_send(struct rsp_conn *c, const void *payload, size_t len)
 	int rc = rsp_out_reserve(c, 2 * len + 4);
 	if (rc)
 		return rc;
-	rsp_encode(c, payload, len);
+	rsp_encode(c, payload, len, true);
 	c->unacked = !c->noack;
 	c->ops->write(c->opaque, c->out, c->out_len);
 	return 0;
+}
+
+uint8_t *rsp_hex_space(struct rsp_conn *c, size_t n)
+{
+	if (n > (SIZE_MAX - 4) / 2 || rsp_out_reserve(c, 2 * n + 4) < 0)
+		return NULL;
+	c->unacked = false;     /* out no longer holds the last packet */
+	/* the frame is "$" + 2n digits + "#cs": the bytes sit in its second
+	 * half, where encoding them front to back never overtakes them */
+	return (uint8_t *)c->out + n + 4;
+}
+
+void rsp_send_hex_space(struct rsp_conn *c, size_t n)
+{
+	const unsigned char *digits = (const unsigned char *)c->out + 1;
+	rsp_hex_expand((const uint8_t *)c->out + n + 4, n, c->out + 1);
+	rsp_encode(c, digits, 2 * n, false);     /* hex needs no escapes: in place */
+	c->unacked = !c->noack;
+	c->ops->write(c->opaque, c->out, c->out_len);
 }
 
 int rsp_sendf(struct rsp_conn *c, const char *fmt, ...)

@@ -100,6 +100,14 @@ void rsp_feed(struct rsp_conn *c, const void *buf, size_t len);
 
 /* Frame, escape, run-length encode and write one packet. 0 or -ENOMEM. */
 int rsp_send(struct rsp_conn *c, const void *payload, size_t len);
+/* A hex-encoded packet without intermediate copies (memory replies):
+ * rsp_hex_space() gives room for n bytes inside the connection's own frame
+ * buffer (NULL when out of memory); the caller fills it, then
+ * rsp_send_hex_space() with the same n turns them, in place, into
+ * "$" + 2n hex digits (run-length encoded) + "#cs" and writes that in one
+ * call. Nothing else may be sent in between. */
+uint8_t *rsp_hex_space(struct rsp_conn *c, size_t n);
+void rsp_send_hex_space(struct rsp_conn *c, size_t n);
 /* printf into a packet. 0, -ENOMEM or -EINVAL (bad format). */
 int rsp_sendf(struct rsp_conn *c, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));

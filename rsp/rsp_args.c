@@ -6,6 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 int rsp_hex_digit(int ch)
 {
@@ -126,10 +129,43 @@ static const char rsp_hex_pairs[513] =
 	"e0e1e2e3e4e5e6e7e8e9eaebecedeeef"
 	"f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff";
 
+#ifdef __SSE2__
+/* Sixteen nibbles (0-15) as lowercase hex digits. */
+static __m128i rsp_hex_digits16(__m128i nibbles)
+{
+	__m128i digits = _mm_add_epi8(nibbles, _mm_set1_epi8('0'));
+	__m128i letters = _mm_and_si128(_mm_cmpgt_epi8(nibbles, _mm_set1_epi8(9)),
+					_mm_set1_epi8('a' - '0' - 10));
+	return _mm_add_epi8(digits, letters);
+}
+#endif
+
+/* Sixteen bytes per round where SSE2 exists (every x86-64): a 64 KiB
+ * memory reply is encoded in a few microseconds instead of tens. Each
+ * round loads its bytes before it stores their digits, which is what
+ * makes the in-place use (out + n <= bytes) safe. */
+void rsp_hex_expand(const uint8_t *bytes, size_t n, char *out)
+{
+	size_t i = 0;
+#ifdef __SSE2__
+	const __m128i low = _mm_set1_epi8(0x0f);
+	for (; i + 16 <= n; i += 16) {
+		__m128i v = _mm_loadu_si128((const __m128i *)(bytes + i));
+		__m128i hi = rsp_hex_digits16(_mm_and_si128(_mm_srli_epi16(v, 4), low));
+		__m128i lo = rsp_hex_digits16(_mm_and_si128(v, low));
+		_mm_storeu_si128((__m128i *)(out + 2 * i), _mm_unpacklo_epi8(hi, lo));
+		_mm_storeu_si128((__m128i *)(out + 2 * i + 16), _mm_unpackhi_epi8(hi, lo));
+	}
+#endif
+	for (; i < n; i++) {
+		uint8_t b = bytes[i];
+		memcpy(out + 2 * i, rsp_hex_pairs + 2 * b, 2);
+	}
+}
+
 void rsp_hex_encode(const uint8_t *bytes, size_t n, char *out)
 {
-	for (size_t i = 0; i < n; i++)
-		memcpy(out + 2 * i, rsp_hex_pairs + 2 * bytes[i], 2);
+	rsp_hex_expand(bytes, n, out);
 	out[2 * n] = '\0';
 }
 

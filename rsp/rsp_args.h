@@ -65,6 +65,9 @@ int rsp_hex_decode(const char *hex, size_t len, uint8_t *out) must_check;
 /* Encode n bytes as 2n lowercase hex characters plus a terminating NUL
  * (out needs 2n+1 bytes). */
 void rsp_hex_encode(const uint8_t *bytes, size_t n, char *out);
+/* The same without the NUL. out may also overlap bytes when it starts at
+ * least n bytes before them (out + n <= bytes): encoding in place. */
+void rsp_hex_expand(const uint8_t *bytes, size_t n, char *out);
 
 /* Value of one hex digit, or -1. */
 int rsp_hex_digit(int ch);

@@ -554,6 +554,75 @@ static void test_send_matches_reference(struct tally *t, uint64_t *rng)
 	rec_close(&r);
 }
 
+/* Memory-like bytes: mostly random, with runs of one byte (zeroed pages,
+ * 0xff fill) whose hex digits make runs of every length. */
+static size_t memory_bytes(uint64_t *rng, uint8_t *buf, size_t max)
+{
+	size_t len = rng_next(rng) % (max + 1);
+	for (size_t i = 0; i < len;) {
+		uint64_t v = rng_next(rng);
+		size_t run = (v >> 8) % 16 == 0 ? 1 + (v >> 16) % 300 : 1;
+		uint8_t b = (v >> 8) % 16 == 0 ? (uint8_t)((v >> 40) % 3 * 0x7f) : (uint8_t)(v >> 32);
+		for (size_t k = 0; k < run && i < len; k++)
+			buf[i++] = b;
+	}
+	return len;
+}
+
+/* rsp_hex_space + rsp_send_hex_space (in-place hex and framing) must write
+ * exactly what rsp_send writes for the same digits, at every length
+ * around the 16-byte and 64-byte rounds, up to the largest m reply; in ack
+ * mode the packet is kept for a retransmission. */
+static void test_send_hex_space(struct tally *t, uint64_t *rng)
+{
+	enum { ROUNDS = 2000, MAXLEN = 0x10000 };
+	static uint8_t bytes[MAXLEN];
+	static char hex[2 * MAXLEN + 1];
+	static char want[4 * MAXLEN + 8];
+	struct rsp_conn c;
+	struct rec r;
+	char why[160] = "";
+
+	if (rec_open(&r, &c, 0x20000, false)) {
+		report(t, "hex in place = reference encoder", "rsp_init failed");
+		return;
+	}
+	for (int round = 0; round < ROUNDS && !why[0]; round++) {
+		size_t len;
+		if (round < 200) {
+			/* every short length, with a zero now and then */
+			len = (size_t)round;
+			for (size_t i = 0; i < len; i++)
+				bytes[i] = (uint8_t)(i % 7 == 0 ? 0 : rng_next(rng));
+		} else {
+			len = memory_bytes(rng, bytes, round % 50 ? 3000 : MAXLEN);
+		}
+		for (size_t i = 0; i < len; i++) {
+			hex[2 * i] = "0123456789abcdef"[bytes[i] >> 4];
+			hex[2 * i + 1] = "0123456789abcdef"[bytes[i] & 15];
+		}
+		size_t wlen = ref_encode((const uint8_t *)hex, 2 * len, want);
+		rsp_buf_reset(&r.out);
+		uint8_t *space = rsp_hex_space(&c, len);
+		if (!space) {
+			snprintf(why, sizeof(why), "round %d: rsp_hex_space failed", round);
+			break;
+		}
+		memcpy(space, bytes, len);
+		rsp_send_hex_space(&c, len);
+		if (r.out.len != wlen || memcmp(r.out.data, want, wlen) != 0)
+			snprintf(why, sizeof(why), "round %d: %zu bytes framed as %zu bytes, "
+				 "reference %zu", round, len, r.out.len, wlen);
+		rsp_buf_reset(&r.out);
+		rsp_feed(&c, "-", 1);
+		if (!why[0] && (r.out.len != wlen || memcmp(r.out.data, want, wlen) != 0))
+			snprintf(why, sizeof(why), "round %d: retransmission differs", round);
+		rsp_feed(&c, "+", 1);
+	}
+	report(t, "hex in place = reference encoder (2000 replies)", why[0] ? why : NULL);
+	rec_close(&r);
+}
+
 /* A packet with a NUL byte (binary X data) arrives whole. */
 static void test_binary_nul(struct tally *t)
 {
@@ -741,6 +810,7 @@ int main(void)
 	test_sendf_long(&t);
 	test_round_trip(&t, &rng);
 	test_send_matches_reference(&t, &rng);
+	test_send_hex_space(&t, &rng);
 	test_binary_nul(&t);
 	test_big_packets(&t);
 	test_init(&t);
