@@ -36,6 +36,25 @@ static int run_probe(const char *engine_name)
 	return 0;
 }
 
+/* --engine auto: pick the engine now and say which and why, on stderr.
+ * Returns 0, or EXIT_USAGE when --cpu does not fit the engine picked. */
+static int resolve_engine(struct options *o)
+{
+	if (strcmp(o->vm.engine, OPTIONS_ENGINE_AUTO))
+		return 0;
+	char why[320];
+	const struct engine_ops *engine = engine_auto(why, sizeof(why));
+	o->vm.engine = engine->name;
+	fprintf(stderr, "vmdb: %s\n", why);
+	if (o->cpu_given && strcmp(engine->name, "emu")) {
+		fprintf(stderr, "vmdb: --cpu chooses the software engine's CPU model; engine %s "
+			"runs the host's CPU (--engine emu to use --cpu) (try 'vmdb --help')\n",
+			engine->name);
+		return EXIT_USAGE;
+	}
+	return 0;
+}
+
 static int run_vm(const struct vm_config *cfg)
 {
 	struct vm *vm = calloc(1, sizeof(*vm));
@@ -85,6 +104,9 @@ int main(int argc, char **argv)
 		printf("vmdb " VMDB_VERSION "\n");
 		return 0;
 	}
+	int r = resolve_engine(&opts);
+	if (r)
+		return r;
 	if (opts.probe)
 		return run_probe(opts.vm.engine);
 	return run_vm(&opts.vm);

@@ -15,10 +15,12 @@
 
 const char options_usage[] =
 	"usage: vmdb [options] KERNEL\n"
-	"  --engine NAME        execution engine: kvm or emu (default kvm)\n"
+	"  --engine NAME        execution engine: auto, kvm or emu (default auto: kvm where\n"
+	"                       the host runs guest kernel code natively, else emu; a\n"
+	"                       line on stderr says which and why)\n"
 	"  --cpu intel|amd      the software engine's CPU model: how it steps for the\n"
 	"                       debugger (intel: monitor-trap-flag style; amd: trap flag\n"
-	"                       with PUSHF/POPF intercepts; default intel)\n"
+	"                       with PUSHF/POPF intercepts; default intel); emu only\n"
 	"  --smp N              number of vCPUs (default 1)\n"
 	"  --mem SIZE           guest RAM, e.g. 256M, 1G (default 128M; a bare number is MiB)\n"
 	"  --serial SPEC        where the 16550 UART at 0x3f8 goes: stdio (default),\n"
@@ -131,9 +133,9 @@ static int parse_one(int opt, int argc, char **argv, struct options *o, struct e
 
 	switch (opt) {
 	case OPT_ENGINE:
-		if (!engine_find(optarg))
-			return err_set(e, EINVAL, "--engine '%s': unknown engine (available: %s)",
-				       optarg, engine_names());
+		if (strcmp(optarg, OPTIONS_ENGINE_AUTO) && !engine_find(optarg))
+			return err_set(e, EINVAL, "--engine '%s': unknown engine (available: "
+				       OPTIONS_ENGINE_AUTO ", %s)", optarg, engine_names());
 		cfg->engine = optarg;
 		return 0;
 	case OPT_CPU:
@@ -174,7 +176,7 @@ static int parse_one(int opt, int argc, char **argv, struct options *o, struct e
 int options_parse(int argc, char **argv, struct options *o, struct err *e)
 {
 	memset(o, 0, sizeof(*o));
-	o->vm.engine = "kvm";
+	o->vm.engine = OPTIONS_ENGINE_AUTO;
 	o->vm.nr_vcpus = 1;
 	o->vm.mem_size = DEFAULT_MEM;
 	o->vm.serial = SERIAL_STDIO;
@@ -190,7 +192,9 @@ int options_parse(int argc, char **argv, struct options *o, struct err *e)
 	}
 	if (o->help || o->version || o->probe)
 		return 0;
-	if (o->cpu_given && strcmp(o->vm.engine, "emu"))
+	/* with auto, main checks it once the engine is picked */
+	if (o->cpu_given && strcmp(o->vm.engine, "emu") &&
+	    strcmp(o->vm.engine, OPTIONS_ENGINE_AUTO))
 		return err_set(e, EINVAL, "--cpu chooses the software engine's CPU model; "
 			       "engine %s runs the host's CPU", o->vm.engine);
 	if (o->vm.wait_gdb && !o->vm.gdb_addr)

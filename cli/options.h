@@ -22,4 +22,7 @@ int options_parse_size(const char *text, uint64_t *bytes);
 
 extern const char options_usage[];
 
+/* --engine auto (the default): cli/main.c resolves it with engine_auto(). */
+#define OPTIONS_ENGINE_AUTO "auto"
+
 #endif

@@ -2,7 +2,9 @@
  * of the exit vocabulary. */
 #include "engine/engine.h"
 
+#include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "engine/kvm/kvm.h"
 
@@ -34,6 +36,70 @@ const struct engine_ops *engine_find(const char *name)
 const char *engine_names(void)
 {
 	return &emu_engine_ops ? "kvm, emu" : "kvm";
+}
+
+void engine_fallback_merge(struct engine_fallback_stats *sum,
+			   const struct engine_fallback_stats *one)
+{
+	sum->total += one->total;
+	for (unsigned i = 0; i < one->nr && i < ENGINE_FALLBACK_KINDS; i++) {
+		unsigned j = 0;
+		while (j < sum->nr && strcmp(sum->insn[j].name, one->insn[i].name) != 0)
+			j++;
+		if (j == ENGINE_FALLBACK_KINDS) {
+			j = ENGINE_FALLBACK_KINDS - 1;
+			snprintf(sum->insn[j].name, sizeof(sum->insn[j].name), "other");
+		} else if (j == sum->nr) {
+			memcpy(sum->insn[j].name, one->insn[i].name, sizeof(sum->insn[j].name));
+			sum->nr++;
+		}
+		sum->insn[j].count += one->insn[i].count;
+	}
+}
+
+void engine_fallback_format(const struct engine_fallback_stats *stats, char *out, size_t size)
+{
+	bool shown[ENGINE_FALLBACK_KINDS] = { false };
+	size_t n = (size_t)snprintf(out, size, "%llu", (unsigned long long)stats->total);
+	for (unsigned k = 0; k < stats->nr && k < ENGINE_FALLBACK_KINDS && n < size; k++) {
+		int best = -1;              /* selection by count: the list is short */
+		for (unsigned i = 0; i < stats->nr && i < ENGINE_FALLBACK_KINDS; i++)
+			if (!shown[i] && (best < 0 || stats->insn[i].count > stats->insn[best].count))
+				best = (int)i;
+		shown[best] = true;
+		n += (size_t)snprintf(out + n, size - n, "%s%s %llu", k ? ", " : " (",
+				      stats->insn[best].name,
+				      (unsigned long long)stats->insn[best].count);
+	}
+	if (stats->nr && n < size)
+		snprintf(out + n, size - n, ")");
+}
+
+const struct engine_ops *engine_auto(char *why, size_t size)
+{
+	if (!&emu_engine_ops) {
+		snprintf(why, size, "engine kvm: the only engine in this build");
+		return &kvm_engine_ops;
+	}
+	if (access("/dev/kvm", R_OK | W_OK) != 0) {
+		snprintf(why, size, "engine emu: no usable /dev/kvm (%s); --engine kvm to insist",
+			 strerror(errno));
+		return &emu_engine_ops;
+	}
+	double rate = 0;
+	struct err e = { 0 };
+	if (kvm_ring0_rate(&rate, &e) < 0) {
+		snprintf(why, size, "engine emu: KVM could not run a probe guest (%s)", e.msg);
+		return &emu_engine_ops;
+	}
+	if (rate >= KVM_NATIVE_RING0_RATE) {
+		snprintf(why, size, "engine kvm: this host runs guest ring-0 code natively "
+			 "(measured %.0fM instructions/s); --engine emu to override", rate / 1e6);
+		return &kvm_engine_ops;
+	}
+	snprintf(why, size, "engine emu: this host emulates guest ring-0 code (measured %.1fM "
+		 "instructions/s), emu runs it faster; --engine kvm to override", rate / 1e6);
+	return &emu_engine_ops;
 }
 
 const char *vm_exit_reason_name(enum vm_exit_reason reason)

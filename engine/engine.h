@@ -131,6 +131,20 @@ struct engine_caps {
 	unsigned nr_features;
 };
 
+/* Instructions an engine could not execute itself and handed, one at a
+ * time, to another engine's core (kvm -> emu): per vCPU, by mnemonic. */
+#define ENGINE_FALLBACK_KINDS 16
+#define ENGINE_FALLBACK_NAME  24
+
+struct engine_fallback_stats {
+	uint64_t total;
+	unsigned nr;                 /* entries used in insn[] */
+	struct {
+		char name[ENGINE_FALLBACK_NAME];   /* "CMPXCHG16B"; "other" when insn[] is full */
+		uint64_t count;
+	} insn[ENGINE_FALLBACK_KINDS];
+};
+
 struct engine_ops {
 	const char *name;
 
@@ -153,6 +167,14 @@ struct engine_ops {
 	int (*run)(struct vcpu *vcpu, struct vm_exit *exit);
 	/* Make run() return VM_EXIT_KICKED soon. Any thread, async-safe. */
 	void (*kick)(struct vcpu *vcpu);
+	/* Optional (NULL: only the vCPU's own thread runs it). run() on
+	 * another thread while the vCPU's own thread is held outside run():
+	 * the debugger single-steps a parked vCPU on its own thread, two
+	 * thread wake-ups less per step; kick() reaches that thread too. An
+	 * exit that thread cannot handle goes back with requeue_exit(): the
+	 * next run() returns it again without running the guest. */
+	int (*run_borrowed)(struct vcpu *vcpu, struct vm_exit *exit);
+	void (*requeue_exit)(struct vcpu *vcpu, const struct vm_exit *exit);
 
 	int (*get_regs)(struct vcpu *vcpu, struct x86_regs *regs);
 	int (*set_regs)(struct vcpu *vcpu, const struct x86_regs *regs);
@@ -172,11 +194,27 @@ struct engine_ops {
 	/* Deliver exception `vector` to the guest on its next run. */
 	int (*inject_exception)(struct vcpu *vcpu, uint8_t vector, bool has_error_code,
 				uint32_t error_code);
+	/* The instructions this vCPU handed to another engine's core so far.
+	 * NULL: the engine never does. Any thread; counts may be moving. */
+	int (*fallback_stats)(struct vcpu *vcpu, struct engine_fallback_stats *stats);
 };
 
 /* The engines linked into this binary, by name ("kvm", ...). */
 const struct engine_ops *engine_find(const char *name);
 /* Their names, for messages: "kvm, emu". */
 const char *engine_names(void);
+
+/* Add one vCPU's fallback counts to sum (same names add up; beyond
+ * ENGINE_FALLBACK_KINDS names, "other"). */
+void engine_fallback_merge(struct engine_fallback_stats *sum,
+			   const struct engine_fallback_stats *one);
+/* "12 (INT 7, XRSTOR 3, CMPXCHG16B 2)", most frequent first; "0" if none. */
+void engine_fallback_format(const struct engine_fallback_stats *stats, char *out, size_t size);
+
+/* --engine auto: kvm where the host runs guest kernel (ring-0) code
+ * natively, emu where it does not (it is then faster than the host's
+ * instruction emulator) or where there is no /dev/kvm. Measures with a
+ * tiny probe guest (a few ms). why gets one sentence for the user. */
+const struct engine_ops *engine_auto(char *why, size_t size);
 
 #endif

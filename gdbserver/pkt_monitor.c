@@ -68,6 +68,28 @@ static int mon_info_vcpus(struct gdb_server *s, const char *arg)
 	return 0;
 }
 
+/* "kvm → emu single-instruction fallback: 12 (INT 7, ...)", then each vCPU's
+ * share when there are several. Nothing for engines that never fall back. */
+static void mon_fallback_lines(struct gdb_server *s)
+{
+	const struct engine_ops *eng = s->vm->engine;
+	struct engine_fallback_stats sum = { 0 }, one;
+	char text[512];
+	if (!eng->fallback_stats)
+		return;
+	for (unsigned i = 0; i < s->vm->nr_vcpus; i++)
+		if (eng->fallback_stats(&s->vm->vcpus[i], &one) == 0)
+			engine_fallback_merge(&sum, &one);
+	engine_fallback_format(&sum, text, sizeof(text));
+	mon_print(s, "%s \u2192 emu single-instruction fallback: %s\n", eng->name, text);
+	for (unsigned i = 0; s->vm->nr_vcpus > 1 && i < s->vm->nr_vcpus; i++) {
+		if (eng->fallback_stats(&s->vm->vcpus[i], &one) < 0 || one.total == 0)
+			continue;
+		engine_fallback_format(&one, text, sizeof(text));
+		mon_print(s, "  vCPU %u: %s\n", i, text);
+	}
+}
+
 static int mon_info_caps(struct gdb_server *s, const char *arg)
 {
 	const struct engine_caps *caps;
@@ -83,8 +105,10 @@ static int mon_info_caps(struct gdb_server *s, const char *arg)
 			mon_print(s, "%s: %s (%s)\n", caps->features[i].name,
 				  caps->features[i].present ? "yes" : "no", caps->features[i].how);
 	}
+	mon_fallback_lines(s);
 	debug_mechanisms(s->dbg, mech, sizeof(mech));
 	mon_print(s, "debugger mechanisms in use:\n%s", mech);
+	mon_print(s, "interrupts while stepping: %s\n", debug_sstep_irq_mechanism(s->dbg));
 	return 0;
 }
 

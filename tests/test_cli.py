@@ -48,12 +48,12 @@ def test_help_and_version(vmdb_bin):
 
 
 def test_missing_kernel(vmdb_bin, tmp_path):
-    one_line_error(run_vmdb(vmdb_bin, str(tmp_path / "nope.elf")), RUNTIME,
+    one_line_error(run_vmdb(vmdb_bin, "--engine", "emu", str(tmp_path / "nope.elf")), RUNTIME,
                    "nope.elf", "does not exist")
 
 
 def test_kernel_is_a_directory(vmdb_bin, tmp_path):
-    one_line_error(run_vmdb(vmdb_bin, str(tmp_path)), RUNTIME, str(tmp_path))
+    one_line_error(run_vmdb(vmdb_bin, "--engine", "emu", str(tmp_path)), RUNTIME, str(tmp_path))
 
 
 @pytest.mark.parametrize("content", [b"", b"hello, I am not a kernel\n" * 100,
@@ -61,7 +61,7 @@ def test_kernel_is_a_directory(vmdb_bin, tmp_path):
 def test_not_a_kernel(vmdb_bin, tmp_path, content):
     k = tmp_path / "junk.bin"
     k.write_bytes(content)
-    one_line_error(run_vmdb(vmdb_bin, str(k)), RUNTIME, "junk.bin")
+    one_line_error(run_vmdb(vmdb_bin, "--engine", "emu", str(k)), RUNTIME, "junk.bin")
 
 
 def elf64_with_segment_at(paddr, size):
@@ -77,7 +77,8 @@ def elf64_with_segment_at(paddr, size):
 def test_kernel_does_not_fit(vmdb_bin, tmp_path):
     k = tmp_path / "big.elf"
     k.write_bytes(elf64_with_segment_at(0x8000000, 0x1000))   # at 128 MiB
-    one_line_error(run_vmdb(vmdb_bin, "--mem", "64M", str(k)), RUNTIME, "does not fit")
+    one_line_error(run_vmdb(vmdb_bin, "--engine", "kvm", "--mem", "64M", str(k)), RUNTIME,
+                   "does not fit")
 
 
 @pytest.mark.kvm
@@ -86,7 +87,7 @@ def test_lying_elf_header(vmdb_bin, tmp_path):
     struct.pack_into("<Q", data, 0x20, 0x7fffffff)          # e_phoff far past the end
     k = tmp_path / "liar.elf"
     k.write_bytes(bytes(data))
-    one_line_error(run_vmdb(vmdb_bin, str(k)), RUNTIME, "liar.elf")
+    one_line_error(run_vmdb(vmdb_bin, "--engine", "kvm", str(k)), RUNTIME, "liar.elf")
 
 
 @pytest.mark.kvm
@@ -94,8 +95,8 @@ def test_no_dev_kvm(vmdb_bin, guest):
     """/dev/kvm hidden in a private mount namespace."""
     script = 'mount -t tmpfs tmpfs /dev && exec "$0" "$@"'
     r = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script,
-                        vmdb_bin, guest("exit")], capture_output=True, text=True,
-                       timeout=60, env=sanitizer_env())
+                        vmdb_bin, "--engine", "kvm", guest("exit")], capture_output=True,
+                       text=True, timeout=60, env=sanitizer_env())
     if "unshare failed" in r.stderr or "mount:" in r.stderr:
         pytest.skip("cannot make a mount namespace here")
     one_line_error(r, RUNTIME, "/dev/kvm")
@@ -108,6 +109,6 @@ def test_no_permission_for_dev_kvm(vmdb_bin, guest):
     if os.stat("/dev/kvm").st_mode & 0o006:
         pytest.skip("/dev/kvm is world-accessible here")
     r = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-                        vmdb_bin, guest("exit")], capture_output=True, text=True, timeout=60,
-                       env=sanitizer_env())
+                        vmdb_bin, "--engine", "kvm", guest("exit")], capture_output=True,
+                       text=True, timeout=60, env=sanitizer_env())
     one_line_error(r, RUNTIME, "permission", "/dev/kvm")

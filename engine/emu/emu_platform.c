@@ -102,7 +102,8 @@ bool emu_platform_pio(struct emu_cpu *cpu, uint16_t port, uint8_t *data, unsigne
 	struct emu_platform *plat = plat_of(cpu);
 	bool pic = pic_port(port), pit = pit_port(port);
 
-	if (!pic && !pit)
+	/* no platform: the core runs for another engine (emu_single.c) */
+	if ((!pic && !pit) || !plat)
 		return false;
 	/* These are byte-wide devices: a wider access touches only the
 	 * addressed port, the rest reads as ones (as on an ISA bus). */
@@ -124,7 +125,7 @@ bool emu_platform_pio(struct emu_cpu *cpu, uint16_t port, uint8_t *data, unsigne
 bool emu_platform_mmio(struct emu_cpu *cpu, uint64_t gpa, uint8_t *data, unsigned len,
 		       bool write)
 {
-	if (gpa >= EMU_IOAPIC_BASE && gpa < EMU_IOAPIC_BASE + IOAPIC_PAGE) {
+	if (gpa >= EMU_IOAPIC_BASE && gpa < EMU_IOAPIC_BASE + IOAPIC_PAGE && plat_of(cpu)) {
 		struct emu_platform *plat = plat_of(cpu);
 		plat_lock(plat);
 		ioapic_mmio_locked(plat, gpa - EMU_IOAPIC_BASE, data, len, write);

@@ -76,6 +76,23 @@ struct kvm_vcpu_state {
 	 * thread, read by whoever reads registers while the vCPU is out of
 	 * run(). */
 	bool regs_synced;
+	/* An exit run_borrowed() got on another thread and gave back: the
+	 * next run() returns it (engine_ops.requeue_exit). */
+	bool requeued;
+	struct vm_exit requeued_exit;
+	/* Set while another thread is inside run_borrowed(): kick() signals
+	 * that thread as well. */
+	atomic_bool borrowed;
+	pthread_t borrower;
+	/* What the debugger asked last (kvm_op_set_debug): run() needs it to
+	 * finish an instruction emu executed as KVM would have. */
+	struct engine_debug debug;
+	/* The emu fallback (kvm_fallback.c); NULL when emu is not linked. */
+	struct kvm_fallback *fb;
+	/* KVM_GET_SREGS of the last emulation failure, for the fallback
+	 * (valid until the next KVM_RUN; vCPU thread only) */
+	struct kvm_sregs fail_sregs;
+	bool fail_sregs_valid;
 };
 
 static inline struct kvm_vm_state *kvm_vm_of(struct vm *vm)
@@ -103,6 +120,8 @@ int kvm_read_phys(struct kvm_vm_state *kvm, uint64_t gpa, void *buf, size_t len)
 int kvm_op_vcpu_create(struct vm *vm, struct vcpu *vcpu, struct err *e);
 void kvm_op_vcpu_destroy(struct vcpu *vcpu);
 int kvm_op_run(struct vcpu *vcpu, struct vm_exit *exit);
+int kvm_op_run_borrowed(struct vcpu *vcpu, struct vm_exit *exit);
+void kvm_op_requeue_exit(struct vcpu *vcpu, const struct vm_exit *exit);
 void kvm_op_kick(struct vcpu *vcpu);
 /* Read up to max instruction bytes at the linear address pc through the
  * guest's page tables, a page at a time; returns how many were readable.
@@ -114,6 +133,8 @@ unsigned kvm_fetch_insn(struct kvm_vcpu_state *v, const struct kvm_sregs *sregs,
 int kvm_op_get_regs(struct vcpu *vcpu, struct x86_regs *regs);
 int kvm_op_set_regs(struct vcpu *vcpu, const struct x86_regs *regs);
 int kvm_op_get_sregs(struct vcpu *vcpu, struct x86_sregs *sregs);
+/* The conversion get_sregs does, for a struct kvm_sregs already read. */
+void kvm_sregs_from(struct x86_sregs *sregs, const struct kvm_sregs *k);
 int kvm_op_set_sregs(struct vcpu *vcpu, const struct x86_sregs *sregs);
 int kvm_op_get_fpu(struct vcpu *vcpu, struct x86_fpu *fpu);
 int kvm_op_set_fpu(struct vcpu *vcpu, const struct x86_fpu *fpu);
@@ -130,6 +151,34 @@ int kvm_op_inject_exception(struct vcpu *vcpu, uint8_t vector, bool has_error_co
 
 /* kvm_probe.c */
 int kvm_op_probe(struct engine_caps *caps, struct err *e);
+/* Guest ring-0 instructions per second on this host, measured with a tiny
+ * guest (a 10k-instruction loop, ~7 ms here): native hosts give hundreds
+ * of millions even counting the exit, hosts whose KVM emulates ring 0
+ * (nested, like ours) about 1.5 million. */
+int kvm_ring0_rate(double *per_second, struct err *e);
+/* At or above this, ring 0 runs natively (--engine auto picks kvm): far
+ * above any host emulator, far below native speed even counting the exit
+ * that ends the loop. */
+#define KVM_NATIVE_RING0_RATE 20e6
+
+/* kvm_fallback.c — instructions the host's emulator gives up on
+ * (KVM_EXIT_INTERNAL_ERROR, emulation failure) run one at a time on emu's
+ * execution core (engine/emu/emu_single.h), so guests that use them run on
+ * KVM here too. Without emu linked (the engine's unit tests) every call is
+ * a no-op and failures stay failures. */
+struct kvm_fallback;
+/* false when emu is not linked: then nothing is created and fb stays NULL */
+bool kvm_fallback_linked(void);
+int kvm_fallback_create(struct vcpu *vcpu, struct kvm_vcpu_state *v, struct err *e);
+void kvm_fallback_destroy(struct kvm_vcpu_state *v);
+/* Called by run() before KVM_RUN (exit cleared) and after an exit. true:
+ * go on with KVM_RUN; false: *exit is for the caller. */
+bool kvm_fallback_before_run(struct vcpu *vcpu, struct vm_exit *exit);
+bool kvm_fallback_on_exit(struct vcpu *vcpu, struct vm_exit *exit);
+/* #BP for the guest through emu (exact frame whatever the vendor):
+ * 0, or -errno when emu could not (the caller injects through KVM). */
+int kvm_fallback_deliver(struct vcpu *vcpu, uint8_t vector);
+int kvm_op_fallback_stats(struct vcpu *vcpu, struct engine_fallback_stats *stats);
 
 /* kvm_guest.c — a throwaway one-vCPU VM running hand-assembled 64-bit
  * ring-0 code, for probe() and the engine's unit test. The vCPU starts in

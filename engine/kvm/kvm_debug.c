@@ -15,6 +15,7 @@ int kvm_op_set_debug(struct vcpu *vcpu, const struct engine_debug *dbg)
 	struct kvm_vcpu_state *v = kvm_vcpu_of(vcpu);
 	struct kvm_guest_debug g;
 	memset(&g, 0, sizeof(g));
+	v->debug = *dbg;
 	if (dbg->single_step)
 		g.control |= KVM_GUESTDBG_SINGLESTEP;
 	if (dbg->single_step && dbg->block_irq && (v->kvm->caps.guest_debug2 & KVM_GUESTDBG_BLOCKIRQ))
@@ -41,6 +42,11 @@ int kvm_op_inject_exception(struct vcpu *vcpu, uint8_t vector, bool has_error_co
 	struct kvm_vcpu_state *v = kvm_vcpu_of(vcpu);
 	if (vector > 31 || vector == X86_NMI)
 		return -EINVAL;
+	/* #BP is a software exception to KVM: the frame's RIP depends on an
+	 * instruction length KVM does not have here (the INT3 failed in its
+	 * emulator). emu builds the frame exactly. */
+	if (vector == X86_BP && !has_error_code && kvm_fallback_deliver(vcpu, vector) == 0)
+		return 0;
 	struct kvm_vcpu_events ev;
 	int r = kvm_ioctl(v->fd, KVM_GET_VCPU_EVENTS, &ev);
 	if (r < 0)

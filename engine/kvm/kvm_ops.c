@@ -13,6 +13,8 @@ const struct engine_ops kvm_engine_ops = {
 	.vcpu_destroy = kvm_op_vcpu_destroy,
 	.run = kvm_op_run,
 	.kick = kvm_op_kick,
+	.run_borrowed = kvm_op_run_borrowed,
+	.requeue_exit = kvm_op_requeue_exit,
 	.get_regs = kvm_op_get_regs,
 	.set_regs = kvm_op_set_regs,
 	.get_sregs = kvm_op_get_sregs,
@@ -26,4 +28,5 @@ const struct engine_ops kvm_engine_ops = {
 	.get_run_state = kvm_op_get_run_state,
 	.set_debug = kvm_op_set_debug,
 	.inject_exception = kvm_op_inject_exception,
+	.fallback_stats = kvm_op_fallback_stats,
 };

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 
 #define PROBE_TIMEOUT_MS 1000
 #define PROBE_RO_GPA     KVM_TINY_RAM_SIZE      /* one read-only page after RAM */
@@ -23,6 +24,10 @@
 		       (uint8_t)((v) >> 24)                      /* mov eax, imm32 */
 #define I_MOV_DR7_RAX  0x0f, 0x23, 0xf8                          /* mov dr7, rax */
 #define I_MOV_RAX_DR0  0x0f, 0x21, 0xc0                          /* mov rax, dr0 */
+#define I_ADDR32(a)    (uint8_t)(a), (uint8_t)((a) >> 8), (uint8_t)((a) >> 16), \
+		       (uint8_t)((a) >> 24)
+#define I_MOV_ECX(v)   0xb9, I_ADDR32(v)                         /* mov ecx, imm32 */
+#define I_MOV_MEM32(a, v) 0xc7, 0x04, 0x25, I_ADDR32(a), I_ADDR32(v) /* mov dword [a32], imm32 */
 
 struct probe_finding {
 	bool present;
@@ -271,6 +276,126 @@ static int probe_readonly(const struct kvm_host_caps *c, struct probe_finding *f
 	return r;
 }
 
+/* --- ring 0 on this host: natively, or in the host's instruction emulator --- */
+
+#define RATE_LOOPS 5000u                  /* dec ecx; jnz: 2 instructions each */
+#define RATE_INSNS (2u * RATE_LOOPS + 2u) /* + the mov and the out */
+
+static uint64_t probe_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* A warm-up run first (the host maps the probe's pages on first touch),
+ * then the loop, timed around KVM_RUN. */
+static int rate_run(struct kvm_tiny_guest *g, double *per_second, struct err *e)
+{
+	static const uint8_t warm[] = { I_OUT_DONE, I_HLT };
+	static const uint8_t loop[] = {
+		I_MOV_ECX(RATE_LOOPS),
+		0xff, 0xc9,                       /* 1: dec ecx */
+		0x75, 0xfc,                       /* jnz 1b */
+		I_OUT_DONE, I_HLT,
+	};
+	struct engine_debug dbg = { 0 };
+	struct vm_exit x;
+	int r = probe_run_script(g, warm, sizeof(warm), &dbg, &x, e);
+	if (r < 0)
+		return r;
+	if ((r = kvm_tiny_load(g, loop, sizeof(loop), e)) < 0)
+		return r;
+	uint64_t t0 = probe_now_ns();
+	r = kvm_tiny_run(g, &x, PROBE_TIMEOUT_MS);
+	uint64_t ns = probe_now_ns() - t0;
+	if (r < 0)
+		return err_set(e, -r, "KVM_RUN: %s", strerror(-r));
+	if (x.reason != VM_EXIT_IO || x.io.port != KVM_TINY_PORT_DONE) {
+		char what[96];
+		probe_describe_exit(g, &x, what, sizeof(what));
+		return err_set(e, EIO, "the ring-0 loop did not finish: %s", what);
+	}
+	*per_second = (double)RATE_INSNS * 1e9 / (double)(ns ? ns : 1);
+	return 0;
+}
+
+int kvm_ring0_rate(double *per_second, struct err *e)
+{
+	struct kvm_tiny_guest g;
+	int r = kvm_tiny_create(&g, e);
+	if (r < 0)
+		return r;
+	r = rate_run(&g, per_second, e);
+	kvm_tiny_destroy(&g);
+	return r;
+}
+
+static void probe_ring0_native(struct probe_finding *f)
+{
+	double rate = 0;
+	struct err e = { 0 };
+	if (kvm_ring0_rate(&rate, &e) < 0) {
+		probe_say(f, false, "could not time a ring-0 loop: %s", e.msg);
+		return;
+	}
+	bool native = rate >= KVM_NATIVE_RING0_RATE;
+	probe_say(f, native, "a %u-instruction ring-0 loop ran at %.1fM instructions/s: %s",
+		  RATE_INSNS, rate / 1e6,
+		  native ? "natively" : "the host emulates guest ring-0 code");
+}
+
+/* Ring-0 instructions the host's emulator is known to lack, ending with an
+ * INT3 whose #BP reaches the tiny guest's stub (it reports the vector and
+ * the frame's RIP on KVM_TINY_PORT_VECTOR). With the fallback, those the
+ * host gave up on were counted by kvm_fallback.c. */
+static int probe_fallback(struct kvm_tiny_guest *g, struct probe_finding *f, struct err *e)
+{
+	static const uint8_t code[] = {
+		I_MOV_MEM32(KVM_TINY_DATA + 16, 0x1f80),      /* a valid MXCSR image */
+		0xf3, 0x48, 0x0f, 0xb8, 0xc3,                 /* popcnt rax, rbx */
+		0xf0, 0x48, 0x0f, 0xc7, 0x0c, 0x25, I_ADDR32(KVM_TINY_DATA), /* lock cmpxchg16b */
+		0x0f, 0xae, 0x14, 0x25, I_ADDR32(KVM_TINY_DATA + 16),      /* ldmxcsr */
+		0x9b,                                         /* fwait */
+		0xcc,                                         /* int3 */
+		I_OUT_DONE, I_HLT,
+	};
+	const uint64_t after_int3 = KVM_TINY_CODE + sizeof(code) - 3;
+	struct engine_debug dbg = { 0 };
+	struct vm_exit x;
+	int r = probe_run_script(g, code, sizeof(code), &dbg, &x, e);
+	if (r < 0)
+		return r;
+	struct x86_regs regs = { 0 };
+	kvm_op_get_regs(g->vcpu, &regs);
+	struct engine_fallback_stats st;
+	if (kvm_op_fallback_stats(g->vcpu, &st) < 0) {
+		char what[96];
+		probe_describe_exit(g, &x, what, sizeof(what));
+		probe_say(f, x.reason == VM_EXIT_EMULATION_FAILURE,
+			  "POPCNT, CMPXCHG16B, LDMXCSR, FWAIT, INT3: %s; emu is not linked", what);
+		return 0;
+	}
+	bool bp_ok = x.reason == VM_EXIT_IO && x.io.port == KVM_TINY_PORT_VECTOR &&
+		     regs.rbx == X86_BP && regs.rax == after_int3;
+	char names[128] = "";
+	size_t n = 0;
+	for (unsigned i = 0; i < st.nr && n < sizeof(names); i++)
+		n += (size_t)snprintf(names + n, sizeof(names) - n, "%s%s", i ? ", " : "",
+				      st.insn[i].name);
+	if (!bp_ok) {
+		char what[96];
+		probe_describe_exit(g, &x, what, sizeof(what));
+		probe_say(f, st.total > 0, "%s%sthe probe did not end in its #BP handler: %s",
+			  names, n ? "; " : "", what);
+	} else if (st.total == 0) {
+		probe_say(f, false, "none of POPCNT, CMPXCHG16B, LDMXCSR, FWAIT, INT3");
+	} else {
+		probe_say(f, true, "%s: run by emu, one instruction at a time", names);
+	}
+	return 0;
+}
+
 static void probe_record(struct engine_caps *caps, const char *name,
 			 const struct probe_finding *f)
 {
@@ -323,6 +448,8 @@ int kvm_op_probe(struct engine_caps *caps, struct err *e)
 		 * where ring 0 is emulated, and debug behaves differently there */
 		"single-step exits in ring 3", "hardware execution breakpoints in ring 3",
 		"INT3 interception in ring 3",
+		/* issue 6 point 7: what --engine auto and the emu fallback rest on */
+		"native ring-0 execution", "instructions the host cannot emulate in ring 0",
 	};
 	memset(caps, 0, sizeof(*caps));
 	struct kvm_host_caps c;
@@ -330,7 +457,7 @@ int kvm_op_probe(struct engine_caps *caps, struct err *e)
 	if (r < 0)
 		return r;
 
-	struct probe_finding f[11];
+	struct probe_finding f[13];
 	memset(f, 0, sizeof(f));
 	if ((r = probe_with_guest(probe_single_step, false, &f[0], e)) < 0)
 		return err_wrap(e, "probing single-step");
@@ -349,6 +476,9 @@ int kvm_op_probe(struct engine_caps *caps, struct err *e)
 	    (r = probe_with_guest(probe_hw_exec, true, &f[9], e)) < 0 ||
 	    (r = probe_with_guest(probe_int3, true, &f[10], e)) < 0)
 		return err_wrap(e, "probing ring 3");
+	probe_ring0_native(&f[11]);
+	if ((r = probe_with_guest(probe_fallback, false, &f[12], e)) < 0)
+		return err_wrap(e, "probing the emu fallback");
 
 	probe_set_caps(caps, f);
 	caps->max_vcpus = c.max_vcpus;

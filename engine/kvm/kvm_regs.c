@@ -81,6 +81,13 @@ int kvm_op_get_sregs(struct vcpu *vcpu, struct x86_sregs *s)
 	int r = kvm_ioctl(kvm_vcpu_fd(vcpu), KVM_GET_SREGS, &k);
 	if (r < 0)
 		return r;
+	kvm_sregs_from(s, &k);
+	return 0;
+}
+
+void kvm_sregs_from(struct x86_sregs *s, const struct kvm_sregs *kp)
+{
+	const struct kvm_sregs k = *kp;
 	kvm_seg_from(&s->cs, &k.cs);
 	kvm_seg_from(&s->ds, &k.ds);
 	kvm_seg_from(&s->es, &k.es);
@@ -98,7 +105,6 @@ int kvm_op_get_sregs(struct vcpu *vcpu, struct x86_sregs *s)
 	s->cr8 = k.cr8;
 	s->efer = k.efer;
 	s->apic_base = k.apic_base;
-	return 0;
 }
 
 /* Read first so the pending-interrupt bitmap KVM keeps in kvm_sregs is

@@ -55,6 +55,7 @@ static int kvm_vcpu_set_cpuid(struct kvm_vm_state *kvm, struct kvm_vcpu_state *v
 
 static void kvm_vcpu_free(struct kvm_vcpu_state *v)
 {
+	kvm_fallback_destroy(v);
 	if (v->run && v->run != MAP_FAILED)
 		munmap(v->run, v->run_size);
 	if (v->fd >= 0)
@@ -72,6 +73,7 @@ int kvm_op_vcpu_create(struct vm *vm, struct vcpu *vcpu, struct err *e)
 	v->kick_signal = kvm->kick_signal;
 	v->run_size = kvm->run_size;
 	atomic_init(&v->thread_known, false);
+	atomic_init(&v->borrowed, false);
 
 	int r = ioctl(kvm->vm_fd, KVM_CREATE_VCPU, (unsigned long)vcpu->id);
 	if (r < 0) {
@@ -95,6 +97,9 @@ int kvm_op_vcpu_create(struct vm *vm, struct vcpu *vcpu, struct err *e)
 	 * still go through KVM_SET_REGS (kvm_dirty_regs stays 0). */
 	if (kvm->caps.sync_regs)
 		v->run->kvm_valid_regs = KVM_SYNC_X86_REGS;
+	r = kvm_fallback_create(vcpu, v, e);
+	if (r < 0)
+		goto fail;
 	vcpu->engine = v;
 	return 0;
 fail:
@@ -124,6 +129,11 @@ void kvm_op_kick(struct vcpu *vcpu)
 	__atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
 	if (atomic_load_explicit(&v->thread_known, memory_order_acquire))
 		pthread_kill(v->thread, v->kick_signal);
+	/* After the immediate_exit store (both sequentially consistent):
+	 * either a borrower is seen here, or its KVM_RUN sees immediate_exit
+	 * and returns at once. */
+	if (atomic_load(&v->borrowed))
+		pthread_kill(v->borrower, v->kick_signal);
 }
 
 /* First run on this thread: remember it for kick() and make sure the kick
@@ -190,7 +200,11 @@ static void kvm_sregs_to_x86(const struct kvm_sregs *k, struct x86_sregs *x)
 
 /* KVM_EXIT_INTERNAL_ERROR. On this kind of host guest ring-0 code runs in
  * the host's instruction emulator, which gives up on INT3 instead of
- * raising #BP: report that as the breakpoint it is. */
+ * raising #BP: while the debugger intercepts INT3, report that as the
+ * breakpoint it is (the debug core decides whose it is); otherwise it is
+ * an emulation failure like the others and emu delivers the guest's #BP
+ * (kvm_fallback.c). Without emu it is reported as a breakpoint too, and
+ * machine/ reflects #BP. */
 static void kvm_exit_internal(struct kvm_vcpu_state *v, struct vm_exit *exit)
 {
 	struct kvm_run *run = v->run;
@@ -200,8 +214,15 @@ static void kvm_exit_internal(struct kvm_vcpu_state *v, struct vm_exit *exit)
 
 	struct kvm_regs regs;
 	struct kvm_sregs sregs;
-	if (kvm_ioctl(v->fd, KVM_GET_REGS, &regs) < 0 || kvm_ioctl(v->fd, KVM_GET_SREGS, &sregs) < 0)
+	/* the run page has the registers when KVM stored them with the exit */
+	if (__atomic_load_n(&v->regs_synced, __ATOMIC_ACQUIRE))
+		regs = run->s.regs.regs;
+	else if (kvm_ioctl(v->fd, KVM_GET_REGS, &regs) < 0)
 		return;
+	if (kvm_ioctl(v->fd, KVM_GET_SREGS, &sregs) < 0)
+		return;
+	v->fail_sregs = sregs;
+	v->fail_sregs_valid = true;
 	exit->failure.pc = kvm_linear_pc(&sregs, regs.rip);
 	if (run->internal.suberror != KVM_INTERNAL_ERROR_EMULATION)
 		return;
@@ -217,7 +238,8 @@ static void kvm_exit_internal(struct kvm_vcpu_state *v, struct vm_exit *exit)
 		exit->failure.insn_len = (uint8_t)kvm_fetch_insn(v, &sregs, exit->failure.pc,
 								 exit->failure.insn, 15);
 	}
-	if (exit->failure.insn_len >= 1 && exit->failure.insn[0] == 0xcc) {
+	if (exit->failure.insn_len >= 1 && exit->failure.insn[0] == 0xcc &&
+	    (v->debug.intercept_bpt || !v->fb)) {
 		uint64_t pc = exit->failure.pc;
 		exit->reason = VM_EXIT_BPT;
 		exit->bpt.pc = pc;
@@ -326,12 +348,10 @@ static void kvm_exit_translate(struct kvm_vcpu_state *v, struct vm_exit *exit)
 	}
 }
 
-int kvm_op_run(struct vcpu *vcpu, struct vm_exit *exit)
+static int kvm_run_once(struct kvm_vcpu_state *v, struct vm_exit *exit)
 {
-	struct kvm_vcpu_state *v = kvm_vcpu_of(vcpu);
-	kvm_vcpu_adopt_thread(v);
 	memset(exit, 0, sizeof(*exit));
-
+	v->fail_sregs_valid = false;
 	__atomic_store_n(&v->regs_synced, false, __ATOMIC_RELEASE);
 	int r = ioctl(v->fd, KVM_RUN, 0);
 	/* only a completed run is sure to have stored them (-EINTR may not) */
@@ -354,4 +374,57 @@ int kvm_op_run(struct vcpu *vcpu, struct vm_exit *exit)
 	}
 	kvm_exit_translate(v, exit);
 	return 0;
+}
+
+/* KVM_RUN until an exit for the caller: instructions the host cannot
+ * emulate are completed by emu in between (kvm_fallback.c). A kick during
+ * that is seen by the next KVM_RUN (immediate_exit). */
+static int kvm_run_exit(struct vcpu *vcpu, struct vm_exit *exit)
+{
+	struct kvm_vcpu_state *v = kvm_vcpu_of(vcpu);
+	memset(exit, 0, sizeof(*exit));
+	if (!kvm_fallback_before_run(vcpu, exit))
+		return 0;
+	for (;;) {
+		int r = kvm_run_once(v, exit);
+		if (r < 0 || !kvm_fallback_on_exit(vcpu, exit))
+			return r;
+	}
+}
+
+int kvm_op_run(struct vcpu *vcpu, struct vm_exit *exit)
+{
+	struct kvm_vcpu_state *v = kvm_vcpu_of(vcpu);
+	kvm_vcpu_adopt_thread(v);
+	if (v->requeued) {
+		/* returned as it was: an instruction emu completed on the way
+		 * must not run twice */
+		v->requeued = false;
+		*exit = v->requeued_exit;
+		return 0;
+	}
+	return kvm_run_exit(vcpu, exit);
+}
+
+/* KVM lets any thread issue KVM_RUN (it serialises a vCPU's ioctls
+ * itself; measured here, the first KVM_RUN after a change of thread costs
+ * about 10 us more, no RCU grace period). The vCPU's
+ * own thread stays the one kick() always signals; the borrower gets the
+ * signal too while it runs (nothing in vmdb blocks the kick signal, whose
+ * handler is process-wide). */
+int kvm_op_run_borrowed(struct vcpu *vcpu, struct vm_exit *exit)
+{
+	struct kvm_vcpu_state *v = kvm_vcpu_of(vcpu);
+	v->borrower = pthread_self();
+	atomic_store(&v->borrowed, true);
+	int r = kvm_run_exit(vcpu, exit);
+	atomic_store(&v->borrowed, false);
+	return r;
+}
+
+void kvm_op_requeue_exit(struct vcpu *vcpu, const struct vm_exit *exit)
+{
+	struct kvm_vcpu_state *v = kvm_vcpu_of(vcpu);
+	v->requeued_exit = *exit;
+	v->requeued = true;
 }

@@ -1,0 +1,348 @@
+/* engine/emu/emu_single.c — one instruction on emu's execution core for a
+ * vCPU another engine owns (see emu_single.h).
+ *
+ * The core runs in a VM of its own making: one struct emu_cpu, no
+ * platform (no LAPIC, IOAPIC, PIC or PIT: with none, every port and every
+ * non-RAM address leaves as an exit), no decode cache (a miss costs one
+ * Zydis decode; these instructions are rare). Guest memory is the calling
+ * VM's RAM through cpu->vcpu->vm, so nothing is copied.
+ *
+ * "Exactly one" is the core's own debugger stepping (MTF-like,
+ * emu_debug.h): with single_step set, emu_exec_run stops after the
+ * instruction retires, or before the first instruction of a handler when
+ * the instruction raised an exception or delivered INT n, whichever comes
+ * first; a budget of 2 bounds it either way. Interrupts stay blocked
+ * (block_irq), and emu has none to give anyway. */
+#include "engine/emu/emu_single.h"
+
+#include <ctype.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <Zydis/Zydis.h>
+
+#include "engine/emu/emu_core.h"
+#include "engine/emu/emu_debug.h"
+#include "machine/vm.h"
+
+#define DR7_ENABLE_BITS (DR7_L(0) | DR7_G(0) | DR7_L(1) | DR7_G(1) | \
+			 DR7_L(2) | DR7_G(2) | DR7_L(3) | DR7_G(3))
+/* the instruction itself, then at most the check before the next one */
+#define EMU_SINGLE_BUDGET 2
+#define EMU_SINGLE_XCR0_KNOWN 0x3ull     /* x87 | SSE */
+
+struct emu_single {
+	struct emu_vm evm;
+	struct emu_cpu cpu;
+	struct emu_core core;
+	uint64_t loaded_dr6, loaded_dr7;   /* as emu normalised them at load */
+};
+
+/* --- describing an instruction ------------------------------------------ */
+
+static bool single_decode(const struct x86_sregs *sregs, const uint8_t *insn, unsigned len,
+			  ZydisDecodedInstruction *zi, ZydisDecodedOperand *zo)
+{
+	ZydisMachineMode mm;
+	ZydisStackWidth sw;
+	switch (x86_mode_of(sregs)) {
+	case X86_MODE_LONG64:
+		mm = ZYDIS_MACHINE_MODE_LONG_64; sw = ZYDIS_STACK_WIDTH_64; break;
+	case X86_MODE_COMPAT:
+		mm = ZYDIS_MACHINE_MODE_LONG_COMPAT_32; sw = ZYDIS_STACK_WIDTH_32; break;
+	case X86_MODE_PROT32:
+		mm = ZYDIS_MACHINE_MODE_LEGACY_32; sw = ZYDIS_STACK_WIDTH_32; break;
+	case X86_MODE_PROT16:
+		mm = ZYDIS_MACHINE_MODE_LEGACY_16; sw = ZYDIS_STACK_WIDTH_16; break;
+	default:
+		mm = ZYDIS_MACHINE_MODE_REAL_16; sw = ZYDIS_STACK_WIDTH_16; break;
+	}
+	ZydisDecoder dec;
+	if (len == 0 || !ZYAN_SUCCESS(ZydisDecoderInit(&dec, mm, sw)))
+		return false;
+	return ZYAN_SUCCESS(ZydisDecoderDecodeFull(&dec, insn, len, zi, zo));
+}
+
+/* emu's XSAVE image has the x87 and SSE components only. */
+static bool single_xsave_family(ZydisMnemonic m)
+{
+	switch (m) {
+	case ZYDIS_MNEMONIC_XSAVE: case ZYDIS_MNEMONIC_XSAVE64:
+	case ZYDIS_MNEMONIC_XRSTOR: case ZYDIS_MNEMONIC_XRSTOR64:
+	case ZYDIS_MNEMONIC_XSAVEOPT: case ZYDIS_MNEMONIC_XSAVEOPT64:
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* x87/SSE state: any such register among the operands, hidden ones too
+ * (Zydis lists MXCSR, the x87 control/status/tag words, XCR0), and the
+ * state-management instructions that name none. */
+static bool single_needs_fpu(const ZydisDecodedInstruction *zi, const ZydisDecodedOperand *zo)
+{
+	switch (zi->mnemonic) {
+	case ZYDIS_MNEMONIC_FXSAVE: case ZYDIS_MNEMONIC_FXSAVE64:
+	case ZYDIS_MNEMONIC_FXRSTOR: case ZYDIS_MNEMONIC_FXRSTOR64:
+	case ZYDIS_MNEMONIC_XSETBV: case ZYDIS_MNEMONIC_XGETBV:
+	case ZYDIS_MNEMONIC_FWAIT: case ZYDIS_MNEMONIC_FNINIT: case ZYDIS_MNEMONIC_EMMS:
+		return true;
+	default:
+		if (single_xsave_family(zi->mnemonic))
+			return true;
+	}
+	for (unsigned i = 0; i < zi->operand_count; i++) {
+		if (zo[i].type != ZYDIS_OPERAND_TYPE_REGISTER)
+			continue;
+		ZydisRegister r = zo[i].reg.value;
+		switch (ZydisRegisterGetClass(r)) {
+		case ZYDIS_REGCLASS_X87: case ZYDIS_REGCLASS_MMX: case ZYDIS_REGCLASS_XMM:
+		case ZYDIS_REGCLASS_YMM: case ZYDIS_REGCLASS_ZMM:
+			return true;
+		default:
+			break;
+		}
+		if (r == ZYDIS_REGISTER_MXCSR || r == ZYDIS_REGISTER_X87CONTROL ||
+		    r == ZYDIS_REGISTER_X87STATUS || r == ZYDIS_REGISTER_X87TAG ||
+		    r == ZYDIS_REGISTER_XCR0)
+			return true;
+	}
+	return false;
+}
+
+static bool single_needs_msrs(ZydisMnemonic m)
+{
+	return m == ZYDIS_MNEMONIC_SYSCALL || m == ZYDIS_MNEMONIC_SYSRET ||
+	       m == ZYDIS_MNEMONIC_SWAPGS || m == ZYDIS_MNEMONIC_RDMSR || m == ZYDIS_MNEMONIC_WRMSR;
+}
+
+bool emu_single_describe(const struct x86_sregs *sregs, const uint8_t *insn, unsigned len,
+			 char name[EMU_SINGLE_NAME_MAX], unsigned *needs)
+{
+	ZydisDecodedInstruction zi;
+	ZydisDecodedOperand zo[ZYDIS_MAX_OPERAND_COUNT];
+	snprintf(name, EMU_SINGLE_NAME_MAX, "?");
+	*needs = EMU_SINGLE_PART_ALL;
+	if (!single_decode(sregs, insn, len, &zi, zo))
+		return false;
+	const char *m = ZydisMnemonicGetString(zi.mnemonic);
+	size_t i = 0;
+	for (; m && m[i] && i + 1 < EMU_SINGLE_NAME_MAX; i++)
+		name[i] = (char)toupper((unsigned char)m[i]);
+	name[i] = '\0';
+	*needs = EMU_SINGLE_PART_REGS | EMU_SINGLE_PART_SREGS;
+	if (single_needs_fpu(&zi, zo))
+		*needs |= EMU_SINGLE_PART_FPU;
+	if (single_needs_msrs(zi.mnemonic))
+		*needs |= EMU_SINGLE_PART_MSRS;
+	return emu_handler_for(zi.mnemonic) != emu_unimplemented;
+}
+
+bool emu_single_xcr0_ok(const uint8_t *insn, unsigned len, const struct x86_sregs *sregs,
+			uint64_t xcr0)
+{
+	ZydisDecodedInstruction zi;
+	ZydisDecodedOperand zo[ZYDIS_MAX_OPERAND_COUNT];
+	if (!single_decode(sregs, insn, len, &zi, zo))
+		return true;
+	return !single_xsave_family(zi.mnemonic) || !(xcr0 & ~EMU_SINGLE_XCR0_KNOWN);
+}
+
+/* --- life cycle ------------------------------------------------------------ */
+
+struct emu_single *emu_single_create(struct vcpu *vcpu, struct err *e)
+{
+	struct emu_single *s = calloc(1, sizeof(*s));
+	if (!s) {
+		err_set(e, ENOMEM, "out of memory for vCPU %u's emu fallback", vcpu->id);
+		return NULL;
+	}
+	struct emu_vm *evm = &s->evm;
+	evm->vm = vcpu->vm;
+	evm->nr_cpus = 1;
+	evm->cpus[0] = &s->cpu;
+	evm->turn = 0;
+	pthread_mutex_init(&evm->lock, NULL);
+	pthread_cond_init(&evm->cond, NULL);
+	pthread_mutex_init(&evm->warn_lock, NULL);
+	s->cpu.evm = evm;
+	s->cpu.vcpu = vcpu;
+	s->cpu.id = vcpu->id;
+	s->cpu.priv = &s->core;
+	emu_cpu_reset(&s->cpu);
+	return s;
+}
+
+void emu_single_destroy(struct emu_single *s)
+{
+	if (!s)
+		return;
+	pthread_mutex_destroy(&s->evm.warn_lock);
+	pthread_cond_destroy(&s->evm.cond);
+	pthread_mutex_destroy(&s->evm.lock);
+	free(s);
+}
+
+/* --- state in and out --------------------------------------------------------- */
+
+static void load_regs(struct emu_cpu *cpu, const struct x86_regs *r)
+{
+	uint64_t *g = cpu->gpr;
+	g[EMU_RAX] = r->rax; g[EMU_RBX] = r->rbx; g[EMU_RCX] = r->rcx; g[EMU_RDX] = r->rdx;
+	g[EMU_RSI] = r->rsi; g[EMU_RDI] = r->rdi; g[EMU_RBP] = r->rbp; g[EMU_RSP] = r->rsp;
+	g[EMU_R8] = r->r8; g[EMU_R9] = r->r9; g[EMU_R10] = r->r10; g[EMU_R11] = r->r11;
+	g[EMU_R12] = r->r12; g[EMU_R13] = r->r13; g[EMU_R14] = r->r14; g[EMU_R15] = r->r15;
+	cpu->rip = r->rip;
+	cpu->rflags = r->rflags | RFLAGS_FIXED1;
+}
+
+static void store_regs(const struct emu_cpu *cpu, struct x86_regs *r)
+{
+	const uint64_t *g = cpu->gpr;
+	*r = (struct x86_regs){
+		.rax = g[EMU_RAX], .rbx = g[EMU_RBX], .rcx = g[EMU_RCX], .rdx = g[EMU_RDX],
+		.rsi = g[EMU_RSI], .rdi = g[EMU_RDI], .rbp = g[EMU_RBP], .rsp = g[EMU_RSP],
+		.r8 = g[EMU_R8], .r9 = g[EMU_R9], .r10 = g[EMU_R10], .r11 = g[EMU_R11],
+		.r12 = g[EMU_R12], .r13 = g[EMU_R13], .r14 = g[EMU_R14], .r15 = g[EMU_R15],
+		.rip = cpu->rip, .rflags = cpu->rflags,
+	};
+}
+
+/* Everything the core caches is rebuilt from st: the other engine may have
+ * run any number of instructions (and changed page tables) since. The
+ * replay log survives only for a resumed instruction. */
+static void single_load(struct emu_single *s, const struct emu_single_state *st, bool resume,
+			bool step)
+{
+	struct emu_cpu *cpu = &s->cpu;
+	struct emu_core *c = &s->core;
+	load_regs(cpu, &st->regs);
+	cpu->sregs = st->sregs;
+	cpu->fpu = st->fpu;
+	cpu->msr_star = st->star;
+	cpu->msr_lstar = st->lstar;
+	cpu->msr_cstar = st->cstar;
+	cpu->msr_fmask = st->fmask;
+	cpu->msr_kernel_gs_base = st->kernel_gs_base;
+	c->xcr0 = st->xcr0;
+	cpu->halted = cpu->wait_sipi = false;
+	cpu->interrupt_shadow = 0;
+	memset(&cpu->pending, 0, sizeof(cpu->pending));
+	memset(&cpu->exit, 0, sizeof(cpu->exit));
+	c->shutdown = c->delivering = c->nmi_blocked = false;
+	c->hlt_step = c->rep_pending = false;
+	__atomic_store_n(&c->kick, false, __ATOMIC_RELAXED);
+	c->cpl = (st->sregs.cr0 & CR0_PE) ? st->sregs.cs.dpl : 0;
+	emu_tlb_flush(cpu);
+	emu_update_mode(cpu);
+	if (!resume)
+		emu_replay_reset(cpu);
+
+	emu_dbg_reset(cpu);
+	struct x86_debugregs dr = st->dr;
+	dr.dr7 &= ~DR7_ENABLE_BITS;             /* the other engine's hardware checks them */
+	emu_dbg_set_regs(cpu, &dr);
+	s->loaded_dr6 = cpu->dr.dr6;
+	s->loaded_dr7 = cpu->dr.dr7;
+	struct engine_debug dbg = { .single_step = step, .block_irq = step };
+	emu_dbg_set_debug(cpu, &dbg);
+}
+
+static unsigned single_store(struct emu_single *s, struct emu_single_state *st)
+{
+	const struct emu_cpu *cpu = &s->cpu;
+	unsigned changed = 0;
+	struct x86_regs regs;
+	store_regs(cpu, &regs);
+	regs.rflags = emu_dbg_rflags_image(cpu);
+	if (memcmp(&regs, &st->regs, sizeof(regs))) {
+		st->regs = regs;
+		changed |= EMU_SINGLE_PART_REGS;
+	}
+	if (memcmp(&cpu->sregs, &st->sregs, sizeof(st->sregs))) {
+		st->sregs = cpu->sregs;
+		changed |= EMU_SINGLE_PART_SREGS;
+	}
+	uint64_t xcr0 = s->core.xcr0;
+	if (memcmp(&cpu->fpu, &st->fpu, sizeof(st->fpu)) || xcr0 != st->xcr0) {
+		st->fpu = cpu->fpu;
+		st->xcr0 = xcr0;
+		changed |= EMU_SINGLE_PART_FPU;
+	}
+	/* only what a #DB delivered here does: DR6 bits, DR7.GD cleared */
+	if (cpu->dr.dr6 != s->loaded_dr6 || ((cpu->dr.dr7 ^ s->loaded_dr7) & DR7_GD)) {
+		st->dr.dr6 = cpu->dr.dr6;
+		st->dr.dr7 &= ~(~cpu->dr.dr7 & DR7_GD);
+		changed |= EMU_SINGLE_PART_DR;
+	}
+	const uint64_t msrs[5] = { cpu->msr_star, cpu->msr_lstar, cpu->msr_cstar, cpu->msr_fmask,
+				   cpu->msr_kernel_gs_base };
+	const uint64_t old[5] = { st->star, st->lstar, st->cstar, st->fmask, st->kernel_gs_base };
+	if (memcmp(msrs, old, sizeof(msrs))) {
+		st->star = msrs[0];
+		st->lstar = msrs[1];
+		st->cstar = msrs[2];
+		st->fmask = msrs[3];
+		st->kernel_gs_base = msrs[4];
+		changed |= EMU_SINGLE_PART_MSRS;
+	}
+	/* a part the caller did not load was never the guest's: drop it */
+	return changed & st->loaded;
+}
+
+/* --- running ------------------------------------------------------------------- */
+
+/* After the run: an exit of the core's own stepping means "boundary
+ * reached"; a machine access or a fatal stop goes back to the caller. */
+static enum emu_single_result single_outcome(struct emu_single *s, enum emu_stop stop,
+					     struct vm_exit *exit)
+{
+	struct emu_cpu *cpu = &s->cpu;
+	if (stop != EMU_STOP_EXIT || cpu->exit.reason == VM_EXIT_DB)
+		return EMU_SINGLE_DONE;
+	*exit = cpu->exit;
+	if (exit->reason == VM_EXIT_IO || exit->reason == VM_EXIT_MMIO)
+		return EMU_SINGLE_ACCESS;
+	return EMU_SINGLE_STOP;
+}
+
+/* A trap the instruction queued (the guest's TF) is delivered before the
+ * other engine runs again; delivering it may escalate to a triple fault. */
+static enum emu_single_result single_finish(struct emu_single *s, struct emu_single_state *st,
+					    struct vm_exit *exit, unsigned *changed)
+{
+	struct emu_cpu *cpu = &s->cpu;
+	if (cpu->pending.exception) {
+		enum emu_stop stop = emu_exec_run(cpu, 0);
+		if (stop == EMU_STOP_EXIT && cpu->exit.reason != VM_EXIT_DB) {
+			*exit = cpu->exit;
+			return EMU_SINGLE_STOP;
+		}
+	}
+	*changed = single_store(s, st);
+	return EMU_SINGLE_DONE;
+}
+
+enum emu_single_result emu_single_step(struct emu_single *s, struct emu_single_state *st,
+				       bool resume, struct vm_exit *exit, unsigned *changed)
+{
+	*changed = 0;
+	single_load(s, st, resume, true);
+	enum emu_single_result r = single_outcome(s, emu_exec_run(&s->cpu, EMU_SINGLE_BUDGET),
+						  exit);
+	if (r != EMU_SINGLE_DONE)
+		return r;
+	return single_finish(s, st, exit, changed);
+}
+
+enum emu_single_result emu_single_deliver(struct emu_single *s, struct emu_single_state *st,
+					  uint8_t vector, bool has_error_code,
+					  uint32_t error_code, struct vm_exit *exit,
+					  unsigned *changed)
+{
+	*changed = 0;
+	single_load(s, st, false, false);
+	emu_raise(&s->cpu, vector, has_error_code, error_code);
+	return single_finish(s, st, exit, changed);
+}

@@ -1,0 +1,101 @@
+/* engine/emu/emu_single.h — emu's execution core lent to another engine:
+ * execute ONE instruction of a vCPU whose state lives elsewhere. The KVM
+ * engine uses it when the host's instruction emulator gives up
+ * (KVM_EXIT_INTERNAL_ERROR, emulation failure): it copies the vCPU's state
+ * in, emu executes the instruction against the same guest RAM
+ * (vm_gpa_to_host), and the caller writes back what changed.
+ *
+ * Exactly one instruction: an exception it raises (or the event INT n /
+ * INT3 asks for) is delivered through the guest's IDT as the CPU would,
+ * and the call returns at the first instruction of the handler, which it
+ * does not execute. A trap the instruction leaves pending (the guest's own
+ * TF) is delivered too.
+ *
+ * What it leaves alone: interrupts (the other engine delivers them), the
+ * guest's debug-register breakpoints (the other engine's hardware checks
+ * them; DR7 enables are ignored here, DR6.BS and DR7.GD follow a #DB
+ * delivered here), and every device: emu's own LAPIC/IOAPIC/PIC/PIT do not
+ * exist in this mode, so port I/O and MMIO leave as exits, and the
+ * instruction is completed by calling again (emu's replay log answers the
+ * accesses already done, so no device sees one twice).
+ *
+ * One struct emu_single per vCPU, used only by that vCPU's thread; it
+ * knows nothing of GDB or of the calling engine. */
+#ifndef VMDB_EMU_SINGLE_H
+#define VMDB_EMU_SINGLE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine/engine.h"
+#include "util/err.h"
+#include "x86/x86.h"
+
+struct vcpu;
+struct emu_single;
+
+/* The state one instruction may read or change. `loaded` says which parts
+ * the caller filled (EMU_SINGLE_PART_*); reading the others costs it
+ * (KVM: an ioctl each), so it loads what emu_single_describe says the
+ * instruction needs. Parts not loaded read as zero and are never reported
+ * changed. */
+struct emu_single_state {
+	unsigned loaded;
+	struct x86_regs regs;
+	struct x86_sregs sregs;       /* hidden segment parts, CRs, EFER, APIC base */
+	struct x86_fpu fpu;           /* x87/SSE: what FXSAVE/XSAVE/XRSTOR/LDMXCSR use */
+	struct x86_debugregs dr;
+	uint64_t xcr0;
+	uint64_t star, lstar, cstar, fmask, kernel_gs_base;
+};
+
+/* Parts of struct emu_single_state: loaded, needed, changed. */
+#define EMU_SINGLE_PART_REGS  0x01u   /* regs and sregs: always needed */
+#define EMU_SINGLE_PART_SREGS 0x02u
+#define EMU_SINGLE_PART_FPU   0x04u   /* fpu and xcr0 */
+#define EMU_SINGLE_PART_DR    0x08u   /* needed when RFLAGS.TF may trap */
+#define EMU_SINGLE_PART_MSRS  0x10u
+#define EMU_SINGLE_PART_ALL   0x1fu
+
+enum emu_single_result {
+	EMU_SINGLE_DONE,       /* executed (or its exception delivered): state updated */
+	EMU_SINGLE_ACCESS,     /* *exit is VM_EXIT_IO/MMIO for the machine; state untouched:
+				* complete it, then call again with resume = true */
+	EMU_SINGLE_STOP,       /* *exit says why the guest cannot go on (SHUTDOWN after a
+				* triple fault, EMULATION_FAILURE) */
+};
+
+#define EMU_SINGLE_NAME_MAX 24
+
+/* What the instruction bytes are, in the mode sregs describe: its mnemonic
+ * in capitals ("CMPXCHG16B"; "?" when undecodable) into name, the parts
+ * of the state it needs (EMU_SINGLE_PART_*, DR aside) into *needs, and
+ * whether emu's core can execute it (false: not implemented, where
+ * emu_single_step would raise #UD; the caller should report a failure
+ * instead). */
+bool emu_single_describe(const struct x86_sregs *sregs, const uint8_t *insn, unsigned len,
+			 char name[EMU_SINGLE_NAME_MAX], unsigned *needs);
+/* XSAVE/XRSTOR are exact only for XCR0's x87 and SSE components: false
+ * when the instruction is one of them and xcr0 enables more. */
+bool emu_single_xcr0_ok(const uint8_t *insn, unsigned len, const struct x86_sregs *sregs,
+			uint64_t xcr0);
+
+struct emu_single *emu_single_create(struct vcpu *vcpu, struct err *e);
+void emu_single_destroy(struct emu_single *s);
+
+/* Execute the instruction at st->regs.rip. resume = true only right after
+ * EMU_SINGLE_ACCESS for the same instruction, with the access completed
+ * (a read's data stored where exit->io.data / mmio.data pointed). On DONE,
+ * st holds the new state and *changed the EMU_SINGLE_PART_* that changed. */
+enum emu_single_result emu_single_step(struct emu_single *s, struct emu_single_state *st,
+				       bool resume, struct vm_exit *exit, unsigned *changed);
+
+/* Deliver exception `vector` through the guest's IDT now, as hardware
+ * does at an instruction boundary (frame RIP = st->regs.rip). */
+enum emu_single_result emu_single_deliver(struct emu_single *s, struct emu_single_state *st,
+					  uint8_t vector, bool has_error_code,
+					  uint32_t error_code, struct vm_exit *exit,
+					  unsigned *changed);
+
+#endif

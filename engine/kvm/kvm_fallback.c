@@ -1,0 +1,396 @@
+/* engine/kvm/kvm_fallback.c — when the host's KVM gives up on a guest
+ * instruction (KVM_EXIT_INTERNAL_ERROR with suberror EMULATION: on hosts
+ * like ours guest ring-0 code runs in the host's instruction emulator,
+ * which lacks INT n, INT3, CMPXCHG16B, XRSTOR, POPCNT, ...), that ONE
+ * instruction runs on emu's execution core (engine/emu/emu_single.h):
+ * the vCPU's state is read out of KVM, emu executes the instruction
+ * against the same guest RAM, what changed is written back, and KVM_RUN
+ * goes on. Exceptions the instruction raises are delivered by emu through
+ * the guest's IDT.
+ *
+ * Port I/O and MMIO inside such an instruction leave as the same exits
+ * KVM gives (machine/ completes them through its buses); the next run()
+ * executes the instruction again, emu's replay log answering the accesses
+ * already done. Accesses to KVM's in-kernel devices (LAPIC, IOAPIC, PIC,
+ * PIT) cannot be completed from userspace: they stay the emulation
+ * failure they are.
+ *
+ * Counts per vCPU and mnemonic (engine_ops.fallback_stats): written by the
+ * vCPU's thread only; a reader on another thread sees whole names (an
+ * entry is published by the release store of nr) and counts that may be
+ * moving.
+ *
+ * emu is linked weakly: the engine's unit tests link engine/kvm/ alone,
+ * and then there is no fallback (kvm_fallback_linked() is false). */
+#include "engine/kvm/kvm.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/emu/emu_single.h"
+#include "machine/vm.h"
+
+extern __typeof__(emu_single_create) emu_single_create __attribute__((weak));
+extern __typeof__(emu_single_destroy) emu_single_destroy __attribute__((weak));
+extern __typeof__(emu_single_describe) emu_single_describe __attribute__((weak));
+extern __typeof__(emu_single_step) emu_single_step __attribute__((weak));
+extern __typeof__(emu_single_deliver) emu_single_deliver __attribute__((weak));
+extern __typeof__(emu_single_xcr0_ok) emu_single_xcr0_ok __attribute__((weak));
+
+/* KVM's in-kernel devices, out of userspace's reach. */
+#define KVM_FB_IOAPIC_PAGE 0xfec00000ull
+#define KVM_FB_PAGE_MASK   (~0xfffull)
+#define KVM_FB_PIC_MASTER  0x20          /* and +1 */
+#define KVM_FB_PIC_SLAVE   0xa0          /* and +1 */
+#define KVM_FB_PIC_ELCR    0x4d0         /* and +1 */
+#define KVM_FB_PIT         0x40          /* to +3 */
+#define KVM_FB_PIT_GATE    0x61          /* speaker / channel 2 gate, with the PIT */
+#define KVM_FB_XCR0_DEFAULT 0x3ull      /* x87 | SSE */
+
+static const uint32_t fb_msr_index[] = {
+	MSR_STAR, MSR_LSTAR, MSR_CSTAR, MSR_FMASK, MSR_KERNEL_GS_BASE,
+};
+#define FB_NR_MSRS (sizeof(fb_msr_index) / sizeof(fb_msr_index[0]))
+
+struct kvm_fallback {
+	struct emu_single *emu;
+	struct emu_single_state st;   /* scratch: the state of the current instruction */
+	/* emu left for the machine in the middle of an instruction */
+	bool access_pending;
+	uint64_t pending_rip;
+	unsigned pending_needs;       /* EMU_SINGLE_PART_* to load for it */
+	uint64_t loaded_xcr0;         /* XCR0 as fb_load found it */
+	char pending_name[EMU_SINGLE_NAME_MAX];
+	struct vm_exit failure;       /* KVM's own exit for it, kept for a failure report */
+	/* engine_ops.fallback_stats */
+	uint64_t total;
+	unsigned nr;
+	struct {
+		char name[ENGINE_FALLBACK_NAME];
+		uint64_t count;
+	} by[ENGINE_FALLBACK_KINDS];
+};
+
+bool kvm_fallback_linked(void)
+{
+	return emu_single_create && emu_single_destroy && emu_single_describe &&
+	       emu_single_step && emu_single_deliver && emu_single_xcr0_ok;
+}
+
+int kvm_fallback_create(struct vcpu *vcpu, struct kvm_vcpu_state *v, struct err *e)
+{
+	v->fb = NULL;
+	if (!kvm_fallback_linked())
+		return 0;
+	struct kvm_fallback *fb = calloc(1, sizeof(*fb));
+	if (!fb)
+		return err_set(e, ENOMEM, "out of memory for vCPU %u's emu fallback", vcpu->id);
+	fb->emu = emu_single_create(vcpu, e);
+	if (!fb->emu) {
+		free(fb);
+		return -(e && e->code ? e->code : ENOMEM);
+	}
+	v->fb = fb;
+	return 0;
+}
+
+void kvm_fallback_destroy(struct kvm_vcpu_state *v)
+{
+	if (!v->fb)
+		return;
+	emu_single_destroy(v->fb->emu);
+	free(v->fb);
+	v->fb = NULL;
+}
+
+/* --- counting ------------------------------------------------------------------ */
+
+static void fb_count(struct kvm_fallback *fb, const char *name)
+{
+	unsigned nr = fb->nr, i;
+	for (i = 0; i < nr && strcmp(fb->by[i].name, name) != 0; i++)
+		;
+	if (i == nr && nr == ENGINE_FALLBACK_KINDS) {
+		i = nr - 1;                  /* full: the last slot counts the rest */
+		snprintf(fb->by[i].name, sizeof(fb->by[i].name), "other");
+	} else if (i == nr) {
+		snprintf(fb->by[i].name, sizeof(fb->by[i].name), "%s", name);
+		__atomic_store_n(&fb->nr, nr + 1, __ATOMIC_RELEASE);
+	}
+	__atomic_add_fetch(&fb->by[i].count, 1, __ATOMIC_RELAXED);
+	__atomic_add_fetch(&fb->total, 1, __ATOMIC_RELAXED);
+}
+
+int kvm_op_fallback_stats(struct vcpu *vcpu, struct engine_fallback_stats *stats)
+{
+	struct kvm_fallback *fb = kvm_vcpu_of(vcpu)->fb;
+	memset(stats, 0, sizeof(*stats));
+	if (!fb)
+		return -ENOTSUP;
+	unsigned nr = __atomic_load_n(&fb->nr, __ATOMIC_ACQUIRE);
+	for (unsigned i = 0; i < nr && i < ENGINE_FALLBACK_KINDS; i++) {
+		memcpy(stats->insn[i].name, fb->by[i].name, sizeof(stats->insn[i].name));
+		stats->insn[i].name[ENGINE_FALLBACK_NAME - 1] = '\0';
+		stats->insn[i].count = __atomic_load_n(&fb->by[i].count, __ATOMIC_RELAXED);
+	}
+	stats->nr = nr;
+	stats->total = __atomic_load_n(&fb->total, __ATOMIC_RELAXED);
+	return 0;
+}
+
+/* --- the vCPU's state out of KVM and back ------------------------------------------ */
+
+struct fb_msrs {
+	struct kvm_msrs head;
+	struct kvm_msr_entry entry[FB_NR_MSRS];
+};
+
+static int fb_get_msrs(struct kvm_vcpu_state *v, struct emu_single_state *st)
+{
+	struct fb_msrs m;
+	memset(&m, 0, sizeof(m));
+	m.head.nmsrs = FB_NR_MSRS;
+	for (unsigned i = 0; i < FB_NR_MSRS; i++)
+		m.entry[i].index = fb_msr_index[i];
+	int r = kvm_ioctl(v->fd, KVM_GET_MSRS, &m);
+	if (r < 0)
+		return r;
+	if (r != (int)FB_NR_MSRS)
+		return -EINVAL;
+	st->star = m.entry[0].data;
+	st->lstar = m.entry[1].data;
+	st->cstar = m.entry[2].data;
+	st->fmask = m.entry[3].data;
+	st->kernel_gs_base = m.entry[4].data;
+	return 0;
+}
+
+static int fb_set_msrs(struct kvm_vcpu_state *v, const struct emu_single_state *st)
+{
+	const uint64_t data[FB_NR_MSRS] = { st->star, st->lstar, st->cstar, st->fmask,
+					    st->kernel_gs_base };
+	struct fb_msrs m;
+	memset(&m, 0, sizeof(m));
+	m.head.nmsrs = FB_NR_MSRS;
+	for (unsigned i = 0; i < FB_NR_MSRS; i++) {
+		m.entry[i].index = fb_msr_index[i];
+		m.entry[i].data = data[i];
+	}
+	int r = kvm_ioctl(v->fd, KVM_SET_MSRS, &m);
+	if (r < 0)
+		return r;
+	return r == (int)FB_NR_MSRS ? 0 : -EINVAL;
+}
+
+/* XCR0; x87|SSE when the host cannot say (no KVM_CAP_XSAVE: no XSAVE). */
+static uint64_t fb_get_xcr0(struct kvm_vcpu_state *v)
+{
+	struct kvm_xcrs x;
+	memset(&x, 0, sizeof(x));
+	if (v->kvm->caps.xsave && kvm_ioctl(v->fd, KVM_GET_XCRS, &x) == 0)
+		for (unsigned i = 0; i < x.nr_xcrs && i < KVM_MAX_XCRS; i++)
+			if (x.xcrs[i].xcr == 0)
+				return x.xcrs[i].value;
+	return KVM_FB_XCR0_DEFAULT;
+}
+
+static int fb_set_xcr0(struct kvm_vcpu_state *v, uint64_t xcr0)
+{
+	struct kvm_xcrs x;
+	memset(&x, 0, sizeof(x));
+	x.nr_xcrs = 1;
+	x.xcrs[0].xcr = 0;
+	x.xcrs[0].value = xcr0;
+	return kvm_ioctl(v->fd, KVM_SET_XCRS, &x);
+}
+
+/* Only the parts the instruction needs: each is an ioctl, and on a nested
+ * host like ours each ioctl costs about 10 us. The general registers come
+ * from the run page (KVM_CAP_SYNC_REGS) when KVM left them there. */
+static int fb_load(struct vcpu *vcpu, struct kvm_vcpu_state *v, struct emu_single_state *st,
+		   const struct x86_sregs *sregs, unsigned needs)
+{
+	memset(st, 0, sizeof(*st));
+	int r;
+	if (sregs)
+		st->sregs = *sregs;
+	else if ((r = kvm_op_get_sregs(vcpu, &st->sregs)) < 0)
+		return r;
+	if ((r = kvm_op_get_regs(vcpu, &st->regs)) < 0)
+		return r;
+	st->loaded = EMU_SINGLE_PART_REGS | EMU_SINGLE_PART_SREGS;
+	/* the guest's TF traps after the instruction: #DB sets DR6.BS */
+	if (st->regs.rflags & RFLAGS_TF)
+		needs |= EMU_SINGLE_PART_DR;
+	if (needs & EMU_SINGLE_PART_FPU) {
+		if ((r = kvm_op_get_fpu(vcpu, &st->fpu)) < 0)
+			return r;
+		st->xcr0 = v->fb->loaded_xcr0 = fb_get_xcr0(v);
+	}
+	if ((needs & EMU_SINGLE_PART_DR) && (r = kvm_op_get_debugregs(vcpu, &st->dr)) < 0)
+		return r;
+	if ((needs & EMU_SINGLE_PART_MSRS) && (r = fb_get_msrs(v, st)) < 0)
+		return r;
+	st->loaded |= needs & EMU_SINGLE_PART_ALL;
+	return 0;
+}
+
+/* System registers first: they decide how KVM reads the rest. */
+static int fb_store(struct vcpu *vcpu, struct kvm_vcpu_state *v,
+		    const struct emu_single_state *st, unsigned changed)
+{
+	int r = 0;
+	if ((changed & EMU_SINGLE_PART_SREGS) && (r = kvm_op_set_sregs(vcpu, &st->sregs)) < 0)
+		return r;
+	if ((changed & EMU_SINGLE_PART_REGS) && (r = kvm_op_set_regs(vcpu, &st->regs)) < 0)
+		return r;
+	if ((changed & EMU_SINGLE_PART_FPU) && st->xcr0 != v->fb->loaded_xcr0 &&
+	    (r = fb_set_xcr0(v, st->xcr0)) < 0)
+		return r;
+	if ((changed & EMU_SINGLE_PART_FPU) && (r = kvm_op_set_fpu(vcpu, &st->fpu)) < 0)
+		return r;
+	if ((changed & EMU_SINGLE_PART_DR) && (r = kvm_op_set_debugregs(vcpu, &st->dr)) < 0)
+		return r;
+	if ((changed & EMU_SINGLE_PART_MSRS) && (r = fb_set_msrs(v, st)) < 0)
+		return r;
+	return 0;
+}
+
+/* --- one instruction ---------------------------------------------------------------- */
+
+static bool fb_in_kernel_device(const struct kvm_vcpu_state *v, const struct emu_single_state *st,
+				const struct vm_exit *x)
+{
+	if (!v->kvm->caps.irqchip)
+		return false;
+	if (x->reason == VM_EXIT_MMIO) {
+		uint64_t page = x->mmio.gpa & KVM_FB_PAGE_MASK;
+		return page == (st->sregs.apic_base & KVM_FB_PAGE_MASK) || page == KVM_FB_IOAPIC_PAGE;
+	}
+	uint16_t p = x->io.port;
+	return (p & ~1u) == KVM_FB_PIC_MASTER || (p & ~1u) == KVM_FB_PIC_SLAVE ||
+	       (p & ~1u) == KVM_FB_PIC_ELCR || (p & ~3u) == KVM_FB_PIT ||
+	       (p == KVM_FB_PIT_GATE && v->kvm->caps.pit2);
+}
+
+static uint64_t fb_linear_pc(const struct x86_sregs *s, uint64_t rip)
+{
+	if ((s->efer & EFER_LMA) && s->cs.l)
+		return rip;
+	return (s->cs.base + rip) & 0xffffffffull;
+}
+
+/* The debugger single-steps: the instruction emu executed is the step.
+ * Report it as KVM would and re-arm KVM's step at the new RIP (KVM's
+ * trap flag was tied to the old one). */
+static void fb_step_exit(struct vcpu *vcpu, struct kvm_vcpu_state *v,
+			 const struct emu_single_state *st, struct vm_exit *exit)
+{
+	memset(exit, 0, sizeof(*exit));
+	exit->reason = VM_EXIT_DB;
+	exit->db.pc = fb_linear_pc(&st->sregs, st->regs.rip);
+	exit->db.dr6 = DR6_BS;
+	exit->db.dr7 = v->debug.dr7;
+	kvm_op_set_debug(vcpu, &v->debug);
+}
+
+/* Run (or resume) the instruction whose state is in fb->st. */
+static bool fb_execute(struct vcpu *vcpu, struct kvm_vcpu_state *v, bool resume,
+		       struct vm_exit *exit)
+{
+	struct kvm_fallback *fb = v->fb;
+	unsigned changed = 0;
+	uint64_t rip = fb->st.regs.rip;
+	switch (emu_single_step(fb->emu, &fb->st, resume, exit, &changed)) {
+	case EMU_SINGLE_DONE:
+		if (fb_store(vcpu, v, &fb->st, changed) < 0) {
+			*exit = fb->failure;
+			return false;
+		}
+		fb_count(fb, fb->pending_name);
+		if (v->debug.single_step) {
+			fb_step_exit(vcpu, v, &fb->st, exit);
+			return false;
+		}
+		return true;
+	case EMU_SINGLE_ACCESS:
+		if (fb_in_kernel_device(v, &fb->st, exit)) {
+			*exit = fb->failure;
+			return false;
+		}
+		fb->access_pending = true;
+		fb->pending_rip = rip;
+		return false;
+	case EMU_SINGLE_STOP:
+	default:
+		/* a triple fault stays one; emu's own failures are reported with
+		 * KVM's exit, which has the instruction's bytes */
+		if (exit->reason != VM_EXIT_SHUTDOWN)
+			*exit = fb->failure;
+		return false;
+	}
+}
+
+bool kvm_fallback_on_exit(struct vcpu *vcpu, struct vm_exit *exit)
+{
+	struct kvm_vcpu_state *v = kvm_vcpu_of(vcpu);
+	struct kvm_fallback *fb = v->fb;
+	if (!fb || exit->reason != VM_EXIT_EMULATION_FAILURE ||
+	    exit->failure.suberror != KVM_INTERNAL_ERROR_EMULATION || exit->failure.insn_len == 0)
+		return false;
+	struct x86_sregs sregs;
+	unsigned needs;
+	if (v->fail_sregs_valid)
+		kvm_sregs_from(&sregs, &v->fail_sregs);   /* read with the exit */
+	else if (kvm_op_get_sregs(vcpu, &sregs) < 0)
+		return false;
+	if (!emu_single_describe(&sregs, exit->failure.insn, exit->failure.insn_len,
+				 fb->pending_name, &needs))
+		return false;             /* emu cannot either: the failure stands */
+	if (fb_load(vcpu, v, &fb->st, &sregs, needs) < 0 ||
+	    ((needs & EMU_SINGLE_PART_FPU) &&
+	     !emu_single_xcr0_ok(exit->failure.insn, exit->failure.insn_len, &sregs, fb->st.xcr0)))
+		return false;
+	fb->pending_needs = needs;
+	fb->failure = *exit;
+	return fb_execute(vcpu, v, false, exit);
+}
+
+bool kvm_fallback_before_run(struct vcpu *vcpu, struct vm_exit *exit)
+{
+	struct kvm_vcpu_state *v = kvm_vcpu_of(vcpu);
+	struct kvm_fallback *fb = v->fb;
+	if (!fb || !fb->access_pending)
+		return true;
+	fb->access_pending = false;
+	if (fb_load(vcpu, v, &fb->st, NULL, fb->pending_needs) < 0) {
+		*exit = fb->failure;
+		return false;
+	}
+	/* the debugger moved the vCPU meanwhile: that instruction is off */
+	if (fb->st.regs.rip != fb->pending_rip)
+		return true;
+	return fb_execute(vcpu, v, true, exit);
+}
+
+int kvm_fallback_deliver(struct vcpu *vcpu, uint8_t vector)
+{
+	struct kvm_vcpu_state *v = kvm_vcpu_of(vcpu);
+	struct kvm_fallback *fb = v->fb;
+	if (!fb)
+		return -ENOTSUP;
+	fb->access_pending = false;
+	int r = fb_load(vcpu, v, &fb->st, NULL, EMU_SINGLE_PART_REGS | EMU_SINGLE_PART_SREGS);
+	if (r < 0)
+		return r;
+	struct vm_exit x;
+	unsigned changed = 0;
+	if (emu_single_deliver(fb->emu, &fb->st, vector, false, 0, &x, &changed) !=
+	    EMU_SINGLE_DONE)
+		return -EFAULT;           /* would escalate: let KVM deliver it */
+	r = fb_store(vcpu, v, &fb->st, changed);
+	if (r == 0)
+		fb_count(fb, vector == X86_BP ? "INT3" : "exception");
+	return r;
+}
