@@ -73,7 +73,10 @@ enum debug_action { DEBUG_ACT_STOP, DEBUG_ACT_CONTINUE, DEBUG_ACT_STEP };
  * Events still queued (and still meaningful) are reported first: then
  * nothing runs and the result is 1. Otherwise the chosen vCPUs run and
  * the result is 0; a vCPU resumed at one of our breakpoints first steps
- * over it with the others parked. Negative errno on failure. */
+ * over it with the others parked. A vCPU stepped alone may be stepped on
+ * the calling thread itself (engine_ops.run_borrowed): when that step
+ * ends there, its event is queued and the result is 1 as well. Negative
+ * errno on failure. */
 int debug_resume(struct debug *d, const enum debug_action *actions, struct err *e);
 
 /* Pop the oldest event the client may hear about now (one of a vCPU it

@@ -107,6 +107,8 @@ struct debug_vcpu {
 	bool resumed;            /* named by the last resume: its events come first */
 	bool notify_on_park;     /* queued an event: wake the client once parked */
 	bool just_stepped;       /* atomic; set by a finished user step */
+	unsigned borrow_seq;     /* atomic; odd while the client's thread runs it */
+	unsigned borrow_seen;    /* borrow_seq at its own thread's last look */
 	/* The vCPU's state as last read or written by the client. Valid only
 	 * while the vCPU stays parked: before_run clears it when it leaves. */
 	struct debug_cpu_state cache;

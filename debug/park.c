@@ -3,7 +3,10 @@
  * through debug_request_stop_locked(): clear every vCPU's run permission
  * and kick the ones inside the engine; they come back through on_exit
  * (KICKED is consumed) into before_run, where they park. The client waits
- * until no vCPU is RUNNING before it reports anything. */
+ * until no vCPU is RUNNING before it reports anything. A vCPU stepped
+ * alone is stepped on the client's own thread where the engine lends it
+ * (step_borrowed): its thread stays parked, and a step costs no thread
+ * wake-up. */
 #include "debug/debug_int.h"
 
 #include <sched.h>
@@ -21,6 +24,11 @@
 #define DEBUG_STEP_OVER_NS   (500 * 1000 * 1000L)
 /* How long a vCPU that just stepped polls before it blocks. */
 #define DEBUG_STEP_SPIN_NS   (300 * 1000L)
+/* How often a parked vCPU thread looks at a step of its vCPU that runs on
+ * the client's thread (step_borrowed): such a step ends in microseconds
+ * unless its instruction blocks (HLT, a wait for SIPI); one still running
+ * at two looks in a row is kicked. */
+#define DEBUG_BORROW_WATCH_NS (100 * 1000 * 1000L)
 
 static void deadline_in(struct timespec *ts, long ns)
 {
@@ -321,6 +329,64 @@ static int vcpu_pc(struct debug *d, unsigned vcpu, uint64_t *pc)
 	return r;
 }
 
+/* ---- stepping on the client's thread ---- */
+
+static bool on_bpt(struct debug *d, struct vcpu *vcpu, uint64_t pc);
+static bool on_db(struct debug *d, struct vcpu *vcpu, const struct vm_exit *exit);
+static bool eligible_pending(struct debug *d);
+
+/* The client's thread may run this vCPU's step itself (step_borrowed):
+ * the engine lends vCPUs to other threads, the vCPU is single-stepped
+ * (not a HLT run, which may last), and its own thread is out of the
+ * engine. The caller keeps every other vCPU parked. */
+static bool lendable(struct debug *d, unsigned vcpu)
+{
+	const struct engine_ops *eng = d->vm->engine;
+	struct debug_vcpu *dv = &d->vcpus[vcpu];
+	if (!eng->run_borrowed || !eng->requeue_exit)
+		return false;
+	pthread_mutex_lock(&d->lock);
+	bool ok = dv->park != DEBUG_PARK_RUNNING && dv->applied_valid &&
+		  dv->applied.single_step && !gone_locked(d);
+	pthread_mutex_unlock(&d->lock);
+	return ok;
+}
+
+/* One step of a parked vCPU on the calling (client's) thread: its own
+ * thread stays parked, so the step costs no thread wake-up on either
+ * side. The exits of a step that are the debugger's (the trap that ends
+ * it, a breakpoint) are handled here, as the vCPU's thread would; any
+ * other (port I/O, MMIO, ...) is requeued for the vCPU's thread, which the
+ * caller then releases to handle it and finish the step. True when the
+ * exit was handled here. */
+static bool step_borrowed(struct debug *d, unsigned vcpu)
+{
+	const struct engine_ops *eng = d->vm->engine;
+	struct debug_vcpu *dv = &d->vcpus[vcpu];
+	struct vcpu *v = &d->vm->vcpus[vcpu];
+	struct vm_exit exit;
+
+	dv->cache_valid = dv->regs_valid = false;
+	__atomic_add_fetch(&dv->borrow_seq, 1, __ATOMIC_SEQ_CST);    /* odd: lent */
+	int r = eng->run_borrowed(v, &exit);
+	__atomic_add_fetch(&dv->borrow_seq, 1, __ATOMIC_SEQ_CST);
+	bool handled = false;
+	if (r == 0 && exit.reason == VM_EXIT_DB)
+		handled = on_db(d, v, &exit);
+	else if (r == 0 && exit.reason == VM_EXIT_BPT)
+		handled = on_bpt(d, v, exit.bpt.pc);
+	/* a kick (nothing ran) or a host error: the vCPU's thread runs it
+	 * again and meets the error itself */
+	if (r == 0 && !handled && exit.reason != VM_EXIT_KICKED)
+		eng->requeue_exit(v, &exit);
+	pthread_mutex_lock(&d->lock);
+	/* the vCPU's thread never left its park: nobody to wake, no spin */
+	dv->notify_on_park = false;
+	__atomic_store_n(&dv->just_stepped, false, __ATOMIC_RELAXED);
+	pthread_mutex_unlock(&d->lock);
+	return handled;
+}
+
 /* Run one parked vCPU alone until it parks again. */
 static void run_alone(struct debug *d, unsigned vcpu)
 {
@@ -328,6 +394,9 @@ static void run_alone(struct debug *d, unsigned vcpu)
 	struct timespec ts;
 	bool kicked = false;
 
+	if (lendable(d, vcpu) && step_borrowed(d, vcpu) &&
+	    (dv->step_done || eligible_pending(d)))
+		return;
 	pthread_mutex_lock(&d->lock);
 	dv->run_allowed = true;
 	pthread_cond_broadcast(&d->park_cond);
@@ -464,9 +533,12 @@ int debug_resume(struct debug *d, const enum debug_action *actions, struct err *
 		return r;
 	if (eligible_pending(d))
 		return 1;
-	unsigned running = 0;
-	for (unsigned i = 0; i < d->nr_vcpus; i++)
+	unsigned running = 0, stepped = 0;
+	for (unsigned i = 0; i < d->nr_vcpus; i++) {
 		running += actions[i] != DEBUG_ACT_STOP;
+		if (actions[i] == DEBUG_ACT_STEP)
+			stepped = i;
+	}
 	d->step_alone = running == 1;
 
 	for (unsigned i = 0; i < d->nr_vcpus; i++) {
@@ -494,6 +566,10 @@ int debug_resume(struct debug *d, const enum debug_action *actions, struct err *
 		if (actions[i] == DEBUG_ACT_CONTINUE)
 			debug_step_leave(d, i);
 	}
+	/* one vCPU stepped alone: on this thread when the engine lends it */
+	if (running == 1 && actions[stepped] == DEBUG_ACT_STEP && lendable(d, stepped) &&
+	    step_borrowed(d, stepped) && eligible_pending(d))
+		return 1;
 	pthread_mutex_lock(&d->lock);
 	for (unsigned i = 0; i < d->nr_vcpus; i++)
 		d->vcpus[i].run_allowed = actions[i] != DEBUG_ACT_STOP;
@@ -556,6 +632,19 @@ static void spin_after_step(struct debug_vcpu *dv)
 	}
 }
 
+/* A step of this vCPU on the client's thread (step_borrowed) that has not
+ * ended since the last look (its instruction blocks: HLT, a wait for
+ * SIPI) is kicked out of the engine; the client's thread then hands the
+ * step to this thread, where a Ctrl-C can stop it. With d->lock held. */
+static void watch_borrow(struct debug *d, struct vcpu *vcpu)
+{
+	struct debug_vcpu *dv = &d->vcpus[vcpu->id];
+	unsigned seq = __atomic_load_n(&dv->borrow_seq, __ATOMIC_SEQ_CST);
+	if ((seq & 1) && seq == dv->borrow_seen && !gone_locked(d))
+		d->vm->engine->kick(vcpu);
+	dv->borrow_seen = seq;
+}
+
 static void hook_before_run(struct vm *vm, struct vcpu *vcpu)
 {
 	struct debug *d = vm->debug;
@@ -571,7 +660,10 @@ static void hook_before_run(struct vm *vm, struct vcpu *vcpu)
 			notify_park_locked(d);
 		}
 		pthread_mutex_unlock(&d->lock);
-		spin_after_step(dv);
+		/* an engine that lends the vCPU takes the next step on the
+		 * client's thread: spinning would only take a core from it */
+		if (!vm->engine->run_borrowed)
+			spin_after_step(dv);
 	}
 	pthread_mutex_lock(&d->lock);
 	while (!dv->run_allowed && !gone_locked(d)) {
@@ -583,8 +675,17 @@ static void hook_before_run(struct vm *vm, struct vcpu *vcpu)
 				notify_park_locked(d);   /* an eventfd write: fine under the lock */
 			}
 		}
-		/* woken by a resume, or by hook_on_vm_stop when the machine ends */
-		pthread_cond_wait(&d->park_cond, &d->lock);
+		/* woken by a resume, or by hook_on_vm_stop when the machine ends;
+		 * where the engine lends the vCPU, also now and then to watch
+		 * over a step on the client's thread */
+		if (vm->engine->run_borrowed) {
+			struct timespec ts;
+			deadline_in(&ts, DEBUG_BORROW_WATCH_NS);
+			if (pthread_cond_timedwait(&d->park_cond, &d->lock, &ts) != 0)
+				watch_borrow(d, vcpu);
+		} else {
+			pthread_cond_wait(&d->park_cond, &d->lock);
+		}
 	}
 	dv->park = DEBUG_PARK_RUNNING;
 	dv->cache_valid = dv->regs_valid = false;

@@ -15,7 +15,9 @@ int gdb_resume(struct gdb_server *s, const enum debug_action *actions)
 		return r;
 	gdb_set_state(s, GDB_RUNNING);
 	if (r == 1) {
-		gdb_report_stop(s);    /* an event was already waiting: nothing ran */
+		/* an event was already waiting (nothing ran), or the step ran on
+		 * this thread and its event is queued */
+		gdb_report_stop(s);
 		return GDB_NO_REPLY;
 	}
 	/* a step ends in microseconds: answer it without a trip through poll */
