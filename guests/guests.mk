@@ -92,6 +92,11 @@ guests: $(GUEST_OUT)/dbg_regs.elf $(GUEST_OUT)/dbg_step.elf
 guests: $(GUEST_OUT)/kvm_fallback.elf
 .SECONDARY: $(GUEST_OUT)/kvm_fallback.o
 
+# differential tests emu vs kvm (tests/test_differential.py): runs the
+# instruction sequences of tests/diffgen.py from its --initrd blob.
+guests: $(GUEST_OUT)/diff_runner.elf
+.SECONDARY: $(GUEST_OUT)/diff_runner.o
+
 # issue 6 point 8, the emu benchmark (owned by the bench-emu work):
 # bench_compute / bench_memory run the loops of guests/bench_loops.S an
 # exact number of times (bench/emu, tests/test_bench_guests.py).

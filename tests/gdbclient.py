@@ -150,19 +150,21 @@ class RspClient:
 
     @staticmethod
     def decode(raw: bytes) -> bytes:
+        """Undo escapes and run-length encoding, copying plain runs whole
+        (a memory reply after every step is tens of KiB)."""
         out = bytearray()
-        i = 0
-        while i < len(raw):
-            c = raw[i]
-            if c == ord("}"):
-                out.append(raw[i + 1] ^ 0x20)
-                i += 2
-            elif c == ord("*"):
-                out += out[-1:] * (raw[i + 1] - 29)
-                i += 2
+        i, n = 0, len(raw)
+        while i < n:
+            esc, rle = raw.find(b"}", i), raw.find(b"*", i)
+            j = min(k for k in (esc, rle, n) if k >= 0)
+            out += raw[i:j]
+            if j == n:
+                break
+            if raw[j] == ord("}"):
+                out.append(raw[j + 1] ^ 0x20)
             else:
-                out.append(c)
-                i += 1
+                out += out[-1:] * (raw[j + 1] - 29)
+            i = j + 2
         return bytes(out)
 
     def request(self, payload, expect_ack=True):
