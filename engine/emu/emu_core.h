@@ -108,7 +108,11 @@ struct emu_vm {
 	uint64_t quantum;             /* instructions per turn */
 
 	struct emu_dcache_entry *dcache;
-	struct emu_block *blocks;     /* emu_fast.c's block cache (NULL: step only) */
+	struct emu_blocks *blocks;    /* emu_fast.c's block cache (NULL: step only) */
+	/* The code generation (emu_fast.c): blocks compared with the guest's
+	 * bytes in this one run without comparing again; a new one begins
+	 * whenever code may have been written. */
+	uint64_t code_gen;
 	uint8_t warned[2048 / 8];     /* mnemonics already reported as unimplemented */
 	pthread_mutex_t warn_lock;
 };
@@ -180,6 +184,18 @@ struct emu_core {
 	uint64_t lf_a, lf_b, lf_r;
 	bool blk_break;                /* leave the block after this instruction */
 	uint64_t blk_gpa, blk_end;     /* physical bytes of the running block */
+	uint64_t blk_rip, blk_ret;     /* its RIP, and cpu->retired when it began */
+	const struct emu_fop *blk_stop;        /* the instruction that left it */
+	struct emu_blocks *blocks;     /* evm->blocks */
+
+	/* A locked read-modify-write being executed atomically (emu_exec.c
+	 * exec_locked, emu_mem.c): the first read of the instruction from an
+	 * aligned RAM operand is taken atomically, its write is held back
+	 * and committed by a compare-and-swap. */
+	bool lk_on, lk_written;
+	uint8_t lk_size;
+	uint8_t *lk_p;                 /* host address of the operand, NULL: none yet */
+	uint64_t lk_lin, lk_old, lk_new;
 
 	uint64_t xcr0;
 	uint64_t msr_pat, msr_sysenter_cs, msr_sysenter_esp, msr_sysenter_eip;
@@ -217,6 +233,10 @@ void emu_write_sys(struct emu_cpu *cpu, uint64_t lin, unsigned size, uint64_t va
 void emu_read_bytes(struct emu_cpu *cpu, uint64_t lin, void *buf, unsigned len, bool sys);
 void emu_write_bytes(struct emu_cpu *cpu, uint64_t lin, const void *buf, unsigned len,
 		     bool sys);
+/* Host address of a naturally aligned RAM operand of size bytes (1-16)
+ * for a locked access, translated for reading and then writing as the
+ * instruction would (faults alike); NULL when not RAM or not aligned. */
+uint8_t *emu_lock_ptr(struct emu_cpu *cpu, uint64_t lin, unsigned size);
 /* Check that a write of len bytes at lin would not fault (then do it). */
 void emu_probe_write(struct emu_cpu *cpu, uint64_t lin, unsigned len);
 /* Instruction bytes at the linear address: host pointer when the whole
@@ -268,7 +288,8 @@ int emu_decode_insn(unsigned mode, const uint8_t *p, unsigned len, struct emu_in
 
 /* --- emu_fast.c: blocks of decoded instructions, run without the
  * per-instruction checks while nothing needs them (see there) --- */
-struct emu_block;
+struct emu_blocks;
+struct emu_fop;
 int emu_blocks_create(struct emu_vm *evm);
 void emu_blocks_destroy(struct emu_vm *evm);
 /* Run the block at RIP: false when it has no instruction the fast path

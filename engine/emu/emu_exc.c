@@ -45,6 +45,7 @@ _Noreturn void emu_fault(struct emu_cpu *cpu, uint8_t vector, bool has_error_cod
 {
 	struct emu_core *c = emu_core_of(cpu);
 	emu_flags_sync(cpu);               /* a fault inside a block (emu_fast.c) */
+	c->lk_on = false;                  /* a locked instruction's write never happened */
 	cpu->pending.exception = true;
 	cpu->pending.vector = vector;
 	cpu->pending.has_error_code = has_error_code;
@@ -60,6 +61,7 @@ _Noreturn void emu_leave(struct emu_cpu *cpu)
 {
 	struct emu_core *c = emu_core_of(cpu);
 	emu_flags_sync(cpu);
+	c->lk_on = false;
 	if (!c->delivering)
 		cpu->rip = cpu->insn_start_rip;
 	if (!c->in_loop)

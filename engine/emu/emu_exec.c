@@ -16,6 +16,7 @@
 #include "engine/emu/emu_core.h"
 
 #include <string.h>
+#include <Zydis/Zydis.h>
 
 #include "engine/emu/emu_debug.h"
 #include "engine/emu/emu_platform.h"
@@ -286,6 +287,128 @@ static uint64_t next_rip(struct emu_cpu *cpu, unsigned len)
 	}
 }
 
+/* --- locked read-modify-writes ------------------------------------------------- */
+
+/* emu_single.c runs this core for one instruction of a KVM vCPU while the
+ * other vCPUs run on the host's CPUs, so a LOCK-prefixed instruction (and
+ * XCHG with memory) must be atomic against them: when its memory operand
+ * is naturally aligned RAM, the operand is read atomically, the handler
+ * computes the result as usual with the write held back (emu_mem.c), and
+ * a compare-and-swap commits it; when another writer got in between, the
+ * registers and flags are put back and the instruction runs again. An
+ * operand that is not aligned RAM (split or device) is accessed as any
+ * other, not atomically against other host threads. Within the emu engine
+ * one vCPU executes at a time, so the fast path (emu_fast.c) needs none
+ * of this. */
+static bool is_locked_rmw(const struct emu_insn *in)
+{
+	if (in->flags & EMU_I_LOCK)
+		return true;
+	return in->mnemonic == ZYDIS_MNEMONIC_XCHG &&
+	       (in->op[0].kind == EMU_OP_MEM || in->op[1].kind == EMU_OP_MEM);
+}
+
+static bool cas_n(uint8_t *p, uint64_t old, uint64_t new, unsigned size)
+{
+	switch (size) {
+	case 1: {
+		uint8_t o = (uint8_t)old;
+		return __atomic_compare_exchange_n(p, &o, (uint8_t)new, false, __ATOMIC_SEQ_CST,
+						   __ATOMIC_SEQ_CST);
+	}
+	case 2: {
+		uint16_t o = (uint16_t)old;
+		return __atomic_compare_exchange_n((uint16_t *)p, &o, (uint16_t)new, false,
+						   __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+	}
+	case 4: {
+		uint32_t o = (uint32_t)old;
+		return __atomic_compare_exchange_n((uint32_t *)p, &o, (uint32_t)new, false,
+						   __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+	}
+	default:
+		return __atomic_compare_exchange_n((uint64_t *)p, &old, new, false,
+						   __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+	}
+}
+
+/* 16-byte compare-and-swap: *lo and *hi the expected value, replaced by what
+ * memory held when it differs. */
+static bool cas16(uint8_t *p, uint64_t *lo, uint64_t *hi, uint64_t nlo, uint64_t nhi)
+{
+	bool ok;
+	__asm__ volatile("lock cmpxchg16b %1"
+			 : "=@ccz"(ok), "+m"(*(volatile unsigned __int128 *)p), "+a"(*lo),
+			   "+d"(*hi)
+			 : "b"(nlo), "c"(nhi)
+			 : "memory");
+	return ok;
+}
+
+/* CMPXCHG8B / CMPXCHG16B on aligned RAM: one host compare-and-swap (the
+ * same accesses for the debug part as h_cmpxchg_wide). false: not aligned
+ * RAM, the handler does it. */
+static bool cmpxchg_wide_locked(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	unsigned half = in->mnemonic == ZYDIS_MNEMONIC_CMPXCHG16B ? 8 : 4;
+	uint64_t lin = emu_op_lin(cpu, in, &in->op[0]);
+	if (half == 8 && (lin & 15))
+		emu_gp(cpu, 0);
+	uint8_t *p = emu_lock_ptr(cpu, lin, 2 * half);
+	if (!p)
+		return false;
+	if (emu_core_of(cpu)->dbg_armed) {
+		emu_dbg_mem(cpu, lin, half, false);
+		emu_dbg_mem(cpu, lin + half, half, false);
+		emu_dbg_mem(cpu, lin, 2 * half, true);
+	}
+	uint64_t m = emu_mask(half);
+	uint64_t lo = cpu->gpr[EMU_RAX] & m, hi = cpu->gpr[EMU_RDX] & m;
+	uint64_t nlo = cpu->gpr[EMU_RBX] & m, nhi = cpu->gpr[EMU_RCX] & m;
+	bool ok;
+	if (half == 8) {
+		ok = cas16(p, &lo, &hi, nlo, nhi);
+	} else {
+		uint64_t v = lo | hi << 32;
+		ok = __atomic_compare_exchange_n((uint64_t *)p, &v, nlo | nhi << 32, false,
+						 __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+		lo = v & m;
+		hi = v >> 32;
+	}
+	if (ok) {
+		cpu->rflags |= RFLAGS_ZF;
+	} else {
+		emu_gpr_set(cpu, EMU_RAX, half, lo);
+		emu_gpr_set(cpu, EMU_RDX, half, hi);
+		cpu->rflags &= ~RFLAGS_ZF;
+	}
+	return true;
+}
+
+static void exec_locked(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	struct emu_core *c = emu_core_of(cpu);
+	if (in->mnemonic == ZYDIS_MNEMONIC_CMPXCHG8B || in->mnemonic == ZYDIS_MNEMONIC_CMPXCHG16B) {
+		if (!cmpxchg_wide_locked(cpu, in))
+			in->fn(cpu, in);
+		return;
+	}
+	uint64_t gpr[16], rflags = cpu->rflags;
+	memcpy(gpr, cpu->gpr, sizeof(gpr));
+	for (;;) {
+		c->lk_on = true;
+		c->lk_p = NULL;
+		c->lk_written = false;
+		in->fn(cpu, in);
+		c->lk_on = false;
+		if (!c->lk_p || !c->lk_written ||
+		    cas_n(c->lk_p, c->lk_old, c->lk_new, c->lk_size))
+			return;
+		memcpy(cpu->gpr, gpr, sizeof(gpr));  /* another writer came first: again */
+		cpu->rflags = rflags;
+	}
+}
+
 static void step(struct emu_cpu *cpu)
 {
 	struct emu_core *c = emu_core_of(cpu);
@@ -314,7 +437,10 @@ static void step(struct emu_cpu *cpu)
 	c->event_in_insn = false;
 	c->rep_pending = false;
 	cpu->rip = next_rip(cpu, in->len);
-	in->fn(cpu, in);
+	if (__builtin_expect(is_locked_rmw(in), 0))
+		exec_locked(cpu, in);
+	else
+		in->fn(cpu, in);
 	c->replay_n = 0;
 	cpu->retired++;
 	/* an instruction that delivered an event (INT n, INT3, INT1) leaves

@@ -4,14 +4,22 @@
  *
  * A block is a straight run of "plain" instructions (data movement,
  * arithmetic, stack, near branches: what only touches GPRs, arithmetic
- * flags, memory and RIP) inside one page, ending after a branch, before
- * the first instruction that is not plain, or at 32 instructions. The
- * cache is VM-wide, keyed by the physical address of the first byte (64-bit
- * mode only), and keeps a copy of the block's bytes: one memcmp when the
- * block is entered catches every writer (the guest, devices, the
- * debugger's int3 bytes, other vCPUs). A store from inside a block into
- * the page of that block ends the block after the storing instruction, so
- * code that modifies its own next instructions is seen, as on hardware.
+ * flags, memory and RIP) inside one page, ending after an unconditional
+ * branch, before the first instruction that is not plain, or at 32
+ * instructions. The cache is VM-wide, keyed by the physical address of the
+ * first byte (64-bit mode only), and keeps a copy of the block's bytes.
+ *
+ * Seeing every writer of code: a block is compared with the guest's bytes
+ * the first time it is entered in a "generation" (emu_vm.code_gen), and
+ * entered without comparing again while the generation lasts. A new one
+ * begins at every entry into the fast path from the run loop (so whatever
+ * wrote guest memory while the fast path was not running — the debugger's
+ * int3 bytes and Z0, devices on exits, other vCPUs, the exact path's own
+ * stores — is seen), when a store by the fast path lands in a page that
+ * holds blocks (a filter of code pages, by physical frame) and when a page
+ * walk sets an accessed/dirty bit (emu_mem.c). A store into the running
+ * block itself also ends the block after the storing instruction, so code
+ * that modifies its own next instructions is seen, as on hardware.
  *
  * emu_exec.c enters a block only where the exact per-instruction path
  * (step()) would do nothing but run the instructions: no replay pending,
@@ -21,8 +29,15 @@
  * (POPF, STI, MOV to CR/DR/Sreg, INT, IRET, I/O, string ...) is not plain
  * and goes through step(). Device accesses made by plain instructions
  * (MMIO) end the block after the instruction (emu_mem.c after_platform),
- * the budget (quantum, timer deadline) is counted per instruction, kicks
- * and interrupts from other threads are looked at between blocks.
+ * the budget (quantum, timer deadline) is respected to the instruction,
+ * kicks and interrupts from other threads are looked at between blocks.
+ *
+ * What a block does not keep up to date per instruction: RIP,
+ * insn_start_rip and the retired count. Each instruction knows its offset
+ * and index in the block, so they are derived when the block is left, and
+ * set before anything that may look at them runs: the exact handlers
+ * (f_exact) and the slow paths of memory accesses (TLB miss, device
+ * access, fault), see sync_at().
  *
  * Faults: handlers read all operands and do every access that can fault
  * before they change state (lazy flags are recorded last), so emu_fault's
@@ -33,6 +48,7 @@
  * from emu_exec_*.c after the flags are made exact. */
 #include "engine/emu/emu_core.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <Zydis/Zydis.h>
@@ -43,39 +59,65 @@
 #define BLOCK_BYTES 256
 #define BLOCK_BITS 12
 #define BLOCK_COUNT (1u << BLOCK_BITS)
+#define CODE_FILTER_BITS 16            /* code-page filter: one bit per frame, wrapped */
 
-struct fop;
-typedef void (*fop_fn)(struct emu_cpu *cpu, struct emu_core *c, const struct fop *f);
+struct emu_fop;
+/* A handler returns what the block does next (enum fstop). */
+typedef unsigned (*fop_fn)(struct emu_cpu *cpu, struct emu_core *c, const struct emu_fop *f);
+
+enum fstop {
+	FS_NEXT = 1,                   /* leave; RIP = the next instruction */
+	FS_JUMP,                       /* leave; the handler set RIP */
+	FS_END,                        /* the end marker: leave, nothing retired here */
+};
 
 /* One instruction of a block: the specialised handler and the operand
- * fields it needs, and the general form for the exact handler. */
-struct fop {
+ * fields it needs (the decoded form, for the exact handler, is in the
+ * block's in[]). */
+struct emu_fop {
 	fop_fn fn;
-	uint8_t len;
-	uint8_t r0, r1;                /* register operands (dst, src) */
-	uint8_t base, index, shift;    /* memory operand: EMU_NOREG / EMU_RIPREL base */
-	uint8_t seg;
-	bool mem_write;                /* the exact handler may write memory */
-	int64_t disp;
-	uint64_t imm;
-	struct emu_insn in;
+	uint64_t imm;                  /* immediate; branches: target - block start */
+	union {
+		struct {
+			int32_t disp;  /* RIP-relative: from the block start */
+			uint8_t r0, r1;        /* register operands (dst, src) */
+			uint8_t base, index;   /* memory operand: EMU_NOREG / EMU_RIPREL */
+		};
+		/* FOP_LINK: the block that ran next, last time (see emu_block_run) */
+		struct emu_block *link;
+	};
+	uint8_t shift, seg;
+	uint8_t idx;                   /* index in the block */
+	uint8_t flags;                 /* FOP_* */
+	uint16_t off, end;             /* of this instruction and the next, from the start */
 };
+
+#define FOP_MEMW 0x1                   /* the exact handler may write memory */
+#define FOP_LINK 0x2                   /* a direct branch or the end marker: has link */
 
 struct emu_block {
 	uint64_t gpa;
+	uint64_t gen;                  /* the code generation it was last compared in */
 	bool valid;
 	uint8_t mode;
 	uint8_t n;                     /* instructions; 0 = the first is not plain */
 	uint8_t words;                 /* bytes to compare as words (0: memcmp nbytes) */
 	uint16_t nbytes;
+	struct emu_fop op[BLOCK_INSNS + 1];        /* + the end marker */
 	uint8_t bytes[BLOCK_BYTES];
-	struct fop op[BLOCK_INSNS];
+	struct emu_insn in[BLOCK_INSNS];
+};
+
+struct emu_blocks {
+	uint64_t code[(1u << CODE_FILTER_BITS) / 64];  /* frames that hold blocks */
+	struct emu_block b[BLOCK_COUNT];
 };
 
 int emu_blocks_create(struct emu_vm *evm)
 {
 	/* calloc: pages of the table cost memory only once used */
-	evm->blocks = calloc(BLOCK_COUNT, sizeof(struct emu_block));
+	evm->blocks = calloc(1, sizeof(struct emu_blocks));
+	evm->code_gen = 1;
 	return evm->blocks ? 0 : -ENOMEM;
 }
 
@@ -83,6 +125,17 @@ void emu_blocks_destroy(struct emu_vm *evm)
 {
 	free(evm->blocks);
 	evm->blocks = NULL;
+}
+
+static inline unsigned code_bit(uint64_t gpa)
+{
+	return (unsigned)(gpa >> 12) & ((1u << CODE_FILTER_BITS) - 1);
+}
+
+static inline bool code_page(const struct emu_blocks *bl, uint64_t gpa)
+{
+	unsigned i = code_bit(gpa);
+	return (bl->code[i / 64] >> (i % 64)) & 1;
 }
 
 /* --- lazy flags ---------------------------------------------------------------- */
@@ -101,35 +154,54 @@ static inline void lazy(struct emu_core *c, uint8_t op, uint64_t a, uint64_t b, 
 	c->lf_r = r;
 }
 
-/* Exactly what the instruction handlers compute (emu_flags). */
+static inline uint64_t msk(unsigned s)
+{
+	return s >= 8 ? ~0ull : (1ull << (s * 8)) - 1;
+}
+
+/* Exactly what the instruction handlers compute (emu_flags): AF is cleared
+ * by the logic forms. */
 void emu_flags_sync_slow(struct emu_cpu *cpu)
 {
 	struct emu_core *c = emu_core_of(cpu);
 	unsigned s = c->lf_size;
+	uint64_t m = msk(s), sb = 1ull << (s * 8 - 1);
+	uint64_t a = c->lf_a & m, b = c->lf_b & m, r = c->lf_r & m;
+	uint64_t f = cpu->rflags & ~RFLAGS_ARITH;
 	switch (c->lf_op) {
-	case LF_ADD: emu_flags(cpu, EMU_FL_ADD, c->lf_a, c->lf_b, c->lf_r, s, 0); break;
-	case LF_SUB: emu_flags(cpu, EMU_FL_SUB, c->lf_a, c->lf_b, c->lf_r, s, 0); break;
-	case LF_LOGIC: emu_flags(cpu, EMU_FL_LOGIC, c->lf_r, 0, c->lf_r, s, 0); break;
-	case LF_LOGIC_CO:
-		emu_flags(cpu, EMU_FL_LOGIC, c->lf_r, 0, c->lf_r, s, 0);
-		cpu->rflags &= ~(RFLAGS_CF | RFLAGS_OF);
-		cpu->rflags |= ((c->lf_b & 1) ? RFLAGS_CF : 0) | ((c->lf_b & 2) ? RFLAGS_OF : 0);
-		break;
+	case LF_ADD:
 	case LF_INC:
+		if (c->lf_op == LF_ADD ? r < a : c->lf_cf)
+			f |= RFLAGS_CF;
+		if ((a ^ r) & (b ^ r) & sb)
+			f |= RFLAGS_OF;
+		f |= (a ^ b ^ r) & RFLAGS_AF;
+		break;
+	case LF_SUB:
 	case LF_DEC:
-		emu_flags(cpu, c->lf_op == LF_INC ? EMU_FL_ADD : EMU_FL_SUB, c->lf_a, 1, c->lf_r, s,
-			  0);
-		cpu->rflags = (cpu->rflags & ~RFLAGS_CF) | (c->lf_cf ? RFLAGS_CF : 0);
+		if (c->lf_op == LF_SUB ? a < b : c->lf_cf)
+			f |= RFLAGS_CF;
+		if ((a ^ b) & (a ^ r) & sb)
+			f |= RFLAGS_OF;
+		f |= (a ^ b ^ r) & RFLAGS_AF;
+		break;
+	case LF_LOGIC:
+		break;
+	case LF_LOGIC_CO:
+		f |= ((b & 1) ? RFLAGS_CF : 0) | ((b & 2) ? RFLAGS_OF : 0);
 		break;
 	default:
-		break;
+		c->lf_op = LF_NONE;
+		return;
 	}
+	if (r == 0)
+		f |= RFLAGS_ZF;
+	if (r & sb)
+		f |= RFLAGS_SF;
+	if (!__builtin_parity((unsigned)(r & 0xff)))
+		f |= RFLAGS_PF;
+	cpu->rflags = f;
 	c->lf_op = LF_NONE;
-}
-
-static inline uint64_t msk(unsigned s)
-{
-	return s >= 8 ? ~0ull : (1ull << (s * 8)) - 1;
 }
 
 static inline bool lazy_cf(const struct emu_cpu *cpu, const struct emu_core *c)
@@ -180,6 +252,17 @@ static inline bool lazy_cond(struct emu_cpu *cpu, struct emu_core *c, unsigned c
 	return (cc & 1) ? !v : v;
 }
 
+/* --- state the block does not keep per instruction ------------------------------ */
+
+/* RIP, insn_start_rip and the retired count as the exact path has them
+ * while f's instruction executes (see the top of the file). */
+static inline void sync_at(struct emu_cpu *cpu, const struct emu_core *c, const struct emu_fop *f)
+{
+	cpu->insn_start_rip = c->blk_rip + f->off;
+	cpu->rip = c->blk_rip + f->end;
+	cpu->retired = c->blk_ret + f->idx;
+}
+
 /* --- operands -------------------------------------------------------------------- */
 
 static inline uint64_t gpr_get(const struct emu_cpu *cpu, unsigned r, unsigned s)
@@ -198,13 +281,14 @@ static inline void gpr_put(struct emu_cpu *cpu, unsigned r, unsigned s, uint64_t
 }
 
 /* Linear address of the memory operand (64-bit mode, 64-bit addresses). */
-static inline uint64_t f_lin(const struct emu_cpu *cpu, const struct fop *f)
+static inline uint64_t f_lin(const struct emu_cpu *cpu, const struct emu_core *c,
+			     const struct emu_fop *f)
 {
-	uint64_t ea = (uint64_t)f->disp;
+	uint64_t ea = (uint64_t)(int64_t)f->disp;
 	if (f->base < 16)
 		ea += cpu->gpr[f->base];
 	else if (f->base == EMU_RIPREL)
-		ea += cpu->rip;
+		ea += c->blk_rip;          /* disp counts from the block start */
 	if (f->index < 16)
 		ea += cpu->gpr[f->index] << f->shift;
 	if (__builtin_expect(f->seg >= EMU_FS, 0))
@@ -224,40 +308,112 @@ static inline uint64_t load(const uint8_t *p, unsigned s)
 	return v;
 }
 
-static inline uint64_t mread(struct emu_cpu *cpu, struct emu_core *c, uint64_t lin, unsigned s)
+static __attribute__((noinline, cold)) uint64_t mread_slow(struct emu_cpu *cpu,
+							    struct emu_core *c,
+							    const struct emu_fop *f, uint64_t lin,
+							    unsigned s)
+{
+	sync_at(cpu, c, f);
+	return emu_read(cpu, lin, s);
+}
+
+static inline uint64_t mread(struct emu_cpu *cpu, struct emu_core *c, const struct emu_fop *f,
+			     uint64_t lin, unsigned s)
 {
 	struct emu_tlb_entry *t = tlb_of(c, lin);
 	uint64_t off = lin & (EMU_PAGE_SIZE - 1);
 	if (__builtin_expect(t->tag_r == (lin & EMU_PAGE_MASK) && off <= EMU_PAGE_SIZE - s, 1))
 		return load(t->host + off, s);
-	return emu_read(cpu, lin, s);
+	return mread_slow(cpu, c, f, lin, s);
 }
 
-static inline void mwrite(struct emu_cpu *cpu, struct emu_core *c, uint64_t lin, unsigned s,
-			  uint64_t v)
+/* A store into a page that holds blocks: they are compared again before
+ * they next run; one into the running block ends it after this store. */
+static __attribute__((noinline, cold)) void code_store(struct emu_cpu *cpu, struct emu_core *c,
+							uint64_t gpa, unsigned s)
+{
+	cpu->evm->code_gen++;
+	if (gpa < c->blk_end && gpa + s > c->blk_gpa)
+		c->blk_break = true;
+}
+
+static __attribute__((noinline, cold)) void mwrite_slow(struct emu_cpu *cpu, struct emu_core *c,
+							 const struct emu_fop *f, uint64_t lin,
+							 unsigned s, uint64_t v)
+{
+	sync_at(cpu, c, f);
+	emu_write(cpu, lin, s, v);
+	/* RAM in one page: the TLB has it now */
+	struct emu_tlb_entry *t = tlb_of(c, lin);
+	uint64_t off = lin & (EMU_PAGE_SIZE - 1);
+	if (t->tag_w == (lin & EMU_PAGE_MASK) && off <= EMU_PAGE_SIZE - s) {
+		if (code_page(c->blocks, t->gpa + off))
+			code_store(cpu, c, t->gpa + off, s);
+	} else {
+		c->blk_break = true;       /* a device or two pages: look again */
+	}
+}
+
+static inline void mwrite(struct emu_cpu *cpu, struct emu_core *c, const struct emu_fop *f,
+			  uint64_t lin, unsigned s, uint64_t v)
 {
 	struct emu_tlb_entry *t = tlb_of(c, lin);
 	uint64_t off = lin & (EMU_PAGE_SIZE - 1);
 	if (__builtin_expect(t->tag_w == (lin & EMU_PAGE_MASK) && off <= EMU_PAGE_SIZE - s, 1)) {
 		uint64_t gpa = t->gpa + off;
-		if (__builtin_expect(gpa < c->blk_end && gpa + s > c->blk_gpa, 0))
-			c->blk_break = true;       /* writes its own block: look again */
+		if (__builtin_expect(code_page(c->blocks, gpa), 0))
+			code_store(cpu, c, gpa, s);
 		memcpy(t->host + off, &v, s);  /* little-endian host */
 		return;
 	}
-	emu_write(cpu, lin, s, v);
-	c->blk_break = true;               /* not checked against the block: look again */
+	mwrite_slow(cpu, c, f, lin, s, v);
 }
+
+/* A handler ends by running the next instruction of the block (a tail
+ * call, which the compiler makes a jump: each handler has its own indirect
+ * branch, which the host predicts better than one shared by all) or by
+ * leaving the block: stop() notes where and how. */
+#define NEXT return f[1].fn(cpu, c, f + 1)
+
+static inline unsigned stop(struct emu_core *c, const struct emu_fop *f, unsigned how)
+{
+	c->blk_stop = f;
+	return how;
+}
+
+/* After a memory access: a device access or a store into the block ends
+ * it. */
+#define AFTER_MEM do { if (c->blk_break) return stop(c, f, FS_NEXT); NEXT; } while (0)
 
 /* --- handlers ---------------------------------------------------------------------- */
 
-/* Anything without a specialised form: the exact handler. */
-static void f_exact(struct emu_cpu *cpu, struct emu_core *c, const struct fop *f)
+static inline const struct emu_insn *insn_of(const struct emu_fop *f)
 {
+	const struct emu_fop *first = f - f->idx;
+	const struct emu_block *b =
+		(const struct emu_block *)((const char *)first - offsetof(struct emu_block, op));
+	return &b->in[f->idx];
+}
+
+/* Anything without a specialised form: the exact handler. */
+static unsigned f_exact(struct emu_cpu *cpu, struct emu_core *c, const struct emu_fop *f)
+{
+	const struct emu_insn *in = insn_of(f);
+	sync_at(cpu, c, f);
 	emu_flags_sync(cpu);
-	f->in.fn(cpu, &f->in);
-	if (f->mem_write)
+	in->fn(cpu, in);
+	if (f->flags & FOP_MEMW)
 		c->blk_break = true;
+	if (c->blk_break || cpu->rip != c->blk_rip + f->end)
+		return stop(c, f, FS_JUMP);
+	NEXT;
+}
+
+/* The end of the block (not an instruction). */
+static unsigned f_end(struct emu_cpu *cpu, struct emu_core *c, const struct emu_fop *f)
+{
+	(void)cpu;
+	return stop(c, f, FS_END);
 }
 
 enum { A_ADD, A_SUB, A_CMP, A_AND, A_OR, A_XOR, A_TEST };
@@ -282,46 +438,53 @@ static inline __attribute__((always_inline)) void alu(struct emu_core *c, unsign
 
 #define LF_OF(op) ((op) == A_ADD ? LF_ADD : ((op) == A_SUB || (op) == A_CMP) ? LF_SUB : LF_LOGIC)
 
+#define FOP(NAME) static unsigned NAME(struct emu_cpu *cpu, struct emu_core *c, const struct emu_fop *f)
+
 #define DEF_ALU(NAME, OP, S)                                                                  \
-static void NAME##_rr##S(struct emu_cpu *cpu, struct emu_core *c, const struct fop *f)       \
+FOP(NAME##_rr##S)                                                                             \
 {                                                                                             \
 	uint64_t a = gpr_get(cpu, f->r0, S), b = gpr_get(cpu, f->r1, S), r;                   \
 	alu(c, OP, a, b, &r, S, true);                                                        \
 	if (A_WRITES(OP))                                                                     \
 		gpr_put(cpu, f->r0, S, r);                                                    \
+	NEXT;                                                                                 \
 }                                                                                             \
-static void NAME##_ri##S(struct emu_cpu *cpu, struct emu_core *c, const struct fop *f)       \
+FOP(NAME##_ri##S)                                                                             \
 {                                                                                             \
 	uint64_t a = gpr_get(cpu, f->r0, S), b = f->imm & msk(S), r;                          \
 	alu(c, OP, a, b, &r, S, true);                                                        \
 	if (A_WRITES(OP))                                                                     \
 		gpr_put(cpu, f->r0, S, r);                                                    \
+	NEXT;                                                                                 \
 }                                                                                             \
-static void NAME##_rm##S(struct emu_cpu *cpu, struct emu_core *c, const struct fop *f)       \
+FOP(NAME##_rm##S)                                                                             \
 {                                                                                             \
-	uint64_t b = mread(cpu, c, f_lin(cpu, f), S);                                         \
+	uint64_t b = mread(cpu, c, f, f_lin(cpu, c, f), S);                                   \
 	uint64_t a = gpr_get(cpu, f->r0, S), r;                                               \
 	alu(c, OP, a, b, &r, S, true);                                                        \
 	if (A_WRITES(OP))                                                                     \
 		gpr_put(cpu, f->r0, S, r);                                                    \
+	AFTER_MEM;                                                                  \
 }                                                                                             \
-static void NAME##_mr##S(struct emu_cpu *cpu, struct emu_core *c, const struct fop *f)       \
+FOP(NAME##_mr##S)                                                                             \
 {                                                                                             \
-	uint64_t lin = f_lin(cpu, f);                                                         \
-	uint64_t a = mread(cpu, c, lin, S), b = gpr_get(cpu, f->r1, S), r;                    \
+	uint64_t lin = f_lin(cpu, c, f);                                                      \
+	uint64_t a = mread(cpu, c, f, lin, S), b = gpr_get(cpu, f->r1, S), r;                 \
 	alu(c, OP, a, b, &r, S, false);                                                       \
 	if (A_WRITES(OP))                                                                     \
-		mwrite(cpu, c, lin, S, r);                                                    \
+		mwrite(cpu, c, f, lin, S, r);                                                 \
 	lazy(c, LF_OF(OP), a, b, r, S);                                                       \
+	AFTER_MEM;                                                                  \
 }                                                                                             \
-static void NAME##_mi##S(struct emu_cpu *cpu, struct emu_core *c, const struct fop *f)       \
+FOP(NAME##_mi##S)                                                                             \
 {                                                                                             \
-	uint64_t lin = f_lin(cpu, f);                                                         \
-	uint64_t a = mread(cpu, c, lin, S), b = f->imm & msk(S), r;                           \
+	uint64_t lin = f_lin(cpu, c, f);                                                      \
+	uint64_t a = mread(cpu, c, f, lin, S), b = f->imm & msk(S), r;                        \
 	alu(c, OP, a, b, &r, S, false);                                                       \
 	if (A_WRITES(OP))                                                                     \
-		mwrite(cpu, c, lin, S, r);                                                    \
+		mwrite(cpu, c, f, lin, S, r);                                                 \
 	lazy(c, LF_OF(OP), a, b, r, S);                                                       \
+	AFTER_MEM;                                                                  \
 }
 
 #define DEF_ALU2(NAME, OP) DEF_ALU(NAME, OP, 8) DEF_ALU(NAME, OP, 4) DEF_ALU(NAME, OP, 2) \
@@ -354,47 +517,54 @@ static const struct alu_forms alu_table[] = {
 };
 
 #define DEF_INCDEC(S)                                                                         \
-static void inc_r##S(struct emu_cpu *cpu, struct emu_core *c, const struct fop *f)           \
+FOP(inc_r##S)                                                                                 \
 {                                                                                             \
 	uint64_t a = gpr_get(cpu, f->r0, S), r = a + 1;                                       \
 	bool cf = lazy_cf(cpu, c);                                                            \
 	gpr_put(cpu, f->r0, S, r);                                                            \
 	lazy(c, LF_INC, a, 1, r, S);                                                          \
 	c->lf_cf = cf;                                                                        \
+	NEXT;                                                                                 \
 }                                                                                             \
-static void dec_r##S(struct emu_cpu *cpu, struct emu_core *c, const struct fop *f)           \
+FOP(dec_r##S)                                                                                 \
 {                                                                                             \
 	uint64_t a = gpr_get(cpu, f->r0, S), r = a - 1;                                       \
 	bool cf = lazy_cf(cpu, c);                                                            \
 	gpr_put(cpu, f->r0, S, r);                                                            \
 	lazy(c, LF_DEC, a, 1, r, S);                                                          \
 	c->lf_cf = cf;                                                                        \
+	NEXT;                                                                                 \
 }
 DEF_INCDEC(8)
 DEF_INCDEC(4)
 
 #define DEF_MOV(S)                                                                            \
-static void mov_rr##S(struct emu_cpu *cpu, struct emu_core *c, const struct fop *f)          \
+FOP(mov_rr##S)                                                                                \
 {                                                                                             \
 	(void)c;                                                                              \
 	gpr_put(cpu, f->r0, S, gpr_get(cpu, f->r1, S));                                       \
+	NEXT;                                                                                 \
 }                                                                                             \
-static void mov_ri##S(struct emu_cpu *cpu, struct emu_core *c, const struct fop *f)          \
+FOP(mov_ri##S)                                                                                \
 {                                                                                             \
 	(void)c;                                                                              \
 	gpr_put(cpu, f->r0, S, f->imm);                                                       \
+	NEXT;                                                                                 \
 }                                                                                             \
-static void mov_rm##S(struct emu_cpu *cpu, struct emu_core *c, const struct fop *f)          \
+FOP(mov_rm##S)                                                                                \
 {                                                                                             \
-	gpr_put(cpu, f->r0, S, mread(cpu, c, f_lin(cpu, f), S));                              \
+	gpr_put(cpu, f->r0, S, mread(cpu, c, f, f_lin(cpu, c, f), S));                        \
+	AFTER_MEM;                                                                  \
 }                                                                                             \
-static void mov_mr##S(struct emu_cpu *cpu, struct emu_core *c, const struct fop *f)          \
+FOP(mov_mr##S)                                                                                \
 {                                                                                             \
-	mwrite(cpu, c, f_lin(cpu, f), S, gpr_get(cpu, f->r1, S));                             \
+	mwrite(cpu, c, f, f_lin(cpu, c, f), S, gpr_get(cpu, f->r1, S));                       \
+	AFTER_MEM;                                                                  \
 }                                                                                             \
-static void mov_mi##S(struct emu_cpu *cpu, struct emu_core *c, const struct fop *f)          \
+FOP(mov_mi##S)                                                                                \
 {                                                                                             \
-	mwrite(cpu, c, f_lin(cpu, f), S, f->imm);                                             \
+	mwrite(cpu, c, f, f_lin(cpu, c, f), S, f->imm);                                       \
+	AFTER_MEM;                                                                  \
 }
 DEF_MOV(8)
 DEF_MOV(4)
@@ -402,10 +572,10 @@ DEF_MOV(2)
 DEF_MOV(1)
 
 #define DEF_LEA(S)                                                                            \
-static void lea_r##S(struct emu_cpu *cpu, struct emu_core *c, const struct fop *f)           \
+FOP(lea_r##S)                                                                                 \
 {                                                                                             \
-	(void)c;                                                                              \
-	gpr_put(cpu, f->r0, S, f_lin(cpu, f));                                                \
+	gpr_put(cpu, f->r0, S, f_lin(cpu, c, f));                                             \
+	NEXT;                                                                                 \
 }
 DEF_LEA(8)
 DEF_LEA(4)
@@ -413,84 +583,86 @@ DEF_LEA(4)
 /* CMOVcc reads its source whatever the condition (a fault is a fault);
  * a 32-bit destination is zero-extended even when nothing moves. */
 #define DEF_CMOV(S)                                                                           \
-static void cmov_rr##S(struct emu_cpu *cpu, struct emu_core *c, const struct fop *f)         \
+FOP(cmov_rr##S)                                                                               \
 {                                                                                             \
 	uint64_t v = gpr_get(cpu, f->r1, S);                                                  \
 	gpr_put(cpu, f->r0, S, lazy_cond(cpu, c, (unsigned)f->imm) ? v : cpu->gpr[f->r0]);    \
+	NEXT;                                                                                 \
 }                                                                                             \
-static void cmov_rm##S(struct emu_cpu *cpu, struct emu_core *c, const struct fop *f)         \
+FOP(cmov_rm##S)                                                                               \
 {                                                                                             \
-	uint64_t v = mread(cpu, c, f_lin(cpu, f), S);                                         \
+	uint64_t v = mread(cpu, c, f, f_lin(cpu, c, f), S);                                   \
 	gpr_put(cpu, f->r0, S, lazy_cond(cpu, c, (unsigned)f->imm) ? v : cpu->gpr[f->r0]);    \
+	AFTER_MEM;                                                                  \
 }
 DEF_CMOV(8)
 DEF_CMOV(4)
 
 /* SETcc r8 (not AH-DH). */
-static void setcc_r(struct emu_cpu *cpu, struct emu_core *c, const struct fop *f)
+FOP(setcc_r)
 {
 	cpu->gpr[f->r0] = (cpu->gpr[f->r0] & ~0xffull) | lazy_cond(cpu, c, (unsigned)f->imm);
+	NEXT;
 }
 
-/* The source of MOVZX / MOVSX / MOVSXD: a register or memory of f->imm
- * (1, 2 or 4) bytes, zero-extended. */
-static inline uint64_t ext_src(struct emu_cpu *cpu, struct emu_core *c, const struct fop *f,
-			       bool mem)
-{
-	unsigned ss = (unsigned)f->imm;
-	if (!mem)
-		return cpu->gpr[f->r1] & msk(ss);
-	uint64_t lin = f_lin(cpu, f);
-	struct emu_tlb_entry *t = tlb_of(c, lin);
-	uint64_t off = lin & (EMU_PAGE_SIZE - 1);
-	if (__builtin_expect(t->tag_r == (lin & EMU_PAGE_MASK) && off <= EMU_PAGE_SIZE - ss, 1)) {
-		uint64_t v = 0;
-		memcpy(&v, t->host + off, ss);     /* little-endian host */
-		return v;
-	}
-	return emu_read(cpu, lin, ss);
+/* MOVZX / MOVSX / MOVSXD r64/r32 (size D), r/m of SS bytes. */
+#define DEF_EXT(D, SS)                                                                        \
+FOP(movzx_rr##D##_##SS)                                                                       \
+{                                                                                             \
+	(void)c;                                                                              \
+	gpr_put(cpu, f->r0, D, cpu->gpr[f->r1] & msk(SS));                                    \
+	NEXT;                                                                                 \
+}                                                                                             \
+FOP(movzx_rm##D##_##SS)                                                                       \
+{                                                                                             \
+	gpr_put(cpu, f->r0, D, mread(cpu, c, f, f_lin(cpu, c, f), SS));                       \
+	AFTER_MEM;                                                                  \
+}                                                                                             \
+FOP(movsx_rr##D##_##SS)                                                                       \
+{                                                                                             \
+	(void)c;                                                                              \
+	gpr_put(cpu, f->r0, D, emu_sext(cpu->gpr[f->r1] & msk(SS), SS));                      \
+	NEXT;                                                                                 \
+}                                                                                             \
+FOP(movsx_rm##D##_##SS)                                                                       \
+{                                                                                             \
+	gpr_put(cpu, f->r0, D, emu_sext(mread(cpu, c, f, f_lin(cpu, c, f), SS), SS));         \
+	AFTER_MEM;                                                                  \
 }
+DEF_EXT(8, 1) DEF_EXT(8, 2) DEF_EXT(8, 4)
+DEF_EXT(4, 1) DEF_EXT(4, 2) DEF_EXT(4, 4)
 
-#define DEF_EXT(S)                                                                            \
-static void movzx_rr##S(struct emu_cpu *cpu, struct emu_core *c, const struct fop *f)        \
-{                                                                                             \
-	gpr_put(cpu, f->r0, S, ext_src(cpu, c, f, false));                                    \
-}                                                                                             \
-static void movzx_rm##S(struct emu_cpu *cpu, struct emu_core *c, const struct fop *f)        \
-{                                                                                             \
-	gpr_put(cpu, f->r0, S, ext_src(cpu, c, f, true));                                     \
-}                                                                                             \
-static void movsx_rr##S(struct emu_cpu *cpu, struct emu_core *c, const struct fop *f)        \
-{                                                                                             \
-	gpr_put(cpu, f->r0, S, emu_sext(ext_src(cpu, c, f, false), (unsigned)f->imm));        \
-}                                                                                             \
-static void movsx_rm##S(struct emu_cpu *cpu, struct emu_core *c, const struct fop *f)        \
-{                                                                                             \
-	gpr_put(cpu, f->r0, S, emu_sext(ext_src(cpu, c, f, true), (unsigned)f->imm));         \
-}
-DEF_EXT(8)
-DEF_EXT(4)
+/* [zx/sx][rr/rm][dst 8/4][src 1/2/4] */
+static const fop_fn ext_fn[2][2][2][3] = {
+	{ { { movzx_rr8_1, movzx_rr8_2, movzx_rr8_4 }, { movzx_rr4_1, movzx_rr4_2, movzx_rr4_4 } },
+	  { { movzx_rm8_1, movzx_rm8_2, movzx_rm8_4 }, { movzx_rm4_1, movzx_rm4_2, movzx_rm4_4 } } },
+	{ { { movsx_rr8_1, movsx_rr8_2, movsx_rr8_4 }, { movsx_rr4_1, movsx_rr4_2, movsx_rr4_4 } },
+	  { { movsx_rm8_1, movsx_rm8_2, movsx_rm8_4 }, { movsx_rm4_1, movsx_rm4_2, movsx_rm4_4 } } },
+};
 
 /* Shifts and rotates of a register by an immediate count n != 0 (f->imm,
- * already masked), as h_shift / h_rotate compute them. */
+ * already masked), as h_shift / h_rotate compute them. Rotates leave SF,
+ * ZF, PF and AF as they were: the lazy state is made exact first. */
 #define DEF_SHIFT(S)                                                                          \
-static void shl_ri##S(struct emu_cpu *cpu, struct emu_core *c, const struct fop *f)          \
+FOP(shl_ri##S)                                                                                \
 {                                                                                             \
 	unsigned n = (unsigned)f->imm, bits = S * 8;                                          \
 	uint64_t a = gpr_get(cpu, f->r0, S), r = (a << n) & msk(S);                           \
 	unsigned cf = (a >> (bits - n)) & 1, of = ((r >> (bits - 1)) & 1) != cf;              \
 	gpr_put(cpu, f->r0, S, r);                                                            \
 	lazy(c, LF_LOGIC_CO, r, cf | of << 1, r, S);                                          \
+	NEXT;                                                                                 \
 }                                                                                             \
-static void shr_ri##S(struct emu_cpu *cpu, struct emu_core *c, const struct fop *f)          \
+FOP(shr_ri##S)                                                                                \
 {                                                                                             \
 	unsigned n = (unsigned)f->imm, bits = S * 8;                                          \
 	uint64_t a = gpr_get(cpu, f->r0, S), r = a >> n;                                      \
 	unsigned cf = (a >> (n - 1)) & 1, of = (a >> (bits - 1)) & 1;                         \
 	gpr_put(cpu, f->r0, S, r);                                                            \
 	lazy(c, LF_LOGIC_CO, r, cf | of << 1, r, S);                                          \
+	NEXT;                                                                                 \
 }                                                                                             \
-static void sar_ri##S(struct emu_cpu *cpu, struct emu_core *c, const struct fop *f)          \
+FOP(sar_ri##S)                                                                                \
 {                                                                                             \
 	unsigned n = (unsigned)f->imm;                                                        \
 	int64_t sa = (int64_t)emu_sext(gpr_get(cpu, f->r0, S), S);                            \
@@ -498,8 +670,9 @@ static void sar_ri##S(struct emu_cpu *cpu, struct emu_core *c, const struct fop 
 	unsigned cf = (sa >> (n - 1)) & 1;                                                    \
 	gpr_put(cpu, f->r0, S, r);                                                            \
 	lazy(c, LF_LOGIC_CO, r, cf, r, S);                                                    \
+	NEXT;                                                                                 \
 }                                                                                             \
-static void rol_ri##S(struct emu_cpu *cpu, struct emu_core *c, const struct fop *f)          \
+FOP(rol_ri##S)                                                                                \
 {                                                                                             \
 	(void)c;                                                                              \
 	unsigned n = (unsigned)f->imm, bits = S * 8;                                          \
@@ -509,24 +682,26 @@ static void rol_ri##S(struct emu_cpu *cpu, struct emu_core *c, const struct fop 
 	emu_flags_sync(cpu);                                                                  \
 	cpu->rflags = (cpu->rflags & ~(RFLAGS_CF | RFLAGS_OF)) | (cf ? RFLAGS_CF : 0) |       \
 		      (of ? RFLAGS_OF : 0);                                                   \
+	NEXT;                                                                                 \
 }                                                                                             \
-static void ror_ri##S(struct emu_cpu *cpu, struct emu_core *c, const struct fop *f)          \
+FOP(ror_ri##S)                                                                                \
 {                                                                                             \
 	(void)c;                                                                              \
 	unsigned n = (unsigned)f->imm, bits = S * 8;                                          \
 	uint64_t a = gpr_get(cpu, f->r0, S), r = ((a >> n) | (a << (bits - n))) & msk(S);     \
-	bool cf = (r >> (bits - 1)) & 1, of = cf != ((r >> (bits - 2)) & 1);                  \
+	bool cf = (r >> (bits - 1)) & 1, of = cf != ((r >> (bits - 2)) & 1);                 \
 	gpr_put(cpu, f->r0, S, r);                                                            \
 	emu_flags_sync(cpu);                                                                  \
 	cpu->rflags = (cpu->rflags & ~(RFLAGS_CF | RFLAGS_OF)) | (cf ? RFLAGS_CF : 0) |       \
 		      (of ? RFLAGS_OF : 0);                                                   \
+	NEXT;                                                                                 \
 }
 DEF_SHIFT(8)
 DEF_SHIFT(4)
 
 /* IMUL r, r/m (f->imm = 0) and IMUL r, r/m, imm: the low half, CF = OF =
  * the signed product does not fit. */
-static inline void imul_common(struct emu_cpu *cpu, struct emu_core *c, const struct fop *f,
+static inline void imul_common(struct emu_cpu *cpu, struct emu_core *c, const struct emu_fop *f,
 			       uint64_t a, uint64_t b, unsigned s)
 {
 	uint64_t r;
@@ -545,56 +720,65 @@ static inline void imul_common(struct emu_cpu *cpu, struct emu_core *c, const st
 }
 
 #define DEF_IMUL(S)                                                                           \
-static void imul_rr##S(struct emu_cpu *cpu, struct emu_core *c, const struct fop *f)         \
+FOP(imul_rr##S)                                                                               \
 {                                                                                             \
 	imul_common(cpu, c, f, cpu->gpr[f->r0], cpu->gpr[f->r1], S);                          \
+	NEXT;                                                                                 \
 }                                                                                             \
-static void imul_rri##S(struct emu_cpu *cpu, struct emu_core *c, const struct fop *f)        \
+FOP(imul_rri##S)                                                                              \
 {                                                                                             \
 	imul_common(cpu, c, f, cpu->gpr[f->r1], f->imm, S);                                   \
+	NEXT;                                                                                 \
 }                                                                                             \
-static void imul_rm##S(struct emu_cpu *cpu, struct emu_core *c, const struct fop *f)         \
+FOP(imul_rm##S)                                                                               \
 {                                                                                             \
-	uint64_t b = mread(cpu, c, f_lin(cpu, f), S);                                         \
+	uint64_t b = mread(cpu, c, f, f_lin(cpu, c, f), S);                                   \
 	imul_common(cpu, c, f, cpu->gpr[f->r0], b, S);                                        \
+	AFTER_MEM;                                                                  \
 }
 DEF_IMUL(8)
 DEF_IMUL(4)
 
-static void push_r(struct emu_cpu *cpu, struct emu_core *c, const struct fop *f)
+FOP(push_r)
 {
 	uint64_t sp = cpu->gpr[EMU_RSP] - 8;
-	mwrite(cpu, c, sp, 8, cpu->gpr[f->r0]);
+	mwrite(cpu, c, f, sp, 8, cpu->gpr[f->r0]);
 	cpu->gpr[EMU_RSP] = sp;
+	AFTER_MEM;
 }
 
-static void push_i(struct emu_cpu *cpu, struct emu_core *c, const struct fop *f)
+FOP(push_i)
 {
 	uint64_t sp = cpu->gpr[EMU_RSP] - 8;
-	mwrite(cpu, c, sp, 8, f->imm);
+	mwrite(cpu, c, f, sp, 8, f->imm);
 	cpu->gpr[EMU_RSP] = sp;
+	AFTER_MEM;
 }
 
-static void pop_r(struct emu_cpu *cpu, struct emu_core *c, const struct fop *f)
+FOP(pop_r)
 {
 	uint64_t sp = cpu->gpr[EMU_RSP];
-	uint64_t v = mread(cpu, c, sp, 8);
+	uint64_t v = mread(cpu, c, f, sp, 8);
 	cpu->gpr[EMU_RSP] = sp + 8;
 	cpu->gpr[f->r0] = v;
+	AFTER_MEM;
 }
 
-static void jmp_rel(struct emu_cpu *cpu, struct emu_core *c, const struct fop *f)
+/* Branches: f->imm is the target's offset from the block start. */
+FOP(jmp_rel)
 {
-	(void)c;
-	cpu->rip += f->imm;
+	cpu->rip = c->blk_rip + f->imm;
+	return stop(c, f, FS_JUMP);
 }
 
 /* One handler per condition, so the condition folds into it. */
 #define DEF_JCC(CC)                                                                           \
-static void jcc_##CC(struct emu_cpu *cpu, struct emu_core *c, const struct fop *f)           \
+FOP(jcc_##CC)                                                                                 \
 {                                                                                             \
-	if (lazy_cond(cpu, c, CC))                                                            \
-		cpu->rip += f->imm;                                                           \
+	if (!lazy_cond(cpu, c, CC))                                                           \
+		NEXT;                                                                         \
+	cpu->rip = c->blk_rip + f->imm;                                                       \
+	return stop(c, f, FS_JUMP);                                                           \
 }
 DEF_JCC(0) DEF_JCC(1) DEF_JCC(2) DEF_JCC(3) DEF_JCC(4) DEF_JCC(5) DEF_JCC(6) DEF_JCC(7)
 DEF_JCC(8) DEF_JCC(9) DEF_JCC(10) DEF_JCC(11) DEF_JCC(12) DEF_JCC(13) DEF_JCC(14) DEF_JCC(15)
@@ -604,21 +788,22 @@ static const fop_fn jcc_fn[16] = {
 	jcc_8, jcc_9, jcc_10, jcc_11, jcc_12, jcc_13, jcc_14, jcc_15,
 };
 
-static void call_rel(struct emu_cpu *cpu, struct emu_core *c, const struct fop *f)
+FOP(call_rel)
 {
 	uint64_t sp = cpu->gpr[EMU_RSP] - 8;
-	mwrite(cpu, c, sp, 8, cpu->rip);
+	mwrite(cpu, c, f, sp, 8, c->blk_rip + f->end);
 	cpu->gpr[EMU_RSP] = sp;
-	cpu->rip += f->imm;
+	cpu->rip = c->blk_rip + f->imm;
+	return stop(c, f, FS_JUMP);
 }
 
-static void ret_near(struct emu_cpu *cpu, struct emu_core *c, const struct fop *f)
+FOP(ret_near)
 {
-	(void)f;
 	uint64_t sp = cpu->gpr[EMU_RSP];
-	uint64_t v = mread(cpu, c, sp, 8);
+	uint64_t v = mread(cpu, c, f, sp, 8);
 	cpu->gpr[EMU_RSP] = sp + 8;
 	cpu->rip = v;
+	return stop(c, f, FS_JUMP);
 }
 
 /* --- building blocks ---------------------------------------------------------------- */
@@ -706,7 +891,18 @@ static bool gpr_op(const struct emu_operand *o, unsigned s)
 	return o->kind == EMU_OP_REG && o->rclass == EMU_RC_GPR && o->size == s;
 }
 
-static bool mem_op(const struct emu_insn *in, const struct emu_operand *o, struct fop *f,
+/* The displacement as f_lin adds it: RIP-relative ones count from the
+ * block start (f->end is set); false when it does not fit (moffs). */
+static bool set_disp(struct emu_fop *f, const struct emu_operand *o)
+{
+	int64_t d = o->val + (o->reg == EMU_RIPREL ? f->end : 0);
+	if (d != (int32_t)d)
+		return false;
+	f->disp = (int32_t)d;
+	return true;
+}
+
+static bool mem_op(const struct emu_insn *in, const struct emu_operand *o, struct emu_fop *f,
 		   unsigned s)
 {
 	if (o->kind != EMU_OP_MEM || o->size != s || in->asize != 8)
@@ -718,13 +914,12 @@ static bool mem_op(const struct emu_insn *in, const struct emu_operand *o, struc
 	f->index = o->index;
 	f->shift = (uint8_t)__builtin_ctz(o->scale ? o->scale : 1);
 	f->seg = o->seg;
-	f->disp = o->val;
-	return true;
+	return set_disp(f, o);
 }
 
 /* The form of a two-operand instruction of size s: 0 rr, 1 ri, 2 rm,
  * 3 mr, 4 mi, -1 none of them. Fills f's operand fields. */
-static int form_of(const struct emu_insn *in, struct fop *f, unsigned s)
+static int form_of(const struct emu_insn *in, struct emu_fop *f, unsigned s)
 {
 	const struct emu_operand *a = &in->op[0], *b = &in->op[1];
 	if (in->nops != 2)
@@ -754,7 +949,7 @@ static int form_of(const struct emu_insn *in, struct fop *f, unsigned s)
 	return -1;
 }
 
-static fop_fn pick_alu(const struct emu_insn *in, struct fop *f)
+static fop_fn pick_alu(const struct emu_insn *in, struct emu_fop *f)
 {
 	for (unsigned i = 0; i < sizeof(alu_table) / sizeof(alu_table[0]); i++) {
 		if (alu_table[i].mnemonic != in->mnemonic)
@@ -768,7 +963,7 @@ static fop_fn pick_alu(const struct emu_insn *in, struct fop *f)
 	return NULL;
 }
 
-static fop_fn pick_mov(const struct emu_insn *in, struct fop *f)
+static fop_fn pick_mov(const struct emu_insn *in, struct emu_fop *f)
 {
 	static const fop_fn mov[4][5] = {
 		{ mov_rr8, mov_ri8, mov_rm8, mov_mr8, mov_mi8 },
@@ -795,7 +990,7 @@ static bool is_setcc(unsigned m)
 	       m != ZYDIS_MNEMONIC_SETSSBSY;
 }
 
-static fop_fn pick_cmov(const struct emu_insn *in, struct fop *f)
+static fop_fn pick_cmov(const struct emu_insn *in, struct emu_fop *f)
 {
 	for (unsigned k = 0; k < 2; k++) {
 		int form = form_of(in, f, k == 0 ? 8 : 4);
@@ -809,26 +1004,28 @@ static fop_fn pick_cmov(const struct emu_insn *in, struct fop *f)
 }
 
 /* MOVZX/MOVSX/MOVSXD r64/r32, r/m8/16/32 (not AH-DH). */
-static fop_fn pick_ext(const struct emu_insn *in, struct fop *f)
+static fop_fn pick_ext(const struct emu_insn *in, struct emu_fop *f)
 {
 	const struct emu_operand *a = &in->op[0], *b = &in->op[1];
-	if (in->nops != 2 || !(gpr_op(a, 8) || gpr_op(a, 4)) || b->size == 0 || b->size > 4)
+	if (in->nops != 2 || !(gpr_op(a, 8) || gpr_op(a, 4)))
 		return NULL;
-	bool zx = in->mnemonic == ZYDIS_MNEMONIC_MOVZX;
-	bool s8 = a->size == 8;
+	unsigned si = b->size == 1 ? 0 : b->size == 2 ? 1 : b->size == 4 ? 2 : 3;
+	if (si == 3)
+		return NULL;
+	unsigned zx = in->mnemonic == ZYDIS_MNEMONIC_MOVZX ? 0 : 1;
+	unsigned di = a->size == 8 ? 0 : 1;
 	f->r0 = a->reg;
-	f->imm = b->size;
 	if (b->kind == EMU_OP_REG && b->rclass == EMU_RC_GPR) {
 		f->r1 = b->reg;
-		return zx ? (s8 ? movzx_rr8 : movzx_rr4) : (s8 ? movsx_rr8 : movsx_rr4);
+		return ext_fn[zx][0][di][si];
 	}
 	if (mem_op(in, b, f, b->size))
-		return zx ? (s8 ? movzx_rm8 : movzx_rm4) : (s8 ? movsx_rm8 : movsx_rm4);
+		return ext_fn[zx][1][di][si];
 	return NULL;
 }
 
 /* SHL/SHR/SAR/ROL/ROR r, imm with a count that is not 0 once masked. */
-static fop_fn pick_shift(const struct emu_insn *in, struct fop *f)
+static fop_fn pick_shift(const struct emu_insn *in, struct emu_fop *f)
 {
 	const struct emu_operand *a = &in->op[0], *b = &in->op[1];
 	if (in->nops != 2 || !(gpr_op(a, 8) || gpr_op(a, 4)) || b->kind != EMU_OP_IMM)
@@ -850,7 +1047,7 @@ static fop_fn pick_shift(const struct emu_insn *in, struct fop *f)
 }
 
 /* IMUL r64/r32, r/m [, imm]. */
-static fop_fn pick_imul(const struct emu_insn *in, struct fop *f)
+static fop_fn pick_imul(const struct emu_insn *in, struct emu_fop *f)
 {
 	const struct emu_operand *a = &in->op[0], *b = &in->op[1];
 	if (!(gpr_op(a, 8) || gpr_op(a, 4)))
@@ -874,7 +1071,7 @@ static fop_fn pick_imul(const struct emu_insn *in, struct fop *f)
 }
 
 /* The specialised handler, or NULL (then f_exact). */
-static fop_fn pick(const struct emu_insn *in, struct fop *f)
+static fop_fn pick(const struct emu_insn *in, struct emu_fop *f)
 {
 	const struct emu_operand *a = &in->op[0];
 	if (is_cmov(in->mnemonic))
@@ -904,7 +1101,8 @@ static fop_fn pick(const struct emu_insn *in, struct fop *f)
 			f->index = in->op[1].index;
 			f->shift = (uint8_t)__builtin_ctz(in->op[1].scale ? in->op[1].scale : 1);
 			f->seg = EMU_DS;           /* LEA: no segment */
-			f->disp = in->op[1].val;
+			if (!set_disp(f, &in->op[1]))
+				return NULL;
 			return a->size == 8 ? lea_r8 : lea_r4;
 		}
 		return NULL;
@@ -936,7 +1134,7 @@ static fop_fn pick(const struct emu_insn *in, struct fop *f)
 	case ZYDIS_MNEMONIC_JMP: case ZYDIS_MNEMONIC_CALL:
 		if (in->osize != 8 || in->nops != 1 || a->kind != EMU_OP_IMM)
 			return NULL;
-		f->imm = (uint64_t)a->val;
+		f->imm = f->end + (uint64_t)a->val;
 		return in->mnemonic == ZYDIS_MNEMONIC_JMP ? jmp_rel : call_rel;
 	case ZYDIS_MNEMONIC_RET:
 		return in->osize == 8 && in->nops == 0 ? ret_near : NULL;
@@ -944,11 +1142,19 @@ static fop_fn pick(const struct emu_insn *in, struct fop *f)
 		if (is_jcc(in)) {
 			if (in->osize != 8)
 				return NULL;
-			f->imm = (uint64_t)a->val;
+			f->imm = f->end + (uint64_t)a->val;
 			return jcc_fn[in->opcode & 0xf];
 		}
 		return pick_alu(in, f);
 	}
+}
+
+static bool is_jcc_fn(fop_fn fn)
+{
+	for (unsigned i = 0; i < 16; i++)
+		if (fn == jcc_fn[i])
+			return true;
+	return false;
 }
 
 static unsigned block_index(uint64_t gpa)
@@ -958,36 +1164,49 @@ static unsigned block_index(uint64_t gpa)
 }
 
 /* Decode the block at gpa (host bytes p, avail bytes to the page end). */
-static __attribute__((noinline, cold)) void block_build(struct emu_block *b, uint64_t gpa, unsigned mode, const uint8_t *p,
-			unsigned avail)
+static void block_build(struct emu_blocks *bl, struct emu_block *b, uint64_t gpa,
+			unsigned mode, const uint8_t *p, unsigned avail)
 {
 	b->valid = false;
 	b->n = 0;
 	unsigned pos = 0;
 	while (b->n < BLOCK_INSNS) {
-		struct fop *f = &b->op[b->n];
+		struct emu_fop *f = &b->op[b->n];
+		struct emu_insn *in = &b->in[b->n];
 		unsigned len = avail - pos < 15 ? avail - pos : 15;
-		if (len == 0 || emu_decode_insn(mode, p + pos, len, &f->in) < 0)
+		if (len == 0 || emu_decode_insn(mode, p + pos, len, in) < 0)
 			break;
-		if (pos + f->in.len > BLOCK_BYTES)
+		if (pos + in->len > BLOCK_BYTES)
 			break;
-		if (!is_plain(&f->in)) {
+		if (!is_plain(in)) {
 			if (b->n == 0)
-				pos += f->in.len;  /* the copy covers it: rebuilt when it changes */
+				pos += in->len;    /* the copy covers it: rebuilt when it changes */
 			break;
 		}
-		f->len = f->in.len;
-		f->mem_write = writes_memory(&f->in);
-		f->fn = pick(&f->in, f);
+		memset(f, 0, sizeof(*f));
+		f->idx = b->n;
+		f->off = (uint16_t)pos;
+		f->end = (uint16_t)(pos + in->len);
+		f->fn = pick(in, f);
 		if (!f->fn)
 			f->fn = f_exact;
-		pos += f->in.len;
+		if (f->fn == f_exact)
+			f->flags = writes_memory(in) ? FOP_MEMW : 0;
+		else if (f->fn == jmp_rel || f->fn == call_rel || is_jcc_fn(f->fn))
+			f->flags = FOP_LINK;
+		pos += in->len;
 		b->n++;
-		if (ends_block(&f->in))
+		if (ends_block(in))
 			break;
 	}
 	if (pos == 0)
 		return;                        /* not decodable here: step() says why */
+	struct emu_fop *e = &b->op[b->n];          /* the end marker */
+	memset(e, 0, sizeof(*e));
+	e->fn = f_end;
+	e->flags = FOP_LINK;
+	e->idx = b->n;
+	e->off = e->end = (uint16_t)pos;
 	/* the copy is compared in 8-byte words: keep whole words that are
 	 * still in the page (bytes after the block included) */
 	unsigned words = (pos + 7) / 8;
@@ -1000,6 +1219,8 @@ static __attribute__((noinline, cold)) void block_build(struct emu_block *b, uin
 	b->gpa = gpa;
 	b->mode = (uint8_t)mode;
 	b->valid = true;
+	unsigned i = code_bit(gpa);
+	bl->code[i / 64] |= 1ull << (i % 64);
 }
 
 /* Are the guest's bytes at p still those the block was built from? */
@@ -1017,6 +1238,22 @@ static inline bool same_bytes(const struct emu_block *b, const uint8_t *p)
 	return diff == 0;
 }
 
+/* The first entry into b in this code generation: compare (or build);
+ * NULL when the fast path cannot run the instruction at gpa. */
+static __attribute__((noinline)) struct emu_block *block_check(struct emu_cpu *cpu,
+							       struct emu_block *b,
+							       uint64_t gpa, const uint8_t *p,
+							       unsigned avail)
+{
+	struct emu_core *c = emu_core_of(cpu);
+	if (!b->valid || b->gpa != gpa || b->mode != c->mode || !same_bytes(b, p))
+		block_build(c->blocks, b, gpa, c->mode, p, avail);
+	if (!b->valid || b->n == 0)
+		return NULL;
+	b->gen = cpu->evm->code_gen;
+	return b;
+}
+
 /* The block at RIP, or NULL when the fast path cannot run it. */
 static inline struct emu_block *block_at(struct emu_cpu *cpu, struct emu_core *c)
 {
@@ -1025,47 +1262,73 @@ static inline struct emu_block *block_at(struct emu_cpu *cpu, struct emu_core *c
 	if (__builtin_expect(t->tag_x != (lin & EMU_PAGE_MASK), 0))
 		return NULL;                   /* step() fills the TLB (or faults) */
 	unsigned off = (unsigned)(lin & (EMU_PAGE_SIZE - 1));
-	const uint8_t *p = t->host + off;
 	uint64_t gpa = t->gpa + off;
-	struct emu_block *b = &cpu->evm->blocks[block_index(gpa)];
-	if (!b->valid || b->gpa != gpa || b->mode != c->mode || !same_bytes(b, p))
-		block_build(b, gpa, c->mode, p, (unsigned)EMU_PAGE_SIZE - off);
-	if (!b->valid || b->n == 0)
-		return NULL;
+	struct emu_block *b = &c->blocks->b[block_index(gpa)];
+	/* a block's generation is only ever set while it is valid, in 64-bit mode */
+	if (__builtin_expect(b->gen != cpu->evm->code_gen || b->gpa != gpa, 0)) {
+		b = block_check(cpu, b, gpa, t->host + off, (unsigned)EMU_PAGE_SIZE - off);
+		if (!b)
+			return NULL;
+	}
 	c->blk_gpa = gpa;
 	c->blk_end = gpa + b->nbytes;
+	c->blk_rip = lin;
 	return b;
 }
 
-/* Run one block; false when something asks for the way back to the
- * run loop (a device access, the budget, a store into the block). */
-static bool block_exec(struct emu_cpu *cpu, struct emu_core *c, const struct emu_block *b)
+/* Run the block; false when something asks for the way back to the run
+ * loop (a device access, a store into the block, the budget). */
+static inline bool block_exec(struct emu_cpu *cpu, struct emu_core *c, const struct emu_block *b)
 {
-	uint64_t left = c->budget_end - cpu->retired;
-	unsigned n = b->n < left ? b->n : (unsigned)left;
-	for (unsigned i = 0; i < n; i++) {
-		const struct fop *f = &b->op[i];
-		uint64_t rip = cpu->rip;
-		cpu->insn_start_rip = rip;
-		cpu->rip = rip + f->len;
-		f->fn(cpu, c, f);
-		cpu->retired++;
-		if (__builtin_expect(c->blk_break, 0))
-			return false;
-		if (cpu->rip != rip + f->len)
-			break;                 /* a branch taken */
+	c->blk_ret = cpu->retired;
+	unsigned how = b->op[0].fn(cpu, c, b->op);
+	const struct emu_fop *f = c->blk_stop;
+	if (how == FS_END) {
+		/* f is the end marker, f - 1 the last instruction */
+		cpu->rip = c->blk_rip + f->off;
+		cpu->insn_start_rip = c->blk_rip + f[-1].off;
+		cpu->retired = c->blk_ret + f->idx;
+	} else {
+		if (how == FS_NEXT)
+			cpu->rip = c->blk_rip + f->end;
+		cpu->insn_start_rip = c->blk_rip + f->off;
+		cpu->retired = c->blk_ret + f->idx + 1;
 	}
-	return cpu->retired < c->budget_end;
+	return !c->blk_break && cpu->retired < c->budget_end;
 }
 
 /* Between blocks: what the run loop would look at before the next
  * instruction and plain instructions cannot change themselves (other
  * threads: kicks, interrupts and NMIs sent to this vCPU). */
-static bool may_go_on(struct emu_cpu *cpu, struct emu_core *c)
+static inline bool may_go_on(struct emu_cpu *cpu, struct emu_core *c)
 {
 	if (__atomic_load_n(&c->kick, __ATOMIC_RELAXED) || cpu->pending.nmi)
 		return false;
 	return !((cpu->rflags & RFLAGS_IF) && emu_lapic_has_interrupt(cpu));
+}
+
+/* The block after the one that just left at f. A direct branch (or the
+ * end of the block) to the same page goes where it went last time without
+ * the TLB and the hash when that block is still valid: the page's
+ * translation is the one the left block was entered with (plain
+ * instructions neither flush the TLB nor change CPL or mode). */
+static inline struct emu_block *block_next(struct emu_cpu *cpu, struct emu_core *c,
+					   const struct emu_fop *f)
+{
+	uint64_t rip = cpu->rip;
+	if (!(f->flags & FOP_LINK) || ((rip ^ c->blk_rip) & EMU_PAGE_MASK))
+		return block_at(cpu, c);
+	uint64_t gpa = (c->blk_gpa & EMU_PAGE_MASK) | (rip & (EMU_PAGE_SIZE - 1));
+	struct emu_block *b = f->link;
+	if (__builtin_expect(!b || b->gen != cpu->evm->code_gen || b->gpa != gpa, 0)) {
+		b = block_at(cpu, c);
+		((struct emu_fop *)f)->link = b;       /* the blocks are ours: see block_build */
+		return b;
+	}
+	c->blk_gpa = gpa;
+	c->blk_end = gpa + b->nbytes;
+	c->blk_rip = rip;
+	return b;
 }
 
 /* Blocks back to back from RIP. The flags stay lazy on return: the run
@@ -1075,16 +1338,20 @@ bool emu_block_run(struct emu_cpu *cpu)
 	struct emu_core *c = emu_core_of(cpu);
 	if (c->mode != X86_MODE_LONG64)
 		return false;
+	c->blocks = cpu->evm->blocks;
+	cpu->evm->code_gen++;                  /* whatever happened outside: compare again */
 	struct emu_block *b = block_at(cpu, c);
-	if (!b)
+	/* a block runs whole: near the end of the budget the exact path
+	 * steps the rest */
+	if (!b || c->budget_end - cpu->retired < b->n)
 		return false;
 	c->blk_break = false;
 	c->event_in_insn = false;
 	c->rep_pending = false;
 	c->dbg_armed = false;
 	while (block_exec(cpu, c, b) && may_go_on(cpu, c)) {
-		b = block_at(cpu, c);
-		if (!b)
+		b = block_next(cpu, c, c->blk_stop);
+		if (!b || c->budget_end - cpu->retired < b->n)
 			break;
 	}
 	return true;

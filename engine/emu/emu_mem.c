@@ -115,13 +115,17 @@ static int walk_tables(struct emu_cpu *cpu, const struct walk_layout *l, uint64_
 		w->write_ok &= !!(e & PTE_W);
 		if (nxe && (e & PTE_NX))
 			w->exec_ok = false;
-		if (!(e & PTE_A))
+		if (!(e & PTE_A)) {
 			walk_entry_or(p, l->entry_bytes, PTE_A);
+			cpu->evm->code_gen++;      /* a write: blocks compare again */
+		}
 		bool large = level >= l->large_min && level <= l->large_max && (e & PTE_PS) &&
 			     (l->entry_bytes == 8 || pse);
 		if (large || level == 1) {
-			if (acc == ACC_W && !(e & PTE_D))
+			if (acc == ACC_W && !(e & PTE_D)) {
 				walk_entry_or(p, l->entry_bytes, PTE_D);
+				cpu->evm->code_gen++;
+			}
 			w->dirty = (e & PTE_D) || acc == ACC_W;
 			uint64_t base;
 			if (level == 1)
@@ -417,12 +421,48 @@ static inline void store_n(uint8_t *p, unsigned size, uint64_t v)
 	}
 }
 
+uint8_t *emu_lock_ptr(struct emu_cpu *cpu, uint64_t lin, unsigned size)
+{
+	if (size == 0 || size > 16 || (size & (size - 1)) || (lin & (size - 1)))
+		return NULL;                   /* aligned: inside one page */
+	bool user = at_user(cpu, false);
+	translate(cpu, lin, ACC_R, user);
+	struct emu_tlb_entry *t = translate(cpu, lin, ACC_W, user);
+	return t->host ? t->host + (lin & (EMU_PAGE_SIZE - 1)) : NULL;
+}
+
+/* The first read of a locked instruction (emu_core.lk_on): atomic when the
+ * operand is aligned RAM; false when it is not (an ordinary access). */
+static bool lock_read(struct emu_cpu *cpu, uint64_t lin, unsigned size, uint64_t *v)
+{
+	struct emu_core *c = emu_core_of(cpu);
+	if (c->lk_p)
+		return false;
+	uint8_t *p = emu_lock_ptr(cpu, lin, size);
+	if (!p)
+		return false;
+	switch (size) {
+	case 1: *v = __atomic_load_n(p, __ATOMIC_SEQ_CST); break;
+	case 2: *v = __atomic_load_n((uint16_t *)p, __ATOMIC_SEQ_CST); break;
+	case 4: *v = __atomic_load_n((uint32_t *)p, __ATOMIC_SEQ_CST); break;
+	default: *v = __atomic_load_n((uint64_t *)p, __ATOMIC_SEQ_CST); break;
+	}
+	c->lk_p = p;
+	c->lk_lin = lin;
+	c->lk_size = (uint8_t)size;
+	c->lk_old = *v;
+	return true;
+}
+
 static inline uint64_t read_common(struct emu_cpu *cpu, uint64_t lin, unsigned size, bool sys)
 {
 	struct emu_core *c = emu_core_of(cpu);
 	bool user = at_user(cpu, sys);
 	if (c->dbg_armed && !sys)
 		emu_dbg_mem(cpu, lin, size, false);
+	uint64_t lv;
+	if (__builtin_expect(c->lk_on, 0) && !sys && lock_read(cpu, lin, size, &lv))
+		return lv;
 	if ((lin & (EMU_PAGE_SIZE - 1)) <= EMU_PAGE_SIZE - size) {
 		struct emu_tlb_entry *t = &c->tlb[user][(lin >> 12) & (EMU_TLB_SIZE - 1)];
 		if (t->tag_r != (lin & EMU_PAGE_MASK))
@@ -442,6 +482,12 @@ static inline void write_common(struct emu_cpu *cpu, uint64_t lin, unsigned size
 	bool user = at_user(cpu, sys);
 	if (c->dbg_armed && !sys)
 		emu_dbg_mem(cpu, lin, size, true);
+	if (__builtin_expect(c->lk_on, 0) && !sys && c->lk_p && lin == c->lk_lin &&
+	    size == c->lk_size) {
+		c->lk_new = v;                 /* committed by exec_locked's CAS */
+		c->lk_written = true;
+		return;
+	}
 	if ((lin & (EMU_PAGE_SIZE - 1)) <= EMU_PAGE_SIZE - size) {
 		struct emu_tlb_entry *t = &c->tlb[user][(lin >> 12) & (EMU_TLB_SIZE - 1)];
 		if (t->tag_w != (lin & EMU_PAGE_MASK))

@@ -1,0 +1,111 @@
+/* guests/smc.c — smc.elf: self-modifying code, as the fast path of emu
+ * (engine/emu/emu_fast.c) must see it: stores into code it has decoded
+ * already, made by plain instructions that stay on the fast path. Each
+ * loop below is plain code only (MOV, ADD, CALL, RET, Jcc ...), so on emu
+ * it runs as blocks; the instruction it patches is
+ *   another block in the same page, entered by a CALL (its link),
+ *   the very next instruction of the running block,
+ *   the first instruction of the running block (a loop's back edge),
+ *   another block, patched by XCHG (an exact handler) and by REP MOVSB
+ *   (the exact path).
+ * Every result must be what the bytes in memory say. PASS/FAIL lines,
+ * exit 0 when all pass. */
+#include "guests/rt/report.h"
+#include "guests/rt/serial.h"
+
+/* The code lives in its own section: the loader maps it writable and executable
+ * (no NX in the boot page tables), and the patches need not touch .text. */
+__asm__(
+	"	.pushsection smc_code, \"awx\", @progbits\n"
+	"	.code64\n"
+	/* uint64_t smc_other(uint64_t n): sum of i for i < n, each i written
+	 * into smc_ret_imm's immediate and read back by calling it */
+	"smc_ret_imm:\n"
+	"	movl	$0, %eax\n"
+	"	ret\n"
+	"	.globl smc_other\n"
+	"smc_other:\n"
+	"	xorl	%ecx, %ecx\n"
+	"	xorl	%r8d, %r8d\n"
+	"1:	movl	%ecx, smc_ret_imm+1(%rip)\n"
+	"	call	smc_ret_imm\n"
+	"	addq	%rax, %r8\n"
+	"	incl	%ecx\n"
+	"	cmpl	%edi, %ecx\n"
+	"	jb	1b\n"
+	"	movq	%r8, %rax\n"
+	"	ret\n"
+	/* uint32_t smc_next(uint32_t v): writes v into the next instruction */
+	"	.globl smc_next\n"
+	"smc_next:\n"
+	"	movl	%edi, 2f+1(%rip)\n"
+	"2:	movl	$0x11111111, %eax\n"
+	"	ret\n"
+	/* uint64_t smc_head(uint64_t n): the loop patches its own first
+	 * instruction, so iteration i adds i - 1 (0 the first time) */
+	"	.globl smc_head\n"
+	"smc_head:\n"
+	"	xorl	%ecx, %ecx\n"
+	"	xorl	%r8d, %r8d\n"
+	"	movl	$0, smc_head_imm+1(%rip)\n"
+	"smc_head_imm:\n"
+	"	movl	$0, %eax\n"
+	"	addq	%rax, %r8\n"
+	"	movl	%ecx, smc_head_imm+1(%rip)\n"
+	"	incl	%ecx\n"
+	"	cmpl	%edi, %ecx\n"
+	"	jb	smc_head_imm\n"
+	"	movq	%r8, %rax\n"
+	"	ret\n"
+	/* uint64_t smc_xchg(uint64_t n): as smc_other, the patch by XCHG */
+	"smc_xchg_imm:\n"
+	"	movl	$0, %eax\n"
+	"	ret\n"
+	"	.globl smc_xchg\n"
+	"smc_xchg:\n"
+	"	xorl	%ecx, %ecx\n"
+	"	xorl	%r8d, %r8d\n"
+	"3:	movl	%ecx, %edx\n"
+	"	xchgl	%edx, smc_xchg_imm+1(%rip)\n"
+	"	call	smc_xchg_imm\n"
+	"	addq	%rax, %r8\n"
+	"	incl	%ecx\n"
+	"	cmpl	%edi, %ecx\n"
+	"	jb	3b\n"
+	"	movq	%r8, %rax\n"
+	"	ret\n"
+	/* uint32_t smc_movs(const uint32_t *v): REP MOVSB of *v into an
+	 * immediate, then the patched instruction */
+	"	.globl smc_movs\n"
+	"smc_movs:\n"
+	"	call	4f\n"               /* decoded once with the old immediate */
+	"	movq	%rdi, %rsi\n"
+	"	leaq	4f+1(%rip), %rdi\n"
+	"	movl	$4, %ecx\n"
+	"	rep movsb\n"
+	"4:	movl	$0x22222222, %eax\n"
+	"	ret\n"
+	"	.popsection\n");
+
+uint64_t smc_other(uint64_t n);
+uint32_t smc_next(uint32_t v);
+uint64_t smc_head(uint64_t n);
+uint64_t smc_xchg(uint64_t n);
+uint32_t smc_movs(const uint32_t *v);
+
+int main(void)
+{
+	const uint64_t n = 100000;
+	const uint64_t sum = n * (n - 1) / 2;
+
+	expect_eq(smc_other(n), sum, "patched CALL target in the same page");
+	expect_eq(smc_next(0x12345678), 0x12345678, "patched next instruction");
+	expect_eq(smc_next(0x9abcdef0), 0x9abcdef0, "patched next instruction again");
+	expect_eq(smc_head(n), (n - 1) * (n - 2) / 2, "patched loop head");
+	expect_eq(smc_xchg(n), sum, "patched by XCHG");
+	uint32_t v = 0x33333333;
+	expect_eq(smc_movs(&v), 0x33333333, "patched by REP MOVSB");
+	v = 0x44444444;
+	expect_eq(smc_movs(&v), 0x44444444, "patched by REP MOVSB again");
+	return report_summary();
+}
