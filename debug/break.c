@@ -1,9 +1,11 @@
-/* debug/break.c — software (int3) and hardware (DR0-3 execution)
- * breakpoints. A software breakpoint remembers the guest-physical byte it
- * replaced, so memory reads through the debugger can show the original and
- * every removal path (z0, detach, kill) can restore it. Hardware
- * breakpoints are one table for the whole machine; debug_apply_engine()
- * loads it into every vCPU on resume. */
+/* debug/break.c — software (int3) breakpoints, and the debugger's DR0-3:
+ * hardware execution breakpoints and watchpoints. A software breakpoint
+ * remembers the guest-physical byte it replaced, so memory reads through
+ * the debugger can show the original and every removal path (z0, detach,
+ * kill) can restore it. DR0-3 are one table for the whole machine, shared
+ * by the client's hardware breakpoints and watchpoint pieces, exception
+ * catching and (for one step at a time) the step engine's HLT run;
+ * debug_apply_engine() loads it into every vCPU on resume. */
 #include "debug/debug_int.h"
 
 #include <inttypes.h>
@@ -19,10 +21,12 @@ struct debug_sw_bp *debug_sw_find_locked(struct debug *d, uint64_t addr)
 	return NULL;
 }
 
+/* Execution breakpoints only: a watchpoint piece at the same address is
+ * not a breakpoint on the instruction there. */
 int debug_hw_find_locked(struct debug *d, uint64_t addr)
 {
 	for (unsigned n = 0; n < DEBUG_NR_HW_BP; n++)
-		if (d->hw[n].used && d->hw[n].addr == addr)
+		if (d->hw[n].used && d->hw[n].rw == DR7_RW_EXEC && d->hw[n].addr == addr)
 			return (int)n;
 	return -1;
 }
@@ -193,6 +197,177 @@ unsigned debug_nr_hw_breakpoints(const struct debug *d)
 {
 	unsigned n = 0;
 	for (unsigned i = 0; i < DEBUG_NR_HW_BP; i++)
-		n += d->hw[i].client;
+		n += d->hw[i].client && d->hw[i].rw == DR7_RW_EXEC;
 	return n;
+}
+
+/* A watchpoint's first piece starts where the watchpoint does. */
+unsigned debug_nr_watchpoints(const struct debug *d)
+{
+	unsigned n = 0;
+	for (unsigned i = 0; i < DEBUG_NR_HW_BP; i++)
+		n += d->hw[i].client && d->hw[i].rw != DR7_RW_EXEC &&
+		     d->hw[i].addr == d->hw[i].watch_addr;
+	return n;
+}
+
+/* ---- watchpoints ---- */
+
+uint64_t debug_hw_dr7_bits(const struct debug_hw_bp *bp, unsigned n)
+{
+	if (bp->rw == DR7_RW_EXEC)
+		return DR7_RW(n, DR7_RW_EXEC) | DR7_LEN(n, DR7_LEN_1);   /* LEN must be 00 */
+	enum dr7_len len = bp->len == 8 ? DR7_LEN_8 : bp->len == 4 ? DR7_LEN_4 :
+			   bp->len == 2 ? DR7_LEN_2 : DR7_LEN_1;
+	return DR7_RW(n, bp->rw) | DR7_LEN(n, len);
+}
+
+bool debug_watch_supported(struct debug *d)
+{
+	const struct engine_caps *caps;
+	return debug_hw_supported(d) && debug_caps(d, &caps, NULL) == 0 && caps->hw_data_bp;
+}
+
+/* x86 watches 1, 2, 4 or 8 bytes aligned to their size: the largest such
+ * piece that starts at a and does not run past the range. */
+static unsigned piece_len(uint64_t a, uint64_t left)
+{
+	for (unsigned len = 8; len > 1; len /= 2)
+		if ((a & (len - 1)) == 0 && left >= len)
+			return len;
+	return 1;
+}
+
+/* Pieces [addr, addr+len) needs; counting stops past max (len may be huge). */
+static unsigned count_pieces(uint64_t addr, uint64_t len, unsigned max)
+{
+	unsigned n = 0;
+	while (len > 0 && n <= max) {
+		unsigned p = piece_len(addr, len);
+		addr += p;
+		len -= p;
+		n++;
+	}
+	return n;
+}
+
+static enum dr7_rw watch_rw(enum debug_watch_kind kind)
+{
+	return kind == DEBUG_WATCH_WRITE ? DR7_RW_WRITE : DR7_RW_ACCESS;
+}
+
+static bool is_piece_of(const struct debug_hw_bp *bp, enum dr7_rw rw, uint64_t addr,
+			uint64_t len)
+{
+	return bp->used && bp->client && bp->rw == rw && bp->watch_addr == addr &&
+	       bp->watch_len == len;
+}
+
+/* Slots the client may take: free ones and those only catching holds. */
+static unsigned client_slots_locked(struct debug *d)
+{
+	unsigned n = 0;
+	for (unsigned i = 0; i < DEBUG_NR_HW_BP; i++)
+		n += !d->hw[i].client;
+	return n;
+}
+
+static int watch_no_room(struct debug *d, uint64_t addr, uint64_t len, unsigned need,
+			 struct err *e)
+{
+	unsigned bps = debug_nr_hw_breakpoints(d), pieces = 0;
+	for (unsigned i = 0; i < DEBUG_NR_HW_BP; i++)
+		pieces += d->hw[i].client && d->hw[i].rw != DR7_RW_EXEC;
+	return err_set(e, ENOSPC,
+		       "a watchpoint on %" PRIu64 " bytes at 0x%" PRIx64 " needs %s%u debug "
+		       "registers (x86 watches aligned 1, 2, 4 or 8 bytes per register); "
+		       "%u of DR0-3 are free, the others hold %u hardware breakpoint(s) and "
+		       "%u watchpoint piece(s)", len, addr, need > DEBUG_NR_HW_BP ? "more than " : "",
+		       need > DEBUG_NR_HW_BP ? DEBUG_NR_HW_BP : need, client_slots_locked(d), bps,
+		       pieces);
+}
+
+int debug_watch_insert(struct debug *d, enum debug_watch_kind kind, uint64_t addr,
+		       uint64_t len, struct err *e)
+{
+	enum dr7_rw rw = watch_rw(kind);
+	int r = 0;
+
+	if (!debug_watch_supported(d))
+		return err_set(e, ENOTSUP, "the %s engine has no working hardware data breakpoints "
+			       "here", d->vm->engine->name);
+	if (len == 0 || addr + (len - 1) < addr)
+		return err_set(e, EINVAL, "%" PRIu64 " bytes at 0x%" PRIx64 " is not a range to watch",
+			       len, addr);
+	pthread_mutex_lock(&d->lock);
+	for (unsigned i = 0; i < DEBUG_NR_HW_BP; i++)
+		if (is_piece_of(&d->hw[i], rw, addr, len))
+			goto out;       /* inserting twice is harmless */
+	unsigned need = count_pieces(addr, len, DEBUG_NR_HW_BP);
+	if (need > client_slots_locked(d)) {
+		r = watch_no_room(d, addr, len, need, e);
+		goto out;
+	}
+	for (uint64_t a = addr, left = len; left > 0;) {
+		unsigned p = piece_len(a, left);
+		int n = hw_slot_for_client_locked(d);    /* cannot fail: counted above */
+		if (n < 0)
+			break;
+		d->hw[n] = (struct debug_hw_bp){ .addr = a, .used = true, .client = true, .rw = rw,
+						 .len = (uint8_t)p, .watch_addr = addr,
+						 .watch_len = len };
+		a += p;
+		left -= p;
+	}
+out:
+	pthread_mutex_unlock(&d->lock);
+	return r;
+}
+
+int debug_watch_remove(struct debug *d, enum debug_watch_kind kind, uint64_t addr,
+		       uint64_t len, struct err *e)
+{
+	enum dr7_rw rw = watch_rw(kind);
+	unsigned found = 0;
+	pthread_mutex_lock(&d->lock);
+	for (unsigned i = 0; i < DEBUG_NR_HW_BP; i++) {
+		if (is_piece_of(&d->hw[i], rw, addr, len)) {
+			d->hw[i] = (struct debug_hw_bp){ 0 };
+			found++;
+		}
+	}
+	pthread_mutex_unlock(&d->lock);
+	if (!found)
+		return err_set(e, ENOENT, "no watchpoint on %" PRIu64 " bytes at 0x%" PRIx64, len,
+			       addr);
+	return 0;
+}
+
+static enum debug_event_kind watch_event_kind(enum dr7_rw rw)
+{
+	return rw == DR7_RW_WRITE ? DEBUG_EV_WATCH : DEBUG_EV_AWATCH;
+}
+
+bool debug_watch_exists_locked(struct debug *d, enum debug_event_kind kind, uint64_t addr)
+{
+	for (unsigned i = 0; i < DEBUG_NR_HW_BP; i++) {
+		const struct debug_hw_bp *bp = &d->hw[i];
+		if (bp->used && bp->client && bp->rw != DR7_RW_EXEC &&
+		    watch_event_kind(bp->rw) == kind && bp->watch_addr == addr)
+			return true;
+	}
+	return false;
+}
+
+bool debug_watch_hit_locked(struct debug *d, uint64_t dr6, struct debug_event *ev)
+{
+	for (unsigned i = 0; i < DEBUG_NR_HW_BP; i++) {
+		const struct debug_hw_bp *bp = &d->hw[i];
+		if ((dr6 & DR6_B(i)) && bp->used && bp->client && bp->rw != DR7_RW_EXEC) {
+			ev->kind = watch_event_kind(bp->rw);
+			ev->addr = bp->watch_addr;
+			return true;
+		}
+	}
+	return false;
 }

@@ -26,6 +26,9 @@ struct debug;
 enum debug_event_kind {
 	DEBUG_EV_SWBREAK,     /* one of our int3 breakpoints; addr = its address */
 	DEBUG_EV_HWBREAK,     /* one of our DR0-3 execution breakpoints */
+	DEBUG_EV_WATCH,       /* a write watchpoint (Z2) hit; addr = its start as the
+			       * client named it; the vCPU is past the instruction */
+	DEBUG_EV_AWATCH,      /* an access watchpoint (Z4) hit; same */
 	DEBUG_EV_STEP,        /* a single step finished */
 	DEBUG_EV_TRAP,        /* a debug exception we cannot explain: reported as SIGTRAP */
 	DEBUG_EV_CATCH,       /* a caught exception reached its handler; vector, addr = handler */
@@ -106,9 +109,27 @@ int debug_sw_remove(struct debug *d, uint64_t addr, struct err *e);
 int debug_hw_insert(struct debug *d, uint64_t addr, struct err *e);
 int debug_hw_remove(struct debug *d, uint64_t addr, struct err *e);
 bool debug_hw_supported(const struct debug *d);
+/* Watchpoints (gdb's Z2 write, Z4 access) on the debugger's own DR0-3 of
+ * every vCPU, on guest-linear addresses: [addr, addr+len) is split into
+ * the aligned 1/2/4/8-byte pieces x86 can watch, one slot each, sharing
+ * the slots with hardware breakpoints (never displacing one) and with
+ * exception catching (which then falls back to int3). The hit is a trap:
+ * the vCPU stops after the accessing instruction; one hit per instruction
+ * is reported (the first watchpoint whose piece matched), as hardware
+ * gives one #DB per instruction. -ENOTSUP where the engine's data
+ * breakpoints do not work (debug_watch_supported), -EINVAL for an empty
+ * or wrapping range, -ENOSPC (with the count) when the pieces do not fit
+ * in the free slots. Called stopped. */
+enum debug_watch_kind { DEBUG_WATCH_WRITE, DEBUG_WATCH_ACCESS };
+bool debug_watch_supported(struct debug *d);
+int debug_watch_insert(struct debug *d, enum debug_watch_kind kind, uint64_t addr,
+		       uint64_t len, struct err *e);
+int debug_watch_remove(struct debug *d, enum debug_watch_kind kind, uint64_t addr,
+		       uint64_t len, struct err *e);
 void debug_remove_all_breakpoints(struct debug *d);
 unsigned debug_nr_sw_breakpoints(const struct debug *d);
 unsigned debug_nr_hw_breakpoints(const struct debug *d);
+unsigned debug_nr_watchpoints(const struct debug *d);
 
 /* --- exception catching (debug/catch.c) ---
  * Stop when the guest takes one of the exceptions in vector_mask (bit n =

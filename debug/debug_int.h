@@ -104,6 +104,10 @@ struct debug_vcpu {
 	enum debug_step step;
 	bool step_done;          /* internal step finished */
 	unsigned hw_lifted;      /* DR slots (bit n) left out during a step-over */
+	/* a step-over's instruction hit a watchpoint: step_over reports this
+	 * instead of (or as well as ending) the step */
+	bool step_watch;
+	struct debug_event step_watch_ev;
 	bool resumed;            /* named by the last resume: its events come first */
 	bool notify_on_park;     /* queued an event: wake the client once parked */
 	bool just_stepped;       /* atomic; set by a finished user step */
@@ -132,11 +136,19 @@ struct debug_sw_bp {
 	bool step_guard;         /* the step engine's: an exception handler's entry (step.c) */
 };
 
+/* A DR0-3 slot. rw EXEC (0): an execution breakpoint (the client's Z1
+ * and/or exception catching). rw WRITE/ACCESS: one piece of a client
+ * watchpoint (Z2/Z4), which x86 may have to split into several aligned
+ * 1/2/4/8-byte pieces: addr/len are this piece, watch_addr/watch_len the
+ * watchpoint as the client named it (shared by its pieces). */
 struct debug_hw_bp {
 	uint64_t addr;
 	bool used;               /* client || catch_vectors */
 	bool client;
 	uint32_t catch_vectors;
+	enum dr7_rw rw;
+	uint8_t len;
+	uint64_t watch_addr, watch_len;
 };
 
 #define DEBUG_NR_VECTORS 32
@@ -216,6 +228,13 @@ int debug_apply_engine(struct debug *d, unsigned vcpu);
 /* break.c */
 struct debug_sw_bp *debug_sw_find_locked(struct debug *d, uint64_t addr);
 int debug_hw_find_locked(struct debug *d, uint64_t addr);
+/* DR7 RW and LEN bits of slot n for this slot's kind */
+uint64_t debug_hw_dr7_bits(const struct debug_hw_bp *bp, unsigned n);
+/* the client's watchpoint of this kind (DEBUG_EV_WATCH/AWATCH) at addr */
+bool debug_watch_exists_locked(struct debug *d, enum debug_event_kind kind, uint64_t addr);
+/* A debug exit's DR6 names a watchpoint piece: fill ev's kind and addr
+ * (the watchpoint's start) for the lowest such slot; false if none. */
+bool debug_watch_hit_locked(struct debug *d, uint64_t dr6, struct debug_event *ev);
 void debug_sw_poke(struct debug *d, struct debug_sw_bp *bp, bool insert);
 
 /* catch.c: follow the IDTs before the vCPUs run (every resume) */

@@ -178,6 +178,9 @@ static bool event_still_valid(struct debug *d, const struct debug_event *ev)
 		int n = debug_hw_find_locked(d, ev->addr);
 		return n >= 0 && d->hw[n].client;
 	}
+	case DEBUG_EV_WATCH:
+	case DEBUG_EV_AWATCH:
+		return debug_watch_exists_locked(d, ev->kind, ev->addr);
 	case DEBUG_EV_CATCH: {
 		/* still caught, and the breakpoint that saw it still there */
 		const struct debug_sw_bp *bp = debug_sw_find_locked(d, ev->addr);
@@ -297,12 +300,15 @@ int debug_apply_engine(struct debug *d, unsigned vcpu)
 	dbg.block_irq = dbg.single_step && !d->sstep_irq && !d->step_mask_if;
 	for (unsigned n = 0; n < DEBUG_NR_HW_BP; n++) {
 		uint64_t addr = d->hw[n].addr;
+		uint64_t rw_len = DR7_RW(n, DR7_RW_EXEC) | DR7_LEN(n, DR7_LEN_1);
 		if (hlt_run && n == dv->st.hlt_slot)
 			addr = dv->st.hlt_addr;
 		else if (!d->hw[n].used || (dv->hw_lifted & (1u << n)))
 			continue;
+		else
+			rw_len = debug_hw_dr7_bits(&d->hw[n], n);   /* execution or watchpoint piece */
 		dbg.db[n] = addr;
-		dbg.dr7 |= DR7_G(n) | DR7_RW(n, DR7_RW_EXEC) | DR7_LEN(n, DR7_LEN_1);
+		dbg.dr7 |= DR7_G(n) | rw_len;
 	}
 	pthread_mutex_unlock(&d->lock);
 	if (dbg.dr7) {
@@ -437,10 +443,11 @@ static int step_over(struct debug *d, unsigned vcpu, uint64_t pc, bool report)
 	struct debug_sw_bp *sw = debug_sw_find_locked(d, pc);
 	dv->hw_lifted = 0;
 	for (unsigned n = 0; n < DEBUG_NR_HW_BP; n++)
-		if (d->hw[n].used && d->hw[n].addr == pc)
+		if (d->hw[n].used && d->hw[n].rw == DR7_RW_EXEC && d->hw[n].addr == pc)
 			dv->hw_lifted |= 1u << n;
 	dv->step = DEBUG_STEP_INTERNAL;
 	dv->step_done = false;
+	dv->step_watch = false;
 	pthread_mutex_unlock(&d->lock);
 
 	if (sw)
@@ -458,7 +465,12 @@ static int step_over(struct debug *d, unsigned vcpu, uint64_t pc, bool report)
 	bool done = dv->step_done || done_here;
 	dv->step = DEBUG_STEP_NONE;
 	dv->hw_lifted = 0;
-	if (done && report) {
+	if (done && dv->step_watch) {
+		/* the stepped instruction hit a watchpoint: that is the stop
+		 * (it ends a step the client asked for too) */
+		debug_queue_locked(d, &dv->step_watch_ev);
+		dv->step_watch = false;
+	} else if (done && report) {
 		struct debug_event ev = { .kind = DEBUG_EV_STEP, .vcpu = vcpu, .addr = pc };
 		debug_queue_locked(d, &ev);
 	}
@@ -798,8 +810,13 @@ static bool on_db(struct debug *d, struct vcpu *vcpu, const struct vm_exit *exit
 	enum debug_step step = dv->step;
 	int hw = -1;
 	for (unsigned n = 0; n < DEBUG_NR_HW_BP && hw < 0; n++)
-		if ((exit->db.dr6 & DR6_B(n)) && d->hw[n].used)
+		if ((exit->db.dr6 & DR6_B(n)) && d->hw[n].used && d->hw[n].rw == DR7_RW_EXEC)
 			hw = (int)n;
+	/* a watchpoint is a trap: the instruction is done, and it is reported
+	 * even when that instruction was a step (as hardware sets DR6.BS and
+	 * Bn together, and gdb checks its watchpoints on such a stop) */
+	struct debug_event wev = ev;
+	bool watch = debug_watch_hit_locked(d, exit->db.dr6, &wev);
 	struct debug_hw_bp hw_bp = hw >= 0 ? d->hw[hw] : (struct debug_hw_bp){ 0 };
 	/* a step ends with a trace trap, or for a HLT run at its own DR slot */
 	bool step_end = (exit->db.dr6 & DR6_BS) ||
@@ -810,6 +827,8 @@ static bool on_db(struct debug *d, struct vcpu *vcpu, const struct vm_exit *exit
 		debug_step_end(d, vcpu, &ev.addr, false);
 	if (step == DEBUG_STEP_INTERNAL && step_end) {
 		pthread_mutex_lock(&d->lock);
+		dv->step_watch = watch;        /* step_over reports it */
+		dv->step_watch_ev = wev;
 		dv->step_done = true;
 		dv->run_allowed = false;
 		pthread_mutex_unlock(&d->lock);
@@ -818,7 +837,11 @@ static bool on_db(struct debug *d, struct vcpu *vcpu, const struct vm_exit *exit
 
 	if (step == DEBUG_STEP_USER && step_end) {
 		ev.kind = DEBUG_EV_STEP;
+		if (watch)
+			ev = wev;
 		__atomic_store_n(&dv->just_stepped, true, __ATOMIC_RELEASE);
+	} else if (watch) {
+		ev = wev;
 	} else if (hw >= 0) {
 		hit_event(&ev, hw_bp.client, hw_bp.catch_vectors, DEBUG_EV_HWBREAK);
 		ev.addr = hw_bp.addr;

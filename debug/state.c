@@ -162,6 +162,18 @@ int debug_caps(struct debug *d, const struct engine_caps **caps, struct err *e)
 	return 0;
 }
 
+/* How gdb's watch/awatch/rwatch work on this engine (short: the whole
+ * mechanisms text goes into one monitor reply buffer). */
+static const char *watchpoints(struct debug *d)
+{
+	if (debug_watch_supported(d))
+		return "hardware: the debugger's DR0-3 (not the guest's), write and access, split "
+		       "into aligned 1/2/4/8-byte pieces, one register each; gdb's rwatch uses "
+		       "access; stops after the access";
+	return "software: the host's KVM never fires data breakpoints, so Z2/Z4 get the empty "
+	       "reply; `set can-use-hw-watchpoints 0` makes gdb single-step (fast in vmdb)";
+}
+
 /* Which mechanism each debug feature uses now (the lines follow the probe
  * table in `monitor info caps`). */
 void debug_mechanisms(struct debug *d, char *out, size_t size)
@@ -183,7 +195,7 @@ void debug_mechanisms(struct debug *d, char *out, size_t size)
 		 "the guest's own int3 gets its #BP\n"
 		 "single-step: %s\n"
 		 "hardware breakpoints: %s\n"
-		 "watchpoints: not supported yet\n"
+		 "watchpoints: %s\n"
 		 "exception catch (monitor catch): a breakpoint on the first instruction of the "
 		 "handler each vCPU's IDT gate names (%s), IDTs re-read at every resume; "
 		 "the stop comes at the handler, after the exception was delivered%s\n"
@@ -193,6 +205,7 @@ void debug_mechanisms(struct debug *d, char *out, size_t size)
 		      : "not available on this engine",
 		 step ? "DR0-DR3 execution breakpoints loaded into every vCPU by the engine"
 		      : "not available on this engine",
+		 watchpoints(d),
 		 step ? "a free DR0-DR3 slot, else int3" : "int3",
 		 catching);
 }

@@ -42,6 +42,7 @@ struct gdb_server {
 	unsigned cur_g;              /* vCPU for registers and memory (Hg) */
 	int cur_c;                   /* vCPU for legacy s/c (Hc); -1 = all */
 	bool phys;                   /* `monitor phys on`: m/M/X/Z0 are guest-physical */
+	bool error_strings;          /* QEnableErrorStrings: "Enn;HEXTEXT" where we have words */
 	bool have_last_stop;
 	struct debug_event last_stop;
 };

@@ -1,33 +1,58 @@
 /* gdbserver/pkt_break.c — Z/z: type 0 software (int3) and type 1 hardware
- * execution breakpoints. Watchpoints (2-4) are not implemented yet: the
- * empty reply tells gdb so, and it falls back to software watchpoints. */
+ * execution breakpoints, types 2 (write) and 4 (access) watchpoints on the
+ * debugger's DR0-3 where the engine's data breakpoints work (emu always;
+ * kvm when its probe saw one fire). Elsewhere, and for type 3 (read: x86
+ * has no read-only data breakpoint), the empty reply says "unsupported",
+ * as QEMU answers for read watchpoints on x86 KVM; for a read watchpoint
+ * gdb then inserts an access watchpoint and tells reads from writes by
+ * the value. QEnableErrorStrings (LLDB's extension) adds the reason to
+ * the E reply of a Z/z that failed. */
 #include "gdbserver/gdbserver_int.h"
 
-enum { Z_SW = 0, Z_HW = 1 };
+#include <string.h>
+
+enum { Z_SW = 0, Z_HW = 1, Z_WRITE = 2, Z_READ = 3, Z_ACCESS = 4 };
 
 /* Z TYPE,ADDR,KIND[;cond...] — conditions and commands are ignored (we
- * did not advertise them). */
-static int parse_z(struct rsp_cur *args, uint64_t *type, uint64_t *addr)
+ * did not advertise them). KIND is the byte count for watchpoints. */
+static int parse_z(struct rsp_cur *args, uint64_t *type, uint64_t *addr, uint64_t *kind)
 {
-	uint64_t kind;
 	if (rsp_take_hex(args, ',', type) < 0 || rsp_take_hex(args, ',', addr) < 0)
 		return -EINVAL;
 	const char *semi = args->p;
 	while (semi < args->end && *semi != ';')
 		semi++;
 	struct rsp_cur k = { args->p, semi };
-	if (rsp_take_hex(&k, '\0', &kind) < 0)
+	if (rsp_take_hex(&k, '\0', kind) < 0)
 		return -EINVAL;
+	return 0;
+}
+
+static int z_watch(struct gdb_server *s, uint64_t type, uint64_t addr, uint64_t len, bool insert,
+		   struct err *e)
+{
+	enum debug_watch_kind kind = type == Z_WRITE ? DEBUG_WATCH_WRITE : DEBUG_WATCH_ACCESS;
+	return insert ? debug_watch_insert(s->dbg, kind, addr, len, e)
+		      : debug_watch_remove(s->dbg, kind, addr, len, e);
+}
+
+/* "Enn", or "Enn;HEX(words)" for a client that asked for error strings. */
+static int z_error(struct gdb_server *s, int r, const struct err *e)
+{
+	if (!s->error_strings || !e->msg[0])
+		return r;
+	rsp_buf_printf(&s->reply, "E%02d;", -r > 0 && -r <= 99 ? -r : EIO);
+	rsp_buf_hex(&s->reply, e->msg, strlen(e->msg));
 	return 0;
 }
 
 static int z_common(struct gdb_server *s, struct rsp_cur *args, bool insert)
 {
-	uint64_t type, addr;
+	uint64_t type, addr, kind;
 	struct err e = { 0 };
 	int r;
 
-	if (parse_z(args, &type, &addr) < 0)
+	if (parse_z(args, &type, &addr, &kind) < 0)
 		return -EINVAL;
 	switch (type) {
 	case Z_SW:
@@ -39,13 +64,19 @@ static int z_common(struct gdb_server *s, struct rsp_cur *args, bool insert)
 			return 0;
 		r = insert ? debug_hw_insert(s->dbg, addr, &e) : debug_hw_remove(s->dbg, addr, &e);
 		break;
+	case Z_WRITE:
+	case Z_ACCESS:
+		if (!debug_watch_supported(s->dbg))
+			return 0;     /* see `monitor info caps` */
+		r = z_watch(s, type, addr, kind, insert, &e);
+		break;
 	default:
-		return 0;     /* unsupported type: empty reply */
+		return 0;     /* Z3 and unknown types: empty reply */
 	}
 	if (r == -ENOENT)
 		r = 0;        /* removing what is not there is not worth an error */
 	if (r < 0)
-		return r;
+		return z_error(s, r, &e);
 	rsp_buf_printf(&s->reply, "OK");
 	return 0;
 }
@@ -60,8 +91,17 @@ static int pkt_z(struct gdb_server *s, struct rsp_cur *args)
 	return z_common(s, args, false);
 }
 
+static int pkt_enable_error_strings(struct gdb_server *s, struct rsp_cur *args)
+{
+	(void)args;
+	s->error_strings = true;
+	rsp_buf_printf(&s->reply, "OK");
+	return 0;
+}
+
 const struct gdb_packet gdb_pkt_break[] = {
 	{ "Z", pkt_bigz, true },
 	{ "z", pkt_z, true },
+	{ "QEnableErrorStrings", pkt_enable_error_strings, false },
 	{ NULL, NULL, false },
 };

@@ -46,6 +46,7 @@ void gdb_set_state(struct gdb_server *s, enum gdb_state next)
 			s->cur_g = 0;
 			s->cur_c = -1;
 			s->phys = false;
+			s->error_strings = false;
 			s->have_last_stop = false;
 		}
 		break;
@@ -239,6 +240,13 @@ static void format_stop(struct gdb_server *s, const struct debug_event *ev, cons
 	case DEBUG_EV_HWBREAK:
 		*reason = ev->kind == DEBUG_EV_SWBREAK ? "swbreak:;" : "hwbreak:;";
 		rsp_buf_printf(&s->reply, "T05thread:%x;", tid);
+		break;
+	case DEBUG_EV_WATCH:
+	case DEBUG_EV_AWATCH:
+		/* the watchpoint's start as the client inserted it (not the
+		 * piece of it that hit): gdb matches it against its own */
+		rsp_buf_printf(&s->reply, "T05%s:%" PRIx64 ";thread:%x;",
+			       ev->kind == DEBUG_EV_WATCH ? "watch" : "awatch", ev->addr, tid);
 		break;
 	case DEBUG_EV_STEP:
 	case DEBUG_EV_TRAP:

@@ -20,6 +20,13 @@
  *   bigpage   maps virtual 4 GiB to physical 0 with one 1 GiB page (PDPT
  *             entry 4), writes gdb_big_marker through it, then spins in
  *             gdb_mem_poll until gdb_flag != 0 and exits with it
+ *   watch     arms its own DR0 (write, 8 bytes) on gdb_own_var, then three
+ *             times: writes i to gdb_watch_var (gdb_watch_after is right
+ *             after the store), writes gdb_own_var (its #DB handler counts),
+ *             reads gdb_read_var (gdb_read_after), writes gdb_odd.lead then
+ *             gdb_odd.field = i * 0x101 (a 2-byte field at an odd address;
+ *             gdb_odd_after), and i into gdb_wv[0..4]; disarms DR0, calls
+ *             gdb_watch_done() and prints "watch: own #DB N ..."; exits 0
  * Interrupts stay off (no timer) so nothing disturbs the stepping. */
 #include "guests/rt/apic.h"
 #include "guests/rt/cmdline.h"
@@ -230,6 +237,91 @@ static int test_bigpage(void)
 	return test_memwrite();
 }
 
+/* ---- watch: variables for gdb's watchpoints, and the guest's own DR0 ---- */
+
+struct gdb_odd_s {
+	uint8_t lead;
+	uint16_t field;          /* offset 1: split into two 1-byte pieces */
+	uint8_t tail[5];
+} __attribute__((packed));
+
+volatile uint64_t gdb_watch_var;
+volatile uint64_t gdb_read_var = 7;
+volatile uint64_t gdb_own_var;
+volatile uint64_t gdb_wv[5];
+volatile struct gdb_odd_s gdb_odd __attribute__((aligned(8)));
+static volatile unsigned own_db_b0, own_db_other;
+
+/* The guest's own #DB: only its DR0 may fire here (never the debugger's). */
+static void on_own_db(struct rt_frame *f)
+{
+	uint64_t dr6;
+	(void)f;
+	__asm__ volatile("mov %%dr6, %0" : "=r"(dr6));
+	if (dr6 & DR6_B(0))
+		own_db_b0++;
+	else
+		own_db_other++;
+	__asm__ volatile("mov %0, %%dr6" :: "r"(0ull));
+}
+
+GDB_FN void gdb_write_watch(uint64_t v)
+{
+	__asm__ volatile("mov %0, gdb_watch_var(%%rip)\n"
+			 ".globl gdb_watch_after\n"
+			 "gdb_watch_after:\n" :: "r"(v) : "memory");
+}
+
+GDB_FN uint64_t gdb_read_read(void)
+{
+	uint64_t v;
+	__asm__ volatile("mov gdb_read_var(%%rip), %0\n"
+			 ".globl gdb_read_after\n"
+			 "gdb_read_after:\n" : "=r"(v) :: "memory");
+	return v;
+}
+
+GDB_FN void gdb_odd_write(uint16_t v)
+{
+	__asm__ volatile("movw %0, gdb_odd+1(%%rip)\n"
+			 ".globl gdb_odd_after\n"
+			 "gdb_odd_after:\n" :: "r"(v) : "memory");
+}
+
+GDB_FN void gdb_watch_done(void)
+{
+	__asm__ volatile("" ::: "memory");
+}
+
+static void own_dr0(uint64_t addr, uint64_t dr7)
+{
+	__asm__ volatile("mov %0, %%dr0\n"
+			 "mov %1, %%dr7" :: "r"(addr), "r"(dr7) : "memory");
+}
+
+static int test_watch(void)
+{
+	uint64_t sum = 0;
+
+	idt_set_handler(X86_DB, on_own_db);
+	own_dr0((uint64_t)&gdb_own_var,
+		DR7_INIT | DR7_G(0) | DR7_RW(0, DR7_RW_WRITE) | DR7_LEN(0, DR7_LEN_8));
+	for (uint64_t i = 1; i <= 3; i++) {
+		gdb_write_watch(i);
+		gdb_own_var = i;
+		sum += gdb_read_read();
+		gdb_odd.lead = (uint8_t)i;
+		gdb_odd_write((uint16_t)(i * 0x101));
+		for (unsigned k = 0; k < 5; k++)
+			gdb_wv[k] = i;
+	}
+	own_dr0(0, DR7_INIT);
+	gdb_watch_done();
+	printf("watch: own #DB %u (other #DB %u), sum %lu, field 0x%x\n", own_db_b0,
+	       own_db_other, (unsigned long)sum, (unsigned)gdb_odd.field);
+	return 0;
+}
+
 int main(void)
 {
 	const char *t = cmdline_get("test");
@@ -251,6 +343,8 @@ int main(void)
 		return test_catch();
 	if (strcmp(t, "bigpage") == 0)
 		return test_bigpage();
+	if (strcmp(t, "watch") == 0)
+		return test_watch();
 	printf("gdb_target: unknown test '%s'\n", t);
 	return 1;
 }

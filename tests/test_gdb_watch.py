@@ -1,0 +1,271 @@
+"""gdb watchpoints (Z2 write, Z4 access) on the debugger's own DR0-3, end to
+end with real gdb and a raw RSP client, on every engine.
+
+Where the engine's data breakpoints work (emu always; kvm when its probe saw
+one fire) gdb gets hardware watchpoints: the stop comes right after the
+writing/reading instruction with "Hardware watchpoint N". Where they do not
+(this host's nested KVM) Z2/Z4 get the empty reply; gdb 13 does NOT fall
+back to software watchpoints by itself on an empty reply ("Could not insert
+hardware watchpoint"), so the tests show that and then use gdb's own
+`set can-use-hw-watchpoints 0`, with which gdb single-steps and compares.
+
+The guest is gdb_target.elf test=watch (see guests/gdb_target.c)."""
+import re
+
+import pytest
+
+from conftest import run_vmdb
+from gdbclient import RspClient, gdb_batch, start_gdb_vmdb
+
+_HW_DATA = {}
+
+
+def hw_watch(vmdb_bin, engine):
+    """Does this engine have working data breakpoints here (its probe)?"""
+    if engine == "emu":
+        return True
+    if engine not in _HW_DATA:
+        out = run_vmdb(vmdb_bin, "--engine", engine, "--probe").stdout
+        m = re.search(r"^hardware data breakpoints: (yes|no)", out, re.M)
+        assert m, out
+        _HW_DATA[engine] = m.group(1) == "yes"
+    return _HW_DATA[engine]
+
+
+def symbol(elf, name):
+    out = gdb_batch(elf, None, [f"info address {name}"], connect=False)
+    m = re.search(r"(0x[0-9a-f]+)", out)
+    assert m, out
+    return int(m.group(1), 16)
+
+
+def pcs(out):
+    """Every `p/x $pc` value, in order."""
+    return [int(v, 16) for v in re.findall(r"^\$\d+ = (0x[0-9a-f]+)$", out, re.M)]
+
+
+def changes(out):
+    """(watchpoint kind word, expression, old, new) of every value-change stop."""
+    return re.findall(r"(Hardware watchpoint|Watchpoint) \d+: (\S+)\n\nOld value = (\S+)\n"
+                      r"New value = (\S+)", out)
+
+
+def start(start_vmdb, guest, free_port, *args):
+    elf = guest("gdb_target")
+    vm, target = start_gdb_vmdb(start_vmdb, elf, "--cmdline", "test=watch", *args,
+                                port=free_port())
+    return elf, vm, target
+
+
+def software_prefix(hw):
+    """On an engine without data breakpoints: what the user must tell gdb."""
+    return [] if hw else ["set can-use-hw-watchpoints 0"]
+
+
+def test_watch_write_stops_after_the_store(start_vmdb, guest, free_port, vmdb_bin, engine):
+    hw = hw_watch(vmdb_bin, engine)
+    elf, vm, target = start(start_vmdb, guest, free_port)
+    out = gdb_batch(elf, target, [
+        "break test_watch", "continue", *software_prefix(hw), "watch gdb_watch_var",
+        "continue", "p/x $pc", "continue", "p/x $pc", "delete", "continue"])
+    word = "Hardware watchpoint" if hw else "Watchpoint"
+    assert f"{word} 2: gdb_watch_var" in out, out
+    assert changes(out) == [(word, "gdb_watch_var", "0", "1"),
+                            (word, "gdb_watch_var", "1", "2")], out
+    after = symbol(elf, "gdb_watch_after")
+    assert pcs(out) == [after, after], out
+    assert "exited with code 01" in out, out
+    assert vm.wait(30) == 1
+    assert "sum 21, field 0x303" in vm.serial_text()
+
+
+def test_watch_without_data_breakpoints_says_so(start_vmdb, guest, free_port, vmdb_bin,
+                                                engine):
+    """No working data breakpoints: Z2 gets the empty reply, gdb refuses to
+    continue with a hardware watchpoint, `monitor info caps` tells the
+    remedy, and the machine is undisturbed."""
+    if hw_watch(vmdb_bin, engine):
+        pytest.skip(f"{engine} has hardware data breakpoints here")
+    elf, vm, target = start(start_vmdb, guest, free_port)
+    out = gdb_batch(elf, target, [
+        "break test_watch", "continue", "watch gdb_watch_var", "continue",
+        "monitor info caps", "delete", "continue"])
+    assert "Could not insert hardware watchpoint 2." in out, out
+    assert re.search(r"^watchpoints: software: .*set can-use-hw-watchpoints 0", out, re.M), out
+    assert "exited with code 01" in out, out
+    assert vm.wait(30) == 1
+
+
+def test_awatch_and_rwatch_stop_after_the_read(start_vmdb, guest, free_port, vmdb_bin,
+                                               engine):
+    if not hw_watch(vmdb_bin, engine):
+        pytest.skip(f"{engine}: no hardware data breakpoints here (gdb needs them for "
+                    f"awatch/rwatch)")
+    elf, vm, target = start(start_vmdb, guest, free_port)
+    out = gdb_batch(elf, target, [
+        "break test_watch", "continue", "awatch gdb_read_var", "continue", "p/x $pc",
+        "delete", "rwatch gdb_read_var", "continue", "p/x $pc", "delete", "continue"])
+    assert re.search(r"Hardware access \(read/write\) watchpoint 2: gdb_read_var\n\n"
+                     r"Value = 7\n", out), out
+    assert re.search(r"Hardware read watchpoint 3: gdb_read_var\n\nValue = 7\n", out), out
+    after = symbol(elf, "gdb_read_after")
+    assert pcs(out) == [after, after], out
+    assert "exited with code 01" in out, out
+    assert vm.wait(30) == 1
+
+
+def test_watch_two_byte_field_at_odd_address(start_vmdb, guest, free_port, vmdb_bin, engine):
+    """gdb_odd.field sits at offset 1: two 1-byte pieces. The write to its
+    neighbour gdb_odd.lead just before must not stop."""
+    hw = hw_watch(vmdb_bin, engine)
+    elf, vm, target = start(start_vmdb, guest, free_port)
+    out = gdb_batch(elf, target, [
+        "break test_watch", "continue", *software_prefix(hw), "watch gdb_odd.field",
+        "continue", "p/x $pc", "continue", "p/x $pc", "delete", "continue"])
+    word = "Hardware watchpoint" if hw else "Watchpoint"
+    assert changes(out) == [(word, "gdb_odd.field", "0", "257"),
+                            (word, "gdb_odd.field", "257", "514")], out
+    after = symbol(elf, "gdb_odd_after")
+    assert pcs(out) == [after, after], out
+    assert vm.wait(30) == 1
+
+
+def test_four_watchpoints_then_a_fifth(start_vmdb, guest, free_port, vmdb_bin, engine):
+    """gdb_wv[0..3] take DR0-3; a fifth cannot be inserted (gdb says so and
+    does not resume); without it the four work and nothing was displaced."""
+    if not hw_watch(vmdb_bin, engine):
+        pytest.skip(f"{engine}: no hardware data breakpoints here")
+    elf, vm, target = start(start_vmdb, guest, free_port)
+    out = gdb_batch(elf, target, [
+        "break test_watch", "continue",
+        *[f"watch gdb_wv[{k}]" for k in range(4)], "watch gdb_wv[4]", "continue",
+        "delete 6", "continue", "continue", "continue", "continue", "continue", "delete",
+        "continue"])
+    assert "Could not insert hardware watchpoint 6." in out, out
+    assert changes(out) == [("Hardware watchpoint", f"gdb_wv[{k}]", "0", "1")
+                            for k in range(4)] + \
+        [("Hardware watchpoint", "gdb_wv[0]", "1", "2")], out
+    assert vm.wait(30) == 1
+
+
+def test_stepi_onto_a_write_reports_the_watchpoint(start_vmdb, guest, free_port, vmdb_bin,
+                                                   engine):
+    """A step whose instruction writes the watched variable stops as a
+    watchpoint (DR6.BS and Bn together), so gdb shows the change."""
+    if not hw_watch(vmdb_bin, engine):
+        pytest.skip(f"{engine}: no hardware data breakpoints here")
+    elf, vm, target = start(start_vmdb, guest, free_port)
+    out = gdb_batch(elf, target, [
+        "break *gdb_write_watch", "continue", "watch gdb_watch_var", "stepi", "p/x $pc",
+        "delete", "continue"])
+    assert changes(out) == [("Hardware watchpoint", "gdb_watch_var", "0", "1")], out
+    assert pcs(out) == [symbol(elf, "gdb_watch_after")], out
+    assert vm.wait(30) == 1
+
+
+def test_guest_own_data_breakpoint_is_separate(start_vmdb, guest, free_port, vmdb_bin,
+                                               engine):
+    """The guest's own DR0 watches gdb_own_var while gdb watches the same
+    variable: gdb sees its three hits, the guest's handler its three #DBs
+    and nothing else."""
+    if not hw_watch(vmdb_bin, engine):
+        pytest.skip(f"{engine}: the guest's own data breakpoints never fire here")
+    elf, vm, target = start(start_vmdb, guest, free_port)
+    out = gdb_batch(elf, target, [
+        "break test_watch", "continue", "watch gdb_own_var", "continue", "continue",
+        "continue", "delete", "continue"])
+    assert [c[2:] for c in changes(out)] == [("0", "1"), ("1", "2"), ("2", "3")], out
+    assert vm.wait(30) == 1
+    assert "watch: own #DB 3 (other #DB 0)" in vm.serial_text()
+
+
+# ---- raw RSP ----
+
+def raw_client(start_vmdb, guest, free_port, *args):
+    elf, vm, target = start(start_vmdb, guest, free_port, *args)
+    return elf, vm, RspClient(target)
+
+
+def test_raw_stop_reply_and_step_over(start_vmdb, guest, free_port, vmdb_bin, engine):
+    """T05watch:ADDR;thread:N; with ADDR the watchpoint's start; continuing
+    from a breakpoint on the writing instruction (vmdb steps over it) still
+    reports the watchpoint; removal; a watchpoint on 3 bytes is split."""
+    if not hw_watch(vmdb_bin, engine):
+        pytest.skip(f"{engine}: no hardware data breakpoints here")
+    elf, vm, c = raw_client(start_vmdb, guest, free_port)
+    var, store, after = (symbol(elf, n) for n in
+                         ("gdb_watch_var", "gdb_write_watch", "gdb_watch_after"))
+    assert c.request("Z0,%x,1" % store) == b"OK"
+    assert re.match(rb"T05thread:1;.*swbreak:;", c.request("vCont;c"))
+    assert c.request("Z2,%x,8" % var) == b"OK"
+    assert c.request("Z2,%x,8" % var) == b"OK"          # twice is harmless
+    stop = c.request("vCont;c")                           # steps over the int3 first
+    assert stop.startswith(b"T05watch:%x;thread:1;" % var), stop
+    assert c.request("p10") == after.to_bytes(8, "little").hex().encode()
+    assert c.request("z2,%x,8" % var) == b"OK"
+    # 3 bytes from var+5: pieces var+5 (1) and var+6 (2); the 8-byte store hits
+    assert c.request("Z2,%x,3" % (var + 5)) == b"OK"
+    assert re.match(rb"T05thread:1;.*swbreak:;", c.request("vCont;c"))
+    stop = c.request("vCont;c")
+    assert stop.startswith(b"T05watch:%x;thread:1;" % (var + 5)), stop
+    assert c.request("z2,%x,3" % (var + 5)) == b"OK"
+    assert c.request("z0,%x,1" % store) == b"OK"
+    # access watchpoint: awatch: in the reply
+    read = symbol(elf, "gdb_read_var")
+    assert c.request("Z4,%x,8" % read) == b"OK"
+    stop = c.request("vCont;c")
+    assert stop.startswith(b"T05awatch:%x;thread:1;" % read), stop
+    assert c.request("p10") == symbol(elf, "gdb_read_after").to_bytes(8, "little").hex().encode()
+    c.kill()
+    vm.wait(30)
+
+
+def test_raw_bad_watchpoints(start_vmdb, guest, free_port, vmdb_bin, engine):
+    elf, vm, c = raw_client(start_vmdb, guest, free_port)
+    var = symbol(elf, "gdb_watch_var")
+    if not hw_watch(vmdb_bin, engine):
+        assert c.request("Z2,%x,8" % var) == b""      # unsupported here: gdb's cue
+        assert c.request("Z4,%x,8" % var) == b""
+    else:
+        assert c.request("Z2,%x,0" % var) == b"E22"                  # empty range
+        assert c.request("Z4,ffffffffffffffff,2") == b"E22"          # wraps
+        assert c.request("Z2,%x,100000" % var) == b"E28"             # needs > 4 registers
+        assert c.request("Z2,%x,8;X1,0" % var) == b"OK"              # conditions ignored
+        assert c.request("z2,%x,8" % var) == b"OK"
+        assert c.request("Z2,%x,8x" % var) == b"E22"                 # not hex
+        assert c.request("Z2,%x" % var) == b"E22"                    # no kind
+        assert c.request("Z4,%x,21" % (var + 1)) == b"E28"           # 33 bytes: 6 pieces
+        # DR0-3 full: the fifth piece has no room, with words for a client that asks
+        for k in range(4):
+            assert c.request("Z2,%x,8" % (var + 8 * k)) == b"OK"
+        assert c.request("QEnableErrorStrings") == b"OK"
+        reply = c.request("Z1,%x,1" % symbol(elf, "main"))
+        assert reply.startswith(b"E28"), reply
+        reply = c.request("Z2,%x,1" % (var + 64))
+        code, text = reply.split(b";")
+        assert code == b"E28", reply
+        assert "needs 1 debug registers" in bytes.fromhex(text.decode()).decode(), reply
+        assert "0 of DR0-3 are free" in bytes.fromhex(text.decode()).decode(), reply
+        for k in range(4):
+            assert c.request("z2,%x,8" % (var + 8 * k)) == b"OK"
+    assert c.request("Z3,%x,8" % var) == b""          # read-only: none on x86 (like QEMU)
+    assert c.request("z2,%x,8" % var) in (b"OK", b"")  # removing nothing is fine
+    c.kill()
+    vm.wait(30)
+
+
+def test_raw_watch_reports_the_writing_vcpu(start_vmdb, guest, free_port, vmdb_bin, engine):
+    """Every vCPU gets the watchpoint; the stop names the vCPU that wrote."""
+    if not hw_watch(vmdb_bin, engine):
+        pytest.skip(f"{engine}: no hardware data breakpoints here")
+    elf = guest("gdb_target")
+    vm, target = start_gdb_vmdb(start_vmdb, elf, "--smp", "4", "--cmdline", "test=smp",
+                                port=free_port())
+    c = RspClient(target)
+    hits = symbol(elf, "gdb_hits")
+    assert c.request("Z2,%x,8" % (hits + 8 * 2)) == b"OK"
+    stop = c.request("vCont;c")
+    assert stop.startswith(b"T05watch:%x;thread:3;" % (hits + 16)), stop
+    assert c.request("qC") == b"QC3"
+    c.kill()
+    vm.wait(30)
