@@ -107,6 +107,9 @@ class RspClient:
         if ":" in target and not target.startswith("/"):
             host, port = target.rsplit(":", 1)
             self.sock = socket.create_connection((host, int(port)), timeout=timeout)
+            # as gdb does: an ack and the next packet must not wait for
+            # each other (Nagle against delayed ACK costs 40 ms a packet)
+            self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         else:
             self.sock = socket.socket(socket.AF_UNIX)
             self.sock.settimeout(timeout)
