@@ -165,6 +165,30 @@ static const uint8_t seq_vectors[] = {
 void diff_enter(void);
 void diff_enter3(void);
 
+/* The sequence's registers and RFLAGS from diff_in, then into its code;
+ * and back out into diff_out (both modes share them). */
+#define DIFF_LOAD_AND_GO \
+	"	lea diff_in+8*16(%rip), %rsp\n" \
+	"	popfq\n" \
+	"	mov diff_in+8*0(%rip), %rax\n	mov diff_in+8*1(%rip), %rbx\n" \
+	"	mov diff_in+8*2(%rip), %rcx\n	mov diff_in+8*3(%rip), %rdx\n" \
+	"	mov diff_in+8*4(%rip), %rsi\n	mov diff_in+8*5(%rip), %rdi\n" \
+	"	mov diff_in+8*6(%rip), %rbp\n	mov diff_in+8*8(%rip), %r8\n" \
+	"	mov diff_in+8*9(%rip), %r9\n	mov diff_in+8*10(%rip), %r10\n" \
+	"	mov diff_in+8*11(%rip), %r11\n	mov diff_in+8*12(%rip), %r12\n" \
+	"	mov diff_in+8*13(%rip), %r13\n	mov diff_in+8*14(%rip), %r14\n" \
+	"	mov diff_in+8*15(%rip), %r15\n	mov diff_in+8*7(%rip), %rsp\n" \
+	"	jmp " STR(DIFF_CODE_ADDR) "\n"
+#define DIFF_SAVE_GPRS \
+	"	mov %rax, diff_out+8*0(%rip)\n	mov %rbx, diff_out+8*1(%rip)\n" \
+	"	mov %rcx, diff_out+8*2(%rip)\n	mov %rdx, diff_out+8*3(%rip)\n" \
+	"	mov %rsi, diff_out+8*4(%rip)\n	mov %rdi, diff_out+8*5(%rip)\n" \
+	"	mov %rbp, diff_out+8*6(%rip)\n	mov %rsp, diff_out+8*7(%rip)\n" \
+	"	mov %r8, diff_out+8*8(%rip)\n	mov %r9, diff_out+8*9(%rip)\n" \
+	"	mov %r10, diff_out+8*10(%rip)\n	mov %r11, diff_out+8*11(%rip)\n" \
+	"	mov %r12, diff_out+8*12(%rip)\n	mov %r13, diff_out+8*13(%rip)\n" \
+	"	mov %r14, diff_out+8*14(%rip)\n	mov %r15, diff_out+8*15(%rip)\n"
+
 /* diff_enter keeps the runner's callee-saved registers and stack pointer,
  * loads RFLAGS first (MOV leaves the flags alone), then every register,
  * RSP last, and jumps to the code. diff_seq_end is where the trailer jmp
@@ -177,26 +201,9 @@ __asm__(
 	"diff_enter:\n"
 	"	push %rbx\n	push %rbp\n	push %r12\n	push %r13\n	push %r14\n	push %r15\n"
 	"	mov %rsp, diff_saved_rsp(%rip)\n"
-	"	lea diff_in+8*16(%rip), %rsp\n"
-	"	popfq\n"
-	"	mov diff_in+8*0(%rip), %rax\n	mov diff_in+8*1(%rip), %rbx\n"
-	"	mov diff_in+8*2(%rip), %rcx\n	mov diff_in+8*3(%rip), %rdx\n"
-	"	mov diff_in+8*4(%rip), %rsi\n	mov diff_in+8*5(%rip), %rdi\n"
-	"	mov diff_in+8*6(%rip), %rbp\n	mov diff_in+8*8(%rip), %r8\n"
-	"	mov diff_in+8*9(%rip), %r9\n	mov diff_in+8*10(%rip), %r10\n"
-	"	mov diff_in+8*11(%rip), %r11\n	mov diff_in+8*12(%rip), %r12\n"
-	"	mov diff_in+8*13(%rip), %r13\n	mov diff_in+8*14(%rip), %r14\n"
-	"	mov diff_in+8*15(%rip), %r15\n	mov diff_in+8*7(%rip), %rsp\n"
-	"	jmp " STR(DIFF_CODE_ADDR) "\n"
+	DIFF_LOAD_AND_GO
 	"diff_seq_end:\n"
-	"	mov %rax, diff_out+8*0(%rip)\n	mov %rbx, diff_out+8*1(%rip)\n"
-	"	mov %rcx, diff_out+8*2(%rip)\n	mov %rdx, diff_out+8*3(%rip)\n"
-	"	mov %rsi, diff_out+8*4(%rip)\n	mov %rdi, diff_out+8*5(%rip)\n"
-	"	mov %rbp, diff_out+8*6(%rip)\n	mov %rsp, diff_out+8*7(%rip)\n"
-	"	mov %r8, diff_out+8*8(%rip)\n	mov %r9, diff_out+8*9(%rip)\n"
-	"	mov %r10, diff_out+8*10(%rip)\n	mov %r11, diff_out+8*11(%rip)\n"
-	"	mov %r12, diff_out+8*12(%rip)\n	mov %r13, diff_out+8*13(%rip)\n"
-	"	mov %r14, diff_out+8*14(%rip)\n	mov %r15, diff_out+8*15(%rip)\n"
+	DIFF_SAVE_GPRS
 	"	mov diff_saved_rsp(%rip), %rsp\n"
 	"	pushfq\n"
 	"	popq diff_out+8*16(%rip)\n"
@@ -226,26 +233,9 @@ __asm__(
 	"	iretq\n"
 	"diff_user_enter:\n"
 	"	fxrstor64 diff_fx_in(%rip)\n"
-	"	lea diff_in+8*16(%rip), %rsp\n"
-	"	popfq\n"
-	"	mov diff_in+8*0(%rip), %rax\n	mov diff_in+8*1(%rip), %rbx\n"
-	"	mov diff_in+8*2(%rip), %rcx\n	mov diff_in+8*3(%rip), %rdx\n"
-	"	mov diff_in+8*4(%rip), %rsi\n	mov diff_in+8*5(%rip), %rdi\n"
-	"	mov diff_in+8*6(%rip), %rbp\n	mov diff_in+8*8(%rip), %r8\n"
-	"	mov diff_in+8*9(%rip), %r9\n	mov diff_in+8*10(%rip), %r10\n"
-	"	mov diff_in+8*11(%rip), %r11\n	mov diff_in+8*12(%rip), %r12\n"
-	"	mov diff_in+8*13(%rip), %r13\n	mov diff_in+8*14(%rip), %r14\n"
-	"	mov diff_in+8*15(%rip), %r15\n	mov diff_in+8*7(%rip), %rsp\n"
-	"	jmp " STR(DIFF_CODE_ADDR) "\n"
+	DIFF_LOAD_AND_GO
 	"diff_user_end:\n"
-	"	mov %rax, diff_out+8*0(%rip)\n	mov %rbx, diff_out+8*1(%rip)\n"
-	"	mov %rcx, diff_out+8*2(%rip)\n	mov %rdx, diff_out+8*3(%rip)\n"
-	"	mov %rsi, diff_out+8*4(%rip)\n	mov %rdi, diff_out+8*5(%rip)\n"
-	"	mov %rbp, diff_out+8*6(%rip)\n	mov %rsp, diff_out+8*7(%rip)\n"
-	"	mov %r8, diff_out+8*8(%rip)\n	mov %r9, diff_out+8*9(%rip)\n"
-	"	mov %r10, diff_out+8*10(%rip)\n	mov %r11, diff_out+8*11(%rip)\n"
-	"	mov %r12, diff_out+8*12(%rip)\n	mov %r13, diff_out+8*13(%rip)\n"
-	"	mov %r14, diff_out+8*14(%rip)\n	mov %r15, diff_out+8*15(%rip)\n"
+	DIFF_SAVE_GPRS
 	"	lea diff_user_stack+4096(%rip), %rsp\n"
 	"	pushfq\n"
 	"	popq diff_out+8*16(%rip)\n"
