@@ -113,6 +113,12 @@ struct emu_vm {
 	 * bytes in this one run without comparing again; a new one begins
 	 * whenever code may have been written. */
 	uint64_t code_gen;
+	/* emu_fast.c's filter of frames that hold blocks (NULL: none): the TLB
+	 * marks writable entries of such frames (EMU_TAG_CODE) so the fast
+	 * path's stores check for code only there. */
+	const uint64_t *code_filter;
+	uint64_t code_marks;          /* bits set in it so far: each vCPU re-marks its
+				       * TLB when this moved (emu_core.code_marks) */
 	uint8_t warned[2048 / 8];     /* mnemonics already reported as unimplemented */
 	pthread_mutex_t warn_lock;
 };
@@ -125,7 +131,25 @@ struct emu_tlb_entry {
 	uint64_t gpa;                  /* physical page address */
 };
 
-#define EMU_TLB_SIZE 1024
+/* Bit 0 of tag_w: the frame may hold blocks of the fast path (see
+ * emu_vm.code_filter), whose stores compare the tag whole and so take
+ * their slow path there; every other user masks the bit off. */
+#define EMU_TAG_CODE 1ull
+
+#define EMU_CODE_FILTER_BITS 16        /* code-page filter: one bit per frame, wrapped */
+
+static inline unsigned emu_code_bit(uint64_t gpa)
+{
+	return (unsigned)(gpa >> 12) & ((1u << EMU_CODE_FILTER_BITS) - 1);
+}
+
+static inline bool emu_code_frame(const uint64_t *filter, uint64_t gpa)
+{
+	unsigned i = emu_code_bit(gpa);
+	return filter && ((filter[i / 64] >> (i % 64)) & 1);
+}
+
+#define EMU_TLB_SIZE 2048
 
 /* One I/O or MMIO access that left for the machine while executing the
  * current instruction; re-executing it consumes these in order. */
@@ -186,7 +210,10 @@ struct emu_core {
 	uint64_t blk_gpa, blk_end;     /* physical bytes of the running block */
 	uint64_t blk_rip, blk_ret;     /* its RIP, and cpu->retired when it began */
 	const struct emu_fop *blk_stop;        /* the instruction that left it */
+	unsigned blk_n;                /* its instructions */
 	struct emu_blocks *blocks;     /* evm->blocks */
+	struct emu_tlb_entry *ftlb;    /* tlb[] of the CPL the blocks run at */
+	uint64_t code_marks;           /* emu_vm.code_marks when the TLB was marked */
 
 	/* A locked read-modify-write being executed atomically (emu_exec.c
 	 * exec_locked, emu_mem.c): the first read of the instruction from an
@@ -221,6 +248,9 @@ void emu_write_efer(struct emu_cpu *cpu, uint64_t value);
 
 /* --- emu_mem.c --- */
 void emu_tlb_flush(struct emu_cpu *cpu);
+/* Mark this vCPU's writable TLB entries of frames in the code filter
+ * (EMU_TAG_CODE): after the filter grew (emu_vm.code_marks). */
+void emu_tlb_mark_code(struct emu_cpu *cpu);
 /* Linear address of seg:ea (64-bit: only FS/GS bases count). */
 uint64_t emu_linear(struct emu_cpu *cpu, unsigned seg, uint64_t ea);
 /* Guest accesses at CPL (sys: a supervisor access whatever the CPL, e.g.

@@ -27,8 +27,9 @@
  * calls run() again, so a debugger can step one vCPU while the others stay
  * stopped; after such a stop the interleaving continues from there.
  * kick() sets a flag the executing vCPU checks before every instruction
- * (between blocks of at most 32 on the fast path, emu_fast.c) and wakes
- * waiting threads, so run() returns VM_EXIT_KICKED promptly. */
+ * (between blocks of at most 32 on the fast path, and at each pass of a
+ * tight loop inside one, emu_fast.c) and wakes waiting threads, so run()
+ * returns VM_EXIT_KICKED promptly. */
 #include "engine/emu/emu_core.h"
 
 #include <stdio.h>

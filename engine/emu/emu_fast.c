@@ -19,7 +19,20 @@
  * holds blocks (a filter of code pages, by physical frame) and when a page
  * walk sets an accessed/dirty bit (emu_mem.c). A store into the running
  * block itself also ends the block after the storing instruction, so code
- * that modifies its own next instructions is seen, as on hardware.
+ * that modifies its own next instructions is seen, as on hardware. Stores
+ * do not test the filter themselves: the TLB's write tags of filtered
+ * frames carry EMU_TAG_CODE (emu_mem.c marks them when it fills an entry,
+ * emu_tlb_mark_code when a frame joins the filter), so such a store misses
+ * in the fast compare and is done the exact way (f_miss), which checks.
+ *
+ * Specialised handlers with a memory operand translate through the TLB
+ * first and change nothing before; on anything but a plain RAM hit (a
+ * miss, a device, two pages, a code frame) f_miss runs the instruction's
+ * exact handler instead. A Jcc back to the start of its own block (a tight
+ * loop) runs the block again inside the handler chain while the budget
+ * has room for a whole pass and nothing is due (loop_again). Flags that a
+ * later instruction of the block sets again before anything can look at
+ * them are not computed at all (drop_dead_flags).
  *
  * emu_exec.c enters a block only where the exact per-instruction path
  * (step()) would do nothing but run the instructions: no replay pending,
@@ -30,7 +43,8 @@
  * and goes through step(). Device accesses made by plain instructions
  * (MMIO) end the block after the instruction (emu_mem.c after_platform),
  * the budget (quantum, timer deadline) is respected to the instruction,
- * kicks and interrupts from other threads are looked at between blocks.
+ * kicks and interrupts from other threads are looked at between blocks
+ * (and at every pass of a tight loop).
  *
  * What a block does not keep up to date per instruction: RIP,
  * insn_start_rip and the retired count. Each instruction knows its offset
@@ -59,7 +73,6 @@
 #define BLOCK_BYTES 256
 #define BLOCK_BITS 12
 #define BLOCK_COUNT (1u << BLOCK_BITS)
-#define CODE_FILTER_BITS 16            /* code-page filter: one bit per frame, wrapped */
 
 struct emu_fop;
 /* A handler returns what the block does next (enum fstop). */
@@ -94,6 +107,9 @@ struct emu_fop {
 
 #define FOP_MEMW 0x1                   /* the exact handler may write memory */
 #define FOP_LINK 0x2                   /* a direct branch or the end marker: has link */
+#define FOP_WMEM 0x4                   /* a specialised store: at f_lin ... */
+#define FOP_WSTK 0x8                   /* ... or below RSP (push, call) */
+#define FOP_WSHIFT 4                   /* bits 4-5: log2 of the store's size */
 
 struct emu_block {
 	uint64_t gpa;
@@ -109,7 +125,7 @@ struct emu_block {
 };
 
 struct emu_blocks {
-	uint64_t code[(1u << CODE_FILTER_BITS) / 64];  /* frames that hold blocks */
+	uint64_t code[(1u << EMU_CODE_FILTER_BITS) / 64];  /* frames that hold blocks */
 	struct emu_block b[BLOCK_COUNT];
 };
 
@@ -118,31 +134,24 @@ int emu_blocks_create(struct emu_vm *evm)
 	/* calloc: pages of the table cost memory only once used */
 	evm->blocks = calloc(1, sizeof(struct emu_blocks));
 	evm->code_gen = 1;
+	evm->code_filter = evm->blocks ? evm->blocks->code : NULL;
 	return evm->blocks ? 0 : -ENOMEM;
 }
 
 void emu_blocks_destroy(struct emu_vm *evm)
 {
+	evm->code_filter = NULL;
 	free(evm->blocks);
 	evm->blocks = NULL;
-}
-
-static inline unsigned code_bit(uint64_t gpa)
-{
-	return (unsigned)(gpa >> 12) & ((1u << CODE_FILTER_BITS) - 1);
-}
-
-static inline bool code_page(const struct emu_blocks *bl, uint64_t gpa)
-{
-	unsigned i = code_bit(gpa);
-	return (bl->code[i / 64] >> (i % 64)) & 1;
 }
 
 /* --- lazy flags ---------------------------------------------------------------- */
 
 /* LF_LOGIC_CO: as LF_LOGIC but CF = lf_b bit 0, OF = lf_b bit 1 (shifts,
- * IMUL). */
-enum { LF_NONE, LF_ADD, LF_SUB, LF_LOGIC, LF_INC, LF_DEC, LF_LOGIC_CO };
+ * IMUL). LF_ROT: a rotate after another lazy op: SF, ZF and PF from lf_r
+ * (the earlier op's result, kept), AF = lf_b's AF bit, CF and OF as in
+ * LF_LOGIC_CO, so a rotate never makes the flags exact. */
+enum { LF_NONE, LF_ADD, LF_SUB, LF_LOGIC, LF_INC, LF_DEC, LF_LOGIC_CO, LF_ROT };
 
 static inline void lazy(struct emu_core *c, uint8_t op, uint64_t a, uint64_t b, uint64_t r,
 			unsigned size)
@@ -151,7 +160,7 @@ static inline void lazy(struct emu_core *c, uint8_t op, uint64_t a, uint64_t b, 
 	c->lf_size = (uint8_t)size;
 	c->lf_a = a;
 	c->lf_b = b;
-	c->lf_r = r;
+	c->lf_r = r & (size >= 8 ? ~0ull : (1ull << (size * 8)) - 1);  /* constant size */
 }
 
 static inline uint64_t msk(unsigned s)
@@ -160,46 +169,45 @@ static inline uint64_t msk(unsigned s)
 }
 
 /* Exactly what the instruction handlers compute (emu_flags): AF is cleared
- * by the logic forms. */
+ * by the logic forms. Without branches on the values: they follow the
+ * guest's data, which the host cannot predict (a pointer chase's sums). */
 void emu_flags_sync_slow(struct emu_cpu *cpu)
 {
 	struct emu_core *c = emu_core_of(cpu);
-	unsigned s = c->lf_size;
-	uint64_t m = msk(s), sb = 1ull << (s * 8 - 1);
+	unsigned s = c->lf_size, top = s * 8 - 1;
+	uint64_t m = msk(s);
 	uint64_t a = c->lf_a & m, b = c->lf_b & m, r = c->lf_r & m;
 	uint64_t f = cpu->rflags & ~RFLAGS_ARITH;
+	uint64_t cf, of, af;
 	switch (c->lf_op) {
 	case LF_ADD:
 	case LF_INC:
-		if (c->lf_op == LF_ADD ? r < a : c->lf_cf)
-			f |= RFLAGS_CF;
-		if ((a ^ r) & (b ^ r) & sb)
-			f |= RFLAGS_OF;
-		f |= (a ^ b ^ r) & RFLAGS_AF;
+		cf = c->lf_op == LF_ADD ? r < a : c->lf_cf;
+		of = (((a ^ r) & (b ^ r)) >> top) & 1;
+		af = (a ^ b ^ r) & RFLAGS_AF;
 		break;
 	case LF_SUB:
 	case LF_DEC:
-		if (c->lf_op == LF_SUB ? a < b : c->lf_cf)
-			f |= RFLAGS_CF;
-		if ((a ^ b) & (a ^ r) & sb)
-			f |= RFLAGS_OF;
-		f |= (a ^ b ^ r) & RFLAGS_AF;
+		cf = c->lf_op == LF_SUB ? a < b : c->lf_cf;
+		of = (((a ^ b) & (a ^ r)) >> top) & 1;
+		af = (a ^ b ^ r) & RFLAGS_AF;
 		break;
 	case LF_LOGIC:
+		cf = of = af = 0;
 		break;
 	case LF_LOGIC_CO:
-		f |= ((b & 1) ? RFLAGS_CF : 0) | ((b & 2) ? RFLAGS_OF : 0);
+	case LF_ROT:
+		cf = b & 1;
+		of = (b >> 1) & 1;
+		af = c->lf_op == LF_ROT ? b & RFLAGS_AF : 0;
 		break;
 	default:
 		c->lf_op = LF_NONE;
 		return;
 	}
-	if (r == 0)
-		f |= RFLAGS_ZF;
-	if (r & sb)
-		f |= RFLAGS_SF;
-	if (!__builtin_parity((unsigned)(r & 0xff)))
-		f |= RFLAGS_PF;
+	f |= cf * RFLAGS_CF | of * RFLAGS_OF | af;
+	f |= (uint64_t)(r == 0) * RFLAGS_ZF | ((r >> top) & 1) * RFLAGS_SF;
+	f |= (uint64_t)!__builtin_parity((unsigned)(r & 0xff)) * RFLAGS_PF;
 	cpu->rflags = f;
 	c->lf_op = LF_NONE;
 }
@@ -211,7 +219,7 @@ static inline bool lazy_cf(const struct emu_cpu *cpu, const struct emu_core *c)
 	case LF_ADD: return (c->lf_r & m) < (c->lf_a & m);
 	case LF_SUB: return (c->lf_a & m) < (c->lf_b & m);
 	case LF_LOGIC: return false;
-	case LF_LOGIC_CO: return c->lf_b & 1;
+	case LF_LOGIC_CO: case LF_ROT: return c->lf_b & 1;
 	case LF_INC: case LF_DEC: return c->lf_cf;
 	default: return cpu->rflags & RFLAGS_CF;
 	}
@@ -224,7 +232,7 @@ static inline bool lazy_of(const struct emu_core *c)
 	switch (c->lf_op) {
 	case LF_ADD: case LF_INC: return (a ^ r) & (b ^ r) & sb;
 	case LF_SUB: case LF_DEC: return (a ^ b) & (a ^ r) & sb;
-	case LF_LOGIC_CO: return b & 2;
+	case LF_LOGIC_CO: case LF_ROT: return b & 2;
 	default: return false;
 	}
 }
@@ -233,11 +241,24 @@ static inline bool lazy_of(const struct emu_core *c)
  * each flag as emu_flags would set it. */
 static inline bool lazy_cond(struct emu_cpu *cpu, struct emu_core *c, unsigned cc)
 {
-	if (c->lf_op == LF_NONE)
-		return emu_cond(cpu, cc);
+	if (c->lf_op == LF_NONE) {
+		/* emu_cond, inline: no call (and no stack frame) in the handlers */
+		uint64_t fl = cpu->rflags;
+		bool sf_ne_of = !!(fl & RFLAGS_SF) != !!(fl & RFLAGS_OF), v;
+		switch (cc >> 1) {
+		case 0: v = fl & RFLAGS_OF; break;
+		case 1: v = fl & RFLAGS_CF; break;
+		case 2: v = fl & RFLAGS_ZF; break;
+		case 3: v = fl & (RFLAGS_CF | RFLAGS_ZF); break;
+		case 4: v = fl & RFLAGS_SF; break;
+		case 5: v = fl & RFLAGS_PF; break;
+		case 6: v = sf_ne_of; break;
+		default: v = sf_ne_of || (fl & RFLAGS_ZF); break;
+		}
+		return (cc & 1) ? !v : v;
+	}
 	unsigned s = c->lf_size;
-	uint64_t m = msk(s);
-	uint64_t r = c->lf_r & m;
+	uint64_t r = c->lf_r;              /* masked by lazy() */
 	bool v;
 	switch (cc >> 1) {
 	case 0: v = lazy_of(c); break;
@@ -261,6 +282,16 @@ static inline void sync_at(struct emu_cpu *cpu, const struct emu_core *c, const 
 	cpu->insn_start_rip = c->blk_rip + f->off;
 	cpu->rip = c->blk_rip + f->end;
 	cpu->retired = c->blk_ret + f->idx;
+}
+
+/* Between blocks: what the run loop would look at before the next
+ * instruction and plain instructions cannot change themselves (other
+ * threads: kicks, interrupts and NMIs sent to this vCPU). */
+static inline bool may_go_on(struct emu_cpu *cpu, struct emu_core *c)
+{
+	if (__atomic_load_n(&c->kick, __ATOMIC_RELAXED) || cpu->pending.nmi)
+		return false;
+	return !((cpu->rflags & RFLAGS_IF) && emu_lapic_has_interrupt(cpu));
 }
 
 /* --- operands -------------------------------------------------------------------- */
@@ -296,9 +327,15 @@ static inline uint64_t f_lin(const struct emu_cpu *cpu, const struct emu_core *c
 	return ea;
 }
 
+/* The same for base + displacement (the _b forms of the handlers). */
+static inline uint64_t lin_b(const struct emu_cpu *cpu, const struct emu_fop *f)
+{
+	return cpu->gpr[f->base] + (uint64_t)(int64_t)f->disp;
+}
+
 static inline struct emu_tlb_entry *tlb_of(struct emu_core *c, uint64_t lin)
 {
-	return &c->tlb[c->cpl == 3][(lin >> 12) & (EMU_TLB_SIZE - 1)];
+	return &c->ftlb[(lin >> 12) & (EMU_TLB_SIZE - 1)];
 }
 
 static inline uint64_t load(const uint8_t *p, unsigned s)
@@ -308,23 +345,9 @@ static inline uint64_t load(const uint8_t *p, unsigned s)
 	return v;
 }
 
-static __attribute__((noinline, cold)) uint64_t mread_slow(struct emu_cpu *cpu,
-							    struct emu_core *c,
-							    const struct emu_fop *f, uint64_t lin,
-							    unsigned s)
+static inline void store(uint8_t *p, unsigned s, uint64_t v)
 {
-	sync_at(cpu, c, f);
-	return emu_read(cpu, lin, s);
-}
-
-static inline uint64_t mread(struct emu_cpu *cpu, struct emu_core *c, const struct emu_fop *f,
-			     uint64_t lin, unsigned s)
-{
-	struct emu_tlb_entry *t = tlb_of(c, lin);
-	uint64_t off = lin & (EMU_PAGE_SIZE - 1);
-	if (__builtin_expect(t->tag_r == (lin & EMU_PAGE_MASK) && off <= EMU_PAGE_SIZE - s, 1))
-		return load(t->host + off, s);
-	return mread_slow(cpu, c, f, lin, s);
+	memcpy(p, &v, s);                      /* little-endian host */
 }
 
 /* A store into a page that holds blocks: they are compared again before
@@ -337,36 +360,18 @@ static __attribute__((noinline, cold)) void code_store(struct emu_cpu *cpu, stru
 		c->blk_break = true;
 }
 
-static __attribute__((noinline, cold)) void mwrite_slow(struct emu_cpu *cpu, struct emu_core *c,
-							 const struct emu_fop *f, uint64_t lin,
-							 unsigned s, uint64_t v)
+/* After a store the exact way: into a code frame (see code_store), or
+ * not into one RAM page (a device, two pages: leave and look again). */
+static void stored(struct emu_cpu *cpu, struct emu_core *c, uint64_t lin, unsigned s)
 {
-	sync_at(cpu, c, f);
-	emu_write(cpu, lin, s, v);
-	/* RAM in one page: the TLB has it now */
-	struct emu_tlb_entry *t = tlb_of(c, lin);
-	uint64_t off = lin & (EMU_PAGE_SIZE - 1);
-	if (t->tag_w == (lin & EMU_PAGE_MASK) && off <= EMU_PAGE_SIZE - s) {
-		if (code_page(c->blocks, t->gpa + off))
-			code_store(cpu, c, t->gpa + off, s);
-	} else {
-		c->blk_break = true;       /* a device or two pages: look again */
-	}
-}
-
-static inline void mwrite(struct emu_cpu *cpu, struct emu_core *c, const struct emu_fop *f,
-			  uint64_t lin, unsigned s, uint64_t v)
-{
-	struct emu_tlb_entry *t = tlb_of(c, lin);
-	uint64_t off = lin & (EMU_PAGE_SIZE - 1);
-	if (__builtin_expect(t->tag_w == (lin & EMU_PAGE_MASK) && off <= EMU_PAGE_SIZE - s, 1)) {
-		uint64_t gpa = t->gpa + off;
-		if (__builtin_expect(code_page(c->blocks, gpa), 0))
-			code_store(cpu, c, gpa, s);
-		memcpy(t->host + off, &v, s);  /* little-endian host */
+	const struct emu_tlb_entry *t = tlb_of(c, lin);
+	if ((t->tag_w & ~EMU_TAG_CODE) != ((lin + s - 1) & EMU_PAGE_MASK)) {
+		c->blk_break = true;
 		return;
 	}
-	mwrite_slow(cpu, c, f, lin, s, v);
+	uint64_t gpa = t->gpa + (lin & (EMU_PAGE_SIZE - 1));
+	if (emu_code_frame(cpu->evm->code_filter, gpa))
+		code_store(cpu, c, gpa, s);
 }
 
 /* A handler ends by running the next instruction of the block (a tail
@@ -380,10 +385,6 @@ static inline unsigned stop(struct emu_core *c, const struct emu_fop *f, unsigne
 	c->blk_stop = f;
 	return how;
 }
-
-/* After a memory access: a device access or a store into the block ends
- * it. */
-#define AFTER_MEM do { if (c->blk_break) return stop(c, f, FS_NEXT); NEXT; } while (0)
 
 /* --- handlers ---------------------------------------------------------------------- */
 
@@ -408,6 +409,43 @@ static unsigned f_exact(struct emu_cpu *cpu, struct emu_core *c, const struct em
 		return stop(c, f, FS_JUMP);
 	NEXT;
 }
+
+/* A specialised handler whose memory access the TLB does not allow as it
+ * is (a miss, a device, two pages, a store into a code frame): the exact
+ * handler runs the instruction (the specialised ones change nothing before
+ * their accesses), then its store is looked at as mwrite would. */
+static __attribute__((noinline)) unsigned f_miss(struct emu_cpu *cpu, struct emu_core *c,
+						 const struct emu_fop *f)
+{
+	const struct emu_insn *in = insn_of(f);
+	uint64_t wlin = 0;
+	if (f->flags & FOP_WMEM)
+		wlin = (f->flags & FOP_WSTK) ? cpu->gpr[EMU_RSP] - 8 : f_lin(cpu, c, f);
+	sync_at(cpu, c, f);
+	emu_flags_sync(cpu);
+	in->fn(cpu, in);
+	if (f->flags & FOP_WMEM)
+		stored(cpu, c, wlin, 1u << ((f->flags >> FOP_WSHIFT) & 3));
+	if (c->blk_break || cpu->rip != c->blk_rip + f->end)
+		return stop(c, f, FS_JUMP);
+	NEXT;
+}
+
+/* The host address of a RAM access (a write when w) of s bytes at lin
+ * into p when the TLB allows it as it is, else the exact way (f_miss).
+ * One compare: the tag of lin's slot can only be the page of lin + s - 1
+ * when both are one page. A write tag with EMU_TAG_CODE never matches:
+ * stores into frames that hold blocks take the slow way, which checks for
+ * code. */
+#define ACCESS(p, lin, s, w)                                                                  \
+	uint64_t p##_lin = (lin);                                                             \
+	const struct emu_tlb_entry *p##_t = tlb_of(c, p##_lin);                               \
+	if (__builtin_expect(((w) ? p##_t->tag_w : p##_t->tag_r) !=                           \
+			     ((p##_lin + (s) - 1) & EMU_PAGE_MASK), 0))                       \
+		return f_miss(cpu, c, f);                                                     \
+	uint8_t *p = p##_t->host + (p##_lin & (EMU_PAGE_SIZE - 1))
+#define RD(p, lin, s) ACCESS(p, lin, s, 0)
+#define WR(p, lin, s) ACCESS(p, lin, s, 1)
 
 /* The end of the block (not an instruction). */
 static unsigned f_end(struct emu_cpu *cpu, struct emu_core *c, const struct emu_fop *f)
@@ -436,11 +474,9 @@ static inline __attribute__((always_inline)) void alu(struct emu_core *c, unsign
 		lazy(c, lf, a, b, *r, s);
 }
 
-#define LF_OF(op) ((op) == A_ADD ? LF_ADD : ((op) == A_SUB || (op) == A_CMP) ? LF_SUB : LF_LOGIC)
-
 #define FOP(NAME) static unsigned NAME(struct emu_cpu *cpu, struct emu_core *c, const struct emu_fop *f)
 
-#define DEF_ALU(NAME, OP, S)                                                                  \
+#define DEF_ALU_R(NAME, OP, S)                                                                \
 FOP(NAME##_rr##S)                                                                             \
 {                                                                                             \
 	uint64_t a = gpr_get(cpu, f->r0, S), b = gpr_get(cpu, f->r1, S), r;                   \
@@ -457,37 +493,57 @@ FOP(NAME##_ri##S)                                                               
 		gpr_put(cpu, f->r0, S, r);                                                    \
 	NEXT;                                                                                 \
 }                                                                                             \
-FOP(NAME##_rm##S)                                                                             \
+FOP(NAME##_rr##S##_nf)                                                                        \
 {                                                                                             \
-	uint64_t b = mread(cpu, c, f, f_lin(cpu, c, f), S);                                   \
+	uint64_t a = gpr_get(cpu, f->r0, S), b = gpr_get(cpu, f->r1, S), r;                   \
+	alu(c, OP, a, b, &r, S, false);                                                       \
+	if (A_WRITES(OP))                                                                     \
+		gpr_put(cpu, f->r0, S, r);                                                    \
+	NEXT;                                                                                 \
+}                                                                                             \
+FOP(NAME##_ri##S##_nf)                                                                        \
+{                                                                                             \
+	uint64_t a = gpr_get(cpu, f->r0, S), b = f->imm & msk(S), r;                          \
+	alu(c, OP, a, b, &r, S, false);                                                       \
+	if (A_WRITES(OP))                                                                     \
+		gpr_put(cpu, f->r0, S, r);                                                    \
+	NEXT;                                                                                 \
+}
+
+#define DEF_ALU_M(NAME, OP, S, SUF, LIN)                                                      \
+FOP(NAME##_rm##S##SUF)                                                                        \
+{                                                                                             \
+	RD(p, LIN, S);                                                                        \
+	uint64_t b = load(p, S);                                                              \
 	uint64_t a = gpr_get(cpu, f->r0, S), r;                                               \
 	alu(c, OP, a, b, &r, S, true);                                                        \
 	if (A_WRITES(OP))                                                                     \
 		gpr_put(cpu, f->r0, S, r);                                                    \
-	AFTER_MEM;                                                                  \
+	NEXT;                                                                                 \
 }                                                                                             \
-FOP(NAME##_mr##S)                                                                             \
+FOP(NAME##_mr##S##SUF)                                                                        \
 {                                                                                             \
-	uint64_t lin = f_lin(cpu, c, f);                                                      \
-	uint64_t a = mread(cpu, c, f, lin, S), b = gpr_get(cpu, f->r1, S), r;                 \
-	alu(c, OP, a, b, &r, S, false);                                                       \
+	ACCESS(p, LIN, S, A_WRITES(OP));                                                      \
+	uint64_t a = load(p, S), b = gpr_get(cpu, f->r1, S), r;                               \
+	alu(c, OP, a, b, &r, S, true);                                                        \
 	if (A_WRITES(OP))                                                                     \
-		mwrite(cpu, c, f, lin, S, r);                                                 \
-	lazy(c, LF_OF(OP), a, b, r, S);                                                       \
-	AFTER_MEM;                                                                  \
+		store(p, S, r);                                                               \
+	NEXT;                                                                                 \
 }                                                                                             \
-FOP(NAME##_mi##S)                                                                             \
+FOP(NAME##_mi##S##SUF)                                                                        \
 {                                                                                             \
-	uint64_t lin = f_lin(cpu, c, f);                                                      \
-	uint64_t a = mread(cpu, c, f, lin, S), b = f->imm & msk(S), r;                        \
-	alu(c, OP, a, b, &r, S, false);                                                       \
+	ACCESS(p, LIN, S, A_WRITES(OP));                                                      \
+	uint64_t a = load(p, S), b = f->imm & msk(S), r;                                      \
+	alu(c, OP, a, b, &r, S, true);                                                        \
 	if (A_WRITES(OP))                                                                     \
-		mwrite(cpu, c, f, lin, S, r);                                                 \
-	lazy(c, LF_OF(OP), a, b, r, S);                                                       \
-	AFTER_MEM;                                                                  \
+		store(p, S, r);                                                               \
+	NEXT;                                                                                 \
 }
 
-#define DEF_ALU2(NAME, OP) DEF_ALU(NAME, OP, 8) DEF_ALU(NAME, OP, 4) DEF_ALU(NAME, OP, 2) \
+#define DEF_ALU(NAME, OP, S) DEF_ALU_R(NAME, OP, S) DEF_ALU_M(NAME, OP, S, , f_lin(cpu, c, f)) \
+			     DEF_ALU_M(NAME, OP, S, _b, lin_b(cpu, f))
+
+#define DEF_ALU2(NAME, OP) DEF_ALU(NAME, OP, 8) DEF_ALU(NAME, OP, 4) DEF_ALU(NAME, OP, 2)     \
 			   DEF_ALU(NAME, OP, 1)
 DEF_ALU2(add, A_ADD)
 DEF_ALU2(sub, A_SUB)
@@ -504,7 +560,7 @@ struct alu_forms {
 };
 
 #define FORM(NAME, F) { NAME##_##F##8, NAME##_##F##4, NAME##_##F##2, NAME##_##F##1 }
-#define FORMS(NAME) { FORM(NAME, rr), FORM(NAME, ri), FORM(NAME, rm), FORM(NAME, mr),          \
+#define FORMS(NAME) { FORM(NAME, rr), FORM(NAME, ri), FORM(NAME, rm), FORM(NAME, mr),         \
 		      FORM(NAME, mi) }
 
 static const unsigned form_size[4] = { 8, 4, 2, 1 };
@@ -538,7 +594,7 @@ FOP(dec_r##S)                                                                   
 DEF_INCDEC(8)
 DEF_INCDEC(4)
 
-#define DEF_MOV(S)                                                                            \
+#define DEF_MOV_R(S)                                                                          \
 FOP(mov_rr##S)                                                                                \
 {                                                                                             \
 	(void)c;                                                                              \
@@ -550,22 +606,29 @@ FOP(mov_ri##S)                                                                  
 	(void)c;                                                                              \
 	gpr_put(cpu, f->r0, S, f->imm);                                                       \
 	NEXT;                                                                                 \
-}                                                                                             \
-FOP(mov_rm##S)                                                                                \
-{                                                                                             \
-	gpr_put(cpu, f->r0, S, mread(cpu, c, f, f_lin(cpu, c, f), S));                        \
-	AFTER_MEM;                                                                  \
-}                                                                                             \
-FOP(mov_mr##S)                                                                                \
-{                                                                                             \
-	mwrite(cpu, c, f, f_lin(cpu, c, f), S, gpr_get(cpu, f->r1, S));                       \
-	AFTER_MEM;                                                                  \
-}                                                                                             \
-FOP(mov_mi##S)                                                                                \
-{                                                                                             \
-	mwrite(cpu, c, f, f_lin(cpu, c, f), S, f->imm);                                       \
-	AFTER_MEM;                                                                  \
 }
+
+#define DEF_MOV_M(S, SUF, LIN)                                                                \
+FOP(mov_rm##S##SUF)                                                                           \
+{                                                                                             \
+	RD(p, LIN, S);                                                                        \
+	gpr_put(cpu, f->r0, S, load(p, S));                                                   \
+	NEXT;                                                                                 \
+}                                                                                             \
+FOP(mov_mr##S##SUF)                                                                           \
+{                                                                                             \
+	WR(p, LIN, S);                                                                        \
+	store(p, S, cpu->gpr[f->r1]);                                                         \
+	NEXT;                                                                                 \
+}                                                                                             \
+FOP(mov_mi##S##SUF)                                                                           \
+{                                                                                             \
+	WR(p, LIN, S);                                                                        \
+	store(p, S, f->imm);                                                                  \
+	NEXT;                                                                                 \
+}
+
+#define DEF_MOV(S) DEF_MOV_R(S) DEF_MOV_M(S, , f_lin(cpu, c, f)) DEF_MOV_M(S, _b, lin_b(cpu, f))
 DEF_MOV(8)
 DEF_MOV(4)
 DEF_MOV(2)
@@ -589,11 +652,15 @@ FOP(cmov_rr##S)                                                                 
 	gpr_put(cpu, f->r0, S, lazy_cond(cpu, c, (unsigned)f->imm) ? v : cpu->gpr[f->r0]);    \
 	NEXT;                                                                                 \
 }                                                                                             \
-FOP(cmov_rm##S)                                                                               \
+DEF_CMOV_M(S, , f_lin(cpu, c, f))                                                             \
+DEF_CMOV_M(S, _b, lin_b(cpu, f))
+#define DEF_CMOV_M(S, SUF, LIN)                                                               \
+FOP(cmov_rm##S##SUF)                                                                          \
 {                                                                                             \
-	uint64_t v = mread(cpu, c, f, f_lin(cpu, c, f), S);                                   \
+	RD(p, LIN, S);                                                                        \
+	uint64_t v = load(p, S);                                                              \
 	gpr_put(cpu, f->r0, S, lazy_cond(cpu, c, (unsigned)f->imm) ? v : cpu->gpr[f->r0]);    \
-	AFTER_MEM;                                                                  \
+	NEXT;                                                                                 \
 }
 DEF_CMOV(8)
 DEF_CMOV(4)
@@ -613,21 +680,27 @@ FOP(movzx_rr##D##_##SS)                                                         
 	gpr_put(cpu, f->r0, D, cpu->gpr[f->r1] & msk(SS));                                    \
 	NEXT;                                                                                 \
 }                                                                                             \
-FOP(movzx_rm##D##_##SS)                                                                       \
-{                                                                                             \
-	gpr_put(cpu, f->r0, D, mread(cpu, c, f, f_lin(cpu, c, f), SS));                       \
-	AFTER_MEM;                                                                  \
-}                                                                                             \
+DEF_EXT_M(D, SS, , f_lin(cpu, c, f))                                                          \
+DEF_EXT_M(D, SS, _b, lin_b(cpu, f))                                                           \
 FOP(movsx_rr##D##_##SS)                                                                       \
 {                                                                                             \
 	(void)c;                                                                              \
 	gpr_put(cpu, f->r0, D, emu_sext(cpu->gpr[f->r1] & msk(SS), SS));                      \
 	NEXT;                                                                                 \
-}                                                                                             \
-FOP(movsx_rm##D##_##SS)                                                                       \
+}
+
+#define DEF_EXT_M(D, SS, SUF, LIN)                                                            \
+FOP(movzx_rm##D##_##SS##SUF)                                                                  \
 {                                                                                             \
-	gpr_put(cpu, f->r0, D, emu_sext(mread(cpu, c, f, f_lin(cpu, c, f), SS), SS));         \
-	AFTER_MEM;                                                                  \
+	RD(p, LIN, SS);                                                                       \
+	gpr_put(cpu, f->r0, D, load(p, SS));                                                  \
+	NEXT;                                                                                 \
+}                                                                                             \
+FOP(movsx_rm##D##_##SS##SUF)                                                                  \
+{                                                                                             \
+	RD(p, LIN, SS);                                                                       \
+	gpr_put(cpu, f->r0, D, emu_sext(load(p, SS), SS));                                    \
+	NEXT;                                                                                 \
 }
 DEF_EXT(8, 1) DEF_EXT(8, 2) DEF_EXT(8, 4)
 DEF_EXT(4, 1) DEF_EXT(4, 2) DEF_EXT(4, 4)
@@ -640,9 +713,27 @@ static const fop_fn ext_fn[2][2][2][3] = {
 	  { { movsx_rm8_1, movsx_rm8_2, movsx_rm8_4 }, { movsx_rm4_1, movsx_rm4_2, movsx_rm4_4 } } },
 };
 
+/* A rotate's CF (co bit 0) and OF (bit 1); SF, ZF, PF and AF stay as
+ * they were: exact flags are updated in place, lazy ones become LF_ROT
+ * (the earlier op's result kept for SF/ZF/PF, its AF computed now). */
+static inline void rotated(struct emu_cpu *cpu, struct emu_core *c, unsigned co)
+{
+	if (c->lf_op == LF_NONE) {
+		cpu->rflags = (cpu->rflags & ~(RFLAGS_CF | RFLAGS_OF)) |
+			      (co & 1) * RFLAGS_CF | ((co >> 1) & 1) * RFLAGS_OF;
+		return;
+	}
+	uint64_t af = 0;
+	if (c->lf_op == LF_ROT)
+		af = c->lf_b & RFLAGS_AF;
+	else if (c->lf_op != LF_LOGIC && c->lf_op != LF_LOGIC_CO)
+		af = (c->lf_a ^ c->lf_b ^ c->lf_r) & RFLAGS_AF;
+	c->lf_b = af | co;
+	c->lf_op = LF_ROT;
+}
+
 /* Shifts and rotates of a register by an immediate count n != 0 (f->imm,
- * already masked), as h_shift / h_rotate compute them. Rotates leave SF,
- * ZF, PF and AF as they were: the lazy state is made exact first. */
+ * already masked), as h_shift / h_rotate compute them. */
 #define DEF_SHIFT(S)                                                                          \
 FOP(shl_ri##S)                                                                                \
 {                                                                                             \
@@ -672,28 +763,41 @@ FOP(sar_ri##S)                                                                  
 	lazy(c, LF_LOGIC_CO, r, cf, r, S);                                                    \
 	NEXT;                                                                                 \
 }                                                                                             \
-FOP(rol_ri##S)                                                                                \
+FOP(shl_ri##S##_nf)                                                                           \
 {                                                                                             \
 	(void)c;                                                                              \
+	gpr_put(cpu, f->r0, S, (gpr_get(cpu, f->r0, S) << f->imm) & msk(S));                  \
+	NEXT;                                                                                 \
+}                                                                                             \
+FOP(shr_ri##S##_nf)                                                                           \
+{                                                                                             \
+	(void)c;                                                                              \
+	gpr_put(cpu, f->r0, S, gpr_get(cpu, f->r0, S) >> f->imm);                             \
+	NEXT;                                                                                 \
+}                                                                                             \
+FOP(sar_ri##S##_nf)                                                                           \
+{                                                                                             \
+	(void)c;                                                                              \
+	int64_t sa = (int64_t)emu_sext(gpr_get(cpu, f->r0, S), S);                            \
+	gpr_put(cpu, f->r0, S, (uint64_t)(sa >> f->imm) & msk(S));                            \
+	NEXT;                                                                                 \
+}                                                                                             \
+FOP(rol_ri##S)                                                                                \
+{                                                                                             \
 	unsigned n = (unsigned)f->imm, bits = S * 8;                                          \
 	uint64_t a = gpr_get(cpu, f->r0, S), r = ((a << n) | (a >> (bits - n))) & msk(S);     \
-	bool cf = r & 1, of = ((r >> (bits - 1)) & 1) != cf;                                  \
+	unsigned cf = r & 1, of = ((r >> (bits - 1)) & 1) ^ cf;                               \
 	gpr_put(cpu, f->r0, S, r);                                                            \
-	emu_flags_sync(cpu);                                                                  \
-	cpu->rflags = (cpu->rflags & ~(RFLAGS_CF | RFLAGS_OF)) | (cf ? RFLAGS_CF : 0) |       \
-		      (of ? RFLAGS_OF : 0);                                                   \
+	rotated(cpu, c, cf | of << 1);                                                        \
 	NEXT;                                                                                 \
 }                                                                                             \
 FOP(ror_ri##S)                                                                                \
 {                                                                                             \
-	(void)c;                                                                              \
 	unsigned n = (unsigned)f->imm, bits = S * 8;                                          \
 	uint64_t a = gpr_get(cpu, f->r0, S), r = ((a >> n) | (a << (bits - n))) & msk(S);     \
-	bool cf = (r >> (bits - 1)) & 1, of = cf != ((r >> (bits - 2)) & 1);                 \
+	unsigned cf = (r >> (bits - 1)) & 1, of = cf ^ ((r >> (bits - 2)) & 1);               \
 	gpr_put(cpu, f->r0, S, r);                                                            \
-	emu_flags_sync(cpu);                                                                  \
-	cpu->rflags = (cpu->rflags & ~(RFLAGS_CF | RFLAGS_OF)) | (cf ? RFLAGS_CF : 0) |       \
-		      (of ? RFLAGS_OF : 0);                                                   \
+	rotated(cpu, c, cf | of << 1);                                                        \
 	NEXT;                                                                                 \
 }
 DEF_SHIFT(8)
@@ -720,6 +824,18 @@ static inline void imul_common(struct emu_cpu *cpu, struct emu_core *c, const st
 }
 
 #define DEF_IMUL(S)                                                                           \
+FOP(imul_rr##S##_nf)                                                                          \
+{                                                                                             \
+	(void)c;                                                                              \
+	gpr_put(cpu, f->r0, S, cpu->gpr[f->r0] * cpu->gpr[f->r1]);                            \
+	NEXT;                                                                                 \
+}                                                                                             \
+FOP(imul_rri##S##_nf)                                                                         \
+{                                                                                             \
+	(void)c;                                                                              \
+	gpr_put(cpu, f->r0, S, cpu->gpr[f->r1] * f->imm);                                     \
+	NEXT;                                                                                 \
+}                                                                                             \
 FOP(imul_rr##S)                                                                               \
 {                                                                                             \
 	imul_common(cpu, c, f, cpu->gpr[f->r0], cpu->gpr[f->r1], S);                          \
@@ -730,11 +846,14 @@ FOP(imul_rri##S)                                                                
 	imul_common(cpu, c, f, cpu->gpr[f->r1], f->imm, S);                                   \
 	NEXT;                                                                                 \
 }                                                                                             \
-FOP(imul_rm##S)                                                                               \
+DEF_IMUL_M(S, , f_lin(cpu, c, f))                                                             \
+DEF_IMUL_M(S, _b, lin_b(cpu, f))
+#define DEF_IMUL_M(S, SUF, LIN)                                                               \
+FOP(imul_rm##S##SUF)                                                                          \
 {                                                                                             \
-	uint64_t b = mread(cpu, c, f, f_lin(cpu, c, f), S);                                   \
-	imul_common(cpu, c, f, cpu->gpr[f->r0], b, S);                                        \
-	AFTER_MEM;                                                                  \
+	RD(p, LIN, S);                                                                        \
+	imul_common(cpu, c, f, cpu->gpr[f->r0], load(p, S), S);                               \
+	NEXT;                                                                                 \
 }
 DEF_IMUL(8)
 DEF_IMUL(4)
@@ -742,26 +861,29 @@ DEF_IMUL(4)
 FOP(push_r)
 {
 	uint64_t sp = cpu->gpr[EMU_RSP] - 8;
-	mwrite(cpu, c, f, sp, 8, cpu->gpr[f->r0]);
+	WR(p, sp, 8);
+	store(p, 8, cpu->gpr[f->r0]);
 	cpu->gpr[EMU_RSP] = sp;
-	AFTER_MEM;
+	NEXT;
 }
 
 FOP(push_i)
 {
 	uint64_t sp = cpu->gpr[EMU_RSP] - 8;
-	mwrite(cpu, c, f, sp, 8, f->imm);
+	WR(p, sp, 8);
+	store(p, 8, f->imm);
 	cpu->gpr[EMU_RSP] = sp;
-	AFTER_MEM;
+	NEXT;
 }
 
 FOP(pop_r)
 {
 	uint64_t sp = cpu->gpr[EMU_RSP];
-	uint64_t v = mread(cpu, c, f, sp, 8);
+	RD(p, sp, 8);
+	uint64_t v = load(p, 8);
 	cpu->gpr[EMU_RSP] = sp + 8;
 	cpu->gpr[f->r0] = v;
-	AFTER_MEM;
+	NEXT;
 }
 
 /* Branches: f->imm is the target's offset from the block start. */
@@ -772,6 +894,35 @@ FOP(jmp_rel)
 }
 
 /* One handler per condition, so the condition folds into it. */
+/* A Jcc back to the start of its own block (a tight loop) runs the block
+ * again without leaving it while the budget has room for all of it and
+ * the run loop would have nothing to do between (may_go_on): the same
+ * instructions retire in the same order as by leaving and entering. */
+static __attribute__((noinline)) unsigned loop_slow(struct emu_cpu *cpu, struct emu_core *c,
+						    const struct emu_fop *f)
+{
+	uint64_t ret = c->blk_ret + f->idx + 1;
+	if (c->budget_end - ret < c->blk_n || !may_go_on(cpu, c)) {
+		cpu->rip = c->blk_rip;
+		return stop(c, f, FS_JUMP);
+	}
+	c->blk_ret = ret;
+	return f[-f->idx].fn(cpu, c, f - f->idx);
+}
+
+/* The taken back edge: again at once when nothing can be due (no call
+ * here, so the handler needs no stack frame), else loop_slow decides. */
+static inline unsigned loop_again(struct emu_cpu *cpu, struct emu_core *c, const struct emu_fop *f)
+{
+	uint64_t ret = c->blk_ret + f->idx + 1;
+	if (__builtin_expect(c->budget_end - ret < c->blk_n ||
+			     __atomic_load_n(&c->kick, __ATOMIC_RELAXED) || cpu->pending.nmi ||
+			     (cpu->rflags & RFLAGS_IF), 0))
+		return loop_slow(cpu, c, f);
+	c->blk_ret = ret;
+	return f[-f->idx].fn(cpu, c, f - f->idx);
+}
+
 #define DEF_JCC(CC)                                                                           \
 FOP(jcc_##CC)                                                                                 \
 {                                                                                             \
@@ -779,6 +930,12 @@ FOP(jcc_##CC)                                                                   
 		NEXT;                                                                         \
 	cpu->rip = c->blk_rip + f->imm;                                                       \
 	return stop(c, f, FS_JUMP);                                                           \
+}                                                                                             \
+FOP(jloop_##CC)                                                                               \
+{                                                                                             \
+	if (!lazy_cond(cpu, c, CC))                                                           \
+		NEXT;                                                                         \
+	return loop_again(cpu, c, f);                                                         \
 }
 DEF_JCC(0) DEF_JCC(1) DEF_JCC(2) DEF_JCC(3) DEF_JCC(4) DEF_JCC(5) DEF_JCC(6) DEF_JCC(7)
 DEF_JCC(8) DEF_JCC(9) DEF_JCC(10) DEF_JCC(11) DEF_JCC(12) DEF_JCC(13) DEF_JCC(14) DEF_JCC(15)
@@ -788,10 +945,16 @@ static const fop_fn jcc_fn[16] = {
 	jcc_8, jcc_9, jcc_10, jcc_11, jcc_12, jcc_13, jcc_14, jcc_15,
 };
 
+static const fop_fn jloop_fn[16] = {
+	jloop_0, jloop_1, jloop_2, jloop_3, jloop_4, jloop_5, jloop_6, jloop_7,
+	jloop_8, jloop_9, jloop_10, jloop_11, jloop_12, jloop_13, jloop_14, jloop_15,
+};
+
 FOP(call_rel)
 {
 	uint64_t sp = cpu->gpr[EMU_RSP] - 8;
-	mwrite(cpu, c, f, sp, 8, c->blk_rip + f->end);
+	WR(p, sp, 8);
+	store(p, 8, c->blk_rip + f->end);
 	cpu->gpr[EMU_RSP] = sp;
 	cpu->rip = c->blk_rip + f->imm;
 	return stop(c, f, FS_JUMP);
@@ -800,10 +963,95 @@ FOP(call_rel)
 FOP(ret_near)
 {
 	uint64_t sp = cpu->gpr[EMU_RSP];
-	uint64_t v = mread(cpu, c, f, sp, 8);
+	RD(p, sp, 8);
+	uint64_t v = load(p, 8);
 	cpu->gpr[EMU_RSP] = sp + 8;
 	cpu->rip = v;
 	return stop(c, f, FS_JUMP);
+}
+
+/* Handlers with a memory operand and their forms for base + displacement
+ * addressing (no index, no FS/GS base, not RIP-relative). */
+#define P(NAME) { NAME, NAME##_b }
+static const struct { fop_fn any, b; } base_forms[] = {
+	P(add_rm8), P(add_rm4), P(add_rm2), P(add_rm1), P(add_mr8), P(add_mr4), P(add_mr2),
+	P(add_mr1), P(add_mi8), P(add_mi4), P(add_mi2), P(add_mi1), P(sub_rm8), P(sub_rm4),
+	P(sub_rm2), P(sub_rm1), P(sub_mr8), P(sub_mr4), P(sub_mr2), P(sub_mr1), P(sub_mi8),
+	P(sub_mi4), P(sub_mi2), P(sub_mi1), P(cmp_rm8), P(cmp_rm4), P(cmp_rm2), P(cmp_rm1),
+	P(cmp_mr8), P(cmp_mr4), P(cmp_mr2), P(cmp_mr1), P(cmp_mi8), P(cmp_mi4), P(cmp_mi2),
+	P(cmp_mi1), P(and_rm8), P(and_rm4), P(and_rm2), P(and_rm1), P(and_mr8), P(and_mr4),
+	P(and_mr2), P(and_mr1), P(and_mi8), P(and_mi4), P(and_mi2), P(and_mi1), P(or_rm8),
+	P(or_rm4), P(or_rm2), P(or_rm1), P(or_mr8), P(or_mr4), P(or_mr2), P(or_mr1), P(or_mi8),
+	P(or_mi4), P(or_mi2), P(or_mi1), P(xor_rm8), P(xor_rm4), P(xor_rm2), P(xor_rm1),
+	P(xor_mr8), P(xor_mr4), P(xor_mr2), P(xor_mr1), P(xor_mi8), P(xor_mi4), P(xor_mi2),
+	P(xor_mi1), P(test_rm8), P(test_rm4), P(test_rm2), P(test_rm1), P(test_mr8),
+	P(test_mr4), P(test_mr2), P(test_mr1), P(test_mi8), P(test_mi4), P(test_mi2),
+	P(test_mi1), P(mov_rm8), P(mov_rm4), P(mov_rm2), P(mov_rm1), P(mov_mr8), P(mov_mr4),
+	P(mov_mr2), P(mov_mr1), P(mov_mi8), P(mov_mi4), P(mov_mi2), P(mov_mi1), P(movzx_rm8_1),
+	P(movzx_rm8_2), P(movzx_rm8_4), P(movzx_rm4_1), P(movzx_rm4_2), P(movzx_rm4_4),
+	P(movsx_rm8_1), P(movsx_rm8_2), P(movsx_rm8_4), P(movsx_rm4_1), P(movsx_rm4_2),
+	P(movsx_rm4_4), P(cmov_rm8), P(cmov_rm4), P(imul_rm8), P(imul_rm4),
+};
+#undef P
+
+static fop_fn base_form(fop_fn fn, const struct emu_fop *f)
+{
+	if (f->base >= 16 || f->index != EMU_NOREG || f->seg >= EMU_FS)
+		return fn;
+	for (unsigned i = 0; i < sizeof(base_forms) / sizeof(base_forms[0]); i++)
+		if (base_forms[i].any == fn)
+			return base_forms[i].b;
+	return fn;
+}
+
+/* Flags nobody sees. A handler that sets all six arithmetic flags from
+ * registers alone (flag_forms) has a form that leaves them alone, used
+ * where a later one of the same kind sets them all again before anything
+ * could look: an instruction that reads flags, one that may take the exact
+ * way (a memory access: a fault or a device must see exact flags; f_exact)
+ * or leave the block, and the block's end all count as looking. Only moves
+ * (neutral) look at nothing. */
+#define P(NAME) { NAME, NAME##_nf }
+static const struct { fop_fn any, nf; } flag_forms[] = {
+	P(add_rr8), P(add_rr4), P(add_rr2), P(add_rr1), P(add_ri8), P(add_ri4), P(add_ri2),
+	P(add_ri1), P(sub_rr8), P(sub_rr4), P(sub_rr2), P(sub_rr1), P(sub_ri8), P(sub_ri4),
+	P(sub_ri2), P(sub_ri1), P(cmp_rr8), P(cmp_rr4), P(cmp_rr2), P(cmp_rr1), P(cmp_ri8),
+	P(cmp_ri4), P(cmp_ri2), P(cmp_ri1), P(and_rr8), P(and_rr4), P(and_rr2), P(and_rr1),
+	P(and_ri8), P(and_ri4), P(and_ri2), P(and_ri1), P(or_rr8), P(or_rr4), P(or_rr2),
+	P(or_rr1), P(or_ri8), P(or_ri4), P(or_ri2), P(or_ri1), P(xor_rr8), P(xor_rr4),
+	P(xor_rr2), P(xor_rr1), P(xor_ri8), P(xor_ri4), P(xor_ri2), P(xor_ri1), P(test_rr8),
+	P(test_rr4), P(test_rr2), P(test_rr1), P(test_ri8), P(test_ri4), P(test_ri2),
+	P(test_ri1), P(shl_ri8), P(shl_ri4), P(shr_ri8), P(shr_ri4), P(sar_ri8), P(sar_ri4),
+	P(imul_rr8), P(imul_rr4), P(imul_rri8), P(imul_rri4),
+};
+#undef P
+
+static const fop_fn neutral_fns[] = {
+	mov_rr8, mov_rr4, mov_rr2, mov_rr1, mov_ri8, mov_ri4, mov_ri2, mov_ri1, lea_r8, lea_r4,
+	movzx_rr8_1, movzx_rr8_2, movzx_rr8_4, movzx_rr4_1, movzx_rr4_2, movzx_rr4_4,
+	movsx_rr8_1, movsx_rr8_2, movsx_rr8_4, movsx_rr4_1, movsx_rr4_2, movsx_rr4_4,
+};
+
+static void drop_dead_flags(struct emu_block *b)
+{
+	bool live = true;                  /* after the block: the run loop looks */
+	for (int i = b->n - 1; i >= 0; i--) {
+		struct emu_fop *f = &b->op[i];
+		unsigned k, n = sizeof(flag_forms) / sizeof(flag_forms[0]);
+		for (k = 0; k < n && flag_forms[k].any != f->fn; k++)
+			;
+		if (k < n) {
+			if (!live)
+				f->fn = flag_forms[k].nf;
+			live = false;
+			continue;
+		}
+		n = sizeof(neutral_fns) / sizeof(neutral_fns[0]);
+		for (k = 0; k < n && neutral_fns[k] != f->fn; k++)
+			;
+		if (k == n)
+			live = true;
+	}
 }
 
 /* --- building blocks ---------------------------------------------------------------- */
@@ -949,6 +1197,13 @@ static int form_of(const struct emu_insn *in, struct emu_fop *f, unsigned s)
 	return -1;
 }
 
+/* f stores s bytes (f_miss looks at the store): at f_lin, or below RSP. */
+static void wmem(struct emu_fop *f, unsigned s, bool stack)
+{
+	f->flags |= (uint8_t)(FOP_WMEM | (stack ? FOP_WSTK : 0) |
+			      (__builtin_ctz(s) << FOP_WSHIFT));
+}
+
 static fop_fn pick_alu(const struct emu_insn *in, struct emu_fop *f)
 {
 	for (unsigned i = 0; i < sizeof(alu_table) / sizeof(alu_table[0]); i++) {
@@ -956,6 +1211,9 @@ static fop_fn pick_alu(const struct emu_insn *in, struct emu_fop *f)
 			continue;
 		for (unsigned k = 0; k < 4; k++) {
 			int form = form_of(in, f, form_size[k]);
+			if (form >= 3 && in->mnemonic != ZYDIS_MNEMONIC_CMP &&
+			    in->mnemonic != ZYDIS_MNEMONIC_TEST)
+				wmem(f, form_size[k], false);
 			if (form >= 0)
 				return alu_table[i].fn[form][k];
 		}
@@ -973,6 +1231,8 @@ static fop_fn pick_mov(const struct emu_insn *in, struct emu_fop *f)
 	};
 	for (unsigned k = 0; k < 4; k++) {
 		int form = form_of(in, f, form_size[k]);
+		if (form >= 3)
+			wmem(f, form_size[k], false);
 		if (form >= 0)
 			return mov[k][form];
 	}
@@ -1118,10 +1378,12 @@ static fop_fn pick(const struct emu_insn *in, struct emu_fop *f)
 			return NULL;
 		if (gpr_op(a, 8)) {
 			f->r0 = a->reg;
+			wmem(f, 8, true);
 			return push_r;
 		}
 		if (a->kind == EMU_OP_IMM) {
 			f->imm = emu_sext((uint64_t)a->val, a->size ? a->size : 8);
+			wmem(f, 8, true);
 			return push_i;
 		}
 		return NULL;
@@ -1135,6 +1397,8 @@ static fop_fn pick(const struct emu_insn *in, struct emu_fop *f)
 		if (in->osize != 8 || in->nops != 1 || a->kind != EMU_OP_IMM)
 			return NULL;
 		f->imm = f->end + (uint64_t)a->val;
+		if (in->mnemonic == ZYDIS_MNEMONIC_CALL)
+			wmem(f, 8, true);
 		return in->mnemonic == ZYDIS_MNEMONIC_JMP ? jmp_rel : call_rel;
 	case ZYDIS_MNEMONIC_RET:
 		return in->osize == 8 && in->nops == 0 ? ret_near : NULL;
@@ -1164,8 +1428,8 @@ static unsigned block_index(uint64_t gpa)
 }
 
 /* Decode the block at gpa (host bytes p, avail bytes to the page end). */
-static void block_build(struct emu_blocks *bl, struct emu_block *b, uint64_t gpa,
-			unsigned mode, const uint8_t *p, unsigned avail)
+static void block_build(struct emu_block *b, uint64_t gpa, unsigned mode, const uint8_t *p,
+			unsigned avail)
 {
 	b->valid = false;
 	b->n = 0;
@@ -1193,7 +1457,10 @@ static void block_build(struct emu_blocks *bl, struct emu_block *b, uint64_t gpa
 		if (f->fn == f_exact)
 			f->flags = writes_memory(in) ? FOP_MEMW : 0;
 		else if (f->fn == jmp_rel || f->fn == call_rel || is_jcc_fn(f->fn))
-			f->flags = FOP_LINK;
+			f->flags |= FOP_LINK;
+		if (is_jcc_fn(f->fn) && f->imm == 0)
+			f->fn = jloop_fn[in->opcode & 0xf];        /* to its own start */
+		f->fn = base_form(f->fn, f);
 		pos += in->len;
 		b->n++;
 		if (ends_block(in))
@@ -1201,6 +1468,7 @@ static void block_build(struct emu_blocks *bl, struct emu_block *b, uint64_t gpa
 	}
 	if (pos == 0)
 		return;                        /* not decodable here: step() says why */
+	drop_dead_flags(b);
 	struct emu_fop *e = &b->op[b->n];          /* the end marker */
 	memset(e, 0, sizeof(*e));
 	e->fn = f_end;
@@ -1219,8 +1487,6 @@ static void block_build(struct emu_blocks *bl, struct emu_block *b, uint64_t gpa
 	b->gpa = gpa;
 	b->mode = (uint8_t)mode;
 	b->valid = true;
-	unsigned i = code_bit(gpa);
-	bl->code[i / 64] |= 1ull << (i % 64);
 }
 
 /* Are the guest's bytes at p still those the block was built from? */
@@ -1246,8 +1512,17 @@ static __attribute__((noinline)) struct emu_block *block_check(struct emu_cpu *c
 							       unsigned avail)
 {
 	struct emu_core *c = emu_core_of(cpu);
-	if (!b->valid || b->gpa != gpa || b->mode != c->mode || !same_bytes(b, p))
-		block_build(c->blocks, b, gpa, c->mode, p, avail);
+	if (!b->valid || b->gpa != gpa || b->mode != c->mode || !same_bytes(b, p)) {
+		block_build(b, gpa, c->mode, p, avail);
+		/* a new code frame: stores into it must see it (EMU_TAG_CODE) */
+		unsigned i = emu_code_bit(gpa);
+		uint64_t *word = &c->blocks->code[i / 64];
+		if (b->valid && !(*word & (1ull << (i % 64)))) {
+			*word |= 1ull << (i % 64);
+			cpu->evm->code_marks++;
+			emu_tlb_mark_code(cpu);
+		}
+	}
 	if (!b->valid || b->n == 0)
 		return NULL;
 	b->gen = cpu->evm->code_gen;
@@ -1273,6 +1548,7 @@ static inline struct emu_block *block_at(struct emu_cpu *cpu, struct emu_core *c
 	c->blk_gpa = gpa;
 	c->blk_end = gpa + b->nbytes;
 	c->blk_rip = lin;
+	c->blk_n = b->n;
 	return b;
 }
 
@@ -1297,16 +1573,6 @@ static inline bool block_exec(struct emu_cpu *cpu, struct emu_core *c, const str
 	return !c->blk_break && cpu->retired < c->budget_end;
 }
 
-/* Between blocks: what the run loop would look at before the next
- * instruction and plain instructions cannot change themselves (other
- * threads: kicks, interrupts and NMIs sent to this vCPU). */
-static inline bool may_go_on(struct emu_cpu *cpu, struct emu_core *c)
-{
-	if (__atomic_load_n(&c->kick, __ATOMIC_RELAXED) || cpu->pending.nmi)
-		return false;
-	return !((cpu->rflags & RFLAGS_IF) && emu_lapic_has_interrupt(cpu));
-}
-
 /* The block after the one that just left at f. A direct branch (or the
  * end of the block) to the same page goes where it went last time without
  * the TLB and the hash when that block is still valid: the page's
@@ -1328,6 +1594,7 @@ static inline struct emu_block *block_next(struct emu_cpu *cpu, struct emu_core 
 	c->blk_gpa = gpa;
 	c->blk_end = gpa + b->nbytes;
 	c->blk_rip = rip;
+	c->blk_n = b->n;
 	return b;
 }
 
@@ -1339,6 +1606,9 @@ bool emu_block_run(struct emu_cpu *cpu)
 	if (c->mode != X86_MODE_LONG64)
 		return false;
 	c->blocks = cpu->evm->blocks;
+	c->ftlb = c->tlb[c->cpl == 3];         /* plain instructions keep the CPL */
+	if (__builtin_expect(c->code_marks != cpu->evm->code_marks, 0))
+		emu_tlb_mark_code(cpu);            /* another vCPU found new code frames */
 	cpu->evm->code_gen++;                  /* whatever happened outside: compare again */
 	struct emu_block *b = block_at(cpu, c);
 	/* a block runs whole: near the end of the budget the exact path

@@ -5,12 +5,15 @@
  * else through the platform's devices or the machine (VM_EXIT_MMIO /
  * VM_EXIT_IO).
  *
- * TLB: direct-mapped, EMU_TLB_SIZE entries per privilege (supervisor, user), one
- * tag per kind of access. A tag is set only when that access needs no
+ * TLB: direct-mapped, EMU_TLB_SIZE entries per privilege (supervisor, user;
+ * 2048: 8 MiB of 4 KiB pages, so a copy between two 2 MiB buffers and a
+ * third one walked meanwhile do not evict each other), one tag per kind of
+ * access. A tag is set only when that access needs no
  * page-table update: the write tag only once the dirty bit is set. It is
  * flushed on CR3/CR0/CR4/EFER writes, INVLPG (all of it: large pages are
  * cached 4 KiB at a time) and INIT; the guest must INVLPG after changing a
- * PTE, as on hardware.
+ * PTE, as on hardware. The write tag of a frame that may hold fast-path
+ * blocks carries EMU_TAG_CODE (emu_core.h), masked off here.
  *
  * Replay: an access the machine must complete (a device in machine/) ends
  * the instruction with the exit filled and RIP at the instruction. When the
@@ -46,6 +49,17 @@ void emu_tlb_flush(struct emu_cpu *cpu)
 {
 	struct emu_core *c = emu_core_of(cpu);
 	memset(c->tlb, 0xff, sizeof(c->tlb));
+}
+
+void emu_tlb_mark_code(struct emu_cpu *cpu)
+{
+	struct emu_core *c = emu_core_of(cpu);
+	const uint64_t *filter = cpu->evm->code_filter;
+	struct emu_tlb_entry *t = &c->tlb[0][0];
+	for (unsigned k = 0; k < 2 * EMU_TLB_SIZE; k++, t++)
+		if (t->tag_w != TAG_NONE && emu_code_frame(filter, t->gpa))
+			t->tag_w |= EMU_TAG_CODE;
+	c->code_marks = cpu->evm->code_marks;
 }
 
 uint64_t emu_linear(struct emu_cpu *cpu, unsigned seg, uint64_t ea)
@@ -179,7 +193,7 @@ static struct emu_tlb_entry *translate(struct emu_cpu *cpu, uint64_t lin, enum e
 	uint64_t page = lin & EMU_PAGE_MASK;
 	struct emu_tlb_entry *t = &c->tlb[user][(lin >> 12) & (EMU_TLB_SIZE - 1)];
 	uint64_t tag = acc == ACC_R ? t->tag_r : acc == ACC_W ? t->tag_w : t->tag_x;
-	if (tag == page)
+	if ((tag & ~EMU_TAG_CODE) == page)
 		return t;
 
 	struct walk_result w = { .gpa = lin, .user_ok = true, .write_ok = true, .exec_ok = true,
@@ -207,7 +221,8 @@ static struct emu_tlb_entry *translate(struct emu_cpu *cpu, uint64_t lin, enum e
 	if (t->host) {
 		t->tag_r = page;
 		if (w.write_ok && w.dirty)
-			t->tag_w = page;
+			t->tag_w = page | (emu_code_frame(cpu->evm->code_filter, gpa_page) ?
+					   EMU_TAG_CODE : 0);
 		if (w.exec_ok)
 			t->tag_x = page;
 	}
@@ -490,7 +505,7 @@ static inline void write_common(struct emu_cpu *cpu, uint64_t lin, unsigned size
 	}
 	if ((lin & (EMU_PAGE_SIZE - 1)) <= EMU_PAGE_SIZE - size) {
 		struct emu_tlb_entry *t = &c->tlb[user][(lin >> 12) & (EMU_TLB_SIZE - 1)];
-		if (t->tag_w != (lin & EMU_PAGE_MASK))
+		if ((t->tag_w & ~EMU_TAG_CODE) != (lin & EMU_PAGE_MASK))
 			t = translate(cpu, lin, ACC_W, user);
 		if (t->host) {
 			store_n(t->host + (lin & (EMU_PAGE_SIZE - 1)), size, v);
