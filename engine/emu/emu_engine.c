@@ -29,7 +29,16 @@
  * kick() sets a flag the executing vCPU checks before every instruction
  * (between blocks of at most 32 on the fast path, and at each pass of a
  * tight loop inside one, emu_fast.c) and wakes waiting threads, so run()
- * returns VM_EXIT_KICKED promptly. */
+ * returns VM_EXIT_KICKED promptly.
+ *
+ * Lending (run_borrowed): nothing in a run depends on the thread it runs
+ * on (the token, the kick flag and the parked state are per vCPU, the
+ * core's jmp_buf is set afresh by every run), so a borrowed run is run()
+ * itself on the debugger's thread: same token, same quantum, same trace,
+ * and kick() ends it the same way. An exit given back (requeue_exit) is
+ * what the vCPU's next run() returns, before it takes the token or
+ * executes anything; the token stays where that exit left it, as it would
+ * had the vCPU's own thread met the exit. */
 #include "engine/emu/emu_core.h"
 
 #include <stdio.h>
@@ -51,6 +60,20 @@ static struct emu_vm *evm_of(struct vm *vm)
 static struct emu_cpu *cpu_of(struct vcpu *vcpu)
 {
 	return (struct emu_cpu *)vcpu->engine;
+}
+
+/* What this file keeps per vCPU beyond the core: cpu->priv points to one
+ * of these (core first, so emu_core_of() finds the core). Only the thread
+ * that runs the vCPU touches the rest (the lender hands over between runs). */
+struct emu_engine_cpu {
+	struct emu_core core;
+	bool requeued;                 /* run() returns requeued_exit first */
+	struct vm_exit requeued_exit;
+};
+
+static struct emu_engine_cpu *ecpu_of(struct emu_cpu *cpu)
+{
+	return (struct emu_engine_cpu *)cpu->priv;
 }
 
 /* --- what the platform asks of the VM (emu_platform.h) ------------------------- */
@@ -312,7 +335,8 @@ static int wait_token(struct emu_vm *evm, struct emu_cpu *cpu)
 	}
 }
 
-static int emu_op_run(struct vcpu *vcpu, struct vm_exit *exit)
+/* run() on whichever thread runs the vCPU (its own, or a borrower). */
+static int run_vcpu(struct vcpu *vcpu, struct vm_exit *exit)
 {
 	struct emu_cpu *cpu = cpu_of(vcpu);
 	struct emu_vm *evm = cpu->evm;
@@ -359,6 +383,35 @@ static int emu_op_run(struct vcpu *vcpu, struct vm_exit *exit)
 		}
 		pthread_mutex_lock(&evm->lock);
 	}
+}
+
+static int emu_op_run(struct vcpu *vcpu, struct vm_exit *exit)
+{
+	struct emu_engine_cpu *ec = ecpu_of(cpu_of(vcpu));
+	if (ec->requeued) {
+		/* as it was: the instruction behind it has not completed, and
+		 * what the machine writes for it (IN, MMIO read) still lands in
+		 * the buffers this exit points to */
+		ec->requeued = false;
+		*exit = ec->requeued_exit;
+		return 0;
+	}
+	return run_vcpu(vcpu, exit);
+}
+
+/* The vCPU's own thread is parked outside run() (debug/park.c) and every
+ * other vCPU is parked too: this thread runs it exactly as that thread
+ * would. */
+static int emu_op_run_borrowed(struct vcpu *vcpu, struct vm_exit *exit)
+{
+	return run_vcpu(vcpu, exit);
+}
+
+static void emu_op_requeue_exit(struct vcpu *vcpu, const struct vm_exit *exit)
+{
+	struct emu_engine_cpu *ec = ecpu_of(cpu_of(vcpu));
+	ec->requeued_exit = *exit;
+	ec->requeued = true;
 }
 
 static void emu_op_kick(struct vcpu *vcpu)
@@ -458,7 +511,7 @@ static int emu_op_vcpu_create(struct vm *vm, struct vcpu *vcpu, struct err *e)
 		return err_set(e, EINVAL, "vCPU %u is beyond the %u the emu engine was made for",
 			       vcpu->id, evm->nr_cpus);
 	struct emu_cpu *cpu = calloc(1, sizeof(*cpu));
-	struct emu_core *c = calloc(1, sizeof(*c));
+	struct emu_engine_cpu *c = calloc(1, sizeof(*c));
 	if (!cpu || !c) {
 		free(cpu);
 		free(c);
@@ -467,7 +520,7 @@ static int emu_op_vcpu_create(struct vm *vm, struct vcpu *vcpu, struct err *e)
 	cpu->evm = evm;
 	cpu->vcpu = vcpu;
 	cpu->id = vcpu->id;
-	cpu->priv = c;
+	cpu->priv = &c->core;
 	emu_cpu_reset(cpu);
 	int r = emu_lapic_create(cpu);
 	if (r < 0) {
@@ -708,6 +761,8 @@ const struct engine_ops emu_engine_ops = {
 	.vcpu_destroy = emu_op_vcpu_destroy,
 	.run = emu_op_run,
 	.kick = emu_op_kick,
+	.run_borrowed = emu_op_run_borrowed,
+	.requeue_exit = emu_op_requeue_exit,
 	.get_regs = emu_op_get_regs,
 	.set_regs = emu_op_set_regs,
 	.get_sregs = emu_op_get_sregs,
