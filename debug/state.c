@@ -174,6 +174,17 @@ static const char *watchpoints(struct debug *d)
 	       "reply; `set can-use-hw-watchpoints 0` makes gdb single-step (fast in vmdb)";
 }
 
+/* How a stepi is made, and how the guest's own trap flag is kept. */
+static const char *stepping(struct debug *d)
+{
+	const struct engine_caps *caps;
+	if (debug_caps(d, &caps, NULL) == 0 && caps->step_keeps_guest_tf)
+		return "the engine steps the chosen vCPU alone and leaves the guest's TF to the "
+		       "guest (monitor info sstep)";
+	return "the engine's trap flag steps the chosen vCPU alone; vmdb keeps the guest's own "
+	       "TF apart (shadow trap flag, monitor info sstep)";
+}
+
 /* Which mechanism each debug feature uses now (the lines follow the probe
  * table in `monitor info caps`). */
 void debug_mechanisms(struct debug *d, char *out, size_t size)
@@ -200,9 +211,7 @@ void debug_mechanisms(struct debug *d, char *out, size_t size)
 		 "handler each vCPU's IDT gate names (%s), IDTs re-read at every resume; "
 		 "the stop comes at the handler, after the exception was delivered%s\n"
 		 "stop-all: engine kick + park of every vCPU before each stop reply\n",
-		 step ? "engine single-step (trap flag set by the host, interrupts held off "
-			"where the engine can), stepping only the chosen vCPU"
-		      : "not available on this engine",
+		 step ? stepping(d) : "not available on this engine",
 		 step ? "DR0-DR3 execution breakpoints loaded into every vCPU by the engine"
 		      : "not available on this engine",
 		 watchpoints(d),
