@@ -1,32 +1,10 @@
 /* x86/insn.c — instruction kinds for the step engine (see insn.h). */
 #include "x86/insn.h"
+#include "x86/decode.h"
 
 #include <errno.h>
 #include <string.h>
 #include <Zydis/Zydis.h>
-
-static void zydis_mode(enum x86_mode mode, ZydisMachineMode *mm, ZydisStackWidth *sw)
-{
-	switch (mode) {
-	case X86_MODE_LONG64:
-		*mm = ZYDIS_MACHINE_MODE_LONG_64;
-		*sw = ZYDIS_STACK_WIDTH_64;
-		break;
-	case X86_MODE_COMPAT:
-		*mm = ZYDIS_MACHINE_MODE_LONG_COMPAT_32;
-		*sw = ZYDIS_STACK_WIDTH_32;
-		break;
-	case X86_MODE_PROT32:
-		*mm = ZYDIS_MACHINE_MODE_LEGACY_32;
-		*sw = ZYDIS_STACK_WIDTH_32;
-		break;
-	default:
-		*mm = mode == X86_MODE_PROT16 ? ZYDIS_MACHINE_MODE_LEGACY_16
-					      : ZYDIS_MACHINE_MODE_REAL_16;
-		*sw = ZYDIS_STACK_WIDTH_16;
-		break;
-	}
-}
 
 /* MOV SS, r/m and POP SS: the first operand is SS. */
 static bool writes_ss(const ZydisDecodedInstruction *insn, const ZydisDecodedOperand *ops)
@@ -156,15 +134,12 @@ static bool plain_insn(enum x86_mode mode, const uint8_t *bytes, size_t len)
 int x86_insn_classify(enum x86_mode mode, const uint8_t *bytes, size_t len,
 		      struct x86_insn_info *info)
 {
-	ZydisMachineMode mm;
-	ZydisStackWidth sw;
 	ZydisDecoder decoder;
 	ZydisDecodedInstruction insn;
 	ZydisDecodedOperand ops[ZYDIS_MAX_OPERAND_COUNT];
 
 	memset(info, 0, sizeof(*info));
-	zydis_mode(mode, &mm, &sw);
-	if (!ZYAN_SUCCESS(ZydisDecoderInit(&decoder, mm, sw)))
+	if (!x86_zydis_decoder_init(&decoder, mode))
 		return -EINVAL;
 	if (plain_insn(mode, bytes, len)) {
 		if (!ZYAN_SUCCESS(ZydisDecoderDecodeInstruction(&decoder, NULL, bytes, len, &insn)))

@@ -16,6 +16,8 @@
 #include <string.h>
 #include <Zydis/Zydis.h>
 
+#include "x86/decode.h"
+
 _Static_assert(ZYDIS_MNEMONIC_MAX_VALUE < 2048, "emu_vm.warned holds 2048 mnemonics");
 
 int emu_dcache_create(struct emu_vm *evm)
@@ -65,22 +67,6 @@ void emu_unimplemented(struct emu_cpu *cpu, const struct emu_insn *in)
 			ZydisMnemonicGetString((ZydisMnemonic)m),
 			(unsigned long long)cpu->insn_start_rip);
 	emu_ud(cpu);
-}
-
-static void mode_to_zydis(unsigned mode, ZydisMachineMode *mm, ZydisStackWidth *sw)
-{
-	switch (mode) {
-	case X86_MODE_LONG64:
-		*mm = ZYDIS_MACHINE_MODE_LONG_64; *sw = ZYDIS_STACK_WIDTH_64; break;
-	case X86_MODE_COMPAT:
-		*mm = ZYDIS_MACHINE_MODE_LONG_COMPAT_32; *sw = ZYDIS_STACK_WIDTH_32; break;
-	case X86_MODE_PROT32:
-		*mm = ZYDIS_MACHINE_MODE_LEGACY_32; *sw = ZYDIS_STACK_WIDTH_32; break;
-	case X86_MODE_PROT16:
-		*mm = ZYDIS_MACHINE_MODE_LEGACY_16; *sw = ZYDIS_STACK_WIDTH_16; break;
-	default:
-		*mm = ZYDIS_MACHINE_MODE_REAL_16; *sw = ZYDIS_STACK_WIDTH_16; break;
-	}
 }
 
 /* Zydis register -> (class, number). */
@@ -218,12 +204,8 @@ static ZyanStatus decode_bytes(unsigned mode, const uint8_t *p, unsigned len,
 			       ZydisDecodedInstruction *zi, ZydisDecodedOperand *zo)
 {
 	ZydisDecoder dec;
-	ZydisMachineMode mm;
-	ZydisStackWidth sw;
-	mode_to_zydis(mode, &mm, &sw);
-	ZyanStatus st = ZydisDecoderInit(&dec, mm, sw);
-	if (!ZYAN_SUCCESS(st))
-		return st;
+	if (!x86_zydis_decoder_init(&dec, (enum x86_mode)mode))
+		return ZYAN_STATUS_INVALID_ARGUMENT;
 	return ZydisDecoderDecodeFull(&dec, p, len, zi, zo);
 }
 

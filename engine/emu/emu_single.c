@@ -24,6 +24,7 @@
 
 #include "engine/emu/emu_core.h"
 #include "engine/emu/emu_debug.h"
+#include "x86/decode.h"
 #include "machine/vm.h"
 
 #define DR7_ENABLE_BITS (DR7_L(0) | DR7_G(0) | DR7_L(1) | DR7_G(1) | \
@@ -44,22 +45,8 @@ struct emu_single {
 static bool single_decode(const struct x86_sregs *sregs, const uint8_t *insn, unsigned len,
 			  ZydisDecodedInstruction *zi, ZydisDecodedOperand *zo)
 {
-	ZydisMachineMode mm;
-	ZydisStackWidth sw;
-	switch (x86_mode_of(sregs)) {
-	case X86_MODE_LONG64:
-		mm = ZYDIS_MACHINE_MODE_LONG_64; sw = ZYDIS_STACK_WIDTH_64; break;
-	case X86_MODE_COMPAT:
-		mm = ZYDIS_MACHINE_MODE_LONG_COMPAT_32; sw = ZYDIS_STACK_WIDTH_32; break;
-	case X86_MODE_PROT32:
-		mm = ZYDIS_MACHINE_MODE_LEGACY_32; sw = ZYDIS_STACK_WIDTH_32; break;
-	case X86_MODE_PROT16:
-		mm = ZYDIS_MACHINE_MODE_LEGACY_16; sw = ZYDIS_STACK_WIDTH_16; break;
-	default:
-		mm = ZYDIS_MACHINE_MODE_REAL_16; sw = ZYDIS_STACK_WIDTH_16; break;
-	}
 	ZydisDecoder dec;
-	if (len == 0 || !ZYAN_SUCCESS(ZydisDecoderInit(&dec, mm, sw)))
+	if (len == 0 || !x86_zydis_decoder_init(&dec, x86_mode_of(sregs)))
 		return false;
 	return ZYAN_SUCCESS(ZydisDecoderDecodeFull(&dec, insn, len, zi, zo));
 }

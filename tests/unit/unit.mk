@@ -55,7 +55,7 @@ unit-machine: $(BUILD)/tests/machine_test
 # engine; machine/vm.c is not linked (the test provides vm_gpa_to_host).
 DEBUG_TEST_OBJS := $(BUILD)/tests/unit/debug_test.o \
 	$(patsubst %.c,$(BUILD)/%.o,$(wildcard debug/*.c)) $(BUILD)/x86/paging.o \
-	$(BUILD)/x86/x86.o $(BUILD)/x86/insn.o $(BUILD)/util/err.o
+	$(BUILD)/x86/x86.o $(BUILD)/x86/insn.o $(BUILD)/x86/decode.o $(BUILD)/util/err.o
 unit: $(BUILD)/tests/debug_test
 $(BUILD)/tests/debug_test: $(DEBUG_TEST_OBJS)
 	@mkdir -p $(dir $@)
