@@ -135,7 +135,8 @@ static int walk_tables(struct emu_cpu *cpu, const struct walk_layout *l, uint64_
 			w->dirty = (e & PTE_D) || acc == ACC_W;
 			uint64_t base;
 			if (level == 1)
-				base = e & (l->entry_bytes == 4 ? PTE32_ADDR_MASK : PTE_ADDR_MASK);
+				base = l->entry_bytes == 4 ? (e & PTE32_ADDR_MASK)
+							   : (e & PTE_ADDR_MASK);
 			else if (l->entry_bytes == 4)   /* PSE-36 4 MiB page */
 				base = (e & 0xffc00000ull) | ((e & 0x001fe000ull) << 19);
 			else
