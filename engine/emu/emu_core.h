@@ -21,9 +21,7 @@
 
 #include "engine/emu/emu.h"
 #include "machine/vm.h"
-
-#define EMU_PAGE_SIZE 4096ull
-#define EMU_PAGE_MASK (~(EMU_PAGE_SIZE - 1))
+#include "x86/desc.h"
 
 /* --- decoded instructions ------------------------------------------------ */
 

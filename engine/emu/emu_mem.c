@@ -26,15 +26,7 @@
 
 #include "engine/emu/emu_debug.h"
 #include "engine/emu/emu_platform.h"
-
-#define PTE_P   (1ull << 0)
-#define PTE_W   (1ull << 1)
-#define PTE_U   (1ull << 2)
-#define PTE_A   (1ull << 5)
-#define PTE_D   (1ull << 6)
-#define PTE_PS  (1ull << 7)
-#define PTE_NX  (1ull << 63)
-#define PTE_ADDR 0x000ffffffffff000ull
+#include "x86/desc.h"
 
 #define PF_P    (1u << 0)        /* protection violation (else not present) */
 #define PF_W    (1u << 1)
@@ -143,15 +135,16 @@ static int walk_tables(struct emu_cpu *cpu, const struct walk_layout *l, uint64_
 			w->dirty = (e & PTE_D) || acc == ACC_W;
 			uint64_t base;
 			if (level == 1)
-				base = l->entry_bytes == 4 ? (e & 0xfffff000ull) : (e & PTE_ADDR);
+				base = l->entry_bytes == 4 ? (e & PTE32_ADDR_MASK)
+							   : (e & PTE_ADDR_MASK);
 			else if (l->entry_bytes == 4)   /* PSE-36 4 MiB page */
 				base = (e & 0xffc00000ull) | ((e & 0x001fe000ull) << 19);
 			else
-				base = e & PTE_ADDR & ~((1ull << shift) - 1);
+				base = e & PTE_ADDR_MASK & ~((1ull << shift) - 1);
 			w->gpa = base + (lin & ((1ull << shift) - 1));
 			return 0;
 		}
-		table = l->entry_bytes == 4 ? (e & 0xfffff000ull) : (e & PTE_ADDR);
+		table = l->entry_bytes == 4 ? (e & PTE32_ADDR_MASK) : (e & PTE_ADDR_MASK);
 	}
 	return 2;
 }
@@ -163,8 +156,8 @@ static int walk(struct emu_cpu *cpu, uint64_t lin, enum emu_acc acc, struct walk
 	w->user_ok = w->write_ok = w->exec_ok = true;
 	if (s->efer & EFER_LMA) {
 		static const struct walk_layout l4 = { 4, 8, 9, 2, 3 }, l5 = { 5, 8, 9, 2, 3 };
-		return walk_tables(cpu, (s->cr4 & CR4_LA57) ? &l5 : &l4, s->cr3 & PTE_ADDR, true,
-				   lin, acc, w, nxe);
+		return walk_tables(cpu, (s->cr4 & CR4_LA57) ? &l5 : &l4, s->cr3 & PTE_ADDR_MASK,
+				   true, lin, acc, w, nxe);
 	}
 	if (s->cr4 & CR4_PAE) {
 		static const struct walk_layout pd = { 2, 8, 9, 2, 2 };
@@ -172,10 +165,11 @@ static int walk(struct emu_cpu *cpu, uint64_t lin, enum emu_acc acc, struct walk
 		uint64_t *p = vm_gpa_to_host(cpu->vcpu->vm, at, 8);
 		if (!p || !(*p & PTE_P))
 			return 2;
-		return walk_tables(cpu, &pd, *p & PTE_ADDR, true, lin, acc, w, nxe);
+		return walk_tables(cpu, &pd, *p & PTE_ADDR_MASK, true, lin, acc, w, nxe);
 	}
 	static const struct walk_layout l2 = { 2, 4, 10, 2, 2 };
-	return walk_tables(cpu, &l2, s->cr3 & 0xfffff000ull, s->cr4 & CR4_PSE, lin, acc, w, false);
+	return walk_tables(cpu, &l2, s->cr3 & PTE32_ADDR_MASK, s->cr4 & CR4_PSE, lin, acc, w,
+			   false);
 }
 
 static bool canonical(struct emu_cpu *cpu, uint64_t lin)
@@ -190,7 +184,7 @@ static struct emu_tlb_entry *translate(struct emu_cpu *cpu, uint64_t lin, enum e
 				       bool user)
 {
 	struct emu_core *c = emu_core_of(cpu);
-	uint64_t page = lin & EMU_PAGE_MASK;
+	uint64_t page = lin & X86_PAGE_MASK;
 	struct emu_tlb_entry *t = &c->tlb[user][(lin >> 12) & (EMU_TLB_SIZE - 1)];
 	uint64_t tag = acc == ACC_R ? t->tag_r : acc == ACC_W ? t->tag_w : t->tag_x;
 	if ((tag & ~EMU_TAG_CODE) == page)
@@ -214,9 +208,9 @@ static struct emu_tlb_entry *translate(struct emu_cpu *cpu, uint64_t lin, enum e
 		if (!user && !wp)
 			w.write_ok = true;        /* supervisor writes ignore R/W without WP */
 	}
-	uint64_t gpa_page = w.gpa & EMU_PAGE_MASK;
+	uint64_t gpa_page = w.gpa & X86_PAGE_MASK;
 	t->gpa = gpa_page;
-	t->host = vm_gpa_to_host(cpu->vcpu->vm, gpa_page, EMU_PAGE_SIZE);
+	t->host = vm_gpa_to_host(cpu->vcpu->vm, gpa_page, X86_PAGE_SIZE);
 	t->tag_r = t->tag_w = t->tag_x = TAG_NONE;
 	if (t->host) {
 		t->tag_r = page;
@@ -388,7 +382,7 @@ static void access_bytes(struct emu_cpu *cpu, uint64_t lin, uint8_t *buf, unsign
 	if (write) {
 		uint64_t a = lin;
 		for (unsigned left = len; left > 0;) {
-			unsigned n = (unsigned)(EMU_PAGE_SIZE - (a & (EMU_PAGE_SIZE - 1)));
+			unsigned n = (unsigned)(X86_PAGE_SIZE - (a & (X86_PAGE_SIZE - 1)));
 			if (n > left)
 				n = left;
 			translate(cpu, a, acc, user);
@@ -397,8 +391,8 @@ static void access_bytes(struct emu_cpu *cpu, uint64_t lin, uint8_t *buf, unsign
 		}
 	}
 	while (len > 0) {
-		unsigned off = (unsigned)(lin & (EMU_PAGE_SIZE - 1));
-		unsigned n = (unsigned)EMU_PAGE_SIZE - off;
+		unsigned off = (unsigned)(lin & (X86_PAGE_SIZE - 1));
+		unsigned n = (unsigned)X86_PAGE_SIZE - off;
 		if (n > len)
 			n = len;
 		struct emu_tlb_entry *t = translate(cpu, lin, acc, user);
@@ -443,7 +437,7 @@ uint8_t *emu_lock_ptr(struct emu_cpu *cpu, uint64_t lin, unsigned size)
 	bool user = at_user(cpu, false);
 	translate(cpu, lin, ACC_R, user);
 	struct emu_tlb_entry *t = translate(cpu, lin, ACC_W, user);
-	return t->host ? t->host + (lin & (EMU_PAGE_SIZE - 1)) : NULL;
+	return t->host ? t->host + (lin & (X86_PAGE_SIZE - 1)) : NULL;
 }
 
 /* The first read of a locked instruction (emu_core.lk_on): atomic when the
@@ -478,12 +472,12 @@ static inline uint64_t read_common(struct emu_cpu *cpu, uint64_t lin, unsigned s
 	uint64_t lv;
 	if (__builtin_expect(c->lk_on, 0) && !sys && lock_read(cpu, lin, size, &lv))
 		return lv;
-	if ((lin & (EMU_PAGE_SIZE - 1)) <= EMU_PAGE_SIZE - size) {
+	if ((lin & (X86_PAGE_SIZE - 1)) <= X86_PAGE_SIZE - size) {
 		struct emu_tlb_entry *t = &c->tlb[user][(lin >> 12) & (EMU_TLB_SIZE - 1)];
-		if (t->tag_r != (lin & EMU_PAGE_MASK))
+		if (t->tag_r != (lin & X86_PAGE_MASK))
 			t = translate(cpu, lin, ACC_R, user);
 		if (t->host)
-			return load_n(t->host + (lin & (EMU_PAGE_SIZE - 1)), size);
+			return load_n(t->host + (lin & (X86_PAGE_SIZE - 1)), size);
 	}
 	uint8_t buf[8] = { 0 };
 	access_bytes(cpu, lin, buf, size, false, sys);
@@ -503,12 +497,12 @@ static inline void write_common(struct emu_cpu *cpu, uint64_t lin, unsigned size
 		c->lk_written = true;
 		return;
 	}
-	if ((lin & (EMU_PAGE_SIZE - 1)) <= EMU_PAGE_SIZE - size) {
+	if ((lin & (X86_PAGE_SIZE - 1)) <= X86_PAGE_SIZE - size) {
 		struct emu_tlb_entry *t = &c->tlb[user][(lin >> 12) & (EMU_TLB_SIZE - 1)];
-		if ((t->tag_w & ~EMU_TAG_CODE) != (lin & EMU_PAGE_MASK))
+		if ((t->tag_w & ~EMU_TAG_CODE) != (lin & X86_PAGE_MASK))
 			t = translate(cpu, lin, ACC_W, user);
 		if (t->host) {
-			store_n(t->host + (lin & (EMU_PAGE_SIZE - 1)), size, v);
+			store_n(t->host + (lin & (X86_PAGE_SIZE - 1)), size, v);
 			return;
 		}
 	}
@@ -569,21 +563,21 @@ const uint8_t *emu_fetch(struct emu_cpu *cpu, uint64_t lin, uint8_t *buf, unsign
 	bool user = emu_core_of(cpu)->cpl == 3;
 	bool need_all = *len > 15;
 	struct emu_tlb_entry *t = translate(cpu, lin, ACC_X, user);
-	unsigned off = (unsigned)(lin & (EMU_PAGE_SIZE - 1));
+	unsigned off = (unsigned)(lin & (X86_PAGE_SIZE - 1));
 	if (!t->host) {
 		*len = 0;
 		return NULL;
 	}
 	*gpa = t->gpa + off;
-	if (off <= EMU_PAGE_SIZE - 15) {
+	if (off <= X86_PAGE_SIZE - 15) {
 		*len = 15;
 		return t->host + off;
 	}
-	unsigned first = (unsigned)EMU_PAGE_SIZE - off;
+	unsigned first = (unsigned)X86_PAGE_SIZE - off;
 	memcpy(buf, t->host + off, first);
 	*len = first;
 	*gpa = ~0ull;                  /* crosses a page: not cacheable */
-	uint64_t next = (lin & EMU_PAGE_MASK) + EMU_PAGE_SIZE;
+	uint64_t next = (lin & X86_PAGE_MASK) + X86_PAGE_SIZE;
 	if (emu_core_of(cpu)->mode != X86_MODE_LONG64)
 		next = (uint32_t)next;
 	if (!need_all) {
