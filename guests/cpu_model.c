@@ -635,6 +635,14 @@ static void check_msrs(void)
 	if (has(m.l7[3], 29, "ARCH_CAPABILITIES"))
 		expect(rdmsr_safe(0x10a, &v) && (v & 1), "ARCH_CAPABILITIES: RDCL_NO");
 	expect(!rdmsr_safe(0x12345678, &v) && fault_vec == X86_GP, "unknown MSR: #GP");
+	uint32_t pmu[4];
+	cpuid(0xa, 0, pmu);
+	if ((pmu[0] & 0xff) == 0 && m.max >= 0xa) {
+		uint32_t lo = 0, hi = 0;
+		clear_fault();
+		__asm__ volatile(TRY_ASM("rdpmc") : "+a"(lo), "+d"(hi) : "c"(0) : "memory");
+		expect_eq(fault_vec, X86_GP, "no PMU (leaf 0xa): RDPMC #GP");
+	}
 	if (has(m.l1[3], 12, "MTRR")) {
 		expect(rdmsr_safe(0xfe, &v) && (v & 0xff) >= 1, "MTRR: variable ranges");
 		uint64_t b = 0x80000006ull, msk = 0xff80000800ull, rb = 0, rm = 0;

@@ -272,7 +272,8 @@ void emu_write_efer(struct emu_cpu *cpu, uint64_t value);
 void emu_tlb_flush(struct emu_cpu *cpu);       /* everything, global pages too */
 void emu_tlb_flush_nonglobal(struct emu_cpu *cpu);
 void emu_tlb_flush_page(struct emu_cpu *cpu, uint64_t lin);   /* INVLPG */
-/* After RFLAGS.AC may have been cleared: drop what SMAP allowed only with it. */
+/* After RFLAGS.AC may have been cleared or CPL become 3: drop what SMAP
+ * allowed only with AC set in ring 0-2. */
 void emu_tlb_ac_changed(struct emu_cpu *cpu);
 /* Mark this vCPU's writable TLB entries of frames in the code filter
  * (EMU_TAG_CODE): after the filter grew (emu_vm.code_marks). */

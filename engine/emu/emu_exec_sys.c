@@ -433,6 +433,14 @@ static void h_rdtsc(struct emu_cpu *cpu, const struct emu_insn *in)
 		emu_gpr_set(cpu, EMU_RCX, 4, cpu->msr_tsc_aux);
 }
 
+/* RDPMC: there are no performance counters (CPUID leaf 0xa is 0), so
+ * every counter index is invalid: #GP, as on hardware. */
+static void h_rdpmc(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	(void)in;
+	emu_gp(cpu, 0);
+}
+
 /* RDPID: IA32_TSC_AUX into a 64-bit register, at any CPL. */
 static void h_rdpid(struct emu_cpu *cpu, const struct emu_insn *in)
 {
@@ -577,6 +585,7 @@ const struct emu_handler_entry emu_exec_sys_table[] = {
 	{ ZYDIS_MNEMONIC_CLAC, h_clac_stac },
 	{ ZYDIS_MNEMONIC_STAC, h_clac_stac },
 	{ ZYDIS_MNEMONIC_RDPID, h_rdpid },
+	{ ZYDIS_MNEMONIC_RDPMC, h_rdpmc },
 	{ ZYDIS_MNEMONIC_RDMSR, h_rdmsr },
 	{ ZYDIS_MNEMONIC_WRMSR, h_wrmsr },
 	{ ZYDIS_MNEMONIC_CPUID, h_cpuid },

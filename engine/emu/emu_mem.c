@@ -26,8 +26,9 @@
  * page) and SMAP (supervisor data access to a user page, allowed at CPL<3
  * with RFLAGS.AC set; implicit accesses at CPL 3 never): both #PF with P=1.
  * A supervisor entry of a user page that only AC allowed is dropped as soon
- * as AC is clear again (emu_tlb_ac_changed, called by everything that can
- * clear it: CLAC, POPF and IRET via emu_set_rflags, SYSCALL, SYSRET).
+ * as AC is clear again or the CPU is in ring 3 (emu_tlb_ac_changed, called
+ * by everything that can clear AC or enter ring 3 with it set: CLAC, POPF
+ * and IRET via emu_set_rflags, SYSCALL, SYSRET).
  *
  * Replay: an access the machine must complete (a device in machine/) ends
  * the instruction with the exit filled and RIP at the instruction. When the
@@ -127,7 +128,7 @@ void emu_tlb_flush_page(struct emu_cpu *cpu, uint64_t lin)
 void emu_tlb_ac_changed(struct emu_cpu *cpu)
 {
 	struct emu_core *c = emu_core_of(cpu);
-	if (!c->tlb_any_smap_user || (cpu->rflags & RFLAGS_AC))
+	if (!c->tlb_any_smap_user || ((cpu->rflags & RFLAGS_AC) && c->cpl < 3))
 		return;
 	for (unsigned i = 0; i < EMU_TLB_SIZE; i++)
 		if (c->tlb_attr[0][i] & EMU_TLBA_SMAP_USER)
