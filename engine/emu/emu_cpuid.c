@@ -36,8 +36,8 @@
  *   0xd.0    XCR0 may hold x87 and SSE; EBX/ECX 576 bytes (legacy area + header)
  *   0xd.1    no XSAVEOPT/XSAVEC/XSAVES
  *   0x15     TSC = 1 GHz crystal * 1/1: the TSC counts guest nanoseconds
- *            (emu_time.c), so a guest needs no calibration; the crystal is
- *            also the LAPIC timer's bus clock (EMU_APIC_BUS_HZ)
+ *            (EMU_TSC_HZ, emu_time.c), so a guest needs no calibration; the
+ *            crystal is the LAPIC timer's bus clock (EMU_APIC_BUS_HZ)
  *   0x16     base and maximum 1000 MHz, bus 1000 MHz
  *   0x40000000 max leaf 0x40000001, "vmdbvmdbvmdb"; 0x40000001 no features
  *   0x80000000 max extended leaf 0x80000008
@@ -102,7 +102,12 @@
 
 #define XSAVE_LEGACY_AND_HEADER 576u
 #define CACHE_LINE 64u
-#define TSC_MHZ    (EMU_APIC_BUS_HZ / 1000000u)
+#define MHZ        1000000u
+
+/* Leaf 0x15 gives the TSC as the crystal (the LAPIC bus clock, which Linux
+ * also takes as the LAPIC timer's rate) times a whole ratio. */
+_Static_assert(EMU_TSC_HZ % EMU_APIC_BUS_HZ == 0, "TSC a whole multiple of the bus clock");
+_Static_assert(EMU_APIC_BUS_HZ <= UINT32_MAX, "crystal Hz fits ECX");
 
 /* A vendor string in EBX, EDX, ECX order. */
 static void put_str12(uint32_t *b, uint32_t *c, uint32_t *d, const char *s)
@@ -211,12 +216,15 @@ void emu_cpuid(struct emu_cpu *cpu, uint32_t leaf, uint32_t sub, uint32_t r[4])
 			r[1] = r[2] = XSAVE_LEGACY_AND_HEADER;
 		}
 		break;
-	case 0x15:                               /* TSC/crystal = 1/1, crystal Hz */
+	case 0x15:                               /* TSC/crystal = EBX/EAX, crystal Hz */
 		r[0] = 1;
-		r[1] = 1;
+		r[1] = (uint32_t)(EMU_TSC_HZ / EMU_APIC_BUS_HZ);
 		r[2] = (uint32_t)EMU_APIC_BUS_HZ;
 		break;
-	case 0x16: r[0] = r[1] = r[2] = (uint32_t)TSC_MHZ; break;
+	case 0x16:                               /* base, maximum, bus MHz */
+		r[0] = r[1] = (uint32_t)(EMU_TSC_HZ / MHZ);
+		r[2] = (uint32_t)(EMU_APIC_BUS_HZ / MHZ);
+		break;
 	case 0x40000000:                         /* EBX, ECX, EDX in that order */
 		r[0] = CPUID_MAX_HV;
 		memcpy(&r[1], "vmdbvmdbvmdb", 12);

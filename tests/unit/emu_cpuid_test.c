@@ -85,9 +85,10 @@ static void check_topology_and_tsc(struct emu_cpu *cpu)
 	regs(cpu, 4, 3, r);
 	CHECK_EQ(r[0] & 0x1f, 0);                       /* no fourth cache */
 	regs(cpu, 0x15, 0, r);
-	CHECK(r[0] && (uint64_t)r[2] * r[1] / r[0] == EMU_APIC_BUS_HZ, "TSC = LAPIC bus clock");
+	CHECK(r[0] && (uint64_t)r[2] * r[1] / r[0] == EMU_TSC_HZ, "crystal * ratio = TSC rate");
+	CHECK_EQ(r[2], EMU_APIC_BUS_HZ);                /* crystal = LAPIC timer clock */
 	regs(cpu, 0x16, 0, r);
-	CHECK_EQ(r[0], EMU_APIC_BUS_HZ / 1000000);
+	CHECK_EQ(r[0], EMU_TSC_HZ / 1000000);
 	regs(cpu, 0xd, 0, r);
 	CHECK_EQ(r[0], EMU_XCR0_SUPPORTED);
 	CHECK_EQ(r[1], 576);
