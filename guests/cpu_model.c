@@ -475,6 +475,10 @@ static void check_basic_insns(void)
 		__asm__ volatile("clflushopt %0" :: "m"(frame_a[0]));
 		expect(true, "CLFLUSHOPT runs");
 	}
+}
+
+static void check_more_insns(void)
+{
 	if (has(m.l1[2], 13, "CX16")) {
 		static uint64_t mem[2] __attribute__((aligned(16))) = { 1, 2 };
 		uint64_t rax = 1, rdx = 2;
@@ -535,6 +539,11 @@ static void check_sse(void)
 		csr = 0x1f80;
 		__asm__ volatile("ldmxcsr %0" :: "m"(csr));
 	}
+}
+
+/* The bits switched on once the x87/SSE work lands (emu_cpuid.c). */
+static void check_sse_later(void)
+{
 	if (has(m.l1[3], 23, "MMX")) {
 		uint64_t r;
 		__asm__ volatile("movq %1, %%mm0\n\tpaddb %%mm0, %%mm0\n\tmovq %%mm0, %0\n\temms"
@@ -635,6 +644,11 @@ static void check_msrs(void)
 	if (has(m.l7[3], 29, "ARCH_CAPABILITIES"))
 		expect(rdmsr_safe(0x10a, &v) && (v & 1), "ARCH_CAPABILITIES: RDCL_NO");
 	expect(!rdmsr_safe(0x12345678, &v) && fault_vec == X86_GP, "unknown MSR: #GP");
+}
+
+static void check_msr_features(void)
+{
+	uint64_t v;
 	uint32_t pmu[4];
 	cpuid(0xa, 0, pmu);
 	if ((pmu[0] & 0xff) == 0 && m.max >= 0xa) {
@@ -858,8 +872,6 @@ static void run_user(void (*entry)(void))
 
 static void check_syscall(void)
 {
-	if (!has(m.e1[3], 11, "SYSCALL"))
-		return;
 	uint64_t gs = rdmsr(MSR_GS_BASE), ud = pa(&user_data);
 	wrmsr(0xc0000080, rdmsr(0xc0000080) | EFER_SCE);
 	wrmsr(0xc0000081, (uint64_t)SEL_STAR_USER << 48 | (uint64_t)SEL_KCODE << 32);
@@ -887,7 +899,12 @@ static void check_syscall(void)
 	__asm__ volatile(TRY_ASM("mov $2, %%r11d\n\tsysretq") : "+c"(rcx) :: "r11", "memory");
 	expect(fault_vec == X86_GP && fault_cs == SEL_KCODE,
 	       "SYSRET to a non-canonical RIP: #GP in ring 0");
+	wrmsr(MSR_GS_BASE, gs);
+}
 
+/* UMIP, RDTSCP and RDPID, the last two also from ring 3 (after check_syscall). */
+static void check_ring3_misc(void)
+{
 	uint64_t cr4 = read_cr4();
 	if (has(m.l7[2], 2, "UMIP")) {
 		run_user(user_sgdt);
@@ -913,7 +930,6 @@ static void check_syscall(void)
 		run_user(user_rdpid);
 		expect(fault_vec == NO_FAULT && sc_rax == 0x42, "RDPID in ring 3 = TSC_AUX");
 	}
-	wrmsr(MSR_GS_BASE, gs);
 }
 
 /* --- x2APIC and the TSC-deadline timer ------------------------------------------ */
@@ -927,11 +943,6 @@ static void on_deadline(struct rt_frame *f)
 	apic_eoi();
 }
 
-static bool deadline_fired(void *arg)
-{
-	(void)arg;
-	return deadline_hit_tsc != 0;
-}
 
 
 static void check_x2apic_deadline(void)
@@ -952,7 +963,7 @@ static void check_x2apic_deadline(void)
 	sti();
 	pit_wait_us(10000);                 /* the deadline is at 2 ms */
 	cli();
-	bool fired = deadline_fired(NULL);
+	bool fired = deadline_hit_tsc != 0;
 	expect(fired, "TSC-deadline timer fires");
 	expect(deadline_hit_tsc >= deadline, "TSC-deadline timer fires at or after the deadline");
 	expect_eq(rdmsr(MSR_TSC_DEADLINE), 0, "TSC deadline reads 0 once fired");
@@ -968,17 +979,22 @@ int main(void)
 		check_model_emu();
 	if (cmdline_u64("insns", 1)) {
 		check_basic_insns();
+		check_more_insns();
 		check_sse();
+		check_sse_later();
 		check_xsave();
 	}
 	check_msrs();
+	check_msr_features();
 	check_cr4_bits();
 	check_global_and_invlpg();
 	check_pcid();
 	check_nx_wp();
 	check_smep_smap();
-	if (cmdline_u64("ring3", 1))
+	if (cmdline_u64("ring3", 1) && (m.e1[3] & BIT(11))) {
 		check_syscall();
+		check_ring3_misc();
+	}
 	check_x2apic_deadline();
 	return report_summary();
 }
