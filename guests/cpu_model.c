@@ -566,17 +566,31 @@ static void check_sse_later(void)
 		__asm__ volatile("movq %1, %%xmm0\n\tpxor %%xmm1, %%xmm1\n\tpshufb %%xmm1, %%xmm0\n\t"
 				 "movq %%xmm0, %0" : "=r"(r) : "r"(0x0807060504030201ull));
 		expect_eq(r, 0x0101010101010101ull, "SSSE3: PSHUFB broadcast");
+		__asm__ volatile("movq %1, %%xmm0\n\tmovq %2, %%xmm1\n\tpalignr $3, %%xmm1, %%xmm0\n\t"
+				 "movq %%xmm0, %0" : "=r"(r) : "r"(0x1817161514131211ull),
+				 "r"(0x0807060504030201ull));
+		expect_eq(r, 0x0000000807060504ull, "SSSE3: PALIGNR (glibc's memcpy)");
 	}
 	if (has(m.l1[2], 19, "SSE4.1")) {
 		uint64_t r;
 		__asm__ volatile("movq %1, %%xmm0\n\tpextrb $3, %%xmm0, %k0"
 				 : "=r"(r) : "r"(0x0807060504030201ull));
 		expect_eq(r, 4, "SSE4.1: PEXTRB");
+		__asm__ volatile("movq %1, %%xmm0\n\tmovq %2, %%xmm1\n\tptest %%xmm1, %%xmm0\n\t"
+				 "setz %b0\n\tmovzbl %b0, %k0" : "=r"(r) : "r"(0xf0ull), "r"(0x0full)
+				 : "cc");
+		expect_eq(r, 1, "SSE4.1: PTEST of disjoint masks sets ZF");
 	}
 	if (has(m.l1[2], 20, "SSE4.2")) {
 		uint32_t c = 0;
 		__asm__ volatile("crc32b %1, %0" : "+r"(c) : "r"((uint8_t)'a'));
 		expect_eq(c, 0x93ad1061u, "SSE4.2: CRC32 (Castagnoli) of 'a' from 0");
+		static const char hay[16] __attribute__((aligned(16))) = "hello, world";
+		static const char needle[16] __attribute__((aligned(16))) = "w";
+		uint64_t idx;
+		__asm__ volatile("movdqa %1, %%xmm0\n\tpcmpistri $0x0c, %2, %%xmm0\n\t"
+				 "movl %%ecx, %k0" : "=r"(idx) : "m"(needle), "m"(hay) : "rcx", "cc");
+		expect_eq(idx, 7, "SSE4.2: PCMPISTRI finds a substring (glibc's strstr)");
 	}
 }
 
