@@ -23,6 +23,7 @@
 #define PTE_A  (1ull << 5)        /* accessed */
 #define PTE_D  (1ull << 6)        /* dirty (leaf entries) */
 #define PTE_PS (1ull << 7)        /* large page, in a PDPTE or PDE */
+#define PTE_G  (1ull << 8)        /* global: kept across CR3 writes with CR4.PGE */
 #define PTE_NX (1ull << 63)       /* no execute, with EFER.NXE */
 #define PTE_ADDR_MASK   0x000ffffffffff000ull   /* 64-bit entry: physical bits 51:12 */
 #define PTE32_ADDR_MASK 0xfffff000ull           /* 32-bit entry, or CR3 without PAE */

@@ -119,3 +119,15 @@ $(BUILD)/tests/x86_desc_test: $(X86_DESC_TEST_OBJS)
 unit-x86-desc: $(BUILD)/tests/x86_desc_test
 	$(BUILD)/tests/x86_desc_test
 -include $(X86_DESC_TEST_OBJS:.o=.d)
+
+# emu's CPUID model (owned by the emu CPU-model work): emu_cpuid.c alone with a
+# fake vCPU count; `make unit-emu-cpuid` runs it.
+EMU_CPUID_TEST_OBJS := $(BUILD)/tests/unit/emu_cpuid_test.o $(BUILD)/engine/emu/emu_cpuid.o
+unit: $(BUILD)/tests/emu_cpuid_test
+$(BUILD)/tests/emu_cpuid_test: $(EMU_CPUID_TEST_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^
+.PHONY: unit-emu-cpuid
+unit-emu-cpuid: $(BUILD)/tests/emu_cpuid_test
+	$(BUILD)/tests/emu_cpuid_test
+-include $(EMU_CPUID_TEST_OBJS:.o=.d)
