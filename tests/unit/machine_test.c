@@ -602,7 +602,7 @@ static void test_loader_load(const char *dir)
 	f = fopen(path, "w");
 	fputs("#!/bin/sh\necho not a kernel\n", f);
 	fclose(f);
-	CHECK(open_and_load(vm, &e) < 0 && strstr(e.msg, "neither an ELF64 kernel nor a multiboot"),
+	CHECK(open_and_load(vm, &e) < 0 && strstr(e.msg, "not an ELF64, multiboot, Linux bzImage or PVH"),
 	      "garbage: %s", e.msg);
 	vm->cfg.kernel_path = dir;
 	CHECK(open_and_load(vm, &e) < 0 && strstr(e.msg, "not a regular file"), "directory: %s", e.msg);
