@@ -105,7 +105,10 @@ void linux_guest_take_cmdline(const char *s, size_t max)
 	while (n <= max && s[n])
 		n++;
 	expect(n <= max, "command line NUL-terminated within its limit");
-	printf("cmdline: [%s]\n", n <= max ? s : "");
+	printf("cmdline: [");
+	for (size_t i = 0; i < n && n <= max; i++)     /* printf stops at 255 bytes */
+		serial_putc(s[i]);
+	printf("]\n");
 	cmdline_set(n <= max ? s : "", false);
 }
 
