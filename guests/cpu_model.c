@@ -984,6 +984,33 @@ static void check_x2apic_deadline(void)
 	wrmsr(MSR_X2APIC_LVTT, APIC_LVT_MASKED);
 }
 
+/* VERR/VERW/LAR/LSL (Linux's MDS mitigation runs VERW on every return to
+ * user space): ZF says whether the selector passes, never a fault. */
+static bool zf_of_verr(uint16_t sel, bool write)
+{
+	bool zf;
+	if (write)
+		__asm__ volatile("verw %w1" : "=@ccz"(zf) : "r"(sel));
+	else
+		__asm__ volatile("verr %w1" : "=@ccz"(zf) : "r"(sel));
+	return zf;
+}
+
+static void check_segment_probes(void)
+{
+	expect(zf_of_verr(SEL_UDATA, true), "VERW: writable data segment passes");
+	expect(zf_of_verr(SEL_UCODE, false), "VERR: readable code segment passes");
+	expect(!zf_of_verr(SEL_UCODE, true), "VERW: code segment fails");
+	expect(!zf_of_verr(0, false), "VERR: null selector fails");
+	expect(!zf_of_verr(0xfff8, false), "VERR: selector beyond the GDT fails");
+	uint64_t limit = 0, attr = 0;
+	bool zf;
+	__asm__ volatile("lsl %w2, %0" : "=r"(limit), "=@ccz"(zf) : "r"(SEL_TSS));
+	expect(zf && limit == sizeof(tss) - 1, "LSL: TSS limit");
+	__asm__ volatile("lar %w2, %0" : "=r"(attr), "=@ccz"(zf) : "r"(SEL_UCODE));
+	expect_eq(zf ? attr : ~0ull, (GDT_UCODE64 >> 32) & 0x00f0ff00, "LAR: user code attributes");
+}
+
 int main(void)
 {
 	setup();
@@ -997,6 +1024,7 @@ int main(void)
 		check_sse();
 		check_sse_later();
 		check_xsave();
+		check_segment_probes();
 	}
 	check_msrs();
 	check_msr_features();

@@ -241,6 +241,101 @@ static void h_sldt_str(struct emu_cpu *cpu, const struct emu_insn *in)
 	emu_op_write(cpu, in, 0, sel);
 }
 
+/* --- VERR, VERW, LAR, LSL: descriptor checks that set ZF instead of faulting --- */
+
+/* The descriptor a selector names, or false where these instructions give
+ * ZF=0: a null selector, one beyond its table's limit, an unusable LDT. */
+static bool probe_desc(struct emu_cpu *cpu, uint16_t sel, uint64_t *desc)
+{
+	uint64_t base, limit;
+	if (!(sel & ~3u))
+		return false;
+	if (sel & SEL_TI_LDT) {
+		if (cpu->sregs.ldt.unusable || !cpu->sregs.ldt.present)
+			return false;
+		base = cpu->sregs.ldt.base;
+		limit = cpu->sregs.ldt.limit;
+	} else {
+		base = cpu->sregs.gdt.base;
+		limit = cpu->sregs.gdt.limit;
+	}
+	if ((sel & ~7u) + 7u > limit)
+		return false;
+	uint64_t lin = base + (sel & ~7u);
+	*desc = emu_read_sys(cpu, emu_long64(cpu) ? lin : (uint32_t)lin, 8);
+	return true;
+}
+
+/* Which descriptors LAR/LSL may report besides code and data segments. */
+static bool system_type_visible(struct emu_cpu *cpu, unsigned type, bool lar)
+{
+	if (type == SYS_TYPE_LDT || type == SYS_TYPE_TSS_AVAIL || type == SYS_TYPE_TSS_BUSY)
+		return true;
+	if (emu_long64(cpu))
+		return lar && type == 0xc;                  /* 64-bit call gate */
+	return type == 1 || type == 3 || (lar && (type == 4 || type == 5 || type == 0xc));
+}
+
+/* The privilege rule they share: conforming code is visible at any CPL. */
+static bool desc_visible(struct emu_cpu *cpu, uint16_t sel, uint64_t d)
+{
+	unsigned type = (d >> 40) & 0xf, dpl = (d >> 45) & 3;
+	bool code = (d >> 44) & 1 && (type & SEG_TYPE_EXECUTABLE);
+	if (code && (type & SEG_TYPE_CONFORMING))
+		return true;
+	unsigned cpl = emu_core_of(cpu)->cpl, rpl = sel & 3u;
+	return dpl >= cpl && dpl >= rpl;
+}
+
+static void set_zf(struct emu_cpu *cpu, bool on)
+{
+	if (on)
+		cpu->rflags |= RFLAGS_ZF;
+	else
+		cpu->rflags &= ~RFLAGS_ZF;
+}
+
+static void h_verr_verw(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	uint16_t sel = (uint16_t)emu_op_read(cpu, in, 0);
+	uint64_t d;
+	bool ok = probe_desc(cpu, sel, &d) && ((d >> 44) & 1) && desc_visible(cpu, sel, d);
+	if (ok) {
+		unsigned type = (d >> 40) & 0xf;
+		bool code = type & SEG_TYPE_EXECUTABLE;
+		if (in->mnemonic == ZYDIS_MNEMONIC_VERW)
+			ok = !code && (type & SEG_TYPE_WRITABLE);
+		else
+			ok = !code || (type & SEG_TYPE_READABLE);
+	}
+	set_zf(cpu, ok);
+}
+
+static void h_lar_lsl(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	bool lar = in->mnemonic == ZYDIS_MNEMONIC_LAR;
+	uint16_t sel = (uint16_t)emu_op_read(cpu, in, 1);
+	uint64_t d;
+	bool ok = probe_desc(cpu, sel, &d);
+	if (ok) {
+		unsigned type = (d >> 40) & 0xf;
+		ok = ((d >> 44) & 1 ? true : system_type_visible(cpu, type, lar)) &&
+		     desc_visible(cpu, sel, d);
+	}
+	if (ok) {
+		uint64_t v;
+		if (lar) {
+			v = (d >> 32) & 0x00f0ff00;
+		} else {
+			struct x86_segment s;
+			emu_desc_to_seg(d, sel, &s);
+			v = s.limit;
+		}
+		emu_op_write(cpu, in, 0, v);
+	}
+	set_zf(cpu, ok);
+}
+
 static void h_smsw(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	umip_check(cpu);
@@ -578,6 +673,10 @@ const struct emu_handler_entry emu_exec_sys_table[] = {
 	{ ZYDIS_MNEMONIC_SLDT, h_sldt_str },
 	{ ZYDIS_MNEMONIC_STR, h_sldt_str },
 	{ ZYDIS_MNEMONIC_SMSW, h_smsw },
+	{ ZYDIS_MNEMONIC_VERR, h_verr_verw },
+	{ ZYDIS_MNEMONIC_VERW, h_verr_verw },
+	{ ZYDIS_MNEMONIC_LAR, h_lar_lsl },
+	{ ZYDIS_MNEMONIC_LSL, h_lar_lsl },
 	{ ZYDIS_MNEMONIC_LMSW, h_lmsw },
 	{ ZYDIS_MNEMONIC_CLTS, h_clts },
 	{ ZYDIS_MNEMONIC_INVLPG, h_invlpg },
