@@ -308,7 +308,7 @@ int emu_dcache_create(struct emu_vm *evm);
 void emu_dcache_destroy(struct emu_vm *evm);
 /* The instruction at RIP, decoded (from the cache when the bytes agree). */
 const struct emu_insn *emu_decode_at(struct emu_cpu *cpu, struct emu_insn *scratch);
-/* Mnemonic -> handler (emu_exec*.c register their ranges). */
+/* Mnemonic -> handler (from the EMU_HANDLER_TABLE()s), else emu_unimplemented. */
 emu_handler emu_handler_for(unsigned mnemonic);
 void emu_unimplemented(struct emu_cpu *cpu, const struct emu_insn *in);
 
@@ -403,17 +403,24 @@ void emu_branch(struct emu_cpu *cpu, const struct emu_insn *in, uint64_t target)
 /* Write RFLAGS as POPF/IRET do at the current CPL/IOPL (mask of bits that may change). */
 void emu_set_rflags(struct emu_cpu *cpu, uint64_t value, uint64_t may_change);
 
-/* Handler tables: each emu_exec*.c file has one, emu_decode.c joins them. */
+/* How a mnemonic executes. Each emu_exec*.c file keeps the handlers of
+ * its part in a table ending with { 0, NULL } and registers it with one
+ * line, EMU_HANDLER_TABLE(its_table), which puts a pointer to it in a
+ * linker section that emu_handler_for() searches: no central list to
+ * edit. Only the handler is here: what else there is to know about a
+ * mnemonic (plain for the fast path, the state it needs, its step kind)
+ * is an architectural fact kept once in x86/insn.c's table
+ * (x86_mnemonic()), which the fast path, emu_single and the step engine
+ * read alike. A mnemonic has one handler in all tables. */
 struct emu_handler_entry {
 	uint16_t mnemonic;
 	emu_handler fn;
 };
-extern const struct emu_handler_entry emu_exec_alu_table[];
-extern const struct emu_handler_entry emu_exec_sys_table[];
-extern const struct emu_handler_entry emu_exec_str_table[];
-extern const struct emu_handler_entry emu_exec_sse_table[];
-extern const struct emu_handler_entry emu_exec_sse_int_table[];
-extern const struct emu_handler_entry emu_exec_sse_fp_table[];
+
+#define EMU_HANDLER_TABLE(table)                                                 \
+	static const struct emu_handler_entry *const table##_registered          \
+		__attribute__((used, section("emu_handler_tables"), aligned(8))) = table
+
 /* The SSE2 forms of the string mnemonics MOVSD/CMPSD (emu_exec_sse*.c). */
 void emu_sse_movsd(struct emu_cpu *cpu, const struct emu_insn *in);
 void emu_sse_cmpsd(struct emu_cpu *cpu, const struct emu_insn *in);

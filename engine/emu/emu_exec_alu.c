@@ -734,7 +734,7 @@ static void h_ret(struct emu_cpu *cpu, const struct emu_insn *in)
 	emu_branch(cpu, in, target);
 }
 
-const struct emu_handler_entry emu_exec_alu_table[] = {
+static const struct emu_handler_entry emu_exec_alu_table[] = {
 	{ ZYDIS_MNEMONIC_MOV, h_mov },
 	{ ZYDIS_MNEMONIC_MOVZX, h_movzx },
 	{ ZYDIS_MNEMONIC_MOVSX, h_movsx },
@@ -841,3 +841,4 @@ const struct emu_handler_entry emu_exec_alu_table[] = {
 	{ ZYDIS_MNEMONIC_RET, h_ret },
 	{ 0, NULL },
 };
+EMU_HANDLER_TABLE(emu_exec_alu_table);

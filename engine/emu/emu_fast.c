@@ -68,6 +68,7 @@
 #include <Zydis/Zydis.h>
 
 #include "engine/emu/emu_platform.h"
+#include "x86/insn.h"
 
 #define BLOCK_INSNS 32
 #define BLOCK_BYTES 256
@@ -1056,24 +1057,13 @@ static void drop_dead_flags(struct emu_block *b)
 
 /* --- building blocks ---------------------------------------------------------------- */
 
-/* Plain: handled by emu_exec_alu.c and touching nothing but GPRs, the
- * arithmetic flags and DF, memory and RIP (see the top of the file). */
+/* Plain (X86_MN_PLAIN in x86/insn.c's table: nothing but GPRs, the
+ * arithmetic flags and DF, memory and RIP) with an exact handler, in the
+ * operand forms that keep it plain (see the top of the file). */
 static bool is_plain(const struct emu_insn *in)
 {
-	if (in->fn == emu_unimplemented || in->fn == emu_mov_special || (in->flags & EMU_I_FAR))
-		return false;
-	switch (in->mnemonic) {
-	case ZYDIS_MNEMONIC_PUSHF: case ZYDIS_MNEMONIC_PUSHFD: case ZYDIS_MNEMONIC_PUSHFQ:
-	case ZYDIS_MNEMONIC_POPF: case ZYDIS_MNEMONIC_POPFD: case ZYDIS_MNEMONIC_POPFQ:
-		return false;
-	default:
-		break;
-	}
-	bool alu = false;
-	for (const struct emu_handler_entry *e = emu_exec_alu_table; e->fn; e++)
-		if (e->mnemonic == in->mnemonic && e->fn == in->fn)
-			alu = true;
-	if (!alu)
+	if (!(x86_mnemonic(in->mnemonic)->attrs & X86_MN_PLAIN) || in->fn == emu_unimplemented ||
+	    in->fn == emu_mov_special || (in->flags & EMU_I_FAR))
 		return false;
 	for (unsigned i = 0; i < in->nops; i++) {
 		const struct emu_operand *o = &in->op[i];

@@ -25,6 +25,7 @@
 #include "engine/emu/emu_core.h"
 #include "engine/emu/emu_debug.h"
 #include "x86/decode.h"
+#include "x86/insn.h"
 #include "machine/vm.h"
 
 #define DR7_ENABLE_BITS (DR7_L(0) | DR7_G(0) | DR7_L(1) | DR7_G(1) | \
@@ -51,34 +52,14 @@ static bool single_decode(const struct x86_sregs *sregs, const uint8_t *insn, un
 	return ZYAN_SUCCESS(ZydisDecoderDecodeFull(&dec, insn, len, zi, zo));
 }
 
-/* emu's XSAVE image has the x87 and SSE components only. */
-static bool single_xsave_family(ZydisMnemonic m)
-{
-	switch (m) {
-	case ZYDIS_MNEMONIC_XSAVE: case ZYDIS_MNEMONIC_XSAVE64:
-	case ZYDIS_MNEMONIC_XRSTOR: case ZYDIS_MNEMONIC_XRSTOR64:
-	case ZYDIS_MNEMONIC_XSAVEOPT: case ZYDIS_MNEMONIC_XSAVEOPT64:
-		return true;
-	default:
-		return false;
-	}
-}
-
-/* x87/SSE state: any such register among the operands, hidden ones too
- * (Zydis lists MXCSR, the x87 control/status/tag words, XCR0), and the
- * state-management instructions that name none. */
+/* x87/SSE state: what x86/insn.c's table says the mnemonic needs
+ * (X86_MN_FPU: state management that names no register), and any such
+ * register among the operands, hidden ones too (Zydis lists MXCSR, the
+ * x87 control/status/tag words, XCR0). */
 static bool single_needs_fpu(const ZydisDecodedInstruction *zi, const ZydisDecodedOperand *zo)
 {
-	switch (zi->mnemonic) {
-	case ZYDIS_MNEMONIC_FXSAVE: case ZYDIS_MNEMONIC_FXSAVE64:
-	case ZYDIS_MNEMONIC_FXRSTOR: case ZYDIS_MNEMONIC_FXRSTOR64:
-	case ZYDIS_MNEMONIC_XSETBV: case ZYDIS_MNEMONIC_XGETBV:
-	case ZYDIS_MNEMONIC_FWAIT: case ZYDIS_MNEMONIC_FNINIT: case ZYDIS_MNEMONIC_EMMS:
+	if (x86_mnemonic(zi->mnemonic)->attrs & X86_MN_FPU)
 		return true;
-	default:
-		if (single_xsave_family(zi->mnemonic))
-			return true;
-	}
 	for (unsigned i = 0; i < zi->operand_count; i++) {
 		if (zo[i].type != ZYDIS_OPERAND_TYPE_REGISTER)
 			continue;
@@ -98,12 +79,6 @@ static bool single_needs_fpu(const ZydisDecodedInstruction *zi, const ZydisDecod
 	return false;
 }
 
-static bool single_needs_msrs(ZydisMnemonic m)
-{
-	return m == ZYDIS_MNEMONIC_SYSCALL || m == ZYDIS_MNEMONIC_SYSRET ||
-	       m == ZYDIS_MNEMONIC_SWAPGS || m == ZYDIS_MNEMONIC_RDMSR || m == ZYDIS_MNEMONIC_WRMSR;
-}
-
 bool emu_single_describe(const struct x86_sregs *sregs, const uint8_t *insn, unsigned len,
 			 char name[EMU_SINGLE_NAME_MAX], unsigned *needs)
 {
@@ -121,7 +96,7 @@ bool emu_single_describe(const struct x86_sregs *sregs, const uint8_t *insn, uns
 	*needs = EMU_SINGLE_PART_REGS | EMU_SINGLE_PART_SREGS;
 	if (single_needs_fpu(&zi, zo))
 		*needs |= EMU_SINGLE_PART_FPU;
-	if (single_needs_msrs(zi.mnemonic))
+	if (x86_mnemonic(zi.mnemonic)->attrs & X86_MN_MSR)
 		*needs |= EMU_SINGLE_PART_MSRS;
 	return emu_handler_for(zi.mnemonic) != emu_unimplemented;
 }
@@ -133,7 +108,9 @@ bool emu_single_xcr0_ok(const uint8_t *insn, unsigned len, const struct x86_sreg
 	ZydisDecodedOperand zo[ZYDIS_MAX_OPERAND_COUNT];
 	if (!single_decode(sregs, insn, len, &zi, zo))
 		return true;
-	return !single_xsave_family(zi.mnemonic) || !(xcr0 & ~EMU_SINGLE_XCR0_KNOWN);
+	/* emu's XSAVE image has the x87 and SSE components only */
+	return !(x86_mnemonic(zi.mnemonic)->attrs & X86_MN_XSAVE) ||
+	       !(xcr0 & ~EMU_SINGLE_XCR0_KNOWN);
 }
 
 /* --- life cycle ------------------------------------------------------------ */
