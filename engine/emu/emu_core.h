@@ -197,13 +197,13 @@ struct emu_core {
 	uint64_t hlt_next, hlt_rsp;
 	struct engine_debug hlt_saved;
 
-	/* The fast path (emu_fast.c). Lazy flags: while lf_op is not
-	 * EMU_LF_NONE the arithmetic bits of cpu->rflags are stale and these
-	 * say how to compute them; emu_flags_sync() makes them exact. Only
-	 * emu_fast.c sets them, and every way out of it syncs (the end of a
+	/* The fast path (emu_fast.c). Lazy flags (emu_flags.h): while lf_op
+	 * is not EMU_LF_NONE the arithmetic bits of cpu->rflags are stale and
+	 * these say how to compute them; emu_flags_sync() makes them exact.
+	 * Only emu_fast.c sets them, and every way out of it syncs (the end of a
 	 * block, emu_fault, emu_leave), so outside the fast path cpu->rflags
 	 * is always exact. */
-	uint8_t lf_op, lf_size;
+	uint8_t lf_op, lf_size;        /* enum emu_lf; operand size in bytes */
 	bool lf_cf;                    /* INC/DEC: CF kept from before */
 	uint64_t lf_a, lf_b, lf_r;
 	bool blk_break;                /* leave the block after this instruction */
@@ -397,6 +397,7 @@ enum emu_flag_op { EMU_FL_ADD, EMU_FL_SUB, EMU_FL_LOGIC };
 void emu_flags(struct emu_cpu *cpu, enum emu_flag_op op, uint64_t a, uint64_t b, uint64_t r,
 	       unsigned size, unsigned carry_in);
 void emu_flags_szp(struct emu_cpu *cpu, uint64_t r, unsigned size);
+/* Condition cc (low nibble of Jcc/SETcc/CMOVcc) of the exact flags. */
 bool emu_cond(const struct emu_cpu *cpu, unsigned cc);
 /* Next RIP after a branch to target, truncated to the operand size. */
 void emu_branch(struct emu_cpu *cpu, const struct emu_insn *in, uint64_t target);

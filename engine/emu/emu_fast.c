@@ -61,6 +61,7 @@
  * Instructions with no specialised handler here run their exact handler
  * from emu_exec_*.c after the flags are made exact. */
 #include "engine/emu/emu_core.h"
+#include "engine/emu/emu_flags.h"
 
 #include <stddef.h>
 #include <stdlib.h>
@@ -146,132 +147,9 @@ void emu_blocks_destroy(struct emu_vm *evm)
 	evm->blocks = NULL;
 }
 
-/* --- lazy flags ---------------------------------------------------------------- */
-
-/* LF_LOGIC_CO: as LF_LOGIC but CF = lf_b bit 0, OF = lf_b bit 1 (shifts,
- * IMUL). LF_ROT: a rotate after another lazy op: SF, ZF and PF from lf_r
- * (the earlier op's result, kept), AF = lf_b's AF bit, CF and OF as in
- * LF_LOGIC_CO, so a rotate never makes the flags exact. */
-enum { LF_NONE, LF_ADD, LF_SUB, LF_LOGIC, LF_INC, LF_DEC, LF_LOGIC_CO, LF_ROT };
-
-static inline void lazy(struct emu_core *c, uint8_t op, uint64_t a, uint64_t b, uint64_t r,
-			unsigned size)
-{
-	c->lf_op = op;
-	c->lf_size = (uint8_t)size;
-	c->lf_a = a;
-	c->lf_b = b;
-	c->lf_r = r & (size >= 8 ? ~0ull : (1ull << (size * 8)) - 1);  /* constant size */
-}
-
 static inline uint64_t msk(unsigned s)
 {
 	return s >= 8 ? ~0ull : (1ull << (s * 8)) - 1;
-}
-
-/* Exactly what the instruction handlers compute (emu_flags): AF is cleared
- * by the logic forms. Without branches on the values: they follow the
- * guest's data, which the host cannot predict (a pointer chase's sums). */
-void emu_flags_sync_slow(struct emu_cpu *cpu)
-{
-	struct emu_core *c = emu_core_of(cpu);
-	unsigned s = c->lf_size, top = s * 8 - 1;
-	uint64_t m = msk(s);
-	uint64_t a = c->lf_a & m, b = c->lf_b & m, r = c->lf_r & m;
-	uint64_t f = cpu->rflags & ~RFLAGS_ARITH;
-	uint64_t cf, of, af;
-	switch (c->lf_op) {
-	case LF_ADD:
-	case LF_INC:
-		cf = c->lf_op == LF_ADD ? r < a : c->lf_cf;
-		of = (((a ^ r) & (b ^ r)) >> top) & 1;
-		af = (a ^ b ^ r) & RFLAGS_AF;
-		break;
-	case LF_SUB:
-	case LF_DEC:
-		cf = c->lf_op == LF_SUB ? a < b : c->lf_cf;
-		of = (((a ^ b) & (a ^ r)) >> top) & 1;
-		af = (a ^ b ^ r) & RFLAGS_AF;
-		break;
-	case LF_LOGIC:
-		cf = of = af = 0;
-		break;
-	case LF_LOGIC_CO:
-	case LF_ROT:
-		cf = b & 1;
-		of = (b >> 1) & 1;
-		af = c->lf_op == LF_ROT ? b & RFLAGS_AF : 0;
-		break;
-	default:
-		c->lf_op = LF_NONE;
-		return;
-	}
-	f |= cf * RFLAGS_CF | of * RFLAGS_OF | af;
-	f |= (uint64_t)(r == 0) * RFLAGS_ZF | ((r >> top) & 1) * RFLAGS_SF;
-	f |= (uint64_t)!__builtin_parity((unsigned)(r & 0xff)) * RFLAGS_PF;
-	cpu->rflags = f;
-	c->lf_op = LF_NONE;
-}
-
-static inline bool lazy_cf(const struct emu_cpu *cpu, const struct emu_core *c)
-{
-	uint64_t m = msk(c->lf_size);
-	switch (c->lf_op) {
-	case LF_ADD: return (c->lf_r & m) < (c->lf_a & m);
-	case LF_SUB: return (c->lf_a & m) < (c->lf_b & m);
-	case LF_LOGIC: return false;
-	case LF_LOGIC_CO: case LF_ROT: return c->lf_b & 1;
-	case LF_INC: case LF_DEC: return c->lf_cf;
-	default: return cpu->rflags & RFLAGS_CF;
-	}
-}
-
-static inline bool lazy_of(const struct emu_core *c)
-{
-	uint64_t sb = 1ull << (c->lf_size * 8 - 1);
-	uint64_t a = c->lf_a, b = c->lf_b, r = c->lf_r;
-	switch (c->lf_op) {
-	case LF_ADD: case LF_INC: return (a ^ r) & (b ^ r) & sb;
-	case LF_SUB: case LF_DEC: return (a ^ b) & (a ^ r) & sb;
-	case LF_LOGIC_CO: case LF_ROT: return b & 2;
-	default: return false;
-	}
-}
-
-/* Condition cc (the low nibble of Jcc/SETcc/CMOVcc) from the lazy state;
- * each flag as emu_flags would set it. */
-static inline bool lazy_cond(struct emu_cpu *cpu, struct emu_core *c, unsigned cc)
-{
-	if (c->lf_op == LF_NONE) {
-		/* emu_cond, inline: no call (and no stack frame) in the handlers */
-		uint64_t fl = cpu->rflags;
-		bool sf_ne_of = !!(fl & RFLAGS_SF) != !!(fl & RFLAGS_OF), v;
-		switch (cc >> 1) {
-		case 0: v = fl & RFLAGS_OF; break;
-		case 1: v = fl & RFLAGS_CF; break;
-		case 2: v = fl & RFLAGS_ZF; break;
-		case 3: v = fl & (RFLAGS_CF | RFLAGS_ZF); break;
-		case 4: v = fl & RFLAGS_SF; break;
-		case 5: v = fl & RFLAGS_PF; break;
-		case 6: v = sf_ne_of; break;
-		default: v = sf_ne_of || (fl & RFLAGS_ZF); break;
-		}
-		return (cc & 1) ? !v : v;
-	}
-	unsigned s = c->lf_size;
-	uint64_t r = c->lf_r;              /* masked by lazy() */
-	bool v;
-	switch (cc >> 1) {
-	case 0: v = lazy_of(c); break;
-	case 1: v = lazy_cf(cpu, c); break;
-	case 2: v = r == 0; break;
-	case 3: v = r == 0 || lazy_cf(cpu, c); break;
-	case 4: v = (r >> (s * 8 - 1)) & 1; break;
-	case 5: v = !__builtin_parity((unsigned)(r & 0xff)); break;
-	case 6: v = ((r >> (s * 8 - 1)) & 1) != lazy_of(c); break;
-	default: v = r == 0 || ((r >> (s * 8 - 1)) & 1) != lazy_of(c); break;
-	}
-	return (cc & 1) ? !v : v;
 }
 
 /* --- state the block does not keep per instruction ------------------------------ */
@@ -465,14 +343,14 @@ static inline __attribute__((always_inline)) void alu(struct emu_core *c, unsign
 {
 	uint8_t lf;
 	switch (op) {
-	case A_ADD: *r = a + b; lf = LF_ADD; break;
-	case A_SUB: case A_CMP: *r = a - b; lf = LF_SUB; break;
-	case A_AND: case A_TEST: *r = a & b; lf = LF_LOGIC; break;
-	case A_OR: *r = a | b; lf = LF_LOGIC; break;
-	default: *r = a ^ b; lf = LF_LOGIC; break;
+	case A_ADD: *r = a + b; lf = EMU_LF_ADD; break;
+	case A_SUB: case A_CMP: *r = a - b; lf = EMU_LF_SUB; break;
+	case A_AND: case A_TEST: *r = a & b; lf = EMU_LF_LOGIC; break;
+	case A_OR: *r = a | b; lf = EMU_LF_LOGIC; break;
+	default: *r = a ^ b; lf = EMU_LF_LOGIC; break;
 	}
 	if (set_flags)
-		lazy(c, lf, a, b, *r, s);
+		emu_lf_record(c, lf, a, b, *r, s);
 }
 
 #define FOP(NAME) static unsigned NAME(struct emu_cpu *cpu, struct emu_core *c, const struct emu_fop *f)
@@ -577,18 +455,18 @@ static const struct alu_forms alu_table[] = {
 FOP(inc_r##S)                                                                                 \
 {                                                                                             \
 	uint64_t a = gpr_get(cpu, f->r0, S), r = a + 1;                                       \
-	bool cf = lazy_cf(cpu, c);                                                            \
+	bool cf = emu_cf_now(cpu, c);                                                         \
 	gpr_put(cpu, f->r0, S, r);                                                            \
-	lazy(c, LF_INC, a, 1, r, S);                                                          \
+	emu_lf_record(c, EMU_LF_INC, a, 1, r, S);                                             \
 	c->lf_cf = cf;                                                                        \
 	NEXT;                                                                                 \
 }                                                                                             \
 FOP(dec_r##S)                                                                                 \
 {                                                                                             \
 	uint64_t a = gpr_get(cpu, f->r0, S), r = a - 1;                                       \
-	bool cf = lazy_cf(cpu, c);                                                            \
+	bool cf = emu_cf_now(cpu, c);                                                         \
 	gpr_put(cpu, f->r0, S, r);                                                            \
-	lazy(c, LF_DEC, a, 1, r, S);                                                          \
+	emu_lf_record(c, EMU_LF_DEC, a, 1, r, S);                                             \
 	c->lf_cf = cf;                                                                        \
 	NEXT;                                                                                 \
 }
@@ -650,7 +528,7 @@ DEF_LEA(4)
 FOP(cmov_rr##S)                                                                               \
 {                                                                                             \
 	uint64_t v = gpr_get(cpu, f->r1, S);                                                  \
-	gpr_put(cpu, f->r0, S, lazy_cond(cpu, c, (unsigned)f->imm) ? v : cpu->gpr[f->r0]);    \
+	gpr_put(cpu, f->r0, S, emu_cond_now(cpu, c, (unsigned)f->imm) ? v : cpu->gpr[f->r0]); \
 	NEXT;                                                                                 \
 }                                                                                             \
 DEF_CMOV_M(S, , f_lin(cpu, c, f))                                                             \
@@ -660,7 +538,7 @@ FOP(cmov_rm##S##SUF)                                                            
 {                                                                                             \
 	RD(p, LIN, S);                                                                        \
 	uint64_t v = load(p, S);                                                              \
-	gpr_put(cpu, f->r0, S, lazy_cond(cpu, c, (unsigned)f->imm) ? v : cpu->gpr[f->r0]);    \
+	gpr_put(cpu, f->r0, S, emu_cond_now(cpu, c, (unsigned)f->imm) ? v : cpu->gpr[f->r0]); \
 	NEXT;                                                                                 \
 }
 DEF_CMOV(8)
@@ -669,7 +547,7 @@ DEF_CMOV(4)
 /* SETcc r8 (not AH-DH). */
 FOP(setcc_r)
 {
-	cpu->gpr[f->r0] = (cpu->gpr[f->r0] & ~0xffull) | lazy_cond(cpu, c, (unsigned)f->imm);
+	cpu->gpr[f->r0] = (cpu->gpr[f->r0] & ~0xffull) | emu_cond_now(cpu, c, (unsigned)f->imm);
 	NEXT;
 }
 
@@ -715,22 +593,22 @@ static const fop_fn ext_fn[2][2][2][3] = {
 };
 
 /* A rotate's CF (co bit 0) and OF (bit 1); SF, ZF, PF and AF stay as
- * they were: exact flags are updated in place, lazy ones become LF_ROT
+ * they were: exact flags are updated in place, lazy ones become EMU_LF_ROT
  * (the earlier op's result kept for SF/ZF/PF, its AF computed now). */
 static inline void rotated(struct emu_cpu *cpu, struct emu_core *c, unsigned co)
 {
-	if (c->lf_op == LF_NONE) {
+	if (c->lf_op == EMU_LF_NONE) {
 		cpu->rflags = (cpu->rflags & ~(RFLAGS_CF | RFLAGS_OF)) |
 			      (co & 1) * RFLAGS_CF | ((co >> 1) & 1) * RFLAGS_OF;
 		return;
 	}
 	uint64_t af = 0;
-	if (c->lf_op == LF_ROT)
+	if (c->lf_op == EMU_LF_ROT)
 		af = c->lf_b & RFLAGS_AF;
-	else if (c->lf_op != LF_LOGIC && c->lf_op != LF_LOGIC_CO)
+	else if (c->lf_op != EMU_LF_LOGIC && c->lf_op != EMU_LF_LOGIC_CO)
 		af = (c->lf_a ^ c->lf_b ^ c->lf_r) & RFLAGS_AF;
 	c->lf_b = af | co;
-	c->lf_op = LF_ROT;
+	c->lf_op = EMU_LF_ROT;
 }
 
 /* Shifts and rotates of a register by an immediate count n != 0 (f->imm,
@@ -742,7 +620,7 @@ FOP(shl_ri##S)                                                                  
 	uint64_t a = gpr_get(cpu, f->r0, S), r = (a << n) & msk(S);                           \
 	unsigned cf = (a >> (bits - n)) & 1, of = ((r >> (bits - 1)) & 1) != cf;              \
 	gpr_put(cpu, f->r0, S, r);                                                            \
-	lazy(c, LF_LOGIC_CO, r, cf | of << 1, r, S);                                          \
+	emu_lf_record(c, EMU_LF_LOGIC_CO, r, cf | of << 1, r, S);                             \
 	NEXT;                                                                                 \
 }                                                                                             \
 FOP(shr_ri##S)                                                                                \
@@ -751,7 +629,7 @@ FOP(shr_ri##S)                                                                  
 	uint64_t a = gpr_get(cpu, f->r0, S), r = a >> n;                                      \
 	unsigned cf = (a >> (n - 1)) & 1, of = (a >> (bits - 1)) & 1;                         \
 	gpr_put(cpu, f->r0, S, r);                                                            \
-	lazy(c, LF_LOGIC_CO, r, cf | of << 1, r, S);                                          \
+	emu_lf_record(c, EMU_LF_LOGIC_CO, r, cf | of << 1, r, S);                             \
 	NEXT;                                                                                 \
 }                                                                                             \
 FOP(sar_ri##S)                                                                                \
@@ -761,7 +639,7 @@ FOP(sar_ri##S)                                                                  
 	uint64_t r = (uint64_t)(sa >> n) & msk(S);                                            \
 	unsigned cf = (sa >> (n - 1)) & 1;                                                    \
 	gpr_put(cpu, f->r0, S, r);                                                            \
-	lazy(c, LF_LOGIC_CO, r, cf, r, S);                                                    \
+	emu_lf_record(c, EMU_LF_LOGIC_CO, r, cf, r, S);                                       \
 	NEXT;                                                                                 \
 }                                                                                             \
 FOP(shl_ri##S##_nf)                                                                           \
@@ -821,7 +699,7 @@ static inline void imul_common(struct emu_cpu *cpu, struct emu_core *c, const st
 		r = (uint32_t)p;
 	}
 	gpr_put(cpu, f->r0, s, r);
-	lazy(c, LF_LOGIC_CO, r, ovf ? 3 : 0, r, s);
+	emu_lf_record(c, EMU_LF_LOGIC_CO, r, ovf ? 3 : 0, r, s);
 }
 
 #define DEF_IMUL(S)                                                                           \
@@ -927,14 +805,14 @@ static inline unsigned loop_again(struct emu_cpu *cpu, struct emu_core *c, const
 #define DEF_JCC(CC)                                                                           \
 FOP(jcc_##CC)                                                                                 \
 {                                                                                             \
-	if (!lazy_cond(cpu, c, CC))                                                           \
+	if (!emu_cond_now(cpu, c, CC))                                                        \
 		NEXT;                                                                         \
 	cpu->rip = c->blk_rip + f->imm;                                                       \
 	return stop(c, f, FS_JUMP);                                                           \
 }                                                                                             \
 FOP(jloop_##CC)                                                                               \
 {                                                                                             \
-	if (!lazy_cond(cpu, c, CC))                                                           \
+	if (!emu_cond_now(cpu, c, CC))                                                        \
 		NEXT;                                                                         \
 	return loop_again(cpu, c, f);                                                         \
 }
