@@ -28,6 +28,8 @@
 struct vm;
 struct vcpu;
 struct emu_vm;
+struct emu_core;
+struct emu_lapic;
 
 /* The engine's ops table (emu_engine.c), found by engine_find("emu"). */
 extern const struct engine_ops emu_engine_ops;
@@ -95,8 +97,8 @@ struct emu_cpu {
 	struct engine_debug debugger;
 	struct emu_dbg dbg;       /* emu_debug.c's own state (emu_debug.h) */
 
-	void *lapic;              /* struct emu_lapic * (emu_lapic.c) */
-	void *priv;               /* the core's own per-vCPU state (TLB, decode cache ...) */
+	struct emu_lapic *lapic;  /* emu_lapic.c's */
+	struct emu_core *core;    /* the core's own per-vCPU state (emu_core.h: TLB, ...) */
 };
 
 /* --- execution core (emu_exec*.c) --- */

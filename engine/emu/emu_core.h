@@ -1,6 +1,6 @@
 /* engine/emu/emu_core.h — private to the execution core (emu_engine.c,
  * emu_cpu.c, emu_decode.c, emu_mem.c, emu_exc.c, emu_exec*.c): the VM-wide
- * engine state (struct emu_vm), the core's per-vCPU state (cpu->priv), the
+ * engine state (struct emu_vm), the core's per-vCPU state (cpu->core), the
  * decoded-instruction format and the calls between the core's files.
  * The platform and debug parts see only emu.h, emu_platform.h and
  * emu_debug.h.
@@ -123,7 +123,7 @@ struct emu_vm {
 	pthread_mutex_t warn_lock;
 };
 
-/* --- per-vCPU core state (cpu->priv) ------------------------------------ */
+/* --- per-vCPU core state (cpu->core) ------------------------------------ */
 
 struct emu_tlb_entry {
 	uint64_t tag_r, tag_w, tag_x;  /* linear page address when allowed, else ~0 */
@@ -231,7 +231,7 @@ struct emu_core {
 
 static inline struct emu_core *emu_core_of(struct emu_cpu *cpu)
 {
-	return (struct emu_core *)cpu->priv;
+	return cpu->core;
 }
 
 /* --- emu_cpu.c --- */
@@ -329,7 +329,7 @@ bool emu_block_run(struct emu_cpu *cpu);
 void emu_flags_sync_slow(struct emu_cpu *cpu);
 static inline void emu_flags_sync(struct emu_cpu *cpu)
 {
-	if (((struct emu_core *)cpu->priv)->lf_op)
+	if (cpu->core->lf_op)
 		emu_flags_sync_slow(cpu);
 }
 
@@ -375,7 +375,7 @@ static inline void emu_gpr_set(struct emu_cpu *cpu, unsigned reg, unsigned size,
 
 static inline bool emu_long64(const struct emu_cpu *cpu)
 {
-	return ((const struct emu_core *)cpu->priv)->mode == X86_MODE_LONG64;
+	return cpu->core->mode == X86_MODE_LONG64;
 }
 
 /* Operand access (emu_exec.c). */

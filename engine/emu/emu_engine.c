@@ -41,6 +41,7 @@
  * had the vCPU's own thread met the exit. */
 #include "engine/emu/emu_core.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,8 +63,8 @@ static struct emu_cpu *cpu_of(struct vcpu *vcpu)
 	return (struct emu_cpu *)vcpu->engine;
 }
 
-/* What this file keeps per vCPU beyond the core: cpu->priv points to one
- * of these (core first, so emu_core_of() finds the core). Only the thread
+/* What this file keeps per vCPU beyond the core: cpu->core points into
+ * one of these. Only the thread
  * that runs the vCPU touches the rest (the lender hands over between runs). */
 struct emu_engine_cpu {
 	struct emu_core core;
@@ -73,7 +74,7 @@ struct emu_engine_cpu {
 
 static struct emu_engine_cpu *ecpu_of(struct emu_cpu *cpu)
 {
-	return (struct emu_engine_cpu *)cpu->priv;
+	return (struct emu_engine_cpu *)((char *)cpu->core - offsetof(struct emu_engine_cpu, core));
 }
 
 /* --- what the platform asks of the VM (emu_platform.h) ------------------------- */
@@ -520,7 +521,7 @@ static int emu_op_vcpu_create(struct vm *vm, struct vcpu *vcpu, struct err *e)
 	cpu->evm = evm;
 	cpu->vcpu = vcpu;
 	cpu->id = vcpu->id;
-	cpu->priv = &c->core;
+	cpu->core = &c->core;
 	emu_cpu_reset(cpu);
 	int r = emu_lapic_create(cpu);
 	if (r < 0) {
@@ -545,7 +546,7 @@ static void emu_op_vcpu_destroy(struct vcpu *vcpu)
 	evm->cpus[cpu->id] = NULL;
 	pthread_mutex_unlock(&evm->lock);
 	emu_lapic_destroy(cpu);
-	free(cpu->priv);
+	free(ecpu_of(cpu));
 	free(cpu);
 	vcpu->engine = NULL;
 }

@@ -133,7 +133,7 @@ struct emu_single *emu_single_create(struct vcpu *vcpu, struct err *e)
 	s->cpu.evm = evm;
 	s->cpu.vcpu = vcpu;
 	s->cpu.id = vcpu->id;
-	s->cpu.priv = &s->core;
+	s->cpu.core = &s->core;
 	emu_cpu_reset(&s->cpu);
 	return s;
 }
