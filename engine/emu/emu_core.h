@@ -235,6 +235,13 @@ static inline struct emu_core *emu_core_of(struct emu_cpu *cpu)
 }
 
 /* --- emu_cpu.c --- */
+/* A zeroed emu_vm for nr_cpus vCPUs of vm: its locks; emu_vm_fini
+ * destroys them. The engine adds its caches and platform. */
+void emu_vm_init(struct emu_vm *evm, struct vm *vm, unsigned nr_cpus);
+void emu_vm_fini(struct emu_vm *evm);
+/* A zeroed cpu and core for vcpu in evm, at power-on state. */
+void emu_core_init(struct emu_cpu *cpu, struct emu_core *core, struct emu_vm *evm,
+		   struct vcpu *vcpu);
 void emu_cpu_reset(struct emu_cpu *cpu);       /* power-on state (AP: wait for SIPI) */
 void emu_update_mode(struct emu_cpu *cpu);     /* after CR0/EFER/CS changes */
 struct x86_segment *emu_segreg(struct emu_cpu *cpu, unsigned seg);

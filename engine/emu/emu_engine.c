@@ -436,9 +436,7 @@ static void emu_vm_free(struct emu_vm *evm)
 		emu_platform_destroy(evm);
 	emu_dcache_destroy(evm);
 	emu_blocks_destroy(evm);
-	pthread_cond_destroy(&evm->cond);
-	pthread_mutex_destroy(&evm->lock);
-	pthread_mutex_destroy(&evm->warn_lock);
+	emu_vm_fini(evm);
 	free(evm);
 }
 
@@ -450,14 +448,8 @@ static int emu_op_vm_create(struct vm *vm, struct err *e)
 	struct emu_vm *evm = calloc(1, sizeof(*evm));
 	if (!evm)
 		return err_set(e, ENOMEM, "out of memory for the emu engine");
-	evm->vm = vm;
-	evm->nr_cpus = n;
-	evm->turn = 0;                 /* the bootstrap processor starts (quantum_end 0: */
-					/* its first slice is one instruction long) */
+	emu_vm_init(evm, vm, n);
 	evm->quantum = EMU_QUANTUM;
-	pthread_mutex_init(&evm->lock, NULL);
-	pthread_cond_init(&evm->cond, NULL);
-	pthread_mutex_init(&evm->warn_lock, NULL);
 	int r = emu_dcache_create(evm);
 	if (r < 0) {
 		emu_vm_free(evm);
@@ -518,11 +510,7 @@ static int emu_op_vcpu_create(struct vm *vm, struct vcpu *vcpu, struct err *e)
 		free(c);
 		return err_set(e, ENOMEM, "out of memory for vCPU %u", vcpu->id);
 	}
-	cpu->evm = evm;
-	cpu->vcpu = vcpu;
-	cpu->id = vcpu->id;
-	cpu->core = &c->core;
-	emu_cpu_reset(cpu);
+	emu_core_init(cpu, &c->core, evm, vcpu);
 	int r = emu_lapic_create(cpu);
 	if (r < 0) {
 		free(c);

@@ -122,19 +122,9 @@ struct emu_single *emu_single_create(struct vcpu *vcpu, struct err *e)
 		err_set(e, ENOMEM, "out of memory for vCPU %u's emu fallback", vcpu->id);
 		return NULL;
 	}
-	struct emu_vm *evm = &s->evm;
-	evm->vm = vcpu->vm;
-	evm->nr_cpus = 1;
-	evm->cpus[0] = &s->cpu;
-	evm->turn = 0;
-	pthread_mutex_init(&evm->lock, NULL);
-	pthread_cond_init(&evm->cond, NULL);
-	pthread_mutex_init(&evm->warn_lock, NULL);
-	s->cpu.evm = evm;
-	s->cpu.vcpu = vcpu;
-	s->cpu.id = vcpu->id;
-	s->cpu.core = &s->core;
-	emu_cpu_reset(&s->cpu);
+	emu_vm_init(&s->evm, vcpu->vm, 1);
+	s->evm.cpus[0] = &s->cpu;
+	emu_core_init(&s->cpu, &s->core, &s->evm, vcpu);
 	return s;
 }
 
@@ -142,9 +132,7 @@ void emu_single_destroy(struct emu_single *s)
 {
 	if (!s)
 		return;
-	pthread_mutex_destroy(&s->evm.warn_lock);
-	pthread_cond_destroy(&s->evm.cond);
-	pthread_mutex_destroy(&s->evm.lock);
+	emu_vm_fini(&s->evm);
 	free(s);
 }
 
