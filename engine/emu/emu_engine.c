@@ -440,6 +440,15 @@ static void emu_vm_free(struct emu_vm *evm)
 	free(evm);
 }
 
+/* VMDB_EMU_NO_BLOCKS=1 in the environment runs every instruction on the
+ * exact path (no block cache, no fast path): for tests only, so that
+ * tests/test_differential.py compares both paths with KVM (README). */
+static bool blocks_wanted(void)
+{
+	const char *v = getenv("VMDB_EMU_NO_BLOCKS");
+	return !v || strcmp(v, "1") != 0;
+}
+
 static int emu_op_vm_create(struct vm *vm, struct err *e)
 {
 	unsigned n = vm->nr_vcpus ? vm->nr_vcpus : vm->cfg.nr_vcpus;
@@ -455,7 +464,7 @@ static int emu_op_vm_create(struct vm *vm, struct err *e)
 		emu_vm_free(evm);
 		return err_set(e, -r, "out of memory for the emu decode cache");
 	}
-	r = emu_blocks_create(evm);
+	r = blocks_wanted() ? emu_blocks_create(evm) : 0;
 	if (r < 0) {
 		emu_vm_free(evm);
 		return err_set(e, -r, "out of memory for the emu block cache");
