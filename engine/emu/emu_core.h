@@ -1,5 +1,6 @@
 /* engine/emu/emu_core.h — private to the execution core (emu_engine.c,
- * emu_cpu.c, emu_decode.c, emu_mem.c, emu_exc.c, emu_exec*.c): the VM-wide
+ * emu_cpu.c, emu_decode.c, emu_mem.c, emu_exc.c, emu_exec*.c, emu_fast*.c,
+ * emu_single.c): the VM-wide
  * engine state (struct emu_vm), the core's per-vCPU state (cpu->core), the
  * decoded-instruction format and the calls between the core's files.
  * The platform and debug parts see only emu.h, emu_platform.h and
