@@ -19,13 +19,14 @@ static bool writes_ss(const ZydisDecodedInstruction *insn, const ZydisDecodedOpe
 /* --- the per-mnemonic table ---------------------------------------------------- */
 
 #define M(name) ZYDIS_MNEMONIC_##name
-#define PLAIN(name) [M(name)] = { .attrs = X86_MN_PLAIN }
-#define KIND(name, k) [M(name)] = { .kind = (k) }
 #define ATTR(name, a) [M(name)] = { .attrs = (a) }
-#define COND8(pre, a, b, c, d, e, f, g, h) \
-	PLAIN(pre##a), PLAIN(pre##b), PLAIN(pre##c), PLAIN(pre##d), \
-	PLAIN(pre##e), PLAIN(pre##f), PLAIN(pre##g), PLAIN(pre##h)
-#define CONDS(pre) COND8(pre, O, NO, B, NB, Z, NZ, BE, NBE), COND8(pre, S, NS, P, NP, L, NL, LE, NLE)
+#define PLAIN(name) ATTR(name, X86_MN_PLAIN)
+#define KIND(name, k) [M(name)] = { .kind = (k) }
+#define COND8(pre, a, b, c, d, e, f, g, h, x) \
+	ATTR(pre##a, x), ATTR(pre##b, x), ATTR(pre##c, x), ATTR(pre##d, x), \
+	ATTR(pre##e, x), ATTR(pre##f, x), ATTR(pre##g, x), ATTR(pre##h, x)
+#define CONDS(pre, x) COND8(pre, O, NO, B, NB, Z, NZ, BE, NBE, X86_MN_PLAIN | (x)), \
+		      COND8(pre, S, NS, P, NP, L, NL, LE, NLE, X86_MN_PLAIN | (x))
 
 /* Indexed by ZydisMnemonic: a dense constant array, so a look-up is one
  * load on the decode paths that ask. */
@@ -40,13 +41,24 @@ static const struct x86_mnemonic mnemonics[ZYDIS_MNEMONIC_MAX_VALUE + 1] = {
 	PLAIN(ROR), PLAIN(RCL), PLAIN(RCR), PLAIN(SHLD), PLAIN(SHRD), PLAIN(MUL), PLAIN(IMUL),
 	PLAIN(DIV), PLAIN(IDIV), PLAIN(BT), PLAIN(BTS), PLAIN(BTR), PLAIN(BTC), PLAIN(BSF),
 	PLAIN(BSR), PLAIN(TZCNT), PLAIN(LZCNT), PLAIN(POPCNT), PLAIN(CLC), PLAIN(STC),
-	PLAIN(CMC), PLAIN(CLD), PLAIN(STD), PLAIN(LAHF), PLAIN(SAHF), PLAIN(PUSH), PLAIN(POP),
-	PLAIN(LEAVE), PLAIN(ENTER), PLAIN(JMP), PLAIN(JCXZ), PLAIN(JECXZ), PLAIN(JRCXZ),
-	PLAIN(LOOP), PLAIN(LOOPE), PLAIN(LOOPNE), PLAIN(CALL), PLAIN(RET),
-	CONDS(J), CONDS(SET), CONDS(CMOV),
+	PLAIN(CMC), PLAIN(CLD), PLAIN(STD), PLAIN(LAHF), PLAIN(SAHF), PLAIN(POP), PLAIN(LEAVE),
+	ATTR(PUSH, X86_MN_PLAIN | X86_MN_PUSHES), ATTR(ENTER, X86_MN_PLAIN | X86_MN_PUSHES),
+	ATTR(JMP, X86_MN_PLAIN | X86_MN_JUMP),
+	ATTR(CALL, X86_MN_PLAIN | X86_MN_JUMP | X86_MN_PUSHES),
+	ATTR(RET, X86_MN_PLAIN | X86_MN_JUMP),
+	ATTR(JCXZ, X86_MN_PLAIN | X86_MN_COND_BRANCH),
+	ATTR(JECXZ, X86_MN_PLAIN | X86_MN_COND_BRANCH),
+	ATTR(JRCXZ, X86_MN_PLAIN | X86_MN_COND_BRANCH),
+	ATTR(LOOP, X86_MN_PLAIN | X86_MN_COND_BRANCH),
+	ATTR(LOOPE, X86_MN_PLAIN | X86_MN_COND_BRANCH),
+	ATTR(LOOPNE, X86_MN_PLAIN | X86_MN_COND_BRANCH),
+	CONDS(J, X86_MN_JCC | X86_MN_COND_BRANCH), CONDS(SET, X86_MN_SETCC),
+	CONDS(CMOV, X86_MN_CMOVCC),
 
 	/* what the step engine treats apart (x86_insn_kind) */
-	KIND(PUSHF, X86_INSN_PUSHF), KIND(PUSHFD, X86_INSN_PUSHF), KIND(PUSHFQ, X86_INSN_PUSHF),
+	[M(PUSHF)] = { .attrs = X86_MN_PUSHES, .kind = X86_INSN_PUSHF },
+	[M(PUSHFD)] = { .attrs = X86_MN_PUSHES, .kind = X86_INSN_PUSHF },
+	[M(PUSHFQ)] = { .attrs = X86_MN_PUSHES, .kind = X86_INSN_PUSHF },
 	KIND(POPF, X86_INSN_POPF), KIND(POPFD, X86_INSN_POPF), KIND(POPFQ, X86_INSN_POPF),
 	KIND(IRET, X86_INSN_IRET), KIND(IRETD, X86_INSN_IRET), KIND(IRETQ, X86_INSN_IRET),
 	KIND(INT, X86_INSN_INT), KIND(INT3, X86_INSN_INT), KIND(INTO, X86_INSN_INT),

@@ -49,10 +49,22 @@ enum x86_mnemonic_attr {
 	/* Reads or writes model-specific registers (STAR, LSTAR, FMASK,
 	 * KERNEL_GS_BASE ... included). */
 	X86_MN_MSR = 1u << 3,
+	/* Tests condition code cc, the low nibble of its last opcode byte:
+	 * Jcc, SETcc, CMOVcc respectively. */
+	X86_MN_JCC = 1u << 4,
+	X86_MN_SETCC = 1u << 5,
+	X86_MN_CMOVCC = 1u << 6,
+	/* A conditional near branch: Jcc, JrCXZ, LOOP/LOOPcc. */
+	X86_MN_COND_BRANCH = 1u << 7,
+	/* Always transfers control (JMP, CALL, RET). */
+	X86_MN_JUMP = 1u << 8,
+	/* Writes below the stack pointer without a memory operand (PUSH,
+	 * PUSHF, CALL, ENTER). */
+	X86_MN_PUSHES = 1u << 9,
 };
 
 struct x86_mnemonic {
-	uint8_t attrs;       /* enum x86_mnemonic_attr */
+	uint16_t attrs;      /* enum x86_mnemonic_attr */
 	uint8_t kind;        /* enum x86_insn_kind when the mnemonic alone says it, else OTHER */
 };
 

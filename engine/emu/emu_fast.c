@@ -106,16 +106,11 @@ static bool is_plain(const struct emu_insn *in)
 	return true;
 }
 
-/* Unconditional transfers end a block (their target is known only at
- * run time, or is elsewhere). */
+/* Unconditional transfers (X86_MN_JUMP) end a block: their target is
+ * known only at run time, or is elsewhere. */
 static bool ends_block(const struct emu_insn *in)
 {
-	switch (in->mnemonic) {
-	case ZYDIS_MNEMONIC_JMP: case ZYDIS_MNEMONIC_CALL: case ZYDIS_MNEMONIC_RET:
-		return true;
-	default:
-		return false;
-	}
+	return x86_mnemonic(in->mnemonic)->attrs & X86_MN_JUMP;
 }
 
 static unsigned block_index(uint64_t gpa)

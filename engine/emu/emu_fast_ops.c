@@ -18,6 +18,7 @@
 #include <Zydis/Zydis.h>
 
 #include "engine/emu/emu_flags.h"
+#include "x86/insn.h"
 
 /* --- operands -------------------------------------------------------------------- */
 
@@ -774,37 +775,19 @@ static void drop_dead_flags(struct emu_block *b)
 	}
 }
 
-/* Conditional branches do not end a block: when taken, RIP is not where
- * the next instruction of the block begins and the block is left there. */
-static bool is_cond_branch(const struct emu_insn *in)
-{
-	switch (in->mnemonic) {
-	case ZYDIS_MNEMONIC_JCXZ: case ZYDIS_MNEMONIC_JECXZ: case ZYDIS_MNEMONIC_JRCXZ:
-	case ZYDIS_MNEMONIC_LOOP: case ZYDIS_MNEMONIC_LOOPE: case ZYDIS_MNEMONIC_LOOPNE:
-		return true;
-	default:
-		/* Jcc: opcode 0x70-0x7f (map 0) or 0x80-0x8f (0F map) */
-		return in->fn != NULL && (in->opcode & 0xf0) == (in->opmap ? 0x80 : 0x70) &&
-		       in->nops == 1 && in->op[0].kind == EMU_OP_IMM;
-	}
-}
-
+/* Jcc (not JrCXZ or LOOP): a handler per condition (jcc_fn). Conditional
+ * branches do not end a block: when taken, RIP is not where the next
+ * instruction of the block begins and the block is left there. */
 static bool is_jcc(const struct emu_insn *in)
 {
-	return is_cond_branch(in) && in->mnemonic != ZYDIS_MNEMONIC_JCXZ &&
-	       in->mnemonic != ZYDIS_MNEMONIC_JECXZ && in->mnemonic != ZYDIS_MNEMONIC_JRCXZ &&
-	       in->mnemonic != ZYDIS_MNEMONIC_LOOP && in->mnemonic != ZYDIS_MNEMONIC_LOOPE &&
-	       in->mnemonic != ZYDIS_MNEMONIC_LOOPNE;
+	return (x86_mnemonic(in->mnemonic)->attrs & X86_MN_JCC) && in->nops == 1 &&
+	       in->op[0].kind == EMU_OP_IMM;
 }
 
 static bool writes_memory(const struct emu_insn *in)
 {
-	switch (in->mnemonic) {
-	case ZYDIS_MNEMONIC_PUSH: case ZYDIS_MNEMONIC_CALL: case ZYDIS_MNEMONIC_ENTER:
+	if (x86_mnemonic(in->mnemonic)->attrs & X86_MN_PUSHES)
 		return true;
-	default:
-		break;
-	}
 	for (unsigned i = 0; i < in->nops; i++)
 		if (in->op[i].kind == EMU_OP_MEM)
 			return true;
@@ -916,17 +899,6 @@ static fop_fn pick_mov(const struct emu_insn *in, struct emu_fop *f)
 	return NULL;
 }
 
-static bool is_cmov(unsigned m)
-{
-	return m >= ZYDIS_MNEMONIC_CMOVB && m <= ZYDIS_MNEMONIC_CMOVZ;
-}
-
-static bool is_setcc(unsigned m)
-{
-	return m >= ZYDIS_MNEMONIC_SETB && m <= ZYDIS_MNEMONIC_SETZ &&
-	       m != ZYDIS_MNEMONIC_SETSSBSY;
-}
-
 static fop_fn pick_cmov(const struct emu_insn *in, struct emu_fop *f)
 {
 	for (unsigned k = 0; k < 2; k++) {
@@ -1011,9 +983,10 @@ static fop_fn pick_imul(const struct emu_insn *in, struct emu_fop *f)
 static fop_fn pick(const struct emu_insn *in, struct emu_fop *f)
 {
 	const struct emu_operand *a = &in->op[0];
-	if (is_cmov(in->mnemonic))
+	unsigned attrs = x86_mnemonic(in->mnemonic)->attrs;
+	if (attrs & X86_MN_CMOVCC)
 		return pick_cmov(in, f);
-	if (is_setcc(in->mnemonic)) {
+	if (attrs & X86_MN_SETCC) {
 		if (in->nops != 1 || !gpr_op(a, 1))
 			return NULL;
 		f->r0 = a->reg;
