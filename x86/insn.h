@@ -54,13 +54,11 @@ enum x86_mnemonic_attr {
 	X86_MN_JCC = 1u << 4,
 	X86_MN_SETCC = 1u << 5,
 	X86_MN_CMOVCC = 1u << 6,
-	/* A conditional near branch: Jcc, JrCXZ, LOOP/LOOPcc. */
-	X86_MN_COND_BRANCH = 1u << 7,
 	/* Always transfers control (JMP, CALL, RET). */
-	X86_MN_JUMP = 1u << 8,
+	X86_MN_JUMP = 1u << 7,
 	/* Writes below the stack pointer without a memory operand (PUSH,
 	 * PUSHF, CALL, ENTER). */
-	X86_MN_PUSHES = 1u << 9,
+	X86_MN_PUSHES = 1u << 8,
 };
 
 struct x86_mnemonic {
