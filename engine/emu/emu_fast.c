@@ -32,7 +32,11 @@
  * miss, a device, two pages, a code frame) f_miss runs the instruction's
  * exact handler instead. A Jcc back to the start of its own block (a tight
  * loop) runs the block again inside the handler chain while the budget
- * has room for a whole pass and nothing is due (loop_again). Flags that a
+ * has room for a whole pass and nothing is due (loop_again); a taken
+ * direct branch, a call or the end of a block goes on into the block that
+ * followed there last time (its link) on the same terms (chain), so the
+ * block loop below runs only when a link is missing or stale or something
+ * is due. Flags that a
  * later instruction of the block sets again before anything can look at
  * them are not computed at all (drop_dead_flags).
  *

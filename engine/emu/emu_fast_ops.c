@@ -168,11 +168,37 @@ static __attribute__((noinline)) unsigned f_miss(struct emu_cpu *cpu, struct emu
 #define RD(p, lin, s) ACCESS(p, lin, s, 0)
 #define WR(p, lin, s) ACCESS(p, lin, s, 1)
 
-/* The end of the block (not an instruction). */
+/* Leaving the block at f for rip (ret instructions retired by then) to
+ * the block that ran there last time (f->link, set by emu_fast.c's
+ * block_next): run it at once, without going back to the block loop,
+ * when that loop would do nothing but find it: the link is still valid
+ * (this code generation, the same page), the budget has room for it
+ * whole and nothing is due (as loop_again). Else leave as `how`. */
+static inline unsigned chain(struct emu_cpu *cpu, struct emu_core *c, const struct emu_fop *f,
+			     uint64_t rip, uint64_t ret, unsigned how)
+{
+	const struct emu_block *b = f->link;
+	uint64_t gpa = (c->blk_gpa & EMU_PAGE_MASK) | (rip & (EMU_PAGE_SIZE - 1));
+	if (__builtin_expect(!b || b->gen != cpu->evm->code_gen || b->gpa != gpa || b->n == 0 ||
+			     ((rip ^ c->blk_rip) & EMU_PAGE_MASK) || c->budget_end - ret < b->n ||
+			     __atomic_load_n(&c->kick, __ATOMIC_RELAXED) || cpu->pending.nmi ||
+			     (cpu->rflags & RFLAGS_IF), 0)) {
+		if (how == FS_JUMP)
+			cpu->rip = rip;
+		return stop(c, f, how);
+	}
+	c->blk_ret = ret;
+	c->blk_gpa = gpa;
+	c->blk_end = gpa + b->nbytes;
+	c->blk_rip = rip;
+	c->blk_n = b->n;
+	return b->op[0].fn(cpu, c, b->op);
+}
+
+/* The end of the block (not an instruction): on to the next one. */
 static unsigned f_end(struct emu_cpu *cpu, struct emu_core *c, const struct emu_fop *f)
 {
-	(void)cpu;
-	return stop(c, f, FS_END);
+	return chain(cpu, c, f, c->blk_rip + f->off, c->blk_ret + f->idx, FS_END);
 }
 
 enum { A_ADD, A_SUB, A_CMP, A_AND, A_OR, A_XOR, A_TEST };
@@ -610,8 +636,7 @@ FOP(pop_r)
 /* Branches: f->imm is the target's offset from the block start. */
 FOP(jmp_rel)
 {
-	cpu->rip = c->blk_rip + f->imm;
-	return stop(c, f, FS_JUMP);
+	return chain(cpu, c, f, c->blk_rip + f->imm, c->blk_ret + f->idx + 1, FS_JUMP);
 }
 
 /* One handler per condition, so the condition folds into it. */
@@ -649,8 +674,7 @@ FOP(jcc_##CC)                                                                   
 {                                                                                             \
 	if (!emu_cond_now(cpu, c, CC))                                                        \
 		NEXT;                                                                         \
-	cpu->rip = c->blk_rip + f->imm;                                                       \
-	return stop(c, f, FS_JUMP);                                                           \
+	return chain(cpu, c, f, c->blk_rip + f->imm, c->blk_ret + f->idx + 1, FS_JUMP);       \
 }                                                                                             \
 FOP(jloop_##CC)                                                                               \
 {                                                                                             \
@@ -677,8 +701,7 @@ FOP(call_rel)
 	WR(p, sp, 8);
 	store(p, 8, c->blk_rip + f->end);
 	cpu->gpr[EMU_RSP] = sp;
-	cpu->rip = c->blk_rip + f->imm;
-	return stop(c, f, FS_JUMP);
+	return chain(cpu, c, f, c->blk_rip + f->imm, c->blk_ret + f->idx + 1, FS_JUMP);
 }
 
 FOP(ret_near)

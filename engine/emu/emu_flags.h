@@ -10,7 +10,9 @@
  * that into the six arithmetic bits, emu_lf_cond() tests a condition on it
  * without computing the others. Both work on values, not branches on them
  * where that can be helped: they follow the guest's data, which the host
- * cannot predict. */
+ * cannot predict. Always inlined: the fast path's handlers fold a
+ * constant condition or operation into them (one handler per condition),
+ * and a call would cost them their frameless tail calls. */
 #ifndef VMDB_EMU_FLAGS_H
 #define VMDB_EMU_FLAGS_H
 
@@ -24,6 +26,8 @@
  *   ROT           a rotate after another lazy operation: SF, ZF and PF
  *                 from r (the earlier result, kept), AF = b's AF bit, CF
  *                 and OF as LOGIC_CO, so a rotate never makes flags exact */
+#define EMU_FLAGS_INLINE static inline __attribute__((always_inline))
+
 enum emu_lf {
 	EMU_LF_NONE,                   /* cpu->rflags is exact */
 	EMU_LF_ADD, EMU_LF_SUB, EMU_LF_LOGIC, EMU_LF_INC, EMU_LF_DEC, EMU_LF_LOGIC_CO,
@@ -31,8 +35,8 @@ enum emu_lf {
 };
 
 /* The RFLAGS_ARITH bits of operation op (not NONE) at size bytes. */
-static inline uint64_t emu_flags_eval(unsigned op, uint64_t a, uint64_t b, uint64_t r,
-				      unsigned size, bool kept_cf)
+EMU_FLAGS_INLINE uint64_t emu_flags_eval(unsigned op, uint64_t a, uint64_t b, uint64_t r,
+					unsigned size, bool kept_cf)
 {
 	unsigned top = size * 8 - 1;
 	uint64_t m = emu_mask(size);
@@ -66,7 +70,7 @@ static inline uint64_t emu_flags_eval(unsigned op, uint64_t a, uint64_t b, uint6
 }
 
 /* Condition cc (the low nibble of Jcc/SETcc/CMOVcc) of exact flags. */
-static inline bool emu_rflags_cond(uint64_t fl, unsigned cc)
+EMU_FLAGS_INLINE bool emu_rflags_cond(uint64_t fl, unsigned cc)
 {
 	bool sf_ne_of = !!(fl & RFLAGS_SF) != !!(fl & RFLAGS_OF), v;
 	switch (cc >> 1) {
@@ -82,21 +86,24 @@ static inline bool emu_rflags_cond(uint64_t fl, unsigned cc)
 	return (cc & 1) ? !v : v;
 }
 
-/* CF and OF of the recorded operation (lf_op not NONE), each as
- * emu_flags_eval computes it. */
-static inline bool emu_lf_cf(const struct emu_core *c)
+/* CF now: of the recorded operation as emu_flags_eval computes it, or
+ * the exact flag (NONE; ADC and SBB are never recorded). One switch with
+ * NONE among its cases: the host dispatches it with one jump. */
+EMU_FLAGS_INLINE bool emu_cf_now(const struct emu_cpu *cpu, const struct emu_core *c)
 {
 	uint64_t m = emu_mask(c->lf_size);
 	switch (c->lf_op) {
 	case EMU_LF_ADD: return (c->lf_r & m) < (c->lf_a & m);
 	case EMU_LF_SUB: return (c->lf_a & m) < (c->lf_b & m);
+	case EMU_LF_LOGIC: return false;
 	case EMU_LF_LOGIC_CO: case EMU_LF_ROT: return c->lf_b & 1;
 	case EMU_LF_INC: case EMU_LF_DEC: return c->lf_cf;
-	default: return false;         /* LOGIC (ADC/SBB are never recorded) */
+	default: return cpu->rflags & RFLAGS_CF;
 	}
 }
 
-static inline bool emu_lf_of(const struct emu_core *c)
+/* OF of the recorded operation (lf_op not NONE). */
+EMU_FLAGS_INLINE bool emu_lf_of(const struct emu_core *c)
 {
 	uint64_t sb = 1ull << (c->lf_size * 8 - 1);
 	uint64_t a = c->lf_a, b = c->lf_b, r = c->lf_r;
@@ -108,15 +115,10 @@ static inline bool emu_lf_of(const struct emu_core *c)
 	}
 }
 
-/* CF now, recorded or exact. */
-static inline bool emu_cf_now(const struct emu_cpu *cpu, const struct emu_core *c)
-{
-	return c->lf_op == EMU_LF_NONE ? cpu->rflags & RFLAGS_CF : emu_lf_cf(c);
-}
-
 /* Condition cc now: from exact flags, or from the recorded operation
  * without making the flags exact (lf_r is masked to lf_size). */
-static inline bool emu_cond_now(const struct emu_cpu *cpu, const struct emu_core *c, unsigned cc)
+EMU_FLAGS_INLINE bool emu_cond_now(const struct emu_cpu *cpu, const struct emu_core *c,
+				    unsigned cc)
 {
 	if (c->lf_op == EMU_LF_NONE)
 		return emu_rflags_cond(cpu->rflags, cc);
@@ -125,9 +127,9 @@ static inline bool emu_cond_now(const struct emu_cpu *cpu, const struct emu_core
 	bool v;
 	switch (cc >> 1) {
 	case 0: v = emu_lf_of(c); break;
-	case 1: v = emu_lf_cf(c); break;
+	case 1: v = emu_cf_now(cpu, c); break;
 	case 2: v = r == 0; break;
-	case 3: v = r == 0 || emu_lf_cf(c); break;
+	case 3: v = r == 0 || emu_cf_now(cpu, c); break;
 	case 4: v = (r >> top) & 1; break;
 	case 5: v = !__builtin_parity((unsigned)(r & 0xff)); break;
 	case 6: v = ((r >> top) & 1) != emu_lf_of(c); break;
@@ -137,8 +139,8 @@ static inline bool emu_cond_now(const struct emu_cpu *cpu, const struct emu_core
 }
 
 /* Record operation op for the flags instead of computing them. */
-static inline void emu_lf_record(struct emu_core *c, uint8_t op, uint64_t a, uint64_t b,
-				 uint64_t r, unsigned size)
+EMU_FLAGS_INLINE void emu_lf_record(struct emu_core *c, uint8_t op, uint64_t a, uint64_t b,
+				   uint64_t r, unsigned size)
 {
 	c->lf_op = op;
 	c->lf_size = (uint8_t)size;
