@@ -121,3 +121,9 @@ $(GUEST_OUT)/boot_bench.img: $(GUEST_OUT)/boot_bench.elf64
 	truncate -s $(BOOT_BENCH_CYL_BYTES) $@.tmp
 	mv $@.tmp $@
 .SECONDARY: $(BOOT_BENCH_OBJS)
+
+# The CPU model from the inside (owned by the emu CPU-model work): every
+# advertised CPUID bit exercised, SYSCALL/SYSRET, PCID/global pages,
+# NX/SMEP/SMAP/UMIP, MSRs, x2APIC TSC deadline (tests/test_emu_linux_cpu.py).
+guests: $(GUEST_OUT)/cpu_model.elf
+.SECONDARY: $(GUEST_OUT)/cpu_model.o

@@ -15,6 +15,7 @@
 #include "machine/acpi.h"
 #include "machine/bootinfo.h"
 #include "machine/vm.h"
+#include "x86/desc.h"
 
 #define GDT_CODE64 0x08
 #define GDT_DATA   0x10
@@ -26,17 +27,7 @@
 #define DESC_CODE64 0x00af9a000000ffffull
 #define DESC_DATA   0x00cf92000000ffffull
 #define DESC_CODE32 0x00cf9a000000ffffull
-#define SEG_TYPE_CODE  0xb   /* execute/read, accessed */
-#define SEG_TYPE_DATA  0x3   /* read/write, accessed */
-#define SEG_TYPE_TSS64_BUSY 0xb
-#define SEG_TYPE_LDT   0x2
-#define TSS_LIMIT      0x67
 
-#define PTE_P  0x1ull
-#define PTE_RW 0x2ull
-#define PTE_PS 0x80ull
-#define PAGE_SIZE   0x1000ull
-#define HUGE_2M     0x200000ull
 #define IDENTITY_GIB 4
 #define FOUR_GIB    0x100000000ull
 
@@ -157,7 +148,8 @@ static void elf64_build_gdt(uint8_t *area)
 	uint64_t gdt[GDT_ENTRIES] = {
 		0, DESC_CODE64, DESC_DATA, DESC_CODE32,
 		/* busy 64-bit TSS, base 0, limit 0x67: only so TR is valid */
-		((uint64_t)SEG_TYPE_TSS64_BUSY << 40) | (1ull << 47) | TSS_LIMIT, 0,
+		(uint64_t)(DESC_PRESENT | SYS_TYPE_TSS_BUSY) << DESC_ACCESS_SHIFT | TSS_MIN_LIMIT,
+		0,
 	};
 	memcpy(area + (VMDB_BOOT_GDT - VMDB_BOOT_GDT), gdt, sizeof(gdt));
 }
@@ -167,14 +159,14 @@ static void elf64_build_page_tables(uint8_t *area)
 	uint64_t *pml4 = (uint64_t *)(area + (VMDB_BOOT_PML4 - VMDB_BOOT_GDT));
 	uint64_t *pdpt = pml4 + 512;
 	uint64_t *pd = pdpt + 512;
-	uint64_t pdpt_gpa = VMDB_BOOT_PML4 + PAGE_SIZE;
-	uint64_t pd_gpa = pdpt_gpa + PAGE_SIZE;
+	uint64_t pdpt_gpa = VMDB_BOOT_PML4 + X86_PAGE_SIZE;
+	uint64_t pd_gpa = pdpt_gpa + X86_PAGE_SIZE;
 
-	pml4[0] = pdpt_gpa | PTE_P | PTE_RW;
+	pml4[0] = pdpt_gpa | PTE_P | PTE_W;
 	for (unsigned g = 0; g < IDENTITY_GIB; g++)
-		pdpt[g] = (pd_gpa + g * PAGE_SIZE) | PTE_P | PTE_RW;
+		pdpt[g] = (pd_gpa + g * X86_PAGE_SIZE) | PTE_P | PTE_W;
 	for (uint64_t i = 0; i < IDENTITY_GIB * 512ull; i++)
-		pd[i] = i * HUGE_2M | PTE_P | PTE_RW | PTE_PS;
+		pd[i] = i * X86_PAGE_SIZE_2M | PTE_P | PTE_W | PTE_PS;
 }
 
 static int elf64_build_boot_info(struct vm *vm, uint8_t *area, struct err *e)
@@ -223,11 +215,12 @@ static int elf64_set_vcpu(struct vm *vm, uint64_t entry, struct err *e)
 	int ret = ops->get_sregs(bsp, &s);
 	if (ret < 0)
 		return err_set(e, -ret, "cannot read vCPU 0 system registers");
-	s.cs = elf64_segment(GDT_CODE64, SEG_TYPE_CODE, true);
-	s.ds = s.es = s.fs = s.gs = s.ss = elf64_segment(GDT_DATA, SEG_TYPE_DATA, false);
-	s.tr = (struct x86_segment){ .selector = GDT_TSS, .limit = TSS_LIMIT,
-				     .type = SEG_TYPE_TSS64_BUSY, .present = 1 };
-	s.ldt = (struct x86_segment){ .type = SEG_TYPE_LDT, .unusable = 1 };
+	s.cs = elf64_segment(GDT_CODE64, SEG_TYPE_CODE_XR_ACCESSED, true);
+	s.ds = s.es = s.fs = s.gs = s.ss =
+		elf64_segment(GDT_DATA, SEG_TYPE_DATA_RW_ACCESSED, false);
+	s.tr = (struct x86_segment){ .selector = GDT_TSS, .limit = TSS_MIN_LIMIT,
+				     .type = SYS_TYPE_TSS_BUSY, .present = 1 };
+	s.ldt = (struct x86_segment){ .type = SYS_TYPE_LDT, .unusable = 1 };
 	s.gdt = (struct x86_dtable){ .base = VMDB_BOOT_GDT, .limit = GDT_ENTRIES * 8 - 1 };
 	s.idt = (struct x86_dtable){ .base = 0, .limit = 0 };
 	s.cr0 = CR0_PE | CR0_MP | CR0_ET | CR0_NE | CR0_WP | CR0_PG;
@@ -263,7 +256,7 @@ int load_elf64(struct vm *vm, const uint8_t *image, size_t size, struct err *e)
 		return ret;
 
 	uint8_t *area = vm_gpa_to_host(vm, VMDB_BOOT_GDT, VMDB_BOOT_AREA_END - VMDB_BOOT_GDT);
-	if (!area || !vm_gpa_to_host(vm, VMDB_BOOT_STACK_TOP - PAGE_SIZE, PAGE_SIZE))
+	if (!area || !vm_gpa_to_host(vm, VMDB_BOOT_STACK_TOP - X86_PAGE_SIZE, X86_PAGE_SIZE))
 		return err_set(e, ENOSPC, "no RAM for the boot area at 0x%x", VMDB_BOOT_GDT);
 
 	uint64_t end = elf64_load_segments(vm, image, &eh);

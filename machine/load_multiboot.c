@@ -26,6 +26,7 @@
 #include "machine/acpi.h"
 #include "machine/bootinfo.h"
 #include "machine/vm.h"
+#include "x86/desc.h"
 
 #define MB_MAGIC          0x1badb002u
 #define MB_BOOT_MAGIC     0x2badb002u
@@ -79,11 +80,6 @@
 #define SEL_TSS  0x18
 #define DESC_CODE32 0x00cf9a000000ffffull
 #define DESC_DATA32 0x00cf92000000ffffull
-#define SEG_TYPE_CODE 0xb
-#define SEG_TYPE_DATA 0x3
-#define SEG_TYPE_TSS32_BUSY 0xb
-#define SEG_TYPE_LDT 0x2
-#define TSS_LIMIT 0x67
 
 /* What the image asks for, after validation. */
 struct mb_image {
@@ -296,7 +292,7 @@ static void mb_build_gdt(uint8_t *low)
 	uint64_t gdt[4] = {
 		0, DESC_CODE32, DESC_DATA32,
 		/* busy 32-bit TSS, base 0, limit 0x67: only so TR is valid */
-		((uint64_t)SEG_TYPE_TSS32_BUSY << 40) | (1ull << 47) | TSS_LIMIT,
+		(uint64_t)(DESC_PRESENT | SYS_TYPE_TSS_BUSY) << DESC_ACCESS_SHIFT | TSS_MIN_LIMIT,
 	};
 	memcpy(low + MB_GDT, gdt, sizeof(gdt));
 }
@@ -316,11 +312,11 @@ static int mb_set_vcpu(struct vm *vm, uint32_t entry, struct err *e)
 	int ret = ops->get_sregs(bsp, &s);
 	if (ret < 0)
 		return err_set(e, -ret, "cannot read vCPU 0 system registers");
-	s.cs = mb_segment(SEL_CODE, SEG_TYPE_CODE);
-	s.ds = s.es = s.fs = s.gs = s.ss = mb_segment(SEL_DATA, SEG_TYPE_DATA);
-	s.tr = (struct x86_segment){ .selector = SEL_TSS, .limit = TSS_LIMIT,
-				     .type = SEG_TYPE_TSS32_BUSY, .present = 1 };
-	s.ldt = (struct x86_segment){ .type = SEG_TYPE_LDT, .unusable = 1 };
+	s.cs = mb_segment(SEL_CODE, SEG_TYPE_CODE_XR_ACCESSED);
+	s.ds = s.es = s.fs = s.gs = s.ss = mb_segment(SEL_DATA, SEG_TYPE_DATA_RW_ACCESSED);
+	s.tr = (struct x86_segment){ .selector = SEL_TSS, .limit = TSS_MIN_LIMIT,
+				     .type = SYS_TYPE_TSS_BUSY, .present = 1 };
+	s.ldt = (struct x86_segment){ .type = SYS_TYPE_LDT, .unusable = 1 };
 	s.gdt = (struct x86_dtable){ .base = MB_GDT, .limit = 4 * 8 - 1 };
 	s.idt = (struct x86_dtable){ .base = 0, .limit = 0 };
 	s.cr0 = CR0_PE | CR0_ET;

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "machine/vm.h"
+#include "x86/desc.h"
 
 #define ELF_MAGIC0       0x7f
 #define ELF_CLASS64      2
@@ -22,7 +23,6 @@
 
 #define MULTIBOOT_MAGIC  0x1badb002u
 #define MULTIBOOT_SEARCH 8192
-#define PAGE_SIZE        0x1000ull
 
 static uint32_t le32(const uint8_t *p)
 {
@@ -120,7 +120,7 @@ int loader_load_initrd(struct vm *vm, uint64_t after, uint64_t limit, struct err
 	int ret = loader_read_file("initrd", vm->cfg.initrd_path, &data, &size, e);
 	if (ret < 0)
 		return ret;
-	uint64_t gpa = (after + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
+	uint64_t gpa = (after + X86_PAGE_SIZE - 1) & ~(X86_PAGE_SIZE - 1);
 	void *host = gpa >= after && gpa + size > gpa && gpa + size <= limit
 			     ? vm_gpa_to_host(vm, gpa, size) : NULL;
 	if (!host) {

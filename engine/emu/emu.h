@@ -10,6 +10,8 @@
  *                 blocks of plain instructions with specialised handlers
  *   emu_engine.c                                       the engine_ops and
  *                 the scheduling of vCPUs
+ *   emu_cpuid.c                                        the CPUID model:
+ *                 what the guest is told the CPU implements
  *   emu_single.c                                       the core for one
  *                 instruction of another engine's vCPU (emu_single.h)
  *   emu_lapic.c, emu_ioapic.c, emu_pic.c, emu_pit.c    interrupt

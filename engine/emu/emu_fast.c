@@ -211,14 +211,14 @@ static inline struct emu_block *block_at(struct emu_cpu *cpu, struct emu_core *c
 {
 	uint64_t lin = cpu->rip;
 	struct emu_tlb_entry *t = tlb_of(c, lin);
-	if (__builtin_expect(t->tag_x != (lin & EMU_PAGE_MASK), 0))
+	if (__builtin_expect(t->tag_x != (lin & X86_PAGE_MASK), 0))
 		return NULL;                   /* step() fills the TLB (or faults) */
-	unsigned off = (unsigned)(lin & (EMU_PAGE_SIZE - 1));
+	unsigned off = (unsigned)(lin & (X86_PAGE_SIZE - 1));
 	uint64_t gpa = t->gpa + off;
 	struct emu_block *b = &c->blocks->b[block_index(gpa)];
 	/* a block's generation is only ever set while it is valid, in 64-bit mode */
 	if (__builtin_expect(b->gen != cpu->evm->code_gen || b->gpa != gpa, 0)) {
-		b = block_check(cpu, b, gpa, t->host + off, (unsigned)EMU_PAGE_SIZE - off);
+		b = block_check(cpu, b, gpa, t->host + off, (unsigned)X86_PAGE_SIZE - off);
 		if (!b)
 			return NULL;
 	}
@@ -259,9 +259,9 @@ static inline struct emu_block *block_next(struct emu_cpu *cpu, struct emu_core 
 					   const struct emu_fop *f)
 {
 	uint64_t rip = cpu->rip;
-	if (!(f->flags & FOP_LINK) || ((rip ^ c->blk_rip) & EMU_PAGE_MASK))
+	if (!(f->flags & FOP_LINK) || ((rip ^ c->blk_rip) & X86_PAGE_MASK))
 		return block_at(cpu, c);
-	uint64_t gpa = (c->blk_gpa & EMU_PAGE_MASK) | (rip & (EMU_PAGE_SIZE - 1));
+	uint64_t gpa = (c->blk_gpa & X86_PAGE_MASK) | (rip & (X86_PAGE_SIZE - 1));
 	struct emu_block *b = f->link;
 	if (__builtin_expect(!b || b->gen != cpu->evm->code_gen || b->gpa != gpa, 0)) {
 		b = block_at(cpu, c);

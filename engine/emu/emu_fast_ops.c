@@ -86,11 +86,11 @@ static __attribute__((noinline, cold)) void code_store(struct emu_cpu *cpu, stru
 static void stored(struct emu_cpu *cpu, struct emu_core *c, uint64_t lin, unsigned s)
 {
 	const struct emu_tlb_entry *t = tlb_of(c, lin);
-	if ((t->tag_w & ~EMU_TAG_CODE) != ((lin + s - 1) & EMU_PAGE_MASK)) {
+	if ((t->tag_w & ~EMU_TAG_CODE) != ((lin + s - 1) & X86_PAGE_MASK)) {
 		c->blk_break = true;
 		return;
 	}
-	uint64_t gpa = t->gpa + (lin & (EMU_PAGE_SIZE - 1));
+	uint64_t gpa = t->gpa + (lin & (X86_PAGE_SIZE - 1));
 	if (emu_code_frame(cpu->evm->code_filter, gpa))
 		code_store(cpu, c, gpa, s);
 }
@@ -162,9 +162,9 @@ static __attribute__((noinline)) unsigned f_miss(struct emu_cpu *cpu, struct emu
 	uint64_t p##_lin = (lin);                                                             \
 	const struct emu_tlb_entry *p##_t = tlb_of(c, p##_lin);                               \
 	if (__builtin_expect(((w) ? p##_t->tag_w : p##_t->tag_r) !=                           \
-			     ((p##_lin + (s) - 1) & EMU_PAGE_MASK), 0))                       \
+			     ((p##_lin + (s) - 1) & X86_PAGE_MASK), 0))                       \
 		return f_miss(cpu, c, f);                                                     \
-	uint8_t *p = p##_t->host + (p##_lin & (EMU_PAGE_SIZE - 1))
+	uint8_t *p = p##_t->host + (p##_lin & (X86_PAGE_SIZE - 1))
 #define RD(p, lin, s) ACCESS(p, lin, s, 0)
 #define WR(p, lin, s) ACCESS(p, lin, s, 1)
 
@@ -178,9 +178,9 @@ static inline unsigned chain(struct emu_cpu *cpu, struct emu_core *c, const stru
 			     uint64_t rip, uint64_t ret, unsigned how)
 {
 	const struct emu_block *b = f->link;
-	uint64_t gpa = (c->blk_gpa & EMU_PAGE_MASK) | (rip & (EMU_PAGE_SIZE - 1));
+	uint64_t gpa = (c->blk_gpa & X86_PAGE_MASK) | (rip & (X86_PAGE_SIZE - 1));
 	if (__builtin_expect(!b || b->gen != cpu->evm->code_gen || b->gpa != gpa || b->n == 0 ||
-			     ((rip ^ c->blk_rip) & EMU_PAGE_MASK) || c->budget_end - ret < b->n ||
+			     ((rip ^ c->blk_rip) & X86_PAGE_MASK) || c->budget_end - ret < b->n ||
 			     __atomic_load_n(&c->kick, __ATOMIC_RELAXED) || cpu->pending.nmi ||
 			     (cpu->rflags & RFLAGS_IF), 0)) {
 		if (how == FS_JUMP)
