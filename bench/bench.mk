@@ -23,7 +23,7 @@ bench-rsp: $(BENCH_TOOLS)
 	@$(MAKE) --no-print-directory SAN=0 all
 	bench/rsp
 
-# issue 6 point 8 (owned by the bench-emu work): bench/emu runs the bench
+# bench/emu (owned by the bench-emu work) runs the bench
 # guests on emu, kvm, QEMU TCG and Bochs (build/guests/boot_bench.img, built
 # from guests/boot_bench.S + guests/boot_main.c by guests.mk) and checks their
 # checksums against build/bench/emu_ref (the same loops run natively).

@@ -1,5 +1,5 @@
 /* engine/engine.h — the "vmm module" interface every execution engine
- * implements (engine/kvm today, engine/emu next). It owns the exit
+ * implements (engine/kvm, engine/emu). It owns the exit
  * vocabulary (what a vCPU run can stop for), the capability vocabulary
  * (what the debug core may ask of an engine) and the ops table.
  *

@@ -26,6 +26,14 @@ left out with a comment where they would show: TZCNT/LZCNT run as BSF/BSR
 (the F3 prefix is dropped); a REP string instruction runs all its
 iterations in one single-step (compared once the instruction is done).
 
+emu has two ways of executing: the exact path, one instruction at a time,
+and the fast path, blocks of plain instructions with specialised handlers
+and lazy flags (engine/emu/emu_fast*.c). Stepped, every instruction takes
+the exact path (blocks never run while the debugger steps); free running,
+the sequences run twice on emu, with blocks (the default) and without
+(VMDB_EMU_NO_BLOCKS=1, an environment variable for tests), and both are
+compared with KVM.
+
 Needs both engines: skipped without /dev/kvm; runs once per build (it does
 not use the engine matrix of conftest.py).
 """
@@ -402,6 +410,16 @@ def test_handpicked(vmdb_bin, tmp_path, name):
     run_stepped(vmdb_bin, [seq], tmp_path)
 
 
+@pytest.mark.kvm
+def test_handpicked_free_running(vmdb_bin, tmp_path):
+    """All hand-picked sequences in one run, without a debugger: emu with and
+    without its fast path against KVM (see test_generated_free_running)."""
+    seqs = [dg.handpicked(name, lines, regs=regs, rflags=dg.FIXED1 | dg.ZF)
+            for name, (lines, regs) in sorted(HANDPICKED.items())]
+    dg.assemble(seqs, str(tmp_path))
+    compare_free_running(vmdb_bin, tmp_path, seqs)
+
+
 # ---- generated sequences ----
 
 @pytest.fixture(scope="module")
@@ -427,15 +445,26 @@ def test_generated_stepped(vmdb_bin, tmp_path, generated):
 RESULT_RE = re.compile(r"^diff seq (\d+) (.*) rflags=([0-9a-f]+) mem=([0-9a-f]+) (exc=.*)$", re.M)
 
 
-def free_run(vmdb_bin, engine, blob_path, tmp_path, result_re=RESULT_RE):
-    sub = tmp_path / f"free-{engine}"
+# free-running sides: name -> (engine, emu's fast path on)
+FREE_SIDES = {"emu": ("emu", True), "emu-exact": ("emu", False), "kvm": ("kvm", True)}
+EMU_SIDES = ("emu", "emu-exact")
+
+
+def free_run(vmdb_bin, side, blob_path, tmp_path, result_re=RESULT_RE):
+    engine, blocks = FREE_SIDES[side]
+    sub = tmp_path / f"free-{side}"
     sub.mkdir()
-    vm = VmdbProcess(vmdb_bin, guest_path("diff_runner"),
-                     ("--engine", engine, "--initrd", blob_path), sub, serial=True)
+    with pytest.MonkeyPatch.context() as mp:
+        if blocks:
+            mp.delenv("VMDB_EMU_NO_BLOCKS", raising=False)
+        else:
+            mp.setenv("VMDB_EMU_NO_BLOCKS", "1")
+        vm = VmdbProcess(vmdb_bin, guest_path("diff_runner"),
+                         ("--engine", engine, "--initrd", blob_path), sub, serial=True)
     try:
         status = vm.wait(120)
         serial = vm.serial_text()
-        assert status == 1, f"{engine}: runner exit {status}\nstderr: {vm.stderr_text()}\n" \
+        assert status == 1, f"{side}: runner exit {status}\nstderr: {vm.stderr_text()}\n" \
                             f"serial: {serial[-2000:]}"
     finally:
         vm.close()
@@ -445,21 +474,28 @@ def free_run(vmdb_bin, engine, blob_path, tmp_path, result_re=RESULT_RE):
 @pytest.mark.kvm
 def test_generated_free_running(vmdb_bin, tmp_path, generated):
     """The same sequences without a debugger: emu's own run loop (not its
-    single-step path) against KVM; the final registers, flags (undefined ones
-    masked) and a hash of the scratch area must agree."""
+    single-step path), with and without its fast path, against KVM; the
+    final registers, flags (undefined ones masked) and a hash of the
+    scratch area must agree."""
+    compare_free_running(vmdb_bin, tmp_path, generated)
+
+
+def compare_free_running(vmdb_bin, tmp_path, seqs):
     blob_path = str(tmp_path / "diff.blob")
     with open(blob_path, "wb") as f:
-        f.write(dg.blob(generated))
-    res = {e: free_run(vmdb_bin, e, blob_path, tmp_path) for e in ENGINES}
-    for k, seq in enumerate(generated):
-        a, b = res["emu"].get(k), res["kvm"].get(k)
-        assert a and b, f"{seq.name}: no result line (emu {bool(a)}, kvm {bool(b)})"
-        mask = FLAGS_COMPARED & ~seq.final_undef
-        fa, fb = int(a.group(3), 16), int(b.group(3), 16)
-        assert a.group(2) == b.group(2) and fa & mask == fb & mask and \
-            a.group(4) == b.group(4) and a.group(5) == b.group(5), \
-            f"{seq.name} free-running: emu and kvm end differently\n emu: {a.group(0)}\n " \
-            f"kvm: {b.group(0)}\n (undefined flags: {dg.flag_text(seq.final_undef)})"
+        f.write(dg.blob(seqs))
+    res = {side: free_run(vmdb_bin, side, blob_path, tmp_path) for side in FREE_SIDES}
+    for k, seq in enumerate(seqs):
+        for side in EMU_SIDES:
+            a, b = res[side].get(k), res["kvm"].get(k)
+            assert a and b, f"{seq.name}: no result line ({side} {bool(a)}, kvm {bool(b)})"
+            mask = FLAGS_COMPARED & ~seq.final_undef
+            fa, fb = int(a.group(3), 16), int(b.group(3), 16)
+            assert a.group(2) == b.group(2) and fa & mask == fb & mask and \
+                a.group(4) == b.group(4) and a.group(5) == b.group(5), \
+                f"{seq.name} free-running: {side} and kvm end differently\n {side}: " \
+                f"{a.group(0)}\n kvm: {b.group(0)}\n (undefined flags: " \
+                f"{dg.flag_text(seq.final_undef)})"
 
 
 # ---- SSE in ring 3: emu against the real CPU ----
@@ -496,20 +532,22 @@ def test_sse_ring3_free_running(vmdb_bin, tmp_path):
     blob_path = str(tmp_path / "sse.blob")
     with open(blob_path, "wb") as f:
         f.write(dg.blob(seqs, ring3=True))
-    res = {e: free_run(vmdb_bin, e, blob_path, tmp_path, RESULT3_RE) for e in ENGINES}
+    res = {side: free_run(vmdb_bin, side, blob_path, tmp_path, RESULT3_RE) for side in FREE_SIDES}
     for k, seq in enumerate(seqs):
-        a, b = res["emu"].get(k), res["kvm"].get(k)
-        assert a and b, f"{seq.name}: no result line (emu {bool(a)}, kvm {bool(b)})"
-        fa, fb = sse_fields(a), sse_fields(b)
-        diffs = [f"  {x}: emu {fa[x]}  cpu {fb.get(x)}" for x in fa if fa[x] != fb.get(x)]
-        mask = FLAGS_COMPARED & ~seq.final_undef
-        ra, rb = int(a.group(3), 16), int(b.group(3), 16)
-        if ra & mask != rb & mask:
-            diffs.append(f"  rflags: emu {ra:#x}  cpu {rb:#x} (differ in {dg.flag_text((ra ^ rb) & mask)})")
-        assert not diffs, f"{seq.name} (VMDB_SSE_SEED={SSE_SEED}) in ring 3: emu and the CPU end " \
-                          "differently\n" + "\n".join(diffs) + \
-                          f"\n (replay: python3 tests/diffgen.py --sse --seed {SSE_SEED} " \
-                          f"--nseq {SSE_NSEQ} --length {SSE_LEN} --asm FILE --out BLOB)"
+        for side in EMU_SIDES:
+            a, b = res[side].get(k), res["kvm"].get(k)
+            assert a and b, f"{seq.name}: no result line ({side} {bool(a)}, kvm {bool(b)})"
+            fa, fb = sse_fields(a), sse_fields(b)
+            diffs = [f"  {x}: {side} {fa[x]}  cpu {fb.get(x)}" for x in fa if fa[x] != fb.get(x)]
+            mask = FLAGS_COMPARED & ~seq.final_undef
+            ra, rb = int(a.group(3), 16), int(b.group(3), 16)
+            if ra & mask != rb & mask:
+                diffs.append(f"  rflags: {side} {ra:#x}  cpu {rb:#x} "
+                             f"(differ in {dg.flag_text((ra ^ rb) & mask)})")
+            assert not diffs, f"{seq.name} (VMDB_SSE_SEED={SSE_SEED}) in ring 3: {side} and the " \
+                              "CPU end differently\n" + "\n".join(diffs) + \
+                              f"\n (replay: python3 tests/diffgen.py --sse --seed {SSE_SEED} " \
+                              f"--nseq {SSE_NSEQ} --length {SSE_LEN} --asm FILE --out BLOB)"
     excs = {sse_fields(m)["exc"] for m in res["kvm"].values()}
     print(f"sse ring 3: seed {SSE_SEED}, {len(seqs)} sequences, "
           f"{sum(len(s.insns) for s in seqs)} instructions, endings {sorted(excs)}")

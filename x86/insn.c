@@ -1,4 +1,5 @@
-/* x86/insn.c — instruction kinds for the step engine (see insn.h). */
+/* x86/insn.c — per-mnemonic attributes and instruction kinds for the step
+ * engine (see insn.h). */
 #include "x86/insn.h"
 #include "x86/decode.h"
 
@@ -15,32 +16,83 @@ static bool writes_ss(const ZydisDecodedInstruction *insn, const ZydisDecodedOpe
 	       ops[0].reg.value == ZYDIS_REGISTER_SS;
 }
 
+/* --- the per-mnemonic table ---------------------------------------------------- */
+
+#define M(name) ZYDIS_MNEMONIC_##name
+#define ATTR(name, a) [M(name)] = { .attrs = (a) }
+#define PLAIN(name) ATTR(name, X86_MN_PLAIN)
+#define KIND(name, k) [M(name)] = { .kind = (k) }
+#define COND8(pre, a, b, c, d, e, f, g, h, x) \
+	ATTR(pre##a, x), ATTR(pre##b, x), ATTR(pre##c, x), ATTR(pre##d, x), \
+	ATTR(pre##e, x), ATTR(pre##f, x), ATTR(pre##g, x), ATTR(pre##h, x)
+#define CONDS(pre, x) COND8(pre, O, NO, B, NB, Z, NZ, BE, NBE, X86_MN_PLAIN | (x)), \
+		      COND8(pre, S, NS, P, NP, L, NL, LE, NLE, X86_MN_PLAIN | (x))
+
+/* Indexed by ZydisMnemonic: a dense constant array, so a look-up is one
+ * load on the decode paths that ask. */
+static const struct x86_mnemonic mnemonics[ZYDIS_MNEMONIC_MAX_VALUE + 1] = {
+	/* data movement, arithmetic, bits, stack and near branches */
+	PLAIN(MOV), PLAIN(MOVZX), PLAIN(MOVSX), PLAIN(MOVSXD), PLAIN(LEA), PLAIN(NOP),
+	PLAIN(ENDBR64), PLAIN(ENDBR32), PLAIN(XCHG), PLAIN(XADD), PLAIN(CMPXCHG),
+	PLAIN(CMPXCHG8B), PLAIN(CMPXCHG16B), PLAIN(BSWAP), PLAIN(CBW), PLAIN(CWDE), PLAIN(CDQE),
+	PLAIN(CWD), PLAIN(CDQ), PLAIN(CQO), PLAIN(XLAT), PLAIN(ADD), PLAIN(ADC), PLAIN(SUB),
+	PLAIN(SBB), PLAIN(CMP), PLAIN(AND), PLAIN(OR), PLAIN(XOR), PLAIN(TEST), PLAIN(INC),
+	PLAIN(DEC), PLAIN(NEG), PLAIN(NOT), PLAIN(SHL), PLAIN(SHR), PLAIN(SAR), PLAIN(ROL),
+	PLAIN(ROR), PLAIN(RCL), PLAIN(RCR), PLAIN(SHLD), PLAIN(SHRD), PLAIN(MUL), PLAIN(IMUL),
+	PLAIN(DIV), PLAIN(IDIV), PLAIN(BT), PLAIN(BTS), PLAIN(BTR), PLAIN(BTC), PLAIN(BSF),
+	PLAIN(BSR), PLAIN(TZCNT), PLAIN(LZCNT), PLAIN(POPCNT), PLAIN(CLC), PLAIN(STC),
+	PLAIN(CMC), PLAIN(CLD), PLAIN(STD), PLAIN(LAHF), PLAIN(SAHF), PLAIN(POP), PLAIN(LEAVE),
+	ATTR(PUSH, X86_MN_PLAIN | X86_MN_PUSHES), ATTR(ENTER, X86_MN_PLAIN | X86_MN_PUSHES),
+	ATTR(JMP, X86_MN_PLAIN | X86_MN_JUMP),
+	ATTR(CALL, X86_MN_PLAIN | X86_MN_JUMP | X86_MN_PUSHES),
+	ATTR(RET, X86_MN_PLAIN | X86_MN_JUMP), PLAIN(JCXZ), PLAIN(JECXZ), PLAIN(JRCXZ), PLAIN(LOOP),
+	PLAIN(LOOPE), PLAIN(LOOPNE),
+	CONDS(J, X86_MN_JCC), CONDS(SET, X86_MN_SETCC),
+	CONDS(CMOV, X86_MN_CMOVCC),
+
+	/* what the step engine treats apart (x86_insn_kind) */
+	[M(PUSHF)] = { .attrs = X86_MN_PUSHES, .kind = X86_INSN_PUSHF },
+	[M(PUSHFD)] = { .attrs = X86_MN_PUSHES, .kind = X86_INSN_PUSHF },
+	[M(PUSHFQ)] = { .attrs = X86_MN_PUSHES, .kind = X86_INSN_PUSHF },
+	KIND(POPF, X86_INSN_POPF), KIND(POPFD, X86_INSN_POPF), KIND(POPFQ, X86_INSN_POPF),
+	KIND(IRET, X86_INSN_IRET), KIND(IRETD, X86_INSN_IRET), KIND(IRETQ, X86_INSN_IRET),
+	KIND(INT, X86_INSN_INT), KIND(INT3, X86_INSN_INT), KIND(INTO, X86_INSN_INT),
+	KIND(INT1, X86_INSN_INT), KIND(HLT, X86_INSN_HLT), KIND(STI, X86_INSN_STI),
+	KIND(CLI, X86_INSN_CLI),
+	[M(SYSCALL)] = { .attrs = X86_MN_MSR, .kind = X86_INSN_SYSCALL },
+	[M(SYSRET)] = { .attrs = X86_MN_MSR, .kind = X86_INSN_SYSRET },
+
+	/* state that no operand names */
+	ATTR(SWAPGS, X86_MN_MSR), ATTR(RDMSR, X86_MN_MSR), ATTR(WRMSR, X86_MN_MSR),
+	ATTR(FXSAVE, X86_MN_FPU), ATTR(FXSAVE64, X86_MN_FPU), ATTR(FXRSTOR, X86_MN_FPU),
+	ATTR(FXRSTOR64, X86_MN_FPU), ATTR(XSETBV, X86_MN_FPU), ATTR(XGETBV, X86_MN_FPU),
+	ATTR(FWAIT, X86_MN_FPU), ATTR(FNINIT, X86_MN_FPU), ATTR(EMMS, X86_MN_FPU),
+	ATTR(XSAVE, X86_MN_FPU | X86_MN_XSAVE), ATTR(XSAVE64, X86_MN_FPU | X86_MN_XSAVE),
+	ATTR(XRSTOR, X86_MN_FPU | X86_MN_XSAVE), ATTR(XRSTOR64, X86_MN_FPU | X86_MN_XSAVE),
+	ATTR(XSAVEOPT, X86_MN_FPU | X86_MN_XSAVE), ATTR(XSAVEOPT64, X86_MN_FPU | X86_MN_XSAVE),
+};
+
+#undef M
+#undef PLAIN
+#undef KIND
+#undef ATTR
+#undef COND8
+#undef CONDS
+
+const struct x86_mnemonic *x86_mnemonic(unsigned mnemonic)
+{
+	static const struct x86_mnemonic none;
+	return mnemonic < sizeof(mnemonics) / sizeof(mnemonics[0]) ? &mnemonics[mnemonic] : &none;
+}
+
+/* --- sorting one instruction ------------------------------------------------------ */
+
 static enum x86_insn_kind kind_of(const ZydisDecodedInstruction *insn,
 				  const ZydisDecodedOperand *ops)
 {
-	switch (insn->mnemonic) {
-	case ZYDIS_MNEMONIC_PUSHF: case ZYDIS_MNEMONIC_PUSHFD: case ZYDIS_MNEMONIC_PUSHFQ:
-		return X86_INSN_PUSHF;
-	case ZYDIS_MNEMONIC_POPF: case ZYDIS_MNEMONIC_POPFD: case ZYDIS_MNEMONIC_POPFQ:
-		return X86_INSN_POPF;
-	case ZYDIS_MNEMONIC_IRET: case ZYDIS_MNEMONIC_IRETD: case ZYDIS_MNEMONIC_IRETQ:
-		return X86_INSN_IRET;
-	case ZYDIS_MNEMONIC_INT: case ZYDIS_MNEMONIC_INT3: case ZYDIS_MNEMONIC_INTO:
-	case ZYDIS_MNEMONIC_INT1:
-		return X86_INSN_INT;
-	case ZYDIS_MNEMONIC_SYSCALL:
-		return X86_INSN_SYSCALL;
-	case ZYDIS_MNEMONIC_SYSRET:
-		return X86_INSN_SYSRET;
-	case ZYDIS_MNEMONIC_HLT:
-		return X86_INSN_HLT;
-	case ZYDIS_MNEMONIC_STI:
-		return X86_INSN_STI;
-	case ZYDIS_MNEMONIC_CLI:
-		return X86_INSN_CLI;
-	default:
-		break;
-	}
+	enum x86_insn_kind k = (enum x86_insn_kind)x86_mnemonic(insn->mnemonic)->kind;
+	if (k != X86_INSN_OTHER)
+		return k;
 	if (writes_ss(insn, ops))
 		return X86_INSN_MOV_SS;
 	if ((insn->attributes & (ZYDIS_ATTRIB_HAS_REP | ZYDIS_ATTRIB_HAS_REPE |

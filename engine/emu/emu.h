@@ -1,17 +1,25 @@
 /* engine/emu/emu.h — the software x86-64 engine's private interface: the
  * CPU state, and the contracts between its parts.
  *
- *   emu_cpu.c, emu_exec*.c, emu_mem.c, emu_decode.c   the execution core
- *                 (decode cache on Zydis, instructions, paging + TLB,
- *                  exceptions and interrupt delivery, real/protected/long
- *                  mode), and emu_engine.c (the engine_ops, scheduling)
+ *   emu_cpu.c, emu_exec*.c, emu_mem.c, emu_exc.c,     the execution core
+ *   emu_decode.c, emu_flags.h (emu_core.h)             (decode cache on
+ *                 Zydis, instruction handlers, flags and conditions, paging
+ *                 + TLB, exceptions and interrupt delivery, real/protected/
+ *                 long mode)
+ *   emu_fast.c, emu_fast_ops.c (emu_fast.h)            its fast path:
+ *                 blocks of plain instructions with specialised handlers
+ *   emu_engine.c                                       the engine_ops and
+ *                 the scheduling of vCPUs
  *   emu_cpuid.c                                        the CPUID model:
  *                 what the guest is told the CPU implements
- *   emu_lapic.c, emu_ioapic.c, emu_pic.c               interrupt
- *                 controllers (the engine's, as KVM's are in-kernel)
+ *   emu_single.c                                       the core for one
+ *                 instruction of another engine's vCPU (emu_single.h)
+ *   emu_lapic.c, emu_ioapic.c, emu_pic.c, emu_pit.c    interrupt
+ *                 controllers and timers (the engine's, as KVM's are
+ *                 in-kernel; emu_platform.h)
  *   emu_debug.c                                        the debug
- *                 architecture of Intel SDM vol. 3 ch. 17 and the seed's
- *                 intercepts (see emu_debug.h)
+ *                 architecture of Intel SDM vol. 3 ch. 17 and the
+ *                 debugger's intercepts (see emu_debug.h)
  *
  * Determinism: the engine runs one vCPU at a time in fixed round-robin
  * quanta, and guest time is derived from retired instructions, so the same
@@ -30,6 +38,8 @@
 struct vm;
 struct vcpu;
 struct emu_vm;
+struct emu_core;
+struct emu_lapic;
 
 /* The engine's ops table (emu_engine.c), found by engine_find("emu"). */
 extern const struct engine_ops emu_engine_ops;
@@ -97,8 +107,8 @@ struct emu_cpu {
 	struct engine_debug debugger;
 	struct emu_dbg dbg;       /* emu_debug.c's own state (emu_debug.h) */
 
-	void *lapic;              /* struct emu_lapic * (emu_lapic.c) */
-	void *priv;               /* the core's own per-vCPU state (TLB, decode cache ...) */
+	struct emu_lapic *lapic;  /* emu_lapic.c's */
+	struct emu_core *core;    /* the core's own per-vCPU state (emu_core.h: TLB, ...) */
 };
 
 /* --- execution core (emu_exec*.c) --- */

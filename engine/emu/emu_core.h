@@ -1,6 +1,7 @@
 /* engine/emu/emu_core.h — private to the execution core (emu_engine.c,
- * emu_cpu.c, emu_decode.c, emu_mem.c, emu_exc.c, emu_exec*.c): the VM-wide
- * engine state (struct emu_vm), the core's per-vCPU state (cpu->priv), the
+ * emu_cpu.c, emu_decode.c, emu_mem.c, emu_exc.c, emu_exec*.c, emu_fast*.c,
+ * emu_single.c): the VM-wide
+ * engine state (struct emu_vm), the core's per-vCPU state (cpu->core), the
  * decoded-instruction format and the calls between the core's files.
  * The platform and debug parts see only emu.h, emu_platform.h and
  * emu_debug.h.
@@ -121,7 +122,7 @@ struct emu_vm {
 	pthread_mutex_t warn_lock;
 };
 
-/* --- per-vCPU core state (cpu->priv) ------------------------------------ */
+/* --- per-vCPU core state (cpu->core) ------------------------------------ */
 
 struct emu_tlb_entry {
 	uint64_t tag_r, tag_w, tag_x;  /* linear page address when allowed, else ~0 */
@@ -195,13 +196,13 @@ struct emu_core {
 	uint64_t hlt_next, hlt_rsp;
 	struct engine_debug hlt_saved;
 
-	/* The fast path (emu_fast.c). Lazy flags: while lf_op is not
-	 * EMU_LF_NONE the arithmetic bits of cpu->rflags are stale and these
-	 * say how to compute them; emu_flags_sync() makes them exact. Only
-	 * emu_fast.c sets them, and every way out of it syncs (the end of a
+	/* The fast path (emu_fast.c). Lazy flags (emu_flags.h): while lf_op
+	 * is not EMU_LF_NONE the arithmetic bits of cpu->rflags are stale and
+	 * these say how to compute them; emu_flags_sync() makes them exact.
+	 * Only emu_fast.c sets them, and every way out of it syncs (the end of a
 	 * block, emu_fault, emu_leave), so outside the fast path cpu->rflags
 	 * is always exact. */
-	uint8_t lf_op, lf_size;
+	uint8_t lf_op, lf_size;        /* enum emu_lf; operand size in bytes */
 	bool lf_cf;                    /* INC/DEC: CF kept from before */
 	uint64_t lf_a, lf_b, lf_r;
 	bool blk_break;                /* leave the block after this instruction */
@@ -236,7 +237,7 @@ struct emu_core {
 
 static inline struct emu_core *emu_core_of(struct emu_cpu *cpu)
 {
-	return (struct emu_core *)cpu->priv;
+	return cpu->core;
 }
 
 /* --- emu_cpuid.c: the CPUID model (what the guest is told; see there) --- */
@@ -256,6 +257,13 @@ void emu_cpuid(struct emu_cpu *cpu, uint32_t leaf, uint32_t sub, uint32_t out[4]
 #define EMU_CR4_SMAP       (1ull << 21)
 
 /* --- emu_cpu.c --- */
+/* A zeroed emu_vm for nr_cpus vCPUs of vm: its locks; emu_vm_fini
+ * destroys them. The engine adds its caches and platform. */
+void emu_vm_init(struct emu_vm *evm, struct vm *vm, unsigned nr_cpus);
+void emu_vm_fini(struct emu_vm *evm);
+/* A zeroed cpu and core for vcpu in evm, at power-on state. */
+void emu_core_init(struct emu_cpu *cpu, struct emu_core *core, struct emu_vm *evm,
+		   struct vcpu *vcpu);
 void emu_cpu_reset(struct emu_cpu *cpu);       /* power-on state (AP: wait for SIPI) */
 void emu_update_mode(struct emu_cpu *cpu);     /* after CR0/EFER/CS changes */
 struct x86_segment *emu_segreg(struct emu_cpu *cpu, unsigned seg);
@@ -333,7 +341,7 @@ int emu_dcache_create(struct emu_vm *evm);
 void emu_dcache_destroy(struct emu_vm *evm);
 /* The instruction at RIP, decoded (from the cache when the bytes agree). */
 const struct emu_insn *emu_decode_at(struct emu_cpu *cpu, struct emu_insn *scratch);
-/* Mnemonic -> handler (emu_exec*.c register their ranges). */
+/* Mnemonic -> handler (from the EMU_HANDLER_TABLE()s), else emu_unimplemented. */
 emu_handler emu_handler_for(unsigned mnemonic);
 void emu_unimplemented(struct emu_cpu *cpu, const struct emu_insn *in);
 
@@ -354,7 +362,7 @@ bool emu_block_run(struct emu_cpu *cpu);
 void emu_flags_sync_slow(struct emu_cpu *cpu);
 static inline void emu_flags_sync(struct emu_cpu *cpu)
 {
-	if (((struct emu_core *)cpu->priv)->lf_op)
+	if (cpu->core->lf_op)
 		emu_flags_sync_slow(cpu);
 }
 
@@ -400,7 +408,7 @@ static inline void emu_gpr_set(struct emu_cpu *cpu, unsigned reg, unsigned size,
 
 static inline bool emu_long64(const struct emu_cpu *cpu)
 {
-	return ((const struct emu_core *)cpu->priv)->mode == X86_MODE_LONG64;
+	return cpu->core->mode == X86_MODE_LONG64;
 }
 
 /* Operand access (emu_exec.c). */
@@ -422,23 +430,31 @@ enum emu_flag_op { EMU_FL_ADD, EMU_FL_SUB, EMU_FL_LOGIC };
 void emu_flags(struct emu_cpu *cpu, enum emu_flag_op op, uint64_t a, uint64_t b, uint64_t r,
 	       unsigned size, unsigned carry_in);
 void emu_flags_szp(struct emu_cpu *cpu, uint64_t r, unsigned size);
+/* Condition cc (low nibble of Jcc/SETcc/CMOVcc) of the exact flags. */
 bool emu_cond(const struct emu_cpu *cpu, unsigned cc);
 /* Next RIP after a branch to target, truncated to the operand size. */
 void emu_branch(struct emu_cpu *cpu, const struct emu_insn *in, uint64_t target);
 /* Write RFLAGS as POPF/IRET do at the current CPL/IOPL (mask of bits that may change). */
 void emu_set_rflags(struct emu_cpu *cpu, uint64_t value, uint64_t may_change);
 
-/* Handler tables: each emu_exec*.c file has one, emu_decode.c joins them. */
+/* How a mnemonic executes. Each emu_exec*.c file keeps the handlers of
+ * its part in a table ending with { 0, NULL } and registers it with one
+ * line, EMU_HANDLER_TABLE(its_table), which puts a pointer to it in a
+ * linker section that emu_handler_for() searches: no central list to
+ * edit. Only the handler is here: what else there is to know about a
+ * mnemonic (plain for the fast path, the state it needs, its step kind)
+ * is an architectural fact kept once in x86/insn.c's table
+ * (x86_mnemonic()), which the fast path, emu_single and the step engine
+ * read alike. A mnemonic has one handler in all tables. */
 struct emu_handler_entry {
 	uint16_t mnemonic;
 	emu_handler fn;
 };
-extern const struct emu_handler_entry emu_exec_alu_table[];
-extern const struct emu_handler_entry emu_exec_sys_table[];
-extern const struct emu_handler_entry emu_exec_str_table[];
-extern const struct emu_handler_entry emu_exec_sse_table[];
-extern const struct emu_handler_entry emu_exec_sse_int_table[];
-extern const struct emu_handler_entry emu_exec_sse_fp_table[];
+
+#define EMU_HANDLER_TABLE(table)                                                 \
+	static const struct emu_handler_entry *const table##_registered          \
+		__attribute__((used, section("emu_handler_tables"), aligned(8))) = table
+
 /* The SSE2 forms of the string mnemonics MOVSD/CMPSD (emu_exec_sse*.c). */
 void emu_sse_movsd(struct emu_cpu *cpu, const struct emu_insn *in);
 void emu_sse_cmpsd(struct emu_cpu *cpu, const struct emu_insn *in);

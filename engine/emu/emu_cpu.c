@@ -153,6 +153,36 @@ void emu_cpu_reset(struct emu_cpu *cpu)
 	cpu->wait_sipi = cpu->id != 0;
 }
 
+/* --- life cycle: shared by the engine (emu_engine.c) and emu_single.c ------ */
+
+void emu_vm_init(struct emu_vm *evm, struct vm *vm, unsigned nr_cpus)
+{
+	evm->vm = vm;
+	evm->nr_cpus = nr_cpus;
+	evm->turn = 0;                 /* the bootstrap processor starts (quantum_end 0: */
+					/* its first slice is one instruction long) */
+	pthread_mutex_init(&evm->lock, NULL);
+	pthread_cond_init(&evm->cond, NULL);
+	pthread_mutex_init(&evm->warn_lock, NULL);
+}
+
+void emu_vm_fini(struct emu_vm *evm)
+{
+	pthread_cond_destroy(&evm->cond);
+	pthread_mutex_destroy(&evm->lock);
+	pthread_mutex_destroy(&evm->warn_lock);
+}
+
+void emu_core_init(struct emu_cpu *cpu, struct emu_core *core, struct emu_vm *evm,
+		   struct vcpu *vcpu)
+{
+	cpu->evm = evm;
+	cpu->vcpu = vcpu;
+	cpu->id = vcpu->id;
+	cpu->core = core;
+	emu_cpu_reset(cpu);
+}
+
 void emu_cpu_init(struct emu_cpu *cpu)
 {
 	cpu_reset_regs(cpu);

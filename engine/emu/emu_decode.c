@@ -36,14 +36,16 @@ void emu_dcache_destroy(struct emu_vm *evm)
 	evm->dcache = NULL;
 }
 
+/* The EMU_HANDLER_TABLE() pointers, bounded by the linker (as
+ * machine/device.c's devices): 8-byte aligned pointers, no holes. */
+extern const struct emu_handler_entry *const __start_emu_handler_tables[];
+extern const struct emu_handler_entry *const __stop_emu_handler_tables[];
+
 emu_handler emu_handler_for(unsigned mnemonic)
 {
-	static const struct emu_handler_entry *const tables[] = {
-		emu_exec_alu_table, emu_exec_sys_table, emu_exec_str_table, emu_exec_sse_table,
-		emu_exec_sse_int_table, emu_exec_sse_fp_table,
-	};
-	for (unsigned t = 0; t < sizeof(tables) / sizeof(tables[0]); t++)
-		for (const struct emu_handler_entry *e = tables[t]; e->fn; e++)
+	for (const struct emu_handler_entry *const *t = __start_emu_handler_tables;
+	     t < __stop_emu_handler_tables; t++)
+		for (const struct emu_handler_entry *e = *t; e->fn; e++)
 			if (e->mnemonic == mnemonic)
 				return e->fn;
 	return emu_unimplemented;

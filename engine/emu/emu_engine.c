@@ -41,6 +41,7 @@
  * had the vCPU's own thread met the exit. */
 #include "engine/emu/emu_core.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,8 +63,8 @@ static struct emu_cpu *cpu_of(struct vcpu *vcpu)
 	return (struct emu_cpu *)vcpu->engine;
 }
 
-/* What this file keeps per vCPU beyond the core: cpu->priv points to one
- * of these (core first, so emu_core_of() finds the core). Only the thread
+/* What this file keeps per vCPU beyond the core: cpu->core points into
+ * one of these. Only the thread
  * that runs the vCPU touches the rest (the lender hands over between runs). */
 struct emu_engine_cpu {
 	struct emu_core core;
@@ -73,7 +74,7 @@ struct emu_engine_cpu {
 
 static struct emu_engine_cpu *ecpu_of(struct emu_cpu *cpu)
 {
-	return (struct emu_engine_cpu *)cpu->priv;
+	return (struct emu_engine_cpu *)((char *)cpu->core - offsetof(struct emu_engine_cpu, core));
 }
 
 /* --- what the platform asks of the VM (emu_platform.h) ------------------------- */
@@ -435,10 +436,17 @@ static void emu_vm_free(struct emu_vm *evm)
 		emu_platform_destroy(evm);
 	emu_dcache_destroy(evm);
 	emu_blocks_destroy(evm);
-	pthread_cond_destroy(&evm->cond);
-	pthread_mutex_destroy(&evm->lock);
-	pthread_mutex_destroy(&evm->warn_lock);
+	emu_vm_fini(evm);
 	free(evm);
+}
+
+/* VMDB_EMU_NO_BLOCKS=1 in the environment runs every instruction on the
+ * exact path (no block cache, no fast path): for tests only, so that
+ * tests/test_differential.py compares both paths with KVM (README). */
+static bool blocks_wanted(void)
+{
+	const char *v = getenv("VMDB_EMU_NO_BLOCKS");
+	return !v || strcmp(v, "1") != 0;
 }
 
 static int emu_op_vm_create(struct vm *vm, struct err *e)
@@ -449,20 +457,14 @@ static int emu_op_vm_create(struct vm *vm, struct err *e)
 	struct emu_vm *evm = calloc(1, sizeof(*evm));
 	if (!evm)
 		return err_set(e, ENOMEM, "out of memory for the emu engine");
-	evm->vm = vm;
-	evm->nr_cpus = n;
-	evm->turn = 0;                 /* the bootstrap processor starts (quantum_end 0: */
-					/* its first slice is one instruction long) */
+	emu_vm_init(evm, vm, n);
 	evm->quantum = EMU_QUANTUM;
-	pthread_mutex_init(&evm->lock, NULL);
-	pthread_cond_init(&evm->cond, NULL);
-	pthread_mutex_init(&evm->warn_lock, NULL);
 	int r = emu_dcache_create(evm);
 	if (r < 0) {
 		emu_vm_free(evm);
 		return err_set(e, -r, "out of memory for the emu decode cache");
 	}
-	r = emu_blocks_create(evm);
+	r = blocks_wanted() ? emu_blocks_create(evm) : 0;
 	if (r < 0) {
 		emu_vm_free(evm);
 		return err_set(e, -r, "out of memory for the emu block cache");
@@ -517,11 +519,7 @@ static int emu_op_vcpu_create(struct vm *vm, struct vcpu *vcpu, struct err *e)
 		free(c);
 		return err_set(e, ENOMEM, "out of memory for vCPU %u", vcpu->id);
 	}
-	cpu->evm = evm;
-	cpu->vcpu = vcpu;
-	cpu->id = vcpu->id;
-	cpu->priv = &c->core;
-	emu_cpu_reset(cpu);
+	emu_core_init(cpu, &c->core, evm, vcpu);
 	int r = emu_lapic_create(cpu);
 	if (r < 0) {
 		free(c);
@@ -545,7 +543,7 @@ static void emu_op_vcpu_destroy(struct vcpu *vcpu)
 	evm->cpus[cpu->id] = NULL;
 	pthread_mutex_unlock(&evm->lock);
 	emu_lapic_destroy(cpu);
-	free(cpu->priv);
+	free(ecpu_of(cpu));
 	free(cpu);
 	vcpu->engine = NULL;
 }

@@ -14,6 +14,7 @@
  * lazy flags and looks again between blocks; the flags are made exact
  * before anything else here runs (emu_flags_sync). */
 #include "engine/emu/emu_core.h"
+#include "engine/emu/emu_flags.h"
 
 #include <string.h>
 #include <Zydis/Zydis.h>
@@ -127,7 +128,7 @@ uint64_t emu_pop(struct emu_cpu *cpu, unsigned size)
 	return v;
 }
 
-/* --- flags ----------------------------------------------------------------- */
+/* --- flags (the evaluator is emu_flags.h's, shared with the fast path) ------ */
 
 static uint64_t sign_bit(unsigned size)
 {
@@ -150,56 +151,24 @@ void emu_flags_szp(struct emu_cpu *cpu, uint64_t r, unsigned size)
 void emu_flags(struct emu_cpu *cpu, enum emu_flag_op op, uint64_t a, uint64_t b, uint64_t r,
 	       unsigned size, unsigned cin)
 {
-	uint64_t m = emu_mask(size), sb = sign_bit(size);
-	uint64_t f = cpu->rflags & ~RFLAGS_ARITH;
-	a &= m;
-	b &= m;
-	r &= m;
-	switch (op) {
-	case EMU_FL_ADD:
-		if (r < a || (cin && r == a))
-			f |= RFLAGS_CF;
-		if ((a ^ r) & (b ^ r) & sb)
-			f |= RFLAGS_OF;
-		if ((a ^ b ^ r) & 0x10)
-			f |= RFLAGS_AF;
-		break;
-	case EMU_FL_SUB:
-		if (a < b || (cin && a == b))
-			f |= RFLAGS_CF;
-		if ((a ^ b) & (a ^ r) & sb)
-			f |= RFLAGS_OF;
-		if ((a ^ b ^ r) & 0x10)
-			f |= RFLAGS_AF;
-		break;
-	case EMU_FL_LOGIC:
-		break;
-	}
-	if (r == 0)
-		f |= RFLAGS_ZF;
-	if (r & sb)
-		f |= RFLAGS_SF;
-	if (!__builtin_parity((unsigned)(r & 0xff)))
-		f |= RFLAGS_PF;
-	cpu->rflags = f;
+	unsigned lf = op == EMU_FL_ADD ? (cin ? EMU_LF_ADC : EMU_LF_ADD)
+		    : op == EMU_FL_SUB ? (cin ? EMU_LF_SBB : EMU_LF_SUB) : EMU_LF_LOGIC;
+	cpu->rflags = (cpu->rflags & ~RFLAGS_ARITH) | emu_flags_eval(lf, a, b, r, size, false);
+}
+
+void emu_flags_sync_slow(struct emu_cpu *cpu)
+{
+	struct emu_core *c = emu_core_of(cpu);
+	if (c->lf_op != EMU_LF_NONE)
+		cpu->rflags = (cpu->rflags & ~RFLAGS_ARITH) |
+			      emu_flags_eval(c->lf_op, c->lf_a, c->lf_b, c->lf_r, c->lf_size,
+					     c->lf_cf);
+	c->lf_op = EMU_LF_NONE;
 }
 
 bool emu_cond(const struct emu_cpu *cpu, unsigned cc)
 {
-	uint64_t f = cpu->rflags;
-	bool sf_ne_of = !!(f & RFLAGS_SF) != !!(f & RFLAGS_OF);
-	bool r;
-	switch (cc >> 1) {
-	case 0: r = f & RFLAGS_OF; break;
-	case 1: r = f & RFLAGS_CF; break;
-	case 2: r = f & RFLAGS_ZF; break;
-	case 3: r = f & (RFLAGS_CF | RFLAGS_ZF); break;
-	case 4: r = f & RFLAGS_SF; break;
-	case 5: r = f & RFLAGS_PF; break;
-	case 6: r = sf_ne_of; break;
-	default: r = sf_ne_of || (f & RFLAGS_ZF); break;
-	}
-	return (cc & 1) ? !r : r;
+	return emu_rflags_cond(cpu->rflags, cc);
 }
 
 void emu_branch(struct emu_cpu *cpu, const struct emu_insn *in, uint64_t target)

@@ -2,8 +2,10 @@
  * movement, arithmetic and logic with flags, shifts and rotates,
  * multiply/divide (#DE), bit operations, stack, near branches, conditions.
  * Every handler reads its operands first and writes its results last, so
- * a faulting access leaves the architectural state untouched (LOCK needs
- * nothing more: one vCPU executes at a time). */
+ * a faulting access leaves the architectural state untouched. LOCK (and
+ * XCHG with memory) needs nothing here: emu_exec.c runs such an
+ * instruction's handler inside a host compare-and-swap (exec_locked),
+ * atomic against the host threads that run other vCPUs under emu_single. */
 #include "engine/emu/emu_core.h"
 
 #include <Zydis/Zydis.h>
@@ -734,7 +736,7 @@ static void h_ret(struct emu_cpu *cpu, const struct emu_insn *in)
 	emu_branch(cpu, in, target);
 }
 
-const struct emu_handler_entry emu_exec_alu_table[] = {
+static const struct emu_handler_entry emu_exec_alu_table[] = {
 	{ ZYDIS_MNEMONIC_MOV, h_mov },
 	{ ZYDIS_MNEMONIC_MOVZX, h_movzx },
 	{ ZYDIS_MNEMONIC_MOVSX, h_movsx },
@@ -841,3 +843,4 @@ const struct emu_handler_entry emu_exec_alu_table[] = {
 	{ ZYDIS_MNEMONIC_RET, h_ret },
 	{ 0, NULL },
 };
+EMU_HANDLER_TABLE(emu_exec_alu_table);

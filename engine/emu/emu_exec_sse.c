@@ -456,7 +456,7 @@ static void h_emms(struct emu_cpu *cpu, const struct emu_insn *in)
 	cpu->fpu.ftw = 0;
 }
 
-const struct emu_handler_entry emu_exec_sse_table[] = {
+static const struct emu_handler_entry emu_exec_sse_table[] = {
 	{ ZYDIS_MNEMONIC_MOVDQA, h_mov128 }, { ZYDIS_MNEMONIC_MOVDQU, h_mov128 },
 	{ ZYDIS_MNEMONIC_MOVAPS, h_mov128 }, { ZYDIS_MNEMONIC_MOVUPS, h_mov128 },
 	{ ZYDIS_MNEMONIC_MOVAPD, h_mov128 }, { ZYDIS_MNEMONIC_MOVUPD, h_mov128 },
@@ -491,3 +491,4 @@ const struct emu_handler_entry emu_exec_sse_table[] = {
 	{ ZYDIS_MNEMONIC_XRSTOR, h_xrstor }, { ZYDIS_MNEMONIC_XRSTOR64, h_xrstor },
 	{ 0, NULL },
 };
+EMU_HANDLER_TABLE(emu_exec_sse_table);

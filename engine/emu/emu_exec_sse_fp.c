@@ -279,7 +279,7 @@ HOST_FROM_INT(cvtsi2ss, "cvtsi2ss") HOST_FROM_INT(cvtsi2sd, "cvtsi2sd")
 #define E4(OP, op) E(OP##PS, h_##op##ps), E(OP##PD, h_##op##pd), E(OP##SS, h_##op##ss), \
 	E(OP##SD, h_##op##sd)
 
-const struct emu_handler_entry emu_exec_sse_fp_table[] = {
+static const struct emu_handler_entry emu_exec_sse_fp_table[] = {
 	E4(ADD, add), E4(SUB, sub), E4(MUL, mul), E4(DIV, div), E4(SQRT, sqrt), E4(MIN, min),
 	E4(MAX, max),
 	E(RCPPS, h_rcpps), E(RCPSS, h_rcpss), E(RSQRTPS, h_rsqrtps), E(RSQRTSS, h_rsqrtss),
@@ -295,3 +295,4 @@ const struct emu_handler_entry emu_exec_sse_fp_table[] = {
 	E(CVTTSD2SI, h_cvttsd2si), E(CVTSI2SS, h_cvtsi2ss), E(CVTSI2SD, h_cvtsi2sd),
 	{ 0, NULL },
 };
+EMU_HANDLER_TABLE(emu_exec_sse_fp_table);

@@ -185,7 +185,7 @@ static void h_pextrw(struct emu_cpu *cpu, const struct emu_insn *in)
 
 #define E(m, h) { ZYDIS_MNEMONIC_##m, h }
 
-const struct emu_handler_entry emu_exec_sse_int_table[] = {
+static const struct emu_handler_entry emu_exec_sse_int_table[] = {
 	E(PADDB, h_paddb), E(PADDW, h_paddw), E(PADDD, h_paddd), E(PADDQ, h_paddq),
 	E(PADDSB, h_paddsb), E(PADDSW, h_paddsw), E(PADDUSB, h_paddusb), E(PADDUSW, h_paddusw),
 	E(PSUBB, h_psubb), E(PSUBW, h_psubw), E(PSUBD, h_psubd), E(PSUBQ, h_psubq),
@@ -209,3 +209,4 @@ const struct emu_handler_entry emu_exec_sse_int_table[] = {
 	E(PINSRW, h_pinsrw), E(PEXTRW, h_pextrw),
 	{ 0, NULL },
 };
+EMU_HANDLER_TABLE(emu_exec_sse_int_table);

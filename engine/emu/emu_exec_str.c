@@ -129,7 +129,7 @@ static void h_scas(struct emu_cpu *cpu, const struct emu_insn *in) { str_run(cpu
 static void h_ins(struct emu_cpu *cpu, const struct emu_insn *in) { str_run(cpu, in, STR_INS); }
 static void h_outs(struct emu_cpu *cpu, const struct emu_insn *in) { str_run(cpu, in, STR_OUTS); }
 
-const struct emu_handler_entry emu_exec_str_table[] = {
+static const struct emu_handler_entry emu_exec_str_table[] = {
 	{ ZYDIS_MNEMONIC_MOVSB, h_movs }, { ZYDIS_MNEMONIC_MOVSW, h_movs },
 	{ ZYDIS_MNEMONIC_MOVSD, h_movs }, { ZYDIS_MNEMONIC_MOVSQ, h_movs },
 	{ ZYDIS_MNEMONIC_CMPSB, h_cmps }, { ZYDIS_MNEMONIC_CMPSW, h_cmps },
@@ -146,3 +146,4 @@ const struct emu_handler_entry emu_exec_str_table[] = {
 	{ ZYDIS_MNEMONIC_OUTSD, h_outs },
 	{ 0, NULL },
 };
+EMU_HANDLER_TABLE(emu_exec_str_table);

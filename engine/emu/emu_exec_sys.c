@@ -634,7 +634,7 @@ static void h_swapgs(struct emu_cpu *cpu, const struct emu_insn *in)
 	cpu->msr_kernel_gs_base = t;
 }
 
-const struct emu_handler_entry emu_exec_sys_table[] = {
+static const struct emu_handler_entry emu_exec_sys_table[] = {
 	{ ZYDIS_MNEMONIC_CLI, h_cli },
 	{ ZYDIS_MNEMONIC_STI, h_sti },
 	{ ZYDIS_MNEMONIC_HLT, h_hlt },
@@ -697,3 +697,4 @@ const struct emu_handler_entry emu_exec_sys_table[] = {
 	{ ZYDIS_MNEMONIC_SWAPGS, h_swapgs },
 	{ 0, NULL },
 };
+EMU_HANDLER_TABLE(emu_exec_sys_table);

@@ -25,6 +25,7 @@
 #include "engine/emu/emu_core.h"
 #include "engine/emu/emu_debug.h"
 #include "x86/decode.h"
+#include "x86/insn.h"
 #include "machine/vm.h"
 
 #define DR7_ENABLE_BITS (DR7_L(0) | DR7_G(0) | DR7_L(1) | DR7_G(1) | \
@@ -51,34 +52,14 @@ static bool single_decode(const struct x86_sregs *sregs, const uint8_t *insn, un
 	return ZYAN_SUCCESS(ZydisDecoderDecodeFull(&dec, insn, len, zi, zo));
 }
 
-/* emu's XSAVE image has the x87 and SSE components only. */
-static bool single_xsave_family(ZydisMnemonic m)
-{
-	switch (m) {
-	case ZYDIS_MNEMONIC_XSAVE: case ZYDIS_MNEMONIC_XSAVE64:
-	case ZYDIS_MNEMONIC_XRSTOR: case ZYDIS_MNEMONIC_XRSTOR64:
-	case ZYDIS_MNEMONIC_XSAVEOPT: case ZYDIS_MNEMONIC_XSAVEOPT64:
-		return true;
-	default:
-		return false;
-	}
-}
-
-/* x87/SSE state: any such register among the operands, hidden ones too
- * (Zydis lists MXCSR, the x87 control/status/tag words, XCR0), and the
- * state-management instructions that name none. */
+/* x87/SSE state: what x86/insn.c's table says the mnemonic needs
+ * (X86_MN_FPU: state management that names no register), and any such
+ * register among the operands, hidden ones too (Zydis lists MXCSR, the
+ * x87 control/status/tag words, XCR0). */
 static bool single_needs_fpu(const ZydisDecodedInstruction *zi, const ZydisDecodedOperand *zo)
 {
-	switch (zi->mnemonic) {
-	case ZYDIS_MNEMONIC_FXSAVE: case ZYDIS_MNEMONIC_FXSAVE64:
-	case ZYDIS_MNEMONIC_FXRSTOR: case ZYDIS_MNEMONIC_FXRSTOR64:
-	case ZYDIS_MNEMONIC_XSETBV: case ZYDIS_MNEMONIC_XGETBV:
-	case ZYDIS_MNEMONIC_FWAIT: case ZYDIS_MNEMONIC_FNINIT: case ZYDIS_MNEMONIC_EMMS:
+	if (x86_mnemonic(zi->mnemonic)->attrs & X86_MN_FPU)
 		return true;
-	default:
-		if (single_xsave_family(zi->mnemonic))
-			return true;
-	}
 	for (unsigned i = 0; i < zi->operand_count; i++) {
 		if (zo[i].type != ZYDIS_OPERAND_TYPE_REGISTER)
 			continue;
@@ -98,12 +79,6 @@ static bool single_needs_fpu(const ZydisDecodedInstruction *zi, const ZydisDecod
 	return false;
 }
 
-static bool single_needs_msrs(ZydisMnemonic m)
-{
-	return m == ZYDIS_MNEMONIC_SYSCALL || m == ZYDIS_MNEMONIC_SYSRET ||
-	       m == ZYDIS_MNEMONIC_SWAPGS || m == ZYDIS_MNEMONIC_RDMSR || m == ZYDIS_MNEMONIC_WRMSR;
-}
-
 bool emu_single_describe(const struct x86_sregs *sregs, const uint8_t *insn, unsigned len,
 			 char name[EMU_SINGLE_NAME_MAX], unsigned *needs)
 {
@@ -121,7 +96,7 @@ bool emu_single_describe(const struct x86_sregs *sregs, const uint8_t *insn, uns
 	*needs = EMU_SINGLE_PART_REGS | EMU_SINGLE_PART_SREGS;
 	if (single_needs_fpu(&zi, zo))
 		*needs |= EMU_SINGLE_PART_FPU;
-	if (single_needs_msrs(zi.mnemonic))
+	if (x86_mnemonic(zi.mnemonic)->attrs & X86_MN_MSR)
 		*needs |= EMU_SINGLE_PART_MSRS;
 	return emu_handler_for(zi.mnemonic) != emu_unimplemented;
 }
@@ -133,7 +108,9 @@ bool emu_single_xcr0_ok(const uint8_t *insn, unsigned len, const struct x86_sreg
 	ZydisDecodedOperand zo[ZYDIS_MAX_OPERAND_COUNT];
 	if (!single_decode(sregs, insn, len, &zi, zo))
 		return true;
-	return !single_xsave_family(zi.mnemonic) || !(xcr0 & ~EMU_SINGLE_XCR0_KNOWN);
+	/* emu's XSAVE image has the x87 and SSE components only */
+	return !(x86_mnemonic(zi.mnemonic)->attrs & X86_MN_XSAVE) ||
+	       !(xcr0 & ~EMU_SINGLE_XCR0_KNOWN);
 }
 
 /* --- life cycle ------------------------------------------------------------ */
@@ -145,19 +122,9 @@ struct emu_single *emu_single_create(struct vcpu *vcpu, struct err *e)
 		err_set(e, ENOMEM, "out of memory for vCPU %u's emu fallback", vcpu->id);
 		return NULL;
 	}
-	struct emu_vm *evm = &s->evm;
-	evm->vm = vcpu->vm;
-	evm->nr_cpus = 1;
-	evm->cpus[0] = &s->cpu;
-	evm->turn = 0;
-	pthread_mutex_init(&evm->lock, NULL);
-	pthread_cond_init(&evm->cond, NULL);
-	pthread_mutex_init(&evm->warn_lock, NULL);
-	s->cpu.evm = evm;
-	s->cpu.vcpu = vcpu;
-	s->cpu.id = vcpu->id;
-	s->cpu.priv = &s->core;
-	emu_cpu_reset(&s->cpu);
+	emu_vm_init(&s->evm, vcpu->vm, 1);
+	s->evm.cpus[0] = &s->cpu;
+	emu_core_init(&s->cpu, &s->core, &s->evm, vcpu);
 	return s;
 }
 
@@ -165,9 +132,7 @@ void emu_single_destroy(struct emu_single *s)
 {
 	if (!s)
 		return;
-	pthread_mutex_destroy(&s->evm.warn_lock);
-	pthread_cond_destroy(&s->evm.cond);
-	pthread_mutex_destroy(&s->evm.lock);
+	emu_vm_fini(&s->evm);
 	free(s);
 }
 

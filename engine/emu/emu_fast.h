@@ -1,0 +1,112 @@
+/* engine/emu/emu_fast.h — private to the fast path: the blocks of
+ * emu_fast.c (the block cache: building, code generations, validation,
+ * links, running) and the specialised handlers they run, of
+ * emu_fast_ops.c (one per operation and operand form, the choice among
+ * them, dead-flag removal). See emu_fast.c for how the two work. */
+#ifndef VMDB_EMU_FAST_H
+#define VMDB_EMU_FAST_H
+
+#include "engine/emu/emu_core.h"
+#include "engine/emu/emu_platform.h"
+
+#define BLOCK_INSNS 32
+#define BLOCK_BYTES 256
+#define BLOCK_BITS 12
+#define BLOCK_COUNT (1u << BLOCK_BITS)
+
+struct emu_fop;
+/* A handler returns what the block does next (enum fstop). */
+typedef unsigned (*fop_fn)(struct emu_cpu *cpu, struct emu_core *c, const struct emu_fop *f);
+
+enum fstop {
+	FS_NEXT = 1,                   /* leave; RIP = the next instruction */
+	FS_JUMP,                       /* leave; the handler set RIP */
+	FS_END,                        /* the end marker: leave, nothing retired here */
+};
+
+/* One instruction of a block: the specialised handler and the operand
+ * fields it needs (the decoded form, for the exact handler, is in the
+ * block's in[]). */
+struct emu_fop {
+	fop_fn fn;
+	uint64_t imm;                  /* immediate; branches: target - block start */
+	union {
+		struct {
+			int32_t disp;  /* RIP-relative: from the block start */
+			uint8_t r0, r1;        /* register operands (dst, src) */
+			uint8_t base, index;   /* memory operand: EMU_NOREG / EMU_RIPREL */
+		};
+		/* FOP_LINK: the block that ran next, last time (see emu_block_run) */
+		struct emu_block *link;
+	};
+	uint8_t shift, seg;
+	uint8_t idx;                   /* index in the block */
+	uint8_t flags;                 /* FOP_* */
+	uint16_t off, end;             /* of this instruction and the next, from the start */
+};
+
+#define FOP_MEMW 0x1                   /* the exact handler may write memory */
+#define FOP_LINK 0x2                   /* a direct branch or the end marker: has link */
+#define FOP_WMEM 0x4                   /* a specialised store: at f_lin ... */
+#define FOP_WSTK 0x8                   /* ... or below RSP (push, call) */
+#define FOP_WSHIFT 4                   /* bits 4-5: log2 of the store's size */
+
+struct emu_block {
+	uint64_t gpa;
+	uint64_t gen;                  /* the code generation it was last compared in */
+	bool valid;
+	uint8_t mode;
+	uint8_t n;                     /* instructions; 0 = the first is not plain */
+	uint8_t words;                 /* bytes to compare as words (0: memcmp nbytes) */
+	uint16_t nbytes;
+	struct emu_fop op[BLOCK_INSNS + 1];        /* + the end marker */
+	uint8_t bytes[BLOCK_BYTES];
+	struct emu_insn in[BLOCK_INSNS];
+};
+
+struct emu_blocks {
+	uint64_t code[(1u << EMU_CODE_FILTER_BITS) / 64];  /* frames that hold blocks */
+	struct emu_block b[BLOCK_COUNT];
+};
+
+static inline uint64_t msk(unsigned s)
+{
+	return s >= 8 ? ~0ull : (1ull << (s * 8)) - 1;
+}
+
+/* --- state the block does not keep per instruction ------------------------------ */
+
+/* RIP, insn_start_rip and the retired count as the exact path has them
+ * while f's instruction executes (see the top of the file). */
+static inline void sync_at(struct emu_cpu *cpu, const struct emu_core *c, const struct emu_fop *f)
+{
+	cpu->insn_start_rip = c->blk_rip + f->off;
+	cpu->rip = c->blk_rip + f->end;
+	cpu->retired = c->blk_ret + f->idx;
+}
+
+/* Between blocks: what the run loop would look at before the next
+ * instruction and plain instructions cannot change themselves (other
+ * threads: kicks, interrupts and NMIs sent to this vCPU). */
+static inline bool may_go_on(struct emu_cpu *cpu, struct emu_core *c)
+{
+	if (__atomic_load_n(&c->kick, __ATOMIC_RELAXED) || cpu->pending.nmi)
+		return false;
+	return !((cpu->rflags & RFLAGS_IF) && emu_lapic_has_interrupt(cpu));
+}
+
+static inline struct emu_tlb_entry *tlb_of(struct emu_core *c, uint64_t lin)
+{
+	return &c->ftlb[(lin >> 12) & (EMU_TLB_SIZE - 1)];
+}
+
+/* --- emu_fast_ops.c --- */
+
+/* The handler of the plain instruction in (index idx in its block, pos
+ * bytes from its start) into f. */
+void emu_fop_build(const struct emu_insn *in, struct emu_fop *f, unsigned idx, unsigned pos);
+/* The end of block b's b->n instructions (pos bytes): the end marker,
+ * and the flags no one sees dropped. */
+void emu_fops_finish(struct emu_block *b, unsigned pos);
+
+#endif

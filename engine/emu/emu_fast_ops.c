@@ -1,0 +1,1128 @@
+/* engine/emu/emu_fast_ops.c — the fast path's handlers (see emu_fast.c
+ * for blocks, emu_fast.h for what the two share): one per operation and
+ * operand form, specialised by size and addressing, with lazy flags
+ * (emu_flags.h); the choice of a handler for a decoded instruction; and
+ * the forms that leave dead flags alone.
+ *
+ * A handler ends by running the next instruction of the block (NEXT, a
+ * tail call) or by leaving it (stop()). One with a memory operand
+ * translates through the TLB first and changes nothing before; on
+ * anything but a plain RAM hit (a miss, a device, two pages, a code
+ * frame) f_miss runs the instruction's exact handler instead.
+ * Instructions with no specialised handler run their exact handler from
+ * emu_exec_*.c (f_exact) after the flags are made exact. */
+#include "engine/emu/emu_fast.h"
+
+#include <stddef.h>
+#include <string.h>
+#include <Zydis/Zydis.h>
+
+#include "engine/emu/emu_flags.h"
+#include "x86/insn.h"
+
+/* --- operands -------------------------------------------------------------------- */
+
+static inline uint64_t gpr_get(const struct emu_cpu *cpu, unsigned r, unsigned s)
+{
+	return cpu->gpr[r] & msk(s);
+}
+
+static inline void gpr_put(struct emu_cpu *cpu, unsigned r, unsigned s, uint64_t v)
+{
+	if (s == 8)
+		cpu->gpr[r] = v;
+	else if (s == 4)
+		cpu->gpr[r] = (uint32_t)v;         /* zero-extends */
+	else
+		cpu->gpr[r] = (cpu->gpr[r] & ~msk(s)) | (v & msk(s));
+}
+
+/* Linear address of the memory operand (64-bit mode, 64-bit addresses). */
+static inline uint64_t f_lin(const struct emu_cpu *cpu, const struct emu_core *c,
+			     const struct emu_fop *f)
+{
+	uint64_t ea = (uint64_t)(int64_t)f->disp;
+	if (f->base < 16)
+		ea += cpu->gpr[f->base];
+	else if (f->base == EMU_RIPREL)
+		ea += c->blk_rip;          /* disp counts from the block start */
+	if (f->index < 16)
+		ea += cpu->gpr[f->index] << f->shift;
+	if (__builtin_expect(f->seg >= EMU_FS, 0))
+		ea += f->seg == EMU_FS ? cpu->sregs.fs.base : cpu->sregs.gs.base;
+	return ea;
+}
+
+/* The same for base + displacement (the _b forms of the handlers). */
+static inline uint64_t lin_b(const struct emu_cpu *cpu, const struct emu_fop *f)
+{
+	return cpu->gpr[f->base] + (uint64_t)(int64_t)f->disp;
+}
+
+static inline uint64_t load(const uint8_t *p, unsigned s)
+{
+	uint64_t v = 0;
+	memcpy(&v, p, s);                      /* little-endian host */
+	return v;
+}
+
+static inline void store(uint8_t *p, unsigned s, uint64_t v)
+{
+	memcpy(p, &v, s);                      /* little-endian host */
+}
+
+/* A store into a page that holds blocks: they are compared again before
+ * they next run; one into the running block ends it after this store. */
+static __attribute__((noinline, cold)) void code_store(struct emu_cpu *cpu, struct emu_core *c,
+							uint64_t gpa, unsigned s)
+{
+	cpu->evm->code_gen++;
+	if (gpa < c->blk_end && gpa + s > c->blk_gpa)
+		c->blk_break = true;
+}
+
+/* After a store the exact way: into a code frame (see code_store), or
+ * not into one RAM page (a device, two pages: leave and look again). */
+static void stored(struct emu_cpu *cpu, struct emu_core *c, uint64_t lin, unsigned s)
+{
+	const struct emu_tlb_entry *t = tlb_of(c, lin);
+	if ((t->tag_w & ~EMU_TAG_CODE) != ((lin + s - 1) & X86_PAGE_MASK)) {
+		c->blk_break = true;
+		return;
+	}
+	uint64_t gpa = t->gpa + (lin & (X86_PAGE_SIZE - 1));
+	if (emu_code_frame(cpu->evm->code_filter, gpa))
+		code_store(cpu, c, gpa, s);
+}
+
+/* A handler ends by running the next instruction of the block (a tail
+ * call, which the compiler makes a jump: each handler has its own indirect
+ * branch, which the host predicts better than one shared by all) or by
+ * leaving the block: stop() notes where and how. */
+#define NEXT return f[1].fn(cpu, c, f + 1)
+
+static inline unsigned stop(struct emu_core *c, const struct emu_fop *f, unsigned how)
+{
+	c->blk_stop = f;
+	return how;
+}
+
+/* --- handlers ---------------------------------------------------------------------- */
+
+static inline const struct emu_insn *insn_of(const struct emu_fop *f)
+{
+	const struct emu_fop *first = f - f->idx;
+	const struct emu_block *b =
+		(const struct emu_block *)((const char *)first - offsetof(struct emu_block, op));
+	return &b->in[f->idx];
+}
+
+/* Anything without a specialised form: the exact handler. */
+static unsigned f_exact(struct emu_cpu *cpu, struct emu_core *c, const struct emu_fop *f)
+{
+	const struct emu_insn *in = insn_of(f);
+	sync_at(cpu, c, f);
+	emu_flags_sync(cpu);
+	in->fn(cpu, in);
+	if (f->flags & FOP_MEMW)
+		c->blk_break = true;
+	if (c->blk_break || cpu->rip != c->blk_rip + f->end)
+		return stop(c, f, FS_JUMP);
+	NEXT;
+}
+
+/* A specialised handler whose memory access the TLB does not allow as it
+ * is (a miss, a device, two pages, a store into a code frame): the exact
+ * handler runs the instruction (the specialised ones change nothing before
+ * their accesses), then its store is looked at as mwrite would. */
+static __attribute__((noinline)) unsigned f_miss(struct emu_cpu *cpu, struct emu_core *c,
+						 const struct emu_fop *f)
+{
+	const struct emu_insn *in = insn_of(f);
+	uint64_t wlin = 0;
+	if (f->flags & FOP_WMEM)
+		wlin = (f->flags & FOP_WSTK) ? cpu->gpr[EMU_RSP] - 8 : f_lin(cpu, c, f);
+	sync_at(cpu, c, f);
+	emu_flags_sync(cpu);
+	in->fn(cpu, in);
+	if (f->flags & FOP_WMEM)
+		stored(cpu, c, wlin, 1u << ((f->flags >> FOP_WSHIFT) & 3));
+	if (c->blk_break || cpu->rip != c->blk_rip + f->end)
+		return stop(c, f, FS_JUMP);
+	NEXT;
+}
+
+/* The host address of a RAM access (a write when w) of s bytes at lin
+ * into p when the TLB allows it as it is, else the exact way (f_miss).
+ * One compare: the tag of lin's slot can only be the page of lin + s - 1
+ * when both are one page. A write tag with EMU_TAG_CODE never matches:
+ * stores into frames that hold blocks take the slow way, which checks for
+ * code. */
+#define ACCESS(p, lin, s, w)                                                                  \
+	uint64_t p##_lin = (lin);                                                             \
+	const struct emu_tlb_entry *p##_t = tlb_of(c, p##_lin);                               \
+	if (__builtin_expect(((w) ? p##_t->tag_w : p##_t->tag_r) !=                           \
+			     ((p##_lin + (s) - 1) & X86_PAGE_MASK), 0))                       \
+		return f_miss(cpu, c, f);                                                     \
+	uint8_t *p = p##_t->host + (p##_lin & (X86_PAGE_SIZE - 1))
+#define RD(p, lin, s) ACCESS(p, lin, s, 0)
+#define WR(p, lin, s) ACCESS(p, lin, s, 1)
+
+/* Leaving the block at f for rip (ret instructions retired by then) to
+ * the block that ran there last time (f->link, set by emu_fast.c's
+ * block_next): run it at once, without going back to the block loop,
+ * when that loop would do nothing but find it: the link is still valid
+ * (this code generation, the same page), the budget has room for it
+ * whole and nothing is due (as loop_again). Else leave as `how`. */
+static inline unsigned chain(struct emu_cpu *cpu, struct emu_core *c, const struct emu_fop *f,
+			     uint64_t rip, uint64_t ret, unsigned how)
+{
+	const struct emu_block *b = f->link;
+	uint64_t gpa = (c->blk_gpa & X86_PAGE_MASK) | (rip & (X86_PAGE_SIZE - 1));
+	if (__builtin_expect(!b || b->gen != cpu->evm->code_gen || b->gpa != gpa || b->n == 0 ||
+			     ((rip ^ c->blk_rip) & X86_PAGE_MASK) || c->budget_end - ret < b->n ||
+			     __atomic_load_n(&c->kick, __ATOMIC_RELAXED) || cpu->pending.nmi ||
+			     (cpu->rflags & RFLAGS_IF), 0)) {
+		if (how == FS_JUMP)
+			cpu->rip = rip;
+		return stop(c, f, how);
+	}
+	c->blk_ret = ret;
+	c->blk_gpa = gpa;
+	c->blk_end = gpa + b->nbytes;
+	c->blk_rip = rip;
+	c->blk_n = b->n;
+	return b->op[0].fn(cpu, c, b->op);
+}
+
+/* The end of the block (not an instruction): on to the next one. */
+static unsigned f_end(struct emu_cpu *cpu, struct emu_core *c, const struct emu_fop *f)
+{
+	return chain(cpu, c, f, c->blk_rip + f->off, c->blk_ret + f->idx, FS_END);
+}
+
+enum { A_ADD, A_SUB, A_CMP, A_AND, A_OR, A_XOR, A_TEST };
+
+#define A_WRITES(op) ((op) != A_CMP && (op) != A_TEST)
+
+static inline __attribute__((always_inline)) void alu(struct emu_core *c, unsigned op,
+						      uint64_t a, uint64_t b, uint64_t *r,
+						      unsigned s, bool set_flags)
+{
+	uint8_t lf;
+	switch (op) {
+	case A_ADD: *r = a + b; lf = EMU_LF_ADD; break;
+	case A_SUB: case A_CMP: *r = a - b; lf = EMU_LF_SUB; break;
+	case A_AND: case A_TEST: *r = a & b; lf = EMU_LF_LOGIC; break;
+	case A_OR: *r = a | b; lf = EMU_LF_LOGIC; break;
+	default: *r = a ^ b; lf = EMU_LF_LOGIC; break;
+	}
+	if (set_flags)
+		emu_lf_record(c, lf, a, b, *r, s);
+}
+
+#define FOP(NAME) static unsigned NAME(struct emu_cpu *cpu, struct emu_core *c, const struct emu_fop *f)
+
+#define DEF_ALU_R(NAME, OP, S)                                                                \
+FOP(NAME##_rr##S)                                                                             \
+{                                                                                             \
+	uint64_t a = gpr_get(cpu, f->r0, S), b = gpr_get(cpu, f->r1, S), r;                   \
+	alu(c, OP, a, b, &r, S, true);                                                        \
+	if (A_WRITES(OP))                                                                     \
+		gpr_put(cpu, f->r0, S, r);                                                    \
+	NEXT;                                                                                 \
+}                                                                                             \
+FOP(NAME##_ri##S)                                                                             \
+{                                                                                             \
+	uint64_t a = gpr_get(cpu, f->r0, S), b = f->imm & msk(S), r;                          \
+	alu(c, OP, a, b, &r, S, true);                                                        \
+	if (A_WRITES(OP))                                                                     \
+		gpr_put(cpu, f->r0, S, r);                                                    \
+	NEXT;                                                                                 \
+}                                                                                             \
+FOP(NAME##_rr##S##_nf)                                                                        \
+{                                                                                             \
+	uint64_t a = gpr_get(cpu, f->r0, S), b = gpr_get(cpu, f->r1, S), r;                   \
+	alu(c, OP, a, b, &r, S, false);                                                       \
+	if (A_WRITES(OP))                                                                     \
+		gpr_put(cpu, f->r0, S, r);                                                    \
+	NEXT;                                                                                 \
+}                                                                                             \
+FOP(NAME##_ri##S##_nf)                                                                        \
+{                                                                                             \
+	uint64_t a = gpr_get(cpu, f->r0, S), b = f->imm & msk(S), r;                          \
+	alu(c, OP, a, b, &r, S, false);                                                       \
+	if (A_WRITES(OP))                                                                     \
+		gpr_put(cpu, f->r0, S, r);                                                    \
+	NEXT;                                                                                 \
+}
+
+#define DEF_ALU_M(NAME, OP, S, SUF, LIN)                                                      \
+FOP(NAME##_rm##S##SUF)                                                                        \
+{                                                                                             \
+	RD(p, LIN, S);                                                                        \
+	uint64_t b = load(p, S);                                                              \
+	uint64_t a = gpr_get(cpu, f->r0, S), r;                                               \
+	alu(c, OP, a, b, &r, S, true);                                                        \
+	if (A_WRITES(OP))                                                                     \
+		gpr_put(cpu, f->r0, S, r);                                                    \
+	NEXT;                                                                                 \
+}                                                                                             \
+FOP(NAME##_mr##S##SUF)                                                                        \
+{                                                                                             \
+	ACCESS(p, LIN, S, A_WRITES(OP));                                                      \
+	uint64_t a = load(p, S), b = gpr_get(cpu, f->r1, S), r;                               \
+	alu(c, OP, a, b, &r, S, true);                                                        \
+	if (A_WRITES(OP))                                                                     \
+		store(p, S, r);                                                               \
+	NEXT;                                                                                 \
+}                                                                                             \
+FOP(NAME##_mi##S##SUF)                                                                        \
+{                                                                                             \
+	ACCESS(p, LIN, S, A_WRITES(OP));                                                      \
+	uint64_t a = load(p, S), b = f->imm & msk(S), r;                                      \
+	alu(c, OP, a, b, &r, S, true);                                                        \
+	if (A_WRITES(OP))                                                                     \
+		store(p, S, r);                                                               \
+	NEXT;                                                                                 \
+}
+
+#define DEF_ALU(NAME, OP, S) DEF_ALU_R(NAME, OP, S) DEF_ALU_M(NAME, OP, S, , f_lin(cpu, c, f)) \
+			     DEF_ALU_M(NAME, OP, S, _b, lin_b(cpu, f))
+
+#define DEF_ALU2(NAME, OP) DEF_ALU(NAME, OP, 8) DEF_ALU(NAME, OP, 4) DEF_ALU(NAME, OP, 2)     \
+			   DEF_ALU(NAME, OP, 1)
+DEF_ALU2(add, A_ADD)
+DEF_ALU2(sub, A_SUB)
+DEF_ALU2(cmp, A_CMP)
+DEF_ALU2(and, A_AND)
+DEF_ALU2(or, A_OR)
+DEF_ALU2(xor, A_XOR)
+DEF_ALU2(test, A_TEST)
+
+/* [form][size 8 / 4 / 2 / 1] per ALU mnemonic */
+struct alu_forms {
+	uint16_t mnemonic;
+	fop_fn fn[5][4];               /* rr, ri, rm, mr, mi */
+};
+
+#define FORM(NAME, F) { NAME##_##F##8, NAME##_##F##4, NAME##_##F##2, NAME##_##F##1 }
+#define FORMS(NAME) { FORM(NAME, rr), FORM(NAME, ri), FORM(NAME, rm), FORM(NAME, mr),         \
+		      FORM(NAME, mi) }
+
+static const unsigned form_size[4] = { 8, 4, 2, 1 };
+
+static const struct alu_forms alu_table[] = {
+	{ ZYDIS_MNEMONIC_ADD, FORMS(add) }, { ZYDIS_MNEMONIC_SUB, FORMS(sub) },
+	{ ZYDIS_MNEMONIC_CMP, FORMS(cmp) }, { ZYDIS_MNEMONIC_AND, FORMS(and) },
+	{ ZYDIS_MNEMONIC_OR, FORMS(or) }, { ZYDIS_MNEMONIC_XOR, FORMS(xor) },
+	{ ZYDIS_MNEMONIC_TEST, FORMS(test) },
+};
+
+#define DEF_INCDEC(S)                                                                         \
+FOP(inc_r##S)                                                                                 \
+{                                                                                             \
+	uint64_t a = gpr_get(cpu, f->r0, S), r = a + 1;                                       \
+	bool cf = emu_cf_now(cpu, c);                                                         \
+	gpr_put(cpu, f->r0, S, r);                                                            \
+	emu_lf_record(c, EMU_LF_INC, a, 1, r, S);                                             \
+	c->lf_cf = cf;                                                                        \
+	NEXT;                                                                                 \
+}                                                                                             \
+FOP(dec_r##S)                                                                                 \
+{                                                                                             \
+	uint64_t a = gpr_get(cpu, f->r0, S), r = a - 1;                                       \
+	bool cf = emu_cf_now(cpu, c);                                                         \
+	gpr_put(cpu, f->r0, S, r);                                                            \
+	emu_lf_record(c, EMU_LF_DEC, a, 1, r, S);                                             \
+	c->lf_cf = cf;                                                                        \
+	NEXT;                                                                                 \
+}
+DEF_INCDEC(8)
+DEF_INCDEC(4)
+
+#define DEF_MOV_R(S)                                                                          \
+FOP(mov_rr##S)                                                                                \
+{                                                                                             \
+	(void)c;                                                                              \
+	gpr_put(cpu, f->r0, S, gpr_get(cpu, f->r1, S));                                       \
+	NEXT;                                                                                 \
+}                                                                                             \
+FOP(mov_ri##S)                                                                                \
+{                                                                                             \
+	(void)c;                                                                              \
+	gpr_put(cpu, f->r0, S, f->imm);                                                       \
+	NEXT;                                                                                 \
+}
+
+#define DEF_MOV_M(S, SUF, LIN)                                                                \
+FOP(mov_rm##S##SUF)                                                                           \
+{                                                                                             \
+	RD(p, LIN, S);                                                                        \
+	gpr_put(cpu, f->r0, S, load(p, S));                                                   \
+	NEXT;                                                                                 \
+}                                                                                             \
+FOP(mov_mr##S##SUF)                                                                           \
+{                                                                                             \
+	WR(p, LIN, S);                                                                        \
+	store(p, S, cpu->gpr[f->r1]);                                                         \
+	NEXT;                                                                                 \
+}                                                                                             \
+FOP(mov_mi##S##SUF)                                                                           \
+{                                                                                             \
+	WR(p, LIN, S);                                                                        \
+	store(p, S, f->imm);                                                                  \
+	NEXT;                                                                                 \
+}
+
+#define DEF_MOV(S) DEF_MOV_R(S) DEF_MOV_M(S, , f_lin(cpu, c, f)) DEF_MOV_M(S, _b, lin_b(cpu, f))
+DEF_MOV(8)
+DEF_MOV(4)
+DEF_MOV(2)
+DEF_MOV(1)
+
+#define DEF_LEA(S)                                                                            \
+FOP(lea_r##S)                                                                                 \
+{                                                                                             \
+	gpr_put(cpu, f->r0, S, f_lin(cpu, c, f));                                             \
+	NEXT;                                                                                 \
+}
+DEF_LEA(8)
+DEF_LEA(4)
+
+/* CMOVcc reads its source whatever the condition (a fault is a fault);
+ * a 32-bit destination is zero-extended even when nothing moves. */
+#define DEF_CMOV(S)                                                                           \
+FOP(cmov_rr##S)                                                                               \
+{                                                                                             \
+	uint64_t v = gpr_get(cpu, f->r1, S);                                                  \
+	gpr_put(cpu, f->r0, S, emu_cond_now(cpu, c, (unsigned)f->imm) ? v : cpu->gpr[f->r0]); \
+	NEXT;                                                                                 \
+}                                                                                             \
+DEF_CMOV_M(S, , f_lin(cpu, c, f))                                                             \
+DEF_CMOV_M(S, _b, lin_b(cpu, f))
+#define DEF_CMOV_M(S, SUF, LIN)                                                               \
+FOP(cmov_rm##S##SUF)                                                                          \
+{                                                                                             \
+	RD(p, LIN, S);                                                                        \
+	uint64_t v = load(p, S);                                                              \
+	gpr_put(cpu, f->r0, S, emu_cond_now(cpu, c, (unsigned)f->imm) ? v : cpu->gpr[f->r0]); \
+	NEXT;                                                                                 \
+}
+DEF_CMOV(8)
+DEF_CMOV(4)
+
+/* SETcc r8 (not AH-DH). */
+FOP(setcc_r)
+{
+	cpu->gpr[f->r0] = (cpu->gpr[f->r0] & ~0xffull) | emu_cond_now(cpu, c, (unsigned)f->imm);
+	NEXT;
+}
+
+/* MOVZX / MOVSX / MOVSXD r64/r32 (size D), r/m of SS bytes. */
+#define DEF_EXT(D, SS)                                                                        \
+FOP(movzx_rr##D##_##SS)                                                                       \
+{                                                                                             \
+	(void)c;                                                                              \
+	gpr_put(cpu, f->r0, D, cpu->gpr[f->r1] & msk(SS));                                    \
+	NEXT;                                                                                 \
+}                                                                                             \
+DEF_EXT_M(D, SS, , f_lin(cpu, c, f))                                                          \
+DEF_EXT_M(D, SS, _b, lin_b(cpu, f))                                                           \
+FOP(movsx_rr##D##_##SS)                                                                       \
+{                                                                                             \
+	(void)c;                                                                              \
+	gpr_put(cpu, f->r0, D, emu_sext(cpu->gpr[f->r1] & msk(SS), SS));                      \
+	NEXT;                                                                                 \
+}
+
+#define DEF_EXT_M(D, SS, SUF, LIN)                                                            \
+FOP(movzx_rm##D##_##SS##SUF)                                                                  \
+{                                                                                             \
+	RD(p, LIN, SS);                                                                       \
+	gpr_put(cpu, f->r0, D, load(p, SS));                                                  \
+	NEXT;                                                                                 \
+}                                                                                             \
+FOP(movsx_rm##D##_##SS##SUF)                                                                  \
+{                                                                                             \
+	RD(p, LIN, SS);                                                                       \
+	gpr_put(cpu, f->r0, D, emu_sext(load(p, SS), SS));                                    \
+	NEXT;                                                                                 \
+}
+DEF_EXT(8, 1) DEF_EXT(8, 2) DEF_EXT(8, 4)
+DEF_EXT(4, 1) DEF_EXT(4, 2) DEF_EXT(4, 4)
+
+/* [zx/sx][rr/rm][dst 8/4][src 1/2/4] */
+static const fop_fn ext_fn[2][2][2][3] = {
+	{ { { movzx_rr8_1, movzx_rr8_2, movzx_rr8_4 }, { movzx_rr4_1, movzx_rr4_2, movzx_rr4_4 } },
+	  { { movzx_rm8_1, movzx_rm8_2, movzx_rm8_4 }, { movzx_rm4_1, movzx_rm4_2, movzx_rm4_4 } } },
+	{ { { movsx_rr8_1, movsx_rr8_2, movsx_rr8_4 }, { movsx_rr4_1, movsx_rr4_2, movsx_rr4_4 } },
+	  { { movsx_rm8_1, movsx_rm8_2, movsx_rm8_4 }, { movsx_rm4_1, movsx_rm4_2, movsx_rm4_4 } } },
+};
+
+/* A rotate's CF (co bit 0) and OF (bit 1); SF, ZF, PF and AF stay as
+ * they were: exact flags are updated in place, lazy ones become EMU_LF_ROT
+ * (the earlier op's result kept for SF/ZF/PF, its AF computed now). */
+static inline void rotated(struct emu_cpu *cpu, struct emu_core *c, unsigned co)
+{
+	if (c->lf_op == EMU_LF_NONE) {
+		cpu->rflags = (cpu->rflags & ~(RFLAGS_CF | RFLAGS_OF)) |
+			      (co & 1) * RFLAGS_CF | ((co >> 1) & 1) * RFLAGS_OF;
+		return;
+	}
+	uint64_t af = 0;
+	if (c->lf_op == EMU_LF_ROT)
+		af = c->lf_b & RFLAGS_AF;
+	else if (c->lf_op != EMU_LF_LOGIC && c->lf_op != EMU_LF_LOGIC_CO)
+		af = (c->lf_a ^ c->lf_b ^ c->lf_r) & RFLAGS_AF;
+	c->lf_b = af | co;
+	c->lf_op = EMU_LF_ROT;
+}
+
+/* Shifts and rotates of a register by an immediate count n != 0 (f->imm,
+ * already masked), as h_shift / h_rotate compute them. */
+#define DEF_SHIFT(S)                                                                          \
+FOP(shl_ri##S)                                                                                \
+{                                                                                             \
+	unsigned n = (unsigned)f->imm, bits = S * 8;                                          \
+	uint64_t a = gpr_get(cpu, f->r0, S), r = (a << n) & msk(S);                           \
+	unsigned cf = (a >> (bits - n)) & 1, of = ((r >> (bits - 1)) & 1) != cf;              \
+	gpr_put(cpu, f->r0, S, r);                                                            \
+	emu_lf_record(c, EMU_LF_LOGIC_CO, r, cf | of << 1, r, S);                             \
+	NEXT;                                                                                 \
+}                                                                                             \
+FOP(shr_ri##S)                                                                                \
+{                                                                                             \
+	unsigned n = (unsigned)f->imm, bits = S * 8;                                          \
+	uint64_t a = gpr_get(cpu, f->r0, S), r = a >> n;                                      \
+	unsigned cf = (a >> (n - 1)) & 1, of = (a >> (bits - 1)) & 1;                         \
+	gpr_put(cpu, f->r0, S, r);                                                            \
+	emu_lf_record(c, EMU_LF_LOGIC_CO, r, cf | of << 1, r, S);                             \
+	NEXT;                                                                                 \
+}                                                                                             \
+FOP(sar_ri##S)                                                                                \
+{                                                                                             \
+	unsigned n = (unsigned)f->imm;                                                        \
+	int64_t sa = (int64_t)emu_sext(gpr_get(cpu, f->r0, S), S);                            \
+	uint64_t r = (uint64_t)(sa >> n) & msk(S);                                            \
+	unsigned cf = (sa >> (n - 1)) & 1;                                                    \
+	gpr_put(cpu, f->r0, S, r);                                                            \
+	emu_lf_record(c, EMU_LF_LOGIC_CO, r, cf, r, S);                                       \
+	NEXT;                                                                                 \
+}                                                                                             \
+FOP(shl_ri##S##_nf)                                                                           \
+{                                                                                             \
+	(void)c;                                                                              \
+	gpr_put(cpu, f->r0, S, (gpr_get(cpu, f->r0, S) << f->imm) & msk(S));                  \
+	NEXT;                                                                                 \
+}                                                                                             \
+FOP(shr_ri##S##_nf)                                                                           \
+{                                                                                             \
+	(void)c;                                                                              \
+	gpr_put(cpu, f->r0, S, gpr_get(cpu, f->r0, S) >> f->imm);                             \
+	NEXT;                                                                                 \
+}                                                                                             \
+FOP(sar_ri##S##_nf)                                                                           \
+{                                                                                             \
+	(void)c;                                                                              \
+	int64_t sa = (int64_t)emu_sext(gpr_get(cpu, f->r0, S), S);                            \
+	gpr_put(cpu, f->r0, S, (uint64_t)(sa >> f->imm) & msk(S));                            \
+	NEXT;                                                                                 \
+}                                                                                             \
+FOP(rol_ri##S)                                                                                \
+{                                                                                             \
+	unsigned n = (unsigned)f->imm, bits = S * 8;                                          \
+	uint64_t a = gpr_get(cpu, f->r0, S), r = ((a << n) | (a >> (bits - n))) & msk(S);     \
+	unsigned cf = r & 1, of = ((r >> (bits - 1)) & 1) ^ cf;                               \
+	gpr_put(cpu, f->r0, S, r);                                                            \
+	rotated(cpu, c, cf | of << 1);                                                        \
+	NEXT;                                                                                 \
+}                                                                                             \
+FOP(ror_ri##S)                                                                                \
+{                                                                                             \
+	unsigned n = (unsigned)f->imm, bits = S * 8;                                          \
+	uint64_t a = gpr_get(cpu, f->r0, S), r = ((a >> n) | (a << (bits - n))) & msk(S);     \
+	unsigned cf = (r >> (bits - 1)) & 1, of = cf ^ ((r >> (bits - 2)) & 1);               \
+	gpr_put(cpu, f->r0, S, r);                                                            \
+	rotated(cpu, c, cf | of << 1);                                                        \
+	NEXT;                                                                                 \
+}
+DEF_SHIFT(8)
+DEF_SHIFT(4)
+
+/* IMUL r, r/m (f->imm = 0) and IMUL r, r/m, imm: the low half, CF = OF =
+ * the signed product does not fit. */
+static inline void imul_common(struct emu_cpu *cpu, struct emu_core *c, const struct emu_fop *f,
+			       uint64_t a, uint64_t b, unsigned s)
+{
+	uint64_t r;
+	bool ovf;
+	if (s == 8) {
+		int64_t p;
+		ovf = __builtin_mul_overflow((int64_t)a, (int64_t)b, &p);
+		r = (uint64_t)p;
+	} else {
+		int64_t p = (int64_t)(int32_t)a * (int64_t)(int32_t)b;
+		ovf = p != (int64_t)(int32_t)p;
+		r = (uint32_t)p;
+	}
+	gpr_put(cpu, f->r0, s, r);
+	emu_lf_record(c, EMU_LF_LOGIC_CO, r, ovf ? 3 : 0, r, s);
+}
+
+#define DEF_IMUL(S)                                                                           \
+FOP(imul_rr##S##_nf)                                                                          \
+{                                                                                             \
+	(void)c;                                                                              \
+	gpr_put(cpu, f->r0, S, cpu->gpr[f->r0] * cpu->gpr[f->r1]);                            \
+	NEXT;                                                                                 \
+}                                                                                             \
+FOP(imul_rri##S##_nf)                                                                         \
+{                                                                                             \
+	(void)c;                                                                              \
+	gpr_put(cpu, f->r0, S, cpu->gpr[f->r1] * f->imm);                                     \
+	NEXT;                                                                                 \
+}                                                                                             \
+FOP(imul_rr##S)                                                                               \
+{                                                                                             \
+	imul_common(cpu, c, f, cpu->gpr[f->r0], cpu->gpr[f->r1], S);                          \
+	NEXT;                                                                                 \
+}                                                                                             \
+FOP(imul_rri##S)                                                                              \
+{                                                                                             \
+	imul_common(cpu, c, f, cpu->gpr[f->r1], f->imm, S);                                   \
+	NEXT;                                                                                 \
+}                                                                                             \
+DEF_IMUL_M(S, , f_lin(cpu, c, f))                                                             \
+DEF_IMUL_M(S, _b, lin_b(cpu, f))
+#define DEF_IMUL_M(S, SUF, LIN)                                                               \
+FOP(imul_rm##S##SUF)                                                                          \
+{                                                                                             \
+	RD(p, LIN, S);                                                                        \
+	imul_common(cpu, c, f, cpu->gpr[f->r0], load(p, S), S);                               \
+	NEXT;                                                                                 \
+}
+DEF_IMUL(8)
+DEF_IMUL(4)
+
+FOP(push_r)
+{
+	uint64_t sp = cpu->gpr[EMU_RSP] - 8;
+	WR(p, sp, 8);
+	store(p, 8, cpu->gpr[f->r0]);
+	cpu->gpr[EMU_RSP] = sp;
+	NEXT;
+}
+
+FOP(push_i)
+{
+	uint64_t sp = cpu->gpr[EMU_RSP] - 8;
+	WR(p, sp, 8);
+	store(p, 8, f->imm);
+	cpu->gpr[EMU_RSP] = sp;
+	NEXT;
+}
+
+FOP(pop_r)
+{
+	uint64_t sp = cpu->gpr[EMU_RSP];
+	RD(p, sp, 8);
+	uint64_t v = load(p, 8);
+	cpu->gpr[EMU_RSP] = sp + 8;
+	cpu->gpr[f->r0] = v;
+	NEXT;
+}
+
+/* Branches: f->imm is the target's offset from the block start. */
+FOP(jmp_rel)
+{
+	return chain(cpu, c, f, c->blk_rip + f->imm, c->blk_ret + f->idx + 1, FS_JUMP);
+}
+
+/* One handler per condition, so the condition folds into it. */
+/* A Jcc back to the start of its own block (a tight loop) runs the block
+ * again without leaving it while the budget has room for all of it and
+ * the run loop would have nothing to do between (may_go_on): the same
+ * instructions retire in the same order as by leaving and entering. */
+static __attribute__((noinline)) unsigned loop_slow(struct emu_cpu *cpu, struct emu_core *c,
+						    const struct emu_fop *f)
+{
+	uint64_t ret = c->blk_ret + f->idx + 1;
+	if (c->budget_end - ret < c->blk_n || !may_go_on(cpu, c)) {
+		cpu->rip = c->blk_rip;
+		return stop(c, f, FS_JUMP);
+	}
+	c->blk_ret = ret;
+	return f[-f->idx].fn(cpu, c, f - f->idx);
+}
+
+/* The taken back edge: again at once when nothing can be due (no call
+ * here, so the handler needs no stack frame), else loop_slow decides. */
+static inline unsigned loop_again(struct emu_cpu *cpu, struct emu_core *c, const struct emu_fop *f)
+{
+	uint64_t ret = c->blk_ret + f->idx + 1;
+	if (__builtin_expect(c->budget_end - ret < c->blk_n ||
+			     __atomic_load_n(&c->kick, __ATOMIC_RELAXED) || cpu->pending.nmi ||
+			     (cpu->rflags & RFLAGS_IF), 0))
+		return loop_slow(cpu, c, f);
+	c->blk_ret = ret;
+	return f[-f->idx].fn(cpu, c, f - f->idx);
+}
+
+#define DEF_JCC(CC)                                                                           \
+FOP(jcc_##CC)                                                                                 \
+{                                                                                             \
+	if (!emu_cond_now(cpu, c, CC))                                                        \
+		NEXT;                                                                         \
+	return chain(cpu, c, f, c->blk_rip + f->imm, c->blk_ret + f->idx + 1, FS_JUMP);       \
+}                                                                                             \
+FOP(jloop_##CC)                                                                               \
+{                                                                                             \
+	if (!emu_cond_now(cpu, c, CC))                                                        \
+		NEXT;                                                                         \
+	return loop_again(cpu, c, f);                                                         \
+}
+DEF_JCC(0) DEF_JCC(1) DEF_JCC(2) DEF_JCC(3) DEF_JCC(4) DEF_JCC(5) DEF_JCC(6) DEF_JCC(7)
+DEF_JCC(8) DEF_JCC(9) DEF_JCC(10) DEF_JCC(11) DEF_JCC(12) DEF_JCC(13) DEF_JCC(14) DEF_JCC(15)
+
+static const fop_fn jcc_fn[16] = {
+	jcc_0, jcc_1, jcc_2, jcc_3, jcc_4, jcc_5, jcc_6, jcc_7,
+	jcc_8, jcc_9, jcc_10, jcc_11, jcc_12, jcc_13, jcc_14, jcc_15,
+};
+
+static const fop_fn jloop_fn[16] = {
+	jloop_0, jloop_1, jloop_2, jloop_3, jloop_4, jloop_5, jloop_6, jloop_7,
+	jloop_8, jloop_9, jloop_10, jloop_11, jloop_12, jloop_13, jloop_14, jloop_15,
+};
+
+FOP(call_rel)
+{
+	uint64_t sp = cpu->gpr[EMU_RSP] - 8;
+	WR(p, sp, 8);
+	store(p, 8, c->blk_rip + f->end);
+	cpu->gpr[EMU_RSP] = sp;
+	return chain(cpu, c, f, c->blk_rip + f->imm, c->blk_ret + f->idx + 1, FS_JUMP);
+}
+
+FOP(ret_near)
+{
+	uint64_t sp = cpu->gpr[EMU_RSP];
+	RD(p, sp, 8);
+	uint64_t v = load(p, 8);
+	cpu->gpr[EMU_RSP] = sp + 8;
+	cpu->rip = v;
+	return stop(c, f, FS_JUMP);
+}
+
+/* Handlers with a memory operand and their forms for base + displacement
+ * addressing (no index, no FS/GS base, not RIP-relative). */
+#define P(NAME) { NAME, NAME##_b }
+static const struct { fop_fn any, b; } base_forms[] = {
+	P(add_rm8), P(add_rm4), P(add_rm2), P(add_rm1), P(add_mr8), P(add_mr4), P(add_mr2),
+	P(add_mr1), P(add_mi8), P(add_mi4), P(add_mi2), P(add_mi1), P(sub_rm8), P(sub_rm4),
+	P(sub_rm2), P(sub_rm1), P(sub_mr8), P(sub_mr4), P(sub_mr2), P(sub_mr1), P(sub_mi8),
+	P(sub_mi4), P(sub_mi2), P(sub_mi1), P(cmp_rm8), P(cmp_rm4), P(cmp_rm2), P(cmp_rm1),
+	P(cmp_mr8), P(cmp_mr4), P(cmp_mr2), P(cmp_mr1), P(cmp_mi8), P(cmp_mi4), P(cmp_mi2),
+	P(cmp_mi1), P(and_rm8), P(and_rm4), P(and_rm2), P(and_rm1), P(and_mr8), P(and_mr4),
+	P(and_mr2), P(and_mr1), P(and_mi8), P(and_mi4), P(and_mi2), P(and_mi1), P(or_rm8),
+	P(or_rm4), P(or_rm2), P(or_rm1), P(or_mr8), P(or_mr4), P(or_mr2), P(or_mr1), P(or_mi8),
+	P(or_mi4), P(or_mi2), P(or_mi1), P(xor_rm8), P(xor_rm4), P(xor_rm2), P(xor_rm1),
+	P(xor_mr8), P(xor_mr4), P(xor_mr2), P(xor_mr1), P(xor_mi8), P(xor_mi4), P(xor_mi2),
+	P(xor_mi1), P(test_rm8), P(test_rm4), P(test_rm2), P(test_rm1), P(test_mr8),
+	P(test_mr4), P(test_mr2), P(test_mr1), P(test_mi8), P(test_mi4), P(test_mi2),
+	P(test_mi1), P(mov_rm8), P(mov_rm4), P(mov_rm2), P(mov_rm1), P(mov_mr8), P(mov_mr4),
+	P(mov_mr2), P(mov_mr1), P(mov_mi8), P(mov_mi4), P(mov_mi2), P(mov_mi1), P(movzx_rm8_1),
+	P(movzx_rm8_2), P(movzx_rm8_4), P(movzx_rm4_1), P(movzx_rm4_2), P(movzx_rm4_4),
+	P(movsx_rm8_1), P(movsx_rm8_2), P(movsx_rm8_4), P(movsx_rm4_1), P(movsx_rm4_2),
+	P(movsx_rm4_4), P(cmov_rm8), P(cmov_rm4), P(imul_rm8), P(imul_rm4),
+};
+#undef P
+
+static fop_fn base_form(fop_fn fn, const struct emu_fop *f)
+{
+	if (f->base >= 16 || f->index != EMU_NOREG || f->seg >= EMU_FS)
+		return fn;
+	for (unsigned i = 0; i < sizeof(base_forms) / sizeof(base_forms[0]); i++)
+		if (base_forms[i].any == fn)
+			return base_forms[i].b;
+	return fn;
+}
+
+/* Flags nobody sees. A handler that sets all six arithmetic flags from
+ * registers alone (flag_forms) has a form that leaves them alone, used
+ * where a later one of the same kind sets them all again before anything
+ * could look: an instruction that reads flags, one that may take the exact
+ * way (a memory access: a fault or a device must see exact flags; f_exact)
+ * or leave the block, and the block's end all count as looking. Only moves
+ * (neutral) look at nothing. */
+#define P(NAME) { NAME, NAME##_nf }
+static const struct { fop_fn any, nf; } flag_forms[] = {
+	P(add_rr8), P(add_rr4), P(add_rr2), P(add_rr1), P(add_ri8), P(add_ri4), P(add_ri2),
+	P(add_ri1), P(sub_rr8), P(sub_rr4), P(sub_rr2), P(sub_rr1), P(sub_ri8), P(sub_ri4),
+	P(sub_ri2), P(sub_ri1), P(cmp_rr8), P(cmp_rr4), P(cmp_rr2), P(cmp_rr1), P(cmp_ri8),
+	P(cmp_ri4), P(cmp_ri2), P(cmp_ri1), P(and_rr8), P(and_rr4), P(and_rr2), P(and_rr1),
+	P(and_ri8), P(and_ri4), P(and_ri2), P(and_ri1), P(or_rr8), P(or_rr4), P(or_rr2),
+	P(or_rr1), P(or_ri8), P(or_ri4), P(or_ri2), P(or_ri1), P(xor_rr8), P(xor_rr4),
+	P(xor_rr2), P(xor_rr1), P(xor_ri8), P(xor_ri4), P(xor_ri2), P(xor_ri1), P(test_rr8),
+	P(test_rr4), P(test_rr2), P(test_rr1), P(test_ri8), P(test_ri4), P(test_ri2),
+	P(test_ri1), P(shl_ri8), P(shl_ri4), P(shr_ri8), P(shr_ri4), P(sar_ri8), P(sar_ri4),
+	P(imul_rr8), P(imul_rr4), P(imul_rri8), P(imul_rri4),
+};
+#undef P
+
+static const fop_fn neutral_fns[] = {
+	mov_rr8, mov_rr4, mov_rr2, mov_rr1, mov_ri8, mov_ri4, mov_ri2, mov_ri1, lea_r8, lea_r4,
+	movzx_rr8_1, movzx_rr8_2, movzx_rr8_4, movzx_rr4_1, movzx_rr4_2, movzx_rr4_4,
+	movsx_rr8_1, movsx_rr8_2, movsx_rr8_4, movsx_rr4_1, movsx_rr4_2, movsx_rr4_4,
+};
+
+static void drop_dead_flags(struct emu_block *b)
+{
+	bool live = true;                  /* after the block: the run loop looks */
+	for (int i = b->n - 1; i >= 0; i--) {
+		struct emu_fop *f = &b->op[i];
+		unsigned k, n = sizeof(flag_forms) / sizeof(flag_forms[0]);
+		for (k = 0; k < n && flag_forms[k].any != f->fn; k++)
+			;
+		if (k < n) {
+			if (!live)
+				f->fn = flag_forms[k].nf;
+			live = false;
+			continue;
+		}
+		n = sizeof(neutral_fns) / sizeof(neutral_fns[0]);
+		for (k = 0; k < n && neutral_fns[k] != f->fn; k++)
+			;
+		if (k == n)
+			live = true;
+	}
+}
+
+/* Jcc (not JrCXZ or LOOP): a handler per condition (jcc_fn). Conditional
+ * branches do not end a block: when taken, RIP is not where the next
+ * instruction of the block begins and the block is left there. */
+static bool is_jcc(const struct emu_insn *in)
+{
+	return (x86_mnemonic(in->mnemonic)->attrs & X86_MN_JCC) && in->nops == 1 &&
+	       in->op[0].kind == EMU_OP_IMM;
+}
+
+static bool writes_memory(const struct emu_insn *in)
+{
+	if (x86_mnemonic(in->mnemonic)->attrs & X86_MN_PUSHES)
+		return true;
+	for (unsigned i = 0; i < in->nops; i++)
+		if (in->op[i].kind == EMU_OP_MEM)
+			return true;
+	return false;
+}
+
+static bool gpr_op(const struct emu_operand *o, unsigned s)
+{
+	return o->kind == EMU_OP_REG && o->rclass == EMU_RC_GPR && o->size == s;
+}
+
+/* The displacement as f_lin adds it: RIP-relative ones count from the
+ * block start (f->end is set); false when it does not fit (moffs). */
+static bool set_disp(struct emu_fop *f, const struct emu_operand *o)
+{
+	int64_t d = o->val + (o->reg == EMU_RIPREL ? f->end : 0);
+	if (d != (int32_t)d)
+		return false;
+	f->disp = (int32_t)d;
+	return true;
+}
+
+static bool mem_op(const struct emu_insn *in, const struct emu_operand *o, struct emu_fop *f,
+		   unsigned s)
+{
+	if (o->kind != EMU_OP_MEM || o->size != s || in->asize != 8)
+		return false;
+	if (o->seg != EMU_DS && o->seg != EMU_SS && o->seg != EMU_ES && o->seg != EMU_CS &&
+	    o->seg != EMU_FS && o->seg != EMU_GS)
+		return false;
+	f->base = o->reg;
+	f->index = o->index;
+	f->shift = (uint8_t)__builtin_ctz(o->scale ? o->scale : 1);
+	f->seg = o->seg;
+	return set_disp(f, o);
+}
+
+/* The form of a two-operand instruction of size s: 0 rr, 1 ri, 2 rm,
+ * 3 mr, 4 mi, -1 none of them. Fills f's operand fields. */
+static int form_of(const struct emu_insn *in, struct emu_fop *f, unsigned s)
+{
+	const struct emu_operand *a = &in->op[0], *b = &in->op[1];
+	if (in->nops != 2)
+		return -1;
+	if (gpr_op(a, s)) {
+		f->r0 = a->reg;
+		if (gpr_op(b, s)) {
+			f->r1 = b->reg;
+			return 0;
+		}
+		if (b->kind == EMU_OP_IMM) {
+			f->imm = (uint64_t)b->val;
+			return 1;
+		}
+		return mem_op(in, b, f, s) ? 2 : -1;
+	}
+	if (!mem_op(in, a, f, s))
+		return -1;
+	if (gpr_op(b, s)) {
+		f->r1 = b->reg;
+		return 3;
+	}
+	if (b->kind == EMU_OP_IMM) {
+		f->imm = (uint64_t)b->val;
+		return 4;
+	}
+	return -1;
+}
+
+/* f stores s bytes (f_miss looks at the store): at f_lin, or below RSP. */
+static void wmem(struct emu_fop *f, unsigned s, bool stack)
+{
+	f->flags |= (uint8_t)(FOP_WMEM | (stack ? FOP_WSTK : 0) |
+			      (__builtin_ctz(s) << FOP_WSHIFT));
+}
+
+static fop_fn pick_alu(const struct emu_insn *in, struct emu_fop *f)
+{
+	for (unsigned i = 0; i < sizeof(alu_table) / sizeof(alu_table[0]); i++) {
+		if (alu_table[i].mnemonic != in->mnemonic)
+			continue;
+		for (unsigned k = 0; k < 4; k++) {
+			int form = form_of(in, f, form_size[k]);
+			if (form >= 3 && in->mnemonic != ZYDIS_MNEMONIC_CMP &&
+			    in->mnemonic != ZYDIS_MNEMONIC_TEST)
+				wmem(f, form_size[k], false);
+			if (form >= 0)
+				return alu_table[i].fn[form][k];
+		}
+	}
+	return NULL;
+}
+
+static fop_fn pick_mov(const struct emu_insn *in, struct emu_fop *f)
+{
+	static const fop_fn mov[4][5] = {
+		{ mov_rr8, mov_ri8, mov_rm8, mov_mr8, mov_mi8 },
+		{ mov_rr4, mov_ri4, mov_rm4, mov_mr4, mov_mi4 },
+		{ mov_rr2, mov_ri2, mov_rm2, mov_mr2, mov_mi2 },
+		{ mov_rr1, mov_ri1, mov_rm1, mov_mr1, mov_mi1 },
+	};
+	for (unsigned k = 0; k < 4; k++) {
+		int form = form_of(in, f, form_size[k]);
+		if (form >= 3)
+			wmem(f, form_size[k], false);
+		if (form >= 0)
+			return mov[k][form];
+	}
+	return NULL;
+}
+
+static fop_fn pick_cmov(const struct emu_insn *in, struct emu_fop *f)
+{
+	for (unsigned k = 0; k < 2; k++) {
+		int form = form_of(in, f, k == 0 ? 8 : 4);
+		f->imm = in->opcode & 0xf;
+		if (form == 0)
+			return k == 0 ? cmov_rr8 : cmov_rr4;
+		if (form == 2)
+			return k == 0 ? cmov_rm8 : cmov_rm4;
+	}
+	return NULL;
+}
+
+/* MOVZX/MOVSX/MOVSXD r64/r32, r/m8/16/32 (not AH-DH). */
+static fop_fn pick_ext(const struct emu_insn *in, struct emu_fop *f)
+{
+	const struct emu_operand *a = &in->op[0], *b = &in->op[1];
+	if (in->nops != 2 || !(gpr_op(a, 8) || gpr_op(a, 4)))
+		return NULL;
+	unsigned si = b->size == 1 ? 0 : b->size == 2 ? 1 : b->size == 4 ? 2 : 3;
+	if (si == 3)
+		return NULL;
+	unsigned zx = in->mnemonic == ZYDIS_MNEMONIC_MOVZX ? 0 : 1;
+	unsigned di = a->size == 8 ? 0 : 1;
+	f->r0 = a->reg;
+	if (b->kind == EMU_OP_REG && b->rclass == EMU_RC_GPR) {
+		f->r1 = b->reg;
+		return ext_fn[zx][0][di][si];
+	}
+	if (mem_op(in, b, f, b->size))
+		return ext_fn[zx][1][di][si];
+	return NULL;
+}
+
+/* SHL/SHR/SAR/ROL/ROR r, imm with a count that is not 0 once masked. */
+static fop_fn pick_shift(const struct emu_insn *in, struct emu_fop *f)
+{
+	const struct emu_operand *a = &in->op[0], *b = &in->op[1];
+	if (in->nops != 2 || !(gpr_op(a, 8) || gpr_op(a, 4)) || b->kind != EMU_OP_IMM)
+		return NULL;
+	unsigned n = (unsigned)((uint64_t)b->val & (a->size == 8 ? 63 : 31));
+	if (n == 0)
+		return NULL;
+	bool s8 = a->size == 8;
+	f->r0 = a->reg;
+	f->imm = n;
+	switch (in->mnemonic) {
+	case ZYDIS_MNEMONIC_SHL: return s8 ? shl_ri8 : shl_ri4;
+	case ZYDIS_MNEMONIC_SHR: return s8 ? shr_ri8 : shr_ri4;
+	case ZYDIS_MNEMONIC_SAR: return s8 ? sar_ri8 : sar_ri4;
+	case ZYDIS_MNEMONIC_ROL: return s8 ? rol_ri8 : rol_ri4;
+	case ZYDIS_MNEMONIC_ROR: return s8 ? ror_ri8 : ror_ri4;
+	default: return NULL;
+	}
+}
+
+/* IMUL r64/r32, r/m [, imm]. */
+static fop_fn pick_imul(const struct emu_insn *in, struct emu_fop *f)
+{
+	const struct emu_operand *a = &in->op[0], *b = &in->op[1];
+	if (!(gpr_op(a, 8) || gpr_op(a, 4)))
+		return NULL;
+	bool s8 = a->size == 8;
+	f->r0 = a->reg;
+	if (in->nops == 3 && gpr_op(b, a->size) && in->op[2].kind == EMU_OP_IMM) {
+		f->r1 = b->reg;
+		f->imm = emu_sext((uint64_t)in->op[2].val, in->op[2].size ? in->op[2].size : 8);
+		return s8 ? imul_rri8 : imul_rri4;
+	}
+	if (in->nops != 2)
+		return NULL;
+	if (gpr_op(b, a->size)) {
+		f->r1 = b->reg;
+		return s8 ? imul_rr8 : imul_rr4;
+	}
+	if (mem_op(in, b, f, a->size))
+		return s8 ? imul_rm8 : imul_rm4;
+	return NULL;
+}
+
+/* The specialised handler, or NULL (then f_exact). */
+static fop_fn pick(const struct emu_insn *in, struct emu_fop *f)
+{
+	const struct emu_operand *a = &in->op[0];
+	unsigned attrs = x86_mnemonic(in->mnemonic)->attrs;
+	if (attrs & X86_MN_CMOVCC)
+		return pick_cmov(in, f);
+	if (attrs & X86_MN_SETCC) {
+		if (in->nops != 1 || !gpr_op(a, 1))
+			return NULL;
+		f->r0 = a->reg;
+		f->imm = in->opcode & 0xf;
+		return setcc_r;
+	}
+	switch (in->mnemonic) {
+	case ZYDIS_MNEMONIC_MOVZX: case ZYDIS_MNEMONIC_MOVSX: case ZYDIS_MNEMONIC_MOVSXD:
+		return pick_ext(in, f);
+	case ZYDIS_MNEMONIC_SHL: case ZYDIS_MNEMONIC_SHR: case ZYDIS_MNEMONIC_SAR:
+	case ZYDIS_MNEMONIC_ROL: case ZYDIS_MNEMONIC_ROR:
+		return pick_shift(in, f);
+	case ZYDIS_MNEMONIC_IMUL:
+		return pick_imul(in, f);
+	case ZYDIS_MNEMONIC_MOV:
+		return pick_mov(in, f);
+	case ZYDIS_MNEMONIC_LEA:
+		if (in->nops == 2 && (gpr_op(a, 8) || gpr_op(a, 4)) && in->asize == 8 &&
+		    in->op[1].kind == EMU_OP_MEM) {
+			f->r0 = a->reg;
+			f->base = in->op[1].reg;
+			f->index = in->op[1].index;
+			f->shift = (uint8_t)__builtin_ctz(in->op[1].scale ? in->op[1].scale : 1);
+			f->seg = EMU_DS;           /* LEA: no segment */
+			if (!set_disp(f, &in->op[1]))
+				return NULL;
+			return a->size == 8 ? lea_r8 : lea_r4;
+		}
+		return NULL;
+	case ZYDIS_MNEMONIC_INC: case ZYDIS_MNEMONIC_DEC:
+		if (in->nops == 1 && (gpr_op(a, 8) || gpr_op(a, 4))) {
+			f->r0 = a->reg;
+			bool inc = in->mnemonic == ZYDIS_MNEMONIC_INC;
+			return a->size == 8 ? (inc ? inc_r8 : dec_r8) : (inc ? inc_r4 : dec_r4);
+		}
+		return NULL;
+	case ZYDIS_MNEMONIC_PUSH:
+		if (in->osize != 8 || in->nops != 1)
+			return NULL;
+		if (gpr_op(a, 8)) {
+			f->r0 = a->reg;
+			wmem(f, 8, true);
+			return push_r;
+		}
+		if (a->kind == EMU_OP_IMM) {
+			f->imm = emu_sext((uint64_t)a->val, a->size ? a->size : 8);
+			wmem(f, 8, true);
+			return push_i;
+		}
+		return NULL;
+	case ZYDIS_MNEMONIC_POP:
+		if (in->osize == 8 && in->nops == 1 && gpr_op(a, 8)) {
+			f->r0 = a->reg;
+			return pop_r;
+		}
+		return NULL;
+	case ZYDIS_MNEMONIC_JMP: case ZYDIS_MNEMONIC_CALL:
+		if (in->osize != 8 || in->nops != 1 || a->kind != EMU_OP_IMM)
+			return NULL;
+		f->imm = f->end + (uint64_t)a->val;
+		if (in->mnemonic == ZYDIS_MNEMONIC_CALL)
+			wmem(f, 8, true);
+		return in->mnemonic == ZYDIS_MNEMONIC_JMP ? jmp_rel : call_rel;
+	case ZYDIS_MNEMONIC_RET:
+		return in->osize == 8 && in->nops == 0 ? ret_near : NULL;
+	default:
+		if (is_jcc(in)) {
+			if (in->osize != 8)
+				return NULL;
+			f->imm = f->end + (uint64_t)a->val;
+			return jcc_fn[in->opcode & 0xf];
+		}
+		return pick_alu(in, f);
+	}
+}
+
+static bool is_jcc_fn(fop_fn fn)
+{
+	for (unsigned i = 0; i < 16; i++)
+		if (fn == jcc_fn[i])
+			return true;
+	return false;
+}
+
+/* The handler of the plain instruction in at offset pos, index idx of
+ * its block: a specialised one (with its operand fields), else f_exact. */
+void emu_fop_build(const struct emu_insn *in, struct emu_fop *f, unsigned idx, unsigned pos)
+{
+	memset(f, 0, sizeof(*f));
+	f->idx = (uint8_t)idx;
+	f->off = (uint16_t)pos;
+	f->end = (uint16_t)(pos + in->len);
+	f->fn = pick(in, f);
+	if (!f->fn)
+		f->fn = f_exact;
+	if (f->fn == f_exact)
+		f->flags = writes_memory(in) ? FOP_MEMW : 0;
+	else if (f->fn == jmp_rel || f->fn == call_rel || is_jcc_fn(f->fn))
+		f->flags |= FOP_LINK;
+	if (is_jcc_fn(f->fn) && f->imm == 0)
+		f->fn = jloop_fn[in->opcode & 0xf];        /* to its own start */
+	f->fn = base_form(f->fn, f);
+}
+
+/* After the last instruction: flags nobody sees dropped, the end marker
+ * at pos. */
+void emu_fops_finish(struct emu_block *b, unsigned pos)
+{
+	drop_dead_flags(b);
+	struct emu_fop *e = &b->op[b->n];          /* the end marker */
+	memset(e, 0, sizeof(*e));
+	e->fn = f_end;
+	e->flags = FOP_LINK;
+	e->idx = b->n;
+	e->off = e->end = (uint16_t)pos;
+}
