@@ -146,7 +146,7 @@ static void resolve_vcpu(struct debug *d, unsigned vcpu, struct debug_catch_vcpu
 	memset(out, 0, sizeof(*out));
 	if (eng->get_run_state)
 		eng->get_run_state(&d->vm->vcpus[vcpu], &halted, &sipi);
-	bool have = debug_sregs(d, vcpu, &s) == 0;
+	bool have = debug_vcpu_sregs(d, vcpu, &s) == 0;
 	for (unsigned v = 0; v < DEBUG_NR_VECTORS; v++) {
 		if (!(d->catch_mask & (1u << v)))
 			continue;

@@ -180,9 +180,10 @@ enum {
 int debug_read_state(struct debug *d, unsigned vcpu, struct debug_cpu_state *st);
 /* Just the general registers (one engine call, for stop replies). */
 int debug_read_regs(struct debug *d, unsigned vcpu, struct x86_regs *regs);
-/* Write back the parts named in `what` (DEBUG_STATE_*). */
+/* Write back the parts named in `what` (DEBUG_STATE_*); what the engine
+ * refused, in words in e. */
 int debug_write_state(struct debug *d, unsigned vcpu, const struct debug_cpu_state *st,
-		      unsigned what);
+		      unsigned what, struct err *e);
 /* "long mode, halted" and friends, for thread lists. */
 void debug_describe_vcpu(struct debug *d, unsigned vcpu, char *out, size_t size);
 

@@ -113,11 +113,12 @@ struct debug_vcpu {
 	bool just_stepped;       /* atomic; set by a finished user step */
 	unsigned borrow_seq;     /* atomic; odd while the client's thread runs it */
 	unsigned borrow_seen;    /* borrow_seq at its own thread's last look */
-	/* The vCPU's state as last read or written by the client. Valid only
-	 * while the vCPU stays parked: before_run clears it when it leaves. */
-	struct debug_cpu_state cache;
-	bool cache_valid;              /* all of cache */
-	bool regs_valid;               /* cache.regs alone (stop replies) */
+	/* vcpu.c: the engine's state as last read or written, the parts in
+	 * cache_parts (X86_STATE_*); cleared when the vCPU leaves its park */
+	struct x86_state cache;
+	unsigned cache_parts;
+	bool write_failed;             /* a write the engine refused, not yet reported */
+	struct err write_err;
 	struct engine_debug applied;   /* what the engine has now ... */
 	bool applied_valid;            /* ... once set_debug succeeded */
 	struct debug_step_vcpu st;     /* the step engine (step.c) */
@@ -265,8 +266,21 @@ void debug_step_view_regs(struct debug *d, unsigned vcpu, struct x86_regs *regs)
 /* gdb wrote the registers: take its TF as the guest's, keep the engine's clear */
 void debug_step_write_regs(struct debug *d, unsigned vcpu, struct x86_regs *regs);
 
-/* state.c: the cached system registers (for page walks) */
-int debug_sregs(struct debug *d, unsigned vcpu, struct x86_sregs *sregs);
+/* vcpu.c: the only door to a vCPU's state (see there). get fills the
+ * parts named in `parts` from the cache or the engine; put writes them
+ * through (why: what the write is for, in the report when it fails). */
+int debug_vcpu_get(struct debug *d, unsigned vcpu, unsigned parts, struct x86_state *st);
+int debug_vcpu_put(struct debug *d, unsigned vcpu, unsigned parts, const struct x86_state *st,
+		   const char *why);
+int debug_vcpu_regs(struct debug *d, unsigned vcpu, struct x86_regs *regs);
+int debug_vcpu_put_regs(struct debug *d, unsigned vcpu, const struct x86_regs *regs,
+			const char *why);
+int debug_vcpu_sregs(struct debug *d, unsigned vcpu, struct x86_sregs *sregs);
+/* the vCPU enters the engine: nothing cached of it holds any more */
+void debug_vcpu_forget(struct debug *d, unsigned vcpu);
+/* The oldest refused write not yet reported: its words into e, -errno;
+ * 0 when there is none. */
+int debug_vcpu_take_write_error(struct debug *d, struct err *e);
 
 /* mem.c */
 int debug_translate(struct debug *d, unsigned vcpu, uint64_t gva, uint64_t *gpa);

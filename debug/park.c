@@ -372,7 +372,7 @@ static bool step_borrowed(struct debug *d, unsigned vcpu)
 	struct vcpu *v = &d->vm->vcpus[vcpu];
 	struct vm_exit exit;
 
-	dv->cache_valid = dv->regs_valid = false;
+	debug_vcpu_forget(d, vcpu);
 	__atomic_add_fetch(&dv->borrow_seq, 1, __ATOMIC_SEQ_CST);    /* odd: lent */
 	int r = eng->run_borrowed(v, &exit);
 	__atomic_add_fetch(&dv->borrow_seq, 1, __ATOMIC_SEQ_CST);
@@ -532,6 +532,11 @@ static int step_overs(struct debug *d, const enum debug_action *actions, struct 
 
 int debug_resume(struct debug *d, const enum debug_action *actions, struct err *e)
 {
+	/* a write the engine refused since the last stop (a step's fix-up):
+	 * the guest may not be where the client thinks; it hears so first */
+	int r = debug_vcpu_take_write_error(d, e);
+	if (r < 0)
+		return r;
 	debug_catch_sync(d);     /* the guest may have moved its IDT while stopped or before */
 	pthread_mutex_lock(&d->lock);
 	for (unsigned i = 0; i < d->nr_vcpus; i++)
@@ -540,7 +545,7 @@ int debug_resume(struct debug *d, const enum debug_action *actions, struct err *
 	pthread_mutex_unlock(&d->lock);
 	if (eligible_pending(d))
 		return 1;
-	int r = step_overs(d, actions, e);
+	r = step_overs(d, actions, e);
 	if (r < 0)
 		return r;
 	if (eligible_pending(d))
@@ -700,17 +705,16 @@ static void hook_before_run(struct vm *vm, struct vcpu *vcpu)
 		}
 	}
 	dv->park = DEBUG_PARK_RUNNING;
-	dv->cache_valid = dv->regs_valid = false;
+	debug_vcpu_forget(d, vcpu->id);
 	pthread_mutex_unlock(&d->lock);
 }
 
-static void set_rip(struct vcpu *vcpu, uint64_t rip)
+static void set_rip(struct debug *d, struct vcpu *vcpu, uint64_t rip)
 {
-	const struct engine_ops *eng = vcpu->vm->engine;
 	struct x86_regs regs;
-	if (eng->get_regs(vcpu, &regs) == 0 && regs.rip != rip) {
+	if (debug_vcpu_regs(d, vcpu->id, &regs) == 0 && regs.rip != rip) {
 		regs.rip = rip;
-		eng->set_regs(vcpu, &regs);
+		debug_vcpu_put_regs(d, vcpu->id, &regs, "RIP back at the breakpoint");
 	}
 }
 
@@ -747,7 +751,7 @@ static bool step_at_handler(struct debug *d, struct vcpu *vcpu, uint64_t pc, boo
 {
 	struct debug_vcpu *dv = &d->vcpus[vcpu->id];
 	uint64_t at = pc;
-	set_rip(vcpu, pc);
+	set_rip(d, vcpu, pc);
 	debug_step_end(d, vcpu, &at, true);
 	if (!guard_only)
 		return false;
@@ -784,7 +788,7 @@ static bool on_bpt(struct debug *d, struct vcpu *vcpu, uint64_t pc)
 		 * are armed only for a vCPU running alone): take them out and
 		 * let it run the original instruction */
 		debug_step_guards_drop(d);
-		set_rip(vcpu, pc);
+		set_rip(d, vcpu, pc);
 		return true;
 	}
 	uint64_t handler;
@@ -797,7 +801,7 @@ static bool on_bpt(struct debug *d, struct vcpu *vcpu, uint64_t pc)
 	if (!bp)
 		return false;   /* the guest's own INT3: machine/ delivers its #BP */
 	/* the client sees the breakpoint address as PC (swbreak semantics) */
-	set_rip(vcpu, pc);
+	set_rip(d, vcpu, pc);
 	return stop_with(d, vcpu, &ev);
 }
 

@@ -71,6 +71,9 @@ void gdb_send_reply(struct gdb_server *s);
 void gdb_report_stop(struct gdb_server *s);
 /* Parse a thread id ("-1", "0" or hex vCPU+1) into a vCPU index or -1 (all). */
 int gdb_parse_thread(struct gdb_server *s, struct rsp_cur *c, char sep, int *vcpu);
+/* An error reply for a handler to return: "Enn" (nn from -r), or
+ * "Enn;HEX(words)" for a client that asked for error strings. */
+int gdb_error(struct gdb_server *s, int r, const struct err *e);
 /* Check a vCPU index named by the client. */
 bool gdb_valid_vcpu(const struct gdb_server *s, int vcpu);
 

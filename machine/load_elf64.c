@@ -220,7 +220,7 @@ static int elf64_set_vcpu(struct vm *vm, uint64_t entry, struct err *e)
 	struct vcpu *bsp = &vm->vcpus[0];
 	struct x86_sregs s;
 
-	int ret = ops->get_sregs(bsp, &s);
+	int ret = engine_get_sregs(ops, bsp, &s);
 	if (ret < 0)
 		return err_set(e, -ret, "cannot read vCPU 0 system registers");
 	s.cs = elf64_segment(GDT_CODE64, SEG_TYPE_CODE, true);
@@ -234,7 +234,7 @@ static int elf64_set_vcpu(struct vm *vm, uint64_t entry, struct err *e)
 	s.cr3 = VMDB_BOOT_PML4;
 	s.cr4 = CR4_PAE | CR4_OSFXSR | CR4_OSXMMEXCPT;
 	s.efer = EFER_LME | EFER_LMA;
-	ret = ops->set_sregs(bsp, &s);
+	ret = engine_set_sregs(ops, bsp, &s);
 	if (ret < 0)
 		return err_set(e, -ret, "vCPU 0 refused the long-mode system registers");
 
@@ -242,7 +242,7 @@ static int elf64_set_vcpu(struct vm *vm, uint64_t entry, struct err *e)
 		.rip = entry, .rflags = RFLAGS_FIXED1, .rsp = VMDB_BOOT_STACK_TOP,
 		.rdi = VMDB_BOOT_INFO, .rax = VMDB_BOOT_MAGIC,
 	};
-	ret = ops->set_regs(bsp, &r);
+	ret = engine_set_regs(ops, bsp, &r);
 	if (ret < 0)
 		return err_set(e, -ret, "vCPU 0 refused the entry registers");
 	return 0;

@@ -313,7 +313,7 @@ static int mb_set_vcpu(struct vm *vm, uint32_t entry, struct err *e)
 	struct vcpu *bsp = &vm->vcpus[0];
 	struct x86_sregs s;
 
-	int ret = ops->get_sregs(bsp, &s);
+	int ret = engine_get_sregs(ops, bsp, &s);
 	if (ret < 0)
 		return err_set(e, -ret, "cannot read vCPU 0 system registers");
 	s.cs = mb_segment(SEL_CODE, SEG_TYPE_CODE);
@@ -325,7 +325,7 @@ static int mb_set_vcpu(struct vm *vm, uint32_t entry, struct err *e)
 	s.idt = (struct x86_dtable){ .base = 0, .limit = 0 };
 	s.cr0 = CR0_PE | CR0_ET;
 	s.cr3 = s.cr4 = s.efer = 0;
-	ret = ops->set_sregs(bsp, &s);
+	ret = engine_set_sregs(ops, bsp, &s);
 	if (ret < 0)
 		return err_set(e, -ret, "vCPU 0 refused the protected-mode system registers");
 
@@ -333,7 +333,7 @@ static int mb_set_vcpu(struct vm *vm, uint32_t entry, struct err *e)
 		.rip = entry, .rflags = RFLAGS_FIXED1, .rsp = VMDB_BOOT_STACK_TOP,
 		.rax = MB_BOOT_MAGIC, .rbx = MB_INFO,
 	};
-	ret = ops->set_regs(bsp, &r);
+	ret = engine_set_regs(ops, bsp, &r);
 	if (ret < 0)
 		return err_set(e, -ret, "vCPU 0 refused the entry registers");
 	return 0;

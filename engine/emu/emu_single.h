@@ -35,7 +35,8 @@
 struct vcpu;
 struct emu_single;
 
-/* The state one instruction may read or change. `loaded` says which parts
+/* The state one instruction may read or change: the parts of struct
+ * x86_state (engine.h), the same bits. `loaded` says which parts
  * the caller filled (EMU_SINGLE_PART_*); reading the others costs it
  * (KVM: an ioctl each), so it loads what emu_single_describe says the
  * instruction needs. Parts not loaded read as zero and are never reported
@@ -51,12 +52,12 @@ struct emu_single_state {
 };
 
 /* Parts of struct emu_single_state: loaded, needed, changed. */
-#define EMU_SINGLE_PART_REGS  0x01u   /* regs and sregs: always needed */
-#define EMU_SINGLE_PART_SREGS 0x02u
-#define EMU_SINGLE_PART_FPU   0x04u   /* fpu and xcr0 */
-#define EMU_SINGLE_PART_DR    0x08u   /* needed when RFLAGS.TF may trap */
-#define EMU_SINGLE_PART_MSRS  0x10u
-#define EMU_SINGLE_PART_ALL   0x1fu
+#define EMU_SINGLE_PART_REGS  X86_STATE_REGS   /* regs and sregs: always needed */
+#define EMU_SINGLE_PART_SREGS X86_STATE_SREGS
+#define EMU_SINGLE_PART_FPU   X86_STATE_FPU    /* fpu and xcr0 */
+#define EMU_SINGLE_PART_DR    X86_STATE_DR     /* needed when RFLAGS.TF may trap */
+#define EMU_SINGLE_PART_MSRS  X86_STATE_MSRS
+#define EMU_SINGLE_PART_ALL   X86_STATE_ALL
 
 enum emu_single_result {
 	EMU_SINGLE_DONE,       /* executed (or its exception delivered): state updated */

@@ -143,6 +143,9 @@ int kvm_op_set_msr(struct vcpu *vcpu, uint32_t index, uint64_t value);
 int kvm_op_get_debugregs(struct vcpu *vcpu, struct x86_debugregs *dr);
 int kvm_op_set_debugregs(struct vcpu *vcpu, const struct x86_debugregs *dr);
 int kvm_op_get_run_state(struct vcpu *vcpu, bool *halted, bool *waiting_sipi);
+/* engine_ops.get_state / set_state, built on the ones above */
+int kvm_op_get_state(struct vcpu *vcpu, unsigned mask, struct x86_state *st);
+int kvm_op_set_state(struct vcpu *vcpu, unsigned mask, const struct x86_state *st);
 
 /* kvm_debug.c */
 int kvm_op_set_debug(struct vcpu *vcpu, const struct engine_debug *dbg);

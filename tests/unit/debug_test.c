@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "debug/debug.h"
+#include "debug/debug_int.h"     /* the door (debug/vcpu.c) and the run states */
 #include "machine/vm.h"
 
 #define RAM_SIZE (1u << 20)
@@ -24,6 +25,8 @@ struct fake_cpu {
 	struct engine_debug dbg;
 	int kicked;                 /* atomic */
 	unsigned steps;
+	unsigned gets[5], sets[5];  /* state op calls per X86_STATE_* part (bit n) */
+	int fail_sets;              /* set_state fails with this (negative errno) */
 };
 
 #include "tests/unit/check.h"
@@ -79,21 +82,39 @@ static void fake_kick(struct vcpu *v)
 	__atomic_store_n(&cpu_of(v)->kicked, 1, __ATOMIC_SEQ_CST);
 }
 
-static int fake_get_regs(struct vcpu *v, struct x86_regs *r)
+static void count_parts(unsigned *calls, unsigned mask)
 {
-	*r = cpu_of(v)->regs;
+	for (unsigned n = 0; n < 5; n++)
+		calls[n] += (mask >> n) & 1;
+}
+
+static int fake_get_state(struct vcpu *v, unsigned mask, struct x86_state *st)
+{
+	struct fake_cpu *c = cpu_of(v);
+	count_parts(c->gets, mask);
+	if (mask & X86_STATE_REGS)
+		st->regs = c->regs;
+	if (mask & X86_STATE_SREGS)
+		st->sregs = c->sregs;
+	if (mask & X86_STATE_FPU)
+		memset(&st->fpu, 0, sizeof(st->fpu));
+	if (mask & X86_STATE_DR)
+		memset(&st->dr, 0, sizeof(st->dr));
+	if (mask & X86_STATE_MSRS)
+		st->kernel_gs_base = st->fmask = 0;
 	return 0;
 }
 
-static int fake_set_regs(struct vcpu *v, const struct x86_regs *r)
+static int fake_set_state(struct vcpu *v, unsigned mask, const struct x86_state *st)
 {
-	cpu_of(v)->regs = *r;
-	return 0;
-}
-
-static int fake_get_sregs(struct vcpu *v, struct x86_sregs *s)
-{
-	*s = cpu_of(v)->sregs;
+	struct fake_cpu *c = cpu_of(v);
+	count_parts(c->sets, mask);
+	if (c->fail_sets)
+		return c->fail_sets;
+	if (mask & X86_STATE_REGS)
+		c->regs = st->regs;
+	if (mask & X86_STATE_SREGS)
+		c->sregs = st->sregs;
 	return 0;
 }
 
@@ -107,9 +128,8 @@ static const struct engine_ops fake_engine = {
 	.name = "fake",
 	.run = fake_run,
 	.kick = fake_kick,
-	.get_regs = fake_get_regs,
-	.set_regs = fake_set_regs,
-	.get_sregs = fake_get_sregs,
+	.get_state = fake_get_state,
+	.set_state = fake_set_state,
 	.set_debug = fake_set_debug,
 };
 
@@ -557,6 +577,60 @@ static void test_paging_5level_1g(void)
 	rig_fini(&r);
 }
 
+/* debug/vcpu.c: one engine get per part and park, writes go through, a
+ * refused write reaches the client once with words. */
+static void test_state_cache(void)
+{
+	struct rig r;
+	struct err e = { 0 };
+	struct x86_regs regs;
+	struct debug_cpu_state st;
+	rig_init(&r, true);
+	rig_start(&r);
+	struct debug *d = r.vm->debug;
+	struct fake_cpu *c = &r.cpus[0];
+	debug_stop_all(d);
+
+	CHECK(debug_read_regs(d, 0, &regs) == 0 && debug_read_regs(d, 0, &regs) == 0 &&
+	      debug_read_state(d, 0, &st) == 0 && debug_read_state(d, 0, &st) == 0,
+	      "reads while parked");
+	CHECK(c->gets[0] == 1 && c->gets[1] == 1 && c->gets[2] == 1 && c->gets[4] == 1,
+	      "one get per part and park: regs %u sregs %u fpu %u msrs %u", c->gets[0],
+	      c->gets[1], c->gets[2], c->gets[4]);
+	st.regs.rip = 0x200;
+	CHECK(debug_write_state(d, 0, &st, DEBUG_STATE_REGS, &e) == 0, "write: %s", e.msg);
+	CHECK(c->regs.rip == 0x200 && c->sets[0] == 1, "written through: rip %#llx, %u sets",
+	      (unsigned long long)c->regs.rip, c->sets[0]);
+	CHECK(debug_read_regs(d, 0, &regs) == 0 && regs.rip == 0x200 && c->gets[0] == 1,
+	      "the write is the cache: rip %#llx, %u gets", (unsigned long long)regs.rip,
+	      c->gets[0]);
+
+	unsigned steps = c->steps;
+	resume_all(d, DEBUG_ACT_CONTINUE);
+	for (int i = 0; i < 5000 && __atomic_load_n(&c->steps, __ATOMIC_SEQ_CST) == steps; i++)
+		usleep(1000);
+	debug_stop_all(d);
+	CHECK(debug_read_regs(d, 0, &regs) == 0 && c->gets[0] == 2 && regs.rip == c->regs.rip,
+	      "read afresh after the vCPU ran: %u gets, rip %#llx", c->gets[0],
+	      (unsigned long long)regs.rip);
+
+	c->fail_sets = -EIO;
+	e.msg[0] = '\0';
+	CHECK(debug_write_state(d, 0, &st, DEBUG_STATE_REGS, &e) == -EIO && e.msg[0],
+	      "a refused write says so: %s", e.msg);
+	CHECK(debug_vcpu_take_write_error(d, &e) == 0, "... once, to the writer");
+	CHECK(debug_vcpu_put_regs(d, 0, &st.regs, "a test fix-up") == -EIO, "fix-up refused");
+	enum debug_action stop[NVCPUS] = { DEBUG_ACT_STOP, DEBUG_ACT_STOP };
+	stop[0] = DEBUG_ACT_CONTINUE;
+	e.msg[0] = '\0';
+	CHECK(debug_resume(d, stop, &e) == -EIO && strstr(e.msg, "a test fix-up"),
+	      "the next resume reports it: %s", e.msg);
+	c->fail_sets = 0;
+	CHECK(debug_read_regs(d, 0, &regs) == 0 && c->gets[0] == 3,
+	      "a refused write drops the cache: %u gets", c->gets[0]);
+	rig_fini(&r);
+}
+
 int main(void)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -574,5 +648,7 @@ int main(void)
 	printf("exception catching: done\n");
 	test_paging_5level_1g();
 	printf("5-level paging, 1 GiB pages: done\n");
+	test_state_cache();
+	printf("state cache: done\n");
 	return check_summary("debug");
 }

@@ -1,0 +1,155 @@
+/* debug/vcpu.c — the debug core's only door to a vCPU's state: every read
+ * and write of registers goes through here to the engine's get_state /
+ * set_state, by part (X86_STATE_*).
+ *
+ * One cache per vCPU holds the engine's view (RFLAGS as the engine has it;
+ * the step engine's shadows are applied on top by state.c). A vCPU's state
+ * changes only in the engine's run, so a part read or written while the
+ * vCPU is out of the engine stays valid until it enters the engine again:
+ * the run-state transition that takes it out of its park (park.c) calls
+ * debug_vcpu_forget(), the one place the cache is invalidated. While the
+ * vCPU is RUNNING (its own thread inside an exit, or a client asking
+ * about a vCPU it did not stop) nothing is cached.
+ *
+ * Writes go through to the engine at once. A write the engine refuses is
+ * kept (the first one since the client last heard) and reported to the
+ * client at its next resume (debug_vcpu_take_write_error): a failed fix-up
+ * of the step engine happens on a vCPU thread where nobody can answer. */
+#include "debug/debug_int.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static bool cacheable(struct debug *d, unsigned vcpu)
+{
+	return __atomic_load_n(&d->vcpus[vcpu].park, __ATOMIC_ACQUIRE) != DEBUG_PARK_RUNNING;
+}
+
+static void copy_parts(struct x86_state *to, const struct x86_state *from, unsigned parts)
+{
+	if (parts & X86_STATE_REGS)
+		to->regs = from->regs;
+	if (parts & X86_STATE_SREGS)
+		to->sregs = from->sregs;
+	if (parts & X86_STATE_FPU) {
+		to->fpu = from->fpu;
+		to->xcr0 = from->xcr0;
+	}
+	if (parts & X86_STATE_DR)
+		to->dr = from->dr;
+	if (parts & X86_STATE_MSRS) {
+		to->star = from->star;
+		to->lstar = from->lstar;
+		to->cstar = from->cstar;
+		to->fmask = from->fmask;
+		to->kernel_gs_base = from->kernel_gs_base;
+	}
+}
+
+int debug_vcpu_get(struct debug *d, unsigned vcpu, unsigned parts, struct x86_state *st)
+{
+	if (vcpu >= d->nr_vcpus)
+		return -ESRCH;
+	struct debug_vcpu *dv = &d->vcpus[vcpu];
+	bool cache = cacheable(d, vcpu);
+	unsigned missing = cache ? parts & ~dv->cache_parts : parts;
+	if (missing) {
+		int r = d->vm->engine->get_state(&d->vm->vcpus[vcpu], missing, st);
+		if (r < 0)
+			return r;
+		if (cache) {
+			copy_parts(&dv->cache, st, missing);
+			dv->cache_parts |= missing;
+		}
+	}
+	if (cache)
+		copy_parts(st, &dv->cache, parts & ~missing);
+	return 0;
+}
+
+static const char *part_names(unsigned parts)
+{
+	if (parts & X86_STATE_SREGS)
+		return "system registers";
+	if (parts & X86_STATE_REGS)
+		return "registers";
+	if (parts & X86_STATE_FPU)
+		return "x87/SSE registers";
+	if (parts & X86_STATE_DR)
+		return "debug registers";
+	return "MSRs";
+}
+
+int debug_vcpu_put(struct debug *d, unsigned vcpu, unsigned parts, const struct x86_state *st,
+		   const char *why)
+{
+	if (vcpu >= d->nr_vcpus)
+		return -ESRCH;
+	struct debug_vcpu *dv = &d->vcpus[vcpu];
+	int r = d->vm->engine->set_state(&d->vm->vcpus[vcpu], parts, st);
+	if (r < 0) {
+		/* the engine may have taken part of it: read it afresh */
+		dv->cache_parts = 0;
+		pthread_mutex_lock(&d->lock);
+		if (!dv->write_failed) {
+			dv->write_failed = true;
+			err_set(&dv->write_err, -r, "vCPU %u: the %s engine refused its %s (%s): %s",
+				vcpu, d->vm->engine->name, part_names(parts), why, strerror(-r));
+		}
+		pthread_mutex_unlock(&d->lock);
+		return r;
+	}
+	if (cacheable(d, vcpu)) {
+		copy_parts(&dv->cache, st, parts);
+		dv->cache_parts |= parts;
+	}
+	return 0;
+}
+
+void debug_vcpu_forget(struct debug *d, unsigned vcpu)
+{
+	d->vcpus[vcpu].cache_parts = 0;
+}
+
+int debug_vcpu_take_write_error(struct debug *d, struct err *e)
+{
+	int r = 0;
+	pthread_mutex_lock(&d->lock);
+	for (unsigned i = 0; i < d->nr_vcpus && r == 0; i++) {
+		struct debug_vcpu *dv = &d->vcpus[i];
+		if (!dv->write_failed)
+			continue;
+		dv->write_failed = false;
+		r = -dv->write_err.code;
+		if (e)
+			*e = dv->write_err;
+	}
+	pthread_mutex_unlock(&d->lock);
+	return r;
+}
+
+int debug_vcpu_regs(struct debug *d, unsigned vcpu, struct x86_regs *regs)
+{
+	struct x86_state st;
+	int r = debug_vcpu_get(d, vcpu, X86_STATE_REGS, &st);
+	if (r == 0)
+		*regs = st.regs;
+	return r;
+}
+
+int debug_vcpu_put_regs(struct debug *d, unsigned vcpu, const struct x86_regs *regs,
+			const char *why)
+{
+	struct x86_state st;
+	st.regs = *regs;
+	return debug_vcpu_put(d, vcpu, X86_STATE_REGS, &st, why);
+}
+
+int debug_vcpu_sregs(struct debug *d, unsigned vcpu, struct x86_sregs *sregs)
+{
+	struct x86_state st;
+	int r = debug_vcpu_get(d, vcpu, X86_STATE_SREGS, &st);
+	if (r == 0)
+		*sregs = st.sregs;
+	return r;
+}
