@@ -87,9 +87,9 @@ int debug_resume(struct debug *d, const enum debug_action *actions, struct err *
  * it left stopped stay queued until they are resumed. */
 bool debug_next_event(struct debug *d, struct debug_event *ev);
 bool debug_has_event(struct debug *d);
-/* After resuming a step: poll (no sleeping) up to max_ns for an event.
+/* After resuming a step: poll (no sleeping) a moment for its event.
  * Waking a blocked thread under nested KVM costs more than a step. */
-bool debug_wait_event_briefly(struct debug *d, long max_ns);
+bool debug_wait_step_event(struct debug *d);
 
 /* A client attached: stop the machine, forget stale events. */
 void debug_attach(struct debug *d);

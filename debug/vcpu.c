@@ -6,10 +6,11 @@
  * the step engine's shadows are applied on top by state.c). A vCPU's state
  * changes only in the engine's run, so a part read or written while the
  * vCPU is out of the engine stays valid until it enters the engine again:
- * the run-state transition that takes it out of its park (park.c) calls
- * debug_vcpu_forget(), the one place the cache is invalidated. While the
- * vCPU is RUNNING (its own thread inside an exit, or a client asking
- * about a vCPU it did not stop) nothing is cached.
+ * the run-state transition that lets it into the engine (run_state.c)
+ * calls debug_vcpu_forget(), the one place the cache is invalidated. Only
+ * a parked or lent vCPU's state is cached: while it runs or stops (its own
+ * thread inside an exit, or a client asking about a vCPU it did not
+ * stop) every read goes to the engine.
  *
  * Writes go through to the engine at once. A write the engine refuses is
  * kept (the first one since the client last heard) and reported to the
@@ -20,9 +21,11 @@
 #include <stdio.h>
 #include <string.h>
 
+/* Out of the engine until the client (or its lend) lets it run again. */
 static bool cacheable(struct debug *d, unsigned vcpu)
 {
-	return __atomic_load_n(&d->vcpus[vcpu].park, __ATOMIC_ACQUIRE) != DEBUG_PARK_RUNNING;
+	enum debug_run run = debug_run_of(d, vcpu);
+	return run == DEBUG_RUN_PARKED || run == DEBUG_RUN_STEP_SPIN || run == DEBUG_RUN_LENT;
 }
 
 static void copy_parts(struct x86_state *to, const struct x86_state *from, unsigned parts)

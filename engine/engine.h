@@ -191,10 +191,9 @@ struct engine_ops {
 	 * another thread while the vCPU's own thread is held outside run():
 	 * the debugger single-steps a parked vCPU on its own thread, two
 	 * thread wake-ups less per step; kick() reaches that thread too. An
-	 * exit that thread cannot handle goes back with requeue_exit(): the
-	 * next run() returns it again without running the guest. */
+	 * exit that thread cannot handle is handed by the debug core to the
+	 * vCPU's own thread, which handles it before it calls run() again. */
 	int (*run_borrowed)(struct vcpu *vcpu, struct vm_exit *exit);
-	void (*requeue_exit)(struct vcpu *vcpu, const struct vm_exit *exit);
 
 	/* A vCPU's architectural state by part (mask of X86_STATE_*): get
 	 * fills the named parts of *st and leaves the others alone; set

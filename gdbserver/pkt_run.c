@@ -5,8 +5,6 @@
 
 #include <string.h>
 
-#define GDB_STEP_SPIN_NS (200 * 1000L)
-
 int gdb_resume(struct gdb_server *s, const enum debug_action *actions)
 {
 	struct err e = { 0 };
@@ -24,7 +22,7 @@ int gdb_resume(struct gdb_server *s, const enum debug_action *actions)
 	bool step = false;
 	for (unsigned i = 0; i < debug_nr_vcpus(s->dbg); i++)
 		step = step || actions[i] == DEBUG_ACT_STEP;
-	if (step && debug_wait_event_briefly(s->dbg, GDB_STEP_SPIN_NS))
+	if (step && debug_wait_step_event(s->dbg))
 		gdb_report_stop(s);
 	return GDB_NO_REPLY;
 }

@@ -368,12 +368,11 @@ static void *vcpu_thread(void *arg)
 	struct vm_exit exit;
 
 	while (!vm_stopping(vm)) {
-		if (hooks && hooks->before_run)
-			hooks->before_run(vm, vcpu);
+		memset(&exit, 0, sizeof(exit));
+		bool handed = hooks && hooks->before_run && hooks->before_run(vm, vcpu, &exit);
 		if (vm_stopping(vm))
 			break;
-		memset(&exit, 0, sizeof(exit));
-		int r = vm->engine->run(vcpu, &exit);
+		int r = handed ? 0 : vm->engine->run(vcpu, &exit);
 		if (r < 0) {
 			vm_request_exit(vm, 1, "vCPU %u: engine %s failed to run: %s", vcpu->id,
 					vm->engine->name, strerror(-r));

@@ -35,10 +35,10 @@
  * on (the token, the kick flag and the parked state are per vCPU, the
  * core's jmp_buf is set afresh by every run), so a borrowed run is run()
  * itself on the debugger's thread: same token, same quantum, same trace,
- * and kick() ends it the same way. An exit given back (requeue_exit) is
- * what the vCPU's next run() returns, before it takes the token or
- * executes anything; the token stays where that exit left it, as it would
- * had the vCPU's own thread met the exit. */
+ * and kick() ends it the same way. An exit the debugger's thread cannot
+ * handle is handed by the debug core to the vCPU's own thread before its
+ * next run(): the token stays where that exit left it, as it would had
+ * the vCPU's own thread met the exit. */
 #include "engine/emu/emu_core.h"
 
 #include <stdio.h>
@@ -63,18 +63,10 @@ static struct emu_cpu *cpu_of(struct vcpu *vcpu)
 }
 
 /* What this file keeps per vCPU beyond the core: cpu->priv points to one
- * of these (core first, so emu_core_of() finds the core). Only the thread
- * that runs the vCPU touches the rest (the lender hands over between runs). */
+ * of these (core first, so emu_core_of() finds the core). */
 struct emu_engine_cpu {
 	struct emu_core core;
-	bool requeued;                 /* run() returns requeued_exit first */
-	struct vm_exit requeued_exit;
 };
-
-static struct emu_engine_cpu *ecpu_of(struct emu_cpu *cpu)
-{
-	return (struct emu_engine_cpu *)cpu->priv;
-}
 
 /* --- what the platform asks of the VM (emu_platform.h) ------------------------- */
 
@@ -387,15 +379,6 @@ static int run_vcpu(struct vcpu *vcpu, struct vm_exit *exit)
 
 static int emu_op_run(struct vcpu *vcpu, struct vm_exit *exit)
 {
-	struct emu_engine_cpu *ec = ecpu_of(cpu_of(vcpu));
-	if (ec->requeued) {
-		/* as it was: the instruction behind it has not completed, and
-		 * what the machine writes for it (IN, MMIO read) still lands in
-		 * the buffers this exit points to */
-		ec->requeued = false;
-		*exit = ec->requeued_exit;
-		return 0;
-	}
 	return run_vcpu(vcpu, exit);
 }
 
@@ -405,13 +388,6 @@ static int emu_op_run(struct vcpu *vcpu, struct vm_exit *exit)
 static int emu_op_run_borrowed(struct vcpu *vcpu, struct vm_exit *exit)
 {
 	return run_vcpu(vcpu, exit);
-}
-
-static void emu_op_requeue_exit(struct vcpu *vcpu, const struct vm_exit *exit)
-{
-	struct emu_engine_cpu *ec = ecpu_of(cpu_of(vcpu));
-	ec->requeued_exit = *exit;
-	ec->requeued = true;
 }
 
 static void emu_op_kick(struct vcpu *vcpu)
@@ -755,7 +731,6 @@ const struct engine_ops emu_engine_ops = {
 	.run = emu_op_run,
 	.kick = emu_op_kick,
 	.run_borrowed = emu_op_run_borrowed,
-	.requeue_exit = emu_op_requeue_exit,
 	.get_state = emu_op_get_state,
 	.set_state = emu_op_set_state,
 	.get_run_state = emu_op_get_run_state,

@@ -14,7 +14,6 @@ const struct engine_ops kvm_engine_ops = {
 	.run = kvm_op_run,
 	.kick = kvm_op_kick,
 	.run_borrowed = kvm_op_run_borrowed,
-	.requeue_exit = kvm_op_requeue_exit,
 	.get_state = kvm_op_get_state,
 	.set_state = kvm_op_set_state,
 	.get_run_state = kvm_op_get_run_state,

@@ -27,6 +27,9 @@ struct fake_cpu {
 	unsigned steps;
 	unsigned gets[5], sets[5];  /* state op calls per X86_STATE_* part (bit n) */
 	int fail_sets;              /* set_state fails with this (negative errno) */
+	bool out_pending;           /* 0xe6 (a one-byte OUT) left for the machine */
+	unsigned outs_handled;      /* the vCPU loop's port I/O handling, counted */
+	unsigned lent_runs;         /* runs on the debugger's thread */
 };
 
 #include "tests/unit/check.h"
@@ -62,6 +65,17 @@ static int fake_run(struct vcpu *v, struct vm_exit *exit)
 			exit->bpt.pc = pc;
 			return 0;
 		}
+		/* 0xe6 exits for port I/O and completes on the next run */
+		if (ram[pc] == 0xe6 && !c->out_pending) {
+			c->out_pending = true;
+			exit->reason = VM_EXIT_IO;
+			exit->io.port = 0x80;
+			exit->io.size = 1;
+			exit->io.count = 1;
+			exit->io.is_write = true;
+			return 0;
+		}
+		c->out_pending = false;
 		c->regs.rip = pc + 1;
 		c->steps++;
 		if (c->dbg.single_step) {
@@ -124,8 +138,25 @@ static int fake_set_debug(struct vcpu *v, const struct engine_debug *dbg)
 	return 0;
 }
 
+static int fake_run_borrowed(struct vcpu *v, struct vm_exit *exit)
+{
+	cpu_of(v)->lent_runs++;
+	return fake_run(v, exit);
+}
+
 static const struct engine_ops fake_engine = {
 	.name = "fake",
+	.run = fake_run,
+	.kick = fake_kick,
+	.get_state = fake_get_state,
+	.set_state = fake_set_state,
+	.set_debug = fake_set_debug,
+};
+
+/* the same engine, lending vCPUs to the debugger's thread */
+static const struct engine_ops fake_lending_engine = {
+	.name = "fake-lending",
+	.run_borrowed = fake_run_borrowed,
 	.run = fake_run,
 	.kick = fake_kick,
 	.get_state = fake_get_state,
@@ -161,15 +192,18 @@ static void *vcpu_thread(void *arg)
 	struct vm_exit exit;
 
 	while (!vm_stopping(vm)) {
-		vm->debug_hooks->before_run(vm, v);
+		memset(&exit, 0, sizeof(exit));
+		bool handed = vm->debug_hooks->before_run(vm, v, &exit);
 		if (vm_stopping(vm))
 			break;
-		memset(&exit, 0, sizeof(exit));
-		vm->engine->run(v, &exit);
+		if (!handed)
+			vm->engine->run(v, &exit);
 		if (vm->debug_hooks->on_exit(vm, v, &exit))
 			continue;
 		if (exit.reason == VM_EXIT_BPT)
 			cpu_of(v)->regs.rip = exit.bpt.pc + 1;   /* the guest's own int3 */
+		if (exit.reason == VM_EXIT_IO)
+			cpu_of(v)->outs_handled++;
 	}
 	return NULL;
 }
@@ -631,6 +665,97 @@ static void test_state_cache(void)
 	rig_fini(&r);
 }
 
+/* run_state.c: the table of legal moves. */
+static void test_run_state_table(void)
+{
+	static const struct { enum debug_run from, to; bool legal; } moves[] = {
+		{ DEBUG_RUN_PARKED, DEBUG_RUN_RELEASED, true },
+		{ DEBUG_RUN_PARKED, DEBUG_RUN_LENT, true },
+		{ DEBUG_RUN_RELEASED, DEBUG_RUN_RUNNING, true },
+		{ DEBUG_RUN_RELEASED, DEBUG_RUN_PARKED, true },
+		{ DEBUG_RUN_RUNNING, DEBUG_RUN_STOPPING, true },
+		{ DEBUG_RUN_STOPPING, DEBUG_RUN_PARKED, true },
+		{ DEBUG_RUN_STOPPING, DEBUG_RUN_STEP_SPIN, true },
+		{ DEBUG_RUN_STOPPING, DEBUG_RUN_RUNNING, true },
+		{ DEBUG_RUN_STEP_SPIN, DEBUG_RUN_RELEASED, true },
+		{ DEBUG_RUN_STEP_SPIN, DEBUG_RUN_PARKED, true },
+		{ DEBUG_RUN_LENT, DEBUG_RUN_PARKED, true },
+		{ DEBUG_RUN_PARKED, DEBUG_RUN_PARKED, true },
+		{ DEBUG_RUN_PARKED, DEBUG_RUN_RUNNING, false },   /* never without a release */
+		{ DEBUG_RUN_RUNNING, DEBUG_RUN_PARKED, false },   /* a stop comes first */
+		{ DEBUG_RUN_RUNNING, DEBUG_RUN_LENT, false },     /* only a parked vCPU is lent */
+		{ DEBUG_RUN_LENT, DEBUG_RUN_RUNNING, false },
+		{ DEBUG_RUN_LENT, DEBUG_RUN_RELEASED, false },
+		{ DEBUG_RUN_STOPPING, DEBUG_RUN_LENT, false },
+		{ DEBUG_RUN_NR, DEBUG_RUN_PARKED, false },
+	};
+	for (size_t i = 0; i < sizeof(moves) / sizeof(moves[0]); i++)
+		CHECK(debug_run_legal(moves[i].from, moves[i].to) == moves[i].legal,
+		      "%s -> %s is %s", debug_run_name(moves[i].from), debug_run_name(moves[i].to),
+		      moves[i].legal ? "legal" : "illegal");
+
+	struct rig r;
+	rig_init(&r, true);
+	struct debug *d = r.vm->debug;
+	rig_start(&r);
+	debug_stop_all(d);
+	CHECK(debug_run_of(d, 0) == DEBUG_RUN_PARKED && debug_run_of(d, 1) == DEBUG_RUN_PARKED,
+	      "stopped: both parked (%s, %s)", debug_run_name(debug_run_of(d, 0)),
+	      debug_run_name(debug_run_of(d, 1)));
+	resume_all(d, DEBUG_ACT_CONTINUE);
+	for (int i = 0; i < 5000 && debug_run_of(d, 0) != DEBUG_RUN_RUNNING; i++)
+		usleep(1000);
+	CHECK(debug_run_of(d, 0) == DEBUG_RUN_RUNNING, "released, then running: %s",
+	      debug_run_name(debug_run_of(d, 0)));
+	debug_stop_all(d);
+	CHECK(debug_run_of(d, 0) == DEBUG_RUN_PARKED, "stopped again: %s",
+	      debug_run_name(debug_run_of(d, 0)));
+	rig_fini(&r);
+}
+
+/* lend.c: a step lent to the client's thread that meets port I/O hands
+ * the exit to the vCPU's own thread, which handles it once and finishes
+ * the step; no engine keeps it. */
+static void test_lent_step_hands_back(void)
+{
+	struct rig r;
+	struct err e = { 0 };
+	struct debug_event ev;
+	rig_init(&r, true);
+	r.vm->engine = &fake_lending_engine;
+	struct debug *d = r.vm->debug;
+	debug_apply_engine(d, 0);
+	enum debug_action actions[NVCPUS] = { DEBUG_ACT_STEP, DEBUG_ACT_STOP };
+	r.vm->ram[0x3000] = 0xe6;
+	r.cpus[0].regs.rip = 0x3000;
+	r.cpus[1].regs.rip = 0x8000;
+	rig_start(&r);
+	debug_stop_all(d);
+
+	/* a plain instruction: stepped on this thread, its own stays parked */
+	r.cpus[0].regs.rip = 0x2fff;
+	CHECK(debug_resume(d, actions, &e) == 1, "lent step done here: %s", e.msg);
+	CHECK(debug_next_event(d, &ev) && ev.kind == DEBUG_EV_STEP && ev.addr == 0x3000,
+	      "its step event (kind %d addr %#llx)", ev.kind, (unsigned long long)ev.addr);
+	CHECK(r.cpus[0].lent_runs == 1 && debug_run_of(d, 0) == DEBUG_RUN_PARKED,
+	      "one lent run, parked again (%u, %s)", r.cpus[0].lent_runs,
+	      debug_run_name(debug_run_of(d, 0)));
+
+	/* the OUT: handed to the vCPU's thread */
+	CHECK(debug_resume(d, actions, &e) == 0, "OUT goes to the vCPU's thread: %s", e.msg);
+	CHECK(wait_event(d), "step reported");
+	debug_stop_all(d);
+	CHECK(debug_next_event(d, &ev) && ev.kind == DEBUG_EV_STEP && ev.addr == 0x3001,
+	      "the step ends after the OUT (kind %d addr %#llx)", ev.kind,
+	      (unsigned long long)ev.addr);
+	CHECK(r.cpus[0].outs_handled == 1, "the machine handled the OUT once: %u",
+	      r.cpus[0].outs_handled);
+	CHECK(r.cpus[0].regs.rip == 0x3001 && r.cpus[1].regs.rip == 0x8000,
+	      "one instruction, the other vCPU parked: rip %#llx",
+	      (unsigned long long)r.cpus[0].regs.rip);
+	rig_fini(&r);
+}
+
 int main(void)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -650,5 +775,9 @@ int main(void)
 	printf("5-level paging, 1 GiB pages: done\n");
 	test_state_cache();
 	printf("state cache: done\n");
+	test_run_state_table();
+	printf("run states: done\n");
+	test_lent_step_hands_back();
+	printf("lent step, handed-back exit: done\n");
 	return check_summary("debug");
 }
