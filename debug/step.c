@@ -1,4 +1,4 @@
-/* debug/step.c — guest-invisible single stepping (issue 5): a shadow of
+/* debug/step.c — guest-invisible single stepping: a shadow of
  * the guest's own RFLAGS.TF kept apart from the trap flag the engine uses
  * to step, and the corrections that make a stepped guest see what an
  * unstepped one sees. Engine-independent: it works from the exit

@@ -119,7 +119,7 @@ struct engine_debug {
 	bool use_hw_bp;        /* load db[]/dr7 below into the hardware */
 	uint64_t db[4];
 	uint64_t dr7;
-	/* seed intercepts (bhyve VM_CAP_DB_EXIT / VM_CAP_DR_MOV_EXIT): */
+	/* intercepts as bhyve names them (VM_CAP_DB_EXIT, VM_CAP_DR_MOV_EXIT): */
 	bool intercept_db;     /* the guest's own #DB exits (db.guest_dr6) instead of being delivered */
 	bool intercept_mov_dr; /* guest MOV DR exits VM_EXIT_MOV_DR after it was emulated */
 };
