@@ -34,10 +34,10 @@ static void copy_parts(struct x86_state *to, const struct x86_state *from, unsig
 		to->regs = from->regs;
 	if (parts & X86_STATE_SREGS)
 		to->sregs = from->sregs;
-	if (parts & X86_STATE_FPU) {
+	if (parts & X86_STATE_FPU)
 		to->fpu = from->fpu;
+	if (parts & X86_STATE_XCR0)
 		to->xcr0 = from->xcr0;
-	}
 	if (parts & X86_STATE_DR)
 		to->dr = from->dr;
 	if (parts & X86_STATE_MSRS) {
@@ -80,6 +80,8 @@ static const char *part_names(unsigned parts)
 		return "x87/SSE registers";
 	if (parts & X86_STATE_DR)
 		return "debug registers";
+	if (parts & X86_STATE_XCR0)
+		return "XCR0";
 	return "MSRs";
 }
 

@@ -96,10 +96,11 @@ struct vm_exit {
 enum x86_state_part {
 	X86_STATE_REGS  = 1u << 0,   /* general registers, RIP, RFLAGS */
 	X86_STATE_SREGS = 1u << 1,   /* segments, descriptor tables, CRs, EFER, APIC base */
-	X86_STATE_FPU   = 1u << 2,   /* x87/SSE and XCR0 */
+	X86_STATE_FPU   = 1u << 2,   /* x87/SSE */
 	X86_STATE_DR    = 1u << 3,   /* the guest's DR0-3, DR6, DR7 */
 	X86_STATE_MSRS  = 1u << 4,   /* the SYSCALL MSRs and KERNEL_GS_BASE */
-	X86_STATE_ALL   = (1u << 5) - 1,
+	X86_STATE_XCR0  = 1u << 5,   /* set before FPU: it decides what XRSTOR-like loads take */
+	X86_STATE_ALL   = (1u << 6) - 1,
 };
 
 struct x86_state {

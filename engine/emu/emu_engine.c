@@ -606,10 +606,10 @@ static int emu_op_get_state(struct vcpu *vcpu, unsigned mask, struct x86_state *
 		emu_op_get_regs(vcpu, &st->regs);
 	if (mask & X86_STATE_SREGS)
 		emu_op_get_sregs(vcpu, &st->sregs);
-	if (mask & X86_STATE_FPU) {
+	if (mask & X86_STATE_FPU)
 		st->fpu = cpu->fpu;
+	if (mask & X86_STATE_XCR0)
 		st->xcr0 = emu_core_of(cpu)->xcr0;
-	}
 	if (mask & X86_STATE_DR)
 		emu_dbg_get_regs(cpu, &st->dr);
 	if (mask & X86_STATE_MSRS)
@@ -624,10 +624,10 @@ static int emu_op_set_state(struct vcpu *vcpu, unsigned mask, const struct x86_s
 		emu_op_set_sregs(vcpu, &st->sregs);
 	if (mask & X86_STATE_REGS)
 		emu_op_set_regs(vcpu, &st->regs);
-	if (mask & X86_STATE_FPU) {
-		cpu->fpu = st->fpu;
+	if (mask & X86_STATE_XCR0)
 		emu_core_of(cpu)->xcr0 = st->xcr0;
-	}
+	if (mask & X86_STATE_FPU)
+		cpu->fpu = st->fpu;
 	if (mask & X86_STATE_DR)
 		emu_dbg_set_regs(cpu, &st->dr);
 	if (mask & X86_STATE_MSRS)

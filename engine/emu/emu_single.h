@@ -43,18 +43,13 @@ struct emu_single;
  * changed. */
 struct emu_single_state {
 	unsigned loaded;
-	struct x86_regs regs;
-	struct x86_sregs sregs;       /* hidden segment parts, CRs, EFER, APIC base */
-	struct x86_fpu fpu;           /* x87/SSE: what FXSAVE/XSAVE/XRSTOR/LDMXCSR use */
-	struct x86_debugregs dr;
-	uint64_t xcr0;
-	uint64_t star, lstar, cstar, fmask, kernel_gs_base;
+	struct x86_state arch;
 };
 
 /* Parts of struct emu_single_state: loaded, needed, changed. */
 #define EMU_SINGLE_PART_REGS  X86_STATE_REGS   /* regs and sregs: always needed */
 #define EMU_SINGLE_PART_SREGS X86_STATE_SREGS
-#define EMU_SINGLE_PART_FPU   X86_STATE_FPU    /* fpu and xcr0 */
+#define EMU_SINGLE_PART_FPU   (X86_STATE_FPU | X86_STATE_XCR0)
 #define EMU_SINGLE_PART_DR    X86_STATE_DR     /* needed when RFLAGS.TF may trap */
 #define EMU_SINGLE_PART_MSRS  X86_STATE_MSRS
 #define EMU_SINGLE_PART_ALL   X86_STATE_ALL

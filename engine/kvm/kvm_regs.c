@@ -384,11 +384,10 @@ int kvm_op_get_state(struct vcpu *vcpu, unsigned mask, struct x86_state *st)
 		return r;
 	if ((mask & X86_STATE_REGS) && (r = kvm_op_get_regs(vcpu, &st->regs)) < 0)
 		return r;
-	if (mask & X86_STATE_FPU) {
-		if ((r = kvm_op_get_fpu(vcpu, &st->fpu)) < 0)
-			return r;
+	if ((mask & X86_STATE_FPU) && (r = kvm_op_get_fpu(vcpu, &st->fpu)) < 0)
+		return r;
+	if (mask & X86_STATE_XCR0)
 		st->xcr0 = kvm_state_xcr0(v);
-	}
 	if ((mask & X86_STATE_DR) && (r = kvm_op_get_debugregs(vcpu, &st->dr)) < 0)
 		return r;
 	if (mask & X86_STATE_MSRS)
@@ -404,11 +403,10 @@ int kvm_op_set_state(struct vcpu *vcpu, unsigned mask, const struct x86_state *s
 		return r;
 	if ((mask & X86_STATE_REGS) && (r = kvm_op_set_regs(vcpu, &st->regs)) < 0)
 		return r;
-	if (mask & X86_STATE_FPU) {
-		if ((r = kvm_state_set_xcr0(v, st->xcr0)) < 0 ||
-		    (r = kvm_op_set_fpu(vcpu, &st->fpu)) < 0)
-			return r;
-	}
+	if ((mask & X86_STATE_XCR0) && (r = kvm_state_set_xcr0(v, st->xcr0)) < 0)
+		return r;
+	if ((mask & X86_STATE_FPU) && (r = kvm_op_set_fpu(vcpu, &st->fpu)) < 0)
+		return r;
 	if ((mask & X86_STATE_DR) && (r = kvm_op_set_debugregs(vcpu, &st->dr)) < 0)
 		return r;
 	if (mask & X86_STATE_MSRS) {
