@@ -80,9 +80,8 @@ int debug_write_state(struct debug *d, unsigned vcpu, const struct debug_cpu_sta
 
 void debug_describe_vcpu(struct debug *d, unsigned vcpu, char *out, size_t size)
 {
-	const struct engine_ops *eng = d->vm->engine;
 	struct x86_sregs sregs;
-	bool halted = false, sipi = false;
+	bool halted, sipi;
 	const char *mode = "state unknown";
 
 	if (vcpu >= d->nr_vcpus) {
@@ -91,8 +90,7 @@ void debug_describe_vcpu(struct debug *d, unsigned vcpu, char *out, size_t size)
 	}
 	if (debug_vcpu_sregs(d, vcpu, &sregs) == 0)
 		mode = x86_mode_name(x86_mode_of(&sregs));
-	if (eng->get_run_state)
-		eng->get_run_state(&d->vm->vcpus[vcpu], &halted, &sipi);
+	debug_vcpu_run_state(d, vcpu, &halted, &sipi);
 	snprintf(out, size, "vCPU %u, %s%s", vcpu, sipi ? "waiting for SIPI" : mode,
 		 sipi ? "" : halted ? ", halted" : "");
 }

@@ -337,7 +337,7 @@ static void guest_db(struct debug *d, struct vcpu *vcpu, struct debug_step_vcpu 
 			st->if_live = true;
 			debug_vcpu_put_regs(d, vcpu->id, regs, "the guest's IF for its own trap");
 		}
-		d->vm->engine->inject_exception(vcpu, X86_DB, false, 0);
+		debug_vcpu_inject(d, vcpu->id, X86_DB, "the guest's own single-step trap");
 		d->step_stats.injected_fallback++;
 		st->guest_tf = false;
 	}

@@ -1,6 +1,7 @@
 /* debug/vcpu.c — the debug core's only door to a vCPU's state: every read
  * and write of registers goes through here to the engine's get_state /
- * set_state, by part (X86_STATE_*).
+ * set_state, by part (X86_STATE_*), and so do an exception injected for
+ * the guest and the halted / waiting-for-SIPI query.
  *
  * One cache per vCPU holds the engine's view (RFLAGS as the engine has it;
  * the step engine's shadows are applied on top by state.c). A vCPU's state
@@ -12,10 +13,12 @@
  * thread inside an exit, or a client asking about a vCPU it did not
  * stop) every read goes to the engine.
  *
- * Writes go through to the engine at once. A write the engine refuses is
- * kept (the first one since the client last heard) and reported to the
- * client at its next resume (debug_vcpu_take_write_error): a failed fix-up
- * of the step engine happens on a vCPU thread where nobody can answer. */
+ * Writes go through to the engine at once. A write (or injection) the
+ * engine refuses is kept (the first one since the client last heard) and
+ * reported to the client at its next resume (debug_vcpu_take_write_error):
+ * a failed fix-up of the step engine happens on a vCPU thread where nobody
+ * can answer. The engine may have taken part of a refused write, so the
+ * cache forgets the vCPU then too. */
 #include "debug/debug_int.h"
 
 #include <stdio.h>
@@ -73,16 +76,31 @@ int debug_vcpu_get(struct debug *d, unsigned vcpu, unsigned parts, struct x86_st
 static const char *part_names(unsigned parts)
 {
 	if (parts & X86_STATE_SREGS)
-		return "system registers";
+		return "its system registers";
 	if (parts & X86_STATE_REGS)
-		return "registers";
+		return "its registers";
 	if (parts & X86_STATE_FPU)
-		return "x87/SSE registers";
+		return "its x87/SSE registers";
 	if (parts & X86_STATE_DR)
-		return "debug registers";
+		return "its debug registers";
 	if (parts & X86_STATE_XCR0)
-		return "XCR0";
-	return "MSRs";
+		return "its XCR0";
+	return "its MSRs";
+}
+
+/* The first refusal since the client last heard: what the engine
+ * refused and what it was for. */
+static void record_refusal(struct debug *d, unsigned vcpu, int r, const char *what,
+			   const char *why)
+{
+	struct debug_vcpu *dv = &d->vcpus[vcpu];
+	pthread_mutex_lock(&d->lock);
+	if (!dv->write_failed) {
+		dv->write_failed = true;
+		err_set(&dv->write_err, -r, "vCPU %u: the %s engine refused %s (%s): %s", vcpu,
+			d->vm->engine->name, what, why, strerror(-r));
+	}
+	pthread_mutex_unlock(&d->lock);
 }
 
 int debug_vcpu_put(struct debug *d, unsigned vcpu, unsigned parts, const struct x86_state *st,
@@ -93,15 +111,8 @@ int debug_vcpu_put(struct debug *d, unsigned vcpu, unsigned parts, const struct 
 	struct debug_vcpu *dv = &d->vcpus[vcpu];
 	int r = d->vm->engine->set_state(&d->vm->vcpus[vcpu], parts, st);
 	if (r < 0) {
-		/* the engine may have taken part of it: read it afresh */
-		dv->cache_parts = 0;
-		pthread_mutex_lock(&d->lock);
-		if (!dv->write_failed) {
-			dv->write_failed = true;
-			err_set(&dv->write_err, -r, "vCPU %u: the %s engine refused its %s (%s): %s",
-				vcpu, d->vm->engine->name, part_names(parts), why, strerror(-r));
-		}
-		pthread_mutex_unlock(&d->lock);
+		debug_vcpu_forget(d, vcpu);
+		record_refusal(d, vcpu, r, part_names(parts), why);
 		return r;
 	}
 	if (cacheable(d, vcpu)) {
@@ -131,6 +142,27 @@ int debug_vcpu_take_write_error(struct debug *d, struct err *e)
 	}
 	pthread_mutex_unlock(&d->lock);
 	return r;
+}
+
+/* An event for the guest's next run (the engine keeps it pending: nothing
+ * cached changes). A refusal is recorded like a refused write. */
+int debug_vcpu_inject(struct debug *d, unsigned vcpu, uint8_t vector, const char *why)
+{
+	const struct engine_ops *eng = d->vm->engine;
+	int r = eng->inject_exception ? eng->inject_exception(&d->vm->vcpus[vcpu], vector, false, 0)
+				      : -ENOTSUP;
+	if (r < 0)
+		record_refusal(d, vcpu, r, "an exception for the guest", why);
+	return r;
+}
+
+/* Halted, waiting for SIPI: both false when the engine cannot tell. */
+void debug_vcpu_run_state(struct debug *d, unsigned vcpu, bool *halted, bool *waiting_sipi)
+{
+	const struct engine_ops *eng = d->vm->engine;
+	*halted = *waiting_sipi = false;
+	if (eng->get_run_state)
+		eng->get_run_state(&d->vm->vcpus[vcpu], halted, waiting_sipi);
 }
 
 int debug_vcpu_regs(struct debug *d, unsigned vcpu, struct x86_regs *regs)
