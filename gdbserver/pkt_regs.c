@@ -253,7 +253,7 @@ static int write_state(struct gdb_server *s, struct debug_cpu_state *st, unsigne
 	struct err e = { 0 };
 	int r = debug_write_state(s->dbg, s->cur_g, st, what, &e);
 	if (r < 0)
-		return gdb_error(s, -EIO, &e);
+		return gdb_error_words(s, -EIO, &e);
 	rsp_buf_printf(&s->reply, "OK");
 	return 0;
 }

@@ -10,7 +10,7 @@ int gdb_resume(struct gdb_server *s, const enum debug_action *actions)
 	struct err e = { 0 };
 	int r = debug_resume(s->dbg, actions, &e);
 	if (r < 0)
-		return gdb_error(s, r, &e);
+		return gdb_error_words(s, r, &e);
 	gdb_set_state(s, GDB_RUNNING);
 	if (r == 1) {
 		/* an event was already waiting (nothing ran), or the step ran on
@@ -129,7 +129,7 @@ static int legacy_resume(struct gdb_server *s, struct rsp_cur *args, bool step, 
 		st.regs.rip = v;
 		struct err e = { 0 };
 		if (debug_write_state(s->dbg, who, &st, DEBUG_STATE_REGS, &e) < 0)
-			return gdb_error(s, -EIO, &e);
+			return gdb_error_words(s, -EIO, &e);
 	}
 	for (unsigned i = 0; i < n; i++)
 		actions[i] = step ? (i == who ? DEBUG_ACT_STEP : DEBUG_ACT_STOP) : DEBUG_ACT_CONTINUE;
