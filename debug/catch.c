@@ -125,14 +125,12 @@ static enum debug_catch_status gate_handler(struct debug *d, unsigned vcpu,
 /* Where every caught vector's handler is on one vCPU now. */
 static void resolve_vcpu(struct debug *d, unsigned vcpu, struct debug_catch_vcpu *out)
 {
-	const struct engine_ops *eng = d->vm->engine;
 	struct x86_sregs s;
-	bool halted = false, sipi = false;
+	bool halted, sipi;
 
 	memset(out, 0, sizeof(*out));
-	if (eng->get_run_state)
-		eng->get_run_state(&d->vm->vcpus[vcpu], &halted, &sipi);
-	bool have = debug_sregs(d, vcpu, &s) == 0;
+	debug_vcpu_run_state(d, vcpu, &halted, &sipi);
+	bool have = debug_vcpu_sregs(d, vcpu, &s) == 0;
 	for (unsigned v = 0; v < DEBUG_NR_VECTORS; v++) {
 		if (!(d->catch_mask & (1u << v)))
 			continue;

@@ -4,11 +4,34 @@
  * single stepping. It knows nothing of packets: gdbserver/ turns client
  * requests into these calls and events into stop replies.
  *
+ * Files: park.c (stop-all, resume, the event queue, the vCPU-loop hooks),
+ * run_state.c (each vCPU's run state and its legal moves), lend.c (a step
+ * on the client's thread), vcpu.c (the only door to a vCPU's registers:
+ * get/put by part, one cache), state.c (gdb's view of them, caps),
+ * step.c (the shadow trap flag around engine steps), break.c, catch.c,
+ * mem.c.
+ *
  * Threads: vCPU threads enter through the vm_debug_hooks that
  * debug_create() installs; one client thread (the gdbserver) calls
  * everything else, and only while the machine is stopped (after
  * debug_stop_all()), except debug_interrupt() and the event queue calls,
- * which are safe at any time. */
+ * which are safe at any time.
+ *
+ * How one stepi flows: the server thread reads `vCont;s:1`
+ * (gdbserver/server.c, pkt_run.c) and calls debug_resume() (park.c). With
+ * every vCPU parked, step.c reads the instruction's registers through
+ * vcpu.c, decodes it and sets the shadow trap flag, and park.c asks the
+ * engine to single-step (set_debug). One vCPU stepped alone on an engine
+ * that lends it: lend.c runs it on the server thread itself (parked ->
+ * lent -> parked; engine run_borrowed), the debug exit goes to on_db
+ * (park.c) and debug_step_end (step.c), the step event is queued, and the
+ * server sends the stop reply from registers vcpu.c has cached: one
+ * thread, no wake-up. Otherwise (an engine that does not lend, several
+ * vCPUs, or an exit only the vCPU's thread handles, such as port I/O,
+ * which lend.c hands back) the vCPU's own thread leaves before_run
+ * (released -> running), runs the engine (machine/vm.c's loop), meets the
+ * same on_db, stops and parks (stopping -> step-spin -> parked) and wakes
+ * the server, which polls for the event a moment before it waits. */
 #ifndef VMDB_DEBUG_H
 #define VMDB_DEBUG_H
 
@@ -87,9 +110,9 @@ int debug_resume(struct debug *d, const enum debug_action *actions, struct err *
  * it left stopped stay queued until they are resumed. */
 bool debug_next_event(struct debug *d, struct debug_event *ev);
 bool debug_has_event(struct debug *d);
-/* After resuming a step: poll (no sleeping) up to max_ns for an event.
+/* After resuming a step: poll (no sleeping) a moment for its event.
  * Waking a blocked thread under nested KVM costs more than a step. */
-bool debug_wait_event_briefly(struct debug *d, long max_ns);
+bool debug_wait_step_event(struct debug *d);
 
 /* A client attached: stop the machine, forget stale events. */
 void debug_attach(struct debug *d);
@@ -180,9 +203,10 @@ enum {
 int debug_read_state(struct debug *d, unsigned vcpu, struct debug_cpu_state *st);
 /* Just the general registers (one engine call, for stop replies). */
 int debug_read_regs(struct debug *d, unsigned vcpu, struct x86_regs *regs);
-/* Write back the parts named in `what` (DEBUG_STATE_*). */
+/* Write back the parts named in `what` (DEBUG_STATE_*); what the engine
+ * refused, in words in e. */
 int debug_write_state(struct debug *d, unsigned vcpu, const struct debug_cpu_state *st,
-		      unsigned what);
+		      unsigned what, struct err *e);
 /* "long mode, halted" and friends, for thread lists. */
 void debug_describe_vcpu(struct debug *d, unsigned vcpu, char *out, size_t size);
 

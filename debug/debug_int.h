@@ -1,12 +1,13 @@
 /* debug/debug_int.h — the debug core's private state, shared by the files
- * of debug/ only. Locking: d->lock guards the park (per-vCPU run/park
- * flags), the event queue and the breakpoint tables. vCPU threads take it
+ * of debug/ only. Locking: d->lock guards the park (each vCPU's run
+ * state), the event queue and the breakpoint tables. vCPU threads take it
  * in the hooks; the client thread takes it for every change. The client
  * changes breakpoints and vCPU state only with every vCPU parked. */
 #ifndef VMDB_DEBUG_INT_H
 #define VMDB_DEBUG_INT_H
 
 #include <pthread.h>
+#include <time.h>
 
 #include "debug/debug.h"
 #include "machine/vm.h"
@@ -17,10 +18,54 @@
 /* Each vCPU queues at most one event before it parks; plus Ctrl-C and exit. */
 #define DEBUG_QUEUE_SIZE (2 * VM_MAX_VCPUS + 8)
 
-enum debug_park {
-	DEBUG_PARK_NOT_STARTED,  /* thread has not reached before_run yet: counts as parked */
-	DEBUG_PARK_RUNNING,      /* left before_run: may be inside the engine */
-	DEBUG_PARK_PARKED,       /* blocked in before_run */
+/* Where a vCPU is, as the park sees it. Changed only by debug_run_to()
+ * (run_state.c) with d->lock held, along its table of legal moves:
+ *
+ *   PARKED --release--> RELEASED --its thread leaves before_run--> RUNNING
+ *     ^  |                 |                                        |
+ *     |  +--lend--> LENT   +--a stop before it left--> PARKED       stop
+ *     |              |                                              v
+ *     +--lend ends---+        PARKED <--its thread parks-------- STOPPING
+ *                                ^                                  |
+ *                                +--spin ends-- STEP_SPIN <-a user step ended
+ *
+ * STEP_SPIN may also be released or lent at once, and STOPPING released
+ * again before its thread got back (it then simply runs on). */
+enum debug_run {
+	DEBUG_RUN_PARKED,    /* its thread waits in before_run (or has not got there yet) */
+	DEBUG_RUN_RELEASED,  /* the client let it run; its thread has not left before_run yet */
+	DEBUG_RUN_RUNNING,   /* its thread left before_run: it may be inside the engine */
+	DEBUG_RUN_STOPPING,  /* asked to stop (kicked): not back in before_run yet */
+	DEBUG_RUN_STEP_SPIN, /* a user step ended: parked, its thread polls for the next release */
+	DEBUG_RUN_LENT,      /* parked; the client's thread runs it (lend.c) */
+	DEBUG_RUN_NR,
+};
+
+/* Every wall-clock wait and spin of the park, with its reason. In struct
+ * debug (not constants) so that unit tests can shorten them. */
+struct debug_timing {
+	/* How often the client re-kicks a vCPU that has not parked yet. Not
+	 * the synchronisation (the park wakes the client through
+	 * parked_cond); a kick that lands between exits stays pending in the
+	 * engine, and the re-kick only covers an engine that would drop it. */
+	long kick_retry_ns;
+	/* A step-over that has not finished after this long (HLT with
+	 * interrupts blocked, a vCPU waiting for SIPI) is abandoned: the vCPU
+	 * is kicked. */
+	long step_over_ns;
+	/* How long a vCPU thread that just stepped polls for the next release
+	 * before it blocks: waking a blocked thread costs more than the
+	 * client's round trip under nested KVM. */
+	long step_spin_ns;
+	/* How often a parked vCPU thread looks at a step of its vCPU lent to
+	 * the client's thread (lend.c): such a step ends in microseconds
+	 * unless its instruction blocks (HLT, a wait for SIPI); one still
+	 * running at two looks in a row is kicked. */
+	long lend_watch_ns;
+	/* How long the client polls for a step's event before it goes back
+	 * to poll(): a step ends in microseconds, a trip through poll() and
+	 * an eventfd costs more. */
+	long client_step_poll_ns;
 };
 
 enum debug_step {
@@ -99,8 +144,7 @@ struct debug_guard {
 };
 
 struct debug_vcpu {
-	enum debug_park park;
-	bool run_allowed;        /* released by the client; cleared by every stop */
+	enum debug_run run;      /* atomic reads; changed by debug_run_to() only */
 	enum debug_step step;
 	bool step_done;          /* internal step finished */
 	unsigned hw_lifted;      /* DR slots (bit n) left out during a step-over */
@@ -110,14 +154,21 @@ struct debug_vcpu {
 	struct debug_event step_watch_ev;
 	bool resumed;            /* named by the last resume: its events come first */
 	bool notify_on_park;     /* queued an event: wake the client once parked */
-	bool just_stepped;       /* atomic; set by a finished user step */
-	unsigned borrow_seq;     /* atomic; odd while the client's thread runs it */
-	unsigned borrow_seen;    /* borrow_seq at its own thread's last look */
-	/* The vCPU's state as last read or written by the client. Valid only
-	 * while the vCPU stays parked: before_run clears it when it leaves. */
-	struct debug_cpu_state cache;
-	bool cache_valid;              /* all of cache */
-	bool regs_valid;               /* cache.regs alone (stop replies) */
+	bool user_step_ended;    /* atomic; its thread spins for the next step (STEP_SPIN) */
+	/* lend.c: lend_seq is odd while the client's thread runs the vCPU
+	 * (atomic); lend_seen is its value at the vCPU thread's last look */
+	unsigned lend_seq, lend_seen;
+	/* An exit a lent run met that only the vCPU's own thread handles
+	 * (port I/O, MMIO, ...): before_run gives it to the vCPU loop, which
+	 * handles it as if run() had returned it. */
+	bool has_handed_back;
+	struct vm_exit handed_back;
+	/* vcpu.c: the engine's state as last read or written, the parts in
+	 * cache_parts (X86_STATE_*); cleared when the vCPU leaves its park */
+	struct x86_state cache;
+	unsigned cache_parts;
+	bool write_failed;             /* a write the engine refused, not yet reported */
+	struct err write_err;
 	struct engine_debug applied;   /* what the engine has now ... */
 	bool applied_valid;            /* ... once set_debug succeeded */
 	struct debug_step_vcpu st;     /* the step engine (step.c) */
@@ -174,6 +225,7 @@ struct debug_catch_vcpu {
 
 struct debug {
 	struct vm *vm;
+	struct debug_timing timing;
 	pthread_mutex_t lock;
 	pthread_cond_t park_cond;    /* parked vCPUs wait here */
 	pthread_cond_t parked_cond;  /* the client waits here for parks */
@@ -187,7 +239,7 @@ struct debug {
 	unsigned q_head, q_len;
 	debug_notify_fn notify;
 	void *notify_opaque;
-	/* The client is polling the queue (debug_wait_event_briefly): a park
+	/* The client is polling the queue (debug_wait_step_event): a park
 	 * need not ring notify. Changed and read under lock only, so the
 	 * client's last look at the queue and a park's decision not to ring
 	 * cannot both miss the event. */
@@ -220,10 +272,37 @@ struct debug {
 	struct vm_debug_hooks hooks;
 };
 
+/* run_state.c: the one transition function (d->lock held). An illegal
+ * move is a bug of the debug core: logged, and made anyway (false). */
+bool debug_run_to(struct debug *d, unsigned vcpu, enum debug_run to);
+bool debug_run_legal(enum debug_run from, enum debug_run to);
+const char *debug_run_name(enum debug_run run);
+static inline enum debug_run debug_run_of(struct debug *d, unsigned vcpu)
+{
+	return __atomic_load_n(&d->vcpus[vcpu].run, __ATOMIC_ACQUIRE);
+}
+/* Out of the engine, whatever its thread does next: stop-all is done
+ * when every vCPU is. */
+bool debug_run_parked(enum debug_run run);
+/* The client's stop (PARKED once its thread is back) and release. */
+void debug_run_stop_locked(struct debug *d, unsigned vcpu);
+void debug_run_release_locked(struct debug *d, unsigned vcpu);
+
 /* park.c */
 void debug_queue_locked(struct debug *d, const struct debug_event *ev);
 void debug_request_stop_locked(struct debug *d, unsigned self);
 int debug_apply_engine(struct debug *d, unsigned vcpu);
+bool debug_gone_locked(struct debug *d);
+void debug_deadline_in(struct timespec *ts, long ns);
+bool debug_on_bpt(struct debug *d, struct vcpu *vcpu, uint64_t pc);
+bool debug_on_db(struct debug *d, struct vcpu *vcpu, const struct vm_exit *exit);
+
+/* lend.c: one step of a parked vCPU on the client's thread */
+bool debug_lendable(struct debug *d, unsigned vcpu);
+/* true when the step's exit was handled there (else its thread gets it) */
+bool debug_lend_step(struct debug *d, unsigned vcpu);
+/* on the vCPU's parked thread (d->lock held): kick a lent step that blocks */
+void debug_lend_watch_locked(struct debug *d, struct vcpu *vcpu);
 
 /* break.c */
 struct debug_sw_bp *debug_sw_find_locked(struct debug *d, uint64_t addr);
@@ -265,8 +344,23 @@ void debug_step_view_regs(struct debug *d, unsigned vcpu, struct x86_regs *regs)
 /* gdb wrote the registers: take its TF as the guest's, keep the engine's clear */
 void debug_step_write_regs(struct debug *d, unsigned vcpu, struct x86_regs *regs);
 
-/* state.c: the cached system registers (for page walks) */
-int debug_sregs(struct debug *d, unsigned vcpu, struct x86_sregs *sregs);
+/* vcpu.c: the only door to a vCPU's state (see there). get fills the
+ * parts named in `parts` from the cache or the engine; put writes them
+ * through (why: what the write is for, in the report when it fails). */
+int debug_vcpu_get(struct debug *d, unsigned vcpu, unsigned parts, struct x86_state *st);
+int debug_vcpu_put(struct debug *d, unsigned vcpu, unsigned parts, const struct x86_state *st,
+		   const char *why);
+int debug_vcpu_regs(struct debug *d, unsigned vcpu, struct x86_regs *regs);
+int debug_vcpu_put_regs(struct debug *d, unsigned vcpu, const struct x86_regs *regs,
+			const char *why);
+int debug_vcpu_sregs(struct debug *d, unsigned vcpu, struct x86_sregs *sregs);
+int debug_vcpu_inject(struct debug *d, unsigned vcpu, uint8_t vector, const char *why);
+void debug_vcpu_run_state(struct debug *d, unsigned vcpu, bool *halted, bool *waiting_sipi);
+/* the vCPU enters the engine: nothing cached of it holds any more */
+void debug_vcpu_forget(struct debug *d, unsigned vcpu);
+/* The oldest refused write not yet reported: its words into e, -errno;
+ * 0 when there is none. */
+int debug_vcpu_take_write_error(struct debug *d, struct err *e);
 
 /* mem.c */
 int debug_translate(struct debug *d, unsigned vcpu, uint64_t gva, uint64_t *gpa);

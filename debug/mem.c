@@ -21,7 +21,7 @@ static int translate_with(struct debug *d, const struct x86_sregs *sregs, uint64
 int debug_translate(struct debug *d, unsigned vcpu, uint64_t gva, uint64_t *gpa)
 {
 	struct x86_sregs sregs;
-	if (debug_sregs(d, vcpu, &sregs) < 0)
+	if (debug_vcpu_sregs(d, vcpu, &sregs) < 0)
 		return -EFAULT;
 	return translate_with(d, &sregs, gva, gpa);
 }
@@ -78,7 +78,7 @@ static int access_mem(struct debug *d, unsigned vcpu, uint64_t addr, uint8_t *bu
 		return 0;
 	if (addr + len - 1 < addr)
 		return -EFAULT;   /* wraps around the address space */
-	if (!phys && debug_sregs(d, vcpu, &sregs) < 0)
+	if (!phys && debug_vcpu_sregs(d, vcpu, &sregs) < 0)
 		return -EFAULT;
 	while (len > 0) {
 		/* pages are at least 4 KiB: no piece crosses a 4 KiB boundary */

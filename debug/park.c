@@ -1,12 +1,13 @@
 /* debug/park.c — the one stop-all / resume mechanism, the event queue and
  * the vCPU-loop hooks. Every stop (breakpoint, step, Ctrl-C, attach) goes
- * through debug_request_stop_locked(): clear every vCPU's run permission
- * and kick the ones inside the engine; they come back through on_exit
- * (KICKED is consumed) into before_run, where they park. The client waits
- * until no vCPU is RUNNING before it reports anything. A vCPU stepped
- * alone is stepped on the client's own thread where the engine lends it
- * (step_borrowed): its thread stays parked, and a step costs no thread
- * wake-up. */
+ * through debug_request_stop_locked(): every vCPU's run state goes to
+ * stopping (or back to parked) and the ones inside the engine are kicked;
+ * they come back through on_exit (KICKED is consumed) into before_run,
+ * where they park. The client waits until every vCPU is out of the engine
+ * before it reports anything. A vCPU stepped alone is stepped on the
+ * client's own thread where the engine lends it (lend.c). The run states
+ * and their legal moves are in run_state.c; every wait and spin is in
+ * d->timing (struct debug_timing). */
 #include "debug/debug_int.h"
 
 #include <sched.h>
@@ -14,23 +15,15 @@
 #include <string.h>
 #include <time.h>
 
-/* How often the client re-kicks a vCPU that has not parked yet. Not the
- * synchronisation (the park wakes the client through parked_cond); a kick
- * that lands between exits stays pending in the engine, and the re-kick
- * only covers an engine that would drop it. */
-#define DEBUG_KICK_RETRY_NS  (20 * 1000 * 1000L)
-/* A step-over that has not finished after this long (HLT with interrupts
- * blocked, a vCPU waiting for SIPI) is abandoned: the vCPU is kicked. */
-#define DEBUG_STEP_OVER_NS   (500 * 1000 * 1000L)
-/* How long a vCPU that just stepped polls before it blocks. */
-#define DEBUG_STEP_SPIN_NS   (300 * 1000L)
-/* How often a parked vCPU thread looks at a step of its vCPU that runs on
- * the client's thread (step_borrowed): such a step ends in microseconds
- * unless its instruction blocks (HLT, a wait for SIPI); one still running
- * at two looks in a row is kicked. */
-#define DEBUG_BORROW_WATCH_NS (100 * 1000 * 1000L)
+static const struct debug_timing default_timing = {
+	.kick_retry_ns = 20 * 1000 * 1000L,
+	.step_over_ns = 500 * 1000 * 1000L,
+	.step_spin_ns = 300 * 1000L,
+	.lend_watch_ns = 100 * 1000 * 1000L,
+	.client_step_poll_ns = 200 * 1000L,
+};
 
-static void deadline_in(struct timespec *ts, long ns)
+void debug_deadline_in(struct timespec *ts, long ns)
 {
 	clock_gettime(CLOCK_REALTIME, ts);
 	ts->tv_nsec += ns;
@@ -143,8 +136,9 @@ static bool polling_end(struct debug *d)
 	return have;
 }
 
-bool debug_wait_event_briefly(struct debug *d, long max_ns)
+bool debug_wait_step_event(struct debug *d)
 {
+	long max_ns = d->timing.client_step_poll_ns;
 	struct timespec start, now;
 	pthread_mutex_lock(&d->lock);
 	d->client_polling = true;
@@ -219,35 +213,34 @@ bool debug_machine_gone(struct debug *d)
 	return gone;
 }
 
-static bool gone_locked(struct debug *d);
 
 /* Never kick once the machine is stopping: vCPU threads are leaving and
  * may already be joined, and a signal to a joined thread is undefined. */
 static void kick_running_locked(struct debug *d, unsigned self)
 {
-	if (gone_locked(d))
+	if (debug_gone_locked(d))
 		return;
 	for (unsigned i = 0; i < d->nr_vcpus; i++)
-		if (i != self && d->vcpus[i].park == DEBUG_PARK_RUNNING)
+		if (i != self && !debug_run_parked(d->vcpus[i].run))
 			d->vm->engine->kick(&d->vm->vcpus[i]);
 }
 
 void debug_request_stop_locked(struct debug *d, unsigned self)
 {
 	for (unsigned i = 0; i < d->nr_vcpus; i++)
-		d->vcpus[i].run_allowed = false;
+		debug_run_stop_locked(d, i);
 	kick_running_locked(d, self);
 }
 
 static bool all_parked_locked(struct debug *d)
 {
 	for (unsigned i = 0; i < d->nr_vcpus; i++)
-		if (d->vcpus[i].park == DEBUG_PARK_RUNNING)
+		if (!debug_run_parked(d->vcpus[i].run))
 			return false;
 	return true;
 }
 
-static bool gone_locked(struct debug *d)
+bool debug_gone_locked(struct debug *d)
 {
 	if (!d->gone && vm_stopping(d->vm))
 		d->gone = true;
@@ -258,9 +251,9 @@ void debug_stop_all(struct debug *d)
 {
 	pthread_mutex_lock(&d->lock);
 	debug_request_stop_locked(d, VM_MAX_VCPUS);
-	while (!all_parked_locked(d) && !gone_locked(d)) {
+	while (!all_parked_locked(d) && !debug_gone_locked(d)) {
 		struct timespec ts;
-		deadline_in(&ts, DEBUG_KICK_RETRY_NS);
+		debug_deadline_in(&ts, d->timing.kick_retry_ns);
 		if (pthread_cond_timedwait(&d->parked_cond, &d->lock, &ts) != 0)
 			kick_running_locked(d, VM_MAX_VCPUS);
 	}
@@ -335,99 +328,46 @@ static int vcpu_pc(struct debug *d, unsigned vcpu, uint64_t *pc)
 	return r;
 }
 
-/* ---- stepping on the client's thread ---- */
+/* ---- stepping one vCPU alone ---- */
 
-static bool on_bpt(struct debug *d, struct vcpu *vcpu, uint64_t pc);
-static bool on_db(struct debug *d, struct vcpu *vcpu, const struct vm_exit *exit);
 static bool eligible_pending(struct debug *d);
 
-/* The client's thread may run this vCPU's step itself (step_borrowed):
- * the engine lends vCPUs to other threads, the vCPU is single-stepped
- * (not a HLT run, which may last), and its own thread is out of the
- * engine. The caller keeps every other vCPU parked. */
-static bool lendable(struct debug *d, unsigned vcpu)
+static bool past(const struct timespec *deadline)
 {
-	const struct engine_ops *eng = d->vm->engine;
-	struct debug_vcpu *dv = &d->vcpus[vcpu];
-	if (!eng->run_borrowed || !eng->requeue_exit)
-		return false;
-	pthread_mutex_lock(&d->lock);
-	bool ok = dv->park != DEBUG_PARK_RUNNING && dv->applied_valid &&
-		  dv->applied.single_step && !gone_locked(d);
-	pthread_mutex_unlock(&d->lock);
-	return ok;
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	return now.tv_sec > deadline->tv_sec ||
+	       (now.tv_sec == deadline->tv_sec && now.tv_nsec >= deadline->tv_nsec);
 }
 
-/* One step of a parked vCPU on the calling (client's) thread: its own
- * thread stays parked, so the step costs no thread wake-up on either
- * side. The exits of a step that are the debugger's (the trap that ends
- * it, a breakpoint) are handled here, as the vCPU's thread would; any
- * other (port I/O, MMIO, ...) is requeued for the vCPU's thread, which the
- * caller then releases to handle it and finish the step. True when the
- * exit was handled here. */
-static bool step_borrowed(struct debug *d, unsigned vcpu)
-{
-	const struct engine_ops *eng = d->vm->engine;
-	struct debug_vcpu *dv = &d->vcpus[vcpu];
-	struct vcpu *v = &d->vm->vcpus[vcpu];
-	struct vm_exit exit;
-
-	dv->cache_valid = dv->regs_valid = false;
-	__atomic_add_fetch(&dv->borrow_seq, 1, __ATOMIC_SEQ_CST);    /* odd: lent */
-	int r = eng->run_borrowed(v, &exit);
-	__atomic_add_fetch(&dv->borrow_seq, 1, __ATOMIC_SEQ_CST);
-	bool handled = false;
-	if (r == 0 && exit.reason == VM_EXIT_DB)
-		handled = on_db(d, v, &exit);
-	else if (r == 0 && exit.reason == VM_EXIT_BPT)
-		handled = on_bpt(d, v, exit.bpt.pc);
-	/* a kick (nothing ran) or a host error: the vCPU's thread runs it
-	 * again and meets the error itself */
-	if (r == 0 && !handled && exit.reason != VM_EXIT_KICKED)
-		eng->requeue_exit(v, &exit);
-	pthread_mutex_lock(&d->lock);
-	/* the vCPU's thread never left its park: nobody to wake, no spin */
-	dv->notify_on_park = false;
-	__atomic_store_n(&dv->just_stepped, false, __ATOMIC_RELAXED);
-	pthread_mutex_unlock(&d->lock);
-	return handled;
-}
-
-/* Run one parked vCPU alone until it parks again. */
+/* Run one parked vCPU alone until it parks again: on this thread where
+ * the engine lends it, else on its own thread. */
 static void run_alone(struct debug *d, unsigned vcpu)
 {
 	struct debug_vcpu *dv = &d->vcpus[vcpu];
-	struct timespec ts;
-	bool kicked = false;
+	struct timespec deadline;
+	bool stopped = false;
 
-	if (lendable(d, vcpu) && step_borrowed(d, vcpu) &&
+	if (debug_lendable(d, vcpu) && debug_lend_step(d, vcpu) &&
 	    (dv->step_done || eligible_pending(d)))
 		return;
 	pthread_mutex_lock(&d->lock);
-	dv->run_allowed = true;
-	pthread_cond_broadcast(&d->park_cond);
-	deadline_in(&ts, DEBUG_STEP_OVER_NS);
-	while (dv->run_allowed && !gone_locked(d)) {
-		struct timespec slice;
-		deadline_in(&slice, DEBUG_KICK_RETRY_NS);
-		pthread_cond_timedwait(&d->parked_cond, &d->lock, &slice);
-		struct timespec now;
-		clock_gettime(CLOCK_REALTIME, &now);
-		if (!kicked && (now.tv_sec > ts.tv_sec ||
-				(now.tv_sec == ts.tv_sec && now.tv_nsec >= ts.tv_nsec))) {
-			dv->run_allowed = false;
-			kicked = true;
+	debug_run_release_locked(d, vcpu);
+	debug_deadline_in(&deadline, d->timing.step_over_ns);
+	for (;;) {
+		enum debug_run run = dv->run;
+		if (debug_gone_locked(d) || run == DEBUG_RUN_PARKED || run == DEBUG_RUN_STEP_SPIN)
+			break;
+		if (!stopped && past(&deadline)) {
+			debug_run_stop_locked(d, vcpu);
+			stopped = true;
 		}
-		if (kicked && dv->park == DEBUG_PARK_RUNNING && !gone_locked(d))
+		/* released and not back: kick it again now and then */
+		if (stopped && !debug_run_parked(dv->run))
 			d->vm->engine->kick(&d->vm->vcpus[vcpu]);
-	}
-	/* run_allowed is false: wait for the park itself */
-	while (dv->park == DEBUG_PARK_RUNNING && !gone_locked(d)) {
 		struct timespec slice;
-		deadline_in(&slice, DEBUG_KICK_RETRY_NS);
-		if (pthread_cond_timedwait(&d->parked_cond, &d->lock, &slice) != 0 &&
-		    !gone_locked(d))
-			d->vm->engine->kick(&d->vm->vcpus[vcpu]);
+		debug_deadline_in(&slice, d->timing.kick_retry_ns);
+		pthread_cond_timedwait(&d->parked_cond, &d->lock, &slice);
 	}
 	pthread_mutex_unlock(&d->lock);
 }
@@ -532,6 +472,11 @@ static int step_overs(struct debug *d, const enum debug_action *actions, struct 
 
 int debug_resume(struct debug *d, const enum debug_action *actions, struct err *e)
 {
+	/* a write the engine refused since the last stop (a step's fix-up):
+	 * the guest may not be where the client thinks; it hears so first */
+	int r = debug_vcpu_take_write_error(d, e);
+	if (r < 0)
+		return r;
 	debug_catch_sync(d);     /* the guest may have moved its IDT while stopped or before */
 	pthread_mutex_lock(&d->lock);
 	for (unsigned i = 0; i < d->nr_vcpus; i++)
@@ -540,7 +485,7 @@ int debug_resume(struct debug *d, const enum debug_action *actions, struct err *
 	pthread_mutex_unlock(&d->lock);
 	if (eligible_pending(d))
 		return 1;
-	int r = step_overs(d, actions, e);
+	r = step_overs(d, actions, e);
 	if (r < 0)
 		return r;
 	if (eligible_pending(d))
@@ -579,13 +524,13 @@ int debug_resume(struct debug *d, const enum debug_action *actions, struct err *
 			debug_step_leave(d, i);
 	}
 	/* one vCPU stepped alone: on this thread when the engine lends it */
-	if (running == 1 && actions[stepped] == DEBUG_ACT_STEP && lendable(d, stepped) &&
-	    step_borrowed(d, stepped) && eligible_pending(d))
+	if (running == 1 && actions[stepped] == DEBUG_ACT_STEP && debug_lendable(d, stepped) &&
+	    debug_lend_step(d, stepped) && eligible_pending(d))
 		return 1;
 	pthread_mutex_lock(&d->lock);
 	for (unsigned i = 0; i < d->nr_vcpus; i++)
-		d->vcpus[i].run_allowed = actions[i] != DEBUG_ACT_STOP;
-	pthread_cond_broadcast(&d->park_cond);
+		if (actions[i] != DEBUG_ACT_STOP)
+			debug_run_release_locked(d, i);
 	pthread_mutex_unlock(&d->lock);
 	return 0;
 }
@@ -615,8 +560,7 @@ void debug_detach(struct debug *d)
 	}
 	pthread_mutex_lock(&d->lock);
 	for (unsigned i = 0; i < d->nr_vcpus; i++)
-		d->vcpus[i].run_allowed = true;
-	pthread_cond_broadcast(&d->park_cond);
+		debug_run_release_locked(d, i);
 	pthread_mutex_unlock(&d->lock);
 }
 
@@ -624,93 +568,103 @@ void debug_detach(struct debug *d)
 
 /* A vCPU that just finished a step is usually stepped again a client
  * round trip later; waking a blocked thread costs more than that round
- * trip under nested KVM, so that one vCPU polls its permission for a
- * moment before it blocks. */
-static void spin_after_step(struct debug_vcpu *dv)
+ * trip under nested KVM, so that one vCPU polls for its release for a
+ * moment (STEP_SPIN) before it blocks. */
+static void spin_after_step(struct debug *d, unsigned vcpu)
 {
 	struct timespec start, now;
 	clock_gettime(CLOCK_MONOTONIC, &start);
 	for (;;) {
 		for (int i = 0; i < 64; i++) {
-			if (__atomic_load_n(&dv->run_allowed, __ATOMIC_ACQUIRE))
+			if (debug_run_of(d, vcpu) != DEBUG_RUN_STEP_SPIN)
 				return;
 			__builtin_ia32_pause();
 		}
 		sched_yield();     /* 2 host cores: let the client or the server run */
 		clock_gettime(CLOCK_MONOTONIC, &now);
 		long ns = (now.tv_sec - start.tv_sec) * 1000000000L + (now.tv_nsec - start.tv_nsec);
-		if (ns > DEBUG_STEP_SPIN_NS)
+		if (ns > d->timing.step_spin_ns)
 			return;
 	}
 }
 
-/* A step of this vCPU on the client's thread (step_borrowed) that has not
- * ended since the last look (its instruction blocks: HLT, a wait for
- * SIPI) is kicked out of the engine; the client's thread then hands the
- * step to this thread, where a Ctrl-C can stop it. With d->lock held. */
-static void watch_borrow(struct debug *d, struct vcpu *vcpu)
+/* The vCPU is out of the engine now: tell the client, once. */
+static void parked_locked(struct debug *d, struct debug_vcpu *dv)
 {
-	struct debug_vcpu *dv = &d->vcpus[vcpu->id];
-	unsigned seq = __atomic_load_n(&dv->borrow_seq, __ATOMIC_SEQ_CST);
-	if ((seq & 1) && seq == dv->borrow_seen && !gone_locked(d))
-		d->vm->engine->kick(vcpu);
-	dv->borrow_seen = seq;
+	pthread_cond_broadcast(&d->parked_cond);
+	if (dv->notify_on_park) {
+		dv->notify_on_park = false;
+		notify_park_locked(d);   /* an eventfd write: fine under the lock */
+	}
 }
 
-static void hook_before_run(struct vm *vm, struct vcpu *vcpu)
+/* A user step just ended on this thread: report the park at once, then
+ * poll for the next step for a moment, unless the engine lends the vCPU
+ * (the next step then runs on the client's thread: spinning would only
+ * take a core from it). */
+static void after_user_step(struct debug *d, struct vcpu *vcpu)
+{
+	struct debug_vcpu *dv = &d->vcpus[vcpu->id];
+	pthread_mutex_lock(&d->lock);
+	bool spin = dv->run == DEBUG_RUN_STOPPING && dv->notify_on_park;
+	if (spin) {
+		debug_run_to(d, vcpu->id, DEBUG_RUN_STEP_SPIN);
+		parked_locked(d, dv);
+	}
+	pthread_mutex_unlock(&d->lock);
+	if (spin && !d->vm->engine->run_borrowed)
+		spin_after_step(d, vcpu->id);
+}
+
+/* Park until the client releases the vCPU (or the machine is gone); then
+ * it may run. True when *exit holds an exit a lent step met for it:
+ * the loop handles that instead of running the engine. */
+static bool hook_before_run(struct vm *vm, struct vcpu *vcpu, struct vm_exit *exit)
 {
 	struct debug *d = vm->debug;
 	struct debug_vcpu *dv = &d->vcpus[vcpu->id];
 
-	if (__atomic_exchange_n(&dv->just_stepped, false, __ATOMIC_ACQ_REL)) {
-		pthread_mutex_lock(&d->lock);
-		if (!dv->run_allowed && dv->notify_on_park) {
-			/* report first, then wait for the next step */
-			dv->park = DEBUG_PARK_PARKED;
-			dv->notify_on_park = false;
-			pthread_cond_broadcast(&d->parked_cond);
-			notify_park_locked(d);
-		}
-		pthread_mutex_unlock(&d->lock);
-		/* an engine that lends the vCPU takes the next step on the
-		 * client's thread: spinning would only take a core from it */
-		if (!vm->engine->run_borrowed)
-			spin_after_step(dv);
-	}
+	if (__atomic_exchange_n(&dv->user_step_ended, false, __ATOMIC_ACQ_REL))
+		after_user_step(d, vcpu);
 	pthread_mutex_lock(&d->lock);
-	while (!dv->run_allowed && !gone_locked(d)) {
-		if (dv->park != DEBUG_PARK_PARKED) {
-			dv->park = DEBUG_PARK_PARKED;
-			pthread_cond_broadcast(&d->parked_cond);
-			if (dv->notify_on_park) {
-				dv->notify_on_park = false;
-				notify_park_locked(d);   /* an eventfd write: fine under the lock */
-			}
+	for (;;) {
+		enum debug_run run = dv->run;
+		if (run == DEBUG_RUN_RUNNING || run == DEBUG_RUN_RELEASED || debug_gone_locked(d))
+			break;
+		if (run == DEBUG_RUN_STOPPING || run == DEBUG_RUN_STEP_SPIN) {
+			debug_run_to(d, vcpu->id, DEBUG_RUN_PARKED);
+			parked_locked(d, dv);
 		}
-		/* woken by a resume, or by hook_on_vm_stop when the machine ends;
-		 * where the engine lends the vCPU, also now and then to watch
-		 * over a step on the client's thread */
+		/* woken by a release, or by hook_on_vm_stop when the machine
+		 * ends; where the engine lends the vCPU, also now and then to
+		 * watch over a step on the client's thread */
 		if (vm->engine->run_borrowed) {
 			struct timespec ts;
-			deadline_in(&ts, DEBUG_BORROW_WATCH_NS);
+			debug_deadline_in(&ts, d->timing.lend_watch_ns);
 			if (pthread_cond_timedwait(&d->park_cond, &d->lock, &ts) != 0)
-				watch_borrow(d, vcpu);
+				debug_lend_watch_locked(d, vcpu);
 		} else {
 			pthread_cond_wait(&d->park_cond, &d->lock);
 		}
 	}
-	dv->park = DEBUG_PARK_RUNNING;
-	dv->cache_valid = dv->regs_valid = false;
+	bool handed = false;
+	if (dv->run == DEBUG_RUN_RELEASED) {
+		debug_run_to(d, vcpu->id, DEBUG_RUN_RUNNING);
+		handed = dv->has_handed_back;
+		if (handed)
+			*exit = dv->handed_back;
+		dv->has_handed_back = false;
+	}
 	pthread_mutex_unlock(&d->lock);
+	return handed;
 }
 
-static void set_rip(struct vcpu *vcpu, uint64_t rip)
+static void set_rip(struct debug *d, struct vcpu *vcpu, uint64_t rip)
 {
-	const struct engine_ops *eng = vcpu->vm->engine;
 	struct x86_regs regs;
-	if (eng->get_regs(vcpu, &regs) == 0 && regs.rip != rip) {
+	if (debug_vcpu_regs(d, vcpu->id, &regs) == 0 && regs.rip != rip) {
 		regs.rip = rip;
-		eng->set_regs(vcpu, &regs);
+		debug_vcpu_put_regs(d, vcpu->id, &regs, "RIP back at the breakpoint");
 	}
 }
 
@@ -747,7 +701,7 @@ static bool step_at_handler(struct debug *d, struct vcpu *vcpu, uint64_t pc, boo
 {
 	struct debug_vcpu *dv = &d->vcpus[vcpu->id];
 	uint64_t at = pc;
-	set_rip(vcpu, pc);
+	set_rip(d, vcpu, pc);
 	debug_step_end(d, vcpu, &at, true);
 	if (!guard_only)
 		return false;
@@ -756,17 +710,17 @@ static bool step_at_handler(struct debug *d, struct vcpu *vcpu, uint64_t pc, boo
 	d->step_stats.guard_stops++;
 	if (step == DEBUG_STEP_INTERNAL) {
 		dv->step_done = true;
-		dv->run_allowed = false;
+		debug_run_stop_locked(d, vcpu->id);
 	}
 	pthread_mutex_unlock(&d->lock);
 	if (step == DEBUG_STEP_INTERNAL)
 		return true;
 	struct debug_event ev = { .kind = DEBUG_EV_STEP, .vcpu = vcpu->id, .addr = at };
-	__atomic_store_n(&dv->just_stepped, true, __ATOMIC_RELEASE);
+	__atomic_store_n(&dv->user_step_ended, true, __ATOMIC_RELEASE);
 	return stop_with(d, vcpu, &ev);
 }
 
-static bool on_bpt(struct debug *d, struct vcpu *vcpu, uint64_t pc)
+bool debug_on_bpt(struct debug *d, struct vcpu *vcpu, uint64_t pc)
 {
 	struct debug_event ev = { .vcpu = vcpu->id, .addr = pc };
 	pthread_mutex_lock(&d->lock);
@@ -784,24 +738,24 @@ static bool on_bpt(struct debug *d, struct vcpu *vcpu, uint64_t pc)
 		 * are armed only for a vCPU running alone): take them out and
 		 * let it run the original instruction */
 		debug_step_guards_drop(d);
-		set_rip(vcpu, pc);
+		set_rip(d, vcpu, pc);
 		return true;
 	}
 	uint64_t handler;
 	if (!bp && stepping && debug_step_guest_int3(d, vcpu, pc, &handler)) {
 		/* the guest got its #BP; the step ends at its handler */
 		struct debug_event step = { .kind = DEBUG_EV_STEP, .vcpu = vcpu->id, .addr = handler };
-		__atomic_store_n(&d->vcpus[vcpu->id].just_stepped, true, __ATOMIC_RELEASE);
+		__atomic_store_n(&d->vcpus[vcpu->id].user_step_ended, true, __ATOMIC_RELEASE);
 		return stop_with(d, vcpu, &step);
 	}
 	if (!bp)
 		return false;   /* the guest's own INT3: machine/ delivers its #BP */
 	/* the client sees the breakpoint address as PC (swbreak semantics) */
-	set_rip(vcpu, pc);
+	set_rip(d, vcpu, pc);
 	return stop_with(d, vcpu, &ev);
 }
 
-static bool on_db(struct debug *d, struct vcpu *vcpu, const struct vm_exit *exit)
+bool debug_on_db(struct debug *d, struct vcpu *vcpu, const struct vm_exit *exit)
 {
 	struct debug_vcpu *dv = &d->vcpus[vcpu->id];
 	struct debug_event ev = { .vcpu = vcpu->id, .addr = exit->db.pc };
@@ -830,7 +784,7 @@ static bool on_db(struct debug *d, struct vcpu *vcpu, const struct vm_exit *exit
 		dv->step_watch = watch;        /* step_over reports it */
 		dv->step_watch_ev = wev;
 		dv->step_done = true;
-		dv->run_allowed = false;
+		debug_run_stop_locked(d, vcpu->id);
 		pthread_mutex_unlock(&d->lock);
 		return true;
 	}
@@ -839,7 +793,7 @@ static bool on_db(struct debug *d, struct vcpu *vcpu, const struct vm_exit *exit
 		ev.kind = DEBUG_EV_STEP;
 		if (watch)
 			ev = wev;
-		__atomic_store_n(&dv->just_stepped, true, __ATOMIC_RELEASE);
+		__atomic_store_n(&dv->user_step_ended, true, __ATOMIC_RELEASE);
 	} else if (watch) {
 		ev = wev;
 	} else if (hw >= 0) {
@@ -859,9 +813,9 @@ static bool hook_on_exit(struct vm *vm, struct vcpu *vcpu, struct vm_exit *exit)
 
 	switch (exit->reason) {
 	case VM_EXIT_BPT:
-		return on_bpt(d, vcpu, exit->bpt.pc);
+		return debug_on_bpt(d, vcpu, exit->bpt.pc);
 	case VM_EXIT_DB:
-		return on_db(d, vcpu, exit);
+		return debug_on_db(d, vcpu, exit);
 	case VM_EXIT_KICKED:
 		/* ours (a stop) or a leftover: either way before_run decides */
 		return !vm_stopping(vm);
@@ -915,8 +869,10 @@ int debug_create(struct vm *vm, bool wait_gdb, debug_notify_fn notify_fn, void *
 	pthread_mutex_init(&d->lock, NULL);
 	pthread_cond_init(&d->park_cond, NULL);
 	pthread_cond_init(&d->parked_cond, NULL);
+	d->timing = default_timing;
 	for (unsigned i = 0; i < d->nr_vcpus; i++) {
-		d->vcpus[i].run_allowed = !wait_gdb;
+		/* a thread not at before_run yet counts as parked */
+		d->vcpus[i].run = wait_gdb ? DEBUG_RUN_PARKED : DEBUG_RUN_RELEASED;
 		d->vcpus[i].resumed = true;
 	}
 	d->hooks.before_run = hook_before_run;

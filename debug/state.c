@@ -6,137 +6,91 @@
 #include <stdio.h>
 #include <string.h>
 
-static int read_from_engine(struct debug *d, unsigned vcpu, struct debug_cpu_state *st)
+/* gdb's view of a vCPU: the engine's state (debug/vcpu.c, read once per
+ * stop, as QEMU's cpu_synchronize_state does) with the step engine's
+ * shadows applied. The x87/SSE registers and KERNEL_GS_BASE are optional:
+ * an engine may refuse them. */
+int debug_read_state(struct debug *d, unsigned vcpu, struct debug_cpu_state *out)
 {
-	const struct engine_ops *eng = d->vm->engine;
-	struct vcpu *v = &d->vm->vcpus[vcpu];
-	int r;
-
-	memset(st, 0, sizeof(*st));
-	if ((r = eng->get_regs(v, &st->regs)) < 0 || (r = eng->get_sregs(v, &st->sregs)) < 0)
-		return r;
-	st->have_fpu = eng->get_fpu && eng->get_fpu(v, &st->fpu) == 0;
-	st->have_kgs = eng->get_msr &&
-		       eng->get_msr(v, MSR_KERNEL_GS_BASE, &st->kernel_gs_base) == 0;
-	debug_step_view_regs(d, vcpu, &st->regs);
-	return 0;
-}
-
-/* Reading a vCPU's state costs several engine calls (each one expensive
- * under nested KVM); a parked vCPU's state only changes through us, so
- * it is read once per stop, as QEMU's cpu_synchronize_state does. */
-int debug_read_state(struct debug *d, unsigned vcpu, struct debug_cpu_state *st)
-{
-	if (vcpu >= d->nr_vcpus)
-		return -ESRCH;
-	struct debug_vcpu *dv = &d->vcpus[vcpu];
-	pthread_mutex_lock(&d->lock);
-	bool valid = dv->cache_valid;
-	if (valid)
-		*st = dv->cache;
-	pthread_mutex_unlock(&d->lock);
-	if (valid)
-		return 0;
-	int r = read_from_engine(d, vcpu, st);
+	struct x86_state st;
+	int r = debug_vcpu_get(d, vcpu, X86_STATE_REGS | X86_STATE_SREGS, &st);
 	if (r < 0)
 		return r;
-	pthread_mutex_lock(&d->lock);
-	if (dv->park != DEBUG_PARK_RUNNING) {
-		dv->cache = *st;
-		dv->cache_valid = true;
-	}
-	pthread_mutex_unlock(&d->lock);
+	memset(out, 0, sizeof(*out));
+	out->regs = st.regs;
+	out->sregs = st.sregs;
+	out->have_fpu = debug_vcpu_get(d, vcpu, X86_STATE_FPU, &st) == 0;
+	if (out->have_fpu)
+		out->fpu = st.fpu;
+	out->have_kgs = debug_vcpu_get(d, vcpu, X86_STATE_MSRS, &st) == 0;
+	if (out->have_kgs)
+		out->kernel_gs_base = st.kernel_gs_base;
+	debug_step_view_regs(d, vcpu, &out->regs);
 	return 0;
-}
-
-int debug_sregs(struct debug *d, unsigned vcpu, struct x86_sregs *sregs)
-{
-	struct debug_cpu_state st;
-	int r = debug_read_state(d, vcpu, &st);
-	if (r == 0)
-		*sregs = st.sregs;
-	return r;
 }
 
 int debug_read_regs(struct debug *d, unsigned vcpu, struct x86_regs *regs)
 {
-	if (vcpu >= d->nr_vcpus)
-		return -ESRCH;
-	struct debug_vcpu *dv = &d->vcpus[vcpu];
-	pthread_mutex_lock(&d->lock);
-	bool valid = dv->cache_valid || dv->regs_valid;
-	if (valid)
-		*regs = dv->cache.regs;
-	pthread_mutex_unlock(&d->lock);
-	if (valid)
-		return 0;
-	int r = d->vm->engine->get_regs(&d->vm->vcpus[vcpu], regs);
-	if (r < 0)
-		return r;
-	debug_step_view_regs(d, vcpu, regs);
-	pthread_mutex_lock(&d->lock);
-	if (dv->park != DEBUG_PARK_RUNNING) {
-		dv->cache.regs = *regs;
-		dv->regs_valid = true;
-	}
-	pthread_mutex_unlock(&d->lock);
-	return 0;
+	int r = debug_vcpu_regs(d, vcpu, regs);
+	if (r == 0)
+		debug_step_view_regs(d, vcpu, regs);
+	return r;
 }
 
-int debug_write_state(struct debug *d, unsigned vcpu, const struct debug_cpu_state *st,
-		      unsigned what)
+/* The parts the client changed; the x87/SSE and MSR parts keep what the
+ * engine has for the fields gdb does not know (XCR0, the SYSCALL MSRs). */
+int debug_write_state(struct debug *d, unsigned vcpu, const struct debug_cpu_state *in,
+		      unsigned what, struct err *e)
 {
-	const struct engine_ops *eng = d->vm->engine;
-	struct vcpu *v;
-	int r = 0;
+	struct x86_state st;
+	unsigned parts = 0;
+	int r;
 
 	if (vcpu >= d->nr_vcpus)
-		return -ESRCH;
-	v = &d->vm->vcpus[vcpu];
-	/* whatever happens below, the engine is the truth again */
-	pthread_mutex_lock(&d->lock);
-	d->vcpus[vcpu].cache_valid = d->vcpus[vcpu].regs_valid = false;
-	pthread_mutex_unlock(&d->lock);
+		return err_set(e, ESRCH, "no vCPU %u", vcpu);
+	if ((what & DEBUG_STATE_FPU) && (r = debug_vcpu_get(d, vcpu, X86_STATE_FPU, &st)) < 0)
+		return err_set(e, -r, "vCPU %u: the %s engine cannot read its x87/SSE registers",
+			       vcpu, d->vm->engine->name);
+	if ((what & DEBUG_STATE_KGS) && (r = debug_vcpu_get(d, vcpu, X86_STATE_MSRS, &st)) < 0)
+		return err_set(e, -r, "vCPU %u: the %s engine cannot read its MSRs", vcpu,
+			       d->vm->engine->name);
 	if (what & DEBUG_STATE_REGS) {
-		struct x86_regs regs = st->regs;
-		debug_step_write_regs(d, vcpu, &regs);
-		if ((r = eng->set_regs(v, &regs)) < 0)
-			return r;
+		st.regs = in->regs;
+		debug_step_write_regs(d, vcpu, &st.regs);
+		parts |= X86_STATE_REGS;
 	}
 	if (what & DEBUG_STATE_SREGS) {
 		d->vcpus[vcpu].st.sregs_valid = false;
-		if ((r = eng->set_sregs(v, &st->sregs)) < 0)
-			return r;
+		st.sregs = in->sregs;
+		parts |= X86_STATE_SREGS;
 	}
 	if (what & DEBUG_STATE_FPU) {
-		if (!eng->set_fpu)
-			return -ENOTSUP;
-		if ((r = eng->set_fpu(v, &st->fpu)) < 0)
-			return r;
+		st.fpu = in->fpu;
+		parts |= X86_STATE_FPU;
 	}
 	if (what & DEBUG_STATE_KGS) {
-		if (!eng->set_msr)
-			return -ENOTSUP;
-		r = eng->set_msr(v, MSR_KERNEL_GS_BASE, st->kernel_gs_base);
+		st.kernel_gs_base = in->kernel_gs_base;
+		parts |= X86_STATE_MSRS;
 	}
+	r = debug_vcpu_put(d, vcpu, parts, &st, "written by the debugger");
+	if (r < 0)
+		debug_vcpu_take_write_error(d, e);   /* the client hears it now, not later */
 	return r;
 }
 
 void debug_describe_vcpu(struct debug *d, unsigned vcpu, char *out, size_t size)
 {
-	const struct engine_ops *eng = d->vm->engine;
 	struct x86_sregs sregs;
-	bool halted = false, sipi = false;
+	bool halted, sipi;
 	const char *mode = "state unknown";
 
 	if (vcpu >= d->nr_vcpus) {
 		snprintf(out, size, "no such vCPU");
 		return;
 	}
-	if (debug_sregs(d, vcpu, &sregs) == 0)
+	if (debug_vcpu_sregs(d, vcpu, &sregs) == 0)
 		mode = x86_mode_name(x86_mode_of(&sregs));
-	if (eng->get_run_state)
-		eng->get_run_state(&d->vm->vcpus[vcpu], &halted, &sipi);
+	debug_vcpu_run_state(d, vcpu, &halted, &sipi);
 	snprintf(out, size, "vCPU %u, %s%s", vcpu, sipi ? "waiting for SIPI" : mode,
 		 sipi ? "" : halted ? ", halted" : "");
 }

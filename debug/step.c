@@ -1,4 +1,4 @@
-/* debug/step.c — guest-invisible single stepping (issue 5): a shadow of
+/* debug/step.c — guest-invisible single stepping: a shadow of
  * the guest's own RFLAGS.TF kept apart from the trap flag the engine uses
  * to step, and the corrections that make a stepped guest see what an
  * unstepped one sees. Engine-independent: it works from the exit
@@ -266,7 +266,6 @@ static int read_gate(struct debug *d, struct debug_step_vcpu *st, unsigned vecto
 static int deliver_trap(struct debug *d, struct vcpu *vcpu, struct debug_step_vcpu *st,
 			struct x86_regs *regs, unsigned vector)
 {
-	const struct engine_ops *eng = d->vm->engine;
 	struct x86_gate g;
 	uint64_t rsp = regs->rsp;
 
@@ -291,16 +290,15 @@ static int deliver_trap(struct debug *d, struct vcpu *vcpu, struct debug_step_vc
 		regs->rflags &= ~RFLAGS_IF;
 		st->guest_if = false;
 	}
-	return eng->set_regs(vcpu, regs);
+	return debug_vcpu_put_regs(d, vcpu->id, regs, "delivering a trap at a step's end");
 }
 
 static void set_dr6_bs(struct debug *d, struct vcpu *vcpu)
 {
-	const struct engine_ops *eng = d->vm->engine;
-	struct x86_debugregs dr;
-	if (eng->get_debugregs && eng->set_debugregs && eng->get_debugregs(vcpu, &dr) == 0) {
-		dr.dr6 |= DR6_BS;
-		eng->set_debugregs(vcpu, &dr);
+	struct x86_state st;
+	if (debug_vcpu_get(d, vcpu->id, X86_STATE_DR, &st) == 0) {
+		st.dr.dr6 |= DR6_BS;
+		debug_vcpu_put(d, vcpu->id, X86_STATE_DR, &st, "DR6.BS of the guest's own trap");
 	}
 }
 
@@ -319,9 +317,9 @@ static void guest_db(struct debug *d, struct vcpu *vcpu, struct debug_step_vcpu 
 			 * with it until the next step ends (as a CPU would) */
 			regs->rflags |= RFLAGS_IF;
 			st->if_live = true;
-			d->vm->engine->set_regs(vcpu, regs);
+			debug_vcpu_put_regs(d, vcpu->id, regs, "the guest's IF for its own trap");
 		}
-		d->vm->engine->inject_exception(vcpu, X86_DB, false, 0);
+		debug_vcpu_inject(d, vcpu->id, X86_DB, "the guest's own single-step trap");
 		d->step_stats.injected_fallback++;
 		st->guest_tf = false;
 	}
@@ -330,18 +328,14 @@ static void guest_db(struct debug *d, struct vcpu *vcpu, struct debug_step_vcpu 
 
 /* ---- before a step (client thread, vCPU parked) ---- */
 
+/* The step's own copy of the system registers outlives the vCPU's park
+ * (debug/vcpu.c forgets its cache at every step): they change only with
+ * the instructions that set sregs_valid false. */
 static int snapshot_sregs(struct debug *d, unsigned vcpu, struct debug_step_vcpu *st)
 {
-	struct debug_vcpu *dv = &d->vcpus[vcpu];
-	if (dv->cache_valid) {
-		if (!st->sregs_valid)
-			tlb_flush(st);
-		st->sregs = dv->cache.sregs;
-		st->sregs_valid = true;
-	}
 	if (st->sregs_valid)
 		return 0;
-	int r = d->vm->engine->get_sregs(&d->vm->vcpus[vcpu], &st->sregs);
+	int r = debug_vcpu_sregs(d, vcpu, &st->sregs);
 	st->sregs_valid = r == 0;
 	tlb_flush(st);     /* whatever made them stale may have changed paging */
 	return r;
@@ -391,13 +385,13 @@ static void read_image(struct debug *d, struct debug_step_vcpu *st)
  * guest never runs between the two. */
 static void scrub(struct debug *d, unsigned vcpu, struct debug_step_vcpu *st, bool hide)
 {
-	const struct engine_ops *eng = d->vm->engine;
 	uint64_t v = hide ? st->image & ~RFLAGS_TF : st->image;
 	if (st->insn.kind == X86_INSN_SYSRET) {
 		struct x86_regs regs;
-		if (eng->get_regs(&d->vm->vcpus[vcpu], &regs) == 0) {
+		if (debug_vcpu_regs(d, vcpu, &regs) == 0) {
 			regs.r11 = v;
-			eng->set_regs(&d->vm->vcpus[vcpu], &regs);
+			debug_vcpu_put_regs(d, vcpu, &regs, hide ? "SYSRET's image without TF"
+								 : "SYSRET's image with TF again");
 		}
 	} else {
 		write_virt(d, st, st->image_at, &v, st->insn.opsize);
@@ -416,7 +410,6 @@ static void unscrub(struct debug *d, unsigned vcpu, struct debug_step_vcpu *st)
  * gdb would never stop there. Returns 0 when done (regs updated). */
 static int emulate_iretq(struct debug *d, unsigned vcpu, struct debug_step_vcpu *st)
 {
-	const struct engine_ops *eng = d->vm->engine;
 	uint64_t f[5];
 	struct x86_regs regs = st->regs;
 	uint64_t sp = st->sregs.ss.base + st->regs.rsp;
@@ -432,10 +425,7 @@ static int emulate_iretq(struct debug *d, unsigned vcpu, struct debug_step_vcpu 
 		st->if_live = false;
 	}
 	regs.rflags = engine_flags(st, f[2] | RFLAGS_FIXED1);
-	pthread_mutex_lock(&d->lock);
-	d->vcpus[vcpu].cache_valid = d->vcpus[vcpu].regs_valid = false;
-	pthread_mutex_unlock(&d->lock);
-	int r = eng->set_regs(&d->vm->vcpus[vcpu], &regs);
+	int r = debug_vcpu_put_regs(d, vcpu, &regs, "an IRETQ done by the debugger");
 	if (r < 0)
 		return r;
 	bool tf_before = st->guest_tf;
@@ -597,13 +587,9 @@ static bool hlt_slot(struct debug *d, unsigned *slot)
 /* The engine's RFLAGS from the guest's view in st->regs and the shadows. */
 static int put_engine_flags(struct debug *d, unsigned vcpu, struct debug_step_vcpu *st)
 {
-	struct debug_vcpu *dv = &d->vcpus[vcpu];
 	struct x86_regs real = st->regs;
 	real.rflags = engine_flags(st, st->regs.rflags);
-	pthread_mutex_lock(&d->lock);
-	dv->cache_valid = dv->regs_valid = false;
-	pthread_mutex_unlock(&d->lock);
-	return d->vm->engine->set_regs(&d->vm->vcpus[vcpu], &real);
+	return debug_vcpu_put_regs(d, vcpu, &real, "the step's shadow TF and IF");
 }
 
 /* Enter the shadows (the engine's TF, and IF when masking, are the
@@ -667,12 +653,8 @@ int debug_step_begin(struct debug *d, unsigned vcpu)
 	/* IRETQ and the scrub are for an engine that hides or drops TF */
 	if (st->tf_shadow && st->insn.kind == X86_INSN_IRET && emulate_iretq(d, vcpu, st) == 0)
 		return 1;
-	if (st->tf_shadow && st->have_image && (st->image & RFLAGS_TF)) {
-		pthread_mutex_lock(&d->lock);
-		dv->cache_valid = dv->regs_valid = false;
-		pthread_mutex_unlock(&d->lock);
+	if (st->tf_shadow && st->have_image && (st->image & RFLAGS_TF))
 		scrub(d, vcpu, st, true);
-	}
 	st->armed = true;
 	d->step_stats.steps++;
 	if (st->insn.kind == X86_INSN_HLT && !d->sstep_irq && st->insn.len &&
@@ -756,18 +738,17 @@ static bool unexpected_end(const struct debug_step_vcpu *st, uint64_t pc)
 static void end_syscall(struct debug *d, struct vcpu *vcpu, struct debug_step_vcpu *st,
 			struct x86_regs *regs, uint64_t before, bool *dirty)
 {
-	const struct engine_ops *eng = d->vm->engine;
-	uint64_t fmask = 0;
+	struct x86_state msrs;
 	uint64_t r11 = with_bits(regs->r11, shadow_mask(st), before);
 	if (r11 != regs->r11) {
 		regs->r11 = r11;
 		*dirty = true;
 		d->step_stats.r11_fixed++;
 	}
-	if (eng->get_msr && eng->get_msr(vcpu, MSR_FMASK, &fmask) == 0) {
-		if (fmask & RFLAGS_TF)
+	if (debug_vcpu_get(d, vcpu->id, X86_STATE_MSRS, &msrs) == 0) {
+		if (msrs.fmask & RFLAGS_TF)
 			st->guest_tf = false;
-		if (fmask & RFLAGS_IF)
+		if (msrs.fmask & RFLAGS_IF)
 			st->guest_if = false;
 	}
 }
@@ -827,7 +808,6 @@ static bool gate_keeps_if(struct debug *d, struct debug_step_vcpu *st, uint64_t 
 
 void debug_step_end(struct debug *d, struct vcpu *vcpu, uint64_t *pc, bool at_handler)
 {
-	const struct engine_ops *eng = d->vm->engine;
 	struct debug_step_vcpu *st = &d->vcpus[vcpu->id].st;
 	bool tf_before = st->guest_tf, if_before = st->guest_if, live_before = st->if_live;
 	uint64_t before = shadow_bits(st);
@@ -892,20 +872,20 @@ void debug_step_end(struct debug *d, struct vcpu *vcpu, uint64_t *pc, bool at_ha
 		return;
 	struct x86_regs regs;
 	bool dirty = false;
-	if (eng->get_regs(vcpu, &regs) < 0)
+	if (debug_vcpu_regs(d, vcpu->id, &regs) < 0)
 		return;
 	if (is_syscall)
 		end_syscall(d, vcpu, st, &regs, before, &dirty);
 	if (if_check)
 		end_if(st, &regs, delivered, &dirty);
 	if (dirty)
-		eng->set_regs(vcpu, &regs);
+		debug_vcpu_put_regs(d, vcpu->id, &regs, "the guest's RFLAGS image after a step");
 	if (!own_db)
 		return;
 	if (st->insn.kind == X86_INSN_SYSCALL || st->insn.kind == X86_INSN_SYSRET) {
 		st->sregs_valid = false;
 		tlb_flush(st);
-		if (eng->get_sregs(vcpu, &st->sregs) < 0)
+		if (debug_vcpu_sregs(d, vcpu->id, &st->sregs) < 0)
 			return;
 		st->sregs_valid = true;
 	}
@@ -917,11 +897,11 @@ void debug_step_end(struct debug *d, struct vcpu *vcpu, uint64_t *pc, bool at_ha
  * and end the step at the handler. */
 bool debug_step_guest_int3(struct debug *d, struct vcpu *vcpu, uint64_t pc, uint64_t *handler)
 {
-	const struct engine_ops *eng = d->vm->engine;
 	struct debug_step_vcpu *st = &d->vcpus[vcpu->id].st;
 	struct x86_regs regs;
 
-	if (!st->shadow || !st->armed || st->regs.rip != pc || eng->get_regs(vcpu, &regs) < 0)
+	if (!st->shadow || !st->armed || st->regs.rip != pc ||
+	    debug_vcpu_regs(d, vcpu->id, &regs) < 0)
 		return false;
 	regs.rip = pc + 1;
 	if (deliver_trap(d, vcpu, st, &regs, X86_BP) < 0)
@@ -937,7 +917,6 @@ bool debug_step_guest_int3(struct debug *d, struct vcpu *vcpu, uint64_t pc, uint
 
 void debug_step_leave(struct debug *d, unsigned vcpu)
 {
-	const struct engine_ops *eng = d->vm->engine;
 	struct debug_vcpu *dv = &d->vcpus[vcpu];
 	struct debug_step_vcpu *st = &dv->st;
 	struct x86_regs regs;
@@ -957,15 +936,12 @@ void debug_step_leave(struct debug *d, unsigned vcpu)
 	 * (an if_live IF is the guest's own): only set bits go back */
 	if (!(bits & mask))
 		return;
-	pthread_mutex_lock(&d->lock);
-	dv->cache_valid = dv->regs_valid = false;
-	pthread_mutex_unlock(&d->lock);
 	/* after set_debug: the engine may rewrite RFLAGS when stepping stops.
 	 * No write when nothing changes: a write may end STI's blocking. */
-	if (eng->get_regs(&d->vm->vcpus[vcpu], &regs) == 0 &&
+	if (debug_vcpu_regs(d, vcpu, &regs) == 0 &&
 	    with_bits(regs.rflags, mask, bits) != regs.rflags) {
 		regs.rflags = with_bits(regs.rflags, mask, bits);
-		eng->set_regs(&d->vm->vcpus[vcpu], &regs);
+		debug_vcpu_put_regs(d, vcpu, &regs, "the guest's own TF and IF back");
 	}
 }
 

@@ -1,5 +1,5 @@
 /* engine/engine.h — the "vmm module" interface every execution engine
- * implements (engine/kvm, engine/emu). It owns the exit
+ * implements (engine/kvm and engine/emu). It owns the exit
  * vocabulary (what a vCPU run can stop for), the capability vocabulary
  * (what the debug core may ask of an engine) and the ops table.
  *
@@ -91,6 +91,27 @@ struct vm_exit {
 	};
 };
 
+/* A vCPU's architectural state, moved by part (engine_ops.get_state and
+ * set_state): one call per part at most, as each costs an ioctl on KVM. */
+enum x86_state_part {
+	X86_STATE_REGS  = 1u << 0,   /* general registers, RIP, RFLAGS */
+	X86_STATE_SREGS = 1u << 1,   /* segments, descriptor tables, CRs, EFER, APIC base */
+	X86_STATE_FPU   = 1u << 2,   /* x87/SSE */
+	X86_STATE_DR    = 1u << 3,   /* the guest's DR0-3, DR6, DR7 */
+	X86_STATE_MSRS  = 1u << 4,   /* the SYSCALL MSRs and KERNEL_GS_BASE */
+	X86_STATE_XCR0  = 1u << 5,   /* set before FPU: it decides what XRSTOR-like loads take */
+	X86_STATE_ALL   = (1u << 6) - 1,
+};
+
+struct x86_state {
+	struct x86_regs regs;
+	struct x86_sregs sregs;
+	struct x86_fpu fpu;
+	uint64_t xcr0;
+	struct x86_debugregs dr;
+	uint64_t star, lstar, cstar, fmask, kernel_gs_base;
+};
+
 /* What the debugger asks of one vCPU until it asks again. */
 struct engine_debug {
 	bool single_step;      /* exit with VM_EXIT_DB (DR6_BS) after one instruction */
@@ -99,7 +120,7 @@ struct engine_debug {
 	bool use_hw_bp;        /* load db[]/dr7 below into the hardware */
 	uint64_t db[4];
 	uint64_t dr7;
-	/* seed intercepts (bhyve VM_CAP_DB_EXIT / VM_CAP_DR_MOV_EXIT): */
+	/* intercepts as bhyve names them (VM_CAP_DB_EXIT, VM_CAP_DR_MOV_EXIT): */
 	bool intercept_db;     /* the guest's own #DB exits (db.guest_dr6) instead of being delivered */
 	bool intercept_mov_dr; /* guest MOV DR exits VM_EXIT_MOV_DR after it was emulated */
 };
@@ -171,21 +192,16 @@ struct engine_ops {
 	 * another thread while the vCPU's own thread is held outside run():
 	 * the debugger single-steps a parked vCPU on its own thread, two
 	 * thread wake-ups less per step; kick() reaches that thread too. An
-	 * exit that thread cannot handle goes back with requeue_exit(): the
-	 * next run() returns it again without running the guest. */
+	 * exit that thread cannot handle is handed by the debug core to the
+	 * vCPU's own thread, which handles it before it calls run() again. */
 	int (*run_borrowed)(struct vcpu *vcpu, struct vm_exit *exit);
-	void (*requeue_exit)(struct vcpu *vcpu, const struct vm_exit *exit);
 
-	int (*get_regs)(struct vcpu *vcpu, struct x86_regs *regs);
-	int (*set_regs)(struct vcpu *vcpu, const struct x86_regs *regs);
-	int (*get_sregs)(struct vcpu *vcpu, struct x86_sregs *sregs);
-	int (*set_sregs)(struct vcpu *vcpu, const struct x86_sregs *sregs);
-	int (*get_fpu)(struct vcpu *vcpu, struct x86_fpu *fpu);
-	int (*set_fpu)(struct vcpu *vcpu, const struct x86_fpu *fpu);
-	int (*get_msr)(struct vcpu *vcpu, uint32_t index, uint64_t *value);
-	int (*set_msr)(struct vcpu *vcpu, uint32_t index, uint64_t value);
-	int (*get_debugregs)(struct vcpu *vcpu, struct x86_debugregs *dr);
-	int (*set_debugregs)(struct vcpu *vcpu, const struct x86_debugregs *dr);
+	/* A vCPU's architectural state by part (mask of X86_STATE_*): get
+	 * fills the named parts of *st and leaves the others alone; set
+	 * writes the named parts (system registers first: they decide how
+	 * the rest is read). Called with the vCPU out of run(). */
+	int (*get_state)(struct vcpu *vcpu, unsigned mask, struct x86_state *st);
+	int (*set_state)(struct vcpu *vcpu, unsigned mask, const struct x86_state *st);
 	/* true when the vCPU waits for INIT/SIPI or sits in HLT. May be NULL. */
 	int (*get_run_state)(struct vcpu *vcpu, bool *halted, bool *waiting_sipi);
 
@@ -198,6 +214,44 @@ struct engine_ops {
 	 * NULL: the engine never does. Any thread; counts may be moving. */
 	int (*fallback_stats)(struct vcpu *vcpu, struct engine_fallback_stats *stats);
 };
+
+/* One part of a vCPU's state, for the few callers outside debug/ that
+ * need just that part (loaders, messages about a stopped vCPU). */
+static inline int engine_get_regs(const struct engine_ops *ops, struct vcpu *vcpu,
+				  struct x86_regs *regs)
+{
+	struct x86_state st;
+	st.regs = (struct x86_regs){ 0 };
+	int r = ops->get_state(vcpu, X86_STATE_REGS, &st);
+	*regs = st.regs;
+	return r;
+}
+
+static inline int engine_set_regs(const struct engine_ops *ops, struct vcpu *vcpu,
+				  const struct x86_regs *regs)
+{
+	struct x86_state st;
+	st.regs = *regs;
+	return ops->set_state(vcpu, X86_STATE_REGS, &st);
+}
+
+static inline int engine_get_sregs(const struct engine_ops *ops, struct vcpu *vcpu,
+				   struct x86_sregs *sregs)
+{
+	struct x86_state st;
+	st.sregs = (struct x86_sregs){ 0 };
+	int r = ops->get_state(vcpu, X86_STATE_SREGS, &st);
+	*sregs = st.sregs;
+	return r;
+}
+
+static inline int engine_set_sregs(const struct engine_ops *ops, struct vcpu *vcpu,
+				   const struct x86_sregs *sregs)
+{
+	struct x86_state st;
+	st.sregs = *sregs;
+	return ops->set_state(vcpu, X86_STATE_SREGS, &st);
+}
 
 /* The engines linked into this binary, by name ("kvm", ...). */
 const struct engine_ops *engine_find(const char *name);

@@ -71,6 +71,14 @@ void gdb_send_reply(struct gdb_server *s);
 void gdb_report_stop(struct gdb_server *s);
 /* Parse a thread id ("-1", "0" or hex vCPU+1) into a vCPU index or -1 (all). */
 int gdb_parse_thread(struct gdb_server *s, struct rsp_cur *c, char sep, int *vcpu);
+/* An error reply for a handler to return: "Enn" (nn from -r), or
+ * "Enn;HEX(words)" for a client that asked for error strings. */
+int gdb_error(struct gdb_server *s, int r, const struct err *e);
+/* The same for a failure the user must read (the machine is not what the
+ * client thinks: a refused register write, a resume that could not
+ * start): a client that asked for no error strings gets "E.words", the
+ * protocol's standard textual error, which gdb prints. */
+int gdb_error_words(struct gdb_server *s, int r, const struct err *e);
 /* Check a vCPU index named by the client. */
 bool gdb_valid_vcpu(const struct gdb_server *s, int vcpu);
 

@@ -36,16 +36,6 @@ static int z_watch(struct gdb_server *s, uint64_t type, uint64_t addr, uint64_t 
 		      : debug_watch_remove(s->dbg, kind, addr, len, e);
 }
 
-/* "Enn", or "Enn;HEX(words)" for a client that asked for error strings. */
-static int z_error(struct gdb_server *s, int r, const struct err *e)
-{
-	if (!s->error_strings || !e->msg[0])
-		return r;
-	rsp_buf_printf(&s->reply, "E%02d;", -r > 0 && -r <= 99 ? -r : EIO);
-	rsp_buf_hex(&s->reply, e->msg, strlen(e->msg));
-	return 0;
-}
-
 static int z_common(struct gdb_server *s, struct rsp_cur *args, bool insert)
 {
 	uint64_t type, addr, kind;
@@ -76,7 +66,7 @@ static int z_common(struct gdb_server *s, struct rsp_cur *args, bool insert)
 	if (r == -ENOENT)
 		r = 0;        /* removing what is not there is not worth an error */
 	if (r < 0)
-		return z_error(s, r, &e);
+		return gdb_error(s, r, &e);
 	rsp_buf_printf(&s->reply, "OK");
 	return 0;
 }

@@ -250,9 +250,10 @@ static int write_state(struct gdb_server *s, struct debug_cpu_state *st, unsigne
 		return -ENOTSUP;
 	if ((what & DEBUG_STATE_KGS) && !st->have_kgs)
 		return -ENOTSUP;
-	int r = debug_write_state(s->dbg, s->cur_g, st, what);
+	struct err e = { 0 };
+	int r = debug_write_state(s->dbg, s->cur_g, st, what, &e);
 	if (r < 0)
-		return -EIO;
+		return gdb_error_words(s, -EIO, &e);
 	rsp_buf_printf(&s->reply, "OK");
 	return 0;
 }

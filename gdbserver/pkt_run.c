@@ -5,14 +5,12 @@
 
 #include <string.h>
 
-#define GDB_STEP_SPIN_NS (200 * 1000L)
-
 int gdb_resume(struct gdb_server *s, const enum debug_action *actions)
 {
 	struct err e = { 0 };
 	int r = debug_resume(s->dbg, actions, &e);
 	if (r < 0)
-		return r;
+		return gdb_error_words(s, r, &e);
 	gdb_set_state(s, GDB_RUNNING);
 	if (r == 1) {
 		/* an event was already waiting (nothing ran), or the step ran on
@@ -24,7 +22,7 @@ int gdb_resume(struct gdb_server *s, const enum debug_action *actions)
 	bool step = false;
 	for (unsigned i = 0; i < debug_nr_vcpus(s->dbg); i++)
 		step = step || actions[i] == DEBUG_ACT_STEP;
-	if (step && debug_wait_event_briefly(s->dbg, GDB_STEP_SPIN_NS))
+	if (step && debug_wait_step_event(s->dbg))
 		gdb_report_stop(s);
 	return GDB_NO_REPLY;
 }
@@ -129,8 +127,9 @@ static int legacy_resume(struct gdb_server *s, struct rsp_cur *args, bool step, 
 		if (debug_read_state(s->dbg, who, &st) < 0)
 			return -EIO;
 		st.regs.rip = v;
-		if (debug_write_state(s->dbg, who, &st, DEBUG_STATE_REGS) < 0)
-			return -EIO;
+		struct err e = { 0 };
+		if (debug_write_state(s->dbg, who, &st, DEBUG_STATE_REGS, &e) < 0)
+			return gdb_error_words(s, -EIO, &e);
 	}
 	for (unsigned i = 0; i < n; i++)
 		actions[i] = step ? (i == who ? DEBUG_ACT_STEP : DEBUG_ACT_STOP) : DEBUG_ACT_CONTINUE;

@@ -167,6 +167,23 @@ static const struct rsp_ops gdb_rsp_ops = {
 
 /* ---- threads ---- */
 
+int gdb_error(struct gdb_server *s, int r, const struct err *e)
+{
+	if (!s->error_strings || !e || !e->msg[0])
+		return r;
+	rsp_buf_printf(&s->reply, "E%02d;", -r > 0 && -r <= 99 ? -r : EIO);
+	rsp_buf_hex(&s->reply, e->msg, strlen(e->msg));
+	return 0;
+}
+
+int gdb_error_words(struct gdb_server *s, int r, const struct err *e)
+{
+	if (s->error_strings || !e || !e->msg[0])
+		return gdb_error(s, r, e);
+	rsp_buf_printf(&s->reply, "E.%s", e->msg);
+	return 0;
+}
+
 bool gdb_valid_vcpu(const struct gdb_server *s, int vcpu)
 {
 	return vcpu >= 0 && (unsigned)vcpu < debug_nr_vcpus(s->dbg);

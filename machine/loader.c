@@ -247,7 +247,7 @@ int loader_enter(struct vm *vm, const struct loader_entry *entry, struct err *e)
 	const struct engine_ops *ops = vm->engine;
 	struct vcpu *bsp = &vm->vcpus[0];
 	struct x86_sregs s;
-	ret = ops->get_sregs(bsp, &s);
+	ret = engine_get_sregs(ops, bsp, &s);
 	if (ret < 0)
 		return err_set(e, -ret, "cannot read vCPU 0 system registers");
 	s.cs = loader_segment(entry->code_sel, entry->gdt[entry->code_sel / 8]);
@@ -268,13 +268,13 @@ int loader_enter(struct vm *vm, const struct loader_entry *entry, struct err *e)
 		s.cr0 = CR0_PE | CR0_ET;
 		s.cr3 = s.cr4 = s.efer = 0;
 	}
-	ret = ops->set_sregs(bsp, &s);
+	ret = engine_set_sregs(ops, bsp, &s);
 	if (ret < 0)
 		return err_set(e, -ret, "vCPU 0 refused the %s system registers",
 			       entry->long_mode ? "long-mode" : "protected-mode");
 	struct x86_regs r = entry->regs;
 	r.rflags = RFLAGS_FIXED1;
-	ret = ops->set_regs(bsp, &r);
+	ret = engine_set_regs(ops, bsp, &r);
 	if (ret < 0)
 		return err_set(e, -ret, "vCPU 0 refused the entry registers");
 	return 0;

@@ -210,7 +210,7 @@ static void vcpu_describe_pc(struct vcpu *vcpu, uint64_t pc, const uint8_t *insn
 	char text[96] = "instruction bytes unknown";
 	enum x86_mode mode = X86_MODE_LONG64;
 
-	if (vcpu->vm->engine->get_sregs(vcpu, &sregs) == 0)
+	if (engine_get_sregs(vcpu->vm->engine, vcpu, &sregs) == 0)
 		mode = x86_mode_of(&sregs);
 	if (insn_len > 0) {
 		char bytes[3 * 16 + 1] = "";
@@ -230,7 +230,7 @@ static void vcpu_describe_pc(struct vcpu *vcpu, uint64_t pc, const uint8_t *insn
 static uint64_t vcpu_rip(struct vcpu *vcpu)
 {
 	struct x86_regs regs;
-	if (vcpu->vm->engine->get_regs(vcpu, &regs) < 0)
+	if (engine_get_regs(vcpu->vm->engine, vcpu, &regs) < 0)
 		return 0;
 	return regs.rip;
 }
@@ -272,7 +272,7 @@ static void vcpu_handle_shutdown(struct vcpu *vcpu, int vector)
 
 	/* KVM does not say which exception escalated; the instruction at RIP
 	 * usually does (ud2, a faulting load, ...). */
-	if (vcpu->vm->engine->get_sregs(vcpu, &sregs) == 0 &&
+	if (engine_get_sregs(vcpu->vm->engine, vcpu, &sregs) == 0 &&
 	    vm_read_virt(vcpu->vm, &sregs, sregs.cs.base + rip, insn, sizeof(insn)) == 0)
 		len = sizeof(insn);
 	vcpu_describe_pc(vcpu, rip, insn, len, where, sizeof(where));
@@ -301,14 +301,14 @@ static void vcpu_reflect_bpt(struct vcpu *vcpu, struct vm_exit *exit)
 	struct vm *vm = vcpu->vm;
 	struct x86_regs regs;
 
-	if (!vm->engine->inject_exception || vm->engine->get_regs(vcpu, &regs) < 0) {
+	if (!vm->engine->inject_exception || engine_get_regs(vm->engine, vcpu, &regs) < 0) {
 		vm_request_exit(vm, 1, "vCPU %u: guest INT3 at 0x%" PRIx64
 				" and no way to deliver #BP on engine %s", vcpu->id,
 				exit->bpt.pc, vm->engine->name);
 		return;
 	}
 	regs.rip = exit->bpt.pc + 1;
-	if (vm->engine->set_regs(vcpu, &regs) < 0 ||
+	if (engine_set_regs(vm->engine, vcpu, &regs) < 0 ||
 	    vm->engine->inject_exception(vcpu, X86_BP, false, 0) < 0)
 		vm_request_exit(vm, 1, "vCPU %u: cannot deliver #BP for the guest's INT3 at 0x%"
 				PRIx64, vcpu->id, exit->bpt.pc);
@@ -368,12 +368,11 @@ static void *vcpu_thread(void *arg)
 	struct vm_exit exit;
 
 	while (!vm_stopping(vm)) {
-		if (hooks && hooks->before_run)
-			hooks->before_run(vm, vcpu);
+		memset(&exit, 0, sizeof(exit));
+		bool handed = hooks && hooks->before_run && hooks->before_run(vm, vcpu, &exit);
 		if (vm_stopping(vm))
 			break;
-		memset(&exit, 0, sizeof(exit));
-		int r = vm->engine->run(vcpu, &exit);
+		int r = handed ? 0 : vm->engine->run(vcpu, &exit);
 		if (r < 0) {
 			vm_request_exit(vm, 1, "vCPU %u: engine %s failed to run: %s", vcpu->id,
 					vm->engine->name, strerror(-r));

@@ -55,8 +55,11 @@ struct vcpu {
 struct vm_debug_hooks {
 	/* Each vCPU thread calls this before every engine run; it may block
 	 * while the debugger holds the machine stopped (and before the first
-	 * instruction with --wait-gdb). */
-	void (*before_run)(struct vm *vm, struct vcpu *vcpu);
+	 * instruction with --wait-gdb). True when it filled *exit with an
+	 * exit the vCPU met while the debugger ran it on another thread: the
+	 * loop handles that one as if run() had returned it, without
+	 * running. */
+	bool (*before_run)(struct vm *vm, struct vcpu *vcpu, struct vm_exit *exit);
 	/* Offered every exit first; true = consumed, the loop runs again. */
 	bool (*on_exit)(struct vm *vm, struct vcpu *vcpu, struct vm_exit *exit);
 	/* The machine is stopping with this status (guest exit, fatal error,

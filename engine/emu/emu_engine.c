@@ -35,10 +35,10 @@
  * on (the token, the kick flag and the parked state are per vCPU, the
  * core's jmp_buf is set afresh by every run), so a borrowed run is run()
  * itself on the debugger's thread: same token, same quantum, same trace,
- * and kick() ends it the same way. An exit given back (requeue_exit) is
- * what the vCPU's next run() returns, before it takes the token or
- * executes anything; the token stays where that exit left it, as it would
- * had the vCPU's own thread met the exit. */
+ * and kick() ends it the same way. An exit the debugger's thread cannot
+ * handle is handed by the debug core to the vCPU's own thread before its
+ * next run(): the token stays where that exit left it, as it would had
+ * the vCPU's own thread met the exit. */
 #include "engine/emu/emu_core.h"
 
 #include <stddef.h>
@@ -64,12 +64,9 @@ static struct emu_cpu *cpu_of(struct vcpu *vcpu)
 }
 
 /* What this file keeps per vCPU beyond the core: cpu->core points into
- * one of these. Only the thread
- * that runs the vCPU touches the rest (the lender hands over between runs). */
+ * one of these. */
 struct emu_engine_cpu {
 	struct emu_core core;
-	bool requeued;                 /* run() returns requeued_exit first */
-	struct vm_exit requeued_exit;
 };
 
 static struct emu_engine_cpu *ecpu_of(struct emu_cpu *cpu)
@@ -388,15 +385,6 @@ static int run_vcpu(struct vcpu *vcpu, struct vm_exit *exit)
 
 static int emu_op_run(struct vcpu *vcpu, struct vm_exit *exit)
 {
-	struct emu_engine_cpu *ec = ecpu_of(cpu_of(vcpu));
-	if (ec->requeued) {
-		/* as it was: the instruction behind it has not completed, and
-		 * what the machine writes for it (IN, MMIO read) still lands in
-		 * the buffers this exit points to */
-		ec->requeued = false;
-		*exit = ec->requeued_exit;
-		return 0;
-	}
 	return run_vcpu(vcpu, exit);
 }
 
@@ -406,13 +394,6 @@ static int emu_op_run(struct vcpu *vcpu, struct vm_exit *exit)
 static int emu_op_run_borrowed(struct vcpu *vcpu, struct vm_exit *exit)
 {
 	return run_vcpu(vcpu, exit);
-}
-
-static void emu_op_requeue_exit(struct vcpu *vcpu, const struct vm_exit *exit)
-{
-	struct emu_engine_cpu *ec = ecpu_of(cpu_of(vcpu));
-	ec->requeued_exit = *exit;
-	ec->requeued = true;
 }
 
 static void emu_op_kick(struct vcpu *vcpu)
@@ -550,7 +531,7 @@ static void emu_op_vcpu_destroy(struct vcpu *vcpu)
 
 /* --- registers -------------------------------------------------------------------- */
 
-static int emu_op_get_regs(struct vcpu *vcpu, struct x86_regs *r)
+static void emu_op_get_regs(struct vcpu *vcpu, struct x86_regs *r)
 {
 	struct emu_cpu *cpu = cpu_of(vcpu);
 	const uint64_t *g = cpu->gpr;
@@ -561,10 +542,9 @@ static int emu_op_get_regs(struct vcpu *vcpu, struct x86_regs *r)
 		.r12 = g[EMU_R12], .r13 = g[EMU_R13], .r14 = g[EMU_R14], .r15 = g[EMU_R15],
 		.rip = cpu->rip, .rflags = emu_dbg_rflags_image(cpu),
 	};
-	return 0;
 }
 
-static int emu_op_set_regs(struct vcpu *vcpu, const struct x86_regs *r)
+static void emu_op_set_regs(struct vcpu *vcpu, const struct x86_regs *r)
 {
 	struct emu_cpu *cpu = cpu_of(vcpu);
 	uint64_t *g = cpu->gpr;
@@ -581,18 +561,16 @@ static int emu_op_set_regs(struct vcpu *vcpu, const struct x86_regs *r)
 	cpu->rip = r->rip;
 	cpu->rflags = (r->rflags & ~(RFLAGS_VM)) | RFLAGS_FIXED1;
 	emu_dbg_rflags_loaded(cpu);
-	return 0;
 }
 
-static int emu_op_get_sregs(struct vcpu *vcpu, struct x86_sregs *s)
+static void emu_op_get_sregs(struct vcpu *vcpu, struct x86_sregs *s)
 {
 	struct emu_cpu *cpu = cpu_of(vcpu);
 	*s = cpu->sregs;
 	s->cr8 = emu_lapic_get_cr8(cpu);
-	return 0;
 }
 
-static int emu_op_set_sregs(struct vcpu *vcpu, const struct x86_sregs *s)
+static void emu_op_set_sregs(struct vcpu *vcpu, const struct x86_sregs *s)
 {
 	struct emu_cpu *cpu = cpu_of(vcpu);
 	struct emu_core *c = emu_core_of(cpu);
@@ -604,63 +582,59 @@ static int emu_op_set_sregs(struct vcpu *vcpu, const struct x86_sregs *s)
 	emu_tlb_flush(cpu);
 	emu_update_mode(cpu);
 	emu_replay_reset(cpu);
-	return 0;
 }
 
-static int emu_op_get_fpu(struct vcpu *vcpu, struct x86_fpu *fpu)
+static void emu_get_msrs(struct emu_cpu *cpu, struct x86_state *st)
 {
-	*fpu = cpu_of(vcpu)->fpu;
-	return 0;
+	st->star = cpu->msr_star;
+	st->lstar = cpu->msr_lstar;
+	st->cstar = cpu->msr_cstar;
+	st->fmask = cpu->msr_fmask;
+	st->kernel_gs_base = cpu->msr_kernel_gs_base;
 }
 
-static int emu_op_set_fpu(struct vcpu *vcpu, const struct x86_fpu *fpu)
+static void emu_set_msrs(struct emu_cpu *cpu, const struct x86_state *st)
 {
-	cpu_of(vcpu)->fpu = *fpu;
-	return 0;
+	cpu->msr_star = st->star;
+	cpu->msr_lstar = st->lstar;
+	cpu->msr_cstar = st->cstar;
+	cpu->msr_fmask = st->fmask;
+	cpu->msr_kernel_gs_base = st->kernel_gs_base;
 }
 
-static int emu_op_get_msr(struct vcpu *vcpu, uint32_t index, uint64_t *value)
-{
-	struct emu_cpu *cpu = cpu_of(vcpu);
-	if (emu_platform_msr(cpu, index, value, false)) {
-		if (cpu->pending.exception) {
-			cpu->pending.exception = false;
-			return -EINVAL;
-		}
-		return 0;
-	}
-	return emu_msr_get(cpu, index, value) ? 0 : -EINVAL;
-}
-
-static int emu_op_set_msr(struct vcpu *vcpu, uint32_t index, uint64_t value)
+static int emu_op_get_state(struct vcpu *vcpu, unsigned mask, struct x86_state *st)
 {
 	struct emu_cpu *cpu = cpu_of(vcpu);
-	if (emu_platform_msr(cpu, index, &value, true)) {
-		if (cpu->pending.exception) {
-			cpu->pending.exception = false;
-			return -EINVAL;
-		}
-		return 0;
-	}
-	if (index == MSR_EFER) {
-		/* not through emu_write_efer: its checks raise guest faults */
-		cpu->sregs.efer = value;
-		emu_tlb_flush(cpu);
-		emu_update_mode(cpu);
-		return 0;
-	}
-	return emu_msr_set(cpu, index, value) ? 0 : -EINVAL;
-}
-
-static int emu_op_get_debugregs(struct vcpu *vcpu, struct x86_debugregs *dr)
-{
-	emu_dbg_get_regs(cpu_of(vcpu), dr);
+	if (mask & X86_STATE_REGS)
+		emu_op_get_regs(vcpu, &st->regs);
+	if (mask & X86_STATE_SREGS)
+		emu_op_get_sregs(vcpu, &st->sregs);
+	if (mask & X86_STATE_FPU)
+		st->fpu = cpu->fpu;
+	if (mask & X86_STATE_XCR0)
+		st->xcr0 = emu_core_of(cpu)->xcr0;
+	if (mask & X86_STATE_DR)
+		emu_dbg_get_regs(cpu, &st->dr);
+	if (mask & X86_STATE_MSRS)
+		emu_get_msrs(cpu, st);
 	return 0;
 }
 
-static int emu_op_set_debugregs(struct vcpu *vcpu, const struct x86_debugregs *dr)
+static int emu_op_set_state(struct vcpu *vcpu, unsigned mask, const struct x86_state *st)
 {
-	emu_dbg_set_regs(cpu_of(vcpu), dr);
+	struct emu_cpu *cpu = cpu_of(vcpu);
+	if (mask & X86_STATE_SREGS)
+		emu_op_set_sregs(vcpu, &st->sregs);
+	if (mask & X86_STATE_REGS)
+		emu_op_set_regs(vcpu, &st->regs);
+	if (mask & X86_STATE_XCR0)
+		emu_core_of(cpu)->xcr0 = st->xcr0;
+	if (mask & X86_STATE_FPU)
+		cpu->fpu = st->fpu;
+	if (mask & X86_STATE_DR)
+		emu_dbg_set_regs(cpu, &st->dr);
+	if (mask & X86_STATE_MSRS)
+		emu_set_msrs(cpu, st);
 	return 0;
 }
 
@@ -760,17 +734,8 @@ const struct engine_ops emu_engine_ops = {
 	.run = emu_op_run,
 	.kick = emu_op_kick,
 	.run_borrowed = emu_op_run_borrowed,
-	.requeue_exit = emu_op_requeue_exit,
-	.get_regs = emu_op_get_regs,
-	.set_regs = emu_op_set_regs,
-	.get_sregs = emu_op_get_sregs,
-	.set_sregs = emu_op_set_sregs,
-	.get_fpu = emu_op_get_fpu,
-	.set_fpu = emu_op_set_fpu,
-	.get_msr = emu_op_get_msr,
-	.set_msr = emu_op_set_msr,
-	.get_debugregs = emu_op_get_debugregs,
-	.set_debugregs = emu_op_set_debugregs,
+	.get_state = emu_op_get_state,
+	.set_state = emu_op_set_state,
 	.get_run_state = emu_op_get_run_state,
 	.set_debug = emu_op_set_debug,
 	.inject_exception = emu_op_inject_exception,

@@ -169,15 +169,15 @@ static void single_load(struct emu_single *s, const struct emu_single_state *st,
 {
 	struct emu_cpu *cpu = &s->cpu;
 	struct emu_core *c = &s->core;
-	load_regs(cpu, &st->regs);
-	cpu->sregs = st->sregs;
-	cpu->fpu = st->fpu;
-	cpu->msr_star = st->star;
-	cpu->msr_lstar = st->lstar;
-	cpu->msr_cstar = st->cstar;
-	cpu->msr_fmask = st->fmask;
-	cpu->msr_kernel_gs_base = st->kernel_gs_base;
-	c->xcr0 = st->xcr0;
+	load_regs(cpu, &st->arch.regs);
+	cpu->sregs = st->arch.sregs;
+	cpu->fpu = st->arch.fpu;
+	cpu->msr_star = st->arch.star;
+	cpu->msr_lstar = st->arch.lstar;
+	cpu->msr_cstar = st->arch.cstar;
+	cpu->msr_fmask = st->arch.fmask;
+	cpu->msr_kernel_gs_base = st->arch.kernel_gs_base;
+	c->xcr0 = st->arch.xcr0;
 	cpu->halted = cpu->wait_sipi = false;
 	cpu->interrupt_shadow = 0;
 	memset(&cpu->pending, 0, sizeof(cpu->pending));
@@ -185,14 +185,14 @@ static void single_load(struct emu_single *s, const struct emu_single_state *st,
 	c->shutdown = c->delivering = c->nmi_blocked = false;
 	c->hlt_step = c->rep_pending = false;
 	__atomic_store_n(&c->kick, false, __ATOMIC_RELAXED);
-	c->cpl = (st->sregs.cr0 & CR0_PE) ? st->sregs.cs.dpl : 0;
+	c->cpl = (st->arch.sregs.cr0 & CR0_PE) ? st->arch.sregs.cs.dpl : 0;
 	emu_tlb_flush(cpu);
 	emu_update_mode(cpu);
 	if (!resume)
 		emu_replay_reset(cpu);
 
 	emu_dbg_reset(cpu);
-	struct x86_debugregs dr = st->dr;
+	struct x86_debugregs dr = st->arch.dr;
 	dr.dr7 &= ~DR7_ENABLE_BITS;             /* the other engine's hardware checks them */
 	emu_dbg_set_regs(cpu, &dr);
 	s->loaded_dr6 = cpu->dr.dr6;
@@ -208,35 +208,37 @@ static unsigned single_store(struct emu_single *s, struct emu_single_state *st)
 	struct x86_regs regs;
 	store_regs(cpu, &regs);
 	regs.rflags = emu_dbg_rflags_image(cpu);
-	if (memcmp(&regs, &st->regs, sizeof(regs))) {
-		st->regs = regs;
+	if (memcmp(&regs, &st->arch.regs, sizeof(regs))) {
+		st->arch.regs = regs;
 		changed |= EMU_SINGLE_PART_REGS;
 	}
-	if (memcmp(&cpu->sregs, &st->sregs, sizeof(st->sregs))) {
-		st->sregs = cpu->sregs;
+	if (memcmp(&cpu->sregs, &st->arch.sregs, sizeof(st->arch.sregs))) {
+		st->arch.sregs = cpu->sregs;
 		changed |= EMU_SINGLE_PART_SREGS;
 	}
-	uint64_t xcr0 = s->core.xcr0;
-	if (memcmp(&cpu->fpu, &st->fpu, sizeof(st->fpu)) || xcr0 != st->xcr0) {
-		st->fpu = cpu->fpu;
-		st->xcr0 = xcr0;
-		changed |= EMU_SINGLE_PART_FPU;
+	if (memcmp(&cpu->fpu, &st->arch.fpu, sizeof(st->arch.fpu))) {
+		st->arch.fpu = cpu->fpu;
+		changed |= X86_STATE_FPU;
+	}
+	if (s->core.xcr0 != st->arch.xcr0) {
+		st->arch.xcr0 = s->core.xcr0;
+		changed |= X86_STATE_XCR0;
 	}
 	/* only what a #DB delivered here does: DR6 bits, DR7.GD cleared */
 	if (cpu->dr.dr6 != s->loaded_dr6 || ((cpu->dr.dr7 ^ s->loaded_dr7) & DR7_GD)) {
-		st->dr.dr6 = cpu->dr.dr6;
-		st->dr.dr7 &= ~(~cpu->dr.dr7 & DR7_GD);
+		st->arch.dr.dr6 = cpu->dr.dr6;
+		st->arch.dr.dr7 &= ~(~cpu->dr.dr7 & DR7_GD);
 		changed |= EMU_SINGLE_PART_DR;
 	}
 	const uint64_t msrs[5] = { cpu->msr_star, cpu->msr_lstar, cpu->msr_cstar, cpu->msr_fmask,
 				   cpu->msr_kernel_gs_base };
-	const uint64_t old[5] = { st->star, st->lstar, st->cstar, st->fmask, st->kernel_gs_base };
+	const uint64_t old[5] = { st->arch.star, st->arch.lstar, st->arch.cstar, st->arch.fmask, st->arch.kernel_gs_base };
 	if (memcmp(msrs, old, sizeof(msrs))) {
-		st->star = msrs[0];
-		st->lstar = msrs[1];
-		st->cstar = msrs[2];
-		st->fmask = msrs[3];
-		st->kernel_gs_base = msrs[4];
+		st->arch.star = msrs[0];
+		st->arch.lstar = msrs[1];
+		st->arch.cstar = msrs[2];
+		st->arch.fmask = msrs[3];
+		st->arch.kernel_gs_base = msrs[4];
 		changed |= EMU_SINGLE_PART_MSRS;
 	}
 	/* a part the caller did not load was never the guest's: drop it */

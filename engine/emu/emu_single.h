@@ -35,28 +35,24 @@
 struct vcpu;
 struct emu_single;
 
-/* The state one instruction may read or change. `loaded` says which parts
+/* The state one instruction may read or change: the parts of struct
+ * x86_state (engine.h), the same bits. `loaded` says which parts
  * the caller filled (EMU_SINGLE_PART_*); reading the others costs it
  * (KVM: an ioctl each), so it loads what emu_single_describe says the
  * instruction needs. Parts not loaded read as zero and are never reported
  * changed. */
 struct emu_single_state {
 	unsigned loaded;
-	struct x86_regs regs;
-	struct x86_sregs sregs;       /* hidden segment parts, CRs, EFER, APIC base */
-	struct x86_fpu fpu;           /* x87/SSE: what FXSAVE/XSAVE/XRSTOR/LDMXCSR use */
-	struct x86_debugregs dr;
-	uint64_t xcr0;
-	uint64_t star, lstar, cstar, fmask, kernel_gs_base;
+	struct x86_state arch;
 };
 
 /* Parts of struct emu_single_state: loaded, needed, changed. */
-#define EMU_SINGLE_PART_REGS  0x01u   /* regs and sregs: always needed */
-#define EMU_SINGLE_PART_SREGS 0x02u
-#define EMU_SINGLE_PART_FPU   0x04u   /* fpu and xcr0 */
-#define EMU_SINGLE_PART_DR    0x08u   /* needed when RFLAGS.TF may trap */
-#define EMU_SINGLE_PART_MSRS  0x10u
-#define EMU_SINGLE_PART_ALL   0x1fu
+#define EMU_SINGLE_PART_REGS  X86_STATE_REGS   /* regs and sregs: always needed */
+#define EMU_SINGLE_PART_SREGS X86_STATE_SREGS
+#define EMU_SINGLE_PART_FPU   (X86_STATE_FPU | X86_STATE_XCR0)
+#define EMU_SINGLE_PART_DR    X86_STATE_DR     /* needed when RFLAGS.TF may trap */
+#define EMU_SINGLE_PART_MSRS  X86_STATE_MSRS
+#define EMU_SINGLE_PART_ALL   X86_STATE_ALL
 
 enum emu_single_result {
 	EMU_SINGLE_DONE,       /* executed (or its exception delivered): state updated */

@@ -76,10 +76,6 @@ struct kvm_vcpu_state {
 	 * thread, read by whoever reads registers while the vCPU is out of
 	 * run(). */
 	bool regs_synced;
-	/* An exit run_borrowed() got on another thread and gave back: the
-	 * next run() returns it (engine_ops.requeue_exit). */
-	bool requeued;
-	struct vm_exit requeued_exit;
 	/* Set while another thread is inside run_borrowed(): kick() signals
 	 * that thread as well. */
 	atomic_bool borrowed;
@@ -121,7 +117,6 @@ int kvm_op_vcpu_create(struct vm *vm, struct vcpu *vcpu, struct err *e);
 void kvm_op_vcpu_destroy(struct vcpu *vcpu);
 int kvm_op_run(struct vcpu *vcpu, struct vm_exit *exit);
 int kvm_op_run_borrowed(struct vcpu *vcpu, struct vm_exit *exit);
-void kvm_op_requeue_exit(struct vcpu *vcpu, const struct vm_exit *exit);
 void kvm_op_kick(struct vcpu *vcpu);
 /* Read up to max instruction bytes at the linear address pc through the
  * guest's page tables, a page at a time; returns how many were readable.
@@ -143,6 +138,9 @@ int kvm_op_set_msr(struct vcpu *vcpu, uint32_t index, uint64_t value);
 int kvm_op_get_debugregs(struct vcpu *vcpu, struct x86_debugregs *dr);
 int kvm_op_set_debugregs(struct vcpu *vcpu, const struct x86_debugregs *dr);
 int kvm_op_get_run_state(struct vcpu *vcpu, bool *halted, bool *waiting_sipi);
+/* engine_ops.get_state / set_state, built on the ones above */
+int kvm_op_get_state(struct vcpu *vcpu, unsigned mask, struct x86_state *st);
+int kvm_op_set_state(struct vcpu *vcpu, unsigned mask, const struct x86_state *st);
 
 /* kvm_debug.c */
 int kvm_op_set_debug(struct vcpu *vcpu, const struct engine_debug *dbg);

@@ -46,12 +46,6 @@ extern __typeof__(emu_single_xcr0_ok) emu_single_xcr0_ok __attribute__((weak));
 #define KVM_FB_PIC_ELCR    0x4d0         /* and +1 */
 #define KVM_FB_PIT         0x40          /* to +3 */
 #define KVM_FB_PIT_GATE    0x61          /* speaker / channel 2 gate, with the PIT */
-#define KVM_FB_XCR0_DEFAULT 0x3ull      /* x87 | SSE */
-
-static const uint32_t fb_msr_index[] = {
-	MSR_STAR, MSR_LSTAR, MSR_CSTAR, MSR_FMASK, MSR_KERNEL_GS_BASE,
-};
-#define FB_NR_MSRS (sizeof(fb_msr_index) / sizeof(fb_msr_index[0]))
 
 struct kvm_fallback {
 	struct emu_single *emu;
@@ -60,7 +54,6 @@ struct kvm_fallback {
 	bool access_pending;
 	uint64_t pending_rip;
 	unsigned pending_needs;       /* EMU_SINGLE_PART_* to load for it */
-	uint64_t loaded_xcr0;         /* XCR0 as fb_load found it */
 	char pending_name[EMU_SINGLE_NAME_MAX];
 	struct vm_exit failure;       /* KVM's own exit for it, kept for a failure report */
 	/* engine_ops.fallback_stats */
@@ -141,120 +134,33 @@ int kvm_op_fallback_stats(struct vcpu *vcpu, struct engine_fallback_stats *stats
 
 /* --- the vCPU's state out of KVM and back ------------------------------------------ */
 
-struct fb_msrs {
-	struct kvm_msrs head;
-	struct kvm_msr_entry entry[FB_NR_MSRS];
-};
-
-static int fb_get_msrs(struct kvm_vcpu_state *v, struct emu_single_state *st)
-{
-	struct fb_msrs m;
-	memset(&m, 0, sizeof(m));
-	m.head.nmsrs = FB_NR_MSRS;
-	for (unsigned i = 0; i < FB_NR_MSRS; i++)
-		m.entry[i].index = fb_msr_index[i];
-	int r = kvm_ioctl(v->fd, KVM_GET_MSRS, &m);
-	if (r < 0)
-		return r;
-	if (r != (int)FB_NR_MSRS)
-		return -EINVAL;
-	st->star = m.entry[0].data;
-	st->lstar = m.entry[1].data;
-	st->cstar = m.entry[2].data;
-	st->fmask = m.entry[3].data;
-	st->kernel_gs_base = m.entry[4].data;
-	return 0;
-}
-
-static int fb_set_msrs(struct kvm_vcpu_state *v, const struct emu_single_state *st)
-{
-	const uint64_t data[FB_NR_MSRS] = { st->star, st->lstar, st->cstar, st->fmask,
-					    st->kernel_gs_base };
-	struct fb_msrs m;
-	memset(&m, 0, sizeof(m));
-	m.head.nmsrs = FB_NR_MSRS;
-	for (unsigned i = 0; i < FB_NR_MSRS; i++) {
-		m.entry[i].index = fb_msr_index[i];
-		m.entry[i].data = data[i];
-	}
-	int r = kvm_ioctl(v->fd, KVM_SET_MSRS, &m);
-	if (r < 0)
-		return r;
-	return r == (int)FB_NR_MSRS ? 0 : -EINVAL;
-}
-
-/* XCR0; x87|SSE when the host cannot say (no KVM_CAP_XSAVE: no XSAVE). */
-static uint64_t fb_get_xcr0(struct kvm_vcpu_state *v)
-{
-	struct kvm_xcrs x;
-	memset(&x, 0, sizeof(x));
-	if (v->kvm->caps.xsave && kvm_ioctl(v->fd, KVM_GET_XCRS, &x) == 0)
-		for (unsigned i = 0; i < x.nr_xcrs && i < KVM_MAX_XCRS; i++)
-			if (x.xcrs[i].xcr == 0)
-				return x.xcrs[i].value;
-	return KVM_FB_XCR0_DEFAULT;
-}
-
-static int fb_set_xcr0(struct kvm_vcpu_state *v, uint64_t xcr0)
-{
-	struct kvm_xcrs x;
-	memset(&x, 0, sizeof(x));
-	x.nr_xcrs = 1;
-	x.xcrs[0].xcr = 0;
-	x.xcrs[0].value = xcr0;
-	return kvm_ioctl(v->fd, KVM_SET_XCRS, &x);
-}
-
 /* Only the parts the instruction needs: each is an ioctl, and on a nested
  * host like ours each ioctl costs about 10 us. The general registers come
  * from the run page (KVM_CAP_SYNC_REGS) when KVM left them there. */
-static int fb_load(struct vcpu *vcpu, struct kvm_vcpu_state *v, struct emu_single_state *st,
-		   const struct x86_sregs *sregs, unsigned needs)
+static int fb_load(struct vcpu *vcpu, struct emu_single_state *st, const struct x86_sregs *sregs,
+		   unsigned needs)
 {
 	memset(st, 0, sizeof(*st));
 	int r;
 	if (sregs)
-		st->sregs = *sregs;
-	else if ((r = kvm_op_get_sregs(vcpu, &st->sregs)) < 0)
-		return r;
-	if ((r = kvm_op_get_regs(vcpu, &st->regs)) < 0)
+		st->arch.sregs = *sregs;
+	unsigned first = X86_STATE_REGS | (sregs ? 0 : X86_STATE_SREGS);
+	if ((r = kvm_op_get_state(vcpu, first, &st->arch)) < 0)
 		return r;
 	st->loaded = EMU_SINGLE_PART_REGS | EMU_SINGLE_PART_SREGS;
 	/* the guest's TF traps after the instruction: #DB sets DR6.BS */
-	if (st->regs.rflags & RFLAGS_TF)
+	if (st->arch.regs.rflags & RFLAGS_TF)
 		needs |= EMU_SINGLE_PART_DR;
-	if (needs & EMU_SINGLE_PART_FPU) {
-		if ((r = kvm_op_get_fpu(vcpu, &st->fpu)) < 0)
-			return r;
-		st->xcr0 = v->fb->loaded_xcr0 = fb_get_xcr0(v);
-	}
-	if ((needs & EMU_SINGLE_PART_DR) && (r = kvm_op_get_debugregs(vcpu, &st->dr)) < 0)
+	needs &= EMU_SINGLE_PART_ALL & ~st->loaded;
+	if ((r = kvm_op_get_state(vcpu, needs, &st->arch)) < 0)
 		return r;
-	if ((needs & EMU_SINGLE_PART_MSRS) && (r = fb_get_msrs(v, st)) < 0)
-		return r;
-	st->loaded |= needs & EMU_SINGLE_PART_ALL;
+	st->loaded |= needs;
 	return 0;
 }
 
-/* System registers first: they decide how KVM reads the rest. */
-static int fb_store(struct vcpu *vcpu, struct kvm_vcpu_state *v,
-		    const struct emu_single_state *st, unsigned changed)
+static int fb_store(struct vcpu *vcpu, const struct emu_single_state *st, unsigned changed)
 {
-	int r = 0;
-	if ((changed & EMU_SINGLE_PART_SREGS) && (r = kvm_op_set_sregs(vcpu, &st->sregs)) < 0)
-		return r;
-	if ((changed & EMU_SINGLE_PART_REGS) && (r = kvm_op_set_regs(vcpu, &st->regs)) < 0)
-		return r;
-	if ((changed & EMU_SINGLE_PART_FPU) && st->xcr0 != v->fb->loaded_xcr0 &&
-	    (r = fb_set_xcr0(v, st->xcr0)) < 0)
-		return r;
-	if ((changed & EMU_SINGLE_PART_FPU) && (r = kvm_op_set_fpu(vcpu, &st->fpu)) < 0)
-		return r;
-	if ((changed & EMU_SINGLE_PART_DR) && (r = kvm_op_set_debugregs(vcpu, &st->dr)) < 0)
-		return r;
-	if ((changed & EMU_SINGLE_PART_MSRS) && (r = fb_set_msrs(v, st)) < 0)
-		return r;
-	return 0;
+	return kvm_op_set_state(vcpu, changed, &st->arch);
 }
 
 /* --- one instruction ---------------------------------------------------------------- */
@@ -266,7 +172,7 @@ static bool fb_in_kernel_device(const struct kvm_vcpu_state *v, const struct emu
 		return false;
 	if (x->reason == VM_EXIT_MMIO) {
 		uint64_t page = x->mmio.gpa & KVM_FB_PAGE_MASK;
-		return page == (st->sregs.apic_base & KVM_FB_PAGE_MASK) || page == KVM_FB_IOAPIC_PAGE;
+		return page == (st->arch.sregs.apic_base & KVM_FB_PAGE_MASK) || page == KVM_FB_IOAPIC_PAGE;
 	}
 	uint16_t p = x->io.port;
 	return (p & ~1u) == KVM_FB_PIC_MASTER || (p & ~1u) == KVM_FB_PIC_SLAVE ||
@@ -289,7 +195,7 @@ static void fb_step_exit(struct vcpu *vcpu, struct kvm_vcpu_state *v,
 {
 	memset(exit, 0, sizeof(*exit));
 	exit->reason = VM_EXIT_DB;
-	exit->db.pc = fb_linear_pc(&st->sregs, st->regs.rip);
+	exit->db.pc = fb_linear_pc(&st->arch.sregs, st->arch.regs.rip);
 	exit->db.dr6 = DR6_BS;
 	exit->db.dr7 = v->debug.dr7;
 	kvm_op_set_debug(vcpu, &v->debug);
@@ -301,10 +207,10 @@ static bool fb_execute(struct vcpu *vcpu, struct kvm_vcpu_state *v, bool resume,
 {
 	struct kvm_fallback *fb = v->fb;
 	unsigned changed = 0;
-	uint64_t rip = fb->st.regs.rip;
+	uint64_t rip = fb->st.arch.regs.rip;
 	switch (emu_single_step(fb->emu, &fb->st, resume, exit, &changed)) {
 	case EMU_SINGLE_DONE:
-		if (fb_store(vcpu, v, &fb->st, changed) < 0) {
+		if (fb_store(vcpu, &fb->st, changed) < 0) {
 			*exit = fb->failure;
 			return false;
 		}
@@ -348,9 +254,9 @@ bool kvm_fallback_on_exit(struct vcpu *vcpu, struct vm_exit *exit)
 	if (!emu_single_describe(&sregs, exit->failure.insn, exit->failure.insn_len,
 				 fb->pending_name, &needs))
 		return false;             /* emu cannot either: the failure stands */
-	if (fb_load(vcpu, v, &fb->st, &sregs, needs) < 0 ||
+	if (fb_load(vcpu, &fb->st, &sregs, needs) < 0 ||
 	    ((needs & EMU_SINGLE_PART_FPU) &&
-	     !emu_single_xcr0_ok(exit->failure.insn, exit->failure.insn_len, &sregs, fb->st.xcr0)))
+	     !emu_single_xcr0_ok(exit->failure.insn, exit->failure.insn_len, &sregs, fb->st.arch.xcr0)))
 		return false;
 	fb->pending_needs = needs;
 	fb->failure = *exit;
@@ -364,12 +270,12 @@ bool kvm_fallback_before_run(struct vcpu *vcpu, struct vm_exit *exit)
 	if (!fb || !fb->access_pending)
 		return true;
 	fb->access_pending = false;
-	if (fb_load(vcpu, v, &fb->st, NULL, fb->pending_needs) < 0) {
+	if (fb_load(vcpu, &fb->st, NULL, fb->pending_needs) < 0) {
 		*exit = fb->failure;
 		return false;
 	}
 	/* the debugger moved the vCPU meanwhile: that instruction is off */
-	if (fb->st.regs.rip != fb->pending_rip)
+	if (fb->st.arch.regs.rip != fb->pending_rip)
 		return true;
 	return fb_execute(vcpu, v, true, exit);
 }
@@ -381,7 +287,7 @@ int kvm_fallback_deliver(struct vcpu *vcpu, uint8_t vector)
 	if (!fb)
 		return -ENOTSUP;
 	fb->access_pending = false;
-	int r = fb_load(vcpu, v, &fb->st, NULL, EMU_SINGLE_PART_REGS | EMU_SINGLE_PART_SREGS);
+	int r = fb_load(vcpu, &fb->st, NULL, EMU_SINGLE_PART_REGS | EMU_SINGLE_PART_SREGS);
 	if (r < 0)
 		return r;
 	struct vm_exit x;
@@ -389,7 +295,7 @@ int kvm_fallback_deliver(struct vcpu *vcpu, uint8_t vector)
 	if (emu_single_deliver(fb->emu, &fb->st, vector, false, 0, &x, &changed) !=
 	    EMU_SINGLE_DONE)
 		return -EFAULT;           /* would escalate: let KVM deliver it */
-	r = fb_store(vcpu, v, &fb->st, changed);
+	r = fb_store(vcpu, &fb->st, changed);
 	if (r == 0)
 		fb_count(fb, vector == X86_BP ? "INT3" : "exception");
 	return r;

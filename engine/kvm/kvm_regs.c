@@ -317,3 +317,101 @@ int kvm_op_get_run_state(struct vcpu *vcpu, bool *halted, bool *waiting_sipi)
 			mp.mp_state == KVM_MP_STATE_UNINITIALIZED;
 	return 0;
 }
+
+/* --- the state ops: by part ---------------------------------------------------------- */
+
+static const uint32_t kvm_state_msr_index[] = {
+	MSR_STAR, MSR_LSTAR, MSR_CSTAR, MSR_FMASK, MSR_KERNEL_GS_BASE,
+};
+#define KVM_STATE_NR_MSRS (sizeof(kvm_state_msr_index) / sizeof(kvm_state_msr_index[0]))
+#define KVM_XCR0_DEFAULT 0x3ull      /* x87 | SSE: a host without KVM_CAP_XSAVE */
+
+struct kvm_state_msrs {
+	struct kvm_msrs head;
+	struct kvm_msr_entry entry[KVM_STATE_NR_MSRS];
+};
+
+/* The SYSCALL MSRs and KERNEL_GS_BASE in one KVM_GET_MSRS / KVM_SET_MSRS. */
+static int kvm_state_msrs(struct kvm_vcpu_state *v, struct x86_state *st, bool set)
+{
+	uint64_t *field[KVM_STATE_NR_MSRS] = { &st->star, &st->lstar, &st->cstar, &st->fmask,
+					       &st->kernel_gs_base };
+	struct kvm_state_msrs m;
+	memset(&m, 0, sizeof(m));
+	m.head.nmsrs = KVM_STATE_NR_MSRS;
+	for (unsigned i = 0; i < KVM_STATE_NR_MSRS; i++) {
+		m.entry[i].index = kvm_state_msr_index[i];
+		m.entry[i].data = set ? *field[i] : 0;
+	}
+	int r = kvm_ioctl(v->fd, set ? KVM_SET_MSRS : KVM_GET_MSRS, &m);
+	if (r < 0)
+		return r;
+	if (r != (int)KVM_STATE_NR_MSRS)
+		return -EINVAL;
+	for (unsigned i = 0; !set && i < KVM_STATE_NR_MSRS; i++)
+		*field[i] = m.entry[i].data;
+	return 0;
+}
+
+static uint64_t kvm_state_xcr0(struct kvm_vcpu_state *v)
+{
+	struct kvm_xcrs x;
+	memset(&x, 0, sizeof(x));
+	if (v->kvm->caps.xsave && kvm_ioctl(v->fd, KVM_GET_XCRS, &x) == 0)
+		for (unsigned i = 0; i < x.nr_xcrs && i < KVM_MAX_XCRS; i++)
+			if (x.xcrs[i].xcr == 0)
+				return x.xcrs[i].value;
+	return KVM_XCR0_DEFAULT;
+}
+
+static int kvm_state_set_xcr0(struct kvm_vcpu_state *v, uint64_t xcr0)
+{
+	struct kvm_xcrs x;
+	if (!v->kvm->caps.xsave)
+		return xcr0 == KVM_XCR0_DEFAULT ? 0 : -ENOTSUP;
+	memset(&x, 0, sizeof(x));
+	x.nr_xcrs = 1;
+	x.xcrs[0].xcr = 0;
+	x.xcrs[0].value = xcr0;
+	return kvm_ioctl(v->fd, KVM_SET_XCRS, &x);
+}
+
+int kvm_op_get_state(struct vcpu *vcpu, unsigned mask, struct x86_state *st)
+{
+	struct kvm_vcpu_state *v = kvm_vcpu_of(vcpu);
+	int r = 0;
+	if ((mask & X86_STATE_SREGS) && (r = kvm_op_get_sregs(vcpu, &st->sregs)) < 0)
+		return r;
+	if ((mask & X86_STATE_REGS) && (r = kvm_op_get_regs(vcpu, &st->regs)) < 0)
+		return r;
+	if ((mask & X86_STATE_FPU) && (r = kvm_op_get_fpu(vcpu, &st->fpu)) < 0)
+		return r;
+	if (mask & X86_STATE_XCR0)
+		st->xcr0 = kvm_state_xcr0(v);
+	if ((mask & X86_STATE_DR) && (r = kvm_op_get_debugregs(vcpu, &st->dr)) < 0)
+		return r;
+	if (mask & X86_STATE_MSRS)
+		r = kvm_state_msrs(v, st, false);
+	return r;
+}
+
+int kvm_op_set_state(struct vcpu *vcpu, unsigned mask, const struct x86_state *st)
+{
+	struct kvm_vcpu_state *v = kvm_vcpu_of(vcpu);
+	int r = 0;
+	if ((mask & X86_STATE_SREGS) && (r = kvm_op_set_sregs(vcpu, &st->sregs)) < 0)
+		return r;
+	if ((mask & X86_STATE_REGS) && (r = kvm_op_set_regs(vcpu, &st->regs)) < 0)
+		return r;
+	if ((mask & X86_STATE_XCR0) && (r = kvm_state_set_xcr0(v, st->xcr0)) < 0)
+		return r;
+	if ((mask & X86_STATE_FPU) && (r = kvm_op_set_fpu(vcpu, &st->fpu)) < 0)
+		return r;
+	if ((mask & X86_STATE_DR) && (r = kvm_op_set_debugregs(vcpu, &st->dr)) < 0)
+		return r;
+	if (mask & X86_STATE_MSRS) {
+		struct x86_state copy = *st;
+		r = kvm_state_msrs(v, &copy, true);
+	}
+	return r;
+}

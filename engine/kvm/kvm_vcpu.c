@@ -396,13 +396,6 @@ int kvm_op_run(struct vcpu *vcpu, struct vm_exit *exit)
 {
 	struct kvm_vcpu_state *v = kvm_vcpu_of(vcpu);
 	kvm_vcpu_adopt_thread(v);
-	if (v->requeued) {
-		/* returned as it was: an instruction emu completed on the way
-		 * must not run twice */
-		v->requeued = false;
-		*exit = v->requeued_exit;
-		return 0;
-	}
 	return kvm_run_exit(vcpu, exit);
 }
 
@@ -420,11 +413,4 @@ int kvm_op_run_borrowed(struct vcpu *vcpu, struct vm_exit *exit)
 	int r = kvm_run_exit(vcpu, exit);
 	atomic_store(&v->borrowed, false);
 	return r;
-}
-
-void kvm_op_requeue_exit(struct vcpu *vcpu, const struct vm_exit *exit)
-{
-	struct kvm_vcpu_state *v = kvm_vcpu_of(vcpu);
-	v->requeued_exit = *exit;
-	v->requeued = true;
 }

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "debug/debug.h"
+#include "debug/debug_int.h"     /* the door (debug/vcpu.c) and the run states */
 #include "machine/vm.h"
 
 #define RAM_SIZE (1u << 20)
@@ -24,6 +25,11 @@ struct fake_cpu {
 	struct engine_debug dbg;
 	int kicked;                 /* atomic */
 	unsigned steps;
+	unsigned gets[5], sets[5];  /* state op calls per X86_STATE_* part (bit n) */
+	int fail_sets;              /* set_state fails with this (negative errno) */
+	bool out_pending;           /* 0xe6 (a one-byte OUT) left for the machine */
+	unsigned outs_handled;      /* the vCPU loop's port I/O handling, counted */
+	unsigned lent_runs;         /* runs on the debugger's thread */
 };
 
 #include "tests/unit/check.h"
@@ -59,6 +65,17 @@ static int fake_run(struct vcpu *v, struct vm_exit *exit)
 			exit->bpt.pc = pc;
 			return 0;
 		}
+		/* 0xe6 exits for port I/O and completes on the next run */
+		if (ram[pc] == 0xe6 && !c->out_pending) {
+			c->out_pending = true;
+			exit->reason = VM_EXIT_IO;
+			exit->io.port = 0x80;
+			exit->io.size = 1;
+			exit->io.count = 1;
+			exit->io.is_write = true;
+			return 0;
+		}
+		c->out_pending = false;
 		c->regs.rip = pc + 1;
 		c->steps++;
 		if (c->dbg.single_step) {
@@ -79,21 +96,39 @@ static void fake_kick(struct vcpu *v)
 	__atomic_store_n(&cpu_of(v)->kicked, 1, __ATOMIC_SEQ_CST);
 }
 
-static int fake_get_regs(struct vcpu *v, struct x86_regs *r)
+static void count_parts(unsigned *calls, unsigned mask)
 {
-	*r = cpu_of(v)->regs;
+	for (unsigned n = 0; n < 5; n++)
+		calls[n] += (mask >> n) & 1;
+}
+
+static int fake_get_state(struct vcpu *v, unsigned mask, struct x86_state *st)
+{
+	struct fake_cpu *c = cpu_of(v);
+	count_parts(c->gets, mask);
+	if (mask & X86_STATE_REGS)
+		st->regs = c->regs;
+	if (mask & X86_STATE_SREGS)
+		st->sregs = c->sregs;
+	if (mask & X86_STATE_FPU)
+		memset(&st->fpu, 0, sizeof(st->fpu));
+	if (mask & X86_STATE_DR)
+		memset(&st->dr, 0, sizeof(st->dr));
+	if (mask & X86_STATE_MSRS)
+		st->kernel_gs_base = st->fmask = 0;
 	return 0;
 }
 
-static int fake_set_regs(struct vcpu *v, const struct x86_regs *r)
+static int fake_set_state(struct vcpu *v, unsigned mask, const struct x86_state *st)
 {
-	cpu_of(v)->regs = *r;
-	return 0;
-}
-
-static int fake_get_sregs(struct vcpu *v, struct x86_sregs *s)
-{
-	*s = cpu_of(v)->sregs;
+	struct fake_cpu *c = cpu_of(v);
+	count_parts(c->sets, mask);
+	if (c->fail_sets)
+		return c->fail_sets;
+	if (mask & X86_STATE_REGS)
+		c->regs = st->regs;
+	if (mask & X86_STATE_SREGS)
+		c->sregs = st->sregs;
 	return 0;
 }
 
@@ -103,13 +138,29 @@ static int fake_set_debug(struct vcpu *v, const struct engine_debug *dbg)
 	return 0;
 }
 
+static int fake_run_borrowed(struct vcpu *v, struct vm_exit *exit)
+{
+	cpu_of(v)->lent_runs++;
+	return fake_run(v, exit);
+}
+
 static const struct engine_ops fake_engine = {
 	.name = "fake",
 	.run = fake_run,
 	.kick = fake_kick,
-	.get_regs = fake_get_regs,
-	.set_regs = fake_set_regs,
-	.get_sregs = fake_get_sregs,
+	.get_state = fake_get_state,
+	.set_state = fake_set_state,
+	.set_debug = fake_set_debug,
+};
+
+/* the same engine, lending vCPUs to the debugger's thread */
+static const struct engine_ops fake_lending_engine = {
+	.name = "fake-lending",
+	.run_borrowed = fake_run_borrowed,
+	.run = fake_run,
+	.kick = fake_kick,
+	.get_state = fake_get_state,
+	.set_state = fake_set_state,
 	.set_debug = fake_set_debug,
 };
 
@@ -141,15 +192,18 @@ static void *vcpu_thread(void *arg)
 	struct vm_exit exit;
 
 	while (!vm_stopping(vm)) {
-		vm->debug_hooks->before_run(vm, v);
+		memset(&exit, 0, sizeof(exit));
+		bool handed = vm->debug_hooks->before_run(vm, v, &exit);
 		if (vm_stopping(vm))
 			break;
-		memset(&exit, 0, sizeof(exit));
-		vm->engine->run(v, &exit);
+		if (!handed)
+			vm->engine->run(v, &exit);
 		if (vm->debug_hooks->on_exit(vm, v, &exit))
 			continue;
 		if (exit.reason == VM_EXIT_BPT)
 			cpu_of(v)->regs.rip = exit.bpt.pc + 1;   /* the guest's own int3 */
+		if (exit.reason == VM_EXIT_IO)
+			cpu_of(v)->outs_handled++;
 	}
 	return NULL;
 }
@@ -557,6 +611,151 @@ static void test_paging_5level_1g(void)
 	rig_fini(&r);
 }
 
+/* debug/vcpu.c: one engine get per part and park, writes go through, a
+ * refused write reaches the client once with words. */
+static void test_state_cache(void)
+{
+	struct rig r;
+	struct err e = { 0 };
+	struct x86_regs regs;
+	struct debug_cpu_state st;
+	rig_init(&r, true);
+	rig_start(&r);
+	struct debug *d = r.vm->debug;
+	struct fake_cpu *c = &r.cpus[0];
+	debug_stop_all(d);
+
+	CHECK(debug_read_regs(d, 0, &regs) == 0 && debug_read_regs(d, 0, &regs) == 0 &&
+	      debug_read_state(d, 0, &st) == 0 && debug_read_state(d, 0, &st) == 0,
+	      "reads while parked");
+	CHECK(c->gets[0] == 1 && c->gets[1] == 1 && c->gets[2] == 1 && c->gets[4] == 1,
+	      "one get per part and park: regs %u sregs %u fpu %u msrs %u", c->gets[0],
+	      c->gets[1], c->gets[2], c->gets[4]);
+	st.regs.rip = 0x200;
+	CHECK(debug_write_state(d, 0, &st, DEBUG_STATE_REGS, &e) == 0, "write: %s", e.msg);
+	CHECK(c->regs.rip == 0x200 && c->sets[0] == 1, "written through: rip %#llx, %u sets",
+	      (unsigned long long)c->regs.rip, c->sets[0]);
+	CHECK(debug_read_regs(d, 0, &regs) == 0 && regs.rip == 0x200 && c->gets[0] == 1,
+	      "the write is the cache: rip %#llx, %u gets", (unsigned long long)regs.rip,
+	      c->gets[0]);
+
+	unsigned steps = c->steps;
+	resume_all(d, DEBUG_ACT_CONTINUE);
+	for (int i = 0; i < 5000 && __atomic_load_n(&c->steps, __ATOMIC_SEQ_CST) == steps; i++)
+		usleep(1000);
+	debug_stop_all(d);
+	CHECK(debug_read_regs(d, 0, &regs) == 0 && c->gets[0] == 2 && regs.rip == c->regs.rip,
+	      "read afresh after the vCPU ran: %u gets, rip %#llx", c->gets[0],
+	      (unsigned long long)regs.rip);
+
+	c->fail_sets = -EIO;
+	e.msg[0] = '\0';
+	CHECK(debug_write_state(d, 0, &st, DEBUG_STATE_REGS, &e) == -EIO && e.msg[0],
+	      "a refused write says so: %s", e.msg);
+	CHECK(debug_vcpu_take_write_error(d, &e) == 0, "... once, to the writer");
+	CHECK(debug_vcpu_put_regs(d, 0, &st.regs, "a test fix-up") == -EIO, "fix-up refused");
+	enum debug_action stop[NVCPUS] = { DEBUG_ACT_STOP, DEBUG_ACT_STOP };
+	stop[0] = DEBUG_ACT_CONTINUE;
+	e.msg[0] = '\0';
+	CHECK(debug_resume(d, stop, &e) == -EIO && strstr(e.msg, "a test fix-up"),
+	      "the next resume reports it: %s", e.msg);
+	c->fail_sets = 0;
+	CHECK(debug_read_regs(d, 0, &regs) == 0 && c->gets[0] == 3,
+	      "a refused write drops the cache: %u gets", c->gets[0]);
+	rig_fini(&r);
+}
+
+/* run_state.c: the table of legal moves. */
+static void test_run_state_table(void)
+{
+	static const struct { enum debug_run from, to; bool legal; } moves[] = {
+		{ DEBUG_RUN_PARKED, DEBUG_RUN_RELEASED, true },
+		{ DEBUG_RUN_PARKED, DEBUG_RUN_LENT, true },
+		{ DEBUG_RUN_RELEASED, DEBUG_RUN_RUNNING, true },
+		{ DEBUG_RUN_RELEASED, DEBUG_RUN_PARKED, true },
+		{ DEBUG_RUN_RUNNING, DEBUG_RUN_STOPPING, true },
+		{ DEBUG_RUN_STOPPING, DEBUG_RUN_PARKED, true },
+		{ DEBUG_RUN_STOPPING, DEBUG_RUN_STEP_SPIN, true },
+		{ DEBUG_RUN_STOPPING, DEBUG_RUN_RUNNING, true },
+		{ DEBUG_RUN_STEP_SPIN, DEBUG_RUN_RELEASED, true },
+		{ DEBUG_RUN_STEP_SPIN, DEBUG_RUN_PARKED, true },
+		{ DEBUG_RUN_LENT, DEBUG_RUN_PARKED, true },
+		{ DEBUG_RUN_PARKED, DEBUG_RUN_PARKED, true },
+		{ DEBUG_RUN_PARKED, DEBUG_RUN_RUNNING, false },   /* never without a release */
+		{ DEBUG_RUN_RUNNING, DEBUG_RUN_PARKED, false },   /* a stop comes first */
+		{ DEBUG_RUN_RUNNING, DEBUG_RUN_LENT, false },     /* only a parked vCPU is lent */
+		{ DEBUG_RUN_LENT, DEBUG_RUN_RUNNING, false },
+		{ DEBUG_RUN_LENT, DEBUG_RUN_RELEASED, false },
+		{ DEBUG_RUN_STOPPING, DEBUG_RUN_LENT, false },
+		{ DEBUG_RUN_NR, DEBUG_RUN_PARKED, false },
+	};
+	for (size_t i = 0; i < sizeof(moves) / sizeof(moves[0]); i++)
+		CHECK(debug_run_legal(moves[i].from, moves[i].to) == moves[i].legal,
+		      "%s -> %s is %s", debug_run_name(moves[i].from), debug_run_name(moves[i].to),
+		      moves[i].legal ? "legal" : "illegal");
+
+	struct rig r;
+	rig_init(&r, true);
+	struct debug *d = r.vm->debug;
+	rig_start(&r);
+	debug_stop_all(d);
+	CHECK(debug_run_of(d, 0) == DEBUG_RUN_PARKED && debug_run_of(d, 1) == DEBUG_RUN_PARKED,
+	      "stopped: both parked (%s, %s)", debug_run_name(debug_run_of(d, 0)),
+	      debug_run_name(debug_run_of(d, 1)));
+	resume_all(d, DEBUG_ACT_CONTINUE);
+	for (int i = 0; i < 5000 && debug_run_of(d, 0) != DEBUG_RUN_RUNNING; i++)
+		usleep(1000);
+	CHECK(debug_run_of(d, 0) == DEBUG_RUN_RUNNING, "released, then running: %s",
+	      debug_run_name(debug_run_of(d, 0)));
+	debug_stop_all(d);
+	CHECK(debug_run_of(d, 0) == DEBUG_RUN_PARKED, "stopped again: %s",
+	      debug_run_name(debug_run_of(d, 0)));
+	rig_fini(&r);
+}
+
+/* lend.c: a step lent to the client's thread that meets port I/O hands
+ * the exit to the vCPU's own thread, which handles it once and finishes
+ * the step; no engine keeps it. */
+static void test_lent_step_hands_back(void)
+{
+	struct rig r;
+	struct err e = { 0 };
+	struct debug_event ev;
+	rig_init(&r, true);
+	r.vm->engine = &fake_lending_engine;
+	struct debug *d = r.vm->debug;
+	debug_apply_engine(d, 0);
+	enum debug_action actions[NVCPUS] = { DEBUG_ACT_STEP, DEBUG_ACT_STOP };
+	r.vm->ram[0x3000] = 0xe6;
+	r.cpus[0].regs.rip = 0x3000;
+	r.cpus[1].regs.rip = 0x8000;
+	rig_start(&r);
+	debug_stop_all(d);
+
+	/* a plain instruction: stepped on this thread, its own stays parked */
+	r.cpus[0].regs.rip = 0x2fff;
+	CHECK(debug_resume(d, actions, &e) == 1, "lent step done here: %s", e.msg);
+	CHECK(debug_next_event(d, &ev) && ev.kind == DEBUG_EV_STEP && ev.addr == 0x3000,
+	      "its step event (kind %d addr %#llx)", ev.kind, (unsigned long long)ev.addr);
+	CHECK(r.cpus[0].lent_runs == 1 && debug_run_of(d, 0) == DEBUG_RUN_PARKED,
+	      "one lent run, parked again (%u, %s)", r.cpus[0].lent_runs,
+	      debug_run_name(debug_run_of(d, 0)));
+
+	/* the OUT: handed to the vCPU's thread */
+	CHECK(debug_resume(d, actions, &e) == 0, "OUT goes to the vCPU's thread: %s", e.msg);
+	CHECK(wait_event(d), "step reported");
+	debug_stop_all(d);
+	CHECK(debug_next_event(d, &ev) && ev.kind == DEBUG_EV_STEP && ev.addr == 0x3001,
+	      "the step ends after the OUT (kind %d addr %#llx)", ev.kind,
+	      (unsigned long long)ev.addr);
+	CHECK(r.cpus[0].outs_handled == 1, "the machine handled the OUT once: %u",
+	      r.cpus[0].outs_handled);
+	CHECK(r.cpus[0].regs.rip == 0x3001 && r.cpus[1].regs.rip == 0x8000,
+	      "one instruction, the other vCPU parked: rip %#llx",
+	      (unsigned long long)r.cpus[0].regs.rip);
+	rig_fini(&r);
+}
+
 int main(void)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -574,5 +773,11 @@ int main(void)
 	printf("exception catching: done\n");
 	test_paging_5level_1g();
 	printf("5-level paging, 1 GiB pages: done\n");
+	test_state_cache();
+	printf("state cache: done\n");
+	test_run_state_table();
+	printf("run states: done\n");
+	test_lent_step_hands_back();
+	printf("lent step, handed-back exit: done\n");
 	return check_summary("debug");
 }

@@ -70,7 +70,7 @@ static void test_out_then_hlt(struct kvm_tiny_guest *g)
 	CHECK_EQ(halted, true);
 	CHECK_EQ(sipi, false);
 	struct x86_regs regs;
-	CHECK_OK(ops->get_regs(g->vcpu, &regs));
+	CHECK_OK(engine_get_regs(ops, g->vcpu, &regs));
 	CHECK_EQ(regs.rip, KVM_TINY_CODE + sizeof(code));
 }
 
@@ -162,49 +162,44 @@ static void test_register_roundtrip(struct kvm_tiny_guest *g)
 	static const uint8_t code[] = { 0x48, 0x01, 0xd8, /* add rax, rbx */ OUT_DONE, HLT };
 	load(g, code, sizeof(code));
 	struct x86_regs regs;
-	CHECK_OK(ops->get_regs(g->vcpu, &regs));
+	CHECK_OK(engine_get_regs(ops, g->vcpu, &regs));
 	regs.rax = 0x1111111122222222ull;
 	regs.rbx = 0x0101010101010101ull;
 	regs.r15 = 0xfeedull;
-	CHECK_OK(ops->set_regs(g->vcpu, &regs));
+	CHECK_OK(engine_set_regs(ops, g->vcpu, &regs));
 	struct vm_exit x;
 	CHECK_OK(kvm_tiny_run(g, &x, 2000));
 	CHECK_EQ(x.reason, VM_EXIT_IO);
-	CHECK_OK(ops->get_regs(g->vcpu, &regs));
+	CHECK_OK(engine_get_regs(ops, g->vcpu, &regs));
 	CHECK_EQ(regs.rax, 0x1212121223232323ull);
 	CHECK_EQ(regs.r15, 0xfeed);
 
 	struct x86_sregs s;
-	CHECK_OK(ops->get_sregs(g->vcpu, &s));
+	CHECK_OK(engine_get_sregs(ops, g->vcpu, &s));
 	CHECK_EQ(s.cs.l, 1);
 	CHECK_EQ(s.cr3, KVM_TINY_PML4);
 	CHECK_EQ(s.efer & (EFER_LME | EFER_LMA), EFER_LME | EFER_LMA);
 	CHECK_EQ(x86_mode_of(&s), X86_MODE_LONG64);
 
-	uint64_t efer = 0, star = 0;
-	CHECK_OK(ops->get_msr(g->vcpu, MSR_EFER, &efer));
-	CHECK_EQ(efer & EFER_LMA, EFER_LMA);
-	CHECK_OK(ops->set_msr(g->vcpu, MSR_STAR, 0x0023001000000000ull));
-	CHECK_OK(ops->get_msr(g->vcpu, MSR_STAR, &star));
-	CHECK_EQ(star, 0x0023001000000000ull);
-
-	struct x86_fpu f;
-	CHECK_OK(ops->get_fpu(g->vcpu, &f));
-	f.xmm[3][0] = 0xab;
-	f.mxcsr = 0x1f80;
-	CHECK_OK(ops->set_fpu(g->vcpu, &f));
-	memset(&f, 0, sizeof(f));
-	CHECK_OK(ops->get_fpu(g->vcpu, &f));
-	CHECK_EQ(f.xmm[3][0], 0xab);
-	CHECK_EQ(f.mxcsr, 0x1f80);
-
-	struct x86_debugregs dr = { .db = { 0x1000, 0x2000, 0, 0 }, .dr6 = DR6_INIT,
-				    .dr7 = DR7_INIT | DR7_G(1) };
-	CHECK_OK(ops->set_debugregs(g->vcpu, &dr));
-	memset(&dr, 0, sizeof(dr));
-	CHECK_OK(ops->get_debugregs(g->vcpu, &dr));
-	CHECK_EQ(dr.db[1], 0x2000);
-	CHECK_EQ(dr.dr7 & DR7_G(1), DR7_G(1));
+	/* the other parts, one call each way */
+	struct x86_state st;
+	memset(&st, 0, sizeof(st));
+	CHECK_OK(ops->get_state(g->vcpu, X86_STATE_SREGS | X86_STATE_MSRS | X86_STATE_FPU |
+				X86_STATE_DR, &st));
+	CHECK_EQ(st.sregs.efer & EFER_LMA, EFER_LMA);
+	st.star = 0x0023001000000000ull;
+	st.fpu.xmm[3][0] = 0xab;
+	st.fpu.mxcsr = 0x1f80;
+	st.dr = (struct x86_debugregs){ .db = { 0x1000, 0x2000, 0, 0 }, .dr6 = DR6_INIT,
+					.dr7 = DR7_INIT | DR7_G(1) };
+	CHECK_OK(ops->set_state(g->vcpu, X86_STATE_MSRS | X86_STATE_FPU | X86_STATE_DR, &st));
+	memset(&st, 0, sizeof(st));
+	CHECK_OK(ops->get_state(g->vcpu, X86_STATE_MSRS | X86_STATE_FPU | X86_STATE_DR, &st));
+	CHECK_EQ(st.star, 0x0023001000000000ull);
+	CHECK_EQ(st.fpu.xmm[3][0], 0xab);
+	CHECK_EQ(st.fpu.mxcsr, 0x1f80);
+	CHECK_EQ(st.dr.db[1], 0x2000);
+	CHECK_EQ(st.dr.dr7 & DR7_G(1), DR7_G(1));
 }
 
 /* MXCSR set through the engine is what the guest's STMXCSR stores. */
@@ -215,14 +210,14 @@ static void test_mxcsr_reaches_guest(struct kvm_tiny_guest *g)
 		OUT_DONE, HLT,
 	};
 	load(g, code, sizeof(code));
-	struct x86_fpu f;
-	CHECK_OK(ops->get_fpu(g->vcpu, &f));
-	CHECK_EQ(f.mxcsr, 0x1f80);                        /* reset value */
-	f.mxcsr = 0x9fc0;                                  /* FTZ|DAZ|masks */
-	CHECK_OK(ops->set_fpu(g->vcpu, &f));
+	struct x86_state st;
+	CHECK_OK(ops->get_state(g->vcpu, X86_STATE_FPU, &st));
+	CHECK_EQ(st.fpu.mxcsr, 0x1f80);                   /* reset value */
+	st.fpu.mxcsr = 0x9fc0;                             /* FTZ|DAZ|masks */
+	CHECK_OK(ops->set_state(g->vcpu, X86_STATE_FPU, &st));
 	struct vm_exit x;
-	CHECK_OK(ops->get_fpu(g->vcpu, &f));
-	CHECK_EQ(f.mxcsr, 0x9fc0);
+	CHECK_OK(ops->get_state(g->vcpu, X86_STATE_FPU, &st));
+	CHECK_EQ(st.fpu.mxcsr, 0x9fc0);
 	CHECK_OK(kvm_tiny_run(g, &x, 2000));
 	if (x.reason == VM_EXIT_EMULATION_FAILURE) {
 		printf("  guest check skipped: the host's ring-0 emulator fails on STMXCSR\n");
@@ -421,12 +416,12 @@ static void test_inject_bp_after_int3(struct kvm_tiny_guest *g)
 		struct engine_debug none = { 0 };
 		CHECK_OK(ops->set_debug(g->vcpu, &none));
 		struct x86_regs regs;
-		CHECK_OK(ops->get_regs(g->vcpu, &regs));
+		CHECK_OK(engine_get_regs(ops, g->vcpu, &regs));
 		regs.rip = x.bpt.pc + 1;
-		CHECK_OK(ops->set_regs(g->vcpu, &regs));
+		CHECK_OK(engine_set_regs(ops, g->vcpu, &regs));
 		CHECK_OK(ops->inject_exception(g->vcpu, X86_BP, false, 0));
 		CHECK_OK(kvm_tiny_run(g, &x, 2000));
-		CHECK_OK(ops->get_regs(g->vcpu, &regs));
+		CHECK_OK(engine_get_regs(ops, g->vcpu, &regs));
 		printf("  #BP injected after INT3 (with%s USE_SW_BP): %s port 0x%x, vector %" PRIu64
 		       ", frame RIP 0x%" PRIx64 "\n", intercept ? "" : "out",
 		       vm_exit_reason_name(x.reason), x.reason == VM_EXIT_IO ? x.io.port : 0,
@@ -448,7 +443,7 @@ static void test_inject_gp(struct kvm_tiny_guest *g)
 	CHECK_EQ(x.reason, VM_EXIT_IO);
 	CHECK_EQ(x.io.port, KVM_TINY_PORT_VECTOR);
 	struct x86_regs regs;
-	CHECK_OK(ops->get_regs(g->vcpu, &regs));
+	CHECK_OK(engine_get_regs(ops, g->vcpu, &regs));
 	CHECK_EQ(regs.rbx, X86_GP);
 	CHECK_EQ(regs.rax, 0x18);              /* error code */
 	CHECK_EQ(regs.rcx, KVM_TINY_CODE);     /* RIP of the faulting context */

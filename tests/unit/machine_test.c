@@ -36,10 +36,26 @@ static struct x86_sregs fake_sregs;
 static int fake_irq_level[16];
 static int exit_status = -1;
 
-static int fake_get_regs(struct vcpu *v, struct x86_regs *r) { (void)v; *r = fake_regs; return 0; }
-static int fake_set_regs(struct vcpu *v, const struct x86_regs *r) { (void)v; fake_regs = *r; return 0; }
-static int fake_get_sregs(struct vcpu *v, struct x86_sregs *s) { (void)v; *s = fake_sregs; return 0; }
-static int fake_set_sregs(struct vcpu *v, const struct x86_sregs *s) { (void)v; fake_sregs = *s; return 0; }
+static int fake_get_state(struct vcpu *v, unsigned mask, struct x86_state *st)
+{
+	(void)v;
+	if (mask & X86_STATE_REGS)
+		st->regs = fake_regs;
+	if (mask & X86_STATE_SREGS)
+		st->sregs = fake_sregs;
+	return 0;
+}
+
+static int fake_set_state(struct vcpu *v, unsigned mask, const struct x86_state *st)
+{
+	(void)v;
+	if (mask & X86_STATE_REGS)
+		fake_regs = st->regs;
+	if (mask & X86_STATE_SREGS)
+		fake_sregs = st->sregs;
+	return 0;
+}
+
 static int fake_irq_line(struct vm *vm, unsigned irq, int level)
 {
 	(void)vm;
@@ -49,8 +65,8 @@ static int fake_irq_line(struct vm *vm, unsigned irq, int level)
 }
 
 static const struct engine_ops fake_engine = {
-	.name = "fake", .get_regs = fake_get_regs, .set_regs = fake_set_regs,
-	.get_sregs = fake_get_sregs, .set_sregs = fake_set_sregs, .irq_line = fake_irq_line,
+	.name = "fake", .get_state = fake_get_state, .set_state = fake_set_state,
+	.irq_line = fake_irq_line,
 };
 
 void *vm_gpa_to_host(struct vm *vm, uint64_t gpa, uint64_t len)
