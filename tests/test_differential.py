@@ -480,7 +480,8 @@ SSE_SEED = int(os.environ.get("VMDB_SSE_SEED", "20251127"))
 SSE_NSEQ = int(os.environ.get("VMDB_SSE_NSEQ", "60"))
 SSE_LEN = 200
 RESULT3_RE = re.compile(r"^diff seq (\d+) (.*) rflags=([0-9a-f]+) mem=([0-9a-f]+) "
-                        r"(mxcsr=[0-9a-f]+(?: xmm\d+=[0-9a-f]{32}){16}) (exc=.*)$", re.M)
+                        r"(mxcsr=[0-9a-f]+(?: xmm\d+=[0-9a-f]{32}){16} fcw=[0-9a-f]+ fsw=[0-9a-f]+ "
+                        r"ftw=[0-9a-f]+(?: st\d=[0-9a-f]{20}){8}) (exc=.*)$", re.M)
 
 
 def sse_fields(m):

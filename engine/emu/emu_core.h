@@ -66,6 +66,7 @@ struct emu_insn {
 	uint8_t nops;                  /* visible operands */
 	uint8_t seg;                   /* segment of the first memory operand */
 	uint8_t opcode, opmap, modrm_reg;
+	uint8_t modrm;                 /* the whole ModRM byte (x87 register forms) */
 	struct emu_operand op[3];
 };
 
@@ -414,6 +415,7 @@ extern const struct emu_handler_entry emu_exec_str_table[];
 extern const struct emu_handler_entry emu_exec_sse_table[];
 extern const struct emu_handler_entry emu_exec_sse_int_table[];
 extern const struct emu_handler_entry emu_exec_sse_fp_table[];
+extern const struct emu_handler_entry emu_exec_x87_table[];
 /* The SSE2 forms of the string mnemonics MOVSD/CMPSD (emu_exec_sse*.c). */
 void emu_sse_movsd(struct emu_cpu *cpu, const struct emu_insn *in);
 void emu_sse_cmpsd(struct emu_cpu *cpu, const struct emu_insn *in);

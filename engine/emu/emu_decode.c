@@ -39,6 +39,7 @@ void emu_dcache_destroy(struct emu_vm *evm)
 emu_handler emu_handler_for(unsigned mnemonic)
 {
 	static const struct emu_handler_entry *const tables[] = {
+		emu_exec_x87_table,
 		emu_exec_alu_table, emu_exec_sys_table, emu_exec_str_table, emu_exec_sse_table,
 		emu_exec_sse_int_table, emu_exec_sse_fp_table,
 	};
@@ -162,6 +163,7 @@ static void convert(const ZydisDecodedInstruction *zi, const ZydisDecodedOperand
 	in->opcode = zi->opcode;
 	in->opmap = (uint8_t)zi->opcode_map;
 	in->modrm_reg = zi->raw.modrm.reg;
+	in->modrm = (uint8_t)(zi->raw.modrm.mod << 6 | zi->raw.modrm.reg << 3 | zi->raw.modrm.rm);
 	if (zi->attributes & (ZYDIS_ATTRIB_HAS_REP | ZYDIS_ATTRIB_HAS_REPE))
 		in->flags |= EMU_I_REP;
 	if (zi->attributes & ZYDIS_ATTRIB_HAS_REPNE)

@@ -4,10 +4,9 @@
  * LDDQU, MOVDDUP/MOVSHDUP/MOVSLDUP), MOVMSKPS/MOVMSKPD/PMOVMSKB, 128-bit
  * logic (PXOR/POR/PAND/PANDN and the PS/PD forms), PCMPEQB/W/D, MXCSR
  * access, FXSAVE/FXRSTOR and XSAVE/XRSTOR for the x87 and SSE components
- * (XCR0 may only enable those two), FNINIT, FWAIT, EMMS. The shared
- * operand rules are in emu_sse.h; packed integer work is in
- * emu_exec_sse_int.c, floating point in emu_exec_sse_fp.c. No x87
- * arithmetic: it raises #UD with a warning. */
+ * (XCR0 may only enable those two), EMMS. The shared operand rules are
+ * in emu_sse.h; packed integer work is in emu_exec_sse_int.c, floating
+ * point in emu_exec_sse_fp.c; the x87 is emu_exec_x87.c's. */
 #include "engine/emu/emu_sse.h"
 
 #include <string.h>
@@ -284,25 +283,6 @@ static void h_stmxcsr(struct emu_cpu *cpu, const struct emu_insn *in)
 	emu_op_write(cpu, in, 0, cpu->fpu.mxcsr);
 }
 
-static void h_fninit(struct emu_cpu *cpu, const struct emu_insn *in)
-{
-	(void)in;
-	if (cpu->sregs.cr0 & (CR0_EM | CR0_TS))
-		emu_fault(cpu, X86_NM, false, 0);
-	cpu->fpu.fcw = 0x37f;
-	cpu->fpu.fsw = 0;
-	cpu->fpu.ftw = 0;
-	cpu->fpu.fop = 0;
-	cpu->fpu.fip = cpu->fpu.fdp = 0;
-}
-
-static void h_fwait(struct emu_cpu *cpu, const struct emu_insn *in)
-{
-	(void)in;
-	if ((cpu->sregs.cr0 & (CR0_MP | CR0_TS)) == (CR0_MP | CR0_TS))
-		emu_fault(cpu, X86_NM, false, 0);
-}
-
 /* --- FXSAVE / XSAVE images ------------------------------------------------------------- */
 
 static void image_put_x87(const struct x86_fpu *f, uint8_t *img)
@@ -482,8 +462,6 @@ const struct emu_handler_entry emu_exec_sse_table[] = {
 	{ ZYDIS_MNEMONIC_MOVSHDUP, h_movdup },
 	{ ZYDIS_MNEMONIC_LDMXCSR, h_ldmxcsr },
 	{ ZYDIS_MNEMONIC_STMXCSR, h_stmxcsr },
-	{ ZYDIS_MNEMONIC_FNINIT, h_fninit },
-	{ ZYDIS_MNEMONIC_FWAIT, h_fwait },
 	{ ZYDIS_MNEMONIC_EMMS, h_emms },
 	{ ZYDIS_MNEMONIC_FXSAVE, h_fxsave }, { ZYDIS_MNEMONIC_FXSAVE64, h_fxsave },
 	{ ZYDIS_MNEMONIC_FXRSTOR, h_fxrstor }, { ZYDIS_MNEMONIC_FXRSTOR64, h_fxrstor },
