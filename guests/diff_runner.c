@@ -420,7 +420,7 @@ static void ring3_setup(void)
 	r3_paging();
 	r3_gdt_tss();
 	__asm__ volatile("mov %%cr0, %%rax\n\tand %0, %%rax\n\tor %1, %%rax\n\tmov %%rax, %%cr0"
-			 :: "r"(~(CR0_EM | CR0_TS)), "r"(CR0_MP) : "rax", "memory");
+			 :: "r"(~(CR0_EM | CR0_TS)), "r"(CR0_MP | CR0_NE) : "rax", "memory");
 	write_cr4(read_cr4() | CR4_OSFXSR | CR4_OSXMMEXCPT);
 }
 

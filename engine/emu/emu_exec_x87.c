@@ -94,8 +94,21 @@ static uint16_t cw_value(uint16_t v)
 	return (uint16_t)((v & 0x1f3fu) | 0x40u);
 }
 
+/* A new TOP keeps the physical registers: st[] (ST order) turns with it. */
+static void set_top(struct x86_fpu *f, unsigned top)
+{
+	uint8_t old[8][16];
+	unsigned shift = (top - emu_x87_top(f)) & 7;
+	memcpy(old, f->st, sizeof(old));
+	for (unsigned i = 0; i < 8; i++)
+		memcpy(f->st[i], old[(i + shift) & 7], 16);
+	f->fsw = (uint16_t)((f->fsw & ~X87_SW_TOP) | top << 11);
+}
+
+/* FNINIT (and FNSAVE after storing): the registers keep their contents. */
 static void x87_init(struct x86_fpu *f)
 {
+	set_top(f, 0);
 	f->fcw = cw_value(X87_CW_INIT);
 	f->fsw = 0;
 	f->ftw = 0;
@@ -366,8 +379,10 @@ static void env_store(const struct x86_fpu *f, uint8_t *p, unsigned size)
 static void env_load(struct x86_fpu *f, const uint8_t *p, unsigned size)
 {
 	bool small = size == ENV16_SIZE;
+	uint16_t sw = get16(p + (small ? 2 : 4));
+	set_top(f, (sw >> 11) & 7);
 	f->fcw = cw_value(get16(p));
-	f->fsw = get16(p + (small ? 2 : 4));
+	f->fsw = sw;
 	f->ftw = emu_x87_abridged_tags(get16(p + (small ? 4 : 8)));
 	f->fip = small ? get16(p + 6) : get32(p + 12);
 	f->fop = small ? 0 : (uint16_t)((get32(p + 16) >> 16) & 0x7ff);
@@ -387,7 +402,6 @@ static void h_fnstenv(struct emu_cpu *cpu, const struct emu_insn *in, uint64_t l
 	emu_write_bytes(cpu, lin, buf, n, false);
 	if (save) {
 		x87_init(f);
-		memset(f->st, 0, sizeof(f->st));
 	} else {
 		f->fcw |= X87_SW_EXC;     /* FNSTENV masks every exception after storing */
 	}
