@@ -1054,10 +1054,74 @@ class SseGen(Gen):
         self.emit(f"movl ${random_mxcsr(rng):#x}, {d}(%rbp)")
         self.emit(f"ldmxcsr {d}(%rbp)")
 
+    SSE4_BINOP = ["pshufb", "phaddw", "phaddd", "phaddsw", "phsubw", "phsubd", "phsubsw",
+                  "pmaddubsw", "pmulhrsw", "psignb", "psignw", "psignd", "pabsb", "pabsw",
+                  "pabsd", "pmulld", "pmuldq", "pminsb", "pminsd", "pminuw", "pminud", "pmaxsb",
+                  "pmaxsd", "pmaxuw", "pmaxud", "pcmpeqq", "pcmpgtq", "packusdw", "phminposuw"]
+    SSE4_PMOV = {"bw": 8, "wd": 8, "dq": 8, "bd": 4, "wq": 4, "bq": 2}
+    SSE4_IMM = {"palignr": 16, "pblendw": 16, "blendps": 16, "blendpd": 16, "mpsadbw": 16,
+                "roundps": 16, "roundpd": 16, "roundss": 4, "roundsd": 8, "dpps": 16,
+                "dppd": 16, "insertps": 4}
+
+    def t_sse4(self):
+        """SSSE3, SSE4.1 and SSE4.2 (the string compares write all six
+        status flags, PTEST too: AF OF PF SF cleared)."""
+        rng = self.rng
+        x = self.xr()
+        k = rng.randint(0, 9)
+        if k <= 2:
+            self.emit(f"{rng.choice(self.SSE4_BINOP)} {self.src(16)}, {x}")
+        elif k == 3:
+            form = rng.choice(list(self.SSE4_PMOV))
+            self.emit(f"pmov{rng.choice('sz')}x{form} {self.src(self.SSE4_PMOV[form])}, {x}")
+        elif k <= 5:
+            op = rng.choice(list(self.SSE4_IMM))
+            self.emit(f"{op} ${rng.randint(0, 255)}, {self.src(self.SSE4_IMM[op])}, {x}")
+        elif k == 6:
+            op = rng.choice(["pblendvb", "blendvps", "blendvpd"])
+            self.emit(f"{op} %xmm0, {self.src(16)}, {x}")
+        elif k == 7:
+            op = rng.choice(["pcmpestri", "pcmpestrm", "pcmpistri", "pcmpistrm"])
+            if op.startswith("pcmpe") and rng.random() < 0.7:
+                self.emit(f"movq ${rng.randint(-20, 20)}, %rax")
+                self.emit(f"movq ${rng.randint(-20, 20)}, %rdx")
+            src = self.xmm_mem(False) if rng.random() < 0.35 else self.xr()
+            self.emit(f"{op} ${rng.randint(0, 127)}, {src}, {x}", writes=STATUS)
+        elif k == 8:
+            self.emit(f"ptest {self.src(16)}, {x}", writes=STATUS)
+        else:
+            op, w = rng.choice([("pextrb", 1), ("pextrd", 4), ("pextrq", 8), ("extractps", 4),
+                                ("pinsrb", 1), ("pinsrd", 4), ("pinsrq", 8)])
+            rw = 64 if op == "pextrq" or op == "pinsrq" else 32
+            loc = self.smem(w) if rng.random() < 0.4 else self.reg(rw)[0]
+            imm = rng.randint(0, 255)
+            self.emit(f"{op} ${imm}, {x}, {loc}" if "ext" in op else f"{op} ${imm}, {loc}, {x}")
+
+    def t_bits(self):
+        """CRC32 and MOVBE (no flags), POPCNT/LZCNT/TZCNT."""
+        rng = self.rng
+        k = rng.randint(0, 3)
+        if k <= 1:
+            w = rng.choice([8, 16, 32, 64])
+            dw = 64 if w == 64 else rng.choice([32, 64]) if w == 8 else 32
+            src = self.reg(w)[0] if rng.random() < 0.6 else self.smem(w // 8)
+            self.emit(f"crc32{SUFFIX[w]} {src}, {self.reg(dw)[0]}")
+        elif k == 2:
+            w = rng.choice([16, 32, 64])
+            r, m = self.reg(w)[0], self.smem(w // 8)
+            self.emit(f"movbe{SUFFIX[w]} {m}, {r}" if rng.random() < 0.5 else f"movbe{SUFFIX[w]} {r}, {m}")
+        else:
+            op = rng.choice(["popcnt", "lzcnt", "tzcnt"])
+            w = rng.choice([16, 32, 64])
+            src = self.reg(w)[0] if rng.random() < 0.6 else self.smem(w // 8)
+            fl = dict(writes=STATUS, undef=0) if op == "popcnt" else flags_tzcnt()
+            self.emit(f"{op}{SUFFIX[w]} {src}, {self.reg(w)[0]}", **fl)
+
     TEMPLATES = [("t_alu", 6), ("t_mov", 3), ("t_shift", 2), ("t_stack", 2), ("t_jcc", 2),
                  ("t_setcc", 1), ("t_sse", 3), ("t_sse_move", 14), ("t_sse_int", 12),
                  ("t_sse_shift", 5), ("t_sse_shuffle", 4), ("t_sse_fp", 16), ("t_sse_cmp", 6),
-                 ("t_sse_cvt", 8), ("t_mxcsr", 4)]
+                 ("t_sse_cvt", 8), ("t_mxcsr", 4),
+                 ("t_sse4", 12), ("t_bits", 4)]
 
     def t_fault(self):
         """An SSE end: #GP on a misaligned m128, or #XM from an unmasked

@@ -468,9 +468,10 @@ def test_generated_free_running(vmdb_bin, tmp_path, generated):
 # run most SSE, but ring 3 on the real CPU: the runner's ring-3 mode
 # (guests/diff_runner.c) runs the SSE sequences (tests/diffgen.py's SseGen:
 # moves, packed integer, FP over NaN/denormal/infinity/+-0 values, rounding
-# modes, FTZ/DAZ, #XM with unmasked exceptions, alignment #GP) there, free
-# running, and prints the general registers, RFLAGS, the scratch hash,
-# MXCSR and xmm0-15 per sequence. A stepped comparison is not possible in
+# modes, FTZ/DAZ, #XM with unmasked exceptions, alignment #GP, SSSE3/SSE4.1/
+# SSE4.2 including the string compares, CRC32, MOVBE, POPCNT/LZCNT/TZCNT)
+# there, free running, and prints the general registers, RFLAGS, the
+# scratch hash, MXCSR, xmm0-15 and the x87 state per sequence. A stepped comparison is not possible in
 # ring 3 here (the host's stepping is of its emulator). Known KVM deviation,
 # left out of the sequences: #GP from ring 3 is intercepted and re-run by
 # KVM's emulator, which turns the alignment #GP of SSE instructions other

@@ -416,6 +416,8 @@ extern const struct emu_handler_entry emu_exec_sse_table[];
 extern const struct emu_handler_entry emu_exec_sse_int_table[];
 extern const struct emu_handler_entry emu_exec_sse_fp_table[];
 extern const struct emu_handler_entry emu_exec_x87_table[];
+extern const struct emu_handler_entry emu_exec_sse4_table[];
+extern const struct emu_handler_entry emu_exec_bits_table[];
 /* The SSE2 forms of the string mnemonics MOVSD/CMPSD (emu_exec_sse*.c). */
 void emu_sse_movsd(struct emu_cpu *cpu, const struct emu_insn *in);
 void emu_sse_cmpsd(struct emu_cpu *cpu, const struct emu_insn *in);

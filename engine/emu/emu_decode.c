@@ -41,7 +41,7 @@ emu_handler emu_handler_for(unsigned mnemonic)
 	static const struct emu_handler_entry *const tables[] = {
 		emu_exec_x87_table,
 		emu_exec_alu_table, emu_exec_sys_table, emu_exec_str_table, emu_exec_sse_table,
-		emu_exec_sse_int_table, emu_exec_sse_fp_table,
+		emu_exec_sse_int_table, emu_exec_sse_fp_table, emu_exec_sse4_table, emu_exec_bits_table,
 	};
 	for (unsigned t = 0; t < sizeof(tables) / sizeof(tables[0]); t++)
 		for (const struct emu_handler_entry *e = tables[t]; e->fn; e++)
