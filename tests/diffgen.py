@@ -1341,7 +1341,7 @@ class X87Gen(SseGen):
 
     def t_x87_ctrl(self):
         rng = self.rng
-        k = rng.randint(0, 8)
+        k = rng.randint(0, 9)
         if k == 0:
             d = self.disp(2)
             self.emit(f"movw ${random_fcw(rng):#x}, {d}(%rbp)")
@@ -1364,7 +1364,16 @@ class X87Gen(SseGen):
             self.emit(f"fnsave {d}(%rbp)")
             if rng.random() < 0.7:
                 self.emit(f"frstor {d}(%rbp)")
-        else:
+        elif k == 8:
+            # an FXSAVE image, maybe changed in its x87 part, back
+            d = rng.randint(-DATA_REACH // 16, (DATA_REACH - 512) // 16) * 16
+            w = rng.choice(["", "64"])
+            self.emit(f"fxsave{w} {d}(%rbp)")
+            if rng.random() < 0.5:
+                self.emit(f"movw ${random_fcw(rng):#x}, {d}(%rbp)")
+                self.emit(f"movb ${rng.getrandbits(8):#x}, {d + 4}(%rbp)")
+            self.emit(f"fxrstor{w} {d}(%rbp)")
+        elif k == 9:
             self.emit("fwait")
 
     TEMPLATES = [("t_alu", 4), ("t_mov", 2), ("t_jcc", 1), ("t_setcc", 1), ("t_sse_fp", 2),

@@ -285,14 +285,24 @@ static void h_stmxcsr(struct emu_cpu *cpu, const struct emu_insn *in)
 
 /* --- FXSAVE / XSAVE images ------------------------------------------------------------- */
 
-static void image_put_x87(const struct x86_fpu *f, uint8_t *img)
+/* The 64-bit forms (REX.W) store 64-bit FIP/FDP; the others 32-bit ones
+ * and FCS/FDS, which read as 0 (CPUs that deprecate them, see emu_x87.h). */
+static void image_put_x87(const struct x86_fpu *f, uint8_t *img, bool wide)
 {
 	memcpy(img + 0, &f->fcw, 2);
 	memcpy(img + 2, &f->fsw, 2);
 	img[4] = f->ftw;
+	img[5] = 0;
 	memcpy(img + 6, &f->fop, 2);
-	memcpy(img + 8, &f->fip, 8);
-	memcpy(img + 16, &f->fdp, 8);
+	if (wide) {
+		memcpy(img + 8, &f->fip, 8);
+		memcpy(img + 16, &f->fdp, 8);
+	} else {
+		uint32_t ip = (uint32_t)f->fip, dp = (uint32_t)f->fdp;
+		memset(img + 8, 0, 16);
+		memcpy(img + 8, &ip, 4);
+		memcpy(img + 16, &dp, 4);
+	}
 	for (unsigned i = 0; i < 8; i++)
 		memcpy(img + 32 + 16 * i, f->st[i], 16);
 }
@@ -306,14 +316,16 @@ static void image_put_sse(const struct x86_fpu *f, uint8_t *img)
 		memcpy(img + 160 + 16 * i, f->xmm[i], 16);
 }
 
-static void image_get_x87(struct x86_fpu *f, const uint8_t *img)
+static void image_get_x87(struct x86_fpu *f, const uint8_t *img, bool wide)
 {
 	memcpy(&f->fcw, img + 0, 2);
 	memcpy(&f->fsw, img + 2, 2);
 	f->ftw = img[4];
 	memcpy(&f->fop, img + 6, 2);
-	memcpy(&f->fip, img + 8, 8);
-	memcpy(&f->fdp, img + 16, 8);
+	f->fop &= 0x7ff;
+	f->fip = f->fdp = 0;
+	memcpy(&f->fip, img + 8, wide ? 8 : 4);
+	memcpy(&f->fdp, img + 16, wide ? 8 : 4);
 	for (unsigned i = 0; i < 8; i++)
 		memcpy(f->st[i], img + 32 + 16 * i, 16);
 }
@@ -349,7 +361,7 @@ static void h_fxsave(struct emu_cpu *cpu, const struct emu_insn *in)
 	uint64_t lin = fx_addr(cpu, in, 16);
 	uint8_t img[512];
 	emu_read_bytes(cpu, lin, img, sizeof(img), false);   /* reserved areas keep their bytes */
-	image_put_x87(&cpu->fpu, img);
+	image_put_x87(&cpu->fpu, img, in->mnemonic == ZYDIS_MNEMONIC_FXSAVE64);
 	image_put_sse(&cpu->fpu, img);
 	emu_write_bytes(cpu, lin, img, sizeof(img), false);
 }
@@ -365,7 +377,7 @@ static void h_fxrstor(struct emu_cpu *cpu, const struct emu_insn *in)
 	memcpy(&mxcsr, img + 24, 4);
 	if (mxcsr & ~MXCSR_MASK)
 		emu_gp(cpu, 0);
-	image_get_x87(&cpu->fpu, img);
+	image_get_x87(&cpu->fpu, img, in->mnemonic == ZYDIS_MNEMONIC_FXRSTOR64);
 	image_get_xmm(&cpu->fpu, img);
 	cpu->fpu.mxcsr = mxcsr;
 }
@@ -387,7 +399,7 @@ static void h_xsave(struct emu_cpu *cpu, const struct emu_insn *in)
 	uint8_t img[576];
 	emu_read_bytes(cpu, lin, img, sizeof(img), false);
 	if (rfbm & 1)
-		image_put_x87(&cpu->fpu, img);
+		image_put_x87(&cpu->fpu, img, in->mnemonic == ZYDIS_MNEMONIC_XSAVE64);
 	if (rfbm & 2)
 		image_put_sse(&cpu->fpu, img);
 	uint64_t bv;
@@ -417,7 +429,7 @@ static void h_xrstor(struct emu_cpu *cpu, const struct emu_insn *in)
 		emu_gp(cpu, 0);
 	if (rfbm & 1) {
 		if (bv & 1)
-			image_get_x87(&cpu->fpu, img);
+			image_get_x87(&cpu->fpu, img, in->mnemonic == ZYDIS_MNEMONIC_XRSTOR64);
 		else
 			init_x87(&cpu->fpu);
 	}
