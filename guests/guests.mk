@@ -121,3 +121,8 @@ $(GUEST_OUT)/boot_bench.img: $(GUEST_OUT)/boot_bench.elf64
 	truncate -s $(BOOT_BENCH_CYL_BYTES) $@.tmp
 	mv $@.tmp $@
 .SECONDARY: $(BOOT_BENCH_OBJS)
+
+# x87 arithmetic checked from inside (tests/test_x87.py; owned by emu's x87
+# work): ring 0, on emu, and on kvm through its emu fallback.
+guests: $(GUEST_OUT)/x87_calc.elf
+.SECONDARY: $(GUEST_OUT)/x87_calc.o
