@@ -5,7 +5,8 @@
  * classes, FPREM, FSCALE, FXTRACT, BCD, the transcendental identities,
  * the stack overflow's masked response, #MF for an unmasked exception
  * (CR0.NE) at the next waiting instruction, #NM with CR0.TS, and the
- * state surviving FNSTENV/FLDENV, FNSAVE/FRSTOR and FXSAVE/FXRSTOR.
+ * state surviving FNSTENV/FLDENV, FNSAVE/FRSTOR, FXSAVE/FXRSTOR and
+ * XSAVEC/XSAVEOPT/XRSTOR.
  * (The compiler may not use the FPU here, -mgeneral-regs-only: every x87
  * instruction is written out.) */
 #include <stdint.h>
@@ -277,6 +278,31 @@ static void check_state_images(void)
 	expect_eq(fx[4], 0xc0, "FXSAVE's abridged tags: registers 6 and 7");
 }
 
+/* XSAVEC writes the compacted header and XRSTOR takes it back; XSAVEOPT
+ * and XRSTOR of the standard format too (x87 and SSE in XCR0). */
+static void check_xsave(void)
+{
+	static uint8_t area[1024] __attribute__((aligned(64)));
+	uint64_t bv, comp;
+	int32_t a = 0, b = 0;
+	write_cr4(read_cr4() | CR4_OSXSAVE);
+	__asm__ volatile("xsetbv" :: "c"(0), "a"(3), "d"(0));
+	memset(area, 0, sizeof(area));
+	__asm__ volatile("fninit\n\tfldpi\n\txsavec64 %0\n\tfninit\n\txrstor64 %0\n\tfistpl %1"
+			 : "+m"(area), "=m"(a) : "a"(3), "d"(0));
+	memcpy(&bv, area + 512, 8);
+	memcpy(&comp, area + 520, 8);
+	expect_eq(comp, 0x8000000000000003ull, "xsavec: XCOMP_BV compacted, x87 and SSE");
+	expect_eq(bv & 1, 1, "xsavec: XSTATE_BV has the x87 state");
+	expect_eq(a, 3, "xrstor of the compacted image brings ST(0) back");
+	memset(area, 0, sizeof(area));
+	__asm__ volatile("fninit\n\tfld1\n\txsaveopt64 %0\n\tfninit\n\txrstor64 %0\n\tfistpl %1"
+			 : "+m"(area), "=m"(b) : "a"(3), "d"(0));
+	memcpy(&comp, area + 520, 8);
+	expect_eq(comp, 0, "xsaveopt: the standard format");
+	expect_eq(b, 1, "xrstor of the XSAVEOPT image brings ST(0) back");
+}
+
 int main(void)
 {
 	check_exact();
@@ -288,5 +314,6 @@ int main(void)
 	check_overflow();
 	check_exceptions();
 	check_state_images();
+	check_xsave();
 	return report_summary();
 }

@@ -3,7 +3,8 @@
  * MOVHPS/MOVLPS/MOVHPD/MOVLPD, MOVHLPS/MOVLHPS, the non-temporal stores,
  * LDDQU, MOVDDUP/MOVSHDUP/MOVSLDUP), MOVMSKPS/MOVMSKPD/PMOVMSKB, 128-bit
  * logic (PXOR/POR/PAND/PANDN and the PS/PD forms), PCMPEQB/W/D, MXCSR
- * access, FXSAVE/FXRSTOR and XSAVE/XRSTOR for the x87 and SSE components
+ * access, FXSAVE/FXRSTOR and XSAVE/XSAVEOPT/XSAVEC/XRSTOR (standard and
+ * compacted) for the x87 and SSE components
  * (XCR0 may only enable those two), EMMS. The shared operand rules are
  * in emu_sse.h; packed integer work is in emu_exec_sse_int.c, floating
  * point in emu_exec_sse_fp.c; the x87 is emu_exec_x87.c's. */
@@ -17,6 +18,8 @@
 #define CR4_OSXSAVE_BIT (1ull << 18)
 #define MXCSR_MASK 0xffffu
 #define XSAVE_HDR 512
+#define XCOMP_COMPACTED (1ull << 63)     /* XCOMP_BV: the image is in the compacted format */
+#define MXCSR_INIT 0x1f80u
 
 void emu_sse_check(struct emu_cpu *cpu)
 {
@@ -392,20 +395,36 @@ static uint64_t xsave_rfbm(struct emu_cpu *cpu)
 	return edx_eax & emu_core_of(cpu)->xcr0;
 }
 
+static bool is_mnemonic(const struct emu_insn *in, unsigned a, unsigned b)
+{
+	return in->mnemonic == a || in->mnemonic == b;
+}
+
+/* XSAVE, XSAVEOPT (saving every requested component is one of its allowed
+ * behaviours) and XSAVEC (compacted: XCOMP_BV = bit 63 | RFBM; x87 and SSE
+ * sit where the standard format has them). XINUSE is taken as all ones:
+ * XSTATE_BV gets every requested bit. */
 static void h_xsave(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	uint64_t rfbm = xsave_rfbm(cpu);
 	uint64_t lin = fx_addr(cpu, in, 64);
+	bool compact = is_mnemonic(in, ZYDIS_MNEMONIC_XSAVEC, ZYDIS_MNEMONIC_XSAVEC64);
+	bool wide = is_mnemonic(in, ZYDIS_MNEMONIC_XSAVE64, ZYDIS_MNEMONIC_XSAVEOPT64) ||
+		    in->mnemonic == ZYDIS_MNEMONIC_XSAVEC64;
 	uint8_t img[576];
 	emu_read_bytes(cpu, lin, img, sizeof(img), false);
 	if (rfbm & 1)
-		image_put_x87(&cpu->fpu, img, in->mnemonic == ZYDIS_MNEMONIC_XSAVE64);
+		image_put_x87(&cpu->fpu, img, wide);
 	if (rfbm & 2)
 		image_put_sse(&cpu->fpu, img);
 	uint64_t bv;
 	memcpy(&bv, img + XSAVE_HDR, 8);
-	bv = (bv & ~rfbm) | rfbm;
+	bv = compact ? rfbm : (bv & ~rfbm) | rfbm;
 	memcpy(img + XSAVE_HDR, &bv, 8);
+	if (compact) {
+		uint64_t comp = XCOMP_COMPACTED | rfbm;
+		memcpy(img + XSAVE_HDR + 8, &comp, 8);
+	}
 	emu_write_bytes(cpu, lin, img, sizeof(img), false);
 }
 
@@ -415,16 +434,19 @@ static void h_xrstor(struct emu_cpu *cpu, const struct emu_insn *in)
 	uint64_t lin = fx_addr(cpu, in, 64);
 	uint8_t img[576];
 	emu_read_bytes(cpu, lin, img, sizeof(img), false);
-	uint64_t bv, comp;
+	uint64_t bv, comp, xcr0 = emu_core_of(cpu)->xcr0;
 	memcpy(&bv, img + XSAVE_HDR, 8);
 	memcpy(&comp, img + XSAVE_HDR + 8, 8);
-	if (comp || (bv & ~emu_core_of(cpu)->xcr0))
-		emu_gp(cpu, 0);                 /* compacted format is not offered */
+	bool compact = comp & XCOMP_COMPACTED;
+	if (compact ? (comp & ~XCOMP_COMPACTED & ~xcr0) || (bv & ~comp) : comp || (bv & ~xcr0))
+		emu_gp(cpu, 0);
 	for (unsigned i = 16; i < 64; i++)
 		if (img[XSAVE_HDR + i])
 			emu_gp(cpu, 0);
 	uint32_t mxcsr;
 	memcpy(&mxcsr, img + 24, 4);
+	if (compact && !(bv & 2))
+		mxcsr = MXCSR_INIT;             /* the compacted form's SSE init state */
 	if ((rfbm & 2) && (mxcsr & ~MXCSR_MASK))
 		emu_gp(cpu, 0);
 	if (rfbm & 1) {
@@ -478,6 +500,8 @@ const struct emu_handler_entry emu_exec_sse_table[] = {
 	{ ZYDIS_MNEMONIC_FXSAVE, h_fxsave }, { ZYDIS_MNEMONIC_FXSAVE64, h_fxsave },
 	{ ZYDIS_MNEMONIC_FXRSTOR, h_fxrstor }, { ZYDIS_MNEMONIC_FXRSTOR64, h_fxrstor },
 	{ ZYDIS_MNEMONIC_XSAVE, h_xsave }, { ZYDIS_MNEMONIC_XSAVE64, h_xsave },
+	{ ZYDIS_MNEMONIC_XSAVEOPT, h_xsave }, { ZYDIS_MNEMONIC_XSAVEOPT64, h_xsave },
+	{ ZYDIS_MNEMONIC_XSAVEC, h_xsave }, { ZYDIS_MNEMONIC_XSAVEC64, h_xsave },
 	{ ZYDIS_MNEMONIC_XRSTOR, h_xrstor }, { ZYDIS_MNEMONIC_XRSTOR64, h_xrstor },
 	{ 0, NULL },
 };
