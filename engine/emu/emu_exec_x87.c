@@ -4,19 +4,20 @@
  * How it is exact: the host is x86-64 and has the same x87, so each
  * arithmetic, load, store, compare, stack or transcendental instruction
  * runs as the guest's own instruction on the host's FPU holding the
- * guest's whole x87 state. host_run() loads the guest's registers, tags,
+ * guest's whole x87 state. host_exec() loads the guest's registers, tags,
  * TOP, condition codes and control word (precision, rounding, exception
- * masks) with FRSTOR - exception flags cleared, so nothing can fault on
+ * masks) with FXRSTOR64 - exception flags cleared, so nothing can fault on
  * the host - and executes the guest's opcode and ModRM byte out of a
  * table of every D8-DF instruction (register forms as they are; memory
  * forms with the operand at [RDX], a buffer that holds the guest's
- * operand); FNSAVE brings the state back and leaves the host FPU
- * initialised, then the host's control word is restored. So stack
- * overflow and underflow, masked responses (QNaN indefinite), unmasked
- * exceptions (the destination and the stack left as the CPU leaves them),
- * condition codes, precision control and the transcendental functions'
- * bits are the silicon's own, in one asm statement: no floating point of
- * vmdb's own runs under the guest's control word.
+ * operand); FXSAVE64 brings the state back, FNINIT drops whatever the
+ * instruction left pending, and the host's control word is restored. So
+ * stack overflow and underflow, masked responses (QNaN indefinite),
+ * unmasked exceptions (the destination and the stack left as the CPU
+ * leaves them), condition codes, precision control and the transcendental
+ * functions' bits are the silicon's own, in one asm statement: no floating
+ * point of vmdb's own runs under the guest's control word. (The XMM
+ * registers FXRSTOR64 loads are clobbered; MXCSR is the host's own.)
  *
  * What the handlers add: the guest's memory (read before, written after
  * when the host stored: an unmasked exception other than precision
@@ -43,7 +44,11 @@
 #define ENV32_SIZE 28
 #define ENV16_SIZE 14
 #define REGS_SIZE  80
-#define HOST_IMG   108                /* FNSAVE image, 32-bit layout */
+#define HOST_IMG   512                /* FXSAVE64 image */
+#define FX_FSW     2                  /* offsets in it */
+#define FX_FTW     4
+#define FX_MXCSR   24
+#define FX_ST0     32
 #define NO_MEM     0
 #define TABLE_MEM  512                /* host table: register forms, then memory forms */
 
@@ -128,7 +133,7 @@ static void x87_check(struct emu_cpu *cpu, bool waiting)
 /* --- the host's FPU ------------------------------------------------------------------- */
 
 struct host_run {
-	uint8_t img[HOST_IMG];        /* FRSTOR in, FNSAVE out */
+	uint8_t img[HOST_IMG] __attribute__((aligned(16)));   /* FXRSTOR64 in, FXSAVE64 out */
 	uint8_t mem[16];              /* the memory operand, at [RDX] */
 	uint8_t ah;                   /* SAHF before: the guest's CF PF ZF (FCMOVcc) */
 	uint8_t cf, pf, zf;           /* after: FCOMI/FUCOMI results */
@@ -142,7 +147,7 @@ __attribute__((noinline)) static void host_exec(struct host_run *h, unsigned idx
 	uint16_t saved_cw;
 	__asm__ volatile(
 		"fnstcw %[sv]\n\t"
-		"frstor %[img]\n\t"
+		"fxrstor64 %[img]\n\t"
 		"movb %[ah], %%ah\n\t"
 		"sahf\n\t"
 		"leaq 3f(%%rip), %%r8\n\t"
@@ -167,13 +172,15 @@ __attribute__((noinline)) static void host_exec(struct host_run *h, unsigned idx
 		"setc %[cf]\n\t"
 		"setp %[pf]\n\t"
 		"setz %[zf]\n\t"
-		"fnsave %[img]\n\t"
+		"fxsave64 %[img]\n\t"
+		"fninit\n\t"
 		"fldcw %[sv]"
 		: [img] "+m"(h->img), [sv] "=m"(saved_cw), [cf] "=m"(h->cf), [pf] "=m"(h->pf),
 		  [zf] "=m"(h->zf)
 		: "c"((uint64_t)idx), "d"(h->mem), [ah] "m"(h->ah)
 		: "rax", "r8", "cc", "memory", "st", "st(1)", "st(2)", "st(3)", "st(4)", "st(5)",
-		  "st(6)", "st(7)");
+		  "st(6)", "st(7)", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7",
+		  "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15");
 }
 
 static void put16(uint8_t *p, uint16_t v) { memcpy(p, &v, 2); }
@@ -181,15 +188,17 @@ static void put32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
 static uint16_t get16(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2); return v; }
 static uint32_t get32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
 
-/* The host image of the guest's state: no exception flags, no pointers. */
+/* The host image of the guest's x87 state: no exception flags, no
+ * pointers; MXCSR is the host's own (FXRSTOR loads it too). */
 static void host_image(const struct x86_fpu *f, uint8_t *img)
 {
-	memset(img, 0, HOST_IMG);
+	memset(img, 0, FX_ST0 + 8 * 16);
 	put16(img + 0, f->fcw);
-	put16(img + 4, f->fsw & (X87_SW_C0 | X87_SW_C1 | X87_SW_C2 | X87_SW_C3 | X87_SW_TOP));
-	put16(img + 8, emu_x87_full_tags(f));
+	put16(img + FX_FSW, f->fsw & (X87_SW_C0 | X87_SW_C1 | X87_SW_C2 | X87_SW_C3 | X87_SW_TOP));
+	img[FX_FTW] = f->ftw;
+	put32(img + FX_MXCSR, __builtin_ia32_stmxcsr());
 	for (unsigned i = 0; i < 8; i++)
-		memcpy(img + ENV32_SIZE + 10 * i, f->st[i], 10);
+		memcpy(img + FX_ST0 + 16 * i, f->st[i], 10);
 }
 
 /* --- instruction classes ---------------------------------------------------------------- */
@@ -266,16 +275,16 @@ static const struct emu_operand *mem_operand(const struct emu_insn *in)
 static void take_state(struct emu_cpu *cpu, const uint8_t *img, uint16_t raised)
 {
 	struct x86_fpu *f = &cpu->fpu;
-	uint16_t sw = get16(img + 4);
+	uint16_t sw = get16(img + FX_FSW);
 	uint16_t keep = f->fsw & (X87_SW_EXC | X87_SW_SF | X87_SW_ES | X87_SW_B);
 	f->fsw = (uint16_t)(keep | raised |
 			    (sw & (X87_SW_C0 | X87_SW_C1 | X87_SW_C2 | X87_SW_C3 | X87_SW_TOP)));
 	if (raised & ~f->fcw & X87_SW_EXC)
 		f->fsw |= X87_SW_ES | X87_SW_B;
-	f->ftw = emu_x87_abridged_tags(get16(img + 8));
+	f->ftw = img[FX_FTW];
 	for (unsigned i = 0; i < 8; i++) {
 		memset(f->st[i], 0, 16);
-		memcpy(f->st[i], img + ENV32_SIZE + 10 * i, 10);
+		memcpy(f->st[i], img + FX_ST0 + 16 * i, 10);
 	}
 }
 
@@ -317,7 +326,7 @@ static void host_insn(struct emu_cpu *cpu, const struct emu_insn *in)
 	host_exec(&h, idx);
 
 	uint16_t cw = cpu->fpu.fcw;
-	uint16_t raised = get16(h.img + 4) & (X87_SW_EXC | X87_SW_SF);
+	uint16_t raised = get16(h.img + FX_FSW) & (X87_SW_EXC | X87_SW_SF);
 	bool unmasked = raised & ~cw & X87_SW_EXC;
 	/* a store happens unless an unmasked exception other than precision stopped it */
 	if (dir == MEM_STORE && !(raised & ~cw & (X87_SW_EXC & ~0x20u)))
