@@ -1083,15 +1083,22 @@ class SseGen(Gen):
         elif k == 7:
             op = rng.choice(["pcmpestri", "pcmpestrm", "pcmpistri", "pcmpistrm"])
             if op.startswith("pcmpe") and rng.random() < 0.7:
-                self.emit(f"movq ${rng.randint(-20, 20)}, %rax")
-                self.emit(f"movq ${rng.randint(-20, 20)}, %rdx")
+                for r in ("rax", "rdx"):
+                    v = rng.choice([rng.randint(-20, 20), 1 << 32 | rng.randint(0, 20),
+                                    -(1 << 32) + rng.randint(0, 20)])
+                    self.emit(f"movabsq ${v & MASK[64]:#x}, %{r}")
+            if op.startswith("pcmpe") and rng.random() < 0.3:
+                op += "q"                         # REX.W: the lengths are RAX and RDX
             src = self.xmm_mem(False) if rng.random() < 0.35 else self.xr()
             self.emit(f"{op} ${rng.randint(0, 127)}, {src}, {x}", writes=STATUS)
         elif k == 8:
             self.emit(f"ptest {self.src(16)}, {x}", writes=STATUS)
         else:
             op, w = rng.choice([("pextrb", 1), ("pextrd", 4), ("pextrq", 8), ("extractps", 4),
-                                ("pinsrb", 1), ("pinsrd", 4), ("pinsrq", 8)])
+                                ("pinsrb", 1), ("pinsrd", 4), ("pinsrq", 8), ("pextrw", 2)])
+            if op == "pextrw":
+                self.emit(f"pextrw ${rng.randint(0, 255)}, {x}, {self.smem(2)}")
+                return
             rw = 64 if op == "pextrq" or op == "pinsrq" else 32
             loc = self.smem(w) if rng.random() < 0.4 else self.reg(rw)[0]
             imm = rng.randint(0, 255)
