@@ -288,32 +288,40 @@ static void take_state(struct emu_cpu *cpu, const uint8_t *img, uint16_t raised)
 	}
 }
 
-static void host_insn(struct emu_cpu *cpu, const struct emu_insn *in)
+/* The table entry of a host-run instruction and its memory operand
+ * (size, direction); false: not one the host runs. */
+static bool host_form(const struct emu_insn *in, unsigned *idx, unsigned *size, unsigned *dir,
+		      const struct emu_operand **mo)
 {
 	unsigned op = in->opcode, modrm = in->modrm, reg = (modrm >> 3) & 7;
-	const struct emu_operand *mo = NULL;
+	*mo = NULL;
+	*size = 0;
+	*dir = MEM_NONE;
+	if (modrm >= 0xc0) {
+		*idx = (op & 7) * 64 + (modrm & 63);
+		return host_reg_form(op, modrm);
+	}
+	*mo = mem_operand(in);
+	*size = mem_forms[op & 7][reg].size;
+	*dir = mem_forms[op & 7][reg].dir;
+	*idx = TABLE_MEM + (op & 7) * 8 + reg;
+	return *mo && (*dir == MEM_LOAD || *dir == MEM_STORE);
+}
+
+static void host_insn(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	unsigned op = in->opcode, modrm = in->modrm;
+	const struct emu_operand *mo;
 	uint64_t lin = 0;
-	unsigned size = 0, dir = MEM_NONE, idx;
+	unsigned size, dir, idx;
 	struct host_run h;
 
-	if (modrm < 0xc0) {
-		mo = mem_operand(in);
-		size = mem_forms[op & 7][reg].size;
-		dir = mem_forms[op & 7][reg].dir;
-		if (!mo || (dir != MEM_LOAD && dir != MEM_STORE)) {
-			emu_unimplemented(cpu, in);
-			return;
-		}
-		idx = TABLE_MEM + (op & 7) * 8 + reg;
-	} else {
-		if (!host_reg_form(op, modrm)) {
-			emu_unimplemented(cpu, in);
-			return;
-		}
-		idx = (op & 7) * 64 + (modrm & 63);
+	if (!host_form(in, &idx, &size, &dir, &mo)) {
+		emu_unimplemented(cpu, in);
+		return;
 	}
 	x87_check(cpu, true);
-	memset(&h, 0, sizeof(h));
+	memset(h.mem, 0, sizeof(h.mem));
 	if (mo) {
 		lin = emu_op_lin(cpu, in, mo);
 		if (dir == MEM_STORE)
@@ -329,7 +337,7 @@ static void host_insn(struct emu_cpu *cpu, const struct emu_insn *in)
 	uint16_t raised = get16(h.img + FX_FSW) & (X87_SW_EXC | X87_SW_SF);
 	bool unmasked = raised & ~cw & X87_SW_EXC;
 	/* a store happens unless an unmasked exception other than precision stopped it */
-	if (dir == MEM_STORE && !(raised & ~cw & (X87_SW_EXC & ~0x20u)))
+	if (dir == MEM_STORE && !(raised & ~cw & (X87_SW_EXC & ~X87_SW_PE)))
 		emu_write_bytes(cpu, lin, h.mem, size, false);
 	take_state(cpu, h.img, raised);
 	if (is_fcomi(op, modrm) && !(raised & ~cw & X87_SW_IE)) {

@@ -16,6 +16,7 @@
 #include "x86/x86.h"
 
 #define X87_SW_IE  0x0001u
+#define X87_SW_PE  0x0020u            /* precision */
 #define X87_SW_SF  0x0040u            /* stack fault (with IE) */
 #define X87_SW_ES  0x0080u            /* an unmasked exception is pending */
 #define X87_SW_EXC 0x003fu            /* IE DE ZE OE UE PE */
