@@ -4,9 +4,9 @@
  * FISTTP, precision control, compares into EFLAGS and C0-C3, FXAM
  * classes, FPREM, FSCALE, FXTRACT, BCD, the transcendental identities,
  * the stack overflow's masked response, #MF for an unmasked exception
- * (CR0.NE) at the next waiting instruction, #NM with CR0.TS, and the
- * state surviving FNSTENV/FLDENV, FNSAVE/FRSTOR, FXSAVE/FXRSTOR and
- * XSAVEC/XSAVEOPT/XRSTOR.
+ * (CR0.NE) at the next waiting instruction, #NM with CR0.TS or CR0.EM
+ * (FWAIT: MP and TS), and the state surviving FNSTENV/FLDENV,
+ * FNSAVE/FRSTOR, FXSAVE/FXRSTOR and XSAVEC/XSAVEOPT/XRSTOR.
  * (The compiler may not use the FPU here, -mgeneral-regs-only: every x87
  * instruction is written out.) */
 #include <stdint.h>
@@ -219,11 +219,12 @@ static void on_mf(struct rt_frame *f)
 	__asm__ volatile("fnclex");
 }
 
+/* #NM: count it and take away its cause (CR0.TS and CR0.EM). */
 static void on_nm(struct rt_frame *f)
 {
 	(void)f;
 	nm_count++;
-	__asm__ volatile("clts");
+	cr0_set(cr0_get() & ~(CR0_TS | CR0_EM));
 }
 
 /* 1/0 with ZE unmasked: the quotient register is left alone, ZE and ES
@@ -253,6 +254,18 @@ static void check_exceptions(void)
 	__asm__ volatile("fld1\n\tfistpl %0" : "=m"(v));
 	expect_eq(nm_count, 1, "#NM with CR0.TS, once");
 	expect_eq(v, 1, "the instruction ran after CLTS");
+
+	/* CR0.EM: #NM too; FWAIT only minds MP together with TS */
+	cr0_set(cr0_get() | CR0_EM);
+	__asm__ volatile("fldz\n\tfistpl %0" : "=m"(v));
+	expect_eq(nm_count, 2, "#NM with CR0.EM");
+	expect_eq(v, 0, "the instruction ran after EM was cleared");
+	cr0_set((cr0_get() & ~CR0_MP) | CR0_TS);
+	__asm__ volatile("fwait");
+	expect_eq(nm_count, 2, "FWAIT with TS but not MP: no #NM");
+	cr0_set(cr0_get() | CR0_MP | CR0_TS);
+	__asm__ volatile("fwait");
+	expect_eq(nm_count, 3, "FWAIT with MP and TS: #NM");
 	idt_set_handler(X86_MF, 0);
 	idt_set_handler(X86_NM, 0);
 }
