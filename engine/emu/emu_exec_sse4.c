@@ -7,8 +7,8 @@
  * compares PCMPESTRI/PCMPESTRM/PCMPISTRI/PCMPISTRM.
  *
  * As in emu_exec_sse_int.c, the host's instruction on the guest's operand
- * values defines the result (the host is x86-64 with SSE4.2, as every
- * machine vmdb runs on, see emu_cpu.c's CPUID). Instructions with an
+ * values defines the result (the host needs SSE4.2: without it these
+ * raise #UD in the guest). Instructions with an
  * immediate run out of a table of all 256 immediates (16 bytes each: the
  * instruction and a jmp to the end), so the imm8 needs no C rewrite. The
  * floating point ones (ROUND*, DPP*) run under the guest's MXCSR control
@@ -29,10 +29,13 @@
 typedef void (*host_fn)(uint8_t d[16], const uint8_t s[16]);
 typedef uint32_t (*host_imm_fn)(uint8_t d[16], const uint8_t s[16], unsigned imm, uint32_t csr);
 
+/* The host instructions need an SSE4.2 host (every x86-64-v2 CPU); on an
+ * older one the guest gets #UD with the warning instead of vmdb a SIGILL. */
 static bool xmm_dst_src(struct emu_cpu *cpu, const struct emu_insn *in)
 {
-	if (!emu_sse_is_xmm(&OP0) || (OP1.kind == EMU_OP_REG && !emu_sse_is_xmm(&OP1))) {
-		emu_unimplemented(cpu, in);     /* MMX forms */
+	if (!emu_sse_is_xmm(&OP0) || (OP1.kind == EMU_OP_REG && !emu_sse_is_xmm(&OP1)) ||
+	    !__builtin_cpu_supports("sse4.2")) {
+		emu_unimplemented(cpu, in);     /* MMX forms; an old host */
 		return false;
 	}
 	emu_sse_check(cpu);
