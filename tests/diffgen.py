@@ -1092,6 +1092,11 @@ class SseGen(Gen):
             src = self.xmm_mem(False) if rng.random() < 0.35 else self.xr()
             self.emit(f"{op} ${rng.randint(0, 127)}, {src}, {x}", writes=STATUS)
         elif k == 8:
+            if rng.random() < 0.3:
+                # MASKMOVDQU (SSE2): selected bytes to (%rdi), anywhere in the scratch area
+                self.emit(f"leaq {self.disp(16)}(%rbp), %rdi")
+                self.emit(f"maskmovdqu {self.xr()}, {x}")
+                return
             self.emit(f"ptest {self.src(16)}, {x}", writes=STATUS)
         else:
             op, w = rng.choice([("pextrb", 1), ("pextrd", 4), ("pextrq", 8), ("extractps", 4),

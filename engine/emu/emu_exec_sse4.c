@@ -4,7 +4,8 @@
  * multiplies/compares, PACKUSDW, PHMINPOSUW, PMOVSX/PMOVZX, the blends,
  * PTEST, PEXTRB/D/Q, PINSRB/D/Q, EXTRACTPS, INSERTPS, ROUNDPS/PD/SS/SD,
  * DPPS/DPPD, MPSADBW, MOVNTDQA; SSE4.2's PCMPGTQ and the four string
- * compares PCMPESTRI/PCMPESTRM/PCMPISTRI/PCMPISTRM.
+ * compares PCMPESTRI/PCMPESTRM/PCMPISTRI/PCMPISTRM; and SSE2's
+ * MASKMOVDQU, the one SSE2 instruction the other files lacked.
  *
  * As in emu_exec_sse_int.c, the host's instruction on the guest's operand
  * values defines the result (the host needs SSE4.2: without it these
@@ -350,6 +351,29 @@ static void h_movntdqa(struct emu_cpu *cpu, const struct emu_insn *in)
 	memcpy(emu_sse_xmm(cpu, &OP0), v, 16);
 }
 
+/* MASKMOVDQU xmm1, xmm2 (SSE2): the bytes of xmm1 whose byte in xmm2 has
+ * its top bit set go to DS:rDI (segment override allowed). The whole
+ * 16 bytes are checked before any is written. */
+static void h_maskmovdqu(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	if (!emu_sse_is_xmm(&OP0) || !emu_sse_is_xmm(&OP1)) {
+		emu_unimplemented(cpu, in);
+		return;
+	}
+	emu_sse_check(cpu);
+	const uint8_t *v = emu_sse_xmm(cpu, &OP0), *m = emu_sse_xmm(cpu, &OP1);
+	unsigned any = 0;
+	for (unsigned i = 0; i < 16; i++)
+		any |= m[i] & 0x80;
+	if (!any)
+		return;
+	uint64_t lin = emu_linear(cpu, in->seg, cpu->gpr[EMU_RDI] & emu_mask(in->asize));
+	emu_probe_write(cpu, lin, 16);
+	for (unsigned i = 0; i < 16; i++)
+		if (m[i] & 0x80)
+			emu_write(cpu, lin + i, 1, v[i]);
+}
+
 #define E(m, h) { ZYDIS_MNEMONIC_##m, h }
 #define B(m, name) E(m, h_##name)
 
@@ -374,6 +398,6 @@ const struct emu_handler_entry emu_exec_sse4_table[] = {
 	E(PCMPISTRM, h_pcmpstr),
 	E(PTEST, h_ptest), E(PEXTRB, h_extract), E(PEXTRD, h_extract), E(PEXTRQ, h_extract),
 	E(EXTRACTPS, h_extract), E(PINSRB, h_insert), E(PINSRD, h_insert), E(PINSRQ, h_insert),
-	E(MOVNTDQA, h_movntdqa),
+	E(MOVNTDQA, h_movntdqa), E(MASKMOVDQU, h_maskmovdqu),
 	{ 0, NULL },
 };
