@@ -49,7 +49,6 @@
 #define FX_FTW     4
 #define FX_MXCSR   24
 #define FX_ST0     32
-#define NO_MEM     0
 #define TABLE_MEM  512                /* host table: register forms, then memory forms */
 
 /* --- state helpers -------------------------------------------------------------------- */
@@ -357,9 +356,8 @@ static void host_insn(struct emu_cpu *cpu, const struct emu_insn *in)
 
 /* --- control instructions ---------------------------------------------------------------- */
 
-static void h_fldcw(struct emu_cpu *cpu, const struct emu_insn *in, uint64_t lin)
+static void do_fldcw(struct emu_cpu *cpu, uint64_t lin)
 {
-	(void)in;
 	struct x86_fpu *f = &cpu->fpu;
 	f->fcw = cw_value((uint16_t)emu_read(cpu, lin, 2));
 	f->fsw = with_summary(f->fsw, f->fcw);
@@ -407,7 +405,8 @@ static void env_load(struct x86_fpu *f, const uint8_t *p, unsigned size)
 	f->fsw = with_summary(f->fsw, f->fcw);
 }
 
-static void h_fnstenv(struct emu_cpu *cpu, const struct emu_insn *in, uint64_t lin, bool save)
+/* FNSTENV (save: FNSAVE, the registers too, then FNINIT's state). */
+static void do_fnstenv(struct emu_cpu *cpu, const struct emu_insn *in, uint64_t lin, bool save)
 {
 	struct x86_fpu *f = &cpu->fpu;
 	uint8_t buf[ENV32_SIZE + REGS_SIZE];
@@ -420,11 +419,12 @@ static void h_fnstenv(struct emu_cpu *cpu, const struct emu_insn *in, uint64_t l
 	if (save) {
 		x87_init(f);
 	} else {
-		f->fcw |= X87_SW_EXC;     /* FNSTENV masks every exception after storing */
+		f->fcw |= X87_CW_MASKS;   /* FNSTENV masks every exception after storing */
 	}
 }
 
-static void h_fldenv(struct emu_cpu *cpu, const struct emu_insn *in, uint64_t lin, bool restore)
+/* FLDENV (restore: FRSTOR, the registers too). */
+static void do_fldenv(struct emu_cpu *cpu, const struct emu_insn *in, uint64_t lin, bool restore)
 {
 	struct x86_fpu *f = &cpu->fpu;
 	uint8_t buf[ENV32_SIZE + REGS_SIZE];
@@ -438,26 +438,31 @@ static void h_fldenv(struct emu_cpu *cpu, const struct emu_insn *in, uint64_t li
 		}
 }
 
-/* D9 /4-/7 and DD /4, /6, /7. Non-waiting: FNSTENV, FNSTCW, FNSAVE, FNSTSW. */
+/* D9 /4-/7 and DD /4, /6, /7, by opcode and ModRM.reg. */
+#define CTL(op, reg) (((op) & 7) << 3 | (reg))
+enum {
+	FLDENV = CTL(0xd9, 4), FLDCW = CTL(0xd9, 5), FNSTENV = CTL(0xd9, 6), FNSTCW = CTL(0xd9, 7),
+	FRSTOR = CTL(0xdd, 4), FNSAVE = CTL(0xdd, 6), FNSTSW_M = CTL(0xdd, 7),
+};
+
 static void control_mem(struct emu_cpu *cpu, const struct emu_insn *in)
 {
-	unsigned key = ((in->opcode & 7) << 3) | ((in->modrm >> 3) & 7);
+	unsigned key = CTL(in->opcode, (in->modrm >> 3) & 7);
 	const struct emu_operand *mo = mem_operand(in);
-	bool waiting = key == (1 << 3 | 4) || key == (1 << 3 | 5) || key == (5 << 3 | 4);
 	if (!mo) {
 		emu_unimplemented(cpu, in);
 		return;
 	}
-	x87_check(cpu, waiting);
+	x87_check(cpu, key == FLDENV || key == FLDCW || key == FRSTOR);   /* the waiting ones */
 	uint64_t lin = emu_op_lin(cpu, in, mo);
 	switch (key) {
-	case 1 << 3 | 4: h_fldenv(cpu, in, lin, false); break;
-	case 1 << 3 | 5: h_fldcw(cpu, in, lin); break;
-	case 1 << 3 | 6: h_fnstenv(cpu, in, lin, false); break;
-	case 1 << 3 | 7: emu_write(cpu, lin, 2, cpu->fpu.fcw); break;
-	case 5 << 3 | 4: h_fldenv(cpu, in, lin, true); break;
-	case 5 << 3 | 6: h_fnstenv(cpu, in, lin, true); break;
-	default: emu_write(cpu, lin, 2, cpu->fpu.fsw); break;   /* DD /7 FNSTSW m16 */
+	case FLDENV: do_fldenv(cpu, in, lin, false); break;
+	case FLDCW: do_fldcw(cpu, lin); break;
+	case FNSTENV: do_fnstenv(cpu, in, lin, false); break;
+	case FNSTCW: emu_write(cpu, lin, 2, cpu->fpu.fcw); break;
+	case FRSTOR: do_fldenv(cpu, in, lin, true); break;
+	case FNSAVE: do_fnstenv(cpu, in, lin, true); break;
+	default: emu_write(cpu, lin, 2, cpu->fpu.fsw); break;            /* FNSTSW_M */
 	}
 }
 

@@ -26,6 +26,7 @@
 #define X87_SW_C3  0x4000u
 #define X87_SW_TOP 0x3800u
 #define X87_SW_B   0x8000u            /* busy: mirrors ES */
+#define X87_CW_MASKS 0x003fu          /* IM DM ZM OM UM PM */
 #define X87_CW_INIT 0x037fu           /* FNINIT: all masked, extended precision, nearest */
 
 static inline unsigned emu_x87_top(const struct x86_fpu *f)
