@@ -20,7 +20,7 @@ SRCS     := $(foreach d,$(SRC_DIRS),$(wildcard $(d)/*.c))
 OBJS     := $(SRCS:%.c=$(BUILD)/%.o)
 VMDB     := $(BUILD)/vmdb
 
-.PHONY: all deps run test test-quick clean bench
+.PHONY: all deps run test test-quick clean bench linux-assets
 all: $(VMDB) guests
 
 $(VMDB): $(OBJS)
@@ -41,15 +41,24 @@ run: deps
 	@$(MAKE) -s -j2 --no-print-directory all
 	@scripts/run-demo.sh $(VMDB)
 
+# Debian's kernel and busybox (downloaded once into build/linux, never
+# committed) and the test initramfs built from tests/linux.
+LINUX_DIR := build/linux
+linux-assets: $(LINUX_DIR)/initramfs.gz
+$(LINUX_DIR)/busybox:
+	@scripts/linux-assets.sh $(LINUX_DIR)
+$(LINUX_DIR)/initramfs.gz: $(LINUX_DIR)/busybox tests/linux/init tests/linux/mkinitramfs.py
+	@python3 tests/linux/mkinitramfs.py $(LINUX_DIR)/busybox tests/linux/init $@
+
 # The whole suite, once per build, in one pytest run (one summary line).
 test:
 	@scripts/deps.sh test
-	@$(MAKE) -s -j2 --no-print-directory all unit
+	@$(MAKE) -s -j2 --no-print-directory all unit linux-assets
 	@$(MAKE) -s -j2 --no-print-directory SAN=1 all unit
 	/usr/bin/python3 -m pytest -q tests --builds build,build-asan --engines kvm,emu
 
 # Normal build only; for the edit-test loop.
-test-quick: all unit
+test-quick: all unit linux-assets
 	/usr/bin/python3 -m pytest -q tests --builds build --engines kvm,emu
 
 bench:

@@ -23,14 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Gate types (descriptor byte 5, bits 3:0) */
-#define GATE_TASK      0x5
-#define GATE_INT16     0x6
-#define GATE_TRAP16    0x7
-#define GATE_INT       0xe     /* 32-bit, or 64-bit in long mode */
-#define GATE_TRAP      0xf
-#define GATE_PRESENT   0x80
-#define SEL_TI_LDT     0x4
+#include "x86/desc.h"
 
 static const char *const vector_names[DEBUG_NR_VECTORS] = {
 	[X86_DE] = "#DE", [X86_DB] = "#DB", [X86_NMI] = "NMI", [X86_BP] = "#BP",
@@ -103,36 +96,29 @@ static enum debug_catch_status gate_handler(struct debug *d, unsigned vcpu,
 					    uint64_t *handler)
 {
 	bool lm = s->efer & EFER_LMA;
-	unsigned size = lm ? 16 : 8;
-	uint8_t g[16];
+	enum x86_mode mode = lm ? X86_MODE_LONG64 : X86_MODE_PROT32;
+	unsigned size = x86_gate_size(mode);
+	uint8_t raw[16];
 
 	if (!(s->cr0 & CR0_PE))
 		return DEBUG_CATCH_REAL_MODE;
 	if ((uint32_t)v * size + size - 1 > s->idt.limit)
 		return DEBUG_CATCH_OUTSIDE_IDT;
-	if (debug_mem_read(d, vcpu, s->idt.base + (uint64_t)v * size, g, size, false) < 0)
+	if (debug_mem_read(d, vcpu, s->idt.base + (uint64_t)v * size, raw, size, false) < 0)
 		return DEBUG_CATCH_UNREADABLE;
-	if (!(g[5] & GATE_PRESENT))
+	struct x86_gate g = x86_gate_decode(raw, mode);
+	if (!g.present)
 		return DEBUG_CATCH_NOT_PRESENT;
-	unsigned type = g[5] & 0xf;
-	uint64_t offset = g[0] | (uint32_t)g[1] << 8;
-	uint16_t sel = (uint16_t)(g[2] | g[3] << 8);
+	if (!x86_gate_is_handler(&g, mode))
+		return DEBUG_CATCH_BAD_GATE;     /* task gates: no single handler */
 	if (lm) {
-		if (type != GATE_INT && type != GATE_TRAP)
-			return DEBUG_CATCH_BAD_GATE;
-		/* 64-bit code segments have base 0 */
-		*handler = offset | (uint64_t)g[6] << 16 | (uint64_t)g[7] << 24 |
-			   (uint64_t)(g[8] | g[9] << 8 | g[10] << 16 | (uint32_t)g[11] << 24) << 32;
+		*handler = g.offset;             /* 64-bit code segments have base 0 */
 		return DEBUG_CATCH_ARMED;
 	}
-	if (type == GATE_INT || type == GATE_TRAP)
-		offset |= (uint64_t)g[6] << 16 | (uint64_t)g[7] << 24;
-	else if (type != GATE_INT16 && type != GATE_TRAP16)
-		return DEBUG_CATCH_BAD_GATE;     /* task gates: no single handler */
 	uint64_t base;
-	enum debug_catch_status st = segment_base(d, vcpu, s, sel, &base);
+	enum debug_catch_status st = segment_base(d, vcpu, s, g.selector, &base);
 	if (st == DEBUG_CATCH_ARMED)
-		*handler = (base + offset) & 0xffffffffull;
+		*handler = (base + g.offset) & 0xffffffffull;
 	return st;
 }
 

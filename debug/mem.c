@@ -8,9 +8,8 @@
 
 #include <string.h>
 
+#include "x86/desc.h"
 #include "x86/paging.h"
-
-#define PAGE_SIZE 4096ull
 
 static int translate_with(struct debug *d, const struct x86_sregs *sregs, uint64_t gva,
 			  uint64_t *gpa)
@@ -83,7 +82,7 @@ static int access_mem(struct debug *d, unsigned vcpu, uint64_t addr, uint8_t *bu
 		return -EFAULT;
 	while (len > 0) {
 		/* pages are at least 4 KiB: no piece crosses a 4 KiB boundary */
-		size_t chunk = PAGE_SIZE - (addr & (PAGE_SIZE - 1));
+		size_t chunk = X86_PAGE_SIZE - (addr & (X86_PAGE_SIZE - 1));
 		if (chunk > len)
 			chunk = len;
 		uint64_t gpa = addr;

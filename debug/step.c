@@ -65,21 +65,15 @@
  * exactly at the handler's first instruction and what happens otherwise. */
 #include "debug/debug_int.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "x86/desc.h"
 #include "x86/paging.h"
 
 #define INSN_MAX 15
-#define PAGE_SIZE 4096ull
-#define IDT_GATE_INTR 0xe
-#define IDT_GATE_TRAP 0xf
-#define IDT_GATE_TRAP16 0x7
-#define IDT_GATE_TYPE 0xf
-#define IDT_GATE_PRESENT 0x80
 #define IDT_BYTES_MAX 4096      /* 256 gates of 16 bytes */
-#define TSS64_RSP0 0x04     /* 64-bit TSS: RSP0-2, then IST1-7 */
-#define TSS64_IST1 0x24
 
 /* Steps hold interrupts off by masking IF (vmdb) rather than by the
  * engine's own block: where the engine has none, or when forced. */
@@ -170,7 +164,7 @@ static void tlb_flush(struct debug_step_vcpu *st)
  * packets, int3 in or out: d->mem_gen), which may rewrite page tables. */
 static int translate(struct debug *d, struct debug_step_vcpu *st, uint64_t gva, uint64_t *gpa)
 {
-	uint64_t page = gva & ~(PAGE_SIZE - 1);
+	uint64_t page = gva & ~(X86_PAGE_SIZE - 1);
 	if (st->mem_gen != d->mem_gen) {
 		tlb_flush(st);
 		st->mem_gen = d->mem_gen;
@@ -178,7 +172,7 @@ static int translate(struct debug *d, struct debug_step_vcpu *st, uint64_t gva, 
 	for (unsigned i = 0; i < DEBUG_TLB_SIZE; i++) {
 		const struct debug_tlb *t = &st->tlb[i];
 		if (t->valid && t->page == page && t->cr3 == st->sregs.cr3) {
-			*gpa = t->gpa_page | (gva & (PAGE_SIZE - 1));
+			*gpa = t->gpa_page | (gva & (X86_PAGE_SIZE - 1));
 			return 0;
 		}
 	}
@@ -187,7 +181,7 @@ static int translate(struct debug *d, struct debug_step_vcpu *st, uint64_t gva, 
 		return r;
 	st->tlb[st->tlb_next] = (struct debug_tlb){ .valid = true, .cr3 = st->sregs.cr3,
 						    .page = page,
-						    .gpa_page = *gpa & ~(PAGE_SIZE - 1) };
+						    .gpa_page = *gpa & ~(X86_PAGE_SIZE - 1) };
 	st->tlb_next = (st->tlb_next + 1) % DEBUG_TLB_SIZE;
 	return 0;
 }
@@ -199,7 +193,7 @@ static int access_virt(struct debug *d, struct debug_step_vcpu *st, uint64_t gva
 	uint8_t *p = buf;
 	while (len > 0) {
 		uint64_t gpa;
-		size_t chunk = PAGE_SIZE - (gva & (PAGE_SIZE - 1));
+		size_t chunk = X86_PAGE_SIZE - (gva & (X86_PAGE_SIZE - 1));
 		if (chunk > len)
 			chunk = len;
 		if (translate(d, st, gva, &gpa) < 0)
@@ -253,27 +247,14 @@ static bool fix_image(struct debug *d, struct debug_step_vcpu *st, uint64_t gva,
 
 /* ---- exception delivery done by vmdb (64-bit mode, to ring 0) ---- */
 
-struct idt_gate {
-	uint64_t handler;
-	uint16_t selector;
-	uint8_t ist, type;
-	bool present;
-};
-
 static int read_gate(struct debug *d, struct debug_step_vcpu *st, unsigned vector,
-		     struct idt_gate *g)
+		     struct x86_gate *g)
 {
 	uint8_t raw[16];
 	if ((uint64_t)vector * 16 + 15 > st->sregs.idt.limit ||
 	    read_virt(d, st, st->sregs.idt.base + vector * 16, raw, sizeof(raw)) < 0)
 		return -EFAULT;
-	g->handler = (uint64_t)raw[0] | (uint64_t)raw[1] << 8 | (uint64_t)raw[6] << 16 |
-		     (uint64_t)raw[7] << 24 | (uint64_t)raw[8] << 32 | (uint64_t)raw[9] << 40 |
-		     (uint64_t)raw[10] << 48 | (uint64_t)raw[11] << 56;
-	g->selector = (uint16_t)(raw[2] | raw[3] << 8);
-	g->ist = raw[4] & 7;
-	g->type = raw[5] & 0xf;
-	g->present = raw[5] & 0x80;
+	*g = x86_gate_decode(raw, X86_MODE_LONG64);
 	return 0;
 }
 
@@ -286,26 +267,27 @@ static int deliver_trap(struct debug *d, struct vcpu *vcpu, struct debug_step_vc
 			struct x86_regs *regs, unsigned vector)
 {
 	const struct engine_ops *eng = d->vm->engine;
-	struct idt_gate g;
+	struct x86_gate g;
 	uint64_t rsp = regs->rsp;
 
 	if (x86_mode_of(&st->sregs) != X86_MODE_LONG64 || st->sregs.cs.dpl != 0 ||
 	    read_gate(d, st, vector, &g) < 0 || !g.present ||
-	    (g.type != IDT_GATE_INTR && g.type != IDT_GATE_TRAP) ||
+	    !x86_gate_is_handler(&g, X86_MODE_LONG64) ||
 	    (g.selector & ~3u) != (st->sregs.cs.selector & ~3u))
 		return -ENOTSUP;
-	if (g.ist && read_u64(d, st, st->sregs.tr.base + TSS64_IST1 + 8 * (g.ist - 1u), 8, &rsp) < 0)
+	if (g.ist && read_u64(d, st, st->sregs.tr.base + TSS64_IST(g.ist), 8, &rsp) < 0)
 		return -ENOTSUP;
 	uint64_t top = rsp & ~15ull;
 	uint64_t rflags = guest_flags(st, regs->rflags) & ~RFLAGS_RF;
-	uint64_t frame[5] = { regs->rip, st->sregs.cs.selector, rflags, regs->rsp,
-			      st->sregs.ss.selector };
-	if (write_virt(d, st, top - sizeof(frame), frame, sizeof(frame)) < 0)
+	struct x86_int_frame64 frame = { .rip = regs->rip, .cs = st->sregs.cs.selector,
+					 .rflags = rflags, .rsp = regs->rsp,
+					 .ss = st->sregs.ss.selector };
+	if (write_virt(d, st, top - sizeof(frame), &frame, sizeof(frame)) < 0)
 		return -ENOTSUP;
 	regs->rsp = top - sizeof(frame);
-	regs->rip = g.handler;
+	regs->rip = g.offset;
 	regs->rflags &= ~(RFLAGS_TF | RFLAGS_RF | RFLAGS_NT);
-	if (g.type == IDT_GATE_INTR) {
+	if (g.type == X86_GATE_INT) {
 		regs->rflags &= ~RFLAGS_IF;
 		st->guest_if = false;
 	}
@@ -370,10 +352,10 @@ static void decode_at(struct debug *d, struct debug_step_vcpu *st)
 	uint8_t bytes[INSN_MAX];
 	uint64_t lin = st->sregs.cs.base + st->regs.rip;
 	size_t len = sizeof(bytes);
+	size_t in_page = X86_PAGE_SIZE - (lin & (X86_PAGE_SIZE - 1));
 	/* an instruction near the end of the mapped range: read what is there */
 	while (len > 0 && read_virt(d, st, lin, bytes, len) < 0)
-		len = len > PAGE_SIZE - (lin & (PAGE_SIZE - 1)) ? PAGE_SIZE - (lin & (PAGE_SIZE - 1))
-								: 0;
+		len = len > in_page ? in_page : 0;
 	if (len == 0 || x86_insn_classify(x86_mode_of(&st->sregs), bytes, len, &st->insn) < 0)
 		memset(&st->insn, 0, sizeof(st->insn));
 	d->step_stats.full_decodes += st->insn.full;
@@ -489,14 +471,12 @@ static int emulate_iretq(struct debug *d, unsigned vcpu, struct debug_step_vcpu 
  *     needs 32-bit frame layouts (with and without a stack switch) first;
  *   - real mode: nothing (IVT), the step stops where the engine stops. */
 
-static bool gate64_handler(const uint8_t *g, uint64_t *handler)
+static bool gate64_handler(const uint8_t *raw, uint64_t *handler)
 {
-	unsigned type = g[5] & 0xf;
-	if (!(g[5] & 0x80) || (type != IDT_GATE_INTR && type != IDT_GATE_TRAP))
+	struct x86_gate g = x86_gate_decode(raw, X86_MODE_LONG64);
+	if (!g.present || !x86_gate_is_handler(&g, X86_MODE_LONG64))
 		return false;
-	*handler = (uint64_t)g[0] | (uint64_t)g[1] << 8 | (uint64_t)g[6] << 16 |
-		   (uint64_t)g[7] << 24 | (uint64_t)g[8] << 32 | (uint64_t)g[9] << 40 |
-		   (uint64_t)g[10] << 48 | (uint64_t)g[11] << 56;
+	*handler = g.offset;
 	return true;
 }
 
@@ -715,15 +695,15 @@ int debug_step_begin(struct debug *d, unsigned vcpu)
 static bool frame_at(struct debug *d, struct debug_step_vcpu *st, uint64_t top,
 		     uint64_t *rflags_at)
 {
-	uint64_t f[5];
+	struct x86_int_frame64 f;
 	top &= ~15ull;
-	if (read_virt(d, st, top - sizeof(f), f, sizeof(f)) < 0)
+	if (read_virt(d, st, top - sizeof(f), &f, sizeof(f)) < 0)
 		return false;
-	if (f[3] != st->regs.rsp || (f[1] & 0xffff) != st->sregs.cs.selector ||
-	    (f[4] & 0xffff) != st->sregs.ss.selector ||
-	    (f[0] != st->regs.rip && f[0] != st->regs.rip + st->insn.len))
+	if (f.rsp != st->regs.rsp || (f.cs & 0xffff) != st->sregs.cs.selector ||
+	    (f.ss & 0xffff) != st->sregs.ss.selector ||
+	    (f.rip != st->regs.rip && f.rip != st->regs.rip + st->insn.len))
 		return false;
-	*rflags_at = top - 24;
+	*rflags_at = top - sizeof(f) + offsetof(struct x86_int_frame64, rflags);
 	return true;
 }
 
@@ -744,11 +724,11 @@ static bool find_frame(struct debug *d, struct debug_step_vcpu *st, uint64_t *rf
 		return true;
 	uint64_t tss = st->sregs.tr.base, top;
 	for (unsigned n = 1; n <= 7; n++)
-		if (read_u64(d, st, tss + TSS64_IST1 + 8 * (n - 1u), 8, &top) == 0 && top &&
+		if (read_u64(d, st, tss + TSS64_IST(n), 8, &top) == 0 && top &&
 		    frame_at(d, st, top, rflags_at))
 			return true;
 	for (unsigned ring = 0; ring < st->sregs.cs.dpl; ring++)
-		if (read_u64(d, st, tss + TSS64_RSP0 + 8 * ring, 8, &top) == 0 && top &&
+		if (read_u64(d, st, tss + TSS64_RSP(ring), 8, &top) == 0 && top &&
 		    frame_at(d, st, top, rflags_at))
 			return true;
 	return false;
@@ -830,7 +810,7 @@ static void end_if(struct debug_step_vcpu *st, struct x86_regs *regs, bool deliv
 static bool gate_keeps_if(struct debug *d, struct debug_step_vcpu *st, uint64_t handler)
 {
 	enum x86_mode mode = x86_mode_of(&st->sregs);
-	unsigned size = mode == X86_MODE_LONG64 || mode == X86_MODE_COMPAT ? 16 : 8;
+	unsigned size = x86_gate_size(mode);
 	uint8_t raw[IDT_BYTES_MAX];
 	unsigned len = st->sregs.idt.limit + 1u < sizeof(raw) ? st->sregs.idt.limit + 1u
 							      : sizeof(raw);
@@ -838,15 +818,9 @@ static bool gate_keeps_if(struct debug *d, struct debug_step_vcpu *st, uint64_t 
 	if (mode == X86_MODE_REAL || len == 0 || read_virt(d, st, st->sregs.idt.base, raw, len) < 0)
 		return false;
 	for (unsigned off = 0; off < len; off += size) {
-		const uint8_t *g = raw + off;
-		uint64_t at = (uint64_t)g[0] | (uint64_t)g[1] << 8 | (uint64_t)g[6] << 16 |
-			      (uint64_t)g[7] << 24;
-		if (size == 16)
-			at |= (uint64_t)g[8] << 32 | (uint64_t)g[9] << 40 | (uint64_t)g[10] << 48 |
-			      (uint64_t)g[11] << 56;
-		if ((g[5] & IDT_GATE_PRESENT) && at == handler)
-			return (g[5] & IDT_GATE_TYPE) == IDT_GATE_TRAP ||
-			       (g[5] & IDT_GATE_TYPE) == IDT_GATE_TRAP16;
+		struct x86_gate g = x86_gate_decode(raw + off, mode);
+		if (g.present && g.offset == handler)
+			return g.type == X86_GATE_TRAP || g.type == X86_GATE_TRAP16;
 	}
 	return false;
 }

@@ -134,10 +134,7 @@ static inline int bench_copy_ok(const uint64_t *dst, const uint64_t *src)
 
 #ifdef BENCH_GUEST
 /* Page-table bits (guest side only: the host reference does not page). */
-#define BENCH_PTE_P    (1ull << 0)
-#define BENCH_PTE_RW   (1ull << 1)
-#define BENCH_PTE_PS   (1ull << 7)
-#define BENCH_PTE_ADDR 0x000ffffffffff000ull
+#include "x86/desc.h"
 
 /* 4 KiB page tables for the split regions (DST and CHASE: 2 tables). */
 struct bench_pt { uint64_t e[512]; } __attribute__((aligned(4096)));
@@ -154,23 +151,23 @@ static inline uint64_t bench_read_cr3(void)
  * Returns 0 when the tables are not what we expect (then nothing changed). */
 static inline int bench_split_2m(uint64_t phys, struct bench_pt *pt)
 {
-	uint64_t *pml4 = (uint64_t *)(uintptr_t)(bench_read_cr3() & BENCH_PTE_ADDR);
+	uint64_t *pml4 = (uint64_t *)(uintptr_t)(bench_read_cr3() & PTE_ADDR_MASK);
 	uint64_t e = pml4[(phys >> 39) & 511];
 
-	if (!(e & BENCH_PTE_P))
+	if (!(e & PTE_P))
 		return 0;
-	uint64_t *pdpt = (uint64_t *)(uintptr_t)(e & BENCH_PTE_ADDR);
+	uint64_t *pdpt = (uint64_t *)(uintptr_t)(e & PTE_ADDR_MASK);
 	e = pdpt[(phys >> 30) & 511];
-	if (!(e & BENCH_PTE_P) || (e & BENCH_PTE_PS))
+	if (!(e & PTE_P) || (e & PTE_PS))
 		return 0;
-	uint64_t *pd = (uint64_t *)(uintptr_t)(e & BENCH_PTE_ADDR);
+	uint64_t *pd = (uint64_t *)(uintptr_t)(e & PTE_ADDR_MASK);
 	uint64_t *pde = &pd[(phys >> 21) & 511];
 
-	if (!(*pde & BENCH_PTE_P) || !(*pde & BENCH_PTE_PS))
+	if (!(*pde & PTE_P) || !(*pde & PTE_PS))
 		return 0;
 	for (unsigned i = 0; i < 512; i++)
-		pt->e[i] = (phys + i * 4096ull) | BENCH_PTE_P | BENCH_PTE_RW;
-	*pde = (uint64_t)(uintptr_t)pt | BENCH_PTE_P | BENCH_PTE_RW;
+		pt->e[i] = (phys + i * X86_PAGE_SIZE) | PTE_P | PTE_W;
+	*pde = (uint64_t)(uintptr_t)pt | PTE_P | PTE_W;
 	__asm__ volatile("mov %0, %%cr3" :: "r"(bench_read_cr3()) : "memory");
 	return 1;
 }

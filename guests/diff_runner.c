@@ -60,6 +60,7 @@
 #include "guests/rt/report.h"
 #include "guests/rt/serial.h"
 #include "guests/rt/string.h"
+#include "x86/desc.h"
 #include "x86/x86.h"
 
 #define DIFF_MAGIC         0x31464944424d4456ull    /* "VMDBDIF1" */
@@ -114,17 +115,12 @@ _Static_assert(sizeof(struct diff_blob_hdr) == 40, "blob header layout (tests/di
 #define RPL3        3
 #define GDT_UDATA   0x00cff3000000ffffull           /* data, DPL 3, 4 GiB flat, writable */
 #define GDT_UCODE64 0x00affb000000ffffull           /* code, DPL 3, L=1 */
-#define GDT_TSS_AVAIL 0x89ull                       /* present, 64-bit TSS (available) */
+#define GDT_TSS_AVAIL ((uint64_t)(DESC_PRESENT | SYS_TYPE_TSS_AVAIL))
 /* Ring 3 runs with IF set: this host's KVM sets it there whatever the
  * IRETQ image says (PUSHF would show the difference); no interrupt source
  * is enabled, so none arrives. */
 #define DIFF_RING3_FLAGS 0x202                      /* RFLAGS_FIXED1 | RFLAGS_IF */
 _Static_assert(DIFF_RING3_FLAGS == (RFLAGS_FIXED1 | RFLAGS_IF), "IRETQ image");
-#define PTE_P       (1ull << 0)
-#define PTE_W       (1ull << 1)
-#define PTE_U       (1ull << 2)
-#define PDE_PS      (1ull << 7)
-#define PAGE_2M     (1ull << 21)
 #define MAPPED_GIB  4
 #ifndef CR4_SMEP
 #define CR4_SMEP    (1ull << 20)
@@ -387,7 +383,8 @@ static void r3_paging(void)
 {
 	for (unsigned g = 0; g < MAPPED_GIB; g++) {
 		for (unsigned i = 0; i < 512; i++)
-			r3_pd[g][i] = ((uint64_t)g << 30) + i * PAGE_2M + (PTE_P | PTE_W | PTE_U | PDE_PS);
+			r3_pd[g][i] = ((uint64_t)g << 30) + i * X86_PAGE_SIZE_2M +
+				      (PTE_P | PTE_W | PTE_U | PTE_PS);
 		r3_pdpt[g] = (uint64_t)(uintptr_t)r3_pd[g] | PTE_P | PTE_W | PTE_U;
 	}
 	r3_pml4[0] = (uint64_t)(uintptr_t)r3_pdpt | PTE_P | PTE_W | PTE_U;
@@ -407,7 +404,7 @@ static void r3_gdt_tss(void)
 	r3_tss.rsp[0] = (uint64_t)(uintptr_t)(r3_kstack + sizeof(r3_kstack));
 	r3_tss.iomap_base = sizeof(r3_tss);
 	uint64_t base = (uint64_t)(uintptr_t)&r3_tss, limit = sizeof(r3_tss) - 1;
-	r3_gdt[SEL_TSS / 8] = (limit & 0xffff) | ((base & 0xffffff) << 16) | (GDT_TSS_AVAIL << 40) |
+	r3_gdt[SEL_TSS / 8] = (limit & 0xffff) | ((base & 0xffffff) << 16) | (GDT_TSS_AVAIL << DESC_ACCESS_SHIFT) |
 			      (((limit >> 16) & 0xf) << 48) | (((base >> 24) & 0xff) << 56);
 	r3_gdt[SEL_TSS / 8 + 1] = base >> 32;
 	gdtr.limit = sizeof(r3_gdt) - 1;

@@ -7,11 +7,8 @@
 #include "guests/rt/report.h"
 #include "guests/rt/serial.h"
 #include "guests/rt/string.h"
+#include "x86/desc.h"
 
-#define PTE_P   (1ull << 0)
-#define PTE_W   (1ull << 1)
-#define PTE_PS  (1ull << 7)
-#define PTE_ADDR 0x000ffffffffff000ull
 #define PDE_2M_ADDR 0x000fffffffe00000ull
 
 static const struct rt_entry_state *es = &rt_entry_state;
@@ -59,15 +56,15 @@ static void check_gdt(void)
  * of the 2 MiB page, or ~0 if a level is missing or not a large page. */
 static uint64_t walk(uint64_t va)
 {
-	const uint64_t *pml4 = (const uint64_t *)(uintptr_t)(es->cr3 & PTE_ADDR);
+	const uint64_t *pml4 = (const uint64_t *)(uintptr_t)(es->cr3 & PTE_ADDR_MASK);
 	uint64_t e = pml4[(va >> 39) & 511];
 
 	if (!(e & PTE_P))
 		return ~0ull;
-	e = ((const uint64_t *)(uintptr_t)(e & PTE_ADDR))[(va >> 30) & 511];
+	e = ((const uint64_t *)(uintptr_t)(e & PTE_ADDR_MASK))[(va >> 30) & 511];
 	if (!(e & PTE_P) || (e & PTE_PS))
 		return ~0ull;
-	e = ((const uint64_t *)(uintptr_t)(e & PTE_ADDR))[(va >> 21) & 511];
+	e = ((const uint64_t *)(uintptr_t)(e & PTE_ADDR_MASK))[(va >> 21) & 511];
 	if ((e & (PTE_P | PTE_W | PTE_PS)) != (PTE_P | PTE_W | PTE_PS))
 		return ~0ull;
 	return (e & PDE_2M_ADDR) | (va & 0x1fffff);

@@ -122,6 +122,31 @@ $(GUEST_OUT)/boot_bench.img: $(GUEST_OUT)/boot_bench.elf64
 	mv $@.tmp $@
 .SECONDARY: $(BOOT_BENCH_OBJS)
 
+# The CPU model from the inside (owned by the emu CPU-model work): every
+# advertised CPUID bit exercised, SYSCALL/SYSRET, PCID/global pages,
+# NX/SMEP/SMAP/UMIP, MSRs, x2APIC TSC deadline (tests/test_emu_linux_cpu.py).
+guests: $(GUEST_OUT)/cpu_model.elf
+.SECONDARY: $(GUEST_OUT)/cpu_model.o
+
+# Linux's direct boot protocols (owned by the loaders work; tests/
+# test_linux_loader.py): linux_bzimage.bin is a bzImage (setup header +
+# 64-bit payload, guests/linux.ld; linux_bzimage.elf64 has its symbols),
+# linux_pvh.elf an ELF64 with the PVH note. Both at 16 MiB.
+LINUX_GUEST_LDFLAGS := -nostdlib -static -no-pie -Wl,--build-id=none \
+	-Wl,-z,max-page-size=0x1000 -Wl,-z,noexecstack -Wl,--no-warn-rwx-segments \
+	-Wl,-T,guests/linux.ld -Wl,--defsym=RT_LOAD_ADDR=0x1000000
+guests: $(GUEST_OUT)/linux_bzimage.bin $(GUEST_OUT)/linux_pvh.elf
+$(GUEST_OUT)/linux_bzimage.elf64: $(GUEST_OUT)/linux_bzimage_hdr.o $(GUEST_E64_OBJ) \
+		$(GUEST_RT_OBJS) $(GUEST_OUT)/linux_guest.o $(GUEST_OUT)/linux_bzimage.o guests/linux.ld
+	$(GUEST_CC) $(LINUX_GUEST_LDFLAGS) -Wl,-e,linux_entry64 -o $@ $(filter %.o,$^)
+$(GUEST_OUT)/linux_bzimage.bin: $(GUEST_OUT)/linux_bzimage.elf64
+	objcopy -O binary $< $@
+$(GUEST_OUT)/linux_pvh.elf: $(GUEST_MB_OBJ) $(GUEST_RT_OBJS) $(GUEST_OUT)/linux_guest.o \
+		$(GUEST_OUT)/linux_pvh.o guests/linux.ld
+	$(GUEST_CC) $(LINUX_GUEST_LDFLAGS) -Wl,-e,rt_mb_entry -o $@ $(filter %.o,$^)
+.SECONDARY: $(GUEST_OUT)/linux_bzimage_hdr.o $(GUEST_OUT)/linux_guest.o \
+	$(GUEST_OUT)/linux_bzimage.o $(GUEST_OUT)/linux_pvh.o
+
 # x87 arithmetic checked from inside (tests/test_x87.py; owned by emu's x87
 # work): ring 0, on emu, and on kvm through its emu fallback.
 guests: $(GUEST_OUT)/x87_calc.elf

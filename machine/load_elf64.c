@@ -15,30 +15,11 @@
 #include "machine/acpi.h"
 #include "machine/bootinfo.h"
 #include "machine/vm.h"
+#include "x86/desc.h"
 
 #define GDT_CODE64 0x08
 #define GDT_DATA   0x10
-#define GDT_CODE32 0x18
-#define GDT_TSS    0x20      /* 16-byte system descriptor: 0x20 and 0x28 */
-#define GDT_ENTRIES 6
-
-/* descriptor = flags/access in the high dword plus limit 0xfffff, base 0 */
-#define DESC_CODE64 0x00af9a000000ffffull
-#define DESC_DATA   0x00cf92000000ffffull
-#define DESC_CODE32 0x00cf9a000000ffffull
-#define SEG_TYPE_CODE  0xb   /* execute/read, accessed */
-#define SEG_TYPE_DATA  0x3   /* read/write, accessed */
-#define SEG_TYPE_TSS64_BUSY 0xb
-#define SEG_TYPE_LDT   0x2
-#define TSS_LIMIT      0x67
-
-#define PTE_P  0x1ull
-#define PTE_RW 0x2ull
-#define PTE_PS 0x80ull
-#define PAGE_SIZE   0x1000ull
-#define HUGE_2M     0x200000ull
-#define IDENTITY_GIB 4
-#define FOUR_GIB    0x100000000ull
+#define FOUR_GIB   0x100000000ull
 
 /* --- header validation ------------------------------------------------- */
 
@@ -101,13 +82,11 @@ static Elf64_Phdr elf64_phdr(const uint8_t *image, const Elf64_Ehdr *eh, unsigne
 	return ph;
 }
 
-/* Check every PT_LOAD before anything is copied, then the entry point: it
- * must be reachable through the identity map, i.e. inside a segment's
- * load (physical) address range. */
+/* Check every PT_LOAD before anything is copied. */
 static int elf64_check_segments(struct vm *vm, const uint8_t *image, size_t size,
 				const Elf64_Ehdr *eh, struct err *e)
 {
-	bool entry_ok = false, any = false;
+	bool any = false;
 	for (unsigned i = 0; i < eh->e_phnum; i++) {
 		Elf64_Phdr ph = elf64_phdr(image, eh, i);
 		if (ph.p_type != PT_LOAD)
@@ -115,13 +94,24 @@ static int elf64_check_segments(struct vm *vm, const uint8_t *image, size_t size
 		int ret = elf64_check_phdr(vm, &ph, i, size, e);
 		if (ret < 0)
 			return ret;
-		uint64_t addr = elf64_load_addr(&ph);
 		any |= ph.p_memsz != 0;
-		if (eh->e_entry >= addr && eh->e_entry - addr < ph.p_memsz)
-			entry_ok = true;
 	}
 	if (!any)
 		return err_set(e, ENOEXEC, "ELF file has no loadable segment");
+	return 0;
+}
+
+/* The entry point must be reachable through the identity map, i.e. inside
+ * a segment's load (physical) address range. */
+static int elf64_check_entry(const uint8_t *image, const Elf64_Ehdr *eh, struct err *e)
+{
+	bool entry_ok = false;
+	for (unsigned i = 0; i < eh->e_phnum; i++) {
+		Elf64_Phdr ph = elf64_phdr(image, eh, i);
+		uint64_t addr = elf64_load_addr(&ph);
+		if (ph.p_type == PT_LOAD && eh->e_entry >= addr && eh->e_entry - addr < ph.p_memsz)
+			entry_ok = true;
+	}
 	if (!entry_ok)
 		return err_set(e, ENOEXEC, "entry point 0x%llx is not inside any loaded segment "
 			       "(vmdb enters the kernel at its physical address)",
@@ -152,31 +142,6 @@ static uint64_t elf64_load_segments(struct vm *vm, const uint8_t *image, const E
 
 /* --- boot area ----------------------------------------------------------- */
 
-static void elf64_build_gdt(uint8_t *area)
-{
-	uint64_t gdt[GDT_ENTRIES] = {
-		0, DESC_CODE64, DESC_DATA, DESC_CODE32,
-		/* busy 64-bit TSS, base 0, limit 0x67: only so TR is valid */
-		((uint64_t)SEG_TYPE_TSS64_BUSY << 40) | (1ull << 47) | TSS_LIMIT, 0,
-	};
-	memcpy(area + (VMDB_BOOT_GDT - VMDB_BOOT_GDT), gdt, sizeof(gdt));
-}
-
-static void elf64_build_page_tables(uint8_t *area)
-{
-	uint64_t *pml4 = (uint64_t *)(area + (VMDB_BOOT_PML4 - VMDB_BOOT_GDT));
-	uint64_t *pdpt = pml4 + 512;
-	uint64_t *pd = pdpt + 512;
-	uint64_t pdpt_gpa = VMDB_BOOT_PML4 + PAGE_SIZE;
-	uint64_t pd_gpa = pdpt_gpa + PAGE_SIZE;
-
-	pml4[0] = pdpt_gpa | PTE_P | PTE_RW;
-	for (unsigned g = 0; g < IDENTITY_GIB; g++)
-		pdpt[g] = (pd_gpa + g * PAGE_SIZE) | PTE_P | PTE_RW;
-	for (uint64_t i = 0; i < IDENTITY_GIB * 512ull; i++)
-		pd[i] = i * HUGE_2M | PTE_P | PTE_RW | PTE_PS;
-}
-
 static int elf64_build_boot_info(struct vm *vm, uint8_t *area, struct err *e)
 {
 	struct vmdb_boot_info info = {
@@ -204,78 +169,62 @@ static int elf64_build_boot_info(struct vm *vm, uint8_t *area, struct err *e)
 	return 0;   /* the NUL is there: the area was zeroed */
 }
 
-/* --- vCPU 0 -------------------------------------------------------------- */
-
-static struct x86_segment elf64_segment(uint16_t sel, uint8_t type, bool code64)
+static int elf64_check_image(struct vm *vm, const uint8_t *image, size_t size,
+			     Elf64_Ehdr *eh, struct err *e)
 {
-	return (struct x86_segment){
-		.base = 0, .limit = 0xffffffff, .selector = sel, .type = type, .present = 1,
-		.s = 1, .l = code64, .db = !code64, .g = 1,
-	};
+	if (size < sizeof(*eh))
+		return err_set(e, ENOEXEC, "ELF header truncated (file is %zu bytes, header %zu)",
+			       size, sizeof(*eh));
+	memcpy(eh, image, sizeof(*eh));
+	int ret = elf64_check_ehdr(eh, size, e);
+	if (ret < 0)
+		return ret;
+	return elf64_check_segments(vm, image, size, eh, e);
 }
 
-static int elf64_set_vcpu(struct vm *vm, uint64_t entry, struct err *e)
+int elf64_load_image(struct vm *vm, const uint8_t *image, size_t size, uint64_t *end,
+		     struct err *e)
 {
-	const struct engine_ops *ops = vm->engine;
-	struct vcpu *bsp = &vm->vcpus[0];
-	struct x86_sregs s;
-
-	int ret = ops->get_sregs(bsp, &s);
+	Elf64_Ehdr eh;
+	int ret = elf64_check_image(vm, image, size, &eh, e);
 	if (ret < 0)
-		return err_set(e, -ret, "cannot read vCPU 0 system registers");
-	s.cs = elf64_segment(GDT_CODE64, SEG_TYPE_CODE, true);
-	s.ds = s.es = s.fs = s.gs = s.ss = elf64_segment(GDT_DATA, SEG_TYPE_DATA, false);
-	s.tr = (struct x86_segment){ .selector = GDT_TSS, .limit = TSS_LIMIT,
-				     .type = SEG_TYPE_TSS64_BUSY, .present = 1 };
-	s.ldt = (struct x86_segment){ .type = SEG_TYPE_LDT, .unusable = 1 };
-	s.gdt = (struct x86_dtable){ .base = VMDB_BOOT_GDT, .limit = GDT_ENTRIES * 8 - 1 };
-	s.idt = (struct x86_dtable){ .base = 0, .limit = 0 };
-	s.cr0 = CR0_PE | CR0_MP | CR0_ET | CR0_NE | CR0_WP | CR0_PG;
-	s.cr3 = VMDB_BOOT_PML4;
-	s.cr4 = CR4_PAE | CR4_OSFXSR | CR4_OSXMMEXCPT;
-	s.efer = EFER_LME | EFER_LMA;
-	ret = ops->set_sregs(bsp, &s);
-	if (ret < 0)
-		return err_set(e, -ret, "vCPU 0 refused the long-mode system registers");
-
-	struct x86_regs r = {
-		.rip = entry, .rflags = RFLAGS_FIXED1, .rsp = VMDB_BOOT_STACK_TOP,
-		.rdi = VMDB_BOOT_INFO, .rax = VMDB_BOOT_MAGIC,
-	};
-	ret = ops->set_regs(bsp, &r);
-	if (ret < 0)
-		return err_set(e, -ret, "vCPU 0 refused the entry registers");
+		return ret;
+	*end = elf64_load_segments(vm, image, &eh);
 	return 0;
 }
 
 int load_elf64(struct vm *vm, const uint8_t *image, size_t size, struct err *e)
 {
 	Elf64_Ehdr eh;
-	if (size < sizeof(eh))
-		return err_set(e, ENOEXEC, "ELF header truncated (file is %zu bytes, header %zu)",
-			       size, sizeof(eh));
-	memcpy(&eh, image, sizeof(eh));
-	int ret = elf64_check_ehdr(&eh, size, e);
+	int ret = elf64_check_image(vm, image, size, &eh, e);
 	if (ret < 0)
 		return ret;
-	ret = elf64_check_segments(vm, image, size, &eh, e);
+	ret = elf64_check_entry(image, &eh, e);
 	if (ret < 0)
 		return ret;
 
 	uint8_t *area = vm_gpa_to_host(vm, VMDB_BOOT_GDT, VMDB_BOOT_AREA_END - VMDB_BOOT_GDT);
-	if (!area || !vm_gpa_to_host(vm, VMDB_BOOT_STACK_TOP - PAGE_SIZE, PAGE_SIZE))
+	if (!area || !vm_gpa_to_host(vm, VMDB_BOOT_STACK_TOP - X86_PAGE_SIZE, X86_PAGE_SIZE))
 		return err_set(e, ENOSPC, "no RAM for the boot area at 0x%x", VMDB_BOOT_GDT);
 
-	uint64_t end = elf64_load_segments(vm, image, &eh);
+	uint64_t end;
+	ret = elf64_load_image(vm, image, size, &end, e);
+	if (ret < 0)
+		return ret;
 	ret = loader_load_initrd(vm, end, vm->low_ram_size, e);
 	if (ret < 0)
 		return ret;
 
 	memset(area, 0, VMDB_BOOT_AREA_END - VMDB_BOOT_GDT);
-	elf64_build_gdt(area);
-	elf64_build_page_tables(area);
 	ret = elf64_build_boot_info(vm, area, e);
 	if (ret < 0)
 		return ret;
-	return elf64_set_vcpu(vm, eh.e_entry, e);
+	struct loader_entry entry = {
+		.long_mode = true, .gdt_gpa = VMDB_BOOT_GDT,
+		.gdt = { 0, LOADER_DESC_CODE64, LOADER_DESC_DATA, LOADER_DESC_CODE32 },
+		.code_sel = GDT_CODE64, .data_sel = GDT_DATA,
+		.regs = { .rip = eh.e_entry, .rsp = VMDB_BOOT_STACK_TOP, .rdi = VMDB_BOOT_INFO,
+			  .rax = VMDB_BOOT_MAGIC },
+	};
+	return loader_enter(vm, &entry, e);
 }

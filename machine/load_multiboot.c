@@ -14,7 +14,7 @@
  * honoured; other required bits (3-15) are refused.
  *
  * Low-memory layout (clear of 0-0x7fff, where kernels put AP trampolines):
- *   0x8f00 GDT (0x08 code32, 0x10 data32, 0x18 busy TSS)
+ *   0x8f00 GDT (0x08 code32, 0x10 data32, 0x20 busy TSS)
  *   0x9000 struct multiboot_info, 0x9100 memory map, 0x9200 module list,
  *   0x9280 module string, 0x92c0 boot loader name, 0x9400 command line
  *   (up to 0xffff); ESP = VMDB_BOOT_STACK_TOP (0x80000). */
@@ -76,14 +76,6 @@
 
 #define SEL_CODE 0x08
 #define SEL_DATA 0x10
-#define SEL_TSS  0x18
-#define DESC_CODE32 0x00cf9a000000ffffull
-#define DESC_DATA32 0x00cf92000000ffffull
-#define SEG_TYPE_CODE 0xb
-#define SEG_TYPE_DATA 0x3
-#define SEG_TYPE_TSS32_BUSY 0xb
-#define SEG_TYPE_LDT 0x2
-#define TSS_LIMIT 0x67
 
 /* What the image asks for, after validation. */
 struct mb_image {
@@ -289,56 +281,6 @@ static int mb_build_info(struct vm *vm, uint8_t *low, struct err *e)
 	return 0;
 }
 
-/* --- vCPU 0 ---------------------------------------------------------------- */
-
-static void mb_build_gdt(uint8_t *low)
-{
-	uint64_t gdt[4] = {
-		0, DESC_CODE32, DESC_DATA32,
-		/* busy 32-bit TSS, base 0, limit 0x67: only so TR is valid */
-		((uint64_t)SEG_TYPE_TSS32_BUSY << 40) | (1ull << 47) | TSS_LIMIT,
-	};
-	memcpy(low + MB_GDT, gdt, sizeof(gdt));
-}
-
-static struct x86_segment mb_segment(uint16_t sel, uint8_t type)
-{
-	return (struct x86_segment){ .limit = 0xffffffff, .selector = sel, .type = type,
-				     .present = 1, .s = 1, .db = 1, .g = 1 };
-}
-
-static int mb_set_vcpu(struct vm *vm, uint32_t entry, struct err *e)
-{
-	const struct engine_ops *ops = vm->engine;
-	struct vcpu *bsp = &vm->vcpus[0];
-	struct x86_sregs s;
-
-	int ret = ops->get_sregs(bsp, &s);
-	if (ret < 0)
-		return err_set(e, -ret, "cannot read vCPU 0 system registers");
-	s.cs = mb_segment(SEL_CODE, SEG_TYPE_CODE);
-	s.ds = s.es = s.fs = s.gs = s.ss = mb_segment(SEL_DATA, SEG_TYPE_DATA);
-	s.tr = (struct x86_segment){ .selector = SEL_TSS, .limit = TSS_LIMIT,
-				     .type = SEG_TYPE_TSS32_BUSY, .present = 1 };
-	s.ldt = (struct x86_segment){ .type = SEG_TYPE_LDT, .unusable = 1 };
-	s.gdt = (struct x86_dtable){ .base = MB_GDT, .limit = 4 * 8 - 1 };
-	s.idt = (struct x86_dtable){ .base = 0, .limit = 0 };
-	s.cr0 = CR0_PE | CR0_ET;
-	s.cr3 = s.cr4 = s.efer = 0;
-	ret = ops->set_sregs(bsp, &s);
-	if (ret < 0)
-		return err_set(e, -ret, "vCPU 0 refused the protected-mode system registers");
-
-	struct x86_regs r = {
-		.rip = entry, .rflags = RFLAGS_FIXED1, .rsp = VMDB_BOOT_STACK_TOP,
-		.rax = MB_BOOT_MAGIC, .rbx = MB_INFO,
-	};
-	ret = ops->set_regs(bsp, &r);
-	if (ret < 0)
-		return err_set(e, -ret, "vCPU 0 refused the entry registers");
-	return 0;
-}
-
 int load_multiboot(struct vm *vm, const uint8_t *image, size_t size, struct err *e)
 {
 	struct mb_image mb = { 0 };
@@ -360,6 +302,12 @@ int load_multiboot(struct vm *vm, const uint8_t *image, size_t size, struct err 
 	ret = mb_build_info(vm, low, e);
 	if (ret < 0)
 		return ret;
-	mb_build_gdt(low);
-	return mb_set_vcpu(vm, mb.entry, e);
+	struct loader_entry entry = {
+		.gdt_gpa = MB_GDT,
+		.gdt = { 0, LOADER_DESC_CODE32, LOADER_DESC_DATA },
+		.code_sel = SEL_CODE, .data_sel = SEL_DATA,
+		.regs = { .rip = mb.entry, .rsp = VMDB_BOOT_STACK_TOP, .rax = MB_BOOT_MAGIC,
+			  .rbx = MB_INFO },
+	};
+	return loader_enter(vm, &entry, e);
 }

@@ -1,7 +1,8 @@
-/* machine/loader.c — reads the kernel file, tells ELF64 from multiboot and
- * hands it to the back end (machine/load_elf64.c, load_multiboot.c). Also
- * the pieces both back ends share: reading a whole file and placing the
- * initrd. */
+/* machine/loader.c — reads the kernel file, tells its format by content
+ * and hands it to the back end (machine/load_elf64.c, load_multiboot.c,
+ * load_bzimage.c, load_pvh.c). Also the pieces the back ends share:
+ * reading a whole file, placing the initrd, and vCPU 0's flat entry state
+ * (GDT, boot identity map, registers). */
 #include "machine/loader.h"
 
 #include <fcntl.h>
@@ -10,7 +11,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "machine/bootinfo.h"
+#include "machine/linux_boot.h"
 #include "machine/vm.h"
+#include "x86/desc.h"
 
 #define ELF_MAGIC0       0x7f
 #define ELF_CLASS64      2
@@ -22,7 +26,7 @@
 
 #define MULTIBOOT_MAGIC  0x1badb002u
 #define MULTIBOOT_SEARCH 8192
-#define PAGE_SIZE        0x1000ull
+#define IDENTITY_GIB     4
 
 static uint32_t le32(const uint8_t *p)
 {
@@ -34,6 +38,19 @@ static bool loader_is_elf64(const uint8_t *image, size_t size)
 	return size >= 20 && image[0] == ELF_MAGIC0 && !memcmp(image + 1, "ELF", 3) &&
 	       image[ELF_EI_CLASS] == ELF_CLASS64 && image[ELF_EI_DATA] == ELF_DATA_LSB &&
 	       (image[ELF_E_MACHINE] | image[ELF_E_MACHINE + 1] << 8) == ELF_EM_X86_64;
+}
+
+static uint16_t le16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] | p[1] << 8);
+}
+
+/* The boot sector signature and "HdrS": the protocol version is judged by
+ * load_bzimage, so an old kernel gets "too old" rather than "unknown". */
+static bool loader_is_bzimage(const uint8_t *image, size_t size)
+{
+	return size >= LB_VERSION + 2 && le16(image + LB_BOOT_FLAG) == LB_BOOT_FLAG_MAGIC &&
+	       le32(image + LB_HEADER) == LB_HEADER_MAGIC;
 }
 
 static bool loader_has_multiboot_header(const uint8_t *image, size_t size)
@@ -51,8 +68,11 @@ enum kernel_format loader_detect(const uint8_t *image, size_t size)
 {
 	if (!image)
 		return KERNEL_UNKNOWN;
+	uint64_t pvh_entry;
 	if (loader_is_elf64(image, size))
-		return KERNEL_ELF64;
+		return pvh_find_entry(image, size, &pvh_entry) ? KERNEL_PVH : KERNEL_ELF64;
+	if (loader_is_bzimage(image, size))
+		return KERNEL_BZIMAGE;
 	if (loader_has_multiboot_header(image, size))
 		return KERNEL_MULTIBOOT;
 	return KERNEL_UNKNOWN;
@@ -120,7 +140,7 @@ int loader_load_initrd(struct vm *vm, uint64_t after, uint64_t limit, struct err
 	int ret = loader_read_file("initrd", vm->cfg.initrd_path, &data, &size, e);
 	if (ret < 0)
 		return ret;
-	uint64_t gpa = (after + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
+	uint64_t gpa = (after + X86_PAGE_SIZE - 1) & ~(X86_PAGE_SIZE - 1);
 	void *host = gpa >= after && gpa + size > gpa && gpa + size <= limit
 			     ? vm_gpa_to_host(vm, gpa, size) : NULL;
 	if (!host) {
@@ -137,6 +157,129 @@ int loader_load_initrd(struct vm *vm, uint64_t after, uint64_t limit, struct err
 	return 0;
 }
 
+int loader_load_initrd_high(struct vm *vm, uint64_t floor, uint64_t ceiling,
+			    const char *ceiling_what, struct err *e)
+{
+	vm->initrd_gpa = vm->initrd_size = 0;
+	if (!vm->cfg.initrd_path)
+		return 0;
+
+	uint8_t *data;
+	size_t size;
+	int ret = loader_read_file("initrd", vm->cfg.initrd_path, &data, &size, e);
+	if (ret < 0)
+		return ret;
+	floor = (floor + X86_PAGE_SIZE - 1) & ~(X86_PAGE_SIZE - 1);
+	uint64_t room = ceiling > floor ? ceiling - floor : 0;
+	uint64_t gpa = (ceiling - size) & ~(X86_PAGE_SIZE - 1);
+	void *host = size <= room && gpa >= floor ? vm_gpa_to_host(vm, gpa, size) : NULL;
+	if (!host) {
+		ret = err_set(e, ENOSPC, "initrd %s (%zu bytes) does not fit below %s (0x%llx) "
+			      "with --mem %lluM: %llu bytes are free there above the kernel",
+			      vm->cfg.initrd_path, size, ceiling_what,
+			      (unsigned long long)ceiling, (unsigned long long)(vm->ram_size >> 20),
+			      (unsigned long long)room);
+		free(data);
+		return ret;
+	}
+	memcpy(host, data, size);
+	free(data);
+	vm->initrd_gpa = gpa;
+	vm->initrd_size = size;
+	return 0;
+}
+
+/* --- vCPU 0's entry state ---------------------------------------------------- */
+
+static void loader_build_identity_map(uint64_t *pml4)
+{
+	uint64_t *pdpt = pml4 + 512;
+	uint64_t *pd = pdpt + 512;
+	uint64_t pdpt_gpa = VMDB_BOOT_PML4 + X86_PAGE_SIZE;
+	uint64_t pd_gpa = pdpt_gpa + X86_PAGE_SIZE;
+
+	memset(pml4, 0, 2 * X86_PAGE_SIZE);
+	pml4[0] = pdpt_gpa | PTE_P | PTE_W;
+	for (unsigned g = 0; g < IDENTITY_GIB; g++)
+		pdpt[g] = (pd_gpa + g * X86_PAGE_SIZE) | PTE_P | PTE_W;
+	for (uint64_t i = 0; i < IDENTITY_GIB * 512ull; i++)
+		pd[i] = i * X86_PAGE_SIZE_2M | PTE_P | PTE_W | PTE_PS;
+}
+
+static struct x86_segment loader_segment(uint16_t sel, uint64_t desc)
+{
+	bool code = desc == LOADER_DESC_CODE64 || desc == LOADER_DESC_CODE32;
+	return (struct x86_segment){
+		.base = 0, .limit = 0xffffffff, .selector = sel,
+		.type = code ? SEG_TYPE_CODE_XR_ACCESSED : SEG_TYPE_DATA_RW_ACCESSED, .present = 1, .s = 1,
+		.l = desc == LOADER_DESC_CODE64, .db = desc != LOADER_DESC_CODE64, .g = 1,
+	};
+}
+
+/* GDT then page tables, both in guest RAM the caller reserved. */
+static int loader_write_tables(struct vm *vm, const struct loader_entry *entry, struct err *e)
+{
+	uint64_t gdt[LOADER_GDT_SEGMENTS + 2] = { 0 };
+	memcpy(gdt, entry->gdt, sizeof(entry->gdt));
+	gdt[0] = 0;
+	gdt[LOADER_SEL_TSS / 8] =
+		(uint64_t)(DESC_PRESENT | SYS_TYPE_TSS_BUSY) << DESC_ACCESS_SHIFT | TSS_MIN_LIMIT;
+	void *host = vm_gpa_to_host(vm, entry->gdt_gpa, sizeof(gdt));
+	if (!host)
+		return err_set(e, ENOSPC, "no RAM for the boot GDT at 0x%llx",
+			       (unsigned long long)entry->gdt_gpa);
+	memcpy(host, gdt, sizeof(gdt));
+	if (!entry->long_mode)
+		return 0;
+	uint64_t *pml4 = vm_gpa_to_host(vm, VMDB_BOOT_PML4, (2 + IDENTITY_GIB) * X86_PAGE_SIZE);
+	if (!pml4)
+		return err_set(e, ENOSPC, "no RAM for the boot page tables at 0x%x",
+			       VMDB_BOOT_PML4);
+	loader_build_identity_map(pml4);
+	return 0;
+}
+
+int loader_enter(struct vm *vm, const struct loader_entry *entry, struct err *e)
+{
+	int ret = loader_write_tables(vm, entry, e);
+	if (ret < 0)
+		return ret;
+	const struct engine_ops *ops = vm->engine;
+	struct vcpu *bsp = &vm->vcpus[0];
+	struct x86_sregs s;
+	ret = ops->get_sregs(bsp, &s);
+	if (ret < 0)
+		return err_set(e, -ret, "cannot read vCPU 0 system registers");
+	s.cs = loader_segment(entry->code_sel, entry->gdt[entry->code_sel / 8]);
+	s.ds = s.es = s.fs = s.gs = s.ss =
+		loader_segment(entry->data_sel, entry->gdt[entry->data_sel / 8]);
+	s.tr = (struct x86_segment){ .selector = LOADER_SEL_TSS, .limit = TSS_MIN_LIMIT,
+				     .type = SYS_TYPE_TSS_BUSY, .present = 1 };
+	s.ldt = (struct x86_segment){ .type = SYS_TYPE_LDT, .unusable = 1 };
+	s.gdt = (struct x86_dtable){ .base = entry->gdt_gpa,
+				     .limit = LOADER_SEL_TSS + (entry->long_mode ? 16 : 8) - 1 };
+	s.idt = (struct x86_dtable){ .base = 0, .limit = 0 };
+	if (entry->long_mode) {
+		s.cr0 = CR0_PE | CR0_MP | CR0_ET | CR0_NE | CR0_WP | CR0_PG;
+		s.cr3 = VMDB_BOOT_PML4;
+		s.cr4 = CR4_PAE | CR4_OSFXSR | CR4_OSXMMEXCPT;
+		s.efer = EFER_LME | EFER_LMA;
+	} else {
+		s.cr0 = CR0_PE | CR0_ET;
+		s.cr3 = s.cr4 = s.efer = 0;
+	}
+	ret = ops->set_sregs(bsp, &s);
+	if (ret < 0)
+		return err_set(e, -ret, "vCPU 0 refused the %s system registers",
+			       entry->long_mode ? "long-mode" : "protected-mode");
+	struct x86_regs r = entry->regs;
+	r.rflags = RFLAGS_FIXED1;
+	ret = ops->set_regs(bsp, &r);
+	if (ret < 0)
+		return err_set(e, -ret, "vCPU 0 refused the entry registers");
+	return 0;
+}
+
 int loader_open(const char *path, struct kernel_image *image, struct err *e)
 {
 	memset(image, 0, sizeof(*image));
@@ -147,7 +290,8 @@ int loader_open(const char *path, struct kernel_image *image, struct err *e)
 	image->format = loader_detect(image->data, image->size);
 	if (image->format == KERNEL_UNKNOWN) {
 		loader_close(image);
-		return err_set(e, ENOEXEC, "kernel %s: neither an ELF64 kernel nor a multiboot kernel",
+		return err_set(e, ENOEXEC, "kernel %s: not an ELF64, multiboot, Linux bzImage or "
+			       "PVH kernel",
 			       path);
 	}
 	return 0;
@@ -161,9 +305,13 @@ void loader_close(struct kernel_image *image)
 
 int loader_load(struct vm *vm, const struct kernel_image *image, struct err *e)
 {
-	int ret = image->format == KERNEL_ELF64
-			  ? load_elf64(vm, image->data, image->size, e)
-			  : load_multiboot(vm, image->data, image->size, e);
+	static int (*const back_end[])(struct vm *, const uint8_t *, size_t, struct err *) = {
+		[KERNEL_ELF64] = load_elf64, [KERNEL_MULTIBOOT] = load_multiboot,
+		[KERNEL_BZIMAGE] = load_bzimage, [KERNEL_PVH] = load_pvh,
+	};
+	if (image->format <= KERNEL_UNKNOWN || image->format > KERNEL_PVH)
+		return err_set(e, ENOEXEC, "kernel %s: unknown format", image->path);
+	int ret = back_end[image->format](vm, image->data, image->size, e);
 	if (ret < 0)
 		return err_wrap(e, "kernel %s", image->path);
 	return 0;

@@ -3,10 +3,7 @@
 #include <errno.h>
 #include <stdbool.h>
 
-#define PTE_P   (1ull << 0)
-#define PTE_PS  (1ull << 7)     /* large page in a PDPTE/PDE */
-/* Physical address bits of an entry (bits 51:12; NX and software bits excluded). */
-#define PTE_ADDR_MASK 0x000ffffffffff000ull
+#include "x86/desc.h"
 
 /* One paging layout: entry size, index width per level, and how many
  * levels a walk has; the level numbered 1 maps 4 KiB pages. */
@@ -65,9 +62,9 @@ static int paging_walk(const struct paging_layout *l, uint64_t table, bool pse,
 			*gpa = base | (gva & offset_mask);
 			return 0;
 		}
-		table = l->entry_bytes == 4 ? (entry & 0xfffff000ull) : (entry & PTE_ADDR_MASK);
+		table = l->entry_bytes == 4 ? (entry & PTE32_ADDR_MASK) : (entry & PTE_ADDR_MASK);
 	}
-	*gpa = table | (gva & 0xfff);
+	*gpa = table | (gva & ~X86_PAGE_MASK);
 	return 0;
 }
 
@@ -110,6 +107,6 @@ int x86_translate(const struct x86_sregs *s, x86_read_phys_fn read_phys, void *o
 	if (s->cr4 & CR4_PAE)
 		return paging_walk_pae(s, read_phys, opaque, gva, gpa);
 	static const struct paging_layout l2 = { 2, 4, 10, 2, 2 };
-	return paging_walk(&l2, s->cr3 & 0xfffff000ull, s->cr4 & CR4_PSE, read_phys, opaque, gva,
+	return paging_walk(&l2, s->cr3 & PTE32_ADDR_MASK, s->cr4 & CR4_PSE, read_phys, opaque, gva,
 			   gpa);
 }

@@ -5,6 +5,8 @@
  *                 (decode cache on Zydis, instructions, paging + TLB,
  *                  exceptions and interrupt delivery, real/protected/long
  *                  mode), and emu_engine.c (the engine_ops, scheduling)
+ *   emu_cpuid.c                                        the CPUID model:
+ *                 what the guest is told the CPU implements
  *   emu_lapic.c, emu_ioapic.c, emu_pic.c               interrupt
  *                 controllers (the engine's, as KVM's are in-kernel)
  *   emu_debug.c                                        the debug

@@ -21,9 +21,7 @@
 
 #include "engine/emu/emu.h"
 #include "machine/vm.h"
-
-#define EMU_PAGE_SIZE 4096ull
-#define EMU_PAGE_MASK (~(EMU_PAGE_SIZE - 1))
+#include "x86/desc.h"
 
 /* --- decoded instructions ------------------------------------------------ */
 
@@ -225,9 +223,16 @@ struct emu_core {
 	uint8_t *lk_p;                 /* host address of the operand, NULL: none yet */
 	uint64_t lk_lin, lk_old, lk_new;
 
+	/* What each TLB entry came from (EMU_TLBA_*, emu_mem.c), and whether
+	 * any entry of a kind was filled since the last full flush. */
+	uint8_t tlb_attr[2][EMU_TLB_SIZE];
+	bool tlb_any_global, tlb_any_large, tlb_any_smap_user;
+
 	uint64_t xcr0;
 	uint64_t msr_pat, msr_sysenter_cs, msr_sysenter_esp, msr_sysenter_eip;
 	uint64_t msr_misc_enable, msr_mtrr_def;
+	uint64_t msr_mtrr_var[16];     /* PHYSBASE0, PHYSMASK0, ... PHYSMASK7 */
+	uint64_t msr_mtrr_fixed[11];   /* 0x250, 0x258, 0x259, 0x268-0x26f */
 };
 
 static inline struct emu_core *emu_core_of(struct emu_cpu *cpu)
@@ -235,11 +240,26 @@ static inline struct emu_core *emu_core_of(struct emu_cpu *cpu)
 	return (struct emu_core *)cpu->priv;
 }
 
+/* --- emu_cpuid.c: the CPUID model (what the guest is told; see there) --- */
+#define EMU_CPUID_SIGNATURE 0x000f06f1u   /* family 6, model 0xff, stepping 1 */
+#define EMU_PHYS_ADDR_BITS 40u
+#define EMU_XCR0_SUPPORTED 3u             /* x87, SSE */
+void emu_cpuid(struct emu_cpu *cpu, uint32_t leaf, uint32_t sub, uint32_t out[4]);
+
+/* CR4 bits beyond x86/x86.h's, all advertised by the model */
+#define EMU_CR4_TSD        (1ull << 2)
+#define EMU_CR4_MCE        (1ull << 6)
+#define EMU_CR4_PCE        (1ull << 8)
+#define EMU_CR4_UMIP       (1ull << 11)
+#define EMU_CR4_PCIDE      (1ull << 17)
+#define EMU_CR4_OSXSAVE    (1ull << 18)
+#define EMU_CR4_SMEP       (1ull << 20)
+#define EMU_CR4_SMAP       (1ull << 21)
+
 /* --- emu_cpu.c --- */
 void emu_cpu_reset(struct emu_cpu *cpu);       /* power-on state (AP: wait for SIPI) */
 void emu_update_mode(struct emu_cpu *cpu);     /* after CR0/EFER/CS changes */
 struct x86_segment *emu_segreg(struct emu_cpu *cpu, unsigned seg);
-void emu_cpuid(struct emu_cpu *cpu, uint32_t leaf, uint32_t sub, uint32_t out[4]);
 /* RDMSR/WRMSR of the core's own MSRs: false = #GP. */
 bool emu_msr_get(struct emu_cpu *cpu, uint32_t msr, uint64_t *value);
 bool emu_msr_set(struct emu_cpu *cpu, uint32_t msr, uint64_t value);
@@ -248,7 +268,12 @@ void emu_write_cr(struct emu_cpu *cpu, unsigned cr, uint64_t value);
 void emu_write_efer(struct emu_cpu *cpu, uint64_t value);
 
 /* --- emu_mem.c --- */
-void emu_tlb_flush(struct emu_cpu *cpu);
+void emu_tlb_flush(struct emu_cpu *cpu);       /* everything, global pages too */
+void emu_tlb_flush_nonglobal(struct emu_cpu *cpu);
+void emu_tlb_flush_page(struct emu_cpu *cpu, uint64_t lin);   /* INVLPG */
+/* After RFLAGS.AC may have been cleared or CPL become 3: drop what SMAP
+ * allowed only with AC set in ring 0-2. */
+void emu_tlb_ac_changed(struct emu_cpu *cpu);
 /* Mark this vCPU's writable TLB entries of frames in the code filter
  * (EMU_TAG_CODE): after the filter grew (emu_vm.code_marks). */
 void emu_tlb_mark_code(struct emu_cpu *cpu);

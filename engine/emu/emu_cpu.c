@@ -1,15 +1,28 @@
 /* engine/emu/emu_cpu.c — the vCPU as a machine: power-on, INIT and
  * STARTUP states, control-register and EFER writes with their mode
- * changes, the core's own MSRs and the CPUID model.
+ * changes, and the core's own MSRs (the CPUID model is emu_cpuid.c; the
+ * LAPIC's MSRs, IA32_APIC_BASE, x2APIC 0x800-0x8ff and TSC_DEADLINE, are
+ * emu_lapic.c's).
  *
- * CPUID model (what the guest is told, all of it implemented):
- *   vendor "GenuineIntel", family 6 model 0x55 stepping 4 signature; leaf 1
- *   EDX FPU DE PSE TSC MSR PAE CX8 APIC SEP MTRR PGE CMOV PAT PSE36 CLFSH
- *   FXSR SSE SSE2, ECX CX16 x2APIC POPCNT TSC-deadline XSAVE (x87+SSE state
- *   only) OSXSAVE(=CR4) hypervisor; leaf 0xB the x2APIC topology (one
- *   thread per core, one core per vCPU); leaf 0xD XSAVE sizes for x87+SSE;
- *   0x80000001 LAHF, SYSCALL, NX, 1 GiB pages, RDTSCP, LM; 0x80000008 40
- *   physical and 48 linear address bits. Everything else reads as zero. */
+ * MSRs (anything else is #GP, as on hardware; Linux probes many with
+ * rdmsr_safe and copes):
+ *   0x10 TSC (guest time + a per-vCPU offset), 0x17 PLATFORM_ID (0),
+ *   0x3a FEATURE_CONTROL (locked, no VMX/SMX: writes #GP),
+ *   0x8b BIOS_SIGN/UCODE_REV (revision 1 in the high half; writes ignored),
+ *   0xce PLATFORM_INFO (non-turbo ratio 10 = 1 GHz at a 100 MHz bus; no
+ *   CPUID faulting), 0xfe MTRRCAP (8 variable ranges, fixed ranges, WC),
+ *   0x10a ARCH_CAPABILITIES (read-only, see emu_cpuid.c),
+ *   0x174-0x176 SYSENTER_CS/ESP/EIP (stored; SYSENTER itself is not
+ *   advertised), 0x179 MCG_CAP (0 banks), 0x17a MCG_STATUS,
+ *   0x1a0 MISC_ENABLE (fast strings; BTS and PEBS unavailable),
+ *   0x200-0x20f MTRR PHYSBASE/PHYSMASK, 0x250/0x258/0x259/0x268-0x26f fixed
+ *   MTRRs, 0x277 PAT, 0x2ff MTRR_DEF_TYPE (stored and checked; emu has no
+ *   memory types, so they change nothing else),
+ *   0xc0000080 EFER (SCE, LME, NXE; LMA read-only), 0xc0000081-84
+ *   STAR/LSTAR/CSTAR/FMASK, 0xc0000100-0xc0000103 FS_BASE/GS_BASE/
+ *   KERNEL_GS_BASE/TSC_AUX.
+ * Without firmware, the MTRRs start as a BIOS leaves them: enabled, default
+ * type write-back, no ranges. */
 #include "engine/emu/emu_core.h"
 
 #include <string.h>
@@ -17,14 +30,13 @@
 #include "engine/emu/emu_debug.h"
 #include "engine/emu/emu_platform.h"
 
-#define CPUID_SIGNATURE 0x00050654u
-#define CPUID_MAX_LEAF  0xdu
-#define CPUID_MAX_EXT   0x80000008u
-
 #define MSR_TSC            0x10u
 #define MSR_PLATFORM_ID    0x17u
+#define MSR_FEATURE_CONTROL 0x3au
 #define MSR_BIOS_SIGN      0x8bu
+#define MSR_PLATFORM_INFO  0xceu
 #define MSR_MTRRCAP        0xfeu
+#define MSR_ARCH_CAPABILITIES 0x10au
 #define MSR_SYSENTER_CS    0x174u
 #define MSR_SYSENTER_ESP   0x175u
 #define MSR_SYSENTER_EIP   0x176u
@@ -36,11 +48,28 @@
 #define MSR_TSC_AUX        0xc0000103u
 #define PAT_DEFAULT        0x0007040600070406ull
 
+#define FEATURE_CONTROL_LOCKED 1ull
+#define UCODE_REVISION     (1ull << 32)
+#define PLATFORM_INFO_1GHZ (10ull << 8)
+#define MTRRCAP_VALUE      0x508ull      /* 8 variable, fixed ranges, WC */
+#define MTRR_DEF_WB_ON     0x806ull      /* enabled, fixed off, default WB */
+#define MISC_ENABLE_FAST_STRINGS 1ull
+#define MISC_ENABLE_RESET  (MISC_ENABLE_FAST_STRINGS | (1ull << 11) | (1ull << 12))
+/* Not affected: RDCL_NO, SSB_NO, MDS_NO, PSCHANGE_MC_NO, TAA_NO, SBDR_SSDP_NO,
+ * FBSDP_NO, PSDP_NO, BHI_NO, PBRSB_NO, GDS_NO, RFDS_NO. */
+#define ARCH_CAP_VALUE ((1ull << 0) | (1ull << 4) | (1ull << 5) | (1ull << 6) | (1ull << 8) | \
+			(1ull << 13) | (1ull << 14) | (1ull << 15) | (1ull << 20) | \
+			(1ull << 24) | (1ull << 26) | (1ull << 27))
+
 #define EFER_WRITABLE (EFER_SCE | EFER_LME | EFER_NXE)
-#define CR4_OSXSAVE_BIT (1ull << 18)
-#define CR4_KNOWN (CR4_VME | CR4_DE | CR4_PSE | CR4_PAE | (1ull << 6) /* MCE */ | CR4_PGE | \
-		   (1ull << 8) /* PCE */ | CR4_OSFXSR | CR4_OSXMMEXCPT | CR4_LA57 | \
-		   (1ull << 16) /* FSGSBASE */ | CR4_OSXSAVE_BIT)
+/* CR4 bits a guest may set: those of the features emu_cpuid.c advertises. */
+#define CR4_VALID (CR4_DE | CR4_PSE | CR4_PAE | CR4_PGE | CR4_OSFXSR | CR4_OSXMMEXCPT | \
+		   EMU_CR4_TSD | EMU_CR4_PCE | EMU_CR4_UMIP | EMU_CR4_PCIDE | \
+		   EMU_CR4_OSXSAVE | EMU_CR4_SMEP | EMU_CR4_SMAP)
+#define CR4_FLUSH (CR4_PAE | CR4_PGE | CR4_PSE | CR4_LA57 | EMU_CR4_PCIDE | EMU_CR4_SMEP | \
+		   EMU_CR4_SMAP)
+#define CR3_PCID_MASK 0xfffull
+#define CR3_NOFLUSH   (1ull << 63)
 
 struct x86_segment *emu_segreg(struct emu_cpu *cpu, unsigned seg)
 {
@@ -77,7 +106,7 @@ static void cpu_reset_regs(struct emu_cpu *cpu)
 {
 	uint64_t apic_base = cpu->sregs.apic_base;
 	memset(cpu->gpr, 0, sizeof(cpu->gpr));
-	cpu->gpr[EMU_RDX] = CPUID_SIGNATURE;
+	cpu->gpr[EMU_RDX] = EMU_CPUID_SIGNATURE;
 	cpu->rip = 0xfff0;
 	cpu->rflags = RFLAGS_FIXED1;
 	memset(&cpu->sregs, 0, sizeof(cpu->sregs));
@@ -117,8 +146,10 @@ void emu_cpu_reset(struct emu_cpu *cpu)
 	cpu->tsc_offset = 0;
 	c->msr_pat = PAT_DEFAULT;
 	c->msr_sysenter_cs = c->msr_sysenter_esp = c->msr_sysenter_eip = 0;
-	c->msr_misc_enable = 1;       /* fast strings */
-	c->msr_mtrr_def = 0;
+	c->msr_misc_enable = MISC_ENABLE_RESET;
+	c->msr_mtrr_def = MTRR_DEF_WB_ON;
+	memset(c->msr_mtrr_var, 0, sizeof(c->msr_mtrr_var));
+	memset(c->msr_mtrr_fixed, 0, sizeof(c->msr_mtrr_fixed));
 	cpu->wait_sipi = cpu->id != 0;
 }
 
@@ -183,15 +214,35 @@ static void write_cr0(struct emu_cpu *cpu, uint64_t v)
 static void write_cr4(struct emu_cpu *cpu, uint64_t v)
 {
 	uint64_t old = cpu->sregs.cr4;
-	if (v & ~CR4_KNOWN)
+	bool lma = cpu->sregs.efer & EFER_LMA;
+	if (v & ~(CR4_VALID | (old & CR4_LA57)))
 		emu_gp(cpu, 0);
-	if ((cpu->sregs.efer & EFER_LMA) && !(v & CR4_PAE))
+	if (lma && !(v & CR4_PAE))
 		emu_gp(cpu, 0);
-	if ((cpu->sregs.efer & EFER_LMA) && ((v ^ old) & CR4_LA57))
+	if (lma && ((v ^ old) & CR4_LA57))
+		emu_gp(cpu, 0);
+	/* PCIDE may only be set in long mode with PCID 0 in CR3 */
+	if ((v & ~old & EMU_CR4_PCIDE) && (!lma || (cpu->sregs.cr3 & CR3_PCID_MASK)))
 		emu_gp(cpu, 0);
 	cpu->sregs.cr4 = v;
-	if ((v ^ old) & (CR4_PAE | CR4_PGE | CR4_PSE | CR4_LA57))
+	if ((v ^ old) & CR4_FLUSH)
 		emu_tlb_flush(cpu);
+}
+
+/* MOV to CR3: with CR4.PCIDE, bits 11:0 are the PCID and bit 63 asks to
+ * keep its TLB entries (see emu_mem.c for what is kept). */
+static void write_cr3(struct emu_cpu *cpu, uint64_t v)
+{
+	bool pcide = cpu->sregs.cr4 & EMU_CR4_PCIDE;
+	bool keep = pcide && (v & CR3_NOFLUSH);
+	uint64_t old = cpu->sregs.cr3;
+	if (pcide)
+		v &= ~CR3_NOFLUSH;
+	if ((cpu->sregs.efer & EFER_LMA) && (v >> EMU_PHYS_ADDR_BITS))
+		emu_gp(cpu, 0);
+	cpu->sregs.cr3 = v;
+	if (!keep || ((v ^ old) & CR3_PCID_MASK))
+		emu_tlb_flush_nonglobal(cpu);
 }
 
 void emu_write_cr(struct emu_cpu *cpu, unsigned cr, uint64_t v)
@@ -204,8 +255,7 @@ void emu_write_cr(struct emu_cpu *cpu, unsigned cr, uint64_t v)
 		cpu->sregs.cr2 = v;
 		break;
 	case 3:
-		cpu->sregs.cr3 = v;
-		emu_tlb_flush(cpu);
+		write_cr3(cpu, v);
 		break;
 	case 4:
 		write_cr4(cpu, v);
@@ -224,10 +274,81 @@ void emu_write_cr(struct emu_cpu *cpu, unsigned cr, uint64_t v)
 
 /* --- MSRs ----------------------------------------------------------------- */
 
-static bool mtrr_msr(uint32_t m)
+/* Index into msr_mtrr_fixed / msr_mtrr_var, or -1. */
+static int mtrr_fixed_index(uint32_t m)
 {
-	return (m >= 0x200 && m <= 0x21f) || m == 0x250 || m == 0x258 || m == 0x259 ||
-	       (m >= 0x268 && m <= 0x26f);
+	if (m == 0x250)
+		return 0;
+	if (m == 0x258 || m == 0x259)
+		return 1 + (int)(m - 0x258);
+	if (m >= 0x268 && m <= 0x26f)
+		return 3 + (int)(m - 0x268);
+	return -1;
+}
+
+static bool memtype_ok(uint64_t t)
+{
+	return t == 0 || t == 1 || t == 4 || t == 5 || t == 6;
+}
+
+/* Every byte a memory type (PAT also allows 7, UC-). */
+static bool memtypes_ok(uint64_t v, bool pat)
+{
+	for (unsigned i = 0; i < 8; i++, v >>= 8)
+		if (!memtype_ok(v & 0xff) && !(pat && (v & 0xff) == 7))
+			return false;
+	return true;
+}
+
+static bool mtrr_var_ok(uint32_t msr, uint64_t v)
+{
+	uint64_t above = ~0ull << EMU_PHYS_ADDR_BITS;
+	if (msr & 1)                               /* PHYSMASK: bit 11 valid */
+		return !(v & (above | 0x7ffull));
+	return !(v & (above | 0xf00ull)) && memtype_ok(v & 0xff);
+}
+
+static bool mtrr_get(struct emu_core *c, uint32_t msr, uint64_t *v)
+{
+	int f = mtrr_fixed_index(msr);
+	if (f >= 0)
+		*v = c->msr_mtrr_fixed[f];
+	else if (msr >= 0x200 && msr <= 0x20f)
+		*v = c->msr_mtrr_var[msr - 0x200];
+	else
+		return false;
+	return true;
+}
+
+static bool mtrr_set(struct emu_core *c, uint32_t msr, uint64_t v)
+{
+	int f = mtrr_fixed_index(msr);
+	if (f >= 0 && memtypes_ok(v, false))
+		c->msr_mtrr_fixed[f] = v;
+	else if (msr >= 0x200 && msr <= 0x20f && mtrr_var_ok(msr, v))
+		c->msr_mtrr_var[msr - 0x200] = v;
+	else
+		return false;
+	return true;
+}
+
+static bool canonical48(uint64_t v)
+{
+	return (uint64_t)((int64_t)(v << 16) >> 16) == v;
+}
+
+/* MSRs that only read (writes #GP). */
+static bool msr_get_const(uint32_t msr, uint64_t *v)
+{
+	switch (msr) {
+	case MSR_PLATFORM_ID: *v = 0; return true;
+	case MSR_FEATURE_CONTROL: *v = FEATURE_CONTROL_LOCKED; return true;
+	case MSR_PLATFORM_INFO: *v = PLATFORM_INFO_1GHZ; return true;
+	case MSR_MTRRCAP: *v = MTRRCAP_VALUE; return true;
+	case MSR_ARCH_CAPABILITIES: *v = ARCH_CAP_VALUE; return true;
+	case MSR_MCG_CAP: *v = 0; return true;
+	default: return false;
+	}
 }
 
 bool emu_msr_get(struct emu_cpu *cpu, uint32_t msr, uint64_t *v)
@@ -250,22 +371,27 @@ bool emu_msr_get(struct emu_cpu *cpu, uint32_t msr, uint64_t *v)
 	case MSR_SYSENTER_EIP: *v = c->msr_sysenter_eip; return true;
 	case MSR_MISC_ENABLE: *v = c->msr_misc_enable; return true;
 	case MSR_MTRR_DEF_TYPE: *v = c->msr_mtrr_def; return true;
-	case MSR_MTRRCAP: *v = 0x508; return true;   /* 8 variable, fixed, WC */
-	case MSR_PLATFORM_ID: case MSR_BIOS_SIGN: case MSR_MCG_CAP: case MSR_MCG_STATUS:
-		*v = 0;
-		return true;
+	case MSR_BIOS_SIGN: *v = UCODE_REVISION; return true;
+	case MSR_MCG_STATUS: *v = 0; return true;
 	default:
-		if (mtrr_msr(msr)) {
-			*v = 0;
-			return true;
-		}
-		return false;
+		return msr_get_const(msr, v) || mtrr_get(c, msr, v);
 	}
 }
 
-static bool canonical48(uint64_t v)
+static bool set_base_msr(struct emu_cpu *cpu, uint32_t msr, uint64_t v)
 {
-	return (uint64_t)((int64_t)(v << 16) >> 16) == v;
+	if (!canonical48(v))
+		return false;
+	switch (msr) {
+	case MSR_LSTAR: cpu->msr_lstar = v; break;
+	case MSR_CSTAR: cpu->msr_cstar = v; break;
+	case MSR_FS_BASE: cpu->sregs.fs.base = v; break;
+	case MSR_GS_BASE: cpu->sregs.gs.base = v; break;
+	case MSR_KERNEL_GS_BASE: cpu->msr_kernel_gs_base = v; break;
+	case MSR_SYSENTER_ESP: emu_core_of(cpu)->msr_sysenter_esp = v; break;
+	default: emu_core_of(cpu)->msr_sysenter_eip = v; break;
+	}
+	return true;
 }
 
 bool emu_msr_set(struct emu_cpu *cpu, uint32_t msr, uint64_t v)
@@ -275,92 +401,33 @@ bool emu_msr_set(struct emu_cpu *cpu, uint32_t msr, uint64_t v)
 	case MSR_EFER: emu_write_efer(cpu, v); return true;
 	case MSR_STAR: cpu->msr_star = v; return true;
 	case MSR_LSTAR: case MSR_CSTAR: case MSR_FS_BASE: case MSR_GS_BASE:
-	case MSR_KERNEL_GS_BASE:
-		if (!canonical48(v))
-			return false;
-		if (msr == MSR_LSTAR) cpu->msr_lstar = v;
-		else if (msr == MSR_CSTAR) cpu->msr_cstar = v;
-		else if (msr == MSR_FS_BASE) cpu->sregs.fs.base = v;
-		else if (msr == MSR_GS_BASE) cpu->sregs.gs.base = v;
-		else cpu->msr_kernel_gs_base = v;
-		return true;
+	case MSR_KERNEL_GS_BASE: case MSR_SYSENTER_ESP: case MSR_SYSENTER_EIP:
+		return set_base_msr(cpu, msr, v);
 	case MSR_FMASK: cpu->msr_fmask = (uint32_t)v; return true;
-	case MSR_TSC_AUX: cpu->msr_tsc_aux = (uint32_t)v; return true;
+	case MSR_TSC_AUX:
+		if (v >> 32)
+			return false;
+		cpu->msr_tsc_aux = (uint32_t)v;
+		return true;
 	case MSR_TSC: cpu->tsc_offset = v - (emu_tsc(cpu) - cpu->tsc_offset); return true;
-	case MSR_PAT: c->msr_pat = v; return true;
-	case MSR_SYSENTER_CS: c->msr_sysenter_cs = v; return true;
-	case MSR_SYSENTER_ESP: c->msr_sysenter_esp = v; return true;
-	case MSR_SYSENTER_EIP: c->msr_sysenter_eip = v; return true;
-	case MSR_MISC_ENABLE: c->msr_misc_enable = v; return true;
-	case MSR_MTRR_DEF_TYPE: c->msr_mtrr_def = v; return true;
-	case MSR_BIOS_SIGN: case MSR_MCG_STATUS: return true;
+	case MSR_PAT:
+		if (!memtypes_ok(v, true))
+			return false;
+		c->msr_pat = v;
+		return true;
+	case MSR_SYSENTER_CS: c->msr_sysenter_cs = v & 0xffff; return true;
+	case MSR_MISC_ENABLE:
+		c->msr_misc_enable = (c->msr_misc_enable & ~MISC_ENABLE_FAST_STRINGS) |
+				     (v & MISC_ENABLE_FAST_STRINGS);
+		return true;
+	case MSR_MTRR_DEF_TYPE:
+		if ((v & ~0xcffull) || !memtype_ok(v & 0xff))
+			return false;
+		c->msr_mtrr_def = v;
+		return true;
+	case MSR_BIOS_SIGN: return true;      /* "load microcode": nothing to load */
+	case MSR_MCG_STATUS: return v == 0;
 	default:
-		return mtrr_msr(msr);
-	}
-}
-
-/* --- CPUID ---------------------------------------------------------------- */
-
-static void cpuid_str(uint32_t out[3], const char *s)
-{
-	memcpy(out, s, 12);
-}
-
-void emu_cpuid(struct emu_cpu *cpu, uint32_t leaf, uint32_t sub, uint32_t r[4])
-{
-	r[0] = r[1] = r[2] = r[3] = 0;
-	switch (leaf) {
-	case 0: {
-		uint32_t v[3];
-		cpuid_str(v, "GenuineIntel");
-		r[0] = CPUID_MAX_LEAF;
-		r[1] = v[0]; r[3] = v[1]; r[2] = v[2];
-		break;
-	}
-	case 1:
-		r[0] = CPUID_SIGNATURE;
-		r[1] = (cpu->id << 24) | (1u << 16) | (8u << 8);
-		r[2] = (1u << 13) | (1u << 21) | (1u << 23) | (1u << 24) | (1u << 26) | (1u << 31);
-		if (cpu->sregs.cr4 & CR4_OSXSAVE_BIT)
-			r[2] |= 1u << 27;
-		r[3] = (1u << 0) | (1u << 2) | (1u << 3) | (1u << 4) | (1u << 5) | (1u << 6) |
-		       (1u << 8) | (1u << 11) | (1u << 12) | (1u << 13) | (1u << 15) | (1u << 16) |
-		       (1u << 17) | (1u << 19) | (1u << 24) | (1u << 25) | (1u << 26);
-		if (cpu->sregs.apic_base & (1ull << 11))
-			r[3] |= 1u << 9;
-		break;
-	case 0xb:
-		r[3] = cpu->id;
-		if (sub == 0) {
-			r[0] = 0; r[1] = 1; r[2] = 0x100;
-		} else if (sub == 1) {
-			r[0] = 8; r[1] = emu_vm_nr_cpus(cpu->evm); r[2] = 0x201;
-		} else {
-			r[2] = sub & 0xff;
-		}
-		break;
-	case 0xd:
-		if (sub == 0) {
-			r[0] = 3;                  /* x87, SSE */
-			r[1] = r[2] = 576;
-		}
-		break;
-	case 0x80000000:
-		r[0] = CPUID_MAX_EXT;
-		break;
-	case 0x80000001:
-		r[2] = 1u << 0;
-		r[3] = (1u << 11) | (1u << 20) | (1u << 26) | (1u << 27) | (1u << 29);
-		break;
-	case 0x80000002: case 0x80000003: case 0x80000004: {
-		static const char brand[48] = "vmdb emu x86-64 CPU";
-		memcpy(r, brand + (leaf - 0x80000002) * 16, 16);
-		break;
-	}
-	case 0x80000008:
-		r[0] = 0x3028;
-		break;
-	default:
-		break;
+		return mtrr_set(c, msr, v);
 	}
 }

@@ -13,22 +13,12 @@
  * implemented (#GP). */
 #include "engine/emu/emu_core.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "engine/emu/emu_debug.h"
-
-#define SEG_TYPE_CODE   0x8     /* type bit 3 in a code/data descriptor */
-#define SEG_TYPE_WRITE  0x2     /* data: writable */
-#define SEG_TYPE_READ   0x2     /* code: readable */
-#define GATE_INT32      0xe
-#define GATE_TRAP32     0xf
-#define GATE_INT16      0x6
-#define GATE_TRAP16     0x7
-#define SEL_TI          0x4
-#define TSS64_RSP0      4
-#define TSS64_IST1      0x24
-#define TSS32_ESP0      4
+#include "x86/desc.h"
 
 void emu_raise(struct emu_cpu *cpu, uint8_t vector, bool has_error_code, uint32_t error_code)
 {
@@ -91,7 +81,7 @@ void emu_desc_to_seg(uint64_t d, uint16_t sel, struct x86_segment *s)
 uint64_t emu_read_desc(struct emu_cpu *cpu, uint16_t sel, uint64_t *high)
 {
 	uint64_t base, limit;
-	if (sel & SEL_TI) {
+	if (sel & SEL_TI_LDT) {
 		if (cpu->sregs.ldt.unusable || !cpu->sregs.ldt.present)
 			emu_gp(cpu, sel & ~3u);
 		base = cpu->sregs.ldt.base;
@@ -142,16 +132,16 @@ void emu_load_seg(struct emu_cpu *cpu, unsigned seg, uint16_t sel)
 	uint64_t d = emu_read_desc(cpu, sel, NULL);
 	struct x86_segment n;
 	emu_desc_to_seg(d, sel, &n);
-	bool code = n.type & SEG_TYPE_CODE;
+	bool code = n.type & SEG_TYPE_EXECUTABLE;
 	if (!n.s)
 		emu_gp(cpu, sel & ~3u);
 	if (seg == EMU_SS) {
-		if (code || !(n.type & SEG_TYPE_WRITE) || n.dpl != c->cpl || (sel & 3) != c->cpl)
+		if (code || !(n.type & SEG_TYPE_WRITABLE) || n.dpl != c->cpl || (sel & 3) != c->cpl)
 			emu_gp(cpu, sel & ~3u);
 		if (!n.present)
 			emu_fault(cpu, X86_SS, true, sel & ~3u);
 	} else {
-		if (code && !(n.type & SEG_TYPE_READ))
+		if (code && !(n.type & SEG_TYPE_READABLE))
 			emu_gp(cpu, sel & ~3u);
 		if (!n.present)
 			emu_fault(cpu, X86_NP, true, sel & ~3u);
@@ -173,7 +163,7 @@ void emu_load_cs(struct emu_cpu *cpu, uint16_t sel, unsigned new_cpl)
 	uint64_t d = emu_read_desc(cpu, sel, NULL);
 	struct x86_segment n;
 	emu_desc_to_seg(d, (uint16_t)((sel & ~3u) | new_cpl), &n);
-	if (!n.s || !(n.type & SEG_TYPE_CODE))
+	if (!n.s || !(n.type & SEG_TYPE_EXECUTABLE))
 		emu_gp(cpu, sel & ~3u);
 	if (!n.present)
 		emu_fault(cpu, X86_NP, true, sel & ~3u);
@@ -229,19 +219,13 @@ static void deliver_real(struct emu_cpu *cpu, uint8_t vector, uint64_t flags)
 	cpu->rip = ip;
 }
 
-struct gate {
-	uint16_t sel;
-	uint64_t off;
-	unsigned type, dpl, ist;
-};
-
-static void check_gate(struct emu_cpu *cpu, const struct gate *g, uint64_t raw_lo, uint8_t vector,
+static void check_gate(struct emu_cpu *cpu, const struct x86_gate *g, uint8_t vector,
 		       enum emu_event kind)
 {
 	struct emu_core *c = emu_core_of(cpu);
 	if (kind == EMU_EV_SOFT && g->dpl < c->cpl)
 		emu_gp(cpu, idt_error(vector, EMU_EV_EXC));
-	if (!((raw_lo >> 47) & 1))
+	if (!g->present)
 		emu_fault(cpu, X86_NP, true, idt_error(vector, kind));
 }
 
@@ -252,46 +236,41 @@ static void deliver_long(struct emu_cpu *cpu, uint8_t vector, enum emu_event kin
 	if (vector * 16u + 15 > cpu->sregs.idt.limit)
 		emu_gp(cpu, idt_error(vector, kind));
 	uint64_t at = cpu->sregs.idt.base + vector * 16u;
-	uint64_t lo = emu_read_sys(cpu, at, 8), hi = emu_read_sys(cpu, at + 8, 8);
-	struct gate g = {
-		.sel = (uint16_t)(lo >> 16),
-		.off = (lo & 0xffff) | ((lo >> 32) & 0xffff0000ull) | (hi << 32),
-		.type = (lo >> 40) & 0xf, .dpl = (lo >> 45) & 3, .ist = (lo >> 32) & 7,
-	};
-	if (g.type != GATE_INT32 && g.type != GATE_TRAP32)
+	uint64_t raw[2] = { emu_read_sys(cpu, at, 8), emu_read_sys(cpu, at + 8, 8) };
+	struct x86_gate g = x86_gate_decode(raw, X86_MODE_LONG64);
+	if (!x86_gate_is_handler(&g, X86_MODE_LONG64))
 		emu_gp(cpu, idt_error(vector, kind));
-	check_gate(cpu, &g, lo, vector, kind);
+	check_gate(cpu, &g, vector, kind);
 
 	struct x86_segment ncs;
-	emu_desc_to_seg(emu_read_desc(cpu, g.sel, NULL), g.sel, &ncs);
-	if (!ncs.s || !(ncs.type & SEG_TYPE_CODE) || !ncs.l || ncs.db)
-		emu_gp(cpu, g.sel & ~3u);
+	emu_desc_to_seg(emu_read_desc(cpu, g.selector, NULL), g.selector, &ncs);
+	if (!ncs.s || !(ncs.type & SEG_TYPE_EXECUTABLE) || !ncs.l || ncs.db)
+		emu_gp(cpu, g.selector & ~3u);
 	if (!ncs.present)
-		emu_fault(cpu, X86_NP, true, g.sel & ~3u);
+		emu_fault(cpu, X86_NP, true, g.selector & ~3u);
 	unsigned new_cpl = ncs.dpl < c->cpl ? ncs.dpl : c->cpl;
 
 	uint64_t sp = cpu->gpr[EMU_RSP];
 	if (g.ist)
-		sp = emu_read_sys(cpu, cpu->sregs.tr.base + TSS64_IST1 + (g.ist - 1) * 8, 8);
+		sp = emu_read_sys(cpu, cpu->sregs.tr.base + TSS64_IST(g.ist), 8);
 	else if (new_cpl < c->cpl)
-		sp = emu_read_sys(cpu, cpu->sregs.tr.base + TSS64_RSP0 + new_cpl * 8, 8);
+		sp = emu_read_sys(cpu, cpu->sregs.tr.base + TSS64_RSP(new_cpl), 8);
 	sp &= ~0xfull;
 	uint64_t old_ss = cpu->sregs.ss.selector, old_rsp = cpu->gpr[EMU_RSP];
 	uint64_t old_cs = cpu->sregs.cs.selector;
-	uint64_t f = sp;
+	uint64_t f = sp - sizeof(struct x86_int_frame64);
 	unsigned old_cpl = c->cpl;
 	/* frame writes are supervisor accesses when going to ring 0-2 */
-	emu_write_sys(cpu, f - 8, 8, old_ss);
-	emu_write_sys(cpu, f - 16, 8, old_rsp);
-	emu_write_sys(cpu, f - 24, 8, flags);
-	emu_write_sys(cpu, f - 32, 8, old_cs);
-	emu_write_sys(cpu, f - 40, 8, cpu->rip);
-	f -= 40;
+	emu_write_sys(cpu, f + offsetof(struct x86_int_frame64, ss), 8, old_ss);
+	emu_write_sys(cpu, f + offsetof(struct x86_int_frame64, rsp), 8, old_rsp);
+	emu_write_sys(cpu, f + offsetof(struct x86_int_frame64, rflags), 8, flags);
+	emu_write_sys(cpu, f + offsetof(struct x86_int_frame64, cs), 8, old_cs);
+	emu_write_sys(cpu, f + offsetof(struct x86_int_frame64, rip), 8, cpu->rip);
 	if (has_err) {
 		emu_write_sys(cpu, f - 8, 8, err);
 		f -= 8;
 	}
-	ncs.selector = (uint16_t)((g.sel & ~3u) | new_cpl);
+	ncs.selector = (uint16_t)((g.selector & ~3u) | new_cpl);
 	cpu->sregs.cs = ncs;
 	c->cpl = (uint8_t)new_cpl;
 	if (new_cpl != old_cpl) {
@@ -302,9 +281,9 @@ static void deliver_long(struct emu_cpu *cpu, uint8_t vector, enum emu_event kin
 	}
 	cpu->gpr[EMU_RSP] = f;
 	cpu->rflags &= ~(RFLAGS_TF | RFLAGS_NT | RFLAGS_RF | RFLAGS_VM);
-	if (g.type == GATE_INT32)
+	if (g.type == X86_GATE_INT)
 		cpu->rflags &= ~RFLAGS_IF;
-	cpu->rip = g.off;
+	cpu->rip = g.offset;
 	emu_update_mode(cpu);
 }
 
@@ -315,33 +294,28 @@ static void deliver_prot(struct emu_cpu *cpu, uint8_t vector, enum emu_event kin
 	if (vector * 8u + 7 > cpu->sregs.idt.limit)
 		emu_gp(cpu, idt_error(vector, kind));
 	uint64_t at = (uint32_t)(cpu->sregs.idt.base + vector * 8u);
-	uint64_t lo = emu_read_sys(cpu, at, 8);
-	struct gate g = {
-		.sel = (uint16_t)(lo >> 16),
-		.off = (lo & 0xffff) | ((lo >> 32) & 0xffff0000ull),
-		.type = (lo >> 40) & 0xf, .dpl = (lo >> 45) & 3,
-	};
-	if (g.type != GATE_INT32 && g.type != GATE_TRAP32 && g.type != GATE_INT16 &&
-	    g.type != GATE_TRAP16)
+	uint64_t raw = emu_read_sys(cpu, at, 8);
+	struct x86_gate g = x86_gate_decode(&raw, X86_MODE_PROT32);
+	if (!x86_gate_is_handler(&g, X86_MODE_PROT32))
 		emu_gp(cpu, idt_error(vector, kind));
-	check_gate(cpu, &g, lo, vector, kind);
+	check_gate(cpu, &g, vector, kind);
 	unsigned size = (g.type & 8) ? 4 : 2;
 
 	struct x86_segment ncs;
-	emu_desc_to_seg(emu_read_desc(cpu, g.sel, NULL), g.sel, &ncs);
-	if (!ncs.s || !(ncs.type & SEG_TYPE_CODE))
-		emu_gp(cpu, g.sel & ~3u);
+	emu_desc_to_seg(emu_read_desc(cpu, g.selector, NULL), g.selector, &ncs);
+	if (!ncs.s || !(ncs.type & SEG_TYPE_EXECUTABLE))
+		emu_gp(cpu, g.selector & ~3u);
 	if (!ncs.present)
-		emu_fault(cpu, X86_NP, true, g.sel & ~3u);
+		emu_fault(cpu, X86_NP, true, g.selector & ~3u);
 	unsigned new_cpl = ncs.dpl < c->cpl ? ncs.dpl : c->cpl;
 
 	uint64_t sp = cpu->gpr[EMU_RSP];
 	struct x86_segment nss = cpu->sregs.ss;
 	bool switch_stack = new_cpl < c->cpl;
 	if (switch_stack) {
-		uint64_t tss = cpu->sregs.tr.base + TSS32_ESP0 + new_cpl * 8;
-		sp = emu_read_sys(cpu, tss, 4);
-		uint16_t ss_sel = (uint16_t)emu_read_sys(cpu, tss + 4, 2);
+		uint64_t tss = cpu->sregs.tr.base;
+		sp = emu_read_sys(cpu, tss + TSS32_ESP(new_cpl), 4);
+		uint16_t ss_sel = (uint16_t)emu_read_sys(cpu, tss + TSS32_SS(new_cpl), 2);
 		emu_desc_to_seg(emu_read_desc(cpu, ss_sel, NULL), ss_sel, &nss);
 	}
 	uint64_t mask = nss.db ? 0xffffffffull : 0xffffull;
@@ -363,14 +337,14 @@ static void deliver_prot(struct emu_cpu *cpu, uint8_t vector, enum emu_event kin
 	}
 	if (switch_stack)
 		cpu->sregs.ss = nss;
-	ncs.selector = (uint16_t)((g.sel & ~3u) | new_cpl);
+	ncs.selector = (uint16_t)((g.selector & ~3u) | new_cpl);
 	cpu->sregs.cs = ncs;
 	c->cpl = (uint8_t)new_cpl;
 	cpu->gpr[EMU_RSP] = (cpu->gpr[EMU_RSP] & ~mask) | (f & mask);
 	cpu->rflags &= ~(RFLAGS_TF | RFLAGS_NT | RFLAGS_RF | RFLAGS_VM);
 	if (!(g.type & 1))
 		cpu->rflags &= ~RFLAGS_IF;
-	cpu->rip = g.off;
+	cpu->rip = g.offset;
 	emu_update_mode(cpu);
 }
 
@@ -442,7 +416,7 @@ void emu_far_jump(struct emu_cpu *cpu, uint16_t sel, uint64_t off, bool call, un
 		uint64_t d = emu_read_desc(cpu, sel, NULL);
 		struct x86_segment n;
 		emu_desc_to_seg(d, sel, &n);
-		if (!n.s || !(n.type & SEG_TYPE_CODE))
+		if (!n.s || !(n.type & SEG_TYPE_EXECUTABLE))
 			emu_gp(cpu, sel & ~3u);    /* call gates, task gates: not implemented */
 	}
 	if (call) {

@@ -213,6 +213,7 @@ void emu_branch(struct emu_cpu *cpu, const struct emu_insn *in, uint64_t target)
 void emu_set_rflags(struct emu_cpu *cpu, uint64_t value, uint64_t may_change)
 {
 	cpu->rflags = (cpu->rflags & ~may_change) | (value & may_change) | RFLAGS_FIXED1;
+	emu_tlb_ac_changed(cpu);                /* SMAP entries AC allowed (emu_mem.c) */
 }
 
 /* --- the loop ------------------------------------------------------------------ */

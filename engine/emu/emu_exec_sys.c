@@ -1,7 +1,9 @@
 /* engine/emu/emu_exec_sys.c — system instructions: interrupt flag, HLT,
  * port I/O, software interrupts, IRET, descriptor tables, control and
  * debug registers, segment registers, MSRs, CPUID, TSC, SYSCALL/SYSRET,
- * SWAPGS, XSETBV. Privilege checks raise #GP(0) as the SDM says. */
+ * SWAPGS, XSETBV, TLB invalidation (INVLPG, INVPCID), CLAC/STAC, RDPID.
+ * Privilege checks raise #GP(0) as the SDM says; with CR4.UMIP, SGDT,
+ * SIDT, SLDT, STR and SMSW outside ring 0 too. */
 #include "engine/emu/emu_core.h"
 
 #include <string.h>
@@ -24,6 +26,13 @@ static bool iopl_ok(struct emu_cpu *cpu)
 	if (!(cpu->sregs.cr0 & CR0_PE))
 		return true;
 	return emu_core_of(cpu)->cpl <= ((cpu->rflags & RFLAGS_IOPL_MASK) >> 12);
+}
+
+/* UMIP: the descriptor-table and machine-status stores are ring 0 only. */
+static void umip_check(struct emu_cpu *cpu)
+{
+	if ((cpu->sregs.cr4 & EMU_CR4_UMIP) && emu_core_of(cpu)->cpl != 0)
+		emu_gp(cpu, 0);
 }
 
 /* A fault the platform raised with emu_raise() while we called it. */
@@ -177,6 +186,7 @@ static void h_sgdt_sidt(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	const struct x86_dtable *t = in->mnemonic == ZYDIS_MNEMONIC_SGDT ? &cpu->sregs.gdt
 									  : &cpu->sregs.idt;
+	umip_check(cpu);
 	uint64_t lin = emu_op_lin(cpu, in, &OP0);
 	uint8_t buf[10];
 	unsigned n = emu_long64(cpu) ? 10 : 6;
@@ -227,11 +237,108 @@ static void h_sldt_str(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	uint16_t sel = in->mnemonic == ZYDIS_MNEMONIC_STR ? cpu->sregs.tr.selector
 							  : cpu->sregs.ldt.selector;
+	umip_check(cpu);
 	emu_op_write(cpu, in, 0, sel);
+}
+
+/* --- VERR, VERW, LAR, LSL: descriptor checks that set ZF instead of faulting --- */
+
+/* The descriptor a selector names, or false where these instructions give
+ * ZF=0: a null selector, one beyond its table's limit, an unusable LDT. */
+static bool probe_desc(struct emu_cpu *cpu, uint16_t sel, uint64_t *desc)
+{
+	uint64_t base, limit;
+	if (!(sel & ~3u))
+		return false;
+	if (sel & SEL_TI_LDT) {
+		if (cpu->sregs.ldt.unusable || !cpu->sregs.ldt.present)
+			return false;
+		base = cpu->sregs.ldt.base;
+		limit = cpu->sregs.ldt.limit;
+	} else {
+		base = cpu->sregs.gdt.base;
+		limit = cpu->sregs.gdt.limit;
+	}
+	if ((sel & ~7u) + 7u > limit)
+		return false;
+	uint64_t lin = base + (sel & ~7u);
+	*desc = emu_read_sys(cpu, emu_long64(cpu) ? lin : (uint32_t)lin, 8);
+	return true;
+}
+
+/* Which descriptors LAR/LSL may report besides code and data segments. */
+static bool system_type_visible(struct emu_cpu *cpu, unsigned type, bool lar)
+{
+	if (type == SYS_TYPE_LDT || type == SYS_TYPE_TSS_AVAIL || type == SYS_TYPE_TSS_BUSY)
+		return true;
+	if (emu_long64(cpu))
+		return lar && type == 0xc;                  /* 64-bit call gate */
+	return type == 1 || type == 3 || (lar && (type == 4 || type == 5 || type == 0xc));
+}
+
+/* The privilege rule they share: conforming code is visible at any CPL. */
+static bool desc_visible(struct emu_cpu *cpu, uint16_t sel, uint64_t d)
+{
+	unsigned type = (d >> 40) & 0xf, dpl = (d >> 45) & 3;
+	bool code = (d >> 44) & 1 && (type & SEG_TYPE_EXECUTABLE);
+	if (code && (type & SEG_TYPE_CONFORMING))
+		return true;
+	unsigned cpl = emu_core_of(cpu)->cpl, rpl = sel & 3u;
+	return dpl >= cpl && dpl >= rpl;
+}
+
+static void set_zf(struct emu_cpu *cpu, bool on)
+{
+	if (on)
+		cpu->rflags |= RFLAGS_ZF;
+	else
+		cpu->rflags &= ~RFLAGS_ZF;
+}
+
+static void h_verr_verw(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	uint16_t sel = (uint16_t)emu_op_read(cpu, in, 0);
+	uint64_t d;
+	bool ok = probe_desc(cpu, sel, &d) && ((d >> 44) & 1) && desc_visible(cpu, sel, d);
+	if (ok) {
+		unsigned type = (d >> 40) & 0xf;
+		bool code = type & SEG_TYPE_EXECUTABLE;
+		if (in->mnemonic == ZYDIS_MNEMONIC_VERW)
+			ok = !code && (type & SEG_TYPE_WRITABLE);
+		else
+			ok = !code || (type & SEG_TYPE_READABLE);
+	}
+	set_zf(cpu, ok);
+}
+
+static void h_lar_lsl(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	bool lar = in->mnemonic == ZYDIS_MNEMONIC_LAR;
+	uint16_t sel = (uint16_t)emu_op_read(cpu, in, 1);
+	uint64_t d;
+	bool ok = probe_desc(cpu, sel, &d);
+	if (ok) {
+		unsigned type = (d >> 40) & 0xf;
+		ok = ((d >> 44) & 1 ? true : system_type_visible(cpu, type, lar)) &&
+		     desc_visible(cpu, sel, d);
+	}
+	if (ok) {
+		uint64_t v;
+		if (lar) {
+			v = (d >> 32) & 0x00f0ff00;
+		} else {
+			struct x86_segment s;
+			emu_desc_to_seg(d, sel, &s);
+			v = s.limit;
+		}
+		emu_op_write(cpu, in, 0, v);
+	}
+	set_zf(cpu, ok);
 }
 
 static void h_smsw(struct emu_cpu *cpu, const struct emu_insn *in)
 {
+	umip_check(cpu);
 	emu_op_write(cpu, in, 0, cpu->sregs.cr0);
 }
 
@@ -252,9 +359,51 @@ static void h_clts(struct emu_cpu *cpu, const struct emu_insn *in)
 
 static void h_invlpg(struct emu_cpu *cpu, const struct emu_insn *in)
 {
-	(void)in;
 	need_cpl0(cpu);
-	emu_tlb_flush(cpu);
+	emu_tlb_flush_page(cpu, emu_op_lin(cpu, in, &OP0));
+}
+
+/* INVPCID type, [descriptor]: the TLB holds only the current PCID's
+ * entries and global ones (emu_mem.c), so another PCID has nothing to drop. */
+static void h_invpcid(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	need_cpl0(cpu);
+	uint64_t type = emu_op_read(cpu, in, 0);
+	uint64_t lin = emu_op_lin(cpu, in, &OP1);
+	uint64_t pcid = emu_read(cpu, lin, 8), addr = emu_read(cpu, lin + 8, 8);
+	bool pcide = cpu->sregs.cr4 & EMU_CR4_PCIDE;
+	bool current = (cpu->sregs.cr3 & 0xfff) == pcid;
+	if (type > 3 || (pcid >> 12))
+		emu_gp(cpu, 0);
+	if (type <= 1 && !pcide && pcid != 0)
+		emu_gp(cpu, 0);
+	switch (type) {
+	case 0:
+		if ((uint64_t)((int64_t)(addr << 16) >> 16) != addr)
+			emu_gp(cpu, 0);
+		if (current)
+			emu_tlb_flush_page(cpu, addr);
+		break;
+	case 1:
+		if (current)
+			emu_tlb_flush_nonglobal(cpu);
+		break;
+	case 2: emu_tlb_flush(cpu); break;
+	default: emu_tlb_flush_nonglobal(cpu); break;
+	}
+}
+
+/* CLAC/STAC: RFLAGS.AC, which lets ring 0 reach user pages under SMAP. */
+static void h_clac_stac(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	if (emu_core_of(cpu)->cpl != 0)
+		emu_ud(cpu);
+	if (in->mnemonic == ZYDIS_MNEMONIC_STAC) {
+		cpu->rflags |= RFLAGS_AC;
+	} else {
+		cpu->rflags &= ~RFLAGS_AC;
+		emu_tlb_ac_changed(cpu);
+	}
 }
 
 /* --- MOV to/from CRn, DRn and segment registers ------------------------------------- */
@@ -379,6 +528,20 @@ static void h_rdtsc(struct emu_cpu *cpu, const struct emu_insn *in)
 		emu_gpr_set(cpu, EMU_RCX, 4, cpu->msr_tsc_aux);
 }
 
+/* RDPMC: there are no performance counters (CPUID leaf 0xa is 0), so
+ * every counter index is invalid: #GP, as on hardware. */
+static void h_rdpmc(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	(void)in;
+	emu_gp(cpu, 0);
+}
+
+/* RDPID: IA32_TSC_AUX into a 64-bit register, at any CPL. */
+static void h_rdpid(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	emu_gpr_set(cpu, OP0.reg, emu_long64(cpu) ? 8 : 4, cpu->msr_tsc_aux);
+}
+
 static void h_xsetbv(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	(void)in;
@@ -386,7 +549,7 @@ static void h_xsetbv(struct emu_cpu *cpu, const struct emu_insn *in)
 		emu_ud(cpu);
 	need_cpl0(cpu);
 	uint64_t v = (cpu->gpr[EMU_RAX] & 0xffffffffull) | (cpu->gpr[EMU_RDX] << 32);
-	if ((uint32_t)cpu->gpr[EMU_RCX] != 0 || !(v & 1) || (v & ~3ull))
+	if ((uint32_t)cpu->gpr[EMU_RCX] != 0 || !(v & 1) || (v & ~(uint64_t)EMU_XCR0_SUPPORTED))
 		emu_gp(cpu, 0);
 	emu_core_of(cpu)->xcr0 = v;
 }
@@ -412,29 +575,33 @@ static struct x86_segment flat_seg(uint16_t sel, uint8_t type, bool code64, unsi
 				     .dpl = (uint8_t)dpl };
 }
 
+/* SYSCALL and SYSRET as Intel CPUs do them: 64-bit mode only (#UD
+ * elsewhere, CSTAR is never used), CS and SS from STAR with fixed flat
+ * attributes, RFLAGS masked by FMASK into ring 0 and restored from R11
+ * (bits 0x3c7fd7) out of it. */
 static void h_syscall(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	(void)in;
 	struct emu_core *c = emu_core_of(cpu);
-	if (!(cpu->sregs.efer & EFER_SCE) || !(cpu->sregs.efer & EFER_LMA))
+	if (!(cpu->sregs.efer & EFER_SCE) || !emu_long64(cpu))
 		emu_ud(cpu);
 	uint16_t sel = (uint16_t)((cpu->msr_star >> 32) & 0xfffc);
 	cpu->gpr[EMU_RCX] = cpu->rip;
 	cpu->gpr[EMU_R11] = emu_dbg_rflags_image(cpu) & ~RFLAGS_RF;
 	cpu->rflags &= ~(cpu->msr_fmask | RFLAGS_RF);
 	cpu->rflags |= RFLAGS_FIXED1;
-	uint64_t target = c->mode == X86_MODE_LONG64 ? cpu->msr_lstar : cpu->msr_cstar;
 	cpu->sregs.cs = flat_seg(sel, 0xb, true, 0);
 	cpu->sregs.ss = flat_seg((uint16_t)(sel + 8), 0x3, false, 0);
 	c->cpl = 0;
-	cpu->rip = target;
+	cpu->rip = cpu->msr_lstar;
 	emu_update_mode(cpu);
+	emu_tlb_ac_changed(cpu);
 }
 
 static void h_sysret(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	struct emu_core *c = emu_core_of(cpu);
-	if (!(cpu->sregs.efer & EFER_SCE) || !(cpu->sregs.efer & EFER_LMA))
+	if (!(cpu->sregs.efer & EFER_SCE) || !emu_long64(cpu))
 		emu_ud(cpu);
 	need_cpl0(cpu);
 	uint16_t base = (uint16_t)(cpu->msr_star >> 48);
@@ -449,11 +616,11 @@ static void h_sysret(struct emu_cpu *cpu, const struct emu_insn *in)
 		cpu->sregs.cs = flat_seg((uint16_t)(base | 3), 0xb, false, 3);
 		cpu->rip = (uint32_t)cpu->gpr[EMU_RCX];
 	}
-	cpu->sregs.ss.selector = (uint16_t)((base + 8) | 3);
-	cpu->sregs.ss.dpl = 3;
+	cpu->sregs.ss = flat_seg((uint16_t)((base + 8) | 3), 0x3, false, 3);
 	c->cpl = 3;
 	emu_update_mode(cpu);
 	emu_dbg_rflags_loaded(cpu);
+	emu_tlb_ac_changed(cpu);
 }
 
 static void h_swapgs(struct emu_cpu *cpu, const struct emu_insn *in)
@@ -506,9 +673,18 @@ const struct emu_handler_entry emu_exec_sys_table[] = {
 	{ ZYDIS_MNEMONIC_SLDT, h_sldt_str },
 	{ ZYDIS_MNEMONIC_STR, h_sldt_str },
 	{ ZYDIS_MNEMONIC_SMSW, h_smsw },
+	{ ZYDIS_MNEMONIC_VERR, h_verr_verw },
+	{ ZYDIS_MNEMONIC_VERW, h_verr_verw },
+	{ ZYDIS_MNEMONIC_LAR, h_lar_lsl },
+	{ ZYDIS_MNEMONIC_LSL, h_lar_lsl },
 	{ ZYDIS_MNEMONIC_LMSW, h_lmsw },
 	{ ZYDIS_MNEMONIC_CLTS, h_clts },
 	{ ZYDIS_MNEMONIC_INVLPG, h_invlpg },
+	{ ZYDIS_MNEMONIC_INVPCID, h_invpcid },
+	{ ZYDIS_MNEMONIC_CLAC, h_clac_stac },
+	{ ZYDIS_MNEMONIC_STAC, h_clac_stac },
+	{ ZYDIS_MNEMONIC_RDPID, h_rdpid },
+	{ ZYDIS_MNEMONIC_RDPMC, h_rdpmc },
 	{ ZYDIS_MNEMONIC_RDMSR, h_rdmsr },
 	{ ZYDIS_MNEMONIC_WRMSR, h_wrmsr },
 	{ ZYDIS_MNEMONIC_CPUID, h_cpuid },

@@ -365,11 +365,11 @@ static __attribute__((noinline, cold)) void code_store(struct emu_cpu *cpu, stru
 static void stored(struct emu_cpu *cpu, struct emu_core *c, uint64_t lin, unsigned s)
 {
 	const struct emu_tlb_entry *t = tlb_of(c, lin);
-	if ((t->tag_w & ~EMU_TAG_CODE) != ((lin + s - 1) & EMU_PAGE_MASK)) {
+	if ((t->tag_w & ~EMU_TAG_CODE) != ((lin + s - 1) & X86_PAGE_MASK)) {
 		c->blk_break = true;
 		return;
 	}
-	uint64_t gpa = t->gpa + (lin & (EMU_PAGE_SIZE - 1));
+	uint64_t gpa = t->gpa + (lin & (X86_PAGE_SIZE - 1));
 	if (emu_code_frame(cpu->evm->code_filter, gpa))
 		code_store(cpu, c, gpa, s);
 }
@@ -441,9 +441,9 @@ static __attribute__((noinline)) unsigned f_miss(struct emu_cpu *cpu, struct emu
 	uint64_t p##_lin = (lin);                                                             \
 	const struct emu_tlb_entry *p##_t = tlb_of(c, p##_lin);                               \
 	if (__builtin_expect(((w) ? p##_t->tag_w : p##_t->tag_r) !=                           \
-			     ((p##_lin + (s) - 1) & EMU_PAGE_MASK), 0))                       \
+			     ((p##_lin + (s) - 1) & X86_PAGE_MASK), 0))                       \
 		return f_miss(cpu, c, f);                                                     \
-	uint8_t *p = p##_t->host + (p##_lin & (EMU_PAGE_SIZE - 1))
+	uint8_t *p = p##_t->host + (p##_lin & (X86_PAGE_SIZE - 1))
 #define RD(p, lin, s) ACCESS(p, lin, s, 0)
 #define WR(p, lin, s) ACCESS(p, lin, s, 1)
 
@@ -1534,14 +1534,14 @@ static inline struct emu_block *block_at(struct emu_cpu *cpu, struct emu_core *c
 {
 	uint64_t lin = cpu->rip;
 	struct emu_tlb_entry *t = tlb_of(c, lin);
-	if (__builtin_expect(t->tag_x != (lin & EMU_PAGE_MASK), 0))
+	if (__builtin_expect(t->tag_x != (lin & X86_PAGE_MASK), 0))
 		return NULL;                   /* step() fills the TLB (or faults) */
-	unsigned off = (unsigned)(lin & (EMU_PAGE_SIZE - 1));
+	unsigned off = (unsigned)(lin & (X86_PAGE_SIZE - 1));
 	uint64_t gpa = t->gpa + off;
 	struct emu_block *b = &c->blocks->b[block_index(gpa)];
 	/* a block's generation is only ever set while it is valid, in 64-bit mode */
 	if (__builtin_expect(b->gen != cpu->evm->code_gen || b->gpa != gpa, 0)) {
-		b = block_check(cpu, b, gpa, t->host + off, (unsigned)EMU_PAGE_SIZE - off);
+		b = block_check(cpu, b, gpa, t->host + off, (unsigned)X86_PAGE_SIZE - off);
 		if (!b)
 			return NULL;
 	}
@@ -1582,9 +1582,9 @@ static inline struct emu_block *block_next(struct emu_cpu *cpu, struct emu_core 
 					   const struct emu_fop *f)
 {
 	uint64_t rip = cpu->rip;
-	if (!(f->flags & FOP_LINK) || ((rip ^ c->blk_rip) & EMU_PAGE_MASK))
+	if (!(f->flags & FOP_LINK) || ((rip ^ c->blk_rip) & X86_PAGE_MASK))
 		return block_at(cpu, c);
-	uint64_t gpa = (c->blk_gpa & EMU_PAGE_MASK) | (rip & (EMU_PAGE_SIZE - 1));
+	uint64_t gpa = (c->blk_gpa & X86_PAGE_MASK) | (rip & (X86_PAGE_SIZE - 1));
 	struct emu_block *b = f->link;
 	if (__builtin_expect(!b || b->gen != cpu->evm->code_gen || b->gpa != gpa, 0)) {
 		b = block_at(cpu, c);

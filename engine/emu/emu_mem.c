@@ -9,11 +9,26 @@
  * 2048: 8 MiB of 4 KiB pages, so a copy between two 2 MiB buffers and a
  * third one walked meanwhile do not evict each other), one tag per kind of
  * access. A tag is set only when that access needs no
- * page-table update: the write tag only once the dirty bit is set. It is
- * flushed on CR3/CR0/CR4/EFER writes, INVLPG (all of it: large pages are
- * cached 4 KiB at a time) and INIT; the guest must INVLPG after changing a
- * PTE, as on hardware. The write tag of a frame that may hold fast-path
- * blocks carries EMU_TAG_CODE (emu_core.h), masked off here.
+ * page-table update: the write tag only once the dirty bit is set. The
+ * guest must INVLPG after changing a PTE, as on hardware. The write tag of
+ * a frame that may hold fast-path blocks carries EMU_TAG_CODE (emu_core.h),
+ * masked off here. Invalidation, as the SDM allows (a TLB may always drop
+ * more than it must):
+ *   - CR3 writes drop every entry but global pages (G with CR4.PGE); with
+ *     CR4.PCIDE the TLB holds the current PCID only, so a write keeps the
+ *     entries when bit 63 is set and the PCID stays, else drops non-global
+ *     ones (another PCID's entries are never kept);
+ *   - INVLPG drops the page, and the entries of a large page holding it
+ *     (large pages are cached 4 KiB at a time, tlb_attr says which);
+ *   - CR0.PG/PE/WP, CR4.PAE/PGE/PSE/PCIDE/SMEP/SMAP/LA57, EFER and INIT
+ *     drop everything.
+ * Protection: NX with EFER.NXE; CR0.WP; SMEP (supervisor fetch from a user
+ * page) and SMAP (supervisor data access to a user page, allowed at CPL<3
+ * with RFLAGS.AC set; implicit accesses at CPL 3 never): both #PF with P=1.
+ * A supervisor entry of a user page that only AC allowed is dropped as soon
+ * as AC is clear again or the CPU is in ring 3 (emu_tlb_ac_changed, called
+ * by everything that can clear AC or enter ring 3 with it set: CLAC, POPF
+ * and IRET via emu_set_rflags, SYSCALL, SYSRET).
  *
  * Replay: an access the machine must complete (a device in machine/) ends
  * the instruction with the exit filled and RIP at the instruction. When the
@@ -26,15 +41,7 @@
 
 #include "engine/emu/emu_debug.h"
 #include "engine/emu/emu_platform.h"
-
-#define PTE_P   (1ull << 0)
-#define PTE_W   (1ull << 1)
-#define PTE_U   (1ull << 2)
-#define PTE_A   (1ull << 5)
-#define PTE_D   (1ull << 6)
-#define PTE_PS  (1ull << 7)
-#define PTE_NX  (1ull << 63)
-#define PTE_ADDR 0x000ffffffffff000ull
+#include "x86/desc.h"
 
 #define PF_P    (1u << 0)        /* protection violation (else not present) */
 #define PF_W    (1u << 1)
@@ -45,10 +52,79 @@ enum emu_acc { ACC_R, ACC_W, ACC_X };
 
 #define TAG_NONE (~0ull)
 
+/* emu_core.tlb_attr bits */
+#define EMU_TLBA_GLOBAL    1u      /* global page: CR3 writes keep it */
+#define EMU_TLBA_LARGE     2u      /* part of a 2 MiB page */
+#define EMU_TLBA_HUGE      4u      /* part of a 1 GiB (or 4 MiB) page */
+#define EMU_TLBA_SMAP_USER 8u      /* supervisor entry of a user page, allowed by AC */
+
 void emu_tlb_flush(struct emu_cpu *cpu)
 {
 	struct emu_core *c = emu_core_of(cpu);
 	memset(c->tlb, 0xff, sizeof(c->tlb));
+	memset(c->tlb_attr, 0, sizeof(c->tlb_attr));
+	c->tlb_any_global = c->tlb_any_large = c->tlb_any_smap_user = false;
+}
+
+static void tlb_drop(struct emu_core *c, unsigned user, unsigned i)
+{
+	struct emu_tlb_entry *t = &c->tlb[user][i];
+	t->tag_r = t->tag_w = t->tag_x = TAG_NONE;
+	c->tlb_attr[user][i] = 0;
+}
+
+void emu_tlb_flush_nonglobal(struct emu_cpu *cpu)
+{
+	struct emu_core *c = emu_core_of(cpu);
+	if (!c->tlb_any_global) {
+		emu_tlb_flush(cpu);
+		return;
+	}
+	for (unsigned u = 0; u < 2; u++)
+		for (unsigned i = 0; i < EMU_TLB_SIZE; i++)
+			if (!(c->tlb_attr[u][i] & EMU_TLBA_GLOBAL))
+				tlb_drop(c, u, i);
+}
+
+/* The linear page an entry maps (TAG_NONE: none). */
+static uint64_t tlb_page(const struct emu_tlb_entry *t)
+{
+	if (t->tag_r != TAG_NONE)
+		return t->tag_r;
+	if (t->tag_x != TAG_NONE)
+		return t->tag_x;
+	return t->tag_w & ~EMU_TAG_CODE;
+}
+
+void emu_tlb_flush_page(struct emu_cpu *cpu, uint64_t lin)
+{
+	struct emu_core *c = emu_core_of(cpu);
+	uint64_t page = lin & X86_PAGE_MASK;
+	unsigned slot = (unsigned)(lin >> 12) & (EMU_TLB_SIZE - 1);
+	for (unsigned u = 0; u < 2; u++) {
+		if (tlb_page(&c->tlb[u][slot]) == page)
+			tlb_drop(c, u, slot);
+	}
+	if (!c->tlb_any_large)
+		return;
+	for (unsigned u = 0; u < 2; u++)
+		for (unsigned i = 0; i < EMU_TLB_SIZE; i++) {
+			uint8_t a = c->tlb_attr[u][i];
+			unsigned shift = (a & EMU_TLBA_HUGE) ? 30 : (a & EMU_TLBA_LARGE) ? 21 : 0;
+			if (shift && ((tlb_page(&c->tlb[u][i]) ^ lin) >> shift) == 0)
+				tlb_drop(c, u, i);
+		}
+}
+
+void emu_tlb_ac_changed(struct emu_cpu *cpu)
+{
+	struct emu_core *c = emu_core_of(cpu);
+	if (!c->tlb_any_smap_user || ((cpu->rflags & RFLAGS_AC) && c->cpl < 3))
+		return;
+	for (unsigned i = 0; i < EMU_TLB_SIZE; i++)
+		if (c->tlb_attr[0][i] & EMU_TLBA_SMAP_USER)
+			tlb_drop(c, 0, i);
+	c->tlb_any_smap_user = false;
 }
 
 void emu_tlb_mark_code(struct emu_cpu *cpu)
@@ -86,6 +162,8 @@ struct walk_layout {
 struct walk_result {
 	uint64_t gpa;               /* of the byte asked for */
 	bool user_ok, write_ok, exec_ok, dirty;
+	bool global;                /* the leaf's G bit */
+	unsigned page_shift;        /* 12, 21, 22 or 30 */
 };
 
 static uint64_t walk_entry_load(void *p, unsigned bytes)
@@ -141,17 +219,20 @@ static int walk_tables(struct emu_cpu *cpu, const struct walk_layout *l, uint64_
 				cpu->evm->code_gen++;
 			}
 			w->dirty = (e & PTE_D) || acc == ACC_W;
+			w->global = e & PTE_G;
+			w->page_shift = l->entry_bytes == 4 && level == 2 ? 22 : shift;
 			uint64_t base;
 			if (level == 1)
-				base = l->entry_bytes == 4 ? (e & 0xfffff000ull) : (e & PTE_ADDR);
+				base = l->entry_bytes == 4 ? (e & PTE32_ADDR_MASK)
+							   : (e & PTE_ADDR_MASK);
 			else if (l->entry_bytes == 4)   /* PSE-36 4 MiB page */
 				base = (e & 0xffc00000ull) | ((e & 0x001fe000ull) << 19);
 			else
-				base = e & PTE_ADDR & ~((1ull << shift) - 1);
+				base = e & PTE_ADDR_MASK & ~((1ull << shift) - 1);
 			w->gpa = base + (lin & ((1ull << shift) - 1));
 			return 0;
 		}
-		table = l->entry_bytes == 4 ? (e & 0xfffff000ull) : (e & PTE_ADDR);
+		table = l->entry_bytes == 4 ? (e & PTE32_ADDR_MASK) : (e & PTE_ADDR_MASK);
 	}
 	return 2;
 }
@@ -163,8 +244,8 @@ static int walk(struct emu_cpu *cpu, uint64_t lin, enum emu_acc acc, struct walk
 	w->user_ok = w->write_ok = w->exec_ok = true;
 	if (s->efer & EFER_LMA) {
 		static const struct walk_layout l4 = { 4, 8, 9, 2, 3 }, l5 = { 5, 8, 9, 2, 3 };
-		return walk_tables(cpu, (s->cr4 & CR4_LA57) ? &l5 : &l4, s->cr3 & PTE_ADDR, true,
-				   lin, acc, w, nxe);
+		return walk_tables(cpu, (s->cr4 & CR4_LA57) ? &l5 : &l4, s->cr3 & PTE_ADDR_MASK,
+				   true, lin, acc, w, nxe);
 	}
 	if (s->cr4 & CR4_PAE) {
 		static const struct walk_layout pd = { 2, 8, 9, 2, 2 };
@@ -172,10 +253,11 @@ static int walk(struct emu_cpu *cpu, uint64_t lin, enum emu_acc acc, struct walk
 		uint64_t *p = vm_gpa_to_host(cpu->vcpu->vm, at, 8);
 		if (!p || !(*p & PTE_P))
 			return 2;
-		return walk_tables(cpu, &pd, *p & PTE_ADDR, true, lin, acc, w, nxe);
+		return walk_tables(cpu, &pd, *p & PTE_ADDR_MASK, true, lin, acc, w, nxe);
 	}
 	static const struct walk_layout l2 = { 2, 4, 10, 2, 2 };
-	return walk_tables(cpu, &l2, s->cr3 & 0xfffff000ull, s->cr4 & CR4_PSE, lin, acc, w, false);
+	return walk_tables(cpu, &l2, s->cr3 & PTE32_ADDR_MASK, s->cr4 & CR4_PSE, lin, acc, w,
+			   false);
 }
 
 static bool canonical(struct emu_cpu *cpu, uint64_t lin)
@@ -184,43 +266,87 @@ static bool canonical(struct emu_cpu *cpu, uint64_t lin)
 	return (uint64_t)((int64_t)(lin << (64 - bits)) >> (64 - bits)) == lin;
 }
 
+/* Supervisor access to a user page: SMEP and SMAP (see the top). Returns
+ * the TLB attribute to note, clears what the entry may not allow later. */
+static uint8_t supervisor_on_user_page(struct emu_cpu *cpu, uint64_t lin, enum emu_acc acc,
+				       uint32_t code, struct walk_result *w, bool *data_ok)
+{
+	uint64_t cr4 = cpu->sregs.cr4;
+	if (cr4 & EMU_CR4_SMEP) {
+		if (acc == ACC_X)
+			walk_fault(cpu, lin, code | PF_P);
+		w->exec_ok = false;
+	}
+	if (!(cr4 & EMU_CR4_SMAP))
+		return 0;
+	bool allowed = emu_core_of(cpu)->cpl < 3 && (cpu->rflags & RFLAGS_AC);
+	if (acc != ACC_X && !allowed)
+		walk_fault(cpu, lin, code | PF_P);
+	*data_ok = allowed;
+	return allowed ? EMU_TLBA_SMAP_USER : 0;
+}
+
+static uint8_t tlb_attr_of(const struct emu_cpu *cpu, const struct walk_result *w)
+{
+	uint8_t a = 0;
+	if (w->global && (cpu->sregs.cr4 & CR4_PGE))
+		a |= EMU_TLBA_GLOBAL;
+	if (w->page_shift == 21)
+		a |= EMU_TLBA_LARGE;
+	else if (w->page_shift > 21)
+		a |= EMU_TLBA_HUGE;
+	return a;
+}
+
 /* Linear page -> TLB entry for an access (user: at CPL 3 rules), filling it
  * by a walk when needed; faults #PF / #GP. */
 static struct emu_tlb_entry *translate(struct emu_cpu *cpu, uint64_t lin, enum emu_acc acc,
 				       bool user)
 {
 	struct emu_core *c = emu_core_of(cpu);
-	uint64_t page = lin & EMU_PAGE_MASK;
-	struct emu_tlb_entry *t = &c->tlb[user][(lin >> 12) & (EMU_TLB_SIZE - 1)];
+	uint64_t page = lin & X86_PAGE_MASK;
+	unsigned slot = (unsigned)(lin >> 12) & (EMU_TLB_SIZE - 1);
+	struct emu_tlb_entry *t = &c->tlb[user][slot];
 	uint64_t tag = acc == ACC_R ? t->tag_r : acc == ACC_W ? t->tag_w : t->tag_x;
 	if ((tag & ~EMU_TAG_CODE) == page)
 		return t;
 
 	struct walk_result w = { .gpa = lin, .user_ok = true, .write_ok = true, .exec_ok = true,
-				 .dirty = true };
+				 .dirty = true, .page_shift = 12 };
 	bool paging = (cpu->sregs.cr0 & CR0_PG) && (cpu->sregs.cr0 & CR0_PE);
+	bool data_ok = true;
+	uint8_t attr = 0;
 	if (c->mode == X86_MODE_LONG64 && !canonical(cpu, lin))
 		emu_gp(cpu, 0);
 	if (paging) {
 		int r = walk(cpu, lin, acc, &w);
+		bool fetch_flag = cpu->sregs.efer & EFER_NXE || cpu->sregs.cr4 & EMU_CR4_SMEP;
 		uint32_t code = (acc == ACC_W ? PF_W : 0) | (user ? PF_U : 0) |
-				(acc == ACC_X && (cpu->sregs.efer & EFER_NXE) ? PF_I : 0);
+				(acc == ACC_X && fetch_flag ? PF_I : 0);
 		if (r)
 			walk_fault(cpu, lin, code);
 		bool wp = cpu->sregs.cr0 & CR0_WP;
 		if ((user && !w.user_ok) || (acc == ACC_W && !w.write_ok && (user || wp)) ||
 		    (acc == ACC_X && !w.exec_ok))
 			walk_fault(cpu, lin, code | PF_P);
+		if (!user && w.user_ok)
+			attr = supervisor_on_user_page(cpu, lin, acc, code, &w, &data_ok);
 		if (!user && !wp)
 			w.write_ok = true;        /* supervisor writes ignore R/W without WP */
+		attr |= tlb_attr_of(cpu, &w);
 	}
-	uint64_t gpa_page = w.gpa & EMU_PAGE_MASK;
+	uint64_t gpa_page = w.gpa & X86_PAGE_MASK;
 	t->gpa = gpa_page;
-	t->host = vm_gpa_to_host(cpu->vcpu->vm, gpa_page, EMU_PAGE_SIZE);
+	t->host = vm_gpa_to_host(cpu->vcpu->vm, gpa_page, X86_PAGE_SIZE);
 	t->tag_r = t->tag_w = t->tag_x = TAG_NONE;
+	c->tlb_attr[user][slot] = attr;
+	c->tlb_any_global |= attr & EMU_TLBA_GLOBAL;
+	c->tlb_any_large |= attr & (EMU_TLBA_LARGE | EMU_TLBA_HUGE);
+	c->tlb_any_smap_user |= attr & EMU_TLBA_SMAP_USER;
 	if (t->host) {
-		t->tag_r = page;
-		if (w.write_ok && w.dirty)
+		if (data_ok)
+			t->tag_r = page;
+		if (data_ok && w.write_ok && w.dirty)
 			t->tag_w = page | (emu_code_frame(cpu->evm->code_filter, gpa_page) ?
 					   EMU_TAG_CODE : 0);
 		if (w.exec_ok)
@@ -388,7 +514,7 @@ static void access_bytes(struct emu_cpu *cpu, uint64_t lin, uint8_t *buf, unsign
 	if (write) {
 		uint64_t a = lin;
 		for (unsigned left = len; left > 0;) {
-			unsigned n = (unsigned)(EMU_PAGE_SIZE - (a & (EMU_PAGE_SIZE - 1)));
+			unsigned n = (unsigned)(X86_PAGE_SIZE - (a & (X86_PAGE_SIZE - 1)));
 			if (n > left)
 				n = left;
 			translate(cpu, a, acc, user);
@@ -397,8 +523,8 @@ static void access_bytes(struct emu_cpu *cpu, uint64_t lin, uint8_t *buf, unsign
 		}
 	}
 	while (len > 0) {
-		unsigned off = (unsigned)(lin & (EMU_PAGE_SIZE - 1));
-		unsigned n = (unsigned)EMU_PAGE_SIZE - off;
+		unsigned off = (unsigned)(lin & (X86_PAGE_SIZE - 1));
+		unsigned n = (unsigned)X86_PAGE_SIZE - off;
 		if (n > len)
 			n = len;
 		struct emu_tlb_entry *t = translate(cpu, lin, acc, user);
@@ -443,7 +569,7 @@ uint8_t *emu_lock_ptr(struct emu_cpu *cpu, uint64_t lin, unsigned size)
 	bool user = at_user(cpu, false);
 	translate(cpu, lin, ACC_R, user);
 	struct emu_tlb_entry *t = translate(cpu, lin, ACC_W, user);
-	return t->host ? t->host + (lin & (EMU_PAGE_SIZE - 1)) : NULL;
+	return t->host ? t->host + (lin & (X86_PAGE_SIZE - 1)) : NULL;
 }
 
 /* The first read of a locked instruction (emu_core.lk_on): atomic when the
@@ -478,12 +604,12 @@ static inline uint64_t read_common(struct emu_cpu *cpu, uint64_t lin, unsigned s
 	uint64_t lv;
 	if (__builtin_expect(c->lk_on, 0) && !sys && lock_read(cpu, lin, size, &lv))
 		return lv;
-	if ((lin & (EMU_PAGE_SIZE - 1)) <= EMU_PAGE_SIZE - size) {
+	if ((lin & (X86_PAGE_SIZE - 1)) <= X86_PAGE_SIZE - size) {
 		struct emu_tlb_entry *t = &c->tlb[user][(lin >> 12) & (EMU_TLB_SIZE - 1)];
-		if (t->tag_r != (lin & EMU_PAGE_MASK))
+		if (t->tag_r != (lin & X86_PAGE_MASK))
 			t = translate(cpu, lin, ACC_R, user);
 		if (t->host)
-			return load_n(t->host + (lin & (EMU_PAGE_SIZE - 1)), size);
+			return load_n(t->host + (lin & (X86_PAGE_SIZE - 1)), size);
 	}
 	uint8_t buf[8] = { 0 };
 	access_bytes(cpu, lin, buf, size, false, sys);
@@ -503,12 +629,12 @@ static inline void write_common(struct emu_cpu *cpu, uint64_t lin, unsigned size
 		c->lk_written = true;
 		return;
 	}
-	if ((lin & (EMU_PAGE_SIZE - 1)) <= EMU_PAGE_SIZE - size) {
+	if ((lin & (X86_PAGE_SIZE - 1)) <= X86_PAGE_SIZE - size) {
 		struct emu_tlb_entry *t = &c->tlb[user][(lin >> 12) & (EMU_TLB_SIZE - 1)];
-		if ((t->tag_w & ~EMU_TAG_CODE) != (lin & EMU_PAGE_MASK))
+		if ((t->tag_w & ~EMU_TAG_CODE) != (lin & X86_PAGE_MASK))
 			t = translate(cpu, lin, ACC_W, user);
 		if (t->host) {
-			store_n(t->host + (lin & (EMU_PAGE_SIZE - 1)), size, v);
+			store_n(t->host + (lin & (X86_PAGE_SIZE - 1)), size, v);
 			return;
 		}
 	}
@@ -569,21 +695,21 @@ const uint8_t *emu_fetch(struct emu_cpu *cpu, uint64_t lin, uint8_t *buf, unsign
 	bool user = emu_core_of(cpu)->cpl == 3;
 	bool need_all = *len > 15;
 	struct emu_tlb_entry *t = translate(cpu, lin, ACC_X, user);
-	unsigned off = (unsigned)(lin & (EMU_PAGE_SIZE - 1));
+	unsigned off = (unsigned)(lin & (X86_PAGE_SIZE - 1));
 	if (!t->host) {
 		*len = 0;
 		return NULL;
 	}
 	*gpa = t->gpa + off;
-	if (off <= EMU_PAGE_SIZE - 15) {
+	if (off <= X86_PAGE_SIZE - 15) {
 		*len = 15;
 		return t->host + off;
 	}
-	unsigned first = (unsigned)EMU_PAGE_SIZE - off;
+	unsigned first = (unsigned)X86_PAGE_SIZE - off;
 	memcpy(buf, t->host + off, first);
 	*len = first;
 	*gpa = ~0ull;                  /* crosses a page: not cacheable */
-	uint64_t next = (lin & EMU_PAGE_MASK) + EMU_PAGE_SIZE;
+	uint64_t next = (lin & X86_PAGE_MASK) + X86_PAGE_SIZE;
 	if (emu_core_of(cpu)->mode != X86_MODE_LONG64)
 		next = (uint32_t)next;
 	if (!need_all) {

@@ -8,11 +8,10 @@
 #include <sys/mman.h>
 #include <time.h>
 
-#define PTE_P  (1ull << 0)
-#define PTE_W  (1ull << 1)
-#define PTE_U  (1ull << 2)
-#define PTE_PS (1ull << 7)
-#define IDT_GATE_INTR64 0xeeull      /* present, DPL 3 (INT3 from ring 3), 64-bit interrupt gate */
+#include "x86/desc.h"
+
+/* present, DPL 3 (INT3 from ring 3), 64-bit interrupt gate */
+#define IDT_GATE_INTR64 ((uint64_t)(DESC_PRESENT | DESC_DPL(3) | X86_GATE_INT))
 
 /* Flat 64-bit GDT: 0x08 code (L=1), 0x10 data, 0x18 user code, 0x20
  * user data, 0x28 the 64-bit TSS (two slots, filled in at create). */
@@ -22,15 +21,14 @@
 #define TINY_SEL_UDATA 0x23
 #define TINY_SEL_TSS   0x28
 #define TINY_TSS       0x9000ull
-#define TINY_TSS_LIMIT 0x67
-#define TINY_TSS_RSP0  4             /* offset of RSP0 in the 64-bit TSS */
 static const uint64_t tiny_gdt[] = {
 	0,
 	0x00af9a000000ffffull,
 	0x00cf92000000ffffull,
 	0x00affa000000ffffull,
 	0x00cff2000000ffffull,
-	0x00008b0000000000ull | TINY_TSS_LIMIT | ((TINY_TSS & 0xffffff) << 16),
+	(uint64_t)(DESC_PRESENT | SYS_TYPE_TSS_BUSY) << DESC_ACCESS_SHIFT | TSS_MIN_LIMIT |
+		((TINY_TSS & 0xffffff) << 16),
 	TINY_TSS >> 32,
 };
 
@@ -66,7 +64,7 @@ static void tiny_build_idt(uint8_t *ram)
 		memcpy(ram + at, stub, sizeof(stub));
 		ram[at + 1] = (uint8_t)v;
 		uint64_t lo = (at & 0xffff) | ((uint64_t)TINY_SEL_CODE << 16) |
-			      (IDT_GATE_INTR64 << 40) | ((at >> 16 & 0xffff) << 48);
+			      (IDT_GATE_INTR64 << DESC_ACCESS_SHIFT) | ((at >> 16 & 0xffff) << 48);
 		tiny_write64(ram, KVM_TINY_IDT + v * 16, lo);
 		tiny_write64(ram, KVM_TINY_IDT + v * 16 + 8, at >> 32);
 	}
@@ -75,18 +73,19 @@ static void tiny_build_idt(uint8_t *ram)
 static void tiny_long_mode_sregs(struct x86_sregs *s)
 {
 	struct x86_segment code = {
-		.base = 0, .limit = 0xffffffff, .selector = TINY_SEL_CODE, .type = 11,
-		.present = 1, .s = 1, .l = 1, .g = 1,
+		.base = 0, .limit = 0xffffffff, .selector = TINY_SEL_CODE,
+		.type = SEG_TYPE_CODE_XR_ACCESSED, .present = 1, .s = 1, .l = 1, .g = 1,
 	};
 	struct x86_segment data = {
-		.base = 0, .limit = 0xffffffff, .selector = TINY_SEL_DATA, .type = 3,
-		.present = 1, .s = 1, .db = 1, .g = 1,
+		.base = 0, .limit = 0xffffffff, .selector = TINY_SEL_DATA,
+		.type = SEG_TYPE_DATA_RW_ACCESSED, .present = 1, .s = 1, .db = 1, .g = 1,
 	};
 	s->cs = code;
 	s->ds = s->es = s->fs = s->gs = s->ss = data;
-	s->tr = (struct x86_segment){ .base = TINY_TSS, .limit = TINY_TSS_LIMIT,
-				      .selector = TINY_SEL_TSS, .type = 11, .present = 1 };
-	s->ldt = (struct x86_segment){ .type = 2, .present = 1, .unusable = 1 };
+	s->tr = (struct x86_segment){ .base = TINY_TSS, .limit = TSS_MIN_LIMIT,
+				      .selector = TINY_SEL_TSS, .type = SYS_TYPE_TSS_BUSY,
+				      .present = 1 };
+	s->ldt = (struct x86_segment){ .type = SYS_TYPE_LDT, .present = 1, .unusable = 1 };
 	s->gdt = (struct x86_dtable){ .base = KVM_TINY_GDT, .limit = sizeof(tiny_gdt) - 1 };
 	s->idt = (struct x86_dtable){ .base = KVM_TINY_IDT, .limit = 32 * 16 - 1 };
 	s->cr0 = CR0_PE | CR0_MP | CR0_ET | CR0_NE | CR0_WP | CR0_PG;
@@ -126,7 +125,7 @@ int kvm_tiny_create(struct kvm_tiny_guest *g, struct err *e)
 	if (r < 0)
 		goto fail;
 	memcpy(g->ram + KVM_TINY_GDT, tiny_gdt, sizeof(tiny_gdt));
-	tiny_write64(g->ram, TINY_TSS + TINY_TSS_RSP0, KVM_TINY_STACK_TOP);
+	tiny_write64(g->ram, TINY_TSS + TSS64_RSP(0), KVM_TINY_STACK_TOP);
 	tiny_build_page_tables(g->ram);
 	tiny_build_idt(g->ram);
 	return 0;

@@ -6,9 +6,10 @@
 #include "guests/rt/report.h"
 #include "guests/rt/serial.h"
 #include "guests/rt/smp.h"
+#include "x86/desc.h"
 
 #define IDT_ENTRIES 256
-#define IDT_GATE_INTR64 0x8e        /* present, DPL 0, 64-bit interrupt gate */
+#define IDT_GATE_INTR64 (DESC_PRESENT | DESC_DPL(0) | X86_GATE_INT)
 #define NR_EXCEPTIONS 32
 
 struct idt_gate {

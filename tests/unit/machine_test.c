@@ -21,6 +21,7 @@
 #include "machine/bootinfo.h"
 #include "machine/bus.h"
 #include "machine/device.h"
+#include "machine/linux_boot.h"
 #include "machine/loader.h"
 #include "machine/vm.h"
 
@@ -553,6 +554,152 @@ static void test_multiboot_elf32(void)
 	fake_vm_free(vm);
 }
 
+/* --- Linux: bzImage and PVH --------------------------------------------------- */
+
+#define BZ_SETUP   0x400u      /* setup_sects = 1 */
+#define BZ_INIT    0x10000u
+
+static void put16(uint8_t *p, uint16_t v) { memcpy(p, &v, 2); }
+static void put64(uint8_t *p, uint64_t v) { memcpy(p, &v, 8); }
+static uint32_t get32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
+static uint64_t get64(const uint8_t *p) { uint64_t v; memcpy(&v, p, 8); return v; }
+
+/* A 2.15 bzImage: relocatable, 2 MiB aligned, wants 8 MiB, payload 0x90s. */
+static void make_bzimage(struct image *im)
+{
+	memset(im, 0, sizeof(*im));
+	uint8_t *b = im->buf;
+	b[LB_SETUP_SECTS] = 1;
+	put16(b + LB_BOOT_FLAG, LB_BOOT_FLAG_MAGIC);
+	b[LB_JUMP] = 0xeb;
+	b[LB_JUMP + 1] = 0x6a;
+	put32(b + LB_HEADER, LB_HEADER_MAGIC);
+	put16(b + LB_VERSION, 0x020f);
+	put32(b + LB_INITRD_ADDR_MAX, 0x7fffffff);
+	put32(b + LB_KERNEL_ALIGNMENT, 0x200000);
+	b[LB_RELOCATABLE] = 1;
+	put16(b + LB_XLOADFLAGS, LB_XLF_KERNEL_64);
+	put32(b + LB_CMDLINE_SIZE, 255);
+	put64(b + LB_PREF_ADDRESS, 0x800000);
+	put32(b + LB_INIT_SIZE, BZ_INIT);
+	im->size = sizeof(im->buf);                 /* the payload: the rest of the buffer */
+	memset(b + BZ_SETUP, 0x90, im->size - BZ_SETUP);
+	put32(b + LB_SYSSIZE, (uint32_t)(im->size - BZ_SETUP) / 16);
+}
+
+static void test_bzimage(void)
+{
+	struct image im;
+	make_bzimage(&im);
+	CHECK(loader_detect(im.buf, im.size) == KERNEL_BZIMAGE, "detect bzImage");
+	struct vm *vm = fake_vm(1);
+	struct err e = { 0 };
+	CHECK(machine_devices_init(vm, &e) == 0, "devices: %s", e.msg);
+	CHECK(load_bzimage(vm, im.buf, im.size, &e) == 0, "load: %s", e.msg);
+	const uint8_t *bp = vm->ram + VMDB_BOOT_INFO;
+	CHECK(fake_regs.rip == 0x800200 && fake_regs.rsi == VMDB_BOOT_INFO &&
+	      vm->ram[0x800000] == 0x90, "at pref_address, entry + 0x200, RSI = boot_params");
+	CHECK(fake_sregs.cs.selector == LB_BOOT_CS && fake_sregs.cs.l &&
+	      fake_sregs.ds.selector == LB_BOOT_DS && fake_sregs.ss.selector == LB_BOOT_DS &&
+	      fake_sregs.cr0 & CR0_PG && fake_sregs.efer & EFER_LMA, "64-bit entry state");
+	CHECK(get64(vm->ram + VMDB_BOOT_GDT + LB_BOOT_CS) == LOADER_DESC_CODE64 &&
+	      get64(vm->ram + VMDB_BOOT_GDT + LB_BOOT_DS) == LOADER_DESC_DATA, "GDT 0x10 / 0x18");
+	CHECK(bp[LB_TYPE_OF_LOADER] == 0xff && bp[LB_LOADFLAGS] == (LB_LOADED_HIGH | LB_CAN_USE_HEAP) &&
+	      get32(bp + LB_HEADER) == LB_HEADER_MAGIC, "boot_params header");
+	CHECK(!strcmp((const char *)vm->ram + get32(bp + LB_CMD_LINE_PTR), "console=ttyS0 test"),
+	      "cmdline");
+	CHECK(bp[LB_E820_ENTRIES] == 4 && get64(bp + LB_ACPI_RSDP_ADDR) == VM_ACPI_BASE &&
+	      get64(bp + LB_E820_TABLE + 3 * LB_E820_ENTRY_SIZE + 8) == TEST_RAM - 0x100000,
+	      "e820 and RSDP");
+
+	put64(im.buf + LB_PREF_ADDRESS, 0x4000000);     /* beyond the 16 MiB: relocated */
+	CHECK(load_bzimage(vm, im.buf, im.size, &e) == 0 && fake_regs.rip == 0x200200,
+	      "relocated to 2 MiB: %s", e.msg);
+	im.buf[LB_RELOCATABLE] = 0;
+	CHECK(load_bzimage(vm, im.buf, im.size, &e) < 0 && strstr(e.msg, "not relocatable"),
+	      "fixed address outside RAM: %s", e.msg);
+	put64(im.buf + LB_PREF_ADDRESS, 0x300000);
+	CHECK(load_bzimage(vm, im.buf, im.size, &e) == 0 && fake_regs.rip == 0x300200,
+	      "fixed address honoured: %s", e.msg);
+	put32(im.buf + LB_INIT_SIZE, 32u << 20);
+	CHECK(load_bzimage(vm, im.buf, im.size, &e) < 0 && strstr(e.msg, "0x300000-0x2300000"),
+	      "init_size counts: %s", e.msg);
+	fake_vm_free(vm);
+}
+
+/* make_elf64 plus a PT_NOTE with the PVH entry (desc of 4 or 8 bytes). */
+static void make_pvh(struct image *im, unsigned desc_size)
+{
+	make_elf64(im);
+	eh64(im)->e_phnum = 2;
+	Elf64_Phdr note = { .p_type = PT_NOTE, .p_offset = 0x200, .p_filesz = 12 + 4 + desc_size };
+	memcpy(ph64(im) + 1, &note, sizeof(note));
+	uint8_t *n = im->buf + 0x200;
+	put32(n, 4);
+	put32(n + 4, desc_size);
+	put32(n + 8, PVH_NOTE_PHYS32_ENTRY);
+	memcpy(n + 12, "Xen", 4);
+	put32(n + 16, KERNEL_AT + 8);
+	im->size = 0x200 + note.p_filesz;
+}
+
+static void test_pvh(void)
+{
+	struct image im;
+	make_pvh(&im, 8);
+	CHECK(loader_detect(im.buf, im.size) == KERNEL_PVH, "detect PVH (the note wins over ELF64)");
+	make_pvh(&im, 4);
+	CHECK(loader_detect(im.buf, im.size) == KERNEL_PVH, "detect PVH, 4-byte entry");
+	struct vm *vm = fake_vm(1);
+	struct err e = { 0 };
+	CHECK(machine_devices_init(vm, &e) == 0, "devices: %s", e.msg);
+	CHECK(load_pvh(vm, im.buf, im.size, &e) == 0, "load: %s", e.msg);
+	CHECK(fake_regs.rip == KERNEL_AT + 8 && fake_regs.rbx == VMDB_BOOT_INFO, "entry, EBX");
+	CHECK(!(fake_sregs.cr0 & CR0_PG) && fake_sregs.cr0 & CR0_PE && !fake_sregs.cs.l &&
+	      fake_sregs.cs.db && !fake_sregs.efer, "32-bit protected mode, paging off");
+	struct hvm_start_info si;
+	memcpy(&si, vm->ram + VMDB_BOOT_INFO, sizeof(si));
+	CHECK(si.magic == PVH_START_MAGIC && si.version == 1 && si.nr_modules == 0 &&
+	      si.rsdp_paddr == VM_ACPI_BASE && si.memmap_entries == 4 &&
+	      !strcmp((const char *)vm->ram + si.cmdline_paddr, "console=ttyS0 test"), "start_info");
+	put32(im.buf + 0x200, 5);       /* namesz no longer "Xen\0": a plain ELF64 */
+	CHECK(loader_detect(im.buf, im.size) == KERNEL_ELF64, "other note: ELF64");
+	put32(im.buf + 0x200, 0xfffffffe);
+	CHECK(loader_detect(im.buf, im.size) == KERNEL_ELF64, "huge namesz: ELF64");
+	fake_vm_free(vm);
+}
+
+/* Mutated headers: refused with a message or loaded, never a crash. */
+static void test_linux_fuzz(void)
+{
+	struct vm *vm = fake_vm(1);
+	unsigned seed = 777;
+	int refused = 0;
+	for (int round = 0; round < 3000; round++) {
+		struct image im;
+		bool bz = round & 1;
+		if (bz)
+			make_bzimage(&im);
+		else
+			make_pvh(&im, 8);
+		for (int k = 0; k < 3; k++) {
+			seed = seed * 1103515245u + 12345u;
+			unsigned off = bz ? 0x1f0 + (seed >> 8) % 0x80 : (seed >> 8) % 0x220;
+			im.buf[off] = (uint8_t)(seed >> 20);
+		}
+		struct err e = { 0 };
+		int r = bz ? load_bzimage(vm, im.buf, im.size, &e) : load_pvh(vm, im.buf, im.size, &e);
+		if (r < 0) {
+			refused++;
+			if (!e.msg[0])
+				CHECK(0, "refusal without a message at round %d", round);
+		}
+		(void)loader_detect(im.buf, im.size);
+	}
+	CHECK(refused > 0, "fuzz refused nothing");
+	fake_vm_free(vm);
+}
+
 /* --- detection and loader_load ----------------------------------------------- */
 
 static void test_detect(void)
@@ -602,7 +749,7 @@ static void test_loader_load(const char *dir)
 	f = fopen(path, "w");
 	fputs("#!/bin/sh\necho not a kernel\n", f);
 	fclose(f);
-	CHECK(open_and_load(vm, &e) < 0 && strstr(e.msg, "neither an ELF64 kernel nor a multiboot"),
+	CHECK(open_and_load(vm, &e) < 0 && strstr(e.msg, "not an ELF64, multiboot, Linux bzImage or PVH"),
 	      "garbage: %s", e.msg);
 	vm->cfg.kernel_path = dir;
 	CHECK(open_and_load(vm, &e) < 0 && strstr(e.msg, "not a regular file"), "directory: %s", e.msg);
@@ -642,6 +789,9 @@ int main(void)
 	test_elf64_fuzz();
 	test_multiboot();
 	test_multiboot_elf32();
+	test_bzimage();
+	test_pvh();
+	test_linux_fuzz();
 	test_loader_load(dir);
 
 	unlink(serial);

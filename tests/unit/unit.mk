@@ -40,7 +40,7 @@ unit-kvm: $(BUILD)/tests/kvm_selftest
 # machine/vm.c is not linked: the test provides a fake machine.
 MACHINE_TEST_OBJS := $(BUILD)/tests/unit/machine_test.o $(BUILD)/util/err.o \
 	$(patsubst %.c,$(BUILD)/%.o,machine/bus.c machine/device.c machine/acpi.c \
-	machine/loader.c machine/load_elf64.c machine/load_multiboot.c \
+	machine/loader.c $(wildcard machine/load_*.c) \
 	$(wildcard machine/dev_*.c))
 unit: $(BUILD)/tests/machine_test
 $(BUILD)/tests/machine_test: $(MACHINE_TEST_OBJS)
@@ -55,7 +55,8 @@ unit-machine: $(BUILD)/tests/machine_test
 # engine; machine/vm.c is not linked (the test provides vm_gpa_to_host).
 DEBUG_TEST_OBJS := $(BUILD)/tests/unit/debug_test.o \
 	$(patsubst %.c,$(BUILD)/%.o,$(wildcard debug/*.c)) $(BUILD)/x86/paging.o \
-	$(BUILD)/x86/x86.o $(BUILD)/x86/insn.o $(BUILD)/x86/decode.o $(BUILD)/util/err.o
+	$(BUILD)/x86/x86.o $(BUILD)/x86/insn.o $(BUILD)/x86/decode.o $(BUILD)/x86/desc.o \
+	$(BUILD)/util/err.o
 unit: $(BUILD)/tests/debug_test
 $(BUILD)/tests/debug_test: $(DEBUG_TEST_OBJS)
 	@mkdir -p $(dir $@)
@@ -106,3 +107,27 @@ $(BUILD)/tests/emu_platform_test: $(EMU_PLATFORM_TEST_OBJS)
 unit-emu-platform: $(BUILD)/tests/emu_platform_test
 	$(BUILD)/tests/emu_platform_test
 -include $(EMU_PLATFORM_TEST_OBJS:.o=.d)
+
+# x86 descriptors (owned by x86/): $(BUILD)/tests/x86_desc_test decodes IDT gates;
+# `make unit-x86-desc` runs it.
+X86_DESC_TEST_OBJS := $(BUILD)/tests/unit/x86_desc_test.o $(BUILD)/x86/desc.o
+unit: $(BUILD)/tests/x86_desc_test
+$(BUILD)/tests/x86_desc_test: $(X86_DESC_TEST_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^
+.PHONY: unit-x86-desc
+unit-x86-desc: $(BUILD)/tests/x86_desc_test
+	$(BUILD)/tests/x86_desc_test
+-include $(X86_DESC_TEST_OBJS:.o=.d)
+
+# emu's CPUID model (owned by the emu CPU-model work): emu_cpuid.c alone with a
+# fake vCPU count; `make unit-emu-cpuid` runs it.
+EMU_CPUID_TEST_OBJS := $(BUILD)/tests/unit/emu_cpuid_test.o $(BUILD)/engine/emu/emu_cpuid.o
+unit: $(BUILD)/tests/emu_cpuid_test
+$(BUILD)/tests/emu_cpuid_test: $(EMU_CPUID_TEST_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^
+.PHONY: unit-emu-cpuid
+unit-emu-cpuid: $(BUILD)/tests/emu_cpuid_test
+	$(BUILD)/tests/emu_cpuid_test
+-include $(EMU_CPUID_TEST_OBJS:.o=.d)

@@ -1,0 +1,38 @@
+#!/usr/bin/env python3
+"""Build the Linux test initramfs: a gzip'ed newc cpio holding busybox-static
+as /bin/busybox and tests/linux/init as /init (plus the directories init
+mounts on). Written here rather than with cpio(1) to need no other package.
+
+Usage: mkinitramfs.py BUSYBOX INIT OUT"""
+import gzip
+import sys
+
+S_IFDIR, S_IFREG = 0o040000, 0o100000
+
+
+def entry(name, mode, data=b"", ino=[0]):
+    ino[0] += 1
+    name_b = name.encode() + b"\0"
+    fields = [ino[0], mode, 0, 0, 2 if mode & S_IFDIR else 1, 0, len(data), 0, 0, 0, 0,
+              len(name_b), 0]
+    hdr = b"070701" + b"".join(b"%08x" % f for f in fields)
+    out = hdr + name_b
+    out += b"\0" * (-len(out) % 4) + data
+    return out + b"\0" * (-len(out) % 4)
+
+
+def main():
+    busybox = open(sys.argv[1], "rb").read()
+    init = open(sys.argv[2], "rb").read()
+    archive = b"".join([
+        *(entry(d, S_IFDIR | 0o755) for d in ("bin", "dev", "proc", "sys", "tmp", "root")),
+        entry("bin/busybox", S_IFREG | 0o755, busybox),
+        entry("init", S_IFREG | 0o755, init),
+        entry("TRAILER!!!", 0),
+    ])
+    with open(sys.argv[3], "wb") as f:
+        f.write(gzip.compress(archive, 6))
+
+
+if __name__ == "__main__":
+    main()
