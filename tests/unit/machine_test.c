@@ -76,6 +76,35 @@ void vm_request_exit(struct vm *vm, int status, const char *fmt, ...)
 	exit_status = status;
 }
 
+static int reset_requests;
+static uint64_t fake_guest_ns;
+
+void vm_request_reset(struct vm *vm, const char *why)
+{
+	(void)vm;
+	(void)why;
+	reset_requests++;
+}
+
+int vm_on_reset(struct vm *vm, void (*fn)(void *), void *opaque, struct err *e)
+{
+	if (vm->nr_resets >= VM_MAX_RESETS)
+		return err_set(e, ENOSPC, "too many resets");
+	vm->resets[vm->nr_resets++] = (struct vm_teardown){ fn, opaque };
+	return 0;
+}
+
+void vm_irq_line(struct vm *vm, unsigned irq, int level)
+{
+	vm->engine->irq_line(vm, irq, level);
+}
+
+uint64_t vm_guest_ns(struct vm *vm)
+{
+	(void)vm;
+	return fake_guest_ns;
+}
+
 static struct vm *fake_vm(unsigned nr_vcpus)
 {
 	struct vm *vm = calloc(1, sizeof(*vm));
@@ -275,7 +304,7 @@ static void test_misc_devices(void)
 		memcpy(&slen, s + 4, 4);
 		CHECK(acpi_checksum(s, slen) == 0, "table %.4s checksum", (const char *)s);
 		if (!memcmp(s, "APIC", 4)) {
-			CHECK(slen == 44 + 2 * 8 + 12 + 10, "MADT length %u", slen);
+			CHECK(slen == 44 + 2 * 8 + 12 + 2 * 10, "MADT length %u", slen);
 			CHECK(s[44] == 0 && s[52] == 0 && s[55] == 1 && s[60] == 1 && s[72] == 2,
 			      "MADT entries");
 		}
