@@ -30,62 +30,61 @@ struct acpi_pm {
 	uint16_t sts, en, cnt;
 };
 
-static uint64_t get_le(const uint8_t *data, uint32_t len)
-{
-	uint64_t v = 0;
-	for (uint32_t i = 0; i < len && i < 8; i++)
-		v |= (uint64_t)data[i] << (8 * i);
-	return v;
-}
-
 static void put_le(uint8_t *data, uint32_t len, uint64_t v)
 {
 	for (uint32_t i = 0; i < len; i++)
 		data[i] = i < 8 ? (uint8_t)(v >> (8 * i)) : 0;
 }
 
-/* Registers are 16 bits: an access at an odd offset sees the upper byte. */
-static void pm_reg_access(uint16_t *reg, uint64_t offset, uint8_t *data, uint32_t len,
-			  bool is_write, uint16_t write_mask, bool write_clears)
+/* One byte of the event block: PM1_STS (write 1 to clear), then PM1_EN. */
+static void pm_evt_byte(struct acpi_pm *pm, unsigned off, uint8_t *byte, bool is_write)
 {
-	unsigned shift = (unsigned)(offset & 1) * 8;
+	uint16_t *reg = off < PM1_EN_OFF ? &pm->sts : &pm->en;
+	unsigned shift = (off & 1) * 8;
 	if (!is_write) {
-		put_le(data, len, (uint64_t)*reg >> shift);
+		*byte = (uint8_t)(*reg >> shift);
 		return;
 	}
-	uint16_t v = (uint16_t)(get_le(data, len < 2 ? len : 2) << shift) & write_mask;
-	if (write_clears)
-		*reg &= (uint16_t)~v;
-	else
-		*reg = (uint16_t)((*reg & ~write_mask) | v);
+	uint16_t v = (uint16_t)(*byte << shift);
+	if (off < PM1_EN_OFF) {
+		*reg &= (uint16_t)~(v & PM1_STS_WRITE_CLEAR);
+	} else {
+		uint16_t mask = (uint16_t)(PM1_EN_MASK & (0xffu << shift));
+		*reg = (uint16_t)((*reg & ~mask) | (v & mask));
+	}
 }
 
 static int pm_evt_io(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, bool is_write)
 {
 	struct acpi_pm *pm = opaque;
 	pthread_mutex_lock(&pm->lock);
-	if (offset < PM1_EN_OFF)
-		pm_reg_access(&pm->sts, offset, data, len, is_write, PM1_STS_WRITE_CLEAR, true);
-	else
-		pm_reg_access(&pm->en, offset - PM1_EN_OFF, data, len, is_write, PM1_EN_MASK,
-			      false);
+	for (uint32_t i = 0; i < len; i++)
+		pm_evt_byte(pm, (unsigned)(offset + i), &data[i], is_write);
 	pthread_mutex_unlock(&pm->lock);
 	return 0;
 }
 
+/* PM1_CNT byte by byte; the write of the high byte carries SLP_EN. */
 static int pm_cnt_io(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, bool is_write)
 {
 	struct acpi_pm *pm = opaque;
 	bool power_off = false;
 
 	pthread_mutex_lock(&pm->lock);
+	uint16_t cnt = pm->cnt | ACPI_PM1_CNT_SCI_EN;
 	if (!is_write) {
-		put_le(data, len, (uint64_t)(pm->cnt | ACPI_PM1_CNT_SCI_EN) >> (8 * (offset & 1)));
+		put_le(data, len, (uint64_t)cnt >> (8 * offset));
 	} else {
-		uint16_t v = (uint16_t)(get_le(data, len < 2 ? len : 2) << (8 * (offset & 1)));
-		pm->cnt = (uint16_t)((pm->cnt & ~PM1_CNT_WRITABLE) | (v & PM1_CNT_WRITABLE));
+		uint16_t v = cnt, mask = 0;
+		for (uint32_t i = 0; i < len; i++) {
+			unsigned shift = (unsigned)(offset + i) * 8;
+			v = (uint16_t)((v & ~(0xffu << shift)) | (unsigned)data[i] << shift);
+			mask |= (uint16_t)(0xffu << shift);
+		}
+		uint16_t writable = PM1_CNT_WRITABLE & mask;
+		pm->cnt = (uint16_t)((pm->cnt & ~writable) | (v & writable));
 		unsigned slp_typ = (v & ACPI_PM1_CNT_SLP_TYP_MASK) >> ACPI_PM1_CNT_SLP_TYP_SHIFT;
-		power_off = (v & ACPI_PM1_CNT_SLP_EN) && slp_typ == ACPI_SLP_TYP_S5;
+		power_off = (v & mask & ACPI_PM1_CNT_SLP_EN) && slp_typ == ACPI_SLP_TYP_S5;
 	}
 	pthread_mutex_unlock(&pm->lock);
 	if (power_off)

@@ -414,7 +414,10 @@ static void uart_reset(void *opaque)
 	u->mcr = UART_MCR_OUT2;
 	u->lsr_errors = 0;
 	u->thri_pending = false;
-	u->irq_level = 0;          /* the new interrupt controllers start low */
+	/* the new interrupt controllers start low; input that arrived since
+	 * they exist may have raised the line: lower it */
+	u->irq_level = 0;
+	vm_irq_line(u->vm, UART_IRQ, 0);
 	pthread_mutex_unlock(&u->lock);
 }
 
