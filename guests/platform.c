@@ -12,7 +12,8 @@
  *              no keyboard answering
  *   serial_rx  irq=ioapic|pic: RX and THRE interrupts on IRQ 4; prints
  *              "ready for input", reads one line by interrupts and echoes it
- *              ("got line: ..."); line=WORD is what the test sends
+ *              ("got line: ...", its first 79 bytes); line=WORD is what the
+ *              test sends, bytes=N how long the line is with its newline
  *   rtc        the clock in BCD and binary, century byte; prints
  *              "rtc: YYYY-MM-DD HH:MM:SS" for the test to compare
  *   pmtimer    the ACPI PM timer advances at 3.579545 MHz against the PIT */
@@ -337,7 +338,7 @@ static int test_i8042(void)
 
 struct serial_rx {
 	volatile unsigned irqs, thre_irqs;
-	volatile unsigned len;
+	volatile unsigned len, total;
 	volatile bool line_done, use_pic;
 	char line[LINE_MAX];
 };
@@ -365,6 +366,8 @@ static void serial_isr(struct rt_frame *f)
 		}
 		while (inb(COM1 + 5) & 1) {
 			char c = (char)inb(COM1);
+			if (!rx.line_done)
+				rx.total++;
 			if (c == '\n' || c == '\r')
 				rx.line_done = rx.len > 0;
 			else if (!rx.line_done && rx.len < LINE_MAX - 1)
@@ -414,8 +417,11 @@ static int test_serial_rx(void)
 	cli();
 	outb(COM1 + 1, 0);
 	rx.line[rx.len] = 0;
-	printf("got line: %s irqs=%u thre=%u\n", rx.line, rx.irqs, rx.thre_irqs);
+	printf("got line: %s irqs=%u thre=%u bytes=%u\n", rx.line, rx.irqs, rx.thre_irqs,
+	       rx.total);
 	expect(got, "a whole line arrived by interrupts");
+	if (cmdline_get("bytes"))
+		expect_eq(rx.total, cmdline_u64("bytes", 0), "every byte of the line, newline too");
 	expect(rx.thre_irqs > 0, "THR-empty interrupt");
 	if (want)
 		expect_str(rx.line, want, "the line sent");

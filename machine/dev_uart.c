@@ -4,8 +4,11 @@
  * the configured sink (stdout with write(2), a file, or nowhere), so LSR
  * always shows THRE|TEMT and a polling guest never waits. Input exists
  * when the serial console is stdio and cli/ says stdin may be read
- * (vm_config.serial_stdin): a reader thread feeds the RX FIFO, and waits
- * while it is full, so piped input is never dropped. When stdin is a
+ * (vm_config.serial_stdin): a reader thread feeds the 16-byte RX FIFO,
+ * and waits while it is full, so piped input is never dropped once the
+ * guest's driver is up (as on the chip, a FIFO clear by the driver drops
+ * what it holds: input sent before the guest is ready loses up to 16
+ * bytes per clear; wait for a prompt before typing). When stdin is a
  * terminal (vm_config.serial_escape; cli/term.c puts it in raw mode),
  * Ctrl-A is an escape as in QEMU's -nographic: Ctrl-A x ends vmdb,
  * Ctrl-A Ctrl-A sends one Ctrl-A, Ctrl-A h lists the keys. Loopback mode
@@ -80,7 +83,7 @@
 #define UART_MSR_RI  0x40
 #define UART_MSR_DCD 0x80
 
-#define UART_RX_SIZE 256
+#define UART_RX_SIZE 16      /* a 16550A's receive FIFO */
 
 #define UART_ESCAPE_KEY 0x01    /* Ctrl-A */
 
