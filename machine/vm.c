@@ -507,8 +507,8 @@ static void vm_run_threads(struct vm *vm)
 		pthread_join(vm->vcpus[i].thread, NULL);
 }
 
-/* Takes the pending reset, if the machine is stopping only for one. */
-static bool vm_take_reset(struct vm *vm)
+/* True when the machine stopped only to boot again. */
+static bool vm_reset_requested(struct vm *vm)
 {
 	pthread_mutex_lock(&vm->lock);
 	bool reset = vm->reset_pending;
@@ -530,7 +530,7 @@ int vm_run(struct vm *vm)
 {
 	for (;;) {
 		vm_run_threads(vm);
-		if (!vm_take_reset(vm))
+		if (!vm_reset_requested(vm))
 			break;
 		struct err e = { 0 };
 		if (vm_reboot(vm, &e) < 0) {
