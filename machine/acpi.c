@@ -11,7 +11,8 @@
  * The FADT (revision 3, ACPI 2.0) describes the fixed hardware of
  * machine/dev_acpi_pm.c (PM1a event and control blocks, a 32-bit PM
  * timer) and the reset register (port 0xcf9, value 6); both the 32-bit
- * and the extended (GAS) forms of each block say the same thing. The
+ * and the extended (GAS) forms of each block say the same thing (the FACS
+ * has only the 32-bit pointer: the spec wants one of the two zero). The
  * DSDT's only object is \_S5, the soft-off sleep type. */
 #include "machine/acpi.h"
 
@@ -51,7 +52,6 @@
 #define FADT_FLAGS         112
 #define FADT_RESET_REG     116
 #define FADT_RESET_VALUE   128
-#define FADT_X_FIRMWARE_CTRL 132
 #define FADT_X_DSDT        140
 #define FADT_X_PM1A_EVT_BLK 148
 #define FADT_X_PM1A_CNT_BLK 172
@@ -243,7 +243,8 @@ static void acpi_fill_fadt(uint8_t *t, uint64_t facs, uint64_t dsdt)
 				      FADT_FLAG_RESET_REG_SUP);
 	put_gas_io(t + FADT_RESET_REG, ACPI_RESET_PORT, 8);
 	t[FADT_RESET_VALUE] = ACPI_RESET_VALUE;
-	put64(t + FADT_X_FIRMWARE_CTRL, facs);
+	/* X_FIRMWARE_CTRL stays 0: with both set, ACPICA installs the FACS
+	 * twice, and the spec wants one of them zero */
 	put64(t + FADT_X_DSDT, dsdt);
 	put_gas_io(t + FADT_X_PM1A_EVT_BLK, ACPI_PM1A_EVT_PORT, 8 * ACPI_PM1_EVT_LEN);
 	put_gas_io(t + FADT_X_PM1A_CNT_BLK, ACPI_PM1A_CNT_PORT, 8 * ACPI_PM1_CNT_LEN);
