@@ -16,10 +16,12 @@
  *           the SYSRET that restores TF from R11 traps at once, at the
  *           user instruction it returns to
  * The transcript must be identical with nobody attached and with gdb
- * stepping through sdm_run (tests/test_sdm_debug.py).
+ * stepping through sdm_run (tests/test_sdm_debug.py). `only=NAME` runs
+ * one sequence.
  *
  * gdb: `break sdm_run` then `stepi N`. */
 #include "guests/rt/boot.h"
+#include "guests/rt/cmdline.h"
 #include "guests/rt/idt.h"
 #include "guests/rt/io.h"
 #include "guests/rt/report.h"
@@ -83,6 +85,7 @@ static void db_handler(struct rt_frame *f)
 	__asm__ volatile("mov %%dr6, %0" : "=r"(dr6));
 	log_event(EV_DB, f, dr6);
 	__asm__ volatile("mov %0, %%dr6" :: "r"(DR6_INIT));
+	f->rflags |= RFLAGS_RF;      /* an instruction breakpoint fires once */
 }
 
 static void soft_handler(struct rt_frame *f)
@@ -271,29 +274,55 @@ static void set_dr(unsigned n, uint64_t v)
 	}
 }
 
+static bool wanted(const char *name)
+{
+	const char *only = cmdline_get("only");
+	return !only || strcmp(only, name) == 0;
+}
+
+static void run_gd(void)
+{
+	set_dr(7, DR7_FIXED1 | DR7_GD);
+	__asm__ volatile("call seq_gd" :: "c"(DR6_INIT) : "rax", "memory", "cc");
+	set_dr(7, DR7_FIXED1);
+}
+
+static void run_data(void (*seq)(void))
+{
+	set_dr(0, (uintptr_t)&sdm_ss_word);
+	set_dr(7, DR7_FIXED1 | DR7_L(0) | DR7_RW(0, DR7_RW_ACCESS) | DR7_LEN(0, DR7_LEN_2));
+	seq();
+	set_dr(7, DR7_FIXED1);
+}
+
+static void run_execbp(void)
+{
+	set_dr(0, (uintptr_t)xb_b);
+	set_dr(7, DR7_FIXED1 | DR7_L(0));
+	seq_execbp();
+	set_dr(7, DR7_FIXED1);
+}
+
 STEP_FN void sdm_run(void)
 {
 	rt_handler old_db = idt_set_handler(X86_DB, db_handler);
 	rt_handler old_ud = idt_set_handler(X86_UD, ud_handler);
 	rt_handler old_soft = idt_set_handler(VEC_SOFT, soft_handler);
 
-	seq_icebp0();
-	sdm_user_call(seq_icebp3);
-
-	set_dr(7, DR7_FIXED1 | DR7_GD);
-	__asm__ volatile("call seq_gd" :: "c"(DR6_INIT) : "rax", "memory", "cc");
-	set_dr(7, DR7_FIXED1);
-
-	set_dr(0, (uintptr_t)&sdm_ss_word);
-	set_dr(7, DR7_FIXED1 | DR7_L(0) | DR7_RW(0, DR7_RW_ACCESS) | DR7_LEN(0, DR7_LEN_2));
-	seq_dataice();
-	seq_dataint();
-	set_dr(0, (uintptr_t)xb_b);
-	set_dr(7, DR7_FIXED1 | DR7_L(0));
-	seq_execbp();
-	set_dr(7, DR7_FIXED1);
-
-	sdm_user_call(seq_syscall);
+	if (wanted("icebp0"))
+		seq_icebp0();
+	if (wanted("icebp3"))
+		sdm_user_call(seq_icebp3);
+	if (wanted("gd"))
+		run_gd();
+	if (wanted("dataice"))
+		run_data(seq_dataice);
+	if (wanted("dataint"))
+		run_data(seq_dataint);
+	if (wanted("execbp"))
+		run_execbp();
+	if (wanted("syscall"))
+		sdm_user_call(seq_syscall);
 
 	idt_set_handler(VEC_SOFT, old_soft);
 	idt_set_handler(X86_UD, old_ud);
@@ -434,7 +463,8 @@ int main(void)
 	expect_eq(nevents < MAX_EVENTS, 1, "event log did not overflow");
 	unsigned claimed = 0;
 	for (size_t i = 0; i < sizeof(seqs) / sizeof(seqs[0]); i++) {
-		check_seq(&seqs[i]);
+		if (wanted(seqs[i].name))
+			check_seq(&seqs[i]);
 		for (unsigned j = 0; j < nevents && j < MAX_EVENTS; j++)
 			claimed += in_seq(&seqs[i], events[j].rip);
 	}
