@@ -19,8 +19,8 @@ from gdbclient import gdb_batch, start_gdb_vmdb
 
 CPUS = ["intel", "amd"]
 GUEST = "sdm_debug"
-# more single steps than sdm_run takes (handlers included), about 9000
-STEPS = 30000
+# more single steps than sdm_run takes (handlers included: 2000-3000)
+STEPS = 10000
 
 
 def only_emu(engine):
