@@ -229,8 +229,9 @@ const char *debug_sstep_irq_mechanism(struct debug *d);
 void debug_sstep_describe(struct debug *d, char *out, size_t size);
 
 /* Engine findings (probed once, cached) and the mechanism each debug
- * feature uses now; printed by `monitor info caps`. */
+ * feature uses now; printed by `monitor info caps`. debug_mechanisms
+ * returns the text's whole length (snprintf's rule: size it with NULL, 0). */
 int debug_caps(struct debug *d, const struct engine_caps **caps, struct err *e);
-void debug_mechanisms(struct debug *d, char *out, size_t size);
+size_t debug_mechanisms(struct debug *d, char *out, size_t size);
 
 #endif

@@ -233,6 +233,7 @@ struct debug {
 	struct debug_vcpu vcpus[VM_MAX_VCPUS];
 	unsigned nr_vcpus;
 	bool gone;                   /* the machine stopped for good */
+	bool end_queued;             /* ... and its end (EXITED/CRASHED) is in the queue */
 	int crash_signal;            /* nonzero once a vCPU met a fatal exit */
 
 	struct debug_event queue[DEBUG_QUEUE_SIZE];

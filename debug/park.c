@@ -11,6 +11,7 @@
 #include "debug/debug_int.h"
 
 #include <sched.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -59,11 +60,32 @@ void *debug_notify_opaque(const struct debug *d)
 
 /* ---- event queue ---- */
 
+static struct debug_event *queue_at(struct debug *d, unsigned i)
+{
+	return &d->queue[(d->q_head + i) % DEBUG_QUEUE_SIZE];
+}
+
+static bool machine_wide(enum debug_event_kind kind)
+{
+	return kind == DEBUG_EV_INTERRUPT || kind == DEBUG_EV_EXITED || kind == DEBUG_EV_CRASHED;
+}
+
+/* The queue holds at most one machine-wide event of each kind (a burst of
+ * Ctrl-C is one request, the machine ends once) and one event per vCPU
+ * before it parks (DEBUG_QUEUE_SIZE counts both): it cannot fill. Should
+ * it ever, that is a bug of the debug core, said loudly. */
 void debug_queue_locked(struct debug *d, const struct debug_event *ev)
 {
-	if (d->q_len == DEBUG_QUEUE_SIZE)
-		return;   /* cannot happen: one event per vCPU before it parks */
-	d->queue[(d->q_head + d->q_len) % DEBUG_QUEUE_SIZE] = *ev;
+	if (machine_wide(ev->kind))
+		for (unsigned i = 0; i < d->q_len; i++)
+			if (queue_at(d, i)->kind == ev->kind)
+				return;
+	if (d->q_len == DEBUG_QUEUE_SIZE) {
+		fprintf(stderr, "vmdb: internal error: the debug event queue is full (%u events); "
+			"an event of kind %d for vCPU %u is lost\n", d->q_len, ev->kind, ev->vcpu);
+		return;
+	}
+	*queue_at(d, d->q_len) = *ev;
 	d->q_len++;
 }
 
@@ -72,19 +94,9 @@ void debug_queue_locked(struct debug *d, const struct debug_event *ev)
  * concerns the whole machine. */
 static bool event_eligible(struct debug *d, const struct debug_event *ev)
 {
-	switch (ev->kind) {
-	case DEBUG_EV_INTERRUPT:
-	case DEBUG_EV_EXITED:
-	case DEBUG_EV_CRASHED:
+	if (machine_wide(ev->kind))
 		return true;
-	default:
-		return ev->vcpu < d->nr_vcpus && d->vcpus[ev->vcpu].resumed;
-	}
-}
-
-static struct debug_event *queue_at(struct debug *d, unsigned i)
-{
-	return &d->queue[(d->q_head + i) % DEBUG_QUEUE_SIZE];
+	return ev->vcpu < d->nr_vcpus && d->vcpus[ev->vcpu].resumed;
 }
 
 static void queue_remove_locked(struct debug *d, unsigned i)
@@ -94,9 +106,16 @@ static void queue_remove_locked(struct debug *d, unsigned i)
 	d->q_len--;
 }
 
-/* Index of the first eligible event, or -1. */
+/* Index of the first eligible event, or -1. The machine's end comes
+ * before anything else: a stop of a machine that is gone cannot be
+ * resumed, and the client must hear how it ended. */
 static int first_eligible_locked(struct debug *d)
 {
+	for (unsigned i = 0; i < d->q_len; i++) {
+		enum debug_event_kind kind = queue_at(d, i)->kind;
+		if (kind == DEBUG_EV_EXITED || kind == DEBUG_EV_CRASHED)
+			return (int)i;
+	}
 	for (unsigned i = 0; i < d->q_len; i++)
 		if (event_eligible(d, queue_at(d, i)))
 			return (int)i;
@@ -247,11 +266,21 @@ bool debug_gone_locked(struct debug *d)
 	return d->gone;
 }
 
+/* Stopped: every vCPU parked, or the machine gone and its end queued. The
+ * machine is stopping (vm_stopping) a moment before on_vm_stop queues its
+ * end: a stop reported in that moment would hide the end from the client. */
+static bool stopped_locked(struct debug *d)
+{
+	if (debug_gone_locked(d))
+		return d->end_queued;
+	return all_parked_locked(d);
+}
+
 void debug_stop_all(struct debug *d)
 {
 	pthread_mutex_lock(&d->lock);
 	debug_request_stop_locked(d, VM_MAX_VCPUS);
-	while (!all_parked_locked(d) && !debug_gone_locked(d)) {
+	while (!stopped_locked(d)) {
 		struct timespec ts;
 		debug_deadline_in(&ts, d->timing.kick_retry_ns);
 		if (pthread_cond_timedwait(&d->parked_cond, &d->lock, &ts) != 0)
@@ -845,6 +874,7 @@ static void hook_on_vm_stop(struct vm *vm, int status, const char *why)
 	pthread_mutex_lock(&d->lock);
 	d->gone = true;
 	debug_queue_locked(d, &ev);
+	d->end_queued = true;
 	/* Wake the parked vCPUs: they see `gone` and leave. Safe to do now:
 	 * vm_request_exit() kicked the threads before calling this hook, with
 	 * vm->lock held so none of them could finish meanwhile, and every

@@ -756,6 +756,80 @@ static void test_lent_step_hands_back(void)
 	rig_fini(&r);
 }
 
+/* A burst of Ctrl-C is one request: the queue keeps room for the events
+ * that matter (a breakpoint hit right after it). */
+static void test_interrupt_burst_coalesced(void)
+{
+	struct rig r;
+	struct err e = { 0 };
+	struct debug_event ev;
+	rig_init(&r, true);
+	struct debug *d = r.vm->debug;
+
+	debug_sw_insert(d, 0, 0x2000, false, &e);
+	r.cpus[0].regs.rip = 0x1000;
+	r.cpus[1].regs.rip = 0x8000;
+	rig_start(&r);
+	debug_stop_all(d);
+	resume_all(d, DEBUG_ACT_CONTINUE);
+	for (int i = 0; i < 2000; i++)
+		debug_interrupt(d, 0);
+	debug_stop_all(d);
+	pthread_mutex_lock(&d->lock);
+	unsigned queued = d->q_len, interrupts = 0;
+	for (unsigned i = 0; i < d->q_len; i++)
+		interrupts += d->queue[(d->q_head + i) % DEBUG_QUEUE_SIZE].kind == DEBUG_EV_INTERRUPT;
+	pthread_mutex_unlock(&d->lock);
+	CHECK(interrupts == 1, "2000 Ctrl-C queue one request: %u (of %u events)", interrupts,
+	      queued);
+	bool got = false;
+	while (debug_next_event(d, &ev))
+		got = got || ev.kind == DEBUG_EV_INTERRUPT;
+	CHECK(got, "the interrupt is reported");
+	/* the breakpoint ahead of vCPU 0 is still reported */
+	enum debug_action actions[NVCPUS] = { DEBUG_ACT_CONTINUE, DEBUG_ACT_STOP };
+	CHECK(debug_resume(d, actions, &e) >= 0, "resume: %s", e.msg);
+	CHECK(wait_event(d), "the hit is queued");
+	debug_stop_all(d);
+	CHECK(debug_next_event(d, &ev) && ev.kind == DEBUG_EV_SWBREAK && ev.addr == 0x2000,
+	      "the hit after the burst is reported (kind %d)", ev.kind);
+	rig_fini(&r);
+}
+
+static void *end_machine_later(void *arg)
+{
+	struct vm *vm = arg;
+	usleep(30000);
+	vm->debug_hooks->on_vm_stop(vm, 3, "the guest ended");
+	return NULL;
+}
+
+/* The machine ends (one vCPU's exit) while another vCPU's breakpoint stop
+ * is being reported: the client hears the end, not the stop of a machine
+ * that can no longer run. vm_request_exit marks the machine stopping a
+ * moment before the end is queued; the thread below makes that moment
+ * long. */
+static void test_end_reported_over_stop(void)
+{
+	struct rig r;
+	struct debug_event ev = { .kind = DEBUG_EV_SWBREAK, .vcpu = 0, .addr = 0x2000 };
+	rig_init(&r, true);
+	struct debug *d = r.vm->debug;
+	rig_start(&r);
+	debug_stop_all(d);
+	pthread_mutex_lock(&d->lock);
+	debug_queue_locked(d, &ev);
+	pthread_mutex_unlock(&d->lock);
+	__atomic_store_n(&r.vm->stopping, true, __ATOMIC_SEQ_CST);
+	pthread_t t;
+	pthread_create(&t, NULL, end_machine_later, r.vm);
+	debug_stop_all(d);
+	CHECK(debug_next_event(d, &ev) && ev.kind == DEBUG_EV_EXITED && ev.status == 3,
+	      "the end comes first (kind %d)", ev.kind);
+	pthread_join(t, NULL);
+	rig_fini(&r);
+}
+
 int main(void)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -779,5 +853,9 @@ int main(void)
 	printf("run states: done\n");
 	test_lent_step_hands_back();
 	printf("lent step, handed-back exit: done\n");
+	test_interrupt_burst_coalesced();
+	printf("Ctrl-C burst: done\n");
+	test_end_reported_over_stop();
+	printf("machine end over a stop: done\n");
 	return check_summary("debug");
 }
