@@ -74,6 +74,10 @@ $(GUEST_OUT)/mb/%.elf: $(GUEST_OUT)/mb/%.elf64
 guests: $(GUEST_OUT)/gdb_target.elf
 .SECONDARY: $(GUEST_OUT)/gdb_target.o
 
+# the debug core's steps of a halted vCPU (tests/test_debug_hardening.py)
+guests: $(GUEST_OUT)/idle.elf
+.SECONDARY: $(GUEST_OUT)/idle.o
+
 # issue 5, guest-invisible stepping (owned by the step work): guests that
 # record what they observe; tests/test_step.py compares their transcripts
 # with and without gdb stepping through them.

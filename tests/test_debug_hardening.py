@@ -73,3 +73,98 @@ def test_info_caps_whole_with_every_vector_caught(regs_stub):
     # the mechanisms text whole: its last line, then the line after it
     assert re.search(r"\nstop-all: [^\n]*stop reply\ninterrupts while stepping: \S[^\n]*\n$",
                      text), text[-400:]
+
+
+# ---- a step of a halted vCPU ----
+
+def read_u64(c, addr):
+    return int.from_bytes(bytes.fromhex(c.request("m%x,8" % addr).decode()), "little")
+
+
+def rip(c):
+    return read_u64_reg(c, 0x10)
+
+
+def read_u64_reg(c, n):
+    return int.from_bytes(bytes.fromhex(c.request("p%x" % n).decode()), "little")
+
+
+def halted_at(c, where):
+    extra = bytes.fromhex(c.request("qThreadExtraInfo,1").decode()).decode()
+    return "halted" in extra and rip(c) == where
+
+
+@pytest.fixture
+def idle_guest(start_vmdb, guest, free_port):
+    """The idle guest attached while it sleeps in its HLT; hz as the test says."""
+    started = []
+
+    def attach(hz):
+        elf = guest("idle")
+        vm, target = start_gdb_vmdb(start_vmdb, elf, "--cmdline", f"hz={hz}",
+                                    port=free_port(), wait=False)
+        vm.wait_for("serial", r"idle: waiting", timeout=60)
+        c = RspClient(target)
+        started.append((vm, c))
+        assert c.request("?").startswith(b"T"), "attach stops the machine"
+        after = symbol(elf, "idle_after_hlt")
+        # the stop may catch it between two HLTs: let it go back to sleep
+        for _ in range(50):
+            if halted_at(c, after):
+                break
+            c.send_raw(frame("vCont;c"))
+            assert c.read_byte() == b"+"
+            c.send_raw(b"\x03")
+            assert c.read_packet().startswith(b"T02")
+        assert halted_at(c, after)
+        return elf, c, after
+
+    yield attach
+    for vm, c in started:
+        try:
+            c.kill()
+        except OSError:
+            pass
+        vm.wait(30)
+        c.close()
+
+
+def test_stepi_on_halted_vcpu_waits_for_its_wakeup(idle_guest):
+    elf, c, after = idle_guest(20)
+    ticks = symbol(elf, "idle_ticks")
+    before = read_u64(c, ticks)
+    reply = c.request("vCont;s:1")
+    assert reply.startswith(b"T05thread:1;"), reply
+    # the HLT ended as the guest asked (its timer interrupt ran, held off
+    # from the step itself) and the step stops at the next instruction
+    assert read_u64(c, ticks) > before
+    assert rip(c) == after
+    assert not halted_at(c, after)
+    # the next step executes that instruction (nop)
+    assert c.request("vCont;s:1").startswith(b"T05thread:1;")
+    assert rip(c) == after + 1
+
+
+def test_stepi_on_halted_vcpu_enters_handler_with_sstep_irq(idle_guest):
+    elf, c, after = idle_guest(20)
+    text, reply = monitor(c, "sstep irq on")
+    assert reply == b"OK", text
+    reply = c.request("vCont;s:1")
+    assert reply.startswith(b"T05thread:1;"), reply
+    # the wake-up's interrupt (the timer's, RT_VEC_TIMER 0xec) was
+    # delivered: the step ends in its entry stub, at or one instruction
+    # (push $0) into it, over a frame whose RIP is after the HLT
+    pc, stub = rip(c), symbol(elf, "isr_236")
+    assert stub <= pc <= stub + 2, (hex(pc), hex(stub))
+    sp = read_u64_reg(c, 7) + (pc - stub) * 4
+    assert read_u64(c, sp) == after, (hex(pc), hex(read_u64(c, sp)))
+
+
+def test_ctrl_c_ends_a_step_waiting_for_a_wakeup_that_never_comes(idle_guest):
+    _, c, after = idle_guest(0)
+    c.send_raw(frame("vCont;s:1"))
+    assert c.read_byte() == b"+"
+    c.send_raw(b"\x03")
+    reply = c.read_packet()
+    assert reply.startswith(b"T02thread:1;"), reply
+    assert halted_at(c, after)
