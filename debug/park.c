@@ -184,8 +184,7 @@ static bool event_still_valid(struct debug *d, const struct debug_event *ev)
 {
 	switch (ev->kind) {
 	case DEBUG_EV_SWBREAK: {
-		const struct debug_sw_bp *bp = debug_sw_find_locked(d, ev->addr);
-		return bp && bp->client;
+		return debug_sw_client_at_locked(d, ev->addr);
 	}
 	case DEBUG_EV_HWBREAK: {
 		int n = debug_hw_find_locked(d, ev->addr);
@@ -407,9 +406,14 @@ static void run_alone(struct debug *d, unsigned vcpu)
 static int step_over(struct debug *d, unsigned vcpu, uint64_t pc, bool report)
 {
 	struct debug_vcpu *dv = &d->vcpus[vcpu];
+	struct debug_sw_where where;
 
+	debug_sw_where(d, vcpu, pc, &where);
 	pthread_mutex_lock(&d->lock);
-	struct debug_sw_bp *sw = debug_sw_find_locked(d, pc);
+	struct debug_sw_bp *sw = debug_sw_hit_locked(d, &where);
+	/* its key: the table may move while the vCPU steps */
+	uint64_t sw_addr = sw ? sw->addr : 0;
+	bool sw_phys = sw && sw->phys;
 	dv->hw_lifted = 0;
 	for (unsigned n = 0; n < DEBUG_NR_HW_BP; n++)
 		if (d->hw[n].used && d->hw[n].rw == DR7_RW_EXEC && d->hw[n].addr == pc)
@@ -444,7 +448,7 @@ static int step_over(struct debug *d, unsigned vcpu, uint64_t pc, bool report)
 		debug_queue_locked(d, &ev);
 	}
 	/* the step may have re-armed the fault guards: the table moved */
-	sw = debug_sw_find_locked(d, pc);
+	sw = sw ? debug_sw_find_as_locked(d, sw_addr, sw_phys) : NULL;
 	if (sw && sw->lifted)
 		debug_sw_poke(d, sw, true);
 	pthread_mutex_unlock(&d->lock);
@@ -461,10 +465,12 @@ static bool eligible_pending(struct debug *d)
 
 /* The step engine's fault guards are not counted: it lifts the one under
  * the instruction it steps itself (step.c). */
-static bool at_breakpoint(struct debug *d, uint64_t pc)
+static bool at_breakpoint(struct debug *d, unsigned vcpu, uint64_t pc)
 {
+	struct debug_sw_where where;
+	debug_sw_where(d, vcpu, pc, &where);
 	pthread_mutex_lock(&d->lock);
-	const struct debug_sw_bp *sw = debug_sw_find_locked(d, pc);
+	const struct debug_sw_bp *sw = debug_sw_hit_locked(d, &where);
 	bool at = (sw && (sw->client || sw->catch_vectors)) || debug_hw_find_locked(d, pc) >= 0;
 	pthread_mutex_unlock(&d->lock);
 	return at;
@@ -487,7 +493,7 @@ static int step_overs(struct debug *d, const enum debug_action *actions, struct 
 	d->step_alone = true;     /* a step-over runs its vCPU alone */
 	for (unsigned i = 0; i < d->nr_vcpus; i++) {
 		uint64_t pc = 0;
-		if (actions[i] == DEBUG_ACT_STOP || vcpu_pc(d, i, &pc) < 0 || !at_breakpoint(d, pc))
+		if (actions[i] == DEBUG_ACT_STOP || vcpu_pc(d, i, &pc) < 0 || !at_breakpoint(d, i, pc))
 			continue;
 		int r = step_over(d, i, pc, actions[i] == DEBUG_ACT_STEP);
 		if (r < 0)
@@ -752,11 +758,15 @@ static bool step_at_handler(struct debug *d, struct vcpu *vcpu, uint64_t pc, boo
 bool debug_on_bpt(struct debug *d, struct vcpu *vcpu, uint64_t pc)
 {
 	struct debug_event ev = { .vcpu = vcpu->id, .addr = pc };
+	struct debug_sw_where where;
+	debug_sw_where(d, vcpu->id, pc, &where);
 	pthread_mutex_lock(&d->lock);
-	const struct debug_sw_bp *bp = debug_sw_find_locked(d, pc);
+	const struct debug_sw_bp *bp = debug_sw_hit_locked(d, &where);
 	bool guard_only = bp && !bp->client && !bp->catch_vectors;
-	if (bp && !guard_only)
+	if (bp && !guard_only) {
 		hit_event(&ev, bp->client, bp->catch_vectors, DEBUG_EV_SWBREAK);
+		ev.addr = bp->addr;     /* its key: physical for a `phys` one */
+	}
 	enum debug_step step_kind = d->vcpus[vcpu->id].step;
 	bool stepping = step_kind == DEBUG_STEP_USER;
 	pthread_mutex_unlock(&d->lock);

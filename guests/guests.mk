@@ -75,8 +75,9 @@ guests: $(GUEST_OUT)/gdb_target.elf
 .SECONDARY: $(GUEST_OUT)/gdb_target.o
 
 # the debug core's steps of a halted vCPU (tests/test_debug_hardening.py)
-guests: $(GUEST_OUT)/idle.elf
-.SECONDARY: $(GUEST_OUT)/idle.o
+# and of breakpoints where virtual != physical
+guests: $(GUEST_OUT)/idle.elf $(GUEST_OUT)/highhalf.elf
+.SECONDARY: $(GUEST_OUT)/idle.o $(GUEST_OUT)/highhalf.o
 
 # issue 5, guest-invisible stepping (owned by the step work): guests that
 # record what they observe; tests/test_step.py compares their transcripts

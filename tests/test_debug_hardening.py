@@ -168,3 +168,55 @@ def test_ctrl_c_ends_a_step_waiting_for_a_wakeup_that_never_comes(idle_guest):
     reply = c.read_packet()
     assert reply.startswith(b"T02thread:1;"), reply
     assert halted_at(c, after)
+
+
+# ---- breakpoints where virtual != physical ----
+
+HH_VA = 0xffff800000000000
+
+
+@pytest.fixture
+def highhalf(start_vmdb, guest, free_port):
+    elf = guest("highhalf")
+    vm, target = start_gdb_vmdb(start_vmdb, elf, port=free_port())
+    c = RspClient(target)
+    c.request("QEnableErrorStrings")
+    yield elf, vm, c
+    c.close()
+    vm.wait(30)
+
+
+def test_physical_breakpoint_hit_through_higher_half_alias(highhalf):
+    elf, vm, c = highhalf
+    code = symbol(elf, "hh_code")
+    text, reply = monitor(c, "phys on")
+    assert reply == b"OK", text
+    assert c.request("Z0,%x,1" % code) == b"OK"
+    # each of the three calls at HH_VA stops at the physical breakpoint,
+    # none reaches the guest as #BP
+    for _ in range(3):
+        reply = c.request("vCont;c")
+        assert reply.startswith(b"T05thread:1;"), reply
+        assert rip(c) == HH_VA
+        assert c.request("m%x,1" % code) == b"48"     # the original byte shows
+    assert c.request("z0,%x,1" % code) == b"OK"
+    assert c.request("m%x,1" % code) == b"48"
+    reply = c.request("vCont;c")
+    assert reply == b"W01", (reply, vm.serial_text())     # 3 calls: the guest passed
+    assert "highhalf: 3 calls" in vm.serial_text()
+
+
+def test_debug_registers_refused_in_phys_mode(highhalf):
+    elf, vm, c = highhalf
+    code = symbol(elf, "hh_code")
+    text, reply = monitor(c, "phys on")
+    assert reply == b"OK", text
+    # hardware breakpoints and watchpoints match linear addresses
+    for z in ("Z1,%x,1", "Z2,%x,8", "Z4,%x,8"):
+        reply = c.request(z % code)
+        assert reply.startswith(b"E"), (z, reply)
+        assert b"linear" in bytes.fromhex(reply.split(b";", 1)[1].decode()), reply
+    text, reply = monitor(c, "phys off")
+    assert c.request("Z1,%x,1" % code) == b"OK"
+    assert c.request("z1,%x,1" % code) == b"OK"
+    c.kill()

@@ -308,9 +308,9 @@ static void test_breakpoint_bytes(void)
 	CHECK(ram[0x1000] == 0xcc, "int3 stays after a write: %#x", ram[0x1000]);
 	CHECK(debug_mem_read(d, 0, 0x1000, b, 1, true) == 0 && b[0] == 0x66,
 	      "read shows the written byte: %#x", b[0]);
-	CHECK(debug_sw_remove(d, 0x1000, &e) == 0, "remove");
+	CHECK(debug_sw_remove(d, 0x1000, false, &e) == 0, "remove");
 	CHECK(ram[0x1000] == 0x66, "the written byte is restored: %#x", ram[0x1000]);
-	CHECK(debug_sw_remove(d, 0x1000, &e) == -ENOENT, "remove twice: ENOENT");
+	CHECK(debug_sw_remove(d, 0x1000, false, &e) == -ENOENT, "remove twice: ENOENT");
 	CHECK(debug_sw_insert(d, 0, RAM_SIZE + 5, false, &e) == -EFAULT, "outside RAM: EFAULT");
 	CHECK(debug_mem_read(d, 0, RAM_SIZE - 2, b, 4, false) == -EFAULT,
 	      "read running off RAM: EFAULT");
@@ -452,7 +452,7 @@ static void test_stale_event_dropped(void)
 	rig_start(&r);
 	/* gdb steps vCPU 0 over the breakpoint with the breakpoint removed:
 	 * vCPU 1's hit must neither be reported for vCPU 0 nor be dropped */
-	debug_sw_remove(d, 0x1000, &e);
+	debug_sw_remove(d, 0x1000, false, &e);
 	CHECK(debug_resume(d, only0, &e) == 0, "resume vCPU 0 only runs it");
 	debug_stop_all(d);
 	CHECK(!debug_has_event(d), "no event of vCPU 1 while only vCPU 0 ran");
@@ -463,7 +463,7 @@ static void test_stale_event_dropped(void)
 
 	/* a hit whose breakpoint is gone by the time its vCPU resumes is dropped */
 	h->on_exit(r.vm, &r.vm->vcpus[1], &x);
-	debug_sw_remove(d, 0x1000, &e);
+	debug_sw_remove(d, 0x1000, false, &e);
 	resume_all(d, DEBUG_ACT_CONTINUE);
 	usleep(10000);
 	debug_stop_all(d);
@@ -556,7 +556,7 @@ static void test_catch(void)
 	CHECK(debug_sw_insert(d, 0, 0x2000, false, &e) == 0, "client bp on the handler");
 	ev = run_to_event(d);
 	CHECK(ev.kind == DEBUG_EV_SWBREAK, "the client's breakpoint reported (kind %d)", ev.kind);
-	CHECK(debug_sw_remove(d, 0x2000, &e) == 0 && ram[0x2000] == 0xcc, "catch keeps its int3");
+	CHECK(debug_sw_remove(d, 0x2000, false, &e) == 0 && ram[0x2000] == 0xcc, "catch keeps its int3");
 
 	/* the guest loads another IDT: followed at the next resume */
 	memcpy(ram + 0x7000, ram + 0x6000, 16 * 32);
@@ -830,6 +830,43 @@ static void test_end_reported_over_stop(void)
 	rig_fini(&r);
 }
 
+/* A breakpoint's byte the guest rewrote (new code in the page, the page
+ * reused after a remap) is the guest's: removing the breakpoint, or
+ * reading memory, must not bring back the byte saved at insert. */
+static void test_rewritten_byte_kept(void)
+{
+	struct rig r;
+	struct err e = { 0 };
+	uint8_t b;
+	rig_init(&r, true);
+	struct debug *d = r.vm->debug;
+	uint8_t *ram = r.vm->ram;
+
+	ram[0x3000] = 0x55;
+	CHECK(debug_sw_insert(d, 0, 0x3000, false, &e) == 0 && ram[0x3000] == 0xcc, "inserted");
+	ram[0x3000] = 0x66;      /* the guest's store */
+	CHECK(debug_mem_read(d, 0, 0x3000, &b, 1, false) == 0 && b == 0x66,
+	      "a read shows the guest's byte: %#x", b);
+	CHECK(debug_sw_remove(d, 0x3000, false, &e) == 0 && ram[0x3000] == 0x66,
+	      "removal leaves the guest's byte: %#x", ram[0x3000]);
+	/* the same through detach's removal of everything */
+	ram[0x3001] = 0x55;
+	debug_sw_insert(d, 0, 0x3001, true, &e);
+	ram[0x3001] = 0x77;
+	debug_remove_all_breakpoints(d);
+	CHECK(ram[0x3001] == 0x77, "remove all leaves the guest's byte: %#x", ram[0x3001]);
+	/* a physical breakpoint and a linear one at one number are two */
+	ram[0x3002] = 0x55;
+	debug_sw_insert(d, 0, 0x3002, true, &e);
+	CHECK(debug_nr_sw_breakpoints(d) == 1 && debug_sw_insert(d, 0, 0x3002, false, &e) == 0 &&
+	      debug_nr_sw_breakpoints(d) == 2, "keyed by address space");
+	debug_sw_remove(d, 0x3002, true, &e);
+	debug_sw_remove(d, 0x3002, false, &e);
+	CHECK(ram[0x3002] == 0x55 && debug_nr_sw_breakpoints(d) == 0, "both gone: %#x",
+	      ram[0x3002]);
+	rig_fini(&r);
+}
+
 int main(void)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -853,6 +890,8 @@ int main(void)
 	printf("run states: done\n");
 	test_lent_step_hands_back();
 	printf("lent step, handed-back exit: done\n");
+	test_rewritten_byte_kept();
+	printf("rewritten breakpoint bytes: done\n");
 	test_interrupt_burst_coalesced();
 	printf("Ctrl-C burst: done\n");
 	test_end_reported_over_stop();
