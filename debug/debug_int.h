@@ -167,6 +167,7 @@ struct debug_vcpu {
 	 * cache_parts (X86_STATE_*); cleared when the vCPU leaves its park */
 	struct x86_state cache;
 	unsigned cache_parts;
+	bool seen_waiting_sipi;        /* the engine's last answer (INIT/SIPI seen) */
 	bool write_failed;             /* a write the engine refused, not yet reported */
 	struct err write_err;
 	struct engine_debug applied;   /* what the engine has now ... */

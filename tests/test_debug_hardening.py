@@ -220,3 +220,38 @@ def test_debug_registers_refused_in_phys_mode(highhalf):
     assert c.request("Z1,%x,1" % code) == b"OK"
     assert c.request("z1,%x,1" % code) == b"OK"
     c.kill()
+
+
+# ---- state changed behind the park's back ----
+
+def test_init_sent_by_stepped_vcpu_is_seen_on_the_parked_one(start_vmdb, guest, free_port):
+    elf = guest("initipi")
+    vm, target = start_gdb_vmdb(start_vmdb, elf, "--smp", "2", port=free_port())
+    c = RspClient(target)
+    icr = symbol(elf, "initipi_icr")
+    assert c.request("Z0,%x,1" % icr) == b"OK"
+    reply = c.request("vCont;c")
+    assert reply.startswith(b"T05thread:1;"), reply
+    assert c.request("z0,%x,1" % icr) == b"OK"
+    # the AP's registers, read (and kept by the debug core) while it sleeps
+    assert c.request("Hg2") == b"OK"
+    assert len(c.request("g")) > 100
+    ap_rip = rip(c)
+    assert ap_rip != 0xfff0
+    # the BSP's step writes the ICR: INIT for the parked AP
+    assert c.request("Hg1") == b"OK"
+    reply = c.request("vCont;s:1")
+    assert reply.startswith(b"T05thread:1;"), reply
+    extra = bytes.fromhex(c.request("qThreadExtraInfo,2").decode()).decode()
+    assert "SIPI" in extra, extra
+    assert c.request("Hg2") == b"OK"
+    assert rip(c) == 0xfff0, (hex(rip(c)), hex(ap_rip))
+    assert read_u64_reg(c, 0x12) & 0xffff == 0xf000      # cs after INIT
+    # writing the registers back (what a G does) keeps the INIT's state
+    regs = c.request("g")
+    assert c.request(b"G" + regs) == b"OK"
+    assert rip(c) == 0xfff0
+    reply = c.request("vCont;c")
+    assert reply == b"W01", (reply, vm.serial_text())
+    c.close()
+    vm.wait(30)
