@@ -255,3 +255,22 @@ def test_init_sent_by_stepped_vcpu_is_seen_on_the_parked_one(start_vmdb, guest, 
     assert reply == b"W01", (reply, vm.serial_text())
     c.close()
     vm.wait(30)
+
+
+def test_stepi_over_sti_hlt_waits_for_the_wakeup(idle_guest):
+    elf, c, after = idle_guest(20)
+    wait = symbol(elf, "idle_wait")
+    ticks = symbol(elf, "idle_ticks")
+    assert c.request("Z0,%x,1" % wait) == b"OK"
+    assert c.request("vCont;c").startswith(b"T05thread:1;")
+    assert c.request("z0,%x,1" % wait) == b"OK"
+    # to the HLT (sti is one byte before it), then over it
+    for _ in range(8):
+        if rip(c) == after - 1:
+            break
+        assert c.request("vCont;s:1").startswith(b"T05thread:1;")
+    assert rip(c) == after - 1
+    before = read_u64(c, ticks)
+    assert c.request("vCont;s:1").startswith(b"T05thread:1;")
+    assert rip(c) == after
+    assert read_u64(c, ticks) > before
