@@ -40,11 +40,11 @@ void debug_sw_where(struct debug *d, unsigned vcpu, uint64_t pc, struct debug_sw
 {
 	w->pc = pc;
 	w->have_gpa = false;
-	/* a breakpoint keyed by pc itself (the common hit) needs no page walk */
+	/* no breakpoint, or one keyed by pc itself (the common hit): no page walk */
 	pthread_mutex_lock(&d->lock);
-	bool keyed = debug_sw_find_as_locked(d, pc, false) != NULL;
+	bool settled = d->nr_sw == 0 || debug_sw_find_as_locked(d, pc, false) != NULL;
 	pthread_mutex_unlock(&d->lock);
-	if (!keyed)
+	if (!settled)
 		w->have_gpa = debug_translate(d, vcpu, pc, &w->gpa) == 0;
 }
 

@@ -66,6 +66,10 @@ struct debug_timing {
 	 * to poll(): a step ends in microseconds, a trip through poll() and
 	 * an eventfd costs more. */
 	long client_step_poll_ns;
+	/* How long a stop-all of a machine that is ending waits for its end
+	 * to be queued (on_vm_stop), so that the client hears the end rather
+	 * than a stop: a moment, bounded against a hook that never comes. */
+	long end_wait_ns;
 };
 
 enum debug_step {

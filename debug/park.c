@@ -22,6 +22,7 @@ static const struct debug_timing default_timing = {
 	.step_spin_ns = 300 * 1000L,
 	.lend_watch_ns = 100 * 1000 * 1000L,
 	.client_step_poll_ns = 200 * 1000L,
+	.end_wait_ns = 1000 * 1000 * 1000L,
 };
 
 void debug_deadline_in(struct timespec *ts, long ns)
@@ -223,6 +224,8 @@ static void drop_stale_events_locked(struct debug *d)
 
 /* ---- stopping ---- */
 
+static bool past(const struct timespec *deadline);
+
 bool debug_machine_gone(struct debug *d)
 {
 	pthread_mutex_lock(&d->lock);
@@ -267,19 +270,24 @@ bool debug_gone_locked(struct debug *d)
 
 /* Stopped: every vCPU parked, or the machine gone and its end queued. The
  * machine is stopping (vm_stopping) a moment before on_vm_stop queues its
- * end: a stop reported in that moment would hide the end from the client. */
-static bool stopped_locked(struct debug *d)
+ * end: a stop reported in that moment would hide the end from the client.
+ * That moment is a few instructions long; end_wait_ns bounds it all the
+ * same, so that no path of machine/ that ends without the hook can hang
+ * the client. */
+static bool stopped_locked(struct debug *d, const struct timespec *end_wait)
 {
 	if (debug_gone_locked(d))
-		return d->end_queued;
+		return d->end_queued || past(end_wait);
 	return all_parked_locked(d);
 }
 
 void debug_stop_all(struct debug *d)
 {
+	struct timespec end_wait;
 	pthread_mutex_lock(&d->lock);
 	debug_request_stop_locked(d, VM_MAX_VCPUS);
-	while (!stopped_locked(d)) {
+	debug_deadline_in(&end_wait, d->timing.end_wait_ns);
+	while (!stopped_locked(d, &end_wait)) {
 		struct timespec ts;
 		debug_deadline_in(&ts, d->timing.kick_retry_ns);
 		if (pthread_cond_timedwait(&d->parked_cond, &d->lock, &ts) != 0)
