@@ -132,6 +132,28 @@ void debug_sw_drop_locked(struct debug *d, struct debug_sw_bp *bp)
 	*bp = d->sw[--d->nr_sw];
 }
 
+/* The guest remapped the page of a breakpoint's linear address since it
+ * went in (gdb inserts its breakpoints again at every resume): its int3
+ * leaves the old physical byte (if it is still there) for the new one. */
+static int sw_move_locked(struct debug *d, struct debug_sw_bp *bp, uint64_t gpa, struct err *e)
+{
+	uint8_t *host = vm_gpa_to_host(d->vm, gpa, 1);
+	if (!host)
+		return err_set(e, EFAULT, "address 0x%" PRIx64 " now maps to 0x%" PRIx64 ", which is "
+			       "not guest RAM", bp->addr, gpa);
+	if (!gpa_shared_locked(d, bp))
+		debug_sw_poke(d, bp, false);
+	bp->gpa = gpa;
+	bp->orig = *host;
+	for (unsigned i = 0; i < d->nr_sw; i++)
+		if (&d->sw[i] != bp && d->sw[i].gpa == gpa)
+			bp->orig = d->sw[i].orig;
+	bp->lifted = false;
+	debug_sw_poke(d, bp, true);
+	d->mem_gen++;
+	return 0;
+}
+
 int debug_sw_insert(struct debug *d, unsigned vcpu, uint64_t addr, bool phys, struct err *e)
 {
 	uint64_t gpa = addr;
@@ -141,7 +163,9 @@ int debug_sw_insert(struct debug *d, unsigned vcpu, uint64_t addr, bool phys, st
 		return err_set(e, EFAULT, "address 0x%" PRIx64 " is not mapped", addr);
 	pthread_mutex_lock(&d->lock);
 	struct debug_sw_bp *bp = debug_sw_find_as_locked(d, addr, phys);
-	if (!bp && (r = debug_sw_add_locked(d, addr, gpa, &bp, e)) == 0)
+	if (bp && bp->gpa != gpa)
+		r = sw_move_locked(d, bp, gpa, e);
+	else if (!bp && (r = debug_sw_add_locked(d, addr, gpa, &bp, e)) == 0)
 		bp->phys = phys;
 	if (r == 0)
 		bp->client = true;

@@ -867,6 +867,45 @@ static void test_rewritten_byte_kept(void)
 	rig_fini(&r);
 }
 
+/* gdb inserts its breakpoints again at every resume: one whose linear
+ * address the guest remapped meanwhile moves to the new physical byte,
+ * and the old one gets its byte back. */
+static void test_breakpoint_follows_remap(void)
+{
+	struct rig r;
+	struct err e = { 0 };
+	uint8_t b;
+	rig_init(&r, true);
+	struct debug *d = r.vm->debug;
+	uint8_t *ram = r.vm->ram;
+	uint64_t *pml4 = (uint64_t *)(ram + 0x10000), *pdpt = (uint64_t *)(ram + 0x11000);
+	uint64_t *pd = (uint64_t *)(ram + 0x12000), *pt = (uint64_t *)(ram + 0x13000);
+	const uint64_t va = (2ull << 20) | 0x4000;      /* PD entry 1 */
+
+	pml4[0] = 0x11000 | 3;
+	pdpt[0] = 0x12000 | 3;
+	pd[1] = 0x0 | 0x83;                   /* a 2 MiB page onto physical 0 */
+	pt[4] = 0x5000 | 3;
+	for (unsigned i = 0; i < NVCPUS; i++) {
+		struct x86_sregs *sr = &r.cpus[i].sregs;
+		sr->cr0 = CR0_PE | CR0_PG;
+		sr->cr4 = CR4_PAE;
+		sr->efer = EFER_LMA | EFER_LME;
+		sr->cr3 = 0x10000;
+	}
+	ram[0x4000] = 0x11;
+	ram[0x5000] = 0x22;
+	CHECK(debug_sw_insert(d, 0, va, false, &e) == 0 && ram[0x4000] == 0xcc, "in at 0x4000");
+	pd[1] = 0x13000 | 3;                  /* the guest remaps: 4 KiB pages, va -> 0x5000 */
+	CHECK(debug_sw_insert(d, 0, va, false, &e) == 0, "inserted again: %s", e.msg);
+	CHECK(ram[0x4000] == 0x11 && ram[0x5000] == 0xcc, "moved: %#x %#x", ram[0x4000],
+	      ram[0x5000]);
+	CHECK(debug_mem_read(d, 0, va, &b, 1, false) == 0 && b == 0x22, "reads the new byte");
+	CHECK(debug_sw_remove(d, va, false, &e) == 0 && ram[0x5000] == 0x22, "out: %#x",
+	      ram[0x5000]);
+	rig_fini(&r);
+}
+
 int main(void)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -891,6 +930,7 @@ int main(void)
 	test_lent_step_hands_back();
 	printf("lent step, handed-back exit: done\n");
 	test_rewritten_byte_kept();
+	test_breakpoint_follows_remap();
 	printf("rewritten breakpoint bytes: done\n");
 	test_interrupt_burst_coalesced();
 	printf("Ctrl-C burst: done\n");
