@@ -19,7 +19,8 @@
 
 /* The connection's state; every change goes through gdb_set_state(). */
 enum gdb_state {
-	GDB_IDLE,        /* no client; the machine runs freely (or waits for one) */
+	GDB_IDLE,        /* no client (or one that sent no valid packet yet); the
+			  * machine runs freely (or waits for one) */
 	GDB_STOPPED,     /* client attached, machine stopped, client sends requests */
 	GDB_RUNNING,     /* client attached, machine running, a stop reply is owed */
 	GDB_CLOSING,     /* detach / kill / guest gone: close after this packet */

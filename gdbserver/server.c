@@ -137,6 +137,10 @@ static void on_packet(void *opaque, const char *data, size_t len)
 	struct rsp_cur args = rsp_cur_make(data + name_len, len - name_len);
 	int r;
 
+	/* the first valid packet makes a connection a debugger: a port probe
+	 * that connects and leaves neither stops nor releases the machine */
+	if (s->state == GDB_IDLE)
+		gdb_set_state(s, GDB_STOPPED);
 	rsp_buf_reset(&s->reply);
 	if (!p) {
 		r = 0;                          /* unknown: empty reply */
@@ -390,8 +394,7 @@ static void client_accept(struct gdb_server *s)
 		return;
 	}
 	s->rsp_live = true;
-	s->client_fd = fd;
-	gdb_set_state(s, GDB_STOPPED);
+	s->client_fd = fd;      /* attached at its first valid packet (on_packet) */
 }
 
 /* Feed what the client sent: the bytes fed, 0 when nothing was waiting
