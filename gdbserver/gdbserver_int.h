@@ -39,6 +39,7 @@ struct gdb_server {
 	enum gdb_state state;
 	struct rsp_conn rsp;
 	bool rsp_live;
+	bool client_lost;            /* it stopped reading or its socket failed: close it */
 	struct rsp_buf reply;
 	unsigned cur_g;              /* vCPU for registers and memory (Hg) */
 	int cur_c;                   /* vCPU for legacy s/c (Hc); -1 = all */

@@ -62,17 +62,31 @@ void gdb_set_state(struct gdb_server *s, enum gdb_state next)
 
 /* ---- client I/O ---- */
 
+/* A client that takes none of our bytes for this long has stopped reading
+ * its socket: it is dropped as a disconnect, so the server can go on
+ * serving Ctrl-C, the machine and the next client. */
+#define GDB_SEND_STALL_MS 5000
+
 static void client_write(void *opaque, const void *buf, size_t len)
 {
 	struct gdb_server *s = opaque;
 	const char *p = buf;
-	while (len > 0 && s->client_fd >= 0) {
-		ssize_t n = send(s->client_fd, p, len, MSG_NOSIGNAL);
+	while (len > 0 && s->client_fd >= 0 && !s->client_lost) {
+		ssize_t n = send(s->client_fd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			struct pollfd pfd = { .fd = s->client_fd, .events = POLLOUT };
+			int r = poll(&pfd, 1, GDB_SEND_STALL_MS);
+			if (r != 0)
+				continue;       /* room, an error to meet in send, or EINTR */
+			fprintf(stderr, "vmdb: the debugger read nothing for %d s: dropping it as "
+				"disconnected\n", GDB_SEND_STALL_MS / 1000);
+		}
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0) {
-			/* the client is gone; the poll loop notices and detaches */
+			/* the client is gone; client_recv notices and detaches */
 			shutdown(s->client_fd, SHUT_RDWR);
+			s->client_lost = true;
 			return;
 		}
 		p += n;
@@ -394,6 +408,7 @@ static void client_accept(struct gdb_server *s)
 		return;
 	}
 	s->rsp_live = true;
+	s->client_lost = false;
 	s->client_fd = fd;      /* attached at its first valid packet (on_packet) */
 }
 
@@ -410,7 +425,7 @@ static ssize_t client_recv(struct gdb_server *s, int flags)
 		return -1;
 	}
 	rsp_feed(&s->rsp, buf, (size_t)n);
-	if (s->state == GDB_CLOSING) {
+	if (s->state == GDB_CLOSING || s->client_lost) {
 		client_close(s);
 		return -1;
 	}

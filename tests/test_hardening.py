@@ -33,8 +33,11 @@ def attach(target, timeout=30):
     deadline = time.monotonic() + timeout
     while True:
         c = RspClient(target)
-        c.send_raw(b"+")
-        reply = c.request("qSupported:swbreak+;hwbreak+")
+        try:
+            c.send_raw(b"+")
+            reply = c.request("qSupported:swbreak+;hwbreak+")
+        except ConnectionError:
+            reply = REFUSED    # turned away before it read our packet: a reset
         if REFUSED not in reply:
             return c
         c.close()
@@ -150,3 +153,28 @@ def test_serial_reader_that_stops_reading(vmdb_raw, guest):
     late.kill()
     assert vm.proc.wait(timeout=30) is not None
     assert re.search(rb"serial output: \d+ bytes dropped", vm.stderr()), vm.stderr()
+
+
+def monitor(client, command):
+    return client.request("qRcmd," + command.encode().hex())
+
+
+def test_client_that_stops_reading(start_vmdb, guest, free_port):
+    """400 memory reads left unread: the server drops that client instead of
+    blocking in send(), and the next client is answered."""
+    vm, target = start_gdb_vmdb(start_vmdb, guest("exit"), port=free_port())
+    greedy = attach(target)
+    greedy.start_noack()
+    monitor(greedy, "phys on")
+    noise = os.urandom(0x8000)       # incompressible: no run-length encoding
+    assert greedy.request(f"M800000,{len(noise):x}:{noise.hex()}") == b"OK"
+    greedy.send_raw(frame("m800000,8000") * 400)      # and never read a reply
+    late = attach(target, timeout=45)
+    try:
+        assert late.request("?").startswith(b"T")
+        late.kill()
+        assert vm.wait(timeout=30) == 0
+    finally:
+        late.close()
+        greedy.close()
+    assert "read nothing" in vm.stderr_text()
