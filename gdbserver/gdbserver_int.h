@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <sys/un.h>
 
 #include "debug/debug.h"
@@ -32,6 +33,8 @@ struct gdb_server {
 	int listen_fd, client_fd, wake_fd;
 	char where[sizeof(((struct sockaddr_un *)0)->sun_path) + 16];
 	char unix_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	dev_t unix_dev;              /* the socket file we created, unlinked at exit if */
+	ino_t unix_ino;              /* the path still names it */
 	pthread_t thread;
 	bool quit;                   /* set by gdbserver_stop (atomic) */
 	bool wait_gdb;

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import check_sanitizer_report, sanitizer_env
+from conftest import check_sanitizer_report, run_vmdb, sanitizer_env
 from gdbclient import RspClient, frame, start_gdb_vmdb
 
 REFUSED = b"another debugger"
@@ -178,3 +178,81 @@ def test_client_that_stops_reading(start_vmdb, guest, free_port):
         late.close()
         greedy.close()
     assert "read nothing" in vm.stderr_text()
+
+
+@pytest.mark.parametrize("umask", [0o000, 0o002, 0o022])
+def test_unix_socket_is_private(vmdb_bin, engine, guest, tmp_path, umask):
+    path = tmp_path / "gdb.sock"
+    old = os.umask(umask)
+    try:
+        proc = subprocess.Popen([vmdb_bin, "--engine", engine, "--serial", "none", "--gdb",
+                                 f"unix:{path}", "--wait-gdb", guest("exit")],
+                                stdin=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                env=sanitizer_env())
+    finally:
+        os.umask(old)
+    try:
+        assert b"listening" in proc.stderr.readline()
+        assert oct(os.stat(path).st_mode & 0o777) == oct(0o600)
+    finally:
+        proc.kill()
+        proc.wait()
+        proc.stderr.close()
+
+
+def test_unix_socket_path_left_to_its_new_owner(start_vmdb, guest, tmp_path):
+    """The path was taken over while vmdb ran: at exit vmdb leaves it be."""
+    path = str(tmp_path / "gdb.sock")
+    vm, target = start_gdb_vmdb(start_vmdb, guest("exit"), addr="unix:" + path)
+    c = attach(target)
+    os.unlink(path)
+    newcomer = socket.socket(socket.AF_UNIX)
+    newcomer.bind(path)
+    ino = os.stat(path).st_ino
+    try:
+        c.kill()
+        assert vm.wait(timeout=30) == 0
+        assert os.path.exists(path) and os.stat(path).st_ino == ino
+    finally:
+        newcomer.close()
+        c.close()
+
+
+def test_unix_socket_in_use_is_not_stolen(start_vmdb, vmdb_bin, guest, tmp_path):
+    """A second vmdb on the same path is refused while the first listens."""
+    path = str(tmp_path / "gdb.sock")
+    vm, target = start_gdb_vmdb(start_vmdb, guest("exit"), addr="unix:" + path)
+    r = run_vmdb(vmdb_bin, "--gdb", "unix:" + path, guest("exit"))
+    assert r.returncode == 1 and "another program is listening" in r.stderr, r.stderr
+    c = attach(target)          # the first one still serves its path
+    c.kill()
+    c.close()
+    assert vm.wait(timeout=30) == 0
+
+
+def hosts_namespace_run(vmdb_bin, engine, hosts, *args):
+    """vmdb with /etc/hosts replaced in a private mount namespace."""
+    script = 'mount --bind "$0" /etc/hosts && exec "$@"'
+    r = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script, hosts,
+                        vmdb_bin, "--engine", engine, *args], capture_output=True, text=True,
+                       timeout=60, env=sanitizer_env(), stdin=subprocess.DEVNULL)
+    if "unshare failed" in r.stderr or "mount:" in r.stderr:
+        pytest.skip("cannot make a mount namespace here")
+    return r
+
+
+@pytest.mark.parametrize("host,exposed", [
+    ("127.vmdb-test.invalid", True),       # a name that looks local, bound to 0.0.0.0
+    ("localhost", True),                   # a hosts file that says otherwise
+    ("0x7f000001", False),                 # 127.0.0.1 spelt in hex
+    ("::ffff:127.0.0.1", False),
+    ("127.0.0.1", False),
+])
+def test_loopback_judged_by_address(vmdb_bin, engine, guest, tmp_path, free_port, host, exposed):
+    hosts = tmp_path / "hosts"
+    hosts.write_text("0.0.0.0 127.vmdb-test.invalid localhost\n")
+    spec = f"[{host}]" if ":" in host else host
+    r = hosts_namespace_run(vmdb_bin, engine, str(hosts), "--serial", "none", "--gdb",
+                            f"tcp:{spec}:{free_port()}", guest("exit"))
+    assert r.returncode == 1, r.stderr
+    assert ("reachable from other machines" in r.stderr) == exposed, r.stderr
