@@ -244,6 +244,9 @@ struct debug {
 	 * client's last look at the queue and a park's decision not to ring
 	 * cannot both miss the event. */
 	bool client_polling;
+	/* The client's connection (debug_watch_client): a step-over that
+	 * waits gives up once it is readable. Client's thread only. */
+	int client_fd;
 
 	struct debug_sw_bp sw[DEBUG_MAX_SW_BP];
 	unsigned nr_sw;

@@ -370,6 +370,7 @@ static void client_close(struct gdb_server *s)
 {
 	if (s->client_fd < 0)
 		return;
+	debug_watch_client(s->dbg, -1);
 	close(s->client_fd);
 	s->client_fd = -1;
 	if (s->rsp_live)
@@ -409,7 +410,8 @@ static void client_accept(struct gdb_server *s)
 	}
 	s->rsp_live = true;
 	s->client_lost = false;
-	s->client_fd = fd;      /* attached at its first valid packet (on_packet) */
+	s->client_fd = fd;
+	debug_watch_client(s->dbg, fd);      /* attached at its first valid packet (on_packet) */
 }
 
 /* Feed what the client sent: the bytes fed, 0 when nothing was waiting

@@ -256,3 +256,35 @@ def test_loopback_judged_by_address(vmdb_bin, engine, guest, tmp_path, free_port
                             f"tcp:{spec}:{free_port()}", guest("exit"))
     assert r.returncode == 1, r.stderr
     assert ("reachable from other machines" in r.stderr) == exposed, r.stderr
+
+
+# entry: cli; 1: hlt; jmp 1b -- halted for good once past the hlt
+HALT_FOREVER = bytes.fromhex("fa" "f4" "ebfd")
+STEP_OVER_LIMIT = 0.5      # debug/park.c: how long a step-over may take
+
+
+def test_ctrl_c_during_step_over_of_hlt(start_vmdb, guest, free_port):
+    """Continuing from a breakpoint on a HLT steps over it alone first, a
+    step that waits for an interrupt: a Ctrl-C meanwhile is heard at once,
+    not when the step-over gives up."""
+    vm, target = start_gdb_vmdb(start_vmdb, guest("exit"), port=free_port())
+    c = attach(target)
+    entry = rip_of(c)
+    hlt = entry + 1
+    assert c.request(f"M{entry:x},{len(HALT_FOREVER):x}:{HALT_FOREVER.hex()}") == b"OK"
+    assert c.request(f"Z0,{hlt:x},1") == b"OK"
+    assert c.request("c").startswith(b"T05")
+    assert rip_of(c) == hlt
+    waits = []
+    for _ in range(7):
+        start = time.monotonic()
+        c.send_raw(frame("c"))
+        assert c.read_byte() == b"+"      # the server has the packet: the step-over begins
+        c.send_raw(b"\x03")
+        assert c.read_packet().startswith(b"T02")
+        waits.append(time.monotonic() - start)
+        assert c.request("P10=" + struct.pack("<Q", hlt).hex()) == b"OK"   # back on the hlt
+    waits.sort()
+    assert waits[len(waits) // 2] < STEP_OVER_LIMIT / 2, waits
+    c.kill()
+    assert vm.wait(timeout=30) == 0
