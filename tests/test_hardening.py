@@ -263,28 +263,35 @@ HALT_FOREVER = bytes.fromhex("fa" "f4" "ebfd")
 STEP_OVER_LIMIT = 0.5      # debug/park.c: how long a step-over may take
 
 
+def ctrl_c_waits(c, hlt, rounds):
+    """Put the vCPU on the hlt, continue, Ctrl-C once the server has the
+    packet; the time to each stop reply, sorted."""
+    waits = []
+    for _ in range(rounds):
+        assert c.request("P10=" + struct.pack("<Q", hlt).hex()) == b"OK"
+        start = time.monotonic()
+        c.send_raw(frame("c"))
+        assert c.read_byte() == b"+"      # the server has the packet: the machine resumes
+        c.send_raw(b"\x03")
+        assert c.read_packet().startswith(b"T02")
+        waits.append(time.monotonic() - start)
+    return sorted(waits)
+
+
 def test_ctrl_c_during_step_over_of_hlt(start_vmdb, guest, free_port):
     """Continuing from a breakpoint on a HLT steps over it alone first, a
-    step that waits for an interrupt: a Ctrl-C meanwhile is heard at once,
-    not when the step-over gives up."""
+    step that waits for an interrupt: a Ctrl-C meanwhile is heard then,
+    not when the step-over gives up. Compared with the same Ctrl-C without
+    a breakpoint (an engine may take its time to stop a halted vCPU)."""
     vm, target = start_gdb_vmdb(start_vmdb, guest("exit"), port=free_port())
     c = attach(target)
     entry = rip_of(c)
     hlt = entry + 1
     assert c.request(f"M{entry:x},{len(HALT_FOREVER):x}:{HALT_FOREVER.hex()}") == b"OK"
+    plain = ctrl_c_waits(c, hlt, 5)
     assert c.request(f"Z0,{hlt:x},1") == b"OK"
-    assert c.request("c").startswith(b"T05")
-    assert rip_of(c) == hlt
-    waits = []
-    for _ in range(7):
-        start = time.monotonic()
-        c.send_raw(frame("c"))
-        assert c.read_byte() == b"+"      # the server has the packet: the step-over begins
-        c.send_raw(b"\x03")
-        assert c.read_packet().startswith(b"T02")
-        waits.append(time.monotonic() - start)
-        assert c.request("P10=" + struct.pack("<Q", hlt).hex()) == b"OK"   # back on the hlt
-    waits.sort()
-    assert waits[len(waits) // 2] < STEP_OVER_LIMIT / 2, waits
+    over = ctrl_c_waits(c, hlt, 5)
+    # without the client heard, the median would be past the limit itself
+    assert over[2] < plain[2] + 0.8 * STEP_OVER_LIMIT, (plain, over)
     c.kill()
     assert vm.wait(timeout=30) == 0
