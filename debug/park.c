@@ -343,13 +343,14 @@ static bool past(const struct timespec *deadline)
 
 void debug_watch_client(struct debug *d, int fd)
 {
-	d->client_fd = fd;
+	__atomic_store_n(&d->client_fd, fd, __ATOMIC_RELAXED);
 }
 
-static bool client_spoke(struct debug *d)
+bool debug_client_spoke(struct debug *d)
 {
-	struct pollfd pfd = { .fd = d->client_fd, .events = POLLIN };
-	return d->client_fd >= 0 && poll(&pfd, 1, 0) > 0;
+	struct pollfd pfd = { .fd = __atomic_load_n(&d->client_fd, __ATOMIC_RELAXED),
+			      .events = POLLIN };
+	return pfd.fd >= 0 && poll(&pfd, 1, 0) > 0;
 }
 
 /* Run one parked vCPU alone until it parks again: on this thread where
@@ -374,7 +375,7 @@ static void run_alone(struct debug *d, unsigned vcpu)
 		enum debug_run run = dv->run;
 		if (debug_gone_locked(d) || run == DEBUG_RUN_PARKED || run == DEBUG_RUN_STEP_SPIN)
 			break;
-		if (!stopped && (past(&deadline) || (past(&patience) && client_spoke(d)))) {
+		if (!stopped && (past(&deadline) || (past(&patience) && debug_client_spoke(d)))) {
 			debug_run_stop_locked(d, vcpu);
 			stopped = true;
 		}
