@@ -398,6 +398,10 @@ static void client_accept(struct gdb_server *s)
 	int fd = accept4(s->listen_fd, NULL, NULL, SOCK_CLOEXEC);
 	if (fd < 0)
 		return;
+	/* a connection that never sent a packet is no debugger (a probe that
+	 * holds the port open): it yields to the newcomer */
+	if (s->client_fd >= 0 && s->state == GDB_IDLE)
+		client_close(s);
 	if (s->client_fd >= 0 || debug_machine_gone(s->dbg)) {
 		refuse(fd);
 		return;

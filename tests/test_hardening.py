@@ -77,6 +77,29 @@ def test_port_probe_is_not_an_attach(start_vmdb, guest, free_port, payload):
     assert vm.wait(timeout=60) == 1
 
 
+
+def test_silent_connection_yields_to_a_debugger(start_vmdb, guest, free_port):
+    """A connection held open without a word (a port watcher) does not keep
+    the real debugger out; a debugger that spoke does."""
+    kernel = guest("exit")
+    vm, target = start_gdb_vmdb(start_vmdb, kernel, port=free_port())
+    host, port = target.rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=30) as silent:
+        c = attach(target)
+        assert rip_of(c) == elf_entry(kernel)
+        assert silent.recv(64) == b""          # closed for the newcomer
+        other = RspClient(target)
+        try:
+            other.send_raw(b"+" + frame("qSupported"))
+            assert REFUSED in other.read_packet()
+        except ConnectionResetError:
+            pass                                # turned away before it read us
+        other.close()
+        c.send_raw(frame("c"))
+        assert c.read_packet().startswith(b"W")
+        c.close()
+    assert vm.wait(timeout=60) == 1
+
 # mov dx, 0x3f8; mov al, 'x'; 1: out dx, al; jmp 1b -- serial output forever
 FLOOD = bytes.fromhex("66baf803" "b078" "ee" "ebfd")
 
