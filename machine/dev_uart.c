@@ -421,6 +421,15 @@ static void uart_reset(void *opaque)
 	pthread_mutex_unlock(&u->lock);
 }
 
+/* The guest's last lines are written out before its end is reported
+ * (a debugger's W reply, vmdb's exit line). */
+static void uart_flush_at_exit(void *opaque)
+{
+	struct uart *u = opaque;
+	if (u->out)
+		serial_out_flush(u->out);
+}
+
 static int uart_open_output(struct uart *u, const struct vm_config *cfg, struct err *e)
 {
 	int fd = STDOUT_FILENO;
@@ -461,7 +470,9 @@ static int uart_init(struct vm *vm, struct err *e)
 	if (ret < 0)
 		goto fail;
 	/* from here on vm_destroy frees u */
-	ret = vm_on_reset(vm, uart_reset, u, e);
+	ret = vm_on_exit(vm, uart_flush_at_exit, u, e);
+	if (ret == 0)
+		ret = vm_on_reset(vm, uart_reset, u, e);
 	if (ret < 0)
 		return ret;
 	ret = bus_register(&vm->pio, UART_BASE, UART_LEN, uart_io, u, "uart", e);

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define SERIAL_OUT_SIZE     (1u << 20)    /* a whole Linux boot log, many times */
@@ -23,6 +24,7 @@
 struct serial_out {
 	pthread_mutex_t lock;
 	pthread_cond_t more;        /* bytes queued, or the stop */
+	pthread_cond_t written;     /* the drain thread wrote (or gave up on) bytes */
 	uint8_t *buf;
 	size_t head, len;
 	uint64_t dropped, reported; /* bytes lost to a full buffer */
@@ -107,14 +109,17 @@ static bool drain_chunk(struct serial_out *o, bool *stopping)
 	if (w == 0) {
 		o->dropped += o->len;   /* a reader that stalled at exit */
 		o->len = 0;
+		pthread_cond_broadcast(&o->written);
 		return false;
 	}
 	if (w < 0 || done < 0) {
 		o->len = 0;             /* a failing console must not stop the guest */
+		pthread_cond_broadcast(&o->written);
 		return !was_stopping;
 	}
 	o->head = (o->head + (size_t)done) % SERIAL_OUT_SIZE;
 	o->len -= (size_t)done;
+	pthread_cond_broadcast(&o->written);
 	return true;
 }
 
@@ -147,6 +152,7 @@ int serial_out_start(struct serial_out **out, int fd, bool close_fd, struct err 
 	o->close_fd = close_fd;
 	pthread_mutex_init(&o->lock, NULL);
 	pthread_cond_init(&o->more, NULL);
+	pthread_cond_init(&o->written, NULL);
 	int r = -1;
 	if (pipe2(o->stop_pipe, O_CLOEXEC) < 0) {
 		r = err_set(e, errno, "serial output: cannot create a pipe: %s", strerror(errno));
@@ -156,6 +162,7 @@ int serial_out_start(struct serial_out **out, int fd, bool close_fd, struct err 
 		r = err_set(e, r, "serial output: cannot start a thread: %s", strerror(r));
 	}
 	if (r < 0) {
+		pthread_cond_destroy(&o->written);
 		pthread_cond_destroy(&o->more);
 		pthread_mutex_destroy(&o->lock);
 		free(o->buf);
@@ -164,6 +171,23 @@ int serial_out_start(struct serial_out **out, int fd, bool close_fd, struct err 
 	}
 	*out = o;
 	return 0;
+}
+
+void serial_out_flush(struct serial_out *o)
+{
+	pthread_mutex_lock(&o->lock);
+	while (o->len > 0) {
+		size_t before = o->len;
+		struct timespec until;
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += SERIAL_OUT_STALL_MS / 1000;
+		int r = 0;
+		while (o->len == before && r != ETIMEDOUT)
+			r = pthread_cond_timedwait(&o->written, &o->lock, &until);
+		if (o->len == before)
+			break;              /* the reader stalled: do not wait for it */
+	}
+	pthread_mutex_unlock(&o->lock);
 }
 
 void serial_out_stop(struct serial_out *o)
@@ -183,6 +207,7 @@ void serial_out_stop(struct serial_out *o)
 	close(o->stop_pipe[1]);
 	if (o->close_fd)
 		close(o->fd);
+	pthread_cond_destroy(&o->written);
 	pthread_cond_destroy(&o->more);
 	pthread_mutex_destroy(&o->lock);
 	free(o->buf);

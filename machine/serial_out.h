@@ -19,6 +19,9 @@ struct serial_out;
 int serial_out_start(struct serial_out **out, int fd, bool close_fd, struct err *e) must_check;
 /* Queue one byte; never blocks on the reader. */
 void serial_out_put(struct serial_out *o, uint8_t byte);
+/* Wait until what is queued has been written, or the reader took nothing
+ * for a while: the guest's last output is out before its end is reported. */
+void serial_out_flush(struct serial_out *o);
 /* Write what is queued while the reader takes it (giving up once it takes
  * nothing for a while), report any loss, and free everything. */
 void serial_out_stop(struct serial_out *o);

@@ -173,6 +173,14 @@ uint64_t vm_guest_ns(struct vm *vm)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+int vm_on_exit(struct vm *vm, void (*fn)(void *), void *opaque, struct err *e)
+{
+	if (vm->nr_exit_hooks == VM_MAX_EXIT_HOOKS)
+		return err_set(e, ENOSPC, "too many device exit hooks");
+	vm->exit_hooks[vm->nr_exit_hooks++] = (struct vm_teardown){ fn, opaque };
+	return 0;
+}
+
 int vm_on_destroy(struct vm *vm, void (*fn)(void *), void *opaque, struct err *e)
 {
 	if (vm->nr_teardowns == VM_MAX_TEARDOWNS)
@@ -263,6 +271,8 @@ void vm_request_exit(struct vm *vm, int status, const char *fmt, ...)
 			vm->engine->kick(&vm->vcpus[i]);
 	pthread_mutex_unlock(&vm->lock);
 
+	for (unsigned i = 0; i < vm->nr_exit_hooks; i++)
+		vm->exit_hooks[i].fn(vm->exit_hooks[i].opaque);
 	if (vm->debug_hooks && vm->debug_hooks->on_vm_stop)
 		vm->debug_hooks->on_vm_stop(vm, status, vm->exit_message);
 }

@@ -80,6 +80,7 @@ struct vm_teardown {
 
 #define VM_MAX_TEARDOWNS 32
 #define VM_MAX_RESETS    32
+#define VM_MAX_EXIT_HOOKS 8
 
 struct vm {
 	struct vm_config cfg;
@@ -98,6 +99,8 @@ struct vm {
 	unsigned nr_teardowns;
 	struct vm_teardown resets[VM_MAX_RESETS];   /* device power-on states */
 	unsigned nr_resets;
+	struct vm_teardown exit_hooks[VM_MAX_EXIT_HOOKS];  /* see vm_on_exit */
+	unsigned nr_exit_hooks;
 	/* held for reading around engine calls made outside vCPU threads
 	 * (vm_irq_line), for writing while a reset replaces the engine */
 	pthread_rwlock_t engine_lock;
@@ -157,6 +160,11 @@ static inline bool vm_stopping(struct vm *vm)
 {
 	return __atomic_load_n(&vm->stopping, __ATOMIC_ACQUIRE);
 }
+
+/* Register fn(opaque) to run when the machine ends, before the debugger
+ * hears of it: a device finishes what the guest did before its end (the
+ * serial console writes out the guest's last lines). */
+int vm_on_exit(struct vm *vm, void (*fn)(void *), void *opaque, struct err *e) must_check;
 
 /* Register fn(opaque) to run at vm_destroy, in reverse order. */
 int vm_on_destroy(struct vm *vm, void (*fn)(void *), void *opaque, struct err *e) must_check;

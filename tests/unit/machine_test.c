@@ -111,6 +111,14 @@ int vm_on_reset(struct vm *vm, void (*fn)(void *), void *opaque, struct err *e)
 	return 0;
 }
 
+int vm_on_exit(struct vm *vm, void (*fn)(void *), void *opaque, struct err *e)
+{
+	if (vm->nr_exit_hooks >= VM_MAX_EXIT_HOOKS)
+		return err_set(e, ENOSPC, "too many exit hooks");
+	vm->exit_hooks[vm->nr_exit_hooks++] = (struct vm_teardown){ fn, opaque };
+	return 0;
+}
+
 void vm_irq_line(struct vm *vm, unsigned irq, int level)
 {
 	vm->engine->irq_line(vm, irq, level);
