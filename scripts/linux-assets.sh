@@ -1,15 +1,17 @@
 #!/bin/sh
 # Fetch the Linux test assets into build/linux (cached, never committed):
-#   vmlinuz-cloud   Debian's current linux-image-cloud-amd64 bzImage (LZ4)
-#   vmlinux-cloud   the same kernel's ELF (with its PVH note), unpacked from the bzImage
-#   busybox         busybox-static, for the initramfs tests/linux/mkinitramfs.py builds
-# Usage: scripts/linux-assets.sh [DIR]   (DIR defaults to build/linux)
+#   vmlinuz-cloud     Debian's current linux-image-cloud-amd64 bzImage (LZ4)
+#   vmlinux-cloud     the same kernel's ELF (with its PVH note), unpacked from the bzImage
+#   busybox           busybox-static, for the initramfs tests/linux/mkinitramfs.py builds
+# and, with FLAVOUR generic (bench/linux), vmlinuz-generic: linux-image-amd64's
+# bzImage (XZ).
+# Usage: scripts/linux-assets.sh [DIR [FLAVOUR]]   (DIR defaults to build/linux)
 set -e
 root=$(cd "$(dirname "$0")/.." && pwd)
 dir=${1:-build/linux}
+flavour=${2:-cloud}
 mkdir -p "$dir"
 cd "$dir"
-[ -s vmlinuz-cloud ] && [ -s vmlinux-cloud ] && [ -s busybox ] && exit 0
 
 download() {
 	# apt-get download runs unsandboxed as root into a directory _apt cannot
@@ -18,18 +20,37 @@ download() {
 	apt-get update -qq && apt-get download "$@" >/dev/null
 }
 
-# The meta package names the current image package; download that one.
-kpkg=$(apt-cache depends linux-image-cloud-amd64 2>/dev/null |
-       awk '/Depends: linux-image-[0-9]/ { print $2; exit }')
-if [ -z "$kpkg" ]; then
-	apt-get update -qq
-	kpkg=$(apt-cache depends linux-image-cloud-amd64 | awk '/Depends: linux-image-[0-9]/ { print $2; exit }')
+# The package a meta package (linux-image-cloud-amd64, ...) depends on now.
+image_package() {
+	pkg=$(apt-cache depends "$1" 2>/dev/null | awk '/Depends: linux-image-[0-9]/ { print $2; exit }')
+	if [ -z "$pkg" ]; then
+		apt-get update -qq
+		pkg=$(apt-cache depends "$1" | awk '/Depends: linux-image-[0-9]/ { print $2; exit }')
+	fi
+	[ -n "$pkg" ] || { echo "linux-assets: no $1 in apt's lists" >&2; exit 1; }
+	echo "$pkg"
+}
+
+# Download packages and unpack them into x/.
+fetch() {
+	rm -rf deb x
+	mkdir deb
+	(cd deb && download "$@")
+	for d in deb/*.deb; do dpkg-deb -x "$d" x; done
+}
+
+if [ "$flavour" = generic ]; then
+	[ -s vmlinuz-generic ] && exit 0
+	fetch "$(image_package linux-image-amd64)"
+	cp x/boot/vmlinuz-* vmlinuz-generic.tmp
+	mv vmlinuz-generic.tmp vmlinuz-generic
+	rm -rf deb x
+	exit 0
 fi
-[ -n "$kpkg" ] || { echo "linux-assets: no linux-image-cloud-amd64 in apt's lists" >&2; exit 1; }
-rm -rf deb x
-mkdir deb
-(cd deb && download "$kpkg" busybox-static)
-for d in deb/*.deb; do dpkg-deb -x "$d" x; done
+
+[ -s vmlinuz-cloud ] && [ -s vmlinux-cloud ] && [ -s busybox ] && exit 0
+kpkg=$(image_package linux-image-cloud-amd64)
+fetch "$kpkg" busybox-static
 cp x/boot/vmlinuz-* vmlinuz-cloud.tmp
 cp x/bin/busybox busybox.tmp
 python3 "$root/tests/linux/unpack_bzimage.py" vmlinuz-cloud.tmp vmlinux-cloud.tmp
