@@ -4,8 +4,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/options.h"
+#include "cli/term.h"
 #include "engine/engine.h"
 #include "gdbserver/gdbserver.h"
 #include "machine/vm.h"
@@ -55,7 +57,30 @@ static int resolve_engine(struct options *o)
 	return 0;
 }
 
-static int run_vm(const struct vm_config *cfg)
+/* With the serial console on stdio, stdin is its input: a terminal in
+ * the foreground (raw mode, Ctrl-A escapes) or a pipe or file (read as
+ * is). A terminal in the background is left alone. */
+static void setup_serial_input(struct vm_config *cfg)
+{
+	if (cfg->serial != SERIAL_STDIO)
+		return;
+	if (!isatty(STDIN_FILENO)) {
+		cfg->serial_stdin = true;
+		return;
+	}
+	if (!term_stdin_usable())
+		return;
+	int r = term_raw_begin();
+	if (r < 0) {
+		fprintf(stderr, "vmdb: cannot put the terminal in raw mode (%s); serial input "
+			"is off\n", strerror(-r));
+		return;
+	}
+	cfg->serial_stdin = true;
+	cfg->serial_escape = true;
+}
+
+static int run_vm(struct vm_config *cfg)
 {
 	struct vm *vm = calloc(1, sizeof(*vm));
 	struct err e = { 0 };
@@ -65,6 +90,7 @@ static int run_vm(const struct vm_config *cfg)
 		fprintf(stderr, "vmdb: out of memory\n");
 		return EXIT_RUNTIME;
 	}
+	setup_serial_input(cfg);
 	if (vm_create(vm, cfg, &e) < 0) {
 		fprintf(stderr, "vmdb: %s\n", e.msg);
 		vm_destroy(vm);
@@ -78,12 +104,14 @@ static int run_vm(const struct vm_config *cfg)
 		return EXIT_RUNTIME;
 	}
 	status = vm_run(vm);
+	term_restore();
 	if (vm->exit_message[0])
 		fprintf(stderr, "vmdb: %s\n", vm->exit_message);
 	if (cfg->gdb_addr)
 		gdbserver_stop(vm);
 	vm_destroy(vm);
 	free(vm);
+	term_restore();
 	return status;
 }
 

@@ -24,11 +24,15 @@ const char options_usage[] =
 	"  --smp N              number of vCPUs (default 1)\n"
 	"  --mem SIZE           guest RAM, e.g. 256M, 1G (default 128M; a bare number is MiB)\n"
 	"  --serial SPEC        where the 16550 UART at 0x3f8 goes: stdio (default),\n"
-	"                       file:PATH, none\n"
+	"                       file:PATH, none. With stdio, stdin is its input; a\n"
+	"                       terminal is in raw mode while vmdb runs: Ctrl-A x ends\n"
+	"                       vmdb, Ctrl-A Ctrl-A sends Ctrl-A, Ctrl-A h helps\n"
 	"  --gdb [ADDR]         serve GDB on tcp:HOST:PORT or unix:PATH\n"
 	"                       (ADDR defaults to " DEFAULT_GDB ")\n"
 	"  --wait-gdb           hold every vCPU before its first instruction until a\n"
 	"                       debugger attaches (implies --gdb)\n"
+	"  --no-reboot          when the guest resets the machine, end vmdb (status 0) with\n"
+	"                       a line saying so, instead of booting it again\n"
 	"  --cmdline STR        kernel command line\n"
 	"  --initrd FILE        a file loaded as multiboot module 0 / boot-info initrd\n"
 	"  --probe              print what this host's engine can do for debugging, and exit\n"
@@ -108,7 +112,7 @@ static bool looks_like_gdb_addr(const char *s)
 	return !strncmp(s, "tcp:", 4) || !strncmp(s, "unix:", 5);
 }
 
-enum { OPT_ENGINE = 256, OPT_CPU, OPT_SMP, OPT_MEM, OPT_SERIAL, OPT_GDB, OPT_WAIT_GDB, OPT_CMDLINE,
+enum { OPT_ENGINE = 256, OPT_CPU, OPT_SMP, OPT_MEM, OPT_SERIAL, OPT_GDB, OPT_WAIT_GDB, OPT_NO_REBOOT, OPT_CMDLINE,
        OPT_INITRD, OPT_PROBE, OPT_VERSION, OPT_HELP };
 
 static const struct option long_options[] = {
@@ -119,6 +123,7 @@ static const struct option long_options[] = {
 	{ "serial", required_argument, NULL, OPT_SERIAL },
 	{ "gdb", optional_argument, NULL, OPT_GDB },
 	{ "wait-gdb", no_argument, NULL, OPT_WAIT_GDB },
+	{ "no-reboot", no_argument, NULL, OPT_NO_REBOOT },
 	{ "cmdline", required_argument, NULL, OPT_CMDLINE },
 	{ "initrd", required_argument, NULL, OPT_INITRD },
 	{ "probe", no_argument, NULL, OPT_PROBE },
@@ -160,6 +165,7 @@ static int parse_one(int opt, int argc, char **argv, struct options *o, struct e
 		cfg->gdb_addr = optarg ? optarg : DEFAULT_GDB;
 		return 0;
 	case OPT_WAIT_GDB: cfg->wait_gdb = true; return 0;
+	case OPT_NO_REBOOT: cfg->no_reboot = true; return 0;
 	case OPT_CMDLINE: cfg->cmdline = optarg; return 0;
 	case OPT_INITRD: cfg->initrd_path = optarg; return 0;
 	case OPT_PROBE: o->probe = true; return 0;

@@ -177,6 +177,10 @@ struct engine_ops {
 			  bool readonly, struct err *e);
 	/* Assert (level 1) or deassert an interrupt line of the I/O APIC / PIC. */
 	int (*irq_line)(struct vm *vm, unsigned irq, int level);
+	/* Guest time in ns, for the machine's own clocks (the ACPI PM timer):
+	 * the clock the engine's PIT and TSC follow. NULL: the host's
+	 * CLOCK_MONOTONIC (what KVM's in-kernel timers use). Any thread. */
+	uint64_t (*guest_ns)(struct vm *vm);
 	/* Fill caps; may run probe guests. Needs no vm. */
 	int (*probe)(struct engine_caps *caps, struct err *e);
 

@@ -33,8 +33,10 @@
 		     BIT(12) | BIT(13) | BIT(15) | BIT(16) | BIT(17) | BIT(19) | BIT(23) |    \
 		     BIT(24) | BIT(25) | BIT(26) | BIT(28))
 #define KNOWN_1_ECX (BIT(0) | BIT(9) | BIT(13) | BIT(17) | BIT(19) | BIT(20) | BIT(21) |    \
-		     BIT(23) | BIT(24) | BIT(26) | BIT(27) | BIT(31))
-#define KNOWN_7_EBX (BIT(7) | BIT(9) | BIT(10) | BIT(20) | BIT(23))
+		     BIT(22) | BIT(23) | BIT(24) | BIT(26) | BIT(27) | BIT(31))
+/* bits 6 (FDP_EXCPTN_ONLY) and 13 (FCS/FDS deprecated) describe the x87
+ * model and have nothing to run */
+#define KNOWN_7_EBX (BIT(6) | BIT(7) | BIT(9) | BIT(10) | BIT(13) | BIT(20) | BIT(23))
 #define KNOWN_7_ECX (BIT(2) | BIT(22))
 #define KNOWN_7_EDX BIT(29)
 #define KNOWN_E1_ECX (BIT(0) | BIT(5) | BIT(8))
@@ -560,6 +562,11 @@ static void check_sse_later(void)
 		int64_t i = 0;
 		__asm__ volatile("fldl %1\n\tfisttpll %0" : "=m"(i) : "m"(one));
 		expect_eq(i, 1, "SSE3: FISTTP");
+	}
+	if (has(m.l1[2], 22, "MOVBE")) {
+		uint64_t mem = 0x0102030405060708ull, r = 0;
+		__asm__ volatile("movbe %1, %0" : "=r"(r) : "m"(mem));
+		expect_eq(r, 0x0807060504030201ull, "MOVBE: load swaps bytes");
 	}
 	if (has(m.l1[2], 9, "SSSE3")) {
 		uint64_t r;

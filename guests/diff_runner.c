@@ -47,7 +47,9 @@
  * reaches on_exception in ring 0, which returns to diff_user_end in ring 3
  * with the registers of the faulting instruction (its frame is on the
  * runner's RSP0 stack, not the sequence's). The result line adds
- * mxcsr=... and xmm0..xmm15 (bytes, little-endian) before exc=. */
+ * mxcsr=... and xmm0..xmm15 (bytes, little-endian), then the x87 state
+ * fcw=... fsw=... ftw=... (abridged) and st0..st7 (10 bytes each) before
+ * exc=. */
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -67,6 +69,10 @@
 #define DIFF_FX_SIZE       512                      /* FXSAVE image (ring-3 blobs) */
 #define FX_MXCSR           24                       /* offsets in the FXSAVE image */
 #define FX_XMM0            160
+#define FX_FCW             0
+#define FX_FSW             2
+#define FX_FTW             4
+#define FX_ST0             32
 #define DIFF_CODE_ADDR     0x800000ull
 #define DIFF_CODE_MAX      0x10000u                 /* code page area, trailer included */
 #define DIFF_SCRATCH_ADDR  0x9ff000ull              /* 0xa00000 is a 2 MiB boundary */
@@ -281,6 +287,22 @@ static void on_exception(struct rt_frame *f)
 	f->rip = (uint64_t)(uintptr_t)(ring3 ? diff_user_end : diff_seq_end);
 }
 
+/* The x87 part of the image: control, status, abridged tags, ST0-ST7
+ * (the instruction pointers are left out: they hold addresses, and this
+ * host's CPU saves FOP/FDP only with an exception). */
+static void print_x87(void)
+{
+	uint16_t fcw, fsw;
+	memcpy(&fcw, diff_fx_out + FX_FCW, sizeof(fcw));
+	memcpy(&fsw, diff_fx_out + FX_FSW, sizeof(fsw));
+	printf(" fcw=%04x fsw=%04x ftw=%02x", fcw, fsw, diff_fx_out[FX_FTW]);
+	for (unsigned r = 0; r < 8; r++) {
+		printf(" st%u=", r);
+		for (unsigned i = 0; i < 10; i++)
+			printf("%02x", diff_fx_out[FX_ST0 + 16 * r + i]);
+	}
+}
+
 static void print_sse(void)
 {
 	uint32_t mxcsr;
@@ -300,8 +322,10 @@ static void print_result(unsigned k)
 		printf(" %s=%016llx", reg_names[r], (unsigned long long)diff_out[r]);
 	printf(" rflags=%016llx mem=%08x", (unsigned long long)diff_out[DIFF_NREGS],
 	       fnv1a((const uint8_t *)DIFF_SCRATCH_ADDR, DIFF_SCRATCH_SIZE));
-	if (ring3)
+	if (ring3) {
 		print_sse();
+		print_x87();
+	}
 	if (exc_vector == NO_EXCEPTION)
 		printf(" exc=none\n");
 	else
@@ -393,7 +417,7 @@ static void ring3_setup(void)
 	r3_paging();
 	r3_gdt_tss();
 	__asm__ volatile("mov %%cr0, %%rax\n\tand %0, %%rax\n\tor %1, %%rax\n\tmov %%rax, %%cr0"
-			 :: "r"(~(CR0_EM | CR0_TS)), "r"(CR0_MP) : "rax", "memory");
+			 :: "r"(~(CR0_EM | CR0_TS)), "r"(CR0_MP | CR0_NE) : "rax", "memory");
 	write_cr4(read_cr4() | CR4_OSFXSR | CR4_OSXMMEXCPT);
 }
 

@@ -28,7 +28,7 @@ GUEST_E64_OBJ := $(GUEST_OUT)/rt/entry64.o
 GUEST_MB_OBJ  := $(GUEST_OUT)/rt/entry_mb.o
 
 # Tests for the direct ELF64 entry; all but entry64 are also built for multiboot.
-GUEST_E64 := demo entry64 exit triple emufail smp timer smc
+GUEST_E64 := demo entry64 exit triple emufail smp timer smc platform
 GUEST_MB  := $(filter-out entry64,$(GUEST_E64))
 
 GUEST_ELFS := $(GUEST_E64:%=$(GUEST_OUT)/%.elf) \
@@ -146,3 +146,8 @@ $(GUEST_OUT)/linux_pvh.elf: $(GUEST_MB_OBJ) $(GUEST_RT_OBJS) $(GUEST_OUT)/linux_
 	$(GUEST_CC) $(LINUX_GUEST_LDFLAGS) -Wl,-e,rt_mb_entry -o $@ $(filter %.o,$^)
 .SECONDARY: $(GUEST_OUT)/linux_bzimage_hdr.o $(GUEST_OUT)/linux_guest.o \
 	$(GUEST_OUT)/linux_bzimage.o $(GUEST_OUT)/linux_pvh.o
+
+# x87 arithmetic checked from inside (tests/test_x87.py; owned by emu's x87
+# work): ring 0, on emu, and on kvm through its emu fallback.
+guests: $(GUEST_OUT)/x87_calc.elf
+.SECONDARY: $(GUEST_OUT)/x87_calc.o

@@ -1,9 +1,11 @@
 /* machine/dev_cmos.c — the MC146818 CMOS/RTC at 0x70 (index; bit 7 is
  * the NMI mask and is ignored) and 0x71 (data). The clock registers read
  * the host's UTC time in the format register B selects (BCD or binary,
- * 12 or 24 hour); the update-in-progress flag is never set, so a guest
- * that waits for it to clear never waits. There are no alarms, periodic
- * interrupts or update interrupts (register C reads 0). The memory-size
+ * 12 or 24 hour), the century at 0x32 (the FADT's CENTURY index). The
+ * update-in-progress flag (register A bit 7) is set during the last 244 us
+ * of each host second, as on the chip: a guest that reads the clock within
+ * 244 us of seeing it clear reads one consistent time. There are no
+ * alarms, periodic interrupts or update interrupts (register C reads 0). The memory-size
  * bytes are filled the way PC BIOSes (and SeaBIOS under QEMU) do; the
  * rest of the 128 bytes is RAM the guest may use. */
 #include "machine/device.h"
@@ -37,6 +39,7 @@
 #define RTC_B_BINARY     0x04
 #define RTC_D_VRT        0x80   /* valid RAM and time */
 #define RTC_HOUR_PM      0x80
+#define RTC_UIP_WINDOW_NS 244000L   /* the update cycle follows this window */
 
 #define CMOS_BASE_MEM_LO   0x15
 #define CMOS_EXT_MEM_LO    0x17
@@ -72,9 +75,10 @@ static uint8_t cmos_hours(const struct cmos *c, unsigned h)
 /* A clock register, or -1 when reg is plain CMOS RAM. */
 static int cmos_clock(const struct cmos *c, uint8_t reg)
 {
-	time_t now = time(NULL);
+	struct timespec ts;
 	struct tm tm;
-	if (!gmtime_r(&now, &tm))
+	/* the clock register A's UIP window is computed from */
+	if (clock_gettime(CLOCK_REALTIME, &ts) < 0 || !gmtime_r(&ts.tv_sec, &tm))
 		return -1;
 	switch (reg) {
 	case RTC_SECONDS:      return cmos_encode(c, (unsigned)tm.tm_sec % 60);
@@ -89,13 +93,23 @@ static int cmos_clock(const struct cmos *c, uint8_t reg)
 	}
 }
 
+/* Register A: UIP while the next second's update is under 244 us away. */
+static uint8_t cmos_reg_a(const struct cmos *c)
+{
+	struct timespec ts;
+	uint8_t a = c->ram[RTC_REG_A] & ~RTC_A_UIP;
+	if (clock_gettime(CLOCK_REALTIME, &ts) == 0 && ts.tv_nsec >= 1000000000L - RTC_UIP_WINDOW_NS)
+		a |= RTC_A_UIP;
+	return a;
+}
+
 static uint8_t cmos_read_locked(struct cmos *c)
 {
 	int v = cmos_clock(c, c->index);
 	if (v >= 0)
 		return (uint8_t)v;
 	if (c->index == RTC_REG_A)
-		return c->ram[RTC_REG_A] & ~RTC_A_UIP;
+		return cmos_reg_a(c);
 	return c->ram[c->index];
 }
 

@@ -3,16 +3,23 @@
  * Transmission is instantaneous: a byte written to THR goes straight to
  * the configured sink (stdout with write(2), a file, or nowhere), so LSR
  * always shows THRE|TEMT and a polling guest never waits. Input exists
- * when the serial console is stdio and stdin is a terminal: a reader
- * thread feeds the RX FIFO. Loopback mode (MCR.LOOP) is modelled because
- * OS drivers probe the chip with it.
+ * when the serial console is stdio and cli/ says stdin may be read
+ * (vm_config.serial_stdin): a reader thread feeds the 16-byte RX FIFO,
+ * and waits while it is full, so piped input is never dropped once the
+ * guest's driver is up (as on the chip, a FIFO clear by the driver drops
+ * what it holds: input sent before the guest is ready loses up to 16
+ * bytes per clear; wait for a prompt before typing). When stdin is a
+ * terminal (vm_config.serial_escape; cli/term.c puts it in raw mode),
+ * Ctrl-A is an escape as in QEMU's -nographic: Ctrl-A x ends vmdb,
+ * Ctrl-A Ctrl-A sends one Ctrl-A, Ctrl-A h lists the keys. Loopback mode
+ * (MCR.LOOP) is modelled because OS drivers probe the chip with it.
  *
  * Interrupts follow the 16550 priority order (line status, RX data, THR
- * empty, modem status) and drive IRQ 4 as a level through
- * engine->irq_line. Like QEMU, MCR.OUT2 does not gate the line.
+ * empty, modem status) and drive IRQ 4 (PIC and I/O APIC pin 4) as a
+ * level through vm_irq_line. Like QEMU, MCR.OUT2 does not gate the line.
  *
  * Locking: vCPU threads and the reader thread all take uart->lock; the
- * output write and irq_line calls happen under it, which keeps output
+ * output write and vm_irq_line calls happen under it, which keeps output
  * bytes in guest order. */
 #include "machine/device.h"
 #include "machine/vm.h"
@@ -76,7 +83,9 @@
 #define UART_MSR_RI  0x40
 #define UART_MSR_DCD 0x80
 
-#define UART_RX_SIZE 256
+#define UART_RX_SIZE 16      /* a 16550A's receive FIFO */
+
+#define UART_ESCAPE_KEY 0x01    /* Ctrl-A */
 
 struct uart {
 	struct vm *vm;
@@ -93,6 +102,9 @@ struct uart {
 	unsigned rx_head, rx_count;
 
 	bool reader_running;
+	bool reader_stop;           /* under lock: leave the FIFO wait */
+	bool escape_pending;        /* reader thread only: the last key was Ctrl-A */
+	pthread_cond_t rx_room;     /* the guest took a byte from the RX FIFO */
 	pthread_t reader;
 	int stop_pipe[2];           /* write end closed = reader stops */
 };
@@ -117,8 +129,7 @@ static void uart_update_irq_locked(struct uart *u)
 	if (level == u->irq_level)
 		return;
 	u->irq_level = level;
-	if (u->vm->engine && u->vm->engine->irq_line)
-		u->vm->engine->irq_line(u->vm, UART_IRQ, level);
+	vm_irq_line(u->vm, UART_IRQ, level);
 }
 
 /* --- data path --------------------------------------------------------- */
@@ -140,6 +151,7 @@ static uint8_t uart_rx_pop_locked(struct uart *u)
 	uint8_t byte = u->rx[u->rx_head];
 	u->rx_head = (u->rx_head + 1) % UART_RX_SIZE;
 	u->rx_count--;
+	pthread_cond_signal(&u->rx_room);
 	return byte;
 }
 
@@ -234,8 +246,10 @@ static void uart_write_locked(struct uart *u, unsigned reg, uint8_t v)
 		u->ier = v & UART_IER_MASK;
 		break;
 	case UART_FCR:
-		if (v & UART_FCR_CLEAR_RX)
+		if (v & UART_FCR_CLEAR_RX) {
 			u->rx_head = u->rx_count = 0;
+			pthread_cond_signal(&u->rx_room);
+		}
 		u->fcr = v & UART_FCR_ENABLE;
 		break;
 	case UART_LCR:
@@ -272,6 +286,59 @@ static int uart_io(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, b
 
 /* --- input thread ------------------------------------------------------ */
 
+static const char uart_escape_help[] =
+	"\r\nvmdb: Ctrl-A x  end vmdb\r\n"
+	"vmdb: Ctrl-A Ctrl-A  send Ctrl-A to the guest\r\n"
+	"vmdb: Ctrl-A h  this help\r\n";
+
+/* One key from the terminal: true when it goes to the guest. */
+static bool uart_escape_filter(struct uart *u, uint8_t key)
+{
+	if (!u->escape_pending) {
+		u->escape_pending = key == UART_ESCAPE_KEY;
+		return !u->escape_pending;
+	}
+	u->escape_pending = false;
+	switch (key) {
+	case UART_ESCAPE_KEY:
+		return true;
+	case 'x':
+		vm_request_exit(u->vm, 0, "Ctrl-A x: the user ended the session");
+		return false;
+	case 'h':
+		if (write(STDERR_FILENO, uart_escape_help, sizeof(uart_escape_help) - 1) < 0)
+			return false;   /* nowhere to say it */
+		return false;
+	default:
+		return false;       /* unknown escapes are dropped, as QEMU does */
+	}
+}
+
+/* Wait for room in the RX FIFO; false when the reader must stop. */
+static bool uart_wait_room(struct uart *u)
+{
+	pthread_mutex_lock(&u->lock);
+	while (u->rx_count == UART_RX_SIZE && !u->reader_stop)
+		pthread_cond_wait(&u->rx_room, &u->lock);
+	bool go = !u->reader_stop;
+	pthread_mutex_unlock(&u->lock);
+	return go;
+}
+
+/* Queue what stdin gave; returns how many of the bytes were taken (the
+ * rest waits for room). */
+static size_t uart_feed(struct uart *u, const uint8_t *buf, size_t n)
+{
+	size_t i = 0;
+	pthread_mutex_lock(&u->lock);
+	for (; i < n && u->rx_count < UART_RX_SIZE; i++)
+		if (!u->vm->cfg.serial_escape || uart_escape_filter(u, buf[i]))
+			uart_rx_push_locked(u, buf[i]);
+	uart_update_irq_locked(u);
+	pthread_mutex_unlock(&u->lock);
+	return i;
+}
+
 static void *uart_reader(void *opaque)
 {
 	struct uart *u = opaque;
@@ -288,19 +355,19 @@ static void *uart_reader(void *opaque)
 		}
 		if (fds[1].revents)
 			return NULL;
-		if (!(fds[0].revents & POLLIN))
-			return NULL;      /* hang-up or error: no more input */
+		if (!(fds[0].revents & (POLLIN | POLLHUP)))
+			return NULL;      /* error: no more input */
 		uint8_t buf[64];
 		ssize_t n = read(STDIN_FILENO, buf, sizeof(buf));
-		if (n < 0 && errno == EINTR)
+		if (n < 0 && (errno == EINTR || errno == EAGAIN))
 			continue;
 		if (n <= 0)
-			return NULL;
-		pthread_mutex_lock(&u->lock);
-		for (ssize_t i = 0; i < n; i++)
-			uart_rx_push_locked(u, buf[i]);
-		uart_update_irq_locked(u);
-		pthread_mutex_unlock(&u->lock);
+			return NULL;      /* end of input */
+		for (size_t done = 0; done < (size_t)n;) {
+			if (!uart_wait_room(u))
+				return NULL;
+			done += uart_feed(u, buf + done, (size_t)n - done);
+		}
 	}
 }
 
@@ -325,14 +392,36 @@ static void uart_destroy(void *opaque)
 	struct uart *u = opaque;
 
 	if (u->reader_running) {
+		pthread_mutex_lock(&u->lock);
+		u->reader_stop = true;
+		pthread_cond_broadcast(&u->rx_room);
+		pthread_mutex_unlock(&u->lock);
 		close(u->stop_pipe[1]);
 		pthread_join(u->reader, NULL);
 		close(u->stop_pipe[0]);
 	}
 	if (u->close_out)
 		close(u->out_fd);
+	pthread_cond_destroy(&u->rx_room);
 	pthread_mutex_destroy(&u->lock);
 	free(u);
+}
+
+/* Power-on register state; input already queued stays queued (it was
+ * typed for the guest, which will read it once its driver is up). */
+static void uart_reset(void *opaque)
+{
+	struct uart *u = opaque;
+	pthread_mutex_lock(&u->lock);
+	u->ier = u->lcr = u->scr = u->dll = u->dlm = u->fcr = 0;
+	u->mcr = UART_MCR_OUT2;
+	u->lsr_errors = 0;
+	u->thri_pending = false;
+	/* the new interrupt controllers start low; input that arrived since
+	 * they exist may have raised the line: lower it */
+	u->irq_level = 0;
+	vm_irq_line(u->vm, UART_IRQ, 0);
+	pthread_mutex_unlock(&u->lock);
 }
 
 static int uart_open_output(struct uart *u, const struct vm_config *cfg, struct err *e)
@@ -366,6 +455,7 @@ static int uart_init(struct vm *vm, struct err *e)
 	u->out_fd = -1;
 	u->mcr = UART_MCR_OUT2;
 	pthread_mutex_init(&u->lock, NULL);
+	pthread_cond_init(&u->rx_room, NULL);
 
 	int ret = uart_open_output(u, &vm->cfg, e);
 	if (ret < 0)
@@ -374,10 +464,13 @@ static int uart_init(struct vm *vm, struct err *e)
 	if (ret < 0)
 		goto fail;
 	/* from here on vm_destroy frees u */
+	ret = vm_on_reset(vm, uart_reset, u, e);
+	if (ret < 0)
+		return ret;
 	ret = bus_register(&vm->pio, UART_BASE, UART_LEN, uart_io, u, "uart", e);
 	if (ret < 0)
 		return ret;
-	if (vm->cfg.serial == SERIAL_STDIO && isatty(STDIN_FILENO))
+	if (vm->cfg.serial == SERIAL_STDIO && vm->cfg.serial_stdin)
 		return uart_start_reader(u, e);
 	return 0;
 fail:

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 
 #include "machine/device.h"
 #include "machine/loader.h"
@@ -63,6 +64,8 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct err *e)
 	vm->mmio.name = "mmio";
 	pthread_mutex_init(&vm->lock, NULL);
 	pthread_cond_init(&vm->cond, NULL);
+	pthread_rwlock_init(&vm->engine_lock, NULL);
+	vm->nr_boots = 1;
 
 	if (cfg->nr_vcpus == 0 || cfg->nr_vcpus > VM_MAX_VCPUS)
 		return err_set(e, EINVAL, "--smp %u: vmdb supports 1 to %u vCPUs", cfg->nr_vcpus,
@@ -79,23 +82,95 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct err *e)
 	return r;
 }
 
-/* RAM, engine, vCPUs, devices, then the kernel into it all. */
-static int vm_build(struct vm *vm, const struct kernel_image *image, struct err *e)
+/* The engine's VM with guest RAM mapped and every vCPU in its power-on
+ * state (the BSP's registers are the loader's business). */
+static int vm_engine_start(struct vm *vm, struct err *e)
 {
-	const struct vm_config *cfg = &vm->cfg;
-	int r = vm_alloc_ram(vm, e);
-	if (r < 0)
-		return r;
-	vm->nr_vcpus = cfg->nr_vcpus;    /* engines check it against the host */
-	r = vm->engine->vm_create(vm, e);
+	vm->nr_vcpus = vm->cfg.nr_vcpus;    /* engines check it against the host */
+	int r = vm->engine->vm_create(vm, e);
 	vm->nr_vcpus = 0;
 	if (r < 0)
 		return r;
-	if ((r = vm_map_ram(vm, e)) < 0 || (r = vm_create_vcpus(vm, e)) < 0)
+	if ((r = vm_map_ram(vm, e)) < 0)
+		return r;
+	return vm_create_vcpus(vm, e);
+}
+
+static void vm_engine_stop(struct vm *vm)
+{
+	if (!vm->engine)
+		return;
+	for (unsigned i = 0; i < vm->nr_vcpus; i++)
+		vm->engine->vcpu_destroy(&vm->vcpus[i]);
+	vm->nr_vcpus = 0;
+	if (vm->engine_vm)
+		vm->engine->vm_destroy(vm);
+	vm->engine_vm = NULL;
+}
+
+/* RAM, engine, vCPUs, devices, then the kernel into it all. */
+static int vm_build(struct vm *vm, const struct kernel_image *image, struct err *e)
+{
+	int r = vm_alloc_ram(vm, e);
+	if (r < 0)
+		return r;
+	if ((r = vm_engine_start(vm, e)) < 0)
 		return r;
 	if ((r = machine_devices_init(vm, e)) < 0)
 		return r;
 	return loader_load(vm, image, e);
+}
+
+/* Power-on again after a reset: a new engine VM (so every vCPU, LAPIC,
+ * IOAPIC, PIC and PIT is as at power-on, APs waiting for SIPI), RAM
+ * zeroed, devices reset, the kernel read and loaded again. No vCPU thread
+ * runs; the engine lock keeps device threads away from the engine. */
+static int vm_reboot(struct vm *vm, struct err *e)
+{
+	pthread_rwlock_wrlock(&vm->engine_lock);
+	vm_engine_stop(vm);
+	/* private anonymous memory reads as zeros again, page by page */
+	madvise(vm->ram, vm->ram_size, MADV_DONTNEED);
+	int r = vm_engine_start(vm, e);
+	pthread_rwlock_unlock(&vm->engine_lock);
+	if (r < 0)
+		return err_wrap(e, "rebooting");
+	for (unsigned i = 0; i < vm->nr_resets; i++)
+		vm->resets[i].fn(vm->resets[i].opaque);
+	struct kernel_image image;
+	if ((r = loader_open(vm->cfg.kernel_path, &image, e)) < 0)
+		return err_wrap(e, "rebooting");
+	r = loader_load(vm, &image, e);
+	loader_close(&image);
+	if (r < 0)
+		return err_wrap(e, "rebooting");
+	vm->nr_boots++;
+	return 0;
+}
+
+int vm_on_reset(struct vm *vm, void (*fn)(void *), void *opaque, struct err *e)
+{
+	if (vm->nr_resets == VM_MAX_RESETS)
+		return err_set(e, ENOSPC, "too many device resets");
+	vm->resets[vm->nr_resets++] = (struct vm_teardown){ fn, opaque };
+	return 0;
+}
+
+void vm_irq_line(struct vm *vm, unsigned irq, int level)
+{
+	pthread_rwlock_rdlock(&vm->engine_lock);
+	if (vm->engine && vm->engine_vm && vm->engine->irq_line)
+		vm->engine->irq_line(vm, irq, level);
+	pthread_rwlock_unlock(&vm->engine_lock);
+}
+
+uint64_t vm_guest_ns(struct vm *vm)
+{
+	if (vm->engine && vm->engine->guest_ns)
+		return vm->engine->guest_ns(vm);
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
 int vm_on_destroy(struct vm *vm, void (*fn)(void *), void *opaque, struct err *e)
@@ -112,15 +187,11 @@ void vm_destroy(struct vm *vm)
 		struct vm_teardown *t = &vm->teardowns[--vm->nr_teardowns];
 		t->fn(t->opaque);
 	}
-	if (vm->engine) {
-		for (unsigned i = 0; i < vm->nr_vcpus; i++)
-			vm->engine->vcpu_destroy(&vm->vcpus[i]);
-		if (vm->engine_vm)
-			vm->engine->vm_destroy(vm);
-	}
+	vm_engine_stop(vm);
 	if (vm->ram)
 		munmap(vm->ram, vm->ram_size);
 	vm->ram = NULL;
+	pthread_rwlock_destroy(&vm->engine_lock);
 	pthread_cond_destroy(&vm->cond);
 	pthread_mutex_destroy(&vm->lock);
 }
@@ -172,10 +243,11 @@ int vm_read_virt(struct vm *vm, const struct x86_sregs *sregs, uint64_t gva, voi
 void vm_request_exit(struct vm *vm, int status, const char *fmt, ...)
 {
 	pthread_mutex_lock(&vm->lock);
-	if (vm->stopping) {
+	if (vm->stopping && !vm->reset_pending) {
 		pthread_mutex_unlock(&vm->lock);
 		return;
 	}
+	vm->reset_pending = false;
 	va_list ap;
 	va_start(ap, fmt);
 	vsnprintf(vm->exit_message, sizeof(vm->exit_message), fmt, ap);
@@ -193,6 +265,28 @@ void vm_request_exit(struct vm *vm, int status, const char *fmt, ...)
 
 	if (vm->debug_hooks && vm->debug_hooks->on_vm_stop)
 		vm->debug_hooks->on_vm_stop(vm, status, vm->exit_message);
+}
+
+void vm_request_reset(struct vm *vm, const char *why)
+{
+	if (vm->cfg.no_reboot) {
+		vm_request_exit(vm, 0, "the guest rebooted (%s); --no-reboot: vmdb ends", why);
+		return;
+	}
+	if (vm->debug_hooks) {
+		vm_request_exit(vm, 0, "the guest rebooted (%s); vmdb does not boot it again "
+				"while a debugger is configured, so it ends", why);
+		return;
+	}
+	pthread_mutex_lock(&vm->lock);
+	if (!vm->stopping) {
+		vm->reset_pending = true;
+		__atomic_store_n(&vm->stopping, true, __ATOMIC_RELEASE);
+		for (unsigned i = 0; i < vm->nr_threads; i++)
+			if (!vm->vcpus[i].thread_done)
+				vm->engine->kick(&vm->vcpus[i]);
+	}
+	pthread_mutex_unlock(&vm->lock);
 }
 
 static void vcpu_thread_exit(struct vcpu *vcpu)
@@ -329,8 +423,7 @@ static void vcpu_handle_exit(struct vcpu *vcpu, struct vm_exit *exit)
 		vcpu_handle_shutdown(vcpu, exit->shutdown.vector);
 		break;
 	case VM_EXIT_RESET:
-		vm_request_exit(vm, 0, "vCPU %u: the guest asked for a reset; vmdb stops instead",
-				vcpu->id);
+		vm_request_reset(vm, "the engine reported a reset");
 		break;
 	case VM_EXIT_BPT:
 		vcpu_reflect_bpt(vcpu, exit);
@@ -386,10 +479,16 @@ static void *vcpu_thread(void *arg)
 	return NULL;
 }
 
-int vm_run(struct vm *vm)
+/* Start one thread per vCPU and wait for all of them to leave. */
+static void vm_run_threads(struct vm *vm)
 {
 	unsigned started = 0;
 
+	pthread_mutex_lock(&vm->lock);
+	vm->nr_threads = 0;
+	for (unsigned i = 0; i < vm->nr_vcpus; i++)
+		vm->vcpus[i].thread_done = false;
+	pthread_mutex_unlock(&vm->lock);
 	for (; started < vm->nr_vcpus; started++) {
 		struct vcpu *vcpu = &vm->vcpus[started];
 		pthread_mutex_lock(&vm->lock);
@@ -405,5 +504,39 @@ int vm_run(struct vm *vm)
 	}
 	for (unsigned i = 0; i < started; i++)
 		pthread_join(vm->vcpus[i].thread, NULL);
+}
+
+/* True when the machine stopped only to boot again. */
+static bool vm_reset_requested(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->lock);
+	bool reset = vm->reset_pending;
+	pthread_mutex_unlock(&vm->lock);
+	return reset;
+}
+
+static void vm_resume_after_reset(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->lock);
+	if (vm->reset_pending) {
+		vm->reset_pending = false;
+		__atomic_store_n(&vm->stopping, false, __ATOMIC_RELEASE);
+	}
+	pthread_mutex_unlock(&vm->lock);
+}
+
+int vm_run(struct vm *vm)
+{
+	for (;;) {
+		vm_run_threads(vm);
+		if (!vm_reset_requested(vm))
+			break;
+		struct err e = { 0 };
+		if (vm_reboot(vm, &e) < 0) {
+			vm_request_exit(vm, 1, "%s", e.msg);
+			break;
+		}
+		vm_resume_after_reset(vm);
+	}
 	return vm->exit_status;
 }

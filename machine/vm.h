@@ -33,6 +33,9 @@ struct vm_config {
 	const char *cmdline;        /* never NULL */
 	const char *gdb_addr;       /* NULL without --gdb */
 	bool wait_gdb;
+	bool no_reboot;             /* --no-reboot: a guest reset ends vmdb (status 0) */
+	bool serial_stdin;          /* with SERIAL_STDIO: stdin feeds the UART's input */
+	bool serial_escape;         /* stdin is a terminal: Ctrl-A x ends vmdb */
 };
 
 struct vcpu {
@@ -76,6 +79,7 @@ struct vm_teardown {
 };
 
 #define VM_MAX_TEARDOWNS 32
+#define VM_MAX_RESETS    32
 
 struct vm {
 	struct vm_config cfg;
@@ -92,6 +96,11 @@ struct vm {
 
 	struct vm_teardown teardowns[VM_MAX_TEARDOWNS];
 	unsigned nr_teardowns;
+	struct vm_teardown resets[VM_MAX_RESETS];   /* device power-on states */
+	unsigned nr_resets;
+	/* held for reading around engine calls made outside vCPU threads
+	 * (vm_irq_line), for writing while a reset replaces the engine */
+	pthread_rwlock_t engine_lock;
 
 	/* where boot structures went, for the devices that report them */
 	uint64_t rsdp_gpa;
@@ -106,6 +115,8 @@ struct vm {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	bool stopping;
+	bool reset_pending;         /* stopping only to boot again (vm_request_reset) */
+	unsigned nr_boots;          /* 1 after power-on, +1 per reset */
 	unsigned nr_threads;        /* vCPU threads started so far */
 	int exit_status;            /* process exit status */
 	char exit_message[512];     /* printed by main when not empty */
@@ -120,6 +131,26 @@ int vm_run(struct vm *vm);
  * kick every vCPU. The first call wins. */
 void vm_request_exit(struct vm *vm, int status, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+
+/* The guest asked for a system reset (reset register, port 0xcf9, the
+ * i8042 pulse, port 0x92): every vCPU stops, and vm_run boots the machine
+ * again from power-on (new engine state, RAM cleared, device resets, the
+ * kernel loaded again). With --no-reboot, or while a debugger is
+ * configured, the machine stops with status 0 instead. Any thread. */
+void vm_request_reset(struct vm *vm, const char *why);
+
+/* Register fn(opaque) to put a device back in its power-on state when the
+ * machine resets: called in registration order, after RAM is cleared and
+ * the engine is new, before the kernel is loaded again. */
+int vm_on_reset(struct vm *vm, void (*fn)(void *), void *opaque, struct err *e) must_check;
+
+/* Set an interrupt line (ISA IRQ / GSI) from a device; safe from any
+ * thread, also while a reset replaces the engine (then it is dropped). */
+void vm_irq_line(struct vm *vm, unsigned irq, int level);
+
+/* Guest time in ns as the engine's timers see it (engine_ops.guest_ns, or
+ * the host's CLOCK_MONOTONIC). */
+uint64_t vm_guest_ns(struct vm *vm);
 
 /* True once the machine is stopping; vCPU loops and parks poll it. */
 static inline bool vm_stopping(struct vm *vm)

@@ -32,6 +32,7 @@ operand is undefined"); such a step masks that register and the generator
 overwrites it at once.
 """
 import argparse
+import math
 import os
 import random
 import re
@@ -878,10 +879,14 @@ def fp_qword(rng):
     return rng.getrandbits(64)
 
 
-def fx_image(xmm_qwords, mxcsr):
-    """An FXSAVE image: x87 in its FNINIT state, MXCSR, xmm0-15 (32 qwords)."""
+def fx_image(xmm_qwords, mxcsr, x87=None):
+    """An FXSAVE image: MXCSR, xmm0-15 (32 qwords), and the x87 state
+    (fcw, fsw, abridged tags, ST0-ST7 as 10-byte values), FNINIT's by default."""
     img = bytearray(FX_SIZE)
-    struct.pack_into("<H", img, 0, 0x37f)
+    fcw, fsw, ftw, st = x87 if x87 else (0x37f, 0, 0, [bytes(10)] * 8)
+    struct.pack_into("<HHB", img, 0, fcw, fsw, ftw)
+    for i, v in enumerate(st):
+        img[32 + 16 * i:32 + 16 * i + 10] = v
     struct.pack_into("<II", img, 24, mxcsr, 0xffff)
     for i, q in enumerate(xmm_qwords):
         struct.pack_into("<Q", img, 160 + 8 * i, q)
@@ -1049,10 +1054,86 @@ class SseGen(Gen):
         self.emit(f"movl ${random_mxcsr(rng):#x}, {d}(%rbp)")
         self.emit(f"ldmxcsr {d}(%rbp)")
 
+    SSE4_BINOP = ["pshufb", "phaddw", "phaddd", "phaddsw", "phsubw", "phsubd", "phsubsw",
+                  "pmaddubsw", "pmulhrsw", "psignb", "psignw", "psignd", "pabsb", "pabsw",
+                  "pabsd", "pmulld", "pmuldq", "pminsb", "pminsd", "pminuw", "pminud", "pmaxsb",
+                  "pmaxsd", "pmaxuw", "pmaxud", "pcmpeqq", "pcmpgtq", "packusdw", "phminposuw"]
+    SSE4_PMOV = {"bw": 8, "wd": 8, "dq": 8, "bd": 4, "wq": 4, "bq": 2}
+    SSE4_IMM = {"palignr": 16, "pblendw": 16, "blendps": 16, "blendpd": 16, "mpsadbw": 16,
+                "roundps": 16, "roundpd": 16, "roundss": 4, "roundsd": 8, "dpps": 16,
+                "dppd": 16, "insertps": 4}
+
+    def t_sse4(self):
+        """SSSE3, SSE4.1 and SSE4.2 (the string compares write all six
+        status flags, PTEST too: AF OF PF SF cleared)."""
+        rng = self.rng
+        x = self.xr()
+        k = rng.randint(0, 9)
+        if k <= 2:
+            self.emit(f"{rng.choice(self.SSE4_BINOP)} {self.src(16)}, {x}")
+        elif k == 3:
+            form = rng.choice(list(self.SSE4_PMOV))
+            self.emit(f"pmov{rng.choice('sz')}x{form} {self.src(self.SSE4_PMOV[form])}, {x}")
+        elif k <= 5:
+            op = rng.choice(list(self.SSE4_IMM))
+            self.emit(f"{op} ${rng.randint(0, 255)}, {self.src(self.SSE4_IMM[op])}, {x}")
+        elif k == 6:
+            op = rng.choice(["pblendvb", "blendvps", "blendvpd"])
+            self.emit(f"{op} %xmm0, {self.src(16)}, {x}")
+        elif k == 7:
+            op = rng.choice(["pcmpestri", "pcmpestrm", "pcmpistri", "pcmpistrm"])
+            if op.startswith("pcmpe") and rng.random() < 0.7:
+                for r in ("rax", "rdx"):
+                    v = rng.choice([rng.randint(-20, 20), 1 << 32 | rng.randint(0, 20),
+                                    -(1 << 32) + rng.randint(0, 20)])
+                    self.emit(f"movabsq ${v & MASK[64]:#x}, %{r}")
+            if op.startswith("pcmpe") and rng.random() < 0.3:
+                op += "q"                         # REX.W: the lengths are RAX and RDX
+            src = self.xmm_mem(False) if rng.random() < 0.35 else self.xr()
+            self.emit(f"{op} ${rng.randint(0, 127)}, {src}, {x}", writes=STATUS)
+        elif k == 8:
+            if rng.random() < 0.3:
+                # MASKMOVDQU (SSE2): selected bytes to (%rdi), anywhere in the scratch area
+                self.emit(f"leaq {self.disp(16)}(%rbp), %rdi")
+                self.emit(f"maskmovdqu {self.xr()}, {x}")
+                return
+            self.emit(f"ptest {self.src(16)}, {x}", writes=STATUS)
+        else:
+            op, w = rng.choice([("pextrb", 1), ("pextrd", 4), ("pextrq", 8), ("extractps", 4),
+                                ("pinsrb", 1), ("pinsrd", 4), ("pinsrq", 8), ("pextrw", 2)])
+            if op == "pextrw":
+                self.emit(f"pextrw ${rng.randint(0, 255)}, {x}, {self.smem(2)}")
+                return
+            rw = 64 if op == "pextrq" or op == "pinsrq" else 32
+            loc = self.smem(w) if rng.random() < 0.4 else self.reg(rw)[0]
+            imm = rng.randint(0, 255)
+            self.emit(f"{op} ${imm}, {x}, {loc}" if "ext" in op else f"{op} ${imm}, {loc}, {x}")
+
+    def t_bits(self):
+        """CRC32 and MOVBE (no flags), POPCNT/LZCNT/TZCNT."""
+        rng = self.rng
+        k = rng.randint(0, 3)
+        if k <= 1:
+            w = rng.choice([8, 16, 32, 64])
+            dw = 64 if w == 64 else rng.choice([32, 64]) if w == 8 else 32
+            src = self.reg(w)[0] if rng.random() < 0.6 else self.smem(w // 8)
+            self.emit(f"crc32{SUFFIX[w]} {src}, {self.reg(dw)[0]}")
+        elif k == 2:
+            w = rng.choice([16, 32, 64])
+            r, m = self.reg(w)[0], self.smem(w // 8)
+            self.emit(f"movbe{SUFFIX[w]} {m}, {r}" if rng.random() < 0.5 else f"movbe{SUFFIX[w]} {r}, {m}")
+        else:
+            op = rng.choice(["popcnt", "lzcnt", "tzcnt"])
+            w = rng.choice([16, 32, 64])
+            src = self.reg(w)[0] if rng.random() < 0.6 else self.smem(w // 8)
+            fl = dict(writes=STATUS, undef=0) if op == "popcnt" else flags_tzcnt()
+            self.emit(f"{op}{SUFFIX[w]} {src}, {self.reg(w)[0]}", **fl)
+
     TEMPLATES = [("t_alu", 6), ("t_mov", 3), ("t_shift", 2), ("t_stack", 2), ("t_jcc", 2),
                  ("t_setcc", 1), ("t_sse", 3), ("t_sse_move", 14), ("t_sse_int", 12),
                  ("t_sse_shift", 5), ("t_sse_shuffle", 4), ("t_sse_fp", 16), ("t_sse_cmp", 6),
-                 ("t_sse_cvt", 8), ("t_mxcsr", 4)]
+                 ("t_sse_cvt", 8), ("t_mxcsr", 4),
+                 ("t_sse4", 12), ("t_bits", 4)]
 
     def t_fault(self):
         """An SSE end: #GP on a misaligned m128, or #XM from an unmasked
@@ -1095,6 +1176,254 @@ def generate_sse(seed, nseq, length):
         gen = SseGen(rng, f"x{k}")
         items = gen.generate(length, fault=rng.random() < 0.35)
         seqs.append(Sequence(f"sse seed {seed} seq {k}", items, regs, rflags, bytes(scratch),
+                             gen.undef, fx=fx))
+    return seqs
+
+
+# ---- x87 (ring-3 sequences, like SSE: the real CPU is the reference) ----
+
+def f80(x):
+    """A Python float as the 80-bit extended format (10 bytes, little-endian)."""
+    if x != x:
+        return struct.pack("<QH", 0xc000000000000000, 0x7fff)
+    sign = 0x8000 if math.copysign(1.0, x) < 0 else 0
+    if x == 0:
+        return struct.pack("<QH", 0, sign)
+    if math.isinf(x):
+        return struct.pack("<QH", 1 << 63, sign | 0x7fff)
+    m, e = math.frexp(abs(x))              # 0.5 <= m < 1
+    return struct.pack("<QH", int(m * (1 << 64)), sign | (e - 1 + 16383))
+
+
+# 80-bit patterns the other formats cannot reach: denormals, pseudo-denormals,
+# unnormals and pseudo-infinities/NaNs (unsupported: invalid operands), SNaN,
+# QNaN indefinite, the largest and smallest normals
+F80_RAW = [struct.pack("<QH", sig, se) for sig, se in (
+    (0x0000000000000001, 0x0000), (0x4000000000000000, 0x8000), (0x8000000000000001, 0x0000),
+    (0x4000000000000000, 0x3fff), (0x0000000000000000, 0x4000), (0x0000000000000000, 0x7fff),
+    (0xa000000000000000, 0x7fff), (0xc000000000000000, 0xffff), (0xffffffffffffffff, 0x7ffe),
+    (0x8000000000000000, 0x0001), (0xc90fdaa22168c235, 0x4000), (0x8000000000000000, 0x403e),
+    (0xffffffffffffffff, 0x403d), (0x8000000000000000, 0xc03e))]
+
+F80_VALUES = [0.0, -0.0, 1.0, -1.0, 0.5, 2.0, 3.0, 10.0, -7.25, 1e-300, 1e300, 65536.5,
+              2.5, -2.5, 3.5, 1e10, 4294967296.0, -2147483648.5, 9.2e18, 1.5e-310,
+              math.pi, math.e, 1 / 3, 1e-5, 0.7, -0.3, 100.0, math.inf, -math.inf]
+
+
+def f80_value(rng):
+    k = rng.random()
+    if k < 0.25:
+        return rng.choice(F80_RAW)
+    if k < 0.85:
+        return f80(rng.choice(F80_VALUES))
+    if k < 0.95:
+        return f80(struct.unpack("<d", struct.pack("<Q", fp_qword(rng)))[0])
+    return bytes(rng.getrandbits(8) for _ in range(10))
+
+
+def random_fcw(rng):
+    """Exceptions masked (or not, for #MF endings); any precision and rounding."""
+    v = 0x37f
+    if rng.random() < 0.5:
+        v = (v & ~0xc00) | rng.getrandbits(2) << 10       # RC
+    if rng.random() < 0.35:
+        v = (v & ~0x300) | rng.choice([0, 2, 3]) << 8      # PC: single, double, extended
+    return v
+
+
+def x87_state(rng):
+    """(fcw, fsw, abridged tags, ST0-ST7): some registers in use, a TOP."""
+    top = rng.randint(0, 7)
+    used = rng.randint(0, 8)
+    tags = 0
+    for j in range(used):                        # ST(0)..ST(used-1)
+        tags |= 1 << ((top + j) & 7)
+    fsw = top << 11 | (rng.getrandbits(4) & 0x7) << 8 | (rng.getrandbits(1) << 14)
+    if rng.random() < 0.3:
+        fsw |= rng.getrandbits(6) & 0x3f          # sticky flags (all masked)
+    return random_fcw(rng), fsw, tags, [f80_value(rng) for _ in range(8)]
+
+
+class X87Gen(SseGen):
+    """Sequences of x87 arithmetic, loads and stores in every format,
+    compares (FCOM* writes C0-C3, FCOMI* writes ZF PF CF and clears OF SF
+    AF), the transcendental functions, stack handling (overflow and
+    underflow happen: the initial state has some registers in use),
+    control and environment instructions, rounding and precision control
+    changes, and FCMOVcc (reads CF ZF PF), between general instructions.
+    The x87 state starts random (registers, tags, TOP, condition codes)."""
+
+    ARITH = ["fadd", "fsub", "fsubr", "fmul", "fdiv", "fdivr"]
+    ONE = ["fchs", "fabs", "fsqrt", "frndint", "fscale", "fprem", "fprem1", "fxtract",
+           "ftst", "fxam", "f2xm1", "fyl2x", "fyl2xp1", "fpatan", "fsin", "fcos", "fsincos",
+           "fptan", "fincstp", "fdecstp", "fnop", "fld1", "fldz", "fldpi", "fldl2e", "fldl2t",
+           "fldlg2", "fldln2", "fcompp", "fucompp"]
+
+    def st(self):
+        return f"%st({self.rng.randint(0, 7)})"
+
+    def m(self, size):
+        return f"{self.disp(size)}(%rbp)"
+
+    def t_x87_load(self):
+        rng = self.rng
+        k = rng.randint(0, 5)
+        if k == 0:
+            self.emit(f"flds {self.m(4)}")
+        elif k == 1:
+            self.emit(f"fldl {self.m(8)}")
+        elif k == 2:
+            self.emit(f"fldt {self.m(10)}")
+        elif k == 3:
+            op, size = rng.choice([("filds", 2), ("fildl", 4), ("fildll", 8)])
+            self.emit(f"{op} {self.m(size)}")
+        elif k == 4:
+            self.emit(f"fld {self.st()}")
+        else:
+            self.emit(f"fbld {self.m(10)}")
+
+    def t_x87_arith(self):
+        rng = self.rng
+        op = rng.choice(self.ARITH)
+        k = rng.randint(0, 5)
+        if k == 0:
+            self.emit(f"{op}s {self.m(4)}")
+        elif k == 1:
+            self.emit(f"{op}l {self.m(8)}")
+        elif k == 2:
+            self.emit(f"{op} {self.st()}, %st")
+        elif k == 3:
+            self.emit(f"{op} %st, {self.st()}")
+        elif k == 4:
+            self.emit(f"{op}p %st, %st({rng.randint(1, 7)})")
+        else:
+            iop = "fi" + op[1:]
+            self.emit(f"{iop}{rng.choice(['s ' + self.m(2), 'l ' + self.m(4)])}")
+
+    def t_x87_cmp(self):
+        rng = self.rng
+        k = rng.randint(0, 3)
+        if k == 0:
+            op = rng.choice(["fcom", "fcomp", "fucom", "fucomp"])
+            self.emit(f"{op} {self.st()}")
+        elif k == 1:
+            op = rng.choice(["fcoms", "fcomps", "fcoml", "fcompl"])
+            self.emit(f"{op} {self.m(8 if op.endswith('l') else 4)}")
+        elif k == 2:
+            op = rng.choice(["fcomi", "fcomip", "fucomi", "fucomip"])
+            self.emit(f"{op} {self.st()}, %st", writes=STATUS)
+        else:
+            op = rng.choice(["ficoms", "ficomps", "ficoml", "ficompl"])
+            self.emit(f"{op} {self.m(2 if op.endswith('s') else 4)}")
+
+    def t_x87_one(self):
+        rng = self.rng
+        k = rng.random()
+        if k < 0.75:
+            self.emit(rng.choice(self.ONE))
+        elif k < 0.85:
+            self.emit(f"fxch {self.st()}")
+        elif k < 0.92:
+            self.emit(f"ffree {self.st()}")
+        else:
+            cc = rng.choice(["b", "e", "be", "u", "nb", "ne", "nbe", "nu"])
+            self.emit(f"fcmov{cc} {self.st()}, %st", reads=CF | ZF | PF)
+
+    def t_x87_store(self):
+        rng = self.rng
+        k = rng.randint(0, 5)
+        if k == 0:
+            op, size = rng.choice([("fsts", 4), ("fstl", 8), ("fstps", 4), ("fstpl", 8),
+                                   ("fstpt", 10)])
+            self.emit(f"{op} {self.m(size)}")
+        elif k == 1:
+            self.emit(f"{rng.choice(['fst', 'fstp'])} {self.st()}")
+        elif k in (2, 3):
+            op, size = rng.choice([("fists", 2), ("fistl", 4), ("fistps", 2), ("fistpl", 4),
+                                   ("fistpll", 8), ("fisttps", 2), ("fisttpl", 4),
+                                   ("fisttpll", 8)])
+            self.emit(f"{op} {self.m(size)}")
+        elif k == 4:
+            self.emit(f"fbstp {self.m(10)}")
+        else:
+            # an FP-interesting value for a later load
+            r = rng.choice(FREE)
+            self.emit(f"movabsq ${fp_qword(rng):#x}, %{r}")
+            self.emit(f"movq %{r}, {self.m(8)}")
+
+    def t_x87_ctrl(self):
+        rng = self.rng
+        k = rng.randint(0, 9)
+        if k == 0:
+            d = self.disp(2)
+            self.emit(f"movw ${random_fcw(rng):#x}, {d}(%rbp)")
+            self.emit(f"fldcw {d}(%rbp)")
+        elif k == 1:
+            self.emit(f"fnstcw {self.m(2)}")
+        elif k == 2:
+            self.emit(rng.choice([f"fnstsw {self.m(2)}", "fnstsw %ax"]))
+        elif k == 3:
+            self.emit("fnclex")
+        elif k == 4:
+            self.emit("fninit")
+        elif k in (5, 6):
+            # an environment round trip (FNSTENV masks every exception)
+            d = self.disp(28)
+            self.emit(f"fnstenv {d}(%rbp)")
+            self.emit(f"fldenv {d}(%rbp)")
+        elif k == 7:
+            d = self.disp(108)
+            self.emit(f"fnsave {d}(%rbp)")
+            if rng.random() < 0.7:
+                self.emit(f"frstor {d}(%rbp)")
+        elif k == 8:
+            # an FXSAVE image, maybe changed in its x87 part, back
+            d = rng.randint(-DATA_REACH // 16, (DATA_REACH - 512) // 16) * 16
+            w = rng.choice(["", "64"])
+            self.emit(f"fxsave{w} {d}(%rbp)")
+            if rng.random() < 0.5:
+                self.emit(f"movw ${random_fcw(rng):#x}, {d}(%rbp)")
+                self.emit(f"movb ${rng.getrandbits(8):#x}, {d + 4}(%rbp)")
+            self.emit(f"fxrstor{w} {d}(%rbp)")
+        elif k == 9:
+            self.emit("fwait")
+
+    TEMPLATES = [("t_alu", 4), ("t_mov", 2), ("t_jcc", 1), ("t_setcc", 1), ("t_sse_fp", 2),
+                 ("t_x87_load", 10), ("t_x87_arith", 12), ("t_x87_cmp", 5), ("t_x87_one", 10),
+                 ("t_x87_store", 8), ("t_x87_ctrl", 4)]
+
+    def t_fault(self):
+        """An x87 end: #MF from an unmasked exception at the next waiting
+        instruction (the runner sets CR0.NE), or the SSE/general ones."""
+        rng = self.rng
+        if rng.random() < 0.4:
+            return SseGen.t_fault(self)
+        if self.undef:
+            self.define_flags()
+        d = self.disp(2)
+        unmask = rng.choice([0x01, 0x04, 0x08, 0x10, 0x20, 0x3f, 0x02])
+        self.emit(f"movw ${random_fcw(rng) & ~unmask:#x}, {d}(%rbp)")
+        self.emit(f"fldcw {d}(%rbp)")
+        for _ in range(rng.randint(1, 4)):
+            rng.choice([self.t_x87_arith, self.t_x87_load, self.t_x87_store, self.t_x87_one])()
+
+
+def generate_x87(seed, nseq, length):
+    """Ring-3 sequences of x87 (and some general/SSE) instructions."""
+    rng = random.Random(seed)
+    seqs = []
+    for k in range(nseq):
+        regs, rflags, scratch = initial_state(rng)
+        scratch = bytearray(scratch)
+        for off in range(0, SCRATCH_SIZE - 16, 16):
+            if rng.random() < 0.5:
+                struct.pack_into("<Q", scratch, off, fp_qword(rng))
+            elif rng.random() < 0.5:
+                scratch[off:off + 10] = f80_value(rng)
+        fx = fx_image([fp_qword(rng) for _ in range(32)], random_mxcsr(rng), x87_state(rng))
+        gen = X87Gen(rng, f"f{k}")
+        items = gen.generate(length, fault=rng.random() < 0.35)
+        seqs.append(Sequence(f"x87 seed {seed} seq {k}", items, regs, rflags, bytes(scratch),
                              gen.undef, fx=fx))
     return seqs
 
@@ -1208,15 +1537,17 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--asm", help="also write the assembly source here")
     ap.add_argument("--sse", action="store_true", help="SSE sequences for ring 3")
+    ap.add_argument("--x87", action="store_true", help="x87 sequences for ring 3")
     args = ap.parse_args()
-    seqs = (generate_sse if args.sse else generate)(args.seed, args.nseq, args.length)
+    gen = generate_x87 if args.x87 else generate_sse if args.sse else generate
+    seqs = gen(args.seed, args.nseq, args.length)
     with tempfile.TemporaryDirectory() as d:
         assemble(seqs, d)
         if args.asm:
             with open(os.path.join(d, "diff.s")) as f, open(args.asm, "w") as o:
                 o.write(f.read())
     with open(args.out, "wb") as f:
-        f.write(blob(seqs, ring3=args.sse))
+        f.write(blob(seqs, ring3=args.sse or args.x87))
 
 
 if __name__ == "__main__":

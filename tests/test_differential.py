@@ -504,9 +504,10 @@ def compare_free_running(vmdb_bin, tmp_path, seqs):
 # run most SSE, but ring 3 on the real CPU: the runner's ring-3 mode
 # (guests/diff_runner.c) runs the SSE sequences (tests/diffgen.py's SseGen:
 # moves, packed integer, FP over NaN/denormal/infinity/+-0 values, rounding
-# modes, FTZ/DAZ, #XM with unmasked exceptions, alignment #GP) there, free
-# running, and prints the general registers, RFLAGS, the scratch hash,
-# MXCSR and xmm0-15 per sequence. A stepped comparison is not possible in
+# modes, FTZ/DAZ, #XM with unmasked exceptions, alignment #GP, SSSE3/SSE4.1/
+# SSE4.2 including the string compares, CRC32, MOVBE, POPCNT/LZCNT/TZCNT)
+# there, free running, and prints the general registers, RFLAGS, the
+# scratch hash, MXCSR, xmm0-15 and the x87 state per sequence. A stepped comparison is not possible in
 # ring 3 here (the host's stepping is of its emulator). Known KVM deviation,
 # left out of the sequences: #GP from ring 3 is intercepted and re-run by
 # KVM's emulator, which turns the alignment #GP of SSE instructions other
@@ -516,7 +517,8 @@ SSE_SEED = int(os.environ.get("VMDB_SSE_SEED", "20251127"))
 SSE_NSEQ = int(os.environ.get("VMDB_SSE_NSEQ", "60"))
 SSE_LEN = 200
 RESULT3_RE = re.compile(r"^diff seq (\d+) (.*) rflags=([0-9a-f]+) mem=([0-9a-f]+) "
-                        r"(mxcsr=[0-9a-f]+(?: xmm\d+=[0-9a-f]{32}){16}) (exc=.*)$", re.M)
+                        r"(mxcsr=[0-9a-f]+(?: xmm\d+=[0-9a-f]{32}){16} fcw=[0-9a-f]+ fsw=[0-9a-f]+ "
+                        r"ftw=[0-9a-f]+(?: st\d=[0-9a-f]{20}){8}) (exc=.*)$", re.M)
 
 
 def sse_fields(m):
@@ -603,3 +605,112 @@ def test_sse_ring3_emu_known_values(vmdb_bin, tmp_path):
     assert not wrong, f"emu ring-3 SSE results (got, expected): {wrong}\n{m.group(0)}"
     flags = int(m.group(3), 16)
     assert flags & dg.STATUS == dg.ZF, f"ucomiss of equal values: rflags {flags:#x}"
+
+
+# ---- x87 in ring 3: emu against the real CPU ----
+#
+# The same ring-3 runs with tests/diffgen.py's X87Gen: loads and stores in
+# every format (single, double, extended, 16/32/64-bit integers, BCD),
+# arithmetic in all forms, compares, the transcendental functions, stack
+# overflow and underflow from a random initial stack, precision and
+# rounding control, environment and FNSAVE/FRSTOR round trips, FCMOVcc, and
+# #MF endings (an unmasked exception, then a waiting instruction). Compared:
+# everything the SSE run compares plus FCW, FSW, the tags and ST0-ST7.
+
+X87_SEED = int(os.environ.get("VMDB_X87_SEED", "20261206"))
+X87_NSEQ = int(os.environ.get("VMDB_X87_NSEQ", "60"))
+X87_LEN = 200
+
+
+@pytest.mark.kvm
+def test_x87_ring3_free_running(vmdb_bin, tmp_path):
+    seqs = dg.generate_x87(X87_SEED, X87_NSEQ, X87_LEN)
+    dg.assemble(seqs, str(tmp_path))
+    blob_path = str(tmp_path / "x87.blob")
+    with open(blob_path, "wb") as f:
+        f.write(dg.blob(seqs, ring3=True))
+    res = {e: free_run(vmdb_bin, e, blob_path, tmp_path, RESULT3_RE) for e in ENGINES}
+    for k, seq in enumerate(seqs):
+        a, b = res["emu"].get(k), res["kvm"].get(k)
+        assert a and b, f"{seq.name}: no result line (emu {bool(a)}, kvm {bool(b)})"
+        fa, fb = sse_fields(a), sse_fields(b)
+        diffs = [f"  {x}: emu {fa[x]}  cpu {fb.get(x)}" for x in fa if fa[x] != fb.get(x)]
+        mask = FLAGS_COMPARED & ~seq.final_undef
+        ra, rb = int(a.group(3), 16), int(b.group(3), 16)
+        if ra & mask != rb & mask:
+            diffs.append(f"  rflags: emu {ra:#x}  cpu {rb:#x} (differ in {dg.flag_text((ra ^ rb) & mask)})")
+        assert not diffs, f"{seq.name} (VMDB_X87_SEED={X87_SEED}) in ring 3: emu and the CPU end " \
+                          "differently\n" + "\n".join(diffs) + \
+                          f"\n (replay: python3 tests/diffgen.py --x87 --seed {X87_SEED} " \
+                          f"--nseq {X87_NSEQ} --length {X87_LEN} --asm FILE --out BLOB)"
+    excs = {sse_fields(m)["exc"] for m in res["kvm"].values()}
+    assert "16" in excs, "no sequence ended in #MF: the generator lost its x87 endings"
+    print(f"x87 ring 3: seed {X87_SEED}, {len(seqs)} sequences, "
+          f"{sum(len(s.insns) for s in seqs)} instructions, endings {sorted(excs)}")
+
+
+def test_x87_ring3_emu_known_values(vmdb_bin, tmp_path):
+    """Without /dev/kvm too: x87 results on emu against values worked out by
+    hand (IEEE 754 / SDM): arithmetic, integer stores under two rounding
+    modes, a compare into EFLAGS, stack underflow's masked response, and
+    #MF from an unmasked divide by zero at the next waiting instruction."""
+    lines = ["fninit",
+             "fld1",
+             "fld1",
+             "faddp",                          # 2
+             "fsqrt",                          # sqrt(2), PE
+             "fmul %st(0), %st",               # 2.0000000000000000004 (PE)
+             "fistpl -8(%rbp)",                # 2
+             "movl -8(%rbp), %ebx",
+             "movl $0x25, %ecx",
+             "movl %ecx, -16(%rbp)",
+             "fildl -16(%rbp)",                # 37
+             "movw $0x77f, -20(%rbp)",         # round down, all masked
+             "fldcw -20(%rbp)",
+             "fldl2e",
+             "fdivr %st(1), %st",              # 37 / log2(e)
+             "fistpl -24(%rbp)",               # floor(25.64...) = 25
+             "movl -24(%rbp), %esi",
+             "fldz",
+             ("fcomip %st(1), %st", dict(writes=dg.STATUS)),   # 0 < 37: CF
+             "fstp %st(0)",
+             "fstp %st(0)",                    # the stack is empty: underflow, masked
+             "fnstsw %ax",                     # IE SF PE, C1 = 0
+             "movw $0x37b, -26(%rbp)",         # divide by zero unmasked
+             "fldcw -26(%rbp)",
+             "fld1",
+             "fldz",
+             "fdivrp %st, %st(1)",             # 1/0: ZE pending, stack left alone
+             "fnstsw -28(%rbp)",
+             "movzwl -28(%rbp), %edx",
+             "movl $1, %edi",
+             "fld1",                           # waiting: #MF here
+             "movl $2, %edi"]
+    seq = dg.handpicked("x87_known", lines, regs={"rax": 0, "rdx": 0, "rdi": 0})
+    seq.fx = dg.fx_image([0] * 32, dg.MXCSR_DEFAULT)
+    dg.assemble([seq], str(tmp_path))
+    blob_path = str(tmp_path / "x87.blob")
+    with open(blob_path, "wb") as f:
+        f.write(dg.blob([seq], ring3=True))
+    m = free_run(vmdb_bin, "emu", blob_path, tmp_path, RESULT3_RE).get(0)
+    assert m, "no result line"
+    got = sse_fields(m)
+    ie, ze, pe, sf, es, b = 0x1, 0x4, 0x20, 0x40, 0x80, 0x8000
+    expect = {
+        "rbx": "%016x" % 2,
+        "rsi": "%016x" % 25,
+        # the masked underflow stores QNaN indefinite and pops (TOP 0 -> 1):
+        # IE SF and the earlier PE, C1 cleared
+        "rax": "%016x" % (ie | sf | pe | 1 << 11),
+        # 1/0 unmasked: ZE, ES and B join; TOP 7 after two loads
+        "rdx": "%016x" % (ie | sf | pe | ze | es | b | 7 << 11),
+        "rdi": "%016x" % 1,
+        "exc": "16",
+        "ftw": "81",                           # registers 0 and 7: 1 and 0, undivided
+        "st0": dg.f80(0.0).hex(),
+        "st1": dg.f80(1.0).hex(),
+    }
+    wrong = {k: (got.get(k), v) for k, v in expect.items() if got.get(k) != v}
+    assert not wrong, f"emu ring-3 x87 results (got, expected): {wrong}\n{m.group(0)}"
+    flags = int(m.group(3), 16)
+    assert flags & dg.STATUS == dg.CF, f"fcomip of 0 against 37: rflags {flags:#x}"

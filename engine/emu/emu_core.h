@@ -65,6 +65,7 @@ struct emu_insn {
 	uint8_t nops;                  /* visible operands */
 	uint8_t seg;                   /* segment of the first memory operand */
 	uint8_t opcode, opmap, modrm_reg;
+	uint8_t modrm;                 /* the whole ModRM byte (x87 register forms) */
 	struct emu_operand op[3];
 };
 

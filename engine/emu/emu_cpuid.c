@@ -12,11 +12,12 @@
  *   0        max basic leaf 0x16, vendor
  *   1   EAX  signature; EBX CLFLUSH line 64 bytes, logical CPUs per package
  *            (--smp rounded up to a power of 2), initial APIC ID = vCPU index
- *       ECX  CX16 (CMPXCHG16B), PCID (CR4.PCIDE, CR3 bit 63), x2APIC (MSRs
- *            0x800-0x8ff), POPCNT, TSC-deadline (LAPIC timer mode 2),
+ *       ECX  SSE3, SSSE3, SSE4.1, SSE4.2, MOVBE, CX16 (CMPXCHG16B), PCID
+ *            (CR4.PCIDE, CR3 bit 63), x2APIC (MSRs 0x800-0x8ff), POPCNT,
+ *            TSC-deadline (LAPIC timer mode 2),
  *            XSAVE (XSAVE/XRSTOR/XGETBV/XSETBV, x87+SSE state), OSXSAVE (a
  *            copy of CR4.OSXSAVE), hypervisor
- *       EDX  FPU, DE (CR4.DE, I/O breakpoints), PSE, TSC (+CR4.TSD), MSR,
+ *       EDX  FPU (x87 run on the host FPU), DE (CR4.DE, I/O breakpoints), PSE, TSC (+CR4.TSD), MSR,
  *            PAE, CX8, APIC (cleared while IA32_APIC_BASE.EN is 0), MTRR
  *            (MSRs only: no memory types), PGE (global pages), PAT (MSR
  *            only), PSE-36, CLFSH, FXSR, SSE, SSE2, HTT (EBX[23:16] valid)
@@ -24,8 +25,8 @@
  *   4        caches, per vCPU: L1d 32 KiB 8-way, L1i 32 KiB 8-way, L2 1 MiB
  *            16-way, 64-byte lines; EAX[31:26] = vCPUs in the package - 1
  *   6   EAX  ARAT (the LAPIC timer runs in every C-state: emu has no others)
- *   7.0 EBX  SMEP, ERMS (REP MOVSB/STOSB), INVPCID, SMAP (+CLAC/STAC),
- *            CLFLUSHOPT
+ *   7.0 EBX  FDP_EXCPTN_ONLY and FCS/FDS deprecated (emu's x87 model), SMEP,
+ *            ERMS (REP MOVSB/STOSB), INVPCID, SMAP (+CLAC/STAC), CLFLUSHOPT
  *       ECX  UMIP, RDPID (TSC_AUX)
  *       EDX  ARCH_CAPABILITIES (MSR 0x10a: not affected by Meltdown, MDS,
  *            TAA, SSB, MMIO stale data, GDS, RFDS, BHI, PBRSB: there is no
@@ -34,7 +35,7 @@
  *   0xb      x2APIC topology: one thread per core (SMT shift 0), one core per
  *            vCPU, package shift 8 (APIC ID = vCPU index, < 256)
  *   0xd.0    XCR0 may hold x87 and SSE; EBX/ECX 576 bytes (legacy area + header)
- *   0xd.1    no XSAVEOPT/XSAVEC/XSAVES
+ *   0xd.1    XSAVEOPT, XSAVEC (EBX 576); no XGETBV1, no XSAVES
  *   0x15     TSC = 1 GHz crystal * 1/1: the TSC counts guest nanoseconds
  *            (EMU_TSC_HZ, emu_time.c), so a guest needs no calibration; the
  *            crystal is the LAPIC timer's bus clock (EMU_APIC_BUS_HZ)
@@ -50,26 +51,22 @@
  *
  * Not advertised, on purpose: LA57 (5-level paging), RDRAND/RDSEED,
  * FSGSBASE, SEP (SYSENTER), MCE/MCA, MONITOR/MWAIT, VME, PCLMUL/AES, AVX,
- * BMI, MOVBE, TSX, SPEC_CTRL/PRED_CMD, TSC_ADJUST, PMU (leaf 0xa), MMX
- * (the MMX-register forms are not implemented, see below).
- *
- * The pending set below is what the core does not implement completely yet
- * (x87 arithmetic with FISTTP, the MMX-register forms, SSSE3, SSE4.1/4.2);
- * EMU_CPUID_PENDING switches those bits on once they have landed. */
+ * BMI, TSX, SPEC_CTRL/PRED_CMD, TSC_ADJUST, PMU (leaf 0xa), MMX (the
+ * MMX-register forms are not implemented: glibc's dynamic loader wants it
+ * for its x86-64 baseline, static binaries run without it). */
 #include "engine/emu/emu_core.h"
 
 #include <string.h>
 
 #include "engine/emu/emu_platform.h"
 
-#define EMU_CPUID_PENDING 0
-
 #define BIT(n) (1u << (n))
 
 /* leaf 1 */
-#define L1_ECX (BIT(13) /* CX16 */ | BIT(17) /* PCID */ | BIT(21) /* x2APIC */ |          \
-		BIT(23) /* POPCNT */ | BIT(24) /* TSC-deadline */ | BIT(26) /* XSAVE */ |      \
-		BIT(31) /* hypervisor */)
+#define L1_ECX (BIT(0) /* SSE3 */ | BIT(9) /* SSSE3 */ | BIT(13) /* CX16 */ |               \
+		BIT(17) /* PCID */ | BIT(19) /* SSE4.1 */ | BIT(20) /* SSE4.2 */ |             \
+		BIT(21) /* x2APIC */ | BIT(22) /* MOVBE */ | BIT(23) /* POPCNT */ |            \
+		BIT(24) /* TSC-deadline */ | BIT(26) /* XSAVE */ | BIT(31) /* hypervisor */)
 #define L1_ECX_OSXSAVE BIT(27)
 #define L1_EDX (BIT(0) /* FPU */ | BIT(2) /* DE */ | BIT(3) /* PSE */ | BIT(4) /* TSC */ |  \
 		BIT(5) /* MSR */ | BIT(6) /* PAE */ | BIT(8) /* CX8 */ | BIT(12) /* MTRR */ | \
@@ -78,14 +75,10 @@
 		BIT(25) /* SSE */ | BIT(26) /* SSE2 */ | BIT(28) /* HTT */)
 #define L1_EDX_APIC BIT(9)
 
-/* Pending: switched on with EMU_CPUID_PENDING once the core has them. */
-#define L1_ECX_PENDING (BIT(0) /* SSE3 (needs x87 FISTTP) */ | BIT(9) /* SSSE3 */ |        \
-			BIT(19) /* SSE4.1 */ | BIT(20) /* SSE4.2 */)
-#define L1_EDX_PENDING (BIT(23) /* MMX (MMX-register forms) */)
-
 /* leaf 7 subleaf 0 */
-#define L7_EBX (BIT(7) /* SMEP */ | BIT(9) /* ERMS */ | BIT(10) /* INVPCID */ |             \
-		BIT(20) /* SMAP */ | BIT(23) /* CLFLUSHOPT */)
+#define L7_EBX (BIT(6) /* FDP_EXCPTN_ONLY */ | BIT(7) /* SMEP */ | BIT(9) /* ERMS */ |       \
+		BIT(10) /* INVPCID */ | BIT(13) /* FCS/FDS deprecated */ | BIT(20) /* SMAP */ | \
+		BIT(23) /* CLFLUSHOPT */)
 #define L7_ECX (BIT(2) /* UMIP */ | BIT(22) /* RDPID */)
 #define L7_EDX (BIT(29) /* ARCH_CAPABILITIES */)
 
@@ -148,10 +141,10 @@ static void cpuid_leaf1(struct emu_cpu *cpu, unsigned ncpus, uint32_t r[4])
 	unsigned logical = pow2_at_least(ncpus);
 	r[0] = EMU_CPUID_SIGNATURE;
 	r[1] = cpu->id << 24 | (logical > 255 ? 255 : logical) << 16 | (CACHE_LINE / 8) << 8;
-	r[2] = L1_ECX | (EMU_CPUID_PENDING ? L1_ECX_PENDING : 0);
+	r[2] = L1_ECX;
 	if (cpu->sregs.cr4 & EMU_CR4_OSXSAVE)
 		r[2] |= L1_ECX_OSXSAVE;
-	r[3] = L1_EDX | (EMU_CPUID_PENDING ? L1_EDX_PENDING : 0);
+	r[3] = L1_EDX;
 	if (cpu->sregs.apic_base & (1ull << 11))            /* IA32_APIC_BASE.EN */
 		r[3] |= L1_EDX_APIC;
 }
@@ -214,6 +207,9 @@ void emu_cpuid(struct emu_cpu *cpu, uint32_t leaf, uint32_t sub, uint32_t r[4])
 		if (sub == 0) {
 			r[0] = EMU_XCR0_SUPPORTED;
 			r[1] = r[2] = XSAVE_LEGACY_AND_HEADER;
+		} else if (sub == 1) {
+			r[0] = BIT(0) /* XSAVEOPT */ | BIT(1) /* XSAVEC */;
+			r[1] = XSAVE_LEGACY_AND_HEADER;
 		}
 		break;
 	case 0x15:                               /* TSC/crystal = EBX/EAX, crystal Hz */

@@ -164,6 +164,7 @@ static void convert(const ZydisDecodedInstruction *zi, const ZydisDecodedOperand
 	in->opcode = zi->opcode;
 	in->opmap = (uint8_t)zi->opcode_map;
 	in->modrm_reg = zi->raw.modrm.reg;
+	in->modrm = (uint8_t)(zi->raw.modrm.mod << 6 | zi->raw.modrm.reg << 3 | zi->raw.modrm.rm);
 	if (zi->attributes & (ZYDIS_ATTRIB_HAS_REP | ZYDIS_ATTRIB_HAS_REPE))
 		in->flags |= EMU_I_REP;
 	if (zi->attributes & ZYDIS_ATTRIB_HAS_REPNE)

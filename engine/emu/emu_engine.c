@@ -750,6 +750,7 @@ const struct engine_ops emu_engine_ops = {
 	.vm_destroy = emu_op_vm_destroy,
 	.map_memory = emu_op_map_memory,
 	.irq_line = emu_platform_irq_line,
+	.guest_ns = emu_platform_guest_ns,
 	.probe = emu_op_probe,
 	.vcpu_create = emu_op_vcpu_create,
 	.vcpu_destroy = emu_op_vcpu_destroy,

@@ -3,11 +3,11 @@
  * MOVHPS/MOVLPS/MOVHPD/MOVLPD, MOVHLPS/MOVLHPS, the non-temporal stores,
  * LDDQU, MOVDDUP/MOVSHDUP/MOVSLDUP), MOVMSKPS/MOVMSKPD/PMOVMSKB, 128-bit
  * logic (PXOR/POR/PAND/PANDN and the PS/PD forms), PCMPEQB/W/D, MXCSR
- * access, FXSAVE/FXRSTOR and XSAVE/XRSTOR for the x87 and SSE components
- * (XCR0 may only enable those two), FNINIT, FWAIT, EMMS. The shared
- * operand rules are in emu_sse.h; packed integer work is in
- * emu_exec_sse_int.c, floating point in emu_exec_sse_fp.c. No x87
- * arithmetic: it raises #UD with a warning. */
+ * access, FXSAVE/FXRSTOR and XSAVE/XSAVEOPT/XSAVEC/XRSTOR (standard and
+ * compacted) for the x87 and SSE components
+ * (XCR0 may only enable those two), EMMS. The shared operand rules are
+ * in emu_sse.h; packed integer work is in emu_exec_sse_int.c, floating
+ * point in emu_exec_sse_fp.c; the x87 is emu_exec_x87.c's. */
 #include "engine/emu/emu_sse.h"
 
 #include <string.h>
@@ -18,6 +18,8 @@
 #define CR4_OSXSAVE_BIT (1ull << 18)
 #define MXCSR_MASK 0xffffu
 #define XSAVE_HDR 512
+#define XCOMP_COMPACTED (1ull << 63)     /* XCOMP_BV: the image is in the compacted format */
+#define MXCSR_INIT 0x1f80u
 
 void emu_sse_check(struct emu_cpu *cpu)
 {
@@ -284,35 +286,26 @@ static void h_stmxcsr(struct emu_cpu *cpu, const struct emu_insn *in)
 	emu_op_write(cpu, in, 0, cpu->fpu.mxcsr);
 }
 
-static void h_fninit(struct emu_cpu *cpu, const struct emu_insn *in)
-{
-	(void)in;
-	if (cpu->sregs.cr0 & (CR0_EM | CR0_TS))
-		emu_fault(cpu, X86_NM, false, 0);
-	cpu->fpu.fcw = 0x37f;
-	cpu->fpu.fsw = 0;
-	cpu->fpu.ftw = 0;
-	cpu->fpu.fop = 0;
-	cpu->fpu.fip = cpu->fpu.fdp = 0;
-}
-
-static void h_fwait(struct emu_cpu *cpu, const struct emu_insn *in)
-{
-	(void)in;
-	if ((cpu->sregs.cr0 & (CR0_MP | CR0_TS)) == (CR0_MP | CR0_TS))
-		emu_fault(cpu, X86_NM, false, 0);
-}
-
 /* --- FXSAVE / XSAVE images ------------------------------------------------------------- */
 
-static void image_put_x87(const struct x86_fpu *f, uint8_t *img)
+/* The 64-bit forms (REX.W) store 64-bit FIP/FDP; the others 32-bit ones
+ * and FCS/FDS, which read as 0 (CPUs that deprecate them, see emu_x87.h). */
+static void image_put_x87(const struct x86_fpu *f, uint8_t *img, bool wide)
 {
 	memcpy(img + 0, &f->fcw, 2);
 	memcpy(img + 2, &f->fsw, 2);
 	img[4] = f->ftw;
+	img[5] = 0;
 	memcpy(img + 6, &f->fop, 2);
-	memcpy(img + 8, &f->fip, 8);
-	memcpy(img + 16, &f->fdp, 8);
+	if (wide) {
+		memcpy(img + 8, &f->fip, 8);
+		memcpy(img + 16, &f->fdp, 8);
+	} else {
+		uint32_t ip = (uint32_t)f->fip, dp = (uint32_t)f->fdp;
+		memset(img + 8, 0, 16);
+		memcpy(img + 8, &ip, 4);
+		memcpy(img + 16, &dp, 4);
+	}
 	for (unsigned i = 0; i < 8; i++)
 		memcpy(img + 32 + 16 * i, f->st[i], 16);
 }
@@ -326,14 +319,16 @@ static void image_put_sse(const struct x86_fpu *f, uint8_t *img)
 		memcpy(img + 160 + 16 * i, f->xmm[i], 16);
 }
 
-static void image_get_x87(struct x86_fpu *f, const uint8_t *img)
+static void image_get_x87(struct x86_fpu *f, const uint8_t *img, bool wide)
 {
 	memcpy(&f->fcw, img + 0, 2);
 	memcpy(&f->fsw, img + 2, 2);
 	f->ftw = img[4];
 	memcpy(&f->fop, img + 6, 2);
-	memcpy(&f->fip, img + 8, 8);
-	memcpy(&f->fdp, img + 16, 8);
+	f->fop &= 0x7ff;
+	f->fip = f->fdp = 0;
+	memcpy(&f->fip, img + 8, wide ? 8 : 4);
+	memcpy(&f->fdp, img + 16, wide ? 8 : 4);
 	for (unsigned i = 0; i < 8; i++)
 		memcpy(f->st[i], img + 32 + 16 * i, 16);
 }
@@ -369,7 +364,7 @@ static void h_fxsave(struct emu_cpu *cpu, const struct emu_insn *in)
 	uint64_t lin = fx_addr(cpu, in, 16);
 	uint8_t img[512];
 	emu_read_bytes(cpu, lin, img, sizeof(img), false);   /* reserved areas keep their bytes */
-	image_put_x87(&cpu->fpu, img);
+	image_put_x87(&cpu->fpu, img, in->mnemonic == ZYDIS_MNEMONIC_FXSAVE64);
 	image_put_sse(&cpu->fpu, img);
 	emu_write_bytes(cpu, lin, img, sizeof(img), false);
 }
@@ -385,7 +380,7 @@ static void h_fxrstor(struct emu_cpu *cpu, const struct emu_insn *in)
 	memcpy(&mxcsr, img + 24, 4);
 	if (mxcsr & ~MXCSR_MASK)
 		emu_gp(cpu, 0);
-	image_get_x87(&cpu->fpu, img);
+	image_get_x87(&cpu->fpu, img, in->mnemonic == ZYDIS_MNEMONIC_FXRSTOR64);
 	image_get_xmm(&cpu->fpu, img);
 	cpu->fpu.mxcsr = mxcsr;
 }
@@ -400,20 +395,36 @@ static uint64_t xsave_rfbm(struct emu_cpu *cpu)
 	return edx_eax & emu_core_of(cpu)->xcr0;
 }
 
+static bool is_mnemonic(const struct emu_insn *in, unsigned a, unsigned b)
+{
+	return in->mnemonic == a || in->mnemonic == b;
+}
+
+/* XSAVE, XSAVEOPT (saving every requested component is one of its allowed
+ * behaviours) and XSAVEC (compacted: XCOMP_BV = bit 63 | RFBM; x87 and SSE
+ * sit where the standard format has them). XINUSE is taken as all ones:
+ * XSTATE_BV gets every requested bit. */
 static void h_xsave(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	uint64_t rfbm = xsave_rfbm(cpu);
 	uint64_t lin = fx_addr(cpu, in, 64);
+	bool compact = is_mnemonic(in, ZYDIS_MNEMONIC_XSAVEC, ZYDIS_MNEMONIC_XSAVEC64);
+	bool wide = is_mnemonic(in, ZYDIS_MNEMONIC_XSAVE64, ZYDIS_MNEMONIC_XSAVEOPT64) ||
+		    in->mnemonic == ZYDIS_MNEMONIC_XSAVEC64;
 	uint8_t img[576];
 	emu_read_bytes(cpu, lin, img, sizeof(img), false);
 	if (rfbm & 1)
-		image_put_x87(&cpu->fpu, img);
+		image_put_x87(&cpu->fpu, img, wide);
 	if (rfbm & 2)
 		image_put_sse(&cpu->fpu, img);
 	uint64_t bv;
 	memcpy(&bv, img + XSAVE_HDR, 8);
-	bv = (bv & ~rfbm) | rfbm;
+	bv = compact ? rfbm : (bv & ~rfbm) | rfbm;
 	memcpy(img + XSAVE_HDR, &bv, 8);
+	if (compact) {
+		uint64_t comp = XCOMP_COMPACTED | rfbm;
+		memcpy(img + XSAVE_HDR + 8, &comp, 8);
+	}
 	emu_write_bytes(cpu, lin, img, sizeof(img), false);
 }
 
@@ -423,21 +434,24 @@ static void h_xrstor(struct emu_cpu *cpu, const struct emu_insn *in)
 	uint64_t lin = fx_addr(cpu, in, 64);
 	uint8_t img[576];
 	emu_read_bytes(cpu, lin, img, sizeof(img), false);
-	uint64_t bv, comp;
+	uint64_t bv, comp, xcr0 = emu_core_of(cpu)->xcr0;
 	memcpy(&bv, img + XSAVE_HDR, 8);
 	memcpy(&comp, img + XSAVE_HDR + 8, 8);
-	if (comp || (bv & ~emu_core_of(cpu)->xcr0))
-		emu_gp(cpu, 0);                 /* compacted format is not offered */
+	bool compact = comp & XCOMP_COMPACTED;
+	if (compact ? (comp & ~XCOMP_COMPACTED & ~xcr0) || (bv & ~comp) : comp || (bv & ~xcr0))
+		emu_gp(cpu, 0);
 	for (unsigned i = 16; i < 64; i++)
 		if (img[XSAVE_HDR + i])
 			emu_gp(cpu, 0);
 	uint32_t mxcsr;
 	memcpy(&mxcsr, img + 24, 4);
+	if (compact && !(bv & 2))
+		mxcsr = MXCSR_INIT;             /* the compacted form's SSE init state */
 	if ((rfbm & 2) && (mxcsr & ~MXCSR_MASK))
 		emu_gp(cpu, 0);
 	if (rfbm & 1) {
 		if (bv & 1)
-			image_get_x87(&cpu->fpu, img);
+			image_get_x87(&cpu->fpu, img, in->mnemonic == ZYDIS_MNEMONIC_XRSTOR64);
 		else
 			init_x87(&cpu->fpu);
 	}
@@ -482,12 +496,12 @@ static const struct emu_handler_entry emu_exec_sse_table[] = {
 	{ ZYDIS_MNEMONIC_MOVSHDUP, h_movdup },
 	{ ZYDIS_MNEMONIC_LDMXCSR, h_ldmxcsr },
 	{ ZYDIS_MNEMONIC_STMXCSR, h_stmxcsr },
-	{ ZYDIS_MNEMONIC_FNINIT, h_fninit },
-	{ ZYDIS_MNEMONIC_FWAIT, h_fwait },
 	{ ZYDIS_MNEMONIC_EMMS, h_emms },
 	{ ZYDIS_MNEMONIC_FXSAVE, h_fxsave }, { ZYDIS_MNEMONIC_FXSAVE64, h_fxsave },
 	{ ZYDIS_MNEMONIC_FXRSTOR, h_fxrstor }, { ZYDIS_MNEMONIC_FXRSTOR64, h_fxrstor },
 	{ ZYDIS_MNEMONIC_XSAVE, h_xsave }, { ZYDIS_MNEMONIC_XSAVE64, h_xsave },
+	{ ZYDIS_MNEMONIC_XSAVEOPT, h_xsave }, { ZYDIS_MNEMONIC_XSAVEOPT64, h_xsave },
+	{ ZYDIS_MNEMONIC_XSAVEC, h_xsave }, { ZYDIS_MNEMONIC_XSAVEC64, h_xsave },
 	{ ZYDIS_MNEMONIC_XRSTOR, h_xrstor }, { ZYDIS_MNEMONIC_XRSTOR64, h_xrstor },
 	{ 0, NULL },
 };

@@ -170,17 +170,21 @@ static void h_pinsrw(struct emu_cpu *cpu, const struct emu_insn *in)
 	memcpy(emu_sse_xmm(cpu, &OP0) + 2 * (imm8(in, 2) & 7), v, 2);
 }
 
-/* PEXTRW r32/r64, xmm, imm8: the word at imm8 & 7, zero-extended. */
+/* PEXTRW r32/r64, xmm, imm8: the word at imm8 & 7, zero-extended;
+ * SSE4.1's PEXTRW m16, xmm, imm8 stores it. */
 static void h_pextrw(struct emu_cpu *cpu, const struct emu_insn *in)
 {
-	if (!emu_sse_is_xmm(&OP1) || OP0.kind != EMU_OP_REG) {
-		emu_unimplemented(cpu, in);     /* MMX form; SSE4.1's m16 form */
+	if (!emu_sse_is_xmm(&OP1) || (OP0.kind != EMU_OP_REG && OP0.kind != EMU_OP_MEM)) {
+		emu_unimplemented(cpu, in);     /* MMX form */
 		return;
 	}
 	emu_sse_check(cpu);
 	uint16_t w;
 	memcpy(&w, emu_sse_xmm(cpu, &OP1) + 2 * (imm8(in, 2) & 7), 2);
-	emu_gpr_set(cpu, OP0.reg, OP0.size < 4 ? 4 : OP0.size, w);
+	if (OP0.kind == EMU_OP_MEM)
+		emu_write(cpu, emu_op_lin(cpu, in, &OP0), 2, w);
+	else
+		emu_gpr_set(cpu, OP0.reg, OP0.size < 4 ? 4 : OP0.size, w);
 }
 
 #define E(m, h) { ZYDIS_MNEMONIC_##m, h }

@@ -175,3 +175,8 @@ int emu_platform_irq_line(struct vm *vm, unsigned irq, int level)
 	emu_platform_set_irq(vm->engine_vm, irq, level);
 	return 0;
 }
+
+uint64_t emu_platform_guest_ns(struct vm *vm)
+{
+	return vm->engine_vm ? emu_guest_ns(vm->engine_vm) : 0;
+}

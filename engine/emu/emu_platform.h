@@ -146,6 +146,9 @@ void emu_lapic_reset(struct emu_cpu *cpu, bool power_on);
 
 /* --- guest time (emu_time.c) --- */
 
+/* engine_ops.guest_ns: emu_guest_ns() of the machine's emu_vm. */
+uint64_t emu_platform_guest_ns(struct vm *vm);
+
 /* Guest time in ns (1 per retired instruction + skipped idle time). */
 uint64_t emu_guest_ns(struct emu_vm *evm);
 /* TSC of this vCPU: emu_guest_ns() + cpu->tsc_offset. */

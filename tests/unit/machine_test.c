@@ -93,6 +93,35 @@ void vm_request_exit(struct vm *vm, int status, const char *fmt, ...)
 	exit_status = status;
 }
 
+static int reset_requests;
+static uint64_t fake_guest_ns;
+
+void vm_request_reset(struct vm *vm, const char *why)
+{
+	(void)vm;
+	(void)why;
+	reset_requests++;
+}
+
+int vm_on_reset(struct vm *vm, void (*fn)(void *), void *opaque, struct err *e)
+{
+	if (vm->nr_resets >= VM_MAX_RESETS)
+		return err_set(e, ENOSPC, "too many resets");
+	vm->resets[vm->nr_resets++] = (struct vm_teardown){ fn, opaque };
+	return 0;
+}
+
+void vm_irq_line(struct vm *vm, unsigned irq, int level)
+{
+	vm->engine->irq_line(vm, irq, level);
+}
+
+uint64_t vm_guest_ns(struct vm *vm)
+{
+	(void)vm;
+	return fake_guest_ns;
+}
+
 static struct vm *fake_vm(unsigned nr_vcpus)
 {
 	struct vm *vm = calloc(1, sizeof(*vm));
@@ -258,7 +287,7 @@ static void test_misc_devices(void)
 	pio_out(vm, 0x70, 0x0d, 1);
 	CHECK(pio_in(vm, 0x71, 1) == 0x80, "CMOS register D");
 	pio_out(vm, 0x70, 0x0a, 1);
-	CHECK(!(pio_in(vm, 0x71, 1) & 0x80), "RTC UIP clear");
+	CHECK((pio_in(vm, 0x71, 1) & 0x7f) == 0x26, "RTC register A (UIP aside)");
 	pio_out(vm, 0x70, 0x09, 1);
 	CHECK((pio_in(vm, 0x71, 1) & 0x0f) <= 9, "RTC year is BCD");
 	pio_out(vm, 0x70, 0x40, 1);
@@ -270,6 +299,41 @@ static void test_misc_devices(void)
 	pio_out(vm, 0xcf8, 0x80000000u, 4);
 	CHECK(pio_in(vm, 0xcf8, 4) == 0x80000000u, "PCI address readback");
 	CHECK(pio_in(vm, 0xcfc, 4) == 0xffffffffu, "PCI no device");
+
+	/* ACPI fixed hardware, reset paths, i8042 */
+	fake_guest_ns = 1000000000ull;                    /* 1 s: 3579545 ticks */
+	CHECK(pio_in(vm, 0x608, 4) == 3579545u, "PM timer at 1 s: %u", pio_in(vm, 0x608, 4));
+	CHECK(pio_in(vm, 0x60a, 2) == (3579545u >> 16), "PM timer upper half");
+	CHECK(pio_in(vm, 0x604, 2) & 1, "PM1_CNT SCI_EN");
+	pio_out(vm, 0x602, 0x0120, 2);                    /* PWRBTN_EN | GBL_EN */
+	CHECK(pio_in(vm, 0x600, 4) == 0x01200000u, "PM1 event block dword");
+	exit_status = -1;
+	pio_out(vm, 0x604, 5 << 10, 2);
+	CHECK(exit_status == -1, "SLP_TYP alone does nothing");
+	pio_out(vm, 0x605, (5 << 10 | 1 << 13) >> 8, 1);
+	CHECK(exit_status == 0, "S5 by a byte write of SLP_EN: %d", exit_status);
+	exit_status = -1;
+	pio_out(vm, 0x604, 1 << 10 | 1 << 13, 2);
+	CHECK(exit_status == -1, "S1 is not offered");
+	reset_requests = 0;
+	pio_out(vm, 0xcf9, 0x02, 1);
+	CHECK(reset_requests == 0 && pio_in(vm, 0xcf9, 1) == 0x02, "0xcf9 SYS_RST alone");
+	pio_out(vm, 0xcf9, 0x06, 1);
+	CHECK(reset_requests == 1, "0xcf9 RST_CPU resets");
+	pio_out(vm, 0x92, 0x02, 1);
+	CHECK(reset_requests == 1, "0x92 without bit 0");
+	pio_out(vm, 0x92, 0x03, 1);
+	CHECK(reset_requests == 2, "0x92 fast reset");
+	pio_out(vm, 0x64, 0xaa, 1);
+	CHECK((pio_in(vm, 0x64, 1) & 1) && pio_in(vm, 0x60, 1) == 0x55, "i8042 self-test");
+	CHECK(!(pio_in(vm, 0x64, 1) & 1), "i8042 output buffer empty after the read");
+	pio_out(vm, 0x60, 0xff, 1);
+	CHECK(!(pio_in(vm, 0x64, 1) & 1), "no keyboard answers");
+	pio_out(vm, 0x64, 0xfe, 1);
+	CHECK(reset_requests == 3, "i8042 reset pulse");
+	for (unsigned i = 0; i < vm->nr_resets; i++)
+		vm->resets[i].fn(vm->resets[i].opaque);
+	CHECK(pio_in(vm, 0x600, 4) == 0, "PM1 event block after reset");
 
 	/* ACPI */
 	const uint8_t *rsdp = vm->ram + vm->rsdp_gpa;
@@ -292,7 +356,7 @@ static void test_misc_devices(void)
 		memcpy(&slen, s + 4, 4);
 		CHECK(acpi_checksum(s, slen) == 0, "table %.4s checksum", (const char *)s);
 		if (!memcmp(s, "APIC", 4)) {
-			CHECK(slen == 44 + 2 * 8 + 12 + 10, "MADT length %u", slen);
+			CHECK(slen == 44 + 2 * 8 + 12 + 2 * 10, "MADT length %u", slen);
 			CHECK(s[44] == 0 && s[52] == 0 && s[55] == 1 && s[60] == 1 && s[72] == 2,
 			      "MADT entries");
 		}
