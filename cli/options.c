@@ -34,11 +34,12 @@ const char options_usage[] =
 	"  --no-reboot          when the guest resets the machine, end vmdb (status 0) with\n"
 	"                       a line saying so, instead of booting it again\n"
 	"  --cmdline STR        kernel command line\n"
-	"  --initrd FILE        a file loaded as multiboot module 0 / boot-info initrd\n"
+	"  --initrd FILE        the initial ramdisk (Linux initrd, multiboot module 0)\n"
 	"  --probe              print what this host's engine can do for debugging, and exit\n"
 	"  --version            print the version and exit\n"
 	"  --help               print this help and exit\n"
-	"KERNEL is an ELF64 kernel (entered in long mode) or a Multiboot v1 kernel.\n"
+	"KERNEL is a Linux bzImage, a vmlinux with the PVH note, an ELF64 kernel\n"
+	"(entered in long mode) or a Multiboot v1 kernel, recognised by content.\n"
 	"Exit status: the guest's debug-exit status, 1 on a runtime error, 2 on a usage error.\n";
 
 int options_parse_size(const char *text, uint64_t *bytes)

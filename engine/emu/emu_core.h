@@ -344,6 +344,9 @@ void emu_dcache_destroy(struct emu_vm *evm);
 const struct emu_insn *emu_decode_at(struct emu_cpu *cpu, struct emu_insn *scratch);
 /* Mnemonic -> handler (from the EMU_HANDLER_TABLE()s), else emu_unimplemented. */
 emu_handler emu_handler_for(unsigned mnemonic);
+/* Which handler runs a mnemonic must not depend on link order: an error
+ * naming a mnemonic that two EMU_HANDLER_TABLE()s both list. */
+int emu_handler_tables_check(struct err *e) must_check;
 void emu_unimplemented(struct emu_cpu *cpu, const struct emu_insn *in);
 
 /* One instruction from p (len bytes there) in `mode`: 0, -EAGAIN when the

@@ -41,6 +41,22 @@ void emu_dcache_destroy(struct emu_vm *evm)
 extern const struct emu_handler_entry *const __start_emu_handler_tables[];
 extern const struct emu_handler_entry *const __stop_emu_handler_tables[];
 
+int emu_handler_tables_check(struct err *e)
+{
+	uint8_t seen[2048 / 8] = { 0 };
+	for (const struct emu_handler_entry *const *t = __start_emu_handler_tables;
+	     t < __stop_emu_handler_tables; t++)
+		for (const struct emu_handler_entry *x = *t; x->fn; x++) {
+			unsigned m = x->mnemonic;
+			if (m >= 2048 || (seen[m / 8] & (1u << (m % 8))))
+				return err_set(e, EINVAL, "emu: two handlers for instruction '%s' "
+					       "(a table in engine/emu/emu_exec_*.c repeats it)",
+					       ZydisMnemonicGetString((ZydisMnemonic)m));
+			seen[m / 8] |= (uint8_t)(1u << (m % 8));
+		}
+	return 0;
+}
+
 emu_handler emu_handler_for(unsigned mnemonic)
 {
 	for (const struct emu_handler_entry *const *t = __start_emu_handler_tables;

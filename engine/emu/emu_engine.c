@@ -435,12 +435,15 @@ static int emu_op_vm_create(struct vm *vm, struct err *e)
 	unsigned n = vm->nr_vcpus ? vm->nr_vcpus : vm->cfg.nr_vcpus;
 	if (n == 0 || n > VM_MAX_VCPUS)
 		return err_set(e, EINVAL, "the emu engine runs 1 to %u vCPUs, not %u", VM_MAX_VCPUS, n);
+	int r = emu_handler_tables_check(e);
+	if (r < 0)
+		return r;
 	struct emu_vm *evm = calloc(1, sizeof(*evm));
 	if (!evm)
 		return err_set(e, ENOMEM, "out of memory for the emu engine");
 	emu_vm_init(evm, vm, n);
 	evm->quantum = EMU_QUANTUM;
-	int r = emu_dcache_create(evm);
+	r = emu_dcache_create(evm);
 	if (r < 0) {
 		emu_vm_free(evm);
 		return err_set(e, -r, "out of memory for the emu decode cache");
