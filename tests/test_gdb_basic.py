@@ -271,6 +271,7 @@ def test_monitor_msr(start_vmdb, guest, free_port):
         "monitor msr read 0xc0000082", "thread 1", "monitor msr read 0xc0000082",
         "monitor msr read 0x1b",
         "monitor msr read 0x12345", "monitor msr write 0x2ff 0x1006",
+        "monitor msr write 0xc0000080 0x100000500", "monitor msr read 0xc0000080",
         "monitor msr read", "monitor msr write 0xc0000082", "monitor msr read 0x100000000",
         "kill"])
     efer = int(re.search(r"MSR 0xc0000080 = (0x[0-9a-f]+)", out).group(1), 16)
@@ -283,5 +284,7 @@ def test_monitor_msr(start_vmdb, guest, free_port):
     assert apic_base & ~0xfff == 0xfee00000 and apic_base & 0x100, out   # BSP
     assert "vCPU 0 has no MSR 0x12345 (RDMSR would raise #GP)" in out, out
     assert "vCPU 0 refuses 0x1006 in MSR 0x2ff" in out, out   # MTRRdefType, bit 12
+    assert "vCPU 0 refuses 0x100000500 in MSR 0xc0000080" in out, out   # EFER, bit 32
+    assert out.count("MSR 0xc0000080 = 0x500") == 2, out     # ... and it stays as it was
     assert out.count("monitor msr: bad argument") == 3, out
     vm.wait(30)

@@ -660,6 +660,8 @@ static int emu_op_msr_set(struct vcpu *vcpu, uint32_t msr, uint64_t value)
 		return r;
 	if (!emu_msr_get(cpu, msr, &old))
 		return -ENOENT;
+	if (msr == MSR_EFER && !emu_efer_ok(cpu, value))
+		return -EINVAL;      /* emu_write_efer would fault, outside the core's loop */
 	return emu_msr_set(cpu, msr, value) ? 0 : -EINVAL;
 }
 
