@@ -43,6 +43,8 @@ struct gdb_server {
 	int cur_c;                   /* vCPU for legacy s/c (Hc); -1 = all */
 	bool phys;                   /* `monitor phys on`: m/M/X/Z0 are guest-physical */
 	bool error_strings;          /* QEnableErrorStrings: "Enn;HEXTEXT" where we have words */
+	bool client_swbreak;         /* qSupported: the client understands swbreak/hwbreak */
+	bool client_hwbreak;
 	bool have_last_stop;
 	struct debug_event last_stop;
 };

@@ -6,9 +6,29 @@
 #include <stdio.h>
 #include <string.h>
 
+/* Does the client's qSupported list (";"-separated, after ':') hold
+ * the feature `name+`? */
+static bool client_has(struct rsp_cur args, const char *name)
+{
+	size_t n = strlen(name);
+
+	rsp_skip_char(&args, ':');
+	while (!rsp_at_end(&args)) {
+		const char *semi = memchr(args.p, ';', rsp_left(&args));
+		size_t len = semi ? (size_t)(semi - args.p) : rsp_left(&args);
+		if (len == n + 1 && memcmp(args.p, name, n) == 0 && args.p[n] == '+')
+			return true;
+		args.p += semi ? len + 1 : len;
+	}
+	return false;
+}
+
 static int pkt_qsupported(struct gdb_server *s, struct rsp_cur *args)
 {
-	(void)args;   /* the client's features change nothing we send */
+	/* stop replies name swbreak/hwbreak only to a client that said it
+	 * understands them (the others take an unknown reason as an error) */
+	s->client_swbreak = client_has(*args, "swbreak");
+	s->client_hwbreak = client_has(*args, "hwbreak");
 	rsp_buf_printf(&s->reply,
 		       "PacketSize=%x;qXfer:features:read+;vContSupported+;swbreak+;hwbreak+;"
 		       "QStartNoAckMode+;multiprocess-", GDB_PACKET_SIZE);
@@ -36,8 +56,10 @@ static int pkt_qxfer(struct gdb_server *s, struct rsp_cur *args)
 	if (rsp_take_str(args, ':', annex, sizeof(annex)) < 0 || rsp_take_hex(args, ',', &off) < 0 ||
 	    rsp_take_hex(args, '\0', &len) < 0)
 		return -EINVAL;
-	if (strcmp(annex, "target.xml") != 0)
-		return -ENOENT;
+	if (strcmp(annex, "target.xml") != 0) {
+		rsp_buf_printf(&s->reply, "E00");   /* what the protocol says for a bad annex */
+		return 0;
+	}
 	rsp_buf_init(&xml);
 	int r = gdb_target_xml(&xml);
 	if (r == 0) {

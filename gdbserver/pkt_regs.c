@@ -1,10 +1,15 @@
 /* gdbserver/pkt_regs.c — register numbering and g/G/p/P. One table,
  * gdb_regs[], gives each register's gdb number (its index), size, type
  * and feature; target.xml is generated from it, so what is described is
- * exactly what g/p send. Values are little-endian, as x86 gdb expects. */
+ * exactly what g/p send. Values are little-endian, as x86 gdb expects.
+ * Writing a segment register with a new selector loads its hidden part
+ * as the CPU would (x86/seg_load.h), so `set $ds=0x1000` works in real
+ * mode; an unchanged selector (a G resending it) leaves it alone. */
 #include "gdbserver/gdbserver_int.h"
 
 #include <string.h>
+
+#include "x86/seg_load.h"
 
 enum { F_CORE, F_SSE, F_SEGMENTS, F_SYS };
 
@@ -187,11 +192,37 @@ static void reg_get(struct debug_cpu_state *st, unsigned reg, uint8_t *out)
 		put_le(out, *sys_slot(st, reg), bytes);
 }
 
-/* Decode into st; returns which parts of the state changed. */
-static unsigned reg_set(struct debug_cpu_state *st, unsigned reg, const uint8_t *in)
+static int read_desc(void *opaque, uint64_t linear, uint64_t *desc)
+{
+	struct gdb_server *s = opaque;
+	uint8_t b[8];
+	int r = debug_mem_read(s->dbg, s->cur_g, linear, b, sizeof(b), false);
+	if (r == 0)
+		*desc = get_le(b, sizeof(b));
+	return r;
+}
+
+/* A new selector in segment register n (gdb order cs..gs): load it. */
+static int seg_set(struct gdb_server *s, struct debug_cpu_state *st, unsigned n, uint16_t sel,
+		   struct err *e)
+{
+	static const enum x86_seg_reg arch[6] = {
+		X86_SEG_CS, X86_SEG_SS, X86_SEG_DS, X86_SEG_ES, X86_SEG_FS, X86_SEG_GS,
+	};
+	struct x86_segment *seg = seg_slot(&st->sregs, n);
+
+	if (seg->selector == sel)
+		return 0;
+	return x86_seg_load(&st->sregs, st->regs.rflags, arch[n], sel, read_desc, s, seg, e);
+}
+
+/* Decode into st; adds to *what the parts of the state that changed. */
+static int reg_set(struct gdb_server *s, struct debug_cpu_state *st, unsigned reg,
+		   const uint8_t *in, unsigned *what, struct err *e)
 {
 	unsigned bytes = gdb_regs[reg].bits / 8;
 	uint64_t v = get_le(in, bytes);
+	unsigned part = DEBUG_STATE_REGS;
 	if (reg < R_RIP) {
 		*gpr_slot(&st->regs, reg) = v;
 	} else if (reg == R_RIP) {
@@ -199,28 +230,31 @@ static unsigned reg_set(struct debug_cpu_state *st, unsigned reg, const uint8_t 
 	} else if (reg == R_EFLAGS) {
 		st->regs.rflags = (st->regs.rflags & ~0xffffffffull) | v;
 	} else if (reg <= R_GS) {
-		seg_slot(&st->sregs, reg - R_CS)->selector = (uint16_t)v;
-		return DEBUG_STATE_SREGS;
+		int r = seg_set(s, st, reg - R_CS, (uint16_t)v, e);
+		if (r < 0)
+			return r;
+		part = DEBUG_STATE_SREGS;
 	} else if (reg < R_FCTRL) {
 		memcpy(st->fpu.st[reg - R_ST0], in, bytes);
-		return DEBUG_STATE_FPU;
+		part = DEBUG_STATE_FPU;
 	} else if (reg < R_XMM0) {
 		fpu_ctl_set(&st->fpu, reg, (uint32_t)v);
-		return DEBUG_STATE_FPU;
+		part = DEBUG_STATE_FPU;
 	} else if (reg < R_MXCSR) {
 		memcpy(st->fpu.xmm[reg - R_XMM0], in, bytes);
-		return DEBUG_STATE_FPU;
+		part = DEBUG_STATE_FPU;
 	} else if (reg == R_MXCSR) {
 		st->fpu.mxcsr = (uint32_t)v;
-		return DEBUG_STATE_FPU;
+		part = DEBUG_STATE_FPU;
 	} else if (reg == R_K_GS_BASE) {
 		st->kernel_gs_base = v;
-		return DEBUG_STATE_KGS;
+		part = DEBUG_STATE_KGS;
 	} else {
 		*sys_slot(st, reg) = v;
-		return DEBUG_STATE_SREGS;
+		part = DEBUG_STATE_SREGS;
 	}
-	return DEBUG_STATE_REGS;
+	*what |= part;
+	return 0;
 }
 
 static int read_state(struct gdb_server *s, struct debug_cpu_state *st)
@@ -268,12 +302,15 @@ static int pkt_bigg(struct gdb_server *s, struct rsp_cur *args)
 	int r = read_state(s, &st);
 	if (r < 0)
 		return r;
+	struct err e = { 0 };
 	for (unsigned reg = 0; reg < gdb_nr_regs && !rsp_at_end(args); reg++) {
 		size_t hex = gdb_regs[reg].bits / 4;
 		if (rsp_left(args) < hex || rsp_hex_decode(args->p, hex, val) < 0)
 			return -EINVAL;
 		args->p += hex;
-		what |= reg_set(&st, reg, val);
+		r = reg_set(s, &st, reg, val, &what, &e);
+		if (r < 0)
+			return gdb_error_words(s, r, &e);
 	}
 	if (!rsp_at_end(args))
 		return -EINVAL;
@@ -315,7 +352,12 @@ static int pkt_bigp(struct gdb_server *s, struct rsp_cur *args)
 	int r = read_state(s, &st);
 	if (r < 0)
 		return r;
-	return write_state(s, &st, reg_set(&st, (unsigned)reg, val));
+	unsigned what = 0;
+	struct err e = { 0 };
+	r = reg_set(s, &st, (unsigned)reg, val, &what, &e);
+	if (r < 0)
+		return gdb_error_words(s, r, &e);
+	return write_state(s, &st, what);
 }
 
 const struct gdb_packet gdb_pkt_regs[] = {

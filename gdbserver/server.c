@@ -51,6 +51,9 @@ void gdb_set_state(struct gdb_server *s, enum gdb_state next)
 		}
 		break;
 	case GDB_IDLE:
+		/* the next client announces its own features */
+		s->client_swbreak = false;
+		s->client_hwbreak = false;
 		if (prev != GDB_IDLE && !debug_machine_gone(s->dbg))
 			debug_detach(s->dbg);
 		break;
@@ -255,7 +258,8 @@ static void format_stop(struct gdb_server *s, const struct debug_event *ev, cons
 	switch (ev->kind) {
 	case DEBUG_EV_SWBREAK:
 	case DEBUG_EV_HWBREAK:
-		*reason = ev->kind == DEBUG_EV_SWBREAK ? "swbreak:;" : "hwbreak:;";
+		if (ev->kind == DEBUG_EV_SWBREAK ? s->client_swbreak : s->client_hwbreak)
+			*reason = ev->kind == DEBUG_EV_SWBREAK ? "swbreak:;" : "hwbreak:;";
 		rsp_buf_printf(&s->reply, "T05thread:%x;", tid);
 		break;
 	case DEBUG_EV_WATCH:

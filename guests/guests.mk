@@ -86,6 +86,10 @@ guests: $(STEP_GUESTS:%=$(GUEST_OUT)/%.elf)
 # host's KVM can do on kvm.
 guests: $(GUEST_OUT)/dbg_regs.elf $(GUEST_OUT)/dbg_step.elf
 .SECONDARY: $(GUEST_OUT)/dbg_regs.o $(GUEST_OUT)/dbg_step.o
+# The SDM's debug rules around MOV SS and SYSCALL/SYSRET, plain and
+# stepped by gdb (tests/test_sdm_debug.py).
+guests: $(GUEST_OUT)/sdm_debug.elf
+.SECONDARY: $(GUEST_OUT)/sdm_debug.o
 
 # issue 6 point 7 (owned by the kvm-fallback work): ring-0 instructions this
 # host's KVM cannot emulate, checked from inside (tests/test_kvm_fallback.py).

@@ -216,6 +216,7 @@ def test_raw_hwbreak_stop_reply(start_vmdb, guest, free_port):
     elf = guest("gdb_target")
     vm, target = start_gdb_vmdb(start_vmdb, elf, "--cmdline", "test=memwrite", port=free_port())
     c = RspClient(target)
+    c.request("qSupported:swbreak+;hwbreak+")    # stop reasons are named to clients that ask
     addr = symbol(elf, "gdb_mem_poll")
     assert c.request("Z1,%x,1" % addr) == b"OK"
     assert re.fullmatch(rb"T05thread:1;(..:[0-9a-f]{16};)*hwbreak:;", c.request("vCont;c"))

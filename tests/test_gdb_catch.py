@@ -50,6 +50,7 @@ def test_catch_falls_back_to_int3(start_vmdb, guest, free_port):
     elf = guest("gdb_target")
     vm, target = start_gdb_vmdb(start_vmdb, elf, "--cmdline", "test=catch", port=free_port())
     c = RspClient(target)
+    c.request("qSupported:swbreak+")
     main, ud2 = symbol(elf, "main"), symbol(elf, "gdb_ud2")
     assert c.request("Z0,%x,1" % main) == b"OK"
     assert re.match(rb"T05thread:1;.*swbreak:;", c.request("vCont;c"))

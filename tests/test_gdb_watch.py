@@ -183,7 +183,9 @@ def test_guest_own_data_breakpoint_is_separate(start_vmdb, guest, free_port, vmd
 
 def raw_client(start_vmdb, guest, free_port, *args):
     elf, vm, target = start(start_vmdb, guest, free_port, *args)
-    return elf, vm, RspClient(target)
+    c = RspClient(target)
+    c.request("qSupported:swbreak+;hwbreak+")    # as gdb does: stop reasons named
+    return elf, vm, c
 
 
 def test_raw_stop_reply_and_step_over(start_vmdb, guest, free_port, vmdb_bin, engine):

@@ -141,7 +141,7 @@ static void recompute(struct emu_cpu *cpu)
 
 	cpu->dbg.active = (cpu->dr.dr7 & DR7_ENABLES) || debugger_hw(cpu) ||
 			  cpu->debugger.single_step || d->tf_owned || d->delayed ||
-			  d->mov_dr_exit || d->due || d->hw_skip;
+			  d->mov_dr_exit || d->due || d->hw_skip || d->tf_from_result;
 }
 
 /* ---- raising ---- */
@@ -262,6 +262,7 @@ bool emu_dbg_before_insn(struct emu_cpu *cpu, uint64_t lin)
 
 	d->hit = 0;
 	d->hit_hw = 0;
+	d->tf_from_result = false;
 	if (leftover_exit(cpu, lin))
 		return true;
 	if (d->tf_owned && !(cpu->rflags & RFLAGS_TF)) {
@@ -281,7 +282,9 @@ bool emu_dbg_before_insn(struct emu_cpu *cpu, uint64_t lin)
 	}
 	if (debugger_exec_bp(cpu, lin))
 		return true;
-	if (cpu->rflags & RFLAGS_RF)
+	/* RF, and the MOV SS shadow (SDM 17.3.1.1), suppress the guest's
+	 * instruction breakpoints; the debugger's still report */
+	if ((cpu->rflags & RFLAGS_RF) || (cpu->interrupt_shadow & EMU_SHADOW_MOVSS))
 		return false;
 	uint64_t bits = match_exec(cpu->dr.db, cpu->dr.dr7, lin);
 	return bits ? guest_db_fault(cpu, lin, bits) : false;
@@ -368,12 +371,30 @@ bool emu_dbg_mov_dr(struct emu_cpu *cpu, unsigned dr, unsigned gpr, bool to_dr)
 	return false;
 }
 
+static bool guest_tf_now(const struct emu_cpu *cpu)
+{
+	return cpu->dbg.tf_owned ? cpu->dbg.shadow_tf : (cpu->rflags & RFLAGS_TF) != 0;
+}
+
+/* The guest's TF that decides this instruction's single-step trap: the
+ * one it began with, or for SYSCALL/SYSRET the one it produced. */
+static bool guest_step_tf(const struct emu_cpu *cpu, uint64_t rflags_before)
+{
+	const struct emu_dbg *d = &cpu->dbg;
+
+	if (d->tf_from_result)
+		return guest_tf_now(cpu);
+	return d->tf_owned ? d->guest_tf_start : (rflags_before & RFLAGS_TF) != 0;
+}
+
 /* The guest's trap bits at this boundary, after the MOV SS shadow. */
 static uint64_t guest_trap_bits(struct emu_cpu *cpu, uint64_t rflags_before)
 {
 	struct emu_dbg *d = &cpu->dbg;
-	bool tf = d->tf_owned ? d->guest_tf_start : (rflags_before & RFLAGS_TF) != 0;
+	bool tf = guest_step_tf(cpu, rflags_before);
 	uint64_t g = d->hit | (tf ? DR6_BS : 0);
+
+	d->tf_from_result = false;
 
 	if (cpu->interrupt_shadow & EMU_SHADOW_MOVSS) {
 		d->delayed |= g;         /* SDM 6.8.3: #DB waits one instruction */
@@ -440,13 +461,53 @@ bool emu_dbg_end_insn(struct emu_cpu *cpu, uint64_t rflags_before)
 bool emu_dbg_icebp(struct emu_cpu *cpu)
 {
 	/* INT1 raises #DB without a DR6 condition; the handler still gets
-	 * GD cleared, as for every #DB. */
+	 * GD cleared, as for every #DB. Traps a MOV SS held back for it are
+	 * dropped: hardware enters the handler once, with no BS or B bits. */
 	cpu->dbg.hit = 0;
 	cpu->dbg.hit_hw = 0;
+	cpu->dbg.delayed = 0;
 	cpu->dr.dr7 &= ~DR7_GD;
 	queue_db_trap(cpu);
 	recompute(cpu);
 	return true;
+}
+
+void emu_dbg_event_in_insn(struct emu_cpu *cpu)
+{
+	struct emu_dbg *d = &cpu->dbg;
+	uint64_t g = d->delayed;
+
+	d->delayed = 0;
+	d->hit = 0;
+	d->hit_hw = 0;
+	if (!g) {
+		recompute(cpu);
+		return;
+	}
+	/* INT n/INT3/INTO after MOV SS: the held-back #DB comes at the
+	 * handler's first instruction, before it runs (as on hardware) */
+	db_effects(cpu, g);
+	if (cpu->debugger.intercept_db) {
+		uint64_t lin = linear_rip(cpu);
+		fill_db_exit(&cpu->exit, cpu, lin, 0, g);
+		mark_stop(cpu, lin);
+		return;
+	}
+	queue_db_trap(cpu);
+}
+
+void emu_dbg_fault(struct emu_cpu *cpu)
+{
+	/* a fault discards the traps a MOV SS held back (SDM 6.8.3) */
+	cpu->dbg.delayed = 0;
+	cpu->dbg.tf_from_result = false;
+	recompute(cpu);
+}
+
+void emu_dbg_tf_from_result(struct emu_cpu *cpu)
+{
+	cpu->dbg.tf_from_result = true;
+	recompute(cpu);
 }
 
 bool emu_dbg_int3(struct emu_cpu *cpu, uint64_t lin)

@@ -71,6 +71,15 @@
  *    SDM says; emu_dbg re-arms its own TF at the next instruction.
  * 10. Event delivery pushes RF=1 for fault-class exceptions other than the
  *    instruction-breakpoint #DB (SDM 17.3.1.1), RF=0 otherwise (except 4).
+ * 11. MOV SS shadow: an instruction that delivered an event calls
+ *    emu_dbg_event_in_insn (INT n/INT3/INTO: the traps the MOV SS held
+ *    back come at the handler's first instruction; INT1 dropped them
+ *    already); a fault calls emu_dbg_fault (they are dropped). The
+ *    guest's instruction breakpoints do not fire in the shadow.
+ * 12. SYSCALL and SYSRET call emu_dbg_tf_from_result last: their
+ *    single-step trap follows the RFLAGS they produce (FMASK, R11), so
+ *    SYSCALL with TF masked traps nowhere and SYSRET loading TF=1 traps
+ *    at once, before the first user instruction.
  *
  * ---- Rules emu_debug.c picked where the SDM leaves a choice ----
  * - DR6 B0-B3 report only registers enabled (L or G) in DR7; a #DB
@@ -133,6 +142,7 @@ struct emu_dbg {
 	bool tf_owned;          /* --cpu amd stepping: RFLAGS.TF is the engine's */
 	bool shadow_tf;         /* the guest's own TF while tf_owned */
 	bool guest_tf_start;    /* the guest's TF when the instruction began */
+	bool tf_from_result;    /* SYSCALL/SYSRET: the TF it produced decides BS */
 };
 
 bool emu_dbg_armed(const struct emu_cpu *cpu);
@@ -150,6 +160,9 @@ bool emu_dbg_int3(struct emu_cpu *cpu, uint64_t linear_rip);
 bool emu_dbg_irq_blocked(const struct emu_cpu *cpu);
 uint64_t emu_dbg_rflags_image(const struct emu_cpu *cpu);
 void emu_dbg_rflags_loaded(struct emu_cpu *cpu);
+void emu_dbg_event_in_insn(struct emu_cpu *cpu);
+void emu_dbg_fault(struct emu_cpu *cpu);
+void emu_dbg_tf_from_result(struct emu_cpu *cpu);
 
 /* engine_ops plumbing */
 int emu_dbg_set_debug(struct emu_cpu *cpu, const struct engine_debug *dbg);

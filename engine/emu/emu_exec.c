@@ -415,7 +415,11 @@ static void step(struct emu_cpu *cpu)
 	cpu->retired++;
 	/* an instruction that delivered an event (INT n, INT3, INT1) leaves
 	 * its traps to the new context (emu_debug.h, contract 3) */
-	if ((c->dbg_armed || emu_dbg_armed(cpu)) && !c->event_in_insn)
+	if (!(c->dbg_armed || emu_dbg_armed(cpu)))
+		return;
+	if (c->event_in_insn)
+		emu_dbg_event_in_insn(cpu);
+	else
 		emu_dbg_end_insn(cpu, rflags_before);
 }
 
@@ -437,8 +441,16 @@ enum emu_stop emu_exec_run(struct emu_cpu *cpu, uint64_t budget)
 	}
 	c->budget_end = cpu->retired + budget;
 	c->in_loop = true;
-	if (setjmp(c->jmp) == EMU_JMP_EXIT)
+	switch (setjmp(c->jmp)) {
+	case EMU_JMP_EXIT:
 		return loop_done(cpu, EMU_STOP_EXIT);
+	case EMU_JMP_FAULT:
+		if (c->dbg_armed || emu_dbg_armed(cpu))
+			emu_dbg_fault(cpu);
+		break;
+	default:
+		break;
+	}
 	for (;;) {
 		/* an exit and a #DB at one boundary: the exit first (emu_debug.h) */
 		if (cpu->exit.reason != VM_EXIT_NONE)

@@ -578,7 +578,8 @@ static struct x86_segment flat_seg(uint16_t sel, uint8_t type, bool code64, unsi
 /* SYSCALL and SYSRET as Intel CPUs do them: 64-bit mode only (#UD
  * elsewhere, CSTAR is never used), CS and SS from STAR with fixed flat
  * attributes, RFLAGS masked by FMASK into ring 0 and restored from R11
- * (bits 0x3c7fd7) out of it. */
+ * (bits 0x3c7fd7) out of it; the RFLAGS each produces decides its
+ * single-step trap (emu_debug.h). */
 static void h_syscall(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	(void)in;
@@ -586,16 +587,18 @@ static void h_syscall(struct emu_cpu *cpu, const struct emu_insn *in)
 	if (!(cpu->sregs.efer & EFER_SCE) || !emu_long64(cpu))
 		emu_ud(cpu);
 	uint16_t sel = (uint16_t)((cpu->msr_star >> 32) & 0xfffc);
+	uint64_t flags = emu_dbg_rflags_image(cpu);
 	cpu->gpr[EMU_RCX] = cpu->rip;
-	cpu->gpr[EMU_R11] = emu_dbg_rflags_image(cpu) & ~RFLAGS_RF;
-	cpu->rflags &= ~(cpu->msr_fmask | RFLAGS_RF);
-	cpu->rflags |= RFLAGS_FIXED1;
+	cpu->gpr[EMU_R11] = flags & ~RFLAGS_RF;
+	cpu->rflags = (flags & ~(cpu->msr_fmask | RFLAGS_RF)) | RFLAGS_FIXED1;
 	cpu->sregs.cs = flat_seg(sel, 0xb, true, 0);
 	cpu->sregs.ss = flat_seg((uint16_t)(sel + 8), 0x3, false, 0);
 	c->cpl = 0;
 	cpu->rip = cpu->msr_lstar;
 	emu_update_mode(cpu);
+	emu_dbg_rflags_loaded(cpu);        /* the stepping debugger's TF follows FMASK */
 	emu_tlb_ac_changed(cpu);
+	emu_dbg_tf_from_result(cpu);
 }
 
 static void h_sysret(struct emu_cpu *cpu, const struct emu_insn *in)
@@ -621,6 +624,7 @@ static void h_sysret(struct emu_cpu *cpu, const struct emu_insn *in)
 	emu_update_mode(cpu);
 	emu_dbg_rflags_loaded(cpu);
 	emu_tlb_ac_changed(cpu);
+	emu_dbg_tf_from_result(cpu);
 }
 
 static void h_swapgs(struct emu_cpu *cpu, const struct emu_insn *in)

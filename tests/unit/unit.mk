@@ -120,6 +120,19 @@ unit-x86-desc: $(BUILD)/tests/x86_desc_test
 	$(BUILD)/tests/x86_desc_test
 -include $(X86_DESC_TEST_OBJS:.o=.d)
 
+# segment loads for a debugger's selector writes (x86/seg_load.c):
+# $(BUILD)/tests/x86_seg_load_test; `make unit-x86-seg-load` runs it.
+X86_SEG_LOAD_TEST_OBJS := $(BUILD)/tests/unit/x86_seg_load_test.o $(BUILD)/x86/seg_load.o \
+	$(BUILD)/util/err.o
+unit: $(BUILD)/tests/x86_seg_load_test
+$(BUILD)/tests/x86_seg_load_test: $(X86_SEG_LOAD_TEST_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^
+.PHONY: unit-x86-seg-load
+unit-x86-seg-load: $(BUILD)/tests/x86_seg_load_test
+	$(BUILD)/tests/x86_seg_load_test
+-include $(X86_SEG_LOAD_TEST_OBJS:.o=.d)
+
 # emu's CPUID model (owned by the emu CPU-model work): emu_cpuid.c alone with a
 # fake vCPU count; `make unit-emu-cpuid` runs it.
 EMU_CPUID_TEST_OBJS := $(BUILD)/tests/unit/emu_cpuid_test.o $(BUILD)/engine/emu/emu_cpuid.o
