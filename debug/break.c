@@ -13,12 +13,52 @@
 
 #define X86_INT3 0xcc
 
-struct debug_sw_bp *debug_sw_find_locked(struct debug *d, uint64_t addr)
+/* The breakpoint the client (or catching, or the step engine) keyed by
+ * this address in this address space. */
+struct debug_sw_bp *debug_sw_find_as_locked(struct debug *d, uint64_t addr, bool phys)
 {
 	for (unsigned i = 0; i < d->nr_sw; i++)
-		if (d->sw[i].addr == addr)
+		if (d->sw[i].addr == addr && d->sw[i].phys == phys)
 			return &d->sw[i];
 	return NULL;
+}
+
+struct debug_sw_bp *debug_sw_find_locked(struct debug *d, uint64_t addr)
+{
+	return debug_sw_find_as_locked(d, addr, false);
+}
+
+bool debug_sw_client_at_locked(struct debug *d, uint64_t addr)
+{
+	for (unsigned i = 0; i < d->nr_sw; i++)
+		if (d->sw[i].addr == addr && d->sw[i].client)
+			return true;
+	return false;
+}
+
+void debug_sw_where(struct debug *d, unsigned vcpu, uint64_t pc, struct debug_sw_where *w)
+{
+	w->pc = pc;
+	w->have_gpa = false;
+	/* no breakpoint, or one keyed by pc itself (the common hit): no page walk */
+	pthread_mutex_lock(&d->lock);
+	bool settled = d->nr_sw == 0 || debug_sw_find_as_locked(d, pc, false) != NULL;
+	pthread_mutex_unlock(&d->lock);
+	if (!settled)
+		w->have_gpa = debug_translate(d, vcpu, pc, &w->gpa) == 0;
+}
+
+/* The int3 a vCPU met at pc is ours when a breakpoint is keyed by that
+ * linear address, or sits on the physical byte pc maps to: one set with
+ * `monitor phys on`, or one set through another alias of the page (a
+ * higher-half kernel runs at virtual != physical). */
+struct debug_sw_bp *debug_sw_hit_locked(struct debug *d, const struct debug_sw_where *w)
+{
+	struct debug_sw_bp *bp = debug_sw_find_as_locked(d, w->pc, false);
+	for (unsigned i = 0; !bp && w->have_gpa && i < d->nr_sw; i++)
+		if (d->sw[i].gpa == w->gpa)
+			bp = &d->sw[i];
+	return bp;
 }
 
 /* Execution breakpoints only: a watchpoint piece at the same address is
@@ -32,13 +72,25 @@ int debug_hw_find_locked(struct debug *d, uint64_t addr)
 }
 
 /* Put the int3 in (insert) or the original byte back. The gpa was checked
- * at insert time and RAM never moves, so this cannot fail. */
+ * at insert time and RAM never moves, so this cannot fail. The guest may
+ * have written the byte since (new code in the page, the page reused for
+ * something else after a remap, a stepped store onto a fault guard):
+ * what it wrote is the original from then on, and an int3 that is no
+ * longer there is not put back over it. */
 void debug_sw_poke(struct debug *d, struct debug_sw_bp *bp, bool insert)
 {
 	uint8_t *host = vm_gpa_to_host(d->vm, bp->gpa, 1);
 	if (!host)
 		return;
-	*host = insert ? X86_INT3 : bp->orig;
+	if (insert) {
+		if (bp->lifted)
+			bp->orig = *host;     /* what the guest has there now */
+		*host = X86_INT3;
+	} else if (*host == X86_INT3) {
+		*host = bp->orig;
+	} else {
+		bp->orig = *host;
+	}
 	bp->lifted = !insert;
 }
 
@@ -80,6 +132,28 @@ void debug_sw_drop_locked(struct debug *d, struct debug_sw_bp *bp)
 	*bp = d->sw[--d->nr_sw];
 }
 
+/* The guest remapped the page of a breakpoint's linear address since it
+ * went in (gdb inserts its breakpoints again at every resume): its int3
+ * leaves the old physical byte (if it is still there) for the new one. */
+static int sw_move_locked(struct debug *d, struct debug_sw_bp *bp, uint64_t gpa, struct err *e)
+{
+	uint8_t *host = vm_gpa_to_host(d->vm, gpa, 1);
+	if (!host)
+		return err_set(e, EFAULT, "address 0x%" PRIx64 " now maps to 0x%" PRIx64 ", which is "
+			       "not guest RAM", bp->addr, gpa);
+	if (!gpa_shared_locked(d, bp))
+		debug_sw_poke(d, bp, false);
+	bp->gpa = gpa;
+	bp->orig = *host;
+	for (unsigned i = 0; i < d->nr_sw; i++)
+		if (&d->sw[i] != bp && d->sw[i].gpa == gpa)
+			bp->orig = d->sw[i].orig;
+	bp->lifted = false;
+	debug_sw_poke(d, bp, true);
+	d->mem_gen++;
+	return 0;
+}
+
 int debug_sw_insert(struct debug *d, unsigned vcpu, uint64_t addr, bool phys, struct err *e)
 {
 	uint64_t gpa = addr;
@@ -88,20 +162,32 @@ int debug_sw_insert(struct debug *d, unsigned vcpu, uint64_t addr, bool phys, st
 	if (!phys && (r = debug_translate(d, vcpu, addr, &gpa)) < 0)
 		return err_set(e, EFAULT, "address 0x%" PRIx64 " is not mapped", addr);
 	pthread_mutex_lock(&d->lock);
-	struct debug_sw_bp *bp = debug_sw_find_locked(d, addr);
-	if (!bp)
-		r = debug_sw_add_locked(d, addr, gpa, &bp, e);
+	struct debug_sw_bp *bp = debug_sw_find_as_locked(d, addr, phys);
+	if (bp && bp->gpa != gpa)
+		r = sw_move_locked(d, bp, gpa, e);
+	else if (!bp && (r = debug_sw_add_locked(d, addr, gpa, &bp, e)) == 0)
+		bp->phys = phys;
 	if (r == 0)
 		bp->client = true;
 	pthread_mutex_unlock(&d->lock);
 	return r;
 }
 
-int debug_sw_remove(struct debug *d, uint64_t addr, struct err *e)
+/* The client's breakpoint at addr: in the address space it names now,
+ * else in the other (the client switched `monitor phys` in between). */
+static struct debug_sw_bp *client_bp_locked(struct debug *d, uint64_t addr, bool phys)
+{
+	struct debug_sw_bp *bp = debug_sw_find_as_locked(d, addr, phys);
+	if (!bp || !bp->client)
+		bp = debug_sw_find_as_locked(d, addr, !phys);
+	return bp && bp->client ? bp : NULL;
+}
+
+int debug_sw_remove(struct debug *d, uint64_t addr, bool phys, struct err *e)
 {
 	pthread_mutex_lock(&d->lock);
-	struct debug_sw_bp *bp = debug_sw_find_locked(d, addr);
-	if (!bp || !bp->client) {
+	struct debug_sw_bp *bp = client_bp_locked(d, addr, phys);
+	if (!bp) {
 		pthread_mutex_unlock(&d->lock);
 		return err_set(e, ENOENT, "no breakpoint at 0x%" PRIx64, addr);
 	}

@@ -126,7 +126,10 @@ void debug_detach(struct debug *d);
  * or guest-physical when phys). Inserting twice is harmless. -EFAULT when
  * the address is not mapped. */
 int debug_sw_insert(struct debug *d, unsigned vcpu, uint64_t addr, bool phys, struct err *e);
-int debug_sw_remove(struct debug *d, uint64_t addr, struct err *e);
+/* The breakpoint the client set at addr in that address space (phys), or
+ * in the other one. A hit is recognised by the physical byte its int3
+ * sits on, whichever alias the vCPU ran it through. */
+int debug_sw_remove(struct debug *d, uint64_t addr, bool phys, struct err *e);
 /* Hardware execution breakpoint on every vCPU. -ENOSPC when DR0-3 are
  * all taken, -ENOTSUP when the engine has none. */
 int debug_hw_insert(struct debug *d, uint64_t addr, struct err *e);
@@ -236,8 +239,9 @@ const char *debug_sstep_irq_mechanism(struct debug *d);
 void debug_sstep_describe(struct debug *d, char *out, size_t size);
 
 /* Engine findings (probed once, cached) and the mechanism each debug
- * feature uses now; printed by `monitor info caps`. */
+ * feature uses now; printed by `monitor info caps`. debug_mechanisms
+ * returns the text's whole length (snprintf's rule: size it with NULL, 0). */
 int debug_caps(struct debug *d, const struct engine_caps **caps, struct err *e);
-void debug_mechanisms(struct debug *d, char *out, size_t size);
+size_t debug_mechanisms(struct debug *d, char *out, size_t size);
 
 #endif

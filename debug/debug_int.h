@@ -66,6 +66,10 @@ struct debug_timing {
 	 * to poll(): a step ends in microseconds, a trip through poll() and
 	 * an eventfd costs more. */
 	long client_step_poll_ns;
+	/* How long a stop-all of a machine that is ending waits for its end
+	 * to be queued (on_vm_stop), so that the client hears the end rather
+	 * than a stop: a moment, bounded against a hook that never comes. */
+	long end_wait_ns;
 };
 
 enum debug_step {
@@ -167,6 +171,7 @@ struct debug_vcpu {
 	 * cache_parts (X86_STATE_*); cleared when the vCPU leaves its park */
 	struct x86_state cache;
 	unsigned cache_parts;
+	bool seen_waiting_sipi;        /* the engine's last answer (INIT/SIPI seen) */
 	bool write_failed;             /* a write the engine refused, not yet reported */
 	struct err write_err;
 	struct engine_debug applied;   /* what the engine has now ... */
@@ -179,6 +184,7 @@ struct debug_vcpu {
  * owns it; stops are reported for the client first. */
 struct debug_sw_bp {
 	uint64_t addr;           /* as the client named it / the handler's linear address */
+	bool phys;               /* addr is guest-physical (`monitor phys on`) */
 	uint64_t gpa;            /* where the 0xCC byte is */
 	uint8_t orig;
 	bool lifted;             /* original byte temporarily back (step-over) */
@@ -233,6 +239,7 @@ struct debug {
 	struct debug_vcpu vcpus[VM_MAX_VCPUS];
 	unsigned nr_vcpus;
 	bool gone;                   /* the machine stopped for good */
+	bool end_queued;             /* ... and its end (EXITED/CRASHED) is in the queue */
 	int crash_signal;            /* nonzero once a vCPU met a fatal exit */
 
 	struct debug_event queue[DEBUG_QUEUE_SIZE];
@@ -305,7 +312,20 @@ bool debug_lend_step(struct debug *d, unsigned vcpu);
 void debug_lend_watch_locked(struct debug *d, struct vcpu *vcpu);
 
 /* break.c */
+/* the breakpoint keyed by this linear address (not a `phys` one) */
 struct debug_sw_bp *debug_sw_find_locked(struct debug *d, uint64_t addr);
+struct debug_sw_bp *debug_sw_find_as_locked(struct debug *d, uint64_t addr, bool phys);
+/* a client's breakpoint keyed by addr, in either address space */
+bool debug_sw_client_at_locked(struct debug *d, uint64_t addr);
+/* Where a vCPU's pc is, physically: taken without d->lock (it reads the
+ * vCPU's page tables), then looked up with it. */
+struct debug_sw_where {
+	uint64_t pc, gpa;
+	bool have_gpa;
+};
+void debug_sw_where(struct debug *d, unsigned vcpu, uint64_t pc, struct debug_sw_where *w);
+/* our breakpoint under an int3 a vCPU met (or sits on) at w->pc */
+struct debug_sw_bp *debug_sw_hit_locked(struct debug *d, const struct debug_sw_where *w);
 int debug_hw_find_locked(struct debug *d, uint64_t addr);
 /* DR7 RW and LEN bits of slot n for this slot's kind */
 uint64_t debug_hw_dr7_bits(const struct debug_hw_bp *bp, unsigned n);

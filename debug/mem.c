@@ -31,7 +31,9 @@ static void unpatch_locked(struct debug *d, uint64_t gpa, uint8_t *buf, size_t l
 {
 	for (unsigned i = 0; i < d->nr_sw; i++) {
 		const struct debug_sw_bp *bp = &d->sw[i];
-		if (bp->gpa >= gpa && bp->gpa - gpa < len && !bp->lifted)
+		/* an int3 the guest has overwritten shows what it wrote */
+		if (bp->gpa >= gpa && bp->gpa - gpa < len && !bp->lifted &&
+		    buf[bp->gpa - gpa] == 0xcc)
 			buf[bp->gpa - gpa] = bp->orig;
 	}
 }

@@ -11,6 +11,7 @@
 #include "debug/debug_int.h"
 
 #include <sched.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -21,6 +22,7 @@ static const struct debug_timing default_timing = {
 	.step_spin_ns = 300 * 1000L,
 	.lend_watch_ns = 100 * 1000 * 1000L,
 	.client_step_poll_ns = 200 * 1000L,
+	.end_wait_ns = 1000 * 1000 * 1000L,
 };
 
 void debug_deadline_in(struct timespec *ts, long ns)
@@ -59,11 +61,32 @@ void *debug_notify_opaque(const struct debug *d)
 
 /* ---- event queue ---- */
 
+static struct debug_event *queue_at(struct debug *d, unsigned i)
+{
+	return &d->queue[(d->q_head + i) % DEBUG_QUEUE_SIZE];
+}
+
+static bool machine_wide(enum debug_event_kind kind)
+{
+	return kind == DEBUG_EV_INTERRUPT || kind == DEBUG_EV_EXITED || kind == DEBUG_EV_CRASHED;
+}
+
+/* The queue holds at most one machine-wide event of each kind (a burst of
+ * Ctrl-C is one request, the machine ends once) and one event per vCPU
+ * before it parks (DEBUG_QUEUE_SIZE counts both): it cannot fill. Should
+ * it ever, that is a bug of the debug core, said loudly. */
 void debug_queue_locked(struct debug *d, const struct debug_event *ev)
 {
-	if (d->q_len == DEBUG_QUEUE_SIZE)
-		return;   /* cannot happen: one event per vCPU before it parks */
-	d->queue[(d->q_head + d->q_len) % DEBUG_QUEUE_SIZE] = *ev;
+	if (machine_wide(ev->kind))
+		for (unsigned i = 0; i < d->q_len; i++)
+			if (queue_at(d, i)->kind == ev->kind)
+				return;
+	if (d->q_len == DEBUG_QUEUE_SIZE) {
+		fprintf(stderr, "vmdb: internal error: the debug event queue is full (%u events); "
+			"an event of kind %d for vCPU %u is lost\n", d->q_len, ev->kind, ev->vcpu);
+		return;
+	}
+	*queue_at(d, d->q_len) = *ev;
 	d->q_len++;
 }
 
@@ -72,19 +95,9 @@ void debug_queue_locked(struct debug *d, const struct debug_event *ev)
  * concerns the whole machine. */
 static bool event_eligible(struct debug *d, const struct debug_event *ev)
 {
-	switch (ev->kind) {
-	case DEBUG_EV_INTERRUPT:
-	case DEBUG_EV_EXITED:
-	case DEBUG_EV_CRASHED:
+	if (machine_wide(ev->kind))
 		return true;
-	default:
-		return ev->vcpu < d->nr_vcpus && d->vcpus[ev->vcpu].resumed;
-	}
-}
-
-static struct debug_event *queue_at(struct debug *d, unsigned i)
-{
-	return &d->queue[(d->q_head + i) % DEBUG_QUEUE_SIZE];
+	return ev->vcpu < d->nr_vcpus && d->vcpus[ev->vcpu].resumed;
 }
 
 static void queue_remove_locked(struct debug *d, unsigned i)
@@ -94,9 +107,16 @@ static void queue_remove_locked(struct debug *d, unsigned i)
 	d->q_len--;
 }
 
-/* Index of the first eligible event, or -1. */
+/* Index of the first eligible event, or -1. The machine's end comes
+ * before anything else: a stop of a machine that is gone cannot be
+ * resumed, and the client must hear how it ended. */
 static int first_eligible_locked(struct debug *d)
 {
+	for (unsigned i = 0; i < d->q_len; i++) {
+		enum debug_event_kind kind = queue_at(d, i)->kind;
+		if (kind == DEBUG_EV_EXITED || kind == DEBUG_EV_CRASHED)
+			return (int)i;
+	}
 	for (unsigned i = 0; i < d->q_len; i++)
 		if (event_eligible(d, queue_at(d, i)))
 			return (int)i;
@@ -165,8 +185,7 @@ static bool event_still_valid(struct debug *d, const struct debug_event *ev)
 {
 	switch (ev->kind) {
 	case DEBUG_EV_SWBREAK: {
-		const struct debug_sw_bp *bp = debug_sw_find_locked(d, ev->addr);
-		return bp && bp->client;
+		return debug_sw_client_at_locked(d, ev->addr);
 	}
 	case DEBUG_EV_HWBREAK: {
 		int n = debug_hw_find_locked(d, ev->addr);
@@ -204,6 +223,8 @@ static void drop_stale_events_locked(struct debug *d)
 }
 
 /* ---- stopping ---- */
+
+static bool past(const struct timespec *deadline);
 
 bool debug_machine_gone(struct debug *d)
 {
@@ -247,11 +268,26 @@ bool debug_gone_locked(struct debug *d)
 	return d->gone;
 }
 
+/* Stopped: every vCPU parked, or the machine gone and its end queued. The
+ * machine is stopping (vm_stopping) a moment before on_vm_stop queues its
+ * end: a stop reported in that moment would hide the end from the client.
+ * That moment is a few instructions long; end_wait_ns bounds it all the
+ * same, so that no path of machine/ that ends without the hook can hang
+ * the client. */
+static bool stopped_locked(struct debug *d, const struct timespec *end_wait)
+{
+	if (debug_gone_locked(d))
+		return d->end_queued || past(end_wait);
+	return all_parked_locked(d);
+}
+
 void debug_stop_all(struct debug *d)
 {
+	struct timespec end_wait;
 	pthread_mutex_lock(&d->lock);
 	debug_request_stop_locked(d, VM_MAX_VCPUS);
-	while (!all_parked_locked(d) && !debug_gone_locked(d)) {
+	debug_deadline_in(&end_wait, d->timing.end_wait_ns);
+	while (!stopped_locked(d, &end_wait)) {
 		struct timespec ts;
 		debug_deadline_in(&ts, d->timing.kick_retry_ns);
 		if (pthread_cond_timedwait(&d->parked_cond, &d->lock, &ts) != 0)
@@ -378,9 +414,14 @@ static void run_alone(struct debug *d, unsigned vcpu)
 static int step_over(struct debug *d, unsigned vcpu, uint64_t pc, bool report)
 {
 	struct debug_vcpu *dv = &d->vcpus[vcpu];
+	struct debug_sw_where where;
 
+	debug_sw_where(d, vcpu, pc, &where);
 	pthread_mutex_lock(&d->lock);
-	struct debug_sw_bp *sw = debug_sw_find_locked(d, pc);
+	struct debug_sw_bp *sw = debug_sw_hit_locked(d, &where);
+	/* its key: the table may move while the vCPU steps */
+	uint64_t sw_addr = sw ? sw->addr : 0;
+	bool sw_phys = sw && sw->phys;
 	dv->hw_lifted = 0;
 	for (unsigned n = 0; n < DEBUG_NR_HW_BP; n++)
 		if (d->hw[n].used && d->hw[n].rw == DR7_RW_EXEC && d->hw[n].addr == pc)
@@ -415,7 +456,7 @@ static int step_over(struct debug *d, unsigned vcpu, uint64_t pc, bool report)
 		debug_queue_locked(d, &ev);
 	}
 	/* the step may have re-armed the fault guards: the table moved */
-	sw = debug_sw_find_locked(d, pc);
+	sw = sw ? debug_sw_find_as_locked(d, sw_addr, sw_phys) : NULL;
 	if (sw && sw->lifted)
 		debug_sw_poke(d, sw, true);
 	pthread_mutex_unlock(&d->lock);
@@ -432,10 +473,12 @@ static bool eligible_pending(struct debug *d)
 
 /* The step engine's fault guards are not counted: it lifts the one under
  * the instruction it steps itself (step.c). */
-static bool at_breakpoint(struct debug *d, uint64_t pc)
+static bool at_breakpoint(struct debug *d, unsigned vcpu, uint64_t pc)
 {
+	struct debug_sw_where where;
+	debug_sw_where(d, vcpu, pc, &where);
 	pthread_mutex_lock(&d->lock);
-	const struct debug_sw_bp *sw = debug_sw_find_locked(d, pc);
+	const struct debug_sw_bp *sw = debug_sw_hit_locked(d, &where);
 	bool at = (sw && (sw->client || sw->catch_vectors)) || debug_hw_find_locked(d, pc) >= 0;
 	pthread_mutex_unlock(&d->lock);
 	return at;
@@ -458,7 +501,7 @@ static int step_overs(struct debug *d, const enum debug_action *actions, struct 
 	d->step_alone = true;     /* a step-over runs its vCPU alone */
 	for (unsigned i = 0; i < d->nr_vcpus; i++) {
 		uint64_t pc = 0;
-		if (actions[i] == DEBUG_ACT_STOP || vcpu_pc(d, i, &pc) < 0 || !at_breakpoint(d, pc))
+		if (actions[i] == DEBUG_ACT_STOP || vcpu_pc(d, i, &pc) < 0 || !at_breakpoint(d, i, pc))
 			continue;
 		int r = step_over(d, i, pc, actions[i] == DEBUG_ACT_STEP);
 		if (r < 0)
@@ -723,11 +766,15 @@ static bool step_at_handler(struct debug *d, struct vcpu *vcpu, uint64_t pc, boo
 bool debug_on_bpt(struct debug *d, struct vcpu *vcpu, uint64_t pc)
 {
 	struct debug_event ev = { .vcpu = vcpu->id, .addr = pc };
+	struct debug_sw_where where;
+	debug_sw_where(d, vcpu->id, pc, &where);
 	pthread_mutex_lock(&d->lock);
-	const struct debug_sw_bp *bp = debug_sw_find_locked(d, pc);
+	const struct debug_sw_bp *bp = debug_sw_hit_locked(d, &where);
 	bool guard_only = bp && !bp->client && !bp->catch_vectors;
-	if (bp && !guard_only)
+	if (bp && !guard_only) {
 		hit_event(&ev, bp->client, bp->catch_vectors, DEBUG_EV_SWBREAK);
+		ev.addr = bp->addr;     /* its key: physical for a `phys` one */
+	}
 	enum debug_step step_kind = d->vcpus[vcpu->id].step;
 	bool stepping = step_kind == DEBUG_STEP_USER;
 	pthread_mutex_unlock(&d->lock);
@@ -845,6 +892,7 @@ static void hook_on_vm_stop(struct vm *vm, int status, const char *why)
 	pthread_mutex_lock(&d->lock);
 	d->gone = true;
 	debug_queue_locked(d, &ev);
+	d->end_queued = true;
 	/* Wake the parked vCPUs: they see `gone` and leave. Safe to do now:
 	 * vm_request_exit() kicked the threads before calling this hook, with
 	 * vm->lock held so none of them could finish meanwhile, and every

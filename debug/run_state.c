@@ -1,8 +1,9 @@
 /* debug/run_state.c — each vCPU's run state (enum debug_run in
  * debug_int.h) and the one function that changes it, along a table of
  * the legal moves. The park (park.c) and lending (lend.c) say where a
- * vCPU goes; this file says whether it may, and forgets the vCPU's cached
- * state (vcpu.c) whenever it may enter the engine again. */
+ * vCPU goes; this file says whether it may, and forgets cached state
+ * (vcpu.c) whenever a vCPU may enter the engine again: its own, and that
+ * of every parked one, which its run may change (INIT, SIPI). */
 #include "debug/debug_int.h"
 
 #include <stdio.h>
@@ -56,6 +57,13 @@ bool debug_run_to(struct debug *d, unsigned vcpu, enum debug_run to)
 	/* the engine may change its state from here on */
 	if (to == DEBUG_RUN_RUNNING || to == DEBUG_RUN_LENT)
 		debug_vcpu_forget(d, vcpu);
+	/* and, once it runs, the state of parked ones too: its INIT or SIPI
+	 * (an ICR write) resets another vCPU, which an engine may do on the
+	 * sender's thread. Done on the client's thread, the only reader of a
+	 * parked vCPU's cache, as it lets this one go. */
+	if (to == DEBUG_RUN_RELEASED || to == DEBUG_RUN_LENT)
+		for (unsigned i = 0; i < d->nr_vcpus; i++)
+			debug_vcpu_forget(d, i);
 	__atomic_store_n(&dv->run, to, __ATOMIC_RELEASE);
 	return legal;
 }

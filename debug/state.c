@@ -116,8 +116,7 @@ int debug_caps(struct debug *d, const struct engine_caps **caps, struct err *e)
 	return 0;
 }
 
-/* How gdb's watch/awatch/rwatch work on this engine (short: the whole
- * mechanisms text goes into one monitor reply buffer). */
+/* How gdb's watch/awatch/rwatch work on this engine. */
 static const char *watchpoints(struct debug *d)
 {
 	if (debug_watch_supported(d))
@@ -140,21 +139,23 @@ static const char *stepping(struct debug *d)
 }
 
 /* Which mechanism each debug feature uses now (the lines follow the probe
- * table in `monitor info caps`). */
-void debug_mechanisms(struct debug *d, char *out, size_t size)
+ * table in `monitor info caps`). Returns the whole text's length, as
+ * snprintf does: the caller sizes its buffer with (NULL, 0) first. */
+size_t debug_mechanisms(struct debug *d, char *out, size_t size)
 {
 	const struct engine_ops *eng = d->vm->engine;
 	bool step = eng->set_debug != NULL;
-	char catching[160] = "; nothing caught now";
+	/* every vector named: up to 32 names of at most 4 characters */
+	char catching[32 + DEBUG_NR_VECTORS * 5] = "; nothing caught now";
 
 	if (d->catch_mask) {
 		size_t n = (size_t)snprintf(catching, sizeof(catching), "; catching now:");
-		for (unsigned v = 0; v < DEBUG_NR_VECTORS && n < sizeof(catching); v++)
+		for (unsigned v = 0; v < DEBUG_NR_VECTORS; v++)
 			if (d->catch_mask & (1u << v))
 				n += (size_t)snprintf(catching + n, sizeof(catching) - n, " %s",
 						      debug_vector_name(v));
 	}
-	snprintf(out, size,
+	int n = snprintf(out, size,
 		 "software breakpoints: int3 written into guest memory; the engine reports "
 		 "it as a breakpoint exit (also when the host fails to emulate INT3); "
 		 "the guest's own int3 gets its #BP\n"
@@ -171,4 +172,5 @@ void debug_mechanisms(struct debug *d, char *out, size_t size)
 		 watchpoints(d),
 		 step ? "a free DR0-DR3 slot, else int3" : "int3",
 		 catching);
+	return n < 0 ? 0 : (size_t)n;
 }

@@ -628,6 +628,46 @@ static int hlt_run_if(struct debug *d, unsigned vcpu, struct debug_step_vcpu *st
 	return put_engine_flags(d, vcpu, st);
 }
 
+/* A vCPU halted already (attached to an idle guest: sti; hlt) is in the
+ * middle of its HLT: a user step finishes that HLT, as stepping the HLT
+ * itself does: it waits for the wake-up the guest asked for and ends at
+ * RIP. A step-over is not one: it must execute the instruction at RIP. */
+static bool halted_for_user_step(struct debug *d, unsigned vcpu)
+{
+	bool halted, waiting_sipi;
+	if (d->vcpus[vcpu].step != DEBUG_STEP_USER)
+		return false;
+	debug_vcpu_run_state(d, vcpu, &halted, &waiting_sipi);
+	return halted && !waiting_sipi;
+}
+
+/* The step becomes a run to hlt_addr (a DR slot of this vCPU), with the
+ * guest's IF live; false when no slot is free (it is then stepped). */
+static int hlt_run_to(struct debug *d, unsigned vcpu, struct debug_step_vcpu *st,
+		      uint64_t addr)
+{
+	if (d->sstep_irq || !hlt_slot(d, &st->hlt_slot))
+		return 0;
+	/* the vCPU runs freely until it is past the HLT: its own TF is its own */
+	st->hlt_run = true;
+	st->hlt_addr = addr;
+	d->step_stats.hlt_runs++;
+	return hlt_run_if(d, vcpu, st);
+}
+
+/* A halted vCPU stepped without the shadows (an engine that keeps the
+ * guest's TF and blocks interrupts itself): the engine would hold the
+ * wake-up off for ever. */
+static int halted_step_plain(struct debug *d, unsigned vcpu, struct debug_step_vcpu *st)
+{
+	struct x86_regs regs;
+	struct x86_sregs sregs;
+	if (!halted_for_user_step(d, vcpu) || debug_vcpu_regs(d, vcpu, &regs) < 0 ||
+	    debug_vcpu_sregs(d, vcpu, &sregs) < 0)
+		return 0;
+	return hlt_run_to(d, vcpu, st, sregs.cs.base + regs.rip);
+}
+
 int debug_step_begin(struct debug *d, unsigned vcpu)
 {
 	struct debug_vcpu *dv = &d->vcpus[vcpu];
@@ -640,16 +680,25 @@ int debug_step_begin(struct debug *d, unsigned vcpu)
 	if (!shadow_wanted(d)) {
 		if (st->shadow)     /* the mode changed between two steps */
 			debug_step_leave(d, vcpu);
-		return 0;
+		return halted_step_plain(d, vcpu, st);
 	}
 	int r = debug_read_regs(d, vcpu, &st->regs);   /* guest view: TF, IF are the guest's */
 	if (r < 0 || (r = shadows_enter(d, vcpu, st)) < 0)
 		return r;
 	if ((r = snapshot_sregs(d, vcpu, st)) < 0)
 		return r;
-	decode_at(d, st);
+	/* halted: nothing at RIP runs before the wake-up, and then only the
+	 * interrupt's handler, which no fault guard may stop */
+	bool halted = halted_for_user_step(d, vcpu) && !d->sstep_irq;
+	if (halted)
+		memset(&st->insn, 0, sizeof(st->insn));
+	else
+		decode_at(d, st);
 	read_image(d, st);
-	guards_for_step(d, st);
+	if (halted && d->guard.armed)
+		debug_step_guards_drop(d);
+	else if (!halted)
+		guards_for_step(d, st);
 	/* IRETQ and the scrub are for an engine that hides or drops TF */
 	if (st->tf_shadow && st->insn.kind == X86_INSN_IRET && emulate_iretq(d, vcpu, st) == 0)
 		return 1;
@@ -657,15 +706,11 @@ int debug_step_begin(struct debug *d, unsigned vcpu)
 		scrub(d, vcpu, st, true);
 	st->armed = true;
 	d->step_stats.steps++;
-	if (st->insn.kind == X86_INSN_HLT && !d->sstep_irq && st->insn.len &&
-	    hlt_slot(d, &st->hlt_slot)) {
-		/* the vCPU runs freely until it is past the HLT: its own TF is its own */
-		st->hlt_run = true;
-		st->hlt_addr = st->sregs.cs.base + st->regs.rip + st->insn.len;
-		d->step_stats.hlt_runs++;
-		if ((r = hlt_run_if(d, vcpu, st)) < 0)
-			return r;
-	}
+	uint64_t pc = st->sregs.cs.base + st->regs.rip;
+	if (halted)
+		return hlt_run_to(d, vcpu, st, pc);
+	if (st->insn.kind == X86_INSN_HLT && st->insn.len)
+		return hlt_run_to(d, vcpu, st, pc + st->insn.len);
 	return 0;
 }
 
@@ -814,11 +859,11 @@ void debug_step_end(struct debug *d, struct vcpu *vcpu, uint64_t *pc, bool at_ha
 	bool delivered = false;
 	uint64_t at;
 
+	st->hlt_run = false;
 	if (!st->armed)
 		return;
 	unscrub(d, vcpu->id, st);
 	st->armed = false;
-	st->hlt_run = false;
 	if (st->insn.kind == X86_INSN_INT || at_handler || unexpected_end(st, *pc)) {
 		bool found = find_frame(d, st, &at);
 		if (found && fix_image(d, st, at, 8, shadow_mask(st), before))

@@ -8,7 +8,8 @@
  * changes only in the engine's run, so a part read or written while the
  * vCPU is out of the engine stays valid until it enters the engine again:
  * the run-state transition that lets it into the engine (run_state.c)
- * calls debug_vcpu_forget(), the one place the cache is invalidated. Only
+ * calls debug_vcpu_forget(), the one place the cache is invalidated (for
+ * every vCPU: another's run may send a parked one INIT or SIPI). Only
  * a parked or lent vCPU's state is cached: while it runs or stops (its own
  * thread inside an exit, or a client asking about a vCPU it did not
  * stop) every read goes to the engine.
@@ -160,13 +161,19 @@ int debug_vcpu_inject(struct debug *d, unsigned vcpu, uint8_t vector, const char
 	return r;
 }
 
-/* Halted, waiting for SIPI: both false when the engine cannot tell. */
+/* Halted, waiting for SIPI: both false when the engine cannot tell. The
+ * query itself may take an INIT or SIPI another vCPU sent (KVM accepts
+ * them there): when the answer changed, so may have the registers. */
 void debug_vcpu_run_state(struct debug *d, unsigned vcpu, bool *halted, bool *waiting_sipi)
 {
 	const struct engine_ops *eng = d->vm->engine;
+	struct debug_vcpu *dv = &d->vcpus[vcpu];
 	*halted = *waiting_sipi = false;
 	if (eng->get_run_state)
 		eng->get_run_state(&d->vm->vcpus[vcpu], halted, waiting_sipi);
+	if (*waiting_sipi != dv->seen_waiting_sipi)
+		debug_vcpu_forget(d, vcpu);
+	dv->seen_waiting_sipi = *waiting_sipi;
 }
 
 int debug_vcpu_regs(struct debug *d, unsigned vcpu, struct x86_regs *regs)

@@ -6,9 +6,11 @@
  * as QEMU answers for read watchpoints on x86 KVM; for a read watchpoint
  * gdb then inserts an access watchpoint and tells reads from writes by
  * the value. QEnableErrorStrings (LLDB's extension) adds the reason to
- * the E reply of a Z/z that failed. */
+ * the E reply of a Z/z that failed. With `monitor phys on`, Z0 breakpoints
+ * are on guest-physical addresses; Z1/Z2/Z4 cannot be and are refused. */
 #include "gdbserver/gdbserver_int.h"
 
+#include <inttypes.h>
 #include <string.h>
 
 enum { Z_SW = 0, Z_HW = 1, Z_WRITE = 2, Z_READ = 3, Z_ACCESS = 4 };
@@ -44,10 +46,17 @@ static int z_common(struct gdb_server *s, struct rsp_cur *args, bool insert)
 
 	if (parse_z(args, &type, &addr, &kind) < 0)
 		return -EINVAL;
+	if (s->phys && insert && (type == Z_HW || type == Z_WRITE || type == Z_ACCESS)) {
+		/* DR0-3 match linear addresses: a physical one cannot be honoured */
+		err_set(&e, EINVAL, "debug registers match linear addresses; with `monitor phys "
+			"on` 0x%" PRIx64 " is physical: use a software breakpoint, or phys off",
+			addr);
+		return gdb_error_words(s, -EINVAL, &e);
+	}
 	switch (type) {
 	case Z_SW:
 		r = insert ? debug_sw_insert(s->dbg, s->cur_g, addr, s->phys, &e)
-			   : debug_sw_remove(s->dbg, addr, &e);
+			   : debug_sw_remove(s->dbg, addr, s->phys, &e);
 		break;
 	case Z_HW:
 		if (!debug_hw_supported(s->dbg))

@@ -15,19 +15,29 @@ static void mon_print(struct gdb_server *s, const char *fmt, ...)
 
 static void mon_print(struct gdb_server *s, const char *fmt, ...)
 {
-	char text[2048];
+	char small[2048], *text = small;
 	struct rsp_buf out;
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(text, sizeof(text), fmt, ap);
+	int n = vsnprintf(small, sizeof(small), fmt, ap);
 	va_end(ap);
+	if (n >= (int)sizeof(small) && (text = malloc((size_t)n + 1))) {
+		/* a long text is sent whole, never cut */
+		va_start(ap, fmt);
+		vsnprintf(text, (size_t)n + 1, fmt, ap);
+		va_end(ap);
+	}
+	if (!text)
+		text = small;
 	rsp_buf_init(&out);
 	rsp_buf_putc(&out, 'O');
 	rsp_buf_hex(&out, text, strlen(text));
 	if (out.err == 0)
 		rsp_send(&s->rsp, out.data, out.len);
 	rsp_buf_free(&out);
+	if (text != small)
+		free(text);
 }
 
 static int mon_help(struct gdb_server *s, const char *arg)
@@ -96,7 +106,6 @@ static int mon_info_caps(struct gdb_server *s, const char *arg)
 {
 	const struct engine_caps *caps;
 	struct err e = { 0 };
-	char mech[1024];
 	(void)arg;
 
 	mon_print(s, "engine: %s\n", s->vm->engine->name);
@@ -108,8 +117,12 @@ static int mon_info_caps(struct gdb_server *s, const char *arg)
 				  caps->features[i].present ? "yes" : "no", caps->features[i].how);
 	}
 	mon_fallback_lines(s);
-	debug_mechanisms(s->dbg, mech, sizeof(mech));
-	mon_print(s, "debugger mechanisms in use:\n%s", mech);
+	size_t len = debug_mechanisms(s->dbg, NULL, 0) + 1;
+	char *mech = malloc(len);
+	if (mech)
+		debug_mechanisms(s->dbg, mech, len);
+	mon_print(s, "debugger mechanisms in use:\n%s", mech ? mech : "(out of memory)\n");
+	free(mech);
 	mon_print(s, "interrupts while stepping: %s\n", debug_sstep_irq_mechanism(s->dbg));
 	return 0;
 }

@@ -74,6 +74,12 @@ $(GUEST_OUT)/mb/%.elf: $(GUEST_OUT)/mb/%.elf64
 guests: $(GUEST_OUT)/gdb_target.elf
 .SECONDARY: $(GUEST_OUT)/gdb_target.o
 
+# the debug core under pressure (tests/test_debug_hardening.py): steps of a
+# halted vCPU, breakpoints where virtual != physical, an INIT sent to a
+# parked vCPU
+guests: $(GUEST_OUT)/idle.elf $(GUEST_OUT)/highhalf.elf $(GUEST_OUT)/initipi.elf
+.SECONDARY: $(GUEST_OUT)/idle.o $(GUEST_OUT)/highhalf.o $(GUEST_OUT)/initipi.o
+
 # issue 5, guest-invisible stepping (owned by the step work): guests that
 # record what they observe; tests/test_step.py compares their transcripts
 # with and without gdb stepping through them.

@@ -337,9 +337,9 @@ static void test_breakpoint_bytes(void)
 	CHECK(ram[0x1000] == 0xcc, "int3 stays after a write: %#x", ram[0x1000]);
 	CHECK(debug_mem_read(d, 0, 0x1000, b, 1, true) == 0 && b[0] == 0x66,
 	      "read shows the written byte: %#x", b[0]);
-	CHECK(debug_sw_remove(d, 0x1000, &e) == 0, "remove");
+	CHECK(debug_sw_remove(d, 0x1000, false, &e) == 0, "remove");
 	CHECK(ram[0x1000] == 0x66, "the written byte is restored: %#x", ram[0x1000]);
-	CHECK(debug_sw_remove(d, 0x1000, &e) == -ENOENT, "remove twice: ENOENT");
+	CHECK(debug_sw_remove(d, 0x1000, false, &e) == -ENOENT, "remove twice: ENOENT");
 	CHECK(debug_sw_insert(d, 0, RAM_SIZE + 5, false, &e) == -EFAULT, "outside RAM: EFAULT");
 	CHECK(debug_mem_read(d, 0, RAM_SIZE - 2, b, 4, false) == -EFAULT,
 	      "read running off RAM: EFAULT");
@@ -481,7 +481,7 @@ static void test_stale_event_dropped(void)
 	rig_start(&r);
 	/* gdb steps vCPU 0 over the breakpoint with the breakpoint removed:
 	 * vCPU 1's hit must neither be reported for vCPU 0 nor be dropped */
-	debug_sw_remove(d, 0x1000, &e);
+	debug_sw_remove(d, 0x1000, false, &e);
 	CHECK(debug_resume(d, only0, &e) == 0, "resume vCPU 0 only runs it");
 	debug_stop_all(d);
 	CHECK(!debug_has_event(d), "no event of vCPU 1 while only vCPU 0 ran");
@@ -492,7 +492,7 @@ static void test_stale_event_dropped(void)
 
 	/* a hit whose breakpoint is gone by the time its vCPU resumes is dropped */
 	h->on_exit(r.vm, &r.vm->vcpus[1], &x);
-	debug_sw_remove(d, 0x1000, &e);
+	debug_sw_remove(d, 0x1000, false, &e);
 	resume_all(d, DEBUG_ACT_CONTINUE);
 	usleep(10000);
 	debug_stop_all(d);
@@ -585,7 +585,7 @@ static void test_catch(void)
 	CHECK(debug_sw_insert(d, 0, 0x2000, false, &e) == 0, "client bp on the handler");
 	ev = run_to_event(d);
 	CHECK(ev.kind == DEBUG_EV_SWBREAK, "the client's breakpoint reported (kind %d)", ev.kind);
-	CHECK(debug_sw_remove(d, 0x2000, &e) == 0 && ram[0x2000] == 0xcc, "catch keeps its int3");
+	CHECK(debug_sw_remove(d, 0x2000, false, &e) == 0 && ram[0x2000] == 0xcc, "catch keeps its int3");
 
 	/* the guest loads another IDT: followed at the next resume */
 	memcpy(ram + 0x7000, ram + 0x6000, 16 * 32);
@@ -815,6 +815,156 @@ static void test_lent_step_hands_back(void)
 	rig_fini(&r);
 }
 
+/* A burst of Ctrl-C is one request: the queue keeps room for the events
+ * that matter (a breakpoint hit right after it). */
+static void test_interrupt_burst_coalesced(void)
+{
+	struct rig r;
+	struct err e = { 0 };
+	struct debug_event ev;
+	rig_init(&r, true);
+	struct debug *d = r.vm->debug;
+
+	debug_sw_insert(d, 0, 0x2000, false, &e);
+	r.cpus[0].regs.rip = 0x1000;
+	r.cpus[1].regs.rip = 0x8000;
+	rig_start(&r);
+	debug_stop_all(d);
+	resume_all(d, DEBUG_ACT_CONTINUE);
+	for (int i = 0; i < 2000; i++)
+		debug_interrupt(d, 0);
+	debug_stop_all(d);
+	pthread_mutex_lock(&d->lock);
+	unsigned queued = d->q_len, interrupts = 0;
+	for (unsigned i = 0; i < d->q_len; i++)
+		interrupts += d->queue[(d->q_head + i) % DEBUG_QUEUE_SIZE].kind == DEBUG_EV_INTERRUPT;
+	pthread_mutex_unlock(&d->lock);
+	CHECK(interrupts == 1, "2000 Ctrl-C queue one request: %u (of %u events)", interrupts,
+	      queued);
+	bool got = false;
+	while (debug_next_event(d, &ev))
+		got = got || ev.kind == DEBUG_EV_INTERRUPT;
+	CHECK(got, "the interrupt is reported");
+	/* the breakpoint ahead of vCPU 0 is still reported */
+	enum debug_action actions[NVCPUS] = { DEBUG_ACT_CONTINUE, DEBUG_ACT_STOP };
+	CHECK(debug_resume(d, actions, &e) >= 0, "resume: %s", e.msg);
+	CHECK(wait_event(d), "the hit is queued");
+	debug_stop_all(d);
+	CHECK(debug_next_event(d, &ev) && ev.kind == DEBUG_EV_SWBREAK && ev.addr == 0x2000,
+	      "the hit after the burst is reported (kind %d)", ev.kind);
+	rig_fini(&r);
+}
+
+static void *end_machine_later(void *arg)
+{
+	struct vm *vm = arg;
+	usleep(30000);
+	vm->debug_hooks->on_vm_stop(vm, 3, "the guest ended");
+	return NULL;
+}
+
+/* The machine ends (one vCPU's exit) while another vCPU's breakpoint stop
+ * is being reported: the client hears the end, not the stop of a machine
+ * that can no longer run. vm_request_exit marks the machine stopping a
+ * moment before the end is queued; the thread below makes that moment
+ * long. */
+static void test_end_reported_over_stop(void)
+{
+	struct rig r;
+	struct debug_event ev = { .kind = DEBUG_EV_SWBREAK, .vcpu = 0, .addr = 0x2000 };
+	rig_init(&r, true);
+	struct debug *d = r.vm->debug;
+	rig_start(&r);
+	debug_stop_all(d);
+	pthread_mutex_lock(&d->lock);
+	debug_queue_locked(d, &ev);
+	pthread_mutex_unlock(&d->lock);
+	__atomic_store_n(&r.vm->stopping, true, __ATOMIC_SEQ_CST);
+	pthread_t t;
+	pthread_create(&t, NULL, end_machine_later, r.vm);
+	debug_stop_all(d);
+	CHECK(debug_next_event(d, &ev) && ev.kind == DEBUG_EV_EXITED && ev.status == 3,
+	      "the end comes first (kind %d)", ev.kind);
+	pthread_join(t, NULL);
+	rig_fini(&r);
+}
+
+/* A breakpoint's byte the guest rewrote (new code in the page, the page
+ * reused after a remap) is the guest's: removing the breakpoint, or
+ * reading memory, must not bring back the byte saved at insert. */
+static void test_rewritten_byte_kept(void)
+{
+	struct rig r;
+	struct err e = { 0 };
+	uint8_t b;
+	rig_init(&r, true);
+	struct debug *d = r.vm->debug;
+	uint8_t *ram = r.vm->ram;
+
+	ram[0x3000] = 0x55;
+	CHECK(debug_sw_insert(d, 0, 0x3000, false, &e) == 0 && ram[0x3000] == 0xcc, "inserted");
+	ram[0x3000] = 0x66;      /* the guest's store */
+	CHECK(debug_mem_read(d, 0, 0x3000, &b, 1, false) == 0 && b == 0x66,
+	      "a read shows the guest's byte: %#x", b);
+	CHECK(debug_sw_remove(d, 0x3000, false, &e) == 0 && ram[0x3000] == 0x66,
+	      "removal leaves the guest's byte: %#x", ram[0x3000]);
+	/* the same through detach's removal of everything */
+	ram[0x3001] = 0x55;
+	debug_sw_insert(d, 0, 0x3001, true, &e);
+	ram[0x3001] = 0x77;
+	debug_remove_all_breakpoints(d);
+	CHECK(ram[0x3001] == 0x77, "remove all leaves the guest's byte: %#x", ram[0x3001]);
+	/* a physical breakpoint and a linear one at one number are two */
+	ram[0x3002] = 0x55;
+	debug_sw_insert(d, 0, 0x3002, true, &e);
+	CHECK(debug_nr_sw_breakpoints(d) == 1 && debug_sw_insert(d, 0, 0x3002, false, &e) == 0 &&
+	      debug_nr_sw_breakpoints(d) == 2, "keyed by address space");
+	debug_sw_remove(d, 0x3002, true, &e);
+	debug_sw_remove(d, 0x3002, false, &e);
+	CHECK(ram[0x3002] == 0x55 && debug_nr_sw_breakpoints(d) == 0, "both gone: %#x",
+	      ram[0x3002]);
+	rig_fini(&r);
+}
+
+/* gdb inserts its breakpoints again at every resume: one whose linear
+ * address the guest remapped meanwhile moves to the new physical byte,
+ * and the old one gets its byte back. */
+static void test_breakpoint_follows_remap(void)
+{
+	struct rig r;
+	struct err e = { 0 };
+	uint8_t b;
+	rig_init(&r, true);
+	struct debug *d = r.vm->debug;
+	uint8_t *ram = r.vm->ram;
+	uint64_t *pml4 = (uint64_t *)(ram + 0x10000), *pdpt = (uint64_t *)(ram + 0x11000);
+	uint64_t *pd = (uint64_t *)(ram + 0x12000), *pt = (uint64_t *)(ram + 0x13000);
+	const uint64_t va = (2ull << 20) | 0x4000;      /* PD entry 1 */
+
+	pml4[0] = 0x11000 | 3;
+	pdpt[0] = 0x12000 | 3;
+	pd[1] = 0x0 | 0x83;                   /* a 2 MiB page onto physical 0 */
+	pt[4] = 0x5000 | 3;
+	for (unsigned i = 0; i < NVCPUS; i++) {
+		struct x86_sregs *sr = &r.cpus[i].sregs;
+		sr->cr0 = CR0_PE | CR0_PG;
+		sr->cr4 = CR4_PAE;
+		sr->efer = EFER_LMA | EFER_LME;
+		sr->cr3 = 0x10000;
+	}
+	ram[0x4000] = 0x11;
+	ram[0x5000] = 0x22;
+	CHECK(debug_sw_insert(d, 0, va, false, &e) == 0 && ram[0x4000] == 0xcc, "in at 0x4000");
+	pd[1] = 0x13000 | 3;                  /* the guest remaps: 4 KiB pages, va -> 0x5000 */
+	CHECK(debug_sw_insert(d, 0, va, false, &e) == 0, "inserted again: %s", e.msg);
+	CHECK(ram[0x4000] == 0x11 && ram[0x5000] == 0xcc, "moved: %#x %#x", ram[0x4000],
+	      ram[0x5000]);
+	CHECK(debug_mem_read(d, 0, va, &b, 1, false) == 0 && b == 0x22, "reads the new byte");
+	CHECK(debug_sw_remove(d, va, false, &e) == 0 && ram[0x5000] == 0x22, "out: %#x",
+	      ram[0x5000]);
+	rig_fini(&r);
+}
+
 int main(void)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -840,5 +990,12 @@ int main(void)
 	printf("run states: done\n");
 	test_lent_step_hands_back();
 	printf("lent step, handed-back exit: done\n");
+	test_rewritten_byte_kept();
+	test_breakpoint_follows_remap();
+	printf("rewritten breakpoint bytes: done\n");
+	test_interrupt_burst_coalesced();
+	printf("Ctrl-C burst: done\n");
+	test_end_reported_over_stop();
+	printf("machine end over a stop: done\n");
 	return check_summary("debug");
 }
