@@ -105,13 +105,15 @@ static int run_vm(struct vm_config *cfg)
 	}
 	status = vm_run(vm);
 	term_restore();
-	if (vm->exit_message[0])
-		fprintf(stderr, "vmdb: %s\n", vm->exit_message);
+	char why[sizeof(vm->exit_message)];
+	snprintf(why, sizeof(why), "%s", vm->exit_message);
 	if (cfg->gdb_addr)
 		gdbserver_stop(vm);
-	vm_destroy(vm);
+	vm_destroy(vm);      /* the guest's last serial output goes out here */
 	free(vm);
 	term_restore();
+	if (why[0])
+		fprintf(stderr, "vmdb: %s\n", why);
 	return status;
 }
 

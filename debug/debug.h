@@ -113,6 +113,10 @@ bool debug_has_event(struct debug *d);
 /* After resuming a step: poll (no sleeping) a moment for its event.
  * Waking a blocked thread under nested KVM costs more than a step. */
 bool debug_wait_step_event(struct debug *d);
+/* The client's connection, or -1: a step-over that waits (a HLT waiting
+ * for its interrupt) ends early once the client has something to say (a
+ * Ctrl-C, a hang-up), which the client's thread cannot read meanwhile. */
+void debug_watch_client(struct debug *d, int fd);
 
 /* A client attached: stop the machine, forget stale events. */
 void debug_attach(struct debug *d);

@@ -251,6 +251,10 @@ struct debug {
 	 * client's last look at the queue and a park's decision not to ring
 	 * cannot both miss the event. */
 	bool client_polling;
+	/* The client's connection (debug_watch_client): a step-over that
+	 * waits gives up once it is readable. Set on the client's thread,
+	 * read atomically by parked vCPU threads watching a lent step. */
+	int client_fd;
 
 	struct debug_sw_bp sw[DEBUG_MAX_SW_BP];
 	unsigned nr_sw;
@@ -303,6 +307,8 @@ bool debug_gone_locked(struct debug *d);
 void debug_deadline_in(struct timespec *ts, long ns);
 bool debug_on_bpt(struct debug *d, struct vcpu *vcpu, uint64_t pc);
 bool debug_on_db(struct debug *d, struct vcpu *vcpu, const struct vm_exit *exit);
+/* The client's connection has bytes or a hang-up waiting (any thread). */
+bool debug_client_spoke(struct debug *d);
 
 /* lend.c: one step of a parked vCPU on the client's thread */
 bool debug_lendable(struct debug *d, unsigned vcpu);

@@ -8,8 +8,9 @@
  *
  * A lent step that blocks (HLT, a wait for SIPI) would hold the client's
  * thread: the vCPU's parked thread looks at it now and then
- * (debug_lend_watch_locked) and kicks it; the client then releases the
- * vCPU's thread to finish the step, where a Ctrl-C can stop it. */
+ * (debug_lend_watch_locked) and kicks it, at once when the client has
+ * something to say; the client then releases the vCPU's thread to finish
+ * the step, where a Ctrl-C can stop it. */
 #include "debug/debug_int.h"
 
 #include <string.h>
@@ -67,7 +68,8 @@ void debug_lend_watch_locked(struct debug *d, struct vcpu *vcpu)
 {
 	struct debug_vcpu *dv = &d->vcpus[vcpu->id];
 	unsigned seq = __atomic_load_n(&dv->lend_seq, __ATOMIC_SEQ_CST);
-	if ((seq & 1) && seq == dv->lend_seen && !debug_gone_locked(d))
+	/* a Ctrl-C or a hang-up waits for the client's thread: kick at once */
+	if ((seq & 1) && (seq == dv->lend_seen || debug_client_spoke(d)) && !debug_gone_locked(d))
 		d->vm->engine->kick(vcpu);
 	dv->lend_seen = seq;
 }

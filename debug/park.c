@@ -10,6 +10,7 @@
  * d->timing (struct debug_timing). */
 #include "debug/debug_int.h"
 
+#include <poll.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -376,12 +377,25 @@ static bool past(const struct timespec *deadline)
 	       (now.tv_sec == deadline->tv_sec && now.tv_nsec >= deadline->tv_nsec);
 }
 
+void debug_watch_client(struct debug *d, int fd)
+{
+	__atomic_store_n(&d->client_fd, fd, __ATOMIC_RELAXED);
+}
+
+bool debug_client_spoke(struct debug *d)
+{
+	struct pollfd pfd = { .fd = __atomic_load_n(&d->client_fd, __ATOMIC_RELAXED),
+			      .events = POLLIN };
+	return pfd.fd >= 0 && poll(&pfd, 1, 0) > 0;
+}
+
 /* Run one parked vCPU alone until it parks again: on this thread where
- * the engine lends it, else on its own thread. */
+ * the engine lends it, else on its own thread, stopped when it takes too
+ * long or the client speaks meanwhile. */
 static void run_alone(struct debug *d, unsigned vcpu)
 {
 	struct debug_vcpu *dv = &d->vcpus[vcpu];
-	struct timespec deadline;
+	struct timespec deadline, patience;
 	bool stopped = false;
 
 	if (debug_lendable(d, vcpu) && debug_lend_step(d, vcpu) &&
@@ -390,11 +404,14 @@ static void run_alone(struct debug *d, unsigned vcpu)
 	pthread_mutex_lock(&d->lock);
 	debug_run_release_locked(d, vcpu);
 	debug_deadline_in(&deadline, d->timing.step_over_ns);
+	/* a moment to get past the instruction before the client may end it:
+	 * a step-over ended before it stepped meets its breakpoint again */
+	debug_deadline_in(&patience, d->timing.kick_retry_ns);
 	for (;;) {
 		enum debug_run run = dv->run;
 		if (debug_gone_locked(d) || run == DEBUG_RUN_PARKED || run == DEBUG_RUN_STEP_SPIN)
 			break;
-		if (!stopped && past(&deadline)) {
+		if (!stopped && (past(&deadline) || (past(&patience) && debug_client_spoke(d)))) {
 			debug_run_stop_locked(d, vcpu);
 			stopped = true;
 		}
@@ -918,6 +935,7 @@ int debug_create(struct vm *vm, bool wait_gdb, debug_notify_fn notify_fn, void *
 	pthread_cond_init(&d->park_cond, NULL);
 	pthread_cond_init(&d->parked_cond, NULL);
 	d->timing = default_timing;
+	d->client_fd = -1;
 	for (unsigned i = 0; i < d->nr_vcpus; i++) {
 		/* a thread not at before_run yet counts as parked */
 		d->vcpus[i].run = wait_gdb ? DEBUG_RUN_PARKED : DEBUG_RUN_RELEASED;

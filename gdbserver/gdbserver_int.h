@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <sys/un.h>
 
 #include "debug/debug.h"
@@ -19,7 +20,8 @@
 
 /* The connection's state; every change goes through gdb_set_state(). */
 enum gdb_state {
-	GDB_IDLE,        /* no client; the machine runs freely (or waits for one) */
+	GDB_IDLE,        /* no client (or one that sent no valid packet yet); the
+			  * machine runs freely (or waits for one) */
 	GDB_STOPPED,     /* client attached, machine stopped, client sends requests */
 	GDB_RUNNING,     /* client attached, machine running, a stop reply is owed */
 	GDB_CLOSING,     /* detach / kill / guest gone: close after this packet */
@@ -31,6 +33,8 @@ struct gdb_server {
 	int listen_fd, client_fd, wake_fd;
 	char where[sizeof(((struct sockaddr_un *)0)->sun_path) + 16];
 	char unix_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	dev_t unix_dev;              /* the socket file we created, unlinked at exit if */
+	ino_t unix_ino;              /* the path still names it */
 	pthread_t thread;
 	bool quit;                   /* set by gdbserver_stop (atomic) */
 	bool wait_gdb;
@@ -38,6 +42,7 @@ struct gdb_server {
 	enum gdb_state state;
 	struct rsp_conn rsp;
 	bool rsp_live;
+	bool client_lost;            /* it stopped reading or its socket failed: close it */
 	struct rsp_buf reply;
 	unsigned cur_g;              /* vCPU for registers and memory (Hg) */
 	int cur_c;                   /* vCPU for legacy s/c (Hc); -1 = all */

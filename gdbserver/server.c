@@ -65,17 +65,31 @@ void gdb_set_state(struct gdb_server *s, enum gdb_state next)
 
 /* ---- client I/O ---- */
 
+/* A client that takes none of our bytes for this long has stopped reading
+ * its socket: it is dropped as a disconnect, so the server can go on
+ * serving Ctrl-C, the machine and the next client. */
+#define GDB_SEND_STALL_MS 5000
+
 static void client_write(void *opaque, const void *buf, size_t len)
 {
 	struct gdb_server *s = opaque;
 	const char *p = buf;
-	while (len > 0 && s->client_fd >= 0) {
-		ssize_t n = send(s->client_fd, p, len, MSG_NOSIGNAL);
+	while (len > 0 && s->client_fd >= 0 && !s->client_lost) {
+		ssize_t n = send(s->client_fd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			struct pollfd pfd = { .fd = s->client_fd, .events = POLLOUT };
+			int r = poll(&pfd, 1, GDB_SEND_STALL_MS);
+			if (r != 0)
+				continue;       /* room, an error to meet in send, or EINTR */
+			fprintf(stderr, "vmdb: the debugger read nothing for %d s: dropping it as "
+				"disconnected\n", GDB_SEND_STALL_MS / 1000);
+		}
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0) {
-			/* the client is gone; the poll loop notices and detaches */
+			/* the client is gone; client_recv notices and detaches */
 			shutdown(s->client_fd, SHUT_RDWR);
+			s->client_lost = true;
 			return;
 		}
 		p += n;
@@ -140,6 +154,10 @@ static void on_packet(void *opaque, const char *data, size_t len)
 	struct rsp_cur args = rsp_cur_make(data + name_len, len - name_len);
 	int r;
 
+	/* the first valid packet makes a connection a debugger: a port probe
+	 * that connects and leaves neither stops nor releases the machine */
+	if (s->state == GDB_IDLE)
+		gdb_set_state(s, GDB_STOPPED);
 	rsp_buf_reset(&s->reply);
 	if (!p) {
 		r = 0;                          /* unknown: empty reply */
@@ -356,6 +374,7 @@ static void client_close(struct gdb_server *s)
 {
 	if (s->client_fd < 0)
 		return;
+	debug_watch_client(s->dbg, -1);
 	close(s->client_fd);
 	s->client_fd = -1;
 	if (s->rsp_live)
@@ -383,6 +402,10 @@ static void client_accept(struct gdb_server *s)
 	int fd = accept4(s->listen_fd, NULL, NULL, SOCK_CLOEXEC);
 	if (fd < 0)
 		return;
+	/* a connection that never sent a packet is no debugger (a probe that
+	 * holds the port open): it yields to the newcomer */
+	if (s->client_fd >= 0 && s->state == GDB_IDLE)
+		client_close(s);
 	if (s->client_fd >= 0 || debug_machine_gone(s->dbg)) {
 		refuse(fd);
 		return;
@@ -394,8 +417,9 @@ static void client_accept(struct gdb_server *s)
 		return;
 	}
 	s->rsp_live = true;
+	s->client_lost = false;
 	s->client_fd = fd;
-	gdb_set_state(s, GDB_STOPPED);
+	debug_watch_client(s->dbg, fd);      /* attached at its first valid packet (on_packet) */
 }
 
 /* Feed what the client sent: the bytes fed, 0 when nothing was waiting
@@ -411,7 +435,7 @@ static ssize_t client_recv(struct gdb_server *s, int flags)
 		return -1;
 	}
 	rsp_feed(&s->rsp, buf, (size_t)n);
-	if (s->state == GDB_CLOSING) {
+	if (s->state == GDB_CLOSING || s->client_lost) {
 		client_close(s);
 		return -1;
 	}
@@ -504,10 +528,19 @@ static void *server_thread(void *arg)
 
 /* ---- listening ---- */
 
-static bool loopback_host(const char *host)
+/* Judged on the address bound, not its spelling: "127.x" may be a host
+ * name that resolves anywhere, "0x7f000001" is loopback. */
+static bool loopback_addr(const struct sockaddr *sa)
 {
-	return strcmp(host, "localhost") == 0 || strncmp(host, "127.", 4) == 0 ||
-	       strcmp(host, "::1") == 0 || strcmp(host, "[::1]") == 0;
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+		return (ntohl(in->sin_addr.s_addr) >> 24) == 127;
+	}
+	if (sa->sa_family == AF_INET6) {
+		const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+		return IN6_IS_ADDR_LOOPBACK(a) || (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
+	}
+	return false;
 }
 
 static int listen_tcp(struct gdb_server *s, const char *spec, struct err *e)
@@ -547,18 +580,43 @@ static int listen_tcp(struct gdb_server *s, const char *spec, struct err *e)
 		else if (listen(fd, 2) < 0)
 			r = err_set(e, errno, "cannot listen on tcp:%s: %s", spec, strerror(errno));
 	}
+	bool loopback = loopback_addr(res->ai_addr);
 	freeaddrinfo(res);
 	if (r < 0) {
 		if (fd >= 0)
 			close(fd);
 		return r;
 	}
-	if (!loopback_host(host))
+	if (!loopback)
 		fprintf(stderr, "vmdb: warning: the gdb server on tcp:%s is reachable from other "
 			"machines; anyone who connects controls the guest\n", spec);
 	s->listen_fd = fd;
 	snprintf(s->where, sizeof(s->where), "tcp:%s", spec);
 	return 0;
+}
+
+/* Someone accepts connections on the socket at this path. */
+static bool unix_socket_live(const struct sockaddr_un *sa)
+{
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return false;
+	bool live = connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) == 0;
+	close(fd);
+	return live;
+}
+
+/* Bound with mode 0600 whatever the umask (the umask is the one way to
+ * create a socket file without a window of wider access: nothing else in
+ * vmdb creates files meanwhile). */
+static int bind_private(int fd, const struct sockaddr_un *sa)
+{
+	mode_t old = umask(0177);
+	int r = bind(fd, (const struct sockaddr *)sa, sizeof(*sa));
+	int err = errno;
+	umask(old);
+	errno = err;
+	return r;
 }
 
 static int listen_unix(struct gdb_server *s, const char *path, struct err *e)
@@ -569,22 +627,28 @@ static int listen_unix(struct gdb_server *s, const char *path, struct err *e)
 	if (!path[0] || strlen(path) >= sizeof(sa.sun_path))
 		return err_set(e, EINVAL, "--gdb unix:%s: the path is empty or too long", path);
 	strcpy(sa.sun_path, path);
-	/* a stale socket from an earlier run is replaced; any other file is not */
+	/* a stale socket from an earlier run is replaced; a live one or any
+	 * other file is not */
 	if (lstat(path, &st) == 0) {
 		if (!S_ISSOCK(st.st_mode))
 			return err_set(e, EEXIST, "--gdb unix:%s: a file that is not a socket is "
 				       "in the way", path);
+		if (unix_socket_live(&sa))
+			return err_set(e, EADDRINUSE, "--gdb unix:%s: another program is listening "
+				       "on this socket", path);
 		unlink(path);
 	}
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return err_set(e, errno, "cannot create a socket: %s", strerror(errno));
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 2) < 0) {
+	if (bind_private(fd, &sa) < 0 || stat(path, &st) < 0 || listen(fd, 2) < 0) {
 		int err = errno;
 		close(fd);
 		return err_set(e, err, "cannot listen on unix:%s: %s", path, strerror(err));
 	}
 	s->listen_fd = fd;
+	s->unix_dev = st.st_dev;
+	s->unix_ino = st.st_ino;
 	snprintf(s->unix_path, sizeof(s->unix_path), "%s", path);
 	snprintf(s->where, sizeof(s->where), "unix:%s", path);
 	return 0;
@@ -605,7 +669,10 @@ static void server_free(struct gdb_server *s)
 {
 	if (s->listen_fd >= 0)
 		close(s->listen_fd);
-	if (s->unix_path[0])
+	/* only our own socket: another vmdb may have taken the path since */
+	struct stat st;
+	if (s->unix_path[0] && lstat(s->unix_path, &st) == 0 && st.st_dev == s->unix_dev &&
+	    st.st_ino == s->unix_ino)
 		unlink(s->unix_path);
 	if (s->wake_fd >= 0)
 		close(s->wake_fd);

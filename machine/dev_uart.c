@@ -1,8 +1,10 @@
 /* machine/dev_uart.c — a 16550A serial port at COM1 (0x3f8-0x3ff, IRQ 4).
  *
- * Transmission is instantaneous: a byte written to THR goes straight to
- * the configured sink (stdout with write(2), a file, or nowhere), so LSR
- * always shows THRE|TEMT and a polling guest never waits. Input exists
+ * Transmission is instantaneous: a byte written to THR goes to the
+ * configured sink (stdout, a file, or nowhere) through serial_out.c's
+ * bounded queue, so LSR always shows THRE|TEMT, a polling guest never
+ * waits, and a reader that stops reading never blocks a vCPU (bytes
+ * beyond the queue are dropped and counted). Input exists
  * when the serial console is stdio and cli/ says stdin may be read
  * (vm_config.serial_stdin): a reader thread feeds the 16-byte RX FIFO,
  * and waits while it is full, so piped input is never dropped once the
@@ -18,10 +20,11 @@
  * empty, modem status) and drive IRQ 4 (PIC and I/O APIC pin 4) as a
  * level through vm_irq_line. Like QEMU, MCR.OUT2 does not gate the line.
  *
- * Locking: vCPU threads and the reader thread all take uart->lock; the
- * output write and vm_irq_line calls happen under it, which keeps output
- * bytes in guest order. */
+ * Locking: vCPU threads and the reader thread all take uart->lock; output
+ * is queued and vm_irq_line called under it, which keeps output bytes in
+ * guest order. */
 #include "machine/device.h"
+#include "machine/serial_out.h"
 #include "machine/vm.h"
 
 #include <fcntl.h>
@@ -90,8 +93,7 @@
 struct uart {
 	struct vm *vm;
 	pthread_mutex_t lock;
-	int out_fd;                 /* -1: output dropped */
-	bool close_out;
+	struct serial_out *out;     /* NULL: output dropped */
 
 	uint8_t ier, lcr, mcr, scr, dll, dlm, fcr;
 	uint8_t lsr_errors;         /* OE, cleared by reading LSR */
@@ -157,13 +159,8 @@ static uint8_t uart_rx_pop_locked(struct uart *u)
 
 static void uart_output_locked(struct uart *u, uint8_t byte)
 {
-	if (u->out_fd < 0)
-		return;
-	for (;;) {
-		ssize_t n = write(u->out_fd, &byte, 1);
-		if (n == 1 || (n < 0 && errno != EINTR && errno != EAGAIN))
-			return;   /* a failing console must not stop the guest */
-	}
+	if (u->out)
+		serial_out_put(u->out, byte);
 }
 
 static void uart_transmit_locked(struct uart *u, uint8_t byte)
@@ -400,8 +397,8 @@ static void uart_destroy(void *opaque)
 		pthread_join(u->reader, NULL);
 		close(u->stop_pipe[0]);
 	}
-	if (u->close_out)
-		close(u->out_fd);
+	if (u->out)
+		serial_out_stop(u->out);
 	pthread_cond_destroy(&u->rx_room);
 	pthread_mutex_destroy(&u->lock);
 	free(u);
@@ -426,24 +423,25 @@ static void uart_reset(void *opaque)
 
 static int uart_open_output(struct uart *u, const struct vm_config *cfg, struct err *e)
 {
+	int fd = STDOUT_FILENO;
 	switch (cfg->serial) {
 	case SERIAL_STDIO:
-		u->out_fd = STDOUT_FILENO;
-		return 0;
+		break;
 	case SERIAL_FILE:
 		if (!cfg->serial_path)
 			return err_set(e, EINVAL, "serial output to a file needs a path");
-		u->out_fd = open(cfg->serial_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-		if (u->out_fd < 0)
+		fd = open(cfg->serial_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+		if (fd < 0)
 			return err_set(e, errno, "cannot open serial output file %s: %s",
 				       cfg->serial_path, strerror(errno));
-		u->close_out = true;
-		return 0;
-	case SERIAL_NONE:
 		break;
+	case SERIAL_NONE:
+		return 0;
 	}
-	u->out_fd = -1;
-	return 0;
+	int r = serial_out_start(&u->out, fd, fd != STDOUT_FILENO, e);
+	if (r < 0 && fd != STDOUT_FILENO)
+		close(fd);
+	return r;
 }
 
 static int uart_init(struct vm *vm, struct err *e)
@@ -452,7 +450,6 @@ static int uart_init(struct vm *vm, struct err *e)
 	if (!u)
 		return err_set(e, ENOMEM, "out of memory");
 	u->vm = vm;
-	u->out_fd = -1;
 	u->mcr = UART_MCR_OUT2;
 	pthread_mutex_init(&u->lock, NULL);
 	pthread_cond_init(&u->rx_room, NULL);

@@ -1,7 +1,9 @@
 """Every bad command line gets one clear line and the right exit status."""
 import os
+import shutil
 import struct
 import subprocess
+import tempfile
 
 import pytest
 
@@ -102,13 +104,31 @@ def test_no_dev_kvm(vmdb_bin, guest):
     one_line_error(r, RUNTIME, "/dev/kvm")
 
 
+@pytest.fixture
+def world_readable_copies():
+    """Copies of files an unprivileged user can run or read wherever the
+    checkout is (a clone under /root or in a 0700 `mktemp -d` is not)."""
+    top = tempfile.mkdtemp(prefix="vmdb-test-", dir="/tmp")
+    os.chmod(top, 0o755)
+
+    def copy(path):
+        dest = os.path.join(top, os.path.basename(path))
+        shutil.copy(path, dest)
+        os.chmod(dest, 0o755)
+        return dest
+
+    yield copy
+    shutil.rmtree(top)
+
+
 @pytest.mark.kvm
-def test_no_permission_for_dev_kvm(vmdb_bin, guest):
+def test_no_permission_for_dev_kvm(vmdb_bin, guest, world_readable_copies):
     if os.getuid() != 0:
         pytest.skip("needs root to switch to an unprivileged user")
     if os.stat("/dev/kvm").st_mode & 0o006:
         pytest.skip("/dev/kvm is world-accessible here")
     r = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-                        vmdb_bin, "--engine", "kvm", guest("exit")], capture_output=True,
-                       text=True, timeout=60, env=sanitizer_env())
+                        world_readable_copies(vmdb_bin), "--engine", "kvm",
+                        world_readable_copies(guest("exit"))], capture_output=True,
+                       text=True, timeout=60, env=sanitizer_env(), cwd="/")
     one_line_error(r, RUNTIME, "permission", "/dev/kvm")

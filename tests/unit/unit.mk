@@ -40,7 +40,7 @@ unit-kvm: $(BUILD)/tests/kvm_selftest
 # machine/vm.c is not linked: the test provides a fake machine.
 MACHINE_TEST_OBJS := $(BUILD)/tests/unit/machine_test.o $(BUILD)/util/err.o \
 	$(patsubst %.c,$(BUILD)/%.o,machine/bus.c machine/device.c machine/acpi.c \
-	machine/loader.c $(wildcard machine/load_*.c) \
+	machine/loader.c machine/serial_out.c $(wildcard machine/load_*.c) \
 	$(wildcard machine/dev_*.c))
 unit: $(BUILD)/tests/machine_test
 $(BUILD)/tests/machine_test: $(MACHINE_TEST_OBJS)
