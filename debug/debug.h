@@ -214,6 +214,13 @@ int debug_read_regs(struct debug *d, unsigned vcpu, struct x86_regs *regs);
  * refused, in words in e. */
 int debug_write_state(struct debug *d, unsigned vcpu, const struct debug_cpu_state *st,
 		      unsigned what, struct err *e);
+/* Any MSR of a vCPU by number (`monitor msr`), as the engine has it; the
+ * guest sees no fault when there is no such MSR or the CPU refuses the
+ * value: -errno and words in e instead. */
+int debug_msr_read(struct debug *d, unsigned vcpu, uint32_t msr, uint64_t *value,
+		   struct err *e);
+int debug_msr_write(struct debug *d, unsigned vcpu, uint32_t msr, uint64_t value,
+		    struct err *e);
 /* "long mode, halted" and friends, for thread lists. */
 void debug_describe_vcpu(struct debug *d, unsigned vcpu, char *out, size_t size);
 

@@ -19,7 +19,11 @@
  * reported to the client at its next resume (debug_vcpu_take_write_error):
  * a failed fix-up of the step engine happens on a vCPU thread where nobody
  * can answer. The engine may have taken part of a refused write, so the
- * cache forgets the vCPU then too. */
+ * cache forgets the vCPU then too.
+ *
+ * MSRs by number (debug_msr_read/write) go straight to the engine; a
+ * write makes the cache forget the vCPU, as EFER, the segment bases, the
+ * APIC base and the SYSCALL MSRs all live in cached parts. */
 #include "debug/debug_int.h"
 
 #include <stdio.h>
@@ -196,4 +200,45 @@ int debug_vcpu_sregs(struct debug *d, unsigned vcpu, struct x86_sregs *sregs)
 	if (r == 0)
 		*sregs = st.sregs;
 	return r;
+}
+
+static int msr_op_error(struct debug *d, unsigned vcpu, int r, uint32_t msr, bool write,
+			uint64_t value, struct err *e)
+{
+	const char *engine = d->vm->engine->name;
+	switch (r) {
+	case -ENOTSUP:
+		return err_set(e, ENOTSUP, "the %s engine cannot reach MSRs by number", engine);
+	case -ENOENT:
+		return err_set(e, ENOENT, "vCPU %u has no MSR 0x%x (%s would raise #GP)", vcpu,
+			       msr, write ? "WRMSR" : "RDMSR");
+	case -EINVAL:
+		if (write)
+			return err_set(e, EINVAL, "vCPU %u refuses 0x%llx in MSR 0x%x (WRMSR would "
+				       "raise #GP)", vcpu, (unsigned long long)value, msr);
+		break;
+	}
+	return err_set(e, -r, "vCPU %u: the %s engine could not %s MSR 0x%x: %s", vcpu, engine,
+		       write ? "write" : "read", msr, strerror(-r));
+}
+
+int debug_msr_read(struct debug *d, unsigned vcpu, uint32_t msr, uint64_t *value,
+		   struct err *e)
+{
+	const struct engine_ops *eng = d->vm->engine;
+	if (vcpu >= d->nr_vcpus)
+		return err_set(e, ESRCH, "there is no vCPU %u", vcpu);
+	int r = eng->msr_get ? eng->msr_get(&d->vm->vcpus[vcpu], msr, value) : -ENOTSUP;
+	return r < 0 ? msr_op_error(d, vcpu, r, msr, false, 0, e) : 0;
+}
+
+int debug_msr_write(struct debug *d, unsigned vcpu, uint32_t msr, uint64_t value,
+		    struct err *e)
+{
+	const struct engine_ops *eng = d->vm->engine;
+	if (vcpu >= d->nr_vcpus)
+		return err_set(e, ESRCH, "there is no vCPU %u", vcpu);
+	int r = eng->msr_set ? eng->msr_set(&d->vm->vcpus[vcpu], msr, value) : -ENOTSUP;
+	debug_vcpu_forget(d, vcpu);
+	return r < 0 ? msr_op_error(d, vcpu, r, msr, true, value, e) : 0;
 }

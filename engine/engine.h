@@ -211,6 +211,11 @@ struct engine_ops {
 
 	/* Debug capabilities: NULL when the engine cannot do it at all. */
 	int (*set_debug)(struct vcpu *vcpu, const struct engine_debug *dbg);
+	/* Any one MSR of the vCPU, for the debugger (`monitor msr`): 0, or
+	 * -ENOENT when the CPU has no such MSR (RDMSR would #GP), -EINVAL when
+	 * it refuses the value (WRMSR would #GP); the guest sees no fault. */
+	int (*msr_get)(struct vcpu *vcpu, uint32_t msr, uint64_t *value);
+	int (*msr_set)(struct vcpu *vcpu, uint32_t msr, uint64_t value);
 	/* Deliver exception `vector` to the guest on its next run. */
 	int (*inject_exception)(struct vcpu *vcpu, uint8_t vector, bool has_error_code,
 				uint32_t error_code);

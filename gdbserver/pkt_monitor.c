@@ -3,6 +3,7 @@
  * the command ends with OK (or an E reply for a bad command). */
 #include "gdbserver/gdbserver_int.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,7 +59,8 @@ static int mon_help(struct gdb_server *s, const char *arg)
 		     "  sstep irqblock auto|blockirq|mask-if  how sstep irq off holds interrupts\n"
 		     "                   off: the engine's block (KVM_GUESTDBG_BLOCKIRQ), vmdb\n"
 		     "                   masking the guest's IF, or auto (the first if present)\n"
-		     "  info sstep       the stepping modes and what the step engine did\n");
+		     "  info sstep       the stepping modes and what the step engine did\n"
+		     "  msr read N | msr write N VALUE  the current vCPU's MSR N (0xc0000082 ...)\n");
 	return 0;
 }
 
@@ -251,6 +253,44 @@ static int mon_catch(struct gdb_server *s, const char *arg)
 	return 0;
 }
 
+/* A whole word as an unsigned number (0x hex, 0 octal, else decimal). */
+static int number_of(const char *word, uint64_t max, uint64_t *v)
+{
+	char *end;
+	if (!word[0] || word[0] == '-')
+		return -EINVAL;
+	errno = 0;
+	unsigned long long n = strtoull(word, &end, 0);
+	if (errno || *end || n > max)
+		return -EINVAL;
+	*v = n;
+	return 0;
+}
+
+/* msr read N | msr write N VALUE, on the vCPU gdb has selected (Hg). */
+static int mon_msr(struct gdb_server *s, const char *arg)
+{
+	char op[8], n_word[32], v_word[32], extra[2];
+	uint64_t msr, value;
+	struct err e = { 0 };
+	int words = sscanf(arg, "%7s %31s %31s %1s", op, n_word, v_word, extra);
+	bool write = words == 3 && strcmp(op, "write") == 0;
+	if (!(write || (words == 2 && strcmp(op, "read") == 0)) ||
+	    number_of(n_word, UINT32_MAX, &msr) < 0 ||
+	    (write && number_of(v_word, UINT64_MAX, &value) < 0))
+		return -EINVAL;
+	if (write && debug_msr_write(s->dbg, s->cur_g, (uint32_t)msr, value, &e) < 0) {
+		mon_print(s, "monitor msr: %s\n", e.msg);
+		return 0;
+	}
+	if (debug_msr_read(s->dbg, s->cur_g, (uint32_t)msr, &value, &e) < 0) {
+		mon_print(s, "monitor msr: %s\n", e.msg);
+		return 0;
+	}
+	mon_print(s, "MSR 0x%llx = 0x%llx\n", (unsigned long long)msr, (unsigned long long)value);
+	return 0;
+}
+
 static const struct {
 	const char *name;
 	int (*fn)(struct gdb_server *s, const char *arg);
@@ -262,6 +302,7 @@ static const struct {
 	{ "sstep", mon_sstep },
 	{ "phys", mon_phys },
 	{ "catch", mon_catch },
+	{ "msr", mon_msr },
 };
 
 static int run_command(struct gdb_server *s, char *line)

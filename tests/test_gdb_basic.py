@@ -258,3 +258,34 @@ def test_non_loopback_bind_warns(start_vmdb, guest, free_port):
     c = RspClient("127.0.0.1:" + target.rsplit(":", 1)[1])
     c.kill()
     assert vm.wait(30) == 0
+
+
+def test_monitor_msr(start_vmdb, guest, free_port):
+    """monitor msr read/write reach any MSR of the selected vCPU; what the CPU
+    lacks or refuses is a sentence, not a fault in the guest."""
+    elf = guest("demo")
+    vm, target = start_gdb_vmdb(start_vmdb, elf, "--smp", "2", port=free_port())
+    out = gdb_batch(elf, target, [
+        "p/x $fs_base", "monitor msr read 0xc0000080",
+        "monitor msr write 0xc0000100 0x123456789000", "maintenance flush register-cache", "p/x $fs_base",
+        "thread 2", "monitor msr write 0xc0000082 0xffffffff81000000",
+        "monitor msr read 0xc0000082", "thread 1", "monitor msr read 0xc0000082",
+        "monitor msr read 0x1b",
+        "monitor msr read 0x12345", "monitor msr write 0x2ff 0x1006",
+        "monitor msr write 0xc0000080 0x100000500", "monitor msr read 0xc0000080",
+        "monitor msr read", "monitor msr write 0xc0000082", "monitor msr read 0x100000000",
+        "kill"])
+    efer = int(re.search(r"MSR 0xc0000080 = (0x[0-9a-f]+)", out).group(1), 16)
+    assert efer & 0x500 == 0x500, out                        # LME and LMA: long mode
+    assert "$2 = 0x123456789000" in out, out                 # the write reached fs_base
+    lstars = re.findall(r"MSR 0xc0000082 = (0x[0-9a-f]+)", out)
+    # written and read back on vCPU 1; vCPU 0's is its own
+    assert lstars[1] == "0xffffffff81000000" and lstars[2] != lstars[1], out
+    apic_base = int(re.search(r"MSR 0x1b = (0x[0-9a-f]+)", out).group(1), 16)
+    assert apic_base & ~0xfff == 0xfee00000 and apic_base & 0x100, out   # BSP
+    assert "vCPU 0 has no MSR 0x12345 (RDMSR would raise #GP)" in out, out
+    assert "vCPU 0 refuses 0x1006 in MSR 0x2ff" in out, out   # MTRRdefType, bit 12
+    assert "vCPU 0 refuses 0x100000500 in MSR 0xc0000080" in out, out   # EFER, bit 32
+    assert out.count("MSR 0xc0000080 = 0x500") == 2, out     # ... and it stays as it was
+    assert out.count("monitor msr: bad argument") == 3, out
+    vm.wait(30)

@@ -274,6 +274,8 @@ bool emu_msr_set(struct emu_cpu *cpu, uint32_t msr, uint64_t value);
 /* Guest writes to CR0/CR3/CR4/EFER with their checks (#GP via emu_fault). */
 void emu_write_cr(struct emu_cpu *cpu, unsigned cr, uint64_t value);
 void emu_write_efer(struct emu_cpu *cpu, uint64_t value);
+/* What emu_write_efer takes without #GP (reserved bits, LME under paging). */
+bool emu_efer_ok(const struct emu_cpu *cpu, uint64_t value);
 
 /* --- emu_mem.c --- */
 void emu_tlb_flush(struct emu_cpu *cpu);       /* everything, global pages too */

@@ -203,12 +203,17 @@ void emu_cpu_sipi(struct emu_cpu *cpu, uint8_t vector)
 
 /* --- control registers --------------------------------------------------- */
 
+bool emu_efer_ok(const struct emu_cpu *cpu, uint64_t v)
+{
+	uint64_t old = cpu->sregs.efer;
+	return !(v & ~(EFER_WRITABLE | EFER_LMA)) &&
+	       !((cpu->sregs.cr0 & CR0_PG) && ((v ^ old) & EFER_LME));
+}
+
 void emu_write_efer(struct emu_cpu *cpu, uint64_t v)
 {
 	uint64_t old = cpu->sregs.efer;
-	if (v & ~(EFER_WRITABLE | EFER_LMA))
-		emu_gp(cpu, 0);
-	if ((cpu->sregs.cr0 & CR0_PG) && ((v ^ old) & EFER_LME))
+	if (!emu_efer_ok(cpu, v))
 		emu_gp(cpu, 0);
 	cpu->sregs.efer = (v & EFER_WRITABLE) | (old & EFER_LMA);
 	emu_tlb_flush(cpu);

@@ -641,6 +641,30 @@ static int emu_op_set_state(struct vcpu *vcpu, unsigned mask, const struct x86_s
 	return 0;
 }
 
+/* The platform's MSRs (the LAPIC's) first, as RDMSR/WRMSR take them. */
+static int emu_op_msr_get(struct vcpu *vcpu, uint32_t msr, uint64_t *value)
+{
+	struct emu_cpu *cpu = cpu_of(vcpu);
+	int r = emu_platform_msr_debug(cpu, msr, value, false);
+	if (r != -ENOENT)
+		return r == -EINVAL ? -ENOENT : r;   /* x2APIC registers in xAPIC mode */
+	return emu_msr_get(cpu, msr, value) ? 0 : -ENOENT;
+}
+
+static int emu_op_msr_set(struct vcpu *vcpu, uint32_t msr, uint64_t value)
+{
+	struct emu_cpu *cpu = cpu_of(vcpu);
+	uint64_t old;
+	int r = emu_platform_msr_debug(cpu, msr, &value, true);
+	if (r != -ENOENT)
+		return r;
+	if (!emu_msr_get(cpu, msr, &old))
+		return -ENOENT;
+	if (msr == MSR_EFER && !emu_efer_ok(cpu, value))
+		return -EINVAL;      /* emu_write_efer would fault, outside the core's loop */
+	return emu_msr_set(cpu, msr, value) ? 0 : -EINVAL;
+}
+
 static int emu_op_get_run_state(struct vcpu *vcpu, bool *halted, bool *waiting_sipi)
 {
 	struct emu_cpu *cpu = cpu_of(vcpu);
@@ -741,6 +765,8 @@ const struct engine_ops emu_engine_ops = {
 	.get_state = emu_op_get_state,
 	.set_state = emu_op_set_state,
 	.get_run_state = emu_op_get_run_state,
+	.msr_get = emu_op_msr_get,
+	.msr_set = emu_op_msr_set,
 	.set_debug = emu_op_set_debug,
 	.inject_exception = emu_op_inject_exception,
 };

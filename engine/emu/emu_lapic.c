@@ -746,20 +746,26 @@ static bool lapic_msr_locked(struct emu_lapic *l, uint32_t msr, uint64_t *value,
 	return lapic_x2apic_msr_locked(l, msr, value, write);
 }
 
-bool lapic_msr(struct emu_cpu *cpu, uint32_t msr, uint64_t *value, bool write)
+int lapic_msr_access(struct emu_cpu *cpu, uint32_t msr, uint64_t *value, bool write)
 {
 	struct emu_lapic *l = cpu->lapic;
 
 	if (!l || !(msr == MSR_IA32_APIC_BASE || msr == MSR_IA32_TSC_DEADLINE ||
 		    (msr >= LAPIC_MSR_FIRST && msr <= LAPIC_MSR_LAST)))
-		return false;
+		return -ENOENT;
 	plat_lock(l->plat);
 	bool ok = lapic_msr_locked(l, msr, value, write);
 	plat_update_deadline_locked(l->plat);
 	plat_unlock(l->plat);
-	if (!ok)
+	return ok ? 0 : -EINVAL;
+}
+
+bool lapic_msr(struct emu_cpu *cpu, uint32_t msr, uint64_t *value, bool write)
+{
+	int r = lapic_msr_access(cpu, msr, value, write);
+	if (r == -EINVAL)
 		emu_raise(cpu, X86_GP, true, 0);
-	return true;
+	return r != -ENOENT;
 }
 
 /* --- what the core asks at instruction boundaries --- */

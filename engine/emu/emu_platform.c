@@ -140,6 +140,11 @@ bool emu_platform_msr(struct emu_cpu *cpu, uint32_t msr, uint64_t *value, bool w
 	return lapic_msr(cpu, msr, value, write);
 }
 
+int emu_platform_msr_debug(struct emu_cpu *cpu, uint32_t msr, uint64_t *value, bool write)
+{
+	return lapic_msr_access(cpu, msr, value, write);
+}
+
 void plat_set_irq_locked(struct emu_platform *plat, unsigned irq, int level)
 {
 	if (irq < ISA_IRQS)

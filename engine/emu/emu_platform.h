@@ -116,6 +116,9 @@ bool emu_platform_mmio(struct emu_cpu *cpu, uint64_t gpa, uint8_t *data, unsigne
  * illegal mode transition, write to a read-only register) has called
  * emu_raise(cpu, #GP, 0) before returning true. */
 bool emu_platform_msr(struct emu_cpu *cpu, uint32_t msr, uint64_t *value, bool write);
+/* The same for the debugger, which raises nothing in the guest: 0,
+ * -ENOENT (not one of ours), -EINVAL (an access the guest would #GP on). */
+int emu_platform_msr_debug(struct emu_cpu *cpu, uint32_t msr, uint64_t *value, bool write);
 
 /* engine_ops.irq_line: ISA IRQ / GSI `irq` to the IOAPIC (IRQ0 -> pin 2,
  * as the MADT says) and to the PIC. */

@@ -202,6 +202,8 @@ void lapic_update_locked(struct emu_lapic *l);
 void lapic_run_actions(struct emu_cpu *cpu);
 bool lapic_mmio(struct emu_cpu *cpu, uint64_t gpa, uint8_t *data, unsigned len, bool write);
 bool lapic_msr(struct emu_cpu *cpu, uint32_t msr, uint64_t *value, bool write);
+/* The same without the #GP: 0, -ENOENT (not the LAPIC's), -EINVAL (invalid). */
+int lapic_msr_access(struct emu_cpu *cpu, uint32_t msr, uint64_t *value, bool write);
 
 /* emu_ioapic.c */
 void ioapic_reset(struct emu_ioapic *io);

@@ -266,7 +266,7 @@ int kvm_op_get_msr(struct vcpu *vcpu, uint32_t index, uint64_t *value)
 	if (r < 0)
 		return r;
 	if (r != 1)
-		return -EINVAL;     /* KVM does not know this MSR */
+		return -ENOENT;     /* KVM does not know this MSR */
 	*value = m.entry.data;
 	return 0;
 }
@@ -281,7 +281,10 @@ int kvm_op_set_msr(struct vcpu *vcpu, uint32_t index, uint64_t value)
 	int r = kvm_ioctl(kvm_vcpu_fd(vcpu), KVM_SET_MSRS, &m);
 	if (r < 0)
 		return r;
-	return r == 1 ? 0 : -EINVAL;
+	if (r == 1)
+		return 0;
+	uint64_t old;       /* KVM took none: no such MSR, or not this value */
+	return kvm_op_get_msr(vcpu, index, &old) == -ENOENT ? -ENOENT : -EINVAL;
 }
 
 int kvm_op_get_debugregs(struct vcpu *vcpu, struct x86_debugregs *dr)

@@ -132,6 +132,33 @@ static int fake_set_state(struct vcpu *v, unsigned mask, const struct x86_state 
 	return 0;
 }
 
+/* Two MSRs: EFER (reserved bits refused) and FS_BASE, in the sregs. */
+static int fake_msr_get(struct vcpu *v, uint32_t msr, uint64_t *value)
+{
+	struct fake_cpu *c = cpu_of(v);
+	if (msr == 0xc0000080)
+		*value = c->sregs.efer;
+	else if (msr == 0xc0000100)
+		*value = c->sregs.fs.base;
+	else
+		return -ENOENT;
+	return 0;
+}
+
+static int fake_msr_set(struct vcpu *v, uint32_t msr, uint64_t value)
+{
+	struct fake_cpu *c = cpu_of(v);
+	if (msr == 0xc0000080 && (value & ~0xd01ull))
+		return -EINVAL;
+	if (msr == 0xc0000080)
+		c->sregs.efer = value;
+	else if (msr == 0xc0000100)
+		c->sregs.fs.base = value;
+	else
+		return -ENOENT;
+	return 0;
+}
+
 static int fake_set_debug(struct vcpu *v, const struct engine_debug *dbg)
 {
 	cpu_of(v)->dbg = *dbg;
@@ -151,6 +178,8 @@ static const struct engine_ops fake_engine = {
 	.get_state = fake_get_state,
 	.set_state = fake_set_state,
 	.set_debug = fake_set_debug,
+	.msr_get = fake_msr_get,
+	.msr_set = fake_msr_set,
 };
 
 /* the same engine, lending vCPUs to the debugger's thread */
@@ -665,6 +694,36 @@ static void test_state_cache(void)
 	rig_fini(&r);
 }
 
+/* MSRs by number: through the engine, a write drops what is cached, and
+ * what the CPU lacks or refuses comes back in words. */
+static void test_msr_door(void)
+{
+	struct rig r;
+	struct err e = { 0 };
+	struct debug_cpu_state st;
+	uint64_t v = 0;
+	rig_init(&r, true);
+	rig_start(&r);
+	struct debug *d = r.vm->debug;
+	struct fake_cpu *c = &r.cpus[1];
+	debug_stop_all(d);
+
+	CHECK(debug_read_state(d, 1, &st) == 0 && st.sregs.fs.base == 0, "fs base 0 first");
+	CHECK(debug_msr_write(d, 1, 0xc0000100, 0x7000, &e) == 0 && c->sregs.fs.base == 0x7000,
+	      "write reaches the engine: %s", e.msg);
+	CHECK(debug_read_state(d, 1, &st) == 0 && st.sregs.fs.base == 0x7000 && c->gets[1] == 2,
+	      "the cache forgot the vCPU: fs base %#llx, %u sregs gets",
+	      (unsigned long long)st.sregs.fs.base, c->gets[1]);
+	CHECK(debug_msr_read(d, 1, 0xc0000100, &v, &e) == 0 && v == 0x7000, "read back %#llx",
+	      (unsigned long long)v);
+	CHECK(debug_msr_read(d, 1, 0x12345, &v, &e) == -ENOENT &&
+	      strstr(e.msg, "vCPU 1 has no MSR 0x12345"), "missing MSR: %s", e.msg);
+	CHECK(debug_msr_write(d, 1, 0xc0000080, 0x2, &e) == -EINVAL &&
+	      strstr(e.msg, "refuses 0x2 in MSR 0xc0000080"), "refused value: %s", e.msg);
+	CHECK(debug_msr_read(d, NVCPUS, 0xc0000080, &v, &e) == -ESRCH, "no such vCPU: %s", e.msg);
+	rig_fini(&r);
+}
+
 /* run_state.c: the table of legal moves. */
 static void test_run_state_table(void)
 {
@@ -925,6 +984,8 @@ int main(void)
 	printf("5-level paging, 1 GiB pages: done\n");
 	test_state_cache();
 	printf("state cache: done\n");
+	test_msr_door();
+	printf("MSRs by number: done\n");
 	test_run_state_table();
 	printf("run states: done\n");
 	test_lent_step_hands_back();
