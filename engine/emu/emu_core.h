@@ -227,6 +227,7 @@ struct emu_core {
 	uint64_t blk_rip, blk_ret;     /* its RIP, and cpu->retired when it began */
 	const struct emu_fop *blk_stop;        /* the instruction that left it */
 	unsigned blk_n;                /* its instructions */
+	unsigned chain_left;           /* blocks that may still be chained (emu_fast.c) */
 	struct emu_blocks *blocks;     /* evm->blocks */
 	struct emu_tlb_entry *ftlb;    /* tlb[] of the CPL the blocks run at */
 	uint64_t code_marks;           /* emu_vm.code_marks when the TLB was marked */
@@ -317,6 +318,12 @@ void emu_write_bytes(struct emu_cpu *cpu, uint64_t lin, const void *buf, unsigne
  * for a locked access, translated for reading and then writing as the
  * instruction would (faults alike); NULL when not RAM or not aligned. */
 uint8_t *emu_lock_ptr(struct emu_cpu *cpu, uint64_t lin, unsigned size);
+/* Host address of len bytes at lin when they are RAM inside one page,
+ * translated for reading or writing at CPL as an access would (faults
+ * alike; a write counts for the code map: the caller must write them);
+ * NULL when not RAM or across pages. No watchpoint checks: callers run
+ * with the debug part disarmed. */
+uint8_t *emu_ram_span(struct emu_cpu *cpu, uint64_t lin, unsigned len, bool write);
 /* Check that a write of len bytes at lin would not fault (then do it). */
 void emu_probe_write(struct emu_cpu *cpu, uint64_t lin, unsigned len);
 /* Instruction bytes at the linear address: host pointer when the whole

@@ -301,6 +301,7 @@ static inline struct emu_block *block_at(struct emu_cpu *cpu, struct emu_core *c
 static inline bool block_exec(struct emu_cpu *cpu, struct emu_core *c, const struct emu_block *b)
 {
 	c->blk_ret = cpu->retired;
+	c->chain_left = BLOCK_CHAIN_MAX;
 	unsigned how = b->op[0].fn(cpu, c, b->op);
 	const struct emu_fop *f = c->blk_stop;
 	if (how == FS_END) {

@@ -17,6 +17,9 @@
 #define BLOCK_SLOT_BITS 16
 #define BLOCK_SLOTS (1u << BLOCK_SLOT_BITS)
 #define BLOCK_ARENA (64u << 20)
+/* Blocks run one after the other through their links (chain) before the
+ * block loop looks again. */
+#define BLOCK_CHAIN_MAX 64
 
 struct emu_fop;
 /* A handler returns what the block does next (enum fstop). */

@@ -166,12 +166,21 @@ static __attribute__((noinline)) unsigned f_miss(struct emu_cpu *cpu, struct emu
 #define RD(p, lin, s) ACCESS(p, lin, s, 0)
 #define WR(p, lin, s) ACCESS(p, lin, s, 1)
 
+/* Interrupts are enabled: is one waiting? (a call, out of line, so that
+ * the handlers that chain need no stack frame on their way) */
+static __attribute__((noinline)) bool irq_waiting(struct emu_cpu *cpu)
+{
+	return emu_lapic_has_interrupt(cpu);
+}
+
 /* Leaving the block at f for rip (ret instructions retired by then) to
  * the block that ran there last time (f->link, set by emu_fast.c's
  * block_next): run it at once, without going back to the block loop,
  * when that loop would do nothing but find it: the link is still valid
  * (block_current, the same page), the budget has room for it
- * whole and nothing is due (as loop_again). Else leave as `how`. */
+ * whole, nothing is due (as loop_again) and the chain is not too long
+ * (c->chain_left: where handlers are not tail calls, as in the sanitizer
+ * build, each block chained is stack). Else leave as `how`. */
 static inline unsigned chain(struct emu_cpu *cpu, struct emu_core *c, const struct emu_fop *f,
 			     uint64_t rip, uint64_t ret, unsigned how)
 {
@@ -180,11 +189,13 @@ static inline unsigned chain(struct emu_cpu *cpu, struct emu_core *c, const stru
 	if (__builtin_expect(!b || b->gpa != gpa || !block_current(cpu->evm, b) || b->n == 0 ||
 			     ((rip ^ c->blk_rip) & X86_PAGE_MASK) || c->budget_end - ret < b->n ||
 			     __atomic_load_n(&c->kick, __ATOMIC_RELAXED) || cpu->pending.nmi ||
-			     (cpu->rflags & RFLAGS_IF), 0)) {
+			     c->chain_left == 0 || ((cpu->rflags & RFLAGS_IF) && irq_waiting(cpu)),
+			     0)) {
 		if (how == FS_JUMP)
 			cpu->rip = rip;
 		return stop(c, f, how);
 	}
+	c->chain_left--;
 	c->blk_ret = ret;
 	c->blk_gpa = gpa;
 	c->blk_end = gpa + b->nbytes;

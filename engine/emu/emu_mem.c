@@ -576,6 +576,18 @@ uint8_t *emu_lock_ptr(struct emu_cpu *cpu, uint64_t lin, unsigned size)
 	return t->host + (lin & (X86_PAGE_SIZE - 1));
 }
 
+uint8_t *emu_ram_span(struct emu_cpu *cpu, uint64_t lin, unsigned len, bool write)
+{
+	if (len == 0 || (lin & (X86_PAGE_SIZE - 1)) > X86_PAGE_SIZE - len)
+		return NULL;
+	struct emu_tlb_entry *t = translate(cpu, lin, write ? ACC_W : ACC_R, at_user(cpu, false));
+	if (!t->host)
+		return NULL;
+	if (write && (t->tag_w & EMU_TAG_CODE))
+		emu_code_written(cpu->evm, t->host);   /* the caller writes it */
+	return t->host + (lin & (X86_PAGE_SIZE - 1));
+}
+
 /* The first read of a locked instruction (emu_core.lk_on): atomic when the
  * operand is aligned RAM; false when it is not (an ordinary access). */
 static bool lock_read(struct emu_cpu *cpu, uint64_t lin, unsigned size, uint64_t *v)
