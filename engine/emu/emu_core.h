@@ -109,15 +109,21 @@ struct emu_vm {
 
 	struct emu_dcache_entry *dcache;
 	struct emu_blocks *blocks;    /* emu_fast.c's block cache (NULL: step only) */
-	/* The code generation (emu_fast.c): blocks compared with the guest's
-	 * bytes in this one run without comparing again; a new one begins
-	 * whenever code may have been written. */
+	/* The outside generation (emu_fast.c): a new one begins whenever the
+	 * vCPU threads were away in the machine, where the debugger and devices
+	 * may write guest memory; blocks compare their bytes again then. */
 	uint64_t code_gen;
-	/* emu_fast.c's filter of frames that hold blocks (NULL: none): the TLB
-	 * marks writable entries of such frames (EMU_TAG_CODE) so the fast
-	 * path's stores check for code only there. */
-	const uint64_t *code_filter;
-	uint64_t code_marks;          /* bits set in it so far: each vCPU re-marks its
+	/* emu_fast.c's code map (NULL: none), one entry per 4 KiB frame of
+	 * guest RAM, indexed by the frame's offset in vm->ram (emu_frame_of):
+	 * code_bits says which frames hold blocks; code_ver counts the
+	 * writes into such frames, each of which invalidates that frame's
+	 * blocks only. The TLB marks writable entries of frames with blocks
+	 * (EMU_TAG_CODE) so that stores check for code only there. */
+	const uint8_t *ram;
+	uint64_t ram_frames;
+	uint64_t *code_bits;
+	uint32_t *code_ver;
+	uint64_t code_marks;          /* bits set in code_bits so far: a vCPU re-marks its
 				       * TLB when this moved (emu_core.code_marks) */
 	uint8_t warned[2048 / 8];     /* mnemonics already reported as unimplemented */
 	pthread_mutex_t warn_lock;
@@ -131,22 +137,32 @@ struct emu_tlb_entry {
 	uint64_t gpa;                  /* physical page address */
 };
 
-/* Bit 0 of tag_w: the frame may hold blocks of the fast path (see
- * emu_vm.code_filter), whose stores compare the tag whole and so take
+/* Bit 0 of tag_w: the frame holds blocks of the fast path (see
+ * emu_vm.code_bits), whose stores compare the tag whole and so take
  * their slow path there; every other user masks the bit off. */
 #define EMU_TAG_CODE 1ull
 
-#define EMU_CODE_FILTER_BITS 16        /* code-page filter: one bit per frame, wrapped */
-
-static inline unsigned emu_code_bit(uint64_t gpa)
+/* The frame of guest RAM at host address p (a pointer into vm->ram). */
+static inline uint64_t emu_frame_of(const struct emu_vm *evm, const void *p)
 {
-	return (unsigned)(gpa >> 12) & ((1u << EMU_CODE_FILTER_BITS) - 1);
+	return (uint64_t)((const uint8_t *)p - evm->ram) >> 12;
 }
 
-static inline bool emu_code_frame(const uint64_t *filter, uint64_t gpa)
+/* Does the RAM frame holding host address p hold blocks? */
+static inline bool emu_code_frame(const struct emu_vm *evm, const void *p)
 {
-	unsigned i = emu_code_bit(gpa);
-	return filter && ((filter[i / 64] >> (i % 64)) & 1);
+	if (!evm->code_bits)
+		return false;
+	uint64_t i = emu_frame_of(evm, p);
+	return i < evm->ram_frames && ((evm->code_bits[i / 64] >> (i % 64)) & 1);
+}
+
+/* Guest RAM at host address p was (or is about to be) written by the
+ * guest: the blocks of its frame, if it has any, compare again. */
+static inline void emu_code_written(struct emu_vm *evm, const void *p)
+{
+	if (emu_code_frame(evm, p))
+		evm->code_ver[emu_frame_of(evm, p)]++;
 }
 
 #define EMU_TLB_SIZE 2048
@@ -211,6 +227,7 @@ struct emu_core {
 	uint64_t blk_rip, blk_ret;     /* its RIP, and cpu->retired when it began */
 	const struct emu_fop *blk_stop;        /* the instruction that left it */
 	unsigned blk_n;                /* its instructions */
+	unsigned chain_left;           /* blocks that may still be chained (emu_fast.c) */
 	struct emu_blocks *blocks;     /* evm->blocks */
 	struct emu_tlb_entry *ftlb;    /* tlb[] of the CPL the blocks run at */
 	uint64_t code_marks;           /* emu_vm.code_marks when the TLB was marked */
@@ -284,8 +301,8 @@ void emu_tlb_flush_page(struct emu_cpu *cpu, uint64_t lin);   /* INVLPG */
 /* After RFLAGS.AC may have been cleared or CPL become 3: drop what SMAP
  * allowed only with AC set in ring 0-2. */
 void emu_tlb_ac_changed(struct emu_cpu *cpu);
-/* Mark this vCPU's writable TLB entries of frames in the code filter
- * (EMU_TAG_CODE): after the filter grew (emu_vm.code_marks). */
+/* Mark this vCPU's writable TLB entries of frames that hold blocks
+ * (EMU_TAG_CODE): after the code map grew (emu_vm.code_marks). */
 void emu_tlb_mark_code(struct emu_cpu *cpu);
 /* Linear address of seg:ea (64-bit: only FS/GS bases count). */
 uint64_t emu_linear(struct emu_cpu *cpu, unsigned seg, uint64_t ea);
@@ -303,6 +320,12 @@ void emu_write_bytes(struct emu_cpu *cpu, uint64_t lin, const void *buf, unsigne
  * for a locked access, translated for reading and then writing as the
  * instruction would (faults alike); NULL when not RAM or not aligned. */
 uint8_t *emu_lock_ptr(struct emu_cpu *cpu, uint64_t lin, unsigned size);
+/* Host address of len bytes at lin when they are RAM inside one page,
+ * translated for reading or writing at CPL as an access would (faults
+ * alike; a write counts for the code map: the caller must write them);
+ * NULL when not RAM or across pages. No watchpoint checks: callers run
+ * with the debug part disarmed. */
+uint8_t *emu_ram_span(struct emu_cpu *cpu, uint64_t lin, unsigned len, bool write);
 /* Check that a write of len bytes at lin would not fault (then do it). */
 void emu_probe_write(struct emu_cpu *cpu, uint64_t lin, unsigned len);
 /* Instruction bytes at the linear address: host pointer when the whole
@@ -361,6 +384,9 @@ struct emu_blocks;
 struct emu_fop;
 int emu_blocks_create(struct emu_vm *evm);
 void emu_blocks_destroy(struct emu_vm *evm);
+/* The vCPUs were away (in the machine, stopped for the debugger), where
+ * guest memory may have been written: every block compares its bytes again. */
+void emu_blocks_outside(struct emu_vm *evm);
 /* Run the block at RIP: false when it has no instruction the fast path
  * runs (then the caller steps the instruction the exact way). */
 bool emu_block_run(struct emu_cpu *cpu);

@@ -340,7 +340,7 @@ static int run_vcpu(struct vcpu *vcpu, struct vm_exit *exit)
 	struct emu_vm *evm = cpu->evm;
 	struct emu_core *c = emu_core_of(cpu);
 
-	bool yielded = false;
+	bool yielded = false, back = true;
 	pthread_mutex_lock(&evm->lock);
 	c->in_run = true;
 	c->parked = false;
@@ -348,6 +348,12 @@ static int run_vcpu(struct vcpu *vcpu, struct vm_exit *exit)
 	for (;;) {
 		if (wait_token(evm, cpu))
 			return run_kicked(evm, cpu, exit);
+		if (back) {
+			/* back from the machine or the debugger, which may have
+			 * written guest memory; no vCPU runs while we hold the token */
+			emu_blocks_outside(evm);
+			back = false;
+		}
 		pthread_mutex_unlock(&evm->lock);
 		if (c->yield_turn && !yielded) {
 			/* once per run(): while the others are still parked (the

@@ -440,6 +440,10 @@ enum emu_stop emu_exec_run(struct emu_cpu *cpu, uint64_t budget)
 		return EMU_STOP_EXIT;
 	}
 	c->budget_end = cpu->retired + budget;
+	/* another vCPU gave frames blocks: this TLB's stores into them must
+	 * count (EMU_TAG_CODE) */
+	if (__builtin_expect(c->code_marks != cpu->evm->code_marks, 0))
+		emu_tlb_mark_code(cpu);
 	c->in_loop = true;
 	switch (setjmp(c->jmp)) {
 	case EMU_JMP_EXIT:

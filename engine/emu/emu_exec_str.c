@@ -7,9 +7,12 @@
  * the current iteration's device accesses. With the debug part armed a REP
  * instruction runs one iteration per step (each iteration then traps, as
  * the SDM says); otherwise up to EMU_REP_BATCH iterations per step, and
- * interrupts are taken between batches. */
+ * interrupts are taken between batches. Inside a batch, MOVS and STOS copy
+ * or fill RAM a page at a time (str_bulk), with the state the iterations
+ * one by one would leave. */
 #include "engine/emu/emu_core.h"
 
+#include <string.h>
 #include <Zydis/Zydis.h>
 
 #define EMU_REP_BATCH 4096u
@@ -73,6 +76,54 @@ static bool str_once(struct emu_cpu *cpu, const struct emu_insn *in, enum str_ki
 	return eq;
 }
 
+/* Up to n iterations of REP MOVS/STOS (forward, 64-bit addresses) at
+ * once, as far as source and destination each stay RAM inside one page:
+ * what those iterations one by one do, with the same faults (the first
+ * iteration's read, then its write). Returns how many ran; 0: run the
+ * next one alone. */
+static unsigned str_bulk(struct emu_cpu *cpu, const struct emu_insn *in, enum str_kind k,
+			 unsigned size, int64_t delta, unsigned n)
+{
+	if ((k != STR_MOVS && k != STR_STOS) || delta < 0 || in->asize != 8)
+		return 0;
+	if (cpu->gpr[EMU_RCX] < n)
+		n = (unsigned)cpu->gpr[EMU_RCX];
+	uint64_t src = emu_linear(cpu, in->seg, cpu->gpr[EMU_RSI]);
+	uint64_t dst = emu_linear(cpu, EMU_ES, cpu->gpr[EMU_RDI]);
+	unsigned room = (unsigned)(X86_PAGE_SIZE - (dst & (X86_PAGE_SIZE - 1))) / size;
+	if (room < n)
+		n = room;
+	if (k == STR_MOVS) {
+		room = (unsigned)(X86_PAGE_SIZE - (src & (X86_PAGE_SIZE - 1))) / size;
+		if (room < n)
+			n = room;
+	}
+	if (n < 2)
+		return 0;
+	unsigned len = n * size;
+	const uint8_t *s = k == STR_MOVS ? emu_ram_span(cpu, src, len, false) : NULL;
+	if (k == STR_MOVS && !s)
+		return 0;
+	uint8_t *d = emu_ram_span(cpu, dst, len, true);
+	if (!d)
+		return 0;
+	if (k == STR_MOVS) {
+		if (d > s && d < s + len)
+			return 0;          /* one by one repeats what it already copied */
+		memmove(d, s, len);
+		cpu->gpr[EMU_RSI] += len;
+	} else if (size == 1) {
+		memset(d, (int)(cpu->gpr[EMU_RAX] & 0xff), len);
+	} else {
+		uint64_t v = cpu->gpr[EMU_RAX];
+		for (unsigned i = 0; i < len; i += size)
+			memcpy(d + i, &v, size);   /* little-endian host */
+	}
+	cpu->gpr[EMU_RDI] += len;
+	cpu->gpr[EMU_RCX] -= n;
+	return n;
+}
+
 static void str_run(struct emu_cpu *cpu, const struct emu_insn *in, enum str_kind k)
 {
 	struct emu_core *c = emu_core_of(cpu);
@@ -92,6 +143,12 @@ static void str_run(struct emu_cpu *cpu, const struct emu_insn *in, enum str_kin
 	for (unsigned i = 0; i < batch; i++) {
 		if ((cpu->gpr[EMU_RCX] & am) == 0)
 			return;
+		unsigned done = batch > 1 ? str_bulk(cpu, in, k, size, delta, batch - i) : 0;
+		if (done) {
+			emu_replay_reset(cpu);
+			i += done - 1;
+			continue;
+		}
 		bool eq = str_once(cpu, in, k, size, delta);
 		emu_gpr_set(cpu, EMU_RCX, in->asize, cpu->gpr[EMU_RCX] - 1);
 		/* this iteration is committed: its device accesses are done */

@@ -1,31 +1,35 @@
 /* engine/emu/emu_fast.c — the core's fast path: blocks of decoded
  * instructions run back to back, with lazy flags and handlers specialised
  * by operand form. This file is the block cache (building, code
- * generations, validation, links between blocks, running them);
+ * versions, validation, links between blocks, running them);
  * emu_fast_ops.c has the handlers, emu_fast.h what the two share.
  *
  * A block is a straight run of "plain" instructions (data movement,
  * arithmetic, stack, near branches: what only touches GPRs, arithmetic
  * flags, memory and RIP) inside one page, ending after an unconditional
  * branch, before the first instruction that is not plain, or at 32
- * instructions. The cache is VM-wide, keyed by the physical address of the
- * first byte (64-bit mode only), and keeps a copy of the block's bytes.
+ * instructions. The cache is VM-wide: a table of BLOCK_SLOTS entries keyed
+ * by the physical address of the first byte (64-bit mode only), the
+ * blocks in an arena, each with a copy of its bytes; a full arena is
+ * emptied at once (block links live only in blocks, so none outlives it).
  *
  * Seeing every writer of code: a block is compared with the guest's bytes
- * the first time it is entered in a "generation" (emu_vm.code_gen), and
- * entered without comparing again while the generation lasts. A new one
- * begins at every entry into the fast path from the run loop (so whatever
- * wrote guest memory while the fast path was not running — the debugger's
- * int3 bytes and Z0, devices on exits, other vCPUs, the exact path's own
- * stores — is seen), when a store by the fast path lands in a page that
- * holds blocks (a filter of code pages, by physical frame) and when a page
- * walk sets an accessed/dirty bit (emu_mem.c). A store into the running
- * block itself also ends the block after the storing instruction, so code
- * that modifies its own next instructions is seen, as on hardware. Stores
- * do not test the filter themselves: the TLB's write tags of filtered
- * frames carry EMU_TAG_CODE (emu_mem.c marks them when it fills an entry,
- * emu_tlb_mark_code when a frame joins the filter), so such a store misses
- * in the fast compare and is done the exact way (f_miss), which checks.
+ * when it was entered last before a write that may have touched them, and
+ * entered without comparing otherwise (block_current). Two counters say
+ * so. Per frame of guest RAM (emu_vm.code_ver): every store of the guest
+ * into a frame that holds blocks — the fast path's, the exact path's,
+ * locked ones, a page walk setting an accessed/dirty bit in a table that
+ * shares a frame with code (emu_mem.c) — counts, and invalidates only that
+ * frame's blocks. VM-wide (emu_vm.code_gen): a vCPU back in run() from the
+ * machine or the debugger (emu_engine.c) starts a new generation, so
+ * whatever wrote guest memory meanwhile — the debugger's int3 bytes and M
+ * packets, devices — is seen. A store into the running block itself also
+ * ends the block after the storing instruction, so code that modifies its
+ * own next instructions is seen, as on hardware. Stores do not test the
+ * code map themselves: the TLB's write tags of frames with blocks carry
+ * EMU_TAG_CODE (emu_mem.c marks them when it fills an entry,
+ * emu_tlb_mark_code when a frame gains blocks), so such a store misses in
+ * the fast compare and is done the exact way (f_miss), which counts it.
  *
  * Specialised handlers (emu_fast_ops.c) with a memory operand translate through the TLB
  * first and change nothing before; on anything but a plain RAM hit (a
@@ -76,18 +80,40 @@
 
 int emu_blocks_create(struct emu_vm *evm)
 {
-	/* calloc: pages of the table cost memory only once used */
+	struct vm *vm = evm->vm;
+	uint64_t frames = (vm->ram_size + X86_PAGE_SIZE - 1) / X86_PAGE_SIZE;
+	/* calloc: the arena's pages cost memory only once used */
 	evm->blocks = calloc(1, sizeof(struct emu_blocks));
+	uint8_t *arena = calloc(1, BLOCK_ARENA);
+	evm->code_bits = calloc((frames + 63) / 64, sizeof(uint64_t));
+	evm->code_ver = calloc(frames ? frames : 1, sizeof(uint32_t));
+	if (!evm->blocks || !arena || !evm->code_bits || !evm->code_ver) {
+		free(arena);
+		emu_blocks_destroy(evm);
+		return -ENOMEM;
+	}
+	evm->blocks->arena = arena;
+	evm->ram = vm->ram;
+	evm->ram_frames = frames;
 	evm->code_gen = 1;
-	evm->code_filter = evm->blocks ? evm->blocks->code : NULL;
-	return evm->blocks ? 0 : -ENOMEM;
+	return 0;
 }
 
 void emu_blocks_destroy(struct emu_vm *evm)
 {
-	evm->code_filter = NULL;
+	if (evm->blocks)
+		free(evm->blocks->arena);
 	free(evm->blocks);
+	free(evm->code_bits);
+	free(evm->code_ver);
 	evm->blocks = NULL;
+	evm->code_bits = NULL;
+	evm->code_ver = NULL;
+}
+
+void emu_blocks_outside(struct emu_vm *evm)
+{
+	evm->code_gen++;
 }
 
 /* --- building blocks ---------------------------------------------------------------- */
@@ -119,51 +145,80 @@ static bool ends_block(const struct emu_insn *in)
 
 static unsigned block_index(uint64_t gpa)
 {
-	return (unsigned)((gpa ^ (gpa >> BLOCK_BITS) ^ (gpa >> (2 * BLOCK_BITS))) &
-			  (BLOCK_COUNT - 1));
+	return (unsigned)((gpa ^ (gpa >> BLOCK_SLOT_BITS) ^ (gpa >> (2 * BLOCK_SLOT_BITS))) &
+			  (BLOCK_SLOTS - 1));
 }
 
-/* Decode the block at gpa (host bytes p, avail bytes to the page end). */
-static void block_build(struct emu_block *b, uint64_t gpa, unsigned mode, const uint8_t *p,
-			unsigned avail)
+/* Room for len bytes in the arena (8-aligned); when it is full every block
+ * goes, links included: they only live in blocks. */
+static void *arena_take(struct emu_blocks *bs, size_t len)
 {
-	b->valid = false;
-	b->n = 0;
-	unsigned pos = 0;
-	while (b->n < BLOCK_INSNS) {
-		struct emu_fop *f = &b->op[b->n];
-		struct emu_insn *in = &b->in[b->n];
-		unsigned len = avail - pos < 15 ? avail - pos : 15;
-		if (len == 0 || emu_decode_insn(mode, p + pos, len, in) < 0)
+	len = (len + 7) & ~(size_t)7;
+	if (bs->used + len > BLOCK_ARENA) {
+		memset(bs->slot, 0, sizeof(bs->slot));
+		bs->used = 0;
+		bs->flushes++;
+	}
+	void *p = bs->arena + bs->used;
+	bs->used += len;
+	return p;
+}
+
+/* Decode the instructions at gpa (host bytes p, avail bytes to the page
+ * end) into the draft: how many are plain, and their bytes in *pos. */
+static unsigned block_decode(struct emu_blocks *bs, unsigned mode, const uint8_t *p,
+			     unsigned avail, unsigned *pos)
+{
+	unsigned n = 0;
+	*pos = 0;
+	while (n < BLOCK_INSNS) {
+		struct emu_insn *in = &bs->in[n];
+		unsigned len = avail - *pos < 15 ? avail - *pos : 15;
+		if (len == 0 || emu_decode_insn(mode, p + *pos, len, in) < 0)
 			break;
-		if (pos + in->len > BLOCK_BYTES)
+		if (*pos + in->len > BLOCK_BYTES)
 			break;
 		if (!is_plain(in)) {
-			if (b->n == 0)
-				pos += in->len;    /* the copy covers it: rebuilt when it changes */
+			if (n == 0)
+				*pos += in->len;   /* the copy covers it: rebuilt when it changes */
 			break;
 		}
-		emu_fop_build(in, f, b->n, pos);
-		pos += in->len;
-		b->n++;
+		emu_fop_build(in, &bs->op[n], n, *pos);
+		*pos += in->len;
+		n++;
 		if (ends_block(in))
 			break;
 	}
+	return n;
+}
+
+/* The block at gpa (host bytes p, avail bytes to the page end), new in
+ * the arena; NULL when not even one instruction decodes there. */
+static struct emu_block *block_build(struct emu_blocks *bs, uint64_t gpa, unsigned mode,
+				     const uint8_t *p, unsigned avail)
+{
+	unsigned pos, n = block_decode(bs, mode, p, avail, &pos);
 	if (pos == 0)
-		return;                        /* not decodable here: step() says why */
-	emu_fops_finish(b, pos);
+		return NULL;                   /* not decodable here: step() says why */
+	emu_fops_finish(bs->op, n, pos);
 	/* the copy is compared in 8-byte words: keep whole words that are
 	 * still in the page (bytes after the block included) */
 	unsigned words = (pos + 7) / 8;
 	if (words * 8 > avail)
 		words = 0;
-	memset(b->bytes, 0, sizeof(b->bytes));
-	memcpy(b->bytes, p, words ? words * 8 : pos);
+	size_t ops = sizeof(struct emu_fop) * (n + 1), ins = sizeof(struct emu_insn) * n;
+	struct emu_block *b = arena_take(bs, sizeof(*b) + ops + ins + words * 8 + pos);
+	memcpy(b->op, bs->op, ops);
+	b->in = (const struct emu_insn *)((uint8_t *)b->op + ops);
+	memcpy((void *)b->in, bs->in, ins);
+	b->bytes = (const uint8_t *)b->in + ins;
+	memcpy((void *)b->bytes, p, words ? words * 8 : pos);
 	b->words = (uint8_t)words;
 	b->nbytes = (uint16_t)pos;
+	b->n = (uint8_t)n;
 	b->gpa = gpa;
 	b->mode = (uint8_t)mode;
-	b->valid = true;
+	return b;
 }
 
 /* Are the guest's bytes at p still those the block was built from? */
@@ -181,28 +236,37 @@ static inline bool same_bytes(const struct emu_block *b, const uint8_t *p)
 	return diff == 0;
 }
 
-/* The first entry into b in this code generation: compare (or build);
- * NULL when the fast path cannot run the instruction at gpa. */
+/* A frame that now holds blocks: stores into it must see them (EMU_TAG_CODE). */
+static void code_frame_add(struct emu_cpu *cpu, uint64_t frame)
+{
+	struct emu_vm *evm = cpu->evm;
+	uint64_t *word = &evm->code_bits[frame / 64];
+	if (*word & (1ull << (frame % 64)))
+		return;
+	*word |= 1ull << (frame % 64);
+	evm->code_marks++;
+	emu_tlb_mark_code(cpu);
+}
+
+/* The first entry into slot *s for gpa since its bytes may have changed:
+ * compare (or build). NULL when not even one instruction decodes there. */
 static __attribute__((noinline)) struct emu_block *block_check(struct emu_cpu *cpu,
-							       struct emu_block *b,
+							       struct emu_block **s,
 							       uint64_t gpa, const uint8_t *p,
 							       unsigned avail)
 {
 	struct emu_core *c = emu_core_of(cpu);
-	if (!b->valid || b->gpa != gpa || b->mode != c->mode || !same_bytes(b, p)) {
-		block_build(b, gpa, c->mode, p, avail);
-		/* a new code frame: stores into it must see it (EMU_TAG_CODE) */
-		unsigned i = emu_code_bit(gpa);
-		uint64_t *word = &c->blocks->code[i / 64];
-		if (b->valid && !(*word & (1ull << (i % 64)))) {
-			*word |= 1ull << (i % 64);
-			cpu->evm->code_marks++;
-			emu_tlb_mark_code(cpu);
-		}
+	struct emu_block *b = *s;
+	if (!b || b->gpa != gpa || b->mode != c->mode || !same_bytes(b, p)) {
+		b = block_build(c->blocks, gpa, c->mode, p, avail);
+		*s = b;
+		if (!b)
+			return NULL;
 	}
-	if (!b->valid || b->n == 0)
-		return NULL;
+	b->frame = emu_frame_of(cpu->evm, p);
+	code_frame_add(cpu, b->frame);
 	b->gen = cpu->evm->code_gen;
+	b->ver = cpu->evm->code_ver[b->frame];
 	return b;
 }
 
@@ -215,13 +279,16 @@ static inline struct emu_block *block_at(struct emu_cpu *cpu, struct emu_core *c
 		return NULL;                   /* step() fills the TLB (or faults) */
 	unsigned off = (unsigned)(lin & (X86_PAGE_SIZE - 1));
 	uint64_t gpa = t->gpa + off;
-	struct emu_block *b = &c->blocks->b[block_index(gpa)];
-	/* a block's generation is only ever set while it is valid, in 64-bit mode */
-	if (__builtin_expect(b->gen != cpu->evm->code_gen || b->gpa != gpa, 0)) {
-		b = block_check(cpu, b, gpa, t->host + off, (unsigned)X86_PAGE_SIZE - off);
+	struct emu_block **s = &c->blocks->slot[block_index(gpa)];
+	struct emu_block *b = *s;
+	/* a block is only ever current in the mode it was built in (64-bit) */
+	if (__builtin_expect(!b || b->gpa != gpa || !block_current(cpu->evm, b), 0)) {
+		b = block_check(cpu, s, gpa, t->host + off, (unsigned)X86_PAGE_SIZE - off);
 		if (!b)
 			return NULL;
 	}
+	if (b->n == 0)
+		return NULL;
 	c->blk_gpa = gpa;
 	c->blk_end = gpa + b->nbytes;
 	c->blk_rip = lin;
@@ -234,6 +301,7 @@ static inline struct emu_block *block_at(struct emu_cpu *cpu, struct emu_core *c
 static inline bool block_exec(struct emu_cpu *cpu, struct emu_core *c, const struct emu_block *b)
 {
 	c->blk_ret = cpu->retired;
+	c->chain_left = BLOCK_CHAIN_MAX;
 	unsigned how = b->op[0].fn(cpu, c, b->op);
 	const struct emu_fop *f = c->blk_stop;
 	if (how == FS_END) {
@@ -263,9 +331,13 @@ static inline struct emu_block *block_next(struct emu_cpu *cpu, struct emu_core 
 		return block_at(cpu, c);
 	uint64_t gpa = (c->blk_gpa & X86_PAGE_MASK) | (rip & (X86_PAGE_SIZE - 1));
 	struct emu_block *b = f->link;
-	if (__builtin_expect(!b || b->gen != cpu->evm->code_gen || b->gpa != gpa, 0)) {
+	if (__builtin_expect(!b || b->gpa != gpa || !block_current(cpu->evm, b) || b->n == 0, 0)) {
+		uint64_t flushes = c->blocks->flushes;
 		b = block_at(cpu, c);
-		((struct emu_fop *)f)->link = b;       /* the blocks are ours: see block_build */
+		/* the blocks are ours (see block_build), unless the arena was
+		 * emptied meanwhile and f with it */
+		if (flushes == c->blocks->flushes)
+			((struct emu_fop *)f)->link = b;
 		return b;
 	}
 	c->blk_gpa = gpa;
@@ -284,9 +356,6 @@ bool emu_block_run(struct emu_cpu *cpu)
 		return false;
 	c->blocks = cpu->evm->blocks;
 	c->ftlb = c->tlb[c->cpl == 3];         /* plain instructions keep the CPL */
-	if (__builtin_expect(c->code_marks != cpu->evm->code_marks, 0))
-		emu_tlb_mark_code(cpu);            /* another vCPU found new code frames */
-	cpu->evm->code_gen++;                  /* whatever happened outside: compare again */
 	struct emu_block *b = block_at(cpu, c);
 	/* a block runs whole: near the end of the budget the exact path
 	 * steps the rest */

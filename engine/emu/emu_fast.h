@@ -1,5 +1,5 @@
 /* engine/emu/emu_fast.h — private to the fast path: the blocks of
- * emu_fast.c (the block cache: building, code generations, validation,
+ * emu_fast.c (the block cache: building, code versions, validation,
  * links, running) and the specialised handlers they run, of
  * emu_fast_ops.c (one per operation and operand form, the choice among
  * them, dead-flag removal). See emu_fast.c for how the two work. */
@@ -11,8 +11,15 @@
 
 #define BLOCK_INSNS 32
 #define BLOCK_BYTES 256
-#define BLOCK_BITS 12
-#define BLOCK_COUNT (1u << BLOCK_BITS)
+/* The block cache: a table of BLOCK_SLOTS blocks by physical address, the
+ * blocks themselves in an arena of BLOCK_ARENA bytes, each as long as its
+ * instructions need. When the arena is full every block is dropped at once. */
+#define BLOCK_SLOT_BITS 16
+#define BLOCK_SLOTS (1u << BLOCK_SLOT_BITS)
+#define BLOCK_ARENA (64u << 20)
+/* Blocks run one after the other through their links (chain) before the
+ * block loop looks again. */
+#define BLOCK_CHAIN_MAX 64
 
 struct emu_fop;
 /* A handler returns what the block does next (enum fstop). */
@@ -51,23 +58,38 @@ struct emu_fop {
 #define FOP_WSTK 0x8                   /* ... or below RSP (push, call) */
 #define FOP_WSHIFT 4                   /* bits 4-5: log2 of the store's size */
 
+/* A block, as block_build lays it out in the arena: the header, op[n + 1],
+ * then in[n] and the copy of its bytes. */
 struct emu_block {
 	uint64_t gpa;
-	uint64_t gen;                  /* the code generation it was last compared in */
-	bool valid;
+	uint64_t gen;                  /* emu_vm.code_gen it was last compared in */
+	uint64_t frame;                /* emu_frame_of its bytes */
+	uint32_t ver;                  /* emu_vm.code_ver[frame] it was last compared at */
 	uint8_t mode;
 	uint8_t n;                     /* instructions; 0 = the first is not plain */
 	uint8_t words;                 /* bytes to compare as words (0: memcmp nbytes) */
 	uint16_t nbytes;
-	struct emu_fop op[BLOCK_INSNS + 1];        /* + the end marker */
-	uint8_t bytes[BLOCK_BYTES];
-	struct emu_insn in[BLOCK_INSNS];
+	const struct emu_insn *in;     /* the decoded forms, for the exact handlers */
+	const uint8_t *bytes;          /* the copy compared with the guest's */
+	struct emu_fop op[];           /* + the end marker */
 };
 
 struct emu_blocks {
-	uint64_t code[(1u << EMU_CODE_FILTER_BITS) / 64];  /* frames that hold blocks */
-	struct emu_block b[BLOCK_COUNT];
+	struct emu_block *slot[BLOCK_SLOTS];
+	uint8_t *arena;
+	size_t used;
+	uint64_t flushes;              /* times the arena was emptied */
+	/* block_build's draft, copied into the arena when complete */
+	struct emu_fop op[BLOCK_INSNS + 1];
+	struct emu_insn in[BLOCK_INSNS];
 };
+
+/* Has nothing written b's bytes since they were last compared? (a store
+ * into its frame, or anything while the vCPUs were away: emu_core.h) */
+static inline bool block_current(const struct emu_vm *evm, const struct emu_block *b)
+{
+	return b->gen == evm->code_gen && b->ver == evm->code_ver[b->frame];
+}
 
 static inline uint64_t msk(unsigned s)
 {
@@ -105,8 +127,8 @@ static inline struct emu_tlb_entry *tlb_of(struct emu_core *c, uint64_t lin)
 /* The handler of the plain instruction in (index idx in its block, pos
  * bytes from its start) into f. */
 void emu_fop_build(const struct emu_insn *in, struct emu_fop *f, unsigned idx, unsigned pos);
-/* The end of block b's b->n instructions (pos bytes): the end marker,
+/* The end of the n instructions in op[] (pos bytes): the end marker,
  * and the flags no one sees dropped. */
-void emu_fops_finish(struct emu_block *b, unsigned pos);
+void emu_fops_finish(struct emu_fop *op, unsigned n, unsigned pos);
 
 #endif

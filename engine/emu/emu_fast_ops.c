@@ -73,26 +73,24 @@ static inline void store(uint8_t *p, unsigned s, uint64_t v)
 
 /* A store into a page that holds blocks: they are compared again before
  * they next run; one into the running block ends it after this store. */
-static __attribute__((noinline, cold)) void code_store(struct emu_cpu *cpu, struct emu_core *c,
-							uint64_t gpa, unsigned s)
+static __attribute__((noinline, cold)) void code_store(struct emu_core *c, uint64_t gpa,
+							unsigned s)
 {
-	cpu->evm->code_gen++;
 	if (gpa < c->blk_end && gpa + s > c->blk_gpa)
 		c->blk_break = true;
 }
 
 /* After a store the exact way: into a code frame (see code_store), or
  * not into one RAM page (a device, two pages: leave and look again). */
-static void stored(struct emu_cpu *cpu, struct emu_core *c, uint64_t lin, unsigned s)
+static void stored(struct emu_core *c, uint64_t lin, unsigned s)
 {
 	const struct emu_tlb_entry *t = tlb_of(c, lin);
 	if ((t->tag_w & ~EMU_TAG_CODE) != ((lin + s - 1) & X86_PAGE_MASK)) {
 		c->blk_break = true;
 		return;
 	}
-	uint64_t gpa = t->gpa + (lin & (X86_PAGE_SIZE - 1));
-	if (emu_code_frame(cpu->evm->code_filter, gpa))
-		code_store(cpu, c, gpa, s);
+	if (t->tag_w & EMU_TAG_CODE)       /* the exact store counted it (emu_mem.c) */
+		code_store(c, t->gpa + (lin & (X86_PAGE_SIZE - 1)), s);
 }
 
 /* A handler ends by running the next instruction of the block (a tail
@@ -146,7 +144,7 @@ static __attribute__((noinline)) unsigned f_miss(struct emu_cpu *cpu, struct emu
 	emu_flags_sync(cpu);
 	in->fn(cpu, in);
 	if (f->flags & FOP_WMEM)
-		stored(cpu, c, wlin, 1u << ((f->flags >> FOP_WSHIFT) & 3));
+		stored(c, wlin, 1u << ((f->flags >> FOP_WSHIFT) & 3));
 	if (c->blk_break || cpu->rip != c->blk_rip + f->end)
 		return stop(c, f, FS_JUMP);
 	NEXT;
@@ -168,25 +166,36 @@ static __attribute__((noinline)) unsigned f_miss(struct emu_cpu *cpu, struct emu
 #define RD(p, lin, s) ACCESS(p, lin, s, 0)
 #define WR(p, lin, s) ACCESS(p, lin, s, 1)
 
+/* Interrupts are enabled: is one waiting? (a call, out of line, so that
+ * the handlers that chain need no stack frame on their way) */
+static __attribute__((noinline)) bool irq_waiting(struct emu_cpu *cpu)
+{
+	return emu_lapic_has_interrupt(cpu);
+}
+
 /* Leaving the block at f for rip (ret instructions retired by then) to
  * the block that ran there last time (f->link, set by emu_fast.c's
  * block_next): run it at once, without going back to the block loop,
  * when that loop would do nothing but find it: the link is still valid
- * (this code generation, the same page), the budget has room for it
- * whole and nothing is due (as loop_again). Else leave as `how`. */
+ * (block_current, the same page), the budget has room for it
+ * whole, nothing is due (as loop_again) and the chain is not too long
+ * (c->chain_left: where handlers are not tail calls, as in the sanitizer
+ * build, each block chained is stack). Else leave as `how`. */
 static inline unsigned chain(struct emu_cpu *cpu, struct emu_core *c, const struct emu_fop *f,
 			     uint64_t rip, uint64_t ret, unsigned how)
 {
 	const struct emu_block *b = f->link;
 	uint64_t gpa = (c->blk_gpa & X86_PAGE_MASK) | (rip & (X86_PAGE_SIZE - 1));
-	if (__builtin_expect(!b || b->gen != cpu->evm->code_gen || b->gpa != gpa || b->n == 0 ||
+	if (__builtin_expect(!b || b->gpa != gpa || !block_current(cpu->evm, b) || b->n == 0 ||
 			     ((rip ^ c->blk_rip) & X86_PAGE_MASK) || c->budget_end - ret < b->n ||
 			     __atomic_load_n(&c->kick, __ATOMIC_RELAXED) || cpu->pending.nmi ||
-			     (cpu->rflags & RFLAGS_IF), 0)) {
+			     c->chain_left == 0 || ((cpu->rflags & RFLAGS_IF) && irq_waiting(cpu)),
+			     0)) {
 		if (how == FS_JUMP)
 			cpu->rip = rip;
 		return stop(c, f, how);
 	}
+	c->chain_left--;
 	c->blk_ret = ret;
 	c->blk_gpa = gpa;
 	c->blk_end = gpa + b->nbytes;
@@ -776,11 +785,11 @@ static const fop_fn neutral_fns[] = {
 	movsx_rr8_1, movsx_rr8_2, movsx_rr8_4, movsx_rr4_1, movsx_rr4_2, movsx_rr4_4,
 };
 
-static void drop_dead_flags(struct emu_block *b)
+static void drop_dead_flags(struct emu_fop *op, unsigned nops)
 {
 	bool live = true;                  /* after the block: the run loop looks */
-	for (int i = b->n - 1; i >= 0; i--) {
-		struct emu_fop *f = &b->op[i];
+	for (int i = (int)nops - 1; i >= 0; i--) {
+		struct emu_fop *f = &op[i];
 		unsigned k, n = sizeof(flag_forms) / sizeof(flag_forms[0]);
 		for (k = 0; k < n && flag_forms[k].any != f->fn; k++)
 			;
@@ -1116,13 +1125,13 @@ void emu_fop_build(const struct emu_insn *in, struct emu_fop *f, unsigned idx, u
 
 /* After the last instruction: flags nobody sees dropped, the end marker
  * at pos. */
-void emu_fops_finish(struct emu_block *b, unsigned pos)
+void emu_fops_finish(struct emu_fop *op, unsigned n, unsigned pos)
 {
-	drop_dead_flags(b);
-	struct emu_fop *e = &b->op[b->n];          /* the end marker */
+	drop_dead_flags(op, n);
+	struct emu_fop *e = &op[n];                /* the end marker */
 	memset(e, 0, sizeof(*e));
 	e->fn = f_end;
 	e->flags = FOP_LINK;
-	e->idx = b->n;
+	e->idx = (uint8_t)n;
 	e->off = e->end = (uint16_t)pos;
 }

@@ -130,10 +130,9 @@ void emu_tlb_ac_changed(struct emu_cpu *cpu)
 void emu_tlb_mark_code(struct emu_cpu *cpu)
 {
 	struct emu_core *c = emu_core_of(cpu);
-	const uint64_t *filter = cpu->evm->code_filter;
 	struct emu_tlb_entry *t = &c->tlb[0][0];
 	for (unsigned k = 0; k < 2 * EMU_TLB_SIZE; k++, t++)
-		if (t->tag_w != TAG_NONE && emu_code_frame(filter, t->gpa))
+		if (t->tag_w != TAG_NONE && t->host && emu_code_frame(cpu->evm, t->host))
 			t->tag_w |= EMU_TAG_CODE;
 	c->code_marks = cpu->evm->code_marks;
 }
@@ -208,15 +207,15 @@ static int walk_tables(struct emu_cpu *cpu, const struct walk_layout *l, uint64_
 		if (nxe && (e & PTE_NX))
 			w->exec_ok = false;
 		if (!(e & PTE_A)) {
+			emu_code_written(cpu->evm, p);     /* a table in a frame with code */
 			walk_entry_or(p, l->entry_bytes, PTE_A);
-			cpu->evm->code_gen++;      /* a write: blocks compare again */
 		}
 		bool large = level >= l->large_min && level <= l->large_max && (e & PTE_PS) &&
 			     (l->entry_bytes == 8 || pse);
 		if (large || level == 1) {
 			if (acc == ACC_W && !(e & PTE_D)) {
+				emu_code_written(cpu->evm, p);
 				walk_entry_or(p, l->entry_bytes, PTE_D);
-				cpu->evm->code_gen++;
 			}
 			w->dirty = (e & PTE_D) || acc == ACC_W;
 			w->global = e & PTE_G;
@@ -347,8 +346,7 @@ static struct emu_tlb_entry *translate(struct emu_cpu *cpu, uint64_t lin, enum e
 		if (data_ok)
 			t->tag_r = page;
 		if (data_ok && w.write_ok && w.dirty)
-			t->tag_w = page | (emu_code_frame(cpu->evm->code_filter, gpa_page) ?
-					   EMU_TAG_CODE : 0);
+			t->tag_w = page | (emu_code_frame(cpu->evm, t->host) ? EMU_TAG_CODE : 0);
 		if (w.exec_ok)
 			t->tag_x = page;
 	}
@@ -529,6 +527,8 @@ static void access_bytes(struct emu_cpu *cpu, uint64_t lin, uint8_t *buf, unsign
 			n = len;
 		struct emu_tlb_entry *t = translate(cpu, lin, acc, user);
 		if (t->host) {
+			if (write && (t->tag_w & EMU_TAG_CODE))
+				emu_code_written(cpu->evm, t->host);
 			if (write)
 				memcpy(t->host + off, buf, n);
 			else
@@ -569,7 +569,23 @@ uint8_t *emu_lock_ptr(struct emu_cpu *cpu, uint64_t lin, unsigned size)
 	bool user = at_user(cpu, false);
 	translate(cpu, lin, ACC_R, user);
 	struct emu_tlb_entry *t = translate(cpu, lin, ACC_W, user);
-	return t->host ? t->host + (lin & (X86_PAGE_SIZE - 1)) : NULL;
+	if (!t->host)
+		return NULL;
+	if (t->tag_w & EMU_TAG_CODE)
+		emu_code_written(cpu->evm, t->host);   /* the caller writes it */
+	return t->host + (lin & (X86_PAGE_SIZE - 1));
+}
+
+uint8_t *emu_ram_span(struct emu_cpu *cpu, uint64_t lin, unsigned len, bool write)
+{
+	if (len == 0 || (lin & (X86_PAGE_SIZE - 1)) > X86_PAGE_SIZE - len)
+		return NULL;
+	struct emu_tlb_entry *t = translate(cpu, lin, write ? ACC_W : ACC_R, at_user(cpu, false));
+	if (!t->host)
+		return NULL;
+	if (write && (t->tag_w & EMU_TAG_CODE))
+		emu_code_written(cpu->evm, t->host);   /* the caller writes it */
+	return t->host + (lin & (X86_PAGE_SIZE - 1));
 }
 
 /* The first read of a locked instruction (emu_core.lk_on): atomic when the
@@ -634,6 +650,8 @@ static inline void write_common(struct emu_cpu *cpu, uint64_t lin, unsigned size
 		if ((t->tag_w & ~EMU_TAG_CODE) != (lin & X86_PAGE_MASK))
 			t = translate(cpu, lin, ACC_W, user);
 		if (t->host) {
+			if (__builtin_expect(t->tag_w & EMU_TAG_CODE, 0))
+				emu_code_written(cpu->evm, t->host);
 			store_n(t->host + (lin & (X86_PAGE_SIZE - 1)), size, v);
 			return;
 		}
