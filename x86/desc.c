@@ -33,3 +33,21 @@ bool x86_gate_is_handler(const struct x86_gate *g, enum x86_mode mode)
 	return x86_gate_size(mode) == 8 &&
 	       (g->type == X86_GATE_INT16 || g->type == X86_GATE_TRAP16);
 }
+
+void x86_seg_decode(uint64_t d, uint16_t sel, struct x86_segment *s)
+{
+	uint32_t limit = (uint32_t)((d & 0xffff) | ((d >> 32) & 0xf0000));
+
+	s->selector = sel;
+	s->base = ((d >> 16) & 0xffffff) | ((d >> 56) << 24);
+	s->g = (d >> 55) & 1;
+	s->limit = s->g ? (limit << 12) | 0xfff : limit;
+	s->type = (d >> 40) & 0xf;
+	s->s = (d >> 44) & 1;
+	s->dpl = (d >> 45) & 3;
+	s->present = (d >> 47) & 1;
+	s->avl = (d >> 52) & 1;
+	s->l = (d >> 53) & 1;
+	s->db = (d >> 54) & 1;
+	s->unusable = 0;
+}

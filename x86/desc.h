@@ -108,4 +108,9 @@ struct x86_int_frame64 {
 	uint64_t rip, cs, rflags, rsp, ss;
 };
 
+/* The segment a code/data or system descriptor's low 8 bytes describe,
+ * as loaded for selector sel (limit scaled by G; base bits 63:32 of a
+ * 16-byte system descriptor are the caller's). */
+void x86_seg_decode(uint64_t desc, uint16_t sel, struct x86_segment *s);
+
 #endif

@@ -26,24 +26,6 @@ static void load_real(struct x86_segment *seg, uint16_t sel, enum x86_seg_reg re
 	seg->db = seg->l = seg->g = seg->avl = 0;
 }
 
-static void decode(uint64_t d, uint16_t sel, struct x86_segment *s)
-{
-	uint32_t limit = (uint32_t)((d & 0xffff) | ((d >> 32) & 0xf0000));
-
-	s->selector = sel;
-	s->base = ((d >> 16) & 0xffffff) | ((d >> 56) << 24);
-	s->g = (d >> 55) & 1;
-	s->limit = s->g ? (limit << 12) | 0xfff : limit;
-	s->type = (d >> 40) & 0xf;
-	s->s = (d >> 44) & 1;
-	s->dpl = (d >> 45) & 3;
-	s->present = (d >> 47) & 1;
-	s->avl = (d >> 52) & 1;
-	s->l = (d >> 53) & 1;
-	s->db = (d >> 54) & 1;
-	s->unusable = 0;
-}
-
 /* The kind of segment each register takes (#GP otherwise). */
 static const char *wrong_kind(const struct x86_segment *s, enum x86_seg_reg reg)
 {
@@ -101,7 +83,7 @@ int x86_seg_load(const struct x86_sregs *sregs, uint64_t rflags, enum x86_seg_re
 			       sel, (unsigned long long)(base + off));
 
 	struct x86_segment n;
-	decode(raw, sel, &n);
+	x86_seg_decode(raw, sel, &n);
 	const char *why = wrong_kind(&n, reg);
 	if (why)
 		return err_set(e, EINVAL, "selector 0x%x for %s names %s", sel, seg_names[reg], why);

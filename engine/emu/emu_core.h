@@ -357,7 +357,6 @@ void emu_load_seg(struct emu_cpu *cpu, unsigned seg, uint16_t sel);
 void emu_load_cs(struct emu_cpu *cpu, uint16_t sel, unsigned new_cpl);
 /* Read a GDT/LDT descriptor (8 bytes; 16 for system descriptors in long mode). */
 uint64_t emu_read_desc(struct emu_cpu *cpu, uint16_t sel, uint64_t *high);
-void emu_desc_to_seg(uint64_t desc, uint16_t sel, struct x86_segment *s);
 void emu_iret(struct emu_cpu *cpu, unsigned osize);
 void emu_far_return(struct emu_cpu *cpu, unsigned osize, unsigned pop);
 void emu_far_jump(struct emu_cpu *cpu, uint16_t sel, uint64_t off, bool call, unsigned osize);

@@ -61,23 +61,6 @@ _Noreturn void emu_leave(struct emu_cpu *cpu)
 
 /* --- descriptors ------------------------------------------------------------ */
 
-void emu_desc_to_seg(uint64_t d, uint16_t sel, struct x86_segment *s)
-{
-	s->base = ((d >> 16) & 0xffffff) | ((d >> 56) << 24);
-	uint32_t limit = (uint32_t)((d & 0xffff) | ((d >> 32) & 0xf0000));
-	s->g = (d >> 55) & 1;
-	s->limit = s->g ? (limit << 12) | 0xfff : limit;
-	s->type = (d >> 40) & 0xf;
-	s->s = (d >> 44) & 1;
-	s->dpl = (d >> 45) & 3;
-	s->present = (d >> 47) & 1;
-	s->avl = (d >> 52) & 1;
-	s->l = (d >> 53) & 1;
-	s->db = (d >> 54) & 1;
-	s->unusable = 0;
-	s->selector = sel;
-}
-
 uint64_t emu_read_desc(struct emu_cpu *cpu, uint16_t sel, uint64_t *high)
 {
 	uint64_t base, limit;
@@ -131,7 +114,7 @@ void emu_load_seg(struct emu_cpu *cpu, unsigned seg, uint16_t sel)
 	}
 	uint64_t d = emu_read_desc(cpu, sel, NULL);
 	struct x86_segment n;
-	emu_desc_to_seg(d, sel, &n);
+	x86_seg_decode(d, sel, &n);
 	bool code = n.type & SEG_TYPE_EXECUTABLE;
 	if (!n.s)
 		emu_gp(cpu, sel & ~3u);
@@ -162,7 +145,7 @@ void emu_load_cs(struct emu_cpu *cpu, uint16_t sel, unsigned new_cpl)
 		emu_gp(cpu, 0);
 	uint64_t d = emu_read_desc(cpu, sel, NULL);
 	struct x86_segment n;
-	emu_desc_to_seg(d, (uint16_t)((sel & ~3u) | new_cpl), &n);
+	x86_seg_decode(d, (uint16_t)((sel & ~3u) | new_cpl), &n);
 	if (!n.s || !(n.type & SEG_TYPE_EXECUTABLE))
 		emu_gp(cpu, sel & ~3u);
 	if (!n.present)
@@ -243,7 +226,7 @@ static void deliver_long(struct emu_cpu *cpu, uint8_t vector, enum emu_event kin
 	check_gate(cpu, &g, vector, kind);
 
 	struct x86_segment ncs;
-	emu_desc_to_seg(emu_read_desc(cpu, g.selector, NULL), g.selector, &ncs);
+	x86_seg_decode(emu_read_desc(cpu, g.selector, NULL), g.selector, &ncs);
 	if (!ncs.s || !(ncs.type & SEG_TYPE_EXECUTABLE) || !ncs.l || ncs.db)
 		emu_gp(cpu, g.selector & ~3u);
 	if (!ncs.present)
@@ -302,7 +285,7 @@ static void deliver_prot(struct emu_cpu *cpu, uint8_t vector, enum emu_event kin
 	unsigned size = (g.type & 8) ? 4 : 2;
 
 	struct x86_segment ncs;
-	emu_desc_to_seg(emu_read_desc(cpu, g.selector, NULL), g.selector, &ncs);
+	x86_seg_decode(emu_read_desc(cpu, g.selector, NULL), g.selector, &ncs);
 	if (!ncs.s || !(ncs.type & SEG_TYPE_EXECUTABLE))
 		emu_gp(cpu, g.selector & ~3u);
 	if (!ncs.present)
@@ -316,7 +299,7 @@ static void deliver_prot(struct emu_cpu *cpu, uint8_t vector, enum emu_event kin
 		uint64_t tss = cpu->sregs.tr.base;
 		sp = emu_read_sys(cpu, tss + TSS32_ESP(new_cpl), 4);
 		uint16_t ss_sel = (uint16_t)emu_read_sys(cpu, tss + TSS32_SS(new_cpl), 2);
-		emu_desc_to_seg(emu_read_desc(cpu, ss_sel, NULL), ss_sel, &nss);
+		x86_seg_decode(emu_read_desc(cpu, ss_sel, NULL), ss_sel, &nss);
 	}
 	uint64_t mask = nss.db ? 0xffffffffull : 0xffffull;
 	uint64_t f = sp;
@@ -415,7 +398,7 @@ void emu_far_jump(struct emu_cpu *cpu, uint16_t sel, uint64_t off, bool call, un
 	if (!real_or_v86(cpu)) {
 		uint64_t d = emu_read_desc(cpu, sel, NULL);
 		struct x86_segment n;
-		emu_desc_to_seg(d, sel, &n);
+		x86_seg_decode(d, sel, &n);
 		if (!n.s || !(n.type & SEG_TYPE_EXECUTABLE))
 			emu_gp(cpu, sel & ~3u);    /* call gates, task gates: not implemented */
 	}

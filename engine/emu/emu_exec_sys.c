@@ -216,7 +216,7 @@ static void h_lldt_ltr(struct emu_cpu *cpu, const struct emu_insn *in)
 	bool lm = cpu->sregs.efer & EFER_LMA;
 	uint64_t d = emu_read_desc(cpu, sel, lm ? &hi : NULL);
 	struct x86_segment n;
-	emu_desc_to_seg(d, sel, &n);
+	x86_seg_decode(d, sel, &n);
 	bool ok = !n.s && (ltr ? (n.type == 9 || n.type == 1) : n.type == 2);
 	if (!ok)
 		emu_gp(cpu, sel & ~3u);
@@ -328,7 +328,7 @@ static void h_lar_lsl(struct emu_cpu *cpu, const struct emu_insn *in)
 			v = (d >> 32) & 0x00f0ff00;
 		} else {
 			struct x86_segment s;
-			emu_desc_to_seg(d, sel, &s);
+			x86_seg_decode(d, sel, &s);
 			v = s.limit;
 		}
 		emu_op_write(cpu, in, 0, v);

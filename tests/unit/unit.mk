@@ -123,7 +123,7 @@ unit-x86-desc: $(BUILD)/tests/x86_desc_test
 # segment loads for a debugger's selector writes (x86/seg_load.c):
 # $(BUILD)/tests/x86_seg_load_test; `make unit-x86-seg-load` runs it.
 X86_SEG_LOAD_TEST_OBJS := $(BUILD)/tests/unit/x86_seg_load_test.o $(BUILD)/x86/seg_load.o \
-	$(BUILD)/util/err.o
+	$(BUILD)/x86/desc.o $(BUILD)/util/err.o
 unit: $(BUILD)/tests/x86_seg_load_test
 $(BUILD)/tests/x86_seg_load_test: $(X86_SEG_LOAD_TEST_OBJS)
 	@mkdir -p $(dir $@)
