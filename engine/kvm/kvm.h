@@ -111,6 +111,8 @@ int kvm_op_irq_line(struct vm *vm, unsigned irq, int level);
 int kvm_query_host_caps(struct kvm_host_caps *caps, struct err *e);
 /* Copy guest-physical [gpa, gpa+len) out of a mapped slot: 0 or -EFAULT. */
 int kvm_read_phys(struct kvm_vm_state *kvm, uint64_t gpa, void *buf, size_t len);
+/* The same into guest RAM; -EFAULT outside it or in a read-only slot. */
+int kvm_write_phys(struct kvm_vm_state *kvm, uint64_t gpa, const void *buf, size_t len);
 
 /* kvm_vcpu.c */
 int kvm_op_vcpu_create(struct vm *vm, struct vcpu *vcpu, struct err *e);
@@ -177,6 +179,20 @@ bool kvm_fallback_on_exit(struct vcpu *vcpu, struct vm_exit *exit);
  * 0, or -errno when emu could not (the caller injects through KVM). */
 int kvm_fallback_deliver(struct vcpu *vcpu, uint8_t vector);
 int kvm_op_fallback_stats(struct vcpu *vcpu, struct engine_fallback_stats *stats);
+
+/* kvm_xstate.c — XSAVE/XSAVEOPT/XSAVEC/XSAVES/XRSTOR/XRSTORS done on
+ * KVM's XSAVE image when XCR0 has components emu's image lacks. st holds
+ * the registers, system registers and XCR0; DONE advances st->regs.rip
+ * (the caller writes the registers back); GP: the instruction raises
+ * #GP(0); REFUSED: it cannot be done here (a user-space area, supervisor
+ * components): the emulation failure stands. */
+enum kvm_xstate_result {
+	KVM_XSTATE_NOT_MINE, KVM_XSTATE_DONE, KVM_XSTATE_GP, KVM_XSTATE_REFUSED,
+};
+/* One of those instructions, in 64-bit mode. */
+bool kvm_xstate_match(const struct x86_sregs *sregs, const uint8_t *insn, unsigned len);
+enum kvm_xstate_result kvm_xstate_execute(struct vcpu *vcpu, struct x86_state *st,
+					  const uint8_t *insn, unsigned len);
 
 /* kvm_guest.c — a throwaway one-vCPU VM running hand-assembled 64-bit
  * ring-0 code, for probe() and the engine's unit test. The vCPU starts in

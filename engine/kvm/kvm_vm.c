@@ -275,3 +275,17 @@ int kvm_read_phys(struct kvm_vm_state *kvm, uint64_t gpa, void *buf, size_t len)
 	}
 	return -EFAULT;
 }
+
+int kvm_write_phys(struct kvm_vm_state *kvm, uint64_t gpa, const void *buf, size_t len)
+{
+	for (unsigned i = 0; i < kvm->nr_slots; i++) {
+		const struct kvm_mem_slot *s = &kvm->slots[i];
+		if (gpa < s->gpa || gpa - s->gpa > s->size || len > s->size - (gpa - s->gpa))
+			continue;
+		if (s->readonly)
+			return -EFAULT;
+		memcpy(s->host + (gpa - s->gpa), buf, len);
+		return 0;
+	}
+	return -EFAULT;
+}
