@@ -180,6 +180,11 @@ bool kvm_fallback_on_exit(struct vcpu *vcpu, struct vm_exit *exit);
 int kvm_fallback_deliver(struct vcpu *vcpu, uint8_t vector);
 int kvm_op_fallback_stats(struct vcpu *vcpu, struct engine_fallback_stats *stats);
 
+/* kvm_cpuid.c — the vCPU's CPUID table (KVM's supported one, patched):
+ * KVM_SET_CPUID2 for vCPU `id`. */
+int kvm_vcpu_set_cpuid(struct kvm_vm_state *kvm, struct kvm_vcpu_state *v, unsigned id,
+		       struct err *e);
+
 /* kvm_xstate.c — XSAVE/XSAVEOPT/XSAVEC/XSAVES/XRSTOR/XRSTORS done on
  * KVM's XSAVE image when XCR0 has components emu's image lacks. st holds
  * the registers, system registers and XCR0; DONE advances st->regs.rip
