@@ -52,18 +52,21 @@ def monitor(port, commands):
                            stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired:
         return "(gdb did not answer within 120 s)"
+    # the vCPU lines of `info vcpus` and the fallback count of `info caps`
     keep = [l for l in (r.stdout + r.stderr).splitlines()
-            if l.strip() and not l.startswith(("Remote debugging", "warning:", "0x"))]
-    return "\n".join(keep)
+            if " thread " in l or "single-instruction fallback" in l]
+    return "\n".join(keep) or (r.stdout + r.stderr).strip()
 
 
 def progress(serial):
-    """The init's last VMDB-LINUX line, else the last kernel line."""
+    """The init's last VMDB-LINUX line, else the last kernel line; and
+    vmdb's own last complaint, if any."""
     lines = [l.rstrip("\r") for l in serial.splitlines() if l.strip()]
     init = [l for l in lines if l.startswith("VMDB-LINUX:")]
-    if init:
-        return init[-1]
-    return lines[-1] if lines else "(no output on the serial console)"
+    kernel = [l for l in lines if not l.startswith("vmdb:")]
+    vmdb = [l for l in lines if l.startswith("vmdb:") and "gdb server listening" not in l]
+    far = init[-1] if init else kernel[-1] if kernel else "(no output on the serial console)"
+    return far + (f"\n    {vmdb[-1]}" if vmdb else "")
 
 
 class Boot:
