@@ -23,6 +23,7 @@
 #define XCR0_AVX        (1u << 2)
 #define CPUID1_ECX_AVX  (1u << 28)
 #define CPUID_D1_EAX_XSAVEC (1u << 1)
+#define UNMAPPED        0x8000000000ull  /* 512 GiB: no page table maps it */
 #define XSAVE_MXCSR_OFF 24
 #define XSAVE_XMM1_OFF  (160 + 16)
 #define XSAVE_BV_OFF    512
@@ -179,6 +180,18 @@ static void on_gp_skip_xrstor(struct rt_frame *f)
 	f->rip += 3;
 }
 
+static volatile unsigned pf_hits;
+static volatile uint64_t pf_cr2, pf_error;
+
+/* #PF from "xsave (%rdi)" (3 bytes): recorded and skipped. */
+static void on_pf_skip_xsave(struct rt_frame *f)
+{
+	pf_hits++;
+	pf_cr2 = read_cr2();
+	pf_error = f->error_code;
+	f->rip += 3;
+}
+
 static void xrstor_rdi(const uint8_t *area, uint32_t mask)
 {
 	__asm__ volatile("xrstor (%%rdi)" :: "D"(area), "a"(mask), "d"(0) : "memory");
@@ -192,7 +205,8 @@ static void xsave_rdi(uint8_t *area, uint32_t mask)
 /* With AVX in XCR0 (more than emu's own XSAVE image holds): XRSTOR loads
  * the upper half of YMM1 from memory, XSAVE and XSAVEC store it back, an
  * XRSTOR with the AVX bit clear in XSTATE_BV puts it in its initial state
- * (zero), and a header naming a component XCR0 lacks is #GP. Only where
+ * (zero), a header naming a component XCR0 lacks is #GP, a save area
+ * nothing maps is #PF with CR2 and the error code. Only where
  * CPUID offers AVX (the host's CPU under kvm; emu has none). */
 static void check_xsave_avx(void)
 {
@@ -250,6 +264,12 @@ static void check_xsave_avx(void)
 	xrstor_rdi(img, mask);
 	idt_set_handler(13, NULL);
 	expect_eq(gp_hits, 1, "XRSTOR of a component XCR0 lacks: #GP");
+	idt_set_handler(14, on_pf_skip_xsave);
+	xsave_rdi((uint8_t *)UNMAPPED, mask);           /* beyond the identity map */
+	idt_set_handler(14, NULL);
+	expect_eq(pf_hits, 1, "XSAVE to an unmapped page: #PF");
+	expect_eq(pf_cr2, UNMAPPED, "XSAVE's #PF: CR2 is the save area");
+	expect_eq(pf_error, 2, "XSAVE's #PF: error code says a supervisor write, not present");
 	__asm__ volatile("xsetbv" :: "c"(0), "a"(XCR0_X87 | XCR0_SSE), "d"(0));
 }
 

@@ -189,15 +189,16 @@ int kvm_vcpu_set_cpuid(struct kvm_vm_state *kvm, struct kvm_vcpu_state *v, unsig
  * KVM's XSAVE image when XCR0 has components emu's image lacks. st holds
  * the registers, system registers and XCR0; DONE advances st->regs.rip
  * (the caller writes the registers back); GP: the instruction raises
- * #GP(0); REFUSED: it cannot be done here (a user-space area, supervisor
- * components): the emulation failure stands. */
+ * #GP(0); PF: it raises #PF with *pf_code, the address in st->sregs.cr2;
+ * REFUSED: it cannot be done here (supervisor components, a page table
+ * outside RAM): the emulation failure stands. */
 enum kvm_xstate_result {
-	KVM_XSTATE_NOT_MINE, KVM_XSTATE_DONE, KVM_XSTATE_GP, KVM_XSTATE_REFUSED,
+	KVM_XSTATE_NOT_MINE, KVM_XSTATE_DONE, KVM_XSTATE_GP, KVM_XSTATE_PF, KVM_XSTATE_REFUSED,
 };
 /* One of those instructions, in 64-bit mode. */
 bool kvm_xstate_match(const struct x86_sregs *sregs, const uint8_t *insn, unsigned len);
 enum kvm_xstate_result kvm_xstate_execute(struct vcpu *vcpu, struct x86_state *st,
-					  const uint8_t *insn, unsigned len);
+					  const uint8_t *insn, unsigned len, uint32_t *pf_code);
 
 /* kvm_guest.c — a throwaway one-vCPU VM running hand-assembled 64-bit
  * ring-0 code, for probe() and the engine's unit test. The vCPU starts in

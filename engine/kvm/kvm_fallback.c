@@ -243,17 +243,25 @@ static bool fb_execute(struct vcpu *vcpu, struct kvm_vcpu_state *v, bool resume,
 static bool fb_xstate(struct vcpu *vcpu, struct kvm_vcpu_state *v, struct vm_exit *exit)
 {
 	struct kvm_fallback *fb = v->fb;
-	unsigned changed = 0;
-	switch (kvm_xstate_execute(vcpu, &fb->st.arch, exit->failure.insn, exit->failure.insn_len)) {
+	unsigned changed = 0, cr2 = 0;
+	uint32_t pf_code = 0;
+	uint8_t vector = X86_GP;
+	switch (kvm_xstate_execute(vcpu, &fb->st.arch, exit->failure.insn, exit->failure.insn_len,
+				   &pf_code)) {
 	case KVM_XSTATE_DONE:
 		changed = EMU_SINGLE_PART_REGS;
 		break;
+	case KVM_XSTATE_PF:
+		vector = X86_PF;
+		cr2 = EMU_SINGLE_PART_SREGS;              /* set by kvm_xstate_execute */
+		/* fall through */
 	case KVM_XSTATE_GP:
-		if (emu_single_deliver(fb->emu, &fb->st, X86_GP, true, 0, exit, &changed) !=
+		if (emu_single_deliver(fb->emu, &fb->st, vector, true, pf_code, exit, &changed) !=
 		    EMU_SINGLE_DONE) {
 			*exit = fb->failure;
 			return false;
 		}
+		changed |= cr2;
 		break;
 	default:
 		return false;

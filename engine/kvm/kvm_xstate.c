@@ -8,8 +8,9 @@
  * The instruction is done against KVM's XSAVE image of the vCPU
  * (KVM_GET/SET_XSAVE: the standard format, components at the offsets of
  * CPUID leaf 0xD, XSTATE_BV = the components in use) and guest memory.
- * 64-bit mode only. An access the CPU would fault (#PF: not present,
- * read-only, SMAP) is not made: the emulation failure stands. Supervisor
+ * 64-bit mode only. An access the CPU would fault (not present,
+ * read-only, SMAP) raises #PF in the guest, as the CPU would (Linux
+ * expects that for a signal frame, and fixes it up). Supervisor
  * components (IA32_XSS) are not in KVM's image: XSAVES/XRSTORS with one
  * of them selected are refused the same way. */
 #include "engine/kvm/kvm.h"
@@ -31,6 +32,9 @@
 #define XS_FCW_INIT     0x037f
 #define XS_MXCSR_INIT   0x1f80u
 #define XS_NR           64
+#define XS_PAGE_FAULT   (1 << 30)      /* xs_translate: a #PF, with its error code */
+#define PF_ERR_PRESENT  (1 << 0)
+#define PF_ERR_WRITE    (1 << 1)
 #define CR4_SMAP_BIT    (1ull << 21)   /* supervisor-mode access prevention */
 #define MSR_IA32_XSS    0xda0
 
@@ -186,20 +190,24 @@ static void xs_compact(const struct xs_layout *l, uint64_t xcomp, uint32_t off[X
 /* The 4- or 5-level walk of a ring-0 access, as the CPU makes it: every
  * level present, writable for a write (CR0.WP), a user page only with
  * RFLAGS.AC under SMAP; accessed (and dirty) bits set on the way.
- * -EFAULT where the CPU would raise #PF: then the failure stands. */
+ * 0, XS_PAGE_FAULT | the #PF error code, or -errno (a table outside RAM, a
+ * non-canonical address: the failure stands). */
 static int xs_translate(struct kvm_vcpu_state *v, const struct x86_sregs *s, uint64_t rflags,
 			uint64_t gva, bool write, uint64_t *gpa)
 {
 	unsigned levels = (s->cr4 & CR4_LA57) ? 5 : 4, bits = 12 + 9 * levels;
 	int64_t canon = (int64_t)(gva << (64 - bits)) >> (64 - bits);
+	int fault = XS_PAGE_FAULT | (write ? PF_ERR_WRITE : 0);
 	if ((uint64_t)canon != gva)
 		return -EFAULT;
 	uint64_t table = s->cr3 & PTE_ADDR_MASK, all = PTE_W | PTE_U;
 	for (unsigned level = levels; level >= 1; level--) {
 		unsigned shift = 12 + 9 * (level - 1);
 		uint64_t at = table + ((gva >> shift) & 511) * 8, e;
-		if (kvm_read_phys(v->kvm, at, &e, sizeof(e)) < 0 || !(e & PTE_P))
+		if (kvm_read_phys(v->kvm, at, &e, sizeof(e)) < 0)
 			return -EFAULT;
+		if (!(e & PTE_P))
+			return fault;
 		all &= e;
 		bool leaf = level == 1 || (level <= 3 && (e & PTE_PS));
 		uint64_t set = PTE_A | ((leaf && write) ? PTE_D : 0);
@@ -215,23 +223,29 @@ static int xs_translate(struct kvm_vcpu_state *v, const struct x86_sregs *s, uin
 		}
 		table = e & PTE_ADDR_MASK;
 	}
-	if (write && (s->cr0 & CR0_WP) && !(all & PTE_W))
-		return -EFAULT;
-	if ((all & PTE_U) && (s->cr4 & CR4_SMAP_BIT) && !(rflags & RFLAGS_AC))
-		return -EFAULT;
+	if ((write && (s->cr0 & CR0_WP) && !(all & PTE_W)) ||
+	    ((all & PTE_U) && (s->cr4 & CR4_SMAP_BIT) && !(rflags & RFLAGS_AC)))
+		return fault | PF_ERR_PRESENT;
 	return 0;
 }
 
-/* Copy between guest linear memory and buf, page by page. */
-static int xs_guest(struct kvm_vcpu_state *v, const struct x86_state *st, uint64_t addr,
-		    uint8_t *buf, size_t len, bool write)
+enum xs_access { XS_READ, XS_READ_TO_WRITE, XS_WRITE };
+
+/* Copy between guest linear memory and buf, page by page; what
+ * xs_translate says, with CR2 set for a page fault. XS_READ_TO_WRITE
+ * reads what a write is about to change (faulting as the write would). */
+static int xs_guest(struct kvm_vcpu_state *v, struct x86_state *st, uint64_t addr,
+		    uint8_t *buf, size_t len, enum xs_access how)
 {
+	bool write = how == XS_WRITE;
 	for (size_t done = 0; done < len;) {
 		uint64_t gva = addr + done, gpa;
 		int r = (st->sregs.cr0 & CR0_PG)
-			? xs_translate(v, &st->sregs, st->regs.rflags, gva, write, &gpa)
+			? xs_translate(v, &st->sregs, st->regs.rflags, gva, how != XS_READ, &gpa)
 			: (gpa = gva, 0);
-		if (r < 0)
+		if (r > 0)
+			st->sregs.cr2 = gva;
+		if (r != 0)
 			return r;
 		size_t chunk = 4096 - (gva & 4095);
 		if (chunk > len - done)
@@ -405,12 +419,12 @@ static int xs_read_xss(struct kvm_vcpu_state *v, uint64_t *xss)
 
 /* The save area of a restore: its header says which format, hence how
  * much of it there is. */
-static int xs_read_restore_area(struct kvm_vcpu_state *v, const struct x86_state *s,
+static int xs_read_restore_area(struct kvm_vcpu_state *v, struct x86_state *s,
 				const struct xs_insn *x, const struct xs_layout *l, uint64_t rfbm,
 				uint8_t *mem)
 {
-	int r = xs_guest(v, s, x->addr, mem, XS_EXT_START, false);
-	if (r < 0)
+	int r = xs_guest(v, s, x->addr, mem, XS_EXT_START, XS_READ);
+	if (r != 0)
 		return r;
 	uint64_t xcomp = xs_get64(mem, XS_HEADER + 8);
 	bool compacted = xcomp & XS_COMPACTED;
@@ -418,11 +432,20 @@ static int xs_read_restore_area(struct kvm_vcpu_state *v, const struct x86_state
 	if (extent > XS_IMAGE_MAX)
 		return -EINVAL;
 	return xs_guest(v, s, x->addr + XS_EXT_START, mem + XS_EXT_START, extent - XS_EXT_START,
-			false);
+			XS_READ);
+}
+
+/* A result of xs_guest / xs_read_restore_area as the instruction's. */
+static enum kvm_xstate_result xs_access_result(int r, uint32_t *pf_code)
+{
+	if (r > 0)
+		*pf_code = (uint32_t)r & ~XS_PAGE_FAULT;
+	return r > 0 ? KVM_XSTATE_PF : r < 0 ? KVM_XSTATE_REFUSED : KVM_XSTATE_DONE;
 }
 
 static enum kvm_xstate_result xs_run(struct kvm_vcpu_state *v, struct x86_state *st,
-				     const struct xs_insn *x, uint64_t rfbm, uint64_t allowed)
+				     const struct xs_insn *x, uint64_t rfbm, uint64_t allowed,
+				     uint32_t *pf_code)
 {
 	struct kvm_xsave img;
 	_Static_assert(sizeof(img) == XS_IMAGE_MAX, "KVM's XSAVE image is 4 KiB");
@@ -432,20 +455,24 @@ static enum kvm_xstate_result xs_run(struct kvm_vcpu_state *v, struct x86_state 
 	if (kvm_ioctl(v->fd, KVM_GET_XSAVE, &img) < 0)
 		return KVM_XSTATE_REFUSED;
 	memset(mem, 0, sizeof(mem));
+	enum kvm_xstate_result r;
 	if (x->op >= XS_RSTOR) {
-		if (xs_read_restore_area(v, st, x, &l, rfbm, mem) < 0)
-			return KVM_XSTATE_REFUSED;
+		r = xs_access_result(xs_read_restore_area(v, st, x, &l, rfbm, mem), pf_code);
+		if (r != KVM_XSTATE_DONE)
+			return r;
 		if (!xs_header_ok(x, mem, allowed) || !xs_restore(x, im, mem, rfbm, &l))
 			return KVM_XSTATE_GP;
 		return kvm_ioctl(v->fd, KVM_SET_XSAVE, &img) < 0 ? KVM_XSTATE_REFUSED
 								 : KVM_XSTATE_DONE;
 	}
 	size_t extent = xs_extent(&l, rfbm, x->op == XS_SAVEC || x->op == XS_SAVES);
-	if (extent > XS_IMAGE_MAX || xs_guest(v, st, x->addr, mem, extent, false) < 0)
+	if (extent > XS_IMAGE_MAX)
 		return KVM_XSTATE_REFUSED;
+	r = xs_access_result(xs_guest(v, st, x->addr, mem, extent, XS_READ_TO_WRITE), pf_code);
+	if (r != KVM_XSTATE_DONE)
+		return r;
 	xs_save(x, im, mem, rfbm, &l);
-	return xs_guest(v, st, x->addr, mem, extent, true) < 0 ? KVM_XSTATE_REFUSED
-									: KVM_XSTATE_DONE;
+	return xs_access_result(xs_guest(v, st, x->addr, mem, extent, XS_WRITE), pf_code);
 }
 
 bool kvm_xstate_match(const struct x86_sregs *sregs, const uint8_t *insn, unsigned len)
@@ -457,7 +484,7 @@ bool kvm_xstate_match(const struct x86_sregs *sregs, const uint8_t *insn, unsign
 }
 
 enum kvm_xstate_result kvm_xstate_execute(struct vcpu *vcpu, struct x86_state *st,
-					  const uint8_t *insn, unsigned len)
+					  const uint8_t *insn, unsigned len, uint32_t *pf_code)
 {
 	struct kvm_vcpu_state *v = kvm_vcpu_of(vcpu);
 	struct xs_insn x;
@@ -473,7 +500,7 @@ enum kvm_xstate_result kvm_xstate_execute(struct vcpu *vcpu, struct x86_state *s
 	uint64_t rfbm = (st->xcr0 | xss) & ((st->regs.rdx << 32) | (uint32_t)st->regs.rax);
 	if (rfbm & xss)
 		return KVM_XSTATE_REFUSED;     /* not in KVM's image */
-	enum kvm_xstate_result r = xs_run(v, st, &x, rfbm, st->xcr0 | xss);
+	enum kvm_xstate_result r = xs_run(v, st, &x, rfbm, st->xcr0 | xss, pf_code);
 	if (r == KVM_XSTATE_DONE)
 		st->regs.rip += x.len;
 	return r;
