@@ -54,6 +54,7 @@ struct kvm_vm_state {
 	int kick_signal;           /* real-time signal that knocks a vCPU out of KVM_RUN */
 	struct kvm_host_caps caps;
 	struct kvm_cpuid2 *cpuid;  /* KVM_GET_SUPPORTED_CPUID, patched per vCPU */
+	bool hypercalls;           /* paravirt features that use VMCALL stay advertised */
 	struct kvm_mem_slot slots[KVM_ENGINE_MAX_SLOTS];
 	unsigned nr_slots;
 };
@@ -184,6 +185,9 @@ int kvm_op_fallback_stats(struct vcpu *vcpu, struct engine_fallback_stats *stats
  * KVM_SET_CPUID2 for vCPU `id`. */
 int kvm_vcpu_set_cpuid(struct kvm_vm_state *kvm, struct kvm_vcpu_state *v, unsigned id,
 		       struct err *e);
+/* Whether a ring-0 VMCALL returns on this host (a throwaway VM, at most
+ * 200 ms). */
+bool kvm_hypercall_returns(void);
 
 /* kvm_xstate.c — XSAVE/XSAVEOPT/XSAVEC/XSAVES/XRSTOR/XRSTORS done on
  * KVM's XSAVE image when XCR0 has components emu's image lacks. st holds

@@ -210,6 +210,9 @@ int kvm_op_vm_create(struct vm *vm, struct err *e)
 	    (r = kvm_get_supported_cpuid(kvm, e)) < 0 ||
 	    (r = kvm_install_kick_signal(kvm, e)) < 0)
 		goto fail;
+	/* only a guest with several CPUs makes hypercalls (kvm_cpuid.c) */
+	kvm->hypercalls = (vm->nr_vcpus ? vm->nr_vcpus : vm->cfg.nr_vcpus) <= 1 ||
+			  kvm_hypercall_returns();
 	vm->engine_vm = kvm;
 	return 0;
 fail:
