@@ -58,15 +58,15 @@ def monitor(port, commands):
     return "\n".join(keep) or (r.stdout + r.stderr).strip()
 
 
-def progress(serial):
-    """The init's last VMDB-LINUX line, else the last kernel line; and
-    vmdb's own last complaint, if any."""
+def progress(serial, passed):
+    """The init's last VMDB-LINUX line, else the last kernel line; and,
+    unless the boot passed, vmdb's own last complaint, if any."""
     lines = [l.rstrip("\r") for l in serial.splitlines() if l.strip()]
     init = [l for l in lines if l.startswith("VMDB-LINUX:")]
     kernel = [l for l in lines if not l.startswith("vmdb:")]
     vmdb = [l for l in lines if l.startswith("vmdb:") and "gdb server listening" not in l]
     far = init[-1] if init else kernel[-1] if kernel else "(no output on the serial console)"
-    return far + (f"\n    {vmdb[-1]}" if vmdb else "")
+    return far + (f"\n    {vmdb[-1]}" if vmdb and not passed else "")
 
 
 class Boot:
@@ -112,7 +112,7 @@ class Boot:
                  f"TIMEOUT after {self.args.timeout:.0f} s" if self.status is None else
                  f"FAILED (exit status {self.status})")
         lines = [f"{self.args.engine} {self.name}: {state} in {self.seconds:.0f} s; "
-                 f"got to: {progress(self.serial)}"]
+                 f"got to: {progress(self.serial, self.passed())}"]
         if not self.passed():
             tail = [l for l in self.serial.splitlines() if l.strip()][-TAIL_LINES:]
             lines += ["    " + l for l in tail]
