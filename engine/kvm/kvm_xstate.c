@@ -1,9 +1,10 @@
 /* engine/kvm/kvm_xstate.c — the XSAVE family (XSAVE, XSAVEOPT, XSAVEC,
  * XSAVES, XRSTOR, XRSTORS) for the emu fallback when XCR0 enables state
  * components beyond x87 and SSE (AVX, AVX-512), which emu's own image
- * lacks. On a host whose emulator runs guest ring 0 the guest's CPUID is
- * the host CPU's whatever KVM_SET_CPUID2 says, so Linux enables every
- * component the host has, and its context switches run these.
+ * lacks. On a host whose emulator runs guest ring 0, leaves 1 and 7 of
+ * the guest's CPUID are the host CPU's whatever KVM_SET_CPUID2 says, so
+ * Linux enables every component the host has (x87 to AVX-512 here), and
+ * its context switches run these.
  *
  * The instruction is done against KVM's XSAVE image of the vCPU
  * (KVM_GET/SET_XSAVE: the standard format, components at the offsets of
@@ -12,7 +13,7 @@
  * read-only, SMAP) raises #PF in the guest, as the CPU would (Linux
  * expects that for a signal frame, and fixes it up). Supervisor
  * components (IA32_XSS) are not in KVM's image: XSAVES/XRSTORS with one
- * of them selected are refused the same way. */
+ * of them selected stay the emulation failure they are. */
 #include "engine/kvm/kvm.h"
 
 #include <string.h>
