@@ -67,9 +67,11 @@ test-quick: all unit linux-assets
 ENGINE ?= kvm
 CHECK_LINUX_TIMEOUT ?= 1800
 CHECK_LINUX_JOBS ?= 1
+CHECK_LINUX_CMDLINE ?=
 check-linux: all linux-assets
 	scripts/check-linux.py --engine $(ENGINE) --vmdb $(VMDB) \
-		--timeout $(CHECK_LINUX_TIMEOUT) --jobs $(CHECK_LINUX_JOBS)
+		--timeout $(CHECK_LINUX_TIMEOUT) --jobs $(CHECK_LINUX_JOBS) \
+		--cmdline "$(CHECK_LINUX_CMDLINE)"
 
 bench:
 	@scripts/deps.sh bench

@@ -13,6 +13,7 @@ minutes: the timeout per boot is generous and settable.
 
     scripts/check-linux.py --engine kvm [--timeout SECONDS] [--jobs N]
                            [--boots bzimage-1,pvh-2,...] [--vmdb build/vmdb]
+                           [--cmdline "more kernel arguments"]
 
 Exit status 0 only when every boot passed."""
 import argparse
@@ -86,7 +87,8 @@ class Boot:
         return [self.args.vmdb, "--engine", self.args.engine, "--smp", str(self.smp),
                 "--mem", "512M", "--gdb", f"tcp:127.0.0.1:{self.port}",
                 "--initrd", os.path.join(LINUX, "initramfs.gz"),
-                "--cmdline", f"{CMDLINE} vmdb.cpus={self.smp}", self.kernel]
+                "--cmdline", f"{CMDLINE} {self.args.cmdline} vmdb.cpus={self.smp}".replace("  ", " "),
+                self.kernel]
 
     def run(self):
         start = time.monotonic()
@@ -128,6 +130,7 @@ def main():
     ap.add_argument("--jobs", type=int, default=1, help="boots at once")
     ap.add_argument("--boots", default=",".join(BOOTS), help="of " + ",".join(BOOTS))
     ap.add_argument("--vmdb", default=os.path.join(ROOT, "build", "vmdb"))
+    ap.add_argument("--cmdline", default="", help="more kernel command line (e.g. noxsave)")
     ap.add_argument("--logdir", default=None, help="serial logs (default: a new temp dir)")
     args = ap.parse_args()
     names = [b for b in args.boots.split(",") if b]
