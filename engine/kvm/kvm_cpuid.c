@@ -8,10 +8,11 @@
  * With several vCPUs on a host where a ring-0 VMCALL never returns, the
  * paravirt features that rest on hypercalls are left out too.
  *
- * On a host whose emulator runs guest ring 0 (ours), leaves 1 and 7 answer
- * with the host CPU's own bits whatever this table says (measured with
- * cpu_model.elf; the 0x4000xxxx leaves do follow it): there the fallback
- * copes with what the guest enables (kvm_xstate.c). */
+ * On a host whose emulator runs guest ring 0 (ours), leaves 1, 7 and 0xD
+ * answer with the host CPU's own bits whatever this table says, and XSETBV
+ * takes any XCR0 the host has (measured; the 0x4000xxxx leaves do follow
+ * the table): there the fallback copes with what the guest enables
+ * (kvm_xstate.c). */
 #include "engine/kvm/kvm.h"
 
 #include <stdlib.h>
