@@ -211,23 +211,23 @@ static int xs_translate(struct kvm_vcpu_state *v, const struct x86_sregs *s, uin
 			return fault;
 		all &= e;
 		bool leaf = level == 1 || (level <= 3 && (e & PTE_PS));
+		if (leaf && ((write && (s->cr0 & CR0_WP) && !(all & PTE_W)) ||
+			     ((all & PTE_U) && (s->cr4 & CR4_SMAP_BIT) && !(rflags & RFLAGS_AC))))
+			return fault | PF_ERR_PRESENT;
 		uint64_t set = PTE_A | ((leaf && write) ? PTE_D : 0);
 		if ((e & set) != set) {
 			e |= set;
 			if (kvm_write_phys(v->kvm, at, &e, sizeof(e)) < 0)
 				return -EFAULT;
 		}
+		table = e & PTE_ADDR_MASK;
 		if (leaf) {
 			uint64_t offset = (1ull << shift) - 1;
-			*gpa = (e & PTE_ADDR_MASK & ~offset) | (gva & offset);
-			break;
+			*gpa = (table & ~offset) | (gva & offset);
+			return 0;
 		}
-		table = e & PTE_ADDR_MASK;
 	}
-	if ((write && (s->cr0 & CR0_WP) && !(all & PTE_W)) ||
-	    ((all & PTE_U) && (s->cr4 & CR4_SMAP_BIT) && !(rflags & RFLAGS_AC)))
-		return fault | PF_ERR_PRESENT;
-	return 0;
+	return -EFAULT;                         /* not reached: level 1 is a leaf */
 }
 
 enum xs_access { XS_READ, XS_READ_TO_WRITE, XS_WRITE };
