@@ -1,11 +1,11 @@
 /* guests/kvm_fallback.c — kvm_fallback.elf: in ring 0, long mode, the
  * instructions this host's KVM cannot emulate there (INT n, INT3,
- * CMPXCHG16B, XSAVE/XRSTOR, POPCNT, FWAIT, LDMXCSR, SSE moves), each with
+ * CMPXCHG16B, XSAVE/XRSTOR (with AVX state too), POPCNT, FWAIT, LDMXCSR, SSE moves), each with
  * its result checked from inside. On kvm they run on emu's core one at a
  * time (engine/kvm/kvm_fallback.c); on emu they run as everything else.
  *
- * `only=NAME` runs one check (int, int3, cmpxchg16b, xsave, popcnt, mmio,
- * fwait, ldmxcsr). Before each it prints "about to run NAME". The debugger tests
+ * `only=NAME` runs one check (int, int3, cmpxchg16b, xsave, xsave-avx, popcnt,
+ * mmio, fwait, ldmxcsr). Before each it prints "about to run NAME". The debugger tests
  * name the global labels fb_int_insn (the INT 0x77), fb_popcnt_insn (the
  * POPCNT) and the function fb_all_done (called once all checks ran). */
 #include "guests/rt/cmdline.h"
@@ -20,6 +20,10 @@
 #define FB_MMIO_HOLE    0xd0000000ul   /* below the LAPIC/IOAPIC, above RAM */
 #define XCR0_X87        (1u << 0)
 #define XCR0_SSE        (1u << 1)
+#define XCR0_AVX        (1u << 2)
+#define CPUID1_ECX_AVX  (1u << 28)
+#define CPUID_D1_EAX_XSAVEC (1u << 1)
+#define UNMAPPED        0x8000000000ull  /* 512 GiB: no page table maps it */
 #define XSAVE_MXCSR_OFF 24
 #define XSAVE_XMM1_OFF  (160 + 16)
 #define XSAVE_BV_OFF    512
@@ -167,6 +171,108 @@ static void check_xsave(void)
 	ldmxcsr(MXCSR_DEFAULT);
 }
 
+static volatile unsigned gp_hits;
+
+/* #GP from "xrstor (%rdi)" (3 bytes): counted and skipped. */
+static void on_gp_skip_xrstor(struct rt_frame *f)
+{
+	gp_hits++;
+	f->rip += 3;
+}
+
+static volatile unsigned pf_hits;
+static volatile uint64_t pf_cr2, pf_error;
+
+/* #PF from "xsave (%rdi)" (3 bytes): recorded and skipped. */
+static void on_pf_skip_xsave(struct rt_frame *f)
+{
+	pf_hits++;
+	pf_cr2 = read_cr2();
+	pf_error = f->error_code;
+	f->rip += 3;
+}
+
+static void xrstor_rdi(const uint8_t *area, uint32_t mask)
+{
+	__asm__ volatile("xrstor (%%rdi)" :: "D"(area), "a"(mask), "d"(0) : "memory");
+}
+
+static void xsave_rdi(uint8_t *area, uint32_t mask)
+{
+	__asm__ volatile("xsave (%%rdi)" :: "D"(area), "a"(mask), "d"(0) : "memory");
+}
+
+/* With AVX in XCR0 (more than emu's own XSAVE image holds): XRSTOR loads
+ * the upper half of YMM1 from memory, XSAVE and XSAVEC store it back, an
+ * XRSTOR with the AVX bit clear in XSTATE_BV puts it in its initial state
+ * (zero), a header naming a component XCR0 lacks is #GP, a save area
+ * nothing maps is #PF with CR2 and the error code. Only where
+ * CPUID offers AVX (the host's CPU under kvm; emu has none). */
+static void check_xsave_avx(void)
+{
+	static uint8_t img[4096] __attribute__((aligned(64)));
+	static uint8_t out[4096] __attribute__((aligned(64)));
+	const uint32_t mask = XCR0_X87 | XCR0_SSE | XCR0_AVX;
+	const uint64_t hi = 0xa1b2c3d4e5f60718ull;
+	uint32_t r[4], avx_off, xsavec;
+	uint64_t bv, xcomp;
+
+	cpuid(1, 0, r);
+	if (!(r[2] & CPUID1_ECX_XSAVE) || !(r[2] & CPUID1_ECX_AVX)) {
+		report_skip("XSAVE with AVX state", "CPUID says no AVX");
+		return;
+	}
+	cpuid(0xd, 2, r);
+	avx_off = r[1];
+	cpuid(0xd, 1, r);
+	xsavec = r[0] & CPUID_D1_EAX_XSAVEC;
+	sse_on();
+	write_cr4(read_cr4() | CR4_OSXSAVE);
+	__asm__ volatile("xsetbv" :: "c"(0), "a"(mask), "d"(0));
+
+	memset(img, 0, sizeof(img));
+	*(uint16_t *)img = 0x037f;                       /* FCW */
+	*(uint32_t *)(img + XSAVE_MXCSR_OFF) = MXCSR_DEFAULT;
+	*(uint64_t *)(img + XSAVE_XMM1_OFF) = 0x1122334455667788ull;
+	*(uint64_t *)(img + avx_off + 16) = hi;          /* YMM1 bits 128-191 */
+	*(uint64_t *)(img + XSAVE_BV_OFF) = mask;
+	xrstor_rdi(img, mask);
+	memset(out, 0, sizeof(out));
+	xsave_rdi(out, mask);
+	expect_eq(*(uint64_t *)(out + avx_off + 16), hi, "XRSTOR+XSAVE: YMM1's upper half");
+	expect_eq(*(uint64_t *)(out + XSAVE_XMM1_OFF), 0x1122334455667788ull,
+		  "XRSTOR+XSAVE with AVX: XMM1");
+	memcpy(&bv, out + XSAVE_BV_OFF, sizeof(bv));
+	expect_eq(bv & XCR0_AVX, XCR0_AVX, "XSAVE: XSTATE_BV says AVX in use");
+	if (xsavec) {
+		memset(out, 0, sizeof(out));
+		__asm__ volatile("xsavec (%%rdi)" :: "D"(out), "a"(mask), "d"(0) : "memory");
+		memcpy(&xcomp, out + XSAVE_BV_OFF + 8, sizeof(xcomp));
+		expect_eq(xcomp, (1ull << 63) | mask, "XSAVEC: XCOMP_BV is compacted | RFBM");
+		expect_eq(*(uint64_t *)(out + 576 + 16), hi, "XSAVEC: YMM1's upper half at 576");
+	}
+	*(uint64_t *)(img + XSAVE_BV_OFF) = XCR0_X87 | XCR0_SSE;
+	xrstor_rdi(img, mask);
+	memset(out, 0xee, sizeof(out));
+	*(uint64_t *)(out + XSAVE_BV_OFF) = 0;
+	xsave_rdi(out, mask);
+	memcpy(&bv, out + XSAVE_BV_OFF, sizeof(bv));
+	expect_eq(bv & XCR0_AVX, 0, "XRSTOR of AVX in init state: XSTATE_BV clear");
+	gp_hits = 0;
+	idt_set_handler(13, on_gp_skip_xrstor);
+	*(uint64_t *)(img + XSAVE_BV_OFF) = mask | (1ull << 9);
+	xrstor_rdi(img, mask);
+	idt_set_handler(13, NULL);
+	expect_eq(gp_hits, 1, "XRSTOR of a component XCR0 lacks: #GP");
+	idt_set_handler(14, on_pf_skip_xsave);
+	xsave_rdi((uint8_t *)UNMAPPED, mask);           /* beyond the identity map */
+	idt_set_handler(14, NULL);
+	expect_eq(pf_hits, 1, "XSAVE to an unmapped page: #PF");
+	expect_eq(pf_cr2, UNMAPPED, "XSAVE's #PF: CR2 is the save area");
+	expect_eq(pf_error, 2, "XSAVE's #PF: error code says a supervisor write, not present");
+	__asm__ volatile("xsetbv" :: "c"(0), "a"(XCR0_X87 | XCR0_SSE), "d"(0));
+}
+
 static void check_popcnt(void)
 {
 	uint64_t v = 0xf0f0f0f00000ffffull, n;
@@ -217,6 +323,7 @@ static const struct {
 	{ "int3", check_int3 },
 	{ "cmpxchg16b", check_cmpxchg16b },
 	{ "xsave", check_xsave },
+	{ "xsave-avx", check_xsave_avx },
 	{ "popcnt", check_popcnt },
 	{ "mmio", check_mmio },
 	{ "fwait", check_fwait },

@@ -14,7 +14,7 @@ import pytest
 from conftest import HAVE_KVM, run_vmdb, sanitizer_env
 from gdbclient import gdb_batch, start_gdb_vmdb
 
-CHECKS = ["int", "int3", "cmpxchg16b", "xsave", "popcnt", "mmio", "fwait", "ldmxcsr"]
+CHECKS = ["int", "int3", "cmpxchg16b", "xsave", "xsave-avx", "popcnt", "mmio", "fwait", "ldmxcsr"]
 FALLBACK_LINE = r"kvm \u2192 emu single-instruction fallback: (\d+)(?: \((.*)\))?"
 
 

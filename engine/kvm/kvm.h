@@ -54,6 +54,7 @@ struct kvm_vm_state {
 	int kick_signal;           /* real-time signal that knocks a vCPU out of KVM_RUN */
 	struct kvm_host_caps caps;
 	struct kvm_cpuid2 *cpuid;  /* KVM_GET_SUPPORTED_CPUID, patched per vCPU */
+	bool hypercalls;           /* paravirt features that use VMCALL stay advertised */
 	struct kvm_mem_slot slots[KVM_ENGINE_MAX_SLOTS];
 	unsigned nr_slots;
 };
@@ -111,6 +112,8 @@ int kvm_op_irq_line(struct vm *vm, unsigned irq, int level);
 int kvm_query_host_caps(struct kvm_host_caps *caps, struct err *e);
 /* Copy guest-physical [gpa, gpa+len) out of a mapped slot: 0 or -EFAULT. */
 int kvm_read_phys(struct kvm_vm_state *kvm, uint64_t gpa, void *buf, size_t len);
+/* The same into guest RAM; -EFAULT outside it or in a read-only slot. */
+int kvm_write_phys(struct kvm_vm_state *kvm, uint64_t gpa, const void *buf, size_t len);
 
 /* kvm_vcpu.c */
 int kvm_op_vcpu_create(struct vm *vm, struct vcpu *vcpu, struct err *e);
@@ -177,6 +180,29 @@ bool kvm_fallback_on_exit(struct vcpu *vcpu, struct vm_exit *exit);
  * 0, or -errno when emu could not (the caller injects through KVM). */
 int kvm_fallback_deliver(struct vcpu *vcpu, uint8_t vector);
 int kvm_op_fallback_stats(struct vcpu *vcpu, struct engine_fallback_stats *stats);
+
+/* kvm_cpuid.c — the vCPU's CPUID table (KVM's supported one, patched):
+ * KVM_SET_CPUID2 for vCPU `id`. */
+int kvm_vcpu_set_cpuid(struct kvm_vm_state *kvm, struct kvm_vcpu_state *v, unsigned id,
+		       struct err *e);
+/* Whether a ring-0 VMCALL returns on this host (a throwaway VM, at most
+ * 200 ms). */
+bool kvm_hypercall_returns(void);
+
+/* kvm_xstate.c — XSAVE/XSAVEOPT/XSAVEC/XSAVES/XRSTOR/XRSTORS done on
+ * KVM's XSAVE image when XCR0 has components emu's image lacks. st holds
+ * the registers, system registers and XCR0; DONE advances st->regs.rip
+ * (the caller writes the registers back); GP: the instruction raises
+ * #GP(0); PF: it raises #PF with *pf_code, the address in st->sregs.cr2;
+ * REFUSED: it cannot be done here (supervisor components, a page table
+ * outside RAM): the emulation failure stands. */
+enum kvm_xstate_result {
+	KVM_XSTATE_NOT_MINE, KVM_XSTATE_DONE, KVM_XSTATE_GP, KVM_XSTATE_PF, KVM_XSTATE_REFUSED,
+};
+/* One of those instructions, in 64-bit mode. */
+bool kvm_xstate_match(const struct x86_sregs *sregs, const uint8_t *insn, unsigned len);
+enum kvm_xstate_result kvm_xstate_execute(struct vcpu *vcpu, struct x86_state *st,
+					  const uint8_t *insn, unsigned len, uint32_t *pf_code);
 
 /* kvm_guest.c — a throwaway one-vCPU VM running hand-assembled 64-bit
  * ring-0 code, for probe() and the engine's unit test. The vCPU starts in

@@ -238,6 +238,46 @@ static bool fb_execute(struct vcpu *vcpu, struct kvm_vcpu_state *v, bool resume,
 	}
 }
 
+/* An XSAVE-family instruction with more state than emu's image holds:
+ * done on KVM's own image (kvm_xstate.c). */
+static bool fb_xstate(struct vcpu *vcpu, struct kvm_vcpu_state *v, struct vm_exit *exit)
+{
+	struct kvm_fallback *fb = v->fb;
+	unsigned changed = 0, cr2 = 0;
+	uint32_t pf_code = 0;
+	uint8_t vector = X86_GP;
+	switch (kvm_xstate_execute(vcpu, &fb->st.arch, exit->failure.insn, exit->failure.insn_len,
+				   &pf_code)) {
+	case KVM_XSTATE_DONE:
+		changed = EMU_SINGLE_PART_REGS;
+		break;
+	case KVM_XSTATE_PF:
+		vector = X86_PF;
+		cr2 = EMU_SINGLE_PART_SREGS;              /* set by kvm_xstate_execute */
+		/* fall through */
+	case KVM_XSTATE_GP:
+		if (emu_single_deliver(fb->emu, &fb->st, vector, true, pf_code, exit, &changed) !=
+		    EMU_SINGLE_DONE) {
+			*exit = fb->failure;
+			return false;
+		}
+		changed |= cr2;
+		break;
+	default:
+		return false;
+	}
+	if (fb_store(vcpu, &fb->st, changed) < 0) {
+		*exit = fb->failure;
+		return false;
+	}
+	fb_count(fb, fb->pending_name);
+	if (v->debug.single_step) {
+		fb_step_exit(vcpu, v, &fb->st, exit);
+		return false;
+	}
+	return true;
+}
+
 bool kvm_fallback_on_exit(struct vcpu *vcpu, struct vm_exit *exit)
 {
 	struct kvm_vcpu_state *v = kvm_vcpu_of(vcpu);
@@ -251,16 +291,23 @@ bool kvm_fallback_on_exit(struct vcpu *vcpu, struct vm_exit *exit)
 		kvm_sregs_from(&sregs, &v->fail_sregs);   /* read with the exit */
 	else if (kvm_op_get_sregs(vcpu, &sregs) < 0)
 		return false;
-	if (!emu_single_describe(&sregs, exit->failure.insn, exit->failure.insn_len,
-				 fb->pending_name, &needs))
+	const uint8_t *insn = exit->failure.insn;
+	unsigned len = exit->failure.insn_len;
+	bool emu_can = emu_single_describe(&sregs, insn, len, fb->pending_name, &needs);
+	bool xstate = kvm_xstate_match(&sregs, insn, len);
+	if (!emu_can && !xstate)
 		return false;             /* emu cannot either: the failure stands */
-	if (fb_load(vcpu, &fb->st, &sregs, needs) < 0 ||
-	    ((needs & EMU_SINGLE_PART_FPU) &&
-	     !emu_single_xcr0_ok(exit->failure.insn, exit->failure.insn_len, &sregs, fb->st.arch.xcr0)))
+	if (xstate)
+		needs |= EMU_SINGLE_PART_FPU;
+	if (fb_load(vcpu, &fb->st, &sregs, needs) < 0)
 		return false;
 	fb->pending_needs = needs;
 	fb->failure = *exit;
-	return fb_execute(vcpu, v, false, exit);
+	bool xcr0_ok = !(needs & EMU_SINGLE_PART_FPU) ||
+		       emu_single_xcr0_ok(insn, len, &sregs, fb->st.arch.xcr0);
+	if (xstate && (!emu_can || !xcr0_ok))
+		return fb_xstate(vcpu, v, exit);
+	return xcr0_ok && fb_execute(vcpu, v, false, exit);
 }
 
 bool kvm_fallback_before_run(struct vcpu *vcpu, struct vm_exit *exit)

@@ -1,6 +1,6 @@
-/* engine/kvm/kvm_vcpu.c — one KVM vCPU: creation (run area, CPUID), the
- * KVM_RUN call, kicking a vCPU out of it, and turning struct kvm_run into
- * the engine-neutral struct vm_exit. */
+/* engine/kvm/kvm_vcpu.c — one KVM vCPU: creation (run area, CPUID from
+ * kvm_cpuid.c), the KVM_RUN call, kicking a vCPU out of it, and turning
+ * struct kvm_run into the engine-neutral struct vm_exit. */
 #include "engine/kvm/kvm.h"
 
 #include <signal.h>
@@ -12,46 +12,6 @@
 
 #include "machine/vm.h"
 #include "x86/paging.h"
-
-#define CPUID_1_ECX_X2APIC   (1u << 21)
-#define CPUID_1_EBX_APIC_ID_SHIFT 24
-#define CPUID_1_EBX_APIC_ID_MASK  (0xffu << CPUID_1_EBX_APIC_ID_SHIFT)
-
-/* Per-vCPU CPUID: the host's supported table with this vCPU's APIC id in
- * leaf 1 EBX[31:24] and in leaves 0xB/0x1F EDX (the x2APIC id). */
-static void kvm_cpuid_patch(struct kvm_cpuid2 *c, unsigned id)
-{
-	for (uint32_t i = 0; i < c->nent; i++) {
-		struct kvm_cpuid_entry2 *ent = &c->entries[i];
-		switch (ent->function) {
-		case 1:
-			ent->ebx = (ent->ebx & ~CPUID_1_EBX_APIC_ID_MASK) |
-				   ((id & 0xffu) << CPUID_1_EBX_APIC_ID_SHIFT);
-			ent->ecx |= CPUID_1_ECX_X2APIC;  /* the in-kernel LAPIC emulates it */
-			break;
-		case 0xb:
-		case 0x1f:
-			ent->edx = id;
-			break;
-		}
-	}
-}
-
-static int kvm_vcpu_set_cpuid(struct kvm_vm_state *kvm, struct kvm_vcpu_state *v, unsigned id,
-			      struct err *e)
-{
-	size_t size = sizeof(*kvm->cpuid) + kvm->cpuid->nent * sizeof(kvm->cpuid->entries[0]);
-	struct kvm_cpuid2 *c = malloc(size);
-	if (!c)
-		return err_set(e, ENOMEM, "out of memory for the CPUID table");
-	memcpy(c, kvm->cpuid, size);
-	kvm_cpuid_patch(c, id);
-	int r = kvm_ioctl(v->fd, KVM_SET_CPUID2, c);
-	free(c);
-	if (r < 0)
-		return err_set(e, -r, "KVM_SET_CPUID2 failed for vCPU %u: %s", id, strerror(-r));
-	return 0;
-}
 
 static void kvm_vcpu_free(struct kvm_vcpu_state *v)
 {

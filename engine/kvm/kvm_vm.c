@@ -210,6 +210,9 @@ int kvm_op_vm_create(struct vm *vm, struct err *e)
 	    (r = kvm_get_supported_cpuid(kvm, e)) < 0 ||
 	    (r = kvm_install_kick_signal(kvm, e)) < 0)
 		goto fail;
+	/* only a guest with several CPUs makes hypercalls (kvm_cpuid.c) */
+	kvm->hypercalls = (vm->nr_vcpus ? vm->nr_vcpus : vm->cfg.nr_vcpus) <= 1 ||
+			  kvm_hypercall_returns();
 	vm->engine_vm = kvm;
 	return 0;
 fail:
@@ -271,6 +274,20 @@ int kvm_read_phys(struct kvm_vm_state *kvm, uint64_t gpa, void *buf, size_t len)
 		if (gpa < s->gpa || gpa - s->gpa > s->size || len > s->size - (gpa - s->gpa))
 			continue;
 		memcpy(buf, s->host + (gpa - s->gpa), len);
+		return 0;
+	}
+	return -EFAULT;
+}
+
+int kvm_write_phys(struct kvm_vm_state *kvm, uint64_t gpa, const void *buf, size_t len)
+{
+	for (unsigned i = 0; i < kvm->nr_slots; i++) {
+		const struct kvm_mem_slot *s = &kvm->slots[i];
+		if (gpa < s->gpa || gpa - s->gpa > s->size || len > s->size - (gpa - s->gpa))
+			continue;
+		if (s->readonly)
+			return -EFAULT;
+		memcpy(s->host + (gpa - s->gpa), buf, len);
 		return 0;
 	}
 	return -EFAULT;

@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -473,10 +474,37 @@ static void test_probe(struct kvm_tiny_guest *g)
 	CHECK_EQ(caps.irqchip, true);
 }
 
+/* Leaf 0x40000010: EAX the TSC frequency KVM runs the vCPU at, EBX the
+ * LAPIC timer's (1 GHz); the signature leaf's maximum reaches it. */
+static void test_cpuid_timing_leaf(struct kvm_tiny_guest *g)
+{
+	static const uint8_t timing[] = { 0xb8, 0x10, 0, 0, 0x40, 0x0f, 0xa2, OUT_DONE, HLT };
+	static const uint8_t signature[] = { 0xb8, 0, 0, 0, 0x40, 0x0f, 0xa2, OUT_DONE, HLT };
+	struct vm_exit x;
+	struct x86_regs regs;
+	int khz = ioctl(kvm_vcpu_of(g->vcpu)->fd, KVM_GET_TSC_KHZ, 0);
+	if (khz <= 0) {
+		printf("  (KVM_GET_TSC_KHZ unknown here: nothing to compare)\n");
+		return;
+	}
+	load(g, signature, sizeof(signature));
+	CHECK_OK(kvm_tiny_run(g, &x, 2000));
+	CHECK_EQ(x.reason, VM_EXIT_IO);
+	CHECK_OK(engine_get_regs(ops, g->vcpu, &regs));
+	CHECK_EQ(regs.rax >= 0x40000010, 1);
+	load(g, timing, sizeof(timing));
+	CHECK_OK(kvm_tiny_run(g, &x, 2000));
+	CHECK_EQ(x.reason, VM_EXIT_IO);
+	CHECK_OK(engine_get_regs(ops, g->vcpu, &regs));
+	CHECK_EQ(regs.rax, (uint32_t)khz);
+	CHECK_EQ(regs.rbx, 1000000);
+}
+
 static const struct {
 	const char *name;
 	void (*fn)(struct kvm_tiny_guest *g);
 } tests[] = {
+	{ "CPUID 0x40000010: TSC and LAPIC timer kHz", test_cpuid_timing_leaf },
 	{ "OUT then HLT", test_out_then_hlt },
 	{ "IN completes with the data given", test_in_completes },
 	{ "kick before run is not lost", test_kick_before_run },

@@ -1,0 +1,174 @@
+#!/usr/bin/env python3
+"""The long Linux check, outside `make test`: Debian's kernel (build/linux,
+from `make linux-assets`) boots on one engine, as the bzImage and as the
+PVH vmlinux, with 1 and 2 vCPUs, to the test init (tests/linux/init),
+whose checks must pass before it powers off (vmdb exit status 0).
+
+Each boot reports how long it took and how far it got: the last
+VMDB-LINUX line of the init, else the last kernel line; when a boot
+fails or runs out of time, where the vCPUs were (`monitor info vcpus`,
+and `monitor info caps` for what the kvm engine handed to emu, through
+gdb). On a host whose KVM emulates guest ring 0 a kvm boot takes many
+minutes: the timeout per boot is generous and settable.
+
+    scripts/check-linux.py --engine kvm [--timeout SECONDS] [--jobs N]
+                           [--boots bzimage-1,pvh-2,...] [--vmdb build/vmdb]
+                           [--cmdline "more kernel arguments"]
+
+Exit status 0 only when every boot passed."""
+import argparse
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+LINUX = os.path.join(ROOT, "build", "linux")
+KERNELS = {"bzimage": "vmlinuz-cloud", "pvh": "vmlinux-cloud"}
+BOOTS = ["bzimage-1", "bzimage-2", "pvh-1", "pvh-2"]
+CMDLINE = "console=ttyS0 nokaslr"
+TAIL_LINES = 3
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def monitor(port, commands):
+    """What the gdb server answers to `monitor CMD` (the vCPUs stop)."""
+    if not shutil.which("gdb"):
+        return "(no gdb to ask where the vCPUs are)"
+    argv = ["gdb", "-nx", "-batch", "-ex", "set pagination off",
+            "-ex", f"target remote 127.0.0.1:{port}"]
+    for c in commands:
+        argv += ["-ex", f"monitor {c}"]
+    try:
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=120,
+                           stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        return "(gdb did not answer within 120 s)"
+    # the vCPU lines of `info vcpus` and the fallback count of `info caps`
+    keep = [l for l in (r.stdout + r.stderr).splitlines()
+            if " thread " in l or "single-instruction fallback" in l]
+    return "\n".join(keep) or (r.stdout + r.stderr).strip()
+
+
+def progress(serial, passed):
+    """The init's last VMDB-LINUX line, else the last kernel line; and,
+    unless the boot passed, vmdb's own last complaint, if any."""
+    lines = [l.rstrip("\r") for l in serial.splitlines() if l.strip()]
+    init = [l for l in lines if l.startswith("VMDB-LINUX:")]
+    kernel = [l for l in lines if not l.startswith("vmdb:")]
+    vmdb = [l for l in lines if l.startswith("vmdb:") and "gdb server listening" not in l]
+    far = init[-1] if init else kernel[-1] if kernel else "(no output on the serial console)"
+    return far + (f"\n    {vmdb[-1]}" if vmdb and not passed else "")
+
+
+class Boot:
+    def __init__(self, name, args, logdir):
+        self.name = name
+        kernel, smp = name.split("-")
+        self.kernel = os.path.join(LINUX, KERNELS[kernel])
+        self.smp = int(smp)
+        self.args = args
+        self.log = os.path.join(logdir, f"{args.engine}-{name}.log")
+        self.port = free_port()
+        self.status = None
+        self.seconds = 0.0
+        self.where = ""
+
+    def argv(self):
+        return [self.args.vmdb, "--engine", self.args.engine, "--smp", str(self.smp),
+                "--mem", "512M", "--gdb", f"tcp:127.0.0.1:{self.port}",
+                "--initrd", os.path.join(LINUX, "initramfs.gz"),
+                "--cmdline", f"{CMDLINE} {self.args.cmdline} vmdb.cpus={self.smp}".replace("  ", " "),
+                self.kernel]
+
+    def run(self):
+        start = time.monotonic()
+        with open(self.log, "w") as out:
+            p = subprocess.Popen(self.argv(), stdin=subprocess.DEVNULL, stdout=out,
+                                 stderr=subprocess.STDOUT)
+            try:
+                self.status = p.wait(self.args.timeout)
+            except subprocess.TimeoutExpired:
+                self.status = None
+                self.where = monitor(self.port, ["info vcpus", "info caps"])
+                p.kill()
+                p.wait()
+        self.seconds = time.monotonic() - start
+        with open(self.log, errors="replace") as f:
+            self.serial = f.read()
+
+    def passed(self):
+        return self.status == 0 and "VMDB-LINUX: PASS" in self.serial
+
+    def report(self):
+        state = ("passed" if self.passed() else
+                 f"TIMEOUT after {self.args.timeout:.0f} s" if self.status is None else
+                 f"FAILED (exit status {self.status})")
+        lines = [f"{self.args.engine} {self.name}: {state} in {self.seconds:.0f} s; "
+                 f"got to: {progress(self.serial, self.passed())}"]
+        if not self.passed():
+            tail = [l for l in self.serial.splitlines() if l.strip()][-TAIL_LINES:]
+            lines += ["    " + l for l in tail]
+            lines += ["    " + l for l in self.where.splitlines()]
+            lines.append(f"    log: {self.log}")
+        return "\n".join(lines)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--engine", default="kvm", choices=["kvm", "emu"])
+    ap.add_argument("--timeout", type=float, default=1800, help="seconds per boot")
+    ap.add_argument("--jobs", type=int, default=1, help="boots at once")
+    ap.add_argument("--boots", default=",".join(BOOTS), help="of " + ",".join(BOOTS))
+    ap.add_argument("--vmdb", default=os.path.join(ROOT, "build", "vmdb"))
+    ap.add_argument("--cmdline", default="", help="more kernel command line (e.g. noxsave)")
+    ap.add_argument("--logdir", default=None, help="serial logs (default: a new temp dir)")
+    args = ap.parse_args()
+    names = [b for b in args.boots.split(",") if b]
+    unknown = [b for b in names if b not in BOOTS]
+    if unknown:
+        ap.error(f"unknown boot {unknown[0]!r}: choose from {', '.join(BOOTS)}")
+    for f in [args.vmdb, os.path.join(LINUX, "initramfs.gz")] + \
+             [os.path.join(LINUX, KERNELS[b.split('-')[0]]) for b in names]:
+        if not os.path.exists(f):
+            sys.exit(f"check-linux: {f} is missing (make all linux-assets)")
+    logdir = args.logdir or tempfile.mkdtemp(prefix="vmdb-check-linux-")
+    os.makedirs(logdir, exist_ok=True)
+    boots = [Boot(n, args, logdir) for n in names]
+    print(f"check-linux: {len(boots)} boots on {args.engine}, {args.jobs} at a time, "
+          f"{args.timeout:.0f} s each at most; serial logs in {logdir}", flush=True)
+    pending = list(boots)
+    lock = threading.Lock()
+
+    def worker():
+        while True:
+            with lock:
+                if not pending:
+                    return
+                b = pending.pop(0)
+            b.run()
+            with lock:
+                print(b.report(), flush=True)
+
+    threads = [threading.Thread(target=worker) for _ in range(max(1, args.jobs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    bad = [b.name for b in boots if not b.passed()]
+    print(f"check-linux: {len(boots) - len(bad)}/{len(boots)} boots passed on {args.engine}"
+          + (f"; failed: {', '.join(bad)}" if bad else ""))
+    sys.exit(1 if bad else 0)
+
+
+if __name__ == "__main__":
+    main()
