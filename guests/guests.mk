@@ -80,7 +80,7 @@ guests: $(GUEST_OUT)/gdb_target.elf
 guests: $(GUEST_OUT)/idle.elf $(GUEST_OUT)/highhalf.elf $(GUEST_OUT)/initipi.elf
 .SECONDARY: $(GUEST_OUT)/idle.o $(GUEST_OUT)/highhalf.o $(GUEST_OUT)/initipi.o
 
-# issue 5, guest-invisible stepping (owned by the step work): guests that
+# Guest-invisible stepping: guests that
 # record what they observe; tests/test_step.py compares their transcripts
 # with and without gdb stepping through them.
 STEP_GUESTS := step_pushf step_tf step_ticks step_remap
@@ -97,7 +97,7 @@ guests: $(GUEST_OUT)/dbg_regs.elf $(GUEST_OUT)/dbg_step.elf
 guests: $(GUEST_OUT)/sdm_debug.elf
 .SECONDARY: $(GUEST_OUT)/sdm_debug.o
 
-# issue 6 point 7 (owned by the kvm-fallback work): ring-0 instructions this
+# Ring-0 instructions this
 # host's KVM cannot emulate, checked from inside (tests/test_kvm_fallback.py).
 guests: $(GUEST_OUT)/kvm_fallback.elf
 .SECONDARY: $(GUEST_OUT)/kvm_fallback.o
@@ -107,7 +107,7 @@ guests: $(GUEST_OUT)/kvm_fallback.elf
 guests: $(GUEST_OUT)/diff_runner.elf
 .SECONDARY: $(GUEST_OUT)/diff_runner.o
 
-# issue 6 point 8, the emu benchmark (owned by the bench-emu work):
+# The emu benchmark:
 # bench_compute / bench_memory run the loops of guests/bench_loops.S an
 # exact number of times (bench/emu, tests/test_bench_guests.py).
 BENCH_GUESTS := bench_compute bench_memory

@@ -1,5 +1,5 @@
 /* guests/step_pushf.c — step_pushf.elf: every place an RFLAGS image becomes
- * visible to the guest, recorded by the guest itself (issue 5). A debugger
+ * visible to the guest, recorded by the guest itself. A debugger
  * that single-steps this guest must leave the transcript unchanged: the
  * test runs it once with nobody attached and once under gdb `stepi`, and
  * compares the serial output line for line.

@@ -1,5 +1,5 @@
 /* guests/step_remap.c — step_remap.elf: code whose page the debugger remaps
- * between two steps (issue 5: the step engine caches virtual-to-physical
+ * between two steps (the step engine caches virtual-to-physical
  * translations of the stepped code and must drop them when gdb writes
  * guest memory, page tables included).
  *

@@ -1,6 +1,6 @@
 /* guests/step_ticks.c — step_ticks.elf: APIC timer interrupts across a
  * fixed amount of guest work, counted so that the count depends only on
- * the instructions executed, never on how long they took (issue 5: "none
+ * the instructions executed, never on how long they took ("none
  * lost").
  *
  * Why not a periodic timer over a timed window: while a debugger holds a

@@ -1,4 +1,4 @@
-"""Issue 6 point 7. On hosts like ours KVM emulates guest ring-0 code and
+"""On hosts like ours KVM emulates guest ring-0 code and
 gives up on INT n, INT3, CMPXCHG16B, XRSTOR, POPCNT, FWAIT, LDMXCSR ...;
 the kvm engine then runs that one instruction on emu's core
 (engine/kvm/kvm_fallback.c). kvm_fallback.elf checks every result from

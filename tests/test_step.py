@@ -1,4 +1,4 @@
-"""Guest-invisible single-stepping (issue 5), judged by the guests themselves.
+"""Guest-invisible single-stepping, judged by the guests themselves.
 
 Each step guest (guests/step_*.c) prints a transcript of what it observed:
 RFLAGS images (PUSHF, exception/interrupt frames, R11 after SYSCALL), its

@@ -444,11 +444,11 @@ int kvm_op_probe(struct engine_caps *caps, struct err *e)
 		"single-step exits", "BLOCKIRQ", "hardware execution breakpoints",
 		"hardware data breakpoints", "DR7.GD trapping of guest MOV DR",
 		"read-only memory slots", "in-kernel irqchip", "max vCPUs",
-		/* beyond the brief's list: guest ring 3 runs natively on hosts
+		/* guest ring 3 runs natively on hosts
 		 * where ring 0 is emulated, and debug behaves differently there */
 		"single-step exits in ring 3", "hardware execution breakpoints in ring 3",
 		"INT3 interception in ring 3",
-		/* issue 6 point 7: what --engine auto and the emu fallback rest on */
+		/* what --engine auto and the emu fallback rest on */
 		"native ring-0 execution", "instructions the host cannot emulate in ring 0",
 	};
 	memset(caps, 0, sizeof(*caps));

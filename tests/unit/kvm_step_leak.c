@@ -2,7 +2,7 @@
  * /dev/kvm, while the host single-steps it with KVM_SET_GUEST_DEBUG
  * (SINGLESTEP, optionally BLOCKIRQ) in ring 0. A measurement, not a test:
  * it prints one line per question, "question: answer (evidence)", and the
- * step engine (debug/step.c, issue 5) must correct every "leaks" / "lost"
+ * step engine (debug/step.c) must correct every "leaks" / "lost"
  * it finds. Exit 0 after measuring, 77 when there is no /dev/kvm, 1 when
  * the machinery itself fails.
  *

@@ -66,7 +66,7 @@ unit-debug: $(BUILD)/tests/debug_test
 	$(BUILD)/tests/debug_test
 -include $(DEBUG_TEST_OBJS:.o=.d)
 
-# issue 5 groundwork (owned by the step work): $(BUILD)/tests/kvm_step_leak
+# $(BUILD)/tests/kvm_step_leak
 # measures what leaks into a guest while the host single-steps it on this
 # host's /dev/kvm; not a pass/fail test (its name does not end in "test",
 # so tests/test_unit.py does not run it). `make step-leak` builds and runs it.
