@@ -129,16 +129,32 @@ out:
 	return ret;
 }
 
-int loader_load_initrd(struct vm *vm, uint64_t after, uint64_t limit, struct err *e)
+/* Read cfg.initrd_path (NULL *data: none asked for); the VM has no initrd
+ * until initrd_place() puts one in. */
+static int initrd_read(struct vm *vm, uint8_t **data, size_t *size, struct err *e)
 {
 	vm->initrd_gpa = vm->initrd_size = 0;
+	*data = NULL;
+	*size = 0;
 	if (!vm->cfg.initrd_path)
 		return 0;
+	return loader_read_file("initrd", vm->cfg.initrd_path, data, size, e);
+}
 
+static void initrd_place(struct vm *vm, uint8_t *data, size_t size, void *host, uint64_t gpa)
+{
+	memcpy(host, data, size);
+	free(data);
+	vm->initrd_gpa = gpa;
+	vm->initrd_size = size;
+}
+
+int loader_load_initrd(struct vm *vm, uint64_t after, uint64_t limit, struct err *e)
+{
 	uint8_t *data;
 	size_t size;
-	int ret = loader_read_file("initrd", vm->cfg.initrd_path, &data, &size, e);
-	if (ret < 0)
+	int ret = initrd_read(vm, &data, &size, e);
+	if (ret < 0 || !data)
 		return ret;
 	uint64_t gpa = (after + X86_PAGE_SIZE - 1) & ~(X86_PAGE_SIZE - 1);
 	void *host = gpa >= after && gpa + size > gpa && gpa + size <= limit
@@ -150,24 +166,17 @@ int loader_load_initrd(struct vm *vm, uint64_t after, uint64_t limit, struct err
 		free(data);
 		return ret;
 	}
-	memcpy(host, data, size);
-	free(data);
-	vm->initrd_gpa = gpa;
-	vm->initrd_size = size;
+	initrd_place(vm, data, size, host, gpa);
 	return 0;
 }
 
 int loader_load_initrd_high(struct vm *vm, uint64_t floor, uint64_t ceiling,
 			    const char *ceiling_what, struct err *e)
 {
-	vm->initrd_gpa = vm->initrd_size = 0;
-	if (!vm->cfg.initrd_path)
-		return 0;
-
 	uint8_t *data;
 	size_t size;
-	int ret = loader_read_file("initrd", vm->cfg.initrd_path, &data, &size, e);
-	if (ret < 0)
+	int ret = initrd_read(vm, &data, &size, e);
+	if (ret < 0 || !data)
 		return ret;
 	floor = (floor + X86_PAGE_SIZE - 1) & ~(X86_PAGE_SIZE - 1);
 	uint64_t room = ceiling > floor ? ceiling - floor : 0;
@@ -182,10 +191,7 @@ int loader_load_initrd_high(struct vm *vm, uint64_t floor, uint64_t ceiling,
 		free(data);
 		return ret;
 	}
-	memcpy(host, data, size);
-	free(data);
-	vm->initrd_gpa = gpa;
-	vm->initrd_size = size;
+	initrd_place(vm, data, size, host, gpa);
 	return 0;
 }
 
