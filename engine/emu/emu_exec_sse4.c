@@ -57,14 +57,7 @@ static void binop(struct emu_cpu *cpu, const struct emu_insn *in, host_fn fn)
 }
 
 #define HOST_BINOP(name)                                                                    \
-	static void host_##name(uint8_t d[16], const uint8_t s[16])                          \
-	{                                                                                    \
-		__asm__("movdqu %0, %%xmm0\n\tmovdqu %1, %%xmm1\n\t" #name " %%xmm1, %%xmm0\n\t" \
-			"movdqu %%xmm0, %0"                                                      \
-			: "+m"(*(uint8_t(*)[16])d)                                               \
-			: "m"(*(const uint8_t(*)[16])s)                                          \
-			: "xmm0", "xmm1");                                                       \
-	}                                                                                    \
+	EMU_SSE_HOST_BINOP(name, #name)                                                      \
 	static void h_##name(struct emu_cpu *cpu, const struct emu_insn *in)                 \
 	{                                                                                    \
 		binop(cpu, in, host_##name);                                                 \

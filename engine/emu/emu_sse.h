@@ -39,8 +39,19 @@ void emu_sse_src(struct emu_cpu *cpu, const struct emu_insn *in, unsigned i, uin
 void emu_sse_write(struct emu_cpu *cpu, const struct emu_insn *in, unsigned i,
 		   const uint8_t v[16], unsigned size, bool aligned, bool zero_rest);
 
-/* Handler tables of the two other files (joined into emu_exec_sse_table's
- * search by emu_decode.c, see emu_core.h). emu_sse_movsd/emu_sse_cmpsd
- * (emu_core.h) are the SSE2 forms of the string mnemonics. */
+/* host_NAME(d, s): d = d INSN s on the host's XMM registers, for integer
+ * instructions whose result depends on nothing but their two operands. */
+#define EMU_SSE_HOST_BINOP(name, insn)                                                      \
+	static void host_##name(uint8_t d[16], const uint8_t s[16])                          \
+	{                                                                                    \
+		__asm__("movdqu %0, %%xmm0\n\tmovdqu %1, %%xmm1\n\t" insn " %%xmm1, %%xmm0\n\t" \
+			"movdqu %%xmm0, %0"                                                      \
+			: "+m"(*(uint8_t(*)[16])d)                                               \
+			: "m"(*(const uint8_t(*)[16])s)                                          \
+			: "xmm0", "xmm1");                                                       \
+	}
+
+/* emu_sse_movsd/emu_sse_cmpsd (emu_core.h) are the SSE2 forms of the
+ * string mnemonics. */
 
 #endif
