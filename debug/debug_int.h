@@ -122,6 +122,10 @@ struct debug_step_vcpu {
 	bool hlt_run;
 	unsigned hlt_slot;
 	uint64_t hlt_addr;
+	/* the last step ended after an instruction that cannot halt, with
+	 * the other vCPUs parked: it runs (no INIT or SIPI could reach it),
+	 * so the next step need not ask the engine (an ioctl on KVM) */
+	bool known_running;
 	struct debug_tlb tlb[DEBUG_TLB_SIZE];
 	unsigned tlb_next;
 };

@@ -635,7 +635,7 @@ static int hlt_run_if(struct debug *d, unsigned vcpu, struct debug_step_vcpu *st
 static bool halted_for_user_step(struct debug *d, unsigned vcpu)
 {
 	bool halted, waiting_sipi;
-	if (d->vcpus[vcpu].step != DEBUG_STEP_USER)
+	if (d->vcpus[vcpu].step != DEBUG_STEP_USER || d->vcpus[vcpu].st.known_running)
 		return false;
 	debug_vcpu_run_state(d, vcpu, &halted, &waiting_sipi);
 	return halted && !waiting_sipi;
@@ -690,6 +690,7 @@ int debug_step_begin(struct debug *d, unsigned vcpu)
 	/* halted: nothing at RIP runs before the wake-up, and then only the
 	 * interrupt's handler, which no fault guard may stop */
 	bool halted = halted_for_user_step(d, vcpu) && !d->sstep_irq;
+	st->known_running = false;
 	if (halted)
 		memset(&st->insn, 0, sizeof(st->insn));
 	else
@@ -859,6 +860,8 @@ void debug_step_end(struct debug *d, struct vcpu *vcpu, uint64_t *pc, bool at_ha
 	bool delivered = false;
 	uint64_t at;
 
+	st->known_running = d->step_alone && !st->hlt_run && st->armed && st->insn.len &&
+			    st->insn.kind != X86_INSN_HLT;
 	st->hlt_run = false;
 	if (!st->armed)
 		return;
@@ -969,6 +972,7 @@ void debug_step_leave(struct debug *d, unsigned vcpu)
 	unscrub(d, vcpu, st);
 	st->armed = false;
 	st->hlt_run = false;
+	st->known_running = false;
 	tlb_flush(st);    /* the guest runs freely: its page tables may change */
 	if (d->guard.armed || d->guard.lifted)
 		debug_step_guards_drop(d);
