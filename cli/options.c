@@ -18,9 +18,12 @@ const char options_usage[] =
 	"  --engine NAME        execution engine: auto, kvm or emu (default auto: kvm where\n"
 	"                       the host runs guest kernel code natively, else emu; a\n"
 	"                       line on stderr says which and why)\n"
-	"  --cpu intel|amd      the software engine's CPU model: how it steps for the\n"
+	"  --cpu intel|amd|kvm-step\n"
+	"                       the software engine's CPU model: how it steps for the\n"
 	"                       debugger (intel: monitor-trap-flag style; amd: trap flag\n"
-	"                       with PUSHF/POPF intercepts; default intel); emu only\n"
+	"                       with PUSHF/POPF intercepts; kvm-step: the trap flag as\n"
+	"                       the host KVM steps, so vmdb's step shadow runs; default\n"
+	"                       intel); emu only\n"
 	"  --smp N              number of vCPUs (default 1)\n"
 	"  --mem SIZE           guest RAM, e.g. 256M, 1G (default 128M; a bare number is MiB)\n"
 	"  --serial SPEC        where the 16550 UART at 0x3f8 goes: stdio (default),\n"
@@ -149,8 +152,11 @@ static int parse_one(int opt, int argc, char **argv, struct options *o, struct e
 			cfg->cpu = VM_CPU_INTEL;
 		else if (!strcmp(optarg, "amd"))
 			cfg->cpu = VM_CPU_AMD;
+		else if (!strcmp(optarg, "kvm-step"))
+			cfg->cpu = VM_CPU_KVM_STEP;
 		else
-			return err_set(e, EINVAL, "--cpu '%s': expected intel or amd", optarg);
+			return err_set(e, EINVAL, "--cpu '%s': expected intel, amd or kvm-step",
+				       optarg);
 		o->cpu_given = true;
 		return 0;
 	case OPT_SMP: return parse_smp(optarg, &cfg->nr_vcpus, e);

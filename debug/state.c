@@ -106,6 +106,8 @@ int debug_caps(struct debug *d, const struct engine_caps **caps, struct err *e)
 					      eng->name);
 		else
 			d->caps_err = eng->probe(&d->caps, &d->caps_e);
+		if (d->caps_err == 0 && eng->vm_caps)
+			eng->vm_caps(d->vm, &d->caps);
 	}
 	if (d->caps_err < 0) {
 		if (e)

@@ -245,52 +245,39 @@ static bool fix_image(struct debug *d, struct debug_step_vcpu *st, uint64_t gva,
 	return write_virt(d, st, gva, &image, size) == 0;
 }
 
-/* ---- exception delivery done by vmdb (64-bit mode, to ring 0) ---- */
+/* ---- the guest's own traps, delivered by the engine now ---- */
 
-static int read_gate(struct debug *d, struct debug_step_vcpu *st, unsigned vector,
-		     struct x86_gate *g)
-{
-	uint8_t raw[16];
-	if ((uint64_t)vector * 16 + 15 > st->sregs.idt.limit ||
-	    read_virt(d, st, st->sregs.idt.base + vector * 16, raw, sizeof(raw)) < 0)
-		return -EFAULT;
-	*g = x86_gate_decode(raw, X86_MODE_LONG64);
-	return 0;
-}
-
-/* Deliver trap-type exception `vector` the way the CPU would at this
- * boundary: regs are the engine's state after the instruction (RIP =
- * where the trap returns), the frame's RFLAGS carries the guest's TF and
- * IF. Only for a 64-bit ring-0 guest whose gate targets its own code
- * segment; -ENOTSUP otherwise (the caller lets the engine inject). */
+/* Deliver trap-type exception `vector` at this boundary through the
+ * engine (engine_ops.deliver_exception: emu's exact core, which kvm
+ * borrows), so that the step stops at the handler's first instruction:
+ * regs are the engine's state after the instruction (RIP = where the trap
+ * returns) and become the handler's; the frame shows the guest's TF and
+ * IF. The guest's IF after delivery is the engine's (an interrupt gate
+ * clears it), kept apart again when the IF shadow runs. -ENOTSUP when the
+ * engine cannot (the caller injects). */
 static int deliver_trap(struct debug *d, struct vcpu *vcpu, struct debug_step_vcpu *st,
 			struct x86_regs *regs, unsigned vector)
 {
-	struct x86_gate g;
-	uint64_t rsp = regs->rsp;
-
-	if (x86_mode_of(&st->sregs) != X86_MODE_LONG64 || st->sregs.cs.dpl != 0 ||
-	    read_gate(d, st, vector, &g) < 0 || !g.present ||
-	    !x86_gate_is_handler(&g, X86_MODE_LONG64) ||
-	    (g.selector & ~3u) != (st->sregs.cs.selector & ~3u))
+	struct x86_regs now;
+	if (!d->vm->engine->deliver_exception)
 		return -ENOTSUP;
-	if (g.ist && read_u64(d, st, st->sregs.tr.base + TSS64_IST(g.ist), 8, &rsp) < 0)
+	if (debug_vcpu_regs(d, vcpu->id, &now) == 0 && memcmp(&now, regs, sizeof(now)) &&
+	    debug_vcpu_put_regs(d, vcpu->id, regs, "the state a trap is delivered from") < 0)
 		return -ENOTSUP;
-	uint64_t top = rsp & ~15ull;
 	uint64_t rflags = guest_flags(st, regs->rflags) & ~RFLAGS_RF;
-	struct x86_int_frame64 frame = { .rip = regs->rip, .cs = st->sregs.cs.selector,
-					 .rflags = rflags, .rsp = regs->rsp,
-					 .ss = st->sregs.ss.selector };
-	if (write_virt(d, st, top - sizeof(frame), &frame, sizeof(frame)) < 0)
+	if (debug_vcpu_deliver(d, vcpu->id, (uint8_t)vector, rflags,
+			       "the guest's own trap at a step's end") < 0 ||
+	    debug_vcpu_regs(d, vcpu->id, regs) < 0)
 		return -ENOTSUP;
-	regs->rsp = top - sizeof(frame);
-	regs->rip = g.offset;
-	regs->rflags &= ~(RFLAGS_TF | RFLAGS_RF | RFLAGS_NT);
-	if (g.type == X86_GATE_INT) {
-		regs->rflags &= ~RFLAGS_IF;
-		st->guest_if = false;
+	if (st->if_shadow) {
+		st->guest_if = regs->rflags & RFLAGS_IF;
+		st->if_live = false;
 	}
-	return debug_vcpu_put_regs(d, vcpu->id, regs, "delivering a trap at a step's end");
+	if (engine_flags(st, regs->rflags) != regs->rflags) {
+		regs->rflags = engine_flags(st, regs->rflags);
+		debug_vcpu_put_regs(d, vcpu->id, regs, "the step's shadow TF and IF at a handler");
+	}
+	return 0;
 }
 
 static void set_dr6_bs(struct debug *d, struct vcpu *vcpu)

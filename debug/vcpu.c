@@ -161,6 +161,21 @@ int debug_vcpu_inject(struct debug *d, unsigned vcpu, uint8_t vector, const char
 	return r;
 }
 
+/* An exception delivered now by the engine, with RFLAGS = rflags: the
+ * vCPU is then at its handler, every cached part stale. */
+int debug_vcpu_deliver(struct debug *d, unsigned vcpu, uint8_t vector, uint64_t rflags,
+		       const char *why)
+{
+	const struct engine_ops *eng = d->vm->engine;
+	if (!eng->deliver_exception)
+		return -ENOTSUP;
+	int r = eng->deliver_exception(&d->vm->vcpus[vcpu], vector, false, 0, rflags);
+	debug_vcpu_forget(d, vcpu);
+	if (r < 0)
+		record_refusal(d, vcpu, r, "an exception delivered now", why);
+	return r;
+}
+
 /* Halted, waiting for SIPI: both false when the engine cannot tell. The
  * query itself may take an INIT or SIPI another vCPU sent (KVM accepts
  * them there): when the answer changed, so may have the registers. */

@@ -183,6 +183,9 @@ struct engine_ops {
 	uint64_t (*guest_ns)(struct vm *vm);
 	/* Fill caps; may run probe guests. Needs no vm. */
 	int (*probe)(struct engine_caps *caps, struct err *e);
+	/* Optional: what this VM's configuration changes in the probed caps
+	 * (emu's --cpu kvm-step steps the way the host KVM does). */
+	void (*vm_caps)(struct vm *vm, struct engine_caps *caps);
 
 	/* Per vCPU (vcpu->engine). vcpu->id 0 is the bootstrap processor;
 	 * the others wait for INIT/SIPI. */
@@ -219,6 +222,14 @@ struct engine_ops {
 	/* Deliver exception `vector` to the guest on its next run. */
 	int (*inject_exception)(struct vcpu *vcpu, uint8_t vector, bool has_error_code,
 				uint32_t error_code);
+	/* Optional. Deliver exception `vector` through the guest's IDT now,
+	 * as the CPU does at an instruction boundary, with RFLAGS = rflags
+	 * (the guest's own TF and IF, which the engine's may hide while the
+	 * debugger steps): on return the vCPU is at the first instruction of
+	 * the handler, not executed. The debugger's step shadow delivers the
+	 * guest's own traps with it. */
+	int (*deliver_exception)(struct vcpu *vcpu, uint8_t vector, bool has_error_code,
+				 uint32_t error_code, uint64_t rflags);
 	/* The instructions this vCPU handed to another engine's core so far.
 	 * NULL: the engine never does. Any thread; counts may be moving. */
 	int (*fallback_stats)(struct vcpu *vcpu, struct engine_fallback_stats *stats);

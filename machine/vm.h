@@ -18,8 +18,11 @@
 enum serial_kind { SERIAL_STDIO, SERIAL_FILE, SERIAL_NONE };
 
 /* --cpu: the CPU model an engine presents (emu: debugger stepping by an
- * MTF-like exit on intel, by TF with PUSHF/POPF intercepts on amd). */
-enum vm_cpu_model { VM_CPU_INTEL = 0, VM_CPU_AMD };
+ * MTF-like exit on intel, by TF with PUSHF/POPF intercepts on amd, by TF
+ * the way the host KVM steps on kvm-step: TF hidden from the debugger and
+ * leaked into images, the guest's own TF lost, a faulting instruction's
+ * handler entered and its first instruction run in the same step). */
+enum vm_cpu_model { VM_CPU_INTEL = 0, VM_CPU_AMD, VM_CPU_KVM_STEP };
 
 struct vm_config {
 	const char *engine;         /* "kvm" */

@@ -25,9 +25,22 @@
 
 /* ---- small facts ---- */
 
-static bool cpu_is_amd(const struct emu_cpu *cpu)
+static bool cpu_model_is(const struct emu_cpu *cpu, enum vm_cpu_model model)
 {
-	return cpu->vcpu && cpu->vcpu->vm && cpu->vcpu->vm->cfg.cpu == VM_CPU_AMD;
+	return cpu->vcpu && cpu->vcpu->vm && cpu->vcpu->vm->cfg.cpu == model;
+}
+
+/* --cpu kvm-step: stepping as the host KVM does, so that the debugger's
+ * step shadow (debug/step_shadow.c) can be run without it. */
+static bool cpu_kvm_step(const struct emu_cpu *cpu)
+{
+	return cpu_model_is(cpu, VM_CPU_KVM_STEP);
+}
+
+/* The debugger steps with RFLAGS.TF (amd, kvm-step), not an MTF-like exit. */
+static bool cpu_steps_by_tf(const struct emu_cpu *cpu)
+{
+	return cpu_model_is(cpu, VM_CPU_AMD) || cpu_kvm_step(cpu);
 }
 
 static bool in_long64(const struct emu_cpu *cpu)
@@ -126,7 +139,7 @@ static uint64_t match_exec(const uint64_t db[DR_SLOTS], uint64_t dr7, uint64_t l
 
 static bool debugger_steps(const struct emu_cpu *cpu)
 {
-	return cpu_is_amd(cpu) ? cpu->dbg.tf_owned : cpu->debugger.single_step;
+	return cpu_steps_by_tf(cpu) ? cpu->dbg.tf_owned : cpu->debugger.single_step;
 }
 
 static bool debugger_hw(const struct emu_cpu *cpu)
@@ -179,7 +192,7 @@ static void fill_db_exit(struct vm_exit *x, const struct emu_cpu *cpu, uint64_t 
  * a fault in the stepped instruction, a pending trap, an interrupt). */
 static void mark_stop(struct emu_cpu *cpu, uint64_t pc)
 {
-	cpu->dbg.step_fresh = cpu->debugger.single_step && !cpu_is_amd(cpu);
+	cpu->dbg.step_fresh = cpu->debugger.single_step && !cpu_steps_by_tf(cpu);
 	cpu->dbg.step_rip = pc;
 }
 
@@ -427,7 +440,10 @@ bool emu_dbg_end_insn(struct emu_cpu *cpu, uint64_t rflags_before)
 	d->step_fresh = false;       /* an instruction retired since the last stop */
 
 	uint64_t g = guest_trap_bits(cpu, rflags_before);
-	uint64_t dbg = d->hit_hw | (debugger_steps(cpu) ? DR6_BS : 0);
+	/* kvm-step: the engine's TF trap waits out a MOV SS shadow, as the
+	 * hardware's does (SDM 6.8.3): one step covers both instructions */
+	bool held = cpu_kvm_step(cpu) && (cpu->interrupt_shadow & EMU_SHADOW_MOVSS);
+	uint64_t dbg = d->hit_hw | (debugger_steps(cpu) && !held ? DR6_BS : 0);
 	bool intercepted = g && cpu->debugger.intercept_db;
 	d->hit = 0;
 	d->hit_hw = 0;
@@ -528,28 +544,51 @@ bool emu_dbg_irq_blocked(const struct emu_cpu *cpu)
 
 uint64_t emu_dbg_rflags_image(const struct emu_cpu *cpu)
 {
-	if (!cpu->dbg.tf_owned)
+	/* kvm-step: the engine's TF leaks into every image, as hardware's does */
+	if (!cpu->dbg.tf_owned || cpu_kvm_step(cpu))
 		return cpu->rflags;
 	return (cpu->rflags & ~RFLAGS_TF) | (cpu->dbg.shadow_tf ? RFLAGS_TF : 0);
+}
+
+uint64_t emu_dbg_rflags_view(const struct emu_cpu *cpu)
+{
+	/* kvm-step: hidden from the debugger, which sees no TF at all */
+	if (cpu->dbg.tf_owned && cpu_kvm_step(cpu))
+		return cpu->rflags & ~RFLAGS_TF;
+	return emu_dbg_rflags_image(cpu);
+}
+
+void emu_dbg_rflags_for_event(struct emu_cpu *cpu, uint64_t rflags)
+{
+	cpu->rflags = rflags;
+	if (cpu->dbg.tf_owned && !cpu_kvm_step(cpu)) {
+		cpu->dbg.shadow_tf = (rflags & RFLAGS_TF) != 0;
+		cpu->rflags |= RFLAGS_TF;
+	}
+	/* kvm-step: the image is cpu->rflags as set; the engine's TF comes
+	 * back at the handler's first instruction (emu_dbg_before_insn) */
 }
 
 void emu_dbg_rflags_loaded(struct emu_cpu *cpu)
 {
 	if (!cpu->dbg.tf_owned)
 		return;
-	cpu->dbg.shadow_tf = (cpu->rflags & RFLAGS_TF) != 0;
+	/* kvm-step: a TF the guest loads is lost under the engine's */
+	cpu->dbg.shadow_tf = !cpu_kvm_step(cpu) && (cpu->rflags & RFLAGS_TF);
 	cpu->rflags |= RFLAGS_TF;
 }
 
 /* ---- engine_ops plumbing ---- */
 
-/* --cpu amd: take TF when stepping starts, give the guest's back after. */
-static void amd_step_tf(struct emu_cpu *cpu, bool step)
+/* --cpu amd: take TF when stepping starts, give the guest's back after.
+ * --cpu kvm-step: the guest's TF is lost both ways (KVM reads RFLAGS with
+ * its own TF masked, and writes that back when stepping stops). */
+static void step_tf(struct emu_cpu *cpu, bool step)
 {
 	struct emu_dbg *d = &cpu->dbg;
 
 	if (step && !d->tf_owned) {
-		d->shadow_tf = (cpu->rflags & RFLAGS_TF) != 0;
+		d->shadow_tf = !cpu_kvm_step(cpu) && (cpu->rflags & RFLAGS_TF);
 		d->tf_owned = true;
 		cpu->rflags |= RFLAGS_TF;
 	} else if (!step && d->tf_owned) {
@@ -561,8 +600,8 @@ static void amd_step_tf(struct emu_cpu *cpu, bool step)
 int emu_dbg_set_debug(struct emu_cpu *cpu, const struct engine_debug *dbg)
 {
 	cpu->debugger = *dbg;
-	if (cpu_is_amd(cpu))
-		amd_step_tf(cpu, dbg->single_step);
+	if (cpu_steps_by_tf(cpu))
+		step_tf(cpu, dbg->single_step);
 	mark_stop(cpu, linear_rip(cpu));
 	recompute(cpu);
 	return 0;

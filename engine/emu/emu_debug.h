@@ -69,6 +69,11 @@
  *    cpu->rflags. Both are identity / no-ops when nobody steps that way.
  *    Interrupt/exception delivery clears TF and RF in cpu->rflags as the
  *    SDM says; emu_dbg re-arms its own TF at the next instruction.
+ *    --cpu kvm-step steps by TF too, the way the host KVM does: its TF is
+ *    in every image (emu_dbg_rflags_image), hidden only from get_regs
+ *    (emu_dbg_rflags_view), and the guest's own TF is lost; an event
+ *    delivered in a step clears TF, so the step ends one instruction
+ *    into the handler, as the host KVM's emulator does.
  * 10. Event delivery pushes RF=1 for fault-class exceptions other than the
  *    instruction-breakpoint #DB (SDM 17.3.1.1), RF=0 otherwise (except 4).
  * 11. MOV SS shadow: an instruction that delivered an event calls
@@ -159,6 +164,10 @@ bool emu_dbg_icebp(struct emu_cpu *cpu);
 bool emu_dbg_int3(struct emu_cpu *cpu, uint64_t linear_rip);
 bool emu_dbg_irq_blocked(const struct emu_cpu *cpu);
 uint64_t emu_dbg_rflags_image(const struct emu_cpu *cpu);
+uint64_t emu_dbg_rflags_view(const struct emu_cpu *cpu);   /* for the debugger's get_regs */
+/* RFLAGS for an event delivered before the next instruction, its image
+ * exactly rflags (engine_ops.deliver_exception). */
+void emu_dbg_rflags_for_event(struct emu_cpu *cpu, uint64_t rflags);
 void emu_dbg_rflags_loaded(struct emu_cpu *cpu);
 void emu_dbg_event_in_insn(struct emu_cpu *cpu);
 void emu_dbg_fault(struct emu_cpu *cpu);

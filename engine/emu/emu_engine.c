@@ -549,7 +549,7 @@ static void emu_op_get_regs(struct vcpu *vcpu, struct x86_regs *r)
 		.rsi = g[EMU_RSI], .rdi = g[EMU_RDI], .rbp = g[EMU_RBP], .rsp = g[EMU_RSP],
 		.r8 = g[EMU_R8], .r9 = g[EMU_R9], .r10 = g[EMU_R10], .r11 = g[EMU_R11],
 		.r12 = g[EMU_R12], .r13 = g[EMU_R13], .r14 = g[EMU_R14], .r15 = g[EMU_R15],
-		.rip = cpu->rip, .rflags = emu_dbg_rflags_image(cpu),
+		.rip = cpu->rip, .rflags = emu_dbg_rflags_view(cpu),
 	};
 }
 
@@ -697,7 +697,33 @@ static int emu_op_inject_exception(struct vcpu *vcpu, uint8_t vector, bool has_e
 	return 0;
 }
 
+static int emu_op_deliver_exception(struct vcpu *vcpu, uint8_t vector, bool has_error_code,
+				    uint32_t error_code, uint64_t rflags)
+{
+	struct emu_cpu *cpu = cpu_of(vcpu);
+	if (vector >= 32)
+		return -EINVAL;
+	emu_dbg_rflags_for_event(cpu, (rflags & ~RFLAGS_VM) | RFLAGS_FIXED1);
+	cpu->pending.exception = false;
+	emu_raise(cpu, vector, has_error_code, error_code);
+	emu_replay_reset(cpu);
+	/* a budget of nothing: the delivery, and no instruction after it */
+	emu_exec_run(cpu, 0);
+	/* this is where the vCPU stopped now (a step must not take the
+	 * delivery for an event before its first instruction) */
+	emu_dbg_set_debug(cpu, &cpu->debugger);
+	return 0;
+}
+
 /* --- probe ----------------------------------------------------------------------- */
+
+/* --cpu kvm-step: the guest's TF is lost under the engine's, as on the
+ * host KVM; the debugger keeps it as a shadow. */
+static void emu_op_vm_caps(struct vm *vm, struct engine_caps *caps)
+{
+	if (vm->cfg.cpu == VM_CPU_KVM_STEP)
+		caps->step_keeps_guest_tf = false;
+}
 
 static void probe_feature(struct engine_caps *caps, const char *name, bool present,
 			  const char *how)
@@ -726,7 +752,7 @@ static int emu_op_probe(struct engine_caps *caps, struct err *e)
 	caps->max_vcpus = VM_MAX_VCPUS;
 	probe_feature(caps, "single-step exits", true,
 		      "MTF-like: an exit after every instruction and REP iteration, guest TF "
-		      "untouched (--cpu amd: TF with PUSHF/POPF images fixed up)");
+		      "untouched (--cpu amd: TF, images fixed up; kvm-step: TF as KVM)");
 	probe_feature(caps, "BLOCKIRQ", true, "no interrupt or NMI delivered while stepping");
 	probe_feature(caps, "hardware execution breakpoints", true,
 		      "DR0-3 matched before every instruction (fault, RF honoured)");
@@ -775,4 +801,6 @@ const struct engine_ops emu_engine_ops = {
 	.msr_set = emu_op_msr_set,
 	.set_debug = emu_op_set_debug,
 	.inject_exception = emu_op_inject_exception,
+	.deliver_exception = emu_op_deliver_exception,
+	.vm_caps = emu_op_vm_caps,
 };

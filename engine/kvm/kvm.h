@@ -179,6 +179,9 @@ bool kvm_fallback_on_exit(struct vcpu *vcpu, struct vm_exit *exit);
 /* #BP for the guest through emu (exact frame whatever the vendor):
  * 0, or -errno when emu could not (the caller injects through KVM). */
 int kvm_fallback_deliver(struct vcpu *vcpu, uint8_t vector);
+/* engine_ops.deliver_exception, by emu's core: -ENOTSUP without it. */
+int kvm_op_deliver_exception(struct vcpu *vcpu, uint8_t vector, bool has_error_code,
+			     uint32_t error_code, uint64_t rflags);
 int kvm_op_fallback_stats(struct vcpu *vcpu, struct engine_fallback_stats *stats);
 
 /* kvm_cpuid.c — the vCPU's CPUID table (KVM's supported one, patched):

@@ -327,23 +327,45 @@ bool kvm_fallback_before_run(struct vcpu *vcpu, struct vm_exit *exit)
 	return fb_execute(vcpu, v, true, exit);
 }
 
-int kvm_fallback_deliver(struct vcpu *vcpu, uint8_t vector)
+/* Deliver with emu's core, RFLAGS first set to *rflags when given. */
+static int fb_deliver(struct vcpu *vcpu, uint8_t vector, bool has_error_code,
+		      uint32_t error_code, const uint64_t *rflags)
 {
 	struct kvm_vcpu_state *v = kvm_vcpu_of(vcpu);
 	struct kvm_fallback *fb = v->fb;
 	if (!fb)
 		return -ENOTSUP;
 	fb->access_pending = false;
-	int r = fb_load(vcpu, &fb->st, NULL, EMU_SINGLE_PART_REGS | EMU_SINGLE_PART_SREGS);
+	/* a #DB's delivery clears DR7.GD */
+	unsigned needs = EMU_SINGLE_PART_REGS | EMU_SINGLE_PART_SREGS |
+			 (vector == X86_DB ? EMU_SINGLE_PART_DR : 0);
+	int r = fb_load(vcpu, &fb->st, NULL, needs);
 	if (r < 0)
 		return r;
+	if (rflags)
+		fb->st.arch.regs.rflags = *rflags;
 	struct vm_exit x;
 	unsigned changed = 0;
-	if (emu_single_deliver(fb->emu, &fb->st, vector, false, 0, &x, &changed) !=
-	    EMU_SINGLE_DONE)
+	if (emu_single_deliver(fb->emu, &fb->st, vector, has_error_code, error_code, &x,
+			       &changed) != EMU_SINGLE_DONE)
 		return -EFAULT;           /* would escalate: let KVM deliver it */
-	r = fb_store(vcpu, &fb->st, changed);
-	if (r == 0)
-		fb_count(fb, vector == X86_BP ? "INT3" : "exception");
-	return r;
+	r = fb_store(vcpu, &fb->st, changed | (rflags ? EMU_SINGLE_PART_REGS : 0));
+	if (r < 0)
+		return r;
+	fb_count(fb, vector == X86_BP ? "INT3" : "exception");
+	/* KVM's step is tied to the RIP it was armed at: re-arm it here */
+	if (v->debug.single_step)
+		kvm_op_set_debug(vcpu, &v->debug);
+	return 0;
+}
+
+int kvm_fallback_deliver(struct vcpu *vcpu, uint8_t vector)
+{
+	return fb_deliver(vcpu, vector, false, 0, NULL);
+}
+
+int kvm_op_deliver_exception(struct vcpu *vcpu, uint8_t vector, bool has_error_code,
+			     uint32_t error_code, uint64_t rflags)
+{
+	return fb_deliver(vcpu, vector, has_error_code, error_code, &rflags);
 }

@@ -21,5 +21,6 @@ const struct engine_ops kvm_engine_ops = {
 	.msr_get = kvm_op_get_msr,
 	.msr_set = kvm_op_set_msr,
 	.inject_exception = kvm_op_inject_exception,
+	.deliver_exception = kvm_op_deliver_exception,
 	.fallback_stats = kvm_op_fallback_stats,
 };
