@@ -385,8 +385,7 @@ int debug_vcpu_put_regs(struct debug *d, unsigned vcpu, const struct x86_regs *r
 			const char *why);
 int debug_vcpu_sregs(struct debug *d, unsigned vcpu, struct x86_sregs *sregs);
 int debug_vcpu_inject(struct debug *d, unsigned vcpu, uint8_t vector, const char *why);
-int debug_vcpu_deliver(struct debug *d, unsigned vcpu, uint8_t vector, uint64_t rflags,
-		       const char *why);
+int debug_vcpu_deliver(struct debug *d, unsigned vcpu, uint8_t vector, uint64_t rflags);
 void debug_vcpu_run_state(struct debug *d, unsigned vcpu, bool *halted, bool *waiting_sipi);
 /* the vCPU enters the engine: nothing cached of it holds any more */
 void debug_vcpu_forget(struct debug *d, unsigned vcpu);

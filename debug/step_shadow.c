@@ -47,8 +47,7 @@ static int deliver_trap(struct debug *d, struct vcpu *vcpu, struct debug_step_vc
 	    debug_vcpu_put_regs(d, vcpu->id, regs, "the state a trap is delivered from") < 0)
 		return -ENOTSUP;
 	uint64_t rflags = step_guest_flags(st, regs->rflags) & ~RFLAGS_RF;
-	if (debug_vcpu_deliver(d, vcpu->id, (uint8_t)vector, rflags,
-			       "the guest's own trap at a step's end") < 0 ||
+	if (debug_vcpu_deliver(d, vcpu->id, (uint8_t)vector, rflags) < 0 ||
 	    debug_vcpu_regs(d, vcpu->id, regs) < 0)
 		return -ENOTSUP;
 	if (st->if_shadow) {

@@ -162,17 +162,15 @@ int debug_vcpu_inject(struct debug *d, unsigned vcpu, uint8_t vector, const char
 }
 
 /* An exception delivered now by the engine, with RFLAGS = rflags: the
- * vCPU is then at its handler, every cached part stale. */
-int debug_vcpu_deliver(struct debug *d, unsigned vcpu, uint8_t vector, uint64_t rflags,
-		       const char *why)
+ * vCPU is then at its handler, every cached part stale. A refusal is not
+ * recorded: the caller has injection to fall back on. */
+int debug_vcpu_deliver(struct debug *d, unsigned vcpu, uint8_t vector, uint64_t rflags)
 {
 	const struct engine_ops *eng = d->vm->engine;
 	if (!eng->deliver_exception)
 		return -ENOTSUP;
 	int r = eng->deliver_exception(&d->vm->vcpus[vcpu], vector, false, 0, rflags);
 	debug_vcpu_forget(d, vcpu);
-	if (r < 0)
-		record_refusal(d, vcpu, r, "an exception delivered now", why);
 	return r;
 }
 

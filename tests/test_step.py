@@ -146,16 +146,18 @@ KVM_STEP_GUESTS = [g for g in GUEST_PARAMS if g.id in ("step_pushf", "step_tf")]
 SSTEP_COUNTS = re.compile(r"(\d+) own #DB delivered .*?(\d+) PUSHF images, (\d+) frames")
 
 
+@pytest.mark.parametrize("irqblock", IRQBLOCK)
 @pytest.mark.parametrize("name,cmdline,func,steps", KVM_STEP_GUESTS)
 def test_kvm_step_model_transcript_matches(start_vmdb, engine, guest, free_port, name, cmdline,
-                                           func, steps):
+                                           func, steps, irqblock):
     if engine != "emu":
         pytest.skip("--cpu kvm-step is a model of the emu engine")
     elf = guest(name)
     _, plain = run_unattached(start_vmdb, elf, cmdline)
     status, stepped, out = stepped_run(start_vmdb, elf, cmdline, func, steps, free_port,
-                                       extra=("--cpu", "kvm-step"),
+                                       irqblock, extra=("--cpu", "kvm-step"),
                                        after=["monitor info sstep"])
+    assert_irqblock(out, irqblock)
     assert "kept by vmdb as a shadow" in out, out
     counts = SSTEP_COUNTS.search(out)
     assert counts and sum(int(n) for n in counts.groups()) > 0, out
