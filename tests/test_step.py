@@ -12,6 +12,9 @@ nobody attached.
   function, `stepi N` (thousands), continue to the end, compare the serial
   transcripts line for line (the step engine, debug/step.c, keeps them
   identical).
+- test_kvm_step_model_transcript_matches: the same on emu's `--cpu
+  kvm-step`, which steps the way the host KVM does, so that the step
+  shadow (debug/step_shadow.c) is checked without /dev/kvm.
 - test_stepi_timer_handler: gdb steps the tick guest one instruction at a
   time; with `monitor sstep irq off` (the default: interrupts held off
   while stepping) no stop may land in the timer interrupt path, with
