@@ -711,7 +711,8 @@ static int emu_op_deliver_exception(struct vcpu *vcpu, uint8_t vector, bool has_
 	emu_exec_run(cpu, 0);
 	/* this is where the vCPU stopped now (a step must not take the
 	 * delivery for an event before its first instruction) */
-	emu_dbg_set_debug(cpu, &cpu->debugger);
+	struct engine_debug same = cpu->debugger;
+	emu_dbg_set_debug(cpu, &same);
 	return 0;
 }
 
