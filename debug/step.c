@@ -17,6 +17,9 @@
  *   POPF/IRET/SYSRET the shadow takes the TF they loaded (read from the
  *                   stack / R11 before the step: the engine masks TF);
  *   SYSCALL         R11 shows the shadow; the shadow is masked by FMASK;
+ *   SYSCALL/SYSRET  trap by the TF they leave, not the one they began with
+ *                   (none in the kernel when FMASK clears TF, one at once
+ *                   when SYSRET loads TF from R11);
  *   exception, interrupt, INT n delivered during the step (found by its
  *                   frame on the stack) the frame's RFLAGS image gets the
  *                   shadow, and the shadow is cleared, as delivery does;
@@ -26,7 +29,9 @@
  *                   instruction of the guest's #DB handler.
  * MOV SS / POP SS: vmdb delivers one trap per engine step. An engine whose
  * step covers MOV SS and the next instruction together (hardware with the
- * SDM's trap shadow) gets one trap after both, as the SDM says; the host
+ * SDM's trap shadow, emu's --cpu kvm-step) gets one trap after both, as
+ * the SDM says (a frame of an INT n there names the end of that next
+ * instruction); the host
  * KVM here steps MOV SS alone and, with nobody debugging, traps after MOV
  * SS as well: the guest sees what its CPU does either way, and gdb's
  * stepi shows the same boundaries the engine stops at.
@@ -440,6 +445,18 @@ int debug_step_begin(struct debug *d, unsigned vcpu)
 /* Is there a 64-bit delivery frame below `top` for the stepped
  * instruction: naming the old RIP (fault) or the next one (trap,
  * interrupt, INT n), the old CS, SS and RSP? */
+/* The RIP a frame of the step's delivery may name: the old one (a fault)
+ * or the next (a trap, an interrupt, INT n); after MOV SS, whose step may
+ * cover the next instruction too (its trap shadow), also the end of that
+ * one (INT n there). */
+static bool frame_rip_fits(const struct debug_step_vcpu *st, uint64_t rip)
+{
+	uint64_t next = st->regs.rip + st->insn.len;
+	if (rip == st->regs.rip || rip == next)
+		return true;
+	return st->insn.kind == X86_INSN_MOV_SS && rip > next && rip - next <= INSN_MAX;
+}
+
 static bool frame_at(struct debug *d, struct debug_step_vcpu *st, uint64_t top,
 		     uint64_t *rflags_at)
 {
@@ -448,8 +465,7 @@ static bool frame_at(struct debug *d, struct debug_step_vcpu *st, uint64_t top,
 	if (step_read_virt(d, st, top - sizeof(f), &f, sizeof(f)) < 0)
 		return false;
 	if (f.rsp != st->regs.rsp || (f.cs & 0xffff) != st->sregs.cs.selector ||
-	    (f.ss & 0xffff) != st->sregs.ss.selector ||
-	    (f.rip != st->regs.rip && f.rip != st->regs.rip + st->insn.len))
+	    (f.ss & 0xffff) != st->sregs.ss.selector || !frame_rip_fits(st, f.rip))
 		return false;
 	*rflags_at = top - sizeof(f) + offsetof(struct x86_int_frame64, rflags);
 	return true;
@@ -635,7 +651,12 @@ void debug_step_end(struct debug *d, struct vcpu *vcpu, uint64_t *pc, bool at_ha
 			(live_before || (!delivered && (st->insn.kind == X86_INSN_POPF ||
 							st->insn.kind == X86_INSN_IRET ||
 							st->insn.kind == X86_INSN_SYSRET)));
-	bool own_db = tf_before && !delivered;
+	/* SYSCALL and SYSRET trap by the TF they leave (SDM): none after a
+	 * SYSCALL whose FMASK clears TF, one at once after a SYSRET that
+	 * loads TF from R11 */
+	bool tf_from_result = !delivered && (st->insn.kind == X86_INSN_SYSCALL ||
+					     st->insn.kind == X86_INSN_SYSRET);
+	bool own_db = tf_from_result ? st->guest_tf : tf_before && !delivered;
 	if (!own_db && !if_check && !is_syscall)
 		return;
 	struct x86_regs regs;
@@ -648,6 +669,8 @@ void debug_step_end(struct debug *d, struct vcpu *vcpu, uint64_t *pc, bool at_ha
 		end_if(st, &regs, delivered, &dirty);
 	if (dirty)
 		debug_vcpu_put_regs(d, vcpu->id, &regs, "the guest's RFLAGS image after a step");
+	if (is_syscall)
+		own_db = st->guest_tf;      /* after FMASK */
 	if (!own_db)
 		return;
 	if (st->insn.kind == X86_INSN_SYSCALL || st->insn.kind == X86_INSN_SYSRET) {
