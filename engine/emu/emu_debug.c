@@ -496,6 +496,16 @@ void emu_dbg_event_in_insn(struct emu_cpu *cpu)
 	d->delayed = 0;
 	d->hit = 0;
 	d->hit_hw = 0;
+	if (!g && cpu_kvm_step(cpu) && d->tf_owned && !cpu->pending.exception) {
+		/* kvm-step: the host KVM hands INT n to emu's core, which
+		 * stops the step at the handler's first instruction (INT1
+		 * only queued its #DB: that one is taken like a fault's) */
+		uint64_t lin = linear_rip(cpu);
+		fill_db_exit(&cpu->exit, cpu, lin, DR6_BS, 0);
+		mark_stop(cpu, lin);
+		recompute(cpu);
+		return;
+	}
 	if (!g) {
 		recompute(cpu);
 		return;

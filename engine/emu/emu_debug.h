@@ -71,9 +71,10 @@
  *    SDM says; emu_dbg re-arms its own TF at the next instruction.
  *    --cpu kvm-step steps by TF too, the way the host KVM does: its TF is
  *    in every image (emu_dbg_rflags_image), hidden only from get_regs
- *    (emu_dbg_rflags_view), and the guest's own TF is lost; an event
- *    delivered in a step clears TF, so the step ends one instruction
- *    into the handler, as the host KVM's emulator does.
+ *    (emu_dbg_rflags_view), and the guest's own TF is lost; an exception
+ *    raised in a step clears TF, so the step ends one instruction into
+ *    the handler, as the host KVM's emulator does, while INT n stops at
+ *    the handler (the host hands it to emu's core).
  * 10. Event delivery pushes RF=1 for fault-class exceptions other than the
  *    instruction-breakpoint #DB (SDM 17.3.1.1), RF=0 otherwise (except 4).
  * 11. MOV SS shadow: an instruction that delivered an event calls
