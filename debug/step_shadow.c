@@ -4,7 +4,8 @@
  * --cpu kvm-step, which steps the same way so that this file runs in
  * every test without /dev/kvm). step.c decides what a step means for the
  * guest (its rules are in step.c's header); this file does what such an
- * engine needs on top, and step.c calls it only while the TF shadow runs:
+ * engine needs on top (step.c calls in while a shadow runs; with the IF
+ * shadow alone it only takes out guards left from before):
  *
  *   POPF/IRET/SYSRET loading TF=1: the image loses TF for the step (the
  *           engine would take a TF it loads itself for its own, ending
