@@ -2,7 +2,7 @@
  * engine whose single steps hide, leak or lose the guest's own RFLAGS.TF
  * (engine_caps.step_keeps_guest_tf false: the host KVM here, and emu's
  * --cpu kvm-step, which steps the same way so that this file runs in
- * every test without /dev/kvm). step.c decides what a step means for the
+ * make test without /dev/kvm). step.c decides what a step means for the
  * guest (its rules are in step.c's header); this file does what such an
  * engine needs on top (step.c calls in while a shadow runs; with the IF
  * shadow alone it only takes out guards left from before):
