@@ -139,9 +139,12 @@ static int parse_one(int opt, int argc, char **argv, struct options *o, struct e
 
 	switch (opt) {
 	case OPT_ENGINE:
-		if (strcmp(optarg, OPTIONS_ENGINE_AUTO) && !engine_find(optarg))
+		if (strcmp(optarg, OPTIONS_ENGINE_AUTO) && !engine_find(optarg)) {
+			char names[64];
+			engine_names(names, sizeof(names));
 			return err_set(e, EINVAL, "--engine '%s': unknown engine (available: "
-				       OPTIONS_ENGINE_AUTO ", %s)", optarg, engine_names());
+				       OPTIONS_ENGINE_AUTO ", %s)", optarg, names);
+		}
 		cfg->engine = optarg;
 		return 0;
 	case OPT_CPU:

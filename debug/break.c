@@ -200,7 +200,7 @@ int debug_sw_remove(struct debug *d, uint64_t addr, bool phys, struct err *e)
 
 bool debug_hw_supported(const struct debug *d)
 {
-	return d->vm->engine->set_debug != NULL;
+	return d->vm->engine->debug != NULL;
 }
 
 /* A slot for the client: a free one, else one that only exception

@@ -100,7 +100,7 @@ enum debug_action { DEBUG_ACT_STOP, DEBUG_ACT_CONTINUE, DEBUG_ACT_STEP };
  * nothing runs and the result is 1. Otherwise the chosen vCPUs run and
  * the result is 0; a vCPU resumed at one of our breakpoints first steps
  * over it with the others parked. A vCPU stepped alone may be stepped on
- * the calling thread itself (engine_ops.run_borrowed): when that step
+ * the calling thread itself (engine_lend_ops.run): when that step
  * ends there, its event is queued and the result is 1 as well. Negative
  * errno on failure. */
 int debug_resume(struct debug *d, const enum debug_action *actions, struct err *e);
@@ -242,10 +242,13 @@ const char *debug_sstep_irq_mechanism(struct debug *d);
 /* `monitor info sstep`: the modes and what the step engine did so far. */
 void debug_sstep_describe(struct debug *d, char *out, size_t size);
 
-/* Engine findings (probed once, cached) and the mechanism each debug
- * feature uses now; printed by `monitor info caps`. debug_mechanisms
- * returns the text's whole length (snprintf's rule: size it with NULL, 0). */
+/* The engine's capabilities (probed once, when debug_create ran), the
+ * engine's findings in words (probed again now: kvm runs probe guests)
+ * and the mechanism each debug feature uses now; the last two are
+ * printed by `monitor info caps`. debug_mechanisms returns the text's
+ * whole length (snprintf's rule: size it with NULL, 0). */
 int debug_caps(struct debug *d, const struct engine_caps **caps, struct err *e);
+int debug_caps_report(struct debug *d, struct engine_report *report, struct err *e);
 size_t debug_mechanisms(struct debug *d, char *out, size_t size);
 
 #endif

@@ -275,8 +275,7 @@ struct debug {
 	bool step_alone;             /* the resume runs one stepped vCPU, the rest stay parked */
 	struct debug_guard guard;
 
-	bool caps_done;
-	int caps_err;
+	int caps_err;                /* debug_caps_probe()'s result, with caps_e */
 	struct engine_caps caps;
 	struct err caps_e;
 
@@ -303,6 +302,8 @@ void debug_run_release_locked(struct debug *d, unsigned vcpu);
 void debug_queue_locked(struct debug *d, const struct debug_event *ev);
 void debug_request_stop_locked(struct debug *d, unsigned self);
 int debug_apply_engine(struct debug *d, unsigned vcpu);
+/* state.c: the engine's capabilities into d->caps (or d->caps_err), once */
+void debug_caps_probe(struct debug *d);
 bool debug_gone_locked(struct debug *d);
 void debug_deadline_in(struct timespec *ts, long ns);
 bool debug_on_bpt(struct debug *d, struct vcpu *vcpu, uint64_t pc);

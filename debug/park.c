@@ -244,7 +244,7 @@ static void kick_running_locked(struct debug *d, unsigned self)
 		return;
 	for (unsigned i = 0; i < d->nr_vcpus; i++)
 		if (i != self && !debug_run_parked(d->vcpus[i].run))
-			d->vm->engine->kick(&d->vm->vcpus[i]);
+			d->vm->engine->vcpu->kick(&d->vm->vcpus[i]);
 }
 
 void debug_request_stop_locked(struct debug *d, unsigned self)
@@ -314,14 +314,14 @@ void debug_interrupt(struct debug *d, unsigned vcpu)
  * intercepted: an INT3 that is not ours is handed back to the guest. */
 int debug_apply_engine(struct debug *d, unsigned vcpu)
 {
-	const struct engine_ops *eng = d->vm->engine;
+	const struct engine_debug_ops *eng = d->vm->engine->debug;
 	struct debug_vcpu *dv = &d->vcpus[vcpu];
 	struct engine_debug dbg;
 
 	memset(&dbg, 0, sizeof(dbg));     /* compared bytewise below */
 	dbg.intercept_bpt = true;
 
-	if (!eng->set_debug)
+	if (!eng)
 		return dv->step != DEBUG_STEP_NONE ? -ENOTSUP : 0;
 	pthread_mutex_lock(&d->lock);
 	/* a HLT step runs freely to the next instruction (step.c) */
@@ -417,7 +417,7 @@ static void run_alone(struct debug *d, unsigned vcpu)
 		}
 		/* released and not back: kick it again now and then */
 		if (stopped && !debug_run_parked(dv->run))
-			d->vm->engine->kick(&d->vm->vcpus[vcpu]);
+			d->vm->engine->vcpu->kick(&d->vm->vcpus[vcpu]);
 		struct timespec slice;
 		debug_deadline_in(&slice, d->timing.kick_retry_ns);
 		pthread_cond_timedwait(&d->parked_cond, &d->lock, &slice);
@@ -672,7 +672,7 @@ static void after_user_step(struct debug *d, struct vcpu *vcpu)
 		parked_locked(d, dv);
 	}
 	pthread_mutex_unlock(&d->lock);
-	if (spin && !d->vm->engine->run_borrowed)
+	if (spin && !d->vm->engine->lend)
 		spin_after_step(d, vcpu->id);
 }
 
@@ -698,7 +698,7 @@ static bool hook_before_run(struct vm *vm, struct vcpu *vcpu, struct vm_exit *ex
 		/* woken by a release, or by hook_on_vm_stop when the machine
 		 * ends; where the engine lends the vCPU, also now and then to
 		 * watch over a step on the client's thread */
-		if (vm->engine->run_borrowed) {
+		if (vm->engine->lend) {
 			struct timespec ts;
 			debug_deadline_in(&ts, d->timing.lend_watch_ns);
 			if (pthread_cond_timedwait(&d->park_cond, &d->lock, &ts) != 0)
@@ -944,6 +944,7 @@ int debug_create(struct vm *vm, bool wait_gdb, debug_notify_fn notify_fn, void *
 	d->hooks.before_run = hook_before_run;
 	d->hooks.on_exit = hook_on_exit;
 	d->hooks.on_vm_stop = hook_on_vm_stop;
+	debug_caps_probe(d);
 	vm->debug = d;
 	vm->debug_hooks = &d->hooks;
 	for (unsigned i = 0; i < d->nr_vcpus; i++)

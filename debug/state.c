@@ -95,18 +95,29 @@ void debug_describe_vcpu(struct debug *d, unsigned vcpu, char *out, size_t size)
 		 sipi ? "" : halted ? ", halted" : "");
 }
 
-int debug_caps(struct debug *d, const struct engine_caps **caps, struct err *e)
+/* Once, when the debugger is created with its VM: on kvm the probe runs
+ * guests of its own, which no stepi should wait for. */
+void debug_caps_probe(struct debug *d)
 {
 	const struct engine_ops *eng = d->vm->engine;
+	if (!eng->vm->probe)
+		d->caps_err = err_set(&d->caps_e, ENOTSUP, "the %s engine cannot be probed",
+				      eng->name);
+	else
+		d->caps_err = eng->vm->probe(d->vm->engine_assist, &d->caps, NULL, &d->caps_e);
+}
 
-	if (!d->caps_done) {
-		d->caps_done = true;
-		if (!eng->probe)
-			d->caps_err = err_set(&d->caps_e, ENOTSUP, "the %s engine cannot be probed",
-					      eng->name);
-		else
-			d->caps_err = eng->probe(&d->caps, &d->caps_e);
-	}
+int debug_caps_report(struct debug *d, struct engine_report *report, struct err *e)
+{
+	const struct engine_ops *eng = d->vm->engine;
+	struct engine_caps caps;
+	if (!eng->vm->probe)
+		return err_set(e, ENOTSUP, "the %s engine cannot be probed", eng->name);
+	return eng->vm->probe(d->vm->engine_assist, &caps, report, e);
+}
+
+int debug_caps(struct debug *d, const struct engine_caps **caps, struct err *e)
+{
 	if (d->caps_err < 0) {
 		if (e)
 			*e = d->caps_e;
@@ -143,8 +154,7 @@ static const char *stepping(struct debug *d)
  * snprintf does: the caller sizes its buffer with (NULL, 0) first. */
 size_t debug_mechanisms(struct debug *d, char *out, size_t size)
 {
-	const struct engine_ops *eng = d->vm->engine;
-	bool step = eng->set_debug != NULL;
+	bool step = d->vm->engine->debug != NULL;
 	/* every vector named: up to 32 names of at most 4 characters */
 	char catching[32 + DEBUG_NR_VECTORS * 5] = "; nothing caught now";
 

@@ -311,7 +311,7 @@ static void guest_db(struct debug *d, struct vcpu *vcpu, struct debug_step_vcpu 
 		*pc = regs->rip;
 		st->guest_tf = false;
 		st->sregs_valid = false;
-	} else if (d->vm->engine->inject_exception) {
+	} else if (d->vm->engine->vcpu->inject_exception) {
 		if (st->if_shadow && st->guest_if && !(regs->rflags & RFLAGS_IF)) {
 			/* the engine's frame must show the guest's IF: it runs
 			 * with it until the next step ends (as a CPU would) */

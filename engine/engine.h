@@ -1,7 +1,8 @@
 /* engine/engine.h — the "vmm module" interface every execution engine
  * implements (engine/kvm and engine/emu). It owns the exit
  * vocabulary (what a vCPU run can stop for), the capability vocabulary
- * (what the debug core may ask of an engine) and the ops table.
+ * (what the debug core may ask of an engine), the ops in their groups
+ * (vm, vcpu, debug, lend) and the registry of engines linked in.
  *
  * Engines know nothing of GDB and nothing of devices: port I/O and MMIO
  * come back as exits that machine/ routes to the bus. A capability an
@@ -29,7 +30,7 @@ enum vm_exit_reason {
 	VM_EXIT_DB,               /* debug exception intercepted (step, hw bp) */
 	VM_EXIT_BPT,              /* INT3 intercepted */
 	VM_EXIT_MOV_DR,           /* guest MOV to/from DRn, already emulated */
-	VM_EXIT_KICKED,           /* engine_ops.kick() or a signal ended the run */
+	VM_EXIT_KICKED,           /* vcpu->kick() or a signal ended the run */
 	VM_EXIT_EMULATION_FAILURE,/* the engine could not execute an instruction */
 	VM_EXIT_ENTRY_FAILURE,    /* the engine refused the guest state */
 	VM_EXIT_UNKNOWN,          /* anything else; raw code in .unknown */
@@ -37,7 +38,7 @@ enum vm_exit_reason {
 
 const char *vm_exit_reason_name(enum vm_exit_reason reason);
 
-/* Filled by engine_ops.run(). Pointers in it stay valid until the next run
+/* Filled by vcpu->run(). Pointers in it stay valid until the next run
  * of the same vCPU; data written to them for reads (IN, MMIO read) is
  * delivered to the guest when the vCPU runs again. */
 struct vm_exit {
@@ -91,7 +92,7 @@ struct vm_exit {
 	};
 };
 
-/* A vCPU's architectural state, moved by part (engine_ops.get_state and
+/* A vCPU's architectural state, moved by part (vcpu->get_state and
  * set_state): one call per part at most, as each costs an ioctl on KVM. */
 enum x86_state_part {
 	X86_STATE_REGS  = 1u << 0,   /* general registers, RIP, RFLAGS */
@@ -125,17 +126,9 @@ struct engine_debug {
 	bool intercept_mov_dr; /* guest MOV DR exits VM_EXIT_MOV_DR after it was emulated */
 };
 
-/* One probe finding: "name: yes/no (how)". */
-struct engine_feature {
-	const char *name;
-	bool present;
-	char how[160];
-};
-
-#define ENGINE_MAX_FEATURES 16
-
 /* What this engine really does on this host, found out by asking and by
- * trying (a tiny guest for the things no capability flag tells). */
+ * trying (a tiny guest for the things no capability flag tells): what the
+ * debug core decides by. Probed once, when the VM's debugger is created. */
 struct engine_caps {
 	bool single_step;
 	bool step_block_irq;
@@ -147,9 +140,22 @@ struct engine_caps {
 	bool step_keeps_guest_tf; /* single_step leaves the guest's own RFLAGS.TF, its
 				   * images and its traps exact: no shadow needed */
 	unsigned max_vcpus;
-	/* the same findings, in the order `vmdb --probe` prints them */
+};
+
+/* One probe finding for the user: "name: yes/no (how)". */
+struct engine_feature {
+	const char *name;
+	bool present;
+	char how[160];
+};
+
+#define ENGINE_MAX_FEATURES 16
+
+/* The findings in the words and order `vmdb --probe` and `monitor info
+ * caps` print them; more than engine_caps says (ring 3, the host's speed). */
+struct engine_report {
 	struct engine_feature features[ENGINE_MAX_FEATURES];
-	unsigned nr_features;
+	unsigned nr;
 };
 
 /* Instructions an engine could not execute itself and handed, one at a
@@ -166,63 +172,102 @@ struct engine_fallback_stats {
 	} insn[ENGINE_FALLBACK_KINDS];
 };
 
-struct engine_ops {
-	const char *name;
+/* An engine's execution core lent to another engine, one instruction at a
+ * time (emu's, engine/emu/emu_single.h): kvm runs what the host's
+ * instruction emulator rejects on it. */
+struct emu_single_ops;
 
-	/* Create the VM-wide engine state (vm->engine_vm). */
-	int (*vm_create)(struct vm *vm, struct err *e);
-	void (*vm_destroy)(struct vm *vm);
+/* The ops come in groups. vm and vcpu are always there; debug and lend
+ * are NULL when the engine cannot do that at all. Inside a group, an op
+ * said to be optional may be NULL: the caller does without it. */
+
+struct engine_vm_ops {
+	/* Create the VM-wide engine state (vm->engine_vm). assist: the core
+	 * to hand single instructions this engine cannot execute to (NULL:
+	 * none; engine_assist() names the one linked in). */
+	int (*create)(struct vm *vm, const struct emu_single_ops *assist, struct err *e);
+	void (*destroy)(struct vm *vm);
 	/* Back guest-physical [gpa, gpa+size) with host memory. */
 	int (*map_memory)(struct vm *vm, uint64_t gpa, uint64_t size, void *host,
 			  bool readonly, struct err *e);
-	/* Assert (level 1) or deassert an interrupt line of the I/O APIC / PIC. */
+	/* Assert (level 1) or deassert an interrupt line of the I/O APIC / PIC.
+	 * Optional. */
 	int (*irq_line)(struct vm *vm, unsigned irq, int level);
 	/* Guest time in ns, for the machine's own clocks (the ACPI PM timer):
-	 * the clock the engine's PIT and TSC follow. NULL: the host's
+	 * the clock the engine's PIT and TSC follow. Optional: the host's
 	 * CLOCK_MONOTONIC (what KVM's in-kernel timers use). Any thread. */
 	uint64_t (*guest_ns)(struct vm *vm);
-	/* Fill caps; may run probe guests. Needs no vm. */
-	int (*probe)(struct engine_caps *caps, struct err *e);
+	/* Fill caps; with report, also every finding in words (that may take
+	 * longer: more probe guests). Needs no vm; assist as for create.
+	 * Optional: the engine cannot be probed. */
+	int (*probe)(const struct emu_single_ops *assist, struct engine_caps *caps,
+		     struct engine_report *report, struct err *e);
+};
 
+struct engine_vcpu_ops {
 	/* Per vCPU (vcpu->engine). vcpu->id 0 is the bootstrap processor;
 	 * the others wait for INIT/SIPI. */
-	int (*vcpu_create)(struct vm *vm, struct vcpu *vcpu, struct err *e);
-	void (*vcpu_destroy)(struct vcpu *vcpu);
+	int (*create)(struct vm *vm, struct vcpu *vcpu, struct err *e);
+	void (*destroy)(struct vcpu *vcpu);
 	/* Run until an exit. Returns 0 (exit filled) or -errno on a host error. */
 	int (*run)(struct vcpu *vcpu, struct vm_exit *exit);
-	/* Make run() return VM_EXIT_KICKED soon. Any thread, async-safe. */
+	/* Make run() (and lend->run()) return VM_EXIT_KICKED soon. Any
+	 * thread, async-safe. */
 	void (*kick)(struct vcpu *vcpu);
-	/* Optional (NULL: only the vCPU's own thread runs it). run() on
-	 * another thread while the vCPU's own thread is held outside run():
-	 * the debugger single-steps a parked vCPU on its own thread, two
-	 * thread wake-ups less per step; kick() reaches that thread too. An
-	 * exit that thread cannot handle is handed by the debug core to the
-	 * vCPU's own thread, which handles it before it calls run() again. */
-	int (*run_borrowed)(struct vcpu *vcpu, struct vm_exit *exit);
-
 	/* A vCPU's architectural state by part (mask of X86_STATE_*): get
 	 * fills the named parts of *st and leaves the others alone; set
 	 * writes the named parts (system registers first: they decide how
 	 * the rest is read). Called with the vCPU out of run(). */
 	int (*get_state)(struct vcpu *vcpu, unsigned mask, struct x86_state *st);
 	int (*set_state)(struct vcpu *vcpu, unsigned mask, const struct x86_state *st);
-	/* true when the vCPU waits for INIT/SIPI or sits in HLT. May be NULL. */
+	/* true when the vCPU waits for INIT/SIPI or sits in HLT. Optional. */
 	int (*get_run_state)(struct vcpu *vcpu, bool *halted, bool *waiting_sipi);
-
-	/* Debug capabilities: NULL when the engine cannot do it at all. */
-	int (*set_debug)(struct vcpu *vcpu, const struct engine_debug *dbg);
 	/* Any one MSR of the vCPU, for the debugger (`monitor msr`): 0, or
 	 * -ENOENT when the CPU has no such MSR (RDMSR would #GP), -EINVAL when
-	 * it refuses the value (WRMSR would #GP); the guest sees no fault. */
+	 * it refuses the value (WRMSR would #GP); the guest sees no fault.
+	 * Optional. */
 	int (*msr_get)(struct vcpu *vcpu, uint32_t msr, uint64_t *value);
 	int (*msr_set)(struct vcpu *vcpu, uint32_t msr, uint64_t value);
-	/* Deliver exception `vector` to the guest on its next run. */
+	/* Deliver exception `vector` to the guest on its next run. Optional. */
 	int (*inject_exception)(struct vcpu *vcpu, uint8_t vector, bool has_error_code,
 				uint32_t error_code);
 	/* The instructions this vCPU handed to another engine's core so far.
-	 * NULL: the engine never does. Any thread; counts may be moving. */
+	 * Optional: the engine never does. Any thread; counts may be moving. */
 	int (*fallback_stats)(struct vcpu *vcpu, struct engine_fallback_stats *stats);
 };
+
+struct engine_debug_ops {
+	/* What the debugger asks of the vCPU from its next run on. */
+	int (*set_debug)(struct vcpu *vcpu, const struct engine_debug *dbg);
+};
+
+/* Lending: run() on another thread while the vCPU's own thread is held
+ * outside run(). The debugger single-steps a parked vCPU on its own
+ * thread, two thread wake-ups less per step; vcpu->kick() reaches that
+ * thread too. An exit that thread cannot handle is handed by the debug
+ * core to the vCPU's own thread, which handles it before it calls run()
+ * again. */
+struct engine_lend_ops {
+	int (*run)(struct vcpu *vcpu, struct vm_exit *exit);
+};
+
+struct engine_ops {
+	const char *name;
+	const struct engine_vm_ops *vm;
+	const struct engine_vcpu_ops *vcpu;
+	const struct engine_debug_ops *debug;   /* NULL: no debugging beyond state access */
+	const struct engine_lend_ops *lend;     /* NULL: only the vCPU's own thread runs it */
+	/* The core this engine lends to others (emu's), or NULL. */
+	const struct emu_single_ops *assist;
+};
+
+/* Each engine registers itself with one line at file scope,
+ * ENGINE_REGISTER(its_ops): a pointer in a linker section, read in link
+ * order by engine_find(). No central list: a binary has the engines it
+ * links. */
+#define ENGINE_REGISTER(ops)                                                     \
+	static const struct engine_ops *const engine_registered_##ops            \
+		__attribute__((used, section("vmdb_engines"), aligned(8))) = &(ops)
 
 /* One part of a vCPU's state, for the few callers outside debug/ that
  * need just that part (loaders, messages about a stopped vCPU). */
@@ -231,7 +276,7 @@ static inline int engine_get_regs(const struct engine_ops *ops, struct vcpu *vcp
 {
 	struct x86_state st;
 	st.regs = (struct x86_regs){ 0 };
-	int r = ops->get_state(vcpu, X86_STATE_REGS, &st);
+	int r = ops->vcpu->get_state(vcpu, X86_STATE_REGS, &st);
 	*regs = st.regs;
 	return r;
 }
@@ -241,7 +286,7 @@ static inline int engine_set_regs(const struct engine_ops *ops, struct vcpu *vcp
 {
 	struct x86_state st;
 	st.regs = *regs;
-	return ops->set_state(vcpu, X86_STATE_REGS, &st);
+	return ops->vcpu->set_state(vcpu, X86_STATE_REGS, &st);
 }
 
 static inline int engine_get_sregs(const struct engine_ops *ops, struct vcpu *vcpu,
@@ -249,7 +294,7 @@ static inline int engine_get_sregs(const struct engine_ops *ops, struct vcpu *vc
 {
 	struct x86_state st;
 	st.sregs = (struct x86_sregs){ 0 };
-	int r = ops->get_state(vcpu, X86_STATE_SREGS, &st);
+	int r = ops->vcpu->get_state(vcpu, X86_STATE_SREGS, &st);
 	*sregs = st.sregs;
 	return r;
 }
@@ -259,13 +304,16 @@ static inline int engine_set_sregs(const struct engine_ops *ops, struct vcpu *vc
 {
 	struct x86_state st;
 	st.sregs = *sregs;
-	return ops->set_state(vcpu, X86_STATE_SREGS, &st);
+	return ops->vcpu->set_state(vcpu, X86_STATE_SREGS, &st);
 }
 
 /* The engines linked into this binary, by name ("kvm", ...). */
 const struct engine_ops *engine_find(const char *name);
-/* Their names, for messages: "kvm, emu". */
-const char *engine_names(void);
+/* Their names, for messages: "kvm, emu" (link order). */
+void engine_names(char *out, size_t size);
+/* The single-instruction core an engine linked into this binary lends
+ * (emu's), or NULL. */
+const struct emu_single_ops *engine_assist(void);
 
 /* Add one vCPU's fallback counts to sum (same names add up; beyond
  * ENGINE_FALLBACK_KINDS names, "other"). */

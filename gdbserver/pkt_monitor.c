@@ -85,17 +85,18 @@ static int mon_info_vcpus(struct gdb_server *s, const char *arg)
 static void mon_fallback_lines(struct gdb_server *s)
 {
 	const struct engine_ops *eng = s->vm->engine;
+	int (*stats)(struct vcpu *, struct engine_fallback_stats *) = eng->vcpu->fallback_stats;
 	struct engine_fallback_stats sum = { 0 }, one;
 	char text[512];
-	if (!eng->fallback_stats)
+	if (!stats)
 		return;
 	for (unsigned i = 0; i < s->vm->nr_vcpus; i++)
-		if (eng->fallback_stats(&s->vm->vcpus[i], &one) == 0)
+		if (stats(&s->vm->vcpus[i], &one) == 0)
 			engine_fallback_merge(&sum, &one);
 	engine_fallback_format(&sum, text, sizeof(text));
 	mon_print(s, "%s \u2192 emu single-instruction fallback: %s\n", eng->name, text);
 	for (unsigned i = 0; s->vm->nr_vcpus > 1 && i < s->vm->nr_vcpus; i++) {
-		if (eng->fallback_stats(&s->vm->vcpus[i], &one) < 0 || one.total == 0)
+		if (stats(&s->vm->vcpus[i], &one) < 0 || one.total == 0)
 			continue;
 		engine_fallback_format(&one, text, sizeof(text));
 		mon_print(s, "  vCPU %u: %s\n", i, text);
@@ -104,17 +105,17 @@ static void mon_fallback_lines(struct gdb_server *s)
 
 static int mon_info_caps(struct gdb_server *s, const char *arg)
 {
-	const struct engine_caps *caps;
+	struct engine_report report;
 	struct err e = { 0 };
 	(void)arg;
 
 	mon_print(s, "engine: %s\n", s->vm->engine->name);
-	if (debug_caps(s->dbg, &caps, &e) < 0) {
+	if (debug_caps_report(s->dbg, &report, &e) < 0) {
 		mon_print(s, "probe failed: %s\n", e.msg);
 	} else {
-		for (unsigned i = 0; i < caps->nr_features; i++)
-			mon_print(s, "%s: %s (%s)\n", caps->features[i].name,
-				  caps->features[i].present ? "yes" : "no", caps->features[i].how);
+		for (unsigned i = 0; i < report.nr; i++)
+			mon_print(s, "%s: %s (%s)\n", report.features[i].name,
+				  report.features[i].present ? "yes" : "no", report.features[i].how);
 	}
 	mon_fallback_lines(s);
 	size_t len = debug_mechanisms(s->dbg, NULL, 0) + 1;

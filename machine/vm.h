@@ -85,6 +85,8 @@ struct vm_teardown {
 struct vm {
 	struct vm_config cfg;
 	const struct engine_ops *engine;
+	/* the single-instruction core the engine is given (engine_assist()) */
+	const struct emu_single_ops *engine_assist;
 	void *engine_vm;
 
 	uint8_t *ram;               /* host mapping of all guest RAM */
@@ -151,7 +153,7 @@ int vm_on_reset(struct vm *vm, void (*fn)(void *), void *opaque, struct err *e) 
  * thread, also while a reset replaces the engine (then it is dropped). */
 void vm_irq_line(struct vm *vm, unsigned irq, int level);
 
-/* Guest time in ns as the engine's timers see it (engine_ops.guest_ns, or
+/* Guest time in ns as the engine's timers see it (engine_vm_ops.guest_ns, or
  * the host's CLOCK_MONOTONIC). */
 uint64_t vm_guest_ns(struct vm *vm);
 

@@ -50,6 +50,7 @@
 
 #include "engine/emu/emu_debug.h"
 #include "engine/emu/emu_platform.h"
+#include "engine/emu/emu_single.h"
 
 #define EMU_QUANTUM 50000ull
 
@@ -436,8 +437,10 @@ static bool blocks_wanted(void)
 	return !v || strcmp(v, "1") != 0;
 }
 
-static int emu_op_vm_create(struct vm *vm, struct err *e)
+/* emu executes everything itself: it takes no assist. */
+static int emu_op_vm_create(struct vm *vm, const struct emu_single_ops *assist, struct err *e)
 {
+	(void)assist;
 	unsigned n = vm->nr_vcpus ? vm->nr_vcpus : vm->cfg.nr_vcpus;
 	if (n == 0 || n > VM_MAX_VCPUS)
 		return err_set(e, EINVAL, "the emu engine runs 1 to %u vCPUs, not %u", VM_MAX_VCPUS, n);
@@ -699,12 +702,12 @@ static int emu_op_inject_exception(struct vcpu *vcpu, uint8_t vector, bool has_e
 
 /* --- probe ----------------------------------------------------------------------- */
 
-static void probe_feature(struct engine_caps *caps, const char *name, bool present,
+static void probe_feature(struct engine_report *report, const char *name, bool present,
 			  const char *how)
 {
-	if (caps->nr_features >= ENGINE_MAX_FEATURES)
+	if (!report || report->nr >= ENGINE_MAX_FEATURES)
 		return;
-	struct engine_feature *f = &caps->features[caps->nr_features++];
+	struct engine_feature *f = &report->features[report->nr++];
 	f->name = name;
 	f->present = present;
 	snprintf(f->how, sizeof(f->how), "%s", how);
@@ -713,8 +716,10 @@ static void probe_feature(struct engine_caps *caps, const char *name, bool prese
 /* The engine implements these itself, so the answers are what the code
  * does (the debug architecture is tested from inside guests by
  * tests/test_emu_debug.py). Names follow engine/kvm/kvm_probe.c. */
-static int emu_op_probe(struct engine_caps *caps, struct err *e)
+static int emu_op_probe(const struct emu_single_ops *assist, struct engine_caps *caps,
+			struct engine_report *report, struct err *e)
 {
+	(void)assist;
 	(void)e;
 	memset(caps, 0, sizeof(*caps));
 	caps->single_step = caps->step_block_irq = caps->hw_exec_bp = caps->hw_data_bp = true;
@@ -724,55 +729,77 @@ static int emu_op_probe(struct engine_caps *caps, struct err *e)
 	caps->step_keeps_guest_tf = true;
 	caps->readonly_mem = false;
 	caps->max_vcpus = VM_MAX_VCPUS;
-	probe_feature(caps, "single-step exits", true,
+	if (report)
+		memset(report, 0, sizeof(*report));
+	probe_feature(report, "single-step exits", true,
 		      "MTF-like: an exit after every instruction and REP iteration, guest TF "
 		      "untouched (--cpu amd: TF with PUSHF/POPF images fixed up)");
-	probe_feature(caps, "BLOCKIRQ", true, "no interrupt or NMI delivered while stepping");
-	probe_feature(caps, "hardware execution breakpoints", true,
+	probe_feature(report, "BLOCKIRQ", true, "no interrupt or NMI delivered while stepping");
+	probe_feature(report, "hardware execution breakpoints", true,
 		      "DR0-3 matched before every instruction (fault, RF honoured)");
-	probe_feature(caps, "hardware data breakpoints", true,
+	probe_feature(report, "hardware data breakpoints", true,
 		      "every guest data access checked against DR0-3 (trap after the "
 		      "instruction)");
-	probe_feature(caps, "DR7.GD trapping of guest MOV DR", true,
+	probe_feature(report, "DR7.GD trapping of guest MOV DR", true,
 		      "#DB with DR6.BD before the MOV executes");
-	probe_feature(caps, "read-only memory slots", false, "not implemented in the emu engine");
-	probe_feature(caps, "in-kernel irqchip", true,
+	probe_feature(report, "read-only memory slots", false, "not implemented in the emu engine");
+	probe_feature(report, "in-kernel irqchip", true,
 		      "the engine's own LAPIC, I/O APIC, PIC and PIT (emu_platform)");
 	char how[64];
 	snprintf(how, sizeof(how), "%u (VM_MAX_VCPUS)", VM_MAX_VCPUS);
-	probe_feature(caps, "max vCPUs", true, how);
-	probe_feature(caps, "single-step exits in ring 3", true, "same as ring 0");
-	probe_feature(caps, "hardware execution breakpoints in ring 3", true, "same as ring 0");
-	probe_feature(caps, "INT3 interception in ring 3", true,
+	probe_feature(report, "max vCPUs", true, how);
+	probe_feature(report, "single-step exits in ring 3", true, "same as ring 0");
+	probe_feature(report, "hardware execution breakpoints in ring 3", true, "same as ring 0");
+	probe_feature(report, "INT3 interception in ring 3", true,
 		      "guest INT3 exits as a breakpoint when intercepted, any ring");
-	probe_feature(caps, "MOV DR exits", true,
+	probe_feature(report, "MOV DR exits", true,
 		      "guest MOV DR is emulated, then exits with register, direction, GPR");
-	probe_feature(caps, "guest #DB exits", true,
+	probe_feature(report, "guest #DB exits", true,
 		      "the guest's own #DB exits with its DR6 bits instead of being delivered");
-	probe_feature(caps, "deterministic execution", true,
+	probe_feature(report, "deterministic execution", true,
 		      "one vCPU at a time, round robin every 50000 instructions; "
 		      "guest time = retired instructions");
 	return 0;
 }
 
-const struct engine_ops emu_engine_ops = {
-	.name = "emu",
-	.vm_create = emu_op_vm_create,
-	.vm_destroy = emu_op_vm_destroy,
+static const struct engine_vm_ops emu_vm_ops = {
+	.create = emu_op_vm_create,
+	.destroy = emu_op_vm_destroy,
 	.map_memory = emu_op_map_memory,
 	.irq_line = emu_platform_irq_line,
 	.guest_ns = emu_platform_guest_ns,
 	.probe = emu_op_probe,
-	.vcpu_create = emu_op_vcpu_create,
-	.vcpu_destroy = emu_op_vcpu_destroy,
+};
+
+static const struct engine_vcpu_ops emu_vcpu_ops = {
+	.create = emu_op_vcpu_create,
+	.destroy = emu_op_vcpu_destroy,
 	.run = emu_op_run,
 	.kick = emu_op_kick,
-	.run_borrowed = emu_op_run_borrowed,
 	.get_state = emu_op_get_state,
 	.set_state = emu_op_set_state,
 	.get_run_state = emu_op_get_run_state,
 	.msr_get = emu_op_msr_get,
 	.msr_set = emu_op_msr_set,
-	.set_debug = emu_op_set_debug,
 	.inject_exception = emu_op_inject_exception,
 };
+
+static const struct engine_debug_ops emu_debug_ops = {
+	.set_debug = emu_op_set_debug,
+};
+
+static const struct engine_lend_ops emu_lend_ops = {
+	.run = emu_op_run_borrowed,
+};
+
+/* The core emu_single.c lends to engines that cannot execute everything. */
+const struct engine_ops emu_engine_ops = {
+	.name = "emu",
+	.vm = &emu_vm_ops,
+	.vcpu = &emu_vcpu_ops,
+	.debug = &emu_debug_ops,
+	.lend = &emu_lend_ops,
+	.assist = &emu_single_ops,
+};
+
+ENGINE_REGISTER(emu_engine_ops);

@@ -300,3 +300,12 @@ enum emu_single_result emu_single_deliver(struct emu_single *s, struct emu_singl
 	emu_raise(&s->cpu, vector, has_error_code, error_code);
 	return single_finish(s, st, exit, changed);
 }
+
+const struct emu_single_ops emu_single_ops = {
+	.describe = emu_single_describe,
+	.xcr0_ok = emu_single_xcr0_ok,
+	.create = emu_single_create,
+	.destroy = emu_single_destroy,
+	.step = emu_single_step,
+	.deliver = emu_single_deliver,
+};

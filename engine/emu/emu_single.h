@@ -94,4 +94,23 @@ enum emu_single_result emu_single_deliver(struct emu_single *s, struct emu_singl
 					  uint32_t error_code, struct vm_exit *exit,
 					  unsigned *changed);
 
+/* The above as the assist another engine is given at VM creation
+ * (engine.h: engine_ops.assist, engine_vm_ops.create). */
+struct emu_single_ops {
+	bool (*describe)(const struct x86_sregs *sregs, const uint8_t *insn, unsigned len,
+			 char name[EMU_SINGLE_NAME_MAX], unsigned *needs);
+	bool (*xcr0_ok)(const uint8_t *insn, unsigned len, const struct x86_sregs *sregs,
+			uint64_t xcr0);
+	struct emu_single *(*create)(struct vcpu *vcpu, struct err *e);
+	void (*destroy)(struct emu_single *s);
+	enum emu_single_result (*step)(struct emu_single *s, struct emu_single_state *st,
+				       bool resume, struct vm_exit *exit, unsigned *changed);
+	enum emu_single_result (*deliver)(struct emu_single *s, struct emu_single_state *st,
+					  uint8_t vector, bool has_error_code,
+					  uint32_t error_code, struct vm_exit *exit,
+					  unsigned *changed);
+};
+
+extern const struct emu_single_ops emu_single_ops;
+
 #endif

@@ -2,7 +2,7 @@
  * state behind vm->engine_vm and vcpu->engine, the cached
  * KVM_CHECK_EXTENSION answers, and the helpers the engine's files share.
  * Nothing outside engine/kvm/ includes this except engine/engine.c (for
- * kvm_engine_ops) and the engine's own unit test.
+ * kvm_ring0_rate), the engine's own unit test and bench/'s KVM tools.
  *
  * Addresses in exits: db.pc and bpt.pc are what KVM reports in
  * kvm_run.debug.arch.pc, a linear address (CS base + RIP; equal to RIP in
@@ -53,6 +53,9 @@ struct kvm_vm_state {
 	size_t run_size;           /* KVM_GET_VCPU_MMAP_SIZE */
 	int kick_signal;           /* real-time signal that knocks a vCPU out of KVM_RUN */
 	struct kvm_host_caps caps;
+	/* emu's core for the instructions the host cannot emulate (given
+	 * at creation, kvm_fallback.c); NULL: those stay failures */
+	const struct emu_single_ops *assist;
 	struct kvm_cpuid2 *cpuid;  /* KVM_GET_SUPPORTED_CPUID, patched per vCPU */
 	bool hypercalls;           /* paravirt features that use VMCALL stay advertised */
 	struct kvm_mem_slot slots[KVM_ENGINE_MAX_SLOTS];
@@ -84,7 +87,7 @@ struct kvm_vcpu_state {
 	/* What the debugger asked last (kvm_op_set_debug): run() needs it to
 	 * finish an instruction emu executed as KVM would have. */
 	struct engine_debug debug;
-	/* The emu fallback (kvm_fallback.c); NULL when emu is not linked. */
+	/* The emu fallback (kvm_fallback.c); NULL without an assist. */
 	struct kvm_fallback *fb;
 	/* KVM_GET_SREGS of the last emulation failure, for the fallback
 	 * (valid until the next KVM_RUN; vCPU thread only) */
@@ -103,7 +106,7 @@ static inline struct kvm_vcpu_state *kvm_vcpu_of(struct vcpu *vcpu)
 }
 
 /* kvm_vm.c */
-int kvm_op_vm_create(struct vm *vm, struct err *e);
+int kvm_op_vm_create(struct vm *vm, const struct emu_single_ops *assist, struct err *e);
 void kvm_op_vm_destroy(struct vm *vm);
 int kvm_op_map_memory(struct vm *vm, uint64_t gpa, uint64_t size, void *host,
 		      bool readonly, struct err *e);
@@ -141,7 +144,7 @@ int kvm_op_set_msr(struct vcpu *vcpu, uint32_t index, uint64_t value);
 int kvm_op_get_debugregs(struct vcpu *vcpu, struct x86_debugregs *dr);
 int kvm_op_set_debugregs(struct vcpu *vcpu, const struct x86_debugregs *dr);
 int kvm_op_get_run_state(struct vcpu *vcpu, bool *halted, bool *waiting_sipi);
-/* engine_ops.get_state / set_state, built on the ones above */
+/* vcpu->get_state / set_state, built on the ones above */
 int kvm_op_get_state(struct vcpu *vcpu, unsigned mask, struct x86_state *st);
 int kvm_op_set_state(struct vcpu *vcpu, unsigned mask, const struct x86_state *st);
 
@@ -151,12 +154,13 @@ int kvm_op_inject_exception(struct vcpu *vcpu, uint8_t vector, bool has_error_co
 			    uint32_t error_code);
 
 /* kvm_probe.c */
-int kvm_op_probe(struct engine_caps *caps, struct err *e);
+int kvm_op_probe(const struct emu_single_ops *assist, struct engine_caps *caps,
+		 struct engine_report *report, struct err *e);
 /* Guest ring-0 instructions per second on this host, measured with a tiny
  * guest (a 10k-instruction loop, ~7 ms here): native hosts give hundreds
  * of millions even counting the exit, hosts whose KVM emulates ring 0
  * (nested, like ours) about 1.5 million. */
-int kvm_ring0_rate(double *per_second, struct err *e);
+int kvm_ring0_rate(const struct emu_single_ops *assist, double *per_second, struct err *e);
 /* At or above this, ring 0 runs natively (--engine auto picks kvm): far
  * above any host emulator, far below native speed even counting the exit
  * that ends the loop. */
@@ -165,11 +169,10 @@ int kvm_ring0_rate(double *per_second, struct err *e);
 /* kvm_fallback.c — instructions the host's emulator gives up on
  * (KVM_EXIT_INTERNAL_ERROR, emulation failure) run one at a time on emu's
  * execution core (engine/emu/emu_single.h), so guests that use them run on
- * KVM here too. Without emu linked (the engine's unit tests) every call is
+ * KVM here too. Without an assist (the engine's unit tests) every call is
  * a no-op and failures stay failures. */
 struct kvm_fallback;
-/* false when emu is not linked: then nothing is created and fb stays NULL */
-bool kvm_fallback_linked(void);
+/* Without the VM's assist nothing is created and v->fb stays NULL. */
 int kvm_fallback_create(struct vcpu *vcpu, struct kvm_vcpu_state *v, struct err *e);
 void kvm_fallback_destroy(struct kvm_vcpu_state *v);
 /* Called by run() before KVM_RUN (exit cleared) and after an exit. true:
@@ -185,9 +188,9 @@ int kvm_op_fallback_stats(struct vcpu *vcpu, struct engine_fallback_stats *stats
  * KVM_SET_CPUID2 for vCPU `id`. */
 int kvm_vcpu_set_cpuid(struct kvm_vm_state *kvm, struct kvm_vcpu_state *v, unsigned id,
 		       struct err *e);
-/* Whether a ring-0 VMCALL returns on this host (a throwaway VM, at most
- * 200 ms). */
-bool kvm_hypercall_returns(void);
+/* Whether a ring-0 VMCALL returns on this host (a throwaway VM with the
+ * given assist, at most 200 ms). */
+bool kvm_hypercall_returns(const struct emu_single_ops *assist);
 
 /* kvm_xstate.c — XSAVE/XSAVEOPT/XSAVEC/XSAVES/XRSTOR/XRSTORS done on
  * KVM's XSAVE image when XCR0 has components emu's image lacks. st holds
@@ -228,7 +231,9 @@ struct kvm_tiny_guest {
 	bool user;                /* for callers: run scripts in ring 3 */
 };
 
-int kvm_tiny_create(struct kvm_tiny_guest *g, struct err *e);
+/* assist: as for kvm_op_vm_create (NULL: no emu fallback in the guest) */
+int kvm_tiny_create(struct kvm_tiny_guest *g, const struct emu_single_ops *assist,
+		    struct err *e);
 void kvm_tiny_destroy(struct kvm_tiny_guest *g);
 /* Copy code to KVM_TINY_CODE and reset the vCPU to run it from the top
  * with debug state cleared. */

@@ -15,13 +15,14 @@
  * PIT) cannot be completed from userspace: they stay the emulation
  * failure they are.
  *
- * Counts per vCPU and mnemonic (engine_ops.fallback_stats): written by the
+ * Counts per vCPU and mnemonic (vcpu->fallback_stats): written by the
  * vCPU's thread only; a reader on another thread sees whole names (an
  * entry is published by the release store of nr) and counts that may be
  * moving.
  *
- * emu is linked weakly: the engine's unit tests link engine/kvm/ alone,
- * and then there is no fallback (kvm_fallback_linked() is false). */
+ * emu's core comes as the assist the VM was created with (engine.h's
+ * struct emu_single_ops); without one (the engine's unit tests link
+ * engine/kvm/ alone) there is no fallback. */
 #include "engine/kvm/kvm.h"
 
 #include <stdio.h>
@@ -30,13 +31,6 @@
 
 #include "engine/emu/emu_single.h"
 #include "machine/vm.h"
-
-extern __typeof__(emu_single_create) emu_single_create __attribute__((weak));
-extern __typeof__(emu_single_destroy) emu_single_destroy __attribute__((weak));
-extern __typeof__(emu_single_describe) emu_single_describe __attribute__((weak));
-extern __typeof__(emu_single_step) emu_single_step __attribute__((weak));
-extern __typeof__(emu_single_deliver) emu_single_deliver __attribute__((weak));
-extern __typeof__(emu_single_xcr0_ok) emu_single_xcr0_ok __attribute__((weak));
 
 /* KVM's in-kernel devices, out of userspace's reach. */
 #define KVM_FB_IOAPIC_PAGE 0xfec00000ull
@@ -48,6 +42,7 @@ extern __typeof__(emu_single_xcr0_ok) emu_single_xcr0_ok __attribute__((weak));
 #define KVM_FB_PIT_GATE    0x61          /* speaker / channel 2 gate, with the PIT */
 
 struct kvm_fallback {
+	const struct emu_single_ops *assist;
 	struct emu_single *emu;
 	struct emu_single_state st;   /* scratch: the state of the current instruction */
 	/* emu left for the machine in the middle of an instruction */
@@ -56,7 +51,7 @@ struct kvm_fallback {
 	unsigned pending_needs;       /* EMU_SINGLE_PART_* to load for it */
 	char pending_name[EMU_SINGLE_NAME_MAX];
 	struct vm_exit failure;       /* KVM's own exit for it, kept for a failure report */
-	/* engine_ops.fallback_stats */
+	/* vcpu->fallback_stats */
 	uint64_t total;
 	unsigned nr;
 	struct {
@@ -65,21 +60,16 @@ struct kvm_fallback {
 	} by[ENGINE_FALLBACK_KINDS];
 };
 
-bool kvm_fallback_linked(void)
-{
-	return emu_single_create && emu_single_destroy && emu_single_describe &&
-	       emu_single_step && emu_single_deliver && emu_single_xcr0_ok;
-}
-
 int kvm_fallback_create(struct vcpu *vcpu, struct kvm_vcpu_state *v, struct err *e)
 {
 	v->fb = NULL;
-	if (!kvm_fallback_linked())
+	if (!v->kvm->assist)
 		return 0;
 	struct kvm_fallback *fb = calloc(1, sizeof(*fb));
 	if (!fb)
 		return err_set(e, ENOMEM, "out of memory for vCPU %u's emu fallback", vcpu->id);
-	fb->emu = emu_single_create(vcpu, e);
+	fb->assist = v->kvm->assist;
+	fb->emu = fb->assist->create(vcpu, e);
 	if (!fb->emu) {
 		free(fb);
 		return -(e && e->code ? e->code : ENOMEM);
@@ -92,7 +82,7 @@ void kvm_fallback_destroy(struct kvm_vcpu_state *v)
 {
 	if (!v->fb)
 		return;
-	emu_single_destroy(v->fb->emu);
+	v->fb->assist->destroy(v->fb->emu);
 	free(v->fb);
 	v->fb = NULL;
 }
@@ -208,7 +198,7 @@ static bool fb_execute(struct vcpu *vcpu, struct kvm_vcpu_state *v, bool resume,
 	struct kvm_fallback *fb = v->fb;
 	unsigned changed = 0;
 	uint64_t rip = fb->st.arch.regs.rip;
-	switch (emu_single_step(fb->emu, &fb->st, resume, exit, &changed)) {
+	switch (fb->assist->step(fb->emu, &fb->st, resume, exit, &changed)) {
 	case EMU_SINGLE_DONE:
 		if (fb_store(vcpu, &fb->st, changed) < 0) {
 			*exit = fb->failure;
@@ -256,7 +246,7 @@ static bool fb_xstate(struct vcpu *vcpu, struct kvm_vcpu_state *v, struct vm_exi
 		cr2 = EMU_SINGLE_PART_SREGS;              /* set by kvm_xstate_execute */
 		/* fall through */
 	case KVM_XSTATE_GP:
-		if (emu_single_deliver(fb->emu, &fb->st, vector, true, pf_code, exit, &changed) !=
+		if (fb->assist->deliver(fb->emu, &fb->st, vector, true, pf_code, exit, &changed) !=
 		    EMU_SINGLE_DONE) {
 			*exit = fb->failure;
 			return false;
@@ -293,7 +283,7 @@ bool kvm_fallback_on_exit(struct vcpu *vcpu, struct vm_exit *exit)
 		return false;
 	const uint8_t *insn = exit->failure.insn;
 	unsigned len = exit->failure.insn_len;
-	bool emu_can = emu_single_describe(&sregs, insn, len, fb->pending_name, &needs);
+	bool emu_can = fb->assist->describe(&sregs, insn, len, fb->pending_name, &needs);
 	bool xstate = kvm_xstate_match(&sregs, insn, len);
 	if (!emu_can && !xstate)
 		return false;             /* emu cannot either: the failure stands */
@@ -304,7 +294,7 @@ bool kvm_fallback_on_exit(struct vcpu *vcpu, struct vm_exit *exit)
 	fb->pending_needs = needs;
 	fb->failure = *exit;
 	bool xcr0_ok = !(needs & EMU_SINGLE_PART_FPU) ||
-		       emu_single_xcr0_ok(insn, len, &sregs, fb->st.arch.xcr0);
+		       fb->assist->xcr0_ok(insn, len, &sregs, fb->st.arch.xcr0);
 	if (xstate && (!emu_can || !xcr0_ok))
 		return fb_xstate(vcpu, v, exit);
 	return xcr0_ok && fb_execute(vcpu, v, false, exit);
@@ -339,7 +329,7 @@ int kvm_fallback_deliver(struct vcpu *vcpu, uint8_t vector)
 		return r;
 	struct vm_exit x;
 	unsigned changed = 0;
-	if (emu_single_deliver(fb->emu, &fb->st, vector, false, 0, &x, &changed) !=
+	if (fb->assist->deliver(fb->emu, &fb->st, vector, false, 0, &x, &changed) !=
 	    EMU_SINGLE_DONE)
 		return -EFAULT;           /* would escalate: let KVM deliver it */
 	r = fb_store(vcpu, &fb->st, changed);

@@ -178,12 +178,13 @@ static void kvm_vm_free(struct kvm_vm_state *kvm)
 	free(kvm);
 }
 
-int kvm_op_vm_create(struct vm *vm, struct err *e)
+int kvm_op_vm_create(struct vm *vm, const struct emu_single_ops *assist, struct err *e)
 {
 	struct kvm_vm_state *kvm = calloc(1, sizeof(*kvm));
 	if (!kvm)
 		return err_set(e, ENOMEM, "out of memory for the KVM state");
 	kvm->sys_fd = kvm->vm_fd = -1;
+	kvm->assist = assist;
 
 	int r = kvm_open_dev(kvm, e);
 	if (r < 0)
@@ -212,7 +213,7 @@ int kvm_op_vm_create(struct vm *vm, struct err *e)
 		goto fail;
 	/* only a guest with several CPUs makes hypercalls (kvm_cpuid.c) */
 	kvm->hypercalls = (vm->nr_vcpus ? vm->nr_vcpus : vm->cfg.nr_vcpus) <= 1 ||
-			  kvm_hypercall_returns();
+			  kvm_hypercall_returns(assist);
 	vm->engine_vm = kvm;
 	return 0;
 fail:

@@ -171,26 +171,42 @@ static int fake_run_borrowed(struct vcpu *v, struct vm_exit *exit)
 	return fake_run(v, exit);
 }
 
-static const struct engine_ops fake_engine = {
-	.name = "fake",
+static const struct engine_vm_ops fake_vm_ops = { 0 };   /* no probe: no caps */
+
+static const struct engine_vcpu_ops fake_vcpu_ops = {
 	.run = fake_run,
 	.kick = fake_kick,
 	.get_state = fake_get_state,
 	.set_state = fake_set_state,
-	.set_debug = fake_set_debug,
 	.msr_get = fake_msr_get,
 	.msr_set = fake_msr_set,
 };
 
+static const struct engine_debug_ops fake_debug_ops = { .set_debug = fake_set_debug };
+
+static const struct engine_ops fake_engine = {
+	.name = "fake",
+	.vm = &fake_vm_ops,
+	.vcpu = &fake_vcpu_ops,
+	.debug = &fake_debug_ops,
+};
+
 /* the same engine, lending vCPUs to the debugger's thread */
-static const struct engine_ops fake_lending_engine = {
-	.name = "fake-lending",
-	.run_borrowed = fake_run_borrowed,
+static const struct engine_vcpu_ops fake_lending_vcpu_ops = {
 	.run = fake_run,
 	.kick = fake_kick,
 	.get_state = fake_get_state,
 	.set_state = fake_set_state,
-	.set_debug = fake_set_debug,
+};
+
+static const struct engine_lend_ops fake_lend_ops = { .run = fake_run_borrowed };
+
+static const struct engine_ops fake_lending_engine = {
+	.name = "fake-lending",
+	.vm = &fake_vm_ops,
+	.vcpu = &fake_lending_vcpu_ops,
+	.debug = &fake_debug_ops,
+	.lend = &fake_lend_ops,
 };
 
 /* The machine/ functions the debug core uses, over the fake RAM. */
@@ -226,7 +242,7 @@ static void *vcpu_thread(void *arg)
 		if (vm_stopping(vm))
 			break;
 		if (!handed)
-			vm->engine->run(v, &exit);
+			vm->engine->vcpu->run(v, &exit);
 		if (vm->debug_hooks->on_exit(vm, v, &exit))
 			continue;
 		if (exit.reason == VM_EXIT_BPT)

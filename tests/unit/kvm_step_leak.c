@@ -779,7 +779,7 @@ int main(int argc, char **argv)
 		if (!leak_wanted(argc, argv, leak_questions[i].name))
 			continue;
 		struct err e = { 0 };
-		if (kvm_tiny_create(&l.g, &e) < 0) {
+		if (kvm_tiny_create(&l.g, NULL, &e) < 0) {
 			printf("cannot create the tiny guest: %s\n", e.msg);
 			return 1;
 		}
