@@ -1,4 +1,4 @@
-/* tests/unit/kvm_step_leak.c — what leaks into a guest, on this host's
+/* bench/kvm_step_leak.c — what leaks into a guest, on this host's
  * /dev/kvm, while the host single-steps it with KVM_SET_GUEST_DEBUG
  * (SINGLESTEP, optionally BLOCKIRQ) in ring 0. A measurement, not a test:
  * it prints one line per question, "question: answer (evidence)", and the
