@@ -175,10 +175,13 @@ struct kvm_fallback;
 /* Without the VM's assist nothing is created and v->fb stays NULL. */
 int kvm_fallback_create(struct vcpu *vcpu, struct kvm_vcpu_state *v, struct err *e);
 void kvm_fallback_destroy(struct kvm_vcpu_state *v);
-/* Called by run() before KVM_RUN (exit cleared) and after an exit. true:
- * go on with KVM_RUN; false: *exit is for the caller. */
-bool kvm_fallback_before_run(struct vcpu *vcpu, struct vm_exit *exit);
-bool kvm_fallback_on_exit(struct vcpu *vcpu, struct vm_exit *exit);
+/* Called by run() before KVM_RUN (exit cleared): true when KVM_RUN may go
+ * on (no instruction was left half done, or emu has now finished it);
+ * false: *exit is for the caller. */
+bool kvm_fallback_ready_to_run(struct vcpu *vcpu, struct vm_exit *exit);
+/* Called by run() after an exit: true when emu handled it (the failed
+ * instruction is done, KVM_RUN goes on); false: *exit is for the caller. */
+bool kvm_fallback_handled(struct vcpu *vcpu, struct vm_exit *exit);
 /* #BP for the guest through emu (exact frame whatever the vendor):
  * 0, or -errno when emu could not (the caller injects through KVM). */
 int kvm_fallback_deliver(struct vcpu *vcpu, uint8_t vector);

@@ -268,7 +268,7 @@ static bool fb_xstate(struct vcpu *vcpu, struct kvm_vcpu_state *v, struct vm_exi
 	return true;
 }
 
-bool kvm_fallback_on_exit(struct vcpu *vcpu, struct vm_exit *exit)
+bool kvm_fallback_handled(struct vcpu *vcpu, struct vm_exit *exit)
 {
 	struct kvm_vcpu_state *v = kvm_vcpu_of(vcpu);
 	struct kvm_fallback *fb = v->fb;
@@ -300,7 +300,7 @@ bool kvm_fallback_on_exit(struct vcpu *vcpu, struct vm_exit *exit)
 	return xcr0_ok && fb_execute(vcpu, v, false, exit);
 }
 
-bool kvm_fallback_before_run(struct vcpu *vcpu, struct vm_exit *exit)
+bool kvm_fallback_ready_to_run(struct vcpu *vcpu, struct vm_exit *exit)
 {
 	struct kvm_vcpu_state *v = kvm_vcpu_of(vcpu);
 	struct kvm_fallback *fb = v->fb;

@@ -343,11 +343,11 @@ static int kvm_run_exit(struct vcpu *vcpu, struct vm_exit *exit)
 {
 	struct kvm_vcpu_state *v = kvm_vcpu_of(vcpu);
 	memset(exit, 0, sizeof(*exit));
-	if (!kvm_fallback_before_run(vcpu, exit))
+	if (!kvm_fallback_ready_to_run(vcpu, exit))
 		return 0;
 	for (;;) {
 		int r = kvm_run_once(v, exit);
-		if (r < 0 || !kvm_fallback_on_exit(vcpu, exit))
+		if (r < 0 || !kvm_fallback_handled(vcpu, exit))
 			return r;
 	}
 }
