@@ -9,7 +9,8 @@
  * on the client's thread), vcpu.c (the only door to a vCPU's registers:
  * get/put by part, one cache), state.c (gdb's view of them, caps),
  * step.c (the shadow trap flag around engine steps), break.c, catch.c,
- * mem.c.
+ * mem.c. The engine's capabilities are probed once, by debug_create(),
+ * so no step waits for a probe.
  *
  * Threads: vCPU threads enter through the vm_debug_hooks that
  * debug_create() installs; one client thread (the gdbserver) calls
@@ -21,12 +22,12 @@
  * (gdbserver/server.c, pkt_run.c) and calls debug_resume() (park.c). With
  * every vCPU parked, step.c reads the instruction's registers through
  * vcpu.c, decodes it and sets the shadow trap flag, and park.c asks the
- * engine to single-step (set_debug). One vCPU stepped alone on an engine
- * that lends it: lend.c runs it on the server thread itself (parked ->
- * lent -> parked; engine run_borrowed), the debug exit goes to on_db
- * (park.c) and debug_step_end (step.c), the step event is queued, and the
- * server sends the stop reply from registers vcpu.c has cached: one
- * thread, no wake-up. Otherwise (an engine that does not lend, several
+ * engine to single-step (its debug->set_debug). One vCPU stepped alone on
+ * an engine that lends it: lend.c runs it on the server thread itself
+ * (parked -> lent -> parked; the engine's lend->run), the debug exit goes
+ * to on_db (park.c) and debug_step_end (step.c), the step event is
+ * queued, and the server sends the stop reply from registers vcpu.c has
+ * cached: one thread, no wake-up. Otherwise (an engine that does not lend, several
  * vCPUs, or an exit only the vCPU's thread handles, such as port I/O,
  * which lend.c hands back) the vCPU's own thread leaves before_run
  * (released -> running), runs the engine (machine/vm.c's loop), meets the
@@ -101,8 +102,8 @@ enum debug_action { DEBUG_ACT_STOP, DEBUG_ACT_CONTINUE, DEBUG_ACT_STEP };
  * the result is 0; a vCPU resumed at one of our breakpoints first steps
  * over it with the others parked. A vCPU stepped alone may be stepped on
  * the calling thread itself (engine_lend_ops.run): when that step
- * ends there, its event is queued and the result is 1 as well. Negative
- * errno on failure. */
+ * ends there, its event is queued and the result is 1 as well. -errno on
+ * failure. */
 int debug_resume(struct debug *d, const enum debug_action *actions, struct err *e);
 
 /* Pop the oldest event the client may hear about now (one of a vCPU it

@@ -353,7 +353,7 @@ void debug_sw_drop_locked(struct debug *d, struct debug_sw_bp *bp);
 
 /* step.c: the shadow trap flag around every engine single step.
  * begin: 0 = step with the engine, 1 = vmdb did the step itself (IRETQ),
- * negative errno on failure. */
+ * -errno on failure. */
 int debug_step_begin(struct debug *d, unsigned vcpu);
 /* on the vCPU thread at the step's exit: fix what the guest sees; *pc
  * becomes where the step really ended (e.g. the guest's #DB handler).

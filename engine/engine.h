@@ -179,7 +179,8 @@ struct emu_single_ops;
 
 /* The ops come in groups. vm and vcpu are always there; debug and lend
  * are NULL when the engine cannot do that at all. Inside a group, an op
- * said to be optional may be NULL: the caller does without it. */
+ * said to be optional may be NULL: the caller does without it. An op
+ * that returns int returns 0 or -errno (util/err.h's convention). */
 
 struct engine_vm_ops {
 	/* Create the VM-wide engine state (vm->engine_vm). assist: the core

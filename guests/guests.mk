@@ -1,4 +1,4 @@
-# guests/guests.mk — freestanding test guests (owned by the guests work).
+# guests/guests.mk — freestanding test guests.
 # Always built into build/guests/, whatever BUILD/SAN say: the guests do not
 # change with the host sanitizer build.
 #
@@ -87,8 +87,8 @@ STEP_GUESTS := step_pushf step_tf step_ticks step_remap
 guests: $(STEP_GUESTS:%=$(GUEST_OUT)/%.elf)
 .SECONDARY: $(STEP_GUESTS:%=$(GUEST_OUT)/%.o)
 
-# debug architecture from inside the guest (owned by engine/emu/emu_debug.c's
-# work): tests/test_emu_debug.py runs them on emu, and the subset this
+# debug architecture from inside the guest (what engine/emu/emu_debug.c
+# implements): tests/test_emu_debug.py runs them on emu, and the subset this
 # host's KVM can do on kvm.
 guests: $(GUEST_OUT)/dbg_regs.elf $(GUEST_OUT)/dbg_step.elf
 .SECONDARY: $(GUEST_OUT)/dbg_regs.o $(GUEST_OUT)/dbg_step.o
@@ -132,13 +132,13 @@ $(GUEST_OUT)/boot_bench.img: $(GUEST_OUT)/boot_bench.elf64
 	mv $@.tmp $@
 .SECONDARY: $(BOOT_BENCH_OBJS)
 
-# The CPU model from the inside (owned by the emu CPU-model work): every
+# The CPU model from the inside (emu_cpuid.c and what it advertises): every
 # advertised CPUID bit exercised, SYSCALL/SYSRET, PCID/global pages,
 # NX/SMEP/SMAP/UMIP, MSRs, x2APIC TSC deadline (tests/test_emu_linux_cpu.py).
 guests: $(GUEST_OUT)/cpu_model.elf
 .SECONDARY: $(GUEST_OUT)/cpu_model.o
 
-# Linux's direct boot protocols (owned by the loaders work; tests/
+# Linux's direct boot protocols (machine/load_*.c; tests/
 # test_linux_loader.py): linux_bzimage.bin is a bzImage (setup header +
 # 64-bit payload, guests/linux.ld; linux_bzimage.elf64 has its symbols),
 # linux_pvh.elf an ELF64 with the PVH note. Both at 16 MiB.
@@ -157,7 +157,7 @@ $(GUEST_OUT)/linux_pvh.elf: $(GUEST_MB_OBJ) $(GUEST_RT_OBJS) $(GUEST_OUT)/linux_
 .SECONDARY: $(GUEST_OUT)/linux_bzimage_hdr.o $(GUEST_OUT)/linux_guest.o \
 	$(GUEST_OUT)/linux_bzimage.o $(GUEST_OUT)/linux_pvh.o
 
-# x87 arithmetic checked from inside (tests/test_x87.py; owned by emu's x87
-# work): ring 0, on emu, and on kvm through its emu fallback.
+# x87 arithmetic checked from inside (tests/test_x87.py): ring 0, on emu, and
+# on kvm through its emu fallback.
 guests: $(GUEST_OUT)/x87_calc.elf
 .SECONDARY: $(GUEST_OUT)/x87_calc.o
