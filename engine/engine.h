@@ -127,8 +127,9 @@ struct engine_debug {
 };
 
 /* What this engine really does on this host, found out by asking and by
- * trying (a tiny guest for the things no capability flag tells): what the
- * debug core decides by. Probed once, when the VM's debugger is created. */
+ * trying (a tiny guest for the things no capability flag tells): the
+ * booleans callers decide by (the debug core probes them once, when it is
+ * created with the VM). */
 struct engine_caps {
 	bool single_step;
 	bool step_block_irq;

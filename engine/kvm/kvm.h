@@ -2,7 +2,7 @@
  * state behind vm->engine_vm and vcpu->engine, the cached
  * KVM_CHECK_EXTENSION answers, and the helpers the engine's files share.
  * Nothing outside engine/kvm/ includes this except engine/engine.c (for
- * kvm_ring0_rate), the engine's own unit test and bench/'s KVM tools.
+ * kvm_ring0_rate), the engine's own unit test and bench/kvm_step_leak.c.
  *
  * Addresses in exits: db.pc and bpt.pc are what KVM reports in
  * kvm_run.debug.arch.pc, a linear address (CS base + RIP; equal to RIP in
