@@ -449,11 +449,10 @@ static const char *const probe_names[] = {
 	/* what --engine auto and the emu fallback rest on */
 	"native ring-0 execution", "instructions the host cannot emulate in ring 0",
 };
-#define PROBE_NR_CAPS 8         /* probe_names[] up to here decide engine_caps */
 #define PROBE_NR      (sizeof(probe_names) / sizeof(probe_names[0]))
 
-/* The findings engine_caps is made of: five probe guests. Every probe
- * guest has the assist a VM of this engine would have. */
+/* The findings engine_caps is made of (probe_names[0..7]): five probe
+ * guests. Every probe guest has the assist a VM of this engine would have. */
 static int probe_caps(const struct emu_single_ops *assist, const struct kvm_host_caps *c,
 		      struct probe_finding *f, struct err *e)
 {
@@ -474,7 +473,7 @@ static int probe_caps(const struct emu_single_ops *assist, const struct kvm_host
 	return 0;
 }
 
-/* The findings only the user reads: five more probe guests and a timing. */
+/* The findings only the user reads: four more probe guests and a timed one. */
 static int probe_more(const struct emu_single_ops *assist, struct probe_finding *f,
 		      struct err *e)
 {
