@@ -244,12 +244,12 @@ const char *debug_sstep_irq_mechanism(struct debug *d);
 void debug_sstep_describe(struct debug *d, char *out, size_t size);
 
 /* The engine's capabilities (probed once, when debug_create ran), the
- * engine's findings in words (probed again now: kvm runs probe guests)
- * and the mechanism each debug feature uses now; the last two are
- * printed by `monitor info caps`. debug_mechanisms returns the text's
- * whole length (snprintf's rule: size it with NULL, 0). */
+ * engine's findings in words (probed once, at the first ask: on kvm that
+ * runs more probe guests) and the mechanism each debug feature uses now;
+ * the last two are printed by `monitor info caps`. debug_mechanisms
+ * returns the text's whole length (snprintf's rule: size it with NULL, 0). */
 int debug_caps(struct debug *d, const struct engine_caps **caps, struct err *e);
-int debug_caps_report(struct debug *d, struct engine_report *report, struct err *e);
+int debug_caps_report(struct debug *d, const struct engine_report **report, struct err *e);
 size_t debug_mechanisms(struct debug *d, char *out, size_t size);
 
 #endif

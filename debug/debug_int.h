@@ -278,6 +278,10 @@ struct debug {
 	int caps_err;                /* debug_caps_probe()'s result, with caps_e */
 	struct engine_caps caps;
 	struct err caps_e;
+	bool report_done;            /* the findings in words, probed at the first ask */
+	int report_err;
+	struct engine_report report;
+	struct err report_e;
 
 	struct vm_debug_hooks hooks;
 };

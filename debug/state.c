@@ -107,13 +107,26 @@ void debug_caps_probe(struct debug *d)
 		d->caps_err = eng->vm->probe(d->vm->engine_assist, &d->caps, NULL, &d->caps_e);
 }
 
-int debug_caps_report(struct debug *d, struct engine_report *report, struct err *e)
+int debug_caps_report(struct debug *d, const struct engine_report **report, struct err *e)
 {
 	const struct engine_ops *eng = d->vm->engine;
 	struct engine_caps caps;
-	if (!eng->vm->probe)
-		return err_set(e, ENOTSUP, "the %s engine cannot be probed", eng->name);
-	return eng->vm->probe(d->vm->engine_assist, &caps, report, e);
+	if (!d->report_done) {
+		d->report_done = true;
+		if (!eng->vm->probe)
+			d->report_err = err_set(&d->report_e, ENOTSUP,
+						"the %s engine cannot be probed", eng->name);
+		else
+			d->report_err = eng->vm->probe(d->vm->engine_assist, &caps, &d->report,
+						       &d->report_e);
+	}
+	if (d->report_err < 0) {
+		if (e)
+			*e = d->report_e;
+		return d->report_err;
+	}
+	*report = &d->report;
+	return 0;
 }
 
 int debug_caps(struct debug *d, const struct engine_caps **caps, struct err *e)

@@ -105,7 +105,7 @@ static void mon_fallback_lines(struct gdb_server *s)
 
 static int mon_info_caps(struct gdb_server *s, const char *arg)
 {
-	struct engine_report report;
+	const struct engine_report *report;
 	struct err e = { 0 };
 	(void)arg;
 
@@ -113,9 +113,9 @@ static int mon_info_caps(struct gdb_server *s, const char *arg)
 	if (debug_caps_report(s->dbg, &report, &e) < 0) {
 		mon_print(s, "probe failed: %s\n", e.msg);
 	} else {
-		for (unsigned i = 0; i < report.nr; i++)
-			mon_print(s, "%s: %s (%s)\n", report.features[i].name,
-				  report.features[i].present ? "yes" : "no", report.features[i].how);
+		for (unsigned i = 0; i < report->nr; i++)
+			mon_print(s, "%s: %s (%s)\n", report->features[i].name,
+				  report->features[i].present ? "yes" : "no", report->features[i].how);
 	}
 	mon_fallback_lines(s);
 	size_t len = debug_mechanisms(s->dbg, NULL, 0) + 1;
