@@ -113,9 +113,10 @@ static int mon_info_caps(struct gdb_server *s, const char *arg)
 	if (debug_caps_report(s->dbg, &report, &e) < 0) {
 		mon_print(s, "probe failed: %s\n", e.msg);
 	} else {
-		for (unsigned i = 0; i < report->nr; i++)
-			mon_print(s, "%s: %s (%s)\n", report->features[i].name,
-				  report->features[i].present ? "yes" : "no", report->features[i].how);
+		for (unsigned i = 0; i < report->nr; i++) {
+			const struct engine_feature *f = &report->features[i];
+			mon_print(s, "%s: %s (%s)\n", f->name, f->present ? "yes" : "no", f->how);
+		}
 	}
 	mon_fallback_lines(s);
 	size_t len = debug_mechanisms(s->dbg, NULL, 0) + 1;

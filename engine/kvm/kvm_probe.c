@@ -373,7 +373,8 @@ static int probe_fallback(struct kvm_tiny_guest *g, struct probe_finding *f, str
 		char what[96];
 		probe_describe_exit(g, &x, what, sizeof(what));
 		probe_say(f, x.reason == VM_EXIT_EMULATION_FAILURE,
-			  "POPCNT, CMPXCHG16B, LDMXCSR, FWAIT, INT3: %s; no emu to hand them to", what);
+			  "POPCNT, CMPXCHG16B, LDMXCSR, FWAIT, INT3: %s; no emu to hand them to",
+			  what);
 		return 0;
 	}
 	bool bp_ok = x.reason == VM_EXIT_IO && x.io.port == KVM_TINY_PORT_VECTOR &&
