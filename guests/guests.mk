@@ -80,6 +80,10 @@ guests: $(GUEST_OUT)/gdb_target.elf
 guests: $(GUEST_OUT)/idle.elf $(GUEST_OUT)/highhalf.elf $(GUEST_OUT)/initipi.elf
 .SECONDARY: $(GUEST_OUT)/idle.o $(GUEST_OUT)/highhalf.o $(GUEST_OUT)/initipi.o
 
+# a sleeping guest under a timer faster than the host (tests/test_hardening.py)
+guests: $(GUEST_OUT)/timer_storm.elf
+.SECONDARY: $(GUEST_OUT)/timer_storm.o
+
 # Guest-invisible stepping: guests that
 # record what they observe; tests/test_step.py compares their transcripts
 # with and without gdb stepping through them.

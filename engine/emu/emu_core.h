@@ -85,27 +85,18 @@ struct emu_dcache_entry {
 	struct emu_insn insn;
 };
 
-/* --- the VM and the vCPU scheduling (emu_engine.c) -------------------- */
+/* --- the VM ---------------------------------------------------------------- */
 
-#define EMU_TURN_NONE 0xffffffffu
+struct emu_sched;
 
 struct emu_vm {
 	struct vm *vm;
 	struct emu_platform *plat;
 	struct emu_cpu *cpus[VM_MAX_VCPUS];
 	unsigned nr_cpus;
-
-	/* The run token (see emu_engine.c): turn is the vCPU that may
-	 * execute, EMU_TURN_NONE when every vCPU is idle. */
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	unsigned turn;
-	uint64_t wake_seq;            /* emu_vm_wake() calls, to avoid lost wake-ups */
-	uint64_t kick_seq;            /* kick() calls */
-	/* Idle pacing (emu_engine.c): guest time at the last idle jump and the
-	 * host time it was reached. */
-	uint64_t pace_guest_ns, pace_host_ns;
-	uint64_t quantum;             /* instructions per turn */
+	/* Who runs when (emu_engine.c's own; NULL in emu_single.c's VM, which
+	 * runs its one vCPU on the caller's thread). */
+	struct emu_sched *sched;
 
 	struct emu_dcache_entry *dcache;
 	struct emu_blocks *blocks;    /* emu_fast.c's block cache (NULL: step only) */
@@ -201,11 +192,7 @@ struct emu_core {
 	unsigned replay_n, replay_pos;
 
 	uint64_t budget_end;           /* stop when cpu->retired reaches it */
-	bool kick;                     /* atomic: leave run() soon */
-	bool in_run;                   /* under evm->lock */
-	bool parked;                   /* returned KICKED and not back yet (evm->lock) */
-	bool yield_turn;               /* kicked while holding the token: pass it on */
-	uint64_t quantum_end;          /* cpu->retired at which this turn ends */
+	bool kick;                     /* atomic: leave emu_exec_run() soon (EMU_STOP_KICKED) */
 	/* A HLT stepped with interrupts held off (emu_exec_sys.c): the vCPU runs
 	 * unstepped, interrupts allowed, until it is back after the HLT with
 	 * the same RSP; then the step ends there (as debug/step.c does on kvm). */
@@ -275,8 +262,8 @@ void emu_cpuid(struct emu_cpu *cpu, uint32_t leaf, uint32_t sub, uint32_t out[4]
 #define EMU_CR4_SMAP       (1ull << 21)
 
 /* --- emu_cpu.c --- */
-/* A zeroed emu_vm for nr_cpus vCPUs of vm: its locks; emu_vm_fini
- * destroys them. The engine adds its caches and platform. */
+/* A zeroed emu_vm for nr_cpus vCPUs of vm: its lock; emu_vm_fini
+ * destroys it. The engine adds its scheduler, caches and platform. */
 void emu_vm_init(struct emu_vm *evm, struct vm *vm, unsigned nr_cpus);
 void emu_vm_fini(struct emu_vm *evm);
 /* A zeroed cpu and core for vcpu in evm, at power-on state. */

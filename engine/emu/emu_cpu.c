@@ -159,17 +159,11 @@ void emu_vm_init(struct emu_vm *evm, struct vm *vm, unsigned nr_cpus)
 {
 	evm->vm = vm;
 	evm->nr_cpus = nr_cpus;
-	evm->turn = 0;                 /* the bootstrap processor starts (quantum_end 0: */
-					/* its first slice is one instruction long) */
-	pthread_mutex_init(&evm->lock, NULL);
-	pthread_cond_init(&evm->cond, NULL);
 	pthread_mutex_init(&evm->warn_lock, NULL);
 }
 
 void emu_vm_fini(struct emu_vm *evm)
 {
-	pthread_cond_destroy(&evm->cond);
-	pthread_mutex_destroy(&evm->lock);
 	pthread_mutex_destroy(&evm->warn_lock);
 }
 

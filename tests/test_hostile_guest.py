@@ -1,0 +1,37 @@
+"""A hostile guest never takes the debugger away, and where vmdb cannot do
+what the guest asks it behaves as hardware does: timer storms while every
+CPU sleeps, accesses to nothing, too many device accesses in one
+instruction. Real vmdb processes, real gdb."""
+import pytest
+
+from gdbclient import GdbInteractive, start_gdb_vmdb
+from test_hardening import attach
+
+STORMS = {"lapic-1": "timer=lapic count=1", "lapic-10": "timer=lapic count=10",
+          "pit-1": "timer=pit count=1"}
+
+
+@pytest.mark.parametrize("storm", STORMS.values(), ids=STORMS.keys())
+def test_timer_storm_leaves_the_debugger_heard(start_vmdb, guest, free_port, storm):
+    """A masked timer faster than the host, every CPU in `cli; hlt`: gdb's
+    Ctrl-C gets its stop, and a client that comes later its answers."""
+    kernel = guest("timer_storm")
+    vm, target = start_gdb_vmdb(start_vmdb, kernel, "--cmdline", storm, port=free_port())
+    gdb = GdbInteractive(kernel, target)
+    try:
+        gdb.expect(r"\(gdb\) ")
+        gdb.send("continue")
+        vm.wait_for("serial", r"storm: sleeping")
+        gdb.interrupt()
+        gdb.expect(r"SIGINT", timeout=30)
+        gdb.send("detach")
+        gdb.expect(r"Detaching", timeout=30)
+    finally:
+        gdb.close()
+    late = attach(target, timeout=30)
+    try:
+        assert late.request("?").startswith(b"T")
+        late.kill()
+        assert vm.wait(timeout=30) == 0
+    finally:
+        late.close()
