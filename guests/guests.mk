@@ -81,8 +81,9 @@ guests: $(GUEST_OUT)/idle.elf $(GUEST_OUT)/highhalf.elf $(GUEST_OUT)/initipi.elf
 .SECONDARY: $(GUEST_OUT)/idle.o $(GUEST_OUT)/highhalf.o $(GUEST_OUT)/initipi.o
 
 # a sleeping guest under a timer faster than the host (tests/test_hardening.py)
-guests: $(GUEST_OUT)/timer_storm.elf
-.SECONDARY: $(GUEST_OUT)/timer_storm.o
+# and timers at the ends of their arithmetic
+guests: $(GUEST_OUT)/timer_storm.elf $(GUEST_OUT)/timer_edge.elf
+.SECONDARY: $(GUEST_OUT)/timer_storm.o $(GUEST_OUT)/timer_edge.o
 
 # Guest-invisible stepping: guests that
 # record what they observe; tests/test_step.py compares their transcripts

@@ -35,3 +35,11 @@ def test_timer_storm_leaves_the_debugger_heard(start_vmdb, guest, free_port, sto
         assert vm.wait(timeout=30) == 0
     finally:
         late.close()
+
+
+def test_tsc_deadline_past_the_end_of_time(start_vmdb, guest):
+    """A TSC deadline that lies beyond 2^64 ns of guest time (the guest set
+    its TSC back) is armed but never fires; a near one still does."""
+    vm = start_vmdb(guest("timer_edge"))
+    assert vm.wait(timeout=60) == 1, vm.serial_text()
+    assert "FAIL" not in vm.serial_text()

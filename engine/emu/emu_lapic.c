@@ -281,7 +281,14 @@ static void timer_set_tsc_deadline(struct emu_lapic *l, uint64_t v)
 		return;
 	}
 	uint64_t now = now_ns(l), tsc = now + l->cpu->tsc_offset;
-	l->timer_deadline = v <= tsc ? now : now + (v - tsc);
+	if (v <= tsc) {
+		l->timer_deadline = now;
+		return;
+	}
+	/* a deadline past the end of guest time (the guest moved its TSC
+	 * back) is armed but never reached, as on hardware for 584 years */
+	uint64_t ahead = v - tsc;
+	l->timer_deadline = ahead < EMU_NO_DEADLINE - now ? now + ahead : EMU_NO_DEADLINE - 1;
 }
 
 uint64_t lapic_timer_deadline_locked(struct emu_lapic *l)
