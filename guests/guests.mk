@@ -106,6 +106,9 @@ guests: $(GUEST_OUT)/sdm_debug.elf
 # host's KVM cannot emulate, checked from inside (tests/test_kvm_fallback.py).
 guests: $(GUEST_OUT)/kvm_fallback.elf
 .SECONDARY: $(GUEST_OUT)/kvm_fallback.o
+# an instruction rewritten while the fallback runs it (tests/test_hostile_guest.py)
+guests: $(GUEST_OUT)/code_race.elf
+.SECONDARY: $(GUEST_OUT)/code_race.o
 
 # differential tests emu vs kvm (tests/test_differential.py): runs the
 # instruction sequences of tests/diffgen.py from its --initrd blob.

@@ -43,3 +43,13 @@ def test_tsc_deadline_past_the_end_of_time(start_vmdb, guest):
     vm = start_vmdb(guest("timer_edge"))
     assert vm.wait(timeout=60) == 1, vm.serial_text()
     assert "FAIL" not in vm.serial_text()
+
+
+def test_code_rewritten_under_the_fallback(start_vmdb, guest):
+    """One vCPU swaps POPCNT and MOVQ in a slot another executes: every
+    result is one of the two instructions' (on kvm here POPCNT runs on
+    emu's core, which must execute the bytes KVM fetched and judged)."""
+    vm = start_vmdb(guest("code_race"), "--smp", "2")
+    assert vm.wait(timeout=120) == 1, vm.serial_text()
+    assert "FAIL" not in vm.serial_text()
+    assert "race: " in vm.serial_text()

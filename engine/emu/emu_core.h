@@ -191,6 +191,14 @@ struct emu_core {
 	struct emu_replay replay[EMU_REPLAY_MAX];
 	unsigned replay_n, replay_pos;
 
+	/* Instruction bytes decided on elsewhere (emu_single.c: what KVM
+	 * fetched): the instruction at linear address pin_lin is decoded from
+	 * these, never fetched again, so a writer racing with the caller
+	 * cannot swap it. pin_len 0: none. */
+	uint8_t pin_bytes[15];
+	uint8_t pin_len;
+	uint64_t pin_lin;
+
 	uint64_t budget_end;           /* stop when cpu->retired reaches it */
 	bool kick;                     /* atomic: leave emu_exec_run() soon (EMU_STOP_KICKED) */
 	/* A HLT stepped with interrupts held off (emu_exec_sys.c): the vCPU runs
@@ -353,6 +361,9 @@ int emu_dcache_create(struct emu_vm *evm);
 void emu_dcache_destroy(struct emu_vm *evm);
 /* The instruction at RIP, decoded (from the cache when the bytes agree). */
 const struct emu_insn *emu_decode_at(struct emu_cpu *cpu, struct emu_insn *scratch);
+/* From now on the instruction at the current RIP is these bytes (up to 15),
+ * whatever memory holds (emu_core.pin_bytes); len 0 unpins. */
+void emu_pin_insn(struct emu_cpu *cpu, const uint8_t *bytes, unsigned len);
 /* Mnemonic -> handler (from the EMU_HANDLER_TABLE()s), else emu_unimplemented. */
 emu_handler emu_handler_for(unsigned mnemonic);
 /* Which handler runs a mnemonic must not depend on link order: an error

@@ -279,10 +279,12 @@ static enum emu_single_result single_finish(struct emu_single *s, struct emu_sin
 }
 
 enum emu_single_result emu_single_step(struct emu_single *s, struct emu_single_state *st,
-				       bool resume, struct vm_exit *exit, unsigned *changed)
+				       const uint8_t *insn, unsigned len, bool resume,
+				       struct vm_exit *exit, unsigned *changed)
 {
 	*changed = 0;
 	single_load(s, st, resume, true);
+	emu_pin_insn(&s->cpu, insn, len);
 	enum emu_single_result r = single_outcome(s, emu_exec_run(&s->cpu, EMU_SINGLE_BUDGET),
 						  exit);
 	if (r != EMU_SINGLE_DONE)
@@ -297,6 +299,7 @@ enum emu_single_result emu_single_deliver(struct emu_single *s, struct emu_singl
 {
 	*changed = 0;
 	single_load(s, st, false, false);
+	emu_pin_insn(&s->cpu, NULL, 0);
 	emu_raise(&s->cpu, vector, has_error_code, error_code);
 	return single_finish(s, st, exit, changed);
 }

@@ -5,7 +5,9 @@
  * instruction runs on emu's execution core (engine/emu/emu_single.h):
  * the vCPU's state is read out of KVM, emu executes the instruction
  * against the same guest RAM, what changed is written back, and KVM_RUN
- * goes on. Exceptions the instruction raises are delivered by emu through
+ * goes on. emu executes the bytes KVM reported, those judged here, never
+ * the memory read again: another vCPU may be rewriting it, and its new
+ * instruction could need state that was not loaded. Exceptions the instruction raises are delivered by emu through
  * the guest's IDT.
  *
  * Port I/O and MMIO inside such an instruction leave as the same exits
@@ -208,7 +210,9 @@ static bool fb_execute(struct vcpu *vcpu, struct kvm_vcpu_state *v, bool resume,
 	struct kvm_fallback *fb = v->fb;
 	unsigned changed = 0;
 	uint64_t rip = fb->st.arch.regs.rip;
-	switch (emu_single_step(fb->emu, &fb->st, resume, exit, &changed)) {
+	const struct vm_exit *f = &fb->failure;
+	switch (emu_single_step(fb->emu, &fb->st, f->failure.insn, f->failure.insn_len, resume,
+				exit, &changed)) {
 	case EMU_SINGLE_DONE:
 		if (fb_store(vcpu, &fb->st, changed) < 0) {
 			*exit = fb->failure;
