@@ -109,6 +109,9 @@ guests: $(GUEST_OUT)/kvm_fallback.elf
 # an instruction rewritten while the fallback runs it (tests/test_hostile_guest.py)
 guests: $(GUEST_OUT)/code_race.elf
 .SECONDARY: $(GUEST_OUT)/code_race.o
+# accesses to nothing, as hardware does them (tests/test_hostile_guest.py)
+guests: $(GUEST_OUT)/hw_like.elf
+.SECONDARY: $(GUEST_OUT)/hw_like.o
 
 # differential tests emu vs kvm (tests/test_differential.py): runs the
 # instruction sequences of tests/diffgen.py from its --initrd blob.

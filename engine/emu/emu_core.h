@@ -324,7 +324,9 @@ uint8_t *emu_ram_span(struct emu_cpu *cpu, uint64_t lin, unsigned len, bool writ
 /* Check that a write of len bytes at lin would not fault (then do it). */
 void emu_probe_write(struct emu_cpu *cpu, uint64_t lin, unsigned len);
 /* Instruction bytes at the linear address: host pointer when the whole
- * range is in one RAM page (and *gpa), else copies into buf; faults #PF. */
+ * range is in one RAM page (and *gpa), else copies into buf (a second
+ * page that is not RAM reads all ones); faults #PF. NULL, *len 0: the
+ * first page is not RAM. */
 const uint8_t *emu_fetch(struct emu_cpu *cpu, uint64_t lin, uint8_t *buf, unsigned *len,
 			 uint64_t *gpa);
 /* Port I/O that the platform does not claim leaves as VM_EXIT_IO. */

@@ -241,15 +241,6 @@ int emu_decode_insn(unsigned mode, const uint8_t *p, unsigned len, struct emu_in
 	return 0;
 }
 
-_Noreturn static void fetch_failed(struct emu_cpu *cpu, uint64_t lin)
-{
-	memset(&cpu->exit, 0, sizeof(cpu->exit));
-	cpu->exit.reason = VM_EXIT_EMULATION_FAILURE;
-	cpu->exit.failure.pc = lin;
-	cpu->exit.failure.suberror = 2;    /* instruction fetch from memory that is not RAM */
-	emu_leave(cpu);
-}
-
 static unsigned dcache_index(uint64_t gpa)
 {
 	return (unsigned)((gpa ^ (gpa >> EMU_DCACHE_BITS)) & (EMU_DCACHE_SIZE - 1));
@@ -285,8 +276,13 @@ const struct emu_insn *emu_decode_at(struct emu_cpu *cpu, struct emu_insn *scrat
 	} else {
 		p = emu_fetch(cpu, lin, buf, &len, &gpa);
 	}
-	if (!p || len == 0)
-		fetch_failed(cpu, lin);
+	if (!p || len == 0) {
+		/* fetched from nothing: all ones, as on hardware (FF FF is no
+		 * instruction: #UD) */
+		memset(buf, 0xff, 15);
+		p = buf;
+		len = 15;
+	}
 
 	struct emu_dcache_entry *e = NULL;
 	if (gpa != ~0ull && cpu->evm->dcache) {
