@@ -4,6 +4,7 @@ CPU sleeps, accesses to nothing, too many device accesses in one
 instruction. Real vmdb processes, real gdb."""
 import pytest
 
+from conftest import run_vmdb
 from gdbclient import GdbInteractive, start_gdb_vmdb
 from test_hardening import attach
 
@@ -69,3 +70,14 @@ def test_accesses_to_nothing_as_hardware(start_vmdb, guest):
     assert "FAIL" not in serial, serial
     for name in HW_LIKE:
         assert f"about to run {name}\n" in serial, serial
+
+
+def test_most_cpus_leave_the_broadcast_apic_id(vmdb_bin, start_vmdb, guest):
+    """255 vCPUs boot, each with its own APIC ID; a 256th would need the
+    xAPIC broadcast ID 0xFF, so --smp 256 is refused with the reason."""
+    r = run_vmdb(vmdb_bin, "--smp", "256", guest("smp"))
+    assert r.returncode == 2
+    assert "--smp 256" in r.stderr and "broadcast" in r.stderr, r.stderr
+    vm = start_vmdb(guest("smp"), "--smp", "255", "--cmdline", "expect_cpus=255")
+    assert vm.wait(timeout=120) == 1, vm.serial_text()
+    assert "cpus up: 255" in vm.serial_text() and "FAIL" not in vm.serial_text()

@@ -546,8 +546,9 @@ static bool blocks_wanted(void)
 static int emu_op_vm_create(struct vm *vm, struct err *e)
 {
 	unsigned n = vm->nr_vcpus ? vm->nr_vcpus : vm->cfg.nr_vcpus;
-	if (n == 0 || n > VM_MAX_VCPUS)
-		return err_set(e, EINVAL, "the emu engine runs 1 to %u vCPUs, not %u", VM_MAX_VCPUS, n);
+	if (n == 0 || n > VM_MAX_GUEST_VCPUS)
+		return err_set(e, EINVAL, "the emu engine runs 1 to %u vCPUs, not %u",
+			       VM_MAX_GUEST_VCPUS, n);
 	int r = emu_handler_tables_check(e);
 	if (r < 0)
 		return r;
@@ -834,7 +835,7 @@ static int emu_op_probe(struct engine_caps *caps, struct err *e)
 	 * TF but emu_debug.c fixes every image itself */
 	caps->step_keeps_guest_tf = true;
 	caps->readonly_mem = false;
-	caps->max_vcpus = VM_MAX_VCPUS;
+	caps->max_vcpus = VM_MAX_GUEST_VCPUS;
 	probe_feature(caps, "single-step exits", true,
 		      "MTF-like: an exit after every instruction and REP iteration, guest TF "
 		      "untouched (--cpu amd: TF with PUSHF/POPF images fixed up)");
@@ -850,7 +851,7 @@ static int emu_op_probe(struct engine_caps *caps, struct err *e)
 	probe_feature(caps, "in-kernel irqchip", true,
 		      "the engine's own LAPIC, I/O APIC, PIC and PIT (emu_platform)");
 	char how[64];
-	snprintf(how, sizeof(how), "%u (VM_MAX_VCPUS)", VM_MAX_VCPUS);
+	snprintf(how, sizeof(how), "%u (VM_MAX_GUEST_VCPUS)", VM_MAX_GUEST_VCPUS);
 	probe_feature(caps, "max vCPUs", true, how);
 	probe_feature(caps, "single-step exits in ring 3", true, "same as ring 0");
 	probe_feature(caps, "hardware execution breakpoints in ring 3", true, "same as ring 0");
