@@ -2,9 +2,11 @@
 what the guest asks it behaves as hardware does: timer storms while every
 CPU sleeps, accesses to nothing, too many device accesses in one
 instruction. Real vmdb processes, real gdb."""
+import os
+
 import pytest
 
-from conftest import run_vmdb
+from conftest import GUESTS, run_vmdb
 from gdbclient import GdbInteractive, start_gdb_vmdb
 from test_hardening import attach
 
@@ -81,3 +83,34 @@ def test_most_cpus_leave_the_broadcast_apic_id(vmdb_bin, start_vmdb, guest):
     vm = start_vmdb(guest("smp"), "--smp", "255", "--cmdline", "expect_cpus=255")
     assert vm.wait(timeout=120) == 1, vm.serial_text()
     assert "cpus up: 255" in vm.serial_text() and "FAIL" not in vm.serial_text()
+
+
+def sparse_file(path, size):
+    try:
+        with open(path, "wb") as f:
+            f.truncate(size)
+    except OSError as e:
+        pytest.skip(f"no sparse file of {size} bytes here: {e}")
+    return str(path)
+
+
+@pytest.mark.parametrize("kernel", ["exit.elf", "multiboot.elf", "linux_pvh.elf",
+                                    "linux_bzimage.bin"])
+def test_huge_initrd_is_judged_by_its_size(vmdb_bin, engine, tmp_path, kernel):
+    """A 1 TiB (sparse) initrd gets the one-line 'does not fit' error of
+    every boot protocol, from its size, without being read."""
+    huge = sparse_file(tmp_path / "initrd", 1 << 40)
+    path = os.path.join(GUESTS, kernel)
+    assert os.path.exists(path), f"guest {path} is not built (run make)"
+    r = run_vmdb(vmdb_bin, "--engine", engine, "--initrd", huge, path, timeout=60)
+    assert r.returncode == 1
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "does not fit" in lines[0] and str(1 << 40) in lines[0], r.stderr
+    assert "in memory" not in lines[0]
+
+
+def test_huge_kernel_is_judged_by_its_size(vmdb_bin, engine, tmp_path):
+    huge = sparse_file(tmp_path / "kernel", 1 << 40)
+    r = run_vmdb(vmdb_bin, "--engine", engine, huge, timeout=60)
+    assert r.returncode == 1
+    assert r.stderr.count("\n") == 1 and "larger than the 4 GiB" in r.stderr, r.stderr
