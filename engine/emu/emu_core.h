@@ -278,6 +278,11 @@ void emu_vm_fini(struct emu_vm *evm);
 void emu_core_init(struct emu_cpu *cpu, struct emu_core *core, struct emu_vm *evm,
 		   struct vcpu *vcpu);
 void emu_cpu_reset(struct emu_cpu *cpu);       /* power-on state (AP: wait for SIPI) */
+/* Between instructions with nothing in flight, from the registers as they
+ * are: not halted, no shadow, no pending or half-delivered event, out of
+ * shutdown (INIT does that), no REP half done; CPL, mode, TLB and the
+ * debug part rebuilt. RESET, INIT and emu_single.c's loads share it. */
+void emu_core_restart(struct emu_cpu *cpu);
 void emu_update_mode(struct emu_cpu *cpu);     /* after CR0/EFER/CS changes */
 struct x86_segment *emu_segreg(struct emu_cpu *cpu, unsigned seg);
 /* RDMSR/WRMSR of the core's own MSRs: false = #GP. */

@@ -122,16 +122,20 @@ static void cpu_reset_regs(struct emu_cpu *cpu)
 	memset(&cpu->fpu, 0, sizeof(cpu->fpu));
 	cpu->fpu.fcw = 0x37f;
 	cpu->fpu.mxcsr = 0x1f80;
+	emu_core_of(cpu)->xcr0 = 1;
+	emu_replay_reset(cpu);
+	emu_core_restart(cpu);
+}
+
+void emu_core_restart(struct emu_cpu *cpu)
+{
+	struct emu_core *c = emu_core_of(cpu);
 	cpu->halted = false;
 	cpu->interrupt_shadow = 0;
 	memset(&cpu->pending, 0, sizeof(cpu->pending));
-
-	struct emu_core *c = emu_core_of(cpu);
-	c->cpl = 0;
-	c->nmi_blocked = false;
-	c->delivering = false;
-	c->xcr0 = 1;
-	emu_replay_reset(cpu);
+	c->shutdown = c->delivering = c->nmi_blocked = false;
+	c->rep_pending = false;
+	c->cpl = (cpu->sregs.cr0 & CR0_PE) ? cpu->sregs.cs.dpl : 0;
 	emu_tlb_flush(cpu);
 	emu_update_mode(cpu);
 	emu_dbg_reset(cpu);
