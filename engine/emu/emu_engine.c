@@ -238,8 +238,8 @@ static struct timespec deadline_in(uint64_t ns)
  * jump plus the host time passed since. */
 static uint64_t pace_allowed(struct emu_sched *s, uint64_t guest_now, uint64_t host_now)
 {
-	if (s->pace_host_ns == 0 || s->pace_guest_ns > guest_now + EMU_PACE_MAX_WAIT_NS) {
-		s->pace_host_ns = host_now;     /* first idle, or the guest clock was set */
+	if (s->pace_host_ns == 0) {
+		s->pace_host_ns = host_now;     /* the first time every vCPU sleeps */
 		s->pace_guest_ns = guest_now;
 	}
 	uint64_t allowed = s->pace_guest_ns + (host_now - s->pace_host_ns);
