@@ -257,7 +257,8 @@ void emu_pin_insn(struct emu_cpu *cpu, const uint8_t *bytes, unsigned len)
 	struct emu_core *c = emu_core_of(cpu);
 	if (len > sizeof(c->pin_bytes))
 		len = sizeof(c->pin_bytes);
-	memcpy(c->pin_bytes, bytes, len);
+	if (len)
+		memcpy(c->pin_bytes, bytes, len);
 	c->pin_len = (uint8_t)len;
 	c->pin_lin = pc_linear(cpu);
 }

@@ -280,7 +280,7 @@ static bool idle_advance(struct emu_vm *evm, uint64_t deadline, uint64_t wake_se
 	uint64_t to = storm ? allowed : deadline;
 	if (to < guest)
 		to = guest;
-	if (allowed - to > EMU_PACE_MAX_LAG_NS) {
+	if (allowed > to && allowed - to > EMU_PACE_MAX_LAG_NS) {
 		s->pace_host_ns = host;         /* behind the host clock: forget the lag */
 		s->pace_guest_ns = to;
 	}
