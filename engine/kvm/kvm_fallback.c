@@ -7,8 +7,8 @@
  * against the same guest RAM, what changed is written back, and KVM_RUN
  * goes on. emu executes the bytes KVM reported, those judged here, never
  * the memory read again: another vCPU may be rewriting it, and its new
- * instruction could need state that was not loaded. Exceptions the instruction raises are delivered by emu through
- * the guest's IDT.
+ * instruction could need state that was not loaded. Exceptions the
+ * instruction raises are delivered by emu through the guest's IDT.
  *
  * Port I/O and MMIO inside such an instruction leave as the same exits
  * KVM gives (machine/ completes them through its buses); the next run()
