@@ -11,13 +11,14 @@ from gdbclient import GdbInteractive, start_gdb_vmdb
 from test_hardening import attach
 
 STORMS = {"lapic-1": "timer=lapic count=1", "lapic-10": "timer=lapic count=10",
-          "pit-1": "timer=pit count=1"}
+          "lapic-1-unmasked": "timer=lapic count=1 masked=0", "pit-1": "timer=pit count=1"}
 
 
 @pytest.mark.parametrize("storm", STORMS.values(), ids=STORMS.keys())
 def test_timer_storm_leaves_the_debugger_heard(start_vmdb, guest, free_port, storm):
-    """A masked timer faster than the host, every CPU in `cli; hlt`: gdb's
-    Ctrl-C gets its stop, and a client that comes later its answers."""
+    """A timer faster than the host (masked, or unmasked with interrupts
+    off), every CPU in `cli; hlt`: gdb's Ctrl-C gets its stop, and a client
+    that comes later its answers."""
     kernel = guest("timer_storm")
     vm, target = start_gdb_vmdb(start_vmdb, kernel, "--cmdline", storm, port=free_port())
     gdb = GdbInteractive(kernel, target)
