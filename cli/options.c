@@ -78,8 +78,9 @@ static int parse_smp(const char *text, unsigned *n, struct err *e)
 	unsigned long v = strtoul(text, &end, 10);
 	if (!isdigit((unsigned char)text[0]) || *end || errno)
 		return err_set(e, EINVAL, "--smp '%s': not a number", text);
-	if (v == 0 || v > VM_MAX_VCPUS)
-		return err_set(e, EINVAL, "--smp %s: must be between 1 and %u", text, VM_MAX_VCPUS);
+	if (v == 0 || v > VM_MAX_GUEST_VCPUS)
+		return err_set(e, EINVAL, "--smp %s: must be between 1 and %u (APIC IDs 0 to 0xFE; "
+			       "0xFF is the xAPIC broadcast ID)", text, VM_MAX_GUEST_VCPUS);
 	*n = (unsigned)v;
 	return 0;
 }

@@ -80,6 +80,11 @@ guests: $(GUEST_OUT)/gdb_target.elf
 guests: $(GUEST_OUT)/idle.elf $(GUEST_OUT)/highhalf.elf $(GUEST_OUT)/initipi.elf
 .SECONDARY: $(GUEST_OUT)/idle.o $(GUEST_OUT)/highhalf.o $(GUEST_OUT)/initipi.o
 
+# a sleeping guest under a timer faster than the host (tests/test_hardening.py)
+# and timers at the ends of their arithmetic
+guests: $(GUEST_OUT)/timer_storm.elf $(GUEST_OUT)/timer_edge.elf
+.SECONDARY: $(GUEST_OUT)/timer_storm.o $(GUEST_OUT)/timer_edge.o
+
 # Guest-invisible stepping: guests that
 # record what they observe; tests/test_step.py compares their transcripts
 # with and without gdb stepping through them.
@@ -101,6 +106,12 @@ guests: $(GUEST_OUT)/sdm_debug.elf
 # host's KVM cannot emulate, checked from inside (tests/test_kvm_fallback.py).
 guests: $(GUEST_OUT)/kvm_fallback.elf
 .SECONDARY: $(GUEST_OUT)/kvm_fallback.o
+# an instruction rewritten while the fallback runs it (tests/test_hostile_guest.py)
+guests: $(GUEST_OUT)/code_race.elf
+.SECONDARY: $(GUEST_OUT)/code_race.o
+# accesses to nothing, as hardware does them (tests/test_hostile_guest.py)
+guests: $(GUEST_OUT)/hw_like.elf
+.SECONDARY: $(GUEST_OUT)/hw_like.o
 
 # differential tests emu vs kvm (tests/test_differential.py): runs the
 # instruction sequences of tests/diffgen.py from its --initrd blob.

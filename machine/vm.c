@@ -67,9 +67,10 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct err *e)
 	pthread_rwlock_init(&vm->engine_lock, NULL);
 	vm->nr_boots = 1;
 
-	if (cfg->nr_vcpus == 0 || cfg->nr_vcpus > VM_MAX_VCPUS)
-		return err_set(e, EINVAL, "--smp %u: vmdb supports 1 to %u vCPUs", cfg->nr_vcpus,
-			       VM_MAX_VCPUS);
+	if (cfg->nr_vcpus == 0 || cfg->nr_vcpus > VM_MAX_GUEST_VCPUS)
+		return err_set(e, EINVAL, "--smp %u: vmdb supports 1 to %u vCPUs (APIC IDs 0 to "
+			       "0xFE; 0xFF is the xAPIC broadcast ID)", cfg->nr_vcpus,
+			       VM_MAX_GUEST_VCPUS);
 	vm->engine = engine_find(cfg->engine);
 	if (!vm->engine)
 		return err_set(e, EINVAL, "unknown engine '%s'", cfg->engine);

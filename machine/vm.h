@@ -13,7 +13,10 @@
 #include "machine/bus.h"
 #include "util/err.h"
 
-#define VM_MAX_VCPUS 256
+#define VM_MAX_VCPUS 256    /* array sizes */
+/* vCPUs a machine may have: their APIC IDs are their indexes, and 0xFF is
+ * the xAPIC broadcast ID, which no CPU can have. */
+#define VM_MAX_GUEST_VCPUS 255
 
 enum serial_kind { SERIAL_STDIO, SERIAL_FILE, SERIAL_NONE };
 

@@ -52,7 +52,9 @@
  *                  emu_guest_ns(evm)); when every vCPU is halted (or
  *                  waiting for SIPI): emu_platform_advance(evm,
  *                  emu_next_deadline_ns(evm)) unless that is
- *                  EMU_NO_DEADLINE (then wait for emu_vm_wake)
+ *                  EMU_NO_DEADLINE (then wait for emu_vm_wake); in a
+ *                  storm of timers that wake nobody, up to the host
+ *                  clock at once (emu_engine.c)
  *   irq_line op    emu_platform_irq_line(vm, irq, level) has the
  *                  engine_vm_ops.irq_line signature: put it in the table
  *                  (vm->engine_vm must be the struct emu_vm *).

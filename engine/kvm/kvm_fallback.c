@@ -5,15 +5,18 @@
  * instruction runs on emu's execution core (engine/emu/emu_single.h):
  * the vCPU's state is read out of KVM, emu executes the instruction
  * against the same guest RAM, what changed is written back, and KVM_RUN
- * goes on. Exceptions the instruction raises are delivered by emu through
- * the guest's IDT.
+ * goes on. emu executes the bytes KVM reported, those judged here, never
+ * the memory read again: another vCPU may be rewriting it, and its new
+ * instruction could need state that was not loaded. Exceptions the
+ * instruction raises are delivered by emu through the guest's IDT.
  *
  * Port I/O and MMIO inside such an instruction leave as the same exits
  * KVM gives (machine/ completes them through its buses); the next run()
  * executes the instruction again, emu's replay log answering the accesses
  * already done. Accesses to KVM's in-kernel devices (LAPIC, IOAPIC, PIC,
- * PIT) cannot be completed from userspace: they stay the emulation
- * failure they are.
+ * PIT) cannot be completed from userspace: they are done as accesses to
+ * nothing (writes dropped, reads all ones) and the guest runs on. A fetch
+ * from what is not RAM, which KVM cannot do, reads all ones too: #UD.
  *
  * Counts per vCPU and mnemonic (vcpu->fallback_stats): written by the
  * vCPU's thread only; a reader on another thread sees whole names (an
@@ -31,6 +34,7 @@
 
 #include "engine/emu/emu_single.h"
 #include "machine/vm.h"
+#include "x86/paging.h"
 
 /* KVM's in-kernel devices, out of userspace's reach. */
 #define KVM_FB_IOAPIC_PAGE 0xfec00000ull
@@ -191,6 +195,17 @@ static void fb_step_exit(struct vcpu *vcpu, struct kvm_vcpu_state *v,
 	kvm_op_set_debug(vcpu, &v->debug);
 }
 
+/* An access to KVM's in-kernel devices, which userspace cannot reach: as
+ * an access to nothing on hardware, the write is dropped and the read
+ * returns all ones. */
+static void fb_access_nothing(struct vm_exit *x)
+{
+	if (x->reason == VM_EXIT_MMIO && !x->mmio.is_write)
+		memset(x->mmio.data, 0xff, x->mmio.len);
+	else if (x->reason == VM_EXIT_IO && !x->io.is_write)
+		memset(x->io.data, 0xff, (size_t)x->io.size * (x->io.count ? x->io.count : 1));
+}
+
 /* Run (or resume) the instruction whose state is in fb->st. */
 static bool fb_execute(struct vcpu *vcpu, struct kvm_vcpu_state *v, bool resume,
 		       struct vm_exit *exit)
@@ -198,7 +213,17 @@ static bool fb_execute(struct vcpu *vcpu, struct kvm_vcpu_state *v, bool resume,
 	struct kvm_fallback *fb = v->fb;
 	unsigned changed = 0;
 	uint64_t rip = fb->st.arch.regs.rip;
-	switch (fb->assist->step(fb->emu, &fb->st, resume, exit, &changed)) {
+	const struct vm_exit *f = &fb->failure;
+	enum emu_single_result r;
+	for (;;) {
+		r = fb->assist->step(fb->emu, &fb->st, f->failure.insn, f->failure.insn_len, resume,
+				    exit, &changed);
+		if (r != EMU_SINGLE_ACCESS || !fb_in_kernel_device(v, &fb->st, exit))
+			break;
+		fb_access_nothing(exit);
+		resume = true;
+	}
+	switch (r) {
 	case EMU_SINGLE_DONE:
 		if (fb_store(vcpu, &fb->st, changed) < 0) {
 			*exit = fb->failure;
@@ -211,10 +236,6 @@ static bool fb_execute(struct vcpu *vcpu, struct kvm_vcpu_state *v, bool resume,
 		}
 		return true;
 	case EMU_SINGLE_ACCESS:
-		if (fb_in_kernel_device(v, &fb->st, exit)) {
-			*exit = fb->failure;
-			return false;
-		}
 		fb->access_pending = true;
 		fb->pending_rip = rip;
 		return false;
@@ -268,12 +289,30 @@ static bool fb_xstate(struct vcpu *vcpu, struct kvm_vcpu_state *v, struct vm_exi
 	return true;
 }
 
+static int fb_read_phys(void *opaque, uint64_t gpa, void *buf, size_t len)
+{
+	return kvm_read_phys(opaque, gpa, buf, len);
+}
+
+/* KVM cannot fetch from what is not RAM (an MMIO hole); hardware reads all
+ * ones there, FF FF, which is no instruction: #UD. */
+static bool fb_fetch_from_nothing(struct vcpu *vcpu, struct kvm_vcpu_state *v,
+				  const struct x86_sregs *sregs, uint64_t pc)
+{
+	uint64_t gpa;
+	uint8_t byte;
+	if (x86_translate(sregs, fb_read_phys, v->kvm, pc, &gpa) < 0 ||
+	    kvm_read_phys(v->kvm, gpa, &byte, 1) == 0)
+		return false;
+	return kvm_fallback_deliver(vcpu, X86_UD) == 0;
+}
+
 bool kvm_fallback_handled(struct vcpu *vcpu, struct vm_exit *exit)
 {
 	struct kvm_vcpu_state *v = kvm_vcpu_of(vcpu);
 	struct kvm_fallback *fb = v->fb;
 	if (!fb || exit->reason != VM_EXIT_EMULATION_FAILURE ||
-	    exit->failure.suberror != KVM_INTERNAL_ERROR_EMULATION || exit->failure.insn_len == 0)
+	    exit->failure.suberror != KVM_INTERNAL_ERROR_EMULATION)
 		return false;
 	struct x86_sregs sregs;
 	unsigned needs;
@@ -281,6 +320,8 @@ bool kvm_fallback_handled(struct vcpu *vcpu, struct vm_exit *exit)
 		kvm_sregs_from(&sregs, &v->fail_sregs);   /* read with the exit */
 	else if (kvm_op_get_sregs(vcpu, &sregs) < 0)
 		return false;
+	if (exit->failure.insn_len == 0)
+		return fb_fetch_from_nothing(vcpu, v, &sregs, exit->failure.pc);
 	const uint8_t *insn = exit->failure.insn;
 	unsigned len = exit->failure.insn_len;
 	bool emu_can = fb->assist->describe(&sregs, insn, len, fb->pending_name, &needs);
