@@ -166,6 +166,22 @@ struct engine_fallback_stats {
 	} insn[ENGINE_FALLBACK_KINDS];
 };
 
+/* The interrupt controllers as the debugger shows them (`monitor info
+ * lapic|ioapic|pic`): register images, decoded by debug/inspect.c. */
+#define ENGINE_IOAPIC_PINS 24
+struct engine_irqchip {
+	bool have_lapic;
+	uint32_t lapic[64];          /* xAPIC register at offset off: lapic[off >> 4] */
+	bool have_ioapic;
+	uint32_t ioapic_id;          /* as IOAPICID reads (ID in bits 27:24) */
+	uint64_t ioapic_redir[ENGINE_IOAPIC_PINS];
+	bool have_pic;
+	struct engine_pic {
+		uint8_t irr, isr, imr, vector_base, elcr;
+		bool initialised, auto_eoi;
+	} pic[2];                    /* master, slave */
+};
+
 struct engine_ops {
 	const char *name;
 
@@ -216,6 +232,10 @@ struct engine_ops {
 	 * it refuses the value (WRMSR would #GP); the guest sees no fault. */
 	int (*msr_get)(struct vcpu *vcpu, uint32_t msr, uint64_t *value);
 	int (*msr_set)(struct vcpu *vcpu, uint32_t msr, uint64_t value);
+	/* The vCPU's local APIC and the machine's IOAPIC and PIC pair as
+	 * they are now (have_* false for a model the engine lacks). NULL: the
+	 * engine cannot show them. */
+	int (*irqchip_get)(struct vcpu *vcpu, struct engine_irqchip *chip);
 	/* Deliver exception `vector` to the guest on its next run. */
 	int (*inject_exception)(struct vcpu *vcpu, uint8_t vector, bool has_error_code,
 				uint32_t error_code);

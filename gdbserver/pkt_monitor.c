@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "debug/inspect.h"
+
 /* One O packet per call: "O" + hex of the text. */
 static void mon_print(struct gdb_server *s, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
@@ -40,6 +42,52 @@ static void mon_print(struct gdb_server *s, const char *fmt, ...)
 		free(text);
 }
 
+/* Lines from debug/inspect.c, gathered into O packets of a few KiB (a
+ * page-table listing can have thousands of lines). */
+struct mon_text {
+	struct gdb_server *s;
+	size_t len;
+	char buf[4096];
+};
+
+static void mon_text_flush(struct mon_text *t)
+{
+	if (t->len)
+		mon_print(t->s, "%s", t->buf);
+	t->len = 0;
+	t->buf[0] = '\0';
+}
+
+static void mon_text_emit(void *opaque, const char *line)
+{
+	struct mon_text *t = opaque;
+	size_t n = strlen(line);
+	if (t->len + n >= sizeof(t->buf))
+		mon_text_flush(t);
+	if (n >= sizeof(t->buf)) {
+		mon_print(t->s, "%s", line);
+		return;
+	}
+	memcpy(t->buf + t->len, line, n + 1);
+	t->len += n;
+}
+
+typedef int (*inspect_fn)(struct debug *d, unsigned vcpu, const struct debug_text *out,
+			  struct err *e);
+
+/* Run one view of the current vCPU (Hg) and send its text. */
+static int mon_inspect(struct gdb_server *s, const char *name, inspect_fn fn)
+{
+	struct mon_text t = { .s = s };
+	struct debug_text out = { mon_text_emit, &t };
+	struct err e = { 0 };
+	int r = fn(s->dbg, s->cur_g, &out, &e);
+	mon_text_flush(&t);
+	if (r < 0)
+		mon_print(s, "monitor %s: %s\n", name, e.msg);
+	return 0;
+}
+
 static int mon_help(struct gdb_server *s, const char *arg)
 {
 	(void)arg;
@@ -60,7 +108,17 @@ static int mon_help(struct gdb_server *s, const char *arg)
 		     "                   off: the engine's block (KVM_GUESTDBG_BLOCKIRQ), vmdb\n"
 		     "                   masking the guest's IF, or auto (the first if present)\n"
 		     "  info sstep       the stepping modes and what the step engine did\n"
-		     "  msr read N | msr write N VALUE  the current vCPU's MSR N (0xc0000082 ...)\n");
+		     "  msr read N | msr write N VALUE  the current vCPU's MSR N (0xc0000082 ...)\n"
+		     "  gva2gpa ADDR     the guest-physical address ADDR maps to (current vCPU)\n"
+		     "  info mem         the current vCPU's mappings: ranges with their rights\n"
+		     "  info tlb         the current vCPU's page tables, page by page\n"
+		     "  xp/FMT PADDR     guest-physical memory, FMT = [count][xduoc][bhwg]\n"
+		     "  info registers   the current vCPU's whole state, system registers too\n"
+		     "  info idt         the current vCPU's IDT gates and their handlers\n"
+		     "  info gdt         the current vCPU's GDT descriptors, decoded\n"
+		     "  info lapic       the current vCPU's local APIC\n"
+		     "  info ioapic      the I/O APIC's redirection table\n"
+		     "  info pic         the 8259 PIC pair\n");
 	return 0;
 }
 
@@ -291,6 +349,88 @@ static int mon_msr(struct gdb_server *s, const char *arg)
 	return 0;
 }
 
+static int mon_gva2gpa(struct gdb_server *s, const char *arg)
+{
+	struct mon_text t = { .s = s };
+	struct debug_text out = { mon_text_emit, &t };
+	struct err e = { 0 };
+	uint64_t gva;
+	if (number_of(arg, UINT64_MAX, &gva) < 0)
+		return -EINVAL;
+	if (debug_inspect_gva2gpa(s->dbg, s->cur_g, gva, &out, &e) < 0)
+		mon_print(s, "monitor gva2gpa: %s\n", e.msg);
+	mon_text_flush(&t);
+	return 0;
+}
+
+static int mon_xp(struct gdb_server *s, const char *arg)
+{
+	struct mon_text t = { .s = s };
+	struct debug_text out = { mon_text_emit, &t };
+	struct err e = { 0 };
+	int r = debug_inspect_xp(s->dbg, arg, &out, &e);
+	mon_text_flush(&t);
+	if (r < 0)
+		mon_print(s, "monitor xp: %s\n", e.msg);
+	return 0;
+}
+
+static int mon_info_mem(struct gdb_server *s, const char *arg)
+{
+	return arg[0] ? -EINVAL : mon_inspect(s, "info mem", debug_inspect_mem);
+}
+
+static int mon_info_tlb(struct gdb_server *s, const char *arg)
+{
+	return arg[0] ? -EINVAL : mon_inspect(s, "info tlb", debug_inspect_tlb);
+}
+
+static int mon_info_registers(struct gdb_server *s, const char *arg)
+{
+	return arg[0] ? -EINVAL : mon_inspect(s, "info registers", debug_inspect_registers);
+}
+
+static int mon_info_idt(struct gdb_server *s, const char *arg)
+{
+	return arg[0] ? -EINVAL : mon_inspect(s, "info idt", debug_inspect_idt);
+}
+
+static int mon_info_gdt(struct gdb_server *s, const char *arg)
+{
+	return arg[0] ? -EINVAL : mon_inspect(s, "info gdt", debug_inspect_gdt);
+}
+
+static int lapic_view(struct debug *d, unsigned vcpu, const struct debug_text *out, struct err *e)
+{
+	return debug_inspect_irqchip(d, vcpu, DEBUG_IRQCHIP_LAPIC, out, e);
+}
+
+static int ioapic_view(struct debug *d, unsigned vcpu, const struct debug_text *out,
+		       struct err *e)
+{
+	return debug_inspect_irqchip(d, vcpu, DEBUG_IRQCHIP_IOAPIC, out, e);
+}
+
+static int pic_view(struct debug *d, unsigned vcpu, const struct debug_text *out, struct err *e)
+{
+	return debug_inspect_irqchip(d, vcpu, DEBUG_IRQCHIP_PIC, out, e);
+}
+
+static int mon_info_lapic(struct gdb_server *s, const char *arg)
+{
+	return arg[0] ? -EINVAL : mon_inspect(s, "info lapic", lapic_view);
+}
+
+static int mon_info_ioapic(struct gdb_server *s, const char *arg)
+{
+	return arg[0] ? -EINVAL : mon_inspect(s, "info ioapic", ioapic_view);
+}
+
+static int mon_info_pic(struct gdb_server *s, const char *arg)
+{
+	return arg[0] ? -EINVAL : mon_inspect(s, "info pic", pic_view);
+}
+
 static const struct {
 	const char *name;
 	int (*fn)(struct gdb_server *s, const char *arg);
@@ -303,6 +443,16 @@ static const struct {
 	{ "phys", mon_phys },
 	{ "catch", mon_catch },
 	{ "msr", mon_msr },
+	{ "gva2gpa", mon_gva2gpa },
+	{ "xp", mon_xp },
+	{ "info mem", mon_info_mem },
+	{ "info tlb", mon_info_tlb },
+	{ "info registers", mon_info_registers },
+	{ "info idt", mon_info_idt },
+	{ "info gdt", mon_info_gdt },
+	{ "info lapic", mon_info_lapic },
+	{ "info ioapic", mon_info_ioapic },
+	{ "info pic", mon_info_pic },
 };
 
 static int run_command(struct gdb_server *s, char *line)
@@ -314,7 +464,8 @@ static int run_command(struct gdb_server *s, char *line)
 		line[--len] = '\0';
 	for (size_t i = 0; i < sizeof(mon_cmds) / sizeof(mon_cmds[0]); i++) {
 		size_t n = strlen(mon_cmds[i].name);
-		if (strncmp(line, mon_cmds[i].name, n) == 0 && (line[n] == '\0' || line[n] == ' ')) {
+		if (strncmp(line, mon_cmds[i].name, n) == 0 &&
+		    (line[n] == '\0' || line[n] == ' ' || line[n] == '/')) {
 			const char *arg = line + n;
 			while (*arg == ' ')
 				arg++;

@@ -671,6 +671,12 @@ static int emu_op_msr_set(struct vcpu *vcpu, uint32_t msr, uint64_t value)
 	return emu_msr_set(cpu, msr, value) ? 0 : -EINVAL;
 }
 
+static int emu_op_irqchip_get(struct vcpu *vcpu, struct engine_irqchip *chip)
+{
+	emu_platform_irqchip(cpu_of(vcpu), chip);
+	return 0;
+}
+
 static int emu_op_get_run_state(struct vcpu *vcpu, bool *halted, bool *waiting_sipi)
 {
 	struct emu_cpu *cpu = cpu_of(vcpu);
@@ -772,6 +778,7 @@ const struct engine_ops emu_engine_ops = {
 	.set_state = emu_op_set_state,
 	.get_run_state = emu_op_get_run_state,
 	.msr_get = emu_op_msr_get,
+	.irqchip_get = emu_op_irqchip_get,
 	.msr_set = emu_op_msr_set,
 	.set_debug = emu_op_set_debug,
 	.inject_exception = emu_op_inject_exception,

@@ -138,6 +138,7 @@ int kvm_op_get_fpu(struct vcpu *vcpu, struct x86_fpu *fpu);
 int kvm_op_set_fpu(struct vcpu *vcpu, const struct x86_fpu *fpu);
 int kvm_op_get_msr(struct vcpu *vcpu, uint32_t index, uint64_t *value);
 int kvm_op_set_msr(struct vcpu *vcpu, uint32_t index, uint64_t value);
+int kvm_op_irqchip_get(struct vcpu *vcpu, struct engine_irqchip *chip);
 int kvm_op_get_debugregs(struct vcpu *vcpu, struct x86_debugregs *dr);
 int kvm_op_set_debugregs(struct vcpu *vcpu, const struct x86_debugregs *dr);
 int kvm_op_get_run_state(struct vcpu *vcpu, bool *halted, bool *waiting_sipi);

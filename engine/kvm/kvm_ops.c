@@ -20,6 +20,7 @@ const struct engine_ops kvm_engine_ops = {
 	.set_debug = kvm_op_set_debug,
 	.msr_get = kvm_op_get_msr,
 	.msr_set = kvm_op_set_msr,
+	.irqchip_get = kvm_op_irqchip_get,
 	.inject_exception = kvm_op_inject_exception,
 	.fallback_stats = kvm_op_fallback_stats,
 };

@@ -1,0 +1,101 @@
+"""The monitor's views of a stopped machine (gva2gpa, info mem/tlb, xp,
+info registers/idt/gdt/lapic/ioapic/pic), checked against what gdb itself
+reads and against the guest's own symbols, in one guest run per engine."""
+import re
+
+from gdbclient import gdb_batch, start_gdb_vmdb
+
+
+def symbols(elf, names):
+    out = gdb_batch(elf, None, [f"info address {n}" for n in names], connect=False)
+    found = re.findall(r'Symbol "(\w+)" is .*?(0x[0-9a-f]+)', out)
+    table = {n: int(a, 16) for n, a in found}
+    assert set(table) == set(names), out
+    return table
+
+
+def section(out, start, end):
+    """The text gdb printed between two echo markers."""
+    m = re.search(re.escape(start) + r"\n(.*?)" + re.escape(end), out, re.S)
+    assert m, out
+    return m.group(1)
+
+
+def test_monitor_views(start_vmdb, guest, free_port):
+    elf = guest("gdb_target")
+    sym = symbols(elf, ["gdb_kd_marker", "isr_6"])
+    marker = sym["gdb_kd_marker"]
+    vm, target = start_gdb_vmdb(start_vmdb, elf, "--cmdline", "test=kdtools", port=free_port())
+    # the runtime maps its image 1:1, so the marker's physical address is
+    # its virtual one (gva2gpa must say so, info tlb must agree)
+    views = ["gva2gpa %#x" % marker, "xp/2xg %#x" % marker, "xp/5xb %#x" % marker,
+             "xp/1dw %#x" % marker, "xp %#x" % (marker + 4), "info mem", "info tlb", "info registers", "info idt",
+             "info gdt", "info lapic", "info ioapic", "info pic", "help"]
+    cmds = ["break gdb_kd_ready", "continue", "p/x $rax", "p/x $rsp"]
+    # markers on stderr, the stream monitor output goes to, keep the order
+    mark = lambda text: f'python import sys; print("@@{text}", file=sys.stderr)'
+    for v in views:
+        cmds += [mark(v), f"monitor {v}"]
+    cmds += [mark("end")]
+    out = gdb_batch(elf, target, cmds + ["monitor xp/9z 0", "monitor gva2gpa zz",
+                                         "monitor xp/1xg 0xfffffffff000", "continue"])
+    got = {}
+    for i, v in enumerate(views):
+        got[v] = section(out, f"@@{v}", "@@" + (views[i + 1] if i + 1 < len(views) else "end"))
+
+    m = re.fullmatch(r"gpa: (0x[0-9a-f]+)\n", got[views[0]])
+    assert m, out
+    gpa = int(m.group(1), 16)
+    assert gpa == marker
+    # xp reads what the guest wrote there, in each size and format
+    assert got[views[1]] == "%016x: 0x1122334455667788 0x0000000000000000\n" % gpa
+    assert got[views[2]] == "%016x: 0x88 0x77 0x66 0x55 0x44\n" % gpa
+    assert got[views[3]] == "%016x: 1432778632\n" % gpa
+    assert got[views[4]] == "%016x: 0x11223344\n" % (gpa + 4)
+    ranges = [tuple(int(x, 16) for x in m[:3]) + (m[3],) for m in
+              re.findall(r"^([0-9a-f]{16})-([0-9a-f]{16}) ([0-9a-f]{16}) ([-u]r[-w])$",
+                         got["info mem"], re.M)]
+    assert ranges, got["info mem"]
+    assert all(e - s == size for s, e, size, _ in ranges)
+    assert [r for r in ranges if r[0] <= marker < r[1] and r[3].endswith("w")], ranges
+    pages = re.findall(r"^([0-9a-f]{16}): ([0-9a-f]{16}) ([-X][-G][-P][-D][-A][-C][-T][-U][-W])$",
+                       got["info tlb"], re.M)
+    size = lambda flags: 0x200000 if flags[2] == "P" else 0x1000
+    hit = [(int(v, 16), int(p, 16), f) for v, p, f in pages
+           if int(v, 16) <= marker < int(v, 16) + size(f)]
+    assert len(hit) == 1, got["info tlb"][:2000]
+    v, p, f = hit[0]
+    assert p + (marker - v) == gpa and f.endswith("W")
+
+    regs = got["info registers"]
+    rax = int(re.search(r"^\$1 = (0x[0-9a-f]+)", out, re.M).group(1), 16)
+    assert rax == 0x1122334455667788
+    assert int(re.search(r"RAX=([0-9a-f]{16})", regs).group(1), 16) == rax, regs
+    rsp = int(re.search(r"^\$2 = (0x[0-9a-f]+)", out, re.M).group(1), 16)
+    assert int(re.search(r"RSP=([0-9a-f]{16})", regs).group(1), 16) == rsp, regs
+    assert re.search(r"^CR0=[0-9a-f]{16} \[PG .*PE\]$", regs, re.M), regs
+    assert re.search(r"^EFER=[0-9a-f]{16} \[.*LMA.*\]$", regs, re.M), regs
+    assert re.search(r"^CS =0008 0{16} [0-9a-f]{8} [0-9a-f]{8} DPL=0 CS64$", regs, re.M), regs
+    for name in ("TR ", "LDT", "GDT", "IDT", "DR7", "LSTAR", "XCR0", "PAT"):
+        assert re.search(rf"(^| ){name}=", regs, re.M), (name, regs)
+    gdt_base = int(re.search(r"^GDT=\s+([0-9a-f]{16})", regs, re.M).group(1), 16)
+
+    assert re.search(r"^  6 #UD  int\s+0008:0*%x dpl 0 handler %#x$" % (sym["isr_6"], sym["isr_6"]),
+                     got["info idt"], re.M), got["info idt"]
+    assert re.search(r"^GDT base %#x limit " % gdt_base, got["info gdt"], re.M), got["info gdt"]
+    assert re.search(r"^0008: code64 ", got["info gdt"], re.M), got["info gdt"]
+    assert re.search(r"^APIC_BASE [0-9a-f]{16}: xAPIC, base 0xfee00000, BSP$", got["info lapic"],
+                     re.M), got["info lapic"]
+    assert "software enabled" in got["info lapic"] and "LVT timer" in got["info lapic"]
+    assert len(re.findall(r"^pin +\d+: [0-9a-f]{16} vector", got["info ioapic"], re.M)) == 24
+    assert re.search(r"^master PIC: vector base 0x[0-9a-f]{2} irr [0-9a-f]{2} isr [0-9a-f]{2} "
+                     r"imr [0-9a-f]{2}", got["info pic"], re.M), got["info pic"]
+    for v in views[:-1]:
+        if not v.startswith("xp"):
+            assert re.search(r"^  " + re.escape(v.split(" 0x")[0]), got["help"], re.M), v
+    assert re.search(r"^  xp/FMT PADDR", got["help"], re.M)
+    assert "monitor xp: unknown format letter 'z'" in out, out
+    assert "monitor gva2gpa: bad argument 'zz'" in out, out
+    assert "monitor xp: 0xfffffffff000 is not guest RAM" in out, out
+    assert vm.wait(60) == 1, out
+    assert "kdtools: in 0x" in vm.serial_text()
