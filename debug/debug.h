@@ -55,6 +55,8 @@ enum debug_event_kind {
 	DEBUG_EV_STEP,        /* a single step finished */
 	DEBUG_EV_TRAP,        /* a debug exception we cannot explain: reported as SIGTRAP */
 	DEBUG_EV_CATCH,       /* a caught exception reached its handler; vector, addr = handler */
+	DEBUG_EV_ACCESS,      /* a caught port/MSR/CR access; addr = the accessing
+			       * instruction, the vCPU is past it; access says what */
 	DEBUG_EV_INTERRUPT,   /* the client asked for a stop (Ctrl-C) */
 	DEBUG_EV_EXITED,      /* the guest stopped the machine; status = process status */
 	DEBUG_EV_CRASHED,     /* triple fault, emulation failure, ...; signal = unix signal */
@@ -67,6 +69,13 @@ struct debug_event {
 	int status;
 	int signal;
 	unsigned vector;      /* DEBUG_EV_CATCH: the exception vector (0-31) */
+	struct debug_access {
+		uint8_t kind;     /* enum engine_access_kind */
+		bool is_write;
+		uint8_t size;
+		uint32_t index;   /* port, MSR or CR number */
+		uint64_t value;
+	} access;
 };
 
 /* Called (from any thread, with no debug lock held) whenever an event is
@@ -182,6 +191,24 @@ void debug_catch_describe(struct debug *d, unsigned vector, char *out, size_t si
 /* What the caught exception looked like, from the frame on the handler's
  * stack: "vCPU 0 took #PF (error code 0x2, cr2 0x...) at rip 0x...". */
 void debug_catch_explain(struct debug *d, const struct debug_event *ev, char *out, size_t size);
+
+/* --- access catching (debug/catch.c) ---
+ * Stop after an instruction that reads or writes one of these ports or
+ * MSRs, or writes one of these control registers, on every vCPU: the
+ * engine checks its accesses against the rules (engine_debug.access) and
+ * the stop is a DEBUG_EV_ACCESS. Rules add up to ENGINE_ACCESS_RULES.
+ * -ENOTSUP (with words) where the engine cannot see that kind here,
+ * -ENOSPC when full. Called stopped. */
+int debug_catch_access_add(struct debug *d, enum engine_access_kind kind, uint32_t first,
+			   uint32_t last, bool read, bool write, struct err *e) must_check;
+void debug_catch_access_clear(struct debug *d);
+unsigned debug_catch_access_count(const struct debug *d);
+/* "port 0x80-0x8f writes" and so on, one line per rule. */
+void debug_catch_access_describe(struct debug *d, char *out, size_t size);
+/* "vCPU 0 wrote 0x5a to port 0x80 at 0x1234; stopped after it". */
+void debug_catch_access_explain(const struct debug_event *ev, char *out, size_t size);
+/* Which kinds the engine can catch here, in words (for `monitor info caps`). */
+void debug_catch_access_caps(struct debug *d, char *out, size_t size);
 
 /* --- memory (debug/mem.c): guest-virtual through vcpu's page tables, or
  * guest-physical. Reads show the original bytes under our breakpoints;

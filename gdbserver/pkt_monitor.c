@@ -99,6 +99,9 @@ static int mon_help(struct gdb_server *s, const char *arg)
 		     "                   or guest-virtual ones through the vCPU's page tables (off)\n"
 		     "  catch VEC...     stop when the guest takes these exceptions (0-31 or names:\n"
 		     "                   de db bp ud gp pf ...), at the handler its IDT names\n"
+		     "  catch io PORT[-PORT] [r|w]  stop after an access to these ports\n"
+		     "  catch msr N[-N] [r|w]       stop after RDMSR/WRMSR of these MSRs\n"
+		     "  catch cr N       stop after a write to CRn\n"
 		     "  catch off        stop catching; 'catch' alone lists what is caught\n"
 		     "  sstep irq on|off stepi enters interrupt handlers (on) or never does (off,\n"
 		     "                   default: interrupts held off while stepping)\n"
@@ -182,6 +185,9 @@ static int mon_info_caps(struct gdb_server *s, const char *arg)
 	mon_print(s, "debugger mechanisms in use:\n%s", mech ? mech : "(out of memory)\n");
 	free(mech);
 	mon_print(s, "interrupts while stepping: %s\n", debug_sstep_irq_mechanism(s->dbg));
+	char access[96];
+	debug_catch_access_caps(s->dbg, access, sizeof(access));
+	mon_print(s, "monitor catch of accesses here: %s\n", access);
 	return 0;
 }
 
@@ -269,6 +275,11 @@ static int mon_phys(struct gdb_server *s, const char *arg)
 static void catch_list(struct gdb_server *s)
 {
 	uint32_t mask = debug_catch_mask(s->dbg);
+	if (debug_catch_access_count(s->dbg)) {
+		char text[1024];
+		debug_catch_access_describe(s->dbg, text, sizeof(text));
+		mon_print(s, "%s", text);
+	}
 	if (!mask) {
 		mon_print(s, "no exceptions caught\n");
 		return;
@@ -282,15 +293,74 @@ static void catch_list(struct gdb_server *s)
 	}
 }
 
-/* catch [off | VEC...]: VEC are added to what is caught already. */
+static int number_of(const char *word, uint64_t max, uint64_t *v);
+
+/* "N" or "N-M" within max. */
+static int range_of(const char *word, uint64_t max, uint32_t *first, uint32_t *last)
+{
+	char low[32];
+	const char *dash = strchr(word, '-');
+	uint64_t a, b;
+	size_t n = dash ? (size_t)(dash - word) : strlen(word);
+	if (n == 0 || n >= sizeof(low))
+		return -EINVAL;
+	memcpy(low, word, n);
+	low[n] = '\0';
+	if (number_of(low, max, &a) < 0 || number_of(dash ? dash + 1 : low, max, &b) < 0 || b < a)
+		return -EINVAL;
+	*first = (uint32_t)a;
+	*last = (uint32_t)b;
+	return 0;
+}
+
+/* catch io PORT[-PORT] [r|w], catch msr N[-N] [r|w], catch cr N: added
+ * to what is caught already. */
+static int catch_access(struct gdb_server *s, enum engine_access_kind kind, const char *arg)
+{
+	static const uint64_t max[ENGINE_ACCESS_KINDS] = { 0xffff, UINT32_MAX, 15 };
+	char what[40], dir[4], extra[2];
+	uint32_t first, last;
+	struct err e = { 0 };
+	int words = sscanf(arg, "%39s %3s %1s", what, dir, extra);
+	if (words < 1 || words > 2 || range_of(what, max[kind], &first, &last) < 0)
+		return -EINVAL;
+	bool read = true, write = true;
+	if (words == 2 && strcmp(dir, "r") == 0)
+		write = false;
+	else if (words == 2 && strcmp(dir, "w") == 0)
+		read = false;
+	else if (words == 2 && strcmp(dir, "rw") != 0)
+		return -EINVAL;
+	if (kind == ENGINE_ACCESS_CR) {
+		if (!write)
+			return -EINVAL;
+		read = false;          /* control registers: writes only */
+	}
+	if (debug_catch_access_add(s->dbg, kind, first, last, read, write, &e) < 0) {
+		mon_print(s, "monitor catch: %s\n", e.msg);
+		return 0;
+	}
+	catch_list(s);
+	return 0;
+}
+
+/* catch [off | VEC... | io ... | msr ... | cr ...]: added to what is
+ * caught already. */
 static int mon_catch(struct gdb_server *s, const char *arg)
 {
 	uint32_t mask = debug_catch_mask(s->dbg);
 	char words[256];
 	struct err e = { 0 };
 
+	if (strncmp(arg, "io ", 3) == 0)
+		return catch_access(s, ENGINE_ACCESS_IO, arg + 3);
+	if (strncmp(arg, "msr ", 4) == 0)
+		return catch_access(s, ENGINE_ACCESS_MSR, arg + 4);
+	if (strncmp(arg, "cr ", 3) == 0)
+		return catch_access(s, ENGINE_ACCESS_CR, arg + 3);
 	if (strcmp(arg, "off") == 0) {
 		mask = 0;
+		debug_catch_access_clear(s->dbg);
 	} else if (arg[0]) {
 		snprintf(words, sizeof(words), "%s", arg);
 		for (char *save, *w = strtok_r(words, " ,", &save); w; w = strtok_r(NULL, " ,", &save)) {

@@ -291,6 +291,7 @@ static void format_stop(struct gdb_server *s, const struct debug_event *ev, cons
 	case DEBUG_EV_TRAP:
 	case DEBUG_EV_INTERRUPT:
 	case DEBUG_EV_CATCH:
+	case DEBUG_EV_ACCESS:
 		rsp_buf_printf(&s->reply, "T%02xthread:%x;", gdb_stop_signal(ev), tid);
 		break;
 	case DEBUG_EV_EXITED:
@@ -326,15 +327,18 @@ static void expedite_registers(struct gdb_server *s, unsigned vcpu)
 	}
 }
 
-/* A caught exception stops at its handler; say what was caught and from
- * where on the client's console (an O packet, allowed before a stop
+/* A caught exception stops at its handler, a caught access after its
+ * instruction; say what was caught and from where on the client's console (an O packet, allowed before a stop
  * reply), since the stop reply itself can only carry a signal. */
 static void explain_catch(struct gdb_server *s, const struct debug_event *ev)
 {
 	char text[256];
 	struct rsp_buf out;
 	int n = snprintf(text, sizeof(text), "vmdb: ");
-	debug_catch_explain(s->dbg, ev, text + n, sizeof(text) - (size_t)n);
+	if (ev->kind == DEBUG_EV_ACCESS)
+		debug_catch_access_explain(ev, text + n, sizeof(text) - (size_t)n);
+	else
+		debug_catch_explain(s->dbg, ev, text + n, sizeof(text) - (size_t)n);
 	rsp_buf_init(&out);
 	rsp_buf_putc(&out, 'O');
 	rsp_buf_hex(&out, text, strlen(text));
@@ -351,7 +355,7 @@ void gdb_report_stop(struct gdb_server *s)
 	if (!debug_next_event(s->dbg, &ev))
 		return;
 	const char *reason;
-	if (ev.kind == DEBUG_EV_CATCH)
+	if (ev.kind == DEBUG_EV_CATCH || ev.kind == DEBUG_EV_ACCESS)
 		explain_catch(s, &ev);
 	format_stop(s, &ev, &reason);
 	if (ev.kind != DEBUG_EV_EXITED && ev.kind != DEBUG_EV_CRASHED)

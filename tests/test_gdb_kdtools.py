@@ -99,3 +99,55 @@ def test_monitor_views(start_vmdb, guest, free_port):
     assert "monitor xp: 0xfffffffff000 is not guest RAM" in out, out
     assert vm.wait(60) == 1, out
     assert "kdtools: in 0x" in vm.serial_text()
+
+
+def test_catch_io_msr_cr(start_vmdb, guest, free_port, engine):
+    """catch io/msr/cr stop right after the accessing instruction with a line
+    naming it and the value; what the engine cannot catch here (monitor
+    info caps) is refused in words, and nothing else stops."""
+    elf = guest("gdb_target")
+    labels = ["gdb_kd_out", "gdb_kd_in", "gdb_kd_wrmsr", "gdb_kd_rdmsr", "gdb_kd_movcr"]
+    sym = symbols(elf, labels)
+    vm, target = start_gdb_vmdb(start_vmdb, elf, "--cmdline", "test=kdtools", port=free_port())
+    cmds = ["break gdb_kd_ready", "continue", "monitor info caps",
+            "monitor catch io 0x7f-0x80 w", "monitor catch io 0x71 r", "monitor catch io 0x70 r",
+            "monitor catch msr 0xc0000081", "monitor catch cr 4", "monitor catch io 0x10000",
+            "monitor catch cr 4 r", "monitor catch"]
+    for _ in range(5):
+        cmds += ["continue", "p/x $pc", "monitor info registers"]
+    out = gdb_batch(elf, target, cmds + ["monitor catch off", "monitor catch", "continue"])
+    caps = re.search(r"monitor catch of accesses here: io (\w+), msr (\w+), cr (\w+)", out)
+    assert caps, out
+    can = {k: v == "yes" for k, v in zip(("io", "msr", "cr"), caps.groups())}
+    assert can["io"], out        # every engine sees the ports vmdb's own devices serve
+    for kind, word in (("msr", "MSR"), ("cr", "CR")):
+        refused = f"monitor catch: the {engine} engine cannot catch {word} accesses here"
+        assert (refused in out) != can[kind], out
+    assert "monitor catch: bad argument 'io 0x10000'" in out, out
+    assert "monitor catch: bad argument 'cr 4 r'" in out, out
+    assert re.search(r"^port 0x7f-0x80: writes$", out, re.M), out
+    assert re.search(r"^port 0x71: reads$", out, re.M), out
+
+    expect = [("wrote", "0x5a", "to port 0x80 \\(1 byte\\)", "gdb_kd_out"),
+              ("read", r"(0x[0-9a-f]+)", "from port 0x71 \\(1 byte\\)", "gdb_kd_in")]
+    if can["msr"]:
+        expect += [("wrote", "0x13000800000000", "to MSR 0xc0000081", "gdb_kd_wrmsr"),
+                   ("read", "0x13000800000000", "from MSR 0xc0000081", "gdb_kd_rdmsr")]
+    if can["cr"]:
+        expect += [("wrote", r"(0x[0-9a-f]+)", "to CR4", "gdb_kd_movcr")]
+    lines = re.findall(r"^vmdb: vCPU 0 (.*); stopped after it$", out, re.M)
+    assert len(lines) == len(expect), out
+    pcs = [int(p, 16) for p in re.findall(r"^\$\d+ = (0x[0-9a-f]+)$", out, re.M)]
+    cr4s = re.findall(r"^CR4=([0-9a-f]{16})", out, re.M)
+    for i, (verb, value, what, label) in enumerate(expect):
+        m = re.fullmatch(rf"{verb} {value} {what} at (0x[0-9a-f]+)", lines[i])
+        assert m, (lines[i], expect[i])
+        assert int(m.groups()[-1], 16) == sym[label], (lines[i], label)
+        assert sym[label] < pcs[i] <= sym[label] + 3, (hex(pcs[i]), label)  # after it
+        if label == "gdb_kd_in":
+            in_value = m.group(1)
+        if label == "gdb_kd_movcr":
+            assert int(m.group(1), 16) == int(cr4s[i], 16)
+    assert "Trace/breakpoint trap" in out and "exited with code 01" in out, out
+    assert vm.wait(60) == 1
+    assert f"kdtools: in {in_value} star 0x13000800000000" in vm.serial_text()

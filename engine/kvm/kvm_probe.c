@@ -427,6 +427,17 @@ static int probe_with_guest(probe_guest_fn fn, bool user, struct probe_finding *
 	return r;
 }
 
+/* Port I/O that KVM does not serve itself exits to vmdb, which catches
+ * it; in-kernel devices' ports (PIC, PIT) never leave the kernel. */
+static void probe_access(const struct kvm_host_caps *c, struct engine_caps *caps,
+			 struct probe_finding *f)
+{
+	caps->catch_access = 1u << ENGINE_ACCESS_IO;
+	probe_say(f, true, "io: ports served by vmdb's devices (not the in-kernel PIC/PIT); "
+		  "msr: no (MSR filter %s, unused); cr: no (KVM has no CR-write exit)",
+		  c->msr_filter ? "present" : "absent");
+}
+
 static void probe_set_caps(struct engine_caps *caps, const struct probe_finding *f)
 {
 	caps->single_step = f[0].present;
@@ -450,6 +461,7 @@ int kvm_op_probe(struct engine_caps *caps, struct err *e)
 		"INT3 interception in ring 3",
 		/* what --engine auto and the emu fallback rest on */
 		"native ring-0 execution", "instructions the host cannot emulate in ring 0",
+		"access catching (io, msr, cr)",
 	};
 	memset(caps, 0, sizeof(*caps));
 	struct kvm_host_caps c;
@@ -457,7 +469,7 @@ int kvm_op_probe(struct engine_caps *caps, struct err *e)
 	if (r < 0)
 		return r;
 
-	struct probe_finding f[13];
+	struct probe_finding f[14];
 	memset(f, 0, sizeof(f));
 	if ((r = probe_with_guest(probe_single_step, false, &f[0], e)) < 0)
 		return err_wrap(e, "probing single-step");
@@ -480,6 +492,7 @@ int kvm_op_probe(struct engine_caps *caps, struct err *e)
 	if ((r = probe_with_guest(probe_fallback, false, &f[12], e)) < 0)
 		return err_wrap(e, "probing the emu fallback");
 
+	probe_access(&c, caps, &f[13]);
 	probe_set_caps(caps, f);
 	caps->max_vcpus = c.max_vcpus;
 	for (unsigned i = 0; i < sizeof(names) / sizeof(names[0]); i++)
