@@ -622,3 +622,71 @@ int debug_inspect_irqchip(struct debug *d, unsigned vcpu, enum debug_irqchip_par
 		show_pic(&chip, out);
 	return 0;
 }
+
+/* ---- memory holes ---- */
+
+struct holes {
+	debug_range_fn fn;
+	void *opaque;
+	bool open;
+	uint64_t first, last;
+	struct vm *vm;
+};
+
+static void hole_add(struct holes *h, uint64_t first, uint64_t last)
+{
+	if (h->open && first == h->last + 1) {
+		h->last = last;
+		return;
+	}
+	if (h->open)
+		h->fn(h->opaque, h->first, h->last);
+	h->open = true;
+	h->first = first;
+	h->last = last;
+}
+
+/* The parts of physical [pa, pa + size) outside RAM, as holes at the
+ * same offsets from base. */
+static void phys_holes(struct holes *h, uint64_t base, uint64_t pa, uint64_t size)
+{
+	const uint64_t ram[2][2] = {
+		{ 0, h->vm->low_ram_size },
+		{ VM_HIGH_RAM_BASE, VM_HIGH_RAM_BASE + (h->vm->ram_size - h->vm->low_ram_size) },
+	};
+	uint64_t at = pa, end = pa + size;      /* end 0: the top of the space */
+	for (unsigned i = 0; i < 2 && (at < end || end == 0); i++) {
+		uint64_t lo = ram[i][0], hi = ram[i][1];
+		if (hi <= lo || hi <= at || (end && lo >= end))
+			continue;
+		if (lo > at)
+			hole_add(h, base + (at - pa), base + (lo - pa) - 1);
+		at = hi;
+	}
+	if (at < end || (end == 0 && at != 0))
+		hole_add(h, base + (at - pa), end ? base + (end - pa) - 1 : UINT64_MAX);
+}
+
+static int leaf_holes(void *opaque, const struct x86_mapping *m)
+{
+	phys_holes(opaque, m->va, m->pa, m->size);
+	return 0;
+}
+
+int debug_memory_holes(struct debug *d, unsigned vcpu, bool phys, debug_range_fn fn,
+		       void *opaque)
+{
+	struct holes h = { .fn = fn, .opaque = opaque, .vm = d->vm };
+	struct x86_sregs s;
+	if (!phys) {
+		int r = debug_vcpu_sregs(d, vcpu, &s);
+		if (r < 0)
+			return r;
+		phys = x86_paging_enum(&s, vm_read_phys, d->vm, leaf_holes, &h) == -ENOENT;
+	}
+	if (phys)
+		phys_holes(&h, 0, 0, 0);    /* also paging off: linear is physical */
+	if (h.open)
+		fn(opaque, h.first, h.last);
+	return 0;
+}

@@ -7,6 +7,7 @@
 #ifndef VMDB_DEBUG_INSPECT_H
 #define VMDB_DEBUG_INSPECT_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "debug/debug.h"
@@ -40,5 +41,14 @@ int debug_inspect_gdt(struct debug *d, unsigned vcpu, const struct debug_text *o
 enum debug_irqchip_part { DEBUG_IRQCHIP_LAPIC, DEBUG_IRQCHIP_IOAPIC, DEBUG_IRQCHIP_PIC };
 int debug_inspect_irqchip(struct debug *d, unsigned vcpu, enum debug_irqchip_part part,
 			  const struct debug_text *out, struct err *e);
+
+/* Where guest memory cannot be reached in an address space: guest-physical
+ * (phys) or vcpu's linear addresses. Physical: everything that is not RAM.
+ * Linear: the pages mapped onto anything that is not RAM (MMIO, nothing);
+ * unmapped addresses are not holes (their mapping may come). fn gets each
+ * hole [first, last] once, ascending, adjacent ones merged. */
+typedef void (*debug_range_fn)(void *opaque, uint64_t first, uint64_t last);
+int debug_memory_holes(struct debug *d, unsigned vcpu, bool phys, debug_range_fn fn,
+		       void *opaque);
 
 #endif

@@ -3,7 +3,7 @@ info registers/idt/gdt/lapic/ioapic/pic), checked against what gdb itself
 reads and against the guest's own symbols, in one guest run per engine."""
 import re
 
-from gdbclient import gdb_batch, start_gdb_vmdb
+from gdbclient import RspClient, gdb_batch, start_gdb_vmdb
 
 
 def symbols(elf, names):
@@ -151,3 +151,52 @@ def test_catch_io_msr_cr(start_vmdb, guest, free_port, engine):
     assert "Trace/breakpoint trap" in out and "exited with code 01" in out, out
     assert vm.wait(60) == 1
     assert f"kdtools: in {in_value} star 0x13000800000000" in vm.serial_text()
+
+
+def test_protocol_objects_and_range_step(start_vmdb, guest, free_port):
+    """gdb learns the kernel from qXfer:exec-file (no file given), names the
+    threads from qXfer:threads, takes the memory map (RAM, holes where no
+    guest memory is); range stepping answers once for a whole range; stop
+    replies carry core:; x reads binary memory in LLDB's and GDB's forms."""
+    elf = guest("gdb_target")
+    sym = symbols(elf, ["gdb_steps"])
+    steps = sym["gdb_steps"]
+    vm, target = start_gdb_vmdb(start_vmdb, elf, "--cmdline", "test=stepi", port=free_port())
+    c = RspClient(target)
+    assert b"binary-upload" not in c.request("qSupported:swbreak+")
+    assert c.request("vCont?").split(b";")[1:] == [b"c", b"C", b"s", b"S", b"t", b"r"]
+    assert re.match(rb"T05thread:1;core:0;", c.request("?"))
+    assert c.request("Z0,%x,1" % steps) == b"OK"
+    stop = c.request("vCont;c")
+    assert re.match(rb"T05thread:1;core:0;", stop), stop
+    assert c.request("z0,%x,1" % steps) == b"OK"
+    pc = int.from_bytes(bytes.fromhex(c.request("p10").decode()), "little")
+    assert pc == steps, hex(pc)
+    rax0 = int.from_bytes(bytes.fromhex(c.request("p0").decode()), "little")
+    # 100 "inc %rax" of 3 bytes each in one range: one stop reply, at its end
+    stop = c.request("vCont;r%x,%x:1" % (steps, steps + 300))
+    assert re.match(rb"T05thread:1;core:0;", stop), stop
+    assert int.from_bytes(bytes.fromhex(c.request("p10").decode()), "little") == steps + 300
+    rax = int.from_bytes(bytes.fromhex(c.request("p0").decode()), "little")
+    assert rax - rax0 == 100, (rax0, rax)
+    # binary reads: LLDB's probe and raw bytes, then GDB's 'b' form
+    assert c.request("x0,0") == b"OK"
+    want = bytes.fromhex(c.request("m%x,40" % steps).decode())
+    assert c.request("x%x,40" % steps) == want
+    assert c.request("qSupported:swbreak+;binary-upload+").find(b"binary-upload+") > 0
+    assert c.request("x%x,40" % steps) == b"b" + want
+    assert c.request("x0,0") == b"b"
+    assert c.request("x%x,1" % 0xfee00000).startswith(b"E")
+    assert c.request("D") == b"OK"
+    c.close()
+
+    out = gdb_batch(None, target, ["info threads", "info mem", "x/x 0xfee00000", "kill"])
+    assert re.search(r"Reading symbols from .*gdb_target\.elf", out), out
+    assert re.search(r'^\* 1 +Thread 1 "vCPU 0" \(vCPU 0, long mode', out, re.M), out
+    assert "Using memory regions provided by the target." in out, out
+    regions = [(int(lo, 16), int(hi, 16)) for lo, hi in
+               re.findall(r"^\d+\s+y\s+(0x[0-9a-f]+) (0x[0-9a-f]+) rw", out, re.M)]
+    assert any(lo <= steps < hi for lo, hi in regions), out
+    assert not any(lo <= 0xfee00000 < hi for lo, hi in regions), out    # the LAPIC page
+    assert "Cannot access memory at address 0xfee00000" in out, out
+    vm.wait(30)
