@@ -248,6 +248,15 @@ int debug_msr_read(struct debug *d, unsigned vcpu, uint32_t msr, uint64_t *value
 		   struct err *e);
 int debug_msr_write(struct debug *d, unsigned vcpu, uint32_t msr, uint64_t value,
 		    struct err *e);
+/* The guest's own debug registers and XCR0 (the target description's
+ * system registers), as the engine holds them; a write goes through at
+ * once, a value the engine refuses is -errno with words in e. */
+enum debug_sysreg { DEBUG_SYSREG_DR0, DEBUG_SYSREG_DR1, DEBUG_SYSREG_DR2, DEBUG_SYSREG_DR3,
+		    DEBUG_SYSREG_DR6, DEBUG_SYSREG_DR7, DEBUG_SYSREG_XCR0 };
+int debug_sysreg_read(struct debug *d, unsigned vcpu, enum debug_sysreg reg, uint64_t *value,
+		      struct err *e);
+int debug_sysreg_write(struct debug *d, unsigned vcpu, enum debug_sysreg reg, uint64_t value,
+		       struct err *e);
 /* "long mode, halted" and friends, for thread lists. */
 void debug_describe_vcpu(struct debug *d, unsigned vcpu, char *out, size_t size);
 

@@ -109,6 +109,7 @@ struct gdb_reg {
 };
 extern const struct gdb_reg gdb_regs[];
 extern const unsigned gdb_nr_regs;
+extern const unsigned gdb_nr_g_regs;     /* the leading ones the g packet carries */
 extern const char *const gdb_features[];
 extern const unsigned gdb_nr_features;
 

@@ -177,6 +177,9 @@ static int mon_info_caps(struct gdb_server *s, const char *arg)
 			mon_print(s, "%s: %s (%s)\n", caps->features[i].name,
 				  caps->features[i].present ? "yes" : "no", caps->features[i].how);
 	}
+	char access[96];
+	debug_catch_access_caps(s->dbg, access, sizeof(access));
+	mon_print(s, "monitor catch of accesses here: %s\n", access);
 	mon_fallback_lines(s);
 	size_t len = debug_mechanisms(s->dbg, NULL, 0) + 1;
 	char *mech = malloc(len);
@@ -185,9 +188,6 @@ static int mon_info_caps(struct gdb_server *s, const char *arg)
 	mon_print(s, "debugger mechanisms in use:\n%s", mech ? mech : "(out of memory)\n");
 	free(mech);
 	mon_print(s, "interrupts while stepping: %s\n", debug_sstep_irq_mechanism(s->dbg));
-	char access[96];
-	debug_catch_access_caps(s->dbg, access, sizeof(access));
-	mon_print(s, "monitor catch of accesses here: %s\n", access);
 	return 0;
 }
 

@@ -21,6 +21,30 @@ def section(out, start, end):
     return m.group(1)
 
 
+def check_system_registers(out, monitor_regs):
+    """gdb's view of the system registers against the monitor's."""
+    gdb = {m.group(1): int(m.group(2), 16)
+           for m in re.finditer(r"^(\w+)\s+(0x[0-9a-f]+)\s", out, re.M)}
+    mon = {m.group(1): int(m.group(2), 16)
+           for m in re.finditer(r"(?:^| )(\w+) *= *([0-9a-f]{4,16})\b", monitor_regs, re.M)}
+    for name in ("cr0", "cr3", "cr4", "efer", "dr7", "xcr0", "pat", "tsc", "apic_base"):
+        assert name in gdb, (name, out)
+    for name in ("cr0", "cr3", "cr4", "efer", "dr7", "xcr0", "pat", "apic_base"):
+        assert gdb[name] == mon[name.upper()], name
+    for name, key in (("gdtr_base", "GDT"), ("idtr_base", "IDT")):
+        assert gdb[name] == mon[key], name
+    assert gdb["cs_attr"] == 0xa09b, out          # 64-bit ring-0 code, as the loader set it
+    assert re.search(r"^cr0\s+0x[0-9a-f]+\s+\[ PE .*PG \]$", out, re.M), out
+    assert re.search(r"^\$\d+ = \[ .*LMA.* \]$", out, re.M), out           # p $efer
+    assert re.search(r"^\$\d+ = \[ type=11 S DPL=0 P L G \]$", out, re.M), out
+    assert "MSR 0xc0000082 = 0xffffffff81234567" in out, out
+    after = out.split("@@sys-after")[1]
+    assert re.search(r"^DR0=\S+ DR1=0000000000002000", after, re.M), after
+    assert re.search(r"^LDT=0000 .* unusable", after, re.M), after
+    assert "selector 0x8 for LDTR names no LDT descriptor" in out, out
+    assert re.search(r"^\$\d+ = \[ type=2 DPL=0 unusable \]$", out, re.M), out
+
+
 def test_monitor_views(start_vmdb, guest, free_port):
     elf = guest("gdb_target")
     sym = symbols(elf, ["gdb_kd_marker", "isr_6"])
@@ -37,8 +61,13 @@ def test_monitor_views(start_vmdb, guest, free_port):
     for v in views:
         cmds += [mark(v), f"monitor {v}"]
     cmds += [mark("end")]
-    out = gdb_batch(elf, target, cmds + ["monitor xp/9z 0", "monitor gva2gpa zz",
-                                         "monitor xp/1xg 0xfffffffff000", "continue"])
+    # the system state in the target description, read and written by gdb
+    sysregs = ["info registers", "info registers system", "p $cr0", "p $efer", "p $cs_attr",
+               "set $lstar = 0xffffffff81234567", "monitor msr read 0xc0000082",
+               "set $dr1 = 0x2000", "set $gdtr_limit = 0x1f", "set $ldtr = 0",
+               "set $ldtr = 8", "p $ldtr_attr", mark("sys-after"), "monitor info registers"]
+    out = gdb_batch(elf, target, cmds + sysregs + ["monitor xp/9z 0", "monitor gva2gpa zz",
+                                                   "monitor xp/1xg 0xfffffffff000", "continue"])
     got = {}
     for i, v in enumerate(views):
         got[v] = section(out, f"@@{v}", "@@" + (views[i + 1] if i + 1 < len(views) else "end"))
@@ -94,6 +123,7 @@ def test_monitor_views(start_vmdb, guest, free_port):
         if not v.startswith("xp"):
             assert re.search(r"^  " + re.escape(v.split(" 0x")[0]), got["help"], re.M), v
     assert re.search(r"^  xp/FMT PADDR", got["help"], re.M)
+    check_system_registers(out, got["info registers"])
     assert "monitor xp: unknown format letter 'z'" in out, out
     assert "monitor gva2gpa: bad argument 'zz'" in out, out
     assert "monitor xp: 0xfffffffff000 is not guest RAM" in out, out
