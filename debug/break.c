@@ -271,6 +271,15 @@ void debug_remove_all_breakpoints(struct debug *d)
 	pthread_mutex_unlock(&d->lock);
 }
 
+bool debug_client_breakpoint_at(struct debug *d, uint64_t addr)
+{
+	pthread_mutex_lock(&d->lock);
+	int n = debug_hw_find_locked(d, addr);
+	bool at = debug_sw_client_at_locked(d, addr) || (n >= 0 && d->hw[n].client);
+	pthread_mutex_unlock(&d->lock);
+	return at;
+}
+
 unsigned debug_nr_sw_breakpoints(const struct debug *d)
 {
 	unsigned n = 0;

@@ -166,6 +166,9 @@ int debug_watch_insert(struct debug *d, enum debug_watch_kind kind, uint64_t add
 int debug_watch_remove(struct debug *d, enum debug_watch_kind kind, uint64_t addr,
 		       uint64_t len, struct err *e);
 void debug_remove_all_breakpoints(struct debug *d);
+/* Has the client a software or hardware breakpoint at this linear
+ * address? (A range step stops there, as a hit would.) */
+bool debug_client_breakpoint_at(struct debug *d, uint64_t addr);
 unsigned debug_nr_sw_breakpoints(const struct debug *d);
 unsigned debug_nr_hw_breakpoints(const struct debug *d);
 unsigned debug_nr_watchpoints(const struct debug *d);

@@ -38,7 +38,7 @@ enum gdb_range_next gdb_range_step(struct gdb_server *s, const struct debug_even
 		return GDB_RANGE_REPORT;
 	if (ev->kind != DEBUG_EV_STEP || ev->vcpu != s->range_vcpu ||
 	    debug_read_regs(s->dbg, ev->vcpu, &regs) < 0 || regs.rip < s->range_start ||
-	    regs.rip >= s->range_end) {
+	    regs.rip >= s->range_end || debug_client_breakpoint_at(s->dbg, regs.rip)) {
 		s->range_active = false;
 		return GDB_RANGE_REPORT;
 	}

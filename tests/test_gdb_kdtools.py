@@ -203,12 +203,17 @@ def test_protocol_objects_and_range_step(start_vmdb, guest, free_port):
     pc = int.from_bytes(bytes.fromhex(c.request("p10").decode()), "little")
     assert pc == steps, hex(pc)
     rax0 = int.from_bytes(bytes.fromhex(c.request("p0").decode()), "little")
-    # 100 "inc %rax" of 3 bytes each in one range: one stop reply, at its end
+    # "inc %rax" of 3 bytes each: a range is one stop reply, at its end or at
+    # a breakpoint of the client inside it
+    reg = lambda n: int.from_bytes(bytes.fromhex(c.request("p%x" % n).decode()), "little")
+    assert c.request("Z0,%x,1" % (steps + 150)) == b"OK"
     stop = c.request("vCont;r%x,%x:1" % (steps, steps + 300))
     assert re.match(rb"T05thread:1;core:0;", stop), stop
-    assert int.from_bytes(bytes.fromhex(c.request("p10").decode()), "little") == steps + 300
-    rax = int.from_bytes(bytes.fromhex(c.request("p0").decode()), "little")
-    assert rax - rax0 == 100, (rax0, rax)
+    assert (reg(0x10), reg(0) - rax0) == (steps + 150, 50)
+    assert c.request("z0,%x,1" % (steps + 150)) == b"OK"
+    stop = c.request("vCont;r%x,%x:1" % (steps, steps + 300))
+    assert re.match(rb"T05thread:1;core:0;", stop), stop
+    assert (reg(0x10), reg(0) - rax0) == (steps + 300, 100)
     # binary reads: LLDB's probe and raw bytes, then GDB's 'b' form
     assert c.request("x0,0") == b"OK"
     want = bytes.fromhex(c.request("m%x,40" % steps).decode())
