@@ -120,6 +120,18 @@ unit-x86-desc: $(BUILD)/tests/x86_desc_test
 	$(BUILD)/tests/x86_desc_test
 -include $(X86_DESC_TEST_OBJS:.o=.d)
 
+# page-table walks (owned by x86/): $(BUILD)/tests/x86_paging_test enumerates
+# hand-built tables; `make unit-x86-paging` runs it.
+X86_PAGING_TEST_OBJS := $(BUILD)/tests/unit/x86_paging_test.o $(BUILD)/x86/paging.o
+unit: $(BUILD)/tests/x86_paging_test
+$(BUILD)/tests/x86_paging_test: $(X86_PAGING_TEST_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^
+.PHONY: unit-x86-paging
+unit-x86-paging: $(BUILD)/tests/x86_paging_test
+	$(BUILD)/tests/x86_paging_test
+-include $(X86_PAGING_TEST_OBJS:.o=.d)
+
 # segment loads for a debugger's selector writes (x86/seg_load.c):
 # $(BUILD)/tests/x86_seg_load_test; `make unit-x86-seg-load` runs it.
 X86_SEG_LOAD_TEST_OBJS := $(BUILD)/tests/unit/x86_seg_load_test.o $(BUILD)/x86/seg_load.o \
