@@ -156,7 +156,7 @@ bool emu_dbg_mov_dr(struct emu_cpu *cpu, unsigned dr, unsigned gpr, bool to_dr);
 /* rflags_before: RFLAGS at the start of the instruction (TF timing). */
 bool emu_dbg_end_insn(struct emu_cpu *cpu, uint64_t rflags_before);
 bool emu_dbg_icebp(struct emu_cpu *cpu);
-/* A port access, RDMSR/WRMSR or MOV to CRn completed (value as read or
+/* A port access, RDMSR/WRMSR or a CR write (MOV, LMSW, CLTS) completed (value as read or
  * written): when the debugger's access filter names it, end_insn exits
  * VM_EXIT_ACCESS after the instruction. Call only when armed. */
 void emu_dbg_access(struct emu_cpu *cpu, enum engine_access_kind kind, uint32_t index,

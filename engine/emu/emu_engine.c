@@ -758,8 +758,8 @@ static int emu_op_probe(struct engine_caps *caps, struct err *e)
 	caps->catch_access = 1u << ENGINE_ACCESS_IO | 1u << ENGINE_ACCESS_MSR |
 			     1u << ENGINE_ACCESS_CR;
 	probe_feature(caps, "access catching (io, msr, cr)", true,
-		      "every IN/OUT/INS/OUTS, RDMSR/WRMSR and MOV to CRn is checked against the "
-		      "debugger's filter; the stop comes after the instruction");
+		      "every IN/OUT/INS/OUTS, RDMSR/WRMSR and CR write (MOV, LMSW, CLTS) is checked "
+		      "against the debugger's filter; the stop comes after the instruction");
 	probe_feature(caps, "deterministic execution", true,
 		      "one vCPU at a time, round robin every 50000 instructions; "
 		      "guest time = retired instructions");

@@ -348,6 +348,8 @@ static void h_lmsw(struct emu_cpu *cpu, const struct emu_insn *in)
 	uint64_t v = emu_op_read(cpu, in, 0) & 0xf;
 	uint64_t cr0 = (cpu->sregs.cr0 & ~0xeull) | v | (cpu->sregs.cr0 & CR0_PE);
 	emu_write_cr(cpu, 0, cr0);
+	if (emu_core_of(cpu)->dbg_armed)
+		emu_dbg_access(cpu, ENGINE_ACCESS_CR, 0, 8, true, cr0);
 }
 
 static void h_clts(struct emu_cpu *cpu, const struct emu_insn *in)
@@ -355,6 +357,8 @@ static void h_clts(struct emu_cpu *cpu, const struct emu_insn *in)
 	(void)in;
 	need_cpl0(cpu);
 	cpu->sregs.cr0 &= ~CR0_TS;
+	if (emu_core_of(cpu)->dbg_armed)
+		emu_dbg_access(cpu, ENGINE_ACCESS_CR, 0, 8, true, cpu->sregs.cr0);
 }
 
 static void h_invlpg(struct emu_cpu *cpu, const struct emu_insn *in)
