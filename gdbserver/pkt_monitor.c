@@ -2,6 +2,7 @@
  * arrives hex-encoded; its output goes back as O packets (hex text) and
  * the command ends with OK (or an E reply for a bad command). */
 #include "gdbserver/gdbserver_int.h"
+#include "gdbserver/monitor.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -9,13 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "debug/inspect.h"
-
-/* One O packet per call: "O" + hex of the text. */
-static void mon_print(struct gdb_server *s, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static void mon_print(struct gdb_server *s, const char *fmt, ...)
+void mon_print(struct gdb_server *s, const char *fmt, ...)
 {
 	char small[2048], *text = small;
 	struct rsp_buf out;
@@ -40,52 +35,6 @@ static void mon_print(struct gdb_server *s, const char *fmt, ...)
 	rsp_buf_free(&out);
 	if (text != small)
 		free(text);
-}
-
-/* Lines from debug/inspect.c, gathered into O packets of a few KiB (a
- * page-table listing can have thousands of lines). */
-struct mon_text {
-	struct gdb_server *s;
-	size_t len;
-	char buf[4096];
-};
-
-static void mon_text_flush(struct mon_text *t)
-{
-	if (t->len)
-		mon_print(t->s, "%s", t->buf);
-	t->len = 0;
-	t->buf[0] = '\0';
-}
-
-static void mon_text_emit(void *opaque, const char *line)
-{
-	struct mon_text *t = opaque;
-	size_t n = strlen(line);
-	if (t->len + n >= sizeof(t->buf))
-		mon_text_flush(t);
-	if (n >= sizeof(t->buf)) {
-		mon_print(t->s, "%s", line);
-		return;
-	}
-	memcpy(t->buf + t->len, line, n + 1);
-	t->len += n;
-}
-
-typedef int (*inspect_fn)(struct debug *d, unsigned vcpu, const struct debug_text *out,
-			  struct err *e);
-
-/* Run one view of the current vCPU (Hg) and send its text. */
-static int mon_inspect(struct gdb_server *s, const char *name, inspect_fn fn)
-{
-	struct mon_text t = { .s = s };
-	struct debug_text out = { mon_text_emit, &t };
-	struct err e = { 0 };
-	int r = fn(s->dbg, s->cur_g, &out, &e);
-	mon_text_flush(&t);
-	if (r < 0)
-		mon_print(s, "monitor %s: %s\n", name, e.msg);
-	return 0;
 }
 
 static int mon_help(struct gdb_server *s, const char *arg)
@@ -272,117 +221,8 @@ static int mon_phys(struct gdb_server *s, const char *arg)
 	return 0;
 }
 
-static void catch_list(struct gdb_server *s)
-{
-	uint32_t mask = debug_catch_mask(s->dbg);
-	if (debug_catch_access_count(s->dbg)) {
-		char text[1024];
-		debug_catch_access_describe(s->dbg, text, sizeof(text));
-		mon_print(s, "%s", text);
-	}
-	if (!mask) {
-		mon_print(s, "no exceptions caught\n");
-		return;
-	}
-	for (unsigned v = 0; v < 32; v++) {
-		char text[1024];
-		if (!(mask & (1u << v)))
-			continue;
-		debug_catch_describe(s->dbg, v, text, sizeof(text));
-		mon_print(s, "%s", text);
-	}
-}
 
-static int number_of(const char *word, uint64_t max, uint64_t *v);
-
-/* "N" or "N-M" within max. */
-static int range_of(const char *word, uint64_t max, uint32_t *first, uint32_t *last)
-{
-	char low[32];
-	const char *dash = strchr(word, '-');
-	uint64_t a, b;
-	size_t n = dash ? (size_t)(dash - word) : strlen(word);
-	if (n == 0 || n >= sizeof(low))
-		return -EINVAL;
-	memcpy(low, word, n);
-	low[n] = '\0';
-	if (number_of(low, max, &a) < 0 || number_of(dash ? dash + 1 : low, max, &b) < 0 || b < a)
-		return -EINVAL;
-	*first = (uint32_t)a;
-	*last = (uint32_t)b;
-	return 0;
-}
-
-/* catch io PORT[-PORT] [r|w], catch msr N[-N] [r|w], catch cr N: added
- * to what is caught already. */
-static int catch_access(struct gdb_server *s, enum engine_access_kind kind, const char *arg)
-{
-	static const uint64_t max[ENGINE_ACCESS_KINDS] = { 0xffff, UINT32_MAX, 15 };
-	char what[40], dir[4], extra[2];
-	uint32_t first, last;
-	struct err e = { 0 };
-	int words = sscanf(arg, "%39s %3s %1s", what, dir, extra);
-	if (words < 1 || words > 2 || range_of(what, max[kind], &first, &last) < 0)
-		return -EINVAL;
-	bool read = true, write = true;
-	if (words == 2 && strcmp(dir, "r") == 0)
-		write = false;
-	else if (words == 2 && strcmp(dir, "w") == 0)
-		read = false;
-	else if (words == 2 && strcmp(dir, "rw") != 0)
-		return -EINVAL;
-	if (kind == ENGINE_ACCESS_CR) {
-		if (!write)
-			return -EINVAL;
-		read = false;          /* control registers: writes only */
-	}
-	if (debug_catch_access_add(s->dbg, kind, first, last, read, write, &e) < 0) {
-		mon_print(s, "monitor catch: %s\n", e.msg);
-		return 0;
-	}
-	catch_list(s);
-	return 0;
-}
-
-/* catch [off | VEC... | io ... | msr ... | cr ...]: added to what is
- * caught already. */
-static int mon_catch(struct gdb_server *s, const char *arg)
-{
-	uint32_t mask = debug_catch_mask(s->dbg);
-	char words[256];
-	struct err e = { 0 };
-
-	if (strncmp(arg, "io ", 3) == 0)
-		return catch_access(s, ENGINE_ACCESS_IO, arg + 3);
-	if (strncmp(arg, "msr ", 4) == 0)
-		return catch_access(s, ENGINE_ACCESS_MSR, arg + 4);
-	if (strncmp(arg, "cr ", 3) == 0)
-		return catch_access(s, ENGINE_ACCESS_CR, arg + 3);
-	if (strcmp(arg, "off") == 0) {
-		mask = 0;
-		debug_catch_access_clear(s->dbg);
-	} else if (arg[0]) {
-		snprintf(words, sizeof(words), "%s", arg);
-		for (char *save, *w = strtok_r(words, " ,", &save); w; w = strtok_r(NULL, " ,", &save)) {
-			int v = debug_vector_parse(w);
-			if (v < 0) {
-				mon_print(s, "monitor catch: '%s' is not an exception vector (0-31, or a "
-					  "name such as pf, gp, ud, de)\n", w);
-				return 0;
-			}
-			mask |= 1u << v;
-		}
-	}
-	if (debug_catch_set(s->dbg, mask, &e) < 0) {
-		mon_print(s, "monitor catch: %s\n", e.msg);
-		return 0;
-	}
-	catch_list(s);
-	return 0;
-}
-
-/* A whole word as an unsigned number (0x hex, 0 octal, else decimal). */
-static int number_of(const char *word, uint64_t max, uint64_t *v)
+int mon_number(const char *word, uint64_t max, uint64_t *v)
 {
 	char *end;
 	if (!word[0] || word[0] == '-')
@@ -404,8 +244,8 @@ static int mon_msr(struct gdb_server *s, const char *arg)
 	int words = sscanf(arg, "%7s %31s %31s %1s", op, n_word, v_word, extra);
 	bool write = words == 3 && strcmp(op, "write") == 0;
 	if (!(write || (words == 2 && strcmp(op, "read") == 0)) ||
-	    number_of(n_word, UINT32_MAX, &msr) < 0 ||
-	    (write && number_of(v_word, UINT64_MAX, &value) < 0))
+	    mon_number(n_word, UINT32_MAX, &msr) < 0 ||
+	    (write && mon_number(v_word, UINT64_MAX, &value) < 0))
 		return -EINVAL;
 	if (write && debug_msr_write(s->dbg, s->cur_g, (uint32_t)msr, value, &e) < 0) {
 		mon_print(s, "monitor msr: %s\n", e.msg);
@@ -419,87 +259,6 @@ static int mon_msr(struct gdb_server *s, const char *arg)
 	return 0;
 }
 
-static int mon_gva2gpa(struct gdb_server *s, const char *arg)
-{
-	struct mon_text t = { .s = s };
-	struct debug_text out = { mon_text_emit, &t };
-	struct err e = { 0 };
-	uint64_t gva;
-	if (number_of(arg, UINT64_MAX, &gva) < 0)
-		return -EINVAL;
-	if (debug_inspect_gva2gpa(s->dbg, s->cur_g, gva, &out, &e) < 0)
-		mon_print(s, "monitor gva2gpa: %s\n", e.msg);
-	mon_text_flush(&t);
-	return 0;
-}
-
-static int mon_xp(struct gdb_server *s, const char *arg)
-{
-	struct mon_text t = { .s = s };
-	struct debug_text out = { mon_text_emit, &t };
-	struct err e = { 0 };
-	int r = debug_inspect_xp(s->dbg, arg, &out, &e);
-	mon_text_flush(&t);
-	if (r < 0)
-		mon_print(s, "monitor xp: %s\n", e.msg);
-	return 0;
-}
-
-static int mon_info_mem(struct gdb_server *s, const char *arg)
-{
-	return arg[0] ? -EINVAL : mon_inspect(s, "info mem", debug_inspect_mem);
-}
-
-static int mon_info_tlb(struct gdb_server *s, const char *arg)
-{
-	return arg[0] ? -EINVAL : mon_inspect(s, "info tlb", debug_inspect_tlb);
-}
-
-static int mon_info_registers(struct gdb_server *s, const char *arg)
-{
-	return arg[0] ? -EINVAL : mon_inspect(s, "info registers", debug_inspect_registers);
-}
-
-static int mon_info_idt(struct gdb_server *s, const char *arg)
-{
-	return arg[0] ? -EINVAL : mon_inspect(s, "info idt", debug_inspect_idt);
-}
-
-static int mon_info_gdt(struct gdb_server *s, const char *arg)
-{
-	return arg[0] ? -EINVAL : mon_inspect(s, "info gdt", debug_inspect_gdt);
-}
-
-static int lapic_view(struct debug *d, unsigned vcpu, const struct debug_text *out, struct err *e)
-{
-	return debug_inspect_irqchip(d, vcpu, DEBUG_IRQCHIP_LAPIC, out, e);
-}
-
-static int ioapic_view(struct debug *d, unsigned vcpu, const struct debug_text *out,
-		       struct err *e)
-{
-	return debug_inspect_irqchip(d, vcpu, DEBUG_IRQCHIP_IOAPIC, out, e);
-}
-
-static int pic_view(struct debug *d, unsigned vcpu, const struct debug_text *out, struct err *e)
-{
-	return debug_inspect_irqchip(d, vcpu, DEBUG_IRQCHIP_PIC, out, e);
-}
-
-static int mon_info_lapic(struct gdb_server *s, const char *arg)
-{
-	return arg[0] ? -EINVAL : mon_inspect(s, "info lapic", lapic_view);
-}
-
-static int mon_info_ioapic(struct gdb_server *s, const char *arg)
-{
-	return arg[0] ? -EINVAL : mon_inspect(s, "info ioapic", ioapic_view);
-}
-
-static int mon_info_pic(struct gdb_server *s, const char *arg)
-{
-	return arg[0] ? -EINVAL : mon_inspect(s, "info pic", pic_view);
-}
 
 static const struct {
 	const char *name;
