@@ -469,7 +469,7 @@ static void test_probe(struct kvm_tiny_guest *g)
 		       caps.features[i].present ? "yes" : "no", caps.features[i].how);
 	printf("  probe took %.0f ms\n",
 	       (t1.tv_sec - t0.tv_sec) * 1e3 + (t1.tv_nsec - t0.tv_nsec) / 1e6);
-	CHECK_EQ(caps.nr_features, 13);    /* + native ring 0, the emu fallback */
+	CHECK_EQ(caps.nr_features, 14);    /* + native ring 0, the emu fallback, access catching */
 	CHECK_EQ(caps.single_step, true);
 	CHECK_EQ(caps.irqchip, true);
 }
