@@ -55,6 +55,14 @@ int debug_inspect_gva2gpa(struct debug *d, unsigned vcpu, uint64_t gva,
 	return 0;
 }
 
+static int too_big(int r, struct err *e)
+{
+	if (r == -E2BIG)
+		return err_set(e, E2BIG, "the page tables go on past 16M entries (tables that "
+			       "map themselves?); the listing stops there");
+	return 0;
+}
+
 /* info mem: QEMU merges virtually contiguous leaves with the same user /
  * write rights into one range, whatever their physical addresses. */
 struct mem_range {
@@ -100,12 +108,13 @@ int debug_inspect_mem(struct debug *d, unsigned vcpu, const struct debug_text *o
 	if (sregs_of(d, vcpu, &s, e) < 0)
 		return -e->code;
 	struct mem_range mr = { .out = out, .width = addr_width(&s) };
-	if (x86_paging_enum(&s, vm_read_phys, d->vm, mem_range_add, &mr) == -ENOENT) {
+	int r = x86_paging_enum(&s, vm_read_phys, d->vm, mem_range_add, &mr);
+	if (r == -ENOENT) {
 		say(out, "PG disabled\n");
 		return 0;
 	}
 	mem_range_flush(&mr);
-	return 0;
+	return too_big(r, e);
 }
 
 struct tlb_walk {
@@ -132,9 +141,10 @@ int debug_inspect_tlb(struct debug *d, unsigned vcpu, const struct debug_text *o
 	if (sregs_of(d, vcpu, &s, e) < 0)
 		return -e->code;
 	struct tlb_walk w = { out, addr_width(&s) };
-	if (x86_paging_enum(&s, vm_read_phys, d->vm, tlb_line, &w) == -ENOENT)
+	int r = x86_paging_enum(&s, vm_read_phys, d->vm, tlb_line, &w);
+	if (r == -ENOENT)
 		say(out, "PG disabled\n");
-	return 0;
+	return r == -ENOENT ? 0 : too_big(r, e);
 }
 
 /* ---- xp ---- */
@@ -682,7 +692,10 @@ int debug_memory_holes(struct debug *d, unsigned vcpu, bool phys, debug_range_fn
 		int r = debug_vcpu_sregs(d, vcpu, &s);
 		if (r < 0)
 			return r;
-		phys = x86_paging_enum(&s, vm_read_phys, d->vm, leaf_holes, &h) == -ENOENT;
+		r = x86_paging_enum(&s, vm_read_phys, d->vm, leaf_holes, &h);
+		if (r == -E2BIG)
+			return r;      /* no map beats a wrong one */
+		phys = r == -ENOENT;
 	}
 	if (phys)
 		phys_holes(&h, 0, 0, 0);    /* also paging off: linear is physical */

@@ -113,7 +113,13 @@ int x86_translate(const struct x86_sregs *s, x86_read_phys_fn read_phys, void *o
 
 /* ---- enumerating every mapping ---- */
 
+/* Tables that point back at themselves are legal (recursive mappings)
+ * and can make a walk of every entry endless: a guest's tables are read
+ * at most this many entries per enumeration. */
+#define PAGING_ENUM_MAX_ENTRIES (1u << 24)
+
 struct paging_enum {
+	unsigned long budget;          /* entries left to read */
 	const struct paging_layout *l;
 	bool pse, la57, long_mode;
 	x86_read_phys_fn read_phys;
@@ -139,7 +145,7 @@ static void paging_rights(struct x86_mapping *m, uint64_t entry, bool wide)
 	m->nx = m->nx || (wide && (entry & PTE_NX));
 }
 
-static int paging_enum_table(const struct paging_enum *pe, uint64_t table, unsigned level,
+static int paging_enum_table(struct paging_enum *pe, uint64_t table, unsigned level,
 			     uint64_t va_base, struct x86_mapping rights)
 {
 	const struct paging_layout *l = pe->l;
@@ -147,6 +153,8 @@ static int paging_enum_table(const struct paging_enum *pe, uint64_t table, unsig
 	unsigned entries = 1u << l->index_bits;
 	for (unsigned i = 0; i < entries; i++) {
 		uint64_t entry;
+		if (pe->budget-- == 0)
+			return -E2BIG;
 		if (paging_read_entry(pe->read_phys, pe->read_opaque, table + i * l->entry_bytes,
 				      l->entry_bytes, &entry) < 0)
 			return 0;      /* a table outside RAM maps nothing we can show */
@@ -191,7 +199,8 @@ int x86_paging_enum(const struct x86_sregs *s, x86_read_phys_fn read_phys, void 
 	static const struct paging_layout pae_pd = { 2, 8, 9, 2, 2 };
 	struct x86_mapping all = { .write = true, .user = true };
 	struct paging_enum pe = { .read_phys = read_phys, .read_opaque = read_opaque, .fn = fn,
-				  .opaque = opaque, .pse = true };
+				  .opaque = opaque, .pse = true,
+				  .budget = PAGING_ENUM_MAX_ENTRIES };
 
 	if (!(s->cr0 & CR0_PG) || !(s->cr0 & CR0_PE))
 		return -ENOENT;

@@ -37,7 +37,9 @@ struct x86_mapping {
 typedef int (*x86_mapping_fn)(void *opaque, const struct x86_mapping *m);
 
 /* Every present mapping under the paging mode sregs select; -ENOENT when
- * paging is off. Tables outside readable memory are skipped. */
+ * paging is off. Tables outside readable memory are skipped. -E2BIG after
+ * 16M table entries (tables that map themselves over and over): the
+ * leaves before it were given. */
 int x86_paging_enum(const struct x86_sregs *sregs, x86_read_phys_fn read_phys,
 		    void *read_opaque, x86_mapping_fn fn, void *opaque);
 

@@ -2,7 +2,8 @@
  * leaf of hand-built page tables (4-level with 4 KiB, 2 MiB and 1 GiB
  * pages, 32-bit with a PSE-36 4 MiB page, PAE), in ascending order, with
  * the rights accumulated over the levels, each leaf agreeing with
- * x86_translate; paging off; a callback that ends the walk. */
+ * x86_translate; paging off; a callback that ends the walk; tables that
+ * map themselves without end. */
 #include <errno.h>
 #include <string.h>
 
@@ -128,8 +129,25 @@ static void test_pae(void)
 	check_translate(&s, &l);
 }
 
+/* Every PML4 entry names the PML4 itself: 512^4 leaves, legal for the
+ * CPU; the enumeration gives up (-E2BIG) instead of running for hours. */
+static void test_self_mapping(void)
+{
+	memset(mem, 0, sizeof(mem));
+	for (unsigned i = 0; i < 512; i++)
+		put64(0x1000 + i * 8, 0x1000 | PTE_P | PTE_W);
+	struct x86_sregs s = { .cr0 = CR0_PE | CR0_PG, .cr4 = CR4_PAE, .cr3 = 0x1000,
+			       .efer = EFER_LME | EFER_LMA };
+	struct leaves l = { 0 };
+	CHECK_EQ(x86_paging_enum(&s, read_phys, NULL, collect, &l), -E2BIG);
+	CHECK(l.n > 0 && l.n < (1u << 24), "leaves before the budget ran out: %u", l.n);
+	CHECK_EQ(l.m[1].va, 0x1000);
+	CHECK_EQ(l.m[1].pa, 0x1000);
+}
+
 int main(void)
 {
+	test_self_mapping();
 	test_4level();
 	test_32bit_pse();
 	test_pae();
