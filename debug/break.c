@@ -266,6 +266,7 @@ void debug_remove_all_breakpoints(struct debug *d)
 		d->hw[n] = (struct debug_hw_bp){ 0 };
 	d->catch_mask = 0;
 	memset(d->catch_at, 0, sizeof(d->catch_at));
+	memset(&d->access, 0, sizeof(d->access));   /* access catches go with the client too */
 	d->guard.armed = d->guard.lifted = false;    /* the step engine's guards went too */
 	d->mem_gen++;
 	pthread_mutex_unlock(&d->lock);
