@@ -2,6 +2,9 @@
 info registers/idt/gdt/lapic/ioapic/pic), checked against what gdb itself
 reads and against the guest's own symbols, in one guest run per engine."""
 import re
+import shutil
+
+import pytest
 
 from gdbclient import RspClient, gdb_batch, start_gdb_vmdb
 
@@ -242,4 +245,34 @@ def test_protocol_objects_and_range_step(start_vmdb, guest, free_port):
     assert any(lo <= steps < hi for lo, hi in regions), out
     assert not any(lo <= 0xfee00000 < hi for lo, hi in regions), out    # the LAPIC page
     assert "Cannot access memory at address 0xfee00000" in out, out
+    vm.wait(30)
+
+
+@pytest.mark.skipif(not shutil.which("lldb"), reason="skipped: no lldb")
+def test_lldb_binary_read_system_registers_monitor(start_vmdb, guest, free_port, tmp_path):
+    """LLDB reads memory with x packets (after its x0,0 probe), reads the
+    system registers of the target description, and runs monitor commands."""
+    from test_lldb import lldb_batch, registers, split_commands
+    elf = guest("gdb_target")
+    marker = symbols(elf, ["gdb_kd_marker"])["gdb_kd_marker"]
+    port = free_port()
+    vm = start_vmdb(elf, "--gdb", f"tcp:127.0.0.1:{port}", "--wait-gdb", "--cmdline",
+                    "test=kdtools")
+    vm.wait_for("stderr", r"gdb server listening on", timeout=30)
+    log = tmp_path / "packets.log"
+    cmds = [f"log enable -f {log} gdb-remote packets", "breakpoint set -n gdb_kd_ready",
+            "process continue", f"memory read --size 8 --format x --count 1 {marker:#x}",
+            "register read cr0 efer lstar cs_attr gdtr_limit",
+            "process plugin packet monitor gva2gpa %#x" % marker, "process kill"]
+    stdout, everything = lldb_batch(elf, port, cmds)
+    out = dict(split_commands(stdout))
+    assert re.search(rf"0x0*{marker:x}: 0x1122334455667788", out[cmds[3]]), everything
+    packets = log.read_text()
+    # (its x0,0 probe comes at connect, before the log is on)
+    assert re.search(rf"send packet: \$x{marker:x},[0-9a-f]+#", packets), packets[-3000:]
+    assert not re.search(rf"send packet: \$m{marker:x},", packets), packets[-3000:]
+    regs = registers(out[cmds[4]])
+    assert regs["cr0"] & 0x80000001 == 0x80000001 and regs["efer"] & 0x500 == 0x500, everything
+    assert regs["cs_attr"] == 0xa09b and regs["gdtr_limit"] > 0, everything
+    assert f"gpa: {marker:#x}" in everything, everything
     vm.wait(30)
