@@ -8,8 +8,9 @@
  * run_state.c (each vCPU's run state and its legal moves), lend.c (a step
  * on the client's thread), vcpu.c (the only door to a vCPU's registers:
  * get/put by part, one cache), state.c (gdb's view of them, caps),
- * step.c (the shadow trap flag around engine steps), break.c, catch.c,
- * mem.c.
+ * step.c (the shadow trap flag around engine steps), break.c, catch.c
+ * (exceptions and port/MSR/CR accesses), mem.c; inspect.c (its own
+ * header) writes the system state as text for the monitor.
  *
  * Threads: vCPU threads enter through the vm_debug_hooks that
  * debug_create() installs; one client thread (the gdbserver) calls
