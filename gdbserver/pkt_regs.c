@@ -3,7 +3,8 @@
  * and feature; target.xml is generated from it, so what is described is
  * exactly what g/p send. The g packet stops before the system state
  * (segment caches, TR/LDTR, GDTR/IDTR, the guest's DRs, MSRs, XCR0): gdb
- * reads those with p when shown, so a stop costs no MSR reads. Values are little-endian, as x86 gdb expects.
+ * reads those with p when shown, so a stop costs no MSR reads. Values
+ * are little-endian, as x86 gdb expects.
  * Writing a segment register with a new selector loads its hidden part
  * as the CPU would (x86/seg_load.h), so `set $ds=0x1000` works in real
  * mode; an unchanged selector (a G resending it) leaves it alone. */

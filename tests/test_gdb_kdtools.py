@@ -56,8 +56,9 @@ def test_monitor_views(start_vmdb, guest, free_port):
     # the runtime maps its image 1:1, so the marker's physical address is
     # its virtual one (gva2gpa must say so, info tlb must agree)
     views = ["gva2gpa %#x" % marker, "xp/2xg %#x" % marker, "xp/5xb %#x" % marker,
-             "xp/1dw %#x" % marker, "xp %#x" % (marker + 4), "info mem", "info tlb", "info registers", "info idt",
-             "info gdt", "info lapic", "info ioapic", "info pic", "help"]
+             "xp/1dw %#x" % marker, "xp %#x" % (marker + 4), "info mem", "info tlb",
+             "info registers", "info idt", "info gdt", "info lapic", "info ioapic", "info pic",
+             "help"]
     cmds = ["break gdb_kd_ready", "continue", "p/x $rax", "p/x $rsp"]
     # markers on stderr, the stream monitor output goes to, keep the order
     mark = lambda text: f'python import sys; print("@@{text}", file=sys.stderr)'
