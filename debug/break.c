@@ -266,9 +266,19 @@ void debug_remove_all_breakpoints(struct debug *d)
 		d->hw[n] = (struct debug_hw_bp){ 0 };
 	d->catch_mask = 0;
 	memset(d->catch_at, 0, sizeof(d->catch_at));
+	memset(&d->access, 0, sizeof(d->access));   /* access catches go with the client too */
 	d->guard.armed = d->guard.lifted = false;    /* the step engine's guards went too */
 	d->mem_gen++;
 	pthread_mutex_unlock(&d->lock);
+}
+
+bool debug_client_breakpoint_at(struct debug *d, uint64_t addr)
+{
+	pthread_mutex_lock(&d->lock);
+	int n = debug_hw_find_locked(d, addr);
+	bool at = debug_sw_client_at_locked(d, addr) || (n >= 0 && d->hw[n].client);
+	pthread_mutex_unlock(&d->lock);
+	return at;
 }
 
 unsigned debug_nr_sw_breakpoints(const struct debug *d)

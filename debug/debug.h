@@ -8,9 +8,11 @@
  * run_state.c (each vCPU's run state and its legal moves), lend.c (a step
  * on the client's thread), vcpu.c (the only door to a vCPU's registers:
  * get/put by part, one cache), state.c (gdb's view of them, caps),
- * step.c (the shadow trap flag around engine steps), break.c, catch.c,
- * mem.c. The engine's capabilities are probed once, by debug_create(),
- * so no step waits for a probe.
+ * step.c (the shadow trap flag around engine steps), break.c, catch.c
+ * (exceptions and port/MSR/CR accesses), mem.c; inspect.c (its own
+ * header) writes the system state as text for the monitor. The engine's
+ * capabilities are probed once, by debug_create(), so no step waits for
+ * a probe.
  *
  * Threads: vCPU threads enter through the vm_debug_hooks that
  * debug_create() installs; one client thread (the gdbserver) calls
@@ -56,6 +58,8 @@ enum debug_event_kind {
 	DEBUG_EV_STEP,        /* a single step finished */
 	DEBUG_EV_TRAP,        /* a debug exception we cannot explain: reported as SIGTRAP */
 	DEBUG_EV_CATCH,       /* a caught exception reached its handler; vector, addr = handler */
+	DEBUG_EV_ACCESS,      /* a caught port/MSR/CR access; addr = the accessing
+			       * instruction, the vCPU is past it; access says what */
 	DEBUG_EV_INTERRUPT,   /* the client asked for a stop (Ctrl-C) */
 	DEBUG_EV_EXITED,      /* the guest stopped the machine; status = process status */
 	DEBUG_EV_CRASHED,     /* triple fault, emulation failure, ...; signal = unix signal */
@@ -68,6 +72,13 @@ struct debug_event {
 	int status;
 	int signal;
 	unsigned vector;      /* DEBUG_EV_CATCH: the exception vector (0-31) */
+	struct debug_access {
+		uint8_t kind;     /* enum engine_access_kind */
+		bool is_write;
+		uint8_t size;
+		uint32_t index;   /* port, MSR or CR number */
+		uint64_t value;
+	} access;
 };
 
 /* Called (from any thread, with no debug lock held) whenever an event is
@@ -158,6 +169,9 @@ int debug_watch_insert(struct debug *d, enum debug_watch_kind kind, uint64_t add
 int debug_watch_remove(struct debug *d, enum debug_watch_kind kind, uint64_t addr,
 		       uint64_t len, struct err *e);
 void debug_remove_all_breakpoints(struct debug *d);
+/* Has the client a software or hardware breakpoint at this linear
+ * address? (A range step stops there, as a hit would.) */
+bool debug_client_breakpoint_at(struct debug *d, uint64_t addr);
 unsigned debug_nr_sw_breakpoints(const struct debug *d);
 unsigned debug_nr_hw_breakpoints(const struct debug *d);
 unsigned debug_nr_watchpoints(const struct debug *d);
@@ -183,6 +197,24 @@ void debug_catch_describe(struct debug *d, unsigned vector, char *out, size_t si
 /* What the caught exception looked like, from the frame on the handler's
  * stack: "vCPU 0 took #PF (error code 0x2, cr2 0x...) at rip 0x...". */
 void debug_catch_explain(struct debug *d, const struct debug_event *ev, char *out, size_t size);
+
+/* --- access catching (debug/catch.c) ---
+ * Stop after an instruction that reads or writes one of these ports or
+ * MSRs, or writes one of these control registers, on every vCPU: the
+ * engine checks its accesses against the rules (engine_debug.access) and
+ * the stop is a DEBUG_EV_ACCESS. Rules add up to ENGINE_ACCESS_RULES.
+ * -ENOTSUP (with words) where the engine cannot see that kind here,
+ * -ENOSPC when full. Called stopped. */
+int debug_catch_access_add(struct debug *d, enum engine_access_kind kind, uint32_t first,
+			   uint32_t last, bool read, bool write, struct err *e) must_check;
+void debug_catch_access_clear(struct debug *d);
+unsigned debug_catch_access_count(const struct debug *d);
+/* "port 0x80-0x8f writes" and so on, one line per rule. */
+void debug_catch_access_describe(struct debug *d, char *out, size_t size);
+/* "vCPU 0 wrote 0x5a to port 0x80 at 0x1234; stopped after it". */
+void debug_catch_access_explain(const struct debug_event *ev, char *out, size_t size);
+/* Which kinds the engine can catch here, in words (for `monitor info caps`). */
+void debug_catch_access_caps(struct debug *d, char *out, size_t size);
 
 /* --- memory (debug/mem.c): guest-virtual through vcpu's page tables, or
  * guest-physical. Reads show the original bytes under our breakpoints;
@@ -222,6 +254,15 @@ int debug_msr_read(struct debug *d, unsigned vcpu, uint32_t msr, uint64_t *value
 		   struct err *e);
 int debug_msr_write(struct debug *d, unsigned vcpu, uint32_t msr, uint64_t value,
 		    struct err *e);
+/* The guest's own debug registers and XCR0 (the target description's
+ * system registers), as the engine holds them; a write goes through at
+ * once, a value the engine refuses is -errno with words in e. */
+enum debug_sysreg { DEBUG_SYSREG_DR0, DEBUG_SYSREG_DR1, DEBUG_SYSREG_DR2, DEBUG_SYSREG_DR3,
+		    DEBUG_SYSREG_DR6, DEBUG_SYSREG_DR7, DEBUG_SYSREG_XCR0 };
+int debug_sysreg_read(struct debug *d, unsigned vcpu, enum debug_sysreg reg, uint64_t *value,
+		      struct err *e);
+int debug_sysreg_write(struct debug *d, unsigned vcpu, enum debug_sysreg reg, uint64_t value,
+		       struct err *e);
 /* "long mode, halted" and friends, for thread lists. */
 void debug_describe_vcpu(struct debug *d, unsigned vcpu, char *out, size_t size);
 

@@ -261,6 +261,7 @@ struct debug {
 	struct debug_hw_bp hw[DEBUG_NR_HW_BP];
 
 	uint32_t catch_mask;         /* vectors the client asked to catch */
+	struct engine_access_filter access;   /* accesses the client asked to catch (d->lock) */
 	bool catch_dirty;            /* a catch breakpoint was taken away: re-arm */
 	struct debug_catch_vcpu catch_at[VM_MAX_VCPUS];
 
@@ -346,6 +347,9 @@ bool debug_watch_exists_locked(struct debug *d, enum debug_event_kind kind, uint
  * (the watchpoint's start) for the lowest such slot; false if none. */
 bool debug_watch_hit_locked(struct debug *d, uint64_t dr6, struct debug_event *ev);
 void debug_sw_poke(struct debug *d, struct debug_sw_bp *bp, bool insert);
+
+/* park.c: an engine's VM_EXIT_ACCESS: stop there */
+bool debug_on_access(struct debug *d, struct vcpu *vcpu, const struct vm_exit *exit);
 
 /* catch.c: follow the IDTs before the vCPUs run (every resume) */
 void debug_catch_sync(struct debug *d);

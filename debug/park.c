@@ -328,6 +328,7 @@ int debug_apply_engine(struct debug *d, unsigned vcpu)
 	bool hlt_run = dv->step != DEBUG_STEP_NONE && dv->st.hlt_run;
 	dbg.single_step = dv->step != DEBUG_STEP_NONE && !hlt_run;
 	dbg.block_irq = dbg.single_step && !d->sstep_irq && !d->step_mask_if;
+	dbg.access = d->access;     /* built zeroed, padding too (catch.c) */
 	for (unsigned n = 0; n < DEBUG_NR_HW_BP; n++) {
 		uint64_t addr = d->hw[n].addr;
 		uint64_t rw_len = DR7_RW(n, DR7_RW_EXEC) | DR7_LEN(n, DR7_LEN_1);
@@ -819,6 +820,21 @@ bool debug_on_bpt(struct debug *d, struct vcpu *vcpu, uint64_t pc)
 	return stop_with(d, vcpu, &ev);
 }
 
+bool debug_on_access(struct debug *d, struct vcpu *vcpu, const struct vm_exit *exit)
+{
+	struct debug_event ev = { .kind = DEBUG_EV_ACCESS, .vcpu = vcpu->id,
+				  .addr = exit->access.pc };
+	ev.access = (struct debug_access){ exit->access.kind, exit->access.is_write,
+					   exit->access.size, exit->access.index,
+					   exit->access.value };
+	pthread_mutex_lock(&d->lock);
+	bool caught = d->access.nr > 0;
+	pthread_mutex_unlock(&d->lock);
+	if (!caught)
+		return true;        /* a catch removed since the engine was told: run on */
+	return stop_with(d, vcpu, &ev);
+}
+
 bool debug_on_db(struct debug *d, struct vcpu *vcpu, const struct vm_exit *exit)
 {
 	struct debug_vcpu *dv = &d->vcpus[vcpu->id];
@@ -880,6 +896,8 @@ static bool hook_on_exit(struct vm *vm, struct vcpu *vcpu, struct vm_exit *exit)
 		return debug_on_bpt(d, vcpu, exit->bpt.pc);
 	case VM_EXIT_DB:
 		return debug_on_db(d, vcpu, exit);
+	case VM_EXIT_ACCESS:
+		return debug_on_access(d, vcpu, exit);
 	case VM_EXIT_KICKED:
 		/* ours (a stop) or a leftover: either way before_run decides */
 		return !vm_stopping(vm);

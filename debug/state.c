@@ -197,3 +197,46 @@ size_t debug_mechanisms(struct debug *d, char *out, size_t size)
 		 catching);
 	return n < 0 ? 0 : (size_t)n;
 }
+
+static uint64_t *sysreg_slot(struct x86_state *st, enum debug_sysreg reg)
+{
+	switch (reg) {
+	case DEBUG_SYSREG_DR6: return &st->dr.dr6;
+	case DEBUG_SYSREG_DR7: return &st->dr.dr7;
+	case DEBUG_SYSREG_XCR0: return &st->xcr0;
+	default: return &st->dr.db[reg - DEBUG_SYSREG_DR0];
+	}
+}
+
+static unsigned sysreg_part(enum debug_sysreg reg)
+{
+	return reg == DEBUG_SYSREG_XCR0 ? X86_STATE_XCR0 : X86_STATE_DR;
+}
+
+int debug_sysreg_read(struct debug *d, unsigned vcpu, enum debug_sysreg reg, uint64_t *value,
+		      struct err *e)
+{
+	struct x86_state st;
+	int r = debug_vcpu_get(d, vcpu, sysreg_part(reg), &st);
+	if (r < 0)
+		return err_set(e, -r, "vCPU %u: the %s engine cannot read its %s", vcpu,
+			       d->vm->engine->name, reg == DEBUG_SYSREG_XCR0 ? "XCR0" :
+			       "debug registers");
+	*value = *sysreg_slot(&st, reg);
+	return 0;
+}
+
+int debug_sysreg_write(struct debug *d, unsigned vcpu, enum debug_sysreg reg, uint64_t value,
+		       struct err *e)
+{
+	struct x86_state st;
+	unsigned part = sysreg_part(reg);
+	int r = debug_vcpu_get(d, vcpu, part, &st);
+	if (r < 0)
+		return debug_sysreg_read(d, vcpu, reg, &value, e);   /* its words */
+	*sysreg_slot(&st, reg) = value;
+	r = debug_vcpu_put(d, vcpu, part, &st, "written by the debugger");
+	if (r < 0)
+		debug_vcpu_take_write_error(d, e);
+	return r;
+}

@@ -122,6 +122,7 @@ const char *vm_exit_reason_name(enum vm_exit_reason reason)
 	case VM_EXIT_DB: return "debug exception";
 	case VM_EXIT_BPT: return "breakpoint (INT3)";
 	case VM_EXIT_MOV_DR: return "MOV DR";
+	case VM_EXIT_ACCESS: return "caught access";
 	case VM_EXIT_KICKED: return "kicked";
 	case VM_EXIT_EMULATION_FAILURE: return "emulation failure";
 	case VM_EXIT_ENTRY_FAILURE: return "entry failure";

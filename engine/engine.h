@@ -30,6 +30,7 @@ enum vm_exit_reason {
 	VM_EXIT_DB,               /* debug exception intercepted (step, hw bp) */
 	VM_EXIT_BPT,              /* INT3 intercepted */
 	VM_EXIT_MOV_DR,           /* guest MOV to/from DRn, already emulated */
+	VM_EXIT_ACCESS,           /* an access engine_debug.access names retired */
 	VM_EXIT_KICKED,           /* vcpu->kick() or a signal ended the run */
 	VM_EXIT_EMULATION_FAILURE,/* the engine could not execute an instruction */
 	VM_EXIT_ENTRY_FAILURE,    /* the engine refused the guest state */
@@ -75,6 +76,15 @@ struct vm_exit {
 			bool is_write;       /* guest wrote DRn */
 		} mov_dr;
 		struct {
+			uint8_t kind;        /* enum engine_access_kind */
+			bool is_write;
+			uint8_t size;        /* port accesses: 1, 2 or 4 */
+			uint32_t index;      /* port, MSR or CR number */
+			uint64_t value;      /* what was read or written */
+			uint64_t pc;         /* linear address of the accessing instruction;
+					      * the vCPU stopped after it */
+		} access;
+		struct {
 			uint64_t pc;
 			uint8_t insn[16];    /* bytes at pc, as far as known */
 			uint8_t insn_len;    /* 0 when unknown */
@@ -113,6 +123,36 @@ struct x86_state {
 	uint64_t star, lstar, cstar, fmask, kernel_gs_base;
 };
 
+/* Accesses the debugger wants to stop after (`monitor catch io|msr|cr`):
+ * an instruction that makes one retires and the run ends with
+ * VM_EXIT_ACCESS. caps.catch_access says which kinds an engine sees. */
+enum engine_access_kind { ENGINE_ACCESS_IO, ENGINE_ACCESS_MSR, ENGINE_ACCESS_CR,
+			  ENGINE_ACCESS_KINDS };
+#define ENGINE_ACCESS_RULES 16
+struct engine_access_rule {
+	uint8_t kind;          /* enum engine_access_kind */
+	bool read, write;      /* CR rules: write only */
+	uint32_t first, last;  /* ports, MSR numbers or CR numbers, inclusive */
+};
+struct engine_access_filter {
+	unsigned nr;
+	struct engine_access_rule rule[ENGINE_ACCESS_RULES];
+};
+
+/* The first rule that covers this access, or NULL. */
+static inline const struct engine_access_rule *
+engine_access_match(const struct engine_access_filter *f, enum engine_access_kind kind,
+		    uint32_t index, bool is_write)
+{
+	for (unsigned i = 0; i < f->nr && i < ENGINE_ACCESS_RULES; i++) {
+		const struct engine_access_rule *r = &f->rule[i];
+		if (r->kind == kind && index >= r->first && index <= r->last &&
+		    (is_write ? r->write : r->read))
+			return r;
+	}
+	return NULL;
+}
+
 /* What the debugger asks of one vCPU until it asks again. */
 struct engine_debug {
 	bool single_step;      /* exit with VM_EXIT_DB (DR6_BS) after one instruction */
@@ -124,6 +164,7 @@ struct engine_debug {
 	/* intercepts as bhyve names them (VM_CAP_DB_EXIT, VM_CAP_DR_MOV_EXIT): */
 	bool intercept_db;     /* the guest's own #DB exits (db.guest_dr6) instead of being delivered */
 	bool intercept_mov_dr; /* guest MOV DR exits VM_EXIT_MOV_DR after it was emulated */
+	struct engine_access_filter access;
 };
 
 /* What this engine really does on this host, found out by asking and by
@@ -141,6 +182,7 @@ struct engine_caps {
 	bool step_keeps_guest_tf; /* single_step leaves the guest's own RFLAGS.TF, its
 				   * images and its traps exact: no shadow needed */
 	unsigned max_vcpus;
+	unsigned catch_access;   /* bit n: engine_debug.access sees enum engine_access_kind n */
 };
 
 /* One probe finding for the user: "name: yes/no (how)". */
@@ -177,6 +219,22 @@ struct engine_fallback_stats {
  * time (emu's, engine/emu/emu_single.h): kvm runs what the host's
  * instruction emulator rejects on it. */
 struct emu_single_ops;
+
+/* The interrupt controllers as the debugger shows them (`monitor info
+ * lapic|ioapic|pic`): register images, decoded by debug/inspect.c. */
+#define ENGINE_IOAPIC_PINS 24
+struct engine_irqchip {
+	bool have_lapic;
+	uint32_t lapic[64];          /* xAPIC register at offset off: lapic[off >> 4] */
+	bool have_ioapic;
+	uint32_t ioapic_id;          /* as IOAPICID reads (ID in bits 27:24) */
+	uint64_t ioapic_redir[ENGINE_IOAPIC_PINS];
+	bool have_pic;
+	struct engine_pic {
+		uint8_t irr, isr, imr, vector_base, elcr;
+		bool initialised, auto_eoi;
+	} pic[2];                    /* master, slave */
+};
 
 /* The ops come in groups. vm and vcpu are always there; debug and lend
  * are NULL when the engine cannot do that at all. Inside a group, an op
@@ -230,6 +288,9 @@ struct engine_vcpu_ops {
 	 * Optional. */
 	int (*msr_get)(struct vcpu *vcpu, uint32_t msr, uint64_t *value);
 	int (*msr_set)(struct vcpu *vcpu, uint32_t msr, uint64_t value);
+	/* The vCPU's local APIC and the machine's IOAPIC and PIC pair as
+	 * they are now (have_* false for a model the engine lacks). Optional. */
+	int (*irqchip_get)(struct vcpu *vcpu, struct engine_irqchip *chip);
 	/* Deliver exception `vector` to the guest on its next run. Optional. */
 	int (*inject_exception)(struct vcpu *vcpu, uint8_t vector, bool has_error_code,
 				uint32_t error_code);

@@ -446,6 +446,7 @@ static void vcpu_handle_exit(struct vcpu *vcpu, struct vm_exit *exit)
 	case VM_EXIT_KICKED:
 	case VM_EXIT_DB:          /* a leftover debug exit with no debugger to take it */
 	case VM_EXIT_MOV_DR:
+	case VM_EXIT_ACCESS:      /* the same, for a catch the debugger dropped */
 	case VM_EXIT_NONE:
 		break;
 	case VM_EXIT_HLT:

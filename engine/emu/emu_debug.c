@@ -141,7 +141,8 @@ static void recompute(struct emu_cpu *cpu)
 
 	cpu->dbg.active = (cpu->dr.dr7 & DR7_ENABLES) || debugger_hw(cpu) ||
 			  cpu->debugger.single_step || d->tf_owned || d->delayed ||
-			  d->mov_dr_exit || d->due || d->hw_skip || d->tf_from_result;
+			  d->mov_dr_exit || d->due || d->hw_skip || d->tf_from_result ||
+			  cpu->debugger.access.nr;
 }
 
 /* ---- raising ---- */
@@ -263,6 +264,7 @@ bool emu_dbg_before_insn(struct emu_cpu *cpu, uint64_t lin)
 	d->hit = 0;
 	d->hit_hw = 0;
 	d->tf_from_result = false;
+	d->access_hit = false;      /* an instruction abandoned for an I/O exit starts again */
 	if (leftover_exit(cpu, lin))
 		return true;
 	if (d->tf_owned && !(cpu->rflags & RFLAGS_TF)) {
@@ -429,12 +431,22 @@ bool emu_dbg_end_insn(struct emu_cpu *cpu, uint64_t rflags_before)
 	uint64_t g = guest_trap_bits(cpu, rflags_before);
 	uint64_t dbg = d->hit_hw | (debugger_steps(cpu) ? DR6_BS : 0);
 	bool intercepted = g && cpu->debugger.intercept_db;
+	/* the debugger's own stop here (a step, a watchpoint) stops at the
+	 * same boundary: the access is not reported twice */
+	bool access = d->access_hit && !dbg;
 	d->hit = 0;
 	d->hit_hw = 0;
+	d->access_hit = false;
 	if (g) {
 		db_effects(cpu, g);
 		if (!intercepted)
 			queue_db_trap(cpu);
+	}
+	if (access && !intercepted && !d->mov_dr_exit) {
+		cpu->exit = d->access_exit;
+		mark_stop(cpu, lin);
+		recompute(cpu);
+		return true;
 	}
 	if (!dbg && !intercepted && !d->mov_dr_exit) {
 		recompute(cpu);
@@ -456,6 +468,24 @@ bool emu_dbg_end_insn(struct emu_cpu *cpu, uint64_t rflags_before)
 	mark_stop(cpu, lin);
 	recompute(cpu);
 	return true;
+}
+
+void emu_dbg_access(struct emu_cpu *cpu, enum engine_access_kind kind, uint32_t index,
+		    unsigned size, bool is_write, uint64_t value)
+{
+	struct emu_dbg *d = &cpu->dbg;
+	if (d->access_hit || !engine_access_match(&cpu->debugger.access, kind, index, is_write))
+		return;
+	d->access_hit = true;
+	memset(&d->access_exit, 0, sizeof(d->access_exit));
+	d->access_exit.reason = VM_EXIT_ACCESS;
+	d->access_exit.access.kind = (uint8_t)kind;
+	d->access_exit.access.is_write = is_write;
+	d->access_exit.access.size = (uint8_t)size;
+	d->access_exit.access.index = index;
+	d->access_exit.access.value = value;
+	d->access_exit.access.pc = linear_of(cpu, cpu->insn_start_rip);
+	recompute(cpu);
 }
 
 bool emu_dbg_icebp(struct emu_cpu *cpu)

@@ -143,6 +143,8 @@ struct emu_dbg {
 	bool shadow_tf;         /* the guest's own TF while tf_owned */
 	bool guest_tf_start;    /* the guest's TF when the instruction began */
 	bool tf_from_result;    /* SYSCALL/SYSRET: the TF it produced decides BS */
+	bool access_hit;        /* this instruction made an access debugger.access names */
+	struct vm_exit access_exit;
 };
 
 bool emu_dbg_armed(const struct emu_cpu *cpu);
@@ -154,6 +156,11 @@ bool emu_dbg_mov_dr(struct emu_cpu *cpu, unsigned dr, unsigned gpr, bool to_dr);
 /* rflags_before: RFLAGS at the start of the instruction (TF timing). */
 bool emu_dbg_end_insn(struct emu_cpu *cpu, uint64_t rflags_before);
 bool emu_dbg_icebp(struct emu_cpu *cpu);
+/* A port access, RDMSR/WRMSR or a CR write (MOV, LMSW, CLTS) completed (value as read or
+ * written): when the debugger's access filter names it, end_insn exits
+ * VM_EXIT_ACCESS after the instruction. Call only when armed. */
+void emu_dbg_access(struct emu_cpu *cpu, enum engine_access_kind kind, uint32_t index,
+		    unsigned size, bool is_write, uint64_t value);
 
 /* Added for the core (see the contract above). */
 bool emu_dbg_int3(struct emu_cpu *cpu, uint64_t linear_rip);

@@ -786,6 +786,12 @@ static int emu_op_msr_set(struct vcpu *vcpu, uint32_t msr, uint64_t value)
 	return emu_msr_set(cpu, msr, value) ? 0 : -EINVAL;
 }
 
+static int emu_op_irqchip_get(struct vcpu *vcpu, struct engine_irqchip *chip)
+{
+	emu_platform_irqchip(cpu_of(vcpu), chip);
+	return 0;
+}
+
 static int emu_op_get_run_state(struct vcpu *vcpu, bool *halted, bool *waiting_sipi)
 {
 	struct emu_cpu *cpu = cpu_of(vcpu);
@@ -868,6 +874,11 @@ static int emu_op_probe(const struct emu_single_ops *assist, struct engine_caps 
 		      "guest MOV DR is emulated, then exits with register, direction, GPR");
 	probe_feature(report, "guest #DB exits", true,
 		      "the guest's own #DB exits with its DR6 bits instead of being delivered");
+	caps->catch_access = 1u << ENGINE_ACCESS_IO | 1u << ENGINE_ACCESS_MSR |
+			     1u << ENGINE_ACCESS_CR;
+	probe_feature(report, "access catching (io, msr, cr)", true,
+		      "every IN/OUT/INS/OUTS, RDMSR/WRMSR and CR write (MOV, LMSW, CLTS) is checked "
+		      "against the debugger's filter; the stop comes after the instruction");
 	probe_feature(report, "deterministic execution", true,
 		      "one vCPU at a time, round robin every 50000 instructions; "
 		      "guest time = retired instructions");
@@ -892,6 +903,7 @@ static const struct engine_vcpu_ops emu_vcpu_ops = {
 	.set_state = emu_op_set_state,
 	.get_run_state = emu_op_get_run_state,
 	.msr_get = emu_op_msr_get,
+	.irqchip_get = emu_op_irqchip_get,
 	.msr_set = emu_op_msr_set,
 	.inject_exception = emu_op_inject_exception,
 };

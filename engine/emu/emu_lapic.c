@@ -591,6 +591,13 @@ static bool lapic_read_locked(struct emu_lapic *l, uint32_t reg, uint32_t *v)
 	}
 }
 
+void lapic_image_locked(struct emu_lapic *l, uint32_t regs[64])
+{
+	for (uint32_t i = 0; i < 64; i++)
+		lapic_read_locked(l, i << 4, &regs[i]);
+	regs[LAPIC_ICR2 >> 4] = l->icr_hi;      /* x2APIC has no ICR2: show the destination */
+}
+
 /* Write register `reg`. false = not writable in this mode (x2APIC: #GP;
  * xAPIC: ignored). The ICR write here is xAPIC's (destination in ICR2). */
 static bool lapic_write_locked(struct emu_lapic *l, uint32_t reg, uint32_t v)

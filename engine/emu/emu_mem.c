@@ -442,6 +442,15 @@ static void mmio_access(struct emu_cpu *cpu, uint64_t gpa, uint8_t *data, unsign
 	}
 }
 
+/* A port access completed: the debugger may want to hear of it. */
+static void pio_done(struct emu_cpu *cpu, uint16_t port, unsigned size, bool is_write,
+		     uint64_t value)
+{
+	if (emu_core_of(cpu)->dbg_armed)
+		emu_dbg_access(cpu, ENGINE_ACCESS_IO, port, size, is_write,
+			       value & (~0ull >> (64 - 8 * size)));
+}
+
 uint64_t emu_pio_in(struct emu_cpu *cpu, uint16_t port, unsigned size)
 {
 	struct emu_core *c = emu_core_of(cpu);
@@ -450,11 +459,13 @@ uint64_t emu_pio_in(struct emu_cpu *cpu, uint16_t port, unsigned size)
 	if (emu_platform_pio(cpu, port, data, size, false)) {
 		after_platform(cpu);
 		memcpy(&v, data, size);
+		pio_done(cpu, port, size, false, v);
 		return v;
 	}
 	struct emu_replay *r = replay_next(c, 1, port, size, false);
 	if (r) {
 		memcpy(&v, r->data, size);
+		pio_done(cpu, port, size, false, v);
 		return v;
 	}
 	r = replay_add(cpu, 1, port, size, false, NULL);
@@ -478,10 +489,13 @@ void emu_pio_out(struct emu_cpu *cpu, uint16_t port, unsigned size, uint64_t val
 	memcpy(data, &value, sizeof(data));
 	if (emu_platform_pio(cpu, port, data, size, true)) {
 		after_platform(cpu);
+		pio_done(cpu, port, size, true, value);
 		return;
 	}
-	if (replay_next(c, 1, port, size, true))
+	if (replay_next(c, 1, port, size, true)) {
+		pio_done(cpu, port, size, true, value);
 		return;
+	}
 	struct emu_replay *r = replay_add(cpu, 1, port, size, true, data);
 	if (!r)
 		return;

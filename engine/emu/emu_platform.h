@@ -121,6 +121,9 @@ bool emu_platform_msr(struct emu_cpu *cpu, uint32_t msr, uint64_t *value, bool w
 /* The same for the debugger, which raises nothing in the guest: 0,
  * -ENOENT (not one of ours), -EINVAL (an access the guest would #GP on). */
 int emu_platform_msr_debug(struct emu_cpu *cpu, uint32_t msr, uint64_t *value, bool write);
+/* The debugger's view of cpu's LAPIC and of the IOAPIC and PIC pair. */
+struct engine_irqchip;
+void emu_platform_irqchip(struct emu_cpu *cpu, struct engine_irqchip *chip);
 
 /* engine_vm_ops.irq_line: ISA IRQ / GSI `irq` to the IOAPIC (IRQ0 -> pin 2,
  * as the MADT says) and to the PIC. */

@@ -42,6 +42,7 @@ struct kvm_host_caps {
 	bool debugregs;
 	bool xsave;
 	bool sync_regs;            /* KVM_CAP_SYNC_REGS covers the general registers */
+	bool msr_filter;           /* KVM_CAP_X86_MSR_FILTER with KVM_CAP_X86_USER_SPACE_MSR */
 	uint32_t guest_debug2;     /* KVM_GUESTDBG_* flags the host accepts; 0 = unknown */
 	unsigned max_vcpus;
 	unsigned nr_memslots;
@@ -87,6 +88,12 @@ struct kvm_vcpu_state {
 	/* What the debugger asked last (kvm_op_set_debug): run() needs it to
 	 * finish an instruction emu executed as KVM would have. */
 	struct engine_debug debug;
+	/* A port access the debugger's filter names (debug.access) exited to
+	 * userspace: the next run() completes it without running further
+	 * (immediate_exit) and returns this VM_EXIT_ACCESS instead. */
+	bool access_pending;
+	struct vm_exit access_exit;
+	const uint8_t *access_in_data;   /* IN: where machine/ put the value */
 	/* The emu fallback (kvm_fallback.c); NULL without an assist. */
 	struct kvm_fallback *fb;
 	/* KVM_GET_SREGS of the last emulation failure, for the fallback
@@ -141,6 +148,7 @@ int kvm_op_get_fpu(struct vcpu *vcpu, struct x86_fpu *fpu);
 int kvm_op_set_fpu(struct vcpu *vcpu, const struct x86_fpu *fpu);
 int kvm_op_get_msr(struct vcpu *vcpu, uint32_t index, uint64_t *value);
 int kvm_op_set_msr(struct vcpu *vcpu, uint32_t index, uint64_t value);
+int kvm_op_irqchip_get(struct vcpu *vcpu, struct engine_irqchip *chip);
 int kvm_op_get_debugregs(struct vcpu *vcpu, struct x86_debugregs *dr);
 int kvm_op_set_debugregs(struct vcpu *vcpu, const struct x86_debugregs *dr);
 int kvm_op_get_run_state(struct vcpu *vcpu, bool *halted, bool *waiting_sipi);

@@ -21,6 +21,7 @@ static const struct engine_vcpu_ops kvm_vcpu_ops = {
 	.get_run_state = kvm_op_get_run_state,
 	.msr_get = kvm_op_get_msr,
 	.msr_set = kvm_op_set_msr,
+	.irqchip_get = kvm_op_irqchip_get,
 	.inject_exception = kvm_op_inject_exception,
 	.fallback_stats = kvm_op_fallback_stats,
 };

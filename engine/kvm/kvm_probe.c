@@ -428,6 +428,17 @@ static int probe_with_guest(probe_guest_fn fn, bool user, const struct emu_singl
 	return r;
 }
 
+/* Port I/O that KVM does not serve itself exits to vmdb, which catches
+ * it; in-kernel devices' ports (PIC, PIT) never leave the kernel. */
+static void probe_access(const struct kvm_host_caps *c, struct engine_caps *caps,
+			 struct probe_finding *f)
+{
+	caps->catch_access = 1u << ENGINE_ACCESS_IO;
+	probe_say(f, true, "io: ports served by vmdb's devices (not the in-kernel PIC/PIT); "
+		  "msr: no (MSR filter %s, unused); cr: no (KVM has no CR-write exit)",
+		  c->msr_filter ? "present" : "absent");
+}
+
 static void probe_set_caps(struct engine_caps *caps, const struct probe_finding *f)
 {
 	caps->single_step = f[0].present;
@@ -449,8 +460,10 @@ static const char *const probe_names[] = {
 	"INT3 interception in ring 3",
 	/* what --engine auto and the emu fallback rest on */
 	"native ring-0 execution", "instructions the host cannot emulate in ring 0",
+	"access catching (io, msr, cr)",
 };
 #define PROBE_NR      (sizeof(probe_names) / sizeof(probe_names[0]))
+#define PROBE_ACCESS  13
 
 /* The findings engine_caps is made of (probe_names[0..7]): five probe
  * guests. Every probe guest has the assist a VM of this engine would have. */
@@ -502,6 +515,7 @@ int kvm_op_probe(const struct emu_single_ops *assist, struct engine_caps *caps,
 	memset(f, 0, sizeof(f));
 	if ((r = probe_caps(assist, &c, f, e)) < 0)
 		return r;
+	probe_access(&c, caps, &f[PROBE_ACCESS]);
 	probe_set_caps(caps, f);
 	caps->max_vcpus = c.max_vcpus;
 	if (!report)

@@ -87,6 +87,8 @@ static void kvm_read_caps(struct kvm_vm_state *kvm)
 	int sync = kvm_check(fd, KVM_CAP_SYNC_REGS);   /* a mask of KVM_SYNC_X86_* */
 	c->sync_regs = sync > 0 && (sync & KVM_SYNC_X86_REGS);
 	c->guest_debug2 = (uint32_t)kvm_check(fd, KVM_CAP_SET_GUEST_DEBUG2);
+	c->msr_filter = kvm_check(fd, KVM_CAP_X86_MSR_FILTER) > 0 &&
+			(kvm_check(fd, KVM_CAP_X86_USER_SPACE_MSR) & KVM_MSR_EXIT_REASON_FILTER);
 	int max = kvm_check(fd, KVM_CAP_MAX_VCPUS);
 	if (max <= 0)
 		max = kvm_check(fd, KVM_CAP_NR_VCPUS);   /* older kernels: the recommended limit */

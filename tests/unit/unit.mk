@@ -4,7 +4,7 @@
 # exit 77 means skipped). `make unit` builds them all, `make unit-NAME` builds
 # and runs one (`make unit-debug_test`).
 UNIT_TESTS := rsp_test kvm_selftest machine_test debug_test emu_debug_test \
-	emu_platform_test x86_desc_test x86_seg_load_test emu_cpuid_test
+	emu_platform_test x86_desc_test x86_seg_load_test x86_paging_test emu_cpuid_test
 
 .PHONY: unit
 unit: $(UNIT_TESTS:%=$(BUILD)/tests/%)
@@ -47,6 +47,8 @@ $(BUILD)/tests/emu_platform_test: $(patsubst %.c,$(BUILD)/%.o,engine/emu/emu_pla
 # x86/: IDT gate decoding; segment loads for a debugger's selector writes.
 $(BUILD)/tests/x86_desc_test: $(BUILD)/x86/desc.o
 $(BUILD)/tests/x86_seg_load_test: $(addprefix $(BUILD)/,x86/seg_load.o x86/desc.o util/err.o)
+# x86/: page-table enumeration over hand-built tables.
+$(BUILD)/tests/x86_paging_test: $(BUILD)/x86/paging.o
 
 # engine/emu/'s CPUID model alone, with a fake vCPU count.
 $(BUILD)/tests/emu_cpuid_test: $(BUILD)/engine/emu/emu_cpuid.o
