@@ -191,6 +191,11 @@ int debug_mem_read(struct debug *d, unsigned vcpu, uint64_t addr, void *buf, siz
 int debug_mem_write(struct debug *d, unsigned vcpu, uint64_t addr, const void *buf,
 		    size_t len, bool phys);
 
+/* --- debug registers shared with the guest (debug/dr_share.c) --- */
+/* `monitor info dr`: per vCPU, the guest's DR file and what each hardware
+ * slot holds. Returns the text's whole length (snprintf's rule). */
+size_t debug_dr_describe(struct debug *d, char *out, size_t size);
+
 /* --- vCPU state (debug/state.c) --- */
 struct debug_cpu_state {
 	struct x86_regs regs;
