@@ -102,7 +102,7 @@ void dr_share_union(const struct dr_share *s, unsigned vcpu, const uint64_t dbg_
 		    struct dr_slot hw[DR_SLOTS])
 {
 	const struct x86_debugregs *g = &s->vcpu[vcpu].guest;
-	unsigned guest = s->vcpu[vcpu].known ? dr_share_enables(g) : 0;
+	unsigned guest = s->vcpu[vcpu].known ? dr_share_enables(g) & ~s->vcpu[vcpu].rf_lift : 0;
 	uint64_t out = 0;
 
 	memset(hw, 0, sizeof(*hw) * DR_SLOTS);
@@ -166,6 +166,16 @@ void dr_share_slot_kind(uint64_t dr7, unsigned n, char *out, size_t size)
 }
 
 /* ---- the debug core's glue ---- */
+
+/* Who an entry of d->hw[] serves (dr_slot.what). */
+enum { ENTRY_HBREAK, ENTRY_WATCH, ENTRY_CATCH, ENTRY_STEP };
+
+static unsigned entry_kind(const struct debug_hw_bp *bp)
+{
+	if (bp->used && bp->client)
+		return bp->rw == DR7_RW_EXEC ? ENTRY_HBREAK : ENTRY_WATCH;
+	return bp->used && bp->catch_vectors ? ENTRY_CATCH : ENTRY_STEP;
+}
 
 /* Without a probe (unit tests' fake engine) the debugger's registers are
  * taken to be its own, as they were before the arbiter. */
@@ -232,6 +242,10 @@ void debug_dr_share_load(struct debug *d, unsigned vcpu, struct engine_debug *db
 	uint64_t db[DR_SLOTS], dr7 = 0;
 	if (dbg->dr7) {
 		dr_share_union(s, vcpu, dbg->db, dbg->dr7, db, &dr7, v->hw);
+		for (unsigned p = 0; p < DR_SLOTS; p++) {
+			v->hw[p].what = (uint8_t)entry_kind(&d->hw[v->hw[p].entry]);
+			v->hw[p].addr = db[p];
+		}
 	} else {
 		memset(db, 0, sizeof(db));
 		memset(v->hw, 0, sizeof(v->hw));
@@ -248,19 +262,39 @@ void debug_dr_share_load(struct debug *d, unsigned vcpu, struct engine_debug *db
 	memcpy(dbg->db, db, sizeof(db));
 	dbg->dr7 = dr7;
 	dbg->intercept_mov_dr = s->precise && ours;
+	if (v->rf_lift) {
+		dbg->single_step = true;
+		dbg->block_irq = true;
+	}
 	pthread_mutex_unlock(&d->lock);
 }
 
-/* The guest's slots in bits are all instruction breakpoints. */
-static bool exec_only(struct debug *d, unsigned vcpu, uint64_t bits)
+/* The guest's slots among bits that are instruction breakpoints. */
+static uint64_t exec_bits(struct debug *d, unsigned vcpu, uint64_t bits)
 {
 	pthread_mutex_lock(&d->lock);
 	uint64_t dr7 = d->share.vcpu[vcpu].guest.dr7;
 	pthread_mutex_unlock(&d->lock);
+	uint64_t exec = 0;
 	for (unsigned p = 0; p < DR_SLOTS; p++)
-		if ((bits & DR6_B(p)) && (slot_ctl(dr7, p) & 3) != DR7_RW_EXEC)
-			return false;
-	return true;
+		if ((bits & DR6_B(p)) && (slot_ctl(dr7, p) & 3) == DR7_RW_EXEC)
+			exec |= DR6_B(p);
+	return exec;
+}
+
+/* RF set: hardware would not have raised the guest's instruction
+ * breakpoints at this instruction. An engine that did (KVM's instruction
+ * emulator checks the debugger's registers without RF) gets them left out
+ * for one single-stepped instruction instead. */
+static uint64_t suppressed_by_rf(struct debug *d, struct vcpu *vcpu, uint64_t exec)
+{
+	struct x86_regs regs;
+	if (!exec || debug_vcpu_regs(d, vcpu->id, &regs) < 0 || !(regs.rflags & RFLAGS_RF))
+		return 0;
+	pthread_mutex_lock(&d->lock);
+	d->share.vcpu[vcpu->id].rf_lift |= (unsigned)exec;
+	pthread_mutex_unlock(&d->lock);
+	return exec;
 }
 
 /* Deliver the guest's own #DB with the DR6 it would see alone. */
@@ -299,16 +333,28 @@ bool debug_dr_share_route_db(struct debug *d, struct vcpu *vcpu, struct vm_exit 
 		if (unexplained & (1u << p))
 			v->hw[p].holder = DR_HOLD_GUEST;
 	bool steps = d->vcpus[vcpu->id].step != DEBUG_STEP_NONE;
-	struct dr_route r = dr_share_route(v, exit->db.dr6, steps);
+	uint64_t dr6 = exit->db.dr6;
+	/* the instruction stepped with the guest's slots out is done */
+	bool relift = v->rf_lift && (dr6 & DR6_BS);
+	if (relift) {
+		v->rf_lift = 0;
+		if (!steps)
+			dr6 &= ~DR6_BS;
+	}
+	struct dr_route r = dr_share_route(v, dr6, steps);
 	pthread_mutex_unlock(&d->lock);
+	uint64_t exec = exec_bits(d, vcpu->id, r.guest);
+	uint64_t held = suppressed_by_rf(d, vcpu, exec);
+	r.guest &= ~held;
 	/* an instruction breakpoint of both: the debugger's stop first; the
 	 * guest's faults again when the instruction is retried */
-	bool fault_both = (r.debugger & DR6_B_ALL) && !(exit->db.dr6 & DR6_BS) &&
-			  (r.guest & DR6_B_ALL) && exec_only(d, vcpu->id, r.guest);
+	bool fault_both = (r.debugger & DR6_B_ALL) && !(dr6 & DR6_BS) && (r.guest & DR6_B_ALL) &&
+			  exec == (r.guest & DR6_B_ALL);
 	if (r.guest && !fault_both)
 		reflect(d, vcpu, r.guest);
-	if (r.guest & DR6_BD)
-		debug_apply_engine(d, vcpu->id);     /* its GD went with the #DB */
+	/* its GD went with the #DB; slots lifted for RF come back or go out */
+	if ((r.guest & DR6_BD) || relift || held)
+		debug_apply_engine(d, vcpu->id);
 	exit->db.dr6 = r.debugger;
 	return r.debugger == 0;
 }
@@ -369,15 +415,13 @@ void debug_dr_share_refresh(struct debug *d, unsigned vcpu)
 
 /* ---- monitor info dr ---- */
 
-static const char *entry_owner(const struct debug_hw_bp *bp)
+static const char *entry_owner(unsigned what)
 {
-	if (bp->client && bp->rw == DR7_RW_EXEC)
-		return "gdb hbreak";
-	if (bp->client)
-		return "gdb watchpoint piece";
-	if (bp->catch_vectors)
-		return "exception catching";
-	return "the step engine";
+	static const char *const names[] = {
+		[ENTRY_HBREAK] = "gdb hbreak", [ENTRY_WATCH] = "gdb watchpoint piece",
+		[ENTRY_CATCH] = "exception catching", [ENTRY_STEP] = "the step engine",
+	};
+	return names[what < ENTRY_STEP ? what : ENTRY_STEP];
 }
 
 static size_t say(char *out, size_t size, size_t n, const char *fmt, ...)
@@ -407,9 +451,13 @@ static size_t describe_vcpu(struct debug *d, unsigned vcpu, char *out, size_t si
 			dr_share_slot_kind(g->dr7, p, kind, sizeof(kind));
 			n = say(out, size, n, "  DR%u: guest, 0x%" PRIx64 " %s\n", p, g->db[p], kind);
 		} else if (slot->holder == DR_HOLD_DEBUGGER) {
-			const struct debug_hw_bp *bp = &d->hw[slot->entry];
-			n = say(out, size, n, "  DR%u: %s, 0x%" PRIx64 "%s\n", p, entry_owner(bp),
-				bp->addr, bp->used ? "" : " (going)");
+			/* gdb takes its breakpoints out at every stop and puts them
+			 * back at the resume: this is the last load */
+			dr_share_slot_kind(v->hw[p].what == ENTRY_WATCH ?
+					   debug_hw_dr7_bits(&d->hw[slot->entry], p) : 0, p, kind,
+					   sizeof(kind));
+			n = say(out, size, n, "  DR%u: %s, 0x%" PRIx64 " %s\n", p,
+				entry_owner(slot->what), slot->addr, kind);
 		} else {
 			n = say(out, size, n, "  DR%u: free\n", p);
 		}
@@ -443,10 +491,10 @@ size_t debug_dr_describe(struct debug *d, char *out, size_t size)
 			continue;
 		if (!s->on)
 			n = say(out, size, n, "DR%u (debugger's own): %s, 0x%" PRIx64 "\n", e,
-				entry_owner(bp), bp->addr);
+				entry_owner(entry_kind(bp)), bp->addr);
 		else if (s->place[e] < 0)
 			n = say(out, size, n, "waiting for a free slot: %s, 0x%" PRIx64 "\n",
-				entry_owner(bp), bp->addr);
+				entry_owner(entry_kind(bp)), bp->addr);
 	}
 	if (s->on)
 		n = say(out, size, n, "moved %lu, waited %lu, guest hits reflected %lu, guest "

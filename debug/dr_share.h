@@ -33,7 +33,9 @@ enum dr_holder { DR_HOLD_NONE, DR_HOLD_GUEST, DR_HOLD_DEBUGGER };
 /* What one hardware slot of one vCPU holds. */
 struct dr_slot {
 	uint8_t holder;          /* enum dr_holder */
-	uint8_t entry;           /* DR_HOLD_DEBUGGER: the debugger's entry */
+	uint8_t entry;           /* DR_HOLD_DEBUGGER: the debugger's entry ... */
+	uint8_t what;            /* ... its kind (the glue's), for `monitor info dr` */
+	uint64_t addr;           /* ... and address */
 };
 
 struct dr_share_vcpu {
@@ -41,6 +43,11 @@ struct dr_share_vcpu {
 	bool known;                   /* guest read at least once */
 	struct dr_slot hw[DR_SLOTS];  /* as last loaded into the engine */
 	unsigned gen;                 /* the placement generation loaded */
+	/* the guest's instruction-breakpoint slots left out for one
+	 * single-stepped instruction: it resumed there with RF set and the
+	 * engine raised them anyway (a host that checks the debugger's
+	 * registers without RF) */
+	unsigned rf_lift;
 };
 
 struct dr_share {
