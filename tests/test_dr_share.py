@@ -1,0 +1,81 @@
+"""The guest's own debug registers while gdb holds hardware breakpoints
+(debug/dr_share.c), judged by guests/dr_share.c itself.
+
+gdb puts an hbreak on dr_share_mark; then the guest arms DR0 and DR1 on
+two functions of its own (and DR2 for a 4-byte write where data
+breakpoints fire: emu), calls them in three rounds with dr_share_mark in
+between, and checks each of its own #DBs (RIP, DR6 with its own bit only),
+then DR7.GD where the engine traps it. On an engine with one DR set per
+vCPU (kvm; emu with `--cpu intel,shared-dr`) the hbreak sat in DR0, which
+the guest takes: it must move and still stop, and `monitor info dr` must
+show the guest's slots and where the hbreak went. Both sets of hits reach
+their owners: gdb stops at every call of dr_share_mark (5), the guest
+passes its checks, and the DR values it reads back (its "dr:" line: DR0-7,
+DR4/DR5 as aliases) are the same with gdb attached as without.
+"""
+import re
+
+import pytest
+
+from gdbclient import gdb_batch, start_gdb_vmdb
+
+MARK_CALLS = 5          # before arming, one per round (3), after disarming
+
+
+def run_args(engine, dr_set):
+    """vmdb arguments and the guest's command line for one configuration."""
+    args = ["--cpu", "intel,shared-dr"] if engine == "emu" and dr_set == "shared" else []
+    # this host's KVM fires no data breakpoints and traps no MOV DR under GD
+    cmdline = "gd kvm_host" if engine == "kvm" else "data gd"
+    return args + ["--cmdline", cmdline]
+
+
+def serial_lines(vm):
+    return [line.rstrip() for line in vm.serial_text().splitlines()]
+
+
+def assert_passed(status, lines, what):
+    text = "\n".join(lines)
+    assert status == 1, f"{what}: exit status {status} (1 = pass)\n{text}"
+    assert any(l.startswith("SUMMARY:") for l in lines), f"{what}: no SUMMARY\n{text}"
+    assert not any(l.startswith("FAIL") for l in lines), f"{what}:\n{text}"
+
+
+def dr_line(lines):
+    found = [l for l in lines if l.startswith("dr: ")]
+    assert len(found) == 1, "\n".join(lines)
+    return found[0]
+
+
+@pytest.mark.parametrize("dr_set", ["own", "shared"])
+def test_guest_and_gdb_hbreak(start_vmdb, engine, guest, free_port, dr_set):
+    if engine == "kvm" and dr_set == "own":
+        pytest.skip("kvm has one DR set per vCPU: the shared case covers it")
+    elf = guest("dr_share")
+    args = run_args(engine, dr_set)
+
+    plain = start_vmdb(elf, *args)
+    status = plain.wait(60)
+    plain_lines = serial_lines(plain)
+    assert_passed(status, plain_lines, "nobody attached")
+
+    vm, target = start_gdb_vmdb(start_vmdb, elf, *args, port=free_port())
+    out = gdb_batch(elf, target, ["hbreak dr_share_mark", "continue", "continue",
+                                  "monitor info dr"] + ["continue"] * (MARK_CALLS - 1),
+                    timeout=120)
+    status = vm.wait(60)
+    lines = serial_lines(vm)
+    assert_passed(status, lines, f"gdb attached\n{out[-3000:]}")
+    stops = len(re.findall(r"Breakpoint 1, 0x[0-9a-f]+ in dr_share_mark", out))
+    assert stops == MARK_CALLS, f"{stops} hbreak stops, expected {MARK_CALLS}\n{out[-3000:]}"
+    assert dr_line(lines) == dr_line(plain_lines)
+
+    if engine == "kvm" or dr_set == "shared":
+        assert "one set per vCPU shared with the guest" in out, out
+        assert re.search(r"DR0: guest, 0x[0-9a-f]+ exec", out), out
+        assert re.search(r"DR1: guest, 0x[0-9a-f]+ exec", out), out
+        # the hbreak left DR0 for a slot the guest does not use
+        assert re.search(r"DR[23]: gdb hbreak, 0x[0-9a-f]+ exec", out), out
+        assert "moved 1," in out, out
+    else:
+        assert "the debugger has its own set per vCPU" in out, out
