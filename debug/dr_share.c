@@ -261,7 +261,8 @@ void debug_dr_share_load(struct debug *d, unsigned vcpu, struct engine_debug *db
 	}
 	memcpy(dbg->db, db, sizeof(db));
 	dbg->dr7 = dr7;
-	dbg->intercept_mov_dr = s->precise && ours;
+	/* an entry waiting for a slot needs to hear when the guest frees one */
+	dbg->intercept_mov_dr = s->precise && (ours || s->waiting);
 	if (v->rf_lift) {
 		dbg->single_step = true;
 		dbg->block_irq = true;
@@ -381,7 +382,8 @@ bool debug_dr_share_on_exit(struct debug *d, struct vcpu *vcpu, const struct vm_
 	if (!s->on)
 		return mov_dr;
 	const struct debug_vcpu *dv = &d->vcpus[vcpu->id];
-	bool loaded = dv->applied_valid && (dv->applied.use_hw_bp || dv->applied.single_step);
+	bool loaded = dv->applied_valid && (dv->applied.use_hw_bp || dv->applied.single_step ||
+					    s->waiting);
 	if (!mov_dr && (s->precise || !loaded || exit->reason == VM_EXIT_DB))
 		return false;
 	if (debug_dr_share_learn(d, vcpu->id)) {

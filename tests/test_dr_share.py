@@ -79,3 +79,28 @@ def test_guest_and_gdb_hbreak(start_vmdb, engine, guest, free_port, dr_set):
         assert "moved 1," in out, out
     else:
         assert "the debugger has its own set per vCPU" in out, out
+
+
+@pytest.mark.parametrize("dr_set", ["own", "shared"])
+def test_sdm_rules_with_hbreak_held(start_vmdb, engine, guest, free_port, dr_set):
+    """dbg_regs.elf (every DR rule it checks: reserved bits, DR4/DR5,
+    instruction breakpoints with RF and L/G, data, I/O, GD) with gdb's
+    hbreak on report_summary loaded all along: on a shared set the hbreak
+    moves and waits as the guest takes DR0-3, the guest's hits go through
+    vmdb, and the guest still sees exactly what the SDM says; gdb stops at
+    report_summary once, after all of it."""
+    if engine == "kvm" and dr_set == "own":
+        pytest.skip("kvm has one DR set per vCPU: the shared case covers it")
+    elf = guest("dbg_regs")
+    args = ["--cpu", "intel,shared-dr"] if engine == "emu" and dr_set == "shared" else []
+    args += ["--cmdline", "kvm_host" if engine == "kvm" else ""]
+    vm, target = start_gdb_vmdb(start_vmdb, elf, *args, port=free_port())
+    out = gdb_batch(elf, target, ["hbreak report_summary", "continue", "monitor info dr",
+                                  "continue"], timeout=120)
+    status = vm.wait(60)
+    assert_passed(status, serial_lines(vm), f"gdb attached\n{out[-3000:]}")
+    assert len(re.findall(r"Breakpoint 1, report_summary", out)) == 1, out[-3000:]
+    if engine == "emu" and dr_set == "shared":
+        # the exec group fills DR0-3: the hbreak had to wait, and came back
+        moved = re.search(r"moved (\d+), waited (\d+), guest hits reflected (\d+)", out)
+        assert moved and int(moved[2]) >= 1 and int(moved[3]) >= 1, out[-3000:]
