@@ -261,6 +261,7 @@ void debug_dr_share_load(struct debug *d, unsigned vcpu, struct engine_debug *db
 	}
 	memcpy(dbg->db, db, sizeof(db));
 	dbg->dr7 = dr7;
+	v->hw_dr7 = dr7;
 	/* an entry waiting for a slot needs to hear when the guest frees one */
 	dbg->intercept_mov_dr = s->precise && (ours || s->waiting);
 	if (v->rf_lift) {
@@ -455,9 +456,7 @@ static size_t describe_vcpu(struct debug *d, unsigned vcpu, char *out, size_t si
 		} else if (slot->holder == DR_HOLD_DEBUGGER) {
 			/* gdb takes its breakpoints out at every stop and puts them
 			 * back at the resume: this is the last load */
-			dr_share_slot_kind(v->hw[p].what == ENTRY_WATCH ?
-					   debug_hw_dr7_bits(&d->hw[slot->entry], p) : 0, p, kind,
-					   sizeof(kind));
+			dr_share_slot_kind(v->hw_dr7, p, kind, sizeof(kind));
 			n = say(out, size, n, "  DR%u: %s, 0x%" PRIx64 " %s\n", p,
 				entry_owner(slot->what), slot->addr, kind);
 		} else {

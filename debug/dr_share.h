@@ -41,7 +41,8 @@ struct dr_slot {
 struct dr_share_vcpu {
 	struct x86_debugregs guest;   /* the guest's own file */
 	bool known;                   /* guest read at least once */
-	struct dr_slot hw[DR_SLOTS];  /* as last loaded into the engine */
+	struct dr_slot hw[DR_SLOTS];  /* as last loaded into the engine ... */
+	uint64_t hw_dr7;              /* ... with this DR7 */
 	unsigned gen;                 /* the placement generation loaded */
 	/* the guest's instruction-breakpoint slots left out for one
 	 * single-stepped instruction: it resumed there with RF set and the

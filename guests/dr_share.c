@@ -3,8 +3,9 @@
  * an hbreak on dr_share_mark before the guest arms anything, so on an
  * engine with one DR set per vCPU it sits in DR0; then the guest takes
  * DR0 and DR1 for instruction breakpoints on two functions of its own
- * (and DR2 for a 4-byte write breakpoint with `data`), and calls them in
- * rounds with dr_share_mark between them. Every #DB it takes is checked:
+ * (and DR2 for a 4-byte write breakpoint on `watched` with `data`), and
+ * calls them in rounds with dr_share_mark between them; with `store` (or
+ * `data`) each round writes round+1 to `watched`, where gdb may watch. Every #DB it takes is checked:
  * its RIP and a DR6 holding its own bit only. The values it reads back
  * (DR0-3, DR6, DR7, and DR4/DR5, aliases of DR6/DR7 without CR4.DE) go
  * to one "dr:" line the test compares with and without gdb. `gd` adds
@@ -60,7 +61,7 @@ static uint64_t arm(bool data)
 	return dr7;
 }
 
-static void rounds(bool data)
+static void rounds(bool data, bool store)
 {
 	struct db_entry want[DBG_LOG_MAX];
 	unsigned n = 0;
@@ -70,8 +71,9 @@ static void rounds(bool data)
 		dr_share_f1();
 		want[n++] = (struct db_entry){ .rip = (uint64_t)dr_share_f0, .dr6 = DR6_INIT | DR6_B(0) };
 		want[n++] = (struct db_entry){ .rip = (uint64_t)dr_share_f1, .dr6 = DR6_INIT | DR6_B(1) };
+		if (store)
+			dr_share_store(&watched, i + 1);
 		if (data) {
-			dr_share_store(&watched, i);
 			want[n++] = (struct db_entry){ .rip = (uint64_t)dr_share_store_end,
 						       .dr6 = DR6_INIT | DR6_B(2) };
 		}
@@ -93,6 +95,7 @@ static void general_detect(uint64_t dr7)
 int main(void)
 {
 	bool data = cmdline_has("data");
+	bool store = data || cmdline_has("store");
 
 	idt_set_handler(X86_DB, dbg_on_db);
 	db_reset();
@@ -102,7 +105,7 @@ int main(void)
 	uint64_t dr6_cleared = get_dr6();
 	dr_share_mark();                /* gdb's hbreak goes in before the guest's */
 	uint64_t dr7 = arm(data);
-	rounds(data);
+	rounds(data, store);
 
 	uint64_t dr[8] = { get_dr0(), get_dr1(), get_dr2(), get_dr3(), get_dr4(), get_dr5(),
 			   get_dr6(), get_dr7() };

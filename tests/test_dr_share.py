@@ -104,3 +104,28 @@ def test_sdm_rules_with_hbreak_held(start_vmdb, engine, guest, free_port, dr_set
         # the exec group fills DR0-3: the hbreak had to wait, and came back
         moved = re.search(r"moved (\d+), waited (\d+), guest hits reflected (\d+)", out)
         assert moved and int(moved[2]) >= 1 and int(moved[3]) >= 1, out[-3000:]
+
+
+@pytest.mark.parametrize("dr_set", ["own", "shared"])
+def test_guest_and_gdb_watchpoint(start_vmdb, engine, guest, free_port, dr_set):
+    """gdb holds an hbreak and a write watchpoint on `watched`, the guest
+    DR0 and DR1: on a shared set both of gdb's move out of the guest's way
+    and every hit of each side reaches its owner (5 hbreak stops, 3 value
+    changes, the guest's own #DBs checked by the guest)."""
+    if engine == "kvm":
+        pytest.skip("this host's KVM fires no data breakpoints: gdb's watch is declined")
+    elf = guest("dr_share")
+    args = ["--cpu", "intel,shared-dr"] if dr_set == "shared" else []
+    vm, target = start_gdb_vmdb(start_vmdb, elf, *args, "--cmdline", "store", port=free_port())
+    out = gdb_batch(elf, target, ["hbreak dr_share_mark", "watch watched", "continue",
+                                  "continue", "continue", "monitor info dr"] +
+                    ["continue"] * (MARK_CALLS + 3 - 2), timeout=120)
+    status = vm.wait(60)
+    assert_passed(status, serial_lines(vm), f"gdb attached\n{out[-3000:]}")
+    stops = len(re.findall(r"Breakpoint 1, 0x[0-9a-f]+ in dr_share_mark", out))
+    assert stops == MARK_CALLS, f"{stops} hbreak stops\n{out[-3000:]}"
+    assert re.findall(r"New value = (\d+)", out) == ["1", "2", "3"], out[-3000:]
+    if dr_set == "shared":
+        assert re.search(r"DR0: guest, 0x[0-9a-f]+ exec", out), out
+        assert re.search(r"DR[23]: gdb watchpoint piece, 0x[0-9a-f]+ write 4", out), out
+        assert re.search(r"DR[23]: gdb hbreak, 0x[0-9a-f]+ exec", out), out
