@@ -255,7 +255,9 @@ void debug_dr_share_load(struct debug *d, unsigned vcpu, struct engine_debug *db
 	bool ours = false;
 	for (unsigned p = 0; p < DR_SLOTS; p++)
 		ours = ours || v->hw[p].holder == DR_HOLD_DEBUGGER;
-	if (!ours) {
+	/* an entry waiting where MOV DR exits only under our DR7.GD: keep
+	 * the guest's own slots loaded to keep GD there */
+	if (!ours && !(s->precise && s->waiting)) {
 		dr7 = 0;
 		memset(v->hw, 0, sizeof(v->hw));
 	}
