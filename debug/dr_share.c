@@ -219,6 +219,49 @@ void debug_watch_evicted(struct debug *d, unsigned entry)
 	(void)entry;
 }
 
+/* Place every entry in use (and those in wanted) machine-wide; watchpoint
+ * pieces left without a slot go to their fallback. True when anything
+ * moved. */
+static bool place_locked(struct debug *d, unsigned wanted)
+{
+	struct dr_share *s = &d->share;
+	unsigned gen = s->gen;
+	for (unsigned n = 0; n < DR_SLOTS; n++)
+		wanted |= d->hw[n].used ? 1u << n : 0;
+	unsigned lost = dr_share_place(s, d->nr_vcpus, wanted);
+	for (unsigned n = 0; n < DR_SLOTS; n++)
+		if ((lost & (1u << n)) && d->hw[n].rw != DR7_RW_EXEC)
+			debug_watch_evicted(d, n);
+	return s->gen != gen;
+}
+
+/* This vCPU's union into dbg, and what each slot holds. */
+static void union_locked(struct debug *d, unsigned vcpu, struct engine_debug *dbg)
+{
+	struct dr_share *s = &d->share;
+	struct dr_share_vcpu *v = &s->vcpu[vcpu];
+	uint64_t db[DR_SLOTS] = { 0 }, dr7 = 0;
+	memset(v->hw, 0, sizeof(v->hw));
+	if (dbg->dr7)
+		dr_share_union(s, vcpu, dbg->db, dbg->dr7, db, &dr7, v->hw);
+	bool ours = false;
+	for (unsigned p = 0; p < DR_SLOTS; p++) {
+		ours = ours || v->hw[p].holder == DR_HOLD_DEBUGGER;
+		v->hw[p].what = (uint8_t)entry_kind(&d->hw[v->hw[p].entry]);
+		v->hw[p].addr = db[p];
+	}
+	/* nothing of ours: the guest's own file runs natively, unless an
+	 * entry waits where MOV DR exits only under our DR7.GD */
+	if (!ours && !(s->precise && s->waiting)) {
+		dr7 = 0;
+		memset(v->hw, 0, sizeof(v->hw));
+	}
+	memcpy(dbg->db, db, sizeof(db));
+	dbg->dr7 = v->hw_dr7 = dr7;
+	/* an entry waiting for a slot needs to hear when the guest frees one */
+	dbg->intercept_mov_dr = s->precise && (ours || s->waiting);
+}
+
 /* In debug_apply_engine (d->lock NOT held): dbg holds the debugger's
  * file by entry; make it this vCPU's union. While the debugger loads
  * nothing the engine runs the guest's own file and nothing is learned. */
@@ -232,41 +275,11 @@ void debug_dr_share_load(struct debug *d, unsigned vcpu, struct engine_debug *db
 	pthread_mutex_lock(&d->lock);
 	unsigned wanted = 0;
 	for (unsigned n = 0; n < DR_SLOTS; n++)
-		if (d->hw[n].used || (dbg->dr7 & DR7_G(n)))
-			wanted |= 1u << n;
-	unsigned lost = dr_share_place(s, d->nr_vcpus, wanted);
-	for (unsigned n = 0; n < DR_SLOTS; n++)
-		if ((lost & (1u << n)) && d->hw[n].rw != DR7_RW_EXEC)
-			debug_watch_evicted(d, n);
-	struct dr_share_vcpu *v = &s->vcpu[vcpu];
-	uint64_t db[DR_SLOTS], dr7 = 0;
-	if (dbg->dr7) {
-		dr_share_union(s, vcpu, dbg->db, dbg->dr7, db, &dr7, v->hw);
-		for (unsigned p = 0; p < DR_SLOTS; p++) {
-			v->hw[p].what = (uint8_t)entry_kind(&d->hw[v->hw[p].entry]);
-			v->hw[p].addr = db[p];
-		}
-	} else {
-		memset(db, 0, sizeof(db));
-		memset(v->hw, 0, sizeof(v->hw));
-	}
-	v->gen = s->gen;
-	/* the guest's own slots go through us only while we load any */
-	bool ours = false;
-	for (unsigned p = 0; p < DR_SLOTS; p++)
-		ours = ours || v->hw[p].holder == DR_HOLD_DEBUGGER;
-	/* an entry waiting where MOV DR exits only under our DR7.GD: keep
-	 * the guest's own slots loaded to keep GD there */
-	if (!ours && !(s->precise && s->waiting)) {
-		dr7 = 0;
-		memset(v->hw, 0, sizeof(v->hw));
-	}
-	memcpy(dbg->db, db, sizeof(db));
-	dbg->dr7 = dr7;
-	v->hw_dr7 = dr7;
-	/* an entry waiting for a slot needs to hear when the guest frees one */
-	dbg->intercept_mov_dr = s->precise && (ours || s->waiting);
-	if (v->rf_lift) {
+		wanted |= (dbg->dr7 & DR7_G(n)) ? 1u << n : 0;
+	place_locked(d, wanted);
+	union_locked(d, vcpu, dbg);
+	s->vcpu[vcpu].gen = s->gen;
+	if (s->vcpu[vcpu].rf_lift) {
 		dbg->single_step = true;
 		dbg->block_irq = true;
 	}
@@ -293,7 +306,8 @@ static uint64_t exec_bits(struct debug *d, unsigned vcpu, uint64_t bits)
 static uint64_t suppressed_by_rf(struct debug *d, struct vcpu *vcpu, uint64_t exec)
 {
 	struct x86_regs regs;
-	if (!exec || debug_vcpu_regs(d, vcpu->id, &regs) < 0 || !(regs.rflags & RFLAGS_RF))
+	if (!exec || !d->share.vcpu[vcpu->id].hw_dr7 || debug_vcpu_regs(d, vcpu->id, &regs) < 0 ||
+	    !(regs.rflags & RFLAGS_RF))
 		return 0;
 	pthread_mutex_lock(&d->lock);
 	d->share.vcpu[vcpu->id].rf_lift |= (unsigned)exec;
@@ -322,7 +336,8 @@ static void reflect(struct debug *d, struct vcpu *vcpu, uint64_t hit)
  * nothing is left for the debugger. */
 bool debug_dr_share_route_db(struct debug *d, struct vcpu *vcpu, struct vm_exit *exit)
 {
-	if (!d->share.on)
+	/* no condition at all (INT1): as before, a trap nobody explains */
+	if (!d->share.on || !(exit->db.dr6 & (DR6_B_ALL | DR6_STICKY)))
 		return false;
 	struct dr_share_vcpu *v = &d->share.vcpu[vcpu->id];
 	unsigned unexplained = 0;
@@ -391,15 +406,7 @@ bool debug_dr_share_on_exit(struct debug *d, struct vcpu *vcpu, const struct vm_
 		return false;
 	if (debug_dr_share_learn(d, vcpu->id)) {
 		pthread_mutex_lock(&d->lock);
-		unsigned gen = s->gen;
-		unsigned wanted = 0;
-		for (unsigned n = 0; n < DR_SLOTS; n++)
-			wanted |= d->hw[n].used ? 1u << n : 0;
-		unsigned lost = dr_share_place(s, d->nr_vcpus, wanted | s->waiting);
-		bool moved = s->gen != gen;
-		for (unsigned n = 0; n < DR_SLOTS; n++)
-			if ((lost & (1u << n)) && d->hw[n].rw != DR7_RW_EXEC)
-				debug_watch_evicted(d, n);
+		bool moved = place_locked(d, s->waiting);
 		pthread_mutex_unlock(&d->lock);
 		if (moved)
 			placement_moved(d, vcpu);

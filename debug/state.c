@@ -178,16 +178,16 @@ size_t debug_mechanisms(struct debug *d, char *out, size_t size)
 		 "single-step: %s\n"
 		 "hardware breakpoints: %s\n"
 		 "watchpoints: %s\n"
+		 "debug registers: %s\n"
 		 "exception catch (monitor catch): a breakpoint on the first instruction of the "
 		 "handler each vCPU's IDT gate names (%s), IDTs re-read at every resume; "
 		 "the stop comes at the handler, after the exception was delivered%s\n"
-		 "stop-all: engine kick + park of every vCPU before each stop reply\n"
-		 "debug registers: %s\n",
+		 "stop-all: engine kick + park of every vCPU before each stop reply\n",
 		 step ? stepping(d) : "not available on this engine",
 		 step ? "DR0-DR3 execution breakpoints loaded into every vCPU by the engine"
 		      : "not available on this engine",
-		 watchpoints(d),
+		 watchpoints(d), dr_sharing(d),
 		 step ? "a free DR0-DR3 slot, else int3" : "int3",
-		 catching, dr_sharing(d));
+		 catching);
 	return n < 0 ? 0 : (size_t)n;
 }
