@@ -138,9 +138,10 @@ static const char *dr_sharing(struct debug *d)
 		       "the guest's MOV DR exits, so its use is learned as it happens";
 	return "one set per vCPU shared with the guest (guest first, monitor info dr); the "
 	       "host does not trap guest MOV DR under DR7.GD, so its use is learned at every "
-	       "exit and stop (KVM_GET_DEBUGREGS): a guest write to DR0-3/DR7 takes effect in "
-	       "the hardware only at that vCPU's next exit, and the guest's DR7.GD is not "
-	       "honoured while the debugger holds slots";
+	       "exit and stop (one KVM_GET_DEBUGREGS per exit while the debugger holds slots): "
+	       "a guest write to DR0-3/DR7 takes effect in the hardware only at that vCPU's "
+	       "next exit, and the guest's DR7.GD is not honoured while the debugger holds "
+	       "slots";
 }
 
 /* How a stepi is made, and how the guest's own trap flag is kept. */

@@ -129,3 +129,31 @@ def test_guest_and_gdb_watchpoint(start_vmdb, engine, guest, free_port, dr_set):
         assert re.search(r"DR0: guest, 0x[0-9a-f]+ exec", out), out
         assert re.search(r"DR[23]: gdb watchpoint piece, 0x[0-9a-f]+ write 4", out), out
         assert re.search(r"DR[23]: gdb hbreak, 0x[0-9a-f]+ exec", out), out
+
+
+@pytest.mark.parametrize("dr_set", ["own", "shared"])
+def test_guest_and_gdb_on_one_instruction(start_vmdb, engine, guest, free_port, dr_set):
+    """gdb's hbreak and the guest's DR0 on the same instruction
+    (dr_share_f0): both honoured. gdb stops there at every call (its stop
+    first; the guest's breakpoint faults again when the instruction is
+    retried and its #DB reaches it, checked by the guest). Where the
+    engine raises gdb's breakpoint again after the guest's handler
+    returned with RF set (emu's own set, this host's KVM emulator) gdb sees
+    that arrival too, so up to two stops per guest hit."""
+    if engine == "kvm" and dr_set == "own":
+        pytest.skip("kvm has one DR set per vCPU: the shared case covers it")
+    elf = guest("dr_share")
+    args = ["--cpu", "intel,shared-dr"] if engine == "emu" and dr_set == "shared" else []
+    args += ["--cmdline", "kvm_host" if engine == "kvm" else ""]
+    vm, target = start_gdb_vmdb(start_vmdb, elf, *args, port=free_port())
+    out = gdb_batch(elf, target, ["hbreak dr_share_mark", "hbreak dr_share_f0"] +
+                    ["continue"] * 13, timeout=120)
+    status = vm.wait(60)
+    assert_passed(status, serial_lines(vm), f"gdb attached\n{out[-3000:]}")
+    marks = len(re.findall(r"Breakpoint 1, 0x[0-9a-f]+ in dr_share_mark", out))
+    f0 = len(re.findall(r"Breakpoint 2, 0x[0-9a-f]+ in dr_share_f0", out))
+    assert marks == MARK_CALLS, out[-3000:]
+    # 3 calls with the guest's breakpoint armed, 1 after it let go
+    assert 4 <= f0 <= 7, f"{f0} stops at dr_share_f0\n{out[-3000:]}"
+    if engine == "emu" and dr_set == "shared":
+        assert f0 == 4, out[-3000:]       # RF honoured as on hardware
