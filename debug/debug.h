@@ -9,7 +9,8 @@
  * on the client's thread), vcpu.c (the only door to a vCPU's registers:
  * get/put by part, one cache), state.c (gdb's view of them, caps),
  * step.c (the shadow trap flag around engine steps), break.c, catch.c,
- * mem.c.
+ * mem.c, dr_share.c (DR0-3 shared with the guest where the engine has one
+ * set per vCPU).
  *
  * Threads: vCPU threads enter through the vm_debug_hooks that
  * debug_create() installs; one client thread (the gdbserver) calls
@@ -134,12 +135,15 @@ int debug_sw_insert(struct debug *d, unsigned vcpu, uint64_t addr, bool phys, st
  * in the other one. A hit is recognised by the physical byte its int3
  * sits on, whichever alias the vCPU ran it through. */
 int debug_sw_remove(struct debug *d, uint64_t addr, bool phys, struct err *e);
-/* Hardware execution breakpoint on every vCPU. -ENOSPC when DR0-3 are
- * all taken, -ENOTSUP when the engine has none. */
+/* Hardware execution breakpoint on every vCPU. -ENOSPC when the
+ * debugger's four entries are all taken, -ENOTSUP when the engine has
+ * none. Where the guest shares DR0-3 (dr_share.c) an entry the guest's
+ * slots leave no room for waits until one frees (`monitor info dr`). */
 int debug_hw_insert(struct debug *d, uint64_t addr, struct err *e);
 int debug_hw_remove(struct debug *d, uint64_t addr, struct err *e);
 bool debug_hw_supported(const struct debug *d);
-/* Watchpoints (gdb's Z2 write, Z4 access) on the debugger's own DR0-3 of
+/* Watchpoints (gdb's Z2 write, Z4 access) on the debugger's DR0-3 entries
+ * (its own registers, or slots shared with the guest: dr_share.c) of
  * every vCPU, on guest-linear addresses: [addr, addr+len) is split into
  * the aligned 1/2/4/8-byte pieces x86 can watch, one slot each, sharing
  * the slots with hardware breakpoints (never displacing one) and with
