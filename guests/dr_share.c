@@ -10,7 +10,7 @@
  * (DR0-3, DR6, DR7, and DR4/DR5, aliases of DR6/DR7 without CR4.DE) go
  * to one "dr:" line the test compares with and without gdb. `gd` adds
  * DR7.GD: a MOV DR faults with DR6.BD and GD is cleared for the handler
- * (skipped with `kvm_host`). */
+ * (skipped with `kvm_host`). `exits=N` starts with N port writes. */
 #include "guests/dbg_common.h"
 
 #define ROUNDS 3
@@ -97,6 +97,10 @@ int main(void)
 	bool data = cmdline_has("data");
 	bool store = data || cmdline_has("store");
 
+	/* exits=N: N port writes first, each an exit (bench/drshare times
+	 * them with and without gdb's hardware breakpoints loaded) */
+	for (uint64_t i = cmdline_u64("exits", 0); i > 0; i--)
+		outb(0x80, 0);
 	idt_set_handler(X86_DB, dbg_on_db);
 	db_reset();
 	db_set_rf = true;
