@@ -10,8 +10,10 @@
  * (DR0-3, DR6, DR7, and DR4/DR5, aliases of DR6/DR7 without CR4.DE) go
  * to one "dr:" line the test compares with and without gdb. `gd` adds
  * DR7.GD: a MOV DR faults with DR6.BD and GD is cleared for the handler
- * (skipped with `kvm_host`). `exits=N` starts with N port writes. */
+ * (skipped with `kvm_host`). `smp` (with 2 CPUs): the AP takes DR2 for
+ * its own breakpoint. `exits=N` starts with N port writes. */
 #include "guests/dbg_common.h"
+#include "guests/rt/smp.h"
 
 #define ROUNDS 3
 
@@ -19,12 +21,14 @@ __asm__(".text\n"
 	".globl dr_share_mark\ndr_share_mark: nop\nret\n"
 	".globl dr_share_f0\ndr_share_f0: nop\nret\n"
 	".globl dr_share_f1\ndr_share_f1: nop\nret\n"
+	".globl dr_share_ap\ndr_share_ap: nop\nret\n"
 	".globl dr_share_store\ndr_share_store: movl %esi, (%rdi)\n"
 	".globl dr_share_store_end\ndr_share_store_end: ret\n"
 	".globl dr_share_gd_read\ndr_share_gd_read: mov %dr0, %rax\nret\n");
 void dr_share_mark(void);
 void dr_share_f0(void);
 void dr_share_f1(void);
+void dr_share_ap(void);
 void dr_share_store(volatile uint32_t *p, uint32_t v);
 extern char dr_share_store_end[];
 uint64_t dr_share_gd_read(void);
@@ -92,6 +96,37 @@ static void general_detect(uint64_t dr7)
 	expect_eq(get_dr7(), dr7, "GD cleared for the handler");
 }
 
+/* `smp`: the AP takes DR2 (where gdb's hbreak went when the BSP took
+ * DR0 and DR1) for a breakpoint of its own and keeps it; its hit must
+ * reach it, and the hbreak must move on both vCPUs. */
+static volatile unsigned ap_hits;
+static volatile uint64_t ap_dr6;
+
+static void ap_take_dr2(void *arg)
+{
+	(void)arg;
+	if (rt_cpu_id() == 0)
+		return;
+	unsigned before = db_count;
+	set_dr2((uint64_t)dr_share_ap);
+	set_dr7(DR7_INIT | DR7_L(2));
+	outb(0x80, 0);
+	dr_share_ap();
+	ap_hits = db_count - before;
+	ap_dr6 = db_log[before < DBG_LOG_MAX ? before : 0].dr6;
+}
+
+static void smp_part(void)
+{
+	if (!expect(smp_start_aps(2, 10000) == 2, "the AP is up"))
+		return;
+	db_count = 0;
+	smp_run_on_all(ap_take_dr2, NULL);
+	expect_eq(ap_hits, 1, "the AP's own DR2 breakpoint hit it once");
+	expect_eq(ap_dr6, DR6_INIT | DR6_B(2), "the AP's DR6: its B2 only");
+	dr_share_mark();                /* gdb's hbreak, moved out of DR2 on every vCPU */
+}
+
 int main(void)
 {
 	bool data = cmdline_has("data");
@@ -127,6 +162,8 @@ int main(void)
 
 	set_dr7(DR7_INIT);
 	outb(0x80, 0);
+	if (cmdline_has("smp"))
+		smp_part();
 	db_count = 0;
 	dr_share_f0();
 	dr_share_mark();                /* gdb's hbreak after the guest let go */

@@ -157,3 +157,25 @@ def test_guest_and_gdb_on_one_instruction(start_vmdb, engine, guest, free_port, 
     assert 4 <= f0 <= 7, f"{f0} stops at dr_share_f0\n{out[-3000:]}"
     if engine == "emu" and dr_set == "shared":
         assert f0 == 4, out[-3000:]       # RF honoured as on hardware
+
+
+def test_ap_takes_the_hbreaks_slot(start_vmdb, engine, guest, free_port):
+    """Two vCPUs, one shared set each (kvm; emu shared-dr): after the BSP
+    gave back DR0/DR1, gdb's hbreak sits in DR2; the AP takes DR2 for its
+    own breakpoint (hit once, DR6.B2 only, checked by the guest). The
+    hbreak moves on every vCPU to the same free slot and still stops the
+    BSP (6 stops)."""
+    elf = guest("dr_share")
+    args = ["--smp", "2"] + (["--cpu", "intel,shared-dr"] if engine == "emu" else [])
+    args += ["--cmdline", "smp kvm_host" if engine == "kvm" else "smp"]
+    vm, target = start_gdb_vmdb(start_vmdb, elf, *args, port=free_port())
+    out = gdb_batch(elf, target, ["hbreak dr_share_mark"] + ["continue"] * 5 +
+                    ["monitor info dr", "continue", "continue"], timeout=120)
+    status = vm.wait(60)
+    assert_passed(status, serial_lines(vm), f"gdb attached\n{out[-3000:]}")
+    assert len(re.findall(r"hit Breakpoint 1, 0x[0-9a-f]+ in dr_share_mark", out)) == 6, \
+        out[-3000:]
+    ap = out[out.index("vCPU 1 guest:"):]
+    assert re.search(r"DR2: guest, 0x[0-9a-f]+ exec", ap), out
+    slots = re.findall(r"DR(\d): gdb hbreak", out[out.index("vCPU 0 guest:"):])
+    assert len(slots) == 2 and slots[0] == slots[1] and slots[0] != "2", out
