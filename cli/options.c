@@ -20,7 +20,9 @@ const char options_usage[] =
 	"                       line on stderr says which and why)\n"
 	"  --cpu intel|amd      the software engine's CPU model: how it steps for the\n"
 	"                       debugger (intel: monitor-trap-flag style; amd: trap flag\n"
-	"                       with PUSHF/POPF intercepts; default intel); emu only\n"
+	"                       with PUSHF/POPF intercepts; default intel); emu only.\n"
+	"                       ,shared-dr: one DR0-3 set per vCPU for the guest and the\n"
+	"                       debugger, as on kvm (e.g. --cpu intel,shared-dr)\n"
 	"  --smp N              number of vCPUs (default 1)\n"
 	"  --mem SIZE           guest RAM, e.g. 256M, 1G (default 128M; a bare number is MiB)\n"
 	"  --serial SPEC        where the 16550 UART at 0x3f8 goes: stdio (default),\n"
@@ -148,15 +150,22 @@ static int parse_one(int opt, int argc, char **argv, struct options *o, struct e
 		}
 		cfg->engine = optarg;
 		return 0;
-	case OPT_CPU:
-		if (!strcmp(optarg, "intel"))
+	case OPT_CPU: {
+		size_t model = strcspn(optarg, ",");
+		const char *rest = optarg + model;
+		if (model == 5 && !strncmp(optarg, "intel", 5))
 			cfg->cpu = VM_CPU_INTEL;
-		else if (!strcmp(optarg, "amd"))
+		else if (model == 3 && !strncmp(optarg, "amd", 3))
 			cfg->cpu = VM_CPU_AMD;
 		else
-			return err_set(e, EINVAL, "--cpu '%s': expected intel or amd", optarg);
+			rest = "?";
+		if (*rest && strcmp(rest, ",shared-dr"))
+			return err_set(e, EINVAL, "--cpu '%s': expected intel or amd, optionally "
+				       "followed by ,shared-dr", optarg);
+		cfg->shared_dr = *rest != 0;
 		o->cpu_given = true;
 		return 0;
+	}
 	case OPT_SMP: return parse_smp(optarg, &cfg->nr_vcpus, e);
 	case OPT_MEM: return parse_mem(optarg, &cfg->mem_size, e);
 	case OPT_SERIAL: return parse_serial(optarg, cfg, e);

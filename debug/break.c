@@ -5,7 +5,8 @@
  * kill) can restore it. DR0-3 are one table for the whole machine, shared
  * by the client's hardware breakpoints and watchpoint pieces, exception
  * catching and (for one step at a time) the step engine's HLT run;
- * debug_apply_engine() loads it into every vCPU on resume. */
+ * debug_apply_engine() loads it into every vCPU on resume, through the
+ * arbiter (dr_share.c) where the guest's DR0-3 are the same hardware. */
 #include "debug/debug_int.h"
 
 #include <inttypes.h>

@@ -9,10 +9,11 @@
  * on the client's thread), vcpu.c (the only door to a vCPU's registers:
  * get/put by part, one cache), state.c (gdb's view of them, caps),
  * step.c (the shadow trap flag around engine steps), break.c, catch.c
- * (exceptions and port/MSR/CR accesses), mem.c; inspect.c (its own
- * header) writes the system state as text for the monitor. The engine's
- * capabilities are probed once, by debug_create(), so no step waits for
- * a probe.
+ * (exceptions and port/MSR/CR accesses), mem.c, dr_share.c (DR0-3 shared
+ * with the guest where the engine has one set per vCPU); inspect.c (its
+ * own header) writes the system state as text for the monitor. The
+ * engine's capabilities are probed once, by debug_create(), so no step
+ * waits for a probe.
  *
  * Threads: vCPU threads enter through the vm_debug_hooks that
  * debug_create() installs; one client thread (the gdbserver) calls
@@ -146,12 +147,15 @@ int debug_sw_insert(struct debug *d, unsigned vcpu, uint64_t addr, bool phys, st
  * in the other one. A hit is recognised by the physical byte its int3
  * sits on, whichever alias the vCPU ran it through. */
 int debug_sw_remove(struct debug *d, uint64_t addr, bool phys, struct err *e);
-/* Hardware execution breakpoint on every vCPU. -ENOSPC when DR0-3 are
- * all taken, -ENOTSUP when the engine has none. */
+/* Hardware execution breakpoint on every vCPU. -ENOSPC when the
+ * debugger's four entries are all taken, -ENOTSUP when the engine has
+ * none. Where the guest shares DR0-3 (dr_share.c) an entry the guest's
+ * slots leave no room for waits until one frees (`monitor info dr`). */
 int debug_hw_insert(struct debug *d, uint64_t addr, struct err *e);
 int debug_hw_remove(struct debug *d, uint64_t addr, struct err *e);
 bool debug_hw_supported(const struct debug *d);
-/* Watchpoints (gdb's Z2 write, Z4 access) on the debugger's own DR0-3 of
+/* Watchpoints (gdb's Z2 write, Z4 access) on the debugger's DR0-3 entries
+ * (its own registers, or slots shared with the guest: dr_share.c) of
  * every vCPU, on guest-linear addresses: [addr, addr+len) is split into
  * the aligned 1/2/4/8-byte pieces x86 can watch, one slot each, sharing
  * the slots with hardware breakpoints (never displacing one) and with
@@ -223,6 +227,11 @@ int debug_mem_read(struct debug *d, unsigned vcpu, uint64_t addr, void *buf, siz
 		   bool phys);
 int debug_mem_write(struct debug *d, unsigned vcpu, uint64_t addr, const void *buf,
 		    size_t len, bool phys);
+
+/* --- debug registers shared with the guest (debug/dr_share.c) --- */
+/* `monitor info dr`: per vCPU, the guest's DR file and what each hardware
+ * slot holds. Returns the text's whole length (snprintf's rule). */
+size_t debug_dr_describe(struct debug *d, char *out, size_t size);
 
 /* --- vCPU state (debug/state.c) --- */
 struct debug_cpu_state {

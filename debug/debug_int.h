@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "debug/debug.h"
+#include "debug/dr_share.h"
 #include "machine/vm.h"
 #include "x86/insn.h"
 
@@ -276,6 +277,8 @@ struct debug {
 	bool step_alone;             /* the resume runs one stepped vCPU, the rest stay parked */
 	struct debug_guard guard;
 
+	struct dr_share share;       /* DR0-3 shared with the guest (dr_share.c) */
+
 	int caps_err;                /* debug_caps_probe()'s result, with caps_e */
 	struct engine_caps caps;
 	struct err caps_e;
@@ -396,6 +399,17 @@ void debug_vcpu_forget(struct debug *d, unsigned vcpu);
 /* The oldest refused write not yet reported: its words into e, -errno;
  * 0 when there is none. */
 int debug_vcpu_take_write_error(struct debug *d, struct err *e);
+
+/* dr_share.c: the debug-register arbiter's glue (see dr_share.h) */
+void debug_dr_share_setup(struct debug *d);
+bool debug_dr_share_learn(struct debug *d, unsigned vcpu);
+void debug_dr_share_load(struct debug *d, unsigned vcpu, struct engine_debug *dbg);
+bool debug_dr_share_route_db(struct debug *d, struct vcpu *vcpu, struct vm_exit *exit);
+bool debug_dr_share_on_exit(struct debug *d, struct vcpu *vcpu, const struct vm_exit *exit);
+void debug_dr_share_refresh(struct debug *d, unsigned vcpu);
+/* A watchpoint piece (hw[] entry) lost its slot to the guest or found
+ * none free: the page-trap watchpoints (debug/watch.c) take it over. */
+void debug_watch_evicted(struct debug *d, unsigned entry);
 
 /* mem.c */
 int debug_translate(struct debug *d, unsigned vcpu, uint64_t gva, uint64_t *gpa);

@@ -342,10 +342,10 @@ int debug_apply_engine(struct debug *d, unsigned vcpu)
 		dbg.dr7 |= DR7_G(n) | rw_len;
 	}
 	pthread_mutex_unlock(&d->lock);
-	if (dbg.dr7) {
+	if (dbg.dr7)
 		dbg.dr7 |= DR7_FIXED1 | DR7_GE;
-		dbg.use_hw_bp = true;
-	}
+	debug_dr_share_load(d, vcpu, &dbg);     /* the union, where the guest shares DR0-3 */
+	dbg.use_hw_bp = dbg.dr7 != 0;
 	/* one ioctl less per vCPU and resume when nothing changed */
 	if (dv->applied_valid && memcmp(&dv->applied, &dbg, sizeof(dbg)) == 0)
 		return 0;
@@ -599,6 +599,7 @@ int debug_resume(struct debug *d, const enum debug_action *actions, struct err *
 void debug_attach(struct debug *d)
 {
 	debug_stop_all(d);
+	debug_dr_share_setup(d);
 	pthread_mutex_lock(&d->lock);
 	for (unsigned i = 0; i < d->nr_vcpus; i++)
 		d->vcpus[i].resumed = true;
@@ -717,6 +718,7 @@ static bool hook_before_run(struct vm *vm, struct vcpu *vcpu, struct vm_exit *ex
 		dv->has_handed_back = false;
 	}
 	pthread_mutex_unlock(&d->lock);
+	debug_dr_share_refresh(d, vcpu->id);
 	return handed;
 }
 
@@ -835,10 +837,15 @@ bool debug_on_access(struct debug *d, struct vcpu *vcpu, const struct vm_exit *e
 	return stop_with(d, vcpu, &ev);
 }
 
-bool debug_on_db(struct debug *d, struct vcpu *vcpu, const struct vm_exit *exit)
+bool debug_on_db(struct debug *d, struct vcpu *vcpu, const struct vm_exit *hw_exit)
 {
 	struct debug_vcpu *dv = &d->vcpus[vcpu->id];
-	struct debug_event ev = { .vcpu = vcpu->id, .addr = exit->db.pc };
+	struct debug_event ev = { .vcpu = vcpu->id, .addr = hw_exit->db.pc };
+	/* the guest's part goes to the guest; DR6 by the debugger's entries */
+	struct vm_exit routed = *hw_exit;
+	const struct vm_exit *exit = &routed;
+	if (debug_dr_share_route_db(d, vcpu, &routed))
+		return true;
 
 	pthread_mutex_lock(&d->lock);
 	enum debug_step step = dv->step;
@@ -891,6 +898,8 @@ static bool hook_on_exit(struct vm *vm, struct vcpu *vcpu, struct vm_exit *exit)
 {
 	struct debug *d = vm->debug;
 
+	if (debug_dr_share_on_exit(d, vcpu, exit))
+		return true;
 	switch (exit->reason) {
 	case VM_EXIT_BPT:
 		return debug_on_bpt(d, vcpu, exit->bpt.pc);

@@ -151,6 +151,23 @@ static const char *watchpoints(struct debug *d)
 	       "reply; `set can-use-hw-watchpoints 0` makes gdb single-step (fast in vmdb)";
 }
 
+/* Whose DR0-3 the debugger's slots are, and how the guest's use is seen. */
+static const char *dr_sharing(struct debug *d)
+{
+	debug_dr_share_setup(d);
+	if (!d->share.on)
+		return "the debugger's own set per vCPU; the guest's DR0-3 stay all its own";
+	if (d->share.precise)
+		return "one set per vCPU shared with the guest (guest first, monitor info dr); "
+		       "the guest's MOV DR exits, so its use is learned as it happens";
+	return "one set per vCPU shared with the guest (guest first, monitor info dr); the "
+	       "host does not trap guest MOV DR under DR7.GD, so its use is learned at every "
+	       "exit and stop (one KVM_GET_DEBUGREGS per exit while the debugger holds slots): "
+	       "a guest write to DR0-3/DR7 takes effect in the hardware only at that vCPU's "
+	       "next exit, and the guest's DR7.GD is not honoured while the debugger holds "
+	       "slots";
+}
+
 /* How a stepi is made, and how the guest's own trap flag is kept. */
 static const char *stepping(struct debug *d)
 {
@@ -185,6 +202,7 @@ size_t debug_mechanisms(struct debug *d, char *out, size_t size)
 		 "single-step: %s\n"
 		 "hardware breakpoints: %s\n"
 		 "watchpoints: %s\n"
+		 "debug registers: %s\n"
 		 "exception catch (monitor catch): a breakpoint on the first instruction of the "
 		 "handler each vCPU's IDT gate names (%s), IDTs re-read at every resume; "
 		 "the stop comes at the handler, after the exception was delivered%s\n"
@@ -192,7 +210,7 @@ size_t debug_mechanisms(struct debug *d, char *out, size_t size)
 		 step ? stepping(d) : "not available on this engine",
 		 step ? "DR0-DR3 execution breakpoints loaded into every vCPU by the engine"
 		      : "not available on this engine",
-		 watchpoints(d),
+		 watchpoints(d), dr_sharing(d),
 		 step ? "a free DR0-DR3 slot, else int3" : "int3",
 		 catching);
 	return n < 0 ? 0 : (size_t)n;

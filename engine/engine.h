@@ -177,6 +177,8 @@ struct engine_caps {
 	bool hw_exec_bp;
 	bool hw_data_bp;
 	bool gd_trap;          /* DR7.GD makes guest MOV DR exit */
+	bool shared_dr;        /* one DR0-3 set per vCPU: the debugger's hardware
+				* breakpoints displace the guest's (debug/dr_share.c) */
 	bool readonly_mem;
 	bool irqchip;          /* in-kernel LAPIC/IOAPIC/PIC/PIT */
 	bool step_keeps_guest_tf; /* single_step leaves the guest's own RFLAGS.TF, its

@@ -60,6 +60,8 @@ static int mon_help(struct gdb_server *s, const char *arg)
 		     "                   off: the engine's block (KVM_GUESTDBG_BLOCKIRQ), vmdb\n"
 		     "                   masking the guest's IF, or auto (the first if present)\n"
 		     "  info sstep       the stepping modes and what the step engine did\n"
+		     "  info dr          per vCPU: the guest's own DR0-3/DR6/DR7 and what each\n"
+		     "                   hardware slot holds (guest, gdb, waiting)\n"
 		     "  msr read N | msr write N VALUE  the current vCPU's MSR N (0xc0000082 ...)\n"
 		     "  gva2gpa ADDR     the guest-physical address ADDR maps to (current vCPU)\n"
 		     "  info mem         the current vCPU's mappings: ranges with their rights\n"
@@ -148,6 +150,18 @@ static int mon_info_sstep(struct gdb_server *s, const char *arg)
 	(void)arg;
 	debug_sstep_describe(s->dbg, text, sizeof(text));
 	mon_print(s, "%s", text);
+	return 0;
+}
+
+static int mon_info_dr(struct gdb_server *s, const char *arg)
+{
+	(void)arg;
+	size_t len = debug_dr_describe(s->dbg, NULL, 0) + 1;
+	char *text = malloc(len);
+	if (text)
+		debug_dr_describe(s->dbg, text, len);
+	mon_print(s, "%s", text ? text : "(out of memory)\n");
+	free(text);
 	return 0;
 }
 
@@ -270,6 +284,7 @@ static const struct {
 	{ "info vcpus", mon_info_vcpus },
 	{ "info caps", mon_info_caps },
 	{ "info sstep", mon_info_sstep },
+	{ "info dr", mon_info_dr },
 	{ "sstep", mon_sstep },
 	{ "phys", mon_phys },
 	{ "catch", mon_catch },

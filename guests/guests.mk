@@ -101,6 +101,10 @@ guests: $(GUEST_OUT)/dbg_regs.elf $(GUEST_OUT)/dbg_step.elf
 # stepped by gdb (tests/test_sdm_debug.py).
 guests: $(GUEST_OUT)/sdm_debug.elf
 .SECONDARY: $(GUEST_OUT)/sdm_debug.o
+# The guest's own DR0-3 while gdb holds hardware breakpoints too
+# (tests/test_dr_share.py).
+guests: $(GUEST_OUT)/dr_share.elf
+.SECONDARY: $(GUEST_OUT)/dr_share.o
 
 # Ring-0 instructions this
 # host's KVM cannot emulate, checked from inside (tests/test_kvm_fallback.py).

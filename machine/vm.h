@@ -27,6 +27,7 @@ enum vm_cpu_model { VM_CPU_INTEL = 0, VM_CPU_AMD };
 struct vm_config {
 	const char *engine;         /* "kvm" */
 	enum vm_cpu_model cpu;      /* --cpu, default intel */
+	bool shared_dr;             /* --shared-dr: emu has one DR set per vCPU, as KVM */
 	unsigned nr_vcpus;
 	uint64_t mem_size;
 	enum serial_kind serial;

@@ -134,6 +134,14 @@ static bool debugger_hw(const struct emu_cpu *cpu)
 	return cpu->debugger.use_hw_bp && (cpu->debugger.dr7 & DR7_ENABLES);
 }
 
+/* --cpu MODEL,shared-dr while the debugger loads registers: they are the
+ * vCPU's one set (the union the debug core built from the guest's and its
+ * own, as KVM has), and the guest's file is only what the guest reads. */
+static bool shared_hw(const struct emu_cpu *cpu)
+{
+	return cpu->vcpu && cpu->vcpu->vm && cpu->vcpu->vm->cfg.shared_dr && debugger_hw(cpu);
+}
+
 /* Keep emu_dbg_armed() one load and a test on the hot path. */
 static void recompute(struct emu_cpu *cpu)
 {
@@ -282,6 +290,17 @@ bool emu_dbg_before_insn(struct emu_cpu *cpu, uint64_t lin)
 			return true;
 		}
 	}
+	if (shared_hw(cpu)) {
+		/* one set: RF and the MOV SS shadow suppress all of it */
+		if ((cpu->rflags & RFLAGS_RF) || (cpu->interrupt_shadow & EMU_SHADOW_MOVSS))
+			return false;
+		uint64_t bits = match_exec(cpu->debugger.db, cpu->debugger.dr7, lin);
+		if (!bits)
+			return false;
+		fill_db_exit(&cpu->exit, cpu, lin, bits, 0);
+		mark_stop(cpu, lin);
+		return true;
+	}
 	if (debugger_exec_bp(cpu, lin))
 		return true;
 	/* RF, and the MOV SS shadow (SDM 17.3.1.1), suppress the guest's
@@ -294,7 +313,9 @@ bool emu_dbg_before_insn(struct emu_cpu *cpu, uint64_t lin)
 
 void emu_dbg_mem(struct emu_cpu *cpu, uint64_t linear, unsigned len, bool is_write)
 {
-	cpu->dbg.hit |= match_access(cpu->dr.db, cpu->dr.dr7, DR7_RW_ACCESS, linear, len, is_write);
+	if (!shared_hw(cpu))
+		cpu->dbg.hit |= match_access(cpu->dr.db, cpu->dr.dr7, DR7_RW_ACCESS, linear, len,
+					     is_write);
 	if (debugger_hw(cpu))
 		cpu->dbg.hit_hw |= match_access(cpu->debugger.db, cpu->debugger.dr7, DR7_RW_ACCESS,
 						linear, len, is_write);
@@ -304,7 +325,8 @@ void emu_dbg_io(struct emu_cpu *cpu, uint16_t port, unsigned len)
 {
 	if (!(cpu->sregs.cr4 & CR4_DE))
 		return;
-	cpu->dbg.hit |= match_access(cpu->dr.db, cpu->dr.dr7, DR7_RW_IO, port, len, false);
+	if (!shared_hw(cpu))
+		cpu->dbg.hit |= match_access(cpu->dr.db, cpu->dr.dr7, DR7_RW_IO, port, len, false);
 	if (debugger_hw(cpu))
 		cpu->dbg.hit_hw |= match_access(cpu->debugger.db, cpu->debugger.dr7, DR7_RW_IO,
 						port, len, false);

@@ -105,6 +105,13 @@
  *   instruction of a handler when an event was delivered at the boundary
  *   (seen as RIP moving without an instruction). --cpu amd: TF owned by
  *   the engine as above; exits after each instruction that began with it.
+ * - --cpu MODEL,shared-dr (vm->cfg.shared_dr) models KVM's one set per
+ *   vCPU: while the debugger loads registers they are the hardware (the
+ *   union debug/dr_share.c builds of the guest's and its own), the guest's
+ *   file is only what MOV DR reads and writes and matches nothing, RF and
+ *   the MOV SS shadow suppress every instruction breakpoint of the set,
+ *   and every match exits (VM_EXIT_DB, db.dr6 by hardware slot); with
+ *   nothing loaded the guest's file is the hardware, as without the option.
  * - The guest's own #DB with engine_debug.intercept_db: DR6/DR7 updated as
  *   delivery would, not delivered; VM_EXIT_DB with db.guest_dr6 = its bits
  *   (db.dr6 = the debugger's bits, 0 if none). Reflect it with

@@ -158,6 +158,16 @@ int kvm_op_set_state(struct vcpu *vcpu, unsigned mask, const struct x86_state *s
 
 /* kvm_debug.c */
 int kvm_op_set_debug(struct vcpu *vcpu, const struct engine_debug *dbg);
+struct kvm_mov_dr {
+	uint8_t dr, gpr;         /* DR number (8-15 with REX.R), x86 register number */
+	bool to_dr;              /* MOV DRn, reg */
+};
+unsigned kvm_mov_dr_decode(const uint8_t *buf, unsigned len, bool long64, struct kvm_mov_dr *m);
+/* A debug exit with DR6.BD under intercept_mov_dr: the MOV DR it stopped
+ * is done on the guest's own file and *exit becomes VM_EXIT_MOV_DR (or
+ * NONE when the MOV faulted, its exception injected); false: it stays
+ * the #DB it is (the guest's own DR7.GD). */
+bool kvm_mov_dr_exit(struct vcpu *vcpu, struct vm_exit *exit);
 int kvm_op_inject_exception(struct vcpu *vcpu, uint8_t vector, bool has_error_code,
 			    uint32_t error_code);
 

@@ -446,6 +446,7 @@ static void probe_set_caps(struct engine_caps *caps, const struct probe_finding 
 	caps->hw_exec_bp = f[2].present;
 	caps->hw_data_bp = f[3].present;
 	caps->gd_trap = f[4].present;
+	caps->shared_dr = true;      /* KVM_SET_GUEST_DEBUG loads the guest's DR0-3 slots */
 	caps->readonly_mem = f[5].present;
 	caps->irqchip = f[6].present;
 }

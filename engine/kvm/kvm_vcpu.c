@@ -437,6 +437,8 @@ static int kvm_run_exit(struct vcpu *vcpu, struct vm_exit *exit)
 		return 0;
 	for (;;) {
 		int r = kvm_run_once(v, exit);
+		if (r == 0 && exit->reason == VM_EXIT_DB && (exit->db.dr6 & DR6_BD))
+			kvm_mov_dr_exit(vcpu, exit);      /* a MOV DR under our DR7.GD */
 		if (r < 0 || !kvm_fallback_handled(vcpu, exit))
 			return r;
 	}

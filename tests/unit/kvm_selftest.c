@@ -501,6 +501,37 @@ static void test_cpuid_timing_leaf(struct kvm_tiny_guest *g)
 	CHECK_EQ(regs.rbx, 1000000);
 }
 
+/* The guest MOV DR that a host trapping DR7.GD stops (kvm_mov_dr_exit):
+ * 0F 21 reads, 0F 23 writes, REX.R names DR8+, REX.B r8+, REX only in
+ * 64-bit mode, prefixes skipped, anything else refused. */
+static void test_mov_dr_decode(struct kvm_tiny_guest *unused)
+{
+	(void)unused;
+	struct kvm_mov_dr m;
+	static const uint8_t rd7_rax[] = { 0x0f, 0x21, 0xf8 };
+	static const uint8_t wr0_r9[] = { 0x41, 0x0f, 0x23, 0xc1 };
+	static const uint8_t wr8_rax[] = { 0x44, 0x0f, 0x23, 0xc0 };
+	static const uint8_t rd6_rsi_prefixed[] = { 0x66, 0x0f, 0x21, 0xf6 };
+	static const uint8_t not_mov[] = { 0x0f, 0x20, 0xc0 };
+
+	CHECK_EQ(kvm_mov_dr_decode(rd7_rax, sizeof(rd7_rax), true, &m), 3);
+	CHECK_EQ(m.dr, 7);
+	CHECK_EQ(m.gpr, 0);
+	CHECK_EQ(m.to_dr, false);
+	CHECK_EQ(kvm_mov_dr_decode(wr0_r9, sizeof(wr0_r9), true, &m), 4);
+	CHECK_EQ(m.dr, 0);
+	CHECK_EQ(m.gpr, 9);
+	CHECK_EQ(m.to_dr, true);
+	CHECK_EQ(kvm_mov_dr_decode(wr8_rax, sizeof(wr8_rax), true, &m), 4);
+	CHECK_EQ(m.dr, 8);
+	CHECK_EQ(kvm_mov_dr_decode(wr0_r9, sizeof(wr0_r9), false, &m), 0);
+	CHECK_EQ(kvm_mov_dr_decode(rd6_rsi_prefixed, sizeof(rd6_rsi_prefixed), false, &m), 4);
+	CHECK_EQ(m.dr, 6);
+	CHECK_EQ(m.gpr, 6);
+	CHECK_EQ(kvm_mov_dr_decode(not_mov, sizeof(not_mov), true, &m), 0);
+	CHECK_EQ(kvm_mov_dr_decode(rd7_rax, 2, true, &m), 0);
+}
+
 static const struct {
 	const char *name;
 	void (*fn)(struct kvm_tiny_guest *g);
@@ -521,6 +552,7 @@ static const struct {
 	{ "#BP injected after INT3", test_inject_bp_after_int3 },
 	{ "#GP injected with error code", test_inject_gp },
 	{ "probe", test_probe },
+	{ "MOV DR decoded for the GD trap", test_mov_dr_decode },
 };
 
 int main(void)
