@@ -64,6 +64,9 @@ struct vm_exit {
 			 * guest by engine_debug.intercept_db: the DR6 bits it
 			 * raised (0 = none); reflect with inject_exception */
 			uint64_t guest_dr6;
+			/* a watched range (engine_ops.set_watch) this
+			 * instruction touched: its id + 1; 0 = none */
+			uint32_t watch;
 		} db;
 		struct {
 			uint64_t pc;         /* address of the INT3 byte */
@@ -125,6 +128,16 @@ struct engine_debug {
 	bool intercept_mov_dr; /* guest MOV DR exits VM_EXIT_MOV_DR after it was emulated */
 };
 
+/* A guest range whose accesses the engine reports (engine_ops.set_watch).
+ * It lies within one 4 KiB page: the debug core splits longer ones. */
+struct engine_watch {
+	uint64_t linear;     /* its first byte's linear address */
+	uint64_t gpa;        /* where that byte is now, through the page tables */
+	uint32_t len;        /* 1..4096, not crossing a page */
+	bool read, write;    /* the accesses it reports */
+	uint32_t id;         /* given back as vm_exit.db.watch = id + 1 */
+};
+
 /* One probe finding: "name: yes/no (how)". */
 struct engine_feature {
 	const char *name;
@@ -143,6 +156,8 @@ struct engine_caps {
 	bool hw_data_bp;
 	bool gd_trap;          /* DR7.GD makes guest MOV DR exit */
 	bool readonly_mem;
+	bool watch_linear;     /* set_watch matches every access by linear address (exact);
+				* otherwise it traps the pages at engine_watch.gpa */
 	bool irqchip;          /* in-kernel LAPIC/IOAPIC/PIC/PIT */
 	bool step_keeps_guest_tf; /* single_step leaves the guest's own RFLAGS.TF, its
 				   * images and its traps exact: no shadow needed */
@@ -216,6 +231,15 @@ struct engine_ops {
 	 * it refuses the value (WRMSR would #GP); the guest sees no fault. */
 	int (*msr_get)(struct vcpu *vcpu, uint32_t msr, uint64_t *value);
 	int (*msr_set)(struct vcpu *vcpu, uint32_t msr, uint64_t value);
+	/* Report every access to these ranges (the list replaces the last
+	 * one; n = 0 ends watching) as VM_EXIT_DB with db.watch, after the
+	 * accessing instruction (or REP iteration). By linear address where
+	 * caps.watch_linear, else by trapping the guest-physical pages (the
+	 * other accesses to them run on). The debugger's own accesses to
+	 * guest memory are not reported. Called with every vCPU out of run().
+	 * NULL: the engine cannot. */
+	int (*set_watch)(struct vm *vm, const struct engine_watch *w, unsigned n,
+			 struct err *e);
 	/* Deliver exception `vector` to the guest on its next run. */
 	int (*inject_exception)(struct vcpu *vcpu, uint8_t vector, bool has_error_code,
 				uint32_t error_code);

@@ -60,6 +60,7 @@ static int mon_help(struct gdb_server *s, const char *arg)
 		     "                   off: the engine's block (KVM_GUESTDBG_BLOCKIRQ), vmdb\n"
 		     "                   masking the guest's IF, or auto (the first if present)\n"
 		     "  info sstep       the stepping modes and what the step engine did\n"
+		     "  info watchpoints every watchpoint and where it lives (DRn, page trap, ...)\n"
 		     "  msr read N | msr write N VALUE  the current vCPU's MSR N (0xc0000082 ...)\n");
 	return 0;
 }
@@ -132,6 +133,15 @@ static int mon_info_sstep(struct gdb_server *s, const char *arg)
 	char text[1024];
 	(void)arg;
 	debug_sstep_describe(s->dbg, text, sizeof(text));
+	mon_print(s, "%s", text);
+	return 0;
+}
+
+static int mon_info_watchpoints(struct gdb_server *s, const char *arg)
+{
+	char text[8192];
+	(void)arg;
+	debug_watch_describe(s->dbg, text, sizeof(text));
 	mon_print(s, "%s", text);
 	return 0;
 }
@@ -299,6 +309,7 @@ static const struct {
 	{ "info vcpus", mon_info_vcpus },
 	{ "info caps", mon_info_caps },
 	{ "info sstep", mon_info_sstep },
+	{ "info watchpoints", mon_info_watchpoints },
 	{ "sstep", mon_sstep },
 	{ "phys", mon_phys },
 	{ "catch", mon_catch },

@@ -424,6 +424,7 @@ static void emu_vm_free(struct emu_vm *evm)
 	emu_dcache_destroy(evm);
 	emu_blocks_destroy(evm);
 	emu_vm_fini(evm);
+	free(evm->watch);
 	free(evm);
 }
 
@@ -685,6 +686,26 @@ static int emu_op_set_debug(struct vcpu *vcpu, const struct engine_debug *dbg)
 	return emu_dbg_set_debug(cpu_of(vcpu), dbg);
 }
 
+/* emu sees every access: the ranges are matched by linear address in
+ * emu_debug.c, exactly, whatever their number. */
+static int emu_op_set_watch(struct vm *vm, const struct engine_watch *w, unsigned n,
+			    struct err *e)
+{
+	struct emu_vm *evm = evm_of(vm);
+	struct engine_watch *copy = NULL;
+	if (n && !(copy = malloc(n * sizeof(*copy))))
+		return err_set(e, ENOMEM, "out of memory for %u watched ranges", n);
+	if (n)
+		memcpy(copy, w, n * sizeof(*copy));
+	for (unsigned i = 0; i < evm->nr_cpus; i++)
+		if (evm->cpus[i])
+			emu_dbg_set_watch(evm->cpus[i], copy, n);
+	free(evm->watch);
+	evm->watch = copy;
+	evm->nr_watch = n;
+	return 0;
+}
+
 static int emu_op_inject_exception(struct vcpu *vcpu, uint8_t vector, bool has_error_code,
 				   uint32_t error_code)
 {
@@ -723,6 +744,7 @@ static int emu_op_probe(struct engine_caps *caps, struct err *e)
 	 * TF but emu_debug.c fixes every image itself */
 	caps->step_keeps_guest_tf = true;
 	caps->readonly_mem = false;
+	caps->watch_linear = true;
 	caps->max_vcpus = VM_MAX_VCPUS;
 	probe_feature(caps, "single-step exits", true,
 		      "MTF-like: an exit after every instruction and REP iteration, guest TF "
@@ -774,5 +796,6 @@ const struct engine_ops emu_engine_ops = {
 	.msr_get = emu_op_msr_get,
 	.msr_set = emu_op_msr_set,
 	.set_debug = emu_op_set_debug,
+	.set_watch = emu_op_set_watch,
 	.inject_exception = emu_op_inject_exception,
 };
