@@ -18,6 +18,7 @@ const struct engine_ops kvm_engine_ops = {
 	.set_state = kvm_op_set_state,
 	.get_run_state = kvm_op_get_run_state,
 	.set_debug = kvm_op_set_debug,
+	.set_watch = kvm_op_set_watch,
 	.msr_get = kvm_op_get_msr,
 	.msr_set = kvm_op_set_msr,
 	.inject_exception = kvm_op_inject_exception,
