@@ -316,8 +316,29 @@ static const char *kind_name(enum debug_watch_kind kind)
 	return kind == DEBUG_WATCH_WRITE ? "write" : kind == DEBUG_WATCH_READ ? "read" : "access";
 }
 
-static int describe_home(struct debug *d, const struct debug_watch *w, char *out, size_t size)
+/* A page trap that unmaps: a read/access watchpoint's, or a write
+ * watchpoint's page that one of those shares (the engine traps the page
+ * once, for every access). */
+static bool page_unmapped_locked(struct debug *d, unsigned id)
 {
+	if (d->watch[id].kind != DEBUG_WATCH_WRITE)
+		return true;
+	for (unsigned i = 0; i < d->nr_watch_ranges; i++) {
+		const struct engine_watch *mine = &d->watch_ranges[i];
+		if (mine->id != id)
+			continue;
+		for (unsigned j = 0; j < d->nr_watch_ranges; j++) {
+			const struct engine_watch *o = &d->watch_ranges[j];
+			if (o->read && (o->gpa >> 12) == (mine->gpa >> 12))
+				return true;
+		}
+	}
+	return false;
+}
+
+static int describe_home(struct debug *d, unsigned id, char *out, size_t size)
+{
+	const struct debug_watch *w = &d->watch[id];
 	if (w->home == DEBUG_WATCH_SLOTS) {
 		char regs[16] = "";
 		unsigned mask = debug_watch_slots_of_locked(d, slot_rw(w->kind), w->addr, w->len);
@@ -329,8 +350,8 @@ static int describe_home(struct debug *d, const struct debug_watch *w, char *out
 		return snprintf(out, size, "%s on all vCPUs", regs);
 	}
 	const char *how = engine_linear(d) ? "engine access check (exact, by linear address)" :
-		w->kind == DEBUG_WATCH_WRITE ? "page trap (page write-protected)" :
-		"page trap (page unmapped)";
+		page_unmapped_locked(d, id) ? "page trap (page unmapped)" :
+		"page trap (page write-protected)";
 	if (w->mapped == w->pages)
 		return snprintf(out, size, "%s%s", how, w->evicted ? ", moved out of DR0-3" : "");
 	if (w->mapped == 0)
@@ -353,7 +374,7 @@ void debug_watch_describe(struct debug *d, char *out, size_t size)
 		n += (size_t)snprintf(out + n, size - n, "%-6s %" PRIu64 " byte%s at 0x%" PRIx64 ": ",
 				      kind_name(w->kind), w->len, w->len == 1 ? "" : "s", w->addr);
 		if (n < size)
-			n += (size_t)describe_home(d, w, out + n, size - n);
+			n += (size_t)describe_home(d, i, out + n, size - n);
 		if (n < size)
 			n += (size_t)snprintf(out + n, size - n, "\n");
 	}
