@@ -286,6 +286,9 @@ struct debug {
 	struct engine_watch *watch_ranges;
 	unsigned nr_watch_ranges;
 	bool watch_dirty;            /* a change not yet handed to the engine */
+	/* debug_watch_describe's lines at the last resume: gdb takes its
+	 * watchpoints out at every stop, so its user asks about these */
+	char watch_last[4096];
 
 	uint32_t catch_mask;         /* vectors the client asked to catch */
 	bool catch_dirty;            /* a catch breakpoint was taken away: re-arm */

@@ -159,16 +159,25 @@ static int sync_engine(struct debug *d, struct err *e)
 	return rc;
 }
 
+static size_t describe_locked(struct debug *d, char *out, size_t size);
+
 void debug_watch_sync(struct debug *d)
 {
 	struct err e = { 0 };
 	pthread_mutex_lock(&d->lock);
-	bool any = d->watch_dirty || d->nr_watch_ranges > 0;
-	for (unsigned i = 0; !any && i < DEBUG_MAX_WATCH; i++)
-		any = d->watch[i].home == DEBUG_WATCH_ENGINE;
+	bool engine = d->watch_dirty || d->nr_watch_ranges > 0, any = false;
+	for (unsigned i = 0; i < DEBUG_MAX_WATCH; i++) {
+		engine |= d->watch[i].home == DEBUG_WATCH_ENGINE;
+		any |= d->watch[i].home != DEBUG_WATCH_FREE;
+	}
 	pthread_mutex_unlock(&d->lock);
-	if (any && sync_engine(d, &e) < 0)
+	if (engine && sync_engine(d, &e) < 0)
 		fprintf(stderr, "vmdb: watchpoints: %s\n", e.msg);
+	pthread_mutex_lock(&d->lock);
+	d->watch_last[0] = '\0';
+	if (any)
+		describe_locked(d, d->watch_last, sizeof(d->watch_last));
+	pthread_mutex_unlock(&d->lock);
 }
 
 /* DR0-3 first where they work: no trap, no exit but the hit. */
@@ -360,12 +369,11 @@ static int describe_home(struct debug *d, unsigned id, char *out, size_t size)
 			w->pages - w->mapped, w->pages);
 }
 
-void debug_watch_describe(struct debug *d, char *out, size_t size)
+/* One line per watchpoint; returns how many there are. */
+static size_t describe_locked(struct debug *d, char *out, size_t size)
 {
-	size_t n = 0;
-	unsigned count = 0;
+	size_t n = 0, count = 0;
 	out[0] = '\0';
-	pthread_mutex_lock(&d->lock);
 	for (unsigned i = 0; i < DEBUG_MAX_WATCH && n < size; i++) {
 		const struct debug_watch *w = &d->watch[i];
 		if (w->home == DEBUG_WATCH_FREE)
@@ -378,7 +386,18 @@ void debug_watch_describe(struct debug *d, char *out, size_t size)
 		if (n < size)
 			n += (size_t)snprintf(out + n, size - n, "\n");
 	}
-	if (count == 0)
-		snprintf(out, size, "no watchpoints\n");
+	return count;
+}
+
+void debug_watch_describe(struct debug *d, char *out, size_t size)
+{
+	pthread_mutex_lock(&d->lock);
+	if (describe_locked(d, out, size) == 0) {
+		if (d->watch_last[0])
+			snprintf(out, size, "none inserted now (gdb inserts its own only while the "
+				 "guest runs); while it last ran:\n%s", d->watch_last);
+		else
+			snprintf(out, size, "no watchpoints\n");
+	}
 	pthread_mutex_unlock(&d->lock);
 }
