@@ -113,6 +113,10 @@ def test_raw_where_watchpoints_live(start_vmdb, guest, free_port, engine):
     assert lines[5] == "read   8 bytes at 0x%x: %s" % (
         wp + 0x28, "engine access check (exact, by linear address)" if engine == "emu"
         else "page trap (page unmapped)"), text
+    # the debugger's own writes to trapped pages are not reported and land
+    assert c.request("M%x,1:5a" % (wp + 0x38)) == b"OK"          # page 0, no watchpoint
+    assert c.request("M%x,1:11" % (wp + 1)) == b"OK"             # b1 itself
+    assert c.request("m%x,1" % (wp + 0x38)) == b"5a"
     # the write to wp.lead (same page, no watchpoint) runs on; b1 stops
     stop = c.request("vCont;c")
     assert stop.startswith(b"T05watch:%x;thread:1;" % (wp + 1)), stop
@@ -131,3 +135,4 @@ def test_raw_where_watchpoints_live(start_vmdb, guest, free_port, engine):
     assert c.request("vCont;c") == b"W01", vm.serial_text()
     vm.wait(30)
     assert "SUMMARY: 27 checks, 0 failed" in vm.serial_text()
+    assert "byte 0x38 0x5a" in vm.serial_text()
