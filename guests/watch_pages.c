@@ -14,8 +14,14 @@
  *   watchpoint) then read, a4 read then written.
  * Then, with --smp 4, the APs write percpu[id] one after the other (AP k
  * waits for wp_turn == k, in memory outside wp), at wp_after_percpu.
+ * Last, the remap: WP_REMAP_VA (a PML4 slot of its own) maps page A;
+ * wp_remap_ready(), a store of 1 to WP_REMAP_VA (wp_after_va_a), the page
+ * now maps B (PTE and INVLPG), wp_remapped(), a store of 2 to A through its
+ * own address (nothing watches that), a store of 3 to WP_REMAP_VA
+ * (wp_after_va_b): a watchpoint on WP_REMAP_VA follows it to B.
  * Everything written is read back and checked; exit 0 when all is right.
  * The byte at wp+0x38, which only a debugger writes, is printed at the end. */
+#include "guests/rt/io.h"
 #include "guests/rt/report.h"
 #include "guests/rt/serial.h"
 #include "guests/rt/smp.h"
@@ -83,6 +89,45 @@ GDB_FN void wp_sequence(void)
 		::: "rax", "rsi", "rdi", "memory");
 }
 
+#define WP_REMAP_VA 0x8000000000ull        /* PML4 slot 1 */
+#define PT_PW 0x3ull                        /* present, writable */
+
+static uint64_t rm_pdpt[512] __attribute__((aligned(4096)));
+static uint64_t rm_pd[512] __attribute__((aligned(4096)));
+static uint64_t rm_pt[512] __attribute__((aligned(4096)));
+static volatile uint64_t rm_a[512] __attribute__((aligned(4096)));
+static volatile uint64_t rm_b[512] __attribute__((aligned(4096)));
+
+GDB_FN void wp_remap_ready(void)
+{
+	__asm__ volatile("" ::: "memory");
+}
+
+GDB_FN void wp_remapped(void)
+{
+	__asm__ volatile("" ::: "memory");
+}
+
+
+static void remap_phase(void)
+{
+	uint64_t *pml4 = (uint64_t *)(read_cr3() & ~0xfffull);
+	rm_pt[0] = (uintptr_t)rm_a | PT_PW;
+	rm_pd[0] = (uintptr_t)rm_pt | PT_PW;
+	rm_pdpt[0] = (uintptr_t)rm_pd | PT_PW;
+	pml4[(WP_REMAP_VA >> 39) & 511] = (uintptr_t)rm_pdpt | PT_PW;
+	__asm__ volatile("mov %0, %%cr3" :: "r"(read_cr3()) : "memory");
+	wp_remap_ready();
+	__asm__ volatile("movq $1, (%0)\n" AFTER(va_a) :: "r"(WP_REMAP_VA) : "memory");
+	rm_pt[0] = (uintptr_t)rm_b | PT_PW;
+	__asm__ volatile("invlpg (%0)" :: "r"(WP_REMAP_VA) : "memory");
+	wp_remapped();
+	rm_a[0] = 2;
+	__asm__ volatile("movq $3, (%0)\n" AFTER(va_b) :: "r"(WP_REMAP_VA) : "memory");
+	expect_eq(rm_a[0], 2, "page A");
+	expect_eq(rm_b[0], 3, "page B");
+}
+
 GDB_FN void wp_smp_phase(void)
 {
 	__asm__ volatile("" ::: "memory");
@@ -134,6 +179,7 @@ int main(void)
 	smp_run_on_all(percpu_write, 0);
 	for (unsigned id = 1; id < up && id < 4; id++)
 		expect_eq(wp.percpu[id], 0x100 + id, "percpu");
+	remap_phase();
 	/* 0x5a when the debugger wrote it while the page was trapped */
 	printf("watch_pages: %u CPUs, byte 0x38 0x%x\n", up, wp.pad0[0x38 - 0x34]);
 	return report_summary();

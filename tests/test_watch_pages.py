@@ -79,7 +79,7 @@ def test_watch_every_shape_and_vcpu(start_vmdb, guest, free_port, engine):
     assert "exited with code 01" in out, out
     assert vm.wait(30) == 1
     text = vm.serial_text()
-    assert "SUMMARY: 30 checks, 0 failed" in text, text
+    assert "SUMMARY: 32 checks, 0 failed" in text, text
 
 
 def test_raw_where_watchpoints_live(start_vmdb, guest, free_port, engine):
@@ -132,7 +132,24 @@ def test_raw_where_watchpoints_live(start_vmdb, guest, free_port, engine):
     text, reply = monitor(c, "info watchpoints")
     assert text.startswith("none inserted now"), text
     assert c.request("z0,%x,1" % symbol(elf, "wp_start")) == b"OK"
+    # a watchpoint left in while the guest remaps its page follows the
+    # virtual address from the next resume on (kvm: translated again)
+    va = 0x8000000000
+    ready, remapped = symbol(elf, "wp_remap_ready"), symbol(elf, "wp_remapped")
+    assert c.request("Z0,%x,1" % ready) == b"OK"
+    assert c.request("Z0,%x,1" % remapped) == b"OK"
+    assert re.match(rb"T05thread:1;.*swbreak:;", c.request("vCont;c"))
+    assert c.request("Z2,%x,8" % va) == b"OK"
+    stop = c.request("vCont;c")
+    assert stop.startswith(b"T05watch:%x;thread:1;" % va), stop
+    assert c.request("p10") == symbol(elf, "wp_after_va_a").to_bytes(8, "little").hex().encode()
+    assert re.match(rb"T05thread:1;.*swbreak:;", c.request("vCont;c"))     # wp_remapped
+    stop = c.request("vCont;c")        # the store to page A's own address does not stop
+    assert stop.startswith(b"T05watch:%x;thread:1;" % va), stop
+    assert c.request("p10") == symbol(elf, "wp_after_va_b").to_bytes(8, "little").hex().encode()
+    for z in ("z2,%x,8" % va, "z0,%x,1" % ready, "z0,%x,1" % remapped):
+        assert c.request(z) == b"OK", z
     assert c.request("vCont;c") == b"W01", vm.serial_text()
     vm.wait(30)
-    assert "SUMMARY: 27 checks, 0 failed" in vm.serial_text()
+    assert "SUMMARY: 29 checks, 0 failed" in vm.serial_text()
     assert "byte 0x38 0x5a" in vm.serial_text()
