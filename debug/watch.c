@@ -12,7 +12,14 @@
  * the watchpoint went in, and again before every resume, so a range the
  * guest remapped follows its virtual address (between a remap and the
  * next stop, the old physical page is still the one watched). A page
- * that does not translate waits, unwatched, until it does. */
+ * that does not translate waits, unwatched, until it does.
+ *
+ * The engine hears of an insertion at once (so that what it cannot take
+ * is refused to the client), of a removal at the next resume: gdb takes
+ * every watchpoint out at each stop and puts it back before resuming, and
+ * then the list compares equal to the engine's and costs nothing (on kvm
+ * each change rebuilds the memory map, after which KVM faults every page
+ * in again). */
 #include "debug/debug_int.h"
 
 #include <inttypes.h>
@@ -138,7 +145,7 @@ static int sync_engine(struct debug *d, struct err *e)
 	if (build_ranges(d, &r, &n) < 0)
 		return err_set(e, ENOMEM, "out of memory for the watched ranges");
 	pthread_mutex_lock(&d->lock);
-	bool same = !d->watch_dirty && n == d->nr_watch_ranges &&
+	bool same = n == d->nr_watch_ranges &&
 		    (n == 0 || memcmp(r, d->watch_ranges, n * sizeof(*r)) == 0);
 	pthread_mutex_unlock(&d->lock);
 	if (same) {
@@ -255,7 +262,7 @@ int debug_watch_remove(struct debug *d, enum debug_watch_kind kind, uint64_t add
 	if (!w)
 		return err_set(e, ENOENT, "no watchpoint on %" PRIu64 " bytes at 0x%" PRIx64, len,
 			       addr);
-	return engine ? sync_engine(d, e) : 0;
+	return 0;
 }
 
 void debug_watch_clear(struct debug *d)

@@ -1067,8 +1067,14 @@ static void test_watch_ranges(void)
 	debug_watch_describe(d, text, sizeof(text));
 	CHECK(strstr(text, "1 of 2 pages waiting: not mapped") != NULL, "described: %s", text);
 
-	CHECK(debug_watch_remove(d, DEBUG_WATCH_WRITE, 0x1ffc, 8, &e) == 0 && nr_watched == 1,
-	      "removed: %u", nr_watched);
+	calls = set_watch_calls;
+	CHECK(debug_watch_remove(d, DEBUG_WATCH_WRITE, 0x1ffc, 8, &e) == 0 &&
+	      set_watch_calls == calls, "removal waits for the resume");
+	CHECK(debug_watch_insert(d, 0, DEBUG_WATCH_WRITE, 0x1ffc, 8, &e) == 0 &&
+	      set_watch_calls == calls, "out and in again (as gdb at a stop): no engine call");
+	CHECK(debug_watch_remove(d, DEBUG_WATCH_WRITE, 0x1ffc, 8, &e) == 0, "out again");
+	debug_watch_sync(d);
+	CHECK(nr_watched == 1, "removed at the resume: %u", nr_watched);
 	CHECK(debug_watch_remove(d, DEBUG_WATCH_WRITE, 0x1ffc, 8, &e) == -ENOENT, "twice");
 	for (unsigned i = 0; i < DEBUG_MAX_WATCH - 1; i++)
 		CHECK(debug_watch_insert(d, 0, DEBUG_WATCH_ACCESS, 0x4000 + i, 1, &e) == 0,
