@@ -391,7 +391,8 @@ void debug_watch_sync(struct debug *d);
 void debug_watch_clear(struct debug *d);
 /* A watchpoint's pieces lost their DR slot (to the guest's own use of
  * the registers): it moves to the engine's watched ranges at the next
- * resume, never silently lost. d->lock held. */
+ * resume, never silently lost, and back into DR0-3 at a later resume
+ * once its pieces fit there again. d->lock held. */
 void debug_watch_evicted_locked(struct debug *d, enum dr7_rw rw, uint64_t addr,
 				uint64_t len);
 

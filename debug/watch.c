@@ -168,10 +168,26 @@ static int sync_engine(struct debug *d, struct err *e)
 
 static size_t describe_locked(struct debug *d, char *out, size_t size);
 
+/* Watchpoints the guest's use of DR0-3 pushed out go back in once their
+ * pieces fit again. */
+static void return_evicted_locked(struct debug *d)
+{
+	for (unsigned i = 0; i < DEBUG_MAX_WATCH; i++) {
+		struct debug_watch *w = &d->watch[i];
+		if (w->home != DEBUG_WATCH_ENGINE || !w->evicted ||
+		    debug_watch_slots_insert_locked(d, slot_rw(w->kind), w->addr, w->len) < 0)
+			continue;
+		w->home = DEBUG_WATCH_SLOTS;
+		w->evicted = false;
+		d->watch_dirty = true;
+	}
+}
+
 void debug_watch_sync(struct debug *d)
 {
 	struct err e = { 0 };
 	pthread_mutex_lock(&d->lock);
+	return_evicted_locked(d);
 	bool engine = d->watch_dirty || d->nr_watch_ranges > 0, any = false;
 	for (unsigned i = 0; i < DEBUG_MAX_WATCH; i++) {
 		engine |= d->watch[i].home == DEBUG_WATCH_ENGINE;

@@ -1085,6 +1085,35 @@ static void test_watch_ranges(void)
 	rig_fini(&r);
 }
 
+/* A watchpoint in DR0-3 that loses its slot (the guest took it) moves to
+ * the engine's watched ranges, and back once the slot is free again. */
+static void test_watch_evicted(void)
+{
+	struct rig r;
+	struct err e = { 0 };
+	rig_init(&r, true);
+	r.vm->engine = &fake_watch_engine;
+	struct debug *d = r.vm->debug;
+	nr_watched = 0;
+	d->caps_done = true;               /* as if probed: data breakpoints fire */
+	d->caps.hw_data_bp = true;
+	CHECK(debug_watch_insert(d, 0, DEBUG_WATCH_WRITE, 0x2000, 8, &e) == 0, "in: %s", e.msg);
+	CHECK(d->hw[0].used && d->hw[0].rw == DR7_RW_WRITE && nr_watched == 0, "in DR0");
+	pthread_mutex_lock(&d->lock);
+	debug_watch_evicted_locked(d, DR7_RW_WRITE, 0x2000, 8);
+	for (unsigned n = 0; n < DEBUG_NR_HW_BP; n++)   /* the guest holds every slot */
+		d->hw[n] = (struct debug_hw_bp){ .used = true, .client = true, .addr = 0x10 + n };
+	pthread_mutex_unlock(&d->lock);
+	debug_watch_sync(d);
+	CHECK(nr_watched == 1 && has_range(0x2000, 0x2000, 8, false, true, 0), "a page trap now");
+	pthread_mutex_lock(&d->lock);
+	memset(d->hw, 0, sizeof(d->hw));
+	pthread_mutex_unlock(&d->lock);
+	debug_watch_sync(d);
+	CHECK(nr_watched == 0 && d->hw[0].used && d->hw[0].addr == 0x2000, "back in DR0");
+	rig_fini(&r);
+}
+
 int main(void)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -1118,6 +1147,7 @@ int main(void)
 	test_end_reported_over_stop();
 	printf("machine end over a stop: done\n");
 	test_watch_ranges();
+	test_watch_evicted();
 	printf("watched ranges: done\n");
 	return check_summary("debug");
 }
