@@ -11,7 +11,8 @@
  *   buf[4] (next to the 3 bytes buf[1..3], no stop) then a 2-byte store
  *   on buf[3..4], cross (8 bytes over the page boundary) written whole,
  *   then only its last byte (second page), r8 written (no stop for a read
- *   watchpoint) then read, a4 read then written.
+ *   watchpoint) then read, a4 read then written, and REP STOSB of 4 bytes
+ *   from wp+0x3c whose last iteration writes pad0[11] (wp+0x3f).
  * Then, with --smp 4, the APs write percpu[id] one after the other (AP k
  * waits for wp_turn == k, in memory outside wp), at wp_after_percpu.
  * Last, the remap: WP_REMAP_VA (a PML4 slot of its own) maps page A;
@@ -86,7 +87,11 @@ GDB_FN void wp_sequence(void)
 		"movl wp+0x30(%%rip), %%eax\n" AFTER(a4r)
 		"movq %%rax, wp_a4_read(%%rip)\n"
 		"movl $0x99, wp+0x30(%%rip)\n" AFTER(a4w)
-		::: "rax", "rsi", "rdi", "memory");
+		"lea wp+0x3c(%%rip), %%rdi\n"
+		"mov $4, %%ecx\n"
+		"mov $5, %%al\n"
+		"rep stosb\n" AFTER(rep)
+		::: "rax", "rcx", "rsi", "rdi", "memory");
 }
 
 #define WP_REMAP_VA 0x8000000000ull        /* PML4 slot 1 */
@@ -165,6 +170,8 @@ static void check_sequence(void)
 	expect_eq(wp_r8_read, 0x77, "r8 as read");
 	expect_eq(wp_a4_read, 0x1234, "a4 as read");
 	expect_eq(wp.a4, 0x99, "a4");
+	for (unsigned i = 8; i < 12; i++)
+		expect_eq(wp.pad0[i], 5, "rep stosb byte");
 }
 
 int main(void)

@@ -3,8 +3,8 @@ on kvm here (whose data breakpoints never fire) as page traps, on emu in
 DR0-3 and then in the engine's exact access check. The guest is
 watch_pages.elf (guests/watch_pages.c): one labelled access after another,
 and a check from inside that every access got its value while its page was
-trapped. One guest run per engine covers the shapes, nine watchpoints at
-once, and writes from several vCPUs; a raw client checks what `monitor
+trapped. One guest run per engine covers the shapes, ten watchpoints at
+once, a string instruction, and writes from several vCPUs; a raw client checks what `monitor
 info watchpoints` says and the stop replies gdb does not show."""
 import re
 
@@ -16,6 +16,7 @@ SHAPES = [
     ("watch", "wp.b1"), ("watch", "wp.w2"), ("watch", "wp.d4"), ("watch", "wp.q8"),
     ("watch", "wp.s16"), ("watch", "*(unsigned char (*)[3])&wp.buf[1]"),
     ("watch", "wp.cross"), ("rwatch", "wp.r8"), ("awatch", "wp.a4"),
+    ("watch", "wp.pad0[11]"),
 ]
 # (label after the access, what gdb prints for it)
 STOPS = [
@@ -34,6 +35,10 @@ STOPS = [
     ("a4r", "Hardware access (read/write) watchpoint 10: wp.a4\n\nValue = 4660\n"),
     ("a4w", "Hardware access (read/write) watchpoint 10: wp.a4\n\nOld value = 4660\n"
             "New value = 153\n"),
+    # the last of four REP STOSB iterations writes it: the stop is after
+    # the whole instruction
+    ("rep", "Hardware watchpoint 11: wp.pad0[11]\n\nOld value = 0 '\\000'\n"
+            "New value = 5 '\\005'\n"),
 ]
 
 
@@ -53,7 +58,7 @@ def test_watch_every_shape_and_vcpu(start_vmdb, guest, free_port, engine):
         else:
             assert seen in out, (label, out)
     # gdb took them out at the stop: vmdb lists them as they were placed
-    listing = out[out.index("none inserted now"):].split("\n")[1:10]
+    listing = out[out.index("none inserted now"):].split("\n")[1:11]
     wp = symbol(elf, "wp")
     homes = {}
     for ln in listing:
@@ -62,7 +67,7 @@ def test_watch_every_shape_and_vcpu(start_vmdb, guest, free_port, engine):
         homes[(m.group(1), int(m.group(2)), int(m.group(3), 16) - wp)] = m.group(4)
     want = [("write", 1, 1), ("write", 2, 2), ("write", 4, 4), ("write", 8, 8),
             ("write", 16, 0x10), ("write", 3, 0x21), ("write", 8, 0xffc), ("read", 8, 0x28),
-            ("access", 4, 0x30)]
+            ("access", 4, 0x30), ("write", 1, 0x3f)]
     assert sorted(homes) == sorted(want), out
     exact = "engine access check (exact, by linear address)"
     if engine == "emu":     # four fit DR0-3, the rest go to the access check
@@ -71,7 +76,7 @@ def test_watch_every_shape_and_vcpu(start_vmdb, guest, free_port, engine):
     else:                   # each shares page 0 with the read watchpoint: unmapped
         assert set(homes.values()) == {"page trap (page unmapped)"}, out
     # three APs wrote their slot in turn: three stops, each by its own vCPU
-    percpu = re.findall(r"Thread (\d+) hit Hardware watchpoint 12: wp.percpu\n\n"
+    percpu = re.findall(r"Thread (\d+) hit Hardware watchpoint \d+: wp.percpu\n\n"
                         r"Old value = \{.*\}\nNew value = \{(.*)\}", out)
     assert [v for _, v in percpu] == ["0, 257, 0, 0", "0, 257, 258, 0",
                                       "0, 257, 258, 259"], out
@@ -79,7 +84,7 @@ def test_watch_every_shape_and_vcpu(start_vmdb, guest, free_port, engine):
     assert "exited with code 01" in out, out
     assert vm.wait(30) == 1
     text = vm.serial_text()
-    assert "SUMMARY: 32 checks, 0 failed" in text, text
+    assert "SUMMARY: 36 checks, 0 failed" in text, text
 
 
 def test_raw_where_watchpoints_live(start_vmdb, guest, free_port, engine):
@@ -151,5 +156,5 @@ def test_raw_where_watchpoints_live(start_vmdb, guest, free_port, engine):
         assert c.request(z) == b"OK", z
     assert c.request("vCont;c") == b"W01", vm.serial_text()
     vm.wait(30)
-    assert "SUMMARY: 29 checks, 0 failed" in vm.serial_text()
+    assert "SUMMARY: 33 checks, 0 failed" in vm.serial_text()
     assert "byte 0x38 0x5a" in vm.serial_text()

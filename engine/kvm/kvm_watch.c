@@ -230,6 +230,58 @@ int kvm_watch_mmio(struct kvm_vcpu_state *v)
 	return 0;
 }
 
+/* A REP string instruction (INS/OUTS/MOVS/CMPS/STOS/LODS/SCAS)? Its
+ * length and address size (16/32/64) into *len and *asize. */
+static bool rep_string(const uint8_t *b, unsigned n, bool long64, bool db, unsigned *len,
+		       unsigned *asize)
+{
+	bool rep = false, addr_override = false;
+	unsigned i = 0;
+	for (; i < n; i++) {
+		uint8_t p = b[i];
+		if (p == 0xf2 || p == 0xf3)
+			rep = true;
+		else if (p == 0x67)
+			addr_override = true;
+		else if (p == 0x66 || p == 0xf0 || p == 0x26 || p == 0x2e || p == 0x36 ||
+			 p == 0x3e || p == 0x64 || p == 0x65 || (long64 && (p & 0xf0) == 0x40))
+			continue;
+		else
+			break;
+	}
+	if (i >= n || !rep)
+		return false;
+	uint8_t op = b[i];
+	if (!((op >= 0x6c && op <= 0x6f) || (op >= 0xa4 && op <= 0xa7) || (op >= 0xaa && op <= 0xaf)))
+		return false;
+	*len = i + 1;
+	*asize = long64 ? (addr_override ? 32 : 64) : ((db != addr_override) ? 32 : 16);
+	return true;
+}
+
+/* KVM's emulator leaves a REP string instruction whose last iteration it
+ * just did with the count at 0 and RIP still on it (it ends it when it
+ * runs it again); a CPU's data breakpoint would trap after it. Do that
+ * last step here, so the stop is after the instruction. */
+static int finish_rep(struct kvm_vcpu_state *v, struct kvm_regs *regs)
+{
+	struct kvm_sregs s;
+	int r = kvm_ioctl(v->fd, KVM_GET_SREGS, &s);
+	if (r < 0)
+		return r;
+	bool long64 = (s.efer & EFER_LMA) && s.cs.l;
+	uint64_t pc = long64 ? regs->rip : (uint32_t)(s.cs.base + regs->rip);
+	uint8_t insn[15];
+	unsigned n = kvm_fetch_insn(v, &s, pc, insn, sizeof(insn)), len, asize;
+	if (!rep_string(insn, n, long64, s.cs.db, &len, &asize))
+		return 0;
+	uint64_t count = asize == 64 ? regs->rcx : regs->rcx & ((1ull << asize) - 1);
+	if (count != 0)
+		return 0;      /* between iterations: a CPU traps there too */
+	regs->rip += len;
+	return kvm_ioctl(v->fd, KVM_SET_REGS, regs);
+}
+
 /* The instruction touched a watched range: let KVM finish it (and only
  * it), then report. Further pieces of the same access may exit first. */
 int kvm_watch_report(struct kvm_vcpu_state *v, struct vm_exit *exit, uint32_t hit)
@@ -253,7 +305,7 @@ int kvm_watch_report(struct kvm_vcpu_state *v, struct vm_exit *exit, uint32_t hi
 		return 0;                    /* some other exit first: it wins, the hit is lost */
 	struct kvm_regs regs;
 	int r = kvm_ioctl(v->fd, KVM_GET_REGS, &regs);
-	if (r < 0)
+	if (r < 0 || (r = finish_rep(v, &regs)) < 0)
 		return r;
 	memset(exit, 0, sizeof(*exit));
 	exit->reason = VM_EXIT_DB;
