@@ -15,11 +15,11 @@
  * that does not translate waits, unwatched, until it does.
  *
  * The engine hears of an insertion at once (so that what it cannot take
- * is refused to the client), of a removal at the next resume: gdb takes
- * every watchpoint out at each stop and puts it back before resuming, and
- * then the list compares equal to the engine's and costs nothing (on kvm
- * each change rebuilds the memory map, after which KVM faults every page
- * in again). */
+ * is refused to the client) unless it still has that watchpoint's ranges,
+ * of a removal at the next resume: gdb takes every watchpoint out at each
+ * stop and puts it back before resuming, which then costs the engine
+ * nothing (on kvm each change rebuilds the memory map, after which KVM
+ * faults every page in again). */
 #include "debug/debug_int.h"
 
 #include <inttypes.h>
@@ -135,8 +135,26 @@ static int build_ranges(struct debug *d, struct engine_watch **out, unsigned *nr
 	return 0;
 }
 
-/* Hand the engine the ranges as they translate now, when they changed. */
-static int sync_engine(struct debug *d, struct err *e)
+/* Every range of watchpoint id in r is one the engine has now. */
+static bool engine_has_locked(struct debug *d, const struct engine_watch *r, unsigned n,
+			      unsigned id)
+{
+	for (unsigned i = 0; i < n; i++) {
+		if (r[i].id != id)
+			continue;
+		bool found = false;
+		for (unsigned j = 0; !found && j < d->nr_watch_ranges; j++)
+			found = memcmp(&r[i], &d->watch_ranges[j], sizeof(r[i])) == 0;
+		if (!found)
+			return false;
+	}
+	return true;
+}
+
+/* Hand the engine the ranges as they translate now, when they changed;
+ * for an insertion (new_id >= 0), only when the engine lacks that
+ * watchpoint's ranges (gdb putting back what it took out at the stop). */
+static int sync_engine(struct debug *d, int new_id, struct err *e)
 {
 	if (!engine_watches(d))
 		return 0;
@@ -145,7 +163,8 @@ static int sync_engine(struct debug *d, struct err *e)
 	if (build_ranges(d, &r, &n) < 0)
 		return err_set(e, ENOMEM, "out of memory for the watched ranges");
 	pthread_mutex_lock(&d->lock);
-	bool same = n == d->nr_watch_ranges &&
+	bool same = new_id >= 0 ? engine_has_locked(d, r, n, (unsigned)new_id) :
+		    n == d->nr_watch_ranges &&
 		    (n == 0 || memcmp(r, d->watch_ranges, n * sizeof(*r)) == 0);
 	pthread_mutex_unlock(&d->lock);
 	if (same) {
@@ -194,7 +213,7 @@ void debug_watch_sync(struct debug *d)
 		any |= d->watch[i].home != DEBUG_WATCH_FREE;
 	}
 	pthread_mutex_unlock(&d->lock);
-	if (engine && sync_engine(d, &e) < 0)
+	if (engine && sync_engine(d, -1, &e) < 0)
 		fprintf(stderr, "vmdb: watchpoints: %s\n", e.msg);
 	pthread_mutex_lock(&d->lock);
 	d->watch_last[0] = '\0';
@@ -253,7 +272,7 @@ int debug_watch_insert(struct debug *d, unsigned vcpu, enum debug_watch_kind kin
 	}
 	bool engine = r == 0 && w->home == DEBUG_WATCH_ENGINE;
 	pthread_mutex_unlock(&d->lock);
-	if (engine && (r = sync_engine(d, e)) < 0) {
+	if (engine && (r = sync_engine(d, (int)(w - d->watch), e)) < 0) {
 		pthread_mutex_lock(&d->lock);
 		w->home = DEBUG_WATCH_FREE;
 		d->watch_dirty = true;
@@ -293,7 +312,7 @@ void debug_watch_clear(struct debug *d)
 	}
 	d->watch_dirty = true;
 	pthread_mutex_unlock(&d->lock);
-	if (sync_engine(d, &e) < 0)
+	if (sync_engine(d, -1, &e) < 0)
 		fprintf(stderr, "vmdb: watchpoints: %s\n", e.msg);
 	pthread_mutex_lock(&d->lock);
 	free(d->watch_ranges);

@@ -1037,6 +1037,15 @@ static void test_watch_ranges(void)
 	pthread_mutex_unlock(&d->lock);
 	CHECK(hit && ev.kind == DEBUG_EV_RWATCH && ev.addr == 0x3001, "hit by id");
 	CHECK(!stale, "an id nobody owns is no hit");
+	/* gdb at a stop: every watchpoint out, then back in the same order */
+	calls = set_watch_calls;
+	CHECK(debug_watch_remove(d, DEBUG_WATCH_WRITE, 0x1ffc, 8, &e) == 0 &&
+	      debug_watch_remove(d, DEBUG_WATCH_READ, 0x3001, 3, &e) == 0, "both out");
+	CHECK(debug_watch_insert(d, 0, DEBUG_WATCH_WRITE, 0x1ffc, 8, &e) == 0 &&
+	      debug_watch_insert(d, 0, DEBUG_WATCH_READ, 0x3001, 3, &e) == 0, "both in");
+	debug_watch_sync(d);
+	CHECK(set_watch_calls == calls && nr_watched == 3, "the engine was left alone: %u calls",
+	      set_watch_calls - calls);
 
 	/* the guest turns paging on with 0x3000 mapped at 0x7000: at the
 	 * next resume the ranges follow */
