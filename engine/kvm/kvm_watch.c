@@ -191,8 +191,9 @@ void kvm_watch_free(struct kvm_vm_state *kvm)
 	kvm->watch.nr = 0;
 }
 
-/* The RAM behind a trapped page's gpa, or NULL: not a page of ours. */
-static uint8_t *trapped_host(struct kvm_vm_state *kvm, uint64_t gpa, uint32_t len)
+/* The memory behind a trapped page's gpa, or NULL: not a page of ours, or
+ * a write to read-only memory (the machine's, as without the trap). */
+static uint8_t *trapped_host(struct kvm_vm_state *kvm, uint64_t gpa, uint32_t len, bool write)
 {
 	const struct kvm_watch_state *ws = &kvm->watch;
 	uint64_t page = gpa & ~(PAGE - 1);
@@ -201,7 +202,7 @@ static uint8_t *trapped_host(struct kvm_vm_state *kvm, uint64_t gpa, uint32_t le
 	for (unsigned i = 0; i < kvm->nr_slots; i++) {
 		const struct kvm_mem_slot *s = &kvm->slots[i];
 		if (ws->split[i] && gpa >= s->gpa && gpa - s->gpa < s->size)
-			return s->host + (gpa - s->gpa);
+			return write && s->readonly ? NULL : s->host + (gpa - s->gpa);
 	}
 	return NULL;
 }
@@ -214,7 +215,7 @@ int kvm_watch_mmio(struct kvm_vcpu_state *v)
 	uint64_t gpa = run->mmio.phys_addr;
 	uint32_t len = run->mmio.len;
 	bool write = run->mmio.is_write;
-	uint8_t *host = len <= 8 ? trapped_host(kvm, gpa, len) : NULL;
+	uint8_t *host = len <= 8 ? trapped_host(kvm, gpa, len, write) : NULL;
 	if (!host)
 		return -1;
 	if (write)
