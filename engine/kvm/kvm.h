@@ -100,8 +100,6 @@ struct kvm_vcpu_state {
 	 * (valid until the next KVM_RUN; vCPU thread only) */
 	struct kvm_sregs fail_sregs;
 	bool fail_sregs_valid;
-	/* accesses to trapped pages completed by kvm_watch.c (vCPU thread) */
-	uint64_t watch_traps;
 };
 
 static inline struct kvm_vm_state *kvm_vm_of(struct vm *vm)

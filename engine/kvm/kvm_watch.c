@@ -222,7 +222,6 @@ int kvm_watch_mmio(struct kvm_vcpu_state *v)
 		memcpy(host, run->mmio.data, len);
 	else
 		memcpy(run->mmio.data, host, len);
-	v->watch_traps++;
 	for (unsigned i = 0; i < ws->nr; i++) {
 		const struct engine_watch *w = &ws->ranges[i];
 		if ((write ? w->write : w->read) && gpa < w->gpa + w->len && w->gpa < gpa + len)
