@@ -88,7 +88,6 @@ static unsigned engine_pages_locked(struct debug *d)
  * watchpoints: at most DEBUG_MAX_WATCH_PAGES, checked at insert. */
 static int build_ranges(struct debug *d, struct engine_watch **out, unsigned *nr)
 {
-	bool linear = engine_linear(d);
 	pthread_mutex_lock(&d->lock);
 	struct debug_watch snap[DEBUG_MAX_WATCH];
 	memcpy(snap, d->watch, sizeof(snap));
@@ -99,6 +98,7 @@ static int build_ranges(struct debug *d, struct engine_watch **out, unsigned *nr
 	*nr = 0;
 	if (total == 0)
 		return 0;
+	bool linear = engine_linear(d);
 	struct engine_watch *r = calloc(total, sizeof(*r));
 	if (!r)
 		return -ENOMEM;
@@ -304,15 +304,17 @@ void debug_watch_clear(struct debug *d)
 {
 	struct err e = { 0 };
 	pthread_mutex_lock(&d->lock);
+	bool engine = d->nr_watch_ranges > 0;
 	for (unsigned i = 0; i < DEBUG_MAX_WATCH; i++) {
 		struct debug_watch *w = &d->watch[i];
 		if (w->home == DEBUG_WATCH_SLOTS)
 			debug_watch_slots_remove_locked(d, slot_rw(w->kind), w->addr, w->len);
 		w->home = DEBUG_WATCH_FREE;
 	}
-	d->watch_dirty = true;
+	d->watch_dirty = false;
+	d->watch_last[0] = '\0';
 	pthread_mutex_unlock(&d->lock);
-	if (sync_engine(d, -1, &e) < 0)
+	if (engine && sync_engine(d, -1, &e) < 0)
 		fprintf(stderr, "vmdb: watchpoints: %s\n", e.msg);
 	pthread_mutex_lock(&d->lock);
 	free(d->watch_ranges);
