@@ -1,5 +1,6 @@
 /* debug/break.c — software (int3) breakpoints, and the debugger's DR0-3:
- * hardware execution breakpoints and watchpoints. A software breakpoint
+ * hardware execution breakpoints and the pieces of watchpoints watch.c
+ * places there. A software breakpoint
  * remembers the guest-physical byte it replaced, so memory reads through
  * the debugger can show the original and every removal path (z0, detach,
  * kill) can restore it. DR0-3 are one table for the whole machine, shared

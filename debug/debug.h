@@ -8,7 +8,8 @@
  * run_state.c (each vCPU's run state and its legal moves), lend.c (a step
  * on the client's thread), vcpu.c (the only door to a vCPU's registers:
  * get/put by part, one cache), state.c (gdb's view of them, caps),
- * step.c (the shadow trap flag around engine steps), break.c, catch.c,
+ * step.c (the shadow trap flag around engine steps), break.c, watch.c
+ * (watchpoints: DR0-3 or the engine's watched ranges), catch.c,
  * mem.c.
  *
  * Threads: vCPU threads enter through the vm_debug_hooks that
