@@ -23,6 +23,12 @@ bench-rsp: $(BENCH_TOOLS)
 	@$(MAKE) --no-print-directory SAN=0 all
 	bench/rsp
 
+# bench/watch: what watchpoints cost (page traps on kvm, emu's access check)
+.PHONY: bench-watch
+bench-watch:
+	@$(MAKE) --no-print-directory SAN=0 all
+	bench/watch
+
 # bench/emu runs the bench
 # guests on emu, kvm, QEMU TCG and Bochs (build/guests/boot_bench.img, built
 # from guests/boot_bench.S + guests/boot_main.c by guests.mk) and checks their

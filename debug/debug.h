@@ -8,7 +8,8 @@
  * run_state.c (each vCPU's run state and its legal moves), lend.c (a step
  * on the client's thread), vcpu.c (the only door to a vCPU's registers:
  * get/put by part, one cache), state.c (gdb's view of them, caps),
- * step.c (the shadow trap flag around engine steps), break.c, catch.c
+ * step.c (the shadow trap flag around engine steps), break.c, watch.c
+ * (watchpoints: DR0-3 or the engine's watched ranges), catch.c
  * (exceptions and port/MSR/CR accesses), mem.c, dr_share.c (DR0-3 shared
  * with the guest where the engine has one set per vCPU); inspect.c (its
  * own header) writes the system state as text for the monitor. The
@@ -55,6 +56,7 @@ enum debug_event_kind {
 	DEBUG_EV_HWBREAK,     /* one of our DR0-3 execution breakpoints */
 	DEBUG_EV_WATCH,       /* a write watchpoint (Z2) hit; addr = its start as the
 			       * client named it; the vCPU is past the instruction */
+	DEBUG_EV_RWATCH,      /* a read watchpoint (Z3) hit; same */
 	DEBUG_EV_AWATCH,      /* an access watchpoint (Z4) hit; same */
 	DEBUG_EV_STEP,        /* a single step finished */
 	DEBUG_EV_TRAP,        /* a debug exception we cannot explain: reported as SIGTRAP */
@@ -154,24 +156,29 @@ int debug_sw_remove(struct debug *d, uint64_t addr, bool phys, struct err *e);
 int debug_hw_insert(struct debug *d, uint64_t addr, struct err *e);
 int debug_hw_remove(struct debug *d, uint64_t addr, struct err *e);
 bool debug_hw_supported(const struct debug *d);
-/* Watchpoints (gdb's Z2 write, Z4 access) on the debugger's DR0-3 entries
- * (its own registers, or slots shared with the guest: dr_share.c) of
- * every vCPU, on guest-linear addresses: [addr, addr+len) is split into
- * the aligned 1/2/4/8-byte pieces x86 can watch, one slot each, sharing
- * the slots with hardware breakpoints (never displacing one) and with
- * exception catching (which then falls back to int3). The hit is a trap:
- * the vCPU stops after the accessing instruction; one hit per instruction
- * is reported (the first watchpoint whose piece matched), as hardware
- * gives one #DB per instruction. -ENOTSUP where the engine's data
- * breakpoints do not work (debug_watch_supported), -EINVAL for an empty
- * or wrapping range, -ENOSPC (with the count) when the pieces do not fit
- * in the free slots. Called stopped. */
-enum debug_watch_kind { DEBUG_WATCH_WRITE, DEBUG_WATCH_ACCESS };
-bool debug_watch_supported(struct debug *d);
-int debug_watch_insert(struct debug *d, enum debug_watch_kind kind, uint64_t addr,
-		       uint64_t len, struct err *e);
+/* Watchpoints (debug/watch.c; gdb's Z2 write, Z3 read, Z4 access) on
+ * guest-linear [addr, addr+len), any number (DEBUG_MAX_WATCH), any
+ * length. Each lives where it can: write and access ones in the
+ * debugger's DR0-3 entries of every vCPU (its own registers, or slots
+ * shared with the guest: dr_share.c) where the engine's data breakpoints
+ * fire and the aligned 1/2/4/8-byte pieces x86 needs fit in free slots
+ * (never displacing a hardware breakpoint; exception catching falls back
+ * to int3); otherwise, and read ones always, on the engine's watched
+ * ranges (engine_ops.set_watch): exact on emu, page traps on kvm, where
+ * the range is translated through vcpu's page tables when set and again
+ * at every resume (a page not mapped waits until it is). The hit is a
+ * trap: the vCPU stops after the accessing instruction, one report per
+ * instruction. -ENOTSUP when the engine can do neither (the kind or at
+ * all), -EINVAL for an empty or wrapping range, -ENOSPC when full. Called
+ * stopped. */
+enum debug_watch_kind { DEBUG_WATCH_WRITE, DEBUG_WATCH_READ, DEBUG_WATCH_ACCESS };
+bool debug_watch_supported(struct debug *d, enum debug_watch_kind kind);
+int debug_watch_insert(struct debug *d, unsigned vcpu, enum debug_watch_kind kind,
+		       uint64_t addr, uint64_t len, struct err *e);
 int debug_watch_remove(struct debug *d, enum debug_watch_kind kind, uint64_t addr,
 		       uint64_t len, struct err *e);
+/* `monitor info watchpoints`: one line per watchpoint and where it lives. */
+void debug_watch_describe(struct debug *d, char *out, size_t size);
 void debug_remove_all_breakpoints(struct debug *d);
 /* Has the client a software or hardware breakpoint at this linear
  * address? (A range step stops there, as a hit would.) */

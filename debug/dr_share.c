@@ -210,18 +210,9 @@ bool debug_dr_share_learn(struct debug *d, unsigned vcpu)
 	return changed;
 }
 
-/* Watchpoint pieces that lost their slot to the guest, or found none.
- * The page-trap watchpoints take these over; until they exist a piece
- * waits for a slot (`monitor info dr` shows it). */
-void debug_watch_evicted(struct debug *d, unsigned entry)
-{
-	(void)d;
-	(void)entry;
-}
-
 /* Place every entry in use (and those in wanted) machine-wide; watchpoint
- * pieces left without a slot go to their fallback. True when anything
- * moved. */
+ * pieces left without a slot go to the engine's watched ranges (watch.c).
+ * True when anything moved. */
 static bool place_locked(struct debug *d, unsigned wanted)
 {
 	struct dr_share *s = &d->share;
@@ -229,9 +220,11 @@ static bool place_locked(struct debug *d, unsigned wanted)
 	for (unsigned n = 0; n < DR_SLOTS; n++)
 		wanted |= d->hw[n].used ? 1u << n : 0;
 	unsigned lost = dr_share_place(s, d->nr_vcpus, wanted);
-	for (unsigned n = 0; n < DR_SLOTS; n++)
-		if ((lost & (1u << n)) && d->hw[n].rw != DR7_RW_EXEC)
-			debug_watch_evicted(d, n);
+	for (unsigned n = 0; n < DR_SLOTS; n++) {
+		const struct debug_hw_bp *bp = &d->hw[n];
+		if ((lost & (1u << n)) && bp->used && bp->rw != DR7_RW_EXEC)
+			debug_watch_evicted_locked(d, bp->rw, bp->watch_addr, bp->watch_len);
+	}
 	return s->gen != gen;
 }
 

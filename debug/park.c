@@ -193,6 +193,7 @@ static bool event_still_valid(struct debug *d, const struct debug_event *ev)
 		return n >= 0 && d->hw[n].client;
 	}
 	case DEBUG_EV_WATCH:
+	case DEBUG_EV_RWATCH:
 	case DEBUG_EV_AWATCH:
 		return debug_watch_exists_locked(d, ev->kind, ev->addr);
 	case DEBUG_EV_CATCH: {
@@ -539,6 +540,7 @@ int debug_resume(struct debug *d, const enum debug_action *actions, struct err *
 	if (r < 0)
 		return r;
 	debug_catch_sync(d);     /* the guest may have moved its IDT while stopped or before */
+	debug_watch_sync(d);     /* ... or remapped a watched range */
 	pthread_mutex_lock(&d->lock);
 	for (unsigned i = 0; i < d->nr_vcpus; i++)
 		d->vcpus[i].resumed = actions[i] != DEBUG_ACT_STOP;
@@ -857,7 +859,7 @@ bool debug_on_db(struct debug *d, struct vcpu *vcpu, const struct vm_exit *hw_ex
 	 * even when that instruction was a step (as hardware sets DR6.BS and
 	 * Bn together, and gdb checks its watchpoints on such a stop) */
 	struct debug_event wev = ev;
-	bool watch = debug_watch_hit_locked(d, exit->db.dr6, &wev);
+	bool watch = debug_watch_hit_locked(d, exit, &wev);
 	struct debug_hw_bp hw_bp = hw >= 0 ? d->hw[hw] : (struct debug_hw_bp){ 0 };
 	/* a step ends with a trace trap, or for a HLT run at its own DR slot */
 	bool step_end = (exit->db.dr6 & DR6_BS) ||
@@ -986,6 +988,7 @@ void debug_destroy(struct vm *vm)
 		return;
 	vm->debug_hooks = NULL;
 	vm->debug = NULL;
+	free(d->watch_ranges);
 	pthread_cond_destroy(&d->park_cond);
 	pthread_cond_destroy(&d->parked_cond);
 	pthread_mutex_destroy(&d->lock);

@@ -143,12 +143,26 @@ int debug_caps(struct debug *d, const struct engine_caps **caps, struct err *e)
 /* How gdb's watch/awatch/rwatch work on this engine. */
 static const char *watchpoints(struct debug *d)
 {
-	if (debug_watch_supported(d))
-		return "hardware: the debugger's DR0-3 (not the guest's), write and access, split "
-		       "into aligned 1/2/4/8-byte pieces, one register each; gdb's rwatch uses "
-		       "access; stops after the access";
-	return "software: the host's KVM never fires data breakpoints, so Z2/Z4 get the empty "
-	       "reply; `set can-use-hw-watchpoints 0` makes gdb single-step (fast in vmdb)";
+	const struct engine_caps *caps;
+	bool linear = debug_caps(d, &caps, NULL) == 0 && caps->watch_linear;
+	bool slots = debug_watch_slots_work(d);
+	if (!debug_engine_watches(d))
+		return slots ? "write and access: the debugger's DR0-3 (aligned 1/2/4/8-byte "
+			       "pieces, one register each); read: not available"
+			     : "not available on this engine";
+	if (linear)
+		return "write and access: the debugger's DR0-3 while their aligned 1/2/4/8-byte "
+		       "pieces fit, then the engine's exact access check; read (rwatch): the "
+		       "access check, reads only; any number and length; stops after the access "
+		       "(monitor info watchpoints)";
+	if (slots)
+		return "write and access: the debugger's DR0-3 while their pieces fit, then page "
+		       "traps; read: page traps (the page unmapped, reads only reported); stops "
+		       "after the access (monitor info watchpoints)";
+	return "page traps: the host's KVM never fires data breakpoints, so a write watchpoint "
+	       "write-protects its guest-physical page(s) and a read or access one unmaps "
+	       "them; vmdb completes each access, reports those that touch the range and "
+	       "lets the others run on; stops after the access (monitor info watchpoints)";
 }
 
 /* Whose DR0-3 the debugger's slots are, and how the guest's use is seen. */

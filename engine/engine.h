@@ -66,6 +66,9 @@ struct vm_exit {
 			 * guest by engine_debug.intercept_db: the DR6 bits it
 			 * raised (0 = none); reflect with inject_exception */
 			uint64_t guest_dr6;
+			/* a watched range (engine_ops.set_watch) this
+			 * instruction touched: its id + 1; 0 = none */
+			uint32_t watch;
 		} db;
 		struct {
 			uint64_t pc;         /* address of the INT3 byte */
@@ -167,6 +170,16 @@ struct engine_debug {
 	struct engine_access_filter access;
 };
 
+/* A guest range whose accesses the engine reports (engine_ops.set_watch).
+ * It lies within one 4 KiB page: the debug core splits longer ones. */
+struct engine_watch {
+	uint64_t linear;     /* its first byte's linear address */
+	uint64_t gpa;        /* where that byte is now, through the page tables */
+	uint32_t len;        /* 1..4096, not crossing a page */
+	bool read, write;    /* the accesses it reports */
+	uint32_t id;         /* given back as vm_exit.db.watch = id + 1 */
+};
+
 /* What this engine really does on this host, found out by asking and by
  * trying (a tiny guest for the things no capability flag tells): the
  * booleans callers decide by (the debug core probes them once, when it is
@@ -180,6 +193,8 @@ struct engine_caps {
 	bool shared_dr;        /* one DR0-3 set per vCPU: the debugger's hardware
 				* breakpoints displace the guest's (debug/dr_share.c) */
 	bool readonly_mem;
+	bool watch_linear;     /* set_watch matches every access by linear address (exact);
+				* otherwise it traps the pages at engine_watch.gpa */
 	bool irqchip;          /* in-kernel LAPIC/IOAPIC/PIC/PIT */
 	bool step_keeps_guest_tf; /* single_step leaves the guest's own RFLAGS.TF, its
 				   * images and its traps exact: no shadow needed */
@@ -304,6 +319,15 @@ struct engine_vcpu_ops {
 struct engine_debug_ops {
 	/* What the debugger asks of the vCPU from its next run on. */
 	int (*set_debug)(struct vcpu *vcpu, const struct engine_debug *dbg);
+	/* Report every access to these ranges (the list replaces the last
+	 * one; n = 0 ends watching) as VM_EXIT_DB with db.watch, after the
+	 * accessing instruction (or REP iteration). By linear address where
+	 * caps.watch_linear, else by trapping the guest-physical pages (the
+	 * other accesses to them run on). The debugger's own accesses to
+	 * guest memory are not reported. Called with every vCPU out of run().
+	 * Optional. */
+	int (*set_watch)(struct vm *vm, const struct engine_watch *w, unsigned n,
+			 struct err *e);
 };
 
 /* Lending: run() on another thread while the vCPU's own thread is held

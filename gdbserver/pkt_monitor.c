@@ -62,6 +62,7 @@ static int mon_help(struct gdb_server *s, const char *arg)
 		     "  info sstep       the stepping modes and what the step engine did\n"
 		     "  info dr          per vCPU: the guest's own DR0-3/DR6/DR7 and what each\n"
 		     "                   hardware slot holds (guest, gdb, waiting)\n"
+		     "  info watchpoints every watchpoint and where it lives (DRn, page trap, ...)\n"
 		     "  msr read N | msr write N VALUE  the current vCPU's MSR N (0xc0000082 ...)\n"
 		     "  gva2gpa ADDR     the guest-physical address ADDR maps to (current vCPU)\n"
 		     "  info mem         the current vCPU's mappings: ranges with their rights\n"
@@ -162,6 +163,15 @@ static int mon_info_dr(struct gdb_server *s, const char *arg)
 		debug_dr_describe(s->dbg, text, len);
 	mon_print(s, "%s", text ? text : "(out of memory)\n");
 	free(text);
+	return 0;
+}
+
+static int mon_info_watchpoints(struct gdb_server *s, const char *arg)
+{
+	char text[8192];
+	(void)arg;
+	debug_watch_describe(s->dbg, text, sizeof(text));
+	mon_print(s, "%s", text);
 	return 0;
 }
 
@@ -285,6 +295,7 @@ static const struct {
 	{ "info caps", mon_info_caps },
 	{ "info sstep", mon_info_sstep },
 	{ "info dr", mon_info_dr },
+	{ "info watchpoints", mon_info_watchpoints },
 	{ "sstep", mon_sstep },
 	{ "phys", mon_phys },
 	{ "catch", mon_catch },

@@ -283,11 +283,13 @@ static void format_stop(struct gdb_server *s, const struct debug_event *ev, cons
 		rsp_buf_printf(&s->reply, "T05thread:%x;", tid);
 		break;
 	case DEBUG_EV_WATCH:
+	case DEBUG_EV_RWATCH:
 	case DEBUG_EV_AWATCH:
 		/* the watchpoint's start as the client inserted it (not the
 		 * piece of it that hit): gdb matches it against its own */
 		rsp_buf_printf(&s->reply, "T05%s:%" PRIx64 ";thread:%x;",
-			       ev->kind == DEBUG_EV_WATCH ? "watch" : "awatch", ev->addr, tid);
+			       ev->kind == DEBUG_EV_WATCH ? "watch" :
+			       ev->kind == DEBUG_EV_RWATCH ? "rwatch" : "awatch", ev->addr, tid);
 		break;
 	case DEBUG_EV_STEP:
 	case DEBUG_EV_TRAP:

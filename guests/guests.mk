@@ -74,6 +74,11 @@ $(GUEST_OUT)/mb/%.elf: $(GUEST_OUT)/mb/%.elf64
 guests: $(GUEST_OUT)/gdb_target.elf
 .SECONDARY: $(GUEST_OUT)/gdb_target.o
 
+# watchpoints of every size and shape, page traps on kvm (tests/test_watch_pages.py)
+# and bench/watch's blocks of work between stops
+guests: $(GUEST_OUT)/watch_pages.elf $(GUEST_OUT)/watch_bench.elf
+.SECONDARY: $(GUEST_OUT)/watch_pages.o $(GUEST_OUT)/watch_bench.o
+
 # the debug core under pressure (tests/test_debug_hardening.py): steps of a
 # halted vCPU, breakpoints where virtual != physical, an INIT sent to a
 # parked vCPU

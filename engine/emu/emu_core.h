@@ -116,6 +116,10 @@ struct emu_vm {
 	uint32_t *code_ver;
 	uint64_t code_marks;          /* bits set in code_bits so far: a vCPU re-marks its
 				       * TLB when this moved (emu_core.code_marks) */
+	/* The debugger's watched ranges (engine_ops.set_watch); every vCPU's
+	 * emu_dbg points here. Changed only with every vCPU out of run(). */
+	struct engine_watch *watch;
+	unsigned nr_watch;
 	uint8_t warned[2048 / 8];     /* mnemonics already reported as unimplemented */
 	pthread_mutex_t warn_lock;
 };

@@ -150,7 +150,7 @@ static void recompute(struct emu_cpu *cpu)
 	cpu->dbg.active = (cpu->dr.dr7 & DR7_ENABLES) || debugger_hw(cpu) ||
 			  cpu->debugger.single_step || d->tf_owned || d->delayed ||
 			  d->mov_dr_exit || d->due || d->hw_skip || d->tf_from_result ||
-			  cpu->debugger.access.nr;
+			  cpu->debugger.access.nr || d->nr_watch;
 }
 
 /* ---- raising ---- */
@@ -181,6 +181,7 @@ static void fill_db_exit(struct vm_exit *x, const struct emu_cpu *cpu, uint64_t 
 	x->db.dr6 = dbg_bits;
 	x->db.dr7 = (dbg_bits & DR6_B_ALL) ? cpu->debugger.dr7 : cpu->dr.dr7;
 	x->db.guest_dr6 = guest_bits;
+	x->db.watch = cpu->dbg.watch_hit;
 }
 
 /* Remember where the run stopped, so the next boundary can tell that an
@@ -271,6 +272,7 @@ bool emu_dbg_before_insn(struct emu_cpu *cpu, uint64_t lin)
 
 	d->hit = 0;
 	d->hit_hw = 0;
+	d->watch_hit = 0;
 	d->tf_from_result = false;
 	d->access_hit = false;      /* an instruction abandoned for an I/O exit starts again */
 	if (leftover_exit(cpu, lin))
@@ -311,8 +313,23 @@ bool emu_dbg_before_insn(struct emu_cpu *cpu, uint64_t lin)
 	return bits ? guest_db_fault(cpu, lin, bits) : false;
 }
 
+/* The first watched range [linear, linear+len) touches in that direction. */
+static uint32_t watch_match(const struct emu_dbg *d, uint64_t linear, unsigned len,
+			    bool is_write)
+{
+	for (unsigned i = 0; i < d->nr_watch; i++) {
+		const struct engine_watch *w = &d->watch[i];
+		if ((is_write ? w->write : w->read) && linear < w->linear + w->len &&
+		    w->linear < linear + len)
+			return w->id + 1;
+	}
+	return 0;
+}
+
 void emu_dbg_mem(struct emu_cpu *cpu, uint64_t linear, unsigned len, bool is_write)
 {
+	if (cpu->dbg.nr_watch && !cpu->dbg.watch_hit)
+		cpu->dbg.watch_hit = watch_match(&cpu->dbg, linear, len, is_write);
 	if (!shared_hw(cpu))
 		cpu->dbg.hit |= match_access(cpu->dr.db, cpu->dr.dr7, DR7_RW_ACCESS, linear, len,
 					     is_write);
@@ -464,21 +481,22 @@ bool emu_dbg_end_insn(struct emu_cpu *cpu, uint64_t rflags_before)
 		if (!intercepted)
 			queue_db_trap(cpu);
 	}
-	if (access && !intercepted && !d->mov_dr_exit) {
+	if (access && !intercepted && !d->mov_dr_exit && !d->watch_hit) {
 		cpu->exit = d->access_exit;
 		mark_stop(cpu, lin);
 		recompute(cpu);
 		return true;
 	}
-	if (!dbg && !intercepted && !d->mov_dr_exit) {
+	if (!dbg && !intercepted && !d->mov_dr_exit && !d->watch_hit) {
 		recompute(cpu);
 		return g != 0;
 	}
 
 	struct vm_exit x;
-	bool db_exit = dbg || intercepted;
+	bool db_exit = dbg || intercepted || d->watch_hit;
 	if (db_exit)
 		fill_db_exit(&x, cpu, lin, dbg, intercepted ? g : 0);
+	d->watch_hit = 0;
 	if (d->mov_dr_exit) {
 		fill_mov_dr_exit(cpu);
 		d->due = db_exit;
@@ -517,6 +535,7 @@ bool emu_dbg_icebp(struct emu_cpu *cpu)
 	 * dropped: hardware enters the handler once, with no BS or B bits. */
 	cpu->dbg.hit = 0;
 	cpu->dbg.hit_hw = 0;
+	cpu->dbg.watch_hit = 0;
 	cpu->dbg.delayed = 0;
 	cpu->dr.dr7 &= ~DR7_GD;
 	queue_db_trap(cpu);
@@ -532,6 +551,7 @@ void emu_dbg_event_in_insn(struct emu_cpu *cpu)
 	d->delayed = 0;
 	d->hit = 0;
 	d->hit_hw = 0;
+	d->watch_hit = 0;
 	if (!g) {
 		recompute(cpu);
 		return;
@@ -550,8 +570,10 @@ void emu_dbg_event_in_insn(struct emu_cpu *cpu)
 
 void emu_dbg_fault(struct emu_cpu *cpu)
 {
-	/* a fault discards the traps a MOV SS held back (SDM 6.8.3) */
+	/* a fault discards the traps a MOV SS held back (SDM 6.8.3), and
+	 * the faulting instruction's accesses report nothing */
 	cpu->dbg.delayed = 0;
+	cpu->dbg.watch_hit = 0;
 	cpu->dbg.tf_from_result = false;
 	recompute(cpu);
 }
@@ -636,11 +658,23 @@ void emu_dbg_set_regs(struct emu_cpu *cpu, const struct x86_debugregs *dr)
 void emu_dbg_reset(struct emu_cpu *cpu)
 {
 	bool owned = cpu->dbg.tf_owned;
+	const struct engine_watch *watch = cpu->dbg.watch;
+	unsigned nr_watch = cpu->dbg.nr_watch;
 
 	memset(&cpu->dr, 0, sizeof(cpu->dr));
 	cpu->dr.dr6 = DR6_INIT;
 	cpu->dr.dr7 = DR7_INIT;
 	memset(&cpu->dbg, 0, sizeof(cpu->dbg));
 	cpu->dbg.tf_owned = owned;     /* re-takes TF at the next instruction */
+	cpu->dbg.watch = watch;        /* the debugger's, not the CPU's */
+	cpu->dbg.nr_watch = nr_watch;
+	recompute(cpu);
+}
+
+void emu_dbg_set_watch(struct emu_cpu *cpu, const struct engine_watch *w, unsigned n)
+{
+	cpu->dbg.watch = w;
+	cpu->dbg.nr_watch = n;
+	cpu->dbg.watch_hit = 0;
 	recompute(cpu);
 }

@@ -116,6 +116,9 @@
  *   delivery would, not delivered; VM_EXIT_DB with db.guest_dr6 = its bits
  *   (db.dr6 = the debugger's bits, 0 if none). Reflect it with
  *   inject_exception(X86_DB).
+ * - The debugger's watched ranges (engine_ops.set_watch) match linear
+ *   addresses by the access's direction, so a read-only watch is exact;
+ *   their hit exits like a debugger data breakpoint (db.watch = id + 1).
  * - Not modelled: task switches (BT), data breakpoints hit by the stack
  *   pushes of event delivery, RTM and bus-lock #DB. */
 #ifndef VMDB_EMU_DEBUG_H
@@ -152,6 +155,11 @@ struct emu_dbg {
 	bool tf_from_result;    /* SYSCALL/SYSRET: the TF it produced decides BS */
 	bool access_hit;        /* this instruction made an access debugger.access names */
 	struct vm_exit access_exit;
+	/* the debugger's watched ranges (engine_ops.set_watch), owned by
+	 * the VM; watch_hit: id + 1 of the first one this instruction touched */
+	const struct engine_watch *watch;
+	unsigned nr_watch;
+	uint32_t watch_hit;
 };
 
 bool emu_dbg_armed(const struct emu_cpu *cpu);
@@ -183,5 +191,7 @@ int emu_dbg_set_debug(struct emu_cpu *cpu, const struct engine_debug *dbg);
 void emu_dbg_get_regs(const struct emu_cpu *cpu, struct x86_debugregs *dr);
 void emu_dbg_set_regs(struct emu_cpu *cpu, const struct x86_debugregs *dr);
 void emu_dbg_reset(struct emu_cpu *cpu);   /* power-on / INIT values */
+/* The debugger's watched ranges from now on (the VM keeps the array). */
+void emu_dbg_set_watch(struct emu_cpu *cpu, const struct engine_watch *w, unsigned n);
 
 #endif

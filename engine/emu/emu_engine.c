@@ -532,6 +532,7 @@ static void emu_vm_free(struct emu_vm *evm)
 	emu_blocks_destroy(evm);
 	sched_destroy(evm);
 	emu_vm_fini(evm);
+	free(evm->watch);
 	free(evm);
 }
 
@@ -806,6 +807,26 @@ static int emu_op_set_debug(struct vcpu *vcpu, const struct engine_debug *dbg)
 	return emu_dbg_set_debug(cpu_of(vcpu), dbg);
 }
 
+/* emu sees every access: the ranges are matched by linear address in
+ * emu_debug.c, exactly, whatever their number. */
+static int emu_op_set_watch(struct vm *vm, const struct engine_watch *w, unsigned n,
+			    struct err *e)
+{
+	struct emu_vm *evm = evm_of(vm);
+	struct engine_watch *copy = NULL;
+	if (n && !(copy = malloc(n * sizeof(*copy))))
+		return err_set(e, ENOMEM, "out of memory for %u watched ranges", n);
+	if (n)
+		memcpy(copy, w, n * sizeof(*copy));
+	for (unsigned i = 0; i < evm->nr_cpus; i++)
+		if (evm->cpus[i])
+			emu_dbg_set_watch(evm->cpus[i], copy, n);
+	free(evm->watch);
+	evm->watch = copy;
+	evm->nr_watch = n;
+	return 0;
+}
+
 static int emu_op_inject_exception(struct vcpu *vcpu, uint8_t vector, bool has_error_code,
 				   uint32_t error_code)
 {
@@ -846,6 +867,7 @@ static int emu_op_probe(const struct emu_single_ops *assist, struct engine_caps 
 	 * TF but emu_debug.c fixes every image itself */
 	caps->step_keeps_guest_tf = true;
 	caps->readonly_mem = false;
+	caps->watch_linear = true;
 	caps->max_vcpus = VM_MAX_GUEST_VCPUS;
 	if (report)
 		memset(report, 0, sizeof(*report));
@@ -910,6 +932,7 @@ static const struct engine_vcpu_ops emu_vcpu_ops = {
 
 static const struct engine_debug_ops emu_debug_ops = {
 	.set_debug = emu_op_set_debug,
+	.set_watch = emu_op_set_watch,
 };
 
 static const struct engine_lend_ops emu_lend_ops = {

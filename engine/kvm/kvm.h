@@ -48,6 +48,15 @@ struct kvm_host_caps {
 	unsigned nr_memslots;
 };
 
+/* kvm_watch.c: the watched ranges and how the memory map was split for
+ * them (split[i]: map_memory's slot i is replaced by pieces). */
+struct kvm_watch_state {
+	struct engine_watch *ranges;
+	unsigned nr;
+	bool split[KVM_ENGINE_MAX_SLOTS];
+	unsigned nr_pieces;          /* slot ids KVM_ENGINE_MAX_SLOTS.. in use */
+};
+
 struct kvm_vm_state {
 	int sys_fd;                /* /dev/kvm */
 	int vm_fd;
@@ -61,6 +70,7 @@ struct kvm_vm_state {
 	bool hypercalls;           /* paravirt features that use VMCALL stay advertised */
 	struct kvm_mem_slot slots[KVM_ENGINE_MAX_SLOTS];
 	unsigned nr_slots;
+	struct kvm_watch_state watch;
 };
 
 struct kvm_vcpu_state {
@@ -130,6 +140,8 @@ int kvm_op_vcpu_create(struct vm *vm, struct vcpu *vcpu, struct err *e);
 void kvm_op_vcpu_destroy(struct vcpu *vcpu);
 int kvm_op_run(struct vcpu *vcpu, struct vm_exit *exit);
 int kvm_op_run_borrowed(struct vcpu *vcpu, struct vm_exit *exit);
+/* One KVM_RUN, its exit translated (a kick or EINTR: VM_EXIT_KICKED). */
+int kvm_run_once(struct kvm_vcpu_state *v, struct vm_exit *exit);
 void kvm_op_kick(struct vcpu *vcpu);
 /* Read up to max instruction bytes at the linear address pc through the
  * guest's page tables, a page at a time; returns how many were readable.
@@ -204,6 +216,16 @@ bool kvm_fallback_handled(struct vcpu *vcpu, struct vm_exit *exit);
  * 0, or -errno when emu could not (the caller injects through KVM). */
 int kvm_fallback_deliver(struct vcpu *vcpu, uint8_t vector);
 int kvm_op_fallback_stats(struct vcpu *vcpu, struct engine_fallback_stats *stats);
+
+/* kvm_watch.c — engine_ops.set_watch as page traps (see there). */
+int kvm_op_set_watch(struct vm *vm, const struct engine_watch *w, unsigned n, struct err *e);
+void kvm_watch_free(struct kvm_vm_state *kvm);
+/* An MMIO exit (still in v->run): -1 not on a trapped page; else the
+ * access is completed against RAM and the result is the id + 1 of a
+ * watched range it touched, 0 for none (run on). */
+int kvm_watch_mmio(struct kvm_vcpu_state *v);
+/* After a hit: finish the instruction, fill *exit (VM_EXIT_DB, db.watch). */
+int kvm_watch_report(struct kvm_vcpu_state *v, struct vm_exit *exit, uint32_t hit);
 
 /* kvm_cpuid.c — the vCPU's CPUID table (KVM's supported one, patched):
  * KVM_SET_CPUID2 for vCPU `id`. */

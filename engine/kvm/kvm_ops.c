@@ -28,6 +28,7 @@ static const struct engine_vcpu_ops kvm_vcpu_ops = {
 
 static const struct engine_debug_ops kvm_debug_ops = {
 	.set_debug = kvm_op_set_debug,
+	.set_watch = kvm_op_set_watch,
 };
 
 static const struct engine_lend_ops kvm_lend_ops = {

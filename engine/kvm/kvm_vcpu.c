@@ -396,7 +396,7 @@ static void kvm_exit_translate(struct kvm_vcpu_state *v, struct vm_exit *exit)
 	}
 }
 
-static int kvm_run_once(struct kvm_vcpu_state *v, struct vm_exit *exit)
+int kvm_run_once(struct kvm_vcpu_state *v, struct vm_exit *exit)
 {
 	memset(exit, 0, sizeof(*exit));
 	v->fail_sregs_valid = false;
@@ -437,10 +437,19 @@ static int kvm_run_exit(struct vcpu *vcpu, struct vm_exit *exit)
 		return 0;
 	for (;;) {
 		int r = kvm_run_once(v, exit);
-		if (r == 0 && exit->reason == VM_EXIT_DB && (exit->db.dr6 & DR6_BD))
-			kvm_mov_dr_exit(vcpu, exit);      /* a MOV DR under our DR7.GD */
-		if (r < 0 || !kvm_fallback_handled(vcpu, exit))
+		if (r < 0)
 			return r;
+		if (exit->reason == VM_EXIT_DB && (exit->db.dr6 & DR6_BD))
+			kvm_mov_dr_exit(vcpu, exit);      /* a MOV DR under our DR7.GD */
+		if (exit->reason == VM_EXIT_MMIO && v->kvm->watch.nr) {
+			int hit = kvm_watch_mmio(v);     /* a page trap's access? */
+			if (hit > 0)
+				return kvm_watch_report(v, exit, (uint32_t)hit);
+			if (hit == 0)
+				continue;
+		}
+		if (!kvm_fallback_handled(vcpu, exit))
+			return 0;
 	}
 }
 

@@ -177,6 +177,7 @@ static void kvm_vm_free(struct kvm_vm_state *kvm)
 	if (kvm->sys_fd >= 0)
 		close(kvm->sys_fd);
 	free(kvm->cpuid);
+	kvm_watch_free(kvm);
 	free(kvm);
 }
 

@@ -272,6 +272,34 @@ static const struct engine_ops fake_lending_engine = {
 	.lend = &fake_lend_ops,
 };
 
+/* the same engine with watched ranges: set_watch keeps the last list */
+static struct engine_watch watched[64];
+static unsigned nr_watched, set_watch_calls;
+
+static int fake_set_watch(struct vm *vm, const struct engine_watch *w, unsigned n,
+			  struct err *e)
+{
+	(void)vm;
+	if (n > 64)
+		return err_set(e, ENOSPC, "fake: %u ranges", n);
+	memcpy(watched, w, n * sizeof(*w));
+	nr_watched = n;
+	set_watch_calls++;
+	return 0;
+}
+
+static const struct engine_debug_ops fake_watch_debug_ops = {
+	.set_debug = fake_set_debug,
+	.set_watch = fake_set_watch,
+};
+
+static const struct engine_ops fake_watch_engine = {
+	.name = "fake-watch",
+	.vm = &fake_vm_ops,
+	.vcpu = &fake_lending_vcpu_ops,
+	.debug = &fake_watch_debug_ops,
+};
+
 /* The machine/ functions the debug core uses, over the fake RAM. */
 void *vm_gpa_to_host(struct vm *vm, uint64_t gpa, uint64_t len)
 {
@@ -1164,6 +1192,138 @@ static void test_dr_share_guest_takes_slot(void)
 	rig_fini(&r);
 }
 
+static bool has_range(uint64_t linear, uint64_t gpa, uint32_t len, bool read, bool write,
+		      uint32_t id)
+{
+	for (unsigned i = 0; i < nr_watched; i++) {
+		const struct engine_watch *w = &watched[i];
+		if (w->linear == linear && w->gpa == gpa && w->len == len && w->read == read &&
+		    w->write == write && w->id == id)
+			return true;
+	}
+	return false;
+}
+
+/* Watchpoints an engine without data breakpoints takes as watched ranges:
+ * cut at pages, translated, again at resume after a remap; hits named by
+ * db.watch map back to the watchpoint; removal and the limit. */
+static void test_watch_ranges(void)
+{
+	struct rig r;
+	struct err e = { 0 };
+	struct debug_event ev;
+	rig_init(&r, true);
+	r.vm->engine = &fake_watch_engine;
+	struct debug *d = r.vm->debug;
+	nr_watched = set_watch_calls = 0;
+
+	CHECK(debug_watch_insert(d, 0, DEBUG_WATCH_WRITE, 0x1ffc, 8, &e) == 0, "straddle: %s",
+	      e.msg);
+	CHECK(nr_watched == 2 && has_range(0x1ffc, 0x1ffc, 4, false, true, 0) &&
+	      has_range(0x2000, 0x2000, 4, false, true, 0), "two pages: %u", nr_watched);
+	CHECK(debug_watch_insert(d, 0, DEBUG_WATCH_READ, 0x3001, 3, &e) == 0, "read: %s", e.msg);
+	CHECK(nr_watched == 3 && has_range(0x3001, 0x3001, 3, true, false, 1), "read range");
+	unsigned calls = set_watch_calls;
+	CHECK(debug_watch_insert(d, 0, DEBUG_WATCH_READ, 0x3001, 3, &e) == 0 &&
+	      set_watch_calls == calls, "inserting twice changes nothing");
+	debug_watch_sync(d);
+	CHECK(set_watch_calls == calls, "a resume with nothing moved calls no engine");
+
+	struct vm_exit x = { .reason = VM_EXIT_DB };
+	x.db.watch = 2;
+	pthread_mutex_lock(&d->lock);
+	bool hit = debug_watch_hit_locked(d, &x, &ev);
+	x.db.watch = 9;
+	bool stale = debug_watch_hit_locked(d, &x, &ev);
+	pthread_mutex_unlock(&d->lock);
+	CHECK(hit && ev.kind == DEBUG_EV_RWATCH && ev.addr == 0x3001, "hit by id");
+	CHECK(!stale, "an id nobody owns is no hit");
+	/* gdb at a stop: every watchpoint out, then back in the same order */
+	calls = set_watch_calls;
+	CHECK(debug_watch_remove(d, DEBUG_WATCH_WRITE, 0x1ffc, 8, &e) == 0 &&
+	      debug_watch_remove(d, DEBUG_WATCH_READ, 0x3001, 3, &e) == 0, "both out");
+	CHECK(debug_watch_insert(d, 0, DEBUG_WATCH_WRITE, 0x1ffc, 8, &e) == 0 &&
+	      debug_watch_insert(d, 0, DEBUG_WATCH_READ, 0x3001, 3, &e) == 0, "both in");
+	debug_watch_sync(d);
+	CHECK(set_watch_calls == calls && nr_watched == 3, "the engine was left alone: %u calls",
+	      set_watch_calls - calls);
+
+	/* the guest turns paging on with 0x3000 mapped at 0x7000: at the
+	 * next resume the ranges follow */
+	uint8_t *ram = r.vm->ram;
+	uint64_t *pml4 = (uint64_t *)(ram + 0x10000), *pdpt = (uint64_t *)(ram + 0x11000);
+	uint64_t *pd = (uint64_t *)(ram + 0x12000), *pt = (uint64_t *)(ram + 0x13000);
+	pml4[0] = 0x11000 | 3;
+	pdpt[0] = 0x12000 | 3;
+	pd[0] = 0x13000 | 3;
+	pt[1] = 0x1000 | 3;
+	pt[2] = 0x2000 | 3;
+	pt[3] = 0x7000 | 3;
+	for (unsigned i = 0; i < NVCPUS; i++) {
+		struct x86_sregs *sr = &r.cpus[i].sregs;
+		sr->cr0 = CR0_PE | CR0_PG;
+		sr->cr4 = CR4_PAE;
+		sr->efer = EFER_LMA | EFER_LME;
+		sr->cr3 = 0x10000;
+	}
+	debug_vcpu_forget(d, 0);
+	debug_watch_sync(d);
+	CHECK(has_range(0x3001, 0x7001, 3, true, false, 1), "remapped range follows");
+	pt[2] = 0;                           /* the second page goes away: it waits */
+	debug_vcpu_forget(d, 0);
+	debug_watch_sync(d);
+	CHECK(nr_watched == 2 && !has_range(0x2000, 0x2000, 4, false, true, 0), "unmapped waits");
+	char text[1024];
+	debug_watch_describe(d, text, sizeof(text));
+	CHECK(strstr(text, "1 of 2 pages waiting: not mapped") != NULL, "described: %s", text);
+
+	calls = set_watch_calls;
+	CHECK(debug_watch_remove(d, DEBUG_WATCH_WRITE, 0x1ffc, 8, &e) == 0 &&
+	      set_watch_calls == calls, "removal waits for the resume");
+	CHECK(debug_watch_insert(d, 0, DEBUG_WATCH_WRITE, 0x1ffc, 8, &e) == 0 &&
+	      set_watch_calls == calls, "out and in again (as gdb at a stop): no engine call");
+	CHECK(debug_watch_remove(d, DEBUG_WATCH_WRITE, 0x1ffc, 8, &e) == 0, "out again");
+	debug_watch_sync(d);
+	CHECK(nr_watched == 1, "removed at the resume: %u", nr_watched);
+	CHECK(debug_watch_remove(d, DEBUG_WATCH_WRITE, 0x1ffc, 8, &e) == -ENOENT, "twice");
+	for (unsigned i = 0; i < DEBUG_MAX_WATCH - 1; i++)
+		CHECK(debug_watch_insert(d, 0, DEBUG_WATCH_ACCESS, 0x4000 + i, 1, &e) == 0,
+		      "watchpoint %u: %s", i, e.msg);
+	CHECK(debug_watch_insert(d, 0, DEBUG_WATCH_WRITE, 0x5000, 1, &e) == -ENOSPC, "full");
+	debug_remove_all_breakpoints(d);
+	CHECK(nr_watched == 0, "all gone: %u", nr_watched);
+	rig_fini(&r);
+}
+
+/* A watchpoint in DR0-3 that loses its slot (the guest took it) moves to
+ * the engine's watched ranges, and back once the slot is free again. */
+static void test_watch_evicted(void)
+{
+	struct rig r;
+	struct err e = { 0 };
+	rig_init(&r, true);
+	r.vm->engine = &fake_watch_engine;
+	struct debug *d = r.vm->debug;
+	nr_watched = 0;
+	d->caps_err = 0;                   /* as if probed: data breakpoints fire */
+	d->caps.hw_data_bp = true;
+	CHECK(debug_watch_insert(d, 0, DEBUG_WATCH_WRITE, 0x2000, 8, &e) == 0, "in: %s", e.msg);
+	CHECK(d->hw[0].used && d->hw[0].rw == DR7_RW_WRITE && nr_watched == 0, "in DR0");
+	pthread_mutex_lock(&d->lock);
+	debug_watch_evicted_locked(d, DR7_RW_WRITE, 0x2000, 8);
+	for (unsigned n = 0; n < DEBUG_NR_HW_BP; n++)   /* the guest holds every slot */
+		d->hw[n] = (struct debug_hw_bp){ .used = true, .client = true, .addr = 0x10 + n };
+	pthread_mutex_unlock(&d->lock);
+	debug_watch_sync(d);
+	CHECK(nr_watched == 1 && has_range(0x2000, 0x2000, 8, false, true, 0), "a page trap now");
+	pthread_mutex_lock(&d->lock);
+	memset(d->hw, 0, sizeof(d->hw));
+	pthread_mutex_unlock(&d->lock);
+	debug_watch_sync(d);
+	CHECK(nr_watched == 0 && d->hw[0].used && d->hw[0].addr == 0x2000, "back in DR0");
+	rig_fini(&r);
+}
+
 int main(void)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -1199,5 +1359,8 @@ int main(void)
 	test_dr_share_placement();
 	test_dr_share_guest_takes_slot();
 	printf("debug registers shared with the guest: done\n");
+	test_watch_ranges();
+	test_watch_evicted();
+	printf("watched ranges: done\n");
 	return check_summary("debug");
 }
