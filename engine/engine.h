@@ -126,21 +126,17 @@ struct engine_debug {
 	bool intercept_mov_dr; /* guest MOV DR exits VM_EXIT_MOV_DR after it was emulated */
 };
 
-/* What this engine really does on this host, found out by asking and by
- * trying (a tiny guest for the things no capability flag tells): the
- * booleans callers decide by (the debug core probes them once, when it is
- * created with the VM). */
+/* What this engine really does on this host where the debug core's
+ * choices depend on it, found out by asking and by trying (a tiny guest
+ * for the things no capability flag tells). The debug core probes them
+ * once, when it is created with the VM; everything else an engine found
+ * is for the user (struct engine_report). */
 struct engine_caps {
-	bool single_step;
-	bool step_block_irq;
-	bool hw_exec_bp;
-	bool hw_data_bp;
+	bool step_block_irq;   /* single_step can hold off interrupts itself */
+	bool hw_data_bp;       /* DR0-3 data breakpoints fire */
 	bool gd_trap;          /* DR7.GD makes guest MOV DR exit */
-	bool readonly_mem;
-	bool irqchip;          /* in-kernel LAPIC/IOAPIC/PIC/PIT */
 	bool step_keeps_guest_tf; /* single_step leaves the guest's own RFLAGS.TF, its
 				   * images and its traps exact: no shadow needed */
-	unsigned max_vcpus;
 };
 
 /* One probe finding for the user: "name: yes/no (how)". */
