@@ -180,25 +180,21 @@ struct engine_watch {
 	uint32_t id;         /* given back as vm_exit.db.watch = id + 1 */
 };
 
-/* What this engine really does on this host, found out by asking and by
- * trying (a tiny guest for the things no capability flag tells): the
- * booleans callers decide by (the debug core probes them once, when it is
- * created with the VM). */
+/* What this engine really does on this host where the debug core's
+ * choices depend on it, found out by asking and by trying (a tiny guest
+ * for the things no capability flag tells). The debug core probes them
+ * once, when it is created with the VM; everything else an engine found
+ * is for the user (struct engine_report). */
 struct engine_caps {
-	bool single_step;
-	bool step_block_irq;
-	bool hw_exec_bp;
-	bool hw_data_bp;
+	bool step_block_irq;   /* single_step can hold off interrupts itself */
+	bool hw_data_bp;       /* DR0-3 data breakpoints fire */
 	bool gd_trap;          /* DR7.GD makes guest MOV DR exit */
 	bool shared_dr;        /* one DR0-3 set per vCPU: the debugger's hardware
 				* breakpoints displace the guest's (debug/dr_share.c) */
-	bool readonly_mem;
 	bool watch_linear;     /* set_watch matches every access by linear address (exact);
 				* otherwise it traps the pages at engine_watch.gpa */
-	bool irqchip;          /* in-kernel LAPIC/IOAPIC/PIC/PIT */
 	bool step_keeps_guest_tf; /* single_step leaves the guest's own RFLAGS.TF, its
 				   * images and its traps exact: no shadow needed */
-	unsigned max_vcpus;
 	unsigned catch_access;   /* bit n: engine_debug.access sees enum engine_access_kind n */
 };
 

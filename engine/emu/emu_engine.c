@@ -861,14 +861,11 @@ static int emu_op_probe(const struct emu_single_ops *assist, struct engine_caps 
 	(void)assist;
 	(void)e;
 	memset(caps, 0, sizeof(*caps));
-	caps->single_step = caps->step_block_irq = caps->hw_exec_bp = caps->hw_data_bp = true;
-	caps->gd_trap = caps->irqchip = true;
+	caps->step_block_irq = caps->hw_data_bp = caps->gd_trap = true;
 	/* MTF-like stepping never touches RFLAGS.TF; --cpu amd stepping owns
 	 * TF but emu_debug.c fixes every image itself */
 	caps->step_keeps_guest_tf = true;
-	caps->readonly_mem = false;
 	caps->watch_linear = true;
-	caps->max_vcpus = VM_MAX_GUEST_VCPUS;
 	if (report)
 		memset(report, 0, sizeof(*report));
 	probe_feature(report, "single-step exits", true,

@@ -439,18 +439,6 @@ static void probe_access(const struct kvm_host_caps *c, struct engine_caps *caps
 		  c->msr_filter ? "present" : "absent");
 }
 
-static void probe_set_caps(struct engine_caps *caps, const struct probe_finding *f)
-{
-	caps->single_step = f[0].present;
-	caps->step_block_irq = f[1].present;
-	caps->hw_exec_bp = f[2].present;
-	caps->hw_data_bp = f[3].present;
-	caps->gd_trap = f[4].present;
-	caps->shared_dr = true;      /* KVM_SET_GUEST_DEBUG loads the guest's DR0-3 slots */
-	caps->readonly_mem = f[5].present;
-	caps->irqchip = f[6].present;
-}
-
 static const char *const probe_names[] = {
 	"single-step exits", "BLOCKIRQ", "hardware execution breakpoints",
 	"hardware data breakpoints", "DR7.GD trapping of guest MOV DR",
@@ -466,33 +454,35 @@ static const char *const probe_names[] = {
 #define PROBE_NR      (sizeof(probe_names) / sizeof(probe_names[0]))
 #define PROBE_ACCESS  13
 
-/* The findings engine_caps is made of (probe_names[0..7]): five probe
- * guests. Every probe guest has the assist a VM of this engine would have. */
+/* The findings engine_caps is made of (BLOCKIRQ, data breakpoints,
+ * DR7.GD): two probe guests. Every probe guest has the assist a VM of
+ * this engine would have. */
 static int probe_caps(const struct emu_single_ops *assist, const struct kvm_host_caps *c,
+		      struct probe_finding *f, struct err *e)
+{
+	int r;
+	probe_block_irq(c, &f[1]);
+	if ((r = probe_with_guest(probe_hw_data, false, assist, &f[3], e)) < 0)
+		return err_wrap(e, "probing hardware data breakpoints");
+	if ((r = probe_with_guest(probe_gd, false, assist, &f[4], e)) < 0)
+		return err_wrap(e, "probing DR7.GD");
+	return 0;
+}
+
+/* The findings only the user reads: seven more probe guests and a timed
+ * one. */
+static int probe_more(const struct emu_single_ops *assist, const struct kvm_host_caps *c,
 		      struct probe_finding *f, struct err *e)
 {
 	int r;
 	if ((r = probe_with_guest(probe_single_step, false, assist, &f[0], e)) < 0)
 		return err_wrap(e, "probing single-step");
-	probe_block_irq(c, &f[1]);
 	if ((r = probe_with_guest(probe_hw_exec, false, assist, &f[2], e)) < 0)
 		return err_wrap(e, "probing hardware execution breakpoints");
-	if ((r = probe_with_guest(probe_hw_data, false, assist, &f[3], e)) < 0)
-		return err_wrap(e, "probing hardware data breakpoints");
-	if ((r = probe_with_guest(probe_gd, false, assist, &f[4], e)) < 0)
-		return err_wrap(e, "probing DR7.GD");
 	if ((r = probe_readonly(assist, c, &f[5], e)) < 0)
 		return err_wrap(e, "probing read-only memory");
 	probe_say(&f[6], c->irqchip, c->irqchip ? "KVM_CAP_IRQCHIP" : "no KVM_CAP_IRQCHIP");
 	probe_say(&f[7], true, "%u (KVM_CAP_MAX_VCPUS)", c->max_vcpus);
-	return 0;
-}
-
-/* The findings only the user reads: four more probe guests and a timed one. */
-static int probe_more(const struct emu_single_ops *assist, struct probe_finding *f,
-		      struct err *e)
-{
-	int r;
 	if ((r = probe_with_guest(probe_single_step, true, assist, &f[8], e)) < 0 ||
 	    (r = probe_with_guest(probe_hw_exec, true, assist, &f[9], e)) < 0 ||
 	    (r = probe_with_guest(probe_int3, true, assist, &f[10], e)) < 0)
@@ -517,11 +507,13 @@ int kvm_op_probe(const struct emu_single_ops *assist, struct engine_caps *caps,
 	if ((r = probe_caps(assist, &c, f, e)) < 0)
 		return r;
 	probe_access(&c, caps, &f[PROBE_ACCESS]);
-	probe_set_caps(caps, f);
-	caps->max_vcpus = c.max_vcpus;
+	caps->step_block_irq = f[1].present;
+	caps->hw_data_bp = f[3].present;
+	caps->gd_trap = f[4].present;
+	caps->shared_dr = true;      /* KVM_SET_GUEST_DEBUG loads the guest's DR0-3 slots */
 	if (!report)
 		return 0;
-	if ((r = probe_more(assist, f, e)) < 0)
+	if ((r = probe_more(assist, &c, f, e)) < 0)
 		return r;
 	memset(report, 0, sizeof(*report));
 	for (unsigned i = 0; i < PROBE_NR; i++)

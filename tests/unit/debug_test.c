@@ -232,7 +232,7 @@ static int fake_probe_shared(const struct emu_single_ops *assist, struct engine_
 	(void)report;
 	(void)e;
 	memset(caps, 0, sizeof(*caps));
-	caps->single_step = caps->hw_exec_bp = caps->shared_dr = true;
+	caps->shared_dr = true;
 	return 0;
 }
 
