@@ -42,7 +42,8 @@ static int deliver_trap(struct debug *d, struct vcpu *vcpu, struct debug_step_vc
 			struct x86_regs *regs, unsigned vector)
 {
 	struct x86_regs now;
-	if (!d->vm->engine->deliver_exception)
+	const struct engine_debug_ops *dbg = d->vm->engine->debug;
+	if (!dbg || !dbg->deliver_exception)
 		return -ENOTSUP;
 	if (debug_vcpu_regs(d, vcpu->id, &now) == 0 && memcmp(&now, regs, sizeof(now)) &&
 	    debug_vcpu_put_regs(d, vcpu->id, regs, "the state a trap is delivered from") < 0)
@@ -80,7 +81,7 @@ void step_tf_guest_db(struct debug *d, struct vcpu *vcpu, struct debug_step_vcpu
 		*pc = regs->rip;
 		st->guest_tf = false;
 		st->sregs_valid = false;
-	} else if (d->vm->engine->inject_exception) {
+	} else if (d->vm->engine->vcpu->inject_exception) {
 		if (st->if_shadow && st->guest_if && !(regs->rflags & RFLAGS_IF)) {
 			/* the engine's frame must show the guest's IF: it runs
 			 * with it until the next step ends (as a CPU would) */

@@ -111,10 +111,20 @@
  *   instruction of a handler when an event was delivered at the boundary
  *   (seen as RIP moving without an instruction). --cpu amd: TF owned by
  *   the engine as above; exits after each instruction that began with it.
+ * - --cpu MODEL,shared-dr (vm->cfg.shared_dr) models KVM's one set per
+ *   vCPU: while the debugger loads registers they are the hardware (the
+ *   union debug/dr_share.c builds of the guest's and its own), the guest's
+ *   file is only what MOV DR reads and writes and matches nothing, RF and
+ *   the MOV SS shadow suppress every instruction breakpoint of the set,
+ *   and every match exits (VM_EXIT_DB, db.dr6 by hardware slot); with
+ *   nothing loaded the guest's file is the hardware, as without the option.
  * - The guest's own #DB with engine_debug.intercept_db: DR6/DR7 updated as
  *   delivery would, not delivered; VM_EXIT_DB with db.guest_dr6 = its bits
  *   (db.dr6 = the debugger's bits, 0 if none). Reflect it with
  *   inject_exception(X86_DB).
+ * - The debugger's watched ranges (engine_ops.set_watch) match linear
+ *   addresses by the access's direction, so a read-only watch is exact;
+ *   their hit exits like a debugger data breakpoint (db.watch = id + 1).
  * - Not modelled: task switches (BT), data breakpoints hit by the stack
  *   pushes of event delivery, RTM and bus-lock #DB. */
 #ifndef VMDB_EMU_DEBUG_H
@@ -149,6 +159,13 @@ struct emu_dbg {
 	bool shadow_tf;         /* the guest's own TF while tf_owned */
 	bool guest_tf_start;    /* the guest's TF when the instruction began */
 	bool tf_from_result;    /* SYSCALL/SYSRET: the TF it produced decides BS */
+	bool access_hit;        /* this instruction made an access debugger.access names */
+	struct vm_exit access_exit;
+	/* the debugger's watched ranges (engine_ops.set_watch), owned by
+	 * the VM; watch_hit: id + 1 of the first one this instruction touched */
+	const struct engine_watch *watch;
+	unsigned nr_watch;
+	uint32_t watch_hit;
 };
 
 bool emu_dbg_armed(const struct emu_cpu *cpu);
@@ -160,6 +177,11 @@ bool emu_dbg_mov_dr(struct emu_cpu *cpu, unsigned dr, unsigned gpr, bool to_dr);
 /* rflags_before: RFLAGS at the start of the instruction (TF timing). */
 bool emu_dbg_end_insn(struct emu_cpu *cpu, uint64_t rflags_before);
 bool emu_dbg_icebp(struct emu_cpu *cpu);
+/* A port access, RDMSR/WRMSR or a CR write (MOV, LMSW, CLTS) completed (value as read or
+ * written): when the debugger's access filter names it, end_insn exits
+ * VM_EXIT_ACCESS after the instruction. Call only when armed. */
+void emu_dbg_access(struct emu_cpu *cpu, enum engine_access_kind kind, uint32_t index,
+		    unsigned size, bool is_write, uint64_t value);
 
 /* Added for the core (see the contract above). */
 bool emu_dbg_int3(struct emu_cpu *cpu, uint64_t linear_rip);
@@ -179,5 +201,7 @@ int emu_dbg_set_debug(struct emu_cpu *cpu, const struct engine_debug *dbg);
 void emu_dbg_get_regs(const struct emu_cpu *cpu, struct x86_debugregs *dr);
 void emu_dbg_set_regs(struct emu_cpu *cpu, const struct x86_debugregs *dr);
 void emu_dbg_reset(struct emu_cpu *cpu);   /* power-on / INIT values */
+/* The debugger's watched ranges from now on (the VM keeps the array). */
+void emu_dbg_set_watch(struct emu_cpu *cpu, const struct engine_watch *w, unsigned n);
 
 #endif
