@@ -68,9 +68,28 @@ void debug_on_reset(struct vm *vm)
 	pthread_mutex_unlock(&d->lock);
 }
 
+/* The client single-stepped the instruction that reset the machine: the
+ * step ends before the first instruction of the new boot, every vCPU
+ * held, as a step into any other instruction would. */
+static void step_ends_at_power_on(struct debug *d, unsigned vcpu)
+{
+	struct x86_regs regs = { 0 };
+	debug_vcpu_regs(d, vcpu, &regs);
+	struct debug_event ev = { .kind = DEBUG_EV_STEP, .vcpu = vcpu, .addr = regs.rip };
+
+	pthread_mutex_lock(&d->lock);
+	debug_queue_locked(d, &ev);
+	for (unsigned i = 0; i < d->nr_vcpus; i++)
+		if (d->vcpus[i].run != DEBUG_RUN_PARKED)
+			__atomic_store_n(&d->vcpus[i].run, DEBUG_RUN_STOPPING, __ATOMIC_RELEASE);
+	d->vcpus[vcpu].notify_on_park = true;
+	pthread_mutex_unlock(&d->lock);
+}
+
 void debug_on_reboot(struct vm *vm)
 {
 	struct debug *d = vm->debug;
+	int stepped = -1;
 
 	debug_step_guards_drop(d);
 	pthread_mutex_lock(&d->lock);
@@ -78,8 +97,11 @@ void debug_on_reboot(struct vm *vm)
 	if (!d->end_queued)
 		d->gone = false;
 	sw_reinsert_locked(d);
-	for (unsigned i = 0; i < d->nr_vcpus; i++)
+	for (unsigned i = 0; i < d->nr_vcpus; i++) {
+		if (d->vcpus[i].step == DEBUG_STEP_USER)
+			stepped = (int)i;
 		vcpu_forget_locked(d, i);
+	}
 	memset(&d->guard, 0, sizeof(d->guard));
 	d->catch_dirty = true;
 	d->watch_dirty = true;
@@ -87,4 +109,6 @@ void debug_on_reboot(struct vm *vm)
 	debug_watch_sync(d);
 	for (unsigned i = 0; i < d->nr_vcpus; i++)
 		debug_apply_engine(d, i);
+	if (stepped >= 0)
+		step_ends_at_power_on(d, (unsigned)stepped);
 }
