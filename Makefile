@@ -21,10 +21,34 @@ OBJS     := $(SRCS:%.c=$(BUILD)/%.o)
 VMDB     := $(BUILD)/vmdb
 
 .PHONY: all deps run test test-quick clean bench linux-assets check-linux
-all: $(VMDB) guests
+.PHONY: man install uninstall check-deb
+all: $(VMDB) man guests
 
 $(VMDB): $(OBJS)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# vmdb(1), made from `vmdb --help`: the option table in cli/options.c is the
+# one source of both.
+man: $(BUILD)/vmdb.1
+$(BUILD)/vmdb.1: $(VMDB) scripts/mkman.sh
+	scripts/mkman.sh $(VMDB) > $@.tmp && mv $@.tmp $@
+
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+MANDIR ?= $(PREFIX)/share/man
+install: $(VMDB) $(BUILD)/vmdb.1
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1
+	install -m 755 $(VMDB) $(DESTDIR)$(BINDIR)/vmdb
+	install -m 644 $(BUILD)/vmdb.1 $(DESTDIR)$(MANDIR)/man1/vmdb.1
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/vmdb $(DESTDIR)$(MANDIR)/man1/vmdb.1
+
+# The Debian package, built from a clean copy of the committed tree with
+# `dpkg-buildpackage -us -uc -b`, then unpacked and run (needs dpkg-dev and
+# debhelper). DEB_OUT keeps the .deb.
+DEB_OUT ?= $(BUILD)/deb
+check-deb:
+	scripts/check-deb.sh $(DEB_OUT)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)

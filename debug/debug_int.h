@@ -340,6 +340,10 @@ bool debug_run_parked(enum debug_run run);
 void debug_run_stop_locked(struct debug *d, unsigned vcpu);
 void debug_run_release_locked(struct debug *d, unsigned vcpu);
 
+/* reboot.c: vm_debug_hooks.on_reset and on_reboot */
+void debug_on_reset(struct vm *vm);
+void debug_on_reboot(struct vm *vm);
+
 /* park.c */
 void debug_queue_locked(struct debug *d, const struct debug_event *ev);
 void debug_request_stop_locked(struct debug *d, unsigned self);

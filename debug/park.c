@@ -973,6 +973,8 @@ int debug_create(struct vm *vm, bool wait_gdb, debug_notify_fn notify_fn, void *
 	d->hooks.before_run = hook_before_run;
 	d->hooks.on_exit = hook_on_exit;
 	d->hooks.on_vm_stop = hook_on_vm_stop;
+	d->hooks.on_reset = debug_on_reset;
+	d->hooks.on_reboot = debug_on_reboot;
 	debug_caps_probe(d);
 	vm->debug = d;
 	vm->debug_hooks = &d->hooks;

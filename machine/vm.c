@@ -285,11 +285,6 @@ void vm_request_reset(struct vm *vm, const char *why)
 		vm_request_exit(vm, 0, "the guest rebooted (%s); --no-reboot: vmdb ends", why);
 		return;
 	}
-	if (vm->debug_hooks) {
-		vm_request_exit(vm, 0, "the guest rebooted (%s); vmdb does not boot it again "
-				"while a debugger is configured, so it ends", why);
-		return;
-	}
 	pthread_mutex_lock(&vm->lock);
 	if (!vm->stopping) {
 		vm->reset_pending = true;
@@ -299,6 +294,8 @@ void vm_request_reset(struct vm *vm, const char *why)
 				vm->engine->vcpu->kick(&vm->vcpus[i]);
 	}
 	pthread_mutex_unlock(&vm->lock);
+	if (vm->debug_hooks && vm->debug_hooks->on_reset)
+		vm->debug_hooks->on_reset(vm);
 }
 
 static void vcpu_thread_exit(struct vcpu *vcpu)
@@ -550,6 +547,9 @@ int vm_run(struct vm *vm)
 			break;
 		}
 		vm_resume_after_reset(vm);
+		/* after `stopping` is cleared: the debugger sees a machine that runs */
+		if (vm->debug_hooks && vm->debug_hooks->on_reboot)
+			vm->debug_hooks->on_reboot(vm);
 	}
 	return vm->exit_status;
 }

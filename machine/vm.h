@@ -78,6 +78,13 @@ struct vm_debug_hooks {
 	 * without vm->lock held; vCPUs parked in before_run must return once
 	 * vm_stopping() is true. */
 	void (*on_vm_stop)(struct vm *vm, int status, const char *why);
+	/* The guest asked for a reset: every vCPU thread must leave (parked
+	 * ones too) so the machine can boot again. Any thread, no lock held. */
+	void (*on_reset)(struct vm *vm);
+	/* The guest reset the machine and it booted again (new vCPUs, RAM
+	 * reloaded); called by vm_run before any new vCPU thread starts, so
+	 * the debugger's breakpoints go back in and its session goes on. */
+	void (*on_reboot)(struct vm *vm);
 };
 
 struct vm_teardown {
@@ -147,8 +154,8 @@ void vm_request_exit(struct vm *vm, int status, const char *fmt, ...)
 /* The guest asked for a system reset (reset register, port 0xcf9, the
  * i8042 pulse, port 0x92): every vCPU stops, and vm_run boots the machine
  * again from power-on (new engine state, RAM cleared, device resets, the
- * kernel loaded again). With --no-reboot, or while a debugger is
- * configured, the machine stops with status 0 instead. Any thread. */
+ * kernel loaded again; a debugger stays attached, see on_reboot). With
+ * --no-reboot the machine stops with status 0 instead. Any thread. */
 void vm_request_reset(struct vm *vm, const char *why);
 
 /* Register fn(opaque) to put a device back in its power-on state when the
