@@ -10,7 +10,8 @@
  * raises #UD when CR0.EM is set, #NM when CR0.TS is set, #MF when an
  * unmasked x87 exception is pending (CR0.NE, as emu_exec_x87.c), then
  * sets TOP to 0 and every tag to valid; writing MMi also sets Ri's sign
- * and exponent bytes to all ones. EMMS marks every register empty. The
+ * and exponent bytes to all ones. EMMS also sets TOP to 0 but marks every
+ * register empty (SDM vol. 1, table 9-2; measured). The
  * transition happens only once the instruction can no longer fault, so a
  * faulting instruction leaves the x87 state alone.
  *
@@ -340,8 +341,8 @@ HOST_CVT(cvtpd2dq) HOST_CVT(cvttpd2dq)
 /* CVTPI2PS xmm, mm/m64 (two int32 to the low two singles, the rest of xmm
  * kept) and CVTPI2PD xmm, mm/m64 (to two doubles): the packed conversion
  * of the two integers with zeros above them, which convert exactly. The
- * memory forms leave the x87 state alone (SDM: only an MMX register
- * source makes the transition). */
+ * memory forms leave the x87 state alone (only an MMX register source
+ * makes the transition: measured on the CPU, as the SDM describes). */
 static void m_cvtpi2p(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	bool ps = in->mnemonic == ZYDIS_MNEMONIC_CVTPI2PS;
@@ -385,6 +386,7 @@ static void m_emms(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	(void)in;
 	mmx_check(cpu, false);
+	emu_x87_set_top(&cpu->fpu, 0);
 	cpu->fpu.ftw = 0;
 }
 
