@@ -123,7 +123,7 @@ static void h_movdq(struct emu_cpu *cpu, const struct emu_insn *in)
 	unsigned size = in->mnemonic == ZYDIS_MNEMONIC_MOVD ? 4 : 8;
 	uint8_t v[16];
 	if (!emu_sse_is_xmm(&OP0) && !emu_sse_is_xmm(&OP1)) {
-		emu_unimplemented(cpu, in);     /* MMX registers */
+		emu_unimplemented(cpu, in);
 		return;
 	}
 	if (!xmm_form(cpu, in))

@@ -82,7 +82,7 @@ static void fp_binop(struct emu_cpu *cpu, const struct emu_insn *in, fp_fn fn)
 {
 	uint8_t d[16], s[16];
 	if (!emu_sse_is_xmm(&OP0) || (OP1.kind == EMU_OP_REG && !emu_sse_is_xmm(&OP1))) {
-		emu_unimplemented(cpu, in);     /* MMX forms (CVTPI2PS, ...) */
+		emu_unimplemented(cpu, in);
 		return;
 	}
 	emu_sse_check(cpu);
@@ -215,7 +215,7 @@ static void to_int(struct emu_cpu *cpu, const struct emu_insn *in, to_int_fn fn)
 	uint64_t r;
 	if (OP0.kind != EMU_OP_REG || OP0.rclass != EMU_RC_GPR ||
 	    (OP1.kind == EMU_OP_REG && !emu_sse_is_xmm(&OP1))) {
-		emu_unimplemented(cpu, in);     /* MMX forms (CVTPS2PI, ...) */
+		emu_unimplemented(cpu, in);
 		return;
 	}
 	emu_sse_check(cpu);
@@ -262,7 +262,7 @@ static void from_int(struct emu_cpu *cpu, const struct emu_insn *in, from_int_fn
 {
 	uint8_t d[16];
 	if (!emu_sse_is_xmm(&OP0) || (OP1.kind == EMU_OP_REG && OP1.rclass != EMU_RC_GPR)) {
-		emu_unimplemented(cpu, in);     /* CVTPI2PS/CVTPI2PD (MMX) */
+		emu_unimplemented(cpu, in);
 		return;
 	}
 	emu_sse_check(cpu);
