@@ -727,7 +727,7 @@ def test_x87_ring3_emu_known_values(vmdb_bin, tmp_path):
 # shows the aliasing.
 
 MMX_SEED = int(os.environ.get("VMDB_MMX_SEED", "20261207"))
-MMX_NSEQ = int(os.environ.get("VMDB_MMX_NSEQ", "40"))
+MMX_NSEQ = int(os.environ.get("VMDB_MMX_NSEQ", "30"))
 MMX_LEN = 200
 
 
