@@ -71,8 +71,15 @@ LINUX_DIR := build/linux
 linux-assets: $(LINUX_DIR)/initramfs.gz
 $(LINUX_DIR)/busybox:
 	@scripts/linux-assets.sh $(LINUX_DIR)
-$(LINUX_DIR)/initramfs.gz: $(LINUX_DIR)/busybox tests/linux/init tests/linux/mkinitramfs.py
-	@python3 tests/linux/mkinitramfs.py $(LINUX_DIR)/busybox tests/linux/init $@
+# dynhello: a dynamically linked program, with the host's ld.so and libc.
+$(LINUX_DIR)/dynhello: tests/linux/dynhello.c
+	@mkdir -p $(LINUX_DIR) && $(CC) -O2 -Wall -Werror -o $@ $<
+$(LINUX_DIR)/initramfs.gz: $(LINUX_DIR)/busybox $(LINUX_DIR)/dynhello tests/linux/init \
+		tests/linux/mkinitramfs.py
+	@python3 tests/linux/mkinitramfs.py $(LINUX_DIR)/busybox tests/linux/init $@ \
+		bin/dynhello=$(LINUX_DIR)/dynhello \
+		lib64/ld-linux-x86-64.so.2=/lib64/ld-linux-x86-64.so.2 \
+		lib/x86_64-linux-gnu/libc.so.6=/lib/x86_64-linux-gnu/libc.so.6
 
 # The whole suite, once per build, in one pytest run (one summary line).
 test:

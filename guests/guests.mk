@@ -181,3 +181,8 @@ $(GUEST_OUT)/linux_pvh.elf: $(GUEST_MB_OBJ) $(GUEST_RT_OBJS) $(GUEST_OUT)/linux_
 # on kvm through its emu fallback.
 guests: $(GUEST_OUT)/x87_calc.elf
 .SECONDARY: $(GUEST_OUT)/x87_calc.o
+
+# The MMX registers' aliasing of the x87 state, checked from inside
+# (tests/test_mmx.py).
+guests: $(GUEST_OUT)/mmx_alias.elf
+.SECONDARY: $(GUEST_OUT)/mmx_alias.o

@@ -1428,6 +1428,150 @@ def generate_x87(seed, nseq, length):
     return seqs
 
 
+# ---- MMX (ring-3 sequences, the real CPU the reference) ----
+
+class MmxGen(X87Gen):
+    """Sequences of MMX-register instructions (moves to and from GPRs,
+    memory and XMM registers, packed integer, SSE/SSE2/SSSE3 additions,
+    shuffles, inserts/extracts, MASKMOVQ, the CVT*PI* conversions, EMMS)
+    among x87 loads, stores, arithmetic and environment/FNSAVE/FXSAVE round
+    trips, so the aliasing of MMi on the x87 registers, TOP and the tags
+    meet every transition; endings include #MF at an MMX instruction."""
+
+    MMX_INT = ["paddb", "paddw", "paddd", "paddq", "paddsb", "paddsw", "paddusb", "paddusw",
+               "psubb", "psubw", "psubd", "psubq", "psubsb", "psubsw", "psubusb", "psubusw",
+               "pand", "pandn", "por", "pxor", "pcmpeqb", "pcmpeqw", "pcmpeqd", "pcmpgtb",
+               "pcmpgtw", "pcmpgtd", "pmullw", "pmulhw", "pmulhuw", "pmuludq", "pmaddwd",
+               "psadbw", "pavgb", "pavgw", "pminub", "pmaxub", "pminsw", "pmaxsw",
+               "punpckhbw", "punpckhwd", "punpckhdq", "packsswb", "packssdw", "packuswb"]
+    MMX_LOW_UNPACK = ["punpcklbw", "punpcklwd", "punpckldq"]     # m32 sources
+    MMX_SSSE3 = ["pshufb", "phaddw", "phaddd", "phaddsw", "phsubw", "phsubd", "phsubsw",
+                 "pmaddubsw", "pmulhrsw", "psignb", "psignw", "psignd", "pabsb", "pabsw",
+                 "pabsd"]
+
+    def mr(self):
+        return f"%mm{self.rng.randint(0, 7)}"
+
+    def msrc(self, size=8):
+        return self.smem(size) if self.rng.random() < 0.35 else self.mr()
+
+    def t_mmx_int(self):
+        rng = self.rng
+        if rng.random() < 0.15:
+            self.emit(f"{rng.choice(self.MMX_LOW_UNPACK)} {self.msrc(4)}, {self.mr()}")
+        else:
+            self.emit(f"{rng.choice(self.MMX_INT)} {self.msrc()}, {self.mr()}")
+
+    def t_mmx_ssse3(self):
+        rng = self.rng
+        if rng.random() < 0.2:
+            self.emit(f"palignr ${rng.randint(0, 255)}, {self.msrc()}, {self.mr()}")
+        else:
+            self.emit(f"{rng.choice(self.MMX_SSSE3)} {self.msrc()}, {self.mr()}")
+
+    def t_mmx_shift(self):
+        rng = self.rng
+        op = rng.choice(["psllw", "pslld", "psllq", "psrlw", "psrld", "psrlq", "psraw", "psrad"])
+        n = rng.choice([0, 1, 7, 8, 15, 16, 31, 32, 33, 63, 64, 255, rng.randint(0, 255)])
+        if rng.random() < 0.5:
+            self.emit(f"{op} ${n}, {self.mr()}")
+        else:
+            self.emit(f"{op} {self.msrc()}, {self.mr()}")
+
+    def t_mmx_move(self):
+        rng = self.rng
+        m, x = self.mr(), self.xr()
+        k = rng.randint(0, 10)
+        if k <= 1:
+            r = self.reg(64)[0]
+            self.emit(rng.choice([f"movq {r}, {m}", f"movq {m}, {r}", f"movq {self.mr()}, {m}",
+                                  f"movq {self.smem(8)}, {m}", f"movq {m}, {self.smem(8)}"]))
+        elif k == 2:
+            r = self.reg(32)[0]
+            self.emit(rng.choice([f"movd {r}, {m}", f"movd {m}, {r}", f"movd {self.smem(4)}, {m}",
+                                  f"movd {m}, {self.smem(4)}"]))
+        elif k == 3:
+            self.emit(rng.choice([f"movq2dq {m}, {x}", f"movdq2q {x}, {m}"]))
+        elif k == 4:
+            self.emit(f"movntq {m}, {self.smem(8)}")
+        elif k == 5:
+            self.emit(f"pshufw ${rng.randint(0, 255)}, {self.msrc()}, {m}")
+        elif k == 6:
+            s = self.reg(32)[0] if rng.random() < 0.5 else self.smem(2)
+            self.emit(f"pinsrw ${rng.randint(0, 255)}, {s}, {m}")
+        elif k == 7:
+            self.emit(f"pextrw ${rng.randint(0, 255)}, {m}, {self.reg(32)[0]}")
+        elif k == 8:
+            self.emit(f"pmovmskb {m}, {self.reg(rng.choice([32, 64]))[0]}")
+        elif k == 9:
+            # MASKMOVQ: selected bytes to (%rdi), anywhere in the scratch area
+            self.emit(f"leaq {self.disp(8)}(%rbp), %rdi")
+            self.emit(f"maskmovq {self.mr()}, {m}")
+        else:
+            # an FP-interesting constant through a GPR
+            r = rng.choice(FREE)
+            self.emit(f"movabsq ${fp_qword(rng):#x}, %{r}")
+            self.emit(f"movq %{r}, {m}")
+
+    def t_mmx_cvt(self):
+        rng = self.rng
+        k = rng.randint(0, 2)
+        if k == 0:
+            op = rng.choice(["cvtpi2ps", "cvtpi2pd"])
+            self.emit(f"{op} {self.msrc()}, {self.xr()}")
+        elif k == 1:
+            op = rng.choice(["cvtps2pi", "cvttps2pi"])
+            self.emit(f"{op} {self.src(8)}, {self.mr()}")
+        else:
+            op = rng.choice(["cvtpd2pi", "cvttpd2pi"])
+            self.emit(f"{op} {self.src(16)}, {self.mr()}")
+
+    def t_emms(self):
+        self.emit("emms")
+
+    TEMPLATES = [("t_alu", 3), ("t_mov", 2), ("t_jcc", 1), ("t_sse_move", 2),
+                 ("t_x87_load", 4), ("t_x87_arith", 3), ("t_x87_store", 3), ("t_x87_ctrl", 3),
+                 ("t_mmx_int", 14), ("t_mmx_shift", 5), ("t_mmx_move", 12),
+                 ("t_mmx_ssse3", 6), ("t_mmx_cvt", 4), ("t_emms", 2)]
+
+    def t_fault(self):
+        """#MF at an MMX instruction after an unmasked x87 exception, or
+        the x87/SSE/general endings."""
+        rng = self.rng
+        if rng.random() < 0.5:
+            return X87Gen.t_fault(self)
+        if self.undef:
+            self.define_flags()
+        d = self.disp(2)
+        self.emit("emms")                                      # room for two loads
+        self.emit(f"movw ${0x37f & ~0x04:#x}, {d}(%rbp)")     # divide by zero unmasked
+        self.emit(f"fldcw {d}(%rbp)")
+        self.emit("fldz")
+        self.emit("fld1")
+        self.emit("fdivp %st, %st(1)")
+        self.t_mmx_int()
+
+
+def generate_mmx(seed, nseq, length):
+    """Ring-3 sequences of MMX instructions among x87 ones."""
+    rng = random.Random(seed)
+    seqs = []
+    for k in range(nseq):
+        regs, rflags, scratch = initial_state(rng)
+        scratch = bytearray(scratch)
+        for off in range(0, SCRATCH_SIZE - 16, 16):
+            if rng.random() < 0.5:
+                struct.pack_into("<Q", scratch, off, fp_qword(rng))
+            elif rng.random() < 0.3:
+                scratch[off:off + 10] = f80_value(rng)
+        fx = fx_image([fp_qword(rng) for _ in range(32)], random_mxcsr(rng), x87_state(rng))
+        gen = MmxGen(rng, f"m{k}")
+        items = gen.generate(length, fault=rng.random() < 0.35)
+        seqs.append(Sequence(f"mmx seed {seed} seq {k}", items, regs, rflags, bytes(scratch),
+                             gen.undef, fx=fx))
+    return seqs
+
+
 def handpicked(name, lines, regs=None, rflags=FIXED1, scratch=None, seed=0):
     """A named sequence from (asm, flag-effects dict) pairs or plain asm
     strings (no flag effect); regs overrides the seeded initial values."""
@@ -1538,8 +1682,10 @@ def main():
     ap.add_argument("--asm", help="also write the assembly source here")
     ap.add_argument("--sse", action="store_true", help="SSE sequences for ring 3")
     ap.add_argument("--x87", action="store_true", help="x87 sequences for ring 3")
+    ap.add_argument("--mmx", action="store_true", help="MMX sequences for ring 3")
     args = ap.parse_args()
-    gen = generate_x87 if args.x87 else generate_sse if args.sse else generate
+    gen = generate_mmx if args.mmx else generate_x87 if args.x87 else \
+        generate_sse if args.sse else generate
     seqs = gen(args.seed, args.nseq, args.length)
     with tempfile.TemporaryDirectory() as d:
         assemble(seqs, d)
@@ -1547,7 +1693,7 @@ def main():
             with open(os.path.join(d, "diff.s")) as f, open(args.asm, "w") as o:
                 o.write(f.read())
     with open(args.out, "wb") as f:
-        f.write(blob(seqs, ring3=args.sse or args.x87))
+        f.write(blob(seqs, ring3=args.sse or args.x87 or args.mmx))
 
 
 if __name__ == "__main__":

@@ -714,3 +714,112 @@ def test_x87_ring3_emu_known_values(vmdb_bin, tmp_path):
     assert not wrong, f"emu ring-3 x87 results (got, expected): {wrong}\n{m.group(0)}"
     flags = int(m.group(3), 16)
     assert flags & dg.STATUS == dg.CF, f"fcomip of 0 against 37: rflags {flags:#x}"
+
+
+# ---- MMX in ring 3: emu against the real CPU ----
+#
+# tests/diffgen.py's MmxGen: every MMX-register form (moves with GPRs,
+# memory and XMM registers, packed integer, SSE/SSE2/SSSE3 additions,
+# shuffles, inserts/extracts, MASKMOVQ, CVT*PI*, EMMS) among x87 loads,
+# stores, arithmetic and FNSTENV/FNSAVE/FXSAVE round trips, ending at times
+# in #MF at an MMX instruction. Compared as the x87 run: the x87 state
+# (FSW's TOP, the tags, ST0-ST7 with the exponent bytes an MMX write sets)
+# shows the aliasing.
+
+MMX_SEED = int(os.environ.get("VMDB_MMX_SEED", "20261207"))
+MMX_NSEQ = int(os.environ.get("VMDB_MMX_NSEQ", "30"))
+MMX_LEN = 200
+
+
+@pytest.mark.kvm
+def test_mmx_ring3_free_running(vmdb_bin, tmp_path):
+    seqs = dg.generate_mmx(MMX_SEED, MMX_NSEQ, MMX_LEN)
+    dg.assemble(seqs, str(tmp_path))
+    blob_path = str(tmp_path / "mmx.blob")
+    with open(blob_path, "wb") as f:
+        f.write(dg.blob(seqs, ring3=True))
+    res = {e: free_run(vmdb_bin, e, blob_path, tmp_path, RESULT3_RE) for e in ENGINES}
+    for k, seq in enumerate(seqs):
+        a, b = res["emu"].get(k), res["kvm"].get(k)
+        assert a and b, f"{seq.name}: no result line (emu {bool(a)}, kvm {bool(b)})"
+        fa, fb = sse_fields(a), sse_fields(b)
+        diffs = [f"  {x}: emu {fa[x]}  cpu {fb.get(x)}" for x in fa if fa[x] != fb.get(x)]
+        mask = FLAGS_COMPARED & ~seq.final_undef
+        ra, rb = int(a.group(3), 16), int(b.group(3), 16)
+        if ra & mask != rb & mask:
+            diffs.append(f"  rflags: emu {ra:#x}  cpu {rb:#x} (differ in {dg.flag_text((ra ^ rb) & mask)})")
+        assert not diffs, f"{seq.name} (VMDB_MMX_SEED={MMX_SEED}) in ring 3: emu and the CPU end " \
+                          "differently\n" + "\n".join(diffs) + \
+                          f"\n (replay: python3 tests/diffgen.py --mmx --seed {MMX_SEED} " \
+                          f"--nseq {MMX_NSEQ} --length {MMX_LEN} --asm FILE --out BLOB)"
+    excs = {sse_fields(m)["exc"] for m in res["kvm"].values()}
+    assert "16" in excs, "no sequence ended in #MF: the generator lost its x87 endings"
+    print(f"mmx ring 3: seed {MMX_SEED}, {len(seqs)} sequences, "
+          f"{sum(len(s.insns) for s in seqs)} instructions, endings {sorted(excs)}")
+
+
+def test_mmx_ring3_emu_known_values(vmdb_bin, tmp_path):
+    """Without /dev/kvm too: MMX on emu against values worked out by hand
+    (SDM vol. 1, 9.5): an MMX write lands in the mantissa of physical
+    register Ri with sign and exponent all ones, sets TOP to 0 and every
+    tag valid (FNSTENV's full tag word then describes the contents), EMMS
+    empties the tags, a packed add and a conversion give their values, a
+    CVTPI2PS from memory leaves the x87 state alone, and a pending unmasked
+    x87 exception turns the next MMX instruction into #MF."""
+    lines = ["fninit",
+             "fld1",
+             "fld1",                            # TOP 6: R6 R7 hold 1.0
+             "movabsq $0x0102030405060708, %rax",
+             "movq %rax, %mm2",                 # R2; TOP 0, all valid
+             "paddb %mm2, %mm2",
+             "fnstenv -32(%rbp)",
+             "movzwl -28(%rbp), %ebx",          # FSW: TOP 0
+             "movzwl -24(%rbp), %ecx",          # full tags
+             "movl $3, -40(%rbp)",
+             "movl $-5, -36(%rbp)",
+             "cvtpi2ps -40(%rbp), %xmm1",       # memory: no transition
+             "movq -40(%rbp), %mm5",
+             "cvtpi2pd %mm5, %xmm2",
+             "pmovmskb %mm2, %esi",
+             "emms",                            # tags empty
+             "fld1",                            # TOP 7
+             "movw $0x37b, -44(%rbp)",          # divide by zero unmasked
+             "fldcw -44(%rbp)",
+             "fldz",
+             "fdivrp %st, %st(1)",              # 1/0: ZE pending
+             "movl $1, %edi",
+             "pxor %mm0, %mm0",                 # #MF here, before any change
+             "movl $2, %edi"]
+    scratch = bytearray(dg.SCRATCH_SIZE)
+    seq = dg.handpicked("mmx_known", lines, regs={"rdi": 0, "rsi": 0}, scratch=bytes(scratch))
+    seq.fx = dg.fx_image([0] * 32, dg.MXCSR_DEFAULT)
+    dg.assemble([seq], str(tmp_path))
+    blob_path = str(tmp_path / "mmx.blob")
+    with open(blob_path, "wb") as f:
+        f.write(dg.blob([seq], ring3=True))
+    m = free_run(vmdb_bin, "emu", blob_path, tmp_path, RESULT3_RE).get(0)
+    assert m, "no result line"
+    got = sse_fields(m)
+    # R0 R1 R3 R4 R5 hold zeros (FNINIT keeps the image's), R2 the MMX
+    # value (exponent 0x7fff: special), R6 R7 1.0 (valid)
+    tags = 1 << 0 | 1 << 2 | 2 << 4 | 1 << 6 | 1 << 8 | 1 << 10 | 0 << 12 | 0 << 14
+    le32 = lambda *w: b"".join(struct.pack("<I", x) for x in w).hex()
+    expect = {
+        "rbx": "%016x" % 0,
+        "rcx": "%016x" % tags,
+        "rsi": "%016x" % 0x0,                   # 0x02..0x10: no top bit set
+        "rdi": "%016x" % 1,
+        "exc": "16",
+        "xmm1": le32(f32(3.0), f32(-5.0), 0, 0),
+        "xmm2": struct.pack("<dd", 3.0, -5.0).hex(),
+        # after EMMS (TOP 0, all empty) FLD1 FLDZ: R7 1.0, R6 0.0; the
+        # registers keep their contents: MM2 (R2) and MM5 (R5) with
+        # exponent bytes 0xffff
+        "ftw": "c0",
+        "st0": dg.f80(0.0).hex(),
+        "st1": dg.f80(1.0).hex(),
+        "st4": (struct.pack("<Q", 0x020406080a0c0e10) + b"\xff\xff").hex(),
+        "st7": (struct.pack("<ii", 3, -5) + b"\xff\xff").hex(),
+    }
+    wrong = {k: (got.get(k), v) for k, v in expect.items() if got.get(k) != v}
+    assert not wrong, f"emu ring-3 MMX results (got, expected): {wrong}\n{m.group(0)}"

@@ -1,6 +1,7 @@
 """Debian's Linux on vmdb: the bzImage and the PVH vmlinux boot to the test
 init (tests/linux/init), which checks from inside (CPUs online, userspace
-floating point, timer and serial interrupts counting) and powers off through
+floating point, a dynamically linked program, timer and serial interrupts
+counting) and powers off through
 ACPI: vmdb's exit status is 0 only then.
 
 The kernel comes from Debian's package, fetched by `make linux-assets` into
@@ -55,7 +56,7 @@ def test_linux_boots_checks_and_powers_off(start_vmdb, linux_engine, build_dir, 
     assert status == 0 and "VMDB-LINUX: PASS" in report, \
         f"status {status}\ninit: {report}\nserial tail:\n{serial[-4000:]}\n" \
         f"stderr:\n{vm.stderr_text()}"
-    for check in ("cpus", "fpu", "timer-irq", "serial-irq"):
+    for check in ("cpus", "fpu", "dynamic", "timer-irq", "serial-irq"):
         assert any(line.startswith(f"VMDB-LINUX: {check} ok") for line in report), report
 
 

@@ -30,7 +30,7 @@ enum emu_seg_idx { EMU_ES, EMU_CS, EMU_SS, EMU_DS, EMU_FS, EMU_GS, EMU_SEG_NONE 
 enum emu_opkind { EMU_OP_NONE, EMU_OP_REG, EMU_OP_MEM, EMU_OP_IMM, EMU_OP_PTR };
 /* Register classes of a register operand; reg is the number inside it. */
 enum emu_rclass { EMU_RC_GPR, EMU_RC_GPR8H, EMU_RC_SEG, EMU_RC_CR, EMU_RC_DR, EMU_RC_XMM,
-		  EMU_RC_OTHER };
+		  EMU_RC_MMX, EMU_RC_OTHER };
 #define EMU_NOREG  0xff
 #define EMU_RIPREL 0xfe             /* memory base register = RIP */
 
@@ -494,6 +494,12 @@ struct emu_handler_entry {
 #define EMU_HANDLER_TABLE(table)                                                 \
 	static const struct emu_handler_entry *const table##_registered          \
 		__attribute__((used, section("emu_handler_tables"), aligned(8))) = table
+
+/* The handler of a mnemonic's MMX-register form (emu_exec_mmx.c): the
+ * decoder picks it over emu_handler_for()'s when an operand is an MMX
+ * register, so mnemonics shared with SSE (PADDB mm / PADDB xmm) keep one
+ * handler each in the tables. emu_unimplemented when there is none. */
+emu_handler emu_mmx_handler_for(unsigned mnemonic);
 
 /* The SSE2 forms of the string mnemonics MOVSD/CMPSD (emu_exec_sse*.c). */
 void emu_sse_movsd(struct emu_cpu *cpu, const struct emu_insn *in);

@@ -20,7 +20,8 @@
  *       EDX  FPU (x87 run on the host FPU), DE (CR4.DE, I/O breakpoints), PSE, TSC (+CR4.TSD), MSR,
  *            PAE, CX8, APIC (cleared while IA32_APIC_BASE.EN is 0), MTRR
  *            (MSRs only: no memory types), PGE (global pages), PAT (MSR
- *            only), PSE-36, CLFSH, FXSR, SSE, SSE2, HTT (EBX[23:16] valid)
+ *            only), PSE-36, CLFSH, MMX (the MMX registers alias the x87's,
+ *            emu_exec_mmx.c), FXSR, SSE, SSE2, HTT (EBX[23:16] valid)
  *   2        one iteration, descriptor 0xff: "see leaf 4"
  *   4        caches, per vCPU: L1d 32 KiB 8-way, L1i 32 KiB 8-way, L2 1 MiB
  *            16-way, 64-byte lines; EAX[31:26] = vCPUs in the package - 1
@@ -51,9 +52,7 @@
  *
  * Not advertised, on purpose: LA57 (5-level paging), RDRAND/RDSEED,
  * FSGSBASE, SEP (SYSENTER), MCE/MCA, MONITOR/MWAIT, VME, PCLMUL/AES, AVX,
- * BMI, TSX, SPEC_CTRL/PRED_CMD, TSC_ADJUST, PMU (leaf 0xa), MMX (the
- * MMX-register forms are not implemented: glibc's dynamic loader wants it
- * for its x86-64 baseline, static binaries run without it). */
+ * BMI, TSX, SPEC_CTRL/PRED_CMD, TSC_ADJUST, PMU (leaf 0xa). */
 #include "engine/emu/emu_core.h"
 
 #include <string.h>
@@ -71,7 +70,7 @@
 #define L1_EDX (BIT(0) /* FPU */ | BIT(2) /* DE */ | BIT(3) /* PSE */ | BIT(4) /* TSC */ |  \
 		BIT(5) /* MSR */ | BIT(6) /* PAE */ | BIT(8) /* CX8 */ | BIT(12) /* MTRR */ | \
 		BIT(13) /* PGE */ | BIT(15) /* CMOV */ | BIT(16) /* PAT */ |                   \
-		BIT(17) /* PSE-36 */ | BIT(19) /* CLFSH */ | BIT(24) /* FXSR */ |               \
+		BIT(17) /* PSE-36 */ | BIT(19) /* CLFSH */ | BIT(23) /* MMX */ | BIT(24) /* FXSR */ |               \
 		BIT(25) /* SSE */ | BIT(26) /* SSE2 */ | BIT(28) /* HTT */)
 #define L1_EDX_APIC BIT(9)
 

@@ -113,6 +113,8 @@ static void map_reg(ZydisRegister r, uint8_t *rclass, uint8_t *num)
 		*rclass = EMU_RC_DR; *num = (uint8_t)(r - ZYDIS_REGISTER_DR0);
 	} else if (r >= ZYDIS_REGISTER_XMM0 && r <= ZYDIS_REGISTER_XMM31) {
 		*rclass = EMU_RC_XMM; *num = (uint8_t)(r - ZYDIS_REGISTER_XMM0);
+	} else if (r >= ZYDIS_REGISTER_MM0 && r <= ZYDIS_REGISTER_MM7) {
+		*rclass = EMU_RC_MMX; *num = (uint8_t)(r - ZYDIS_REGISTER_MM0);
 	} else {
 		*rclass = EMU_RC_OTHER; *num = 0;
 	}
@@ -213,6 +215,9 @@ static void convert(const ZydisDecodedInstruction *zi, const ZydisDecodedOperand
 	for (unsigned i = 0; i < n; i++)
 		convert_operand(&zo[i], &in->op[i]);
 	in->fn = emu_handler_for(in->mnemonic);
+	for (unsigned i = 0; i < n; i++)
+		if (in->op[i].kind == EMU_OP_REG && in->op[i].rclass == EMU_RC_MMX)
+			in->fn = emu_mmx_handler_for(in->mnemonic);
 	if (in->mnemonic == ZYDIS_MNEMONIC_MOV)
 		for (unsigned i = 0; i < n; i++)
 			if (in->op[i].kind == EMU_OP_REG && in->op[i].rclass >= EMU_RC_SEG)

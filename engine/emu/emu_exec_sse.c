@@ -5,7 +5,7 @@
  * logic (PXOR/POR/PAND/PANDN and the PS/PD forms), PCMPEQB/W/D, MXCSR
  * access, FXSAVE/FXRSTOR and XSAVE/XSAVEOPT/XSAVEC/XRSTOR (standard and
  * compacted) for the x87 and SSE components
- * (XCR0 may only enable those two), EMMS. The shared operand rules are
+ * (XCR0 may only enable those two). The shared operand rules are
  * in emu_sse.h; packed integer work is in emu_exec_sse_int.c, floating
  * point in emu_exec_sse_fp.c; the x87 is emu_exec_x87.c's. */
 #include "engine/emu/emu_sse.h"
@@ -91,7 +91,7 @@ void emu_sse_write(struct emu_cpu *cpu, const struct emu_insn *in, unsigned i,
 	}
 }
 
-/* Both operands must be XMM or memory (no MMX forms). */
+/* Both operands must be XMM, memory or a GPR. */
 static bool xmm_form(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	for (unsigned i = 0; i < 2 && i < in->nops; i++)
@@ -123,7 +123,7 @@ static void h_movdq(struct emu_cpu *cpu, const struct emu_insn *in)
 	unsigned size = in->mnemonic == ZYDIS_MNEMONIC_MOVD ? 4 : 8;
 	uint8_t v[16];
 	if (!emu_sse_is_xmm(&OP0) && !emu_sse_is_xmm(&OP1)) {
-		emu_unimplemented(cpu, in);     /* MMX registers */
+		emu_unimplemented(cpu, in);
 		return;
 	}
 	if (!xmm_form(cpu, in))
@@ -464,12 +464,6 @@ static void h_xrstor(struct emu_cpu *cpu, const struct emu_insn *in)
 	}
 }
 
-static void h_emms(struct emu_cpu *cpu, const struct emu_insn *in)
-{
-	(void)in;
-	cpu->fpu.ftw = 0;
-}
-
 static const struct emu_handler_entry emu_exec_sse_table[] = {
 	{ ZYDIS_MNEMONIC_MOVDQA, h_mov128 }, { ZYDIS_MNEMONIC_MOVDQU, h_mov128 },
 	{ ZYDIS_MNEMONIC_MOVAPS, h_mov128 }, { ZYDIS_MNEMONIC_MOVUPS, h_mov128 },
@@ -496,7 +490,6 @@ static const struct emu_handler_entry emu_exec_sse_table[] = {
 	{ ZYDIS_MNEMONIC_MOVSHDUP, h_movdup },
 	{ ZYDIS_MNEMONIC_LDMXCSR, h_ldmxcsr },
 	{ ZYDIS_MNEMONIC_STMXCSR, h_stmxcsr },
-	{ ZYDIS_MNEMONIC_EMMS, h_emms },
 	{ ZYDIS_MNEMONIC_FXSAVE, h_fxsave }, { ZYDIS_MNEMONIC_FXSAVE64, h_fxsave },
 	{ ZYDIS_MNEMONIC_FXRSTOR, h_fxrstor }, { ZYDIS_MNEMONIC_FXRSTOR64, h_fxrstor },
 	{ ZYDIS_MNEMONIC_XSAVE, h_xsave }, { ZYDIS_MNEMONIC_XSAVE64, h_xsave },

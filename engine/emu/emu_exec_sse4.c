@@ -15,8 +15,8 @@
  * floating point ones (ROUND*, DPP*) run under the guest's MXCSR control
  * bits with exceptions masked; an unmasked flag leaves the destination
  * alone and raises #XM (#UD without CR4.OSXMMEXCPT), as emu_exec_sse_fp.c
- * does. MMX-register forms (SSSE3 has them) are not implemented: #UD with
- * the usual warning. Memory operands of 16 bytes must be aligned except
+ * does. The MMX-register forms (SSSE3 has them) are emu_exec_mmx.c's.
+ * Memory operands of 16 bytes must be aligned except
  * for the string compares (SDM: they have no alignment rule). */
 #include "engine/emu/emu_sse.h"
 
@@ -36,7 +36,7 @@ static bool xmm_dst_src(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	if (!emu_sse_is_xmm(&OP0) || (OP1.kind == EMU_OP_REG && !emu_sse_is_xmm(&OP1)) ||
 	    !__builtin_cpu_supports("sse4.2")) {
-		emu_unimplemented(cpu, in);     /* MMX forms; an old host */
+		emu_unimplemented(cpu, in);     /* an operand class it lacks; an old host */
 		return false;
 	}
 	emu_sse_check(cpu);

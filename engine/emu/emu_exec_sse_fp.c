@@ -40,13 +40,13 @@
 typedef uint32_t (*fp_fn)(uint8_t d[16], const uint8_t s[16], uint32_t csr);
 
 /* The host MXCSR to run with: the guest's control bits, all masked, no flags. */
-static uint32_t run_csr(const struct emu_cpu *cpu)
+uint32_t emu_sse_run_csr(const struct emu_cpu *cpu)
 {
 	return (cpu->fpu.mxcsr & 0xffffu & ~EMU_MXCSR_FLAGS) | EMU_MXCSR_MASKS;
 }
 
 /* Fold the flags an instruction raised into MXCSR; fault on unmasked ones. */
-static void fp_finish(struct emu_cpu *cpu, uint32_t raised)
+void emu_sse_fp_finish(struct emu_cpu *cpu, uint32_t raised)
 {
 	uint32_t masks = (cpu->fpu.mxcsr >> 7) & EMU_MXCSR_FLAGS;
 	raised &= EMU_MXCSR_FLAGS;
@@ -82,13 +82,13 @@ static void fp_binop(struct emu_cpu *cpu, const struct emu_insn *in, fp_fn fn)
 {
 	uint8_t d[16], s[16];
 	if (!emu_sse_is_xmm(&OP0) || (OP1.kind == EMU_OP_REG && !emu_sse_is_xmm(&OP1))) {
-		emu_unimplemented(cpu, in);     /* MMX forms (CVTPI2PS, ...) */
+		emu_unimplemented(cpu, in);
 		return;
 	}
 	emu_sse_check(cpu);
 	emu_sse_src(cpu, in, 1, s, true);
 	memcpy(d, emu_sse_xmm(cpu, &OP0), 16);
-	fp_finish(cpu, fn(d, s, run_csr(cpu)));
+	emu_sse_fp_finish(cpu, fn(d, s, emu_sse_run_csr(cpu)));
 	memcpy(emu_sse_xmm(cpu, &OP0), d, 16);
 }
 
@@ -164,7 +164,7 @@ static void comi(struct emu_cpu *cpu, const struct emu_insn *in, comi_fn fn)
 	emu_sse_check(cpu);
 	emu_sse_src(cpu, in, 1, s, false);
 	memcpy(d, emu_sse_xmm(cpu, &OP0), 16);
-	fp_finish(cpu, fn(d, s, run_csr(cpu), f));
+	emu_sse_fp_finish(cpu, fn(d, s, emu_sse_run_csr(cpu), f));
 	uint64_t fl = cpu->rflags & ~RFLAGS_ARITH;
 	if (f[0])
 		fl |= RFLAGS_ZF;
@@ -215,13 +215,13 @@ static void to_int(struct emu_cpu *cpu, const struct emu_insn *in, to_int_fn fn)
 	uint64_t r;
 	if (OP0.kind != EMU_OP_REG || OP0.rclass != EMU_RC_GPR ||
 	    (OP1.kind == EMU_OP_REG && !emu_sse_is_xmm(&OP1))) {
-		emu_unimplemented(cpu, in);     /* MMX forms (CVTPS2PI, ...) */
+		emu_unimplemented(cpu, in);
 		return;
 	}
 	emu_sse_check(cpu);
 	emu_sse_src(cpu, in, 1, s, false);
 	bool q = OP0.size == 8;
-	fp_finish(cpu, fn(s, run_csr(cpu), &r, q));
+	emu_sse_fp_finish(cpu, fn(s, emu_sse_run_csr(cpu), &r, q));
 	emu_gpr_set(cpu, OP0.reg, q ? 8 : 4, r);
 }
 
@@ -262,14 +262,14 @@ static void from_int(struct emu_cpu *cpu, const struct emu_insn *in, from_int_fn
 {
 	uint8_t d[16];
 	if (!emu_sse_is_xmm(&OP0) || (OP1.kind == EMU_OP_REG && OP1.rclass != EMU_RC_GPR)) {
-		emu_unimplemented(cpu, in);     /* CVTPI2PS/CVTPI2PD (MMX) */
+		emu_unimplemented(cpu, in);
 		return;
 	}
 	emu_sse_check(cpu);
 	bool q = OP1.size == 8;
 	uint64_t v = emu_op_read(cpu, in, 1);
 	memcpy(d, emu_sse_xmm(cpu, &OP0), 16);
-	fp_finish(cpu, fn(d, v, q, run_csr(cpu)));
+	emu_sse_fp_finish(cpu, fn(d, v, q, emu_sse_run_csr(cpu)));
 	memcpy(emu_sse_xmm(cpu, &OP0), d, 16);
 }
 

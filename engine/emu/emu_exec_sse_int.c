@@ -29,7 +29,7 @@ static void int_binop(struct emu_cpu *cpu, const struct emu_insn *in, host_fn fn
 {
 	uint8_t d[16], s[16];
 	if (!emu_sse_is_xmm(&OP0) || (OP1.kind == EMU_OP_REG && !emu_sse_is_xmm(&OP1))) {
-		emu_unimplemented(cpu, in);     /* MMX forms */
+		emu_unimplemented(cpu, in);
 		return;
 	}
 	emu_sse_check(cpu);
@@ -168,7 +168,7 @@ static void h_pinsrw(struct emu_cpu *cpu, const struct emu_insn *in)
 static void h_pextrw(struct emu_cpu *cpu, const struct emu_insn *in)
 {
 	if (!emu_sse_is_xmm(&OP1) || (OP0.kind != EMU_OP_REG && OP0.kind != EMU_OP_MEM)) {
-		emu_unimplemented(cpu, in);     /* MMX form */
+		emu_unimplemented(cpu, in);
 		return;
 	}
 	emu_sse_check(cpu);

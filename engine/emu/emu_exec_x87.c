@@ -98,8 +98,7 @@ static uint16_t cw_value(uint16_t v)
 	return (uint16_t)((v & 0x1f3fu) | 0x40u);
 }
 
-/* A new TOP keeps the physical registers: st[] (ST order) turns with it. */
-static void set_top(struct x86_fpu *f, unsigned top)
+void emu_x87_set_top(struct x86_fpu *f, unsigned top)
 {
 	uint8_t old[8][16];
 	unsigned shift = (top - emu_x87_top(f)) & 7;
@@ -112,7 +111,7 @@ static void set_top(struct x86_fpu *f, unsigned top)
 /* FNINIT (and FNSAVE after storing): the registers keep their contents. */
 static void x87_init(struct x86_fpu *f)
 {
-	set_top(f, 0);
+	emu_x87_set_top(f, 0);
 	f->fcw = cw_value(X87_CW_INIT);
 	f->fsw = 0;
 	f->ftw = 0;
@@ -395,7 +394,7 @@ static void env_load(struct x86_fpu *f, const uint8_t *p, unsigned size)
 {
 	bool small = size == ENV16_SIZE;
 	uint16_t sw = get16(p + (small ? 2 : 4));
-	set_top(f, (sw >> 11) & 7);
+	emu_x87_set_top(f, (sw >> 11) & 7);
 	f->fcw = cw_value(get16(p));
 	f->fsw = sw;
 	f->ftw = emu_x87_abridged_tags(get16(p + (small ? 4 : 8)));

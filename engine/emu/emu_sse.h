@@ -8,8 +8,8 @@
  *   - a 16-byte memory operand must be 16-byte aligned (#GP(0)) unless the
  *     instruction is one of the explicitly unaligned ones (MOVUPS/MOVUPD/
  *     MOVDQU/LDDQU); smaller memory operands have no alignment rule;
- *   - MMX-register forms are not implemented (the guest gets #UD with the
- *     usual warning line). */
+ *   - MMX-register forms are emu_exec_mmx.c's (the decoder sends them
+ *     there). */
 #ifndef VMDB_EMU_SSE_H
 #define VMDB_EMU_SSE_H
 
@@ -22,6 +22,11 @@
 #define EMU_MXCSR_ZE 0x04u
 
 void emu_sse_check(struct emu_cpu *cpu);
+/* The host MXCSR a floating point instruction runs under (the guest's
+ * control bits, all masked, no flags), and the folding of the flags it
+ * raised into the guest's MXCSR (#XM/#UD for unmasked ones). */
+uint32_t emu_sse_run_csr(const struct emu_cpu *cpu);
+void emu_sse_fp_finish(struct emu_cpu *cpu, uint32_t raised);
 bool emu_sse_is_xmm(const struct emu_operand *o);
 
 static inline uint8_t *emu_sse_xmm(struct emu_cpu *cpu, const struct emu_operand *o)

@@ -34,6 +34,10 @@ static inline unsigned emu_x87_top(const struct x86_fpu *f)
 	return (f->fsw >> 11) & 7;
 }
 
+/* Make top the TOP field; the physical registers keep their contents
+ * (st[], in ST order, turns with it). */
+void emu_x87_set_top(struct x86_fpu *f, unsigned top);
+
 /* The full tag word (2 bits per physical register: 0 valid, 1 zero,
  * 2 special, 3 empty), from the abridged one and the register contents. */
 uint16_t emu_x87_full_tags(const struct x86_fpu *f);
