@@ -100,29 +100,6 @@ HOST_BLENDV(pblendvb) HOST_BLENDV(blendvps) HOST_BLENDV(blendvpd)
 
 /* --- an imm8: a table of the 256 instructions ------------------------------------------ */
 
-/* The host MXCSR to run with: the guest's control bits, all masked, no flags. */
-static uint32_t run_csr(const struct emu_cpu *cpu)
-{
-	return (cpu->fpu.mxcsr & 0xffffu & ~EMU_MXCSR_FLAGS) | EMU_MXCSR_MASKS;
-}
-
-/* Fold the flags into MXCSR; an unmasked one faults before the result is
- * written (the pre-computation flags alone when one of them is unmasked). */
-static void fp_finish(struct emu_cpu *cpu, uint32_t raised)
-{
-	uint32_t pre = EMU_MXCSR_IE | EMU_MXCSR_DE | EMU_MXCSR_ZE;
-	uint32_t masks = (cpu->fpu.mxcsr >> 7) & EMU_MXCSR_FLAGS;
-	raised &= EMU_MXCSR_FLAGS;
-	if (!(raised & ~masks)) {
-		cpu->fpu.mxcsr |= raised;
-		return;
-	}
-	cpu->fpu.mxcsr |= (raised & pre & ~masks) ? (raised & pre) : raised;
-	if (cpu->sregs.cr4 & CR4_OSXMMEXCPT)
-		emu_fault(cpu, X86_XM, false, 0);
-	emu_ud(cpu);
-}
-
 /* Entry imm of the table at 3: is `insn $imm, %xmm1, %xmm0`; all run
  * between loading the host MXCSR and restoring it. */
 #define IMM_TABLE(insn)                                                                      \
@@ -171,9 +148,9 @@ static void imm_op(struct emu_cpu *cpu, const struct emu_insn *in, host_imm_fn f
 		return;
 	emu_sse_src(cpu, in, 1, s, true);
 	memcpy(d, emu_sse_xmm(cpu, &OP0), 16);
-	uint32_t csr = fn(d, s, (unsigned)OP2.val & 0xff, run_csr(cpu));
+	uint32_t csr = fn(d, s, (unsigned)OP2.val & 0xff, emu_sse_run_csr(cpu));
 	if (fp)
-		fp_finish(cpu, csr);
+		emu_sse_fp_finish(cpu, csr);
 	memcpy(emu_sse_xmm(cpu, &OP0), d, 16);
 }
 
@@ -199,7 +176,7 @@ static void h_insertps(struct emu_cpu *cpu, const struct emu_insn *in)
 	if (OP1.kind == EMU_OP_MEM)
 		imm &= 0x3f;
 	memcpy(d, emu_sse_xmm(cpu, &OP0), 16);
-	host_insertps(d, s, imm, run_csr(cpu));
+	host_insertps(d, s, imm, emu_sse_run_csr(cpu));
 	memcpy(emu_sse_xmm(cpu, &OP0), d, 16);
 }
 
