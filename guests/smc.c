@@ -7,7 +7,9 @@
  *   the very next instruction of the running block,
  *   the first instruction of the running block (a loop's back edge),
  *   another block, patched by XCHG (an exact handler) and by REP MOVSB
- *   (the exact path).
+ *   (the exact path),
+ *   an instruction across a page boundary, which blocks leave to the
+ *   exact path (its decoded form cached by its bytes in both pages).
  * Every result must be what the bytes in memory say. PASS/FAIL lines,
  * exit 0 when all pass. */
 #include "guests/rt/report.h"
@@ -85,6 +87,25 @@ __asm__(
 	"	rep movsb\n"
 	"4:	movl	$0x22222222, %eax\n"
 	"	ret\n"
+	/* uint64_t smc_cross(uint64_t n): as smc_other, the patched
+	 * instruction across a page boundary (its immediate in the second page) */
+	"	.balign	4096\n"
+	"	.skip	4096 - 1\n"
+	"smc_cross_imm:\n"
+	"	movl	$0, %eax\n"
+	"	ret\n"
+	"	.globl smc_cross\n"
+	"smc_cross:\n"
+	"	xorl	%ecx, %ecx\n"
+	"	xorl	%r8d, %r8d\n"
+	"5:	movl	%ecx, smc_cross_imm+1(%rip)\n"
+	"	call	smc_cross_imm\n"
+	"	addq	%rax, %r8\n"
+	"	incl	%ecx\n"
+	"	cmpl	%edi, %ecx\n"
+	"	jb	5b\n"
+	"	movq	%r8, %rax\n"
+	"	ret\n"
 	"	.popsection\n");
 
 uint64_t smc_other(uint64_t n);
@@ -92,6 +113,7 @@ uint32_t smc_next(uint32_t v);
 uint64_t smc_head(uint64_t n);
 uint64_t smc_xchg(uint64_t n);
 uint32_t smc_movs(const uint32_t *v);
+uint64_t smc_cross(uint64_t n);
 
 int main(void)
 {
@@ -107,5 +129,6 @@ int main(void)
 	expect_eq(smc_movs(&v), 0x33333333, "patched by REP MOVSB");
 	v = 0x44444444;
 	expect_eq(smc_movs(&v), 0x44444444, "patched by REP MOVSB again");
+	expect_eq(smc_cross(n), sum, "patched instruction across a page boundary");
 	return report_summary();
 }

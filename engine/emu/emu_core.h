@@ -73,8 +73,8 @@ struct emu_insn {
  * the physical address of the first byte and the mode. An entry is only
  * used when the guest bytes still equal the copy in it: that catches every
  * writer (the guest, DMA-like device models, the debugger's int3 bytes)
- * without any invalidation protocol. Instructions that cross a page are
- * never cached. */
+ * without any invalidation protocol, also for instructions that cross
+ * into the next page. */
 #define EMU_DCACHE_BITS 15
 #define EMU_DCACHE_SIZE (1u << EMU_DCACHE_BITS)
 
@@ -329,7 +329,8 @@ uint8_t *emu_ram_span(struct emu_cpu *cpu, uint64_t lin, unsigned len, bool writ
 /* Check that a write of len bytes at lin would not fault (then do it). */
 void emu_probe_write(struct emu_cpu *cpu, uint64_t lin, unsigned len);
 /* Instruction bytes at the linear address: host pointer when the whole
- * range is in one RAM page (and *gpa), else copies into buf; faults #PF. */
+ * range is in one RAM page, else copies into buf; *gpa is the first
+ * byte's physical address; faults #PF. */
 const uint8_t *emu_fetch(struct emu_cpu *cpu, uint64_t lin, uint8_t *buf, unsigned *len,
 			 uint64_t *gpa);
 /* Port I/O that the platform does not claim leaves as VM_EXIT_IO. */

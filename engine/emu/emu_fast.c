@@ -174,8 +174,14 @@ static unsigned block_decode(struct emu_blocks *bs, unsigned mode, const uint8_t
 	while (n < BLOCK_INSNS) {
 		struct emu_insn *in = &bs->in[n];
 		unsigned len = avail - *pos < 15 ? avail - *pos : 15;
-		if (len == 0 || emu_decode_insn(mode, p + *pos, len, in) < 0)
+		if (len == 0 || emu_decode_insn(mode, p + *pos, len, in) < 0) {
+			/* the first one crosses into the next page or is not an
+			 * instruction: an empty block over its bytes here, so
+			 * that step() runs it without it being decoded again */
+			if (n == 0)
+				*pos = len;
 			break;
+		}
 		if (*pos + in->len > BLOCK_BYTES)
 			break;
 		if (!is_plain(in)) {
@@ -193,13 +199,11 @@ static unsigned block_decode(struct emu_blocks *bs, unsigned mode, const uint8_t
 }
 
 /* The block at gpa (host bytes p, avail bytes to the page end), new in
- * the arena; NULL when not even one instruction decodes there. */
+ * the arena. */
 static struct emu_block *block_build(struct emu_blocks *bs, uint64_t gpa, unsigned mode,
 				     const uint8_t *p, unsigned avail)
 {
 	unsigned pos, n = block_decode(bs, mode, p, avail, &pos);
-	if (pos == 0)
-		return NULL;                   /* not decodable here: step() says why */
 	emu_fops_finish(bs->op, n, pos);
 	/* the copy is compared in 8-byte words: keep whole words that are
 	 * still in the page (bytes after the block included) */
@@ -249,7 +253,7 @@ static void code_frame_add(struct emu_cpu *cpu, uint64_t frame)
 }
 
 /* The first entry into slot *s for gpa since its bytes may have changed:
- * compare (or build). NULL when not even one instruction decodes there. */
+ * compare (or build). */
 static __attribute__((noinline)) struct emu_block *block_check(struct emu_cpu *cpu,
 							       struct emu_block **s,
 							       uint64_t gpa, const uint8_t *p,
@@ -260,8 +264,6 @@ static __attribute__((noinline)) struct emu_block *block_check(struct emu_cpu *c
 	if (!b || b->gpa != gpa || b->mode != c->mode || !same_bytes(b, p)) {
 		b = block_build(c->blocks, gpa, c->mode, p, avail);
 		*s = b;
-		if (!b)
-			return NULL;
 	}
 	b->frame = emu_frame_of(cpu->evm, p);
 	code_frame_add(cpu, b->frame);
@@ -282,11 +284,8 @@ static inline struct emu_block *block_at(struct emu_cpu *cpu, struct emu_core *c
 	struct emu_block **s = &c->blocks->slot[block_index(gpa)];
 	struct emu_block *b = *s;
 	/* a block is only ever current in the mode it was built in (64-bit) */
-	if (__builtin_expect(!b || b->gpa != gpa || !block_current(cpu->evm, b), 0)) {
+	if (__builtin_expect(!b || b->gpa != gpa || !block_current(cpu->evm, b), 0))
 		b = block_check(cpu, s, gpa, t->host + off, (unsigned)X86_PAGE_SIZE - off);
-		if (!b)
-			return NULL;
-	}
 	if (b->n == 0)
 		return NULL;
 	c->blk_gpa = gpa;
