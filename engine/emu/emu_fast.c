@@ -119,18 +119,21 @@ void emu_blocks_outside(struct emu_vm *evm)
 /* --- building blocks ---------------------------------------------------------------- */
 
 /* Plain (X86_MN_PLAIN in x86/insn.c's table: nothing but GPRs, the
- * arithmetic flags and DF, memory and RIP) with an exact handler, in the
- * operand forms that keep it plain (see the top of the file). */
+ * arithmetic flags and DF, memory and RIP), or an SSE instruction on XMM
+ * registers (emu_sse_insn), with an exact handler, in the operand forms
+ * that keep it plain (see the top of the file). */
 static bool is_plain(const struct emu_insn *in)
 {
-	if (!(x86_mnemonic(in->mnemonic)->attrs & X86_MN_PLAIN) || in->fn == emu_unimplemented ||
-	    in->fn == emu_mov_special || (in->flags & EMU_I_FAR))
+	bool sse = emu_sse_insn(in);
+	if ((!sse && !(x86_mnemonic(in->mnemonic)->attrs & X86_MN_PLAIN)) ||
+	    in->fn == emu_unimplemented || in->fn == emu_mov_special || (in->flags & EMU_I_FAR))
 		return false;
 	for (unsigned i = 0; i < in->nops; i++) {
 		const struct emu_operand *o = &in->op[i];
 		if (o->kind == EMU_OP_PTR)
 			return false;
-		if (o->kind == EMU_OP_REG && o->rclass != EMU_RC_GPR && o->rclass != EMU_RC_GPR8H)
+		if (o->kind == EMU_OP_REG && o->rclass != EMU_RC_GPR && o->rclass != EMU_RC_GPR8H &&
+		    !(sse && o->rclass == EMU_RC_XMM))
 			return false;
 	}
 	return true;

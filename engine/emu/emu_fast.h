@@ -124,6 +124,14 @@ static inline struct emu_tlb_entry *tlb_of(struct emu_core *c, uint64_t lin)
 
 /* --- emu_fast_ops.c --- */
 
+/* An SSE instruction with an XMM register among its operands and nothing
+ * in x86/insn.c's table (no state management): besides what plain ones
+ * touch it reads and writes only the XMM registers and MXCSR, which
+ * nothing between instructions looks at, and memory only through its
+ * operands, the first when it stores (MASKMOVDQU, whose store is
+ * implicit, is not one of them). */
+bool emu_sse_insn(const struct emu_insn *in);
+
 /* The handler of the plain instruction in (index idx in its block, pos
  * bytes from its start) into f. */
 void emu_fop_build(const struct emu_insn *in, struct emu_fop *f, unsigned idx, unsigned pos);
