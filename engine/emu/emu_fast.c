@@ -320,18 +320,16 @@ static inline bool block_exec(struct emu_cpu *cpu, struct emu_core *c, const str
 	return !c->blk_break && cpu->retired < c->budget_end;
 }
 
-/* The block after the one that just left at f. A direct branch (or the
- * end of the block) to the same page goes where it went last time without
- * the TLB and the hash when that block is still valid: the page's
- * translation is the one the left block was entered with (plain
- * instructions neither flush the TLB nor change CPL or mode). */
+/* The block after the one that just left at f. A direct branch, a RET
+ * or the end of the block goes where it went last time without the hash
+ * when that block is still valid at the address link_gpa finds. */
 static inline struct emu_block *block_next(struct emu_cpu *cpu, struct emu_core *c,
 					   const struct emu_fop *f)
 {
 	uint64_t rip = cpu->rip;
-	if (!(f->flags & FOP_LINK) || ((rip ^ c->blk_rip) & X86_PAGE_MASK))
+	if (!(f->flags & FOP_LINK))
 		return block_at(cpu, c);
-	uint64_t gpa = (c->blk_gpa & X86_PAGE_MASK) | (rip & (X86_PAGE_SIZE - 1));
+	uint64_t gpa = link_gpa(c, rip);
 	struct emu_block *b = f->link;
 	if (__builtin_expect(!b || b->gpa != gpa || !block_current(cpu->evm, b) || b->n == 0, 0)) {
 		uint64_t flushes = c->blocks->flushes;

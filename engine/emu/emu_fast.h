@@ -53,7 +53,7 @@ struct emu_fop {
 };
 
 #define FOP_MEMW 0x1                   /* the exact handler may write memory */
-#define FOP_LINK 0x2                   /* a direct branch or the end marker: has link */
+#define FOP_LINK 0x2                   /* a direct branch, RET or the end marker: has link */
 #define FOP_WMEM 0x4                   /* a specialised store: at f_lin ... */
 #define FOP_WSTK 0x8                   /* ... or below RSP (push, call) */
 #define FOP_WSHIFT 4                   /* bits 4-5: log2 of the store's size */
@@ -120,6 +120,20 @@ static inline bool may_go_on(struct emu_cpu *cpu, struct emu_core *c)
 static inline struct emu_tlb_entry *tlb_of(struct emu_core *c, uint64_t lin)
 {
 	return &c->ftlb[(lin >> 12) & (EMU_TLB_SIZE - 1)];
+}
+
+/* The physical address of rip, where a link from the running block goes:
+ * in the block's own page without a look-up, else through the TLB's
+ * execute tag (the translation the block loop would use: plain
+ * instructions neither flush the TLB nor change CPL or mode); ~0 when the
+ * TLB has none. */
+static inline uint64_t link_gpa(struct emu_core *c, uint64_t rip)
+{
+	uint64_t off = rip & (X86_PAGE_SIZE - 1);
+	if (!((rip ^ c->blk_rip) & X86_PAGE_MASK))
+		return (c->blk_gpa & X86_PAGE_MASK) | off;
+	const struct emu_tlb_entry *t = tlb_of(c, rip);
+	return t->tag_x == (rip & X86_PAGE_MASK) ? t->gpa + off : ~0ull;
 }
 
 /* --- emu_fast_ops.c --- */

@@ -177,7 +177,7 @@ static __attribute__((noinline)) bool irq_waiting(struct emu_cpu *cpu)
  * the block that ran there last time (f->link, set by emu_fast.c's
  * block_next): run it at once, without going back to the block loop,
  * when that loop would do nothing but find it: the link is still valid
- * (block_current, the same page), the budget has room for it
+ * (block_current, at the address link_gpa finds), the budget has room for it
  * whole, nothing is due (as loop_again) and the chain is not too long
  * (c->chain_left: where handlers are not tail calls, as in the sanitizer
  * build, each block chained is stack). Else leave as `how`. */
@@ -185,9 +185,9 @@ static inline unsigned chain(struct emu_cpu *cpu, struct emu_core *c, const stru
 			     uint64_t rip, uint64_t ret, unsigned how)
 {
 	const struct emu_block *b = f->link;
-	uint64_t gpa = (c->blk_gpa & X86_PAGE_MASK) | (rip & (X86_PAGE_SIZE - 1));
+	uint64_t gpa = link_gpa(c, rip);
 	if (__builtin_expect(!b || b->gpa != gpa || !block_current(cpu->evm, b) || b->n == 0 ||
-			     ((rip ^ c->blk_rip) & X86_PAGE_MASK) || c->budget_end - ret < b->n ||
+			     c->budget_end - ret < b->n ||
 			     __atomic_load_n(&c->kick, __ATOMIC_RELAXED) || cpu->pending.nmi ||
 			     c->chain_left == 0 || ((cpu->rflags & RFLAGS_IF) && irq_waiting(cpu)),
 			     0)) {
@@ -750,8 +750,7 @@ FOP(ret_near)
 	RD(p, sp, 8);
 	uint64_t v = load(p, 8);
 	cpu->gpr[EMU_RSP] = sp + 8;
-	cpu->rip = v;
-	return stop(c, f, FS_JUMP);
+	return chain(cpu, c, f, v, c->blk_ret + f->idx + 1, FS_JUMP);
 }
 
 /* Handlers with a memory operand and their forms for base + displacement
@@ -1198,7 +1197,7 @@ void emu_fop_build(const struct emu_insn *in, struct emu_fop *f, unsigned idx, u
 		f->fn = f_exact;
 	if (f->fn == f_exact)
 		f->flags = writes_memory(in) ? FOP_MEMW : 0;
-	else if (f->fn == jmp_rel || f->fn == call_rel || is_jcc_fn(f->fn))
+	else if (f->fn == jmp_rel || f->fn == call_rel || f->fn == ret_near || is_jcc_fn(f->fn))
 		f->flags |= FOP_LINK;
 	if (is_jcc_fn(f->fn) && f->imm == 0)
 		f->fn = jloop_fn[in->opcode & 0xf];        /* to its own start */
