@@ -8,8 +8,10 @@
  *   the first instruction of the running block (a loop's back edge),
  *   another block, patched by XCHG (an exact handler) and by REP MOVSB
  *   (the exact path),
- *   an instruction across a page boundary, which blocks leave to the
- *   exact path (its decoded form cached by its bytes in both pages).
+ *   an instruction across a page boundary: first in a block (which
+ *   leaves it to the exact path: its decoded form cached by its bytes in
+ *   both pages) and last in a block (whose bytes in the next page are
+ *   compared each time it runs).
  * Every result must be what the bytes in memory say. PASS/FAIL lines,
  * exit 0 when all pass. */
 #include "guests/rt/report.h"
@@ -106,6 +108,27 @@ __asm__(
 	"	jb	5b\n"
 	"	movq	%r8, %rax\n"
 	"	ret\n"
+	/* uint64_t smc_tail(uint64_t n): the same with the patched
+	 * instruction last in a block that begins earlier in its page */
+	"	.balign	4096\n"
+	"	.skip	4096 - 3\n"
+	"smc_tail_fn:\n"
+	"	xorl	%edx, %edx\n"
+	"smc_tail_imm:\n"
+	"	movl	$0, %eax\n"
+	"	ret\n"
+	"	.globl smc_tail\n"
+	"smc_tail:\n"
+	"	xorl	%ecx, %ecx\n"
+	"	xorl	%r8d, %r8d\n"
+	"6:	movl	%ecx, smc_tail_imm+1(%rip)\n"
+	"	call	smc_tail_fn\n"
+	"	addq	%rax, %r8\n"
+	"	incl	%ecx\n"
+	"	cmpl	%edi, %ecx\n"
+	"	jb	6b\n"
+	"	movq	%r8, %rax\n"
+	"	ret\n"
 	"	.popsection\n");
 
 uint64_t smc_other(uint64_t n);
@@ -114,6 +137,7 @@ uint64_t smc_head(uint64_t n);
 uint64_t smc_xchg(uint64_t n);
 uint32_t smc_movs(const uint32_t *v);
 uint64_t smc_cross(uint64_t n);
+uint64_t smc_tail(uint64_t n);
 
 int main(void)
 {
@@ -130,5 +154,6 @@ int main(void)
 	v = 0x44444444;
 	expect_eq(smc_movs(&v), 0x44444444, "patched by REP MOVSB again");
 	expect_eq(smc_cross(n), sum, "patched instruction across a page boundary");
+	expect_eq(smc_tail(n), sum, "patched instruction across a page boundary, last in a block");
 	return report_summary();
 }

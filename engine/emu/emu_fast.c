@@ -167,17 +167,43 @@ static void *arena_take(struct emu_blocks *bs, size_t len)
 	return p;
 }
 
+/* The instruction at p (len bytes left in the page) goes on into the
+ * next page, whose bytes are at next: decoded into *in with its bytes
+ * there in the draft's tail, when it is plain. */
+static bool block_decode_cross(struct emu_blocks *bs, unsigned mode, const uint8_t *p,
+			       unsigned len, const uint8_t *next, struct emu_insn *in)
+{
+	uint8_t buf[15];
+	memcpy(buf, p, len);
+	memcpy(buf + len, next, sizeof(buf) - len);
+	if (emu_decode_insn(mode, buf, sizeof(buf), in) < 0 || in->len <= len || !is_plain(in))
+		return false;
+	bs->tail_len = in->len - len;
+	memcpy(bs->tail, next, bs->tail_len);
+	return true;
+}
+
 /* Decode the instructions at gpa (host bytes p, avail bytes to the page
- * end) into the draft: how many are plain, and their bytes in *pos. */
+ * end, the next page's at next or NULL) into the draft: how many are
+ * plain, and their bytes in *pos. */
 static unsigned block_decode(struct emu_blocks *bs, unsigned mode, const uint8_t *p,
-			     unsigned avail, unsigned *pos)
+			     unsigned avail, const uint8_t *next, unsigned *pos)
 {
 	unsigned n = 0;
 	*pos = 0;
+	bs->tail_len = 0;
 	while (n < BLOCK_INSNS) {
 		struct emu_insn *in = &bs->in[n];
 		unsigned len = avail - *pos < 15 ? avail - *pos : 15;
-		if (len == 0 || emu_decode_insn(mode, p + *pos, len, in) < 0) {
+		int r = len ? emu_decode_insn(mode, p + *pos, len, in) : -EINVAL;
+		if (r == -EAGAIN && n > 0 && next && len < 15 &&
+		    block_decode_cross(bs, mode, p + *pos, len, next, in)) {
+			emu_fop_build_cross(in, &bs->op[n], n, *pos);
+			*pos += in->len;
+			n++;
+			break;
+		}
+		if (r < 0) {
 			/* the first one crosses into the next page or is not an
 			 * instruction: an empty block over its bytes here, so
 			 * that step() runs it without it being decoded again */
@@ -201,27 +227,34 @@ static unsigned block_decode(struct emu_blocks *bs, unsigned mode, const uint8_t
 	return n;
 }
 
-/* The block at gpa (host bytes p, avail bytes to the page end), new in
- * the arena. */
+/* The block at gpa (host bytes p, avail bytes to the page end, the next
+ * page's at next or NULL), new in the arena. */
 static struct emu_block *block_build(struct emu_blocks *bs, uint64_t gpa, unsigned mode,
-				     const uint8_t *p, unsigned avail)
+				     const uint8_t *p, unsigned avail, const uint8_t *next)
 {
-	unsigned pos, n = block_decode(bs, mode, p, avail, &pos);
+	unsigned pos, n = block_decode(bs, mode, p, avail, next, &pos);
 	emu_fops_finish(bs->op, n, pos);
+	unsigned here = pos < avail ? pos : avail;
 	/* the copy is compared in 8-byte words: keep whole words that are
 	 * still in the page (bytes after the block included) */
-	unsigned words = (pos + 7) / 8;
+	unsigned words = (here + 7) / 8;
 	if (words * 8 > avail)
 		words = 0;
+	unsigned copied = words ? words * 8 : here;
 	size_t ops = sizeof(struct emu_fop) * (n + 1), ins = sizeof(struct emu_insn) * n;
-	struct emu_block *b = arena_take(bs, sizeof(*b) + ops + ins + words * 8 + pos);
+	struct emu_block *b = arena_take(bs, sizeof(*b) + ops + ins + copied + bs->tail_len);
 	memcpy(b->op, bs->op, ops);
 	b->in = (const struct emu_insn *)((uint8_t *)b->op + ops);
 	memcpy((void *)b->in, bs->in, ins);
 	b->bytes = (const uint8_t *)b->in + ins;
-	memcpy((void *)b->bytes, p, words ? words * 8 : pos);
+	memcpy((void *)b->bytes, p, copied);
+	if (bs->tail_len) {
+		uint8_t *tail = (uint8_t *)b->bytes + copied;
+		memcpy(tail, bs->tail, bs->tail_len);
+		emu_fop_set_tail(&b->op[n - 1], tail, bs->tail_len);
+	}
 	b->words = (uint8_t)words;
-	b->nbytes = (uint16_t)pos;
+	b->nbytes = (uint16_t)here;
 	b->n = (uint8_t)n;
 	b->gpa = gpa;
 	b->mode = (uint8_t)mode;
@@ -258,14 +291,17 @@ static void code_frame_add(struct emu_cpu *cpu, uint64_t frame)
 /* The first entry into slot *s for gpa since its bytes may have changed:
  * compare (or build). */
 static __attribute__((noinline)) struct emu_block *block_check(struct emu_cpu *cpu,
-							       struct emu_block **s,
+							       struct emu_block **s, uint64_t lin,
 							       uint64_t gpa, const uint8_t *p,
 							       unsigned avail)
 {
 	struct emu_core *c = emu_core_of(cpu);
 	struct emu_block *b = *s;
 	if (!b || b->gpa != gpa || b->mode != c->mode || !same_bytes(b, p)) {
-		b = block_build(c->blocks, gpa, c->mode, p, avail);
+		uint64_t next = (lin & X86_PAGE_MASK) + X86_PAGE_SIZE;
+		const struct emu_tlb_entry *t = tlb_of(c, next);
+		b = block_build(c->blocks, gpa, c->mode, p, avail,
+				t->tag_x == next ? t->host : NULL);
 		*s = b;
 	}
 	b->frame = emu_frame_of(cpu->evm, p);
@@ -288,7 +324,7 @@ static inline struct emu_block *block_at(struct emu_cpu *cpu, struct emu_core *c
 	struct emu_block *b = *s;
 	/* a block is only ever current in the mode it was built in (64-bit) */
 	if (__builtin_expect(!b || b->gpa != gpa || !block_current(cpu->evm, b), 0))
-		b = block_check(cpu, s, gpa, t->host + off, (unsigned)X86_PAGE_SIZE - off);
+		b = block_check(cpu, s, lin, gpa, t->host + off, (unsigned)X86_PAGE_SIZE - off);
 	if (b->n == 0)
 		return NULL;
 	c->blk_gpa = gpa;
@@ -307,7 +343,7 @@ static inline bool block_exec(struct emu_cpu *cpu, struct emu_core *c, const str
 	unsigned how = b->op[0].fn(cpu, c, b->op);
 	const struct emu_fop *f = c->blk_stop;
 	if (how == FS_END) {
-		/* f is the end marker, f - 1 the last instruction */
+		/* f did not run (the end marker, f_cross): f - 1 was the last */
 		cpu->rip = c->blk_rip + f->off;
 		cpu->insn_start_rip = c->blk_rip + f[-1].off;
 		cpu->retired = c->blk_ret + f->idx;

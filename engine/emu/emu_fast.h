@@ -28,7 +28,8 @@ typedef unsigned (*fop_fn)(struct emu_cpu *cpu, struct emu_core *c, const struct
 enum fstop {
 	FS_NEXT = 1,                   /* leave; RIP = the next instruction */
 	FS_JUMP,                       /* leave; the handler set RIP */
-	FS_END,                        /* the end marker: leave, nothing retired here */
+	FS_END,                        /* leave before f, nothing retired there (the end
+					* marker; f_cross) */
 };
 
 /* One instruction of a block: the specialised handler and the operand
@@ -68,7 +69,7 @@ struct emu_block {
 	uint8_t mode;
 	uint8_t n;                     /* instructions; 0 = the first is not plain */
 	uint8_t words;                 /* bytes to compare as words (0: memcmp nbytes) */
-	uint16_t nbytes;
+	uint16_t nbytes;               /* in its page (a last instruction may go on) */
 	const struct emu_insn *in;     /* the decoded forms, for the exact handlers */
 	const uint8_t *bytes;          /* the copy compared with the guest's */
 	struct emu_fop op[];           /* + the end marker */
@@ -79,9 +80,13 @@ struct emu_blocks {
 	uint8_t *arena;
 	size_t used;
 	uint64_t flushes;              /* times the arena was emptied */
-	/* block_build's draft, copied into the arena when complete */
+	/* block_build's draft, copied into the arena when complete: the
+	 * instructions and the bytes in the next page of a last one that
+	 * goes on there */
 	struct emu_fop op[BLOCK_INSNS + 1];
 	struct emu_insn in[BLOCK_INSNS];
+	uint8_t tail[15];
+	unsigned tail_len;
 };
 
 /* Has nothing written b's bytes since they were last compared? (a store
@@ -149,6 +154,16 @@ bool emu_sse_insn(const struct emu_insn *in);
 /* The handler of the plain instruction in (index idx in its block, pos
  * bytes from its start) into f. */
 void emu_fop_build(const struct emu_insn *in, struct emu_fop *f, unsigned idx, unsigned pos);
+/* The same for a plain instruction that goes on into the next page (the
+ * last of its block, never the first: f_cross); its bytes there are set
+ * later (emu_fop_set_tail). */
+void emu_fop_build_cross(const struct emu_insn *in, struct emu_fop *f, unsigned idx,
+			 unsigned pos);
+static inline void emu_fop_set_tail(struct emu_fop *f, const uint8_t *tail, unsigned len)
+{
+	f->imm = (uint64_t)(uintptr_t)tail;
+	f->shift = (uint8_t)len;
+}
 /* The end of the n instructions in op[] (pos bytes): the end marker,
  * and the flags no one sees dropped. */
 void emu_fops_finish(struct emu_fop *op, unsigned n, unsigned pos);

@@ -129,6 +129,21 @@ static unsigned f_exact(struct emu_cpu *cpu, struct emu_core *c, const struct em
 	NEXT;
 }
 
+/* An instruction that goes on into the next page (the last of its
+ * block, never the first): its bytes there (f->shift of them at f->imm)
+ * are compared with those the TLB maps there now, each time; when they
+ * differ the block is left before it (f->idx > 0: an earlier one
+ * retired) and step() runs it. */
+static unsigned f_cross(struct emu_cpu *cpu, struct emu_core *c, const struct emu_fop *f)
+{
+	uint64_t next = (c->blk_rip & X86_PAGE_MASK) + X86_PAGE_SIZE;
+	const struct emu_tlb_entry *t = tlb_of(c, next);
+	if (t->tag_x != next || !t->host ||
+	    memcmp(t->host, (const void *)(uintptr_t)f->imm, f->shift) != 0)
+		return stop(c, f, FS_END);
+	return f_exact(cpu, c, f);
+}
+
 /* A specialised handler whose memory access the TLB does not allow as it
  * is (a miss, a device, two pages, a store into a code frame): the exact
  * handler runs the instruction (the specialised ones change nothing before
@@ -1202,6 +1217,17 @@ void emu_fop_build(const struct emu_insn *in, struct emu_fop *f, unsigned idx, u
 	if (is_jcc_fn(f->fn) && f->imm == 0)
 		f->fn = jloop_fn[in->opcode & 0xf];        /* to its own start */
 	f->fn = base_form(f->fn, f);
+}
+
+void emu_fop_build_cross(const struct emu_insn *in, struct emu_fop *f, unsigned idx,
+			 unsigned pos)
+{
+	memset(f, 0, sizeof(*f));
+	f->idx = (uint8_t)idx;
+	f->off = (uint16_t)pos;
+	f->end = (uint16_t)(pos + in->len);
+	f->fn = f_cross;
+	f->flags = writes_memory(in) ? FOP_MEMW : 0;
 }
 
 /* After the last instruction: flags nobody sees dropped, the end marker
