@@ -125,6 +125,7 @@ struct emu_vm {
 	uint32_t *code_ver;
 	uint64_t code_marks;          /* bits set in code_bits so far: a vCPU re-marks its
 				       * TLB when this moved (emu_core.code_marks) */
+	uint64_t retired_gone;        /* instructions of vCPUs destroyed (emu_stats_report) */
 	uint8_t warned[2048 / 8];     /* mnemonics already reported as unimplemented */
 	pthread_mutex_t warn_lock;
 };
@@ -387,6 +388,10 @@ void emu_blocks_destroy(struct emu_vm *evm);
 /* The vCPUs were away (in the machine, stopped for the debugger), where
  * guest memory may have been written: every block compares its bytes again. */
 void emu_blocks_outside(struct emu_vm *evm);
+/* With VMDB_EMU_STATS=1 in the environment, one line on stderr: the
+ * instructions the vCPUs retired, the process's CPU time and their
+ * ratio (MIPS), and how often the block cache was emptied (bench/linux). */
+void emu_stats_report(struct emu_vm *evm);
 /* Run the block at RIP: false when it has no instruction the fast path
  * runs (then the caller steps the instruction the exact way). */
 bool emu_block_run(struct emu_cpu *cpu);

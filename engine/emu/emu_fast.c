@@ -72,8 +72,10 @@
  * exact handler from emu_exec_*.c after the flags are made exact. */
 #include "engine/emu/emu_fast.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <Zydis/Zydis.h>
 
 #include "x86/insn.h"
@@ -114,6 +116,23 @@ void emu_blocks_destroy(struct emu_vm *evm)
 void emu_blocks_outside(struct emu_vm *evm)
 {
 	evm->code_gen++;
+}
+
+void emu_stats_report(struct emu_vm *evm)
+{
+	const char *v = getenv("VMDB_EMU_STATS");
+	struct timespec ts;
+	if (!v || strcmp(v, "1") != 0 || clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts) != 0)
+		return;
+	uint64_t retired = evm->retired_gone;
+	for (unsigned i = 0; i < evm->nr_cpus; i++)
+		if (evm->cpus[i])
+			retired += evm->cpus[i]->retired;
+	double cpu_s = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+	fprintf(stderr, "vmdb: emu: %llu instructions retired, %.2f s of CPU, %.1f MIPS, "
+		"block cache emptied %llu times\n", (unsigned long long)retired, cpu_s,
+		cpu_s > 0 ? (double)retired / cpu_s / 1e6 : 0.0,
+		(unsigned long long)(evm->blocks ? evm->blocks->flushes : 0));
 }
 
 /* --- building blocks ---------------------------------------------------------------- */
