@@ -6,9 +6,11 @@
  *
  * A block is a straight run of "plain" instructions (data movement,
  * arithmetic, stack, near branches: what only touches GPRs, arithmetic
- * flags, memory and RIP) inside one page, ending after an unconditional
- * branch, before the first instruction that is not plain, or at 32
- * instructions. The cache is VM-wide: a table of BLOCK_SLOTS entries keyed
+ * flags, memory and RIP; SSE on XMM registers, which adds only those and
+ * MXCSR) inside one page (the last instruction may go on into the next:
+ * f_cross compares its bytes there each time), ending after an
+ * unconditional branch, before the first instruction that is not plain,
+ * or at 32 instructions. The cache is VM-wide: a table of BLOCK_SLOTS entries keyed
  * by the physical address of the first byte (64-bit mode only), the
  * blocks in an arena, each with a copy of its bytes; a full arena is
  * emptied at once (block links live only in blocks, so none outlives it).
@@ -216,7 +218,8 @@ static unsigned block_decode(struct emu_blocks *bs, unsigned mode, const uint8_t
 		unsigned len = avail - *pos < 15 ? avail - *pos : 15;
 		int r = len ? emu_decode_insn(mode, p + *pos, len, in) : -EINVAL;
 		if (r == -EAGAIN && n > 0 && next && len < 15 &&
-		    block_decode_cross(bs, mode, p + *pos, len, next, in)) {
+		    block_decode_cross(bs, mode, p + *pos, len, next, in) &&
+		    *pos + in->len <= BLOCK_BYTES) {
 			emu_fop_build_cross(in, &bs->op[n], n, *pos);
 			*pos += in->len;
 			n++;
