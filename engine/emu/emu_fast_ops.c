@@ -750,49 +750,6 @@ static const fop_fn jloop_fn[16] = {
 	jloop_8, jloop_9, jloop_10, jloop_11, jloop_12, jloop_13, jloop_14, jloop_15,
 };
 
-/* CMP or TEST of registers or a register and an immediate followed by a
- * Jcc: one handler for the pair (fuse_branches), the flags recorded as
- * by the CMP/TEST alone; the Jcc's own entry (f + 1) is kept for its
- * target, link and index, and the block goes on after it (f + 2) when
- * the branch is not taken. */
-#define FUSED_B_rr(S) gpr_get(cpu, f->r1, S)
-#define FUSED_B_ri(S) (f->imm & msk(S))
-#define DEF_FUSED(NAME, OP, FORM, S, CC)                                                      \
-FOP(NAME##_##FORM##S##_j##CC)                                                                 \
-{                                                                                             \
-	uint64_t a = gpr_get(cpu, f->r0, S), b = FUSED_B_##FORM(S), r;                        \
-	alu(c, OP, a, b, &r, S, true);                                                        \
-	if (!emu_cond_now(cpu, c, CC))                                                        \
-		return f[2].fn(cpu, c, f + 2);                                                \
-	if (f[1].imm == 0)                                                                    \
-		return loop_again(cpu, c, f + 1);                                             \
-	return chain(cpu, c, f + 1, c->blk_rip + f[1].imm, c->blk_ret + f[1].idx + 1, FS_JUMP); \
-}
-#define DEF_FUSED_CC(NAME, OP, FORM, S)                                                       \
-	DEF_FUSED(NAME, OP, FORM, S, 0) DEF_FUSED(NAME, OP, FORM, S, 1)                       \
-	DEF_FUSED(NAME, OP, FORM, S, 2) DEF_FUSED(NAME, OP, FORM, S, 3)                       \
-	DEF_FUSED(NAME, OP, FORM, S, 4) DEF_FUSED(NAME, OP, FORM, S, 5)                       \
-	DEF_FUSED(NAME, OP, FORM, S, 6) DEF_FUSED(NAME, OP, FORM, S, 7)                       \
-	DEF_FUSED(NAME, OP, FORM, S, 8) DEF_FUSED(NAME, OP, FORM, S, 9)                       \
-	DEF_FUSED(NAME, OP, FORM, S, 10) DEF_FUSED(NAME, OP, FORM, S, 11)                     \
-	DEF_FUSED(NAME, OP, FORM, S, 12) DEF_FUSED(NAME, OP, FORM, S, 13)                     \
-	DEF_FUSED(NAME, OP, FORM, S, 14) DEF_FUSED(NAME, OP, FORM, S, 15)
-DEF_FUSED_CC(cmp, A_CMP, rr, 8) DEF_FUSED_CC(cmp, A_CMP, rr, 4)
-DEF_FUSED_CC(cmp, A_CMP, ri, 8) DEF_FUSED_CC(cmp, A_CMP, ri, 4)
-DEF_FUSED_CC(test, A_TEST, rr, 8) DEF_FUSED_CC(test, A_TEST, rr, 4)
-DEF_FUSED_CC(test, A_TEST, ri, 8) DEF_FUSED_CC(test, A_TEST, ri, 4)
-
-#define FUSED_ROW(NAME) {                                                                     \
-	NAME##_j0, NAME##_j1, NAME##_j2, NAME##_j3, NAME##_j4, NAME##_j5, NAME##_j6, NAME##_j7, \
-	NAME##_j8, NAME##_j9, NAME##_j10, NAME##_j11, NAME##_j12, NAME##_j13, NAME##_j14,     \
-	NAME##_j15 }
-static const struct { fop_fn alone, fused[16]; } fused_forms[] = {
-	{ cmp_rr8, FUSED_ROW(cmp_rr8) }, { cmp_rr4, FUSED_ROW(cmp_rr4) },
-	{ cmp_ri8, FUSED_ROW(cmp_ri8) }, { cmp_ri4, FUSED_ROW(cmp_ri4) },
-	{ test_rr8, FUSED_ROW(test_rr8) }, { test_rr4, FUSED_ROW(test_rr4) },
-	{ test_ri8, FUSED_ROW(test_ri8) }, { test_ri4, FUSED_ROW(test_ri4) },
-};
-
 FOP(call_rel)
 {
 	uint64_t sp = cpu->gpr[EMU_RSP] - 8;
@@ -1275,27 +1232,9 @@ void emu_fop_build_cross(const struct emu_insn *in, struct emu_fop *f, unsigned 
 
 /* After the last instruction: flags nobody sees dropped, the end marker
  * at pos. */
-/* The CMP/TEST + Jcc pairs among the n instructions in op[], each made
- * one handler (fused_forms). */
-static void fuse_branches(struct emu_fop *op, unsigned n)
-{
-	for (unsigned i = 0; i + 1 < n; i++) {
-		int cc = -1;
-		for (unsigned k = 0; k < 16 && cc < 0; k++)
-			if (op[i + 1].fn == jcc_fn[k] || op[i + 1].fn == jloop_fn[k])
-				cc = (int)k;
-		if (cc < 0)
-			continue;
-		for (unsigned k = 0; k < sizeof(fused_forms) / sizeof(fused_forms[0]); k++)
-			if (op[i].fn == fused_forms[k].alone)
-				op[i].fn = fused_forms[k].fused[cc];
-	}
-}
-
 void emu_fops_finish(struct emu_fop *op, unsigned n, unsigned pos)
 {
 	drop_dead_flags(op, n);
-	fuse_branches(op, n);
 	struct emu_fop *e = &op[n];                /* the end marker */
 	memset(e, 0, sizeof(*e));
 	e->fn = f_end;
