@@ -1,4 +1,4 @@
-# bench/bench.mk — benchmark helpers (owned by the bench work). Included from
+# bench/bench.mk — benchmark tools, included from
 # the root Makefile. bench/rsp runs build/bench/kvm_step_ceiling (always
 # built into build/, like the guests: a sanitizer build would only slow the
 # ceiling it exists to measure).
@@ -23,7 +23,13 @@ bench-rsp: $(BENCH_TOOLS)
 	@$(MAKE) --no-print-directory SAN=0 all
 	bench/rsp
 
-# bench/emu (owned by the bench-emu work) runs the bench
+# bench/watch: what watchpoints cost (page traps on kvm, emu's access check)
+.PHONY: bench-watch
+bench-watch:
+	@$(MAKE) --no-print-directory SAN=0 all
+	bench/watch
+
+# bench/emu runs the bench
 # guests on emu, kvm, QEMU TCG and Bochs (build/guests/boot_bench.img, built
 # from guests/boot_bench.S + guests/boot_main.c by guests.mk) and checks their
 # checksums against build/bench/emu_ref (the same loops run natively).
@@ -40,3 +46,19 @@ bench-emu: $(BENCH_EMU_REF)
 	@scripts/deps.sh bench
 	@$(MAKE) --no-print-directory SAN=0 all
 	bench/emu
+
+# bench/kvm_step_leak: what leaks into a guest (PUSHF images, exception
+# frames, interrupts, ...) while this host's KVM single-steps it in ring 0,
+# the things debug/step.c must correct. A measurement, not a test; it links
+# the KVM engine, so it is built with the unit tests (an engine change that
+# breaks it shows at once). `make step-leak` builds and runs it.
+STEP_LEAK := $(BUILD)/bench/kvm_step_leak
+$(STEP_LEAK): $(patsubst %.c,$(BUILD)/%.o,bench/kvm_step_leak.c engine/engine.c \
+	$(wildcard engine/kvm/*.c) x86/paging.c x86/x86.c util/err.c)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+unit: $(STEP_LEAK)
+.PHONY: step-leak
+step-leak: $(STEP_LEAK)
+	$(STEP_LEAK)
+-include $(BUILD)/bench/kvm_step_leak.d

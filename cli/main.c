@@ -20,21 +20,22 @@ static int run_probe(const char *engine_name)
 {
 	const struct engine_ops *engine = engine_find(engine_name);
 	struct engine_caps caps;
+	struct engine_report report;
 	struct err e = { 0 };
 
-	if (!engine || !engine->probe) {
+	if (!engine || !engine->vm->probe) {
 		fprintf(stderr, "vmdb: engine %s cannot be probed\n", engine_name);
 		return EXIT_RUNTIME;
 	}
-	memset(&caps, 0, sizeof(caps));
-	if (engine->probe(&caps, &e) < 0) {
+	memset(&report, 0, sizeof(report));
+	if (engine->vm->probe(engine_assist(), &caps, &report, &e) < 0) {
 		fprintf(stderr, "vmdb: probe failed: %s\n", e.msg);
 		return EXIT_RUNTIME;
 	}
 	printf("engine: %s\n", engine->name);
-	for (unsigned i = 0; i < caps.nr_features; i++)
-		printf("%s: %s (%s)\n", caps.features[i].name,
-		       caps.features[i].present ? "yes" : "no", caps.features[i].how);
+	for (unsigned i = 0; i < report.nr; i++)
+		printf("%s: %s (%s)\n", report.features[i].name,
+		       report.features[i].present ? "yes" : "no", report.features[i].how);
 	return 0;
 }
 

@@ -18,9 +18,14 @@ const char options_usage[] =
 	"  --engine NAME        execution engine: auto, kvm or emu (default auto: kvm where\n"
 	"                       the host runs guest kernel code natively, else emu; a\n"
 	"                       line on stderr says which and why)\n"
-	"  --cpu intel|amd      the software engine's CPU model: how it steps for the\n"
+	"  --cpu MODEL          intel, amd or kvm-step, optionally with ,shared-dr:\n"
+	"                       the software engine's CPU model: how it steps for the\n"
 	"                       debugger (intel: monitor-trap-flag style; amd: trap flag\n"
-	"                       with PUSHF/POPF intercepts; default intel); emu only\n"
+	"                       with PUSHF/POPF intercepts; kvm-step: the trap flag as\n"
+	"                       the host KVM steps, so vmdb's step shadow runs; default\n"
+	"                       intel); emu only. ,shared-dr: one DR0-3 set per vCPU for\n"
+	"                       the guest and the debugger, as on kvm (e.g. --cpu\n"
+	"                       intel,shared-dr)\n"
 	"  --smp N              number of vCPUs (default 1)\n"
 	"  --mem SIZE           guest RAM, e.g. 256M, 1G (default 128M; a bare number is MiB)\n"
 	"  --serial SPEC        where the 16550 UART at 0x3f8 goes: stdio (default),\n"
@@ -78,8 +83,9 @@ static int parse_smp(const char *text, unsigned *n, struct err *e)
 	unsigned long v = strtoul(text, &end, 10);
 	if (!isdigit((unsigned char)text[0]) || *end || errno)
 		return err_set(e, EINVAL, "--smp '%s': not a number", text);
-	if (v == 0 || v > VM_MAX_VCPUS)
-		return err_set(e, EINVAL, "--smp %s: must be between 1 and %u", text, VM_MAX_VCPUS);
+	if (v == 0 || v > VM_MAX_GUEST_VCPUS)
+		return err_set(e, EINVAL, "--smp %s: must be between 1 and %u (APIC IDs 0 to 0xFE; "
+			       "0xFF is the xAPIC broadcast ID)", text, VM_MAX_GUEST_VCPUS);
 	*n = (unsigned)v;
 	return 0;
 }
@@ -139,20 +145,32 @@ static int parse_one(int opt, int argc, char **argv, struct options *o, struct e
 
 	switch (opt) {
 	case OPT_ENGINE:
-		if (strcmp(optarg, OPTIONS_ENGINE_AUTO) && !engine_find(optarg))
+		if (strcmp(optarg, OPTIONS_ENGINE_AUTO) && !engine_find(optarg)) {
+			char names[64];
+			engine_names(names, sizeof(names));
 			return err_set(e, EINVAL, "--engine '%s': unknown engine (available: "
-				       OPTIONS_ENGINE_AUTO ", %s)", optarg, engine_names());
+				       OPTIONS_ENGINE_AUTO ", %s)", optarg, names);
+		}
 		cfg->engine = optarg;
 		return 0;
-	case OPT_CPU:
-		if (!strcmp(optarg, "intel"))
+	case OPT_CPU: {
+		size_t model = strcspn(optarg, ",");
+		const char *rest = optarg + model;
+		if (model == 5 && !strncmp(optarg, "intel", 5))
 			cfg->cpu = VM_CPU_INTEL;
-		else if (!strcmp(optarg, "amd"))
+		else if (model == 3 && !strncmp(optarg, "amd", 3))
 			cfg->cpu = VM_CPU_AMD;
+		else if (model == 8 && !strncmp(optarg, "kvm-step", 8))
+			cfg->cpu = VM_CPU_KVM_STEP;
 		else
-			return err_set(e, EINVAL, "--cpu '%s': expected intel or amd", optarg);
+			rest = "?";
+		if (*rest && strcmp(rest, ",shared-dr"))
+			return err_set(e, EINVAL, "--cpu '%s': expected intel, amd or kvm-step, "
+				       "optionally followed by ,shared-dr", optarg);
+		cfg->shared_dr = *rest != 0;
 		o->cpu_given = true;
 		return 0;
+	}
 	case OPT_SMP: return parse_smp(optarg, &cfg->nr_vcpus, e);
 	case OPT_MEM: return parse_mem(optarg, &cfg->mem_size, e);
 	case OPT_SERIAL: return parse_serial(optarg, cfg, e);

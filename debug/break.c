@@ -1,11 +1,13 @@
 /* debug/break.c — software (int3) breakpoints, and the debugger's DR0-3:
- * hardware execution breakpoints and watchpoints. A software breakpoint
+ * hardware execution breakpoints and the pieces of watchpoints watch.c
+ * places there. A software breakpoint
  * remembers the guest-physical byte it replaced, so memory reads through
  * the debugger can show the original and every removal path (z0, detach,
  * kill) can restore it. DR0-3 are one table for the whole machine, shared
  * by the client's hardware breakpoints and watchpoint pieces, exception
  * catching and (for one step at a time) the step engine's HLT run;
- * debug_apply_engine() loads it into every vCPU on resume. */
+ * debug_apply_engine() loads it into every vCPU on resume, through the
+ * arbiter (dr_share.c) where the guest's DR0-3 are the same hardware. */
 #include "debug/debug_int.h"
 
 #include <inttypes.h>
@@ -200,7 +202,7 @@ int debug_sw_remove(struct debug *d, uint64_t addr, bool phys, struct err *e)
 
 bool debug_hw_supported(const struct debug *d)
 {
-	return d->vm->engine->set_debug != NULL;
+	return d->vm->engine->debug != NULL;
 }
 
 /* A slot for the client: a free one, else one that only exception
@@ -256,6 +258,7 @@ int debug_hw_remove(struct debug *d, uint64_t addr, struct err *e)
 /* Everything, the client's and exception catching's (detach, kill). */
 void debug_remove_all_breakpoints(struct debug *d)
 {
+	debug_watch_clear(d);
 	pthread_mutex_lock(&d->lock);
 	/* newest first, so aliases restore the oldest saved original last */
 	while (d->nr_sw > 0) {
@@ -266,9 +269,19 @@ void debug_remove_all_breakpoints(struct debug *d)
 		d->hw[n] = (struct debug_hw_bp){ 0 };
 	d->catch_mask = 0;
 	memset(d->catch_at, 0, sizeof(d->catch_at));
+	memset(&d->access, 0, sizeof(d->access));   /* access catches go with the client too */
 	d->guard.armed = d->guard.lifted = false;    /* the step engine's guards went too */
 	d->mem_gen++;
 	pthread_mutex_unlock(&d->lock);
+}
+
+bool debug_client_breakpoint_at(struct debug *d, uint64_t addr)
+{
+	pthread_mutex_lock(&d->lock);
+	int n = debug_hw_find_locked(d, addr);
+	bool at = debug_sw_client_at_locked(d, addr) || (n >= 0 && d->hw[n].client);
+	pthread_mutex_unlock(&d->lock);
+	return at;
 }
 
 unsigned debug_nr_sw_breakpoints(const struct debug *d)
@@ -287,16 +300,6 @@ unsigned debug_nr_hw_breakpoints(const struct debug *d)
 	return n;
 }
 
-/* A watchpoint's first piece starts where the watchpoint does. */
-unsigned debug_nr_watchpoints(const struct debug *d)
-{
-	unsigned n = 0;
-	for (unsigned i = 0; i < DEBUG_NR_HW_BP; i++)
-		n += d->hw[i].client && d->hw[i].rw != DR7_RW_EXEC &&
-		     d->hw[i].addr == d->hw[i].watch_addr;
-	return n;
-}
-
 /* ---- watchpoints ---- */
 
 uint64_t debug_hw_dr7_bits(const struct debug_hw_bp *bp, unsigned n)
@@ -308,7 +311,7 @@ uint64_t debug_hw_dr7_bits(const struct debug_hw_bp *bp, unsigned n)
 	return DR7_RW(n, bp->rw) | DR7_LEN(n, len);
 }
 
-bool debug_watch_supported(struct debug *d)
+bool debug_watch_slots_work(struct debug *d)
 {
 	const struct engine_caps *caps;
 	return debug_hw_supported(d) && debug_caps(d, &caps, NULL) == 0 && caps->hw_data_bp;
@@ -337,11 +340,6 @@ static unsigned count_pieces(uint64_t addr, uint64_t len, unsigned max)
 	return n;
 }
 
-static enum dr7_rw watch_rw(enum debug_watch_kind kind)
-{
-	return kind == DEBUG_WATCH_WRITE ? DR7_RW_WRITE : DR7_RW_ACCESS;
-}
-
 static bool is_piece_of(const struct debug_hw_bp *bp, enum dr7_rw rw, uint64_t addr,
 			uint64_t len)
 {
@@ -358,42 +356,14 @@ static unsigned client_slots_locked(struct debug *d)
 	return n;
 }
 
-static int watch_no_room(struct debug *d, uint64_t addr, uint64_t len, unsigned need,
-			 struct err *e)
+/* The pieces of [addr, addr+len) in free slots (or slots only catching
+ * holds), all or none: -ENOSPC when they do not fit. */
+int debug_watch_slots_insert_locked(struct debug *d, enum dr7_rw rw, uint64_t addr,
+				    uint64_t len)
 {
-	unsigned bps = debug_nr_hw_breakpoints(d), pieces = 0;
-	for (unsigned i = 0; i < DEBUG_NR_HW_BP; i++)
-		pieces += d->hw[i].client && d->hw[i].rw != DR7_RW_EXEC;
-	return err_set(e, ENOSPC,
-		       "a watchpoint on %" PRIu64 " bytes at 0x%" PRIx64 " needs %s%u debug "
-		       "registers (x86 watches aligned 1, 2, 4 or 8 bytes per register); "
-		       "%u of DR0-3 are free, the others hold %u hardware breakpoint(s) and "
-		       "%u watchpoint piece(s)", len, addr, need > DEBUG_NR_HW_BP ? "more than " : "",
-		       need > DEBUG_NR_HW_BP ? DEBUG_NR_HW_BP : need, client_slots_locked(d), bps,
-		       pieces);
-}
-
-int debug_watch_insert(struct debug *d, enum debug_watch_kind kind, uint64_t addr,
-		       uint64_t len, struct err *e)
-{
-	enum dr7_rw rw = watch_rw(kind);
-	int r = 0;
-
-	if (!debug_watch_supported(d))
-		return err_set(e, ENOTSUP, "the %s engine has no working hardware data breakpoints "
-			       "here", d->vm->engine->name);
-	if (len == 0 || addr + (len - 1) < addr)
-		return err_set(e, EINVAL, "%" PRIu64 " bytes at 0x%" PRIx64 " is not a range to watch",
-			       len, addr);
-	pthread_mutex_lock(&d->lock);
-	for (unsigned i = 0; i < DEBUG_NR_HW_BP; i++)
-		if (is_piece_of(&d->hw[i], rw, addr, len))
-			goto out;       /* inserting twice is harmless */
 	unsigned need = count_pieces(addr, len, DEBUG_NR_HW_BP);
-	if (need > client_slots_locked(d)) {
-		r = watch_no_room(d, addr, len, need, e);
-		goto out;
-	}
+	if (need > client_slots_locked(d))
+		return -ENOSPC;
 	for (uint64_t a = addr, left = len; left > 0;) {
 		unsigned p = piece_len(a, left);
 		int n = hw_slot_for_client_locked(d);    /* cannot fail: counted above */
@@ -405,55 +375,35 @@ int debug_watch_insert(struct debug *d, enum debug_watch_kind kind, uint64_t add
 		a += p;
 		left -= p;
 	}
-out:
-	pthread_mutex_unlock(&d->lock);
-	return r;
-}
-
-int debug_watch_remove(struct debug *d, enum debug_watch_kind kind, uint64_t addr,
-		       uint64_t len, struct err *e)
-{
-	enum dr7_rw rw = watch_rw(kind);
-	unsigned found = 0;
-	pthread_mutex_lock(&d->lock);
-	for (unsigned i = 0; i < DEBUG_NR_HW_BP; i++) {
-		if (is_piece_of(&d->hw[i], rw, addr, len)) {
-			d->hw[i] = (struct debug_hw_bp){ 0 };
-			found++;
-		}
-	}
-	pthread_mutex_unlock(&d->lock);
-	if (!found)
-		return err_set(e, ENOENT, "no watchpoint on %" PRIu64 " bytes at 0x%" PRIx64, len,
-			       addr);
 	return 0;
 }
 
-static enum debug_event_kind watch_event_kind(enum dr7_rw rw)
+void debug_watch_slots_remove_locked(struct debug *d, enum dr7_rw rw, uint64_t addr,
+				     uint64_t len)
 {
-	return rw == DR7_RW_WRITE ? DEBUG_EV_WATCH : DEBUG_EV_AWATCH;
+	for (unsigned i = 0; i < DEBUG_NR_HW_BP; i++)
+		if (is_piece_of(&d->hw[i], rw, addr, len))
+			d->hw[i] = (struct debug_hw_bp){ 0 };
 }
 
-bool debug_watch_exists_locked(struct debug *d, enum debug_event_kind kind, uint64_t addr)
+/* The lowest slot a debug exit's DR6 names that holds a watchpoint piece. */
+const struct debug_hw_bp *debug_watch_slot_hit_locked(struct debug *d, uint64_t dr6)
 {
 	for (unsigned i = 0; i < DEBUG_NR_HW_BP; i++) {
 		const struct debug_hw_bp *bp = &d->hw[i];
-		if (bp->used && bp->client && bp->rw != DR7_RW_EXEC &&
-		    watch_event_kind(bp->rw) == kind && bp->watch_addr == addr)
-			return true;
+		if ((dr6 & DR6_B(i)) && bp->used && bp->client && bp->rw != DR7_RW_EXEC)
+			return bp;
 	}
-	return false;
+	return NULL;
 }
 
-bool debug_watch_hit_locked(struct debug *d, uint64_t dr6, struct debug_event *ev)
+/* The slots a watchpoint's pieces sit in, as a DR mask (bit n = DRn). */
+unsigned debug_watch_slots_of_locked(struct debug *d, enum dr7_rw rw, uint64_t addr,
+				     uint64_t len)
 {
-	for (unsigned i = 0; i < DEBUG_NR_HW_BP; i++) {
-		const struct debug_hw_bp *bp = &d->hw[i];
-		if ((dr6 & DR6_B(i)) && bp->used && bp->client && bp->rw != DR7_RW_EXEC) {
-			ev->kind = watch_event_kind(bp->rw);
-			ev->addr = bp->watch_addr;
-			return true;
-		}
-	}
-	return false;
+	unsigned mask = 0;
+	for (unsigned i = 0; i < DEBUG_NR_HW_BP; i++)
+		if (is_piece_of(&d->hw[i], rw, addr, len))
+			mask |= 1u << i;
+	return mask;
 }

@@ -363,3 +363,108 @@ void debug_catch_explain(struct debug *d, const struct debug_event *ev, char *ou
 	snprintf(out, size, "vCPU %u took %s%s at rip 0x%" PRIx64 "; stopped at its handler 0x%"
 		 PRIx64 "\n", ev->vcpu, name, detail, rip, ev->addr);
 }
+
+/* ---- accesses: ports, MSRs, control registers ---- */
+
+static const char *const access_kind_names[ENGINE_ACCESS_KINDS] = {
+	[ENGINE_ACCESS_IO] = "port", [ENGINE_ACCESS_MSR] = "MSR", [ENGINE_ACCESS_CR] = "CR",
+};
+
+int debug_catch_access_add(struct debug *d, enum engine_access_kind kind, uint32_t first,
+			   uint32_t last, bool read, bool write, struct err *e)
+{
+	const struct engine_caps *caps;
+	if (kind >= ENGINE_ACCESS_KINDS || first > last || (!read && !write))
+		return err_set(e, EINVAL, "an empty access catch");
+	if (debug_caps(d, &caps, e) < 0)
+		return -e->code;
+	if (!(caps->catch_access & (1u << kind)))
+		return err_set(e, ENOTSUP, "the %s engine cannot catch %s accesses here "
+			       "(monitor info caps says what it can)", d->vm->engine->name,
+			       access_kind_names[kind]);
+	pthread_mutex_lock(&d->lock);
+	int r = 0;
+	if (d->access.nr >= ENGINE_ACCESS_RULES) {
+		r = err_set(e, ENOSPC, "%u access catches at most", ENGINE_ACCESS_RULES);
+	} else {
+		/* field by field on zeroed memory: engine_debug is compared bytewise */
+		struct engine_access_rule *rule = &d->access.rule[d->access.nr++];
+		memset(rule, 0, sizeof(*rule));
+		rule->kind = (uint8_t)kind;
+		rule->first = first;
+		rule->last = last;
+		rule->read = read;
+		rule->write = write;
+	}
+	pthread_mutex_unlock(&d->lock);
+	return r;
+}
+
+void debug_catch_access_clear(struct debug *d)
+{
+	pthread_mutex_lock(&d->lock);
+	memset(&d->access, 0, sizeof(d->access));
+	pthread_mutex_unlock(&d->lock);
+}
+
+unsigned debug_catch_access_count(const struct debug *d)
+{
+	return d->access.nr;
+}
+
+void debug_catch_access_describe(struct debug *d, char *out, size_t size)
+{
+	size_t len = 0;
+	out[0] = '\0';
+	pthread_mutex_lock(&d->lock);
+	for (unsigned i = 0; i < d->access.nr && len < size; i++) {
+		const struct engine_access_rule *r = &d->access.rule[i];
+		char range[32];
+		if (r->first == r->last)
+			snprintf(range, sizeof(range), r->kind == ENGINE_ACCESS_CR ? "%u" : "0x%x",
+				 r->first);
+		else
+			snprintf(range, sizeof(range), "0x%x-0x%x", r->first, r->last);
+		len += (size_t)snprintf(out + len, size - len, "%s %s: %s\n",
+					access_kind_names[r->kind], range,
+					r->read && r->write ? "reads and writes" :
+					r->read ? "reads" : "writes");
+	}
+	pthread_mutex_unlock(&d->lock);
+}
+
+void debug_catch_access_explain(const struct debug_event *ev, char *out, size_t size)
+{
+	const struct debug_access *a = &ev->access;
+	const char *verb = a->is_write ? "wrote" : "read";
+	const char *dir = a->is_write ? "to" : "from";
+	switch (a->kind) {
+	case ENGINE_ACCESS_IO:
+		snprintf(out, size, "vCPU %u %s 0x%" PRIx64 " %s port 0x%x (%u byte%s) at 0x%"
+			 PRIx64 "; stopped after it\n", ev->vcpu, verb, a->value, dir, a->index,
+			 a->size, a->size == 1 ? "" : "s", ev->addr);
+		break;
+	case ENGINE_ACCESS_MSR:
+		snprintf(out, size, "vCPU %u %s 0x%" PRIx64 " %s MSR 0x%x at 0x%" PRIx64
+			 "; stopped after it\n", ev->vcpu, verb, a->value, dir, a->index, ev->addr);
+		break;
+	default:
+		snprintf(out, size, "vCPU %u wrote 0x%" PRIx64 " to CR%u at 0x%" PRIx64
+			 "; stopped after it\n", ev->vcpu, a->value, a->index, ev->addr);
+		break;
+	}
+}
+
+void debug_catch_access_caps(struct debug *d, char *out, size_t size)
+{
+	const struct engine_caps *caps;
+	struct err e = { 0 };
+	if (debug_caps(d, &caps, &e) < 0) {
+		snprintf(out, size, "unknown (%s)", e.msg);
+		return;
+	}
+	snprintf(out, size, "io %s, msr %s, cr %s",
+		 caps->catch_access & (1u << ENGINE_ACCESS_IO) ? "yes" : "no",
+		 caps->catch_access & (1u << ENGINE_ACCESS_MSR) ? "yes" : "no",
+		 caps->catch_access & (1u << ENGINE_ACCESS_CR) ? "yes" : "no");
+}

@@ -8,8 +8,16 @@
  * run_state.c (each vCPU's run state and its legal moves), lend.c (a step
  * on the client's thread), vcpu.c (the only door to a vCPU's registers:
  * get/put by part, one cache), state.c (gdb's view of them, caps),
- * step.c (the shadow trap flag around engine steps), break.c, catch.c,
- * mem.c.
+ * step.c (the shadow trap flag around engine steps), step_shadow.c (what
+ * an engine that hides or loses the guest's TF needs on top: image
+ * scrubs, IRETQ, fault guards, the guest's own #DB delivered by the
+ * engine), break.c, watch.c
+ * (watchpoints: DR0-3 or the engine's watched ranges), catch.c
+ * (exceptions and port/MSR/CR accesses), mem.c, dr_share.c (DR0-3 shared
+ * with the guest where the engine has one set per vCPU); inspect.c (its
+ * own header) writes the system state as text for the monitor. The
+ * engine's capabilities are probed once, by debug_create(), so no step
+ * waits for a probe.
  *
  * Threads: vCPU threads enter through the vm_debug_hooks that
  * debug_create() installs; one client thread (the gdbserver) calls
@@ -21,12 +29,12 @@
  * (gdbserver/server.c, pkt_run.c) and calls debug_resume() (park.c). With
  * every vCPU parked, step.c reads the instruction's registers through
  * vcpu.c, decodes it and sets the shadow trap flag, and park.c asks the
- * engine to single-step (set_debug). One vCPU stepped alone on an engine
- * that lends it: lend.c runs it on the server thread itself (parked ->
- * lent -> parked; engine run_borrowed), the debug exit goes to on_db
- * (park.c) and debug_step_end (step.c), the step event is queued, and the
- * server sends the stop reply from registers vcpu.c has cached: one
- * thread, no wake-up. Otherwise (an engine that does not lend, several
+ * engine to single-step (its debug->set_debug). One vCPU stepped alone on
+ * an engine that lends it: lend.c runs it on the server thread itself
+ * (parked -> lent -> parked; the engine's lend->run), the debug exit goes
+ * to on_db (park.c) and debug_step_end (step.c), the step event is
+ * queued, and the server sends the stop reply from registers vcpu.c has
+ * cached: one thread, no wake-up. Otherwise (an engine that does not lend, several
  * vCPUs, or an exit only the vCPU's thread handles, such as port I/O,
  * which lend.c hands back) the vCPU's own thread leaves before_run
  * (released -> running), runs the engine (machine/vm.c's loop), meets the
@@ -51,10 +59,13 @@ enum debug_event_kind {
 	DEBUG_EV_HWBREAK,     /* one of our DR0-3 execution breakpoints */
 	DEBUG_EV_WATCH,       /* a write watchpoint (Z2) hit; addr = its start as the
 			       * client named it; the vCPU is past the instruction */
+	DEBUG_EV_RWATCH,      /* a read watchpoint (Z3) hit; same */
 	DEBUG_EV_AWATCH,      /* an access watchpoint (Z4) hit; same */
 	DEBUG_EV_STEP,        /* a single step finished */
 	DEBUG_EV_TRAP,        /* a debug exception we cannot explain: reported as SIGTRAP */
 	DEBUG_EV_CATCH,       /* a caught exception reached its handler; vector, addr = handler */
+	DEBUG_EV_ACCESS,      /* a caught port/MSR/CR access; addr = the accessing
+			       * instruction, the vCPU is past it; access says what */
 	DEBUG_EV_INTERRUPT,   /* the client asked for a stop (Ctrl-C) */
 	DEBUG_EV_EXITED,      /* the guest stopped the machine; status = process status */
 	DEBUG_EV_CRASHED,     /* triple fault, emulation failure, ...; signal = unix signal */
@@ -67,6 +78,13 @@ struct debug_event {
 	int status;
 	int signal;
 	unsigned vector;      /* DEBUG_EV_CATCH: the exception vector (0-31) */
+	struct debug_access {
+		uint8_t kind;     /* enum engine_access_kind */
+		bool is_write;
+		uint8_t size;
+		uint32_t index;   /* port, MSR or CR number */
+		uint64_t value;
+	} access;
 };
 
 /* Called (from any thread, with no debug lock held) whenever an event is
@@ -100,9 +118,9 @@ enum debug_action { DEBUG_ACT_STOP, DEBUG_ACT_CONTINUE, DEBUG_ACT_STEP };
  * nothing runs and the result is 1. Otherwise the chosen vCPUs run and
  * the result is 0; a vCPU resumed at one of our breakpoints first steps
  * over it with the others parked. A vCPU stepped alone may be stepped on
- * the calling thread itself (engine_ops.run_borrowed): when that step
- * ends there, its event is queued and the result is 1 as well. Negative
- * errno on failure. */
+ * the calling thread itself (engine_lend_ops.run): when that step
+ * ends there, its event is queued and the result is 1 as well. -errno on
+ * failure. */
 int debug_resume(struct debug *d, const enum debug_action *actions, struct err *e);
 
 /* Pop the oldest event the client may hear about now (one of a vCPU it
@@ -134,29 +152,40 @@ int debug_sw_insert(struct debug *d, unsigned vcpu, uint64_t addr, bool phys, st
  * in the other one. A hit is recognised by the physical byte its int3
  * sits on, whichever alias the vCPU ran it through. */
 int debug_sw_remove(struct debug *d, uint64_t addr, bool phys, struct err *e);
-/* Hardware execution breakpoint on every vCPU. -ENOSPC when DR0-3 are
- * all taken, -ENOTSUP when the engine has none. */
+/* Hardware execution breakpoint on every vCPU. -ENOSPC when the
+ * debugger's four entries are all taken, -ENOTSUP when the engine has
+ * none. Where the guest shares DR0-3 (dr_share.c) an entry the guest's
+ * slots leave no room for waits until one frees (`monitor info dr`). */
 int debug_hw_insert(struct debug *d, uint64_t addr, struct err *e);
 int debug_hw_remove(struct debug *d, uint64_t addr, struct err *e);
 bool debug_hw_supported(const struct debug *d);
-/* Watchpoints (gdb's Z2 write, Z4 access) on the debugger's own DR0-3 of
- * every vCPU, on guest-linear addresses: [addr, addr+len) is split into
- * the aligned 1/2/4/8-byte pieces x86 can watch, one slot each, sharing
- * the slots with hardware breakpoints (never displacing one) and with
- * exception catching (which then falls back to int3). The hit is a trap:
- * the vCPU stops after the accessing instruction; one hit per instruction
- * is reported (the first watchpoint whose piece matched), as hardware
- * gives one #DB per instruction. -ENOTSUP where the engine's data
- * breakpoints do not work (debug_watch_supported), -EINVAL for an empty
- * or wrapping range, -ENOSPC (with the count) when the pieces do not fit
- * in the free slots. Called stopped. */
-enum debug_watch_kind { DEBUG_WATCH_WRITE, DEBUG_WATCH_ACCESS };
-bool debug_watch_supported(struct debug *d);
-int debug_watch_insert(struct debug *d, enum debug_watch_kind kind, uint64_t addr,
-		       uint64_t len, struct err *e);
+/* Watchpoints (debug/watch.c; gdb's Z2 write, Z3 read, Z4 access) on
+ * guest-linear [addr, addr+len), any number (DEBUG_MAX_WATCH), any
+ * length. Each lives where it can: write and access ones in the
+ * debugger's DR0-3 entries of every vCPU (its own registers, or slots
+ * shared with the guest: dr_share.c) where the engine's data breakpoints
+ * fire and the aligned 1/2/4/8-byte pieces x86 needs fit in free slots
+ * (never displacing a hardware breakpoint; exception catching falls back
+ * to int3); otherwise, and read ones always, on the engine's watched
+ * ranges (engine_ops.set_watch): exact on emu, page traps on kvm, where
+ * the range is translated through vcpu's page tables when set and again
+ * at every resume (a page not mapped waits until it is). The hit is a
+ * trap: the vCPU stops after the accessing instruction, one report per
+ * instruction. -ENOTSUP when the engine can do neither (the kind or at
+ * all), -EINVAL for an empty or wrapping range, -ENOSPC when full. Called
+ * stopped. */
+enum debug_watch_kind { DEBUG_WATCH_WRITE, DEBUG_WATCH_READ, DEBUG_WATCH_ACCESS };
+bool debug_watch_supported(struct debug *d, enum debug_watch_kind kind);
+int debug_watch_insert(struct debug *d, unsigned vcpu, enum debug_watch_kind kind,
+		       uint64_t addr, uint64_t len, struct err *e);
 int debug_watch_remove(struct debug *d, enum debug_watch_kind kind, uint64_t addr,
 		       uint64_t len, struct err *e);
+/* `monitor info watchpoints`: one line per watchpoint and where it lives. */
+void debug_watch_describe(struct debug *d, char *out, size_t size);
 void debug_remove_all_breakpoints(struct debug *d);
+/* Has the client a software or hardware breakpoint at this linear
+ * address? (A range step stops there, as a hit would.) */
+bool debug_client_breakpoint_at(struct debug *d, uint64_t addr);
 unsigned debug_nr_sw_breakpoints(const struct debug *d);
 unsigned debug_nr_hw_breakpoints(const struct debug *d);
 unsigned debug_nr_watchpoints(const struct debug *d);
@@ -183,6 +212,24 @@ void debug_catch_describe(struct debug *d, unsigned vector, char *out, size_t si
  * stack: "vCPU 0 took #PF (error code 0x2, cr2 0x...) at rip 0x...". */
 void debug_catch_explain(struct debug *d, const struct debug_event *ev, char *out, size_t size);
 
+/* --- access catching (debug/catch.c) ---
+ * Stop after an instruction that reads or writes one of these ports or
+ * MSRs, or writes one of these control registers, on every vCPU: the
+ * engine checks its accesses against the rules (engine_debug.access) and
+ * the stop is a DEBUG_EV_ACCESS. Rules add up to ENGINE_ACCESS_RULES.
+ * -ENOTSUP (with words) where the engine cannot see that kind here,
+ * -ENOSPC when full. Called stopped. */
+int debug_catch_access_add(struct debug *d, enum engine_access_kind kind, uint32_t first,
+			   uint32_t last, bool read, bool write, struct err *e) must_check;
+void debug_catch_access_clear(struct debug *d);
+unsigned debug_catch_access_count(const struct debug *d);
+/* "port 0x80-0x8f writes" and so on, one line per rule. */
+void debug_catch_access_describe(struct debug *d, char *out, size_t size);
+/* "vCPU 0 wrote 0x5a to port 0x80 at 0x1234; stopped after it". */
+void debug_catch_access_explain(const struct debug_event *ev, char *out, size_t size);
+/* Which kinds the engine can catch here, in words (for `monitor info caps`). */
+void debug_catch_access_caps(struct debug *d, char *out, size_t size);
+
 /* --- memory (debug/mem.c): guest-virtual through vcpu's page tables, or
  * guest-physical. Reads show the original bytes under our breakpoints;
  * writes there update the saved byte. -EFAULT on any unmapped byte. --- */
@@ -190,6 +237,11 @@ int debug_mem_read(struct debug *d, unsigned vcpu, uint64_t addr, void *buf, siz
 		   bool phys);
 int debug_mem_write(struct debug *d, unsigned vcpu, uint64_t addr, const void *buf,
 		    size_t len, bool phys);
+
+/* --- debug registers shared with the guest (debug/dr_share.c) --- */
+/* `monitor info dr`: per vCPU, the guest's DR file and what each hardware
+ * slot holds. Returns the text's whole length (snprintf's rule). */
+size_t debug_dr_describe(struct debug *d, char *out, size_t size);
 
 /* --- vCPU state (debug/state.c) --- */
 struct debug_cpu_state {
@@ -221,6 +273,15 @@ int debug_msr_read(struct debug *d, unsigned vcpu, uint32_t msr, uint64_t *value
 		   struct err *e);
 int debug_msr_write(struct debug *d, unsigned vcpu, uint32_t msr, uint64_t value,
 		    struct err *e);
+/* The guest's own debug registers and XCR0 (the target description's
+ * system registers), as the engine holds them; a write goes through at
+ * once, a value the engine refuses is -errno with words in e. */
+enum debug_sysreg { DEBUG_SYSREG_DR0, DEBUG_SYSREG_DR1, DEBUG_SYSREG_DR2, DEBUG_SYSREG_DR3,
+		    DEBUG_SYSREG_DR6, DEBUG_SYSREG_DR7, DEBUG_SYSREG_XCR0 };
+int debug_sysreg_read(struct debug *d, unsigned vcpu, enum debug_sysreg reg, uint64_t *value,
+		      struct err *e);
+int debug_sysreg_write(struct debug *d, unsigned vcpu, enum debug_sysreg reg, uint64_t value,
+		       struct err *e);
 /* "long mode, halted" and friends, for thread lists. */
 void debug_describe_vcpu(struct debug *d, unsigned vcpu, char *out, size_t size);
 
@@ -242,10 +303,13 @@ const char *debug_sstep_irq_mechanism(struct debug *d);
 /* `monitor info sstep`: the modes and what the step engine did so far. */
 void debug_sstep_describe(struct debug *d, char *out, size_t size);
 
-/* Engine findings (probed once, cached) and the mechanism each debug
- * feature uses now; printed by `monitor info caps`. debug_mechanisms
+/* The engine's capabilities (probed once, when debug_create ran), the
+ * engine's findings in words (probed once, at the first ask: on kvm that
+ * runs more probe guests) and the mechanism each debug feature uses now;
+ * the last two are printed by `monitor info caps`. debug_mechanisms
  * returns the text's whole length (snprintf's rule: size it with NULL, 0). */
 int debug_caps(struct debug *d, const struct engine_caps **caps, struct err *e);
+int debug_caps_report(struct debug *d, const struct engine_report **report, struct err *e);
 size_t debug_mechanisms(struct debug *d, char *out, size_t size);
 
 #endif

@@ -10,11 +10,15 @@
 #include <time.h>
 
 #include "debug/debug.h"
+#include "debug/dr_share.h"
 #include "machine/vm.h"
 #include "x86/insn.h"
 
 #define DEBUG_MAX_SW_BP 512
 #define DEBUG_NR_HW_BP 4
+#define DEBUG_MAX_WATCH 64
+/* engine-watched pages over every watchpoint (one engine range each) */
+#define DEBUG_MAX_WATCH_PAGES 1024
 /* Each vCPU queues at most one event before it parks; plus Ctrl-C and exit. */
 #define DEBUG_QUEUE_SIZE (2 * VM_MAX_VCPUS + 8)
 
@@ -122,6 +126,10 @@ struct debug_step_vcpu {
 	bool hlt_run;
 	unsigned hlt_slot;
 	uint64_t hlt_addr;
+	/* the last step ended after an instruction that cannot halt, with
+	 * the other vCPUs parked: it runs (no INIT or SIPI could reach it),
+	 * so the next step need not ask the engine (an ioctl on KVM) */
+	bool known_running;
 	struct debug_tlb tlb[DEBUG_TLB_SIZE];
 	unsigned tlb_next;
 };
@@ -208,6 +216,24 @@ struct debug_hw_bp {
 	uint64_t watch_addr, watch_len;
 };
 
+/* Where a watchpoint lives now. */
+enum debug_watch_home {
+	DEBUG_WATCH_FREE,        /* entry unused */
+	DEBUG_WATCH_SLOTS,       /* pieces in DR0-3 of every vCPU */
+	DEBUG_WATCH_ENGINE,      /* the engine's watched ranges (set_watch) */
+};
+
+/* A client watchpoint (Z2/Z3/Z4). ENGINE ones are split into one engine
+ * range per page at every sync; mapped counts the pages that translated. */
+struct debug_watch {
+	enum debug_watch_home home;
+	enum debug_watch_kind kind;
+	uint64_t addr, len;
+	unsigned vcpu;           /* whose page tables translate it */
+	unsigned pages, mapped;
+	bool evicted;            /* left DR0-3 because the guest took a slot */
+};
+
 #define DEBUG_NR_VECTORS 32
 
 /* Why a caught vector has no breakpoint on one vCPU. */
@@ -259,8 +285,18 @@ struct debug {
 	struct debug_sw_bp sw[DEBUG_MAX_SW_BP];
 	unsigned nr_sw;
 	struct debug_hw_bp hw[DEBUG_NR_HW_BP];
+	/* watch.c: the client's watchpoints (index = engine range id), and
+	 * the ranges the engine watches now */
+	struct debug_watch watch[DEBUG_MAX_WATCH];
+	struct engine_watch *watch_ranges;
+	unsigned nr_watch_ranges;
+	bool watch_dirty;            /* a change not yet handed to the engine */
+	/* debug_watch_describe's lines at the last resume: gdb takes its
+	 * watchpoints out at every stop, so its user asks about these */
+	char watch_last[4096];
 
 	uint32_t catch_mask;         /* vectors the client asked to catch */
+	struct engine_access_filter access;   /* accesses the client asked to catch (d->lock) */
 	bool catch_dirty;            /* a catch breakpoint was taken away: re-arm */
 	struct debug_catch_vcpu catch_at[VM_MAX_VCPUS];
 
@@ -275,10 +311,15 @@ struct debug {
 	bool step_alone;             /* the resume runs one stepped vCPU, the rest stay parked */
 	struct debug_guard guard;
 
-	bool caps_done;
-	int caps_err;
+	struct dr_share share;       /* DR0-3 shared with the guest (dr_share.c) */
+
+	int caps_err;                /* debug_caps_probe()'s result, with caps_e */
 	struct engine_caps caps;
 	struct err caps_e;
+	bool report_done;            /* the findings in words, probed at the first ask */
+	int report_err;
+	struct engine_report report;
+	struct err report_e;
 
 	struct vm_debug_hooks hooks;
 };
@@ -303,6 +344,8 @@ void debug_run_release_locked(struct debug *d, unsigned vcpu);
 void debug_queue_locked(struct debug *d, const struct debug_event *ev);
 void debug_request_stop_locked(struct debug *d, unsigned self);
 int debug_apply_engine(struct debug *d, unsigned vcpu);
+/* state.c: the engine's capabilities into d->caps (or d->caps_err), once */
+void debug_caps_probe(struct debug *d);
 bool debug_gone_locked(struct debug *d);
 void debug_deadline_in(struct timespec *ts, long ns);
 bool debug_on_bpt(struct debug *d, struct vcpu *vcpu, uint64_t pc);
@@ -335,12 +378,40 @@ struct debug_sw_bp *debug_sw_hit_locked(struct debug *d, const struct debug_sw_w
 int debug_hw_find_locked(struct debug *d, uint64_t addr);
 /* DR7 RW and LEN bits of slot n for this slot's kind */
 uint64_t debug_hw_dr7_bits(const struct debug_hw_bp *bp, unsigned n);
-/* the client's watchpoint of this kind (DEBUG_EV_WATCH/AWATCH) at addr */
-bool debug_watch_exists_locked(struct debug *d, enum debug_event_kind kind, uint64_t addr);
-/* A debug exit's DR6 names a watchpoint piece: fill ev's kind and addr
- * (the watchpoint's start) for the lowest such slot; false if none. */
-bool debug_watch_hit_locked(struct debug *d, uint64_t dr6, struct debug_event *ev);
+/* watchpoint pieces in DR0-3 (watch.c places them) */
+bool debug_watch_slots_work(struct debug *d);
+int debug_watch_slots_insert_locked(struct debug *d, enum dr7_rw rw, uint64_t addr,
+				    uint64_t len);
+void debug_watch_slots_remove_locked(struct debug *d, enum dr7_rw rw, uint64_t addr,
+				     uint64_t len);
+const struct debug_hw_bp *debug_watch_slot_hit_locked(struct debug *d, uint64_t dr6);
+unsigned debug_watch_slots_of_locked(struct debug *d, enum dr7_rw rw, uint64_t addr,
+				     uint64_t len);
 void debug_sw_poke(struct debug *d, struct debug_sw_bp *bp, bool insert);
+
+/* park.c: an engine's VM_EXIT_ACCESS: stop there */
+bool debug_on_access(struct debug *d, struct vcpu *vcpu, const struct vm_exit *exit);
+/* watch.c */
+/* the engine takes watched ranges (engine_debug_ops.set_watch) */
+bool debug_engine_watches(const struct debug *d);
+/* the client's watchpoint of this kind (DEBUG_EV_WATCH/RWATCH/AWATCH) at addr */
+bool debug_watch_exists_locked(struct debug *d, enum debug_event_kind kind, uint64_t addr);
+/* A debug exit names a watchpoint (a DR6 slot bit or db.watch): fill ev's
+ * kind and addr (the watchpoint's start); false if none. */
+bool debug_watch_hit_locked(struct debug *d, const struct vm_exit *exit,
+			    struct debug_event *ev);
+/* Before the vCPUs run (every resume): translate the engine-watched
+ * ranges again (the guest may have remapped them) and hand the engine
+ * what changed. d->lock NOT held. */
+void debug_watch_sync(struct debug *d);
+/* Every watchpoint goes (detach, kill); d->lock NOT held. */
+void debug_watch_clear(struct debug *d);
+/* A watchpoint's pieces lost their DR slot (to the guest's own use of
+ * the registers): it moves to the engine's watched ranges at the next
+ * resume, never silently lost, and back into DR0-3 at a later resume
+ * once its pieces fit there again. d->lock held. */
+void debug_watch_evicted_locked(struct debug *d, enum dr7_rw rw, uint64_t addr,
+				uint64_t len);
 
 /* catch.c: follow the IDTs before the vCPUs run (every resume) */
 void debug_catch_sync(struct debug *d);
@@ -352,7 +423,7 @@ void debug_sw_drop_locked(struct debug *d, struct debug_sw_bp *bp);
 
 /* step.c: the shadow trap flag around every engine single step.
  * begin: 0 = step with the engine, 1 = vmdb did the step itself (IRETQ),
- * negative errno on failure. */
+ * -errno on failure. */
 int debug_step_begin(struct debug *d, unsigned vcpu);
 /* on the vCPU thread at the step's exit: fix what the guest sees; *pc
  * becomes where the step really ended (e.g. the guest's #DB handler).
@@ -381,12 +452,21 @@ int debug_vcpu_put_regs(struct debug *d, unsigned vcpu, const struct x86_regs *r
 			const char *why);
 int debug_vcpu_sregs(struct debug *d, unsigned vcpu, struct x86_sregs *sregs);
 int debug_vcpu_inject(struct debug *d, unsigned vcpu, uint8_t vector, const char *why);
+int debug_vcpu_deliver(struct debug *d, unsigned vcpu, uint8_t vector, uint64_t rflags);
 void debug_vcpu_run_state(struct debug *d, unsigned vcpu, bool *halted, bool *waiting_sipi);
 /* the vCPU enters the engine: nothing cached of it holds any more */
 void debug_vcpu_forget(struct debug *d, unsigned vcpu);
 /* The oldest refused write not yet reported: its words into e, -errno;
  * 0 when there is none. */
 int debug_vcpu_take_write_error(struct debug *d, struct err *e);
+
+/* dr_share.c: the debug-register arbiter's glue (see dr_share.h) */
+void debug_dr_share_setup(struct debug *d);
+bool debug_dr_share_learn(struct debug *d, unsigned vcpu);
+void debug_dr_share_load(struct debug *d, unsigned vcpu, struct engine_debug *dbg);
+bool debug_dr_share_route_db(struct debug *d, struct vcpu *vcpu, struct vm_exit *exit);
+bool debug_dr_share_on_exit(struct debug *d, struct vcpu *vcpu, const struct vm_exit *exit);
+void debug_dr_share_refresh(struct debug *d, unsigned vcpu);
 
 /* mem.c */
 int debug_translate(struct debug *d, unsigned vcpu, uint64_t gva, uint64_t *gpa);

@@ -1,5 +1,5 @@
 /* debug/lend.c — a parked vCPU stepped alone on the client's thread
- * (engine_ops.run_borrowed): its own thread stays parked, so a step costs
+ * (engine_lend_ops.run): its own thread stays parked, so a step costs
  * no thread wake-up on either side. The exits of the step that are the
  * debugger's (the trap that ends it, a breakpoint) are handled here, as
  * the vCPU's thread would; any other (port I/O, MMIO, ...) is kept in the
@@ -21,7 +21,7 @@
 bool debug_lendable(struct debug *d, unsigned vcpu)
 {
 	struct debug_vcpu *dv = &d->vcpus[vcpu];
-	if (!d->vm->engine->run_borrowed)
+	if (!d->vm->engine->lend)
 		return false;
 	pthread_mutex_lock(&d->lock);
 	enum debug_run run = dv->run;
@@ -42,7 +42,7 @@ bool debug_lend_step(struct debug *d, unsigned vcpu)
 	pthread_mutex_unlock(&d->lock);
 	__atomic_add_fetch(&dv->lend_seq, 1, __ATOMIC_SEQ_CST);    /* odd: lent */
 	memset(&exit, 0, sizeof(exit));
-	int r = d->vm->engine->run_borrowed(v, &exit);
+	int r = d->vm->engine->lend->run(v, &exit);
 	__atomic_add_fetch(&dv->lend_seq, 1, __ATOMIC_SEQ_CST);
 	bool handled = false;
 	if (r == 0 && exit.reason == VM_EXIT_DB)
@@ -70,6 +70,6 @@ void debug_lend_watch_locked(struct debug *d, struct vcpu *vcpu)
 	unsigned seq = __atomic_load_n(&dv->lend_seq, __ATOMIC_SEQ_CST);
 	/* a Ctrl-C or a hang-up waits for the client's thread: kick at once */
 	if ((seq & 1) && (seq == dv->lend_seen || debug_client_spoke(d)) && !debug_gone_locked(d))
-		d->vm->engine->kick(vcpu);
+		d->vm->engine->vcpu->kick(vcpu);
 	dv->lend_seen = seq;
 }

@@ -193,6 +193,7 @@ static bool event_still_valid(struct debug *d, const struct debug_event *ev)
 		return n >= 0 && d->hw[n].client;
 	}
 	case DEBUG_EV_WATCH:
+	case DEBUG_EV_RWATCH:
 	case DEBUG_EV_AWATCH:
 		return debug_watch_exists_locked(d, ev->kind, ev->addr);
 	case DEBUG_EV_CATCH: {
@@ -244,7 +245,7 @@ static void kick_running_locked(struct debug *d, unsigned self)
 		return;
 	for (unsigned i = 0; i < d->nr_vcpus; i++)
 		if (i != self && !debug_run_parked(d->vcpus[i].run))
-			d->vm->engine->kick(&d->vm->vcpus[i]);
+			d->vm->engine->vcpu->kick(&d->vm->vcpus[i]);
 }
 
 void debug_request_stop_locked(struct debug *d, unsigned self)
@@ -314,20 +315,21 @@ void debug_interrupt(struct debug *d, unsigned vcpu)
  * intercepted: an INT3 that is not ours is handed back to the guest. */
 int debug_apply_engine(struct debug *d, unsigned vcpu)
 {
-	const struct engine_ops *eng = d->vm->engine;
+	const struct engine_debug_ops *eng = d->vm->engine->debug;
 	struct debug_vcpu *dv = &d->vcpus[vcpu];
 	struct engine_debug dbg;
 
 	memset(&dbg, 0, sizeof(dbg));     /* compared bytewise below */
 	dbg.intercept_bpt = true;
 
-	if (!eng->set_debug)
+	if (!eng)
 		return dv->step != DEBUG_STEP_NONE ? -ENOTSUP : 0;
 	pthread_mutex_lock(&d->lock);
 	/* a HLT step runs freely to the next instruction (step.c) */
 	bool hlt_run = dv->step != DEBUG_STEP_NONE && dv->st.hlt_run;
 	dbg.single_step = dv->step != DEBUG_STEP_NONE && !hlt_run;
 	dbg.block_irq = dbg.single_step && !d->sstep_irq && !d->step_mask_if;
+	dbg.access = d->access;     /* built zeroed, padding too (catch.c) */
 	for (unsigned n = 0; n < DEBUG_NR_HW_BP; n++) {
 		uint64_t addr = d->hw[n].addr;
 		uint64_t rw_len = DR7_RW(n, DR7_RW_EXEC) | DR7_LEN(n, DR7_LEN_1);
@@ -341,10 +343,10 @@ int debug_apply_engine(struct debug *d, unsigned vcpu)
 		dbg.dr7 |= DR7_G(n) | rw_len;
 	}
 	pthread_mutex_unlock(&d->lock);
-	if (dbg.dr7) {
+	if (dbg.dr7)
 		dbg.dr7 |= DR7_FIXED1 | DR7_GE;
-		dbg.use_hw_bp = true;
-	}
+	debug_dr_share_load(d, vcpu, &dbg);     /* the union, where the guest shares DR0-3 */
+	dbg.use_hw_bp = dbg.dr7 != 0;
 	/* one ioctl less per vCPU and resume when nothing changed */
 	if (dv->applied_valid && memcmp(&dv->applied, &dbg, sizeof(dbg)) == 0)
 		return 0;
@@ -417,7 +419,7 @@ static void run_alone(struct debug *d, unsigned vcpu)
 		}
 		/* released and not back: kick it again now and then */
 		if (stopped && !debug_run_parked(dv->run))
-			d->vm->engine->kick(&d->vm->vcpus[vcpu]);
+			d->vm->engine->vcpu->kick(&d->vm->vcpus[vcpu]);
 		struct timespec slice;
 		debug_deadline_in(&slice, d->timing.kick_retry_ns);
 		pthread_cond_timedwait(&d->parked_cond, &d->lock, &slice);
@@ -538,6 +540,7 @@ int debug_resume(struct debug *d, const enum debug_action *actions, struct err *
 	if (r < 0)
 		return r;
 	debug_catch_sync(d);     /* the guest may have moved its IDT while stopped or before */
+	debug_watch_sync(d);     /* ... or remapped a watched range */
 	pthread_mutex_lock(&d->lock);
 	for (unsigned i = 0; i < d->nr_vcpus; i++)
 		d->vcpus[i].resumed = actions[i] != DEBUG_ACT_STOP;
@@ -598,6 +601,7 @@ int debug_resume(struct debug *d, const enum debug_action *actions, struct err *
 void debug_attach(struct debug *d)
 {
 	debug_stop_all(d);
+	debug_dr_share_setup(d);
 	pthread_mutex_lock(&d->lock);
 	for (unsigned i = 0; i < d->nr_vcpus; i++)
 		d->vcpus[i].resumed = true;
@@ -672,7 +676,7 @@ static void after_user_step(struct debug *d, struct vcpu *vcpu)
 		parked_locked(d, dv);
 	}
 	pthread_mutex_unlock(&d->lock);
-	if (spin && !d->vm->engine->run_borrowed)
+	if (spin && !d->vm->engine->lend)
 		spin_after_step(d, vcpu->id);
 }
 
@@ -698,7 +702,7 @@ static bool hook_before_run(struct vm *vm, struct vcpu *vcpu, struct vm_exit *ex
 		/* woken by a release, or by hook_on_vm_stop when the machine
 		 * ends; where the engine lends the vCPU, also now and then to
 		 * watch over a step on the client's thread */
-		if (vm->engine->run_borrowed) {
+		if (vm->engine->lend) {
 			struct timespec ts;
 			debug_deadline_in(&ts, d->timing.lend_watch_ns);
 			if (pthread_cond_timedwait(&d->park_cond, &d->lock, &ts) != 0)
@@ -716,6 +720,7 @@ static bool hook_before_run(struct vm *vm, struct vcpu *vcpu, struct vm_exit *ex
 		dv->has_handed_back = false;
 	}
 	pthread_mutex_unlock(&d->lock);
+	debug_dr_share_refresh(d, vcpu->id);
 	return handed;
 }
 
@@ -819,10 +824,30 @@ bool debug_on_bpt(struct debug *d, struct vcpu *vcpu, uint64_t pc)
 	return stop_with(d, vcpu, &ev);
 }
 
-bool debug_on_db(struct debug *d, struct vcpu *vcpu, const struct vm_exit *exit)
+bool debug_on_access(struct debug *d, struct vcpu *vcpu, const struct vm_exit *exit)
+{
+	struct debug_event ev = { .kind = DEBUG_EV_ACCESS, .vcpu = vcpu->id,
+				  .addr = exit->access.pc };
+	ev.access = (struct debug_access){ exit->access.kind, exit->access.is_write,
+					   exit->access.size, exit->access.index,
+					   exit->access.value };
+	pthread_mutex_lock(&d->lock);
+	bool caught = d->access.nr > 0;
+	pthread_mutex_unlock(&d->lock);
+	if (!caught)
+		return true;        /* a catch removed since the engine was told: run on */
+	return stop_with(d, vcpu, &ev);
+}
+
+bool debug_on_db(struct debug *d, struct vcpu *vcpu, const struct vm_exit *hw_exit)
 {
 	struct debug_vcpu *dv = &d->vcpus[vcpu->id];
-	struct debug_event ev = { .vcpu = vcpu->id, .addr = exit->db.pc };
+	struct debug_event ev = { .vcpu = vcpu->id, .addr = hw_exit->db.pc };
+	/* the guest's part goes to the guest; DR6 by the debugger's entries */
+	struct vm_exit routed = *hw_exit;
+	const struct vm_exit *exit = &routed;
+	if (debug_dr_share_route_db(d, vcpu, &routed))
+		return true;
 
 	pthread_mutex_lock(&d->lock);
 	enum debug_step step = dv->step;
@@ -834,7 +859,7 @@ bool debug_on_db(struct debug *d, struct vcpu *vcpu, const struct vm_exit *exit)
 	 * even when that instruction was a step (as hardware sets DR6.BS and
 	 * Bn together, and gdb checks its watchpoints on such a stop) */
 	struct debug_event wev = ev;
-	bool watch = debug_watch_hit_locked(d, exit->db.dr6, &wev);
+	bool watch = debug_watch_hit_locked(d, exit, &wev);
 	struct debug_hw_bp hw_bp = hw >= 0 ? d->hw[hw] : (struct debug_hw_bp){ 0 };
 	/* a step ends with a trace trap, or for a HLT run at its own DR slot */
 	bool step_end = (exit->db.dr6 & DR6_BS) ||
@@ -875,11 +900,15 @@ static bool hook_on_exit(struct vm *vm, struct vcpu *vcpu, struct vm_exit *exit)
 {
 	struct debug *d = vm->debug;
 
+	if (debug_dr_share_on_exit(d, vcpu, exit))
+		return true;
 	switch (exit->reason) {
 	case VM_EXIT_BPT:
 		return debug_on_bpt(d, vcpu, exit->bpt.pc);
 	case VM_EXIT_DB:
 		return debug_on_db(d, vcpu, exit);
+	case VM_EXIT_ACCESS:
+		return debug_on_access(d, vcpu, exit);
 	case VM_EXIT_KICKED:
 		/* ours (a stop) or a leftover: either way before_run decides */
 		return !vm_stopping(vm);
@@ -944,6 +973,7 @@ int debug_create(struct vm *vm, bool wait_gdb, debug_notify_fn notify_fn, void *
 	d->hooks.before_run = hook_before_run;
 	d->hooks.on_exit = hook_on_exit;
 	d->hooks.on_vm_stop = hook_on_vm_stop;
+	debug_caps_probe(d);
 	vm->debug = d;
 	vm->debug_hooks = &d->hooks;
 	for (unsigned i = 0; i < d->nr_vcpus; i++)
@@ -958,6 +988,7 @@ void debug_destroy(struct vm *vm)
 		return;
 	vm->debug_hooks = NULL;
 	vm->debug = NULL;
+	free(d->watch_ranges);
 	pthread_cond_destroy(&d->park_cond);
 	pthread_cond_destroy(&d->parked_cond);
 	pthread_mutex_destroy(&d->lock);

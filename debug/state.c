@@ -95,18 +95,44 @@ void debug_describe_vcpu(struct debug *d, unsigned vcpu, char *out, size_t size)
 		 sipi ? "" : halted ? ", halted" : "");
 }
 
-int debug_caps(struct debug *d, const struct engine_caps **caps, struct err *e)
+/* Once, when the debugger is created with its VM: on kvm the probe runs
+ * guests of its own, which no stepi should wait for. */
+void debug_caps_probe(struct debug *d)
 {
 	const struct engine_ops *eng = d->vm->engine;
+	if (!eng->vm->probe)
+		d->caps_err = err_set(&d->caps_e, ENOTSUP, "the %s engine cannot be probed",
+				      eng->name);
+	else
+		d->caps_err = eng->vm->probe(d->vm->engine_assist, &d->caps, NULL, &d->caps_e);
+	if (d->caps_err == 0 && eng->vm->vm_caps)
+		eng->vm->vm_caps(d->vm, &d->caps);
+}
 
-	if (!d->caps_done) {
-		d->caps_done = true;
-		if (!eng->probe)
-			d->caps_err = err_set(&d->caps_e, ENOTSUP, "the %s engine cannot be probed",
-					      eng->name);
+int debug_caps_report(struct debug *d, const struct engine_report **report, struct err *e)
+{
+	const struct engine_ops *eng = d->vm->engine;
+	struct engine_caps caps;
+	if (!d->report_done) {
+		d->report_done = true;
+		if (!eng->vm->probe)
+			d->report_err = err_set(&d->report_e, ENOTSUP,
+						"the %s engine cannot be probed", eng->name);
 		else
-			d->caps_err = eng->probe(&d->caps, &d->caps_e);
+			d->report_err = eng->vm->probe(d->vm->engine_assist, &caps, &d->report,
+						       &d->report_e);
 	}
+	if (d->report_err < 0) {
+		if (e)
+			*e = d->report_e;
+		return d->report_err;
+	}
+	*report = &d->report;
+	return 0;
+}
+
+int debug_caps(struct debug *d, const struct engine_caps **caps, struct err *e)
+{
 	if (d->caps_err < 0) {
 		if (e)
 			*e = d->caps_e;
@@ -119,12 +145,43 @@ int debug_caps(struct debug *d, const struct engine_caps **caps, struct err *e)
 /* How gdb's watch/awatch/rwatch work on this engine. */
 static const char *watchpoints(struct debug *d)
 {
-	if (debug_watch_supported(d))
-		return "hardware: the debugger's DR0-3 (not the guest's), write and access, split "
-		       "into aligned 1/2/4/8-byte pieces, one register each; gdb's rwatch uses "
-		       "access; stops after the access";
-	return "software: the host's KVM never fires data breakpoints, so Z2/Z4 get the empty "
-	       "reply; `set can-use-hw-watchpoints 0` makes gdb single-step (fast in vmdb)";
+	const struct engine_caps *caps;
+	bool linear = debug_caps(d, &caps, NULL) == 0 && caps->watch_linear;
+	bool slots = debug_watch_slots_work(d);
+	if (!debug_engine_watches(d))
+		return slots ? "write and access: the debugger's DR0-3 (aligned 1/2/4/8-byte "
+			       "pieces, one register each); read: not available"
+			     : "not available on this engine";
+	if (linear)
+		return "write and access: the debugger's DR0-3 while their aligned 1/2/4/8-byte "
+		       "pieces fit, then the engine's exact access check; read (rwatch): the "
+		       "access check, reads only; any number and length; stops after the access "
+		       "(monitor info watchpoints)";
+	if (slots)
+		return "write and access: the debugger's DR0-3 while their pieces fit, then page "
+		       "traps; read: page traps (the page unmapped, reads only reported); stops "
+		       "after the access (monitor info watchpoints)";
+	return "page traps: the host's KVM never fires data breakpoints, so a write watchpoint "
+	       "write-protects its guest-physical page(s) and a read or access one unmaps "
+	       "them; vmdb completes each access, reports those that touch the range and "
+	       "lets the others run on; stops after the access (monitor info watchpoints)";
+}
+
+/* Whose DR0-3 the debugger's slots are, and how the guest's use is seen. */
+static const char *dr_sharing(struct debug *d)
+{
+	debug_dr_share_setup(d);
+	if (!d->share.on)
+		return "the debugger's own set per vCPU; the guest's DR0-3 stay all its own";
+	if (d->share.precise)
+		return "one set per vCPU shared with the guest (guest first, monitor info dr); "
+		       "the guest's MOV DR exits, so its use is learned as it happens";
+	return "one set per vCPU shared with the guest (guest first, monitor info dr); the "
+	       "host does not trap guest MOV DR under DR7.GD, so its use is learned at every "
+	       "exit and stop (one KVM_GET_DEBUGREGS per exit while the debugger holds slots): "
+	       "a guest write to DR0-3/DR7 takes effect in the hardware only at that vCPU's "
+	       "next exit, and the guest's DR7.GD is not honoured while the debugger holds "
+	       "slots";
 }
 
 /* How a stepi is made, and how the guest's own trap flag is kept. */
@@ -143,8 +200,7 @@ static const char *stepping(struct debug *d)
  * snprintf does: the caller sizes its buffer with (NULL, 0) first. */
 size_t debug_mechanisms(struct debug *d, char *out, size_t size)
 {
-	const struct engine_ops *eng = d->vm->engine;
-	bool step = eng->set_debug != NULL;
+	bool step = d->vm->engine->debug != NULL;
 	/* every vector named: up to 32 names of at most 4 characters */
 	char catching[32 + DEBUG_NR_VECTORS * 5] = "; nothing caught now";
 
@@ -162,6 +218,7 @@ size_t debug_mechanisms(struct debug *d, char *out, size_t size)
 		 "single-step: %s\n"
 		 "hardware breakpoints: %s\n"
 		 "watchpoints: %s\n"
+		 "debug registers: %s\n"
 		 "exception catch (monitor catch): a breakpoint on the first instruction of the "
 		 "handler each vCPU's IDT gate names (%s), IDTs re-read at every resume; "
 		 "the stop comes at the handler, after the exception was delivered%s\n"
@@ -169,8 +226,51 @@ size_t debug_mechanisms(struct debug *d, char *out, size_t size)
 		 step ? stepping(d) : "not available on this engine",
 		 step ? "DR0-DR3 execution breakpoints loaded into every vCPU by the engine"
 		      : "not available on this engine",
-		 watchpoints(d),
+		 watchpoints(d), dr_sharing(d),
 		 step ? "a free DR0-DR3 slot, else int3" : "int3",
 		 catching);
 	return n < 0 ? 0 : (size_t)n;
+}
+
+static uint64_t *sysreg_slot(struct x86_state *st, enum debug_sysreg reg)
+{
+	switch (reg) {
+	case DEBUG_SYSREG_DR6: return &st->dr.dr6;
+	case DEBUG_SYSREG_DR7: return &st->dr.dr7;
+	case DEBUG_SYSREG_XCR0: return &st->xcr0;
+	default: return &st->dr.db[reg - DEBUG_SYSREG_DR0];
+	}
+}
+
+static unsigned sysreg_part(enum debug_sysreg reg)
+{
+	return reg == DEBUG_SYSREG_XCR0 ? X86_STATE_XCR0 : X86_STATE_DR;
+}
+
+int debug_sysreg_read(struct debug *d, unsigned vcpu, enum debug_sysreg reg, uint64_t *value,
+		      struct err *e)
+{
+	struct x86_state st;
+	int r = debug_vcpu_get(d, vcpu, sysreg_part(reg), &st);
+	if (r < 0)
+		return err_set(e, -r, "vCPU %u: the %s engine cannot read its %s", vcpu,
+			       d->vm->engine->name, reg == DEBUG_SYSREG_XCR0 ? "XCR0" :
+			       "debug registers");
+	*value = *sysreg_slot(&st, reg);
+	return 0;
+}
+
+int debug_sysreg_write(struct debug *d, unsigned vcpu, enum debug_sysreg reg, uint64_t value,
+		       struct err *e)
+{
+	struct x86_state st;
+	unsigned part = sysreg_part(reg);
+	int r = debug_vcpu_get(d, vcpu, part, &st);
+	if (r < 0)
+		return debug_sysreg_read(d, vcpu, reg, &value, e);   /* its words */
+	*sysreg_slot(&st, reg) = value;
+	r = debug_vcpu_put(d, vcpu, part, &st, "written by the debugger");
+	if (r < 0)
+		debug_vcpu_take_write_error(d, e);
+	return r;
 }

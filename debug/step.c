@@ -2,7 +2,10 @@
  * the guest's own RFLAGS.TF kept apart from the trap flag the engine uses
  * to step, and the corrections that make a stepped guest see what an
  * unstepped one sees. Engine-independent: it works from the exit
- * vocabulary, register reads and writes, and guest memory.
+ * vocabulary, register reads and writes, and guest memory. What an
+ * engine that hides, leaks or loses the guest's TF needs on top (image
+ * scrubs, IRETQ, fault guards, the guest's own #DB delivered at a step's
+ * end) is in step_shadow.c.
  *
  * The rule vmdb follows (Intel SDM vol. 3 17.3.1.4): the guest's TF trap
  * comes after an instruction that BEGAN with the guest's TF set and that
@@ -14,19 +17,21 @@
  *   POPF/IRET/SYSRET the shadow takes the TF they loaded (read from the
  *                   stack / R11 before the step: the engine masks TF);
  *   SYSCALL         R11 shows the shadow; the shadow is masked by FMASK;
+ *   SYSCALL/SYSRET  trap by the TF they leave, not the one they began with
+ *                   (none in the kernel when FMASK clears TF, one at once
+ *                   when SYSRET loads TF from R11);
  *   exception, interrupt, INT n delivered during the step (found by its
  *                   frame on the stack) the frame's RFLAGS image gets the
  *                   shadow, and the shadow is cleared, as delivery does;
  *   a step that began with the shadow set and delivered nothing ends with
- *                   the guest's #DB (DR6.BS), delivered by vmdb itself in
- *                   64-bit ring 0 (frame, IDT gate, IST stack) so the step
- *                   stops at the first instruction of the guest's #DB
- *                   handler; elsewhere the engine injects it
- *                   (inject_exception) and the step after it runs the
- *                   handler's first instruction.
+ *                   the guest's #DB (DR6.BS), delivered at once by the
+ *                   engine (step_shadow.c) so the step stops at the first
+ *                   instruction of the guest's #DB handler.
  * MOV SS / POP SS: vmdb delivers one trap per engine step. An engine whose
  * step covers MOV SS and the next instruction together (hardware with the
- * SDM's trap shadow) gets one trap after both, as the SDM says; the host
+ * SDM's trap shadow, emu's --cpu kvm-step) gets one trap after both, as
+ * the SDM says (a frame of an INT n there names the end of that next
+ * instruction); the host
  * KVM here steps MOV SS alone and, with nobody debugging, traps after MOV
  * SS as well: the guest sees what its CPU does either way, and gdb's
  * stepi shows the same boundaries the engine stops at.
@@ -40,8 +45,8 @@
  * step completes when an interrupt wakes the vCPU (its handler runs
  * unseen, as every handler does with `sstep irq off`); Ctrl-C still
  * stops it. Without a free DR slot HLT is single-stepped by the engine.
- * Guest INT3 under a step: the guest gets its #BP, delivered by vmdb with
- * the right frame; the step ends at the #BP handler's first instruction.
+ * Guest INT3 under a step: the guest gets its #BP, delivered with the
+ * right frame; the step ends at the #BP handler's first instruction.
  *
  * Interrupts held off without the engine's help (no KVM_GUESTDBG_BLOCKIRQ,
  * or `monitor sstep irqblock mask-if`): the IF shadow. vmdb runs every
@@ -61,14 +66,16 @@
  * On an engine that keeps the guest's TF itself (emu) only the IF shadow
  * runs: no IRETQ emulation, no scrub, no fault guards.
  *
- * A faulting instruction: see "fault guards" below for when the stop is
- * exactly at the handler's first instruction and what happens otherwise. */
+ * A faulting instruction: see "fault guards" in step_shadow.c for when the
+ * stop is exactly at the handler's first instruction and what happens
+ * otherwise. */
 #include "debug/debug_int.h"
 
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "debug/step_int.h"
 #include "x86/desc.h"
 #include "x86/paging.h"
 
@@ -127,13 +134,13 @@ static uint64_t shadow_bits(const struct debug_step_vcpu *st)
 }
 
 /* What the guest would see in RFLAGS, from the engine's value. */
-static uint64_t guest_flags(const struct debug_step_vcpu *st, uint64_t engine)
+uint64_t step_guest_flags(const struct debug_step_vcpu *st, uint64_t engine)
 {
 	return with_bits(engine, shadow_mask(st), shadow_bits(st));
 }
 
 /* What the engine gets for the guest's RFLAGS. */
-static uint64_t engine_flags(const struct debug_step_vcpu *st, uint64_t guest)
+uint64_t step_engine_flags(const struct debug_step_vcpu *st, uint64_t guest)
 {
 	uint64_t clear = (st->tf_shadow ? RFLAGS_TF : 0) |
 			 (st->if_shadow && !st->if_live ? RFLAGS_IF : 0);
@@ -162,7 +169,7 @@ static void tlb_flush(struct debug_step_vcpu *st)
  * registers (snapshot_sregs), an instruction that may change paging, the
  * guest running freely, and any debugger write to guest memory (M/X
  * packets, int3 in or out: d->mem_gen), which may rewrite page tables. */
-static int translate(struct debug *d, struct debug_step_vcpu *st, uint64_t gva, uint64_t *gpa)
+int step_translate(struct debug *d, struct debug_step_vcpu *st, uint64_t gva, uint64_t *gpa)
 {
 	uint64_t page = gva & ~(X86_PAGE_SIZE - 1);
 	if (st->mem_gen != d->mem_gen) {
@@ -196,7 +203,7 @@ static int access_virt(struct debug *d, struct debug_step_vcpu *st, uint64_t gva
 		size_t chunk = X86_PAGE_SIZE - (gva & (X86_PAGE_SIZE - 1));
 		if (chunk > len)
 			chunk = len;
-		if (translate(d, st, gva, &gpa) < 0)
+		if (step_translate(d, st, gva, &gpa) < 0)
 			return -EFAULT;
 		void *host = vm_gpa_to_host(d->vm, gpa, chunk);
 		if (!host)
@@ -212,14 +219,14 @@ static int access_virt(struct debug *d, struct debug_step_vcpu *st, uint64_t gva
 	return 0;
 }
 
-static int read_virt(struct debug *d, struct debug_step_vcpu *st, uint64_t gva, void *buf,
-		     size_t len)
+int step_read_virt(struct debug *d, struct debug_step_vcpu *st, uint64_t gva, void *buf,
+		   size_t len)
 {
 	return access_virt(d, st, gva, buf, len, false);
 }
 
-static int write_virt(struct debug *d, struct debug_step_vcpu *st, uint64_t gva,
-		      const void *buf, size_t len)
+int step_write_virt(struct debug *d, struct debug_step_vcpu *st, uint64_t gva,
+		    const void *buf, size_t len)
 {
 	return access_virt(d, st, gva, (void *)buf, len, true);
 }
@@ -228,7 +235,7 @@ static int read_u64(struct debug *d, struct debug_step_vcpu *st, uint64_t gva, u
 		    uint64_t *v)
 {
 	*v = 0;
-	return read_virt(d, st, gva, v, size);
+	return step_read_virt(d, st, gva, v, size);
 }
 
 /* Put the guest's own bits (`bits` under `mask`: TF, IF) into the RFLAGS
@@ -242,88 +249,7 @@ static bool fix_image(struct debug *d, struct debug_step_vcpu *st, uint64_t gva,
 	if (with_bits(image, mask, bits) == image)
 		return false;
 	image = with_bits(image, mask, bits);
-	return write_virt(d, st, gva, &image, size) == 0;
-}
-
-/* ---- exception delivery done by vmdb (64-bit mode, to ring 0) ---- */
-
-static int read_gate(struct debug *d, struct debug_step_vcpu *st, unsigned vector,
-		     struct x86_gate *g)
-{
-	uint8_t raw[16];
-	if ((uint64_t)vector * 16 + 15 > st->sregs.idt.limit ||
-	    read_virt(d, st, st->sregs.idt.base + vector * 16, raw, sizeof(raw)) < 0)
-		return -EFAULT;
-	*g = x86_gate_decode(raw, X86_MODE_LONG64);
-	return 0;
-}
-
-/* Deliver trap-type exception `vector` the way the CPU would at this
- * boundary: regs are the engine's state after the instruction (RIP =
- * where the trap returns), the frame's RFLAGS carries the guest's TF and
- * IF. Only for a 64-bit ring-0 guest whose gate targets its own code
- * segment; -ENOTSUP otherwise (the caller lets the engine inject). */
-static int deliver_trap(struct debug *d, struct vcpu *vcpu, struct debug_step_vcpu *st,
-			struct x86_regs *regs, unsigned vector)
-{
-	struct x86_gate g;
-	uint64_t rsp = regs->rsp;
-
-	if (x86_mode_of(&st->sregs) != X86_MODE_LONG64 || st->sregs.cs.dpl != 0 ||
-	    read_gate(d, st, vector, &g) < 0 || !g.present ||
-	    !x86_gate_is_handler(&g, X86_MODE_LONG64) ||
-	    (g.selector & ~3u) != (st->sregs.cs.selector & ~3u))
-		return -ENOTSUP;
-	if (g.ist && read_u64(d, st, st->sregs.tr.base + TSS64_IST(g.ist), 8, &rsp) < 0)
-		return -ENOTSUP;
-	uint64_t top = rsp & ~15ull;
-	uint64_t rflags = guest_flags(st, regs->rflags) & ~RFLAGS_RF;
-	struct x86_int_frame64 frame = { .rip = regs->rip, .cs = st->sregs.cs.selector,
-					 .rflags = rflags, .rsp = regs->rsp,
-					 .ss = st->sregs.ss.selector };
-	if (write_virt(d, st, top - sizeof(frame), &frame, sizeof(frame)) < 0)
-		return -ENOTSUP;
-	regs->rsp = top - sizeof(frame);
-	regs->rip = g.offset;
-	regs->rflags &= ~(RFLAGS_TF | RFLAGS_RF | RFLAGS_NT);
-	if (g.type == X86_GATE_INT) {
-		regs->rflags &= ~RFLAGS_IF;
-		st->guest_if = false;
-	}
-	return debug_vcpu_put_regs(d, vcpu->id, regs, "delivering a trap at a step's end");
-}
-
-static void set_dr6_bs(struct debug *d, struct vcpu *vcpu)
-{
-	struct x86_state st;
-	if (debug_vcpu_get(d, vcpu->id, X86_STATE_DR, &st) == 0) {
-		st.dr.dr6 |= DR6_BS;
-		debug_vcpu_put(d, vcpu->id, X86_STATE_DR, &st, "DR6.BS of the guest's own trap");
-	}
-}
-
-/* The guest's own single-step trap at this boundary. */
-static void guest_db(struct debug *d, struct vcpu *vcpu, struct debug_step_vcpu *st,
-		     struct x86_regs *regs, uint64_t *pc)
-{
-	set_dr6_bs(d, vcpu);
-	if (deliver_trap(d, vcpu, st, regs, X86_DB) == 0) {
-		*pc = regs->rip;
-		st->guest_tf = false;
-		st->sregs_valid = false;
-	} else if (d->vm->engine->inject_exception) {
-		if (st->if_shadow && st->guest_if && !(regs->rflags & RFLAGS_IF)) {
-			/* the engine's frame must show the guest's IF: it runs
-			 * with it until the next step ends (as a CPU would) */
-			regs->rflags |= RFLAGS_IF;
-			st->if_live = true;
-			debug_vcpu_put_regs(d, vcpu->id, regs, "the guest's IF for its own trap");
-		}
-		debug_vcpu_inject(d, vcpu->id, X86_DB, "the guest's own single-step trap");
-		d->step_stats.injected_fallback++;
-		st->guest_tf = false;
-	}
-	d->step_stats.own_db++;
+	return step_write_virt(d, st, gva, &image, size) == 0;
 }
 
 /* ---- before a step (client thread, vCPU parked) ---- */
@@ -348,7 +274,7 @@ static void decode_at(struct debug *d, struct debug_step_vcpu *st)
 	size_t len = sizeof(bytes);
 	size_t in_page = X86_PAGE_SIZE - (lin & (X86_PAGE_SIZE - 1));
 	/* an instruction near the end of the mapped range: read what is there */
-	while (len > 0 && read_virt(d, st, lin, bytes, len) < 0)
+	while (len > 0 && step_read_virt(d, st, lin, bytes, len) < 0)
 		len = len > in_page ? in_page : 0;
 	if (len == 0 || x86_insn_classify(x86_mode_of(&st->sregs), bytes, len, &st->insn) < 0)
 		memset(&st->insn, 0, sizeof(st->insn));
@@ -379,200 +305,6 @@ static void read_image(struct debug *d, struct debug_step_vcpu *st)
 	}
 }
 
-/* POPF/IRET/SYSRET that load TF=1: the engine must not see it (a TF it
- * loads itself ends the next step one instruction late, or is dropped):
- * the image loses TF for the step, and gets it back right after. The
- * guest never runs between the two. */
-static void scrub(struct debug *d, unsigned vcpu, struct debug_step_vcpu *st, bool hide)
-{
-	uint64_t v = hide ? st->image & ~RFLAGS_TF : st->image;
-	if (st->insn.kind == X86_INSN_SYSRET) {
-		struct x86_regs regs;
-		if (debug_vcpu_regs(d, vcpu, &regs) == 0) {
-			regs.r11 = v;
-			debug_vcpu_put_regs(d, vcpu, &regs, hide ? "SYSRET's image without TF"
-								 : "SYSRET's image with TF again");
-		}
-	} else {
-		write_virt(d, st, st->image_at, &v, st->insn.opsize);
-	}
-	st->scrubbed = hide;
-}
-
-static void unscrub(struct debug *d, unsigned vcpu, struct debug_step_vcpu *st)
-{
-	if (st->scrubbed)
-		scrub(d, vcpu, st, false);
-}
-
-/* IRETQ to the same privilege level, done by vmdb: the host KVM here runs
- * the first instruction at the IRET's target inside the same step, so
- * gdb would never stop there. Returns 0 when done (regs updated). */
-static int emulate_iretq(struct debug *d, unsigned vcpu, struct debug_step_vcpu *st)
-{
-	uint64_t f[5];
-	struct x86_regs regs = st->regs;
-	uint64_t sp = st->sregs.ss.base + st->regs.rsp;
-
-	if (x86_mode_of(&st->sregs) != X86_MODE_LONG64 || st->insn.opsize != 8 ||
-	    st->sregs.cs.dpl != 0 || read_virt(d, st, sp, f, sizeof(f)) < 0 ||
-	    (f[1] & 0xffff) != st->sregs.cs.selector || (f[4] & 0xffff) != st->sregs.ss.selector)
-		return -ENOTSUP;
-	regs.rip = f[0];
-	regs.rsp = f[3];
-	if (st->if_shadow) {         /* IRETQ in ring 0 always loads IF */
-		st->guest_if = f[2] & RFLAGS_IF;
-		st->if_live = false;
-	}
-	regs.rflags = engine_flags(st, f[2] | RFLAGS_FIXED1);
-	int r = debug_vcpu_put_regs(d, vcpu, &regs, "an IRETQ done by the debugger");
-	if (r < 0)
-		return r;
-	bool tf_before = st->guest_tf;
-	st->guest_tf = f[2] & RFLAGS_TF;
-	d->step_stats.iret_emulated++;
-	if (tf_before) {
-		uint64_t pc = regs.rip;
-		guest_db(d, &d->vm->vcpus[vcpu], st, &regs, &pc);
-	}
-	return 0;
-}
-
-/* ---- fault guards ----
- * The host KVM here delivers an exception raised by a stepped instruction
- * and runs the handler's first instruction inside the same step (its
- * emulator steps on after delivering), so the stop would come one
- * instruction into the handler. An int3 on every exception handler's entry
- * stops the step exactly there, before that instruction: the engine reports
- * the int3 (VM_EXIT_BPT) at the handler. They are armed only while the
- * stepped vCPU runs alone (another vCPU running freely would meet them)
- * and in a 64-bit IDT; re-armed when the IDT's gates change; taken out
- * when the vCPU continues. Otherwise:
- *   - other vCPUs run beside the stepped one (gdb `set scheduler-locking
- *     off`, the default, with a continue of the others): the faulting step
- *     stops one instruction into the handler; in long mode its frame is
- *     still found and fixed (find_frame), and the IF shadow takes the
- *     delivery for an interrupt gate;
- *   - 32-bit protected mode (a 32-bit IDT): no guards, and no frame fix
- *     either (find_frame knows 64-bit frames only), so a faulting step
- *     stops one instruction into the handler and its frame shows what the
- *     engine pushed (the guest's TF lost, the engine's IF with mask-if).
- *     Not done: 8-byte gates would be cheap to guard, but the frame fix
- *     needs 32-bit frame layouts (with and without a stack switch) first;
- *   - real mode: nothing (IVT), the step stops where the engine stops. */
-
-static bool gate64_handler(const uint8_t *raw, uint64_t *handler)
-{
-	struct x86_gate g = x86_gate_decode(raw, X86_MODE_LONG64);
-	if (!g.present || !x86_gate_is_handler(&g, X86_MODE_LONG64))
-		return false;
-	*handler = g.offset;
-	return true;
-}
-
-static void guard_unlift_locked(struct debug *d)
-{
-	struct debug_guard *gd = &d->guard;
-	if (!gd->lifted)
-		return;
-	struct debug_sw_bp *bp = debug_sw_find_locked(d, gd->lifted_addr);
-	if (bp && bp->lifted)
-		debug_sw_poke(d, bp, true);
-	gd->lifted = false;
-}
-
-static void guards_drop_locked(struct debug *d)
-{
-	guard_unlift_locked(d);
-	for (unsigned i = d->nr_sw; i-- > 0;) {
-		struct debug_sw_bp *bp = &d->sw[i];
-		if (!bp->step_guard)
-			continue;
-		bp->step_guard = false;
-		if (!bp->client && !bp->catch_vectors)
-			debug_sw_drop_locked(d, bp);
-	}
-	d->guard.armed = false;
-}
-
-void debug_step_guards_drop(struct debug *d)
-{
-	pthread_mutex_lock(&d->lock);
-	guards_drop_locked(d);
-	pthread_mutex_unlock(&d->lock);
-}
-
-static void guard_place_locked(struct debug *d, struct debug_step_vcpu *st, uint64_t handler)
-{
-	struct debug_sw_bp *bp = debug_sw_find_locked(d, handler);
-	uint64_t gpa;
-	if (!bp && (translate(d, st, handler, &gpa) < 0 ||
-		    debug_sw_add_locked(d, handler, gpa, &bp, NULL) < 0))
-		return;    /* handler not mapped: that vector stops one late */
-	bp->step_guard = true;
-}
-
-/* Arm (or keep) the guards for the IDT in sregs; false when there are none. */
-static bool guards_sync(struct debug *d, struct debug_step_vcpu *st)
-{
-	struct debug_guard *gd = &d->guard;
-	uint8_t raw[sizeof(gd->raw)];
-	unsigned len = st->sregs.idt.limit + 1u < sizeof(raw) ? st->sregs.idt.limit + 1u : sizeof(raw);
-
-	len -= len % 16;
-	if (x86_mode_of(&st->sregs) != X86_MODE_LONG64 && x86_mode_of(&st->sregs) != X86_MODE_COMPAT)
-		len = 0;
-	if (len == 0 || read_virt(d, st, st->sregs.idt.base, raw, len) < 0) {
-		if (gd->armed)
-			debug_step_guards_drop(d);
-		return false;
-	}
-	if (gd->armed && gd->idt_base == st->sregs.idt.base && gd->raw_len == len &&
-	    memcmp(gd->raw, raw, len) == 0)
-		return true;
-	pthread_mutex_lock(&d->lock);
-	guards_drop_locked(d);
-	for (unsigned off = 0; off < len; off += 16) {
-		uint64_t handler;
-		if (off / 16 != X86_NMI && gate64_handler(raw + off, &handler))
-			guard_place_locked(d, st, handler);
-	}
-	gd->armed = true;
-	gd->idt_base = st->sregs.idt.base;
-	gd->raw_len = len;
-	memcpy(gd->raw, raw, len);
-	pthread_mutex_unlock(&d->lock);
-	d->step_stats.guard_arms++;
-	return true;
-}
-
-/* The guard on the instruction about to be stepped is out for this step
- * (step_over() does the same for the client's breakpoints). */
-static void guards_for_step(struct debug *d, struct debug_step_vcpu *st)
-{
-	uint64_t pc = st->sregs.cs.base + st->regs.rip;
-	pthread_mutex_lock(&d->lock);
-	guard_unlift_locked(d);
-	pthread_mutex_unlock(&d->lock);
-	/* an engine that keeps the guest's TF exactly stops at the handler
-	 * itself: no guards for the IF shadow alone */
-	if (!d->step_alone || !st->tf_shadow) {
-		if (d->guard.armed)
-			debug_step_guards_drop(d);
-		return;
-	}
-	if (!guards_sync(d, st))
-		return;
-	pthread_mutex_lock(&d->lock);
-	struct debug_sw_bp *bp = debug_sw_find_locked(d, pc);
-	if (bp && bp->step_guard && !bp->lifted) {
-		debug_sw_poke(d, bp, false);
-		d->guard.lifted = true;
-		d->guard.lifted_addr = pc;
-	}
-	pthread_mutex_unlock(&d->lock);
-}
-
 /* A free DR slot for a HLT run: the debugger's hardware breakpoints keep theirs. */
 static bool hlt_slot(struct debug *d, unsigned *slot)
 {
@@ -588,7 +320,7 @@ static bool hlt_slot(struct debug *d, unsigned *slot)
 static int put_engine_flags(struct debug *d, unsigned vcpu, struct debug_step_vcpu *st)
 {
 	struct x86_regs real = st->regs;
-	real.rflags = engine_flags(st, st->regs.rflags);
+	real.rflags = step_engine_flags(st, st->regs.rflags);
 	return debug_vcpu_put_regs(d, vcpu, &real, "the step's shadow TF and IF");
 }
 
@@ -600,7 +332,7 @@ static int shadows_enter(struct debug *d, unsigned vcpu, struct debug_step_vcpu 
 	bool want_if = d->step_mask_if, want_tf = tf_shadow_wanted(d);
 	if (st->shadow && st->if_shadow == want_if && st->tf_shadow == want_tf)
 		return 0;
-	uint64_t before = st->shadow ? engine_flags(st, st->regs.rflags) : st->regs.rflags;
+	uint64_t before = st->shadow ? step_engine_flags(st, st->regs.rflags) : st->regs.rflags;
 	if (!st->shadow) {
 		st->shadow = true;
 		st->sregs_valid = false;
@@ -614,7 +346,7 @@ static int shadows_enter(struct debug *d, unsigned vcpu, struct debug_step_vcpu 
 		st->guest_if = st->regs.rflags & RFLAGS_IF;
 	st->if_shadow = want_if;
 	st->if_live = false;
-	if (engine_flags(st, st->regs.rflags) == before)
+	if (step_engine_flags(st, st->regs.rflags) == before)
 		return 0;
 	return put_engine_flags(d, vcpu, st);
 }
@@ -635,7 +367,7 @@ static int hlt_run_if(struct debug *d, unsigned vcpu, struct debug_step_vcpu *st
 static bool halted_for_user_step(struct debug *d, unsigned vcpu)
 {
 	bool halted, waiting_sipi;
-	if (d->vcpus[vcpu].step != DEBUG_STEP_USER)
+	if (d->vcpus[vcpu].step != DEBUG_STEP_USER || d->vcpus[vcpu].st.known_running)
 		return false;
 	debug_vcpu_run_state(d, vcpu, &halted, &waiting_sipi);
 	return halted && !waiting_sipi;
@@ -673,7 +405,7 @@ int debug_step_begin(struct debug *d, unsigned vcpu)
 	struct debug_vcpu *dv = &d->vcpus[vcpu];
 	struct debug_step_vcpu *st = &dv->st;
 
-	unscrub(d, vcpu, st);
+	step_tf_unscrub(d, vcpu, st);
 	st->armed = false;
 	st->hlt_run = false;
 	d->step_mask_if = mask_if_wanted(d);
@@ -690,20 +422,14 @@ int debug_step_begin(struct debug *d, unsigned vcpu)
 	/* halted: nothing at RIP runs before the wake-up, and then only the
 	 * interrupt's handler, which no fault guard may stop */
 	bool halted = halted_for_user_step(d, vcpu) && !d->sstep_irq;
+	st->known_running = false;
 	if (halted)
 		memset(&st->insn, 0, sizeof(st->insn));
 	else
 		decode_at(d, st);
 	read_image(d, st);
-	if (halted && d->guard.armed)
-		debug_step_guards_drop(d);
-	else if (!halted)
-		guards_for_step(d, st);
-	/* IRETQ and the scrub are for an engine that hides or drops TF */
-	if (st->tf_shadow && st->insn.kind == X86_INSN_IRET && emulate_iretq(d, vcpu, st) == 0)
-		return 1;
-	if (st->tf_shadow && st->have_image && (st->image & RFLAGS_TF))
-		scrub(d, vcpu, st, true);
+	if (step_tf_before(d, vcpu, st, halted))
+		return 1;      /* done without the engine (an IRETQ) */
 	st->armed = true;
 	d->step_stats.steps++;
 	uint64_t pc = st->sregs.cs.base + st->regs.rip;
@@ -719,16 +445,27 @@ int debug_step_begin(struct debug *d, unsigned vcpu)
 /* Is there a 64-bit delivery frame below `top` for the stepped
  * instruction: naming the old RIP (fault) or the next one (trap,
  * interrupt, INT n), the old CS, SS and RSP? */
+/* The RIP a frame of the step's delivery may name: the old one (a fault)
+ * or the next (a trap, an interrupt, INT n); after MOV SS, whose step may
+ * cover the next instruction too (its trap shadow), also the end of that
+ * one (INT n there). */
+static bool frame_rip_fits(const struct debug_step_vcpu *st, uint64_t rip)
+{
+	uint64_t next = st->regs.rip + st->insn.len;
+	if (rip == st->regs.rip || rip == next)
+		return true;
+	return st->insn.kind == X86_INSN_MOV_SS && rip > next && rip - next <= INSN_MAX;
+}
+
 static bool frame_at(struct debug *d, struct debug_step_vcpu *st, uint64_t top,
 		     uint64_t *rflags_at)
 {
 	struct x86_int_frame64 f;
 	top &= ~15ull;
-	if (read_virt(d, st, top - sizeof(f), &f, sizeof(f)) < 0)
+	if (step_read_virt(d, st, top - sizeof(f), &f, sizeof(f)) < 0)
 		return false;
 	if (f.rsp != st->regs.rsp || (f.cs & 0xffff) != st->sregs.cs.selector ||
-	    (f.ss & 0xffff) != st->sregs.ss.selector ||
-	    (f.rip != st->regs.rip && f.rip != st->regs.rip + st->insn.len))
+	    (f.ss & 0xffff) != st->sregs.ss.selector || !frame_rip_fits(st, f.rip))
 		return false;
 	*rflags_at = top - sizeof(f) + offsetof(struct x86_int_frame64, rflags);
 	return true;
@@ -841,7 +578,7 @@ static bool gate_keeps_if(struct debug *d, struct debug_step_vcpu *st, uint64_t 
 	unsigned len = st->sregs.idt.limit + 1u < sizeof(raw) ? st->sregs.idt.limit + 1u
 							      : sizeof(raw);
 	len -= len % size;
-	if (mode == X86_MODE_REAL || len == 0 || read_virt(d, st, st->sregs.idt.base, raw, len) < 0)
+	if (mode == X86_MODE_REAL || len == 0 || step_read_virt(d, st, st->sregs.idt.base, raw, len) < 0)
 		return false;
 	for (unsigned off = 0; off < len; off += size) {
 		struct x86_gate g = x86_gate_decode(raw + off, mode);
@@ -859,10 +596,12 @@ void debug_step_end(struct debug *d, struct vcpu *vcpu, uint64_t *pc, bool at_ha
 	bool delivered = false;
 	uint64_t at;
 
+	st->known_running = d->step_alone && !st->hlt_run && st->armed && st->insn.len &&
+			    st->insn.kind != X86_INSN_HLT;
 	st->hlt_run = false;
 	if (!st->armed)
 		return;
-	unscrub(d, vcpu->id, st);
+	step_tf_unscrub(d, vcpu->id, st);
 	st->armed = false;
 	if (st->insn.kind == X86_INSN_INT || at_handler || unexpected_end(st, *pc)) {
 		bool found = find_frame(d, st, &at);
@@ -912,7 +651,12 @@ void debug_step_end(struct debug *d, struct vcpu *vcpu, uint64_t *pc, bool at_ha
 			(live_before || (!delivered && (st->insn.kind == X86_INSN_POPF ||
 							st->insn.kind == X86_INSN_IRET ||
 							st->insn.kind == X86_INSN_SYSRET)));
-	bool own_db = tf_before && !delivered;
+	/* SYSCALL and SYSRET trap by the TF they leave (SDM): none after a
+	 * SYSCALL whose FMASK clears TF, one at once after a SYSRET that
+	 * loads TF from R11 */
+	bool tf_from_result = !delivered && (st->insn.kind == X86_INSN_SYSCALL ||
+					     st->insn.kind == X86_INSN_SYSRET);
+	bool own_db = tf_from_result ? st->guest_tf : tf_before && !delivered;
 	if (!own_db && !if_check && !is_syscall)
 		return;
 	struct x86_regs regs;
@@ -925,6 +669,8 @@ void debug_step_end(struct debug *d, struct vcpu *vcpu, uint64_t *pc, bool at_ha
 		end_if(st, &regs, delivered, &dirty);
 	if (dirty)
 		debug_vcpu_put_regs(d, vcpu->id, &regs, "the guest's RFLAGS image after a step");
+	if (is_syscall)
+		own_db = st->guest_tf;      /* after FMASK */
 	if (!own_db)
 		return;
 	if (st->insn.kind == X86_INSN_SYSCALL || st->insn.kind == X86_INSN_SYSRET) {
@@ -934,28 +680,7 @@ void debug_step_end(struct debug *d, struct vcpu *vcpu, uint64_t *pc, bool at_ha
 			return;
 		st->sregs_valid = true;
 	}
-	guest_db(d, vcpu, st, &regs, pc);
-}
-
-/* The guest's own INT3 while the debugger steps it: deliver #BP (a trap:
- * the frame names the next instruction) with the guest's TF in the frame,
- * and end the step at the handler. */
-bool debug_step_guest_int3(struct debug *d, struct vcpu *vcpu, uint64_t pc, uint64_t *handler)
-{
-	struct debug_step_vcpu *st = &d->vcpus[vcpu->id].st;
-	struct x86_regs regs;
-
-	if (!st->shadow || !st->armed || st->regs.rip != pc ||
-	    debug_vcpu_regs(d, vcpu->id, &regs) < 0)
-		return false;
-	regs.rip = pc + 1;
-	if (deliver_trap(d, vcpu, st, &regs, X86_BP) < 0)
-		return false;
-	st->armed = false;
-	st->guest_tf = false;
-	st->sregs_valid = false;
-	*handler = regs.rip;
-	return true;
+	step_tf_guest_db(d, vcpu, st, &regs, pc);
 }
 
 /* ---- leaving step mode and gdb's view ---- */
@@ -966,9 +691,10 @@ void debug_step_leave(struct debug *d, unsigned vcpu)
 	struct debug_step_vcpu *st = &dv->st;
 	struct x86_regs regs;
 
-	unscrub(d, vcpu, st);
+	step_tf_unscrub(d, vcpu, st);
 	st->armed = false;
 	st->hlt_run = false;
+	st->known_running = false;
 	tlb_flush(st);    /* the guest runs freely: its page tables may change */
 	if (d->guard.armed || d->guard.lifted)
 		debug_step_guards_drop(d);
@@ -994,7 +720,7 @@ void debug_step_view_regs(struct debug *d, unsigned vcpu, struct x86_regs *regs)
 {
 	const struct debug_step_vcpu *st = &d->vcpus[vcpu].st;
 	if (st->shadow)
-		regs->rflags = guest_flags(st, regs->rflags);
+		regs->rflags = step_guest_flags(st, regs->rflags);
 }
 
 void debug_step_write_regs(struct debug *d, unsigned vcpu, struct x86_regs *regs)
@@ -1005,7 +731,7 @@ void debug_step_write_regs(struct debug *d, unsigned vcpu, struct x86_regs *regs
 	st->guest_tf = st->tf_shadow && (regs->rflags & RFLAGS_TF);
 	if (st->if_shadow)
 		st->guest_if = regs->rflags & RFLAGS_IF;
-	regs->rflags = engine_flags(st, regs->rflags);
+	regs->rflags = step_engine_flags(st, regs->rflags);
 }
 
 /* ---- modes and reports ---- */

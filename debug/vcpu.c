@@ -65,7 +65,7 @@ int debug_vcpu_get(struct debug *d, unsigned vcpu, unsigned parts, struct x86_st
 	bool cache = cacheable(d, vcpu);
 	unsigned missing = cache ? parts & ~dv->cache_parts : parts;
 	if (missing) {
-		int r = d->vm->engine->get_state(&d->vm->vcpus[vcpu], missing, st);
+		int r = d->vm->engine->vcpu->get_state(&d->vm->vcpus[vcpu], missing, st);
 		if (r < 0)
 			return r;
 		if (cache) {
@@ -114,7 +114,7 @@ int debug_vcpu_put(struct debug *d, unsigned vcpu, unsigned parts, const struct 
 	if (vcpu >= d->nr_vcpus)
 		return -ESRCH;
 	struct debug_vcpu *dv = &d->vcpus[vcpu];
-	int r = d->vm->engine->set_state(&d->vm->vcpus[vcpu], parts, st);
+	int r = d->vm->engine->vcpu->set_state(&d->vm->vcpus[vcpu], parts, st);
 	if (r < 0) {
 		debug_vcpu_forget(d, vcpu);
 		record_refusal(d, vcpu, r, part_names(parts), why);
@@ -153,11 +153,24 @@ int debug_vcpu_take_write_error(struct debug *d, struct err *e)
  * cached changes). A refusal is recorded like a refused write. */
 int debug_vcpu_inject(struct debug *d, unsigned vcpu, uint8_t vector, const char *why)
 {
-	const struct engine_ops *eng = d->vm->engine;
+	const struct engine_vcpu_ops *eng = d->vm->engine->vcpu;
 	int r = eng->inject_exception ? eng->inject_exception(&d->vm->vcpus[vcpu], vector, false, 0)
 				      : -ENOTSUP;
 	if (r < 0)
 		record_refusal(d, vcpu, r, "an exception for the guest", why);
+	return r;
+}
+
+/* An exception delivered now by the engine, with RFLAGS = rflags: the
+ * vCPU is then at its handler, every cached part stale. A refusal is not
+ * recorded: the caller has injection to fall back on. */
+int debug_vcpu_deliver(struct debug *d, unsigned vcpu, uint8_t vector, uint64_t rflags)
+{
+	const struct engine_debug_ops *dbg = d->vm->engine->debug;
+	if (!dbg || !dbg->deliver_exception)
+		return -ENOTSUP;
+	int r = dbg->deliver_exception(&d->vm->vcpus[vcpu], vector, false, 0, rflags);
+	debug_vcpu_forget(d, vcpu);
 	return r;
 }
 
@@ -166,7 +179,7 @@ int debug_vcpu_inject(struct debug *d, unsigned vcpu, uint8_t vector, const char
  * them there): when the answer changed, so may have the registers. */
 void debug_vcpu_run_state(struct debug *d, unsigned vcpu, bool *halted, bool *waiting_sipi)
 {
-	const struct engine_ops *eng = d->vm->engine;
+	const struct engine_vcpu_ops *eng = d->vm->engine->vcpu;
 	struct debug_vcpu *dv = &d->vcpus[vcpu];
 	*halted = *waiting_sipi = false;
 	if (eng->get_run_state)
@@ -225,7 +238,7 @@ static int msr_op_error(struct debug *d, unsigned vcpu, int r, uint32_t msr, boo
 int debug_msr_read(struct debug *d, unsigned vcpu, uint32_t msr, uint64_t *value,
 		   struct err *e)
 {
-	const struct engine_ops *eng = d->vm->engine;
+	const struct engine_vcpu_ops *eng = d->vm->engine->vcpu;
 	if (vcpu >= d->nr_vcpus)
 		return err_set(e, ESRCH, "there is no vCPU %u", vcpu);
 	int r = eng->msr_get ? eng->msr_get(&d->vm->vcpus[vcpu], msr, value) : -ENOTSUP;
@@ -235,7 +248,7 @@ int debug_msr_read(struct debug *d, unsigned vcpu, uint32_t msr, uint64_t *value
 int debug_msr_write(struct debug *d, unsigned vcpu, uint32_t msr, uint64_t value,
 		    struct err *e)
 {
-	const struct engine_ops *eng = d->vm->engine;
+	const struct engine_vcpu_ops *eng = d->vm->engine->vcpu;
 	if (vcpu >= d->nr_vcpus)
 		return err_set(e, ESRCH, "there is no vCPU %u", vcpu);
 	int r = eng->msr_set ? eng->msr_set(&d->vm->vcpus[vcpu], msr, value) : -ENOTSUP;

@@ -1,5 +1,6 @@
-/* engine/engine.c — the table of engines linked into vmdb and the names
- * of the exit vocabulary. */
+/* engine/engine.c — the engines linked into vmdb (the ENGINE_REGISTER
+ * section), --engine auto's choice between them, the fallback counts'
+ * arithmetic and the names of the exit vocabulary. */
 #include "engine/engine.h"
 
 #include <stdio.h>
@@ -8,34 +9,39 @@
 
 #include "engine/kvm/kvm.h"
 
-/* Weak: unit tests link engine.o with only the KVM engine's objects; the
- * emu engine is then simply absent (a NULL entry). */
-extern const struct engine_ops emu_engine_ops __attribute__((weak));
+/* Bounds of the ENGINE_REGISTER() section; weak: a binary that links no
+ * engine (a unit test of something else) still links. */
+extern const struct engine_ops *const __start_vmdb_engines[] __attribute__((weak));
+extern const struct engine_ops *const __stop_vmdb_engines[] __attribute__((weak));
 
-static const struct engine_ops *engine_at(size_t i)
-{
-	switch (i) {
-	case 0: return &kvm_engine_ops;
-	case 1: return &emu_engine_ops;
-	default: return NULL;
-	}
-}
-
-#define ENGINE_SLOTS 2
+#define FOR_EACH_ENGINE(p)                                            \
+	for (const struct engine_ops *const *p = __start_vmdb_engines; \
+	     p && p < __stop_vmdb_engines; p++)
 
 const struct engine_ops *engine_find(const char *name)
 {
-	for (size_t i = 0; i < ENGINE_SLOTS; i++) {
-		const struct engine_ops *ops = engine_at(i);
-		if (ops && strcmp(ops->name, name) == 0)
-			return ops;
-	}
+	FOR_EACH_ENGINE(p)
+		if (strcmp((*p)->name, name) == 0)
+			return *p;
 	return NULL;
 }
 
-const char *engine_names(void)
+void engine_names(char *out, size_t size)
 {
-	return &emu_engine_ops ? "kvm, emu" : "kvm";
+	size_t n = 0;
+	if (size)
+		out[0] = '\0';
+	FOR_EACH_ENGINE(p)
+		if (n < size)
+			n += (size_t)snprintf(out + n, size - n, "%s%s", n ? ", " : "", (*p)->name);
+}
+
+const struct emu_single_ops *engine_assist(void)
+{
+	FOR_EACH_ENGINE(p)
+		if ((*p)->assist)
+			return (*p)->assist;
+	return NULL;
 }
 
 void engine_fallback_merge(struct engine_fallback_stats *sum,
@@ -77,29 +83,31 @@ void engine_fallback_format(const struct engine_fallback_stats *stats, char *out
 
 const struct engine_ops *engine_auto(char *why, size_t size)
 {
-	if (!&emu_engine_ops) {
-		snprintf(why, size, "engine kvm: the only engine in this build");
-		return &kvm_engine_ops;
+	const struct engine_ops *kvm = engine_find("kvm"), *emu = engine_find("emu");
+	if (!emu || !kvm) {
+		const struct engine_ops *only = emu ? emu : kvm;
+		snprintf(why, size, "engine %s: the only engine in this build", only->name);
+		return only;
 	}
 	if (access("/dev/kvm", R_OK | W_OK) != 0) {
 		snprintf(why, size, "engine emu: no usable /dev/kvm (%s); --engine kvm to insist",
 			 strerror(errno));
-		return &emu_engine_ops;
+		return emu;
 	}
 	double rate = 0;
 	struct err e = { 0 };
-	if (kvm_ring0_rate(&rate, &e) < 0) {
+	if (kvm_ring0_rate(engine_assist(), &rate, &e) < 0) {
 		snprintf(why, size, "engine emu: KVM could not run a probe guest (%s)", e.msg);
-		return &emu_engine_ops;
+		return emu;
 	}
 	if (rate >= KVM_NATIVE_RING0_RATE) {
 		snprintf(why, size, "engine kvm: this host runs guest ring-0 code natively "
 			 "(measured %.0fM instructions/s); --engine emu to override", rate / 1e6);
-		return &kvm_engine_ops;
+		return kvm;
 	}
 	snprintf(why, size, "engine emu: this host emulates guest ring-0 code (measured %.1fM "
 		 "instructions/s), emu runs it faster; --engine kvm to override", rate / 1e6);
-	return &emu_engine_ops;
+	return emu;
 }
 
 const char *vm_exit_reason_name(enum vm_exit_reason reason)
@@ -114,6 +122,7 @@ const char *vm_exit_reason_name(enum vm_exit_reason reason)
 	case VM_EXIT_DB: return "debug exception";
 	case VM_EXIT_BPT: return "breakpoint (INT3)";
 	case VM_EXIT_MOV_DR: return "MOV DR";
+	case VM_EXIT_ACCESS: return "caught access";
 	case VM_EXIT_KICKED: return "kicked";
 	case VM_EXIT_EMULATION_FAILURE: return "emulation failure";
 	case VM_EXIT_ENTRY_FAILURE: return "entry failure";

@@ -1,7 +1,8 @@
 /* engine/engine.h — the "vmm module" interface every execution engine
  * implements (engine/kvm and engine/emu). It owns the exit
  * vocabulary (what a vCPU run can stop for), the capability vocabulary
- * (what the debug core may ask of an engine) and the ops table.
+ * (what the debug core may ask of an engine), the ops in their groups
+ * (vm, vcpu, debug, lend) and the registry of engines linked in.
  *
  * Engines know nothing of GDB and nothing of devices: port I/O and MMIO
  * come back as exits that machine/ routes to the bus. A capability an
@@ -29,7 +30,8 @@ enum vm_exit_reason {
 	VM_EXIT_DB,               /* debug exception intercepted (step, hw bp) */
 	VM_EXIT_BPT,              /* INT3 intercepted */
 	VM_EXIT_MOV_DR,           /* guest MOV to/from DRn, already emulated */
-	VM_EXIT_KICKED,           /* engine_ops.kick() or a signal ended the run */
+	VM_EXIT_ACCESS,           /* an access engine_debug.access names retired */
+	VM_EXIT_KICKED,           /* vcpu->kick() or a signal ended the run */
 	VM_EXIT_EMULATION_FAILURE,/* the engine could not execute an instruction */
 	VM_EXIT_ENTRY_FAILURE,    /* the engine refused the guest state */
 	VM_EXIT_UNKNOWN,          /* anything else; raw code in .unknown */
@@ -37,7 +39,7 @@ enum vm_exit_reason {
 
 const char *vm_exit_reason_name(enum vm_exit_reason reason);
 
-/* Filled by engine_ops.run(). Pointers in it stay valid until the next run
+/* Filled by vcpu->run(). Pointers in it stay valid until the next run
  * of the same vCPU; data written to them for reads (IN, MMIO read) is
  * delivered to the guest when the vCPU runs again. */
 struct vm_exit {
@@ -64,6 +66,9 @@ struct vm_exit {
 			 * guest by engine_debug.intercept_db: the DR6 bits it
 			 * raised (0 = none); reflect with inject_exception */
 			uint64_t guest_dr6;
+			/* a watched range (engine_ops.set_watch) this
+			 * instruction touched: its id + 1; 0 = none */
+			uint32_t watch;
 		} db;
 		struct {
 			uint64_t pc;         /* address of the INT3 byte */
@@ -73,6 +78,15 @@ struct vm_exit {
 			uint8_t gpr;         /* x86 register number, 0 = rax ... 15 = r15 */
 			bool is_write;       /* guest wrote DRn */
 		} mov_dr;
+		struct {
+			uint8_t kind;        /* enum engine_access_kind */
+			bool is_write;
+			uint8_t size;        /* port accesses: 1, 2 or 4 */
+			uint32_t index;      /* port, MSR or CR number */
+			uint64_t value;      /* what was read or written */
+			uint64_t pc;         /* linear address of the accessing instruction;
+					      * the vCPU stopped after it */
+		} access;
 		struct {
 			uint64_t pc;
 			uint8_t insn[16];    /* bytes at pc, as far as known */
@@ -91,7 +105,7 @@ struct vm_exit {
 	};
 };
 
-/* A vCPU's architectural state, moved by part (engine_ops.get_state and
+/* A vCPU's architectural state, moved by part (vcpu->get_state and
  * set_state): one call per part at most, as each costs an ioctl on KVM. */
 enum x86_state_part {
 	X86_STATE_REGS  = 1u << 0,   /* general registers, RIP, RFLAGS */
@@ -112,6 +126,36 @@ struct x86_state {
 	uint64_t star, lstar, cstar, fmask, kernel_gs_base;
 };
 
+/* Accesses the debugger wants to stop after (`monitor catch io|msr|cr`):
+ * an instruction that makes one retires and the run ends with
+ * VM_EXIT_ACCESS. caps.catch_access says which kinds an engine sees. */
+enum engine_access_kind { ENGINE_ACCESS_IO, ENGINE_ACCESS_MSR, ENGINE_ACCESS_CR,
+			  ENGINE_ACCESS_KINDS };
+#define ENGINE_ACCESS_RULES 16
+struct engine_access_rule {
+	uint8_t kind;          /* enum engine_access_kind */
+	bool read, write;      /* CR rules: write only */
+	uint32_t first, last;  /* ports, MSR numbers or CR numbers, inclusive */
+};
+struct engine_access_filter {
+	unsigned nr;
+	struct engine_access_rule rule[ENGINE_ACCESS_RULES];
+};
+
+/* The first rule that covers this access, or NULL. */
+static inline const struct engine_access_rule *
+engine_access_match(const struct engine_access_filter *f, enum engine_access_kind kind,
+		    uint32_t index, bool is_write)
+{
+	for (unsigned i = 0; i < f->nr && i < ENGINE_ACCESS_RULES; i++) {
+		const struct engine_access_rule *r = &f->rule[i];
+		if (r->kind == kind && index >= r->first && index <= r->last &&
+		    (is_write ? r->write : r->read))
+			return r;
+	}
+	return NULL;
+}
+
 /* What the debugger asks of one vCPU until it asks again. */
 struct engine_debug {
 	bool single_step;      /* exit with VM_EXIT_DB (DR6_BS) after one instruction */
@@ -123,9 +167,38 @@ struct engine_debug {
 	/* intercepts as bhyve names them (VM_CAP_DB_EXIT, VM_CAP_DR_MOV_EXIT): */
 	bool intercept_db;     /* the guest's own #DB exits (db.guest_dr6) instead of being delivered */
 	bool intercept_mov_dr; /* guest MOV DR exits VM_EXIT_MOV_DR after it was emulated */
+	struct engine_access_filter access;
 };
 
-/* One probe finding: "name: yes/no (how)". */
+/* A guest range whose accesses the engine reports (engine_ops.set_watch).
+ * It lies within one 4 KiB page: the debug core splits longer ones. */
+struct engine_watch {
+	uint64_t linear;     /* its first byte's linear address */
+	uint64_t gpa;        /* where that byte is now, through the page tables */
+	uint32_t len;        /* 1..4096, not crossing a page */
+	bool read, write;    /* the accesses it reports */
+	uint32_t id;         /* given back as vm_exit.db.watch = id + 1 */
+};
+
+/* What this engine really does on this host where the debug core's
+ * choices depend on it, found out by asking and by trying (a tiny guest
+ * for the things no capability flag tells). The debug core probes them
+ * once, when it is created with the VM; everything else an engine found
+ * is for the user (struct engine_report). */
+struct engine_caps {
+	bool step_block_irq;   /* single_step can hold off interrupts itself */
+	bool hw_data_bp;       /* DR0-3 data breakpoints fire */
+	bool gd_trap;          /* DR7.GD makes guest MOV DR exit */
+	bool shared_dr;        /* one DR0-3 set per vCPU: the debugger's hardware
+				* breakpoints displace the guest's (debug/dr_share.c) */
+	bool watch_linear;     /* set_watch matches every access by linear address (exact);
+				* otherwise it traps the pages at engine_watch.gpa */
+	bool step_keeps_guest_tf; /* single_step leaves the guest's own RFLAGS.TF, its
+				   * images and its traps exact: no shadow needed */
+	unsigned catch_access;   /* bit n: engine_debug.access sees enum engine_access_kind n */
+};
+
+/* One probe finding for the user: "name: yes/no (how)". */
 struct engine_feature {
 	const char *name;
 	bool present;
@@ -134,22 +207,11 @@ struct engine_feature {
 
 #define ENGINE_MAX_FEATURES 16
 
-/* What this engine really does on this host, found out by asking and by
- * trying (a tiny guest for the things no capability flag tells). */
-struct engine_caps {
-	bool single_step;
-	bool step_block_irq;
-	bool hw_exec_bp;
-	bool hw_data_bp;
-	bool gd_trap;          /* DR7.GD makes guest MOV DR exit */
-	bool readonly_mem;
-	bool irqchip;          /* in-kernel LAPIC/IOAPIC/PIC/PIT */
-	bool step_keeps_guest_tf; /* single_step leaves the guest's own RFLAGS.TF, its
-				   * images and its traps exact: no shadow needed */
-	unsigned max_vcpus;
-	/* the same findings, in the order `vmdb --probe` prints them */
+/* The findings in the words and order `vmdb --probe` and `monitor info
+ * caps` print them; more than engine_caps says (ring 3, the host's speed). */
+struct engine_report {
 	struct engine_feature features[ENGINE_MAX_FEATURES];
-	unsigned nr_features;
+	unsigned nr;
 };
 
 /* Instructions an engine could not execute itself and handed, one at a
@@ -166,63 +228,141 @@ struct engine_fallback_stats {
 	} insn[ENGINE_FALLBACK_KINDS];
 };
 
-struct engine_ops {
-	const char *name;
+/* An engine's execution core lent to another engine, one instruction at a
+ * time (emu's, engine/emu/emu_single.h): kvm runs what the host's
+ * instruction emulator rejects on it. */
+struct emu_single_ops;
 
-	/* Create the VM-wide engine state (vm->engine_vm). */
-	int (*vm_create)(struct vm *vm, struct err *e);
-	void (*vm_destroy)(struct vm *vm);
+/* The interrupt controllers as the debugger shows them (`monitor info
+ * lapic|ioapic|pic`): register images, decoded by debug/inspect.c. */
+#define ENGINE_IOAPIC_PINS 24
+struct engine_irqchip {
+	bool have_lapic;
+	uint32_t lapic[64];          /* xAPIC register at offset off: lapic[off >> 4] */
+	bool have_ioapic;
+	uint32_t ioapic_id;          /* as IOAPICID reads (ID in bits 27:24) */
+	uint64_t ioapic_redir[ENGINE_IOAPIC_PINS];
+	bool have_pic;
+	struct engine_pic {
+		uint8_t irr, isr, imr, vector_base, elcr;
+		bool initialised, auto_eoi;
+	} pic[2];                    /* master, slave */
+};
+
+/* The ops come in groups. vm and vcpu are always there; debug and lend
+ * are NULL when the engine cannot do that at all. Inside a group, an op
+ * said to be optional may be NULL: the caller does without it. An op
+ * that returns int returns 0 or -errno (util/err.h's convention). */
+
+struct engine_vm_ops {
+	/* Create the VM-wide engine state (vm->engine_vm). assist: the core
+	 * to hand single instructions this engine cannot execute to (NULL:
+	 * none; engine_assist() names the one linked in). */
+	int (*create)(struct vm *vm, const struct emu_single_ops *assist, struct err *e);
+	void (*destroy)(struct vm *vm);
 	/* Back guest-physical [gpa, gpa+size) with host memory. */
 	int (*map_memory)(struct vm *vm, uint64_t gpa, uint64_t size, void *host,
 			  bool readonly, struct err *e);
-	/* Assert (level 1) or deassert an interrupt line of the I/O APIC / PIC. */
+	/* Assert (level 1) or deassert an interrupt line of the I/O APIC / PIC.
+	 * Optional. */
 	int (*irq_line)(struct vm *vm, unsigned irq, int level);
 	/* Guest time in ns, for the machine's own clocks (the ACPI PM timer):
-	 * the clock the engine's PIT and TSC follow. NULL: the host's
+	 * the clock the engine's PIT and TSC follow. Optional: the host's
 	 * CLOCK_MONOTONIC (what KVM's in-kernel timers use). Any thread. */
 	uint64_t (*guest_ns)(struct vm *vm);
-	/* Fill caps; may run probe guests. Needs no vm. */
-	int (*probe)(struct engine_caps *caps, struct err *e);
+	/* Fill caps; with report, also every finding in words (that may take
+	 * longer: more probe guests). Needs no vm; assist as for create.
+	 * Optional: the engine cannot be probed. */
+	int (*probe)(const struct emu_single_ops *assist, struct engine_caps *caps,
+		     struct engine_report *report, struct err *e);
+	/* Optional: what this VM's configuration changes in the probed caps
+	 * (emu's --cpu kvm-step steps the way the host KVM does). */
+	void (*vm_caps)(struct vm *vm, struct engine_caps *caps);
+};
 
+struct engine_vcpu_ops {
 	/* Per vCPU (vcpu->engine). vcpu->id 0 is the bootstrap processor;
 	 * the others wait for INIT/SIPI. */
-	int (*vcpu_create)(struct vm *vm, struct vcpu *vcpu, struct err *e);
-	void (*vcpu_destroy)(struct vcpu *vcpu);
+	int (*create)(struct vm *vm, struct vcpu *vcpu, struct err *e);
+	void (*destroy)(struct vcpu *vcpu);
 	/* Run until an exit. Returns 0 (exit filled) or -errno on a host error. */
 	int (*run)(struct vcpu *vcpu, struct vm_exit *exit);
-	/* Make run() return VM_EXIT_KICKED soon. Any thread, async-safe. */
+	/* Make run() (and lend->run()) return VM_EXIT_KICKED soon. Any
+	 * thread, async-safe. */
 	void (*kick)(struct vcpu *vcpu);
-	/* Optional (NULL: only the vCPU's own thread runs it). run() on
-	 * another thread while the vCPU's own thread is held outside run():
-	 * the debugger single-steps a parked vCPU on its own thread, two
-	 * thread wake-ups less per step; kick() reaches that thread too. An
-	 * exit that thread cannot handle is handed by the debug core to the
-	 * vCPU's own thread, which handles it before it calls run() again. */
-	int (*run_borrowed)(struct vcpu *vcpu, struct vm_exit *exit);
-
 	/* A vCPU's architectural state by part (mask of X86_STATE_*): get
 	 * fills the named parts of *st and leaves the others alone; set
 	 * writes the named parts (system registers first: they decide how
 	 * the rest is read). Called with the vCPU out of run(). */
 	int (*get_state)(struct vcpu *vcpu, unsigned mask, struct x86_state *st);
 	int (*set_state)(struct vcpu *vcpu, unsigned mask, const struct x86_state *st);
-	/* true when the vCPU waits for INIT/SIPI or sits in HLT. May be NULL. */
+	/* true when the vCPU waits for INIT/SIPI or sits in HLT. Optional. */
 	int (*get_run_state)(struct vcpu *vcpu, bool *halted, bool *waiting_sipi);
-
-	/* Debug capabilities: NULL when the engine cannot do it at all. */
-	int (*set_debug)(struct vcpu *vcpu, const struct engine_debug *dbg);
 	/* Any one MSR of the vCPU, for the debugger (`monitor msr`): 0, or
 	 * -ENOENT when the CPU has no such MSR (RDMSR would #GP), -EINVAL when
-	 * it refuses the value (WRMSR would #GP); the guest sees no fault. */
+	 * it refuses the value (WRMSR would #GP); the guest sees no fault.
+	 * Optional. */
 	int (*msr_get)(struct vcpu *vcpu, uint32_t msr, uint64_t *value);
 	int (*msr_set)(struct vcpu *vcpu, uint32_t msr, uint64_t value);
-	/* Deliver exception `vector` to the guest on its next run. */
+	/* The vCPU's local APIC and the machine's IOAPIC and PIC pair as
+	 * they are now (have_* false for a model the engine lacks). Optional. */
+	int (*irqchip_get)(struct vcpu *vcpu, struct engine_irqchip *chip);
+	/* Deliver exception `vector` to the guest on its next run. Optional. */
 	int (*inject_exception)(struct vcpu *vcpu, uint8_t vector, bool has_error_code,
 				uint32_t error_code);
 	/* The instructions this vCPU handed to another engine's core so far.
-	 * NULL: the engine never does. Any thread; counts may be moving. */
+	 * Optional: the engine never does. Any thread; counts may be moving. */
 	int (*fallback_stats)(struct vcpu *vcpu, struct engine_fallback_stats *stats);
 };
+
+struct engine_debug_ops {
+	/* What the debugger asks of the vCPU from its next run on. */
+	int (*set_debug)(struct vcpu *vcpu, const struct engine_debug *dbg);
+	/* Report every access to these ranges (the list replaces the last
+	 * one; n = 0 ends watching) as VM_EXIT_DB with db.watch, after the
+	 * accessing instruction (or REP iteration). By linear address where
+	 * caps.watch_linear, else by trapping the guest-physical pages (the
+	 * other accesses to them run on). The debugger's own accesses to
+	 * guest memory are not reported. Called with every vCPU out of run().
+	 * Optional. */
+	int (*set_watch)(struct vm *vm, const struct engine_watch *w, unsigned n,
+			 struct err *e);	/* Deliver exception `vector` through the guest's IDT now, as the CPU
+	 * does at an instruction boundary, with RFLAGS = rflags (the guest's
+	 * own TF and IF, which the engine's may hide while the debugger
+	 * steps): on return the vCPU is at the first instruction of the
+	 * handler, not executed. The step shadow delivers the guest's own
+	 * traps with it. Optional. */
+	int (*deliver_exception)(struct vcpu *vcpu, uint8_t vector, bool has_error_code,
+				 uint32_t error_code, uint64_t rflags);
+};
+
+/* Lending: run() on another thread while the vCPU's own thread is held
+ * outside run(). The debugger single-steps a parked vCPU on its own
+ * thread, two thread wake-ups less per step; vcpu->kick() reaches that
+ * thread too. An exit that thread cannot handle is handed by the debug
+ * core to the vCPU's own thread, which handles it before it calls run()
+ * again. */
+struct engine_lend_ops {
+	int (*run)(struct vcpu *vcpu, struct vm_exit *exit);
+};
+
+struct engine_ops {
+	const char *name;
+	const struct engine_vm_ops *vm;
+	const struct engine_vcpu_ops *vcpu;
+	const struct engine_debug_ops *debug;   /* NULL: no debugging beyond state access */
+	const struct engine_lend_ops *lend;     /* NULL: only the vCPU's own thread runs it */
+	/* The core this engine lends to others (emu's), or NULL. */
+	const struct emu_single_ops *assist;
+};
+
+/* Each engine registers itself with one line at file scope,
+ * ENGINE_REGISTER(its_ops): a pointer in a linker section, read in link
+ * order by engine_find(). No central list: a binary has the engines it
+ * links. */
+#define ENGINE_REGISTER(ops)                                                     \
+	static const struct engine_ops *const engine_registered_##ops            \
+		__attribute__((used, section("vmdb_engines"), aligned(8))) = &(ops)
 
 /* One part of a vCPU's state, for the few callers outside debug/ that
  * need just that part (loaders, messages about a stopped vCPU). */
@@ -231,7 +371,7 @@ static inline int engine_get_regs(const struct engine_ops *ops, struct vcpu *vcp
 {
 	struct x86_state st;
 	st.regs = (struct x86_regs){ 0 };
-	int r = ops->get_state(vcpu, X86_STATE_REGS, &st);
+	int r = ops->vcpu->get_state(vcpu, X86_STATE_REGS, &st);
 	*regs = st.regs;
 	return r;
 }
@@ -241,7 +381,7 @@ static inline int engine_set_regs(const struct engine_ops *ops, struct vcpu *vcp
 {
 	struct x86_state st;
 	st.regs = *regs;
-	return ops->set_state(vcpu, X86_STATE_REGS, &st);
+	return ops->vcpu->set_state(vcpu, X86_STATE_REGS, &st);
 }
 
 static inline int engine_get_sregs(const struct engine_ops *ops, struct vcpu *vcpu,
@@ -249,7 +389,7 @@ static inline int engine_get_sregs(const struct engine_ops *ops, struct vcpu *vc
 {
 	struct x86_state st;
 	st.sregs = (struct x86_sregs){ 0 };
-	int r = ops->get_state(vcpu, X86_STATE_SREGS, &st);
+	int r = ops->vcpu->get_state(vcpu, X86_STATE_SREGS, &st);
 	*sregs = st.sregs;
 	return r;
 }
@@ -259,13 +399,16 @@ static inline int engine_set_sregs(const struct engine_ops *ops, struct vcpu *vc
 {
 	struct x86_state st;
 	st.sregs = *sregs;
-	return ops->set_state(vcpu, X86_STATE_SREGS, &st);
+	return ops->vcpu->set_state(vcpu, X86_STATE_SREGS, &st);
 }
 
 /* The engines linked into this binary, by name ("kvm", ...). */
 const struct engine_ops *engine_find(const char *name);
-/* Their names, for messages: "kvm, emu". */
-const char *engine_names(void);
+/* Their names, for messages: "kvm, emu" (link order). */
+void engine_names(char *out, size_t size);
+/* The single-instruction core an engine linked into this binary lends
+ * (emu's), or NULL. */
+const struct emu_single_ops *engine_assist(void);
 
 /* Add one vCPU's fallback counts to sum (same names add up; beyond
  * ENGINE_FALLBACK_KINDS names, "other"). */

@@ -50,8 +50,14 @@ struct gdb_server {
 	bool error_strings;          /* QEnableErrorStrings: "Enn;HEXTEXT" where we have words */
 	bool client_swbreak;         /* qSupported: the client understands swbreak/hwbreak */
 	bool client_hwbreak;
+	bool client_binary_upload;   /* qSupported binary-upload+: `x` replies start with 'b' */
 	bool have_last_stop;
 	struct debug_event last_stop;
+	/* vCont;r: step range_vcpu while its pc stays in [range_start, range_end) */
+	bool range_active;
+	unsigned range_vcpu;
+	uint64_t range_start, range_end;
+	enum debug_action range_actions[VM_MAX_VCPUS];
 };
 
 /* A packet handler: args starts right after the packet name. Fill
@@ -103,13 +109,22 @@ struct gdb_reg {
 };
 extern const struct gdb_reg gdb_regs[];
 extern const unsigned gdb_nr_regs;
+extern const unsigned gdb_nr_g_regs;     /* the leading ones the g packet carries */
 extern const char *const gdb_features[];
 extern const unsigned gdb_nr_features;
+
+/* pkt_xfer.c: qXfer:features|threads|exec-file|memory-map:read */
+int gdb_pkt_qxfer(struct gdb_server *s, struct rsp_cur *args);
 
 /* target_xml.c */
 int gdb_target_xml(struct rsp_buf *out);
 
 /* pkt_run.c */
 int gdb_resume(struct gdb_server *s, const enum debug_action *actions);
+/* A stop event while range stepping (vCont;r): report it, or it was a
+ * step still inside the range and the vCPU steps again (its event is
+ * queued already: AGAIN; it comes later: WAIT). */
+enum gdb_range_next { GDB_RANGE_REPORT, GDB_RANGE_AGAIN, GDB_RANGE_WAIT };
+enum gdb_range_next gdb_range_step(struct gdb_server *s, const struct debug_event *ev);
 
 #endif

@@ -1,13 +1,12 @@
 /* gdbserver/pkt_break.c — Z/z: type 0 software (int3) and type 1 hardware
- * execution breakpoints, types 2 (write) and 4 (access) watchpoints on the
- * debugger's DR0-3 where the engine's data breakpoints work (emu always;
- * kvm when its probe saw one fire). Elsewhere, and for type 3 (read: x86
- * has no read-only data breakpoint), the empty reply says "unsupported",
- * as QEMU answers for read watchpoints on x86 KVM; for a read watchpoint
- * gdb then inserts an access watchpoint and tells reads from writes by
- * the value. QEnableErrorStrings (LLDB's extension) adds the reason to
- * the E reply of a Z/z that failed. With `monitor phys on`, Z0 breakpoints
- * are on guest-physical addresses; Z1/Z2/Z4 cannot be and are refused. */
+ * execution breakpoints, types 2 (write), 3 (read) and 4 (access)
+ * watchpoints (debug/watch.c places them: the debugger's DR0-3, or the
+ * engine's watched ranges: exact on emu, page traps on kvm). A kind the
+ * engine cannot watch gets the empty reply ("unsupported"); gdb then
+ * falls back as it does with any stub. QEnableErrorStrings (LLDB's
+ * extension) adds the reason to the E reply of a Z/z that failed. With
+ * `monitor phys on`, Z0 breakpoints are on guest-physical addresses;
+ * Z1-Z4 cannot be and are refused. */
 #include "gdbserver/gdbserver_int.h"
 
 #include <inttypes.h>
@@ -33,8 +32,11 @@ static int parse_z(struct rsp_cur *args, uint64_t *type, uint64_t *addr, uint64_
 static int z_watch(struct gdb_server *s, uint64_t type, uint64_t addr, uint64_t len, bool insert,
 		   struct err *e)
 {
-	enum debug_watch_kind kind = type == Z_WRITE ? DEBUG_WATCH_WRITE : DEBUG_WATCH_ACCESS;
-	return insert ? debug_watch_insert(s->dbg, kind, addr, len, e)
+	enum debug_watch_kind kind = type == Z_WRITE ? DEBUG_WATCH_WRITE :
+				     type == Z_READ ? DEBUG_WATCH_READ : DEBUG_WATCH_ACCESS;
+	if (!debug_watch_supported(s->dbg, kind))
+		return 1;     /* see `monitor info caps` */
+	return insert ? debug_watch_insert(s->dbg, s->cur_g, kind, addr, len, e)
 		      : debug_watch_remove(s->dbg, kind, addr, len, e);
 }
 
@@ -46,10 +48,11 @@ static int z_common(struct gdb_server *s, struct rsp_cur *args, bool insert)
 
 	if (parse_z(args, &type, &addr, &kind) < 0)
 		return -EINVAL;
-	if (s->phys && insert && (type == Z_HW || type == Z_WRITE || type == Z_ACCESS)) {
-		/* DR0-3 match linear addresses: a physical one cannot be honoured */
-		err_set(&e, EINVAL, "debug registers match linear addresses; with `monitor phys "
-			"on` 0x%" PRIx64 " is physical: use a software breakpoint, or phys off",
+	if (s->phys && insert && type >= Z_HW && type <= Z_ACCESS) {
+		/* DR0-3 and watched ranges are linear addresses */
+		err_set(&e, EINVAL, "hardware breakpoints and watchpoints are on linear addresses; "
+			"with `monitor phys on` 0x%" PRIx64 " is physical: use a software "
+			"breakpoint, or phys off",
 			addr);
 		return gdb_error_words(s, -EINVAL, &e);
 	}
@@ -64,13 +67,14 @@ static int z_common(struct gdb_server *s, struct rsp_cur *args, bool insert)
 		r = insert ? debug_hw_insert(s->dbg, addr, &e) : debug_hw_remove(s->dbg, addr, &e);
 		break;
 	case Z_WRITE:
+	case Z_READ:
 	case Z_ACCESS:
-		if (!debug_watch_supported(s->dbg))
-			return 0;     /* see `monitor info caps` */
 		r = z_watch(s, type, addr, kind, insert, &e);
+		if (r == 1)
+			return 0;
 		break;
 	default:
-		return 0;     /* Z3 and unknown types: empty reply */
+		return 0;     /* unknown types: empty reply */
 	}
 	if (r == -ENOENT)
 		r = 0;        /* removing what is not there is not worth an error */

@@ -1,4 +1,4 @@
-/* gdbserver/pkt_mem.c — m, M, X: guest memory through the current vCPU's
+/* gdbserver/pkt_mem.c — m, M, x, X: guest memory through the current vCPU's
  * page tables (or guest-physical after `monitor phys on`). An unmapped
  * byte anywhere in the range is E14 (EFAULT), never a partial answer. */
 #include "gdbserver/gdbserver_int.h"
@@ -69,8 +69,35 @@ static int pkt_x(struct gdb_server *s, struct rsp_cur *args)
 	return write_mem(s, addr, (const uint8_t *)args->p, len);
 }
 
+/* x addr,len — binary read. GDB's form (the client said binary-upload+
+ * in qSupported): 'b' then the bytes. LLDB's older form: the bytes alone,
+ * and "OK" to its probe x0,0. rsp/ escapes the bytes. */
+static int pkt_lower_x(struct gdb_server *s, struct rsp_cur *args)
+{
+	uint64_t addr, len;
+	if (take_addr_len(args, '\0', &addr, &len) < 0 || !rsp_at_end(args))
+		return -EINVAL;
+	if (len == 0 && !s->client_binary_upload) {
+		rsp_buf_printf(&s->reply, "OK");
+		return 0;
+	}
+	if (len > GDB_MAX_READ)
+		len = GDB_MAX_READ;   /* escapes may double it; fewer bytes are allowed */
+	uint8_t *buf = malloc(len ? len : 1);
+	if (!buf)
+		return -ENOMEM;
+	int r = debug_mem_read(s->dbg, s->cur_g, addr, buf, len, s->phys) < 0 ? -EFAULT : 0;
+	if (r == 0 && s->client_binary_upload)
+		rsp_buf_putc(&s->reply, 'b');
+	if (r == 0)
+		rsp_buf_append(&s->reply, buf, len);
+	free(buf);
+	return r;
+}
+
 const struct gdb_packet gdb_pkt_mem[] = {
 	{ "m", pkt_m, true },
+	{ "x", pkt_lower_x, true },
 	{ "M", pkt_bigm, true },
 	{ "X", pkt_x, true },
 	{ NULL, NULL, false },

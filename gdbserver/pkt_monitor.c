@@ -2,6 +2,7 @@
  * arrives hex-encoded; its output goes back as O packets (hex text) and
  * the command ends with OK (or an E reply for a bad command). */
 #include "gdbserver/gdbserver_int.h"
+#include "gdbserver/monitor.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -9,11 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* One O packet per call: "O" + hex of the text. */
-static void mon_print(struct gdb_server *s, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static void mon_print(struct gdb_server *s, const char *fmt, ...)
+void mon_print(struct gdb_server *s, const char *fmt, ...)
 {
 	char small[2048], *text = small;
 	struct rsp_buf out;
@@ -51,6 +48,9 @@ static int mon_help(struct gdb_server *s, const char *arg)
 		     "                   or guest-virtual ones through the vCPU's page tables (off)\n"
 		     "  catch VEC...     stop when the guest takes these exceptions (0-31 or names:\n"
 		     "                   de db bp ud gp pf ...), at the handler its IDT names\n"
+		     "  catch io PORT[-PORT] [r|w]  stop after an access to these ports\n"
+		     "  catch msr N[-N] [r|w]       stop after RDMSR/WRMSR of these MSRs\n"
+		     "  catch cr N       stop after a write to CRn\n"
 		     "  catch off        stop catching; 'catch' alone lists what is caught\n"
 		     "  sstep irq on|off stepi enters interrupt handlers (on) or never does (off,\n"
 		     "                   default: interrupts held off while stepping)\n"
@@ -60,7 +60,20 @@ static int mon_help(struct gdb_server *s, const char *arg)
 		     "                   off: the engine's block (KVM_GUESTDBG_BLOCKIRQ), vmdb\n"
 		     "                   masking the guest's IF, or auto (the first if present)\n"
 		     "  info sstep       the stepping modes and what the step engine did\n"
-		     "  msr read N | msr write N VALUE  the current vCPU's MSR N (0xc0000082 ...)\n");
+		     "  info dr          per vCPU: the guest's own DR0-3/DR6/DR7 and what each\n"
+		     "                   hardware slot holds (guest, gdb, waiting)\n"
+		     "  info watchpoints every watchpoint and where it lives (DRn, page trap, ...)\n"
+		     "  msr read N | msr write N VALUE  the current vCPU's MSR N (0xc0000082 ...)\n"
+		     "  gva2gpa ADDR     the guest-physical address ADDR maps to (current vCPU)\n"
+		     "  info mem         the current vCPU's mappings: ranges with their rights\n"
+		     "  info tlb         the current vCPU's page tables, page by page\n"
+		     "  xp/FMT PADDR     guest-physical memory, FMT = [count][xduoc][bhwg]\n"
+		     "  info registers   the current vCPU's whole state, system registers too\n"
+		     "  info idt         the current vCPU's IDT gates and their handlers\n"
+		     "  info gdt         the current vCPU's GDT descriptors, decoded\n"
+		     "  info lapic       the current vCPU's local APIC\n"
+		     "  info ioapic      the I/O APIC's redirection table\n"
+		     "  info pic         the 8259 PIC pair\n");
 	return 0;
 }
 
@@ -85,17 +98,18 @@ static int mon_info_vcpus(struct gdb_server *s, const char *arg)
 static void mon_fallback_lines(struct gdb_server *s)
 {
 	const struct engine_ops *eng = s->vm->engine;
+	int (*stats)(struct vcpu *, struct engine_fallback_stats *) = eng->vcpu->fallback_stats;
 	struct engine_fallback_stats sum = { 0 }, one;
 	char text[512];
-	if (!eng->fallback_stats)
+	if (!stats)
 		return;
 	for (unsigned i = 0; i < s->vm->nr_vcpus; i++)
-		if (eng->fallback_stats(&s->vm->vcpus[i], &one) == 0)
+		if (stats(&s->vm->vcpus[i], &one) == 0)
 			engine_fallback_merge(&sum, &one);
 	engine_fallback_format(&sum, text, sizeof(text));
 	mon_print(s, "%s \u2192 emu single-instruction fallback: %s\n", eng->name, text);
 	for (unsigned i = 0; s->vm->nr_vcpus > 1 && i < s->vm->nr_vcpus; i++) {
-		if (eng->fallback_stats(&s->vm->vcpus[i], &one) < 0 || one.total == 0)
+		if (stats(&s->vm->vcpus[i], &one) < 0 || one.total == 0)
 			continue;
 		engine_fallback_format(&one, text, sizeof(text));
 		mon_print(s, "  vCPU %u: %s\n", i, text);
@@ -104,18 +118,22 @@ static void mon_fallback_lines(struct gdb_server *s)
 
 static int mon_info_caps(struct gdb_server *s, const char *arg)
 {
-	const struct engine_caps *caps;
+	const struct engine_report *report;
 	struct err e = { 0 };
 	(void)arg;
 
 	mon_print(s, "engine: %s\n", s->vm->engine->name);
-	if (debug_caps(s->dbg, &caps, &e) < 0) {
+	if (debug_caps_report(s->dbg, &report, &e) < 0) {
 		mon_print(s, "probe failed: %s\n", e.msg);
 	} else {
-		for (unsigned i = 0; i < caps->nr_features; i++)
-			mon_print(s, "%s: %s (%s)\n", caps->features[i].name,
-				  caps->features[i].present ? "yes" : "no", caps->features[i].how);
+		for (unsigned i = 0; i < report->nr; i++) {
+			const struct engine_feature *f = &report->features[i];
+			mon_print(s, "%s: %s (%s)\n", f->name, f->present ? "yes" : "no", f->how);
+		}
 	}
+	char access[96];
+	debug_catch_access_caps(s->dbg, access, sizeof(access));
+	mon_print(s, "monitor catch of accesses here: %s\n", access);
 	mon_fallback_lines(s);
 	size_t len = debug_mechanisms(s->dbg, NULL, 0) + 1;
 	char *mech = malloc(len);
@@ -132,6 +150,27 @@ static int mon_info_sstep(struct gdb_server *s, const char *arg)
 	char text[1024];
 	(void)arg;
 	debug_sstep_describe(s->dbg, text, sizeof(text));
+	mon_print(s, "%s", text);
+	return 0;
+}
+
+static int mon_info_dr(struct gdb_server *s, const char *arg)
+{
+	(void)arg;
+	size_t len = debug_dr_describe(s->dbg, NULL, 0) + 1;
+	char *text = malloc(len);
+	if (text)
+		debug_dr_describe(s->dbg, text, len);
+	mon_print(s, "%s", text ? text : "(out of memory)\n");
+	free(text);
+	return 0;
+}
+
+static int mon_info_watchpoints(struct gdb_server *s, const char *arg)
+{
+	char text[8192];
+	(void)arg;
+	debug_watch_describe(s->dbg, text, sizeof(text));
 	mon_print(s, "%s", text);
 	return 0;
 }
@@ -208,53 +247,8 @@ static int mon_phys(struct gdb_server *s, const char *arg)
 	return 0;
 }
 
-static void catch_list(struct gdb_server *s)
-{
-	uint32_t mask = debug_catch_mask(s->dbg);
-	if (!mask) {
-		mon_print(s, "no exceptions caught\n");
-		return;
-	}
-	for (unsigned v = 0; v < 32; v++) {
-		char text[1024];
-		if (!(mask & (1u << v)))
-			continue;
-		debug_catch_describe(s->dbg, v, text, sizeof(text));
-		mon_print(s, "%s", text);
-	}
-}
 
-/* catch [off | VEC...]: VEC are added to what is caught already. */
-static int mon_catch(struct gdb_server *s, const char *arg)
-{
-	uint32_t mask = debug_catch_mask(s->dbg);
-	char words[256];
-	struct err e = { 0 };
-
-	if (strcmp(arg, "off") == 0) {
-		mask = 0;
-	} else if (arg[0]) {
-		snprintf(words, sizeof(words), "%s", arg);
-		for (char *save, *w = strtok_r(words, " ,", &save); w; w = strtok_r(NULL, " ,", &save)) {
-			int v = debug_vector_parse(w);
-			if (v < 0) {
-				mon_print(s, "monitor catch: '%s' is not an exception vector (0-31, or a "
-					  "name such as pf, gp, ud, de)\n", w);
-				return 0;
-			}
-			mask |= 1u << v;
-		}
-	}
-	if (debug_catch_set(s->dbg, mask, &e) < 0) {
-		mon_print(s, "monitor catch: %s\n", e.msg);
-		return 0;
-	}
-	catch_list(s);
-	return 0;
-}
-
-/* A whole word as an unsigned number (0x hex, 0 octal, else decimal). */
-static int number_of(const char *word, uint64_t max, uint64_t *v)
+int mon_number(const char *word, uint64_t max, uint64_t *v)
 {
 	char *end;
 	if (!word[0] || word[0] == '-')
@@ -276,8 +270,8 @@ static int mon_msr(struct gdb_server *s, const char *arg)
 	int words = sscanf(arg, "%7s %31s %31s %1s", op, n_word, v_word, extra);
 	bool write = words == 3 && strcmp(op, "write") == 0;
 	if (!(write || (words == 2 && strcmp(op, "read") == 0)) ||
-	    number_of(n_word, UINT32_MAX, &msr) < 0 ||
-	    (write && number_of(v_word, UINT64_MAX, &value) < 0))
+	    mon_number(n_word, UINT32_MAX, &msr) < 0 ||
+	    (write && mon_number(v_word, UINT64_MAX, &value) < 0))
 		return -EINVAL;
 	if (write && debug_msr_write(s->dbg, s->cur_g, (uint32_t)msr, value, &e) < 0) {
 		mon_print(s, "monitor msr: %s\n", e.msg);
@@ -291,6 +285,7 @@ static int mon_msr(struct gdb_server *s, const char *arg)
 	return 0;
 }
 
+
 static const struct {
 	const char *name;
 	int (*fn)(struct gdb_server *s, const char *arg);
@@ -299,10 +294,22 @@ static const struct {
 	{ "info vcpus", mon_info_vcpus },
 	{ "info caps", mon_info_caps },
 	{ "info sstep", mon_info_sstep },
+	{ "info dr", mon_info_dr },
+	{ "info watchpoints", mon_info_watchpoints },
 	{ "sstep", mon_sstep },
 	{ "phys", mon_phys },
 	{ "catch", mon_catch },
 	{ "msr", mon_msr },
+	{ "gva2gpa", mon_gva2gpa },
+	{ "xp", mon_xp },
+	{ "info mem", mon_info_mem },
+	{ "info tlb", mon_info_tlb },
+	{ "info registers", mon_info_registers },
+	{ "info idt", mon_info_idt },
+	{ "info gdt", mon_info_gdt },
+	{ "info lapic", mon_info_lapic },
+	{ "info ioapic", mon_info_ioapic },
+	{ "info pic", mon_info_pic },
 };
 
 static int run_command(struct gdb_server *s, char *line)
@@ -314,7 +321,8 @@ static int run_command(struct gdb_server *s, char *line)
 		line[--len] = '\0';
 	for (size_t i = 0; i < sizeof(mon_cmds) / sizeof(mon_cmds[0]); i++) {
 		size_t n = strlen(mon_cmds[i].name);
-		if (strncmp(line, mon_cmds[i].name, n) == 0 && (line[n] == '\0' || line[n] == ' ')) {
+		if (strncmp(line, mon_cmds[i].name, n) == 0 &&
+		    (line[n] == '\0' || line[n] == ' ' || line[n] == '/')) {
 			const char *arg = line + n;
 			while (*arg == ' ')
 				arg++;

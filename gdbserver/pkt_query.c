@@ -29,9 +29,12 @@ static int pkt_qsupported(struct gdb_server *s, struct rsp_cur *args)
 	 * understands them (the others take an unknown reason as an error) */
 	s->client_swbreak = client_has(*args, "swbreak");
 	s->client_hwbreak = client_has(*args, "hwbreak");
+	s->client_binary_upload = client_has(*args, "binary-upload");
 	rsp_buf_printf(&s->reply,
-		       "PacketSize=%x;qXfer:features:read+;vContSupported+;swbreak+;hwbreak+;"
-		       "QStartNoAckMode+;multiprocess-", GDB_PACKET_SIZE);
+		       "PacketSize=%x;qXfer:features:read+;qXfer:threads:read+;"
+		       "qXfer:exec-file:read+;qXfer:memory-map:read+;vContSupported+;swbreak+;hwbreak+;"
+		       "QStartNoAckMode+;multiprocess-%s", GDB_PACKET_SIZE,
+		       s->client_binary_upload ? ";binary-upload+" : "");
 	return 0;
 }
 
@@ -42,40 +45,6 @@ static int pkt_start_noack(struct gdb_server *s, struct rsp_cur *args)
 	gdb_send_reply(s);           /* acknowledged in ack mode, then switch */
 	rsp_set_noack(&s->rsp, true);
 	return GDB_NO_REPLY;
-}
-
-/* qXfer:features:read:target.xml:OFFSET,LENGTH */
-static int pkt_qxfer(struct gdb_server *s, struct rsp_cur *args)
-{
-	char annex[64];
-	uint64_t off, len;
-	struct rsp_buf xml;
-
-	if (!rsp_skip_str(args, ":features:read:"))
-		return 0;      /* other objects: unsupported */
-	if (rsp_take_str(args, ':', annex, sizeof(annex)) < 0 || rsp_take_hex(args, ',', &off) < 0 ||
-	    rsp_take_hex(args, '\0', &len) < 0)
-		return -EINVAL;
-	if (strcmp(annex, "target.xml") != 0) {
-		rsp_buf_printf(&s->reply, "E00");   /* what the protocol says for a bad annex */
-		return 0;
-	}
-	rsp_buf_init(&xml);
-	int r = gdb_target_xml(&xml);
-	if (r == 0) {
-		size_t total = xml.len;
-		if (len > GDB_PACKET_SIZE / 2)
-			len = GDB_PACKET_SIZE / 2;   /* room for escapes */
-		if (off >= total) {
-			rsp_buf_putc(&s->reply, 'l');
-		} else {
-			size_t n = total - off < len ? total - off : len;
-			rsp_buf_putc(&s->reply, off + n >= total ? 'l' : 'm');
-			rsp_buf_append(&s->reply, xml.data + off, n);
-		}
-	}
-	rsp_buf_free(&xml);
-	return r;
 }
 
 static int pkt_qfthreadinfo(struct gdb_server *s, struct rsp_cur *args)
@@ -164,17 +133,17 @@ static int pkt_why(struct gdb_server *s, struct rsp_cur *args)
 {
 	(void)args;
 	if (s->have_last_stop)
-		rsp_buf_printf(&s->reply, "T%02xthread:%x;", gdb_stop_signal(&s->last_stop),
-			       s->last_stop.vcpu + 1);
+		rsp_buf_printf(&s->reply, "T%02xthread:%x;core:%x;", gdb_stop_signal(&s->last_stop),
+			       s->last_stop.vcpu + 1, s->last_stop.vcpu);
 	else
-		rsp_buf_printf(&s->reply, "T05thread:%x;", s->cur_g + 1);
+		rsp_buf_printf(&s->reply, "T05thread:%x;core:%x;", s->cur_g + 1, s->cur_g);
 	return 0;
 }
 
 const struct gdb_packet gdb_pkt_query[] = {
 	{ "qSupported", pkt_qsupported, false },
 	{ "QStartNoAckMode", pkt_start_noack, false },
-	{ "qXfer", pkt_qxfer, false },
+	{ "qXfer", gdb_pkt_qxfer, false },
 	{ "qfThreadInfo", pkt_qfthreadinfo, true },
 	{ "qsThreadInfo", pkt_qsthreadinfo, true },
 	{ "qC", pkt_qc, true },

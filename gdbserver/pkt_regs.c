@@ -1,7 +1,10 @@
 /* gdbserver/pkt_regs.c — register numbering and g/G/p/P. One table,
  * gdb_regs[], gives each register's gdb number (its index), size, type
  * and feature; target.xml is generated from it, so what is described is
- * exactly what g/p send. Values are little-endian, as x86 gdb expects.
+ * exactly what g/p send. The g packet stops before the system state
+ * (segment caches, TR/LDTR, GDTR/IDTR, the guest's DRs, MSRs, XCR0): gdb
+ * reads those with p when shown, so a stop costs no MSR reads. Values
+ * are little-endian, as x86 gdb expects.
  * Writing a segment register with a new selector loads its hidden part
  * as the CPU would (x86/seg_load.h), so `set $ds=0x1000` works in real
  * mode; an unchanged selector (a G resending it) leaves it alone. */
@@ -26,8 +29,25 @@ enum {
 	R_RAX = 0, R_RIP = 16, R_EFLAGS = 17, R_CS = 18, R_GS = 23, R_ST0 = 24, R_FCTRL = 32,
 	R_FSTAT, R_FTAG, R_FISEG, R_FIOFF, R_FOSEG, R_FOOFF, R_FOP, R_XMM0 = 40, R_MXCSR = 56,
 	R_FS_BASE, R_GS_BASE, R_K_GS_BASE, R_CR0, R_CR2, R_CR3, R_CR4, R_CR8, R_EFER,
+	R_G_COUNT,
+	/* the g packet ends here: gdb reads the system state below with p,
+	 * and only when asked for it (each costs engine calls) */
+	R_TR = R_G_COUNT, R_LDTR,
+	R_CS_BASE, R_SS_BASE, R_DS_BASE, R_ES_BASE, R_TR_BASE, R_LDTR_BASE,
+	R_CS_LIMIT, R_LDTR_LIMIT = R_CS_LIMIT + 7, R_CS_ATTR, R_LDTR_ATTR = R_CS_ATTR + 7,
+	R_GDTR_BASE, R_GDTR_LIMIT, R_IDTR_BASE, R_IDTR_LIMIT,
+	R_DR0, R_DR7 = R_DR0 + 5,
+	R_STAR, R_MISC_ENABLE = R_STAR + 10,
+	R_XCR0,
 	R_COUNT
 };
+
+/* R_STAR ... R_MISC_ENABLE in order */
+static const uint32_t sys_msrs[] = {
+	MSR_STAR, MSR_LSTAR, MSR_CSTAR, MSR_FMASK, 0x174, 0x175, 0x176, MSR_IA32_APIC_BASE,
+	0x10, 0x277, 0x1a0,
+};
+_Static_assert(sizeof(sys_msrs) / sizeof(sys_msrs[0]) == R_MISC_ENABLE - R_STAR + 1, "MSRs");
 
 #define GPR(n, t) { n, 64, t, F_CORE }
 #define SEG(n) { n, 32, "int32", F_CORE }
@@ -35,6 +55,9 @@ enum {
 #define FPC(n) { n, 32, "int", F_CORE }
 #define XMM(n) { n, 128, "vec128", F_SSE }
 #define SYS(n) { n, 64, "uint64", F_SYS }
+#define SYS32(n) { n, 32, "uint32", F_SYS }
+#define SEGSEL(n) { n, 32, "int32", F_SYS }
+#define ATTR(n) { n, 32, "x86_seg_attr", F_SYS }
 
 const struct gdb_reg gdb_regs[] = {
 	GPR("rax", "int64"), GPR("rbx", "int64"), GPR("rcx", "int64"), GPR("rdx", "int64"),
@@ -51,9 +74,23 @@ const struct gdb_reg gdb_regs[] = {
 	XMM("xmm12"), XMM("xmm13"), XMM("xmm14"), XMM("xmm15"),
 	{ "mxcsr", 32, "i386_mxcsr", F_SSE },
 	{ "fs_base", 64, "int64", F_SEGMENTS }, { "gs_base", 64, "int64", F_SEGMENTS },
-	SYS("k_gs_base"), SYS("cr0"), SYS("cr2"), SYS("cr3"), SYS("cr4"), SYS("cr8"), SYS("efer"),
+	SYS("k_gs_base"), { "cr0", 64, "x86_cr0", F_SYS }, SYS("cr2"), SYS("cr3"),
+	{ "cr4", 64, "x86_cr4", F_SYS }, SYS("cr8"), { "efer", 64, "x86_efer", F_SYS },
+	SEGSEL("tr"), SEGSEL("ldtr"),
+	SYS("cs_base"), SYS("ss_base"), SYS("ds_base"), SYS("es_base"), SYS("tr_base"),
+	SYS("ldtr_base"),
+	SYS32("cs_limit"), SYS32("ss_limit"), SYS32("ds_limit"), SYS32("es_limit"),
+	SYS32("fs_limit"), SYS32("gs_limit"), SYS32("tr_limit"), SYS32("ldtr_limit"),
+	ATTR("cs_attr"), ATTR("ss_attr"), ATTR("ds_attr"), ATTR("es_attr"), ATTR("fs_attr"),
+	ATTR("gs_attr"), ATTR("tr_attr"), ATTR("ldtr_attr"),
+	SYS("gdtr_base"), SYS32("gdtr_limit"), SYS("idtr_base"), SYS32("idtr_limit"),
+	SYS("dr0"), SYS("dr1"), SYS("dr2"), SYS("dr3"), SYS("dr6"), SYS("dr7"),
+	SYS("star"), SYS("lstar"), SYS("cstar"), SYS("sfmask"), SYS("sysenter_cs"),
+	SYS("sysenter_esp"), SYS("sysenter_eip"), SYS("apic_base"), SYS("tsc"), SYS("pat"),
+	SYS("misc_enable"), SYS("xcr0"),
 };
 const unsigned gdb_nr_regs = sizeof(gdb_regs) / sizeof(gdb_regs[0]);
+const unsigned gdb_nr_g_regs = R_G_COUNT;
 
 _Static_assert(sizeof(gdb_regs) / sizeof(gdb_regs[0]) == R_COUNT, "register table and enum");
 
@@ -68,7 +105,8 @@ static uint64_t *gpr_slot(struct x86_regs *r, unsigned n)
 
 static struct x86_segment *seg_slot(struct x86_sregs *s, unsigned n)
 {
-	struct x86_segment *const slots[6] = { &s->cs, &s->ss, &s->ds, &s->es, &s->fs, &s->gs };
+	struct x86_segment *const slots[8] = { &s->cs, &s->ss, &s->ds, &s->es, &s->fs, &s->gs,
+					       &s->tr, &s->ldt };
 	return slots[n];
 }
 
@@ -216,6 +254,109 @@ static int seg_set(struct gdb_server *s, struct debug_cpu_state *st, unsigned n,
 	return x86_seg_load(&st->sregs, st->regs.rflags, arch[n], sel, read_desc, s, seg, e);
 }
 
+/* ---- the system state beyond the g packet ---- */
+
+/* A segment's attributes as VMX packs them (the x86_seg_attr flags of
+ * target.xml): type 3:0, S 4, DPL 6:5, P 7, AVL 12, L 13, D/B 14, G 15,
+ * unusable 16. */
+static uint32_t seg_attr(const struct x86_segment *g)
+{
+	return (uint32_t)g->type | (uint32_t)g->s << 4 | (uint32_t)g->dpl << 5 |
+	       (uint32_t)g->present << 7 | (uint32_t)g->avl << 12 | (uint32_t)g->l << 13 |
+	       (uint32_t)g->db << 14 | (uint32_t)g->g << 15 | (uint32_t)g->unusable << 16;
+}
+
+static void seg_set_attr(struct x86_segment *g, uint32_t v)
+{
+	g->type = v & 0xf;
+	g->s = (v >> 4) & 1;
+	g->dpl = (v >> 5) & 3;
+	g->present = (v >> 7) & 1;
+	g->avl = (v >> 12) & 1;
+	g->l = (v >> 13) & 1;
+	g->db = (v >> 14) & 1;
+	g->g = (v >> 15) & 1;
+	g->unusable = (v >> 16) & 1;
+}
+
+static const enum debug_sysreg sys_dr[6] = {
+	DEBUG_SYSREG_DR0, DEBUG_SYSREG_DR1, DEBUG_SYSREG_DR2, DEBUG_SYSREG_DR3,
+	DEBUG_SYSREG_DR6, DEBUG_SYSREG_DR7,
+};
+
+/* The field of st a segment / descriptor-table register names. */
+static void *sregs_field(struct x86_sregs *sr, unsigned reg, unsigned *bytes)
+{
+	static const unsigned base_seg[6] = { 0, 1, 2, 3, 6, 7 };   /* cs ss ds es tr ldtr */
+	*bytes = 8;
+	if (reg >= R_CS_BASE && reg < R_CS_LIMIT)
+		return &seg_slot(sr, base_seg[reg - R_CS_BASE])->base;
+	*bytes = 4;
+	if (reg >= R_CS_LIMIT && reg <= R_LDTR_LIMIT)
+		return &seg_slot(sr, reg - R_CS_LIMIT)->limit;
+	if (reg == R_GDTR_BASE || reg == R_IDTR_BASE) {
+		*bytes = 8;
+		return reg == R_GDTR_BASE ? &sr->gdt.base : &sr->idt.base;
+	}
+	*bytes = 2;
+	return reg == R_GDTR_LIMIT ? &sr->gdt.limit : &sr->idt.limit;
+}
+
+static int sys_get(struct gdb_server *s, unsigned reg, uint64_t *v)
+{
+	struct debug_cpu_state st;
+	struct err e = { 0 };
+	if (reg >= R_DR0 && reg <= R_DR7)
+		return debug_sysreg_read(s->dbg, s->cur_g, sys_dr[reg - R_DR0], v, &e);
+	if (reg == R_XCR0)
+		return debug_sysreg_read(s->dbg, s->cur_g, DEBUG_SYSREG_XCR0, v, &e);
+	if (reg >= R_STAR && reg <= R_MISC_ENABLE)
+		return debug_msr_read(s->dbg, s->cur_g, sys_msrs[reg - R_STAR], v, &e);
+	if (debug_read_state(s->dbg, s->cur_g, &st) < 0)
+		return -EIO;
+	if (reg == R_TR || reg == R_LDTR) {
+		*v = seg_slot(&st.sregs, 6 + (reg - R_TR))->selector;
+	} else if (reg >= R_CS_ATTR && reg <= R_LDTR_ATTR) {
+		*v = seg_attr(seg_slot(&st.sregs, reg - R_CS_ATTR));
+	} else {
+		unsigned bytes;
+		void *f = sregs_field(&st.sregs, reg, &bytes);
+		*v = 0;
+		memcpy(v, f, bytes);
+	}
+	return 0;
+}
+
+static int sys_set(struct gdb_server *s, unsigned reg, uint64_t v, struct err *e)
+{
+	struct debug_cpu_state st;
+	if (reg >= R_DR0 && reg <= R_DR7)
+		return debug_sysreg_write(s->dbg, s->cur_g, sys_dr[reg - R_DR0], v, e);
+	if (reg == R_XCR0)
+		return debug_sysreg_write(s->dbg, s->cur_g, DEBUG_SYSREG_XCR0, v, e);
+	if (reg >= R_STAR && reg <= R_MISC_ENABLE)
+		return debug_msr_write(s->dbg, s->cur_g, sys_msrs[reg - R_STAR], v, e);
+	if (debug_read_state(s->dbg, s->cur_g, &st) < 0)
+		return err_set(e, EIO, "cannot read vCPU %u's registers", s->cur_g);
+	if (reg == R_TR || reg == R_LDTR) {
+		/* a new selector loads the descriptor, as LTR / LLDT would */
+		struct x86_segment *seg = seg_slot(&st.sregs, 6 + (reg - R_TR));
+		if (seg->selector != (uint16_t)v) {
+			int r = x86_sys_seg_load(&st.sregs, reg == R_LDTR, (uint16_t)v, read_desc, s,
+						 seg, e);
+			if (r < 0)
+				return r;
+		}
+	} else if (reg >= R_CS_ATTR && reg <= R_LDTR_ATTR) {
+		seg_set_attr(seg_slot(&st.sregs, reg - R_CS_ATTR), (uint32_t)v);
+	} else {
+		unsigned bytes;
+		void *f = sregs_field(&st.sregs, reg, &bytes);
+		memcpy(f, &v, bytes);
+	}
+	return debug_write_state(s->dbg, s->cur_g, &st, DEBUG_STATE_SREGS, e);
+}
+
 /* Decode into st; adds to *what the parts of the state that changed. */
 static int reg_set(struct gdb_server *s, struct debug_cpu_state *st, unsigned reg,
 		   const uint8_t *in, unsigned *what, struct err *e)
@@ -271,7 +412,7 @@ static int pkt_g(struct gdb_server *s, struct rsp_cur *args)
 	int r = read_state(s, &st);
 	if (r < 0)
 		return r;
-	for (unsigned reg = 0; reg < gdb_nr_regs; reg++) {
+	for (unsigned reg = 0; reg < R_G_COUNT; reg++) {
 		reg_get(&st, reg, val);
 		rsp_buf_hex(&s->reply, val, gdb_regs[reg].bits / 8);
 	}
@@ -303,7 +444,7 @@ static int pkt_bigg(struct gdb_server *s, struct rsp_cur *args)
 	if (r < 0)
 		return r;
 	struct err e = { 0 };
-	for (unsigned reg = 0; reg < gdb_nr_regs && !rsp_at_end(args); reg++) {
+	for (unsigned reg = 0; reg < R_G_COUNT && !rsp_at_end(args); reg++) {
 		size_t hex = gdb_regs[reg].bits / 4;
 		if (rsp_left(args) < hex || rsp_hex_decode(args->p, hex, val) < 0)
 			return -EINVAL;
@@ -331,6 +472,18 @@ static int pkt_p(struct gdb_server *s, struct rsp_cur *args)
 		return -EINVAL;
 	if (reg >= gdb_nr_regs)
 		return -EINVAL;
+	if (reg >= R_G_COUNT) {
+		uint64_t v;
+		unsigned bytes = gdb_regs[reg].bits / 8;
+		if (sys_get(s, (unsigned)reg, &v) < 0) {
+			for (unsigned i = 0; i < 2 * bytes; i++)
+				rsp_buf_putc(&s->reply, 'x');     /* unavailable here */
+			return 0;
+		}
+		put_le(val, v, bytes);
+		rsp_buf_hex(&s->reply, val, bytes);
+		return 0;
+	}
 	int r = read_state(s, &st);
 	if (r < 0)
 		return r;
@@ -349,6 +502,14 @@ static int pkt_bigp(struct gdb_server *s, struct rsp_cur *args)
 	size_t hex = gdb_regs[reg].bits / 4;
 	if (rsp_left(args) != hex || rsp_hex_decode(args->p, hex, val) < 0)
 		return -EINVAL;
+	if (reg >= R_G_COUNT) {
+		struct err e = { 0 };
+		int r = sys_set(s, (unsigned)reg, get_le(val, hex / 2), &e);
+		if (r < 0)
+			return gdb_error_words(s, r, &e);
+		rsp_buf_printf(&s->reply, "OK");
+		return 0;
+	}
 	int r = read_state(s, &st);
 	if (r < 0)
 		return r;

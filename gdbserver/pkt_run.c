@@ -1,6 +1,9 @@
 /* gdbserver/pkt_run.c — everything that lets the machine go: vCont (c, C,
- * s, S, t per thread), legacy c/C/s/S, detach and kill. Signals in C/S
- * mean nothing to a virtual machine and are ignored. */
+ * s, S, t, r per thread), legacy c/C/s/S, detach and kill. Signals in C/S
+ * mean nothing to a virtual machine and are ignored. Range stepping (r)
+ * steps here, one step after another, and answers only once the pc has
+ * left the range (or anything else stopped the machine): one round trip
+ * for a whole source line. */
 #include "gdbserver/gdbserver_int.h"
 
 #include <string.h>
@@ -27,10 +30,45 @@ int gdb_resume(struct gdb_server *s, const enum debug_action *actions)
 	return GDB_NO_REPLY;
 }
 
+enum gdb_range_next gdb_range_step(struct gdb_server *s, const struct debug_event *ev)
+{
+	struct x86_regs regs;
+	struct err e = { 0 };
+	if (!s->range_active)
+		return GDB_RANGE_REPORT;
+	if (ev->kind != DEBUG_EV_STEP || ev->vcpu != s->range_vcpu ||
+	    debug_read_regs(s->dbg, ev->vcpu, &regs) < 0 || regs.rip < s->range_start ||
+	    regs.rip >= s->range_end || debug_client_breakpoint_at(s->dbg, regs.rip)) {
+		s->range_active = false;
+		return GDB_RANGE_REPORT;
+	}
+	int r = debug_resume(s->dbg, s->range_actions, &e);
+	if (r < 0) {
+		s->range_active = false;    /* the step that ended here is reported */
+		return GDB_RANGE_REPORT;
+	}
+	if (r == 1 || debug_wait_step_event(s->dbg))
+		return GDB_RANGE_AGAIN;
+	return GDB_RANGE_WAIT;
+}
+
 static int pkt_vcont_query(struct gdb_server *s, struct rsp_cur *args)
 {
 	(void)args;
-	rsp_buf_printf(&s->reply, "vCont;c;C;s;S;t");
+	rsp_buf_printf(&s->reply, "vCont;c;C;s;S;t;r");
+	return 0;
+}
+
+/* The START,END of an r action. */
+static int take_range(struct gdb_server *s, struct rsp_cur *args)
+{
+	const char *p = args->p;
+	while (p < args->end && *p != ':' && *p != ';')
+		p++;
+	struct rsp_cur rc = { args->p, p };
+	if (rsp_take_hex(&rc, ',', &s->range_start) < 0 || rsp_take_hex(&rc, '\0', &s->range_end) < 0)
+		return -EINVAL;
+	args->p = p;
 	return 0;
 }
 
@@ -48,8 +86,11 @@ static int take_action(struct gdb_server *s, struct rsp_cur *args, enum debug_ac
 	case 't': *act = DEBUG_ACT_STOP; break;
 	case 'C': *act = DEBUG_ACT_CONTINUE; break;
 	case 'S': *act = DEBUG_ACT_STEP; break;
+	case 'r': *act = DEBUG_ACT_STEP; break;
 	default: return -EINVAL;
 	}
+	if (a == 'r' && take_range(s, args) < 0)
+		return -EINVAL;
 	if (a == 'C' || a == 'S') {
 		const char *p = args->p;
 		while (p < args->end && *p != ':' && *p != ';')
@@ -85,12 +126,20 @@ static int pkt_vcont(struct gdb_server *s, struct rsp_cur *args)
 
 	if (!rsp_skip_char(args, ';'))
 		return -EINVAL;
+	s->range_active = false;
 	while (!rsp_at_end(args)) {
 		enum debug_action act;
 		int vcpu;
+		bool range = args->p < args->end && *args->p == 'r';
 		int r = take_action(s, args, &act, &vcpu);
 		if (r < 0)
 			return r;
+		if (range && !s->range_active) {
+			/* one range per resume, for the thread it names (gdb sends
+			 * one); without a thread: the current one */
+			s->range_active = s->range_start < s->range_end;
+			s->range_vcpu = vcpu >= 0 ? (unsigned)vcpu : s->cur_g;
+		}
 		for (unsigned i = 0; i < n; i++) {
 			if (set[i] || (vcpu >= 0 && (unsigned)vcpu != i))
 				continue;
@@ -107,6 +156,7 @@ static int pkt_vcont(struct gdb_server *s, struct rsp_cur *args)
 		rsp_buf_printf(&s->reply, "OK");   /* only "t": everything is stopped already */
 		return 0;
 	}
+	memcpy(s->range_actions, actions, n * sizeof(actions[0]));
 	return gdb_resume(s, actions);
 }
 

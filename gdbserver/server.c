@@ -48,11 +48,13 @@ void gdb_set_state(struct gdb_server *s, enum gdb_state next)
 			s->phys = false;
 			s->error_strings = false;
 			s->have_last_stop = false;
+			s->range_active = false;
 		}
 		break;
 	case GDB_IDLE:
 		/* the next client announces its own features */
 		s->client_swbreak = false;
+		s->client_binary_upload = false;
 		s->client_hwbreak = false;
 		if (prev != GDB_IDLE && !debug_machine_gone(s->dbg))
 			debug_detach(s->dbg);
@@ -281,16 +283,19 @@ static void format_stop(struct gdb_server *s, const struct debug_event *ev, cons
 		rsp_buf_printf(&s->reply, "T05thread:%x;", tid);
 		break;
 	case DEBUG_EV_WATCH:
+	case DEBUG_EV_RWATCH:
 	case DEBUG_EV_AWATCH:
 		/* the watchpoint's start as the client inserted it (not the
 		 * piece of it that hit): gdb matches it against its own */
 		rsp_buf_printf(&s->reply, "T05%s:%" PRIx64 ";thread:%x;",
-			       ev->kind == DEBUG_EV_WATCH ? "watch" : "awatch", ev->addr, tid);
+			       ev->kind == DEBUG_EV_WATCH ? "watch" :
+			       ev->kind == DEBUG_EV_RWATCH ? "rwatch" : "awatch", ev->addr, tid);
 		break;
 	case DEBUG_EV_STEP:
 	case DEBUG_EV_TRAP:
 	case DEBUG_EV_INTERRUPT:
 	case DEBUG_EV_CATCH:
+	case DEBUG_EV_ACCESS:
 		rsp_buf_printf(&s->reply, "T%02xthread:%x;", gdb_stop_signal(ev), tid);
 		break;
 	case DEBUG_EV_EXITED:
@@ -300,6 +305,9 @@ static void format_stop(struct gdb_server *s, const struct debug_event *ev, cons
 		rsp_buf_printf(&s->reply, "X%02x", ev->signal & 0xff);
 		break;
 	}
+	/* the vCPU is the core the stop happened on */
+	if (ev->kind != DEBUG_EV_EXITED && ev->kind != DEBUG_EV_CRASHED)
+		rsp_buf_printf(&s->reply, "core:%x;", ev->vcpu);
 }
 
 /* rbp, rsp and rip in the stop reply save gdb a 'g' after most stops. */
@@ -326,15 +334,19 @@ static void expedite_registers(struct gdb_server *s, unsigned vcpu)
 	}
 }
 
-/* A caught exception stops at its handler; say what was caught and from
- * where on the client's console (an O packet, allowed before a stop
- * reply), since the stop reply itself can only carry a signal. */
+/* A caught exception stops at its handler, a caught access after its
+ * instruction; say what was caught and from where on the client's
+ * console (an O packet, allowed before a stop reply), since the stop
+ * reply itself can only carry a signal. */
 static void explain_catch(struct gdb_server *s, const struct debug_event *ev)
 {
 	char text[256];
 	struct rsp_buf out;
 	int n = snprintf(text, sizeof(text), "vmdb: ");
-	debug_catch_explain(s->dbg, ev, text + n, sizeof(text) - (size_t)n);
+	if (ev->kind == DEBUG_EV_ACCESS)
+		debug_catch_access_explain(ev, text + n, sizeof(text) - (size_t)n);
+	else
+		debug_catch_explain(s->dbg, ev, text + n, sizeof(text) - (size_t)n);
 	rsp_buf_init(&out);
 	rsp_buf_putc(&out, 'O');
 	rsp_buf_hex(&out, text, strlen(text));
@@ -346,12 +358,18 @@ static void explain_catch(struct gdb_server *s, const struct debug_event *ev)
 void gdb_report_stop(struct gdb_server *s)
 {
 	struct debug_event ev;
+	enum gdb_range_next next;
 
-	debug_stop_all(s->dbg);
-	if (!debug_next_event(s->dbg, &ev))
-		return;
+	do {
+		debug_stop_all(s->dbg);
+		if (!debug_next_event(s->dbg, &ev))
+			return;
+		next = gdb_range_step(s, &ev);
+		if (next == GDB_RANGE_WAIT)
+			return;        /* stepping on; the next step's event comes later */
+	} while (next == GDB_RANGE_AGAIN);
 	const char *reason;
-	if (ev.kind == DEBUG_EV_CATCH)
+	if (ev.kind == DEBUG_EV_CATCH || ev.kind == DEBUG_EV_ACCESS)
 		explain_catch(s, &ev);
 	format_stop(s, &ev, &reason);
 	if (ev.kind != DEBUG_EV_EXITED && ev.kind != DEBUG_EV_CRASHED)

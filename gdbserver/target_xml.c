@@ -42,10 +42,48 @@ static const char sse_types[] =
 	"<field name=\"PM\" start=\"12\" end=\"12\"/><field name=\"FZ\" start=\"15\" end=\"15\"/>"
 	"</flags>\n";
 
-/* x87 registers belong to gdb's "float" group, xmm/mxcsr to "vector"; the
- * rest stays general so plain `info registers` shows it. */
-static const char *reg_group(const struct gdb_reg *r)
+static const char sys_types[] =
+	"<flags id=\"x86_cr0\" size=\"8\">"
+	"<field name=\"PE\" start=\"0\" end=\"0\"/><field name=\"MP\" start=\"1\" end=\"1\"/>"
+	"<field name=\"EM\" start=\"2\" end=\"2\"/><field name=\"TS\" start=\"3\" end=\"3\"/>"
+	"<field name=\"ET\" start=\"4\" end=\"4\"/><field name=\"NE\" start=\"5\" end=\"5\"/>"
+	"<field name=\"WP\" start=\"16\" end=\"16\"/><field name=\"AM\" start=\"18\" end=\"18\"/>"
+	"<field name=\"NW\" start=\"29\" end=\"29\"/><field name=\"CD\" start=\"30\" end=\"30\"/>"
+	"<field name=\"PG\" start=\"31\" end=\"31\"/></flags>\n"
+	"<flags id=\"x86_cr4\" size=\"8\">"
+	"<field name=\"VME\" start=\"0\" end=\"0\"/><field name=\"PVI\" start=\"1\" end=\"1\"/>"
+	"<field name=\"TSD\" start=\"2\" end=\"2\"/><field name=\"DE\" start=\"3\" end=\"3\"/>"
+	"<field name=\"PSE\" start=\"4\" end=\"4\"/><field name=\"PAE\" start=\"5\" end=\"5\"/>"
+	"<field name=\"MCE\" start=\"6\" end=\"6\"/><field name=\"PGE\" start=\"7\" end=\"7\"/>"
+	"<field name=\"PCE\" start=\"8\" end=\"8\"/><field name=\"OSFXSR\" start=\"9\" end=\"9\"/>"
+	"<field name=\"OSXMMEXCPT\" start=\"10\" end=\"10\"/>"
+	"<field name=\"UMIP\" start=\"11\" end=\"11\"/><field name=\"LA57\" start=\"12\" end=\"12\"/>"
+	"<field name=\"VMXE\" start=\"13\" end=\"13\"/><field name=\"SMXE\" start=\"14\" end=\"14\"/>"
+	"<field name=\"FSGSBASE\" start=\"16\" end=\"16\"/>"
+	"<field name=\"PCIDE\" start=\"17\" end=\"17\"/>"
+	"<field name=\"OSXSAVE\" start=\"18\" end=\"18\"/>"
+	"<field name=\"SMEP\" start=\"20\" end=\"20\"/><field name=\"SMAP\" start=\"21\" end=\"21\"/>"
+	"<field name=\"PKE\" start=\"22\" end=\"22\"/></flags>\n"
+	"<flags id=\"x86_efer\" size=\"8\">"
+	"<field name=\"SCE\" start=\"0\" end=\"0\"/><field name=\"LME\" start=\"8\" end=\"8\"/>"
+	"<field name=\"LMA\" start=\"10\" end=\"10\"/><field name=\"NXE\" start=\"11\" end=\"11\"/>"
+	"<field name=\"SVME\" start=\"12\" end=\"12\"/>"
+	"<field name=\"FFXSR\" start=\"14\" end=\"14\"/></flags>\n"
+	"<flags id=\"x86_seg_attr\" size=\"4\">"
+	"<field name=\"type\" start=\"0\" end=\"3\"/><field name=\"S\" start=\"4\" end=\"4\"/>"
+	"<field name=\"DPL\" start=\"5\" end=\"6\"/><field name=\"P\" start=\"7\" end=\"7\"/>"
+	"<field name=\"AVL\" start=\"12\" end=\"12\"/><field name=\"L\" start=\"13\" end=\"13\"/>"
+	"<field name=\"DB\" start=\"14\" end=\"14\"/><field name=\"G\" start=\"15\" end=\"15\"/>"
+	"<field name=\"unusable\" start=\"16\" end=\"16\"/></flags>\n";
+
+/* x87 registers belong to gdb's "float" group, xmm/mxcsr to "vector", the
+ * state beyond the g packet to "system"; the rest stays general so plain
+ * `info registers` shows it. */
+static const char *reg_group(unsigned reg)
 {
+	const struct gdb_reg *r = &gdb_regs[reg];
+	if (reg >= gdb_nr_g_regs)
+		return " group=\"system\"";
 	if (strcmp(r->type, "i387_ext") == 0 || (r->bits == 32 && r->name[0] == 'f' &&
 						  strcmp(r->name, "fs") != 0))
 		return " group=\"float\"";
@@ -66,12 +104,14 @@ int gdb_target_xml(struct rsp_buf *out)
 			rsp_buf_append(out, core_types, strlen(core_types));
 		if (f == 1)
 			rsp_buf_append(out, sse_types, strlen(sse_types));
+		if (f == 3)
+			rsp_buf_append(out, sys_types, strlen(sys_types));
 		for (unsigned reg = 0; reg < gdb_nr_regs; reg++) {
 			const struct gdb_reg *r = &gdb_regs[reg];
 			if (r->feature != f)
 				continue;
 			rsp_buf_printf(out, "<reg name=\"%s\" bitsize=\"%u\" type=\"%s\" regnum=\"%u\"%s/>\n",
-				       r->name, r->bits, r->type, reg, reg_group(r));
+				       r->name, r->bits, r->type, reg, reg_group(reg));
 		}
 		rsp_buf_printf(out, "</feature>\n");
 	}

@@ -27,6 +27,13 @@
  *             gdb_odd.field = i * 0x101 (a 2-byte field at an odd address;
  *             gdb_odd_after), and i into gdb_wv[0..4]; disarms DR0, calls
  *             gdb_watch_done() and prints "watch: own #DB N ..."; exits 0
+ *   kdtools   writes gdb_kd_marker = 0x1122334455667788 and calls
+ *             gdb_kd_ready() (the monitor's views are checked there), then
+ *             one access each at a labelled instruction: gdb_kd_out (OUT
+ *             0x5a to port 0x80), gdb_kd_in (IN from CMOS port 0x71,
+ *             register 0x0b), gdb_kd_wrmsr (STAR = 0x0013000800000000),
+ *             gdb_kd_rdmsr (STAR), gdb_kd_movcr (CR4 written unchanged);
+ *             prints "kdtools: in 0xN star 0xN" and exits 0
  * Interrupts stay off (no timer) so nothing disturbs the stepping. */
 #include "guests/rt/apic.h"
 #include "guests/rt/cmdline.h"
@@ -322,6 +329,44 @@ static int test_watch(void)
 	return 0;
 }
 
+volatile uint64_t gdb_kd_marker;
+
+GDB_FN void gdb_kd_ready(void)
+{
+	__asm__ volatile("" ::: "memory");
+}
+
+/* The accesses the catch tests stop at, each at a global label. */
+static int __attribute__((noinline, noclone)) test_kdtools(void)
+{
+	uint64_t in_value, star_lo, star_hi;
+
+	gdb_kd_marker = 0x1122334455667788ull;
+	gdb_kd_ready();
+	__asm__ volatile(
+		"mov $0x5a, %%al\n"
+		".globl gdb_kd_out\ngdb_kd_out: outb %%al, $0x80\n"
+		"mov $0x0b, %%al\n"
+		"outb %%al, $0x70\n"
+		"xor %%eax, %%eax\n"
+		".globl gdb_kd_in\ngdb_kd_in: inb $0x71, %%al\n"
+		"mov %%rax, %0\n"
+		"mov $0xc0000081, %%ecx\n"
+		"xor %%eax, %%eax\n"
+		"mov $0x00130008, %%edx\n"
+		".globl gdb_kd_wrmsr\ngdb_kd_wrmsr: wrmsr\n"
+		"xor %%edx, %%edx\n"
+		".globl gdb_kd_rdmsr\ngdb_kd_rdmsr: rdmsr\n"
+		"mov %%rax, %1\n"
+		"mov %%rdx, %2\n"
+		"mov %%cr4, %%rax\n"
+		".globl gdb_kd_movcr\ngdb_kd_movcr: mov %%rax, %%cr4\n"
+		: "=m"(in_value), "=m"(star_lo), "=m"(star_hi) :: "rax", "rcx", "rdx", "memory");
+	printf("kdtools: in 0x%lx star 0x%lx\n", (unsigned long)in_value,
+	       (unsigned long)(star_hi << 32 | star_lo));
+	return 0;
+}
+
 int main(void)
 {
 	const char *t = cmdline_get("test");
@@ -345,6 +390,8 @@ int main(void)
 		return test_bigpage();
 	if (strcmp(t, "watch") == 0)
 		return test_watch();
+	if (strcmp(t, "kdtools") == 0)
+		return test_kdtools();
 	printf("gdb_target: unknown test '%s'\n", t);
 	return 1;
 }

@@ -1,4 +1,4 @@
-# guests/guests.mk — freestanding test guests (owned by the guests work).
+# guests/guests.mk — freestanding test guests.
 # Always built into build/guests/, whatever BUILD/SAN say: the guests do not
 # change with the host sanitizer build.
 #
@@ -74,11 +74,21 @@ $(GUEST_OUT)/mb/%.elf: $(GUEST_OUT)/mb/%.elf64
 guests: $(GUEST_OUT)/gdb_target.elf
 .SECONDARY: $(GUEST_OUT)/gdb_target.o
 
+# watchpoints of every size and shape, page traps on kvm (tests/test_watch_pages.py)
+# and bench/watch's blocks of work between stops
+guests: $(GUEST_OUT)/watch_pages.elf $(GUEST_OUT)/watch_bench.elf
+.SECONDARY: $(GUEST_OUT)/watch_pages.o $(GUEST_OUT)/watch_bench.o
+
 # the debug core under pressure (tests/test_debug_hardening.py): steps of a
 # halted vCPU, breakpoints where virtual != physical, an INIT sent to a
 # parked vCPU
 guests: $(GUEST_OUT)/idle.elf $(GUEST_OUT)/highhalf.elf $(GUEST_OUT)/initipi.elf
 .SECONDARY: $(GUEST_OUT)/idle.o $(GUEST_OUT)/highhalf.o $(GUEST_OUT)/initipi.o
+
+# a sleeping guest under a timer faster than the host (tests/test_hardening.py)
+# and timers at the ends of their arithmetic
+guests: $(GUEST_OUT)/timer_storm.elf $(GUEST_OUT)/timer_edge.elf
+.SECONDARY: $(GUEST_OUT)/timer_storm.o $(GUEST_OUT)/timer_edge.o
 
 # Guest-invisible stepping: guests that
 # record what they observe; tests/test_step.py compares their transcripts
@@ -87,8 +97,8 @@ STEP_GUESTS := step_pushf step_tf step_ticks step_remap
 guests: $(STEP_GUESTS:%=$(GUEST_OUT)/%.elf)
 .SECONDARY: $(STEP_GUESTS:%=$(GUEST_OUT)/%.o)
 
-# debug architecture from inside the guest (owned by engine/emu/emu_debug.c's
-# work): tests/test_emu_debug.py runs them on emu, and the subset this
+# debug architecture from inside the guest (what engine/emu/emu_debug.c
+# implements): tests/test_emu_debug.py runs them on emu, and the subset this
 # host's KVM can do on kvm.
 guests: $(GUEST_OUT)/dbg_regs.elf $(GUEST_OUT)/dbg_step.elf
 .SECONDARY: $(GUEST_OUT)/dbg_regs.o $(GUEST_OUT)/dbg_step.o
@@ -96,11 +106,21 @@ guests: $(GUEST_OUT)/dbg_regs.elf $(GUEST_OUT)/dbg_step.elf
 # stepped by gdb (tests/test_sdm_debug.py).
 guests: $(GUEST_OUT)/sdm_debug.elf
 .SECONDARY: $(GUEST_OUT)/sdm_debug.o
+# The guest's own DR0-3 while gdb holds hardware breakpoints too
+# (tests/test_dr_share.py).
+guests: $(GUEST_OUT)/dr_share.elf
+.SECONDARY: $(GUEST_OUT)/dr_share.o
 
 # Ring-0 instructions this
 # host's KVM cannot emulate, checked from inside (tests/test_kvm_fallback.py).
 guests: $(GUEST_OUT)/kvm_fallback.elf
 .SECONDARY: $(GUEST_OUT)/kvm_fallback.o
+# an instruction rewritten while the fallback runs it (tests/test_hostile_guest.py)
+guests: $(GUEST_OUT)/code_race.elf
+.SECONDARY: $(GUEST_OUT)/code_race.o
+# accesses to nothing, as hardware does them (tests/test_hostile_guest.py)
+guests: $(GUEST_OUT)/hw_like.elf
+.SECONDARY: $(GUEST_OUT)/hw_like.o
 
 # differential tests emu vs kvm (tests/test_differential.py): runs the
 # instruction sequences of tests/diffgen.py from its --initrd blob.
@@ -132,13 +152,13 @@ $(GUEST_OUT)/boot_bench.img: $(GUEST_OUT)/boot_bench.elf64
 	mv $@.tmp $@
 .SECONDARY: $(BOOT_BENCH_OBJS)
 
-# The CPU model from the inside (owned by the emu CPU-model work): every
+# The CPU model from the inside (emu_cpuid.c and what it advertises): every
 # advertised CPUID bit exercised, SYSCALL/SYSRET, PCID/global pages,
 # NX/SMEP/SMAP/UMIP, MSRs, x2APIC TSC deadline (tests/test_emu_linux_cpu.py).
 guests: $(GUEST_OUT)/cpu_model.elf
 .SECONDARY: $(GUEST_OUT)/cpu_model.o
 
-# Linux's direct boot protocols (owned by the loaders work; tests/
+# Linux's direct boot protocols (machine/load_*.c; tests/
 # test_linux_loader.py): linux_bzimage.bin is a bzImage (setup header +
 # 64-bit payload, guests/linux.ld; linux_bzimage.elf64 has its symbols),
 # linux_pvh.elf an ELF64 with the PVH note. Both at 16 MiB.
@@ -157,7 +177,7 @@ $(GUEST_OUT)/linux_pvh.elf: $(GUEST_MB_OBJ) $(GUEST_RT_OBJS) $(GUEST_OUT)/linux_
 .SECONDARY: $(GUEST_OUT)/linux_bzimage_hdr.o $(GUEST_OUT)/linux_guest.o \
 	$(GUEST_OUT)/linux_bzimage.o $(GUEST_OUT)/linux_pvh.o
 
-# x87 arithmetic checked from inside (tests/test_x87.py; owned by emu's x87
-# work): ring 0, on emu, and on kvm through its emu fallback.
+# x87 arithmetic checked from inside (tests/test_x87.py): ring 0, on emu, and
+# on kvm through its emu fallback.
 guests: $(GUEST_OUT)/x87_calc.elf
 .SECONDARY: $(GUEST_OUT)/x87_calc.o

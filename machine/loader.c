@@ -24,6 +24,11 @@
 #define ELF_EI_DATA      5
 #define ELF_E_MACHINE    18   /* offset of e_machine (both classes) */
 
+/* Kernel files are read whole: a bound far above any real kernel (a
+ * vmlinux with full debug info is a few hundred MiB), so that a huge or
+ * sparse file gets an error instead of being read. */
+#define LOADER_KERNEL_MAX (4ull << 30)
+
 #define MULTIBOOT_MAGIC  0x1badb002u
 #define MULTIBOOT_SEARCH 8192
 #define IDENTITY_GIB     4
@@ -78,8 +83,8 @@ enum kernel_format loader_detect(const uint8_t *image, size_t size)
 	return KERNEL_UNKNOWN;
 }
 
-int loader_read_file(const char *what, const char *path, uint8_t **data, size_t *size,
-		     struct err *e)
+int loader_read_file(const char *what, const char *path, uint64_t max, uint8_t **data,
+		     size_t *size, struct err *e)
 {
 	*data = NULL;
 	*size = 0;
@@ -100,6 +105,12 @@ int loader_read_file(const char *what, const char *path, uint8_t **data, size_t 
 	}
 	if (st.st_size == 0) {
 		ret = err_set(e, EINVAL, "%s %s is empty", what, path);
+		goto out;
+	}
+	if ((uint64_t)st.st_size > max || (uint64_t)st.st_size > SIZE_MAX) {
+		*size = (uint64_t)st.st_size > SIZE_MAX ? SIZE_MAX : (size_t)st.st_size;
+		ret = err_set(e, EFBIG, "%s %s (%lld bytes) is larger than the %llu bytes it may "
+			      "have", what, path, (long long)st.st_size, (unsigned long long)max);
 		goto out;
 	}
 	*data = malloc((size_t)st.st_size);
@@ -129,16 +140,18 @@ out:
 	return ret;
 }
 
-/* Read cfg.initrd_path (NULL *data: none asked for); the VM has no initrd
- * until initrd_place() puts one in. */
-static int initrd_read(struct vm *vm, uint8_t **data, size_t *size, struct err *e)
+/* Read cfg.initrd_path (NULL *data: none asked for) if it has at most
+ * room bytes (-EFBIG, *size its size, when larger: not read); the VM has
+ * no initrd until initrd_place() puts one in. */
+static int initrd_read(struct vm *vm, uint64_t room, uint8_t **data, size_t *size,
+		       struct err *e)
 {
 	vm->initrd_gpa = vm->initrd_size = 0;
 	*data = NULL;
 	*size = 0;
 	if (!vm->cfg.initrd_path)
 		return 0;
-	return loader_read_file("initrd", vm->cfg.initrd_path, data, size, e);
+	return loader_read_file("initrd", vm->cfg.initrd_path, room, data, size, e);
 }
 
 static void initrd_place(struct vm *vm, uint8_t *data, size_t size, void *host, uint64_t gpa)
@@ -153,11 +166,12 @@ int loader_load_initrd(struct vm *vm, uint64_t after, uint64_t limit, struct err
 {
 	uint8_t *data;
 	size_t size;
-	int ret = initrd_read(vm, &data, &size, e);
-	if (ret < 0 || !data)
-		return ret;
 	uint64_t gpa = (after + X86_PAGE_SIZE - 1) & ~(X86_PAGE_SIZE - 1);
-	void *host = gpa >= after && gpa + size > gpa && gpa + size <= limit
+	uint64_t room = gpa >= after && limit > gpa ? limit - gpa : 0;
+	int ret = initrd_read(vm, room, &data, &size, e);
+	if ((ret < 0 && ret != -EFBIG) || (ret == 0 && !data))
+		return ret;
+	void *host = ret == 0 && gpa >= after && gpa + size > gpa && gpa + size <= limit
 			     ? vm_gpa_to_host(vm, gpa, size) : NULL;
 	if (!host) {
 		ret = err_set(e, ENOSPC, "initrd %s (%zu bytes) does not fit in --mem %lluM "
@@ -175,13 +189,14 @@ int loader_load_initrd_high(struct vm *vm, uint64_t floor, uint64_t ceiling,
 {
 	uint8_t *data;
 	size_t size;
-	int ret = initrd_read(vm, &data, &size, e);
-	if (ret < 0 || !data)
-		return ret;
 	floor = (floor + X86_PAGE_SIZE - 1) & ~(X86_PAGE_SIZE - 1);
 	uint64_t room = ceiling > floor ? ceiling - floor : 0;
+	int ret = initrd_read(vm, room, &data, &size, e);
+	if ((ret < 0 && ret != -EFBIG) || (ret == 0 && !data))
+		return ret;
 	uint64_t gpa = (ceiling - size) & ~(X86_PAGE_SIZE - 1);
-	void *host = size <= room && gpa >= floor ? vm_gpa_to_host(vm, gpa, size) : NULL;
+	void *host = ret == 0 && size <= room && gpa >= floor ? vm_gpa_to_host(vm, gpa, size)
+							      : NULL;
 	if (!host) {
 		ret = err_set(e, ENOSPC, "initrd %s (%zu bytes) does not fit below %s (0x%llx) "
 			      "with --mem %lluM: %llu bytes are free there above the kernel",
@@ -290,7 +305,12 @@ int loader_open(const char *path, struct kernel_image *image, struct err *e)
 {
 	memset(image, 0, sizeof(*image));
 	image->path = path;
-	int ret = loader_read_file("kernel", path, &image->data, &image->size, e);
+	int ret = loader_read_file("kernel", path, LOADER_KERNEL_MAX, &image->data, &image->size,
+				   e);
+	if (ret == -EFBIG)
+		return err_set(e, EFBIG, "kernel %s (%zu bytes) is larger than the %llu GiB "
+			       "kernel files vmdb boots", path, image->size,
+			       LOADER_KERNEL_MAX >> 30);
 	if (ret < 0)
 		return ret;
 	image->format = loader_detect(image->data, image->size);

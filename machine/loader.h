@@ -58,9 +58,10 @@ int elf64_load_image(struct vm *vm, const uint8_t *image, size_t size, uint64_t 
 bool pvh_find_entry(const uint8_t *image, size_t size, uint64_t *entry);
 
 /* Shared by the back ends. Read a whole regular, non-empty file ("what"
- * names it in errors); *data is malloc'ed. */
-int loader_read_file(const char *what, const char *path, uint8_t **data, size_t *size,
-		     struct err *e) must_check;
+ * names it in errors) of at most max bytes; *data is malloc'ed. A larger
+ * file is not read: -EFBIG with *size its size. */
+int loader_read_file(const char *what, const char *path, uint64_t max, uint8_t **data,
+		     size_t *size, struct err *e) must_check;
 /* When cfg.initrd_path is set: load it at the first page boundary at or
  * above `after`, ending at or below `limit`, and record vm->initrd_gpa /
  * initrd_size (both 0 without an initrd). */

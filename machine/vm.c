@@ -31,10 +31,10 @@ static int vm_alloc_ram(struct vm *vm, struct err *e)
 
 static int vm_map_ram(struct vm *vm, struct err *e)
 {
-	int r = vm->engine->map_memory(vm, 0, vm->low_ram_size, vm->ram, false, e);
+	int r = vm->engine->vm->map_memory(vm, 0, vm->low_ram_size, vm->ram, false, e);
 	if (r < 0 || vm->ram_size == vm->low_ram_size)
 		return r;
-	return vm->engine->map_memory(vm, VM_HIGH_RAM_BASE, vm->ram_size - vm->low_ram_size,
+	return vm->engine->vm->map_memory(vm, VM_HIGH_RAM_BASE, vm->ram_size - vm->low_ram_size,
 				      vm->ram + vm->low_ram_size, false, e);
 }
 
@@ -44,7 +44,7 @@ static int vm_create_vcpus(struct vm *vm, struct err *e)
 		struct vcpu *vcpu = &vm->vcpus[i];
 		vcpu->vm = vm;
 		vcpu->id = i;
-		int r = vm->engine->vcpu_create(vm, vcpu, e);
+		int r = vm->engine->vcpu->create(vm, vcpu, e);
 		if (r < 0)
 			return err_wrap(e, "creating vCPU %u", i);
 		vm->nr_vcpus = i + 1;
@@ -67,12 +67,14 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct err *e)
 	pthread_rwlock_init(&vm->engine_lock, NULL);
 	vm->nr_boots = 1;
 
-	if (cfg->nr_vcpus == 0 || cfg->nr_vcpus > VM_MAX_VCPUS)
-		return err_set(e, EINVAL, "--smp %u: vmdb supports 1 to %u vCPUs", cfg->nr_vcpus,
-			       VM_MAX_VCPUS);
+	if (cfg->nr_vcpus == 0 || cfg->nr_vcpus > VM_MAX_GUEST_VCPUS)
+		return err_set(e, EINVAL, "--smp %u: vmdb supports 1 to %u vCPUs (APIC IDs 0 to "
+			       "0xFE; 0xFF is the xAPIC broadcast ID)", cfg->nr_vcpus,
+			       VM_MAX_GUEST_VCPUS);
 	vm->engine = engine_find(cfg->engine);
 	if (!vm->engine)
 		return err_set(e, EINVAL, "unknown engine '%s'", cfg->engine);
+	vm->engine_assist = engine_assist();
 	struct kernel_image image;
 	r = loader_open(cfg->kernel_path, &image, e);
 	if (r < 0)
@@ -87,7 +89,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct err *e)
 static int vm_engine_start(struct vm *vm, struct err *e)
 {
 	vm->nr_vcpus = vm->cfg.nr_vcpus;    /* engines check it against the host */
-	int r = vm->engine->vm_create(vm, e);
+	int r = vm->engine->vm->create(vm, vm->engine_assist, e);
 	vm->nr_vcpus = 0;
 	if (r < 0)
 		return r;
@@ -101,10 +103,10 @@ static void vm_engine_stop(struct vm *vm)
 	if (!vm->engine)
 		return;
 	for (unsigned i = 0; i < vm->nr_vcpus; i++)
-		vm->engine->vcpu_destroy(&vm->vcpus[i]);
+		vm->engine->vcpu->destroy(&vm->vcpus[i]);
 	vm->nr_vcpus = 0;
 	if (vm->engine_vm)
-		vm->engine->vm_destroy(vm);
+		vm->engine->vm->destroy(vm);
 	vm->engine_vm = NULL;
 }
 
@@ -159,15 +161,15 @@ int vm_on_reset(struct vm *vm, void (*fn)(void *), void *opaque, struct err *e)
 void vm_irq_line(struct vm *vm, unsigned irq, int level)
 {
 	pthread_rwlock_rdlock(&vm->engine_lock);
-	if (vm->engine && vm->engine_vm && vm->engine->irq_line)
-		vm->engine->irq_line(vm, irq, level);
+	if (vm->engine && vm->engine_vm && vm->engine->vm->irq_line)
+		vm->engine->vm->irq_line(vm, irq, level);
 	pthread_rwlock_unlock(&vm->engine_lock);
 }
 
 uint64_t vm_guest_ns(struct vm *vm)
 {
-	if (vm->engine && vm->engine->guest_ns)
-		return vm->engine->guest_ns(vm);
+	if (vm->engine && vm->engine->vm->guest_ns)
+		return vm->engine->vm->guest_ns(vm);
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
@@ -268,7 +270,7 @@ void vm_request_exit(struct vm *vm, int status, const char *fmt, ...)
 	 * (and be joined) while we hold the lock: vcpu_thread_exit takes it. */
 	for (unsigned i = 0; i < vm->nr_threads; i++)
 		if (!vm->vcpus[i].thread_done)
-			vm->engine->kick(&vm->vcpus[i]);
+			vm->engine->vcpu->kick(&vm->vcpus[i]);
 	pthread_mutex_unlock(&vm->lock);
 
 	for (unsigned i = 0; i < vm->nr_exit_hooks; i++)
@@ -294,7 +296,7 @@ void vm_request_reset(struct vm *vm, const char *why)
 		__atomic_store_n(&vm->stopping, true, __ATOMIC_RELEASE);
 		for (unsigned i = 0; i < vm->nr_threads; i++)
 			if (!vm->vcpus[i].thread_done)
-				vm->engine->kick(&vm->vcpus[i]);
+				vm->engine->vcpu->kick(&vm->vcpus[i]);
 	}
 	pthread_mutex_unlock(&vm->lock);
 }
@@ -405,7 +407,7 @@ static void vcpu_reflect_bpt(struct vcpu *vcpu, struct vm_exit *exit)
 	struct vm *vm = vcpu->vm;
 	struct x86_regs regs;
 
-	if (!vm->engine->inject_exception || engine_get_regs(vm->engine, vcpu, &regs) < 0) {
+	if (!vm->engine->vcpu->inject_exception || engine_get_regs(vm->engine, vcpu, &regs) < 0) {
 		vm_request_exit(vm, 1, "vCPU %u: guest INT3 at 0x%" PRIx64
 				" and no way to deliver #BP on engine %s", vcpu->id,
 				exit->bpt.pc, vm->engine->name);
@@ -413,7 +415,7 @@ static void vcpu_reflect_bpt(struct vcpu *vcpu, struct vm_exit *exit)
 	}
 	regs.rip = exit->bpt.pc + 1;
 	if (engine_set_regs(vm->engine, vcpu, &regs) < 0 ||
-	    vm->engine->inject_exception(vcpu, X86_BP, false, 0) < 0)
+	    vm->engine->vcpu->inject_exception(vcpu, X86_BP, false, 0) < 0)
 		vm_request_exit(vm, 1, "vCPU %u: cannot deliver #BP for the guest's INT3 at 0x%"
 				PRIx64, vcpu->id, exit->bpt.pc);
 }
@@ -444,6 +446,7 @@ static void vcpu_handle_exit(struct vcpu *vcpu, struct vm_exit *exit)
 	case VM_EXIT_KICKED:
 	case VM_EXIT_DB:          /* a leftover debug exit with no debugger to take it */
 	case VM_EXIT_MOV_DR:
+	case VM_EXIT_ACCESS:      /* the same, for a catch the debugger dropped */
 	case VM_EXIT_NONE:
 		break;
 	case VM_EXIT_HLT:
@@ -475,7 +478,7 @@ static void *vcpu_thread(void *arg)
 		bool handed = hooks && hooks->before_run && hooks->before_run(vm, vcpu, &exit);
 		if (vm_stopping(vm))
 			break;
-		int r = handed ? 0 : vm->engine->run(vcpu, &exit);
+		int r = handed ? 0 : vm->engine->vcpu->run(vcpu, &exit);
 		if (r < 0) {
 			vm_request_exit(vm, 1, "vCPU %u: engine %s failed to run: %s", vcpu->id,
 					vm->engine->name, strerror(-r));

@@ -13,17 +13,24 @@
 #include "machine/bus.h"
 #include "util/err.h"
 
-#define VM_MAX_VCPUS 256
+#define VM_MAX_VCPUS 256    /* array sizes */
+/* vCPUs a machine may have: their APIC IDs are their indexes, and 0xFF is
+ * the xAPIC broadcast ID, which no CPU can have. */
+#define VM_MAX_GUEST_VCPUS 255
 
 enum serial_kind { SERIAL_STDIO, SERIAL_FILE, SERIAL_NONE };
 
 /* --cpu: the CPU model an engine presents (emu: debugger stepping by an
- * MTF-like exit on intel, by TF with PUSHF/POPF intercepts on amd). */
-enum vm_cpu_model { VM_CPU_INTEL = 0, VM_CPU_AMD };
+ * MTF-like exit on intel, by TF with PUSHF/POPF intercepts on amd, by TF
+ * the way the host KVM steps on kvm-step: TF hidden from the debugger and
+ * leaked into images, the guest's own TF lost, a faulting instruction's
+ * handler entered and its first instruction run in the same step). */
+enum vm_cpu_model { VM_CPU_INTEL = 0, VM_CPU_AMD, VM_CPU_KVM_STEP };
 
 struct vm_config {
 	const char *engine;         /* "kvm" */
 	enum vm_cpu_model cpu;      /* --cpu, default intel */
+	bool shared_dr;             /* --shared-dr: emu has one DR set per vCPU, as KVM */
 	unsigned nr_vcpus;
 	uint64_t mem_size;
 	enum serial_kind serial;
@@ -85,6 +92,8 @@ struct vm_teardown {
 struct vm {
 	struct vm_config cfg;
 	const struct engine_ops *engine;
+	/* the single-instruction core the engine is given (engine_assist()) */
+	const struct emu_single_ops *engine_assist;
 	void *engine_vm;
 
 	uint8_t *ram;               /* host mapping of all guest RAM */
@@ -151,7 +160,7 @@ int vm_on_reset(struct vm *vm, void (*fn)(void *), void *opaque, struct err *e) 
  * thread, also while a reset replaces the engine (then it is dropped). */
 void vm_irq_line(struct vm *vm, unsigned irq, int level);
 
-/* Guest time in ns as the engine's timers see it (engine_ops.guest_ns, or
+/* Guest time in ns as the engine's timers see it (engine_vm_ops.guest_ns, or
  * the host's CLOCK_MONOTONIC). */
 uint64_t vm_guest_ns(struct vm *vm);
 

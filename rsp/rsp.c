@@ -334,6 +334,25 @@ static bool rsp_plain_block(const unsigned char *p, bool escapes, uint8_t *sum)
 }
 #endif
 
+/* How many of p[0, most) equal ch before the first that does not. Long
+ * runs are what a reply of untouched (zero) guest memory is made of. */
+static size_t rsp_same_bytes(const unsigned char *p, size_t most, unsigned char ch)
+{
+	size_t k = 0;
+#ifdef __SSE2__
+	const __m128i want = _mm_set1_epi8((char)ch);
+	for (; k + 16 <= most; k += 16) {
+		unsigned eq = (unsigned)_mm_movemask_epi8(
+			_mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)(p + k)), want));
+		if (eq != 0xffff)
+			return k + (size_t)__builtin_ctz(~eq);
+	}
+#endif
+	while (k < most && p[k] == ch)
+		k++;
+	return k;
+}
+
 /* Where the byte-by-byte encoder has work to do (an escape, or a run of
  * RSP_RLE_MIN_EXTRA + 1 equal bytes starting there) in a block that
  * rsp_plain_block() refused: the plain bytes before it are still copied
@@ -406,11 +425,10 @@ static void rsp_encode(struct rsp_conn *c, const unsigned char *p, size_t len, b
 			continue;
 		}
 		/* scan no further than one run can encode: linear overall */
-		size_t run = 1;
-		while (run <= RSP_RLE_MAX_EXTRA && i + run < len && p[i + run] == ch)
-			run++;
+		size_t most = len - i - 1 < RSP_RLE_MAX_EXTRA ? len - i - 1 : RSP_RLE_MAX_EXTRA;
+		size_t same = rsp_same_bytes(p + i + 1, most, ch);
 		i++;
-		int extra = rsp_rle_extra(run - 1);
+		int extra = rsp_rle_extra(same);
 		if (extra) {
 			o[n++] = RSP_RLE_CHAR;
 			o[n++] = (char)(extra + RSP_RLE_BIAS);

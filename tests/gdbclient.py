@@ -1,11 +1,14 @@
 """Clients for the gdb stub tests: real gdb (batch mode, or interactive for
-Ctrl-C) and a raw RSP socket client for the cases gdb never sends."""
+Ctrl-C), real lldb (batch mode) and a raw RSP socket client for the cases
+gdb never sends."""
 import os
 import re
 import signal
 import socket
 import subprocess
 import time
+
+import pytest
 
 GDB = "gdb"
 
@@ -34,6 +37,22 @@ def gdb_batch(elf, target, commands, timeout=120, connect=True):
     r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
                        stdin=subprocess.DEVNULL)
     return r.stdout + r.stderr
+
+
+def lldb_batch(elf, target, commands, timeout=120):
+    """Run lldb --batch on elf, attached to target (host:port), with one -o
+    per command; returns (stdout, stdout+stderr). A hang fails the test
+    with what lldb printed so far."""
+    argv = ["lldb", "--batch", "--no-lldbinit", elf, "-o", f"gdb-remote {target}"]
+    for c in commands:
+        argv += ["-o", c]
+    try:
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
+                           stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired as e:
+        pytest.fail(f"lldb did not finish within {timeout}s; output so far:\n"
+                    f"{(e.stdout or b'').decode(errors='replace')}")
+    return r.stdout, r.stdout + r.stderr
 
 
 def reg_values(text):

@@ -219,11 +219,11 @@ def test_raw_hwbreak_stop_reply(start_vmdb, guest, free_port):
     c.request("qSupported:swbreak+;hwbreak+")    # stop reasons are named to clients that ask
     addr = symbol(elf, "gdb_mem_poll")
     assert c.request("Z1,%x,1" % addr) == b"OK"
-    assert re.fullmatch(rb"T05thread:1;(..:[0-9a-f]{16};)*hwbreak:;", c.request("vCont;c"))
+    assert re.fullmatch(rb"T05thread:1;core:0;(..:[0-9a-f]{16};)*hwbreak:;", c.request("vCont;c"))
     assert c.request("p10") == addr.to_bytes(8, "little").hex().encode()
     assert c.request("z1,%x,1" % addr) == b"OK"
     assert c.request("Z0,%x,1" % addr) == b"OK"
-    assert re.fullmatch(rb"T05thread:1;(..:[0-9a-f]{16};)*swbreak:;", c.request("vCont;c"))
+    assert re.fullmatch(rb"T05thread:1;core:0;(..:[0-9a-f]{16};)*swbreak:;", c.request("vCont;c"))
     c.kill()
     vm.wait(30)
 

@@ -73,7 +73,7 @@ def test_catch_falls_back_to_int3(start_vmdb, guest, free_port):
     assert b"int3 in guest memory" in listing, listing
     assert c.request("m%x,4" % handler) == before          # the int3 is hidden
     stop = c.request("vCont;c")
-    assert re.fullmatch(rb"T04thread:1;(..:[0-9a-f]{16};)*", stop), stop
+    assert re.fullmatch(rb"T04thread:1;core:0;(..:[0-9a-f]{16};)*", stop), stop
     assert c.request("p10") == handler.to_bytes(8, "little").hex().encode()
     assert c.request("?").startswith(b"T04thread:1;")
     # the frame on the handler's stack holds the faulting rip

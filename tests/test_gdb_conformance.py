@@ -61,12 +61,12 @@ def test_stop_reasons_only_when_announced(start_vmdb, guest, free_port):
     assert b"hwbreak" not in reply, reply           # announced swbreak only
     assert c.request("z1,%x,1" % addr) == b"OK"
     assert c.request("Z0,%x,1" % addr) == b"OK"
-    assert re.fullmatch(rb"T05thread:1;(..:[0-9a-f]{16};)*swbreak:;", stop_reply(c))
+    assert re.fullmatch(rb"T05thread:1;core:0;(..:[0-9a-f]{16};)*swbreak:;", stop_reply(c))
     assert c.request("z0,%x,1" % addr) == b"OK"
 
     c.request("qSupported:hwbreak+")
     assert c.request("Z1,%x,1" % addr) == b"OK"
-    assert re.fullmatch(rb"T05thread:1;(..:[0-9a-f]{16};)*hwbreak:;", stop_reply(c))
+    assert re.fullmatch(rb"T05thread:1;core:0;(..:[0-9a-f]{16};)*hwbreak:;", stop_reply(c))
     c.kill()
     vm.wait(30)
 

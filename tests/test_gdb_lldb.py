@@ -2,30 +2,19 @@
 by name, a single step, kill."""
 import re
 import shutil
-import subprocess
 
 import pytest
 
-from gdbclient import start_gdb_vmdb
+from gdbclient import lldb_batch, start_gdb_vmdb
 
 pytestmark = [
               pytest.mark.skipif(not shutil.which("lldb"), reason="skipped: no lldb")]
 
 
-def lldb_batch(elf, target, commands, timeout=120):
-    argv = ["lldb", "--batch", "--no-lldbinit", "-o", f"gdb-remote {target}"]
-    for c in commands:
-        argv += ["-o", c]
-    argv.append(elf)
-    r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
-                       stdin=subprocess.DEVNULL)
-    return r.stdout + r.stderr
-
-
 def test_lldb_registers_break_step(start_vmdb, guest, free_port):
     elf = guest("gdb_target")
     vm, target = start_gdb_vmdb(start_vmdb, elf, "--cmdline", "test=stepi", port=free_port())
-    out = lldb_batch(elf, target, ["breakpoint set -n gdb_steps", "continue",
+    _, out = lldb_batch(elf, target, ["breakpoint set -n gdb_steps", "continue",
                                    "register read rax rip", "thread step-inst",
                                    "thread step-inst", "register read rax rip", "process kill"])
     rax = [int(v, 16) for v in re.findall(r"rax = (0x[0-9a-f]+)", out)]

@@ -47,7 +47,7 @@ def test_qsupported_and_target_xml(stub):
                    b'name="k_gs_base"', b'name="efer"', b'name="xmm15"', b'name="mxcsr"'):
         assert needle in xml
     assert stub.request("qXfer:features:read:nosuch.xml:0,100").startswith(b"E")
-    assert stub.request("vCont?") == b"vCont;c;C;s;S;t"
+    assert stub.request("vCont?") == b"vCont;c;C;s;S;t;r"
     assert stub.request("qAttached") == b"1"
 
 

@@ -22,8 +22,8 @@ def test_threads_registers_and_simultaneous_hits(start_vmdb, guest, free_port):
     cmds += ["continue"] * 16
     cmds += [sum_hits, "info threads", "kill"]
     out = gdb_batch(elf, target, cmds, timeout=300)
-    assert len(re.findall(r"^\s*\*?\s*\d+\s+Thread \d+ \(vCPU \d+, long mode", out, re.M)) \
-        >= NCPUS, out
+    named = r"^\s*\*?\s*\d+\s+Thread \d+ \"vCPU \d+\" \(vCPU \d+, long mode"
+    assert len(re.findall(named, out, re.M)) >= NCPUS, out
     r12 = re.findall(r"^\$\d+ = (0x[0-9a-f]+)", out, re.M)
     # r12 = 0x100 + APIC id; vmdb gives vCPU n APIC id n
     assert r12[:2] == ["0x102", "0x107"], out

@@ -1,13 +1,10 @@
-"""gdb watchpoints (Z2 write, Z4 access) on the debugger's own DR0-3, end to
-end with real gdb and a raw RSP client, on every engine.
-
-Where the engine's data breakpoints work (emu always; kvm when its probe saw
-one fire) gdb gets hardware watchpoints: the stop comes right after the
-writing/reading instruction with "Hardware watchpoint N". Where they do not
-(this host's nested KVM) Z2/Z4 get the empty reply; gdb 13 does NOT fall
-back to software watchpoints by itself on an empty reply ("Could not insert
-hardware watchpoint"), so the tests show that and then use gdb's own
-`set can-use-hw-watchpoints 0`, with which gdb single-steps and compares.
+"""gdb watchpoints (Z2 write, Z3 read, Z4 access), end to end with real gdb
+and a raw RSP client, on every engine: in the debugger's own DR0-3 where
+the engine's data breakpoints fire (emu always; kvm when its probe saw one
+fire), else, and beyond four registers, on the engine's watched ranges
+(emu: exact access check; kvm here: page traps). Either way gdb gets
+hardware watchpoints and the stop comes right after the accessing
+instruction. tests/test_watch_pages.py covers sizes, shapes and counts.
 
 The guest is gdb_target.elf test=watch (see guests/gdb_target.c)."""
 import re
@@ -21,7 +18,8 @@ _HW_DATA = {}
 
 
 def hw_watch(vmdb_bin, engine):
-    """Does this engine have working data breakpoints here (its probe)?"""
+    """Does this engine have working data breakpoints here (its probe)?
+    Only the guest's own DR0-3 depend on it now."""
     if engine == "emu":
         return True
     if engine not in _HW_DATA:
@@ -57,18 +55,12 @@ def start(start_vmdb, guest, free_port, *args):
     return elf, vm, target
 
 
-def software_prefix(hw):
-    """On an engine without data breakpoints: what the user must tell gdb."""
-    return [] if hw else ["set can-use-hw-watchpoints 0"]
-
-
-def test_watch_write_stops_after_the_store(start_vmdb, guest, free_port, vmdb_bin, engine):
-    hw = hw_watch(vmdb_bin, engine)
+def test_watch_write_stops_after_the_store(start_vmdb, guest, free_port, engine):
     elf, vm, target = start(start_vmdb, guest, free_port)
     out = gdb_batch(elf, target, [
-        "break test_watch", "continue", *software_prefix(hw), "watch gdb_watch_var",
+        "break test_watch", "continue", "watch gdb_watch_var",
         "continue", "p/x $pc", "continue", "p/x $pc", "delete", "continue"])
-    word = "Hardware watchpoint" if hw else "Watchpoint"
+    word = "Hardware watchpoint"
     assert f"{word} 2: gdb_watch_var" in out, out
     assert changes(out) == [(word, "gdb_watch_var", "0", "1"),
                             (word, "gdb_watch_var", "1", "2")], out
@@ -79,28 +71,24 @@ def test_watch_write_stops_after_the_store(start_vmdb, guest, free_port, vmdb_bi
     assert "sum 21, field 0x303" in vm.serial_text()
 
 
-def test_watch_without_data_breakpoints_says_so(start_vmdb, guest, free_port, vmdb_bin,
-                                                engine):
-    """No working data breakpoints: Z2 gets the empty reply, gdb refuses to
-    continue with a hardware watchpoint, `monitor info caps` tells the
-    remedy, and the machine is undisturbed."""
-    if hw_watch(vmdb_bin, engine):
-        pytest.skip(f"{engine} has hardware data breakpoints here")
+def test_caps_names_the_watch_mechanism(start_vmdb, guest, free_port, vmdb_bin, engine):
+    """`monitor info caps` says where watchpoints live on this engine."""
     elf, vm, target = start(start_vmdb, guest, free_port)
-    out = gdb_batch(elf, target, [
-        "break test_watch", "continue", "watch gdb_watch_var", "continue",
-        "monitor info caps", "delete", "continue"])
-    assert "Could not insert hardware watchpoint 2." in out, out
-    assert re.search(r"^watchpoints: software: .*set can-use-hw-watchpoints 0", out, re.M), out
+    out = gdb_batch(elf, target, ["monitor info caps", "continue"])
+    line = re.search(r"^watchpoints: (.*)$", out, re.M)
+    assert line, out
+    if engine == "emu":
+        assert line.group(1).startswith("write and access: the debugger's DR0-3"), out
+        assert "exact access check" in line.group(1), out
+    elif hw_watch(vmdb_bin, engine):
+        assert "then page traps" in line.group(1), out
+    else:
+        assert line.group(1).startswith("page traps: "), out
     assert "exited with code 01" in out, out
     assert vm.wait(30) == 1
 
 
-def test_awatch_and_rwatch_stop_after_the_read(start_vmdb, guest, free_port, vmdb_bin,
-                                               engine):
-    if not hw_watch(vmdb_bin, engine):
-        pytest.skip(f"{engine}: no hardware data breakpoints here (gdb needs them for "
-                    f"awatch/rwatch)")
+def test_awatch_and_rwatch_stop_after_the_read(start_vmdb, guest, free_port, engine):
     elf, vm, target = start(start_vmdb, guest, free_port)
     out = gdb_batch(elf, target, [
         "break test_watch", "continue", "awatch gdb_read_var", "continue", "p/x $pc",
@@ -114,15 +102,14 @@ def test_awatch_and_rwatch_stop_after_the_read(start_vmdb, guest, free_port, vmd
     assert vm.wait(30) == 1
 
 
-def test_watch_two_byte_field_at_odd_address(start_vmdb, guest, free_port, vmdb_bin, engine):
+def test_watch_two_byte_field_at_odd_address(start_vmdb, guest, free_port, engine):
     """gdb_odd.field sits at offset 1: two 1-byte pieces. The write to its
     neighbour gdb_odd.lead just before must not stop."""
-    hw = hw_watch(vmdb_bin, engine)
     elf, vm, target = start(start_vmdb, guest, free_port)
     out = gdb_batch(elf, target, [
-        "break test_watch", "continue", *software_prefix(hw), "watch gdb_odd.field",
+        "break test_watch", "continue", "watch gdb_odd.field",
         "continue", "p/x $pc", "continue", "p/x $pc", "delete", "continue"])
-    word = "Hardware watchpoint" if hw else "Watchpoint"
+    word = "Hardware watchpoint"
     assert changes(out) == [(word, "gdb_odd.field", "0", "257"),
                             (word, "gdb_odd.field", "257", "514")], out
     after = symbol(elf, "gdb_odd_after")
@@ -130,30 +117,23 @@ def test_watch_two_byte_field_at_odd_address(start_vmdb, guest, free_port, vmdb_
     assert vm.wait(30) == 1
 
 
-def test_four_watchpoints_then_a_fifth(start_vmdb, guest, free_port, vmdb_bin, engine):
-    """gdb_wv[0..3] take DR0-3; a fifth cannot be inserted (gdb says so and
-    does not resume); without it the four work and nothing was displaced."""
-    if not hw_watch(vmdb_bin, engine):
-        pytest.skip(f"{engine}: no hardware data breakpoints here")
+def test_five_watchpoints(start_vmdb, guest, free_port, engine):
+    """gdb_wv[0..4]: four fill DR0-3 where they work, the fifth goes to the
+    engine's watched ranges; all five stop, in the order of the stores."""
     elf, vm, target = start(start_vmdb, guest, free_port)
     out = gdb_batch(elf, target, [
         "break test_watch", "continue",
-        *[f"watch gdb_wv[{k}]" for k in range(4)], "watch gdb_wv[4]", "continue",
-        "delete 6", "continue", "continue", "continue", "continue", "continue", "delete",
+        *[f"watch gdb_wv[{k}]" for k in range(5)], *["continue"] * 6, "delete",
         "continue"])
-    assert "Could not insert hardware watchpoint 6." in out, out
     assert changes(out) == [("Hardware watchpoint", f"gdb_wv[{k}]", "0", "1")
-                            for k in range(4)] + \
+                            for k in range(5)] + \
         [("Hardware watchpoint", "gdb_wv[0]", "1", "2")], out
     assert vm.wait(30) == 1
 
 
-def test_stepi_onto_a_write_reports_the_watchpoint(start_vmdb, guest, free_port, vmdb_bin,
-                                                   engine):
+def test_stepi_onto_a_write_reports_the_watchpoint(start_vmdb, guest, free_port, engine):
     """A step whose instruction writes the watched variable stops as a
-    watchpoint (DR6.BS and Bn together), so gdb shows the change."""
-    if not hw_watch(vmdb_bin, engine):
-        pytest.skip(f"{engine}: no hardware data breakpoints here")
+    watchpoint (DR6.BS and the hit together), so gdb shows the change."""
     elf, vm, target = start(start_vmdb, guest, free_port)
     out = gdb_batch(elf, target, [
         "break *gdb_write_watch", "continue", "watch gdb_watch_var", "stepi", "p/x $pc",
@@ -188,12 +168,10 @@ def raw_client(start_vmdb, guest, free_port, *args):
     return elf, vm, c
 
 
-def test_raw_stop_reply_and_step_over(start_vmdb, guest, free_port, vmdb_bin, engine):
+def test_raw_stop_reply_and_step_over(start_vmdb, guest, free_port, engine):
     """T05watch:ADDR;thread:N; with ADDR the watchpoint's start; continuing
     from a breakpoint on the writing instruction (vmdb steps over it) still
     reports the watchpoint; removal; a watchpoint on 3 bytes is split."""
-    if not hw_watch(vmdb_bin, engine):
-        pytest.skip(f"{engine}: no hardware data breakpoints here")
     elf, vm, c = raw_client(start_vmdb, guest, free_port)
     var, store, after = (symbol(elf, n) for n in
                          ("gdb_watch_var", "gdb_write_watch", "gdb_watch_after"))
@@ -222,44 +200,38 @@ def test_raw_stop_reply_and_step_over(start_vmdb, guest, free_port, vmdb_bin, en
     vm.wait(30)
 
 
-def test_raw_bad_watchpoints(start_vmdb, guest, free_port, vmdb_bin, engine):
+def test_raw_bad_watchpoints(start_vmdb, guest, free_port, engine):
     elf, vm, c = raw_client(start_vmdb, guest, free_port)
     var = symbol(elf, "gdb_watch_var")
-    if not hw_watch(vmdb_bin, engine):
-        assert c.request("Z2,%x,8" % var) == b""      # unsupported here: gdb's cue
-        assert c.request("Z4,%x,8" % var) == b""
-    else:
-        assert c.request("Z2,%x,0" % var) == b"E22"                  # empty range
-        assert c.request("Z4,ffffffffffffffff,2") == b"E22"          # wraps
-        assert c.request("Z2,%x,100000" % var) == b"E28"             # needs > 4 registers
-        assert c.request("Z2,%x,8;X1,0" % var) == b"OK"              # conditions ignored
-        assert c.request("z2,%x,8" % var) == b"OK"
-        assert c.request("Z2,%x,8x" % var) == b"E22"                 # not hex
-        assert c.request("Z2,%x" % var) == b"E22"                    # no kind
-        assert c.request("Z4,%x,21" % (var + 1)) == b"E28"           # 33 bytes: 6 pieces
-        # DR0-3 full: the fifth piece has no room, with words for a client that asks
-        for k in range(4):
-            assert c.request("Z2,%x,8" % (var + 8 * k)) == b"OK"
-        assert c.request("QEnableErrorStrings") == b"OK"
-        reply = c.request("Z1,%x,1" % symbol(elf, "main"))
-        assert reply.startswith(b"E28"), reply
-        reply = c.request("Z2,%x,1" % (var + 64))
-        code, text = reply.split(b";")
-        assert code == b"E28", reply
-        assert "needs 1 debug registers" in bytes.fromhex(text.decode()).decode(), reply
-        assert "0 of DR0-3 are free" in bytes.fromhex(text.decode()).decode(), reply
-        for k in range(4):
-            assert c.request("z2,%x,8" % (var + 8 * k)) == b"OK"
-    assert c.request("Z3,%x,8" % var) == b""          # read-only: none on x86 (like QEMU)
-    assert c.request("z2,%x,8" % var) in (b"OK", b"")  # removing nothing is fine
+    assert c.request("Z2,%x,0" % var) == b"E22"                  # empty range
+    assert c.request("Z4,ffffffffffffffff,2") == b"E22"          # wraps
+    assert c.request("Z2,%x,8x" % var) == b"E22"                 # not hex
+    assert c.request("Z2,%x" % var) == b"E22"                    # no kind
+    assert c.request("Z2,%x,8;X1,0" % var) == b"OK"              # conditions ignored
+    assert c.request("z2,%x,8" % var) == b"OK"
+    assert c.request("Z2,%x,100000" % var) == b"OK"              # any length: a MiB
+    assert c.request("Z4,%x,21" % (var + 1)) == b"OK"            # 33 unaligned bytes
+    assert c.request("Z3,%x,8" % var) == b"OK"                   # reads only
+    assert c.request("z2,%x,100000" % var) == b"OK"
+    assert c.request("z4,%x,21" % (var + 1)) == b"OK"
+    assert c.request("z3,%x,8" % var) == b"OK"
+    assert c.request("z2,%x,8" % var) in (b"OK", b"")            # removing nothing is fine
+    # DEBUG_MAX_WATCH (64) of them, then one more: refused with words
+    for k in range(64):
+        assert c.request("Z2,%x,1" % (var + k)) == b"OK", k
+    assert c.request("QEnableErrorStrings") == b"OK"
+    reply = c.request("Z3,%x,1" % (var + 64))
+    code, text = reply.split(b";")
+    assert code == b"E28", reply
+    assert "all 64 watchpoints are in use" in bytes.fromhex(text.decode()).decode(), reply
+    for k in range(64):
+        assert c.request("z2,%x,1" % (var + k)) == b"OK", k
     c.kill()
     vm.wait(30)
 
 
-def test_raw_watch_reports_the_writing_vcpu(start_vmdb, guest, free_port, vmdb_bin, engine):
+def test_raw_watch_reports_the_writing_vcpu(start_vmdb, guest, free_port, engine):
     """Every vCPU gets the watchpoint; the stop names the vCPU that wrote."""
-    if not hw_watch(vmdb_bin, engine):
-        pytest.skip(f"{engine}: no hardware data breakpoints here")
     elf = guest("gdb_target")
     vm, target = start_gdb_vmdb(start_vmdb, elf, "--smp", "4", "--cmdline", "test=smp",
                                 port=free_port())
@@ -267,7 +239,21 @@ def test_raw_watch_reports_the_writing_vcpu(start_vmdb, guest, free_port, vmdb_b
     hits = symbol(elf, "gdb_hits")
     assert c.request("Z2,%x,8" % (hits + 8 * 2)) == b"OK"
     stop = c.request("vCont;c")
-    assert stop.startswith(b"T05watch:%x;thread:3;" % (hits + 16)), stop
-    assert c.request("qC") == b"QC3"
+    m = re.match(rb"T05watch:%x;thread:(\d+);" % (hits + 16), stop)
+    assert m, stop
+    thread = int(m.group(1), 16)
+    assert c.request("qC") == b"QC%x" % thread
+    # the writer is the CPU the guest numbered 2 (APs number themselves in
+    # the order they check in): its r12 holds 0x100 + its APIC id
+    apic = int.from_bytes(bytes.fromhex(c.request("p0c").decode()), "little") - 0x100
+    assert apic == thread - 1, (apic, thread)
+    size = int(re.search(r"= (\d+)", gdb_batch(elf, None, ["p sizeof(struct rt_cpu)"],
+                                                connect=False)).group(1))
+    cpus = symbol(elf, "rt_cpus")
+    ids = {}
+    for k in range(4):
+        raw = bytes.fromhex(c.request("m%x,8" % (cpus + k * size + 8)).decode())
+        ids[int.from_bytes(raw[4:], "little")] = int.from_bytes(raw[:4], "little")
+    assert ids[apic] == 2, ids
     c.kill()
     vm.wait(30)

@@ -21,6 +21,8 @@ import subprocess
 
 import pytest
 
+from gdbclient import lldb_batch
+
 pytestmark = [
               pytest.mark.skipif(not shutil.which("lldb"), reason="skipped: no lldb"),
               pytest.mark.skipif(not shutil.which("objdump"), reason="skipped: no objdump")]
@@ -57,20 +59,6 @@ def disassemble(elf, start, length=0x40):
             for m in re.finditer(r"^\s*([0-9a-f]+):\s+(\S+)", out, re.M)]
 
 
-def lldb_batch(elf, port, commands, timeout=90):
-    """Run lldb --batch with one -o per command; {command index: output}."""
-    argv = ["lldb", "--batch", "--no-lldbinit", elf, "-o", f"gdb-remote 127.0.0.1:{port}"]
-    for c in commands:
-        argv += ["-o", c]
-    try:
-        r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
-                           stdin=subprocess.DEVNULL)
-    except subprocess.TimeoutExpired as e:
-        pytest.fail(f"lldb did not finish within {timeout}s; output so far:\n"
-                    f"{(e.stdout or b'').decode(errors='replace')}")
-    return r.stdout, r.stdout + r.stderr
-
-
 def split_commands(stdout):
     """lldb echoes every command as '(lldb) CMD': [(command, its output)]."""
     parts = re.split(r"^\(lldb\) (.*)$", stdout, flags=re.M)
@@ -104,7 +92,7 @@ def test_lldb_attach_registers_step_memory_kill(start_vmdb, guest, free_port):
         cmds += ["thread step-inst", "register read rip"]
     cmds += [f"memory read --size 8 --format x --count 2 {es + RT_ES_AX:#x}",
              "thread list", "process kill"]
-    stdout, everything = lldb_batch(elf, port, cmds)
+    stdout, everything = lldb_batch(elf, f"127.0.0.1:{port}", cmds, timeout=90)
     out = [(c, t) for c, t in split_commands(stdout) if not c.startswith("target create")]
     assert [c for c, _ in out] == [f"gdb-remote 127.0.0.1:{port}"] + cmds, everything
 

@@ -5,8 +5,10 @@ by ICEBP or INT n, an instruction breakpoint after MOV SS, SYSCALL from ring 3
 with TF masked by FMASK (no #DB in the kernel) and SYSRET restoring TF
 (a trap before the first user instruction).
 
-Each runs with `--cpu intel` and `--cpu amd` (the two ways the engine steps
-for gdb: MTF-like, and owning RFLAGS.TF with a shadow of the guest's), once
+Each runs with `--cpu intel`, `--cpu amd` and `--cpu kvm-step` (the ways
+the engine steps for gdb: MTF-like; owning RFLAGS.TF with a shadow of the
+guest's; and TF the way the host KVM steps, where vmdb's own step shadow,
+debug/step_shadow.c, keeps the guest's TF), once
 with nobody attached and once with gdb single-stepping through every
 instruction of sdm_run; the guest's transcript must be the same, and pass.
 The rules are the software engine's: on kvm the CPU is the host's.
@@ -17,7 +19,7 @@ import pytest
 
 from gdbclient import gdb_batch, start_gdb_vmdb
 
-CPUS = ["intel", "amd"]
+CPUS = ["intel", "amd", "kvm-step"]
 GUEST = "sdm_debug"
 # more single steps than sdm_run takes (handlers included: 2000-3000)
 STEPS = 10000

@@ -20,6 +20,8 @@
 #define PTE_P  (1ull << 0)        /* present */
 #define PTE_W  (1ull << 1)        /* writable */
 #define PTE_U  (1ull << 2)        /* user (ring 3) may access */
+#define PTE_PWT (1ull << 3)       /* write-through */
+#define PTE_PCD (1ull << 4)       /* cache disabled */
 #define PTE_A  (1ull << 5)        /* accessed */
 #define PTE_D  (1ull << 6)        /* dirty (leaf entries) */
 #define PTE_PS (1ull << 7)        /* large page, in a PDPTE or PDE */

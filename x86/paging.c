@@ -110,3 +110,120 @@ int x86_translate(const struct x86_sregs *s, x86_read_phys_fn read_phys, void *o
 	return paging_walk(&l2, s->cr3 & PTE32_ADDR_MASK, s->cr4 & CR4_PSE, read_phys, opaque, gva,
 			   gpa);
 }
+
+/* ---- enumerating every mapping ---- */
+
+/* Tables that point back at themselves are legal (recursive mappings)
+ * and can make a walk of every entry endless: a guest's tables are read
+ * at most this many entries per enumeration. */
+#define PAGING_ENUM_MAX_ENTRIES (1u << 24)
+
+struct paging_enum {
+	unsigned long budget;          /* entries left to read */
+	const struct paging_layout *l;
+	bool pse, la57, long_mode;
+	x86_read_phys_fn read_phys;
+	void *read_opaque;
+	x86_mapping_fn fn;
+	void *opaque;
+};
+
+static uint64_t paging_sign_extend(const struct paging_enum *pe, uint64_t va)
+{
+	if (!pe->long_mode)
+		return va;
+	unsigned bits = pe->la57 ? 57 : 48;
+	return (uint64_t)((int64_t)(va << (64 - bits)) >> (64 - bits));
+}
+
+/* The rights a walk accumulates: write and user only if every level
+ * grants them, no-execute if any level sets it. */
+static void paging_rights(struct x86_mapping *m, uint64_t entry, bool wide)
+{
+	m->write = m->write && (entry & PTE_W);
+	m->user = m->user && (entry & PTE_U);
+	m->nx = m->nx || (wide && (entry & PTE_NX));
+}
+
+static int paging_enum_table(struct paging_enum *pe, uint64_t table, unsigned level,
+			     uint64_t va_base, struct x86_mapping rights)
+{
+	const struct paging_layout *l = pe->l;
+	unsigned shift = paging_shift(l, level);
+	unsigned entries = 1u << l->index_bits;
+	for (unsigned i = 0; i < entries; i++) {
+		uint64_t entry;
+		if (pe->budget-- == 0)
+			return -E2BIG;
+		if (paging_read_entry(pe->read_phys, pe->read_opaque, table + i * l->entry_bytes,
+				      l->entry_bytes, &entry) < 0)
+			return 0;      /* a table outside RAM maps nothing we can show */
+		if (!(entry & PTE_P))
+			continue;
+		uint64_t va = va_base | ((uint64_t)i << shift);
+		struct x86_mapping m = rights;
+		paging_rights(&m, entry, l->entry_bytes == 8);
+		bool large = level >= l->large_min_level && level <= l->large_max_level &&
+			     (entry & PTE_PS) && (l->entry_bytes == 8 || pe->pse);
+		if (level > 1 && !large) {
+			uint64_t next = l->entry_bytes == 4 ? (entry & PTE32_ADDR_MASK)
+							    : (entry & PTE_ADDR_MASK);
+			int r = paging_enum_table(pe, next, level - 1, va, m);
+			if (r)
+				return r;
+			continue;
+		}
+		m.size = 1ull << shift;
+		m.va = paging_sign_extend(pe, va);
+		m.pa = l->entry_bytes == 4 ? (large ? paging_pse4m_base(entry)
+						    : entry & PTE32_ADDR_MASK)
+					   : entry & PTE_ADDR_MASK & ~(m.size - 1);
+		m.global = entry & PTE_G;
+		m.accessed = entry & PTE_A;
+		m.dirty = entry & PTE_D;
+		m.pwt = entry & PTE_PWT;
+		m.pcd = entry & PTE_PCD;
+		int r = pe->fn(pe->opaque, &m);
+		if (r)
+			return r;
+	}
+	return 0;
+}
+
+int x86_paging_enum(const struct x86_sregs *s, x86_read_phys_fn read_phys, void *read_opaque,
+		    x86_mapping_fn fn, void *opaque)
+{
+	static const struct paging_layout l2 = { 2, 4, 10, 2, 2 };
+	static const struct paging_layout l4 = { 4, 8, 9, 2, 3 };
+	static const struct paging_layout l5 = { 5, 8, 9, 2, 3 };
+	static const struct paging_layout pae_pd = { 2, 8, 9, 2, 2 };
+	struct x86_mapping all = { .write = true, .user = true };
+	struct paging_enum pe = { .read_phys = read_phys, .read_opaque = read_opaque, .fn = fn,
+				  .opaque = opaque, .pse = true,
+				  .budget = PAGING_ENUM_MAX_ENTRIES };
+
+	if (!(s->cr0 & CR0_PG) || !(s->cr0 & CR0_PE))
+		return -ENOENT;
+	if (s->efer & EFER_LMA) {
+		pe.long_mode = true;
+		pe.la57 = s->cr4 & CR4_LA57;
+		pe.l = pe.la57 ? &l5 : &l4;
+		return paging_enum_table(&pe, s->cr3 & PTE_ADDR_MASK, pe.l->levels, 0, all);
+	}
+	if (!(s->cr4 & CR4_PAE)) {
+		pe.l = &l2;
+		pe.pse = s->cr4 & CR4_PSE;
+		return paging_enum_table(&pe, s->cr3 & PTE32_ADDR_MASK, 2, 0, all);
+	}
+	pe.l = &pae_pd;
+	for (unsigned i = 0; i < 4; i++) {
+		uint64_t pdpte;
+		if (read_phys(read_opaque, (s->cr3 & 0xffffffe0ull) + i * 8, &pdpte,
+			      sizeof(pdpte)) < 0 || !(pdpte & PTE_P))
+			continue;
+		int r = paging_enum_table(&pe, pdpte & PTE_ADDR_MASK, 2, (uint64_t)i << 30, all);
+		if (r)
+			return r;
+	}
+	return 0;
+}

@@ -5,6 +5,7 @@
 #ifndef VMDB_PAGING_H
 #define VMDB_PAGING_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -21,5 +22,25 @@ typedef int (*x86_read_phys_fn)(void *opaque, uint64_t gpa, void *buf, size_t le
  * readable), -EINVAL for a non-canonical address in long mode. */
 int x86_translate(const struct x86_sregs *sregs, x86_read_phys_fn read_phys, void *opaque,
 		  uint64_t gva, uint64_t *gpa);
+
+/* One leaf of the page tables: linear [va, va+size) maps physical
+ * [pa, pa+size), with the rights every level on the way grants (write and
+ * user only if all grant them; nx if any level sets it) and the leaf's
+ * global / accessed / dirty / cache-control bits. va is canonical in long mode. */
+struct x86_mapping {
+	uint64_t va, pa, size;
+	bool write, user, nx, global, accessed, dirty, pcd, pwt;
+};
+
+/* Called per leaf in ascending va order; non-zero ends the walk and is
+ * returned by x86_paging_enum. */
+typedef int (*x86_mapping_fn)(void *opaque, const struct x86_mapping *m);
+
+/* Every present mapping under the paging mode sregs select; -ENOENT when
+ * paging is off. Tables outside readable memory are skipped. -E2BIG after
+ * 16M table entries (tables that map themselves over and over): the
+ * leaves before it were given. */
+int x86_paging_enum(const struct x86_sregs *sregs, x86_read_phys_fn read_phys,
+		    void *read_opaque, x86_mapping_fn fn, void *opaque);
 
 #endif

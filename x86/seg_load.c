@@ -92,3 +92,42 @@ int x86_seg_load(const struct x86_sregs *sregs, uint64_t rflags, enum x86_seg_re
 	*seg = n;
 	return 0;
 }
+
+int x86_sys_seg_load(const struct x86_sregs *sregs, bool ldtr, uint16_t sel,
+		     x86_desc_reader read, void *ctx, struct x86_segment *seg, struct err *e)
+{
+	const char *name = ldtr ? "LDTR" : "TR";
+	if (!(sregs->cr0 & CR0_PE))
+		return err_set(e, EINVAL, "%s cannot be loaded in real mode", name);
+	if (!(sel & ~3u)) {
+		if (!ldtr)
+			return err_set(e, EINVAL, "TR cannot hold a null selector");
+		*seg = (struct x86_segment){ .selector = sel, .unusable = 1 };
+		return 0;
+	}
+	if (sel & SEL_TI_LDT)
+		return err_set(e, EINVAL, "selector 0x%x for %s is in the LDT, not the GDT", sel,
+			       name);
+	bool wide = sregs->efer & EFER_LMA;      /* 16-byte system descriptors */
+	uint32_t off = sel & ~7u;
+	if (off + (wide ? 15u : 7u) > sregs->gdt.limit)
+		return err_set(e, EINVAL, "selector 0x%x is beyond the GDT limit 0x%x", sel,
+			       sregs->gdt.limit);
+	uint64_t raw, high = 0;
+	if (read(ctx, sregs->gdt.base + off, &raw) < 0 ||
+	    (wide && read(ctx, sregs->gdt.base + off + 8, &high) < 0))
+		return err_set(e, EFAULT, "cannot read the descriptor of selector 0x%x", sel);
+	struct x86_segment n;
+	x86_seg_decode(raw, sel, &n);
+	bool tss = n.type == SYS_TYPE_TSS_AVAIL || n.type == SYS_TYPE_TSS_BUSY ||
+		   (!wide && (n.type == 0x1 || n.type == 0x3));
+	if (n.s || (ldtr ? n.type != SYS_TYPE_LDT : !tss))
+		return err_set(e, EINVAL, "selector 0x%x for %s names no %s descriptor", sel, name,
+			       ldtr ? "LDT" : "TSS");
+	if (!n.present)
+		return err_set(e, EINVAL, "selector 0x%x names a descriptor that is not present", sel);
+	if (wide)
+		n.base |= (high & 0xffffffffull) << 32;
+	*seg = n;
+	return 0;
+}

@@ -6,6 +6,7 @@
 #ifndef VMDB_X86_SEG_LOAD_H
 #define VMDB_X86_SEG_LOAD_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "util/err.h"
@@ -25,5 +26,12 @@ typedef int (*x86_desc_reader)(void *ctx, uint64_t linear, uint64_t *desc);
 int x86_seg_load(const struct x86_sregs *sregs, uint64_t rflags, enum x86_seg_reg reg,
 		 uint16_t sel, x86_desc_reader read, void *ctx, struct x86_segment *seg,
 		 struct err *e) must_check;
+
+/* The same for LDTR (ldtr) or TR: a GDT selector naming an LDT or a TSS
+ * descriptor (16 bytes in IA-32e mode); a null LDTR selector makes it
+ * unusable. The TSS is not marked busy (LTR would). */
+int x86_sys_seg_load(const struct x86_sregs *sregs, bool ldtr, uint16_t sel,
+		     x86_desc_reader read, void *ctx, struct x86_segment *seg,
+		     struct err *e) must_check;
 
 #endif

@@ -67,7 +67,7 @@ enum emu_stop {
 	EMU_STOP_EXIT,            /* cpu->exit is filled: hand it to the machine */
 	EMU_STOP_HLT,             /* halted, waiting for an interrupt */
 	EMU_STOP_QUANTUM,         /* used up its slice */
-	EMU_STOP_KICKED,          /* engine_ops.kick() asked it to leave (CORE) */
+	EMU_STOP_KICKED,          /* the engine's kick op asked it to leave (CORE) */
 };
 
 /* cpu->interrupt_shadow (CORE): set by the instruction that creates the
@@ -103,7 +103,7 @@ struct emu_cpu {
 	struct vm_exit exit;
 	uint8_t io_buf[4096];     /* IO/MMIO data for the exit; replayed on restart */
 
-	/* the debugger's requests (engine_ops.set_debug) */
+	/* the debugger's requests (engine_debug_ops.set_debug) */
 	struct engine_debug debugger;
 	struct emu_dbg dbg;       /* emu_debug.c's own state (emu_debug.h) */
 

@@ -85,27 +85,18 @@ struct emu_dcache_entry {
 	struct emu_insn insn;
 };
 
-/* --- the VM and the vCPU scheduling (emu_engine.c) -------------------- */
+/* --- the VM ---------------------------------------------------------------- */
 
-#define EMU_TURN_NONE 0xffffffffu
+struct emu_sched;
 
 struct emu_vm {
 	struct vm *vm;
 	struct emu_platform *plat;
 	struct emu_cpu *cpus[VM_MAX_VCPUS];
 	unsigned nr_cpus;
-
-	/* The run token (see emu_engine.c): turn is the vCPU that may
-	 * execute, EMU_TURN_NONE when every vCPU is idle. */
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	unsigned turn;
-	uint64_t wake_seq;            /* emu_vm_wake() calls, to avoid lost wake-ups */
-	uint64_t kick_seq;            /* kick() calls */
-	/* Idle pacing (emu_engine.c): guest time at the last idle jump and the
-	 * host time it was reached. */
-	uint64_t pace_guest_ns, pace_host_ns;
-	uint64_t quantum;             /* instructions per turn */
+	/* Who runs when (emu_engine.c's own; NULL in emu_single.c's VM, which
+	 * runs its one vCPU on the caller's thread). */
+	struct emu_sched *sched;
 
 	struct emu_dcache_entry *dcache;
 	struct emu_blocks *blocks;    /* emu_fast.c's block cache (NULL: step only) */
@@ -126,6 +117,10 @@ struct emu_vm {
 	uint64_t code_marks;          /* bits set in code_bits so far: a vCPU re-marks its
 				       * TLB when this moved (emu_core.code_marks) */
 	uint64_t retired_gone;        /* instructions of vCPUs destroyed (emu_stats_report) */
+	/* The debugger's watched ranges (engine_ops.set_watch); every vCPU's
+	 * emu_dbg points here. Changed only with every vCPU out of run(). */
+	struct engine_watch *watch;
+	unsigned nr_watch;
 	uint8_t warned[2048 / 8];     /* mnemonics already reported as unimplemented */
 	pthread_mutex_t warn_lock;
 };
@@ -201,12 +196,16 @@ struct emu_core {
 	struct emu_replay replay[EMU_REPLAY_MAX];
 	unsigned replay_n, replay_pos;
 
+	/* Instruction bytes decided on elsewhere (emu_single.c: what KVM
+	 * fetched): the instruction at linear address pin_lin is decoded from
+	 * these, never fetched again, so a writer racing with the caller
+	 * cannot swap it. pin_len 0: none. */
+	uint8_t pin_bytes[15];
+	uint8_t pin_len;
+	uint64_t pin_lin;
+
 	uint64_t budget_end;           /* stop when cpu->retired reaches it */
-	bool kick;                     /* atomic: leave run() soon */
-	bool in_run;                   /* under evm->lock */
-	bool parked;                   /* returned KICKED and not back yet (evm->lock) */
-	bool yield_turn;               /* kicked while holding the token: pass it on */
-	uint64_t quantum_end;          /* cpu->retired at which this turn ends */
+	bool kick;                     /* atomic: leave emu_exec_run() soon (EMU_STOP_KICKED) */
 	/* A HLT stepped with interrupts held off (emu_exec_sys.c): the vCPU runs
 	 * unstepped, interrupts allowed, until it is back after the HLT with
 	 * the same RSP; then the step ends there (as debug/step.c does on kvm). */
@@ -276,14 +275,19 @@ void emu_cpuid(struct emu_cpu *cpu, uint32_t leaf, uint32_t sub, uint32_t out[4]
 #define EMU_CR4_SMAP       (1ull << 21)
 
 /* --- emu_cpu.c --- */
-/* A zeroed emu_vm for nr_cpus vCPUs of vm: its locks; emu_vm_fini
- * destroys them. The engine adds its caches and platform. */
+/* A zeroed emu_vm for nr_cpus vCPUs of vm: its lock; emu_vm_fini
+ * destroys it. The engine adds its scheduler, caches and platform. */
 void emu_vm_init(struct emu_vm *evm, struct vm *vm, unsigned nr_cpus);
 void emu_vm_fini(struct emu_vm *evm);
 /* A zeroed cpu and core for vcpu in evm, at power-on state. */
 void emu_core_init(struct emu_cpu *cpu, struct emu_core *core, struct emu_vm *evm,
 		   struct vcpu *vcpu);
 void emu_cpu_reset(struct emu_cpu *cpu);       /* power-on state (AP: wait for SIPI) */
+/* Between instructions with nothing in flight, from the registers as they
+ * are: not halted, no shadow, no pending or half-delivered event, out of
+ * shutdown (INIT does that), no REP half done; CPL, mode, TLB and the
+ * debug part rebuilt. RESET, INIT and emu_single.c's loads share it. */
+void emu_core_restart(struct emu_cpu *cpu);
 void emu_update_mode(struct emu_cpu *cpu);     /* after CR0/EFER/CS changes */
 struct x86_segment *emu_segreg(struct emu_cpu *cpu, unsigned seg);
 /* RDMSR/WRMSR of the core's own MSRs: false = #GP. */
@@ -330,8 +334,9 @@ uint8_t *emu_ram_span(struct emu_cpu *cpu, uint64_t lin, unsigned len, bool writ
 /* Check that a write of len bytes at lin would not fault (then do it). */
 void emu_probe_write(struct emu_cpu *cpu, uint64_t lin, unsigned len);
 /* Instruction bytes at the linear address: host pointer when the whole
- * range is in one RAM page, else copies into buf; *gpa is the first
- * byte's physical address; faults #PF. */
+ * range is in one RAM page, else copies into buf (a second page that
+ * is not RAM reads all ones); *gpa is the first byte's physical address;
+ * faults #PF. NULL, *len 0: the first page is not RAM. */
 const uint8_t *emu_fetch(struct emu_cpu *cpu, uint64_t lin, uint8_t *buf, unsigned *len,
 			 uint64_t *gpa);
 /* Port I/O that the platform does not claim leaves as VM_EXIT_IO. */
@@ -368,6 +373,9 @@ int emu_dcache_create(struct emu_vm *evm);
 void emu_dcache_destroy(struct emu_vm *evm);
 /* The instruction at RIP, decoded (from the cache when the bytes agree). */
 const struct emu_insn *emu_decode_at(struct emu_cpu *cpu, struct emu_insn *scratch);
+/* From now on the instruction at the current RIP is these bytes (up to 15),
+ * whatever memory holds (emu_core.pin_bytes); len 0 unpins. */
+void emu_pin_insn(struct emu_cpu *cpu, const uint8_t *bytes, unsigned len);
 /* Mnemonic -> handler (from the EMU_HANDLER_TABLE()s), else emu_unimplemented. */
 emu_handler emu_handler_for(unsigned mnemonic);
 /* Which handler runs a mnemonic must not depend on link order: an error

@@ -122,16 +122,20 @@ static void cpu_reset_regs(struct emu_cpu *cpu)
 	memset(&cpu->fpu, 0, sizeof(cpu->fpu));
 	cpu->fpu.fcw = 0x37f;
 	cpu->fpu.mxcsr = 0x1f80;
+	emu_core_of(cpu)->xcr0 = 1;
+	emu_replay_reset(cpu);
+	emu_core_restart(cpu);
+}
+
+void emu_core_restart(struct emu_cpu *cpu)
+{
+	struct emu_core *c = emu_core_of(cpu);
 	cpu->halted = false;
 	cpu->interrupt_shadow = 0;
 	memset(&cpu->pending, 0, sizeof(cpu->pending));
-
-	struct emu_core *c = emu_core_of(cpu);
-	c->cpl = 0;
-	c->nmi_blocked = false;
-	c->delivering = false;
-	c->xcr0 = 1;
-	emu_replay_reset(cpu);
+	c->shutdown = c->delivering = c->nmi_blocked = false;
+	c->rep_pending = false;
+	c->cpl = (cpu->sregs.cr0 & CR0_PE) ? cpu->sregs.cs.dpl : 0;
 	emu_tlb_flush(cpu);
 	emu_update_mode(cpu);
 	emu_dbg_reset(cpu);
@@ -159,17 +163,11 @@ void emu_vm_init(struct emu_vm *evm, struct vm *vm, unsigned nr_cpus)
 {
 	evm->vm = vm;
 	evm->nr_cpus = nr_cpus;
-	evm->turn = 0;                 /* the bootstrap processor starts (quantum_end 0: */
-					/* its first slice is one instruction long) */
-	pthread_mutex_init(&evm->lock, NULL);
-	pthread_cond_init(&evm->cond, NULL);
 	pthread_mutex_init(&evm->warn_lock, NULL);
 }
 
 void emu_vm_fini(struct emu_vm *evm)
 {
-	pthread_cond_destroy(&evm->cond);
-	pthread_mutex_destroy(&evm->lock);
 	pthread_mutex_destroy(&evm->warn_lock);
 }
 

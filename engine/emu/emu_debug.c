@@ -25,9 +25,22 @@
 
 /* ---- small facts ---- */
 
-static bool cpu_is_amd(const struct emu_cpu *cpu)
+static bool cpu_model_is(const struct emu_cpu *cpu, enum vm_cpu_model model)
 {
-	return cpu->vcpu && cpu->vcpu->vm && cpu->vcpu->vm->cfg.cpu == VM_CPU_AMD;
+	return cpu->vcpu && cpu->vcpu->vm && cpu->vcpu->vm->cfg.cpu == model;
+}
+
+/* --cpu kvm-step: stepping as the host KVM does, so that the debugger's
+ * step shadow (debug/step_shadow.c) can be run without it. */
+static bool cpu_kvm_step(const struct emu_cpu *cpu)
+{
+	return cpu_model_is(cpu, VM_CPU_KVM_STEP);
+}
+
+/* The debugger steps with RFLAGS.TF (amd, kvm-step), not an MTF-like exit. */
+static bool cpu_steps_by_tf(const struct emu_cpu *cpu)
+{
+	return cpu_model_is(cpu, VM_CPU_AMD) || cpu_kvm_step(cpu);
 }
 
 static bool in_long64(const struct emu_cpu *cpu)
@@ -126,12 +139,20 @@ static uint64_t match_exec(const uint64_t db[DR_SLOTS], uint64_t dr7, uint64_t l
 
 static bool debugger_steps(const struct emu_cpu *cpu)
 {
-	return cpu_is_amd(cpu) ? cpu->dbg.tf_owned : cpu->debugger.single_step;
+	return cpu_steps_by_tf(cpu) ? cpu->dbg.tf_owned : cpu->debugger.single_step;
 }
 
 static bool debugger_hw(const struct emu_cpu *cpu)
 {
 	return cpu->debugger.use_hw_bp && (cpu->debugger.dr7 & DR7_ENABLES);
+}
+
+/* --cpu MODEL,shared-dr while the debugger loads registers: they are the
+ * vCPU's one set (the union the debug core built from the guest's and its
+ * own, as KVM has), and the guest's file is only what the guest reads. */
+static bool shared_hw(const struct emu_cpu *cpu)
+{
+	return cpu->vcpu && cpu->vcpu->vm && cpu->vcpu->vm->cfg.shared_dr && debugger_hw(cpu);
 }
 
 /* Keep emu_dbg_armed() one load and a test on the hot path. */
@@ -141,7 +162,8 @@ static void recompute(struct emu_cpu *cpu)
 
 	cpu->dbg.active = (cpu->dr.dr7 & DR7_ENABLES) || debugger_hw(cpu) ||
 			  cpu->debugger.single_step || d->tf_owned || d->delayed ||
-			  d->mov_dr_exit || d->due || d->hw_skip || d->tf_from_result;
+			  d->mov_dr_exit || d->due || d->hw_skip || d->tf_from_result ||
+			  cpu->debugger.access.nr || d->nr_watch;
 }
 
 /* ---- raising ---- */
@@ -172,6 +194,7 @@ static void fill_db_exit(struct vm_exit *x, const struct emu_cpu *cpu, uint64_t 
 	x->db.dr6 = dbg_bits;
 	x->db.dr7 = (dbg_bits & DR6_B_ALL) ? cpu->debugger.dr7 : cpu->dr.dr7;
 	x->db.guest_dr6 = guest_bits;
+	x->db.watch = cpu->dbg.watch_hit;
 }
 
 /* Remember where the run stopped, so the next boundary can tell that an
@@ -179,7 +202,7 @@ static void fill_db_exit(struct vm_exit *x, const struct emu_cpu *cpu, uint64_t 
  * a fault in the stepped instruction, a pending trap, an interrupt). */
 static void mark_stop(struct emu_cpu *cpu, uint64_t pc)
 {
-	cpu->dbg.step_fresh = cpu->debugger.single_step && !cpu_is_amd(cpu);
+	cpu->dbg.step_fresh = cpu->debugger.single_step && !cpu_steps_by_tf(cpu);
 	cpu->dbg.step_rip = pc;
 }
 
@@ -262,7 +285,9 @@ bool emu_dbg_before_insn(struct emu_cpu *cpu, uint64_t lin)
 
 	d->hit = 0;
 	d->hit_hw = 0;
+	d->watch_hit = 0;
 	d->tf_from_result = false;
+	d->access_hit = false;      /* an instruction abandoned for an I/O exit starts again */
 	if (leftover_exit(cpu, lin))
 		return true;
 	if (d->tf_owned && !(cpu->rflags & RFLAGS_TF)) {
@@ -280,6 +305,17 @@ bool emu_dbg_before_insn(struct emu_cpu *cpu, uint64_t lin)
 			return true;
 		}
 	}
+	if (shared_hw(cpu)) {
+		/* one set: RF and the MOV SS shadow suppress all of it */
+		if ((cpu->rflags & RFLAGS_RF) || (cpu->interrupt_shadow & EMU_SHADOW_MOVSS))
+			return false;
+		uint64_t bits = match_exec(cpu->debugger.db, cpu->debugger.dr7, lin);
+		if (!bits)
+			return false;
+		fill_db_exit(&cpu->exit, cpu, lin, bits, 0);
+		mark_stop(cpu, lin);
+		return true;
+	}
 	if (debugger_exec_bp(cpu, lin))
 		return true;
 	/* RF, and the MOV SS shadow (SDM 17.3.1.1), suppress the guest's
@@ -290,9 +326,26 @@ bool emu_dbg_before_insn(struct emu_cpu *cpu, uint64_t lin)
 	return bits ? guest_db_fault(cpu, lin, bits) : false;
 }
 
+/* The first watched range [linear, linear+len) touches in that direction. */
+static uint32_t watch_match(const struct emu_dbg *d, uint64_t linear, unsigned len,
+			    bool is_write)
+{
+	for (unsigned i = 0; i < d->nr_watch; i++) {
+		const struct engine_watch *w = &d->watch[i];
+		if ((is_write ? w->write : w->read) && linear < w->linear + w->len &&
+		    w->linear < linear + len)
+			return w->id + 1;
+	}
+	return 0;
+}
+
 void emu_dbg_mem(struct emu_cpu *cpu, uint64_t linear, unsigned len, bool is_write)
 {
-	cpu->dbg.hit |= match_access(cpu->dr.db, cpu->dr.dr7, DR7_RW_ACCESS, linear, len, is_write);
+	if (cpu->dbg.nr_watch && !cpu->dbg.watch_hit)
+		cpu->dbg.watch_hit = watch_match(&cpu->dbg, linear, len, is_write);
+	if (!shared_hw(cpu))
+		cpu->dbg.hit |= match_access(cpu->dr.db, cpu->dr.dr7, DR7_RW_ACCESS, linear, len,
+					     is_write);
 	if (debugger_hw(cpu))
 		cpu->dbg.hit_hw |= match_access(cpu->debugger.db, cpu->debugger.dr7, DR7_RW_ACCESS,
 						linear, len, is_write);
@@ -302,7 +355,8 @@ void emu_dbg_io(struct emu_cpu *cpu, uint16_t port, unsigned len)
 {
 	if (!(cpu->sregs.cr4 & CR4_DE))
 		return;
-	cpu->dbg.hit |= match_access(cpu->dr.db, cpu->dr.dr7, DR7_RW_IO, port, len, false);
+	if (!shared_hw(cpu))
+		cpu->dbg.hit |= match_access(cpu->dr.db, cpu->dr.dr7, DR7_RW_IO, port, len, false);
 	if (debugger_hw(cpu))
 		cpu->dbg.hit_hw |= match_access(cpu->debugger.db, cpu->debugger.dr7, DR7_RW_IO,
 						port, len, false);
@@ -427,24 +481,38 @@ bool emu_dbg_end_insn(struct emu_cpu *cpu, uint64_t rflags_before)
 	d->step_fresh = false;       /* an instruction retired since the last stop */
 
 	uint64_t g = guest_trap_bits(cpu, rflags_before);
-	uint64_t dbg = d->hit_hw | (debugger_steps(cpu) ? DR6_BS : 0);
+	/* kvm-step: the engine's TF trap waits out a MOV SS shadow, as the
+	 * hardware's does (SDM 6.8.3): one step covers both instructions */
+	bool held = cpu_kvm_step(cpu) && (cpu->interrupt_shadow & EMU_SHADOW_MOVSS);
+	uint64_t dbg = d->hit_hw | (debugger_steps(cpu) && !held ? DR6_BS : 0);
 	bool intercepted = g && cpu->debugger.intercept_db;
+	/* the debugger's own stop here (a step, a watchpoint) stops at the
+	 * same boundary: the access is not reported twice */
+	bool access = d->access_hit && !dbg;
 	d->hit = 0;
 	d->hit_hw = 0;
+	d->access_hit = false;
 	if (g) {
 		db_effects(cpu, g);
 		if (!intercepted)
 			queue_db_trap(cpu);
 	}
-	if (!dbg && !intercepted && !d->mov_dr_exit) {
+	if (access && !intercepted && !d->mov_dr_exit && !d->watch_hit) {
+		cpu->exit = d->access_exit;
+		mark_stop(cpu, lin);
+		recompute(cpu);
+		return true;
+	}
+	if (!dbg && !intercepted && !d->mov_dr_exit && !d->watch_hit) {
 		recompute(cpu);
 		return g != 0;
 	}
 
 	struct vm_exit x;
-	bool db_exit = dbg || intercepted;
+	bool db_exit = dbg || intercepted || d->watch_hit;
 	if (db_exit)
 		fill_db_exit(&x, cpu, lin, dbg, intercepted ? g : 0);
+	d->watch_hit = 0;
 	if (d->mov_dr_exit) {
 		fill_mov_dr_exit(cpu);
 		d->due = db_exit;
@@ -458,6 +526,24 @@ bool emu_dbg_end_insn(struct emu_cpu *cpu, uint64_t rflags_before)
 	return true;
 }
 
+void emu_dbg_access(struct emu_cpu *cpu, enum engine_access_kind kind, uint32_t index,
+		    unsigned size, bool is_write, uint64_t value)
+{
+	struct emu_dbg *d = &cpu->dbg;
+	if (d->access_hit || !engine_access_match(&cpu->debugger.access, kind, index, is_write))
+		return;
+	d->access_hit = true;
+	memset(&d->access_exit, 0, sizeof(d->access_exit));
+	d->access_exit.reason = VM_EXIT_ACCESS;
+	d->access_exit.access.kind = (uint8_t)kind;
+	d->access_exit.access.is_write = is_write;
+	d->access_exit.access.size = (uint8_t)size;
+	d->access_exit.access.index = index;
+	d->access_exit.access.value = value;
+	d->access_exit.access.pc = linear_of(cpu, cpu->insn_start_rip);
+	recompute(cpu);
+}
+
 bool emu_dbg_icebp(struct emu_cpu *cpu)
 {
 	/* INT1 raises #DB without a DR6 condition; the handler still gets
@@ -465,6 +551,7 @@ bool emu_dbg_icebp(struct emu_cpu *cpu)
 	 * dropped: hardware enters the handler once, with no BS or B bits. */
 	cpu->dbg.hit = 0;
 	cpu->dbg.hit_hw = 0;
+	cpu->dbg.watch_hit = 0;
 	cpu->dbg.delayed = 0;
 	cpu->dr.dr7 &= ~DR7_GD;
 	queue_db_trap(cpu);
@@ -480,6 +567,17 @@ void emu_dbg_event_in_insn(struct emu_cpu *cpu)
 	d->delayed = 0;
 	d->hit = 0;
 	d->hit_hw = 0;
+	d->watch_hit = 0;
+	if (!g && cpu_kvm_step(cpu) && d->tf_owned && !cpu->pending.exception) {
+		/* kvm-step: the host KVM hands INT n to emu's core, which
+		 * stops the step at the handler's first instruction (INT1
+		 * only queued its #DB: that one is taken like a fault's) */
+		uint64_t lin = linear_rip(cpu);
+		fill_db_exit(&cpu->exit, cpu, lin, DR6_BS, 0);
+		mark_stop(cpu, lin);
+		recompute(cpu);
+		return;
+	}
 	if (!g) {
 		recompute(cpu);
 		return;
@@ -498,8 +596,10 @@ void emu_dbg_event_in_insn(struct emu_cpu *cpu)
 
 void emu_dbg_fault(struct emu_cpu *cpu)
 {
-	/* a fault discards the traps a MOV SS held back (SDM 6.8.3) */
+	/* a fault discards the traps a MOV SS held back (SDM 6.8.3), and
+	 * the faulting instruction's accesses report nothing */
 	cpu->dbg.delayed = 0;
+	cpu->dbg.watch_hit = 0;
 	cpu->dbg.tf_from_result = false;
 	recompute(cpu);
 }
@@ -528,28 +628,51 @@ bool emu_dbg_irq_blocked(const struct emu_cpu *cpu)
 
 uint64_t emu_dbg_rflags_image(const struct emu_cpu *cpu)
 {
-	if (!cpu->dbg.tf_owned)
+	/* kvm-step: the engine's TF leaks into every image, as hardware's does */
+	if (!cpu->dbg.tf_owned || cpu_kvm_step(cpu))
 		return cpu->rflags;
 	return (cpu->rflags & ~RFLAGS_TF) | (cpu->dbg.shadow_tf ? RFLAGS_TF : 0);
+}
+
+uint64_t emu_dbg_rflags_view(const struct emu_cpu *cpu)
+{
+	/* kvm-step: hidden from the debugger, which sees no TF at all */
+	if (cpu->dbg.tf_owned && cpu_kvm_step(cpu))
+		return cpu->rflags & ~RFLAGS_TF;
+	return emu_dbg_rflags_image(cpu);
+}
+
+void emu_dbg_rflags_for_event(struct emu_cpu *cpu, uint64_t rflags)
+{
+	cpu->rflags = rflags;
+	if (cpu->dbg.tf_owned && !cpu_kvm_step(cpu)) {
+		cpu->dbg.shadow_tf = (rflags & RFLAGS_TF) != 0;
+		cpu->rflags |= RFLAGS_TF;
+	}
+	/* kvm-step: the image is cpu->rflags as set; the engine's TF comes
+	 * back at the handler's first instruction (emu_dbg_before_insn) */
 }
 
 void emu_dbg_rflags_loaded(struct emu_cpu *cpu)
 {
 	if (!cpu->dbg.tf_owned)
 		return;
-	cpu->dbg.shadow_tf = (cpu->rflags & RFLAGS_TF) != 0;
+	/* kvm-step: a TF the guest loads is lost under the engine's */
+	cpu->dbg.shadow_tf = !cpu_kvm_step(cpu) && (cpu->rflags & RFLAGS_TF);
 	cpu->rflags |= RFLAGS_TF;
 }
 
 /* ---- engine_ops plumbing ---- */
 
-/* --cpu amd: take TF when stepping starts, give the guest's back after. */
-static void amd_step_tf(struct emu_cpu *cpu, bool step)
+/* --cpu amd: take TF when stepping starts, give the guest's back after.
+ * --cpu kvm-step: the guest's TF is lost both ways (KVM reads RFLAGS with
+ * its own TF masked, and writes that back when stepping stops). */
+static void step_tf(struct emu_cpu *cpu, bool step)
 {
 	struct emu_dbg *d = &cpu->dbg;
 
 	if (step && !d->tf_owned) {
-		d->shadow_tf = (cpu->rflags & RFLAGS_TF) != 0;
+		d->shadow_tf = !cpu_kvm_step(cpu) && (cpu->rflags & RFLAGS_TF);
 		d->tf_owned = true;
 		cpu->rflags |= RFLAGS_TF;
 	} else if (!step && d->tf_owned) {
@@ -561,8 +684,8 @@ static void amd_step_tf(struct emu_cpu *cpu, bool step)
 int emu_dbg_set_debug(struct emu_cpu *cpu, const struct engine_debug *dbg)
 {
 	cpu->debugger = *dbg;
-	if (cpu_is_amd(cpu))
-		amd_step_tf(cpu, dbg->single_step);
+	if (cpu_steps_by_tf(cpu))
+		step_tf(cpu, dbg->single_step);
 	mark_stop(cpu, linear_rip(cpu));
 	recompute(cpu);
 	return 0;
@@ -584,11 +707,23 @@ void emu_dbg_set_regs(struct emu_cpu *cpu, const struct x86_debugregs *dr)
 void emu_dbg_reset(struct emu_cpu *cpu)
 {
 	bool owned = cpu->dbg.tf_owned;
+	const struct engine_watch *watch = cpu->dbg.watch;
+	unsigned nr_watch = cpu->dbg.nr_watch;
 
 	memset(&cpu->dr, 0, sizeof(cpu->dr));
 	cpu->dr.dr6 = DR6_INIT;
 	cpu->dr.dr7 = DR7_INIT;
 	memset(&cpu->dbg, 0, sizeof(cpu->dbg));
 	cpu->dbg.tf_owned = owned;     /* re-takes TF at the next instruction */
+	cpu->dbg.watch = watch;        /* the debugger's, not the CPU's */
+	cpu->dbg.nr_watch = nr_watch;
+	recompute(cpu);
+}
+
+void emu_dbg_set_watch(struct emu_cpu *cpu, const struct engine_watch *w, unsigned n)
+{
+	cpu->dbg.watch = w;
+	cpu->dbg.nr_watch = n;
+	cpu->dbg.watch_hit = 0;
 	recompute(cpu);
 }

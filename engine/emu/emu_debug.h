@@ -69,6 +69,12 @@
  *    cpu->rflags. Both are identity / no-ops when nobody steps that way.
  *    Interrupt/exception delivery clears TF and RF in cpu->rflags as the
  *    SDM says; emu_dbg re-arms its own TF at the next instruction.
+ *    --cpu kvm-step steps by TF too, the way the host KVM does: its TF is
+ *    in every image (emu_dbg_rflags_image), hidden only from get_regs
+ *    (emu_dbg_rflags_view), and the guest's own TF is lost; an exception
+ *    raised in a step clears TF, so the step ends one instruction into
+ *    the handler, as the host KVM's emulator does, while INT n stops at
+ *    the handler (the host hands it to emu's core).
  * 10. Event delivery pushes RF=1 for fault-class exceptions other than the
  *    instruction-breakpoint #DB (SDM 17.3.1.1), RF=0 otherwise (except 4).
  * 11. MOV SS shadow: an instruction that delivered an event calls
@@ -105,10 +111,20 @@
  *   instruction of a handler when an event was delivered at the boundary
  *   (seen as RIP moving without an instruction). --cpu amd: TF owned by
  *   the engine as above; exits after each instruction that began with it.
+ * - --cpu MODEL,shared-dr (vm->cfg.shared_dr) models KVM's one set per
+ *   vCPU: while the debugger loads registers they are the hardware (the
+ *   union debug/dr_share.c builds of the guest's and its own), the guest's
+ *   file is only what MOV DR reads and writes and matches nothing, RF and
+ *   the MOV SS shadow suppress every instruction breakpoint of the set,
+ *   and every match exits (VM_EXIT_DB, db.dr6 by hardware slot); with
+ *   nothing loaded the guest's file is the hardware, as without the option.
  * - The guest's own #DB with engine_debug.intercept_db: DR6/DR7 updated as
  *   delivery would, not delivered; VM_EXIT_DB with db.guest_dr6 = its bits
  *   (db.dr6 = the debugger's bits, 0 if none). Reflect it with
  *   inject_exception(X86_DB).
+ * - The debugger's watched ranges (engine_ops.set_watch) match linear
+ *   addresses by the access's direction, so a read-only watch is exact;
+ *   their hit exits like a debugger data breakpoint (db.watch = id + 1).
  * - Not modelled: task switches (BT), data breakpoints hit by the stack
  *   pushes of event delivery, RTM and bus-lock #DB. */
 #ifndef VMDB_EMU_DEBUG_H
@@ -143,6 +159,13 @@ struct emu_dbg {
 	bool shadow_tf;         /* the guest's own TF while tf_owned */
 	bool guest_tf_start;    /* the guest's TF when the instruction began */
 	bool tf_from_result;    /* SYSCALL/SYSRET: the TF it produced decides BS */
+	bool access_hit;        /* this instruction made an access debugger.access names */
+	struct vm_exit access_exit;
+	/* the debugger's watched ranges (engine_ops.set_watch), owned by
+	 * the VM; watch_hit: id + 1 of the first one this instruction touched */
+	const struct engine_watch *watch;
+	unsigned nr_watch;
+	uint32_t watch_hit;
 };
 
 bool emu_dbg_armed(const struct emu_cpu *cpu);
@@ -154,11 +177,20 @@ bool emu_dbg_mov_dr(struct emu_cpu *cpu, unsigned dr, unsigned gpr, bool to_dr);
 /* rflags_before: RFLAGS at the start of the instruction (TF timing). */
 bool emu_dbg_end_insn(struct emu_cpu *cpu, uint64_t rflags_before);
 bool emu_dbg_icebp(struct emu_cpu *cpu);
+/* A port access, RDMSR/WRMSR or a CR write (MOV, LMSW, CLTS) completed (value as read or
+ * written): when the debugger's access filter names it, end_insn exits
+ * VM_EXIT_ACCESS after the instruction. Call only when armed. */
+void emu_dbg_access(struct emu_cpu *cpu, enum engine_access_kind kind, uint32_t index,
+		    unsigned size, bool is_write, uint64_t value);
 
 /* Added for the core (see the contract above). */
 bool emu_dbg_int3(struct emu_cpu *cpu, uint64_t linear_rip);
 bool emu_dbg_irq_blocked(const struct emu_cpu *cpu);
 uint64_t emu_dbg_rflags_image(const struct emu_cpu *cpu);
+uint64_t emu_dbg_rflags_view(const struct emu_cpu *cpu);   /* for the debugger's get_regs */
+/* RFLAGS for an event delivered before the next instruction, its image
+ * exactly rflags (engine_ops.deliver_exception). */
+void emu_dbg_rflags_for_event(struct emu_cpu *cpu, uint64_t rflags);
 void emu_dbg_rflags_loaded(struct emu_cpu *cpu);
 void emu_dbg_event_in_insn(struct emu_cpu *cpu);
 void emu_dbg_fault(struct emu_cpu *cpu);
@@ -169,5 +201,7 @@ int emu_dbg_set_debug(struct emu_cpu *cpu, const struct engine_debug *dbg);
 void emu_dbg_get_regs(const struct emu_cpu *cpu, struct x86_debugregs *dr);
 void emu_dbg_set_regs(struct emu_cpu *cpu, const struct x86_debugregs *dr);
 void emu_dbg_reset(struct emu_cpu *cpu);   /* power-on / INIT values */
+/* The debugger's watched ranges from now on (the VM keeps the array). */
+void emu_dbg_set_watch(struct emu_cpu *cpu, const struct engine_watch *w, unsigned n);
 
 #endif

@@ -242,15 +242,6 @@ int emu_decode_insn(unsigned mode, const uint8_t *p, unsigned len, struct emu_in
 	return 0;
 }
 
-_Noreturn static void fetch_failed(struct emu_cpu *cpu, uint64_t lin)
-{
-	memset(&cpu->exit, 0, sizeof(cpu->exit));
-	cpu->exit.reason = VM_EXIT_EMULATION_FAILURE;
-	cpu->exit.failure.pc = lin;
-	cpu->exit.failure.suberror = 2;    /* instruction fetch from memory that is not RAM */
-	emu_leave(cpu);
-}
-
 static unsigned dcache_index(uint64_t gpa)
 {
 	return (unsigned)((gpa ^ (gpa >> EMU_DCACHE_BITS)) & (EMU_DCACHE_SIZE - 1));
@@ -277,17 +268,44 @@ static bool cached_bytes_agree(struct emu_cpu *cpu, const struct emu_dcache_entr
 	return memcmp(*p, e->bytes, n) == 0;
 }
 
+static uint64_t pc_linear(struct emu_cpu *cpu)
+{
+	return emu_core_of(cpu)->mode == X86_MODE_LONG64 ? cpu->rip
+							 : (uint32_t)(cpu->sregs.cs.base + cpu->rip);
+}
+
+void emu_pin_insn(struct emu_cpu *cpu, const uint8_t *bytes, unsigned len)
+{
+	struct emu_core *c = emu_core_of(cpu);
+	if (len > sizeof(c->pin_bytes))
+		len = sizeof(c->pin_bytes);
+	if (len)
+		memcpy(c->pin_bytes, bytes, len);
+	c->pin_len = (uint8_t)len;
+	c->pin_lin = pc_linear(cpu);
+}
+
 const struct emu_insn *emu_decode_at(struct emu_cpu *cpu, struct emu_insn *scratch)
 {
 	struct emu_core *c = emu_core_of(cpu);
-	uint64_t lin = c->mode == X86_MODE_LONG64 ? cpu->rip
-						  : (uint32_t)(cpu->sregs.cs.base + cpu->rip);
+	uint64_t lin = pc_linear(cpu);
 	uint8_t buf[16];
 	unsigned len = 0;
 	uint64_t gpa = ~0ull;
-	const uint8_t *p = emu_fetch(cpu, lin, buf, &len, &gpa);
-	if (!p || len == 0)
-		fetch_failed(cpu, lin);
+	const uint8_t *p;
+	if (c->pin_len && lin == c->pin_lin) {
+		p = c->pin_bytes;          /* not cached: the memory may differ */
+		len = c->pin_len;
+	} else {
+		p = emu_fetch(cpu, lin, buf, &len, &gpa);
+	}
+	if (!p || len == 0) {
+		/* fetched from nothing: all ones, as on hardware (FF FF is no
+		 * instruction: #UD) */
+		memset(buf, 0xff, 15);
+		p = buf;
+		len = 15;
+	}
 
 	struct emu_dcache_entry *e = NULL;
 	if (gpa != ~0ull && cpu->evm->dcache) {
@@ -300,7 +318,7 @@ const struct emu_insn *emu_decode_at(struct emu_cpu *cpu, struct emu_insn *scrat
 	ZydisDecodedInstruction zi;
 	ZydisDecodedOperand zo[ZYDIS_MAX_OPERAND_COUNT];
 	ZyanStatus st = decode_bytes(c->mode, p, len, &zi, zo);
-	if (st == ZYDIS_STATUS_NO_MORE_DATA && len < 15) {
+	if (st == ZYDIS_STATUS_NO_MORE_DATA && len < 15 && p != c->pin_bytes) {
 		len = 16;                  /* now the second page must be there (#PF) */
 		p = emu_fetch(cpu, lin, buf, &len, &gpa);
 		st = decode_bytes(c->mode, p, len, &zi, zo);

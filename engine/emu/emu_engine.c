@@ -17,7 +17,12 @@
  * guest waits (in host time) until the jump is due, so a guest that
  * mostly sleeps (demo.elf) sees its timers at their real rate, while a busy
  * one runs as fast as it can. Only the host moment of a jump depends on
- * the host clock, never what the guest executes. Interrupt delivery happens at instruction
+ * the host clock, never what the guest executes. The one exception is a
+ * storm of timers that wake nobody (a masked periodic timer of a few ns,
+ * with every vCPU in `cli; hlt`): after one such jump, deadlines closer
+ * than EMU_IDLE_TICK_NS are taken together, up to the host clock, so such
+ * a guest costs a few hundred passes a second. Every pass looks at kicks
+ * and the VM stopping. Interrupt delivery happens at instruction
  * boundaries of the receiving vCPU. Hence the same guest with the same
  * inputs executes the same instruction trace, whatever the host does.
  *
@@ -50,6 +55,7 @@
 
 #include "engine/emu/emu_debug.h"
 #include "engine/emu/emu_platform.h"
+#include "engine/emu/emu_single.h"
 
 #define EMU_QUANTUM 50000ull
 
@@ -63,15 +69,69 @@ static struct emu_cpu *cpu_of(struct vcpu *vcpu)
 	return (struct emu_cpu *)vcpu->engine;
 }
 
-/* What this file keeps per vCPU beyond the core: cpu->core points into
- * one of these. */
+/* The scheduler's state. Per VM: the run token (turn: the vCPU that may
+ * execute, EMU_TURN_NONE when every vCPU is idle) and the idle pacing.
+ * All under lock. */
+#define EMU_TURN_NONE 0xffffffffu
+
+struct emu_sched {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;          /* on CLOCK_MONOTONIC */
+	unsigned turn;
+	uint64_t wake_seq;            /* emu_vm_wake() calls, to avoid lost wake-ups */
+	uint64_t kick_seq;            /* kick() calls */
+	uint64_t quantum;             /* instructions per turn */
+	/* Idle pacing: guest time pace_guest_ns was reached at host time
+	 * pace_host_ns (0: not yet). */
+	uint64_t pace_guest_ns, pace_host_ns;
+	/* The last idle jump woke no vCPU (a masked timer, or interrupts
+	 * off): timers that follow closer than EMU_IDLE_TICK_NS are taken
+	 * together. */
+	bool idle_quiet;
+};
+
+/* Per vCPU; cpu->core points into one of these. in_run, parked and
+ * yield_turn are under sched->lock. */
 struct emu_engine_cpu {
 	struct emu_core core;
+	bool in_run;
+	bool parked;                  /* returned KICKED and not back yet */
+	bool yield_turn;              /* stopped while holding the token: pass it on */
+	uint64_t quantum_end;         /* cpu->retired at which this turn ends */
 };
 
 static struct emu_engine_cpu *ecpu_of(struct emu_cpu *cpu)
 {
 	return (struct emu_engine_cpu *)((char *)cpu->core - offsetof(struct emu_engine_cpu, core));
+}
+
+static int sched_create(struct emu_vm *evm)
+{
+	struct emu_sched *s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	pthread_condattr_t attr;
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	pthread_cond_init(&s->cond, &attr);
+	pthread_condattr_destroy(&attr);
+	pthread_mutex_init(&s->lock, NULL);
+	s->turn = 0;    /* the bootstrap processor starts (quantum_end 0: its first
+			 * slice is one instruction long) */
+	s->quantum = EMU_QUANTUM;
+	evm->sched = s;
+	return 0;
+}
+
+static void sched_destroy(struct emu_vm *evm)
+{
+	struct emu_sched *s = evm->sched;
+	if (!s)
+		return;
+	pthread_cond_destroy(&s->cond);
+	pthread_mutex_destroy(&s->lock);
+	free(s);
+	evm->sched = NULL;
 }
 
 /* --- what the platform asks of the VM (emu_platform.h) ------------------------- */
@@ -99,10 +159,13 @@ struct emu_cpu *emu_vm_cpu(struct emu_vm *evm, unsigned index)
 void emu_vm_wake(struct emu_vm *evm, struct emu_cpu *cpu)
 {
 	(void)cpu;
-	pthread_mutex_lock(&evm->lock);
-	evm->wake_seq++;
-	pthread_cond_broadcast(&evm->cond);
-	pthread_mutex_unlock(&evm->lock);
+	struct emu_sched *s = evm->sched;
+	if (!s)
+		return;         /* emu_single.c: nobody waits */
+	pthread_mutex_lock(&s->lock);
+	s->wake_seq++;
+	pthread_cond_broadcast(&s->cond);
+	pthread_mutex_unlock(&s->lock);
 }
 
 /* --- the run token -------------------------------------------------------------- */
@@ -113,11 +176,11 @@ static bool kick_pending(struct emu_core *c)
 }
 
 /* Stopped by the debugger (or the VM stopping): not coming back soon.
- * Caller holds evm->lock. */
+ * Caller holds sched->lock. */
 static bool cpu_absent(struct emu_cpu *cpu)
 {
-	struct emu_core *c = emu_core_of(cpu);
-	return c->parked || (!c->in_run && kick_pending(c));
+	struct emu_engine_cpu *ec = ecpu_of(cpu);
+	return ec->parked || (!ec->in_run && kick_pending(&ec->core));
 }
 
 static bool cpu_runnable(struct emu_cpu *cpu)
@@ -128,7 +191,7 @@ static bool cpu_runnable(struct emu_cpu *cpu)
 }
 
 /* The next vCPU after `from` (itself last) that may run; -1 if none.
- * *absent_runnable: one was runnable but parked. Under evm->lock. */
+ * *absent_runnable: one was runnable but parked. Under sched->lock. */
 static int sched_pick(struct emu_vm *evm, unsigned from, bool *absent_runnable)
 {
 	unsigned n = evm->nr_cpus;
@@ -153,84 +216,131 @@ static uint64_t host_now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-/* Every vCPU is idle until guest time `deadline`: wait until the host clock
- * says it is due (relative to the last jump). False when a wake-up or kick
- * came first: then nothing jumps. */
-static bool pace_idle(struct emu_vm *evm, uint64_t deadline, uint64_t wake_seq)
+/* A deadline ns from now on the condition variable's clock; ns is bounded
+ * by the callers (at most EMU_PACE_MAX_WAIT_NS), so nothing overflows. */
+static struct timespec deadline_in(uint64_t ns)
 {
-	uint64_t now = host_now_ns();
-	uint64_t due = evm->pace_host_ns + (deadline - evm->pace_guest_ns);
-	if (deadline < evm->pace_guest_ns || now >= due || evm->pace_host_ns == 0) {
-		evm->pace_host_ns = now;        /* behind the host clock: forget the lag */
-		evm->pace_guest_ns = deadline;
-		return true;
+	uint64_t abs = host_now_ns() + ns;
+	return (struct timespec){ .tv_sec = (time_t)(abs / 1000000000ull),
+				  .tv_nsec = (long)(abs % 1000000000ull) };
+}
+
+/* A timer that wakes nobody while every vCPU sleeps costs one pass per
+ * EMU_IDLE_TICK_NS at most, however short its period. */
+#define EMU_IDLE_TICK_NS 4000000ull
+/* A pass never sleeps longer than this: far deadlines (a TSC deadline near
+ * 2^64) are approached in steps. */
+#define EMU_PACE_MAX_WAIT_NS 1000000000ull
+/* Lag behind the host clock kept when jumping: more is forgotten, so a
+ * guest that was busy for a while does not then rush through its timers. */
+#define EMU_PACE_MAX_LAG_NS 2000000ull
+
+/* Guest time the host clock allows now: the guest time of the last idle
+ * jump plus the host time passed since. */
+static uint64_t pace_allowed(struct emu_sched *s, uint64_t guest_now, uint64_t host_now)
+{
+	if (s->pace_host_ns == 0) {
+		s->pace_host_ns = host_now;     /* the first time every vCPU sleeps */
+		s->pace_guest_ns = guest_now;
 	}
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	uint64_t abs = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec + (due - now);
-	ts.tv_sec = (time_t)(abs / 1000000000ull);
-	ts.tv_nsec = (long)(abs % 1000000000ull);
-	pthread_mutex_lock(&evm->lock);
-	uint64_t kicks = evm->kick_seq;
+	uint64_t allowed = s->pace_guest_ns + (host_now - s->pace_host_ns);
+	return allowed < s->pace_guest_ns ? UINT64_MAX : allowed;
+}
+
+/* Sleep up to ns of host time. False when a wake-up, a kick or the VM
+ * stopping came first (seen against the counts the caller read). */
+static bool pace_wait(struct emu_vm *evm, uint64_t ns, uint64_t wake_seq, uint64_t kick_seq)
+{
+	struct emu_sched *s = evm->sched;
+	struct timespec until = deadline_in(ns < EMU_PACE_MAX_WAIT_NS ? ns : EMU_PACE_MAX_WAIT_NS);
+	pthread_mutex_lock(&s->lock);
 	int r = 0;
-	while (r == 0 && evm->wake_seq == wake_seq && evm->kick_seq == kicks &&
+	while (r == 0 && s->wake_seq == wake_seq && s->kick_seq == kick_seq &&
 	       !vm_stopping(evm->vm))
-		r = pthread_cond_timedwait(&evm->cond, &evm->lock, &ts);
-	bool timed_out = r != 0;
-	pthread_mutex_unlock(&evm->lock);
-	if (!timed_out)
-		return false;
-	evm->pace_host_ns = due;
-	evm->pace_guest_ns = deadline;
+		r = pthread_cond_timedwait(&s->cond, &s->lock, &until);
+	pthread_mutex_unlock(&s->lock);
+	return r != 0;
+}
+
+/* Every vCPU sleeps and a timer is set for guest time `deadline`: move the
+ * clock on as far as the host clock allows, or sleep until it allows
+ * something. A jump goes exactly to the deadline (where the vCPU it wakes
+ * resumes: deterministic), except in a storm of timers that wake nobody,
+ * which are taken together up to the host clock. False when woken, kicked
+ * or stopped meanwhile. */
+static bool idle_advance(struct emu_vm *evm, uint64_t deadline, uint64_t wake_seq,
+			 uint64_t kick_seq)
+{
+	struct emu_sched *s = evm->sched;
+	uint64_t guest = emu_guest_ns(evm), host = host_now_ns();
+	uint64_t allowed = pace_allowed(s, guest, host);
+	bool storm = s->idle_quiet && (deadline <= guest || deadline - guest < EMU_IDLE_TICK_NS);
+	uint64_t due = storm ? guest + EMU_IDLE_TICK_NS : deadline;
+	if (due > allowed)
+		return pace_wait(evm, due - allowed, wake_seq, kick_seq);
+	uint64_t to = storm ? allowed : deadline;
+	if (to < guest)
+		to = guest;
+	if (allowed > to && allowed - to > EMU_PACE_MAX_LAG_NS) {
+		s->pace_host_ns = host;         /* behind the host clock: forget the lag */
+		s->pace_guest_ns = to;
+	}
+	emu_platform_advance(evm, to);
+	s->idle_quiet = true;   /* until a vCPU it woke is picked */
 	return true;
 }
 
-/* Hand the token on; called by its holder without evm->lock. When every
- * vCPU is idle, guest time jumps to the next timer deadline; with no
- * deadline either the token is left free until emu_vm_wake(). Returns
- * evm->wake_seq as it was when the token was left free. */
 /* true when something woke the machine since `seq`; otherwise the turn is
  * given up so no vCPU holds the token while all sleep. */
 static bool release_turn_unless_woken(struct emu_vm *evm, uint64_t seq)
 {
-	pthread_mutex_lock(&evm->lock);
-	bool woken = evm->wake_seq != seq;
+	struct emu_sched *s = evm->sched;
+	pthread_mutex_lock(&s->lock);
+	bool woken = s->wake_seq != seq;
 	if (!woken) {
-		evm->turn = EMU_TURN_NONE;
-		pthread_cond_broadcast(&evm->cond);
+		s->turn = EMU_TURN_NONE;
+		pthread_cond_broadcast(&s->cond);
 	}
-	pthread_mutex_unlock(&evm->lock);
+	pthread_mutex_unlock(&s->lock);
 	return woken;
 }
 
-static uint64_t sched_pass(struct emu_vm *evm, unsigned from)
+/* Hand the token on; called by its holder `self` without sched->lock. When
+ * every vCPU is idle, guest time moves on to the next timer deadline as
+ * the host clock allows; with no deadline either the token is left free
+ * until emu_vm_wake(). Returns early, still holding the token, when self
+ * is kicked or the VM stops: the caller sees why. Returns the wake-up count
+ * as it was when the token was left. */
+static uint64_t sched_pass(struct emu_vm *evm, unsigned from, struct emu_cpu *self)
 {
+	struct emu_sched *s = evm->sched;
 	for (;;) {
 		bool absent;
-		pthread_mutex_lock(&evm->lock);
-		uint64_t seq = evm->wake_seq;
+		pthread_mutex_lock(&s->lock);
+		uint64_t seq = s->wake_seq, kicks = s->kick_seq;
 		int next = sched_pick(evm, from, &absent);
 		if (next >= 0) {
 			struct emu_cpu *n = evm->cpus[next];
-			emu_core_of(n)->quantum_end = n->retired + evm->quantum;
+			ecpu_of(n)->quantum_end = n->retired + s->quantum;
+			s->idle_quiet = false;
 		}
 		if (next >= 0 || absent) {
-			evm->turn = next >= 0 ? (unsigned)next : EMU_TURN_NONE;
-			pthread_cond_broadcast(&evm->cond);
-			pthread_mutex_unlock(&evm->lock);
+			s->turn = next >= 0 ? (unsigned)next : EMU_TURN_NONE;
+			pthread_cond_broadcast(&s->cond);
+			pthread_mutex_unlock(&s->lock);
 			return seq;
 		}
-		pthread_mutex_unlock(&evm->lock);
+		bool leave = kick_pending(emu_core_of(self)) || vm_stopping(evm->vm);
+		pthread_mutex_unlock(&s->lock);
+		if (leave)
+			return seq;
 		uint64_t deadline = emu_next_deadline_ns(evm);
 		/* no timer to wait for, or woken/kicked while pacing: look again
 		 * when woken, else free the token (any waiter picks again) */
-		if (deadline == EMU_NO_DEADLINE || !pace_idle(evm, deadline, seq)) {
+		if (deadline == EMU_NO_DEADLINE || !idle_advance(evm, deadline, seq, kicks)) {
 			if (!release_turn_unless_woken(evm, seq))
 				return seq;
-			continue;
 		}
-		uint64_t now = emu_guest_ns(evm);
-		emu_platform_advance(evm, deadline > now ? deadline : now);
 	}
 }
 
@@ -240,7 +350,7 @@ static enum emu_stop run_turn(struct emu_cpu *cpu)
 	struct emu_vm *evm = cpu->evm;
 	/* the turn's quantum survives exits: a vCPU that does port I/O all
 	 * the time must not keep the token for ever */
-	uint64_t quantum_end = emu_core_of(cpu)->quantum_end;
+	uint64_t quantum_end = ecpu_of(cpu)->quantum_end;
 	for (;;) {
 		uint64_t now = emu_guest_ns(evm);
 		uint64_t deadline = emu_next_deadline_ns(evm);
@@ -261,17 +371,18 @@ static enum emu_stop run_turn(struct emu_cpu *cpu)
 
 static int run_kicked(struct emu_vm *evm, struct emu_cpu *cpu, struct vm_exit *exit)
 {
-	struct emu_core *c = emu_core_of(cpu);
-	/* under evm->lock */
-	__atomic_store_n(&c->kick, false, __ATOMIC_RELEASE);
-	c->in_run = false;
-	c->parked = true;
+	struct emu_sched *s = evm->sched;
+	struct emu_engine_cpu *ec = ecpu_of(cpu);
+	/* under sched->lock */
+	__atomic_store_n(&ec->core.kick, false, __ATOMIC_RELEASE);
+	ec->in_run = false;
+	ec->parked = true;
 	/* a debugger stop ends the turn: after it the others run first, as
 	 * they would on hardware where every vCPU resumes at once */
-	if (evm->turn == cpu->id)
-		c->yield_turn = true;
-	pthread_cond_broadcast(&evm->cond);
-	pthread_mutex_unlock(&evm->lock);
+	if (s->turn == cpu->id)
+		ec->yield_turn = true;
+	pthread_cond_broadcast(&s->cond);
+	pthread_mutex_unlock(&s->lock);
 	memset(exit, 0, sizeof(*exit));
 	exit->reason = VM_EXIT_KICKED;
 	return 0;
@@ -285,51 +396,46 @@ static int run_kicked(struct emu_vm *evm, struct emu_cpu *cpu, struct vm_exit *e
  * back to this one. Bounded: the debugger may be stepping this one alone. */
 static void yield_grace(struct emu_vm *evm, struct emu_cpu *cpu)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	uint64_t abs = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec +
-		       EMU_YIELD_GRACE_NS;
-	ts.tv_sec = (time_t)(abs / 1000000000ull);
-	ts.tv_nsec = (long)(abs % 1000000000ull);
-	pthread_mutex_lock(&evm->lock);
+	struct emu_sched *s = evm->sched;
+	struct timespec until = deadline_in(EMU_YIELD_GRACE_NS);
+	pthread_mutex_lock(&s->lock);
 	for (;;) {
 		bool absent;
 		int next = sched_pick(evm, cpu->id, &absent);
 		if ((next >= 0 && (unsigned)next != cpu->id) || !absent ||
 		    kick_pending(emu_core_of(cpu)) || vm_stopping(evm->vm))
 			break;
-		if (pthread_cond_timedwait(&evm->cond, &evm->lock, &ts) != 0)
+		if (pthread_cond_timedwait(&s->cond, &s->lock, &until) != 0)
 			break;
 	}
-	pthread_mutex_unlock(&evm->lock);
+	pthread_mutex_unlock(&s->lock);
 }
 
 /* Wait until this vCPU holds the token (0) or is kicked (1). Takes over a
  * free token, or one whose holder is parked, to pass it on. Returns with
- * evm->lock held. */
+ * sched->lock held. */
 static int wait_token(struct emu_vm *evm, struct emu_cpu *cpu)
 {
-	struct emu_core *c = emu_core_of(cpu);
+	struct emu_sched *s = evm->sched;
 	for (;;) {
-		if (kick_pending(c) || vm_stopping(evm->vm))
+		if (kick_pending(emu_core_of(cpu)) || vm_stopping(evm->vm))
 			return 1;
-		if (evm->turn == cpu->id)
+		if (s->turn == cpu->id)
 			return 0;
-		bool free = evm->turn == EMU_TURN_NONE ||
-			    (evm->turn < evm->nr_cpus && evm->cpus[evm->turn] &&
-			     cpu_absent(evm->cpus[evm->turn]));
+		bool free = s->turn == EMU_TURN_NONE ||
+			    (s->turn < evm->nr_cpus && evm->cpus[s->turn] &&
+			     cpu_absent(evm->cpus[s->turn]));
 		if (free) {
-			unsigned from = evm->turn == EMU_TURN_NONE ? cpu->id : evm->turn;
-			evm->turn = cpu->id;
-			pthread_mutex_unlock(&evm->lock);
-			uint64_t seq = sched_pass(evm, from);
-			pthread_mutex_lock(&evm->lock);
+			unsigned from = s->turn == EMU_TURN_NONE ? cpu->id : s->turn;
+			s->turn = cpu->id;
+			pthread_mutex_unlock(&s->lock);
+			uint64_t seq = sched_pass(evm, from, cpu);
+			pthread_mutex_lock(&s->lock);
 			/* a wake-up between sched_pass and here must not be lost */
-			if (evm->turn == cpu->id ||
-			    (evm->turn == EMU_TURN_NONE && evm->wake_seq != seq))
+			if (s->turn == cpu->id || (s->turn == EMU_TURN_NONE && s->wake_seq != seq))
 				continue;
 		}
-		pthread_cond_wait(&evm->cond, &evm->lock);
+		pthread_cond_wait(&s->cond, &s->lock);
 	}
 }
 
@@ -338,13 +444,14 @@ static int run_vcpu(struct vcpu *vcpu, struct vm_exit *exit)
 {
 	struct emu_cpu *cpu = cpu_of(vcpu);
 	struct emu_vm *evm = cpu->evm;
-	struct emu_core *c = emu_core_of(cpu);
+	struct emu_sched *s = evm->sched;
+	struct emu_engine_cpu *ec = ecpu_of(cpu);
 
 	bool yielded = false, back = true;
-	pthread_mutex_lock(&evm->lock);
-	c->in_run = true;
-	c->parked = false;
-	pthread_cond_broadcast(&evm->cond);     /* for yield_grace() */
+	pthread_mutex_lock(&s->lock);
+	ec->in_run = true;
+	ec->parked = false;
+	pthread_cond_broadcast(&s->cond);       /* for yield_grace() */
 	for (;;) {
 		if (wait_token(evm, cpu))
 			return run_kicked(evm, cpu, exit);
@@ -354,17 +461,17 @@ static int run_vcpu(struct vcpu *vcpu, struct vm_exit *exit)
 			emu_blocks_outside(evm);
 			back = false;
 		}
-		pthread_mutex_unlock(&evm->lock);
-		if (c->yield_turn && !yielded) {
+		pthread_mutex_unlock(&s->lock);
+		if (ec->yield_turn && !yielded) {
 			/* once per run(): while the others are still parked (the
 			 * debugger steps this vCPU alone) the token comes straight
 			 * back, and the yield stays due for the next run() */
 			yielded = true;
 			yield_grace(evm, cpu);
-			sched_pass(evm, cpu->id);
-			pthread_mutex_lock(&evm->lock);
-			if (evm->turn != cpu->id)
-				c->yield_turn = false;
+			sched_pass(evm, cpu->id, cpu);
+			pthread_mutex_lock(&s->lock);
+			if (s->turn != cpu->id)
+				ec->yield_turn = false;
 			continue;
 		}
 
@@ -375,17 +482,17 @@ static int run_vcpu(struct vcpu *vcpu, struct vm_exit *exit)
 			 * stepping one vCPU must stay cheap) */
 			bool step = exit->reason == VM_EXIT_DB && (exit->db.dr6 & DR6_BS);
 			if ((exit->reason == VM_EXIT_DB && !step) || exit->reason == VM_EXIT_BPT)
-				c->yield_turn = true;
-			pthread_mutex_lock(&evm->lock);
-			c->in_run = false;      /* keeps the token: back after the machine */
-			pthread_mutex_unlock(&evm->lock);
+				ec->yield_turn = true;
+			pthread_mutex_lock(&s->lock);
+			ec->in_run = false;     /* keeps the token: back after the machine */
+			pthread_mutex_unlock(&s->lock);
 			return 0;
 		}
 		if (stop != EMU_STOP_KICKED) {
-			c->yield_turn = false;
-			sched_pass(evm, cpu->id);
+			ec->yield_turn = false;
+			sched_pass(evm, cpu->id, cpu);
 		}
-		pthread_mutex_lock(&evm->lock);
+		pthread_mutex_lock(&s->lock);
 	}
 }
 
@@ -407,12 +514,12 @@ static void emu_op_kick(struct vcpu *vcpu)
 	struct emu_cpu *cpu = cpu_of(vcpu);
 	if (!cpu)
 		return;
-	struct emu_vm *evm = cpu->evm;
+	struct emu_sched *s = cpu->evm->sched;
 	__atomic_store_n(&emu_core_of(cpu)->kick, true, __ATOMIC_RELEASE);
-	pthread_mutex_lock(&evm->lock);
-	evm->kick_seq++;
-	pthread_cond_broadcast(&evm->cond);
-	pthread_mutex_unlock(&evm->lock);
+	pthread_mutex_lock(&s->lock);
+	s->kick_seq++;
+	pthread_cond_broadcast(&s->cond);
+	pthread_mutex_unlock(&s->lock);
 }
 
 /* --- VM and vCPUs ------------------------------------------------------------------ */
@@ -423,7 +530,9 @@ static void emu_vm_free(struct emu_vm *evm)
 		emu_platform_destroy(evm);
 	emu_dcache_destroy(evm);
 	emu_blocks_destroy(evm);
+	sched_destroy(evm);
 	emu_vm_fini(evm);
+	free(evm->watch);
 	free(evm);
 }
 
@@ -436,11 +545,14 @@ static bool blocks_wanted(void)
 	return !v || strcmp(v, "1") != 0;
 }
 
-static int emu_op_vm_create(struct vm *vm, struct err *e)
+/* emu executes everything itself: it takes no assist. */
+static int emu_op_vm_create(struct vm *vm, const struct emu_single_ops *assist, struct err *e)
 {
+	(void)assist;
 	unsigned n = vm->nr_vcpus ? vm->nr_vcpus : vm->cfg.nr_vcpus;
-	if (n == 0 || n > VM_MAX_VCPUS)
-		return err_set(e, EINVAL, "the emu engine runs 1 to %u vCPUs, not %u", VM_MAX_VCPUS, n);
+	if (n == 0 || n > VM_MAX_GUEST_VCPUS)
+		return err_set(e, EINVAL, "the emu engine runs 1 to %u vCPUs, not %u",
+			       VM_MAX_GUEST_VCPUS, n);
 	int r = emu_handler_tables_check(e);
 	if (r < 0)
 		return r;
@@ -448,7 +560,11 @@ static int emu_op_vm_create(struct vm *vm, struct err *e)
 	if (!evm)
 		return err_set(e, ENOMEM, "out of memory for the emu engine");
 	emu_vm_init(evm, vm, n);
-	evm->quantum = EMU_QUANTUM;
+	r = sched_create(evm);
+	if (r < 0) {
+		emu_vm_free(evm);
+		return err_set(e, -r, "out of memory for the emu scheduler");
+	}
 	r = emu_dcache_create(evm);
 	if (r < 0) {
 		emu_vm_free(evm);
@@ -518,9 +634,9 @@ static int emu_op_vcpu_create(struct vm *vm, struct vcpu *vcpu, struct err *e)
 		return err_set(e, -r, "cannot create the local APIC of vCPU %u", vcpu->id);
 	}
 	vcpu->engine = cpu;
-	pthread_mutex_lock(&evm->lock);
+	pthread_mutex_lock(&evm->sched->lock);
 	evm->cpus[vcpu->id] = cpu;
-	pthread_mutex_unlock(&evm->lock);
+	pthread_mutex_unlock(&evm->sched->lock);
 	return 0;
 }
 
@@ -530,10 +646,10 @@ static void emu_op_vcpu_destroy(struct vcpu *vcpu)
 	if (!cpu)
 		return;
 	struct emu_vm *evm = cpu->evm;
-	pthread_mutex_lock(&evm->lock);
+	pthread_mutex_lock(&evm->sched->lock);
 	evm->cpus[cpu->id] = NULL;
 	evm->retired_gone += cpu->retired;
-	pthread_mutex_unlock(&evm->lock);
+	pthread_mutex_unlock(&evm->sched->lock);
 	emu_lapic_destroy(cpu);
 	free(ecpu_of(cpu));
 	free(cpu);
@@ -551,7 +667,7 @@ static void emu_op_get_regs(struct vcpu *vcpu, struct x86_regs *r)
 		.rsi = g[EMU_RSI], .rdi = g[EMU_RDI], .rbp = g[EMU_RBP], .rsp = g[EMU_RSP],
 		.r8 = g[EMU_R8], .r9 = g[EMU_R9], .r10 = g[EMU_R10], .r11 = g[EMU_R11],
 		.r12 = g[EMU_R12], .r13 = g[EMU_R13], .r14 = g[EMU_R14], .r15 = g[EMU_R15],
-		.rip = cpu->rip, .rflags = emu_dbg_rflags_image(cpu),
+		.rip = cpu->rip, .rflags = emu_dbg_rflags_view(cpu),
 	};
 }
 
@@ -673,6 +789,12 @@ static int emu_op_msr_set(struct vcpu *vcpu, uint32_t msr, uint64_t value)
 	return emu_msr_set(cpu, msr, value) ? 0 : -EINVAL;
 }
 
+static int emu_op_irqchip_get(struct vcpu *vcpu, struct engine_irqchip *chip)
+{
+	emu_platform_irqchip(cpu_of(vcpu), chip);
+	return 0;
+}
+
 static int emu_op_get_run_state(struct vcpu *vcpu, bool *halted, bool *waiting_sipi)
 {
 	struct emu_cpu *cpu = cpu_of(vcpu);
@@ -687,6 +809,26 @@ static int emu_op_set_debug(struct vcpu *vcpu, const struct engine_debug *dbg)
 	return emu_dbg_set_debug(cpu_of(vcpu), dbg);
 }
 
+/* emu sees every access: the ranges are matched by linear address in
+ * emu_debug.c, exactly, whatever their number. */
+static int emu_op_set_watch(struct vm *vm, const struct engine_watch *w, unsigned n,
+			    struct err *e)
+{
+	struct emu_vm *evm = evm_of(vm);
+	struct engine_watch *copy = NULL;
+	if (n && !(copy = malloc(n * sizeof(*copy))))
+		return err_set(e, ENOMEM, "out of memory for %u watched ranges", n);
+	if (n)
+		memcpy(copy, w, n * sizeof(*copy));
+	for (unsigned i = 0; i < evm->nr_cpus; i++)
+		if (evm->cpus[i])
+			emu_dbg_set_watch(evm->cpus[i], copy, n);
+	free(evm->watch);
+	evm->watch = copy;
+	evm->nr_watch = n;
+	return 0;
+}
+
 static int emu_op_inject_exception(struct vcpu *vcpu, uint8_t vector, bool has_error_code,
 				   uint32_t error_code)
 {
@@ -699,14 +841,41 @@ static int emu_op_inject_exception(struct vcpu *vcpu, uint8_t vector, bool has_e
 	return 0;
 }
 
+static int emu_op_deliver_exception(struct vcpu *vcpu, uint8_t vector, bool has_error_code,
+				    uint32_t error_code, uint64_t rflags)
+{
+	struct emu_cpu *cpu = cpu_of(vcpu);
+	if (vector >= 32)
+		return -EINVAL;
+	emu_dbg_rflags_for_event(cpu, (rflags & ~RFLAGS_VM) | RFLAGS_FIXED1);
+	cpu->pending.exception = false;
+	emu_raise(cpu, vector, has_error_code, error_code);
+	emu_replay_reset(cpu);
+	/* a budget of nothing: the delivery, and no instruction after it */
+	emu_exec_run(cpu, 0);
+	/* this is where the vCPU stopped now (a step must not take the
+	 * delivery for an event before its first instruction) */
+	struct engine_debug same = cpu->debugger;
+	emu_dbg_set_debug(cpu, &same);
+	return 0;
+}
+
 /* --- probe ----------------------------------------------------------------------- */
 
-static void probe_feature(struct engine_caps *caps, const char *name, bool present,
+/* --cpu kvm-step: the guest's TF is lost under the engine's, as on the
+ * host KVM; the debugger keeps it as a shadow. */
+static void emu_op_vm_caps(struct vm *vm, struct engine_caps *caps)
+{
+	if (vm->cfg.cpu == VM_CPU_KVM_STEP)
+		caps->step_keeps_guest_tf = false;
+}
+
+static void probe_feature(struct engine_report *report, const char *name, bool present,
 			  const char *how)
 {
-	if (caps->nr_features >= ENGINE_MAX_FEATURES)
+	if (!report || report->nr >= ENGINE_MAX_FEATURES)
 		return;
-	struct engine_feature *f = &caps->features[caps->nr_features++];
+	struct engine_feature *f = &report->features[report->nr++];
 	f->name = name;
 	f->present = present;
 	snprintf(f->how, sizeof(f->how), "%s", how);
@@ -715,66 +884,97 @@ static void probe_feature(struct engine_caps *caps, const char *name, bool prese
 /* The engine implements these itself, so the answers are what the code
  * does (the debug architecture is tested from inside guests by
  * tests/test_emu_debug.py). Names follow engine/kvm/kvm_probe.c. */
-static int emu_op_probe(struct engine_caps *caps, struct err *e)
+static int emu_op_probe(const struct emu_single_ops *assist, struct engine_caps *caps,
+			struct engine_report *report, struct err *e)
 {
+	(void)assist;
 	(void)e;
 	memset(caps, 0, sizeof(*caps));
-	caps->single_step = caps->step_block_irq = caps->hw_exec_bp = caps->hw_data_bp = true;
-	caps->gd_trap = caps->irqchip = true;
+	caps->step_block_irq = caps->hw_data_bp = caps->gd_trap = true;
 	/* MTF-like stepping never touches RFLAGS.TF; --cpu amd stepping owns
 	 * TF but emu_debug.c fixes every image itself */
 	caps->step_keeps_guest_tf = true;
-	caps->readonly_mem = false;
-	caps->max_vcpus = VM_MAX_VCPUS;
-	probe_feature(caps, "single-step exits", true,
+	caps->watch_linear = true;
+	if (report)
+		memset(report, 0, sizeof(*report));
+	probe_feature(report, "single-step exits", true,
 		      "MTF-like: an exit after every instruction and REP iteration, guest TF "
-		      "untouched (--cpu amd: TF with PUSHF/POPF images fixed up)");
-	probe_feature(caps, "BLOCKIRQ", true, "no interrupt or NMI delivered while stepping");
-	probe_feature(caps, "hardware execution breakpoints", true,
+		      "untouched (--cpu amd: TF, images fixed up; kvm-step: TF as KVM)");
+	probe_feature(report, "BLOCKIRQ", true, "no interrupt or NMI delivered while stepping");
+	probe_feature(report, "hardware execution breakpoints", true,
 		      "DR0-3 matched before every instruction (fault, RF honoured)");
-	probe_feature(caps, "hardware data breakpoints", true,
+	probe_feature(report, "hardware data breakpoints", true,
 		      "every guest data access checked against DR0-3 (trap after the "
 		      "instruction)");
-	probe_feature(caps, "DR7.GD trapping of guest MOV DR", true,
+	probe_feature(report, "DR7.GD trapping of guest MOV DR", true,
 		      "#DB with DR6.BD before the MOV executes");
-	probe_feature(caps, "read-only memory slots", false, "not implemented in the emu engine");
-	probe_feature(caps, "in-kernel irqchip", true,
+	probe_feature(report, "read-only memory slots", false, "not implemented in the emu engine");
+	probe_feature(report, "in-kernel irqchip", true,
 		      "the engine's own LAPIC, I/O APIC, PIC and PIT (emu_platform)");
 	char how[64];
-	snprintf(how, sizeof(how), "%u (VM_MAX_VCPUS)", VM_MAX_VCPUS);
-	probe_feature(caps, "max vCPUs", true, how);
-	probe_feature(caps, "single-step exits in ring 3", true, "same as ring 0");
-	probe_feature(caps, "hardware execution breakpoints in ring 3", true, "same as ring 0");
-	probe_feature(caps, "INT3 interception in ring 3", true,
+	snprintf(how, sizeof(how), "%u (VM_MAX_GUEST_VCPUS)", VM_MAX_GUEST_VCPUS);
+	probe_feature(report, "max vCPUs", true, how);
+	probe_feature(report, "single-step exits in ring 3", true, "same as ring 0");
+	probe_feature(report, "hardware execution breakpoints in ring 3", true, "same as ring 0");
+	probe_feature(report, "INT3 interception in ring 3", true,
 		      "guest INT3 exits as a breakpoint when intercepted, any ring");
-	probe_feature(caps, "MOV DR exits", true,
+	probe_feature(report, "MOV DR exits", true,
 		      "guest MOV DR is emulated, then exits with register, direction, GPR");
-	probe_feature(caps, "guest #DB exits", true,
+	probe_feature(report, "guest #DB exits", true,
 		      "the guest's own #DB exits with its DR6 bits instead of being delivered");
-	probe_feature(caps, "deterministic execution", true,
+	caps->catch_access = 1u << ENGINE_ACCESS_IO | 1u << ENGINE_ACCESS_MSR |
+			     1u << ENGINE_ACCESS_CR;
+	probe_feature(report, "access catching (io, msr, cr)", true,
+		      "every IN/OUT/INS/OUTS, RDMSR/WRMSR and CR write (MOV, LMSW, CLTS) is checked "
+		      "against the debugger's filter; the stop comes after the instruction");
+	probe_feature(report, "deterministic execution", true,
 		      "one vCPU at a time, round robin every 50000 instructions; "
 		      "guest time = retired instructions");
 	return 0;
 }
 
-const struct engine_ops emu_engine_ops = {
-	.name = "emu",
-	.vm_create = emu_op_vm_create,
-	.vm_destroy = emu_op_vm_destroy,
+static const struct engine_vm_ops emu_vm_ops = {
+	.create = emu_op_vm_create,
+	.destroy = emu_op_vm_destroy,
 	.map_memory = emu_op_map_memory,
 	.irq_line = emu_platform_irq_line,
 	.guest_ns = emu_platform_guest_ns,
 	.probe = emu_op_probe,
-	.vcpu_create = emu_op_vcpu_create,
-	.vcpu_destroy = emu_op_vcpu_destroy,
+	.vm_caps = emu_op_vm_caps,
+};
+
+static const struct engine_vcpu_ops emu_vcpu_ops = {
+	.create = emu_op_vcpu_create,
+	.destroy = emu_op_vcpu_destroy,
 	.run = emu_op_run,
 	.kick = emu_op_kick,
-	.run_borrowed = emu_op_run_borrowed,
 	.get_state = emu_op_get_state,
 	.set_state = emu_op_set_state,
 	.get_run_state = emu_op_get_run_state,
 	.msr_get = emu_op_msr_get,
+	.irqchip_get = emu_op_irqchip_get,
 	.msr_set = emu_op_msr_set,
-	.set_debug = emu_op_set_debug,
 	.inject_exception = emu_op_inject_exception,
 };
+
+static const struct engine_debug_ops emu_debug_ops = {
+	.set_debug = emu_op_set_debug,
+	.set_watch = emu_op_set_watch,
+	.deliver_exception = emu_op_deliver_exception,
+};
+
+static const struct engine_lend_ops emu_lend_ops = {
+	.run = emu_op_run_borrowed,
+};
+
+/* The core emu_single.c lends to engines that cannot execute everything. */
+const struct engine_ops emu_engine_ops = {
+	.name = "emu",
+	.vm = &emu_vm_ops,
+	.vcpu = &emu_vcpu_ops,
+	.debug = &emu_debug_ops,
+	.lend = &emu_lend_ops,
+	.assist = &emu_single_ops,
+};
+
+ENGINE_REGISTER(emu_engine_ops);

@@ -348,6 +348,8 @@ static void h_lmsw(struct emu_cpu *cpu, const struct emu_insn *in)
 	uint64_t v = emu_op_read(cpu, in, 0) & 0xf;
 	uint64_t cr0 = (cpu->sregs.cr0 & ~0xeull) | v | (cpu->sregs.cr0 & CR0_PE);
 	emu_write_cr(cpu, 0, cr0);
+	if (emu_core_of(cpu)->dbg_armed)
+		emu_dbg_access(cpu, ENGINE_ACCESS_CR, 0, 8, true, cr0);
 }
 
 static void h_clts(struct emu_cpu *cpu, const struct emu_insn *in)
@@ -355,6 +357,8 @@ static void h_clts(struct emu_cpu *cpu, const struct emu_insn *in)
 	(void)in;
 	need_cpl0(cpu);
 	cpu->sregs.cr0 &= ~CR0_TS;
+	if (emu_core_of(cpu)->dbg_armed)
+		emu_dbg_access(cpu, ENGINE_ACCESS_CR, 0, 8, true, cpu->sregs.cr0);
 }
 
 static void h_invlpg(struct emu_cpu *cpu, const struct emu_insn *in)
@@ -416,7 +420,10 @@ static void mov_cr(struct emu_cpu *cpu, const struct emu_insn *in)
 	unsigned gpr = to_cr ? OP1.reg : OP0.reg;
 	unsigned size = emu_long64(cpu) ? 8 : 4;
 	if (to_cr) {
-		emu_write_cr(cpu, cr, cpu->gpr[gpr] & emu_mask(size));
+		uint64_t v = cpu->gpr[gpr] & emu_mask(size);
+		emu_write_cr(cpu, cr, v);
+		if (emu_core_of(cpu)->dbg_armed)
+			emu_dbg_access(cpu, ENGINE_ACCESS_CR, cr, size, true, v);
 		return;
 	}
 	uint64_t v;
@@ -490,6 +497,8 @@ static void h_rdmsr(struct emu_cpu *cpu, const struct emu_insn *in)
 		emu_gp(cpu, 0);
 	emu_gpr_set(cpu, EMU_RAX, 4, v);
 	emu_gpr_set(cpu, EMU_RDX, 4, v >> 32);
+	if (emu_core_of(cpu)->dbg_armed)
+		emu_dbg_access(cpu, ENGINE_ACCESS_MSR, msr, 8, false, v);
 }
 
 static void h_wrmsr(struct emu_cpu *cpu, const struct emu_insn *in)
@@ -504,6 +513,8 @@ static void h_wrmsr(struct emu_cpu *cpu, const struct emu_insn *in)
 	} else if (!emu_msr_set(cpu, msr, v)) {
 		emu_gp(cpu, 0);
 	}
+	if (emu_core_of(cpu)->dbg_armed)
+		emu_dbg_access(cpu, ENGINE_ACCESS_MSR, msr, 8, true, v);
 }
 
 static void h_cpuid(struct emu_cpu *cpu, const struct emu_insn *in)

@@ -257,10 +257,15 @@ static void timer_set_div(struct emu_lapic *l, uint32_t v, uint64_t now)
 static void timer_set_lvt(struct emu_lapic *l, uint32_t v, uint64_t now)
 {
 	enum lapic_timer_mode old = timer_mode(l);
+	bool unmasked = (l->lvt[LVT_TIMER] & ~v) & LAPIC_LVT_MASKED;
 
 	l->lvt[LVT_TIMER] = v;
-	if (old == timer_mode(l))
+	if (old == timer_mode(l)) {
+		/* what ended while masked stays unsignalled: on from now */
+		if (unmasked && old != LAPIC_TIMER_TSC_DEADLINE)
+			timer_rearm(l, now);
 		return;
+	}
 	if (old == LAPIC_TIMER_TSC_DEADLINE || timer_mode(l) == LAPIC_TIMER_TSC_DEADLINE) {
 		/* switching to or from TSC deadline disarms the timer */
 		l->tmict = 0;
@@ -281,11 +286,24 @@ static void timer_set_tsc_deadline(struct emu_lapic *l, uint64_t v)
 		return;
 	}
 	uint64_t now = now_ns(l), tsc = now + l->cpu->tsc_offset;
-	l->timer_deadline = v <= tsc ? now : now + (v - tsc);
+	if (v <= tsc) {
+		l->timer_deadline = now;
+		return;
+	}
+	/* a deadline past the end of guest time (the guest moved its TSC
+	 * back) is armed but never reached, as on hardware for 584 years */
+	uint64_t ahead = v - tsc;
+	l->timer_deadline = ahead < EMU_NO_DEADLINE - now ? now + ahead : EMU_NO_DEADLINE - 1;
 }
 
+/* A masked one-shot or periodic timer signals nothing: it has no deadline
+ * (its count is arithmetic on timer_start; unmasking rearms it), so a
+ * masked timer of a few ns costs nothing. A TSC deadline keeps its one
+ * firing, which clears IA32_TSC_DEADLINE even when masked. */
 uint64_t lapic_timer_deadline_locked(struct emu_lapic *l)
 {
+	if ((l->lvt[LVT_TIMER] & LAPIC_LVT_MASKED) && timer_mode(l) != LAPIC_TIMER_TSC_DEADLINE)
+		return EMU_NO_DEADLINE;
 	return l->timer_deadline;
 }
 
@@ -571,6 +589,13 @@ static bool lapic_read_locked(struct emu_lapic *l, uint32_t reg, uint32_t *v)
 	default:
 		return !x2;
 	}
+}
+
+void lapic_image_locked(struct emu_lapic *l, uint32_t regs[64])
+{
+	for (uint32_t i = 0; i < 64; i++)
+		lapic_read_locked(l, i << 4, &regs[i]);
+	regs[LAPIC_ICR2 >> 4] = l->icr_hi;      /* x2APIC has no ICR2: show the destination */
 }
 
 /* Write register `reg`. false = not writable in this mode (x2APIC: #GP;

@@ -392,22 +392,16 @@ static struct emu_replay *replay_next(struct emu_core *c, uint8_t kind, uint64_t
 	return r;
 }
 
-_Noreturn static void replay_fail(struct emu_cpu *cpu)
-{
-	cpu->exit.reason = VM_EXIT_EMULATION_FAILURE;
-	cpu->exit.failure.pc = cpu->sregs.cs.base + cpu->insn_start_rip;
-	cpu->exit.failure.insn_len = 0;
-	cpu->exit.failure.suberror = 1;    /* too many device accesses in one instruction */
-	emu_replay_reset(cpu);
-	emu_leave(cpu);
-}
-
+/* Log a new access; NULL when the log is full. An instruction with more
+ * device accesses than the log holds (FXSAVE into an MMIO hole: 64) does
+ * the rest as accesses to nothing do on hardware: writes dropped, reads
+ * all ones. Again on every re-execution, so it stays one instruction. */
 static struct emu_replay *replay_add(struct emu_cpu *cpu, uint8_t kind, uint64_t addr,
 				     unsigned len, bool write, const void *data)
 {
 	struct emu_core *c = emu_core_of(cpu);
 	if (c->replay_n >= EMU_REPLAY_MAX)
-		replay_fail(cpu);
+		return NULL;
 	struct emu_replay *r = &c->replay[c->replay_n++];
 	*r = (struct emu_replay){ .addr = addr, .kind = kind, .len = (uint8_t)len, .write = write };
 	if (write)
@@ -429,8 +423,10 @@ static void mmio_access(struct emu_cpu *cpu, uint64_t gpa, uint8_t *data, unsign
 			if (r) {
 				if (!write)
 					memcpy(data, r->data, n);
+			} else if (!(r = replay_add(cpu, 2, gpa, n, write, data))) {
+				if (!write)
+					memset(data, 0xff, n);
 			} else {
-				r = replay_add(cpu, 2, gpa, n, write, data);
 				memset(&cpu->exit, 0, sizeof(cpu->exit));
 				cpu->exit.reason = VM_EXIT_MMIO;
 				cpu->exit.mmio.gpa = gpa;
@@ -446,6 +442,15 @@ static void mmio_access(struct emu_cpu *cpu, uint64_t gpa, uint8_t *data, unsign
 	}
 }
 
+/* A port access completed: the debugger may want to hear of it. */
+static void pio_done(struct emu_cpu *cpu, uint16_t port, unsigned size, bool is_write,
+		     uint64_t value)
+{
+	if (emu_core_of(cpu)->dbg_armed)
+		emu_dbg_access(cpu, ENGINE_ACCESS_IO, port, size, is_write,
+			       value & (~0ull >> (64 - 8 * size)));
+}
+
 uint64_t emu_pio_in(struct emu_cpu *cpu, uint16_t port, unsigned size)
 {
 	struct emu_core *c = emu_core_of(cpu);
@@ -454,14 +459,18 @@ uint64_t emu_pio_in(struct emu_cpu *cpu, uint16_t port, unsigned size)
 	if (emu_platform_pio(cpu, port, data, size, false)) {
 		after_platform(cpu);
 		memcpy(&v, data, size);
+		pio_done(cpu, port, size, false, v);
 		return v;
 	}
 	struct emu_replay *r = replay_next(c, 1, port, size, false);
 	if (r) {
 		memcpy(&v, r->data, size);
+		pio_done(cpu, port, size, false, v);
 		return v;
 	}
 	r = replay_add(cpu, 1, port, size, false, NULL);
+	if (!r)
+		return ~0ull >> (64 - 8 * size);
 	memset(r->data, 0xff, sizeof(r->data));
 	memset(&cpu->exit, 0, sizeof(cpu->exit));
 	cpu->exit.reason = VM_EXIT_IO;
@@ -480,11 +489,16 @@ void emu_pio_out(struct emu_cpu *cpu, uint16_t port, unsigned size, uint64_t val
 	memcpy(data, &value, sizeof(data));
 	if (emu_platform_pio(cpu, port, data, size, true)) {
 		after_platform(cpu);
+		pio_done(cpu, port, size, true, value);
 		return;
 	}
-	if (replay_next(c, 1, port, size, true))
+	if (replay_next(c, 1, port, size, true)) {
+		pio_done(cpu, port, size, true, value);
 		return;
+	}
 	struct emu_replay *r = replay_add(cpu, 1, port, size, true, data);
+	if (!r)
+		return;
 	memset(&cpu->exit, 0, sizeof(cpu->exit));
 	cpu->exit.reason = VM_EXIT_IO;
 	cpu->exit.io.port = port;
@@ -741,8 +755,9 @@ const uint8_t *emu_fetch(struct emu_cpu *cpu, uint64_t lin, uint8_t *buf, unsign
 	}
 	struct emu_tlb_entry *t2 = translate(cpu, next, ACC_X, user);
 	if (!t2->host)
-		return buf;
-	memcpy(buf + first, t2->host, 15 - first);
+		memset(buf + first, 0xff, 15 - first);  /* nothing there reads all ones */
+	else
+		memcpy(buf + first, t2->host, 15 - first);
 	*len = 15;
 	return buf;
 }

@@ -180,3 +180,30 @@ uint64_t emu_platform_guest_ns(struct vm *vm)
 {
 	return vm->engine_vm ? emu_guest_ns(vm->engine_vm) : 0;
 }
+
+void emu_platform_irqchip(struct emu_cpu *cpu, struct engine_irqchip *chip)
+{
+	struct emu_platform *plat = plat_of(cpu);
+
+	memset(chip, 0, sizeof(*chip));
+	if (!plat)
+		return;
+	plat_lock(plat);
+	if (cpu->lapic) {
+		lapic_image_locked(cpu->lapic, chip->lapic);
+		chip->have_lapic = true;
+	}
+	chip->have_ioapic = true;
+	chip->ioapic_id = plat->ioapic.id << 24;
+	for (unsigned i = 0; i < IOAPIC_PINS && i < ENGINE_IOAPIC_PINS; i++)
+		chip->ioapic_redir[i] = plat->ioapic.redir[i];
+	chip->have_pic = true;
+	for (unsigned i = 0; i < 2; i++) {
+		const struct emu_pic_chip *c = &plat->pic.chip[i];
+		chip->pic[i] = (struct engine_pic){ .irr = c->irr, .isr = c->isr, .imr = c->imr,
+						    .vector_base = c->vector_base, .elcr = c->elcr,
+						    .initialised = c->init_step == 0,
+						    .auto_eoi = c->auto_eoi };
+	}
+	plat_unlock(plat);
+}

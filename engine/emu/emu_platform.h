@@ -52,9 +52,11 @@
  *                  emu_guest_ns(evm)); when every vCPU is halted (or
  *                  waiting for SIPI): emu_platform_advance(evm,
  *                  emu_next_deadline_ns(evm)) unless that is
- *                  EMU_NO_DEADLINE (then wait for emu_vm_wake)
+ *                  EMU_NO_DEADLINE (then wait for emu_vm_wake); in a
+ *                  storm of timers that wake nobody, up to the host
+ *                  clock at once (emu_engine.c)
  *   irq_line op    emu_platform_irq_line(vm, irq, level) has the
- *                  engine_ops.irq_line signature: put it in the table
+ *                  engine_vm_ops.irq_line signature: put it in the table
  *                  (vm->engine_vm must be the struct emu_vm *).
  */
 #ifndef VMDB_EMU_PLATFORM_H
@@ -119,8 +121,11 @@ bool emu_platform_msr(struct emu_cpu *cpu, uint32_t msr, uint64_t *value, bool w
 /* The same for the debugger, which raises nothing in the guest: 0,
  * -ENOENT (not one of ours), -EINVAL (an access the guest would #GP on). */
 int emu_platform_msr_debug(struct emu_cpu *cpu, uint32_t msr, uint64_t *value, bool write);
+/* The debugger's view of cpu's LAPIC and of the IOAPIC and PIC pair. */
+struct engine_irqchip;
+void emu_platform_irqchip(struct emu_cpu *cpu, struct engine_irqchip *chip);
 
-/* engine_ops.irq_line: ISA IRQ / GSI `irq` to the IOAPIC (IRQ0 -> pin 2,
+/* engine_vm_ops.irq_line: ISA IRQ / GSI `irq` to the IOAPIC (IRQ0 -> pin 2,
  * as the MADT says) and to the PIC. */
 int emu_platform_irq_line(struct vm *vm, unsigned irq, int level);
 /* The same, from inside the engine (tests use it too). */
@@ -146,7 +151,7 @@ void emu_lapic_reset(struct emu_cpu *cpu, bool power_on);
 
 /* --- guest time (emu_time.c) --- */
 
-/* engine_ops.guest_ns: emu_guest_ns() of the machine's emu_vm. */
+/* engine_vm_ops.guest_ns: emu_guest_ns() of the machine's emu_vm. */
 uint64_t emu_platform_guest_ns(struct vm *vm);
 
 /* Guest time in ns (1 per retired instruction + skipped idle time). */

@@ -204,6 +204,8 @@ bool lapic_mmio(struct emu_cpu *cpu, uint64_t gpa, uint8_t *data, unsigned len, 
 bool lapic_msr(struct emu_cpu *cpu, uint32_t msr, uint64_t *value, bool write);
 /* The same without the #GP: 0, -ENOENT (not the LAPIC's), -EINVAL (invalid). */
 int lapic_msr_access(struct emu_cpu *cpu, uint32_t msr, uint64_t *value, bool write);
+/* Every xAPIC register as it reads (regs[offset >> 4]), for the debugger. */
+void lapic_image_locked(struct emu_lapic *l, uint32_t regs[64]);
 
 /* emu_ioapic.c */
 void ioapic_reset(struct emu_ioapic *io);

@@ -178,20 +178,14 @@ static void single_load(struct emu_single *s, const struct emu_single_state *st,
 	cpu->msr_fmask = st->arch.fmask;
 	cpu->msr_kernel_gs_base = st->arch.kernel_gs_base;
 	c->xcr0 = st->arch.xcr0;
-	cpu->halted = cpu->wait_sipi = false;
-	cpu->interrupt_shadow = 0;
-	memset(&cpu->pending, 0, sizeof(cpu->pending));
+	cpu->wait_sipi = false;
 	memset(&cpu->exit, 0, sizeof(cpu->exit));
-	c->shutdown = c->delivering = c->nmi_blocked = false;
-	c->hlt_step = c->rep_pending = false;
+	c->hlt_step = false;
 	__atomic_store_n(&c->kick, false, __ATOMIC_RELAXED);
-	c->cpl = (st->arch.sregs.cr0 & CR0_PE) ? st->arch.sregs.cs.dpl : 0;
-	emu_tlb_flush(cpu);
-	emu_update_mode(cpu);
 	if (!resume)
 		emu_replay_reset(cpu);
+	emu_core_restart(cpu);
 
-	emu_dbg_reset(cpu);
 	struct x86_debugregs dr = st->arch.dr;
 	dr.dr7 &= ~DR7_ENABLE_BITS;             /* the other engine's hardware checks them */
 	emu_dbg_set_regs(cpu, &dr);
@@ -279,10 +273,12 @@ static enum emu_single_result single_finish(struct emu_single *s, struct emu_sin
 }
 
 enum emu_single_result emu_single_step(struct emu_single *s, struct emu_single_state *st,
-				       bool resume, struct vm_exit *exit, unsigned *changed)
+				       const uint8_t *insn, unsigned len, bool resume,
+				       struct vm_exit *exit, unsigned *changed)
 {
 	*changed = 0;
 	single_load(s, st, resume, true);
+	emu_pin_insn(&s->cpu, insn, len);
 	enum emu_single_result r = single_outcome(s, emu_exec_run(&s->cpu, EMU_SINGLE_BUDGET),
 						  exit);
 	if (r != EMU_SINGLE_DONE)
@@ -297,6 +293,16 @@ enum emu_single_result emu_single_deliver(struct emu_single *s, struct emu_singl
 {
 	*changed = 0;
 	single_load(s, st, false, false);
+	emu_pin_insn(&s->cpu, NULL, 0);
 	emu_raise(&s->cpu, vector, has_error_code, error_code);
 	return single_finish(s, st, exit, changed);
 }
+
+const struct emu_single_ops emu_single_ops = {
+	.describe = emu_single_describe,
+	.xcr0_ok = emu_single_xcr0_ok,
+	.create = emu_single_create,
+	.destroy = emu_single_destroy,
+	.step = emu_single_step,
+	.deliver = emu_single_deliver,
+};

@@ -80,12 +80,15 @@ bool emu_single_xcr0_ok(const uint8_t *insn, unsigned len, const struct x86_sreg
 struct emu_single *emu_single_create(struct vcpu *vcpu, struct err *e);
 void emu_single_destroy(struct emu_single *s);
 
-/* Execute the instruction at st->regs.rip. resume = true only right after
+/* Execute the instruction at st->regs.rip: the len bytes at insn, those
+ * emu_single_describe judged, not what guest memory holds by now (another
+ * vCPU may have rewritten it). resume = true only right after
  * EMU_SINGLE_ACCESS for the same instruction, with the access completed
  * (a read's data stored where exit->io.data / mmio.data pointed). On DONE,
  * st holds the new state and *changed the EMU_SINGLE_PART_* that changed. */
 enum emu_single_result emu_single_step(struct emu_single *s, struct emu_single_state *st,
-				       bool resume, struct vm_exit *exit, unsigned *changed);
+				       const uint8_t *insn, unsigned len, bool resume,
+				       struct vm_exit *exit, unsigned *changed);
 
 /* Deliver exception `vector` through the guest's IDT now, as hardware
  * does at an instruction boundary (frame RIP = st->regs.rip). */
@@ -93,5 +96,25 @@ enum emu_single_result emu_single_deliver(struct emu_single *s, struct emu_singl
 					  uint8_t vector, bool has_error_code,
 					  uint32_t error_code, struct vm_exit *exit,
 					  unsigned *changed);
+
+/* The above as the assist another engine is given at VM creation
+ * (engine.h: engine_ops.assist, engine_vm_ops.create). */
+struct emu_single_ops {
+	bool (*describe)(const struct x86_sregs *sregs, const uint8_t *insn, unsigned len,
+			 char name[EMU_SINGLE_NAME_MAX], unsigned *needs);
+	bool (*xcr0_ok)(const uint8_t *insn, unsigned len, const struct x86_sregs *sregs,
+			uint64_t xcr0);
+	struct emu_single *(*create)(struct vcpu *vcpu, struct err *e);
+	void (*destroy)(struct emu_single *s);
+	enum emu_single_result (*step)(struct emu_single *s, struct emu_single_state *st,
+				       const uint8_t *insn, unsigned len, bool resume,
+				       struct vm_exit *exit, unsigned *changed);
+	enum emu_single_result (*deliver)(struct emu_single *s, struct emu_single_state *st,
+					  uint8_t vector, bool has_error_code,
+					  uint32_t error_code, struct vm_exit *exit,
+					  unsigned *changed);
+};
+
+extern const struct emu_single_ops emu_single_ops;
 
 #endif

@@ -2,7 +2,7 @@
  * state behind vm->engine_vm and vcpu->engine, the cached
  * KVM_CHECK_EXTENSION answers, and the helpers the engine's files share.
  * Nothing outside engine/kvm/ includes this except engine/engine.c (for
- * kvm_engine_ops) and the engine's own unit test.
+ * kvm_ring0_rate), the engine's own unit test and bench/kvm_step_leak.c.
  *
  * Addresses in exits: db.pc and bpt.pc are what KVM reports in
  * kvm_run.debug.arch.pc, a linear address (CS base + RIP; equal to RIP in
@@ -42,9 +42,19 @@ struct kvm_host_caps {
 	bool debugregs;
 	bool xsave;
 	bool sync_regs;            /* KVM_CAP_SYNC_REGS covers the general registers */
+	bool msr_filter;           /* KVM_CAP_X86_MSR_FILTER with KVM_CAP_X86_USER_SPACE_MSR */
 	uint32_t guest_debug2;     /* KVM_GUESTDBG_* flags the host accepts; 0 = unknown */
 	unsigned max_vcpus;
 	unsigned nr_memslots;
+};
+
+/* kvm_watch.c: the watched ranges and how the memory map was split for
+ * them (split[i]: map_memory's slot i is replaced by pieces). */
+struct kvm_watch_state {
+	struct engine_watch *ranges;
+	unsigned nr;
+	bool split[KVM_ENGINE_MAX_SLOTS];
+	unsigned nr_pieces;          /* slot ids KVM_ENGINE_MAX_SLOTS.. in use */
 };
 
 struct kvm_vm_state {
@@ -53,10 +63,14 @@ struct kvm_vm_state {
 	size_t run_size;           /* KVM_GET_VCPU_MMAP_SIZE */
 	int kick_signal;           /* real-time signal that knocks a vCPU out of KVM_RUN */
 	struct kvm_host_caps caps;
+	/* emu's core for the instructions the host cannot emulate (given
+	 * at creation, kvm_fallback.c); NULL: those stay failures */
+	const struct emu_single_ops *assist;
 	struct kvm_cpuid2 *cpuid;  /* KVM_GET_SUPPORTED_CPUID, patched per vCPU */
 	bool hypercalls;           /* paravirt features that use VMCALL stay advertised */
 	struct kvm_mem_slot slots[KVM_ENGINE_MAX_SLOTS];
 	unsigned nr_slots;
+	struct kvm_watch_state watch;
 };
 
 struct kvm_vcpu_state {
@@ -84,7 +98,13 @@ struct kvm_vcpu_state {
 	/* What the debugger asked last (kvm_op_set_debug): run() needs it to
 	 * finish an instruction emu executed as KVM would have. */
 	struct engine_debug debug;
-	/* The emu fallback (kvm_fallback.c); NULL when emu is not linked. */
+	/* A port access the debugger's filter names (debug.access) exited to
+	 * userspace: the next run() completes it without running further
+	 * (immediate_exit) and returns this VM_EXIT_ACCESS instead. */
+	bool access_pending;
+	struct vm_exit access_exit;
+	const uint8_t *access_in_data;   /* IN: where machine/ put the value */
+	/* The emu fallback (kvm_fallback.c); NULL without an assist. */
 	struct kvm_fallback *fb;
 	/* KVM_GET_SREGS of the last emulation failure, for the fallback
 	 * (valid until the next KVM_RUN; vCPU thread only) */
@@ -103,7 +123,7 @@ static inline struct kvm_vcpu_state *kvm_vcpu_of(struct vcpu *vcpu)
 }
 
 /* kvm_vm.c */
-int kvm_op_vm_create(struct vm *vm, struct err *e);
+int kvm_op_vm_create(struct vm *vm, const struct emu_single_ops *assist, struct err *e);
 void kvm_op_vm_destroy(struct vm *vm);
 int kvm_op_map_memory(struct vm *vm, uint64_t gpa, uint64_t size, void *host,
 		      bool readonly, struct err *e);
@@ -120,6 +140,8 @@ int kvm_op_vcpu_create(struct vm *vm, struct vcpu *vcpu, struct err *e);
 void kvm_op_vcpu_destroy(struct vcpu *vcpu);
 int kvm_op_run(struct vcpu *vcpu, struct vm_exit *exit);
 int kvm_op_run_borrowed(struct vcpu *vcpu, struct vm_exit *exit);
+/* One KVM_RUN, its exit translated (a kick or EINTR: VM_EXIT_KICKED). */
+int kvm_run_once(struct kvm_vcpu_state *v, struct vm_exit *exit);
 void kvm_op_kick(struct vcpu *vcpu);
 /* Read up to max instruction bytes at the linear address pc through the
  * guest's page tables, a page at a time; returns how many were readable.
@@ -138,25 +160,37 @@ int kvm_op_get_fpu(struct vcpu *vcpu, struct x86_fpu *fpu);
 int kvm_op_set_fpu(struct vcpu *vcpu, const struct x86_fpu *fpu);
 int kvm_op_get_msr(struct vcpu *vcpu, uint32_t index, uint64_t *value);
 int kvm_op_set_msr(struct vcpu *vcpu, uint32_t index, uint64_t value);
+int kvm_op_irqchip_get(struct vcpu *vcpu, struct engine_irqchip *chip);
 int kvm_op_get_debugregs(struct vcpu *vcpu, struct x86_debugregs *dr);
 int kvm_op_set_debugregs(struct vcpu *vcpu, const struct x86_debugregs *dr);
 int kvm_op_get_run_state(struct vcpu *vcpu, bool *halted, bool *waiting_sipi);
-/* engine_ops.get_state / set_state, built on the ones above */
+/* vcpu->get_state / set_state, built on the ones above */
 int kvm_op_get_state(struct vcpu *vcpu, unsigned mask, struct x86_state *st);
 int kvm_op_set_state(struct vcpu *vcpu, unsigned mask, const struct x86_state *st);
 
 /* kvm_debug.c */
 int kvm_op_set_debug(struct vcpu *vcpu, const struct engine_debug *dbg);
+struct kvm_mov_dr {
+	uint8_t dr, gpr;         /* DR number (8-15 with REX.R), x86 register number */
+	bool to_dr;              /* MOV DRn, reg */
+};
+unsigned kvm_mov_dr_decode(const uint8_t *buf, unsigned len, bool long64, struct kvm_mov_dr *m);
+/* A debug exit with DR6.BD under intercept_mov_dr: the MOV DR it stopped
+ * is done on the guest's own file and *exit becomes VM_EXIT_MOV_DR (or
+ * NONE when the MOV faulted, its exception injected); false: it stays
+ * the #DB it is (the guest's own DR7.GD). */
+bool kvm_mov_dr_exit(struct vcpu *vcpu, struct vm_exit *exit);
 int kvm_op_inject_exception(struct vcpu *vcpu, uint8_t vector, bool has_error_code,
 			    uint32_t error_code);
 
 /* kvm_probe.c */
-int kvm_op_probe(struct engine_caps *caps, struct err *e);
+int kvm_op_probe(const struct emu_single_ops *assist, struct engine_caps *caps,
+		 struct engine_report *report, struct err *e);
 /* Guest ring-0 instructions per second on this host, measured with a tiny
  * guest (a 10k-instruction loop, ~7 ms here): native hosts give hundreds
  * of millions even counting the exit, hosts whose KVM emulates ring 0
  * (nested, like ours) about 1.5 million. */
-int kvm_ring0_rate(double *per_second, struct err *e);
+int kvm_ring0_rate(const struct emu_single_ops *assist, double *per_second, struct err *e);
 /* At or above this, ring 0 runs natively (--engine auto picks kvm): far
  * above any host emulator, far below native speed even counting the exit
  * that ends the loop. */
@@ -165,29 +199,44 @@ int kvm_ring0_rate(double *per_second, struct err *e);
 /* kvm_fallback.c — instructions the host's emulator gives up on
  * (KVM_EXIT_INTERNAL_ERROR, emulation failure) run one at a time on emu's
  * execution core (engine/emu/emu_single.h), so guests that use them run on
- * KVM here too. Without emu linked (the engine's unit tests) every call is
+ * KVM here too. Without an assist (the engine's unit tests) every call is
  * a no-op and failures stay failures. */
 struct kvm_fallback;
-/* false when emu is not linked: then nothing is created and fb stays NULL */
-bool kvm_fallback_linked(void);
+/* Without the VM's assist nothing is created and v->fb stays NULL. */
 int kvm_fallback_create(struct vcpu *vcpu, struct kvm_vcpu_state *v, struct err *e);
 void kvm_fallback_destroy(struct kvm_vcpu_state *v);
-/* Called by run() before KVM_RUN (exit cleared) and after an exit. true:
- * go on with KVM_RUN; false: *exit is for the caller. */
-bool kvm_fallback_before_run(struct vcpu *vcpu, struct vm_exit *exit);
-bool kvm_fallback_on_exit(struct vcpu *vcpu, struct vm_exit *exit);
+/* Called by run() before KVM_RUN (exit cleared): true when KVM_RUN may go
+ * on (no instruction was left half done, or emu has now finished it);
+ * false: *exit is for the caller. */
+bool kvm_fallback_ready_to_run(struct vcpu *vcpu, struct vm_exit *exit);
+/* Called by run() after an exit: true when emu handled it (the failed
+ * instruction is done, KVM_RUN goes on); false: *exit is for the caller. */
+bool kvm_fallback_handled(struct vcpu *vcpu, struct vm_exit *exit);
 /* #BP for the guest through emu (exact frame whatever the vendor):
  * 0, or -errno when emu could not (the caller injects through KVM). */
 int kvm_fallback_deliver(struct vcpu *vcpu, uint8_t vector);
+/* engine_ops.deliver_exception, by emu's core: -ENOTSUP without it. */
+int kvm_op_deliver_exception(struct vcpu *vcpu, uint8_t vector, bool has_error_code,
+			     uint32_t error_code, uint64_t rflags);
 int kvm_op_fallback_stats(struct vcpu *vcpu, struct engine_fallback_stats *stats);
+
+/* kvm_watch.c — engine_ops.set_watch as page traps (see there). */
+int kvm_op_set_watch(struct vm *vm, const struct engine_watch *w, unsigned n, struct err *e);
+void kvm_watch_free(struct kvm_vm_state *kvm);
+/* An MMIO exit (still in v->run): -1 not on a trapped page; else the
+ * access is completed against RAM and the result is the id + 1 of a
+ * watched range it touched, 0 for none (run on). */
+int kvm_watch_mmio(struct kvm_vcpu_state *v);
+/* After a hit: finish the instruction, fill *exit (VM_EXIT_DB, db.watch). */
+int kvm_watch_report(struct kvm_vcpu_state *v, struct vm_exit *exit, uint32_t hit);
 
 /* kvm_cpuid.c — the vCPU's CPUID table (KVM's supported one, patched):
  * KVM_SET_CPUID2 for vCPU `id`. */
 int kvm_vcpu_set_cpuid(struct kvm_vm_state *kvm, struct kvm_vcpu_state *v, unsigned id,
 		       struct err *e);
-/* Whether a ring-0 VMCALL returns on this host (a throwaway VM, at most
- * 200 ms). */
-bool kvm_hypercall_returns(void);
+/* Whether a ring-0 VMCALL returns on this host (a throwaway VM with the
+ * given assist, at most 200 ms). */
+bool kvm_hypercall_returns(const struct emu_single_ops *assist);
 
 /* kvm_xstate.c — XSAVE/XSAVEOPT/XSAVEC/XSAVES/XRSTOR/XRSTORS done on
  * KVM's XSAVE image when XCR0 has components emu's image lacks. st holds
@@ -228,7 +277,9 @@ struct kvm_tiny_guest {
 	bool user;                /* for callers: run scripts in ring 3 */
 };
 
-int kvm_tiny_create(struct kvm_tiny_guest *g, struct err *e);
+/* assist: as for kvm_op_vm_create (NULL: no emu fallback in the guest) */
+int kvm_tiny_create(struct kvm_tiny_guest *g, const struct emu_single_ops *assist,
+		    struct err *e);
 void kvm_tiny_destroy(struct kvm_tiny_guest *g);
 /* Copy code to KVM_TINY_CODE and reset the vCPU to run it from the top
  * with debug state cleared. */

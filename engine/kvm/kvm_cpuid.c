@@ -36,7 +36,7 @@
 
 /* A ring-0 VMCALL comes back on native hosts; on ours (the host emulates
  * guest ring 0) it never does: measured still at the VMCALL after 2 s. */
-bool kvm_hypercall_returns(void)
+bool kvm_hypercall_returns(const struct emu_single_ops *assist)
 {
 	static const uint8_t code[] = {
 		0xb8, KVM_HC_VAPIC_POLL_IRQ, 0, 0, 0,     /* mov eax, KVM_HC_VAPIC_POLL_IRQ */
@@ -47,7 +47,7 @@ bool kvm_hypercall_returns(void)
 	struct kvm_tiny_guest g;
 	struct err e = { 0 };
 	struct vm_exit x;
-	if (kvm_tiny_create(&g, &e) < 0)
+	if (kvm_tiny_create(&g, assist, &e) < 0)
 		return true;                              /* cannot tell: trust KVM */
 	bool back = kvm_tiny_load(&g, code, sizeof(code), &e) == 0 &&
 		    kvm_tiny_run(&g, &x, KVM_HYPERCALL_WAIT_MS) == 0 &&

@@ -5,23 +5,27 @@
  * instruction runs on emu's execution core (engine/emu/emu_single.h):
  * the vCPU's state is read out of KVM, emu executes the instruction
  * against the same guest RAM, what changed is written back, and KVM_RUN
- * goes on. Exceptions the instruction raises are delivered by emu through
- * the guest's IDT.
+ * goes on. emu executes the bytes KVM reported, those judged here, never
+ * the memory read again: another vCPU may be rewriting it, and its new
+ * instruction could need state that was not loaded. Exceptions the
+ * instruction raises are delivered by emu through the guest's IDT.
  *
  * Port I/O and MMIO inside such an instruction leave as the same exits
  * KVM gives (machine/ completes them through its buses); the next run()
  * executes the instruction again, emu's replay log answering the accesses
  * already done. Accesses to KVM's in-kernel devices (LAPIC, IOAPIC, PIC,
- * PIT) cannot be completed from userspace: they stay the emulation
- * failure they are.
+ * PIT) cannot be completed from userspace: they are done as accesses to
+ * nothing (writes dropped, reads all ones) and the guest runs on. A fetch
+ * from what is not RAM, which KVM cannot do, reads all ones too: #UD.
  *
- * Counts per vCPU and mnemonic (engine_ops.fallback_stats): written by the
+ * Counts per vCPU and mnemonic (vcpu->fallback_stats): written by the
  * vCPU's thread only; a reader on another thread sees whole names (an
  * entry is published by the release store of nr) and counts that may be
  * moving.
  *
- * emu is linked weakly: the engine's unit tests link engine/kvm/ alone,
- * and then there is no fallback (kvm_fallback_linked() is false). */
+ * emu's core comes as the assist the VM was created with (engine.h's
+ * struct emu_single_ops); without one (the engine's unit tests link
+ * engine/kvm/ alone) there is no fallback. */
 #include "engine/kvm/kvm.h"
 
 #include <stdio.h>
@@ -30,13 +34,7 @@
 
 #include "engine/emu/emu_single.h"
 #include "machine/vm.h"
-
-extern __typeof__(emu_single_create) emu_single_create __attribute__((weak));
-extern __typeof__(emu_single_destroy) emu_single_destroy __attribute__((weak));
-extern __typeof__(emu_single_describe) emu_single_describe __attribute__((weak));
-extern __typeof__(emu_single_step) emu_single_step __attribute__((weak));
-extern __typeof__(emu_single_deliver) emu_single_deliver __attribute__((weak));
-extern __typeof__(emu_single_xcr0_ok) emu_single_xcr0_ok __attribute__((weak));
+#include "x86/paging.h"
 
 /* KVM's in-kernel devices, out of userspace's reach. */
 #define KVM_FB_IOAPIC_PAGE 0xfec00000ull
@@ -48,6 +46,7 @@ extern __typeof__(emu_single_xcr0_ok) emu_single_xcr0_ok __attribute__((weak));
 #define KVM_FB_PIT_GATE    0x61          /* speaker / channel 2 gate, with the PIT */
 
 struct kvm_fallback {
+	const struct emu_single_ops *assist;
 	struct emu_single *emu;
 	struct emu_single_state st;   /* scratch: the state of the current instruction */
 	/* emu left for the machine in the middle of an instruction */
@@ -56,7 +55,7 @@ struct kvm_fallback {
 	unsigned pending_needs;       /* EMU_SINGLE_PART_* to load for it */
 	char pending_name[EMU_SINGLE_NAME_MAX];
 	struct vm_exit failure;       /* KVM's own exit for it, kept for a failure report */
-	/* engine_ops.fallback_stats */
+	/* vcpu->fallback_stats */
 	uint64_t total;
 	unsigned nr;
 	struct {
@@ -65,21 +64,16 @@ struct kvm_fallback {
 	} by[ENGINE_FALLBACK_KINDS];
 };
 
-bool kvm_fallback_linked(void)
-{
-	return emu_single_create && emu_single_destroy && emu_single_describe &&
-	       emu_single_step && emu_single_deliver && emu_single_xcr0_ok;
-}
-
 int kvm_fallback_create(struct vcpu *vcpu, struct kvm_vcpu_state *v, struct err *e)
 {
 	v->fb = NULL;
-	if (!kvm_fallback_linked())
+	if (!v->kvm->assist)
 		return 0;
 	struct kvm_fallback *fb = calloc(1, sizeof(*fb));
 	if (!fb)
 		return err_set(e, ENOMEM, "out of memory for vCPU %u's emu fallback", vcpu->id);
-	fb->emu = emu_single_create(vcpu, e);
+	fb->assist = v->kvm->assist;
+	fb->emu = fb->assist->create(vcpu, e);
 	if (!fb->emu) {
 		free(fb);
 		return -(e && e->code ? e->code : ENOMEM);
@@ -92,7 +86,7 @@ void kvm_fallback_destroy(struct kvm_vcpu_state *v)
 {
 	if (!v->fb)
 		return;
-	emu_single_destroy(v->fb->emu);
+	v->fb->assist->destroy(v->fb->emu);
 	free(v->fb);
 	v->fb = NULL;
 }
@@ -201,6 +195,17 @@ static void fb_step_exit(struct vcpu *vcpu, struct kvm_vcpu_state *v,
 	kvm_op_set_debug(vcpu, &v->debug);
 }
 
+/* An access to KVM's in-kernel devices, which userspace cannot reach: as
+ * an access to nothing on hardware, the write is dropped and the read
+ * returns all ones. */
+static void fb_access_nothing(struct vm_exit *x)
+{
+	if (x->reason == VM_EXIT_MMIO && !x->mmio.is_write)
+		memset(x->mmio.data, 0xff, x->mmio.len);
+	else if (x->reason == VM_EXIT_IO && !x->io.is_write)
+		memset(x->io.data, 0xff, (size_t)x->io.size * (x->io.count ? x->io.count : 1));
+}
+
 /* Run (or resume) the instruction whose state is in fb->st. */
 static bool fb_execute(struct vcpu *vcpu, struct kvm_vcpu_state *v, bool resume,
 		       struct vm_exit *exit)
@@ -208,7 +213,17 @@ static bool fb_execute(struct vcpu *vcpu, struct kvm_vcpu_state *v, bool resume,
 	struct kvm_fallback *fb = v->fb;
 	unsigned changed = 0;
 	uint64_t rip = fb->st.arch.regs.rip;
-	switch (emu_single_step(fb->emu, &fb->st, resume, exit, &changed)) {
+	const struct vm_exit *f = &fb->failure;
+	enum emu_single_result r;
+	for (;;) {
+		r = fb->assist->step(fb->emu, &fb->st, f->failure.insn, f->failure.insn_len, resume,
+				    exit, &changed);
+		if (r != EMU_SINGLE_ACCESS || !fb_in_kernel_device(v, &fb->st, exit))
+			break;
+		fb_access_nothing(exit);
+		resume = true;
+	}
+	switch (r) {
 	case EMU_SINGLE_DONE:
 		if (fb_store(vcpu, &fb->st, changed) < 0) {
 			*exit = fb->failure;
@@ -221,10 +236,6 @@ static bool fb_execute(struct vcpu *vcpu, struct kvm_vcpu_state *v, bool resume,
 		}
 		return true;
 	case EMU_SINGLE_ACCESS:
-		if (fb_in_kernel_device(v, &fb->st, exit)) {
-			*exit = fb->failure;
-			return false;
-		}
 		fb->access_pending = true;
 		fb->pending_rip = rip;
 		return false;
@@ -256,7 +267,7 @@ static bool fb_xstate(struct vcpu *vcpu, struct kvm_vcpu_state *v, struct vm_exi
 		cr2 = EMU_SINGLE_PART_SREGS;              /* set by kvm_xstate_execute */
 		/* fall through */
 	case KVM_XSTATE_GP:
-		if (emu_single_deliver(fb->emu, &fb->st, vector, true, pf_code, exit, &changed) !=
+		if (fb->assist->deliver(fb->emu, &fb->st, vector, true, pf_code, exit, &changed) !=
 		    EMU_SINGLE_DONE) {
 			*exit = fb->failure;
 			return false;
@@ -278,12 +289,30 @@ static bool fb_xstate(struct vcpu *vcpu, struct kvm_vcpu_state *v, struct vm_exi
 	return true;
 }
 
-bool kvm_fallback_on_exit(struct vcpu *vcpu, struct vm_exit *exit)
+static int fb_read_phys(void *opaque, uint64_t gpa, void *buf, size_t len)
+{
+	return kvm_read_phys(opaque, gpa, buf, len);
+}
+
+/* KVM cannot fetch from what is not RAM (an MMIO hole); hardware reads all
+ * ones there, FF FF, which is no instruction: #UD. */
+static bool fb_fetch_from_nothing(struct vcpu *vcpu, struct kvm_vcpu_state *v,
+				  const struct x86_sregs *sregs, uint64_t pc)
+{
+	uint64_t gpa;
+	uint8_t byte;
+	if (x86_translate(sregs, fb_read_phys, v->kvm, pc, &gpa) < 0 ||
+	    kvm_read_phys(v->kvm, gpa, &byte, 1) == 0)
+		return false;
+	return kvm_fallback_deliver(vcpu, X86_UD) == 0;
+}
+
+bool kvm_fallback_handled(struct vcpu *vcpu, struct vm_exit *exit)
 {
 	struct kvm_vcpu_state *v = kvm_vcpu_of(vcpu);
 	struct kvm_fallback *fb = v->fb;
 	if (!fb || exit->reason != VM_EXIT_EMULATION_FAILURE ||
-	    exit->failure.suberror != KVM_INTERNAL_ERROR_EMULATION || exit->failure.insn_len == 0)
+	    exit->failure.suberror != KVM_INTERNAL_ERROR_EMULATION)
 		return false;
 	struct x86_sregs sregs;
 	unsigned needs;
@@ -291,9 +320,11 @@ bool kvm_fallback_on_exit(struct vcpu *vcpu, struct vm_exit *exit)
 		kvm_sregs_from(&sregs, &v->fail_sregs);   /* read with the exit */
 	else if (kvm_op_get_sregs(vcpu, &sregs) < 0)
 		return false;
+	if (exit->failure.insn_len == 0)
+		return fb_fetch_from_nothing(vcpu, v, &sregs, exit->failure.pc);
 	const uint8_t *insn = exit->failure.insn;
 	unsigned len = exit->failure.insn_len;
-	bool emu_can = emu_single_describe(&sregs, insn, len, fb->pending_name, &needs);
+	bool emu_can = fb->assist->describe(&sregs, insn, len, fb->pending_name, &needs);
 	bool xstate = kvm_xstate_match(&sregs, insn, len);
 	if (!emu_can && !xstate)
 		return false;             /* emu cannot either: the failure stands */
@@ -304,13 +335,13 @@ bool kvm_fallback_on_exit(struct vcpu *vcpu, struct vm_exit *exit)
 	fb->pending_needs = needs;
 	fb->failure = *exit;
 	bool xcr0_ok = !(needs & EMU_SINGLE_PART_FPU) ||
-		       emu_single_xcr0_ok(insn, len, &sregs, fb->st.arch.xcr0);
+		       fb->assist->xcr0_ok(insn, len, &sregs, fb->st.arch.xcr0);
 	if (xstate && (!emu_can || !xcr0_ok))
 		return fb_xstate(vcpu, v, exit);
 	return xcr0_ok && fb_execute(vcpu, v, false, exit);
 }
 
-bool kvm_fallback_before_run(struct vcpu *vcpu, struct vm_exit *exit)
+bool kvm_fallback_ready_to_run(struct vcpu *vcpu, struct vm_exit *exit)
 {
 	struct kvm_vcpu_state *v = kvm_vcpu_of(vcpu);
 	struct kvm_fallback *fb = v->fb;
@@ -327,23 +358,45 @@ bool kvm_fallback_before_run(struct vcpu *vcpu, struct vm_exit *exit)
 	return fb_execute(vcpu, v, true, exit);
 }
 
-int kvm_fallback_deliver(struct vcpu *vcpu, uint8_t vector)
+/* Deliver with emu's core, RFLAGS first set to *rflags when given. */
+static int fb_deliver(struct vcpu *vcpu, uint8_t vector, bool has_error_code,
+		      uint32_t error_code, const uint64_t *rflags)
 {
 	struct kvm_vcpu_state *v = kvm_vcpu_of(vcpu);
 	struct kvm_fallback *fb = v->fb;
 	if (!fb)
 		return -ENOTSUP;
 	fb->access_pending = false;
-	int r = fb_load(vcpu, &fb->st, NULL, EMU_SINGLE_PART_REGS | EMU_SINGLE_PART_SREGS);
+	/* a #DB's delivery clears DR7.GD */
+	unsigned needs = EMU_SINGLE_PART_REGS | EMU_SINGLE_PART_SREGS |
+			 (vector == X86_DB ? EMU_SINGLE_PART_DR : 0);
+	int r = fb_load(vcpu, &fb->st, NULL, needs);
 	if (r < 0)
 		return r;
+	if (rflags)
+		fb->st.arch.regs.rflags = *rflags;
 	struct vm_exit x;
 	unsigned changed = 0;
-	if (emu_single_deliver(fb->emu, &fb->st, vector, false, 0, &x, &changed) !=
-	    EMU_SINGLE_DONE)
+	if (fb->assist->deliver(fb->emu, &fb->st, vector, has_error_code, error_code, &x,
+				&changed) != EMU_SINGLE_DONE)
 		return -EFAULT;           /* would escalate: let KVM deliver it */
-	r = fb_store(vcpu, &fb->st, changed);
-	if (r == 0)
-		fb_count(fb, vector == X86_BP ? "INT3" : "exception");
-	return r;
+	r = fb_store(vcpu, &fb->st, changed | (rflags ? EMU_SINGLE_PART_REGS : 0));
+	if (r < 0)
+		return r;
+	fb_count(fb, vector == X86_BP ? "INT3" : "exception");
+	/* KVM's step is tied to the RIP it was armed at: re-arm it here */
+	if (v->debug.single_step)
+		kvm_op_set_debug(vcpu, &v->debug);
+	return 0;
+}
+
+int kvm_fallback_deliver(struct vcpu *vcpu, uint8_t vector)
+{
+	return fb_deliver(vcpu, vector, false, 0, NULL);
+}
+
+int kvm_op_deliver_exception(struct vcpu *vcpu, uint8_t vector, bool has_error_code,
+			     uint32_t error_code, uint64_t rflags)
+{
+	return fb_deliver(vcpu, vector, has_error_code, error_code, &rflags);
 }

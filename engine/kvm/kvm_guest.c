@@ -94,7 +94,7 @@ static void tiny_long_mode_sregs(struct x86_sregs *s)
 	s->efer = EFER_LME | EFER_LMA;
 }
 
-int kvm_tiny_create(struct kvm_tiny_guest *g, struct err *e)
+int kvm_tiny_create(struct kvm_tiny_guest *g, const struct emu_single_ops *assist, struct err *e)
 {
 	memset(g, 0, sizeof(*g));
 	g->vm = calloc(1, sizeof(*g->vm));
@@ -112,7 +112,7 @@ int kvm_tiny_create(struct kvm_tiny_guest *g, struct err *e)
 	}
 	g->vm->ram = g->ram;
 	g->vm->ram_size = g->vm->low_ram_size = KVM_TINY_RAM_SIZE;
-	int r = kvm_op_vm_create(g->vm, e);
+	int r = kvm_op_vm_create(g->vm, assist, e);
 	if (r < 0)
 		goto fail;
 	r = kvm_op_map_memory(g->vm, 0, KVM_TINY_RAM_SIZE, g->ram, false, e);

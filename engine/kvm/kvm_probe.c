@@ -253,8 +253,8 @@ static void probe_readonly_run(struct kvm_tiny_guest *g, void *page, struct prob
 }
 
 /* Its own VM: the read-only page must outlive the slot that maps it. */
-static int probe_readonly(const struct kvm_host_caps *c, struct probe_finding *f,
-			  struct err *e)
+static int probe_readonly(const struct emu_single_ops *assist, const struct kvm_host_caps *c,
+			  struct probe_finding *f, struct err *e)
 {
 	if (!c->readonly_mem) {
 		probe_say(f, false, "no KVM_CAP_READONLY_MEM");
@@ -266,7 +266,7 @@ static int probe_readonly(const struct kvm_host_caps *c, struct probe_finding *f
 	struct kvm_tiny_guest g;
 	struct err ge = { 0 };
 	int r = 0;
-	if (kvm_tiny_create(&g, &ge) < 0) {
+	if (kvm_tiny_create(&g, assist, &ge) < 0) {
 		probe_say(f, false, "could not start a probe guest: %s", ge.msg);
 	} else {
 		probe_readonly_run(&g, page, f, e, &r);
@@ -320,10 +320,10 @@ static int rate_run(struct kvm_tiny_guest *g, double *per_second, struct err *e)
 	return 0;
 }
 
-int kvm_ring0_rate(double *per_second, struct err *e)
+int kvm_ring0_rate(const struct emu_single_ops *assist, double *per_second, struct err *e)
 {
 	struct kvm_tiny_guest g;
-	int r = kvm_tiny_create(&g, e);
+	int r = kvm_tiny_create(&g, assist, e);
 	if (r < 0)
 		return r;
 	r = rate_run(&g, per_second, e);
@@ -331,11 +331,11 @@ int kvm_ring0_rate(double *per_second, struct err *e)
 	return r;
 }
 
-static void probe_ring0_native(struct probe_finding *f)
+static void probe_ring0_native(const struct emu_single_ops *assist, struct probe_finding *f)
 {
 	double rate = 0;
 	struct err e = { 0 };
-	if (kvm_ring0_rate(&rate, &e) < 0) {
+	if (kvm_ring0_rate(assist, &rate, &e) < 0) {
 		probe_say(f, false, "could not time a ring-0 loop: %s", e.msg);
 		return;
 	}
@@ -373,7 +373,8 @@ static int probe_fallback(struct kvm_tiny_guest *g, struct probe_finding *f, str
 		char what[96];
 		probe_describe_exit(g, &x, what, sizeof(what));
 		probe_say(f, x.reason == VM_EXIT_EMULATION_FAILURE,
-			  "POPCNT, CMPXCHG16B, LDMXCSR, FWAIT, INT3: %s; emu is not linked", what);
+			  "POPCNT, CMPXCHG16B, LDMXCSR, FWAIT, INT3: %s; no emu to hand them to",
+			  what);
 		return 0;
 	}
 	bool bp_ok = x.reason == VM_EXIT_IO && x.io.port == KVM_TINY_PORT_VECTOR &&
@@ -396,12 +397,12 @@ static int probe_fallback(struct kvm_tiny_guest *g, struct probe_finding *f, str
 	return 0;
 }
 
-static void probe_record(struct engine_caps *caps, const char *name,
+static void probe_record(struct engine_report *report, const char *name,
 			 const struct probe_finding *f)
 {
-	if (caps->nr_features >= ENGINE_MAX_FEATURES)
+	if (report->nr >= ENGINE_MAX_FEATURES)
 		return;
-	struct engine_feature *out = &caps->features[caps->nr_features++];
+	struct engine_feature *out = &report->features[report->nr++];
 	out->name = name;
 	out->present = f->present;
 	snprintf(out->how, sizeof(out->how), "%s", f->how);
@@ -412,12 +413,12 @@ typedef int (*probe_guest_fn)(struct kvm_tiny_guest *g, struct probe_finding *f,
 
 /* Each guest probe gets a fresh VM, so no state leaks from one to the
  * next. A probe that cannot even start its VM reports "no" with why. */
-static int probe_with_guest(probe_guest_fn fn, bool user, struct probe_finding *f,
-			    struct err *e)
+static int probe_with_guest(probe_guest_fn fn, bool user, const struct emu_single_ops *assist,
+			    struct probe_finding *f, struct err *e)
 {
 	struct kvm_tiny_guest g;
 	struct err ge = { 0 };
-	if (kvm_tiny_create(&g, &ge) < 0) {
+	if (kvm_tiny_create(&g, assist, &ge) < 0) {
 		probe_say(f, false, "could not start a probe guest: %s", ge.msg);
 		return 0;
 	}
@@ -427,62 +428,95 @@ static int probe_with_guest(probe_guest_fn fn, bool user, struct probe_finding *
 	return r;
 }
 
-static void probe_set_caps(struct engine_caps *caps, const struct probe_finding *f)
+/* Port I/O that KVM does not serve itself exits to vmdb, which catches
+ * it; in-kernel devices' ports (PIC, PIT) never leave the kernel. */
+static void probe_access(const struct kvm_host_caps *c, struct engine_caps *caps,
+			 struct probe_finding *f)
 {
-	caps->single_step = f[0].present;
-	caps->step_block_irq = f[1].present;
-	caps->hw_exec_bp = f[2].present;
-	caps->hw_data_bp = f[3].present;
-	caps->gd_trap = f[4].present;
-	caps->readonly_mem = f[5].present;
-	caps->irqchip = f[6].present;
+	caps->catch_access = 1u << ENGINE_ACCESS_IO;
+	probe_say(f, true, "io: ports served by vmdb's devices (not the in-kernel PIC/PIT); "
+		  "msr: no (MSR filter %s, unused); cr: no (KVM has no CR-write exit)",
+		  c->msr_filter ? "present" : "absent");
 }
 
-int kvm_op_probe(struct engine_caps *caps, struct err *e)
+static const char *const probe_names[] = {
+	"single-step exits", "BLOCKIRQ", "hardware execution breakpoints",
+	"hardware data breakpoints", "DR7.GD trapping of guest MOV DR",
+	"read-only memory slots", "in-kernel irqchip", "max vCPUs",
+	/* guest ring 3 runs natively on hosts
+	 * where ring 0 is emulated, and debug behaves differently there */
+	"single-step exits in ring 3", "hardware execution breakpoints in ring 3",
+	"INT3 interception in ring 3",
+	/* what --engine auto and the emu fallback rest on */
+	"native ring-0 execution", "instructions the host cannot emulate in ring 0",
+	"access catching (io, msr, cr)",
+};
+#define PROBE_NR      (sizeof(probe_names) / sizeof(probe_names[0]))
+#define PROBE_ACCESS  13
+
+/* The findings engine_caps is made of (BLOCKIRQ, data breakpoints,
+ * DR7.GD): two probe guests. Every probe guest has the assist a VM of
+ * this engine would have. */
+static int probe_caps(const struct emu_single_ops *assist, const struct kvm_host_caps *c,
+		      struct probe_finding *f, struct err *e)
 {
-	static const char *const names[] = {
-		"single-step exits", "BLOCKIRQ", "hardware execution breakpoints",
-		"hardware data breakpoints", "DR7.GD trapping of guest MOV DR",
-		"read-only memory slots", "in-kernel irqchip", "max vCPUs",
-		/* guest ring 3 runs natively on hosts
-		 * where ring 0 is emulated, and debug behaves differently there */
-		"single-step exits in ring 3", "hardware execution breakpoints in ring 3",
-		"INT3 interception in ring 3",
-		/* what --engine auto and the emu fallback rest on */
-		"native ring-0 execution", "instructions the host cannot emulate in ring 0",
-	};
+	int r;
+	probe_block_irq(c, &f[1]);
+	if ((r = probe_with_guest(probe_hw_data, false, assist, &f[3], e)) < 0)
+		return err_wrap(e, "probing hardware data breakpoints");
+	if ((r = probe_with_guest(probe_gd, false, assist, &f[4], e)) < 0)
+		return err_wrap(e, "probing DR7.GD");
+	return 0;
+}
+
+/* The findings only the user reads: seven more probe guests and a timed
+ * one. */
+static int probe_more(const struct emu_single_ops *assist, const struct kvm_host_caps *c,
+		      struct probe_finding *f, struct err *e)
+{
+	int r;
+	if ((r = probe_with_guest(probe_single_step, false, assist, &f[0], e)) < 0)
+		return err_wrap(e, "probing single-step");
+	if ((r = probe_with_guest(probe_hw_exec, false, assist, &f[2], e)) < 0)
+		return err_wrap(e, "probing hardware execution breakpoints");
+	if ((r = probe_readonly(assist, c, &f[5], e)) < 0)
+		return err_wrap(e, "probing read-only memory");
+	probe_say(&f[6], c->irqchip, c->irqchip ? "KVM_CAP_IRQCHIP" : "no KVM_CAP_IRQCHIP");
+	probe_say(&f[7], true, "%u (KVM_CAP_MAX_VCPUS)", c->max_vcpus);
+	if ((r = probe_with_guest(probe_single_step, true, assist, &f[8], e)) < 0 ||
+	    (r = probe_with_guest(probe_hw_exec, true, assist, &f[9], e)) < 0 ||
+	    (r = probe_with_guest(probe_int3, true, assist, &f[10], e)) < 0)
+		return err_wrap(e, "probing ring 3");
+	probe_ring0_native(assist, &f[11]);
+	if ((r = probe_with_guest(probe_fallback, false, assist, &f[12], e)) < 0)
+		return err_wrap(e, "probing the emu fallback");
+	return 0;
+}
+
+int kvm_op_probe(const struct emu_single_ops *assist, struct engine_caps *caps,
+		 struct engine_report *report, struct err *e)
+{
 	memset(caps, 0, sizeof(*caps));
 	struct kvm_host_caps c;
 	int r = kvm_query_host_caps(&c, e);
 	if (r < 0)
 		return r;
 
-	struct probe_finding f[13];
+	struct probe_finding f[PROBE_NR];
 	memset(f, 0, sizeof(f));
-	if ((r = probe_with_guest(probe_single_step, false, &f[0], e)) < 0)
-		return err_wrap(e, "probing single-step");
-	probe_block_irq(&c, &f[1]);
-	if ((r = probe_with_guest(probe_hw_exec, false, &f[2], e)) < 0)
-		return err_wrap(e, "probing hardware execution breakpoints");
-	if ((r = probe_with_guest(probe_hw_data, false, &f[3], e)) < 0)
-		return err_wrap(e, "probing hardware data breakpoints");
-	if ((r = probe_with_guest(probe_gd, false, &f[4], e)) < 0)
-		return err_wrap(e, "probing DR7.GD");
-	if ((r = probe_readonly(&c, &f[5], e)) < 0)
-		return err_wrap(e, "probing read-only memory");
-	probe_say(&f[6], c.irqchip, c.irqchip ? "KVM_CAP_IRQCHIP" : "no KVM_CAP_IRQCHIP");
-	probe_say(&f[7], true, "%u (KVM_CAP_MAX_VCPUS)", c.max_vcpus);
-	if ((r = probe_with_guest(probe_single_step, true, &f[8], e)) < 0 ||
-	    (r = probe_with_guest(probe_hw_exec, true, &f[9], e)) < 0 ||
-	    (r = probe_with_guest(probe_int3, true, &f[10], e)) < 0)
-		return err_wrap(e, "probing ring 3");
-	probe_ring0_native(&f[11]);
-	if ((r = probe_with_guest(probe_fallback, false, &f[12], e)) < 0)
-		return err_wrap(e, "probing the emu fallback");
-
-	probe_set_caps(caps, f);
-	caps->max_vcpus = c.max_vcpus;
-	for (unsigned i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-		probe_record(caps, names[i], &f[i]);
+	if ((r = probe_caps(assist, &c, f, e)) < 0)
+		return r;
+	probe_access(&c, caps, &f[PROBE_ACCESS]);
+	caps->step_block_irq = f[1].present;
+	caps->hw_data_bp = f[3].present;
+	caps->gd_trap = f[4].present;
+	caps->shared_dr = true;      /* KVM_SET_GUEST_DEBUG loads the guest's DR0-3 slots */
+	if (!report)
+		return 0;
+	if ((r = probe_more(assist, &c, f, e)) < 0)
+		return r;
+	memset(report, 0, sizeof(*report));
+	for (unsigned i = 0; i < PROBE_NR; i++)
+		probe_record(report, probe_names[i], &f[i]);
 	return 0;
 }

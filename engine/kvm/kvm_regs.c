@@ -287,6 +287,44 @@ int kvm_op_set_msr(struct vcpu *vcpu, uint32_t index, uint64_t value)
 	return kvm_op_get_msr(vcpu, index, &old) == -ENOENT ? -ENOENT : -EINVAL;
 }
 
+static void kvm_pic_of(const struct kvm_pic_state *k, struct engine_pic *p)
+{
+	*p = (struct engine_pic){ .irr = k->irr, .isr = k->isr, .imr = k->imr,
+				  .vector_base = k->irq_base, .elcr = k->elcr,
+				  .initialised = k->init_state == 0, .auto_eoi = k->auto_eoi };
+}
+
+int kvm_op_irqchip_get(struct vcpu *vcpu, struct engine_irqchip *chip)
+{
+	struct kvm_lapic_state lapic;
+	struct kvm_irqchip ic;
+	int vm_fd = kvm_vm_of(vcpu->vm)->vm_fd;
+
+	memset(chip, 0, sizeof(*chip));
+	if (kvm_ioctl(kvm_vcpu_fd(vcpu), KVM_GET_LAPIC, &lapic) == 0) {
+		for (unsigned i = 0; i < 64; i++)     /* one register per 16 bytes */
+			memcpy(&chip->lapic[i], lapic.regs + 16 * i, sizeof(chip->lapic[i]));
+		chip->have_lapic = true;
+	}
+	memset(&ic, 0, sizeof(ic));
+	ic.chip_id = KVM_IRQCHIP_IOAPIC;
+	if (kvm_ioctl(vm_fd, KVM_GET_IRQCHIP, &ic) == 0) {
+		chip->have_ioapic = true;
+		chip->ioapic_id = ic.chip.ioapic.id << 24;
+		for (unsigned i = 0; i < KVM_IOAPIC_NUM_PINS && i < ENGINE_IOAPIC_PINS; i++)
+			chip->ioapic_redir[i] = ic.chip.ioapic.redirtbl[i].bits;
+	}
+	for (unsigned i = 0; i < 2; i++) {
+		memset(&ic, 0, sizeof(ic));
+		ic.chip_id = i == 0 ? KVM_IRQCHIP_PIC_MASTER : KVM_IRQCHIP_PIC_SLAVE;
+		if (kvm_ioctl(vm_fd, KVM_GET_IRQCHIP, &ic) < 0)
+			return 0;
+		kvm_pic_of(&ic.chip.pic, &chip->pic[i]);
+		chip->have_pic = true;
+	}
+	return 0;
+}
+
 int kvm_op_get_debugregs(struct vcpu *vcpu, struct x86_debugregs *dr)
 {
 	struct kvm_debugregs k;

@@ -206,6 +206,93 @@ static void kvm_exit_internal(struct kvm_vcpu_state *v, struct vm_exit *exit)
 	}
 }
 
+/* A port access to catch: remember where it came from; it completes at
+ * the next run(). Not while stepping: the step stops right after it. */
+static void kvm_access_note(struct kvm_vcpu_state *v, const struct vm_exit *exit)
+{
+	struct kvm_regs regs;
+	if (!v->debug.access.nr || v->debug.single_step ||
+	    !engine_access_match(&v->debug.access, ENGINE_ACCESS_IO, exit->io.port,
+				 exit->io.is_write) ||
+	    ioctl(v->fd, KVM_GET_REGS, &regs) < 0)
+		return;
+	struct vm_exit *x = &v->access_exit;
+	memset(x, 0, sizeof(*x));
+	x->reason = VM_EXIT_ACCESS;
+	x->access.kind = ENGINE_ACCESS_IO;
+	x->access.is_write = exit->io.is_write;
+	x->access.size = exit->io.size;
+	x->access.index = exit->io.port;
+	x->access.pc = regs.rip;    /* made linear once the completion shows where it was */
+	if (exit->io.is_write)
+		memcpy(&x->access.value, exit->io.data, exit->io.size);
+	v->access_in_data = exit->io.is_write ? NULL : exit->io.data;
+	v->access_pending = true;
+}
+
+/* The length of the IN/OUT/INS/OUTS of this operand size that b starts
+ * with, prefixes included; 0 when it is none. */
+static unsigned port_insn_len(const uint8_t *b, unsigned n, unsigned size)
+{
+	unsigned i = 0;
+	bool opsize = false;
+	for (; i < n && i < 4; i++) {
+		if (b[i] == 0x66)
+			opsize = true;
+		else if (!(b[i] == 0x67 || b[i] == 0xf2 || b[i] == 0xf3 || (b[i] & 0xf0) == 0x40 ||
+			   b[i] == 0x26 || b[i] == 0x2e || b[i] == 0x36 || b[i] == 0x3e ||
+			   b[i] == 0x64 || b[i] == 0x65))
+			break;
+	}
+	if (i >= n)
+		return 0;
+	uint8_t op = b[i];
+	bool imm = op >= 0xe4 && op <= 0xe7;
+	if (!imm && !(op >= 0xec && op <= 0xef) && !(op >= 0x6c && op <= 0x6f))
+		return 0;
+	unsigned op_size = !(op & 1) ? 1 : opsize ? 2 : 4;
+	return op_size == size ? i + 1 + imm : 0;
+}
+
+/* KVM leaves RIP at the instruction for some port exits and past it for
+ * others (a fast OUT): when completing did not move RIP, the instruction
+ * is the one that ends at RIP. */
+static uint64_t access_insn_start(struct kvm_vcpu_state *v, uint64_t rip_at_exit,
+				  const struct kvm_sregs *sregs, unsigned size)
+{
+	struct kvm_regs regs;
+	uint8_t b[8];
+	if (ioctl(v->fd, KVM_GET_REGS, &regs) < 0 || regs.rip != rip_at_exit || rip_at_exit < 8 ||
+	    kvm_fetch_insn(v, sregs, sregs->cs.base + rip_at_exit - 8, b, 8) != 8)
+		return sregs->cs.base + rip_at_exit;
+	for (unsigned k = 1; k <= 6; k++)
+		if (port_insn_len(b + 8 - k, k, size) == k)
+			return sregs->cs.base + rip_at_exit - k;
+	return sregs->cs.base + rip_at_exit;
+}
+
+/* Finish the caught access: KVM completes a pending port read or write
+ * at the start of KVM_RUN, before it looks at immediate_exit. */
+static int kvm_access_complete(struct kvm_vcpu_state *v, struct vm_exit *exit)
+{
+	v->access_pending = false;
+	if (v->access_in_data)
+		memcpy(&v->access_exit.access.value, v->access_in_data, v->access_exit.access.size);
+	__atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+	int r = ioctl(v->fd, KVM_RUN, 0);
+	int err = errno;
+	__atomic_store_n(&v->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&v->regs_synced, false, __ATOMIC_RELEASE);
+	if (r < 0 && err != EINTR && err != EAGAIN)
+		return -err;
+	struct kvm_sregs sregs;
+	if (ioctl(v->fd, KVM_GET_SREGS, &sregs) == 0)
+		v->access_exit.access.pc = access_insn_start(v, v->access_exit.access.pc, &sregs,
+							     v->access_exit.access.size);
+	*exit = v->access_exit;
+	return 0;
+}
+
 static void kvm_exit_io(struct kvm_vcpu_state *v, struct vm_exit *exit)
 {
 	struct kvm_run *run = v->run;
@@ -221,6 +308,7 @@ static void kvm_exit_io(struct kvm_vcpu_state *v, struct vm_exit *exit)
 	exit->io.is_write = run->io.direction == KVM_EXIT_IO_OUT;
 	exit->io.count = run->io.count;
 	exit->io.data = (uint8_t *)run + run->io.data_offset;
+	kvm_access_note(v, exit);
 }
 
 static void kvm_exit_debug(struct kvm_vcpu_state *v, struct vm_exit *exit)
@@ -308,7 +396,7 @@ static void kvm_exit_translate(struct kvm_vcpu_state *v, struct vm_exit *exit)
 	}
 }
 
-static int kvm_run_once(struct kvm_vcpu_state *v, struct vm_exit *exit)
+int kvm_run_once(struct kvm_vcpu_state *v, struct vm_exit *exit)
 {
 	memset(exit, 0, sizeof(*exit));
 	v->fail_sregs_valid = false;
@@ -343,12 +431,25 @@ static int kvm_run_exit(struct vcpu *vcpu, struct vm_exit *exit)
 {
 	struct kvm_vcpu_state *v = kvm_vcpu_of(vcpu);
 	memset(exit, 0, sizeof(*exit));
-	if (!kvm_fallback_before_run(vcpu, exit))
+	if (v->access_pending)
+		return kvm_access_complete(v, exit);
+	if (!kvm_fallback_ready_to_run(vcpu, exit))
 		return 0;
 	for (;;) {
 		int r = kvm_run_once(v, exit);
-		if (r < 0 || !kvm_fallback_on_exit(vcpu, exit))
+		if (r < 0)
 			return r;
+		if (exit->reason == VM_EXIT_DB && (exit->db.dr6 & DR6_BD))
+			kvm_mov_dr_exit(vcpu, exit);      /* a MOV DR under our DR7.GD */
+		if (exit->reason == VM_EXIT_MMIO && v->kvm->watch.nr) {
+			int hit = kvm_watch_mmio(v);     /* a page trap's access? */
+			if (hit > 0)
+				return kvm_watch_report(v, exit, (uint32_t)hit);
+			if (hit == 0)
+				continue;
+		}
+		if (!kvm_fallback_handled(vcpu, exit))
+			return 0;
 	}
 }
 

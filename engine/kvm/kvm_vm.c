@@ -87,6 +87,8 @@ static void kvm_read_caps(struct kvm_vm_state *kvm)
 	int sync = kvm_check(fd, KVM_CAP_SYNC_REGS);   /* a mask of KVM_SYNC_X86_* */
 	c->sync_regs = sync > 0 && (sync & KVM_SYNC_X86_REGS);
 	c->guest_debug2 = (uint32_t)kvm_check(fd, KVM_CAP_SET_GUEST_DEBUG2);
+	c->msr_filter = kvm_check(fd, KVM_CAP_X86_MSR_FILTER) > 0 &&
+			(kvm_check(fd, KVM_CAP_X86_USER_SPACE_MSR) & KVM_MSR_EXIT_REASON_FILTER);
 	int max = kvm_check(fd, KVM_CAP_MAX_VCPUS);
 	if (max <= 0)
 		max = kvm_check(fd, KVM_CAP_NR_VCPUS);   /* older kernels: the recommended limit */
@@ -175,15 +177,17 @@ static void kvm_vm_free(struct kvm_vm_state *kvm)
 	if (kvm->sys_fd >= 0)
 		close(kvm->sys_fd);
 	free(kvm->cpuid);
+	kvm_watch_free(kvm);
 	free(kvm);
 }
 
-int kvm_op_vm_create(struct vm *vm, struct err *e)
+int kvm_op_vm_create(struct vm *vm, const struct emu_single_ops *assist, struct err *e)
 {
 	struct kvm_vm_state *kvm = calloc(1, sizeof(*kvm));
 	if (!kvm)
 		return err_set(e, ENOMEM, "out of memory for the KVM state");
 	kvm->sys_fd = kvm->vm_fd = -1;
+	kvm->assist = assist;
 
 	int r = kvm_open_dev(kvm, e);
 	if (r < 0)
@@ -212,7 +216,7 @@ int kvm_op_vm_create(struct vm *vm, struct err *e)
 		goto fail;
 	/* only a guest with several CPUs makes hypercalls (kvm_cpuid.c) */
 	kvm->hypercalls = (vm->nr_vcpus ? vm->nr_vcpus : vm->cfg.nr_vcpus) <= 1 ||
-			  kvm_hypercall_returns();
+			  kvm_hypercall_returns(assist);
 	vm->engine_vm = kvm;
 	return 0;
 fail:

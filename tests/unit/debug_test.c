@@ -30,6 +30,14 @@ struct fake_cpu {
 	bool out_pending;           /* 0xe6 (a one-byte OUT) left for the machine */
 	unsigned outs_handled;      /* the vCPU loop's port I/O handling, counted */
 	unsigned lent_runs;         /* runs on the debugger's thread */
+	/* the shared-DR engine: the guest's own file, the hardware is dbg's
+	 * while the debugger loads any, else the guest's; 0xd7 is the guest's
+	 * "MOV DR" loading DR0-3/DR7 from dr_next; a #DB the guest takes (natively or
+	 * injected) returns with RF set (its handler's frame) */
+	bool shared;
+	struct x86_debugregs dr, dr_next;
+	bool rf;
+	unsigned guest_dbs;         /* #DBs that reached the guest */
 };
 
 #include "tests/unit/check.h"
@@ -52,13 +60,25 @@ static int fake_run(struct vcpu *v, struct vm_exit *exit)
 		uint64_t pc = c->regs.rip;
 		if (pc >= RAM_SIZE)
 			pc = c->regs.rip = 0x100;   /* wrap the fake program around */
-		for (unsigned n = 0; n < 4 && c->dbg.use_hw_bp; n++) {
-			if ((c->dbg.dr7 & DR7_G(n)) && c->dbg.db[n] == pc) {
-				exit->reason = VM_EXIT_DB;
-				exit->db.dr6 = DR6_B(n);
-				exit->db.pc = pc;
-				return 0;
+		const uint64_t *hdb = c->dbg.use_hw_bp ? c->dbg.db : c->dr.db;
+		uint64_t hdr7 = c->dbg.use_hw_bp ? c->dbg.dr7 : c->shared ? c->dr.dr7 : 0;
+		for (unsigned n = 0; n < 4 && !c->rf; n++) {
+			if (!(hdr7 & (DR7_L(n) | DR7_G(n))) || hdb[n] != pc)
+				continue;
+			if (!c->dbg.use_hw_bp) {      /* the guest's own, natively */
+				c->dr.dr6 = DR6_FIXED1 | DR6_B(n);
+				c->guest_dbs++;
+				c->rf = true;
+				break;
 			}
+			exit->reason = VM_EXIT_DB;
+			exit->db.dr6 = DR6_B(n);
+			exit->db.pc = pc;
+			return 0;
+		}
+		if (ram[pc] == 0xd7) {
+			memcpy(c->dr.db, c->dr_next.db, sizeof(c->dr.db));
+			c->dr.dr7 = c->dr_next.dr7;
 		}
 		if (ram[pc] == 0xcc) {
 			exit->reason = VM_EXIT_BPT;
@@ -76,7 +96,8 @@ static int fake_run(struct vcpu *v, struct vm_exit *exit)
 			return 0;
 		}
 		c->out_pending = false;
-		c->regs.rip = pc + 1;
+		c->rf = false;
+		c->regs.rip = ram[pc] == 0xeb ? pc : pc + 1;     /* 0xeb: jump to itself */
 		c->steps++;
 		if (c->dbg.single_step) {
 			exit->reason = VM_EXIT_DB;
@@ -113,7 +134,7 @@ static int fake_get_state(struct vcpu *v, unsigned mask, struct x86_state *st)
 	if (mask & X86_STATE_FPU)
 		memset(&st->fpu, 0, sizeof(st->fpu));
 	if (mask & X86_STATE_DR)
-		memset(&st->dr, 0, sizeof(st->dr));
+		st->dr = c->dr;
 	if (mask & X86_STATE_MSRS)
 		st->kernel_gs_base = st->fmask = 0;
 	return 0;
@@ -129,6 +150,8 @@ static int fake_set_state(struct vcpu *v, unsigned mask, const struct x86_state 
 		c->regs = st->regs;
 	if (mask & X86_STATE_SREGS)
 		c->sregs = st->sregs;
+	if (mask & X86_STATE_DR)
+		c->dr = st->dr;
 	return 0;
 }
 
@@ -171,26 +194,110 @@ static int fake_run_borrowed(struct vcpu *v, struct vm_exit *exit)
 	return fake_run(v, exit);
 }
 
-static const struct engine_ops fake_engine = {
-	.name = "fake",
+static const struct engine_vm_ops fake_vm_ops = { 0 };   /* no probe: no caps */
+
+static const struct engine_vcpu_ops fake_vcpu_ops = {
 	.run = fake_run,
 	.kick = fake_kick,
 	.get_state = fake_get_state,
 	.set_state = fake_set_state,
-	.set_debug = fake_set_debug,
 	.msr_get = fake_msr_get,
 	.msr_set = fake_msr_set,
 };
 
-/* the same engine, lending vCPUs to the debugger's thread */
-static const struct engine_ops fake_lending_engine = {
-	.name = "fake-lending",
-	.run_borrowed = fake_run_borrowed,
+static const struct engine_debug_ops fake_debug_ops = { .set_debug = fake_set_debug };
+
+static const struct engine_ops fake_engine = {
+	.name = "fake",
+	.vm = &fake_vm_ops,
+	.vcpu = &fake_vcpu_ops,
+	.debug = &fake_debug_ops,
+};
+
+static int fake_inject(struct vcpu *v, uint8_t vector, bool has_error_code, uint32_t code)
+{
+	(void)has_error_code;
+	(void)code;
+	if (vector != X86_DB)
+		return -EINVAL;
+	cpu_of(v)->guest_dbs++;
+	cpu_of(v)->rf = true;
+	return 0;
+}
+
+static int fake_probe_shared(const struct emu_single_ops *assist, struct engine_caps *caps,
+			     struct engine_report *report, struct err *e)
+{
+	(void)assist;
+	(void)report;
+	(void)e;
+	memset(caps, 0, sizeof(*caps));
+	caps->shared_dr = true;
+	return 0;
+}
+
+/* one DR set per vCPU, as KVM: the guest's MOV DR is seen at exits */
+static const struct engine_vm_ops fake_shared_vm_ops = { .probe = fake_probe_shared };
+
+static const struct engine_vcpu_ops fake_shared_vcpu_ops = {
 	.run = fake_run,
 	.kick = fake_kick,
 	.get_state = fake_get_state,
 	.set_state = fake_set_state,
+	.inject_exception = fake_inject,
+};
+
+static const struct engine_ops fake_shared_engine = {
+	.name = "fake-shared",
+	.vm = &fake_shared_vm_ops,
+	.vcpu = &fake_shared_vcpu_ops,
+	.debug = &fake_debug_ops,
+};
+
+/* the same engine, lending vCPUs to the debugger's thread */
+static const struct engine_vcpu_ops fake_lending_vcpu_ops = {
+	.run = fake_run,
+	.kick = fake_kick,
+	.get_state = fake_get_state,
+	.set_state = fake_set_state,
+};
+
+static const struct engine_lend_ops fake_lend_ops = { .run = fake_run_borrowed };
+
+static const struct engine_ops fake_lending_engine = {
+	.name = "fake-lending",
+	.vm = &fake_vm_ops,
+	.vcpu = &fake_lending_vcpu_ops,
+	.debug = &fake_debug_ops,
+	.lend = &fake_lend_ops,
+};
+
+/* the same engine with watched ranges: set_watch keeps the last list */
+static struct engine_watch watched[64];
+static unsigned nr_watched, set_watch_calls;
+
+static int fake_set_watch(struct vm *vm, const struct engine_watch *w, unsigned n,
+			  struct err *e)
+{
+	(void)vm;
+	if (n > 64)
+		return err_set(e, ENOSPC, "fake: %u ranges", n);
+	memcpy(watched, w, n * sizeof(*w));
+	nr_watched = n;
+	set_watch_calls++;
+	return 0;
+}
+
+static const struct engine_debug_ops fake_watch_debug_ops = {
 	.set_debug = fake_set_debug,
+	.set_watch = fake_set_watch,
+};
+
+static const struct engine_ops fake_watch_engine = {
+	.name = "fake-watch",
+	.vm = &fake_vm_ops,
+	.vcpu = &fake_lending_vcpu_ops,
+	.debug = &fake_watch_debug_ops,
 };
 
 /* The machine/ functions the debug core uses, over the fake RAM. */
@@ -226,7 +333,7 @@ static void *vcpu_thread(void *arg)
 		if (vm_stopping(vm))
 			break;
 		if (!handed)
-			vm->engine->run(v, &exit);
+			vm->engine->vcpu->run(v, &exit);
 		if (vm->debug_hooks->on_exit(vm, v, &exit))
 			continue;
 		if (exit.reason == VM_EXIT_BPT)
@@ -251,12 +358,12 @@ struct rig {
 	bool threads;
 };
 
-static void rig_init(struct rig *r, bool wait_gdb)
+static void rig_init_on(struct rig *r, bool wait_gdb, const struct engine_ops *engine)
 {
 	struct err e = { 0 };
 	memset(r->cpus, 0, sizeof(r->cpus));
 	r->vm = calloc(1, sizeof(*r->vm));
-	r->vm->engine = &fake_engine;
+	r->vm->engine = engine;
 	r->vm->ram = calloc(1, RAM_SIZE);
 	r->vm->ram_size = RAM_SIZE;
 	memset(r->vm->ram, 0x90, RAM_SIZE);
@@ -267,10 +374,17 @@ static void rig_init(struct rig *r, bool wait_gdb)
 		r->vm->vcpus[i].id = i;
 		r->vm->vcpus[i].engine = &r->cpus[i];
 		r->cpus[i].regs.rip = 0x100;
+		r->cpus[i].shared = engine == &fake_shared_engine;
+		r->cpus[i].dr = (struct x86_debugregs){ .dr6 = DR6_INIT, .dr7 = DR7_INIT };
 	}
 	r->threads = false;
 	int rc = debug_create(r->vm, wait_gdb, on_notify, NULL, &e);
 	CHECK(rc == 0, "debug_create: %s", e.msg);
+}
+
+static void rig_init(struct rig *r, bool wait_gdb)
+{
+	rig_init_on(r, wait_gdb, &fake_engine);
 }
 
 static void rig_start(struct rig *r)
@@ -965,6 +1079,251 @@ static void test_breakpoint_follows_remap(void)
 	rig_fini(&r);
 }
 
+
+/* ---- debug registers shared with the guest (dr_share.c) ---- */
+
+static void test_dr_share_placement(void)
+{
+	struct dr_share *s = calloc(1, sizeof(*s));
+	uint64_t db[4], dr7;
+	struct dr_slot hw[4];
+	dr_share_init(s);
+	s->vcpu[0].known = s->vcpu[1].known = true;
+
+	unsigned lost = dr_share_place(s, 2, 0x1);
+	CHECK(lost == 0 && s->place[0] == 0, "nothing competes: entry 0 in DR0 (%d)", s->place[0]);
+	unsigned gen = s->gen;
+	/* vCPU 1's guest enables DR0: the entry moves, on every vCPU */
+	s->vcpu[1].guest.dr7 = DR7_INIT | DR7_L(0);
+	s->vcpu[1].guest.db[0] = 0x5000;
+	lost = dr_share_place(s, 2, 0x1);
+	CHECK(lost == 0 && s->place[0] == 1 && s->gen != gen && s->moves == 1,
+	      "guest took DR0: entry 0 moved to DR1 (%d, moves %lu)", s->place[0], s->moves);
+
+	const uint64_t dbg_db[4] = { 0x1000 };
+	uint64_t dbg_dr7 = DR7_G(0) | DR7_FIXED1 | DR7_GE;
+	dr_share_union(s, 1, dbg_db, dbg_dr7, db, &dr7, hw);
+	CHECK(db[0] == 0x5000 && db[1] == 0x1000 && (dr7 & DR7_L(0)) && (dr7 & DR7_G(1)) &&
+	      !(dr7 & DR7_G(0)), "vCPU 1's union: guest DR0, debugger DR1 (dr7 %#llx)",
+	      (unsigned long long)dr7);
+	CHECK(hw[0].holder == DR_HOLD_GUEST && hw[1].holder == DR_HOLD_DEBUGGER &&
+	      hw[1].entry == 0 && hw[2].holder == DR_HOLD_NONE, "vCPU 1's slot owners");
+	memcpy(s->vcpu[1].hw, hw, sizeof(hw));
+	struct dr_route rt = dr_share_route(&s->vcpu[1], DR6_B(0) | DR6_B(1), false);
+	CHECK(rt.debugger == DR6_B(0) && rt.guest == DR6_B(0),
+	      "both hit at once: B1 is the debugger's entry 0, B0 the guest's (%#llx %#llx)",
+	      (unsigned long long)rt.debugger, (unsigned long long)rt.guest);
+	rt = dr_share_route(&s->vcpu[1], DR6_BS, true);
+	CHECK(rt.debugger == DR6_BS && rt.guest == 0, "BS while the debugger steps is its");
+	rt = dr_share_route(&s->vcpu[1], DR6_BS | DR6_BD, false);
+	CHECK(rt.debugger == 0 && rt.guest == (DR6_BS | DR6_BD), "otherwise the guest's");
+	dr_share_union(s, 0, dbg_db, dbg_dr7, db, &dr7, hw);
+	CHECK(db[1] == 0x1000 && !(dr7 & (DR7_L(0) | DR7_G(0))),
+	      "vCPU 0: the entry in DR1 too, DR0 unused");
+
+	/* every slot taken by a guest: the entry waits, then comes back */
+	s->vcpu[0].guest.dr7 = DR7_INIT | DR7_L(1) | DR7_G(2) | DR7_L(3);
+	lost = dr_share_place(s, 2, 0x1);
+	CHECK(lost == 0x1 && s->place[0] == -1 && s->waiting == 0x1, "no slot: entry 0 waits");
+	s->vcpu[0].guest.dr7 = DR7_INIT | DR7_L(1) | DR7_L(3);
+	lost = dr_share_place(s, 2, 0x1);
+	CHECK(lost == 0 && s->place[0] == 2 && s->waiting == 0, "DR2 freed: entry 0 back (%d)",
+	      s->place[0]);
+
+	CHECK(dr_share_guest_dr6(DR6_INIT | DR6_BS | DR6_B(2), DR6_B(0)) ==
+	      (DR6_INIT | DR6_BS | DR6_B(0)), "guest DR6: this event's B bits, BS sticky");
+	free(s);
+}
+
+static bool next_kind(struct debug *d, enum debug_event_kind kind, uint64_t addr)
+{
+	struct debug_event ev = { 0 };
+	CHECK(wait_event(d), "an event (kind %d) reported", kind);
+	debug_stop_all(d);
+	bool got = debug_next_event(d, &ev) && ev.kind == kind && ev.addr == addr;
+	CHECK(got, "event kind %d at %#llx (got kind %d at %#llx)", kind,
+	      (unsigned long long)addr, ev.kind, (unsigned long long)ev.addr);
+	return got;
+}
+
+/* KVM-like: the guest takes the slot the debugger's hbreak sits in (seen
+ * at its next exit); the hbreak moves and still stops, the guest's own
+ * breakpoint reaches the guest with its own DR6. */
+static void test_dr_share_guest_takes_slot(void)
+{
+	struct rig r;
+	struct err e = { 0 };
+	rig_init_on(&r, true, &fake_shared_engine);
+	struct debug *d = r.vm->debug;
+	uint8_t *ram = r.vm->ram;
+
+	r.cpus[1].regs.rip = 0x50;
+	ram[0x50] = 0xeb;
+	ram[0x180] = 0xd7;      /* the guest: DR0 = 0x300, L0 */
+	ram[0x181] = 0xe6;      /* an exit, where the arbiter learns it */
+	r.cpus[0].dr_next = (struct x86_debugregs){ .db = { 0x300 }, .dr6 = DR6_INIT,
+						    .dr7 = DR7_INIT | DR7_L(0) };
+	rig_start(&r);
+	debug_attach(d);
+	CHECK(d->share.on && !d->share.precise, "the engine shares its DRs, learned lazily");
+	CHECK(debug_hw_insert(d, 0x200, &e) == 0, "hbreak: %s", e.msg);
+	resume_all(d, DEBUG_ACT_CONTINUE);
+	next_kind(d, DEBUG_EV_HWBREAK, 0x200);
+	CHECK(d->share.place[0] == 1 && r.cpus[0].dbg.db[0] == 0x300 &&
+	      r.cpus[0].dbg.db[1] == 0x200, "hbreak moved to DR1, the guest's DR0 loaded (%d)",
+	      d->share.place[0]);
+	CHECK(r.cpus[0].guest_dbs == 0, "no #DB for the guest yet");
+
+	/* on to the guest's breakpoint, round the fake RAM, to the hbreak again */
+	resume_all(d, DEBUG_ACT_CONTINUE);
+	next_kind(d, DEBUG_EV_HWBREAK, 0x200);
+	CHECK(r.cpus[0].guest_dbs == 1 && (r.cpus[0].dr.dr6 & 0xf) == DR6_B(0) &&
+	      r.cpus[0].dr.dr7 == (DR7_INIT | DR7_L(0)),
+	      "the guest's hit reflected once with DR6.B0 (%u, dr6 %#llx)", r.cpus[0].guest_dbs,
+	      (unsigned long long)r.cpus[0].dr.dr6);
+	CHECK(r.cpus[1].guest_dbs == 0, "vCPU 1's guest saw nothing");
+
+	/* the hbreak gone: nothing of the debugger's loaded, the guest's own
+	 * file is the hardware again */
+	CHECK(debug_hw_remove(d, 0x200, &e) == 0, "remove: %s", e.msg);
+	resume_all(d, DEBUG_ACT_CONTINUE);
+	debug_stop_all(d);
+	CHECK(!r.cpus[0].dbg.use_hw_bp && !r.cpus[1].dbg.use_hw_bp, "nothing loaded by the debugger");
+	rig_fini(&r);
+}
+
+static bool has_range(uint64_t linear, uint64_t gpa, uint32_t len, bool read, bool write,
+		      uint32_t id)
+{
+	for (unsigned i = 0; i < nr_watched; i++) {
+		const struct engine_watch *w = &watched[i];
+		if (w->linear == linear && w->gpa == gpa && w->len == len && w->read == read &&
+		    w->write == write && w->id == id)
+			return true;
+	}
+	return false;
+}
+
+/* Watchpoints an engine without data breakpoints takes as watched ranges:
+ * cut at pages, translated, again at resume after a remap; hits named by
+ * db.watch map back to the watchpoint; removal and the limit. */
+static void test_watch_ranges(void)
+{
+	struct rig r;
+	struct err e = { 0 };
+	struct debug_event ev;
+	rig_init(&r, true);
+	r.vm->engine = &fake_watch_engine;
+	struct debug *d = r.vm->debug;
+	nr_watched = set_watch_calls = 0;
+
+	CHECK(debug_watch_insert(d, 0, DEBUG_WATCH_WRITE, 0x1ffc, 8, &e) == 0, "straddle: %s",
+	      e.msg);
+	CHECK(nr_watched == 2 && has_range(0x1ffc, 0x1ffc, 4, false, true, 0) &&
+	      has_range(0x2000, 0x2000, 4, false, true, 0), "two pages: %u", nr_watched);
+	CHECK(debug_watch_insert(d, 0, DEBUG_WATCH_READ, 0x3001, 3, &e) == 0, "read: %s", e.msg);
+	CHECK(nr_watched == 3 && has_range(0x3001, 0x3001, 3, true, false, 1), "read range");
+	unsigned calls = set_watch_calls;
+	CHECK(debug_watch_insert(d, 0, DEBUG_WATCH_READ, 0x3001, 3, &e) == 0 &&
+	      set_watch_calls == calls, "inserting twice changes nothing");
+	debug_watch_sync(d);
+	CHECK(set_watch_calls == calls, "a resume with nothing moved calls no engine");
+
+	struct vm_exit x = { .reason = VM_EXIT_DB };
+	x.db.watch = 2;
+	pthread_mutex_lock(&d->lock);
+	bool hit = debug_watch_hit_locked(d, &x, &ev);
+	x.db.watch = 9;
+	bool stale = debug_watch_hit_locked(d, &x, &ev);
+	pthread_mutex_unlock(&d->lock);
+	CHECK(hit && ev.kind == DEBUG_EV_RWATCH && ev.addr == 0x3001, "hit by id");
+	CHECK(!stale, "an id nobody owns is no hit");
+	/* gdb at a stop: every watchpoint out, then back in the same order */
+	calls = set_watch_calls;
+	CHECK(debug_watch_remove(d, DEBUG_WATCH_WRITE, 0x1ffc, 8, &e) == 0 &&
+	      debug_watch_remove(d, DEBUG_WATCH_READ, 0x3001, 3, &e) == 0, "both out");
+	CHECK(debug_watch_insert(d, 0, DEBUG_WATCH_WRITE, 0x1ffc, 8, &e) == 0 &&
+	      debug_watch_insert(d, 0, DEBUG_WATCH_READ, 0x3001, 3, &e) == 0, "both in");
+	debug_watch_sync(d);
+	CHECK(set_watch_calls == calls && nr_watched == 3, "the engine was left alone: %u calls",
+	      set_watch_calls - calls);
+
+	/* the guest turns paging on with 0x3000 mapped at 0x7000: at the
+	 * next resume the ranges follow */
+	uint8_t *ram = r.vm->ram;
+	uint64_t *pml4 = (uint64_t *)(ram + 0x10000), *pdpt = (uint64_t *)(ram + 0x11000);
+	uint64_t *pd = (uint64_t *)(ram + 0x12000), *pt = (uint64_t *)(ram + 0x13000);
+	pml4[0] = 0x11000 | 3;
+	pdpt[0] = 0x12000 | 3;
+	pd[0] = 0x13000 | 3;
+	pt[1] = 0x1000 | 3;
+	pt[2] = 0x2000 | 3;
+	pt[3] = 0x7000 | 3;
+	for (unsigned i = 0; i < NVCPUS; i++) {
+		struct x86_sregs *sr = &r.cpus[i].sregs;
+		sr->cr0 = CR0_PE | CR0_PG;
+		sr->cr4 = CR4_PAE;
+		sr->efer = EFER_LMA | EFER_LME;
+		sr->cr3 = 0x10000;
+	}
+	debug_vcpu_forget(d, 0);
+	debug_watch_sync(d);
+	CHECK(has_range(0x3001, 0x7001, 3, true, false, 1), "remapped range follows");
+	pt[2] = 0;                           /* the second page goes away: it waits */
+	debug_vcpu_forget(d, 0);
+	debug_watch_sync(d);
+	CHECK(nr_watched == 2 && !has_range(0x2000, 0x2000, 4, false, true, 0), "unmapped waits");
+	char text[1024];
+	debug_watch_describe(d, text, sizeof(text));
+	CHECK(strstr(text, "1 of 2 pages waiting: not mapped") != NULL, "described: %s", text);
+
+	calls = set_watch_calls;
+	CHECK(debug_watch_remove(d, DEBUG_WATCH_WRITE, 0x1ffc, 8, &e) == 0 &&
+	      set_watch_calls == calls, "removal waits for the resume");
+	CHECK(debug_watch_insert(d, 0, DEBUG_WATCH_WRITE, 0x1ffc, 8, &e) == 0 &&
+	      set_watch_calls == calls, "out and in again (as gdb at a stop): no engine call");
+	CHECK(debug_watch_remove(d, DEBUG_WATCH_WRITE, 0x1ffc, 8, &e) == 0, "out again");
+	debug_watch_sync(d);
+	CHECK(nr_watched == 1, "removed at the resume: %u", nr_watched);
+	CHECK(debug_watch_remove(d, DEBUG_WATCH_WRITE, 0x1ffc, 8, &e) == -ENOENT, "twice");
+	for (unsigned i = 0; i < DEBUG_MAX_WATCH - 1; i++)
+		CHECK(debug_watch_insert(d, 0, DEBUG_WATCH_ACCESS, 0x4000 + i, 1, &e) == 0,
+		      "watchpoint %u: %s", i, e.msg);
+	CHECK(debug_watch_insert(d, 0, DEBUG_WATCH_WRITE, 0x5000, 1, &e) == -ENOSPC, "full");
+	debug_remove_all_breakpoints(d);
+	CHECK(nr_watched == 0, "all gone: %u", nr_watched);
+	rig_fini(&r);
+}
+
+/* A watchpoint in DR0-3 that loses its slot (the guest took it) moves to
+ * the engine's watched ranges, and back once the slot is free again. */
+static void test_watch_evicted(void)
+{
+	struct rig r;
+	struct err e = { 0 };
+	rig_init(&r, true);
+	r.vm->engine = &fake_watch_engine;
+	struct debug *d = r.vm->debug;
+	nr_watched = 0;
+	d->caps_err = 0;                   /* as if probed: data breakpoints fire */
+	d->caps.hw_data_bp = true;
+	CHECK(debug_watch_insert(d, 0, DEBUG_WATCH_WRITE, 0x2000, 8, &e) == 0, "in: %s", e.msg);
+	CHECK(d->hw[0].used && d->hw[0].rw == DR7_RW_WRITE && nr_watched == 0, "in DR0");
+	pthread_mutex_lock(&d->lock);
+	debug_watch_evicted_locked(d, DR7_RW_WRITE, 0x2000, 8);
+	for (unsigned n = 0; n < DEBUG_NR_HW_BP; n++)   /* the guest holds every slot */
+		d->hw[n] = (struct debug_hw_bp){ .used = true, .client = true, .addr = 0x10 + n };
+	pthread_mutex_unlock(&d->lock);
+	debug_watch_sync(d);
+	CHECK(nr_watched == 1 && has_range(0x2000, 0x2000, 8, false, true, 0), "a page trap now");
+	pthread_mutex_lock(&d->lock);
+	memset(d->hw, 0, sizeof(d->hw));
+	pthread_mutex_unlock(&d->lock);
+	debug_watch_sync(d);
+	CHECK(nr_watched == 0 && d->hw[0].used && d->hw[0].addr == 0x2000, "back in DR0");
+	rig_fini(&r);
+}
+
 int main(void)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -997,5 +1356,11 @@ int main(void)
 	printf("Ctrl-C burst: done\n");
 	test_end_reported_over_stop();
 	printf("machine end over a stop: done\n");
+	test_dr_share_placement();
+	test_dr_share_guest_takes_slot();
+	printf("debug registers shared with the guest: done\n");
+	test_watch_ranges();
+	test_watch_evicted();
+	printf("watched ranges: done\n");
 	return check_summary("debug");
 }

@@ -262,6 +262,37 @@ static void test_timer_periodic(void)
 	CHECK_EQ(emu_next_deadline_ns(&vmx), EMU_NO_DEADLINE);
 }
 
+/* Masked timers set no deadline, however short their period; unmasking
+ * signals nothing that ended while masked and goes on in phase. */
+static void test_timer_masked(void)
+{
+	vm_setup();
+	enable_apic(1);
+	wr(1, TDCR, 0xb);
+	wr(1, LVTT, LVT_MASKED | LVTT_PERIODIC | 0x41);
+	wr(1, TMICT, 1);
+	CHECK_EQ(emu_next_deadline_ns(&vmx), EMU_NO_DEADLINE);
+	wr(1, TMICT, 500);
+	run_until(1250);
+	CHECK_EQ(rd(1, TMCCT), 250);
+	CHECK_EQ(emu_lapic_pending_vector(&cpus[1]), -1);
+	wr(1, LVTT, LVTT_PERIODIC | 0x41);
+	CHECK_EQ(emu_lapic_pending_vector(&cpus[1]), -1);
+	CHECK_EQ(emu_next_deadline_ns(&vmx), 1500);
+	run_until(1500);
+	CHECK_EQ(take(1), 0x41);
+	wr(1, EOI, 0);
+	/* a one-shot that ended while masked stays silent once unmasked */
+	wr(1, LVTT, LVT_MASKED | 0x41);
+	wr(1, TMICT, 100);
+	run_until(2000);
+	wr(1, LVTT, 0x41);
+	CHECK_EQ(rd(1, TMCCT), 0);
+	CHECK_EQ(emu_next_deadline_ns(&vmx), EMU_NO_DEADLINE);
+	run_until(3000);
+	CHECK_EQ(emu_lapic_pending_vector(&cpus[1]), -1);
+}
+
 static void test_timer_tsc_deadline(void)
 {
 	int gp;
@@ -735,6 +766,7 @@ int main(void)
 {
 	test_timer_oneshot_divide();
 	test_timer_periodic();
+	test_timer_masked();
 	test_timer_tsc_deadline();
 	test_priority_eoi();
 	test_ipi();

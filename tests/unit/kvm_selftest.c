@@ -67,7 +67,7 @@ static void test_out_then_hlt(struct kvm_tiny_guest *g)
 	CHECK_OK(kvm_tiny_run(g, &x, 200));
 	CHECK_EQ(x.reason, VM_EXIT_KICKED);
 	bool halted = false, sipi = true;
-	CHECK_OK(ops->get_run_state(g->vcpu, &halted, &sipi));
+	CHECK_OK(ops->vcpu->get_run_state(g->vcpu, &halted, &sipi));
 	CHECK_EQ(halted, true);
 	CHECK_EQ(sipi, false);
 	struct x86_regs regs;
@@ -93,9 +93,9 @@ static void test_kick_before_run(struct kvm_tiny_guest *g)
 {
 	static const uint8_t code[] = { OUT_DONE, HLT };
 	load(g, code, sizeof(code));
-	ops->kick(g->vcpu);
+	ops->vcpu->kick(g->vcpu);
 	struct vm_exit x;
-	CHECK_OK(ops->run(g->vcpu, &x));
+	CHECK_OK(ops->vcpu->run(g->vcpu, &x));
 	CHECK_EQ(x.reason, VM_EXIT_KICKED);
 	CHECK_OK(kvm_tiny_run(g, &x, 2000));
 	CHECK_EQ(x.reason, VM_EXIT_IO);
@@ -104,7 +104,7 @@ static void test_kick_before_run(struct kvm_tiny_guest *g)
 static void *kick_later(void *arg)
 {
 	usleep(50 * 1000);
-	ops->kick(arg);
+	ops->vcpu->kick(arg);
 	return NULL;
 }
 
@@ -114,11 +114,11 @@ static void test_kick_from_thread(struct kvm_tiny_guest *g)
 	load(g, code, sizeof(code));
 	struct vm_exit x;
 	/* adopt this thread first so the kick is a signal, not only the flag */
-	ops->kick(g->vcpu);
-	CHECK_OK(ops->run(g->vcpu, &x));
+	ops->vcpu->kick(g->vcpu);
+	CHECK_OK(ops->vcpu->run(g->vcpu, &x));
 	pthread_t t;
 	pthread_create(&t, NULL, kick_later, g->vcpu);
-	CHECK_OK(ops->run(g->vcpu, &x));
+	CHECK_OK(ops->vcpu->run(g->vcpu, &x));
 	pthread_join(t, NULL);
 	CHECK_EQ(x.reason, VM_EXIT_KICKED);
 }
@@ -132,7 +132,7 @@ static void *kick_after(void *arg)
 {
 	struct kick_storm *k = arg;
 	usleep(k->delay_us);
-	ops->kick(k->vcpu);
+	ops->vcpu->kick(k->vcpu);
 	return NULL;
 }
 
@@ -150,7 +150,7 @@ static void test_kick_never_lost(struct kvm_tiny_guest *g)
 		clock_gettime(CLOCK_MONOTONIC, &t0);
 		struct vm_exit x;
 		do {
-			CHECK_OK(ops->run(g->vcpu, &x));
+			CHECK_OK(ops->vcpu->run(g->vcpu, &x));
 			clock_gettime(CLOCK_MONOTONIC, &now);
 		} while (x.reason == VM_EXIT_IO && now.tv_sec - t0.tv_sec < 3);
 		pthread_join(t, NULL);
@@ -185,7 +185,7 @@ static void test_register_roundtrip(struct kvm_tiny_guest *g)
 	/* the other parts, one call each way */
 	struct x86_state st;
 	memset(&st, 0, sizeof(st));
-	CHECK_OK(ops->get_state(g->vcpu, X86_STATE_SREGS | X86_STATE_MSRS | X86_STATE_FPU |
+	CHECK_OK(ops->vcpu->get_state(g->vcpu, X86_STATE_SREGS | X86_STATE_MSRS | X86_STATE_FPU |
 				X86_STATE_DR, &st));
 	CHECK_EQ(st.sregs.efer & EFER_LMA, EFER_LMA);
 	st.star = 0x0023001000000000ull;
@@ -193,9 +193,9 @@ static void test_register_roundtrip(struct kvm_tiny_guest *g)
 	st.fpu.mxcsr = 0x1f80;
 	st.dr = (struct x86_debugregs){ .db = { 0x1000, 0x2000, 0, 0 }, .dr6 = DR6_INIT,
 					.dr7 = DR7_INIT | DR7_G(1) };
-	CHECK_OK(ops->set_state(g->vcpu, X86_STATE_MSRS | X86_STATE_FPU | X86_STATE_DR, &st));
+	CHECK_OK(ops->vcpu->set_state(g->vcpu, X86_STATE_MSRS | X86_STATE_FPU | X86_STATE_DR, &st));
 	memset(&st, 0, sizeof(st));
-	CHECK_OK(ops->get_state(g->vcpu, X86_STATE_MSRS | X86_STATE_FPU | X86_STATE_DR, &st));
+	CHECK_OK(ops->vcpu->get_state(g->vcpu, X86_STATE_MSRS | X86_STATE_FPU | X86_STATE_DR, &st));
 	CHECK_EQ(st.star, 0x0023001000000000ull);
 	CHECK_EQ(st.fpu.xmm[3][0], 0xab);
 	CHECK_EQ(st.fpu.mxcsr, 0x1f80);
@@ -212,12 +212,12 @@ static void test_mxcsr_reaches_guest(struct kvm_tiny_guest *g)
 	};
 	load(g, code, sizeof(code));
 	struct x86_state st;
-	CHECK_OK(ops->get_state(g->vcpu, X86_STATE_FPU, &st));
+	CHECK_OK(ops->vcpu->get_state(g->vcpu, X86_STATE_FPU, &st));
 	CHECK_EQ(st.fpu.mxcsr, 0x1f80);                   /* reset value */
 	st.fpu.mxcsr = 0x9fc0;                             /* FTZ|DAZ|masks */
-	CHECK_OK(ops->set_state(g->vcpu, X86_STATE_FPU, &st));
+	CHECK_OK(ops->vcpu->set_state(g->vcpu, X86_STATE_FPU, &st));
 	struct vm_exit x;
-	CHECK_OK(ops->get_state(g->vcpu, X86_STATE_FPU, &st));
+	CHECK_OK(ops->vcpu->get_state(g->vcpu, X86_STATE_FPU, &st));
 	CHECK_EQ(st.fpu.mxcsr, 0x9fc0);
 	CHECK_OK(kvm_tiny_run(g, &x, 2000));
 	if (x.reason == VM_EXIT_EMULATION_FAILURE) {
@@ -369,7 +369,7 @@ static void test_single_step(struct kvm_tiny_guest *g)
 	static const uint8_t code[] = { 0x90, 0x90, 0x90, OUT_DONE, HLT };
 	load(g, code, sizeof(code));
 	struct engine_debug dbg = { .single_step = true, .block_irq = true };
-	CHECK_OK(ops->set_debug(g->vcpu, &dbg));
+	CHECK_OK(ops->debug->set_debug(g->vcpu, &dbg));
 	struct vm_exit x;
 	for (uint64_t pc = KVM_TINY_CODE + 1; pc <= KVM_TINY_CODE + 3; pc++) {
 		CHECK_OK(kvm_tiny_run(g, &x, 2000));
@@ -388,7 +388,7 @@ static void run_to_int3(struct kvm_tiny_guest *g, bool intercept, struct vm_exit
 	static const uint8_t code[] = { 0x90, 0xcc, 0x90, OUT_DONE, HLT };
 	load(g, code, sizeof(code));
 	struct engine_debug dbg = { .intercept_bpt = intercept };
-	if (ops->set_debug(g->vcpu, &dbg) < 0)
+	if (ops->debug->set_debug(g->vcpu, &dbg) < 0)
 		failures++;
 	if (kvm_tiny_run(g, x, 2000) < 0)
 		failures++;
@@ -415,12 +415,12 @@ static void test_inject_bp_after_int3(struct kvm_tiny_guest *g)
 		run_to_int3(g, intercept, &x);
 		CHECK_EQ(x.reason, VM_EXIT_BPT);
 		struct engine_debug none = { 0 };
-		CHECK_OK(ops->set_debug(g->vcpu, &none));
+		CHECK_OK(ops->debug->set_debug(g->vcpu, &none));
 		struct x86_regs regs;
 		CHECK_OK(engine_get_regs(ops, g->vcpu, &regs));
 		regs.rip = x.bpt.pc + 1;
 		CHECK_OK(engine_set_regs(ops, g->vcpu, &regs));
-		CHECK_OK(ops->inject_exception(g->vcpu, X86_BP, false, 0));
+		CHECK_OK(ops->vcpu->inject_exception(g->vcpu, X86_BP, false, 0));
 		CHECK_OK(kvm_tiny_run(g, &x, 2000));
 		CHECK_OK(engine_get_regs(ops, g->vcpu, &regs));
 		printf("  #BP injected after INT3 (with%s USE_SW_BP): %s port 0x%x, vector %" PRIu64
@@ -438,7 +438,7 @@ static void test_inject_gp(struct kvm_tiny_guest *g)
 {
 	static const uint8_t code[] = { OUT_DONE, HLT };
 	load(g, code, sizeof(code));
-	CHECK_OK(ops->inject_exception(g->vcpu, X86_GP, true, 0x18));
+	CHECK_OK(ops->vcpu->inject_exception(g->vcpu, X86_GP, true, 0x18));
 	struct vm_exit x;
 	CHECK_OK(kvm_tiny_run(g, &x, 2000));
 	CHECK_EQ(x.reason, VM_EXIT_IO);
@@ -454,24 +454,25 @@ static void test_probe(struct kvm_tiny_guest *g)
 {
 	(void)g;
 	struct engine_caps caps;
+	struct engine_report report;
 	struct err e = { 0 };
 	struct timespec t0, t1;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	int r = ops->probe(&caps, &e);
+	int r = ops->vm->probe(NULL, &caps, &report, &e);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	if (r < 0) {
 		printf("  probe failed: %s\n", e.msg);
 		failures++;
 		return;
 	}
-	for (unsigned i = 0; i < caps.nr_features; i++)
-		printf("  %s: %s (%s)\n", caps.features[i].name,
-		       caps.features[i].present ? "yes" : "no", caps.features[i].how);
+	for (unsigned i = 0; i < report.nr; i++)
+		printf("  %s: %s (%s)\n", report.features[i].name,
+		       report.features[i].present ? "yes" : "no", report.features[i].how);
 	printf("  probe took %.0f ms\n",
 	       (t1.tv_sec - t0.tv_sec) * 1e3 + (t1.tv_nsec - t0.tv_nsec) / 1e6);
-	CHECK_EQ(caps.nr_features, 13);    /* + native ring 0, the emu fallback */
-	CHECK_EQ(caps.single_step, true);
-	CHECK_EQ(caps.irqchip, true);
+	CHECK_EQ(report.nr, 14);    /* + native ring 0, the emu fallback, access catching */
+	CHECK_EQ(report.features[0].present, true);    /* single-step exits */
+	CHECK_EQ(report.features[6].present, true);    /* in-kernel irqchip */
 }
 
 /* Leaf 0x40000010: EAX the TSC frequency KVM runs the vCPU at, EBX the
@@ -500,6 +501,37 @@ static void test_cpuid_timing_leaf(struct kvm_tiny_guest *g)
 	CHECK_EQ(regs.rbx, 1000000);
 }
 
+/* The guest MOV DR that a host trapping DR7.GD stops (kvm_mov_dr_exit):
+ * 0F 21 reads, 0F 23 writes, REX.R names DR8+, REX.B r8+, REX only in
+ * 64-bit mode, prefixes skipped, anything else refused. */
+static void test_mov_dr_decode(struct kvm_tiny_guest *unused)
+{
+	(void)unused;
+	struct kvm_mov_dr m;
+	static const uint8_t rd7_rax[] = { 0x0f, 0x21, 0xf8 };
+	static const uint8_t wr0_r9[] = { 0x41, 0x0f, 0x23, 0xc1 };
+	static const uint8_t wr8_rax[] = { 0x44, 0x0f, 0x23, 0xc0 };
+	static const uint8_t rd6_rsi_prefixed[] = { 0x66, 0x0f, 0x21, 0xf6 };
+	static const uint8_t not_mov[] = { 0x0f, 0x20, 0xc0 };
+
+	CHECK_EQ(kvm_mov_dr_decode(rd7_rax, sizeof(rd7_rax), true, &m), 3);
+	CHECK_EQ(m.dr, 7);
+	CHECK_EQ(m.gpr, 0);
+	CHECK_EQ(m.to_dr, false);
+	CHECK_EQ(kvm_mov_dr_decode(wr0_r9, sizeof(wr0_r9), true, &m), 4);
+	CHECK_EQ(m.dr, 0);
+	CHECK_EQ(m.gpr, 9);
+	CHECK_EQ(m.to_dr, true);
+	CHECK_EQ(kvm_mov_dr_decode(wr8_rax, sizeof(wr8_rax), true, &m), 4);
+	CHECK_EQ(m.dr, 8);
+	CHECK_EQ(kvm_mov_dr_decode(wr0_r9, sizeof(wr0_r9), false, &m), 0);
+	CHECK_EQ(kvm_mov_dr_decode(rd6_rsi_prefixed, sizeof(rd6_rsi_prefixed), false, &m), 4);
+	CHECK_EQ(m.dr, 6);
+	CHECK_EQ(m.gpr, 6);
+	CHECK_EQ(kvm_mov_dr_decode(not_mov, sizeof(not_mov), true, &m), 0);
+	CHECK_EQ(kvm_mov_dr_decode(rd7_rax, 2, true, &m), 0);
+}
+
 static const struct {
 	const char *name;
 	void (*fn)(struct kvm_tiny_guest *g);
@@ -520,6 +552,7 @@ static const struct {
 	{ "#BP injected after INT3", test_inject_bp_after_int3 },
 	{ "#GP injected with error code", test_inject_gp },
 	{ "probe", test_probe },
+	{ "MOV DR decoded for the GD trap", test_mov_dr_decode },
 };
 
 int main(void)
@@ -531,7 +564,7 @@ int main(void)
 	for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++) {
 		struct kvm_tiny_guest g;
 		struct err e = { 0 };
-		if (kvm_tiny_create(&g, &e) < 0) {
+		if (kvm_tiny_create(&g, NULL, &e) < 0) {
 			printf("FAIL %s: %s\n", tests[i].name, e.msg);
 			failures++;
 			continue;

@@ -64,9 +64,12 @@ static int fake_irq_line(struct vm *vm, unsigned irq, int level)
 	return 0;
 }
 
+static const struct engine_vm_ops fake_vm_ops = { .irq_line = fake_irq_line };
+static const struct engine_vcpu_ops fake_vcpu_ops = {
+	.get_state = fake_get_state, .set_state = fake_set_state,
+};
 static const struct engine_ops fake_engine = {
-	.name = "fake", .get_state = fake_get_state, .set_state = fake_set_state,
-	.irq_line = fake_irq_line,
+	.name = "fake", .vm = &fake_vm_ops, .vcpu = &fake_vcpu_ops,
 };
 
 void *vm_gpa_to_host(struct vm *vm, uint64_t gpa, uint64_t len)
@@ -121,7 +124,7 @@ int vm_on_exit(struct vm *vm, void (*fn)(void *), void *opaque, struct err *e)
 
 void vm_irq_line(struct vm *vm, unsigned irq, int level)
 {
-	vm->engine->irq_line(vm, irq, level);
+	vm->engine->vm->irq_line(vm, irq, level);
 }
 
 uint64_t vm_guest_ns(struct vm *vm)

@@ -1,18 +1,58 @@
-# tests/unit/unit.mk — C unit tests of rsp/ and debug/ (owned by their modules).
-.PHONY: unit
-unit:
+# tests/unit/unit.mk — the C unit tests. Each is $(BUILD)/tests/NAME, linked by
+# the one rule below from tests/unit/NAME.c and the objects under test listed
+# for it (a name ending in "test": tests/test_unit.py runs every such binary;
+# exit 77 means skipped). `make unit` builds them all, `make unit-NAME` builds
+# and runs one (`make unit-debug_test`).
+UNIT_TESTS := rsp_test kvm_selftest machine_test debug_test emu_debug_test \
+	emu_platform_test x86_desc_test x86_seg_load_test x86_paging_test emu_cpuid_test
 
-# rsp (owned by rsp/): $(BUILD)/tests/rsp_test; `make unit-rsp` builds and runs it.
-RSP_TEST_OBJS := $(BUILD)/tests/unit/rsp_test.o $(BUILD)/rsp/rsp.o $(BUILD)/rsp/rsp_args.o \
-	$(BUILD)/util/err.o
-unit: $(BUILD)/tests/rsp_test
-$(BUILD)/tests/rsp_test: $(RSP_TEST_OBJS)
+.PHONY: unit
+unit: $(UNIT_TESTS:%=$(BUILD)/tests/%)
+
+$(BUILD)/tests/%test: $(BUILD)/tests/unit/%test.o
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^
-.PHONY: unit-rsp
-unit-rsp: $(BUILD)/tests/rsp_test
-	$(BUILD)/tests/rsp_test
--include $(RSP_TEST_OBJS:.o=.d)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+unit-%: $(BUILD)/tests/%
+	$<
+
+-include $(UNIT_TESTS:%=$(BUILD)/tests/unit/%.d)
+
+# The objects under test, by owner.
+# rsp/: framing and argument parsing.
+$(BUILD)/tests/rsp_test: $(addprefix $(BUILD)/,rsp/rsp.o rsp/rsp_args.o util/err.o)
+
+# engine/kvm/: runs on the host's /dev/kvm (skipped without one).
+$(BUILD)/tests/kvm_selftest: $(patsubst %.c,$(BUILD)/%.o,engine/engine.c \
+	$(wildcard engine/kvm/*.c) x86/paging.c x86/x86.c util/err.c)
+
+# machine/: buses, devices, ACPI and loaders; the test provides a fake machine
+# (machine/vm.c is not linked).
+$(BUILD)/tests/machine_test: $(patsubst %.c,$(BUILD)/%.o,util/err.c machine/bus.c \
+	machine/device.c machine/acpi.c machine/loader.c machine/serial_out.c \
+	$(wildcard machine/load_*.c) $(wildcard machine/dev_*.c))
+
+# debug/: with a scripted fake engine; the test provides vm_gpa_to_host.
+$(BUILD)/tests/debug_test: $(patsubst %.c,$(BUILD)/%.o,$(wildcard debug/*.c) x86/paging.c \
+	x86/x86.c x86/insn.c x86/decode.c x86/desc.c util/err.c)
+
+# engine/emu/emu_debug.c alone, with a fake emu_raise().
+$(BUILD)/tests/emu_debug_test: $(BUILD)/engine/emu/emu_debug.o
+
+# engine/emu/'s LAPIC, IOAPIC, PIC, PIT and time against a fake CPU.
+$(BUILD)/tests/emu_platform_test: $(patsubst %.c,$(BUILD)/%.o,engine/emu/emu_platform.c \
+	engine/emu/emu_lapic.c engine/emu/emu_ioapic.c engine/emu/emu_pic.c \
+	engine/emu/emu_pit.c engine/emu/emu_time.c)
+
+# x86/: IDT gate decoding; segment loads for a debugger's selector writes.
+$(BUILD)/tests/x86_desc_test: $(BUILD)/x86/desc.o
+$(BUILD)/tests/x86_seg_load_test: $(addprefix $(BUILD)/,x86/seg_load.o x86/desc.o util/err.o)
+# x86/: page-table enumeration over hand-built tables.
+$(BUILD)/tests/x86_paging_test: $(BUILD)/x86/paging.o
+
+# engine/emu/'s CPUID model alone, with a fake vCPU count.
+$(BUILD)/tests/emu_cpuid_test: $(BUILD)/engine/emu/emu_cpuid.o
+
 # libFuzzer target, never part of `unit`: `make fuzz-rsp [FUZZ_SECONDS=60]` (needs clang).
 FUZZ_SECONDS ?= 60
 .PHONY: fuzz-rsp
@@ -21,126 +61,3 @@ fuzz-rsp:
 	clang -I. -D_GNU_SOURCE $(WARN) -O1 -g -fsanitize=fuzzer,address,undefined \
 		-o $(BUILD)/tests/rsp_fuzz tests/unit/rsp_fuzz.c rsp/rsp.c rsp/rsp_args.c util/err.c
 	$(BUILD)/tests/rsp_fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=8192 $(BUILD)/tests/rsp_fuzz_corpus
-
-# kvm engine (owned by engine/kvm/): $(BUILD)/tests/kvm_selftest runs on the
-# host's /dev/kvm (exit 77 = skipped); `make unit-kvm` builds and runs it.
-KVM_TEST_OBJS := $(BUILD)/tests/unit/kvm_selftest.o $(BUILD)/engine/engine.o \
-	$(patsubst %.c,$(BUILD)/%.o,$(wildcard engine/kvm/*.c)) $(BUILD)/x86/paging.o \
-	$(BUILD)/x86/x86.o $(BUILD)/util/err.o
-unit: $(BUILD)/tests/kvm_selftest
-$(BUILD)/tests/kvm_selftest: $(KVM_TEST_OBJS)
-	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ -lpthread
-.PHONY: unit-kvm
-unit-kvm: $(BUILD)/tests/kvm_selftest
-	$(BUILD)/tests/kvm_selftest
--include $(KVM_TEST_OBJS:.o=.d)
-
-# machine (owned by machine/): $(BUILD)/tests/machine_test; `make unit-machine` runs it.
-# machine/vm.c is not linked: the test provides a fake machine.
-MACHINE_TEST_OBJS := $(BUILD)/tests/unit/machine_test.o $(BUILD)/util/err.o \
-	$(patsubst %.c,$(BUILD)/%.o,machine/bus.c machine/device.c machine/acpi.c \
-	machine/loader.c machine/serial_out.c $(wildcard machine/load_*.c) \
-	$(wildcard machine/dev_*.c))
-unit: $(BUILD)/tests/machine_test
-$(BUILD)/tests/machine_test: $(MACHINE_TEST_OBJS)
-	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ -lpthread
-.PHONY: unit-machine
-unit-machine: $(BUILD)/tests/machine_test
-	$(BUILD)/tests/machine_test
--include $(MACHINE_TEST_OBJS:.o=.d)
-
-# debug core (owned by debug/): $(BUILD)/tests/debug_test with a scripted fake
-# engine; machine/vm.c is not linked (the test provides vm_gpa_to_host).
-DEBUG_TEST_OBJS := $(BUILD)/tests/unit/debug_test.o \
-	$(patsubst %.c,$(BUILD)/%.o,$(wildcard debug/*.c)) $(BUILD)/x86/paging.o \
-	$(BUILD)/x86/x86.o $(BUILD)/x86/insn.o $(BUILD)/x86/decode.o $(BUILD)/x86/desc.o \
-	$(BUILD)/util/err.o
-unit: $(BUILD)/tests/debug_test
-$(BUILD)/tests/debug_test: $(DEBUG_TEST_OBJS)
-	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ -lZydis -lpthread
-.PHONY: unit-debug
-unit-debug: $(BUILD)/tests/debug_test
-	$(BUILD)/tests/debug_test
--include $(DEBUG_TEST_OBJS:.o=.d)
-
-# $(BUILD)/tests/kvm_step_leak
-# measures what leaks into a guest while the host single-steps it on this
-# host's /dev/kvm; not a pass/fail test (its name does not end in "test",
-# so tests/test_unit.py does not run it). `make step-leak` builds and runs it.
-STEP_LEAK_OBJS := $(BUILD)/tests/unit/kvm_step_leak.o $(BUILD)/engine/engine.o \
-	$(patsubst %.c,$(BUILD)/%.o,$(wildcard engine/kvm/*.c)) $(BUILD)/x86/paging.o \
-	$(BUILD)/x86/x86.o $(BUILD)/util/err.o
-unit: $(BUILD)/tests/kvm_step_leak
-$(BUILD)/tests/kvm_step_leak: $(STEP_LEAK_OBJS)
-	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ -lpthread
-.PHONY: step-leak
-step-leak: $(BUILD)/tests/kvm_step_leak
-	$(BUILD)/tests/kvm_step_leak
--include $(STEP_LEAK_OBJS:.o=.d)
-
-# emu debug architecture (owned by engine/emu/emu_debug.c): $(BUILD)/tests/emu_debug_test,
-# emu_debug.c alone with a fake emu_raise(); `make unit-emu-debug` runs it.
-EMU_DEBUG_TEST_OBJS := $(BUILD)/tests/unit/emu_debug_test.o $(BUILD)/engine/emu/emu_debug.o
-unit: $(BUILD)/tests/emu_debug_test
-$(BUILD)/tests/emu_debug_test: $(EMU_DEBUG_TEST_OBJS)
-	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^
-.PHONY: unit-emu-debug
-unit-emu-debug: $(BUILD)/tests/emu_debug_test
-	$(BUILD)/tests/emu_debug_test
--include $(EMU_DEBUG_TEST_OBJS:.o=.d)
-
-# emu engine devices (owned by emu-platform): $(BUILD)/tests/emu_platform_test runs the
-# LAPIC/IOAPIC/PIC/PIT/time code against a fake CPU; `make unit-emu-platform` runs it.
-EMU_PLATFORM_TEST_OBJS := $(BUILD)/tests/unit/emu_platform_test.o \
-	$(patsubst %.c,$(BUILD)/%.o,engine/emu/emu_platform.c engine/emu/emu_lapic.c \
-	engine/emu/emu_ioapic.c engine/emu/emu_pic.c engine/emu/emu_pit.c engine/emu/emu_time.c)
-unit: $(BUILD)/tests/emu_platform_test
-$(BUILD)/tests/emu_platform_test: $(EMU_PLATFORM_TEST_OBJS)
-	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ -lpthread
-.PHONY: unit-emu-platform
-unit-emu-platform: $(BUILD)/tests/emu_platform_test
-	$(BUILD)/tests/emu_platform_test
--include $(EMU_PLATFORM_TEST_OBJS:.o=.d)
-
-# x86 descriptors (owned by x86/): $(BUILD)/tests/x86_desc_test decodes IDT gates;
-# `make unit-x86-desc` runs it.
-X86_DESC_TEST_OBJS := $(BUILD)/tests/unit/x86_desc_test.o $(BUILD)/x86/desc.o
-unit: $(BUILD)/tests/x86_desc_test
-$(BUILD)/tests/x86_desc_test: $(X86_DESC_TEST_OBJS)
-	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^
-.PHONY: unit-x86-desc
-unit-x86-desc: $(BUILD)/tests/x86_desc_test
-	$(BUILD)/tests/x86_desc_test
--include $(X86_DESC_TEST_OBJS:.o=.d)
-
-# segment loads for a debugger's selector writes (x86/seg_load.c):
-# $(BUILD)/tests/x86_seg_load_test; `make unit-x86-seg-load` runs it.
-X86_SEG_LOAD_TEST_OBJS := $(BUILD)/tests/unit/x86_seg_load_test.o $(BUILD)/x86/seg_load.o \
-	$(BUILD)/x86/desc.o $(BUILD)/util/err.o
-unit: $(BUILD)/tests/x86_seg_load_test
-$(BUILD)/tests/x86_seg_load_test: $(X86_SEG_LOAD_TEST_OBJS)
-	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^
-.PHONY: unit-x86-seg-load
-unit-x86-seg-load: $(BUILD)/tests/x86_seg_load_test
-	$(BUILD)/tests/x86_seg_load_test
--include $(X86_SEG_LOAD_TEST_OBJS:.o=.d)
-
-# emu's CPUID model (owned by the emu CPU-model work): emu_cpuid.c alone with a
-# fake vCPU count; `make unit-emu-cpuid` runs it.
-EMU_CPUID_TEST_OBJS := $(BUILD)/tests/unit/emu_cpuid_test.o $(BUILD)/engine/emu/emu_cpuid.o
-unit: $(BUILD)/tests/emu_cpuid_test
-$(BUILD)/tests/emu_cpuid_test: $(EMU_CPUID_TEST_OBJS)
-	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^
-.PHONY: unit-emu-cpuid
-unit-emu-cpuid: $(BUILD)/tests/emu_cpuid_test
-	$(BUILD)/tests/emu_cpuid_test
--include $(EMU_CPUID_TEST_OBJS:.o=.d)

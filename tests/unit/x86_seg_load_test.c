@@ -209,9 +209,38 @@ static void test_long_mode_fs(void)
 	CHECK(fs.l && !fs.db, "64-bit code segment");
 }
 
+/* TR and LDTR (x86_sys_seg_load): a TSS or LDT descriptor of the GDT,
+ * 16 bytes wide in IA-32e mode. */
+static void test_system_segments(void)
+{
+	struct x86_sregs s = prot32();
+	struct x86_segment seg = { 0 };
+	struct err e = { 0 };
+	CHECK_EQ(x86_sys_seg_load(&s, false, 0x20, fake_read, NULL, &seg, &e), 0);
+	CHECK_EQ(seg.base, 0x5000);
+	CHECK_EQ(seg.limit, 0x67);
+	CHECK_EQ(seg.type, SYS_TYPE_TSS_AVAIL);
+	CHECK(x86_sys_seg_load(&s, true, 0x20, fake_read, NULL, &seg, &e) < 0 &&
+	      strstr(e.msg, "no LDT descriptor"), "TSS for LDTR: %s", e.msg);
+	CHECK(x86_sys_seg_load(&s, false, 0x10, fake_read, NULL, &seg, &e) < 0 &&
+	      strstr(e.msg, "no TSS descriptor"), "data segment for TR: %s", e.msg);
+	CHECK(x86_sys_seg_load(&s, false, 0, fake_read, NULL, &seg, &e) < 0, "null TR");
+	CHECK(x86_sys_seg_load(&s, false, 0x24, fake_read, NULL, &seg, &e) < 0 &&
+	      strstr(e.msg, "LDT, not the GDT"), "TR from the LDT: %s", e.msg);
+	CHECK_EQ(x86_sys_seg_load(&s, true, 0, fake_read, NULL, &seg, &e), 0);
+	CHECK(seg.unusable, "null LDTR is unusable");
+	s = long64();
+	CHECK_EQ(x86_sys_seg_load(&s, false, 0x20, fake_read, NULL, &seg, &e), 0);
+	CHECK_EQ(seg.base, 0x0000ffff00005000ull);       /* bits 63:32 from the next 8 bytes */
+	s.gdt.limit = 0x27;                                /* the upper half beyond the limit */
+	CHECK(x86_sys_seg_load(&s, false, 0x20, fake_read, NULL, &seg, &e) < 0 &&
+	      strstr(e.msg, "beyond the GDT limit"), "16-byte TSS past the limit: %s", e.msg);
+}
+
 int main(void)
 {
 	tables();
+	test_system_segments();
 	test_real_mode();
 	test_v86_mode();
 	test_protected_mode();

@@ -1,4 +1,4 @@
-/* tests/unit/kvm_step_leak.c — what leaks into a guest, on this host's
+/* bench/kvm_step_leak.c — what leaks into a guest, on this host's
  * /dev/kvm, while the host single-steps it with KVM_SET_GUEST_DEBUG
  * (SINGLESTEP, optionally BLOCKIRQ) in ring 0. A measurement, not a test:
  * it prints one line per question, "question: answer (evidence)", and the
@@ -779,7 +779,7 @@ int main(int argc, char **argv)
 		if (!leak_wanted(argc, argv, leak_questions[i].name))
 			continue;
 		struct err e = { 0 };
-		if (kvm_tiny_create(&l.g, &e) < 0) {
+		if (kvm_tiny_create(&l.g, NULL, &e) < 0) {
 			printf("cannot create the tiny guest: %s\n", e.msg);
 			return 1;
 		}

@@ -1,0 +1,34 @@
+/* gdbserver/monitor.h — what the monitor's files share: pkt_monitor.c
+ * (qRcmd, the command table, help and the small commands), mon_views.c
+ * (the system views debug/inspect.c writes) and mon_catch.c (catch). A
+ * command gets the words after its name and answers with mon_print;
+ * -EINVAL means a bad argument, which the dispatcher reports. */
+#ifndef VMDB_GDBSERVER_MONITOR_H
+#define VMDB_GDBSERVER_MONITOR_H
+
+#include <stdint.h>
+
+#include "gdbserver/gdbserver_int.h"
+
+/* One O packet per call: "O" + hex of the text (a long text whole). */
+void mon_print(struct gdb_server *s, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* A whole word as an unsigned number (0x hex, 0 octal, else decimal) <= max. */
+int mon_number(const char *word, uint64_t max, uint64_t *v);
+
+/* mon_views.c */
+int mon_gva2gpa(struct gdb_server *s, const char *arg);
+int mon_xp(struct gdb_server *s, const char *arg);
+int mon_info_mem(struct gdb_server *s, const char *arg);
+int mon_info_tlb(struct gdb_server *s, const char *arg);
+int mon_info_registers(struct gdb_server *s, const char *arg);
+int mon_info_idt(struct gdb_server *s, const char *arg);
+int mon_info_gdt(struct gdb_server *s, const char *arg);
+int mon_info_lapic(struct gdb_server *s, const char *arg);
+int mon_info_ioapic(struct gdb_server *s, const char *arg);
+int mon_info_pic(struct gdb_server *s, const char *arg);
+
+/* mon_catch.c: catch VEC... | io ... | msr ... | cr ... | off */
+int mon_catch(struct gdb_server *s, const char *arg);
+
+#endif
