@@ -7,7 +7,11 @@
  *   the very next instruction of the running block,
  *   the first instruction of the running block (a loop's back edge),
  *   another block, patched by XCHG (an exact handler) and by REP MOVSB
- *   (the exact path).
+ *   (the exact path),
+ *   an instruction across a page boundary: first in a block (which
+ *   leaves it to the exact path: its decoded form cached by its bytes in
+ *   both pages) and last in a block (whose bytes in the next page are
+ *   compared each time it runs).
  * Every result must be what the bytes in memory say. PASS/FAIL lines,
  * exit 0 when all pass. */
 #include "guests/rt/report.h"
@@ -85,6 +89,46 @@ __asm__(
 	"	rep movsb\n"
 	"4:	movl	$0x22222222, %eax\n"
 	"	ret\n"
+	/* uint64_t smc_cross(uint64_t n): as smc_other, the patched
+	 * instruction across a page boundary (its immediate in the second page) */
+	"	.balign	4096\n"
+	"	.skip	4096 - 1\n"
+	"smc_cross_imm:\n"
+	"	movl	$0, %eax\n"
+	"	ret\n"
+	"	.globl smc_cross\n"
+	"smc_cross:\n"
+	"	xorl	%ecx, %ecx\n"
+	"	xorl	%r8d, %r8d\n"
+	"5:	movl	%ecx, smc_cross_imm+1(%rip)\n"
+	"	call	smc_cross_imm\n"
+	"	addq	%rax, %r8\n"
+	"	incl	%ecx\n"
+	"	cmpl	%edi, %ecx\n"
+	"	jb	5b\n"
+	"	movq	%r8, %rax\n"
+	"	ret\n"
+	/* uint64_t smc_tail(uint64_t n): the same with the patched
+	 * instruction last in a block that begins earlier in its page */
+	"	.balign	4096\n"
+	"	.skip	4096 - 3\n"
+	"smc_tail_fn:\n"
+	"	xorl	%edx, %edx\n"
+	"smc_tail_imm:\n"
+	"	movl	$0, %eax\n"
+	"	ret\n"
+	"	.globl smc_tail\n"
+	"smc_tail:\n"
+	"	xorl	%ecx, %ecx\n"
+	"	xorl	%r8d, %r8d\n"
+	"6:	movl	%ecx, smc_tail_imm+1(%rip)\n"
+	"	call	smc_tail_fn\n"
+	"	addq	%rax, %r8\n"
+	"	incl	%ecx\n"
+	"	cmpl	%edi, %ecx\n"
+	"	jb	6b\n"
+	"	movq	%r8, %rax\n"
+	"	ret\n"
 	"	.popsection\n");
 
 uint64_t smc_other(uint64_t n);
@@ -92,6 +136,8 @@ uint32_t smc_next(uint32_t v);
 uint64_t smc_head(uint64_t n);
 uint64_t smc_xchg(uint64_t n);
 uint32_t smc_movs(const uint32_t *v);
+uint64_t smc_cross(uint64_t n);
+uint64_t smc_tail(uint64_t n);
 
 int main(void)
 {
@@ -107,5 +153,7 @@ int main(void)
 	expect_eq(smc_movs(&v), 0x33333333, "patched by REP MOVSB");
 	v = 0x44444444;
 	expect_eq(smc_movs(&v), 0x44444444, "patched by REP MOVSB again");
+	expect_eq(smc_cross(n), sum, "patched instruction across a page boundary");
+	expect_eq(smc_tail(n), sum, "patched instruction across a page boundary, last in a block");
 	return report_summary();
 }

@@ -73,8 +73,8 @@ struct emu_insn {
  * the physical address of the first byte and the mode. An entry is only
  * used when the guest bytes still equal the copy in it: that catches every
  * writer (the guest, DMA-like device models, the debugger's int3 bytes)
- * without any invalidation protocol. Instructions that cross a page are
- * never cached. */
+ * without any invalidation protocol, also for instructions that cross
+ * into the next page. */
 #define EMU_DCACHE_BITS 15
 #define EMU_DCACHE_SIZE (1u << EMU_DCACHE_BITS)
 
@@ -116,6 +116,7 @@ struct emu_vm {
 	uint32_t *code_ver;
 	uint64_t code_marks;          /* bits set in code_bits so far: a vCPU re-marks its
 				       * TLB when this moved (emu_core.code_marks) */
+	uint64_t retired_gone;        /* instructions of vCPUs destroyed (emu_stats_report) */
 	/* The debugger's watched ranges (engine_ops.set_watch); every vCPU's
 	 * emu_dbg points here. Changed only with every vCPU out of run(). */
 	struct engine_watch *watch;
@@ -333,9 +334,9 @@ uint8_t *emu_ram_span(struct emu_cpu *cpu, uint64_t lin, unsigned len, bool writ
 /* Check that a write of len bytes at lin would not fault (then do it). */
 void emu_probe_write(struct emu_cpu *cpu, uint64_t lin, unsigned len);
 /* Instruction bytes at the linear address: host pointer when the whole
- * range is in one RAM page (and *gpa), else copies into buf (a second
- * page that is not RAM reads all ones); faults #PF. NULL, *len 0: the
- * first page is not RAM. */
+ * range is in one RAM page, else copies into buf (a second page that
+ * is not RAM reads all ones); *gpa is the first byte's physical address;
+ * faults #PF. NULL, *len 0: the first page is not RAM. */
 const uint8_t *emu_fetch(struct emu_cpu *cpu, uint64_t lin, uint8_t *buf, unsigned *len,
 			 uint64_t *gpa);
 /* Port I/O that the platform does not claim leaves as VM_EXIT_IO. */
@@ -395,6 +396,10 @@ void emu_blocks_destroy(struct emu_vm *evm);
 /* The vCPUs were away (in the machine, stopped for the debugger), where
  * guest memory may have been written: every block compares its bytes again. */
 void emu_blocks_outside(struct emu_vm *evm);
+/* With VMDB_EMU_STATS=1 in the environment, one line on stderr: the
+ * instructions the vCPUs retired, the process's CPU time and their
+ * ratio (MIPS), and how often the block cache was emptied (bench/linux). */
+void emu_stats_report(struct emu_vm *evm);
 /* Run the block at RIP: false when it has no instruction the fast path
  * runs (then the caller steps the instruction the exact way). */
 bool emu_block_run(struct emu_cpu *cpu);

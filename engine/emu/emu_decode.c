@@ -7,7 +7,8 @@
  * call the handler. Zydis runs only on a miss. Comparing bytes instead of
  * tracking writes to code pages means the debugger (which writes int3
  * bytes straight into guest RAM), self-modifying code and device models
- * are all covered with no invalidation protocol. This is the exact
+ * are all covered with no invalidation protocol, instructions that cross
+ * into the next page included (whatever that page maps). This is the exact
  * (per-instruction) path; emu_fast.c keeps blocks of its own. */
 #include "engine/emu/emu_core.h"
 
@@ -251,6 +252,27 @@ static unsigned dcache_index(uint64_t gpa)
 	return (unsigned)((gpa ^ (gpa >> EMU_DCACHE_BITS)) & (EMU_DCACHE_SIZE - 1));
 }
 
+/* Is the instruction cached in e the one at lin (p: the len bytes
+ * fetched there, buf: room for them)? When it goes on past them into the
+ * next page and the bytes in this page agree, the instruction at lin goes
+ * on there too (one instruction is never the start of another): the next
+ * page is fetched, faulting as the CPU would, and compared too. */
+static bool cached_bytes_agree(struct emu_cpu *cpu, const struct emu_dcache_entry *e,
+			       uint64_t lin, uint8_t *buf, const uint8_t **p, unsigned *len)
+{
+	unsigned n = e->insn.len;
+	if (n > *len) {
+		if (memcmp(*p, e->bytes, *len) != 0)
+			return false;
+		uint64_t gpa;
+		*len = 16;
+		*p = emu_fetch(cpu, lin, buf, len, &gpa);
+		if (n > *len)
+			return false;
+	}
+	return memcmp(*p, e->bytes, n) == 0;
+}
+
 static uint64_t pc_linear(struct emu_cpu *cpu)
 {
 	return emu_core_of(cpu)->mode == X86_MODE_LONG64 ? cpu->rip
@@ -293,7 +315,8 @@ const struct emu_insn *emu_decode_at(struct emu_cpu *cpu, struct emu_insn *scrat
 	struct emu_dcache_entry *e = NULL;
 	if (gpa != ~0ull && cpu->evm->dcache) {
 		e = &cpu->evm->dcache[dcache_index(gpa)];
-		if (e->gpa == gpa && e->mode == c->mode && memcmp(p, e->bytes, e->insn.len) == 0)
+		if (e->gpa == gpa && e->mode == c->mode &&
+		    cached_bytes_agree(cpu, e, lin, buf, &p, &len))
 			return &e->insn;
 	}
 

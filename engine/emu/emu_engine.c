@@ -590,6 +590,7 @@ static void emu_op_vm_destroy(struct vm *vm)
 	struct emu_vm *evm = evm_of(vm);
 	if (!evm)
 		return;
+	emu_stats_report(evm);
 	emu_vm_free(evm);
 	vm->engine_vm = NULL;
 }
@@ -647,6 +648,7 @@ static void emu_op_vcpu_destroy(struct vcpu *vcpu)
 	struct emu_vm *evm = cpu->evm;
 	pthread_mutex_lock(&evm->sched->lock);
 	evm->cpus[cpu->id] = NULL;
+	evm->retired_gone += cpu->retired;
 	pthread_mutex_unlock(&evm->sched->lock);
 	emu_lapic_destroy(cpu);
 	free(ecpu_of(cpu));

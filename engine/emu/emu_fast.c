@@ -6,9 +6,11 @@
  *
  * A block is a straight run of "plain" instructions (data movement,
  * arithmetic, stack, near branches: what only touches GPRs, arithmetic
- * flags, memory and RIP) inside one page, ending after an unconditional
- * branch, before the first instruction that is not plain, or at 32
- * instructions. The cache is VM-wide: a table of BLOCK_SLOTS entries keyed
+ * flags, memory and RIP; SSE on XMM registers, which adds only those and
+ * MXCSR) inside one page (the last instruction may go on into the next:
+ * f_cross compares its bytes there each time), ending after an
+ * unconditional branch, before the first instruction that is not plain,
+ * or at 32 instructions. The cache is VM-wide: a table of BLOCK_SLOTS entries keyed
  * by the physical address of the first byte (64-bit mode only), the
  * blocks in an arena, each with a copy of its bytes; a full arena is
  * emptied at once (block links live only in blocks, so none outlives it).
@@ -72,8 +74,10 @@
  * exact handler from emu_exec_*.c after the flags are made exact. */
 #include "engine/emu/emu_fast.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <Zydis/Zydis.h>
 
 #include "x86/insn.h"
@@ -116,21 +120,41 @@ void emu_blocks_outside(struct emu_vm *evm)
 	evm->code_gen++;
 }
 
+void emu_stats_report(struct emu_vm *evm)
+{
+	const char *v = getenv("VMDB_EMU_STATS");
+	struct timespec ts;
+	if (!v || strcmp(v, "1") != 0 || clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts) != 0)
+		return;
+	uint64_t retired = evm->retired_gone;
+	for (unsigned i = 0; i < evm->nr_cpus; i++)
+		if (evm->cpus[i])
+			retired += evm->cpus[i]->retired;
+	double cpu_s = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+	fprintf(stderr, "vmdb: emu: %llu instructions retired, %.2f s of CPU, %.1f MIPS, "
+		"block cache emptied %llu times\n", (unsigned long long)retired, cpu_s,
+		cpu_s > 0 ? (double)retired / cpu_s / 1e6 : 0.0,
+		(unsigned long long)(evm->blocks ? evm->blocks->flushes : 0));
+}
+
 /* --- building blocks ---------------------------------------------------------------- */
 
 /* Plain (X86_MN_PLAIN in x86/insn.c's table: nothing but GPRs, the
- * arithmetic flags and DF, memory and RIP) with an exact handler, in the
- * operand forms that keep it plain (see the top of the file). */
+ * arithmetic flags and DF, memory and RIP), or an SSE instruction on XMM
+ * registers (emu_sse_insn), with an exact handler, in the operand forms
+ * that keep it plain (see the top of the file). */
 static bool is_plain(const struct emu_insn *in)
 {
-	if (!(x86_mnemonic(in->mnemonic)->attrs & X86_MN_PLAIN) || in->fn == emu_unimplemented ||
-	    in->fn == emu_mov_special || (in->flags & EMU_I_FAR))
+	bool sse = emu_sse_insn(in);
+	if ((!sse && !(x86_mnemonic(in->mnemonic)->attrs & X86_MN_PLAIN)) ||
+	    in->fn == emu_unimplemented || in->fn == emu_mov_special || (in->flags & EMU_I_FAR))
 		return false;
 	for (unsigned i = 0; i < in->nops; i++) {
 		const struct emu_operand *o = &in->op[i];
 		if (o->kind == EMU_OP_PTR)
 			return false;
-		if (o->kind == EMU_OP_REG && o->rclass != EMU_RC_GPR && o->rclass != EMU_RC_GPR8H)
+		if (o->kind == EMU_OP_REG && o->rclass != EMU_RC_GPR && o->rclass != EMU_RC_GPR8H &&
+		    !(sse && o->rclass == EMU_RC_XMM))
 			return false;
 	}
 	return true;
@@ -164,18 +188,51 @@ static void *arena_take(struct emu_blocks *bs, size_t len)
 	return p;
 }
 
+/* The instruction at p (len bytes left in the page) goes on into the
+ * next page, whose bytes are at next: decoded into *in with its bytes
+ * there in the draft's tail, when it is plain. */
+static bool block_decode_cross(struct emu_blocks *bs, unsigned mode, const uint8_t *p,
+			       unsigned len, const uint8_t *next, struct emu_insn *in)
+{
+	uint8_t buf[15];
+	memcpy(buf, p, len);
+	memcpy(buf + len, next, sizeof(buf) - len);
+	if (emu_decode_insn(mode, buf, sizeof(buf), in) < 0 || in->len <= len || !is_plain(in))
+		return false;
+	bs->tail_len = in->len - len;
+	memcpy(bs->tail, next, bs->tail_len);
+	return true;
+}
+
 /* Decode the instructions at gpa (host bytes p, avail bytes to the page
- * end) into the draft: how many are plain, and their bytes in *pos. */
+ * end, the next page's at next or NULL) into the draft: how many are
+ * plain, and their bytes in *pos. */
 static unsigned block_decode(struct emu_blocks *bs, unsigned mode, const uint8_t *p,
-			     unsigned avail, unsigned *pos)
+			     unsigned avail, const uint8_t *next, unsigned *pos)
 {
 	unsigned n = 0;
 	*pos = 0;
+	bs->tail_len = 0;
 	while (n < BLOCK_INSNS) {
 		struct emu_insn *in = &bs->in[n];
 		unsigned len = avail - *pos < 15 ? avail - *pos : 15;
-		if (len == 0 || emu_decode_insn(mode, p + *pos, len, in) < 0)
+		int r = len ? emu_decode_insn(mode, p + *pos, len, in) : -EINVAL;
+		if (r == -EAGAIN && n > 0 && next && len < 15 &&
+		    block_decode_cross(bs, mode, p + *pos, len, next, in) &&
+		    *pos + in->len <= BLOCK_BYTES) {
+			emu_fop_build_cross(in, &bs->op[n], n, *pos);
+			*pos += in->len;
+			n++;
 			break;
+		}
+		if (r < 0) {
+			/* the first one crosses into the next page or is not an
+			 * instruction: an empty block over its bytes here, so
+			 * that step() runs it without it being decoded again */
+			if (n == 0)
+				*pos = len;
+			break;
+		}
 		if (*pos + in->len > BLOCK_BYTES)
 			break;
 		if (!is_plain(in)) {
@@ -192,29 +249,34 @@ static unsigned block_decode(struct emu_blocks *bs, unsigned mode, const uint8_t
 	return n;
 }
 
-/* The block at gpa (host bytes p, avail bytes to the page end), new in
- * the arena; NULL when not even one instruction decodes there. */
+/* The block at gpa (host bytes p, avail bytes to the page end, the next
+ * page's at next or NULL), new in the arena. */
 static struct emu_block *block_build(struct emu_blocks *bs, uint64_t gpa, unsigned mode,
-				     const uint8_t *p, unsigned avail)
+				     const uint8_t *p, unsigned avail, const uint8_t *next)
 {
-	unsigned pos, n = block_decode(bs, mode, p, avail, &pos);
-	if (pos == 0)
-		return NULL;                   /* not decodable here: step() says why */
+	unsigned pos, n = block_decode(bs, mode, p, avail, next, &pos);
 	emu_fops_finish(bs->op, n, pos);
+	unsigned here = pos < avail ? pos : avail;
 	/* the copy is compared in 8-byte words: keep whole words that are
 	 * still in the page (bytes after the block included) */
-	unsigned words = (pos + 7) / 8;
+	unsigned words = (here + 7) / 8;
 	if (words * 8 > avail)
 		words = 0;
+	unsigned copied = words ? words * 8 : here;
 	size_t ops = sizeof(struct emu_fop) * (n + 1), ins = sizeof(struct emu_insn) * n;
-	struct emu_block *b = arena_take(bs, sizeof(*b) + ops + ins + words * 8 + pos);
+	struct emu_block *b = arena_take(bs, sizeof(*b) + ops + ins + copied + bs->tail_len);
 	memcpy(b->op, bs->op, ops);
 	b->in = (const struct emu_insn *)((uint8_t *)b->op + ops);
 	memcpy((void *)b->in, bs->in, ins);
 	b->bytes = (const uint8_t *)b->in + ins;
-	memcpy((void *)b->bytes, p, words ? words * 8 : pos);
+	memcpy((void *)b->bytes, p, copied);
+	if (bs->tail_len) {
+		uint8_t *tail = (uint8_t *)b->bytes + copied;
+		memcpy(tail, bs->tail, bs->tail_len);
+		emu_fop_set_tail(&b->op[n - 1], tail, bs->tail_len);
+	}
 	b->words = (uint8_t)words;
-	b->nbytes = (uint16_t)pos;
+	b->nbytes = (uint16_t)here;
 	b->n = (uint8_t)n;
 	b->gpa = gpa;
 	b->mode = (uint8_t)mode;
@@ -249,19 +311,20 @@ static void code_frame_add(struct emu_cpu *cpu, uint64_t frame)
 }
 
 /* The first entry into slot *s for gpa since its bytes may have changed:
- * compare (or build). NULL when not even one instruction decodes there. */
+ * compare (or build). */
 static __attribute__((noinline)) struct emu_block *block_check(struct emu_cpu *cpu,
-							       struct emu_block **s,
+							       struct emu_block **s, uint64_t lin,
 							       uint64_t gpa, const uint8_t *p,
 							       unsigned avail)
 {
 	struct emu_core *c = emu_core_of(cpu);
 	struct emu_block *b = *s;
 	if (!b || b->gpa != gpa || b->mode != c->mode || !same_bytes(b, p)) {
-		b = block_build(c->blocks, gpa, c->mode, p, avail);
+		uint64_t next = (lin & X86_PAGE_MASK) + X86_PAGE_SIZE;
+		const struct emu_tlb_entry *t = tlb_of(c, next);
+		b = block_build(c->blocks, gpa, c->mode, p, avail,
+				t->tag_x == next ? t->host : NULL);
 		*s = b;
-		if (!b)
-			return NULL;
 	}
 	b->frame = emu_frame_of(cpu->evm, p);
 	code_frame_add(cpu, b->frame);
@@ -282,11 +345,8 @@ static inline struct emu_block *block_at(struct emu_cpu *cpu, struct emu_core *c
 	struct emu_block **s = &c->blocks->slot[block_index(gpa)];
 	struct emu_block *b = *s;
 	/* a block is only ever current in the mode it was built in (64-bit) */
-	if (__builtin_expect(!b || b->gpa != gpa || !block_current(cpu->evm, b), 0)) {
-		b = block_check(cpu, s, gpa, t->host + off, (unsigned)X86_PAGE_SIZE - off);
-		if (!b)
-			return NULL;
-	}
+	if (__builtin_expect(!b || b->gpa != gpa || !block_current(cpu->evm, b), 0))
+		b = block_check(cpu, s, lin, gpa, t->host + off, (unsigned)X86_PAGE_SIZE - off);
 	if (b->n == 0)
 		return NULL;
 	c->blk_gpa = gpa;
@@ -305,7 +365,7 @@ static inline bool block_exec(struct emu_cpu *cpu, struct emu_core *c, const str
 	unsigned how = b->op[0].fn(cpu, c, b->op);
 	const struct emu_fop *f = c->blk_stop;
 	if (how == FS_END) {
-		/* f is the end marker, f - 1 the last instruction */
+		/* f did not run (the end marker, f_cross): f - 1 was the last */
 		cpu->rip = c->blk_rip + f->off;
 		cpu->insn_start_rip = c->blk_rip + f[-1].off;
 		cpu->retired = c->blk_ret + f->idx;
@@ -318,18 +378,16 @@ static inline bool block_exec(struct emu_cpu *cpu, struct emu_core *c, const str
 	return !c->blk_break && cpu->retired < c->budget_end;
 }
 
-/* The block after the one that just left at f. A direct branch (or the
- * end of the block) to the same page goes where it went last time without
- * the TLB and the hash when that block is still valid: the page's
- * translation is the one the left block was entered with (plain
- * instructions neither flush the TLB nor change CPL or mode). */
+/* The block after the one that just left at f. A direct branch, a RET
+ * or the end of the block goes where it went last time without the hash
+ * when that block is still valid at the address link_gpa finds. */
 static inline struct emu_block *block_next(struct emu_cpu *cpu, struct emu_core *c,
 					   const struct emu_fop *f)
 {
 	uint64_t rip = cpu->rip;
-	if (!(f->flags & FOP_LINK) || ((rip ^ c->blk_rip) & X86_PAGE_MASK))
+	if (!(f->flags & FOP_LINK))
 		return block_at(cpu, c);
-	uint64_t gpa = (c->blk_gpa & X86_PAGE_MASK) | (rip & (X86_PAGE_SIZE - 1));
+	uint64_t gpa = link_gpa(c, rip);
 	struct emu_block *b = f->link;
 	if (__builtin_expect(!b || b->gpa != gpa || !block_current(cpu->evm, b) || b->n == 0, 0)) {
 		uint64_t flushes = c->blocks->flushes;

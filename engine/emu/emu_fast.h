@@ -28,7 +28,8 @@ typedef unsigned (*fop_fn)(struct emu_cpu *cpu, struct emu_core *c, const struct
 enum fstop {
 	FS_NEXT = 1,                   /* leave; RIP = the next instruction */
 	FS_JUMP,                       /* leave; the handler set RIP */
-	FS_END,                        /* the end marker: leave, nothing retired here */
+	FS_END,                        /* leave before f, nothing retired there (the end
+					* marker; f_cross) */
 };
 
 /* One instruction of a block: the specialised handler and the operand
@@ -53,7 +54,7 @@ struct emu_fop {
 };
 
 #define FOP_MEMW 0x1                   /* the exact handler may write memory */
-#define FOP_LINK 0x2                   /* a direct branch or the end marker: has link */
+#define FOP_LINK 0x2                   /* a direct branch, RET or the end marker: has link */
 #define FOP_WMEM 0x4                   /* a specialised store: at f_lin ... */
 #define FOP_WSTK 0x8                   /* ... or below RSP (push, call) */
 #define FOP_WSHIFT 4                   /* bits 4-5: log2 of the store's size */
@@ -68,7 +69,7 @@ struct emu_block {
 	uint8_t mode;
 	uint8_t n;                     /* instructions; 0 = the first is not plain */
 	uint8_t words;                 /* bytes to compare as words (0: memcmp nbytes) */
-	uint16_t nbytes;
+	uint16_t nbytes;               /* in its page (a last instruction may go on) */
 	const struct emu_insn *in;     /* the decoded forms, for the exact handlers */
 	const uint8_t *bytes;          /* the copy compared with the guest's */
 	struct emu_fop op[];           /* + the end marker */
@@ -79,9 +80,13 @@ struct emu_blocks {
 	uint8_t *arena;
 	size_t used;
 	uint64_t flushes;              /* times the arena was emptied */
-	/* block_build's draft, copied into the arena when complete */
+	/* block_build's draft, copied into the arena when complete: the
+	 * instructions and the bytes in the next page of a last one that
+	 * goes on there */
 	struct emu_fop op[BLOCK_INSNS + 1];
 	struct emu_insn in[BLOCK_INSNS];
+	uint8_t tail[15];
+	unsigned tail_len;
 };
 
 /* Has nothing written b's bytes since they were last compared? (a store
@@ -122,11 +127,43 @@ static inline struct emu_tlb_entry *tlb_of(struct emu_core *c, uint64_t lin)
 	return &c->ftlb[(lin >> 12) & (EMU_TLB_SIZE - 1)];
 }
 
+/* The physical address of rip, where a link from the running block goes:
+ * in the block's own page without a look-up, else through the TLB's
+ * execute tag (the translation the block loop would use: plain
+ * instructions neither flush the TLB nor change CPL or mode); ~0 when the
+ * TLB has none. */
+static inline uint64_t link_gpa(struct emu_core *c, uint64_t rip)
+{
+	uint64_t off = rip & (X86_PAGE_SIZE - 1);
+	if (!((rip ^ c->blk_rip) & X86_PAGE_MASK))
+		return (c->blk_gpa & X86_PAGE_MASK) | off;
+	const struct emu_tlb_entry *t = tlb_of(c, rip);
+	return t->tag_x == (rip & X86_PAGE_MASK) ? t->gpa + off : ~0ull;
+}
+
 /* --- emu_fast_ops.c --- */
+
+/* An SSE instruction with an XMM register among its operands and nothing
+ * in x86/insn.c's table (no state management): besides what plain ones
+ * touch it reads and writes only the XMM registers and MXCSR, which
+ * nothing between instructions looks at, and memory only through its
+ * operands, the first when it stores (MASKMOVDQU, whose store is
+ * implicit, is not one of them). */
+bool emu_sse_insn(const struct emu_insn *in);
 
 /* The handler of the plain instruction in (index idx in its block, pos
  * bytes from its start) into f. */
 void emu_fop_build(const struct emu_insn *in, struct emu_fop *f, unsigned idx, unsigned pos);
+/* The same for a plain instruction that goes on into the next page (the
+ * last of its block, never the first: f_cross); its bytes there are set
+ * later (emu_fop_set_tail). */
+void emu_fop_build_cross(const struct emu_insn *in, struct emu_fop *f, unsigned idx,
+			 unsigned pos);
+static inline void emu_fop_set_tail(struct emu_fop *f, const uint8_t *tail, unsigned len)
+{
+	f->imm = (uint64_t)(uintptr_t)tail;
+	f->shift = (uint8_t)len;
+}
 /* The end of the n instructions in op[] (pos bytes): the end marker,
  * and the flags no one sees dropped. */
 void emu_fops_finish(struct emu_fop *op, unsigned n, unsigned pos);

@@ -129,6 +129,21 @@ static unsigned f_exact(struct emu_cpu *cpu, struct emu_core *c, const struct em
 	NEXT;
 }
 
+/* An instruction that goes on into the next page (the last of its
+ * block, never the first): its bytes there (f->shift of them at f->imm)
+ * are compared with those the TLB maps there now, each time; when they
+ * differ the block is left before it (f->idx > 0: an earlier one
+ * retired) and step() runs it. */
+static unsigned f_cross(struct emu_cpu *cpu, struct emu_core *c, const struct emu_fop *f)
+{
+	uint64_t next = (c->blk_rip & X86_PAGE_MASK) + X86_PAGE_SIZE;
+	const struct emu_tlb_entry *t = tlb_of(c, next);
+	if (t->tag_x != next || !t->host ||
+	    memcmp(t->host, (const void *)(uintptr_t)f->imm, f->shift) != 0)
+		return stop(c, f, FS_END);
+	return f_exact(cpu, c, f);
+}
+
 /* A specialised handler whose memory access the TLB does not allow as it
  * is (a miss, a device, two pages, a store into a code frame): the exact
  * handler runs the instruction (the specialised ones change nothing before
@@ -177,7 +192,7 @@ static __attribute__((noinline)) bool irq_waiting(struct emu_cpu *cpu)
  * the block that ran there last time (f->link, set by emu_fast.c's
  * block_next): run it at once, without going back to the block loop,
  * when that loop would do nothing but find it: the link is still valid
- * (block_current, the same page), the budget has room for it
+ * (block_current, at the address link_gpa finds), the budget has room for it
  * whole, nothing is due (as loop_again) and the chain is not too long
  * (c->chain_left: where handlers are not tail calls, as in the sanitizer
  * build, each block chained is stack). Else leave as `how`. */
@@ -185,9 +200,9 @@ static inline unsigned chain(struct emu_cpu *cpu, struct emu_core *c, const stru
 			     uint64_t rip, uint64_t ret, unsigned how)
 {
 	const struct emu_block *b = f->link;
-	uint64_t gpa = (c->blk_gpa & X86_PAGE_MASK) | (rip & (X86_PAGE_SIZE - 1));
+	uint64_t gpa = link_gpa(c, rip);
 	if (__builtin_expect(!b || b->gpa != gpa || !block_current(cpu->evm, b) || b->n == 0 ||
-			     ((rip ^ c->blk_rip) & X86_PAGE_MASK) || c->budget_end - ret < b->n ||
+			     c->budget_end - ret < b->n ||
 			     __atomic_load_n(&c->kick, __ATOMIC_RELAXED) || cpu->pending.nmi ||
 			     c->chain_left == 0 || ((cpu->rflags & RFLAGS_IF) && irq_waiting(cpu)),
 			     0)) {
@@ -489,7 +504,8 @@ static inline void rotated(struct emu_cpu *cpu, struct emu_core *c, unsigned co)
 }
 
 /* Shifts and rotates of a register by an immediate count n != 0 (f->imm,
- * already masked), as h_shift / h_rotate compute them. */
+ * already masked; shifts of 16 and 8 bits: below their width), as
+ * h_shift / h_rotate compute them. */
 #define DEF_SHIFT(S)                                                                          \
 FOP(shl_ri##S)                                                                                \
 {                                                                                             \
@@ -537,7 +553,8 @@ FOP(sar_ri##S##_nf)                                                             
 	int64_t sa = (int64_t)emu_sext(gpr_get(cpu, f->r0, S), S);                            \
 	gpr_put(cpu, f->r0, S, (uint64_t)(sa >> f->imm) & msk(S));                            \
 	NEXT;                                                                                 \
-}                                                                                             \
+}
+#define DEF_ROT(S)                                                                            \
 FOP(rol_ri##S)                                                                                \
 {                                                                                             \
 	unsigned n = (unsigned)f->imm, bits = S * 8;                                          \
@@ -558,6 +575,35 @@ FOP(ror_ri##S)                                                                  
 }
 DEF_SHIFT(8)
 DEF_SHIFT(4)
+DEF_SHIFT(2)
+DEF_SHIFT(1)
+DEF_ROT(8)
+DEF_ROT(4)
+
+/* SHL/SHR/SAR of a register by CL, as h_shift computes them: a count
+ * that is 0 once masked changes no flag (a 32-bit register is still
+ * zero-extended). */
+#define DEF_SHIFT_CL(S)                                                                       FOP(shl_rc##S)                                                                                {                                                                                             	unsigned n = (unsigned)cpu->gpr[EMU_RCX] & (S * 8 - 1), bits = S * 8;                 	uint64_t a = gpr_get(cpu, f->r0, S), r = (a << n) & msk(S);                           	gpr_put(cpu, f->r0, S, r);                                                            	if (n) {                                                                              		unsigned cf = (a >> (bits - n)) & 1, of = ((r >> (bits - 1)) & 1) != cf;      		emu_lf_record(c, EMU_LF_LOGIC_CO, r, cf | of << 1, r, S);                     	}                                                                                     	NEXT;                                                                                 }                                                                                             FOP(shr_rc##S)                                                                                {                                                                                             	unsigned n = (unsigned)cpu->gpr[EMU_RCX] & (S * 8 - 1), bits = S * 8;                 	uint64_t a = gpr_get(cpu, f->r0, S), r = a >> n;                                      	gpr_put(cpu, f->r0, S, r);                                                            	if (n) {                                                                              		unsigned cf = (a >> (n - 1)) & 1, of = (a >> (bits - 1)) & 1;                		emu_lf_record(c, EMU_LF_LOGIC_CO, r, cf | of << 1, r, S);                     	}                                                                                     	NEXT;                                                                                 }                                                                                             FOP(sar_rc##S)                                                                                {                                                                                             	unsigned n = (unsigned)cpu->gpr[EMU_RCX] & (S * 8 - 1);                               	int64_t sa = (int64_t)emu_sext(gpr_get(cpu, f->r0, S), S);                            	uint64_t r = (uint64_t)(sa >> n) & msk(S);                                            	gpr_put(cpu, f->r0, S, r);                                                            	if (n)                                                                                		emu_lf_record(c, EMU_LF_LOGIC_CO, r, (sa >> (n - 1)) & 1, r, S);              	NEXT;                                                                                 }
+DEF_SHIFT_CL(8)
+DEF_SHIFT_CL(4)
+
+/* NOT and NEG of a register (NEG: flags as 0 - r). */
+#define DEF_NOTNEG(S)                                                                         FOP(not_r##S)                                                                                 {                                                                                             	(void)c;                                                                              	gpr_put(cpu, f->r0, S, ~cpu->gpr[f->r0]);                                             	NEXT;                                                                                 }                                                                                             FOP(neg_r##S)                                                                                 {                                                                                             	uint64_t a = gpr_get(cpu, f->r0, S), r = (0 - a) & msk(S);                            	gpr_put(cpu, f->r0, S, r);                                                            	emu_lf_record(c, EMU_LF_SUB, 0, a, r, S);                                             	NEXT;                                                                                 }
+DEF_NOTNEG(8)
+DEF_NOTNEG(4)
+
+/* ADC and SBB with a register or an immediate: the carry in from the
+ * flags as they are now, recorded as ADC/SBB when it is 1. */
+#define DEF_ADCSBB(S)                                                                         FOP(adc_rr##S)                                                                                {                                                                                             	uint64_t a = gpr_get(cpu, f->r0, S), b = gpr_get(cpu, f->r1, S);                      	unsigned cin = emu_cf_now(cpu, c);                                                    	uint64_t r = a + b + cin;                                                             	gpr_put(cpu, f->r0, S, r);                                                            	emu_lf_record(c, cin ? EMU_LF_ADC : EMU_LF_ADD, a, b, r, S);                          	NEXT;                                                                                 }                                                                                             FOP(adc_ri##S)                                                                                {                                                                                             	uint64_t a = gpr_get(cpu, f->r0, S), b = f->imm & msk(S);                             	unsigned cin = emu_cf_now(cpu, c);                                                    	uint64_t r = a + b + cin;                                                             	gpr_put(cpu, f->r0, S, r);                                                            	emu_lf_record(c, cin ? EMU_LF_ADC : EMU_LF_ADD, a, b, r, S);                          	NEXT;                                                                                 }                                                                                             FOP(sbb_rr##S)                                                                                {                                                                                             	uint64_t a = gpr_get(cpu, f->r0, S), b = gpr_get(cpu, f->r1, S);                      	unsigned cin = emu_cf_now(cpu, c);                                                    	uint64_t r = a - b - cin;                                                             	gpr_put(cpu, f->r0, S, r);                                                            	emu_lf_record(c, cin ? EMU_LF_SBB : EMU_LF_SUB, a, b, r, S);                          	NEXT;                                                                                 }                                                                                             FOP(sbb_ri##S)                                                                                {                                                                                             	uint64_t a = gpr_get(cpu, f->r0, S), b = f->imm & msk(S);                             	unsigned cin = emu_cf_now(cpu, c);                                                    	uint64_t r = a - b - cin;                                                             	gpr_put(cpu, f->r0, S, r);                                                            	emu_lf_record(c, cin ? EMU_LF_SBB : EMU_LF_SUB, a, b, r, S);                          	NEXT;                                                                                 }
+DEF_ADCSBB(8)
+DEF_ADCSBB(4)
+
+/* NOP in every form (a memory operand is not accessed), ENDBR64. */
+FOP(nop)
+{
+	(void)c;
+	NEXT;
+}
 
 /* IMUL r, r/m (f->imm = 0) and IMUL r, r/m, imm: the low half, CF = OF =
  * the signed product does not fit. */
@@ -719,8 +765,7 @@ FOP(ret_near)
 	RD(p, sp, 8);
 	uint64_t v = load(p, 8);
 	cpu->gpr[EMU_RSP] = sp + 8;
-	cpu->rip = v;
-	return stop(c, f, FS_JUMP);
+	return chain(cpu, c, f, v, c->blk_ret + f->idx + 1, FS_JUMP);
 }
 
 /* Handlers with a memory operand and their forms for base + displacement
@@ -774,13 +819,14 @@ static const struct { fop_fn any, nf; } flag_forms[] = {
 	P(or_rr1), P(or_ri8), P(or_ri4), P(or_ri2), P(or_ri1), P(xor_rr8), P(xor_rr4),
 	P(xor_rr2), P(xor_rr1), P(xor_ri8), P(xor_ri4), P(xor_ri2), P(xor_ri1), P(test_rr8),
 	P(test_rr4), P(test_rr2), P(test_rr1), P(test_ri8), P(test_ri4), P(test_ri2),
-	P(test_ri1), P(shl_ri8), P(shl_ri4), P(shr_ri8), P(shr_ri4), P(sar_ri8), P(sar_ri4),
+	P(test_ri1), P(shl_ri8), P(shl_ri4), P(shl_ri2), P(shl_ri1), P(shr_ri8), P(shr_ri4),
+	P(shr_ri2), P(shr_ri1), P(sar_ri8), P(sar_ri4), P(sar_ri2), P(sar_ri1),
 	P(imul_rr8), P(imul_rr4), P(imul_rri8), P(imul_rri4),
 };
 #undef P
 
 static const fop_fn neutral_fns[] = {
-	mov_rr8, mov_rr4, mov_rr2, mov_rr1, mov_ri8, mov_ri4, mov_ri2, mov_ri1, lea_r8, lea_r4,
+	nop, not_r8, not_r4, mov_rr8, mov_rr4, mov_rr2, mov_rr1, mov_ri8, mov_ri4, mov_ri2, mov_ri1, lea_r8, lea_r4,
 	movzx_rr8_1, movzx_rr8_2, movzx_rr8_4, movzx_rr4_1, movzx_rr4_2, movzx_rr4_4,
 	movsx_rr8_1, movsx_rr8_2, movsx_rr8_4, movsx_rr4_1, movsx_rr4_2, movsx_rr4_4,
 };
@@ -816,10 +862,23 @@ static bool is_jcc(const struct emu_insn *in)
 	       in->op[0].kind == EMU_OP_IMM;
 }
 
+bool emu_sse_insn(const struct emu_insn *in)
+{
+	const struct x86_mnemonic *m = x86_mnemonic(in->mnemonic);
+	if (m->attrs || m->kind != X86_INSN_OTHER || in->mnemonic == ZYDIS_MNEMONIC_MASKMOVDQU)
+		return false;
+	for (unsigned i = 0; i < in->nops; i++)
+		if (in->op[i].kind == EMU_OP_REG && in->op[i].rclass == EMU_RC_XMM)
+			return true;
+	return false;
+}
+
 static bool writes_memory(const struct emu_insn *in)
 {
 	if (x86_mnemonic(in->mnemonic)->attrs & X86_MN_PUSHES)
 		return true;
+	if (emu_sse_insn(in))
+		return in->nops && in->op[0].kind == EMU_OP_MEM;
 	for (unsigned i = 0; i < in->nops; i++)
 		if (in->op[i].kind == EMU_OP_MEM)
 			return true;
@@ -965,26 +1024,43 @@ static fop_fn pick_ext(const struct emu_insn *in, struct emu_fop *f)
 	return NULL;
 }
 
-/* SHL/SHR/SAR/ROL/ROR r, imm with a count that is not 0 once masked. */
+/* SHL/SHR/SAR/ROL/ROR r, imm (or 1) with a count that is not 0 once
+ * masked (SHL/SHR/SAR of 16 and 8 bits also: below their width);
+ * SHL/SHR/SAR r, CL. */
 static fop_fn pick_shift(const struct emu_insn *in, struct emu_fop *f)
 {
+	static const fop_fn imm_fn[3][4] = {
+		{ shl_ri8, shl_ri4, shl_ri2, shl_ri1 },
+		{ shr_ri8, shr_ri4, shr_ri2, shr_ri1 },
+		{ sar_ri8, sar_ri4, sar_ri2, sar_ri1 },
+	};
 	const struct emu_operand *a = &in->op[0], *b = &in->op[1];
-	if (in->nops != 2 || !(gpr_op(a, 8) || gpr_op(a, 4)) || b->kind != EMU_OP_IMM)
+	if (in->nops < 1 || in->nops > 2 || a->kind != EMU_OP_REG || a->rclass != EMU_RC_GPR)
 		return NULL;
-	unsigned n = (unsigned)((uint64_t)b->val & (a->size == 8 ? 63 : 31));
-	if (n == 0)
-		return NULL;
-	bool s8 = a->size == 8;
+	unsigned s = a->size, k = s == 8 ? 0 : s == 4 ? 1 : s == 2 ? 2 : 3;
+	unsigned op = in->mnemonic == ZYDIS_MNEMONIC_SHL ? 0 : in->mnemonic == ZYDIS_MNEMONIC_SHR ? 1
+		    : in->mnemonic == ZYDIS_MNEMONIC_SAR ? 2 : 3;
 	f->r0 = a->reg;
-	f->imm = n;
-	switch (in->mnemonic) {
-	case ZYDIS_MNEMONIC_SHL: return s8 ? shl_ri8 : shl_ri4;
-	case ZYDIS_MNEMONIC_SHR: return s8 ? shr_ri8 : shr_ri4;
-	case ZYDIS_MNEMONIC_SAR: return s8 ? sar_ri8 : sar_ri4;
-	case ZYDIS_MNEMONIC_ROL: return s8 ? rol_ri8 : rol_ri4;
-	case ZYDIS_MNEMONIC_ROR: return s8 ? ror_ri8 : ror_ri4;
-	default: return NULL;
+	if (in->nops == 2 && gpr_op(b, 1) && b->reg == EMU_RCX) {
+		static const fop_fn cl_fn[3][2] = {
+			{ shl_rc8, shl_rc4 }, { shr_rc8, shr_rc4 }, { sar_rc8, sar_rc4 },
+		};
+		return op < 3 && k < 2 ? cl_fn[op][k] : NULL;
 	}
+	if (in->nops == 2 && b->kind != EMU_OP_IMM)
+		return NULL;
+	uint64_t count = in->nops == 2 ? (uint64_t)b->val : 1;
+	unsigned n = (unsigned)(count & (s == 8 ? 63 : 31));
+	if (n == 0 || n >= s * 8)
+		return NULL;
+	f->imm = n;
+	if (op < 3)
+		return imm_fn[op][k];
+	if (k >= 2)
+		return NULL;
+	if (in->mnemonic == ZYDIS_MNEMONIC_ROL)
+		return k == 0 ? rol_ri8 : rol_ri4;
+	return in->mnemonic == ZYDIS_MNEMONIC_ROR ? (k == 0 ? ror_ri8 : ror_ri4) : NULL;
 }
 
 /* IMUL r64/r32, r/m [, imm]. */
@@ -1048,6 +1124,26 @@ static fop_fn pick(const struct emu_insn *in, struct emu_fop *f)
 			return a->size == 8 ? lea_r8 : lea_r4;
 		}
 		return NULL;
+	case ZYDIS_MNEMONIC_NOP: case ZYDIS_MNEMONIC_ENDBR64:
+		return nop;
+	case ZYDIS_MNEMONIC_NOT: case ZYDIS_MNEMONIC_NEG:
+		if (in->nops == 1 && (gpr_op(a, 8) || gpr_op(a, 4))) {
+			f->r0 = a->reg;
+			bool not = in->mnemonic == ZYDIS_MNEMONIC_NOT;
+			return a->size == 8 ? (not ? not_r8 : neg_r8) : (not ? not_r4 : neg_r4);
+		}
+		return NULL;
+	case ZYDIS_MNEMONIC_ADC: case ZYDIS_MNEMONIC_SBB: {
+		bool adc = in->mnemonic == ZYDIS_MNEMONIC_ADC;
+		for (unsigned k = 0; k < 2; k++) {
+			int form = form_of(in, f, k == 0 ? 8 : 4);
+			if (form == 0)
+				return k == 0 ? (adc ? adc_rr8 : sbb_rr8) : (adc ? adc_rr4 : sbb_rr4);
+			if (form == 1)
+				return k == 0 ? (adc ? adc_ri8 : sbb_ri8) : (adc ? adc_ri4 : sbb_ri4);
+		}
+		return NULL;
+	}
 	case ZYDIS_MNEMONIC_INC: case ZYDIS_MNEMONIC_DEC:
 		if (in->nops == 1 && (gpr_op(a, 8) || gpr_op(a, 4))) {
 			f->r0 = a->reg;
@@ -1116,11 +1212,22 @@ void emu_fop_build(const struct emu_insn *in, struct emu_fop *f, unsigned idx, u
 		f->fn = f_exact;
 	if (f->fn == f_exact)
 		f->flags = writes_memory(in) ? FOP_MEMW : 0;
-	else if (f->fn == jmp_rel || f->fn == call_rel || is_jcc_fn(f->fn))
+	else if (f->fn == jmp_rel || f->fn == call_rel || f->fn == ret_near || is_jcc_fn(f->fn))
 		f->flags |= FOP_LINK;
 	if (is_jcc_fn(f->fn) && f->imm == 0)
 		f->fn = jloop_fn[in->opcode & 0xf];        /* to its own start */
 	f->fn = base_form(f->fn, f);
+}
+
+void emu_fop_build_cross(const struct emu_insn *in, struct emu_fop *f, unsigned idx,
+			 unsigned pos)
+{
+	memset(f, 0, sizeof(*f));
+	f->idx = (uint8_t)idx;
+	f->off = (uint16_t)pos;
+	f->end = (uint16_t)(pos + in->len);
+	f->fn = f_cross;
+	f->flags = writes_memory(in) ? FOP_MEMW : 0;
 }
 
 /* After the last instruction: flags nobody sees dropped, the end marker

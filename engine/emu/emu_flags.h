@@ -87,14 +87,16 @@ EMU_FLAGS_INLINE bool emu_rflags_cond(uint64_t fl, unsigned cc)
 }
 
 /* CF now: of the recorded operation as emu_flags_eval computes it, or
- * the exact flag (NONE; ADC and SBB are never recorded). One switch with
- * NONE among its cases: the host dispatches it with one jump. */
+ * the exact flag (NONE). One switch with NONE among its cases: the host
+ * dispatches it with one jump. */
 EMU_FLAGS_INLINE bool emu_cf_now(const struct emu_cpu *cpu, const struct emu_core *c)
 {
 	uint64_t m = emu_mask(c->lf_size);
 	switch (c->lf_op) {
 	case EMU_LF_ADD: return (c->lf_r & m) < (c->lf_a & m);
 	case EMU_LF_SUB: return (c->lf_a & m) < (c->lf_b & m);
+	case EMU_LF_ADC: return (c->lf_r & m) <= (c->lf_a & m);
+	case EMU_LF_SBB: return (c->lf_a & m) <= (c->lf_b & m);
 	case EMU_LF_LOGIC: return false;
 	case EMU_LF_LOGIC_CO: case EMU_LF_ROT: return c->lf_b & 1;
 	case EMU_LF_INC: case EMU_LF_DEC: return c->lf_cf;
@@ -108,8 +110,8 @@ EMU_FLAGS_INLINE bool emu_lf_of(const struct emu_core *c)
 	uint64_t sb = 1ull << (c->lf_size * 8 - 1);
 	uint64_t a = c->lf_a, b = c->lf_b, r = c->lf_r;
 	switch (c->lf_op) {
-	case EMU_LF_ADD: case EMU_LF_INC: return (a ^ r) & (b ^ r) & sb;
-	case EMU_LF_SUB: case EMU_LF_DEC: return (a ^ b) & (a ^ r) & sb;
+	case EMU_LF_ADD: case EMU_LF_ADC: case EMU_LF_INC: return (a ^ r) & (b ^ r) & sb;
+	case EMU_LF_SUB: case EMU_LF_SBB: case EMU_LF_DEC: return (a ^ b) & (a ^ r) & sb;
 	case EMU_LF_LOGIC_CO: case EMU_LF_ROT: return b & 2;
 	default: return false;
 	}

@@ -740,7 +740,6 @@ const uint8_t *emu_fetch(struct emu_cpu *cpu, uint64_t lin, uint8_t *buf, unsign
 	unsigned first = (unsigned)X86_PAGE_SIZE - off;
 	memcpy(buf, t->host + off, first);
 	*len = first;
-	*gpa = ~0ull;                  /* crosses a page: not cacheable */
 	uint64_t next = (lin & X86_PAGE_MASK) + X86_PAGE_SIZE;
 	if (emu_core_of(cpu)->mode != X86_MODE_LONG64)
 		next = (uint32_t)next;
