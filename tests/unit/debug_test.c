@@ -1,10 +1,8 @@
-/* tests/unit/debug_test.c — the debug core against a scripted fake engine.
- * The fake CPU runs a one-byte instruction set over a small RAM: 0xcc is
- * INT3 (a BPT exit with pc = its address), anything else is a one-byte
- * no-op; with single_step it exits with DR6_BS after one instruction; a
- * kick makes run() return KICKED. Real vCPU threads run the same loop as
- * machine/vm.c, so the park, stop-all and step-over paths are the real
- * ones. Prints one line per check and "debug: N passed, M failed". */
+/* tests/unit/debug_test.c — the debug core against the scripted fake
+ * engine (tests/unit/fake_engine.h: one-byte instructions, 0xcc is INT3).
+ * Real vCPU threads run the same loop as machine/vm.c, so the park,
+ * stop-all and step-over paths are the real ones. Prints one line per
+ * check and "debug: N passed, M failed". */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,183 +13,12 @@
 #include "debug/debug.h"
 #include "debug/debug_int.h"     /* the door (debug/vcpu.c) and the run states */
 #include "machine/vm.h"
+#include "tests/unit/fake_engine.h"
 
-#define RAM_SIZE (1u << 20)
 #define NVCPUS 2
-
-struct fake_cpu {
-	struct x86_regs regs;
-	struct x86_sregs sregs;     /* zero: CR0.PG clear, virtual = physical */
-	struct engine_debug dbg;
-	int kicked;                 /* atomic */
-	unsigned steps;
-	unsigned gets[5], sets[5];  /* state op calls per X86_STATE_* part (bit n) */
-	int fail_sets;              /* set_state fails with this (negative errno) */
-	bool out_pending;           /* 0xe6 (a one-byte OUT) left for the machine */
-	unsigned outs_handled;      /* the vCPU loop's port I/O handling, counted */
-	unsigned lent_runs;         /* runs on the debugger's thread */
-};
+#define RAM_SIZE FAKE_RAM_SIZE
 
 #include "tests/unit/check.h"
-
-/* ---- the fake engine ---- */
-
-static struct fake_cpu *cpu_of(struct vcpu *v)
-{
-	return v->engine;
-}
-
-static int fake_run(struct vcpu *v, struct vm_exit *exit)
-{
-	struct fake_cpu *c = cpu_of(v);
-	uint8_t *ram = v->vm->ram;
-
-	for (unsigned budget = 0; budget < 100000; budget++) {
-		if (__atomic_exchange_n(&c->kicked, 0, __ATOMIC_SEQ_CST))
-			break;
-		uint64_t pc = c->regs.rip;
-		if (pc >= RAM_SIZE)
-			pc = c->regs.rip = 0x100;   /* wrap the fake program around */
-		for (unsigned n = 0; n < 4 && c->dbg.use_hw_bp; n++) {
-			if ((c->dbg.dr7 & DR7_G(n)) && c->dbg.db[n] == pc) {
-				exit->reason = VM_EXIT_DB;
-				exit->db.dr6 = DR6_B(n);
-				exit->db.pc = pc;
-				return 0;
-			}
-		}
-		if (ram[pc] == 0xcc) {
-			exit->reason = VM_EXIT_BPT;
-			exit->bpt.pc = pc;
-			return 0;
-		}
-		/* 0xe6 exits for port I/O and completes on the next run */
-		if (ram[pc] == 0xe6 && !c->out_pending) {
-			c->out_pending = true;
-			exit->reason = VM_EXIT_IO;
-			exit->io.port = 0x80;
-			exit->io.size = 1;
-			exit->io.count = 1;
-			exit->io.is_write = true;
-			return 0;
-		}
-		c->out_pending = false;
-		c->regs.rip = pc + 1;
-		c->steps++;
-		if (c->dbg.single_step) {
-			exit->reason = VM_EXIT_DB;
-			exit->db.dr6 = DR6_BS;
-			exit->db.pc = c->regs.rip;
-			return 0;
-		}
-		if ((budget & 63) == 63)
-			sched_yield();
-	}
-	exit->reason = VM_EXIT_KICKED;
-	return 0;
-}
-
-static void fake_kick(struct vcpu *v)
-{
-	__atomic_store_n(&cpu_of(v)->kicked, 1, __ATOMIC_SEQ_CST);
-}
-
-static void count_parts(unsigned *calls, unsigned mask)
-{
-	for (unsigned n = 0; n < 5; n++)
-		calls[n] += (mask >> n) & 1;
-}
-
-static int fake_get_state(struct vcpu *v, unsigned mask, struct x86_state *st)
-{
-	struct fake_cpu *c = cpu_of(v);
-	count_parts(c->gets, mask);
-	if (mask & X86_STATE_REGS)
-		st->regs = c->regs;
-	if (mask & X86_STATE_SREGS)
-		st->sregs = c->sregs;
-	if (mask & X86_STATE_FPU)
-		memset(&st->fpu, 0, sizeof(st->fpu));
-	if (mask & X86_STATE_DR)
-		memset(&st->dr, 0, sizeof(st->dr));
-	if (mask & X86_STATE_MSRS)
-		st->kernel_gs_base = st->fmask = 0;
-	return 0;
-}
-
-static int fake_set_state(struct vcpu *v, unsigned mask, const struct x86_state *st)
-{
-	struct fake_cpu *c = cpu_of(v);
-	count_parts(c->sets, mask);
-	if (c->fail_sets)
-		return c->fail_sets;
-	if (mask & X86_STATE_REGS)
-		c->regs = st->regs;
-	if (mask & X86_STATE_SREGS)
-		c->sregs = st->sregs;
-	return 0;
-}
-
-/* Two MSRs: EFER (reserved bits refused) and FS_BASE, in the sregs. */
-static int fake_msr_get(struct vcpu *v, uint32_t msr, uint64_t *value)
-{
-	struct fake_cpu *c = cpu_of(v);
-	if (msr == 0xc0000080)
-		*value = c->sregs.efer;
-	else if (msr == 0xc0000100)
-		*value = c->sregs.fs.base;
-	else
-		return -ENOENT;
-	return 0;
-}
-
-static int fake_msr_set(struct vcpu *v, uint32_t msr, uint64_t value)
-{
-	struct fake_cpu *c = cpu_of(v);
-	if (msr == 0xc0000080 && (value & ~0xd01ull))
-		return -EINVAL;
-	if (msr == 0xc0000080)
-		c->sregs.efer = value;
-	else if (msr == 0xc0000100)
-		c->sregs.fs.base = value;
-	else
-		return -ENOENT;
-	return 0;
-}
-
-static int fake_set_debug(struct vcpu *v, const struct engine_debug *dbg)
-{
-	cpu_of(v)->dbg = *dbg;
-	return 0;
-}
-
-static int fake_run_borrowed(struct vcpu *v, struct vm_exit *exit)
-{
-	cpu_of(v)->lent_runs++;
-	return fake_run(v, exit);
-}
-
-static const struct engine_ops fake_engine = {
-	.name = "fake",
-	.run = fake_run,
-	.kick = fake_kick,
-	.get_state = fake_get_state,
-	.set_state = fake_set_state,
-	.set_debug = fake_set_debug,
-	.msr_get = fake_msr_get,
-	.msr_set = fake_msr_set,
-};
-
-/* the same engine, lending vCPUs to the debugger's thread */
-static const struct engine_ops fake_lending_engine = {
-	.name = "fake-lending",
-	.run_borrowed = fake_run_borrowed,
-	.run = fake_run,
-	.kick = fake_kick,
-	.get_state = fake_get_state,
-	.set_state = fake_set_state,
-	.set_debug = fake_set_debug,
-};
 
 /* The machine/ functions the debug core uses, over the fake RAM. */
 void *vm_gpa_to_host(struct vm *vm, uint64_t gpa, uint64_t len)
@@ -213,29 +40,6 @@ int vm_read_phys(void *vm, uint64_t gpa, void *buf, size_t len)
 }
 
 /* ---- the vCPU loop, as machine/vm.c runs it ---- */
-
-static void *vcpu_thread(void *arg)
-{
-	struct vcpu *v = arg;
-	struct vm *vm = v->vm;
-	struct vm_exit exit;
-
-	while (!vm_stopping(vm)) {
-		memset(&exit, 0, sizeof(exit));
-		bool handed = vm->debug_hooks->before_run(vm, v, &exit);
-		if (vm_stopping(vm))
-			break;
-		if (!handed)
-			vm->engine->run(v, &exit);
-		if (vm->debug_hooks->on_exit(vm, v, &exit))
-			continue;
-		if (exit.reason == VM_EXIT_BPT)
-			cpu_of(v)->regs.rip = exit.bpt.pc + 1;   /* the guest's own int3 */
-		if (exit.reason == VM_EXIT_IO)
-			cpu_of(v)->outs_handled++;
-	}
-	return NULL;
-}
 
 static int notifications;   /* atomic */
 
@@ -276,7 +80,7 @@ static void rig_init(struct rig *r, bool wait_gdb)
 static void rig_start(struct rig *r)
 {
 	for (unsigned i = 0; i < NVCPUS; i++)
-		pthread_create(&r->vm->vcpus[i].thread, NULL, vcpu_thread, &r->vm->vcpus[i]);
+		pthread_create(&r->vm->vcpus[i].thread, NULL, fake_vcpu_thread, &r->vm->vcpus[i]);
 	r->threads = true;
 }
 

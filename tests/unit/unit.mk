@@ -53,7 +53,7 @@ unit-machine: $(BUILD)/tests/machine_test
 
 # debug core (owned by debug/): $(BUILD)/tests/debug_test with a scripted fake
 # engine; machine/vm.c is not linked (the test provides vm_gpa_to_host).
-DEBUG_TEST_OBJS := $(BUILD)/tests/unit/debug_test.o \
+DEBUG_TEST_OBJS := $(BUILD)/tests/unit/debug_test.o $(BUILD)/tests/unit/fake_engine.o \
 	$(patsubst %.c,$(BUILD)/%.o,$(wildcard debug/*.c)) $(BUILD)/x86/paging.o \
 	$(BUILD)/x86/x86.o $(BUILD)/x86/insn.o $(BUILD)/x86/decode.o $(BUILD)/x86/desc.o \
 	$(BUILD)/util/err.o
