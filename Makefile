@@ -33,6 +33,7 @@ $(BUILD)/%.o: %.c
 include guests/guests.mk
 include tests/unit/unit.mk
 include bench/bench.mk
+include fuzz/fuzz.mk
 
 deps:
 	@scripts/deps.sh build
@@ -81,6 +82,6 @@ bench:
 	bench/emu
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz
 
 -include $(OBJS:.o=.d)
