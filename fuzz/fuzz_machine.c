@@ -3,6 +3,10 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+
+#include "engine/emu/emu_core.h"
+#include "engine/emu/emu_platform.h"
 
 struct vm *fuzz_machine(unsigned nr_vcpus, unsigned mem_mib, const char *initrd_path)
 {
@@ -22,4 +26,27 @@ struct vm *fuzz_machine(unsigned nr_vcpus, unsigned mem_mib, const char *initrd_
 		abort();
 	}
 	return &vm;
+}
+
+void fuzz_machine_power_on(struct vm *vm)
+{
+	struct emu_vm *evm = vm->engine_vm;
+
+	for (unsigned i = 0; i < vm->nr_vcpus; i++) {
+		emu_lapic_destroy(vm->vcpus[i].engine);
+		emu_cpu_reset(vm->vcpus[i].engine);
+	}
+	emu_platform_destroy(evm);
+	int r = emu_platform_create(evm);
+	for (unsigned i = 0; r >= 0 && i < vm->nr_vcpus; i++)
+		r = emu_lapic_create(vm->vcpus[i].engine);
+	if (r < 0) {
+		fprintf(stderr, "fuzz: cannot power emu's devices on again: %s\n", strerror(-r));
+		abort();
+	}
+	for (unsigned i = 0; i < vm->nr_resets; i++)
+		vm->resets[i].fn(vm->resets[i].opaque);
+	vm->stopping = vm->reset_pending = false;
+	vm->exit_status = 0;
+	vm->exit_message[0] = '\0';
 }

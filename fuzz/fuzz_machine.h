@@ -14,6 +14,11 @@
 /* The emu engine's machine with nr_vcpus and mem_mib of RAM, no kernel,
  * no serial output, initrd_path as given (may be NULL). */
 struct vm *fuzz_machine(unsigned nr_vcpus, unsigned mem_mib, const char *initrd_path);
+/* Back to power-on between inputs, as a guest reset does: every vCPU's
+ * registers, emu's LAPIC/IOAPIC/PIC/PIT made anew, every device's reset;
+ * RAM and emu's caches are kept (a new emu VM costs more than most inputs
+ * do); the machine no longer stopping. */
+void fuzz_machine_power_on(struct vm *vm);
 
 /* The input, read front to back; reads past its end give zeros. */
 struct fuzz_in {
