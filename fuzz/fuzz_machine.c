@@ -33,8 +33,10 @@ void fuzz_machine_power_on(struct vm *vm)
 	struct emu_vm *evm = vm->engine_vm;
 
 	for (unsigned i = 0; i < vm->nr_vcpus; i++) {
-		emu_lapic_destroy(vm->vcpus[i].engine);
-		emu_cpu_reset(vm->vcpus[i].engine);
+		struct emu_cpu *cpu = vm->vcpus[i].engine;
+		emu_lapic_destroy(cpu);
+		emu_cpu_reset(cpu);
+		emu_core_of(cpu)->shutdown = false;   /* a reset ends the shutdown state */
 	}
 	emu_platform_destroy(evm);
 	int r = emu_platform_create(evm);
