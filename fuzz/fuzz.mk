@@ -14,7 +14,7 @@
 FUZZ_BUILD   := build-fuzz
 FUZZ_CC      := clang
 FUZZ_SECONDS ?= 600
-FUZZ_TARGETS := loader bus emu
+FUZZ_TARGETS := gdbserver loader bus emu
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined
 # kvm_regs.c's MSR buffers put a flexible struct first, a GNU extension clang names
 FUZZ_CFLAGS  := -O1 -g -fno-omit-frame-pointer $(FUZZ_SAN) -fsanitize=fuzzer-no-link \
