@@ -54,12 +54,12 @@ $(LINUX_DIR)/initramfs.gz: $(LINUX_DIR)/busybox tests/linux/init tests/linux/mki
 # The whole suite, once per build, in one pytest run (one summary line).
 test:
 	@scripts/deps.sh test
-	@$(MAKE) -s -j2 --no-print-directory all unit linux-assets
+	@$(MAKE) -s -j2 --no-print-directory all unit linux-assets fuzz-build
 	@$(MAKE) -s -j2 --no-print-directory SAN=1 all unit
 	/usr/bin/python3 -m pytest -q tests --builds build,build-asan --engines kvm,emu
 
 # Normal build only; for the edit-test loop.
-test-quick: all unit linux-assets
+test-quick: all unit linux-assets fuzz-build
 	/usr/bin/python3 -m pytest -q tests --builds build --engines kvm,emu
 
 # The long Linux check, outside `make test`: Debian's kernel (bzImage and

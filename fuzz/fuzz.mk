@@ -34,14 +34,22 @@ $(FUZZ_BUILD)/%.o: %.c
 $(FUZZ_BUILD)/fuzz_%: $(FUZZ_BUILD)/fuzz/fuzz_%.o $(FUZZ_LIB_OBJS) $$(FUZZ_OBJS_$$*)
 	$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
 
-# Seeds made from our own guests by the build (never committed binaries).
+# Seeds made from our own guests by the build (never committed binaries):
+# the loader gets the kernels (stripped), emu the first 4 KiB of guests'
+# code behind a header (fuzz_emu.c) for long mode in ring 0 and ring 3.
 FUZZ_SEEDS := $(FUZZ_BUILD)/seeds
+FUZZ_EMU_SEED_GUESTS := cpu_model dbg_step x87_calc smp
 .PHONY: fuzz-build fuzz fuzz-seeds
 fuzz-seeds: guests
-	@mkdir -p $(FUZZ_SEEDS)/loader
+	@mkdir -p $(FUZZ_SEEDS)/loader $(FUZZ_SEEDS)/emu
 	@for g in exit.elf multiboot.elf linux_bzimage.bin linux_pvh.elf; do \
 		strip -o $(FUZZ_SEEDS)/loader/$$g build/guests/$$g 2>/dev/null || \
 		cp build/guests/$$g $(FUZZ_SEEDS)/loader/$$g; done
+	@for g in $(FUZZ_EMU_SEED_GUESTS); do \
+		objcopy -O binary -j .text build/guests/$$g.elf $(FUZZ_SEEDS)/emu/$$g.text && \
+		for m in 4 5; do { printf "\\$$m\\020\\005\\000"; head -c 233 /dev/zero; \
+			head -c 4096 $(FUZZ_SEEDS)/emu/$$g.text; } > $(FUZZ_SEEDS)/emu/$$g-$$m; \
+		done; rm -f $(FUZZ_SEEDS)/emu/$$g.text; done
 
 ifeq ($(FUZZ_HAVE_CC),)
 fuzz-build fuzz:
