@@ -5,7 +5,7 @@
  * register bits and debug registers. The core runs as emu_engine.c runs
  * it (emu_exec_run with the platform's timers), port I/O and MMIO go to the
  * real machine's devices as machine/vm.c sends them, and the run ends
- * after 32 to 4096 instructions (the input says) or at a defined exit (shutdown,
+ * after 16 to 1024 instructions (the input says) or at a defined exit (shutdown,
  * emulation failure, a halt nothing will end, the machine stopping).
  * Anything else — a crash, a sanitizer report, a hang — is a finding.
  *
@@ -243,7 +243,7 @@ static unsigned load_state(struct fuzz_in *in)
 	uint8_t mode_byte = (uint8_t)fuzz_take(in, 1);
 	enum fuzz_mode m = (enum fuzz_mode)(mode_byte % M_NR);
 	uint8_t feat = (uint8_t)fuzz_take(in, 1);
-	unsigned budget = 32u << (fuzz_take(in, 1) % 8);
+	unsigned budget = 16u << (fuzz_take(in, 1) % 7);
 	uint8_t arith = (uint8_t)fuzz_take(in, 1);
 	mode_sregs(m, feat, &st.sregs);
 	uint64_t *gpr = &st.regs.rax;
