@@ -39,9 +39,15 @@ $(FUZZ_BUILD)/fuzz_%: $(FUZZ_BUILD)/fuzz/fuzz_%.o $(FUZZ_LIB_OBJS) $$(FUZZ_OBJS_
 # code behind a header (fuzz_emu.c) for long mode in ring 0 and ring 3.
 FUZZ_SEEDS := $(FUZZ_BUILD)/seeds
 FUZZ_EMU_SEED_GUESTS := cpu_model dbg_step x87_calc smp
+# A debugging session for fuzz_gdbserver (its encoding): an int3 and an OUT
+# in the program; qSupported, ?, Z0, c, a wait, g, vCont;s, c, Ctrl-C, a
+# hang-up, ?, k. Setup 6: --wait-gdb, two vCPUs; setup 3: one, lent.
+FUZZ_GDB_SESSION := \002\040\101\000\042\000\000\000\025\050\000\010\010\000\001\000\020\002\010\000\010\007\010\011\000\000\000\060
 .PHONY: fuzz-build fuzz fuzz-seeds
 fuzz-seeds: guests
-	@mkdir -p $(FUZZ_SEEDS)/loader $(FUZZ_SEEDS)/emu
+	@mkdir -p $(FUZZ_SEEDS)/loader $(FUZZ_SEEDS)/emu $(FUZZ_SEEDS)/gdbserver
+	@printf '\006$(FUZZ_GDB_SESSION)' > $(FUZZ_SEEDS)/gdbserver/session-smp
+	@printf '\003$(FUZZ_GDB_SESSION)' > $(FUZZ_SEEDS)/gdbserver/session-lent
 	@for g in exit.elf multiboot.elf linux_bzimage.bin linux_pvh.elf; do \
 		strip -o $(FUZZ_SEEDS)/loader/$$g build/guests/$$g 2>/dev/null || \
 		cp build/guests/$$g $(FUZZ_SEEDS)/loader/$$g; done
