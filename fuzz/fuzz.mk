@@ -53,7 +53,7 @@ fuzz-seeds: guests
 		cp build/guests/$$g $(FUZZ_SEEDS)/loader/$$g; done
 	@for g in $(FUZZ_EMU_SEED_GUESTS); do \
 		objcopy -O binary -j .text build/guests/$$g.elf $(FUZZ_SEEDS)/emu/$$g.text && \
-		for m in 4 5; do { printf "\\$$m\\020\\005\\000"; head -c 233 /dev/zero; \
+		for m in 4 5; do { printf "\\$$m\\020\\005\\000\\000"; head -c 233 /dev/zero; \
 			head -c 4096 $(FUZZ_SEEDS)/emu/$$g.text; } > $(FUZZ_SEEDS)/emu/$$g-$$m; \
 		done; rm -f $(FUZZ_SEEDS)/emu/$$g.text; done
 

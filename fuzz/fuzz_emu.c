@@ -9,7 +9,12 @@
  * emulation failure, a halt nothing will end, the machine stopping).
  * Anything else — a crash, a sanitizer report, a hang — is a finding.
  *
- * Input: mode byte, feature byte, budget byte, arithmetic-flags byte, 16 GPRs, RFLAGS, DR0-3/DR7, a count of
+ * A debugger may be attached as debug/ attaches one (engine_debug: single
+ * step, interrupts blocked, INT3 and #DB and MOV DR intercepts, its own
+ * DR0-3): its exits resume the run, as a debugger stepping on would.
+ *
+ * Input: mode byte, feature byte, budget byte, arithmetic-flags byte,
+ * debugger byte, 16 GPRs, RFLAGS, DR0-3/DR7, a count of
  * corruptions (each: offset into the tables, XOR byte), 64 bytes of
  * interrupt-handler code, then the code at RIP (up to 4 KiB). */
 #include <stdlib.h>
@@ -185,6 +190,8 @@ static void mode_sregs(enum fuzz_mode m, uint8_t feat, struct x86_sregs *s)
  * for the exits that end a run. */
 static bool machine_exit(struct vm_exit *exit)
 {
+	if (exit->reason == VM_EXIT_DB || exit->reason == VM_EXIT_MOV_DR)
+		return true;            /* the debugger looked and resumes */
 	if (exit->reason == VM_EXIT_IO) {
 		uint8_t *data = exit->io.data;
 		for (uint32_t i = 0; i < exit->io.count; i++, data += exit->io.size)
@@ -244,7 +251,7 @@ static unsigned load_state(struct fuzz_in *in)
 	enum fuzz_mode m = (enum fuzz_mode)(mode_byte % M_NR);
 	uint8_t feat = (uint8_t)fuzz_take(in, 1);
 	unsigned budget = 16u << (fuzz_take(in, 1) % 7);
-	uint8_t arith = (uint8_t)fuzz_take(in, 1);
+	uint8_t arith = (uint8_t)fuzz_take(in, 1), debugger = (uint8_t)fuzz_take(in, 1);
 	mode_sregs(m, feat, &st.sregs);
 	uint64_t *gpr = &st.regs.rax;
 	for (unsigned i = 0; i < 16; i++)
@@ -266,6 +273,14 @@ static unsigned load_state(struct fuzz_in *in)
 	st.fmask = RFLAGS_TF | RFLAGS_IF | RFLAGS_AC | 0x400;
 	ops->set_state(vcpu, X86_STATE_REGS | X86_STATE_SREGS | X86_STATE_DR | X86_STATE_MSRS,
 		       &st);
+	struct engine_debug dbg = {
+		.single_step = debugger & 1, .block_irq = debugger & 2,
+		.intercept_bpt = debugger & 4, .use_hw_bp = debugger & 8,
+		.intercept_db = debugger & 16, .intercept_mov_dr = debugger & 32,
+		.db = { st.dr.db[3], st.dr.db[2], st.dr.db[1], st.dr.db[0] },
+		.dr7 = debugger & 64 ? dr7 >> 32 : 0xff,
+	};
+	ops->set_debug(vcpu, &dbg);
 	return budget;
 }
 
