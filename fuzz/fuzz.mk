@@ -69,7 +69,7 @@ fuzz: fuzz-build
 		mkdir -p $(FUZZ_BUILD)/corpus/$$t $(FUZZ_BUILD)/findings/$$t; \
 		echo "vmdb: fuzz_$$t for $(FUZZ_SECONDS) s"; \
 		$(FUZZ_BUILD)/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -timeout=20 \
-			-max_len=65536 -print_final_stats=1 \
+			-max_len=$$(test $$t = loader && echo 65536 || echo 4096) -print_final_stats=1 \
 			-artifact_prefix=$(FUZZ_BUILD)/findings/$$t/ \
 			$(FUZZ_BUILD)/corpus/$$t $$(ls -d fuzz/regress/$$t $(FUZZ_SEEDS)/$$t 2>/dev/null) \
 			|| exit 1; \

@@ -26,7 +26,8 @@ def test_fuzz(target, tmp_path):
     corpus.mkdir()
     inputs = [os.path.join(ROOT, d, target) for d in ("fuzz/regress", "build-fuzz/seeds")]
     r = subprocess.run(
-        [binary, f"-max_total_time={SECONDS}", "-timeout=10", "-max_len=65536",
+        [binary, f"-max_total_time={SECONDS}", "-timeout=10",
+         f"-max_len={65536 if target == 'loader' else 4096}",
          "-print_final_stats=1", f"-artifact_prefix={tmp_path}/", str(corpus)]
         + [d for d in inputs if os.path.isdir(d)],
         capture_output=True, text=True, timeout=SECONDS + 120, cwd=tmp_path)
