@@ -57,6 +57,7 @@ $(BUILD)/%.o: %.c
 include guests/guests.mk
 include tests/unit/unit.mk
 include bench/bench.mk
+include fuzz/fuzz.mk
 
 deps:
 	@scripts/deps.sh build
@@ -84,12 +85,12 @@ $(LINUX_DIR)/initramfs.gz: $(LINUX_DIR)/busybox $(LINUX_DIR)/dynhello tests/linu
 # The whole suite, once per build, in one pytest run (one summary line).
 test:
 	@scripts/deps.sh test
-	@$(MAKE) -s -j2 --no-print-directory all unit linux-assets
+	@$(MAKE) -s -j2 --no-print-directory all unit linux-assets fuzz-build
 	@$(MAKE) -s -j2 --no-print-directory SAN=1 all unit
 	/usr/bin/python3 -m pytest -q tests --builds build,build-asan --engines kvm,emu
 
 # Normal build only; for the edit-test loop.
-test-quick: all unit linux-assets
+test-quick: all unit linux-assets fuzz-build
 	/usr/bin/python3 -m pytest -q tests --builds build --engines kvm,emu
 
 # The long Linux check, outside `make test`: Debian's kernel (bzImage and
@@ -112,6 +113,6 @@ bench:
 	bench/emu
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz
 
 -include $(OBJS:.o=.d)

@@ -119,6 +119,19 @@ int gdb_pkt_qxfer(struct gdb_server *s, struct rsp_cur *args);
 /* target_xml.c */
 int gdb_target_xml(struct rsp_buf *out);
 
+/* In-process driving, for harnesses (fuzz/fuzz_gdbserver.c): a server
+ * over vm's debug core with no listening socket and no thread of its own.
+ * The harness hands it a connected client (gdb_server_adopt takes the fd,
+ * or closes it as a refused second client) and runs the server loop's
+ * passes itself: gdb_server_serve waits up to timeout_ms (-1: for ever)
+ * and handles what arrived (false: nothing did). gdb_server_close ends as
+ * gdbserver_stop does, once the vCPU threads are gone. */
+int gdb_server_open(struct vm *vm, bool wait_gdb, struct gdb_server **out,
+		    struct err *e) must_check;
+void gdb_server_adopt(struct gdb_server *s, int fd);
+bool gdb_server_serve(struct gdb_server *s, int timeout_ms);
+void gdb_server_close(struct gdb_server *s);
+
 /* pkt_run.c */
 int gdb_resume(struct gdb_server *s, const enum debug_action *actions);
 /* A stop event while range stepping (vCont;r): report it, or it was a

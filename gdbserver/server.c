@@ -418,8 +418,12 @@ static void refuse(int fd)
 static void client_accept(struct gdb_server *s)
 {
 	int fd = accept4(s->listen_fd, NULL, NULL, SOCK_CLOEXEC);
-	if (fd < 0)
-		return;
+	if (fd >= 0)
+		gdb_server_adopt(s, fd);
+}
+
+void gdb_server_adopt(struct gdb_server *s, int fd)
+{
 	/* a connection that never sent a packet is no debugger (a probe that
 	 * holds the port open): it yields to the newcomer */
 	if (s->client_fd >= 0 && s->state == GDB_IDLE)
@@ -514,33 +518,43 @@ static void wake(void *opaque)
 	}
 }
 
+bool gdb_server_serve(struct gdb_server *s, int timeout_ms)
+{
+	struct pollfd pfd[3] = {
+		{ .fd = s->wake_fd, .events = POLLIN },
+		{ .fd = s->listen_fd, .events = POLLIN },    /* none (-1): ignored */
+		{ .fd = s->client_fd, .events = POLLIN },
+	};
+	if (poll(pfd, s->client_fd >= 0 ? 3 : 2, timeout_ms) <= 0)
+		return false;
+	if (pfd[0].revents & POLLIN) {
+		uint64_t v;
+		if (read(s->wake_fd, &v, sizeof(v)) < 0) {
+			/* spurious wake-up: nothing to do */
+		}
+		handle_events(s);
+	}
+	if (pfd[1].revents & POLLIN)
+		client_accept(s);
+	if (s->client_fd >= 0 && (pfd[2].revents & (POLLIN | POLLHUP | POLLERR)))
+		client_read(s);
+	return true;
+}
+
+/* The machine is gone: a client waiting for a stop learns how it ended. */
+static void server_finish(struct gdb_server *s)
+{
+	handle_events(s);
+	client_close(s);
+}
+
 static void *server_thread(void *arg)
 {
 	struct gdb_server *s = arg;
 
-	while (!__atomic_load_n(&s->quit, __ATOMIC_ACQUIRE)) {
-		struct pollfd pfd[3] = {
-			{ .fd = s->wake_fd, .events = POLLIN },
-			{ .fd = s->listen_fd, .events = POLLIN },
-			{ .fd = s->client_fd, .events = POLLIN },
-		};
-		if (poll(pfd, s->client_fd >= 0 ? 3 : 2, -1) < 0)
-			continue;
-		if (pfd[0].revents & POLLIN) {
-			uint64_t v;
-			if (read(s->wake_fd, &v, sizeof(v)) < 0) {
-				/* spurious wake-up: nothing to do */
-			}
-			handle_events(s);
-		}
-		if (pfd[1].revents & POLLIN)
-			client_accept(s);
-		if (s->client_fd >= 0 && (pfd[2].revents & (POLLIN | POLLHUP | POLLERR)))
-			client_read(s);
-	}
-	/* the machine is gone: a client waiting for a stop learns how it ended */
-	handle_events(s);
-	client_close(s);
+	while (!__atomic_load_n(&s->quit, __ATOMIC_ACQUIRE))
+		gdb_server_serve(s, -1);
+	server_finish(s);
 	return NULL;
 }
 
@@ -698,11 +712,10 @@ static void server_free(struct gdb_server *s)
 	free(s);
 }
 
-int gdbserver_start(struct vm *vm, const char *addr, bool wait_gdb, struct err *e)
+static int server_new(struct vm *vm, bool wait_gdb, struct gdb_server **out, struct err *e)
 {
 	struct gdb_server *s = calloc(1, sizeof(*s));
-	int r;
-
+	*out = s;
 	if (!s)
 		return err_set(e, ENOMEM, "out of memory for the gdb server");
 	s->vm = vm;
@@ -712,10 +725,41 @@ int gdbserver_start(struct vm *vm, const char *addr, bool wait_gdb, struct err *
 	rsp_buf_init(&s->reply);
 	s->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (s->wake_fd < 0) {
-		r = err_set(e, errno, "cannot create an eventfd: %s", strerror(errno));
+		int r = err_set(e, errno, "cannot create an eventfd: %s", strerror(errno));
 		server_free(s);
+		*out = NULL;
 		return r;
 	}
+	return 0;
+}
+
+int gdb_server_open(struct vm *vm, bool wait_gdb, struct gdb_server **out, struct err *e)
+{
+	int r = server_new(vm, wait_gdb, out, e);
+	if (r < 0)
+		return r;
+	if ((r = debug_create(vm, wait_gdb, wake, *out, e)) < 0) {
+		server_free(*out);
+		*out = NULL;
+		return r;
+	}
+	(*out)->dbg = vm->debug;
+	return 0;
+}
+
+void gdb_server_close(struct gdb_server *s)
+{
+	server_finish(s);
+	debug_destroy(s->vm);
+	server_free(s);
+}
+
+int gdbserver_start(struct vm *vm, const char *addr, bool wait_gdb, struct err *e)
+{
+	struct gdb_server *s;
+	int r = server_new(vm, wait_gdb, &s, e);
+	if (r < 0)
+		return r;
 	if ((r = server_listen(s, addr, e)) < 0) {
 		server_free(s);
 		return r;

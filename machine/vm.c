@@ -54,10 +54,8 @@ static int vm_create_vcpus(struct vm *vm, struct err *e)
 
 static int vm_build(struct vm *vm, const struct kernel_image *image, struct err *e);
 
-int vm_create(struct vm *vm, const struct vm_config *cfg, struct err *e)
+static int vm_init(struct vm *vm, const struct vm_config *cfg, struct err *e)
 {
-	int r;
-
 	memset(vm, 0, sizeof(*vm));
 	vm->cfg = *cfg;
 	vm->pio.name = "pio";
@@ -75,6 +73,14 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct err *e)
 	if (!vm->engine)
 		return err_set(e, EINVAL, "unknown engine '%s'", cfg->engine);
 	vm->engine_assist = engine_assist();
+	return 0;
+}
+
+int vm_create(struct vm *vm, const struct vm_config *cfg, struct err *e)
+{
+	int r = vm_init(vm, cfg, e);
+	if (r < 0)
+		return r;
 	struct kernel_image image;
 	r = loader_open(cfg->kernel_path, &image, e);
 	if (r < 0)
@@ -110,17 +116,32 @@ static void vm_engine_stop(struct vm *vm)
 	vm->engine_vm = NULL;
 }
 
-/* RAM, engine, vCPUs, devices, then the kernel into it all. */
-static int vm_build(struct vm *vm, const struct kernel_image *image, struct err *e)
+/* RAM, engine, vCPUs and devices. */
+static int vm_build_machine(struct vm *vm, struct err *e)
 {
 	int r = vm_alloc_ram(vm, e);
 	if (r < 0)
 		return r;
 	if ((r = vm_engine_start(vm, e)) < 0)
 		return r;
-	if ((r = machine_devices_init(vm, e)) < 0)
+	return machine_devices_init(vm, e);
+}
+
+/* The machine, then the kernel into it. */
+static int vm_build(struct vm *vm, const struct kernel_image *image, struct err *e)
+{
+	int r = vm_build_machine(vm, e);
+	if (r < 0)
 		return r;
 	return loader_load(vm, image, e);
+}
+
+int vm_create_machine(struct vm *vm, const struct vm_config *cfg, struct err *e)
+{
+	int r = vm_init(vm, cfg, e);
+	if (r < 0)
+		return r;
+	return vm_build_machine(vm, e);
 }
 
 /* Power-on again after a reset: a new engine VM (so every vCPU, LAPIC,

@@ -142,6 +142,9 @@ struct vm {
 };
 
 int vm_create(struct vm *vm, const struct vm_config *cfg, struct err *e) must_check;
+/* The same machine without a kernel (cfg->kernel_path unused): RAM zero,
+ * vCPUs at power-on. For harnesses that load or run what they like. */
+int vm_create_machine(struct vm *vm, const struct vm_config *cfg, struct err *e) must_check;
 void vm_destroy(struct vm *vm);
 /* Run all vCPUs until the machine stops; returns the exit status. */
 int vm_run(struct vm *vm);

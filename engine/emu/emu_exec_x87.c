@@ -146,7 +146,8 @@ __attribute__((noinline)) static void host_exec(struct host_run *h, unsigned idx
 	__asm__ volatile(
 		"fnstcw %[sv]\n\t"
 		"fxrstor64 %[img]\n\t"
-		"movb %[ah], %%ah\n\t"
+		"movzbl %[ah], %%eax\n\t"   /* not movb to %ah: the operand may need a REX prefix */
+		"shll $8, %%eax\n\t"
 		"sahf\n\t"
 		"leaq 3f(%%rip), %%r8\n\t"
 		"leaq (%%r8,%%rcx,8), %%r8\n\t"

@@ -1,10 +1,8 @@
-/* tests/unit/debug_test.c — the debug core against a scripted fake engine.
- * The fake CPU runs a one-byte instruction set over a small RAM: 0xcc is
- * INT3 (a BPT exit with pc = its address), anything else is a one-byte
- * no-op; with single_step it exits with DR6_BS after one instruction; a
- * kick makes run() return KICKED. Real vCPU threads run the same loop as
- * machine/vm.c, so the park, stop-all and step-over paths are the real
- * ones. Prints one line per check and "debug: N passed, M failed". */
+/* tests/unit/debug_test.c — the debug core against the scripted fake
+ * engine (tests/unit/fake_engine.h: one-byte instructions, 0xcc is INT3).
+ * Real vCPU threads run the same loop as machine/vm.c, so the park,
+ * stop-all and step-over paths are the real ones. Prints one line per
+ * check and "debug: N passed, M failed". */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,290 +13,12 @@
 #include "debug/debug.h"
 #include "debug/debug_int.h"     /* the door (debug/vcpu.c) and the run states */
 #include "machine/vm.h"
+#include "tests/unit/fake_engine.h"
 
-#define RAM_SIZE (1u << 20)
 #define NVCPUS 2
-
-struct fake_cpu {
-	struct x86_regs regs;
-	struct x86_sregs sregs;     /* zero: CR0.PG clear, virtual = physical */
-	struct engine_debug dbg;
-	int kicked;                 /* atomic */
-	unsigned steps;
-	unsigned gets[5], sets[5];  /* state op calls per X86_STATE_* part (bit n) */
-	int fail_sets;              /* set_state fails with this (negative errno) */
-	bool out_pending;           /* 0xe6 (a one-byte OUT) left for the machine */
-	unsigned outs_handled;      /* the vCPU loop's port I/O handling, counted */
-	unsigned lent_runs;         /* runs on the debugger's thread */
-	/* the shared-DR engine: the guest's own file, the hardware is dbg's
-	 * while the debugger loads any, else the guest's; 0xd7 is the guest's
-	 * "MOV DR" loading DR0-3/DR7 from dr_next; a #DB the guest takes (natively or
-	 * injected) returns with RF set (its handler's frame) */
-	bool shared;
-	struct x86_debugregs dr, dr_next;
-	bool rf;
-	unsigned guest_dbs;         /* #DBs that reached the guest */
-};
+#define RAM_SIZE FAKE_RAM_SIZE
 
 #include "tests/unit/check.h"
-
-/* ---- the fake engine ---- */
-
-static struct fake_cpu *cpu_of(struct vcpu *v)
-{
-	return v->engine;
-}
-
-static int fake_run(struct vcpu *v, struct vm_exit *exit)
-{
-	struct fake_cpu *c = cpu_of(v);
-	uint8_t *ram = v->vm->ram;
-
-	for (unsigned budget = 0; budget < 100000; budget++) {
-		if (__atomic_exchange_n(&c->kicked, 0, __ATOMIC_SEQ_CST))
-			break;
-		uint64_t pc = c->regs.rip;
-		if (pc >= RAM_SIZE)
-			pc = c->regs.rip = 0x100;   /* wrap the fake program around */
-		const uint64_t *hdb = c->dbg.use_hw_bp ? c->dbg.db : c->dr.db;
-		uint64_t hdr7 = c->dbg.use_hw_bp ? c->dbg.dr7 : c->shared ? c->dr.dr7 : 0;
-		for (unsigned n = 0; n < 4 && !c->rf; n++) {
-			if (!(hdr7 & (DR7_L(n) | DR7_G(n))) || hdb[n] != pc)
-				continue;
-			if (!c->dbg.use_hw_bp) {      /* the guest's own, natively */
-				c->dr.dr6 = DR6_FIXED1 | DR6_B(n);
-				c->guest_dbs++;
-				c->rf = true;
-				break;
-			}
-			exit->reason = VM_EXIT_DB;
-			exit->db.dr6 = DR6_B(n);
-			exit->db.pc = pc;
-			return 0;
-		}
-		if (ram[pc] == 0xd7) {
-			memcpy(c->dr.db, c->dr_next.db, sizeof(c->dr.db));
-			c->dr.dr7 = c->dr_next.dr7;
-		}
-		if (ram[pc] == 0xcc) {
-			exit->reason = VM_EXIT_BPT;
-			exit->bpt.pc = pc;
-			return 0;
-		}
-		/* 0xe6 exits for port I/O and completes on the next run */
-		if (ram[pc] == 0xe6 && !c->out_pending) {
-			c->out_pending = true;
-			exit->reason = VM_EXIT_IO;
-			exit->io.port = 0x80;
-			exit->io.size = 1;
-			exit->io.count = 1;
-			exit->io.is_write = true;
-			return 0;
-		}
-		c->out_pending = false;
-		c->rf = false;
-		c->regs.rip = ram[pc] == 0xeb ? pc : pc + 1;     /* 0xeb: jump to itself */
-		c->steps++;
-		if (c->dbg.single_step) {
-			exit->reason = VM_EXIT_DB;
-			exit->db.dr6 = DR6_BS;
-			exit->db.pc = c->regs.rip;
-			return 0;
-		}
-		if ((budget & 63) == 63)
-			sched_yield();
-	}
-	exit->reason = VM_EXIT_KICKED;
-	return 0;
-}
-
-static void fake_kick(struct vcpu *v)
-{
-	__atomic_store_n(&cpu_of(v)->kicked, 1, __ATOMIC_SEQ_CST);
-}
-
-static void count_parts(unsigned *calls, unsigned mask)
-{
-	for (unsigned n = 0; n < 5; n++)
-		calls[n] += (mask >> n) & 1;
-}
-
-static int fake_get_state(struct vcpu *v, unsigned mask, struct x86_state *st)
-{
-	struct fake_cpu *c = cpu_of(v);
-	count_parts(c->gets, mask);
-	if (mask & X86_STATE_REGS)
-		st->regs = c->regs;
-	if (mask & X86_STATE_SREGS)
-		st->sregs = c->sregs;
-	if (mask & X86_STATE_FPU)
-		memset(&st->fpu, 0, sizeof(st->fpu));
-	if (mask & X86_STATE_DR)
-		st->dr = c->dr;
-	if (mask & X86_STATE_MSRS)
-		st->kernel_gs_base = st->fmask = 0;
-	return 0;
-}
-
-static int fake_set_state(struct vcpu *v, unsigned mask, const struct x86_state *st)
-{
-	struct fake_cpu *c = cpu_of(v);
-	count_parts(c->sets, mask);
-	if (c->fail_sets)
-		return c->fail_sets;
-	if (mask & X86_STATE_REGS)
-		c->regs = st->regs;
-	if (mask & X86_STATE_SREGS)
-		c->sregs = st->sregs;
-	if (mask & X86_STATE_DR)
-		c->dr = st->dr;
-	return 0;
-}
-
-/* Two MSRs: EFER (reserved bits refused) and FS_BASE, in the sregs. */
-static int fake_msr_get(struct vcpu *v, uint32_t msr, uint64_t *value)
-{
-	struct fake_cpu *c = cpu_of(v);
-	if (msr == 0xc0000080)
-		*value = c->sregs.efer;
-	else if (msr == 0xc0000100)
-		*value = c->sregs.fs.base;
-	else
-		return -ENOENT;
-	return 0;
-}
-
-static int fake_msr_set(struct vcpu *v, uint32_t msr, uint64_t value)
-{
-	struct fake_cpu *c = cpu_of(v);
-	if (msr == 0xc0000080 && (value & ~0xd01ull))
-		return -EINVAL;
-	if (msr == 0xc0000080)
-		c->sregs.efer = value;
-	else if (msr == 0xc0000100)
-		c->sregs.fs.base = value;
-	else
-		return -ENOENT;
-	return 0;
-}
-
-static int fake_set_debug(struct vcpu *v, const struct engine_debug *dbg)
-{
-	cpu_of(v)->dbg = *dbg;
-	return 0;
-}
-
-static int fake_run_borrowed(struct vcpu *v, struct vm_exit *exit)
-{
-	cpu_of(v)->lent_runs++;
-	return fake_run(v, exit);
-}
-
-static const struct engine_vm_ops fake_vm_ops = { 0 };   /* no probe: no caps */
-
-static const struct engine_vcpu_ops fake_vcpu_ops = {
-	.run = fake_run,
-	.kick = fake_kick,
-	.get_state = fake_get_state,
-	.set_state = fake_set_state,
-	.msr_get = fake_msr_get,
-	.msr_set = fake_msr_set,
-};
-
-static const struct engine_debug_ops fake_debug_ops = { .set_debug = fake_set_debug };
-
-static const struct engine_ops fake_engine = {
-	.name = "fake",
-	.vm = &fake_vm_ops,
-	.vcpu = &fake_vcpu_ops,
-	.debug = &fake_debug_ops,
-};
-
-static int fake_inject(struct vcpu *v, uint8_t vector, bool has_error_code, uint32_t code)
-{
-	(void)has_error_code;
-	(void)code;
-	if (vector != X86_DB)
-		return -EINVAL;
-	cpu_of(v)->guest_dbs++;
-	cpu_of(v)->rf = true;
-	return 0;
-}
-
-static int fake_probe_shared(const struct emu_single_ops *assist, struct engine_caps *caps,
-			     struct engine_report *report, struct err *e)
-{
-	(void)assist;
-	(void)report;
-	(void)e;
-	memset(caps, 0, sizeof(*caps));
-	caps->shared_dr = true;
-	return 0;
-}
-
-/* one DR set per vCPU, as KVM: the guest's MOV DR is seen at exits */
-static const struct engine_vm_ops fake_shared_vm_ops = { .probe = fake_probe_shared };
-
-static const struct engine_vcpu_ops fake_shared_vcpu_ops = {
-	.run = fake_run,
-	.kick = fake_kick,
-	.get_state = fake_get_state,
-	.set_state = fake_set_state,
-	.inject_exception = fake_inject,
-};
-
-static const struct engine_ops fake_shared_engine = {
-	.name = "fake-shared",
-	.vm = &fake_shared_vm_ops,
-	.vcpu = &fake_shared_vcpu_ops,
-	.debug = &fake_debug_ops,
-};
-
-/* the same engine, lending vCPUs to the debugger's thread */
-static const struct engine_vcpu_ops fake_lending_vcpu_ops = {
-	.run = fake_run,
-	.kick = fake_kick,
-	.get_state = fake_get_state,
-	.set_state = fake_set_state,
-};
-
-static const struct engine_lend_ops fake_lend_ops = { .run = fake_run_borrowed };
-
-static const struct engine_ops fake_lending_engine = {
-	.name = "fake-lending",
-	.vm = &fake_vm_ops,
-	.vcpu = &fake_lending_vcpu_ops,
-	.debug = &fake_debug_ops,
-	.lend = &fake_lend_ops,
-};
-
-/* the same engine with watched ranges: set_watch keeps the last list */
-static struct engine_watch watched[64];
-static unsigned nr_watched, set_watch_calls;
-
-static int fake_set_watch(struct vm *vm, const struct engine_watch *w, unsigned n,
-			  struct err *e)
-{
-	(void)vm;
-	if (n > 64)
-		return err_set(e, ENOSPC, "fake: %u ranges", n);
-	memcpy(watched, w, n * sizeof(*w));
-	nr_watched = n;
-	set_watch_calls++;
-	return 0;
-}
-
-static const struct engine_debug_ops fake_watch_debug_ops = {
-	.set_debug = fake_set_debug,
-	.set_watch = fake_set_watch,
-};
-
-static const struct engine_ops fake_watch_engine = {
-	.name = "fake-watch",
-	.vm = &fake_vm_ops,
-	.vcpu = &fake_lending_vcpu_ops,
-	.debug = &fake_watch_debug_ops,
-};
 
 /* The machine/ functions the debug core uses, over the fake RAM. */
 void *vm_gpa_to_host(struct vm *vm, uint64_t gpa, uint64_t len)
@@ -317,31 +37,6 @@ int vm_read_phys(void *vm, uint64_t gpa, void *buf, size_t len)
 		return -EFAULT;
 	memcpy(buf, host, len);
 	return 0;
-}
-
-/* ---- the vCPU loop, as machine/vm.c runs it ---- */
-
-static void *vcpu_thread(void *arg)
-{
-	struct vcpu *v = arg;
-	struct vm *vm = v->vm;
-	struct vm_exit exit;
-
-	while (!vm_stopping(vm)) {
-		memset(&exit, 0, sizeof(exit));
-		bool handed = vm->debug_hooks->before_run(vm, v, &exit);
-		if (vm_stopping(vm))
-			break;
-		if (!handed)
-			vm->engine->vcpu->run(v, &exit);
-		if (vm->debug_hooks->on_exit(vm, v, &exit))
-			continue;
-		if (exit.reason == VM_EXIT_BPT)
-			cpu_of(v)->regs.rip = exit.bpt.pc + 1;   /* the guest's own int3 */
-		if (exit.reason == VM_EXIT_IO)
-			cpu_of(v)->outs_handled++;
-	}
-	return NULL;
 }
 
 static int notifications;   /* atomic */
@@ -390,7 +85,7 @@ static void rig_init(struct rig *r, bool wait_gdb)
 static void rig_start(struct rig *r)
 {
 	for (unsigned i = 0; i < NVCPUS; i++)
-		pthread_create(&r->vm->vcpus[i].thread, NULL, vcpu_thread, &r->vm->vcpus[i]);
+		pthread_create(&r->vm->vcpus[i].thread, NULL, fake_vcpu_thread, &r->vm->vcpus[i]);
 	r->threads = true;
 }
 
@@ -1195,8 +890,8 @@ static void test_dr_share_guest_takes_slot(void)
 static bool has_range(uint64_t linear, uint64_t gpa, uint32_t len, bool read, bool write,
 		      uint32_t id)
 {
-	for (unsigned i = 0; i < nr_watched; i++) {
-		const struct engine_watch *w = &watched[i];
+	for (unsigned i = 0; i < fake_nr_watched; i++) {
+		const struct engine_watch *w = &fake_watched[i];
 		if (w->linear == linear && w->gpa == gpa && w->len == len && w->read == read &&
 		    w->write == write && w->id == id)
 			return true;
@@ -1215,19 +910,19 @@ static void test_watch_ranges(void)
 	rig_init(&r, true);
 	r.vm->engine = &fake_watch_engine;
 	struct debug *d = r.vm->debug;
-	nr_watched = set_watch_calls = 0;
+	fake_nr_watched = fake_set_watch_calls = 0;
 
 	CHECK(debug_watch_insert(d, 0, DEBUG_WATCH_WRITE, 0x1ffc, 8, &e) == 0, "straddle: %s",
 	      e.msg);
-	CHECK(nr_watched == 2 && has_range(0x1ffc, 0x1ffc, 4, false, true, 0) &&
-	      has_range(0x2000, 0x2000, 4, false, true, 0), "two pages: %u", nr_watched);
+	CHECK(fake_nr_watched == 2 && has_range(0x1ffc, 0x1ffc, 4, false, true, 0) &&
+	      has_range(0x2000, 0x2000, 4, false, true, 0), "two pages: %u", fake_nr_watched);
 	CHECK(debug_watch_insert(d, 0, DEBUG_WATCH_READ, 0x3001, 3, &e) == 0, "read: %s", e.msg);
-	CHECK(nr_watched == 3 && has_range(0x3001, 0x3001, 3, true, false, 1), "read range");
-	unsigned calls = set_watch_calls;
+	CHECK(fake_nr_watched == 3 && has_range(0x3001, 0x3001, 3, true, false, 1), "read range");
+	unsigned calls = fake_set_watch_calls;
 	CHECK(debug_watch_insert(d, 0, DEBUG_WATCH_READ, 0x3001, 3, &e) == 0 &&
-	      set_watch_calls == calls, "inserting twice changes nothing");
+	      fake_set_watch_calls == calls, "inserting twice changes nothing");
 	debug_watch_sync(d);
-	CHECK(set_watch_calls == calls, "a resume with nothing moved calls no engine");
+	CHECK(fake_set_watch_calls == calls, "a resume with nothing moved calls no engine");
 
 	struct vm_exit x = { .reason = VM_EXIT_DB };
 	x.db.watch = 2;
@@ -1239,14 +934,14 @@ static void test_watch_ranges(void)
 	CHECK(hit && ev.kind == DEBUG_EV_RWATCH && ev.addr == 0x3001, "hit by id");
 	CHECK(!stale, "an id nobody owns is no hit");
 	/* gdb at a stop: every watchpoint out, then back in the same order */
-	calls = set_watch_calls;
+	calls = fake_set_watch_calls;
 	CHECK(debug_watch_remove(d, DEBUG_WATCH_WRITE, 0x1ffc, 8, &e) == 0 &&
 	      debug_watch_remove(d, DEBUG_WATCH_READ, 0x3001, 3, &e) == 0, "both out");
 	CHECK(debug_watch_insert(d, 0, DEBUG_WATCH_WRITE, 0x1ffc, 8, &e) == 0 &&
 	      debug_watch_insert(d, 0, DEBUG_WATCH_READ, 0x3001, 3, &e) == 0, "both in");
 	debug_watch_sync(d);
-	CHECK(set_watch_calls == calls && nr_watched == 3, "the engine was left alone: %u calls",
-	      set_watch_calls - calls);
+	CHECK(fake_set_watch_calls == calls && fake_nr_watched == 3, "the engine was left alone: %u calls",
+	      fake_set_watch_calls - calls);
 
 	/* the guest turns paging on with 0x3000 mapped at 0x7000: at the
 	 * next resume the ranges follow */
@@ -1272,26 +967,26 @@ static void test_watch_ranges(void)
 	pt[2] = 0;                           /* the second page goes away: it waits */
 	debug_vcpu_forget(d, 0);
 	debug_watch_sync(d);
-	CHECK(nr_watched == 2 && !has_range(0x2000, 0x2000, 4, false, true, 0), "unmapped waits");
+	CHECK(fake_nr_watched == 2 && !has_range(0x2000, 0x2000, 4, false, true, 0), "unmapped waits");
 	char text[1024];
 	debug_watch_describe(d, text, sizeof(text));
 	CHECK(strstr(text, "1 of 2 pages waiting: not mapped") != NULL, "described: %s", text);
 
-	calls = set_watch_calls;
+	calls = fake_set_watch_calls;
 	CHECK(debug_watch_remove(d, DEBUG_WATCH_WRITE, 0x1ffc, 8, &e) == 0 &&
-	      set_watch_calls == calls, "removal waits for the resume");
+	      fake_set_watch_calls == calls, "removal waits for the resume");
 	CHECK(debug_watch_insert(d, 0, DEBUG_WATCH_WRITE, 0x1ffc, 8, &e) == 0 &&
-	      set_watch_calls == calls, "out and in again (as gdb at a stop): no engine call");
+	      fake_set_watch_calls == calls, "out and in again (as gdb at a stop): no engine call");
 	CHECK(debug_watch_remove(d, DEBUG_WATCH_WRITE, 0x1ffc, 8, &e) == 0, "out again");
 	debug_watch_sync(d);
-	CHECK(nr_watched == 1, "removed at the resume: %u", nr_watched);
+	CHECK(fake_nr_watched == 1, "removed at the resume: %u", fake_nr_watched);
 	CHECK(debug_watch_remove(d, DEBUG_WATCH_WRITE, 0x1ffc, 8, &e) == -ENOENT, "twice");
 	for (unsigned i = 0; i < DEBUG_MAX_WATCH - 1; i++)
 		CHECK(debug_watch_insert(d, 0, DEBUG_WATCH_ACCESS, 0x4000 + i, 1, &e) == 0,
 		      "watchpoint %u: %s", i, e.msg);
 	CHECK(debug_watch_insert(d, 0, DEBUG_WATCH_WRITE, 0x5000, 1, &e) == -ENOSPC, "full");
 	debug_remove_all_breakpoints(d);
-	CHECK(nr_watched == 0, "all gone: %u", nr_watched);
+	CHECK(fake_nr_watched == 0, "all gone: %u", fake_nr_watched);
 	rig_fini(&r);
 }
 
@@ -1304,23 +999,23 @@ static void test_watch_evicted(void)
 	rig_init(&r, true);
 	r.vm->engine = &fake_watch_engine;
 	struct debug *d = r.vm->debug;
-	nr_watched = 0;
+	fake_nr_watched = 0;
 	d->caps_err = 0;                   /* as if probed: data breakpoints fire */
 	d->caps.hw_data_bp = true;
 	CHECK(debug_watch_insert(d, 0, DEBUG_WATCH_WRITE, 0x2000, 8, &e) == 0, "in: %s", e.msg);
-	CHECK(d->hw[0].used && d->hw[0].rw == DR7_RW_WRITE && nr_watched == 0, "in DR0");
+	CHECK(d->hw[0].used && d->hw[0].rw == DR7_RW_WRITE && fake_nr_watched == 0, "in DR0");
 	pthread_mutex_lock(&d->lock);
 	debug_watch_evicted_locked(d, DR7_RW_WRITE, 0x2000, 8);
 	for (unsigned n = 0; n < DEBUG_NR_HW_BP; n++)   /* the guest holds every slot */
 		d->hw[n] = (struct debug_hw_bp){ .used = true, .client = true, .addr = 0x10 + n };
 	pthread_mutex_unlock(&d->lock);
 	debug_watch_sync(d);
-	CHECK(nr_watched == 1 && has_range(0x2000, 0x2000, 8, false, true, 0), "a page trap now");
+	CHECK(fake_nr_watched == 1 && has_range(0x2000, 0x2000, 8, false, true, 0), "a page trap now");
 	pthread_mutex_lock(&d->lock);
 	memset(d->hw, 0, sizeof(d->hw));
 	pthread_mutex_unlock(&d->lock);
 	debug_watch_sync(d);
-	CHECK(nr_watched == 0 && d->hw[0].used && d->hw[0].addr == 0x2000, "back in DR0");
+	CHECK(fake_nr_watched == 0 && d->hw[0].used && d->hw[0].addr == 0x2000, "back in DR0");
 	rig_fini(&r);
 }
 

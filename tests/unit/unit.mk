@@ -33,7 +33,8 @@ $(BUILD)/tests/machine_test: $(patsubst %.c,$(BUILD)/%.o,util/err.c machine/bus.
 	$(wildcard machine/load_*.c) $(wildcard machine/dev_*.c))
 
 # debug/: with a scripted fake engine; the test provides vm_gpa_to_host.
-$(BUILD)/tests/debug_test: $(patsubst %.c,$(BUILD)/%.o,$(wildcard debug/*.c) x86/paging.c \
+$(BUILD)/tests/debug_test: $(patsubst %.c,$(BUILD)/%.o,tests/unit/fake_engine.c \
+	$(wildcard debug/*.c) x86/paging.c \
 	x86/x86.c x86/insn.c x86/decode.c x86/desc.c util/err.c)
 
 # engine/emu/emu_debug.c alone, with a fake emu_raise().

@@ -1,0 +1,288 @@
+/* fuzz/fuzz_gdbserver.c — the gdbserver as a client drives it: every
+ * packet kind (framed with good checksums, arguments from the input, or
+ * raw bytes), Ctrl-C, waits while the machine runs, and disconnects
+ * followed by new connections, over the real debug core with real vCPU
+ * threads running the scripted fake engine (tests/unit/fake_engine.h) on
+ * a fake program the input sprinkles with INT3 and OUT bytes. The server
+ * runs in-process (gdb_server_open/adopt/serve) on one end of a socket
+ * pair; a thread drains the other end, as a client that reads everything.
+ * Each input is a machine of its own, ended by the guest exiting.
+ *
+ * Input: a setup byte (lending engine, --wait-gdb, one or two vCPUs), a
+ * count and list of program bytes, then operations until the input ends. */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "debug/debug_int.h"
+#include "fuzz/fuzz_machine.h"
+#include "gdbserver/gdbserver_int.h"
+#include "tests/unit/fake_engine.h"
+
+#define MAX_OPS 64
+
+static struct vm vm;
+static struct fake_cpu cpus[2];
+static uint8_t *ram;
+
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	(void)argc;
+	(void)argv;
+	ram = malloc(FAKE_RAM_SIZE);
+	return ram ? 0 : -1;
+}
+
+/* ---- the client's side of the socket ---- */
+
+struct client {
+	int fd;                 /* ours; the server has the other end */
+	pthread_t drain;
+};
+
+static void *drain_thread(void *arg)
+{
+	char buf[65536];
+	while (read(*(int *)arg, buf, sizeof(buf)) > 0)
+		;
+	return NULL;
+}
+
+static void client_connect(struct gdb_server *s, struct client *c)
+{
+	int sv[2];
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+		perror("fuzz: socketpair");
+		abort();
+	}
+	c->fd = sv[1];
+	pthread_create(&c->drain, NULL, drain_thread, &c->fd);
+	gdb_server_adopt(s, sv[0]);
+}
+
+static void client_hang_up(struct client *c)
+{
+	shutdown(c->fd, SHUT_RDWR);
+	pthread_join(c->drain, NULL);
+	close(c->fd);
+}
+
+static void client_send(struct client *c, const void *buf, size_t len)
+{
+	if (send(c->fd, buf, len, MSG_NOSIGNAL) < 0) {
+		/* the server closed its end (kill, refusal): what follows is lost */
+	}
+}
+
+/* Serve until nothing more arrives now. */
+static void serve_pending(struct gdb_server *s, int first_wait_ms)
+{
+	gdb_server_serve(s, first_wait_ms);
+	for (int i = 0; i < 64 && gdb_server_serve(s, 0); i++)
+		;
+}
+
+/* ---- packets ---- */
+
+/* A packet per kind; %X is a field from the input (put_field). */
+static const char *const templates[] = {
+	"?", "g", "G%D", "p%R", "P%R=%V", "m%A,%L", "M%A,%L:%D", "X%A,%L:%B", "c", "c%A", "s",
+	"s%A", "C05", "S05", "vCont?", "vCont;c", "vCont;s:%T", "vCont;s:%T;c", "vCont;c:%T",
+	"vCont;t", "vCont;r0,%A:%T", "Z0,%A,1", "z0,%A,1", "Z1,%A,1", "z1,%A,1", "Z2,%A,%L",
+	"z2,%A,%L", "Z3,%A,%L", "z3,%A,%L", "Z4,%A,%L", "z4,%A,%L", "Hg%T", "Hc%T", "T%T",
+	"qSupported:swbreak+;hwbreak+", "qSupported", "qXfer:features:read:target.xml:%A,%L",
+	"qXfer:features:read:x.xml:0,ff", "qfThreadInfo", "qsThreadInfo", "qC", "qAttached",
+	"qThreadExtraInfo,%T", "QStartNoAckMode", "QEnableErrorStrings", "qRcmd,%M", "D",
+	"D;%T", "k", "vKill;1",
+};
+
+static const char *const monitor[] = {
+	"help", "info vcpus", "info caps", "info sstep", "sstep irq on", "sstep irq off",
+	"sstep irqblock mask-if", "sstep irqblock engine", "sstep irqblock auto",
+	"sstep shadow off", "sstep shadow on", "phys on", "phys off", "catch pf", "catch off",
+	"catch 3", "catch de ud gp", "msr 0xc0000080", "msr 0xc0000100 write 0x1234",
+	"msr read 0x10", "",
+};
+
+static void put_hex(struct rsp_buf *b, uint64_t v)
+{
+	rsp_buf_printf(b, "%llx", (unsigned long long)v);
+}
+
+static uint64_t pick_addr(struct fuzz_in *in)
+{
+	uint8_t how = (uint8_t)fuzz_take(in, 1);
+	if (how < 0xc0)
+		return 0xf0 + how % 0x40;               /* around the fake program */
+	if (how < 0xf0)
+		return fuzz_take(in, 3);                /* anywhere in RAM, or just past */
+	return fuzz_take(in, 8);                        /* anywhere: wraps, unmapped */
+}
+
+static void put_field(struct rsp_buf *b, char what, struct fuzz_in *in)
+{
+	static const char *const tids[] = { "-1", "0", "1", "2", "3", "ff" };
+	uint8_t n = (uint8_t)fuzz_take(in, 1);
+	switch (what) {
+	case 'A': put_hex(b, pick_addr(in)); break;
+	case 'L': put_hex(b, n < 0xf0 ? n % 17 : fuzz_take(in, 3)); break;
+	case 'T': rsp_buf_printf(b, "%s", tids[n % 6]); break;
+	case 'R': put_hex(b, n % 80); break;
+	case 'V': put_hex(b, fuzz_take(in, 8)); break;
+	case 'D':
+		for (unsigned i = 0; i < n % 64u; i++)
+			rsp_buf_printf(b, "%02x", (unsigned)fuzz_take(in, 1));
+		break;
+	case 'B':
+		for (unsigned i = 0; i < n % 32u; i++) {
+			uint8_t c = (uint8_t)fuzz_take(in, 1);
+			if (c == '#' || c == '$' || c == '}' || c == '*') {
+				rsp_buf_putc(b, '}');
+				c ^= 0x20;
+			}
+			rsp_buf_putc(b, (char)c);
+		}
+		break;
+	case 'M': {
+		const char *cmd = monitor[n % (sizeof(monitor) / sizeof(monitor[0]))];
+		rsp_buf_hex(b, cmd, strlen(cmd));
+		if (!cmd[0])        /* raw words */
+			for (unsigned i = 0; i < n % 16u; i++) {
+				char c = (char)fuzz_take(in, 1);
+				rsp_buf_hex(b, &c, 1);
+			}
+		break;
+	}
+	default: rsp_buf_putc(b, what); break;
+	}
+}
+
+/* A template packet, framed with its checksum. */
+static void send_packet(struct client *c, struct fuzz_in *in)
+{
+	const char *t = templates[fuzz_take(in, 1) % (sizeof(templates) / sizeof(templates[0]))];
+	struct rsp_buf body, frame;
+	rsp_buf_init(&body);
+	rsp_buf_init(&frame);
+	for (; *t; t++)
+		if (*t == '%' && t[1])
+			put_field(&body, *++t, in);
+		else
+			rsp_buf_putc(&body, *t);
+	unsigned sum = 0;
+	for (size_t i = 0; i < body.len; i++)
+		sum += (uint8_t)body.data[i];
+	rsp_buf_putc(&frame, '$');
+	rsp_buf_append(&frame, body.data, body.len);
+	rsp_buf_printf(&frame, "#%02x", sum & 0xff);
+	if (frame.err == 0)
+		client_send(c, frame.data, frame.len);
+	rsp_buf_free(&body);
+	rsp_buf_free(&frame);
+}
+
+/* ---- the machine ---- */
+
+static struct gdb_server *machine_start(struct fuzz_in *in)
+{
+	uint8_t setup = (uint8_t)fuzz_take(in, 1);
+	unsigned nr = setup & 4 ? 2 : 1;
+	memset(&vm, 0, sizeof(vm));
+	memset(cpus, 0, sizeof(cpus));
+	memset(ram, 0x90, FAKE_RAM_SIZE);
+	unsigned bytes = (unsigned)fuzz_take(in, 1) % 9;
+	for (unsigned i = 0; i < bytes; i++) {
+		uint8_t at = (uint8_t)fuzz_take(in, 1);
+		ram[0x100 + at / 2] = at & 1 ? 0xe6 : 0xcc;
+	}
+	vm.engine = setup & 1 ? &fake_lending_engine : &fake_engine;
+	vm.ram = ram;
+	vm.ram_size = vm.low_ram_size = FAKE_RAM_SIZE;
+	vm.nr_vcpus = nr;
+	pthread_mutex_init(&vm.lock, NULL);
+	pthread_cond_init(&vm.cond, NULL);
+	for (unsigned i = 0; i < nr; i++) {
+		vm.vcpus[i] = (struct vcpu){ .vm = &vm, .id = i, .engine = &cpus[i] };
+		cpus[i].regs.rip = 0x100;
+	}
+	struct gdb_server *s;
+	struct err e = { 0 };
+	if (gdb_server_open(&vm, setup & 2, &s, &e) < 0) {
+		fprintf(stderr, "fuzz: %s\n", e.msg);
+		abort();
+	}
+	/* a step-over of a vCPU that cannot finish gives up sooner: waiting is
+	 * no finding, and inputs must stay quick */
+	struct debug *d = vm.debug;
+	d->timing.step_over_ns = 20 * 1000 * 1000L;
+	d->timing.end_wait_ns = 20 * 1000 * 1000L;
+	pthread_mutex_lock(&vm.lock);
+	for (unsigned i = 0; i < nr; i++)
+		pthread_create(&vm.vcpus[i].thread, NULL, fake_vcpu_thread, &vm.vcpus[i]);
+	vm.nr_threads = nr;
+	pthread_mutex_unlock(&vm.lock);
+	return s;
+}
+
+/* The guest exits (the debug-exit port's path): the client hears W. */
+static void machine_end(struct gdb_server *s)
+{
+	vm_request_exit(&vm, 0, "the fuzz input ended");
+	for (unsigned i = 0; i < vm.nr_vcpus; i++)
+		pthread_join(vm.vcpus[i].thread, NULL);
+	gdb_server_close(s);
+	pthread_cond_destroy(&vm.cond);
+	pthread_mutex_destroy(&vm.lock);
+}
+
+/* ---- one input ---- */
+
+static void one_op(struct gdb_server *s, struct client *c, struct fuzz_in *in)
+{
+	uint8_t op = (uint8_t)fuzz_take(in, 1);
+	switch (op % 10) {
+	default:
+		send_packet(c, in);
+		serve_pending(s, 0);
+		break;
+	case 6: {                                   /* raw bytes */
+		uint8_t raw[64];
+		unsigned n = (unsigned)fuzz_take(in, 1) % sizeof(raw);
+		for (unsigned i = 0; i < n; i++)
+			raw[i] = (uint8_t)fuzz_take(in, 1);
+		client_send(c, raw, n);
+		serve_pending(s, 0);
+		break;
+	}
+	case 7:                                     /* Ctrl-C */
+		client_send(c, "\x03", 1);
+		serve_pending(s, 0);
+		break;
+	case 8:                                     /* let the machine run a moment */
+		serve_pending(s, 1 + op / 64);
+		break;
+	case 9:                                     /* hang up, then a new client */
+		client_hang_up(c);
+		serve_pending(s, 0);
+		client_connect(s, c);
+		break;
+	}
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct fuzz_in in = { data, size };
+	struct gdb_server *s = machine_start(&in);
+	struct client c;
+	client_connect(s, &c);
+	for (unsigned n = 0; n < MAX_OPS && in.left; n++)
+		one_op(s, &c, &in);
+	machine_end(s);
+	client_hang_up(&c);
+	return 0;
+}
