@@ -996,6 +996,8 @@ void debug_destroy(struct vm *vm)
 	vm->debug_hooks = NULL;
 	vm->debug = NULL;
 	free(d->watch_ranges);
+	for (unsigned i = 0; i < d->nr_sw; i++)
+		debug_cond_free(&d->sw[i]);
 	pthread_cond_destroy(&d->park_cond);
 	pthread_cond_destroy(&d->parked_cond);
 	pthread_mutex_destroy(&d->lock);

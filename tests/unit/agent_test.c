@@ -35,7 +35,8 @@ static const struct agent_ops ops = { fake_reg, fake_mem, NULL };
 static int run(const uint8_t *code, size_t len, uint64_t *v, struct err *e)
 {
 	uint8_t *copy = malloc(len ? len : 1);
-	memcpy(copy, code, len);
+	if (len)
+		memcpy(copy, code, len);
 	int r = agent_eval(copy, len, &ops, v, e);
 	free(copy);
 	return r;
