@@ -52,6 +52,7 @@
 
 volatile uint64_t gdb_flag;
 volatile uint64_t gdb_hits[RT_MAX_CPUS];
+volatile uint64_t gdb_cond_sum, gdb_cond_last;     /* test=cond */
 
 static void __attribute__((noreturn)) test_regs(void)
 {
@@ -370,8 +371,6 @@ static int __attribute__((noinline, noclone)) test_kdtools(void)
 	       (unsigned long)(star_hi << 32 | star_lo));
 	return 0;
 }
-
-volatile uint64_t gdb_cond_sum, gdb_cond_last;
 
 GDB_FN void gdb_cond_f(uint64_t i)
 {

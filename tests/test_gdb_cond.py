@@ -7,9 +7,14 @@ that every call on the hot path ran whole (the skipped hits stepped over
 the breakpoint invisibly)."""
 import re
 
-from gdbclient import gdb_batch, start_gdb_vmdb
+from gdbclient import RspClient, gdb_batch, start_gdb_vmdb
 
 TARGET_EVAL = ["set breakpoint condition-evaluation target", "set debug remote 1"]
+
+
+def symbol(elf, name):
+    out = gdb_batch(elf, None, [f"info address {name}"], connect=False)
+    return int(re.search(r"(0x[0-9a-f]+)", out).group(1), 16)
 
 
 def run_cond(start_vmdb, guest, free_port, commands, n=1000):
@@ -72,3 +77,24 @@ def test_condition_that_fails_stops_and_says_why(start_vmdb, guest, free_port):
                      r"0x7fff00000000", out), out
     assert values(out) == [1], out
     guest_passed(vm, out, n=10)
+
+
+def test_malformed_conditions_get_errors(start_vmdb, guest, free_port):
+    elf = guest("gdb_target")
+    vm, target = start_gdb_vmdb(start_vmdb, elf, "--cmdline", "test=cond n=10",
+                                port=free_port())
+    c = RspClient(target)
+    try:
+        assert b"ConditionalBreakpoints+" in c.request("qSupported:swbreak+")
+        addr = f"{symbol(elf, 'gdb_cond_f'):x}"
+        for bad in (";X", ";X2", ";X2,22", ";X0,", ";X401,00", ";Xz,00", ";Q1,00",
+                    ";X1,27" * 9):
+            r = c.request(f"Z0,{addr},1{bad}")
+            assert r.startswith(b"E"), (bad, r)
+        # conditions, and commands after them (not advertised: ignored)
+        assert c.request(f"Z0,{addr},1;X1,27;X3,220027;cmds:persist,X1,27") == b"OK"
+        assert c.request(f"z0,{addr},1") == b"OK"
+        assert c.request("c").startswith(b"W01")
+    finally:
+        c.close()
+    assert vm.wait(30) == 1
