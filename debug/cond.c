@@ -155,12 +155,11 @@ bool debug_cond_hit(struct debug *d, unsigned vcpu, uint64_t pc, const struct de
 	if (r == 0 && (r = skip_begin(d, vcpu, pc, bp)) < 0)
 		err_wrap(&e, "cannot step over the breakpoint at 0x%" PRIx64 " whose condition "
 			 "is false", bp->addr);
-	if (r < 0) {
+	if (r < 0) {     /* this hit's stop follows: the latest failure is the one to tell */
 		pthread_mutex_lock(&d->lock);
-		if (!dv->cond_failed) {
-			dv->cond_failed = true;
-			dv->cond_err = e;
-		}
+		dv->cond_failed = true;
+		dv->cond_err = e;
+		dv->cond_err_addr = bp->addr;
 		pthread_mutex_unlock(&d->lock);
 	}
 	return r == 0;
@@ -189,13 +188,14 @@ void debug_cond_skips_settle(struct debug *d)
 			skip_finish(d, i);
 }
 
-bool debug_cond_take_error(struct debug *d, unsigned vcpu, char *out, size_t size)
+bool debug_cond_take_error(struct debug *d, unsigned vcpu, uint64_t addr, char *out,
+			   size_t size)
 {
 	if (vcpu >= d->nr_vcpus)
 		return false;
 	struct debug_vcpu *dv = &d->vcpus[vcpu];
 	pthread_mutex_lock(&d->lock);
-	bool failed = dv->cond_failed;
+	bool failed = dv->cond_failed && dv->cond_err_addr == addr;
 	if (failed)
 		snprintf(out, size, "%s", dv->cond_err.msg);
 	dv->cond_failed = false;

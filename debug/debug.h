@@ -202,9 +202,10 @@ struct debug_cond_list {
 };
 int debug_sw_set_conds(struct debug *d, uint64_t addr, bool phys,
 		       const struct debug_cond_list *list, struct err *e) must_check;
-/* The hit vcpu stopped at had a condition that could not be evaluated
- * (it stopped for that): why, once; false when there is nothing to say. */
-bool debug_cond_take_error(struct debug *d, unsigned vcpu, char *out, size_t size);
+/* vcpu's stop at the breakpoint at addr came from a condition that could
+ * not be evaluated: why, once; false when there is nothing to say. */
+bool debug_cond_take_error(struct debug *d, unsigned vcpu, uint64_t addr, char *out,
+			   size_t size);
 
 /* --- exception catching (debug/catch.c) ---
  * Stop when the guest takes one of the exceptions in vector_mask (bit n =

@@ -187,6 +187,7 @@ struct debug_vcpu {
 	uint64_t cond_key;
 	bool cond_key_phys;
 	bool cond_failed;              /* a condition could not be evaluated ... */
+	uint64_t cond_err_addr;        /* ... at this breakpoint (its key) ... */
 	struct err cond_err;           /* ... for this reason, not yet reported */
 };
 

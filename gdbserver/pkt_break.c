@@ -169,7 +169,8 @@ void gdb_explain_cond_error(struct gdb_server *s, const struct debug_event *ev)
 	int n = snprintf(text, sizeof(text), "vmdb: breakpoint condition at 0x%" PRIx64
 			 " could not be evaluated, so the vCPU stopped: ", ev->addr);
 	if (ev->kind != DEBUG_EV_SWBREAK ||
-	    !debug_cond_take_error(s->dbg, ev->vcpu, text + n, sizeof(text) - (size_t)n - 1))
+	    !debug_cond_take_error(s->dbg, ev->vcpu, ev->addr, text + n,
+				   sizeof(text) - (size_t)n - 1))
 		return;
 	strcat(text, "\n");
 	struct rsp_buf out;
