@@ -62,3 +62,11 @@ unit: $(STEP_LEAK)
 step-leak: $(STEP_LEAK)
 	$(STEP_LEAK)
 -include $(BUILD)/bench/kvm_step_leak.d
+
+# bench/cond: a breakpoint with a false condition on a hot path, evaluated
+# by vmdb (target) or by gdb (host), and QEMU's gdbstub (host only)
+.PHONY: bench-cond
+bench-cond:
+	@$(MAKE) --no-print-directory SAN=0 all build/guests/mb/gdb_target.elf \
+		build/guests/mb/gdb_target.elf64
+	bench/cond

@@ -131,6 +131,7 @@ void debug_sw_drop_locked(struct debug *d, struct debug_sw_bp *bp)
 	if (!gpa_shared_locked(d, bp))
 		debug_sw_poke(d, bp, false);
 	d->mem_gen++;
+	debug_cond_free(bp);
 	*bp = d->sw[--d->nr_sw];
 }
 
@@ -194,6 +195,7 @@ int debug_sw_remove(struct debug *d, uint64_t addr, bool phys, struct err *e)
 		return err_set(e, ENOENT, "no breakpoint at 0x%" PRIx64, addr);
 	}
 	bp->client = false;
+	debug_cond_free(bp);     /* the conditions were the client's */
 	if (!bp->catch_vectors && !bp->step_guard)
 		debug_sw_drop_locked(d, bp);
 	pthread_mutex_unlock(&d->lock);
@@ -264,6 +266,7 @@ void debug_remove_all_breakpoints(struct debug *d)
 	while (d->nr_sw > 0) {
 		struct debug_sw_bp *bp = &d->sw[--d->nr_sw];
 		debug_sw_poke(d, bp, false);
+		debug_cond_free(bp);
 	}
 	for (unsigned n = 0; n < DEBUG_NR_HW_BP; n++)
 		d->hw[n] = (struct debug_hw_bp){ 0 };

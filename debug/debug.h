@@ -47,6 +47,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "debug/agent.h"
 #include "engine/engine.h"
 #include "util/err.h"
 #include "x86/x86.h"
@@ -189,6 +190,25 @@ bool debug_client_breakpoint_at(struct debug *d, uint64_t addr);
 unsigned debug_nr_sw_breakpoints(const struct debug *d);
 unsigned debug_nr_hw_breakpoints(const struct debug *d);
 unsigned debug_nr_watchpoints(const struct debug *d);
+
+/* --- breakpoint conditions (debug/cond.c) ---
+ * gdb's agent expressions (debug/agent.h) on the client's software
+ * breakpoint: a hit stops only when one of them is true; when all are
+ * false the vCPU steps over the breakpoint on its own thread and runs on,
+ * and nobody hears of it. n == 0: no conditions, every hit stops.
+ * Replaced whole at every Z0 (gdb sends them each time). Called stopped. */
+#define DEBUG_MAX_CONDS 8
+struct debug_cond_list {
+	unsigned n;
+	uint16_t len[DEBUG_MAX_CONDS];
+	uint8_t code[DEBUG_MAX_CONDS][AGENT_MAX_CODE];
+};
+int debug_sw_set_conds(struct debug *d, uint64_t addr, bool phys,
+		       const struct debug_cond_list *list, struct err *e) must_check;
+/* vcpu's stop at the breakpoint at addr came from a condition that could
+ * not be evaluated: why, once; false when there is nothing to say. */
+bool debug_cond_take_error(struct debug *d, unsigned vcpu, uint64_t addr, char *out,
+			   size_t size);
 
 /* --- exception catching (debug/catch.c) ---
  * Stop when the guest takes one of the exceptions in vector_mask (bit n =

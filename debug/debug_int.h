@@ -185,6 +185,14 @@ struct debug_vcpu {
 	struct engine_debug applied;   /* what the engine has now ... */
 	bool applied_valid;            /* ... once set_debug succeeded */
 	struct debug_step_vcpu st;     /* the step engine (step.c) */
+	/* cond.c: a hit whose conditions were all false is being stepped
+	 * over on this vCPU's thread (atomic reads); the breakpoint's key */
+	bool cond_skip;
+	uint64_t cond_key;
+	bool cond_key_phys;
+	bool cond_failed;              /* a condition could not be evaluated ... */
+	uint64_t cond_err_addr;        /* ... at this breakpoint (its key) ... */
+	struct err cond_err;           /* ... for this reason, not yet reported */
 };
 
 /* A breakpoint has up to two owners: the client (Z0/Z1) and exception
@@ -199,6 +207,7 @@ struct debug_sw_bp {
 	bool client;
 	uint32_t catch_vectors;
 	bool step_guard;         /* the step engine's: an exception handler's entry (step.c) */
+	struct debug_cond_list *conds;   /* the client's conditions (cond.c), or NULL */
 };
 
 /* A DR0-3 slot. rw EXEC (0): an execution breakpoint (the client's Z1
@@ -471,6 +480,24 @@ void debug_dr_share_load(struct debug *d, unsigned vcpu, struct engine_debug *db
 bool debug_dr_share_route_db(struct debug *d, struct vcpu *vcpu, struct vm_exit *exit);
 bool debug_dr_share_on_exit(struct debug *d, struct vcpu *vcpu, const struct vm_exit *exit);
 void debug_dr_share_refresh(struct debug *d, unsigned vcpu);
+
+/* cond.c: the client's breakpoint conditions */
+/* The conditions to check before this hit stops (d->lock held): NULL
+ * when there are none or the hit stops anyway (a catch, a step). */
+const struct debug_cond_list *debug_cond_of_locked(struct debug *d, const struct debug_sw_bp *bp,
+						   unsigned vcpu);
+/* On the vCPU's thread, d->lock NOT held, bp is the hit (stable: the
+ * client changes breakpoints only with every vCPU parked): true when
+ * every condition was false and the hit is being skipped; false = stop
+ * (a condition held, or failed: its words wait for the client). */
+bool debug_cond_hit(struct debug *d, unsigned vcpu, uint64_t pc, const struct debug_sw_bp *bp,
+		    const struct debug_cond_list *conds);
+/* At an internal step's trap: true when it ended a skip (watch: a
+ * watchpoint the skipped instruction hit, which stops the vCPU). */
+bool debug_cond_skip_end(struct debug *d, struct vcpu *vcpu, const struct debug_event *watch);
+/* Every vCPU parked: end skips a stop interrupted (the int3 goes back). */
+void debug_cond_skips_settle(struct debug *d);
+void debug_cond_free(struct debug_sw_bp *bp);
 
 /* mem.c */
 int debug_translate(struct debug *d, unsigned vcpu, uint64_t gva, uint64_t *gpa);

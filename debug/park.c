@@ -296,6 +296,7 @@ void debug_stop_all(struct debug *d)
 			kick_running_locked(d, VM_MAX_VCPUS);
 	}
 	pthread_mutex_unlock(&d->lock);
+	debug_cond_skips_settle(d);
 }
 
 void debug_interrupt(struct debug *d, unsigned vcpu)
@@ -799,7 +800,10 @@ bool debug_on_bpt(struct debug *d, struct vcpu *vcpu, uint64_t pc)
 	}
 	enum debug_step step_kind = d->vcpus[vcpu->id].step;
 	bool stepping = step_kind == DEBUG_STEP_USER;
+	const struct debug_cond_list *conds = bp ? debug_cond_of_locked(d, bp, vcpu->id) : NULL;
 	pthread_mutex_unlock(&d->lock);
+	if (conds && debug_cond_hit(d, vcpu->id, pc, bp, conds))
+		return true;     /* every condition false: skipped on this thread */
 	if (bp && step_kind != DEBUG_STEP_NONE && step_at_handler(d, vcpu, pc, guard_only))
 		return true;
 	if (guard_only) {
@@ -868,6 +872,9 @@ bool debug_on_db(struct debug *d, struct vcpu *vcpu, const struct vm_exit *hw_ex
 	pthread_mutex_unlock(&d->lock);
 	if (step != DEBUG_STEP_NONE && step_end)
 		debug_step_end(d, vcpu, &ev.addr, false);
+	if (step == DEBUG_STEP_INTERNAL && step_end &&
+	    debug_cond_skip_end(d, vcpu, watch ? &wev : NULL))
+		return true;     /* a hit whose conditions were false is behind it */
 	if (step == DEBUG_STEP_INTERNAL && step_end) {
 		pthread_mutex_lock(&d->lock);
 		dv->step_watch = watch;        /* step_over reports it */
@@ -991,6 +998,8 @@ void debug_destroy(struct vm *vm)
 	vm->debug_hooks = NULL;
 	vm->debug = NULL;
 	free(d->watch_ranges);
+	for (unsigned i = 0; i < d->nr_sw; i++)
+		debug_cond_free(&d->sw[i]);
 	pthread_cond_destroy(&d->park_cond);
 	pthread_cond_destroy(&d->parked_cond);
 	pthread_mutex_destroy(&d->lock);

@@ -77,6 +77,10 @@ struct gdb_packet {
 extern const struct gdb_packet gdb_pkt_query[], gdb_pkt_regs[], gdb_pkt_mem[],
 	gdb_pkt_break[], gdb_pkt_run[], gdb_pkt_monitor[];
 
+/* pkt_break.c: a stop at a breakpoint whose condition failed says why
+ * (an O packet, before the stop reply) */
+void gdb_explain_cond_error(struct gdb_server *s, const struct debug_event *ev);
+
 /* server.c */
 void gdb_set_state(struct gdb_server *s, enum gdb_state next);
 void gdb_send_reply(struct gdb_server *s);

@@ -6,16 +6,62 @@
  * falls back as it does with any stub. QEnableErrorStrings (LLDB's
  * extension) adds the reason to the E reply of a Z/z that failed. With
  * `monitor phys on`, Z0 breakpoints are on guest-physical addresses;
- * Z1-Z4 cannot be and are refused. */
+ * Z1-Z4 cannot be and are refused.
+ * A Z0 may carry conditions (ConditionalBreakpoints+): gdb's agent
+ * expressions, ";X len,HEX" each, which the debug core evaluates at the
+ * hit so that a false one costs no stop (debug/cond.c). Z1 conditions
+ * are not evaluated here: such a breakpoint stops at every hit and gdb
+ * checks its condition itself. Commands (cmds:) were not advertised and
+ * are ignored. */
 #include "gdbserver/gdbserver_int.h"
 
 #include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 enum { Z_SW = 0, Z_HW = 1, Z_WRITE = 2, Z_READ = 3, Z_ACCESS = 4 };
 
-/* Z TYPE,ADDR,KIND[;cond...] — conditions and commands are ignored (we
- * did not advertise them). KIND is the byte count for watchpoints. */
+/* One "X len,HEX" condition, appended to the list. */
+static int parse_cond(struct rsp_cur *c, struct debug_cond_list *list, struct err *e)
+{
+	uint64_t len;
+	if (rsp_take_hex(c, ',', &len) < 0)
+		return err_set(e, EINVAL, "a breakpoint condition without a length");
+	if (len == 0 || len > AGENT_MAX_CODE)
+		return err_set(e, EINVAL, "a breakpoint condition of %" PRIu64 " bytes (at most %d)",
+			       len, AGENT_MAX_CODE);
+	if (list->n == DEBUG_MAX_CONDS)
+		return err_set(e, E2BIG, "more than %d conditions on one breakpoint",
+			       DEBUG_MAX_CONDS);
+	if (rsp_left(c) < 2 * len || rsp_hex_decode(c->p, 2 * len, list->code[list->n]) < 0)
+		return err_set(e, EINVAL, "a breakpoint condition shorter than its length, or not hex");
+	c->p += 2 * len;
+	list->len[list->n++] = (uint16_t)len;
+	return 0;
+}
+
+/* What follows ADDR,KIND: ";X..X.." conditions (gdb puts them after one
+ * ';', gdbserver also takes one ';' each), then perhaps ";cmds:...". */
+static int parse_conds(struct rsp_cur *c, struct debug_cond_list *list, struct err *e)
+{
+	list->n = 0;
+	while (!rsp_at_end(c)) {
+		if (rsp_skip_char(c, ';'))
+			continue;
+		if (rsp_skip_str(c, "cmds:"))
+			return 0;
+		if (!rsp_skip_char(c, 'X'))
+			return err_set(e, EINVAL, "unexpected text after a breakpoint's kind");
+		int r = parse_cond(c, list, e);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+/* Z TYPE,ADDR,KIND[;cond...]; the cursor is left on the conditions. KIND
+ * is the byte count for watchpoints. */
 static int parse_z(struct rsp_cur *args, uint64_t *type, uint64_t *addr, uint64_t *kind)
 {
 	if (rsp_take_hex(args, ',', type) < 0 || rsp_take_hex(args, ',', addr) < 0)
@@ -26,7 +72,23 @@ static int parse_z(struct rsp_cur *args, uint64_t *type, uint64_t *addr, uint64_
 	struct rsp_cur k = { args->p, semi };
 	if (rsp_take_hex(&k, '\0', kind) < 0)
 		return -EINVAL;
+	args->p = semi;
 	return 0;
+}
+
+/* Z0 with its conditions (none: every hit stops). */
+static int z_sw_insert(struct gdb_server *s, struct rsp_cur *conds, uint64_t addr, struct err *e)
+{
+	struct debug_cond_list *list = malloc(sizeof(*list));
+	if (!list)
+		return err_set(e, ENOMEM, "out of memory for breakpoint conditions");
+	int r = parse_conds(conds, list, e);
+	if (r == 0)
+		r = debug_sw_insert(s->dbg, s->cur_g, addr, s->phys, e);
+	if (r == 0)
+		r = debug_sw_set_conds(s->dbg, addr, s->phys, list, e);
+	free(list);
+	return r;
 }
 
 static int z_watch(struct gdb_server *s, uint64_t type, uint64_t addr, uint64_t len, bool insert,
@@ -58,8 +120,7 @@ static int z_common(struct gdb_server *s, struct rsp_cur *args, bool insert)
 	}
 	switch (type) {
 	case Z_SW:
-		r = insert ? debug_sw_insert(s->dbg, s->cur_g, addr, s->phys, &e)
-			   : debug_sw_remove(s->dbg, addr, s->phys, &e);
+		r = insert ? z_sw_insert(s, args, addr, &e) : debug_sw_remove(s->dbg, addr, s->phys, &e);
 		break;
 	case Z_HW:
 		if (!debug_hw_supported(s->dbg))
@@ -100,6 +161,25 @@ static int pkt_enable_error_strings(struct gdb_server *s, struct rsp_cur *args)
 	s->error_strings = true;
 	rsp_buf_printf(&s->reply, "OK");
 	return 0;
+}
+
+void gdb_explain_cond_error(struct gdb_server *s, const struct debug_event *ev)
+{
+	char text[600];
+	int n = snprintf(text, sizeof(text), "vmdb: breakpoint condition at 0x%" PRIx64
+			 " could not be evaluated, so the vCPU stopped: ", ev->addr);
+	if (ev->kind != DEBUG_EV_SWBREAK ||
+	    !debug_cond_take_error(s->dbg, ev->vcpu, ev->addr, text + n,
+				   sizeof(text) - (size_t)n - 1))
+		return;
+	strcat(text, "\n");
+	struct rsp_buf out;
+	rsp_buf_init(&out);
+	rsp_buf_putc(&out, 'O');
+	rsp_buf_hex(&out, text, strlen(text));
+	if (out.err == 0)
+		rsp_send(&s->rsp, out.data, out.len);
+	rsp_buf_free(&out);
 }
 
 const struct gdb_packet gdb_pkt_break[] = {

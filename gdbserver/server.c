@@ -371,6 +371,7 @@ void gdb_report_stop(struct gdb_server *s)
 	const char *reason;
 	if (ev.kind == DEBUG_EV_CATCH || ev.kind == DEBUG_EV_ACCESS)
 		explain_catch(s, &ev);
+	gdb_explain_cond_error(s, &ev);
 	format_stop(s, &ev, &reason);
 	if (ev.kind != DEBUG_EV_EXITED && ev.kind != DEBUG_EV_CRASHED)
 		expedite_registers(s, ev.vcpu);

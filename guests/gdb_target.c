@@ -34,6 +34,10 @@
  *             register 0x0b), gdb_kd_wrmsr (STAR = 0x0013000800000000),
  *             gdb_kd_rdmsr (STAR), gdb_kd_movcr (CR4 written unchanged);
  *             prints "kdtools: in 0xN star 0xN" and exits 0
+ *   cond      calls gdb_cond_f(i) for i = 1..n (cmdline n, default 1000),
+ *             which adds i to gdb_cond_sum and sets gdb_cond_last = i: a
+ *             hot path for conditional breakpoints; exits 0 when the sum
+ *             is n(n+1)/2 (every call ran whole, breakpoint or not)
  * Interrupts stay off (no timer) so nothing disturbs the stepping. */
 #include "guests/rt/apic.h"
 #include "guests/rt/cmdline.h"
@@ -48,6 +52,7 @@
 
 volatile uint64_t gdb_flag;
 volatile uint64_t gdb_hits[RT_MAX_CPUS];
+volatile uint64_t gdb_cond_sum, gdb_cond_last;     /* test=cond */
 
 static void __attribute__((noreturn)) test_regs(void)
 {
@@ -367,6 +372,21 @@ static int __attribute__((noinline, noclone)) test_kdtools(void)
 	return 0;
 }
 
+GDB_FN void gdb_cond_f(uint64_t i)
+{
+	gdb_cond_sum += i;
+	gdb_cond_last = i;
+}
+
+static int test_cond(void)
+{
+	uint64_t n = cmdline_u64("n", 1000);
+	for (uint64_t i = 1; i <= n; i++)
+		gdb_cond_f(i);
+	printf("cond: %lu calls, sum %lu\n", (unsigned long)n, (unsigned long)gdb_cond_sum);
+	return gdb_cond_sum == n * (n + 1) / 2 ? 0 : 1;
+}
+
 int main(void)
 {
 	const char *t = cmdline_get("test");
@@ -392,6 +412,8 @@ int main(void)
 		return test_watch();
 	if (strcmp(t, "kdtools") == 0)
 		return test_kdtools();
+	if (strcmp(t, "cond") == 0)
+		return test_cond();
 	printf("gdb_target: unknown test '%s'\n", t);
 	return 1;
 }

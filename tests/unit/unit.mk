@@ -4,7 +4,8 @@
 # exit 77 means skipped). `make unit` builds them all, `make unit-NAME` builds
 # and runs one (`make unit-debug_test`).
 UNIT_TESTS := rsp_test kvm_selftest machine_test debug_test emu_debug_test \
-	emu_platform_test x86_desc_test x86_seg_load_test x86_paging_test emu_cpuid_test
+	emu_platform_test x86_desc_test x86_seg_load_test x86_paging_test emu_cpuid_test \
+	agent_test
 
 .PHONY: unit
 unit: $(UNIT_TESTS:%=$(BUILD)/tests/%)
@@ -36,6 +37,9 @@ $(BUILD)/tests/machine_test: $(patsubst %.c,$(BUILD)/%.o,util/err.c machine/bus.
 $(BUILD)/tests/debug_test: $(patsubst %.c,$(BUILD)/%.o,tests/unit/fake_engine.c \
 	$(wildcard debug/*.c) x86/paging.c \
 	x86/x86.c x86/insn.c x86/decode.c x86/desc.c util/err.c)
+
+# debug/agent.c alone: agent expressions on hand-assembled bytecode.
+$(BUILD)/tests/agent_test: $(addprefix $(BUILD)/,debug/agent.o util/err.o)
 
 # engine/emu/emu_debug.c alone, with a fake emu_raise().
 $(BUILD)/tests/emu_debug_test: $(BUILD)/engine/emu/emu_debug.o
