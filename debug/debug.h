@@ -20,7 +20,8 @@
  * debug_create() installs; one client thread (the gdbserver) calls
  * everything else, and only while the machine is stopped (after
  * debug_stop_all()), except debug_interrupt() and the event queue calls,
- * which are safe at any time.
+ * which are safe at any time, and (non-stop mode) memory access and the
+ * register calls of a vCPU that is parked while others run.
  *
  * How one stepi flows: the server thread reads `vCont;s:1`
  * (gdbserver/server.c, pkt_run.c) and calls debug_resume() (park.c). With
