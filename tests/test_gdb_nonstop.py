@@ -4,10 +4,9 @@ timer; the guest checks from the inside that the AP answered while the
 BSP was stopped. Then `interrupt -a` stops the AP (a T00 notification)
 and `continue -a` lets both go; the BSP ends the machine."""
 import re
-
-from gdbclient import GDB, start_gdb_vmdb
-
 import subprocess
+
+from gdbclient import GDB, RspClient, checksum, start_gdb_vmdb
 
 
 def gdb_nonstop(elf, target, commands, timeout=120):
@@ -46,3 +45,46 @@ def test_one_vcpu_stopped_and_stepped_while_the_other_runs(start_vmdb, guest, fr
     assert "PASS: the AP answered while the BSP was stopped" in serial, serial + out
     assert "PASS: the AP took its timer while the BSP was stopped" in serial, serial + out
     assert "SUMMARY: 4 checks, 0 failed" in serial, serial + out
+
+
+def read_notification(c):
+    """The next %Stop notification's payload (checksum checked)."""
+    while b"%" not in c.buf or b"#" not in c.buf[c.buf.index(b"%"):] or \
+            len(c.buf) < c.buf.index(b"#", c.buf.index(b"%")) + 3:
+        c._fill()
+    start = c.buf.index(b"%")
+    end = c.buf.index(b"#", start)
+    raw, cs = c.buf[start + 1:end], c.buf[end + 1:end + 3]
+    c.buf = c.buf[:start] + c.buf[end + 3:]
+    assert checksum(raw) == cs, raw
+    assert raw.startswith(b"Stop:"), raw
+    return raw[5:]
+
+
+def test_protocol(start_vmdb, guest, free_port):
+    """QNonStop, ?, vCont;t, vStopped and vCtrlC on the wire; bad input is refused."""
+    vm, target = start_gdb_vmdb(start_vmdb, guest("nonstop"), "--smp", "2", port=free_port())
+    c = RspClient(target)
+    c.start_noack()
+    assert b"QNonStop+" in c.request("qSupported:swbreak+")
+    assert c.request("QNonStop:2").startswith(b"E")
+    assert c.request("vStopped").startswith(b"E")          # not in non-stop mode
+    assert c.request("vCtrlC").startswith(b"E")
+    assert c.request("QNonStop:1") == b"OK"
+    # the current vCPU is reported stopped; the other one runs
+    assert c.request("?").startswith(b"T00thread:1;")
+    assert c.request("vStopped") == b"OK"
+    assert c.request("vCont;t:2") == b"OK"
+    assert read_notification(c).startswith(b"T00thread:2;")
+    assert c.request("vStopped") == b"OK"
+    assert c.request("c").startswith(b"E")                 # vCont only
+    assert c.request("vCont;c") == b"OK"
+    assert c.request("vCtrlC") == b"OK"
+    stop = read_notification(c)
+    assert re.match(rb"T02thread:[12];", stop), stop
+    assert c.request("vStopped") == b"OK"
+    assert c.request("QNonStop:0") == b"OK"
+    assert c.request("?").startswith(b"T")
+    c.kill()
+    vm.wait(30)
+    c.close()
