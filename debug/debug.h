@@ -23,7 +23,8 @@
  * debug_create() installs; one client thread (the gdbserver) calls
  * everything else, and only while the machine is stopped (after
  * debug_stop_all()), except debug_interrupt() and the event queue calls,
- * which are safe at any time.
+ * which are safe at any time, and (non-stop mode) memory access and the
+ * register calls of a vCPU that is parked while others run.
  *
  * How one stepi flows: the server thread reads `vCont;s:1`
  * (gdbserver/server.c, pkt_run.c) and calls debug_resume() (park.c). With
@@ -112,7 +113,10 @@ unsigned debug_nr_vcpus(const struct debug *d);
 /* The opaque given to debug_create (the client that owns the core). */
 void *debug_notify_opaque(const struct debug *d);
 
-enum debug_action { DEBUG_ACT_STOP, DEBUG_ACT_CONTINUE, DEBUG_ACT_STEP };
+/* RUN_ON continues a vCPU the client never saw stop (non-stop mode's
+ * short pauses): a breakpoint under its pc is one it has not hit yet, so
+ * it is not stepped over. */
+enum debug_action { DEBUG_ACT_STOP, DEBUG_ACT_CONTINUE, DEBUG_ACT_STEP, DEBUG_ACT_RUN_ON };
 
 /* Resume the machine: actions[i] for vCPU i (debug_nr_vcpus entries).
  * Events still queued (and still meaningful) are reported first: then
@@ -123,6 +127,11 @@ enum debug_action { DEBUG_ACT_STOP, DEBUG_ACT_CONTINUE, DEBUG_ACT_STEP };
  * ends there, its event is queued and the result is 1 as well. -errno on
  * failure. */
 int debug_resume(struct debug *d, const enum debug_action *actions, struct err *e);
+
+/* Non-stop mode: an event stops only the vCPU it happened on (all-stop,
+ * the default: every vCPU). The client pauses the others with
+ * debug_stop_all() around whatever needs the machine stopped. */
+void debug_set_non_stop(struct debug *d, bool on);
 
 /* Pop the oldest event the client may hear about now (one of a vCPU it
  * resumed last, or a machine-wide one); false when none. Events of vCPUs

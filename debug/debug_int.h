@@ -317,6 +317,7 @@ struct debug {
 	 * out): translations the step engine cached may be stale. */
 	uint64_t mem_gen;
 	struct debug_step_stats step_stats;
+	bool non_stop;               /* an event stops its own vCPU only */
 	bool step_alone;             /* the resume runs one stepped vCPU, the rest stay parked */
 	struct debug_guard guard;
 

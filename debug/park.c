@@ -521,7 +521,8 @@ static int step_overs(struct debug *d, const enum debug_action *actions, struct 
 	d->step_alone = true;     /* a step-over runs its vCPU alone */
 	for (unsigned i = 0; i < d->nr_vcpus; i++) {
 		uint64_t pc = 0;
-		if (actions[i] == DEBUG_ACT_STOP || vcpu_pc(d, i, &pc) < 0 || !at_breakpoint(d, i, pc))
+		if (actions[i] == DEBUG_ACT_STOP || actions[i] == DEBUG_ACT_RUN_ON ||
+		    vcpu_pc(d, i, &pc) < 0 || !at_breakpoint(d, i, pc))
 			continue;
 		int r = step_over(d, i, pc, actions[i] == DEBUG_ACT_STEP);
 		if (r < 0)
@@ -584,7 +585,7 @@ int debug_resume(struct debug *d, const enum debug_action *actions, struct err *
 			return err_set(e, -r, "the %s engine cannot single-step vCPU %u",
 				       d->vm->engine->name, i);
 		}
-		if (actions[i] == DEBUG_ACT_CONTINUE)
+		if (actions[i] == DEBUG_ACT_CONTINUE || actions[i] == DEBUG_ACT_RUN_ON)
 			debug_step_leave(d, i);
 	}
 	/* one vCPU stepped alone: on this thread when the engine lends it */
@@ -597,6 +598,13 @@ int debug_resume(struct debug *d, const enum debug_action *actions, struct err *
 			debug_run_release_locked(d, i);
 	pthread_mutex_unlock(&d->lock);
 	return 0;
+}
+
+void debug_set_non_stop(struct debug *d, bool on)
+{
+	pthread_mutex_lock(&d->lock);
+	d->non_stop = on;
+	pthread_mutex_unlock(&d->lock);
 }
 
 void debug_attach(struct debug *d)
@@ -616,6 +624,7 @@ void debug_detach(struct debug *d)
 	debug_remove_all_breakpoints(d);
 	pthread_mutex_lock(&d->lock);
 	d->q_len = 0;
+	d->non_stop = false;
 	for (unsigned i = 0; i < d->nr_vcpus; i++)
 		d->vcpus[i].step = DEBUG_STEP_NONE;
 	pthread_mutex_unlock(&d->lock);
@@ -734,7 +743,8 @@ static void set_rip(struct debug *d, struct vcpu *vcpu, uint64_t rip)
 	}
 }
 
-/* Queue an event for this vCPU and stop the others; it parks next. */
+/* Queue an event for this vCPU and stop the others (only itself in
+ * non-stop mode); it parks next. */
 static bool stop_with(struct debug *d, struct vcpu *vcpu, const struct debug_event *ev)
 {
 	pthread_mutex_lock(&d->lock);
@@ -743,7 +753,14 @@ static bool stop_with(struct debug *d, struct vcpu *vcpu, const struct debug_eve
 	/* the client is woken when this vCPU has parked (before_run), not
 	 * now: it would only wake up to wait for that park */
 	d->vcpus[vcpu->id].notify_on_park = true;
-	debug_request_stop_locked(d, vcpu->id);
+	if (d->non_stop) {
+		debug_run_stop_locked(d, vcpu->id);
+		/* and kicked, so an engine that runs one vCPU at a time (emu's
+		 * run token) sees it away and lets the others run meanwhile */
+		if (!debug_gone_locked(d))
+			d->vm->engine->vcpu->kick(vcpu);
+	} else
+		debug_request_stop_locked(d, vcpu->id);
 	pthread_mutex_unlock(&d->lock);
 	return true;
 }

@@ -27,6 +27,30 @@ enum gdb_state {
 	GDB_CLOSING,     /* detach / kill / guest gone: close after this packet */
 };
 
+/* Non-stop mode (nonstop.c): what the client knows of each vCPU, and the
+ * stops it has yet to hear of. */
+struct gdb_ns_stop {
+	struct debug_event ev;
+	bool quiet;                  /* stopped by vCont;t: "T00" */
+};
+
+struct gdb_nonstop {
+	bool on;
+	/* per vCPU, what the next release does: STOP = the client knows it
+	 * stopped; CONTINUE = resumed by the client, not let go yet (a
+	 * breakpoint under it is stepped over); STEP = a step whose stop is
+	 * owed; RUN_ON = running */
+	enum debug_action act[VM_MAX_VCPUS];
+	struct gdb_ns_stop last[VM_MAX_VCPUS];     /* why each stopped one stopped */
+	bool have_last[VM_MAX_VCPUS];
+	/* stops not yet acknowledged: the head went out as %Stop (or as the
+	 * reply to ? or vStopped) while in_flight */
+	struct gdb_ns_stop queue[VM_MAX_VCPUS + 1];
+	unsigned len;
+	bool in_flight;
+	unsigned pauses;             /* short stops of the running vCPUs so far */
+};
+
 struct gdb_server {
 	struct vm *vm;
 	struct debug *dbg;
@@ -58,6 +82,7 @@ struct gdb_server {
 	unsigned range_vcpu;
 	uint64_t range_start, range_end;
 	enum debug_action range_actions[VM_MAX_VCPUS];
+	struct gdb_nonstop ns;
 };
 
 /* A packet handler: args starts right after the packet name. Fill
@@ -71,6 +96,10 @@ struct gdb_packet {
 	const char *name;
 	gdb_handler fn;
 	bool needs_stopped;      /* refused while the machine runs */
+	bool own_pause;          /* non-stop: the handler stops what it needs itself
+				  * (every other packet runs with the machine paused) */
+	bool held_ok;            /* non-stop: reads memory or the current vCPU's
+				  * registers only: no pause while that vCPU is stopped */
 };
 
 /* Each pkt_*.c exports its table, ended by a {NULL} entry. */
@@ -116,6 +145,32 @@ extern const unsigned gdb_nr_regs;
 extern const unsigned gdb_nr_g_regs;     /* the leading ones the g packet carries */
 extern const char *const gdb_features[];
 extern const unsigned gdb_nr_features;
+
+/* server.c: the stop reply for ev (format, expedited registers, reason)
+ * into s->reply, and a notification ("%NAME:payload") to the client. */
+void gdb_format_stop(struct gdb_server *s, const struct debug_event *ev);
+void gdb_send_notification(struct gdb_server *s, const char *name, const char *payload,
+			   size_t len);
+
+/* nonstop.c */
+extern const struct gdb_packet gdb_pkt_nonstop[];
+bool gdb_ns_on(const struct gdb_server *s);
+/* Stop every running vCPU for a moment (the debug core's calls want the
+ * machine stopped), take the stops that happened meanwhile, then let the
+ * running ones go on, and tell the client about new stops. */
+void gdb_ns_pause(struct gdb_server *s);
+int gdb_ns_release(struct gdb_server *s);
+void gdb_ns_flush(struct gdb_server *s);
+/* Events queued by the debug core (the server's eventfd rang). */
+void gdb_ns_events(struct gdb_server *s);
+/* vCont in non-stop mode: act[i] for the vCPUs set[i] names. */
+int gdb_ns_vcont(struct gdb_server *s, const enum debug_action *act, const bool *set);
+/* ? in non-stop mode (pkt_query.c answers it otherwise). */
+int gdb_ns_why(struct gdb_server *s, struct rsp_cur *args);
+/* Ctrl-C or vCtrlC: stop one running vCPU, reported with SIGINT. */
+void gdb_ns_interrupt(struct gdb_server *s);
+/* The client left: forget non-stop mode. */
+void gdb_ns_reset(struct gdb_server *s);
 
 /* pkt_xfer.c: qXfer:features|threads|exec-file|memory-map:read */
 int gdb_pkt_qxfer(struct gdb_server *s, struct rsp_cur *args);

@@ -96,8 +96,8 @@ static int pkt_lower_x(struct gdb_server *s, struct rsp_cur *args)
 }
 
 const struct gdb_packet gdb_pkt_mem[] = {
-	{ "m", pkt_m, true },
-	{ "x", pkt_lower_x, true },
+	{ "m", pkt_m, true, false, true },
+	{ "x", pkt_lower_x, true, false, true },
 	{ "M", pkt_bigm, true },
 	{ "X", pkt_x, true },
 	{ NULL, NULL, false },

@@ -32,8 +32,9 @@ static int pkt_qsupported(struct gdb_server *s, struct rsp_cur *args)
 	s->client_binary_upload = client_has(*args, "binary-upload");
 	rsp_buf_printf(&s->reply,
 		       "PacketSize=%x;qXfer:features:read+;qXfer:threads:read+;"
-		       "qXfer:exec-file:read+;qXfer:memory-map:read+;vContSupported+;swbreak+;hwbreak+;ConditionalBreakpoints+;"
-		       "QStartNoAckMode+;multiprocess-%s", GDB_PACKET_SIZE,
+		       "qXfer:exec-file:read+;qXfer:memory-map:read+;vContSupported+;swbreak+;hwbreak+;"
+		       "ConditionalBreakpoints+;QStartNoAckMode+;QNonStop+;multiprocess-%s",
+		       GDB_PACKET_SIZE,
 		       s->client_binary_upload ? ";binary-upload+" : "");
 	return 0;
 }
@@ -131,7 +132,8 @@ static int pkt_t(struct gdb_server *s, struct rsp_cur *args)
  * SIGTRAP (attach) for the current vCPU. */
 static int pkt_why(struct gdb_server *s, struct rsp_cur *args)
 {
-	(void)args;
+	if (gdb_ns_on(s))
+		return gdb_ns_why(s, args);
 	if (s->have_last_stop)
 		rsp_buf_printf(&s->reply, "T%02xthread:%x;core:%x;", gdb_stop_signal(&s->last_stop),
 			       s->last_stop.vcpu + 1, s->last_stop.vcpu);
@@ -144,13 +146,13 @@ const struct gdb_packet gdb_pkt_query[] = {
 	{ "qSupported", pkt_qsupported, false },
 	{ "QStartNoAckMode", pkt_start_noack, false },
 	{ "qXfer", gdb_pkt_qxfer, false },
-	{ "qfThreadInfo", pkt_qfthreadinfo, true },
-	{ "qsThreadInfo", pkt_qsthreadinfo, true },
-	{ "qC", pkt_qc, true },
+	{ "qfThreadInfo", pkt_qfthreadinfo, true, true },
+	{ "qsThreadInfo", pkt_qsthreadinfo, true, true },
+	{ "qC", pkt_qc, true, true },
 	{ "qAttached", pkt_qattached, false },
 	{ "qThreadExtraInfo", pkt_qthreadextrainfo, true },
-	{ "H", pkt_h, true },
-	{ "T", pkt_t, true },
-	{ "?", pkt_why, true },
+	{ "H", pkt_h, true, true },
+	{ "T", pkt_t, true, true },
+	{ "?", pkt_why, true, true },
 	{ NULL, NULL, false },
 };

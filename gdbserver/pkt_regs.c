@@ -522,9 +522,9 @@ static int pkt_bigp(struct gdb_server *s, struct rsp_cur *args)
 }
 
 const struct gdb_packet gdb_pkt_regs[] = {
-	{ "g", pkt_g, true },
-	{ "G", pkt_bigg, true },
-	{ "p", pkt_p, true },
-	{ "P", pkt_bigp, true },
+	{ "g", pkt_g, true, false, true },
+	{ "G", pkt_bigg, true, false, true },
+	{ "p", pkt_p, true, false, true },
+	{ "P", pkt_bigp, true, false, true },
 	{ NULL, NULL, false },
 };

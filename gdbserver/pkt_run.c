@@ -147,6 +147,10 @@ static int pkt_vcont(struct gdb_server *s, struct rsp_cur *args)
 			set[i] = true;
 		}
 	}
+	if (gdb_ns_on(s)) {
+		s->range_active = false;     /* non-stop: a range step is one step */
+		return gdb_ns_vcont(s, actions, set);
+	}
 	for (unsigned i = 0; i < n; i++) {
 		if (!set[i])
 			actions[i] = DEBUG_ACT_STOP;
@@ -168,6 +172,8 @@ static int legacy_resume(struct gdb_server *s, struct rsp_cur *args, bool step, 
 	unsigned who = s->cur_c >= 0 ? (unsigned)s->cur_c : s->cur_g;
 	uint64_t v;
 
+	if (gdb_ns_on(s))
+		return -EINVAL;      /* non-stop mode moves threads with vCont only */
 	if (has_sig && rsp_take_hex(args, ';', &v) < 0)
 		return -EINVAL;
 	if (!rsp_at_end(args)) {
@@ -245,7 +251,7 @@ static int pkt_vkill(struct gdb_server *s, struct rsp_cur *args)
 
 const struct gdb_packet gdb_pkt_run[] = {
 	{ "vCont?", pkt_vcont_query, false },
-	{ "vCont", pkt_vcont, true },
+	{ "vCont", pkt_vcont, true, true },
 	{ "c", pkt_c, true },
 	{ "C", pkt_bigc, true },
 	{ "s", pkt_s, true },

@@ -27,6 +27,7 @@
 
 static const struct gdb_packet *const gdb_tables[] = {
 	gdb_pkt_query, gdb_pkt_regs, gdb_pkt_mem, gdb_pkt_break, gdb_pkt_run, gdb_pkt_monitor,
+	gdb_pkt_nonstop,
 };
 
 /* ---- state ---- */
@@ -56,6 +57,7 @@ void gdb_set_state(struct gdb_server *s, enum gdb_state next)
 		s->client_swbreak = false;
 		s->client_binary_upload = false;
 		s->client_hwbreak = false;
+		gdb_ns_reset(s);
 		if (prev != GDB_IDLE && !debug_machine_gone(s->dbg))
 			debug_detach(s->dbg);
 		break;
@@ -108,6 +110,25 @@ void gdb_send_reply(struct gdb_server *s)
 	rsp_send(&s->rsp, s->reply.data ? s->reply.data : "", s->reply.len);
 }
 
+/* "%NAME:payload#cs": no acknowledgment either way, so the rsp layer's
+ * kept packet (an unacknowledged reply) stays as it is. Stop replies need
+ * no escapes. */
+void gdb_send_notification(struct gdb_server *s, const char *name, const char *payload,
+			   size_t len)
+{
+	struct rsp_buf out;
+	unsigned sum = 0;
+	rsp_buf_init(&out);
+	rsp_buf_printf(&out, "%%%s:", name);
+	rsp_buf_append(&out, payload, len);
+	for (size_t i = 1; i < out.len; i++)
+		sum += (unsigned char)out.data[i];
+	rsp_buf_printf(&out, "#%02x", sum & 0xff);
+	if (out.err == 0)
+		client_write(s, out.data, out.len);
+	rsp_buf_free(&out);
+}
+
 /* ---- dispatch ---- */
 
 /* The packet name: one letter, or for the q/Q/v families the whole word
@@ -148,6 +169,14 @@ static void error_reply(struct gdb_server *s, int r)
 	rsp_buf_printf(&s->reply, "E%02d", code);
 }
 
+/* Non-stop mode: the packet wants the running vCPUs paused around it. */
+static bool gdb_ns_needs_pause(const struct gdb_server *s, const struct gdb_packet *p)
+{
+	if (!gdb_ns_on(s) || p->own_pause)
+		return false;
+	return !p->held_ok || s->ns.act[s->cur_g] != DEBUG_ACT_STOP;
+}
+
 static void on_packet(void *opaque, const char *data, size_t len)
 {
 	struct gdb_server *s = opaque;
@@ -165,21 +194,41 @@ static void on_packet(void *opaque, const char *data, size_t len)
 		r = 0;                          /* unknown: empty reply */
 	} else if (p->needs_stopped && s->state != GDB_STOPPED) {
 		r = -EBUSY;
+	} else if (gdb_ns_needs_pause(s, p)) {
+		gdb_ns_pause(s);
+		r = p->fn(s, &args);
+		if (s->state != GDB_CLOSING && gdb_ns_on(s)) {
+			struct rsp_buf keep = s->reply;    /* the handler's reply */
+			rsp_buf_init(&s->reply);
+			int rr = gdb_ns_release(s);
+			if (rr != 0) {
+				rsp_buf_free(&keep);
+				r = rr;
+			} else {
+				rsp_buf_free(&s->reply);
+				s->reply = keep;
+			}
+		}
 	} else {
 		r = p->fn(s, &args);
 	}
-	if (r == GDB_NO_REPLY)
-		return;
-	if (r < 0)
-		error_reply(s, r);
-	gdb_send_reply(s);
+	if (r != GDB_NO_REPLY) {
+		if (r < 0)
+			error_reply(s, r);
+		gdb_send_reply(s);
+	}
+	gdb_ns_flush(s);
 }
 
 static void on_interrupt(void *opaque)
 {
 	struct gdb_server *s = opaque;
-	if (s->state == GDB_RUNNING)
+	if (gdb_ns_on(s)) {
+		gdb_ns_interrupt(s);
+		gdb_ns_flush(s);
+	} else if (s->state == GDB_RUNNING) {
 		debug_interrupt(s->dbg, s->cur_g);
+	}
 }
 
 static const struct rsp_ops gdb_rsp_ops = {
@@ -270,7 +319,7 @@ int gdb_stop_signal(const struct debug_event *ev)
 
 /* "T05thread:N;" and the like; *reason gets what follows the expedited
  * registers ("swbreak:;"). */
-static void format_stop(struct gdb_server *s, const struct debug_event *ev, const char **reason)
+static void format_stop_head(struct gdb_server *s, const struct debug_event *ev, const char **reason)
 {
 	unsigned tid = ev->vcpu + 1;
 	*reason = "";
@@ -355,6 +404,21 @@ static void explain_catch(struct gdb_server *s, const struct debug_event *ev)
 	rsp_buf_free(&out);
 }
 
+void gdb_format_stop(struct gdb_server *s, const struct debug_event *ev)
+{
+	const char *reason;
+	/* an O packet belongs before a stop reply, not beside a notification */
+	if (!gdb_ns_on(s)) {
+		if (ev->kind == DEBUG_EV_CATCH || ev->kind == DEBUG_EV_ACCESS)
+			explain_catch(s, ev);
+		gdb_explain_cond_error(s, ev);
+	}
+	format_stop_head(s, ev, &reason);
+	if (ev->kind != DEBUG_EV_EXITED && ev->kind != DEBUG_EV_CRASHED)
+		expedite_registers(s, ev->vcpu);
+	rsp_buf_printf(&s->reply, "%s", reason);
+}
+
 void gdb_report_stop(struct gdb_server *s)
 {
 	struct debug_event ev;
@@ -368,14 +432,7 @@ void gdb_report_stop(struct gdb_server *s)
 		if (next == GDB_RANGE_WAIT)
 			return;        /* stepping on; the next step's event comes later */
 	} while (next == GDB_RANGE_AGAIN);
-	const char *reason;
-	if (ev.kind == DEBUG_EV_CATCH || ev.kind == DEBUG_EV_ACCESS)
-		explain_catch(s, &ev);
-	gdb_explain_cond_error(s, &ev);
-	format_stop(s, &ev, &reason);
-	if (ev.kind != DEBUG_EV_EXITED && ev.kind != DEBUG_EV_CRASHED)
-		expedite_registers(s, ev.vcpu);
-	rsp_buf_printf(&s->reply, "%s", reason);
+	gdb_format_stop(s, &ev);
 	gdb_send_reply(s);
 	if (ev.kind == DEBUG_EV_EXITED || ev.kind == DEBUG_EV_CRASHED) {
 		gdb_set_state(s, GDB_CLOSING);
@@ -499,7 +556,12 @@ static void client_read(struct gdb_server *s)
 /* The debug core queued something. */
 static void handle_events(struct gdb_server *s)
 {
-	if (s->state == GDB_RUNNING && debug_has_event(s->dbg)) {
+	if (gdb_ns_on(s) && s->client_fd >= 0) {
+		if (debug_has_event(s->dbg))
+			gdb_ns_events(s);
+		if (s->state == GDB_CLOSING)
+			client_close(s);
+	} else if (s->state == GDB_RUNNING && debug_has_event(s->dbg)) {
 		gdb_report_stop(s);
 		if (s->state == GDB_CLOSING)
 			client_close(s);
