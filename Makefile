@@ -82,16 +82,17 @@ $(LINUX_DIR)/initramfs.gz: $(LINUX_DIR)/busybox $(LINUX_DIR)/dynhello tests/linu
 		lib64/ld-linux-x86-64.so.2=/lib64/ld-linux-x86-64.so.2 \
 		lib/x86_64-linux-gnu/libc.so.6=/lib/x86_64-linux-gnu/libc.so.6
 
-# The whole suite, once per build, in one pytest run (one summary line).
+# The whole suite, once per build, in one pytest run (one summary line) on two
+# workers: most tests wait on a guest or a debugger more than they compute.
 test:
 	@scripts/deps.sh test
 	@$(MAKE) -s -j2 --no-print-directory all unit linux-assets fuzz-build
 	@$(MAKE) -s -j2 --no-print-directory SAN=1 all unit
-	/usr/bin/python3 -m pytest -q tests --builds build,build-asan --engines kvm,emu
+	/usr/bin/python3 -m pytest -q -n 2 tests --builds build,build-asan --engines kvm,emu
 
 # Normal build only; for the edit-test loop.
 test-quick: all unit linux-assets fuzz-build
-	/usr/bin/python3 -m pytest -q tests --builds build --engines kvm,emu
+	/usr/bin/python3 -m pytest -q -n 2 tests --builds build --engines kvm,emu
 
 # The long Linux check, outside `make test`: Debian's kernel (bzImage and
 # PVH, 1 and 2 vCPUs) boots to the test init on ENGINE; how far each got and

@@ -5,7 +5,7 @@ set -e
 purpose=${1:-build}
 need="gcc make libc6-dev binutils libzydis-dev"
 case "$purpose" in
-test)  need="$need gdb lldb python3 python3-pytest lz4 clang libclang-rt-dev" ;;
+test)  need="$need gdb lldb python3 python3-pytest python3-pytest-xdist lz4 clang libclang-rt-dev" ;;
 bench) need="$need gdb python3 qemu-system-x86 bochs bochsbios vgabios" ;;
 esac
 missing=""
