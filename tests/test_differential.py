@@ -622,11 +622,13 @@ X87_NSEQ = int(os.environ.get("VMDB_X87_NSEQ", "60"))
 X87_LEN = 200
 
 
-@pytest.mark.kvm
-def test_x87_ring3_free_running(vmdb_bin, tmp_path):
-    seqs = dg.generate_x87(X87_SEED, X87_NSEQ, X87_LEN)
+def ring3_fpu_against_cpu(vmdb_bin, tmp_path, kind, seqs, seed, nseq, length):
+    """Generated x87 or MMX sequences (kind "x87" / "mmx") run free in ring 3
+    on emu and on the real CPU (kvm), compared at the end: the x87 state
+    (FSW's TOP, the tags, ST0-ST7) shows the aliasing too. At least one
+    sequence must end in #MF, else the generator lost its x87 endings."""
     dg.assemble(seqs, str(tmp_path))
-    blob_path = str(tmp_path / "x87.blob")
+    blob_path = str(tmp_path / f"{kind}.blob")
     with open(blob_path, "wb") as f:
         f.write(dg.blob(seqs, ring3=True))
     res = {e: free_run(vmdb_bin, e, blob_path, tmp_path, RESULT3_RE) for e in ENGINES}
@@ -639,14 +641,20 @@ def test_x87_ring3_free_running(vmdb_bin, tmp_path):
         ra, rb = int(a.group(3), 16), int(b.group(3), 16)
         if ra & mask != rb & mask:
             diffs.append(f"  rflags: emu {ra:#x}  cpu {rb:#x} (differ in {dg.flag_text((ra ^ rb) & mask)})")
-        assert not diffs, f"{seq.name} (VMDB_X87_SEED={X87_SEED}) in ring 3: emu and the CPU end " \
-                          "differently\n" + "\n".join(diffs) + \
-                          f"\n (replay: python3 tests/diffgen.py --x87 --seed {X87_SEED} " \
-                          f"--nseq {X87_NSEQ} --length {X87_LEN} --asm FILE --out BLOB)"
+        assert not diffs, f"{seq.name} (VMDB_{kind.upper()}_SEED={seed}) in ring 3: emu and " \
+                          "the CPU end differently\n" + "\n".join(diffs) + \
+                          f"\n (replay: python3 tests/diffgen.py --{kind} --seed {seed} " \
+                          f"--nseq {nseq} --length {length} --asm FILE --out BLOB)"
     excs = {sse_fields(m)["exc"] for m in res["kvm"].values()}
     assert "16" in excs, "no sequence ended in #MF: the generator lost its x87 endings"
-    print(f"x87 ring 3: seed {X87_SEED}, {len(seqs)} sequences, "
+    print(f"{kind} ring 3: seed {seed}, {len(seqs)} sequences, "
           f"{sum(len(s.insns) for s in seqs)} instructions, endings {sorted(excs)}")
+
+
+@pytest.mark.kvm
+def test_x87_ring3_free_running(vmdb_bin, tmp_path):
+    ring3_fpu_against_cpu(vmdb_bin, tmp_path, "x87", dg.generate_x87(X87_SEED, X87_NSEQ, X87_LEN),
+                          X87_SEED, X87_NSEQ, X87_LEN)
 
 
 def test_x87_ring3_emu_known_values(vmdb_bin, tmp_path):
@@ -733,29 +741,8 @@ MMX_LEN = 200
 
 @pytest.mark.kvm
 def test_mmx_ring3_free_running(vmdb_bin, tmp_path):
-    seqs = dg.generate_mmx(MMX_SEED, MMX_NSEQ, MMX_LEN)
-    dg.assemble(seqs, str(tmp_path))
-    blob_path = str(tmp_path / "mmx.blob")
-    with open(blob_path, "wb") as f:
-        f.write(dg.blob(seqs, ring3=True))
-    res = {e: free_run(vmdb_bin, e, blob_path, tmp_path, RESULT3_RE) for e in ENGINES}
-    for k, seq in enumerate(seqs):
-        a, b = res["emu"].get(k), res["kvm"].get(k)
-        assert a and b, f"{seq.name}: no result line (emu {bool(a)}, kvm {bool(b)})"
-        fa, fb = sse_fields(a), sse_fields(b)
-        diffs = [f"  {x}: emu {fa[x]}  cpu {fb.get(x)}" for x in fa if fa[x] != fb.get(x)]
-        mask = FLAGS_COMPARED & ~seq.final_undef
-        ra, rb = int(a.group(3), 16), int(b.group(3), 16)
-        if ra & mask != rb & mask:
-            diffs.append(f"  rflags: emu {ra:#x}  cpu {rb:#x} (differ in {dg.flag_text((ra ^ rb) & mask)})")
-        assert not diffs, f"{seq.name} (VMDB_MMX_SEED={MMX_SEED}) in ring 3: emu and the CPU end " \
-                          "differently\n" + "\n".join(diffs) + \
-                          f"\n (replay: python3 tests/diffgen.py --mmx --seed {MMX_SEED} " \
-                          f"--nseq {MMX_NSEQ} --length {MMX_LEN} --asm FILE --out BLOB)"
-    excs = {sse_fields(m)["exc"] for m in res["kvm"].values()}
-    assert "16" in excs, "no sequence ended in #MF: the generator lost its x87 endings"
-    print(f"mmx ring 3: seed {MMX_SEED}, {len(seqs)} sequences, "
-          f"{sum(len(s.insns) for s in seqs)} instructions, endings {sorted(excs)}")
+    ring3_fpu_against_cpu(vmdb_bin, tmp_path, "mmx", dg.generate_mmx(MMX_SEED, MMX_NSEQ, MMX_LEN),
+                          MMX_SEED, MMX_NSEQ, MMX_LEN)
 
 
 def test_mmx_ring3_emu_known_values(vmdb_bin, tmp_path):
