@@ -197,3 +197,14 @@ def run_vmdb(vmdb_bin, *args, timeout=60):
                        env=sanitizer_env(), stdin=subprocess.DEVNULL)
     check_sanitizer_report(r.stderr)
     return r
+
+
+def guest_checks_passed(vm, min_checks, timeout=60):
+    """A self-checking guest (guests/rt's check()) ended with status 1 and
+    'SUMMARY: N checks, 0 failed', N >= min_checks; its serial text."""
+    status = vm.wait(timeout)
+    serial = vm.serial_text()
+    m = re.search(r"SUMMARY: (\d+) checks, (\d+) failed", serial)
+    assert status == 1 and m and m.group(2) == "0" and int(m.group(1)) >= min_checks, \
+        f"status {status}\nserial:\n{serial[-3000:]}\nstderr:\n{vm.stderr_text()}"
+    return serial
