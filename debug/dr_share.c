@@ -228,6 +228,74 @@ static bool place_locked(struct debug *d, unsigned wanted)
 	return s->gen != gen;
 }
 
+/* addr through vCPU via's page tables, or (via < 0) the first vCPU's
+ * that maps it. */
+static bool translate_via(struct debug *d, int via, uint64_t addr, uint64_t *gpa)
+{
+	if (via >= 0)
+		return debug_translate(d, (unsigned)via, addr, gpa) == 0;
+	for (unsigned i = 0; i < d->nr_vcpus; i++)
+		if (debug_translate(d, i, addr, gpa) == 0)
+			return true;
+	return false;
+}
+
+static bool wants_stand_in_locked(struct debug *d, unsigned n)
+{
+	const struct debug_hw_bp *hw = &d->hw[n];
+	return d->share.on && hw->used && hw->client && hw->rw == DR7_RW_EXEC &&
+	       d->share.place[n] < 0;
+}
+
+/* The client's execution breakpoints left without a slot get an int3 in
+ * their place at once (d->lock NOT held; addresses translated through
+ * vCPU via, see translate_via), so that no hit is missed while they wait.
+ * One that has a slot again gives its int3 up only with release (every
+ * vCPU parked): a vCPU that has not loaded the new placement yet would
+ * otherwise have neither. */
+static void stand_ins(struct debug *d, int via, bool release)
+{
+	uint64_t addr[DR_SLOTS], gpa[DR_SLOTS];
+	bool mapped[DR_SLOTS];
+	unsigned need = 0;
+	pthread_mutex_lock(&d->lock);
+	for (unsigned n = 0; n < DR_SLOTS; n++) {
+		struct debug_hw_bp *hw = &d->hw[n];
+		if (wants_stand_in_locked(d, n) && hw->stand_in == DEBUG_STAND_IN_NONE) {
+			need |= 1u << n;
+			addr[n] = hw->addr;
+		} else if (!wants_stand_in_locked(d, n) && hw->stand_in != DEBUG_STAND_IN_NONE &&
+			   (release || hw->stand_in != DEBUG_STAND_IN_INT3)) {
+			debug_hw_stand_in_drop_locked(d, n);
+		}
+	}
+	pthread_mutex_unlock(&d->lock);
+	if (!need)
+		return;
+	for (unsigned n = 0; n < DR_SLOTS; n++)
+		if (need & (1u << n))
+			mapped[n] = translate_via(d, via, addr[n], &gpa[n]);
+	pthread_mutex_lock(&d->lock);
+	for (unsigned n = 0; n < DR_SLOTS; n++)
+		if ((need & (1u << n)) && wants_stand_in_locked(d, n) &&
+		    d->hw[n].stand_in == DEBUG_STAND_IN_NONE && d->hw[n].addr == addr[n])
+			debug_hw_stand_in_locked(d, n, gpa[n], mapped[n]);
+	pthread_mutex_unlock(&d->lock);
+}
+
+/* At every resume, every vCPU parked: the placement for the client's new
+ * entries, their int3s where they have no slot, and the int3s of those
+ * that have one again taken out. */
+void debug_dr_share_settle(struct debug *d)
+{
+	if (!d->share.on)
+		return;
+	pthread_mutex_lock(&d->lock);
+	place_locked(d, 0);
+	pthread_mutex_unlock(&d->lock);
+	stand_ins(d, -1, true);
+}
+
 /* This vCPU's union into dbg, and what each slot holds. */
 static void union_locked(struct debug *d, unsigned vcpu, struct engine_debug *dbg)
 {
@@ -277,6 +345,7 @@ void debug_dr_share_load(struct debug *d, unsigned vcpu, struct engine_debug *db
 		dbg->block_irq = true;
 	}
 	pthread_mutex_unlock(&d->lock);
+	stand_ins(d, (int)vcpu, false);
 }
 
 /* The guest's slots among bits that are instruction breakpoints. */
@@ -402,6 +471,8 @@ bool debug_dr_share_on_exit(struct debug *d, struct vcpu *vcpu, const struct vm_
 		bool moved = place_locked(d, s->waiting);
 		pthread_mutex_unlock(&d->lock);
 		if (moved)
+			stand_ins(d, (int)vcpu->id, false);
+		if (moved)
 			placement_moved(d, vcpu);
 		else
 			debug_apply_engine(d, vcpu->id);   /* its own slots changed */
@@ -468,6 +539,21 @@ static size_t describe_vcpu(struct debug *d, unsigned vcpu, char *out, size_t si
 	return n;
 }
 
+static const char *stand_in_words(uint8_t stand_in)
+{
+	switch (stand_in) {
+	case DEBUG_STAND_IN_INT3:
+		return "; an int3 stands in for it meanwhile";
+	case DEBUG_STAND_IN_UNMAPPED:
+		return "; not mapped, so no int3 can stand in: it stops nothing until a slot frees";
+	case DEBUG_STAND_IN_NOT_RAM:
+		return "; not in RAM (ROM or MMIO), so no int3 can stand in: it stops nothing "
+		       "until a slot frees";
+	default:
+		return "";
+	}
+}
+
 /* `monitor info dr`: called stopped; reads every vCPU's guest file. */
 size_t debug_dr_describe(struct debug *d, char *out, size_t size)
 {
@@ -496,8 +582,8 @@ size_t debug_dr_describe(struct debug *d, char *out, size_t size)
 			n = say(out, size, n, "DR%u (debugger's own): %s, 0x%" PRIx64 "\n", e,
 				entry_owner(entry_kind(bp)), bp->addr);
 		else if (s->place[e] < 0)
-			n = say(out, size, n, "waiting for a free slot: %s, 0x%" PRIx64 "\n",
-				entry_owner(entry_kind(bp)), bp->addr);
+			n = say(out, size, n, "waiting for a free slot: %s, 0x%" PRIx64 "%s\n",
+				entry_owner(entry_kind(bp)), bp->addr, stand_in_words(bp->stand_in));
 	}
 	if (s->on)
 		n = say(out, size, n, "moved %lu, waited %lu, guest hits reflected %lu, guest "

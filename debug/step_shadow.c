@@ -208,7 +208,7 @@ static void guards_drop_locked(struct debug *d)
 		if (!bp->step_guard)
 			continue;
 		bp->step_guard = false;
-		if (!bp->client && !bp->catch_vectors)
+		if (!debug_sw_owned(bp))
 			debug_sw_drop_locked(d, bp);
 	}
 	d->guard.armed = false;

@@ -186,7 +186,19 @@ static int sync_engine(struct debug *d, int new_id, struct err *e)
 	return rc;
 }
 
-static size_t describe_locked(struct debug *d, char *out, size_t size);
+/* Where every watchpoint lives now: a copy cheap enough for every resume
+ * (a stepi included); words only when someone asks. */
+static void snapshot_locked(struct debug *d, struct debug_watch_snap *snap)
+{
+	memcpy(snap->watch, d->watch, sizeof(snap->watch));
+	snap->any = false;
+	for (unsigned i = 0; i < DEBUG_MAX_WATCH; i++) {
+		const struct debug_watch *w = &d->watch[i];
+		snap->any |= w->home != DEBUG_WATCH_FREE;
+		snap->slots[i] = w->home != DEBUG_WATCH_SLOTS ? 0 :
+			(uint8_t)debug_watch_slots_of_locked(d, slot_rw(w->kind), w->addr, w->len);
+	}
+}
 
 /* Watchpoints the guest's use of DR0-3 pushed out go back in once their
  * pieces fit again. */
@@ -206,6 +218,7 @@ static void return_evicted_locked(struct debug *d)
 void debug_watch_sync(struct debug *d)
 {
 	struct err e = { 0 };
+	debug_dr_share_settle(d);     /* DR0-3 placed first: pieces may have left or may return */
 	pthread_mutex_lock(&d->lock);
 	return_evicted_locked(d);
 	bool engine = d->watch_dirty || d->nr_watch_ranges > 0, any = false;
@@ -217,9 +230,10 @@ void debug_watch_sync(struct debug *d)
 	if (engine && sync_engine(d, -1, &e) < 0)
 		fprintf(stderr, "vmdb: watchpoints: %s\n", e.msg);
 	pthread_mutex_lock(&d->lock);
-	d->watch_last[0] = '\0';
 	if (any)
-		describe_locked(d, d->watch_last, sizeof(d->watch_last));
+		snapshot_locked(d, &d->watch_last);
+	else
+		d->watch_last.any = false;
 	pthread_mutex_unlock(&d->lock);
 }
 
@@ -313,7 +327,7 @@ void debug_watch_clear(struct debug *d)
 		w->home = DEBUG_WATCH_FREE;
 	}
 	d->watch_dirty = false;
-	d->watch_last[0] = '\0';
+	d->watch_last.any = false;
 	pthread_mutex_unlock(&d->lock);
 	if (engine && sync_engine(d, -1, &e) < 0)
 		fprintf(stderr, "vmdb: watchpoints: %s\n", e.msg);
@@ -373,9 +387,10 @@ static const char *kind_name(enum debug_watch_kind kind)
 /* A page trap that unmaps: a read/access watchpoint's, or a write
  * watchpoint's page that one of those shares (the engine traps the page
  * once, for every access). */
-static bool page_unmapped_locked(struct debug *d, unsigned id)
+static bool page_unmapped_locked(struct debug *d, const struct debug_watch_snap *snap,
+				 unsigned id)
 {
-	if (d->watch[id].kind != DEBUG_WATCH_WRITE)
+	if (snap->watch[id].kind != DEBUG_WATCH_WRITE)
 		return true;
 	for (unsigned i = 0; i < d->nr_watch_ranges; i++) {
 		const struct engine_watch *mine = &d->watch_ranges[i];
@@ -390,21 +405,21 @@ static bool page_unmapped_locked(struct debug *d, unsigned id)
 	return false;
 }
 
-static int describe_home(struct debug *d, unsigned id, char *out, size_t size)
+static int describe_home(struct debug *d, const struct debug_watch_snap *snap, unsigned id,
+			 char *out, size_t size)
 {
-	const struct debug_watch *w = &d->watch[id];
+	const struct debug_watch *w = &snap->watch[id];
 	if (w->home == DEBUG_WATCH_SLOTS) {
 		char regs[16] = "";
-		unsigned mask = debug_watch_slots_of_locked(d, slot_rw(w->kind), w->addr, w->len);
 		size_t n = 0;
 		for (unsigned i = 0; i < DEBUG_NR_HW_BP; i++)
-			if (mask & (1u << i))
+			if (snap->slots[id] & (1u << i))
 				n += (size_t)snprintf(regs + n, sizeof(regs) - n, "%sDR%u", n ? "," : "",
 						      i);
 		return snprintf(out, size, "%s on all vCPUs", regs);
 	}
 	const char *how = engine_linear(d) ? "engine access check (exact, by linear address)" :
-		page_unmapped_locked(d, id) ? "page trap (page unmapped)" :
+		page_unmapped_locked(d, snap, id) ? "page trap (page unmapped)" :
 		"page trap (page write-protected)";
 	if (w->mapped == w->pages)
 		return snprintf(out, size, "%s%s", how, w->evicted ? ", moved out of DR0-3" : "");
@@ -414,35 +429,45 @@ static int describe_home(struct debug *d, unsigned id, char *out, size_t size)
 			w->pages - w->mapped, w->pages);
 }
 
-/* One line per watchpoint; returns how many there are. */
-static size_t describe_locked(struct debug *d, char *out, size_t size)
+/* One line per watchpoint of snap. */
+static void describe_locked(struct debug *d, const struct debug_watch_snap *snap, char *out,
+			    size_t size)
 {
-	size_t n = 0, count = 0;
+	size_t n = 0;
 	out[0] = '\0';
 	for (unsigned i = 0; i < DEBUG_MAX_WATCH && n < size; i++) {
-		const struct debug_watch *w = &d->watch[i];
+		const struct debug_watch *w = &snap->watch[i];
 		if (w->home == DEBUG_WATCH_FREE)
 			continue;
-		count++;
 		n += (size_t)snprintf(out + n, size - n, "%-6s %" PRIu64 " byte%s at 0x%" PRIx64 ": ",
 				      kind_name(w->kind), w->len, w->len == 1 ? "" : "s", w->addr);
 		if (n < size)
-			n += (size_t)describe_home(d, i, out + n, size - n);
+			n += (size_t)describe_home(d, snap, i, out + n, size - n);
 		if (n < size)
 			n += (size_t)snprintf(out + n, size - n, "\n");
 	}
-	return count;
 }
 
 void debug_watch_describe(struct debug *d, char *out, size_t size)
 {
+	static const char last_run[] = "none inserted now (gdb inserts its own only while the "
+				       "guest runs); while it last ran:\n";
+	struct debug_watch_snap *now = malloc(sizeof(*now));
+	if (!now) {
+		snprintf(out, size, "out of memory\n");
+		return;
+	}
 	pthread_mutex_lock(&d->lock);
-	if (describe_locked(d, out, size) == 0) {
-		if (d->watch_last[0])
-			snprintf(out, size, "none inserted now (gdb inserts its own only while the "
-				 "guest runs); while it last ran:\n%s", d->watch_last);
-		else
-			snprintf(out, size, "no watchpoints\n");
+	snapshot_locked(d, now);
+	if (now->any) {
+		describe_locked(d, now, out, size);
+	} else if (d->watch_last.any && size > sizeof(last_run)) {
+		memcpy(out, last_run, sizeof(last_run));
+		describe_locked(d, &d->watch_last, out + sizeof(last_run) - 1,
+				size - sizeof(last_run) + 1);
+	} else {
+		snprintf(out, size, "no watchpoints\n");
 	}
 	pthread_mutex_unlock(&d->lock);
+	free(now);
 }
