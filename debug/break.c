@@ -388,12 +388,13 @@ static unsigned client_slots_locked(struct debug *d)
 }
 
 /* The pieces of [addr, addr+len) in free slots (or slots only catching
- * holds), all or none: -ENOSPC when they do not fit. */
+ * holds), all or none: -ENOSPC when they do not fit, in the table or, on
+ * DR0-3 shared with the guest, in the slots it leaves. */
 int debug_watch_slots_insert_locked(struct debug *d, enum dr7_rw rw, uint64_t addr,
 				    uint64_t len)
 {
 	unsigned need = count_pieces(addr, len, DEBUG_NR_HW_BP);
-	if (need > client_slots_locked(d))
+	if (need > client_slots_locked(d) || need > debug_dr_share_room_locked(d))
 		return -ENOSPC;
 	for (uint64_t a = addr, left = len; left > 0;) {
 		unsigned p = piece_len(a, left);

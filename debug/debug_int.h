@@ -326,6 +326,7 @@ struct debug {
 	struct engine_watch *watch_ranges;
 	unsigned nr_watch_ranges;
 	bool watch_dirty;            /* a change not yet handed to the engine */
+	bool watch_evicted_new;      /* ... of which watchpoints left DR0-3 */
 	/* where every watchpoint lived at the last resume, for
 	 * debug_watch_describe: gdb takes its watchpoints out at every stop,
 	 * so its user asks about these (formatted only when asked) */
@@ -454,11 +455,17 @@ void debug_watch_sync(struct debug *d);
 /* Every watchpoint goes (detach, kill); d->lock NOT held. */
 void debug_watch_clear(struct debug *d);
 /* A watchpoint's pieces lost their DR slot (to the guest's own use of
- * the registers): it moves to the engine's watched ranges at the next
- * resume, never silently lost, and back into DR0-3 at a later resume
- * once its pieces fit there again. d->lock held. */
+ * the registers): it moves to the engine's watched ranges, never
+ * silently lost (debug_watch_evicted_now), and back into DR0-3 at a
+ * later resume once its pieces fit there again. d->lock held. */
 void debug_watch_evicted_locked(struct debug *d, enum dr7_rw rw, uint64_t addr,
 				uint64_t len);
+/* On the thread of vCPU via, at the exit where its guest took the slots
+ * (d->lock NOT held): the watchpoints that left DR0-3 reach the engine
+ * before any vCPU runs on, where that is safe with the others in the
+ * engine (emu: only the exiting vCPU executes; kvm: one vCPU), else at
+ * the next resume (kvm SMP: a page trap rebuilds the memory map). */
+void debug_watch_evicted_now(struct debug *d, unsigned via);
 
 /* catch.c: follow the IDTs before the vCPUs run (every resume) */
 void debug_catch_sync(struct debug *d);
@@ -515,6 +522,8 @@ bool debug_dr_share_route_db(struct debug *d, struct vcpu *vcpu, struct vm_exit 
 bool debug_dr_share_on_exit(struct debug *d, struct vcpu *vcpu, const struct vm_exit *exit);
 void debug_dr_share_refresh(struct debug *d, unsigned vcpu);
 void debug_dr_share_settle(struct debug *d);
+/* DR slots that neither a guest nor a placed entry of ours holds now */
+unsigned debug_dr_share_room_locked(struct debug *d);
 
 /* cond.c: the client's breakpoint conditions */
 /* The conditions to check before this hit stops (d->lock held): NULL

@@ -228,6 +228,18 @@ static bool place_locked(struct debug *d, unsigned wanted)
 	return s->gen != gen;
 }
 
+unsigned debug_dr_share_room_locked(struct debug *d)
+{
+	const struct dr_share *s = &d->share;
+	if (!s->on)
+		return DR_SLOTS;
+	unsigned taken = dr_share_guest_slots(s, d->nr_vcpus);
+	for (unsigned n = 0; n < DR_SLOTS; n++)
+		if (d->hw[n].used && s->place[n] >= 0)
+			taken |= 1u << s->place[n];
+	return DR_SLOTS - (unsigned)__builtin_popcount(taken);
+}
+
 /* addr through vCPU via's page tables, or (via < 0) the first vCPU's
  * that maps it. */
 static bool translate_via(struct debug *d, int via, uint64_t addr, uint64_t *gpa)
@@ -470,12 +482,13 @@ bool debug_dr_share_on_exit(struct debug *d, struct vcpu *vcpu, const struct vm_
 		pthread_mutex_lock(&d->lock);
 		bool moved = place_locked(d, s->waiting);
 		pthread_mutex_unlock(&d->lock);
-		if (moved)
+		if (moved) {
 			stand_ins(d, (int)vcpu->id, false);
-		if (moved)
+			debug_watch_evicted_now(d, vcpu->id);
 			placement_moved(d, vcpu);
-		else
+		} else {
 			debug_apply_engine(d, vcpu->id);   /* its own slots changed */
+		}
 	}
 	return mov_dr;
 }

@@ -84,10 +84,12 @@ static unsigned engine_pages_locked(struct debug *d)
 	return n;
 }
 
-/* One engine range per page of every ENGINE watchpoint that translates;
- * *out is malloc'ed (NULL when there are none). Pages of DEBUG_MAX_WATCH
+/* One engine range per page of every ENGINE watchpoint that translates
+ * (through its own vCPU's page tables, or via's when via >= 0: on a vCPU's
+ * thread only that vCPU's state may be read); *out is malloc'ed (NULL
+ * when there are none). Pages of DEBUG_MAX_WATCH
  * watchpoints: at most DEBUG_MAX_WATCH_PAGES, checked at insert. */
-static int build_ranges(struct debug *d, struct engine_watch **out, unsigned *nr)
+static int build_ranges(struct debug *d, int via, struct engine_watch **out, unsigned *nr)
 {
 	pthread_mutex_lock(&d->lock);
 	struct debug_watch snap[DEBUG_MAX_WATCH];
@@ -113,7 +115,7 @@ static int build_ranges(struct debug *d, struct engine_watch **out, unsigned *nr
 			uint64_t page_end = (a | (PAGE - 1));
 			uint64_t last = page_end < end ? page_end : end;
 			uint64_t gpa = 0;
-			if (linear || debug_translate(d, w->vcpu, a, &gpa) == 0) {
+			if (linear || debug_translate(d, via >= 0 ? (unsigned)via : w->vcpu, a, &gpa) == 0) {
 				r[n++] = (struct engine_watch){
 					.linear = a, .gpa = gpa, .len = (uint32_t)(last - a + 1),
 					.read = w->kind != DEBUG_WATCH_WRITE,
@@ -155,13 +157,13 @@ static bool engine_has_locked(struct debug *d, const struct engine_watch *r, uns
 /* Hand the engine the ranges as they translate now, when they changed;
  * for an insertion (new_id >= 0), only when the engine lacks that
  * watchpoint's ranges (gdb putting back what it took out at the stop). */
-static int sync_engine(struct debug *d, int new_id, struct err *e)
+static int sync_engine(struct debug *d, int new_id, int via, struct err *e)
 {
 	if (!debug_engine_watches(d))
 		return 0;
 	struct engine_watch *r;
 	unsigned n;
-	if (build_ranges(d, &r, &n) < 0)
+	if (build_ranges(d, via, &r, &n) < 0)
 		return err_set(e, ENOMEM, "out of memory for the watched ranges");
 	pthread_mutex_lock(&d->lock);
 	bool same = new_id >= 0 ? engine_has_locked(d, r, n, (unsigned)new_id) :
@@ -220,6 +222,7 @@ void debug_watch_sync(struct debug *d)
 	struct err e = { 0 };
 	debug_dr_share_settle(d);     /* DR0-3 placed first: pieces may have left or may return */
 	pthread_mutex_lock(&d->lock);
+	d->watch_evicted_new = false;     /* handed to the engine below */
 	return_evicted_locked(d);
 	bool engine = d->watch_dirty || d->nr_watch_ranges > 0, any = false;
 	for (unsigned i = 0; i < DEBUG_MAX_WATCH; i++) {
@@ -227,7 +230,7 @@ void debug_watch_sync(struct debug *d)
 		any |= d->watch[i].home != DEBUG_WATCH_FREE;
 	}
 	pthread_mutex_unlock(&d->lock);
-	if (engine && sync_engine(d, -1, &e) < 0)
+	if (engine && sync_engine(d, -1, -1, &e) < 0)
 		fprintf(stderr, "vmdb: watchpoints: %s\n", e.msg);
 	pthread_mutex_lock(&d->lock);
 	if (any)
@@ -287,7 +290,7 @@ int debug_watch_insert(struct debug *d, unsigned vcpu, enum debug_watch_kind kin
 	}
 	bool engine = r == 0 && w->home == DEBUG_WATCH_ENGINE;
 	pthread_mutex_unlock(&d->lock);
-	if (engine && (r = sync_engine(d, (int)(w - d->watch), e)) < 0) {
+	if (engine && (r = sync_engine(d, (int)(w - d->watch), -1, e)) < 0) {
 		pthread_mutex_lock(&d->lock);
 		w->home = DEBUG_WATCH_FREE;
 		d->watch_dirty = true;
@@ -329,7 +332,7 @@ void debug_watch_clear(struct debug *d)
 	d->watch_dirty = false;
 	d->watch_last.any = false;
 	pthread_mutex_unlock(&d->lock);
-	if (engine && sync_engine(d, -1, &e) < 0)
+	if (engine && sync_engine(d, -1, -1, &e) < 0)
 		fprintf(stderr, "vmdb: watchpoints: %s\n", e.msg);
 	pthread_mutex_lock(&d->lock);
 	free(d->watch_ranges);
@@ -350,7 +353,25 @@ void debug_watch_evicted_locked(struct debug *d, enum dr7_rw rw, uint64_t addr, 
 		w->pages = (unsigned)pages_of(addr, len);
 		w->evicted = true;
 		d->watch_dirty = true;
+		d->watch_evicted_new = true;
 	}
+}
+
+void debug_watch_evicted_now(struct debug *d, unsigned via)
+{
+	struct err e = { 0 };
+	pthread_mutex_lock(&d->lock);
+	bool pending = d->watch_evicted_new;
+	pthread_mutex_unlock(&d->lock);
+	/* a page trap changes KVM's memory map, which other vCPUs running
+	 * in it must not see half done: there, at the next resume */
+	if (!pending || !(engine_linear(d) || d->nr_vcpus == 1))
+		return;
+	pthread_mutex_lock(&d->lock);
+	d->watch_evicted_new = false;
+	pthread_mutex_unlock(&d->lock);
+	if (sync_engine(d, -1, (int)via, &e) < 0)
+		fprintf(stderr, "vmdb: watchpoints: %s\n", e.msg);
 }
 
 bool debug_watch_exists_locked(struct debug *d, enum debug_event_kind kind, uint64_t addr)

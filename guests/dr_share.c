@@ -135,10 +135,12 @@ static void smp_part(void)
 }
 
 /* `all4`: every DR slot the guest's; dr_share_mark between its hits,
- * ALL4_ROUNDS times. */
+ * ALL4_ROUNDS times; with `store`, each round first writes 10 + round to
+ * `watched` (the first write comes before any stop: a watchpoint of gdb's
+ * pushed out of DR0-3 must watch it already). */
 #define ALL4_ROUNDS 2
 
-static void all_four(void)
+static void all_four(bool store)
 {
 	void (*const fn[4])(void) = { dr_share_f0, dr_share_f1, dr_share_f2, dr_share_f3 };
 	struct db_entry want[DBG_LOG_MAX];
@@ -151,6 +153,8 @@ static void all_four(void)
 	set_dr7(DR7_INIT | DR7_L(0) | DR7_L(1) | DR7_G(2) | DR7_L(3));
 	outb(0x80, 0);
 	for (unsigned r = 0; r < ALL4_ROUNDS; r++) {
+		if (store)
+			dr_share_store(&watched, 10 + r);
 		for (unsigned i = 0; i < 4; i++) {
 			fn[i]();
 			want[n++] = (struct db_entry){ .rip = (uint64_t)fn[i], .dr6 = DR6_INIT | DR6_B(i) };
@@ -199,7 +203,7 @@ int main(void)
 	set_dr7(DR7_INIT);
 	outb(0x80, 0);
 	if (cmdline_has("all4"))
-		all_four();
+		all_four(store);
 	if (cmdline_has("smp"))
 		smp_part();
 	db_count = 0;

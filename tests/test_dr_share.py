@@ -217,3 +217,19 @@ def test_hbreak_with_no_slot_left(start_vmdb, engine, guest, free_port, inserted
                          r"in for it meanwhile", info), info
         assert re.search(r"waiting for a free slot: gdb hbreak, 0xfee00000; .*no int3 can "
                          r"stand in", info), info
+
+
+def test_watchpoint_pushed_out_watches_at_once(start_vmdb, engine, guest, free_port):
+    """gdb watches `watched` (emu shared-dr: in a DR slot; kvm here: a page
+    trap) and nothing else; the guest writes it 1, 2, 3 while holding DR0
+    and DR1, then takes all four DRs and writes 10 before anything stops
+    the machine, and 11: the watchpoint the guest pushed out of DR0-3 is
+    watched by the engine from that exit on, so gdb sees every value."""
+    elf = guest("dr_share")
+    args = ["--cpu", "intel,shared-dr"] if engine == "emu" else []
+    args += ["--cmdline", "all4 store kvm_host" if engine == "kvm" else "all4 store"]
+    vm, target = start_gdb_vmdb(start_vmdb, elf, *args, port=free_port())
+    out = gdb_batch(elf, target, ["watch watched"] + ["continue"] * 6, timeout=120)
+    status = vm.wait(60)
+    assert_passed(status, serial_lines(vm), f"gdb attached\n{out[-3000:]}")
+    assert re.findall(r"New value = (\d+)", out) == ["1", "2", "3", "10", "11"], out[-3000:]
