@@ -185,6 +185,9 @@ struct debug_vcpu {
 	struct engine_debug applied;   /* what the engine has now ... */
 	bool applied_valid;            /* ... once set_debug succeeded */
 	struct debug_step_vcpu st;     /* the step engine (step.c) */
+	/* this vCPU's step runs while the others run (cond.c's skip of a
+	 * false condition): no fault guards in guest memory for it */
+	bool step_among_others;
 	/* cond.c: a hit whose conditions were all false is being stepped
 	 * over on this vCPU's thread (atomic reads); the breakpoint's key */
 	bool cond_skip;
@@ -381,6 +384,13 @@ void debug_run_release_locked(struct debug *d, unsigned vcpu);
 /* reboot.c: vm_debug_hooks.on_reset and on_reboot */
 void debug_on_reset(struct vm *vm);
 void debug_on_reboot(struct vm *vm);
+
+/* A step of this vCPU runs with every other vCPU parked: the fault
+ * guards the step engine may arm are met by it alone (step_shadow.c). */
+static inline bool debug_step_runs_alone(const struct debug *d, unsigned vcpu)
+{
+	return d->step_alone && !d->vcpus[vcpu].step_among_others;
+}
 
 /* park.c */
 void debug_queue_locked(struct debug *d, const struct debug_event *ev);
