@@ -169,6 +169,12 @@ int gdb_ns_vcont(struct gdb_server *s, const enum debug_action *act, const bool 
 int gdb_ns_why(struct gdb_server *s, struct rsp_cur *args);
 /* Ctrl-C or vCtrlC: stop one running vCPU, reported with SIGINT. */
 void gdb_ns_interrupt(struct gdb_server *s);
+/* The machine's end went out as a notification the client has not taken
+ * with vStopped yet: the connection stays open until it does. */
+bool gdb_ns_end_unacked(const struct gdb_server *s);
+/* Serve the client until it has taken the machine's end, or a short
+ * deadline passed (the machine is gone: nothing else to serve). */
+void gdb_ns_await_end_ack(struct gdb_server *s);
 /* The client left: forget non-stop mode. */
 void gdb_ns_reset(struct gdb_server *s);
 

@@ -608,6 +608,7 @@ bool gdb_server_serve(struct gdb_server *s, int timeout_ms)
 static void server_finish(struct gdb_server *s)
 {
 	handle_events(s);
+	gdb_ns_await_end_ack(s);
 	client_close(s);
 }
 
