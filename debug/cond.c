@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* gdb's amd64 numbering (gdbserver/pkt_regs.c has the whole table):
  * 0-15 the general registers in this order, 16 rip, 17 eflags, 18-23 the
@@ -71,6 +72,88 @@ static int cond_mem(void *opaque, uint64_t addr, void *buf, size_t len)
 	return debug_mem_read(c->d, c->vcpu, addr, buf, len, false);
 }
 
+/* How long a vCPU with text waits for room in the console. */
+#define CONSOLE_WAIT_NS (200 * 1000000L)
+
+static long ns_since(const struct timespec *start)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (now.tv_sec - start->tv_sec) * 1000000000L + (now.tv_nsec - start->tv_nsec);
+}
+
+static void console_append_locked(struct debug_console *c, const char *text, size_t len)
+{
+	size_t tail = (c->head + c->len) % DEBUG_CONSOLE_SIZE;
+	size_t first = len < DEBUG_CONSOLE_SIZE - tail ? len : DEBUG_CONSOLE_SIZE - tail;
+	memcpy(c->buf + tail, text, first);
+	memcpy(c->buf, text + first, len - first);
+	c->len += len;
+}
+
+/* A command's printf, on the vCPU's thread: the reader (the client's
+ * thread) hears of it when the ring was empty; it empties it each time. */
+static void cond_print(void *opaque, const char *text, size_t len)
+{
+	struct cond_ctx *ctx = opaque;
+	struct debug *d = ctx->d;
+	struct debug_console *c = &d->console;
+	struct timespec start;
+	bool ring = false;
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	pthread_mutex_lock(&d->lock);
+	while (DEBUG_CONSOLE_SIZE - c->len < len) {
+		if (d->gone || debug_run_of(d, ctx->vcpu) == DEBUG_RUN_STOPPING ||
+		    ns_since(&start) > CONSOLE_WAIT_NS)
+			break;
+		pthread_mutex_unlock(&d->lock);
+		if (d->notify)
+			d->notify(d->notify_opaque);
+		struct timespec nap = { 0, 50 * 1000 };
+		nanosleep(&nap, NULL);
+		pthread_mutex_lock(&d->lock);
+	}
+	if (DEBUG_CONSOLE_SIZE - c->len < len) {
+		c->lost += len;
+	} else {
+		ring = c->len == 0;
+		console_append_locked(c, text, len);
+	}
+	pthread_mutex_unlock(&d->lock);
+	if (ring && d->notify)
+		d->notify(d->notify_opaque);
+}
+
+size_t debug_console_take(struct debug *d, char *out, size_t size, uint64_t *lost)
+{
+	struct debug_console *c = &d->console;
+	pthread_mutex_lock(&d->lock);
+	size_t n = c->len < size ? c->len : size;
+	size_t first = n < DEBUG_CONSOLE_SIZE - c->head ? n : DEBUG_CONSOLE_SIZE - c->head;
+	memcpy(out, c->buf + c->head, first);
+	memcpy(out + first, c->buf, n - first);
+	c->head = (c->head + n) % DEBUG_CONSOLE_SIZE;
+	c->len -= n;
+	*lost = c->lost;
+	c->lost = 0;
+	pthread_mutex_unlock(&d->lock);
+	return n;
+}
+
+/* Every command in order; 0, or -errno with e at the first that fails. */
+static int cmds_run(struct debug *d, unsigned vcpu, const struct debug_cmd_list *list,
+		    struct err *e)
+{
+	struct cond_ctx ctx = { d, vcpu };
+	const struct agent_ops ops = { cond_reg, cond_mem, &ctx, cond_print };
+	for (unsigned i = 0; i < list->n; i++) {
+		int r = agent_run(list->code[i], list->len[i], &ops, e);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
 /* 1: a condition is true (stop), 0: all false (skip), -errno with e. */
 static int conds_eval(struct debug *d, unsigned vcpu, const struct debug_cond_list *list,
 		      struct err *e)
@@ -91,9 +174,14 @@ static int conds_eval(struct debug *d, unsigned vcpu, const struct debug_cond_li
 const struct debug_cond_list *debug_cond_of_locked(struct debug *d, const struct debug_sw_bp *bp,
 						   unsigned vcpu)
 {
+	static const struct debug_cond_list none;
 	bool plain_hit = bp->client && !bp->catch_vectors && !bp->step_guard &&
 			 d->vcpus[vcpu].step == DEBUG_STEP_NONE;
-	return plain_hit && bp->conds && bp->conds->n ? bp->conds : NULL;
+	if (!plain_hit)
+		return NULL;
+	if (bp->conds && bp->conds->n)
+		return bp->conds;
+	return bp->cmds ? &none : NULL;
 }
 
 /* Put the int3 back and let the vCPU run freely again. */
@@ -151,10 +239,14 @@ bool debug_cond_hit(struct debug *d, unsigned vcpu, uint64_t pc, const struct de
 {
 	struct debug_vcpu *dv = &d->vcpus[vcpu];
 	struct err e = { 0 };
-	int r = conds_eval(d, vcpu, conds, &e);
+	int r = conds->n ? conds_eval(d, vcpu, conds, &e) : 1;
+	if (r < 0)
+		err_wrap(&e, "its condition could not be evaluated");
+	else if (r == 1 && bp->cmds && (r = cmds_run(d, vcpu, bp->cmds, &e)) < 0)
+		err_wrap(&e, "its command could not be run");
 	if (r == 0 && (r = skip_begin(d, vcpu, pc, bp)) < 0)
-		err_wrap(&e, "cannot step over the breakpoint at 0x%" PRIx64 " whose condition "
-			 "is false", bp->addr);
+		err_wrap(&e, "it could not be stepped over (its condition was false, or its "
+			 "commands ran)");
 	if (r < 0) {     /* this hit's stop follows: the latest failure is the one to tell */
 		pthread_mutex_lock(&d->lock);
 		dv->cond_failed = true;
@@ -207,6 +299,8 @@ void debug_cond_free(struct debug_sw_bp *bp)
 {
 	free(bp->conds);
 	bp->conds = NULL;
+	free(bp->cmds);
+	bp->cmds = NULL;
 }
 
 int debug_sw_set_conds(struct debug *d, uint64_t addr, bool phys,
@@ -223,6 +317,26 @@ int debug_sw_set_conds(struct debug *d, uint64_t addr, bool phys,
 		r = err_set(e, ENOMEM, "out of memory for a breakpoint condition");
 	else
 		memcpy(bp->conds, list, sizeof(*list));
+	pthread_mutex_unlock(&d->lock);
+	return r;
+}
+
+int debug_sw_set_cmds(struct debug *d, uint64_t addr, bool phys,
+		      const struct debug_cmd_list *list, struct err *e)
+{
+	pthread_mutex_lock(&d->lock);
+	struct debug_sw_bp *bp = debug_sw_find_as_locked(d, addr, phys);
+	int r = 0;
+	if (!bp || !bp->client) {
+		r = err_set(e, ENOENT, "no breakpoint at 0x%" PRIx64, addr);
+	} else if (list->n == 0) {
+		free(bp->cmds);
+		bp->cmds = NULL;
+	} else if (!bp->cmds && !(bp->cmds = malloc(sizeof(*bp->cmds)))) {
+		r = err_set(e, ENOMEM, "out of memory for a breakpoint's commands");
+	} else {
+		memcpy(bp->cmds, list, sizeof(*list));
+	}
 	pthread_mutex_unlock(&d->lock);
 	return r;
 }

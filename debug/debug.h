@@ -214,6 +214,25 @@ struct debug_cond_list {
 };
 int debug_sw_set_conds(struct debug *d, uint64_t addr, bool phys,
 		       const struct debug_cond_list *list, struct err *e) must_check;
+/* Commands (BreakpointCommands+: gdb's dprintf with `set dprintf-style
+ * agent`): agent expressions run at every hit whose condition holds (or
+ * that has none), on the vCPU's own thread; a breakpoint with commands
+ * never stops, the vCPU steps over it and runs on. Their printf text
+ * goes to the console below. persist: gdb asks for them to outlive its
+ * connection. n == 0: none. Replaced whole at every Z0. Called stopped. */
+#define DEBUG_MAX_CMDS 8
+struct debug_cmd_list {
+	unsigned n;
+	bool persist;
+	uint16_t len[DEBUG_MAX_CMDS];
+	uint8_t code[DEBUG_MAX_CMDS][AGENT_MAX_CODE];
+};
+int debug_sw_set_cmds(struct debug *d, uint64_t addr, bool phys,
+		      const struct debug_cmd_list *list, struct err *e) must_check;
+/* The commands' text, oldest first: up to size bytes into out (the
+ * count), and in *lost the bytes that found no room since the last take
+ * (the reader was too slow for too long). Any thread. */
+size_t debug_console_take(struct debug *d, char *out, size_t size, uint64_t *lost);
 /* vcpu's stop at the breakpoint at addr came from a condition that could
  * not be evaluated: why, once; false when there is nothing to say. */
 bool debug_cond_take_error(struct debug *d, unsigned vcpu, uint64_t addr, char *out,

@@ -110,6 +110,12 @@ extern const struct gdb_packet gdb_pkt_query[], gdb_pkt_regs[], gdb_pkt_mem[],
  * (an O packet, before the stop reply) */
 void gdb_explain_cond_error(struct gdb_server *s, const struct debug_event *ev);
 
+/* pkt_break.c: the text of breakpoint commands (dprintf), as O packets
+ * while the machine runs in all-stop mode or before a stop reply
+ * (stop_reply_next), else on vmdb's stderr (no client, non-stop mode);
+ * held while the client has the machine stopped. */
+void gdb_console_flush(struct gdb_server *s, bool stop_reply_next);
+
 /* server.c */
 void gdb_set_state(struct gdb_server *s, enum gdb_state next);
 void gdb_send_reply(struct gdb_server *s);

@@ -33,7 +33,7 @@ static int pkt_qsupported(struct gdb_server *s, struct rsp_cur *args)
 	rsp_buf_printf(&s->reply,
 		       "PacketSize=%x;qXfer:features:read+;qXfer:threads:read+;"
 		       "qXfer:exec-file:read+;qXfer:memory-map:read+;vContSupported+;swbreak+;hwbreak+;"
-		       "ConditionalBreakpoints+;QStartNoAckMode+;QNonStop+;multiprocess-%s",
+		       "ConditionalBreakpoints+;BreakpointCommands+;QStartNoAckMode+;QNonStop+;multiprocess-%s",
 		       GDB_PACKET_SIZE,
 		       s->client_binary_upload ? ";binary-upload+" : "");
 	return 0;

@@ -409,6 +409,7 @@ void gdb_format_stop(struct gdb_server *s, const struct debug_event *ev)
 	const char *reason;
 	/* an O packet belongs before a stop reply, not beside a notification */
 	if (!gdb_ns_on(s)) {
+		gdb_console_flush(s, true);
 		if (ev->kind == DEBUG_EV_CATCH || ev->kind == DEBUG_EV_ACCESS)
 			explain_catch(s, ev);
 		gdb_explain_cond_error(s, ev);
@@ -556,6 +557,7 @@ static void client_read(struct gdb_server *s)
 /* The debug core queued something. */
 static void handle_events(struct gdb_server *s)
 {
+	gdb_console_flush(s, false);
 	if (gdb_ns_on(s) && s->client_fd >= 0) {
 		if (debug_has_event(s->dbg))
 			gdb_ns_events(s);
