@@ -30,6 +30,7 @@ static int pkt_qsupported(struct gdb_server *s, struct rsp_cur *args)
 	s->client_swbreak = client_has(*args, "swbreak");
 	s->client_hwbreak = client_has(*args, "hwbreak");
 	s->client_binary_upload = client_has(*args, "binary-upload");
+	s->view = NULL;      /* a new session: its target.xml read chooses again */
 	rsp_buf_printf(&s->reply,
 		       "PacketSize=%x;qXfer:features:read+;qXfer:threads:read+;"
 		       "qXfer:exec-file:read+;qXfer:memory-map:read+;vContSupported+;swbreak+;hwbreak+;"

@@ -2,7 +2,9 @@
  * target.xml), generated from gdb_regs[] so numbering, sizes and the g
  * packet can never disagree. gdb's own feature names for core, sse and
  * segments make `info registers` / `info all-registers` work as for any
- * amd64 target; control registers live in our own feature. */
+ * amd64 target; control registers live in our own feature. A vCPU in
+ * protected or real mode when gdb connects gets gdb's i386 set instead
+ * (pkt_regs.c maps it onto the 64-bit state). */
 #include "gdbserver/gdbserver_int.h"
 
 #include <string.h>
@@ -79,10 +81,10 @@ static const char sys_types[] =
 /* x87 registers belong to gdb's "float" group, xmm/mxcsr to "vector", the
  * state beyond the g packet to "system"; the rest stays general so plain
  * `info registers` shows it. */
-static const char *reg_group(unsigned reg)
+static const char *reg_group(const struct gdb_reg_view *v, unsigned reg)
 {
-	const struct gdb_reg *r = &gdb_regs[reg];
-	if (reg >= gdb_nr_g_regs)
+	const struct gdb_reg *r = &v->regs[reg];
+	if (reg >= v->nr_g)
 		return " group=\"system\"";
 	if (strcmp(r->type, "i387_ext") == 0 || (r->bits == 32 && r->name[0] == 'f' &&
 						  strcmp(r->name, "fs") != 0))
@@ -92,13 +94,54 @@ static const char *reg_group(unsigned reg)
 	return "";
 }
 
-int gdb_target_xml(struct rsp_buf *out)
+/* The register set for the mode vCPU 0 is in now (auto), or the one the
+ * user named with --gdb-arch. gdb takes the description once per
+ * connection: a guest that changes mode later keeps it (see README). */
+static const struct gdb_reg_view *choose_view(struct gdb_server *s)
 {
+	struct debug_cpu_state st;
+	switch (s->vm->cfg.gdb_arch) {
+	case GDB_ARCH_X86_64: return &gdb_view_amd64;
+	case GDB_ARCH_I386:   return &gdb_view_i386;
+	case GDB_ARCH_I8086:  return &gdb_view_i8086;
+	case GDB_ARCH_AUTO:   break;
+	}
+	if (debug_read_state(s->dbg, 0, &st) < 0)
+		return &gdb_view_amd64;
+	switch (x86_mode_of(&st.sregs)) {
+	case X86_MODE_REAL:     return &gdb_view_i8086;
+	case X86_MODE_PROT16:
+	case X86_MODE_PROT32:   return &gdb_view_i386;
+	default:                return &gdb_view_amd64;
+	}
+}
+
+static void feature_regs(const struct gdb_reg_view *v, unsigned f, struct rsp_buf *out)
+{
+	for (unsigned reg = 0; reg < v->nr; reg++) {
+		const struct gdb_reg *r = &v->regs[reg];
+		if (r->feature == f)
+			rsp_buf_printf(out, "<reg name=\"%s\" bitsize=\"%u\" type=\"%s\" "
+				       "regnum=\"%u\"%s/>\n", r->name, r->bits, r->type, reg,
+				       reg_group(v, reg));
+	}
+}
+
+int gdb_target_xml(struct gdb_server *s, struct rsp_buf *out)
+{
+	if (!s->view)
+		s->view = choose_view(s);
+	const struct gdb_reg_view *v = s->view;
 	rsp_buf_printf(out, "<?xml version=\"1.0\"?>\n"
 			    "<!DOCTYPE target SYSTEM \"gdb-target.dtd\">\n"
 			    "<target version=\"1.0\">\n"
-			    "<architecture>i386:x86-64</architecture>\n");
+			    "<architecture>%s</architecture>\n", v->arch);
 	for (unsigned f = 0; f < gdb_nr_features; f++) {
+		bool any = false;
+		for (unsigned reg = 0; reg < v->nr && !any; reg++)
+			any = v->regs[reg].feature == f;
+		if (!any)
+			continue;     /* i386 has no fs_base/gs_base: no segments feature */
 		rsp_buf_printf(out, "<feature name=\"%s\">\n", gdb_features[f]);
 		if (f == 0)
 			rsp_buf_append(out, core_types, strlen(core_types));
@@ -106,13 +149,7 @@ int gdb_target_xml(struct rsp_buf *out)
 			rsp_buf_append(out, sse_types, strlen(sse_types));
 		if (f == 3)
 			rsp_buf_append(out, sys_types, strlen(sys_types));
-		for (unsigned reg = 0; reg < gdb_nr_regs; reg++) {
-			const struct gdb_reg *r = &gdb_regs[reg];
-			if (r->feature != f)
-				continue;
-			rsp_buf_printf(out, "<reg name=\"%s\" bitsize=\"%u\" type=\"%s\" regnum=\"%u\"%s/>\n",
-				       r->name, r->bits, r->type, reg, reg_group(reg));
-		}
+		feature_regs(v, f, out);
 		rsp_buf_printf(out, "</feature>\n");
 	}
 	rsp_buf_printf(out, "</target>\n");
