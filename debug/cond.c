@@ -1,7 +1,9 @@
-/* debug/cond.c — the client's breakpoint conditions (gdb's agent
- * expressions, evaluated by debug/agent.c), checked on the vCPU's own
- * thread at the hit: when every condition is false the hit is skipped
- * there and then, with no stop and no round trip to the client. The skip
+/* debug/cond.c — the client's breakpoint conditions and commands (gdb's
+ * agent expressions, run by debug/agent.c), on the vCPU's own thread at
+ * the hit: when every condition is false, or the commands ran (gdb's
+ * agent-style dprintf: their printf text goes into d->console for the
+ * client's thread), the hit is skipped there and then, with no stop and
+ * no round trip to the client. The skip
  * lifts the int3 and single-steps the original instruction with the step
  * engine, as a step-over does, then puts the int3 back and lets the vCPU
  * run on. Unlike a step-over the other vCPUs keep running meanwhile: one

@@ -2,11 +2,12 @@
  * target.xml), generated from gdb_regs[] so numbering, sizes and the g
  * packet can never disagree. gdb's own feature names for core, sse and
  * segments make `info registers` / `info all-registers` work as for any
- * amd64 target; control registers live in our own feature. A vCPU in
- * protected or real mode when gdb connects gets gdb's i386 set instead
- * (pkt_regs.c maps it onto the 64-bit state). */
+ * amd64 target; control registers live in our own feature. A 32-bit
+ * kernel with its vCPU in protected or real mode when gdb connects gets
+ * gdb's i386 set instead (pkt_regs.c maps it onto the 64-bit state). */
 #include "gdbserver/gdbserver_int.h"
 
+#include <stdio.h>
 #include <string.h>
 
 /* Types each feature needs before its registers. */
@@ -94,9 +95,25 @@ static const char *reg_group(const struct gdb_reg_view *v, unsigned reg)
 	return "";
 }
 
-/* The register set for the mode vCPU 0 is in now (auto), or the one the
- * user named with --gdb-arch. gdb takes the description once per
- * connection: a guest that changes mode later keeps it (see README). */
+/* An ELF64 kernel file: gdb loads it (qXfer:exec-file names it) and
+ * refuses a description of another architecture than its file's. */
+static bool kernel_is_elf64(const struct gdb_server *s)
+{
+	const char *path = s->vm->cfg.kernel_path;
+	unsigned char ident[5];
+	FILE *f = path ? fopen(path, "rb") : NULL;
+	bool elf64 = f && fread(ident, 1, sizeof(ident), f) == sizeof(ident) &&
+		     memcmp(ident, "\177ELF", 4) == 0 && ident[4] == 2;
+	if (f)
+		fclose(f);
+	return elf64;
+}
+
+/* The register set the user named with --gdb-arch, or (auto) x86-64 for
+ * an ELF64 kernel (a PVH vmlinux starts in 32-bit mode, but gdb holds
+ * the 64-bit file), else the mode vCPU 0 is in now. gdb takes the
+ * description once per connection: a guest that changes mode later
+ * keeps it (see README). */
 static const struct gdb_reg_view *choose_view(struct gdb_server *s)
 {
 	struct debug_cpu_state st;
@@ -106,7 +123,7 @@ static const struct gdb_reg_view *choose_view(struct gdb_server *s)
 	case GDB_ARCH_I8086:  return &gdb_view_i8086;
 	case GDB_ARCH_AUTO:   break;
 	}
-	if (debug_read_state(s->dbg, 0, &st) < 0)
+	if (kernel_is_elf64(s) || debug_read_state(s->dbg, 0, &st) < 0)
 		return &gdb_view_amd64;
 	switch (x86_mode_of(&st.sregs)) {
 	case X86_MODE_REAL:     return &gdb_view_i8086;

@@ -17,7 +17,7 @@ $(BUILD)/tests/%test: $(BUILD)/tests/unit/%test.o
 unit-%: $(BUILD)/tests/%
 	$<
 
--include $(UNIT_TESTS:%=$(BUILD)/tests/unit/%.d)
+-include $(UNIT_TESTS:%=$(BUILD)/tests/unit/%.d) $(BUILD)/tests/unit/fake_engine.d
 
 # The objects under test, by owner.
 # rsp/: framing and argument parsing.
