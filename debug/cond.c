@@ -323,6 +323,26 @@ int debug_sw_set_conds(struct debug *d, uint64_t addr, bool phys,
 	return r;
 }
 
+bool debug_cond_persists(const struct debug_sw_bp *bp)
+{
+	return bp->client && bp->cmds && bp->cmds->persist;
+}
+
+void debug_cond_drop_persistent(struct debug *d)
+{
+	pthread_mutex_lock(&d->lock);
+	for (unsigned i = d->nr_sw; i-- > 0;) {
+		struct debug_sw_bp *bp = &d->sw[i];
+		if (!debug_cond_persists(bp))
+			continue;
+		bp->client = false;
+		debug_cond_free(bp);
+		if (!bp->catch_vectors && !bp->step_guard)
+			debug_sw_drop_locked(d, bp);
+	}
+	pthread_mutex_unlock(&d->lock);
+}
+
 int debug_sw_set_cmds(struct debug *d, uint64_t addr, bool phys,
 		      const struct debug_cmd_list *list, struct err *e)
 {

@@ -193,6 +193,10 @@ int debug_watch_remove(struct debug *d, enum debug_watch_kind kind, uint64_t add
 /* `monitor info watchpoints`: one line per watchpoint and where it lives. */
 void debug_watch_describe(struct debug *d, char *out, size_t size);
 void debug_remove_all_breakpoints(struct debug *d);
+/* The same, except software breakpoints whose commands the client asked
+ * to persist (gdb's dprintf with disconnected-dprintf, cond.c): they go
+ * on printing, to vmdb's stderr, until the next debugger attaches. */
+void debug_remove_all_but_persistent(struct debug *d);
 /* Has the client a software or hardware breakpoint at this linear
  * address? (A range step stops there, as a hit would.) */
 bool debug_client_breakpoint_at(struct debug *d, uint64_t addr);

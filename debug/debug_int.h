@@ -514,6 +514,10 @@ bool debug_cond_skip_end(struct debug *d, struct vcpu *vcpu, const struct debug_
 /* Every vCPU parked: end skips a stop interrupted (the int3 goes back). */
 void debug_cond_skips_settle(struct debug *d);
 void debug_cond_free(struct debug_sw_bp *bp);
+/* The client's breakpoint whose commands outlive its connection. */
+bool debug_cond_persists(const struct debug_sw_bp *bp);
+/* A debugger attaches (stopped): the last one's persistent breakpoints go. */
+void debug_cond_drop_persistent(struct debug *d);
 
 /* mem.c */
 int debug_translate(struct debug *d, unsigned vcpu, uint64_t gva, uint64_t *gpa);

@@ -110,6 +110,21 @@ def test_dprintf_with_a_condition(start_vmdb, guest, free_port):
     guest_passed(vm, out, n=300)
 
 
+def test_dprintf_persists_after_detach(start_vmdb, guest, free_port):
+    """gdb keeps a dprintf inserted when it detaches (persist, with
+    always-inserted breakpoints): vmdb goes on printing it, on its
+    stderr, while the guest runs to its end."""
+    vm, out = run_cond(start_vmdb, guest, free_port, [
+        "set breakpoint always-inserted on"] + DPRINTF + [
+        "break guests/gdb_target.c:378 if i == 100", "continue", "p i", "detach"], n=300)
+    assert re.search(r"\$Z0,[0-9a-f]+,1;cmds:1,", out), out
+    assert printed(out) == [(i, i - 1) for i in range(1, 101)], out
+    assert values(out) == [100], out
+    assert vm.wait(30) == 1
+    assert printed(vm.stderr_text()) == [(i, i - 1) for i in range(101, 301)], vm.stderr_text()
+    assert "cond: 300 calls, sum 45150" in vm.serial_text()
+
+
 def test_dprintf_that_fails_stops_and_says_why(start_vmdb, guest, free_port):
     """Each hit whose command fails stops with a line saying why (gdb then
     goes on by itself, as after any dprintf)."""
