@@ -35,7 +35,16 @@ _Static_assert(offsetof(struct x86_regs, rip) == 16 * 8 &&
 struct cond_ctx {
 	struct debug *d;
 	unsigned vcpu;
+	enum debug_regnums regnums;
 };
+
+/* gdb's i386 register n as its amd64 number (-1: none here): the
+ * general registers in i386 order, eip, eflags, the selectors. */
+static int amd64_regno(unsigned n)
+{
+	static const uint8_t map[16] = { 0, 2, 3, 1, 7, 6, 4, 5, 16, 17, 18, 19, 20, 21, 22, 23 };
+	return n < 16 ? map[n] : -1;
+}
 
 static int sreg_value(const struct x86_sregs *s, unsigned regno, uint64_t *v)
 {
@@ -52,9 +61,23 @@ static int sreg_value(const struct x86_sregs *s, unsigned regno, uint64_t *v)
 	return 0;
 }
 
+static int cond_reg64(struct cond_ctx *c, unsigned regno, uint64_t *v);
+
 static int cond_reg(void *opaque, unsigned regno, uint64_t *v)
 {
 	struct cond_ctx *c = opaque;
+	if (c->regnums == DEBUG_REGNUMS_AMD64)
+		return cond_reg64(c, regno, v);
+	int n = amd64_regno(regno);
+	if (n < 0)
+		return -ENOTSUP;
+	int r = cond_reg64(c, (unsigned)n, v);
+	*v &= 0xffffffffu;
+	return r;
+}
+
+static int cond_reg64(struct cond_ctx *c, unsigned regno, uint64_t *v)
+{
 	if (regno < 18) {
 		struct x86_regs regs;
 		int r = debug_read_regs(c->d, c->vcpu, &regs);   /* the guest's view of TF */
@@ -146,7 +169,7 @@ size_t debug_console_take(struct debug *d, char *out, size_t size, uint64_t *los
 static int cmds_run(struct debug *d, unsigned vcpu, const struct debug_cmd_list *list,
 		    struct err *e)
 {
-	struct cond_ctx ctx = { d, vcpu };
+	struct cond_ctx ctx = { d, vcpu, list->regnums };
 	const struct agent_ops ops = { cond_reg, cond_mem, &ctx, cond_print };
 	for (unsigned i = 0; i < list->n; i++) {
 		int r = agent_run(list->code[i], list->len[i], &ops, e);
@@ -160,8 +183,8 @@ static int cmds_run(struct debug *d, unsigned vcpu, const struct debug_cmd_list 
 static int conds_eval(struct debug *d, unsigned vcpu, const struct debug_cond_list *list,
 		      struct err *e)
 {
-	struct cond_ctx ctx = { d, vcpu };
-	const struct agent_ops ops = { cond_reg, cond_mem, &ctx };
+	struct cond_ctx ctx = { d, vcpu, list->regnums };
+	const struct agent_ops ops = { cond_reg, cond_mem, &ctx, NULL };
 	for (unsigned i = 0; i < list->n; i++) {
 		uint64_t v;
 		int r = agent_eval(list->code[i], list->len[i], &ops, &v, e);

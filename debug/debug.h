@@ -211,7 +211,12 @@ unsigned debug_nr_watchpoints(const struct debug *d);
  * and nobody hears of it. n == 0: no conditions, every hit stops.
  * Replaced whole at every Z0 (gdb sends them each time). Called stopped. */
 #define DEBUG_MAX_CONDS 8
+/* The register numbers the client's expressions use: gdb's amd64 ones,
+ * or its i386 ones (eax ecx edx ebx esp ebp esi edi eip eflags cs...gs,
+ * the low 32 bits of the 64-bit registers). */
+enum debug_regnums { DEBUG_REGNUMS_AMD64, DEBUG_REGNUMS_I386 };
 struct debug_cond_list {
+	enum debug_regnums regnums;
 	unsigned n;
 	uint16_t len[DEBUG_MAX_CONDS];
 	uint8_t code[DEBUG_MAX_CONDS][AGENT_MAX_CODE];
@@ -226,6 +231,7 @@ int debug_sw_set_conds(struct debug *d, uint64_t addr, bool phys,
  * connection. n == 0: none. Replaced whole at every Z0. Called stopped. */
 #define DEBUG_MAX_CMDS 8
 struct debug_cmd_list {
+	enum debug_regnums regnums;
 	unsigned n;
 	bool persist;
 	uint16_t len[DEBUG_MAX_CMDS];

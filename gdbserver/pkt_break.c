@@ -116,15 +116,10 @@ static int z_sw_insert(struct gdb_server *s, struct rsp_cur *opts, uint64_t addr
 					    "conditions and commands");
 	if (r == 0)
 		r = parse_options(opts, conds, cmds, e);
-	/* the debug core reads registers by gdb's amd64 numbers: a client
-	 * told of i386 registers has its conditions checked by gdb at every
-	 * stop (which gdb does anyway), and its commands refused in words */
-	if (r == 0 && gdb_view(s)->src) {
-		conds->n = 0;
-		if (cmds->n)
-			r = err_set(e, ENOTSUP, "vmdb runs breakpoint commands only with the x86-64 "
-				    "description (--gdb-arch); use set dprintf-style gdb");
-	}
+	/* a client told of i386 registers numbers them as i386 does */
+	if (r == 0)
+		conds->regnums = cmds->regnums = gdb_view(s)->src ? DEBUG_REGNUMS_I386
+								  : DEBUG_REGNUMS_AMD64;
 	if (r == 0)
 		r = debug_sw_insert(s->dbg, s->cur_g, addr, s->phys, e);
 	if (r == 0)
@@ -165,10 +160,7 @@ static int z_common(struct gdb_server *s, struct rsp_cur *args, bool insert)
 	}
 	switch (type) {
 	case Z_SW:
-		if (insert && (r = z_sw_insert(s, args, addr, &e)) == -ENOTSUP)
-			return gdb_error_words(s, r, &e);
-		if (!insert)
-			r = debug_sw_remove(s->dbg, addr, s->phys, &e);
+		r = insert ? z_sw_insert(s, args, addr, &e) : debug_sw_remove(s->dbg, addr, s->phys, &e);
 		break;
 	case Z_HW:
 		if (!debug_hw_supported(s->dbg))

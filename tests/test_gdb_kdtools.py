@@ -288,9 +288,11 @@ def test_i386_description_at_a_multiboot_entry(start_vmdb, guest, free_port):
     elf = guest("mb/exit")
     names = symbols(elf, ["rt_mb_entry", "mb_copy_gdt"])
     vm, target = start_gdb_vmdb(start_vmdb, elf, "--cmdline", "exit=3", port=free_port())
+    # the dprintf runs in vmdb with gdb's i386 register numbers (ebx is 3)
     out = gdb_batch(elf, target, [
         "show architecture", "info registers eip", "x/2i $eip", "p/x $eax", "stepi",
-        "info registers eip", "p $cr0", "break *mb_copy_gdt", "continue",
+        "info registers eip ebx", "p $cr0", "break *mb_copy_gdt", "set dprintf-style agent",
+        r'dprintf *rt_mb_entry+6,"mb eax=%x ebx=%x\n",$eax,$ebx', "continue",
         "info registers eip", "p/x $ecx = 0x12345678", "p/x $ecx", "p $cs_attr", "delete",
         "continue"])
     assert 'currently "i386"' in out, out
@@ -303,6 +305,8 @@ def test_i386_description_at_a_multiboot_entry(start_vmdb, guest, free_port):
     assert re.search(r"^\$2 = \[ PE ET \]$", out, re.M), out            # no paging yet
     assert re.search(r"^\$4 = 0x12345678$", out, re.M), out
     assert re.search(r"^\$5 = \[ type=11 S DPL=0 P DB G \]$", out, re.M), out
+    ebx = int(re.search(r"^ebx +(0x[0-9a-f]+)", out, re.M).group(1), 16)
+    assert re.search(rf"^mb eax=2badb002 ebx={ebx:x}$", out, re.M), out
     assert "exited with code 07" in out, out
     assert vm.wait(30) == 7
 
