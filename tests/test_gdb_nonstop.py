@@ -121,3 +121,31 @@ def test_the_machine_end_waits_for_vstopped(start_vmdb, guest, free_port):
                 c.read_packet()
         assert vm.wait(30) == 11
         c.close()
+
+
+def test_breakpoint_commands_print_on_stderr(start_vmdb, guest, free_port):
+    """In non-stop mode gdb takes no output it did not ask for: a
+    breakpoint command's printf goes to vmdb's stderr, never as O packets."""
+    from test_gdb_cond import symbol
+    elf = guest("gdb_target")
+    vm, target = start_gdb_vmdb(start_vmdb, elf, "--cmdline", "test=cond n=10",
+                                port=free_port())
+    c = RspClient(target)
+    c.start_noack()
+    assert b"BreakpointCommands+" in c.request("qSupported:swbreak+")
+    assert c.request("QNonStop:1") == b"OK"
+    assert c.request("?").startswith(b"T00thread:1;")
+    assert c.request("vStopped") == b"OK"
+    # printf("ns %d\n", rdi) with gdb's function and channel 0
+    fmt = b"ns %d\\n\0"
+    code = bytes([0x26, 0, 5, 0x22, 0, 0x22, 0, 0x34, 1, 0, len(fmt)]) + fmt + bytes([0x27])
+    addr = symbol(elf, "gdb_cond_f")
+    assert c.request(f"Z0,{addr:x},1;cmds:0,X{len(code):x},{code.hex()}") == b"OK"
+    assert c.request("vCont;c") == b"OK"
+    assert read_notification(c) == b"W01"
+    assert b"$O" not in c.buf, c.buf
+    assert c.request("vStopped") == b"OK"
+    assert vm.wait(30) == 1
+    c.close()
+    lines = [l for l in vm.stderr_text().splitlines() if l.startswith("ns ")]
+    assert lines == [f"ns {i}" for i in range(1, 11)], vm.stderr_text()
