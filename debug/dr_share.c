@@ -240,16 +240,28 @@ unsigned debug_dr_share_room_locked(struct debug *d)
 	return DR_SLOTS - (unsigned)__builtin_popcount(taken);
 }
 
-/* addr through vCPU via's page tables, or (via < 0) the first vCPU's
- * that maps it. */
+/* addr through vCPU via's page tables, or (via < 0) the first parked
+ * vCPU's that maps it (non-stop: the others may be running). */
 static bool translate_via(struct debug *d, int via, uint64_t addr, uint64_t *gpa)
 {
 	if (via >= 0)
 		return debug_translate(d, (unsigned)via, addr, gpa) == 0;
-	for (unsigned i = 0; i < d->nr_vcpus; i++)
-		if (debug_translate(d, i, addr, gpa) == 0)
+	for (unsigned i = 0; i < d->nr_vcpus; i++) {
+		enum debug_run run = debug_run_of(d, i);
+		if ((run == DEBUG_RUN_PARKED || run == DEBUG_RUN_STEP_SPIN) &&
+		    debug_translate(d, i, addr, gpa) == 0)
 			return true;
+	}
 	return false;
+}
+
+/* No vCPU in the engine: each loads the placement before it enters. */
+static bool none_in_engine(struct debug *d)
+{
+	for (unsigned i = 0; i < d->nr_vcpus; i++)
+		if (!debug_run_parked(debug_run_of(d, i)))
+			return false;
+	return true;
 }
 
 static bool wants_stand_in_locked(struct debug *d, unsigned n)
@@ -295,9 +307,9 @@ static void stand_ins(struct debug *d, int via, bool release)
 	pthread_mutex_unlock(&d->lock);
 }
 
-/* At every resume, every vCPU parked: the placement for the client's new
- * entries, their int3s where they have no slot, and the int3s of those
- * that have one again taken out. */
+/* At every resume: the placement for the client's new entries, their
+ * int3s where they have no slot, and (no vCPU in the engine, as outside
+ * non-stop) the int3s of those that have one again taken out. */
 void debug_dr_share_settle(struct debug *d)
 {
 	if (!d->share.on)
@@ -305,7 +317,7 @@ void debug_dr_share_settle(struct debug *d)
 	pthread_mutex_lock(&d->lock);
 	place_locked(d, 0);
 	pthread_mutex_unlock(&d->lock);
-	stand_ins(d, -1, true);
+	stand_ins(d, -1, none_in_engine(d));
 }
 
 /* This vCPU's union into dbg, and what each slot holds. */
