@@ -196,7 +196,7 @@ int debug_sw_remove(struct debug *d, uint64_t addr, bool phys, struct err *e)
 	}
 	bp->client = false;
 	debug_cond_free(bp);     /* the conditions were the client's */
-	if (!bp->catch_vectors && !bp->step_guard)
+	if (!debug_sw_owned(bp))
 		debug_sw_drop_locked(d, bp);
 	pthread_mutex_unlock(&d->lock);
 	return 0;
@@ -248,6 +248,7 @@ int debug_hw_remove(struct debug *d, uint64_t addr, struct err *e)
 	if (n >= 0 && !d->hw[n].client)
 		n = -1;
 	if (n >= 0) {
+		debug_hw_stand_in_drop_locked(d, (unsigned)n);
 		d->hw[n].client = false;
 		d->hw[n].used = d->hw[n].catch_vectors != 0;
 	}
@@ -255,6 +256,33 @@ int debug_hw_remove(struct debug *d, uint64_t addr, struct err *e)
 	if (n < 0)
 		return err_set(e, ENOENT, "no hardware breakpoint at 0x%" PRIx64, addr);
 	return 0;
+}
+
+void debug_hw_stand_in_locked(struct debug *d, unsigned n, uint64_t gpa, bool mapped)
+{
+	struct debug_hw_bp *hw = &d->hw[n];
+	struct debug_sw_bp *bp = debug_sw_find_as_locked(d, hw->addr, false);
+	struct err e = { 0 };
+	if (!mapped)
+		hw->stand_in = DEBUG_STAND_IN_UNMAPPED;
+	else if (!bp && debug_sw_add_locked(d, hw->addr, gpa, &bp, &e) < 0)
+		hw->stand_in = DEBUG_STAND_IN_NOT_RAM;     /* or no room: it waits either way */
+	else
+		hw->stand_in = DEBUG_STAND_IN_INT3;
+	if (hw->stand_in == DEBUG_STAND_IN_INT3)
+		bp->hw_stand_in = true;
+}
+
+void debug_hw_stand_in_drop_locked(struct debug *d, unsigned n)
+{
+	struct debug_hw_bp *hw = &d->hw[n];
+	struct debug_sw_bp *bp = debug_sw_find_as_locked(d, hw->addr, false);
+	if (hw->stand_in == DEBUG_STAND_IN_INT3 && bp && bp->hw_stand_in) {
+		bp->hw_stand_in = false;
+		if (!debug_sw_owned(bp))
+			debug_sw_drop_locked(d, bp);
+	}
+	hw->stand_in = DEBUG_STAND_IN_NONE;
 }
 
 /* Everything, the client's and exception catching's (detach, kill). */
@@ -273,6 +301,7 @@ static void remove_all(struct debug *d, bool keep_persistent)
 		struct debug_sw_bp *bp = &d->sw[i];
 		bp->catch_vectors = 0;
 		bp->step_guard = false;
+		bp->hw_stand_in = false;     /* the client's DR0-3 entries go below */
 		if (!debug_cond_persists(bp))
 			debug_sw_drop_locked(d, bp);
 	}
@@ -378,12 +407,13 @@ static unsigned client_slots_locked(struct debug *d)
 }
 
 /* The pieces of [addr, addr+len) in free slots (or slots only catching
- * holds), all or none: -ENOSPC when they do not fit. */
+ * holds), all or none: -ENOSPC when they do not fit, in the table or, on
+ * DR0-3 shared with the guest, in the slots it leaves. */
 int debug_watch_slots_insert_locked(struct debug *d, enum dr7_rw rw, uint64_t addr,
 				    uint64_t len)
 {
 	unsigned need = count_pieces(addr, len, DEBUG_NR_HW_BP);
-	if (need > client_slots_locked(d))
+	if (need > client_slots_locked(d) || need > debug_dr_share_room_locked(d))
 		return -ENOSPC;
 	for (uint64_t a = addr, left = len; left > 0;) {
 		unsigned p = piece_len(a, left);

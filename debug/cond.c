@@ -219,6 +219,7 @@ static void skip_finish(struct debug *d, unsigned vcpu)
 		debug_sw_poke(d, bp, true);
 	dv->cond_skip = false;
 	dv->step = DEBUG_STEP_NONE;
+	dv->step_among_others = false;
 	pthread_mutex_unlock(&d->lock);
 	debug_apply_engine(d, vcpu);
 	debug_step_leave(d, vcpu);
@@ -247,11 +248,9 @@ static int skip_begin(struct debug *d, unsigned vcpu, uint64_t pc, const struct 
 	if (bp)
 		debug_sw_poke(d, bp, false);
 	pthread_mutex_unlock(&d->lock);
-	/* the fault guards are for a vCPU stepped while the others are parked */
-	bool alone = d->step_alone;
-	d->step_alone = false;
+	/* the others run on: its step must not arm fault guards they could meet */
+	dv->step_among_others = true;
 	r = debug_step_begin(d, vcpu);
-	d->step_alone = alone;
 	if (r == 0)
 		r = debug_apply_engine(d, vcpu);
 	if (r != 0)

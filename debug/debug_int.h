@@ -185,6 +185,9 @@ struct debug_vcpu {
 	struct engine_debug applied;   /* what the engine has now ... */
 	bool applied_valid;            /* ... once set_debug succeeded */
 	struct debug_step_vcpu st;     /* the step engine (step.c) */
+	/* this vCPU's step runs while the others run (cond.c's skip of a
+	 * false condition): no fault guards in guest memory for it */
+	bool step_among_others;
 	/* cond.c: a hit whose conditions were all false is being stepped
 	 * over on this vCPU's thread (atomic reads); the breakpoint's key */
 	bool cond_skip;
@@ -195,9 +198,10 @@ struct debug_vcpu {
 	struct err cond_err;           /* ... for this reason, not yet reported */
 };
 
-/* A breakpoint has up to two owners: the client (Z0/Z1) and exception
- * catching (the vectors whose handler starts here). It exists while either
- * owns it; stops are reported for the client first. */
+/* A breakpoint has several possible owners: the client (Z0), exception
+ * catching (the vectors whose handler starts here), the step engine, and
+ * a client's Z1 that has no DR slot for now. It exists while any owns it;
+ * stops are reported for the client first. */
 struct debug_sw_bp {
 	uint64_t addr;           /* as the client named it / the handler's linear address */
 	bool phys;               /* addr is guest-physical (`monitor phys on`) */
@@ -207,8 +211,24 @@ struct debug_sw_bp {
 	bool client;
 	uint32_t catch_vectors;
 	bool step_guard;         /* the step engine's: an exception handler's entry (step.c) */
+	/* stands in for the client's hardware breakpoint at addr while the
+	 * guest holds every DR slot (debug_hw_bp.stand_in) */
+	bool hw_stand_in;
 	struct debug_cond_list *conds;   /* the client's conditions (cond.c), or NULL */
 	struct debug_cmd_list *cmds;     /* the client's commands (cond.c), or NULL */
+};
+
+static inline bool debug_sw_owned(const struct debug_sw_bp *bp)
+{
+	return bp->client || bp->catch_vectors || bp->step_guard || bp->hw_stand_in;
+}
+
+/* What stands in for a client's execution breakpoint that has no DR slot. */
+enum debug_stand_in {
+	DEBUG_STAND_IN_NONE,      /* it has a slot (or is no such breakpoint) */
+	DEBUG_STAND_IN_INT3,      /* an int3 at its address (a debug_sw_bp.hw_stand_in) */
+	DEBUG_STAND_IN_UNMAPPED,  /* nothing: its address does not translate; it waits */
+	DEBUG_STAND_IN_NOT_RAM,   /* nothing: ROM or MMIO, no int3 goes there; it waits */
 };
 
 /* A DR0-3 slot. rw EXEC (0): an execution breakpoint (the client's Z1
@@ -224,6 +244,7 @@ struct debug_hw_bp {
 	enum dr7_rw rw;
 	uint8_t len;
 	uint64_t watch_addr, watch_len;
+	uint8_t stand_in;        /* enum debug_stand_in: the client's, rw EXEC */
 };
 
 /* Where a watchpoint lives now. */
@@ -242,6 +263,14 @@ struct debug_watch {
 	unsigned vcpu;           /* whose page tables translate it */
 	unsigned pages, mapped;
 	bool evicted;            /* left DR0-3 because the guest took a slot */
+};
+
+/* The watchpoints as placed at one moment: the table, and the DR0-3
+ * slots (a mask) of each one living there. */
+struct debug_watch_snap {
+	bool any;
+	struct debug_watch watch[DEBUG_MAX_WATCH];
+	uint8_t slots[DEBUG_MAX_WATCH];
 };
 
 #define DEBUG_NR_VECTORS 32
@@ -312,9 +341,11 @@ struct debug {
 	struct engine_watch *watch_ranges;
 	unsigned nr_watch_ranges;
 	bool watch_dirty;            /* a change not yet handed to the engine */
-	/* debug_watch_describe's lines at the last resume: gdb takes its
-	 * watchpoints out at every stop, so its user asks about these */
-	char watch_last[4096];
+	bool watch_evicted_new;      /* ... of which watchpoints left DR0-3 */
+	/* where every watchpoint lived at the last resume, for
+	 * debug_watch_describe: gdb takes its watchpoints out at every stop,
+	 * so its user asks about these (formatted only when asked) */
+	struct debug_watch_snap watch_last;
 
 	uint32_t catch_mask;         /* vectors the client asked to catch */
 	struct engine_access_filter access;   /* accesses the client asked to catch (d->lock) */
@@ -367,6 +398,13 @@ void debug_run_release_locked(struct debug *d, unsigned vcpu);
 void debug_on_reset(struct vm *vm);
 void debug_on_reboot(struct vm *vm);
 
+/* A step of this vCPU runs with every other vCPU parked: the fault
+ * guards the step engine may arm are met by it alone (step_shadow.c). */
+static inline bool debug_step_runs_alone(const struct debug *d, unsigned vcpu)
+{
+	return d->step_alone && !d->vcpus[vcpu].step_among_others;
+}
+
 /* park.c */
 void debug_queue_locked(struct debug *d, const struct debug_event *ev);
 void debug_request_stop_locked(struct debug *d, unsigned self);
@@ -403,6 +441,12 @@ void debug_sw_where(struct debug *d, unsigned vcpu, uint64_t pc, struct debug_sw
 /* our breakpoint under an int3 a vCPU met (or sits on) at w->pc */
 struct debug_sw_bp *debug_sw_hit_locked(struct debug *d, const struct debug_sw_where *w);
 int debug_hw_find_locked(struct debug *d, uint64_t addr);
+/* The client's execution breakpoint in entry n has no DR slot: an int3
+ * at gpa (its address as translated now; mapped false: it does not
+ * translate) stands in for it, or it waits where no int3 can go. */
+void debug_hw_stand_in_locked(struct debug *d, unsigned n, uint64_t gpa, bool mapped);
+/* ... and no longer needs one (it has a slot again, or is gone). */
+void debug_hw_stand_in_drop_locked(struct debug *d, unsigned n);
 /* DR7 RW and LEN bits of slot n for this slot's kind */
 uint64_t debug_hw_dr7_bits(const struct debug_hw_bp *bp, unsigned n);
 /* watchpoint pieces in DR0-3 (watch.c places them) */
@@ -434,11 +478,17 @@ void debug_watch_sync(struct debug *d);
 /* Every watchpoint goes (detach, kill); d->lock NOT held. */
 void debug_watch_clear(struct debug *d);
 /* A watchpoint's pieces lost their DR slot (to the guest's own use of
- * the registers): it moves to the engine's watched ranges at the next
- * resume, never silently lost, and back into DR0-3 at a later resume
- * once its pieces fit there again. d->lock held. */
+ * the registers): it moves to the engine's watched ranges, never
+ * silently lost (debug_watch_evicted_now), and back into DR0-3 at a
+ * later resume once its pieces fit there again. d->lock held. */
 void debug_watch_evicted_locked(struct debug *d, enum dr7_rw rw, uint64_t addr,
 				uint64_t len);
+/* On the thread of vCPU via, at the exit where its guest took the slots
+ * (d->lock NOT held): the watchpoints that left DR0-3 reach the engine
+ * before any vCPU runs on, where that is safe with the others in the
+ * engine (emu: only the exiting vCPU executes; kvm: one vCPU), else at
+ * the next resume (kvm SMP: a page trap rebuilds the memory map). */
+void debug_watch_evicted_now(struct debug *d, unsigned via);
 
 /* catch.c: follow the IDTs before the vCPUs run (every resume) */
 void debug_catch_sync(struct debug *d);
@@ -494,6 +544,9 @@ void debug_dr_share_load(struct debug *d, unsigned vcpu, struct engine_debug *db
 bool debug_dr_share_route_db(struct debug *d, struct vcpu *vcpu, struct vm_exit *exit);
 bool debug_dr_share_on_exit(struct debug *d, struct vcpu *vcpu, const struct vm_exit *exit);
 void debug_dr_share_refresh(struct debug *d, unsigned vcpu);
+void debug_dr_share_settle(struct debug *d);
+/* DR slots that neither a guest nor a placed entry of ours holds now */
+unsigned debug_dr_share_room_locked(struct debug *d);
 
 /* cond.c: the client's breakpoint conditions */
 /* The conditions to check before this hit stops (d->lock held): NULL

@@ -811,9 +811,11 @@ bool debug_on_bpt(struct debug *d, struct vcpu *vcpu, uint64_t pc)
 	debug_sw_where(d, vcpu->id, pc, &where);
 	pthread_mutex_lock(&d->lock);
 	const struct debug_sw_bp *bp = debug_sw_hit_locked(d, &where);
-	bool guard_only = bp && !bp->client && !bp->catch_vectors;
+	bool guard_only = bp && !bp->client && !bp->catch_vectors && !bp->hw_stand_in;
 	if (bp && !guard_only) {
-		hit_event(&ev, bp->client, bp->catch_vectors, DEBUG_EV_SWBREAK);
+		/* an int3 standing in for a Z1 without a DR slot is that Z1 */
+		hit_event(&ev, bp->client || bp->hw_stand_in, bp->catch_vectors,
+			  bp->client ? DEBUG_EV_SWBREAK : DEBUG_EV_HWBREAK);
 		ev.addr = bp->addr;     /* its key: physical for a `phys` one */
 	}
 	enum debug_step step_kind = d->vcpus[vcpu->id].step;
