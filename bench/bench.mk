@@ -70,3 +70,10 @@ bench-cond:
 	@$(MAKE) --no-print-directory SAN=0 all build/guests/mb/gdb_target.elf \
 		build/guests/mb/gdb_target.elf64
 	bench/cond
+
+# bench/snapshot: whole-machine snapshots during a Linux boot on emu (size,
+# take and restore times, what they cost the boot). Needs linux-assets.
+.PHONY: bench-snapshot
+bench-snapshot:
+	@$(MAKE) --no-print-directory SAN=0 all
+	bench/snapshot
