@@ -490,7 +490,10 @@ static int run_vcpu(struct vcpu *vcpu, struct vm_exit *exit)
 		}
 		if (stop != EMU_STOP_KICKED) {
 			ec->yield_turn = false;
-			sched_pass(evm, cpu->id, cpu);
+			unsigned from = cpu->id;
+			if (stop == EMU_STOP_QUANTUM && evm->snap_check)
+				from = emu_snap_check_point(cpu);    /* tests only */
+			sched_pass(evm, from, cpu);
 		}
 		pthread_mutex_lock(&s->lock);
 	}
@@ -522,10 +525,48 @@ static void emu_op_kick(struct vcpu *vcpu)
 	pthread_mutex_unlock(&s->lock);
 }
 
+/* --- the scheduler's position in snapshots (emu_snap.c) --------------------------- */
+
+void emu_sched_save(struct emu_vm *evm, struct emu_sched_image *img,
+		    struct emu_sched_cpu_image *cpus)
+{
+	struct emu_sched *s = evm->sched;
+	pthread_mutex_lock(&s->lock);
+	*img = (struct emu_sched_image){ .turn = s->turn, .idle_quiet = s->idle_quiet };
+	for (unsigned i = 0; i < evm->nr_cpus; i++) {
+		struct emu_cpu *cpu = evm->cpus[i];
+		cpus[i] = cpu ? (struct emu_sched_cpu_image){
+			.quantum_end = ecpu_of(cpu)->quantum_end,
+			.yield_turn = ecpu_of(cpu)->yield_turn } : (struct emu_sched_cpu_image){ 0 };
+	}
+	pthread_mutex_unlock(&s->lock);
+}
+
+/* The token stays where it is: its holder is restoring, and hands it on
+ * from img->turn when done. The idle pacing starts afresh: it follows the
+ * host clock, not the guest. */
+void emu_sched_restore(struct emu_vm *evm, const struct emu_sched_image *img,
+		       const struct emu_sched_cpu_image *cpus)
+{
+	struct emu_sched *s = evm->sched;
+	pthread_mutex_lock(&s->lock);
+	s->idle_quiet = img->idle_quiet;
+	s->pace_host_ns = s->pace_guest_ns = 0;
+	for (unsigned i = 0; i < evm->nr_cpus; i++) {
+		struct emu_cpu *cpu = evm->cpus[i];
+		if (cpu) {
+			ecpu_of(cpu)->quantum_end = cpus[i].quantum_end;
+			ecpu_of(cpu)->yield_turn = cpus[i].yield_turn;
+		}
+	}
+	pthread_mutex_unlock(&s->lock);
+}
+
 /* --- VM and vCPUs ------------------------------------------------------------------ */
 
 static void emu_vm_free(struct emu_vm *evm)
 {
+	emu_snap_check_destroy(evm);
 	if (evm->plat)
 		emu_platform_destroy(evm);
 	emu_dcache_destroy(evm);
@@ -582,6 +623,7 @@ static int emu_op_vm_create(struct vm *vm, const struct emu_single_ops *assist, 
 			       "timers: %s", strerror(-r));
 	}
 	vm->engine_vm = evm;
+	emu_snap_check_create(evm);
 	return 0;
 }
 
@@ -974,6 +1016,7 @@ const struct engine_ops emu_engine_ops = {
 	.vcpu = &emu_vcpu_ops,
 	.debug = &emu_debug_ops,
 	.lend = &emu_lend_ops,
+	.snap = &emu_snap_ops,
 	.assist = &emu_single_ops,
 };
 
