@@ -193,6 +193,20 @@ int step_translate(struct debug *d, struct debug_step_vcpu *st, uint64_t gva, ui
 	return 0;
 }
 
+/* Between two steps the snapshot is current (everything that may change
+ * the system registers drops it): it places pc for the breakpoint table
+ * without reading them again, an ioctl per step on kvm. */
+void debug_step_sw_where(struct debug *d, unsigned vcpu, uint64_t pc, struct debug_sw_where *w)
+{
+	struct debug_step_vcpu *st = &d->vcpus[vcpu].st;
+	if (!st->shadow || !st->sregs_valid) {
+		debug_sw_where(d, vcpu, pc, w);
+		return;
+	}
+	w->pc = pc;
+	w->have_gpa = step_translate(d, st, pc, &w->gpa) == 0;
+}
+
 /* Guest-virtual [gva, gva+len) page by page; write or read. */
 static int access_virt(struct debug *d, struct debug_step_vcpu *st, uint64_t gva, void *buf,
 		       size_t len, bool write)
