@@ -459,9 +459,9 @@ int debug_step_begin(struct debug *d, unsigned vcpu);
 void debug_step_end(struct debug *d, struct vcpu *vcpu, uint64_t *pc, bool at_handler);
 /* the vCPU runs freely now: give the guest its own TF back */
 void debug_step_leave(struct debug *d, unsigned vcpu);
-/* debug_sw_where through the step's own copy of the system registers
- * while it is current (between two steps): no register read */
-void debug_step_sw_where(struct debug *d, unsigned vcpu, uint64_t pc, struct debug_sw_where *w);
+/* the step's own copy of the system registers while it is current
+ * (between two steps of a parked vCPU): enough for a page walk */
+bool debug_step_paging_sregs(struct debug *d, unsigned vcpu, struct x86_sregs *sregs);
 /* a guest INT3 met while stepping: deliver its #BP exactly; true = done */
 bool debug_step_guest_int3(struct debug *d, struct vcpu *vcpu, uint64_t pc, uint64_t *handler);
 /* take every fault guard out of guest memory (d->lock NOT held) */

@@ -496,7 +496,7 @@ static bool eligible_pending(struct debug *d)
 static bool at_breakpoint(struct debug *d, unsigned vcpu, uint64_t pc)
 {
 	struct debug_sw_where where;
-	debug_step_sw_where(d, vcpu, pc, &where);
+	debug_sw_where(d, vcpu, pc, &where);
 	pthread_mutex_lock(&d->lock);
 	const struct debug_sw_bp *sw = debug_sw_hit_locked(d, &where);
 	bool at = (sw && (sw->client || sw->catch_vectors)) || debug_hw_find_locked(d, pc) >= 0;

@@ -193,18 +193,21 @@ int step_translate(struct debug *d, struct debug_step_vcpu *st, uint64_t gva, ui
 	return 0;
 }
 
-/* Between two steps the snapshot is current (everything that may change
- * the system registers drops it): it places pc for the breakpoint table
- * without reading them again, an ioctl per step on kvm. */
-void debug_step_sw_where(struct debug *d, unsigned vcpu, uint64_t pc, struct debug_sw_where *w)
+/* Between two steps of one vCPU alone the snapshot is current: the
+ * instructions and deliveries that may change the system registers drop
+ * it, and so do the client's writes (state.c, vcpu.c) and another vCPU
+ * let go meanwhile (run_state.c). It saves the page walks of the client's
+ * memory reads and of breakpoint look-ups a read of the registers (an
+ * ioctl on kvm) per step. Parked only: a stepping vCPU's thread owns it. */
+bool debug_step_paging_sregs(struct debug *d, unsigned vcpu, struct x86_sregs *sregs)
 {
-	struct debug_step_vcpu *st = &d->vcpus[vcpu].st;
-	if (!st->shadow || !st->sregs_valid) {
-		debug_sw_where(d, vcpu, pc, w);
-		return;
-	}
-	w->pc = pc;
-	w->have_gpa = step_translate(d, st, pc, &w->gpa) == 0;
+	const struct debug_step_vcpu *st = &d->vcpus[vcpu].st;
+	enum debug_run run = debug_run_of(d, vcpu);
+	if ((run != DEBUG_RUN_PARKED && run != DEBUG_RUN_STEP_SPIN) || !d->step_alone ||
+	    !st->shadow || !st->sregs_valid)
+		return false;
+	*sregs = st->sregs;
+	return true;
 }
 
 /* Guest-virtual [gva, gva+len) page by page; write or read. */
