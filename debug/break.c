@@ -258,15 +258,23 @@ int debug_hw_remove(struct debug *d, uint64_t addr, struct err *e)
 }
 
 /* Everything, the client's and exception catching's (detach, kill). */
-void debug_remove_all_breakpoints(struct debug *d)
+static void remove_all(struct debug *d, bool keep_persistent)
 {
 	debug_watch_clear(d);
 	pthread_mutex_lock(&d->lock);
 	/* newest first, so aliases restore the oldest saved original last */
-	while (d->nr_sw > 0) {
+	while (d->nr_sw > 0 && !keep_persistent) {
 		struct debug_sw_bp *bp = &d->sw[--d->nr_sw];
 		debug_sw_poke(d, bp, false);
 		debug_cond_free(bp);
+	}
+	/* a drop moves the last entry (visited already) into slot i */
+	for (unsigned i = d->nr_sw; i-- > 0 && keep_persistent;) {
+		struct debug_sw_bp *bp = &d->sw[i];
+		bp->catch_vectors = 0;
+		bp->step_guard = false;
+		if (!debug_cond_persists(bp))
+			debug_sw_drop_locked(d, bp);
 	}
 	for (unsigned n = 0; n < DEBUG_NR_HW_BP; n++)
 		d->hw[n] = (struct debug_hw_bp){ 0 };
@@ -276,6 +284,16 @@ void debug_remove_all_breakpoints(struct debug *d)
 	d->guard.armed = d->guard.lifted = false;    /* the step engine's guards went too */
 	d->mem_gen++;
 	pthread_mutex_unlock(&d->lock);
+}
+
+void debug_remove_all_breakpoints(struct debug *d)
+{
+	remove_all(d, false);
+}
+
+void debug_remove_all_but_persistent(struct debug *d)
+{
+	remove_all(d, true);
 }
 
 bool debug_client_breakpoint_at(struct debug *d, uint64_t addr)

@@ -221,6 +221,7 @@ struct debug_sw_bp {
 	uint32_t catch_vectors;
 	bool step_guard;         /* the step engine's: an exception handler's entry (step.c) */
 	struct debug_cond_list *conds;   /* the client's conditions (cond.c), or NULL */
+	struct debug_cmd_list *cmds;     /* the client's commands (cond.c), or NULL */
 };
 
 /* A DR0-3 slot. rw EXEC (0): an execution breakpoint (the client's Z1
@@ -277,6 +278,17 @@ struct debug_catch_vcpu {
 	uint8_t status[DEBUG_NR_VECTORS];  /* enum debug_catch_status */
 };
 
+/* cond.c: breakpoint commands' text on its way from the vCPU threads to
+ * the client's thread, a ring under d->lock. A vCPU that finds no room
+ * waits a moment for the reader (not while asked to stop: the reader may
+ * be waiting for it), then counts its text as lost. */
+#define DEBUG_CONSOLE_SIZE (64 * 1024)
+struct debug_console {
+	char buf[DEBUG_CONSOLE_SIZE];
+	size_t head, len;
+	uint64_t lost;
+};
+
 struct debug {
 	struct vm *vm;
 	struct debug_timing timing;
@@ -331,6 +343,7 @@ struct debug {
 	uint64_t mem_gen;
 	struct debug_step_stats step_stats;
 	bool non_stop;               /* an event stops its own vCPU only */
+	struct debug_console console;
 	bool step_alone;             /* the resume runs one stepped vCPU, the rest stay parked */
 	struct debug_guard guard;
 
@@ -500,13 +513,15 @@ void debug_dr_share_refresh(struct debug *d, unsigned vcpu);
 
 /* cond.c: the client's breakpoint conditions */
 /* The conditions to check before this hit stops (d->lock held): NULL
- * when there are none or the hit stops anyway (a catch, a step). */
+ * when there are none and no commands, or the hit stops anyway (a catch,
+ * a step); an empty list when there are commands only. */
 const struct debug_cond_list *debug_cond_of_locked(struct debug *d, const struct debug_sw_bp *bp,
 						   unsigned vcpu);
 /* On the vCPU's thread, d->lock NOT held, bp is the hit (stable: the
  * client changes breakpoints only with every vCPU parked): true when
- * every condition was false and the hit is being skipped; false = stop
- * (a condition held, or failed: its words wait for the client). */
+ * the hit is being skipped (every condition false, or the commands ran);
+ * false = stop (a condition held and there are no commands, or a
+ * condition or command failed: its words wait for the client). */
 bool debug_cond_hit(struct debug *d, unsigned vcpu, uint64_t pc, const struct debug_sw_bp *bp,
 		    const struct debug_cond_list *conds);
 /* At an internal step's trap: true when it ended a skip (watch: a
@@ -515,6 +530,10 @@ bool debug_cond_skip_end(struct debug *d, struct vcpu *vcpu, const struct debug_
 /* Every vCPU parked: end skips a stop interrupted (the int3 goes back). */
 void debug_cond_skips_settle(struct debug *d);
 void debug_cond_free(struct debug_sw_bp *bp);
+/* The client's breakpoint whose commands outlive its connection. */
+bool debug_cond_persists(const struct debug_sw_bp *bp);
+/* A debugger attaches (stopped): the last one's persistent breakpoints go. */
+void debug_cond_drop_persistent(struct debug *d);
 
 /* mem.c */
 int debug_translate(struct debug *d, unsigned vcpu, uint64_t gva, uint64_t *gpa);

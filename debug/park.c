@@ -615,6 +615,7 @@ void debug_set_non_stop(struct debug *d, bool on)
 void debug_attach(struct debug *d)
 {
 	debug_stop_all(d);
+	debug_cond_drop_persistent(d);
 	debug_dr_share_setup(d);
 	pthread_mutex_lock(&d->lock);
 	for (unsigned i = 0; i < d->nr_vcpus; i++)
@@ -626,7 +627,7 @@ void debug_attach(struct debug *d)
 void debug_detach(struct debug *d)
 {
 	debug_stop_all(d);
-	debug_remove_all_breakpoints(d);
+	debug_remove_all_but_persistent(d);
 	pthread_mutex_lock(&d->lock);
 	d->q_len = 0;
 	d->non_stop = false;

@@ -30,10 +30,11 @@ static int pkt_qsupported(struct gdb_server *s, struct rsp_cur *args)
 	s->client_swbreak = client_has(*args, "swbreak");
 	s->client_hwbreak = client_has(*args, "hwbreak");
 	s->client_binary_upload = client_has(*args, "binary-upload");
+	s->view = NULL;      /* a new session: its target.xml read chooses again */
 	rsp_buf_printf(&s->reply,
 		       "PacketSize=%x;qXfer:features:read+;qXfer:threads:read+;"
 		       "qXfer:exec-file:read+;qXfer:memory-map:read+;vContSupported+;swbreak+;hwbreak+;"
-		       "ConditionalBreakpoints+;QStartNoAckMode+;QNonStop+;multiprocess-%s",
+		       "ConditionalBreakpoints+;BreakpointCommands+;QStartNoAckMode+;QNonStop+;multiprocess-%s",
 		       GDB_PACKET_SIZE,
 		       s->client_binary_upload ? ";binary-upload+" : "");
 	return 0;

@@ -374,31 +374,6 @@ static void format_stop_head(struct gdb_server *s, const struct debug_event *ev,
 	}
 }
 
-/* rbp, rsp and rip in the stop reply save gdb a 'g' after most stops. */
-static void expedite_registers(struct gdb_server *s, unsigned vcpu)
-{
-	static const struct { unsigned gdb_reg; size_t off; } expedite[] = {
-		{ 6, offsetof(struct x86_regs, rbp) },
-		{ 7, offsetof(struct x86_regs, rsp) },
-		{ 16, offsetof(struct x86_regs, rip) },
-	};
-	struct x86_regs regs;
-
-	if (debug_read_regs(s->dbg, vcpu, &regs) < 0)
-		return;
-	for (size_t i = 0; i < sizeof(expedite) / sizeof(expedite[0]); i++) {
-		uint64_t v;
-		uint8_t le[8];
-		memcpy(&v, (const uint8_t *)&regs + expedite[i].off, sizeof(v));
-		for (unsigned b = 0; b < 8; b++)
-			le[b] = (uint8_t)(v >> (8 * b));
-		rsp_buf_hexnum(&s->reply, expedite[i].gdb_reg, 2);
-		rsp_buf_putc(&s->reply, ':');
-		rsp_buf_hex(&s->reply, le, sizeof(le));
-		rsp_buf_putc(&s->reply, ';');
-	}
-}
-
 /* A caught exception stops at its handler, a caught access after its
  * instruction; say what was caught and from where on the client's
  * console (an O packet, allowed before a stop reply), since the stop
@@ -425,6 +400,7 @@ void gdb_format_stop(struct gdb_server *s, const struct debug_event *ev)
 	const char *reason;
 	/* an O packet belongs before a stop reply, not beside a notification */
 	if (!gdb_ns_on(s)) {
+		gdb_console_flush(s, true);
 		if (ev->kind == DEBUG_EV_CATCH || ev->kind == DEBUG_EV_ACCESS)
 			explain_catch(s, ev);
 		if (ev->kind == DEBUG_EV_SWBREAK)     /* the one kind with conditions */
@@ -432,7 +408,7 @@ void gdb_format_stop(struct gdb_server *s, const struct debug_event *ev)
 	}
 	format_stop_head(s, ev, &reason);
 	if (ev->kind != DEBUG_EV_EXITED && ev->kind != DEBUG_EV_CRASHED)
-		expedite_registers(s, ev->vcpu);
+		gdb_expedite_registers(s, ev->vcpu);
 	rsp_buf_str(&s->reply, reason);
 }
 
@@ -573,6 +549,7 @@ static void client_read(struct gdb_server *s)
 /* The debug core queued something. */
 static void handle_events(struct gdb_server *s)
 {
+	gdb_console_flush(s, false);
 	if (gdb_ns_on(s) && s->client_fd >= 0) {
 		if (debug_has_event(s->dbg))
 			gdb_ns_events(s);
@@ -625,6 +602,7 @@ bool gdb_server_serve(struct gdb_server *s, int timeout_ms)
 static void server_finish(struct gdb_server *s)
 {
 	handle_events(s);
+	gdb_ns_await_end_ack(s);
 	client_close(s);
 }
 

@@ -40,6 +40,7 @@ struct vm_config {
 	const char *cmdline;        /* never NULL */
 	const char *gdb_addr;       /* NULL without --gdb */
 	bool wait_gdb;
+	int gdb_arch;               /* enum gdb_arch (gdbserver_int.h): --gdb-arch, 0 = auto */
 	bool no_reboot;             /* --no-reboot: a guest reset ends vmdb (status 0) */
 	bool serial_stdin;          /* with SERIAL_STDIO: stdin feeds the UART's input */
 	bool serial_escape;         /* stdin is a terminal: Ctrl-A x ends vmdb */

@@ -17,7 +17,7 @@ $(BUILD)/tests/%test: $(BUILD)/tests/unit/%test.o
 unit-%: $(BUILD)/tests/%
 	$<
 
--include $(UNIT_TESTS:%=$(BUILD)/tests/unit/%.d)
+-include $(UNIT_TESTS:%=$(BUILD)/tests/unit/%.d) $(BUILD)/tests/unit/fake_engine.d
 
 # The objects under test, by owner.
 # rsp/: framing and argument parsing.
@@ -39,7 +39,7 @@ $(BUILD)/tests/debug_test: $(patsubst %.c,$(BUILD)/%.o,tests/unit/fake_engine.c 
 	x86/x86.c x86/insn.c x86/decode.c x86/desc.c util/err.c)
 
 # debug/agent.c alone: agent expressions on hand-assembled bytecode.
-$(BUILD)/tests/agent_test: $(addprefix $(BUILD)/,debug/agent.o util/err.o)
+$(BUILD)/tests/agent_test: $(addprefix $(BUILD)/,debug/agent.o debug/agent_printf.o util/err.o)
 
 # engine/emu/emu_debug.c alone, with a fake emu_raise().
 $(BUILD)/tests/emu_debug_test: $(BUILD)/engine/emu/emu_debug.o
