@@ -35,7 +35,12 @@
  * (parked -> lent -> parked; the engine's lend->run), the debug exit goes
  * to on_db (park.c) and debug_step_end (step.c), the step event is
  * queued, and the server sends the stop reply from registers vcpu.c has
- * cached: one thread, no wake-up. Otherwise (an engine that does not lend, several
+ * cached: one thread, no wake-up. On kvm that step is one system call,
+ * KVM_RUN: the registers come back with the exit, the debug registers are
+ * set again only when they change (park.c), and the page walks between
+ * two steps (decoding, the client's memory reads, breakpoint look-ups)
+ * use the step engine's own copy of the system registers (step.c).
+ * Otherwise (an engine that does not lend, several
  * vCPUs, or an exit only the vCPU's thread handles, such as port I/O,
  * which lend.c hands back) the vCPU's own thread leaves before_run
  * (released -> running), runs the engine (machine/vm.c's loop), meets the

@@ -92,6 +92,18 @@ struct debug_tlb {
 	uint64_t cr3, page, gpa_page;
 };
 
+/* Instructions the step engine sorted lately, by their bytes (what
+ * x86_insn_classify answers depends on nothing else): a loop stepped
+ * through is decoded once. Indexed by linear address. */
+#define DEBUG_DECODED_SIZE 32
+struct debug_decoded {
+	bool valid;
+	uint8_t mode;                  /* enum x86_mode */
+	uint8_t nbytes;                /* how many of bytes[] were readable */
+	uint8_t bytes[15];
+	struct x86_insn_info insn;
+};
+
 /* The step engine's view of one vCPU (debug/step.c). While `tf_shadow`
  * is set the engine's RFLAGS.TF belongs to the debugger (vmdb keeps it
  * clear; an engine may set it while it steps) and guest_tf is the guest's
@@ -132,6 +144,7 @@ struct debug_step_vcpu {
 	bool known_running;
 	struct debug_tlb tlb[DEBUG_TLB_SIZE];
 	unsigned tlb_next;
+	struct debug_decoded decoded[DEBUG_DECODED_SIZE];
 };
 
 /* What the step engine did so far, for `monitor info sstep`. */
@@ -509,6 +522,9 @@ int debug_step_begin(struct debug *d, unsigned vcpu);
 void debug_step_end(struct debug *d, struct vcpu *vcpu, uint64_t *pc, bool at_handler);
 /* the vCPU runs freely now: give the guest its own TF back */
 void debug_step_leave(struct debug *d, unsigned vcpu);
+/* the step's own copy of the system registers while it is current
+ * (between two steps of a parked vCPU): enough for a page walk */
+bool debug_step_paging_sregs(struct debug *d, unsigned vcpu, struct x86_sregs *sregs);
 /* a guest INT3 met while stepping: deliver its #BP exactly; true = done */
 bool debug_step_guest_int3(struct debug *d, struct vcpu *vcpu, uint64_t pc, uint64_t *handler);
 /* take every fault guard out of guest memory (d->lock NOT held) */

@@ -18,10 +18,20 @@ static int translate_with(struct debug *d, const struct x86_sregs *sregs, uint64
 	return r < 0 ? -EFAULT : 0;
 }
 
+/* The system registers a page walk reads; between two steps the step
+ * engine's copy (no read of the vCPU's, which its step made the cache
+ * forget). */
+static int paging_sregs(struct debug *d, unsigned vcpu, struct x86_sregs *sregs)
+{
+	if (debug_step_paging_sregs(d, vcpu, sregs))
+		return 0;
+	return debug_vcpu_sregs(d, vcpu, sregs);
+}
+
 int debug_translate(struct debug *d, unsigned vcpu, uint64_t gva, uint64_t *gpa)
 {
 	struct x86_sregs sregs;
-	if (debug_vcpu_sregs(d, vcpu, &sregs) < 0)
+	if (paging_sregs(d, vcpu, &sregs) < 0)
 		return -EFAULT;
 	return translate_with(d, &sregs, gva, gpa);
 }
@@ -81,7 +91,7 @@ static int access_mem(struct debug *d, unsigned vcpu, uint64_t addr, uint8_t *bu
 		return 0;
 	if (addr + len - 1 < addr)
 		return -EFAULT;   /* wraps around the address space */
-	if (!phys && debug_vcpu_sregs(d, vcpu, &sregs) < 0)
+	if (!phys && paging_sregs(d, vcpu, &sregs) < 0)
 		return -EFAULT;
 	while (len > 0) {
 		/* pages are at least 4 KiB: no piece crosses a 4 KiB boundary */

@@ -540,7 +540,8 @@ void gdb_expedite_registers(struct gdb_server *s, unsigned vcpu)
 		unsigned n = v->src ? i386[i] : amd64[i];
 		uint8_t le[8];
 		put_le(le, values[i], v->regs[n].bits / 8);
-		rsp_buf_printf(&s->reply, "%02x:", n);
+		rsp_buf_hexnum(&s->reply, n, 2);     /* "%02x:", once per step: no format */
+		rsp_buf_putc(&s->reply, ':');
 		rsp_buf_hex(&s->reply, le, v->regs[n].bits / 8);
 		rsp_buf_putc(&s->reply, ';');
 	}

@@ -153,7 +153,8 @@ static const struct gdb_packet *find_packet(const char *name, size_t len)
 {
 	for (size_t t = 0; t < sizeof(gdb_tables) / sizeof(gdb_tables[0]); t++)
 		for (const struct gdb_packet *p = gdb_tables[t]; p->name; p++)
-			if (strlen(p->name) == len && memcmp(p->name, name, len) == 0)
+			if (p->name[0] == name[0] && strlen(p->name) == len &&
+			    memcmp(p->name, name, len) == 0)
 				return p;
 	return NULL;
 }
@@ -317,6 +318,17 @@ int gdb_stop_signal(const struct debug_event *ev)
 	}
 }
 
+/* "T" + the signal in two digits + "thread:N;": the head of most stop
+ * replies, built without a format (one per step). */
+static void stop_head_thread(struct gdb_server *s, int sig, unsigned tid)
+{
+	rsp_buf_putc(&s->reply, 'T');
+	rsp_buf_hexnum(&s->reply, (unsigned)sig, 2);
+	rsp_buf_str(&s->reply, "thread:");
+	rsp_buf_hexnum(&s->reply, tid, 1);
+	rsp_buf_putc(&s->reply, ';');
+}
+
 /* "T05thread:N;" and the like; *reason gets what follows the expedited
  * registers ("swbreak:;"). */
 static void format_stop_head(struct gdb_server *s, const struct debug_event *ev, const char **reason)
@@ -329,7 +341,7 @@ static void format_stop_head(struct gdb_server *s, const struct debug_event *ev,
 	case DEBUG_EV_HWBREAK:
 		if (ev->kind == DEBUG_EV_SWBREAK ? s->client_swbreak : s->client_hwbreak)
 			*reason = ev->kind == DEBUG_EV_SWBREAK ? "swbreak:;" : "hwbreak:;";
-		rsp_buf_printf(&s->reply, "T05thread:%x;", tid);
+		stop_head_thread(s, GDB_SIGTRAP, tid);
 		break;
 	case DEBUG_EV_WATCH:
 	case DEBUG_EV_RWATCH:
@@ -345,7 +357,7 @@ static void format_stop_head(struct gdb_server *s, const struct debug_event *ev,
 	case DEBUG_EV_INTERRUPT:
 	case DEBUG_EV_CATCH:
 	case DEBUG_EV_ACCESS:
-		rsp_buf_printf(&s->reply, "T%02xthread:%x;", gdb_stop_signal(ev), tid);
+		stop_head_thread(s, gdb_stop_signal(ev), tid);
 		break;
 	case DEBUG_EV_EXITED:
 		rsp_buf_printf(&s->reply, "W%02x", ev->status & 0xff);
@@ -355,8 +367,11 @@ static void format_stop_head(struct gdb_server *s, const struct debug_event *ev,
 		break;
 	}
 	/* the vCPU is the core the stop happened on */
-	if (ev->kind != DEBUG_EV_EXITED && ev->kind != DEBUG_EV_CRASHED)
-		rsp_buf_printf(&s->reply, "core:%x;", ev->vcpu);
+	if (ev->kind != DEBUG_EV_EXITED && ev->kind != DEBUG_EV_CRASHED) {
+		rsp_buf_str(&s->reply, "core:");
+		rsp_buf_hexnum(&s->reply, ev->vcpu, 1);
+		rsp_buf_putc(&s->reply, ';');
+	}
 }
 
 /* A caught exception stops at its handler, a caught access after its
@@ -388,12 +403,13 @@ void gdb_format_stop(struct gdb_server *s, const struct debug_event *ev)
 		gdb_console_flush(s, true);
 		if (ev->kind == DEBUG_EV_CATCH || ev->kind == DEBUG_EV_ACCESS)
 			explain_catch(s, ev);
-		gdb_explain_cond_error(s, ev);
+		if (ev->kind == DEBUG_EV_SWBREAK)     /* the one kind with conditions */
+			gdb_explain_cond_error(s, ev);
 	}
 	format_stop_head(s, ev, &reason);
 	if (ev->kind != DEBUG_EV_EXITED && ev->kind != DEBUG_EV_CRASHED)
 		gdb_expedite_registers(s, ev->vcpu);
-	rsp_buf_printf(&s->reply, "%s", reason);
+	rsp_buf_str(&s->reply, reason);
 }
 
 void gdb_report_stop(struct gdb_server *s)
