@@ -293,6 +293,9 @@ struct debug {
 
 	struct debug_sw_bp sw[DEBUG_MAX_SW_BP];
 	unsigned nr_sw;
+	/* reverse.c: the int3s it took out around an engine snapshot (d->lock
+	 * held from the lift to the return) */
+	bool rr_lifted[DEBUG_MAX_SW_BP];
 	struct debug_hw_bp hw[DEBUG_NR_HW_BP];
 	/* watch.c: the client's watchpoints (index = engine range id), and
 	 * the ranges the engine watches now */
