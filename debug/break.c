@@ -84,6 +84,7 @@ void debug_sw_poke(struct debug *d, struct debug_sw_bp *bp, bool insert)
 	uint8_t *host = vm_gpa_to_host(d->vm, bp->gpa, 1);
 	if (!host)
 		return;
+	vm_ram_dirty(d->vm, host, 1);
 	if (insert) {
 		if (bp->lifted)
 			bp->orig = *host;     /* what the guest has there now */

@@ -44,6 +44,7 @@ static void unpatch_locked(struct debug *d, uint64_t gpa, uint8_t *buf, size_t l
 static void write_patched_locked(struct debug *d, uint64_t gpa, uint8_t *host,
 				 const uint8_t *buf, size_t len)
 {
+	vm_ram_dirty(d->vm, host, len);
 	memcpy(host, buf, len);
 	for (unsigned i = 0; i < d->nr_sw; i++) {
 		struct debug_sw_bp *bp = &d->sw[i];

@@ -208,8 +208,10 @@ static int access_virt(struct debug *d, struct debug_step_vcpu *st, uint64_t gva
 		void *host = vm_gpa_to_host(d->vm, gpa, chunk);
 		if (!host)
 			return -EFAULT;
-		if (write)
+		if (write) {
+			vm_ram_dirty(d->vm, host, chunk);
 			memcpy(host, p, chunk);
+		}
 		else
 			memcpy(p, host, chunk);
 		p += chunk;

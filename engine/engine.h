@@ -398,6 +398,25 @@ struct engine_lend_ops {
 	int (*run)(struct vcpu *vcpu, struct vm_exit *exit);
 };
 
+/* Whole-machine snapshots (machine/snapshot.c): the engine's whole-VM
+ * state — every vCPU's architectural and execution state, its interrupt
+ * controllers, timers and clock, and who runs next — as bytes. Called
+ * with every vCPU at an instruction boundary and out of the core (the run
+ * token's holder between quanta, or every vCPU parked). Guest RAM is not
+ * in it: the store keeps RAM itself, from machine/'s dirty map. */
+struct engine_snap_ops {
+	/* Bytes save() writes for this VM (fixed while the VM lives). */
+	size_t (*size)(struct vm *vm);
+	int (*save)(struct vm *vm, void *buf, size_t size, struct err *e);
+	/* Put back what save() wrote; guest RAM is already back (caches of
+	 * its bytes are dropped here: TLBs, decoded blocks). The debugger's
+	 * current requests (set_debug, set_watch) stay as they are. */
+	int (*restore)(struct vm *vm, const void *buf, size_t size, struct err *e);
+	/* The store cleared vm->ram_dirty: take back every cached write
+	 * permission, so the next write to each page marks it again. */
+	void (*ram_clean)(struct vm *vm);
+};
+
 struct engine_ops {
 	const char *name;
 	const struct engine_vm_ops *vm;
@@ -405,6 +424,7 @@ struct engine_ops {
 	const struct engine_debug_ops *debug;   /* NULL: no debugging beyond state access */
 	const struct engine_lend_ops *lend;     /* NULL: only the vCPU's own thread runs it */
 	const struct engine_rr_ops *rr;         /* NULL: no record and replay */
+	const struct engine_snap_ops *snap;     /* NULL: no snapshots (reverse execution) */
 	/* The core this engine lends to others (emu's), or NULL. */
 	const struct emu_single_ops *assist;
 };

@@ -180,6 +180,35 @@ static void cmos_destroy(void *opaque)
 	free(c);
 }
 
+/* Snapshots: the index and the RAM (the clock registers read the host's
+ * clock whenever they are read, so they hold nothing). */
+struct cmos_image {
+	uint8_t index;
+	uint8_t ram[CMOS_SIZE];
+};
+
+static void cmos_save(void *opaque, void *buf)
+{
+	struct cmos *c = opaque;
+	struct cmos_image img;
+	pthread_mutex_lock(&c->lock);
+	img.index = c->index;
+	memcpy(img.ram, c->ram, sizeof(img.ram));
+	pthread_mutex_unlock(&c->lock);
+	memcpy(buf, &img, sizeof(img));
+}
+
+static void cmos_restore(void *opaque, const void *buf)
+{
+	struct cmos *c = opaque;
+	struct cmos_image img;
+	memcpy(&img, buf, sizeof(img));
+	pthread_mutex_lock(&c->lock);
+	c->index = img.index;
+	memcpy(c->ram, img.ram, sizeof(c->ram));
+	pthread_mutex_unlock(&c->lock);
+}
+
 static int cmos_init(struct vm *vm, struct err *e)
 {
 	struct cmos *c = calloc(1, sizeof(*c));
@@ -196,6 +225,9 @@ static int cmos_init(struct vm *vm, struct err *e)
 		cmos_destroy(c);
 		return ret;
 	}
+	ret = vm_on_snapshot(vm, "cmos", sizeof(struct cmos_image), cmos_save, cmos_restore, c, e);
+	if (ret < 0)
+		return ret;
 	return bus_register(&vm->pio, CMOS_PORT, CMOS_PORT_LEN, cmos_io, c, "cmos", e);
 }
 

@@ -469,6 +469,54 @@ static void uart_reset(void *opaque)
 	pthread_mutex_unlock(&u->lock);
 }
 
+/* Snapshots: the registers, the interrupt line as driven and the receive
+ * FIFO. Input the reader thread queues after a restore lands behind what
+ * the FIFO held then; output already written to the host stays written
+ * (serial_out.c has nothing the guest can see). */
+struct uart_image {
+	uint8_t ier, lcr, mcr, scr, dll, dlm, fcr, lsr_errors;
+	bool thri_pending;
+	int irq_level;
+	uint8_t rx[UART_RX_SIZE];
+	unsigned rx_head, rx_count;
+};
+
+static void uart_save(void *opaque, void *buf)
+{
+	struct uart *u = opaque;
+	struct uart_image img;
+	memset(&img, 0, sizeof(img));
+	pthread_mutex_lock(&u->lock);
+	img.ier = u->ier; img.lcr = u->lcr; img.mcr = u->mcr; img.scr = u->scr;
+	img.dll = u->dll; img.dlm = u->dlm; img.fcr = u->fcr; img.lsr_errors = u->lsr_errors;
+	img.thri_pending = u->thri_pending;
+	img.irq_level = u->irq_level;
+	memcpy(img.rx, u->rx, sizeof(img.rx));
+	img.rx_head = u->rx_head;
+	img.rx_count = u->rx_count;
+	pthread_mutex_unlock(&u->lock);
+	memcpy(buf, &img, sizeof(img));
+}
+
+/* The interrupt controllers are restored with the line as it was, so the
+ * line is not driven again here. */
+static void uart_restore(void *opaque, const void *buf)
+{
+	struct uart *u = opaque;
+	struct uart_image img;
+	memcpy(&img, buf, sizeof(img));
+	pthread_mutex_lock(&u->lock);
+	u->ier = img.ier; u->lcr = img.lcr; u->mcr = img.mcr; u->scr = img.scr;
+	u->dll = img.dll; u->dlm = img.dlm; u->fcr = img.fcr; u->lsr_errors = img.lsr_errors;
+	u->thri_pending = img.thri_pending;
+	u->irq_level = img.irq_level;
+	memcpy(u->rx, img.rx, sizeof(u->rx));
+	u->rx_head = img.rx_head % UART_RX_SIZE;
+	u->rx_count = img.rx_count <= UART_RX_SIZE ? img.rx_count : UART_RX_SIZE;
+	pthread_cond_signal(&u->rx_room);
+	pthread_mutex_unlock(&u->lock);
+}
+
 /* The guest's last lines are written out before its end is reported
  * (a debugger's W reply, vmdb's exit line). */
 static void uart_flush_at_exit(void *opaque)
@@ -521,6 +569,9 @@ static int uart_init(struct vm *vm, struct err *e)
 	ret = vm_on_exit(vm, uart_flush_at_exit, u, e);
 	if (ret == 0)
 		ret = vm_on_reset(vm, uart_reset, u, e);
+	if (ret == 0)
+		ret = vm_on_snapshot(vm, "uart", sizeof(struct uart_image), uart_save,
+				     uart_restore, u, e);
 	if (ret < 0)
 		return ret;
 	ret = bus_register(&vm->pio, UART_BASE, UART_LEN, uart_io, u, "uart", e);

@@ -423,6 +423,23 @@ bool emu_cpu_wakeable(struct emu_cpu *cpu);
 /* Interrupts held off by the debugger's stepping (not during a HLT step). */
 bool emu_irq_blocked(struct emu_cpu *cpu);
 
+/* --- emu_snap.c: the engine's part of whole-machine snapshots --- */
+extern const struct engine_snap_ops emu_snap_ops;
+/* The scheduler's position (emu_engine.c's): whose turn it is and, per
+ * vCPU, where its turn ends and whether it owes the others one. */
+struct emu_sched_image {
+	uint32_t turn;
+	bool idle_quiet;
+};
+struct emu_sched_cpu_image {
+	uint64_t quantum_end;
+	bool yield_turn;
+};
+void emu_sched_save(struct emu_vm *evm, struct emu_sched_image *img,
+		    struct emu_sched_cpu_image *cpus /* [evm->nr_cpus] */);
+void emu_sched_restore(struct emu_vm *evm, const struct emu_sched_image *img,
+		       const struct emu_sched_cpu_image *cpus);
+
 /* --- register helpers ---------------------------------------------------- */
 
 static inline uint64_t emu_mask(unsigned size)

@@ -562,6 +562,44 @@ static void emu_op_kick(struct vcpu *vcpu)
 	pthread_mutex_unlock(&s->lock);
 }
 
+/* --- the scheduler's position in snapshots (emu_snap.c) --------------------------- */
+
+void emu_sched_save(struct emu_vm *evm, struct emu_sched_image *img,
+		    struct emu_sched_cpu_image *cpus)
+{
+	struct emu_sched *s = evm->sched;
+	pthread_mutex_lock(&s->lock);
+	*img = (struct emu_sched_image){ .turn = s->turn, .idle_quiet = s->idle_quiet };
+	for (unsigned i = 0; i < evm->nr_cpus; i++) {
+		struct emu_cpu *cpu = evm->cpus[i];
+		cpus[i] = cpu ? (struct emu_sched_cpu_image){
+			.quantum_end = ecpu_of(cpu)->quantum_end,
+			.yield_turn = ecpu_of(cpu)->yield_turn } : (struct emu_sched_cpu_image){ 0 };
+	}
+	pthread_mutex_unlock(&s->lock);
+}
+
+/* The idle pacing starts afresh: it follows the host clock, not the guest. */
+void emu_sched_restore(struct emu_vm *evm, const struct emu_sched_image *img,
+		       const struct emu_sched_cpu_image *cpus)
+{
+	struct emu_sched *s = evm->sched;
+	pthread_mutex_lock(&s->lock);
+	s->turn = img->turn < evm->nr_cpus ? img->turn : EMU_TURN_NONE;
+	s->idle_quiet = img->idle_quiet;
+	s->pace_host_ns = s->pace_guest_ns = 0;
+	for (unsigned i = 0; i < evm->nr_cpus; i++) {
+		struct emu_cpu *cpu = evm->cpus[i];
+		if (cpu) {
+			ecpu_of(cpu)->quantum_end = cpus[i].quantum_end;
+			ecpu_of(cpu)->yield_turn = cpus[i].yield_turn;
+		}
+	}
+	s->wake_seq++;
+	pthread_cond_broadcast(&s->cond);
+	pthread_mutex_unlock(&s->lock);
+}
+
 /* --- VM and vCPUs ------------------------------------------------------------------ */
 
 static void emu_vm_free(struct emu_vm *evm)
@@ -1055,6 +1093,7 @@ const struct engine_ops emu_engine_ops = {
 	.debug = &emu_debug_ops,
 	.lend = &emu_lend_ops,
 	.rr = &emu_rr_ops,
+	.snap = &emu_snap_ops,
 	.assist = &emu_single_ops,
 };
 

@@ -80,7 +80,8 @@ struct emu_rec {
 	size_t pos;
 	unsigned turn;
 	uint64_t end;
-	unsigned end_turn;
+	struct emu_sched_image end_sched;
+	struct emu_sched_cpu_image end_cpus[VM_MAX_VCPUS];
 
 	pthread_mutex_t in_lock;       /* serial input not delivered yet */
 	uint8_t in_q[RR_INPUT_QUEUE];
@@ -452,7 +453,7 @@ static void rr_leave(struct emu_rec *rec)
 	}
 	bool at_end = emu_rr_icount(evm) == rec->end && rec->pos == rec->nr_ev;
 	if (at_end) {
-		emu_sched_resume_at(evm, rec->end_turn, false);
+		emu_sched_restore(evm, &rec->end_sched, rec->end_cpus);
 	} else {
 		pthread_mutex_lock(&rec->lock);
 		rr_cut_locked(rec);
@@ -515,6 +516,7 @@ static int rr_apply(struct emu_rec *rec, const struct rr_event *ev, bool *noirq,
 			return err_set(e, EIO, "replay: a logged write outside RAM");
 		rr_bp(rec, true);
 		memcpy(host, data, ev->len);
+		vm_ram_dirty(evm->vm, host, ev->len);
 		rr_bp(rec, false);
 		emu_blocks_outside(evm);
 		return 0;
@@ -727,7 +729,8 @@ static int rr_seek(struct vm *vm, const struct engine_rr_target *t, struct vm_ex
 		rec->in_history = true;
 		rec->end = emu_rr_icount(evm);
 		rec->pos = rec->nr_ev;
-		rec->turn = rec->end_turn = emu_sched_turn(evm);
+		rec->turn = emu_sched_turn(evm);
+		emu_sched_save(evm, &rec->end_sched, rec->end_cpus);
 	}
 	rec->replaying = true;
 	__atomic_store_n(&vm->rr.quiet, true, __ATOMIC_RELEASE);

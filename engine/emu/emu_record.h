@@ -66,7 +66,7 @@ void emu_rr_log_exception(struct emu_cpu *cpu, bool deliver, uint8_t vector,
 #define EMU_RR_NOBODY 0xffffffffu     /* no vCPU holds the token */
 unsigned emu_sched_turn(struct emu_vm *evm);
 /* Live again from here with `turn` holding the token (fresh: a new
- * quantum, no yields due; else as the scheduler left it). */
+ * quantum, no yields due; else only the token moves). */
 void emu_sched_resume_at(struct emu_vm *evm, unsigned turn, bool fresh);
 bool emu_sched_runnable(struct emu_cpu *cpu);
 struct x86_state;
