@@ -37,16 +37,13 @@ static int reverse_reply(struct gdb_server *s, bool step)
 	return 0;
 }
 
-static int pkt_bs(struct gdb_server *s, struct rsp_cur *args)
+/* b + s or c: the packet name is its first letter (server.c) */
+static int pkt_b(struct gdb_server *s, struct rsp_cur *args)
 {
-	(void)args;
-	return reverse_reply(s, true);
-}
-
-static int pkt_bc(struct gdb_server *s, struct rsp_cur *args)
-{
-	(void)args;
-	return reverse_reply(s, false);
+	char what;
+	if (rsp_take_char(args, &what) < 0 || !rsp_at_end(args) || (what != 's' && what != 'c'))
+		return -EINVAL;
+	return reverse_reply(s, what == 's');
 }
 
 /* monitor record on [SIZE] | off */
@@ -81,7 +78,6 @@ int mon_info_record(struct gdb_server *s, const char *arg)
 }
 
 const struct gdb_packet gdb_pkt_reverse[] = {
-	{ "bs", pkt_bs, true },
-	{ "bc", pkt_bc, true },
+	{ "b", pkt_b, true },
 	{ NULL, NULL, false },
 };
