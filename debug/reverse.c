@@ -375,6 +375,26 @@ static void queue(struct debug *d, const struct debug_event *ev)
 	pthread_mutex_unlock(&d->lock);
 }
 
+/* The recording stopped at a breakpoint hit: the replay reaches that
+ * moment before the vCPU meets its int3 (positions are before the
+ * instruction), so the hit is reported here, not stepped over live. */
+static bool hit_at_end(struct debug *d, struct rev_hit *hit)
+{
+	for (unsigned i = 0; i < d->nr_vcpus; i++) {
+		struct x86_regs regs;
+		if (debug_vcpu_regs(d, i, &regs) < 0 || !debug_client_breakpoint_at(d, regs.rip))
+			continue;
+		pthread_mutex_lock(&d->lock);
+		bool sw = debug_sw_client_at_locked(d, regs.rip);
+		pthread_mutex_unlock(&d->lock);
+		hit->ev = (struct debug_event){ .kind = sw ? DEBUG_EV_SWBREAK : DEBUG_EV_HWBREAK,
+						.vcpu = i, .addr = regs.rip };
+		hit->found = true;
+		return true;
+	}
+	return false;
+}
+
 int debug_reverse_resume(struct debug *d, const enum debug_action *actions, struct err *e)
 {
 	if (!in_history(d))
@@ -402,13 +422,13 @@ int debug_reverse_resume(struct debug *d, const enum debug_action *actions, stru
 		return r;
 	if (r == 2)
 		return 0;     /* the end of the history: live from here */
+	if (stepped < 0 && !hit.found && !hit_at_end(d, &hit))
+		return 0;     /* at the end exactly: live from here */
 	struct debug_event ev;
 	if (hit.found)
 		ev = hit.ev;
 	else
 		stop_event(&ev, (unsigned)stepped);
-	if (stepped < 0 && !hit.found)
-		return 0;     /* at the end exactly: live from here */
 	queue(d, &ev);
 	return 1;
 }

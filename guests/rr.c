@@ -16,7 +16,7 @@
 #include "guests/rt/smp.h"
 #include "guests/rt/time.h"
 
-#define RR_HZ 2000
+#define RR_HZ 10000
 #define RR_FN __attribute__((noinline, noclone, used))
 
 #define COM1_DATA 0x3f8
@@ -103,7 +103,7 @@ static void __attribute__((noreturn)) rounds(void *arg)
 	sti();
 	for (uint64_t round = 1;; round++) {
 		uint64_t s = rr_sum[id];
-		for (unsigned i = 0; i < 200; i++)
+		for (unsigned i = 0; i < 2000; i++)
 			s += rr_middle(s + i);
 		s += port_io();
 		rr_sum[id] = s + this_cpu()->ticks;
