@@ -172,8 +172,11 @@ static struct debug_sw_bp *our_int3_locked(struct debug *d, const struct debug_s
 }
 
 /* What a debug exit on the way was: a hit of the client's (filled in *hit
- * with where to come back to), or nothing to report. */
-static void classify(struct debug *d, unsigned who, const struct vm_exit *x, struct rev_hit *hit)
+ * with where to come back to), or nothing to report. Going forward a
+ * watchpoint stops after the access, as live; going back before it (gdb
+ * reads the value the access changed from there). */
+static void classify(struct debug *d, unsigned who, const struct vm_exit *x, bool back,
+		     struct rev_hit *hit)
 {
 	struct debug_event ev = { .vcpu = who };
 	memset(hit, 0, sizeof(*hit));
@@ -196,7 +199,10 @@ static void classify(struct debug *d, unsigned who, const struct vm_exit *x, str
 		int hw = watch ? -1 : debug_hw_find_locked(d, x->db.pc);
 		bool client = hw >= 0 && d->hw[hw].client && (x->db.dr6 & (1ull << hw));
 		pthread_mutex_unlock(&d->lock);
-		if (watch) {
+		if (watch && back) {
+			hit->at = (struct engine_rr_target){ .vcpu = (int)who,
+							     .vcpu_count = vcpu_now(d, who) - 1 };
+		} else if (watch) {
 			hit->at = (struct engine_rr_target){ .vcpu = -1, .global = global_now(d) };
 		} else if (client) {
 			ev.kind = DEBUG_EV_HWBREAK;
@@ -258,7 +264,7 @@ static int travel(struct debug *d, const struct engine_rr_target *t, enum hit_po
 	int r = rr_of(d)->seek(d->vm, t, &x, &who, e);
 	while (r == 1) {
 		struct rev_hit h;
-		classify(d, who, &x, &h);
+		classify(d, who, &x, policy == HITS_LAST, &h);
 		bool at_start = global_now(d) == start;
 		if (h.found && policy == HITS_FIRST && !(x.reason == VM_EXIT_BPT && at_start)) {
 			*hit = h;

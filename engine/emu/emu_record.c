@@ -26,7 +26,7 @@
 #include "machine/vm.h"
 
 #define RR_DEFAULT_BUDGET (256ull << 20)
-#define RR_FIRST_PERIOD   10000000ull     /* instructions between snapshots */
+#define RR_FIRST_PERIOD   2000000ull      /* instructions between snapshots */
 #define RR_MAX_PERIOD     1000000000ull
 #define RR_MIN_SNAPS      64              /* the period grows to keep this many in budget */
 #define RR_INPUT_QUEUE    65536
