@@ -11,6 +11,7 @@ import subprocess
 import pytest
 
 from gdbclient import GDB
+from test_linux_gdb import linux_gdb  # noqa: F401  (the fixture)
 
 MEM_START, MEM_END = 0x100000, 0x210000     # rr.elf's image, stacks and data
 
@@ -178,3 +179,36 @@ def test_record_needs_emu(vmdb_bin, guest):
                        capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
     assert r.returncode != 0
     assert "reverse execution needs the emu engine" in r.stderr, r.stderr
+
+
+def test_linux_reverse_continue_to_last_jiffies_write(linux_gdb, engine, build_dir):  # noqa: F811
+    """Linux (Debian's cloud kernel, build/linux) boots to init with
+    --record; a watch on jiffies_64 (its address from __ksymtab: the
+    vmlinux has no symbols) and reverse-continue stop before the last
+    write, in the kernel, with the value one tick earlier; continue
+    replays that write forward."""
+    from test_linux import CMDLINE, KERNELS, linux_file
+    from test_linux_gdb import exported_symbol
+    emu_only(engine)
+    if "asan" in os.path.basename(build_dir):
+        pytest.skip("the sanitizer build boots Linux once, in test_linux.py")
+    with open(linux_file(KERNELS["pvh"]), "rb") as f:
+        jiffies = exported_symbol(f.read(), "jiffies_64")
+    vm, gdb = linux_gdb(engine, KERNELS["bzimage"], f"{CMDLINE} vmdb.gdb=1", "--record")
+    gdb.start("continue")
+    vm.wait_for(r"VMDB-LINUX: spinning 1")
+    gdb.interrupt()
+    assert "received signal SIGINT" in gdb.finish()
+    now = gdb.value(f"*(long *){jiffies:#x}")
+    info = gdb.run("monitor info record")
+    assert "recording: history from" in info, info
+    print(info)
+    assert "Hardware watchpoint 1" in gdb.run(f"watch *(long *){jiffies:#x}")
+    out = gdb.run("reverse-continue", timeout=240)
+    m = re.search(r"Hardware watchpoint 1: .*\n+Old value = (\d+)\nNew value = (\d+)", out)
+    assert m and int(m.group(1)) == now and int(m.group(2)) == now - 1, out
+    assert gdb.value("$cs") & 3 == 0 and gdb.value("$pc") >= 0xffffffff80000000
+    assert gdb.value(f"*(long *){jiffies:#x}") == now - 1
+    out = gdb.run("continue", timeout=240)
+    m = re.search(r"Hardware watchpoint 1: .*\n+Old value = (\d+)\nNew value = (\d+)", out)
+    assert m and int(m.group(1)) == now - 1 and int(m.group(2)) == now, out
