@@ -7,7 +7,8 @@
  * once per round (gdb's breakpoint) and writes rr_victim legitimately
  * until round `corrupt=N` (cmdline, default 40), where rr_corrupt() writes
  * it once more through a stray pointer into rr_table; the next round sees
- * the damage and calls rr_detected() (gdb's breakpoint), once. */
+ * the damage and calls rr_detected() (gdb's breakpoint), once. rr_once
+ * is written at round `once=N` alone (bench/reverse). */
 #include "guests/rt/apic.h"
 #include "guests/rt/cmdline.h"
 #include "guests/rt/io.h"
@@ -27,7 +28,8 @@ volatile uint64_t rr_round, rr_input_sum, rr_input_bytes, rr_sum[RT_MAX_CPUS];
 volatile uint64_t rr_table[4];
 volatile uint64_t rr_victim = 0x600d;
 volatile uint64_t rr_stride;           /* where the stray pointer lands */
-static uint64_t corrupt_round;
+volatile uint64_t rr_once;             /* written at round `once=N` only (bench/reverse) */
+static uint64_t corrupt_round, once_round;
 
 RR_FN uint64_t rr_leaf(uint64_t x)
 {
@@ -90,6 +92,8 @@ static void bsp_round(uint64_t round)
 		rr_corrupt(0xbad);
 	else if (rr_victim == 0xbad && round == corrupt_round + 1)
 		rr_detected(rr_victim);
+	if (round == once_round)
+		rr_once = round;
 	rr_round = round;
 	if (round % 100 == 0)
 		printf("rr: round %lu\n", (unsigned long)round);
@@ -115,6 +119,7 @@ static void __attribute__((noreturn)) rounds(void *arg)
 int main(void)
 {
 	corrupt_round = cmdline_u64("corrupt", 40);
+	once_round = cmdline_u64("once", 0);
 	rr_stride = (uint64_t)(&rr_victim - &rr_table[0]);
 	time_calibrate();
 	unsigned want = smp_ncpus();

@@ -154,8 +154,11 @@ struct fw_cfg_image {
 static void fw_cfg_save(void *opaque, void *buf)
 {
 	struct fw_cfg *f = opaque;
+	struct fw_cfg_image img;
+	memset(&img, 0, sizeof(img));     /* the padding too: snapshots are compared */
 	pthread_mutex_lock(&f->lock);
-	struct fw_cfg_image img = { .selector = f->selector, .offset = f->offset };
+	img.selector = f->selector;
+	img.offset = f->offset;
 	pthread_mutex_unlock(&f->lock);
 	memcpy(buf, &img, sizeof(img));
 }

@@ -92,8 +92,11 @@ struct pci_image {
 static void pci_save(void *opaque, void *buf)
 {
 	struct pci_host *p = opaque;
+	struct pci_image img;
+	memset(&img, 0, sizeof(img));     /* the padding too: snapshots are compared */
 	pthread_mutex_lock(&p->lock);
-	struct pci_image img = { .address = p->address, .reset_control = p->reset_control };
+	img.address = p->address;
+	img.reset_control = p->reset_control;
 	pthread_mutex_unlock(&p->lock);
 	memcpy(buf, &img, sizeof(img));
 }

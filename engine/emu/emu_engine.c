@@ -498,7 +498,10 @@ static int run_vcpu(struct vcpu *vcpu, struct vm_exit *exit)
 		}
 		if (stop != EMU_STOP_KICKED) {
 			ec->yield_turn = false;
-			sched_pass(evm, cpu->id, cpu);
+			unsigned from = cpu->id;
+			if (stop == EMU_STOP_QUANTUM && evm->snap_check)
+				from = emu_snap_check_point(cpu);    /* tests only */
+			sched_pass(evm, from, cpu);
 		}
 		pthread_mutex_lock(&s->lock);
 	}
@@ -579,13 +582,14 @@ void emu_sched_save(struct emu_vm *evm, struct emu_sched_image *img,
 	pthread_mutex_unlock(&s->lock);
 }
 
-/* The idle pacing starts afresh: it follows the host clock, not the guest. */
+/* The token stays where it is: its holder is restoring, and hands it on
+ * from img->turn when done. The idle pacing starts afresh: it follows the
+ * host clock, not the guest. */
 void emu_sched_restore(struct emu_vm *evm, const struct emu_sched_image *img,
 		       const struct emu_sched_cpu_image *cpus)
 {
 	struct emu_sched *s = evm->sched;
 	pthread_mutex_lock(&s->lock);
-	s->turn = img->turn < evm->nr_cpus ? img->turn : EMU_TURN_NONE;
 	s->idle_quiet = img->idle_quiet;
 	s->pace_host_ns = s->pace_guest_ns = 0;
 	for (unsigned i = 0; i < evm->nr_cpus; i++) {
@@ -595,8 +599,6 @@ void emu_sched_restore(struct emu_vm *evm, const struct emu_sched_image *img,
 			ecpu_of(cpu)->yield_turn = cpus[i].yield_turn;
 		}
 	}
-	s->wake_seq++;
-	pthread_cond_broadcast(&s->cond);
 	pthread_mutex_unlock(&s->lock);
 }
 
@@ -605,6 +607,7 @@ void emu_sched_restore(struct emu_vm *evm, const struct emu_sched_image *img,
 static void emu_vm_free(struct emu_vm *evm)
 {
 	emu_rr_destroy(evm);
+	emu_snap_check_destroy(evm);
 	if (evm->plat)
 		emu_platform_destroy(evm);
 	emu_dcache_destroy(evm);
@@ -666,6 +669,7 @@ static int emu_op_vm_create(struct vm *vm, const struct emu_single_ops *assist, 
 		return err_set(e, -r, "out of memory for the emu engine's recorder");
 	}
 	vm->engine_vm = evm;
+	emu_snap_check_create(evm);
 	return 0;
 }
 
