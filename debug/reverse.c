@@ -328,6 +328,80 @@ int debug_reverse_step(struct debug *d, unsigned vcpu, struct debug_event *ev, b
 	return 0;
 }
 
+/* The pages the client's watchpoints cover, when every one of them is a
+ * write watchpoint (a read leaves no trace in RAM): through each
+ * watchpoint's vCPU's page tables as they are now. False when that cannot
+ * be told. */
+static bool watched_pages(struct debug *d, uint64_t *gpa, unsigned *n)
+{
+	*n = 0;
+	for (unsigned i = 0; i < DEBUG_MAX_WATCH; i++) {
+		const struct debug_watch *w = &d->watch[i];
+		if (w->home == DEBUG_WATCH_FREE)
+			continue;
+		if (w->kind != DEBUG_WATCH_WRITE)
+			return false;
+		for (uint64_t page = w->addr & ~0xfffull; page < w->addr + w->len; page += 0x1000) {
+			uint64_t at;
+			if (*n == ENGINE_RR_TRACK ||
+			    debug_translate(d, w->vcpu, page < w->addr ? w->addr : page, &at) < 0)
+				return false;
+			gpa[(*n)++] = at & ~0xfffull;
+		}
+	}
+	return *n > 0;
+}
+
+/* The engine without the client's watchpoints (its breakpoints stay):
+ * the fast way through history; back with everything afterwards. */
+static void watches_off(struct debug *d, bool off)
+{
+	const struct engine_ops *eng = d->vm->engine;
+	struct err e = { 0 };
+	for (unsigned i = 0; i < d->nr_vcpus; i++) {
+		struct engine_debug dbg = d->vcpus[i].applied;
+		for (unsigned n = 0; off && n < DEBUG_NR_HW_BP; n++)
+			if (d->hw[n].used && d->hw[n].rw != DR7_RW_EXEC)
+				dbg.dr7 &= ~(DR7_G(n) | DR7_L(n));
+		if (off)
+			dbg.use_hw_bp = dbg.dr7 != 0;
+		eng->debug->set_debug(&d->vm->vcpus[i], &dbg);
+	}
+	if (eng->debug->set_watch)
+		eng->debug->set_watch(d->vm, off ? NULL : d->watch_ranges,
+				      off ? 0 : d->nr_watch_ranges, &e);
+}
+
+/* One stretch of history [lo, hi) for the last hit before `before`. With
+ * write watchpoints only, a first replay without them notes whether their
+ * pages were written at all; only then is it replayed with them. */
+static int scan_interval(struct debug *d, uint64_t lo, uint64_t hi, uint64_t before,
+			 struct rev_hit *last, struct err *e)
+{
+	struct engine_rr_target from = { .vcpu = -1, .global = lo };
+	struct engine_rr_target to = { .vcpu = -1, .global = hi };
+	uint64_t pages[ENGINE_RR_TRACK];
+	unsigned n;
+	int r = travel(d, &from, HITS_IGNORE, 0, last, e);
+	if (r < 0)
+		return r;
+	if (watched_pages(d, pages, &n) && rr_of(d)->track_pages(d->vm, pages, n, e) == 0) {
+		bool written[ENGINE_RR_TRACK] = { false }, any = false;
+		watches_off(d, true);
+		r = travel(d, &to, HITS_LAST, before, last, e);
+		watches_off(d, false);
+		rr_of(d)->pages_written(d->vm, written);
+		for (unsigned i = 0; i < n; i++)
+			any = any || written[i];
+		if (r < 0 || !any)
+			return r;
+		r = travel(d, &from, HITS_IGNORE, 0, last, e);
+		if (r < 0)
+			return r;
+	}
+	return travel(d, &to, HITS_LAST, before, last, e);
+}
+
 int debug_reverse_continue(struct debug *d, unsigned vcpu, struct debug_event *ev,
 			   bool *at_start, struct err *e)
 {
@@ -340,12 +414,8 @@ int debug_reverse_continue(struct debug *d, unsigned vcpu, struct debug_event *e
 	uint64_t hi = now;
 	for (uint64_t lo = rr_of(d)->snap_before(d->vm, hi); lo != UINT64_MAX;
 	     hi = lo, lo = rr_of(d)->snap_before(d->vm, lo)) {
-		struct engine_rr_target from = { .vcpu = -1, .global = lo };
-		struct engine_rr_target to = { .vcpu = -1, .global = hi };
 		struct rev_hit last = { .found = false };
-		r = travel(d, &from, HITS_IGNORE, 0, &last, e);
-		if (r == 0)
-			r = travel(d, &to, HITS_LAST, now, &last, e);
+		r = scan_interval(d, lo, hi, now, &last, e);
 		if (r < 0) {
 			forget_cached(d);
 			return r;
