@@ -7,6 +7,7 @@ reverse-execution history"; kvm refuses --record in words."""
 import os
 import re
 import subprocess
+import time
 
 import pytest
 
@@ -204,7 +205,9 @@ def test_linux_reverse_continue_to_last_jiffies_write(linux_gdb, engine, build_d
     assert "recording: history from" in info, info
     print(info)
     assert "Hardware watchpoint 1" in gdb.run(f"watch *(long *){jiffies:#x}")
+    began = time.monotonic()
     out = gdb.run("reverse-continue", timeout=240)
+    print(f"reverse-continue to the last jiffies_64 write: {time.monotonic() - began:.2f} s")
     m = re.search(r"Hardware watchpoint 1: .*\n+Old value = (\d+)\nNew value = (\d+)", out)
     assert m and int(m.group(1)) == now and int(m.group(2)) == now - 1, out
     assert gdb.value("$cs") & 3 == 0 and gdb.value("$pc") >= 0xffffffff80000000
