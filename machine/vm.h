@@ -63,6 +63,10 @@ struct vm_rr {
 	void *serial_opaque;
 	/* the engine replays history: device output is not shown again */
 	bool quiet;
+	/* the debugger's: takes its int3s out of guest memory (lift) and puts
+	 * them back, around the engine's snapshots (engine_rr_ops.set_bp_hook) */
+	void (*bp_hook)(void *opaque, bool lift);
+	void *bp_opaque;
 };
 
 struct vcpu {

@@ -132,11 +132,16 @@ def test_watch_reverse_continue_finds_stray_write(engine, rr_vm, guest):
     vm = rr_vm(elf, "--record", "--smp", "2")
     out = vm.gdb(elf, ["break rr_detected", "continue", "p/x rr_victim",
                        "watch rr_victim", "reverse-continue", "bt 1", "p/x rr_victim",
-                       "reverse-continue", "bt 1", "p/x rr_victim"])
+                       "reverse-continue", "bt 1", "p/x rr_victim",
+                       # a write inside the history: live from here, the stray
+                       # pointer fixed, so the variable keeps its good value
+                       "set var rr_stride = 0", "monitor info record", "delete",
+                       "break rr_mark", "continue 3", "p/x rr_victim"])
     assert "hit Breakpoint 1, rr_detected" in out, out
     values = re.findall(r"^\$\d+ = (0x[0-9a-f]+)$", out, re.M)
     # now 0xbad; before the stray write: round 39's value; before that: round 38's
-    assert values == ["0xbad", "0x6034", "0x6033"], out
+    assert values == ["0xbad", "0x6034", "0x6033", "0x6034"], out
+    assert "now at instruction" in out and "(live)" in out, out
     assert re.search(r"^#0 +rr_corrupt \(", out, re.M), out
     assert re.search(r"^#0 .* in bsp_round \(", out, re.M), out
 

@@ -90,9 +90,6 @@ struct emu_rec {
 	struct timespec real_base;     /* the guest's wall clock while recording */
 	uint64_t guest_base;
 
-	void (*bp_hook)(void *opaque, bool lift);
-	void *bp_opaque;
-
 	uint64_t track[ENGINE_RR_TRACK];   /* frames of RAM whose writes are noted */
 	unsigned nr_track;
 };
@@ -311,8 +308,9 @@ static bool rr_quiescent(struct emu_vm *evm)
 
 static void rr_bp(struct emu_rec *rec, bool lift)
 {
-	if (rec->bp_hook)
-		rec->bp_hook(rec->bp_opaque, lift);
+	struct vm_rr *rr = &rec->evm->vm->rr;
+	if (rr->bp_hook)
+		rr->bp_hook(rr->bp_opaque, lift);
 }
 
 /* Drop what the store dropped: snapshots older than its oldest, and the
@@ -823,13 +821,12 @@ static uint64_t rr_snap_before(struct vm *vm, uint64_t icount)
 	return at;
 }
 
+/* In struct vm: the debugger stays when a reset gives the machine a new
+ * engine (and a new recording). */
 static void rr_set_bp_hook(struct vm *vm, void (*fn)(void *opaque, bool lift), void *opaque)
 {
-	struct emu_rec *rec = evm_of(vm)->rec;
-	if (!rec)
-		return;
-	rec->bp_hook = fn;
-	rec->bp_opaque = opaque;
+	vm->rr.bp_hook = fn;
+	vm->rr.bp_opaque = opaque;
 }
 
 /* Writes to a page are noted in machine/'s dirty map (the engine marks a
