@@ -486,6 +486,9 @@ bool debug_dr_share_on_exit(struct debug *d, struct vcpu *vcpu, const struct vm_
 void debug_dr_share_refresh(struct debug *d, unsigned vcpu);
 
 /* cond.c: the client's breakpoint conditions */
+/* reverse.c: the client's conditions on vcpu now: 1 one is true, 0 all
+ * false, -errno when they cannot be evaluated */
+int debug_cond_true(struct debug *d, unsigned vcpu, const struct debug_cond_list *conds);
 /* The conditions to check before this hit stops (d->lock held): NULL
  * when there are none or the hit stops anyway (a catch, a step). */
 const struct debug_cond_list *debug_cond_of_locked(struct debug *d, const struct debug_sw_bp *bp,

@@ -186,8 +186,14 @@ static void classify(struct debug *d, unsigned who, const struct vm_exit *x, boo
 		pthread_mutex_lock(&d->lock);
 		struct debug_sw_bp *bp = our_int3_locked(d, &w);
 		bool client = bp && bp->client;
+		const struct debug_cond_list *conds = client ? debug_cond_of_locked(d, bp, who) : NULL;
 		pthread_mutex_unlock(&d->lock);
 		if (!client)
+			return;
+		/* the client's conditions, evaluated here as a live hit would be
+		 * (an error stops, as live) */
+		debug_vcpu_forget(d, who);
+		if (conds && debug_cond_true(d, who, conds) == 0)
 			return;
 		ev.kind = DEBUG_EV_SWBREAK;
 		ev.addr = x->bpt.pc;

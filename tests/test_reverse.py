@@ -164,6 +164,16 @@ def test_reverse_step_next_finish_stepi(engine, rr_vm, guest):
     assert len(pcs) == 5 and pcs[3] == pcs[0] and pcs[4] == pcs[2], out
 
 
+def test_conditional_breakpoint_in_reverse(engine, rr_vm, guest):
+    emu_only(engine)
+    elf = guest("rr")
+    vm = rr_vm(elf, "--record")
+    out = vm.gdb(elf, ["break rr_mark", "ignore 1 11", "continue", "p rr_round", "delete",
+                       # the hits of rounds 11 to 8 on the way back do not stop
+                       "break rr_mark if round == 7", "reverse-continue", "p rr_round"])
+    assert re.findall(r"^\$\d+ = (\d+)$", out, re.M) == ["11", "6"], out
+
+
 def test_history_start_and_record_monitor(engine, rr_vm, guest):
     emu_only(engine)
     elf = guest("rr")
