@@ -369,6 +369,7 @@ static void rr_take(struct emu_rec *rec)
 		rr_fail(rec, e.msg);
 		return;
 	}
+	unsigned turn = emu_sched_turn(evm);     /* the scheduler's lock before ours */
 	pthread_mutex_lock(&rec->lock);
 	if (rec->nr_snaps == rec->cap_snaps) {
 		size_t cap = rec->cap_snaps ? 2 * rec->cap_snaps : 64;
@@ -383,7 +384,7 @@ static void rr_take(struct emu_rec *rec)
 		rec->cap_snaps = cap;
 	}
 	rec->snaps[rec->nr_snaps++] = (struct rr_snap){ .icount = now, .pos = rec->nr_ev,
-							.turn = emu_sched_turn(evm),
+							.turn = turn,
 							.retired = retired };
 	rr_prune_locked(rec);
 	pthread_mutex_unlock(&rec->lock);
