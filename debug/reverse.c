@@ -22,6 +22,10 @@
 
 #include "debug/debug_int.h"
 
+/* A forward continue inside the history listens to the client between
+ * pieces of this many instructions. */
+#define REV_PIECE 100000000ull
+
 /* A hit met while replaying: where to go back to, and what to report. */
 struct rev_hit {
 	bool found;
@@ -260,19 +264,20 @@ enum hit_policy {
 };
 
 /* Seek to t through the breakpoints on the way. 0 at t (or at the first
- * hit with HITS_FIRST, hit->found), 2 at the end of the history. */
+ * hit with HITS_FIRST, hit->found), 2 at the end of the history. With
+ * HITS_FIRST, `before` is where an int3 is not a hit: the client resumed
+ * a vCPU sitting on it (it steps over it, as live). */
 static int travel(struct debug *d, const struct engine_rr_target *t, enum hit_policy policy,
 		  uint64_t before, struct rev_hit *hit, struct err *e)
 {
-	uint64_t start = global_now(d);
 	struct vm_exit x;
 	unsigned who = 0;
 	int r = rr_of(d)->seek(d->vm, t, &x, &who, e);
 	while (r == 1) {
 		struct rev_hit h;
 		classify(d, who, &x, policy == HITS_LAST, &h);
-		bool at_start = global_now(d) == start;
-		if (h.found && policy == HITS_FIRST && !(x.reason == VM_EXIT_BPT && at_start)) {
+		bool resumed_on = x.reason == VM_EXIT_BPT && global_now(d) == before;
+		if (h.found && policy == HITS_FIRST && !resumed_on) {
 			*hit = h;
 			return 0;
 		}
@@ -310,6 +315,16 @@ static int to_history_start(struct debug *d, unsigned vcpu, struct debug_event *
 		return r;
 	stop_event(ev, vcpu);
 	*at_start = true;
+	return 0;
+}
+
+/* The client spoke (Ctrl-C) during a long search: stop where it got to. */
+static int interrupted(struct debug *d, unsigned vcpu, struct debug_event *ev)
+{
+	forget_cached(d);
+	memset(ev, 0, sizeof(*ev));
+	ev->kind = DEBUG_EV_INTERRUPT;
+	ev->vcpu = vcpu;
 	return 0;
 }
 
@@ -421,6 +436,8 @@ int debug_reverse_continue(struct debug *d, unsigned vcpu, struct debug_event *e
 	for (uint64_t lo = rr_of(d)->snap_before(d->vm, hi); lo != UINT64_MAX;
 	     hi = lo, lo = rr_of(d)->snap_before(d->vm, lo)) {
 		struct rev_hit last = { .found = false };
+		if (hi != now && debug_client_spoke(d))
+			return interrupted(d, vcpu, ev);
 		r = scan_interval(d, lo, hi, now, &last, e);
 		if (r < 0) {
 			forget_cached(d);
@@ -498,12 +515,32 @@ int debug_reverse_resume(struct debug *d, const enum debug_action *actions, stru
 	if (stepped >= 0)
 		t = (struct engine_rr_target){ .vcpu = stepped,
 					       .vcpu_count = vcpu_now(d, (unsigned)stepped) + 1 };
-	int r = travel(d, &t, HITS_FIRST, 0, &hit, e);
+	int r;
+	bool spoke = false;
+	uint64_t start = global_now(d);
+	if (stepped >= 0) {
+		r = travel(d, &t, HITS_FIRST, start, &hit, e);
+	} else {
+		/* in pieces, so that a Ctrl-C is heard on the way */
+		do {
+			uint64_t at = global_now(d);
+			struct engine_rr_target piece = { .vcpu = -1, .global = in.end - at >
+							  REV_PIECE ? at + REV_PIECE : in.end };
+			r = travel(d, &piece, HITS_FIRST, start, &hit, e);
+			spoke = r == 0 && !hit.found && piece.global < in.end && debug_client_spoke(d);
+		} while (r == 0 && !hit.found && !spoke && global_now(d) < in.end);
+	}
 	forget_cached(d);
 	if (r < 0)
 		return r;
 	if (r == 2)
 		return 0;     /* the end of the history: live from here */
+	if (spoke) {
+		struct debug_event ev;
+		interrupted(d, 0, &ev);
+		queue(d, &ev);
+		return 1;
+	}
 	if (stepped < 0 && !hit.found && !hit_at_end(d, &hit))
 		return 0;     /* at the end exactly: live from here */
 	struct debug_event ev;
