@@ -201,8 +201,8 @@ def test_linux_reverse_continue_to_last_jiffies_write(linux_gdb, engine, build_d
     """Linux (Debian's cloud kernel, build/linux) boots to init with
     --record; a watch on jiffies_64 (its address from __ksymtab: the
     vmlinux has no symbols) and reverse-continue stop before the last
-    write, in the kernel, with the value one tick earlier; continue
-    replays that write forward."""
+    write, in the kernel, with the value before it; continue replays that
+    write forward."""
     from test_linux import CMDLINE, KERNELS, linux_file
     from test_linux_gdb import exported_symbol
     emu_only(engine)
@@ -224,9 +224,11 @@ def test_linux_reverse_continue_to_last_jiffies_write(linux_gdb, engine, build_d
     out = gdb.run("reverse-continue", timeout=240)
     print(f"reverse-continue to the last jiffies_64 write: {time.monotonic() - began:.2f} s")
     m = re.search(r"Hardware watchpoint 1: .*\n+Old value = (\d+)\nNew value = (\d+)", out)
-    assert m and int(m.group(1)) == now and int(m.group(2)) == now - 1, out
+    # (a tick after an idle stretch may add several jiffies at once)
+    assert m and int(m.group(1)) == now and int(m.group(2)) < now, out
+    before = int(m.group(2))
     assert gdb.value("$cs") & 3 == 0 and gdb.value("$pc") >= 0xffffffff80000000
-    assert gdb.value(f"*(long *){jiffies:#x}") == now - 1
+    assert gdb.value(f"*(long *){jiffies:#x}") == before
     out = gdb.run("continue", timeout=240)
     m = re.search(r"Hardware watchpoint 1: .*\n+Old value = (\d+)\nNew value = (\d+)", out)
-    assert m and int(m.group(1)) == now - 1 and int(m.group(2)) == now, out
+    assert m and int(m.group(1)) == before and int(m.group(2)) == now, out

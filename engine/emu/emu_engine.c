@@ -884,9 +884,8 @@ static int emu_op_msr_get(struct vcpu *vcpu, uint32_t msr, uint64_t *value)
 	return emu_msr_get(cpu, msr, value) ? 0 : -ENOENT;
 }
 
-static int emu_op_msr_set(struct vcpu *vcpu, uint32_t msr, uint64_t value)
+int emu_msr_apply(struct emu_cpu *cpu, uint32_t msr, uint64_t value)
 {
-	struct emu_cpu *cpu = cpu_of(vcpu);
 	uint64_t old;
 	int r = emu_platform_msr_debug(cpu, msr, &value, true);
 	if (r != -ENOENT)
@@ -896,6 +895,15 @@ static int emu_op_msr_set(struct vcpu *vcpu, uint32_t msr, uint64_t value)
 	if (msr == MSR_EFER && !emu_efer_ok(cpu, value))
 		return -EINVAL;      /* emu_write_efer would fault, outside the core's loop */
 	return emu_msr_set(cpu, msr, value) ? 0 : -EINVAL;
+}
+
+static int emu_op_msr_set(struct vcpu *vcpu, uint32_t msr, uint64_t value)
+{
+	struct emu_cpu *cpu = cpu_of(vcpu);
+	int r = emu_msr_apply(cpu, msr, value);
+	if (r == 0 && emu_rr_debugger_write(cpu->evm))
+		emu_rr_log_msr(cpu, msr, value);
+	return r;
 }
 
 static int emu_op_irqchip_get(struct vcpu *vcpu, struct engine_irqchip *chip)

@@ -39,6 +39,7 @@ enum rr_kind {
 	RR_EXCEPTION,  /* vcpu, a = deliver | vector | error code, b = rflags */
 	RR_MEM,        /* a = gpa, data = the bytes */
 	RR_NOIRQ,      /* vcpu's next instruction ran with interrupts held (a debugger step) */
+	RR_MSR,        /* vcpu, a = MSR, b = the value the debugger wrote */
 };
 
 struct rr_event {
@@ -247,6 +248,11 @@ void emu_rr_log_exception(struct emu_cpu *cpu, bool deliver, uint8_t vector,
 	uint64_t a = (uint64_t)deliver | (uint64_t)has_error_code << 1 | (uint64_t)vector << 8 |
 		     (uint64_t)error_code << 32;
 	rr_log(cpu->evm->rec, RR_EXCEPTION, cpu->id, a, rflags, NULL, 0);
+}
+
+void emu_rr_log_msr(struct emu_cpu *cpu, uint32_t msr, uint64_t value)
+{
+	rr_log(cpu->evm->rec, RR_MSR, cpu->id, msr, value, NULL, 0);
 }
 
 /* --- inputs from outside ------------------------------------------------------------ */
@@ -537,6 +543,10 @@ static int rr_apply(struct emu_rec *rec, const struct rr_event *ev, bool *noirq,
 	case RR_NOIRQ:
 		if (cpu)
 			noirq[cpu->id] = true;
+		return 0;
+	case RR_MSR:
+		if (!cpu || emu_msr_apply(cpu, (uint32_t)ev->a, ev->b) < 0)
+			return err_set(e, EIO, "replay: a logged MSR write failed");
 		return 0;
 	}
 	return err_set(e, EIO, "replay: an unknown event in the log");

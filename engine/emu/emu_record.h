@@ -11,8 +11,9 @@
  * (turns end at kicks and debugger steps too), idle jumps of the clock
  * (they follow the host clock), serial input bytes (queued from the
  * reader thread, delivered by the token holder at a slice boundary), the
- * debugger's register and memory writes and injected exceptions. Events
- * at a count apply before the next instruction retires past it.
+ * debugger's register, MSR and memory writes and injected exceptions, and
+ * its steps that held interrupts off. Events at a count apply before the
+ * next instruction retires past it.
  *
  * Calls from the scheduler happen on the token holder (or with every
  * vCPU out of run()); each is cheap when nothing is recorded. */
@@ -60,6 +61,7 @@ bool emu_rr_debugger_write(struct emu_vm *evm);
 void emu_rr_log_state(struct emu_cpu *cpu, unsigned mask, const void *state, unsigned size);
 void emu_rr_log_exception(struct emu_cpu *cpu, bool deliver, uint8_t vector,
 			  bool has_error_code, uint32_t error_code, uint64_t rflags);
+void emu_rr_log_msr(struct emu_cpu *cpu, uint32_t msr, uint64_t value);
 
 
 /* --- from the scheduler and the engine's ops (emu_engine.c) --- */
@@ -71,6 +73,7 @@ void emu_sched_resume_at(struct emu_vm *evm, unsigned turn, bool fresh);
 bool emu_sched_runnable(struct emu_cpu *cpu);
 struct x86_state;
 void emu_state_apply(struct emu_cpu *cpu, unsigned mask, const struct x86_state *st);
+int emu_msr_apply(struct emu_cpu *cpu, uint32_t msr, uint64_t value);
 void emu_exception_apply(struct emu_cpu *cpu, bool deliver, uint8_t vector, bool has_error_code,
 			 uint32_t error_code, uint64_t rflags);
 
