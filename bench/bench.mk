@@ -29,6 +29,13 @@ bench-watch:
 	@$(MAKE) --no-print-directory SAN=0 all
 	bench/watch
 
+# bench/snapshot: whole-machine snapshots during a Linux boot on emu (size,
+# take and restore times, what they cost the boot). Needs linux-assets.
+.PHONY: bench-snapshot
+bench-snapshot:
+	@$(MAKE) --no-print-directory SAN=0 all
+	bench/snapshot
+
 # bench/emu runs the bench
 # guests on emu, kvm, QEMU TCG and Bochs (build/guests/boot_bench.img, built
 # from guests/boot_bench.S + guests/boot_main.c by guests.mk) and checks their

@@ -258,6 +258,8 @@ static uint64_t ram_restore(struct snap_store *s, size_t k)
 	for (size_t w = 0; w < words && written < wanted; w++) {
 		for (uint64_t bits = s->need[w] & ~s->done[w]; bits; bits &= bits - 1) {
 			uint64_t f = w * 64 + (uint64_t)__builtin_ctzll(bits);
+			if (f >= vm->ram_frames)
+				break;          /* the map's last word may run past RAM */
 			memset(vm->ram + f * SNAP_PAGE, 0, frame_len(vm, f));   /* zeros since the oldest */
 			written++;
 		}

@@ -2,7 +2,18 @@
  * captures (every vCPU, the engine's platform and scheduler, every device,
  * guest RAM stored incrementally by dirty page) tagged with the engine's
  * global retired-instruction count, kept within a byte budget by dropping
- * the oldest. Only engines with snapshot ops (emu) can be captured. */
+ * the oldest. Only engines with snapshot ops (emu) can be captured.
+ *
+ * The history is one deterministic execution: after a restore, running
+ * forward and taking snapshots again (at new counts or at kept ones) is
+ * fine; after anything that changes the future (the debugger writing
+ * registers or memory, input that differs), snap_forget_after. A reset of
+ * the machine ends the history. RAM is captured as it is, the debugger's
+ * int3 bytes included: a caller with breakpoints inserted lifts them
+ * around take and restore. On emu, restoring leaves the run token with
+ * the thread that holds it (engine_snap_ops, emu_sched_restore). One
+ * caller at a time for take, restore and forget_after; the queries may
+ * come from any thread. */
 #ifndef VMDB_SNAPSHOT_H
 #define VMDB_SNAPSHOT_H
 

@@ -263,8 +263,12 @@ static inline void vm_ram_dirty(struct vm *vm, const void *host, uint64_t len)
 		return;
 	uint64_t first = (uint64_t)((const uint8_t *)host - vm->ram) >> 12;
 	uint64_t last = ((uint64_t)((const uint8_t *)host - vm->ram) + len - 1) >> 12;
-	for (uint64_t f = first; f <= last && f < vm->ram_frames; f++)
-		__atomic_fetch_or(&vm->ram_dirty[f / 64], 1ull << (f % 64), __ATOMIC_RELAXED);
+	for (uint64_t f = first; f <= last && f < vm->ram_frames; f++) {
+		uint64_t bit = 1ull << (f % 64);
+		/* most writes land on pages marked already: no locked access */
+		if (!(__atomic_load_n(&vm->ram_dirty[f / 64], __ATOMIC_RELAXED) & bit))
+			__atomic_fetch_or(&vm->ram_dirty[f / 64], bit, __ATOMIC_RELAXED);
+	}
 }
 
 /* Was the frame (host offset >> 12) written since the store last looked? */

@@ -233,9 +233,12 @@ void emu_platform_save(struct emu_vm *evm, void *buf)
 	struct emu_lapic *lapics = (struct emu_lapic *)((uint8_t *)buf + sizeof(img));
 
 	memset(buf, 0, emu_platform_snap_size(evm));
+	memset(&img, 0, sizeof(img));       /* the same state, the same bytes */
 	plat_lock(plat);
-	img = (struct plat_image){ .extra_ns = __atomic_load_n(&plat->extra_ns, __ATOMIC_ACQUIRE),
-				   .ioapic = plat->ioapic, .pic = plat->pic, .pit = plat->pit };
+	img.extra_ns = __atomic_load_n(&plat->extra_ns, __ATOMIC_ACQUIRE);
+	img.ioapic = plat->ioapic;
+	img.pic = plat->pic;
+	img.pit = plat->pit;
 	for (unsigned i = 0; i < emu_vm_nr_cpus(evm); i++) {
 		struct emu_cpu *cpu = emu_vm_cpu(evm, i);
 		if (cpu && cpu->lapic)
