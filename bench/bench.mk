@@ -77,3 +77,10 @@ bench-cond:
 	@$(MAKE) --no-print-directory SAN=0 all build/guests/mb/gdb_target.elf \
 		build/guests/mb/gdb_target.elf64
 	bench/cond
+
+# bench/reverse: record and replay on emu (recording overhead, reverse-stepi
+# latency with 10^9 instructions of history, reverse-continue 10^8 back)
+.PHONY: bench-reverse
+bench-reverse:
+	@$(MAKE) --no-print-directory SAN=0 all
+	bench/reverse

@@ -258,6 +258,12 @@ static int skip_begin(struct debug *d, unsigned vcpu, uint64_t pc, const struct 
 	return r < 0 ? r : 0;
 }
 
+int debug_cond_true(struct debug *d, unsigned vcpu, const struct debug_cond_list *conds)
+{
+	struct err e = { 0 };
+	return conds_eval(d, vcpu, conds, &e);
+}
+
 bool debug_cond_hit(struct debug *d, unsigned vcpu, uint64_t pc, const struct debug_sw_bp *bp,
 		    const struct debug_cond_list *conds)
 {

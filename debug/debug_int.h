@@ -347,6 +347,9 @@ struct debug {
 
 	struct debug_sw_bp sw[DEBUG_MAX_SW_BP];
 	unsigned nr_sw;
+	/* reverse.c: the int3s it took out around an engine snapshot (d->lock
+	 * held from the lift to the return) */
+	bool rr_lifted[DEBUG_MAX_SW_BP];
 	struct debug_hw_bp hw[DEBUG_NR_HW_BP];
 	/* watch.c: the client's watchpoints (index = engine range id), and
 	 * the ranges the engine watches now */
@@ -565,6 +568,9 @@ void debug_dr_share_settle(struct debug *d);
 unsigned debug_dr_share_room_locked(struct debug *d);
 
 /* cond.c: the client's breakpoint conditions */
+/* reverse.c: the client's conditions on vcpu now: 1 one is true, 0 all
+ * false, -errno when they cannot be evaluated */
+int debug_cond_true(struct debug *d, unsigned vcpu, const struct debug_cond_list *conds);
 /* The conditions to check before this hit stops (d->lock held): NULL
  * when there are none and no commands, or the hit stops anyway (a catch,
  * a step); an empty list when there are commands only. */

@@ -5,6 +5,7 @@
  * Our int3 bytes are invisible: reads show the saved original, writes over
  * a breakpoint update the saved original and keep the int3 in place. */
 #include "debug/debug_int.h"
+#include "debug/reverse.h"
 
 #include <string.h>
 
@@ -79,6 +80,8 @@ static int access_phys(struct debug *d, uint64_t gpa, uint8_t *buf, size_t len, 
 		unpatch_locked(d, gpa, buf, len);
 	}
 	pthread_mutex_unlock(&d->lock);
+	if (write)
+		debug_reverse_mem_written(d, gpa, buf, len);
 	return 0;
 }
 

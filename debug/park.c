@@ -9,6 +9,7 @@
  * and their legal moves are in run_state.c; every wait and spin is in
  * d->timing (struct debug_timing). */
 #include "debug/debug_int.h"
+#include "debug/reverse.h"
 
 #include <poll.h>
 #include <sched.h>
@@ -555,6 +556,9 @@ int debug_resume(struct debug *d, const enum debug_action *actions, struct err *
 	pthread_mutex_unlock(&d->lock);
 	if (eligible_pending(d))
 		return 1;
+	r = debug_reverse_resume(d, actions, e);     /* inside the recorded history */
+	if (r != 0)
+		return r;
 	r = step_overs(d, actions, e);
 	if (r < 0)
 		return r;
@@ -1012,6 +1016,7 @@ int debug_create(struct vm *vm, bool wait_gdb, debug_notify_fn notify_fn, void *
 	vm->debug_hooks = &d->hooks;
 	for (unsigned i = 0; i < d->nr_vcpus; i++)
 		debug_apply_engine(d, i);
+	debug_reverse_attach(d);
 	return 0;
 }
 

@@ -182,6 +182,8 @@ void gdb_send_notification(struct gdb_server *s, const char *name, const char *p
 
 /* nonstop.c */
 extern const struct gdb_packet gdb_pkt_nonstop[];
+/* pkt_reverse.c: bs, bc */
+extern const struct gdb_packet gdb_pkt_reverse[];
 bool gdb_ns_on(const struct gdb_server *s);
 /* Stop every running vCPU for a moment (the debug core's calls want the
  * machine stopped), take the stops that happened meanwhile, then let the

@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "debug/reverse.h"
+
 /* Does the client's qSupported list (";"-separated, after ':') hold
  * the feature `name+`? */
 static bool client_has(struct rsp_cur args, const char *name)
@@ -34,9 +36,10 @@ static int pkt_qsupported(struct gdb_server *s, struct rsp_cur *args)
 	rsp_buf_printf(&s->reply,
 		       "PacketSize=%x;qXfer:features:read+;qXfer:threads:read+;"
 		       "qXfer:exec-file:read+;qXfer:memory-map:read+;vContSupported+;swbreak+;hwbreak+;"
-		       "ConditionalBreakpoints+;BreakpointCommands+;QStartNoAckMode+;QNonStop+;multiprocess-%s",
+		       "ConditionalBreakpoints+;BreakpointCommands+;QStartNoAckMode+;QNonStop+;multiprocess-%s%s",
 		       GDB_PACKET_SIZE,
-		       s->client_binary_upload ? ";binary-upload+" : "");
+		       s->client_binary_upload ? ";binary-upload+" : "",
+		       debug_reverse_supported(s->dbg) ? ";ReverseStep+;ReverseContinue+" : "");
 	return 0;
 }
 

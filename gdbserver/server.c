@@ -27,7 +27,7 @@
 
 static const struct gdb_packet *const gdb_tables[] = {
 	gdb_pkt_query, gdb_pkt_regs, gdb_pkt_mem, gdb_pkt_break, gdb_pkt_run, gdb_pkt_monitor,
-	gdb_pkt_nonstop,
+	gdb_pkt_nonstop, gdb_pkt_reverse,
 };
 
 /* ---- state ---- */

@@ -186,3 +186,8 @@ guests: $(GUEST_OUT)/x87_calc.elf
 # (tests/test_mmx.py).
 guests: $(GUEST_OUT)/mmx_alias.elf
 .SECONDARY: $(GUEST_OUT)/mmx_alias.o
+
+# reverse execution: timers, port I/O, serial input, a stray write
+# (tests/test_reverse.py, bench/reverse)
+guests: $(GUEST_OUT)/rr.elf
+.SECONDARY: $(GUEST_OUT)/rr.o

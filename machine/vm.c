@@ -212,6 +212,16 @@ uint64_t vm_guest_ns(struct vm *vm)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+void vm_realtime(struct vm *vm, struct timespec *ts)
+{
+	void (*engine_clock)(struct vm *, struct timespec *) =
+		__atomic_load_n(&vm->rr.realtime, __ATOMIC_ACQUIRE);
+	if (engine_clock)
+		engine_clock(vm, ts);
+	else if (clock_gettime(CLOCK_REALTIME, ts) < 0)
+		*ts = (struct timespec){ 0 };
+}
+
 int vm_on_exit(struct vm *vm, void (*fn)(void *), void *opaque, struct err *e)
 {
 	if (vm->nr_exit_hooks == VM_MAX_EXIT_HOOKS)

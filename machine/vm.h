@@ -44,6 +44,30 @@ struct vm_config {
 	bool no_reboot;             /* --no-reboot: a guest reset ends vmdb (status 0) */
 	bool serial_stdin;          /* with SERIAL_STDIO: stdin feeds the UART's input */
 	bool serial_escape;         /* stdin is a terminal: Ctrl-A x ends vmdb */
+	bool record;                /* --record: the engine records from the start */
+	uint64_t record_mem;        /* --record-mem: snapshot budget in bytes (0: default) */
+};
+
+/* Record and replay (engine_rr_ops). While the engine records, inputs from
+ * outside the guest go through it so that it can log them with the count
+ * they arrive at, and the wall clock the guest sees is the engine's. */
+struct vm;
+struct timespec;
+struct vm_rr {
+	/* set by the engine while it records (NULL otherwise; any thread):
+	 * take serial input bytes for delivery at a logged count (how many
+	 * it took), and the wall clock for the guest */
+	size_t (*queue_input)(struct vm *vm, const uint8_t *buf, size_t n);
+	void (*realtime)(struct vm *vm, struct timespec *ts);
+	/* set by the UART: put input into its FIFO now (bytes taken) */
+	size_t (*serial_push)(void *opaque, const uint8_t *buf, size_t n);
+	void *serial_opaque;
+	/* the engine replays history: device output is not shown again */
+	bool quiet;
+	/* the debugger's: takes its int3s out of guest memory (lift) and puts
+	 * them back, around the engine's snapshots (engine_rr_ops.set_bp_hook) */
+	void (*bp_hook)(void *opaque, bool lift);
+	void *bp_opaque;
 };
 
 struct vcpu {
@@ -150,6 +174,7 @@ struct vm {
 	 * these hooks; it knows nothing of what is behind them. */
 	const struct vm_debug_hooks *debug_hooks;
 	void *debug;
+	struct vm_rr rr;
 
 	/* exit: the first vCPU to stop the machine records why */
 	pthread_mutex_t lock;
@@ -194,6 +219,10 @@ void vm_irq_line(struct vm *vm, unsigned irq, int level);
 /* Guest time in ns as the engine's timers see it (engine_vm_ops.guest_ns, or
  * the host's CLOCK_MONOTONIC). */
 uint64_t vm_guest_ns(struct vm *vm);
+
+/* The wall clock as the guest may see it: the host's, or the engine's
+ * while it records (deterministic). */
+void vm_realtime(struct vm *vm, struct timespec *ts);
 
 /* True once the machine is stopping; vCPU loops and parks poll it. */
 static inline bool vm_stopping(struct vm *vm)

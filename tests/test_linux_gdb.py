@@ -190,11 +190,13 @@ class Gdb(GdbInteractive):
 
 @pytest.fixture
 def linux_gdb(vmdb_bin, tmp_path):
-    """start(engine, kernel, cmdline) -> (LinuxVm, Gdb) attached at the first instruction."""
+    """start(engine, kernel, cmdline, *vmdb_args) -> (LinuxVm, Gdb) attached at the first
+    instruction."""
     started = []
 
-    def start(engine, kernel, cmdline):
-        vm = LinuxVm(vmdb_bin, engine, linux_file(kernel), tmp_path, "--cmdline", cmdline)
+    def start(engine, kernel, cmdline, *args):
+        vm = LinuxVm(vmdb_bin, engine, linux_file(kernel), tmp_path, "--cmdline", cmdline,
+                     *args)
         started.append(vm)
         gdb = Gdb(linux_file(KERNELS["pvh"]), f"127.0.0.1:{vm.port}")
         started.append(gdb)

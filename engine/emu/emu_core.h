@@ -97,6 +97,7 @@ struct emu_vm {
 	/* Who runs when (emu_engine.c's own; NULL in emu_single.c's VM, which
 	 * runs its one vCPU on the caller's thread). */
 	struct emu_sched *sched;
+	struct emu_rec *rec;          /* record and replay (emu_record.c), NULL until asked */
 
 	struct emu_dcache_entry *dcache;
 	struct emu_blocks *blocks;    /* emu_fast.c's block cache (NULL: step only) */
