@@ -7,6 +7,7 @@
  * and rm_work are copied to RM_BASE first. What rm_work saw lands in
  * rm_results[] for main() to check (realmode.c). */
 #define RM_BASE    0x7000		/* rm_blob's copy; rm_work at +0xc00 */
+	.globl rm_blob
 #define RM(x)      ((x) - rm_blob + RM_BASE)
 #define RM_OUT     0x500		/* rm_work's results, 2 slots of 16 bytes */
 #define RM_OUT_LEN 0x20
@@ -27,6 +28,8 @@ rm_mb_entry:
 	movl	$RM_BASE, %edi
 	movl	$(rm_blob_end - rm_blob), %ecx
 	rep movsb
+	.globl rm_copied
+rm_copied:			/* a debugger's int3s in the copy hold from here */
 	lgdtl	rm_gdtr
 	ljmpl	$SEL_CODE16, $RM(rm_pm16)
 
@@ -71,6 +74,8 @@ rm_real:				/* real mode, CS = 0 */
 	movw	$RM_OUT, %di
 	lcall	$0, $RM(rm_work)
 	movw	$(RM_OUT + 0x10), %di
+	.globl rm_far_call
+rm_far_call:
 	lcall	$(RM(rm_work) >> 4), $0
 	movl	%cr0, %eax
 	orl	$1, %eax
