@@ -360,12 +360,17 @@ int debug_apply_engine(struct debug *d, unsigned vcpu)
 
 /* ---- resume ---- */
 
+/* The linear address of the next instruction (breakpoints are keyed by
+ * linear address: CS's base counts in real mode) */
 static int vcpu_pc(struct debug *d, unsigned vcpu, uint64_t *pc)
 {
 	struct x86_regs regs;
+	struct x86_sregs sregs;
 	int r = debug_read_regs(d, vcpu, &regs);
 	if (r == 0)
-		*pc = regs.rip;
+		r = debug_vcpu_sregs(d, vcpu, &sregs);
+	if (r == 0)
+		*pc = sregs.cs.base + regs.rip;
 	return r;
 }
 
@@ -744,9 +749,14 @@ static bool hook_before_run(struct vm *vm, struct vcpu *vcpu, struct vm_exit *ex
 	return handed;
 }
 
-static void set_rip(struct debug *d, struct vcpu *vcpu, uint64_t rip)
+/* RIP back to the instruction at linear address pc (an offset in CS) */
+static void set_rip(struct debug *d, struct vcpu *vcpu, uint64_t pc)
 {
 	struct x86_regs regs;
+	struct x86_sregs sregs;
+	if (debug_vcpu_sregs(d, vcpu->id, &sregs) < 0)
+		return;
+	uint64_t rip = pc - sregs.cs.base;
 	if (debug_vcpu_regs(d, vcpu->id, &regs) == 0 && regs.rip != rip) {
 		regs.rip = rip;
 		debug_vcpu_put_regs(d, vcpu->id, &regs, "RIP back at the breakpoint");

@@ -191,3 +191,14 @@ guests: $(GUEST_OUT)/mmx_alias.elf
 # (tests/test_reverse.py, bench/reverse)
 guests: $(GUEST_OUT)/rr.elf
 .SECONDARY: $(GUEST_OUT)/rr.o
+
+# real mode from a multiboot entry (realmode_switch.S) with gdb's i8086 view
+# (tests/test_gdb_realmode.py); realmode.elf64 has the same symbols for gdb
+guests: $(GUEST_OUT)/realmode.elf
+$(GUEST_OUT)/realmode.elf64: $(GUEST_MB_OBJ) $(GUEST_RT_OBJS) $(GUEST_OUT)/realmode_switch.o \
+		$(GUEST_OUT)/realmode.o guests/rt/link.ld
+	$(GUEST_CC) $(GUEST_LDFLAGS) -Wl,--defsym=RT_LOAD_ADDR=0x400000 -Wl,-e,rm_mb_entry \
+		-o $@ $(filter %.o,$^)
+$(GUEST_OUT)/realmode.elf: $(GUEST_OUT)/realmode.elf64
+	objcopy -O elf32-i386 $< $@
+.SECONDARY: $(GUEST_OUT)/realmode_switch.o $(GUEST_OUT)/realmode.o
