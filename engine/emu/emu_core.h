@@ -228,6 +228,12 @@ struct emu_core {
 	const struct emu_fop *blk_stop;        /* the instruction that left it */
 	unsigned blk_n;                /* its instructions */
 	unsigned chain_left;           /* blocks that may still be chained (emu_fast.c) */
+	/* copied when the blocks start running (emu_block_run): emu_vm's
+	 * code_gen (which moves only while the vCPUs are away) and code_ver,
+	 * and the LAPIC's emu_lapic_attention() */
+	uint64_t code_gen;
+	const uint32_t *code_ver;
+	const int *irq_attn;
 	struct emu_blocks *blocks;     /* evm->blocks */
 	struct emu_tlb_entry *ftlb;    /* tlb[] of the CPL the blocks run at */
 	uint64_t code_marks;           /* emu_vm.code_marks when the TLB was marked */

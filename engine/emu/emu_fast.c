@@ -167,12 +167,6 @@ static bool ends_block(const struct emu_insn *in)
 	return x86_mnemonic(in->mnemonic)->attrs & X86_MN_JUMP;
 }
 
-static unsigned block_index(uint64_t gpa)
-{
-	return (unsigned)((gpa ^ (gpa >> BLOCK_SLOT_BITS) ^ (gpa >> (2 * BLOCK_SLOT_BITS))) &
-			  (BLOCK_SLOTS - 1));
-}
-
 /* Room for len bytes in the arena (8-aligned); when it is full every block
  * goes, links included: they only live in blocks. */
 static void *arena_take(struct emu_blocks *bs, size_t len)
@@ -345,7 +339,7 @@ static inline struct emu_block *block_at(struct emu_cpu *cpu, struct emu_core *c
 	struct emu_block **s = &c->blocks->slot[block_index(gpa)];
 	struct emu_block *b = *s;
 	/* a block is only ever current in the mode it was built in (64-bit) */
-	if (__builtin_expect(!b || b->gpa != gpa || !block_current(cpu->evm, b), 0))
+	if (__builtin_expect(!b || b->gpa != gpa || !block_current(c, b), 0))
 		b = block_check(cpu, s, lin, gpa, t->host + off, (unsigned)X86_PAGE_SIZE - off);
 	if (b->n == 0)
 		return NULL;
@@ -389,7 +383,7 @@ static inline struct emu_block *block_next(struct emu_cpu *cpu, struct emu_core 
 		return block_at(cpu, c);
 	uint64_t gpa = link_gpa(c, rip);
 	struct emu_block *b = f->link;
-	if (__builtin_expect(!b || b->gpa != gpa || !block_current(cpu->evm, b) || b->n == 0, 0)) {
+	if (__builtin_expect(!b || b->gpa != gpa || !block_current(c, b) || b->n == 0, 0)) {
 		uint64_t flushes = c->blocks->flushes;
 		b = block_at(cpu, c);
 		/* the blocks are ours (see block_build), unless the arena was
@@ -413,6 +407,9 @@ bool emu_block_run(struct emu_cpu *cpu)
 	if (c->mode != X86_MODE_LONG64)
 		return false;
 	c->blocks = cpu->evm->blocks;
+	c->code_gen = cpu->evm->code_gen;
+	c->code_ver = cpu->evm->code_ver;
+	c->irq_attn = emu_lapic_attention(cpu);
 	c->ftlb = c->tlb[c->cpl == 3];         /* plain instructions keep the CPL */
 	struct emu_block *b = block_at(cpu, c);
 	/* a block runs whole: near the end of the budget the exact path

@@ -18,8 +18,13 @@
 #define BLOCK_SLOTS (1u << BLOCK_SLOT_BITS)
 #define BLOCK_ARENA (64u << 20)
 /* Blocks run one after the other through their links (chain) before the
- * block loop looks again. */
+ * block loop looks again. Handlers end in tail calls, except in the
+ * sanitizer build, where each block chained is stack. */
+#ifdef __SANITIZE_ADDRESS__
 #define BLOCK_CHAIN_MAX 64
+#else
+#define BLOCK_CHAIN_MAX 1024
+#endif
 
 struct emu_fop;
 /* A handler returns what the block does next (enum fstop). */
@@ -90,10 +95,17 @@ struct emu_blocks {
 };
 
 /* Has nothing written b's bytes since they were last compared? (a store
- * into its frame, or anything while the vCPUs were away: emu_core.h) */
-static inline bool block_current(const struct emu_vm *evm, const struct emu_block *b)
+ * into its frame, or anything while the vCPUs were away: emu_core.h;
+ * c's copies of the counters, see emu_block_run) */
+static inline bool block_current(const struct emu_core *c, const struct emu_block *b)
 {
-	return b->gen == evm->code_gen && b->ver == evm->code_ver[b->frame];
+	return b->gen == c->code_gen && b->ver == c->code_ver[b->frame];
+}
+
+static inline unsigned block_index(uint64_t gpa)
+{
+	return (unsigned)((gpa ^ (gpa >> BLOCK_SLOT_BITS) ^ (gpa >> (2 * BLOCK_SLOT_BITS))) &
+			  (BLOCK_SLOTS - 1));
 }
 
 static inline uint64_t msk(unsigned s)
@@ -115,11 +127,11 @@ static inline void sync_at(struct emu_cpu *cpu, const struct emu_core *c, const 
 /* Between blocks: what the run loop would look at before the next
  * instruction and plain instructions cannot change themselves (other
  * threads: kicks, interrupts and NMIs sent to this vCPU). */
-static inline bool may_go_on(struct emu_cpu *cpu, struct emu_core *c)
+static inline bool may_go_on(const struct emu_cpu *cpu, const struct emu_core *c)
 {
 	if (__atomic_load_n(&c->kick, __ATOMIC_RELAXED) || cpu->pending.nmi)
 		return false;
-	return !((cpu->rflags & RFLAGS_IF) && emu_lapic_has_interrupt(cpu));
+	return !((cpu->rflags & RFLAGS_IF) && __atomic_load_n(c->irq_attn, __ATOMIC_ACQUIRE));
 }
 
 static inline struct emu_tlb_entry *tlb_of(struct emu_core *c, uint64_t lin)
@@ -139,6 +151,17 @@ static inline uint64_t link_gpa(struct emu_core *c, uint64_t rip)
 		return (c->blk_gpa & X86_PAGE_MASK) | off;
 	const struct emu_tlb_entry *t = tlb_of(c, rip);
 	return t->tag_x == (rip & X86_PAGE_MASK) ? t->gpa + off : ~0ull;
+}
+
+/* The current block with instructions at gpa (~0: none, link_gpa) when
+ * the table has one already (no compare, no build: a block that is
+ * running stays where it is in the arena), else NULL. */
+static inline const struct emu_block *block_find(const struct emu_core *c, uint64_t gpa)
+{
+	if (gpa == ~0ull)
+		return NULL;
+	const struct emu_block *b = c->blocks->slot[block_index(gpa)];
+	return b && b->gpa == gpa && b->n && block_current(c, b) ? b : NULL;
 }
 
 /* --- emu_fast_ops.c --- */

@@ -181,35 +181,11 @@ static __attribute__((noinline)) unsigned f_miss(struct emu_cpu *cpu, struct emu
 #define RD(p, lin, s) ACCESS(p, lin, s, 0)
 #define WR(p, lin, s) ACCESS(p, lin, s, 1)
 
-/* Interrupts are enabled: is one waiting? (a call, out of line, so that
- * the handlers that chain need no stack frame on their way) */
-static __attribute__((noinline)) bool irq_waiting(struct emu_cpu *cpu)
+/* Run block b (at gpa, linear rip; ret instructions retired before it)
+ * next, as one more of the chain. */
+static inline unsigned enter(struct emu_cpu *cpu, struct emu_core *c, const struct emu_block *b,
+			     uint64_t gpa, uint64_t rip, uint64_t ret)
 {
-	return emu_lapic_has_interrupt(cpu);
-}
-
-/* Leaving the block at f for rip (ret instructions retired by then) to
- * the block that ran there last time (f->link, set by emu_fast.c's
- * block_next): run it at once, without going back to the block loop,
- * when that loop would do nothing but find it: the link is still valid
- * (block_current, at the address link_gpa finds), the budget has room for it
- * whole, nothing is due (as loop_again) and the chain is not too long
- * (c->chain_left: where handlers are not tail calls, as in the sanitizer
- * build, each block chained is stack). Else leave as `how`. */
-static inline unsigned chain(struct emu_cpu *cpu, struct emu_core *c, const struct emu_fop *f,
-			     uint64_t rip, uint64_t ret, unsigned how)
-{
-	const struct emu_block *b = f->link;
-	uint64_t gpa = link_gpa(c, rip);
-	if (__builtin_expect(!b || b->gpa != gpa || !block_current(cpu->evm, b) || b->n == 0 ||
-			     c->budget_end - ret < b->n ||
-			     __atomic_load_n(&c->kick, __ATOMIC_RELAXED) || cpu->pending.nmi ||
-			     c->chain_left == 0 || ((cpu->rflags & RFLAGS_IF) && irq_waiting(cpu)),
-			     0)) {
-		if (how == FS_JUMP)
-			cpu->rip = rip;
-		return stop(c, f, how);
-	}
 	c->chain_left--;
 	c->blk_ret = ret;
 	c->blk_gpa = gpa;
@@ -217,6 +193,56 @@ static inline unsigned chain(struct emu_cpu *cpu, struct emu_core *c, const stru
 	c->blk_rip = rip;
 	c->blk_n = b->n;
 	return b->op[0].fn(cpu, c, b->op);
+}
+
+/* chain() when its link does not fit or something may be due: the block
+ * at rip from the table when it has one (a RET back to another caller,
+ * a link not made yet), the link set to it; else leave as `how`. */
+static __attribute__((noinline)) unsigned chain_slow(struct emu_cpu *cpu, struct emu_core *c,
+						     const struct emu_fop *f, uint64_t rip,
+						     uint64_t ret, unsigned how)
+{
+	uint64_t gpa = link_gpa(c, rip);
+	const struct emu_block *b = f->link;
+	if (c->chain_left == 0 || !may_go_on(cpu, c))
+		goto leave;
+	if (!b || b->gpa != gpa || !block_current(c, b)) {
+		b = block_find(c, gpa);
+		if (!b)
+			goto leave;
+		((struct emu_fop *)f)->link = (struct emu_block *)b;
+	}
+	if (c->budget_end - ret < b->n)
+		goto leave;
+	return enter(cpu, c, b, gpa, rip, ret);
+leave:
+	if (how == FS_JUMP)
+		cpu->rip = rip;
+	return stop(c, f, how);
+}
+
+/* Leaving the block at f for rip (ret instructions retired by then) to
+ * the block that ran there last time (f->link, set by emu_fast.c's
+ * block_next and by chain_slow; only ever a block with instructions):
+ * run it at once, without going back to the block loop, when that loop
+ * would do nothing but find it: the link is still valid (block_current,
+ * at the address link_gpa finds), the budget has room for it whole,
+ * nothing is due (may_go_on) and the chain is not too long
+ * (c->chain_left: where handlers are not tail calls, as in the sanitizer
+ * build, each block chained is stack). Else chain_slow decides. Inline,
+ * without calls but tail calls: the handlers that chain need no frame. */
+static inline __attribute__((always_inline)) unsigned chain(struct emu_cpu *cpu,
+							   struct emu_core *c,
+							   const struct emu_fop *f, uint64_t rip,
+							   uint64_t ret, unsigned how)
+{
+	const struct emu_block *b = f->link;
+	uint64_t gpa = link_gpa(c, rip);
+	if (__builtin_expect(!b || b->gpa != gpa || !block_current(c, b) ||
+			     c->budget_end - ret < b->n || c->chain_left == 0 ||
+			     !may_go_on(cpu, c), 0))
+		return chain_slow(cpu, c, f, rip, ret, how);
+	return enter(cpu, c, b, gpa, rip, ret);
 }
 
 /* The end of the block (not an instruction): on to the next one. */
@@ -716,9 +742,7 @@ static __attribute__((noinline)) unsigned loop_slow(struct emu_cpu *cpu, struct 
 static inline unsigned loop_again(struct emu_cpu *cpu, struct emu_core *c, const struct emu_fop *f)
 {
 	uint64_t ret = c->blk_ret + f->idx + 1;
-	if (__builtin_expect(c->budget_end - ret < c->blk_n ||
-			     __atomic_load_n(&c->kick, __ATOMIC_RELAXED) || cpu->pending.nmi ||
-			     (cpu->rflags & RFLAGS_IF), 0))
+	if (__builtin_expect(c->budget_end - ret < c->blk_n || !may_go_on(cpu, c), 0))
 		return loop_slow(cpu, c, f);
 	c->blk_ret = ret;
 	return f[-f->idx].fn(cpu, c, f - f->idx);
