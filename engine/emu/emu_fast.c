@@ -88,15 +88,17 @@ int emu_blocks_create(struct emu_vm *evm)
 	uint64_t frames = (vm->ram_size + X86_PAGE_SIZE - 1) / X86_PAGE_SIZE;
 	/* calloc: the arena's pages cost memory only once used */
 	evm->blocks = calloc(1, sizeof(struct emu_blocks));
-	uint8_t *arena = calloc(1, BLOCK_ARENA);
+	uint8_t *arena = calloc(1, BLOCK_ARENA), *cold = calloc(1, BLOCK_ARENA);
 	evm->code_bits = calloc((frames + 63) / 64, sizeof(uint64_t));
 	evm->code_ver = calloc(frames ? frames : 1, sizeof(uint32_t));
-	if (!evm->blocks || !arena || !evm->code_bits || !evm->code_ver) {
+	if (!evm->blocks || !arena || !cold || !evm->code_bits || !evm->code_ver) {
 		free(arena);
+		free(cold);
 		emu_blocks_destroy(evm);
 		return -ENOMEM;
 	}
 	evm->blocks->arena = arena;
+	evm->blocks->cold = cold;
 	evm->ram = vm->ram;
 	evm->ram_frames = frames;
 	evm->code_gen = 1;
@@ -105,8 +107,10 @@ int emu_blocks_create(struct emu_vm *evm)
 
 void emu_blocks_destroy(struct emu_vm *evm)
 {
-	if (evm->blocks)
+	if (evm->blocks) {
 		free(evm->blocks->arena);
+		free(evm->blocks->cold);
+	}
 	free(evm->blocks);
 	free(evm->code_bits);
 	free(evm->code_ver);
@@ -167,18 +171,22 @@ static bool ends_block(const struct emu_insn *in)
 	return x86_mnemonic(in->mnemonic)->attrs & X86_MN_JUMP;
 }
 
-/* Room for len bytes in the arena (8-aligned); when it is full every block
- * goes, links included: they only live in blocks. */
-static void *arena_take(struct emu_blocks *bs, size_t len)
+/* Room for len bytes in the arena and cold bytes in the cold one
+ * (8-aligned, *cold_p); when either is full every block goes, links
+ * included: they only live in blocks. */
+static void *arena_take(struct emu_blocks *bs, size_t len, size_t cold, uint8_t **cold_p)
 {
 	len = (len + 7) & ~(size_t)7;
-	if (bs->used + len > BLOCK_ARENA) {
+	cold = (cold + 7) & ~(size_t)7;
+	if (bs->used + len > BLOCK_ARENA || bs->cold_used + cold > BLOCK_ARENA) {
 		memset(bs->slot, 0, sizeof(bs->slot));
-		bs->used = 0;
+		bs->used = bs->cold_used = 0;
 		bs->flushes++;
 	}
 	void *p = bs->arena + bs->used;
 	bs->used += len;
+	*cold_p = bs->cold + bs->cold_used;
+	bs->cold_used += cold;
 	return p;
 }
 
@@ -258,9 +266,10 @@ static struct emu_block *block_build(struct emu_blocks *bs, uint64_t gpa, unsign
 		words = 0;
 	unsigned copied = words ? words * 8 : here;
 	size_t ops = sizeof(struct emu_fop) * (n + 1), ins = sizeof(struct emu_insn) * n;
-	struct emu_block *b = arena_take(bs, sizeof(*b) + ops + ins + copied + bs->tail_len);
+	uint8_t *cold;
+	struct emu_block *b = arena_take(bs, sizeof(*b) + ops, ins + copied + bs->tail_len, &cold);
 	memcpy(b->op, bs->op, ops);
-	b->in = (const struct emu_insn *)((uint8_t *)b->op + ops);
+	b->in = (const struct emu_insn *)cold;
 	memcpy((void *)b->in, bs->in, ins);
 	b->bytes = (const uint8_t *)b->in + ins;
 	memcpy((void *)b->bytes, p, copied);

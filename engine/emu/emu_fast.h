@@ -13,7 +13,10 @@
 #define BLOCK_BYTES 256
 /* The block cache: a table of BLOCK_SLOTS blocks by physical address, the
  * blocks themselves in an arena of BLOCK_ARENA bytes, each as long as its
- * instructions need. When the arena is full every block is dropped at once. */
+ * instructions need, and what only the slow ways read (the decoded forms,
+ * the copy of the bytes) in a second one, so that the blocks that run
+ * share the host's caches with less. When either is full every block is
+ * dropped at once. */
 #define BLOCK_SLOT_BITS 16
 #define BLOCK_SLOTS (1u << BLOCK_SLOT_BITS)
 #define BLOCK_ARENA (64u << 20)
@@ -64,8 +67,8 @@ struct emu_fop {
 #define FOP_WSTK 0x8                   /* ... or below RSP (push, call) */
 #define FOP_WSHIFT 4                   /* bits 4-5: log2 of the store's size */
 
-/* A block, as block_build lays it out in the arena: the header, op[n + 1],
- * then in[n] and the copy of its bytes. */
+/* A block, as block_build lays it out in the arena: the header and
+ * op[n + 1]; in[n] and the copy of its bytes in the cold arena. */
 struct emu_block {
 	uint64_t gpa;
 	uint64_t gen;                  /* emu_vm.code_gen it was last compared in */
@@ -82,8 +85,8 @@ struct emu_block {
 
 struct emu_blocks {
 	struct emu_block *slot[BLOCK_SLOTS];
-	uint8_t *arena;
-	size_t used;
+	uint8_t *arena, *cold;
+	size_t used, cold_used;
 	uint64_t flushes;              /* times the arena was emptied */
 	/* block_build's draft, copied into the arena when complete: the
 	 * instructions and the bytes in the next page of a last one that
