@@ -137,6 +137,12 @@ struct emu_tlb_entry {
  * emu_vm.code_bits), whose stores compare the tag whole and so take
  * their slow path there; every other user masks the bit off. */
 #define EMU_TAG_CODE 1ull
+/* Bit 1 of tag_r and tag_w: the debug part watches the page for such
+ * accesses (emu_dbg_page_watch), so the fast path's compares miss and the
+ * exact way, which calls emu_dbg_mem, does them. Masked off like
+ * EMU_TAG_CODE (EMU_TAG_BITS) everywhere else. */
+#define EMU_TAG_WATCH 2ull
+#define EMU_TAG_BITS (EMU_TAG_CODE | EMU_TAG_WATCH)
 
 /* The frame of guest RAM at host address p (a pointer into vm->ram). */
 static inline uint64_t emu_frame_of(const struct emu_vm *evm, const void *p)
@@ -234,6 +240,7 @@ struct emu_core {
 	uint64_t code_gen;
 	const uint32_t *code_ver;
 	const int *irq_attn;
+	uint32_t watch_gen;            /* emu_dbg_watch_gen the TLB's EMU_TAG_WATCH follow */
 	struct emu_blocks *blocks;     /* evm->blocks */
 	struct emu_tlb_entry *ftlb;    /* tlb[] of the CPL the blocks run at */
 	uint64_t code_marks;           /* emu_vm.code_marks when the TLB was marked */

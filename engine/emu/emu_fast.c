@@ -409,12 +409,19 @@ static inline struct emu_block *block_next(struct emu_cpu *cpu, struct emu_core 
 }
 
 /* Blocks back to back from RIP. The flags stay lazy on return: the run
- * loop makes them exact before anything looks at them (emu_exec.c). */
+ * loop makes them exact before anything looks at them (emu_exec.c).
+ * With c->dbg_armed the debug part only watches data (emu_dbg_data_only):
+ * the TLB's EMU_TAG_WATCH marks follow its pages, the exact ways tell it
+ * of their accesses, and an instruction with a hit is the last one. */
 bool emu_block_run(struct emu_cpu *cpu)
 {
 	struct emu_core *c = emu_core_of(cpu);
 	if (c->mode != X86_MODE_LONG64)
 		return false;
+	if (c->dbg_armed && c->watch_gen != emu_dbg_watch_gen(cpu)) {
+		emu_tlb_flush(cpu);            /* filled again with the marks of now */
+		c->watch_gen = emu_dbg_watch_gen(cpu);
+	}
 	c->blocks = cpu->evm->blocks;
 	c->code_gen = cpu->evm->code_gen;
 	c->code_ver = cpu->evm->code_ver;
@@ -428,11 +435,14 @@ bool emu_block_run(struct emu_cpu *cpu)
 	c->blk_break = false;
 	c->event_in_insn = false;
 	c->rep_pending = false;
-	c->dbg_armed = false;
 	while (block_exec(cpu, c, b) && may_go_on(cpu, c)) {
 		b = block_next(cpu, c, c->blk_stop);
 		if (!b || c->budget_end - cpu->retired < b->n)
 			break;
+	}
+	if (c->dbg_armed && emu_dbg_data_hit(cpu)) {
+		emu_flags_sync(cpu);
+		emu_dbg_end_insn(cpu, cpu->rflags);   /* the run loop sees what it did */
 	}
 	return true;
 }

@@ -85,7 +85,7 @@ static __attribute__((noinline, cold)) void code_store(struct emu_core *c, uint6
 static void stored(struct emu_core *c, uint64_t lin, unsigned s)
 {
 	const struct emu_tlb_entry *t = tlb_of(c, lin);
-	if ((t->tag_w & ~EMU_TAG_CODE) != ((lin + s - 1) & X86_PAGE_MASK)) {
+	if ((t->tag_w & ~EMU_TAG_BITS) != ((lin + s - 1) & X86_PAGE_MASK)) {
 		c->blk_break = true;
 		return;
 	}
@@ -122,7 +122,7 @@ static unsigned f_exact(struct emu_cpu *cpu, struct emu_core *c, const struct em
 	sync_at(cpu, c, f);
 	emu_flags_sync(cpu);
 	in->fn(cpu, in);
-	if (f->flags & FOP_MEMW)
+	if ((f->flags & FOP_MEMW) || (c->dbg_armed && emu_dbg_data_hit(cpu)))
 		c->blk_break = true;
 	if (c->blk_break || cpu->rip != c->blk_rip + f->end)
 		return stop(c, f, FS_JUMP);
@@ -147,7 +147,9 @@ static unsigned f_cross(struct emu_cpu *cpu, struct emu_core *c, const struct em
 /* A specialised handler whose memory access the TLB does not allow as it
  * is (a miss, a device, two pages, a store into a code frame): the exact
  * handler runs the instruction (the specialised ones change nothing before
- * their accesses), then its store is looked at as mwrite would. */
+ * their accesses), then its store is looked at as mwrite would. A watched
+ * page (EMU_TAG_WATCH) comes here too: the exact accesses tell the debug
+ * part, and a hit ends the block. */
 static __attribute__((noinline)) unsigned f_miss(struct emu_cpu *cpu, struct emu_core *c,
 						 const struct emu_fop *f)
 {
@@ -160,6 +162,8 @@ static __attribute__((noinline)) unsigned f_miss(struct emu_cpu *cpu, struct emu
 	in->fn(cpu, in);
 	if (f->flags & FOP_WMEM)
 		stored(c, wlin, 1u << ((f->flags >> FOP_WSHIFT) & 3));
+	if (c->dbg_armed && emu_dbg_data_hit(cpu))
+		c->blk_break = true;       /* emu_block_run ends the instruction */
 	if (c->blk_break || cpu->rip != c->blk_rip + f->end)
 		return stop(c, f, FS_JUMP);
 	NEXT;

@@ -90,10 +90,10 @@ void emu_tlb_flush_nonglobal(struct emu_cpu *cpu)
 static uint64_t tlb_page(const struct emu_tlb_entry *t)
 {
 	if (t->tag_r != TAG_NONE)
-		return t->tag_r;
+		return t->tag_r & ~EMU_TAG_BITS;
 	if (t->tag_x != TAG_NONE)
 		return t->tag_x;
-	return t->tag_w & ~EMU_TAG_CODE;
+	return t->tag_w & ~EMU_TAG_BITS;
 }
 
 void emu_tlb_flush_page(struct emu_cpu *cpu, uint64_t lin)
@@ -307,7 +307,7 @@ static struct emu_tlb_entry *translate(struct emu_cpu *cpu, uint64_t lin, enum e
 	unsigned slot = (unsigned)(lin >> 12) & (EMU_TLB_SIZE - 1);
 	struct emu_tlb_entry *t = &c->tlb[user][slot];
 	uint64_t tag = acc == ACC_R ? t->tag_r : acc == ACC_W ? t->tag_w : t->tag_x;
-	if ((tag & ~EMU_TAG_CODE) == page)
+	if ((tag & ~EMU_TAG_BITS) == page)
 		return t;
 
 	struct walk_result w = { .gpa = lin, .user_ok = true, .write_ok = true, .exec_ok = true,
@@ -343,10 +343,12 @@ static struct emu_tlb_entry *translate(struct emu_cpu *cpu, uint64_t lin, enum e
 	c->tlb_any_large |= attr & (EMU_TLBA_LARGE | EMU_TLBA_HUGE);
 	c->tlb_any_smap_user |= attr & EMU_TLBA_SMAP_USER;
 	if (t->host) {
+		unsigned watch = emu_dbg_armed(cpu) ? emu_dbg_page_watch(cpu, page) : 0;
 		if (data_ok)
-			t->tag_r = page;
+			t->tag_r = page | (watch & EMU_DBG_WATCH_R ? EMU_TAG_WATCH : 0);
 		if (data_ok && w.write_ok && w.dirty)
-			t->tag_w = page | (emu_code_frame(cpu->evm, t->host) ? EMU_TAG_CODE : 0);
+			t->tag_w = page | (emu_code_frame(cpu->evm, t->host) ? EMU_TAG_CODE : 0) |
+				   (watch & EMU_DBG_WATCH_W ? EMU_TAG_WATCH : 0);
 		if (w.exec_ok)
 			t->tag_x = page;
 	}
@@ -636,7 +638,7 @@ static inline uint64_t read_common(struct emu_cpu *cpu, uint64_t lin, unsigned s
 		return lv;
 	if ((lin & (X86_PAGE_SIZE - 1)) <= X86_PAGE_SIZE - size) {
 		struct emu_tlb_entry *t = &c->tlb[user][(lin >> 12) & (EMU_TLB_SIZE - 1)];
-		if (t->tag_r != (lin & X86_PAGE_MASK))
+		if ((t->tag_r & ~EMU_TAG_BITS) != (lin & X86_PAGE_MASK))
 			t = translate(cpu, lin, ACC_R, user);
 		if (t->host)
 			return load_n(t->host + (lin & (X86_PAGE_SIZE - 1)), size);
@@ -661,7 +663,7 @@ static inline void write_common(struct emu_cpu *cpu, uint64_t lin, unsigned size
 	}
 	if ((lin & (X86_PAGE_SIZE - 1)) <= X86_PAGE_SIZE - size) {
 		struct emu_tlb_entry *t = &c->tlb[user][(lin >> 12) & (EMU_TLB_SIZE - 1)];
-		if ((t->tag_w & ~EMU_TAG_CODE) != (lin & X86_PAGE_MASK))
+		if ((t->tag_w & ~EMU_TAG_BITS) != (lin & X86_PAGE_MASK))
 			t = translate(cpu, lin, ACC_W, user);
 		if (t->host) {
 			if (__builtin_expect(t->tag_w & EMU_TAG_CODE, 0))
