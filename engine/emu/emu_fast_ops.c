@@ -778,6 +778,58 @@ static const fop_fn jloop_fn[16] = {
 	jloop_8, jloop_9, jloop_10, jloop_11, jloop_12, jloop_13, jloop_14, jloop_15,
 };
 
+/* CMP or TEST of registers (or a register and an immediate) and the Jcc
+ * right after it, in one handler (fuse_branches): the condition straight
+ * from the operands, the flags recorded as the CMP/TEST would, then the
+ * Jcc's way (f + 1: its target, link and retired count) or on past it. */
+static inline __attribute__((always_inline)) bool fused_cond(unsigned op, uint64_t a,
+							     uint64_t b, uint64_t r,
+							     unsigned s, unsigned cc)
+{
+	unsigned top = s * 8 - 1;
+	bool v, sf = (r >> top) & 1, pf = !__builtin_parity((unsigned)(r & 0xff));
+	bool zf = (r & msk(s)) == 0;
+	if (op == A_CMP) {
+		switch (cc >> 1) {
+		case 0: v = (((a ^ b) & (a ^ r)) >> top) & 1; break;
+		case 1: v = a < b; break;
+		case 2: v = a == b; break;
+		case 3: v = a <= b; break;
+		case 4: v = sf; break;
+		case 5: v = pf; break;
+		case 6: v = (int64_t)emu_sext(a, s) < (int64_t)emu_sext(b, s); break;
+		default: v = (int64_t)emu_sext(a, s) <= (int64_t)emu_sext(b, s); break;
+		}
+	} else {                           /* TEST: CF = OF = 0 */
+		switch (cc >> 1) {
+		case 0: case 1: v = false; break;
+		case 2: case 3: v = zf; break;
+		case 4: case 6: v = sf; break;
+		case 5: v = pf; break;
+		default: v = zf || sf; break;
+		}
+	}
+	return (cc & 1) ? !v : v;
+}
+
+#define FUSED_BODY(OP, S, CC, B, TAKEN)                                                       {                                                                                             	uint64_t a = gpr_get(cpu, f->r0, S), b = (B), r;                                      	alu(c, OP, a, b, &r, S, true);                                                        	if (!fused_cond(OP, a, b, r, S, CC))                                                  		return f[2].fn(cpu, c, f + 2);                                                	TAKEN;                                                                                }
+#define JCC_TAKEN chain(cpu, c, f + 1, c->blk_rip + f[1].imm, c->blk_ret + f[1].idx + 1, FS_JUMP)
+#define DEF_FUSED_CC(NAME, OP, S, CC)                                                         FOP(NAME##_rr##S##_j##CC) FUSED_BODY(OP, S, CC, gpr_get(cpu, f->r1, S), return JCC_TAKEN)     FOP(NAME##_ri##S##_j##CC) FUSED_BODY(OP, S, CC, f->imm & msk(S), return JCC_TAKEN)            FOP(NAME##_rr##S##_l##CC) FUSED_BODY(OP, S, CC, gpr_get(cpu, f->r1, S),                      				      return loop_again(cpu, c, f + 1))                       FOP(NAME##_ri##S##_l##CC) FUSED_BODY(OP, S, CC, f->imm & msk(S), return loop_again(cpu, c, f + 1))
+#define DEF_FUSED_S(NAME, OP, S)                                                              	DEF_FUSED_CC(NAME, OP, S, 0) DEF_FUSED_CC(NAME, OP, S, 1) DEF_FUSED_CC(NAME, OP, S, 2) 	DEF_FUSED_CC(NAME, OP, S, 3) DEF_FUSED_CC(NAME, OP, S, 4) DEF_FUSED_CC(NAME, OP, S, 5) 	DEF_FUSED_CC(NAME, OP, S, 6) DEF_FUSED_CC(NAME, OP, S, 7) DEF_FUSED_CC(NAME, OP, S, 8) 	DEF_FUSED_CC(NAME, OP, S, 9) DEF_FUSED_CC(NAME, OP, S, 10)                             	DEF_FUSED_CC(NAME, OP, S, 11) DEF_FUSED_CC(NAME, OP, S, 12)                            	DEF_FUSED_CC(NAME, OP, S, 13) DEF_FUSED_CC(NAME, OP, S, 14)                            	DEF_FUSED_CC(NAME, OP, S, 15)
+DEF_FUSED_S(cmp, A_CMP, 8) DEF_FUSED_S(cmp, A_CMP, 4) DEF_FUSED_S(cmp, A_CMP, 1)
+DEF_FUSED_S(test, A_TEST, 8) DEF_FUSED_S(test, A_TEST, 4) DEF_FUSED_S(test, A_TEST, 1)
+
+#define FUSED_CC(NAME, F, S, J)                                                               	{ NAME##_##F##S##_##J##0, NAME##_##F##S##_##J##1, NAME##_##F##S##_##J##2,             	  NAME##_##F##S##_##J##3, NAME##_##F##S##_##J##4, NAME##_##F##S##_##J##5,             	  NAME##_##F##S##_##J##6, NAME##_##F##S##_##J##7, NAME##_##F##S##_##J##8,             	  NAME##_##F##S##_##J##9, NAME##_##F##S##_##J##10, NAME##_##F##S##_##J##11,           	  NAME##_##F##S##_##J##12, NAME##_##F##S##_##J##13, NAME##_##F##S##_##J##14,          	  NAME##_##F##S##_##J##15 }
+#define FUSED_FORM(NAME, F, S)                                                                	{ NAME##_##F##S, { FUSED_CC(NAME, F, S, j), FUSED_CC(NAME, F, S, l) } }
+/* The compare handlers that fuse, and their fused forms [Jcc / back to
+ * the block start][condition]. */
+static const struct { fop_fn cmp; fop_fn fused[2][16]; } fused_forms[] = {
+	FUSED_FORM(cmp, rr, 8), FUSED_FORM(cmp, ri, 8), FUSED_FORM(cmp, rr, 4),
+	FUSED_FORM(cmp, ri, 4), FUSED_FORM(cmp, rr, 1), FUSED_FORM(cmp, ri, 1),
+	FUSED_FORM(test, rr, 8), FUSED_FORM(test, ri, 8), FUSED_FORM(test, rr, 4),
+	FUSED_FORM(test, ri, 4), FUSED_FORM(test, rr, 1), FUSED_FORM(test, ri, 1),
+};
+
 FOP(call_rel)
 {
 	uint64_t sp = cpu->gpr[EMU_RSP] - 8;
@@ -1258,11 +1310,32 @@ void emu_fop_build_cross(const struct emu_insn *in, struct emu_fop *f, unsigned 
 	f->flags = writes_memory(in) ? FOP_MEMW : 0;
 }
 
-/* After the last instruction: flags nobody sees dropped, the end marker
- * at pos. */
+/* A CMP/TEST of registers followed by a Jcc: the fused handler in the
+ * CMP/TEST's place (the Jcc's op stays, for its fields; nothing enters a
+ * block there). */
+static void fuse_branches(struct emu_fop *op, unsigned nops)
+{
+	for (unsigned i = 0; i + 1 < nops; i++) {
+		unsigned k, n = sizeof(fused_forms) / sizeof(fused_forms[0]);
+		for (k = 0; k < n && fused_forms[k].cmp != op[i].fn; k++)
+			;
+		if (k == n)
+			continue;
+		for (unsigned cc = 0; cc < 16; cc++) {
+			if (op[i + 1].fn == jcc_fn[cc])
+				op[i].fn = fused_forms[k].fused[0][cc];
+			else if (op[i + 1].fn == jloop_fn[cc])
+				op[i].fn = fused_forms[k].fused[1][cc];
+		}
+	}
+}
+
+/* After the last instruction: flags nobody sees dropped, compares fused
+ * with their branches, the end marker at pos. */
 void emu_fops_finish(struct emu_fop *op, unsigned n, unsigned pos)
 {
 	drop_dead_flags(op, n);
+	fuse_branches(op, n);
 	struct emu_fop *e = &op[n];                /* the end marker */
 	memset(e, 0, sizeof(*e));
 	e->fn = f_end;
