@@ -697,18 +697,42 @@ void emu_write_sys(struct emu_cpu *cpu, uint64_t lin, unsigned size, uint64_t va
 	write_common(cpu, lin, size, value, true);
 }
 
+/* The host address of len bytes at lin when they are in one RAM page the
+ * TLB allows (tag_r or tag_w as tag), else NULL (access_bytes then). */
+static inline uint8_t *tlb_span(struct emu_cpu *cpu, uint64_t lin, unsigned len, bool write,
+				bool sys)
+{
+	struct emu_core *c = emu_core_of(cpu);
+	if (len == 0 || (lin & (X86_PAGE_SIZE - 1)) > X86_PAGE_SIZE - len)
+		return NULL;
+	struct emu_tlb_entry *t = &c->tlb[at_user(cpu, sys)][(lin >> 12) & (EMU_TLB_SIZE - 1)];
+	if (((write ? t->tag_w : t->tag_r) & ~EMU_TAG_BITS) != (lin & X86_PAGE_MASK))
+		return NULL;
+	if (write && (t->tag_w & EMU_TAG_CODE))
+		emu_code_written(cpu->evm, t->host);
+	return t->host + (lin & (X86_PAGE_SIZE - 1));
+}
+
 void emu_read_bytes(struct emu_cpu *cpu, uint64_t lin, void *buf, unsigned len, bool sys)
 {
 	if (emu_core_of(cpu)->dbg_armed && !sys)
 		emu_dbg_mem(cpu, lin, len, false);
-	access_bytes(cpu, lin, buf, len, false, sys);
+	const uint8_t *p = tlb_span(cpu, lin, len, false, sys);
+	if (p)
+		memcpy(buf, p, len);
+	else
+		access_bytes(cpu, lin, buf, len, false, sys);
 }
 
 void emu_write_bytes(struct emu_cpu *cpu, uint64_t lin, const void *buf, unsigned len, bool sys)
 {
 	if (emu_core_of(cpu)->dbg_armed && !sys)
 		emu_dbg_mem(cpu, lin, len, true);
-	access_bytes(cpu, lin, (uint8_t *)buf, len, true, sys);
+	uint8_t *p = tlb_span(cpu, lin, len, true, sys);
+	if (p)
+		memcpy(p, buf, len);
+	else
+		access_bytes(cpu, lin, (uint8_t *)buf, len, true, sys);
 }
 
 void emu_probe_write(struct emu_cpu *cpu, uint64_t lin, unsigned len)
