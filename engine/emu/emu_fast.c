@@ -276,7 +276,7 @@ static struct emu_block *block_build(struct emu_blocks *bs, uint64_t gpa, unsign
 	if (bs->tail_len) {
 		uint8_t *tail = (uint8_t *)b->bytes + copied;
 		memcpy(tail, bs->tail, bs->tail_len);
-		emu_fop_set_tail(&b->op[n - 1], tail, bs->tail_len);
+		b->tail = tail;
 	}
 	b->words = (uint8_t)words;
 	b->nbytes = (uint16_t)here;

@@ -80,6 +80,7 @@ struct emu_block {
 	uint16_t nbytes;               /* in its page (a last instruction may go on) */
 	const struct emu_insn *in;     /* the decoded forms, for the exact handlers */
 	const uint8_t *bytes;          /* the copy compared with the guest's */
+	const uint8_t *tail;           /* the last instruction's bytes in the next page */
 	struct emu_fop op[];           /* + the end marker */
 };
 
@@ -181,15 +182,11 @@ bool emu_sse_insn(const struct emu_insn *in);
  * bytes from its start) into f. */
 void emu_fop_build(const struct emu_insn *in, struct emu_fop *f, unsigned idx, unsigned pos);
 /* The same for a plain instruction that goes on into the next page (the
- * last of its block, never the first: f_cross); its bytes there are set
- * later (emu_fop_set_tail). */
+ * last of its block, never the first): f_cross, which compares its bytes
+ * there (emu_block.tail) and then runs its specialised handler, kept in
+ * the end marker's imm (f[1], which emu_fops_finish leaves). */
 void emu_fop_build_cross(const struct emu_insn *in, struct emu_fop *f, unsigned idx,
 			 unsigned pos);
-static inline void emu_fop_set_tail(struct emu_fop *f, const uint8_t *tail, unsigned len)
-{
-	f->imm = (uint64_t)(uintptr_t)tail;
-	f->shift = (uint8_t)len;
-}
 /* The end of the n instructions in op[] (pos bytes): the end marker,
  * and the flags no one sees dropped. */
 void emu_fops_finish(struct emu_fop *op, unsigned n, unsigned pos);

@@ -107,12 +107,15 @@ static inline unsigned stop(struct emu_core *c, const struct emu_fop *f, unsigne
 
 /* --- handlers ---------------------------------------------------------------------- */
 
-static inline const struct emu_insn *insn_of(const struct emu_fop *f)
+static inline const struct emu_block *block_of(const struct emu_fop *f)
 {
 	const struct emu_fop *first = f - f->idx;
-	const struct emu_block *b =
-		(const struct emu_block *)((const char *)first - offsetof(struct emu_block, op));
-	return &b->in[f->idx];
+	return (const struct emu_block *)((const char *)first - offsetof(struct emu_block, op));
+}
+
+static inline const struct emu_insn *insn_of(const struct emu_fop *f)
+{
+	return &block_of(f)->in[f->idx];
 }
 
 /* Anything without a specialised form: the exact handler. */
@@ -130,18 +133,19 @@ static unsigned f_exact(struct emu_cpu *cpu, struct emu_core *c, const struct em
 }
 
 /* An instruction that goes on into the next page (the last of its
- * block, never the first): its bytes there (f->shift of them at f->imm)
- * are compared with those the TLB maps there now, each time; when they
- * differ the block is left before it (f->idx > 0: an earlier one
- * retired) and step() runs it. */
+ * block, never the first): its bytes there (emu_block.tail, as many as
+ * it has there) are compared with those the TLB maps there now, each
+ * time; when they differ the block is left before it (f->idx > 0: an
+ * earlier one retired) and step() runs it; else its specialised handler
+ * (f[1].imm: emu_fop_build_cross) does. */
 static unsigned f_cross(struct emu_cpu *cpu, struct emu_core *c, const struct emu_fop *f)
 {
 	uint64_t next = (c->blk_rip & X86_PAGE_MASK) + X86_PAGE_SIZE;
 	const struct emu_tlb_entry *t = tlb_of(c, next);
-	if (t->tag_x != next || !t->host ||
-	    memcmp(t->host, (const void *)(uintptr_t)f->imm, f->shift) != 0)
+	unsigned len = (unsigned)((c->blk_rip + f->end) & (X86_PAGE_SIZE - 1));
+	if (t->tag_x != next || !t->host || memcmp(t->host, block_of(f)->tail, len) != 0)
 		return stop(c, f, FS_END);
-	return f_exact(cpu, c, f);
+	return ((fop_fn)(uintptr_t)f[1].imm)(cpu, c, f);
 }
 
 /* A specialised handler whose memory access the TLB does not allow as it
@@ -1302,12 +1306,9 @@ void emu_fop_build(const struct emu_insn *in, struct emu_fop *f, unsigned idx, u
 void emu_fop_build_cross(const struct emu_insn *in, struct emu_fop *f, unsigned idx,
 			 unsigned pos)
 {
-	memset(f, 0, sizeof(*f));
-	f->idx = (uint8_t)idx;
-	f->off = (uint16_t)pos;
-	f->end = (uint16_t)(pos + in->len);
+	emu_fop_build(in, f, idx, pos);
+	f[1].imm = (uint64_t)(uintptr_t)f->fn;
 	f->fn = f_cross;
-	f->flags = writes_memory(in) ? FOP_MEMW : 0;
 }
 
 /* A CMP/TEST of registers followed by a Jcc: the fused handler in the
@@ -1337,7 +1338,9 @@ void emu_fops_finish(struct emu_fop *op, unsigned n, unsigned pos)
 	drop_dead_flags(op, n);
 	fuse_branches(op, n);
 	struct emu_fop *e = &op[n];                /* the end marker */
+	uint64_t cross = n && op[n - 1].fn == f_cross ? e->imm : 0;
 	memset(e, 0, sizeof(*e));
+	e->imm = cross;
 	e->fn = f_end;
 	e->flags = FOP_LINK;
 	e->idx = (uint8_t)n;
