@@ -258,6 +258,11 @@ struct emu_core {
 	 * any entry of a kind was filled since the last full flush. */
 	uint8_t tlb_attr[2][EMU_TLB_SIZE];
 	bool tlb_any_global, tlb_any_large, tlb_any_smap_user;
+	/* Linear ranges [lo, hi] that hold every 2 MiB / 1 GiB page an entry
+	 * came from since the last full flush, so that INVLPG outside them
+	 * looks at one slot only (emu_mem.c). */
+	struct { uint64_t lo, hi; } tlb_large[8];
+	unsigned tlb_nr_large;
 
 	uint64_t xcr0;
 	uint64_t msr_pat, msr_sysenter_cs, msr_sysenter_esp, msr_sysenter_eip;

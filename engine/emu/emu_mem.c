@@ -64,6 +64,47 @@ void emu_tlb_flush(struct emu_cpu *cpu)
 	memset(c->tlb, 0xff, sizeof(c->tlb));
 	memset(c->tlb_attr, 0, sizeof(c->tlb_attr));
 	c->tlb_any_global = c->tlb_any_large = c->tlb_any_smap_user = false;
+	c->tlb_nr_large = 0;
+}
+
+/* A large page (2^shift bytes) at lin got an entry: a range of
+ * tlb_large holds it, one that was near it (within 1 GiB) grown when
+ * needed, or a new one; when all are taken the nearest grows. */
+static void tlb_note_large(struct emu_core *c, uint64_t lin, unsigned shift)
+{
+	uint64_t lo = lin >> shift << shift, hi = lo + ((1ull << shift) - 1);
+	unsigned best = 0;
+	uint64_t best_gap = ~0ull;
+	for (unsigned i = 0; i < c->tlb_nr_large; i++) {
+		uint64_t rlo = c->tlb_large[i].lo, rhi = c->tlb_large[i].hi;
+		uint64_t gap = lo > rhi ? lo - rhi : rlo > hi ? rlo - hi : 0;
+		if (lo >= rlo && hi <= rhi)
+			return;
+		if (gap < best_gap) {
+			best = i;
+			best_gap = gap;
+		}
+	}
+	unsigned max = sizeof(c->tlb_large) / sizeof(c->tlb_large[0]);
+	if (c->tlb_nr_large < max && best_gap > (1ull << 30)) {
+		best = c->tlb_nr_large++;
+		c->tlb_large[best].lo = lo;
+		c->tlb_large[best].hi = hi;
+		return;
+	}
+	if (lo < c->tlb_large[best].lo)
+		c->tlb_large[best].lo = lo;
+	if (hi > c->tlb_large[best].hi)
+		c->tlb_large[best].hi = hi;
+}
+
+/* May an entry of a large page map lin? */
+static bool tlb_in_large(const struct emu_core *c, uint64_t lin)
+{
+	for (unsigned i = 0; i < c->tlb_nr_large; i++)
+		if (lin >= c->tlb_large[i].lo && lin <= c->tlb_large[i].hi)
+			return true;
+	return false;
 }
 
 static void tlb_drop(struct emu_core *c, unsigned user, unsigned i)
@@ -105,7 +146,7 @@ void emu_tlb_flush_page(struct emu_cpu *cpu, uint64_t lin)
 		if (tlb_page(&c->tlb[u][slot]) == page)
 			tlb_drop(c, u, slot);
 	}
-	if (!c->tlb_any_large)
+	if (!c->tlb_any_large || !tlb_in_large(c, lin))
 		return;
 	for (unsigned u = 0; u < 2; u++)
 		for (unsigned i = 0; i < EMU_TLB_SIZE; i++) {
@@ -341,6 +382,8 @@ static struct emu_tlb_entry *translate(struct emu_cpu *cpu, uint64_t lin, enum e
 	c->tlb_attr[user][slot] = attr;
 	c->tlb_any_global |= attr & EMU_TLBA_GLOBAL;
 	c->tlb_any_large |= attr & (EMU_TLBA_LARGE | EMU_TLBA_HUGE);
+	if (attr & (EMU_TLBA_LARGE | EMU_TLBA_HUGE))
+		tlb_note_large(c, lin, (attr & EMU_TLBA_HUGE) ? 30 : 21);
 	c->tlb_any_smap_user |= attr & EMU_TLBA_SMAP_USER;
 	if (t->host) {
 		unsigned watch = emu_dbg_armed(cpu) ? emu_dbg_page_watch(cpu, page) : 0;
