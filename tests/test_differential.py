@@ -368,6 +368,16 @@ HANDPICKED = {
                    [x for cc, r in dg.CC_READS.items()
                     for x in ((f"j{cc} 1f", dict(reads=r)), "incq %rdi", "1:")],
                    {"rax": 0x8000000000000000, "rbx": 1, "rdx": 0x55}),
+    # a compare of registers right before a Jcc (emu's fast path fuses the
+    # two), every condition after each size and form
+    "compare_branch": ([x for cmp in ("cmpq %rbx, %rax", "cmpl %ebx, %eax", "cmpb %bl, %al",
+                                      "cmpq $-2, %rax", "cmpl $0x7ffffff0, %eax",
+                                      "cmpb $0x80, %al", "testq %rbx, %rax",
+                                      "testl $0x80000000, %eax", "testb %bl, %al")
+                        for cc, r in dg.CC_READS.items()
+                        for x in ((cmp, A), (f"j{cc} 1f", dict(reads=r)), "leaq 1(%rdi), %rdi",
+                                  "1:")],
+                       {"rax": 0x80000000000000f0, "rbx": 0x00000001800000f1}),
     # the stack pointer as an operand of PUSH/POP
     "push_pop_rsp": (["pushq %rsp", "popq %rax", "pushq %rsp", "popq %rsp", "pushw $-2",
                       "pushq $-3", "popq %rbx", "popw %cx", "pushq 0(%rsp)", "popq %rdx"], {}),

@@ -140,6 +140,12 @@ struct emu_tlb_entry {
  * emu_vm.code_bits), whose stores compare the tag whole and so take
  * their slow path there; every other user masks the bit off. */
 #define EMU_TAG_CODE 1ull
+/* Bit 1 of tag_r and tag_w: the debug part watches the page for such
+ * accesses (emu_dbg_page_watch), so the fast path's compares miss and the
+ * exact way, which calls emu_dbg_mem, does them. Masked off like
+ * EMU_TAG_CODE (EMU_TAG_BITS) everywhere else. */
+#define EMU_TAG_WATCH 2ull
+#define EMU_TAG_BITS (EMU_TAG_CODE | EMU_TAG_WATCH)
 
 /* The frame of guest RAM at host address p (a pointer into vm->ram). */
 static inline uint64_t emu_frame_of(const struct emu_vm *evm, const void *p)
@@ -231,6 +237,13 @@ struct emu_core {
 	const struct emu_fop *blk_stop;        /* the instruction that left it */
 	unsigned blk_n;                /* its instructions */
 	unsigned chain_left;           /* blocks that may still be chained (emu_fast.c) */
+	/* copied when the blocks start running (emu_block_run): emu_vm's
+	 * code_gen (which moves only while the vCPUs are away) and code_ver,
+	 * and the LAPIC's emu_lapic_attention() */
+	uint64_t code_gen;
+	const uint32_t *code_ver;
+	const int *irq_attn;
+	uint32_t watch_gen;            /* emu_dbg_watch_gen the TLB's EMU_TAG_WATCH follow */
 	struct emu_blocks *blocks;     /* evm->blocks */
 	struct emu_tlb_entry *ftlb;    /* tlb[] of the CPL the blocks run at */
 	uint64_t code_marks;           /* emu_vm.code_marks when the TLB was marked */
@@ -248,6 +261,11 @@ struct emu_core {
 	 * any entry of a kind was filled since the last full flush. */
 	uint8_t tlb_attr[2][EMU_TLB_SIZE];
 	bool tlb_any_global, tlb_any_large, tlb_any_smap_user;
+	/* Linear ranges [lo, hi] that hold every 2 MiB / 1 GiB page an entry
+	 * came from since the last full flush, so that INVLPG outside them
+	 * looks at one slot only (emu_mem.c). */
+	struct { uint64_t lo, hi; } tlb_large[8];
+	unsigned tlb_nr_large;
 
 	uint64_t xcr0;
 	uint64_t msr_pat, msr_sysenter_cs, msr_sysenter_esp, msr_sysenter_eip;

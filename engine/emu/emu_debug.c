@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "machine/vm.h"
+#include "x86/desc.h"
 
 #define DR_SLOTS 4
 
@@ -155,15 +156,44 @@ static bool shared_hw(const struct emu_cpu *cpu)
 	return cpu->vcpu && cpu->vcpu->vm && cpu->vcpu->vm->cfg.shared_dr && debugger_hw(cpu);
 }
 
+/* No enabled slot of dr7 but data breakpoints (RW 01, 11). */
+static bool data_slots_only(uint64_t dr7)
+{
+	for (unsigned n = 0; n < DR_SLOTS; n++)
+		if (slot_on(dr7, n) && slot_rw(dr7, n) != DR7_RW_WRITE &&
+		    slot_rw(dr7, n) != DR7_RW_ACCESS)
+			return false;
+	return true;
+}
+
+/* What the data breakpoints of both register files are (changes when the
+ * pages they watch may have). */
+static uint64_t watch_signature(const struct emu_cpu *cpu)
+{
+	uint64_t s = cpu->dr.dr7 * 31 + (debugger_hw(cpu) ? cpu->debugger.dr7 : 0);
+	for (unsigned n = 0; n < DR_SLOTS; n++) {
+		s = s * 1000003 + cpu->dr.db[n];
+		s = s * 1000003 + (debugger_hw(cpu) ? cpu->debugger.db[n] : 0);
+	}
+	return s;
+}
+
 /* Keep emu_dbg_armed() one load and a test on the hot path. */
 static void recompute(struct emu_cpu *cpu)
 {
-	const struct emu_dbg *d = &cpu->dbg;
+	struct emu_dbg *d = &cpu->dbg;
+	bool steps = cpu->debugger.single_step || d->tf_owned || d->delayed || d->mov_dr_exit ||
+		     d->due || d->hw_skip || d->tf_from_result || cpu->debugger.access.nr;
 
-	cpu->dbg.active = (cpu->dr.dr7 & DR7_ENABLES) || debugger_hw(cpu) ||
-			  cpu->debugger.single_step || d->tf_owned || d->delayed ||
-			  d->mov_dr_exit || d->due || d->hw_skip || d->tf_from_result ||
-			  cpu->debugger.access.nr || d->nr_watch;
+	d->active = (cpu->dr.dr7 & DR7_ENABLES) || debugger_hw(cpu) || steps || d->nr_watch;
+	d->data_only = d->active && !steps && !(cpu->dr.dr7 & DR7_GD) &&
+		       data_slots_only(cpu->dr.dr7) &&
+		       (!debugger_hw(cpu) || data_slots_only(cpu->debugger.dr7));
+	uint64_t sig = watch_signature(cpu);
+	if (sig != d->watch_sig) {
+		d->watch_sig = sig;
+		d->watch_gen++;
+	}
 }
 
 /* ---- raising ---- */
@@ -237,6 +267,53 @@ static void fill_mov_dr_exit(struct emu_cpu *cpu)
 bool emu_dbg_armed(const struct emu_cpu *cpu)
 {
 	return cpu->dbg.active || (cpu->rflags & (RFLAGS_TF | RFLAGS_RF));
+}
+
+bool emu_dbg_data_only(const struct emu_cpu *cpu)
+{
+	return cpu->dbg.data_only && !(cpu->rflags & (RFLAGS_TF | RFLAGS_RF));
+}
+
+/* EMU_DBG_WATCH_* of the enabled data slots of one register file on page. */
+static unsigned slots_watch_page(const uint64_t db[DR_SLOTS], uint64_t dr7, uint64_t page)
+{
+	unsigned m = 0;
+
+	for (unsigned n = 0; n < DR_SLOTS; n++) {
+		unsigned rw = slot_rw(dr7, n);
+		if (!slot_on(dr7, n) || (rw != DR7_RW_WRITE && rw != DR7_RW_ACCESS) ||
+		    !slot_overlaps(db[n], slot_len(dr7, n), page, X86_PAGE_SIZE))
+			continue;
+		m |= EMU_DBG_WATCH_W | (rw == DR7_RW_ACCESS ? EMU_DBG_WATCH_R : 0);
+	}
+	return m;
+}
+
+unsigned emu_dbg_page_watch(const struct emu_cpu *cpu, uint64_t page)
+{
+	const struct emu_dbg *d = &cpu->dbg;
+	unsigned m = slots_watch_page(cpu->dr.db, cpu->dr.dr7, page);
+
+	if (debugger_hw(cpu))
+		m |= slots_watch_page(cpu->debugger.db, cpu->debugger.dr7, page);
+	for (unsigned i = 0; i < d->nr_watch; i++) {
+		const struct engine_watch *w = &d->watch[i];
+		if (w->linear < page + X86_PAGE_SIZE && page < w->linear + w->len)
+			m |= (w->read ? EMU_DBG_WATCH_R : 0) | (w->write ? EMU_DBG_WATCH_W : 0);
+	}
+	return m;
+}
+
+uint32_t emu_dbg_watch_gen(const struct emu_cpu *cpu)
+{
+	return cpu->dbg.watch_gen;
+}
+
+bool emu_dbg_data_hit(const struct emu_cpu *cpu)
+{
+	const struct emu_dbg *d = &cpu->dbg;
+
+	return d->hit || d->hit_hw || d->watch_hit;
 }
 
 /* Exits left over from the last boundary come first: they belong to the
@@ -599,6 +676,8 @@ void emu_dbg_fault(struct emu_cpu *cpu)
 	/* a fault discards the traps a MOV SS held back (SDM 6.8.3), and
 	 * the faulting instruction's accesses report nothing */
 	cpu->dbg.delayed = 0;
+	cpu->dbg.hit = 0;
+	cpu->dbg.hit_hw = 0;
 	cpu->dbg.watch_hit = 0;
 	cpu->dbg.tf_from_result = false;
 	recompute(cpu);
@@ -709,6 +788,7 @@ void emu_dbg_reset(struct emu_cpu *cpu)
 	bool owned = cpu->dbg.tf_owned;
 	const struct engine_watch *watch = cpu->dbg.watch;
 	unsigned nr_watch = cpu->dbg.nr_watch;
+	uint32_t gen = cpu->dbg.watch_gen;
 
 	memset(&cpu->dr, 0, sizeof(cpu->dr));
 	cpu->dr.dr6 = DR6_INIT;
@@ -717,6 +797,7 @@ void emu_dbg_reset(struct emu_cpu *cpu)
 	cpu->dbg.tf_owned = owned;     /* re-takes TF at the next instruction */
 	cpu->dbg.watch = watch;        /* the debugger's, not the CPU's */
 	cpu->dbg.nr_watch = nr_watch;
+	cpu->dbg.watch_gen = gen + 1;
 	recompute(cpu);
 }
 
@@ -725,5 +806,6 @@ void emu_dbg_set_watch(struct emu_cpu *cpu, const struct engine_watch *w, unsign
 	cpu->dbg.watch = w;
 	cpu->dbg.nr_watch = n;
 	cpu->dbg.watch_hit = 0;
+	cpu->dbg.watch_gen++;
 	recompute(cpu);
 }

@@ -16,7 +16,14 @@
  * an exception was raised (emu_raise) or an exit was filled (cpu->exit).
  *
  * The fast path: emu_dbg_armed() is false when no DR7 enable, no TF, no
- * debugger request is active, so the core can skip every call.
+ * debugger request is active, so the core can skip every call. While
+ * the debug part only watches data (emu_dbg_data_only: data breakpoints
+ * and watched ranges, nothing per instruction), the core may run
+ * instructions without before_insn and end_insn as long as every access
+ * to a watched page (emu_dbg_page_watch) calls emu_dbg_mem, and calls
+ * emu_dbg_end_insn after an instruction that made one hit
+ * (emu_dbg_data_hit); emu_dbg_watch_gen changes whenever the pages
+ * watched may have.
  *
  * ---- What the core must do (contract with emu_debug.c) ----
  * 1. Per instruction:
@@ -166,9 +173,23 @@ struct emu_dbg {
 	const struct engine_watch *watch;
 	unsigned nr_watch;
 	uint32_t watch_hit;
+	bool data_only;         /* active only for data breakpoints and watched ranges */
+	uint64_t watch_sig;     /* of the data breakpoints, to see them change */
+	uint32_t watch_gen;     /* emu_dbg_watch_gen */
 };
 
 bool emu_dbg_armed(const struct emu_cpu *cpu);
+/* Armed only to watch data (see the fast path above). */
+bool emu_dbg_data_only(const struct emu_cpu *cpu);
+/* Which accesses to the linear page at `page` (page-aligned) a data
+ * breakpoint or watched range may match: EMU_DBG_WATCH_R | _W. */
+#define EMU_DBG_WATCH_R 1u
+#define EMU_DBG_WATCH_W 2u
+unsigned emu_dbg_page_watch(const struct emu_cpu *cpu, uint64_t page);
+/* Changes whenever the result of emu_dbg_page_watch may have. */
+uint32_t emu_dbg_watch_gen(const struct emu_cpu *cpu);
+/* An access of this instruction matched (emu_dbg_end_insn is due). */
+bool emu_dbg_data_hit(const struct emu_cpu *cpu);
 bool emu_dbg_before_insn(struct emu_cpu *cpu, uint64_t linear_rip);
 void emu_dbg_mem(struct emu_cpu *cpu, uint64_t linear, unsigned len, bool is_write);
 void emu_dbg_io(struct emu_cpu *cpu, uint16_t port, unsigned len);

@@ -388,13 +388,13 @@ static void step(struct emu_cpu *cpu)
 		if (take_interrupt(cpu))
 			return;
 		c->dbg_armed = emu_dbg_armed(cpu);
+		if ((!c->dbg_armed || emu_dbg_data_only(cpu)) && !cpu->interrupt_shadow &&
+		    !c->hlt_step && cpu->evm->blocks && emu_block_run(cpu))
+			return;                /* nothing to check per instruction: a block */
 		if (c->dbg_armed) {
 			uint64_t lin = emu_linear(cpu, EMU_CS, cpu->rip);
 			if (emu_dbg_before_insn(cpu, lin))
 				return;
-		} else if (!cpu->interrupt_shadow && !c->hlt_step && cpu->evm->blocks &&
-			   emu_block_run(cpu)) {
-			return;                /* nothing to check per instruction: a block */
 		}
 	}
 	emu_flags_sync(cpu);               /* lazy after a block (emu_fast.c) */

@@ -88,15 +88,17 @@ int emu_blocks_create(struct emu_vm *evm)
 	uint64_t frames = (vm->ram_size + X86_PAGE_SIZE - 1) / X86_PAGE_SIZE;
 	/* calloc: the arena's pages cost memory only once used */
 	evm->blocks = calloc(1, sizeof(struct emu_blocks));
-	uint8_t *arena = calloc(1, BLOCK_ARENA);
+	uint8_t *arena = calloc(1, BLOCK_ARENA), *cold = calloc(1, BLOCK_ARENA);
 	evm->code_bits = calloc((frames + 63) / 64, sizeof(uint64_t));
 	evm->code_ver = calloc(frames ? frames : 1, sizeof(uint32_t));
-	if (!evm->blocks || !arena || !evm->code_bits || !evm->code_ver) {
+	if (!evm->blocks || !arena || !cold || !evm->code_bits || !evm->code_ver) {
 		free(arena);
+		free(cold);
 		emu_blocks_destroy(evm);
 		return -ENOMEM;
 	}
 	evm->blocks->arena = arena;
+	evm->blocks->cold = cold;
 	evm->ram = vm->ram;
 	evm->ram_frames = frames;
 	evm->code_gen = 1;
@@ -105,8 +107,10 @@ int emu_blocks_create(struct emu_vm *evm)
 
 void emu_blocks_destroy(struct emu_vm *evm)
 {
-	if (evm->blocks)
+	if (evm->blocks) {
 		free(evm->blocks->arena);
+		free(evm->blocks->cold);
+	}
 	free(evm->blocks);
 	free(evm->code_bits);
 	free(evm->code_ver);
@@ -167,24 +171,22 @@ static bool ends_block(const struct emu_insn *in)
 	return x86_mnemonic(in->mnemonic)->attrs & X86_MN_JUMP;
 }
 
-static unsigned block_index(uint64_t gpa)
-{
-	return (unsigned)((gpa ^ (gpa >> BLOCK_SLOT_BITS) ^ (gpa >> (2 * BLOCK_SLOT_BITS))) &
-			  (BLOCK_SLOTS - 1));
-}
-
-/* Room for len bytes in the arena (8-aligned); when it is full every block
- * goes, links included: they only live in blocks. */
-static void *arena_take(struct emu_blocks *bs, size_t len)
+/* Room for len bytes in the arena and cold bytes in the cold one
+ * (8-aligned, *cold_p); when either is full every block goes, links
+ * included: they only live in blocks. */
+static void *arena_take(struct emu_blocks *bs, size_t len, size_t cold, uint8_t **cold_p)
 {
 	len = (len + 7) & ~(size_t)7;
-	if (bs->used + len > BLOCK_ARENA) {
+	cold = (cold + 7) & ~(size_t)7;
+	if (bs->used + len > BLOCK_ARENA || bs->cold_used + cold > BLOCK_ARENA) {
 		memset(bs->slot, 0, sizeof(bs->slot));
-		bs->used = 0;
+		bs->used = bs->cold_used = 0;
 		bs->flushes++;
 	}
 	void *p = bs->arena + bs->used;
 	bs->used += len;
+	*cold_p = bs->cold + bs->cold_used;
+	bs->cold_used += cold;
 	return p;
 }
 
@@ -264,16 +266,17 @@ static struct emu_block *block_build(struct emu_blocks *bs, uint64_t gpa, unsign
 		words = 0;
 	unsigned copied = words ? words * 8 : here;
 	size_t ops = sizeof(struct emu_fop) * (n + 1), ins = sizeof(struct emu_insn) * n;
-	struct emu_block *b = arena_take(bs, sizeof(*b) + ops + ins + copied + bs->tail_len);
+	uint8_t *cold;
+	struct emu_block *b = arena_take(bs, sizeof(*b) + ops, ins + copied + bs->tail_len, &cold);
 	memcpy(b->op, bs->op, ops);
-	b->in = (const struct emu_insn *)((uint8_t *)b->op + ops);
+	b->in = (const struct emu_insn *)cold;
 	memcpy((void *)b->in, bs->in, ins);
 	b->bytes = (const uint8_t *)b->in + ins;
 	memcpy((void *)b->bytes, p, copied);
 	if (bs->tail_len) {
 		uint8_t *tail = (uint8_t *)b->bytes + copied;
 		memcpy(tail, bs->tail, bs->tail_len);
-		emu_fop_set_tail(&b->op[n - 1], tail, bs->tail_len);
+		b->tail = tail;
 	}
 	b->words = (uint8_t)words;
 	b->nbytes = (uint16_t)here;
@@ -345,7 +348,7 @@ static inline struct emu_block *block_at(struct emu_cpu *cpu, struct emu_core *c
 	struct emu_block **s = &c->blocks->slot[block_index(gpa)];
 	struct emu_block *b = *s;
 	/* a block is only ever current in the mode it was built in (64-bit) */
-	if (__builtin_expect(!b || b->gpa != gpa || !block_current(cpu->evm, b), 0))
+	if (__builtin_expect(!b || b->gpa != gpa || !block_current(c, b), 0))
 		b = block_check(cpu, s, lin, gpa, t->host + off, (unsigned)X86_PAGE_SIZE - off);
 	if (b->n == 0)
 		return NULL;
@@ -389,7 +392,7 @@ static inline struct emu_block *block_next(struct emu_cpu *cpu, struct emu_core 
 		return block_at(cpu, c);
 	uint64_t gpa = link_gpa(c, rip);
 	struct emu_block *b = f->link;
-	if (__builtin_expect(!b || b->gpa != gpa || !block_current(cpu->evm, b) || b->n == 0, 0)) {
+	if (__builtin_expect(!b || b->gpa != gpa || !block_current(c, b) || b->n == 0, 0)) {
 		uint64_t flushes = c->blocks->flushes;
 		b = block_at(cpu, c);
 		/* the blocks are ours (see block_build), unless the arena was
@@ -406,13 +409,23 @@ static inline struct emu_block *block_next(struct emu_cpu *cpu, struct emu_core 
 }
 
 /* Blocks back to back from RIP. The flags stay lazy on return: the run
- * loop makes them exact before anything looks at them (emu_exec.c). */
+ * loop makes them exact before anything looks at them (emu_exec.c).
+ * With c->dbg_armed the debug part only watches data (emu_dbg_data_only):
+ * the TLB's EMU_TAG_WATCH marks follow its pages, the exact ways tell it
+ * of their accesses, and an instruction with a hit is the last one. */
 bool emu_block_run(struct emu_cpu *cpu)
 {
 	struct emu_core *c = emu_core_of(cpu);
 	if (c->mode != X86_MODE_LONG64)
 		return false;
+	if (c->dbg_armed && c->watch_gen != emu_dbg_watch_gen(cpu)) {
+		emu_tlb_flush(cpu);            /* filled again with the marks of now */
+		c->watch_gen = emu_dbg_watch_gen(cpu);
+	}
 	c->blocks = cpu->evm->blocks;
+	c->code_gen = cpu->evm->code_gen;
+	c->code_ver = cpu->evm->code_ver;
+	c->irq_attn = emu_lapic_attention(cpu);
 	c->ftlb = c->tlb[c->cpl == 3];         /* plain instructions keep the CPL */
 	struct emu_block *b = block_at(cpu, c);
 	/* a block runs whole: near the end of the budget the exact path
@@ -422,11 +435,14 @@ bool emu_block_run(struct emu_cpu *cpu)
 	c->blk_break = false;
 	c->event_in_insn = false;
 	c->rep_pending = false;
-	c->dbg_armed = false;
 	while (block_exec(cpu, c, b) && may_go_on(cpu, c)) {
 		b = block_next(cpu, c, c->blk_stop);
 		if (!b || c->budget_end - cpu->retired < b->n)
 			break;
+	}
+	if (c->dbg_armed && emu_dbg_data_hit(cpu)) {
+		emu_flags_sync(cpu);
+		emu_dbg_end_insn(cpu, cpu->rflags);   /* the run loop sees what it did */
 	}
 	return true;
 }

@@ -13,13 +13,21 @@
 #define BLOCK_BYTES 256
 /* The block cache: a table of BLOCK_SLOTS blocks by physical address, the
  * blocks themselves in an arena of BLOCK_ARENA bytes, each as long as its
- * instructions need. When the arena is full every block is dropped at once. */
+ * instructions need, and what only the slow ways read (the decoded forms,
+ * the copy of the bytes) in a second one, so that the blocks that run
+ * share the host's caches with less. When either is full every block is
+ * dropped at once. */
 #define BLOCK_SLOT_BITS 16
 #define BLOCK_SLOTS (1u << BLOCK_SLOT_BITS)
 #define BLOCK_ARENA (64u << 20)
 /* Blocks run one after the other through their links (chain) before the
- * block loop looks again. */
+ * block loop looks again. Handlers end in tail calls, except in the
+ * sanitizer build, where each block chained is stack. */
+#ifdef __SANITIZE_ADDRESS__
 #define BLOCK_CHAIN_MAX 64
+#else
+#define BLOCK_CHAIN_MAX 1024
+#endif
 
 struct emu_fop;
 /* A handler returns what the block does next (enum fstop). */
@@ -59,8 +67,8 @@ struct emu_fop {
 #define FOP_WSTK 0x8                   /* ... or below RSP (push, call) */
 #define FOP_WSHIFT 4                   /* bits 4-5: log2 of the store's size */
 
-/* A block, as block_build lays it out in the arena: the header, op[n + 1],
- * then in[n] and the copy of its bytes. */
+/* A block, as block_build lays it out in the arena: the header and
+ * op[n + 1]; in[n] and the copy of its bytes in the cold arena. */
 struct emu_block {
 	uint64_t gpa;
 	uint64_t gen;                  /* emu_vm.code_gen it was last compared in */
@@ -72,13 +80,14 @@ struct emu_block {
 	uint16_t nbytes;               /* in its page (a last instruction may go on) */
 	const struct emu_insn *in;     /* the decoded forms, for the exact handlers */
 	const uint8_t *bytes;          /* the copy compared with the guest's */
+	const uint8_t *tail;           /* the last instruction's bytes in the next page */
 	struct emu_fop op[];           /* + the end marker */
 };
 
 struct emu_blocks {
 	struct emu_block *slot[BLOCK_SLOTS];
-	uint8_t *arena;
-	size_t used;
+	uint8_t *arena, *cold;
+	size_t used, cold_used;
 	uint64_t flushes;              /* times the arena was emptied */
 	/* block_build's draft, copied into the arena when complete: the
 	 * instructions and the bytes in the next page of a last one that
@@ -90,10 +99,17 @@ struct emu_blocks {
 };
 
 /* Has nothing written b's bytes since they were last compared? (a store
- * into its frame, or anything while the vCPUs were away: emu_core.h) */
-static inline bool block_current(const struct emu_vm *evm, const struct emu_block *b)
+ * into its frame, or anything while the vCPUs were away: emu_core.h;
+ * c's copies of the counters, see emu_block_run) */
+static inline bool block_current(const struct emu_core *c, const struct emu_block *b)
 {
-	return b->gen == evm->code_gen && b->ver == evm->code_ver[b->frame];
+	return b->gen == c->code_gen && b->ver == c->code_ver[b->frame];
+}
+
+static inline unsigned block_index(uint64_t gpa)
+{
+	return (unsigned)((gpa ^ (gpa >> BLOCK_SLOT_BITS) ^ (gpa >> (2 * BLOCK_SLOT_BITS))) &
+			  (BLOCK_SLOTS - 1));
 }
 
 static inline uint64_t msk(unsigned s)
@@ -115,11 +131,11 @@ static inline void sync_at(struct emu_cpu *cpu, const struct emu_core *c, const 
 /* Between blocks: what the run loop would look at before the next
  * instruction and plain instructions cannot change themselves (other
  * threads: kicks, interrupts and NMIs sent to this vCPU). */
-static inline bool may_go_on(struct emu_cpu *cpu, struct emu_core *c)
+static inline bool may_go_on(const struct emu_cpu *cpu, const struct emu_core *c)
 {
 	if (__atomic_load_n(&c->kick, __ATOMIC_RELAXED) || cpu->pending.nmi)
 		return false;
-	return !((cpu->rflags & RFLAGS_IF) && emu_lapic_has_interrupt(cpu));
+	return !((cpu->rflags & RFLAGS_IF) && __atomic_load_n(c->irq_attn, __ATOMIC_ACQUIRE));
 }
 
 static inline struct emu_tlb_entry *tlb_of(struct emu_core *c, uint64_t lin)
@@ -141,6 +157,17 @@ static inline uint64_t link_gpa(struct emu_core *c, uint64_t rip)
 	return t->tag_x == (rip & X86_PAGE_MASK) ? t->gpa + off : ~0ull;
 }
 
+/* The current block with instructions at gpa (~0: none, link_gpa) when
+ * the table has one already (no compare, no build: a block that is
+ * running stays where it is in the arena), else NULL. */
+static inline const struct emu_block *block_find(const struct emu_core *c, uint64_t gpa)
+{
+	if (gpa == ~0ull)
+		return NULL;
+	const struct emu_block *b = c->blocks->slot[block_index(gpa)];
+	return b && b->gpa == gpa && b->n && block_current(c, b) ? b : NULL;
+}
+
 /* --- emu_fast_ops.c --- */
 
 /* An SSE instruction with an XMM register among its operands and nothing
@@ -155,15 +182,11 @@ bool emu_sse_insn(const struct emu_insn *in);
  * bytes from its start) into f. */
 void emu_fop_build(const struct emu_insn *in, struct emu_fop *f, unsigned idx, unsigned pos);
 /* The same for a plain instruction that goes on into the next page (the
- * last of its block, never the first: f_cross); its bytes there are set
- * later (emu_fop_set_tail). */
+ * last of its block, never the first): f_cross, which compares its bytes
+ * there (emu_block.tail) and then runs its specialised handler, kept in
+ * the end marker's imm (f[1], which emu_fops_finish leaves). */
 void emu_fop_build_cross(const struct emu_insn *in, struct emu_fop *f, unsigned idx,
 			 unsigned pos);
-static inline void emu_fop_set_tail(struct emu_fop *f, const uint8_t *tail, unsigned len)
-{
-	f->imm = (uint64_t)(uintptr_t)tail;
-	f->shift = (uint8_t)len;
-}
 /* The end of the n instructions in op[] (pos bytes): the end marker,
  * and the flags no one sees dropped. */
 void emu_fops_finish(struct emu_fop *op, unsigned n, unsigned pos);

@@ -85,7 +85,7 @@ static __attribute__((noinline, cold)) void code_store(struct emu_core *c, uint6
 static void stored(struct emu_core *c, uint64_t lin, unsigned s)
 {
 	const struct emu_tlb_entry *t = tlb_of(c, lin);
-	if ((t->tag_w & ~EMU_TAG_CODE) != ((lin + s - 1) & X86_PAGE_MASK)) {
+	if ((t->tag_w & ~EMU_TAG_BITS) != ((lin + s - 1) & X86_PAGE_MASK)) {
 		c->blk_break = true;
 		return;
 	}
@@ -107,12 +107,15 @@ static inline unsigned stop(struct emu_core *c, const struct emu_fop *f, unsigne
 
 /* --- handlers ---------------------------------------------------------------------- */
 
-static inline const struct emu_insn *insn_of(const struct emu_fop *f)
+static inline const struct emu_block *block_of(const struct emu_fop *f)
 {
 	const struct emu_fop *first = f - f->idx;
-	const struct emu_block *b =
-		(const struct emu_block *)((const char *)first - offsetof(struct emu_block, op));
-	return &b->in[f->idx];
+	return (const struct emu_block *)((const char *)first - offsetof(struct emu_block, op));
+}
+
+static inline const struct emu_insn *insn_of(const struct emu_fop *f)
+{
+	return &block_of(f)->in[f->idx];
 }
 
 /* Anything without a specialised form: the exact handler. */
@@ -122,7 +125,7 @@ static unsigned f_exact(struct emu_cpu *cpu, struct emu_core *c, const struct em
 	sync_at(cpu, c, f);
 	emu_flags_sync(cpu);
 	in->fn(cpu, in);
-	if (f->flags & FOP_MEMW)
+	if ((f->flags & FOP_MEMW) || (c->dbg_armed && emu_dbg_data_hit(cpu)))
 		c->blk_break = true;
 	if (c->blk_break || cpu->rip != c->blk_rip + f->end)
 		return stop(c, f, FS_JUMP);
@@ -130,24 +133,27 @@ static unsigned f_exact(struct emu_cpu *cpu, struct emu_core *c, const struct em
 }
 
 /* An instruction that goes on into the next page (the last of its
- * block, never the first): its bytes there (f->shift of them at f->imm)
- * are compared with those the TLB maps there now, each time; when they
- * differ the block is left before it (f->idx > 0: an earlier one
- * retired) and step() runs it. */
+ * block, never the first): its bytes there (emu_block.tail, as many as
+ * it has there) are compared with those the TLB maps there now, each
+ * time; when they differ the block is left before it (f->idx > 0: an
+ * earlier one retired) and step() runs it; else its specialised handler
+ * (f[1].imm: emu_fop_build_cross) does. */
 static unsigned f_cross(struct emu_cpu *cpu, struct emu_core *c, const struct emu_fop *f)
 {
 	uint64_t next = (c->blk_rip & X86_PAGE_MASK) + X86_PAGE_SIZE;
 	const struct emu_tlb_entry *t = tlb_of(c, next);
-	if (t->tag_x != next || !t->host ||
-	    memcmp(t->host, (const void *)(uintptr_t)f->imm, f->shift) != 0)
+	unsigned len = (unsigned)((c->blk_rip + f->end) & (X86_PAGE_SIZE - 1));
+	if (t->tag_x != next || !t->host || memcmp(t->host, block_of(f)->tail, len) != 0)
 		return stop(c, f, FS_END);
-	return f_exact(cpu, c, f);
+	return ((fop_fn)(uintptr_t)f[1].imm)(cpu, c, f);
 }
 
 /* A specialised handler whose memory access the TLB does not allow as it
  * is (a miss, a device, two pages, a store into a code frame): the exact
  * handler runs the instruction (the specialised ones change nothing before
- * their accesses), then its store is looked at as mwrite would. */
+ * their accesses), then its store is looked at as mwrite would. A watched
+ * page (EMU_TAG_WATCH) comes here too: the exact accesses tell the debug
+ * part, and a hit ends the block. */
 static __attribute__((noinline)) unsigned f_miss(struct emu_cpu *cpu, struct emu_core *c,
 						 const struct emu_fop *f)
 {
@@ -160,6 +166,8 @@ static __attribute__((noinline)) unsigned f_miss(struct emu_cpu *cpu, struct emu
 	in->fn(cpu, in);
 	if (f->flags & FOP_WMEM)
 		stored(c, wlin, 1u << ((f->flags >> FOP_WSHIFT) & 3));
+	if (c->dbg_armed && emu_dbg_data_hit(cpu))
+		c->blk_break = true;       /* emu_block_run ends the instruction */
 	if (c->blk_break || cpu->rip != c->blk_rip + f->end)
 		return stop(c, f, FS_JUMP);
 	NEXT;
@@ -181,35 +189,11 @@ static __attribute__((noinline)) unsigned f_miss(struct emu_cpu *cpu, struct emu
 #define RD(p, lin, s) ACCESS(p, lin, s, 0)
 #define WR(p, lin, s) ACCESS(p, lin, s, 1)
 
-/* Interrupts are enabled: is one waiting? (a call, out of line, so that
- * the handlers that chain need no stack frame on their way) */
-static __attribute__((noinline)) bool irq_waiting(struct emu_cpu *cpu)
+/* Run block b (at gpa, linear rip; ret instructions retired before it)
+ * next, as one more of the chain. */
+static inline unsigned enter(struct emu_cpu *cpu, struct emu_core *c, const struct emu_block *b,
+			     uint64_t gpa, uint64_t rip, uint64_t ret)
 {
-	return emu_lapic_has_interrupt(cpu);
-}
-
-/* Leaving the block at f for rip (ret instructions retired by then) to
- * the block that ran there last time (f->link, set by emu_fast.c's
- * block_next): run it at once, without going back to the block loop,
- * when that loop would do nothing but find it: the link is still valid
- * (block_current, at the address link_gpa finds), the budget has room for it
- * whole, nothing is due (as loop_again) and the chain is not too long
- * (c->chain_left: where handlers are not tail calls, as in the sanitizer
- * build, each block chained is stack). Else leave as `how`. */
-static inline unsigned chain(struct emu_cpu *cpu, struct emu_core *c, const struct emu_fop *f,
-			     uint64_t rip, uint64_t ret, unsigned how)
-{
-	const struct emu_block *b = f->link;
-	uint64_t gpa = link_gpa(c, rip);
-	if (__builtin_expect(!b || b->gpa != gpa || !block_current(cpu->evm, b) || b->n == 0 ||
-			     c->budget_end - ret < b->n ||
-			     __atomic_load_n(&c->kick, __ATOMIC_RELAXED) || cpu->pending.nmi ||
-			     c->chain_left == 0 || ((cpu->rflags & RFLAGS_IF) && irq_waiting(cpu)),
-			     0)) {
-		if (how == FS_JUMP)
-			cpu->rip = rip;
-		return stop(c, f, how);
-	}
 	c->chain_left--;
 	c->blk_ret = ret;
 	c->blk_gpa = gpa;
@@ -217,6 +201,56 @@ static inline unsigned chain(struct emu_cpu *cpu, struct emu_core *c, const stru
 	c->blk_rip = rip;
 	c->blk_n = b->n;
 	return b->op[0].fn(cpu, c, b->op);
+}
+
+/* chain() when its link does not fit or something may be due: the block
+ * at rip from the table when it has one (a RET back to another caller,
+ * a link not made yet), the link set to it; else leave as `how`. */
+static __attribute__((noinline)) unsigned chain_slow(struct emu_cpu *cpu, struct emu_core *c,
+						     const struct emu_fop *f, uint64_t rip,
+						     uint64_t ret, unsigned how)
+{
+	uint64_t gpa = link_gpa(c, rip);
+	const struct emu_block *b = f->link;
+	if (c->chain_left == 0 || !may_go_on(cpu, c))
+		goto leave;
+	if (!b || b->gpa != gpa || !block_current(c, b)) {
+		b = block_find(c, gpa);
+		if (!b)
+			goto leave;
+		((struct emu_fop *)f)->link = (struct emu_block *)b;
+	}
+	if (c->budget_end - ret < b->n)
+		goto leave;
+	return enter(cpu, c, b, gpa, rip, ret);
+leave:
+	if (how == FS_JUMP)
+		cpu->rip = rip;
+	return stop(c, f, how);
+}
+
+/* Leaving the block at f for rip (ret instructions retired by then) to
+ * the block that ran there last time (f->link, set by emu_fast.c's
+ * block_next and by chain_slow; only ever a block with instructions):
+ * run it at once, without going back to the block loop, when that loop
+ * would do nothing but find it: the link is still valid (block_current,
+ * at the address link_gpa finds), the budget has room for it whole,
+ * nothing is due (may_go_on) and the chain is not too long
+ * (c->chain_left: where handlers are not tail calls, as in the sanitizer
+ * build, each block chained is stack). Else chain_slow decides. Inline,
+ * without calls but tail calls: the handlers that chain need no frame. */
+static inline __attribute__((always_inline)) unsigned chain(struct emu_cpu *cpu,
+							   struct emu_core *c,
+							   const struct emu_fop *f, uint64_t rip,
+							   uint64_t ret, unsigned how)
+{
+	const struct emu_block *b = f->link;
+	uint64_t gpa = link_gpa(c, rip);
+	if (__builtin_expect(!b || b->gpa != gpa || !block_current(c, b) ||
+			     c->budget_end - ret < b->n || c->chain_left == 0 ||
+			     !may_go_on(cpu, c), 0))
+		return chain_slow(cpu, c, f, rip, ret, how);
+	return enter(cpu, c, b, gpa, rip, ret);
 }
 
 /* The end of the block (not an instruction): on to the next one. */
@@ -716,9 +750,7 @@ static __attribute__((noinline)) unsigned loop_slow(struct emu_cpu *cpu, struct 
 static inline unsigned loop_again(struct emu_cpu *cpu, struct emu_core *c, const struct emu_fop *f)
 {
 	uint64_t ret = c->blk_ret + f->idx + 1;
-	if (__builtin_expect(c->budget_end - ret < c->blk_n ||
-			     __atomic_load_n(&c->kick, __ATOMIC_RELAXED) || cpu->pending.nmi ||
-			     (cpu->rflags & RFLAGS_IF), 0))
+	if (__builtin_expect(c->budget_end - ret < c->blk_n || !may_go_on(cpu, c), 0))
 		return loop_slow(cpu, c, f);
 	c->blk_ret = ret;
 	return f[-f->idx].fn(cpu, c, f - f->idx);
@@ -748,6 +780,58 @@ static const fop_fn jcc_fn[16] = {
 static const fop_fn jloop_fn[16] = {
 	jloop_0, jloop_1, jloop_2, jloop_3, jloop_4, jloop_5, jloop_6, jloop_7,
 	jloop_8, jloop_9, jloop_10, jloop_11, jloop_12, jloop_13, jloop_14, jloop_15,
+};
+
+/* CMP or TEST of registers (or a register and an immediate) and the Jcc
+ * right after it, in one handler (fuse_branches): the condition straight
+ * from the operands, the flags recorded as the CMP/TEST would, then the
+ * Jcc's way (f + 1: its target, link and retired count) or on past it. */
+static inline __attribute__((always_inline)) bool fused_cond(unsigned op, uint64_t a,
+							     uint64_t b, uint64_t r,
+							     unsigned s, unsigned cc)
+{
+	unsigned top = s * 8 - 1;
+	bool v, sf = (r >> top) & 1, pf = !__builtin_parity((unsigned)(r & 0xff));
+	bool zf = (r & msk(s)) == 0;
+	if (op == A_CMP) {
+		switch (cc >> 1) {
+		case 0: v = (((a ^ b) & (a ^ r)) >> top) & 1; break;
+		case 1: v = a < b; break;
+		case 2: v = a == b; break;
+		case 3: v = a <= b; break;
+		case 4: v = sf; break;
+		case 5: v = pf; break;
+		case 6: v = (int64_t)emu_sext(a, s) < (int64_t)emu_sext(b, s); break;
+		default: v = (int64_t)emu_sext(a, s) <= (int64_t)emu_sext(b, s); break;
+		}
+	} else {                           /* TEST: CF = OF = 0 */
+		switch (cc >> 1) {
+		case 0: case 1: v = false; break;
+		case 2: case 3: v = zf; break;
+		case 4: case 6: v = sf; break;
+		case 5: v = pf; break;
+		default: v = zf || sf; break;
+		}
+	}
+	return (cc & 1) ? !v : v;
+}
+
+#define FUSED_BODY(OP, S, CC, B, TAKEN)                                                       {                                                                                             	uint64_t a = gpr_get(cpu, f->r0, S), b = (B), r;                                      	alu(c, OP, a, b, &r, S, true);                                                        	if (!fused_cond(OP, a, b, r, S, CC))                                                  		return f[2].fn(cpu, c, f + 2);                                                	TAKEN;                                                                                }
+#define JCC_TAKEN chain(cpu, c, f + 1, c->blk_rip + f[1].imm, c->blk_ret + f[1].idx + 1, FS_JUMP)
+#define DEF_FUSED_CC(NAME, OP, S, CC)                                                         FOP(NAME##_rr##S##_j##CC) FUSED_BODY(OP, S, CC, gpr_get(cpu, f->r1, S), return JCC_TAKEN)     FOP(NAME##_ri##S##_j##CC) FUSED_BODY(OP, S, CC, f->imm & msk(S), return JCC_TAKEN)            FOP(NAME##_rr##S##_l##CC) FUSED_BODY(OP, S, CC, gpr_get(cpu, f->r1, S),                      				      return loop_again(cpu, c, f + 1))                       FOP(NAME##_ri##S##_l##CC) FUSED_BODY(OP, S, CC, f->imm & msk(S), return loop_again(cpu, c, f + 1))
+#define DEF_FUSED_S(NAME, OP, S)                                                              	DEF_FUSED_CC(NAME, OP, S, 0) DEF_FUSED_CC(NAME, OP, S, 1) DEF_FUSED_CC(NAME, OP, S, 2) 	DEF_FUSED_CC(NAME, OP, S, 3) DEF_FUSED_CC(NAME, OP, S, 4) DEF_FUSED_CC(NAME, OP, S, 5) 	DEF_FUSED_CC(NAME, OP, S, 6) DEF_FUSED_CC(NAME, OP, S, 7) DEF_FUSED_CC(NAME, OP, S, 8) 	DEF_FUSED_CC(NAME, OP, S, 9) DEF_FUSED_CC(NAME, OP, S, 10)                             	DEF_FUSED_CC(NAME, OP, S, 11) DEF_FUSED_CC(NAME, OP, S, 12)                            	DEF_FUSED_CC(NAME, OP, S, 13) DEF_FUSED_CC(NAME, OP, S, 14)                            	DEF_FUSED_CC(NAME, OP, S, 15)
+DEF_FUSED_S(cmp, A_CMP, 8) DEF_FUSED_S(cmp, A_CMP, 4) DEF_FUSED_S(cmp, A_CMP, 1)
+DEF_FUSED_S(test, A_TEST, 8) DEF_FUSED_S(test, A_TEST, 4) DEF_FUSED_S(test, A_TEST, 1)
+
+#define FUSED_CC(NAME, F, S, J)                                                               	{ NAME##_##F##S##_##J##0, NAME##_##F##S##_##J##1, NAME##_##F##S##_##J##2,             	  NAME##_##F##S##_##J##3, NAME##_##F##S##_##J##4, NAME##_##F##S##_##J##5,             	  NAME##_##F##S##_##J##6, NAME##_##F##S##_##J##7, NAME##_##F##S##_##J##8,             	  NAME##_##F##S##_##J##9, NAME##_##F##S##_##J##10, NAME##_##F##S##_##J##11,           	  NAME##_##F##S##_##J##12, NAME##_##F##S##_##J##13, NAME##_##F##S##_##J##14,          	  NAME##_##F##S##_##J##15 }
+#define FUSED_FORM(NAME, F, S)                                                                	{ NAME##_##F##S, { FUSED_CC(NAME, F, S, j), FUSED_CC(NAME, F, S, l) } }
+/* The compare handlers that fuse, and their fused forms [Jcc / back to
+ * the block start][condition]. */
+static const struct { fop_fn cmp; fop_fn fused[2][16]; } fused_forms[] = {
+	FUSED_FORM(cmp, rr, 8), FUSED_FORM(cmp, ri, 8), FUSED_FORM(cmp, rr, 4),
+	FUSED_FORM(cmp, ri, 4), FUSED_FORM(cmp, rr, 1), FUSED_FORM(cmp, ri, 1),
+	FUSED_FORM(test, rr, 8), FUSED_FORM(test, ri, 8), FUSED_FORM(test, rr, 4),
+	FUSED_FORM(test, ri, 4), FUSED_FORM(test, rr, 1), FUSED_FORM(test, ri, 1),
 };
 
 FOP(call_rel)
@@ -1222,21 +1306,41 @@ void emu_fop_build(const struct emu_insn *in, struct emu_fop *f, unsigned idx, u
 void emu_fop_build_cross(const struct emu_insn *in, struct emu_fop *f, unsigned idx,
 			 unsigned pos)
 {
-	memset(f, 0, sizeof(*f));
-	f->idx = (uint8_t)idx;
-	f->off = (uint16_t)pos;
-	f->end = (uint16_t)(pos + in->len);
+	emu_fop_build(in, f, idx, pos);
+	f[1].imm = (uint64_t)(uintptr_t)f->fn;
 	f->fn = f_cross;
-	f->flags = writes_memory(in) ? FOP_MEMW : 0;
 }
 
-/* After the last instruction: flags nobody sees dropped, the end marker
- * at pos. */
+/* A CMP/TEST of registers followed by a Jcc: the fused handler in the
+ * CMP/TEST's place (the Jcc's op stays, for its fields; nothing enters a
+ * block there). */
+static void fuse_branches(struct emu_fop *op, unsigned nops)
+{
+	for (unsigned i = 0; i + 1 < nops; i++) {
+		unsigned k, n = sizeof(fused_forms) / sizeof(fused_forms[0]);
+		for (k = 0; k < n && fused_forms[k].cmp != op[i].fn; k++)
+			;
+		if (k == n)
+			continue;
+		for (unsigned cc = 0; cc < 16; cc++) {
+			if (op[i + 1].fn == jcc_fn[cc])
+				op[i].fn = fused_forms[k].fused[0][cc];
+			else if (op[i + 1].fn == jloop_fn[cc])
+				op[i].fn = fused_forms[k].fused[1][cc];
+		}
+	}
+}
+
+/* After the last instruction: flags nobody sees dropped, compares fused
+ * with their branches, the end marker at pos. */
 void emu_fops_finish(struct emu_fop *op, unsigned n, unsigned pos)
 {
 	drop_dead_flags(op, n);
+	fuse_branches(op, n);
 	struct emu_fop *e = &op[n];                /* the end marker */
+	uint64_t cross = n && op[n - 1].fn == f_cross ? e->imm : 0;
 	memset(e, 0, sizeof(*e));
+	e->imm = cross;
 	e->fn = f_end;
 	e->flags = FOP_LINK;
 	e->idx = (uint8_t)n;

@@ -802,6 +802,13 @@ bool emu_lapic_has_interrupt(struct emu_cpu *cpu)
 	return l && __atomic_load_n(&l->attention, __ATOMIC_ACQUIRE);
 }
 
+const int *emu_lapic_attention(struct emu_cpu *cpu)
+{
+	static const int none;
+
+	return cpu->lapic ? &cpu->lapic->attention : &none;
+}
+
 int emu_lapic_pending_vector(struct emu_cpu *cpu)
 {
 	struct emu_lapic *l = cpu->lapic;

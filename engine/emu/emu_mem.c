@@ -65,6 +65,47 @@ void emu_tlb_flush(struct emu_cpu *cpu)
 	memset(c->tlb, 0xff, sizeof(c->tlb));
 	memset(c->tlb_attr, 0, sizeof(c->tlb_attr));
 	c->tlb_any_global = c->tlb_any_large = c->tlb_any_smap_user = false;
+	c->tlb_nr_large = 0;
+}
+
+/* A large page (2^shift bytes) at lin got an entry: a range of
+ * tlb_large holds it, one that was near it (within 1 GiB) grown when
+ * needed, or a new one; when all are taken the nearest grows. */
+static void tlb_note_large(struct emu_core *c, uint64_t lin, unsigned shift)
+{
+	uint64_t lo = lin >> shift << shift, hi = lo + ((1ull << shift) - 1);
+	unsigned best = 0;
+	uint64_t best_gap = ~0ull;
+	for (unsigned i = 0; i < c->tlb_nr_large; i++) {
+		uint64_t rlo = c->tlb_large[i].lo, rhi = c->tlb_large[i].hi;
+		uint64_t gap = lo > rhi ? lo - rhi : rlo > hi ? rlo - hi : 0;
+		if (lo >= rlo && hi <= rhi)
+			return;
+		if (gap < best_gap) {
+			best = i;
+			best_gap = gap;
+		}
+	}
+	unsigned max = sizeof(c->tlb_large) / sizeof(c->tlb_large[0]);
+	if (c->tlb_nr_large < max && best_gap > (1ull << 30)) {
+		best = c->tlb_nr_large++;
+		c->tlb_large[best].lo = lo;
+		c->tlb_large[best].hi = hi;
+		return;
+	}
+	if (lo < c->tlb_large[best].lo)
+		c->tlb_large[best].lo = lo;
+	if (hi > c->tlb_large[best].hi)
+		c->tlb_large[best].hi = hi;
+}
+
+/* May an entry of a large page map lin? */
+static bool tlb_in_large(const struct emu_core *c, uint64_t lin)
+{
+	for (unsigned i = 0; i < c->tlb_nr_large; i++)
+		if (lin >= c->tlb_large[i].lo && lin <= c->tlb_large[i].hi)
+			return true;
+	return false;
 }
 
 static void tlb_drop(struct emu_core *c, unsigned user, unsigned i)
@@ -91,10 +132,10 @@ void emu_tlb_flush_nonglobal(struct emu_cpu *cpu)
 static uint64_t tlb_page(const struct emu_tlb_entry *t)
 {
 	if (t->tag_r != TAG_NONE)
-		return t->tag_r;
+		return t->tag_r & ~EMU_TAG_BITS;
 	if (t->tag_x != TAG_NONE)
 		return t->tag_x;
-	return t->tag_w & ~EMU_TAG_CODE;
+	return t->tag_w & ~EMU_TAG_BITS;
 }
 
 void emu_tlb_flush_page(struct emu_cpu *cpu, uint64_t lin)
@@ -106,7 +147,7 @@ void emu_tlb_flush_page(struct emu_cpu *cpu, uint64_t lin)
 		if (tlb_page(&c->tlb[u][slot]) == page)
 			tlb_drop(c, u, slot);
 	}
-	if (!c->tlb_any_large)
+	if (!c->tlb_any_large || !tlb_in_large(c, lin))
 		return;
 	for (unsigned u = 0; u < 2; u++)
 		for (unsigned i = 0; i < EMU_TLB_SIZE; i++) {
@@ -320,7 +361,7 @@ static struct emu_tlb_entry *translate(struct emu_cpu *cpu, uint64_t lin, enum e
 	unsigned slot = (unsigned)(lin >> 12) & (EMU_TLB_SIZE - 1);
 	struct emu_tlb_entry *t = &c->tlb[user][slot];
 	uint64_t tag = acc == ACC_R ? t->tag_r : acc == ACC_W ? t->tag_w : t->tag_x;
-	if ((tag & ~EMU_TAG_CODE) == page)
+	if ((tag & ~EMU_TAG_BITS) == page)
 		return t;
 
 	struct walk_result w = { .gpa = lin, .user_ok = true, .write_ok = true, .exec_ok = true,
@@ -354,14 +395,18 @@ static struct emu_tlb_entry *translate(struct emu_cpu *cpu, uint64_t lin, enum e
 	c->tlb_attr[user][slot] = attr;
 	c->tlb_any_global |= attr & EMU_TLBA_GLOBAL;
 	c->tlb_any_large |= attr & (EMU_TLBA_LARGE | EMU_TLBA_HUGE);
+	if (attr & (EMU_TLBA_LARGE | EMU_TLBA_HUGE))
+		tlb_note_large(c, lin, (attr & EMU_TLBA_HUGE) ? 30 : 21);
 	c->tlb_any_smap_user |= attr & EMU_TLBA_SMAP_USER;
 	if (t->host) {
 		if (acc == ACC_W)
 			vm_ram_dirty(cpu->vcpu->vm, t->host, X86_PAGE_SIZE);
+		unsigned watch = emu_dbg_armed(cpu) ? emu_dbg_page_watch(cpu, page) : 0;
 		if (data_ok)
-			t->tag_r = page;
+			t->tag_r = page | (watch & EMU_DBG_WATCH_R ? EMU_TAG_WATCH : 0);
 		if (data_ok && w.write_ok && w.dirty && ram_marked(cpu, t->host))
-			t->tag_w = page | (emu_code_frame(cpu->evm, t->host) ? EMU_TAG_CODE : 0);
+			t->tag_w = page | (emu_code_frame(cpu->evm, t->host) ? EMU_TAG_CODE : 0) |
+				   (watch & EMU_DBG_WATCH_W ? EMU_TAG_WATCH : 0);
 		if (w.exec_ok)
 			t->tag_x = page;
 	}
@@ -651,7 +696,7 @@ static inline uint64_t read_common(struct emu_cpu *cpu, uint64_t lin, unsigned s
 		return lv;
 	if ((lin & (X86_PAGE_SIZE - 1)) <= X86_PAGE_SIZE - size) {
 		struct emu_tlb_entry *t = &c->tlb[user][(lin >> 12) & (EMU_TLB_SIZE - 1)];
-		if (t->tag_r != (lin & X86_PAGE_MASK))
+		if ((t->tag_r & ~EMU_TAG_BITS) != (lin & X86_PAGE_MASK))
 			t = translate(cpu, lin, ACC_R, user);
 		if (t->host)
 			return load_n(t->host + (lin & (X86_PAGE_SIZE - 1)), size);
@@ -676,7 +721,7 @@ static inline void write_common(struct emu_cpu *cpu, uint64_t lin, unsigned size
 	}
 	if ((lin & (X86_PAGE_SIZE - 1)) <= X86_PAGE_SIZE - size) {
 		struct emu_tlb_entry *t = &c->tlb[user][(lin >> 12) & (EMU_TLB_SIZE - 1)];
-		if ((t->tag_w & ~EMU_TAG_CODE) != (lin & X86_PAGE_MASK))
+		if ((t->tag_w & ~EMU_TAG_BITS) != (lin & X86_PAGE_MASK))
 			t = translate(cpu, lin, ACC_W, user);
 		if (t->host) {
 			if (__builtin_expect(t->tag_w & EMU_TAG_CODE, 0))
@@ -710,18 +755,42 @@ void emu_write_sys(struct emu_cpu *cpu, uint64_t lin, unsigned size, uint64_t va
 	write_common(cpu, lin, size, value, true);
 }
 
+/* The host address of len bytes at lin when they are in one RAM page the
+ * TLB allows (tag_r or tag_w as tag), else NULL (access_bytes then). */
+static inline uint8_t *tlb_span(struct emu_cpu *cpu, uint64_t lin, unsigned len, bool write,
+				bool sys)
+{
+	struct emu_core *c = emu_core_of(cpu);
+	if (len == 0 || (lin & (X86_PAGE_SIZE - 1)) > X86_PAGE_SIZE - len)
+		return NULL;
+	struct emu_tlb_entry *t = &c->tlb[at_user(cpu, sys)][(lin >> 12) & (EMU_TLB_SIZE - 1)];
+	if (((write ? t->tag_w : t->tag_r) & ~EMU_TAG_BITS) != (lin & X86_PAGE_MASK))
+		return NULL;
+	if (write && (t->tag_w & EMU_TAG_CODE))
+		emu_code_written(cpu->evm, t->host);
+	return t->host + (lin & (X86_PAGE_SIZE - 1));
+}
+
 void emu_read_bytes(struct emu_cpu *cpu, uint64_t lin, void *buf, unsigned len, bool sys)
 {
 	if (emu_core_of(cpu)->dbg_armed && !sys)
 		emu_dbg_mem(cpu, lin, len, false);
-	access_bytes(cpu, lin, buf, len, false, sys);
+	const uint8_t *p = tlb_span(cpu, lin, len, false, sys);
+	if (p)
+		memcpy(buf, p, len);
+	else
+		access_bytes(cpu, lin, buf, len, false, sys);
 }
 
 void emu_write_bytes(struct emu_cpu *cpu, uint64_t lin, const void *buf, unsigned len, bool sys)
 {
 	if (emu_core_of(cpu)->dbg_armed && !sys)
 		emu_dbg_mem(cpu, lin, len, true);
-	access_bytes(cpu, lin, (uint8_t *)buf, len, true, sys);
+	uint8_t *p = tlb_span(cpu, lin, len, true, sys);
+	if (p)
+		memcpy(p, buf, len);
+	else
+		access_bytes(cpu, lin, (uint8_t *)buf, len, true, sys);
 }
 
 void emu_probe_write(struct emu_cpu *cpu, uint64_t lin, unsigned len)

@@ -143,6 +143,10 @@ void emu_lapic_accept(struct emu_cpu *cpu, int vector);
 /* Cheap (no lock): something may be pending; a halted vCPU with IF=1
  * should run when this is true. */
 bool emu_lapic_has_interrupt(struct emu_cpu *cpu);
+/* The word emu_lapic_has_interrupt reads (nonzero: something may be
+ * pending), for the fast path's loops to test without a call; a word
+ * that stays 0 for a vCPU without a LAPIC. */
+const int *emu_lapic_attention(struct emu_cpu *cpu);
 /* CR8 <-> TPR[7:4]. */
 uint64_t emu_lapic_get_cr8(struct emu_cpu *cpu);
 void emu_lapic_set_cr8(struct emu_cpu *cpu, uint64_t cr8);
