@@ -501,9 +501,8 @@ void debug_watch_evicted_locked(struct debug *d, enum dr7_rw rw, uint64_t addr,
 				uint64_t len);
 /* On the thread of vCPU via, at the exit where its guest took the slots
  * (d->lock NOT held): the watchpoints that left DR0-3 reach the engine
- * before any vCPU runs on, where that is safe with the others in the
- * engine (emu: only the exiting vCPU executes; kvm: one vCPU), else at
- * the next resume (kvm SMP: a page trap rebuilds the memory map). */
+ * before this vCPU runs on, whatever the others are doing (set_watch is
+ * safe with vCPUs running: kvm holds them out of KVM_RUN meanwhile). */
 void debug_watch_evicted_now(struct debug *d, unsigned via);
 
 /* catch.c: follow the IDTs before the vCPUs run (every resume) */

@@ -1056,6 +1056,34 @@ static void test_watch_evicted(void)
 	rig_fini(&r);
 }
 
+/* Two vCPUs: a watchpoint the guest pushes out of DR0-3 at one vCPU's
+ * exit reaches the engine's watched ranges at that exit, not at the next
+ * resume (the engine changes its map with the other vCPUs held out). */
+static void test_watch_evicted_now_with_vcpus_running(void)
+{
+	struct rig r;
+	struct err e = { 0 };
+	rig_init(&r, true);
+	r.vm->engine = &fake_watch_engine;
+	struct debug *d = r.vm->debug;
+	fake_nr_watched = 0;
+	d->caps_err = 0;
+	d->caps.hw_data_bp = true;
+	CHECK(d->nr_vcpus > 1, "several vCPUs");
+	CHECK(debug_watch_insert(d, 0, DEBUG_WATCH_WRITE, 0x2000, 8, &e) == 0, "in: %s", e.msg);
+	unsigned calls = fake_set_watch_calls;
+	pthread_mutex_lock(&d->lock);
+	debug_watch_evicted_locked(d, DR7_RW_WRITE, 0x2000, 8);
+	pthread_mutex_unlock(&d->lock);
+	debug_watch_evicted_now(d, 1);
+	CHECK(fake_set_watch_calls == calls + 1 && fake_nr_watched == 1 &&
+	      has_range(0x2000, 0x2000, 8, false, true, 0),
+	      "a page trap at the exit (%u engine calls)", fake_set_watch_calls - calls);
+	debug_watch_evicted_now(d, 1);
+	CHECK(fake_set_watch_calls == calls + 1, "handed over once");
+	rig_fini(&r);
+}
+
 int main(void)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -1094,6 +1122,7 @@ int main(void)
 	printf("debug registers shared with the guest: done\n");
 	test_watch_ranges();
 	test_watch_evicted();
+	test_watch_evicted_now_with_vcpus_running();
 	printf("watched ranges: done\n");
 	return check_summary("debug");
 }
