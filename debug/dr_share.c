@@ -267,12 +267,12 @@ static bool none_in_engine(struct debug *d)
 static bool wants_stand_in_locked(struct debug *d, unsigned n)
 {
 	const struct debug_hw_bp *hw = &d->hw[n];
-	return d->share.on && hw->used && hw->client && hw->rw == DR7_RW_EXEC &&
-	       d->share.place[n] < 0;
+	return d->share.on && hw->used && (hw->client || hw->catch_vectors) &&
+	       hw->rw == DR7_RW_EXEC && d->share.place[n] < 0;
 }
 
-/* The client's execution breakpoints left without a slot get an int3 in
- * their place at once (d->lock NOT held; addresses translated through
+/* Execution breakpoints left without a slot (the client's, and exception
+ * catching's on a handler) get an int3 in their place at once (d->lock NOT held; addresses translated through
  * vCPU via, see translate_via), so that no hit is missed while they wait.
  * One that has a slot again gives its int3 up only with release (every
  * vCPU parked): a vCPU that has not loaded the new placement yet would
@@ -288,6 +288,8 @@ static void stand_ins(struct debug *d, int via, bool release)
 		if (wants_stand_in_locked(d, n) && hw->stand_in == DEBUG_STAND_IN_NONE) {
 			need |= 1u << n;
 			addr[n] = hw->addr;
+		} else if (wants_stand_in_locked(d, n)) {
+			debug_hw_stand_in_catch_locked(d, n);
 		} else if (!wants_stand_in_locked(d, n) && hw->stand_in != DEBUG_STAND_IN_NONE &&
 			   (release || hw->stand_in != DEBUG_STAND_IN_INT3)) {
 			debug_hw_stand_in_drop_locked(d, n);
@@ -307,7 +309,7 @@ static void stand_ins(struct debug *d, int via, bool release)
 	pthread_mutex_unlock(&d->lock);
 }
 
-/* At every resume: the placement for the client's new entries, their
+/* At every resume: the placement for new entries, their
  * int3s where they have no slot, and (no vCPU in the engine, as outside
  * non-stop) the int3s of those that have one again taken out. */
 void debug_dr_share_settle(struct debug *d)
