@@ -167,6 +167,13 @@ void dr_share_slot_kind(uint64_t dr7, unsigned n, char *out, size_t size)
 
 /* ---- the debug core's glue ---- */
 
+/* Entries that lose their slot: the client's hbreaks and catching's get
+ * an int3 stand-in (stand_ins), watchpoint pieces a page trap (watch.c).
+ * The step engine's one entry, a HLT run's stop after the HLT, starts only
+ * where the arbiter has room (step.c hlt_slot: else the HLT is stepped);
+ * a guest that takes that slot while the vCPU waits in the HLT (its wake-up
+ * handler writing DR7) leaves the run to end at the next stop. */
+
 /* Who an entry of d->hw[] serves (dr_slot.what). */
 enum { ENTRY_HBREAK, ENTRY_WATCH, ENTRY_CATCH, ENTRY_STEP };
 
