@@ -62,7 +62,6 @@ struct kvm_watch_state {
 	pthread_cond_t gate_cond;
 	unsigned inside;
 	bool closed;
-	unsigned long gate_changes;  /* map changes made with the gate closed */
 };
 
 struct kvm_vm_state {

@@ -222,7 +222,6 @@ static void gate_close(struct vm *vm, struct kvm_watch_state *ws)
 		}
 		pthread_cond_timedwait(&ws->gate_cond, &ws->gate_lock, &ts);
 	}
-	ws->gate_changes++;
 	pthread_mutex_unlock(&ws->gate_lock);
 }
 
