@@ -270,20 +270,39 @@ void debug_hw_stand_in_locked(struct debug *d, unsigned n, uint64_t gpa, bool ma
 		hw->stand_in = DEBUG_STAND_IN_NOT_RAM;     /* or no room: it waits either way */
 	else
 		hw->stand_in = DEBUG_STAND_IN_INT3;
-	if (hw->stand_in == DEBUG_STAND_IN_INT3)
-		bp->hw_stand_in = true;
+	hw->stand_in_catch = 0;
+	if (hw->stand_in != DEBUG_STAND_IN_INT3)
+		return;
+	bp->hw_stand_in = bp->hw_stand_in || hw->client;
+	debug_hw_stand_in_catch_locked(d, n);
 }
 
+/* The int3 standing in for entry n catches what the entry catches now. */
+void debug_hw_stand_in_catch_locked(struct debug *d, unsigned n)
+{
+	struct debug_hw_bp *hw = &d->hw[n];
+	struct debug_sw_bp *bp = debug_sw_find_as_locked(d, hw->addr, false);
+	if (hw->stand_in != DEBUG_STAND_IN_INT3 || !bp)
+		return;
+	uint32_t add = hw->catch_vectors & ~bp->catch_vectors;
+	bp->catch_vectors |= add;
+	hw->stand_in_catch |= add;
+}
+
+/* An entry no longer in use was cleared by its owners (catch.c clears the
+ * int3s' caught vectors itself): only its state goes. */
 void debug_hw_stand_in_drop_locked(struct debug *d, unsigned n)
 {
 	struct debug_hw_bp *hw = &d->hw[n];
 	struct debug_sw_bp *bp = debug_sw_find_as_locked(d, hw->addr, false);
-	if (hw->stand_in == DEBUG_STAND_IN_INT3 && bp && bp->hw_stand_in) {
+	if (hw->stand_in == DEBUG_STAND_IN_INT3 && hw->used && bp) {
 		bp->hw_stand_in = false;
+		bp->catch_vectors &= ~hw->stand_in_catch;
 		if (!debug_sw_owned(bp))
 			debug_sw_drop_locked(d, bp);
 	}
 	hw->stand_in = DEBUG_STAND_IN_NONE;
+	hw->stand_in_catch = 0;
 }
 
 /* Everything, the client's and exception catching's (detach, kill). */

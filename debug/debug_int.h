@@ -236,10 +236,12 @@ static inline bool debug_sw_owned(const struct debug_sw_bp *bp)
 	return bp->client || bp->catch_vectors || bp->step_guard || bp->hw_stand_in;
 }
 
-/* What stands in for a client's execution breakpoint that has no DR slot. */
+/* What stands in for an execution breakpoint (the client's, or exception
+ * catching's) that has no DR slot. */
 enum debug_stand_in {
 	DEBUG_STAND_IN_NONE,      /* it has a slot (or is no such breakpoint) */
-	DEBUG_STAND_IN_INT3,      /* an int3 at its address (a debug_sw_bp.hw_stand_in) */
+	DEBUG_STAND_IN_INT3,      /* an int3 at its address (debug_sw_bp.hw_stand_in for
+				   * the client's, catch_vectors for catching's) */
 	DEBUG_STAND_IN_UNMAPPED,  /* nothing: its address does not translate; it waits */
 	DEBUG_STAND_IN_NOT_RAM,   /* nothing: ROM or MMIO, no int3 goes there; it waits */
 };
@@ -257,7 +259,8 @@ struct debug_hw_bp {
 	enum dr7_rw rw;
 	uint8_t len;
 	uint64_t watch_addr, watch_len;
-	uint8_t stand_in;        /* enum debug_stand_in: the client's, rw EXEC */
+	uint8_t stand_in;        /* enum debug_stand_in: rw EXEC, the client's or catching's */
+	uint32_t stand_in_catch; /* the caught vectors its int3 carries for it */
 };
 
 /* Where a watchpoint lives now. */
@@ -457,10 +460,13 @@ void debug_sw_where(struct debug *d, unsigned vcpu, uint64_t pc, struct debug_sw
 /* our breakpoint under an int3 a vCPU met (or sits on) at w->pc */
 struct debug_sw_bp *debug_sw_hit_locked(struct debug *d, const struct debug_sw_where *w);
 int debug_hw_find_locked(struct debug *d, uint64_t addr);
-/* The client's execution breakpoint in entry n has no DR slot: an int3
- * at gpa (its address as translated now; mapped false: it does not
- * translate) stands in for it, or it waits where no int3 can go. */
+/* The execution breakpoint in entry n (the client's, catching's) has no
+ * DR slot: an int3 at gpa (its address as translated now; mapped false:
+ * it does not translate) stands in for it, or it waits where no int3 can
+ * go. */
 void debug_hw_stand_in_locked(struct debug *d, unsigned n, uint64_t gpa, bool mapped);
+/* ... vectors caught there since go to that int3 as well ... */
+void debug_hw_stand_in_catch_locked(struct debug *d, unsigned n);
 /* ... and no longer needs one (it has a slot again, or is gone). */
 void debug_hw_stand_in_drop_locked(struct debug *d, unsigned n);
 /* DR7 RW and LEN bits of slot n for this slot's kind */
@@ -501,9 +507,8 @@ void debug_watch_evicted_locked(struct debug *d, enum dr7_rw rw, uint64_t addr,
 				uint64_t len);
 /* On the thread of vCPU via, at the exit where its guest took the slots
  * (d->lock NOT held): the watchpoints that left DR0-3 reach the engine
- * before any vCPU runs on, where that is safe with the others in the
- * engine (emu: only the exiting vCPU executes; kvm: one vCPU), else at
- * the next resume (kvm SMP: a page trap rebuilds the memory map). */
+ * before this vCPU runs on, whatever the others are doing (set_watch is
+ * safe with vCPUs running: kvm holds them out of KVM_RUN meanwhile). */
 void debug_watch_evicted_now(struct debug *d, unsigned via);
 
 /* catch.c: follow the IDTs before the vCPUs run (every resume) */

@@ -167,6 +167,13 @@ void dr_share_slot_kind(uint64_t dr7, unsigned n, char *out, size_t size)
 
 /* ---- the debug core's glue ---- */
 
+/* Entries that lose their slot: the client's hbreaks and catching's get
+ * an int3 stand-in (stand_ins), watchpoint pieces a page trap (watch.c).
+ * The step engine's one entry, a HLT run's stop after the HLT, starts only
+ * where the arbiter has room (step.c hlt_slot: else the HLT is stepped);
+ * a guest that takes that slot while the vCPU waits in the HLT (its wake-up
+ * handler writing DR7) leaves the run to end at the next stop. */
+
 /* Who an entry of d->hw[] serves (dr_slot.what). */
 enum { ENTRY_HBREAK, ENTRY_WATCH, ENTRY_CATCH, ENTRY_STEP };
 
@@ -267,12 +274,12 @@ static bool none_in_engine(struct debug *d)
 static bool wants_stand_in_locked(struct debug *d, unsigned n)
 {
 	const struct debug_hw_bp *hw = &d->hw[n];
-	return d->share.on && hw->used && hw->client && hw->rw == DR7_RW_EXEC &&
-	       d->share.place[n] < 0;
+	return d->share.on && hw->used && (hw->client || hw->catch_vectors) &&
+	       hw->rw == DR7_RW_EXEC && d->share.place[n] < 0;
 }
 
-/* The client's execution breakpoints left without a slot get an int3 in
- * their place at once (d->lock NOT held; addresses translated through
+/* Execution breakpoints left without a slot (the client's, and exception
+ * catching's on a handler) get an int3 in their place at once (d->lock NOT held; addresses translated through
  * vCPU via, see translate_via), so that no hit is missed while they wait.
  * One that has a slot again gives its int3 up only with release (every
  * vCPU parked): a vCPU that has not loaded the new placement yet would
@@ -288,6 +295,8 @@ static void stand_ins(struct debug *d, int via, bool release)
 		if (wants_stand_in_locked(d, n) && hw->stand_in == DEBUG_STAND_IN_NONE) {
 			need |= 1u << n;
 			addr[n] = hw->addr;
+		} else if (wants_stand_in_locked(d, n)) {
+			debug_hw_stand_in_catch_locked(d, n);
 		} else if (!wants_stand_in_locked(d, n) && hw->stand_in != DEBUG_STAND_IN_NONE &&
 			   (release || hw->stand_in != DEBUG_STAND_IN_INT3)) {
 			debug_hw_stand_in_drop_locked(d, n);
@@ -307,7 +316,7 @@ static void stand_ins(struct debug *d, int via, bool release)
 	pthread_mutex_unlock(&d->lock);
 }
 
-/* At every resume: the placement for the client's new entries, their
+/* At every resume: the placement for new entries, their
  * int3s where they have no slot, and (no vCPU in the engine, as outside
  * non-stop) the int3s of those that have one again taken out. */
 void debug_dr_share_settle(struct debug *d)

@@ -336,9 +336,16 @@ static void read_image(struct debug *d, struct debug_step_vcpu *st)
 	}
 }
 
-/* A free DR slot for a HLT run: the debugger's hardware breakpoints keep theirs. */
+/* A free DR slot for a HLT run: the debugger's hardware breakpoints keep
+ * theirs, and where the guest shares DR0-3 one must be free of its own
+ * too (dr_share.c: a run without its slot would not stop). */
 static bool hlt_slot(struct debug *d, unsigned *slot)
 {
+	pthread_mutex_lock(&d->lock);
+	bool room = debug_dr_share_room_locked(d) > 0;
+	pthread_mutex_unlock(&d->lock);
+	if (!room)
+		return false;
 	for (unsigned n = 0; n < DEBUG_NR_HW_BP; n++)
 		if (!d->hw[n].used) {
 			*slot = n;

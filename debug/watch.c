@@ -363,9 +363,9 @@ void debug_watch_evicted_now(struct debug *d, unsigned via)
 	pthread_mutex_lock(&d->lock);
 	bool pending = d->watch_evicted_new;
 	pthread_mutex_unlock(&d->lock);
-	/* a page trap changes KVM's memory map, which other vCPUs running
-	 * in it must not see half done: there, at the next resume */
-	if (!pending || !(engine_linear(d) || d->nr_vcpus == 1))
+	/* now, with other vCPUs running: the engine changes its map safely
+	 * under them (kvm_watch.c holds them out of KVM_RUN meanwhile) */
+	if (!pending)
 		return;
 	pthread_mutex_lock(&d->lock);
 	d->watch_evicted_new = false;

@@ -8,8 +8,11 @@ once, a string instruction, and writes from several vCPUs; a raw client checks w
 info watchpoints` says and the stop replies gdb does not show."""
 import re
 
+import pytest
+
 from gdbclient import RspClient, gdb_batch, start_gdb_vmdb
 from test_debug_hardening import monitor
+from test_gdb_nonstop import gdb_nonstop
 from test_gdb_watch import changes, pcs, symbol
 
 SHAPES = [
@@ -158,3 +161,37 @@ def test_raw_where_watchpoints_live(start_vmdb, guest, free_port, engine):
     vm.wait(30)
     assert "SUMMARY: 33 checks, 0 failed" in vm.serial_text()
     assert "byte 0x38 0x5a" in vm.serial_text()
+
+
+CHANGES = 16     # watchpoint insertions while the AP runs
+
+
+def test_memory_map_changes_under_a_running_vcpu(start_vmdb, guest, free_port, engine):
+    """gdb non-stop on nonstop.elf: the BSP stopped in ns_ready, the AP
+    running its loop (code, stack and counters in the pages that move),
+    gdb puts in a watchpoint on ns_exit, then one on ns_go_ticks, over and
+    over: on kvm each insertion rebuilds KVM's memory map with the AP in
+    the middle of its writes, which trap on that page. The engine holds
+    the AP out of KVM_RUN for each change, so the AP never meets a page
+    without memory: it keeps counting, answers ns_go while the BSP is
+    stopped, and the guest checks the rest from inside."""
+    if engine != "kvm":
+        pytest.skip("emu checks accesses by linear address: no memory map changes")
+    elf = guest("nonstop")
+    vm, target = start_gdb_vmdb(start_vmdb, elf, "--smp", "2", port=free_port())
+    insert = ("python [gdb.Breakpoint(v, gdb.BP_WATCHPOINT, gdb.WP_WRITE).delete() "
+              f"for i in range({CHANGES // 2}) for v in ('ns_exit', 'ns_go_ticks')]")
+    cmds = ["break ns_ready", "continue -a", "delete", "p ns_count", insert,
+            "watch ns_exit", "monitor info watchpoints", "p ns_count", "delete",
+            "set var ns_go = 1",
+            "python while int(gdb.parse_and_eval('ns_done')) == 0: pass",
+            "p ns_done", "interrupt -a", "set var ns_exit = 1", "continue -a", "continue -a"]
+    out = gdb_nonstop(elf, target, cmds, timeout=180)
+    counts = [int(c) for c in re.findall(r"^\$[12] = (\d+)$", out, re.M)]
+    assert len(counts) == 2 and counts[1] > counts[0], out
+    assert re.search(r"^\$3 = 1$", out, re.M), out
+    assert re.search(r"write +8 bytes at 0x[0-9a-f]+: (page trap|engine access check)",
+                     out), out
+    status = vm.wait(60)
+    serial = vm.serial_text()
+    assert status == 1 and "SUMMARY: 4 checks, 0 failed" in serial, serial + out

@@ -55,6 +55,13 @@ struct kvm_watch_state {
 	unsigned nr;
 	bool split[KVM_ENGINE_MAX_SLOTS];
 	unsigned nr_pieces;          /* slot ids KVM_ENGINE_MAX_SLOTS.. in use */
+	/* The map gate: run() is inside it from before KVM_RUN until its
+	 * page-trap accesses are done; set_watch closes it, kicks the vCPUs
+	 * inside and changes the memory map only once none is. */
+	pthread_mutex_t gate_lock;
+	pthread_cond_t gate_cond;
+	unsigned inside;
+	bool closed;
 };
 
 struct kvm_vm_state {
@@ -106,6 +113,7 @@ struct kvm_vcpu_state {
 	const uint8_t *access_in_data;   /* IN: where machine/ put the value */
 	/* The emu fallback (kvm_fallback.c); NULL without an assist. */
 	struct kvm_fallback *fb;
+	bool in_gate;              /* inside the map gate (kvm_watch.c) */
 	/* KVM_GET_SREGS of the last emulation failure, for the fallback
 	 * (valid until the next KVM_RUN; vCPU thread only) */
 	struct kvm_sregs fail_sregs;
@@ -222,7 +230,11 @@ int kvm_op_fallback_stats(struct vcpu *vcpu, struct engine_fallback_stats *stats
 
 /* kvm_watch.c — engine_ops.set_watch as page traps (see there). */
 int kvm_op_set_watch(struct vm *vm, const struct engine_watch *w, unsigned n, struct err *e);
+void kvm_watch_init(struct kvm_vm_state *kvm);
 void kvm_watch_free(struct kvm_vm_state *kvm);
+/* Around each run(): wait while set_watch changes the memory map. */
+void kvm_watch_gate_enter(struct kvm_vcpu_state *v);
+void kvm_watch_gate_leave(struct kvm_vcpu_state *v);
 /* An MMIO exit (still in v->run): -1 not on a trapped page; else the
  * access is completed against RAM and the result is the id + 1 of a
  * watched range it touched, 0 for none (run on). */

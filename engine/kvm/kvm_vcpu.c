@@ -453,11 +453,21 @@ static int kvm_run_exit(struct vcpu *vcpu, struct vm_exit *exit)
 	}
 }
 
+/* KVM_RUN and its page-trap accesses inside the map gate (kvm_watch.c). */
+static int kvm_run_gated(struct vcpu *vcpu, struct vm_exit *exit)
+{
+	struct kvm_vcpu_state *v = kvm_vcpu_of(vcpu);
+	kvm_watch_gate_enter(v);
+	int r = kvm_run_exit(vcpu, exit);
+	kvm_watch_gate_leave(v);
+	return r;
+}
+
 int kvm_op_run(struct vcpu *vcpu, struct vm_exit *exit)
 {
 	struct kvm_vcpu_state *v = kvm_vcpu_of(vcpu);
 	kvm_vcpu_adopt_thread(v);
-	return kvm_run_exit(vcpu, exit);
+	return kvm_run_gated(vcpu, exit);
 }
 
 /* KVM lets any thread issue KVM_RUN (it serialises a vCPU's ioctls
@@ -471,7 +481,7 @@ int kvm_op_run_borrowed(struct vcpu *vcpu, struct vm_exit *exit)
 	struct kvm_vcpu_state *v = kvm_vcpu_of(vcpu);
 	v->borrower = pthread_self();
 	atomic_store(&v->borrowed, true);
-	int r = kvm_run_exit(vcpu, exit);
+	int r = kvm_run_gated(vcpu, exit);
 	atomic_store(&v->borrowed, false);
 	return r;
 }

@@ -188,6 +188,7 @@ int kvm_op_vm_create(struct vm *vm, const struct emu_single_ops *assist, struct 
 		return err_set(e, ENOMEM, "out of memory for the KVM state");
 	kvm->sys_fd = kvm->vm_fd = -1;
 	kvm->assist = assist;
+	kvm_watch_init(kvm);
 
 	int r = kvm_open_dev(kvm, e);
 	if (r < 0)

@@ -19,6 +19,15 @@
  * deletes the pieces and registers the original slot again, exactly as
  * map_memory did.
  *
+ * A memory map change is not atomic for vCPUs inside KVM_RUN: KVM
+ * deletes a slot (invalid, then gone after an SRCU grace period) before
+ * the pieces exist, and a vCPU touching those pages in between exits as
+ * MMIO on a page no slot backs, which machine/ would take for a device;
+ * the ranges vCPUs read at an MMIO exit change too. So set_watch closes
+ * the map gate: vCPUs inside run() are kicked out (each leaves after its
+ * current exit), those coming in wait, and the map changes with no vCPU
+ * inside, at once, whatever the others are doing.
+ *
  * Limits, said where they bite: an access KVM does not emulate itself
  * (the instructions kvm_fallback.c hands to emu, an instruction fetched
  * from an unmapped page) completes without being checked; a locked
@@ -28,6 +37,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define PAGE 4096ull
 
@@ -157,15 +167,97 @@ static int split(struct kvm_vm_state *kvm, struct err *e)
 	return 0;
 }
 
+/* ---- the map gate ---- */
+
+void kvm_watch_init(struct kvm_vm_state *kvm)
+{
+	pthread_mutex_init(&kvm->watch.gate_lock, NULL);
+	pthread_cond_init(&kvm->watch.gate_cond, NULL);
+}
+
+void kvm_watch_gate_enter(struct kvm_vcpu_state *v)
+{
+	struct kvm_watch_state *ws = &v->kvm->watch;
+	pthread_mutex_lock(&ws->gate_lock);
+	while (ws->closed)
+		pthread_cond_wait(&ws->gate_cond, &ws->gate_lock);
+	ws->inside++;
+	v->in_gate = true;
+	pthread_mutex_unlock(&ws->gate_lock);
+}
+
+void kvm_watch_gate_leave(struct kvm_vcpu_state *v)
+{
+	struct kvm_watch_state *ws = &v->kvm->watch;
+	pthread_mutex_lock(&ws->gate_lock);
+	ws->inside--;
+	v->in_gate = false;
+	if (ws->closed && ws->inside == 0)
+		pthread_cond_broadcast(&ws->gate_cond);
+	pthread_mutex_unlock(&ws->gate_lock);
+}
+
+/* Close the gate and wait until no vCPU is inside run(): one kick each
+ * suffices (immediate_exit covers a vCPU about to enter KVM_RUN), again
+ * now and then against a signal some other code consumed. Never called
+ * from inside run(). */
+static void gate_close(struct vm *vm, struct kvm_watch_state *ws)
+{
+	pthread_mutex_lock(&ws->gate_lock);
+	while (ws->closed)      /* another set_watch changing the map */
+		pthread_cond_wait(&ws->gate_cond, &ws->gate_lock);
+	ws->closed = true;
+	while (ws->inside > 0) {
+		for (unsigned i = 0; i < vm->nr_vcpus; i++) {
+			struct kvm_vcpu_state *v = kvm_vcpu_of(&vm->vcpus[i]);
+			if (v && v->in_gate)
+				kvm_op_kick(&vm->vcpus[i]);
+		}
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 20 * 1000 * 1000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&ws->gate_cond, &ws->gate_lock, &ts);
+	}
+	pthread_mutex_unlock(&ws->gate_lock);
+}
+
+static void gate_open(struct kvm_watch_state *ws)
+{
+	pthread_mutex_lock(&ws->gate_lock);
+	ws->closed = false;
+	pthread_cond_broadcast(&ws->gate_cond);
+	pthread_mutex_unlock(&ws->gate_lock);
+}
+
+/* ---- set_watch ---- */
+
+static int set_watch_closed(struct vm *vm, struct engine_watch *copy, unsigned n,
+			    struct err *e);
+
 int kvm_op_set_watch(struct vm *vm, const struct engine_watch *w, unsigned n, struct err *e)
 {
 	struct kvm_vm_state *kvm = kvm_vm_of(vm);
-	struct kvm_watch_state *ws = &kvm->watch;
 	struct engine_watch *copy = NULL;
 	if (n && !(copy = malloc(n * sizeof(*copy))))
 		return err_set(e, ENOMEM, "out of memory for %u watched ranges", n);
 	if (n)
 		memcpy(copy, w, n * sizeof(*copy));
+	gate_close(vm, &kvm->watch);
+	int r = set_watch_closed(vm, copy, n, e);
+	gate_open(&kvm->watch);
+	return r;
+}
+
+/* The map gate closed: the ranges become copy (ours now). */
+static int set_watch_closed(struct vm *vm, struct engine_watch *copy, unsigned n,
+			    struct err *e)
+{
+	struct kvm_vm_state *kvm = kvm_vm_of(vm);
+	struct kvm_watch_state *ws = &kvm->watch;
 	int r = unsplit(kvm);
 	free(ws->ranges);
 	ws->ranges = copy;
@@ -189,6 +281,8 @@ void kvm_watch_free(struct kvm_vm_state *kvm)
 	free(kvm->watch.ranges);
 	kvm->watch.ranges = NULL;
 	kvm->watch.nr = 0;
+	pthread_cond_destroy(&kvm->watch.gate_cond);
+	pthread_mutex_destroy(&kvm->watch.gate_lock);
 }
 
 /* The memory behind a trapped page's gpa, or NULL: not a page of ours, or

@@ -924,6 +924,47 @@ static void test_dr_share_hbreak_stand_in(void)
 	rig_fini(&r);
 }
 
+/* The same for exception catching's DR entry on a handler: its int3
+ * reports the catch (vector and all), and goes when catching stops. */
+static void test_dr_share_catch_stand_in(void)
+{
+	struct rig r;
+	rig_init_on(&r, true, &fake_shared_engine);
+	struct debug *d = r.vm->debug;
+	uint8_t *ram = r.vm->ram;
+
+	r.cpus[1].regs.rip = 0x50;
+	ram[0x50] = 0xeb;
+	ram[0x180] = 0xd7;      /* the guest: DR0-3 = 0x300-0x303, all enabled */
+	ram[0x181] = 0xe6;
+	r.cpus[0].dr_next = (struct x86_debugregs){
+		.db = { 0x300, 0x301, 0x302, 0x303 }, .dr6 = DR6_INIT,
+		.dr7 = DR7_INIT | DR7_L(0) | DR7_L(1) | DR7_L(2) | DR7_L(3) };
+	rig_start(&r);
+	debug_attach(d);
+	pthread_mutex_lock(&d->lock);     /* a #UD handler at 0x200, caught in DR0 */
+	d->hw[0] = (struct debug_hw_bp){ .addr = 0x200, .used = true,
+					 .catch_vectors = 1u << X86_UD };
+	pthread_mutex_unlock(&d->lock);
+	resume_all(d, DEBUG_ACT_CONTINUE);
+	struct debug_event ev = { 0 };
+	CHECK(wait_event(d), "the catch reported");
+	debug_stop_all(d);
+	CHECK(debug_next_event(d, &ev) && ev.kind == DEBUG_EV_CATCH && ev.addr == 0x200 &&
+	      ev.vector == X86_UD, "caught #UD at its handler (kind %d at %#llx, vector %u)",
+	      ev.kind, (unsigned long long)ev.addr, ev.vector);
+	CHECK(d->share.place[0] < 0 && ram[0x200] == 0xcc, "no slot left: an int3 stands in");
+	char text[4096];
+	debug_dr_describe(d, text, sizeof(text));
+	CHECK(strstr(text, "exception catching, 0x200; an int3 stands in") != NULL, "info dr: %s",
+	      text);
+	debug_catch_clear(d);
+	debug_dr_share_settle(d);
+	CHECK(ram[0x200] == 0x90 && d->hw[0].stand_in == DEBUG_STAND_IN_NONE,
+	      "catching over: the int3 is gone (%#x)", ram[0x200]);
+	rig_fini(&r);
+}
+
 static bool has_range(uint64_t linear, uint64_t gpa, uint32_t len, bool read, bool write,
 		      uint32_t id)
 {
@@ -1056,6 +1097,34 @@ static void test_watch_evicted(void)
 	rig_fini(&r);
 }
 
+/* Two vCPUs: a watchpoint the guest pushes out of DR0-3 at one vCPU's
+ * exit reaches the engine's watched ranges at that exit, not at the next
+ * resume (the engine changes its map with the other vCPUs held out). */
+static void test_watch_evicted_now_with_vcpus_running(void)
+{
+	struct rig r;
+	struct err e = { 0 };
+	rig_init(&r, true);
+	r.vm->engine = &fake_watch_engine;
+	struct debug *d = r.vm->debug;
+	fake_nr_watched = 0;
+	d->caps_err = 0;
+	d->caps.hw_data_bp = true;
+	CHECK(d->nr_vcpus > 1, "several vCPUs");
+	CHECK(debug_watch_insert(d, 0, DEBUG_WATCH_WRITE, 0x2000, 8, &e) == 0, "in: %s", e.msg);
+	unsigned calls = fake_set_watch_calls;
+	pthread_mutex_lock(&d->lock);
+	debug_watch_evicted_locked(d, DR7_RW_WRITE, 0x2000, 8);
+	pthread_mutex_unlock(&d->lock);
+	debug_watch_evicted_now(d, 1);
+	CHECK(fake_set_watch_calls == calls + 1 && fake_nr_watched == 1 &&
+	      has_range(0x2000, 0x2000, 8, false, true, 0),
+	      "a page trap at the exit (%u engine calls)", fake_set_watch_calls - calls);
+	debug_watch_evicted_now(d, 1);
+	CHECK(fake_set_watch_calls == calls + 1, "handed over once");
+	rig_fini(&r);
+}
+
 int main(void)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -1091,9 +1160,11 @@ int main(void)
 	test_dr_share_placement();
 	test_dr_share_guest_takes_slot();
 	test_dr_share_hbreak_stand_in();
+	test_dr_share_catch_stand_in();
 	printf("debug registers shared with the guest: done\n");
 	test_watch_ranges();
 	test_watch_evicted();
+	test_watch_evicted_now_with_vcpus_running();
 	printf("watched ranges: done\n");
 	return check_summary("debug");
 }
