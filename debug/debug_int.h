@@ -154,10 +154,11 @@ struct debug_step_stats {
 };
 
 /* What the park did so far, for `monitor info park`: stops that had to
- * wait for a vCPU to leave the engine, and kicks repeated because a
- * vCPU had not parked within kick_retry_ns (0 while every kick takes). */
+ * wait for a vCPU to leave the engine, kicks repeated because a vCPU had
+ * not parked within kick_retry_ns (0 while every kick takes), and device
+ * exits of lent steps handled on the client's thread (lend.c). */
 struct debug_park_stats {
-	unsigned long stops, kick_retries, step_rekicks;
+	unsigned long stops, kick_retries, step_rekicks, lent_device_exits;
 };
 
 /* Fault guards (step.c): while one vCPU is stepped alone, an int3 sits on

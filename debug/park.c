@@ -314,8 +314,9 @@ void debug_park_describe(struct debug *d, char *out, size_t size)
 	snprintf(out, size,
 		 "stops that waited for a vCPU: %lu\n"
 		 "kicks repeated after %ld ms without a park: %lu\n"
-		 "kicks repeated for a vCPU run alone: %lu\n",
-		 st.stops, retry_ms, st.kick_retries, st.step_rekicks);
+		 "kicks repeated for a vCPU run alone: %lu\n"
+		 "device exits of lent steps handled on the client's thread: %lu\n",
+		 st.stops, retry_ms, st.kick_retries, st.step_rekicks, st.lent_device_exits);
 }
 
 void debug_interrupt(struct debug *d, unsigned vcpu)

@@ -151,7 +151,7 @@ static int mon_info_caps(struct gdb_server *s, const char *arg)
 
 static int mon_info_park(struct gdb_server *s, const char *arg)
 {
-	char text[256];
+	char text[512];
 	(void)arg;
 	debug_park_describe(s->dbg, text, sizeof(text));
 	mon_print(s, "%s", text);
