@@ -103,3 +103,34 @@ def test_stepi_over_port_io_runs_on_the_clients_thread(engine, start_vmdb, guest
         c.kill()
         vm.wait(30)
         c.close()
+
+
+@pytest.mark.parametrize("code, want", [
+    ("b005e6f4ebfe", b"W0b"),      # mov $5,%al; out %al,$0xf4: the debug-exit port ends it
+    ("b0fee664ebfe", b"T05"),      # mov $0xfe,%al; out %al,$0x64: the i8042 resets it
+])
+def test_stepi_into_a_device_that_ends_or_resets_the_machine(start_vmdb, guest, free_port,
+                                                              code, want):
+    """A lent step whose OUT stops or resets the machine: the exit status,
+    or a step that ends at the new boot's first instruction."""
+    elf = guest("gdb_target")
+    vm, target = start_gdb_vmdb(start_vmdb, elf, "--cmdline", "test=regs", port=free_port())
+    c = RspClient(target)
+    try:
+        loop = symbol(elf, "gdb_regs_ready")
+        assert c.request("Z0,%x,1" % loop) == b"OK"
+        assert c.request("vCont;c").startswith(b"T05")
+        assert c.request("z0,%x,1" % loop) == b"OK"
+        raw = bytes.fromhex(code)
+        assert c.request("M%x,%x:%s" % (loop, len(raw), raw.hex())) == b"OK"
+        assert c.request("vCont;s:1").startswith(b"T05")
+        assert c.request("vCont;s:1").startswith(want)
+        if want == b"T05":
+            rip = int.from_bytes(bytes.fromhex(c.request("p10").decode()), "little")
+            assert rip != loop + 4, "the reset did not happen"
+            assert c.request("vCont;s:1").startswith(b"T05"), "steps go on after the reset"
+    finally:
+        if want != b"W0b":
+            c.kill()
+        assert vm.wait(30) == (11 if want == b"W0b" else 0)
+        c.close()
