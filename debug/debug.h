@@ -365,6 +365,8 @@ int debug_sstep_set_irqblock(struct debug *d, enum debug_irqblock how, struct er
 const char *debug_sstep_irq_mechanism(struct debug *d);
 /* `monitor info sstep`: the modes and what the step engine did so far. */
 void debug_sstep_describe(struct debug *d, char *out, size_t size);
+/* `monitor info park`: the stops so far and how many kicks were repeated. */
+void debug_park_describe(struct debug *d, char *out, size_t size);
 
 /* The engine's capabilities (probed once, when debug_create ran), the
  * engine's findings in words (probed once, at the first ask: on kvm that

@@ -153,6 +153,14 @@ struct debug_step_stats {
 		injected_fallback, iret_emulated, guard_stops, guard_arms, full_decodes;
 };
 
+/* What the park did so far, for `monitor info park`: stops that had to
+ * wait for a vCPU to leave the engine, kicks repeated because a vCPU had
+ * not parked within kick_retry_ns (0 while every kick takes), and device
+ * exits of lent steps handled on the client's thread (lend.c). */
+struct debug_park_stats {
+	unsigned long stops, kick_retries, step_rekicks, lent_device_exits;
+};
+
 /* Fault guards (step.c): while one vCPU is stepped alone, an int3 sits on
  * the entry of every exception handler its 64-bit IDT names, so a step
  * whose instruction faults stops at the handler's first instruction. The
@@ -379,6 +387,7 @@ struct debug {
 	 * out): translations the step engine cached may be stale. */
 	uint64_t mem_gen;
 	struct debug_step_stats step_stats;
+	struct debug_park_stats park_stats;
 	bool non_stop;               /* an event stops its own vCPU only */
 	struct debug_console console;
 	bool step_alone;             /* the resume runs one stepped vCPU, the rest stay parked */

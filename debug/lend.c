@@ -2,9 +2,12 @@
  * (engine_lend_ops.run): its own thread stays parked, so a step costs
  * no thread wake-up on either side. The exits of the step that are the
  * debugger's (the trap that ends it, a breakpoint) are handled here, as
- * the vCPU's thread would; any other (port I/O, MMIO, ...) is kept in the
- * debug core (handed_back) and given to the vCPU's thread, which the
- * caller then releases to handle it and finish the step.
+ * the vCPU's thread would, and so are port I/O and MMIO, which the
+ * machine's devices take from any thread (vm_handle_device_exit); the
+ * step then runs on here to its trap. Any other exit (a halt, a triple
+ * fault, ...) is kept in the debug core (handed_back) and given to the
+ * vCPU's thread, which the caller then releases to handle it and finish
+ * the step.
  *
  * A lent step that blocks (HLT, a wait for SIPI) would hold the client's
  * thread: the vCPU's parked thread looks at it now and then
@@ -31,28 +34,65 @@ bool debug_lendable(struct debug *d, unsigned vcpu)
 	return ok;
 }
 
+/* One lent run of the engine; lend_seq is odd meanwhile. */
+static int lend_run(struct debug *d, unsigned vcpu, struct vm_exit *exit)
+{
+	struct debug_vcpu *dv = &d->vcpus[vcpu];
+	__atomic_add_fetch(&dv->lend_seq, 1, __ATOMIC_SEQ_CST);
+	memset(exit, 0, sizeof(*exit));
+	int r = d->vm->engine->lend->run(&d->vm->vcpus[vcpu], exit);
+	__atomic_add_fetch(&dv->lend_seq, 1, __ATOMIC_SEQ_CST);
+	return r;
+}
+
+/* A stepped instruction exits to a device once (KVM completes it at the
+ * next run); the bound only keeps an engine that exits again and again
+ * from holding the client's thread: the rest goes to the vCPU's thread. */
+#define LEND_DEVICE_EXITS 4
+
+/* Run the lent vCPU, handling its device exits here as its own thread
+ * would (the debugger's look at every exit first, as hook_on_exit). The
+ * exit that ends it is left in *exit. False when a device exit stopped or
+ * reset the machine: nothing is left to run or hand back. */
+static bool lend_run_through_devices(struct debug *d, unsigned vcpu, struct vm_exit *exit,
+				     int *r)
+{
+	struct vcpu *v = &d->vm->vcpus[vcpu];
+	*r = lend_run(d, vcpu, exit);
+	for (unsigned n = 0; *r == 0 && n < LEND_DEVICE_EXITS; n++) {
+		if (exit->reason != VM_EXIT_IO && exit->reason != VM_EXIT_MMIO)
+			break;
+		debug_dr_share_on_exit(d, v, exit);
+		if (vm_handle_device_exit(v, exit) == VM_DEVICE_EXIT_STOPPING)
+			return false;
+		pthread_mutex_lock(&d->lock);
+		d->park_stats.lent_device_exits++;
+		pthread_mutex_unlock(&d->lock);
+		*r = lend_run(d, vcpu, exit);
+	}
+	return true;
+}
+
 bool debug_lend_step(struct debug *d, unsigned vcpu)
 {
 	struct debug_vcpu *dv = &d->vcpus[vcpu];
 	struct vcpu *v = &d->vm->vcpus[vcpu];
 	struct vm_exit exit;
+	int r;
 
 	pthread_mutex_lock(&d->lock);
 	debug_run_to(d, vcpu, DEBUG_RUN_LENT);
 	pthread_mutex_unlock(&d->lock);
-	__atomic_add_fetch(&dv->lend_seq, 1, __ATOMIC_SEQ_CST);    /* odd: lent */
-	memset(&exit, 0, sizeof(exit));
-	int r = d->vm->engine->lend->run(v, &exit);
-	__atomic_add_fetch(&dv->lend_seq, 1, __ATOMIC_SEQ_CST);
+	bool runs_on = lend_run_through_devices(d, vcpu, &exit, &r);
 	bool handled = false;
-	if (r == 0 && exit.reason == VM_EXIT_DB)
+	if (runs_on && r == 0 && exit.reason == VM_EXIT_DB)
 		handled = debug_on_db(d, v, &exit);
-	else if (r == 0 && exit.reason == VM_EXIT_BPT)
+	else if (runs_on && r == 0 && exit.reason == VM_EXIT_BPT)
 		handled = debug_on_bpt(d, v, exit.bpt.pc);
 	pthread_mutex_lock(&d->lock);
 	/* a kick (nothing ran) or a host error: the vCPU's thread runs it
 	 * again and meets the error itself */
-	if (r == 0 && !handled && exit.reason != VM_EXIT_KICKED) {
+	if (runs_on && r == 0 && !handled && exit.reason != VM_EXIT_KICKED) {
 		dv->handed_back = exit;
 		dv->has_handed_back = true;
 	}

@@ -290,14 +290,33 @@ void debug_stop_all(struct debug *d)
 	pthread_mutex_lock(&d->lock);
 	debug_request_stop_locked(d, VM_MAX_VCPUS);
 	debug_deadline_in(&end_wait, d->timing.end_wait_ns);
+	if (!stopped_locked(d, &end_wait))
+		d->park_stats.stops++;
 	while (!stopped_locked(d, &end_wait)) {
 		struct timespec ts;
 		debug_deadline_in(&ts, d->timing.kick_retry_ns);
-		if (pthread_cond_timedwait(&d->parked_cond, &d->lock, &ts) != 0)
+		if (pthread_cond_timedwait(&d->parked_cond, &d->lock, &ts) != 0 &&
+		    !stopped_locked(d, &end_wait)) {
+			d->park_stats.kick_retries++;
 			kick_running_locked(d, VM_MAX_VCPUS);
+		}
 	}
 	pthread_mutex_unlock(&d->lock);
 	debug_cond_skips_settle(d);
+}
+
+void debug_park_describe(struct debug *d, char *out, size_t size)
+{
+	pthread_mutex_lock(&d->lock);
+	struct debug_park_stats st = d->park_stats;
+	long retry_ms = d->timing.kick_retry_ns / 1000000L;
+	pthread_mutex_unlock(&d->lock);
+	snprintf(out, size,
+		 "stops that waited for a vCPU: %lu\n"
+		 "kicks repeated after %ld ms without a park: %lu\n"
+		 "kicks repeated for a vCPU run alone: %lu\n"
+		 "device exits of lent steps handled on the client's thread: %lu\n",
+		 st.stops, retry_ms, st.kick_retries, st.step_rekicks, st.lent_device_exits);
 }
 
 void debug_interrupt(struct debug *d, unsigned vcpu)
@@ -425,8 +444,10 @@ static void run_alone(struct debug *d, unsigned vcpu)
 			stopped = true;
 		}
 		/* released and not back: kick it again now and then */
-		if (stopped && !debug_run_parked(dv->run))
+		if (stopped && !debug_run_parked(dv->run)) {
+			d->park_stats.step_rekicks++;
 			d->vm->engine->vcpu->kick(&d->vm->vcpus[vcpu]);
+		}
 		struct timespec slice;
 		debug_deadline_in(&slice, d->timing.kick_retry_ns);
 		pthread_cond_timedwait(&d->parked_cond, &d->lock, &slice);

@@ -60,6 +60,7 @@ static int mon_help(struct gdb_server *s, const char *arg)
 		     "                   off: the engine's block (KVM_GUESTDBG_BLOCKIRQ), vmdb\n"
 		     "                   masking the guest's IF, or auto (the first if present)\n"
 		     "  info sstep       the stepping modes and what the step engine did\n"
+		     "  info park        stops so far and kicks repeated to get them\n"
 		     "  info dr          per vCPU: the guest's own DR0-3/DR6/DR7 and what each\n"
 		     "                   hardware slot holds (guest, gdb, waiting)\n"
 		     "  info watchpoints every watchpoint and where it lives (DRn, page trap, ...)\n"
@@ -145,6 +146,15 @@ static int mon_info_caps(struct gdb_server *s, const char *arg)
 	mon_print(s, "debugger mechanisms in use:\n%s", mech ? mech : "(out of memory)\n");
 	free(mech);
 	mon_print(s, "interrupts while stepping: %s\n", debug_sstep_irq_mechanism(s->dbg));
+	return 0;
+}
+
+static int mon_info_park(struct gdb_server *s, const char *arg)
+{
+	char text[512];
+	(void)arg;
+	debug_park_describe(s->dbg, text, sizeof(text));
+	mon_print(s, "%s", text);
 	return 0;
 }
 
@@ -297,6 +307,7 @@ static const struct {
 	{ "info vcpus", mon_info_vcpus },
 	{ "info caps", mon_info_caps },
 	{ "info sstep", mon_info_sstep },
+	{ "info park", mon_info_park },
 	{ "info dr", mon_info_dr },
 	{ "info watchpoints", mon_info_watchpoints },
 	{ "sstep", mon_sstep },

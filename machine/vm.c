@@ -477,6 +477,23 @@ static void vcpu_reflect_bpt(struct vcpu *vcpu, struct vm_exit *exit)
 				PRIx64, vcpu->id, exit->bpt.pc);
 }
 
+/* Nested read locks are fine (vm_irq_line from a device): the engine lock
+ * prefers readers, glibc's default. */
+enum vm_device_exit vm_handle_device_exit(struct vcpu *vcpu, struct vm_exit *exit)
+{
+	struct vm *vm = vcpu->vm;
+	if (exit->reason != VM_EXIT_IO && exit->reason != VM_EXIT_MMIO)
+		return VM_DEVICE_EXIT_NOT;
+	pthread_rwlock_rdlock(&vm->engine_lock);
+	if (exit->reason == VM_EXIT_IO)
+		vcpu_handle_io(vcpu, exit);
+	else
+		vcpu_handle_mmio(vcpu, exit);
+	bool stopping = vm_stopping(vm);
+	pthread_rwlock_unlock(&vm->engine_lock);
+	return stopping ? VM_DEVICE_EXIT_STOPPING : VM_DEVICE_EXIT_DONE;
+}
+
 static void vcpu_handle_exit(struct vcpu *vcpu, struct vm_exit *exit)
 {
 	struct vm *vm = vcpu->vm;

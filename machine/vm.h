@@ -212,6 +212,19 @@ void vm_request_reset(struct vm *vm, const char *why);
  * the engine is new, before the kernel is loaded again. */
 int vm_on_reset(struct vm *vm, void (*fn)(void *), void *opaque, struct err *e) must_check;
 
+/* A port-I/O or MMIO exit of a vCPU run on another thread than its own
+ * (a debugger's lent step), handled by the machine's devices as its own
+ * thread would: they lock for themselves and end or reset the machine
+ * through vm_request_exit()/vm_request_reset(), whatever the thread. The
+ * engine lock is held for reading meanwhile, so that a reset the access
+ * asks for cannot replace the engine (and the exit's data) under it. */
+enum vm_device_exit {
+	VM_DEVICE_EXIT_NOT,        /* not a device exit: nothing done */
+	VM_DEVICE_EXIT_DONE,       /* handled; the vCPU may run on */
+	VM_DEVICE_EXIT_STOPPING,   /* handled, and the machine stops or resets: run nothing */
+};
+enum vm_device_exit vm_handle_device_exit(struct vcpu *vcpu, struct vm_exit *exit);
+
 /* Set an interrupt line (ISA IRQ / GSI) from a device; safe from any
  * thread, also while a reset replaces the engine (then it is dropped). */
 void vm_irq_line(struct vm *vm, unsigned irq, int level);

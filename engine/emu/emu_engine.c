@@ -438,8 +438,11 @@ static int wait_token(struct emu_vm *evm, struct emu_cpu *cpu)
 			pthread_mutex_unlock(&s->lock);
 			uint64_t seq = sched_pass(evm, from, cpu);
 			pthread_mutex_lock(&s->lock);
-			/* a wake-up between sched_pass and here must not be lost */
-			if (s->turn == cpu->id || (s->turn == EMU_TURN_NONE && s->wake_seq != seq))
+			/* a wake-up between sched_pass and here must not be lost,
+			 * nor a kick: sched_pass saw it only until it let go of
+			 * the lock (pacing ends on it, then frees the token) */
+			if (s->turn == cpu->id || (s->turn == EMU_TURN_NONE && s->wake_seq != seq) ||
+			    kick_pending(emu_core_of(cpu)))
 				continue;
 		}
 		pthread_cond_wait(&s->cond, &s->lock);

@@ -39,6 +39,15 @@ int vm_read_phys(void *vm, uint64_t gpa, void *buf, size_t len)
 	return 0;
 }
 
+/* The fake machine's devices: port I/O counted on whichever thread. */
+enum vm_device_exit vm_handle_device_exit(struct vcpu *vcpu, struct vm_exit *exit)
+{
+	if (exit->reason != VM_EXIT_IO && exit->reason != VM_EXIT_MMIO)
+		return VM_DEVICE_EXIT_NOT;
+	fake_cpu_of(vcpu)->outs_handled++;
+	return vm_stopping(vcpu->vm) ? VM_DEVICE_EXIT_STOPPING : VM_DEVICE_EXIT_DONE;
+}
+
 static int notifications;   /* atomic */
 
 static void on_notify(void *opaque)
@@ -581,10 +590,10 @@ static void test_run_state_table(void)
 	rig_fini(&r);
 }
 
-/* lend.c: a step lent to the client's thread that meets port I/O hands
- * the exit to the vCPU's own thread, which handles it once and finishes
- * the step; no engine keeps it. */
-static void test_lent_step_hands_back(void)
+/* lend.c: a step lent to the client's thread that meets port I/O has the
+ * machine handle it there, once, and runs on to the step's end; the
+ * vCPU's own thread stays parked. */
+static void test_lent_step_handles_port_io(void)
 {
 	struct rig r;
 	struct err e = { 0 };
@@ -609,10 +618,11 @@ static void test_lent_step_hands_back(void)
 	      "one lent run, parked again (%u, %s)", r.cpus[0].lent_runs,
 	      debug_run_name(debug_run_of(d, 0)));
 
-	/* the OUT: handed to the vCPU's thread */
-	CHECK(debug_resume(d, actions, &e) == 0, "OUT goes to the vCPU's thread: %s", e.msg);
-	CHECK(wait_event(d), "step reported");
-	debug_stop_all(d);
+	/* the OUT: handled here, then the step completes here */
+	CHECK(debug_resume(d, actions, &e) == 1, "OUT stepped here: %s", e.msg);
+	CHECK(r.cpus[0].lent_runs == 3 && debug_run_of(d, 0) == DEBUG_RUN_PARKED,
+	      "two lent runs for the OUT, parked (%u, %s)", r.cpus[0].lent_runs,
+	      debug_run_name(debug_run_of(d, 0)));
 	CHECK(debug_next_event(d, &ev) && ev.kind == DEBUG_EV_STEP && ev.addr == 0x3001,
 	      "the step ends after the OUT (kind %d addr %#llx)", ev.kind,
 	      (unsigned long long)ev.addr);
@@ -1148,8 +1158,8 @@ int main(void)
 	printf("MSRs by number: done\n");
 	test_run_state_table();
 	printf("run states: done\n");
-	test_lent_step_hands_back();
-	printf("lent step, handed-back exit: done\n");
+	test_lent_step_handles_port_io();
+	printf("lent step, port I/O on the client's thread: done\n");
 	test_rewritten_byte_kept();
 	test_breakpoint_follows_remap();
 	printf("rewritten breakpoint bytes: done\n");
