@@ -4,7 +4,8 @@ from `make linux-assets`) boots on one engine, as the bzImage and as the
 PVH vmlinux, with 1 and 2 vCPUs, to the test init (tests/linux/init),
 whose checks must pass before it powers off (vmdb exit status 0).
 
-Each boot reports how long it took and how far it got: the last
+Each boot reports how long it took (and when the kernel's banner, the
+init and the init's verdict showed) and how far it got: the last
 VMDB-LINUX line of the init, else the last kernel line; when a boot
 fails or runs out of time, where the vCPUs were (`monitor info vcpus`,
 and `monitor info caps` for what the kvm engine handed to emu, through
@@ -32,6 +33,9 @@ KERNELS = {"bzimage": "vmlinuz-cloud", "pvh": "vmlinux-cloud"}
 BOOTS = ["bzimage-1", "bzimage-2", "pvh-1", "pvh-2"]
 CMDLINE = "console=ttyS0 nokaslr"
 TAIL_LINES = 3
+# When each boot got where (seconds from vmdb's start, first line seen).
+MILESTONES = [("Linux version", "Linux version"), ("init", "VMDB-LINUX: init started"),
+              ("init's end", "VMDB-LINUX: PASS")]
 
 
 def free_port():
@@ -82,6 +86,7 @@ class Boot:
         self.status = None
         self.seconds = 0.0
         self.where = ""
+        self.reached = {}          # milestone -> seconds
 
     def argv(self):
         return [self.args.vmdb, "--engine", self.args.engine, "--smp", str(self.smp),
@@ -90,11 +95,23 @@ class Boot:
                 "--cmdline", f"{CMDLINE} {self.args.cmdline} vmdb.cpus={self.smp}".replace("  ", " "),
                 self.kernel]
 
+    def copy_serial(self, pipe, out, start):
+        """Into the log, noting when each milestone first shows."""
+        for raw in pipe:
+            out.write(raw)
+            out.flush()
+            line = raw.decode("utf-8", "replace")
+            for name, text in MILESTONES:
+                if name not in self.reached and text in line:
+                    self.reached[name] = time.monotonic() - start
+
     def run(self):
         start = time.monotonic()
-        with open(self.log, "w") as out:
-            p = subprocess.Popen(self.argv(), stdin=subprocess.DEVNULL, stdout=out,
+        with open(self.log, "wb") as out:
+            p = subprocess.Popen(self.argv(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                  stderr=subprocess.STDOUT)
+            reader = threading.Thread(target=self.copy_serial, args=(p.stdout, out, start))
+            reader.start()
             try:
                 self.status = p.wait(self.args.timeout)
             except subprocess.TimeoutExpired:
@@ -102,6 +119,7 @@ class Boot:
                 self.where = monitor(self.port, ["info vcpus", "info caps"])
                 p.kill()
                 p.wait()
+            reader.join()
         self.seconds = time.monotonic() - start
         with open(self.log, errors="replace") as f:
             self.serial = f.read()
@@ -113,7 +131,10 @@ class Boot:
         state = ("passed" if self.passed() else
                  f"TIMEOUT after {self.args.timeout:.0f} s" if self.status is None else
                  f"FAILED (exit status {self.status})")
-        lines = [f"{self.args.engine} {self.name}: {state} in {self.seconds:.0f} s; "
+        times = ", ".join(f"{name} at {self.reached[name]:.0f} s"
+                          for name, _ in MILESTONES if name in self.reached)
+        lines = [f"{self.args.engine} {self.name}: {state} in {self.seconds:.0f} s"
+                 f"{' (' + times + ')' if times else ''}; "
                  f"got to: {progress(self.serial, self.passed())}"]
         if not self.passed():
             tail = [l for l in self.serial.splitlines() if l.strip()][-TAIL_LINES:]
