@@ -104,7 +104,7 @@ CHECK_LINUX_CMDLINE ?=
 check-linux: all linux-assets
 	scripts/check-linux.py --engine $(ENGINE) --vmdb $(VMDB) \
 		--timeout $(CHECK_LINUX_TIMEOUT) --jobs $(CHECK_LINUX_JOBS) \
-		--cmdline "$(CHECK_LINUX_CMDLINE)"
+		--cmdline "$(CHECK_LINUX_CMDLINE)" $(if $(CHECK_LINUX_PLAIN),--plain)
 
 bench:
 	@scripts/deps.sh bench

@@ -34,13 +34,15 @@ KERNELS = {"bzimage": "vmlinuz-cloud", "pvh": "vmlinux-cloud"}
 BOOTS = ["bzimage-1", "bzimage-2", "pvh-1", "pvh-2"]
 CMDLINE = "console=ttyS0 nokaslr"
 TAIL_LINES = 3
-# Where ring 0 is emulated (a few million instructions/s) two boot steps
-# that are instants natively take many minutes each: unpacking the gzip'd
-# initramfs in the kernel, and ftrace's check of every traced function's
-# symbol (kallsyms lookups, done before init runs). Unless --plain, the
-# kvm boots there get the initramfs uncompressed and skip that check
-# (it matters only to someone tracing overridden weak functions).
-SLOW_HOST_CMDLINE = "initcall_blacklist=ftrace_check_for_weak_functions"
+# Where ring 0 is emulated (a few million instructions/s) three boot steps
+# that are instants natively take minutes each: unpacking the gzip'd
+# initramfs in the kernel, ftrace's check of every traced function's
+# symbol (kallsyms lookups, done before init runs), and BLAKE2s's self-test
+# (SSSE3, which the host's emulator hands to emu one instruction at a
+# time). Unless --plain, the kvm boots there get the initramfs uncompressed
+# and skip the two checks (which matter only to someone tracing overridden
+# weak functions, or doubting the kernel's BLAKE2s).
+SLOW_HOST_CMDLINE = "initcall_blacklist=ftrace_check_for_weak_functions,blake2s_mod_init"
 # When each boot got where (seconds from vmdb's start, first line seen).
 MILESTONES = [("Linux version", "Linux version"), ("init", "VMDB-LINUX: init started"),
               ("init's end", "VMDB-LINUX: PASS")]
