@@ -39,10 +39,13 @@ TAIL_LINES = 3
 # initramfs in the kernel, ftrace's check of every traced function's
 # symbol (kallsyms lookups, done before init runs), and BLAKE2s's self-test
 # (SSSE3, which the host's emulator hands to emu one instruction at a
-# time). Unless --plain, the kvm boots there get the initramfs uncompressed
-# and skip the two checks (which matter only to someone tracing overridden
-# weak functions, or doubting the kernel's BLAKE2s).
-SLOW_HOST_CMDLINE = "initcall_blacklist=ftrace_check_for_weak_functions,blake2s_mod_init"
+# time, a millisecond or more each). So are CLAC and STAC, around every
+# access to user memory. Unless --plain, the kvm boots there get the
+# initramfs uncompressed, skip the two checks (which matter only to someone
+# tracing overridden weak functions, or doubting the kernel's BLAKE2s) and
+# run without SMAP.
+SLOW_HOST_CMDLINE = ("initcall_blacklist=ftrace_check_for_weak_functions,blake2s_mod_init "
+                     "nosmap")
 # When each boot got where (seconds from vmdb's start, first line seen).
 MILESTONES = [("Linux version", "Linux version"), ("init", "VMDB-LINUX: init started"),
               ("init's end", "VMDB-LINUX: PASS")]
