@@ -29,6 +29,13 @@ bench-watch:
 	@$(MAKE) --no-print-directory SAN=0 all
 	bench/watch
 
+# bench/snapshot: whole-machine snapshots during a Linux boot on emu (size,
+# take and restore times, what they cost the boot). Needs linux-assets.
+.PHONY: bench-snapshot
+bench-snapshot:
+	@$(MAKE) --no-print-directory SAN=0 all
+	bench/snapshot
+
 # bench/emu runs the bench
 # guests on emu, kvm, QEMU TCG and Bochs (build/guests/boot_bench.img, built
 # from guests/boot_bench.S + guests/boot_main.c by guests.mk) and checks their
@@ -70,3 +77,10 @@ bench-cond:
 	@$(MAKE) --no-print-directory SAN=0 all build/guests/mb/gdb_target.elf \
 		build/guests/mb/gdb_target.elf64
 	bench/cond
+
+# bench/reverse: record and replay on emu (recording overhead, reverse-stepi
+# latency with 10^9 instructions of history, reverse-continue 10^8 back)
+.PHONY: bench-reverse
+bench-reverse:
+	@$(MAKE) --no-print-directory SAN=0 all
+	bench/reverse

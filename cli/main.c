@@ -43,12 +43,24 @@ static int run_probe(const char *engine_name)
  * Returns 0, or EXIT_USAGE when --cpu does not fit the engine picked. */
 static int resolve_engine(struct options *o)
 {
-	if (strcmp(o->vm.engine, OPTIONS_ENGINE_AUTO))
+	if (strcmp(o->vm.engine, OPTIONS_ENGINE_AUTO)) {
+		const struct engine_ops *chosen = engine_find(o->vm.engine);
+		if (o->vm.record && chosen && !chosen->rr) {
+			fprintf(stderr, "vmdb: --record: reverse execution needs the emu engine "
+				"(engine %s is not deterministic; --engine emu)\n", chosen->name);
+			return EXIT_USAGE;
+		}
 		return 0;
+	}
 	char why[320];
 	const struct engine_ops *engine = engine_auto(why, sizeof(why));
 	o->vm.engine = engine->name;
 	fprintf(stderr, "vmdb: %s\n", why);
+	if (o->vm.record && !engine->rr) {
+		fprintf(stderr, "vmdb: --record: reverse execution needs the emu engine (engine %s "
+			"is not deterministic; --engine emu)\n", engine->name);
+		return EXIT_USAGE;
+	}
 	if (o->cpu_given && strcmp(engine->name, "emu")) {
 		fprintf(stderr, "vmdb: --cpu chooses the software engine's CPU model; engine %s "
 			"runs the host's CPU (--engine emu to use --cpu) (try 'vmdb --help')\n",

@@ -36,8 +36,16 @@ const char options_usage[] =
 	"                       (ADDR defaults to " DEFAULT_GDB ")\n"
 	"  --wait-gdb           hold every vCPU before its first instruction until a\n"
 	"                       debugger attaches (implies --gdb)\n"
+	"  --gdb-arch ARCH      the registers gdb is told of: x86-64, i386 (eax..., for\n"
+	"                       32-bit firmware), i8086 (i386's, 16-bit code), or auto\n"
+	"                       (default: x86-64 for an ELF64 kernel, else the mode of\n"
+	"                       vCPU 0 when gdb connects)\n"
 	"  --no-reboot          when the guest resets the machine, end vmdb (status 0) with\n"
 	"                       a line saying so, instead of booting it again\n"
+	"  --record             record from the start, for reverse execution in GDB\n"
+	"                       (emu engine; see also monitor record on|off)\n"
+	"  --record-mem SIZE    memory for the recording's snapshots (default 256M);\n"
+	"                       the oldest history is dropped first. Implies --record\n"
 	"  --cmdline STR        kernel command line\n"
 	"  --initrd FILE        the initial ramdisk (Linux initrd, multiboot module 0)\n"
 	"  --probe              print what this host's engine can do for debugging, and exit\n"
@@ -120,7 +128,8 @@ static bool looks_like_gdb_addr(const char *s)
 }
 
 enum { OPT_ENGINE = 256, OPT_CPU, OPT_SMP, OPT_MEM, OPT_SERIAL, OPT_GDB, OPT_WAIT_GDB, OPT_NO_REBOOT, OPT_CMDLINE,
-       OPT_INITRD, OPT_PROBE, OPT_VERSION, OPT_HELP };
+       OPT_RECORD, OPT_RECORD_MEM,
+       OPT_INITRD, OPT_PROBE, OPT_VERSION, OPT_HELP, OPT_GDB_ARCH };
 
 static const struct option long_options[] = {
 	{ "engine", required_argument, NULL, OPT_ENGINE },
@@ -130,7 +139,10 @@ static const struct option long_options[] = {
 	{ "serial", required_argument, NULL, OPT_SERIAL },
 	{ "gdb", optional_argument, NULL, OPT_GDB },
 	{ "wait-gdb", no_argument, NULL, OPT_WAIT_GDB },
+	{ "gdb-arch", required_argument, NULL, OPT_GDB_ARCH },
 	{ "no-reboot", no_argument, NULL, OPT_NO_REBOOT },
+	{ "record", no_argument, NULL, OPT_RECORD },
+	{ "record-mem", required_argument, NULL, OPT_RECORD_MEM },
 	{ "cmdline", required_argument, NULL, OPT_CMDLINE },
 	{ "initrd", required_argument, NULL, OPT_INITRD },
 	{ "probe", no_argument, NULL, OPT_PROBE },
@@ -184,7 +196,25 @@ static int parse_one(int opt, int argc, char **argv, struct options *o, struct e
 		cfg->gdb_addr = optarg ? optarg : DEFAULT_GDB;
 		return 0;
 	case OPT_WAIT_GDB: cfg->wait_gdb = true; return 0;
+	case OPT_GDB_ARCH: {
+		/* in gdbserver_int.h's enum gdb_arch order */
+		static const char *const arches[] = { "auto", "x86-64", "i386", "i8086" };
+		for (int i = 0; i < 4; i++)
+			if (strcmp(optarg, arches[i]) == 0) {
+				cfg->gdb_arch = i;
+				return 0;
+			}
+		return err_set(e, EINVAL, "--gdb-arch '%s': expected auto, x86-64, i386 or i8086",
+			       optarg);
+	}
 	case OPT_NO_REBOOT: cfg->no_reboot = true; return 0;
+	case OPT_RECORD: cfg->record = true; return 0;
+	case OPT_RECORD_MEM:
+		cfg->record = true;
+		if (options_parse_size(optarg, &cfg->record_mem) < 0 || cfg->record_mem < (1ull << 20))
+			return err_set(e, EINVAL, "--record-mem '%s': not a size of 1M or more "
+				       "(try 512M)", optarg);
+		return 0;
 	case OPT_CMDLINE: cfg->cmdline = optarg; return 0;
 	case OPT_INITRD: cfg->initrd_path = optarg; return 0;
 	case OPT_PROBE: o->probe = true; return 0;

@@ -3,7 +3,8 @@
  * the expression. Values are 64-bit; floating point and trace state
  * variables, which gdb does not use in an x86 breakpoint condition, are
  * refused with words. Trace bytecodes are no-ops: there is no trace
- * buffer, and a condition only wants the value. */
+ * buffer, and a condition only wants the value. `printf` (a breakpoint
+ * command's) hands its text to the caller (agent_printf.c formats it). */
 #include "debug/agent.h"
 
 #include <inttypes.h>
@@ -210,11 +211,43 @@ static int unsupported(struct agent_vm *vm, uint8_t op)
 		return fail(vm, ENOTSUP, "floating point is not supported");
 	if (op == OP_GETV || op == OP_SETV)
 		return fail(vm, ENOTSUP, "trace state variables are not supported");
-	if (op == OP_PRINTF)
-		return fail(vm, ENOTSUP, "printf is not supported in a condition");
 	vm->pc--;
 	return err_set(vm->e, EINVAL, "agent expression: unknown bytecode 0x%02x at offset %zu",
 		       op, vm->pc);
+}
+
+/* printf NARGS LEN16 FORMAT\0: values and then gdb's function and
+ * channel (0, 0: print as you like) on the stack, the first value on top
+ * of the rest. */
+static int print(struct agent_vm *vm)
+{
+	uint64_t nargs, slen, args[AGENT_STACK];
+	int r;
+	if (!vm->ops->print)
+		return fail(vm, ENOTSUP, "printf is not supported in a condition");
+	if ((r = operand(vm, 1, &nargs)) < 0 || (r = operand(vm, 2, &slen)) < 0)
+		return r;
+	if (slen == 0 || slen > vm->len - vm->pc)
+		return fail(vm, EINVAL, "printf's format runs past the end of the code");
+	const char *fmt = (const char *)vm->code + vm->pc;
+	vm->pc += slen;
+	if (fmt[slen - 1] != '\0')
+		return fail(vm, EINVAL, "printf's format is not NUL-terminated");
+	if ((r = need(vm, 2 + (unsigned)nargs)) < 0)
+		return r;
+	uint64_t function = vm->stack[--vm->sp];
+	vm->sp--;     /* the channel: a function's first argument */
+	if (function != 0)
+		return fail(vm, ENOTSUP, "printf through a guest function is not supported");
+	for (unsigned i = 0; i < nargs; i++)
+		args[i] = vm->stack[--vm->sp];
+	char text[AGENT_MAX_PRINT];
+	int n = agent_format(fmt, slen - 1, args, (unsigned)nargs, vm->ops, text, sizeof(text),
+			     vm->e);
+	if (n < 0)
+		return n;
+	vm->ops->print(vm->ops->ctx, text, (size_t)n);
+	return 0;
 }
 
 static int constant(struct agent_vm *vm, unsigned n)
@@ -263,7 +296,8 @@ static int step(struct agent_vm *vm)
 	case OP_CONST32: return constant(vm, 4);
 	case OP_CONST64: return constant(vm, 8);
 	case OP_REG:     return reg(vm);
-	case OP_END:     return need(vm, 1) < 0 ? -EINVAL : 1;
+	case OP_END:     return 1;
+	case OP_PRINTF:  return print(vm);
 	case OP_DUP: case OP_POP: case OP_SWAP: case OP_PICK: case OP_ROT:
 		return shuffle(vm, op);
 	case OP_TRACE: case OP_TRACE_QUICK: case OP_TRACE16: case OP_TRACEV: case OP_TRACENZ:
@@ -273,21 +307,38 @@ static int step(struct agent_vm *vm)
 	}
 }
 
+/* Run to `end`; with want, *value is the top of the stack there. */
+static int run(struct agent_vm *vm, bool want, uint64_t *value)
+{
+	for (unsigned steps = 0; steps < AGENT_MAX_STEPS; steps++) {
+		if (vm->pc >= vm->len)
+			return fail(vm, EINVAL, "no `end` before the end of the code");
+		int r = step(vm);
+		if (r < 0)
+			return r;
+		if (r == 1 && !want)
+			return 0;
+		if (r == 1) {
+			if ((r = need(vm, 1)) < 0)
+				return r;
+			*value = vm->stack[vm->sp - 1];
+			return 0;
+		}
+	}
+	return err_set(vm->e, ELOOP, "agent expression: still running after %d bytecodes (a loop?)",
+		       AGENT_MAX_STEPS);
+}
+
 int agent_eval(const uint8_t *code, size_t len, const struct agent_ops *ops, uint64_t *value,
 	       struct err *e)
 {
 	struct agent_vm vm = { .code = code, .len = len, .ops = ops, .e = e };
-	for (unsigned steps = 0; steps < AGENT_MAX_STEPS; steps++) {
-		if (vm.pc >= vm.len)
-			return fail(&vm, EINVAL, "no `end` before the end of the code");
-		int r = step(&vm);
-		if (r < 0)
-			return r;
-		if (r == 1) {
-			*value = vm.stack[vm.sp - 1];
-			return 0;
-		}
-	}
-	return err_set(e, ELOOP, "agent expression: still running after %d bytecodes (a loop?)",
-		       AGENT_MAX_STEPS);
+	return run(&vm, true, value);
+}
+
+int agent_run(const uint8_t *code, size_t len, const struct agent_ops *ops, struct err *e)
+{
+	struct agent_vm vm = { .code = code, .len = len, .ops = ops, .e = e };
+	uint64_t unused;
+	return run(&vm, false, &unused);
 }

@@ -84,6 +84,7 @@ void debug_sw_poke(struct debug *d, struct debug_sw_bp *bp, bool insert)
 	uint8_t *host = vm_gpa_to_host(d->vm, bp->gpa, 1);
 	if (!host)
 		return;
+	vm_ram_dirty(d->vm, host, 1);
 	if (insert) {
 		if (bp->lifted)
 			bp->orig = *host;     /* what the guest has there now */
@@ -196,7 +197,7 @@ int debug_sw_remove(struct debug *d, uint64_t addr, bool phys, struct err *e)
 	}
 	bp->client = false;
 	debug_cond_free(bp);     /* the conditions were the client's */
-	if (!bp->catch_vectors && !bp->step_guard)
+	if (!debug_sw_owned(bp))
 		debug_sw_drop_locked(d, bp);
 	pthread_mutex_unlock(&d->lock);
 	return 0;
@@ -248,6 +249,7 @@ int debug_hw_remove(struct debug *d, uint64_t addr, struct err *e)
 	if (n >= 0 && !d->hw[n].client)
 		n = -1;
 	if (n >= 0) {
+		debug_hw_stand_in_drop_locked(d, (unsigned)n);
 		d->hw[n].client = false;
 		d->hw[n].used = d->hw[n].catch_vectors != 0;
 	}
@@ -257,16 +259,52 @@ int debug_hw_remove(struct debug *d, uint64_t addr, struct err *e)
 	return 0;
 }
 
+void debug_hw_stand_in_locked(struct debug *d, unsigned n, uint64_t gpa, bool mapped)
+{
+	struct debug_hw_bp *hw = &d->hw[n];
+	struct debug_sw_bp *bp = debug_sw_find_as_locked(d, hw->addr, false);
+	struct err e = { 0 };
+	if (!mapped)
+		hw->stand_in = DEBUG_STAND_IN_UNMAPPED;
+	else if (!bp && debug_sw_add_locked(d, hw->addr, gpa, &bp, &e) < 0)
+		hw->stand_in = DEBUG_STAND_IN_NOT_RAM;     /* or no room: it waits either way */
+	else
+		hw->stand_in = DEBUG_STAND_IN_INT3;
+	if (hw->stand_in == DEBUG_STAND_IN_INT3)
+		bp->hw_stand_in = true;
+}
+
+void debug_hw_stand_in_drop_locked(struct debug *d, unsigned n)
+{
+	struct debug_hw_bp *hw = &d->hw[n];
+	struct debug_sw_bp *bp = debug_sw_find_as_locked(d, hw->addr, false);
+	if (hw->stand_in == DEBUG_STAND_IN_INT3 && bp && bp->hw_stand_in) {
+		bp->hw_stand_in = false;
+		if (!debug_sw_owned(bp))
+			debug_sw_drop_locked(d, bp);
+	}
+	hw->stand_in = DEBUG_STAND_IN_NONE;
+}
+
 /* Everything, the client's and exception catching's (detach, kill). */
-void debug_remove_all_breakpoints(struct debug *d)
+static void remove_all(struct debug *d, bool keep_persistent)
 {
 	debug_watch_clear(d);
 	pthread_mutex_lock(&d->lock);
 	/* newest first, so aliases restore the oldest saved original last */
-	while (d->nr_sw > 0) {
+	while (d->nr_sw > 0 && !keep_persistent) {
 		struct debug_sw_bp *bp = &d->sw[--d->nr_sw];
 		debug_sw_poke(d, bp, false);
 		debug_cond_free(bp);
+	}
+	/* a drop moves the last entry (visited already) into slot i */
+	for (unsigned i = d->nr_sw; i-- > 0 && keep_persistent;) {
+		struct debug_sw_bp *bp = &d->sw[i];
+		bp->catch_vectors = 0;
+		bp->step_guard = false;
+		bp->hw_stand_in = false;     /* the client's DR0-3 entries go below */
+		if (!debug_cond_persists(bp))
+			debug_sw_drop_locked(d, bp);
 	}
 	for (unsigned n = 0; n < DEBUG_NR_HW_BP; n++)
 		d->hw[n] = (struct debug_hw_bp){ 0 };
@@ -276,6 +314,16 @@ void debug_remove_all_breakpoints(struct debug *d)
 	d->guard.armed = d->guard.lifted = false;    /* the step engine's guards went too */
 	d->mem_gen++;
 	pthread_mutex_unlock(&d->lock);
+}
+
+void debug_remove_all_breakpoints(struct debug *d)
+{
+	remove_all(d, false);
+}
+
+void debug_remove_all_but_persistent(struct debug *d)
+{
+	remove_all(d, true);
 }
 
 bool debug_client_breakpoint_at(struct debug *d, uint64_t addr)
@@ -360,12 +408,13 @@ static unsigned client_slots_locked(struct debug *d)
 }
 
 /* The pieces of [addr, addr+len) in free slots (or slots only catching
- * holds), all or none: -ENOSPC when they do not fit. */
+ * holds), all or none: -ENOSPC when they do not fit, in the table or, on
+ * DR0-3 shared with the guest, in the slots it leaves. */
 int debug_watch_slots_insert_locked(struct debug *d, enum dr7_rw rw, uint64_t addr,
 				    uint64_t len)
 {
 	unsigned need = count_pieces(addr, len, DEBUG_NR_HW_BP);
-	if (need > client_slots_locked(d))
+	if (need > client_slots_locked(d) || need > debug_dr_share_room_locked(d))
 		return -ENOSPC;
 	for (uint64_t a = addr, left = len; left > 0;) {
 		unsigned p = piece_len(a, left);

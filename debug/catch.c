@@ -151,7 +151,7 @@ void debug_catch_clear(struct debug *d)
 	for (unsigned i = d->nr_sw; i-- > 0;) {
 		struct debug_sw_bp *bp = &d->sw[i];
 		bp->catch_vectors = 0;
-		if (!bp->client && !bp->step_guard)
+		if (!debug_sw_owned(bp))
 			debug_sw_drop_locked(d, bp);
 	}
 	for (unsigned n = 0; n < DEBUG_NR_HW_BP; n++) {

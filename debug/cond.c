@@ -1,7 +1,9 @@
-/* debug/cond.c — the client's breakpoint conditions (gdb's agent
- * expressions, evaluated by debug/agent.c), checked on the vCPU's own
- * thread at the hit: when every condition is false the hit is skipped
- * there and then, with no stop and no round trip to the client. The skip
+/* debug/cond.c — the client's breakpoint conditions and commands (gdb's
+ * agent expressions, run by debug/agent.c), on the vCPU's own thread at
+ * the hit: when every condition is false, or the commands ran (gdb's
+ * agent-style dprintf: their printf text goes into d->console for the
+ * client's thread), the hit is skipped there and then, with no stop and
+ * no round trip to the client. The skip
  * lifts the int3 and single-steps the original instruction with the step
  * engine, as a step-over does, then puts the int3 back and lets the vCPU
  * run on. Unlike a step-over the other vCPUs keep running meanwhile: one
@@ -22,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* gdb's amd64 numbering (gdbserver/pkt_regs.c has the whole table):
  * 0-15 the general registers in this order, 16 rip, 17 eflags, 18-23 the
@@ -32,7 +35,16 @@ _Static_assert(offsetof(struct x86_regs, rip) == 16 * 8 &&
 struct cond_ctx {
 	struct debug *d;
 	unsigned vcpu;
+	enum debug_regnums regnums;
 };
+
+/* gdb's i386 register n as its amd64 number (-1: none here): the
+ * general registers in i386 order, eip, eflags, the selectors. */
+static int amd64_regno(unsigned n)
+{
+	static const uint8_t map[16] = { 0, 2, 3, 1, 7, 6, 4, 5, 16, 17, 18, 19, 20, 21, 22, 23 };
+	return n < 16 ? map[n] : -1;
+}
 
 static int sreg_value(const struct x86_sregs *s, unsigned regno, uint64_t *v)
 {
@@ -49,9 +61,23 @@ static int sreg_value(const struct x86_sregs *s, unsigned regno, uint64_t *v)
 	return 0;
 }
 
+static int cond_reg64(struct cond_ctx *c, unsigned regno, uint64_t *v);
+
 static int cond_reg(void *opaque, unsigned regno, uint64_t *v)
 {
 	struct cond_ctx *c = opaque;
+	if (c->regnums == DEBUG_REGNUMS_AMD64)
+		return cond_reg64(c, regno, v);
+	int n = amd64_regno(regno);
+	if (n < 0)
+		return -ENOTSUP;
+	int r = cond_reg64(c, (unsigned)n, v);
+	*v &= 0xffffffffu;
+	return r;
+}
+
+static int cond_reg64(struct cond_ctx *c, unsigned regno, uint64_t *v)
+{
 	if (regno < 18) {
 		struct x86_regs regs;
 		int r = debug_read_regs(c->d, c->vcpu, &regs);   /* the guest's view of TF */
@@ -71,12 +97,94 @@ static int cond_mem(void *opaque, uint64_t addr, void *buf, size_t len)
 	return debug_mem_read(c->d, c->vcpu, addr, buf, len, false);
 }
 
+/* How long a vCPU with text waits for room in the console. */
+#define CONSOLE_WAIT_NS (200 * 1000000L)
+
+static long ns_since(const struct timespec *start)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (now.tv_sec - start->tv_sec) * 1000000000L + (now.tv_nsec - start->tv_nsec);
+}
+
+static void console_append_locked(struct debug_console *c, const char *text, size_t len)
+{
+	size_t tail = (c->head + c->len) % DEBUG_CONSOLE_SIZE;
+	size_t first = len < DEBUG_CONSOLE_SIZE - tail ? len : DEBUG_CONSOLE_SIZE - tail;
+	memcpy(c->buf + tail, text, first);
+	memcpy(c->buf, text + first, len - first);
+	c->len += len;
+}
+
+/* A command's printf, on the vCPU's thread: the reader (the client's
+ * thread) hears of it when the ring was empty; it empties it each time. */
+static void cond_print(void *opaque, const char *text, size_t len)
+{
+	struct cond_ctx *ctx = opaque;
+	struct debug *d = ctx->d;
+	struct debug_console *c = &d->console;
+	struct timespec start;
+	bool ring = false;
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	pthread_mutex_lock(&d->lock);
+	while (DEBUG_CONSOLE_SIZE - c->len < len) {
+		if (d->gone || debug_run_of(d, ctx->vcpu) == DEBUG_RUN_STOPPING ||
+		    ns_since(&start) > CONSOLE_WAIT_NS)
+			break;
+		pthread_mutex_unlock(&d->lock);
+		if (d->notify)
+			d->notify(d->notify_opaque);
+		struct timespec nap = { 0, 50 * 1000 };
+		nanosleep(&nap, NULL);
+		pthread_mutex_lock(&d->lock);
+	}
+	if (DEBUG_CONSOLE_SIZE - c->len < len) {
+		c->lost += len;
+	} else {
+		ring = c->len == 0;
+		console_append_locked(c, text, len);
+	}
+	pthread_mutex_unlock(&d->lock);
+	if (ring && d->notify)
+		d->notify(d->notify_opaque);
+}
+
+size_t debug_console_take(struct debug *d, char *out, size_t size, uint64_t *lost)
+{
+	struct debug_console *c = &d->console;
+	pthread_mutex_lock(&d->lock);
+	size_t n = c->len < size ? c->len : size;
+	size_t first = n < DEBUG_CONSOLE_SIZE - c->head ? n : DEBUG_CONSOLE_SIZE - c->head;
+	memcpy(out, c->buf + c->head, first);
+	memcpy(out + first, c->buf, n - first);
+	c->head = (c->head + n) % DEBUG_CONSOLE_SIZE;
+	c->len -= n;
+	*lost = c->lost;
+	c->lost = 0;
+	pthread_mutex_unlock(&d->lock);
+	return n;
+}
+
+/* Every command in order; 0, or -errno with e at the first that fails. */
+static int cmds_run(struct debug *d, unsigned vcpu, const struct debug_cmd_list *list,
+		    struct err *e)
+{
+	struct cond_ctx ctx = { d, vcpu, list->regnums };
+	const struct agent_ops ops = { cond_reg, cond_mem, &ctx, cond_print };
+	for (unsigned i = 0; i < list->n; i++) {
+		int r = agent_run(list->code[i], list->len[i], &ops, e);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
 /* 1: a condition is true (stop), 0: all false (skip), -errno with e. */
 static int conds_eval(struct debug *d, unsigned vcpu, const struct debug_cond_list *list,
 		      struct err *e)
 {
-	struct cond_ctx ctx = { d, vcpu };
-	const struct agent_ops ops = { cond_reg, cond_mem, &ctx };
+	struct cond_ctx ctx = { d, vcpu, list->regnums };
+	const struct agent_ops ops = { cond_reg, cond_mem, &ctx, NULL };
 	for (unsigned i = 0; i < list->n; i++) {
 		uint64_t v;
 		int r = agent_eval(list->code[i], list->len[i], &ops, &v, e);
@@ -91,9 +199,14 @@ static int conds_eval(struct debug *d, unsigned vcpu, const struct debug_cond_li
 const struct debug_cond_list *debug_cond_of_locked(struct debug *d, const struct debug_sw_bp *bp,
 						   unsigned vcpu)
 {
+	static const struct debug_cond_list none;
 	bool plain_hit = bp->client && !bp->catch_vectors && !bp->step_guard &&
 			 d->vcpus[vcpu].step == DEBUG_STEP_NONE;
-	return plain_hit && bp->conds && bp->conds->n ? bp->conds : NULL;
+	if (!plain_hit)
+		return NULL;
+	if (bp->conds && bp->conds->n)
+		return bp->conds;
+	return bp->cmds ? &none : NULL;
 }
 
 /* Put the int3 back and let the vCPU run freely again. */
@@ -106,6 +219,7 @@ static void skip_finish(struct debug *d, unsigned vcpu)
 		debug_sw_poke(d, bp, true);
 	dv->cond_skip = false;
 	dv->step = DEBUG_STEP_NONE;
+	dv->step_among_others = false;
 	pthread_mutex_unlock(&d->lock);
 	debug_apply_engine(d, vcpu);
 	debug_step_leave(d, vcpu);
@@ -134,11 +248,9 @@ static int skip_begin(struct debug *d, unsigned vcpu, uint64_t pc, const struct 
 	if (bp)
 		debug_sw_poke(d, bp, false);
 	pthread_mutex_unlock(&d->lock);
-	/* the fault guards are for a vCPU stepped while the others are parked */
-	bool alone = d->step_alone;
-	d->step_alone = false;
+	/* the others run on: its step must not arm fault guards they could meet */
+	dv->step_among_others = true;
 	r = debug_step_begin(d, vcpu);
-	d->step_alone = alone;
 	if (r == 0)
 		r = debug_apply_engine(d, vcpu);
 	if (r != 0)
@@ -146,15 +258,25 @@ static int skip_begin(struct debug *d, unsigned vcpu, uint64_t pc, const struct 
 	return r < 0 ? r : 0;
 }
 
+int debug_cond_true(struct debug *d, unsigned vcpu, const struct debug_cond_list *conds)
+{
+	struct err e = { 0 };
+	return conds_eval(d, vcpu, conds, &e);
+}
+
 bool debug_cond_hit(struct debug *d, unsigned vcpu, uint64_t pc, const struct debug_sw_bp *bp,
 		    const struct debug_cond_list *conds)
 {
 	struct debug_vcpu *dv = &d->vcpus[vcpu];
 	struct err e = { 0 };
-	int r = conds_eval(d, vcpu, conds, &e);
+	int r = conds->n ? conds_eval(d, vcpu, conds, &e) : 1;
+	if (r < 0)
+		err_wrap(&e, "its condition could not be evaluated");
+	else if (r == 1 && bp->cmds && (r = cmds_run(d, vcpu, bp->cmds, &e)) < 0)
+		err_wrap(&e, "its command could not be run");
 	if (r == 0 && (r = skip_begin(d, vcpu, pc, bp)) < 0)
-		err_wrap(&e, "cannot step over the breakpoint at 0x%" PRIx64 " whose condition "
-			 "is false", bp->addr);
+		err_wrap(&e, "it could not be stepped over (its condition was false, or its "
+			 "commands ran)");
 	if (r < 0) {     /* this hit's stop follows: the latest failure is the one to tell */
 		pthread_mutex_lock(&d->lock);
 		dv->cond_failed = true;
@@ -207,6 +329,8 @@ void debug_cond_free(struct debug_sw_bp *bp)
 {
 	free(bp->conds);
 	bp->conds = NULL;
+	free(bp->cmds);
+	bp->cmds = NULL;
 }
 
 int debug_sw_set_conds(struct debug *d, uint64_t addr, bool phys,
@@ -223,6 +347,46 @@ int debug_sw_set_conds(struct debug *d, uint64_t addr, bool phys,
 		r = err_set(e, ENOMEM, "out of memory for a breakpoint condition");
 	else
 		memcpy(bp->conds, list, sizeof(*list));
+	pthread_mutex_unlock(&d->lock);
+	return r;
+}
+
+bool debug_cond_persists(const struct debug_sw_bp *bp)
+{
+	return bp->client && bp->cmds && bp->cmds->persist;
+}
+
+void debug_cond_drop_persistent(struct debug *d)
+{
+	pthread_mutex_lock(&d->lock);
+	for (unsigned i = d->nr_sw; i-- > 0;) {
+		struct debug_sw_bp *bp = &d->sw[i];
+		if (!debug_cond_persists(bp))
+			continue;
+		bp->client = false;
+		debug_cond_free(bp);
+		if (!bp->catch_vectors && !bp->step_guard)
+			debug_sw_drop_locked(d, bp);
+	}
+	pthread_mutex_unlock(&d->lock);
+}
+
+int debug_sw_set_cmds(struct debug *d, uint64_t addr, bool phys,
+		      const struct debug_cmd_list *list, struct err *e)
+{
+	pthread_mutex_lock(&d->lock);
+	struct debug_sw_bp *bp = debug_sw_find_as_locked(d, addr, phys);
+	int r = 0;
+	if (!bp || !bp->client) {
+		r = err_set(e, ENOENT, "no breakpoint at 0x%" PRIx64, addr);
+	} else if (list->n == 0) {
+		free(bp->cmds);
+		bp->cmds = NULL;
+	} else if (!bp->cmds && !(bp->cmds = malloc(sizeof(*bp->cmds)))) {
+		r = err_set(e, ENOMEM, "out of memory for a breakpoint's commands");
+	} else {
+		memcpy(bp->cmds, list, sizeof(*list));
+	}
 	pthread_mutex_unlock(&d->lock);
 	return r;
 }

@@ -35,7 +35,12 @@
  * (parked -> lent -> parked; the engine's lend->run), the debug exit goes
  * to on_db (park.c) and debug_step_end (step.c), the step event is
  * queued, and the server sends the stop reply from registers vcpu.c has
- * cached: one thread, no wake-up. Otherwise (an engine that does not lend, several
+ * cached: one thread, no wake-up. On kvm that step is one system call,
+ * KVM_RUN: the registers come back with the exit, the debug registers are
+ * set again only when they change (park.c), and the page walks between
+ * two steps (decoding, the client's memory reads, breakpoint look-ups)
+ * use the step engine's own copy of the system registers (step.c).
+ * Otherwise (an engine that does not lend, several
  * vCPUs, or an exit only the vCPU's thread handles, such as port I/O,
  * which lend.c hands back) the vCPU's own thread leaves before_run
  * (released -> running), runs the engine (machine/vm.c's loop), meets the
@@ -193,6 +198,10 @@ int debug_watch_remove(struct debug *d, enum debug_watch_kind kind, uint64_t add
 /* `monitor info watchpoints`: one line per watchpoint and where it lives. */
 void debug_watch_describe(struct debug *d, char *out, size_t size);
 void debug_remove_all_breakpoints(struct debug *d);
+/* The same, except software breakpoints whose commands the client asked
+ * to persist (gdb's dprintf with disconnected-dprintf, cond.c): they go
+ * on printing, to vmdb's stderr, until the next debugger attaches. */
+void debug_remove_all_but_persistent(struct debug *d);
 /* Has the client a software or hardware breakpoint at this linear
  * address? (A range step stops there, as a hit would.) */
 bool debug_client_breakpoint_at(struct debug *d, uint64_t addr);
@@ -207,13 +216,38 @@ unsigned debug_nr_watchpoints(const struct debug *d);
  * and nobody hears of it. n == 0: no conditions, every hit stops.
  * Replaced whole at every Z0 (gdb sends them each time). Called stopped. */
 #define DEBUG_MAX_CONDS 8
+/* The register numbers the client's expressions use: gdb's amd64 ones,
+ * or its i386 ones (eax ecx edx ebx esp ebp esi edi eip eflags cs...gs,
+ * the low 32 bits of the 64-bit registers). */
+enum debug_regnums { DEBUG_REGNUMS_AMD64, DEBUG_REGNUMS_I386 };
 struct debug_cond_list {
+	enum debug_regnums regnums;
 	unsigned n;
 	uint16_t len[DEBUG_MAX_CONDS];
 	uint8_t code[DEBUG_MAX_CONDS][AGENT_MAX_CODE];
 };
 int debug_sw_set_conds(struct debug *d, uint64_t addr, bool phys,
 		       const struct debug_cond_list *list, struct err *e) must_check;
+/* Commands (BreakpointCommands+: gdb's dprintf with `set dprintf-style
+ * agent`): agent expressions run at every hit whose condition holds (or
+ * that has none), on the vCPU's own thread; a breakpoint with commands
+ * never stops, the vCPU steps over it and runs on. Their printf text
+ * goes to the console below. persist: gdb asks for them to outlive its
+ * connection. n == 0: none. Replaced whole at every Z0. Called stopped. */
+#define DEBUG_MAX_CMDS 8
+struct debug_cmd_list {
+	enum debug_regnums regnums;
+	unsigned n;
+	bool persist;
+	uint16_t len[DEBUG_MAX_CMDS];
+	uint8_t code[DEBUG_MAX_CMDS][AGENT_MAX_CODE];
+};
+int debug_sw_set_cmds(struct debug *d, uint64_t addr, bool phys,
+		      const struct debug_cmd_list *list, struct err *e) must_check;
+/* The commands' text, oldest first: up to size bytes into out (the
+ * count), and in *lost the bytes that found no room since the last take
+ * (the reader was too slow for too long). Any thread. */
+size_t debug_console_take(struct debug *d, char *out, size_t size, uint64_t *lost);
 /* vcpu's stop at the breakpoint at addr came from a condition that could
  * not be evaluated: why, once; false when there is nothing to say. */
 bool debug_cond_take_error(struct debug *d, unsigned vcpu, uint64_t addr, char *out,

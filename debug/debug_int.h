@@ -92,6 +92,18 @@ struct debug_tlb {
 	uint64_t cr3, page, gpa_page;
 };
 
+/* Instructions the step engine sorted lately, by their bytes (what
+ * x86_insn_classify answers depends on nothing else): a loop stepped
+ * through is decoded once. Indexed by linear address. */
+#define DEBUG_DECODED_SIZE 32
+struct debug_decoded {
+	bool valid;
+	uint8_t mode;                  /* enum x86_mode */
+	uint8_t nbytes;                /* how many of bytes[] were readable */
+	uint8_t bytes[15];
+	struct x86_insn_info insn;
+};
+
 /* The step engine's view of one vCPU (debug/step.c). While `tf_shadow`
  * is set the engine's RFLAGS.TF belongs to the debugger (vmdb keeps it
  * clear; an engine may set it while it steps) and guest_tf is the guest's
@@ -132,6 +144,7 @@ struct debug_step_vcpu {
 	bool known_running;
 	struct debug_tlb tlb[DEBUG_TLB_SIZE];
 	unsigned tlb_next;
+	struct debug_decoded decoded[DEBUG_DECODED_SIZE];
 };
 
 /* What the step engine did so far, for `monitor info sstep`. */
@@ -185,6 +198,9 @@ struct debug_vcpu {
 	struct engine_debug applied;   /* what the engine has now ... */
 	bool applied_valid;            /* ... once set_debug succeeded */
 	struct debug_step_vcpu st;     /* the step engine (step.c) */
+	/* this vCPU's step runs while the others run (cond.c's skip of a
+	 * false condition): no fault guards in guest memory for it */
+	bool step_among_others;
 	/* cond.c: a hit whose conditions were all false is being stepped
 	 * over on this vCPU's thread (atomic reads); the breakpoint's key */
 	bool cond_skip;
@@ -195,9 +211,10 @@ struct debug_vcpu {
 	struct err cond_err;           /* ... for this reason, not yet reported */
 };
 
-/* A breakpoint has up to two owners: the client (Z0/Z1) and exception
- * catching (the vectors whose handler starts here). It exists while either
- * owns it; stops are reported for the client first. */
+/* A breakpoint has several possible owners: the client (Z0), exception
+ * catching (the vectors whose handler starts here), the step engine, and
+ * a client's Z1 that has no DR slot for now. It exists while any owns it;
+ * stops are reported for the client first. */
 struct debug_sw_bp {
 	uint64_t addr;           /* as the client named it / the handler's linear address */
 	bool phys;               /* addr is guest-physical (`monitor phys on`) */
@@ -207,7 +224,24 @@ struct debug_sw_bp {
 	bool client;
 	uint32_t catch_vectors;
 	bool step_guard;         /* the step engine's: an exception handler's entry (step.c) */
+	/* stands in for the client's hardware breakpoint at addr while the
+	 * guest holds every DR slot (debug_hw_bp.stand_in) */
+	bool hw_stand_in;
 	struct debug_cond_list *conds;   /* the client's conditions (cond.c), or NULL */
+	struct debug_cmd_list *cmds;     /* the client's commands (cond.c), or NULL */
+};
+
+static inline bool debug_sw_owned(const struct debug_sw_bp *bp)
+{
+	return bp->client || bp->catch_vectors || bp->step_guard || bp->hw_stand_in;
+}
+
+/* What stands in for a client's execution breakpoint that has no DR slot. */
+enum debug_stand_in {
+	DEBUG_STAND_IN_NONE,      /* it has a slot (or is no such breakpoint) */
+	DEBUG_STAND_IN_INT3,      /* an int3 at its address (a debug_sw_bp.hw_stand_in) */
+	DEBUG_STAND_IN_UNMAPPED,  /* nothing: its address does not translate; it waits */
+	DEBUG_STAND_IN_NOT_RAM,   /* nothing: ROM or MMIO, no int3 goes there; it waits */
 };
 
 /* A DR0-3 slot. rw EXEC (0): an execution breakpoint (the client's Z1
@@ -223,6 +257,7 @@ struct debug_hw_bp {
 	enum dr7_rw rw;
 	uint8_t len;
 	uint64_t watch_addr, watch_len;
+	uint8_t stand_in;        /* enum debug_stand_in: the client's, rw EXEC */
 };
 
 /* Where a watchpoint lives now. */
@@ -241,6 +276,14 @@ struct debug_watch {
 	unsigned vcpu;           /* whose page tables translate it */
 	unsigned pages, mapped;
 	bool evicted;            /* left DR0-3 because the guest took a slot */
+};
+
+/* The watchpoints as placed at one moment: the table, and the DR0-3
+ * slots (a mask) of each one living there. */
+struct debug_watch_snap {
+	bool any;
+	struct debug_watch watch[DEBUG_MAX_WATCH];
+	uint8_t slots[DEBUG_MAX_WATCH];
 };
 
 #define DEBUG_NR_VECTORS 32
@@ -262,6 +305,17 @@ enum debug_catch_status {
 struct debug_catch_vcpu {
 	uint64_t handler[DEBUG_NR_VECTORS];
 	uint8_t status[DEBUG_NR_VECTORS];  /* enum debug_catch_status */
+};
+
+/* cond.c: breakpoint commands' text on its way from the vCPU threads to
+ * the client's thread, a ring under d->lock. A vCPU that finds no room
+ * waits a moment for the reader (not while asked to stop: the reader may
+ * be waiting for it), then counts its text as lost. */
+#define DEBUG_CONSOLE_SIZE (64 * 1024)
+struct debug_console {
+	char buf[DEBUG_CONSOLE_SIZE];
+	size_t head, len;
+	uint64_t lost;
 };
 
 struct debug {
@@ -293,6 +347,9 @@ struct debug {
 
 	struct debug_sw_bp sw[DEBUG_MAX_SW_BP];
 	unsigned nr_sw;
+	/* reverse.c: the int3s it took out around an engine snapshot (d->lock
+	 * held from the lift to the return) */
+	bool rr_lifted[DEBUG_MAX_SW_BP];
 	struct debug_hw_bp hw[DEBUG_NR_HW_BP];
 	/* watch.c: the client's watchpoints (index = engine range id), and
 	 * the ranges the engine watches now */
@@ -300,9 +357,11 @@ struct debug {
 	struct engine_watch *watch_ranges;
 	unsigned nr_watch_ranges;
 	bool watch_dirty;            /* a change not yet handed to the engine */
-	/* debug_watch_describe's lines at the last resume: gdb takes its
-	 * watchpoints out at every stop, so its user asks about these */
-	char watch_last[4096];
+	bool watch_evicted_new;      /* ... of which watchpoints left DR0-3 */
+	/* where every watchpoint lived at the last resume, for
+	 * debug_watch_describe: gdb takes its watchpoints out at every stop,
+	 * so its user asks about these (formatted only when asked) */
+	struct debug_watch_snap watch_last;
 
 	uint32_t catch_mask;         /* vectors the client asked to catch */
 	struct engine_access_filter access;   /* accesses the client asked to catch (d->lock) */
@@ -318,6 +377,7 @@ struct debug {
 	uint64_t mem_gen;
 	struct debug_step_stats step_stats;
 	bool non_stop;               /* an event stops its own vCPU only */
+	struct debug_console console;
 	bool step_alone;             /* the resume runs one stepped vCPU, the rest stay parked */
 	struct debug_guard guard;
 
@@ -353,6 +413,13 @@ void debug_run_release_locked(struct debug *d, unsigned vcpu);
 /* reboot.c: vm_debug_hooks.on_reset and on_reboot */
 void debug_on_reset(struct vm *vm);
 void debug_on_reboot(struct vm *vm);
+
+/* A step of this vCPU runs with every other vCPU parked: the fault
+ * guards the step engine may arm are met by it alone (step_shadow.c). */
+static inline bool debug_step_runs_alone(const struct debug *d, unsigned vcpu)
+{
+	return d->step_alone && !d->vcpus[vcpu].step_among_others;
+}
 
 /* park.c */
 void debug_queue_locked(struct debug *d, const struct debug_event *ev);
@@ -390,6 +457,12 @@ void debug_sw_where(struct debug *d, unsigned vcpu, uint64_t pc, struct debug_sw
 /* our breakpoint under an int3 a vCPU met (or sits on) at w->pc */
 struct debug_sw_bp *debug_sw_hit_locked(struct debug *d, const struct debug_sw_where *w);
 int debug_hw_find_locked(struct debug *d, uint64_t addr);
+/* The client's execution breakpoint in entry n has no DR slot: an int3
+ * at gpa (its address as translated now; mapped false: it does not
+ * translate) stands in for it, or it waits where no int3 can go. */
+void debug_hw_stand_in_locked(struct debug *d, unsigned n, uint64_t gpa, bool mapped);
+/* ... and no longer needs one (it has a slot again, or is gone). */
+void debug_hw_stand_in_drop_locked(struct debug *d, unsigned n);
 /* DR7 RW and LEN bits of slot n for this slot's kind */
 uint64_t debug_hw_dr7_bits(const struct debug_hw_bp *bp, unsigned n);
 /* watchpoint pieces in DR0-3 (watch.c places them) */
@@ -421,11 +494,17 @@ void debug_watch_sync(struct debug *d);
 /* Every watchpoint goes (detach, kill); d->lock NOT held. */
 void debug_watch_clear(struct debug *d);
 /* A watchpoint's pieces lost their DR slot (to the guest's own use of
- * the registers): it moves to the engine's watched ranges at the next
- * resume, never silently lost, and back into DR0-3 at a later resume
- * once its pieces fit there again. d->lock held. */
+ * the registers): it moves to the engine's watched ranges, never
+ * silently lost (debug_watch_evicted_now), and back into DR0-3 at a
+ * later resume once its pieces fit there again. d->lock held. */
 void debug_watch_evicted_locked(struct debug *d, enum dr7_rw rw, uint64_t addr,
 				uint64_t len);
+/* On the thread of vCPU via, at the exit where its guest took the slots
+ * (d->lock NOT held): the watchpoints that left DR0-3 reach the engine
+ * before any vCPU runs on, where that is safe with the others in the
+ * engine (emu: only the exiting vCPU executes; kvm: one vCPU), else at
+ * the next resume (kvm SMP: a page trap rebuilds the memory map). */
+void debug_watch_evicted_now(struct debug *d, unsigned via);
 
 /* catch.c: follow the IDTs before the vCPUs run (every resume) */
 void debug_catch_sync(struct debug *d);
@@ -446,6 +525,9 @@ int debug_step_begin(struct debug *d, unsigned vcpu);
 void debug_step_end(struct debug *d, struct vcpu *vcpu, uint64_t *pc, bool at_handler);
 /* the vCPU runs freely now: give the guest its own TF back */
 void debug_step_leave(struct debug *d, unsigned vcpu);
+/* the step's own copy of the system registers while it is current
+ * (between two steps of a parked vCPU): enough for a page walk */
+bool debug_step_paging_sregs(struct debug *d, unsigned vcpu, struct x86_sregs *sregs);
 /* a guest INT3 met while stepping: deliver its #BP exactly; true = done */
 bool debug_step_guest_int3(struct debug *d, struct vcpu *vcpu, uint64_t pc, uint64_t *handler);
 /* take every fault guard out of guest memory (d->lock NOT held) */
@@ -481,16 +563,24 @@ void debug_dr_share_load(struct debug *d, unsigned vcpu, struct engine_debug *db
 bool debug_dr_share_route_db(struct debug *d, struct vcpu *vcpu, struct vm_exit *exit);
 bool debug_dr_share_on_exit(struct debug *d, struct vcpu *vcpu, const struct vm_exit *exit);
 void debug_dr_share_refresh(struct debug *d, unsigned vcpu);
+void debug_dr_share_settle(struct debug *d);
+/* DR slots that neither a guest nor a placed entry of ours holds now */
+unsigned debug_dr_share_room_locked(struct debug *d);
 
 /* cond.c: the client's breakpoint conditions */
+/* reverse.c: the client's conditions on vcpu now: 1 one is true, 0 all
+ * false, -errno when they cannot be evaluated */
+int debug_cond_true(struct debug *d, unsigned vcpu, const struct debug_cond_list *conds);
 /* The conditions to check before this hit stops (d->lock held): NULL
- * when there are none or the hit stops anyway (a catch, a step). */
+ * when there are none and no commands, or the hit stops anyway (a catch,
+ * a step); an empty list when there are commands only. */
 const struct debug_cond_list *debug_cond_of_locked(struct debug *d, const struct debug_sw_bp *bp,
 						   unsigned vcpu);
 /* On the vCPU's thread, d->lock NOT held, bp is the hit (stable: the
  * client changes breakpoints only with every vCPU parked): true when
- * every condition was false and the hit is being skipped; false = stop
- * (a condition held, or failed: its words wait for the client). */
+ * the hit is being skipped (every condition false, or the commands ran);
+ * false = stop (a condition held and there are no commands, or a
+ * condition or command failed: its words wait for the client). */
 bool debug_cond_hit(struct debug *d, unsigned vcpu, uint64_t pc, const struct debug_sw_bp *bp,
 		    const struct debug_cond_list *conds);
 /* At an internal step's trap: true when it ended a skip (watch: a
@@ -499,6 +589,10 @@ bool debug_cond_skip_end(struct debug *d, struct vcpu *vcpu, const struct debug_
 /* Every vCPU parked: end skips a stop interrupted (the int3 goes back). */
 void debug_cond_skips_settle(struct debug *d);
 void debug_cond_free(struct debug_sw_bp *bp);
+/* The client's breakpoint whose commands outlive its connection. */
+bool debug_cond_persists(const struct debug_sw_bp *bp);
+/* A debugger attaches (stopped): the last one's persistent breakpoints go. */
+void debug_cond_drop_persistent(struct debug *d);
 
 /* mem.c */
 int debug_translate(struct debug *d, unsigned vcpu, uint64_t gva, uint64_t *gpa);

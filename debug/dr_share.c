@@ -228,6 +228,98 @@ static bool place_locked(struct debug *d, unsigned wanted)
 	return s->gen != gen;
 }
 
+unsigned debug_dr_share_room_locked(struct debug *d)
+{
+	const struct dr_share *s = &d->share;
+	if (!s->on)
+		return DR_SLOTS;
+	unsigned taken = dr_share_guest_slots(s, d->nr_vcpus);
+	for (unsigned n = 0; n < DR_SLOTS; n++)
+		if (d->hw[n].used && s->place[n] >= 0)
+			taken |= 1u << s->place[n];
+	return DR_SLOTS - (unsigned)__builtin_popcount(taken);
+}
+
+/* addr through vCPU via's page tables, or (via < 0) the first parked
+ * vCPU's that maps it (non-stop: the others may be running). */
+static bool translate_via(struct debug *d, int via, uint64_t addr, uint64_t *gpa)
+{
+	if (via >= 0)
+		return debug_translate(d, (unsigned)via, addr, gpa) == 0;
+	for (unsigned i = 0; i < d->nr_vcpus; i++) {
+		enum debug_run run = debug_run_of(d, i);
+		if ((run == DEBUG_RUN_PARKED || run == DEBUG_RUN_STEP_SPIN) &&
+		    debug_translate(d, i, addr, gpa) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* No vCPU in the engine: each loads the placement before it enters. */
+static bool none_in_engine(struct debug *d)
+{
+	for (unsigned i = 0; i < d->nr_vcpus; i++)
+		if (!debug_run_parked(debug_run_of(d, i)))
+			return false;
+	return true;
+}
+
+static bool wants_stand_in_locked(struct debug *d, unsigned n)
+{
+	const struct debug_hw_bp *hw = &d->hw[n];
+	return d->share.on && hw->used && hw->client && hw->rw == DR7_RW_EXEC &&
+	       d->share.place[n] < 0;
+}
+
+/* The client's execution breakpoints left without a slot get an int3 in
+ * their place at once (d->lock NOT held; addresses translated through
+ * vCPU via, see translate_via), so that no hit is missed while they wait.
+ * One that has a slot again gives its int3 up only with release (every
+ * vCPU parked): a vCPU that has not loaded the new placement yet would
+ * otherwise have neither. */
+static void stand_ins(struct debug *d, int via, bool release)
+{
+	uint64_t addr[DR_SLOTS], gpa[DR_SLOTS];
+	bool mapped[DR_SLOTS];
+	unsigned need = 0;
+	pthread_mutex_lock(&d->lock);
+	for (unsigned n = 0; n < DR_SLOTS; n++) {
+		struct debug_hw_bp *hw = &d->hw[n];
+		if (wants_stand_in_locked(d, n) && hw->stand_in == DEBUG_STAND_IN_NONE) {
+			need |= 1u << n;
+			addr[n] = hw->addr;
+		} else if (!wants_stand_in_locked(d, n) && hw->stand_in != DEBUG_STAND_IN_NONE &&
+			   (release || hw->stand_in != DEBUG_STAND_IN_INT3)) {
+			debug_hw_stand_in_drop_locked(d, n);
+		}
+	}
+	pthread_mutex_unlock(&d->lock);
+	if (!need)
+		return;
+	for (unsigned n = 0; n < DR_SLOTS; n++)
+		if (need & (1u << n))
+			mapped[n] = translate_via(d, via, addr[n], &gpa[n]);
+	pthread_mutex_lock(&d->lock);
+	for (unsigned n = 0; n < DR_SLOTS; n++)
+		if ((need & (1u << n)) && wants_stand_in_locked(d, n) &&
+		    d->hw[n].stand_in == DEBUG_STAND_IN_NONE && d->hw[n].addr == addr[n])
+			debug_hw_stand_in_locked(d, n, gpa[n], mapped[n]);
+	pthread_mutex_unlock(&d->lock);
+}
+
+/* At every resume: the placement for the client's new entries, their
+ * int3s where they have no slot, and (no vCPU in the engine, as outside
+ * non-stop) the int3s of those that have one again taken out. */
+void debug_dr_share_settle(struct debug *d)
+{
+	if (!d->share.on)
+		return;
+	pthread_mutex_lock(&d->lock);
+	place_locked(d, 0);
+	pthread_mutex_unlock(&d->lock);
+	stand_ins(d, -1, none_in_engine(d));
+}
+
 /* This vCPU's union into dbg, and what each slot holds. */
 static void union_locked(struct debug *d, unsigned vcpu, struct engine_debug *dbg)
 {
@@ -277,6 +369,7 @@ void debug_dr_share_load(struct debug *d, unsigned vcpu, struct engine_debug *db
 		dbg->block_irq = true;
 	}
 	pthread_mutex_unlock(&d->lock);
+	stand_ins(d, (int)vcpu, false);
 }
 
 /* The guest's slots among bits that are instruction breakpoints. */
@@ -401,10 +494,13 @@ bool debug_dr_share_on_exit(struct debug *d, struct vcpu *vcpu, const struct vm_
 		pthread_mutex_lock(&d->lock);
 		bool moved = place_locked(d, s->waiting);
 		pthread_mutex_unlock(&d->lock);
-		if (moved)
+		if (moved) {
+			stand_ins(d, (int)vcpu->id, false);
+			debug_watch_evicted_now(d, vcpu->id);
 			placement_moved(d, vcpu);
-		else
+		} else {
 			debug_apply_engine(d, vcpu->id);   /* its own slots changed */
+		}
 	}
 	return mov_dr;
 }
@@ -468,6 +564,21 @@ static size_t describe_vcpu(struct debug *d, unsigned vcpu, char *out, size_t si
 	return n;
 }
 
+static const char *stand_in_words(uint8_t stand_in)
+{
+	switch (stand_in) {
+	case DEBUG_STAND_IN_INT3:
+		return "; an int3 stands in for it meanwhile";
+	case DEBUG_STAND_IN_UNMAPPED:
+		return "; not mapped, so no int3 can stand in: it stops nothing until a slot frees";
+	case DEBUG_STAND_IN_NOT_RAM:
+		return "; not in RAM (ROM or MMIO), so no int3 can stand in: it stops nothing "
+		       "until a slot frees";
+	default:
+		return "";
+	}
+}
+
 /* `monitor info dr`: called stopped; reads every vCPU's guest file. */
 size_t debug_dr_describe(struct debug *d, char *out, size_t size)
 {
@@ -496,8 +607,8 @@ size_t debug_dr_describe(struct debug *d, char *out, size_t size)
 			n = say(out, size, n, "DR%u (debugger's own): %s, 0x%" PRIx64 "\n", e,
 				entry_owner(entry_kind(bp)), bp->addr);
 		else if (s->place[e] < 0)
-			n = say(out, size, n, "waiting for a free slot: %s, 0x%" PRIx64 "\n",
-				entry_owner(entry_kind(bp)), bp->addr);
+			n = say(out, size, n, "waiting for a free slot: %s, 0x%" PRIx64 "%s\n",
+				entry_owner(entry_kind(bp)), bp->addr, stand_in_words(bp->stand_in));
 	}
 	if (s->on)
 		n = say(out, size, n, "moved %lu, waited %lu, guest hits reflected %lu, guest "

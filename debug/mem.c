@@ -5,6 +5,7 @@
  * Our int3 bytes are invisible: reads show the saved original, writes over
  * a breakpoint update the saved original and keep the int3 in place. */
 #include "debug/debug_int.h"
+#include "debug/reverse.h"
 
 #include <string.h>
 
@@ -18,10 +19,20 @@ static int translate_with(struct debug *d, const struct x86_sregs *sregs, uint64
 	return r < 0 ? -EFAULT : 0;
 }
 
+/* The system registers a page walk reads; between two steps the step
+ * engine's copy (no read of the vCPU's, which its step made the cache
+ * forget). */
+static int paging_sregs(struct debug *d, unsigned vcpu, struct x86_sregs *sregs)
+{
+	if (debug_step_paging_sregs(d, vcpu, sregs))
+		return 0;
+	return debug_vcpu_sregs(d, vcpu, sregs);
+}
+
 int debug_translate(struct debug *d, unsigned vcpu, uint64_t gva, uint64_t *gpa)
 {
 	struct x86_sregs sregs;
-	if (debug_vcpu_sregs(d, vcpu, &sregs) < 0)
+	if (paging_sregs(d, vcpu, &sregs) < 0)
 		return -EFAULT;
 	return translate_with(d, &sregs, gva, gpa);
 }
@@ -43,6 +54,7 @@ static void unpatch_locked(struct debug *d, uint64_t gpa, uint8_t *buf, size_t l
 static void write_patched_locked(struct debug *d, uint64_t gpa, uint8_t *host,
 				 const uint8_t *buf, size_t len)
 {
+	vm_ram_dirty(d->vm, host, len);
 	memcpy(host, buf, len);
 	for (unsigned i = 0; i < d->nr_sw; i++) {
 		struct debug_sw_bp *bp = &d->sw[i];
@@ -68,6 +80,8 @@ static int access_phys(struct debug *d, uint64_t gpa, uint8_t *buf, size_t len, 
 		unpatch_locked(d, gpa, buf, len);
 	}
 	pthread_mutex_unlock(&d->lock);
+	if (write)
+		debug_reverse_mem_written(d, gpa, buf, len);
 	return 0;
 }
 
@@ -80,7 +94,7 @@ static int access_mem(struct debug *d, unsigned vcpu, uint64_t addr, uint8_t *bu
 		return 0;
 	if (addr + len - 1 < addr)
 		return -EFAULT;   /* wraps around the address space */
-	if (!phys && debug_vcpu_sregs(d, vcpu, &sregs) < 0)
+	if (!phys && paging_sregs(d, vcpu, &sregs) < 0)
 		return -EFAULT;
 	while (len > 0) {
 		/* pages are at least 4 KiB: no piece crosses a 4 KiB boundary */

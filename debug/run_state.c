@@ -62,8 +62,14 @@ bool debug_run_to(struct debug *d, unsigned vcpu, enum debug_run to)
 	 * sender's thread. Done on the client's thread, the only reader of a
 	 * parked vCPU's cache, as it lets this one go. */
 	if (to == DEBUG_RUN_RELEASED || to == DEBUG_RUN_LENT)
-		for (unsigned i = 0; i < d->nr_vcpus; i++)
+		for (unsigned i = 0; i < d->nr_vcpus; i++) {
 			debug_vcpu_forget(d, i);
+			/* and the step engine's copy of their system registers
+			 * (a parked one's: a stepping one's thread owns it) */
+			enum debug_run other = d->vcpus[i].run;
+			if (i != vcpu && (other == DEBUG_RUN_PARKED || other == DEBUG_RUN_STEP_SPIN))
+				d->vcpus[i].st.sregs_valid = false;
+		}
 	__atomic_store_n(&dv->run, to, __ATOMIC_RELEASE);
 	return legal;
 }

@@ -203,6 +203,7 @@ size_t debug_mechanisms(struct debug *d, char *out, size_t size)
 	bool step = d->vm->engine->debug != NULL;
 	/* every vector named: up to 32 names of at most 4 characters */
 	char catching[32 + DEBUG_NR_VECTORS * 5] = "; nothing caught now";
+	debug_dr_share_setup(d);     /* whose DR0-3 they are, before the words */
 
 	if (d->catch_mask) {
 		size_t n = (size_t)snprintf(catching, sizeof(catching), "; catching now:");
@@ -224,7 +225,11 @@ size_t debug_mechanisms(struct debug *d, char *out, size_t size)
 		 "the stop comes at the handler, after the exception was delivered%s\n"
 		 "stop-all: engine kick + park of every vCPU before each stop reply\n",
 		 step ? stepping(d) : "not available on this engine",
-		 step ? "DR0-DR3 execution breakpoints loaded into every vCPU by the engine"
+		 step ? (d->share.on ? "DR0-DR3 execution breakpoints loaded into every vCPU by "
+				       "the engine; while the guest holds every slot, an int3 in "
+				       "guest memory stands in (monitor info dr)"
+				     : "DR0-DR3 execution breakpoints loaded into every vCPU by the "
+				       "engine")
 		      : "not available on this engine",
 		 watchpoints(d), dr_sharing(d),
 		 step ? "a free DR0-DR3 slot, else int3" : "int3",

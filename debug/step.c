@@ -193,6 +193,23 @@ int step_translate(struct debug *d, struct debug_step_vcpu *st, uint64_t gva, ui
 	return 0;
 }
 
+/* Between two steps of one vCPU alone the snapshot is current: the
+ * instructions and deliveries that may change the system registers drop
+ * it, and so do the client's writes (state.c, vcpu.c) and another vCPU
+ * let go meanwhile (run_state.c). It saves the page walks of the client's
+ * memory reads and of breakpoint look-ups a read of the registers (an
+ * ioctl on kvm) per step. Parked only: a stepping vCPU's thread owns it. */
+bool debug_step_paging_sregs(struct debug *d, unsigned vcpu, struct x86_sregs *sregs)
+{
+	const struct debug_step_vcpu *st = &d->vcpus[vcpu].st;
+	enum debug_run run = debug_run_of(d, vcpu);
+	if ((run != DEBUG_RUN_PARKED && run != DEBUG_RUN_STEP_SPIN) || !d->step_alone ||
+	    !st->shadow || !st->sregs_valid)
+		return false;
+	*sregs = st->sregs;
+	return true;
+}
+
 /* Guest-virtual [gva, gva+len) page by page; write or read. */
 static int access_virt(struct debug *d, struct debug_step_vcpu *st, uint64_t gva, void *buf,
 		       size_t len, bool write)
@@ -208,8 +225,10 @@ static int access_virt(struct debug *d, struct debug_step_vcpu *st, uint64_t gva
 		void *host = vm_gpa_to_host(d->vm, gpa, chunk);
 		if (!host)
 			return -EFAULT;
-		if (write)
+		if (write) {
+			vm_ram_dirty(d->vm, host, chunk);
 			memcpy(host, p, chunk);
+		}
 		else
 			memcpy(p, host, chunk);
 		p += chunk;
@@ -273,12 +292,24 @@ static void decode_at(struct debug *d, struct debug_step_vcpu *st)
 	uint64_t lin = st->sregs.cs.base + st->regs.rip;
 	size_t len = sizeof(bytes);
 	size_t in_page = X86_PAGE_SIZE - (lin & (X86_PAGE_SIZE - 1));
+	enum x86_mode mode = x86_mode_of(&st->sregs);
 	/* an instruction near the end of the mapped range: read what is there */
 	while (len > 0 && step_read_virt(d, st, lin, bytes, len) < 0)
 		len = len > in_page ? in_page : 0;
-	if (len == 0 || x86_insn_classify(x86_mode_of(&st->sregs), bytes, len, &st->insn) < 0)
+	struct debug_decoded *c = &st->decoded[lin % DEBUG_DECODED_SIZE];
+	if (len > 0 && c->valid && c->mode == mode && c->nbytes == len &&
+	    memcmp(c->bytes, bytes, len) == 0) {
+		st->insn = c->insn;
+		return;
+	}
+	if (len == 0 || x86_insn_classify(mode, bytes, len, &st->insn) < 0) {
 		memset(&st->insn, 0, sizeof(st->insn));
+		return;
+	}
 	d->step_stats.full_decodes += st->insn.full;
+	*c = (struct debug_decoded){ .valid = true, .mode = (uint8_t)mode, .nbytes = (uint8_t)len,
+				     .insn = st->insn };
+	memcpy(c->bytes, bytes, len);
 }
 
 /* The RFLAGS image POPF / IRET / SYSRET will load. */

@@ -208,7 +208,7 @@ static void guards_drop_locked(struct debug *d)
 		if (!bp->step_guard)
 			continue;
 		bp->step_guard = false;
-		if (!bp->client && !bp->catch_vectors)
+		if (!debug_sw_owned(bp))
 			debug_sw_drop_locked(d, bp);
 	}
 	d->guard.armed = false;
@@ -267,7 +267,7 @@ static bool guards_sync(struct debug *d, struct debug_step_vcpu *st)
 
 /* The guard on the instruction about to be stepped is out for this step
  * (step_over() does the same for the client's breakpoints). */
-static void guards_for_step(struct debug *d, struct debug_step_vcpu *st)
+static void guards_for_step(struct debug *d, unsigned vcpu, struct debug_step_vcpu *st)
 {
 	uint64_t pc = st->sregs.cs.base + st->regs.rip;
 	pthread_mutex_lock(&d->lock);
@@ -275,7 +275,7 @@ static void guards_for_step(struct debug *d, struct debug_step_vcpu *st)
 	pthread_mutex_unlock(&d->lock);
 	/* an engine that keeps the guest's TF exactly stops at the handler
 	 * itself: no guards for the IF shadow alone */
-	if (!d->step_alone || !st->tf_shadow) {
+	if (!debug_step_runs_alone(d, vcpu) || !st->tf_shadow) {
 		if (d->guard.armed)
 			debug_step_guards_drop(d);
 		return;
@@ -299,7 +299,7 @@ int step_tf_before(struct debug *d, unsigned vcpu, struct debug_step_vcpu *st, b
 	if (halted && d->guard.armed)
 		debug_step_guards_drop(d);
 	else if (!halted)
-		guards_for_step(d, st);
+		guards_for_step(d, vcpu, st);
 	if (!st->tf_shadow)
 		return 0;
 	if (st->insn.kind == X86_INSN_IRET && emulate_iretq(d, vcpu, st) == 0)

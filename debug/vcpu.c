@@ -114,6 +114,8 @@ int debug_vcpu_put(struct debug *d, unsigned vcpu, unsigned parts, const struct 
 	if (vcpu >= d->nr_vcpus)
 		return -ESRCH;
 	struct debug_vcpu *dv = &d->vcpus[vcpu];
+	if (parts & X86_STATE_SREGS)
+		dv->st.sregs_valid = false;     /* the step engine's copy of them */
 	int r = d->vm->engine->vcpu->set_state(&d->vm->vcpus[vcpu], parts, st);
 	if (r < 0) {
 		debug_vcpu_forget(d, vcpu);
@@ -253,5 +255,6 @@ int debug_msr_write(struct debug *d, unsigned vcpu, uint32_t msr, uint64_t value
 		return err_set(e, ESRCH, "there is no vCPU %u", vcpu);
 	int r = eng->msr_set ? eng->msr_set(&d->vm->vcpus[vcpu], msr, value) : -ENOTSUP;
 	debug_vcpu_forget(d, vcpu);
+	d->vcpus[vcpu].st.sregs_valid = false;    /* EFER, segment bases: the step's copy too */
 	return r < 0 ? msr_op_error(d, vcpu, r, msr, true, value, e) : 0;
 }

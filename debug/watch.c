@@ -84,10 +84,12 @@ static unsigned engine_pages_locked(struct debug *d)
 	return n;
 }
 
-/* One engine range per page of every ENGINE watchpoint that translates;
- * *out is malloc'ed (NULL when there are none). Pages of DEBUG_MAX_WATCH
+/* One engine range per page of every ENGINE watchpoint that translates
+ * (through its own vCPU's page tables, or via's when via >= 0: on a vCPU's
+ * thread only that vCPU's state may be read); *out is malloc'ed (NULL
+ * when there are none). Pages of DEBUG_MAX_WATCH
  * watchpoints: at most DEBUG_MAX_WATCH_PAGES, checked at insert. */
-static int build_ranges(struct debug *d, struct engine_watch **out, unsigned *nr)
+static int build_ranges(struct debug *d, int via, struct engine_watch **out, unsigned *nr)
 {
 	pthread_mutex_lock(&d->lock);
 	struct debug_watch snap[DEBUG_MAX_WATCH];
@@ -113,7 +115,7 @@ static int build_ranges(struct debug *d, struct engine_watch **out, unsigned *nr
 			uint64_t page_end = (a | (PAGE - 1));
 			uint64_t last = page_end < end ? page_end : end;
 			uint64_t gpa = 0;
-			if (linear || debug_translate(d, w->vcpu, a, &gpa) == 0) {
+			if (linear || debug_translate(d, via >= 0 ? (unsigned)via : w->vcpu, a, &gpa) == 0) {
 				r[n++] = (struct engine_watch){
 					.linear = a, .gpa = gpa, .len = (uint32_t)(last - a + 1),
 					.read = w->kind != DEBUG_WATCH_WRITE,
@@ -155,13 +157,13 @@ static bool engine_has_locked(struct debug *d, const struct engine_watch *r, uns
 /* Hand the engine the ranges as they translate now, when they changed;
  * for an insertion (new_id >= 0), only when the engine lacks that
  * watchpoint's ranges (gdb putting back what it took out at the stop). */
-static int sync_engine(struct debug *d, int new_id, struct err *e)
+static int sync_engine(struct debug *d, int new_id, int via, struct err *e)
 {
 	if (!debug_engine_watches(d))
 		return 0;
 	struct engine_watch *r;
 	unsigned n;
-	if (build_ranges(d, &r, &n) < 0)
+	if (build_ranges(d, via, &r, &n) < 0)
 		return err_set(e, ENOMEM, "out of memory for the watched ranges");
 	pthread_mutex_lock(&d->lock);
 	bool same = new_id >= 0 ? engine_has_locked(d, r, n, (unsigned)new_id) :
@@ -186,7 +188,19 @@ static int sync_engine(struct debug *d, int new_id, struct err *e)
 	return rc;
 }
 
-static size_t describe_locked(struct debug *d, char *out, size_t size);
+/* Where every watchpoint lives now: a copy cheap enough for every resume
+ * (a stepi included); words only when someone asks. */
+static void snapshot_locked(struct debug *d, struct debug_watch_snap *snap)
+{
+	memcpy(snap->watch, d->watch, sizeof(snap->watch));
+	snap->any = false;
+	for (unsigned i = 0; i < DEBUG_MAX_WATCH; i++) {
+		const struct debug_watch *w = &d->watch[i];
+		snap->any |= w->home != DEBUG_WATCH_FREE;
+		snap->slots[i] = w->home != DEBUG_WATCH_SLOTS ? 0 :
+			(uint8_t)debug_watch_slots_of_locked(d, slot_rw(w->kind), w->addr, w->len);
+	}
+}
 
 /* Watchpoints the guest's use of DR0-3 pushed out go back in once their
  * pieces fit again. */
@@ -206,7 +220,9 @@ static void return_evicted_locked(struct debug *d)
 void debug_watch_sync(struct debug *d)
 {
 	struct err e = { 0 };
+	debug_dr_share_settle(d);     /* DR0-3 placed first: pieces may have left or may return */
 	pthread_mutex_lock(&d->lock);
+	d->watch_evicted_new = false;     /* handed to the engine below */
 	return_evicted_locked(d);
 	bool engine = d->watch_dirty || d->nr_watch_ranges > 0, any = false;
 	for (unsigned i = 0; i < DEBUG_MAX_WATCH; i++) {
@@ -214,12 +230,13 @@ void debug_watch_sync(struct debug *d)
 		any |= d->watch[i].home != DEBUG_WATCH_FREE;
 	}
 	pthread_mutex_unlock(&d->lock);
-	if (engine && sync_engine(d, -1, &e) < 0)
+	if (engine && sync_engine(d, -1, -1, &e) < 0)
 		fprintf(stderr, "vmdb: watchpoints: %s\n", e.msg);
 	pthread_mutex_lock(&d->lock);
-	d->watch_last[0] = '\0';
 	if (any)
-		describe_locked(d, d->watch_last, sizeof(d->watch_last));
+		snapshot_locked(d, &d->watch_last);
+	else
+		d->watch_last.any = false;
 	pthread_mutex_unlock(&d->lock);
 }
 
@@ -273,7 +290,7 @@ int debug_watch_insert(struct debug *d, unsigned vcpu, enum debug_watch_kind kin
 	}
 	bool engine = r == 0 && w->home == DEBUG_WATCH_ENGINE;
 	pthread_mutex_unlock(&d->lock);
-	if (engine && (r = sync_engine(d, (int)(w - d->watch), e)) < 0) {
+	if (engine && (r = sync_engine(d, (int)(w - d->watch), -1, e)) < 0) {
 		pthread_mutex_lock(&d->lock);
 		w->home = DEBUG_WATCH_FREE;
 		d->watch_dirty = true;
@@ -313,9 +330,9 @@ void debug_watch_clear(struct debug *d)
 		w->home = DEBUG_WATCH_FREE;
 	}
 	d->watch_dirty = false;
-	d->watch_last[0] = '\0';
+	d->watch_last.any = false;
 	pthread_mutex_unlock(&d->lock);
-	if (engine && sync_engine(d, -1, &e) < 0)
+	if (engine && sync_engine(d, -1, -1, &e) < 0)
 		fprintf(stderr, "vmdb: watchpoints: %s\n", e.msg);
 	pthread_mutex_lock(&d->lock);
 	free(d->watch_ranges);
@@ -336,7 +353,25 @@ void debug_watch_evicted_locked(struct debug *d, enum dr7_rw rw, uint64_t addr, 
 		w->pages = (unsigned)pages_of(addr, len);
 		w->evicted = true;
 		d->watch_dirty = true;
+		d->watch_evicted_new = true;
 	}
+}
+
+void debug_watch_evicted_now(struct debug *d, unsigned via)
+{
+	struct err e = { 0 };
+	pthread_mutex_lock(&d->lock);
+	bool pending = d->watch_evicted_new;
+	pthread_mutex_unlock(&d->lock);
+	/* a page trap changes KVM's memory map, which other vCPUs running
+	 * in it must not see half done: there, at the next resume */
+	if (!pending || !(engine_linear(d) || d->nr_vcpus == 1))
+		return;
+	pthread_mutex_lock(&d->lock);
+	d->watch_evicted_new = false;
+	pthread_mutex_unlock(&d->lock);
+	if (sync_engine(d, -1, (int)via, &e) < 0)
+		fprintf(stderr, "vmdb: watchpoints: %s\n", e.msg);
 }
 
 bool debug_watch_exists_locked(struct debug *d, enum debug_event_kind kind, uint64_t addr)
@@ -373,9 +408,10 @@ static const char *kind_name(enum debug_watch_kind kind)
 /* A page trap that unmaps: a read/access watchpoint's, or a write
  * watchpoint's page that one of those shares (the engine traps the page
  * once, for every access). */
-static bool page_unmapped_locked(struct debug *d, unsigned id)
+static bool page_unmapped_locked(struct debug *d, const struct debug_watch_snap *snap,
+				 unsigned id)
 {
-	if (d->watch[id].kind != DEBUG_WATCH_WRITE)
+	if (snap->watch[id].kind != DEBUG_WATCH_WRITE)
 		return true;
 	for (unsigned i = 0; i < d->nr_watch_ranges; i++) {
 		const struct engine_watch *mine = &d->watch_ranges[i];
@@ -390,21 +426,21 @@ static bool page_unmapped_locked(struct debug *d, unsigned id)
 	return false;
 }
 
-static int describe_home(struct debug *d, unsigned id, char *out, size_t size)
+static int describe_home(struct debug *d, const struct debug_watch_snap *snap, unsigned id,
+			 char *out, size_t size)
 {
-	const struct debug_watch *w = &d->watch[id];
+	const struct debug_watch *w = &snap->watch[id];
 	if (w->home == DEBUG_WATCH_SLOTS) {
 		char regs[16] = "";
-		unsigned mask = debug_watch_slots_of_locked(d, slot_rw(w->kind), w->addr, w->len);
 		size_t n = 0;
 		for (unsigned i = 0; i < DEBUG_NR_HW_BP; i++)
-			if (mask & (1u << i))
+			if (snap->slots[id] & (1u << i))
 				n += (size_t)snprintf(regs + n, sizeof(regs) - n, "%sDR%u", n ? "," : "",
 						      i);
 		return snprintf(out, size, "%s on all vCPUs", regs);
 	}
 	const char *how = engine_linear(d) ? "engine access check (exact, by linear address)" :
-		page_unmapped_locked(d, id) ? "page trap (page unmapped)" :
+		page_unmapped_locked(d, snap, id) ? "page trap (page unmapped)" :
 		"page trap (page write-protected)";
 	if (w->mapped == w->pages)
 		return snprintf(out, size, "%s%s", how, w->evicted ? ", moved out of DR0-3" : "");
@@ -414,35 +450,45 @@ static int describe_home(struct debug *d, unsigned id, char *out, size_t size)
 			w->pages - w->mapped, w->pages);
 }
 
-/* One line per watchpoint; returns how many there are. */
-static size_t describe_locked(struct debug *d, char *out, size_t size)
+/* One line per watchpoint of snap. */
+static void describe_locked(struct debug *d, const struct debug_watch_snap *snap, char *out,
+			    size_t size)
 {
-	size_t n = 0, count = 0;
+	size_t n = 0;
 	out[0] = '\0';
 	for (unsigned i = 0; i < DEBUG_MAX_WATCH && n < size; i++) {
-		const struct debug_watch *w = &d->watch[i];
+		const struct debug_watch *w = &snap->watch[i];
 		if (w->home == DEBUG_WATCH_FREE)
 			continue;
-		count++;
 		n += (size_t)snprintf(out + n, size - n, "%-6s %" PRIu64 " byte%s at 0x%" PRIx64 ": ",
 				      kind_name(w->kind), w->len, w->len == 1 ? "" : "s", w->addr);
 		if (n < size)
-			n += (size_t)describe_home(d, i, out + n, size - n);
+			n += (size_t)describe_home(d, snap, i, out + n, size - n);
 		if (n < size)
 			n += (size_t)snprintf(out + n, size - n, "\n");
 	}
-	return count;
 }
 
 void debug_watch_describe(struct debug *d, char *out, size_t size)
 {
+	static const char last_run[] = "none inserted now (gdb inserts its own only while the "
+				       "guest runs); while it last ran:\n";
+	struct debug_watch_snap *now = malloc(sizeof(*now));
+	if (!now) {
+		snprintf(out, size, "out of memory\n");
+		return;
+	}
 	pthread_mutex_lock(&d->lock);
-	if (describe_locked(d, out, size) == 0) {
-		if (d->watch_last[0])
-			snprintf(out, size, "none inserted now (gdb inserts its own only while the "
-				 "guest runs); while it last ran:\n%s", d->watch_last);
-		else
-			snprintf(out, size, "no watchpoints\n");
+	snapshot_locked(d, now);
+	if (now->any) {
+		describe_locked(d, now, out, size);
+	} else if (d->watch_last.any && size > sizeof(last_run)) {
+		memcpy(out, last_run, sizeof(last_run));
+		describe_locked(d, &d->watch_last, out + sizeof(last_run) - 1,
+				size - sizeof(last_run) + 1);
+	} else {
+		snprintf(out, size, "no watchpoints\n");
 	}
 	pthread_mutex_unlock(&d->lock);
+	free(now);
 }

@@ -37,6 +37,65 @@ enum vm_exit_reason {
 	VM_EXIT_UNKNOWN,          /* anything else; raw code in .unknown */
 };
 
+/* Record and replay (reverse execution). The engine logs every input it
+ * cannot reproduce (turns of the vCPUs, idle clock jumps, serial input,
+ * the debugger's writes) with the global count of retired instructions
+ * it arrived at, and takes snapshots of the whole machine; from them it
+ * puts the stopped machine at any count of its history. Optional group:
+ * NULL where the engine is not deterministic (kvm). */
+struct engine_rr_info {
+	bool recording;
+	bool in_history;        /* stopped before the end of the history */
+	uint64_t now, first, end;   /* global counts: here, oldest snapshot, end */
+	size_t snapshots;
+	uint64_t snap_bytes, budget, period;
+	size_t events;
+	uint64_t log_bytes;
+};
+
+/* Where seek stops: the global count `global`, or (vcpu >= 0) the moment
+ * vCPU `vcpu` is about to execute with vcpu_count instructions retired. */
+struct engine_rr_target {
+	uint64_t global;
+	int vcpu;
+	uint64_t vcpu_count;
+};
+
+struct vm_exit;
+struct engine_rr_ops {
+	/* Start (budget: bytes of snapshots, 0 = the default) or stop and
+	 * forget the history. Called with every vCPU out of run(). */
+	int (*record)(struct vm *vm, bool on, uint64_t budget, struct err *e);
+	void (*info)(struct vm *vm, struct engine_rr_info *info);
+	/* Instructions this vCPU has retired. */
+	uint64_t (*vcpu_count)(struct vcpu *vcpu);
+	/* The stopped machine (every vCPU parked) moves to t through its
+	 * history: from the newest snapshot at or before t when t is behind,
+	 * replaying the log. Returns 0 with exit->reason VM_EXIT_NONE at t;
+	 * 1 with exit filled and *vcpu set at a debug exit met on the way
+	 * (VM_EXIT_DB, VM_EXIT_BPT: call seek again to go on); 2 when the end
+	 * of the history came first (the machine is there). */
+	int (*seek)(struct vm *vm, const struct engine_rr_target *t, struct vm_exit *exit,
+		    unsigned *vcpu, struct err *e);
+	/* The newest snapshot strictly before icount (UINT64_MAX: none). */
+	uint64_t (*snap_before)(struct vm *vm, uint64_t icount);
+	/* Called with lift = true before the engine restores or captures
+	 * guest memory and with false after: the debugger takes its int3s
+	 * out and puts them back. */
+	void (*set_bp_hook)(struct vm *vm, void (*fn)(void *opaque, bool lift), void *opaque);
+	/* The debugger wrote buf (the guest's view: no int3 of its own) to
+	 * guest-physical [gpa, gpa+len): logged; inside the history, the
+	 * history after here is dropped and the machine is live from here. */
+	void (*mem_written)(struct vm *vm, uint64_t gpa, const void *buf, uint64_t len);
+	/* Note whether the guest writes these guest-physical pages from now
+	 * on (at most ENGINE_RR_TRACK), until pages_written() says which it
+	 * did: a cheap first look at a stretch of history before replaying it
+	 * with watchpoints, which are slower. */
+	int (*track_pages)(struct vm *vm, const uint64_t *gpa, unsigned n, struct err *e);
+	void (*pages_written)(struct vm *vm, bool *written);
+};
+#define ENGINE_RR_TRACK 64
+
 const char *vm_exit_reason_name(enum vm_exit_reason reason);
 
 /* Filled by vcpu->run(). Pointers in it stay valid until the next run
@@ -351,12 +410,33 @@ struct engine_lend_ops {
 	int (*run)(struct vcpu *vcpu, struct vm_exit *exit);
 };
 
+/* Whole-machine snapshots (machine/snapshot.c): the engine's whole-VM
+ * state — every vCPU's architectural and execution state, its interrupt
+ * controllers, timers and clock, and who runs next — as bytes. Called
+ * with every vCPU at an instruction boundary and out of the core (the run
+ * token's holder between quanta, or every vCPU parked). Guest RAM is not
+ * in it: the store keeps RAM itself, from machine/'s dirty map. */
+struct engine_snap_ops {
+	/* Bytes save() writes for this VM (fixed while the VM lives). */
+	size_t (*size)(struct vm *vm);
+	int (*save)(struct vm *vm, void *buf, size_t size, struct err *e);
+	/* Put back what save() wrote; guest RAM is already back (caches of
+	 * its bytes are dropped here: TLBs, decoded blocks). The debugger's
+	 * current requests (set_debug, set_watch) stay as they are. */
+	int (*restore)(struct vm *vm, const void *buf, size_t size, struct err *e);
+	/* The store cleared vm->ram_dirty: take back every cached write
+	 * permission, so the next write to each page marks it again. */
+	void (*ram_clean)(struct vm *vm);
+};
+
 struct engine_ops {
 	const char *name;
 	const struct engine_vm_ops *vm;
 	const struct engine_vcpu_ops *vcpu;
 	const struct engine_debug_ops *debug;   /* NULL: no debugging beyond state access */
 	const struct engine_lend_ops *lend;     /* NULL: only the vCPU's own thread runs it */
+	const struct engine_rr_ops *rr;         /* NULL: no record and replay */
+	const struct engine_snap_ops *snap;     /* NULL: no snapshots (reverse execution) */
 	/* The core this engine lends to others (emu's), or NULL. */
 	const struct emu_single_ops *assist;
 };

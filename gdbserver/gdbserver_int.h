@@ -83,6 +83,7 @@ struct gdb_server {
 	uint64_t range_start, range_end;
 	enum debug_action range_actions[VM_MAX_VCPUS];
 	struct gdb_nonstop ns;
+	const struct gdb_reg_view *view;  /* NULL until target.xml is read (pkt_query.c resets) */
 };
 
 /* A packet handler: args starts right after the packet name. Fill
@@ -109,6 +110,12 @@ extern const struct gdb_packet gdb_pkt_query[], gdb_pkt_regs[], gdb_pkt_mem[],
 /* pkt_break.c: a stop at a breakpoint whose condition failed says why
  * (an O packet, before the stop reply) */
 void gdb_explain_cond_error(struct gdb_server *s, const struct debug_event *ev);
+
+/* pkt_break.c: the text of breakpoint commands (dprintf), as O packets
+ * while the machine runs in all-stop mode or before a stop reply
+ * (stop_reply_next), else on vmdb's stderr (no client, non-stop mode);
+ * held while the client has the machine stopped. */
+void gdb_console_flush(struct gdb_server *s, bool stop_reply_next);
 
 /* server.c */
 void gdb_set_state(struct gdb_server *s, enum gdb_state next);
@@ -146,6 +153,27 @@ extern const unsigned gdb_nr_g_regs;     /* the leading ones the g packet carrie
 extern const char *const gdb_features[];
 extern const unsigned gdb_nr_features;
 
+/* What the client was told the registers are (its target.xml): gdb's
+ * amd64 set, or for a vCPU in protected or real mode when gdb connected,
+ * gdb's i386 set (eax..., 32-bit g/G/p/P mapped onto the 64-bit state).
+ * regs[i] is the client's register i; src[i] the gdb_regs[] entry whose
+ * value it shows (its low bits). Chosen once per connection (gdb reads
+ * target.xml once), at the first read of target.xml. */
+struct gdb_reg_view {
+	const char *arch;            /* target.xml's <architecture> */
+	const struct gdb_reg *regs;
+	const uint8_t *src;          /* for the first nr_src; the rest follow R_TR on;
+				      * NULL: the identity */
+	unsigned nr_src, nr, nr_g;
+};
+enum gdb_arch { GDB_ARCH_AUTO, GDB_ARCH_X86_64, GDB_ARCH_I386, GDB_ARCH_I8086 };
+extern const struct gdb_reg_view gdb_view_amd64, gdb_view_i386, gdb_view_i8086;
+/* The view this connection uses (amd64 until target.xml chose one). */
+const struct gdb_reg_view *gdb_view(const struct gdb_server *s);
+/* The frame and stack pointers and the PC, in the view's numbering and
+ * sizes, for a stop reply: they save gdb a g after most stops. */
+void gdb_expedite_registers(struct gdb_server *s, unsigned vcpu);
+
 /* server.c: the stop reply for ev (format, expedited registers, reason)
  * into s->reply, and a notification ("%NAME:payload") to the client. */
 void gdb_format_stop(struct gdb_server *s, const struct debug_event *ev);
@@ -154,6 +182,8 @@ void gdb_send_notification(struct gdb_server *s, const char *name, const char *p
 
 /* nonstop.c */
 extern const struct gdb_packet gdb_pkt_nonstop[];
+/* pkt_reverse.c: bs, bc */
+extern const struct gdb_packet gdb_pkt_reverse[];
 bool gdb_ns_on(const struct gdb_server *s);
 /* Stop every running vCPU for a moment (the debug core's calls want the
  * machine stopped), take the stops that happened meanwhile, then let the
@@ -169,14 +199,21 @@ int gdb_ns_vcont(struct gdb_server *s, const enum debug_action *act, const bool 
 int gdb_ns_why(struct gdb_server *s, struct rsp_cur *args);
 /* Ctrl-C or vCtrlC: stop one running vCPU, reported with SIGINT. */
 void gdb_ns_interrupt(struct gdb_server *s);
+/* The machine's end went out as a notification the client has not taken
+ * with vStopped yet: the connection stays open until it does. */
+bool gdb_ns_end_unacked(const struct gdb_server *s);
+/* Serve the client until it has taken the machine's end, or a short
+ * deadline passed (the machine is gone: nothing else to serve). */
+void gdb_ns_await_end_ack(struct gdb_server *s);
 /* The client left: forget non-stop mode. */
 void gdb_ns_reset(struct gdb_server *s);
 
 /* pkt_xfer.c: qXfer:features|threads|exec-file|memory-map:read */
 int gdb_pkt_qxfer(struct gdb_server *s, struct rsp_cur *args);
 
-/* target_xml.c */
-int gdb_target_xml(struct rsp_buf *out);
+/* target_xml.c: the description, choosing s->view at the connection's
+ * first read (--gdb-arch, or auto: the mode of vCPU 0 then). */
+int gdb_target_xml(struct gdb_server *s, struct rsp_buf *out);
 
 /* In-process driving, for harnesses (fuzz/fuzz_gdbserver.c): a server
  * over vm's debug core with no listening socket and no thread of its own.

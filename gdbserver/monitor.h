@@ -28,6 +28,10 @@ int mon_info_lapic(struct gdb_server *s, const char *arg);
 int mon_info_ioapic(struct gdb_server *s, const char *arg);
 int mon_info_pic(struct gdb_server *s, const char *arg);
 
+/* pkt_reverse.c: record on [SIZE] | off, info record */
+int mon_record(struct gdb_server *s, const char *arg);
+int mon_info_record(struct gdb_server *s, const char *arg);
+
 /* mon_catch.c: catch VEC... | io ... | msr ... | cr ... | off */
 int mon_catch(struct gdb_server *s, const char *arg);
 

@@ -16,6 +16,16 @@
 #include "gdbserver/gdbserver_int.h"
 
 #include <string.h>
+#include <time.h>
+
+/* How long a client that has the machine's end as a notification gets to
+ * take it with vStopped before the connection closes under it. */
+#define GDB_NS_EXIT_ACK_MS 2000
+
+static bool is_end(const struct debug_event *ev)
+{
+	return ev->kind == DEBUG_EV_EXITED || ev->kind == DEBUG_EV_CRASHED;
+}
 
 bool gdb_ns_on(const struct gdb_server *s)
 {
@@ -28,7 +38,7 @@ static void push(struct gdb_server *s, const struct debug_event *ev, bool quiet)
 	if (ns->len == sizeof(ns->queue) / sizeof(ns->queue[0]))
 		return;     /* one stop per vCPU and the machine's end: cannot fill */
 	ns->queue[ns->len++] = (struct gdb_ns_stop){ *ev, quiet };
-	if (ev->kind != DEBUG_EV_EXITED && ev->kind != DEBUG_EV_CRASHED) {
+	if (!is_end(ev)) {
 		ns->act[ev->vcpu] = DEBUG_ACT_STOP;
 		ns->last[ev->vcpu] = ns->queue[ns->len - 1];
 		ns->have_last[ev->vcpu] = true;
@@ -42,8 +52,7 @@ static void drain(struct gdb_server *s)
 	while (debug_next_event(s->dbg, &ev)) {
 		if (ev.kind == DEBUG_EV_INTERRUPT)
 			continue;     /* a stop request of all-stop mode: satisfied */
-		if (ev.kind != DEBUG_EV_EXITED && ev.kind != DEBUG_EV_CRASHED &&
-		    ev.vcpu >= debug_nr_vcpus(s->dbg))
+		if (!is_end(&ev) && ev.vcpu >= debug_nr_vcpus(s->dbg))
 			continue;
 		push(s, &ev, false);
 	}
@@ -105,8 +114,30 @@ void gdb_ns_flush(struct gdb_server *s)
 	gdb_send_notification(s, "Stop", s->reply.data, s->reply.len);
 	ns->in_flight = true;
 	rsp_buf_reset(&s->reply);
-	if (ns->queue[0].ev.kind == DEBUG_EV_EXITED || ns->queue[0].ev.kind == DEBUG_EV_CRASHED)
-		gdb_set_state(s, GDB_CLOSING);
+}
+
+bool gdb_ns_end_unacked(const struct gdb_server *s)
+{
+	const struct gdb_nonstop *ns = &s->ns;
+	return ns->on && ns->in_flight && ns->len > 0 && is_end(&ns->queue[0].ev) &&
+	       s->client_fd >= 0;
+}
+
+/* gdb reads a notification, then asks for it with vStopped, and only the
+ * answer makes it report the exit: closing before that leaves it with
+ * "Remote connection closed" and no exit code. */
+void gdb_ns_await_end_ack(struct gdb_server *s)
+{
+	struct timespec start, now;
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	while (gdb_ns_end_unacked(s)) {
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		long spent = (now.tv_sec - start.tv_sec) * 1000 +
+			     (now.tv_nsec - start.tv_nsec) / 1000000;
+		if (spent >= GDB_NS_EXIT_ACK_MS ||
+		    !gdb_server_serve(s, (int)(GDB_NS_EXIT_ACK_MS - spent)))
+			return;
+	}
 }
 
 void gdb_ns_events(struct gdb_server *s)
@@ -193,6 +224,9 @@ static int pkt_vstopped(struct gdb_server *s, struct rsp_cur *args)
 	if (!ns->on)
 		return -EINVAL;
 	if (ns->in_flight && ns->len > 0) {
+		/* the machine's end taken: the connection closes after this reply */
+		if (is_end(&ns->queue[0].ev))
+			gdb_set_state(s, GDB_CLOSING);
 		memmove(&ns->queue[0], &ns->queue[1], (ns->len - 1) * sizeof(ns->queue[0]));
 		ns->len--;
 	}

@@ -9,10 +9,13 @@
  * Z1-Z4 cannot be and are refused.
  * A Z0 may carry conditions (ConditionalBreakpoints+): gdb's agent
  * expressions, ";X len,HEX" each, which the debug core evaluates at the
- * hit so that a false one costs no stop (debug/cond.c). Z1 conditions
- * are not evaluated here: such a breakpoint stops at every hit and gdb
- * checks its condition itself. Commands (cmds:) were not advertised and
- * are ignored. */
+ * hit so that a false one costs no stop (debug/cond.c), and commands
+ * (BreakpointCommands+, ";cmds:PERSIST,X len,HEX..."), which it runs at
+ * the hits whose condition holds, with no stop: their printf text comes
+ * back here (gdb_console_flush) as O packets while the machine runs, or
+ * on vmdb's stderr where no client can take it. Z1 conditions and
+ * commands are not taken: such a breakpoint stops at every hit, and gdb
+ * checks the condition and runs the commands itself. */
 #include "gdbserver/gdbserver_int.h"
 
 #include <inttypes.h>
@@ -22,40 +25,68 @@
 
 enum { Z_SW = 0, Z_HW = 1, Z_WRITE = 2, Z_READ = 3, Z_ACCESS = 4 };
 
-/* One "X len,HEX" condition, appended to the list. */
-static int parse_cond(struct rsp_cur *c, struct debug_cond_list *list, struct err *e)
+/* One "X len,HEX" agent expression into code (AGENT_MAX_CODE bytes). */
+static int parse_expr(struct rsp_cur *c, const char *what, uint8_t *code, uint16_t *code_len,
+		      struct err *e)
 {
 	uint64_t len;
+	if (!rsp_skip_char(c, 'X'))
+		return err_set(e, EINVAL, "unexpected text where a breakpoint %s belongs", what);
 	if (rsp_take_hex(c, ',', &len) < 0)
-		return err_set(e, EINVAL, "a breakpoint condition without a length");
+		return err_set(e, EINVAL, "a breakpoint %s without a length", what);
 	if (len == 0 || len > AGENT_MAX_CODE)
-		return err_set(e, EINVAL, "a breakpoint condition of %" PRIu64 " bytes (at most %d)",
+		return err_set(e, EINVAL, "a breakpoint %s of %" PRIu64 " bytes (at most %d)", what,
 			       len, AGENT_MAX_CODE);
-	if (list->n == DEBUG_MAX_CONDS)
-		return err_set(e, E2BIG, "more than %d conditions on one breakpoint",
-			       DEBUG_MAX_CONDS);
-	if (rsp_left(c) < 2 * len || rsp_hex_decode(c->p, 2 * len, list->code[list->n]) < 0)
-		return err_set(e, EINVAL, "a breakpoint condition shorter than its length, or not hex");
+	if (rsp_left(c) < 2 * len || rsp_hex_decode(c->p, 2 * len, code) < 0)
+		return err_set(e, EINVAL, "a breakpoint %s shorter than its length, or not hex", what);
 	c->p += 2 * len;
-	list->len[list->n++] = (uint16_t)len;
+	*code_len = (uint16_t)len;
+	return 0;
+}
+
+/* "cmds:PERSIST,X..X..": the commands run to the end of the packet (gdb
+ * puts them last, with no separator between them; ';' is taken too). */
+static int parse_cmds(struct rsp_cur *c, struct debug_cmd_list *cmds, struct err *e)
+{
+	uint64_t persist;
+	if (rsp_take_hex(c, ',', &persist) < 0 || persist > 1)
+		return err_set(e, EINVAL, "breakpoint commands without their persist flag (0 or 1)");
+	cmds->persist = persist == 1;
+	while (!rsp_at_end(c)) {
+		if (rsp_skip_char(c, ';'))
+			continue;
+		if (cmds->n == DEBUG_MAX_CMDS)
+			return err_set(e, E2BIG, "more than %d commands on one breakpoint",
+				       DEBUG_MAX_CMDS);
+		int r = parse_expr(c, "command", cmds->code[cmds->n], &cmds->len[cmds->n], e);
+		if (r < 0)
+			return r;
+		cmds->n++;
+	}
+	if (cmds->n == 0)
+		return err_set(e, EINVAL, "a breakpoint's cmds: with no command");
 	return 0;
 }
 
 /* What follows ADDR,KIND: ";X..X.." conditions (gdb puts them after one
  * ';', gdbserver also takes one ';' each), then perhaps ";cmds:...". */
-static int parse_conds(struct rsp_cur *c, struct debug_cond_list *list, struct err *e)
+static int parse_options(struct rsp_cur *c, struct debug_cond_list *conds,
+			 struct debug_cmd_list *cmds, struct err *e)
 {
-	list->n = 0;
+	conds->n = cmds->n = 0;
+	cmds->persist = false;
 	while (!rsp_at_end(c)) {
 		if (rsp_skip_char(c, ';'))
 			continue;
 		if (rsp_skip_str(c, "cmds:"))
-			return 0;
-		if (!rsp_skip_char(c, 'X'))
-			return err_set(e, EINVAL, "unexpected text after a breakpoint's kind");
-		int r = parse_cond(c, list, e);
+			return parse_cmds(c, cmds, e);
+		if (conds->n == DEBUG_MAX_CONDS)
+			return err_set(e, E2BIG, "more than %d conditions on one breakpoint",
+				       DEBUG_MAX_CONDS);
+		int r = parse_expr(c, "condition", conds->code[conds->n], &conds->len[conds->n], e);
 		if (r < 0)
 			return r;
+		conds->n++;
 	}
 	return 0;
 }
@@ -76,18 +107,27 @@ static int parse_z(struct rsp_cur *args, uint64_t *type, uint64_t *addr, uint64_
 	return 0;
 }
 
-/* Z0 with its conditions (none: every hit stops). */
-static int z_sw_insert(struct gdb_server *s, struct rsp_cur *conds, uint64_t addr, struct err *e)
+/* Z0 with its conditions and commands (none: every hit stops). */
+static int z_sw_insert(struct gdb_server *s, struct rsp_cur *opts, uint64_t addr, struct err *e)
 {
-	struct debug_cond_list *list = malloc(sizeof(*list));
-	if (!list)
-		return err_set(e, ENOMEM, "out of memory for breakpoint conditions");
-	int r = parse_conds(conds, list, e);
+	struct debug_cond_list *conds = malloc(sizeof(*conds));
+	struct debug_cmd_list *cmds = malloc(sizeof(*cmds));
+	int r = conds && cmds ? 0 : err_set(e, ENOMEM, "out of memory for a breakpoint's "
+					    "conditions and commands");
+	if (r == 0)
+		r = parse_options(opts, conds, cmds, e);
+	/* a client told of i386 registers numbers them as i386 does */
+	if (r == 0)
+		conds->regnums = cmds->regnums = gdb_view(s)->src ? DEBUG_REGNUMS_I386
+								  : DEBUG_REGNUMS_AMD64;
 	if (r == 0)
 		r = debug_sw_insert(s->dbg, s->cur_g, addr, s->phys, e);
 	if (r == 0)
-		r = debug_sw_set_conds(s->dbg, addr, s->phys, list, e);
-	free(list);
+		r = debug_sw_set_conds(s->dbg, addr, s->phys, conds, e);
+	if (r == 0)
+		r = debug_sw_set_cmds(s->dbg, addr, s->phys, cmds, e);
+	free(conds);
+	free(cmds);
 	return r;
 }
 
@@ -166,8 +206,8 @@ static int pkt_enable_error_strings(struct gdb_server *s, struct rsp_cur *args)
 void gdb_explain_cond_error(struct gdb_server *s, const struct debug_event *ev)
 {
 	char text[600];
-	int n = snprintf(text, sizeof(text), "vmdb: breakpoint condition at 0x%" PRIx64
-			 " could not be evaluated, so the vCPU stopped: ", ev->addr);
+	int n = snprintf(text, sizeof(text), "vmdb: the breakpoint at 0x%" PRIx64
+			 " stopped the vCPU: ", ev->addr);
 	if (ev->kind != DEBUG_EV_SWBREAK ||
 	    !debug_cond_take_error(s->dbg, ev->vcpu, ev->addr, text + n,
 				   sizeof(text) - (size_t)n - 1))
@@ -180,6 +220,48 @@ void gdb_explain_cond_error(struct gdb_server *s, const struct debug_event *ev)
 	if (out.err == 0)
 		rsp_send(&s->rsp, out.data, out.len);
 	rsp_buf_free(&out);
+}
+
+/* Console text as one O packet: gdb prints it. */
+static void send_console(struct gdb_server *s, const char *text, size_t len)
+{
+	struct rsp_buf out;
+	rsp_buf_init(&out);
+	rsp_buf_putc(&out, 'O');
+	rsp_buf_hex(&out, text, len);
+	if (out.err == 0)
+		rsp_send(&s->rsp, out.data, out.len);
+	rsp_buf_free(&out);
+}
+
+void gdb_console_flush(struct gdb_server *s, bool stop_reply_next)
+{
+	/* gdb takes O packets while it waits for a stop reply (all-stop
+	 * only: in non-stop mode nothing but notifications may come unasked) */
+	bool attached = s->client_fd >= 0 && s->state != GDB_IDLE && s->state != GDB_CLOSING &&
+			!gdb_ns_on(s);
+	bool to_client = attached && (s->state == GDB_RUNNING || stop_reply_next);
+	if (attached && !to_client)
+		return;      /* stopped: the text waits for the next stop reply */
+	char text[2048];
+	uint64_t lost;
+	size_t n;
+	while ((n = debug_console_take(s->dbg, text, sizeof(text), &lost)) > 0 || lost) {
+		if (lost) {
+			char note[128];
+			int k = snprintf(note, sizeof(note), "vmdb: %" PRIu64 " bytes of breakpoint "
+					 "command output lost: the debugger took them too slowly\n",
+					 lost);
+			if (to_client)
+				send_console(s, note, (size_t)k);
+			else
+				fputs(note, stderr);
+		}
+		if (n > 0 && to_client)
+			send_console(s, text, n);
+		else if (n > 0)
+			fwrite(text, 1, n, stderr);
+	}
 }
 
 const struct gdb_packet gdb_pkt_break[] = {

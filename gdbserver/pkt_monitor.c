@@ -73,7 +73,10 @@ static int mon_help(struct gdb_server *s, const char *arg)
 		     "  info gdt         the current vCPU's GDT descriptors, decoded\n"
 		     "  info lapic       the current vCPU's local APIC\n"
 		     "  info ioapic      the I/O APIC's redirection table\n"
-		     "  info pic         the 8259 PIC pair\n");
+		     "  info pic         the 8259 PIC pair\n"
+		     "  record on [SIZE]|off  record for reverse execution (emu; SIZE: snapshot\n"
+		     "                   memory in bytes), or stop and forget the history\n"
+		     "  info record      how far back the recorded history reaches\n");
 	return 0;
 }
 
@@ -310,6 +313,8 @@ static const struct {
 	{ "info lapic", mon_info_lapic },
 	{ "info ioapic", mon_info_ioapic },
 	{ "info pic", mon_info_pic },
+	{ "record", mon_record },
+	{ "info record", mon_info_record },
 };
 
 static int run_command(struct gdb_server *s, char *line)

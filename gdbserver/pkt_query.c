@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "debug/reverse.h"
+
 /* Does the client's qSupported list (";"-separated, after ':') hold
  * the feature `name+`? */
 static bool client_has(struct rsp_cur args, const char *name)
@@ -30,12 +32,14 @@ static int pkt_qsupported(struct gdb_server *s, struct rsp_cur *args)
 	s->client_swbreak = client_has(*args, "swbreak");
 	s->client_hwbreak = client_has(*args, "hwbreak");
 	s->client_binary_upload = client_has(*args, "binary-upload");
+	s->view = NULL;      /* a new session: its target.xml read chooses again */
 	rsp_buf_printf(&s->reply,
 		       "PacketSize=%x;qXfer:features:read+;qXfer:threads:read+;"
 		       "qXfer:exec-file:read+;qXfer:memory-map:read+;vContSupported+;swbreak+;hwbreak+;"
-		       "ConditionalBreakpoints+;QStartNoAckMode+;QNonStop+;multiprocess-%s",
+		       "ConditionalBreakpoints+;BreakpointCommands+;QStartNoAckMode+;QNonStop+;multiprocess-%s%s",
 		       GDB_PACKET_SIZE,
-		       s->client_binary_upload ? ";binary-upload+" : "");
+		       s->client_binary_upload ? ";binary-upload+" : "",
+		       debug_reverse_supported(s->dbg) ? ";ReverseStep+;ReverseContinue+" : "");
 	return 0;
 }
 

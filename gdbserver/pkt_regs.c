@@ -7,7 +7,11 @@
  * are little-endian, as x86 gdb expects.
  * Writing a segment register with a new selector loads its hidden part
  * as the CPU would (x86/seg_load.h), so `set $ds=0x1000` works in real
- * mode; an unchanged selector (a G resending it) leaves it alone. */
+ * mode; an unchanged selector (a G resending it) leaves it alone.
+ * A client told of gdb's i386 registers (target_xml.c: a vCPU in
+ * protected or real mode when it connected) has its own numbering and
+ * sizes: gdb_regs32[], each the low bits of a gdb_regs[] entry; a write
+ * keeps the bits it cannot see. */
 #include "gdbserver/gdbserver_int.h"
 
 #include <string.h>
@@ -59,6 +63,21 @@ _Static_assert(sizeof(sys_msrs) / sizeof(sys_msrs[0]) == R_MISC_ENABLE - R_STAR 
 #define SEGSEL(n) { n, 32, "int32", F_SYS }
 #define ATTR(n) { n, 32, "x86_seg_attr", F_SYS }
 
+/* R_TR ... R_XCR0, in both numberings */
+#define SYSTEM_STATE                                                                           \
+	SEGSEL("tr"), SEGSEL("ldtr"),                                                          \
+	SYS("cs_base"), SYS("ss_base"), SYS("ds_base"), SYS("es_base"), SYS("tr_base"),        \
+	SYS("ldtr_base"),                                                                      \
+	SYS32("cs_limit"), SYS32("ss_limit"), SYS32("ds_limit"), SYS32("es_limit"),            \
+	SYS32("fs_limit"), SYS32("gs_limit"), SYS32("tr_limit"), SYS32("ldtr_limit"),          \
+	ATTR("cs_attr"), ATTR("ss_attr"), ATTR("ds_attr"), ATTR("es_attr"), ATTR("fs_attr"),   \
+	ATTR("gs_attr"), ATTR("tr_attr"), ATTR("ldtr_attr"),                                   \
+	SYS("gdtr_base"), SYS32("gdtr_limit"), SYS("idtr_base"), SYS32("idtr_limit"),          \
+	SYS("dr0"), SYS("dr1"), SYS("dr2"), SYS("dr3"), SYS("dr6"), SYS("dr7"),                \
+	SYS("star"), SYS("lstar"), SYS("cstar"), SYS("sfmask"), SYS("sysenter_cs"),            \
+	SYS("sysenter_esp"), SYS("sysenter_eip"), SYS("apic_base"), SYS("tsc"), SYS("pat"),    \
+	SYS("misc_enable"), SYS("xcr0")
+
 const struct gdb_reg gdb_regs[] = {
 	GPR("rax", "int64"), GPR("rbx", "int64"), GPR("rcx", "int64"), GPR("rdx", "int64"),
 	GPR("rsi", "int64"), GPR("rdi", "int64"), GPR("rbp", "data_ptr"), GPR("rsp", "data_ptr"),
@@ -76,23 +95,65 @@ const struct gdb_reg gdb_regs[] = {
 	{ "fs_base", 64, "int64", F_SEGMENTS }, { "gs_base", 64, "int64", F_SEGMENTS },
 	SYS("k_gs_base"), { "cr0", 64, "x86_cr0", F_SYS }, SYS("cr2"), SYS("cr3"),
 	{ "cr4", 64, "x86_cr4", F_SYS }, SYS("cr8"), { "efer", 64, "x86_efer", F_SYS },
-	SEGSEL("tr"), SEGSEL("ldtr"),
-	SYS("cs_base"), SYS("ss_base"), SYS("ds_base"), SYS("es_base"), SYS("tr_base"),
-	SYS("ldtr_base"),
-	SYS32("cs_limit"), SYS32("ss_limit"), SYS32("ds_limit"), SYS32("es_limit"),
-	SYS32("fs_limit"), SYS32("gs_limit"), SYS32("tr_limit"), SYS32("ldtr_limit"),
-	ATTR("cs_attr"), ATTR("ss_attr"), ATTR("ds_attr"), ATTR("es_attr"), ATTR("fs_attr"),
-	ATTR("gs_attr"), ATTR("tr_attr"), ATTR("ldtr_attr"),
-	SYS("gdtr_base"), SYS32("gdtr_limit"), SYS("idtr_base"), SYS32("idtr_limit"),
-	SYS("dr0"), SYS("dr1"), SYS("dr2"), SYS("dr3"), SYS("dr6"), SYS("dr7"),
-	SYS("star"), SYS("lstar"), SYS("cstar"), SYS("sfmask"), SYS("sysenter_cs"),
-	SYS("sysenter_esp"), SYS("sysenter_eip"), SYS("apic_base"), SYS("tsc"), SYS("pat"),
-	SYS("misc_enable"), SYS("xcr0"),
+	SYSTEM_STATE,
 };
 const unsigned gdb_nr_regs = sizeof(gdb_regs) / sizeof(gdb_regs[0]);
 const unsigned gdb_nr_g_regs = R_G_COUNT;
 
 _Static_assert(sizeof(gdb_regs) / sizeof(gdb_regs[0]) == R_COUNT, "register table and enum");
+
+/* gdb's i386 numbering: its core and sse sets (the g packet), the
+ * control registers, then the system state as in gdb_regs[]; each shows
+ * the low bits of a gdb_regs[] entry (src32[], then R_TR on). */
+#define GPR32(n, t) { n, 32, t, F_CORE }
+static const struct gdb_reg gdb_regs32[] = {
+	GPR32("eax", "int32"), GPR32("ecx", "int32"), GPR32("edx", "int32"),
+	GPR32("ebx", "int32"), GPR32("esp", "data_ptr"), GPR32("ebp", "data_ptr"),
+	GPR32("esi", "int32"), GPR32("edi", "int32"), GPR32("eip", "code_ptr"),
+	{ "eflags", 32, "i386_eflags", F_CORE },
+	SEG("cs"), SEG("ss"), SEG("ds"), SEG("es"), SEG("fs"), SEG("gs"),
+	ST("st0"), ST("st1"), ST("st2"), ST("st3"), ST("st4"), ST("st5"), ST("st6"), ST("st7"),
+	FPC("fctrl"), FPC("fstat"), FPC("ftag"), FPC("fiseg"), FPC("fioff"), FPC("foseg"),
+	FPC("fooff"), FPC("fop"),
+	XMM("xmm0"), XMM("xmm1"), XMM("xmm2"), XMM("xmm3"), XMM("xmm4"), XMM("xmm5"),
+	XMM("xmm6"), XMM("xmm7"), { "mxcsr", 32, "i386_mxcsr", F_SSE },
+	{ "cr0", 64, "x86_cr0", F_SYS }, SYS("cr2"), SYS("cr3"), { "cr4", 64, "x86_cr4", F_SYS },
+	{ "efer", 64, "x86_efer", F_SYS },
+	SYSTEM_STATE,
+};
+static const uint8_t src32[] = {
+	0, 2, 3, 1, 7, 6, 4, 5, R_RIP, R_EFLAGS, 18, 19, 20, 21, 22, 23,
+	24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39,
+	40, 41, 42, 43, 44, 45, 46, 47, R_MXCSR,
+	R_CR0, R_CR2, R_CR3, R_CR4, R_EFER,
+};
+#define NR_SRC32 (sizeof(src32) / sizeof(src32[0]))
+#define NR_REGS32 (sizeof(gdb_regs32) / sizeof(gdb_regs32[0]))
+_Static_assert(NR_REGS32 == NR_SRC32 + R_COUNT - R_TR, "i386 table and its sources");
+
+const struct gdb_reg_view gdb_view_amd64 = {
+	"i386:x86-64", gdb_regs, NULL, 0, R_COUNT, R_G_COUNT,
+};
+/* the g packet: the core and sse sets, without the control registers */
+const struct gdb_reg_view gdb_view_i386 = {
+	"i386", gdb_regs32, src32, NR_SRC32, NR_REGS32, NR_SRC32 - 5,
+};
+const struct gdb_reg_view gdb_view_i8086 = {
+	"i8086", gdb_regs32, src32, NR_SRC32, NR_REGS32, NR_SRC32 - 5,
+};
+
+const struct gdb_reg_view *gdb_view(const struct gdb_server *s)
+{
+	return s->view ? s->view : &gdb_view_amd64;
+}
+
+/* The gdb_regs[] entry behind the client's register n. */
+static unsigned view_src(const struct gdb_reg_view *v, unsigned n)
+{
+	if (!v->src)
+		return n;
+	return n < v->nr_src ? v->src[n] : R_TR + (n - v->nr_src);
+}
 
 static uint64_t *gpr_slot(struct x86_regs *r, unsigned n)
 {
@@ -412,9 +473,10 @@ static int pkt_g(struct gdb_server *s, struct rsp_cur *args)
 	int r = read_state(s, &st);
 	if (r < 0)
 		return r;
-	for (unsigned reg = 0; reg < R_G_COUNT; reg++) {
-		reg_get(&st, reg, val);
-		rsp_buf_hex(&s->reply, val, gdb_regs[reg].bits / 8);
+	const struct gdb_reg_view *v = gdb_view(s);
+	for (unsigned n = 0; n < v->nr_g; n++) {
+		reg_get(&st, view_src(v, n), val);
+		rsp_buf_hex(&s->reply, val, v->regs[n].bits / 8);
 	}
 	return 0;
 }
@@ -444,8 +506,11 @@ static int pkt_bigg(struct gdb_server *s, struct rsp_cur *args)
 	if (r < 0)
 		return r;
 	struct err e = { 0 };
-	for (unsigned reg = 0; reg < R_G_COUNT && !rsp_at_end(args); reg++) {
-		size_t hex = gdb_regs[reg].bits / 4;
+	const struct gdb_reg_view *v = gdb_view(s);
+	for (unsigned n = 0; n < v->nr_g && !rsp_at_end(args); n++) {
+		unsigned reg = view_src(v, n);
+		size_t hex = v->regs[n].bits / 4;
+		reg_get(&st, reg, val);      /* bits the client's view lacks stay */
 		if (rsp_left(args) < hex || rsp_hex_decode(args->p, hex, val) < 0)
 			return -EINVAL;
 		args->p += hex;
@@ -463,59 +528,82 @@ static int pkt_bigg(struct gdb_server *s, struct rsp_cur *args)
 	return write_state(s, &st, what);
 }
 
+void gdb_expedite_registers(struct gdb_server *s, unsigned vcpu)
+{
+	const struct gdb_reg_view *v = gdb_view(s);
+	struct x86_regs regs;
+	if (debug_read_regs(s->dbg, vcpu, &regs) < 0)
+		return;
+	const uint64_t values[3] = { regs.rbp, regs.rsp, regs.rip };
+	const unsigned amd64[3] = { 6, 7, R_RIP }, i386[3] = { 5, 4, 8 };
+	for (unsigned i = 0; i < 3; i++) {
+		unsigned n = v->src ? i386[i] : amd64[i];
+		uint8_t le[8];
+		put_le(le, values[i], v->regs[n].bits / 8);
+		rsp_buf_hexnum(&s->reply, n, 2);     /* "%02x:", once per step: no format */
+		rsp_buf_putc(&s->reply, ':');
+		rsp_buf_hex(&s->reply, le, v->regs[n].bits / 8);
+		rsp_buf_putc(&s->reply, ';');
+	}
+}
+
 static int pkt_p(struct gdb_server *s, struct rsp_cur *args)
 {
 	struct debug_cpu_state st;
-	uint64_t reg;
+	const struct gdb_reg_view *v = gdb_view(s);
+	uint64_t n;
 	uint8_t val[16];
-	if (rsp_take_hex(args, '\0', &reg) < 0)
+	if (rsp_take_hex(args, '\0', &n) < 0 || n >= v->nr)
 		return -EINVAL;
-	if (reg >= gdb_nr_regs)
-		return -EINVAL;
+	unsigned reg = view_src(v, (unsigned)n), bytes = v->regs[n].bits / 8;
 	if (reg >= R_G_COUNT) {
-		uint64_t v;
-		unsigned bytes = gdb_regs[reg].bits / 8;
-		if (sys_get(s, (unsigned)reg, &v) < 0) {
+		uint64_t value;
+		if (sys_get(s, reg, &value) < 0) {
 			for (unsigned i = 0; i < 2 * bytes; i++)
 				rsp_buf_putc(&s->reply, 'x');     /* unavailable here */
 			return 0;
 		}
-		put_le(val, v, bytes);
-		rsp_buf_hex(&s->reply, val, bytes);
-		return 0;
+		put_le(val, value, bytes);
+	} else {
+		int r = read_state(s, &st);
+		if (r < 0)
+			return r;
+		reg_get(&st, reg, val);
 	}
-	int r = read_state(s, &st);
-	if (r < 0)
-		return r;
-	reg_get(&st, (unsigned)reg, val);
-	rsp_buf_hex(&s->reply, val, gdb_regs[reg].bits / 8);
+	rsp_buf_hex(&s->reply, val, bytes);
 	return 0;
 }
 
 static int pkt_bigp(struct gdb_server *s, struct rsp_cur *args)
 {
 	struct debug_cpu_state st;
-	uint64_t reg;
+	const struct gdb_reg_view *v = gdb_view(s);
+	uint64_t n;
 	uint8_t val[16];
-	if (rsp_take_hex(args, '=', &reg) < 0 || reg >= gdb_nr_regs)
+	if (rsp_take_hex(args, '=', &n) < 0 || n >= v->nr)
 		return -EINVAL;
-	size_t hex = gdb_regs[reg].bits / 4;
-	if (rsp_left(args) != hex || rsp_hex_decode(args->p, hex, val) < 0)
+	unsigned reg = view_src(v, (unsigned)n);
+	size_t hex = v->regs[n].bits / 4;
+	if (rsp_left(args) != hex)
 		return -EINVAL;
+	struct err e = { 0 };
+	int r;
 	if (reg >= R_G_COUNT) {
-		struct err e = { 0 };
-		int r = sys_set(s, (unsigned)reg, get_le(val, hex / 2), &e);
+		if (rsp_hex_decode(args->p, hex, val) < 0)
+			return -EINVAL;
+		r = sys_set(s, reg, get_le(val, hex / 2), &e);
 		if (r < 0)
 			return gdb_error_words(s, r, &e);
 		rsp_buf_printf(&s->reply, "OK");
 		return 0;
 	}
-	int r = read_state(s, &st);
-	if (r < 0)
+	if ((r = read_state(s, &st)) < 0)
 		return r;
+	reg_get(&st, reg, val);          /* bits the client's view lacks stay */
+	if (rsp_hex_decode(args->p, hex, val) < 0)
+		return -EINVAL;
 	unsigned what = 0;
-	struct err e = { 0 };
-	r = reg_set(s, &st, (unsigned)reg, val, &what, &e);
+	r = reg_set(s, &st, reg, val, &what, &e);
 	if (r < 0)
 		return gdb_error_words(s, r, &e);
 	return write_state(s, &st, what);

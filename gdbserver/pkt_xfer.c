@@ -126,7 +126,7 @@ int gdb_pkt_qxfer(struct gdb_server *s, struct rsp_cur *args)
 	int r;
 	rsp_buf_init(&doc);
 	if (strcmp(object, "features") == 0 && strcmp(annex, "target.xml") == 0)
-		r = gdb_target_xml(&doc);
+		r = gdb_target_xml(s, &doc);
 	else if (strcmp(object, "features") == 0)
 		r = -ENOENT;
 	else if (strcmp(object, "threads") == 0 && !annex[0])

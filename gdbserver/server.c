@@ -27,7 +27,7 @@
 
 static const struct gdb_packet *const gdb_tables[] = {
 	gdb_pkt_query, gdb_pkt_regs, gdb_pkt_mem, gdb_pkt_break, gdb_pkt_run, gdb_pkt_monitor,
-	gdb_pkt_nonstop,
+	gdb_pkt_nonstop, gdb_pkt_reverse,
 };
 
 /* ---- state ---- */
@@ -153,7 +153,8 @@ static const struct gdb_packet *find_packet(const char *name, size_t len)
 {
 	for (size_t t = 0; t < sizeof(gdb_tables) / sizeof(gdb_tables[0]); t++)
 		for (const struct gdb_packet *p = gdb_tables[t]; p->name; p++)
-			if (strlen(p->name) == len && memcmp(p->name, name, len) == 0)
+			if (p->name[0] == name[0] && strlen(p->name) == len &&
+			    memcmp(p->name, name, len) == 0)
 				return p;
 	return NULL;
 }
@@ -317,6 +318,17 @@ int gdb_stop_signal(const struct debug_event *ev)
 	}
 }
 
+/* "T" + the signal in two digits + "thread:N;": the head of most stop
+ * replies, built without a format (one per step). */
+static void stop_head_thread(struct gdb_server *s, int sig, unsigned tid)
+{
+	rsp_buf_putc(&s->reply, 'T');
+	rsp_buf_hexnum(&s->reply, (unsigned)sig, 2);
+	rsp_buf_str(&s->reply, "thread:");
+	rsp_buf_hexnum(&s->reply, tid, 1);
+	rsp_buf_putc(&s->reply, ';');
+}
+
 /* "T05thread:N;" and the like; *reason gets what follows the expedited
  * registers ("swbreak:;"). */
 static void format_stop_head(struct gdb_server *s, const struct debug_event *ev, const char **reason)
@@ -329,7 +341,7 @@ static void format_stop_head(struct gdb_server *s, const struct debug_event *ev,
 	case DEBUG_EV_HWBREAK:
 		if (ev->kind == DEBUG_EV_SWBREAK ? s->client_swbreak : s->client_hwbreak)
 			*reason = ev->kind == DEBUG_EV_SWBREAK ? "swbreak:;" : "hwbreak:;";
-		rsp_buf_printf(&s->reply, "T05thread:%x;", tid);
+		stop_head_thread(s, GDB_SIGTRAP, tid);
 		break;
 	case DEBUG_EV_WATCH:
 	case DEBUG_EV_RWATCH:
@@ -345,7 +357,7 @@ static void format_stop_head(struct gdb_server *s, const struct debug_event *ev,
 	case DEBUG_EV_INTERRUPT:
 	case DEBUG_EV_CATCH:
 	case DEBUG_EV_ACCESS:
-		rsp_buf_printf(&s->reply, "T%02xthread:%x;", gdb_stop_signal(ev), tid);
+		stop_head_thread(s, gdb_stop_signal(ev), tid);
 		break;
 	case DEBUG_EV_EXITED:
 		rsp_buf_printf(&s->reply, "W%02x", ev->status & 0xff);
@@ -355,30 +367,9 @@ static void format_stop_head(struct gdb_server *s, const struct debug_event *ev,
 		break;
 	}
 	/* the vCPU is the core the stop happened on */
-	if (ev->kind != DEBUG_EV_EXITED && ev->kind != DEBUG_EV_CRASHED)
-		rsp_buf_printf(&s->reply, "core:%x;", ev->vcpu);
-}
-
-/* rbp, rsp and rip in the stop reply save gdb a 'g' after most stops. */
-static void expedite_registers(struct gdb_server *s, unsigned vcpu)
-{
-	static const struct { unsigned gdb_reg; size_t off; } expedite[] = {
-		{ 6, offsetof(struct x86_regs, rbp) },
-		{ 7, offsetof(struct x86_regs, rsp) },
-		{ 16, offsetof(struct x86_regs, rip) },
-	};
-	struct x86_regs regs;
-
-	if (debug_read_regs(s->dbg, vcpu, &regs) < 0)
-		return;
-	for (size_t i = 0; i < sizeof(expedite) / sizeof(expedite[0]); i++) {
-		uint64_t v;
-		uint8_t le[8];
-		memcpy(&v, (const uint8_t *)&regs + expedite[i].off, sizeof(v));
-		for (unsigned b = 0; b < 8; b++)
-			le[b] = (uint8_t)(v >> (8 * b));
-		rsp_buf_printf(&s->reply, "%02x:", expedite[i].gdb_reg);
-		rsp_buf_hex(&s->reply, le, sizeof(le));
+	if (ev->kind != DEBUG_EV_EXITED && ev->kind != DEBUG_EV_CRASHED) {
+		rsp_buf_str(&s->reply, "core:");
+		rsp_buf_hexnum(&s->reply, ev->vcpu, 1);
 		rsp_buf_putc(&s->reply, ';');
 	}
 }
@@ -409,14 +400,16 @@ void gdb_format_stop(struct gdb_server *s, const struct debug_event *ev)
 	const char *reason;
 	/* an O packet belongs before a stop reply, not beside a notification */
 	if (!gdb_ns_on(s)) {
+		gdb_console_flush(s, true);
 		if (ev->kind == DEBUG_EV_CATCH || ev->kind == DEBUG_EV_ACCESS)
 			explain_catch(s, ev);
-		gdb_explain_cond_error(s, ev);
+		if (ev->kind == DEBUG_EV_SWBREAK)     /* the one kind with conditions */
+			gdb_explain_cond_error(s, ev);
 	}
 	format_stop_head(s, ev, &reason);
 	if (ev->kind != DEBUG_EV_EXITED && ev->kind != DEBUG_EV_CRASHED)
-		expedite_registers(s, ev->vcpu);
-	rsp_buf_printf(&s->reply, "%s", reason);
+		gdb_expedite_registers(s, ev->vcpu);
+	rsp_buf_str(&s->reply, reason);
 }
 
 void gdb_report_stop(struct gdb_server *s)
@@ -556,6 +549,7 @@ static void client_read(struct gdb_server *s)
 /* The debug core queued something. */
 static void handle_events(struct gdb_server *s)
 {
+	gdb_console_flush(s, false);
 	if (gdb_ns_on(s) && s->client_fd >= 0) {
 		if (debug_has_event(s->dbg))
 			gdb_ns_events(s);
@@ -608,6 +602,7 @@ bool gdb_server_serve(struct gdb_server *s, int timeout_ms)
 static void server_finish(struct gdb_server *s)
 {
 	handle_events(s);
+	gdb_ns_await_end_ack(s);
 	client_close(s);
 }
 

@@ -2,9 +2,12 @@
  * target.xml), generated from gdb_regs[] so numbering, sizes and the g
  * packet can never disagree. gdb's own feature names for core, sse and
  * segments make `info registers` / `info all-registers` work as for any
- * amd64 target; control registers live in our own feature. */
+ * amd64 target; control registers live in our own feature. A 32-bit
+ * kernel with its vCPU in protected or real mode when gdb connects gets
+ * gdb's i386 set instead (pkt_regs.c maps it onto the 64-bit state). */
 #include "gdbserver/gdbserver_int.h"
 
+#include <stdio.h>
 #include <string.h>
 
 /* Types each feature needs before its registers. */
@@ -79,10 +82,10 @@ static const char sys_types[] =
 /* x87 registers belong to gdb's "float" group, xmm/mxcsr to "vector", the
  * state beyond the g packet to "system"; the rest stays general so plain
  * `info registers` shows it. */
-static const char *reg_group(unsigned reg)
+static const char *reg_group(const struct gdb_reg_view *v, unsigned reg)
 {
-	const struct gdb_reg *r = &gdb_regs[reg];
-	if (reg >= gdb_nr_g_regs)
+	const struct gdb_reg *r = &v->regs[reg];
+	if (reg >= v->nr_g)
 		return " group=\"system\"";
 	if (strcmp(r->type, "i387_ext") == 0 || (r->bits == 32 && r->name[0] == 'f' &&
 						  strcmp(r->name, "fs") != 0))
@@ -92,13 +95,70 @@ static const char *reg_group(unsigned reg)
 	return "";
 }
 
-int gdb_target_xml(struct rsp_buf *out)
+/* An ELF64 kernel file: gdb loads it (qXfer:exec-file names it) and
+ * refuses a description of another architecture than its file's. */
+static bool kernel_is_elf64(const struct gdb_server *s)
 {
+	const char *path = s->vm->cfg.kernel_path;
+	unsigned char ident[5];
+	FILE *f = path ? fopen(path, "rb") : NULL;
+	bool elf64 = f && fread(ident, 1, sizeof(ident), f) == sizeof(ident) &&
+		     memcmp(ident, "\177ELF", 4) == 0 && ident[4] == 2;
+	if (f)
+		fclose(f);
+	return elf64;
+}
+
+/* The register set the user named with --gdb-arch, or (auto) x86-64 for
+ * an ELF64 kernel (a PVH vmlinux starts in 32-bit mode, but gdb holds
+ * the 64-bit file), else the mode vCPU 0 is in now. gdb takes the
+ * description once per connection: a guest that changes mode later
+ * keeps it (see README). */
+static const struct gdb_reg_view *choose_view(struct gdb_server *s)
+{
+	struct debug_cpu_state st;
+	switch (s->vm->cfg.gdb_arch) {
+	case GDB_ARCH_X86_64: return &gdb_view_amd64;
+	case GDB_ARCH_I386:   return &gdb_view_i386;
+	case GDB_ARCH_I8086:  return &gdb_view_i8086;
+	case GDB_ARCH_AUTO:   break;
+	}
+	if (kernel_is_elf64(s) || debug_read_state(s->dbg, 0, &st) < 0)
+		return &gdb_view_amd64;
+	switch (x86_mode_of(&st.sregs)) {
+	case X86_MODE_REAL:     return &gdb_view_i8086;
+	case X86_MODE_PROT16:
+	case X86_MODE_PROT32:   return &gdb_view_i386;
+	default:                return &gdb_view_amd64;
+	}
+}
+
+static void feature_regs(const struct gdb_reg_view *v, unsigned f, struct rsp_buf *out)
+{
+	for (unsigned reg = 0; reg < v->nr; reg++) {
+		const struct gdb_reg *r = &v->regs[reg];
+		if (r->feature == f)
+			rsp_buf_printf(out, "<reg name=\"%s\" bitsize=\"%u\" type=\"%s\" "
+				       "regnum=\"%u\"%s/>\n", r->name, r->bits, r->type, reg,
+				       reg_group(v, reg));
+	}
+}
+
+int gdb_target_xml(struct gdb_server *s, struct rsp_buf *out)
+{
+	if (!s->view)
+		s->view = choose_view(s);
+	const struct gdb_reg_view *v = s->view;
 	rsp_buf_printf(out, "<?xml version=\"1.0\"?>\n"
 			    "<!DOCTYPE target SYSTEM \"gdb-target.dtd\">\n"
 			    "<target version=\"1.0\">\n"
-			    "<architecture>i386:x86-64</architecture>\n");
+			    "<architecture>%s</architecture>\n", v->arch);
 	for (unsigned f = 0; f < gdb_nr_features; f++) {
+		bool any = false;
+		for (unsigned reg = 0; reg < v->nr && !any; reg++)
+			any = v->regs[reg].feature == f;
+		if (!any)
+			continue;     /* i386 has no fs_base/gs_base: no segments feature */
 		rsp_buf_printf(out, "<feature name=\"%s\">\n", gdb_features[f]);
 		if (f == 0)
 			rsp_buf_append(out, core_types, strlen(core_types));
@@ -106,13 +166,7 @@ int gdb_target_xml(struct rsp_buf *out)
 			rsp_buf_append(out, sse_types, strlen(sse_types));
 		if (f == 3)
 			rsp_buf_append(out, sys_types, strlen(sys_types));
-		for (unsigned reg = 0; reg < gdb_nr_regs; reg++) {
-			const struct gdb_reg *r = &gdb_regs[reg];
-			if (r->feature != f)
-				continue;
-			rsp_buf_printf(out, "<reg name=\"%s\" bitsize=\"%u\" type=\"%s\" regnum=\"%u\"%s/>\n",
-				       r->name, r->bits, r->type, reg, reg_group(reg));
-		}
+		feature_regs(v, f, out);
 		rsp_buf_printf(out, "</feature>\n");
 	}
 	rsp_buf_printf(out, "</target>\n");

@@ -11,7 +11,10 @@
  * to one "dr:" line the test compares with and without gdb. `gd` adds
  * DR7.GD: a MOV DR faults with DR6.BD and GD is cleared for the handler
  * (skipped with `kvm_host`). `smp` (with 2 CPUs): the AP takes DR2 for
- * its own breakpoint. `exits=N` starts with N port writes. */
+ * its own breakpoint. `all4`: the guest takes all four DRs for its own
+ * instruction breakpoints and calls dr_share_mark between their hits
+ * (gdb's hbreak there has no slot left: an int3 must stand in for it).
+ * `exits=N` starts with N port writes. */
 #include "guests/dbg_common.h"
 #include "guests/rt/smp.h"
 
@@ -22,6 +25,8 @@ __asm__(".text\n"
 	".globl dr_share_f0\ndr_share_f0: nop\nret\n"
 	".globl dr_share_f1\ndr_share_f1: nop\nret\n"
 	".globl dr_share_ap\ndr_share_ap: nop\nret\n"
+	".globl dr_share_f2\ndr_share_f2: nop\nret\n"
+	".globl dr_share_f3\ndr_share_f3: nop\nret\n"
 	".globl dr_share_store\ndr_share_store: movl %esi, (%rdi)\n"
 	".globl dr_share_store_end\ndr_share_store_end: ret\n"
 	".globl dr_share_gd_read\ndr_share_gd_read: mov %dr0, %rax\nret\n");
@@ -29,6 +34,8 @@ void dr_share_mark(void);
 void dr_share_f0(void);
 void dr_share_f1(void);
 void dr_share_ap(void);
+void dr_share_f2(void);
+void dr_share_f3(void);
 void dr_share_store(volatile uint32_t *p, uint32_t v);
 extern char dr_share_store_end[];
 uint64_t dr_share_gd_read(void);
@@ -127,6 +134,39 @@ static void smp_part(void)
 	dr_share_mark();                /* gdb's hbreak, moved out of DR2 on every vCPU */
 }
 
+/* `all4`: every DR slot the guest's; dr_share_mark between its hits,
+ * ALL4_ROUNDS times; with `store`, each round first writes 10 + round to
+ * `watched` (the first write comes before any stop: a watchpoint of gdb's
+ * pushed out of DR0-3 must watch it already). */
+#define ALL4_ROUNDS 2
+
+static void all_four(bool store)
+{
+	void (*const fn[4])(void) = { dr_share_f0, dr_share_f1, dr_share_f2, dr_share_f3 };
+	struct db_entry want[DBG_LOG_MAX];
+	unsigned n = 0;
+	db_count = 0;
+	set_dr0((uint64_t)fn[0]);
+	set_dr1((uint64_t)fn[1]);
+	set_dr2((uint64_t)fn[2]);
+	set_dr3((uint64_t)fn[3]);
+	set_dr7(DR7_INIT | DR7_L(0) | DR7_L(1) | DR7_G(2) | DR7_L(3));
+	outb(0x80, 0);
+	for (unsigned r = 0; r < ALL4_ROUNDS; r++) {
+		if (store)
+			dr_share_store(&watched, 10 + r);
+		for (unsigned i = 0; i < 4; i++) {
+			fn[i]();
+			want[n++] = (struct db_entry){ .rip = (uint64_t)fn[i], .dr6 = DR6_INIT | DR6_B(i) };
+			if (i == 1)
+				dr_share_mark();      /* gdb's hbreak, no slot left for it */
+		}
+	}
+	db_expect("all four DRs the guest's", want, n);
+	set_dr7(DR7_INIT);
+	outb(0x80, 0);
+}
+
 int main(void)
 {
 	bool data = cmdline_has("data");
@@ -162,6 +202,8 @@ int main(void)
 
 	set_dr7(DR7_INIT);
 	outb(0x80, 0);
+	if (cmdline_has("all4"))
+		all_four(store);
 	if (cmdline_has("smp"))
 		smp_part();
 	db_count = 0;

@@ -28,7 +28,7 @@ GUEST_E64_OBJ := $(GUEST_OUT)/rt/entry64.o
 GUEST_MB_OBJ  := $(GUEST_OUT)/rt/entry_mb.o
 
 # Tests for the direct ELF64 entry; all but entry64 are also built for multiboot.
-GUEST_E64 := demo entry64 exit triple emufail smp timer smc platform nonstop
+GUEST_E64 := demo entry64 exit triple emufail smp timer smc platform nonstop snap_work
 GUEST_MB  := $(filter-out entry64,$(GUEST_E64))
 
 GUEST_ELFS := $(GUEST_E64:%=$(GUEST_OUT)/%.elf) \
@@ -186,3 +186,8 @@ guests: $(GUEST_OUT)/x87_calc.elf
 # (tests/test_mmx.py).
 guests: $(GUEST_OUT)/mmx_alias.elf
 .SECONDARY: $(GUEST_OUT)/mmx_alias.o
+
+# reverse execution: timers, port I/O, serial input, a stray write
+# (tests/test_reverse.py, bench/reverse)
+guests: $(GUEST_OUT)/rr.elf
+.SECONDARY: $(GUEST_OUT)/rr.o

@@ -8,14 +8,17 @@
  *             wb_hot.target, outside it (a page trap's cost per access)
  *   WB_HIT    one store to wb_hot.target (a watchpoint reported to gdb)
  *   WB_EXIT   leave: main returns the checksum's low bit (exit 0 or 1)
+ *   WB_PORT   wb_near_writes writes to port 0x80: one plain exit each, the
+ *             floor under a page trap's cost per access
  * wb_idle is a page of its own for idle watchpoints. Never ends alone. */
 #include <stdint.h>
 
+#include "guests/rt/io.h"
 #include "guests/rt/serial.h"
 
 #define GDB_FN __attribute__((noinline, noclone, used))
 
-enum { WB_EMPTY, WB_HEAVY, WB_NEAR, WB_HIT, WB_EXIT };
+enum { WB_EMPTY, WB_HEAVY, WB_NEAR, WB_HIT, WB_EXIT, WB_PORT };
 
 struct wb_page {
 	uint64_t target;
@@ -61,6 +64,10 @@ int main(void)
 		case WB_NEAR:
 			for (uint64_t i = wb_near_writes; i > 0; i--)
 				((volatile struct wb_page *)&wb_hot)->near = i;
+			break;
+		case WB_PORT:
+			for (uint64_t i = wb_near_writes; i > 0; i--)
+				outb(0x80, (uint8_t)i);
 			break;
 		case WB_HIT:
 			((volatile struct wb_page *)&wb_hot)->target++;

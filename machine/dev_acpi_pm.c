@@ -111,6 +111,32 @@ static void pm_reset(void *opaque)
 	pthread_mutex_unlock(&pm->lock);
 }
 
+/* Snapshots: PM1 status, enable and control (the timer is guest time). */
+struct pm_image {
+	uint16_t sts, en, cnt;
+};
+
+static void pm_save(void *opaque, void *buf)
+{
+	struct acpi_pm *pm = opaque;
+	pthread_mutex_lock(&pm->lock);
+	struct pm_image img = { .sts = pm->sts, .en = pm->en, .cnt = pm->cnt };
+	pthread_mutex_unlock(&pm->lock);
+	memcpy(buf, &img, sizeof(img));
+}
+
+static void pm_restore(void *opaque, const void *buf)
+{
+	struct acpi_pm *pm = opaque;
+	struct pm_image img;
+	memcpy(&img, buf, sizeof(img));
+	pthread_mutex_lock(&pm->lock);
+	pm->sts = img.sts;
+	pm->en = img.en;
+	pm->cnt = img.cnt;
+	pthread_mutex_unlock(&pm->lock);
+}
+
 static void pm_destroy(void *opaque)
 {
 	struct acpi_pm *pm = opaque;
@@ -131,6 +157,8 @@ static int pm_init(struct vm *vm, struct err *e)
 		return r;
 	}
 	if ((r = vm_on_reset(vm, pm_reset, pm, e)) < 0 ||
+	    (r = vm_on_snapshot(vm, "acpi-pm", sizeof(struct pm_image), pm_save, pm_restore,
+				pm, e)) < 0 ||
 	    (r = bus_register(&vm->pio, ACPI_PM1A_EVT_PORT, ACPI_PM1_EVT_LEN, pm_evt_io, pm,
 			      "acpi-pm1-evt", e)) < 0 ||
 	    (r = bus_register(&vm->pio, ACPI_PM1A_CNT_PORT, ACPI_PM1_CNT_LEN, pm_cnt_io, pm,

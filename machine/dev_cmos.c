@@ -52,6 +52,7 @@
 #define MiB (1024 * KiB)
 
 struct cmos {
+	struct vm *vm;             /* its wall clock (vm_realtime) */
 	pthread_mutex_t lock;
 	uint8_t index;
 	uint8_t ram[CMOS_SIZE];
@@ -78,7 +79,8 @@ static int cmos_clock(const struct cmos *c, uint8_t reg)
 	struct timespec ts;
 	struct tm tm;
 	/* the clock register A's UIP window is computed from */
-	if (clock_gettime(CLOCK_REALTIME, &ts) < 0 || !gmtime_r(&ts.tv_sec, &tm))
+	vm_realtime(c->vm, &ts);
+	if (!gmtime_r(&ts.tv_sec, &tm))
 		return -1;
 	switch (reg) {
 	case RTC_SECONDS:      return cmos_encode(c, (unsigned)tm.tm_sec % 60);
@@ -98,7 +100,8 @@ static uint8_t cmos_reg_a(const struct cmos *c)
 {
 	struct timespec ts;
 	uint8_t a = c->ram[RTC_REG_A] & ~RTC_A_UIP;
-	if (clock_gettime(CLOCK_REALTIME, &ts) == 0 && ts.tv_nsec >= 1000000000L - RTC_UIP_WINDOW_NS)
+	vm_realtime(c->vm, &ts);
+	if (ts.tv_nsec >= 1000000000L - RTC_UIP_WINDOW_NS)
 		a |= RTC_A_UIP;
 	return a;
 }
@@ -177,11 +180,41 @@ static void cmos_destroy(void *opaque)
 	free(c);
 }
 
+/* Snapshots: the index and the RAM (the clock registers read the host's
+ * clock whenever they are read, so they hold nothing). */
+struct cmos_image {
+	uint8_t index;
+	uint8_t ram[CMOS_SIZE];
+};
+
+static void cmos_save(void *opaque, void *buf)
+{
+	struct cmos *c = opaque;
+	struct cmos_image img;
+	pthread_mutex_lock(&c->lock);
+	img.index = c->index;
+	memcpy(img.ram, c->ram, sizeof(img.ram));
+	pthread_mutex_unlock(&c->lock);
+	memcpy(buf, &img, sizeof(img));
+}
+
+static void cmos_restore(void *opaque, const void *buf)
+{
+	struct cmos *c = opaque;
+	struct cmos_image img;
+	memcpy(&img, buf, sizeof(img));
+	pthread_mutex_lock(&c->lock);
+	c->index = img.index;
+	memcpy(c->ram, img.ram, sizeof(c->ram));
+	pthread_mutex_unlock(&c->lock);
+}
+
 static int cmos_init(struct vm *vm, struct err *e)
 {
 	struct cmos *c = calloc(1, sizeof(*c));
 	if (!c)
 		return err_set(e, ENOMEM, "out of memory");
+	c->vm = vm;
 	pthread_mutex_init(&c->lock, NULL);
 	c->ram[RTC_REG_A] = RTC_A_DEFAULT;
 	c->ram[RTC_REG_B] = RTC_B_24H;
@@ -192,6 +225,9 @@ static int cmos_init(struct vm *vm, struct err *e)
 		cmos_destroy(c);
 		return ret;
 	}
+	ret = vm_on_snapshot(vm, "cmos", sizeof(struct cmos_image), cmos_save, cmos_restore, c, e);
+	if (ret < 0)
+		return ret;
 	return bus_register(&vm->pio, CMOS_PORT, CMOS_PORT_LEN, cmos_io, c, "cmos", e);
 }
 

@@ -1,7 +1,8 @@
 /* machine/dev_debug_exit.c — the isa-debug-exit port (QEMU's convention):
  * a 1, 2 or 4-byte write of v to port 0xf4 stops the machine with process
  * status (v << 1) | 1, so a guest can report pass/fail. Stateless: the
- * vm pointer is the only thing it needs, so no lock and no teardown. */
+ * vm pointer is the only thing it needs, so no lock, no teardown and
+ * nothing in snapshots. */
 #include "machine/device.h"
 #include "machine/vm.h"
 

@@ -142,6 +142,38 @@ static int fw_cfg_io(void *opaque, uint64_t offset, uint8_t *data, uint32_t len,
 	return 0;
 }
 
+/* --- snapshots ---------------------------------------------------------- */
+
+/* The selected item and the read cursor; the item's bytes are built again
+ * from the machine's configuration, which does not change. */
+struct fw_cfg_image {
+	uint16_t selector;
+	uint32_t offset;
+};
+
+static void fw_cfg_save(void *opaque, void *buf)
+{
+	struct fw_cfg *f = opaque;
+	struct fw_cfg_image img;
+	memset(&img, 0, sizeof(img));     /* the padding too: snapshots are compared */
+	pthread_mutex_lock(&f->lock);
+	img.selector = f->selector;
+	img.offset = f->offset;
+	pthread_mutex_unlock(&f->lock);
+	memcpy(buf, &img, sizeof(img));
+}
+
+static void fw_cfg_restore(void *opaque, const void *buf)
+{
+	struct fw_cfg *f = opaque;
+	struct fw_cfg_image img;
+	memcpy(&img, buf, sizeof(img));
+	pthread_mutex_lock(&f->lock);
+	fw_cfg_select_locked(f, img.selector);
+	f->offset = img.offset;
+	pthread_mutex_unlock(&f->lock);
+}
+
 /* --- life cycle -------------------------------------------------------- */
 
 static void fw_cfg_destroy(void *opaque)
@@ -165,6 +197,10 @@ static int fw_cfg_init(struct vm *vm, struct err *e)
 		fw_cfg_destroy(f);
 		return ret;
 	}
+	ret = vm_on_snapshot(vm, "fw_cfg", sizeof(struct fw_cfg_image), fw_cfg_save,
+			     fw_cfg_restore, f, e);
+	if (ret < 0)
+		return ret;
 	return bus_register(&vm->pio, FW_CFG_PORT, FW_CFG_PORT_LEN, fw_cfg_io, f, "fw_cfg", e);
 }
 

@@ -207,6 +207,46 @@ static void i8042_reset(void *opaque)
 	pthread_mutex_unlock(&k->lock);
 }
 
+/* Snapshots: the controller RAM, status, output buffer, a command waiting
+ * for its byte and the interrupt lines as driven. */
+struct i8042_image {
+	uint8_t ram[RAM_SIZE];
+	uint8_t status, out, pending_cmd;
+	int kbd_irq, aux_irq;
+};
+
+static void i8042_save(void *opaque, void *buf)
+{
+	struct i8042 *k = opaque;
+	struct i8042_image img;
+	memset(&img, 0, sizeof(img));
+	pthread_mutex_lock(&k->lock);
+	memcpy(img.ram, k->ram, sizeof(img.ram));
+	img.status = k->status;
+	img.out = k->out;
+	img.pending_cmd = k->pending_cmd;
+	img.kbd_irq = k->kbd_irq;
+	img.aux_irq = k->aux_irq;
+	pthread_mutex_unlock(&k->lock);
+	memcpy(buf, &img, sizeof(img));
+}
+
+/* The interrupt controllers come back with the lines as they were. */
+static void i8042_restore(void *opaque, const void *buf)
+{
+	struct i8042 *k = opaque;
+	struct i8042_image img;
+	memcpy(&img, buf, sizeof(img));
+	pthread_mutex_lock(&k->lock);
+	memcpy(k->ram, img.ram, sizeof(k->ram));
+	k->status = img.status;
+	k->out = img.out;
+	k->pending_cmd = img.pending_cmd;
+	k->kbd_irq = img.kbd_irq;
+	k->aux_irq = img.aux_irq;
+	pthread_mutex_unlock(&k->lock);
+}
+
 static void i8042_destroy(void *opaque)
 {
 	struct i8042 *k = opaque;
@@ -228,6 +268,8 @@ static int i8042_init(struct vm *vm, struct err *e)
 		return r;
 	}
 	if ((r = vm_on_reset(vm, i8042_reset, k, e)) < 0 ||
+	    (r = vm_on_snapshot(vm, "i8042", sizeof(struct i8042_image), i8042_save,
+				i8042_restore, k, e)) < 0 ||
 	    (r = bus_register(&vm->pio, I8042_DATA_PORT, 1, i8042_data_io, k, "i8042-data",
 			      e)) < 0)
 		return r;

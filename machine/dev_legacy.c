@@ -2,7 +2,8 @@
  * POST-code port 0x80 (writes ignored, also used as an I/O delay) and
  * system control port A at 0x92 (reads 0x02: A20 on). A20 stays enabled
  * whatever is written (guest RAM is flat); writing bit 0 (fast reset) as 1
- * resets the machine. Stateless: no lock, no teardown. */
+ * resets the machine. Stateless: no lock, no teardown, nothing in
+ * snapshots. */
 #include "machine/device.h"
 #include "machine/vm.h"
 

@@ -83,6 +83,35 @@ static void pci_reset(void *opaque)
 	pthread_mutex_unlock(&p->lock);
 }
 
+/* Snapshots: the CONFIG_ADDRESS latch and the reset control register. */
+struct pci_image {
+	uint32_t address;
+	uint8_t reset_control;
+};
+
+static void pci_save(void *opaque, void *buf)
+{
+	struct pci_host *p = opaque;
+	struct pci_image img;
+	memset(&img, 0, sizeof(img));     /* the padding too: snapshots are compared */
+	pthread_mutex_lock(&p->lock);
+	img.address = p->address;
+	img.reset_control = p->reset_control;
+	pthread_mutex_unlock(&p->lock);
+	memcpy(buf, &img, sizeof(img));
+}
+
+static void pci_restore(void *opaque, const void *buf)
+{
+	struct pci_host *p = opaque;
+	struct pci_image img;
+	memcpy(&img, buf, sizeof(img));
+	pthread_mutex_lock(&p->lock);
+	p->address = img.address;
+	p->reset_control = img.reset_control;
+	pthread_mutex_unlock(&p->lock);
+}
+
 static void pci_destroy(void *opaque)
 {
 	struct pci_host *p = opaque;
@@ -102,7 +131,9 @@ static int pci_init(struct vm *vm, struct err *e)
 		pci_destroy(p);
 		return ret;
 	}
-	if ((ret = vm_on_reset(vm, pci_reset, p, e)) < 0)
+	if ((ret = vm_on_reset(vm, pci_reset, p, e)) < 0 ||
+	    (ret = vm_on_snapshot(vm, "pci", sizeof(struct pci_image), pci_save, pci_restore, p,
+				  e)) < 0)
 		return ret;
 	return bus_register(&vm->pio, PCI_CONFIG_PORT, PCI_CONFIG_LEN, pci_io, p, "pci-config", e);
 }

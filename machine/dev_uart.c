@@ -159,7 +159,8 @@ static uint8_t uart_rx_pop_locked(struct uart *u)
 
 static void uart_output_locked(struct uart *u, uint8_t byte)
 {
-	if (u->out)
+	/* replayed history wrote this already */
+	if (u->out && !__atomic_load_n(&u->vm->rr.quiet, __ATOMIC_ACQUIRE))
 		serial_out_put(u->out, byte);
 }
 
@@ -322,10 +323,57 @@ static bool uart_wait_room(struct uart *u)
 	return go;
 }
 
+/* Bytes into the RX FIFO as far as it has room (vm_rr.serial_push: the
+ * engine delivers recorded input through it). */
+static size_t uart_push(void *opaque, const uint8_t *buf, size_t n)
+{
+	struct uart *u = opaque;
+	size_t i = 0;
+	pthread_mutex_lock(&u->lock);
+	for (; i < n && u->rx_count < UART_RX_SIZE; i++)
+		uart_rx_push_locked(u, buf[i]);
+	uart_update_irq_locked(u);
+	pthread_mutex_unlock(&u->lock);
+	return i;
+}
+
+/* While the engine records, input goes to it: it delivers the bytes
+ * (uart_push) at an instruction count it logs. */
+static size_t uart_feed_recorded(struct uart *u, const uint8_t *buf, size_t n,
+				 size_t (*queue)(struct vm *, const uint8_t *, size_t))
+{
+	uint8_t keep[64];
+	size_t i = 0, k = 0;
+	for (; i < n && k < sizeof(keep); i++)
+		if (!u->vm->cfg.serial_escape || uart_escape_filter(u, buf[i]))
+			keep[k++] = buf[i];
+	size_t taken = queue(u->vm, keep, k);
+	if (taken < k) {
+		/* the engine's queue is full: wait for the guest to read */
+		pthread_mutex_lock(&u->lock);
+		struct timespec until;
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_nsec += 10000000;
+		if (until.tv_nsec >= 1000000000L) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&u->rx_room, &u->lock, &until);
+		pthread_mutex_unlock(&u->lock);
+		/* what does not fit then is dropped (the queue holds 64 KiB) */
+		queue(u->vm, keep + taken, k - taken);
+	}
+	return i;
+}
+
 /* Queue what stdin gave; returns how many of the bytes were taken (the
  * rest waits for room). */
 static size_t uart_feed(struct uart *u, const uint8_t *buf, size_t n)
 {
+	size_t (*queue)(struct vm *, const uint8_t *, size_t) =
+		__atomic_load_n(&u->vm->rr.queue_input, __ATOMIC_ACQUIRE);
+	if (queue)
+		return uart_feed_recorded(u, buf, n, queue);
 	size_t i = 0;
 	pthread_mutex_lock(&u->lock);
 	for (; i < n && u->rx_count < UART_RX_SIZE; i++)
@@ -421,6 +469,54 @@ static void uart_reset(void *opaque)
 	pthread_mutex_unlock(&u->lock);
 }
 
+/* Snapshots: the registers, the interrupt line as driven and the receive
+ * FIFO. Input the reader thread queues after a restore lands behind what
+ * the FIFO held then; output already written to the host stays written
+ * (serial_out.c has nothing the guest can see). */
+struct uart_image {
+	uint8_t ier, lcr, mcr, scr, dll, dlm, fcr, lsr_errors;
+	bool thri_pending;
+	int irq_level;
+	uint8_t rx[UART_RX_SIZE];
+	unsigned rx_head, rx_count;
+};
+
+static void uart_save(void *opaque, void *buf)
+{
+	struct uart *u = opaque;
+	struct uart_image img;
+	memset(&img, 0, sizeof(img));
+	pthread_mutex_lock(&u->lock);
+	img.ier = u->ier; img.lcr = u->lcr; img.mcr = u->mcr; img.scr = u->scr;
+	img.dll = u->dll; img.dlm = u->dlm; img.fcr = u->fcr; img.lsr_errors = u->lsr_errors;
+	img.thri_pending = u->thri_pending;
+	img.irq_level = u->irq_level;
+	memcpy(img.rx, u->rx, sizeof(img.rx));
+	img.rx_head = u->rx_head;
+	img.rx_count = u->rx_count;
+	pthread_mutex_unlock(&u->lock);
+	memcpy(buf, &img, sizeof(img));
+}
+
+/* The interrupt controllers are restored with the line as it was, so the
+ * line is not driven again here. */
+static void uart_restore(void *opaque, const void *buf)
+{
+	struct uart *u = opaque;
+	struct uart_image img;
+	memcpy(&img, buf, sizeof(img));
+	pthread_mutex_lock(&u->lock);
+	u->ier = img.ier; u->lcr = img.lcr; u->mcr = img.mcr; u->scr = img.scr;
+	u->dll = img.dll; u->dlm = img.dlm; u->fcr = img.fcr; u->lsr_errors = img.lsr_errors;
+	u->thri_pending = img.thri_pending;
+	u->irq_level = img.irq_level;
+	memcpy(u->rx, img.rx, sizeof(u->rx));
+	u->rx_head = img.rx_head % UART_RX_SIZE;
+	u->rx_count = img.rx_count <= UART_RX_SIZE ? img.rx_count : UART_RX_SIZE;
+	pthread_cond_signal(&u->rx_room);
+	pthread_mutex_unlock(&u->lock);
+}
+
 /* The guest's last lines are written out before its end is reported
  * (a debugger's W reply, vmdb's exit line). */
 static void uart_flush_at_exit(void *opaque)
@@ -473,11 +569,16 @@ static int uart_init(struct vm *vm, struct err *e)
 	ret = vm_on_exit(vm, uart_flush_at_exit, u, e);
 	if (ret == 0)
 		ret = vm_on_reset(vm, uart_reset, u, e);
+	if (ret == 0)
+		ret = vm_on_snapshot(vm, "uart", sizeof(struct uart_image), uart_save,
+				     uart_restore, u, e);
 	if (ret < 0)
 		return ret;
 	ret = bus_register(&vm->pio, UART_BASE, UART_LEN, uart_io, u, "uart", e);
 	if (ret < 0)
 		return ret;
+	vm->rr.serial_opaque = u;
+	vm->rr.serial_push = uart_push;
 	if (vm->cfg.serial == SERIAL_STDIO && vm->cfg.serial_stdin)
 		return uart_start_reader(u, e);
 	return 0;

@@ -4,7 +4,9 @@
  * descriptor has room, so even a blocking pipe or terminal never holds it
  * inside write(): it stays free to see the stop request. At the stop it
  * keeps writing while the reader takes bytes, and gives up on a reader
- * that took nothing for SERIAL_OUT_STALL_MS. */
+ * that took nothing for SERIAL_OUT_STALL_MS. Nothing here is in machine
+ * snapshots: the guest cannot see the queue (the UART's THR is empty at
+ * once), and bytes written to the host stay written. */
 #include "machine/serial_out.h"
 
 #include <fcntl.h>

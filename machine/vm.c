@@ -6,6 +6,7 @@
 #include <inttypes.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -14,7 +15,10 @@
 #include "machine/device.h"
 #include "machine/loader.h"
 #include "x86/decode.h"
+#include "x86/desc.h"
 #include "x86/paging.h"
+
+static void vm_ram_all_dirty(struct vm *vm);
 
 static int vm_alloc_ram(struct vm *vm, struct err *e)
 {
@@ -26,7 +30,18 @@ static int vm_alloc_ram(struct vm *vm, struct err *e)
 	vm->ram = ram;
 	vm->ram_size = vm->cfg.mem_size;
 	vm->low_ram_size = vm->ram_size < VM_LOW_RAM_MAX ? vm->ram_size : VM_LOW_RAM_MAX;
+	vm->ram_frames = (vm->ram_size + X86_PAGE_SIZE - 1) / X86_PAGE_SIZE;
+	vm->ram_dirty = malloc((vm->ram_frames + 63) / 64 * sizeof(uint64_t));
+	if (!vm->ram_dirty)
+		return err_set(e, ENOMEM, "out of memory for the guest RAM's dirty map");
+	vm_ram_all_dirty(vm);
 	return 0;
+}
+
+/* Power-on: every page counts as written until a snapshot has seen it. */
+static void vm_ram_all_dirty(struct vm *vm)
+{
+	memset(vm->ram_dirty, 0xff, (vm->ram_frames + 63) / 64 * sizeof(uint64_t));
 }
 
 static int vm_map_ram(struct vm *vm, struct err *e)
@@ -154,6 +169,7 @@ static int vm_reboot(struct vm *vm, struct err *e)
 	vm_engine_stop(vm);
 	/* private anonymous memory reads as zeros again, page by page */
 	madvise(vm->ram, vm->ram_size, MADV_DONTNEED);
+	vm_ram_all_dirty(vm);
 	int r = vm_engine_start(vm, e);
 	pthread_rwlock_unlock(&vm->engine_lock);
 	if (r < 0)
@@ -196,6 +212,16 @@ uint64_t vm_guest_ns(struct vm *vm)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+void vm_realtime(struct vm *vm, struct timespec *ts)
+{
+	void (*engine_clock)(struct vm *, struct timespec *) =
+		__atomic_load_n(&vm->rr.realtime, __ATOMIC_ACQUIRE);
+	if (engine_clock)
+		engine_clock(vm, ts);
+	else if (clock_gettime(CLOCK_REALTIME, ts) < 0)
+		*ts = (struct timespec){ 0 };
+}
+
 int vm_on_exit(struct vm *vm, void (*fn)(void *), void *opaque, struct err *e)
 {
 	if (vm->nr_exit_hooks == VM_MAX_EXIT_HOOKS)
@@ -212,6 +238,17 @@ int vm_on_destroy(struct vm *vm, void (*fn)(void *), void *opaque, struct err *e
 	return 0;
 }
 
+int vm_on_snapshot(struct vm *vm, const char *name, size_t size,
+		   void (*save)(void *opaque, void *buf),
+		   void (*restore)(void *opaque, const void *buf), void *opaque, struct err *e)
+{
+	if (vm->nr_snapshot_hooks == VM_MAX_SNAPSHOT_HOOKS)
+		return err_set(e, ENOSPC, "too many device snapshot hooks");
+	vm->snapshot_hooks[vm->nr_snapshot_hooks++] =
+		(struct vm_snapshot_hook){ name, size, save, restore, opaque };
+	return 0;
+}
+
 void vm_destroy(struct vm *vm)
 {
 	while (vm->nr_teardowns > 0) {
@@ -222,6 +259,8 @@ void vm_destroy(struct vm *vm)
 	if (vm->ram)
 		munmap(vm->ram, vm->ram_size);
 	vm->ram = NULL;
+	free(vm->ram_dirty);
+	vm->ram_dirty = NULL;
 	pthread_rwlock_destroy(&vm->engine_lock);
 	pthread_cond_destroy(&vm->cond);
 	pthread_mutex_destroy(&vm->lock);

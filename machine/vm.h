@@ -40,9 +40,34 @@ struct vm_config {
 	const char *cmdline;        /* never NULL */
 	const char *gdb_addr;       /* NULL without --gdb */
 	bool wait_gdb;
+	int gdb_arch;               /* enum gdb_arch (gdbserver_int.h): --gdb-arch, 0 = auto */
 	bool no_reboot;             /* --no-reboot: a guest reset ends vmdb (status 0) */
 	bool serial_stdin;          /* with SERIAL_STDIO: stdin feeds the UART's input */
 	bool serial_escape;         /* stdin is a terminal: Ctrl-A x ends vmdb */
+	bool record;                /* --record: the engine records from the start */
+	uint64_t record_mem;        /* --record-mem: snapshot budget in bytes (0: default) */
+};
+
+/* Record and replay (engine_rr_ops). While the engine records, inputs from
+ * outside the guest go through it so that it can log them with the count
+ * they arrive at, and the wall clock the guest sees is the engine's. */
+struct vm;
+struct timespec;
+struct vm_rr {
+	/* set by the engine while it records (NULL otherwise; any thread):
+	 * take serial input bytes for delivery at a logged count (how many
+	 * it took), and the wall clock for the guest */
+	size_t (*queue_input)(struct vm *vm, const uint8_t *buf, size_t n);
+	void (*realtime)(struct vm *vm, struct timespec *ts);
+	/* set by the UART: put input into its FIFO now (bytes taken) */
+	size_t (*serial_push)(void *opaque, const uint8_t *buf, size_t n);
+	void *serial_opaque;
+	/* the engine replays history: device output is not shown again */
+	bool quiet;
+	/* the debugger's: takes its int3s out of guest memory (lift) and puts
+	 * them back, around the engine's snapshots (engine_rr_ops.set_bp_hook) */
+	void (*bp_hook)(void *opaque, bool lift);
+	void *bp_opaque;
 };
 
 struct vcpu {
@@ -95,6 +120,17 @@ struct vm_teardown {
 #define VM_MAX_TEARDOWNS 32
 #define VM_MAX_RESETS    32
 #define VM_MAX_EXIT_HOOKS 8
+#define VM_MAX_SNAPSHOT_HOOKS 32
+
+/* A device's part of a whole-machine snapshot (vm_on_snapshot): a fixed
+ * number of bytes of state, written by save and read back by restore. */
+struct vm_snapshot_hook {
+	const char *name;
+	size_t size;
+	void (*save)(void *opaque, void *buf);
+	void (*restore)(void *opaque, const void *buf);
+	void *opaque;
+};
 
 struct vm {
 	struct vm_config cfg;
@@ -117,6 +153,15 @@ struct vm {
 	unsigned nr_resets;
 	struct vm_teardown exit_hooks[VM_MAX_EXIT_HOOKS];  /* see vm_on_exit */
 	unsigned nr_exit_hooks;
+	struct vm_snapshot_hook snapshot_hooks[VM_MAX_SNAPSHOT_HOOKS];
+	unsigned nr_snapshot_hooks;
+
+	/* Guest RAM written since the snapshot store last looked (vm_ram_dirty):
+	 * one bit per 4 KiB frame of vm->ram, by host offset (RAM above 4 GiB
+	 * follows the low part). All set at power-on: everything counts as
+	 * written until the first snapshot has seen it. */
+	uint64_t *ram_dirty;
+	uint64_t ram_frames;
 	/* held for reading around engine calls made outside vCPU threads
 	 * (vm_irq_line), for writing while a reset replaces the engine */
 	pthread_rwlock_t engine_lock;
@@ -129,6 +174,7 @@ struct vm {
 	 * these hooks; it knows nothing of what is behind them. */
 	const struct vm_debug_hooks *debug_hooks;
 	void *debug;
+	struct vm_rr rr;
 
 	/* exit: the first vCPU to stop the machine records why */
 	pthread_mutex_t lock;
@@ -174,6 +220,10 @@ void vm_irq_line(struct vm *vm, unsigned irq, int level);
  * the host's CLOCK_MONOTONIC). */
 uint64_t vm_guest_ns(struct vm *vm);
 
+/* The wall clock as the guest may see it: the host's, or the engine's
+ * while it records (deterministic). */
+void vm_realtime(struct vm *vm, struct timespec *ts);
+
 /* True once the machine is stopping; vCPU loops and parks poll it. */
 static inline bool vm_stopping(struct vm *vm)
 {
@@ -188,9 +238,46 @@ int vm_on_exit(struct vm *vm, void (*fn)(void *), void *opaque, struct err *e) m
 /* Register fn(opaque) to run at vm_destroy, in reverse order. */
 int vm_on_destroy(struct vm *vm, void (*fn)(void *), void *opaque, struct err *e) must_check;
 
+/* Register a device's part of a snapshot (machine/snapshot.c): save(opaque,
+ * buf) fills size bytes, restore(opaque, buf) puts them back. Both are
+ * called with every vCPU at an instruction boundary and no device access
+ * in flight; they take the device's own lock. The engine's state (vCPUs,
+ * interrupt controllers, timers) is the engine's (engine_snap_ops). */
+int vm_on_snapshot(struct vm *vm, const char *name, size_t size,
+		   void (*save)(void *opaque, void *buf),
+		   void (*restore)(void *opaque, const void *buf), void *opaque,
+		   struct err *e) must_check;
+
 /* Host pointer for guest-physical [gpa, gpa+len), or NULL when any part of
- * it is not RAM. Never trust gpa/len from the guest without this. */
+ * it is not RAM. Never trust gpa/len from the guest without this. A caller
+ * that writes through it says so with vm_ram_dirty (snapshots store only
+ * the pages written since the last one). */
 void *vm_gpa_to_host(struct vm *vm, uint64_t gpa, uint64_t len);
+
+/* Guest RAM at host address host (inside vm->ram), len bytes, is written
+ * (or about to be): any thread, cheap. Engines that cache write access
+ * mark a page when they grant it (engine_snap_ops.ram_clean takes the
+ * grants back when the store starts a new interval). */
+static inline void vm_ram_dirty(struct vm *vm, const void *host, uint64_t len)
+{
+	if (!vm->ram_dirty || len == 0)
+		return;
+	uint64_t first = (uint64_t)((const uint8_t *)host - vm->ram) >> 12;
+	uint64_t last = ((uint64_t)((const uint8_t *)host - vm->ram) + len - 1) >> 12;
+	for (uint64_t f = first; f <= last && f < vm->ram_frames; f++) {
+		uint64_t bit = 1ull << (f % 64);
+		/* most writes land on pages marked already: no locked access */
+		if (!(__atomic_load_n(&vm->ram_dirty[f / 64], __ATOMIC_RELAXED) & bit))
+			__atomic_fetch_or(&vm->ram_dirty[f / 64], bit, __ATOMIC_RELAXED);
+	}
+}
+
+/* Was the frame (host offset >> 12) written since the store last looked? */
+static inline bool vm_ram_frame_dirty(const struct vm *vm, uint64_t frame)
+{
+	return !vm->ram_dirty || frame >= vm->ram_frames ||
+	       ((__atomic_load_n(&vm->ram_dirty[frame / 64], __ATOMIC_RELAXED) >> (frame % 64)) & 1);
+}
 
 /* Copy guest-physical [gpa, gpa+len) to buf: 0, or -EFAULT when any of it
  * is not RAM. Has the shape of x86_read_phys_fn (opaque = the vm). */

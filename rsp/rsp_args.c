@@ -252,6 +252,24 @@ int rsp_buf_printf(struct rsp_buf *b, const char *fmt, ...)
 	return 0;
 }
 
+int rsp_buf_hexnum(struct rsp_buf *b, uint64_t v, unsigned width)
+{
+	char digits[16];
+	unsigned n = 0;
+	do {
+		digits[sizeof(digits) - ++n] = "0123456789abcdef"[v & 15];
+		v >>= 4;
+	} while (v);
+	while (n < width && n < sizeof(digits))
+		digits[sizeof(digits) - ++n] = '0';
+	return rsp_buf_append(b, digits + sizeof(digits) - n, n);
+}
+
+int rsp_buf_str(struct rsp_buf *b, const char *str)
+{
+	return rsp_buf_append(b, str, strlen(str));
+}
+
 int rsp_buf_hex(struct rsp_buf *b, const void *bytes, size_t n)
 {
 	if (n > SIZE_MAX / 4)

@@ -93,5 +93,10 @@ int rsp_buf_printf(struct rsp_buf *b, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 /* Append n bytes as 2n lowercase hex characters. */
 int rsp_buf_hex(struct rsp_buf *b, const void *bytes, size_t n);
+/* Append v as a lowercase hex number of at least `width` digits (printf's
+ * "%0*x" without the cost of a format: stop replies are built per step). */
+int rsp_buf_hexnum(struct rsp_buf *b, uint64_t v, unsigned width);
+/* Append a NUL-terminated string. */
+int rsp_buf_str(struct rsp_buf *b, const char *str);
 
 #endif

@@ -179,3 +179,57 @@ def test_ap_takes_the_hbreaks_slot(start_vmdb, engine, guest, free_port):
     assert re.search(r"DR2: guest, 0x[0-9a-f]+ exec", ap), out
     slots = re.findall(r"DR(\d): gdb hbreak", out[out.index("vCPU 0 guest:"):])
     assert len(slots) == 2 and slots[0] == slots[1] and slots[0] != "2", out
+
+
+ALL4_MARKS = 2          # dr_share_mark calls while the guest holds DR0-3
+
+
+@pytest.mark.parametrize("inserted", ["always", "at_resume"])
+def test_hbreak_with_no_slot_left(start_vmdb, engine, guest, free_port, inserted):
+    """The guest takes all four DRs (`all4`) while gdb holds an hbreak on
+    dr_share_mark, called between the guest's own hits: with no slot left,
+    an int3 stands in for the hbreak at once, so it still stops there every
+    time, and gives way to a slot again once the guest lets go; the guest
+    checks each of its own #DBs. A second hbreak on the local APIC's page
+    (MMIO: no int3 can go there) waits, and `monitor info dr` says which is
+    which. gdb keeps its breakpoints inserted while stopped, or (as by
+    default) takes them out at each stop and puts them back to resume: a
+    Z1 inserted with no free slot."""
+    elf = guest("dr_share")
+    args = ["--cpu", "intel,shared-dr"] if engine == "emu" else []
+    args += ["--cmdline", "all4 kvm_host" if engine == "kvm" else "all4"]
+    vm, target = start_gdb_vmdb(start_vmdb, elf, *args, port=free_port())
+    mode = "on" if inserted == "always" else "off"
+    calls = MARK_CALLS + ALL4_MARKS
+    out = gdb_batch(elf, target, [f"set breakpoint always-inserted {mode}",
+                                  "hbreak dr_share_mark", "hbreak *0xfee00000"] +
+                    ["continue"] * 5 + ["monitor info dr"] + ["continue"] * (calls - 4),
+                    timeout=120)
+    status = vm.wait(60)
+    assert_passed(status, serial_lines(vm), f"gdb attached\n{out[-3000:]}")
+    stops = len(re.findall(r"Breakpoint 1, 0x[0-9a-f]+ in dr_share_mark", out))
+    assert stops == calls, f"{stops} hbreak stops, expected {calls}\n{out[-3000:]}"
+    if inserted == "always":
+        info = out[out.index("vCPU 0 guest:"):]
+        dr7 = int(re.search(r"vCPU 0 guest: .* DR7 0x([0-9a-f]+)", info)[1], 16)
+        assert all(dr7 & (3 << 2 * p) for p in range(4)), info
+        assert re.search(r"waiting for a free slot: gdb hbreak, 0x[0-9a-f]+; an int3 stands "
+                         r"in for it meanwhile", info), info
+        assert re.search(r"waiting for a free slot: gdb hbreak, 0xfee00000; .*no int3 can "
+                         r"stand in", info), info
+
+
+def test_watchpoint_pushed_out_watches_at_once(start_vmdb, engine, guest, free_port):
+    """gdb watches `watched` (emu shared-dr: in a DR slot; kvm here: a page
+    trap) and nothing else; the guest writes it 1, 2, 3 while holding DR0
+    and DR1, then takes all four DRs and writes 10 before anything stops
+    the machine, and 11: the watchpoint the guest pushed out of DR0-3 is
+    watched by the engine from that exit on, so gdb sees every value."""
+    elf = guest("dr_share")
+    args = ["--cpu", "intel,shared-dr"] if engine == "emu" else []
+    args += ["--cmdline", "all4 store kvm_host" if engine == "kvm" else "all4 store"]
+    vm, target = start_gdb_vmdb(start_vmdb, elf, *args, port=free_port())
+    out = gdb_batch(elf, target, ["watch watched"] + ["continue"] * 6, timeout=120)
+    status = vm.wait(60)
+    assert_passed(status, serial_lines(vm), f"gdb attached\n{out[-3000:]}")
+    assert re.findall(r"New value = (\d+)", out) == ["1", "2", "3", "10", "11"], out[-3000:]

@@ -72,10 +72,70 @@ def test_condition_that_fails_stops_and_says_why(start_vmdb, guest, free_port):
     vm, out = run_cond(start_vmdb, guest, free_port, [
         "break gdb_cond_f if *(long *)0x7fff00000000 == 1", "continue", "p i", "delete",
         "continue"], n=10)
-    assert re.search(r"vmdb: breakpoint condition at 0x[0-9a-f]+ could not be evaluated, so "
-                     r"the vCPU stopped: agent expression: cannot read 8 bytes at "
+    assert re.search(r"vmdb: the breakpoint at 0x[0-9a-f]+ stopped the vCPU: its condition "
+                     r"could not be evaluated: agent expression: cannot read 8 bytes at "
                      r"0x7fff00000000", out), out
     assert values(out) == [1], out
+    guest_passed(vm, out, n=10)
+
+
+DPRINTF = ["set dprintf-style agent",
+           r'dprintf gdb_cond_f,"dp %d %lu\n", i, gdb_cond_last']
+
+
+def printed(out):
+    return [(int(a), int(b)) for a, b in re.findall(r"^dp (\d+) (\d+)$", out, re.M)]
+
+
+def test_dprintf_agent_runs_in_vmdb_without_stops(start_vmdb, guest, free_port):
+    """dprintf-style agent: the printf runs inside vmdb at every hit and its
+    text reaches gdb as O packets while the guest runs on: a line per call,
+    in order, with the values of that moment, and not one stop reply."""
+    vm, out = run_cond(start_vmdb, guest, free_port, DPRINTF + ["continue"], n=300)
+    assert re.search(r"\$Z0,[0-9a-f]+,1;cmds:[01],X[0-9a-f]+,[0-9a-f]+#", out), out
+    assert printed(out) == [(i, i - 1) for i in range(1, 301)], out
+    assert "Packet received: T" not in out, out
+    guest_passed(vm, out, n=300)
+
+
+def test_dprintf_with_a_condition(start_vmdb, guest, free_port):
+    """Conditions and commands together: the commands run at the hits whose
+    condition holds, and still nothing stops."""
+    vm, out = run_cond(start_vmdb, guest, free_port, DPRINTF + [
+        "condition 1 i % 7 == 0", "continue"], n=300)
+    assert re.search(r"\$Z0,[0-9a-f]+,1;X[0-9a-f]+,[0-9a-f]+;cmds:[01],X[0-9a-f]+,[0-9a-f]+#",
+                     out), out
+    assert printed(out) == [(i, i - 1) for i in range(7, 301, 7)], out
+    assert "Packet received: T" not in out, out
+    guest_passed(vm, out, n=300)
+
+
+def test_dprintf_persists_after_detach(start_vmdb, guest, free_port):
+    """gdb keeps a dprintf inserted when it detaches (persist, with
+    always-inserted breakpoints): vmdb goes on printing it, on its
+    stderr, while the guest runs to its end."""
+    vm, out = run_cond(start_vmdb, guest, free_port, [
+        "set breakpoint always-inserted on"] + DPRINTF + [
+        "break guests/gdb_target.c:378 if i == 100", "continue", "p i", "detach"], n=300)
+    assert re.search(r"\$Z0,[0-9a-f]+,1;cmds:1,", out), out
+    assert printed(out) == [(i, i - 1) for i in range(1, 101)], out
+    assert values(out) == [100], out
+    assert vm.wait(30) == 1
+    assert printed(vm.stderr_text()) == [(i, i - 1) for i in range(101, 301)], vm.stderr_text()
+    assert "cond: 300 calls, sum 45150" in vm.serial_text()
+
+
+def test_dprintf_that_fails_stops_and_says_why(start_vmdb, guest, free_port):
+    """Each hit whose command fails stops with a line saying why (gdb then
+    goes on by itself, as after any dprintf)."""
+    vm, out = run_cond(start_vmdb, guest, free_port, [
+        "set dprintf-style agent", r'dprintf gdb_cond_f,"bad %d\n", *(int *)0x7fff00000000',
+        "continue"], n=10)
+    why = re.findall(r"^vmdb: the breakpoint at 0x[0-9a-f]+ stopped the vCPU: its command "
+                     r"could not be run: agent expression: cannot read 4 bytes at "
+                     r"0x7fff00000000$", out, re.M)
+    assert len(why) == 10 == breakpoint_stops(out), out
+    assert "bad " not in out.replace("Packet", ""), out
     guest_passed(vm, out, n=10)
 
 
@@ -85,14 +145,16 @@ def test_malformed_conditions_get_errors(start_vmdb, guest, free_port):
                                 port=free_port())
     c = RspClient(target)
     try:
-        assert b"ConditionalBreakpoints+" in c.request("qSupported:swbreak+")
+        features = c.request("qSupported:swbreak+")
+        assert b"ConditionalBreakpoints+" in features and b"BreakpointCommands+" in features
         addr = f"{symbol(elf, 'gdb_cond_f'):x}"
         for bad in (";X", ";X2", ";X2,22", ";X0,", ";X401,00", ";Xz,00", ";Q1,00",
-                    ";X1,27" * 9):
+                    ";X1,27" * 9, ";cmds:persist,X1,27", ";cmds:1,", ";cmds:2,X1,27",
+                    ";cmds:1,X1,2", ";cmds:0," + "X1,27" * 9, ";cmds:1,Q"):
             r = c.request(f"Z0,{addr},1{bad}")
             assert r.startswith(b"E"), (bad, r)
-        # conditions, and commands after them (not advertised: ignored)
-        assert c.request(f"Z0,{addr},1;X1,27;X3,220027;cmds:persist,X1,27") == b"OK"
+        # conditions, and commands after them (BreakpointCommands+)
+        assert c.request(f"Z0,{addr},1;X1,27;X3,220027;cmds:1,X1,27X1,27") == b"OK"
         assert c.request(f"z0,{addr},1") == b"OK"
         assert c.request("c").startswith(b"W01")
     finally:

@@ -277,3 +277,41 @@ def test_lldb_binary_read_system_registers_monitor(start_vmdb, guest, free_port,
     assert regs["cs_attr"] == 0xa09b and regs["gdtr_limit"] > 0, everything
     assert f"gpa: {marker:#x}" in everything, everything
     vm.wait(30)
+
+
+def test_i386_description_at_a_multiboot_entry(start_vmdb, guest, free_port):
+    """A vCPU in 32-bit protected mode when gdb connects (a multiboot
+    kernel's entry, held by --wait-gdb): gdb is told of i386 registers and
+    reads, steps, breaks and writes as on any 32-bit target; the guest's
+    later switch to long mode does not disturb the session (it runs to its
+    exit). --gdb-arch x86-64 gives the 64-bit set at the same place."""
+    elf = guest("mb/exit")
+    names = symbols(elf, ["rt_mb_entry", "mb_copy_gdt"])
+    vm, target = start_gdb_vmdb(start_vmdb, elf, "--cmdline", "exit=3", port=free_port())
+    # the dprintf runs in vmdb with gdb's i386 register numbers (ebx is 3)
+    out = gdb_batch(elf, target, [
+        "show architecture", "info registers eip", "x/2i $eip", "p/x $eax", "stepi",
+        "info registers eip ebx", "p $cr0", "break *mb_copy_gdt", "set dprintf-style agent",
+        r'dprintf *rt_mb_entry+6,"mb eax=%x ebx=%x\n",$eax,$ebx', "continue",
+        "info registers eip", "p/x $ecx = 0x12345678", "p/x $ecx", "p $cs_attr", "delete",
+        "continue"])
+    assert 'currently "i386"' in out, out
+    entry, copy_gdt = names["rt_mb_entry"], names["mb_copy_gdt"]
+    eips = [int(v, 16) for v in re.findall(r"^eip +(0x[0-9a-f]+)", out, re.M)]
+    assert eips == [entry, entry + 1, copy_gdt], out
+    assert re.search(rf"=> 0x{entry:x} <rt_mb_entry>:\s+cli\n.*<rt_mb_entry\+1>:\s+mov +%eax,",
+                     out), out
+    assert re.search(r"^\$1 = 0x2badb002$", out, re.M), out            # the multiboot magic
+    assert re.search(r"^\$2 = \[ PE ET \]$", out, re.M), out            # no paging yet
+    assert re.search(r"^\$4 = 0x12345678$", out, re.M), out
+    assert re.search(r"^\$5 = \[ type=11 S DPL=0 P DB G \]$", out, re.M), out
+    ebx = int(re.search(r"^ebx +(0x[0-9a-f]+)", out, re.M).group(1), 16)
+    assert re.search(rf"^mb eax=2badb002 ebx={ebx:x}$", out, re.M), out
+    assert "exited with code 07" in out, out
+    assert vm.wait(30) == 7
+
+    vm, target = start_gdb_vmdb(start_vmdb, elf, "--cmdline", "exit=3", "--gdb-arch", "x86-64",
+                                port=free_port())
+    out = gdb_batch(None, target, ["show architecture", "p/x $rip", "kill"])
+    assert 'currently "i386:x86-64"' in out, out
+    assert f"$1 = 0x{entry:x}" in out, out

@@ -6,6 +6,8 @@ and `continue -a` lets both go; the BSP ends the machine."""
 import re
 import subprocess
 
+import pytest
+
 from gdbclient import GDB, RspClient, checksum, start_gdb_vmdb
 
 
@@ -31,7 +33,9 @@ def test_one_vcpu_stopped_and_stepped_while_the_other_runs(start_vmdb, guest, fr
             # the AP answers only while it runs: reads until it has
             "python while int(gdb.parse_and_eval('ns_done')) == 0: pass",
             "p ns_done", "interrupt -a", "info threads",
-            "set var ns_exit = 1", "continue -a"]
+            "set var ns_exit = 1",
+            # the first may meet the AP's stop (interrupt -a) before the exit
+            "continue -a", "continue -a"]
     out = gdb_nonstop(elf, target, cmds)
     assert 'Thread 1 "vCPU 0" hit Breakpoint 1, ns_ready' in out, out
     # while the BSP is stopped, gdb lists the AP as running
@@ -40,7 +44,12 @@ def test_one_vcpu_stopped_and_stepped_while_the_other_runs(start_vmdb, guest, fr
     assert re.search(r"^\$1 = .*<split\+\d+>", out, re.M), out     # stepped out of ns_ready
     assert re.search(r"^\$2 = 1$", out, re.M), out
     assert 'Thread 2 "vCPU 1" stopped.' in out, out                  # interrupt -a
-    vm.wait(60)
+    # the machine's end reaches gdb as a notification it takes with vStopped
+    # before vmdb closes the connection
+    end = re.search(r"^\[Inferior 1 \(Remote target\) exited with code (\d+)\]$", out, re.M)
+    assert end, out
+    assert "Remote connection closed" not in out, out
+    assert int(end.group(1), 8) == vm.wait(60), out
     serial = vm.serial_text()
     assert "PASS: the AP answered while the BSP was stopped" in serial, serial + out
     assert "PASS: the AP took its timer while the BSP was stopped" in serial, serial + out
@@ -88,3 +97,55 @@ def test_protocol(start_vmdb, guest, free_port):
     c.kill()
     vm.wait(30)
     c.close()
+
+
+def test_the_machine_end_waits_for_vstopped(start_vmdb, guest, free_port):
+    """The guest's exit goes out as a %Stop notification; the connection
+    stays open (other packets answered) until the client takes it with
+    vStopped. A client that never does is dropped after a short deadline
+    and vmdb exits all the same."""
+    for acks in (True, False):
+        vm, target = start_gdb_vmdb(start_vmdb, guest("exit"), "--cmdline", "exit=5",
+                                    port=free_port())
+        c = RspClient(target)
+        c.start_noack()
+        assert c.request("QNonStop:1") == b"OK"
+        assert c.request("?").startswith(b"T00thread:1;")
+        assert c.request("vStopped") == b"OK"
+        assert c.request("vCont;c") == b"OK"
+        assert read_notification(c) == b"W0b"
+        if acks:
+            assert c.request("qfThreadInfo").startswith(b"m")
+            assert c.request("vStopped") == b"OK"
+            with pytest.raises(ConnectionError):
+                c.read_packet()
+        assert vm.wait(30) == 11
+        c.close()
+
+
+def test_breakpoint_commands_print_on_stderr(start_vmdb, guest, free_port):
+    """In non-stop mode gdb takes no output it did not ask for: a
+    breakpoint command's printf goes to vmdb's stderr, never as O packets."""
+    from test_gdb_cond import symbol
+    elf = guest("gdb_target")
+    vm, target = start_gdb_vmdb(start_vmdb, elf, "--cmdline", "test=cond n=10",
+                                port=free_port())
+    c = RspClient(target)
+    c.start_noack()
+    assert b"BreakpointCommands+" in c.request("qSupported:swbreak+")
+    assert c.request("QNonStop:1") == b"OK"
+    assert c.request("?").startswith(b"T00thread:1;")
+    assert c.request("vStopped") == b"OK"
+    # printf("ns %d\n", rdi) with gdb's function and channel 0
+    fmt = b"ns %d\\n\0"
+    code = bytes([0x26, 0, 5, 0x22, 0, 0x22, 0, 0x34, 1, 0, len(fmt)]) + fmt + bytes([0x27])
+    addr = symbol(elf, "gdb_cond_f")
+    assert c.request(f"Z0,{addr:x},1;cmds:0,X{len(code):x},{code.hex()}") == b"OK"
+    assert c.request("vCont;c") == b"OK"
+    assert read_notification(c) == b"W01"
+    assert b"$O" not in c.buf, c.buf
+    assert c.request("vStopped") == b"OK"
+    assert vm.wait(30) == 1
+    c.close()
+    lines = [l for l in vm.stderr_text().splitlines() if l.startswith("ns ")]
+    assert lines == [f"ns {i}" for i in range(1, 11)], vm.stderr_text()

@@ -20,6 +20,9 @@
  *   emu_debug.c                                        the debug
  *                 architecture of Intel SDM vol. 3 ch. 17 and the
  *                 debugger's intercepts (see emu_debug.h)
+ *   emu_snap.c, emu_snap_check.c                       the engine's part
+ *                 of whole-machine snapshots (engine_snap_ops), and their
+ *                 self-check and bench hooks (VMDB_SNAP_CHECK/_BENCH)
  *
  * Determinism: the engine runs one vCPU at a time in fixed round-robin
  * quanta, and guest time is derived from retired instructions, so the same

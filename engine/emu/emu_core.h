@@ -97,6 +97,7 @@ struct emu_vm {
 	/* Who runs when (emu_engine.c's own; NULL in emu_single.c's VM, which
 	 * runs its one vCPU on the caller's thread). */
 	struct emu_sched *sched;
+	struct emu_rec *rec;          /* record and replay (emu_record.c), NULL until asked */
 
 	struct emu_dcache_entry *dcache;
 	struct emu_blocks *blocks;    /* emu_fast.c's block cache (NULL: step only) */
@@ -121,6 +122,8 @@ struct emu_vm {
 	 * emu_dbg points here. Changed only with every vCPU out of run(). */
 	struct engine_watch *watch;
 	unsigned nr_watch;
+	/* VMDB_SNAP_CHECK's state (emu_snap_check.c), NULL without it */
+	struct emu_snap_check *snap_check;
 	uint8_t warned[2048 / 8];     /* mnemonics already reported as unimplemented */
 	pthread_mutex_t warn_lock;
 };
@@ -421,6 +424,35 @@ enum emu_stop emu_exec_run(struct emu_cpu *cpu, uint64_t budget);
 bool emu_cpu_wakeable(struct emu_cpu *cpu);
 /* Interrupts held off by the debugger's stepping (not during a HLT step). */
 bool emu_irq_blocked(struct emu_cpu *cpu);
+
+/* --- emu_snap.c: the engine's part of whole-machine snapshots --- */
+extern const struct engine_snap_ops emu_snap_ops;
+/* The scheduler's position (emu_engine.c's): whose turn it is and, per
+ * vCPU, where its turn ends and whether it owes the others one. Restoring
+ * leaves the run token with its holder (the thread restoring, or nobody
+ * while every vCPU is parked): the holder hands it on as the vCPU in
+ * img.turn would have at the snapshot (sched_pass from that one). */
+struct emu_sched_image {
+	uint32_t turn;
+	bool idle_quiet;
+};
+struct emu_sched_cpu_image {
+	uint64_t quantum_end;
+	bool yield_turn;
+};
+void emu_sched_save(struct emu_vm *evm, struct emu_sched_image *img,
+		    struct emu_sched_cpu_image *cpus /* [evm->nr_cpus] */);
+void emu_sched_restore(struct emu_vm *evm, const struct emu_sched_image *img,
+		       const struct emu_sched_cpu_image *cpus);
+/* emu_snap_check.c, for tests: VMDB_SNAP_CHECK=N:W in the environment
+ * takes a snapshot, restores it and compares two runs (see there). create
+ * leaves evm->snap_check NULL without it. The point is called by the
+ * token's holder when its quantum ended, before it hands the token on;
+ * it returns the vCPU to hand it on from (after a restore: the one whose
+ * quantum ended at the snapshot). */
+void emu_snap_check_create(struct emu_vm *evm);
+void emu_snap_check_destroy(struct emu_vm *evm);
+unsigned emu_snap_check_point(struct emu_cpu *cpu);
 
 /* --- register helpers ---------------------------------------------------- */
 

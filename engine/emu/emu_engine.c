@@ -55,6 +55,7 @@
 
 #include "engine/emu/emu_debug.h"
 #include "engine/emu/emu_platform.h"
+#include "engine/emu/emu_record.h"
 #include "engine/emu/emu_single.h"
 
 #define EMU_QUANTUM 50000ull
@@ -72,7 +73,7 @@ static struct emu_cpu *cpu_of(struct vcpu *vcpu)
 /* The scheduler's state. Per VM: the run token (turn: the vCPU that may
  * execute, EMU_TURN_NONE when every vCPU is idle) and the idle pacing.
  * All under lock. */
-#define EMU_TURN_NONE 0xffffffffu
+#define EMU_TURN_NONE EMU_RR_NOBODY
 
 struct emu_sched {
 	pthread_mutex_t lock;
@@ -285,6 +286,7 @@ static bool idle_advance(struct emu_vm *evm, uint64_t deadline, uint64_t wake_se
 		s->pace_host_ns = host;         /* behind the host clock: forget the lag */
 		s->pace_guest_ns = to;
 	}
+	emu_rr_idle_jump(evm, to);     /* when it happens follows the host clock */
 	emu_platform_advance(evm, to);
 	s->idle_quiet = true;   /* until a vCPU it woke is picked */
 	return true;
@@ -316,6 +318,7 @@ static uint64_t sched_pass(struct emu_vm *evm, unsigned from, struct emu_cpu *se
 	struct emu_sched *s = evm->sched;
 	for (;;) {
 		bool absent;
+		emu_rr_slice(evm);      /* recorded input may wake someone */
 		pthread_mutex_lock(&s->lock);
 		uint64_t seq = s->wake_seq, kicks = s->kick_seq;
 		int next = sched_pick(evm, from, &absent);
@@ -326,6 +329,7 @@ static uint64_t sched_pass(struct emu_vm *evm, unsigned from, struct emu_cpu *se
 		}
 		if (next >= 0 || absent) {
 			s->turn = next >= 0 ? (unsigned)next : EMU_TURN_NONE;
+			emu_rr_turn(evm, s->turn);
 			pthread_cond_broadcast(&s->cond);
 			pthread_mutex_unlock(&s->lock);
 			return seq;
@@ -352,6 +356,9 @@ static enum emu_stop run_turn(struct emu_cpu *cpu)
 	 * the time must not keep the token for ever */
 	uint64_t quantum_end = ecpu_of(cpu)->quantum_end;
 	for (;;) {
+		emu_rr_slice(evm);
+		if (emu_dbg_irq_blocked(cpu))
+			emu_rr_noirq_step(cpu);
 		uint64_t now = emu_guest_ns(evm);
 		uint64_t deadline = emu_next_deadline_ns(evm);
 		if (deadline <= now) {
@@ -448,6 +455,7 @@ static int run_vcpu(struct vcpu *vcpu, struct vm_exit *exit)
 	struct emu_engine_cpu *ec = ecpu_of(cpu);
 
 	bool yielded = false, back = true;
+	emu_rr_leave_history(evm);     /* the debugger resumes inside the history */
 	pthread_mutex_lock(&s->lock);
 	ec->in_run = true;
 	ec->parked = false;
@@ -490,10 +498,45 @@ static int run_vcpu(struct vcpu *vcpu, struct vm_exit *exit)
 		}
 		if (stop != EMU_STOP_KICKED) {
 			ec->yield_turn = false;
-			sched_pass(evm, cpu->id, cpu);
+			unsigned from = cpu->id;
+			if (stop == EMU_STOP_QUANTUM && evm->snap_check)
+				from = emu_snap_check_point(cpu);    /* tests only */
+			sched_pass(evm, from, cpu);
 		}
 		pthread_mutex_lock(&s->lock);
 	}
+}
+
+/* --- what record and replay asks of the scheduler (emu_record.h) ----------------- */
+
+unsigned emu_sched_turn(struct emu_vm *evm)
+{
+	struct emu_sched *s = evm->sched;
+	pthread_mutex_lock(&s->lock);
+	unsigned turn = s->turn;
+	pthread_mutex_unlock(&s->lock);
+	return turn;
+}
+
+void emu_sched_resume_at(struct emu_vm *evm, unsigned turn, bool fresh)
+{
+	struct emu_sched *s = evm->sched;
+	pthread_mutex_lock(&s->lock);
+	s->turn = turn < evm->nr_cpus && evm->cpus[turn] ? turn : EMU_TURN_NONE;
+	if (fresh) {
+		for (unsigned i = 0; i < evm->nr_cpus; i++)
+			if (evm->cpus[i])
+				ecpu_of(evm->cpus[i])->yield_turn = false;
+		if (s->turn != EMU_TURN_NONE)
+			ecpu_of(evm->cpus[turn])->quantum_end = evm->cpus[turn]->retired + s->quantum;
+	}
+	pthread_cond_broadcast(&s->cond);
+	pthread_mutex_unlock(&s->lock);
+}
+
+bool emu_sched_runnable(struct emu_cpu *cpu)
+{
+	return cpu_runnable(cpu);
 }
 
 static int emu_op_run(struct vcpu *vcpu, struct vm_exit *exit)
@@ -522,10 +565,49 @@ static void emu_op_kick(struct vcpu *vcpu)
 	pthread_mutex_unlock(&s->lock);
 }
 
+/* --- the scheduler's position in snapshots (emu_snap.c) --------------------------- */
+
+void emu_sched_save(struct emu_vm *evm, struct emu_sched_image *img,
+		    struct emu_sched_cpu_image *cpus)
+{
+	struct emu_sched *s = evm->sched;
+	pthread_mutex_lock(&s->lock);
+	*img = (struct emu_sched_image){ .turn = s->turn, .idle_quiet = s->idle_quiet };
+	for (unsigned i = 0; i < evm->nr_cpus; i++) {
+		struct emu_cpu *cpu = evm->cpus[i];
+		cpus[i] = cpu ? (struct emu_sched_cpu_image){
+			.quantum_end = ecpu_of(cpu)->quantum_end,
+			.yield_turn = ecpu_of(cpu)->yield_turn } : (struct emu_sched_cpu_image){ 0 };
+	}
+	pthread_mutex_unlock(&s->lock);
+}
+
+/* The token stays where it is: its holder is restoring, and hands it on
+ * from img->turn when done. The idle pacing starts afresh: it follows the
+ * host clock, not the guest. */
+void emu_sched_restore(struct emu_vm *evm, const struct emu_sched_image *img,
+		       const struct emu_sched_cpu_image *cpus)
+{
+	struct emu_sched *s = evm->sched;
+	pthread_mutex_lock(&s->lock);
+	s->idle_quiet = img->idle_quiet;
+	s->pace_host_ns = s->pace_guest_ns = 0;
+	for (unsigned i = 0; i < evm->nr_cpus; i++) {
+		struct emu_cpu *cpu = evm->cpus[i];
+		if (cpu) {
+			ecpu_of(cpu)->quantum_end = cpus[i].quantum_end;
+			ecpu_of(cpu)->yield_turn = cpus[i].yield_turn;
+		}
+	}
+	pthread_mutex_unlock(&s->lock);
+}
+
 /* --- VM and vCPUs ------------------------------------------------------------------ */
 
 static void emu_vm_free(struct emu_vm *evm)
 {
+	emu_rr_destroy(evm);
+	emu_snap_check_destroy(evm);
 	if (evm->plat)
 		emu_platform_destroy(evm);
 	emu_dcache_destroy(evm);
@@ -581,7 +663,13 @@ static int emu_op_vm_create(struct vm *vm, const struct emu_single_ops *assist, 
 		return err_set(e, -r, "cannot create the emu engine's interrupt controllers and "
 			       "timers: %s", strerror(-r));
 	}
+	r = emu_rr_create(evm);
+	if (r < 0) {
+		emu_vm_free(evm);
+		return err_set(e, -r, "out of memory for the emu engine's recorder");
+	}
 	vm->engine_vm = evm;
+	emu_snap_check_create(evm);
 	return 0;
 }
 
@@ -747,9 +835,9 @@ static int emu_op_get_state(struct vcpu *vcpu, unsigned mask, struct x86_state *
 	return 0;
 }
 
-static int emu_op_set_state(struct vcpu *vcpu, unsigned mask, const struct x86_state *st)
+void emu_state_apply(struct emu_cpu *cpu, unsigned mask, const struct x86_state *st)
 {
-	struct emu_cpu *cpu = cpu_of(vcpu);
+	struct vcpu *vcpu = cpu->vcpu;
 	if (mask & X86_STATE_SREGS)
 		emu_op_set_sregs(vcpu, &st->sregs);
 	if (mask & X86_STATE_REGS)
@@ -762,6 +850,27 @@ static int emu_op_set_state(struct vcpu *vcpu, unsigned mask, const struct x86_s
 		emu_dbg_set_regs(cpu, &st->dr);
 	if (mask & X86_STATE_MSRS)
 		emu_set_msrs(cpu, st);
+}
+
+/* While recording, a write of the debugger that changes something is
+ * logged, for replay to make it again at the same instruction. */
+static int emu_op_set_state(struct vcpu *vcpu, unsigned mask, const struct x86_state *st)
+{
+	struct emu_cpu *cpu = cpu_of(vcpu);
+	struct x86_state *now = malloc(sizeof(*now));
+	bool same = false;
+	if (now) {
+		memcpy(now, st, sizeof(*now));
+		emu_op_get_state(vcpu, mask, now);
+		same = memcmp(now, st, sizeof(*now)) == 0;
+		free(now);
+	}
+	if (!same && emu_rr_debugger_write(cpu->evm)) {
+		emu_state_apply(cpu, mask, st);
+		emu_rr_log_state(cpu, mask, st, sizeof(*st));
+		return 0;
+	}
+	emu_state_apply(cpu, mask, st);
 	return 0;
 }
 
@@ -775,9 +884,8 @@ static int emu_op_msr_get(struct vcpu *vcpu, uint32_t msr, uint64_t *value)
 	return emu_msr_get(cpu, msr, value) ? 0 : -ENOENT;
 }
 
-static int emu_op_msr_set(struct vcpu *vcpu, uint32_t msr, uint64_t value)
+int emu_msr_apply(struct emu_cpu *cpu, uint32_t msr, uint64_t value)
 {
-	struct emu_cpu *cpu = cpu_of(vcpu);
 	uint64_t old;
 	int r = emu_platform_msr_debug(cpu, msr, &value, true);
 	if (r != -ENOENT)
@@ -787,6 +895,15 @@ static int emu_op_msr_set(struct vcpu *vcpu, uint32_t msr, uint64_t value)
 	if (msr == MSR_EFER && !emu_efer_ok(cpu, value))
 		return -EINVAL;      /* emu_write_efer would fault, outside the core's loop */
 	return emu_msr_set(cpu, msr, value) ? 0 : -EINVAL;
+}
+
+static int emu_op_msr_set(struct vcpu *vcpu, uint32_t msr, uint64_t value)
+{
+	struct emu_cpu *cpu = cpu_of(vcpu);
+	int r = emu_msr_apply(cpu, msr, value);
+	if (r == 0 && emu_rr_debugger_write(cpu->evm))
+		emu_rr_log_msr(cpu, msr, value);
+	return r;
 }
 
 static int emu_op_irqchip_get(struct vcpu *vcpu, struct engine_irqchip *chip)
@@ -835,6 +952,8 @@ static int emu_op_inject_exception(struct vcpu *vcpu, uint8_t vector, bool has_e
 	struct emu_cpu *cpu = cpu_of(vcpu);
 	if (vector >= 32)
 		return -EINVAL;
+	if (emu_rr_debugger_write(cpu->evm))
+		emu_rr_log_exception(cpu, false, vector, has_error_code, error_code, 0);
 	cpu->pending.exception = false;
 	emu_raise(cpu, vector, has_error_code, error_code);
 	emu_replay_reset(cpu);
@@ -847,6 +966,8 @@ static int emu_op_deliver_exception(struct vcpu *vcpu, uint8_t vector, bool has_
 	struct emu_cpu *cpu = cpu_of(vcpu);
 	if (vector >= 32)
 		return -EINVAL;
+	if (emu_rr_debugger_write(cpu->evm))
+		emu_rr_log_exception(cpu, true, vector, has_error_code, error_code, rflags);
 	emu_dbg_rflags_for_event(cpu, (rflags & ~RFLAGS_VM) | RFLAGS_FIXED1);
 	cpu->pending.exception = false;
 	emu_raise(cpu, vector, has_error_code, error_code);
@@ -884,6 +1005,15 @@ static void probe_feature(struct engine_report *report, const char *name, bool p
 /* The engine implements these itself, so the answers are what the code
  * does (the debug architecture is tested from inside guests by
  * tests/test_emu_debug.py). Names follow engine/kvm/kvm_probe.c. */
+void emu_exception_apply(struct emu_cpu *cpu, bool deliver, uint8_t vector, bool has_error_code,
+			 uint32_t error_code, uint64_t rflags)
+{
+	if (deliver)
+		emu_op_deliver_exception(cpu->vcpu, vector, has_error_code, error_code, rflags);
+	else
+		emu_op_inject_exception(cpu->vcpu, vector, has_error_code, error_code);
+}
+
 static int emu_op_probe(const struct emu_single_ops *assist, struct engine_caps *caps,
 			struct engine_report *report, struct err *e)
 {
@@ -974,6 +1104,8 @@ const struct engine_ops emu_engine_ops = {
 	.vcpu = &emu_vcpu_ops,
 	.debug = &emu_debug_ops,
 	.lend = &emu_lend_ops,
+	.rr = &emu_rr_ops,
+	.snap = &emu_snap_ops,
 	.assist = &emu_single_ops,
 };
 

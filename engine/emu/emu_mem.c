@@ -9,7 +9,8 @@
  * 2048: 8 MiB of 4 KiB pages, so a copy between two 2 MiB buffers and a
  * third one walked meanwhile do not evict each other), one tag per kind of
  * access. A tag is set only when that access needs no
- * page-table update: the write tag only once the dirty bit is set. The
+ * page-table update: the write tag only once the dirty bit is set (and the
+ * machine's dirty map has the page as written since the last snapshot). The
  * guest must INVLPG after changing a PTE, as on hardware. The write tag of
  * a frame that may hold fast-path blocks carries EMU_TAG_CODE (emu_core.h),
  * masked off here. Invalidation, as the SDM allows (a TLB may always drop
@@ -208,6 +209,7 @@ static int walk_tables(struct emu_cpu *cpu, const struct walk_layout *l, uint64_
 			w->exec_ok = false;
 		if (!(e & PTE_A)) {
 			emu_code_written(cpu->evm, p);     /* a table in a frame with code */
+			vm_ram_dirty(cpu->vcpu->vm, p, l->entry_bytes);
 			walk_entry_or(p, l->entry_bytes, PTE_A);
 		}
 		bool large = level >= l->large_min && level <= l->large_max && (e & PTE_PS) &&
@@ -215,6 +217,7 @@ static int walk_tables(struct emu_cpu *cpu, const struct walk_layout *l, uint64_
 		if (large || level == 1) {
 			if (acc == ACC_W && !(e & PTE_D)) {
 				emu_code_written(cpu->evm, p);
+				vm_ram_dirty(cpu->vcpu->vm, p, l->entry_bytes);
 				walk_entry_or(p, l->entry_bytes, PTE_D);
 			}
 			w->dirty = (e & PTE_D) || acc == ACC_W;
@@ -297,6 +300,16 @@ static uint8_t tlb_attr_of(const struct emu_cpu *cpu, const struct walk_result *
 	return a;
 }
 
+/* The write tag is granted only on a page the machine's dirty map has as
+ * written (a write access marks it first), so every first write to a page
+ * after a snapshot comes through here; the snapshot store takes the tags
+ * back when it clears the map (emu_snap.c). */
+static bool ram_marked(struct emu_cpu *cpu, const uint8_t *host)
+{
+	struct vm *vm = cpu->vcpu->vm;
+	return vm_ram_frame_dirty(vm, (uint64_t)(host - vm->ram) >> 12);
+}
+
 /* Linear page -> TLB entry for an access (user: at CPL 3 rules), filling it
  * by a walk when needed; faults #PF / #GP. */
 static struct emu_tlb_entry *translate(struct emu_cpu *cpu, uint64_t lin, enum emu_acc acc,
@@ -343,9 +356,11 @@ static struct emu_tlb_entry *translate(struct emu_cpu *cpu, uint64_t lin, enum e
 	c->tlb_any_large |= attr & (EMU_TLBA_LARGE | EMU_TLBA_HUGE);
 	c->tlb_any_smap_user |= attr & EMU_TLBA_SMAP_USER;
 	if (t->host) {
+		if (acc == ACC_W)
+			vm_ram_dirty(cpu->vcpu->vm, t->host, X86_PAGE_SIZE);
 		if (data_ok)
 			t->tag_r = page;
-		if (data_ok && w.write_ok && w.dirty)
+		if (data_ok && w.write_ok && w.dirty && ram_marked(cpu, t->host))
 			t->tag_w = page | (emu_code_frame(cpu->evm, t->host) ? EMU_TAG_CODE : 0);
 		if (w.exec_ok)
 			t->tag_x = page;

@@ -207,3 +207,81 @@ void emu_platform_irqchip(struct emu_cpu *cpu, struct engine_irqchip *chip)
 	}
 	plat_unlock(plat);
 }
+
+/* --- snapshots (emu_snap.c) --- */
+
+/* The platform as bytes: guest time beyond retired instructions, the
+ * IOAPIC, the PIC pair, the PIT, then one LAPIC per vCPU slot. The
+ * pending wake and action bits are drained by every unlock, so they are
+ * always empty here. */
+struct plat_image {
+	uint64_t extra_ns;
+	struct emu_ioapic ioapic;
+	struct emu_pic pic;
+	struct emu_pit pit;
+};
+
+size_t emu_platform_snap_size(struct emu_vm *evm)
+{
+	return sizeof(struct plat_image) + emu_vm_nr_cpus(evm) * sizeof(struct emu_lapic);
+}
+
+void emu_platform_save(struct emu_vm *evm, void *buf)
+{
+	struct emu_platform *plat = emu_vm_platform(evm);
+	struct plat_image img;
+	struct emu_lapic *lapics = (struct emu_lapic *)((uint8_t *)buf + sizeof(img));
+
+	memset(buf, 0, emu_platform_snap_size(evm));
+	memset(&img, 0, sizeof(img));       /* the same state, the same bytes */
+	plat_lock(plat);
+	img.extra_ns = __atomic_load_n(&plat->extra_ns, __ATOMIC_ACQUIRE);
+	img.ioapic = plat->ioapic;
+	img.pic = plat->pic;
+	img.pit = plat->pit;
+	for (unsigned i = 0; i < emu_vm_nr_cpus(evm); i++) {
+		struct emu_cpu *cpu = emu_vm_cpu(evm, i);
+		if (cpu && cpu->lapic)
+			memcpy(&lapics[i], cpu->lapic, sizeof(lapics[i]));
+	}
+	plat_unlock(plat);
+	memcpy(buf, &img, sizeof(img));
+}
+
+/* A LAPIC back as saved; its links to the vCPU and the platform and the
+ * lock-free attention flag are the live ones. */
+static void lapic_restore_locked(struct emu_lapic *l, const struct emu_lapic *saved)
+{
+	struct emu_cpu *cpu = l->cpu;
+	struct emu_platform *plat = l->plat;
+	int attention = __atomic_load_n(&l->attention, __ATOMIC_ACQUIRE);
+
+	memcpy(l, saved, sizeof(*l));
+	l->cpu = cpu;
+	l->plat = plat;
+	l->attention = attention;
+	lapic_update_locked(l);
+}
+
+void emu_platform_restore(struct emu_vm *evm, const void *buf)
+{
+	struct emu_platform *plat = emu_vm_platform(evm);
+	struct plat_image img;
+	const uint8_t *lapics = (const uint8_t *)buf + sizeof(img);
+
+	memcpy(&img, buf, sizeof(img));
+	plat_lock(plat);
+	__atomic_store_n(&plat->extra_ns, img.extra_ns, __ATOMIC_RELEASE);
+	plat->ioapic = img.ioapic;
+	plat->pic = img.pic;
+	plat->pit = img.pit;
+	for (unsigned i = 0; i < emu_vm_nr_cpus(evm); i++) {
+		struct emu_cpu *cpu = emu_vm_cpu(evm, i);
+		struct emu_lapic saved;
+		memcpy(&saved, lapics + i * sizeof(saved), sizeof(saved));
+		if (cpu && cpu->lapic)
+			lapic_restore_locked(cpu->lapic, &saved);
+	}
+	plat_update_deadline_locked(plat);
+	plat_unlock(plat);
+}

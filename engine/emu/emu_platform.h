@@ -63,6 +63,7 @@
 #define VMDB_EMU_PLATFORM_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct vm;
@@ -148,6 +149,15 @@ void emu_lapic_set_cr8(struct emu_cpu *cpu, uint64_t cr8);
 /* Reset the LAPIC (power-on: also ID and base; INIT: keeps them). The
  * LAPIC calls it itself for INIT IPIs; CORE calls it for a system reset. */
 void emu_lapic_reset(struct emu_cpu *cpu, bool power_on);
+
+/* --- snapshots (emu_snap.c) --- */
+
+/* The platform's whole state (every LAPIC, the IOAPIC, PIC, PIT and the
+ * clock's extra time) as emu_platform_snap_size() bytes, and back; the
+ * vCPUs' retired counts, the other part of guest time, are CORE's. */
+size_t emu_platform_snap_size(struct emu_vm *evm);
+void emu_platform_save(struct emu_vm *evm, void *buf);
+void emu_platform_restore(struct emu_vm *evm, const void *buf);
 
 /* --- guest time (emu_time.c) --- */
 

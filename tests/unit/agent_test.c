@@ -172,8 +172,131 @@ static void test_errors(void)
 	}
 }
 
+/* Commands: printf's text, collected. */
+static char printed[4 * AGENT_MAX_PRINT];
+static size_t printed_len;
+
+static void fake_print(void *ctx, const char *text, size_t len)
+{
+	(void)ctx;
+	if (len > sizeof(printed) - 1 - printed_len)
+		len = sizeof(printed) - 1 - printed_len;
+	memcpy(printed + printed_len, text, len);
+	printed_len += len;
+	printed[printed_len] = '\0';
+}
+
+static const struct agent_ops print_ops = { fake_reg, fake_mem, NULL, fake_print };
+
+/* printf with nargs values (pushed last first, as gdb does) and the
+ * format fmt; *code is the bytecode, returns its length. */
+static size_t printf_code(uint8_t *code, const char *fmt, const uint64_t *args, unsigned nargs)
+{
+	size_t n = 0, flen = strlen(fmt) + 1;
+	for (unsigned i = nargs; i-- > 0;) {
+		code[n++] = C64;
+		for (int b = 7; b >= 0; b--)
+			code[n++] = (uint8_t)(args[i] >> (8 * b));
+	}
+	code[n++] = C8, code[n++] = 0;     /* channel */
+	code[n++] = C8, code[n++] = 0;     /* function */
+	code[n++] = PRINTF, code[n++] = (uint8_t)nargs;
+	code[n++] = (uint8_t)(flen >> 8), code[n++] = (uint8_t)flen;
+	memcpy(code + n, fmt, flen);
+	n += flen;
+	code[n++] = END;
+	return n;
+}
+
+static int print_run(const char *fmt, const uint64_t *args, unsigned nargs, struct err *e)
+{
+	uint8_t code[512];
+	size_t n = printf_code(code, fmt, args, nargs);
+	uint8_t *copy = malloc(n);
+	memcpy(copy, code, n);
+	printed_len = 0;
+	printed[0] = '\0';
+	int r = agent_run(copy, n, &print_ops, e);
+	free(copy);
+	return r;
+}
+
+#define PRINTS(want, fmt, ...)                                                 \
+	do {                                                                   \
+		const uint64_t a_[] = { 0, __VA_ARGS__ };                      \
+		struct err e_ = { 0 };                                         \
+		int r_ = print_run(fmt, a_ + 1, sizeof(a_) / 8 - 1, &e_);     \
+		CHECK(r_ == 0, "%s: %s", fmt, e_.msg);                         \
+		CHECK(strcmp(printed, want) == 0, "%s: got \"%s\"", fmt, printed); \
+	} while (0)
+
+#define PRINT_FAILS(code, words, fmt, ...)                                     \
+	do {                                                                   \
+		const uint64_t a_[] = { 0, __VA_ARGS__ };                      \
+		struct err e_ = { 0 };                                         \
+		int r_ = print_run(fmt, a_ + 1, sizeof(a_) / 8 - 1, &e_);     \
+		CHECK(r_ == -(code), "%s: got %d (%s)", fmt, r_, e_.msg);      \
+		CHECK(strstr(e_.msg, words) != NULL, "words: %s", e_.msg);     \
+	} while (0)
+
+static void test_printf(void)
+{
+	PRINTS("hit 7\n", "hit %d\\n", 7);
+	PRINTS("a=-1 b=4294967295 c=ff d=0x00ff\n", "a=%d b=%u c=%x d=%#06x\\n",
+	       (uint64_t)-1, (uint64_t)-1, 255, 255);
+	PRINTS("-1 18446744073709551615 -128 65535", "%ld %lu %hhd %hu",
+	       (uint64_t)-1, (uint64_t)-1, 0x80, (uint64_t)-1);
+	PRINTS("[   42] [42   ] [00042] 100%", "[%5d] [%-5d] [%.5d] 100%%", 42, 42, 42);
+	PRINTS("c=A p=0xffffffff81000000 o=17", "c=%c p=%p o=%o", 'A', 0xffffffff81000000ull, 15);
+	PRINTS("tab\tq\"\001", "tab\\tq\\\"\\001");
+	/* %s reads guest memory: the fake memory holds its offsets, byte 0 is a NUL */
+	PRINTS("s=\x01\x02\x03", "s=%.3s", 0x1001);
+	PRINTS("s=", "s=%s", 0x2000);      /* unreadable: empty */
+	PRINTS("no values", "no values", 1, 2);    /* extra values are ignored */
+	PRINT_FAILS(EINVAL, "more conversions", "%d %d", 1);
+	PRINT_FAILS(ENOTSUP, "%f is not supported", "%f", 1);
+	PRINT_FAILS(EINVAL, "unknown escape", "\\q");
+	PRINT_FAILS(EINVAL, "ends inside", "%08", 1);
+	/* a command needs no value on the stack at its end; a condition does */
+	{
+		struct err e = { 0 };
+		const uint8_t end[] = { END };
+		CHECK(agent_run(end, 1, &print_ops, &e) == 0, "%s", e.msg);
+	}
+	/* a format that runs off the code, or has no NUL */
+	{
+		struct err e = { 0 };
+		const uint8_t bad[] = { C8, 0, C8, 0, PRINTF, 0, 0, 9, 'x', END };
+		CHECK(agent_run(bad, sizeof(bad), &print_ops, &e) == -EINVAL &&
+		      strstr(e.msg, "past the end"), "%s", e.msg);
+		const uint8_t nonul[] = { C8, 0, C8, 0, PRINTF, 0, 0, 1, 'x', END };
+		CHECK(agent_run(nonul, sizeof(nonul), &print_ops, &e) == -EINVAL &&
+		      strstr(e.msg, "NUL"), "%s", e.msg);
+		const uint8_t fn[] = { C8, 0, C8, 1, PRINTF, 0, 0, 1, 0, END };
+		CHECK(agent_run(fn, sizeof(fn), &print_ops, &e) == -ENOTSUP &&
+		      strstr(e.msg, "guest function"), "%s", e.msg);
+		const uint8_t few[] = { C8, 0, C8, 0, PRINTF, 1, 0, 1, 0, END };
+		CHECK(agent_run(few, sizeof(few), &print_ops, &e) == -EINVAL &&
+		      strstr(e.msg, "underflow"), "%s", e.msg);
+	}
+	/* a long text is cut, never overflows */
+	{
+		char fmt[300];
+		memset(fmt, 'x', sizeof(fmt) - 1);
+		fmt[sizeof(fmt) - 1] = '\0';
+		PRINTS(fmt, fmt);
+		const uint64_t many[] = { 1, 2, 3, 4, 5 };
+		struct err e = { 0 };
+		CHECK(print_run("%0200d%0200d%0200d%0200d%0200d%0200d", many, 5, &e) == -EINVAL,
+		      "%s", e.msg);
+		CHECK(print_run("%0300d%0300d%0300d%0300d%0300d", many, 5, &e) == 0, "%s", e.msg);
+		CHECK(printed_len == AGENT_MAX_PRINT - 1, "cut at %zu", printed_len);
+	}
+}
+
 int main(void)
 {
+	test_printf();
 	test_constants_and_arithmetic();
 	test_logic_and_compare();
 	test_registers_memory_and_jumps();

@@ -887,6 +887,43 @@ static void test_dr_share_guest_takes_slot(void)
 	rig_fini(&r);
 }
 
+/* The guest takes all four slots while the debugger holds an hbreak: an
+ * int3 stands in for it at once (hidden from the debugger's reads), the
+ * hit is the hbreak's, and removing the hbreak takes the int3 out. */
+static void test_dr_share_hbreak_stand_in(void)
+{
+	struct rig r;
+	struct err e = { 0 };
+	rig_init_on(&r, true, &fake_shared_engine);
+	struct debug *d = r.vm->debug;
+	uint8_t *ram = r.vm->ram;
+
+	r.cpus[1].regs.rip = 0x50;
+	ram[0x50] = 0xeb;
+	ram[0x180] = 0xd7;      /* the guest: DR0-3 = 0x300-0x303, all enabled */
+	ram[0x181] = 0xe6;      /* an exit, where the arbiter learns it */
+	ram[0x200] = 0x90;
+	r.cpus[0].dr_next = (struct x86_debugregs){
+		.db = { 0x300, 0x301, 0x302, 0x303 }, .dr6 = DR6_INIT,
+		.dr7 = DR7_INIT | DR7_L(0) | DR7_L(1) | DR7_L(2) | DR7_L(3) };
+	rig_start(&r);
+	debug_attach(d);
+	CHECK(debug_hw_insert(d, 0x200, &e) == 0, "hbreak: %s", e.msg);
+	resume_all(d, DEBUG_ACT_CONTINUE);
+	next_kind(d, DEBUG_EV_HWBREAK, 0x200);
+	CHECK(d->share.place[0] < 0 && ram[0x200] == 0xcc, "no slot left: an int3 stands in (%d)",
+	      d->share.place[0]);
+	uint8_t byte = 0;
+	CHECK(debug_mem_read(d, 0, 0x200, &byte, 1, false) == 0 && byte == 0x90,
+	      "the debugger reads the original byte (%#x)", byte);
+	char text[4096];
+	debug_dr_describe(d, text, sizeof(text));
+	CHECK(strstr(text, "gdb hbreak, 0x200; an int3 stands in") != NULL, "info dr: %s", text);
+	CHECK(debug_hw_remove(d, 0x200, &e) == 0 && ram[0x200] == 0x90, "removed with its int3");
+	debug_stop_all(d);
+	rig_fini(&r);
+}
+
 static bool has_range(uint64_t linear, uint64_t gpa, uint32_t len, bool read, bool write,
 		      uint32_t id)
 {
@@ -1053,6 +1090,7 @@ int main(void)
 	printf("machine end over a stop: done\n");
 	test_dr_share_placement();
 	test_dr_share_guest_takes_slot();
+	test_dr_share_hbreak_stand_in();
 	printf("debug registers shared with the guest: done\n");
 	test_watch_ranges();
 	test_watch_evicted();

@@ -5,7 +5,7 @@
 # and runs one (`make unit-debug_test`).
 UNIT_TESTS := rsp_test kvm_selftest machine_test debug_test emu_debug_test \
 	emu_platform_test x86_desc_test x86_seg_load_test x86_paging_test emu_cpuid_test \
-	agent_test
+	agent_test snapshot_test
 
 .PHONY: unit
 unit: $(UNIT_TESTS:%=$(BUILD)/tests/%)
@@ -17,7 +17,7 @@ $(BUILD)/tests/%test: $(BUILD)/tests/unit/%test.o
 unit-%: $(BUILD)/tests/%
 	$<
 
--include $(UNIT_TESTS:%=$(BUILD)/tests/unit/%.d)
+-include $(UNIT_TESTS:%=$(BUILD)/tests/unit/%.d) $(BUILD)/tests/unit/fake_engine.d
 
 # The objects under test, by owner.
 # rsp/: framing and argument parsing.
@@ -38,8 +38,11 @@ $(BUILD)/tests/debug_test: $(patsubst %.c,$(BUILD)/%.o,tests/unit/fake_engine.c 
 	$(wildcard debug/*.c) x86/paging.c \
 	x86/x86.c x86/insn.c x86/decode.c x86/desc.c util/err.c)
 
+# machine/snapshot.c's store on a fake machine and engine.
+$(BUILD)/tests/snapshot_test: $(addprefix $(BUILD)/,machine/snapshot.o util/err.o)
+
 # debug/agent.c alone: agent expressions on hand-assembled bytecode.
-$(BUILD)/tests/agent_test: $(addprefix $(BUILD)/,debug/agent.o util/err.o)
+$(BUILD)/tests/agent_test: $(addprefix $(BUILD)/,debug/agent.o debug/agent_printf.o util/err.o)
 
 # engine/emu/emu_debug.c alone, with a fake emu_raise().
 $(BUILD)/tests/emu_debug_test: $(BUILD)/engine/emu/emu_debug.o
