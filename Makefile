@@ -98,7 +98,7 @@ test-quick: all unit linux-assets fuzz-build
 # PVH, 1 and 2 vCPUs) boots to the test init on ENGINE; how far each got and
 # how long it took. Minutes per boot where KVM emulates guest ring 0.
 ENGINE ?= kvm
-CHECK_LINUX_TIMEOUT ?= 1800
+CHECK_LINUX_TIMEOUT ?= 3600
 CHECK_LINUX_JOBS ?= 1
 CHECK_LINUX_CMDLINE ?=
 check-linux: all linux-assets
