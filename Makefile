@@ -98,13 +98,13 @@ test-quick: all unit linux-assets fuzz-build
 # PVH, 1 and 2 vCPUs) boots to the test init on ENGINE; how far each got and
 # how long it took. Minutes per boot where KVM emulates guest ring 0.
 ENGINE ?= kvm
-CHECK_LINUX_TIMEOUT ?= 1800
+CHECK_LINUX_TIMEOUT ?= 3600
 CHECK_LINUX_JOBS ?= 1
 CHECK_LINUX_CMDLINE ?=
 check-linux: all linux-assets
 	scripts/check-linux.py --engine $(ENGINE) --vmdb $(VMDB) \
 		--timeout $(CHECK_LINUX_TIMEOUT) --jobs $(CHECK_LINUX_JOBS) \
-		--cmdline "$(CHECK_LINUX_CMDLINE)"
+		--cmdline "$(CHECK_LINUX_CMDLINE)" $(if $(CHECK_LINUX_PLAIN),--plain)
 
 bench:
 	@scripts/deps.sh bench

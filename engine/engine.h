@@ -337,6 +337,11 @@ struct engine_vm_ops {
 	/* Optional: what this VM's configuration changes in the probed caps
 	 * (emu's --cpu kvm-step steps the way the host KVM does). */
 	void (*vm_caps)(struct vm *vm, struct engine_caps *caps);
+	/* Optional: kernel parameters Linux needs to run on this engine and
+	 * host ("noxsave"), with the reason in words in *why; NULL: none.
+	 * The Linux loaders add them to the command line. The first call
+	 * may run a probe guest. */
+	const char *(*linux_params)(struct vm *vm, const char **why);
 };
 
 struct engine_vcpu_ops {

@@ -22,6 +22,7 @@
 #include "machine/acpi.h"
 #include "machine/bootinfo.h"
 #include "machine/linux_boot.h"
+#include "machine/linux_cmdline.h"
 #include "machine/vm.h"
 #include "x86/desc.h"
 
@@ -149,18 +150,24 @@ static int bz_choose_address(struct vm *vm, const struct bz_kernel *bz, uint64_t
 		       (unsigned long long)bz->mem_size, bz->alignment);
 }
 
-static int bz_put_cmdline(struct vm *vm, const struct bz_kernel *bz, uint8_t *area,
-			  struct err *e)
+/* The longest command line this kernel takes here, without the NUL. */
+static size_t bz_cmdline_max(const struct bz_kernel *bz)
+{
+	size_t room = BZ_CMDLINE_END - BZ_CMDLINE - 1;
+	return bz->cmdline_size < room ? bz->cmdline_size : room;
+}
+
+static int bz_check_cmdline(struct vm *vm, const struct bz_kernel *bz, struct err *e)
 {
 	const char *cmdline = vm->cfg.cmdline ? vm->cfg.cmdline : "";
-	size_t len = strlen(cmdline), room = BZ_CMDLINE_END - BZ_CMDLINE - 1;
+	size_t len = strlen(cmdline);
 	if (len > bz->cmdline_size)
 		return err_set(e, E2BIG, "--cmdline is %zu bytes; this kernel takes at most %u "
 			       "(cmdline_size)", len, bz->cmdline_size);
-	if (len > room)
-		return err_set(e, E2BIG, "--cmdline is %zu bytes; at most %zu fit", len, room);
-	memcpy(area + (BZ_CMDLINE - VMDB_BOOT_GDT), cmdline, len);
-	return 0;   /* the NUL is there: the area was zeroed */
+	if (len > bz_cmdline_max(bz))
+		return err_set(e, E2BIG, "--cmdline is %zu bytes; at most %zu fit", len,
+			       bz_cmdline_max(bz));
+	return 0;
 }
 
 static void wr8(uint8_t *p, uint8_t v) { *p = v; }
@@ -214,8 +221,7 @@ int load_bzimage(struct vm *vm, const uint8_t *image, size_t size, struct err *e
 	uint8_t *area = vm_gpa_to_host(vm, VMDB_BOOT_GDT, VMDB_BOOT_AREA_END - VMDB_BOOT_GDT);
 	if (!area || !vm_gpa_to_host(vm, VMDB_BOOT_STACK_TOP - X86_PAGE_SIZE, X86_PAGE_SIZE))
 		return err_set(e, ENOSPC, "no RAM for the boot area at 0x%x", VMDB_BOOT_GDT);
-	memset(area, 0, VMDB_BOOT_AREA_END - VMDB_BOOT_GDT);
-	ret = bz_put_cmdline(vm, &bz, area, e);
+	ret = bz_check_cmdline(vm, &bz, e);
 	if (ret < 0)
 		return ret;
 
@@ -230,6 +236,8 @@ int load_bzimage(struct vm *vm, const uint8_t *image, size_t size, struct err *e
 	if (ret < 0)
 		return ret;
 
+	memset(area, 0, VMDB_BOOT_AREA_END - VMDB_BOOT_GDT);
+	linux_cmdline_build(vm, (char *)area + (BZ_CMDLINE - VMDB_BOOT_GDT), bz_cmdline_max(&bz));
 	bz_build_boot_params(vm, image, &bz, addr, area + (BZ_BOOT_PARAMS - VMDB_BOOT_GDT));
 	struct loader_entry entry = {
 		.long_mode = true, .gdt_gpa = VMDB_BOOT_GDT,

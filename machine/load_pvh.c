@@ -17,6 +17,7 @@
 #include "machine/acpi.h"
 #include "machine/bootinfo.h"
 #include "machine/linux_boot.h"
+#include "machine/linux_cmdline.h"
 #include "machine/vm.h"
 #include "x86/desc.h"
 
@@ -98,7 +99,7 @@ static int pvh_build_start_info(struct vm *vm, uint8_t *area, struct err *e)
 	size_t cmd_len = strlen(cmdline), room = PVH_CMDLINE_END - PVH_CMDLINE - 1;
 	if (cmd_len > room)
 		return err_set(e, E2BIG, "--cmdline is %zu bytes; at most %zu fit", cmd_len, room);
-	memcpy(area + (PVH_CMDLINE - VMDB_BOOT_GDT), cmdline, cmd_len);
+	linux_cmdline_build(vm, (char *)area + (PVH_CMDLINE - VMDB_BOOT_GDT), room);
 
 	struct vmdb_mmap_entry map[ACPI_MAX_MEMORY_MAP];
 	unsigned n = acpi_memory_map(vm, map);

@@ -320,3 +320,17 @@ def test_linux_first_instruction(linux_gdb, engine, kernel):
         assert gdb.value("*(unsigned int *)$rbx") == 0x336ec578    # XEN_HVM_START_MAGIC_VALUE
     gdb.run("kill")
     assert vm.proc.wait(30) == 0
+
+
+def test_linux_vcpus_are_threads(linux_gdb, engine):
+    """Each vCPU is a gdb thread: with --smp 4, at the kernel's first
+    instruction (no boot), vCPU 0 at the PVH entry, the others waiting for
+    the kernel's SIPI."""
+    vm, gdb = linux_gdb(engine, KERNELS["pvh"], CMDLINE, "--smp", "4")
+    threads = re.findall(r'Thread (\d+) "vCPU (\d+)" \(vCPU \d+, ([^)]*)\)',
+                         gdb.run("info threads"))
+    assert [(t, v) for t, v, _ in threads] == [("1", "0"), ("2", "1"), ("3", "2"), ("4", "3")]
+    assert threads[0][2] == "32-bit protected mode"
+    assert all(state == "waiting for SIPI" for _, _, state in threads[1:]), threads
+    gdb.run("kill")
+    assert vm.proc.wait(30) == 0

@@ -7,6 +7,7 @@ bytes, RSDP) and report through serial and the debug-exit port (pass:
 status 1, fail: status 3). The error cases patch the test bzImage's setup
 header and assert vmdb's one-line error."""
 import os
+import re
 import struct
 
 import pytest
@@ -45,6 +46,13 @@ def finish(vm, want=PASS, timeout=60):
     return serial
 
 
+def given(vm, cmdline):
+    """The command line the kernel gets: --cmdline and what vmdb said it
+    added for this engine and host (see test_linux_params_follow_probe)."""
+    m = re.search(r'kernel command line: added "([^"]*)"', vm.stderr_text())
+    return f"{cmdline} {m.group(1)}" if m else cmdline
+
+
 def guest_binary(name):
     path = os.path.join(os.path.dirname(guest_path("entry64")), name)
     assert os.path.exists(path), f"guest {path} is not built (run make)"
@@ -57,7 +65,7 @@ def test_linux_protocol_entry(start_vmdb, tmp_path, name):
     cmdline = f"console=ttyS0 expect_mem=96M {keys} quote='a b' x=\u00e9 end"
     vm = start_vmdb(guest_binary(name), "--mem", "96M", "--initrd", initrd, "--cmdline", cmdline)
     serial = finish(vm)
-    assert f"cmdline: [{cmdline}]" in serial
+    assert f"cmdline: [{given(vm, cmdline)}]" in serial
     assert "initrd bytes = the file's" in serial
 
 
@@ -65,13 +73,15 @@ def test_linux_protocol_entry(start_vmdb, tmp_path, name):
 def test_linux_protocol_without_initrd(start_vmdb, name):
     vm = start_vmdb(guest_binary(name), "--mem", "48M", "--cmdline", "expect_mem=48M")
     serial = finish(vm)
-    assert "cmdline: [expect_mem=48M]" in serial
+    assert f"cmdline: [{given(vm, 'expect_mem=48M')}]" in serial
 
 
 def test_bzimage_cmdline_at_cmdline_size(start_vmdb):
     cmdline = "expect_mem=64M " + "x" * (CMDLINE_SIZE - len("expect_mem=64M "))
     vm = start_vmdb(guest_binary(BZIMAGE), "--mem", "64M", "--cmdline", cmdline)
-    assert f"cmdline: [{cmdline}]" in finish(vm)
+    serial = finish(vm)
+    assert f"cmdline: [{cmdline}]" in serial, "a full line leaves no room for more"
+    assert "kernel command line: added" not in vm.stderr_text()
 
 
 @pytest.mark.parametrize("name", [BZIMAGE, PVH])
@@ -162,3 +172,24 @@ def test_initrd_too_large_refused(vmdb_bin, engine, tmp_path, name, limit):
     line = refused(vmdb_bin, engine, kernel, "--mem", "32M", "--initrd", str(initrd))
     assert f"initrd {initrd} ({20 << 20} bytes) does not fit below {limit}" in line
     assert "with --mem 32M" in line
+
+
+# --- what vmdb adds for the engine -------------------------------------------
+
+def test_linux_params_follow_probe(vmdb_bin, engine, start_vmdb):
+    """noxsave is added exactly where the probe found that the guest's
+    CPUID shows the host CPU's AVX whatever vmdb's table says (kvm on a
+    host that emulates ring 0), and never over the user's own word."""
+    probe = run_vmdb(vmdb_bin, "--engine", engine, "--probe").stdout
+    host_cpuid = "guest CPUID follows vmdb's table: no" in probe
+    vm = start_vmdb(guest_binary(BZIMAGE), "--mem", "48M", "--cmdline", "expect_mem=48M")
+    serial = finish(vm)
+    added = re.findall(r"vmdb: kernel command line: added .*", vm.stderr_text())
+    if host_cpuid:
+        assert len(added) == 1 and '"noxsave"' in added[0], vm.stderr_text()
+        assert "cmdline: [expect_mem=48M noxsave]" in serial
+    else:
+        assert added == [] and "cmdline: [expect_mem=48M]" in serial, vm.stderr_text()
+    vm = start_vmdb(guest_binary(PVH), "--mem", "48M", "--cmdline", "noxsave expect_mem=48M")
+    assert "cmdline: [noxsave expect_mem=48M]" in finish(vm)
+    assert "kernel command line: added" not in vm.stderr_text()

@@ -64,6 +64,13 @@ struct kvm_watch_state {
 	bool closed;
 };
 
+/* Whether the guest's CPUID leaf 1 follows the vCPU's table, in ring 0
+ * or in ring 3, found by a throwaway VM whose table lacks AVX: FOLLOWS
+ * (no AVX in the answer: the table's word, or a host without AVX),
+ * HOST_AVX (the host CPU's own bits answered: AVX though KVM's own
+ * supported table may not even list it, as here). */
+enum kvm_cpuid_avx { KVM_CPUID_UNKNOWN, KVM_CPUID_FOLLOWS, KVM_CPUID_HOST_AVX };
+
 struct kvm_vm_state {
 	int sys_fd;                /* /dev/kvm */
 	int vm_fd;
@@ -75,6 +82,7 @@ struct kvm_vm_state {
 	const struct emu_single_ops *assist;
 	struct kvm_cpuid2 *cpuid;  /* KVM_GET_SUPPORTED_CPUID, patched per vCPU */
 	bool hypercalls;           /* paravirt features that use VMCALL stay advertised */
+	enum kvm_cpuid_avx ring0_cpuid;  /* probed at the first linux_params */
 	struct kvm_mem_slot slots[KVM_ENGINE_MAX_SLOTS];
 	unsigned nr_slots;
 	struct kvm_watch_state watch;
@@ -246,6 +254,12 @@ int kvm_watch_report(struct kvm_vcpu_state *v, struct vm_exit *exit, uint32_t hi
  * KVM_SET_CPUID2 for vCPU `id`. */
 int kvm_vcpu_set_cpuid(struct kvm_vm_state *kvm, struct kvm_vcpu_state *v, unsigned id,
 		       struct err *e);
+/* Whether the guest's CPUID leaf 1 follows the vCPU's table, in ring 0
+ * or in ring 3 (enum kvm_cpuid_avx), found by a throwaway VM. */
+int kvm_cpuid_probe_avx(const struct emu_single_ops *assist, bool user, enum kvm_cpuid_avx *out,
+			struct err *e);
+/* engine_vm_ops.linux_params: "noxsave" where ring 0 sees the host's AVX. */
+const char *kvm_op_linux_params(struct vm *vm, const char **why);
 /* Whether a ring-0 VMCALL returns on this host (a throwaway VM with the
  * given assist, at most 200 ms). */
 bool kvm_hypercall_returns(const struct emu_single_ops *assist);

@@ -12,7 +12,9 @@
  * answer with the host CPU's own bits whatever this table says, and XSETBV
  * takes any XCR0 the host has (measured; the 0x4000xxxx leaves do follow
  * the table): there the fallback copes with what the guest enables
- * (kvm_xstate.c). */
+ * (kvm_xstate.c), and Linux is told noxsave (kvm_op_linux_params), since
+ * AVX in ring 0 runs neither in the host's emulator nor in emu. A probe
+ * guest whose table lacks AVX finds such hosts out. */
 #include "engine/kvm/kvm.h"
 
 #include <stdlib.h>
@@ -109,8 +111,8 @@ static void kvm_cpuid_add_timing(struct kvm_cpuid2 *c, uint32_t tsc_khz)
 	};
 }
 
-int kvm_vcpu_set_cpuid(struct kvm_vm_state *kvm, struct kvm_vcpu_state *v, unsigned id,
-		       struct err *e)
+static int kvm_cpuid_set(struct kvm_vm_state *kvm, struct kvm_vcpu_state *v, unsigned id,
+			 uint32_t leaf1_ecx_clear, struct err *e)
 {
 	uint32_t n = kvm->cpuid->nent;
 	struct kvm_cpuid2 *c = malloc(sizeof(*c) + (n + 1) * sizeof(c->entries[0]));
@@ -119,6 +121,9 @@ int kvm_vcpu_set_cpuid(struct kvm_vm_state *kvm, struct kvm_vcpu_state *v, unsig
 	memcpy(c, kvm->cpuid, sizeof(*c) + n * sizeof(c->entries[0]));
 	for (uint32_t i = 0; i < n; i++)
 		kvm_cpuid_entry_patch(&c->entries[i], id, kvm->hypercalls);
+	for (uint32_t i = 0; i < n; i++)
+		if (c->entries[i].function == 1)
+			c->entries[i].ecx &= ~leaf1_ecx_clear;
 	int khz = ioctl(v->fd, KVM_GET_TSC_KHZ, 0);
 	kvm_cpuid_add_timing(c, khz > 0 ? (uint32_t)khz : 0);
 	int r = kvm_ioctl(v->fd, KVM_SET_CPUID2, c);
@@ -126,4 +131,86 @@ int kvm_vcpu_set_cpuid(struct kvm_vm_state *kvm, struct kvm_vcpu_state *v, unsig
 	if (r < 0)
 		return err_set(e, -r, "KVM_SET_CPUID2 failed for vCPU %u: %s", id, strerror(-r));
 	return 0;
+}
+
+int kvm_vcpu_set_cpuid(struct kvm_vm_state *kvm, struct kvm_vcpu_state *v, unsigned id,
+		       struct err *e)
+{
+	return kvm_cpuid_set(kvm, v, id, 0, e);
+}
+
+/* --- does the guest's CPUID follow the table? --------------------------------- */
+
+#define CPUID_1_ECX_AVX        (1u << 28)
+#define CPUID_PROBE_TIMEOUT_MS 1000
+
+/* The tiny guest's table loses AVX; CPUID leaf 1 runs in the ring asked
+ * and stores ECX where the host can read it (in ring 3 the OUT that ends
+ * the script is a #GP, which ends it as well). */
+static int kvm_cpuid_ask_avx(struct kvm_tiny_guest *g, bool user, enum kvm_cpuid_avx *out,
+			     struct err *e)
+{
+	static const uint8_t code[] = {
+		0xb8, 1, 0, 0, 0,                              /* mov eax, 1 */
+		0x31, 0xc9,                                    /* xor ecx, ecx */
+		0x0f, 0xa2,                                    /* cpuid */
+		0x89, 0x0c, 0x25, (uint8_t)KVM_TINY_DATA, (uint8_t)(KVM_TINY_DATA >> 8),
+		(uint8_t)(KVM_TINY_DATA >> 16), (uint8_t)(KVM_TINY_DATA >> 24), /* mov [DATA], ecx */
+		0xe6, KVM_TINY_PORT_DONE,                      /* out KVM_TINY_PORT_DONE, al */
+		0xf4,
+	};
+	struct kvm_vm_state *kvm = kvm_vm_of(g->vm);
+	struct kvm_vcpu_state *v = kvm_vcpu_of(g->vcpu);
+	int r = kvm_cpuid_set(kvm, v, 0, CPUID_1_ECX_AVX, e);
+	if (r < 0)
+		return r;
+	r = (user ? kvm_tiny_load_user : kvm_tiny_load)(g, code, sizeof(code), e);
+	if (r < 0)
+		return r;
+	const uint32_t marker = 0xffffffffu;      /* no CPUID answers all ones in leaf 1 ECX */
+	memcpy(g->ram + KVM_TINY_DATA, &marker, sizeof(marker));
+	struct vm_exit x;
+	r = kvm_tiny_run(g, &x, CPUID_PROBE_TIMEOUT_MS);
+	if (r < 0)
+		return err_set(e, -r, "KVM_RUN: %s", strerror(-r));
+	uint32_t ecx;
+	memcpy(&ecx, g->ram + KVM_TINY_DATA, sizeof(ecx));
+	if (ecx == marker)
+		return err_set(e, EIO, "the CPUID probe guest did not get past CPUID (%s exit)",
+			       vm_exit_reason_name(x.reason));
+	*out = ecx & CPUID_1_ECX_AVX ? KVM_CPUID_HOST_AVX : KVM_CPUID_FOLLOWS;
+	return 0;
+}
+
+int kvm_cpuid_probe_avx(const struct emu_single_ops *assist, bool user, enum kvm_cpuid_avx *out,
+			struct err *e)
+{
+	struct kvm_tiny_guest g;
+	int r = kvm_tiny_create(&g, assist, e);
+	if (r < 0)
+		return r;
+	r = kvm_cpuid_ask_avx(&g, user, out, e);
+	kvm_tiny_destroy(&g);
+	return r;
+}
+
+/* On a host whose CPU answers the guest's ring-0 CPUID, Linux sees AVX
+ * (and AVX-512) whatever the table says, and uses them in ring 0 (the
+ * RNG's BLAKE2s, crypto, RAID): the host's emulator cannot run them and
+ * neither can emu. noxsave keeps XSAVE off, and with it every AVX
+ * feature; userspace then sees OSXSAVE clear (measured: that bit follows
+ * the guest's CR4 even here) and keeps to SSE as on such a CPU. */
+const char *kvm_op_linux_params(struct vm *vm, const char **why)
+{
+	struct kvm_vm_state *kvm = kvm_vm_of(vm);
+	if (kvm->ring0_cpuid == KVM_CPUID_UNKNOWN) {
+		struct err e = { 0 };
+		if (kvm_cpuid_probe_avx(kvm->assist, false, &kvm->ring0_cpuid, &e) < 0)
+			kvm->ring0_cpuid = KVM_CPUID_FOLLOWS;   /* cannot tell: trust the table */
+	}
+	if (kvm->ring0_cpuid != KVM_CPUID_HOST_AVX)
+		return NULL;
+	*why = "this host answers the guest's CPUID with its own CPU's AVX, which neither "
+	       "its ring-0 emulator nor emu runs";
+	return "noxsave";
 }

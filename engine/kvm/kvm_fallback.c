@@ -18,6 +18,12 @@
  * nothing (writes dropped, reads all ones) and the guest runs on. A fetch
  * from what is not RAM, which KVM cannot do, reads all ones too: #UD.
  *
+ * Each round trip through the host costs 0.2 to 0.5 ms here, so after a
+ * failed instruction emu runs on through the next ones while they are of
+ * kinds the host gave up on before (ring-0 SSE comes in runs), up to a
+ * bound, unless a debugger or the guest's own TF or breakpoints are
+ * about: those traps are KVM's.
+ *
  * Counts per vCPU and mnemonic (vcpu->fallback_stats): written by the
  * vCPU's thread only; a reader on another thread sees whole names (an
  * entry is published by the release store of nr) and counts that may be
@@ -44,6 +50,10 @@
 #define KVM_FB_PIC_ELCR    0x4d0         /* and +1 */
 #define KVM_FB_PIT         0x40          /* to +3 */
 #define KVM_FB_PIT_GATE    0x61          /* speaker / channel 2 gate, with the PIT */
+#define KVM_FB_RUN_ON_MAX  64            /* instructions emu runs on after a failure */
+#define KVM_FB_KNOWN_MAX   64            /* mnemonics the host gave up on, remembered */
+#define KVM_FB_INSN_MAX    15
+#define KVM_FB_DR7_ENABLES 0xffull       /* L0-3, G0-3 */
 
 struct kvm_fallback {
 	const struct emu_single_ops *assist;
@@ -55,6 +65,9 @@ struct kvm_fallback {
 	unsigned pending_needs;       /* EMU_SINGLE_PART_* to load for it */
 	char pending_name[EMU_SINGLE_NAME_MAX];
 	struct vm_exit failure;       /* KVM's own exit for it, kept for a failure report */
+	/* what the host gave up on so far: emu runs on through these */
+	char known[KVM_FB_KNOWN_MAX][EMU_SINGLE_NAME_MAX];
+	unsigned nr_known;
 	/* vcpu->fallback_stats */
 	uint64_t total;
 	unsigned nr;
@@ -206,6 +219,110 @@ static void fb_access_nothing(struct vm_exit *x)
 		memset(x->io.data, 0xff, (size_t)x->io.size * (x->io.count ? x->io.count : 1));
 }
 
+/* --- running on ------------------------------------------------------------------- */
+
+static int fb_read_phys(void *opaque, uint64_t gpa, void *buf, size_t len)
+{
+	return kvm_read_phys(opaque, gpa, buf, len);
+}
+
+static void fb_remember(struct kvm_fallback *fb, const char *name)
+{
+	for (unsigned i = 0; i < fb->nr_known; i++)
+		if (strcmp(fb->known[i], name) == 0)
+			return;
+	if (fb->nr_known < KVM_FB_KNOWN_MAX)
+		snprintf(fb->known[fb->nr_known++], EMU_SINGLE_NAME_MAX, "%s", name);
+}
+
+static bool fb_known(const struct kvm_fallback *fb, const char *name)
+{
+	for (unsigned i = 0; i < fb->nr_known; i++)
+		if (strcmp(fb->known[i], name) == 0)
+			return true;
+	return false;
+}
+
+/* The bytes at the vCPU's RIP, as its fetch would see them (up to the
+ * first page that does not translate); 0 when none. */
+static unsigned fb_fetch(struct kvm_vcpu_state *v, const struct x86_sregs *sregs, uint64_t rip,
+			 uint8_t insn[KVM_FB_INSN_MAX])
+{
+	uint64_t pc = fb_linear_pc(sregs, rip), gpa;
+	unsigned len = 0;
+	while (len < KVM_FB_INSN_MAX) {
+		unsigned chunk = 4096 - (unsigned)((pc + len) & 0xfff);
+		if (chunk > KVM_FB_INSN_MAX - len)
+			chunk = KVM_FB_INSN_MAX - len;
+		if (x86_translate(sregs, fb_read_phys, v->kvm, pc + len, &gpa) < 0 ||
+		    kvm_read_phys(v->kvm, gpa, insn + len, chunk) < 0)
+			break;
+		len += chunk;
+	}
+	return len;
+}
+
+/* Nothing emu would skip: no debugger stepping, breaking, catching or
+ * watching (those traps are KVM's), no TF, no guest breakpoint armed. */
+static bool fb_may_run_on(const struct kvm_vcpu_state *v, const struct emu_single_state *st)
+{
+	const struct engine_debug *d = &v->debug;
+	return !d->single_step && !d->intercept_bpt && !d->intercept_db && !d->intercept_mov_dr &&
+	       !(d->use_hw_bp && (d->dr7 & KVM_FB_DR7_ENABLES)) && d->access.nr == 0 &&
+	       v->kvm->watch.nr == 0 && !(st->arch.regs.rflags & RFLAGS_TF) &&
+	       (st->loaded & EMU_SINGLE_PART_DR) && !(st->arch.dr.dr7 & KVM_FB_DR7_ENABLES);
+}
+
+/* One more instruction on emu, if it is of a kind the host gave up on:
+ * true when done (its changes added to *changed); false, with fb->st as
+ * before, when it is for KVM to run. */
+static bool fb_run_one_more(struct vcpu *vcpu, struct kvm_vcpu_state *v, unsigned *changed)
+{
+	struct kvm_fallback *fb = v->fb;
+	struct emu_single_state *st = &fb->st;
+	uint8_t insn[KVM_FB_INSN_MAX];
+	char name[EMU_SINGLE_NAME_MAX];
+	unsigned needs, len = fb_fetch(v, &st->arch.sregs, st->arch.regs.rip, insn);
+	if (len == 0 || !fb->assist->describe(&st->arch.sregs, insn, len, name, &needs) ||
+	    !fb_known(fb, name) || kvm_xstate_match(&st->arch.sregs, insn, len))
+		return false;
+	needs &= EMU_SINGLE_PART_ALL & ~st->loaded;
+	if (needs && kvm_op_get_state(vcpu, needs, &st->arch) < 0)
+		return false;
+	st->loaded |= needs;
+	if ((st->loaded & EMU_SINGLE_PART_FPU) &&
+	    !fb->assist->xcr0_ok(insn, len, &st->arch.sregs, st->arch.xcr0))
+		return false;
+	struct emu_single_state before = *st;
+	struct vm_exit x;
+	unsigned ch = 0;
+	if (fb->assist->step(fb->emu, st, insn, len, false, &x, &ch) != EMU_SINGLE_DONE) {
+		*st = before;               /* an access or a stop: KVM's to meet */
+		return false;
+	}
+	*changed |= ch;
+	fb_count(fb, name);
+	return true;
+}
+
+/* After an instruction the host gave up on, the next ones of the kinds it
+ * gave up on before run on emu too, up to KVM_FB_RUN_ON_MAX: each would
+ * cost a round trip through the host (0.2 to 0.5 ms here) where emu takes
+ * microseconds, and ring-0 SSE (BLAKE2s, ChaCha) comes in runs of them.
+ * Pending interrupts wait that long at most. */
+static void fb_run_on(struct vcpu *vcpu, struct kvm_vcpu_state *v, unsigned *changed)
+{
+	struct emu_single_state *st = &v->fb->st;
+	if (!(st->loaded & EMU_SINGLE_PART_DR)) {
+		if (kvm_op_get_state(vcpu, EMU_SINGLE_PART_DR, &st->arch) < 0)
+			return;
+		st->loaded |= EMU_SINGLE_PART_DR;
+	}
+	for (unsigned n = 0; n < KVM_FB_RUN_ON_MAX && fb_may_run_on(v, st); n++)
+		if (!fb_run_one_more(vcpu, v, changed))
+			return;
+}
+
 /* Run (or resume) the instruction whose state is in fb->st. */
 static bool fb_execute(struct vcpu *vcpu, struct kvm_vcpu_state *v, bool resume,
 		       struct vm_exit *exit)
@@ -225,6 +342,8 @@ static bool fb_execute(struct vcpu *vcpu, struct kvm_vcpu_state *v, bool resume,
 	}
 	switch (r) {
 	case EMU_SINGLE_DONE:
+		if (!v->debug.single_step)
+			fb_run_on(vcpu, v, &changed);
 		if (fb_store(vcpu, &fb->st, changed) < 0) {
 			*exit = fb->failure;
 			return false;
@@ -289,11 +408,6 @@ static bool fb_xstate(struct vcpu *vcpu, struct kvm_vcpu_state *v, struct vm_exi
 	return true;
 }
 
-static int fb_read_phys(void *opaque, uint64_t gpa, void *buf, size_t len)
-{
-	return kvm_read_phys(opaque, gpa, buf, len);
-}
-
 /* KVM cannot fetch from what is not RAM (an MMIO hole); hardware reads all
  * ones there, FF FF, which is no instruction: #UD. */
 static bool fb_fetch_from_nothing(struct vcpu *vcpu, struct kvm_vcpu_state *v,
@@ -328,6 +442,8 @@ bool kvm_fallback_handled(struct vcpu *vcpu, struct vm_exit *exit)
 	bool xstate = kvm_xstate_match(&sregs, insn, len);
 	if (!emu_can && !xstate)
 		return false;             /* emu cannot either: the failure stands */
+	if (emu_can && !xstate)
+		fb_remember(fb, fb->pending_name);
 	if (xstate)
 		needs |= EMU_SINGLE_PART_FPU;
 	if (fb_load(vcpu, &fb->st, &sregs, needs) < 0)

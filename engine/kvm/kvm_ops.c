@@ -9,6 +9,7 @@ static const struct engine_vm_ops kvm_vm_ops = {
 	.map_memory = kvm_op_map_memory,
 	.irq_line = kvm_op_irq_line,
 	.probe = kvm_op_probe,
+	.linux_params = kvm_op_linux_params,
 };
 
 static const struct engine_vcpu_ops kvm_vcpu_ops = {

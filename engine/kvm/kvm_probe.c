@@ -397,6 +397,29 @@ static int probe_fallback(struct kvm_tiny_guest *g, struct probe_finding *f, str
 	return 0;
 }
 
+static const char *probe_cpuid_words(enum kvm_cpuid_avx a)
+{
+	return a == KVM_CPUID_HOST_AVX ? "AVX all the same (the host CPU's bits)"
+				       : "no AVX, as the table says";
+}
+
+/* The guest's CPUID leaf 1 with AVX taken out of the vCPU's table, in
+ * ring 0 and in ring 3. Where ring 0 answers with the host CPU's bits,
+ * Linux runs AVX in ring 0 (linux_params adds noxsave). */
+static void probe_cpuid(const struct emu_single_ops *assist, struct probe_finding *f)
+{
+	enum kvm_cpuid_avx ring0, ring3;
+	struct err e = { 0 };
+	if (kvm_cpuid_probe_avx(assist, false, &ring0, &e) < 0 ||
+	    kvm_cpuid_probe_avx(assist, true, &ring3, &e) < 0) {
+		probe_say(f, false, "could not ask: %s", e.msg);
+		return;
+	}
+	probe_say(f, ring0 != KVM_CPUID_HOST_AVX && ring3 != KVM_CPUID_HOST_AVX,
+		  "leaf 1 without AVX in the table: ring 0 says %s; ring 3 says %s",
+		  probe_cpuid_words(ring0), probe_cpuid_words(ring3));
+}
+
 static void probe_record(struct engine_report *report, const char *name,
 			 const struct probe_finding *f)
 {
@@ -450,9 +473,11 @@ static const char *const probe_names[] = {
 	/* what --engine auto and the emu fallback rest on */
 	"native ring-0 execution", "instructions the host cannot emulate in ring 0",
 	"access catching (io, msr, cr)",
+	"guest CPUID follows vmdb's table",
 };
 #define PROBE_NR      (sizeof(probe_names) / sizeof(probe_names[0]))
 #define PROBE_ACCESS  13
+#define PROBE_CPUID   14
 
 /* The findings engine_caps is made of (BLOCKIRQ, data breakpoints,
  * DR7.GD): two probe guests. Every probe guest has the assist a VM of
@@ -490,6 +515,7 @@ static int probe_more(const struct emu_single_ops *assist, const struct kvm_host
 	probe_ring0_native(assist, &f[11]);
 	if ((r = probe_with_guest(probe_fallback, false, assist, &f[12], e)) < 0)
 		return err_wrap(e, "probing the emu fallback");
+	probe_cpuid(assist, &f[PROBE_CPUID]);
 	return 0;
 }
 

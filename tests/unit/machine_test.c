@@ -22,6 +22,7 @@
 #include "machine/bus.h"
 #include "machine/device.h"
 #include "machine/linux_boot.h"
+#include "machine/linux_cmdline.h"
 #include "machine/loader.h"
 #include "machine/vm.h"
 
@@ -70,6 +71,23 @@ static const struct engine_vcpu_ops fake_vcpu_ops = {
 };
 static const struct engine_ops fake_engine = {
 	.name = "fake", .vm = &fake_vm_ops, .vcpu = &fake_vcpu_ops,
+};
+
+/* An engine that, like kvm on a host answering CPUID with its own CPU,
+ * wants a parameter on Linux's command line. */
+static unsigned fake_linux_params_calls;
+static const char *fake_linux_params(struct vm *vm, const char **why)
+{
+	(void)vm;
+	fake_linux_params_calls++;
+	*why = "for the test";
+	return "noxsave";
+}
+static const struct engine_vm_ops fake_linux_vm_ops = {
+	.irq_line = fake_irq_line, .linux_params = fake_linux_params,
+};
+static const struct engine_ops fake_linux_engine = {
+	.name = "fake-linux", .vm = &fake_linux_vm_ops, .vcpu = &fake_vcpu_ops,
 };
 
 void *vm_gpa_to_host(struct vm *vm, uint64_t gpa, uint64_t len)
@@ -834,6 +852,51 @@ static void test_pvh(void)
 	fake_vm_free(vm);
 }
 
+static void check_compose(const char *user, const char *params, size_t max, int want_added,
+			  const char *want)
+{
+	char out[64];
+	int added = linux_cmdline_compose(user, params, out, max);
+	CHECK(added == want_added && !strcmp(out, want), "compose(\"%s\", \"%s\", %zu): %d \"%s\", "
+	      "expected %d \"%s\"", user, params, max, added, out, want_added, want);
+}
+
+static void test_linux_cmdline(void)
+{
+	check_compose("console=ttyS0", "noxsave", 63, 1, "console=ttyS0 noxsave");
+	check_compose("", "noxsave", 63, 1, "noxsave");
+	check_compose("a", "", 63, 0, "a");
+	check_compose("noxsave quiet", "noxsave", 63, 0, "noxsave quiet");
+	check_compose("clearcpuid=154 x", "clearcpuid=1 noxsave", 63, 1, "clearcpuid=154 x noxsave");
+	check_compose("noxsaveopt", "noxsave", 63, 1, "noxsaveopt noxsave");
+	check_compose("ro -- noxsave", "noxsave", 63, 1, "ro noxsave -- noxsave");
+	check_compose("a  b", "x  y", 63, 2, "a  b x y");
+	check_compose("console=ttyS0", "noxsave", 20, -1, "console=ttyS0");
+	check_compose("console=ttyS0", "noxsave", 21, 1, "console=ttyS0 noxsave");
+	check_compose("ro -- init", "noxsave", 18, 1, "ro noxsave -- init");
+	check_compose("ro -- init", "noxsave", 17, -1, "ro -- init");
+
+	/* both Linux loaders, with an engine that asks */
+	struct image im;
+	struct err e = { 0 };
+	struct vm *vm = fake_vm(1);
+	vm->engine = &fake_linux_engine;
+	CHECK(machine_devices_init(vm, &e) == 0, "devices: %s", e.msg);
+	make_bzimage(&im);
+	CHECK(load_bzimage(vm, im.buf, im.size, &e) == 0, "load: %s", e.msg);
+	const uint8_t *bp = vm->ram + VMDB_BOOT_INFO;
+	CHECK(!strcmp((const char *)vm->ram + get32(bp + LB_CMD_LINE_PTR),
+		      "console=ttyS0 test noxsave"), "bzImage: the engine's parameter added");
+	make_pvh(&im, 8);
+	CHECK(load_pvh(vm, im.buf, im.size, &e) == 0, "load: %s", e.msg);
+	struct hvm_start_info si;
+	memcpy(&si, vm->ram + VMDB_BOOT_INFO, sizeof(si));
+	CHECK(!strcmp((const char *)vm->ram + si.cmdline_paddr, "console=ttyS0 test noxsave"),
+	      "PVH: the engine's parameter added");
+	CHECK_EQ(fake_linux_params_calls, 2);
+	fake_vm_free(vm);
+}
+
 /* Mutated headers: refused with a message or loaded, never a crash. */
 static void test_linux_fuzz(void)
 {
@@ -958,6 +1021,7 @@ int main(void)
 	test_bzimage();
 	test_pvh();
 	test_linux_fuzz();
+	test_linux_cmdline();
 	test_loader_load(dir);
 
 	unlink(serial);

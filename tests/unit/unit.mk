@@ -30,7 +30,7 @@ $(BUILD)/tests/kvm_selftest: $(patsubst %.c,$(BUILD)/%.o,engine/engine.c \
 # machine/: buses, devices, ACPI and loaders; the test provides a fake machine
 # (machine/vm.c is not linked).
 $(BUILD)/tests/machine_test: $(patsubst %.c,$(BUILD)/%.o,util/err.c machine/bus.c \
-	machine/device.c machine/acpi.c machine/loader.c machine/serial_out.c \
+	machine/device.c machine/acpi.c machine/loader.c machine/serial_out.c machine/linux_cmdline.c \
 	$(wildcard machine/load_*.c) $(wildcard machine/dev_*.c))
 
 # debug/: with a scripted fake engine; the test provides vm_gpa_to_host.
