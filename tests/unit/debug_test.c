@@ -114,7 +114,7 @@ static void rig_fini(struct rig *r)
 /* Wait (bounded) for an event to be queued. */
 static bool wait_event(struct debug *d)
 {
-	for (int i = 0; i < 5000; i++) {
+	for (int i = 0; i < 30000; i++) {
 		if (debug_has_event(d))
 			return true;
 		usleep(1000);
