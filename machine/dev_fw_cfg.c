@@ -152,6 +152,15 @@ static void fw_cfg_destroy(void *opaque)
 	free(f);
 }
 
+/* A system reset selects the signature again, as QEMU's fw_cfg does. */
+static void fw_cfg_reset(void *opaque)
+{
+	struct fw_cfg *f = opaque;
+	pthread_mutex_lock(&f->lock);
+	fw_cfg_select_locked(f, FW_CFG_SIGNATURE);
+	pthread_mutex_unlock(&f->lock);
+}
+
 static int fw_cfg_init(struct vm *vm, struct err *e)
 {
 	struct fw_cfg *f = calloc(1, sizeof(*f));
@@ -165,6 +174,8 @@ static int fw_cfg_init(struct vm *vm, struct err *e)
 		fw_cfg_destroy(f);
 		return ret;
 	}
+	if ((ret = vm_on_reset(vm, fw_cfg_reset, f, e)) < 0)
+		return ret;
 	return bus_register(&vm->pio, FW_CFG_PORT, FW_CFG_PORT_LEN, fw_cfg_io, f, "fw_cfg", e);
 }
 
