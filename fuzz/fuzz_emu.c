@@ -252,9 +252,12 @@ static void run(struct emu_cpu *cpu, unsigned instructions)
 		uint64_t budget = end - cpu->retired;
 		if (deadline != EMU_NO_DEADLINE && deadline > now && deadline - now < budget)
 			budget = deadline - now;
+		uint64_t retired = cpu->retired;
 		enum emu_stop stop = emu_exec_run(cpu, budget);
 		if (stop == EMU_STOP_EXIT && !machine_exit(&cpu->exit))
 			return;
+		if (stop == EMU_STOP_QUANTUM && cpu->retired == retired)
+			return;             /* faults only: a storm that goes on for ever */
 		if (stop == EMU_STOP_HLT) {
 			if (deadline == EMU_NO_DEADLINE)
 				return;
