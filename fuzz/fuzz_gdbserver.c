@@ -20,7 +20,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/futex.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "debug/debug_int.h"
@@ -31,6 +34,7 @@
 #define MAX_OPS 64
 #define RAM_SIZE 0x1000          /* the program at 0x100, HLT around it */
 #define SOCKET_BUF (1 << 20)     /* more than a serve pass writes */
+#define VCPU_STACK (1 << 20)
 
 static struct vm vm;
 static struct fake_cpu cpus[2];
@@ -102,12 +106,28 @@ static bool machine_settled(void)
 	return true;
 }
 
+/* Wait up to a millisecond for vCPU i to sleep on an HLT. */
+static void wait_halted(unsigned i)
+{
+	struct timespec ms = { 0, 1000 * 1000 };
+	if (!__atomic_load_n(&cpus[i].halted, __ATOMIC_SEQ_CST))
+		syscall(SYS_futex, &cpus[i].halted, FUTEX_WAIT_PRIVATE, 0, &ms, NULL, 0);
+}
+
 /* Let the machine run until it settles (a moment at most: a vCPU may spin
- * on a jump to itself), serving what it reports. */
+ * on a jump to itself), serving what it reports: a vCPU that runs is
+ * waited for until it halts, one on its way to a stop through the server. */
 static void let_run(struct gdb_server *s, struct client *c)
 {
 	for (int ms = 0; ms < 20 && !machine_settled(); ms++) {
-		gdb_server_serve(s, 1);
+		unsigned running = 0;
+		for (unsigned i = 0; i < vm.nr_vcpus; i++)
+			running += debug_run_of(vm.debug, i) == DEBUG_RUN_RUNNING &&
+				   !__atomic_load_n(&cpus[i].halted, __ATOMIC_SEQ_CST);
+		if (running == 1 && vm.nr_vcpus == 1)
+			wait_halted(0);
+		else
+			gdb_server_serve(s, 1);
 		client_drain(c);
 	}
 	serve_pending(s, c);
@@ -249,17 +269,22 @@ static struct gdb_server *machine_start(struct fuzz_in *in)
 	d->timing.step_over_ns = 20 * 1000 * 1000L;
 	d->timing.end_wait_ns = 20 * 1000 * 1000L;
 	d->timing.step_spin_ns = d->timing.client_step_poll_ns = 0;   /* no spinning */
+	/* small stacks: ASan clears a thread's whole stack shadow as it
+	 * starts and ends, and two threads start per input */
+	pthread_attr_t attr;
+	pthread_attr_init(&attr);
+	pthread_attr_setstacksize(&attr, VCPU_STACK);
 	pthread_mutex_lock(&vm.lock);
 	for (unsigned i = 0; i < nr; i++)
-		pthread_create(&vm.vcpus[i].thread, NULL, fake_vcpu_thread, &vm.vcpus[i]);
+		pthread_create(&vm.vcpus[i].thread, &attr, fake_vcpu_thread, &vm.vcpus[i]);
+	pthread_attr_destroy(&attr);
 	vm.nr_threads = nr;
 	pthread_mutex_unlock(&vm.lock);
 	/* without --wait-gdb the program runs to its HLT before any client
 	 * speaks (no client is attached until one sends a packet) */
 	for (unsigned i = 0; i < nr && !(setup & 2); i++)
-		for (int us = 0; us < 20000 && !__atomic_load_n(&cpus[i].halted, __ATOMIC_SEQ_CST);
-		     us += 20)
-			usleep(20);
+		for (int ms = 0; ms < 20 && !__atomic_load_n(&cpus[i].halted, __ATOMIC_SEQ_CST); ms++)
+			wait_halted(i);
 	return s;
 }
 

@@ -18,10 +18,11 @@ struct fake_cpu *fake_cpu_of(struct vcpu *v)
 /* 0xf4 unstepped: sleep until a kick (the futex on c->kicked). */
 static void fake_halt(struct fake_cpu *c)
 {
-	__atomic_store_n(&c->halted, true, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&c->halted, 1, __ATOMIC_SEQ_CST);
+	syscall(SYS_futex, &c->halted, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 	while (!__atomic_load_n(&c->kicked, __ATOMIC_SEQ_CST))
 		syscall(SYS_futex, &c->kicked, FUTEX_WAIT_PRIVATE, 0, NULL, NULL, 0);
-	__atomic_store_n(&c->halted, false, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&c->halted, 0, __ATOMIC_SEQ_CST);
 }
 
 static int fake_run(struct vcpu *v, struct vm_exit *exit)

@@ -24,7 +24,7 @@ struct fake_cpu {
 	struct x86_sregs sregs;     /* zero: CR0.PG clear, virtual = physical */
 	struct engine_debug dbg;
 	int kicked;                 /* atomic; a futex HLT sleeps on */
-	bool halted;                /* atomic: asleep on an HLT */
+	int halted;                 /* atomic: asleep on an HLT; a futex woken as it sleeps */
 	unsigned steps;
 	unsigned gets[5], sets[5];  /* state op calls per X86_STATE_* part (bit n) */
 	int fail_sets;              /* set_state fails with this (negative errno) */
