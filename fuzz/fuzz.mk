@@ -11,6 +11,9 @@
 # findings in build-fuzz/findings); `make fuzz-build` only builds (a message
 # and nothing else where clang is missing); tests/test_fuzz.py runs each
 # for a few seconds, with its regression inputs (fuzz/regress/<target>/).
+# VMDB_FUZZ_DIGEST=1 makes fuzz_emu and fuzz_gdbserver print a digest of
+# what each input did ("digest <input> <state>"), to check that an input
+# does the same whatever ran before it (tests/test_fuzz.py does for emu).
 FUZZ_BUILD   := build-fuzz
 FUZZ_CC      := clang
 FUZZ_SECONDS ?= 600
