@@ -35,6 +35,7 @@
 #define RAM_SIZE 0x1000          /* the program at 0x100, HLT around it */
 #define SOCKET_BUF (1 << 20)     /* more than a serve pass writes */
 #define VCPU_STACK (1 << 20)
+#define SETTLE_MS 20             /* a machine that has not settled by then spins */
 
 static struct vm vm;
 static struct fake_cpu cpus[2];
@@ -119,7 +120,7 @@ static void wait_halted(unsigned i)
  * waited for until it halts, one on its way to a stop through the server. */
 static void let_run(struct gdb_server *s, struct client *c)
 {
-	for (int ms = 0; ms < 20 && !machine_settled(); ms++) {
+	for (int ms = 0; ms < SETTLE_MS && !machine_settled(); ms++) {
 		unsigned running = 0;
 		for (unsigned i = 0; i < vm.nr_vcpus; i++)
 			running += debug_run_of(vm.debug, i) == DEBUG_RUN_RUNNING &&
@@ -283,7 +284,7 @@ static struct gdb_server *machine_start(struct fuzz_in *in)
 	/* without --wait-gdb the program runs to its HLT before any client
 	 * speaks (no client is attached until one sends a packet) */
 	for (unsigned i = 0; i < nr && !(setup & 2); i++)
-		for (int ms = 0; ms < 20 && !__atomic_load_n(&cpus[i].halted, __ATOMIC_SEQ_CST); ms++)
+		for (int ms = 0; ms < SETTLE_MS && !__atomic_load_n(&cpus[i].halted, __ATOMIC_SEQ_CST); ms++)
 			wait_halted(i);
 	return s;
 }
