@@ -89,7 +89,7 @@ static void client_send(struct client *c, const void *buf, size_t len)
 /* Serve until nothing more arrives now, reading the replies. */
 static void serve_pending(struct gdb_server *s, struct client *c)
 {
-	for (int i = 0; i < 64 && gdb_server_serve(s, 0); i++)
+	for (int i = 0; i < 16 && gdb_server_serve(s, 0); i++)
 		client_drain(c);
 	client_drain(c);
 }
