@@ -13,6 +13,13 @@
  * step, interrupts blocked, INT3 and #DB and MOV DR intercepts, its own
  * DR0-3): its exits resume the run, as a debugger stepping on would.
  *
+ * An input costs what it runs: RAM comes back from an image of the sane
+ * tables (fuzz_ram_restore), and an exception storm (a handler that faults
+ * again and again, each delivery pushing a frame) ends soon, as on hardware
+ * its stack runs into something: a page left unmapped below the long-mode
+ * stacks (#PF, #DF, shutdown), the IDT just below the 32-bit ring-0 stack,
+ * the handlers just below the real-mode stack.
+ *
  * Input: mode byte, feature byte, budget byte, arithmetic-flags byte,
  * debugger byte, 16 GPRs, RFLAGS, DR0-3/DR7, a count of
  * corruptions (each: offset into the tables, XOR byte), 64 bytes of
@@ -38,8 +45,12 @@
 #define PD32_PT    0x15000ull
 #define TABLES_END 0x16000ull
 #define CODE       0x20000ull
-#define STACK0     0x30000ull
-#define STACK3     0x38000ull
+#define STACK32_0  0x3000ull       /* 32-bit ring 0: just above the IDT */
+#define REAL_SS    (HANDLERS >> 4) /* real mode: just above the handlers */
+#define REAL_SP    0x100ull
+#define STACK0     0x30000ull      /* long mode: one page, unmapped below */
+#define STACK3     0x38000ull      /* ring 3: one page, unmapped below */
+#define STACK_GUARD(top) ((top) - 2 * X86_PAGE_SIZE)
 
 /* Selectors */
 enum { SEL_CODE64 = 0x08, SEL_DATA = 0x10, SEL_CODE32 = 0x18, SEL_UDATA = 0x28,
@@ -48,6 +59,9 @@ enum { SEL_CODE64 = 0x08, SEL_DATA = 0x10, SEL_CODE32 = 0x18, SEL_UDATA = 0x28,
 enum fuzz_mode { M_REAL, M_PROT0, M_PROT3, M_PAGED32, M_LONG0, M_LONG3, M_COMPAT3, M_NR };
 
 static struct vm *vm;
+static int ram_image[2];   /* RAM with the sane tables: [1] for long mode */
+
+static void build_tables(uint8_t *ram, bool long_mode);
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerInitialize(int *argc, char ***argv)
@@ -55,6 +69,13 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	(void)argc;
 	(void)argv;
 	vm = fuzz_machine(1, RAM_MIB, NULL);
+	for (int long_mode = 0; long_mode < 2; long_mode++) {
+		/* HLT wherever execution strays, so a run that left its code ends */
+		memset(vm->ram, 0, TABLES_END);
+		memset(vm->ram + TABLES_END, 0xf4, vm->ram_size - TABLES_END);
+		build_tables(vm->ram, long_mode);
+		ram_image[long_mode] = fuzz_ram_image(vm);
+	}
 	return 0;
 }
 
@@ -110,7 +131,7 @@ static void build_tables(uint8_t *ram, bool long_mode)
 		memcpy(ram + IVT + v * 4, &ivt, 4);
 	}
 	/* TSS: 32-bit ESP0/SS0, 64-bit RSP0 and IST1 */
-	uint32_t esp0 = (uint32_t)STACK0, ss0 = SEL_DATA;
+	uint32_t esp0 = (uint32_t)STACK32_0, ss0 = SEL_DATA;
 	memcpy(ram + TSS + 4, &esp0, 4);
 	memcpy(ram + TSS + 8, &ss0, 4);
 	if (long_mode) {
@@ -130,6 +151,9 @@ static void build_tables(uint8_t *ram, bool long_mode)
 		uint32_t pte = i << 12 | PTE_P | PTE_W | PTE_U;
 		memcpy(ram + PD32_PT + i * 4, &pte, 4);
 	}
+	put64(ram, PML4 + 0x3000 + STACK_GUARD(STACK0) / X86_PAGE_SIZE * 8, 0);
+	put64(ram, PML4 + 0x3000 + STACK_GUARD(STACK3) / X86_PAGE_SIZE * 8, 0);
+	memset(ram + PD32_PT + STACK_GUARD(STACK3) / X86_PAGE_SIZE * 4, 0, 4);
 }
 
 /* Features an input may turn on (its second byte). */
@@ -155,6 +179,8 @@ static void mode_sregs(enum fuzz_mode m, uint8_t feat, struct x86_sregs *s)
 		s->cs.type = 0xb;
 		s->cs.selector = (uint16_t)(CODE >> 4);
 		s->cs.base = CODE;
+		s->ss.selector = (uint16_t)REAL_SS;
+		s->ss.base = REAL_SS << 4;
 		s->idt = (struct x86_dtable){ IVT, 0x3ff };
 		s->cr0 = CR0_ET;
 		s->cr3 = s->cr4 = s->efer = 0;
@@ -226,9 +252,12 @@ static void run(struct emu_cpu *cpu, unsigned instructions)
 		uint64_t budget = end - cpu->retired;
 		if (deadline != EMU_NO_DEADLINE && deadline > now && deadline - now < budget)
 			budget = deadline - now;
+		uint64_t retired = cpu->retired;
 		enum emu_stop stop = emu_exec_run(cpu, budget);
 		if (stop == EMU_STOP_EXIT && !machine_exit(&cpu->exit))
 			return;
+		if (stop == EMU_STOP_QUANTUM && cpu->retired == retired)
+			return;             /* faults only: a storm that goes on for ever */
 		if (stop == EMU_STOP_HLT) {
 			if (deadline == EMU_NO_DEADLINE)
 				return;
@@ -256,9 +285,9 @@ static unsigned load_state(struct fuzz_in *in)
 	uint64_t *gpr = &st.regs.rax;
 	for (unsigned i = 0; i < 16; i++)
 		gpr[i] = fuzz_take(in, 8);
-	bool ring3 = st.sregs.cs.dpl == 3;
+	bool ring3 = st.sregs.cs.dpl == 3, long_mode = st.sregs.efer & EFER_LMA;
 	if (!(mode_byte & 0x80))
-		st.regs.rsp = m == M_REAL ? 0xfff0 : ring3 ? STACK3 : STACK0;
+		st.regs.rsp = m == M_REAL ? REAL_SP : ring3 ? STACK3 : long_mode ? STACK0 : STACK32_0;
 	st.regs.rip = m == M_REAL ? 0 : CODE;
 	st.regs.rflags = RFLAGS_FIXED1 | (arith & 0xd5) | (arith & 0x08 ? 0x800 : 0) |
 			 (feat & F_AC ? RFLAGS_AC : 0) | (feat & F_TF ? RFLAGS_TF : 0) |
@@ -284,6 +313,40 @@ static unsigned load_state(struct fuzz_in *in)
 	return budget;
 }
 
+static uint64_t digest_seg(uint64_t h, const struct x86_segment *g)
+{
+	h = fuzz_digest(h, &g->base, sizeof(g->base));
+	h = fuzz_digest(h, &g->limit, sizeof(g->limit));
+	h = fuzz_digest(h, &g->selector, sizeof(g->selector));
+	return fuzz_digest(h, &g->type, 9);     /* type .. unusable */
+}
+
+/* What the run left: registers, time, the exit, every byte of RAM (field by
+ * field: the structures' padding is no state). */
+static uint64_t end_digest(struct emu_cpu *cpu)
+{
+	struct x86_state st;
+	vm->engine->vcpu->get_state(&vm->vcpus[0], X86_STATE_ALL, &st);
+	uint64_t h = fuzz_digest(0, &st.regs, sizeof(st.regs));
+	const struct x86_segment *segs[] = { &st.sregs.cs, &st.sregs.ds, &st.sregs.es,
+		&st.sregs.fs, &st.sregs.gs, &st.sregs.ss, &st.sregs.tr, &st.sregs.ldt };
+	for (unsigned i = 0; i < 8; i++)
+		h = digest_seg(h, segs[i]);
+	const struct x86_dtable *tables[] = { &st.sregs.gdt, &st.sregs.idt };
+	for (unsigned i = 0; i < 2; i++) {
+		h = fuzz_digest(h, &tables[i]->base, sizeof(tables[i]->base));
+		h = fuzz_digest(h, &tables[i]->limit, sizeof(tables[i]->limit));
+	}
+	h = fuzz_digest(h, &st.sregs.cr0, 7 * sizeof(uint64_t));     /* cr0 .. apic_base */
+	h = fuzz_digest(h, st.fpu.st, sizeof(st.fpu.st));
+	h = fuzz_digest(h, st.fpu.xmm, sizeof(st.fpu.xmm));
+	h = fuzz_digest(h, &st.fpu.mxcsr, sizeof(st.fpu.mxcsr));
+	h = fuzz_digest(h, &cpu->retired, sizeof(cpu->retired));
+	h = fuzz_digest(h, &cpu->exit.reason, sizeof(cpu->exit.reason));
+	h = fuzz_digest(h, &vm->stopping, sizeof(vm->stopping));
+	return fuzz_digest(h, vm->ram, vm->ram_size);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -292,11 +355,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	uint8_t *ram = vm->ram;
 
 	fuzz_machine_power_on(vm);
-	/* HLT wherever execution strays, so a run that left its code ends */
-	memset(ram, 0, TABLES_END);
-	memset(ram + TABLES_END, 0xf4, ((size_t)RAM_MIB << 20) - TABLES_END);
 	bool long_mode = size && (data[0] % M_NR) >= M_LONG0;
-	build_tables(ram, long_mode);
+	fuzz_ram_restore(vm, ram_image[long_mode]);
 	unsigned budget = load_state(&in);
 	/* corrupt the tables: each (offset, xor) */
 	unsigned n = (unsigned)fuzz_take(&in, 1) % 33;
@@ -310,5 +370,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memcpy(ram + CODE, in.p, code);
 	emu_blocks_outside(cpu->evm);
 	run(cpu, budget);
+	if (fuzz_digest_wanted())
+		fuzz_digest_report(data, size, end_digest(cpu));
 	return 0;
 }

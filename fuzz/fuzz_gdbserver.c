@@ -3,18 +3,27 @@
  * raw bytes), Ctrl-C, waits while the machine runs, and disconnects
  * followed by new connections, over the real debug core with real vCPU
  * threads running the scripted fake engine (tests/unit/fake_engine.h) on
- * a fake program the input sprinkles with INT3 and OUT bytes. The server
- * runs in-process (gdb_server_open/adopt/serve) on one end of a socket
- * pair; a thread drains the other end, as a client that reads everything.
- * Each input is a machine of its own, ended by the guest exiting.
+ * a fake program the input sprinkles with INT3 and OUT bytes, followed by
+ * HLT: a vCPU let run reaches a stop or sleeps, so the machine settles
+ * rather than spinning. The server runs in-process
+ * (gdb_server_open/adopt/serve) on one end of a socket pair; the harness
+ * reads everything from the other end after each operation, as a client
+ * that reads everything. Operations wait for the machine to settle unless
+ * the input says they race it (one_op). Each input is a machine of its own (a new debug
+ * core and server: nothing carries over), ended by the guest exiting.
  *
  * Input: a setup byte (lending engine, --wait-gdb, one or two vCPUs), a
  * count and list of program bytes, then operations until the input ends. */
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/futex.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "debug/debug_int.h"
@@ -23,52 +32,51 @@
 #include "tests/unit/fake_engine.h"
 
 #define MAX_OPS 64
+#define RAM_SIZE 0x1000          /* the program at 0x100, HLT around it */
+#define SOCKET_BUF (1 << 20)     /* more than a serve pass writes */
+#define VCPU_STACK (1 << 20)
+#define SETTLE_MS 20             /* a machine that has not settled by then spins */
 
 static struct vm vm;
 static struct fake_cpu cpus[2];
-static uint8_t *ram;
-
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-	(void)argc;
-	(void)argv;
-	ram = malloc(FAKE_RAM_SIZE);
-	return ram ? 0 : -1;
-}
+static uint8_t ram[RAM_SIZE];
 
 /* ---- the client's side of the socket ---- */
 
 struct client {
-	int fd;                 /* ours; the server has the other end */
-	pthread_t drain;
+	int fd;                 /* ours (non-blocking); the server has the other end */
+	uint64_t digest;        /* of everything the server sent */
 };
-
-static void *drain_thread(void *arg)
-{
-	char buf[65536];
-	while (read(*(int *)arg, buf, sizeof(buf)) > 0)
-		;
-	return NULL;
-}
 
 static void client_connect(struct gdb_server *s, struct client *c)
 {
-	int sv[2];
+	int sv[2], size = SOCKET_BUF;
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
 		perror("fuzz: socketpair");
 		abort();
 	}
+	setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
+	setsockopt(sv[1], SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
 	c->fd = sv[1];
-	pthread_create(&c->drain, NULL, drain_thread, &c->fd);
+	(void)fcntl(c->fd, F_SETFL, O_NONBLOCK);
 	gdb_server_adopt(s, sv[0]);
+}
+
+/* Read what the server sent. */
+static void client_drain(struct client *c)
+{
+	char buf[65536];
+	ssize_t n;
+	while (c->fd >= 0 && (n = read(c->fd, buf, sizeof(buf))) > 0)
+		if (fuzz_digest_wanted())
+			c->digest = fuzz_digest(c->digest, buf, (size_t)n);
 }
 
 static void client_hang_up(struct client *c)
 {
-	shutdown(c->fd, SHUT_RDWR);
-	pthread_join(c->drain, NULL);
+	client_drain(c);
 	close(c->fd);
+	c->fd = -1;
 }
 
 static void client_send(struct client *c, const void *buf, size_t len)
@@ -78,12 +86,52 @@ static void client_send(struct client *c, const void *buf, size_t len)
 	}
 }
 
-/* Serve until nothing more arrives now. */
-static void serve_pending(struct gdb_server *s, int first_wait_ms)
+/* Serve until nothing more arrives now, reading the replies. */
+static void serve_pending(struct gdb_server *s, struct client *c)
 {
-	gdb_server_serve(s, first_wait_ms);
-	for (int i = 0; i < 64 && gdb_server_serve(s, 0); i++)
-		;
+	for (int i = 0; i < 16 && gdb_server_serve(s, 0); i++)
+		client_drain(c);
+	client_drain(c);
+}
+
+/* Every vCPU stopped for the debugger, or asleep on an HLT. */
+static bool machine_settled(void)
+{
+	struct debug *d = vm.debug;
+	for (unsigned i = 0; i < vm.nr_vcpus; i++) {
+		enum debug_run run = debug_run_of(d, i);
+		if (!debug_run_parked(run) &&
+		    !(run == DEBUG_RUN_RUNNING && __atomic_load_n(&cpus[i].halted, __ATOMIC_SEQ_CST)))
+			return false;
+	}
+	return true;
+}
+
+/* Wait up to a millisecond for vCPU i to sleep on an HLT. */
+static void wait_halted(unsigned i)
+{
+	struct timespec ms = { 0, 1000 * 1000 };
+	if (!__atomic_load_n(&cpus[i].halted, __ATOMIC_SEQ_CST))
+		syscall(SYS_futex, &cpus[i].halted, FUTEX_WAIT_PRIVATE, 0, &ms, NULL, 0);
+}
+
+/* Let the machine run until it settles (a moment at most: a vCPU may spin
+ * on a jump to itself), serving what it reports: a vCPU that runs is
+ * waited for until it halts, one on its way to a stop through the server. */
+static void let_run(struct gdb_server *s, struct client *c)
+{
+	for (int ms = 0; ms < SETTLE_MS && !machine_settled(); ms++) {
+		unsigned running = 0;
+		for (unsigned i = 0; i < vm.nr_vcpus; i++)
+			running += debug_run_of(vm.debug, i) == DEBUG_RUN_RUNNING &&
+				   !__atomic_load_n(&cpus[i].halted, __ATOMIC_SEQ_CST);
+		if (running == 1 && vm.nr_vcpus == 1)
+			wait_halted(0);
+		else
+			gdb_server_serve(s, 1);
+		client_drain(c);
+	}
+	serve_pending(s, c);
 }
 
 /* ---- packets ---- */
@@ -193,7 +241,8 @@ static struct gdb_server *machine_start(struct fuzz_in *in)
 	unsigned nr = setup & 4 ? 2 : 1;
 	memset(&vm, 0, sizeof(vm));
 	memset(cpus, 0, sizeof(cpus));
-	memset(ram, 0x90, FAKE_RAM_SIZE);
+	memset(ram, 0xf4, RAM_SIZE);
+	memset(ram + 0x100, 0x90, 0x80);
 	unsigned bytes = (unsigned)fuzz_take(in, 1) % 9;
 	for (unsigned i = 0; i < bytes; i++) {
 		uint8_t at = (uint8_t)fuzz_take(in, 1);
@@ -201,7 +250,7 @@ static struct gdb_server *machine_start(struct fuzz_in *in)
 	}
 	vm.engine = setup & 1 ? &fake_lending_engine : &fake_engine;
 	vm.ram = ram;
-	vm.ram_size = vm.low_ram_size = FAKE_RAM_SIZE;
+	vm.ram_size = vm.low_ram_size = RAM_SIZE;
 	vm.nr_vcpus = nr;
 	pthread_mutex_init(&vm.lock, NULL);
 	pthread_cond_init(&vm.cond, NULL);
@@ -220,11 +269,23 @@ static struct gdb_server *machine_start(struct fuzz_in *in)
 	struct debug *d = vm.debug;
 	d->timing.step_over_ns = 20 * 1000 * 1000L;
 	d->timing.end_wait_ns = 20 * 1000 * 1000L;
+	d->timing.step_spin_ns = d->timing.client_step_poll_ns = 0;   /* no spinning */
+	/* small stacks: ASan clears a thread's whole stack shadow as it
+	 * starts and ends, and two threads start per input */
+	pthread_attr_t attr;
+	pthread_attr_init(&attr);
+	pthread_attr_setstacksize(&attr, VCPU_STACK);
 	pthread_mutex_lock(&vm.lock);
 	for (unsigned i = 0; i < nr; i++)
-		pthread_create(&vm.vcpus[i].thread, NULL, fake_vcpu_thread, &vm.vcpus[i]);
+		pthread_create(&vm.vcpus[i].thread, &attr, fake_vcpu_thread, &vm.vcpus[i]);
+	pthread_attr_destroy(&attr);
 	vm.nr_threads = nr;
 	pthread_mutex_unlock(&vm.lock);
+	/* without --wait-gdb the program runs to its HLT before any client
+	 * speaks (no client is attached until one sends a packet) */
+	for (unsigned i = 0; i < nr && !(setup & 2); i++)
+		for (int ms = 0; ms < SETTLE_MS && !__atomic_load_n(&cpus[i].halted, __ATOMIC_SEQ_CST); ms++)
+			wait_halted(i);
 	return s;
 }
 
@@ -241,13 +302,19 @@ static void machine_end(struct gdb_server *s)
 
 /* ---- one input ---- */
 
+/* An operation starts once the machine has settled, so that what it meets
+ * does not depend on how the host scheduled the threads (libFuzzer's
+ * minimisation and reproduction need the same input to do the same thing),
+ * unless the input asks it to race a running vCPU (op >= 0xc0). */
 static void one_op(struct gdb_server *s, struct client *c, struct fuzz_in *in)
 {
 	uint8_t op = (uint8_t)fuzz_take(in, 1);
+	if (op < 0xc0)
+		let_run(s, c);
 	switch (op % 10) {
 	default:
 		send_packet(c, in);
-		serve_pending(s, 0);
+		serve_pending(s, c);
 		break;
 	case 6: {                                   /* raw bytes */
 		uint8_t raw[64];
@@ -255,19 +322,19 @@ static void one_op(struct gdb_server *s, struct client *c, struct fuzz_in *in)
 		for (unsigned i = 0; i < n; i++)
 			raw[i] = (uint8_t)fuzz_take(in, 1);
 		client_send(c, raw, n);
-		serve_pending(s, 0);
+		serve_pending(s, c);
 		break;
 	}
 	case 7:                                     /* Ctrl-C */
 		client_send(c, "\x03", 1);
-		serve_pending(s, 0);
+		serve_pending(s, c);
 		break;
-	case 8:                                     /* let the machine run a moment */
-		serve_pending(s, 1 + op / 64);
+	case 8:                                     /* let the machine run */
+		let_run(s, c);
 		break;
 	case 9:                                     /* hang up, then a new client */
 		client_hang_up(c);
-		serve_pending(s, 0);
+		serve_pending(s, c);
 		client_connect(s, c);
 		break;
 	}
@@ -278,11 +345,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct fuzz_in in = { data, size };
 	struct gdb_server *s = machine_start(&in);
-	struct client c;
+	struct client c = { .digest = 0 };
 	client_connect(s, &c);
 	for (unsigned n = 0; n < MAX_OPS && in.left; n++)
 		one_op(s, &c, &in);
 	machine_end(s);
 	client_hang_up(&c);
+	if (fuzz_digest_wanted())
+		fuzz_digest_report(data, size, c.digest);
 	return 0;
 }

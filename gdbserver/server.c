@@ -412,10 +412,18 @@ void gdb_format_stop(struct gdb_server *s, const struct debug_event *ev)
 	rsp_buf_str(&s->reply, reason);
 }
 
+static void wake(void *opaque);
+
+/* Range steps taken in one go before the server looks at its client again:
+ * a range the vCPU never leaves (a loop on one source line) still hears
+ * Ctrl-C. */
+#define GDB_RANGE_BURST 256
+
 void gdb_report_stop(struct gdb_server *s)
 {
 	struct debug_event ev;
 	enum gdb_range_next next;
+	unsigned steps = 0;
 
 	do {
 		debug_stop_all(s->dbg);
@@ -424,6 +432,10 @@ void gdb_report_stop(struct gdb_server *s)
 		next = gdb_range_step(s, &ev);
 		if (next == GDB_RANGE_WAIT)
 			return;        /* stepping on; the next step's event comes later */
+		if (next == GDB_RANGE_AGAIN && ++steps == GDB_RANGE_BURST) {
+			wake(s);       /* the next step's event is handled after the client */
+			return;
+		}
 	} while (next == GDB_RANGE_AGAIN);
 	gdb_format_stop(s, &ev);
 	gdb_send_reply(s);

@@ -184,6 +184,15 @@ static void fw_cfg_destroy(void *opaque)
 	free(f);
 }
 
+/* A system reset selects the signature again, as QEMU's fw_cfg does. */
+static void fw_cfg_reset(void *opaque)
+{
+	struct fw_cfg *f = opaque;
+	pthread_mutex_lock(&f->lock);
+	fw_cfg_select_locked(f, FW_CFG_SIGNATURE);
+	pthread_mutex_unlock(&f->lock);
+}
+
 static int fw_cfg_init(struct vm *vm, struct err *e)
 {
 	struct fw_cfg *f = calloc(1, sizeof(*f));
@@ -200,6 +209,8 @@ static int fw_cfg_init(struct vm *vm, struct err *e)
 	ret = vm_on_snapshot(vm, "fw_cfg", sizeof(struct fw_cfg_image), fw_cfg_save,
 			     fw_cfg_restore, f, e);
 	if (ret < 0)
+		return ret;
+	if ((ret = vm_on_reset(vm, fw_cfg_reset, f, e)) < 0)
 		return ret;
 	return bus_register(&vm->pio, FW_CFG_PORT, FW_CFG_PORT_LEN, fw_cfg_io, f, "fw_cfg", e);
 }

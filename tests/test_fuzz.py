@@ -1,7 +1,8 @@
 """Runs each libFuzzer target (fuzz/, built with clang by `make fuzz-build`)
 for a few seconds over its regression inputs (fuzz/regress/<target>) and its
 seeds: no crash, sanitizer report, leak or hang. `make fuzz` runs them at
-length."""
+length. fuzz_emu keeps one machine for every input, so it is also checked to
+be deterministic: each input leaves the same state whatever ran before it."""
 import os
 import shutil
 import subprocess
@@ -14,14 +15,19 @@ TARGETS = ["gdbserver", "loader", "bus", "emu"]
 SECONDS = 5
 
 
-@pytest.mark.parametrize("target", TARGETS)
-def test_fuzz(target, tmp_path):
+def fuzzer(target):
     binary = os.path.join(ROOT, "build-fuzz", f"fuzz_{target}")
     if not os.path.exists(binary):
         if shutil.which("clang") is None:
             pytest.skip("skipped: no clang (the fuzzers are built with Debian's clang; "
                         "scripts/deps.sh test installs it)")
         pytest.fail(f"{binary} is not built: run `make fuzz-build`")
+    return binary
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_fuzz(target, tmp_path):
+    binary = fuzzer(target)
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     inputs = [os.path.join(ROOT, d, target) for d in ("fuzz/regress", "build-fuzz/seeds")]
@@ -36,3 +42,24 @@ def test_fuzz(target, tmp_path):
         f"fuzz_{target} found something (reproduce: {binary} <input>):\n{log[-6000:]}"
     runs = [l for l in log.splitlines() if l.startswith("stat::number_of_executed_units")]
     assert runs and int(runs[0].split()[-1]) > 0, f"fuzz_{target} ran no input:\n{log[-3000:]}"
+
+
+def test_fuzz_emu_deterministic(tmp_path):
+    """The regression inputs and seeds, run forwards and backwards in one
+    process each: every input's digest of the state it left (registers, time,
+    the exit, RAM: VMDB_FUZZ_DIGEST=1) is the same both times."""
+    binary = fuzzer("emu")
+    inputs = sorted(os.path.join(d, f)
+                    for d in (os.path.join(ROOT, "fuzz/regress/emu"),
+                              os.path.join(ROOT, "build-fuzz/seeds/emu"))
+                    if os.path.isdir(d) for f in os.listdir(d))
+    assert len(inputs) >= 2, "no inputs to compare"
+    runs = []
+    for order in (inputs, inputs[::-1]):
+        r = subprocess.run([binary, "-timeout=10"] + order, capture_output=True, text=True,
+                           timeout=120, cwd=tmp_path, env=dict(os.environ, VMDB_FUZZ_DIGEST="1"))
+        assert r.returncode == 0, r.stderr[-3000:]
+        runs.append(sorted(l for l in r.stderr.splitlines() if l.startswith("digest ")))
+    assert len(runs[0]) == len(inputs)
+    differ = sorted(set(runs[0]) ^ set(runs[1]))
+    assert not differ, "inputs that did something else after other inputs:\n" + "\n".join(differ)

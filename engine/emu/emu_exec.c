@@ -451,6 +451,11 @@ enum emu_stop emu_exec_run(struct emu_cpu *cpu, uint64_t budget)
 	case EMU_JMP_FAULT:
 		if (c->dbg_armed || emu_dbg_armed(cpu))
 			emu_dbg_fault(cpu);
+		/* a fault uses the budget as a retired instruction does: a
+		 * handler that faults again and again (which real mode lets
+		 * go on for ever) still gives up the run token */
+		if (c->budget_end > cpu->retired)
+			c->budget_end--;
 		break;
 	default:
 		break;

@@ -464,8 +464,8 @@ static void h_bt(struct emu_cpu *cpu, const struct emu_insn *in)
 	if (mem && OP1.kind == EMU_OP_REG) {
 		/* register bit offsets address memory beyond the operand */
 		int64_t soff = (int64_t)emu_sext(off, s);
-		int64_t word = soff >= 0 ? soff / bits : -((-soff + bits - 1) / bits);
-		bit = (unsigned)(soff - word * (int64_t)bits);
+		bit = (unsigned)(off & (bits - 1));     /* floor modulo: bits is a power of 2 */
+		int64_t word = (soff - (int64_t)bit) / (int64_t)bits;   /* exact, even at INT64_MIN */
 		lin = emu_op_lin(cpu, in, &OP0) + (uint64_t)(word * (int64_t)s);
 		v = emu_read(cpu, lin, s);
 	} else {

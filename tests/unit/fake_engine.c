@@ -2,14 +2,27 @@
 #include "tests/unit/fake_engine.h"
 
 #include <errno.h>
+#include <linux/futex.h>
 #include <sched.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "x86/x86.h"
 
 struct fake_cpu *fake_cpu_of(struct vcpu *v)
 {
 	return v->engine;
+}
+
+/* 0xf4 unstepped: sleep until a kick (the futex on c->kicked). */
+static void fake_halt(struct fake_cpu *c)
+{
+	__atomic_store_n(&c->halted, 1, __ATOMIC_SEQ_CST);
+	syscall(SYS_futex, &c->halted, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+	while (!__atomic_load_n(&c->kicked, __ATOMIC_SEQ_CST))
+		syscall(SYS_futex, &c->kicked, FUTEX_WAIT_PRIVATE, 0, NULL, NULL, 0);
+	__atomic_store_n(&c->halted, 0, __ATOMIC_SEQ_CST);
 }
 
 static int fake_run(struct vcpu *v, struct vm_exit *exit)
@@ -21,8 +34,12 @@ static int fake_run(struct vcpu *v, struct vm_exit *exit)
 		if (__atomic_exchange_n(&c->kicked, 0, __ATOMIC_SEQ_CST))
 			break;
 		uint64_t pc = c->regs.rip;
-		if (pc >= FAKE_RAM_SIZE)
+		if (pc >= v->vm->ram_size)
 			pc = c->regs.rip = 0x100;   /* wrap the fake program around */
+		if (ram[pc] == 0xf4 && !c->dbg.single_step) {
+			fake_halt(c);
+			continue;
+		}
 		const uint64_t *hdb = c->dbg.use_hw_bp ? c->dbg.db : c->dr.db;
 		uint64_t hdr7 = c->dbg.use_hw_bp ? c->dbg.dr7 : c->shared ? c->dr.dr7 : 0;
 		for (unsigned n = 0; n < 4 && !c->rf; n++) {
@@ -77,7 +94,9 @@ static int fake_run(struct vcpu *v, struct vm_exit *exit)
 
 static void fake_kick(struct vcpu *v)
 {
-	__atomic_store_n(&fake_cpu_of(v)->kicked, 1, __ATOMIC_SEQ_CST);
+	struct fake_cpu *c = fake_cpu_of(v);
+	__atomic_store_n(&c->kicked, 1, __ATOMIC_SEQ_CST);
+	syscall(SYS_futex, &c->kicked, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 }
 
 static void count_parts(unsigned *calls, unsigned mask)

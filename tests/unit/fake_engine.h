@@ -1,9 +1,10 @@
 /* tests/unit/fake_engine.h — a scripted fake engine for exercising the
  * debug core (tests/unit/debug_test.c) and the gdbserver above it
  * (fuzz/fuzz_gdbserver.c) without a CPU. It runs a one-byte instruction
- * set over vm->ram (FAKE_RAM_SIZE bytes): 0xcc is INT3 (a BPT exit with pc
- * = its address), 0xe6 a one-byte OUT (an IO exit to port 0x80, completed
- * on the next run), anything else a one-byte no-op; with single_step it
+ * set over vm->ram (vm->ram_size bytes, the program wraps around to 0x100):
+ * 0xcc is INT3 (a BPT exit with pc = its address), 0xe6 a one-byte OUT (an
+ * IO exit to port 0x80, completed on the next run), 0xf4 HLT (sleeps until
+ * a kick; a no-op when stepped), anything else a one-byte no-op; with single_step it
  * exits with DR6_BS after one instruction, at an enabled DR0-3 address with
  * a DB exit; a kick makes run() return KICKED. Two MSRs: EFER (reserved
  * bits refused) and FS_BASE. */
@@ -22,7 +23,8 @@ struct fake_cpu {
 	struct x86_regs regs;
 	struct x86_sregs sregs;     /* zero: CR0.PG clear, virtual = physical */
 	struct engine_debug dbg;
-	int kicked;                 /* atomic */
+	int kicked;                 /* atomic; a futex HLT sleeps on */
+	int halted;                 /* atomic: asleep on an HLT; a futex woken as it sleeps */
 	unsigned steps;
 	unsigned gets[5], sets[5];  /* state op calls per X86_STATE_* part (bit n) */
 	int fail_sets;              /* set_state fails with this (negative errno) */
