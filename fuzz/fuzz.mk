@@ -82,4 +82,4 @@ fuzz: fuzz-build
 	done
 endif
 
--include $(FUZZ_LIB_OBJS:.o=.d) $(FUZZ_BINS:%=%.d)
+-include $(FUZZ_LIB_OBJS:.o=.d) $(FUZZ_BINS:%=%.d) $(FUZZ_OBJS_gdbserver:.o=.d)
