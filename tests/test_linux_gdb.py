@@ -254,6 +254,16 @@ def test_linux_gdb_session(linux_gdb, linux_engine, build_dir):  # noqa: F811
     assert text_addr <= lstar < text_addr + text_size, hex(lstar)
     entry_bytes = file_bytes(vmlinux, lstar, 16)
 
+    # the monitor's address-space views walk the kernel's own page tables:
+    # the entry's physical copy holds its bytes, in a supervisor mapping
+    m = re.search(r"gpa: (0x[0-9a-f]+)", gdb.run(f"monitor gva2gpa {lstar:#x}"))
+    assert m, gdb.out[-2000:]
+    out = gdb.run(f"monitor xp/16xb {m.group(1)}")
+    assert bytes(int(b, 16) for b in re.findall(r" 0x([0-9a-f]{2})", out)) == entry_bytes, out
+    ranges = re.findall(r"^([0-9a-f]{16})-([0-9a-f]{16}) [0-9a-f]{16} ([-u])r[-w]$",
+                        gdb.run("monitor info mem"), re.M)
+    assert [u for s, e, u in ranges if int(s, 16) <= lstar < int(e, 16)] == ["-"], ranges
+
     # a hardware breakpoint there stops at init's next system call, in ring 0
     assert "Hardware assisted breakpoint 1" in gdb.run(f"hbreak *{lstar:#x}")
     out = gdb.run("continue", timeout=STEP_TIMEOUT)
