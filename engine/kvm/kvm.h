@@ -119,6 +119,9 @@ struct kvm_vcpu_state {
 	bool access_pending;
 	struct vm_exit access_exit;
 	const uint8_t *access_in_data;   /* IN: where machine/ put the value */
+	/* A debugger's single step exited for port I/O or MMIO: the next run()
+	 * completes the access alone and ends the step there (kvm_vcpu.c). */
+	bool step_io_pending;
 	/* The emu fallback (kvm_fallback.c); NULL without an assist. */
 	struct kvm_fallback *fb;
 	bool in_gate;              /* inside the map gate (kvm_watch.c) */

@@ -424,6 +424,31 @@ int kvm_run_once(struct kvm_vcpu_state *v, struct vm_exit *exit)
 	return 0;
 }
 
+/* The step whose instruction exited for port I/O or MMIO ends when KVM
+ * completes the access, at the start of the next KVM_RUN: there a host
+ * raises the single-step trap itself (KVM_EXIT_DEBUG), while some nested
+ * hosts (this one) run one more instruction before trapping. So complete
+ * the access alone (immediate_exit) and, without a trap from the host,
+ * end the step at the instruction after it. */
+static int kvm_step_io_complete(struct kvm_vcpu_state *v, struct vm_exit *exit)
+{
+	v->step_io_pending = false;
+	__atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+	int r = kvm_run_once(v, exit);      /* clears immediate_exit when interrupted */
+	__atomic_store_n(&v->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
+	if (r < 0 || exit->reason != VM_EXIT_KICKED)
+		return r;                   /* the host's own trap, or more of the access */
+	struct kvm_regs regs;
+	struct kvm_sregs sregs;
+	if (ioctl(v->fd, KVM_GET_REGS, &regs) < 0 || ioctl(v->fd, KVM_GET_SREGS, &sregs) < 0)
+		return -errno;
+	memset(exit, 0, sizeof(*exit));
+	exit->reason = VM_EXIT_DB;
+	exit->db.dr6 = DR6_INIT | DR6_BS;   /* as KVM reports a step */
+	exit->db.pc = sregs.cs.base + regs.rip;
+	return 0;
+}
+
 /* KVM_RUN until an exit for the caller: instructions the host cannot
  * emulate are completed by emu in between (kvm_fallback.c). A kick during
  * that is seen by the next KVM_RUN (immediate_exit). */
@@ -433,6 +458,14 @@ static int kvm_run_exit(struct vcpu *vcpu, struct vm_exit *exit)
 	memset(exit, 0, sizeof(*exit));
 	if (v->access_pending)
 		return kvm_access_complete(v, exit);
+	if (v->step_io_pending && v->debug.single_step) {
+		int r = kvm_step_io_complete(v, exit);
+		if (r < 0 || (exit->reason != VM_EXIT_IO && exit->reason != VM_EXIT_MMIO))
+			return r;
+		v->step_io_pending = true;  /* a string access goes on exiting */
+		return 0;
+	}
+	v->step_io_pending = false;
 	if (!kvm_fallback_ready_to_run(vcpu, exit))
 		return 0;
 	for (;;) {
@@ -448,8 +481,11 @@ static int kvm_run_exit(struct vcpu *vcpu, struct vm_exit *exit)
 			if (hit == 0)
 				continue;
 		}
-		if (!kvm_fallback_handled(vcpu, exit))
+		if (!kvm_fallback_handled(vcpu, exit)) {
+			v->step_io_pending = v->debug.single_step &&
+					     (exit->reason == VM_EXIT_IO || exit->reason == VM_EXIT_MMIO);
 			return 0;
+		}
 	}
 }
 
