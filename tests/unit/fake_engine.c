@@ -73,6 +73,7 @@ static int fake_run(struct vcpu *v, struct vm_exit *exit)
 			exit->io.size = 1;
 			exit->io.count = 1;
 			exit->io.is_write = true;
+			exit->io.data = c->out_data;
 			return 0;
 		}
 		c->out_pending = false;

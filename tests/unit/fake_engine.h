@@ -29,6 +29,7 @@ struct fake_cpu {
 	unsigned gets[5], sets[5];  /* state op calls per X86_STATE_* part (bit n) */
 	int fail_sets;              /* set_state fails with this (negative errno) */
 	bool out_pending;           /* 0xe6 (a one-byte OUT) left for the machine */
+	uint8_t out_data[8];        /* its byte, where machine/ reads it (io.data) */
 	unsigned outs_handled;      /* the vCPU loop's port I/O handling, counted */
 	unsigned lent_runs;         /* runs on the debugger's thread */
 	/* the shared-DR engine: the guest's own file, the hardware is dbg's
