@@ -1,6 +1,7 @@
 """Clients for the gdb stub tests: real gdb (batch mode, or interactive for
 Ctrl-C), real lldb (batch mode) and a raw RSP socket client for the cases
 gdb never sends."""
+import contextlib
 import os
 import re
 import signal
@@ -117,6 +118,22 @@ def frame(payload) -> bytes:
     if isinstance(payload, str):
         payload = payload.encode()
     return b"$" + payload + b"#" + checksum(payload)
+
+
+@contextlib.contextmanager
+def rsp_session(vm, target):
+    """A raw RSP client of the vmdb at `target`; at the end the guest is
+    killed (a vmdb already gone is fine) and vmdb waited for."""
+    c = RspClient(target)
+    try:
+        yield c
+    finally:
+        try:
+            c.kill()
+        except OSError:
+            pass
+        vm.wait(30)
+        c.close()
 
 
 class RspClient:

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from gdbclient import RspClient, frame, gdb_batch, start_gdb_vmdb
+from gdbclient import RspClient, frame, gdb_batch, rsp_session, start_gdb_vmdb
 
 
 def symbol(elf, name):
@@ -34,14 +34,8 @@ def monitor(c, command):
 def regs_stub(start_vmdb, guest, free_port):
     elf = guest("gdb_target")
     vm, target = start_gdb_vmdb(start_vmdb, elf, "--cmdline", "test=regs", port=free_port())
-    c = RspClient(target)
-    yield elf, c
-    try:
-        c.kill()
-    except OSError:
-        pass
-    vm.wait(30)
-    c.close()
+    with rsp_session(vm, target) as c:
+        yield elf, c
 
 
 def test_ctrl_c_burst_is_one_stop_and_later_hits_arrive(regs_stub):

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from gdbclient import RspClient, frame, start_gdb_vmdb
+from gdbclient import frame, rsp_session, start_gdb_vmdb
 
 
 SCRATCH = 0x300000          # identity-mapped RAM the regs scenario never touches
@@ -16,14 +16,8 @@ SCRATCH = 0x300000          # identity-mapped RAM the regs scenario never touche
 def stub(start_vmdb, guest, free_port):
     vm, target = start_gdb_vmdb(start_vmdb, guest("gdb_target"), "--cmdline", "test=regs",
                                 port=free_port())
-    c = RspClient(target)
-    yield c
-    try:
-        c.kill()
-    except OSError:
-        pass
-    vm.wait(30)
-    c.close()
+    with rsp_session(vm, target) as c:
+        yield c
 
 
 def alive(c):

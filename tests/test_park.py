@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from gdbclient import RspClient, frame, start_gdb_vmdb
+from gdbclient import RspClient, frame, rsp_session, start_gdb_vmdb
 from test_debug_hardening import monitor, symbol
 
 CYCLES = 200
@@ -27,14 +27,8 @@ def smp_stub(request, engine, start_vmdb, guest, free_port):
     elf = guest(name)
     vm, target = start_gdb_vmdb(start_vmdb, elf, *args, port=free_port(), wait=False)
     vm.wait_for("serial", ready, timeout=120)
-    c = RspClient(target)
-    yield c
-    try:
-        c.kill()
-    except OSError:
-        pass
-    vm.wait(30)
-    c.close()
+    with rsp_session(vm, target) as c:
+        yield c
 
 
 def park_counts(c):
@@ -74,8 +68,7 @@ def test_stepi_over_port_io_runs_on_the_clients_thread(engine, start_vmdb, guest
     the kvm engine completes the access alone and ends the step there)."""
     elf = guest("gdb_target")
     vm, target = start_gdb_vmdb(start_vmdb, elf, "--cmdline", "test=regs", port=free_port())
-    c = RspClient(target)
-    try:
+    with rsp_session(vm, target) as c:
         loop = symbol(elf, "gdb_regs_ready")
         assert c.request("Z0,%x,1" % loop) == b"OK"
         assert c.request("vCont;c").startswith(b"T05")
@@ -99,10 +92,6 @@ def test_stepi_over_port_io_runs_on_the_clients_thread(engine, start_vmdb, guest
         text, _ = monitor(c, "info park")
         handled = int(re.search(r"client's thread: (\d+)", text).group(1)) - before
         assert handled == 20 if engine == "emu" else handled >= 10, text
-    finally:
-        c.kill()
-        vm.wait(30)
-        c.close()
 
 
 @pytest.mark.parametrize("code, want", [
