@@ -154,6 +154,14 @@ size_t debug_console_take(struct debug *d, char *out, size_t size, uint64_t *los
 	struct debug_console *c = &d->console;
 	pthread_mutex_lock(&d->lock);
 	size_t n = c->len < size ? c->len : size;
+	/* more than fits: end at a line's end, so that a client printing the
+	 * packets as they come (gdb with its own log between them) never
+	 * shows half a line */
+	for (size_t k = n; n < c->len && k > 0; k--)
+		if (c->buf[(c->head + k - 1) % DEBUG_CONSOLE_SIZE] == '\n') {
+			n = k;
+			break;
+		}
 	size_t first = n < DEBUG_CONSOLE_SIZE - c->head ? n : DEBUG_CONSOLE_SIZE - c->head;
 	memcpy(out, c->buf + c->head, first);
 	memcpy(out + first, c->buf, n - first);

@@ -245,7 +245,8 @@ struct debug_cmd_list {
 int debug_sw_set_cmds(struct debug *d, uint64_t addr, bool phys,
 		      const struct debug_cmd_list *list, struct err *e) must_check;
 /* The commands' text, oldest first: up to size bytes into out (the
- * count), and in *lost the bytes that found no room since the last take
+ * count, ending at a line's end when more is waiting and one fits), and in
+ * *lost the bytes that found no room since the last take
  * (the reader was too slow for too long). Any thread. */
 size_t debug_console_take(struct debug *d, char *out, size_t size, uint64_t *lost);
 /* vcpu's stop at the breakpoint at addr came from a condition that could
