@@ -370,32 +370,52 @@ static const char *const access_kind_names[ENGINE_ACCESS_KINDS] = {
 	[ENGINE_ACCESS_IO] = "port", [ENGINE_ACCESS_MSR] = "MSR", [ENGINE_ACCESS_CR] = "CR",
 };
 
+/* The engine's word on the catches with this rule added: caps first,
+ * then its finer check (a host without the means, a range it cannot
+ * watch), which says why in words. */
+static int access_allowed(struct debug *d, const struct engine_access_rule *rule, struct err *e)
+{
+	const struct engine_caps *caps;
+	const struct engine_debug_ops *eng = d->vm->engine->debug;
+	struct engine_access_filter f;
+	if (debug_caps(d, &caps, e) < 0)
+		return -e->code;
+	pthread_mutex_lock(&d->lock);
+	f = d->access;
+	pthread_mutex_unlock(&d->lock);
+	if (f.nr >= ENGINE_ACCESS_RULES)
+		return err_set(e, ENOSPC, "%u access catches at most", ENGINE_ACCESS_RULES);
+	f.rule[f.nr++] = *rule;
+	if (eng && eng->check_access)
+		return eng->check_access(d->vm, &f, e);
+	if (!(caps->catch_access & (1u << rule->kind)))
+		return err_set(e, ENOTSUP, "the %s engine cannot catch %s accesses here "
+			       "(monitor info caps says what it can)", d->vm->engine->name,
+			       access_kind_names[rule->kind]);
+	return 0;
+}
+
 int debug_catch_access_add(struct debug *d, enum engine_access_kind kind, uint32_t first,
 			   uint32_t last, bool read, bool write, struct err *e)
 {
-	const struct engine_caps *caps;
+	struct engine_access_rule rule;
 	if (kind >= ENGINE_ACCESS_KINDS || first > last || (!read && !write))
 		return err_set(e, EINVAL, "an empty access catch");
-	if (debug_caps(d, &caps, e) < 0)
-		return -e->code;
-	if (!(caps->catch_access & (1u << kind)))
-		return err_set(e, ENOTSUP, "the %s engine cannot catch %s accesses here "
-			       "(monitor info caps says what it can)", d->vm->engine->name,
-			       access_kind_names[kind]);
+	/* field by field on zeroed memory: engine_debug is compared bytewise */
+	memset(&rule, 0, sizeof(rule));
+	rule.kind = (uint8_t)kind;
+	rule.first = first;
+	rule.last = last;
+	rule.read = read;
+	rule.write = write;
+	int r = access_allowed(d, &rule, e);
+	if (r < 0)
+		return r;
 	pthread_mutex_lock(&d->lock);
-	int r = 0;
-	if (d->access.nr >= ENGINE_ACCESS_RULES) {
+	if (d->access.nr >= ENGINE_ACCESS_RULES)
 		r = err_set(e, ENOSPC, "%u access catches at most", ENGINE_ACCESS_RULES);
-	} else {
-		/* field by field on zeroed memory: engine_debug is compared bytewise */
-		struct engine_access_rule *rule = &d->access.rule[d->access.nr++];
-		memset(rule, 0, sizeof(*rule));
-		rule->kind = (uint8_t)kind;
-		rule->first = first;
-		rule->last = last;
-		rule->read = read;
-		rule->write = write;
-	}
+	else
+		d->access.rule[d->access.nr++] = rule;
 	pthread_mutex_unlock(&d->lock);
 	return r;
 }

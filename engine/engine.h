@@ -390,7 +390,14 @@ struct engine_debug_ops {
 	 * guest memory are not reported. Called with every vCPU out of run().
 	 * Optional. */
 	int (*set_watch)(struct vm *vm, const struct engine_watch *w, unsigned n,
-			 struct err *e);	/* Deliver exception `vector` through the guest's IDT now, as the CPU
+			 struct err *e);
+	/* Whether set_debug can honour this access filter (engine_debug.access)
+	 * on every vCPU: 0, or -errno with the reason in words (a kind this
+	 * host cannot catch, a range the engine cannot watch); the finer word
+	 * behind caps.catch_access. Optional: every rule of a kind in
+	 * caps.catch_access is honoured. */
+	int (*check_access)(struct vm *vm, const struct engine_access_filter *f, struct err *e);
+	/* Deliver exception `vector` through the guest's IDT now, as the CPU
 	 * does at an instruction boundary, with RFLAGS = rflags (the guest's
 	 * own TF and IF, which the engine's may hide while the debugger
 	 * steps): on return the vCPU is at the first instruction of the

@@ -71,6 +71,23 @@ struct kvm_watch_state {
  * supported table may not even list it, as here). */
 enum kvm_cpuid_avx { KVM_CPUID_UNKNOWN, KVM_CPUID_FOLLOWS, KVM_CPUID_HOST_AVX };
 
+/* kvm_msr_catch.c: the MSR filter that denies the caught MSRs, as ranges
+ * of all-zero bitmaps over a default of allow (compared bytewise: no
+ * padding). */
+struct kvm_msr_deny {
+	unsigned nr;
+	struct kvm_msr_deny_range {
+		uint32_t base, nmsrs;
+		uint32_t flags;          /* KVM_MSR_FILTER_READ | KVM_MSR_FILTER_WRITE */
+	} range[KVM_MSR_FILTER_MAX_RANGES];
+};
+
+struct kvm_msr_catch {
+	bool exits;                  /* KVM_MSR_EXIT_REASON_FILTER enabled: denied accesses exit */
+	pthread_mutex_t lock;        /* several vCPUs' set_debug at once */
+	struct kvm_msr_deny installed;
+};
+
 struct kvm_vm_state {
 	int sys_fd;                /* /dev/kvm */
 	int vm_fd;
@@ -86,6 +103,7 @@ struct kvm_vm_state {
 	struct kvm_mem_slot slots[KVM_ENGINE_MAX_SLOTS];
 	unsigned nr_slots;
 	struct kvm_watch_state watch;
+	struct kvm_msr_catch msr;
 };
 
 struct kvm_vcpu_state {
@@ -161,6 +179,8 @@ int kvm_op_run(struct vcpu *vcpu, struct vm_exit *exit);
 int kvm_op_run_borrowed(struct vcpu *vcpu, struct vm_exit *exit);
 /* One KVM_RUN, its exit translated (a kick or EINTR: VM_EXIT_KICKED). */
 int kvm_run_once(struct kvm_vcpu_state *v, struct vm_exit *exit);
+/* struct kvm_run's exit (after a KVM_RUN that returned 0) into *exit. */
+void kvm_exit_translate(struct kvm_vcpu_state *v, struct vm_exit *exit);
 void kvm_op_kick(struct vcpu *vcpu);
 /* Read up to max instruction bytes at the linear address pc through the
  * guest's page tables, a page at a time; returns how many were readable.
@@ -246,12 +266,36 @@ void kvm_watch_free(struct kvm_vm_state *kvm);
 /* Around each run(): wait while set_watch changes the memory map. */
 void kvm_watch_gate_enter(struct kvm_vcpu_state *v);
 void kvm_watch_gate_leave(struct kvm_vcpu_state *v);
+/* Close the gate with no vCPU left inside run() (those inside are kicked
+ * out), for a VM-wide change; open it again. Never from inside run(). */
+void kvm_watch_gate_close(struct vm *vm);
+void kvm_watch_gate_open(struct kvm_vm_state *kvm);
 /* An MMIO exit (still in v->run): -1 not on a trapped page; else the
  * access is completed against RAM and the result is the id + 1 of a
  * watched range it touched, 0 for none (run on). */
 int kvm_watch_mmio(struct kvm_vcpu_state *v);
 /* After a hit: finish the instruction, fill *exit (VM_EXIT_DB, db.watch). */
 int kvm_watch_report(struct kvm_vcpu_state *v, struct vm_exit *exit, uint32_t hit);
+
+/* kvm_msr_catch.c — `monitor catch msr` through KVM's MSR filter (see
+ * there). */
+/* At VM creation, once vm_fd exists: denied MSR accesses exit to vmdb
+ * where the host has the filter (msr.exits). */
+void kvm_msr_catch_init(struct kvm_vm_state *kvm);
+void kvm_msr_catch_free(struct kvm_vm_state *kvm);
+/* The filter ranges that deny exactly f's MSR rules, per direction: 0, or
+ * -errno with why in words (the x2APIC MSRs, more than the filter holds). */
+int kvm_msr_deny_build(const struct engine_access_filter *f, struct kvm_msr_deny *out,
+		       struct err *e);
+/* engine_debug_ops.check_access. */
+int kvm_op_check_access(struct vm *vm, const struct engine_access_filter *f, struct err *e);
+/* From set_debug: the VM's filter becomes f's, with every vCPU out of
+ * KVM_RUN, when it differs. Never from inside run(). */
+int kvm_msr_catch_apply(struct vcpu *vcpu, const struct engine_access_filter *f);
+/* KVM_EXIT_X86_RDMSR/WRMSR (still in v->run): the access is done, the
+ * instruction finished, and *exit is VM_EXIT_ACCESS (VM_EXIT_DB where a
+ * step ended there; VM_EXIT_NONE where the access raised #GP). */
+void kvm_msr_exit(struct kvm_vcpu_state *v, struct vm_exit *exit);
 
 /* kvm_cpuid.c — the vCPU's CPUID table (KVM's supported one, patched):
  * KVM_SET_CPUID2 for vCPU `id`. */

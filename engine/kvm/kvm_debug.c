@@ -16,6 +16,9 @@ int kvm_op_set_debug(struct vcpu *vcpu, const struct engine_debug *dbg)
 	struct kvm_vcpu_state *v = kvm_vcpu_of(vcpu);
 	struct kvm_guest_debug g;
 	memset(&g, 0, sizeof(g));
+	int r = kvm_msr_catch_apply(vcpu, &dbg->access);
+	if (r < 0)
+		return r;
 	v->debug = *dbg;
 	if (dbg->single_step)
 		g.control |= KVM_GUESTDBG_SINGLESTEP;

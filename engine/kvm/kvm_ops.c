@@ -30,6 +30,7 @@ static const struct engine_vcpu_ops kvm_vcpu_ops = {
 static const struct engine_debug_ops kvm_debug_ops = {
 	.set_debug = kvm_op_set_debug,
 	.set_watch = kvm_op_set_watch,
+	.check_access = kvm_op_check_access,
 	.deliver_exception = kvm_op_deliver_exception,
 };
 

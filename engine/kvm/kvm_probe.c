@@ -452,14 +452,18 @@ static int probe_with_guest(probe_guest_fn fn, bool user, const struct emu_singl
 }
 
 /* Port I/O that KVM does not serve itself exits to vmdb, which catches
- * it; in-kernel devices' ports (PIC, PIT) never leave the kernel. */
+ * it; in-kernel devices' ports (PIC, PIT) never leave the kernel. MSRs
+ * through KVM's MSR filter where the host has it (kvm_msr_catch.c). */
 static void probe_access(const struct kvm_host_caps *c, struct engine_caps *caps,
 			 struct probe_finding *f)
 {
 	caps->catch_access = 1u << ENGINE_ACCESS_IO;
+	if (c->msr_filter)
+		caps->catch_access |= 1u << ENGINE_ACCESS_MSR;
 	probe_say(f, true, "io: ports served by vmdb's devices (not the in-kernel PIC/PIT); "
-		  "msr: no (MSR filter %s, unused); cr: no (KVM has no CR-write exit)",
-		  c->msr_filter ? "present" : "absent");
+		  "msr: %s; cr: no (KVM has no CR-write exit)",
+		  c->msr_filter ? "yes (KVM's MSR filter sends the caught MSRs to vmdb)"
+				: "no (host KVM has no MSR filter)");
 }
 
 static const char *const probe_names[] = {

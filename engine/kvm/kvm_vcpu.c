@@ -352,7 +352,7 @@ static int16_t kvm_shutdown_vector(struct kvm_vcpu_state *v)
 	return ev.exception.nr < 32 ? ev.exception.nr : -1;
 }
 
-static void kvm_exit_translate(struct kvm_vcpu_state *v, struct vm_exit *exit)
+void kvm_exit_translate(struct kvm_vcpu_state *v, struct vm_exit *exit)
 {
 	struct kvm_run *run = v->run;
 	switch (run->exit_reason) {
@@ -388,6 +388,10 @@ static void kvm_exit_translate(struct kvm_vcpu_state *v, struct vm_exit *exit)
 		break;
 	case KVM_EXIT_INTERNAL_ERROR:
 		kvm_exit_internal(v, exit);
+		break;
+	case KVM_EXIT_X86_RDMSR:
+	case KVM_EXIT_X86_WRMSR:
+		kvm_msr_exit(v, exit);       /* a caught MSR (kvm_msr_catch.c) */
 		break;
 	default:
 		exit->reason = VM_EXIT_UNKNOWN;

@@ -178,6 +178,7 @@ static void kvm_vm_free(struct kvm_vm_state *kvm)
 		close(kvm->sys_fd);
 	free(kvm->cpuid);
 	kvm_watch_free(kvm);
+	kvm_msr_catch_free(kvm);
 	free(kvm);
 }
 
@@ -189,6 +190,7 @@ int kvm_op_vm_create(struct vm *vm, const struct emu_single_ops *assist, struct 
 	kvm->sys_fd = kvm->vm_fd = -1;
 	kvm->assist = assist;
 	kvm_watch_init(kvm);
+	pthread_mutex_init(&kvm->msr.lock, NULL);
 
 	int r = kvm_open_dev(kvm, e);
 	if (r < 0)
@@ -205,6 +207,7 @@ int kvm_op_vm_create(struct vm *vm, const struct emu_single_ops *assist, struct 
 	}
 	kvm->vm_fd = r;
 	kvm_read_caps(kvm);
+	kvm_msr_catch_init(kvm);
 	r = ioctl(kvm->sys_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
 	if (r <= 0) {
 		r = err_set(e, errno, "KVM_GET_VCPU_MMAP_SIZE failed: %s", strerror(errno));

@@ -201,8 +201,9 @@ void kvm_watch_gate_leave(struct kvm_vcpu_state *v)
  * suffices (immediate_exit covers a vCPU about to enter KVM_RUN), again
  * now and then against a signal some other code consumed. Never called
  * from inside run(). */
-static void gate_close(struct vm *vm, struct kvm_watch_state *ws)
+void kvm_watch_gate_close(struct vm *vm)
 {
+	struct kvm_watch_state *ws = &kvm_vm_of(vm)->watch;
 	pthread_mutex_lock(&ws->gate_lock);
 	while (ws->closed)      /* another set_watch changing the map */
 		pthread_cond_wait(&ws->gate_cond, &ws->gate_lock);
@@ -225,8 +226,9 @@ static void gate_close(struct vm *vm, struct kvm_watch_state *ws)
 	pthread_mutex_unlock(&ws->gate_lock);
 }
 
-static void gate_open(struct kvm_watch_state *ws)
+void kvm_watch_gate_open(struct kvm_vm_state *kvm)
 {
+	struct kvm_watch_state *ws = &kvm->watch;
 	pthread_mutex_lock(&ws->gate_lock);
 	ws->closed = false;
 	pthread_cond_broadcast(&ws->gate_cond);
@@ -246,9 +248,9 @@ int kvm_op_set_watch(struct vm *vm, const struct engine_watch *w, unsigned n, st
 		return err_set(e, ENOMEM, "out of memory for %u watched ranges", n);
 	if (n)
 		memcpy(copy, w, n * sizeof(*copy));
-	gate_close(vm, &kvm->watch);
+	kvm_watch_gate_close(vm);
 	int r = set_watch_closed(vm, copy, n, e);
-	gate_open(&kvm->watch);
+	kvm_watch_gate_open(kvm);
 	return r;
 }
 

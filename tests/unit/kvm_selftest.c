@@ -450,6 +450,54 @@ static void test_inject_gp(struct kvm_tiny_guest *g)
 	CHECK_EQ(regs.rcx, KVM_TINY_CODE);     /* RIP of the faulting context */
 }
 
+/* Caught MSRs exit through KVM's MSR filter: each access is reported
+ * after its instruction with the value, and done as the CPU would (the
+ * guest reads back what it wrote). Where the host has no filter, skipped. */
+static void test_msr_catch(struct kvm_tiny_guest *g)
+{
+	static const uint8_t code[] = {
+		0xb9, 0x81, 0x00, 0x00, 0xc0,      /* mov ecx, 0xc0000081 (STAR) */
+		0xb8, 0x00, 0x00, 0x00, 0x00,      /* mov eax, 0 */
+		0xba, 0x08, 0x00, 0x13, 0x00,      /* mov edx, 0x130008 */
+		0x0f, 0x30,                        /* wrmsr */
+		0x31, 0xd2,                        /* xor edx, edx */
+		0x0f, 0x32,                        /* rdmsr */
+		OUT_DONE, HLT,
+	};
+	if (!kvm_vm_of(g->vm)->msr.exits) {
+		printf("  skipped: host KVM has no MSR filter\n");
+		return;
+	}
+	load(g, code, sizeof(code));
+	struct engine_debug dbg = { 0 };
+	dbg.access.nr = 1;
+	dbg.access.rule[0] = (struct engine_access_rule){ .kind = ENGINE_ACCESS_MSR, .read = true,
+							  .write = true, .first = 0xc0000081,
+							  .last = 0xc0000081 };
+	CHECK_OK(ops->debug->set_debug(g->vcpu, &dbg));
+	CHECK_EQ(kvm_vm_of(g->vm)->msr.installed.nr, 1);
+	struct vm_exit x;
+	struct x86_regs regs;
+	for (int write = 1; write >= 0; write--) {
+		uint64_t at = KVM_TINY_CODE + (write ? 15 : 19);
+		CHECK_OK(kvm_tiny_run(g, &x, 2000));
+		CHECK_EQ(x.reason, VM_EXIT_ACCESS);
+		CHECK_EQ(x.access.kind, ENGINE_ACCESS_MSR);
+		CHECK_EQ(x.access.is_write, write);
+		CHECK_EQ(x.access.index, 0xc0000081);
+		CHECK_EQ(x.access.value, 0x0013000800000000ull);
+		CHECK_EQ(x.access.pc, at);
+		CHECK_OK(engine_get_regs(ops, g->vcpu, &regs));
+		CHECK_EQ(regs.rip, at + 2);
+		CHECK_EQ(regs.rdx, 0x130008);
+	}
+	CHECK_OK(kvm_tiny_run(g, &x, 2000));
+	CHECK_EQ(x.reason, VM_EXIT_IO);
+	struct engine_debug none = { 0 };
+	CHECK_OK(ops->debug->set_debug(g->vcpu, &none));
+	CHECK_EQ(kvm_vm_of(g->vm)->msr.installed.nr, 0);
+}
+
 static void test_probe(struct kvm_tiny_guest *g)
 {
 	(void)g;
@@ -551,6 +599,7 @@ static const struct {
 	{ "INT3 is reported as BPT", test_int3_is_bpt },
 	{ "#BP injected after INT3", test_inject_bp_after_int3 },
 	{ "#GP injected with error code", test_inject_gp },
+	{ "MSR catches through KVM's MSR filter", test_msr_catch },
 	{ "probe", test_probe },
 	{ "MOV DR decoded for the GD trap", test_mov_dr_decode },
 };

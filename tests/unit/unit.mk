@@ -3,7 +3,7 @@
 # for it (a name ending in "test": tests/test_unit.py runs every such binary;
 # exit 77 means skipped). `make unit` builds them all, `make unit-NAME` builds
 # and runs one (`make unit-debug_test`).
-UNIT_TESTS := rsp_test kvm_selftest machine_test debug_test emu_debug_test \
+UNIT_TESTS := rsp_test kvm_selftest kvm_msr_test machine_test debug_test emu_debug_test \
 	emu_platform_test x86_desc_test x86_seg_load_test x86_paging_test emu_cpuid_test \
 	agent_test snapshot_test
 
@@ -25,6 +25,10 @@ $(BUILD)/tests/rsp_test: $(addprefix $(BUILD)/,rsp/rsp.o rsp/rsp_args.o util/err
 
 # engine/kvm/: runs on the host's /dev/kvm (skipped without one).
 $(BUILD)/tests/kvm_selftest: $(patsubst %.c,$(BUILD)/%.o,engine/engine.c \
+	$(wildcard engine/kvm/*.c) x86/paging.c x86/x86.c util/err.c)
+
+# engine/kvm/'s MSR catch filter, without /dev/kvm (the same objects).
+$(BUILD)/tests/kvm_msr_test: $(patsubst %.c,$(BUILD)/%.o,engine/engine.c \
 	$(wildcard engine/kvm/*.c) x86/paging.c x86/x86.c util/err.c)
 
 # machine/: buses, devices, ACPI and loaders; the test provides a fake machine
