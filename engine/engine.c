@@ -7,8 +7,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "engine/kvm/kvm.h"
-
 /* Bounds of the ENGINE_REGISTER() section; weak: a binary that links no
  * engine (a unit test of something else) still links. */
 extern const struct engine_ops *const __start_vmdb_engines[] __attribute__((weak));
@@ -94,16 +92,23 @@ const struct engine_ops *engine_auto(char *why, size_t size)
 			 strerror(errno));
 		return emu;
 	}
-	double rate = 0;
+	struct engine_caps caps;
 	struct err e = { 0 };
-	if (kvm_ring0_rate(engine_assist(), &rate, &e) < 0) {
-		snprintf(why, size, "engine emu: KVM could not run a probe guest (%s)", e.msg);
+	if (!kvm->vm->probe || kvm->vm->probe(engine_assist(), &caps, NULL, &e) < 0) {
+		snprintf(why, size, "engine emu: KVM could not run a probe guest (%s)",
+			 kvm->vm->probe ? e.msg : "it cannot be probed");
 		return emu;
 	}
-	if (rate >= KVM_NATIVE_RING0_RATE) {
+	double rate = caps.ring0_rate;
+	if (caps.ring0_native) {
 		snprintf(why, size, "engine kvm: this host runs guest ring-0 code natively "
 			 "(measured %.0fM instructions/s); --engine emu to override", rate / 1e6);
 		return kvm;
+	}
+	if (rate <= 0) {
+		snprintf(why, size, "engine emu: KVM could not time a ring-0 probe guest; "
+			 "--engine kvm to insist");
+		return emu;
 	}
 	snprintf(why, size, "engine emu: this host emulates guest ring-0 code (measured %.1fM "
 		 "instructions/s), emu runs it faster; --engine kvm to override", rate / 1e6);

@@ -255,6 +255,9 @@ struct engine_caps {
 	bool step_keeps_guest_tf; /* single_step leaves the guest's own RFLAGS.TF, its
 				   * images and its traps exact: no shadow needed */
 	unsigned catch_access;   /* bit n: engine_debug.access sees enum engine_access_kind n */
+	bool ring0_native;       /* the host runs guest kernel (ring-0) code natively */
+	double ring0_rate;       /* guest ring-0 instructions per second measured here;
+				  * 0: not measured (no hardware under the engine, or it failed) */
 };
 
 /* One probe finding for the user: "name: yes/no (how)". */
@@ -511,8 +514,10 @@ void engine_fallback_format(const struct engine_fallback_stats *stats, char *out
 
 /* --engine auto: kvm where the host runs guest kernel (ring-0) code
  * natively, emu where it does not (it is then faster than the host's
- * instruction emulator) or where there is no /dev/kvm. Measures with a
- * tiny probe guest (a few ms). why gets one sentence for the user. */
+ * instruction emulator) or where there is no /dev/kvm. Asks kvm's probe
+ * for its caps (engine_caps.ring0_native: two tiny probe guests, one of
+ * them timing a ring-0 loop, ~50 ms here). why gets one sentence for the
+ * user. */
 const struct engine_ops *engine_auto(char *why, size_t size);
 
 #endif

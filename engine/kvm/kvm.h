@@ -1,8 +1,8 @@
 /* engine/kvm/kvm.h — private to the KVM engine: the per-VM and per-vCPU
  * state behind vm->engine_vm and vcpu->engine, the cached
  * KVM_CHECK_EXTENSION answers, and the helpers the engine's files share.
- * Nothing outside engine/kvm/ includes this except engine/engine.c (for
- * kvm_ring0_rate), the engine's own unit test and bench/kvm_step_leak.c.
+ * Nothing outside engine/kvm/ includes this except the engine's own unit
+ * tests and bench/kvm_step_leak.c.
  *
  * Addresses in exits: db.pc and bpt.pc are what KVM reports in
  * kvm_run.debug.arch.pc, a linear address (CS base + RIP; equal to RIP in
@@ -225,15 +225,6 @@ int kvm_op_inject_exception(struct vcpu *vcpu, uint8_t vector, bool has_error_co
 /* kvm_probe.c */
 int kvm_op_probe(const struct emu_single_ops *assist, struct engine_caps *caps,
 		 struct engine_report *report, struct err *e);
-/* Guest ring-0 instructions per second on this host, measured with a tiny
- * guest (a 10k-instruction loop, ~7 ms here): native hosts give hundreds
- * of millions even counting the exit, hosts whose KVM emulates ring 0
- * (nested, like ours) about 1.5 million. */
-int kvm_ring0_rate(const struct emu_single_ops *assist, double *per_second, struct err *e);
-/* At or above this, ring 0 runs natively (--engine auto picks kvm): far
- * above any host emulator, far below native speed even counting the exit
- * that ends the loop. */
-#define KVM_NATIVE_RING0_RATE 20e6
 
 /* kvm_fallback.c — instructions the host's emulator gives up on
  * (KVM_EXIT_INTERNAL_ERROR, emulation failure) run one at a time on emu's
