@@ -377,5 +377,10 @@ void debug_park_describe(struct debug *d, char *out, size_t size);
 int debug_caps(struct debug *d, const struct engine_caps **caps, struct err *e);
 int debug_caps_report(struct debug *d, const struct engine_report **report, struct err *e);
 size_t debug_mechanisms(struct debug *d, char *out, size_t size);
+/* The instructions the engine handed to another engine's core so far:
+ * "kvm → emu single-instruction fallback: 12 (INT 7, ...)" and each vCPU's
+ * share where there are several; nothing where the engine never does.
+ * Any time (counts may be moving). Returns the whole length, as above. */
+size_t debug_fallback_describe(struct debug *d, char *out, size_t size);
 
 #endif

@@ -1,8 +1,10 @@
 /* debug/state.c — a vCPU's architectural state as the debugger reads and
  * writes it (with the vCPU parked), the one-line description of a vCPU
- * for thread lists, and the capability report. */
+ * for thread lists, the capability report and the engine's fallback
+ * counts. */
 #include "debug/debug_int.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -129,6 +131,42 @@ int debug_caps_report(struct debug *d, const struct engine_report **report, stru
 	}
 	*report = &d->report;
 	return 0;
+}
+
+/* snprintf at out + len that keeps counting past a full buffer. */
+__attribute__((format(printf, 4, 5)))
+static size_t append(char *out, size_t size, size_t len, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(len < size ? out + len : NULL, len < size ? size - len : 0, fmt, ap);
+	va_end(ap);
+	return len + (n > 0 ? (size_t)n : 0);
+}
+
+size_t debug_fallback_describe(struct debug *d, char *out, size_t size)
+{
+	const struct engine_ops *eng = d->vm->engine, *core = engine_lender(d->vm->engine_assist);
+	int (*stats)(struct vcpu *, struct engine_fallback_stats *) = eng->vcpu->fallback_stats;
+	struct engine_fallback_stats sum = { 0 }, one;
+	char text[512];
+	if (size)
+		out[0] = '\0';
+	if (!stats)
+		return 0;
+	for (unsigned i = 0; i < d->nr_vcpus; i++)
+		if (stats(&d->vm->vcpus[i], &one) == 0)
+			engine_fallback_merge(&sum, &one);
+	engine_fallback_format(&sum, text, sizeof(text));
+	size_t len = append(out, size, 0, "%s \u2192 %s single-instruction fallback: %s\n",
+			    eng->name, core ? core->name : "another engine", text);
+	for (unsigned i = 0; d->nr_vcpus > 1 && i < d->nr_vcpus; i++) {
+		if (stats(&d->vm->vcpus[i], &one) < 0 || one.total == 0)
+			continue;
+		engine_fallback_format(&one, text, sizeof(text));
+		len = append(out, size, len, "  vCPU %u: %s\n", i, text);
+	}
+	return len;
 }
 
 int debug_caps(struct debug *d, const struct engine_caps **caps, struct err *e)

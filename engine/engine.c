@@ -42,6 +42,14 @@ const struct emu_single_ops *engine_assist(void)
 	return NULL;
 }
 
+const struct engine_ops *engine_lender(const struct emu_single_ops *assist)
+{
+	FOR_EACH_ENGINE(p)
+		if (assist && (*p)->assist == assist)
+			return *p;
+	return NULL;
+}
+
 void engine_fallback_merge(struct engine_fallback_stats *sum,
 			   const struct engine_fallback_stats *one)
 {

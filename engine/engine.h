@@ -505,6 +505,10 @@ void engine_names(char *out, size_t size);
  * (emu's), or NULL. */
 const struct emu_single_ops *engine_assist(void);
 
+/* The engine whose single-instruction core `assist` is (emu, for emu's
+ * core), or NULL: for words such as "kvm -> emu". */
+const struct engine_ops *engine_lender(const struct emu_single_ops *assist);
+
 /* Add one vCPU's fallback counts to sum (same names add up; beyond
  * ENGINE_FALLBACK_KINDS names, "other"). */
 void engine_fallback_merge(struct engine_fallback_stats *sum,

@@ -98,29 +98,6 @@ static int mon_info_vcpus(struct gdb_server *s, const char *arg)
 	return 0;
 }
 
-/* "kvm → emu single-instruction fallback: 12 (INT 7, ...)", then each vCPU's
- * share when there are several. Nothing for engines that never fall back. */
-static void mon_fallback_lines(struct gdb_server *s)
-{
-	const struct engine_ops *eng = s->vm->engine;
-	int (*stats)(struct vcpu *, struct engine_fallback_stats *) = eng->vcpu->fallback_stats;
-	struct engine_fallback_stats sum = { 0 }, one;
-	char text[512];
-	if (!stats)
-		return;
-	for (unsigned i = 0; i < s->vm->nr_vcpus; i++)
-		if (stats(&s->vm->vcpus[i], &one) == 0)
-			engine_fallback_merge(&sum, &one);
-	engine_fallback_format(&sum, text, sizeof(text));
-	mon_print(s, "%s \u2192 emu single-instruction fallback: %s\n", eng->name, text);
-	for (unsigned i = 0; s->vm->nr_vcpus > 1 && i < s->vm->nr_vcpus; i++) {
-		if (stats(&s->vm->vcpus[i], &one) < 0 || one.total == 0)
-			continue;
-		engine_fallback_format(&one, text, sizeof(text));
-		mon_print(s, "  vCPU %u: %s\n", i, text);
-	}
-}
-
 static int mon_info_caps(struct gdb_server *s, const char *arg)
 {
 	const struct engine_report *report;
@@ -139,8 +116,14 @@ static int mon_info_caps(struct gdb_server *s, const char *arg)
 	char access[96];
 	debug_catch_access_caps(s->dbg, access, sizeof(access));
 	mon_print(s, "monitor catch of accesses here: %s\n", access);
-	mon_fallback_lines(s);
-	size_t len = debug_mechanisms(s->dbg, NULL, 0) + 1;
+	size_t len = debug_fallback_describe(s->dbg, NULL, 0) + 1;
+	char *fallback = malloc(len);
+	if (fallback) {
+		debug_fallback_describe(s->dbg, fallback, len);
+		mon_print(s, "%s", fallback);
+	}
+	free(fallback);
+	len = debug_mechanisms(s->dbg, NULL, 0) + 1;
 	char *mech = malloc(len);
 	if (mech)
 		debug_mechanisms(s->dbg, mech, len);

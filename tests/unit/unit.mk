@@ -39,7 +39,7 @@ $(BUILD)/tests/machine_test: $(patsubst %.c,$(BUILD)/%.o,util/err.c machine/bus.
 
 # debug/: with a scripted fake engine; the test provides vm_gpa_to_host.
 $(BUILD)/tests/debug_test: $(patsubst %.c,$(BUILD)/%.o,tests/unit/fake_engine.c \
-	$(wildcard debug/*.c) x86/paging.c \
+	$(wildcard debug/*.c) engine/engine.c x86/paging.c \
 	x86/x86.c x86/insn.c x86/decode.c x86/desc.c util/err.c)
 
 # machine/snapshot.c's store on a fake machine and engine.
