@@ -370,9 +370,9 @@ static const char *const access_kind_names[ENGINE_ACCESS_KINDS] = {
 	[ENGINE_ACCESS_IO] = "port", [ENGINE_ACCESS_MSR] = "MSR", [ENGINE_ACCESS_CR] = "CR",
 };
 
-/* The engine's word on the catches with this rule added: caps first,
- * then its finer check (a host without the means, a range it cannot
- * watch), which says why in words. */
+/* The engine's word on the catches with this rule added: its own check
+ * where it has one (a host without the means, a range it cannot watch:
+ * why, in words), else the kinds its caps name. */
 static int access_allowed(struct debug *d, const struct engine_access_rule *rule, struct err *e)
 {
 	const struct engine_caps *caps;

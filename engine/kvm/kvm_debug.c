@@ -16,9 +16,6 @@ int kvm_op_set_debug(struct vcpu *vcpu, const struct engine_debug *dbg)
 	struct kvm_vcpu_state *v = kvm_vcpu_of(vcpu);
 	struct kvm_guest_debug g;
 	memset(&g, 0, sizeof(g));
-	int r = kvm_msr_catch_apply(vcpu, &dbg->access);
-	if (r < 0)
-		return r;
 	v->debug = *dbg;
 	if (dbg->single_step)
 		g.control |= KVM_GUESTDBG_SINGLESTEP;
@@ -37,7 +34,11 @@ int kvm_op_set_debug(struct vcpu *vcpu, const struct engine_debug *dbg)
 	}
 	if (g.control)
 		g.control |= KVM_GUESTDBG_ENABLE;
-	return kvm_ioctl(v->fd, KVM_SET_GUEST_DEBUG, &g);
+	int r = kvm_ioctl(v->fd, KVM_SET_GUEST_DEBUG, &g);
+	/* the MSR catches' VM-wide filter (kvm_msr_catch.c); stepping and
+	 * breakpoints stand even where it fails */
+	int m = kvm_msr_catch_apply(vcpu, &dbg->access);
+	return r < 0 ? r : m;
 }
 
 /* Without KVM_CAP_EXCEPTION_PAYLOAD (vmdb does not enable it) KVM only
