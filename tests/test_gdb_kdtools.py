@@ -201,7 +201,7 @@ def test_catch_io_cr(start_vmdb, guest, free_port, engine):
     assert caps, out
     can = {k: v == "yes" for k, v in zip(("io", "msr", "cr"), caps.groups())}
     assert can == {"io": True, "msr": not msr_refused, "cr": engine == "emu"}, out
-    why = {"CR": "KVM has no exit for control-register writes", "MSR": "host KVM has no MSR filter"}
+    why = {"CR": "KVM has no CR-write exit", "MSR": "host KVM has no MSR filter"}
     for word, refused in (("CR", not can["cr"]), ("MSR", msr_refused)):
         line = f"monitor catch: the {engine} engine cannot catch {word} accesses here: {why[word]}"
         assert (line in out) == refused, out

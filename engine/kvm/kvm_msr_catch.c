@@ -95,8 +95,7 @@ int kvm_op_check_access(struct vm *vm, const struct engine_access_filter *f, str
 	for (unsigned i = 0; i < f->nr && i < ENGINE_ACCESS_RULES; i++) {
 		if (f->rule[i].kind == ENGINE_ACCESS_CR)
 			return err_set(e, ENOTSUP, "the kvm engine cannot catch CR accesses here: KVM "
-				       "has no exit for control-register writes (the emu engine "
-				       "catches them)");
+				       "has no CR-write exit (the emu engine catches them)");
 		msr |= f->rule[i].kind == ENGINE_ACCESS_MSR;
 	}
 	if (msr && !kvm->msr.exits)
