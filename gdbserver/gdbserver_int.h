@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 #include <sys/un.h>
+#include <time.h>
 
 #include "debug/debug.h"
 #include "gdbserver/gdbserver.h"
@@ -17,6 +18,16 @@
 #include "rsp/rsp_args.h"
 
 #define GDB_PACKET_SIZE 0x20000u
+
+/* How long the server looks for the client's next packet before sleeping
+ * (server.c): adapted, as KVM's halt-polling is, to how quickly this
+ * client's packets have been coming, up to max_ns (0 = never look). */
+struct gdb_poll {
+	long max_ns;
+	long window_ns;
+	bool waiting;                /* it looked until `since`, then slept */
+	struct timespec since;
+};
 
 /* The connection's state; every change goes through gdb_set_state(). */
 enum gdb_state {
@@ -84,6 +95,7 @@ struct gdb_server {
 	enum debug_action range_actions[VM_MAX_VCPUS];
 	struct gdb_nonstop ns;
 	const struct gdb_reg_view *view;  /* NULL until target.xml is read (pkt_query.c resets) */
+	struct gdb_poll poll;
 };
 
 /* A packet handler: args starts right after the packet name. Fill
