@@ -569,11 +569,19 @@ static ssize_t client_recv(struct gdb_server *s, int flags)
 	return n;
 }
 
-/* A non-blocking recv is the look: one system call, not FIONREAD + recv. */
+/* A non-blocking recv is the look: one system call, not FIONREAD + recv.
+ * Between looks the server yields (2 host cores: the client or a vCPU may
+ * share ours); a yield that let another task run for a while means the
+ * core is contended, where the look only takes time from others and a
+ * wake-up is cheap (no idle CPU to rouse), so it stops, as KVM's
+ * halt-polling stops when other tasks are runnable. */
+#define GDB_POLL_CONTENDED_NS (30 * 1000L)
+
 static void client_linger(struct gdb_server *s)
 {
 	struct gdb_poll *p = &s->poll;
 	struct timespec start;
+	long looked = 0;
 
 	clock_gettime(CLOCK_MONOTONIC, &start);
 	while (s->client_fd >= 0 && s->state == GDB_STOPPED) {
@@ -582,14 +590,19 @@ static void client_linger(struct gdb_server *s)
 			return;
 		if (n > 0) {
 			clock_gettime(CLOCK_MONOTONIC, &start);
+			looked = 0;
 			continue;
 		}
-		if (ns_since(&start) >= p->window_ns) {
+		long now = ns_since(&start);
+		if (now - looked > GDB_POLL_CONTENDED_NS)
+			return;
+		if (now >= p->window_ns) {
 			p->waiting = p->max_ns > 0;
 			p->since = start;
 			return;
 		}
-		sched_yield();     /* 2 host cores: let the client or a vCPU run */
+		looked = now;
+		sched_yield();
 	}
 }
 
