@@ -26,6 +26,7 @@ struct gdb_poll {
 	long max_ns;
 	long window_ns;
 	bool waiting;                /* it looked until `since`, then slept */
+	bool fixed;                  /* off for good: the client is our own thread */
 	struct timespec since;
 };
 
@@ -232,8 +233,10 @@ int gdb_target_xml(struct gdb_server *s, struct rsp_buf *out);
  * The harness hands it a connected client (gdb_server_adopt takes the fd,
  * or closes it as a refused second client) and runs the server loop's
  * passes itself: gdb_server_serve waits up to timeout_ms (-1: for ever)
- * and handles what arrived (false: nothing did). gdb_server_close ends as
- * gdbserver_stop does, once the vCPU threads are gone. */
+ * and handles what arrived (false: nothing did), without looking for more
+ * (no `monitor poll`: the client is the harness's own thread).
+ * gdb_server_close ends as gdbserver_stop does, once the vCPU threads are
+ * gone. */
 int gdb_server_open(struct vm *vm, bool wait_gdb, struct gdb_server **out,
 		    struct err *e) must_check;
 void gdb_server_adopt(struct gdb_server *s, int fd);

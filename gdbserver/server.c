@@ -618,6 +618,8 @@ static void client_read(struct gdb_server *s)
 int gdb_mon_poll(struct gdb_server *s, const char *arg)
 {
 	uint64_t us;
+	if (s->poll.fixed)
+		arg = "";       /* shown, never changed */
 	if (strcmp(arg, "off") == 0)
 		poll_set_max(&s->poll, 0);
 	else if (strcmp(arg, "on") == 0)
@@ -891,6 +893,10 @@ int gdb_server_open(struct vm *vm, bool wait_gdb, struct gdb_server **out, struc
 		return r;
 	}
 	(*out)->dbg = vm->debug;
+	/* the client is the caller's own thread: it cannot speak while the
+	 * server looks, and a look it outlasts would only widen */
+	poll_set_max(&(*out)->poll, 0);
+	(*out)->poll.fixed = true;
 	return 0;
 }
 
