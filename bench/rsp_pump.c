@@ -9,7 +9,10 @@
  *
  * sends $PAYLOAD#cs up to COUNT times or for about SECONDS, each after the
  * previous reply. Every reply must start with a byte in GOOD ("!E" means
- * any byte but 'E'). Prints "ROUNDTRIPS SECONDS".
+ * any byte but 'E'). Prints "ROUNDTRIPS SECONDS MEDIAN_SECONDS", the last
+ * the median round trip (of the first RT_KEPT): on a loaded machine the
+ * stub's own round trip, which the stalls when another task takes the
+ * core (milliseconds, now and then) leave out.
  *
  *   rsp_pump --mem FD ADDR SPAN TOTAL CHUNK ACK OUTFILE
  *
@@ -22,7 +25,9 @@
  * it wrote. Prints "BYTES SECONDS WIRE_BYTES_RECEIVED".
  *
  * In ack mode (ACK = 1) the '+' for each reply rides with the next packet
- * and a last '+' is sent at the end. Exit 1 (with a reason on stderr) on a
+ * and a last '+' is sent at the end. RSP_PUMP_POLL_US in the environment:
+ * how long to look for each reply before sleeping on the socket (0, the
+ * default: sleep at once). Exit 1 (with a reason on stderr) on a
  * bad or missing reply. Leaves the socket just after the last reply. */
 #include <errno.h>
 #include <inttypes.h>
@@ -30,7 +35,9 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sched.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -47,6 +54,7 @@ struct pump {
 	uint64_t wire;          /* bytes received */
 	bool ack;
 	bool sent_any;          /* an ack is owed for the previous reply */
+	double poll_s;          /* look for a reply this long before sleeping */
 };
 
 /* One reply, pointing into the pump's buffer (valid until the next read). */
@@ -111,6 +119,30 @@ static int pump_send(struct pump *p, const char *payload, size_t len)
 	return pump_write_all(p->fd, frame, n);
 }
 
+/* Up to `room` bytes from the peer. With poll_s, non-blocking looks (and
+ * sched_yield between them, so a stub sharing our core still runs) for
+ * that long before a blocking read: a client that sleeps on every reply
+ * pays a wake-up per round trip, tens of microseconds under nested KVM,
+ * and that is the client's cost, not the stub's. A yield that let others
+ * run for long means a contended core: looking on only takes their time. */
+static ssize_t pump_recv(struct pump *p, char *buf, size_t room)
+{
+	if (p->poll_s > 0) {
+		double start = pump_now(), last = start, now;
+		do {
+			ssize_t n = recv(p->fd, buf, room, MSG_DONTWAIT);
+			if (n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+				return n;
+			sched_yield();
+			now = pump_now();
+			if (now - last > 30e-6)
+				break;
+			last = now;
+		} while (now - start < p->poll_s);
+	}
+	return read(p->fd, buf, room);
+}
+
 /* Reads one reply (the search for '#' resumes where the last one ended,
  * so a long reply costs linear time); 0, or -1 (closed/error/too long). */
 static int pump_read_reply(struct pump *p, struct reply *r)
@@ -147,7 +179,7 @@ static int pump_read_reply(struct pump *p, struct reply *r)
 			scanned -= p->start;
 			p->start = 0;
 		}
-		ssize_t n = read(p->fd, p->buf + p->len, PUMP_BUF - p->len);
+		ssize_t n = pump_recv(p, p->buf + p->len, PUMP_BUF - p->len);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
@@ -196,10 +228,19 @@ static int pump_finish(struct pump *p)
 	return 0;
 }
 
+#define RT_KEPT (1L << 20)
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return (x > y) - (x < y);
+}
+
 static int pump_roundtrips(struct pump *p, int argc, char **argv)
 {
 	long count, n = 0;
-	double seconds, t0, dt;
+	double seconds, t0, dt, last, median = 0;
+	double *rt;
 	const char *payload = argv[2];
 	struct reply r = { 0 };
 
@@ -210,7 +251,10 @@ static int pump_roundtrips(struct pump *p, int argc, char **argv)
 	count = atol(argv[3]);
 	seconds = strtod(argv[4], NULL);
 	p->ack = atoi(argv[5]) != 0;
-	t0 = pump_now();
+	rt = malloc(RT_KEPT * sizeof(*rt));
+	if (!rt)
+		return 2;
+	t0 = last = pump_now();
 	while (n < count) {
 		if (pump_send(p, payload, strlen(payload)) < 0) {
 			fprintf(stderr, "rsp_pump: write: %s\n", strerror(errno));
@@ -223,14 +267,24 @@ static int pump_roundtrips(struct pump *p, int argc, char **argv)
 				r.len == 0 ? "no reply (connection closed?)" : "unexpected reply");
 			return 1;
 		}
+		double now = pump_now();
+		if (n < RT_KEPT)
+			rt[n] = now - last;
+		last = now;
 		n++;
-		if ((n & 63) == 0 && pump_now() - t0 > seconds)
+		if (now - t0 > seconds)
 			break;
 	}
 	dt = pump_now() - t0;
 	if (pump_finish(p) < 0)
 		return 1;
-	printf("%ld %.9f\n", n, dt);
+	long kept = n < RT_KEPT ? n : RT_KEPT;
+	if (kept) {
+		qsort(rt, (size_t)kept, sizeof(*rt), cmp_double);
+		median = rt[kept / 2];
+	}
+	free(rt);
+	printf("%ld %.9f %.9f\n", n, dt, median);
 	return 0;
 }
 
@@ -389,6 +443,9 @@ int main(int argc, char **argv)
 			"       %s --mem FD ADDR SPAN TOTAL CHUNK ACK OUTFILE\n", argv[0], argv[0]);
 		return 2;
 	}
+	/* RSP_PUMP_POLL_US: how long to poll for a reply before sleeping */
+	const char *poll_us = getenv("RSP_PUMP_POLL_US");
+	p.poll_s = poll_us ? strtod(poll_us, NULL) * 1e-6 : 0;
 	p.buf = malloc(PUMP_BUF);
 	if (!p.buf)
 		return 2;

@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 #include <sys/un.h>
+#include <time.h>
 
 #include "debug/debug.h"
 #include "gdbserver/gdbserver.h"
@@ -17,6 +18,17 @@
 #include "rsp/rsp_args.h"
 
 #define GDB_PACKET_SIZE 0x20000u
+
+/* How long the server looks for the client's next packet before sleeping
+ * (server.c): adapted, as KVM's halt-polling is, to how quickly this
+ * client's packets have been coming, up to max_ns (0 = never look). */
+struct gdb_poll {
+	long max_ns;
+	long window_ns;
+	bool waiting;                /* it looked until `since`, then slept */
+	bool fixed;                  /* off for good: the client is our own thread */
+	struct timespec since;
+};
 
 /* The connection's state; every change goes through gdb_set_state(). */
 enum gdb_state {
@@ -84,6 +96,7 @@ struct gdb_server {
 	enum debug_action range_actions[VM_MAX_VCPUS];
 	struct gdb_nonstop ns;
 	const struct gdb_reg_view *view;  /* NULL until target.xml is read (pkt_query.c resets) */
+	struct gdb_poll poll;
 };
 
 /* A packet handler: args starts right after the packet name. Fill
@@ -220,8 +233,10 @@ int gdb_target_xml(struct gdb_server *s, struct rsp_buf *out);
  * The harness hands it a connected client (gdb_server_adopt takes the fd,
  * or closes it as a refused second client) and runs the server loop's
  * passes itself: gdb_server_serve waits up to timeout_ms (-1: for ever)
- * and handles what arrived (false: nothing did). gdb_server_close ends as
- * gdbserver_stop does, once the vCPU threads are gone. */
+ * and handles what arrived (false: nothing did), without looking for more
+ * (no `monitor poll`: the client is the harness's own thread).
+ * gdb_server_close ends as gdbserver_stop does, once the vCPU threads are
+ * gone. */
 int gdb_server_open(struct vm *vm, bool wait_gdb, struct gdb_server **out,
 		    struct err *e) must_check;
 void gdb_server_adopt(struct gdb_server *s, int fd);

@@ -35,4 +35,7 @@ int mon_info_record(struct gdb_server *s, const char *arg);
 /* mon_catch.c: catch VEC... | io ... | msr ... | cr ... | off */
 int mon_catch(struct gdb_server *s, const char *arg);
 
+/* server.c: poll off | on | MAX_US (how long it looks for the next packet) */
+int gdb_mon_poll(struct gdb_server *s, const char *arg);
+
 #endif

@@ -70,6 +70,8 @@ static int mon_help(struct gdb_server *s, const char *arg)
 		     "  info mem         the current vCPU's mappings: ranges with their rights\n"
 		     "  info tlb         the current vCPU's page tables, page by page\n"
 		     "  xp/FMT PADDR     guest-physical memory, FMT = [count][xduoc][bhwg]\n"
+		     "  poll on|off|US   after answering, look for the client's next packet for\n"
+		     "                   up to US microseconds (adapted; on = 1000) before sleeping\n"
 		     "  info registers   the current vCPU's whole state, system registers too\n"
 		     "  info idt         the current vCPU's IDT gates and their handlers\n"
 		     "  info gdt         the current vCPU's GDT descriptors, decoded\n"
@@ -296,6 +298,7 @@ static const struct {
 	{ "info watchpoints", mon_info_watchpoints },
 	{ "sstep", mon_sstep },
 	{ "phys", mon_phys },
+	{ "poll", gdb_mon_poll },
 	{ "catch", mon_catch },
 	{ "msr", mon_msr },
 	{ "gva2gpa", mon_gva2gpa },

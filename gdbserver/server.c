@@ -3,6 +3,7 @@
  * socket, the client and an eventfd that the debug core rings when an
  * event is queued (and gdbserver_stop rings to end the thread). */
 #include "gdbserver/gdbserver_int.h"
+#include "gdbserver/monitor.h"
 
 #include <arpa/inet.h>
 #include <inttypes.h>
@@ -22,8 +23,6 @@
 #include <unistd.h>
 
 #define GDB_DEFAULT_ADDR "tcp:127.0.0.1:1234"
-/* How long the server looks for a client's next packet before sleeping. */
-#define GDB_LINGER_NS (100 * 1000L)
 
 static const struct gdb_packet *const gdb_tables[] = {
 	gdb_pkt_query, gdb_pkt_regs, gdb_pkt_mem, gdb_pkt_break, gdb_pkt_run, gdb_pkt_monitor,
@@ -449,6 +448,48 @@ void gdb_report_stop(struct gdb_server *s)
 	gdb_set_state(s, GDB_STOPPED);
 }
 
+/* ---- polling for the client's next packet ----
+ *
+ * A client in a request/reply exchange (steps, registers, gdb's memory
+ * reads of a dump) sends its next packet soon after our reply; sleeping in
+ * poll and being woken costs tens of microseconds under nested KVM (an IPI
+ * to an idle vCPU through the host), so the server looks again for a
+ * moment first. Only while stopped: a running machine can take its time.
+ * The moment adapts as KVM's halt-polling does: a packet that came soon
+ * after the server fell asleep widens it (to twice that gap, at most
+ * max_ns); a long sleep (a human at the prompt) narrows it again. An idle
+ * client therefore costs one window of polling, then nothing. */
+#define GDB_POLL_MIN_NS (100 * 1000L)
+#define GDB_POLL_MAX_NS (1000 * 1000L)
+
+static long ns_since(const struct timespec *t0)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (now.tv_sec - t0->tv_sec) * 1000000000L + (now.tv_nsec - t0->tv_nsec);
+}
+
+static void poll_set_max(struct gdb_poll *p, long max_ns)
+{
+	p->max_ns = max_ns;
+	p->window_ns = max_ns < GDB_POLL_MIN_NS ? max_ns : GDB_POLL_MIN_NS;
+	p->waiting = false;
+}
+
+/* The client spoke gap_ns after our reply, having let the look end. */
+static void poll_adapt(struct gdb_poll *p, long gap_ns)
+{
+	long floor = p->max_ns < GDB_POLL_MIN_NS ? p->max_ns : GDB_POLL_MIN_NS;
+	if (gap_ns <= p->max_ns / 2)
+		p->window_ns = 2 * gap_ns;
+	else if (gap_ns > p->max_ns)
+		p->window_ns /= 2;
+	if (p->window_ns < floor)
+		p->window_ns = floor;
+	if (p->window_ns > p->max_ns)
+		p->window_ns = p->max_ns;
+}
+
 /* ---- connections ---- */
 
 static void client_close(struct gdb_server *s)
@@ -503,6 +544,7 @@ void gdb_server_adopt(struct gdb_server *s, int fd)
 	}
 	s->rsp_live = true;
 	s->client_lost = false;
+	poll_set_max(&s->poll, s->poll.max_ns);    /* a new client's pace is learnt anew */
 	s->client_fd = fd;
 	debug_watch_client(s->dbg, fd);      /* attached at its first valid packet (on_packet) */
 }
@@ -527,14 +569,20 @@ static ssize_t client_recv(struct gdb_server *s, int flags)
 	return n;
 }
 
-/* A client in a request/reply exchange (registers, memory, steps) sends
- * its next packet a few microseconds after our reply; sleeping in poll and
- * being woken costs more than that under nested KVM, so look again for a
- * moment first. Only while stopped: a running machine can take its time.
- * A non-blocking recv is the look: one system call, not FIONREAD + recv. */
+/* A non-blocking recv is the look: one system call, not FIONREAD + recv.
+ * Between looks the server yields (2 host cores: the client or a vCPU may
+ * share ours); a yield that let another task run for a while means the
+ * core is contended, where the look only takes time from others and a
+ * wake-up is cheap (no idle CPU to rouse), so it stops, as KVM's
+ * halt-polling stops when other tasks are runnable. */
+#define GDB_POLL_CONTENDED_NS (30 * 1000L)
+
 static void client_linger(struct gdb_server *s)
 {
-	struct timespec start, now;
+	struct gdb_poll *p = &s->poll;
+	struct timespec start;
+	long looked = 0;
+
 	clock_gettime(CLOCK_MONOTONIC, &start);
 	while (s->client_fd >= 0 && s->state == GDB_STOPPED) {
 		ssize_t n = client_recv(s, MSG_DONTWAIT);
@@ -542,20 +590,50 @@ static void client_linger(struct gdb_server *s)
 			return;
 		if (n > 0) {
 			clock_gettime(CLOCK_MONOTONIC, &start);
+			looked = 0;
 			continue;
 		}
-		sched_yield();     /* 2 host cores: let the client or a vCPU run */
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		if ((now.tv_sec - start.tv_sec) * 1000000000L + (now.tv_nsec - start.tv_nsec) >
-		    GDB_LINGER_NS)
+		long now = ns_since(&start);
+		if (now - looked > GDB_POLL_CONTENDED_NS)
 			return;
+		if (now >= p->window_ns) {
+			p->waiting = p->max_ns > 0;
+			p->since = start;
+			return;
+		}
+		looked = now;
+		sched_yield();
 	}
 }
 
 static void client_read(struct gdb_server *s)
 {
+	if (s->poll.waiting && s->state == GDB_STOPPED)
+		poll_adapt(&s->poll, ns_since(&s->poll.since));
+	s->poll.waiting = false;
 	if (client_recv(s, 0) >= 0)
 		client_linger(s);
+}
+
+int gdb_mon_poll(struct gdb_server *s, const char *arg)
+{
+	uint64_t us;
+	if (s->poll.fixed)
+		arg = "";       /* shown, never changed */
+	if (strcmp(arg, "off") == 0)
+		poll_set_max(&s->poll, 0);
+	else if (strcmp(arg, "on") == 0)
+		poll_set_max(&s->poll, GDB_POLL_MAX_NS);
+	else if (mon_number(arg, 1000000, &us) == 0)
+		poll_set_max(&s->poll, (long)us * 1000);
+	else if (arg[0])
+		return -EINVAL;
+	if (s->poll.max_ns == 0)
+		mon_print(s, "the server sleeps as soon as it has answered\n");
+	else
+		mon_print(s, "the server looks for the next packet for up to %ld us after "
+			  "answering (now %ld us)\n", s->poll.max_ns / 1000, s->poll.window_ns / 1000);
+	return 0;
 }
 
 /* The debug core queued something. */
@@ -792,6 +870,7 @@ static int server_new(struct vm *vm, bool wait_gdb, struct gdb_server **out, str
 	s->listen_fd = s->client_fd = -1;
 	s->wait_gdb = wait_gdb;
 	s->cur_c = -1;
+	poll_set_max(&s->poll, GDB_POLL_MAX_NS);
 	rsp_buf_init(&s->reply);
 	s->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (s->wake_fd < 0) {
@@ -814,6 +893,10 @@ int gdb_server_open(struct vm *vm, bool wait_gdb, struct gdb_server **out, struc
 		return r;
 	}
 	(*out)->dbg = vm->debug;
+	/* the client is the caller's own thread: it cannot speak while the
+	 * server looks, and a look it outlasts would only widen */
+	poll_set_max(&(*out)->poll, 0);
+	(*out)->poll.fixed = true;
 	return 0;
 }
 
