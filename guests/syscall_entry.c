@@ -12,7 +12,9 @@
  * #DB, after the SYSRETQ, at the first user instruction), and one at
  * `sc_user_step` that a debugger may single-step.
  *
- * `pti=0` leaves out the CR3 switches. Labels for debuggers: sc_user_step
+ * `pti=0` leaves out the CR3 switches; `tf_trap=any` also takes the TF
+ * call's #DB after the first user instruction instead of before it (a host
+ * whose emulator runs SYSRETQ: the CPU traps one instruction late). Labels for debuggers: sc_user_step
  * (the SYSCALL a debugger steps over), sc_user_step_ret (after it),
  * sc_entry (LSTAR). */
 #include "guests/rt/cmdline.h"
@@ -52,6 +54,7 @@
 #define PAGE_2M (1ull << 21)
 #define CR4_PCIDE (1ull << 17)
 #define CPUID1_ECX_PCID (1u << 17)
+#define CPUID7_EBX_SMAP (1u << 20)
 #define KERN_PCID        1ull
 #define CR3_NOFLUSH_BIT  63
 
@@ -117,6 +120,7 @@ void sc_user_page(void);
 void sc_user_after_plain(void);
 void sc_user_after_iret(void);
 void sc_user_after_tf(void);
+void sc_user_after_tf_next(void);
 void sc_user_step(void);
 void sc_user_step_ret(void);
 void sc_enter_user(uint64_t rip, uint64_t rsp);
@@ -130,7 +134,7 @@ __asm__(
 	"	.section .text.user_page, \"ax\"\n"
 	"	.balign 4096\n"
 	"	.globl sc_user_page, sc_user_main, sc_user_after_plain, sc_user_after_iret\n"
-	"	.globl sc_user_after_tf, sc_user_step, sc_user_step_ret\n"
+	"	.globl sc_user_after_tf, sc_user_after_tf_next, sc_user_step, sc_user_step_ret\n"
 	"sc_user_page:\n"
 	"sc_user_main:\n"
 	"	mov %cs, %eax\n	mov %rax, sc_udata+8(%rip)\n"
@@ -156,7 +160,9 @@ __asm__(
 	"	pushfq\n	orq $0x100, (%rsp)\n	mov $3, %eax\n	mov $0x3333, %edi\n	popfq\n"
 	"	syscall\n"
 	"sc_user_after_tf:\n"
-	"	pushfq\n	popq " UA_FLG(3) "(%rip)\n"
+	"	pushfq\n"
+	"sc_user_after_tf_next:\n"
+	"	popq " UA_FLG(3) "(%rip)\n"
 	"	mov %rsp, " UA_RSP(3) "(%rip)\n"
 	"	mov %rax, " UA_RET(3) "(%rip)\n"
 	/* 4: a debugger may step over this one */
@@ -348,6 +354,25 @@ static void on_fault(struct rt_frame *f)
 
 /* --- setup -------------------------------------------------------------------- */
 
+/* #PF enters as Linux's exception entries do, ENDBR64 then CLAC (where
+ * CPUID has SMAP), before the runtime's stub. */
+uint64_t sc_pf_next;
+void sc_pf_entry(void);
+__asm__(".text\n.globl sc_pf_entry\nsc_pf_entry:\n\tendbr64\n\tclac\n"
+	"\tjmp *sc_pf_next(%rip)\n");
+
+static void install_pf_entry(void)
+{
+	struct { uint16_t limit; uint64_t base; } __attribute__((packed)) idtr;
+	__asm__ volatile("sidt %0" : "=m"(idtr));
+	volatile uint32_t *gate = (volatile uint32_t *)(uintptr_t)(idtr.base + X86_PF * 16);
+	sc_pf_next = (gate[0] & 0xffff) | (gate[1] & 0xffff0000u) | (uint64_t)gate[2] << 32;
+	uint64_t to = pa(sc_pf_entry);
+	gate[0] = (gate[0] & 0xffff0000u) | (uint32_t)(to & 0xffff);
+	gate[1] = (gate[1] & 0xffffu) | (uint32_t)(to & 0xffff0000u);
+	gate[2] = (uint32_t)(to >> 32);
+}
+
 /* the kernel's PML4 and, on the next page, the user copy (PTI) */
 static uint64_t pml4[2][512] __attribute__((aligned(8192)));
 static uint64_t pdpt[512] __attribute__((aligned(4096)));
@@ -427,6 +452,12 @@ static void setup(bool pti, bool pcid)
 		if (v != X86_NMI)
 			idt_set_handler((uint8_t)v, on_fault);
 	idt_set_handler(X86_DB, on_db);
+	uint32_t r[4];
+	cpuid(7, 0, r);
+	bool clac = r[1] & CPUID7_EBX_SMAP;
+	if (clac)
+		install_pf_entry();
+	printf("syscall_entry: #PF entry %s\n", clac ? "ENDBR64, CLAC" : "plain");
 	if (pa(sc_ustack) >= 2 * PAGE_2M || pa(&sc_udata) >= 2 * PAGE_2M ||
 	    pa(sc_user_page) >= 2 * PAGE_2M)
 		rt_fail_now("ring 3's pages must lie in the first 4 MiB");
@@ -483,6 +514,8 @@ int main(void)
 	uint32_t r[4];
 	cpuid(1, 0, r);
 	bool pti = cmdline_u64("pti", 1) != 0, pcid = pti && (r[2] & CPUID1_ECX_PCID);
+	const char *tf_trap = cmdline_get("tf_trap");
+	bool tf_late_ok = tf_trap && strcmp(tf_trap, "any") == 0;
 	printf("syscall_entry: pti %d pcid %d\n", pti, pcid);
 	setup(pti, pcid);
 	uint64_t kernel_cr3 = read_cr3();
@@ -505,8 +538,11 @@ int main(void)
 	check_call(3, NR_STEP, sc_user_step_ret, RFLAGS_IF, kernel_cr3);
 	expect_eq(db_ring0_hits, 0, "TF: no #DB in ring 0 (FMASK clears TF)");
 	expect_eq(db_hits, 1, "TF: one #DB in ring 3");
-	expect_eq(db_rip, pa(sc_user_after_tf), "TF: the #DB comes after SYSRETQ, before the next "
-		  "user instruction");
+	if (tf_late_ok && db_rip == pa(sc_user_after_tf_next))
+		printf("TF: the #DB came after the first user instruction (tf_trap=any)\n");
+	else
+		expect_eq(db_rip, pa(sc_user_after_tf), "TF: the #DB comes after SYSRETQ, before "
+			  "the next user instruction");
 	expect_eq(db_cs, SEL_UCODE, "TF: the #DB comes from ring 3");
 	expect(db_dr6 & (1u << 14), "TF: DR6.BS");
 	return report_summary();
