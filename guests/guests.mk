@@ -115,6 +115,10 @@ guests: $(GUEST_OUT)/dr_share.elf
 # host's KVM cannot emulate, checked from inside (tests/test_kvm_fallback.py).
 guests: $(GUEST_OUT)/kvm_fallback.elf
 .SECONDARY: $(GUEST_OUT)/kvm_fallback.o
+# Linux's system call entry from a ring-3 task: SWAPGS, %gs, PTI's CR3
+# switch, SYSRETQ and IRETQ (tests/test_syscall_entry.py).
+guests: $(GUEST_OUT)/syscall_entry.elf
+.SECONDARY: $(GUEST_OUT)/syscall_entry.o
 # an instruction rewritten while the fallback runs it (tests/test_hostile_guest.py)
 guests: $(GUEST_OUT)/code_race.elf
 .SECONDARY: $(GUEST_OUT)/code_race.o

@@ -250,6 +250,12 @@ int kvm_op_deliver_exception(struct vcpu *vcpu, uint8_t vector, bool has_error_c
 			     uint32_t error_code, uint64_t rflags);
 int kvm_op_fallback_stats(struct vcpu *vcpu, struct engine_fallback_stats *stats);
 
+/* kvm_syscall_mend.c — a ring-3 SYSCALL the host left at CPL 3, met at the
+ * guest's #PF entry (see there): true when that #PF was undone and the
+ * SYSCALL completed (the vCPU at LSTAR in ring 0); false, nothing changed,
+ * for any other emulation failure at linear pc. */
+bool kvm_syscall_mend(struct vcpu *vcpu, const struct x86_sregs *sregs, uint64_t pc);
+
 /* kvm_watch.c — engine_ops.set_watch as page traps (see there). */
 int kvm_op_set_watch(struct vm *vm, const struct engine_watch *w, unsigned n, struct err *e);
 void kvm_watch_init(struct kvm_vm_state *kvm);

@@ -421,11 +421,34 @@ static bool fb_fetch_from_nothing(struct vcpu *vcpu, struct kvm_vcpu_state *v,
 	return kvm_fallback_deliver(vcpu, X86_UD) == 0;
 }
 
+/* A ring-3 SYSCALL the host left at CPL 3 (kvm_syscall_mend.c): done now,
+ * and counted as SYSCALL; a debugger's step ends at LSTAR. */
+static bool fb_syscall_mended(struct vcpu *vcpu, struct kvm_vcpu_state *v,
+			      const struct x86_sregs *sregs, struct vm_exit *exit)
+{
+	if (!kvm_syscall_mend(vcpu, sregs, exit->failure.pc))
+		return false;
+	if (v->fb)
+		fb_count(v->fb, "SYSCALL");
+	if (v->debug.single_step) {
+		struct x86_regs regs;
+		if (kvm_op_get_regs(vcpu, &regs) == 0) {
+			memset(exit, 0, sizeof(*exit));
+			exit->reason = VM_EXIT_DB;
+			exit->db.pc = regs.rip;
+			exit->db.dr6 = DR6_BS;
+			exit->db.dr7 = v->debug.dr7;
+		}
+		kvm_op_set_debug(vcpu, &v->debug);
+	}
+	return true;
+}
+
 bool kvm_fallback_handled(struct vcpu *vcpu, struct vm_exit *exit)
 {
 	struct kvm_vcpu_state *v = kvm_vcpu_of(vcpu);
 	struct kvm_fallback *fb = v->fb;
-	if (!fb || exit->reason != VM_EXIT_EMULATION_FAILURE ||
+	if (exit->reason != VM_EXIT_EMULATION_FAILURE ||
 	    exit->failure.suberror != KVM_INTERNAL_ERROR_EMULATION)
 		return false;
 	struct x86_sregs sregs;
@@ -433,6 +456,10 @@ bool kvm_fallback_handled(struct vcpu *vcpu, struct vm_exit *exit)
 	if (v->fail_sregs_valid)
 		kvm_sregs_from(&sregs, &v->fail_sregs);   /* read with the exit */
 	else if (kvm_op_get_sregs(vcpu, &sregs) < 0)
+		return false;
+	if (fb_syscall_mended(vcpu, v, &sregs, exit))
+		return !v->debug.single_step;
+	if (!fb)
 		return false;
 	if (exit->failure.insn_len == 0)
 		return fb_fetch_from_nothing(vcpu, v, &sregs, exit->failure.pc);
