@@ -188,6 +188,9 @@ enum fop_kind {
 /* What a handler of kind FK_CALL computes, where emu_jit.c has a
  * template for it (T_NONE: none). */
 enum fop_tmpl { T_NONE, T_MOV, T_ALU, T_MOVZX, T_MOVSX, T_LEA, T_PUSH, T_POP, T_NOP,
+		T_SHIFT,                     /* by an immediate; alu: 0 SHL, 1 SHR, 2 SAR */
+		T_IMUL,                      /* IMUL r, r (FORM_RR) / r, r, imm (FORM_RI) */
+		T_CMOV, T_SETCC,             /* register forms; the condition is f->imm */
 		T_JMP, T_CALL, T_RET };      /* the last three: FK_EXIT */
 /* ALU operations (T_ALU), in this order */
 enum { A_ADD, A_SUB, A_CMP, A_AND, A_OR, A_XOR, A_TEST };

@@ -1112,13 +1112,15 @@ static fop_fn pick_ext(const struct emu_insn *in, struct emu_fop *f)
 /* SHL/SHR/SAR/ROL/ROR r, imm (or 1) with a count that is not 0 once
  * masked (SHL/SHR/SAR of 16 and 8 bits also: below their width);
  * SHL/SHR/SAR r, CL. */
+/* [SHL / SHR / SAR][size 8 / 4 / 2 / 1], by an immediate */
+static const fop_fn shift_fn[3][4] = {
+	{ shl_ri8, shl_ri4, shl_ri2, shl_ri1 },
+	{ shr_ri8, shr_ri4, shr_ri2, shr_ri1 },
+	{ sar_ri8, sar_ri4, sar_ri2, sar_ri1 },
+};
+
 static fop_fn pick_shift(const struct emu_insn *in, struct emu_fop *f)
 {
-	static const fop_fn imm_fn[3][4] = {
-		{ shl_ri8, shl_ri4, shl_ri2, shl_ri1 },
-		{ shr_ri8, shr_ri4, shr_ri2, shr_ri1 },
-		{ sar_ri8, sar_ri4, sar_ri2, sar_ri1 },
-	};
 	const struct emu_operand *a = &in->op[0], *b = &in->op[1];
 	if (in->nops < 1 || in->nops > 2 || a->kind != EMU_OP_REG || a->rclass != EMU_RC_GPR)
 		return NULL;
@@ -1140,7 +1142,7 @@ static fop_fn pick_shift(const struct emu_insn *in, struct emu_fop *f)
 		return NULL;
 	f->imm = n;
 	if (op < 3)
-		return imm_fn[op][k];
+		return shift_fn[op][k];
 	if (k >= 2)
 		return NULL;
 	if (in->mnemonic == ZYDIS_MNEMONIC_ROL)
@@ -1398,8 +1400,26 @@ static void describe(fop_fn fn, struct fop_info *fi)
 						fi->ssize = (uint8_t)(1u << ss);
 						return;
 					}
+	for (unsigned op = 0; op < 3; op++)
+		for (unsigned k = 0; k < 4; k++)
+			if (fn == shift_fn[op][k]) {
+				fi->tmpl = T_SHIFT;
+				fi->alu = (uint8_t)op;
+				fi->size = (uint8_t)form_size[k];
+				return;
+			}
 	fi->size = 8;
-	if (fn == lea_r8 || fn == lea_r4) {
+	if (fn == imul_rr8 || fn == imul_rr4 || fn == imul_rri8 || fn == imul_rri4) {
+		fi->tmpl = T_IMUL;
+		fi->size = fn == imul_rr8 || fn == imul_rri8 ? 8 : 4;
+		fi->form = fn == imul_rr8 || fn == imul_rr4 ? FORM_RR : FORM_RI;
+	} else if (fn == cmov_rr8 || fn == cmov_rr4) {
+		fi->tmpl = T_CMOV;
+		fi->size = fn == cmov_rr8 ? 8 : 4;
+	} else if (fn == setcc_r) {
+		fi->tmpl = T_SETCC;
+		fi->size = 1;
+	} else if (fn == lea_r8 || fn == lea_r4) {
 		fi->tmpl = T_LEA;
 		fi->size = fn == lea_r8 ? 8 : 4;
 	} else if (fn == push_r) {

@@ -294,9 +294,27 @@ static void tail_op(struct xlat *x, unsigned k, fop_fn fn)
 	tail_at(x, k, (uintptr_t)fn);
 }
 
-static bool jit_cond(struct emu_cpu *cpu, struct emu_core *c, unsigned cc)
+/* emu_cond_now, one function per condition (which folds into it) */
+#define COND(CC)                                                                              \
+	static bool cond_##CC(struct emu_cpu *cpu, struct emu_core *c)                        \
+	{                                                                                     \
+		return emu_cond_now(cpu, c, CC);                                              \
+	}
+COND(0) COND(1) COND(2) COND(3) COND(4) COND(5) COND(6) COND(7)
+COND(8) COND(9) COND(10) COND(11) COND(12) COND(13) COND(14) COND(15)
+static bool (*const cond_fn[16])(struct emu_cpu *, struct emu_core *) = {
+	cond_0, cond_1, cond_2, cond_3, cond_4, cond_5, cond_6, cond_7,
+	cond_8, cond_9, cond_10, cond_11, cond_12, cond_13, cond_14, cond_15,
+};
+
+/* AL = condition cc now (the lazy flags; clobbers what a call may). */
+static void cond_call(struct emit *e, unsigned cc)
 {
-	return emu_cond_now(cpu, c, cc);
+	mov_rr(e, RDI, R_CPU);
+	mov_rr(e, RSI, R_C);
+	mov_imm64(e, RAX, (uint64_t)(uintptr_t)cond_fn[cc & 15]);
+	b1(e, 0xff);
+	b1(e, 0xd0);                               /* call rax */
 }
 
 /* --- templates ------------------------------------------------------------------------ */
@@ -439,18 +457,103 @@ static void alu_op(struct emit *e, unsigned op, unsigned s)
 	op_rr(e, s == 8, s == 1 ? opc[op] - 1 : opc[op], RCX, RDX);
 }
 
-/* emu_lf_record of the op just done: a in RAX, b in RCX, r in RDX. */
-static void record(struct emit *e, unsigned op, unsigned s)
+/* emu_lf_record(c, lf, a, b, r, s) with a, b and r (masked) in registers. */
+static void record_as(struct emit *e, unsigned lf, unsigned s, unsigned a, unsigned b, unsigned r)
 {
-	unsigned lf = op == A_ADD ? EMU_LF_ADD : op == A_SUB || op == A_CMP ? EMU_LF_SUB
-									   : EMU_LF_LOGIC;
 	b1(e, 0x66);
 	op_mem(e, false, 0xc7, 0, R_C, CORE(lf_op));
 	b1(e, lf);
 	b1(e, s);                                          /* mov word lf_op/lf_size */
-	store(e, RAX, R_C, CORE(lf_a), 8);
-	store(e, RCX, R_C, CORE(lf_b), 8);
-	store(e, RDX, R_C, CORE(lf_r), 8);
+	store(e, a, R_C, CORE(lf_a), 8);
+	store(e, b, R_C, CORE(lf_b), 8);
+	store(e, r, R_C, CORE(lf_r), 8);
+}
+
+/* That of the ALU op just done: a in RAX, b in RCX, r in RDX. */
+static void record(struct emit *e, unsigned op, unsigned s)
+{
+	unsigned lf = op == A_ADD ? EMU_LF_ADD : op == A_SUB || op == A_CMP ? EMU_LF_SUB
+									   : EMU_LF_LOGIC;
+	record_as(e, lf, s, RAX, RCX, RDX);
+}
+
+/* An operation at size s on register rm: the operand-size prefix and
+ * REX.W as s wants, and the opcode's 8-bit form (opc - 1) for 1. */
+static void op_sized(struct emit *e, unsigned s, unsigned opc, unsigned reg, unsigned rm)
+{
+	if (s == 2)
+		b1(e, 0x66);
+	op_rr(e, s == 8, s == 1 ? opc - 1 : opc, reg, rm);
+}
+
+/* SHL/SHR/SAR r, n (n within the width) as shl_ri & co. do it. */
+static void shift_reg(struct emit *e, const struct emu_fop *f, const struct fop_info *fi)
+{
+	static const unsigned ext[3] = { 4, 5, 7 };
+	unsigned s = fi->size, top = s * 8 - 1;
+	load(e, RAX, R_CPU, GPR(f->r0), s);
+	mov_rr(e, RDX, RAX);
+	op_sized(e, s, 0xc1, ext[fi->alu], RDX);
+	b1(e, (unsigned)f->imm);
+	if (fi->flags) {
+		b1(e, 0x0f);
+		b1(e, 0x92);
+		b1(e, 0xc1);                               /* setc cl */
+		b1(e, 0x0f);
+		b1(e, 0xb6);
+		b1(e, 0xc9);                               /* movzx ecx, cl */
+	}
+	put_gpr(e, f->r0, s, RDX);
+	if (!fi->flags)
+		return;
+	if (fi->alu < 2) {                                 /* OF: SHL msb(r) != CF, SHR msb(a) */
+		mov_rr(e, RSI, fi->alu == 0 ? RDX : RAX);
+		b1(e, 0x48);
+		b1(e, 0xc1);
+		b1(e, 0xee);
+		b1(e, top);                                /* shr rsi, top */
+		if (fi->alu == 0) {
+			b1(e, 0x83);
+			b1(e, 0xe6);
+			b1(e, 1);                          /* and esi, 1 */
+			op_rr(e, false, 0x31, RCX, RSI);   /* xor esi, ecx */
+		}
+		op_rr(e, false, 0x01, RSI, RSI);           /* add esi, esi */
+		op_rr(e, false, 0x09, RSI, RCX);           /* or ecx, esi */
+	}
+	record_as(e, EMU_LF_LOGIC_CO, s, RDX, RCX, RDX);
+}
+
+/* CMOVcc r, r and SETcc r8 (the condition in f->imm): on the host's flags
+ * when they are the guest's (hf; then they still are), else
+ * emu_cond_now's. */
+static bool cond_move(struct emit *e, const struct emu_fop *f, const struct fop_info *fi, bool hf)
+{
+	unsigned cc = (unsigned)f->imm & 15;
+	if (fi->tmpl == T_SETCC) {
+		if (hf) {
+			op_mem(e, false, 0x0f90 | cc, 0, R_CPU, GPR(f->r0));   /* setcc [r0] */
+			return true;
+		}
+		cond_call(e, cc);
+		store(e, RAX, R_CPU, GPR(f->r0), 1);
+		return false;
+	}
+	if (hf) {
+		load(e, RDX, R_CPU, GPR(f->r1), fi->size);
+		load(e, RAX, R_CPU, GPR(f->r0), 8);
+		op_rr(e, true, 0x0f40 | cc, RAX, RDX);     /* cmovcc rax, rdx */
+		put_gpr(e, f->r0, fi->size, RAX);
+		return true;
+	}
+	cond_call(e, cc);
+	load(e, RDX, R_CPU, GPR(f->r1), fi->size);
+	load(e, RCX, R_CPU, GPR(f->r0), 8);
+	b1(e, 0x84);
+	b1(e, 0xc0);                                       /* test al, al */
+	op_rr(e, true, 0x0f44, RDX, RCX);                  /* cmovz rdx, rcx */
+	put_gpr(e, f->r0, fi->size, RDX);
+	return false;
 }
 
 /* ALU op k of register form (RR, RI): true when the host's flags are the
@@ -541,8 +644,10 @@ static bool has_template(const struct fop_info *fi)
 {
 	switch (fi->tmpl) {
 	case T_MOV: case T_ALU: case T_MOVZX: case T_MOVSX: case T_LEA: case T_PUSH:
-	case T_POP: case T_NOP:
+	case T_POP: case T_NOP: case T_SHIFT: case T_CMOV: case T_SETCC:
 		return true;
+	case T_IMUL:                                       /* not its flags */
+		return !fi->flags;
 	default:
 		return false;
 	}
@@ -550,14 +655,20 @@ static bool has_template(const struct fop_info *fi)
 
 static bool is_mem(const struct fop_info *fi)
 {
-	return fi->tmpl == T_PUSH || fi->tmpl == T_POP ||
-	       (fi->tmpl != T_LEA && fi->tmpl != T_NOP && fi->form >= FORM_RM);
+	switch (fi->tmpl) {
+	case T_PUSH: case T_POP:
+		return true;
+	case T_MOV: case T_ALU: case T_MOVZX: case T_MOVSX:
+		return fi->form >= FORM_RM;
+	default:
+		return false;
+	}
 }
 
 /* Op k from its template; its handler where the TLB does not allow the
  * access as it is (a call, or a tail jump when it is the last). True
  * when the host's flags are the guest's afterwards. */
-static bool template_op(struct xlat *x, unsigned k, const struct fop_info *fi)
+static bool template_op(struct xlat *x, unsigned k, const struct fop_info *fi, bool hf)
 {
 	struct emit *e = &x->e;
 	const struct emu_fop *f = &x->b->op[k];
@@ -587,6 +698,21 @@ static bool template_op(struct xlat *x, unsigned k, const struct fop_info *fi)
 			break;
 		case T_LEA:
 			lin(e, f, false);
+			put_gpr(e, f->r0, s, RAX);
+			break;
+		case T_SHIFT:
+			shift_reg(e, f, fi);
+			break;
+		case T_CMOV: case T_SETCC:
+			return cond_move(e, f, fi, hf);
+		case T_IMUL:
+			load(e, RAX, R_CPU, GPR(f->r0), 8);
+			if (fi->form == FORM_RR) {
+				op_mem(e, true, 0x0faf, RAX, R_CPU, GPR(f->r1));   /* imul rax, [r1] */
+			} else {
+				op_mem(e, true, 0x69, RAX, R_CPU, GPR(f->r1));     /* imul rax, [r1], imm */
+				b4(e, (uint32_t)f->imm);
+			}
 			put_gpr(e, f->r0, s, RAX);
 			break;
 		default:                                   /* T_NOP */
@@ -884,13 +1010,7 @@ static void jcc_op(struct xlat *x, unsigned k, const struct fop_info *fi, bool h
 	if (hf) {
 		not_taken = jump_fwd(e, fi->cc ^ 1);
 	} else {
-		mov_rr(e, RDI, R_CPU);
-		mov_rr(e, RSI, R_C);
-		b1(e, 0xba);
-		b4(e, fi->cc);                             /* mov edx, cc */
-		mov_imm64(e, RAX, (uint64_t)(uintptr_t)jit_cond);
-		b1(e, 0xff);
-		b1(e, 0xd0);                               /* call rax */
+		cond_call(e, fi->cc);
 		b1(e, 0x84);
 		b1(e, 0xc0);                               /* test al, al */
 		not_taken = jump_fwd(e, 4);                /* jz */
@@ -961,7 +1081,7 @@ bool emu_jit_translate(struct emu_jit *j, struct emu_block *b)
 		if (fi.kind == FK_JCC)
 			jcc_op(&x, k, &fi, hf);
 		else if (has_template(&fi))
-			hf = template_op(&x, k, &fi);
+			hf = template_op(&x, k, &fi, hf);
 		else
 			call_op(&x, k, fn[k]);
 		if (fi.kind == FK_JCC || !has_template(&fi))
