@@ -325,6 +325,7 @@ static void cond_call(struct emit *e, unsigned cc)
 _Static_assert(offsetof(struct emu_core, lf_size) == offsetof(struct emu_core, lf_op) + 1,
 	       "lf_op and lf_size are stored as one word");
 _Static_assert(sizeof(struct emu_tlb_entry) == 40, "the TLB look-up scales by 5 * 8");
+_Static_assert(offsetof(struct emu_blocks, slot) == 0, "the block table is looked up at c->blocks");
 
 /* A load of s bytes at [base + disp] into host, zero-extended to 64 bits. */
 static void load(struct emit *e, unsigned host, unsigned base, int32_t disp, unsigned s)
@@ -572,7 +573,7 @@ static bool alu_reg(struct xlat *x, const struct emu_fop *f, const struct fop_in
 		put_gpr(e, f->r0, s, RDX);
 	if (fi->flags)
 		record(e, fi->alu, s);
-	return true;
+	return fi->flags;
 }
 
 /* A template with a memory operand: the access through the TLB, then
@@ -802,6 +803,21 @@ static void budget_or(struct emit *e, struct pending *sl, unsigned dret)
 	to_slow(e, sl, 2);                                 /* jb */
 }
 
+/* To the slow way unless block RAX is current (block_current). */
+static void current_or(struct emit *e, struct pending *sl)
+{
+	load(e, RCX, RAX, BLK(gen), 8);
+	op_mem(e, true, 0x3b, RCX, R_C, CORE(code_gen));
+	to_slow(e, sl, 5);
+	load(e, RCX, RAX, BLK(frame), 8);
+	load(e, RDX, R_C, CORE(code_ver), 8);
+	b1(e, 0x8b);
+	b1(e, 0x14);
+	b1(e, 0x8a);                                       /* mov edx, [rdx + rcx*4] */
+	op_mem(e, false, 0x3b, RDX, RAX, BLK(ver));
+	to_slow(e, sl, 5);
+}
+
 /* R8 = link_gpa(c, R9): the physical address of the guest's RIP in R9,
  * in the running block's page without a look-up, else through the TLB's
  * execute tag; to the slow way when it has none. same: R9 is known to
@@ -895,21 +911,47 @@ static void chain_to(struct xlat *x, unsigned kf, int64_t t, unsigned dret, uint
 		}
 	}
 	link_gpa_of(e, &sl, same);
-	load(e, RAX, R_OP, (int32_t)(kf * sizeof(struct emu_fop) + offsetof(struct emu_fop, link)), 8);
+	int32_t link = (int32_t)(kf * sizeof(struct emu_fop) + offsetof(struct emu_fop, link));
+	struct pending find = { .n = 0 };
+	load(e, RAX, R_OP, link, 8);
 	op_rr(e, true, 0x85, RAX, RAX);
-	to_slow(e, &sl, 4);                                /* no link */
+	to_slow(e, &find, 4);                              /* no link */
+	op_mem(e, true, 0x39, R8, RAX, BLK(gpa));
+	to_slow(e, &find, 5);
+	current_or(e, &find);
+	uint8_t *linked = jump_fwd(e, 16);
+	/* chain_slow: the block the table has at R8, current, as the link */
+	land_all(e, &find);
+	mov_rr(e, RCX, R8);
+	b1(e, 0x48);
+	b1(e, 0xc1);
+	b1(e, 0xe9);
+	b1(e, BLOCK_SLOT_BITS);                            /* shr rcx, 16 */
+	mov_rr(e, RDX, R8);
+	b1(e, 0x48);
+	b1(e, 0xc1);
+	b1(e, 0xea);
+	b1(e, 2 * BLOCK_SLOT_BITS);                        /* shr rdx, 32 */
+	op_rr(e, true, 0x31, RDX, RCX);                    /* xor rcx, rdx */
+	op_rr(e, true, 0x31, R8, RCX);                     /* xor rcx, r8 */
+	b1(e, 0x81);
+	b1(e, 0xe1);
+	b4(e, BLOCK_SLOTS - 1);                            /* and ecx, slots - 1 */
+	load(e, RDX, R_C, CORE(blocks), 8);
+	b1(e, 0x48);
+	b1(e, 0x8b);
+	b1(e, 0x04);
+	b1(e, 0xca);                                       /* mov rax, [rdx + rcx*8] */
+	op_rr(e, true, 0x85, RAX, RAX);
+	to_slow(e, &sl, 4);
 	op_mem(e, true, 0x39, R8, RAX, BLK(gpa));
 	to_slow(e, &sl, 5);
-	load(e, RCX, RAX, BLK(gen), 8);
-	op_mem(e, true, 0x3b, RCX, R_C, CORE(code_gen));
-	to_slow(e, &sl, 5);
-	load(e, RCX, RAX, BLK(frame), 8);
-	load(e, RDX, R_C, CORE(code_ver), 8);
-	b1(e, 0x8b);
-	b1(e, 0x14);
-	b1(e, 0x8a);                                       /* mov edx, [rdx + rcx*4] */
-	op_mem(e, false, 0x3b, RDX, RAX, BLK(ver));
-	to_slow(e, &sl, 5);                                /* not current */
+	op_mem(e, false, 0x80, 7, RAX, BLK(n));
+	b1(e, 0);                                          /* cmp byte n, 0 */
+	to_slow(e, &sl, 4);
+	current_or(e, &sl);
+	store(e, RAX, R_OP, link, 8);
+	land(e, linked);
 	load(e, RSI, RAX, BLK(n), 1);
 	budget_or(e, &sl, dret);
 	op_mem(e, false, 0x83, 7, R_C, CORE(chain_left));
