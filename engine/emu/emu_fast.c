@@ -71,7 +71,12 @@
  * emu_leave make the flags exact first.
  *
  * Instructions with no specialised handler in emu_fast_ops.c run their
- * exact handler from emu_exec_*.c after the flags are made exact. */
+ * exact handler from emu_exec_*.c after the flags are made exact.
+ *
+ * The native tier (emu_jit.c): op[0].fn of a new block counts its entries
+ * (f_count); at the jit_after-th the block is translated into host code
+ * that does what its handlers do, and op[0].fn becomes the translation,
+ * entered by every way into the block as the handler chain was. */
 #include "engine/emu/emu_fast.h"
 
 #include <stddef.h>

@@ -883,34 +883,11 @@ static void link_gpa_of(struct emit *e, struct pending *sl, int same)
 		land(e, done);
 }
 
-/* The way out of the block at fop kf to the guest's RIP in R9 (the block
- * start + t, or wherever when t is NOWHERE: R9 is set), as chain() does
- * it (dret instructions retired by then): straight into the linked
- * block's translation when chain() would enter it (and it has one), else
- * the handler fn on kf (with R9 as its fourth argument: emu_fop_chain). */
-#define NOWHERE INT64_MIN
-static void chain_to(struct xlat *x, unsigned kf, int64_t t, unsigned dret, uintptr_t fn)
+/* RAX = the block chain() would enter at R8 (link_gpa): kf's link when it
+ * fits, else the table's (as chain_slow finds it; then the link), else
+ * to the slow way. */
+static void linked_block(struct emit *e, unsigned kf, struct pending *sl)
 {
-	struct emit *e = &x->e;
-	const struct emu_block *b = x->b;
-	struct pending sl = { .n = 0 };
-	int same = -1;
-	count(x, dret);
-	if (t != NOWHERE) {
-		int64_t poff = (int64_t)(b->gpa & (X86_PAGE_SIZE - 1)) + t;
-		same = poff >= 0 && poff < (int64_t)X86_PAGE_SIZE;
-		load(e, R9, R_C, CORE(blk_rip), 8);
-		if (t != (int32_t)t) {
-			mov_imm64(e, RAX, (uint64_t)t);
-			op_rr(e, true, 0x01, RAX, R9);             /* add r9, rax */
-		} else {
-			b1(e, 0x49);
-			b1(e, 0x81);
-			b1(e, 0xc1);
-			b4(e, (uint32_t)(int32_t)t);               /* add r9, t */
-		}
-	}
-	link_gpa_of(e, &sl, same);
 	int32_t link = (int32_t)(kf * sizeof(struct emu_fop) + offsetof(struct emu_fop, link));
 	struct pending find = { .n = 0 };
 	load(e, RAX, R_OP, link, 8);
@@ -920,7 +897,6 @@ static void chain_to(struct xlat *x, unsigned kf, int64_t t, unsigned dret, uint
 	to_slow(e, &find, 5);
 	current_or(e, &find);
 	uint8_t *linked = jump_fwd(e, 16);
-	/* chain_slow: the block the table has at R8, current, as the link */
 	land_all(e, &find);
 	mov_rr(e, RCX, R8);
 	b1(e, 0x48);
@@ -936,28 +912,36 @@ static void chain_to(struct xlat *x, unsigned kf, int64_t t, unsigned dret, uint
 	op_rr(e, true, 0x31, R8, RCX);                     /* xor rcx, r8 */
 	b1(e, 0x81);
 	b1(e, 0xe1);
-	b4(e, BLOCK_SLOTS - 1);                            /* and ecx, slots - 1 */
+	b4(e, BLOCK_SLOTS - 1);                            /* and ecx: block_index */
 	load(e, RDX, R_C, CORE(blocks), 8);
 	b1(e, 0x48);
 	b1(e, 0x8b);
 	b1(e, 0x04);
 	b1(e, 0xca);                                       /* mov rax, [rdx + rcx*8] */
 	op_rr(e, true, 0x85, RAX, RAX);
-	to_slow(e, &sl, 4);
+	to_slow(e, sl, 4);
 	op_mem(e, true, 0x39, R8, RAX, BLK(gpa));
-	to_slow(e, &sl, 5);
+	to_slow(e, sl, 5);
 	op_mem(e, false, 0x80, 7, RAX, BLK(n));
 	b1(e, 0);                                          /* cmp byte n, 0 */
-	to_slow(e, &sl, 4);
-	current_or(e, &sl);
+	to_slow(e, sl, 4);
+	current_or(e, sl);
 	store(e, RAX, R_OP, link, 8);
 	land(e, linked);
+}
+
+/* Into block RAX's translation at R8 (gpa) and R9 (rip) as enter() goes
+ * into it, on chain()'s terms (dret instructions retired by then); to the
+ * slow way when they do not hold or it has no translation. */
+static void enter_linked(struct xlat *x, struct pending *sl, unsigned dret)
+{
+	struct emit *e = &x->e;
 	load(e, RSI, RAX, BLK(n), 1);
-	budget_or(e, &sl, dret);
+	budget_or(e, sl, dret);
 	op_mem(e, false, 0x83, 7, R_C, CORE(chain_left));
 	b1(e, 0);
-	to_slow(e, &sl, 4);
-	may_go_on_or(e, &sl);
+	to_slow(e, sl, 4);
+	may_go_on_or(e, sl);
 	load(e, RDX, RAX, BLK(op[0].fn), 8);
 	mov_imm64(e, RSI, (uint64_t)(uintptr_t)x->arena);
 	mov_rr(e, RDI, RDX);
@@ -966,8 +950,7 @@ static void chain_to(struct xlat *x, unsigned kf, int64_t t, unsigned dret, uint
 	b1(e, 0x81);
 	b1(e, 0xff);
 	b4(e, JIT_ARENA);                                  /* cmp rdi, arena size */
-	to_slow(e, &sl, 3);                                /* jae: not a translation */
-	/* enter() */
+	to_slow(e, sl, 3);                                 /* jae: not a translation */
 	op_mem(e, false, 0xff, 1, R_C, CORE(chain_left));  /* dec */
 	store(e, RCX, R_C, CORE(blk_ret), 8);
 	store(e, R8, R_C, CORE(blk_gpa), 8);
@@ -984,6 +967,37 @@ static void chain_to(struct xlat *x, unsigned kf, int64_t t, unsigned dret, uint
 	b1(e, INNER);                                      /* add rdx, INNER */
 	b1(e, 0xff);
 	b1(e, 0xe2);                                       /* jmp rdx */
+}
+
+/* The way out of the block at fop kf to the guest's RIP in R9 (the block
+ * start + t, or wherever when t is NOWHERE: R9 is set), as chain() does
+ * it (dret instructions retired by then): straight into the linked
+ * block's translation when chain() would enter it (and it has one), else
+ * the handler fn on kf (with R9 as its fourth argument: emu_fop_chain). */
+#define NOWHERE INT64_MIN
+static void chain_to(struct xlat *x, unsigned kf, int64_t t, unsigned dret, uintptr_t fn)
+{
+	struct emit *e = &x->e;
+	struct pending sl = { .n = 0 };
+	int same = -1;
+	count(x, dret);
+	if (t != NOWHERE) {
+		int64_t poff = (int64_t)(x->b->gpa & (X86_PAGE_SIZE - 1)) + t;
+		same = poff >= 0 && poff < (int64_t)X86_PAGE_SIZE;
+		load(e, R9, R_C, CORE(blk_rip), 8);
+		if (t != (int32_t)t) {
+			mov_imm64(e, RAX, (uint64_t)t);
+			op_rr(e, true, 0x01, RAX, R9);             /* add r9, rax */
+		} else {
+			b1(e, 0x49);
+			b1(e, 0x81);
+			b1(e, 0xc1);
+			b4(e, (uint32_t)(int32_t)t);               /* add r9, t */
+		}
+	}
+	link_gpa_of(e, &sl, same);
+	linked_block(e, kf, &sl);
+	enter_linked(x, &sl, dret);
 	land_all(e, &sl);
 	mov_rr(e, RCX, R9);
 	tail_at(x, kf, fn);
