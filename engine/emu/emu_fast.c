@@ -71,8 +71,15 @@
  * emu_leave make the flags exact first.
  *
  * Instructions with no specialised handler in emu_fast_ops.c run their
- * exact handler from emu_exec_*.c after the flags are made exact. */
+ * exact handler from emu_exec_*.c after the flags are made exact.
+ *
+ * The native tier (emu_jit.c): op[0].fn of a new block counts its entries
+ * (f_count); at the jit_after-th the block is translated into host code
+ * that does what its handlers do, and op[0].fn becomes the translation,
+ * entered by every way into the block as the handler chain was. */
 #include "engine/emu/emu_fast.h"
+
+#include <stddef.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -80,7 +87,9 @@
 #include <time.h>
 #include <Zydis/Zydis.h>
 
+#include "engine/emu/emu_jit.h"
 #include "x86/insn.h"
+
 
 int emu_blocks_create(struct emu_vm *evm)
 {
@@ -99,6 +108,7 @@ int emu_blocks_create(struct emu_vm *evm)
 	}
 	evm->blocks->arena = arena;
 	evm->blocks->cold = cold;
+	evm->blocks->jit = emu_jit_create(&evm->blocks->jit_after);
 	evm->ram = vm->ram;
 	evm->ram_frames = frames;
 	evm->code_gen = 1;
@@ -108,6 +118,7 @@ int emu_blocks_create(struct emu_vm *evm)
 void emu_blocks_destroy(struct emu_vm *evm)
 {
 	if (evm->blocks) {
+		emu_jit_destroy(evm->blocks->jit);
 		free(evm->blocks->arena);
 		free(evm->blocks->cold);
 	}
@@ -135,10 +146,15 @@ void emu_stats_report(struct emu_vm *evm)
 		if (evm->cpus[i])
 			retired += evm->cpus[i]->retired;
 	double cpu_s = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+	uint64_t jit_blocks = 0, jit_insns = 0;
+	if (evm->blocks && evm->blocks->jit)
+		emu_jit_counts(evm->blocks->jit, &jit_blocks, &jit_insns);
 	fprintf(stderr, "vmdb: emu: %llu instructions retired, %.2f s of CPU, %.1f MIPS, "
-		"block cache emptied %llu times\n", (unsigned long long)retired, cpu_s,
-		cpu_s > 0 ? (double)retired / cpu_s / 1e6 : 0.0,
-		(unsigned long long)(evm->blocks ? evm->blocks->flushes : 0));
+		"block cache emptied %llu times, %llu blocks translated, "
+		"%llu instructions run in translations\n", (unsigned long long)retired,
+		cpu_s, cpu_s > 0 ? (double)retired / cpu_s / 1e6 : 0.0,
+		(unsigned long long)(evm->blocks ? evm->blocks->flushes : 0),
+		(unsigned long long)jit_blocks, (unsigned long long)jit_insns);
 }
 
 /* --- building blocks ---------------------------------------------------------------- */
@@ -172,13 +188,17 @@ static bool ends_block(const struct emu_insn *in)
 }
 
 /* Room for len bytes in the arena and cold bytes in the cold one
- * (8-aligned, *cold_p); when either is full every block goes, links
- * included: they only live in blocks. */
+ * (8-aligned, *cold_p); when either is full, or the native tier's arena
+ * is, every block goes, links and translations included: they only live
+ * in blocks. */
 static void *arena_take(struct emu_blocks *bs, size_t len, size_t cold, uint8_t **cold_p)
 {
 	len = (len + 7) & ~(size_t)7;
 	cold = (cold + 7) & ~(size_t)7;
-	if (bs->used + len > BLOCK_ARENA || bs->cold_used + cold > BLOCK_ARENA) {
+	if (bs->used + len > BLOCK_ARENA || bs->cold_used + cold > BLOCK_ARENA ||
+	    (bs->jit && emu_jit_full(bs->jit))) {
+		if (bs->jit)
+			emu_jit_reset(bs->jit);
 		memset(bs->slot, 0, sizeof(bs->slot));
 		bs->used = bs->cold_used = 0;
 		bs->flushes++;
@@ -251,6 +271,16 @@ static unsigned block_decode(struct emu_blocks *bs, unsigned mode, const uint8_t
 	return n;
 }
 
+/* The first instruction of a block that is not translated yet: counts
+ * the block's entries, and translates it at the jit_after-th. */
+static unsigned f_count(struct emu_cpu *cpu, struct emu_core *c, const struct emu_fop *f)
+{
+	struct emu_block *b = (struct emu_block *)((char *)f - offsetof(struct emu_block, op));
+	if (++b->hits >= c->blocks->jit_after && emu_jit_translate(c->blocks->jit, b))
+		return b->op[0].fn(cpu, c, f);
+	return b->fn0(cpu, c, f);
+}
+
 /* The block at gpa (host bytes p, avail bytes to the page end, the next
  * page's at next or NULL), new in the arena. */
 static struct emu_block *block_build(struct emu_blocks *bs, uint64_t gpa, unsigned mode,
@@ -281,6 +311,10 @@ static struct emu_block *block_build(struct emu_blocks *bs, uint64_t gpa, unsign
 	b->words = (uint8_t)words;
 	b->nbytes = (uint16_t)here;
 	b->n = (uint8_t)n;
+	b->fn0 = b->op[0].fn;
+	b->hits = 0;
+	if (bs->jit && n)
+		b->op[0].fn = f_count;
 	b->gpa = gpa;
 	b->mode = (uint8_t)mode;
 	return b;

@@ -38,6 +38,8 @@ enum fstop {
 	FS_JUMP,                       /* leave; the handler set RIP */
 	FS_END,                        /* leave before f, nothing retired there (the end
 					* marker; f_cross) */
+	FS_CONT,                       /* go on in the translation (emu_jit.c: the
+					* sentinel f_cont stands after a called handler) */
 };
 
 /* One instruction of a block: the specialised handler and the operand
@@ -81,6 +83,9 @@ struct emu_block {
 	const struct emu_insn *in;     /* the decoded forms, for the exact handlers */
 	const uint8_t *bytes;          /* the copy compared with the guest's */
 	const uint8_t *tail;           /* the last instruction's bytes in the next page */
+	fop_fn fn0;                    /* op[0]'s handler (op[0].fn counts entries, then
+					* is the translation: emu_jit.h) */
+	uint32_t hits;                 /* entries counted before translation */
 	struct emu_fop op[];           /* + the end marker */
 };
 
@@ -89,6 +94,8 @@ struct emu_blocks {
 	uint8_t *arena, *cold;
 	size_t used, cold_used;
 	uint64_t flushes;              /* times the arena was emptied */
+	struct emu_jit *jit;           /* the native tier (emu_jit.h), NULL: off */
+	uint32_t jit_after;            /* entries of a block before it is translated */
 	/* block_build's draft, copied into the arena when complete: the
 	 * instructions and the bytes in the next page of a last one that
 	 * goes on there */
@@ -169,6 +176,47 @@ static inline const struct emu_block *block_find(const struct emu_core *c, uint6
 }
 
 /* --- emu_fast_ops.c --- */
+
+/* What the translator (emu_jit.c) needs to know of a handler. */
+enum fop_kind {
+	FK_CALL,                       /* runs the instruction, then NEXT (or leaves) */
+	FK_EXIT,                       /* always leaves the block (JMP, CALL, RET, f_cross) */
+	FK_JCC,                        /* Jcc on condition cc: NEXT, or leaves when taken */
+	FK_FUSED,                      /* CMP/TEST (plain) fused with the Jcc after it */
+};
+
+/* What a handler of kind FK_CALL computes, where emu_jit.c has a
+ * template for it (T_NONE: none). */
+enum fop_tmpl { T_NONE, T_MOV, T_ALU, T_MOVZX, T_MOVSX, T_LEA, T_PUSH, T_POP, T_NOP,
+		T_SHIFT,                     /* by an immediate; alu: 0 SHL, 1 SHR, 2 SAR */
+		T_IMUL,                      /* IMUL r, r (FORM_RR) / r, r, imm (FORM_RI) */
+		T_CMOV, T_SETCC,             /* register forms; the condition is f->imm */
+		T_JMP, T_CALL, T_RET };      /* the last three: FK_EXIT */
+/* ALU operations (T_ALU), in this order */
+enum { A_ADD, A_SUB, A_CMP, A_AND, A_OR, A_XOR, A_TEST };
+/* operand forms */
+enum { FORM_RR, FORM_RI, FORM_RM, FORM_MR, FORM_MI };
+
+struct fop_info {
+	uint8_t kind;                  /* enum fop_kind */
+	uint8_t cc;                    /* FK_JCC, FK_FUSED: the condition */
+	bool loop;                     /* FK_JCC: back to the start of its block */
+	fop_fn plain;                  /* FK_FUSED: the CMP/TEST's own handler */
+	uint8_t tmpl;                  /* enum fop_tmpl */
+	uint8_t alu;                   /* T_ALU: A_* */
+	uint8_t form;                  /* FORM_* (T_MOVZX/T_MOVSX: RR or RM) */
+	uint8_t size, ssize;           /* operand size (destination); T_MOVZX/SX: source */
+	bool flags;                    /* the handler records the flags (not an _nf form) */
+};
+
+struct fop_info emu_fop_info(fop_fn fn);
+/* The handler of a direct JMP (a taken Jcc's way: its fop has the same fields). */
+fop_fn emu_fop_jmp(void);
+/* What a RET (f) does after its pop of rip: on to there (chain). */
+unsigned emu_fop_chain(struct emu_cpu *cpu, struct emu_core *c, const struct emu_fop *f,
+		       uint64_t rip);
+/* The sentinel after a handler the translation calls: back to it. */
+unsigned emu_fop_cont(struct emu_cpu *cpu, struct emu_core *c, const struct emu_fop *f);
 
 /* An SSE instruction with an XMM register among its operands and nothing
  * in x86/insn.c's table (no state management): besides what plain ones

@@ -259,7 +259,6 @@ static unsigned f_end(struct emu_cpu *cpu, struct emu_core *c, const struct emu_
 	return chain(cpu, c, f, c->blk_rip + f->off, c->blk_ret + f->idx, FS_END);
 }
 
-enum { A_ADD, A_SUB, A_CMP, A_AND, A_OR, A_XOR, A_TEST };
 
 #define A_WRITES(op) ((op) != A_CMP && (op) != A_TEST)
 
@@ -1056,20 +1055,22 @@ static fop_fn pick_alu(const struct emu_insn *in, struct emu_fop *f)
 	return NULL;
 }
 
+/* [size 8 / 4 / 2 / 1][form] */
+static const fop_fn mov_fn[4][5] = {
+	{ mov_rr8, mov_ri8, mov_rm8, mov_mr8, mov_mi8 },
+	{ mov_rr4, mov_ri4, mov_rm4, mov_mr4, mov_mi4 },
+	{ mov_rr2, mov_ri2, mov_rm2, mov_mr2, mov_mi2 },
+	{ mov_rr1, mov_ri1, mov_rm1, mov_mr1, mov_mi1 },
+};
+
 static fop_fn pick_mov(const struct emu_insn *in, struct emu_fop *f)
 {
-	static const fop_fn mov[4][5] = {
-		{ mov_rr8, mov_ri8, mov_rm8, mov_mr8, mov_mi8 },
-		{ mov_rr4, mov_ri4, mov_rm4, mov_mr4, mov_mi4 },
-		{ mov_rr2, mov_ri2, mov_rm2, mov_mr2, mov_mi2 },
-		{ mov_rr1, mov_ri1, mov_rm1, mov_mr1, mov_mi1 },
-	};
 	for (unsigned k = 0; k < 4; k++) {
 		int form = form_of(in, f, form_size[k]);
 		if (form >= 3)
 			wmem(f, form_size[k], false);
 		if (form >= 0)
-			return mov[k][form];
+			return mov_fn[k][form];
 	}
 	return NULL;
 }
@@ -1111,13 +1112,15 @@ static fop_fn pick_ext(const struct emu_insn *in, struct emu_fop *f)
 /* SHL/SHR/SAR/ROL/ROR r, imm (or 1) with a count that is not 0 once
  * masked (SHL/SHR/SAR of 16 and 8 bits also: below their width);
  * SHL/SHR/SAR r, CL. */
+/* [SHL / SHR / SAR][size 8 / 4 / 2 / 1], by an immediate */
+static const fop_fn shift_fn[3][4] = {
+	{ shl_ri8, shl_ri4, shl_ri2, shl_ri1 },
+	{ shr_ri8, shr_ri4, shr_ri2, shr_ri1 },
+	{ sar_ri8, sar_ri4, sar_ri2, sar_ri1 },
+};
+
 static fop_fn pick_shift(const struct emu_insn *in, struct emu_fop *f)
 {
-	static const fop_fn imm_fn[3][4] = {
-		{ shl_ri8, shl_ri4, shl_ri2, shl_ri1 },
-		{ shr_ri8, shr_ri4, shr_ri2, shr_ri1 },
-		{ sar_ri8, sar_ri4, sar_ri2, sar_ri1 },
-	};
 	const struct emu_operand *a = &in->op[0], *b = &in->op[1];
 	if (in->nops < 1 || in->nops > 2 || a->kind != EMU_OP_REG || a->rclass != EMU_RC_GPR)
 		return NULL;
@@ -1139,7 +1142,7 @@ static fop_fn pick_shift(const struct emu_insn *in, struct emu_fop *f)
 		return NULL;
 	f->imm = n;
 	if (op < 3)
-		return imm_fn[op][k];
+		return shift_fn[op][k];
 	if (k >= 2)
 		return NULL;
 	if (in->mnemonic == ZYDIS_MNEMONIC_ROL)
@@ -1345,4 +1348,127 @@ void emu_fops_finish(struct emu_fop *op, unsigned n, unsigned pos)
 	e->flags = FOP_LINK;
 	e->idx = (uint8_t)n;
 	e->off = e->end = (uint16_t)pos;
+}
+
+unsigned emu_fop_cont(struct emu_cpu *cpu, struct emu_core *c, const struct emu_fop *f)
+{
+	(void)cpu;
+	(void)c;
+	(void)f;
+	return FS_CONT;
+}
+
+/* What fn does, for a template (fi->tmpl), when it is one of the
+ * operand forms emu_jit.c has templates for. */
+static void describe(fop_fn fn, struct fop_info *fi)
+{
+	fi->flags = true;
+	for (unsigned k = 0; k < sizeof(base_forms) / sizeof(base_forms[0]); k++)
+		if (fn == base_forms[k].b)
+			fn = base_forms[k].any;
+	for (unsigned k = 0; k < sizeof(flag_forms) / sizeof(flag_forms[0]); k++) {
+		if (fn == flag_forms[k].nf) {
+			fn = flag_forms[k].any;
+			fi->flags = false;
+		}
+	}
+	for (unsigned form = 0; form < 5; form++) {
+		for (unsigned k = 0; k < 4; k++) {
+			fi->size = (uint8_t)form_size[k];
+			fi->form = (uint8_t)form;
+			if (fn == mov_fn[k][form]) {
+				fi->tmpl = T_MOV;
+				return;
+			}
+			for (unsigned i = 0; i < sizeof(alu_table) / sizeof(alu_table[0]); i++) {
+				if (fn == alu_table[i].fn[form][k]) {
+					fi->tmpl = T_ALU;
+					fi->alu = (uint8_t)i;      /* alu_table is in enum A_* order */
+					return;
+				}
+			}
+		}
+	}
+	for (unsigned sx = 0; sx < 2; sx++)
+		for (unsigned rm = 0; rm < 2; rm++)
+			for (unsigned d = 0; d < 2; d++)
+				for (unsigned ss = 0; ss < 3; ss++)
+					if (fn == ext_fn[sx][rm][d][ss]) {
+						fi->tmpl = sx ? T_MOVSX : T_MOVZX;
+						fi->form = rm ? 2 : 0;
+						fi->size = d ? 4 : 8;
+						fi->ssize = (uint8_t)(1u << ss);
+						return;
+					}
+	for (unsigned op = 0; op < 3; op++)
+		for (unsigned k = 0; k < 4; k++)
+			if (fn == shift_fn[op][k]) {
+				fi->tmpl = T_SHIFT;
+				fi->alu = (uint8_t)op;
+				fi->size = (uint8_t)form_size[k];
+				return;
+			}
+	fi->size = 8;
+	if (fn == imul_rr8 || fn == imul_rr4 || fn == imul_rri8 || fn == imul_rri4) {
+		fi->tmpl = T_IMUL;
+		fi->size = fn == imul_rr8 || fn == imul_rri8 ? 8 : 4;
+		fi->form = fn == imul_rr8 || fn == imul_rr4 ? FORM_RR : FORM_RI;
+	} else if (fn == cmov_rr8 || fn == cmov_rr4) {
+		fi->tmpl = T_CMOV;
+		fi->size = fn == cmov_rr8 ? 8 : 4;
+	} else if (fn == setcc_r) {
+		fi->tmpl = T_SETCC;
+		fi->size = 1;
+	} else if (fn == lea_r8 || fn == lea_r4) {
+		fi->tmpl = T_LEA;
+		fi->size = fn == lea_r8 ? 8 : 4;
+	} else if (fn == push_r) {
+		fi->tmpl = T_PUSH;
+	} else if (fn == pop_r) {
+		fi->tmpl = T_POP;
+	} else if (fn == nop) {
+		fi->tmpl = T_NOP;
+	}
+}
+
+fop_fn emu_fop_jmp(void)
+{
+	return jmp_rel;
+}
+
+unsigned emu_fop_chain(struct emu_cpu *cpu, struct emu_core *c, const struct emu_fop *f,
+		       uint64_t rip)
+{
+	return chain(cpu, c, f, rip, c->blk_ret + f->idx + 1, FS_JUMP);
+}
+
+struct fop_info emu_fop_info(fop_fn fn)
+{
+	struct fop_info fi = { .kind = FK_CALL };
+	if (fn == jmp_rel || fn == call_rel || fn == ret_near || fn == f_cross) {
+		fi.kind = FK_EXIT;
+		fi.tmpl = fn == jmp_rel ? T_JMP : fn == call_rel ? T_CALL : fn == ret_near ? T_RET
+										  : T_NONE;
+		return fi;
+	}
+	for (unsigned cc = 0; cc < 16; cc++) {
+		if (fn == jcc_fn[cc] || fn == jloop_fn[cc]) {
+			fi.kind = FK_JCC;
+			fi.cc = (uint8_t)cc;
+			fi.loop = fn == jloop_fn[cc];
+			return fi;
+		}
+	}
+	for (unsigned k = 0; k < sizeof(fused_forms) / sizeof(fused_forms[0]); k++) {
+		for (unsigned cc = 0; cc < 16; cc++) {
+			if (fn == fused_forms[k].fused[0][cc] || fn == fused_forms[k].fused[1][cc]) {
+				fi.kind = FK_FUSED;
+				fi.cc = (uint8_t)cc;
+				fi.plain = fused_forms[k].cmp;
+				return fi;
+			}
+		}
+	}
+	describe(fn, &fi);
+	return fi;
 }

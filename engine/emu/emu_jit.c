@@ -1,0 +1,1193 @@
+/* engine/emu/emu_jit.c — the native tier of the fast path (emu_jit.h):
+ * a hot block's handler chain as host x86-64 code.
+ *
+ * A translation is a function with the handlers' signature, entered as
+ * op[0].fn with f = op: it keeps cpu, c and op in callee-saved registers
+ * (rbx, r12, r13) and does each instruction of the block in order. An
+ * instruction without a template calls its handler with its own fop; the
+ * handler ends in NEXT, and every op[k].fn after the first is then the
+ * sentinel emu_fop_cont, so the call comes back with FS_CONT; anything
+ * else (the handler left the block: a fault's exact way, a store into
+ * code, a device) is returned as is, exactly where the handler chain would
+ * have left. The block's way out (its last instruction, a taken Jcc) is a
+ * tail jump into the original handler, which chains on (emu_fast_ops.c
+ * chain, loop_again) as in the interpreter, so the host stack stays flat
+ * however many blocks run back to back. A CMP/TEST fused with its Jcc runs
+ * as the CMP/TEST and then the Jcc: the same flags, retired counts and
+ * ways. Everything the handler chain keeps (RIP, the retired count, the
+ * lazy flags) is thus kept the same way.
+ *
+ * Memory: one memfd mapped twice, written through one view and run
+ * through the other (never writable and executable at once). */
+#include "engine/emu/emu_jit.h"
+
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/emu/emu_flags.h"
+
+#if defined(__x86_64__)
+
+#include <sys/mman.h>
+#include <unistd.h>
+
+#define JIT_ARENA (64u << 20)
+/* room a translation may need per instruction, checked before each */
+#define JIT_INSN_MAX 256
+
+struct emu_jit {
+	uint8_t *rw;                   /* the arena, writable view */
+	const uint8_t *rx;             /* the same pages, executable view */
+	size_t used;
+	uint64_t blocks, insns;        /* translated; instructions of blocks entered */
+};
+
+struct emu_jit *emu_jit_create(uint32_t *after)
+{
+	const char *v = getenv("VMDB_EMU_JIT");
+	*after = 100;
+	if (v && *v) {
+		char *end;
+		unsigned long n = strtoul(v, &end, 10);
+		if (*end || n > UINT32_MAX) {
+			fprintf(stderr, "vmdb: VMDB_EMU_JIT=%s is not a number of entries (0: off)\n", v);
+			return NULL;
+		}
+		if (n == 0)
+			return NULL;
+		*after = (uint32_t)n;
+	}
+	struct emu_jit *j = calloc(1, sizeof(*j));
+	int fd = memfd_create("vmdb-emu-jit", MFD_CLOEXEC);
+	if (!j || fd < 0 || ftruncate(fd, JIT_ARENA) != 0) {
+		if (fd >= 0)
+			close(fd);
+		free(j);
+		return NULL;
+	}
+	void *rw = mmap(NULL, JIT_ARENA, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	void *rx = mmap(NULL, JIT_ARENA, PROT_READ | PROT_EXEC, MAP_SHARED, fd, 0);
+	close(fd);
+	if (rw == MAP_FAILED || rx == MAP_FAILED) {
+		if (rw != MAP_FAILED)
+			munmap(rw, JIT_ARENA);
+		if (rx != MAP_FAILED)
+			munmap((void *)rx, JIT_ARENA);
+		free(j);
+		return NULL;
+	}
+	j->rw = rw;
+	j->rx = rx;
+	return j;
+}
+
+void emu_jit_destroy(struct emu_jit *j)
+{
+	if (!j)
+		return;
+	munmap(j->rw, JIT_ARENA);
+	munmap((void *)j->rx, JIT_ARENA);
+	free(j);
+}
+
+void emu_jit_reset(struct emu_jit *j)
+{
+	j->used = 0;
+}
+
+bool emu_jit_full(const struct emu_jit *j)
+{
+	return j->used + BLOCK_INSNS * JIT_INSN_MAX > JIT_ARENA;
+}
+
+void emu_jit_counts(const struct emu_jit *j, uint64_t *blocks, uint64_t *insns)
+{
+	*blocks = j->blocks;
+	*insns = j->insns;
+}
+
+/* --- the emitter ---------------------------------------------------------------------- */
+
+enum { RAX, RCX, RDX, RBX, RSP, RBP, RSI, RDI, R8, R9, R10, R11, R12, R13, R14, R15 };
+#define R_CPU RBX
+#define R_C R12
+#define R_OP R13
+
+struct emit {
+	uint8_t *p;                    /* writable view */
+	ptrdiff_t to_rx;               /* executable address - writable address */
+};
+
+static void b1(struct emit *e, unsigned v)
+{
+	*e->p++ = (uint8_t)v;
+}
+
+static void b4(struct emit *e, uint32_t v)
+{
+	memcpy(e->p, &v, 4);
+	e->p += 4;
+}
+
+static void b8(struct emit *e, uint64_t v)
+{
+	memcpy(e->p, &v, 8);
+	e->p += 8;
+}
+
+static uintptr_t rx_of(const struct emit *e, const uint8_t *p)
+{
+	return (uintptr_t)(p + e->to_rx);
+}
+
+static void rex(struct emit *e, bool w, unsigned reg, unsigned rm, bool force)
+{
+	unsigned r = 0x40 | (w ? 8 : 0) | ((reg >> 3) & 1) << 2 | ((rm >> 3) & 1);
+	if (r != 0x40 || force)
+		b1(e, r);
+}
+
+/* ModRM (+ SIB, displacement) for [base + disp], reg in the reg field. */
+static void modrm_mem(struct emit *e, unsigned reg, unsigned base, int32_t disp)
+{
+	unsigned mod = disp == 0 && (base & 7) != RBP ? 0 : disp == (int8_t)disp ? 1 : 2;
+	b1(e, mod << 6 | (reg & 7) << 3 | (base & 7));
+	if ((base & 7) == RSP)
+		b1(e, 0x24);
+	if (mod == 1)
+		b1(e, (uint8_t)disp);
+	else if (mod == 2)
+		b4(e, (uint32_t)disp);
+}
+
+/* op reg, [base + disp] (or the reverse: the opcode decides) */
+static void op_mem(struct emit *e, bool w, unsigned opc, unsigned reg, unsigned base, int32_t disp)
+{
+	rex(e, w, reg, base, false);
+	if (opc > 0xff)
+		b1(e, opc >> 8);
+	b1(e, opc & 0xff);
+	modrm_mem(e, reg, base, disp);
+}
+
+/* op rm, reg (register to register) */
+static void op_rr(struct emit *e, bool w, unsigned opc, unsigned reg, unsigned rm)
+{
+	rex(e, w, reg, rm, false);
+	if (opc > 0xff)
+		b1(e, opc >> 8);
+	b1(e, opc & 0xff);
+	b1(e, 0xc0 | (reg & 7) << 3 | (rm & 7));
+}
+
+static void mov_rr(struct emit *e, unsigned dst, unsigned src)
+{
+	op_rr(e, true, 0x89, src, dst);
+}
+
+static void mov_imm64(struct emit *e, unsigned dst, uint64_t v)
+{
+	rex(e, true, 0, dst, false);
+	b1(e, 0xb8 | (dst & 7));
+	b8(e, v);
+}
+
+static void push(struct emit *e, unsigned r)
+{
+	rex(e, false, 0, r, false);
+	b1(e, 0x50 | (r & 7));
+}
+
+static void pop(struct emit *e, unsigned r)
+{
+	rex(e, false, 0, r, false);
+	b1(e, 0x58 | (r & 7));
+}
+
+/* A rel32 jump or Jcc (cc < 16; 16: JMP) to a known address. */
+static void jump_to(struct emit *e, unsigned cc, const uint8_t *target)
+{
+	if (cc < 16) {
+		b1(e, 0x0f);
+		b1(e, 0x80 | cc);
+	} else {
+		b1(e, 0xe9);
+	}
+	b4(e, (uint32_t)(int32_t)(target - (e->p + 4)));
+}
+
+/* A rel32 jump or Jcc forward: its displacement is patched by land(). */
+static uint8_t *jump_fwd(struct emit *e, unsigned cc)
+{
+	jump_to(e, cc, e->p + 4 + (cc < 16 ? 2 : 1));
+	return e->p - 4;
+}
+
+static void land(struct emit *e, uint8_t *rel)
+{
+	uint32_t d = (uint32_t)(int32_t)(e->p - (rel + 4));
+	memcpy(rel, &d, 4);
+}
+
+/* --- the pieces of a translation ------------------------------------------------------- */
+
+struct xlat {
+	struct emit e;
+	const struct emu_block *b;
+	const fop_fn *fn;              /* the handlers as the block had them */
+	uint8_t *leave;                /* pops the saved registers and returns eax */
+	const uint8_t *inner;          /* its entry after the prologue (INNER) */
+	uint64_t *insns;               /* emu_jit.insns */
+	const uint8_t *arena;          /* emu_jit.rx: where translations are */
+};
+
+/* The handler's arguments for op k: cpu, c, &op[k]. */
+static void args(struct xlat *x, unsigned k)
+{
+	struct emit *e = &x->e;
+	mov_rr(e, RDI, R_CPU);
+	mov_rr(e, RSI, R_C);
+	op_mem(e, true, 0x8d, RDX, R_OP, (int32_t)(k * sizeof(struct emu_fop)));   /* lea */
+}
+
+/* Call op k's handler fn; unless it comes back with FS_CONT, leave with
+ * what it returned. */
+static void call_op(struct xlat *x, unsigned k, fop_fn fn)
+{
+	struct emit *e = &x->e;
+	args(x, k);
+	mov_imm64(e, RAX, (uint64_t)(uintptr_t)fn);
+	b1(e, 0xff);
+	b1(e, 0xd0);                               /* call rax */
+	b1(e, 0x83);
+	b1(e, 0xf8);
+	b1(e, FS_CONT);                            /* cmp eax, FS_CONT */
+	jump_to(e, 5, x->leave);                   /* jne leave */
+}
+
+/* The instructions run in translations (emu_jit_counts) += d. Emitted
+ * on the ways out, which know how many of the block's ran. */
+static void count(struct xlat *x, unsigned d)
+{
+	mov_imm64(&x->e, RAX, (uint64_t)(uintptr_t)x->insns);
+	op_mem(&x->e, true, 0x81, 0, RAX, 0);      /* add qword [rax], d */
+	b4(&x->e, d);
+}
+
+/* Go on in op k's handler at fn as the handler chain would: a tail jump. */
+static void tail_at(struct xlat *x, unsigned k, uintptr_t fn)
+{
+	struct emit *e = &x->e;
+	args(x, k);
+	pop(e, R_OP);
+	pop(e, R_C);
+	pop(e, R_CPU);
+	mov_imm64(e, RAX, fn);
+	b1(e, 0xff);
+	b1(e, 0xe0);                               /* jmp rax */
+}
+
+static void tail_op(struct xlat *x, unsigned k, fop_fn fn)
+{
+	tail_at(x, k, (uintptr_t)fn);
+}
+
+/* emu_cond_now, one function per condition (which folds into it) */
+#define COND(CC)                                                                              \
+	static bool cond_##CC(struct emu_cpu *cpu, struct emu_core *c)                        \
+	{                                                                                     \
+		return emu_cond_now(cpu, c, CC);                                              \
+	}
+COND(0) COND(1) COND(2) COND(3) COND(4) COND(5) COND(6) COND(7)
+COND(8) COND(9) COND(10) COND(11) COND(12) COND(13) COND(14) COND(15)
+static bool (*const cond_fn[16])(struct emu_cpu *, struct emu_core *) = {
+	cond_0, cond_1, cond_2, cond_3, cond_4, cond_5, cond_6, cond_7,
+	cond_8, cond_9, cond_10, cond_11, cond_12, cond_13, cond_14, cond_15,
+};
+
+/* AL = condition cc now (the lazy flags; clobbers what a call may). */
+static void cond_call(struct emit *e, unsigned cc)
+{
+	mov_rr(e, RDI, R_CPU);
+	mov_rr(e, RSI, R_C);
+	mov_imm64(e, RAX, (uint64_t)(uintptr_t)cond_fn[cc & 15]);
+	b1(e, 0xff);
+	b1(e, 0xd0);                               /* call rax */
+}
+
+/* --- templates ------------------------------------------------------------------------ */
+
+#define GPR(r) ((int32_t)(offsetof(struct emu_cpu, gpr) + 8 * (r)))
+#define CORE(field) ((int32_t)offsetof(struct emu_core, field))
+
+_Static_assert(offsetof(struct emu_core, lf_size) == offsetof(struct emu_core, lf_op) + 1,
+	       "lf_op and lf_size are stored as one word");
+_Static_assert(sizeof(struct emu_tlb_entry) == 40, "the TLB look-up scales by 5 * 8");
+_Static_assert(offsetof(struct emu_blocks, slot) == 0, "the block table is looked up at c->blocks");
+
+/* A load of s bytes at [base + disp] into host, zero-extended to 64 bits. */
+static void load(struct emit *e, unsigned host, unsigned base, int32_t disp, unsigned s)
+{
+	static const unsigned opc[9] = { [1] = 0x0fb6, [2] = 0x0fb7, [4] = 0x8b, [8] = 0x8b };
+	op_mem(e, s == 8, opc[s], host, base, disp);
+}
+
+/* A store of host's low s bytes at [base + disp] (host: RAX, RCX or RDX
+ * when s is 1). */
+static void store(struct emit *e, unsigned host, unsigned base, int32_t disp, unsigned s)
+{
+	if (s == 2)
+		b1(e, 0x66);
+	op_mem(e, s == 8, s == 1 ? 0x88 : 0x89, host, base, disp);
+}
+
+/* gpr[r] as a write of s bytes does it (gpr_put: 4 zero-extends, 2 and 1
+ * keep the rest). */
+static void put_gpr(struct emit *e, unsigned r, unsigned s, unsigned host)
+{
+	if (s == 4) {
+		op_rr(e, false, 0x89, host, host);         /* mov host32, host32 */
+		s = 8;
+	}
+	store(e, host, R_CPU, GPR(r), s);
+}
+
+static void mov_imm(struct emit *e, unsigned dst, uint64_t v)
+{
+	if (v == (uint32_t)v) {
+		rex(e, false, 0, dst, false);
+		b1(e, 0xb8 | (dst & 7));
+		b4(e, (uint32_t)v);
+	} else if ((int64_t)v == (int32_t)v) {
+		rex(e, true, 0, dst, false);
+		b1(e, 0xc7);
+		b1(e, 0xc0 | (dst & 7));
+		b4(e, (uint32_t)v);
+	} else {
+		mov_imm64(e, dst, v);
+	}
+}
+
+/* The linear address of op f's memory operand (f_lin) into RAX
+ * (clobbers RCX). */
+static void lin(struct emit *e, const struct emu_fop *f, bool with_seg)
+{
+	bool have = true;
+	if (f->base < 16)
+		load(e, RAX, R_CPU, GPR(f->base), 8);
+	else if (f->base == EMU_RIPREL)
+		load(e, RAX, R_C, CORE(blk_rip), 8);
+	else
+		have = false;
+	if (f->index < 16) {
+		unsigned to = have ? RCX : RAX;
+		load(e, to, R_CPU, GPR(f->index), 8);
+		if (have) {
+			b1(e, 0x48);
+			b1(e, 0x8d);
+			b1(e, 0x04);
+			b1(e, (unsigned)f->shift << 6 | RCX << 3 | RAX);   /* lea rax, [rax + rcx*s] */
+		} else if (f->shift) {
+			b1(e, 0x48);
+			b1(e, 0xc1);
+			b1(e, 0xe0);
+			b1(e, f->shift);                          /* shl rax, shift */
+		}
+		have = true;
+	}
+	if (!have) {
+		mov_imm(e, RAX, (uint64_t)(int64_t)f->disp);
+	} else if (f->disp) {
+		b1(e, 0x48);
+		b1(e, 0x05);
+		b4(e, (uint32_t)f->disp);                        /* add rax, disp */
+	}
+	if (with_seg && (f->seg == EMU_FS || f->seg == EMU_GS)) {
+		int32_t off = f->seg == EMU_FS ? (int32_t)offsetof(struct emu_cpu, sregs.fs.base)
+					       : (int32_t)offsetof(struct emu_cpu, sregs.gs.base);
+		op_mem(e, true, 0x03, RAX, R_CPU, off);          /* add rax, [seg base] */
+	}
+}
+
+/* The TLB look-up of s bytes at RAX as the handlers' ACCESS does it: the
+ * host address in RSI, or a jump (returned, for land()) when the entry
+ * does not allow the access as it is. */
+static uint8_t *tlb(struct emit *e, unsigned s, bool write)
+{
+	static const uint8_t code[] = {
+		0x48, 0x89, 0xc1,                          /* mov rcx, rax */
+		0x48, 0xc1, 0xe9, 0x0c,                    /* shr rcx, 12 */
+		0x81, 0xe1, (EMU_TLB_SIZE - 1) & 0xff, (EMU_TLB_SIZE - 1) >> 8, 0, 0, /* and ecx */
+		0x48, 0x8d, 0x0c, 0x89,                    /* lea rcx, [rcx + rcx*4] */
+	};
+	memcpy(e->p, code, sizeof(code));
+	e->p += sizeof(code);
+	load(e, RDX, R_C, CORE(ftlb), 8);
+	b1(e, 0x48);
+	b1(e, 0x8d);
+	b1(e, 0x0c);
+	b1(e, 0xca);                                       /* lea rcx, [rdx + rcx*8] */
+	op_mem(e, true, 0x8d, RDX, RAX, (int32_t)s - 1);   /* lea rdx, [rax + s - 1] */
+	b1(e, 0x48);
+	b1(e, 0x81);
+	b1(e, 0xe2);
+	b4(e, (uint32_t)X86_PAGE_MASK);                    /* and rdx, page mask */
+	op_mem(e, true, 0x3b, RDX, RCX, write ? (int32_t)offsetof(struct emu_tlb_entry, tag_w)
+						: (int32_t)offsetof(struct emu_tlb_entry, tag_r));
+	uint8_t *miss = jump_fwd(e, 5);                    /* jne miss */
+	load(e, RSI, RCX, (int32_t)offsetof(struct emu_tlb_entry, host), 8);
+	b1(e, 0x25);
+	b4(e, X86_PAGE_SIZE - 1);                          /* and eax, 0xfff */
+	op_rr(e, true, 0x01, RAX, RSI);                    /* add rsi, rax */
+	return miss;
+}
+
+/* RDX = RAX op RCX at size s, the host's flags those of the guest's op
+ * (CMP as SUB, TEST as AND: their result is recorded too). */
+static void alu_op(struct emit *e, unsigned op, unsigned s)
+{
+	static const unsigned opc[] = {
+		[A_ADD] = 0x01, [A_SUB] = 0x29, [A_CMP] = 0x29, [A_AND] = 0x21,
+		[A_OR] = 0x09, [A_XOR] = 0x31, [A_TEST] = 0x21,
+	};
+	mov_rr(e, RDX, RAX);
+	if (s == 2)
+		b1(e, 0x66);
+	op_rr(e, s == 8, s == 1 ? opc[op] - 1 : opc[op], RCX, RDX);
+}
+
+/* emu_lf_record(c, lf, a, b, r, s) with a, b and r (masked) in registers. */
+static void record_as(struct emit *e, unsigned lf, unsigned s, unsigned a, unsigned b, unsigned r)
+{
+	b1(e, 0x66);
+	op_mem(e, false, 0xc7, 0, R_C, CORE(lf_op));
+	b1(e, lf);
+	b1(e, s);                                          /* mov word lf_op/lf_size */
+	store(e, a, R_C, CORE(lf_a), 8);
+	store(e, b, R_C, CORE(lf_b), 8);
+	store(e, r, R_C, CORE(lf_r), 8);
+}
+
+/* That of the ALU op just done: a in RAX, b in RCX, r in RDX. */
+static void record(struct emit *e, unsigned op, unsigned s)
+{
+	unsigned lf = op == A_ADD ? EMU_LF_ADD : op == A_SUB || op == A_CMP ? EMU_LF_SUB
+									   : EMU_LF_LOGIC;
+	record_as(e, lf, s, RAX, RCX, RDX);
+}
+
+/* An operation at size s on register rm: the operand-size prefix and
+ * REX.W as s wants, and the opcode's 8-bit form (opc - 1) for 1. */
+static void op_sized(struct emit *e, unsigned s, unsigned opc, unsigned reg, unsigned rm)
+{
+	if (s == 2)
+		b1(e, 0x66);
+	op_rr(e, s == 8, s == 1 ? opc - 1 : opc, reg, rm);
+}
+
+/* SHL/SHR/SAR r, n (n within the width) as shl_ri & co. do it. */
+static void shift_reg(struct emit *e, const struct emu_fop *f, const struct fop_info *fi)
+{
+	static const unsigned ext[3] = { 4, 5, 7 };
+	unsigned s = fi->size, top = s * 8 - 1;
+	load(e, RAX, R_CPU, GPR(f->r0), s);
+	mov_rr(e, RDX, RAX);
+	op_sized(e, s, 0xc1, ext[fi->alu], RDX);
+	b1(e, (unsigned)f->imm);
+	if (fi->flags) {
+		b1(e, 0x0f);
+		b1(e, 0x92);
+		b1(e, 0xc1);                               /* setc cl */
+		b1(e, 0x0f);
+		b1(e, 0xb6);
+		b1(e, 0xc9);                               /* movzx ecx, cl */
+	}
+	put_gpr(e, f->r0, s, RDX);
+	if (!fi->flags)
+		return;
+	if (fi->alu < 2) {                                 /* OF: SHL msb(r) != CF, SHR msb(a) */
+		mov_rr(e, RSI, fi->alu == 0 ? RDX : RAX);
+		b1(e, 0x48);
+		b1(e, 0xc1);
+		b1(e, 0xee);
+		b1(e, top);                                /* shr rsi, top */
+		if (fi->alu == 0) {
+			b1(e, 0x83);
+			b1(e, 0xe6);
+			b1(e, 1);                          /* and esi, 1 */
+			op_rr(e, false, 0x31, RCX, RSI);   /* xor esi, ecx */
+		}
+		op_rr(e, false, 0x01, RSI, RSI);           /* add esi, esi */
+		op_rr(e, false, 0x09, RSI, RCX);           /* or ecx, esi */
+	}
+	record_as(e, EMU_LF_LOGIC_CO, s, RDX, RCX, RDX);
+}
+
+/* CMOVcc r, r and SETcc r8 (the condition in f->imm): on the host's flags
+ * when they are the guest's (hf; then they still are), else
+ * emu_cond_now's. */
+static bool cond_move(struct emit *e, const struct emu_fop *f, const struct fop_info *fi, bool hf)
+{
+	unsigned cc = (unsigned)f->imm & 15;
+	if (fi->tmpl == T_SETCC) {
+		if (hf) {
+			op_mem(e, false, 0x0f90 | cc, 0, R_CPU, GPR(f->r0));   /* setcc [r0] */
+			return true;
+		}
+		cond_call(e, cc);
+		store(e, RAX, R_CPU, GPR(f->r0), 1);
+		return false;
+	}
+	if (hf) {
+		load(e, RDX, R_CPU, GPR(f->r1), fi->size);
+		load(e, RAX, R_CPU, GPR(f->r0), 8);
+		op_rr(e, true, 0x0f40 | cc, RAX, RDX);     /* cmovcc rax, rdx */
+		put_gpr(e, f->r0, fi->size, RAX);
+		return true;
+	}
+	cond_call(e, cc);
+	load(e, RDX, R_CPU, GPR(f->r1), fi->size);
+	load(e, RCX, R_CPU, GPR(f->r0), 8);
+	b1(e, 0x84);
+	b1(e, 0xc0);                                       /* test al, al */
+	op_rr(e, true, 0x0f44, RDX, RCX);                  /* cmovz rdx, rcx */
+	put_gpr(e, f->r0, fi->size, RDX);
+	return false;
+}
+
+/* ALU op k of register form (RR, RI): true when the host's flags are the
+ * guest's afterwards. */
+static bool alu_reg(struct xlat *x, const struct emu_fop *f, const struct fop_info *fi)
+{
+	struct emit *e = &x->e;
+	unsigned s = fi->size;
+	load(e, RAX, R_CPU, GPR(f->r0), s);
+	if (fi->form == FORM_RR)
+		load(e, RCX, R_CPU, GPR(f->r1), s);
+	else
+		mov_imm(e, RCX, f->imm & msk(s));
+	alu_op(e, fi->alu, s);
+	if (fi->alu != A_CMP && fi->alu != A_TEST)
+		put_gpr(e, f->r0, s, RDX);
+	if (fi->flags)
+		record(e, fi->alu, s);
+	return fi->flags;
+}
+
+/* A template with a memory operand: the access through the TLB, then
+ * the instruction on the host address in RSI. */
+static void mem_body(struct emit *e, const struct emu_fop *f, const struct fop_info *fi)
+{
+	unsigned s = fi->size;
+	switch (fi->tmpl) {
+	case T_MOV:
+		if (fi->form == FORM_RM) {
+			load(e, RDX, RSI, 0, s);
+			put_gpr(e, f->r0, s, RDX);
+		} else {
+			if (fi->form == FORM_MR)
+				load(e, RDX, R_CPU, GPR(f->r1), 8);
+			else
+				mov_imm(e, RDX, f->imm);
+			store(e, RDX, RSI, 0, s);
+		}
+		return;
+	case T_MOVZX:
+		load(e, RDX, RSI, 0, fi->ssize);
+		put_gpr(e, f->r0, s, RDX);
+		return;
+	case T_MOVSX:
+		if (fi->ssize == 4)
+			op_mem(e, true, 0x63, RDX, RSI, 0);
+		else
+			op_mem(e, true, fi->ssize == 1 ? 0x0fbe : 0x0fbf, RDX, RSI, 0);
+		put_gpr(e, f->r0, s, RDX);
+		return;
+	case T_PUSH:
+		load(e, RDX, R_CPU, GPR(f->r0), 8);
+		store(e, RDX, RSI, 0, 8);
+		op_mem(e, true, 0x83, 5, R_CPU, GPR(EMU_RSP));
+		b1(e, 8);                                  /* sub qword rsp, 8 */
+		return;
+	case T_POP:
+		load(e, RDX, RSI, 0, 8);
+		op_mem(e, true, 0x83, 0, R_CPU, GPR(EMU_RSP));
+		b1(e, 8);                                  /* add qword rsp, 8 */
+		store(e, RDX, R_CPU, GPR(f->r0), 8);
+		return;
+	default:                                           /* T_ALU */
+		break;
+	}
+	bool writes = fi->alu != A_CMP && fi->alu != A_TEST;
+	if (fi->form == FORM_RM) {
+		load(e, RCX, RSI, 0, s);
+		load(e, RAX, R_CPU, GPR(f->r0), s);
+	} else {
+		load(e, RAX, RSI, 0, s);
+		if (fi->form == FORM_MR)
+			load(e, RCX, R_CPU, GPR(f->r1), s);
+		else
+			mov_imm(e, RCX, f->imm & msk(s));
+	}
+	alu_op(e, fi->alu, s);
+	if (writes && fi->form == FORM_RM)
+		put_gpr(e, f->r0, s, RDX);
+	else if (writes)
+		store(e, RDX, RSI, 0, s);
+	if (fi->flags)
+		record(e, fi->alu, s);
+}
+
+/* Has op (described by fi) a template? */
+static bool has_template(const struct fop_info *fi)
+{
+	switch (fi->tmpl) {
+	case T_MOV: case T_ALU: case T_MOVZX: case T_MOVSX: case T_LEA: case T_PUSH:
+	case T_POP: case T_NOP: case T_SHIFT: case T_CMOV: case T_SETCC:
+		return true;
+	case T_IMUL:                                       /* not its flags */
+		return !fi->flags;
+	default:
+		return false;
+	}
+}
+
+static bool is_mem(const struct fop_info *fi)
+{
+	switch (fi->tmpl) {
+	case T_PUSH: case T_POP:
+		return true;
+	case T_MOV: case T_ALU: case T_MOVZX: case T_MOVSX:
+		return fi->form >= FORM_RM;
+	default:
+		return false;
+	}
+}
+
+/* Op k from its template; its handler where the TLB does not allow the
+ * access as it is (a call, or a tail jump when it is the last). True
+ * when the host's flags are the guest's afterwards. */
+static bool template_op(struct xlat *x, unsigned k, const struct fop_info *fi, bool hf)
+{
+	struct emit *e = &x->e;
+	const struct emu_fop *f = &x->b->op[k];
+	unsigned s = fi->size;
+	if (!is_mem(fi)) {
+		switch (fi->tmpl) {
+		case T_ALU:
+			return alu_reg(x, f, fi);
+		case T_MOV:
+			if (fi->form == FORM_RR)
+				load(e, RDX, R_CPU, GPR(f->r1), s);
+			else
+				mov_imm(e, RDX, s == 8 ? f->imm : f->imm & msk(s));
+			put_gpr(e, f->r0, s, RDX);
+			break;
+		case T_MOVZX:
+			load(e, RDX, R_CPU, GPR(f->r1), fi->ssize);
+			put_gpr(e, f->r0, s, RDX);
+			break;
+		case T_MOVSX:
+			if (fi->ssize == 4)
+				op_mem(e, true, 0x63, RDX, R_CPU, GPR(f->r1));
+			else
+				op_mem(e, true, fi->ssize == 1 ? 0x0fbe : 0x0fbf, RDX, R_CPU,
+				       GPR(f->r1));
+			put_gpr(e, f->r0, s, RDX);
+			break;
+		case T_LEA:
+			lin(e, f, false);
+			put_gpr(e, f->r0, s, RAX);
+			break;
+		case T_SHIFT:
+			shift_reg(e, f, fi);
+			break;
+		case T_CMOV: case T_SETCC:
+			return cond_move(e, f, fi, hf);
+		case T_IMUL:
+			load(e, RAX, R_CPU, GPR(f->r0), 8);
+			if (fi->form == FORM_RR) {
+				op_mem(e, true, 0x0faf, RAX, R_CPU, GPR(f->r1));   /* imul rax, [r1] */
+			} else {
+				op_mem(e, true, 0x69, RAX, R_CPU, GPR(f->r1));     /* imul rax, [r1], imm */
+				b4(e, (uint32_t)f->imm);
+			}
+			put_gpr(e, f->r0, s, RAX);
+			break;
+		default:                                   /* T_NOP */
+			break;
+		}
+		return false;
+	}
+	unsigned as = fi->tmpl == T_MOVZX || fi->tmpl == T_MOVSX ? fi->ssize : s;
+	bool write = fi->tmpl == T_PUSH ||
+		     (fi->form >= FORM_MR && (fi->tmpl == T_MOV ||
+					      (fi->alu != A_CMP && fi->alu != A_TEST)));
+	if (fi->tmpl == T_PUSH || fi->tmpl == T_POP) {
+		load(e, RAX, R_CPU, GPR(EMU_RSP), 8);
+		if (fi->tmpl == T_PUSH)
+			op_mem(e, true, 0x8d, RAX, RAX, -8);   /* lea rax, [rax - 8] */
+	} else {
+		lin(e, f, true);
+	}
+	uint8_t *miss = tlb(e, as, write);
+	mem_body(e, f, fi);
+	uint8_t *done = jump_fwd(e, 16);
+	land(e, miss);
+	if (k + 1 == x->b->n) {
+		count(x, k + 1);
+		tail_op(x, k, x->fn[k]);
+	} else {
+		call_op(x, k, x->fn[k]);
+	}
+	land(e, done);
+	return false;
+}
+
+/* --- ways out ------------------------------------------------------------------------ */
+
+#define BLK(field) ((int32_t)offsetof(struct emu_block, field))
+/* the entry's pushes and moves (prologue), which a chained entry skips */
+#define INNER 14
+
+/* Jumps to one place (a slow way), landed together. */
+struct pending {
+	uint8_t *at[16];
+	unsigned n;
+};
+
+static void to_slow(struct emit *e, struct pending *sl, unsigned cc)
+{
+	sl->at[sl->n++] = jump_fwd(e, cc);
+}
+
+static void land_all(struct emit *e, struct pending *sl)
+{
+	for (unsigned i = 0; i < sl->n; i++)
+		land(e, sl->at[i]);
+}
+
+/* may_go_on() false: to the slow way. */
+static void may_go_on_or(struct emit *e, struct pending *sl)
+{
+	op_mem(e, false, 0x80, 7, R_C, CORE(kick));
+	b1(e, 0);                                          /* cmp byte kick, 0 */
+	to_slow(e, sl, 5);
+	op_mem(e, false, 0x80, 7, R_CPU, (int32_t)offsetof(struct emu_cpu, pending.nmi));
+	b1(e, 0);
+	to_slow(e, sl, 5);
+	op_mem(e, false, 0xf7, 0, R_CPU, (int32_t)offsetof(struct emu_cpu, rflags));
+	b4(e, (uint32_t)RFLAGS_IF);                        /* test dword rflags, IF */
+	uint8_t *no_if = jump_fwd(e, 4);
+	load(e, RDX, R_C, CORE(irq_attn), 8);
+	op_mem(e, false, 0x83, 7, RDX, 0);
+	b1(e, 0);                                          /* cmp dword [irq_attn], 0 */
+	to_slow(e, sl, 5);
+	land(e, no_if);
+}
+
+/* RCX = c->blk_ret + dret (the instructions retired on leaving); to the
+ * slow way unless the budget has room for RSI more. */
+static void budget_or(struct emit *e, struct pending *sl, unsigned dret)
+{
+	load(e, RCX, R_C, CORE(blk_ret), 8);
+	b1(e, 0x48);
+	b1(e, 0x81);
+	b1(e, 0xc1);
+	b4(e, dret);                                       /* add rcx, dret */
+	load(e, RDX, R_C, CORE(budget_end), 8);
+	op_rr(e, true, 0x29, RCX, RDX);                    /* sub rdx, rcx */
+	op_rr(e, true, 0x39, RSI, RDX);                    /* cmp rdx, rsi */
+	to_slow(e, sl, 2);                                 /* jb */
+}
+
+/* To the slow way unless block RAX is current (block_current). */
+static void current_or(struct emit *e, struct pending *sl)
+{
+	load(e, RCX, RAX, BLK(gen), 8);
+	op_mem(e, true, 0x3b, RCX, R_C, CORE(code_gen));
+	to_slow(e, sl, 5);
+	load(e, RCX, RAX, BLK(frame), 8);
+	load(e, RDX, R_C, CORE(code_ver), 8);
+	b1(e, 0x8b);
+	b1(e, 0x14);
+	b1(e, 0x8a);                                       /* mov edx, [rdx + rcx*4] */
+	op_mem(e, false, 0x3b, RDX, RAX, BLK(ver));
+	to_slow(e, sl, 5);
+}
+
+/* R8 = link_gpa(c, R9): the physical address of the guest's RIP in R9,
+ * in the running block's page without a look-up, else through the TLB's
+ * execute tag; to the slow way when it has none. same: R9 is known to
+ * be in the block's page (1), known not to be (0), or not known (-1). */
+static void link_gpa_of(struct emit *e, struct pending *sl, int same)
+{
+	uint8_t *other = NULL, *done = NULL;
+	if (same < 0) {
+		mov_rr(e, RDX, R9);
+		op_mem(e, true, 0x33, RDX, R_C, CORE(blk_rip));     /* xor rdx, blk_rip */
+		b1(e, 0x48);
+		b1(e, 0xc1);
+		b1(e, 0xea);
+		b1(e, 12);                                         /* shr rdx, 12 */
+		other = jump_fwd(e, 5);                            /* jnz */
+	}
+	if (same != 0) {
+		load(e, R8, R_C, CORE(blk_gpa), 8);
+		op_rr(e, true, 0x31, R9, R8);                      /* xor r8, r9 */
+		b1(e, 0x49);
+		b1(e, 0x81);
+		b1(e, 0xe0);
+		b4(e, (uint32_t)X86_PAGE_MASK);                    /* and r8, page mask */
+		op_rr(e, true, 0x31, R9, R8);                      /* xor r8, r9: page | offset */
+		if (same < 0)
+			done = jump_fwd(e, 16);
+	}
+	if (other)
+		land(e, other);
+	if (same <= 0) {
+		mov_rr(e, RCX, R9);
+		b1(e, 0x48);
+		b1(e, 0xc1);
+		b1(e, 0xe9);
+		b1(e, 12);                                         /* shr rcx, 12 */
+		b1(e, 0x81);
+		b1(e, 0xe1);
+		b4(e, EMU_TLB_SIZE - 1);                           /* and ecx */
+		b1(e, 0x48);
+		b1(e, 0x8d);
+		b1(e, 0x0c);
+		b1(e, 0x89);                                       /* lea rcx, [rcx + rcx*4] */
+		load(e, RDX, R_C, CORE(ftlb), 8);
+		b1(e, 0x48);
+		b1(e, 0x8d);
+		b1(e, 0x0c);
+		b1(e, 0xca);                                       /* lea rcx, [rdx + rcx*8] */
+		mov_rr(e, RDX, R9);
+		b1(e, 0x48);
+		b1(e, 0x81);
+		b1(e, 0xe2);
+		b4(e, (uint32_t)X86_PAGE_MASK);                    /* and rdx, page mask */
+		op_mem(e, true, 0x3b, RDX, RCX, (int32_t)offsetof(struct emu_tlb_entry, tag_x));
+		to_slow(e, sl, 5);
+		mov_rr(e, R8, R9);
+		b1(e, 0x41);
+		b1(e, 0x81);
+		b1(e, 0xe0);
+		b4(e, X86_PAGE_SIZE - 1);                          /* and r8d, 0xfff */
+		op_mem(e, true, 0x03, R8, RCX, (int32_t)offsetof(struct emu_tlb_entry, gpa));
+	}
+	if (done)
+		land(e, done);
+}
+
+/* RAX = the block chain() would enter at R8 (link_gpa): kf's link when it
+ * fits, else the table's (as chain_slow finds it; then the link), else
+ * to the slow way. */
+static void linked_block(struct emit *e, unsigned kf, struct pending *sl)
+{
+	int32_t link = (int32_t)(kf * sizeof(struct emu_fop) + offsetof(struct emu_fop, link));
+	struct pending find = { .n = 0 };
+	load(e, RAX, R_OP, link, 8);
+	op_rr(e, true, 0x85, RAX, RAX);
+	to_slow(e, &find, 4);                              /* no link */
+	op_mem(e, true, 0x39, R8, RAX, BLK(gpa));
+	to_slow(e, &find, 5);
+	current_or(e, &find);
+	uint8_t *linked = jump_fwd(e, 16);
+	land_all(e, &find);
+	mov_rr(e, RCX, R8);
+	b1(e, 0x48);
+	b1(e, 0xc1);
+	b1(e, 0xe9);
+	b1(e, BLOCK_SLOT_BITS);                            /* shr rcx, 16 */
+	mov_rr(e, RDX, R8);
+	b1(e, 0x48);
+	b1(e, 0xc1);
+	b1(e, 0xea);
+	b1(e, 2 * BLOCK_SLOT_BITS);                        /* shr rdx, 32 */
+	op_rr(e, true, 0x31, RDX, RCX);                    /* xor rcx, rdx */
+	op_rr(e, true, 0x31, R8, RCX);                     /* xor rcx, r8 */
+	b1(e, 0x81);
+	b1(e, 0xe1);
+	b4(e, BLOCK_SLOTS - 1);                            /* and ecx: block_index */
+	load(e, RDX, R_C, CORE(blocks), 8);
+	b1(e, 0x48);
+	b1(e, 0x8b);
+	b1(e, 0x04);
+	b1(e, 0xca);                                       /* mov rax, [rdx + rcx*8] */
+	op_rr(e, true, 0x85, RAX, RAX);
+	to_slow(e, sl, 4);
+	op_mem(e, true, 0x39, R8, RAX, BLK(gpa));
+	to_slow(e, sl, 5);
+	op_mem(e, false, 0x80, 7, RAX, BLK(n));
+	b1(e, 0);                                          /* cmp byte n, 0 */
+	to_slow(e, sl, 4);
+	current_or(e, sl);
+	store(e, RAX, R_OP, link, 8);
+	land(e, linked);
+}
+
+/* Into block RAX's translation at R8 (gpa) and R9 (rip) as enter() goes
+ * into it, on chain()'s terms (dret instructions retired by then); to the
+ * slow way when they do not hold or it has no translation. */
+static void enter_linked(struct xlat *x, struct pending *sl, unsigned dret)
+{
+	struct emit *e = &x->e;
+	load(e, RSI, RAX, BLK(n), 1);
+	budget_or(e, sl, dret);
+	op_mem(e, false, 0x83, 7, R_C, CORE(chain_left));
+	b1(e, 0);
+	to_slow(e, sl, 4);
+	may_go_on_or(e, sl);
+	load(e, RDX, RAX, BLK(op[0].fn), 8);
+	mov_imm64(e, RSI, (uint64_t)(uintptr_t)x->arena);
+	mov_rr(e, RDI, RDX);
+	op_rr(e, true, 0x29, RSI, RDI);                    /* sub rdi, rsi */
+	b1(e, 0x48);
+	b1(e, 0x81);
+	b1(e, 0xff);
+	b4(e, JIT_ARENA);                                  /* cmp rdi, arena size */
+	to_slow(e, sl, 3);                                 /* jae: not a translation */
+	op_mem(e, false, 0xff, 1, R_C, CORE(chain_left));  /* dec */
+	store(e, RCX, R_C, CORE(blk_ret), 8);
+	store(e, R8, R_C, CORE(blk_gpa), 8);
+	load(e, RSI, RAX, BLK(nbytes), 2);
+	op_rr(e, true, 0x01, R8, RSI);
+	store(e, RSI, R_C, CORE(blk_end), 8);
+	store(e, R9, R_C, CORE(blk_rip), 8);
+	load(e, RSI, RAX, BLK(n), 1);
+	store(e, RSI, R_C, CORE(blk_n), 4);
+	op_mem(e, true, 0x8d, R_OP, RAX, BLK(op));         /* lea r13, b->op */
+	b1(e, 0x48);
+	b1(e, 0x83);
+	b1(e, 0xc2);
+	b1(e, INNER);                                      /* add rdx, INNER */
+	b1(e, 0xff);
+	b1(e, 0xe2);                                       /* jmp rdx */
+}
+
+/* The way out of the block at fop kf to the guest's RIP in R9 (the block
+ * start + t, or wherever when t is NOWHERE: R9 is set), as chain() does
+ * it (dret instructions retired by then): straight into the linked
+ * block's translation when chain() would enter it (and it has one), else
+ * the handler fn on kf (with R9 as its fourth argument: emu_fop_chain). */
+#define NOWHERE INT64_MIN
+static void chain_to(struct xlat *x, unsigned kf, int64_t t, unsigned dret, uintptr_t fn)
+{
+	struct emit *e = &x->e;
+	struct pending sl = { .n = 0 };
+	int same = -1;
+	count(x, dret);
+	if (t != NOWHERE) {
+		int64_t poff = (int64_t)(x->b->gpa & (X86_PAGE_SIZE - 1)) + t;
+		same = poff >= 0 && poff < (int64_t)X86_PAGE_SIZE;
+		load(e, R9, R_C, CORE(blk_rip), 8);
+		if (t != (int32_t)t) {
+			mov_imm64(e, RAX, (uint64_t)t);
+			op_rr(e, true, 0x01, RAX, R9);             /* add r9, rax */
+		} else {
+			b1(e, 0x49);
+			b1(e, 0x81);
+			b1(e, 0xc1);
+			b4(e, (uint32_t)(int32_t)t);               /* add r9, t */
+		}
+	}
+	link_gpa_of(e, &sl, same);
+	linked_block(e, kf, &sl);
+	enter_linked(x, &sl, dret);
+	land_all(e, &sl);
+	mov_rr(e, RCX, R9);
+	tail_at(x, kf, fn);
+}
+
+/* The taken back edge of Jcc op k to the block's own start, as
+ * loop_again does it: at once when the budget has room for another pass
+ * and nothing is due, else its handler (loop_slow). */
+static void loop_to_start(struct xlat *x, unsigned k)
+{
+	struct emit *e = &x->e;
+	struct pending sl = { .n = 0 };
+	count(x, k + 1);
+	load(e, RSI, R_C, CORE(blk_n), 4);
+	budget_or(e, &sl, k + 1);
+	may_go_on_or(e, &sl);
+	store(e, RCX, R_C, CORE(blk_ret), 8);
+	jump_to(e, 16, x->inner);
+	land_all(e, &sl);
+	tail_op(x, k, x->fn[k]);
+}
+
+/* JMP, CALL or RET (op k, the last): CALL and RET do their stack access
+ * here (their handler when the TLB does not allow it as it is), then
+ * chain_to their target. */
+static void exit_op(struct xlat *x, unsigned k, const struct fop_info *fi)
+{
+	struct emit *e = &x->e;
+	const struct emu_fop *f = &x->b->op[k];
+	if (fi->tmpl == T_JMP) {
+		chain_to(x, k, (int64_t)f->imm, k + 1, (uintptr_t)x->fn[k]);
+		return;
+	}
+	load(e, RAX, R_CPU, GPR(EMU_RSP), 8);
+	if (fi->tmpl == T_CALL)
+		op_mem(e, true, 0x8d, RAX, RAX, -8);       /* lea rax, [rax - 8] */
+	uint8_t *miss = tlb(e, 8, fi->tmpl == T_CALL);
+	if (fi->tmpl == T_CALL) {
+		load(e, RDX, R_C, CORE(blk_rip), 8);
+		b1(e, 0x48);
+		b1(e, 0x81);
+		b1(e, 0xc2);
+		b4(e, f->end);                             /* add rdx, end */
+		store(e, RDX, RSI, 0, 8);
+		op_mem(e, true, 0x83, 5, R_CPU, GPR(EMU_RSP));
+		b1(e, 8);                                  /* sub qword rsp, 8 */
+		chain_to(x, k, (int64_t)f->imm, k + 1, (uintptr_t)emu_fop_jmp());
+	} else {
+		load(e, R9, RSI, 0, 8);
+		op_mem(e, true, 0x83, 0, R_CPU, GPR(EMU_RSP));
+		b1(e, 8);                                  /* add qword rsp, 8 */
+		chain_to(x, k, NOWHERE, k + 1, (uintptr_t)emu_fop_chain);
+	}
+	land(e, miss);
+	count(x, k + 1);
+	tail_op(x, k, x->fn[k]);
+}
+
+/* Jcc op k on condition cc: the host's flags when they are the guest's
+ * (hf), else emu_cond_now; when taken, its handler's way (a JMP's, or the
+ * loop's), else on (the block's end when it is the last). */
+static void jcc_op(struct xlat *x, unsigned k, const struct fop_info *fi, bool hf)
+{
+	struct emit *e = &x->e;
+	uint8_t *not_taken;
+	if (hf) {
+		not_taken = jump_fwd(e, fi->cc ^ 1);
+	} else {
+		cond_call(e, fi->cc);
+		b1(e, 0x84);
+		b1(e, 0xc0);                               /* test al, al */
+		not_taken = jump_fwd(e, 4);                /* jz */
+	}
+	if (fi->loop)
+		loop_to_start(x, k);
+	else
+		chain_to(x, k, (int64_t)x->b->op[k].imm, k + 1, (uintptr_t)emu_fop_jmp());
+	land(e, not_taken);
+}
+
+/* The saved registers back, and eax returned; then the entry. */
+static const uint8_t *prologue(struct xlat *x, struct emu_jit *j)
+{
+	struct emit *e = &x->e;
+	x->leave = e->p;
+	pop(e, R_OP);
+	pop(e, R_C);
+	pop(e, R_CPU);
+	b1(e, 0xc3);                               /* ret */
+	const uint8_t *entry = e->p;
+	push(e, R_CPU);
+	push(e, R_C);
+	push(e, R_OP);
+	mov_rr(e, R_CPU, RDI);
+	mov_rr(e, R_C, RSI);
+	mov_rr(e, R_OP, RDX);
+	x->inner = e->p;
+	(void)j;
+	return entry;
+}
+
+bool emu_jit_translate(struct emu_jit *j, struct emu_block *b)
+{
+	if (emu_jit_full(j))
+		return false;
+	unsigned n = b->n;
+	fop_fn fn[BLOCK_INSNS];
+	for (unsigned k = 0; k < n; k++)
+		fn[k] = k ? b->op[k].fn : b->fn0;
+	struct xlat x = { .e = { .p = j->rw + j->used, .to_rx = j->rx - j->rw }, .b = b, .fn = fn,
+			  .insns = &j->insns, .arena = j->rx };
+	const uint8_t *entry = prologue(&x, j);
+	if (x.inner - entry != INNER)
+		abort();
+	bool hf = false;                   /* the host's flags are the guest's */
+	unsigned k;
+	for (k = 0; k < n; k++) {
+		struct fop_info fi = emu_fop_info(fn[k]);
+		if (fi.kind == FK_FUSED) {
+			struct fop_info cmp = emu_fop_info(fi.plain);
+			hf = false;
+			if (cmp.tmpl == T_ALU)
+				hf = alu_reg(&x, &b->op[k], &cmp);
+			else
+				call_op(&x, k, fi.plain);
+			fi = emu_fop_info(fn[++k]);
+		}
+		if (fi.tmpl == T_JMP || fi.tmpl == T_CALL || fi.tmpl == T_RET) {
+			exit_op(&x, k, &fi);
+			break;
+		}
+		if (fi.kind == FK_EXIT || (k == n - 1 && fi.kind == FK_CALL && !has_template(&fi))) {
+			count(&x, k + 1);
+			tail_op(&x, k, fn[k]);
+			break;
+		}
+		if (fi.kind == FK_JCC)
+			jcc_op(&x, k, &fi, hf);
+		else if (has_template(&fi))
+			hf = template_op(&x, k, &fi, hf);
+		else
+			call_op(&x, k, fn[k]);
+		if (fi.kind == FK_JCC || !has_template(&fi))
+			hf = false;
+	}
+	if (k == n)                        /* the last ran here: on to the end marker's way */
+		chain_to(&x, n, b->op[n].off, n, (uintptr_t)b->op[n].fn);
+	j->used = (size_t)(x.e.p - j->rw + 15) & ~(size_t)15;
+	j->blocks++;
+	for (k = 1; k < n; k++)
+		b->op[k].fn = emu_fop_cont;
+	b->op[0].fn = (fop_fn)rx_of(&x.e, entry);
+	return true;
+}
+
+#else
+
+struct emu_jit *emu_jit_create(uint32_t *after)
+{
+	*after = 0;
+	return NULL;
+}
+
+void emu_jit_destroy(struct emu_jit *j)
+{
+	(void)j;
+}
+
+void emu_jit_reset(struct emu_jit *j)
+{
+	(void)j;
+}
+
+bool emu_jit_full(const struct emu_jit *j)
+{
+	(void)j;
+	return false;
+}
+
+bool emu_jit_translate(struct emu_jit *j, struct emu_block *b)
+{
+	(void)j;
+	(void)b;
+	return false;
+}
+
+void emu_jit_counts(const struct emu_jit *j, uint64_t *blocks, uint64_t *insns)
+{
+	(void)j;
+	*blocks = *insns = 0;
+}
+
+#endif
