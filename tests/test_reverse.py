@@ -232,3 +232,24 @@ def test_linux_reverse_continue_to_last_jiffies_write(linux_gdb, engine, build_d
     out = gdb.run("continue", timeout=240)
     m = re.search(r"Hardware watchpoint 1: .*\n+Old value = (\d+)\nNew value = (\d+)", out)
     assert m and int(m.group(1)) == before and int(m.group(2)) == now, out
+
+
+def test_event_log_counts_in_record_mem(engine, rr_vm, guest):
+    """The event log is history memory too: 2 MiB of the debugger's writes
+    (zeros into unused RAM: the log holds them, the snapshots do not) are
+    over a 1 MiB --record-mem, so the next snapshots cut the history at the
+    newest one and snapshots plus log fit the budget again."""
+    emu_only(engine)
+    elf = guest("rr")
+    vm = rr_vm(elf, "--record-mem", "1M", "--cmdline", "corrupt=200")
+    out = vm.gdb(elf, [
+        "break rr_mark", "continue",
+        "python gdb.selected_inferior().write_memory(0x4000000, bytes(2 << 20))",
+        "monitor info record", "delete", "break rr_detected", "continue",
+        "monitor info record", "reverse-stepi", "p rr_round"])
+    logs = [int(k) for k in re.findall(r"logged events, (\d+) KiB", out)]
+    snaps = re.findall(r"snapshots, (\d+) KiB of (\d+) KiB", out)
+    assert len(logs) == 2 and len(snaps) == 2, out
+    assert logs[0] >= 2048, out                      # the writes are in the log
+    assert int(snaps[1][0]) + logs[1] <= int(snaps[1][1]) == 1024, out
+    assert re.search(r"^\$\d+ = 200$", out, re.M), out   # history still reaches back

@@ -319,8 +319,14 @@ static void rr_bp(struct emu_rec *rec, bool lift)
 		rr->bp_hook(rr->bp_opaque, lift);
 }
 
+static uint64_t rr_log_bytes_locked(const struct emu_rec *rec)
+{
+	return rec->nr_ev * sizeof(struct rr_event) + rec->data_len;
+}
+
 /* Drop what the store dropped: snapshots older than its oldest, and the
- * log before the oldest kept snapshot once that is most of it. */
+ * log before the oldest kept snapshot once that is most of it, or at once
+ * when the log alone is over the budget. */
 static void rr_prune_locked(struct emu_rec *rec)
 {
 	uint64_t oldest = snap_oldest(rec->store);
@@ -332,7 +338,8 @@ static void rr_prune_locked(struct emu_rec *rec)
 		rec->nr_snaps -= k;
 	}
 	size_t dead = rec->nr_snaps ? rec->snaps[0].pos : 0;
-	if (dead < 4096 || dead < rec->nr_ev / 2)
+	bool over = rr_log_bytes_locked(rec) > rec->budget;
+	if (dead == 0 || (!over && (dead < 4096 || dead < rec->nr_ev / 2)))
 		return;
 	uint64_t off = dead < rec->nr_ev ? rec->ev[dead].off : rec->data_len;
 	memmove(rec->data, rec->data + off, rec->data_len - off);
@@ -366,6 +373,13 @@ static void rr_take(struct emu_rec *rec)
 	}
 	for (unsigned i = 0; i < evm->nr_cpus; i++)
 		retired[i] = evm->cpus[i] ? evm->cpus[i]->retired : 0;
+	/* the log counts in the budget: the snapshots get what it leaves (none
+	 * but the newest when the log alone is over, and the log is then cut
+	 * at that newest one) */
+	pthread_mutex_lock(&rec->lock);
+	uint64_t log = rr_log_bytes_locked(rec);
+	pthread_mutex_unlock(&rec->lock);
+	snap_set_budget(rec->store, rec->budget > log ? rec->budget - log : 0);
 	struct err e = { 0 };
 	rr_bp(rec, true);
 	int r = snap_take(rec->store, now, &e);
@@ -806,7 +820,7 @@ static void rr_info(struct vm *vm, struct engine_rr_info *info)
 	info->snapshots = snap_count(rec->store);
 	info->snap_bytes = snap_bytes(rec->store);
 	info->events = rec->nr_ev;
-	info->log_bytes = rec->nr_ev * sizeof(struct rr_event) + rec->data_len;
+	info->log_bytes = rr_log_bytes_locked(rec);
 	pthread_mutex_unlock(&rec->lock);
 }
 
