@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from gdbclient import GDB
+from gdbclient import GDB, rsp_session, start_gdb_vmdb
 from test_linux_gdb import linux_gdb  # noqa: F401  (the fixture)
 
 MEM_START, MEM_END = 0x100000, 0x210000     # rr.elf's image, stacks and data
@@ -253,3 +253,21 @@ def test_event_log_counts_in_record_mem(engine, rr_vm, guest):
     assert logs[0] >= 2048, out                      # the writes are in the log
     assert int(snaps[1][0]) + logs[1] <= int(snaps[1][1]) == 1024, out
     assert re.search(r"^\$\d+ = 200$", out, re.M), out   # history still reaches back
+
+
+def test_non_stop_refuses_reverse_in_words(engine, start_vmdb, guest, free_port):
+    """The history is the whole machine's: in non-stop mode bs and bc get
+    an E reply that says why (gdb prints it); in all-stop mode bs works."""
+    emu_only(engine)
+    vm, target = start_gdb_vmdb(start_vmdb, guest("rr"), "--record", port=free_port())
+    with rsp_session(vm, target) as c:
+        c.start_noack()
+        assert b"ReverseStep+" in c.request("qSupported:swbreak+")
+        assert c.request("QNonStop:1") == b"OK"
+        for packet in ("bs", "bc"):
+            assert c.request(packet) == \
+                b"E.reverse execution needs all-stop mode (set non-stop off)"
+        assert c.request("QNonStop:0") == b"OK"
+        for _ in range(3):
+            assert c.request("vCont;s:1").startswith(b"T05")
+        assert c.request("bs").startswith(b"T05")
