@@ -271,3 +271,20 @@ def test_non_stop_refuses_reverse_in_words(engine, start_vmdb, guest, free_port)
         for _ in range(3):
             assert c.request("vCont;s:1").startswith(b"T05")
         assert c.request("bs").startswith(b"T05")
+
+
+def test_read_and_access_watch_in_reverse(engine, rr_vm, guest):
+    """rwatch and awatch in reverse stop at the last read of the corrupted
+    variable (the round after the stray write compares it with 0xbad), not
+    at the start of the history: every kind of watchpoint rides the same
+    replay."""
+    emu_only(engine)
+    elf = guest("rr")
+    vm = rr_vm(elf, "--record")
+    out = vm.gdb(elf, ["break rr_detected", "continue", "delete",
+                       "rwatch rr_victim", "reverse-continue", "bt 1", "delete",
+                       "awatch rr_victim", "reverse-continue", "bt 1"])
+    assert "Hardware read watchpoint 2: rr_victim\n\nValue = 2989" in out, out
+    assert "Hardware access (read/write) watchpoint 3: rr_victim" in out, out
+    assert len(re.findall(r"^#0 .*bsp_round \(", out, re.M)) == 2, out
+    assert "No more reverse-execution history" not in out, out

@@ -90,9 +90,6 @@ struct emu_rec {
 
 	struct timespec real_base;     /* the guest's wall clock while recording */
 	uint64_t guest_base;
-
-	uint64_t track[ENGINE_RR_TRACK];   /* frames of RAM whose writes are noted */
-	unsigned nr_track;
 };
 
 static struct emu_vm *evm_of(struct vm *vm)
@@ -854,42 +851,6 @@ static void rr_set_bp_hook(struct vm *vm, void (*fn)(void *opaque, bool lift), v
 	vm->rr.bp_opaque = opaque;
 }
 
-/* Writes to a page are noted in machine/'s dirty map (the engine marks a
- * page when it grants a write, ram_clean takes the grants back): clear the
- * frames' bits and take every grant back, so the first write marks them
- * again. Afterwards the bits are set whatever happened: the snapshot store
- * only ever copies a page too many that way, never one too few. */
-static int rr_track_pages(struct vm *vm, const uint64_t *gpa, unsigned n, struct err *e)
-{
-	struct emu_rec *rec = evm_of(vm)->rec;
-	if (!rec || !vm->ram_dirty || !vm->engine->snap || n > ENGINE_RR_TRACK)
-		return err_set(e, ENOTSUP, "no dirty map to track pages with");
-	for (unsigned i = 0; i < n; i++) {
-		const uint8_t *host = vm_gpa_to_host(vm, gpa[i] & ~0xfffull, 1);
-		if (!host)
-			return err_set(e, EFAULT, "0x%" PRIx64 " is not RAM", gpa[i]);
-		rec->track[i] = (uint64_t)(host - vm->ram) >> 12;
-	}
-	rec->nr_track = n;
-	for (unsigned i = 0; i < n; i++)
-		__atomic_fetch_and(&vm->ram_dirty[rec->track[i] / 64], ~(1ull << (rec->track[i] % 64)),
-				   __ATOMIC_RELAXED);
-	vm->engine->snap->ram_clean(vm);
-	return 0;
-}
-
-static void rr_pages_written(struct vm *vm, bool *written)
-{
-	struct emu_rec *rec = evm_of(vm)->rec;
-	if (!rec)
-		return;
-	for (unsigned i = 0; i < rec->nr_track; i++) {
-		written[i] = vm_ram_frame_dirty(vm, rec->track[i]);
-		vm_ram_dirty(vm, vm->ram + (rec->track[i] << 12), 1);
-	}
-	rec->nr_track = 0;
-}
-
 const struct engine_rr_ops emu_rr_ops = {
 	.record = rr_record,
 	.info = rr_info,
@@ -898,6 +859,4 @@ const struct engine_rr_ops emu_rr_ops = {
 	.snap_before = rr_snap_before,
 	.set_bp_hook = rr_set_bp_hook,
 	.mem_written = rr_mem_written,
-	.track_pages = rr_track_pages,
-	.pages_written = rr_pages_written,
 };
