@@ -78,9 +78,11 @@ bench-cond:
 		build/guests/mb/gdb_target.elf64
 	bench/cond
 
-# bench/reverse: record and replay on emu (recording overhead, reverse-stepi
-# latency with 10^9 instructions of history, reverse-continue 10^8 back)
+# bench/reverse: record and replay on emu against QEMU's record/replay
+# (recording overhead, reverse-stepi at 10^6..10^9 instructions of history,
+# reverse-continue 10^8 back; QEMU=0 skips QEMU)
 .PHONY: bench-reverse
 bench-reverse:
+	@scripts/deps.sh bench
 	@$(MAKE) --no-print-directory SAN=0 all
 	bench/reverse

@@ -44,7 +44,7 @@ const char options_usage[] =
 	"                       a line saying so, instead of booting it again\n"
 	"  --record             record from the start, for reverse execution in GDB\n"
 	"                       (emu engine; see also monitor record on|off)\n"
-	"  --record-mem SIZE    memory for the recording's snapshots (default 256M);\n"
+	"  --record-mem SIZE    memory for the recording's snapshots and log (default 256M);\n"
 	"                       the oldest history is dropped first. Implies --record\n"
 	"  --cmdline STR        kernel command line\n"
 	"  --initrd FILE        the initial ramdisk (Linux initrd, multiboot module 0)\n"

@@ -18,7 +18,6 @@
 
 #include <inttypes.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "debug/debug_int.h"
@@ -31,21 +30,9 @@
 struct rev_hit {
 	bool found;
 	bool bpt;              /* before an instruction (else after one) */
-	uint64_t when;         /* the global count it was met at */
 	struct engine_rr_target at;
 	struct debug_event ev;
 };
-
-/* The later of two hits (a breakpoint met at the count a write reached
- * comes after that write). */
-static const struct rev_hit *later(const struct rev_hit *a, const struct rev_hit *b)
-{
-	if (!a->found || !b->found)
-		return a->found ? a : b;
-	if (a->when != b->when)
-		return a->when > b->when ? a : b;
-	return b->bpt ? b : a;
-}
 
 static const struct engine_rr_ops *rr_of(const struct debug *d)
 {
@@ -241,7 +228,6 @@ static void classify(struct debug *d, unsigned who, const struct vm_exit *x, boo
 	hit->ev = ev;
 	hit->found = true;
 	hit->bpt = ev.kind == DEBUG_EV_SWBREAK || ev.kind == DEBUG_EV_HWBREAK;
-	hit->when = global_now(d);
 }
 
 /* Over the int3 vCPU `who` sits on: the original byte for one instruction. */
@@ -365,136 +351,16 @@ int debug_reverse_step(struct debug *d, unsigned vcpu, struct debug_event *ev, b
 	return 0;
 }
 
-/* The pages the client's watchpoints cover, when every one of them is a
- * write watchpoint (a read leaves no trace in RAM): through each
- * watchpoint's vCPU's page tables as they are now. False when that cannot
- * be told. */
-static bool watched_pages(struct debug *d, uint64_t *gpa, unsigned *n)
-{
-	*n = 0;
-	for (unsigned i = 0; i < DEBUG_MAX_WATCH; i++) {
-		const struct debug_watch *w = &d->watch[i];
-		if (w->home == DEBUG_WATCH_FREE)
-			continue;
-		if (w->kind != DEBUG_WATCH_WRITE)
-			return false;
-		for (uint64_t page = w->addr & ~0xfffull; page < w->addr + w->len; page += 0x1000) {
-			uint64_t at;
-			if (*n == ENGINE_RR_TRACK ||
-			    debug_translate(d, w->vcpu, page < w->addr ? w->addr : page, &at) < 0)
-				return false;
-			gpa[(*n)++] = at & ~0xfffull;
-		}
-	}
-	return *n > 0;
-}
-
-/* The engine without the client's watchpoints (its breakpoints stay):
- * the fast way through history; back with everything afterwards. */
-static void watches_off(struct debug *d, bool off)
-{
-	const struct engine_ops *eng = d->vm->engine;
-	struct err e = { 0 };
-	for (unsigned i = 0; i < d->nr_vcpus; i++) {
-		struct engine_debug dbg = d->vcpus[i].applied;
-		for (unsigned n = 0; off && n < DEBUG_NR_HW_BP; n++)
-			if (d->hw[n].used && d->hw[n].rw != DR7_RW_EXEC)
-				dbg.dr7 &= ~(DR7_G(n) | DR7_L(n));
-		if (off)
-			dbg.use_hw_bp = dbg.dr7 != 0;
-		eng->debug->set_debug(&d->vm->vcpus[i], &dbg);
-	}
-	if (eng->debug->set_watch)
-		eng->debug->set_watch(d->vm, off ? NULL : d->watch_ranges,
-				      off ? 0 : d->nr_watch_ranges, &e);
-}
-
-/* Pieces of a stretch looked at one by one for writes to the watched
- * pages: only those written are replayed with the watchpoints. */
-#define REV_CHUNK 4096ull
-
-/* The pieces of [lo, hi) in which the guest wrote a watched page, with
- * the watchpoints off (the breakpoints' hits into *last). The machine
- * ends at hi. *n = -1: the pages cannot be tracked. */
-static int written_chunks(struct debug *d, uint64_t lo, uint64_t hi, uint64_t before,
-			  const uint64_t *pages, unsigned np, uint64_t **chunks, long *n,
-			  struct rev_hit *last, struct err *e)
-{
-	size_t cap = 0;
-	int r = 0;
-	*n = 0;
-	*chunks = NULL;
-	watches_off(d, true);
-	for (uint64_t c = lo; c < hi && r == 0; c += REV_CHUNK) {
-		struct engine_rr_target end = { .vcpu = -1,
-						 .global = hi - c > REV_CHUNK ? c + REV_CHUNK : hi };
-		bool written[ENGINE_RR_TRACK] = { false }, any = false;
-		if (rr_of(d)->track_pages(d->vm, pages, np, e) < 0) {
-			*n = -1;
-			break;
-		}
-		r = travel(d, &end, HITS_LAST, before, last, e);
-		rr_of(d)->pages_written(d->vm, written);
-		for (unsigned i = 0; i < np; i++)
-			any = any || written[i];
-		if (!any)
-			continue;
-		if ((size_t)*n == cap) {
-			uint64_t *more = realloc(*chunks, (cap ? 2 * cap : 64) * sizeof(**chunks));
-			if (!more) {
-				r = err_set(e, ENOMEM, "out of memory for a reverse search");
-				break;
-			}
-			*chunks = more;
-			cap = cap ? 2 * cap : 64;
-		}
-		(*chunks)[(*n)++] = c;
-	}
-	watches_off(d, false);
-	return r;
-}
-
-/* One stretch of history [lo, hi) for the last hit before `before`. With
- * write watchpoints only, a first replay without them notes the pieces
- * in which their pages were written (the dirty map); the second replays
- * only those pieces with the watchpoints, the rest the fast way. A page
- * written elsewhere than the watched bytes costs a piece, never a hit. */
+/* One stretch of history [lo, hi) for the last hit before `before`,
+ * replayed with every breakpoint and watchpoint on: emu checks the
+ * watched ranges as it accesses memory, at about the cost of a plain
+ * replay, for reads as for writes. */
 static int scan_interval(struct debug *d, uint64_t lo, uint64_t hi, uint64_t before,
 			 struct rev_hit *last, struct err *e)
 {
 	struct engine_rr_target from = { .vcpu = -1, .global = lo };
 	struct engine_rr_target to = { .vcpu = -1, .global = hi };
-	uint64_t pages[ENGINE_RR_TRACK], *chunks = NULL;
-	unsigned np;
-	long n = -1;
-	struct rev_hit first = { .found = false }, second = { .found = false };
 	int r = travel(d, &from, HITS_IGNORE, 0, last, e);
-	if (r < 0)
-		return r;
-	forget_cached(d);     /* the page tables of lo translate the watchpoints */
-	if (watched_pages(d, pages, &np))
-		r = written_chunks(d, lo, hi, before, pages, np, &chunks, &n, &first, e);
-	if (r == 0 && n >= 0)
-		r = travel(d, &from, HITS_IGNORE, 0, last, e);
-	for (long i = 0; r == 0 && i < n; i++) {
-		struct engine_rr_target c = { .vcpu = -1, .global = chunks[i] };
-		struct engine_rr_target c_end = { .vcpu = -1, .global = hi - chunks[i] > REV_CHUNK ?
-						  chunks[i] + REV_CHUNK : hi };
-		watches_off(d, true);
-		r = travel(d, &c, HITS_IGNORE, 0, last, e);
-		watches_off(d, false);
-		if (r == 0)
-			r = travel(d, &c_end, HITS_LAST, before, &second, e);
-	}
-	free(chunks);
-	if (r < 0)
-		return r;
-	if (n >= 0) {
-		*last = *later(&first, &second);
-		return 0;
-	}
-	/* every watchpoint on the way, the slow way */
-	r = travel(d, &from, HITS_IGNORE, 0, last, e);
 	return r < 0 ? r : travel(d, &to, HITS_LAST, before, last, e);
 }
 

@@ -87,14 +87,7 @@ struct engine_rr_ops {
 	 * guest-physical [gpa, gpa+len): logged; inside the history, the
 	 * history after here is dropped and the machine is live from here. */
 	void (*mem_written)(struct vm *vm, uint64_t gpa, const void *buf, uint64_t len);
-	/* Note whether the guest writes these guest-physical pages from now
-	 * on (at most ENGINE_RR_TRACK), until pages_written() says which it
-	 * did: a cheap first look at a stretch of history before replaying it
-	 * with watchpoints, which are slower. */
-	int (*track_pages)(struct vm *vm, const uint64_t *gpa, unsigned n, struct err *e);
-	void (*pages_written)(struct vm *vm, bool *written);
 };
-#define ENGINE_RR_TRACK 64
 
 const char *vm_exit_reason_name(enum vm_exit_reason reason);
 

@@ -22,8 +22,12 @@ static int reverse_reply(struct gdb_server *s, bool step)
 	bool at_start = false;
 	struct err e = { 0 };
 	unsigned vcpu = s->cur_c >= 0 ? (unsigned)s->cur_c : s->cur_g;
-	if (gdb_ns_on(s))
-		return -EINVAL;      /* non-stop mode: no reverse execution */
+	/* the history is the whole machine's: one thread cannot go back while
+	 * the others run on */
+	if (gdb_ns_on(s)) {
+		err_set(&e, EINVAL, "reverse execution needs all-stop mode (set non-stop off)");
+		return gdb_error_words(s, -EINVAL, &e);
+	}
 	int r = step ? debug_reverse_step(s->dbg, vcpu, &ev, &at_start, &e)
 		     : debug_reverse_continue(s->dbg, vcpu, &ev, &at_start, &e);
 	if (r < 0)

@@ -193,7 +193,7 @@ guests: $(GUEST_OUT)/mmx_alias.elf
 
 # reverse execution: timers, port I/O, serial input, a stray write
 # (tests/test_reverse.py, bench/reverse)
-guests: $(GUEST_OUT)/rr.elf
+guests: $(GUEST_OUT)/rr.elf $(GUEST_OUT)/mb/rr.elf $(GUEST_OUT)/mb/rr.elf64
 .SECONDARY: $(GUEST_OUT)/rr.o
 
 # real mode from a multiboot entry (realmode_switch.S) with gdb's i8086 view

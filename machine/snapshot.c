@@ -439,6 +439,13 @@ static int take_locked(struct snap_store *s, uint64_t icount, struct err *e)
 	return 0;
 }
 
+void snap_set_budget(struct snap_store *s, uint64_t budget_bytes)
+{
+	pthread_mutex_lock(&s->lock);
+	s->budget = budget_bytes;
+	pthread_mutex_unlock(&s->lock);
+}
+
 int snap_take(struct snap_store *s, uint64_t icount, struct err *e)
 {
 	pthread_mutex_lock(&s->lock);

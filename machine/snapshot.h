@@ -46,6 +46,9 @@ uint64_t snap_oldest(const struct snap_store *s);   /* icount of the oldest kept
 uint64_t snap_newest(const struct snap_store *s);   /* icount of the newest kept, or UINT64_MAX */
 size_t   snap_count(const struct snap_store *s);
 uint64_t snap_bytes(const struct snap_store *s);    /* memory in use */
+/* A new byte budget, kept from the next take on (a caller whose other
+ * history memory grows gives the snapshots less). */
+void     snap_set_budget(struct snap_store *s, uint64_t budget_bytes);
 /* Drop snapshots > icount (history rewritten after a live edit). */
 void     snap_forget_after(struct snap_store *s, uint64_t icount);
 

@@ -6,7 +6,7 @@ purpose=${1:-build}
 need="gcc make libc6-dev binutils libzydis-dev"
 case "$purpose" in
 test)  need="$need gdb lldb python3 python3-pytest python3-pytest-xdist lz4 clang libclang-rt-dev" ;;
-bench) need="$need gdb python3 qemu-system-x86 bochs bochsbios vgabios" ;;
+bench) need="$need gdb python3 qemu-system-x86 qemu-utils bochs bochsbios vgabios" ;;
 esac
 missing=""
 for p in $need; do

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from gdbclient import GDB
+from gdbclient import GDB, rsp_session, start_gdb_vmdb
 from test_linux_gdb import linux_gdb  # noqa: F401  (the fixture)
 
 MEM_START, MEM_END = 0x100000, 0x210000     # rr.elf's image, stacks and data
@@ -232,3 +232,59 @@ def test_linux_reverse_continue_to_last_jiffies_write(linux_gdb, engine, build_d
     out = gdb.run("continue", timeout=240)
     m = re.search(r"Hardware watchpoint 1: .*\n+Old value = (\d+)\nNew value = (\d+)", out)
     assert m and int(m.group(1)) == before and int(m.group(2)) == now, out
+
+
+def test_event_log_counts_in_record_mem(engine, rr_vm, guest):
+    """The event log is history memory too: 2 MiB of the debugger's writes
+    (zeros into unused RAM: the log holds them, the snapshots do not) are
+    over a 1 MiB --record-mem, so the next snapshots cut the history at the
+    newest one and snapshots plus log fit the budget again."""
+    emu_only(engine)
+    elf = guest("rr")
+    vm = rr_vm(elf, "--record-mem", "1M", "--cmdline", "corrupt=200")
+    out = vm.gdb(elf, [
+        "break rr_mark", "continue",
+        "python gdb.selected_inferior().write_memory(0x4000000, bytes(2 << 20))",
+        "monitor info record", "delete", "break rr_detected", "continue",
+        "monitor info record", "reverse-stepi", "p rr_round"])
+    logs = [int(k) for k in re.findall(r"logged events, (\d+) KiB", out)]
+    snaps = re.findall(r"snapshots, (\d+) KiB of (\d+) KiB", out)
+    assert len(logs) == 2 and len(snaps) == 2, out
+    assert logs[0] >= 2048, out                      # the writes are in the log
+    assert int(snaps[1][0]) + logs[1] <= int(snaps[1][1]) == 1024, out
+    assert re.search(r"^\$\d+ = 200$", out, re.M), out   # history still reaches back
+
+
+def test_non_stop_refuses_reverse_in_words(engine, start_vmdb, guest, free_port):
+    """The history is the whole machine's: in non-stop mode bs and bc get
+    an E reply that says why (gdb prints it); in all-stop mode bs works."""
+    emu_only(engine)
+    vm, target = start_gdb_vmdb(start_vmdb, guest("rr"), "--record", port=free_port())
+    with rsp_session(vm, target) as c:
+        c.start_noack()
+        assert b"ReverseStep+" in c.request("qSupported:swbreak+")
+        assert c.request("QNonStop:1") == b"OK"
+        for packet in ("bs", "bc"):
+            assert c.request(packet) == \
+                b"E.reverse execution needs all-stop mode (set non-stop off)"
+        assert c.request("QNonStop:0") == b"OK"
+        for _ in range(3):
+            assert c.request("vCont;s:1").startswith(b"T05")
+        assert c.request("bs").startswith(b"T05")
+
+
+def test_read_and_access_watch_in_reverse(engine, rr_vm, guest):
+    """rwatch and awatch in reverse stop at the last read of the corrupted
+    variable (the round after the stray write compares it with 0xbad), not
+    at the start of the history: every kind of watchpoint rides the same
+    replay."""
+    emu_only(engine)
+    elf = guest("rr")
+    vm = rr_vm(elf, "--record")
+    out = vm.gdb(elf, ["break rr_detected", "continue", "delete",
+                       "rwatch rr_victim", "reverse-continue", "bt 1", "delete",
+                       "awatch rr_victim", "reverse-continue", "bt 1"])
+    assert "Hardware read watchpoint 2: rr_victim\n\nValue = 2989" in out, out
+    assert "Hardware access (read/write) watchpoint 3: rr_victim" in out, out
+    assert len(re.findall(r"^#0 .*bsp_round \(", out, re.M)) == 2, out
+    assert "No more reverse-execution history" not in out, out

@@ -90,9 +90,6 @@ struct emu_rec {
 
 	struct timespec real_base;     /* the guest's wall clock while recording */
 	uint64_t guest_base;
-
-	uint64_t track[ENGINE_RR_TRACK];   /* frames of RAM whose writes are noted */
-	unsigned nr_track;
 };
 
 static struct emu_vm *evm_of(struct vm *vm)
@@ -319,8 +316,14 @@ static void rr_bp(struct emu_rec *rec, bool lift)
 		rr->bp_hook(rr->bp_opaque, lift);
 }
 
+static uint64_t rr_log_bytes_locked(const struct emu_rec *rec)
+{
+	return rec->nr_ev * sizeof(struct rr_event) + rec->data_len;
+}
+
 /* Drop what the store dropped: snapshots older than its oldest, and the
- * log before the oldest kept snapshot once that is most of it. */
+ * log before the oldest kept snapshot once that is most of it, or at once
+ * when the log alone is over the budget. */
 static void rr_prune_locked(struct emu_rec *rec)
 {
 	uint64_t oldest = snap_oldest(rec->store);
@@ -332,7 +335,8 @@ static void rr_prune_locked(struct emu_rec *rec)
 		rec->nr_snaps -= k;
 	}
 	size_t dead = rec->nr_snaps ? rec->snaps[0].pos : 0;
-	if (dead < 4096 || dead < rec->nr_ev / 2)
+	bool over = rr_log_bytes_locked(rec) > rec->budget;
+	if (dead == 0 || (!over && (dead < 4096 || dead < rec->nr_ev / 2)))
 		return;
 	uint64_t off = dead < rec->nr_ev ? rec->ev[dead].off : rec->data_len;
 	memmove(rec->data, rec->data + off, rec->data_len - off);
@@ -366,6 +370,13 @@ static void rr_take(struct emu_rec *rec)
 	}
 	for (unsigned i = 0; i < evm->nr_cpus; i++)
 		retired[i] = evm->cpus[i] ? evm->cpus[i]->retired : 0;
+	/* the log counts in the budget: the snapshots get what it leaves (none
+	 * but the newest when the log alone is over, and the log is then cut
+	 * at that newest one) */
+	pthread_mutex_lock(&rec->lock);
+	uint64_t log = rr_log_bytes_locked(rec);
+	pthread_mutex_unlock(&rec->lock);
+	snap_set_budget(rec->store, rec->budget > log ? rec->budget - log : 0);
 	struct err e = { 0 };
 	rr_bp(rec, true);
 	int r = snap_take(rec->store, now, &e);
@@ -806,7 +817,7 @@ static void rr_info(struct vm *vm, struct engine_rr_info *info)
 	info->snapshots = snap_count(rec->store);
 	info->snap_bytes = snap_bytes(rec->store);
 	info->events = rec->nr_ev;
-	info->log_bytes = rec->nr_ev * sizeof(struct rr_event) + rec->data_len;
+	info->log_bytes = rr_log_bytes_locked(rec);
 	pthread_mutex_unlock(&rec->lock);
 }
 
@@ -840,42 +851,6 @@ static void rr_set_bp_hook(struct vm *vm, void (*fn)(void *opaque, bool lift), v
 	vm->rr.bp_opaque = opaque;
 }
 
-/* Writes to a page are noted in machine/'s dirty map (the engine marks a
- * page when it grants a write, ram_clean takes the grants back): clear the
- * frames' bits and take every grant back, so the first write marks them
- * again. Afterwards the bits are set whatever happened: the snapshot store
- * only ever copies a page too many that way, never one too few. */
-static int rr_track_pages(struct vm *vm, const uint64_t *gpa, unsigned n, struct err *e)
-{
-	struct emu_rec *rec = evm_of(vm)->rec;
-	if (!rec || !vm->ram_dirty || !vm->engine->snap || n > ENGINE_RR_TRACK)
-		return err_set(e, ENOTSUP, "no dirty map to track pages with");
-	for (unsigned i = 0; i < n; i++) {
-		const uint8_t *host = vm_gpa_to_host(vm, gpa[i] & ~0xfffull, 1);
-		if (!host)
-			return err_set(e, EFAULT, "0x%" PRIx64 " is not RAM", gpa[i]);
-		rec->track[i] = (uint64_t)(host - vm->ram) >> 12;
-	}
-	rec->nr_track = n;
-	for (unsigned i = 0; i < n; i++)
-		__atomic_fetch_and(&vm->ram_dirty[rec->track[i] / 64], ~(1ull << (rec->track[i] % 64)),
-				   __ATOMIC_RELAXED);
-	vm->engine->snap->ram_clean(vm);
-	return 0;
-}
-
-static void rr_pages_written(struct vm *vm, bool *written)
-{
-	struct emu_rec *rec = evm_of(vm)->rec;
-	if (!rec)
-		return;
-	for (unsigned i = 0; i < rec->nr_track; i++) {
-		written[i] = vm_ram_frame_dirty(vm, rec->track[i]);
-		vm_ram_dirty(vm, vm->ram + (rec->track[i] << 12), 1);
-	}
-	rec->nr_track = 0;
-}
-
 const struct engine_rr_ops emu_rr_ops = {
 	.record = rr_record,
 	.info = rr_info,
@@ -884,6 +859,4 @@ const struct engine_rr_ops emu_rr_ops = {
 	.snap_before = rr_snap_before,
 	.set_bp_hook = rr_set_bp_hook,
 	.mem_written = rr_mem_written,
-	.track_pages = rr_track_pages,
-	.pages_written = rr_pages_written,
 };
