@@ -84,6 +84,13 @@ struct gdb_server {
 	enum debug_action range_actions[VM_MAX_VCPUS];
 	struct gdb_nonstop ns;
 	const struct gdb_reg_view *view;  /* NULL until target.xml is read (pkt_query.c resets) */
+	/* How long the server looks for the client's next packet after a
+	 * reply while stopped, and how many range steps it takes before it
+	 * looks at the client again: set by server_new; an in-process client
+	 * (fuzz/fuzz_gdbserver.c) that only writes while the server waits
+	 * turns them down. */
+	long linger_ns;
+	unsigned range_burst;
 };
 
 /* A packet handler: args starts right after the packet name. Fill

@@ -432,7 +432,7 @@ void gdb_report_stop(struct gdb_server *s)
 		next = gdb_range_step(s, &ev);
 		if (next == GDB_RANGE_WAIT)
 			return;        /* stepping on; the next step's event comes later */
-		if (next == GDB_RANGE_AGAIN && ++steps == GDB_RANGE_BURST) {
+		if (next == GDB_RANGE_AGAIN && ++steps >= s->range_burst) {
 			wake(s);       /* the next step's event is handled after the client */
 			return;
 		}
@@ -547,7 +547,7 @@ static void client_linger(struct gdb_server *s)
 		sched_yield();     /* 2 host cores: let the client or a vCPU run */
 		clock_gettime(CLOCK_MONOTONIC, &now);
 		if ((now.tv_sec - start.tv_sec) * 1000000000L + (now.tv_nsec - start.tv_nsec) >
-		    GDB_LINGER_NS)
+		    s->linger_ns)
 			return;
 	}
 }
@@ -792,6 +792,8 @@ static int server_new(struct vm *vm, bool wait_gdb, struct gdb_server **out, str
 	s->listen_fd = s->client_fd = -1;
 	s->wait_gdb = wait_gdb;
 	s->cur_c = -1;
+	s->linger_ns = GDB_LINGER_NS;
+	s->range_burst = GDB_RANGE_BURST;
 	rsp_buf_init(&s->reply);
 	s->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (s->wake_fd < 0) {
