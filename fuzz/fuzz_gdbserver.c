@@ -39,7 +39,7 @@
 #define SOCKET_BUF (1 << 20)     /* more than a serve pass writes */
 #define VCPU_STACK (1 << 20)
 #define SETTLE_MS 20             /* a machine that has not settled by then spins */
-#define SETTLE_STEPS 8192        /* ... as does one that ran this many instructions */
+#define SETTLE_STEPS 512         /* ... as does one that ran this many instructions */
 
 static struct vm vm;
 static struct fake_cpu cpus[2];
@@ -67,14 +67,18 @@ static void client_connect(struct gdb_server *s, struct client *c)
 	gdb_server_adopt(s, sv[0]);
 }
 
-/* Read what the server sent. */
+/* Read what the server sent: it writes only from this thread, so a read
+ * that leaves room in the buffer has read everything. */
 static void client_drain(struct client *c)
 {
-	char buf[65536];
+	static char buf[65536];
 	ssize_t n;
-	while (c->fd >= 0 && (n = read(c->fd, buf, sizeof(buf))) > 0)
+	while (c->fd >= 0 && (n = read(c->fd, buf, sizeof(buf))) > 0) {
 		if (fuzz_digest_wanted())
 			c->digest = fuzz_digest(c->digest, buf, (size_t)n);
+		if ((size_t)n < sizeof(buf))
+			break;
+	}
 }
 
 static void client_hang_up(struct client *c)
@@ -91,19 +95,21 @@ static void client_send(struct client *c, const void *buf, size_t len)
 	}
 }
 
-/* Serve until nothing more arrives now, reading the replies. */
+/* Serve until nothing more arrives now, reading the replies (a pass
+ * that found nothing to do wrote nothing). */
 static void serve_pending(struct gdb_server *s, struct client *c)
 {
 	for (int i = 0; i < 16 && gdb_server_serve(s, 0); i++)
 		client_drain(c);
-	client_drain(c);
 }
 
 /* Every vCPU stopped for the debugger (not just released by it), or
- * asleep on an HLT. */
-static bool machine_settled(void)
+ * asleep on an HLT, and no range step under way. */
+static bool machine_settled(const struct gdb_server *s)
 {
 	struct debug *d = vm.debug;
+	if (s->range_active)
+		return false;
 	for (unsigned i = 0; i < vm.nr_vcpus; i++) {
 		enum debug_run run = debug_run_of(d, i);
 		bool halted = __atomic_load_n(&cpus[i].halted, __ATOMIC_SEQ_CST);
@@ -147,7 +153,7 @@ static void let_run(struct gdb_server *s, struct client *c)
 	unsigned start_steps = steps_taken();
 	struct timespec start;
 	clock_gettime(CLOCK_MONOTONIC, &start);
-	while (!machine_settled() && steps_taken() - start_steps < SETTLE_STEPS &&
+	while (!machine_settled(s) && steps_taken() - start_steps < SETTLE_STEPS &&
 	       ms_since(&start) < SETTLE_MS) {
 		struct pollfd pfd[2] = { { .fd = s->wake_fd, .events = POLLIN },
 					 { .fd = halt_fd, .events = POLLIN } };
@@ -174,6 +180,10 @@ static const char *const templates[] = {
 	"qXfer:features:read:x.xml:0,ff", "qfThreadInfo", "qsThreadInfo", "qC", "qAttached",
 	"qThreadExtraInfo,%T", "QStartNoAckMode", "QEnableErrorStrings", "qRcmd,%M", "D",
 	"D;%T", "k", "vKill;1",
+	/* after the first 50, so that the older inputs keep their packets */
+	"QNonStop:1", "QNonStop:0", "vStopped", "vCtrlC", "vCont;t:%T", "x%A,%L", "bs", "bc",
+	"qXfer:threads:read::%A,%L", "qXfer:exec-file:read::0,ff", "qXfer:memory-map:read::0,%L",
+	"Z0,%A,1;X%E", "Z0,%A,1;X%E;cmds:%T,X%E", "Z1,%A,1;X%E", "vMustReplyEmpty",
 };
 
 static const char *const monitor[] = {
@@ -182,6 +192,10 @@ static const char *const monitor[] = {
 	"sstep shadow off", "sstep shadow on", "phys on", "phys off", "catch pf", "catch off",
 	"catch 3", "catch de ud gp", "msr 0xc0000080", "msr 0xc0000100 write 0x1234",
 	"msr read 0x10", "",
+	/* after the first 21, as the packets */
+	"info park", "info dr", "info watchpoints", "gva2gpa 0x100", "xp 0x100", "xp 0xfff 8",
+	"info mem", "info tlb", "info registers", "info idt", "info gdt", "info lapic",
+	"info ioapic", "info pic", "record on", "record off", "info record",
 };
 
 static void put_hex(struct rsp_buf *b, uint64_t v)
@@ -222,6 +236,11 @@ static void put_field(struct rsp_buf *b, char what, struct fuzz_in *in)
 			}
 			rsp_buf_putc(b, (char)c);
 		}
+		break;
+	case 'E':                                       /* an agent expression */
+		rsp_buf_printf(b, "%x,", n % 16 + 1);
+		for (unsigned i = 0; i < n % 16 + 1u; i++)
+			rsp_buf_printf(b, "%02x", (unsigned)fuzz_take(in, 1));
 		break;
 	case 'M': {
 		const char *cmd = monitor[n % (sizeof(monitor) / sizeof(monitor[0]))];
@@ -369,7 +388,7 @@ static struct gdb_server *machine_start(struct fuzz_in *in)
 	 * waits: the server looks for its next packet once, and a range step
 	 * that never leaves its range comes back to it sooner */
 	s->linger_ns = 1;
-	s->range_burst = 16;
+	s->range_burst = 8;
 	/* a step-over of a vCPU that cannot finish gives up sooner: waiting is
 	 * no finding, and inputs must stay quick */
 	struct debug *d = vm.debug;
@@ -386,11 +405,18 @@ static struct gdb_server *machine_start(struct fuzz_in *in)
 	return s;
 }
 
-/* The guest exits (the debug-exit port's path): the client hears W. */
-static void machine_end(struct gdb_server *s)
+/* The guest exits (the debug-exit port's path): the client hears W, in
+ * non-stop mode as a notification it acknowledges with vStopped, as gdb
+ * does (the server waits for that before it closes). */
+static void machine_end(struct gdb_server *s, struct client *c)
 {
 	vm_request_exit(&vm, 0, "the fuzz input ended");
 	pool_wait();
+	serve_pending(s, c);
+	if (gdb_ns_end_unacked(s)) {
+		client_send(c, "$vStopped#55", 12);
+		serve_pending(s, c);
+	}
 	gdb_server_close(s);
 	pthread_cond_destroy(&vm.cond);
 	pthread_mutex_destroy(&vm.lock);
@@ -454,7 +480,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	client_connect(s, &c);
 	for (unsigned n = 0; n < MAX_OPS && in.left; n++)
 		one_op(s, &c, &in);
-	machine_end(s);
+	machine_end(s, &c);
 	client_hang_up(&c);
 	if (fuzz_digest_wanted())
 		fuzz_digest_report(data, size, c.digest);
