@@ -18,7 +18,7 @@
 # regression inputs (fuzz/regress/<target>/).
 # VMDB_FUZZ_DIGEST=1 makes fuzz_emu and fuzz_gdbserver print a digest of
 # what each input did ("digest <input> <state>"), to check that an input
-# does the same whatever ran before it (tests/test_fuzz.py does for emu).
+# does the same whatever ran before it (tests/test_fuzz.py checks both).
 FUZZ_BUILD   := build-fuzz
 FUZZ_CC      := clang
 FUZZ_SECONDS ?= 600
