@@ -38,8 +38,8 @@
 #define RAM_SIZE 0x1000          /* the program at 0x100, HLT around it */
 #define SOCKET_BUF (1 << 20)     /* more than a serve pass writes */
 #define VCPU_STACK (1 << 20)
-#define SETTLE_MS 20             /* a machine that has not settled by then spins */
-#define SETTLE_STEPS 512         /* ... as does one that ran this many instructions */
+#define SETTLE_MS 200            /* a machine not settled by then is left: stuck, */
+#define SETTLE_STEPS 512         /* ... or spinning, once it ran this many instructions */
 
 static struct vm vm;
 static struct fake_cpu cpus[2];
@@ -103,17 +103,27 @@ static void serve_pending(struct gdb_server *s, struct client *c)
 		client_drain(c);
 }
 
-/* Every vCPU stopped for the debugger (not just released by it), or
- * asleep on an HLT, and no range step under way. */
+/* The debug core woke the server for something it has not served yet. */
+static bool wake_pending(const struct gdb_server *s)
+{
+	struct pollfd pfd = { .fd = s->wake_fd, .events = POLLIN };
+	return poll(&pfd, 1, 0) > 0;
+}
+
+/* Every vCPU stopped for the debugger (not just released by a client:
+ * one released as the client left may wait for the next), or asleep on
+ * an HLT; nothing for the server to serve, and no range step between two
+ * of its steps. */
 static bool machine_settled(const struct gdb_server *s)
 {
 	struct debug *d = vm.debug;
-	if (s->range_active)
+	if (wake_pending(s) ||
+	    (s->range_active && debug_run_of(d, s->range_vcpu) != DEBUG_RUN_RUNNING))
 		return false;
 	for (unsigned i = 0; i < vm.nr_vcpus; i++) {
 		enum debug_run run = debug_run_of(d, i);
 		bool halted = __atomic_load_n(&cpus[i].halted, __ATOMIC_SEQ_CST);
-		if (run == DEBUG_RUN_RELEASED || (!debug_run_parked(run) &&
+		if ((run == DEBUG_RUN_RELEASED && s->state != GDB_IDLE) || (!debug_run_parked(run) &&
 		    !(run == DEBUG_RUN_RUNNING && halted)))
 			return false;
 	}
