@@ -336,7 +336,7 @@ struct debug {
 	pthread_cond_t park_cond;    /* parked vCPUs wait here */
 	pthread_cond_t parked_cond;  /* the client waits here for parks */
 
-	struct debug_vcpu vcpus[VM_MAX_VCPUS];
+	struct debug_vcpu *vcpus;    /* nr_vcpus of them */
 	unsigned nr_vcpus;
 	bool gone;                   /* the machine stopped for good */
 	bool end_queued;             /* ... and its end (EXITED/CRASHED) is in the queue */

@@ -540,7 +540,8 @@ static size_t say(char *out, size_t size, size_t n, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	int k = vsnprintf(out + (n < size ? n : size), n < size ? size - n : 0, fmt, ap);
+	char *at = out ? out + (n < size ? n : size) : NULL;   /* NULL: the caller measures */
+	int k = vsnprintf(at, n < size ? size - n : 0, fmt, ap);
 	va_end(ap);
 	return n + (k > 0 ? (size_t)k : 0);
 }

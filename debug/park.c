@@ -1021,9 +1021,15 @@ int debug_create(struct vm *vm, bool wait_gdb, debug_notify_fn notify_fn, void *
 		 struct err *e)
 {
 	struct debug *d = calloc(1, sizeof(*d));
-	if (!d)
+	/* the machine's vCPUs only: VM_MAX_VCPUS of them are a megabyte */
+	struct debug_vcpu *vcpus = calloc(vm->nr_vcpus ? vm->nr_vcpus : 1, sizeof(*vcpus));
+	if (!d || !vcpus) {
+		free(d);
+		free(vcpus);
 		return err_set(e, ENOMEM, "out of memory for the debug core");
+	}
 	d->vm = vm;
+	d->vcpus = vcpus;
 	d->nr_vcpus = vm->nr_vcpus;
 	d->notify = notify_fn;
 	d->notify_opaque = opaque;
@@ -1064,5 +1070,6 @@ void debug_destroy(struct vm *vm)
 	pthread_cond_destroy(&d->park_cond);
 	pthread_cond_destroy(&d->parked_cond);
 	pthread_mutex_destroy(&d->lock);
+	free(d->vcpus);
 	free(d);
 }

@@ -7,16 +7,24 @@
 #                   LAPIC/IOAPIC/PIC/PIT included
 #   fuzz_emu        emu on random instruction bytes, page tables and
 #                   descriptors, ring 0 and ring 3
-# `make fuzz` runs each for FUZZ_SECONDS (corpora kept in build-fuzz/corpus,
-# findings in build-fuzz/findings); `make fuzz-build` only builds (a message
-# and nothing else where clang is missing); tests/test_fuzz.py runs each
-# for a few seconds, with its regression inputs (fuzz/regress/<target>/).
+# `make fuzz` runs each for FUZZ_SECONDS or FUZZ_RUNS inputs, whichever
+# ends first (corpora kept in FUZZ_CORPUS, findings in build-fuzz/findings,
+# each run's log with libFuzzer's final stats in build-fuzz/logs);
+# `make fuzz-emu` (fuzz-<target>) runs one. To fuzz another checkout's
+# code (a branch's emu) with the corpus grown here:
+#   make -C <checkout> fuzz-emu FUZZ_CORPUS=$PWD/build-fuzz/corpus FUZZ_RUNS=1000000
+# `make fuzz-build` only builds (a message and nothing else where clang is
+# missing); tests/test_fuzz.py runs each for a few seconds, with its
+# regression inputs (fuzz/regress/<target>/).
 # VMDB_FUZZ_DIGEST=1 makes fuzz_emu and fuzz_gdbserver print a digest of
 # what each input did ("digest <input> <state>"), to check that an input
-# does the same whatever ran before it (tests/test_fuzz.py does for emu).
+# does the same whatever ran before it (tests/test_fuzz.py checks both).
 FUZZ_BUILD   := build-fuzz
 FUZZ_CC      := clang
 FUZZ_SECONDS ?= 600
+FUZZ_RUNS    ?= -1
+FUZZ_CORPUS  ?= $(FUZZ_BUILD)/corpus
+FUZZ_NICE    ?= nice -n 19
 FUZZ_TARGETS := gdbserver loader bus emu
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined
 # kvm_regs.c's MSR buffers put a flexible struct first, a GNU extension clang names
@@ -31,6 +39,7 @@ FUZZ_LIB_OBJS := $(patsubst %.c,$(FUZZ_BUILD)/%.o,$(filter-out cli/%,$(SRCS)) \
 	fuzz/fuzz_machine.c)
 FUZZ_BINS := $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz_%)
 FUZZ_OBJS_gdbserver := $(FUZZ_BUILD)/tests/unit/fake_engine.o
+.SECONDARY: $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz/fuzz_%.o)   # kept: no rebuild next time
 
 $(FUZZ_BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -49,7 +58,7 @@ FUZZ_EMU_SEED_GUESTS := cpu_model dbg_step x87_calc smp
 # in the program; qSupported, ?, Z0, c, a wait, g, vCont;s, c, Ctrl-C, a
 # hang-up, ?, k. Setup 6: --wait-gdb, two vCPUs; setup 3: one, lent.
 FUZZ_GDB_SESSION := \002\040\101\000\042\000\000\000\025\050\000\010\010\000\001\000\020\002\010\000\010\007\010\011\000\000\000\060
-.PHONY: fuzz-build fuzz fuzz-seeds
+.PHONY: fuzz-build fuzz fuzz-seeds $(FUZZ_TARGETS:%=fuzz-%)
 fuzz-seeds: guests
 	@mkdir -p $(FUZZ_SEEDS)/loader $(FUZZ_SEEDS)/emu $(FUZZ_SEEDS)/gdbserver
 	@printf '\006$(FUZZ_GDB_SESSION)' > $(FUZZ_SEEDS)/gdbserver/session-smp
@@ -64,22 +73,26 @@ fuzz-seeds: guests
 		done; rm -f $(FUZZ_SEEDS)/emu/$$g.text; done
 
 ifeq ($(FUZZ_HAVE_CC),)
-fuzz-build fuzz:
+fuzz-build fuzz $(FUZZ_TARGETS:%=fuzz-%):
 	@echo "vmdb: no $(FUZZ_CC): the fuzzers are not built (scripts/deps.sh test installs it)"
 else
 fuzz-build: $(FUZZ_BINS) fuzz-seeds
 
 # One target at a time: each is given the machine's cores' worth of time.
 fuzz: fuzz-build
-	@for t in $(FUZZ_TARGETS); do \
-		mkdir -p $(FUZZ_BUILD)/corpus/$$t $(FUZZ_BUILD)/findings/$$t; \
-		echo "vmdb: fuzz_$$t for $(FUZZ_SECONDS) s"; \
-		$(FUZZ_BUILD)/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -timeout=20 \
-			-max_len=$$(test $$t = loader && echo 65536 || echo 4096) -print_final_stats=1 \
-			-artifact_prefix=$(FUZZ_BUILD)/findings/$$t/ \
-			$(FUZZ_BUILD)/corpus/$$t $$(ls -d fuzz/regress/$$t $(FUZZ_SEEDS)/$$t 2>/dev/null) \
-			|| exit 1; \
-	done
+	@for t in $(FUZZ_TARGETS); do $(MAKE) --no-print-directory fuzz-$$t || exit 1; done
+
+$(FUZZ_TARGETS:%=fuzz-%): fuzz-%: fuzz-build
+	@mkdir -p $(FUZZ_CORPUS)/$* $(FUZZ_BUILD)/findings/$* $(FUZZ_BUILD)/logs
+	@echo "vmdb: fuzz_$* for $(FUZZ_SECONDS) s or $(FUZZ_RUNS) inputs (log: $(FUZZ_BUILD)/logs/$*.log)"
+	@$(FUZZ_NICE) $(FUZZ_BUILD)/fuzz_$* -max_total_time=$(FUZZ_SECONDS) -runs=$(FUZZ_RUNS) \
+		-timeout=20 -rss_limit_mb=2048 -print_final_stats=1 \
+		-max_len=$$(test $* = loader && echo 65536 || echo 4096) \
+		-artifact_prefix=$(FUZZ_BUILD)/findings/$*/ \
+		$(FUZZ_CORPUS)/$* $$(ls -d fuzz/regress/$* $(FUZZ_SEEDS)/$* 2>/dev/null) \
+		> $(FUZZ_BUILD)/logs/$*.log 2>&1 || { tail -n 60 $(FUZZ_BUILD)/logs/$*.log; exit 1; }
+	@grep -E '^stat::(number_of_executed_units|average_exec_per_sec|peak_rss_mb)' \
+		$(FUZZ_BUILD)/logs/$*.log
 endif
 
 -include $(FUZZ_LIB_OBJS:.o=.d) $(FUZZ_BINS:%=%.d) $(FUZZ_OBJS_gdbserver:.o=.d)

@@ -10,7 +10,8 @@
  * reads everything from the other end after each operation, as a client
  * that reads everything. Operations wait for the machine to settle unless
  * the input says they race it (one_op). Each input is a machine of its own (a new debug
- * core and server: nothing carries over), ended by the guest exiting.
+ * core and server: nothing carries over but the vCPU threads, idle between
+ * machines), ended by the guest exiting.
  *
  * Input: a setup byte (lending engine, --wait-gdb, one or two vCPUs), a
  * count and list of program bytes, then operations until the input ends. */
@@ -21,6 +22,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <linux/futex.h>
+#include <poll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -35,11 +38,13 @@
 #define RAM_SIZE 0x1000          /* the program at 0x100, HLT around it */
 #define SOCKET_BUF (1 << 20)     /* more than a serve pass writes */
 #define VCPU_STACK (1 << 20)
-#define SETTLE_MS 20             /* a machine that has not settled by then spins */
+#define SETTLE_MS 200            /* a machine not settled by then is left: stuck, */
+#define SETTLE_STEPS 512         /* ... or spinning, once it ran this many instructions */
 
 static struct vm vm;
 static struct fake_cpu cpus[2];
 static uint8_t ram[RAM_SIZE];
+static int halt_fd;              /* an eventfd the vCPUs write as they halt */
 
 /* ---- the client's side of the socket ---- */
 
@@ -62,14 +67,18 @@ static void client_connect(struct gdb_server *s, struct client *c)
 	gdb_server_adopt(s, sv[0]);
 }
 
-/* Read what the server sent. */
+/* Read what the server sent: it writes only from this thread, so a read
+ * that leaves room in the buffer has read everything. */
 static void client_drain(struct client *c)
 {
-	char buf[65536];
+	static char buf[65536];
 	ssize_t n;
-	while (c->fd >= 0 && (n = read(c->fd, buf, sizeof(buf))) > 0)
+	while (c->fd >= 0 && (n = read(c->fd, buf, sizeof(buf))) > 0) {
 		if (fuzz_digest_wanted())
 			c->digest = fuzz_digest(c->digest, buf, (size_t)n);
+		if ((size_t)n < sizeof(buf))
+			break;
+	}
 }
 
 static void client_hang_up(struct client *c)
@@ -86,22 +95,36 @@ static void client_send(struct client *c, const void *buf, size_t len)
 	}
 }
 
-/* Serve until nothing more arrives now, reading the replies. */
+/* Serve until nothing more arrives now, reading the replies (a pass
+ * that found nothing to do wrote nothing). */
 static void serve_pending(struct gdb_server *s, struct client *c)
 {
 	for (int i = 0; i < 16 && gdb_server_serve(s, 0); i++)
 		client_drain(c);
-	client_drain(c);
 }
 
-/* Every vCPU stopped for the debugger, or asleep on an HLT. */
-static bool machine_settled(void)
+/* The debug core woke the server for something it has not served yet. */
+static bool wake_pending(const struct gdb_server *s)
+{
+	struct pollfd pfd = { .fd = s->wake_fd, .events = POLLIN };
+	return poll(&pfd, 1, 0) > 0;
+}
+
+/* Every vCPU stopped for the debugger (not just released by a client:
+ * one released as the client left may wait for the next), or asleep on
+ * an HLT; nothing for the server to serve, and no range step between two
+ * of its steps. */
+static bool machine_settled(const struct gdb_server *s)
 {
 	struct debug *d = vm.debug;
+	if (wake_pending(s) ||
+	    (s->range_active && debug_run_of(d, s->range_vcpu) != DEBUG_RUN_RUNNING))
+		return false;
 	for (unsigned i = 0; i < vm.nr_vcpus; i++) {
 		enum debug_run run = debug_run_of(d, i);
-		if (!debug_run_parked(run) &&
-		    !(run == DEBUG_RUN_RUNNING && __atomic_load_n(&cpus[i].halted, __ATOMIC_SEQ_CST)))
+		bool halted = __atomic_load_n(&cpus[i].halted, __ATOMIC_SEQ_CST);
+		if ((run == DEBUG_RUN_RELEASED && s->state != GDB_IDLE) || (!debug_run_parked(run) &&
+		    !(run == DEBUG_RUN_RUNNING && halted)))
 			return false;
 	}
 	return true;
@@ -115,20 +138,41 @@ static void wait_halted(unsigned i)
 		syscall(SYS_futex, &cpus[i].halted, FUTEX_WAIT_PRIVATE, 0, &ms, NULL, 0);
 }
 
-/* Let the machine run until it settles (a moment at most: a vCPU may spin
- * on a jump to itself), serving what it reports: a vCPU that runs is
- * waited for until it halts, one on its way to a stop through the server. */
+static unsigned steps_taken(void)
+{
+	unsigned n = 0;
+	for (unsigned i = 0; i < vm.nr_vcpus; i++)
+		n += __atomic_load_n(&cpus[i].steps, __ATOMIC_RELAXED);
+	return n;
+}
+
+static long ms_since(const struct timespec *start)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (now.tv_sec - start->tv_sec) * 1000 + (now.tv_nsec - start->tv_nsec) / 1000000;
+}
+
+/* Let the machine run until it settles, serving what it reports: woken
+ * by the debug core's events (the server's wake_fd) and by vCPUs going to
+ * sleep on an HLT (halt_fd). A machine still busy after SETTLE_STEPS
+ * instructions (a jump to itself, a range step that never leaves its
+ * range) or SETTLE_MS is left as it is. */
 static void let_run(struct gdb_server *s, struct client *c)
 {
-	for (int ms = 0; ms < SETTLE_MS && !machine_settled(); ms++) {
-		unsigned running = 0;
-		for (unsigned i = 0; i < vm.nr_vcpus; i++)
-			running += debug_run_of(vm.debug, i) == DEBUG_RUN_RUNNING &&
-				   !__atomic_load_n(&cpus[i].halted, __ATOMIC_SEQ_CST);
-		if (running == 1 && vm.nr_vcpus == 1)
-			wait_halted(0);
-		else
-			gdb_server_serve(s, 1);
+	unsigned start_steps = steps_taken();
+	struct timespec start;
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	while (!machine_settled(s) && steps_taken() - start_steps < SETTLE_STEPS &&
+	       ms_since(&start) < SETTLE_MS) {
+		struct pollfd pfd[2] = { { .fd = s->wake_fd, .events = POLLIN },
+					 { .fd = halt_fd, .events = POLLIN } };
+		uint64_t v;
+		if (poll(pfd, 2, 1) > 0 && (pfd[1].revents & POLLIN) &&
+		    read(halt_fd, &v, sizeof(v)) < 0) {
+			/* another look found it read */
+		}
+		gdb_server_serve(s, 0);
 		client_drain(c);
 	}
 	serve_pending(s, c);
@@ -146,6 +190,10 @@ static const char *const templates[] = {
 	"qXfer:features:read:x.xml:0,ff", "qfThreadInfo", "qsThreadInfo", "qC", "qAttached",
 	"qThreadExtraInfo,%T", "QStartNoAckMode", "QEnableErrorStrings", "qRcmd,%M", "D",
 	"D;%T", "k", "vKill;1",
+	/* after the first 50, so that the older inputs keep their packets */
+	"QNonStop:1", "QNonStop:0", "vStopped", "vCtrlC", "vCont;t:%T", "x%A,%L", "bs", "bc",
+	"qXfer:threads:read::%A,%L", "qXfer:exec-file:read::0,ff", "qXfer:memory-map:read::0,%L",
+	"Z0,%A,1;X%E", "Z0,%A,1;X%E;cmds:%T,X%E", "Z1,%A,1;X%E", "vMustReplyEmpty",
 };
 
 static const char *const monitor[] = {
@@ -154,6 +202,10 @@ static const char *const monitor[] = {
 	"sstep shadow off", "sstep shadow on", "phys on", "phys off", "catch pf", "catch off",
 	"catch 3", "catch de ud gp", "msr 0xc0000080", "msr 0xc0000100 write 0x1234",
 	"msr read 0x10", "",
+	/* after the first 21, as the packets */
+	"info park", "info dr", "info watchpoints", "gva2gpa 0x100", "xp 0x100", "xp 0xfff 8",
+	"info mem", "info tlb", "info registers", "info idt", "info gdt", "info lapic",
+	"info ioapic", "info pic", "record on", "record off", "info record",
 };
 
 static void put_hex(struct rsp_buf *b, uint64_t v)
@@ -195,6 +247,11 @@ static void put_field(struct rsp_buf *b, char what, struct fuzz_in *in)
 			rsp_buf_putc(b, (char)c);
 		}
 		break;
+	case 'E':                                       /* an agent expression */
+		rsp_buf_printf(b, "%x,", n % 16 + 1);
+		for (unsigned i = 0; i < n % 16 + 1u; i++)
+			rsp_buf_printf(b, "%02x", (unsigned)fuzz_take(in, 1));
+		break;
 	case 'M': {
 		const char *cmd = monitor[n % (sizeof(monitor) / sizeof(monitor[0]))];
 		rsp_buf_hex(b, cmd, strlen(cmd));
@@ -235,6 +292,78 @@ static void send_packet(struct client *c, struct fuzz_in *in)
 
 /* ---- the machine ---- */
 
+/* The vCPU threads outlive the inputs: each input's machine has them run
+ * fake_vcpu_thread (the vCPU loop) on its vCPUs until it ends, as fresh
+ * threads would (nothing thread-local carries over), without paying for
+ * a thread's creation and end (under ASan, its stack's shadow) twice an
+ * input. */
+static struct {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	unsigned round;      /* machines started: a new one sets the threads going */
+	unsigned nr;         /* its vCPUs: threads 0 to nr-1 run */
+	unsigned busy;       /* threads in the present machine's vCPU loop */
+} pool = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0 };
+
+static void *pool_thread(void *arg)
+{
+	unsigned i = (unsigned)(uintptr_t)arg, seen = 0;
+	pthread_mutex_lock(&pool.lock);
+	for (;;) {
+		while (pool.round == seen)
+			pthread_cond_wait(&pool.cond, &pool.lock);
+		seen = pool.round;
+		if (i >= pool.nr)
+			continue;
+		pthread_mutex_unlock(&pool.lock);
+		fake_vcpu_thread(&vm.vcpus[i]);
+		pthread_mutex_lock(&pool.lock);
+		if (--pool.busy == 0)
+			pthread_cond_broadcast(&pool.cond);
+	}
+	return NULL;
+}
+
+static void pool_start(void)
+{
+	halt_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (halt_fd <= 0) {
+		perror("fuzz: eventfd");
+		abort();
+	}
+	pthread_attr_t attr;
+	pthread_attr_init(&attr);
+	pthread_attr_setstacksize(&attr, VCPU_STACK);
+	for (uintptr_t i = 0; i < 2; i++) {
+		pthread_t t;
+		if (pthread_create(&t, &attr, pool_thread, (void *)i) != 0) {
+			fprintf(stderr, "fuzz: cannot start a vCPU thread\n");
+			abort();
+		}
+		pthread_detach(t);
+	}
+	pthread_attr_destroy(&attr);
+}
+
+/* The machine's vCPUs run (the threads' loops start). */
+static void pool_run(unsigned nr)
+{
+	pthread_mutex_lock(&pool.lock);
+	pool.nr = pool.busy = nr;
+	pool.round++;
+	pthread_cond_broadcast(&pool.cond);
+	pthread_mutex_unlock(&pool.lock);
+}
+
+/* Every vCPU loop has returned (the machine stopped). */
+static void pool_wait(void)
+{
+	pthread_mutex_lock(&pool.lock);
+	while (pool.busy)
+		pthread_cond_wait(&pool.cond, &pool.lock);
+	pthread_mutex_unlock(&pool.lock);
+}
+
 static struct gdb_server *machine_start(struct fuzz_in *in)
 {
 	uint8_t setup = (uint8_t)fuzz_take(in, 1);
@@ -257,6 +386,7 @@ static struct gdb_server *machine_start(struct fuzz_in *in)
 	for (unsigned i = 0; i < nr; i++) {
 		vm.vcpus[i] = (struct vcpu){ .vm = &vm, .id = i, .engine = &cpus[i] };
 		cpus[i].regs.rip = 0x100;
+		cpus[i].halt_fd = halt_fd;
 	}
 	struct gdb_server *s;
 	struct err e = { 0 };
@@ -264,23 +394,18 @@ static struct gdb_server *machine_start(struct fuzz_in *in)
 		fprintf(stderr, "fuzz: %s\n", e.msg);
 		abort();
 	}
+	/* the client is in this thread and only writes while the server
+	 * waits (gdb_server_open turns the look for its next packet off): a
+	 * range step that never leaves its range comes back to it sooner */
+	s->range_burst = 8;
 	/* a step-over of a vCPU that cannot finish gives up sooner: waiting is
 	 * no finding, and inputs must stay quick */
 	struct debug *d = vm.debug;
 	d->timing.step_over_ns = 20 * 1000 * 1000L;
 	d->timing.end_wait_ns = 20 * 1000 * 1000L;
 	d->timing.step_spin_ns = d->timing.client_step_poll_ns = 0;   /* no spinning */
-	/* small stacks: ASan clears a thread's whole stack shadow as it
-	 * starts and ends, and two threads start per input */
-	pthread_attr_t attr;
-	pthread_attr_init(&attr);
-	pthread_attr_setstacksize(&attr, VCPU_STACK);
-	pthread_mutex_lock(&vm.lock);
-	for (unsigned i = 0; i < nr; i++)
-		pthread_create(&vm.vcpus[i].thread, &attr, fake_vcpu_thread, &vm.vcpus[i]);
-	pthread_attr_destroy(&attr);
 	vm.nr_threads = nr;
-	pthread_mutex_unlock(&vm.lock);
+	pool_run(nr);
 	/* without --wait-gdb the program runs to its HLT before any client
 	 * speaks (no client is attached until one sends a packet) */
 	for (unsigned i = 0; i < nr && !(setup & 2); i++)
@@ -289,12 +414,18 @@ static struct gdb_server *machine_start(struct fuzz_in *in)
 	return s;
 }
 
-/* The guest exits (the debug-exit port's path): the client hears W. */
-static void machine_end(struct gdb_server *s)
+/* The guest exits (the debug-exit port's path): the client hears W, in
+ * non-stop mode as a notification it acknowledges with vStopped, as gdb
+ * does (the server waits for that before it closes). */
+static void machine_end(struct gdb_server *s, struct client *c)
 {
 	vm_request_exit(&vm, 0, "the fuzz input ended");
-	for (unsigned i = 0; i < vm.nr_vcpus; i++)
-		pthread_join(vm.vcpus[i].thread, NULL);
+	pool_wait();
+	serve_pending(s, c);
+	if (gdb_ns_end_unacked(s)) {
+		client_send(c, "$vStopped#55", 12);
+		serve_pending(s, c);
+	}
 	gdb_server_close(s);
 	pthread_cond_destroy(&vm.cond);
 	pthread_mutex_destroy(&vm.lock);
@@ -340,6 +471,15 @@ static void one_op(struct gdb_server *s, struct client *c, struct fuzz_in *in)
 	}
 }
 
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	(void)argc;
+	(void)argv;
+	pool_start();
+	return 0;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -349,7 +489,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	client_connect(s, &c);
 	for (unsigned n = 0; n < MAX_OPS && in.left; n++)
 		one_op(s, &c, &in);
-	machine_end(s);
+	machine_end(s, &c);
 	client_hang_up(&c);
 	if (fuzz_digest_wanted())
 		fuzz_digest_report(data, size, c.digest);

@@ -97,6 +97,10 @@ struct gdb_server {
 	struct gdb_nonstop ns;
 	const struct gdb_reg_view *view;  /* NULL until target.xml is read (pkt_query.c resets) */
 	struct gdb_poll poll;
+	/* How many range steps the server takes before it looks at the client
+	 * again: set by server_new; an in-process client (fuzz/fuzz_gdbserver.c)
+	 * turns it down. */
+	unsigned range_burst;
 };
 
 /* A packet handler: args starts right after the packet name. Fill

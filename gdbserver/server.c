@@ -431,7 +431,7 @@ void gdb_report_stop(struct gdb_server *s)
 		next = gdb_range_step(s, &ev);
 		if (next == GDB_RANGE_WAIT)
 			return;        /* stepping on; the next step's event comes later */
-		if (next == GDB_RANGE_AGAIN && ++steps == GDB_RANGE_BURST) {
+		if (next == GDB_RANGE_AGAIN && ++steps >= s->range_burst) {
 			wake(s);       /* the next step's event is handled after the client */
 			return;
 		}
@@ -871,6 +871,7 @@ static int server_new(struct vm *vm, bool wait_gdb, struct gdb_server **out, str
 	s->wait_gdb = wait_gdb;
 	s->cur_c = -1;
 	poll_set_max(&s->poll, GDB_POLL_MAX_NS);
+	s->range_burst = GDB_RANGE_BURST;
 	rsp_buf_init(&s->reply);
 	s->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (s->wake_fd < 0) {

@@ -20,6 +20,12 @@ static void fake_halt(struct fake_cpu *c)
 {
 	__atomic_store_n(&c->halted, 1, __ATOMIC_SEQ_CST);
 	syscall(SYS_futex, &c->halted, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+	if (c->halt_fd) {
+		uint64_t one = 1;
+		if (write(c->halt_fd, &one, sizeof(one)) < 0) {
+			/* the counter is full: its reader has been told already */
+		}
+	}
 	while (!__atomic_load_n(&c->kicked, __ATOMIC_SEQ_CST))
 		syscall(SYS_futex, &c->kicked, FUTEX_WAIT_PRIVATE, 0, NULL, NULL, 0);
 	__atomic_store_n(&c->halted, 0, __ATOMIC_SEQ_CST);
@@ -79,7 +85,7 @@ static int fake_run(struct vcpu *v, struct vm_exit *exit)
 		c->out_pending = false;
 		c->rf = false;
 		c->regs.rip = ram[pc] == 0xeb ? pc : pc + 1;     /* 0xeb: jump to itself */
-		c->steps++;
+		__atomic_add_fetch(&c->steps, 1, __ATOMIC_RELAXED);
 		if (c->dbg.single_step) {
 			exit->reason = VM_EXIT_DB;
 			exit->db.dr6 = DR6_BS;

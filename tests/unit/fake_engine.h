@@ -25,7 +25,8 @@ struct fake_cpu {
 	struct engine_debug dbg;
 	int kicked;                 /* atomic; a futex HLT sleeps on */
 	int halted;                 /* atomic: asleep on an HLT; a futex woken as it sleeps */
-	unsigned steps;
+	int halt_fd;                /* nonzero: an eventfd written as it sleeps on an HLT */
+	unsigned steps;             /* instructions retired (atomic) */
 	unsigned gets[5], sets[5];  /* state op calls per X86_STATE_* part (bit n) */
 	int fail_sets;              /* set_state fails with this (negative errno) */
 	bool out_pending;           /* 0xe6 (a one-byte OUT) left for the machine */
