@@ -106,11 +106,15 @@ def test_back_n_forward_n_same_state(engine, rr_vm, guest, tmp_path, smp):
         'printf "ticks %d\\n", rt_cpus[0].ticks',
         # input arrives while the window runs: logged, delivered again on replay
         f"shell printf 'hello' > {vm.fifo}",
-        "continue 50", *snapshot_cmds("b", tmp_path),
+        # and all of it inside the window, however late the host delivers it
+        "continue 50", "python extra = 0",
+        "python while int(gdb.parse_and_eval('rr_input_bytes')) < 5: "
+        "gdb.execute('continue'); extra += 1",
+        *snapshot_cmds("b", tmp_path),
         'printf "ticks %d\\n", rt_cpus[0].ticks', 'printf "input %d\\n", rr_input_bytes',
         "monitor info record",
-        "reverse-continue 50", *snapshot_cmds("a2", tmp_path),
-        "continue 50", *snapshot_cmds("b2", tmp_path),
+        "python gdb.execute('reverse-continue %d' % (50 + extra))", *snapshot_cmds("a2", tmp_path),
+        "python gdb.execute('continue %d' % (50 + extra))", *snapshot_cmds("b2", tmp_path),
         'printf "input %d\\n", rr_input_bytes', "monitor info record"])
     assert "Breakpoint 1, rr_mark" in out, out
     assert re.findall(r"^input (\d+)$", out, re.M) == ["5", "5"], out
