@@ -20,6 +20,7 @@
 #include "guests/rt/cmdline.h"
 #include "guests/rt/idt.h"
 #include "guests/rt/io.h"
+#include "guests/rt/paging.h"
 #include "guests/rt/report.h"
 #include "guests/rt/serial.h"
 #include "guests/rt/smp.h"
@@ -52,14 +53,6 @@
 #define GDT_UCODE64 0x00affb000000ffffull
 #define GDT_TSS_AVAIL 0x89ull
 
-#define PTE_P   (1ull << 0)
-#define PTE_W   (1ull << 1)
-#define PTE_U   (1ull << 2)
-#define PTE_PS  (1ull << 7)
-#define PTE_G   (1ull << 8)
-#define PTE_NX  (1ull << 63)
-#define PAGE_2M (1ull << 21)
-
 #define CR0_WP_BIT (1ull << 16)
 #define CR4_TSD_  (1ull << 2)
 #define CR4_UMIP  (1ull << 11)
@@ -90,9 +83,7 @@
 /* --- page tables, GDT, TSS ------------------------------------------------ */
 
 static uint64_t pml4[512] __attribute__((aligned(4096)));
-static uint64_t pdpt_id[512] __attribute__((aligned(4096)));
-static uint64_t pd_id[4][512] __attribute__((aligned(4096)));
-static uint64_t pt_low[2][512] __attribute__((aligned(4096)));    /* 0-4 MiB, 4 KiB pages */
+static struct rt_low_map low_map __attribute__((aligned(4096)));
 static uint64_t pdpt_t[512] __attribute__((aligned(4096)));
 static uint64_t pd_t[512] __attribute__((aligned(4096)));
 static uint64_t pt_t[512] __attribute__((aligned(4096)));
@@ -297,19 +288,7 @@ static bool user_page(uint64_t addr)
 
 static void build_tables(void)
 {
-	for (unsigned g = 0; g < 4; g++) {
-		for (unsigned i = 0; i < 512; i++)
-			pd_id[g][i] = ((uint64_t)g << 30) + i * PAGE_2M + (PTE_P | PTE_W | PTE_PS);
-		pdpt_id[g] = pa(pd_id[g]) | PTE_P | PTE_W | PTE_U;
-	}
-	for (unsigned t = 0; t < 2; t++) {
-		for (unsigned i = 0; i < 512; i++) {
-			uint64_t a = t * PAGE_2M + i * 4096ull;
-			pt_low[t][i] = a | PTE_P | PTE_W | (user_page(a) ? PTE_U : 0);
-		}
-		pd_id[0][t] = pa(pt_low[t]) | PTE_P | PTE_W | PTE_U;
-	}
-	pml4[0] = pa(pdpt_id) | PTE_P | PTE_W | PTE_U;
+	pml4[0] = rt_low_map_build(&low_map, user_page);
 	pml4[1] = pa(pdpt_t) | PTE_P | PTE_W;
 	pdpt_t[0] = pa(pd_t) | PTE_P | PTE_W;
 	pd_t[0] = pa(pt_t) | PTE_P | PTE_W;
@@ -501,7 +480,7 @@ static void check_more_insns(void)
 	}
 	if (has(m.e1[2], 0, "LAHF-LM")) {
 		uint64_t ah = 0;
-		__asm__ volatile("stc\n\tlahf\n\tmov %%ah, %b0" : "+r"(ah) :: "rax", "cc");
+		__asm__ volatile("stc\n\tlahf\n\tmov %%ah, %b0" : "+Q"(ah) :: "rax", "cc");
 		expect(ah & 1, "LAHF in 64-bit mode");
 	}
 	if (has(m.e1[2], 8, "PREFETCHW")) {

@@ -20,6 +20,7 @@
 #include "guests/rt/cmdline.h"
 #include "guests/rt/idt.h"
 #include "guests/rt/io.h"
+#include "guests/rt/paging.h"
 #include "guests/rt/report.h"
 #include "guests/rt/serial.h"
 #include "guests/rt/smp.h"
@@ -47,11 +48,6 @@
 #define SC_FMASK_KEPT (RFLAGS_TF | RFLAGS_IF | RFLAGS_DF | RFLAGS_IOPL_MASK | RFLAGS_NT | \
 		       RFLAGS_AC | RFLAGS_ID)
 
-#define PTE_P  (1ull << 0)
-#define PTE_W  (1ull << 1)
-#define PTE_U  (1ull << 2)
-#define PTE_PS (1ull << 7)
-#define PAGE_2M (1ull << 21)
 #define CR4_PCIDE (1ull << 17)
 #define CPUID1_ECX_PCID (1u << 17)
 #define CPUID7_EBX_SMAP (1u << 20)
@@ -375,9 +371,7 @@ static void install_pf_entry(void)
 
 /* the kernel's PML4 and, on the next page, the user copy (PTI) */
 static uint64_t pml4[2][512] __attribute__((aligned(8192)));
-static uint64_t pdpt[512] __attribute__((aligned(4096)));
-static uint64_t pd[4][512] __attribute__((aligned(4096)));
-static uint64_t pt_low[2][512] __attribute__((aligned(4096)));
+static struct rt_low_map low_map __attribute__((aligned(4096)));
 static uint64_t gdt[10] __attribute__((aligned(16)));
 static struct {
 	uint32_t reserved0;
@@ -394,19 +388,7 @@ static bool user_page(uint64_t addr)
 
 static void build_tables(void)
 {
-	for (unsigned g = 0; g < 4; g++) {
-		for (unsigned i = 0; i < 512; i++)
-			pd[g][i] = ((uint64_t)g << 30) + i * PAGE_2M + (PTE_P | PTE_W | PTE_PS);
-		pdpt[g] = pa(pd[g]) | PTE_P | PTE_W | PTE_U;
-	}
-	for (unsigned t = 0; t < 2; t++) {
-		for (unsigned i = 0; i < 512; i++) {
-			uint64_t a = t * PAGE_2M + i * 4096ull;
-			pt_low[t][i] = a | PTE_P | PTE_W | (user_page(a) ? PTE_U : 0);
-		}
-		pd[0][t] = pa(pt_low[t]) | PTE_P | PTE_W | PTE_U;
-	}
-	pml4[0][0] = pml4[1][0] = pa(pdpt) | PTE_P | PTE_W | PTE_U;
+	pml4[0][0] = pml4[1][0] = rt_low_map_build(&low_map, user_page);
 }
 
 static void build_gdt(void)

@@ -1,0 +1,29 @@
+/* guests/rt/paging.h — the identity map of the low 4 GiB that guests with
+ * a ring-3 part build for themselves: 2 MiB pages, except the first 4 MiB
+ * in 4 KiB pages so that single pages can be given to user mode. */
+#ifndef RT_PAGING_H
+#define RT_PAGING_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define PTE_P   (1ull << 0)
+#define PTE_W   (1ull << 1)
+#define PTE_U   (1ull << 2)
+#define PTE_PS  (1ull << 7)
+#define PTE_G   (1ull << 8)
+#define PTE_NX  (1ull << 63)
+#define PAGE_2M (1ull << 21)
+
+/* The caller's tables (4 KiB aligned) for the identity map of 0-4 GiB. */
+struct rt_low_map {
+	uint64_t pdpt[512];
+	uint64_t pd[4][512];
+	uint64_t pt_low[2][512];      /* 0-4 MiB */
+};
+
+/* Fills m; a 4 KiB page of the first 4 MiB is user-accessible where
+ * user_page(its address) says so. Returns the PML4 entry that maps it. */
+uint64_t rt_low_map_build(struct rt_low_map *m, bool (*user_page)(uint64_t addr));
+
+#endif
