@@ -113,4 +113,27 @@ static bool group_wanted(const char *group)
 	return group[n] == '\0';
 }
 
+/* A group of checks, run unless `only=` names another or this host's KVM
+ * cannot pass it (kvm_skip says why; NULL: it can). */
+struct dbg_group {
+	const char *name;
+	void (*run)(void);
+	const char *kvm_skip;
+};
+
+/* The guest's main: every wanted group with #DB caught, then the verdict. */
+static inline int run_groups(const struct dbg_group *groups, unsigned n)
+{
+	cli();
+	idt_set_handler(X86_DB, dbg_on_db);
+	for (unsigned i = 0; i < n; i++) {
+		if (!group_wanted(groups[i].name) || on_kvm_host(groups[i].name, groups[i].kvm_skip))
+			continue;
+		printf("group %s\n", groups[i].name);
+		groups[i].run();
+	}
+	db_reset();
+	return report_summary();
+}
+
 #endif

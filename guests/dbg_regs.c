@@ -283,11 +283,7 @@ static void group_gd(void)
 	expect_eq(get_dr7(), DR7_INIT, "GD cleared by the #DB");
 }
 
-static const struct {
-	const char *name;
-	void (*run)(void);
-	const char *kvm_skip;          /* why this host's KVM cannot pass it */
-} groups[] = {
+static const struct dbg_group groups[] = {
 	{ "regs", group_regs, "the host CPU model has RTM: DR6 bit 16 and DR7 bit 11 "
 			      "are writable there, fixed on emu" },
 	{ "exec", group_exec, NULL },
@@ -298,16 +294,5 @@ static const struct {
 
 int main(void)
 {
-	cli();
-	idt_set_handler(X86_DB, dbg_on_db);
-	for (unsigned i = 0; i < sizeof(groups) / sizeof(groups[0]); i++) {
-		if (!group_wanted(groups[i].name))
-			continue;
-		if (on_kvm_host(groups[i].name, groups[i].kvm_skip))
-			continue;
-		printf("group %s\n", groups[i].name);
-		groups[i].run();
-	}
-	db_reset();
-	return report_summary();
+	return run_groups(groups, sizeof(groups) / sizeof(groups[0]));
 }

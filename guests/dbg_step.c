@@ -152,11 +152,7 @@ static void group_icebp(void)
 	db_expect("ICEBP", &want, 1);
 }
 
-static const struct {
-	const char *name;
-	void (*run)(void);
-	const char *kvm_skip;          /* why this host's KVM cannot pass it */
-} groups[] = {
+static const struct dbg_group groups[] = {
 	{ "tf", group_tf, NULL },
 	{ "movss", group_movss, "the host's ring-0 emulator traps right after MOV SS" },
 	{ "sti", group_sti, NULL },
@@ -167,16 +163,5 @@ static const struct {
 
 int main(void)
 {
-	cli();
-	idt_set_handler(X86_DB, dbg_on_db);
-	for (unsigned i = 0; i < sizeof(groups) / sizeof(groups[0]); i++) {
-		if (!group_wanted(groups[i].name))
-			continue;
-		if (on_kvm_host(groups[i].name, groups[i].kvm_skip))
-			continue;
-		printf("group %s\n", groups[i].name);
-		groups[i].run();
-	}
-	db_reset();
-	return report_summary();
+	return run_groups(groups, sizeof(groups) / sizeof(groups[0]));
 }
