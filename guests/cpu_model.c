@@ -18,6 +18,7 @@
  * what a TLB may keep (architecturally optional) are made on emu only. */
 #include "guests/rt/apic.h"
 #include "guests/rt/cmdline.h"
+#include "guests/rt/desc.h"
 #include "guests/rt/idt.h"
 #include "guests/rt/io.h"
 #include "guests/rt/paging.h"
@@ -51,7 +52,6 @@
 #define SEL_TSS     0x30
 #define GDT_UDATA   0x00cff3000000ffffull
 #define GDT_UCODE64 0x00affb000000ffffull
-#define GDT_TSS_AVAIL 0x89ull
 
 #define CR0_WP_BIT (1ull << 16)
 #define CR4_TSD_  (1ull << 2)
@@ -304,10 +304,7 @@ static void build_gdt(void)
 	gdt[SEL_UCODE / 8] = GDT_UCODE64;
 	tss.rsp[0] = pa(kstack + sizeof(kstack));
 	tss.iomap_base = sizeof(tss);
-	uint64_t base = pa(&tss), limit = sizeof(tss) - 1;
-	gdt[SEL_TSS / 8] = (limit & 0xffff) | ((base & 0xffffff) << 16) | (GDT_TSS_AVAIL << 40) |
-			   (((limit >> 16) & 0xf) << 48) | (((base >> 24) & 0xff) << 56);
-	gdt[SEL_TSS / 8 + 1] = base >> 32;
+	rt_tss_descriptor(&gdt[SEL_TSS / 8], pa(&tss), sizeof(tss) - 1);
 	gdtr.limit = sizeof(gdt) - 1;
 	gdtr.base = pa(gdt);
 	__asm__ volatile("lgdt %0\n\tltr %w1" :: "m"(gdtr), "r"(SEL_TSS) : "memory");

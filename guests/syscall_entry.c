@@ -18,6 +18,7 @@
  * (the SYSCALL a debugger steps over), sc_user_step_ret (after it),
  * sc_entry (LSTAR). */
 #include "guests/rt/cmdline.h"
+#include "guests/rt/desc.h"
 #include "guests/rt/idt.h"
 #include "guests/rt/io.h"
 #include "guests/rt/paging.h"
@@ -39,7 +40,6 @@
 #define GDT_UCODE32   0x00cffb000000ffffull
 #define GDT_UDATA     0x00cff3000000ffffull
 #define GDT_UCODE64   0x00affb000000ffffull
-#define GDT_TSS_AVAIL 0x89ull
 
 #define SC_FMASK (RFLAGS_CF | RFLAGS_PF | RFLAGS_AF | RFLAGS_ZF | RFLAGS_SF | RFLAGS_TF | \
 		  RFLAGS_IF | RFLAGS_DF | RFLAGS_OF | RFLAGS_IOPL_MASK | RFLAGS_NT | RFLAGS_RF | \
@@ -402,10 +402,7 @@ static void build_gdt(void)
 	gdt[SEL_UCODE / 8] = GDT_UCODE64;
 	tss.rsp[0] = pa(tss_stack + sizeof(tss_stack));
 	tss.iomap_base = sizeof(tss);
-	uint64_t base = pa(&tss), limit = sizeof(tss) - 1;
-	gdt[SEL_TSS / 8] = (limit & 0xffff) | ((base & 0xffffff) << 16) | (GDT_TSS_AVAIL << 40) |
-			   (((limit >> 16) & 0xf) << 48) | (((base >> 24) & 0xff) << 56);
-	gdt[SEL_TSS / 8 + 1] = base >> 32;
+	rt_tss_descriptor(&gdt[SEL_TSS / 8], pa(&tss), sizeof(tss) - 1);
 	gdtr.limit = sizeof(gdt) - 1;
 	gdtr.base = pa(gdt);
 	__asm__ volatile("lgdt %0\n\t"
