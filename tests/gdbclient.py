@@ -120,6 +120,14 @@ def frame(payload) -> bytes:
     return b"$" + payload + b"#" + checksum(payload)
 
 
+def symbol(elf, name):
+    """The address of `name` in elf, as gdb reads it."""
+    out = gdb_batch(elf, None, [f"info address {name}"], connect=False)
+    m = re.search(r"(0x[0-9a-f]+)", out)
+    assert m, out
+    return int(m.group(1), 16)
+
+
 @contextlib.contextmanager
 def rsp_session(vm, target):
     """A raw RSP client of the vmdb at `target`; at the end the guest is

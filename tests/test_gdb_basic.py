@@ -6,15 +6,8 @@ import socket
 
 import pytest
 
-from gdbclient import GdbInteractive, RspClient, gdb_batch, reg_values, start_gdb_vmdb
+from gdbclient import gdb_batch, GdbInteractive, reg_values, RspClient, start_gdb_vmdb, symbol
 
-
-
-def symbol(elf, name):
-    out = gdb_batch(elf, None, [f"info address {name}"], connect=False)
-    m = re.search(r"(0x[0-9a-f]+)", out)
-    assert m, out
-    return int(m.group(1), 16)
 
 
 def test_attach_and_registers(start_vmdb, guest, free_port):

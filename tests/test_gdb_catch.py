@@ -6,15 +6,8 @@ import re
 
 import pytest
 
-from gdbclient import RspClient, gdb_batch, start_gdb_vmdb
+from gdbclient import gdb_batch, RspClient, start_gdb_vmdb, symbol
 
-
-
-def symbol(elf, name):
-    out = gdb_batch(elf, None, [f"info address {name}"], connect=False)
-    m = re.search(r"(0x[0-9a-f]+)", out)
-    assert m, out
-    return int(m.group(1), 16)
 
 
 def test_catch_ud_pf_de_and_idt_reload(start_vmdb, guest, free_port):

@@ -7,14 +7,9 @@ that every call on the hot path ran whole (the skipped hits stepped over
 the breakpoint invisibly)."""
 import re
 
-from gdbclient import RspClient, gdb_batch, start_gdb_vmdb
+from gdbclient import gdb_batch, RspClient, start_gdb_vmdb, symbol
 
 TARGET_EVAL = ["set breakpoint condition-evaluation target", "set debug remote 1"]
-
-
-def symbol(elf, name):
-    out = gdb_batch(elf, None, [f"info address {name}"], connect=False)
-    return int(re.search(r"(0x[0-9a-f]+)", out).group(1), 16)
 
 
 def run_cond(start_vmdb, guest, free_port, commands, n=1000):

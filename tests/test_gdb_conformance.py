@@ -5,14 +5,7 @@ x86_seg_load_test), stop reasons named only to clients that announced them
 in qSupported, and E00 for a qXfer annex we do not have."""
 import re
 
-from gdbclient import RspClient, gdb_batch, start_gdb_vmdb
-
-
-def symbol(elf, name):
-    out = gdb_batch(elf, None, [f"info address {name}"], connect=False)
-    m = re.search(r"(0x[0-9a-f]+)", out)
-    assert m, out
-    return int(m.group(1), 16)
+from gdbclient import gdb_batch, RspClient, start_gdb_vmdb, symbol
 
 
 def test_segment_write_loads_descriptor(start_vmdb, guest, free_port):

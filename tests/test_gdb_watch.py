@@ -12,7 +12,7 @@ import re
 import pytest
 
 from conftest import run_vmdb
-from gdbclient import RspClient, gdb_batch, start_gdb_vmdb
+from gdbclient import gdb_batch, RspClient, start_gdb_vmdb, symbol
 
 _HW_DATA = {}
 
@@ -28,13 +28,6 @@ def hw_watch(vmdb_bin, engine):
         assert m, out
         _HW_DATA[engine] = m.group(1) == "yes"
     return _HW_DATA[engine]
-
-
-def symbol(elf, name):
-    out = gdb_batch(elf, None, [f"info address {name}"], connect=False)
-    m = re.search(r"(0x[0-9a-f]+)", out)
-    assert m, out
-    return int(m.group(1), 16)
 
 
 def pcs(out):

@@ -12,7 +12,7 @@ import subprocess
 import pytest
 
 from conftest import HAVE_KVM, run_vmdb, sanitizer_env
-from gdbclient import gdb_batch, start_gdb_vmdb
+from gdbclient import gdb_batch, start_gdb_vmdb, symbol
 
 CHECKS = ["int", "int3", "cmpxchg16b", "xsave", "xsave-avx", "popcnt", "mmio", "fwait", "ldmxcsr"]
 FALLBACK_LINE = r"kvm \u2192 emu single-instruction fallback: (\d+)(?: \((.*)\))?"
@@ -26,13 +26,6 @@ def passed(vm, timeout=60):
     m = re.search(r"SUMMARY: (\d+) checks, 0 failed", serial)
     assert m and int(m.group(1)) >= 20, serial
     return serial
-
-
-def symbol(elf, name):
-    out = gdb_batch(elf, None, [f"info address {name}"], connect=False)
-    m = re.search(r"(0x[0-9a-f]+)", out)
-    assert m, out
-    return int(m.group(1), 16)
 
 
 def probe_table(vmdb_bin, engine):

@@ -19,7 +19,7 @@ import re
 
 import pytest
 
-from gdbclient import gdb_batch, start_gdb_vmdb
+from gdbclient import gdb_batch, start_gdb_vmdb, symbol
 
 GUEST = "syscall_entry"
 HOST_SIGNATURE = re.compile(r"^SYSCALL left CPL 3: (.*)$", re.M)
@@ -42,13 +42,6 @@ def assert_passed(status, serial, engine):
     assert "FAIL" not in serial, serial
     m = re.search(r"SUMMARY: (\d+) checks, 0 failed", serial)
     assert m and int(m.group(1)) >= 60, serial
-
-
-def symbol(elf, name):
-    out = gdb_batch(elf, None, [f"info address {name}"], connect=False)
-    m = re.search(r"0x[0-9a-f]+", out)
-    assert m, out
-    return int(m.group(0), 16)
 
 
 def host_args(engine):
