@@ -2,6 +2,7 @@
 longest monitor texts), no guest byte corrupted by a breakpoint, parked
 state changed behind the debugger's back seen, and a step of an idle
 (halted) vCPU that completes on every engine."""
+import contextlib
 import re
 import subprocess
 
@@ -91,15 +92,14 @@ def halted_at(c, where):
 @pytest.fixture
 def idle_guest(start_vmdb, guest, free_port):
     """The idle guest attached while it sleeps in its HLT; hz as the test says."""
-    started = []
+    sessions = contextlib.ExitStack()
 
     def attach(hz):
         elf = guest("idle")
         vm, target = start_gdb_vmdb(start_vmdb, elf, "--cmdline", f"hz={hz}",
                                     port=free_port(), wait=False)
         vm.wait_for("serial", r"idle: waiting", timeout=60)
-        c = RspClient(target)
-        started.append((vm, c))
+        c = sessions.enter_context(rsp_session(vm, target))
         assert c.request("?").startswith(b"T"), "attach stops the machine"
         after = symbol(elf, "idle_after_hlt")
         # the stop may catch it between two HLTs: let it go back to sleep
@@ -113,14 +113,8 @@ def idle_guest(start_vmdb, guest, free_port):
         assert halted_at(c, after)
         return elf, c, after
 
-    yield attach
-    for vm, c in started:
-        try:
-            c.kill()
-        except OSError:
-            pass
-        vm.wait(30)
-        c.close()
+    with sessions:
+        yield attach
 
 
 def test_stepi_on_halted_vcpu_waits_for_its_wakeup(idle_guest):
