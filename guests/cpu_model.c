@@ -109,12 +109,7 @@ union user_page user_page_data __attribute__((aligned(4096)));
 uint8_t user_stack[4096] __attribute__((aligned(4096)));
 
 static uint64_t gdt[8] __attribute__((aligned(16)));
-static struct {
-	uint32_t reserved0;
-	uint64_t rsp[3];
-	uint64_t reserved1, ist[7], reserved2;
-	uint16_t reserved3, iomap_base;
-} __attribute__((packed)) tss __attribute__((aligned(16)));
+static struct rt_tss64 tss __attribute__((aligned(16)));
 static uint8_t kstack[16384] __attribute__((aligned(16)));
 
 /* --- ring 3 code and the SYSCALL entry ------------------------------------ */

@@ -55,6 +55,7 @@
 #include <stdint.h>
 
 #include "guests/rt/boot.h"
+#include "guests/rt/desc.h"
 #include "guests/rt/idt.h"
 #include "guests/rt/io.h"
 #include "guests/rt/report.h"
@@ -115,7 +116,6 @@ _Static_assert(sizeof(struct diff_blob_hdr) == 40, "blob header layout (tests/di
 #define RPL3        3
 #define GDT_UDATA   0x00cff3000000ffffull           /* data, DPL 3, 4 GiB flat, writable */
 #define GDT_UCODE64 0x00affb000000ffffull           /* code, DPL 3, L=1 */
-#define GDT_TSS_AVAIL ((uint64_t)(DESC_PRESENT | SYS_TYPE_TSS_AVAIL))
 /* Ring 3 runs with IF set: this host's KVM sets it there whatever the
  * IRETQ image says (PUSHF would show the difference); no interrupt source
  * is enabled, so none arrives. */
@@ -127,14 +127,6 @@ _Static_assert(DIFF_RING3_FLAGS == (RFLAGS_FIXED1 | RFLAGS_IF), "IRETQ image");
 #define CR4_SMAP    (1ull << 21)
 #endif
 
-struct tss64 {
-	uint32_t rsv0;
-	uint64_t rsp[3];
-	uint64_t rsv1;
-	uint64_t ist[7];
-	uint64_t rsv2;
-	uint16_t rsv3, iomap_base;
-} __attribute__((packed));
 _Static_assert(sizeof(struct diff_seq_hdr) == 8 + 8 * DIFF_NREGS + 8, "sequence header layout");
 
 /* diff_in: what diff_enter loads; diff_out: what diff_seq_end saved. Both
@@ -152,7 +144,7 @@ uint8_t diff_fx_out[DIFF_FX_SIZE] __attribute__((aligned(16)));
 uint8_t diff_user_stack[4096] __attribute__((aligned(16)));
 static uint8_t r3_kstack[16384] __attribute__((aligned(16)));
 static uint64_t r3_gdt[8] __attribute__((aligned(16)));
-static struct tss64 r3_tss __attribute__((aligned(16)));
+static struct rt_tss64 r3_tss __attribute__((aligned(16)));
 static uint64_t r3_pml4[512] __attribute__((aligned(4096)));
 static uint64_t r3_pdpt[512] __attribute__((aligned(4096)));
 static uint64_t r3_pd[MAPPED_GIB][512] __attribute__((aligned(4096)));
@@ -403,10 +395,7 @@ static void r3_gdt_tss(void)
 	r3_gdt[SEL_UCODE / 8] = GDT_UCODE64;
 	r3_tss.rsp[0] = (uint64_t)(uintptr_t)(r3_kstack + sizeof(r3_kstack));
 	r3_tss.iomap_base = sizeof(r3_tss);
-	uint64_t base = (uint64_t)(uintptr_t)&r3_tss, limit = sizeof(r3_tss) - 1;
-	r3_gdt[SEL_TSS / 8] = (limit & 0xffff) | ((base & 0xffffff) << 16) | (GDT_TSS_AVAIL << DESC_ACCESS_SHIFT) |
-			      (((limit >> 16) & 0xf) << 48) | (((base >> 24) & 0xff) << 56);
-	r3_gdt[SEL_TSS / 8 + 1] = base >> 32;
+	rt_tss_descriptor(&r3_gdt[SEL_TSS / 8], (uint64_t)(uintptr_t)&r3_tss, sizeof(r3_tss) - 1);
 	gdtr.limit = sizeof(r3_gdt) - 1;
 	gdtr.base = (uint64_t)(uintptr_t)r3_gdt;
 	__asm__ volatile("lgdt %0\n\tltr %w1" :: "m"(gdtr), "r"(SEL_TSS) : "memory");

@@ -373,12 +373,7 @@ static void install_pf_entry(void)
 static uint64_t pml4[2][512] __attribute__((aligned(8192)));
 static struct rt_low_map low_map __attribute__((aligned(4096)));
 static uint64_t gdt[10] __attribute__((aligned(16)));
-static struct {
-	uint32_t reserved0;
-	uint64_t rsp[3];
-	uint64_t reserved1, ist[7], reserved2;
-	uint16_t reserved3, iomap_base;
-} __attribute__((packed)) tss __attribute__((aligned(16)));
+static struct rt_tss64 tss __attribute__((aligned(16)));
 
 static bool user_page(uint64_t addr)
 {
