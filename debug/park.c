@@ -1067,6 +1067,8 @@ void debug_destroy(struct vm *vm)
 	free(d->watch_ranges);
 	for (unsigned i = 0; i < d->nr_sw; i++)
 		debug_cond_free(&d->sw[i]);
+	for (unsigned i = 0; i < d->nr_vcpus; i++)
+		debug_step_exact_drop(d, i);
 	pthread_cond_destroy(&d->park_cond);
 	pthread_cond_destroy(&d->parked_cond);
 	pthread_mutex_destroy(&d->lock);
