@@ -234,7 +234,7 @@ struct debug_vcpu {
 	struct err flush_err;
 	/* step_exact.c: the engine's answer to events_pending, valid until
 	 * the cache is forgotten; the vCPU's exact core (NULL until needed) */
-	bool events_known, events_pending;
+	bool events_known, events_pending, nmi_blocked;
 	struct emu_single *exact_core;
 	bool seen_waiting_sipi;        /* the engine's last answer (INIT/SIPI seen) */
 	bool write_failed;             /* a write the engine refused, not yet reported */
@@ -488,6 +488,8 @@ bool debug_client_spoke(struct debug *d);
  * when the engine must step it */
 bool debug_step_exact(struct debug *d, unsigned vcpu, struct vm_exit *exit);
 void debug_step_exact_drop(struct debug *d, unsigned vcpu);
+/* VMDB_STEP_CORE=engine: the engine steps from the start */
+bool debug_step_exact_off_by_env(void);
 
 /* lend.c: one step of a parked vCPU on the client's thread */
 bool debug_lendable(struct debug *d, unsigned vcpu);

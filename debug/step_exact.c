@@ -6,7 +6,8 @@
  * Only where the result is the one the engine's step would give: an
  * instruction the core calls exact (registers, flags, x87/SSE, segments
  * and RAM only; no port, MSR, CPUID, TSC, CR/DR, descriptor-table load,
- * interrupt shadow or event of its own), a plain step (not a HLT run, no
+ * interrupt shadow or event of its own; IRET while no NMI is blocked), a
+ * plain step (not a HLT run, no
  * `sstep irq on`, the step shadows on), no event the engine holds for the
  * next instruction (engine_lend_ops.events_pending), nothing that watches
  * accesses (watchpoints, data breakpoints, a guest breakpoint at RIP,
@@ -22,9 +23,12 @@
  * step's exit is made as the engine reports one (a #DB with DR6.BS at the
  * next instruction; at a handler entry holding one of our int3s, the
  * breakpoint exit the engine's step would have met there) and handled
- * by the same code. `monitor sstep core engine` turns it off. */
+ * by the same code. `monitor sstep core engine` turns it off, and so
+ * does VMDB_STEP_CORE=engine in vmdb's environment from the start (to
+ * run a test suite over the engine's step path). */
 #include "debug/debug_int.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "debug/step_int.h"
@@ -51,7 +55,7 @@ static bool plain_step(struct debug *d, unsigned vcpu, const struct debug_step_v
 	    !st->insn.len)
 		return false;
 	switch (st->insn.kind) {
-	case X86_INSN_HLT: case X86_INSN_INT: case X86_INSN_IRET: case X86_INSN_STI:
+	case X86_INSN_HLT: case X86_INSN_INT: case X86_INSN_STI:
 	case X86_INSN_MOV_SS: case X86_INSN_SYSCALL: case X86_INSN_SYSRET:
 	/* the host groups a REP's iterations into its steps (step.c): one
 	 * iteration a step here would give the guest's own TF more traps */
@@ -86,17 +90,22 @@ static bool unwatched(struct debug *d, unsigned vcpu, uint64_t pc)
 	return !watching;
 }
 
+/* Nothing the engine holds for the next instruction; for an IRET, no
+ * NMI blocking it would end. */
 static bool events_clear(struct debug *d, unsigned vcpu)
 {
 	struct debug_vcpu *dv = &d->vcpus[vcpu];
 	if (!dv->events_known) {
-		bool pending = true;
-		if (d->vm->engine->lend->events_pending(&d->vm->vcpus[vcpu], &pending) < 0)
-			pending = true;
+		bool pending = true, nmi_blocked = true;
+		if (d->vm->engine->lend->events_pending(&d->vm->vcpus[vcpu], &pending,
+							 &nmi_blocked) < 0)
+			pending = nmi_blocked = true;
 		dv->events_pending = pending;
+		dv->nmi_blocked = nmi_blocked;
 		dv->events_known = true;
 	}
-	return !dv->events_pending;
+	return !dv->events_pending &&
+	       !(dv->nmi_blocked && dv->st.insn.kind == X86_INSN_IRET);
 }
 
 /* The instruction's bytes as memory holds them now (a guard or step-over
@@ -240,6 +249,12 @@ void debug_step_exact_drop(struct debug *d, unsigned vcpu)
 	if (dv->exact_core && core)
 		core->destroy(dv->exact_core);
 	dv->exact_core = NULL;
+}
+
+bool debug_step_exact_off_by_env(void)
+{
+	const char *v = getenv("VMDB_STEP_CORE");
+	return v && strcmp(v, "engine") == 0;
 }
 
 int debug_sstep_set_core(struct debug *d, bool exact, struct err *e)

@@ -129,14 +129,13 @@ static bool single_exact_category(ZydisInstructionCategory c)
 /* Inside those categories, what still reaches beyond the state and RAM
  * (CPUID answers from the host's table, MONITOR arms the host's
  * monitor) or leaves state emu_single does not move behind: the
- * interrupt shadow of STI, MOV SS and POP SS (KVM keeps it), the NMI
- * blocking IRET ends. */
+ * interrupt shadow of STI, MOV SS and POP SS (KVM keeps it). IRET is
+ * exact but for the NMI blocking it ends: the caller's to check. */
 static bool single_exact_mnemonic(ZydisMnemonic m)
 {
 	switch (m) {
 	case ZYDIS_MNEMONIC_CPUID: case ZYDIS_MNEMONIC_MONITOR: case ZYDIS_MNEMONIC_MWAIT:
 	case ZYDIS_MNEMONIC_MONITORX: case ZYDIS_MNEMONIC_MWAITX: case ZYDIS_MNEMONIC_STI:
-	case ZYDIS_MNEMONIC_IRET: case ZYDIS_MNEMONIC_IRETD: case ZYDIS_MNEMONIC_IRETQ:
 	case ZYDIS_MNEMONIC_HLT: case ZYDIS_MNEMONIC_ENCLS: case ZYDIS_MNEMONIC_ENCLU:
 	case ZYDIS_MNEMONIC_RDPKRU: case ZYDIS_MNEMONIC_WRPKRU: case ZYDIS_MNEMONIC_XSETBV:
 	case ZYDIS_MNEMONIC_RDTSC: case ZYDIS_MNEMONIC_RDTSCP: case ZYDIS_MNEMONIC_RDPMC:

@@ -78,7 +78,8 @@ bool emu_single_describe(const struct x86_sregs *sregs, const uint8_t *insn, uns
  * MSR, CPUID, TSC, control or debug register, no descriptor-table load,
  * no interrupt shadow, no event delivery of its own, no XSAVE state
  * beyond emu's image): then a debugger may step it on this core instead
- * of the other engine. *needs as for emu_single_describe. A memory
+ * of the other engine. IRET is exact where NMIs are not blocked (the
+ * caller knows). *needs as for emu_single_describe. A memory
  * operand outside RAM still leaves as EMU_SINGLE_ACCESS. */
 bool emu_single_exact(const struct x86_sregs *sregs, const uint8_t *insn, unsigned len,
 		      unsigned *needs);

@@ -361,12 +361,13 @@ int kvm_op_get_run_state(struct vcpu *vcpu, bool *halted, bool *waiting_sipi)
 
 /* Events KVM holds for the vCPU's next entry that a step elsewhere would
  * lose or misplace: an exception, NMI or interrupt pending or injected,
- * and the one-instruction interrupt shadow of STI / MOV SS. */
-int kvm_op_events_pending(struct vcpu *vcpu, bool *pending)
+ * and the one-instruction interrupt shadow of STI / MOV SS; and the NMI
+ * blocking an IRET would end. */
+int kvm_op_events_pending(struct vcpu *vcpu, bool *pending, bool *nmi_blocked)
 {
 	struct kvm_vcpu_state *v = kvm_vcpu_of(vcpu);
 	struct kvm_vcpu_events ev;
-	*pending = true;
+	*pending = *nmi_blocked = true;
 	if (!v->kvm->caps.vcpu_events)
 		return -ENOTSUP;
 	int r = kvm_ioctl(v->fd, KVM_GET_VCPU_EVENTS, &ev);
@@ -375,6 +376,7 @@ int kvm_op_events_pending(struct vcpu *vcpu, bool *pending)
 	*pending = ev.exception.injected || ev.exception.pending || ev.interrupt.injected ||
 		   ev.nmi.injected || ev.nmi.pending || ev.interrupt.shadow ||
 		   ((ev.flags & KVM_VCPUEVENT_VALID_SMM) && ev.smi.pending);
+	*nmi_blocked = ev.nmi.masked;
 	return 0;
 }
 
