@@ -236,6 +236,10 @@ struct debug_vcpu {
 	 * the cache is forgotten; the vCPU's exact core (NULL until needed) */
 	bool events_known, events_pending, nmi_blocked;
 	struct emu_single *exact_core;
+	/* the last step was an exact one and nothing changed the state or
+	 * paging since (nor guest memory: exact_mem_gen) */
+	bool exact_chain;
+	uint64_t exact_mem_gen;
 	bool seen_waiting_sipi;        /* the engine's last answer (INIT/SIPI seen) */
 	bool write_failed;             /* a write the engine refused, not yet reported */
 	struct err write_err;

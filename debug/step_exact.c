@@ -215,6 +215,8 @@ static bool exact_run(struct debug *d, unsigned vcpu, const struct emu_single_op
 	/* the engine's RFLAGS as its step would begin: the shadows' bits
 	 * (the engine may show its own TF after a step of its own) */
 	es.arch.regs.rflags = step_engine_flags(st, step_guest_flags(st, es.arch.regs.rflags));
+	es.continues = dv->exact_chain && dv->exact_mem_gen == d->mem_gen;
+	dv->exact_chain = false;
 	struct vm_exit access;
 	unsigned changed = 0;
 	if (core->step(dv->exact_core, &es, bytes, len, false, &access, &changed) !=
@@ -223,6 +225,8 @@ static bool exact_run(struct debug *d, unsigned vcpu, const struct emu_single_op
 		return false;
 	}
 	debug_vcpu_stage(d, vcpu, changed | EMU_SINGLE_PART_REGS, &es.arch);
+	dv->exact_chain = true;
+	dv->exact_mem_gen = d->mem_gen;
 	if (changed & EMU_SINGLE_PART_SREGS)
 		st->sregs_valid = false;
 	d->step_stats.exact_steps++;

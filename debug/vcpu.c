@@ -118,8 +118,10 @@ int debug_vcpu_put(struct debug *d, unsigned vcpu, unsigned parts, const struct 
 	if (vcpu >= d->nr_vcpus)
 		return -ESRCH;
 	struct debug_vcpu *dv = &d->vcpus[vcpu];
-	if (parts & X86_STATE_SREGS)
+	if (parts & X86_STATE_SREGS) {
 		dv->st.sregs_valid = false;     /* the step engine's copy of them */
+		dv->exact_chain = false;        /* and the exact core's TLB */
+	}
 	dv->dirty_parts &= ~parts;
 	int r = d->vm->engine->vcpu->set_state(&d->vm->vcpus[vcpu], parts, st);
 	if (r < 0) {
@@ -170,6 +172,7 @@ void debug_vcpu_forget(struct debug *d, unsigned vcpu)
 	debug_vcpu_flush(d, vcpu);
 	d->vcpus[vcpu].cache_parts = 0;
 	d->vcpus[vcpu].events_known = false;
+	d->vcpus[vcpu].exact_chain = false;
 }
 
 int debug_vcpu_take_write_error(struct debug *d, struct err *e)

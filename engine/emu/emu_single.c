@@ -39,6 +39,7 @@ struct emu_single {
 	struct emu_cpu cpu;
 	struct emu_core core;
 	uint64_t loaded_dr6, loaded_dr7;   /* as emu normalised them at load */
+	bool tlb_filled;                   /* the TLB was built for a step already */
 };
 
 /* --- describing an instruction ------------------------------------------ */
@@ -247,6 +248,9 @@ static void single_load(struct emu_single *s, const struct emu_single_state *st,
 {
 	struct emu_cpu *cpu = &s->cpu;
 	struct emu_core *c = &s->core;
+	bool keep_tlb = st->continues && s->tlb_filled &&
+			cpu->sregs.cr0 == st->arch.sregs.cr0 && cpu->sregs.cr3 == st->arch.sregs.cr3 &&
+			cpu->sregs.cr4 == st->arch.sregs.cr4 && cpu->sregs.efer == st->arch.sregs.efer;
 	load_regs(cpu, &st->arch.regs);
 	cpu->sregs = st->arch.sregs;
 	cpu->fpu = st->arch.fpu;
@@ -262,7 +266,11 @@ static void single_load(struct emu_single *s, const struct emu_single_state *st,
 	__atomic_store_n(&c->kick, false, __ATOMIC_RELAXED);
 	if (!resume)
 		emu_replay_reset(cpu);
-	emu_core_restart(cpu);
+	if (keep_tlb)
+		emu_core_restart_keep_tlb(cpu);
+	else
+		emu_core_restart(cpu);
+	s->tlb_filled = true;
 
 	struct x86_debugregs dr = st->arch.dr;
 	dr.dr7 &= ~DR7_ENABLE_BITS;             /* the other engine's hardware checks them */

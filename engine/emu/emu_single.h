@@ -45,6 +45,10 @@ struct emu_single_state {
 	unsigned loaded;
 	struct x86_state arch;
 	bool delivered;        /* out: the step delivered an exception (its handler is next) */
+	/* in: the state is what this core's last step left, nothing else
+	 * changed it or the page tables since: the core keeps its TLB (a
+	 * flush is ~160 KiB of stores) */
+	bool continues;
 };
 
 /* Parts of struct emu_single_state: loaded, needed, changed. */
