@@ -12,6 +12,7 @@
  * gdb: `break exact_stepped` then `stepi N` (a few hundred instructions
  * cover both rings). */
 #include "guests/rt/boot.h"
+#include "guests/rt/desc.h"
 #include "guests/rt/idt.h"
 #include "guests/rt/io.h"
 #include "guests/rt/report.h"
@@ -176,11 +177,7 @@ static void ring3_setup(void)
 	r3_gdt[SEL_UCODE / 8] = GDT_UCODE64;
 	r3_tss.rsp[0] = (uint64_t)(uintptr_t)(r3_kstack + sizeof(r3_kstack));
 	r3_tss.iomap_base = sizeof(r3_tss);
-	uint64_t base = (uint64_t)(uintptr_t)&r3_tss, limit = sizeof(r3_tss) - 1;
-	r3_gdt[SEL_TSS / 8] = (limit & 0xffff) | ((base & 0xffffff) << 16) |
-			      ((uint64_t)(DESC_PRESENT | SYS_TYPE_TSS_AVAIL) << DESC_ACCESS_SHIFT) |
-			      (((limit >> 16) & 0xf) << 48) | (((base >> 24) & 0xff) << 56);
-	r3_gdt[SEL_TSS / 8 + 1] = base >> 32;
+	rt_tss_descriptor(&r3_gdt[SEL_TSS / 8], (uint64_t)(uintptr_t)&r3_tss, sizeof(r3_tss) - 1);
 	gdtr.limit = sizeof(r3_gdt) - 1;
 	gdtr.base = (uint64_t)(uintptr_t)r3_gdt;
 	__asm__ volatile("lgdt %0\n\tltr %w1" :: "m"(gdtr), "r"(SEL_TSS) : "memory");
