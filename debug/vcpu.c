@@ -199,15 +199,17 @@ int debug_vcpu_take_write_error(struct debug *d, struct err *e)
 	return r;
 }
 
-/* An event for the guest's next run (the engine keeps it pending: nothing
- * cached changes). A refusal is recorded like a refused write. */
+/* An event for the guest's next run. The engine gets the state staged
+ * first and may deliver the event at once (kvm's #BP goes through emu's
+ * core), so the cache is forgotten after. A refusal is recorded like a
+ * refused write. */
 int debug_vcpu_inject(struct debug *d, unsigned vcpu, uint8_t vector, const char *why)
 {
 	const struct engine_vcpu_ops *eng = d->vm->engine->vcpu;
 	debug_vcpu_flush(d, vcpu);
-	d->vcpus[vcpu].events_known = false;
 	int r = eng->inject_exception ? eng->inject_exception(&d->vm->vcpus[vcpu], vector, false, 0)
 				      : -ENOTSUP;
+	debug_vcpu_forget(d, vcpu);
 	if (r < 0)
 		record_refusal(d, vcpu, r, "an exception for the guest", why);
 	return r;
