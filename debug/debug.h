@@ -366,6 +366,14 @@ int debug_sstep_set_irqblock(struct debug *d, enum debug_irqblock how, struct er
 const char *debug_sstep_irq_mechanism(struct debug *d);
 /* `monitor info sstep`: the modes and what the step engine did so far. */
 void debug_sstep_describe(struct debug *d, char *out, size_t size);
+/* Which core single-steps a parked vCPU: exact (another engine's core
+ * over the state vmdb holds, where it does the instruction exactly: the
+ * default where the engine lends its state for it) or the engine's own;
+ * in words for `monitor info sstep` and `info caps`. */
+int debug_sstep_set_core(struct debug *d, bool exact, struct err *e);
+const char *debug_sstep_core(struct debug *d);
+/* One line: how many steps took which path, and why the engine's. */
+void debug_sstep_core_counts(struct debug *d, char *out, size_t size);
 /* `monitor info park`: the stops so far and how many kicks were repeated. */
 void debug_park_describe(struct debug *d, char *out, size_t size);
 

@@ -14,6 +14,8 @@
 #include "machine/vm.h"
 #include "x86/insn.h"
 
+struct emu_single;
+
 #define DEBUG_MAX_SW_BP 512
 #define DEBUG_NR_HW_BP 4
 #define DEBUG_MAX_WATCH 64
@@ -104,6 +106,16 @@ struct debug_decoded {
 	struct x86_insn_info insn;
 };
 
+/* step_exact.c: whether the exact core does the instruction at lin,
+ * remembered by its bytes. */
+struct debug_exact_memo {
+	bool valid, ok;
+	uint8_t mode, nbytes;
+	uint8_t bytes[15];
+	unsigned needs;          /* EMU_SINGLE_PART_* it reads */
+	uint64_t lin;
+};
+
 /* The step engine's view of one vCPU (debug/step.c). While `tf_shadow`
  * is set the engine's RFLAGS.TF belongs to the debugger (vmdb keeps it
  * clear; an engine may set it while it steps) and guest_tf is the guest's
@@ -142,15 +154,32 @@ struct debug_step_vcpu {
 	 * the other vCPUs parked: it runs (no INIT or SIPI could reach it),
 	 * so the next step need not ask the engine (an ioctl on KVM) */
 	bool known_running;
+	bool ran_on;                   /* known_running as this step began (step_exact.c) */
 	struct debug_tlb tlb[DEBUG_TLB_SIZE];
 	unsigned tlb_next;
 	struct debug_decoded decoded[DEBUG_DECODED_SIZE];
+	struct debug_exact_memo exact_memo[DEBUG_DECODED_SIZE];
 };
 
 /* What the step engine did so far, for `monitor info sstep`. */
+/* Why a step that could have run on the exact core ran on the engine
+ * (step_exact.c). */
+enum debug_exact_why {
+	DEBUG_EXACT_OFF,         /* monitor sstep core engine, or no exact core here */
+	DEBUG_EXACT_MODE,        /* not a plain step: HLT, sstep irq on, shadow off, halted */
+	DEBUG_EXACT_INSN,        /* an instruction the core does not do exactly */
+	DEBUG_EXACT_EVENT,       /* the engine holds an event for the next instruction */
+	DEBUG_EXACT_DEBUG,       /* a watchpoint, data or guest breakpoint, an access catch */
+	DEBUG_EXACT_ACCESS,      /* port I/O or MMIO met (or the core stopped) */
+	DEBUG_EXACT_WHYS,
+};
+
 struct debug_step_stats {
 	unsigned long steps, own_db, images_fixed, frames_fixed, r11_fixed, hlt_runs,
 		injected_fallback, iret_emulated, guard_stops, guard_arms, full_decodes;
+	/* step_exact.c: steps done on the exact core, steps the engine ran
+	 * instead (by reason), write-backs of the state they changed */
+	unsigned long exact_steps, exact_flushes, engine_steps[DEBUG_EXACT_WHYS];
 };
 
 /* What the park did so far, for `monitor info park`: stops that had to
@@ -200,6 +229,17 @@ struct debug_vcpu {
 	 * cache_parts (X86_STATE_*); cleared when the vCPU leaves its park */
 	struct x86_state cache;
 	unsigned cache_parts;
+	unsigned dirty_parts;          /* staged by exact steps, not yet in the engine */
+	bool flush_failed;             /* writing them back failed, not yet reported */
+	struct err flush_err;
+	/* step_exact.c: the engine's answer to events_pending, valid until
+	 * the cache is forgotten; the vCPU's exact core (NULL until needed) */
+	bool events_known, events_pending, nmi_blocked;
+	struct emu_single *exact_core;
+	/* the last step was an exact one and nothing changed the state or
+	 * paging since (nor guest memory: exact_mem_gen) */
+	bool exact_chain;
+	uint64_t exact_mem_gen;
 	bool seen_waiting_sipi;        /* the engine's last answer (INIT/SIPI seen) */
 	bool write_failed;             /* a write the engine refused, not yet reported */
 	struct err write_err;
@@ -381,6 +421,7 @@ struct debug {
 
 	bool sstep_irq;              /* steps may enter interrupt handlers */
 	bool sstep_plain;            /* shadow TF off: plain engine stepping (bench) */
+	bool step_exact_off;         /* monitor sstep core engine (step_exact.c) */
 	enum debug_irqblock irqblock; /* monitor sstep irqblock */
 	bool step_mask_if;           /* steps now mask IF instead of the engine's block */
 	/* Bumped by every debugger write to guest memory (M/X, int3 in and
@@ -445,6 +486,14 @@ bool debug_on_bpt(struct debug *d, struct vcpu *vcpu, uint64_t pc);
 bool debug_on_db(struct debug *d, struct vcpu *vcpu, const struct vm_exit *exit);
 /* The client's connection has bytes or a hang-up waiting (any thread). */
 bool debug_client_spoke(struct debug *d);
+
+/* step_exact.c: the step begun for this parked vCPU done on the exact
+ * core; true with the exit the engine's step would have given, false
+ * when the engine must step it */
+bool debug_step_exact(struct debug *d, unsigned vcpu, struct vm_exit *exit);
+void debug_step_exact_drop(struct debug *d, unsigned vcpu);
+/* VMDB_STEP_CORE=engine: the engine steps from the start */
+bool debug_step_exact_off_by_env(void);
 
 /* lend.c: one step of a parked vCPU on the client's thread */
 bool debug_lendable(struct debug *d, unsigned vcpu);
@@ -564,8 +613,14 @@ int debug_vcpu_sregs(struct debug *d, unsigned vcpu, struct x86_sregs *sregs);
 int debug_vcpu_inject(struct debug *d, unsigned vcpu, uint8_t vector, const char *why);
 int debug_vcpu_deliver(struct debug *d, unsigned vcpu, uint8_t vector, uint64_t rflags);
 void debug_vcpu_run_state(struct debug *d, unsigned vcpu, bool *halted, bool *waiting_sipi);
-/* the vCPU enters the engine: nothing cached of it holds any more */
+/* the vCPU enters the engine: what is staged is written back, and
+ * nothing cached of it holds any more */
 void debug_vcpu_forget(struct debug *d, unsigned vcpu);
+/* A step done without the engine changed these parts: into the cache
+ * only, marked for the engine (parked vCPUs only). */
+void debug_vcpu_stage(struct debug *d, unsigned vcpu, unsigned parts, const struct x86_state *st);
+/* Write the staged parts to the engine now; the cache stays. */
+int debug_vcpu_flush(struct debug *d, unsigned vcpu);
 /* The oldest refused write not yet reported: its words into e, -errno;
  * 0 when there is none. */
 int debug_vcpu_take_write_error(struct debug *d, struct err *e);

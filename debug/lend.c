@@ -9,6 +9,9 @@
  * vCPU's thread, which the caller then releases to handle it and finish
  * the step.
  *
+ * Where it is exact, the step is done without the engine at all
+ * (step_exact.c) and its exit handled here the same way.
+ *
  * A lent step that blocks (HLT, a wait for SIPI) would hold the client's
  * thread: the vCPU's parked thread looks at it now and then
  * (debug_lend_watch_locked) and kicks it, at once when the client has
@@ -78,12 +81,18 @@ bool debug_lend_step(struct debug *d, unsigned vcpu)
 	struct debug_vcpu *dv = &d->vcpus[vcpu];
 	struct vcpu *v = &d->vm->vcpus[vcpu];
 	struct vm_exit exit;
-	int r;
+	int r = 0;
 
-	pthread_mutex_lock(&d->lock);
-	debug_run_to(d, vcpu, DEBUG_RUN_LENT);
-	pthread_mutex_unlock(&d->lock);
-	bool runs_on = lend_run_through_devices(d, vcpu, &exit, &r);
+	/* on the exact core the engine does not run: the vCPU stays parked
+	 * and what vmdb holds of its state stays valid */
+	bool exact = debug_step_exact(d, vcpu, &exit);
+	if (!exact) {
+		debug_vcpu_flush(d, vcpu);
+		pthread_mutex_lock(&d->lock);
+		debug_run_to(d, vcpu, DEBUG_RUN_LENT);
+		pthread_mutex_unlock(&d->lock);
+	}
+	bool runs_on = exact || lend_run_through_devices(d, vcpu, &exit, &r);
 	bool handled = false;
 	if (runs_on && r == 0 && exit.reason == VM_EXIT_DB)
 		handled = debug_on_db(d, v, &exit);

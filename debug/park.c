@@ -1038,6 +1038,7 @@ int debug_create(struct vm *vm, bool wait_gdb, debug_notify_fn notify_fn, void *
 	pthread_cond_init(&d->parked_cond, NULL);
 	d->timing = default_timing;
 	d->client_fd = -1;
+	d->step_exact_off = debug_step_exact_off_by_env();
 	for (unsigned i = 0; i < d->nr_vcpus; i++) {
 		/* a thread not at before_run yet counts as parked */
 		d->vcpus[i].run = wait_gdb ? DEBUG_RUN_PARKED : DEBUG_RUN_RELEASED;
@@ -1067,6 +1068,8 @@ void debug_destroy(struct vm *vm)
 	free(d->watch_ranges);
 	for (unsigned i = 0; i < d->nr_sw; i++)
 		debug_cond_free(&d->sw[i]);
+	for (unsigned i = 0; i < d->nr_vcpus; i++)
+		debug_step_exact_drop(d, i);
 	pthread_cond_destroy(&d->park_cond);
 	pthread_cond_destroy(&d->parked_cond);
 	pthread_mutex_destroy(&d->lock);

@@ -241,6 +241,8 @@ size_t debug_mechanisms(struct debug *d, char *out, size_t size)
 	bool step = d->vm->engine->debug != NULL;
 	/* every vector named: up to 32 names of at most 4 characters */
 	char catching[32 + DEBUG_NR_VECTORS * 5] = "; nothing caught now";
+	char counts[320];
+	debug_sstep_core_counts(d, counts, sizeof(counts));
 	debug_dr_share_setup(d);     /* whose DR0-3 they are, before the words */
 
 	if (d->catch_mask) {
@@ -255,6 +257,7 @@ size_t debug_mechanisms(struct debug *d, char *out, size_t size)
 		 "it as a breakpoint exit (also when the host fails to emulate INT3); "
 		 "the guest's own int3 gets its #BP\n"
 		 "single-step: %s\n"
+		 "step core: %s\n%s"
 		 "hardware breakpoints: %s\n"
 		 "watchpoints: %s\n"
 		 "debug registers: %s\n"
@@ -262,7 +265,7 @@ size_t debug_mechanisms(struct debug *d, char *out, size_t size)
 		 "handler each vCPU's IDT gate names (%s), IDTs re-read at every resume; "
 		 "the stop comes at the handler, after the exception was delivered%s\n"
 		 "stop-all: engine kick + park of every vCPU before each stop reply\n",
-		 step ? stepping(d) : "not available on this engine",
+		 step ? stepping(d) : "not available on this engine", debug_sstep_core(d), counts,
 		 step ? (d->share.on ? "DR0-DR3 execution breakpoints loaded into every vCPU by "
 				       "the engine; while the guest holds every slot, an int3 in "
 				       "guest memory stands in (monitor info dr)"

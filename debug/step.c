@@ -460,6 +460,7 @@ int debug_step_begin(struct debug *d, unsigned vcpu)
 	/* halted: nothing at RIP runs before the wake-up, and then only the
 	 * interrupt's handler, which no fault guard may stop */
 	bool halted = halted_for_user_step(d, vcpu) && !d->sstep_irq;
+	st->ran_on = st->known_running;
 	st->known_running = false;
 	if (halted)
 		memset(&st->insn, 0, sizeof(st->insn));
@@ -846,14 +847,18 @@ void debug_sstep_describe(struct debug *d, char *out, size_t size)
 	bool exact = debug_caps(d, &caps, NULL) == 0 && caps->step_keeps_guest_tf &&
 		     !mask_if_wanted(d);
 	const struct debug_step_stats *s = &d->step_stats;
+	char counts[320];
+	debug_sstep_core_counts(d, counts, sizeof(counts));
 	snprintf(out, size,
 		 "interrupts while stepping: %s (monitor sstep irq %s)\n"
 		 "guest's own trap flag: %s\n"
 		 "HLT: %s\n"
 		 "faulting instruction: %s\n"
+		 "step core: %s\n"
 		 "so far: %lu steps prepared, %lu own #DB delivered (%lu by engine injection), "
 		 "%lu PUSHF images, %lu frames, %lu R11 fixed, %lu HLT runs, %lu IRETQ done by vmdb, "
-		 "%lu stops at a fault guard (guards armed %lu times), %lu full decodes\n",
+		 "%lu stops at a fault guard (guards armed %lu times), %lu full decodes\n"
+		 "%s",
 		 debug_sstep_irq_mechanism(d), d->sstep_irq ? "on" : "off",
 		 d->sstep_plain ? "NOT kept (monitor sstep shadow off: plain engine stepping)"
 		 : exact ? "kept by the engine itself (its steps leave the guest's TF alone)"
@@ -867,7 +872,20 @@ void debug_sstep_describe(struct debug *d, char *out, size_t size)
 		   "guard on each 64-bit IDT handler while one vCPU is stepped alone; "
 		   "otherwise one instruction into the handler), its frame shows the guest's TF "
 		   "and IF",
-		 s->steps, s->own_db, s->injected_fallback, s->images_fixed, s->frames_fixed,
+		 debug_sstep_core(d), s->steps, s->own_db, s->injected_fallback, s->images_fixed, s->frames_fixed,
 		 s->r11_fixed, s->hlt_runs, s->iret_emulated, s->guard_stops, s->guard_arms,
-		 s->full_decodes);
+		 s->full_decodes, counts);
+}
+
+void debug_sstep_core_counts(struct debug *d, char *out, size_t size)
+{
+	const struct debug_step_stats *s = &d->step_stats;
+	const unsigned long *e = s->engine_steps;
+	snprintf(out, size,
+		 "steps on the exact core: %lu; by the engine: %lu (core off %lu, not a plain step "
+		 "%lu, instruction %lu, engine event %lu, watch/breakpoint/catch %lu, I/O or MMIO "
+		 "%lu); state written back %lu times\n",
+		 s->exact_steps, e[0] + e[1] + e[2] + e[3] + e[4] + e[5], e[DEBUG_EXACT_OFF],
+		 e[DEBUG_EXACT_MODE], e[DEBUG_EXACT_INSN], e[DEBUG_EXACT_EVENT], e[DEBUG_EXACT_DEBUG],
+		 e[DEBUG_EXACT_ACCESS], s->exact_flushes);
 }

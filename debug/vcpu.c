@@ -14,7 +14,11 @@
  * thread inside an exit, or a client asking about a vCPU it did not
  * stop) every read goes to the engine.
  *
- * Writes go through to the engine at once. A write (or injection) the
+ * Writes go through to the engine at once, but for the parts a step on
+ * the exact core changed (step_exact.c: the engine did not run it): those
+ * are staged in the cache (dirty_parts) and written back once, before the
+ * engine runs the vCPU or is asked about it (debug_vcpu_flush; forgetting
+ * flushes first), so gdb and the step see one copy. A write (or injection) the
  * engine refuses is kept (the first one since the client last heard) and
  * reported to the client at its next resume (debug_vcpu_take_write_error):
  * a failed fix-up of the step engine happens on a vCPU thread where nobody
@@ -114,8 +118,11 @@ int debug_vcpu_put(struct debug *d, unsigned vcpu, unsigned parts, const struct 
 	if (vcpu >= d->nr_vcpus)
 		return -ESRCH;
 	struct debug_vcpu *dv = &d->vcpus[vcpu];
-	if (parts & X86_STATE_SREGS)
+	if (parts & X86_STATE_SREGS) {
 		dv->st.sregs_valid = false;     /* the step engine's copy of them */
+		dv->exact_chain = false;        /* and the exact core's TLB */
+	}
+	dv->dirty_parts &= ~parts;
 	int r = d->vm->engine->vcpu->set_state(&d->vm->vcpus[vcpu], parts, st);
 	if (r < 0) {
 		debug_vcpu_forget(d, vcpu);
@@ -129,9 +136,43 @@ int debug_vcpu_put(struct debug *d, unsigned vcpu, unsigned parts, const struct 
 	return 0;
 }
 
+void debug_vcpu_stage(struct debug *d, unsigned vcpu, unsigned parts, const struct x86_state *st)
+{
+	struct debug_vcpu *dv = &d->vcpus[vcpu];
+	copy_parts(&dv->cache, st, parts);
+	dv->cache_parts |= parts;
+	dv->dirty_parts |= parts;
+}
+
+int debug_vcpu_flush(struct debug *d, unsigned vcpu)
+{
+	struct debug_vcpu *dv = &d->vcpus[vcpu];
+	unsigned parts = dv->dirty_parts;
+	if (!parts)
+		return 0;
+	dv->dirty_parts = 0;
+	d->step_stats.exact_flushes++;
+	int r = d->vm->engine->vcpu->set_state(&d->vm->vcpus[vcpu], parts, &dv->cache);
+	if (r < 0 && !dv->flush_failed) {
+		/* kept apart from write_err: this may run under d->lock, always
+		 * on the client's thread, which reports it */
+		dv->cache_parts = 0;
+		dv->flush_failed = true;
+		err_set(&dv->flush_err, -r, "vCPU %u: the %s engine refused %s (the state of steps "
+			"done by vmdb): %s", vcpu, d->vm->engine->name, part_names(parts),
+			strerror(-r));
+	} else if (r < 0) {
+		dv->cache_parts = 0;
+	}
+	return r;
+}
+
 void debug_vcpu_forget(struct debug *d, unsigned vcpu)
 {
+	debug_vcpu_flush(d, vcpu);
 	d->vcpus[vcpu].cache_parts = 0;
+	d->vcpus[vcpu].events_known = false;
+	d->vcpus[vcpu].exact_chain = false;
 }
 
 int debug_vcpu_take_write_error(struct debug *d, struct err *e)
@@ -140,6 +181,13 @@ int debug_vcpu_take_write_error(struct debug *d, struct err *e)
 	pthread_mutex_lock(&d->lock);
 	for (unsigned i = 0; i < d->nr_vcpus && r == 0; i++) {
 		struct debug_vcpu *dv = &d->vcpus[i];
+		if (dv->flush_failed) {
+			dv->flush_failed = false;
+			r = -dv->flush_err.code;
+			if (e)
+				*e = dv->flush_err;
+			continue;
+		}
 		if (!dv->write_failed)
 			continue;
 		dv->write_failed = false;
@@ -151,13 +199,17 @@ int debug_vcpu_take_write_error(struct debug *d, struct err *e)
 	return r;
 }
 
-/* An event for the guest's next run (the engine keeps it pending: nothing
- * cached changes). A refusal is recorded like a refused write. */
+/* An event for the guest's next run. The engine gets the state staged
+ * first and may deliver the event at once (kvm's #BP goes through emu's
+ * core), so the cache is forgotten after. A refusal is recorded like a
+ * refused write. */
 int debug_vcpu_inject(struct debug *d, unsigned vcpu, uint8_t vector, const char *why)
 {
 	const struct engine_vcpu_ops *eng = d->vm->engine->vcpu;
+	debug_vcpu_flush(d, vcpu);
 	int r = eng->inject_exception ? eng->inject_exception(&d->vm->vcpus[vcpu], vector, false, 0)
 				      : -ENOTSUP;
+	debug_vcpu_forget(d, vcpu);
 	if (r < 0)
 		record_refusal(d, vcpu, r, "an exception for the guest", why);
 	return r;
@@ -171,6 +223,7 @@ int debug_vcpu_deliver(struct debug *d, unsigned vcpu, uint8_t vector, uint64_t 
 	const struct engine_debug_ops *dbg = d->vm->engine->debug;
 	if (!dbg || !dbg->deliver_exception)
 		return -ENOTSUP;
+	debug_vcpu_flush(d, vcpu);
 	int r = dbg->deliver_exception(&d->vm->vcpus[vcpu], vector, false, 0, rflags);
 	debug_vcpu_forget(d, vcpu);
 	return r;
@@ -186,8 +239,10 @@ void debug_vcpu_run_state(struct debug *d, unsigned vcpu, bool *halted, bool *wa
 	*halted = *waiting_sipi = false;
 	if (eng->get_run_state)
 		eng->get_run_state(&d->vm->vcpus[vcpu], halted, waiting_sipi);
-	if (*waiting_sipi != dv->seen_waiting_sipi)
+	if (*waiting_sipi != dv->seen_waiting_sipi) {
+		dv->dirty_parts = 0;       /* the INIT or SIPI wins over steps staged before */
 		debug_vcpu_forget(d, vcpu);
+	}
 	dv->seen_waiting_sipi = *waiting_sipi;
 }
 
@@ -243,6 +298,7 @@ int debug_msr_read(struct debug *d, unsigned vcpu, uint32_t msr, uint64_t *value
 	const struct engine_vcpu_ops *eng = d->vm->engine->vcpu;
 	if (vcpu >= d->nr_vcpus)
 		return err_set(e, ESRCH, "there is no vCPU %u", vcpu);
+	debug_vcpu_flush(d, vcpu);
 	int r = eng->msr_get ? eng->msr_get(&d->vm->vcpus[vcpu], msr, value) : -ENOTSUP;
 	return r < 0 ? msr_op_error(d, vcpu, r, msr, false, 0, e) : 0;
 }
@@ -253,6 +309,7 @@ int debug_msr_write(struct debug *d, unsigned vcpu, uint32_t msr, uint64_t value
 	const struct engine_vcpu_ops *eng = d->vm->engine->vcpu;
 	if (vcpu >= d->nr_vcpus)
 		return err_set(e, ESRCH, "there is no vCPU %u", vcpu);
+	debug_vcpu_flush(d, vcpu);
 	int r = eng->msr_set ? eng->msr_set(&d->vm->vcpus[vcpu], msr, value) : -ENOTSUP;
 	debug_vcpu_forget(d, vcpu);
 	d->vcpus[vcpu].st.sregs_valid = false;    /* EFER, segment bases: the step's copy too */

@@ -411,6 +411,14 @@ struct engine_debug_ops {
  * again. */
 struct engine_lend_ops {
 	int (*run)(struct vcpu *vcpu, struct vm_exit *exit);
+	/* Optional: whether the engine holds an event for the vCPU's next
+	 * instruction (a pending or injected exception, NMI or interrupt, an
+	 * interrupt shadow), and whether NMIs are blocked (until an IRET).
+	 * Where it answers, the debug core may step a parked vCPU on another
+	 * engine's core (engine_vm_ops.create's assist) over the state it
+	 * read, when no such event is held: the engine's next run gets the
+	 * state written back first. */
+	int (*events_pending)(struct vcpu *vcpu, bool *pending, bool *nmi_blocked);
 };
 
 /* Whole-machine snapshots (machine/snapshot.c): the engine's whole-VM

@@ -58,6 +58,7 @@ static int mon_help(struct gdb_server *s, const char *arg)
 		     "  sstep shadow on|off  keep the guest's own trap flag apart from the\n"
 		     "                   debugger's (on, default) or step plainly (off)\n"
 		     "  sstep irqblock auto|blockirq|mask-if  how sstep irq off holds interrupts\n"
+		     "  sstep core exact|engine  step on the exact core where it applies, or the engine\n"
 		     "                   off: the engine's block (KVM_GUESTDBG_BLOCKIRQ), vmdb\n"
 		     "                   masking the guest's IF, or auto (the first if present)\n"
 		     "  info sstep       the stepping modes and what the step engine did\n"
@@ -146,7 +147,7 @@ static int mon_info_park(struct gdb_server *s, const char *arg)
 
 static int mon_info_sstep(struct gdb_server *s, const char *arg)
 {
-	char text[1024];
+	char text[2048];
 	(void)arg;
 	debug_sstep_describe(s->dbg, text, sizeof(text));
 	mon_print(s, "%s", text);
@@ -213,6 +214,15 @@ static int mon_sstep(struct gdb_server *s, const char *arg)
 		else
 			mon_print(s, "interrupts while stepping: %s\n",
 				  debug_sstep_irq_mechanism(s->dbg));
+		return 0;
+	}
+	if (strncmp(arg, "core ", 5) == 0) {
+		if (strcmp(arg + 5, "exact") != 0 && strcmp(arg + 5, "engine") != 0)
+			return -EINVAL;
+		if (debug_sstep_set_core(s->dbg, strcmp(arg + 5, "exact") == 0, &e) < 0)
+			mon_print(s, "monitor sstep core: %s\n", e.msg);
+		else
+			mon_print(s, "step core: %s\n", debug_sstep_core(s->dbg));
 		return 0;
 	}
 	if (strncmp(arg, "irq ", 4) == 0) {

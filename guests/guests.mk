@@ -93,7 +93,7 @@ guests: $(GUEST_OUT)/timer_storm.elf $(GUEST_OUT)/timer_edge.elf
 # Guest-invisible stepping: guests that
 # record what they observe; tests/test_step.py compares their transcripts
 # with and without gdb stepping through them.
-STEP_GUESTS := step_pushf step_tf step_ticks step_remap
+STEP_GUESTS := step_pushf step_tf step_ticks step_remap step_exact
 guests: $(STEP_GUESTS:%=$(GUEST_OUT)/%.elf)
 .SECONDARY: $(STEP_GUESTS:%=$(GUEST_OUT)/%.o)
 

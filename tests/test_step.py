@@ -15,6 +15,8 @@ nobody attached.
 - test_kvm_step_model_transcript_matches: the same on emu's `--cpu
   kvm-step`, which steps the way the host KVM does, so that the step
   shadow (debug/step_shadow.c) is checked without /dev/kvm.
+- test_engine_core_transcript_matches: on kvm, the same with every step
+  by KVM_RUN (`monitor sstep core engine`), not emu's exact core.
 - test_stepi_timer_handler: gdb steps the tick guest one instruction at a
   time; with `monitor sstep irq off` (the default: interrupts held off
   while stepping) no stop may land in the timer interrupt path, with
@@ -166,6 +168,27 @@ def test_kvm_step_model_transcript_matches(start_vmdb, engine, guest, free_port,
     assert counts and sum(int(n) for n in counts.groups()) > 0, out
     assert stepped == plain, f"transcripts differ:\n{diff(plain, stepped)}\n--- gdb:\n{out[-3000:]}"
     assert_guest_passed(status, stepped, name + " under gdb, --cpu kvm-step")
+
+
+# On kvm most steps run on emu's exact core (debug/step_exact.c); the
+# step shadow over KVM_RUN alone (`monitor sstep core engine`) on the
+# guests that need it most, so that path stays tested too.
+@pytest.mark.parametrize("name,cmdline,func,steps", KVM_STEP_GUESTS)
+def test_engine_core_transcript_matches(start_vmdb, engine, guest, free_port, name, cmdline,
+                                        func, steps):
+    if engine != "kvm":
+        pytest.skip("the exact core is kvm's: emu's own steps are the exact ones")
+    elf = guest(name)
+    _, plain = run_unattached(start_vmdb, elf, cmdline)
+    vm, target = start_gdb_vmdb(start_vmdb, elf, *cmdline_args(cmdline), port=free_port())
+    out = gdb_batch(elf, target, ["monitor sstep core engine", f"break {func}", "continue",
+                                  "delete", f"stepi {steps}", "monitor info sstep", "continue"],
+                    timeout=240)
+    status = vm.wait(120)
+    stepped = transcript(vm)
+    assert re.search(r"steps on the exact core: 0; by the engine: [1-9]", out), out[-3000:]
+    assert stepped == plain, f"transcripts differ:\n{diff(plain, stepped)}\n--- gdb:\n{out[-3000:]}"
+    assert_guest_passed(status, stepped, name + " under gdb, KVM_RUN steps")
 
 
 # gdb steps one instruction at a time and writes each stop's pc; the test

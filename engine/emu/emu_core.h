@@ -309,6 +309,9 @@ void emu_cpu_reset(struct emu_cpu *cpu);       /* power-on state (AP: wait for S
  * shutdown (INIT does that), no REP half done; CPL, mode, TLB and the
  * debug part rebuilt. RESET, INIT and emu_single.c's loads share it. */
 void emu_core_restart(struct emu_cpu *cpu);
+/* The same, its TLB kept: the state continues where this core left it
+ * (emu_single's consecutive steps of one vCPU). */
+void emu_core_restart_keep_tlb(struct emu_cpu *cpu);
 void emu_update_mode(struct emu_cpu *cpu);     /* after CR0/EFER/CS changes */
 struct x86_segment *emu_segreg(struct emu_cpu *cpu, unsigned seg);
 /* RDMSR/WRMSR of the core's own MSRs: false = #GP. */

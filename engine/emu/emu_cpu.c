@@ -127,7 +127,7 @@ static void cpu_reset_regs(struct emu_cpu *cpu)
 	emu_core_restart(cpu);
 }
 
-void emu_core_restart(struct emu_cpu *cpu)
+void emu_core_restart_keep_tlb(struct emu_cpu *cpu)
 {
 	struct emu_core *c = emu_core_of(cpu);
 	cpu->halted = false;
@@ -136,9 +136,14 @@ void emu_core_restart(struct emu_cpu *cpu)
 	c->shutdown = c->delivering = c->nmi_blocked = false;
 	c->rep_pending = false;
 	c->cpl = (cpu->sregs.cr0 & CR0_PE) ? cpu->sregs.cs.dpl : 0;
-	emu_tlb_flush(cpu);
 	emu_update_mode(cpu);
 	emu_dbg_reset(cpu);
+}
+
+void emu_core_restart(struct emu_cpu *cpu)
+{
+	emu_core_restart_keep_tlb(cpu);
+	emu_tlb_flush(cpu);
 }
 
 void emu_cpu_reset(struct emu_cpu *cpu)

@@ -39,6 +39,7 @@ struct emu_single {
 	struct emu_cpu cpu;
 	struct emu_core core;
 	uint64_t loaded_dr6, loaded_dr7;   /* as emu normalised them at load */
+	bool tlb_filled;                   /* the TLB was built for a step already */
 };
 
 /* --- describing an instruction ------------------------------------------ */
@@ -99,6 +100,84 @@ bool emu_single_describe(const struct x86_sregs *sregs, const uint8_t *insn, uns
 	if (x86_mnemonic(zi.mnemonic)->attrs & X86_MN_MSR)
 		*needs |= EMU_SINGLE_PART_MSRS;
 	return emu_handler_for(zi.mnemonic) != emu_unimplemented;
+}
+
+/* Categories whose instructions touch nothing but the state emu_single
+ * moves (registers, flags, x87/SSE/MMX, segments through descriptors)
+ * and memory: executed on emu's core, they end as they would on the CPU. */
+static bool single_exact_category(ZydisInstructionCategory c)
+{
+	switch (c) {
+	case ZYDIS_CATEGORY_BINARY: case ZYDIS_CATEGORY_LOGICAL: case ZYDIS_CATEGORY_DATAXFER:
+	case ZYDIS_CATEGORY_SHIFT: case ZYDIS_CATEGORY_ROTATE: case ZYDIS_CATEGORY_BITBYTE:
+	case ZYDIS_CATEGORY_SETCC: case ZYDIS_CATEGORY_CMOV: case ZYDIS_CATEGORY_COND_BR:
+	case ZYDIS_CATEGORY_UNCOND_BR: case ZYDIS_CATEGORY_CALL: case ZYDIS_CATEGORY_RET:
+	case ZYDIS_CATEGORY_PUSH: case ZYDIS_CATEGORY_POP: case ZYDIS_CATEGORY_STRINGOP:
+	case ZYDIS_CATEGORY_FLAGOP: case ZYDIS_CATEGORY_NOP: case ZYDIS_CATEGORY_WIDENOP:
+	case ZYDIS_CATEGORY_CONVERT: case ZYDIS_CATEGORY_DECIMAL: case ZYDIS_CATEGORY_MISC:
+	case ZYDIS_CATEGORY_SEMAPHORE: case ZYDIS_CATEGORY_SSE: case ZYDIS_CATEGORY_MMX:
+	case ZYDIS_CATEGORY_X87_ALU: case ZYDIS_CATEGORY_FCMOV: case ZYDIS_CATEGORY_LOGICAL_FP:
+	case ZYDIS_CATEGORY_AES: case ZYDIS_CATEGORY_SHA: case ZYDIS_CATEGORY_PCLMULQDQ:
+	case ZYDIS_CATEGORY_STTNI: case ZYDIS_CATEGORY_BMI1: case ZYDIS_CATEGORY_BMI2:
+	case ZYDIS_CATEGORY_LZCNT: case ZYDIS_CATEGORY_ADOX_ADCX: case ZYDIS_CATEGORY_BLEND:
+	case ZYDIS_CATEGORY_SEGOP:
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* Inside those categories, what still reaches beyond the state and RAM
+ * (CPUID answers from the host's table, MONITOR arms the host's
+ * monitor) or leaves state emu_single does not move behind: the
+ * interrupt shadow of STI, MOV SS and POP SS (KVM keeps it). IRET is
+ * exact but for the NMI blocking it ends: the caller's to check. */
+static bool single_exact_mnemonic(ZydisMnemonic m)
+{
+	switch (m) {
+	case ZYDIS_MNEMONIC_CPUID: case ZYDIS_MNEMONIC_MONITOR: case ZYDIS_MNEMONIC_MWAIT:
+	case ZYDIS_MNEMONIC_MONITORX: case ZYDIS_MNEMONIC_MWAITX: case ZYDIS_MNEMONIC_STI:
+	case ZYDIS_MNEMONIC_HLT: case ZYDIS_MNEMONIC_ENCLS: case ZYDIS_MNEMONIC_ENCLU:
+	case ZYDIS_MNEMONIC_RDPKRU: case ZYDIS_MNEMONIC_WRPKRU: case ZYDIS_MNEMONIC_XSETBV:
+	case ZYDIS_MNEMONIC_RDTSC: case ZYDIS_MNEMONIC_RDTSCP: case ZYDIS_MNEMONIC_RDPMC:
+		return false;
+	default:
+		return true;
+	}
+}
+
+/* No operand is a control or debug register, and SS is not loaded. */
+static bool single_exact_operands(const ZydisDecodedInstruction *zi, const ZydisDecodedOperand *zo)
+{
+	for (unsigned i = 0; i < zi->operand_count; i++) {
+		if (zo[i].type != ZYDIS_OPERAND_TYPE_REGISTER)
+			continue;
+		ZydisRegisterClass c = ZydisRegisterGetClass(zo[i].reg.value);
+		if (c == ZYDIS_REGCLASS_CONTROL || c == ZYDIS_REGCLASS_DEBUG)
+			return false;
+		if (zo[i].reg.value == ZYDIS_REGISTER_SS && (zo[i].actions & ZYDIS_OPERAND_ACTION_MASK_WRITE))
+			return false;
+	}
+	return true;
+}
+
+bool emu_single_exact(const struct x86_sregs *sregs, const uint8_t *insn, unsigned len,
+		      unsigned *needs)
+{
+	ZydisDecodedInstruction zi;
+	ZydisDecodedOperand zo[ZYDIS_MAX_OPERAND_COUNT];
+	*needs = EMU_SINGLE_PART_ALL;
+	if (!single_decode(sregs, insn, len, &zi, zo))
+		return false;
+	unsigned attrs = x86_mnemonic(zi.mnemonic)->attrs;
+	if (!single_exact_category(zi.meta.category) || !single_exact_mnemonic(zi.mnemonic) ||
+	    (zi.attributes & ZYDIS_ATTRIB_IS_PRIVILEGED) || (attrs & (X86_MN_MSR | X86_MN_XSAVE)) ||
+	    !single_exact_operands(&zi, zo) || emu_handler_for(zi.mnemonic) == emu_unimplemented)
+		return false;
+	*needs = EMU_SINGLE_PART_REGS | EMU_SINGLE_PART_SREGS;
+	if (single_needs_fpu(&zi, zo))
+		*needs |= EMU_SINGLE_PART_FPU;
+	return true;
 }
 
 bool emu_single_xcr0_ok(const uint8_t *insn, unsigned len, const struct x86_sregs *sregs,
@@ -169,6 +248,9 @@ static void single_load(struct emu_single *s, const struct emu_single_state *st,
 {
 	struct emu_cpu *cpu = &s->cpu;
 	struct emu_core *c = &s->core;
+	bool keep_tlb = st->continues && s->tlb_filled &&
+			cpu->sregs.cr0 == st->arch.sregs.cr0 && cpu->sregs.cr3 == st->arch.sregs.cr3 &&
+			cpu->sregs.cr4 == st->arch.sregs.cr4 && cpu->sregs.efer == st->arch.sregs.efer;
 	load_regs(cpu, &st->arch.regs);
 	cpu->sregs = st->arch.sregs;
 	cpu->fpu = st->arch.fpu;
@@ -184,7 +266,11 @@ static void single_load(struct emu_single *s, const struct emu_single_state *st,
 	__atomic_store_n(&c->kick, false, __ATOMIC_RELAXED);
 	if (!resume)
 		emu_replay_reset(cpu);
-	emu_core_restart(cpu);
+	if (keep_tlb)
+		emu_core_restart_keep_tlb(cpu);
+	else
+		emu_core_restart(cpu);
+	s->tlb_filled = true;
 
 	struct x86_debugregs dr = st->arch.dr;
 	dr.dr7 &= ~DR7_ENABLE_BITS;             /* the other engine's hardware checks them */
@@ -279,8 +365,10 @@ enum emu_single_result emu_single_step(struct emu_single *s, struct emu_single_s
 	*changed = 0;
 	single_load(s, st, resume, true);
 	emu_pin_insn(&s->cpu, insn, len);
+	s->core.event_in_insn = false;
 	enum emu_single_result r = single_outcome(s, emu_exec_run(&s->cpu, EMU_SINGLE_BUDGET),
 						  exit);
+	st->delivered = s->core.event_in_insn;
 	if (r != EMU_SINGLE_DONE)
 		return r;
 	return single_finish(s, st, exit, changed);
@@ -301,6 +389,7 @@ enum emu_single_result emu_single_deliver(struct emu_single *s, struct emu_singl
 const struct emu_single_ops emu_single_ops = {
 	.describe = emu_single_describe,
 	.xcr0_ok = emu_single_xcr0_ok,
+	.exact = emu_single_exact,
 	.create = emu_single_create,
 	.destroy = emu_single_destroy,
 	.step = emu_single_step,

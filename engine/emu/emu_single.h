@@ -44,6 +44,11 @@ struct emu_single;
 struct emu_single_state {
 	unsigned loaded;
 	struct x86_state arch;
+	bool delivered;        /* out: the step delivered an exception (its handler is next) */
+	/* in: the state is what this core's last step left, nothing else
+	 * changed it or the page tables since: the core keeps its TLB (a
+	 * flush is ~160 KiB of stores) */
+	bool continues;
 };
 
 /* Parts of struct emu_single_state: loaded, needed, changed. */
@@ -72,6 +77,16 @@ enum emu_single_result {
  * instead). */
 bool emu_single_describe(const struct x86_sregs *sregs, const uint8_t *insn, unsigned len,
 			 char name[EMU_SINGLE_NAME_MAX], unsigned *needs);
+/* Whether emu's core executes this instruction exactly as the CPU would,
+ * touching nothing but the state emu_single moves and RAM (no port,
+ * MSR, CPUID, TSC, control or debug register, no descriptor-table load,
+ * no interrupt shadow, no event delivery of its own, no XSAVE state
+ * beyond emu's image): then a debugger may step it on this core instead
+ * of the other engine. IRET is exact where NMIs are not blocked (the
+ * caller knows). *needs as for emu_single_describe. A memory
+ * operand outside RAM still leaves as EMU_SINGLE_ACCESS. */
+bool emu_single_exact(const struct x86_sregs *sregs, const uint8_t *insn, unsigned len,
+		      unsigned *needs);
 /* XSAVE/XRSTOR are exact only for XCR0's x87 and SSE components: false
  * when the instruction is one of them and xcr0 enables more. */
 bool emu_single_xcr0_ok(const uint8_t *insn, unsigned len, const struct x86_sregs *sregs,
@@ -104,6 +119,8 @@ struct emu_single_ops {
 			 char name[EMU_SINGLE_NAME_MAX], unsigned *needs);
 	bool (*xcr0_ok)(const uint8_t *insn, unsigned len, const struct x86_sregs *sregs,
 			uint64_t xcr0);
+	bool (*exact)(const struct x86_sregs *sregs, const uint8_t *insn, unsigned len,
+		      unsigned *needs);
 	struct emu_single *(*create)(struct vcpu *vcpu, struct err *e);
 	void (*destroy)(struct emu_single *s);
 	enum emu_single_result (*step)(struct emu_single *s, struct emu_single_state *st,

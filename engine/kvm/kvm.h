@@ -203,6 +203,7 @@ int kvm_op_irqchip_get(struct vcpu *vcpu, struct engine_irqchip *chip);
 int kvm_op_get_debugregs(struct vcpu *vcpu, struct x86_debugregs *dr);
 int kvm_op_set_debugregs(struct vcpu *vcpu, const struct x86_debugregs *dr);
 int kvm_op_get_run_state(struct vcpu *vcpu, bool *halted, bool *waiting_sipi);
+int kvm_op_events_pending(struct vcpu *vcpu, bool *pending, bool *nmi_blocked);
 /* vcpu->get_state / set_state, built on the ones above */
 int kvm_op_get_state(struct vcpu *vcpu, unsigned mask, struct x86_state *st);
 int kvm_op_set_state(struct vcpu *vcpu, unsigned mask, const struct x86_state *st);

@@ -36,6 +36,7 @@ static const struct engine_debug_ops kvm_debug_ops = {
 
 static const struct engine_lend_ops kvm_lend_ops = {
 	.run = kvm_op_run_borrowed,
+	.events_pending = kvm_op_events_pending,
 };
 
 const struct engine_ops kvm_engine_ops = {

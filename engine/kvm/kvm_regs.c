@@ -359,6 +359,27 @@ int kvm_op_get_run_state(struct vcpu *vcpu, bool *halted, bool *waiting_sipi)
 	return 0;
 }
 
+/* Events KVM holds for the vCPU's next entry that a step elsewhere would
+ * lose or misplace: an exception, NMI or interrupt pending or injected,
+ * and the one-instruction interrupt shadow of STI / MOV SS; and the NMI
+ * blocking an IRET would end. */
+int kvm_op_events_pending(struct vcpu *vcpu, bool *pending, bool *nmi_blocked)
+{
+	struct kvm_vcpu_state *v = kvm_vcpu_of(vcpu);
+	struct kvm_vcpu_events ev;
+	*pending = *nmi_blocked = true;
+	if (!v->kvm->caps.vcpu_events)
+		return -ENOTSUP;
+	int r = kvm_ioctl(v->fd, KVM_GET_VCPU_EVENTS, &ev);
+	if (r < 0)
+		return r;
+	*pending = ev.exception.injected || ev.exception.pending || ev.interrupt.injected ||
+		   ev.nmi.injected || ev.nmi.pending || ev.interrupt.shadow ||
+		   ((ev.flags & KVM_VCPUEVENT_VALID_SMM) && ev.smi.pending);
+	*nmi_blocked = ev.nmi.masked;
+	return 0;
+}
+
 /* --- the state ops: by part ---------------------------------------------------------- */
 
 static const uint32_t kvm_state_msr_index[] = {
@@ -443,6 +464,12 @@ int kvm_op_set_state(struct vcpu *vcpu, unsigned mask, const struct x86_state *s
 	if ((mask & X86_STATE_SREGS) && (r = kvm_op_set_sregs(vcpu, &st->sregs)) < 0)
 		return r;
 	if ((mask & X86_STATE_REGS) && (r = kvm_op_set_regs(vcpu, &st->regs)) < 0)
+		return r;
+	/* KVM ties its single-step trap flag to the RIP it was armed at: a
+	 * RIP written while stepping (a step done elsewhere, gdb's $pc) gets
+	 * the trap re-armed here, or the next KVM_RUN would run freely */
+	if ((mask & X86_STATE_REGS) && v->debug.single_step &&
+	    (r = kvm_op_set_debug(vcpu, &v->debug)) < 0)
 		return r;
 	if ((mask & X86_STATE_XCR0) && (r = kvm_state_set_xcr0(v, st->xcr0)) < 0)
 		return r;

@@ -5,7 +5,7 @@
 # and runs one (`make unit-debug_test`).
 UNIT_TESTS := rsp_test kvm_selftest kvm_msr_test machine_test debug_test emu_debug_test \
 	emu_platform_test x86_desc_test x86_seg_load_test x86_paging_test emu_cpuid_test \
-	agent_test snapshot_test
+	agent_test snapshot_test emu_single_exact_test
 
 .PHONY: unit
 unit: $(UNIT_TESTS:%=$(BUILD)/tests/%)
@@ -61,6 +61,10 @@ $(BUILD)/tests/x86_desc_test: $(BUILD)/x86/desc.o
 $(BUILD)/tests/x86_seg_load_test: $(addprefix $(BUILD)/,x86/seg_load.o x86/desc.o util/err.o)
 # x86/: page-table enumeration over hand-built tables.
 $(BUILD)/tests/x86_paging_test: $(BUILD)/x86/paging.o
+
+# engine/emu/emu_single.c's judgment of exact instructions: vmdb's objects
+# but its main (emu's core needs the machine for its memory).
+$(BUILD)/tests/emu_single_exact_test: $(filter-out $(BUILD)/cli/%,$(OBJS))
 
 # engine/emu/'s CPUID model alone, with a fake vCPU count.
 $(BUILD)/tests/emu_cpuid_test: $(BUILD)/engine/emu/emu_cpuid.o
