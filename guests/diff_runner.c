@@ -55,10 +55,10 @@
 #include <stdint.h>
 
 #include "guests/rt/boot.h"
-#include "guests/rt/desc.h"
 #include "guests/rt/idt.h"
 #include "guests/rt/io.h"
 #include "guests/rt/report.h"
+#include "guests/rt/ring3.h"
 #include "guests/rt/serial.h"
 #include "guests/rt/string.h"
 #include "x86/desc.h"
@@ -107,25 +107,14 @@ struct diff_seq_hdr {
 
 _Static_assert(sizeof(struct diff_blob_hdr) == 40, "blob header layout (tests/diffgen.py)");
 
-/* Ring-3 mode: selectors, paging and TSS. */
+/* Ring-3 mode (guests/rt/ring3.h): the way back to ring 0. */
 #define SEL_KCODE   RT_GDT_CODE64
 #define SEL_KDATA   RT_GDT_DATA
-#define SEL_UDATA   0x20
-#define SEL_UCODE   0x28
-#define SEL_TSS     0x30
-#define RPL3        3
-#define GDT_UDATA   0x00cff3000000ffffull           /* data, DPL 3, 4 GiB flat, writable */
-#define GDT_UCODE64 0x00affb000000ffffull           /* code, DPL 3, L=1 */
 /* Ring 3 runs with IF set: this host's KVM sets it there whatever the
  * IRETQ image says (PUSHF would show the difference); no interrupt source
  * is enabled, so none arrives. */
 #define DIFF_RING3_FLAGS 0x202                      /* RFLAGS_FIXED1 | RFLAGS_IF */
 _Static_assert(DIFF_RING3_FLAGS == (RFLAGS_FIXED1 | RFLAGS_IF), "IRETQ image");
-#define MAPPED_GIB  4
-#ifndef CR4_SMEP
-#define CR4_SMEP    (1ull << 20)
-#define CR4_SMAP    (1ull << 21)
-#endif
 
 _Static_assert(sizeof(struct diff_seq_hdr) == 8 + 8 * DIFF_NREGS + 8, "sequence header layout");
 
@@ -142,12 +131,6 @@ static bool ring3;
 uint8_t diff_fx_in[DIFF_FX_SIZE] __attribute__((aligned(16)));
 uint8_t diff_fx_out[DIFF_FX_SIZE] __attribute__((aligned(16)));
 uint8_t diff_user_stack[4096] __attribute__((aligned(16)));
-static uint8_t r3_kstack[16384] __attribute__((aligned(16)));
-static uint64_t r3_gdt[8] __attribute__((aligned(16)));
-static struct rt_tss64 r3_tss __attribute__((aligned(16)));
-static uint64_t r3_pml4[512] __attribute__((aligned(4096)));
-static uint64_t r3_pdpt[512] __attribute__((aligned(4096)));
-static uint64_t r3_pd[MAPPED_GIB][512] __attribute__((aligned(4096)));
 
 /* Exceptions a sequence may end with (no NMI, #DF, #MC; INT3 and INT n are
  * left out of the sequences: this host's KVM cannot run them in ring 0). */
@@ -217,11 +200,11 @@ __asm__(
 	"diff_enter3:\n"
 	"	push %rbx\n	push %rbp\n	push %r12\n	push %r13\n	push %r14\n	push %r15\n"
 	"	mov %rsp, diff_saved_rsp(%rip)\n"
-	"	pushq $" STR(SEL_UDATA + RPL3) "\n"
+	"	pushq $" RT_USER_SS "\n"
 	"	lea diff_user_stack+4096(%rip), %rax\n"
 	"	push %rax\n"
 	"	pushq $" STR(DIFF_RING3_FLAGS) "\n"
-	"	pushq $" STR(SEL_UCODE + RPL3) "\n"
+	"	pushq $" RT_USER_CS "\n"
 	"	lea diff_user_enter(%rip), %rax\n"
 	"	push %rax\n"
 	"	iretq\n"
@@ -368,43 +351,9 @@ static const uint8_t *run_one(unsigned k, const uint8_t *p, const uint8_t *end)
 	return p;
 }
 
-/* Page tables for ring 3: 0-4 GiB identity-mapped with 2 MiB user pages
- * (as the boot tables map it, plus U), nothing above (the sequences' #PF
- * cases rely on 4 GiB being unmapped). */
-static void r3_paging(void)
-{
-	for (unsigned g = 0; g < MAPPED_GIB; g++) {
-		for (unsigned i = 0; i < 512; i++)
-			r3_pd[g][i] = ((uint64_t)g << 30) + i * X86_PAGE_SIZE_2M +
-				      (PTE_P | PTE_W | PTE_U | PTE_PS);
-		r3_pdpt[g] = (uint64_t)(uintptr_t)r3_pd[g] | PTE_P | PTE_W | PTE_U;
-	}
-	r3_pml4[0] = (uint64_t)(uintptr_t)r3_pdpt | PTE_P | PTE_W | PTE_U;
-	/* supervisor code runs on user pages: SMEP/SMAP must be off */
-	write_cr4(read_cr4() & ~(CR4_SMEP | CR4_SMAP));
-	__asm__ volatile("mov %0, %%cr3" :: "r"((uint64_t)(uintptr_t)r3_pml4) : "memory");
-}
-
-/* The runtime's GDT entries, user code and data, and a TSS. */
-static void r3_gdt_tss(void)
-{
-	struct { uint16_t limit; uint64_t base; } __attribute__((packed)) gdtr;
-	__asm__ volatile("sgdt %0" : "=m"(gdtr));
-	memcpy(r3_gdt, (const void *)(uintptr_t)gdtr.base, 4 * sizeof(uint64_t));
-	r3_gdt[SEL_UDATA / 8] = GDT_UDATA;
-	r3_gdt[SEL_UCODE / 8] = GDT_UCODE64;
-	r3_tss.rsp[0] = (uint64_t)(uintptr_t)(r3_kstack + sizeof(r3_kstack));
-	r3_tss.iomap_base = sizeof(r3_tss);
-	rt_tss_descriptor(&r3_gdt[SEL_TSS / 8], (uint64_t)(uintptr_t)&r3_tss, sizeof(r3_tss) - 1);
-	gdtr.limit = sizeof(r3_gdt) - 1;
-	gdtr.base = (uint64_t)(uintptr_t)r3_gdt;
-	__asm__ volatile("lgdt %0\n\tltr %w1" :: "m"(gdtr), "r"(SEL_TSS) : "memory");
-}
-
 static void ring3_setup(void)
 {
-	r3_paging();
-	r3_gdt_tss();
+	rt_ring3_setup();
 	__asm__ volatile("mov %%cr0, %%rax\n\tand %0, %%rax\n\tor %1, %%rax\n\tmov %%rax, %%cr0"
 			 :: "r"(~(CR0_EM | CR0_TS)), "r"(CR0_MP | CR0_NE) : "rax", "memory");
 	write_cr4(read_cr4() | CR4_OSFXSR | CR4_OSXMMEXCPT);

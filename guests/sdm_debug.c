@@ -22,10 +22,10 @@
  * gdb: `break sdm_run` then `stepi N`. */
 #include "guests/rt/boot.h"
 #include "guests/rt/cmdline.h"
-#include "guests/rt/desc.h"
 #include "guests/rt/idt.h"
 #include "guests/rt/io.h"
 #include "guests/rt/report.h"
+#include "guests/rt/ring3.h"
 #include "guests/rt/serial.h"
 #include "guests/rt/string.h"
 #include "x86/desc.h"
@@ -35,14 +35,7 @@
 #define MAX_EVENTS 64
 #define VEC_SOFT 0x40                       /* INT n target of dataint */
 
-#define SEL_UDATA 0x20
-#define SEL_UCODE 0x28
-#define SEL_TSS   0x30
-#define GDT_UDATA   0x00cff3000000ffffull  /* data, DPL 3, flat, writable */
-#define GDT_UCODE64 0x00affb000000ffffull  /* code, DPL 3, L=1 */
 #define SYSCALL_FMASK (RFLAGS_TF | RFLAGS_IF | RFLAGS_DF | RFLAGS_AC)
-#define CR4_SMEP_BIT (1ull << 20)
-#define CR4_SMAP_BIT (1ull << 21)
 
 enum ev_kind { EV_DB, EV_INT };
 
@@ -54,13 +47,7 @@ struct ev {
 static struct ev events[MAX_EVENTS];
 static unsigned nevents;
 
-static uint64_t r3_gdt[8] __attribute__((aligned(16)));
-static struct rt_tss64 r3_tss __attribute__((aligned(16)));
-static uint8_t r3_kstack[16384] __attribute__((aligned(16)));
 uint8_t sdm_user_stack[4096] __attribute__((aligned(16)));
-static uint64_t r3_pml4[512] __attribute__((aligned(4096)));
-static uint64_t r3_pdpt[512] __attribute__((aligned(4096)));
-static uint64_t r3_pd[4][512] __attribute__((aligned(4096)));
 uint64_t sdm_saved_rsp;
 volatile uint16_t sdm_ss_word = RT_GDT_DATA;
 
@@ -95,10 +82,10 @@ __asm__(".text\n"
 	"sdm_user_call:\n"
 	"	push %rbx\n push %rbp\n push %r12\n push %r13\n push %r14\n push %r15\n"
 	"	mov %rsp, sdm_saved_rsp(%rip)\n"
-	"	pushq $0x23\n"
+	"	pushq $" RT_USER_SS "\n"
 	"	lea sdm_user_stack+4096(%rip), %rax\n push %rax\n"
 	"	pushq $0x2\n"
-	"	pushq $0x2b\n"
+	"	pushq $" RT_USER_CS "\n"
 	"	push %rdi\n"
 	"	iretq\n"
 	"sdm_user_exit:\n"
@@ -221,31 +208,10 @@ __asm__(".text\n"
 	L(sk_b) "nop\n"
 	L(sk_end) "sysretq\n");
 
-/* Ring 3: 0-4 GiB identity-mapped with 2 MiB user pages, user code and
- * data in the GDT, a TSS for the way back to ring 0, SYSCALL/SYSRET. */
+/* Ring 3 (guests/rt/ring3.h) with SYSCALL/SYSRET. */
 static void ring3_setup(void)
 {
-	for (unsigned g = 0; g < 4; g++) {
-		for (unsigned i = 0; i < 512; i++)
-			r3_pd[g][i] = ((uint64_t)g << 30) + i * X86_PAGE_SIZE_2M +
-				      (PTE_P | PTE_W | PTE_U | PTE_PS);
-		r3_pdpt[g] = (uint64_t)(uintptr_t)r3_pd[g] | PTE_P | PTE_W | PTE_U;
-	}
-	r3_pml4[0] = (uint64_t)(uintptr_t)r3_pdpt | PTE_P | PTE_W | PTE_U;
-	write_cr4(read_cr4() & ~(CR4_SMEP_BIT | CR4_SMAP_BIT));
-	__asm__ volatile("mov %0, %%cr3" :: "r"((uint64_t)(uintptr_t)r3_pml4) : "memory");
-
-	struct { uint16_t limit; uint64_t base; } __attribute__((packed)) gdtr;
-	__asm__ volatile("sgdt %0" : "=m"(gdtr));
-	memcpy(r3_gdt, (const void *)(uintptr_t)gdtr.base, 4 * sizeof(uint64_t));
-	r3_gdt[SEL_UDATA / 8] = GDT_UDATA;
-	r3_gdt[SEL_UCODE / 8] = GDT_UCODE64;
-	r3_tss.rsp[0] = (uint64_t)(uintptr_t)(r3_kstack + sizeof(r3_kstack));
-	r3_tss.iomap_base = sizeof(r3_tss);
-	rt_tss_descriptor(&r3_gdt[SEL_TSS / 8], (uint64_t)(uintptr_t)&r3_tss, sizeof(r3_tss) - 1);
-	gdtr.limit = sizeof(r3_gdt) - 1;
-	gdtr.base = (uint64_t)(uintptr_t)r3_gdt;
-	__asm__ volatile("lgdt %0\n\tltr %w1" :: "m"(gdtr), "r"(SEL_TSS) : "memory");
+	rt_ring3_setup();
 
 	wrmsr(MSR_EFER, rdmsr(MSR_EFER) | EFER_SCE);
 	/* SYSCALL: CS 0x08, SS 0x10; SYSRET: SS 0x20|3, CS 0x28|3 */

@@ -12,10 +12,10 @@
  * gdb: `break exact_stepped` then `stepi N` (a few hundred instructions
  * cover both rings). */
 #include "guests/rt/boot.h"
-#include "guests/rt/desc.h"
 #include "guests/rt/idt.h"
 #include "guests/rt/io.h"
 #include "guests/rt/report.h"
+#include "guests/rt/ring3.h"
 #include "guests/rt/serial.h"
 #include "guests/rt/string.h"
 #include "x86/desc.h"
@@ -23,13 +23,6 @@
 
 #define STEP_FN __attribute__((noinline, noclone, used))
 
-#define SEL_UDATA 0x20
-#define SEL_UCODE 0x28
-#define SEL_TSS   0x30
-#define GDT_UDATA   0x00cff3000000ffffull  /* data, DPL 3, flat, writable */
-#define GDT_UCODE64 0x00affb000000ffffull  /* code, DPL 3, L=1 */
-#define CR4_SMEP_BIT (1ull << 20)
-#define CR4_SMAP_BIT (1ull << 21)
 #define DIV_LEN 3                          /* div %rcx: 48 f7 f1 */
 #define RESULT_WORDS 16
 
@@ -44,22 +37,7 @@ struct exact_run {
 	struct exact_result ring0, ring3;
 };
 
-struct tss64 {
-	uint32_t rsv0;
-	uint64_t rsp[3];
-	uint64_t rsv1;
-	uint64_t ist[7];
-	uint64_t rsv2;
-	uint16_t rsv3, iomap_base;
-} __attribute__((packed));
-
-static uint64_t r3_gdt[8] __attribute__((aligned(16)));
-static struct tss64 r3_tss __attribute__((aligned(16)));
-static uint8_t r3_kstack[16384] __attribute__((aligned(16)));
 uint8_t exact_user_stack[4096] __attribute__((aligned(16)));
-static uint64_t r3_pml4[512] __attribute__((aligned(4096)));
-static uint64_t r3_pdpt[512] __attribute__((aligned(4096)));
-static uint64_t r3_pd[4][512] __attribute__((aligned(4096)));
 uint64_t exact_saved_rsp;
 struct exact_result *exact_arg;
 static struct exact_result *fault_into;
@@ -123,10 +101,10 @@ __asm__(".text\n"
 	"exact_user_call:\n"
 	"	push %rbx\n push %rbp\n push %r12\n push %r13\n push %r14\n push %r15\n"
 	"	mov %rsp, exact_saved_rsp(%rip)\n"
-	"	pushq $0x23\n"
+	"	pushq $" RT_USER_SS "\n"
 	"	lea exact_user_stack+4096(%rip), %rax\n push %rax\n"
 	"	pushq $0x2\n"
-	"	pushq $0x2b\n"
+	"	pushq $" RT_USER_CS "\n"
 	"	lea exact_user_entry(%rip), %rax\n push %rax\n"
 	"	iretq\n"
 	"exact_user_entry:\n"
@@ -156,31 +134,11 @@ static void de_handler(struct rt_frame *f)
 	f->rip += DIV_LEN;
 }
 
-/* 0-4 GiB identity-mapped with 2 MiB user pages, user code and data in
- * the GDT, a TSS for the way back to ring 0. */
+/* Ring 3 (guests/rt/ring3.h) with SSE. */
 static void ring3_setup(void)
 {
-	for (unsigned g = 0; g < 4; g++) {
-		for (unsigned i = 0; i < 512; i++)
-			r3_pd[g][i] = ((uint64_t)g << 30) + i * X86_PAGE_SIZE_2M +
-				      (PTE_P | PTE_W | PTE_U | PTE_PS);
-		r3_pdpt[g] = (uint64_t)(uintptr_t)r3_pd[g] | PTE_P | PTE_W | PTE_U;
-	}
-	r3_pml4[0] = (uint64_t)(uintptr_t)r3_pdpt | PTE_P | PTE_W | PTE_U;
-	write_cr4((read_cr4() & ~(CR4_SMEP_BIT | CR4_SMAP_BIT)) | CR4_OSFXSR | CR4_OSXMMEXCPT);
-	__asm__ volatile("mov %0, %%cr3" :: "r"((uint64_t)(uintptr_t)r3_pml4) : "memory");
-
-	struct { uint16_t limit; uint64_t base; } __attribute__((packed)) gdtr;
-	__asm__ volatile("sgdt %0" : "=m"(gdtr));
-	memcpy(r3_gdt, (const void *)(uintptr_t)gdtr.base, 4 * sizeof(uint64_t));
-	r3_gdt[SEL_UDATA / 8] = GDT_UDATA;
-	r3_gdt[SEL_UCODE / 8] = GDT_UCODE64;
-	r3_tss.rsp[0] = (uint64_t)(uintptr_t)(r3_kstack + sizeof(r3_kstack));
-	r3_tss.iomap_base = sizeof(r3_tss);
-	rt_tss_descriptor(&r3_gdt[SEL_TSS / 8], (uint64_t)(uintptr_t)&r3_tss, sizeof(r3_tss) - 1);
-	gdtr.limit = sizeof(r3_gdt) - 1;
-	gdtr.base = (uint64_t)(uintptr_t)r3_gdt;
-	__asm__ volatile("lgdt %0\n\tltr %w1" :: "m"(gdtr), "r"(SEL_TSS) : "memory");
+	rt_ring3_setup();
+	write_cr4(read_cr4() | CR4_OSFXSR | CR4_OSXMMEXCPT);
 }
 
 static void seed(struct exact_result *r)
