@@ -17,7 +17,7 @@
  * the copy of the bytes) in a second one, so that the blocks that run
  * share the host's caches with less. When either is full every block is
  * dropped at once. */
-#define BLOCK_SLOT_BITS 16
+#define BLOCK_SLOT_BITS 18
 #define BLOCK_SLOTS (1u << BLOCK_SLOT_BITS)
 #define BLOCK_ARENA (64u << 20)
 /* Blocks run one after the other through their links (chain) before the
