@@ -148,6 +148,7 @@ static void str_run(struct emu_cpu *cpu, const struct emu_insn *in, enum str_kin
 	int64_t delta = (cpu->rflags & RFLAGS_DF) ? -(int64_t)size : (int64_t)size;
 	bool rep = in->flags & (EMU_I_REP | EMU_I_REPNE);
 	bool cond = k == STR_CMPS || k == STR_SCAS;
+	c->rep_pending = false;            /* in a block, step() did not clear it */
 	if ((k == STR_INS || k == STR_OUTS) && (cpu->sregs.cr0 & CR0_PE) &&
 	    c->cpl > ((cpu->rflags & RFLAGS_IOPL_MASK) >> 12))
 		emu_gp(cpu, 0);

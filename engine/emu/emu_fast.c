@@ -51,7 +51,7 @@
  * no interrupt shadow, no HLT step, emu_dbg_armed() false (no DR7 enable,
  * TF, RF or debugger request), and after the interrupt check. Inside a
  * block nothing can change that, because every instruction that could
- * (POPF, STI, MOV to CR/DR/Sreg, INT, IRET, I/O, string ...) is not plain
+ * (POPF, STI, MOV to CR/DR/Sreg, INT, IRET, I/O ...) is not plain
  * and goes through step(). Device accesses made by plain instructions
  * (MMIO) end the block after the instruction (emu_mem.c after_platform),
  * the budget (quantum, timer deadline) is respected to the instruction,
@@ -160,13 +160,14 @@ void emu_stats_report(struct emu_vm *evm)
 /* --- building blocks ---------------------------------------------------------------- */
 
 /* Plain (X86_MN_PLAIN in x86/insn.c's table: nothing but GPRs, the
- * arithmetic flags and DF, memory and RIP), or an SSE instruction on XMM
- * registers (emu_sse_insn), with an exact handler, in the operand forms
+ * arithmetic flags and DF, memory and RIP), an SSE instruction on XMM
+ * registers (emu_sse_insn) or one of emu_fast_also_plain, with an exact handler, in the operand forms
  * that keep it plain (see the top of the file). */
 static bool is_plain(const struct emu_insn *in)
 {
 	bool sse = emu_sse_insn(in);
-	if ((!sse && !(x86_mnemonic(in->mnemonic)->attrs & X86_MN_PLAIN)) ||
+	if ((!sse && !(x86_mnemonic(in->mnemonic)->attrs & X86_MN_PLAIN) &&
+	     !emu_fast_also_plain(in)) ||
 	    in->fn == emu_unimplemented || in->fn == emu_mov_special || (in->flags & EMU_I_FAR))
 		return false;
 	for (unsigned i = 0; i < in->nops; i++) {

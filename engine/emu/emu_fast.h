@@ -226,6 +226,16 @@ unsigned emu_fop_cont(struct emu_cpu *cpu, struct emu_core *c, const struct emu_
  * implicit, is not one of them). */
 bool emu_sse_insn(const struct emu_insn *in);
 
+/* An instruction x86/insn.c does not call plain that blocks run all the
+ * same: the string instructions but INS/OUTS (their exact handler, which
+ * commits each iteration and, REP, leaves RIP at the instruction while
+ * iterations are left: the block ends after them, as after every
+ * instruction that may store the exact way), PUSHFQ (exact flags pushed),
+ * CLI (it only keeps interrupts out, which a block does anyway), RDTSC and
+ * RDTSCP (time is the retired count, exact in an exact handler: sync_at)
+ * and the hints that do nothing (PAUSE, PREFETCHh, the fences). */
+bool emu_fast_also_plain(const struct emu_insn *in);
+
 /* The handler of the plain instruction in (index idx in its block, pos
  * bytes from its start) into f. */
 void emu_fop_build(const struct emu_insn *in, struct emu_fop *f, unsigned idx, unsigned pos);

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <Zydis/Zydis.h>
 
+#include "engine/emu/emu_debug.h"
 #include "engine/emu/emu_flags.h"
 #include "x86/insn.h"
 
@@ -721,6 +722,18 @@ FOP(pop_r)
 	NEXT;
 }
 
+/* PUSHFQ: the flags as h_pushf pushes them (exact: it looks at them all;
+ * VM and RF read as 0). */
+FOP(pushf)
+{
+	uint64_t sp = cpu->gpr[EMU_RSP] - 8;
+	WR(p, sp, 8);
+	emu_flags_sync(cpu);
+	store(p, 8, emu_dbg_rflags_image(cpu) & ~(RFLAGS_VM | RFLAGS_RF));
+	cpu->gpr[EMU_RSP] = sp;
+	NEXT;
+}
+
 /* Branches: f->imm is the target's offset from the block start. */
 FOP(jmp_rel)
 {
@@ -956,9 +969,55 @@ bool emu_sse_insn(const struct emu_insn *in)
 	return false;
 }
 
+/* MOVS, STOS, LODS, CMPS, SCAS (not the SSE2 MOVSD/CMPSD), REP or not. */
+static bool is_string(const struct emu_insn *in)
+{
+	switch (in->mnemonic) {
+	case ZYDIS_MNEMONIC_MOVSD: case ZYDIS_MNEMONIC_CMPSD:
+		return in->opmap == ZYDIS_OPCODE_MAP_DEFAULT;
+	case ZYDIS_MNEMONIC_MOVSB: case ZYDIS_MNEMONIC_MOVSW: case ZYDIS_MNEMONIC_MOVSQ:
+	case ZYDIS_MNEMONIC_STOSB: case ZYDIS_MNEMONIC_STOSW: case ZYDIS_MNEMONIC_STOSD:
+	case ZYDIS_MNEMONIC_STOSQ: case ZYDIS_MNEMONIC_LODSB: case ZYDIS_MNEMONIC_LODSW:
+	case ZYDIS_MNEMONIC_LODSD: case ZYDIS_MNEMONIC_LODSQ: case ZYDIS_MNEMONIC_CMPSB:
+	case ZYDIS_MNEMONIC_CMPSW: case ZYDIS_MNEMONIC_CMPSQ: case ZYDIS_MNEMONIC_SCASB:
+	case ZYDIS_MNEMONIC_SCASW: case ZYDIS_MNEMONIC_SCASD: case ZYDIS_MNEMONIC_SCASQ:
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* Hints that do nothing here (PAUSE, the prefetches, the fences). */
+static bool is_hint(const struct emu_insn *in)
+{
+	switch (in->mnemonic) {
+	case ZYDIS_MNEMONIC_PAUSE: case ZYDIS_MNEMONIC_LFENCE: case ZYDIS_MNEMONIC_MFENCE:
+	case ZYDIS_MNEMONIC_SFENCE: case ZYDIS_MNEMONIC_PREFETCH: case ZYDIS_MNEMONIC_PREFETCHNTA:
+	case ZYDIS_MNEMONIC_PREFETCHT0: case ZYDIS_MNEMONIC_PREFETCHT1:
+	case ZYDIS_MNEMONIC_PREFETCHT2: case ZYDIS_MNEMONIC_PREFETCHW:
+		return true;
+	default:
+		return false;
+	}
+}
+
+bool emu_fast_also_plain(const struct emu_insn *in)
+{
+	if (is_string(in) || is_hint(in))
+		return true;
+	switch (in->mnemonic) {
+	case ZYDIS_MNEMONIC_PUSHFQ: case ZYDIS_MNEMONIC_CLI: case ZYDIS_MNEMONIC_RDTSC:
+	case ZYDIS_MNEMONIC_RDTSCP:
+		return true;
+	default:
+		return false;
+	}
+}
+
 static bool writes_memory(const struct emu_insn *in)
 {
-	if (x86_mnemonic(in->mnemonic)->attrs & X86_MN_PUSHES)
+	if ((x86_mnemonic(in->mnemonic)->attrs & X86_MN_PUSHES) || is_string(in) ||
+	    in->mnemonic == ZYDIS_MNEMONIC_PUSHFQ)
 		return true;
 	if (emu_sse_insn(in))
 		return in->nops && in->op[0].kind == EMU_OP_MEM;
@@ -1213,6 +1272,11 @@ static fop_fn pick(const struct emu_insn *in, struct emu_fop *f)
 		return NULL;
 	case ZYDIS_MNEMONIC_NOP: case ZYDIS_MNEMONIC_ENDBR64:
 		return nop;
+	case ZYDIS_MNEMONIC_PUSHFQ:
+		if (in->osize != 8)
+			return NULL;
+		wmem(f, 8, true);
+		return pushf;
 	case ZYDIS_MNEMONIC_NOT: case ZYDIS_MNEMONIC_NEG:
 		if (in->nops == 1 && (gpr_op(a, 8) || gpr_op(a, 4))) {
 			f->r0 = a->reg;
@@ -1268,6 +1332,8 @@ static fop_fn pick(const struct emu_insn *in, struct emu_fop *f)
 	case ZYDIS_MNEMONIC_RET:
 		return in->osize == 8 && in->nops == 0 ? ret_near : NULL;
 	default:
+		if (is_hint(in))
+			return nop;
 		if (is_jcc(in)) {
 			if (in->osize != 8)
 				return NULL;
