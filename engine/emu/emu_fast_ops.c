@@ -19,6 +19,7 @@
 
 #include "engine/emu/emu_debug.h"
 #include "engine/emu/emu_flags.h"
+#include "engine/emu/emu_sse.h"
 #include "x86/insn.h"
 
 /* --- operands -------------------------------------------------------------------- */
@@ -734,6 +735,176 @@ FOP(pushf)
 	NEXT;
 }
 
+/* --- SSE on XMM registers -------------------------------------------------------- */
+
+/* The integer and logic instructions the guests use most, and the moves,
+ * as the exact handlers (emu_exec_sse*.c) do them: the operation is the
+ * host's own instruction on the operand values (host_*), a 16-byte memory
+ * operand must be aligned. Anything else than a plain case takes the exact
+ * way (f_miss), which raises what is due: #UD/#NM when the SSE state is
+ * off (CR0.EM, CR0.TS, CR4.OSFXSR), #GP for a misaligned operand. */
+typedef void (*sse_fn)(uint8_t d[16], const uint8_t s[16]);
+
+EMU_SSE_HOST_BINOP(pxor, "pxor") EMU_SSE_HOST_BINOP(por, "por")
+EMU_SSE_HOST_BINOP(pand, "pand") EMU_SSE_HOST_BINOP(pandn, "pandn")
+EMU_SSE_HOST_BINOP(pcmpeqb, "pcmpeqb") EMU_SSE_HOST_BINOP(pcmpeqw, "pcmpeqw")
+EMU_SSE_HOST_BINOP(pcmpeqd, "pcmpeqd")
+EMU_SSE_HOST_BINOP(paddb, "paddb") EMU_SSE_HOST_BINOP(paddw, "paddw")
+EMU_SSE_HOST_BINOP(paddd, "paddd") EMU_SSE_HOST_BINOP(paddq, "paddq")
+EMU_SSE_HOST_BINOP(psubb, "psubb") EMU_SSE_HOST_BINOP(psubw, "psubw")
+EMU_SSE_HOST_BINOP(psubd, "psubd") EMU_SSE_HOST_BINOP(psubq, "psubq")
+EMU_SSE_HOST_BINOP(punpcklbw, "punpcklbw") EMU_SSE_HOST_BINOP(punpcklwd, "punpcklwd")
+EMU_SSE_HOST_BINOP(punpckldq, "punpckldq") EMU_SSE_HOST_BINOP(punpcklqdq, "punpcklqdq")
+EMU_SSE_HOST_BINOP(punpckhbw, "punpckhbw") EMU_SSE_HOST_BINOP(punpckhwd, "punpckhwd")
+EMU_SSE_HOST_BINOP(punpckhdq, "punpckhdq") EMU_SSE_HOST_BINOP(punpckhqdq, "punpckhqdq")
+EMU_SSE_HOST_BINOP(psllw, "psllw") EMU_SSE_HOST_BINOP(pslld, "pslld")
+EMU_SSE_HOST_BINOP(psllq, "psllq") EMU_SSE_HOST_BINOP(psrlw, "psrlw")
+EMU_SSE_HOST_BINOP(psrld, "psrld") EMU_SSE_HOST_BINOP(psrlq, "psrlq")
+EMU_SSE_HOST_BINOP(psraw, "psraw") EMU_SSE_HOST_BINOP(psrad, "psrad")
+EMU_SSE_HOST_BINOP(pshufb, "pshufb")
+
+static inline bool sse_ready(const struct emu_cpu *cpu)
+{
+	return !(cpu->sregs.cr0 & (CR0_EM | CR0_TS)) && (cpu->sregs.cr4 & CR4_OSFXSR);
+}
+
+static inline uint8_t *xmm(struct emu_cpu *cpu, unsigned r)
+{
+	return cpu->fpu.xmm[r];
+}
+
+/* xmm r0 = r0 OP xmm r1 (OP: the sse_fn in f->imm) */
+FOP(sse_rr)
+{
+	if (__builtin_expect(!sse_ready(cpu), 0))
+		return f_miss(cpu, c, f);
+	((sse_fn)(uintptr_t)f->imm)(xmm(cpu, f->r0), xmm(cpu, f->r1));
+	NEXT;
+}
+
+/* xmm r0 = r0 OP m128 */
+FOP(sse_rm)
+{
+	uint64_t lin = f_lin(cpu, c, f);
+	if (__builtin_expect(!sse_ready(cpu) || (lin & 15), 0))
+		return f_miss(cpu, c, f);
+	RD(p, lin, 16);
+	((sse_fn)(uintptr_t)f->imm)(xmm(cpu, f->r0), p);
+	NEXT;
+}
+
+/* xmm r0 = r0 shifted by the count r1 (an immediate: as an XMM count) */
+FOP(sse_ri)
+{
+	if (__builtin_expect(!sse_ready(cpu), 0))
+		return f_miss(cpu, c, f);
+	uint8_t count[16] = { f->r1 };
+	((sse_fn)(uintptr_t)f->imm)(xmm(cpu, f->r0), count);
+	NEXT;
+}
+
+/* PSHUFD xmm r0, s, imm (f->imm) */
+static inline void pshufd(uint8_t *d, const uint8_t *s, unsigned ctl)
+{
+	uint8_t r[16];
+	for (unsigned i = 0; i < 4; i++)
+		memcpy(r + 4 * i, s + 4 * ((ctl >> (2 * i)) & 3), 4);
+	memcpy(d, r, 16);
+}
+
+FOP(pshufd_rr)
+{
+	if (__builtin_expect(!sse_ready(cpu), 0))
+		return f_miss(cpu, c, f);
+	pshufd(xmm(cpu, f->r0), xmm(cpu, f->r1), (unsigned)f->imm);
+	NEXT;
+}
+
+FOP(pshufd_rm)
+{
+	uint64_t lin = f_lin(cpu, c, f);
+	if (__builtin_expect(!sse_ready(cpu) || (lin & 15), 0))
+		return f_miss(cpu, c, f);
+	RD(p, lin, 16);
+	pshufd(xmm(cpu, f->r0), p, (unsigned)f->imm);
+	NEXT;
+}
+
+/* MOVDQA/MOVDQU/MOVAPS/MOVUPS/MOVAPD/MOVUPD: xmm r0 = xmm r1 */
+FOP(movx_rr)
+{
+	if (__builtin_expect(!sse_ready(cpu), 0))
+		return f_miss(cpu, c, f);
+	memcpy(xmm(cpu, f->r0), xmm(cpu, f->r1), 16);
+	NEXT;
+}
+
+/* ... xmm r0 = m128: aligned (the A forms) or not (the U forms) */
+FOP(movx_load_a)
+{
+	uint64_t lin = f_lin(cpu, c, f);
+	if (__builtin_expect(!sse_ready(cpu) || (lin & 15), 0))
+		return f_miss(cpu, c, f);
+	RD(p, lin, 16);
+	memcpy(xmm(cpu, f->r0), p, 16);
+	NEXT;
+}
+
+FOP(movx_load_u)
+{
+	uint64_t lin = f_lin(cpu, c, f);
+	if (__builtin_expect(!sse_ready(cpu), 0))
+		return f_miss(cpu, c, f);
+	RD(p, lin, 16);
+	memcpy(xmm(cpu, f->r0), p, 16);
+	NEXT;
+}
+
+/* MOVD/MOVQ/MOVSD xmm r0 = m32/m64 zero-extended */
+#define DEF_LOADZ(S)                                                                          FOP(movx_loadz##S)                                                                            {                                                                                             	uint64_t lin = f_lin(cpu, c, f);                                                      	if (__builtin_expect(!sse_ready(cpu), 0))                                             		return f_miss(cpu, c, f);                                                     	RD(p, lin, S);                                                                        	uint64_t lo = load(p, S), hi = 0;                                                     	memcpy(xmm(cpu, f->r0), &lo, 8);                                                      	memcpy(xmm(cpu, f->r0) + 8, &hi, 8);                                                  	NEXT;                                                                                 }
+DEF_LOADZ(4)
+DEF_LOADZ(8)
+
+/* MOVD/MOVQ/MOVSD m32/m64 = the low bytes of xmm r1 */
+#define DEF_STORE(S)                                                                          FOP(movx_store##S)                                                                            {                                                                                             	uint64_t lin = f_lin(cpu, c, f);                                                      	if (__builtin_expect(!sse_ready(cpu), 0))                                             		return f_miss(cpu, c, f);                                                     	WR(p, lin, S);                                                                        	uint64_t v;                                                                           	memcpy(&v, xmm(cpu, f->r1), 8);                                                       	store(p, S, v);                                                                       	NEXT;                                                                                 }
+DEF_STORE(4)
+DEF_STORE(8)
+
+/* MOVD/MOVQ xmm r0 = GPR r1 zero-extended (f->imm: 4 or 8 bytes) */
+FOP(movx_from_gpr)
+{
+	if (__builtin_expect(!sse_ready(cpu), 0))
+		return f_miss(cpu, c, f);
+	uint64_t lo = cpu->gpr[f->r1] & msk((unsigned)f->imm), hi = 0;
+	memcpy(xmm(cpu, f->r0), &lo, 8);
+	memcpy(xmm(cpu, f->r0) + 8, &hi, 8);
+	NEXT;
+}
+
+/* MOVD/MOVQ GPR r0 = the low 4 or 8 (f->imm) bytes of xmm r1; PMOVMSKB
+ * GPR r0 = the top bit of each byte of xmm r1 */
+FOP(movx_to_gpr)
+{
+	if (__builtin_expect(!sse_ready(cpu), 0))
+		return f_miss(cpu, c, f);
+	uint64_t v;
+	memcpy(&v, xmm(cpu, f->r1), 8);
+	cpu->gpr[f->r0] = v & msk((unsigned)f->imm);
+	NEXT;
+}
+
+FOP(pmovmskb_r)
+{
+	if (__builtin_expect(!sse_ready(cpu), 0))
+		return f_miss(cpu, c, f);
+	const uint8_t *x = xmm(cpu, f->r1);
+	uint64_t m = 0;
+	for (unsigned i = 0; i < 16; i++)
+		m |= (uint64_t)(x[i] >> 7) << i;
+	cpu->gpr[f->r0] = m;
+	NEXT;
+}
+
 /* Branches: f->imm is the target's offset from the block start. */
 FOP(jmp_rel)
 {
@@ -1233,6 +1404,147 @@ static fop_fn pick_imul(const struct emu_insn *in, struct emu_fop *f)
 	return NULL;
 }
 
+static const struct { uint16_t mnemonic; sse_fn fn; } sse_binops[] = {
+	{ ZYDIS_MNEMONIC_PXOR, host_pxor }, { ZYDIS_MNEMONIC_XORPS, host_pxor },
+	{ ZYDIS_MNEMONIC_XORPD, host_pxor }, { ZYDIS_MNEMONIC_POR, host_por },
+	{ ZYDIS_MNEMONIC_ORPS, host_por }, { ZYDIS_MNEMONIC_ORPD, host_por },
+	{ ZYDIS_MNEMONIC_PAND, host_pand }, { ZYDIS_MNEMONIC_ANDPS, host_pand },
+	{ ZYDIS_MNEMONIC_ANDPD, host_pand }, { ZYDIS_MNEMONIC_PANDN, host_pandn },
+	{ ZYDIS_MNEMONIC_ANDNPS, host_pandn }, { ZYDIS_MNEMONIC_ANDNPD, host_pandn },
+	{ ZYDIS_MNEMONIC_PCMPEQB, host_pcmpeqb }, { ZYDIS_MNEMONIC_PCMPEQW, host_pcmpeqw },
+	{ ZYDIS_MNEMONIC_PCMPEQD, host_pcmpeqd },
+	{ ZYDIS_MNEMONIC_PADDB, host_paddb }, { ZYDIS_MNEMONIC_PADDW, host_paddw },
+	{ ZYDIS_MNEMONIC_PADDD, host_paddd }, { ZYDIS_MNEMONIC_PADDQ, host_paddq },
+	{ ZYDIS_MNEMONIC_PSUBB, host_psubb }, { ZYDIS_MNEMONIC_PSUBW, host_psubw },
+	{ ZYDIS_MNEMONIC_PSUBD, host_psubd }, { ZYDIS_MNEMONIC_PSUBQ, host_psubq },
+	{ ZYDIS_MNEMONIC_PUNPCKLBW, host_punpcklbw }, { ZYDIS_MNEMONIC_PUNPCKLWD, host_punpcklwd },
+	{ ZYDIS_MNEMONIC_PUNPCKLDQ, host_punpckldq }, { ZYDIS_MNEMONIC_PUNPCKLQDQ, host_punpcklqdq },
+	{ ZYDIS_MNEMONIC_PUNPCKHBW, host_punpckhbw }, { ZYDIS_MNEMONIC_PUNPCKHWD, host_punpckhwd },
+	{ ZYDIS_MNEMONIC_PUNPCKHDQ, host_punpckhdq }, { ZYDIS_MNEMONIC_PUNPCKHQDQ, host_punpckhqdq },
+	{ ZYDIS_MNEMONIC_PSLLW, host_psllw }, { ZYDIS_MNEMONIC_PSLLD, host_pslld },
+	{ ZYDIS_MNEMONIC_PSLLQ, host_psllq }, { ZYDIS_MNEMONIC_PSRLW, host_psrlw },
+	{ ZYDIS_MNEMONIC_PSRLD, host_psrld }, { ZYDIS_MNEMONIC_PSRLQ, host_psrlq },
+	{ ZYDIS_MNEMONIC_PSRAW, host_psraw }, { ZYDIS_MNEMONIC_PSRAD, host_psrad },
+};
+
+static bool xmm_op(const struct emu_operand *o)
+{
+	return o->kind == EMU_OP_REG && o->rclass == EMU_RC_XMM;
+}
+
+static bool is_sse_shift(unsigned m)
+{
+	return m == ZYDIS_MNEMONIC_PSLLW || m == ZYDIS_MNEMONIC_PSLLD || m == ZYDIS_MNEMONIC_PSLLQ ||
+	       m == ZYDIS_MNEMONIC_PSRLW || m == ZYDIS_MNEMONIC_PSRLD || m == ZYDIS_MNEMONIC_PSRLQ ||
+	       m == ZYDIS_MNEMONIC_PSRAW || m == ZYDIS_MNEMONIC_PSRAD;
+}
+
+/* The 128-bit operation of an SSE instruction xmm, xmm/m128 (or a shift
+ * by an immediate), or NULL. */
+static sse_fn sse_binop(const struct emu_insn *in)
+{
+	/* the exact handler needs an SSE4.2 host (emu_exec_sse4.c) */
+	if (in->mnemonic == ZYDIS_MNEMONIC_PSHUFB)
+		return __builtin_cpu_supports("sse4.2") ? host_pshufb : NULL;
+	for (unsigned i = 0; i < sizeof(sse_binops) / sizeof(sse_binops[0]); i++)
+		if (sse_binops[i].mnemonic == in->mnemonic)
+			return sse_binops[i].fn;
+	return NULL;
+}
+
+static bool is_move128(unsigned m, bool *aligned)
+{
+	*aligned = m == ZYDIS_MNEMONIC_MOVDQA || m == ZYDIS_MNEMONIC_MOVAPS ||
+		   m == ZYDIS_MNEMONIC_MOVAPD;
+	return *aligned || m == ZYDIS_MNEMONIC_MOVDQU || m == ZYDIS_MNEMONIC_MOVUPS ||
+	       m == ZYDIS_MNEMONIC_MOVUPD;
+}
+
+/* MOVD/MOVQ (4, 8 bytes) and MOVSD between XMM and memory or a GPR. */
+static fop_fn pick_sse_move(const struct emu_insn *in, struct emu_fop *f)
+{
+	const struct emu_operand *a = &in->op[0], *b = &in->op[1];
+	unsigned m = in->mnemonic;
+	unsigned s = m == ZYDIS_MNEMONIC_MOVD ? 4 : 8;
+	bool movsd = m == ZYDIS_MNEMONIC_MOVSD;
+	if (!movsd && m != ZYDIS_MNEMONIC_MOVD && m != ZYDIS_MNEMONIC_MOVQ)
+		return NULL;
+	if (xmm_op(a) && mem_op(in, b, f, s)) {
+		f->r0 = a->reg & 15;
+		return s == 4 ? movx_loadz4 : movx_loadz8;
+	}
+	if (xmm_op(b) && mem_op(in, a, f, s)) {
+		f->r1 = b->reg & 15;
+		wmem(f, s, false);
+		return s == 4 ? movx_store4 : movx_store8;
+	}
+	if (movsd)
+		return NULL;
+	f->imm = s;
+	if (xmm_op(a) && gpr_op(b, s)) {
+		f->r0 = a->reg & 15;
+		f->r1 = b->reg;
+		return movx_from_gpr;
+	}
+	if (gpr_op(a, s) && xmm_op(b)) {
+		f->r0 = a->reg;
+		f->r1 = b->reg & 15;
+		return movx_to_gpr;
+	}
+	return NULL;
+}
+
+/* The SSE instructions (emu_sse_insn) with a handler here. */
+static fop_fn pick_sse(const struct emu_insn *in, struct emu_fop *f)
+{
+	const struct emu_operand *a = &in->op[0], *b = &in->op[1];
+	bool aligned;
+	if (in->nops < 2)
+		return NULL;
+	if (in->nops == 2 && xmm_op(a)) {
+		sse_fn fn = sse_binop(in);
+		f->r0 = a->reg & 15;
+		if (fn) {
+			f->imm = (uint64_t)(uintptr_t)fn;
+			if (xmm_op(b)) {
+				f->r1 = b->reg & 15;
+				return sse_rr;
+			}
+			if (b->kind == EMU_OP_IMM && is_sse_shift(in->mnemonic)) {
+				f->r1 = (uint8_t)b->val;
+				return sse_ri;
+			}
+			return mem_op(in, b, f, 16) ? sse_rm : NULL;
+		}
+		if (is_move128(in->mnemonic, &aligned)) {
+			if (xmm_op(b)) {
+				f->r1 = b->reg & 15;
+				return movx_rr;
+			}
+			if (mem_op(in, b, f, 16))
+				return aligned ? movx_load_a : movx_load_u;
+			return NULL;
+		}
+	}
+	if (in->mnemonic == ZYDIS_MNEMONIC_PSHUFD && in->nops == 3 && xmm_op(a) &&
+	    in->op[2].kind == EMU_OP_IMM) {
+		f->r0 = a->reg & 15;
+		f->imm = (uint8_t)in->op[2].val;
+		if (xmm_op(b)) {
+			f->r1 = b->reg & 15;
+			return pshufd_rr;
+		}
+		return mem_op(in, b, f, 16) ? pshufd_rm : NULL;
+	}
+	if (in->mnemonic == ZYDIS_MNEMONIC_PMOVMSKB && in->nops == 2 && xmm_op(b) &&
+	    (gpr_op(a, 4) || gpr_op(a, 8))) {
+		f->r0 = a->reg;
+		f->r1 = b->reg & 15;
+		return pmovmskb_r;
+	}
+	return in->nops == 2 ? pick_sse_move(in, f) : NULL;
+}
+
 /* The specialised handler, or NULL (then f_exact). */
 static fop_fn pick(const struct emu_insn *in, struct emu_fop *f)
 {
@@ -1332,6 +1644,8 @@ static fop_fn pick(const struct emu_insn *in, struct emu_fop *f)
 	case ZYDIS_MNEMONIC_RET:
 		return in->osize == 8 && in->nops == 0 ? ret_near : NULL;
 	default:
+		if (emu_sse_insn(in))
+			return pick_sse(in, f);
 		if (is_hint(in))
 			return nop;
 		if (is_jcc(in)) {
