@@ -230,16 +230,17 @@ static bool block_decode_cross(struct emu_blocks *bs, unsigned mode, const uint8
 /* Decode the instructions at gpa (host bytes p, avail bytes to the page
  * end, the next page's at next or NULL) into the draft: how many are
  * plain, and their bytes in *pos. */
-static unsigned block_decode(struct emu_blocks *bs, unsigned mode, const uint8_t *p,
-			     unsigned avail, const uint8_t *next, unsigned *pos)
+static unsigned block_decode(struct emu_vm *evm, uint64_t gpa, unsigned mode,
+			     const uint8_t *p, unsigned avail, const uint8_t *next, unsigned *pos)
 {
+	struct emu_blocks *bs = evm->blocks;
 	unsigned n = 0;
 	*pos = 0;
 	bs->tail_len = 0;
 	while (n < BLOCK_INSNS) {
 		struct emu_insn *in = &bs->in[n];
 		unsigned len = avail - *pos < 15 ? avail - *pos : 15;
-		int r = len ? emu_decode_insn(mode, p + *pos, len, in) : -EINVAL;
+		int r = len ? emu_decode_cached(evm, mode, gpa + *pos, p + *pos, len, in) : -EINVAL;
 		if (r == -EAGAIN && n > 0 && next && len < 15 &&
 		    block_decode_cross(bs, mode, p + *pos, len, next, in) &&
 		    *pos + in->len <= BLOCK_BYTES) {
@@ -284,10 +285,11 @@ static unsigned f_count(struct emu_cpu *cpu, struct emu_core *c, const struct em
 
 /* The block at gpa (host bytes p, avail bytes to the page end, the next
  * page's at next or NULL), new in the arena. */
-static struct emu_block *block_build(struct emu_blocks *bs, uint64_t gpa, unsigned mode,
+static struct emu_block *block_build(struct emu_vm *evm, uint64_t gpa, unsigned mode,
 				     const uint8_t *p, unsigned avail, const uint8_t *next)
 {
-	unsigned pos, n = block_decode(bs, mode, p, avail, next, &pos);
+	struct emu_blocks *bs = evm->blocks;
+	unsigned pos, n = block_decode(evm, gpa, mode, p, avail, next, &pos);
 	emu_fops_finish(bs->op, n, pos);
 	unsigned here = pos < avail ? pos : avail;
 	/* the copy is compared in 8-byte words: keep whole words that are
@@ -360,7 +362,7 @@ static __attribute__((noinline)) struct emu_block *block_check(struct emu_cpu *c
 	if (!b || b->gpa != gpa || b->mode != c->mode || !same_bytes(b, p)) {
 		uint64_t next = (lin & X86_PAGE_MASK) + X86_PAGE_SIZE;
 		const struct emu_tlb_entry *t = tlb_of(c, next);
-		b = block_build(c->blocks, gpa, c->mode, p, avail,
+		b = block_build(cpu->evm, gpa, c->mode, p, avail,
 				t->tag_x == next ? t->host : NULL);
 		*s = b;
 	}
