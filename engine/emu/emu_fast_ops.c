@@ -400,6 +400,76 @@ FOP(dec_r##S)                                                                   
 DEF_INCDEC(8)
 DEF_INCDEC(4)
 
+#define DEF_INCDEC_M(S)                                                                       \
+FOP(inc_m##S)                                                                                 \
+{                                                                                             \
+	WR(p, f_lin(cpu, c, f), S);                                                           \
+	uint64_t a = load(p, S), r = a + 1;                                                   \
+	bool cf = emu_cf_now(cpu, c);                                                         \
+	store(p, S, r);                                                                       \
+	emu_lf_record(c, EMU_LF_INC, a, 1, r, S);                                             \
+	c->lf_cf = cf;                                                                        \
+	NEXT;                                                                                 \
+}                                                                                             \
+FOP(dec_m##S)                                                                                 \
+{                                                                                             \
+	WR(p, f_lin(cpu, c, f), S);                                                           \
+	uint64_t a = load(p, S), r = a - 1;                                                   \
+	bool cf = emu_cf_now(cpu, c);                                                         \
+	store(p, S, r);                                                                       \
+	emu_lf_record(c, EMU_LF_DEC, a, 1, r, S);                                             \
+	c->lf_cf = cf;                                                                        \
+	NEXT;                                                                                 \
+}
+DEF_INCDEC_M(8)
+DEF_INCDEC_M(4)
+DEF_INCDEC_M(2)
+DEF_INCDEC_M(1)
+
+/* BT/BTS/BTR/BTC r/m, imm (the bit: f->imm, already below the width):
+ * CF = the bit, the other flags as they were (h_bt) */
+static inline void set_cf(struct emu_cpu *cpu, bool cf)
+{
+	emu_flags_sync(cpu);
+	cpu->rflags = (cpu->rflags & ~RFLAGS_CF) | (cf ? RFLAGS_CF : 0);
+}
+
+enum { BT_TEST, BT_SET, BT_RESET, BT_COMPLEMENT };
+
+static inline uint64_t bt_apply(unsigned op, uint64_t v, uint64_t bit)
+{
+	switch (op) {
+	case BT_SET: return v | bit;
+	case BT_RESET: return v & ~bit;
+	case BT_COMPLEMENT: return v ^ bit;
+	default: return v;
+	}
+}
+
+#define DEF_BT(NAME, OP, S)                                                                   \
+FOP(NAME##_ri##S)                                                                             \
+{                                                                                             \
+	uint64_t v = gpr_get(cpu, f->r0, S), bit = 1ull << f->imm;                            \
+	if ((OP) != BT_TEST)                                                                  \
+		gpr_put(cpu, f->r0, S, bt_apply(OP, v, bit));                                 \
+	set_cf(cpu, v & bit);                                                                 \
+	NEXT;                                                                                 \
+}                                                                                             \
+FOP(NAME##_mi##S)                                                                             \
+{                                                                                             \
+	ACCESS(p, f_lin(cpu, c, f), S, (OP) != BT_TEST);                                      \
+	uint64_t v = load(p, S), bit = 1ull << f->imm;                                        \
+	if ((OP) != BT_TEST)                                                                  \
+		store(p, S, bt_apply(OP, v, bit));                                            \
+	set_cf(cpu, v & bit);                                                                 \
+	NEXT;                                                                                 \
+}
+#define DEF_BT3(NAME, OP) DEF_BT(NAME, OP, 8) DEF_BT(NAME, OP, 4) DEF_BT(NAME, OP, 2)
+DEF_BT3(bt, BT_TEST)
+DEF_BT3(bts, BT_SET)
+DEF_BT3(btr, BT_RESET)
+DEF_BT3(btc, BT_COMPLEMENT)
+
 #define DEF_MOV_R(S)                                                                          \
 FOP(mov_rr##S)                                                                                \
 {                                                                                             \
@@ -903,6 +973,53 @@ FOP(pmovmskb_r)
 		m |= (uint64_t)(x[i] >> 7) << i;
 	cpu->gpr[f->r0] = m;
 	NEXT;
+}
+
+/* Leaving the block at f for rip, the target of an indirect JMP or CALL:
+ * on at once into the block the table has there, on chain()'s terms (no
+ * link: f's operand fields are where a link would be). */
+static inline unsigned chain_find(struct emu_cpu *cpu, struct emu_core *c,
+				  const struct emu_fop *f, uint64_t rip, uint64_t ret)
+{
+	uint64_t gpa = link_gpa(c, rip);
+	const struct emu_block *b = NULL;
+	if (c->chain_left == 0 || !may_go_on(cpu, c) || !(b = block_find(c, gpa)) ||
+	    c->budget_end - ret < b->n) {
+		cpu->rip = rip;
+		return stop(c, f, FS_JUMP);
+	}
+	return enter(cpu, c, b, gpa, rip, ret);
+}
+
+/* JMP r64 / m64, CALL r64 / m64 */
+FOP(jmp_r)
+{
+	return chain_find(cpu, c, f, cpu->gpr[f->r0], c->blk_ret + f->idx + 1);
+}
+
+FOP(jmp_m)
+{
+	RD(p, f_lin(cpu, c, f), 8);
+	return chain_find(cpu, c, f, load(p, 8), c->blk_ret + f->idx + 1);
+}
+
+FOP(call_r)
+{
+	uint64_t to = cpu->gpr[f->r0], sp = cpu->gpr[EMU_RSP] - 8;
+	WR(p, sp, 8);
+	store(p, 8, c->blk_rip + f->end);
+	cpu->gpr[EMU_RSP] = sp;
+	return chain_find(cpu, c, f, to, c->blk_ret + f->idx + 1);
+}
+
+FOP(call_m)
+{
+	RD(t, f_lin(cpu, c, f), 8);
+	uint64_t to = load(t, 8), sp = cpu->gpr[EMU_RSP] - 8;
+	WR(p, sp, 8);
+	store(p, 8, c->blk_rip + f->end);
+	cpu->gpr[EMU_RSP] = sp;
+	return chain_find(cpu, c, f, to, c->blk_ret + f->idx + 1);
 }
 
 /* Branches: f->imm is the target's offset from the block start. */
@@ -1545,6 +1662,69 @@ static fop_fn pick_sse(const struct emu_insn *in, struct emu_fop *f)
 	return in->nops == 2 ? pick_sse_move(in, f) : NULL;
 }
 
+/* INC/DEC m */
+static fop_fn pick_incdec_m(const struct emu_insn *in, struct emu_fop *f)
+{
+	static const fop_fn fns[2][4] = { { inc_m8, inc_m4, inc_m2, inc_m1 },
+					  { dec_m8, dec_m4, dec_m2, dec_m1 } };
+	for (unsigned k = 0; k < 4; k++) {
+		if (mem_op(in, &in->op[0], f, form_size[k])) {
+			wmem(f, form_size[k], false);
+			return fns[in->mnemonic == ZYDIS_MNEMONIC_DEC][k];
+		}
+	}
+	return NULL;
+}
+
+/* BT/BTS/BTR/BTC r/m, imm (by a register: the exact way, whose offset
+ * reaches beyond a memory operand) */
+static fop_fn pick_bt(const struct emu_insn *in, struct emu_fop *f)
+{
+	static const fop_fn fns[4][2][3] = {
+		{ { bt_ri8, bt_ri4, bt_ri2 }, { bt_mi8, bt_mi4, bt_mi2 } },
+		{ { bts_ri8, bts_ri4, bts_ri2 }, { bts_mi8, bts_mi4, bts_mi2 } },
+		{ { btr_ri8, btr_ri4, btr_ri2 }, { btr_mi8, btr_mi4, btr_mi2 } },
+		{ { btc_ri8, btc_ri4, btc_ri2 }, { btc_mi8, btc_mi4, btc_mi2 } },
+	};
+	unsigned m = in->mnemonic;
+	unsigned op = m == ZYDIS_MNEMONIC_BTS ? BT_SET : m == ZYDIS_MNEMONIC_BTR ? BT_RESET :
+		      m == ZYDIS_MNEMONIC_BTC ? BT_COMPLEMENT : BT_TEST;
+	if (in->nops != 2 || in->op[1].kind != EMU_OP_IMM)
+		return NULL;
+	for (unsigned k = 0; k < 3; k++) {
+		unsigned s = form_size[k];
+		f->imm = (uint64_t)in->op[1].val & (s * 8 - 1);
+		if (gpr_op(&in->op[0], s)) {
+			f->r0 = in->op[0].reg;
+			return fns[op][0][k];
+		}
+		if (mem_op(in, &in->op[0], f, s)) {
+			if (op != BT_TEST)
+				wmem(f, s, false);
+			return fns[op][1][k];
+		}
+	}
+	return NULL;
+}
+
+/* JMP/CALL r64 or m64 */
+static fop_fn pick_indirect(const struct emu_insn *in, struct emu_fop *f)
+{
+	const struct emu_operand *a = &in->op[0];
+	bool call = in->mnemonic == ZYDIS_MNEMONIC_CALL;
+	if (gpr_op(a, 8)) {
+		f->r0 = a->reg;
+		if (call)
+			wmem(f, 8, true);
+		return call ? call_r : jmp_r;
+	}
+	if (!mem_op(in, a, f, 8))
+		return NULL;
+	if (call)
+		wmem(f, 8, true);
+	return call ? call_m : jmp_m;
+}
+
 /* The specialised handler, or NULL (then f_exact). */
 static fop_fn pick(const struct emu_insn *in, struct emu_fop *f)
 {
@@ -1613,7 +1793,10 @@ static fop_fn pick(const struct emu_insn *in, struct emu_fop *f)
 			bool inc = in->mnemonic == ZYDIS_MNEMONIC_INC;
 			return a->size == 8 ? (inc ? inc_r8 : dec_r8) : (inc ? inc_r4 : dec_r4);
 		}
-		return NULL;
+		return in->nops == 1 ? pick_incdec_m(in, f) : NULL;
+	case ZYDIS_MNEMONIC_BT: case ZYDIS_MNEMONIC_BTS: case ZYDIS_MNEMONIC_BTR:
+	case ZYDIS_MNEMONIC_BTC:
+		return pick_bt(in, f);
 	case ZYDIS_MNEMONIC_PUSH:
 		if (in->osize != 8 || in->nops != 1)
 			return NULL;
@@ -1635,8 +1818,10 @@ static fop_fn pick(const struct emu_insn *in, struct emu_fop *f)
 		}
 		return NULL;
 	case ZYDIS_MNEMONIC_JMP: case ZYDIS_MNEMONIC_CALL:
-		if (in->osize != 8 || in->nops != 1 || a->kind != EMU_OP_IMM)
+		if (in->osize != 8 || in->nops != 1)
 			return NULL;
+		if (a->kind != EMU_OP_IMM)
+			return pick_indirect(in, f);
 		f->imm = f->end + (uint64_t)a->val;
 		if (in->mnemonic == ZYDIS_MNEMONIC_CALL)
 			wmem(f, 8, true);
@@ -1825,7 +2010,8 @@ unsigned emu_fop_chain(struct emu_cpu *cpu, struct emu_core *c, const struct emu
 struct fop_info emu_fop_info(fop_fn fn)
 {
 	struct fop_info fi = { .kind = FK_CALL };
-	if (fn == jmp_rel || fn == call_rel || fn == ret_near || fn == f_cross) {
+	if (fn == jmp_rel || fn == call_rel || fn == ret_near || fn == f_cross || fn == jmp_r ||
+	    fn == jmp_m || fn == call_r || fn == call_m) {
 		fi.kind = FK_EXIT;
 		fi.tmpl = fn == jmp_rel ? T_JMP : fn == call_rel ? T_CALL : fn == ret_near ? T_RET
 										  : T_NONE;
