@@ -244,7 +244,7 @@ static unsigned block_decode(struct emu_vm *evm, uint64_t gpa, unsigned mode,
 		if (r == -EAGAIN && n > 0 && next && len < 15 &&
 		    block_decode_cross(bs, mode, p + *pos, len, next, in) &&
 		    *pos + in->len <= BLOCK_BYTES) {
-			emu_fop_build_cross(in, &bs->op[n], n, *pos);
+			emu_fop_build_cross(bs, in, &bs->op[n], n, *pos);
 			*pos += in->len;
 			n++;
 			break;
@@ -264,7 +264,7 @@ static unsigned block_decode(struct emu_vm *evm, uint64_t gpa, unsigned mode,
 				*pos += in->len;   /* the copy covers it: rebuilt when it changes */
 			break;
 		}
-		emu_fop_build(in, &bs->op[n], n, *pos);
+		emu_fop_build(bs, in, &bs->op[n], n, *pos);
 		*pos += in->len;
 		n++;
 		if (ends_block(in))
@@ -290,7 +290,7 @@ static struct emu_block *block_build(struct emu_vm *evm, uint64_t gpa, unsigned 
 {
 	struct emu_blocks *bs = evm->blocks;
 	unsigned pos, n = block_decode(evm, gpa, mode, p, avail, next, &pos);
-	emu_fops_finish(bs->op, n, pos);
+	emu_fops_finish(bs, bs->op, n, pos);
 	unsigned here = pos < avail ? pos : avail;
 	/* the copy is compared in 8-byte words: keep whole words that are
 	 * still in the page (bytes after the block included) */

@@ -359,6 +359,32 @@ DEF_ALU2(or, A_OR)
 DEF_ALU2(xor, A_XOR)
 DEF_ALU2(test, A_TEST)
 
+/* OP AH/CH/DH/BH, imm (f->r0: RAX..RBX, the register's bits 8-15) */
+#define DEF_ALU_H(NAME, OP)                                                                   \
+FOP(NAME##_hi)                                                                                \
+{                                                                                             \
+	uint64_t a = (cpu->gpr[f->r0] >> 8) & 0xff, b = f->imm & 0xff, r;                     \
+	alu(c, OP, a, b, &r, 1, true);                                                        \
+	if (A_WRITES(OP))                                                                     \
+		cpu->gpr[f->r0] = (cpu->gpr[f->r0] & ~0xff00ull) | (r & 0xff) << 8;           \
+	NEXT;                                                                                 \
+}
+DEF_ALU_H(add, A_ADD)
+DEF_ALU_H(sub, A_SUB)
+DEF_ALU_H(cmp, A_CMP)
+DEF_ALU_H(and, A_AND)
+DEF_ALU_H(or, A_OR)
+DEF_ALU_H(xor, A_XOR)
+DEF_ALU_H(test, A_TEST)
+
+/* MOVZX r32/r64, AH/CH/DH/BH */
+FOP(movzx_h)
+{
+	(void)c;
+	cpu->gpr[f->r0] = (cpu->gpr[f->r1] >> 8) & 0xff;
+	NEXT;
+}
+
 /* [form][size 8 / 4 / 2 / 1] per ALU mnemonic */
 struct alu_forms {
 	uint16_t mnemonic;
@@ -425,6 +451,44 @@ DEF_INCDEC_M(8)
 DEF_INCDEC_M(4)
 DEF_INCDEC_M(2)
 DEF_INCDEC_M(1)
+
+/* DIV r/m64, r/m32: RDX:RAX / d into RAX, RDX:RAX % d into RDX, the
+ * flags as they were (h_div); false for #DE (d = 0, a quotient too wide),
+ * which the exact way raises. */
+static inline bool divide(struct emu_cpu *cpu, uint64_t d, unsigned s)
+{
+	uint64_t hi = gpr_get(cpu, EMU_RDX, s), lo = gpr_get(cpu, EMU_RAX, s), q, r;
+	d &= msk(s);
+	if (d == 0 || hi >= d)
+		return false;
+	if (s == 8) {
+		__asm__("divq %4" : "=a"(q), "=d"(r) : "a"(lo), "d"(hi), "rm"(d));
+	} else {
+		uint64_t n = hi << 32 | lo;
+		q = n / d;
+		r = n % d;
+	}
+	gpr_put(cpu, EMU_RAX, s, q);
+	gpr_put(cpu, EMU_RDX, s, r);
+	return true;
+}
+
+#define DEF_DIV(S)                                                                            \
+FOP(div_r##S)                                                                                 \
+{                                                                                             \
+	if (!divide(cpu, cpu->gpr[f->r0], S))                                                 \
+		return f_miss(cpu, c, f);                                                     \
+	NEXT;                                                                                 \
+}                                                                                             \
+FOP(div_m##S)                                                                                 \
+{                                                                                             \
+	RD(p, f_lin(cpu, c, f), S);                                                           \
+	if (!divide(cpu, load(p, S), S))                                                      \
+		return f_miss(cpu, c, f);                                                     \
+	NEXT;                                                                                 \
+}
+DEF_DIV(8)
+DEF_DIV(4)
 
 /* BT/BTS/BTR/BTC r/m, imm (the bit: f->imm, already below the width):
  * CF = the bit, the other flags as they were (h_bt) */
@@ -1176,14 +1240,19 @@ static const struct { fop_fn any, b; } base_forms[] = {
 };
 #undef P
 
-static fop_fn base_form(fop_fn fn, const struct emu_fop *f)
+static fop_fn base_form(struct emu_blocks *bs, fop_fn fn, const struct emu_fop *f)
 {
 	if (f->base >= 16 || f->index != EMU_NOREG || f->seg >= EMU_FS)
 		return fn;
+	struct fop_base_memo *m = &bs->base_memo[((uintptr_t)fn >> 4) % FOP_MEMO];
+	if (m->fn == fn)
+		return m->b;
+	m->fn = fn;
+	m->b = fn;
 	for (unsigned i = 0; i < sizeof(base_forms) / sizeof(base_forms[0]); i++)
 		if (base_forms[i].any == fn)
-			return base_forms[i].b;
-	return fn;
+			m->b = base_forms[i].b;
+	return m->b;
 }
 
 /* Flags nobody sees. A handler that sets all six arithmetic flags from
@@ -1215,25 +1284,41 @@ static const fop_fn neutral_fns[] = {
 	movsx_rr8_1, movsx_rr8_2, movsx_rr8_4, movsx_rr4_1, movsx_rr4_2, movsx_rr4_4,
 };
 
-static void drop_dead_flags(struct emu_fop *op, unsigned nops)
+/* fn's entry of flag_forms / neutral_fns, through bs's memo. */
+static const struct fop_flags_memo *flags_kind(struct emu_blocks *bs, fop_fn fn)
+{
+	struct fop_flags_memo *m = &bs->flags_memo[((uintptr_t)fn >> 4) % FOP_MEMO];
+	if (m->fn == fn)
+		return m;
+	m->fn = fn;
+	m->nf = NULL;
+	m->kind = FLAGS_LOOKS;
+	for (unsigned k = 0; k < sizeof(flag_forms) / sizeof(flag_forms[0]); k++) {
+		if (flag_forms[k].any == fn) {
+			m->kind = FLAGS_SETS;
+			m->nf = flag_forms[k].nf;
+			return m;
+		}
+	}
+	for (unsigned k = 0; k < sizeof(neutral_fns) / sizeof(neutral_fns[0]); k++)
+		if (neutral_fns[k] == fn)
+			m->kind = FLAGS_NEUTRAL;
+	return m;
+}
+
+static void drop_dead_flags(struct emu_blocks *bs, struct emu_fop *op, unsigned nops)
 {
 	bool live = true;                  /* after the block: the run loop looks */
 	for (int i = (int)nops - 1; i >= 0; i--) {
 		struct emu_fop *f = &op[i];
-		unsigned k, n = sizeof(flag_forms) / sizeof(flag_forms[0]);
-		for (k = 0; k < n && flag_forms[k].any != f->fn; k++)
-			;
-		if (k < n) {
+		const struct fop_flags_memo *m = flags_kind(bs, f->fn);
+		if (m->kind == FLAGS_SETS) {
 			if (!live)
-				f->fn = flag_forms[k].nf;
+				f->fn = m->nf;
 			live = false;
-			continue;
-		}
-		n = sizeof(neutral_fns) / sizeof(neutral_fns[0]);
-		for (k = 0; k < n && neutral_fns[k] != f->fn; k++)
-			;
-		if (k == n)
+		} else if (m->kind == FLAGS_LOOKS) {
 			live = true;
+		}
 	}
 }
 
@@ -1387,9 +1472,16 @@ static void wmem(struct emu_fop *f, unsigned s, bool stack)
 
 static fop_fn pick_alu(const struct emu_insn *in, struct emu_fop *f)
 {
+	static const fop_fn hi_fn[] = { add_hi, sub_hi, cmp_hi, and_hi, or_hi, xor_hi, test_hi };
 	for (unsigned i = 0; i < sizeof(alu_table) / sizeof(alu_table[0]); i++) {
 		if (alu_table[i].mnemonic != in->mnemonic)
 			continue;
+		if (in->nops == 2 && in->op[0].kind == EMU_OP_REG &&
+		    in->op[0].rclass == EMU_RC_GPR8H && in->op[1].kind == EMU_OP_IMM) {
+			f->r0 = in->op[0].reg;
+			f->imm = (uint64_t)in->op[1].val;
+			return hi_fn[i];               /* alu_table is in enum A_* order */
+		}
 		for (unsigned k = 0; k < 4; k++) {
 			int form = form_of(in, f, form_size[k]);
 			if (form >= 3 && in->mnemonic != ZYDIS_MNEMONIC_CMP &&
@@ -1445,6 +1537,11 @@ static fop_fn pick_ext(const struct emu_insn *in, struct emu_fop *f)
 	if (si == 3)
 		return NULL;
 	unsigned zx = in->mnemonic == ZYDIS_MNEMONIC_MOVZX ? 0 : 1;
+	if (zx == 0 && b->kind == EMU_OP_REG && b->rclass == EMU_RC_GPR8H) {
+		f->r0 = a->reg;
+		f->r1 = b->reg;
+		return movzx_h;
+	}
 	unsigned di = a->size == 8 ? 0 : 1;
 	f->r0 = a->reg;
 	if (b->kind == EMU_OP_REG && b->rclass == EMU_RC_GPR) {
@@ -1797,6 +1894,17 @@ static fop_fn pick(const struct emu_insn *in, struct emu_fop *f)
 	case ZYDIS_MNEMONIC_BT: case ZYDIS_MNEMONIC_BTS: case ZYDIS_MNEMONIC_BTR:
 	case ZYDIS_MNEMONIC_BTC:
 		return pick_bt(in, f);
+	case ZYDIS_MNEMONIC_DIV:
+		for (unsigned k = 0; k < 2 && in->nops == 1; k++) {
+			unsigned s = form_size[k];
+			if (gpr_op(a, s)) {
+				f->r0 = a->reg;
+				return s == 8 ? div_r8 : div_r4;
+			}
+			if (mem_op(in, a, f, s))
+				return s == 8 ? div_m8 : div_m4;
+		}
+		return NULL;
 	case ZYDIS_MNEMONIC_PUSH:
 		if (in->osize != 8 || in->nops != 1)
 			return NULL;
@@ -1853,7 +1961,8 @@ static bool is_jcc_fn(fop_fn fn)
 
 /* The handler of the plain instruction in at offset pos, index idx of
  * its block: a specialised one (with its operand fields), else f_exact. */
-void emu_fop_build(const struct emu_insn *in, struct emu_fop *f, unsigned idx, unsigned pos)
+void emu_fop_build(struct emu_blocks *bs, const struct emu_insn *in, struct emu_fop *f,
+		   unsigned idx, unsigned pos)
 {
 	memset(f, 0, sizeof(*f));
 	f->idx = (uint8_t)idx;
@@ -1868,13 +1977,13 @@ void emu_fop_build(const struct emu_insn *in, struct emu_fop *f, unsigned idx, u
 		f->flags |= FOP_LINK;
 	if (is_jcc_fn(f->fn) && f->imm == 0)
 		f->fn = jloop_fn[in->opcode & 0xf];        /* to its own start */
-	f->fn = base_form(f->fn, f);
+	f->fn = base_form(bs, f->fn, f);
 }
 
-void emu_fop_build_cross(const struct emu_insn *in, struct emu_fop *f, unsigned idx,
-			 unsigned pos)
+void emu_fop_build_cross(struct emu_blocks *bs, const struct emu_insn *in, struct emu_fop *f,
+			 unsigned idx, unsigned pos)
 {
-	emu_fop_build(in, f, idx, pos);
+	emu_fop_build(bs, in, f, idx, pos);
 	f[1].imm = (uint64_t)(uintptr_t)f->fn;
 	f->fn = f_cross;
 }
@@ -1901,9 +2010,9 @@ static void fuse_branches(struct emu_fop *op, unsigned nops)
 
 /* After the last instruction: flags nobody sees dropped, compares fused
  * with their branches, the end marker at pos. */
-void emu_fops_finish(struct emu_fop *op, unsigned n, unsigned pos)
+void emu_fops_finish(struct emu_blocks *bs, struct emu_fop *op, unsigned n, unsigned pos)
 {
-	drop_dead_flags(op, n);
+	drop_dead_flags(bs, op, n);
 	fuse_branches(op, n);
 	struct emu_fop *e = &op[n];                /* the end marker */
 	uint64_t cross = n && op[n - 1].fn == f_cross ? e->imm : 0;
