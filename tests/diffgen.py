@@ -570,6 +570,27 @@ class Gen:
         self.insns.append(target + ":")
         self.undef |= at_jump
 
+    def t_indirect(self):
+        """JMP and CALL through a register or memory (a CALL to the next
+        instruction, whose POP takes the return address back)."""
+        rng = self.rng
+        target = self.label()
+        r = rng.choice(FREE)
+        self.emit(f"leaq {target}(%rip), %{r}")
+        where = f"*%{r}"
+        if rng.random() < 0.5:
+            d = self.disp(8)
+            self.emit(f"movq %{r}, {d}(%rbp)")
+            where = f"*{d}(%rbp)"
+        if rng.random() < 0.5:
+            self.emit(f"jmp {where}")
+            self.emit(f"movl ${self.imm(32)}, {self.reg(32)[0]}")    # jumped over
+            self.insns.append(target + ":")
+        else:
+            self.emit(f"call {where}")
+            self.insns.append(target + ":")
+            self.emit(f"popq %{rng.choice(FREE)}")
+
     def t_xchg(self):
         rng = self.rng
         op = rng.choice(["xchg", "xadd", "cmpxchg"])
@@ -737,7 +758,8 @@ class Gen:
                  ("t_double_shift", 4), ("t_mul", 5), ("t_div", 3), ("t_bt", 5),
                  ("t_bitscan", 4), ("t_setcc", 3), ("t_cmov", 3), ("t_jcc", 4),
                  ("t_xchg", 5), ("t_movx", 4), ("t_bswap", 1), ("t_lea", 4),
-                 ("t_stack", 5), ("t_misc", 4), ("t_string", 4), ("t_sse", 3)]
+                 ("t_stack", 5), ("t_misc", 4), ("t_string", 4), ("t_sse", 3),
+                 ("t_indirect", 2)]
 
     def t_fault(self):
         """A last instruction that raises an exception: the runner's handler

@@ -410,6 +410,12 @@ void emu_unimplemented(struct emu_cpu *cpu, const struct emu_insn *in);
 /* One instruction from p (len bytes there) in `mode`: 0, -EAGAIN when the
  * bytes end inside it, -EINVAL when it is not an instruction. */
 int emu_decode_insn(unsigned mode, const uint8_t *p, unsigned len, struct emu_insn *in);
+/* The same for the instruction at gpa, whose bytes p are all in its page:
+ * from the decode cache when it holds those bytes there (the block
+ * builder meets the same instructions again, in blocks that start inside
+ * others), else decoded into it. */
+int emu_decode_cached(struct emu_vm *evm, unsigned mode, uint64_t gpa, const uint8_t *p,
+		      unsigned len, struct emu_insn *in);
 
 /* --- emu_fast.c: blocks of decoded instructions, run without the
  * per-instruction checks while nothing needs them (see there) --- */

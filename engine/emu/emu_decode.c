@@ -252,6 +252,25 @@ static unsigned dcache_index(uint64_t gpa)
 	return (unsigned)((gpa ^ (gpa >> EMU_DCACHE_BITS)) & (EMU_DCACHE_SIZE - 1));
 }
 
+int emu_decode_cached(struct emu_vm *evm, unsigned mode, uint64_t gpa, const uint8_t *p,
+		      unsigned len, struct emu_insn *in)
+{
+	struct emu_dcache_entry *e = evm->dcache ? &evm->dcache[dcache_index(gpa)] : NULL;
+	if (e && e->gpa == gpa && e->mode == mode && e->insn.len <= len &&
+	    memcmp(p, e->bytes, e->insn.len) == 0) {
+		*in = e->insn;
+		return 0;
+	}
+	int r = emu_decode_insn(mode, p, len, in);
+	if (r == 0 && e) {
+		e->insn = *in;
+		memcpy(e->bytes, p, in->len);
+		e->mode = (uint8_t)mode;
+		e->gpa = gpa;
+	}
+	return r;
+}
+
 /* Is the instruction cached in e the one at lin (p: the len bytes
  * fetched there, buf: room for them)? When it goes on past them into the
  * next page and the bytes in this page agree, the instruction at lin goes

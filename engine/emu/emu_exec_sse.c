@@ -34,25 +34,46 @@ bool emu_sse_is_xmm(const struct emu_operand *o)
 	return o->kind == EMU_OP_REG && o->rclass == EMU_RC_XMM;
 }
 
+/* Which bits of the low and high halves of an XMM value size bytes
+ * cover. Values move by words: a copy of variable length is one the
+ * compiler makes a REP MOVS, slow for 4 to 16 bytes. */
+static inline void low_masks(unsigned size, uint64_t *mlo, uint64_t *mhi)
+{
+	*mlo = size >= 8 ? ~0ull : emu_mask(size);
+	*mhi = size >= 16 ? ~0ull : size <= 8 ? 0 : emu_mask(size - 8);
+}
+
+/* The low size bytes of lo:hi into out, the rest zero. */
+static inline void put_low(uint8_t out[16], uint64_t lo, uint64_t hi, unsigned size)
+{
+	uint64_t mlo, mhi;
+	low_masks(size, &mlo, &mhi);
+	lo &= mlo;
+	hi &= mhi;
+	memcpy(out, &lo, 8);
+	memcpy(out + 8, &hi, 8);
+}
+
 /* size bytes of operand i into a zeroed 16-byte buffer. */
 static void sse_read(struct emu_cpu *cpu, const struct emu_insn *in, unsigned i, uint8_t out[16],
 		     unsigned size, bool aligned)
 {
 	const struct emu_operand *o = &in->op[i];
-	memset(out, 0, 16);
 	if (emu_sse_is_xmm(o)) {
-		memcpy(out, cpu->fpu.xmm[o->reg & 15], size);
+		uint64_t lo, hi;
+		memcpy(&lo, cpu->fpu.xmm[o->reg & 15], 8);
+		memcpy(&hi, cpu->fpu.xmm[o->reg & 15] + 8, 8);
+		put_low(out, lo, hi, size);
 	} else if (o->kind == EMU_OP_MEM) {
 		uint64_t lin = emu_op_lin(cpu, in, o);
 		if (aligned && size == 16 && (lin & 15))
 			emu_gp(cpu, 0);
+		memset(out, 0, 16);
 		emu_read_bytes(cpu, lin, out, size, false);
 	} else if (o->kind == EMU_OP_REG && o->rclass == EMU_RC_GPR) {
-		uint64_t v = cpu->gpr[o->reg];
-		memcpy(out, &v, size > 8 ? 8 : size);
+		put_low(out, cpu->gpr[o->reg], 0, size);
 	} else if (o->kind == EMU_OP_IMM) {
-		uint64_t v = (uint64_t)o->val;
-		memcpy(out, &v, size > 8 ? 8 : size);
+		put_low(out, (uint64_t)o->val, 0, size);
 	} else {
 		emu_unimplemented(cpu, in);
 	}
@@ -74,17 +95,26 @@ void emu_sse_write(struct emu_cpu *cpu, const struct emu_insn *in, unsigned i,
 	const struct emu_operand *o = &in->op[i];
 	if (emu_sse_is_xmm(o)) {
 		uint8_t *x = cpu->fpu.xmm[o->reg & 15];
-		if (zero_rest)
-			memset(x, 0, 16);
-		memcpy(x, v, size);
+		uint64_t lo, hi, keep_lo = 0, keep_hi = 0, mlo, mhi;
+		memcpy(&lo, v, 8);
+		memcpy(&hi, v + 8, 8);
+		if (!zero_rest) {
+			memcpy(&keep_lo, x, 8);
+			memcpy(&keep_hi, x + 8, 8);
+		}
+		low_masks(size, &mlo, &mhi);
+		lo = (lo & mlo) | (keep_lo & ~mlo);
+		hi = (hi & mhi) | (keep_hi & ~mhi);
+		memcpy(x, &lo, 8);
+		memcpy(x + 8, &hi, 8);
 	} else if (o->kind == EMU_OP_MEM) {
 		uint64_t lin = emu_op_lin(cpu, in, o);
 		if (aligned && size == 16 && (lin & 15))
 			emu_gp(cpu, 0);
 		emu_write_bytes(cpu, lin, v, size, false);
 	} else if (o->kind == EMU_OP_REG && o->rclass == EMU_RC_GPR) {
-		uint64_t x = 0;
-		memcpy(&x, v, size > 8 ? 8 : size);
+		uint64_t x;
+		memcpy(&x, v, 8);
 		emu_gpr_set(cpu, o->reg, size > 8 ? 8 : size, x);
 	} else {
 		emu_unimplemented(cpu, in);

@@ -76,6 +76,25 @@ static bool str_once(struct emu_cpu *cpu, const struct emu_insn *in, enum str_ki
 	return eq;
 }
 
+/* len bytes at d (a multiple of size, 2, 4 or 8) filled as STOS of that
+ * size with v fills them (a little-endian host): one byte repeated by
+ * memset, else the element repeated into 8 bytes stored word by word. */
+static void fill(uint8_t *d, uint64_t v, unsigned size, unsigned len)
+{
+	uint64_t m = emu_mask(size), p = v & m;
+	if (p == (v & 0xff) * (m / 0xff)) {
+		memset(d, (int)(v & 0xff), len);
+		return;
+	}
+	for (unsigned w = size; w < 8; w *= 2)
+		p |= p << (w * 8);
+	unsigned i = 0;
+	for (; i + 8 <= len; i += 8)
+		memcpy(d + i, &p, 8);
+	for (; i < len; i++)
+		d[i] = (uint8_t)(p >> (i % 8 * 8));
+}
+
 /* Up to n iterations of REP MOVS/STOS (forward, 64-bit addresses) at
  * once, as far as source and destination each stay RAM inside one page:
  * what those iterations one by one do, with the same faults (the first
@@ -115,9 +134,7 @@ static unsigned str_bulk(struct emu_cpu *cpu, const struct emu_insn *in, enum st
 	} else if (size == 1) {
 		memset(d, (int)(cpu->gpr[EMU_RAX] & 0xff), len);
 	} else {
-		uint64_t v = cpu->gpr[EMU_RAX];
-		for (unsigned i = 0; i < len; i += size)
-			memcpy(d + i, &v, size);   /* little-endian host */
+		fill(d, cpu->gpr[EMU_RAX], size, len);
 	}
 	cpu->gpr[EMU_RDI] += len;
 	cpu->gpr[EMU_RCX] -= n;
@@ -131,6 +148,7 @@ static void str_run(struct emu_cpu *cpu, const struct emu_insn *in, enum str_kin
 	int64_t delta = (cpu->rflags & RFLAGS_DF) ? -(int64_t)size : (int64_t)size;
 	bool rep = in->flags & (EMU_I_REP | EMU_I_REPNE);
 	bool cond = k == STR_CMPS || k == STR_SCAS;
+	c->rep_pending = false;            /* in a block, step() did not clear it */
 	if ((k == STR_INS || k == STR_OUTS) && (cpu->sregs.cr0 & CR0_PE) &&
 	    c->cpl > ((cpu->rflags & RFLAGS_IOPL_MASK) >> 12))
 		emu_gp(cpu, 0);

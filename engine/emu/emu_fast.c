@@ -51,7 +51,7 @@
  * no interrupt shadow, no HLT step, emu_dbg_armed() false (no DR7 enable,
  * TF, RF or debugger request), and after the interrupt check. Inside a
  * block nothing can change that, because every instruction that could
- * (POPF, STI, MOV to CR/DR/Sreg, INT, IRET, I/O, string ...) is not plain
+ * (POPF, STI, MOV to CR/DR/Sreg, INT, IRET, I/O ...) is not plain
  * and goes through step(). Device accesses made by plain instructions
  * (MMIO) end the block after the instruction (emu_mem.c after_platform),
  * the budget (quantum, timer deadline) is respected to the instruction,
@@ -160,13 +160,14 @@ void emu_stats_report(struct emu_vm *evm)
 /* --- building blocks ---------------------------------------------------------------- */
 
 /* Plain (X86_MN_PLAIN in x86/insn.c's table: nothing but GPRs, the
- * arithmetic flags and DF, memory and RIP), or an SSE instruction on XMM
- * registers (emu_sse_insn), with an exact handler, in the operand forms
+ * arithmetic flags and DF, memory and RIP), an SSE instruction on XMM
+ * registers (emu_sse_insn) or one of emu_fast_also_plain, with an exact handler, in the operand forms
  * that keep it plain (see the top of the file). */
 static bool is_plain(const struct emu_insn *in)
 {
 	bool sse = emu_sse_insn(in);
-	if ((!sse && !(x86_mnemonic(in->mnemonic)->attrs & X86_MN_PLAIN)) ||
+	if ((!sse && !(x86_mnemonic(in->mnemonic)->attrs & X86_MN_PLAIN) &&
+	     !emu_fast_also_plain(in)) ||
 	    in->fn == emu_unimplemented || in->fn == emu_mov_special || (in->flags & EMU_I_FAR))
 		return false;
 	for (unsigned i = 0; i < in->nops; i++) {
@@ -229,20 +230,21 @@ static bool block_decode_cross(struct emu_blocks *bs, unsigned mode, const uint8
 /* Decode the instructions at gpa (host bytes p, avail bytes to the page
  * end, the next page's at next or NULL) into the draft: how many are
  * plain, and their bytes in *pos. */
-static unsigned block_decode(struct emu_blocks *bs, unsigned mode, const uint8_t *p,
-			     unsigned avail, const uint8_t *next, unsigned *pos)
+static unsigned block_decode(struct emu_vm *evm, uint64_t gpa, unsigned mode,
+			     const uint8_t *p, unsigned avail, const uint8_t *next, unsigned *pos)
 {
+	struct emu_blocks *bs = evm->blocks;
 	unsigned n = 0;
 	*pos = 0;
 	bs->tail_len = 0;
 	while (n < BLOCK_INSNS) {
 		struct emu_insn *in = &bs->in[n];
 		unsigned len = avail - *pos < 15 ? avail - *pos : 15;
-		int r = len ? emu_decode_insn(mode, p + *pos, len, in) : -EINVAL;
+		int r = len ? emu_decode_cached(evm, mode, gpa + *pos, p + *pos, len, in) : -EINVAL;
 		if (r == -EAGAIN && n > 0 && next && len < 15 &&
 		    block_decode_cross(bs, mode, p + *pos, len, next, in) &&
 		    *pos + in->len <= BLOCK_BYTES) {
-			emu_fop_build_cross(in, &bs->op[n], n, *pos);
+			emu_fop_build_cross(bs, in, &bs->op[n], n, *pos);
 			*pos += in->len;
 			n++;
 			break;
@@ -262,7 +264,7 @@ static unsigned block_decode(struct emu_blocks *bs, unsigned mode, const uint8_t
 				*pos += in->len;   /* the copy covers it: rebuilt when it changes */
 			break;
 		}
-		emu_fop_build(in, &bs->op[n], n, *pos);
+		emu_fop_build(bs, in, &bs->op[n], n, *pos);
 		*pos += in->len;
 		n++;
 		if (ends_block(in))
@@ -283,11 +285,12 @@ static unsigned f_count(struct emu_cpu *cpu, struct emu_core *c, const struct em
 
 /* The block at gpa (host bytes p, avail bytes to the page end, the next
  * page's at next or NULL), new in the arena. */
-static struct emu_block *block_build(struct emu_blocks *bs, uint64_t gpa, unsigned mode,
+static struct emu_block *block_build(struct emu_vm *evm, uint64_t gpa, unsigned mode,
 				     const uint8_t *p, unsigned avail, const uint8_t *next)
 {
-	unsigned pos, n = block_decode(bs, mode, p, avail, next, &pos);
-	emu_fops_finish(bs->op, n, pos);
+	struct emu_blocks *bs = evm->blocks;
+	unsigned pos, n = block_decode(evm, gpa, mode, p, avail, next, &pos);
+	emu_fops_finish(bs, bs->op, n, pos);
 	unsigned here = pos < avail ? pos : avail;
 	/* the copy is compared in 8-byte words: keep whole words that are
 	 * still in the page (bytes after the block included) */
@@ -359,7 +362,7 @@ static __attribute__((noinline)) struct emu_block *block_check(struct emu_cpu *c
 	if (!b || b->gpa != gpa || b->mode != c->mode || !same_bytes(b, p)) {
 		uint64_t next = (lin & X86_PAGE_MASK) + X86_PAGE_SIZE;
 		const struct emu_tlb_entry *t = tlb_of(c, next);
-		b = block_build(c->blocks, gpa, c->mode, p, avail,
+		b = block_build(cpu->evm, gpa, c->mode, p, avail,
 				t->tag_x == next ? t->host : NULL);
 		*s = b;
 	}

@@ -17,7 +17,7 @@
  * the copy of the bytes) in a second one, so that the blocks that run
  * share the host's caches with less. When either is full every block is
  * dropped at once. */
-#define BLOCK_SLOT_BITS 16
+#define BLOCK_SLOT_BITS 18
 #define BLOCK_SLOTS (1u << BLOCK_SLOT_BITS)
 #define BLOCK_ARENA (64u << 20)
 /* Blocks run one after the other through their links (chain) before the
@@ -89,6 +89,22 @@ struct emu_block {
 	struct emu_fop op[];           /* + the end marker */
 };
 
+/* What drop_dead_flags (emu_fast_ops.c) found out about a handler, kept
+ * so that it scans its tables once per handler, not once per instruction
+ * built: FLAGS_SETS (nf: its form that leaves the flags alone),
+ * FLAGS_NEUTRAL (a move: looks at no flag), FLAGS_LOOKS (anything else). */
+enum { FLAGS_SETS, FLAGS_NEUTRAL, FLAGS_LOOKS };
+struct fop_flags_memo {
+	fop_fn fn;                     /* NULL: empty; a slot by a hash of fn */
+	fop_fn nf;
+	uint8_t kind;
+};
+/* The same for base_form: fn's form for base + displacement (b, or fn). */
+struct fop_base_memo {
+	fop_fn fn, b;
+};
+#define FOP_MEMO 512
+
 struct emu_blocks {
 	struct emu_block *slot[BLOCK_SLOTS];
 	uint8_t *arena, *cold;
@@ -103,6 +119,8 @@ struct emu_blocks {
 	struct emu_insn in[BLOCK_INSNS];
 	uint8_t tail[15];
 	unsigned tail_len;
+	struct fop_flags_memo flags_memo[FOP_MEMO];
+	struct fop_base_memo base_memo[FOP_MEMO];
 };
 
 /* Has nothing written b's bytes since they were last compared? (a store
@@ -226,17 +244,28 @@ unsigned emu_fop_cont(struct emu_cpu *cpu, struct emu_core *c, const struct emu_
  * implicit, is not one of them). */
 bool emu_sse_insn(const struct emu_insn *in);
 
+/* An instruction x86/insn.c does not call plain that blocks run all the
+ * same: the string instructions but INS/OUTS (their exact handler, which
+ * commits each iteration and, REP, leaves RIP at the instruction while
+ * iterations are left: the block ends after them, as after every
+ * instruction that may store the exact way), PUSHFQ (exact flags pushed),
+ * CLI (it only keeps interrupts out, which a block does anyway), RDTSC and
+ * RDTSCP (time is the retired count, exact in an exact handler: sync_at)
+ * and the hints that do nothing (PAUSE, PREFETCHh, the fences). */
+bool emu_fast_also_plain(const struct emu_insn *in);
+
 /* The handler of the plain instruction in (index idx in its block, pos
  * bytes from its start) into f. */
-void emu_fop_build(const struct emu_insn *in, struct emu_fop *f, unsigned idx, unsigned pos);
+void emu_fop_build(struct emu_blocks *bs, const struct emu_insn *in, struct emu_fop *f,
+		   unsigned idx, unsigned pos);
 /* The same for a plain instruction that goes on into the next page (the
  * last of its block, never the first): f_cross, which compares its bytes
  * there (emu_block.tail) and then runs its specialised handler, kept in
  * the end marker's imm (f[1], which emu_fops_finish leaves). */
-void emu_fop_build_cross(const struct emu_insn *in, struct emu_fop *f, unsigned idx,
-			 unsigned pos);
+void emu_fop_build_cross(struct emu_blocks *bs, const struct emu_insn *in, struct emu_fop *f,
+			 unsigned idx, unsigned pos);
 /* The end of the n instructions in op[] (pos bytes): the end marker,
  * and the flags no one sees dropped. */
-void emu_fops_finish(struct emu_fop *op, unsigned n, unsigned pos);
+void emu_fops_finish(struct emu_blocks *bs, struct emu_fop *op, unsigned n, unsigned pos);
 
 #endif

@@ -17,7 +17,9 @@
 #include <string.h>
 #include <Zydis/Zydis.h>
 
+#include "engine/emu/emu_debug.h"
 #include "engine/emu/emu_flags.h"
+#include "engine/emu/emu_sse.h"
 #include "x86/insn.h"
 
 /* --- operands -------------------------------------------------------------------- */
@@ -357,6 +359,32 @@ DEF_ALU2(or, A_OR)
 DEF_ALU2(xor, A_XOR)
 DEF_ALU2(test, A_TEST)
 
+/* OP AH/CH/DH/BH, imm (f->r0: RAX..RBX, the register's bits 8-15) */
+#define DEF_ALU_H(NAME, OP)                                                                   \
+FOP(NAME##_hi)                                                                                \
+{                                                                                             \
+	uint64_t a = (cpu->gpr[f->r0] >> 8) & 0xff, b = f->imm & 0xff, r;                     \
+	alu(c, OP, a, b, &r, 1, true);                                                        \
+	if (A_WRITES(OP))                                                                     \
+		cpu->gpr[f->r0] = (cpu->gpr[f->r0] & ~0xff00ull) | (r & 0xff) << 8;           \
+	NEXT;                                                                                 \
+}
+DEF_ALU_H(add, A_ADD)
+DEF_ALU_H(sub, A_SUB)
+DEF_ALU_H(cmp, A_CMP)
+DEF_ALU_H(and, A_AND)
+DEF_ALU_H(or, A_OR)
+DEF_ALU_H(xor, A_XOR)
+DEF_ALU_H(test, A_TEST)
+
+/* MOVZX r32/r64, AH/CH/DH/BH */
+FOP(movzx_h)
+{
+	(void)c;
+	cpu->gpr[f->r0] = (cpu->gpr[f->r1] >> 8) & 0xff;
+	NEXT;
+}
+
 /* [form][size 8 / 4 / 2 / 1] per ALU mnemonic */
 struct alu_forms {
 	uint16_t mnemonic;
@@ -397,6 +425,114 @@ FOP(dec_r##S)                                                                   
 }
 DEF_INCDEC(8)
 DEF_INCDEC(4)
+
+#define DEF_INCDEC_M(S)                                                                       \
+FOP(inc_m##S)                                                                                 \
+{                                                                                             \
+	WR(p, f_lin(cpu, c, f), S);                                                           \
+	uint64_t a = load(p, S), r = a + 1;                                                   \
+	bool cf = emu_cf_now(cpu, c);                                                         \
+	store(p, S, r);                                                                       \
+	emu_lf_record(c, EMU_LF_INC, a, 1, r, S);                                             \
+	c->lf_cf = cf;                                                                        \
+	NEXT;                                                                                 \
+}                                                                                             \
+FOP(dec_m##S)                                                                                 \
+{                                                                                             \
+	WR(p, f_lin(cpu, c, f), S);                                                           \
+	uint64_t a = load(p, S), r = a - 1;                                                   \
+	bool cf = emu_cf_now(cpu, c);                                                         \
+	store(p, S, r);                                                                       \
+	emu_lf_record(c, EMU_LF_DEC, a, 1, r, S);                                             \
+	c->lf_cf = cf;                                                                        \
+	NEXT;                                                                                 \
+}
+DEF_INCDEC_M(8)
+DEF_INCDEC_M(4)
+DEF_INCDEC_M(2)
+DEF_INCDEC_M(1)
+
+/* DIV r/m64, r/m32: RDX:RAX / d into RAX, RDX:RAX % d into RDX, the
+ * flags as they were (h_div); false for #DE (d = 0, a quotient too wide),
+ * which the exact way raises. */
+static inline bool divide(struct emu_cpu *cpu, uint64_t d, unsigned s)
+{
+	uint64_t hi = gpr_get(cpu, EMU_RDX, s), lo = gpr_get(cpu, EMU_RAX, s), q, r;
+	d &= msk(s);
+	if (d == 0 || hi >= d)
+		return false;
+	if (s == 8) {
+		__asm__("divq %4" : "=a"(q), "=d"(r) : "a"(lo), "d"(hi), "rm"(d));
+	} else {
+		uint64_t n = hi << 32 | lo;
+		q = n / d;
+		r = n % d;
+	}
+	gpr_put(cpu, EMU_RAX, s, q);
+	gpr_put(cpu, EMU_RDX, s, r);
+	return true;
+}
+
+#define DEF_DIV(S)                                                                            \
+FOP(div_r##S)                                                                                 \
+{                                                                                             \
+	if (!divide(cpu, cpu->gpr[f->r0], S))                                                 \
+		return f_miss(cpu, c, f);                                                     \
+	NEXT;                                                                                 \
+}                                                                                             \
+FOP(div_m##S)                                                                                 \
+{                                                                                             \
+	RD(p, f_lin(cpu, c, f), S);                                                           \
+	if (!divide(cpu, load(p, S), S))                                                      \
+		return f_miss(cpu, c, f);                                                     \
+	NEXT;                                                                                 \
+}
+DEF_DIV(8)
+DEF_DIV(4)
+
+/* BT/BTS/BTR/BTC r/m, imm (the bit: f->imm, already below the width):
+ * CF = the bit, the other flags as they were (h_bt) */
+static inline void set_cf(struct emu_cpu *cpu, bool cf)
+{
+	emu_flags_sync(cpu);
+	cpu->rflags = (cpu->rflags & ~RFLAGS_CF) | (cf ? RFLAGS_CF : 0);
+}
+
+enum { BT_TEST, BT_SET, BT_RESET, BT_COMPLEMENT };
+
+static inline uint64_t bt_apply(unsigned op, uint64_t v, uint64_t bit)
+{
+	switch (op) {
+	case BT_SET: return v | bit;
+	case BT_RESET: return v & ~bit;
+	case BT_COMPLEMENT: return v ^ bit;
+	default: return v;
+	}
+}
+
+#define DEF_BT(NAME, OP, S)                                                                   \
+FOP(NAME##_ri##S)                                                                             \
+{                                                                                             \
+	uint64_t v = gpr_get(cpu, f->r0, S), bit = 1ull << f->imm;                            \
+	if ((OP) != BT_TEST)                                                                  \
+		gpr_put(cpu, f->r0, S, bt_apply(OP, v, bit));                                 \
+	set_cf(cpu, v & bit);                                                                 \
+	NEXT;                                                                                 \
+}                                                                                             \
+FOP(NAME##_mi##S)                                                                             \
+{                                                                                             \
+	ACCESS(p, f_lin(cpu, c, f), S, (OP) != BT_TEST);                                      \
+	uint64_t v = load(p, S), bit = 1ull << f->imm;                                        \
+	if ((OP) != BT_TEST)                                                                  \
+		store(p, S, bt_apply(OP, v, bit));                                            \
+	set_cf(cpu, v & bit);                                                                 \
+	NEXT;                                                                                 \
+}
+#define DEF_BT3(NAME, OP) DEF_BT(NAME, OP, 8) DEF_BT(NAME, OP, 4) DEF_BT(NAME, OP, 2)
+DEF_BT3(bt, BT_TEST)
+DEF_BT3(bts, BT_SET)
+DEF_BT3(btr, BT_RESET)
+DEF_BT3(btc, BT_COMPLEMENT)
 
 #define DEF_MOV_R(S)                                                                          \
 FOP(mov_rr##S)                                                                                \
@@ -721,6 +857,235 @@ FOP(pop_r)
 	NEXT;
 }
 
+/* PUSHFQ: the flags as h_pushf pushes them (exact: it looks at them all;
+ * VM and RF read as 0). */
+FOP(pushf)
+{
+	uint64_t sp = cpu->gpr[EMU_RSP] - 8;
+	WR(p, sp, 8);
+	emu_flags_sync(cpu);
+	store(p, 8, emu_dbg_rflags_image(cpu) & ~(RFLAGS_VM | RFLAGS_RF));
+	cpu->gpr[EMU_RSP] = sp;
+	NEXT;
+}
+
+/* --- SSE on XMM registers -------------------------------------------------------- */
+
+/* The integer and logic instructions the guests use most, and the moves,
+ * as the exact handlers (emu_exec_sse*.c) do them: the operation is the
+ * host's own instruction on the operand values (host_*), a 16-byte memory
+ * operand must be aligned. Anything else than a plain case takes the exact
+ * way (f_miss), which raises what is due: #UD/#NM when the SSE state is
+ * off (CR0.EM, CR0.TS, CR4.OSFXSR), #GP for a misaligned operand. */
+typedef void (*sse_fn)(uint8_t d[16], const uint8_t s[16]);
+
+EMU_SSE_HOST_BINOP(pxor, "pxor") EMU_SSE_HOST_BINOP(por, "por")
+EMU_SSE_HOST_BINOP(pand, "pand") EMU_SSE_HOST_BINOP(pandn, "pandn")
+EMU_SSE_HOST_BINOP(pcmpeqb, "pcmpeqb") EMU_SSE_HOST_BINOP(pcmpeqw, "pcmpeqw")
+EMU_SSE_HOST_BINOP(pcmpeqd, "pcmpeqd")
+EMU_SSE_HOST_BINOP(paddb, "paddb") EMU_SSE_HOST_BINOP(paddw, "paddw")
+EMU_SSE_HOST_BINOP(paddd, "paddd") EMU_SSE_HOST_BINOP(paddq, "paddq")
+EMU_SSE_HOST_BINOP(psubb, "psubb") EMU_SSE_HOST_BINOP(psubw, "psubw")
+EMU_SSE_HOST_BINOP(psubd, "psubd") EMU_SSE_HOST_BINOP(psubq, "psubq")
+EMU_SSE_HOST_BINOP(punpcklbw, "punpcklbw") EMU_SSE_HOST_BINOP(punpcklwd, "punpcklwd")
+EMU_SSE_HOST_BINOP(punpckldq, "punpckldq") EMU_SSE_HOST_BINOP(punpcklqdq, "punpcklqdq")
+EMU_SSE_HOST_BINOP(punpckhbw, "punpckhbw") EMU_SSE_HOST_BINOP(punpckhwd, "punpckhwd")
+EMU_SSE_HOST_BINOP(punpckhdq, "punpckhdq") EMU_SSE_HOST_BINOP(punpckhqdq, "punpckhqdq")
+EMU_SSE_HOST_BINOP(psllw, "psllw") EMU_SSE_HOST_BINOP(pslld, "pslld")
+EMU_SSE_HOST_BINOP(psllq, "psllq") EMU_SSE_HOST_BINOP(psrlw, "psrlw")
+EMU_SSE_HOST_BINOP(psrld, "psrld") EMU_SSE_HOST_BINOP(psrlq, "psrlq")
+EMU_SSE_HOST_BINOP(psraw, "psraw") EMU_SSE_HOST_BINOP(psrad, "psrad")
+EMU_SSE_HOST_BINOP(pshufb, "pshufb")
+
+static inline bool sse_ready(const struct emu_cpu *cpu)
+{
+	return !(cpu->sregs.cr0 & (CR0_EM | CR0_TS)) && (cpu->sregs.cr4 & CR4_OSFXSR);
+}
+
+static inline uint8_t *xmm(struct emu_cpu *cpu, unsigned r)
+{
+	return cpu->fpu.xmm[r];
+}
+
+/* xmm r0 = r0 OP xmm r1 (OP: the sse_fn in f->imm) */
+FOP(sse_rr)
+{
+	if (__builtin_expect(!sse_ready(cpu), 0))
+		return f_miss(cpu, c, f);
+	((sse_fn)(uintptr_t)f->imm)(xmm(cpu, f->r0), xmm(cpu, f->r1));
+	NEXT;
+}
+
+/* xmm r0 = r0 OP m128 */
+FOP(sse_rm)
+{
+	uint64_t lin = f_lin(cpu, c, f);
+	if (__builtin_expect(!sse_ready(cpu) || (lin & 15), 0))
+		return f_miss(cpu, c, f);
+	RD(p, lin, 16);
+	((sse_fn)(uintptr_t)f->imm)(xmm(cpu, f->r0), p);
+	NEXT;
+}
+
+/* xmm r0 = r0 shifted by the count r1 (an immediate: as an XMM count) */
+FOP(sse_ri)
+{
+	if (__builtin_expect(!sse_ready(cpu), 0))
+		return f_miss(cpu, c, f);
+	uint8_t count[16] = { f->r1 };
+	((sse_fn)(uintptr_t)f->imm)(xmm(cpu, f->r0), count);
+	NEXT;
+}
+
+/* PSHUFD xmm r0, s, imm (f->imm) */
+static inline void pshufd(uint8_t *d, const uint8_t *s, unsigned ctl)
+{
+	uint8_t r[16];
+	for (unsigned i = 0; i < 4; i++)
+		memcpy(r + 4 * i, s + 4 * ((ctl >> (2 * i)) & 3), 4);
+	memcpy(d, r, 16);
+}
+
+FOP(pshufd_rr)
+{
+	if (__builtin_expect(!sse_ready(cpu), 0))
+		return f_miss(cpu, c, f);
+	pshufd(xmm(cpu, f->r0), xmm(cpu, f->r1), (unsigned)f->imm);
+	NEXT;
+}
+
+FOP(pshufd_rm)
+{
+	uint64_t lin = f_lin(cpu, c, f);
+	if (__builtin_expect(!sse_ready(cpu) || (lin & 15), 0))
+		return f_miss(cpu, c, f);
+	RD(p, lin, 16);
+	pshufd(xmm(cpu, f->r0), p, (unsigned)f->imm);
+	NEXT;
+}
+
+/* MOVDQA/MOVDQU/MOVAPS/MOVUPS/MOVAPD/MOVUPD: xmm r0 = xmm r1 */
+FOP(movx_rr)
+{
+	if (__builtin_expect(!sse_ready(cpu), 0))
+		return f_miss(cpu, c, f);
+	memcpy(xmm(cpu, f->r0), xmm(cpu, f->r1), 16);
+	NEXT;
+}
+
+/* ... xmm r0 = m128: aligned (the A forms) or not (the U forms) */
+FOP(movx_load_a)
+{
+	uint64_t lin = f_lin(cpu, c, f);
+	if (__builtin_expect(!sse_ready(cpu) || (lin & 15), 0))
+		return f_miss(cpu, c, f);
+	RD(p, lin, 16);
+	memcpy(xmm(cpu, f->r0), p, 16);
+	NEXT;
+}
+
+FOP(movx_load_u)
+{
+	uint64_t lin = f_lin(cpu, c, f);
+	if (__builtin_expect(!sse_ready(cpu), 0))
+		return f_miss(cpu, c, f);
+	RD(p, lin, 16);
+	memcpy(xmm(cpu, f->r0), p, 16);
+	NEXT;
+}
+
+/* MOVD/MOVQ/MOVSD xmm r0 = m32/m64 zero-extended */
+#define DEF_LOADZ(S)                                                                          FOP(movx_loadz##S)                                                                            {                                                                                             	uint64_t lin = f_lin(cpu, c, f);                                                      	if (__builtin_expect(!sse_ready(cpu), 0))                                             		return f_miss(cpu, c, f);                                                     	RD(p, lin, S);                                                                        	uint64_t lo = load(p, S), hi = 0;                                                     	memcpy(xmm(cpu, f->r0), &lo, 8);                                                      	memcpy(xmm(cpu, f->r0) + 8, &hi, 8);                                                  	NEXT;                                                                                 }
+DEF_LOADZ(4)
+DEF_LOADZ(8)
+
+/* MOVD/MOVQ/MOVSD m32/m64 = the low bytes of xmm r1 */
+#define DEF_STORE(S)                                                                          FOP(movx_store##S)                                                                            {                                                                                             	uint64_t lin = f_lin(cpu, c, f);                                                      	if (__builtin_expect(!sse_ready(cpu), 0))                                             		return f_miss(cpu, c, f);                                                     	WR(p, lin, S);                                                                        	uint64_t v;                                                                           	memcpy(&v, xmm(cpu, f->r1), 8);                                                       	store(p, S, v);                                                                       	NEXT;                                                                                 }
+DEF_STORE(4)
+DEF_STORE(8)
+
+/* MOVD/MOVQ xmm r0 = GPR r1 zero-extended (f->imm: 4 or 8 bytes) */
+FOP(movx_from_gpr)
+{
+	if (__builtin_expect(!sse_ready(cpu), 0))
+		return f_miss(cpu, c, f);
+	uint64_t lo = cpu->gpr[f->r1] & msk((unsigned)f->imm), hi = 0;
+	memcpy(xmm(cpu, f->r0), &lo, 8);
+	memcpy(xmm(cpu, f->r0) + 8, &hi, 8);
+	NEXT;
+}
+
+/* MOVD/MOVQ GPR r0 = the low 4 or 8 (f->imm) bytes of xmm r1; PMOVMSKB
+ * GPR r0 = the top bit of each byte of xmm r1 */
+FOP(movx_to_gpr)
+{
+	if (__builtin_expect(!sse_ready(cpu), 0))
+		return f_miss(cpu, c, f);
+	uint64_t v;
+	memcpy(&v, xmm(cpu, f->r1), 8);
+	cpu->gpr[f->r0] = v & msk((unsigned)f->imm);
+	NEXT;
+}
+
+FOP(pmovmskb_r)
+{
+	if (__builtin_expect(!sse_ready(cpu), 0))
+		return f_miss(cpu, c, f);
+	const uint8_t *x = xmm(cpu, f->r1);
+	uint64_t m = 0;
+	for (unsigned i = 0; i < 16; i++)
+		m |= (uint64_t)(x[i] >> 7) << i;
+	cpu->gpr[f->r0] = m;
+	NEXT;
+}
+
+/* Leaving the block at f for rip, the target of an indirect JMP or CALL:
+ * on at once into the block the table has there, on chain()'s terms (no
+ * link: f's operand fields are where a link would be). */
+static inline unsigned chain_find(struct emu_cpu *cpu, struct emu_core *c,
+				  const struct emu_fop *f, uint64_t rip, uint64_t ret)
+{
+	uint64_t gpa = link_gpa(c, rip);
+	const struct emu_block *b = NULL;
+	if (c->chain_left == 0 || !may_go_on(cpu, c) || !(b = block_find(c, gpa)) ||
+	    c->budget_end - ret < b->n) {
+		cpu->rip = rip;
+		return stop(c, f, FS_JUMP);
+	}
+	return enter(cpu, c, b, gpa, rip, ret);
+}
+
+/* JMP r64 / m64, CALL r64 / m64 */
+FOP(jmp_r)
+{
+	return chain_find(cpu, c, f, cpu->gpr[f->r0], c->blk_ret + f->idx + 1);
+}
+
+FOP(jmp_m)
+{
+	RD(p, f_lin(cpu, c, f), 8);
+	return chain_find(cpu, c, f, load(p, 8), c->blk_ret + f->idx + 1);
+}
+
+FOP(call_r)
+{
+	uint64_t to = cpu->gpr[f->r0], sp = cpu->gpr[EMU_RSP] - 8;
+	WR(p, sp, 8);
+	store(p, 8, c->blk_rip + f->end);
+	cpu->gpr[EMU_RSP] = sp;
+	return chain_find(cpu, c, f, to, c->blk_ret + f->idx + 1);
+}
+
+FOP(call_m)
+{
+	RD(t, f_lin(cpu, c, f), 8);
+	uint64_t to = load(t, 8), sp = cpu->gpr[EMU_RSP] - 8;
+	WR(p, sp, 8);
+	store(p, 8, c->blk_rip + f->end);
+	cpu->gpr[EMU_RSP] = sp;
+	return chain_find(cpu, c, f, to, c->blk_ret + f->idx + 1);
+}
+
 /* Branches: f->imm is the target's offset from the block start. */
 FOP(jmp_rel)
 {
@@ -875,14 +1240,19 @@ static const struct { fop_fn any, b; } base_forms[] = {
 };
 #undef P
 
-static fop_fn base_form(fop_fn fn, const struct emu_fop *f)
+static fop_fn base_form(struct emu_blocks *bs, fop_fn fn, const struct emu_fop *f)
 {
 	if (f->base >= 16 || f->index != EMU_NOREG || f->seg >= EMU_FS)
 		return fn;
+	struct fop_base_memo *m = &bs->base_memo[((uintptr_t)fn >> 4) % FOP_MEMO];
+	if (m->fn == fn)
+		return m->b;
+	m->fn = fn;
+	m->b = fn;
 	for (unsigned i = 0; i < sizeof(base_forms) / sizeof(base_forms[0]); i++)
 		if (base_forms[i].any == fn)
-			return base_forms[i].b;
-	return fn;
+			m->b = base_forms[i].b;
+	return m->b;
 }
 
 /* Flags nobody sees. A handler that sets all six arithmetic flags from
@@ -914,25 +1284,41 @@ static const fop_fn neutral_fns[] = {
 	movsx_rr8_1, movsx_rr8_2, movsx_rr8_4, movsx_rr4_1, movsx_rr4_2, movsx_rr4_4,
 };
 
-static void drop_dead_flags(struct emu_fop *op, unsigned nops)
+/* fn's entry of flag_forms / neutral_fns, through bs's memo. */
+static const struct fop_flags_memo *flags_kind(struct emu_blocks *bs, fop_fn fn)
+{
+	struct fop_flags_memo *m = &bs->flags_memo[((uintptr_t)fn >> 4) % FOP_MEMO];
+	if (m->fn == fn)
+		return m;
+	m->fn = fn;
+	m->nf = NULL;
+	m->kind = FLAGS_LOOKS;
+	for (unsigned k = 0; k < sizeof(flag_forms) / sizeof(flag_forms[0]); k++) {
+		if (flag_forms[k].any == fn) {
+			m->kind = FLAGS_SETS;
+			m->nf = flag_forms[k].nf;
+			return m;
+		}
+	}
+	for (unsigned k = 0; k < sizeof(neutral_fns) / sizeof(neutral_fns[0]); k++)
+		if (neutral_fns[k] == fn)
+			m->kind = FLAGS_NEUTRAL;
+	return m;
+}
+
+static void drop_dead_flags(struct emu_blocks *bs, struct emu_fop *op, unsigned nops)
 {
 	bool live = true;                  /* after the block: the run loop looks */
 	for (int i = (int)nops - 1; i >= 0; i--) {
 		struct emu_fop *f = &op[i];
-		unsigned k, n = sizeof(flag_forms) / sizeof(flag_forms[0]);
-		for (k = 0; k < n && flag_forms[k].any != f->fn; k++)
-			;
-		if (k < n) {
+		const struct fop_flags_memo *m = flags_kind(bs, f->fn);
+		if (m->kind == FLAGS_SETS) {
 			if (!live)
-				f->fn = flag_forms[k].nf;
+				f->fn = m->nf;
 			live = false;
-			continue;
-		}
-		n = sizeof(neutral_fns) / sizeof(neutral_fns[0]);
-		for (k = 0; k < n && neutral_fns[k] != f->fn; k++)
-			;
-		if (k == n)
+		} else if (m->kind == FLAGS_LOOKS) {
 			live = true;
+		}
 	}
 }
 
@@ -956,9 +1342,55 @@ bool emu_sse_insn(const struct emu_insn *in)
 	return false;
 }
 
+/* MOVS, STOS, LODS, CMPS, SCAS (not the SSE2 MOVSD/CMPSD), REP or not. */
+static bool is_string(const struct emu_insn *in)
+{
+	switch (in->mnemonic) {
+	case ZYDIS_MNEMONIC_MOVSD: case ZYDIS_MNEMONIC_CMPSD:
+		return in->opmap == ZYDIS_OPCODE_MAP_DEFAULT;
+	case ZYDIS_MNEMONIC_MOVSB: case ZYDIS_MNEMONIC_MOVSW: case ZYDIS_MNEMONIC_MOVSQ:
+	case ZYDIS_MNEMONIC_STOSB: case ZYDIS_MNEMONIC_STOSW: case ZYDIS_MNEMONIC_STOSD:
+	case ZYDIS_MNEMONIC_STOSQ: case ZYDIS_MNEMONIC_LODSB: case ZYDIS_MNEMONIC_LODSW:
+	case ZYDIS_MNEMONIC_LODSD: case ZYDIS_MNEMONIC_LODSQ: case ZYDIS_MNEMONIC_CMPSB:
+	case ZYDIS_MNEMONIC_CMPSW: case ZYDIS_MNEMONIC_CMPSQ: case ZYDIS_MNEMONIC_SCASB:
+	case ZYDIS_MNEMONIC_SCASW: case ZYDIS_MNEMONIC_SCASD: case ZYDIS_MNEMONIC_SCASQ:
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* Hints that do nothing here (PAUSE, the prefetches, the fences). */
+static bool is_hint(const struct emu_insn *in)
+{
+	switch (in->mnemonic) {
+	case ZYDIS_MNEMONIC_PAUSE: case ZYDIS_MNEMONIC_LFENCE: case ZYDIS_MNEMONIC_MFENCE:
+	case ZYDIS_MNEMONIC_SFENCE: case ZYDIS_MNEMONIC_PREFETCH: case ZYDIS_MNEMONIC_PREFETCHNTA:
+	case ZYDIS_MNEMONIC_PREFETCHT0: case ZYDIS_MNEMONIC_PREFETCHT1:
+	case ZYDIS_MNEMONIC_PREFETCHT2: case ZYDIS_MNEMONIC_PREFETCHW:
+		return true;
+	default:
+		return false;
+	}
+}
+
+bool emu_fast_also_plain(const struct emu_insn *in)
+{
+	if (is_string(in) || is_hint(in))
+		return true;
+	switch (in->mnemonic) {
+	case ZYDIS_MNEMONIC_PUSHFQ: case ZYDIS_MNEMONIC_CLI: case ZYDIS_MNEMONIC_RDTSC:
+	case ZYDIS_MNEMONIC_RDTSCP:
+		return true;
+	default:
+		return false;
+	}
+}
+
 static bool writes_memory(const struct emu_insn *in)
 {
-	if (x86_mnemonic(in->mnemonic)->attrs & X86_MN_PUSHES)
+	if ((x86_mnemonic(in->mnemonic)->attrs & X86_MN_PUSHES) || is_string(in) ||
+	    in->mnemonic == ZYDIS_MNEMONIC_PUSHFQ)
 		return true;
 	if (emu_sse_insn(in))
 		return in->nops && in->op[0].kind == EMU_OP_MEM;
@@ -1040,9 +1472,16 @@ static void wmem(struct emu_fop *f, unsigned s, bool stack)
 
 static fop_fn pick_alu(const struct emu_insn *in, struct emu_fop *f)
 {
+	static const fop_fn hi_fn[] = { add_hi, sub_hi, cmp_hi, and_hi, or_hi, xor_hi, test_hi };
 	for (unsigned i = 0; i < sizeof(alu_table) / sizeof(alu_table[0]); i++) {
 		if (alu_table[i].mnemonic != in->mnemonic)
 			continue;
+		if (in->nops == 2 && in->op[0].kind == EMU_OP_REG &&
+		    in->op[0].rclass == EMU_RC_GPR8H && in->op[1].kind == EMU_OP_IMM) {
+			f->r0 = in->op[0].reg;
+			f->imm = (uint64_t)in->op[1].val;
+			return hi_fn[i];               /* alu_table is in enum A_* order */
+		}
 		for (unsigned k = 0; k < 4; k++) {
 			int form = form_of(in, f, form_size[k]);
 			if (form >= 3 && in->mnemonic != ZYDIS_MNEMONIC_CMP &&
@@ -1098,6 +1537,11 @@ static fop_fn pick_ext(const struct emu_insn *in, struct emu_fop *f)
 	if (si == 3)
 		return NULL;
 	unsigned zx = in->mnemonic == ZYDIS_MNEMONIC_MOVZX ? 0 : 1;
+	if (zx == 0 && b->kind == EMU_OP_REG && b->rclass == EMU_RC_GPR8H) {
+		f->r0 = a->reg;
+		f->r1 = b->reg;
+		return movzx_h;
+	}
 	unsigned di = a->size == 8 ? 0 : 1;
 	f->r0 = a->reg;
 	if (b->kind == EMU_OP_REG && b->rclass == EMU_RC_GPR) {
@@ -1174,6 +1618,210 @@ static fop_fn pick_imul(const struct emu_insn *in, struct emu_fop *f)
 	return NULL;
 }
 
+static const struct { uint16_t mnemonic; sse_fn fn; } sse_binops[] = {
+	{ ZYDIS_MNEMONIC_PXOR, host_pxor }, { ZYDIS_MNEMONIC_XORPS, host_pxor },
+	{ ZYDIS_MNEMONIC_XORPD, host_pxor }, { ZYDIS_MNEMONIC_POR, host_por },
+	{ ZYDIS_MNEMONIC_ORPS, host_por }, { ZYDIS_MNEMONIC_ORPD, host_por },
+	{ ZYDIS_MNEMONIC_PAND, host_pand }, { ZYDIS_MNEMONIC_ANDPS, host_pand },
+	{ ZYDIS_MNEMONIC_ANDPD, host_pand }, { ZYDIS_MNEMONIC_PANDN, host_pandn },
+	{ ZYDIS_MNEMONIC_ANDNPS, host_pandn }, { ZYDIS_MNEMONIC_ANDNPD, host_pandn },
+	{ ZYDIS_MNEMONIC_PCMPEQB, host_pcmpeqb }, { ZYDIS_MNEMONIC_PCMPEQW, host_pcmpeqw },
+	{ ZYDIS_MNEMONIC_PCMPEQD, host_pcmpeqd },
+	{ ZYDIS_MNEMONIC_PADDB, host_paddb }, { ZYDIS_MNEMONIC_PADDW, host_paddw },
+	{ ZYDIS_MNEMONIC_PADDD, host_paddd }, { ZYDIS_MNEMONIC_PADDQ, host_paddq },
+	{ ZYDIS_MNEMONIC_PSUBB, host_psubb }, { ZYDIS_MNEMONIC_PSUBW, host_psubw },
+	{ ZYDIS_MNEMONIC_PSUBD, host_psubd }, { ZYDIS_MNEMONIC_PSUBQ, host_psubq },
+	{ ZYDIS_MNEMONIC_PUNPCKLBW, host_punpcklbw }, { ZYDIS_MNEMONIC_PUNPCKLWD, host_punpcklwd },
+	{ ZYDIS_MNEMONIC_PUNPCKLDQ, host_punpckldq }, { ZYDIS_MNEMONIC_PUNPCKLQDQ, host_punpcklqdq },
+	{ ZYDIS_MNEMONIC_PUNPCKHBW, host_punpckhbw }, { ZYDIS_MNEMONIC_PUNPCKHWD, host_punpckhwd },
+	{ ZYDIS_MNEMONIC_PUNPCKHDQ, host_punpckhdq }, { ZYDIS_MNEMONIC_PUNPCKHQDQ, host_punpckhqdq },
+	{ ZYDIS_MNEMONIC_PSLLW, host_psllw }, { ZYDIS_MNEMONIC_PSLLD, host_pslld },
+	{ ZYDIS_MNEMONIC_PSLLQ, host_psllq }, { ZYDIS_MNEMONIC_PSRLW, host_psrlw },
+	{ ZYDIS_MNEMONIC_PSRLD, host_psrld }, { ZYDIS_MNEMONIC_PSRLQ, host_psrlq },
+	{ ZYDIS_MNEMONIC_PSRAW, host_psraw }, { ZYDIS_MNEMONIC_PSRAD, host_psrad },
+};
+
+static bool xmm_op(const struct emu_operand *o)
+{
+	return o->kind == EMU_OP_REG && o->rclass == EMU_RC_XMM;
+}
+
+static bool is_sse_shift(unsigned m)
+{
+	return m == ZYDIS_MNEMONIC_PSLLW || m == ZYDIS_MNEMONIC_PSLLD || m == ZYDIS_MNEMONIC_PSLLQ ||
+	       m == ZYDIS_MNEMONIC_PSRLW || m == ZYDIS_MNEMONIC_PSRLD || m == ZYDIS_MNEMONIC_PSRLQ ||
+	       m == ZYDIS_MNEMONIC_PSRAW || m == ZYDIS_MNEMONIC_PSRAD;
+}
+
+/* The 128-bit operation of an SSE instruction xmm, xmm/m128 (or a shift
+ * by an immediate), or NULL. */
+static sse_fn sse_binop(const struct emu_insn *in)
+{
+	/* the exact handler needs an SSE4.2 host (emu_exec_sse4.c) */
+	if (in->mnemonic == ZYDIS_MNEMONIC_PSHUFB)
+		return __builtin_cpu_supports("sse4.2") ? host_pshufb : NULL;
+	for (unsigned i = 0; i < sizeof(sse_binops) / sizeof(sse_binops[0]); i++)
+		if (sse_binops[i].mnemonic == in->mnemonic)
+			return sse_binops[i].fn;
+	return NULL;
+}
+
+static bool is_move128(unsigned m, bool *aligned)
+{
+	*aligned = m == ZYDIS_MNEMONIC_MOVDQA || m == ZYDIS_MNEMONIC_MOVAPS ||
+		   m == ZYDIS_MNEMONIC_MOVAPD;
+	return *aligned || m == ZYDIS_MNEMONIC_MOVDQU || m == ZYDIS_MNEMONIC_MOVUPS ||
+	       m == ZYDIS_MNEMONIC_MOVUPD;
+}
+
+/* MOVD/MOVQ (4, 8 bytes) and MOVSD between XMM and memory or a GPR. */
+static fop_fn pick_sse_move(const struct emu_insn *in, struct emu_fop *f)
+{
+	const struct emu_operand *a = &in->op[0], *b = &in->op[1];
+	unsigned m = in->mnemonic;
+	unsigned s = m == ZYDIS_MNEMONIC_MOVD ? 4 : 8;
+	bool movsd = m == ZYDIS_MNEMONIC_MOVSD;
+	if (!movsd && m != ZYDIS_MNEMONIC_MOVD && m != ZYDIS_MNEMONIC_MOVQ)
+		return NULL;
+	if (xmm_op(a) && mem_op(in, b, f, s)) {
+		f->r0 = a->reg & 15;
+		return s == 4 ? movx_loadz4 : movx_loadz8;
+	}
+	if (xmm_op(b) && mem_op(in, a, f, s)) {
+		f->r1 = b->reg & 15;
+		wmem(f, s, false);
+		return s == 4 ? movx_store4 : movx_store8;
+	}
+	if (movsd)
+		return NULL;
+	f->imm = s;
+	if (xmm_op(a) && gpr_op(b, s)) {
+		f->r0 = a->reg & 15;
+		f->r1 = b->reg;
+		return movx_from_gpr;
+	}
+	if (gpr_op(a, s) && xmm_op(b)) {
+		f->r0 = a->reg;
+		f->r1 = b->reg & 15;
+		return movx_to_gpr;
+	}
+	return NULL;
+}
+
+/* The SSE instructions (emu_sse_insn) with a handler here. */
+static fop_fn pick_sse(const struct emu_insn *in, struct emu_fop *f)
+{
+	const struct emu_operand *a = &in->op[0], *b = &in->op[1];
+	bool aligned;
+	if (in->nops < 2)
+		return NULL;
+	if (in->nops == 2 && xmm_op(a)) {
+		sse_fn fn = sse_binop(in);
+		f->r0 = a->reg & 15;
+		if (fn) {
+			f->imm = (uint64_t)(uintptr_t)fn;
+			if (xmm_op(b)) {
+				f->r1 = b->reg & 15;
+				return sse_rr;
+			}
+			if (b->kind == EMU_OP_IMM && is_sse_shift(in->mnemonic)) {
+				f->r1 = (uint8_t)b->val;
+				return sse_ri;
+			}
+			return mem_op(in, b, f, 16) ? sse_rm : NULL;
+		}
+		if (is_move128(in->mnemonic, &aligned)) {
+			if (xmm_op(b)) {
+				f->r1 = b->reg & 15;
+				return movx_rr;
+			}
+			if (mem_op(in, b, f, 16))
+				return aligned ? movx_load_a : movx_load_u;
+			return NULL;
+		}
+	}
+	if (in->mnemonic == ZYDIS_MNEMONIC_PSHUFD && in->nops == 3 && xmm_op(a) &&
+	    in->op[2].kind == EMU_OP_IMM) {
+		f->r0 = a->reg & 15;
+		f->imm = (uint8_t)in->op[2].val;
+		if (xmm_op(b)) {
+			f->r1 = b->reg & 15;
+			return pshufd_rr;
+		}
+		return mem_op(in, b, f, 16) ? pshufd_rm : NULL;
+	}
+	if (in->mnemonic == ZYDIS_MNEMONIC_PMOVMSKB && in->nops == 2 && xmm_op(b) &&
+	    (gpr_op(a, 4) || gpr_op(a, 8))) {
+		f->r0 = a->reg;
+		f->r1 = b->reg & 15;
+		return pmovmskb_r;
+	}
+	return in->nops == 2 ? pick_sse_move(in, f) : NULL;
+}
+
+/* INC/DEC m */
+static fop_fn pick_incdec_m(const struct emu_insn *in, struct emu_fop *f)
+{
+	static const fop_fn fns[2][4] = { { inc_m8, inc_m4, inc_m2, inc_m1 },
+					  { dec_m8, dec_m4, dec_m2, dec_m1 } };
+	for (unsigned k = 0; k < 4; k++) {
+		if (mem_op(in, &in->op[0], f, form_size[k])) {
+			wmem(f, form_size[k], false);
+			return fns[in->mnemonic == ZYDIS_MNEMONIC_DEC][k];
+		}
+	}
+	return NULL;
+}
+
+/* BT/BTS/BTR/BTC r/m, imm (by a register: the exact way, whose offset
+ * reaches beyond a memory operand) */
+static fop_fn pick_bt(const struct emu_insn *in, struct emu_fop *f)
+{
+	static const fop_fn fns[4][2][3] = {
+		{ { bt_ri8, bt_ri4, bt_ri2 }, { bt_mi8, bt_mi4, bt_mi2 } },
+		{ { bts_ri8, bts_ri4, bts_ri2 }, { bts_mi8, bts_mi4, bts_mi2 } },
+		{ { btr_ri8, btr_ri4, btr_ri2 }, { btr_mi8, btr_mi4, btr_mi2 } },
+		{ { btc_ri8, btc_ri4, btc_ri2 }, { btc_mi8, btc_mi4, btc_mi2 } },
+	};
+	unsigned m = in->mnemonic;
+	unsigned op = m == ZYDIS_MNEMONIC_BTS ? BT_SET : m == ZYDIS_MNEMONIC_BTR ? BT_RESET :
+		      m == ZYDIS_MNEMONIC_BTC ? BT_COMPLEMENT : BT_TEST;
+	if (in->nops != 2 || in->op[1].kind != EMU_OP_IMM)
+		return NULL;
+	for (unsigned k = 0; k < 3; k++) {
+		unsigned s = form_size[k];
+		f->imm = (uint64_t)in->op[1].val & (s * 8 - 1);
+		if (gpr_op(&in->op[0], s)) {
+			f->r0 = in->op[0].reg;
+			return fns[op][0][k];
+		}
+		if (mem_op(in, &in->op[0], f, s)) {
+			if (op != BT_TEST)
+				wmem(f, s, false);
+			return fns[op][1][k];
+		}
+	}
+	return NULL;
+}
+
+/* JMP/CALL r64 or m64 */
+static fop_fn pick_indirect(const struct emu_insn *in, struct emu_fop *f)
+{
+	const struct emu_operand *a = &in->op[0];
+	bool call = in->mnemonic == ZYDIS_MNEMONIC_CALL;
+	if (gpr_op(a, 8)) {
+		f->r0 = a->reg;
+		if (call)
+			wmem(f, 8, true);
+		return call ? call_r : jmp_r;
+	}
+	if (!mem_op(in, a, f, 8))
+		return NULL;
+	if (call)
+		wmem(f, 8, true);
+	return call ? call_m : jmp_m;
+}
+
 /* The specialised handler, or NULL (then f_exact). */
 static fop_fn pick(const struct emu_insn *in, struct emu_fop *f)
 {
@@ -1213,6 +1861,11 @@ static fop_fn pick(const struct emu_insn *in, struct emu_fop *f)
 		return NULL;
 	case ZYDIS_MNEMONIC_NOP: case ZYDIS_MNEMONIC_ENDBR64:
 		return nop;
+	case ZYDIS_MNEMONIC_PUSHFQ:
+		if (in->osize != 8)
+			return NULL;
+		wmem(f, 8, true);
+		return pushf;
 	case ZYDIS_MNEMONIC_NOT: case ZYDIS_MNEMONIC_NEG:
 		if (in->nops == 1 && (gpr_op(a, 8) || gpr_op(a, 4))) {
 			f->r0 = a->reg;
@@ -1237,6 +1890,20 @@ static fop_fn pick(const struct emu_insn *in, struct emu_fop *f)
 			bool inc = in->mnemonic == ZYDIS_MNEMONIC_INC;
 			return a->size == 8 ? (inc ? inc_r8 : dec_r8) : (inc ? inc_r4 : dec_r4);
 		}
+		return in->nops == 1 ? pick_incdec_m(in, f) : NULL;
+	case ZYDIS_MNEMONIC_BT: case ZYDIS_MNEMONIC_BTS: case ZYDIS_MNEMONIC_BTR:
+	case ZYDIS_MNEMONIC_BTC:
+		return pick_bt(in, f);
+	case ZYDIS_MNEMONIC_DIV:
+		for (unsigned k = 0; k < 2 && in->nops == 1; k++) {
+			unsigned s = form_size[k];
+			if (gpr_op(a, s)) {
+				f->r0 = a->reg;
+				return s == 8 ? div_r8 : div_r4;
+			}
+			if (mem_op(in, a, f, s))
+				return s == 8 ? div_m8 : div_m4;
+		}
 		return NULL;
 	case ZYDIS_MNEMONIC_PUSH:
 		if (in->osize != 8 || in->nops != 1)
@@ -1259,8 +1926,10 @@ static fop_fn pick(const struct emu_insn *in, struct emu_fop *f)
 		}
 		return NULL;
 	case ZYDIS_MNEMONIC_JMP: case ZYDIS_MNEMONIC_CALL:
-		if (in->osize != 8 || in->nops != 1 || a->kind != EMU_OP_IMM)
+		if (in->osize != 8 || in->nops != 1)
 			return NULL;
+		if (a->kind != EMU_OP_IMM)
+			return pick_indirect(in, f);
 		f->imm = f->end + (uint64_t)a->val;
 		if (in->mnemonic == ZYDIS_MNEMONIC_CALL)
 			wmem(f, 8, true);
@@ -1268,6 +1937,10 @@ static fop_fn pick(const struct emu_insn *in, struct emu_fop *f)
 	case ZYDIS_MNEMONIC_RET:
 		return in->osize == 8 && in->nops == 0 ? ret_near : NULL;
 	default:
+		if (emu_sse_insn(in))
+			return pick_sse(in, f);
+		if (is_hint(in))
+			return nop;
 		if (is_jcc(in)) {
 			if (in->osize != 8)
 				return NULL;
@@ -1288,7 +1961,8 @@ static bool is_jcc_fn(fop_fn fn)
 
 /* The handler of the plain instruction in at offset pos, index idx of
  * its block: a specialised one (with its operand fields), else f_exact. */
-void emu_fop_build(const struct emu_insn *in, struct emu_fop *f, unsigned idx, unsigned pos)
+void emu_fop_build(struct emu_blocks *bs, const struct emu_insn *in, struct emu_fop *f,
+		   unsigned idx, unsigned pos)
 {
 	memset(f, 0, sizeof(*f));
 	f->idx = (uint8_t)idx;
@@ -1303,13 +1977,13 @@ void emu_fop_build(const struct emu_insn *in, struct emu_fop *f, unsigned idx, u
 		f->flags |= FOP_LINK;
 	if (is_jcc_fn(f->fn) && f->imm == 0)
 		f->fn = jloop_fn[in->opcode & 0xf];        /* to its own start */
-	f->fn = base_form(f->fn, f);
+	f->fn = base_form(bs, f->fn, f);
 }
 
-void emu_fop_build_cross(const struct emu_insn *in, struct emu_fop *f, unsigned idx,
-			 unsigned pos)
+void emu_fop_build_cross(struct emu_blocks *bs, const struct emu_insn *in, struct emu_fop *f,
+			 unsigned idx, unsigned pos)
 {
-	emu_fop_build(in, f, idx, pos);
+	emu_fop_build(bs, in, f, idx, pos);
 	f[1].imm = (uint64_t)(uintptr_t)f->fn;
 	f->fn = f_cross;
 }
@@ -1336,9 +2010,9 @@ static void fuse_branches(struct emu_fop *op, unsigned nops)
 
 /* After the last instruction: flags nobody sees dropped, compares fused
  * with their branches, the end marker at pos. */
-void emu_fops_finish(struct emu_fop *op, unsigned n, unsigned pos)
+void emu_fops_finish(struct emu_blocks *bs, struct emu_fop *op, unsigned n, unsigned pos)
 {
-	drop_dead_flags(op, n);
+	drop_dead_flags(bs, op, n);
 	fuse_branches(op, n);
 	struct emu_fop *e = &op[n];                /* the end marker */
 	uint64_t cross = n && op[n - 1].fn == f_cross ? e->imm : 0;
@@ -1445,7 +2119,8 @@ unsigned emu_fop_chain(struct emu_cpu *cpu, struct emu_core *c, const struct emu
 struct fop_info emu_fop_info(fop_fn fn)
 {
 	struct fop_info fi = { .kind = FK_CALL };
-	if (fn == jmp_rel || fn == call_rel || fn == ret_near || fn == f_cross) {
+	if (fn == jmp_rel || fn == call_rel || fn == ret_near || fn == f_cross || fn == jmp_r ||
+	    fn == jmp_m || fn == call_r || fn == call_m) {
 		fi.kind = FK_EXIT;
 		fi.tmpl = fn == jmp_rel ? T_JMP : fn == call_rel ? T_CALL : fn == ret_near ? T_RET
 										  : T_NONE;
