@@ -27,6 +27,18 @@ static const struct debug_timing default_timing = {
 	.end_wait_ns = 1000 * 1000 * 1000L,
 };
 
+/* VMDB_KICK_RETRY_MS: how long a stop waits for the vCPUs to park before
+ * it kicks them again (1-60000). A test that must tell a lost kick from a
+ * busy host's slow thread wake-up sets it long. */
+static void timing_from_env(struct debug_timing *t)
+{
+	const char *v = getenv("VMDB_KICK_RETRY_MS");
+	char *end;
+	long ms = v ? strtol(v, &end, 10) : 0;
+	if (v && *v && !*end && ms > 0 && ms <= 60000)
+		t->kick_retry_ns = ms * 1000000L;
+}
+
 void debug_deadline_in(struct timespec *ts, long ns)
 {
 	clock_gettime(CLOCK_REALTIME, ts);
@@ -1037,6 +1049,7 @@ int debug_create(struct vm *vm, bool wait_gdb, debug_notify_fn notify_fn, void *
 	pthread_cond_init(&d->park_cond, NULL);
 	pthread_cond_init(&d->parked_cond, NULL);
 	d->timing = default_timing;
+	timing_from_env(&d->timing);
 	d->client_fd = -1;
 	d->step_exact_off = debug_step_exact_off_by_env();
 	for (unsigned i = 0; i < d->nr_vcpus; i++) {

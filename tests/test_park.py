@@ -20,9 +20,12 @@ GUESTS = {
 
 
 @pytest.fixture(params=sorted(GUESTS))
-def smp_stub(request, engine, start_vmdb, guest, free_port):
+def smp_stub(request, engine, start_vmdb, guest, free_port, monkeypatch):
     if engine != "emu":
         pytest.skip("the emu scheduler's kick; KVM's is the kernel's signal")
+    # a kick repeated after 20 ms may only mean a loaded host was slow to
+    # run the vCPU threads; one repeated after 2 s means the first was lost
+    monkeypatch.setenv("VMDB_KICK_RETRY_MS", "2000")
     name, args, ready = GUESTS[request.param]
     elf = guest(name)
     vm, target = start_gdb_vmdb(start_vmdb, elf, *args, port=free_port(), wait=False)
