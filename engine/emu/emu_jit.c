@@ -39,6 +39,8 @@
 
 #include "engine/emu/emu_flags.h"
 
+#include <Zydis/Zydis.h>
+
 #if defined(__x86_64__)
 
 #include <sys/mman.h>
@@ -630,6 +632,32 @@ static void need_flags(struct xlat *x)
 	x->fl.host = true;
 }
 
+static uint64_t cf_now(const struct emu_cpu *cpu, const struct emu_core *c)
+{
+	return emu_cf_now(cpu, c);
+}
+
+/* R8 = the guest's CF (0 or 1), for a carry in: from the host's flags
+ * when they are the guest's or the record can be redone (then they are
+ * the guest's afterwards), else emu_cf_now's (clobbers what a call may;
+ * the host's flags not the guest's). */
+static void need_cf(struct xlat *x)
+{
+	struct emit *e = &x->e;
+	if (x->fl.host || (x->fl.lf && redo_op(e, x->fl.lf, x->fl.size))) {
+		x->fl.host = true;
+		op_rr(e, false, 0x0f92, 0, R8);            /* setc r8b */
+	} else {
+		mov_rr(e, RDI, R_CPU);
+		mov_rr(e, RSI, R_C);
+		mov_imm64(e, RAX, (uint64_t)(uintptr_t)cf_now);
+		b1(e, 0xff);
+		b1(e, 0xd0);                               /* call rax */
+		op_rr(e, false, 0x0fb6, R8, RAX);          /* movzx r8d, al */
+	}
+	op_rr(e, false, 0x0fb6, R8, R8);                   /* movzx r8d, r8b */
+}
+
 /* After an operation that records lf at size s, done on the host with
  * the same flags. */
 static void flags_done(struct xlat *x, unsigned lf, unsigned s)
@@ -734,9 +762,7 @@ static void adc_sbb(struct xlat *x, const struct emu_fop *f, const struct fop_in
 	unsigned s = fi->size, plain = fi->tmpl == T_ADC ? EMU_LF_ADD : EMU_LF_SUB;
 	_Static_assert(EMU_LF_ADC - EMU_LF_ADD == 7 && EMU_LF_SBB - EMU_LF_SUB == 7,
 		       "the carry's op is the plain one + 7");
-	need_flags(x);
-	op_rr(e, false, 0x0f92, 0, R8);                    /* setc r8b */
-	op_rr(e, false, 0x0fb6, R8, R8);                   /* movzx r8d, r8b */
+	need_cf(x);
 	b1(e, 0x46);
 	b1(e, 0x8d);
 	b1(e, 0x0c);
@@ -763,7 +789,7 @@ static void adc_sbb(struct xlat *x, const struct emu_fop *f, const struct fop_in
 }
 
 /* INC/DEC/NEG/NOT r as inc_r & co. do them (INC and DEC keep CF: the
- * guest's, made the host's, kept in lf_cf as the handlers keep it). */
+ * guest's, kept in lf_cf as the handlers keep it). */
 static void unary(struct xlat *x, const struct emu_fop *f, const struct fop_info *fi)
 {
 	struct emit *e = &x->e;
@@ -775,8 +801,8 @@ static void unary(struct xlat *x, const struct emu_fop *f, const struct fop_info
 		return;
 	}
 	if (fi->tmpl != T_NEG) {
-		need_flags(x);
-		op_mem(e, false, 0x0f92, 0, R_C, CORE(lf_cf));   /* setc lf_cf */
+		need_cf(x);
+		store(e, R8, R_C, CORE(lf_cf), 1);
 	}
 	load(e, RAX, R_CPU, GPR(f->r0), s);
 	mov_rr(e, RDX, RAX);
@@ -790,8 +816,10 @@ static void unary(struct xlat *x, const struct emu_fop *f, const struct fop_info
 		return;
 	}
 	mov_imm(e, RCX, 1);
-	record_as(e, fi->tmpl == T_INC ? EMU_LF_INC : EMU_LF_DEC, s, RAX, RCX, RDX);
-	flags_done(x, 0, s);
+	unsigned lf = fi->tmpl == T_INC ? EMU_LF_INC : EMU_LF_DEC;
+	record_as(e, lf, s, RAX, RCX, RDX);
+	/* CF kept: the host's is the guest's only if it was before */
+	x->fl = (struct flag_state){ .host = x->fl.host, .lf = (uint8_t)lf, .size = (uint8_t)s };
 }
 
 static unsigned lf_of_alu(unsigned op)
@@ -1427,6 +1455,22 @@ static void exit_op(struct xlat *x, unsigned k, const struct fop_info *fi)
 	tail_op(x, k, x->fn[k]);
 }
 
+/* Is in a near JMP to a 64-bit register's address (a handler call the
+ * translation can do itself: RIP = the register)? */
+static bool jmp_reg(const struct emu_insn *in)
+{
+	return in->mnemonic == ZYDIS_MNEMONIC_JMP && !(in->flags & EMU_I_FAR) && in->osize == 8 &&
+	       in->op[0].kind == EMU_OP_REG && in->op[0].rclass == EMU_RC_GPR && in->op[0].reg < 16;
+}
+
+/* Such a JMP (op k, the last; its link emptied by the caller, as it had
+ * none): on to the register's address as a RET goes on to its. */
+static void jmp_reg_op(struct xlat *x, unsigned k)
+{
+	load(&x->e, R9, R_CPU, GPR(x->b->in[k].op[0].reg), 8);
+	chain_to(x, k, NOWHERE, k + 1, (uintptr_t)emu_fop_chain);
+}
+
 /* Jcc op k on condition cc, on the host's flags made the guest's; when
  * taken, its handler's way (a JMP's, or the
  * loop's), else on (the block's end when it is the last). */
@@ -1501,6 +1545,11 @@ bool emu_jit_translate(struct emu_jit *j, struct emu_block *b)
 			break;
 		}
 		bool tmpl = has_template(&fi) && (fi.tmpl != T_ROT || flags_dead_after(&x, k));
+		if (k == n - 1 && fi.kind == FK_CALL && !tmpl && jmp_reg(&b->in[k])) {
+			b->op[k].link = NULL;      /* the exact handler's op: the link unused */
+			jmp_reg_op(&x, k);
+			break;
+		}
 		if (fi.kind == FK_EXIT || (k == n - 1 && fi.kind == FK_CALL && !tmpl)) {
 			count(&x, k + 1);
 			tail_op(&x, k, fn[k]);
