@@ -5,12 +5,17 @@ tests/test_bench_guests.py, as with the tier off (VMDB_EMU_JIT=0). And
 self-modifying code is seen in translated blocks: guests/smc.c with
 VMDB_EMU_JIT=1, which translates every block at its first entry, so each
 patch hits code that runs translated (the next instruction of the running
-block, a loop's own head, a CALL's target, across a page boundary)."""
+block, a loop's own head, a CALL's target, across a page boundary). And
+tests/diffgen.py's generated sequences end the same translated at once
+(VMDB_EMU_JIT=1) as on the exact path (no blocks)."""
 import re
 
 import pytest
 
+import diffgen as dg
+from conftest import VmdbProcess, guest_path
 from test_bench_guests import check_line
+from test_differential import FLAGS_COMPARED, RESULT_RE
 
 PASS = 1
 STATS = re.compile(r"vmdb: emu: (\d+) instructions retired.* (\d+) blocks translated, "
@@ -53,3 +58,41 @@ def test_self_modifying_code_in_translations(emu_only, start_vmdb, monkeypatch, 
     serial, (retired, blocks, in_jit) = run_stats(start_vmdb, monkeypatch, guest("smc"), "1")
     assert "SUMMARY: 9 checks, 0 failed" in serial, serial[-3000:]
     assert blocks > 0 and in_jit > retired // 2, (retired, blocks, in_jit)
+
+
+def run_sequences(vmdb_bin, blob_path, workdir, env):
+    """The diff_runner's result lines, by sequence, with env set."""
+    workdir.mkdir()
+    with pytest.MonkeyPatch.context() as mp:
+        for k, v in env.items():
+            mp.setenv(k, v)
+        vm = VmdbProcess(vmdb_bin, guest_path("diff_runner"),
+                         ("--engine", "emu", "--initrd", blob_path), workdir, serial=True)
+    try:
+        status = vm.wait(120)
+        serial = vm.serial_text()
+        assert status == PASS, f"runner exit {status}\n{vm.stderr_text()}\n{serial[-2000:]}"
+    finally:
+        vm.close()
+    return {int(m.group(1)): m for m in RESULT_RE.finditer(serial)}
+
+
+def test_generated_sequences_translated(emu_only, vmdb_bin, tmp_path):
+    """Flags, carries and conditions across templates, handler calls and
+    TLB look-ups (the host's flags standing in for the guest's): every
+    generated sequence's registers, defined flags, scratch memory and
+    exception as the exact path leaves them."""
+    seqs = dg.generate(20261207, 12, 200)
+    dg.assemble(seqs, str(tmp_path))
+    blob_path = str(tmp_path / "diff.blob")
+    with open(blob_path, "wb") as f:
+        f.write(dg.blob(seqs))
+    jit = run_sequences(vmdb_bin, blob_path, tmp_path / "jit", {"VMDB_EMU_JIT": "1"})
+    exact = run_sequences(vmdb_bin, blob_path, tmp_path / "exact", {"VMDB_EMU_NO_BLOCKS": "1"})
+    for k, seq in enumerate(seqs):
+        a, b = jit.get(k), exact.get(k)
+        assert a and b, f"{seq.name}: no result line (translated {bool(a)}, exact {bool(b)})"
+        mask = FLAGS_COMPARED & ~seq.final_undef
+        assert a.group(2) == b.group(2) and int(a.group(3), 16) & mask == \
+            int(b.group(3), 16) & mask and a.group(4) == b.group(4) and \
+            a.group(5) == b.group(5), f"{seq.name}:\n  translated {a.group(0)}\n  exact      {b.group(0)}"

@@ -209,7 +209,12 @@ enum fop_tmpl { T_NONE, T_MOV, T_ALU, T_MOVZX, T_MOVSX, T_LEA, T_PUSH, T_POP, T_
 		T_SHIFT,                     /* by an immediate; alu: 0 SHL, 1 SHR, 2 SAR */
 		T_IMUL,                      /* IMUL r, r (FORM_RR) / r, r, imm (FORM_RI) */
 		T_CMOV, T_SETCC,             /* register forms; the condition is f->imm */
-		T_JMP, T_CALL, T_RET };      /* the last three: FK_EXIT */
+		T_ADC, T_SBB,                /* on registers (FORM_RR, FORM_RI) */
+		T_INC, T_DEC, T_NEG, T_NOT,  /* on a register */
+		T_SHIFT_CL,                  /* a register by CL; alu as T_SHIFT */
+		T_ROT,                       /* by an immediate; alu: 0 ROL, 1 ROR */
+		T_JMP, T_CALL, T_RET,        /* FK_EXIT */
+		T_CROSS };                   /* f_cross (FK_EXIT): its handler in f[1].imm */
 /* ALU operations (T_ALU), in this order */
 enum { A_ADD, A_SUB, A_CMP, A_AND, A_OR, A_XOR, A_TEST };
 /* operand forms */

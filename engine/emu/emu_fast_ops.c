@@ -2032,6 +2032,31 @@ unsigned emu_fop_cont(struct emu_cpu *cpu, struct emu_core *c, const struct emu_
 	return FS_CONT;
 }
 
+/* ADC/SBB, INC/DEC, NEG/NOT, shifts by CL and rotates on registers
+ * (fi->size already 8; a shift's or rotate's form field is its alu). */
+static void describe_rmw(fop_fn fn, struct fop_info *fi)
+{
+	static const struct { fop_fn fn8, fn4; uint8_t tmpl, form; } rmw[] = {
+		{ adc_rr8, adc_rr4, T_ADC, FORM_RR }, { adc_ri8, adc_ri4, T_ADC, FORM_RI },
+		{ sbb_rr8, sbb_rr4, T_SBB, FORM_RR }, { sbb_ri8, sbb_ri4, T_SBB, FORM_RI },
+		{ inc_r8, inc_r4, T_INC, FORM_RR }, { dec_r8, dec_r4, T_DEC, FORM_RR },
+		{ neg_r8, neg_r4, T_NEG, FORM_RR }, { not_r8, not_r4, T_NOT, FORM_RR },
+		{ shl_rc8, shl_rc4, T_SHIFT_CL, 0 }, { shr_rc8, shr_rc4, T_SHIFT_CL, 1 },
+		{ sar_rc8, sar_rc4, T_SHIFT_CL, 2 }, { rol_ri8, rol_ri4, T_ROT, 0 },
+		{ ror_ri8, ror_ri4, T_ROT, 1 },
+	};
+	for (unsigned k = 0; k < sizeof(rmw) / sizeof(rmw[0]); k++) {
+		if (fn == rmw[k].fn8 || fn == rmw[k].fn4) {
+			fi->tmpl = rmw[k].tmpl;
+			bool shift = rmw[k].tmpl == T_SHIFT_CL || rmw[k].tmpl == T_ROT;
+			fi->form = shift ? FORM_RR : rmw[k].form;
+			fi->alu = shift ? rmw[k].form : 0;
+			fi->size = fn == rmw[k].fn8 ? 8 : 4;
+			return;
+		}
+	}
+}
+
 /* What fn does, for a template (fi->tmpl), when it is one of the
  * operand forms emu_jit.c has templates for. */
 static void describe(fop_fn fn, struct fop_info *fi)
@@ -2103,6 +2128,7 @@ static void describe(fop_fn fn, struct fop_info *fi)
 	} else if (fn == nop) {
 		fi->tmpl = T_NOP;
 	}
+	describe_rmw(fn, fi);
 }
 
 fop_fn emu_fop_jmp(void)
@@ -2123,7 +2149,7 @@ struct fop_info emu_fop_info(fop_fn fn)
 	    fn == jmp_m || fn == call_r || fn == call_m) {
 		fi.kind = FK_EXIT;
 		fi.tmpl = fn == jmp_rel ? T_JMP : fn == call_rel ? T_CALL : fn == ret_near ? T_RET
-										  : T_NONE;
+										  : T_CROSS;
 		return fi;
 	}
 	for (unsigned cc = 0; cc < 16; cc++) {

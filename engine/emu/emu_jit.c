@@ -17,6 +17,17 @@
  * ways. Everything the handler chain keeps (RIP, the retired count, the
  * lazy flags) is thus kept the same way.
  *
+ * Flags: templates record them lazily as the handlers do, and the host's
+ * own flags, after a host operation that sets the same ones, serve the
+ * conditions (Jcc, CMOVcc, SETcc) and carries (ADC, SBB, INC/DEC's kept
+ * CF) that follow. Where they are not the guest's any more (a call, a
+ * TLB look-up), the operation is done again on its record when the
+ * translation knows which it was, else the flags stub at the start of the
+ * arena sets them from the record (struct flag_state, need_flags). A
+ * rotate whose flags a later op of the block sets again before anything
+ * can look is done without them. A last instruction that goes on into
+ * the next page compares its bytes there inline, as f_cross does.
+ *
  * Memory: one memfd mapped twice, written through one view and run
  * through the other (never writable and executable at once). */
 #include "engine/emu/emu_jit.h"
@@ -27,6 +38,8 @@
 #include <string.h>
 
 #include "engine/emu/emu_flags.h"
+
+#include <Zydis/Zydis.h>
 
 #if defined(__x86_64__)
 
@@ -40,7 +53,7 @@
 struct emu_jit {
 	uint8_t *rw;                   /* the arena, writable view */
 	const uint8_t *rx;             /* the same pages, executable view */
-	size_t used;
+	size_t used;                   /* 0: empty, not even the flags stub (host_flags) */
 	uint64_t blocks, insns;        /* translated; instructions of blocks entered */
 };
 
@@ -233,8 +246,21 @@ static void land(struct emit *e, uint8_t *rel)
 
 /* --- the pieces of a translation ------------------------------------------------------- */
 
+/* What a translation knows, at a point of it, of the guest's arithmetic
+ * flags: whether the host's are the same (for conditions: all but AF),
+ * and whether c->lf_a, lf_b and lf_r hold the record of an operation lf
+ * (EMU_LF_ADD, SUB or LOGIC; 0: not known) at size whose flags are the
+ * guest's (a template recorded it, and nothing since wrote the flags or
+ * the record). */
+struct flag_state {
+	bool host;
+	uint8_t lf, size;
+};
+
 struct xlat {
 	struct emit e;
+	struct flag_state fl;
+	uint8_t *host_flags;           /* the flags stub (writable view): emit_host_flags */
 	const struct emu_block *b;
 	const fop_fn *fn;              /* the handlers as the block had them */
 	uint8_t *leave;                /* pops the saved registers and returns eax */
@@ -294,29 +320,6 @@ static void tail_op(struct xlat *x, unsigned k, fop_fn fn)
 	tail_at(x, k, (uintptr_t)fn);
 }
 
-/* emu_cond_now, one function per condition (which folds into it) */
-#define COND(CC)                                                                              \
-	static bool cond_##CC(struct emu_cpu *cpu, struct emu_core *c)                        \
-	{                                                                                     \
-		return emu_cond_now(cpu, c, CC);                                              \
-	}
-COND(0) COND(1) COND(2) COND(3) COND(4) COND(5) COND(6) COND(7)
-COND(8) COND(9) COND(10) COND(11) COND(12) COND(13) COND(14) COND(15)
-static bool (*const cond_fn[16])(struct emu_cpu *, struct emu_core *) = {
-	cond_0, cond_1, cond_2, cond_3, cond_4, cond_5, cond_6, cond_7,
-	cond_8, cond_9, cond_10, cond_11, cond_12, cond_13, cond_14, cond_15,
-};
-
-/* AL = condition cc now (the lazy flags; clobbers what a call may). */
-static void cond_call(struct emit *e, unsigned cc)
-{
-	mov_rr(e, RDI, R_CPU);
-	mov_rr(e, RSI, R_C);
-	mov_imm64(e, RAX, (uint64_t)(uintptr_t)cond_fn[cc & 15]);
-	b1(e, 0xff);
-	b1(e, 0xd0);                               /* call rax */
-}
-
 /* --- templates ------------------------------------------------------------------------ */
 
 #define GPR(r) ((int32_t)(offsetof(struct emu_cpu, gpr) + 8 * (r)))
@@ -371,7 +374,7 @@ static void mov_imm(struct emit *e, unsigned dst, uint64_t v)
 }
 
 /* The linear address of op f's memory operand (f_lin) into RAX
- * (clobbers RCX). */
+ * (clobbers RCX; the host's flags only with_seg, for FS and GS). */
 static void lin(struct emit *e, const struct emu_fop *f, bool with_seg)
 {
 	bool have = true;
@@ -391,18 +394,17 @@ static void lin(struct emit *e, const struct emu_fop *f, bool with_seg)
 			b1(e, (unsigned)f->shift << 6 | RCX << 3 | RAX);   /* lea rax, [rax + rcx*s] */
 		} else if (f->shift) {
 			b1(e, 0x48);
-			b1(e, 0xc1);
-			b1(e, 0xe0);
-			b1(e, f->shift);                          /* shl rax, shift */
+			b1(e, 0x8d);
+			b1(e, 0x04);
+			b1(e, (unsigned)f->shift << 6 | RAX << 3 | RBP);
+			b4(e, 0);                                 /* lea rax, [rax*s] */
 		}
 		have = true;
 	}
 	if (!have) {
 		mov_imm(e, RAX, (uint64_t)(int64_t)f->disp);
 	} else if (f->disp) {
-		b1(e, 0x48);
-		b1(e, 0x05);
-		b4(e, (uint32_t)f->disp);                        /* add rax, disp */
+		op_mem(e, true, 0x8d, RAX, RAX, f->disp);        /* lea rax, [rax + disp] */
 	}
 	if (with_seg && (f->seg == EMU_FS || f->seg == EMU_GS)) {
 		int32_t off = f->seg == EMU_FS ? (int32_t)offsetof(struct emu_cpu, sregs.fs.base)
@@ -411,10 +413,8 @@ static void lin(struct emit *e, const struct emu_fop *f, bool with_seg)
 	}
 }
 
-/* The TLB look-up of s bytes at RAX as the handlers' ACCESS does it: the
- * host address in RSI, or a jump (returned, for land()) when the entry
- * does not allow the access as it is. */
-static uint8_t *tlb(struct emit *e, unsigned s, bool write)
+/* RCX = tlb_of(c, RAX) (clobbers RDX). */
+static void tlb_slot(struct emit *e)
 {
 	static const uint8_t code[] = {
 		0x48, 0x89, 0xc1,                          /* mov rcx, rax */
@@ -429,6 +429,14 @@ static uint8_t *tlb(struct emit *e, unsigned s, bool write)
 	b1(e, 0x8d);
 	b1(e, 0x0c);
 	b1(e, 0xca);                                       /* lea rcx, [rdx + rcx*8] */
+}
+
+/* The TLB look-up of s bytes at RAX as the handlers' ACCESS does it: the
+ * host address in RSI, or a jump (returned, for land()) when the entry
+ * does not allow the access as it is. */
+static uint8_t *tlb(struct emit *e, unsigned s, bool write)
+{
+	tlb_slot(e);
 	op_mem(e, true, 0x8d, RDX, RAX, (int32_t)s - 1);   /* lea rdx, [rax + s - 1] */
 	b1(e, 0x48);
 	b1(e, 0x81);
@@ -471,11 +479,10 @@ static void record_as(struct emit *e, unsigned lf, unsigned s, unsigned a, unsig
 }
 
 /* That of the ALU op just done: a in RAX, b in RCX, r in RDX. */
+static unsigned lf_of_alu(unsigned op);
 static void record(struct emit *e, unsigned op, unsigned s)
 {
-	unsigned lf = op == A_ADD ? EMU_LF_ADD : op == A_SUB || op == A_CMP ? EMU_LF_SUB
-									   : EMU_LF_LOGIC;
-	record_as(e, lf, s, RAX, RCX, RDX);
+	record_as(e, lf_of_alu(op), s, RAX, RCX, RDX);
 }
 
 /* An operation at size s on register rm: the operand-size prefix and
@@ -487,27 +494,191 @@ static void op_sized(struct emit *e, unsigned s, unsigned opc, unsigned reg, uns
 	op_rr(e, s == 8, s == 1 ? opc - 1 : opc, reg, rm);
 }
 
-/* SHL/SHR/SAR r, n (n within the width) as shl_ri & co. do it. */
-static void shift_reg(struct emit *e, const struct emu_fop *f, const struct fop_info *fi)
+/* --- the guest's flags as the host's --------------------------------------------------- */
+
+/* The arithmetic flags of the lazy record (or the exact ones), for the
+ * flags stub's cases without a host operation of their own. */
+static uint64_t lazy_flags(const struct emu_cpu *cpu, const struct emu_core *c)
 {
-	static const unsigned ext[3] = { 4, 5, 7 };
-	unsigned s = fi->size, top = s * 8 - 1;
-	load(e, RAX, R_CPU, GPR(f->r0), s);
-	mov_rr(e, RDX, RAX);
-	op_sized(e, s, 0xc1, ext[fi->alu], RDX);
-	b1(e, (unsigned)f->imm);
-	if (fi->flags) {
-		b1(e, 0x0f);
-		b1(e, 0x92);
-		b1(e, 0xc1);                               /* setc cl */
-		b1(e, 0x0f);
-		b1(e, 0xb6);
-		b1(e, 0xc9);                               /* movzx ecx, cl */
+	if (c->lf_op == EMU_LF_NONE)
+		return cpu->rflags & RFLAGS_ARITH;
+	return emu_flags_eval(c->lf_op, c->lf_a, c->lf_b, c->lf_r, c->lf_size, c->lf_cf);
+}
+
+/* The host's flags = the arithmetic flags of operation lf at size s
+ * recorded in c (lf_a, lf_b, lf_r): the operation done again on them,
+ * with a carry in for ADC/SBB and the kept CF for INC/DEC (clobbers RAX
+ * and RCX). False when the host has none that sets the same flags. */
+static bool redo_op(struct emit *e, unsigned lf, unsigned s)
+{
+	static const unsigned opc[] = {
+		[EMU_LF_ADD] = 0x03, [EMU_LF_SUB] = 0x3b, [EMU_LF_ADC] = 0x13, [EMU_LF_SBB] = 0x1b,
+	};
+	bool w = s == 8;
+	switch (lf) {
+	case EMU_LF_ADC: case EMU_LF_SBB:
+		b1(e, 0xf9);                               /* stc */
+		/* fall through */
+	case EMU_LF_ADD: case EMU_LF_SUB:
+		load(e, RAX, R_C, CORE(lf_a), 8);
+		if (s == 2)
+			b1(e, 0x66);
+		op_mem(e, w, s == 1 ? opc[lf] - 1 : opc[lf], RAX, R_C, CORE(lf_b));   /* op rax, b */
+		return true;
+	case EMU_LF_LOGIC:
+		load(e, RAX, R_C, CORE(lf_r), 8);
+		op_sized(e, s, 0x85, RAX, RAX);            /* test rax, rax */
+		return true;
+	case EMU_LF_INC: case EMU_LF_DEC:
+		load(e, RCX, R_C, CORE(lf_cf), 1);
+		b1(e, 0xd1);
+		b1(e, 0xe9);                               /* shr ecx, 1: CF = lf_cf */
+		load(e, RAX, R_C, CORE(lf_a), 8);
+		op_sized(e, s, 0xff, lf == EMU_LF_DEC, RAX);   /* inc/dec rax: CF kept */
+		return true;
+	default:
+		return false;
 	}
-	put_gpr(e, f->r0, s, RDX);
-	if (!fi->flags)
+}
+
+#define STUB_CASES 160                 /* lf_op * 16 + lf_size */
+
+/* The flags stub, at the start of the arena: called from a translation,
+ * it sets the host's flags to the guest's from c's lazy record or
+ * cpu->rflags (clobbers what a call may), dispatching on lf_op and
+ * lf_size to the operation done again (redo_op), else lazy_flags through
+ * POPF (of the arithmetic bits only). */
+static size_t emit_host_flags(struct emu_jit *j)
+{
+	struct emit e0 = { .p = j->rw, .to_rx = j->rx - j->rw }, *e = &e0;
+	load(e, RAX, R_C, CORE(lf_op), 1);
+	load(e, RCX, R_C, CORE(lf_size), 1);
+	b1(e, 0xc1);
+	b1(e, 0xe0);
+	b1(e, 4);                                          /* shl eax, 4 */
+	op_rr(e, false, 0x09, RCX, RAX);                   /* or eax, ecx */
+	b1(e, 0x3d);
+	b4(e, STUB_CASES);                                 /* cmp eax, cases */
+	uint8_t *other = jump_fwd(e, 3);                   /* jae */
+	b1(e, 0x48);
+	b1(e, 0x8d);
+	b1(e, 0x15);
+	uint8_t *table_rel = e->p;
+	b4(e, 0);                                          /* lea rdx, [rip + table] */
+	b1(e, 0xff);
+	b1(e, 0x24);
+	b1(e, 0xc2);                                       /* jmp [rdx + rax*8] */
+	uintptr_t at[STUB_CASES];
+	land(e, other);
+	uintptr_t generic = rx_of(e, e->p);
+	b1(e, 0x48);
+	b1(e, 0x83);
+	b1(e, 0xec);
+	b1(e, 8);                                          /* sub rsp, 8: aligned */
+	mov_rr(e, RDI, R_CPU);
+	mov_rr(e, RSI, R_C);
+	mov_imm64(e, RAX, (uint64_t)(uintptr_t)lazy_flags);
+	b1(e, 0xff);
+	b1(e, 0xd0);                                       /* call rax */
+	b1(e, 0x48);
+	b1(e, 0x83);
+	b1(e, 0xc4);
+	b1(e, 8);                                          /* add rsp, 8 */
+	uint8_t *popf = e->p;
+	push(e, RAX);
+	b1(e, 0x9d);                                       /* popfq */
+	b1(e, 0xc3);
+	for (unsigned i = 0; i < STUB_CASES; i++)
+		at[i] = generic;
+	for (unsigned i = 0; i < 16; i++)
+		at[i] = rx_of(e, e->p);                    /* EMU_LF_NONE: rflags */
+	load(e, RAX, R_CPU, (int32_t)offsetof(struct emu_cpu, rflags), 8);
+	b1(e, 0x25);
+	b4(e, RFLAGS_ARITH);                               /* and eax, arith */
+	jump_to(e, 16, popf);
+	for (unsigned lf = 1; lf < STUB_CASES / 16; lf++) {
+		for (unsigned s = 1; s <= 8; s *= 2) {
+			uint8_t *p = e->p;
+			if (!redo_op(e, lf, s))
+				break;
+			b1(e, 0xc3);
+			at[lf * 16 + s] = rx_of(e, p);
+		}
+	}
+	while ((uintptr_t)e->p & 7)
+		b1(e, 0xcc);
+	uint32_t d = (uint32_t)(e->p - (table_rel + 4));
+	memcpy(table_rel, &d, 4);
+	for (unsigned i = 0; i < STUB_CASES; i++)
+		b8(e, at[i]);
+	return (size_t)(e->p - j->rw + 15) & ~(size_t)15;
+}
+
+static void call_host_flags(struct xlat *x)
+{
+	b1(&x->e, 0xe8);
+	b4(&x->e, (uint32_t)(int32_t)(x->host_flags - (x->e.p + 4)));   /* call rel32 */
+}
+
+/* Before a condition or a carry is read: the host's flags made the
+ * guest's, from the record when the translation knows it, else by the
+ * flags stub (clobbers what a call may). */
+static void need_flags(struct xlat *x)
+{
+	if (x->fl.host)
 		return;
-	if (fi->alu < 2) {                                 /* OF: SHL msb(r) != CF, SHR msb(a) */
+	if (!x->fl.lf || !redo_op(&x->e, x->fl.lf, x->fl.size))
+		call_host_flags(x);
+	x->fl.host = true;
+}
+
+static uint64_t cf_now(const struct emu_cpu *cpu, const struct emu_core *c)
+{
+	return emu_cf_now(cpu, c);
+}
+
+/* R8 = the guest's CF (0 or 1), for a carry in: from the host's flags
+ * when they are the guest's or the record can be redone (then they are
+ * the guest's afterwards), else emu_cf_now's (clobbers what a call may;
+ * the host's flags not the guest's). */
+static void need_cf(struct xlat *x)
+{
+	struct emit *e = &x->e;
+	if (x->fl.host || (x->fl.lf && redo_op(e, x->fl.lf, x->fl.size))) {
+		x->fl.host = true;
+		op_rr(e, false, 0x0f92, 0, R8);            /* setc r8b */
+	} else {
+		mov_rr(e, RDI, R_CPU);
+		mov_rr(e, RSI, R_C);
+		mov_imm64(e, RAX, (uint64_t)(uintptr_t)cf_now);
+		b1(e, 0xff);
+		b1(e, 0xd0);                               /* call rax */
+		op_rr(e, false, 0x0fb6, R8, RAX);          /* movzx r8d, al */
+	}
+	op_rr(e, false, 0x0fb6, R8, R8);                   /* movzx r8d, r8b */
+}
+
+/* After an operation that records lf at size s, done on the host with
+ * the same flags. */
+static void flags_done(struct xlat *x, unsigned lf, unsigned s)
+{
+	x->fl = (struct flag_state){ .host = true, .lf = (uint8_t)lf, .size = (uint8_t)s };
+}
+
+static void flags_unknown(struct xlat *x)
+{
+	x->fl = (struct flag_state){ .host = false, .lf = 0 };
+}
+
+/* After a shift (fi->alu: 0 SHL, 1 SHR, 2 SAR) of a in RAX to r in RDX
+ * by a count it did not mask to 0, the host's CF still its own: the
+ * record as shl_ri & co. make it (OF: SHL msb(r) != CF, SHR msb(a)). */
+static void shift_record(struct emit *e, const struct fop_info *fi)
+{
+	unsigned s = fi->size, top = s * 8 - 1;
+	op_rr(e, false, 0x0f92, 0, R8);                    /* setc r8b */
+	op_rr(e, false, 0x0fb6, R8, R8);                   /* movzx r8d, r8b */
+	if (fi->alu < 2) {
 		mov_rr(e, RSI, fi->alu == 0 ? RDX : RAX);
 		b1(e, 0x48);
 		b1(e, 0xc1);
@@ -517,49 +688,147 @@ static void shift_reg(struct emit *e, const struct emu_fop *f, const struct fop_
 			b1(e, 0x83);
 			b1(e, 0xe6);
 			b1(e, 1);                          /* and esi, 1 */
-			op_rr(e, false, 0x31, RCX, RSI);   /* xor esi, ecx */
+			op_rr(e, false, 0x31, R8, RSI);    /* xor esi, r8d */
 		}
 		op_rr(e, false, 0x01, RSI, RSI);           /* add esi, esi */
-		op_rr(e, false, 0x09, RSI, RCX);           /* or ecx, esi */
+		op_rr(e, false, 0x09, RSI, R8);            /* or r8d, esi */
 	}
-	record_as(e, EMU_LF_LOGIC_CO, s, RDX, RCX, RDX);
+	record_as(e, EMU_LF_LOGIC_CO, s, RDX, R8, RDX);
 }
 
-/* CMOVcc r, r and SETcc r8 (the condition in f->imm): on the host's flags
- * when they are the guest's (hf; then they still are), else
- * emu_cond_now's. */
-static bool cond_move(struct emit *e, const struct emu_fop *f, const struct fop_info *fi, bool hf)
+/* SHL/SHR/SAR r, n (n within the width) as shl_ri & co. do it. */
+static void shift_reg(struct xlat *x, const struct emu_fop *f, const struct fop_info *fi)
 {
-	unsigned cc = (unsigned)f->imm & 15;
-	if (fi->tmpl == T_SETCC) {
-		if (hf) {
-			op_mem(e, false, 0x0f90 | cc, 0, R_CPU, GPR(f->r0));   /* setcc [r0] */
-			return true;
-		}
-		cond_call(e, cc);
-		store(e, RAX, R_CPU, GPR(f->r0), 1);
-		return false;
-	}
-	if (hf) {
-		load(e, RDX, R_CPU, GPR(f->r1), fi->size);
-		load(e, RAX, R_CPU, GPR(f->r0), 8);
-		op_rr(e, true, 0x0f40 | cc, RAX, RDX);     /* cmovcc rax, rdx */
-		put_gpr(e, f->r0, fi->size, RAX);
-		return true;
-	}
-	cond_call(e, cc);
-	load(e, RDX, R_CPU, GPR(f->r1), fi->size);
-	load(e, RCX, R_CPU, GPR(f->r0), 8);
-	b1(e, 0x84);
-	b1(e, 0xc0);                                       /* test al, al */
-	op_rr(e, true, 0x0f44, RDX, RCX);                  /* cmovz rdx, rcx */
-	put_gpr(e, f->r0, fi->size, RDX);
-	return false;
+	static const unsigned ext[3] = { 4, 5, 7 };
+	struct emit *e = &x->e;
+	unsigned s = fi->size;
+	load(e, RAX, R_CPU, GPR(f->r0), s);
+	mov_rr(e, RDX, RAX);
+	op_sized(e, s, 0xc1, ext[fi->alu], RDX);
+	b1(e, (unsigned)f->imm);
+	put_gpr(e, f->r0, s, RDX);
+	if (fi->flags)
+		shift_record(e, fi);
+	flags_unknown(x);
 }
 
-/* ALU op k of register form (RR, RI): true when the host's flags are the
- * guest's afterwards. */
-static bool alu_reg(struct xlat *x, const struct emu_fop *f, const struct fop_info *fi)
+/* SHL/SHR/SAR r, CL as shl_rc & co. do it: a count masked to 0 changes
+ * neither the flags nor their record. */
+static void shift_cl(struct xlat *x, const struct emu_fop *f, const struct fop_info *fi)
+{
+	static const unsigned ext[3] = { 4, 5, 7 };
+	struct emit *e = &x->e;
+	unsigned s = fi->size;
+	load(e, RAX, R_CPU, GPR(f->r0), s);
+	load(e, RCX, R_CPU, GPR(EMU_RCX), 1);
+	b1(e, 0x83);
+	b1(e, 0xe1);
+	b1(e, s * 8 - 1);                                  /* and ecx, width - 1 */
+	mov_rr(e, RDX, RAX);
+	uint8_t *zero = jump_fwd(e, 4);                    /* jz */
+	op_sized(e, s, 0xd3, ext[fi->alu], RDX);           /* shift rdx, cl */
+	put_gpr(e, f->r0, s, RDX);
+	shift_record(e, fi);
+	uint8_t *done = jump_fwd(e, 16);
+	land(e, zero);
+	put_gpr(e, f->r0, s, RDX);
+	land(e, done);
+	flags_unknown(x);
+}
+
+/* CMOVcc r, r and SETcc r8 (the condition in f->imm), on the host's
+ * flags made the guest's (neither changes them). */
+static void cond_move(struct xlat *x, const struct emu_fop *f, const struct fop_info *fi)
+{
+	struct emit *e = &x->e;
+	unsigned cc = (unsigned)f->imm & 15;
+	need_flags(x);
+	if (fi->tmpl == T_SETCC) {
+		op_mem(e, false, 0x0f90 | cc, 0, R_CPU, GPR(f->r0));   /* setcc [r0] */
+		return;
+	}
+	load(e, RDX, R_CPU, GPR(f->r1), fi->size);
+	load(e, RAX, R_CPU, GPR(f->r0), 8);
+	op_rr(e, true, 0x0f40 | cc, RAX, RDX);             /* cmovcc rax, rdx */
+	put_gpr(e, f->r0, fi->size, RAX);
+}
+
+/* ADC/SBB r, r/imm as adc_rr & co. do them: the carry in from the
+ * guest's CF (on the host's), recorded as ADC/SBB when it is 1, else as
+ * ADD/SUB; the host's flags are the guest's afterwards. */
+static void adc_sbb(struct xlat *x, const struct emu_fop *f, const struct fop_info *fi)
+{
+	struct emit *e = &x->e;
+	unsigned s = fi->size, plain = fi->tmpl == T_ADC ? EMU_LF_ADD : EMU_LF_SUB;
+	_Static_assert(EMU_LF_ADC - EMU_LF_ADD == 7 && EMU_LF_SBB - EMU_LF_SUB == 7,
+		       "the carry's op is the plain one + 7");
+	need_cf(x);
+	b1(e, 0x46);
+	b1(e, 0x8d);
+	b1(e, 0x0c);
+	b1(e, 0xc5);
+	b4(e, plain);                                      /* lea r9d, [r8*8 + plain] */
+	op_rr(e, false, 0x29, R8, R9);                     /* sub r9d, r8d: plain + 7 cin */
+	load(e, RAX, R_CPU, GPR(f->r0), s);
+	if (fi->form == FORM_RR)
+		load(e, RCX, R_CPU, GPR(f->r1), s);
+	else
+		mov_imm(e, RCX, f->imm & msk(s));
+	op_rr(e, false, 0x0fba, 4, R8);
+	b1(e, 0);                                          /* bt r8d, 0: CF = cin */
+	mov_rr(e, RDX, RAX);
+	op_sized(e, s, fi->tmpl == T_ADC ? 0x11 : 0x19, RCX, RDX);   /* adc/sbb rdx, rcx */
+	put_gpr(e, f->r0, s, RDX);
+	store(e, R9, R_C, CORE(lf_op), 1);
+	op_mem(e, false, 0xc6, 0, R_C, CORE(lf_size));
+	b1(e, s);                                          /* mov byte lf_size, s */
+	store(e, RAX, R_C, CORE(lf_a), 8);
+	store(e, RCX, R_C, CORE(lf_b), 8);
+	store(e, RDX, R_C, CORE(lf_r), 8);
+	flags_done(x, 0, s);
+}
+
+/* INC/DEC/NEG/NOT r as inc_r & co. do them (INC and DEC keep CF: the
+ * guest's, kept in lf_cf as the handlers keep it). */
+static void unary(struct xlat *x, const struct emu_fop *f, const struct fop_info *fi)
+{
+	struct emit *e = &x->e;
+	unsigned s = fi->size;
+	if (fi->tmpl == T_NOT) {
+		load(e, RAX, R_CPU, GPR(f->r0), 8);
+		op_rr(e, true, 0xf7, 2, RAX);              /* not rax */
+		put_gpr(e, f->r0, s, RAX);
+		return;
+	}
+	if (fi->tmpl != T_NEG) {
+		need_cf(x);
+		store(e, R8, R_C, CORE(lf_cf), 1);
+	}
+	load(e, RAX, R_CPU, GPR(f->r0), s);
+	mov_rr(e, RDX, RAX);
+	unsigned ext = fi->tmpl == T_INC ? 0 : fi->tmpl == T_DEC ? 1 : 3;
+	op_sized(e, s, fi->tmpl == T_NEG ? 0xf7 : 0xff, ext, RDX);
+	put_gpr(e, f->r0, s, RDX);
+	if (fi->tmpl == T_NEG) {
+		mov_imm(e, RCX, 0);
+		record_as(e, EMU_LF_SUB, s, RCX, RAX, RDX);    /* 0 - a */
+		flags_done(x, EMU_LF_SUB, s);
+		return;
+	}
+	mov_imm(e, RCX, 1);
+	unsigned lf = fi->tmpl == T_INC ? EMU_LF_INC : EMU_LF_DEC;
+	record_as(e, lf, s, RAX, RCX, RDX);
+	/* CF kept: the host's is the guest's only if it was before */
+	x->fl = (struct flag_state){ .host = x->fl.host, .lf = (uint8_t)lf, .size = (uint8_t)s };
+}
+
+static unsigned lf_of_alu(unsigned op)
+{
+	return op == A_ADD ? EMU_LF_ADD : op == A_SUB || op == A_CMP ? EMU_LF_SUB : EMU_LF_LOGIC;
+}
+
+/* ALU op k of register form (RR, RI). */
+static void alu_reg(struct xlat *x, const struct emu_fop *f, const struct fop_info *fi)
 {
 	struct emit *e = &x->e;
 	unsigned s = fi->size;
@@ -571,9 +840,12 @@ static bool alu_reg(struct xlat *x, const struct emu_fop *f, const struct fop_in
 	alu_op(e, fi->alu, s);
 	if (fi->alu != A_CMP && fi->alu != A_TEST)
 		put_gpr(e, f->r0, s, RDX);
-	if (fi->flags)
+	if (fi->flags) {
 		record(e, fi->alu, s);
-	return fi->flags;
+		flags_done(x, lf_of_alu(fi->alu), s);
+	} else {
+		flags_unknown(x);
+	}
 }
 
 /* A template with a memory operand: the access through the TLB, then
@@ -640,12 +912,58 @@ static void mem_body(struct emit *e, const struct emu_fop *f, const struct fop_i
 		record(e, fi->alu, s);
 }
 
+/* ROL/ROR r, n whose flags nobody sees (flags_dead_after): the result
+ * only. */
+static void rotate(struct xlat *x, const struct emu_fop *f, const struct fop_info *fi)
+{
+	struct emit *e = &x->e;
+	load(e, RAX, R_CPU, GPR(f->r0), fi->size);
+	op_sized(e, fi->size, 0xc1, fi->alu, RAX);         /* rol/ror rax, n */
+	b1(e, (unsigned)f->imm);
+	put_gpr(e, f->r0, fi->size, RAX);
+	flags_unknown(x);
+}
+
+/* Are the flags op k leaves set again before anything can look at them?
+ * (An op of the block after it sets all six from registers alone, with
+ * only moves between: as drop_dead_flags in emu_fast_ops.c sees it.) */
+static bool flags_dead_after(const struct xlat *x, unsigned k)
+{
+	for (unsigned i = k + 1; i < x->b->n; i++) {
+		struct fop_info fi = emu_fop_info(x->fn[i]);
+		bool reg = fi.form == FORM_RR || fi.form == FORM_RI;
+		if (fi.kind == FK_FUSED)
+			return true;
+		if (fi.kind != FK_CALL)
+			return false;
+		switch (fi.tmpl) {
+		case T_ALU: case T_IMUL:
+			if (reg)
+				return true;
+			return false;
+		case T_SHIFT:
+			return true;
+		case T_MOV: case T_MOVZX: case T_MOVSX:
+			if (!reg)
+				return false;
+			break;
+		case T_LEA: case T_NOT: case T_NOP:
+			break;
+		default:
+			return false;
+		}
+	}
+	return false;
+}
+
 /* Has op (described by fi) a template? */
 static bool has_template(const struct fop_info *fi)
 {
 	switch (fi->tmpl) {
 	case T_MOV: case T_ALU: case T_MOVZX: case T_MOVSX: case T_LEA: case T_PUSH:
-	case T_POP: case T_NOP: case T_SHIFT: case T_CMOV: case T_SETCC:
+	case T_POP: case T_NOP: case T_SHIFT: case T_CMOV: case T_SETCC: case T_ADC:
+	case T_SBB: case T_INC: case T_DEC: case T_NEG: case T_NOT: case T_SHIFT_CL:
+	case T_ROT:                                        /* where flags_dead_after */
 		return true;
 	case T_IMUL:                                       /* not its flags */
 		return !fi->flags;
@@ -666,65 +984,85 @@ static bool is_mem(const struct fop_info *fi)
 	}
 }
 
+/* Op f of a register form from its template. */
+static void reg_template(struct xlat *x, const struct emu_fop *f, const struct fop_info *fi)
+{
+	struct emit *e = &x->e;
+	unsigned s = fi->size;
+	switch (fi->tmpl) {
+	case T_ALU:
+		alu_reg(x, f, fi);
+		return;
+	case T_MOV:
+		if (fi->form == FORM_RR)
+			load(e, RDX, R_CPU, GPR(f->r1), s);
+		else
+			mov_imm(e, RDX, s == 8 ? f->imm : f->imm & msk(s));
+		put_gpr(e, f->r0, s, RDX);
+		return;
+	case T_MOVZX:
+		load(e, RDX, R_CPU, GPR(f->r1), fi->ssize);
+		put_gpr(e, f->r0, s, RDX);
+		return;
+	case T_MOVSX:
+		if (fi->ssize == 4)
+			op_mem(e, true, 0x63, RDX, R_CPU, GPR(f->r1));
+		else
+			op_mem(e, true, fi->ssize == 1 ? 0x0fbe : 0x0fbf, RDX, R_CPU, GPR(f->r1));
+		put_gpr(e, f->r0, s, RDX);
+		return;
+	case T_LEA:
+		lin(e, f, false);
+		put_gpr(e, f->r0, s, RAX);
+		return;
+	case T_SHIFT:
+		shift_reg(x, f, fi);
+		return;
+	case T_SHIFT_CL:
+		shift_cl(x, f, fi);
+		return;
+	case T_ROT:
+		rotate(x, f, fi);
+		return;
+	case T_CMOV: case T_SETCC:
+		cond_move(x, f, fi);
+		return;
+	case T_ADC: case T_SBB:
+		adc_sbb(x, f, fi);
+		return;
+	case T_INC: case T_DEC: case T_NEG: case T_NOT:
+		unary(x, f, fi);
+		return;
+	case T_IMUL:
+		load(e, RAX, R_CPU, GPR(f->r0), 8);
+		if (fi->form == FORM_RR) {
+			op_mem(e, true, 0x0faf, RAX, R_CPU, GPR(f->r1));   /* imul rax, [r1] */
+		} else {
+			op_mem(e, true, 0x69, RAX, R_CPU, GPR(f->r1));     /* imul rax, [r1], imm */
+			b4(e, (uint32_t)f->imm);
+		}
+		put_gpr(e, f->r0, s, RAX);
+		flags_unknown(x);
+		return;
+	default:                                           /* T_NOP */
+		return;
+	}
+}
+
 /* Op k from its template; its handler where the TLB does not allow the
- * access as it is (a call, or a tail jump when it is the last). True
- * when the host's flags are the guest's afterwards. */
-static bool template_op(struct xlat *x, unsigned k, const struct fop_info *fi, bool hf)
+ * access as it is (a call, or a tail jump when it is the last). */
+static void template_op(struct xlat *x, unsigned k, const struct fop_info *fi)
 {
 	struct emit *e = &x->e;
 	const struct emu_fop *f = &x->b->op[k];
-	unsigned s = fi->size;
 	if (!is_mem(fi)) {
-		switch (fi->tmpl) {
-		case T_ALU:
-			return alu_reg(x, f, fi);
-		case T_MOV:
-			if (fi->form == FORM_RR)
-				load(e, RDX, R_CPU, GPR(f->r1), s);
-			else
-				mov_imm(e, RDX, s == 8 ? f->imm : f->imm & msk(s));
-			put_gpr(e, f->r0, s, RDX);
-			break;
-		case T_MOVZX:
-			load(e, RDX, R_CPU, GPR(f->r1), fi->ssize);
-			put_gpr(e, f->r0, s, RDX);
-			break;
-		case T_MOVSX:
-			if (fi->ssize == 4)
-				op_mem(e, true, 0x63, RDX, R_CPU, GPR(f->r1));
-			else
-				op_mem(e, true, fi->ssize == 1 ? 0x0fbe : 0x0fbf, RDX, R_CPU,
-				       GPR(f->r1));
-			put_gpr(e, f->r0, s, RDX);
-			break;
-		case T_LEA:
-			lin(e, f, false);
-			put_gpr(e, f->r0, s, RAX);
-			break;
-		case T_SHIFT:
-			shift_reg(e, f, fi);
-			break;
-		case T_CMOV: case T_SETCC:
-			return cond_move(e, f, fi, hf);
-		case T_IMUL:
-			load(e, RAX, R_CPU, GPR(f->r0), 8);
-			if (fi->form == FORM_RR) {
-				op_mem(e, true, 0x0faf, RAX, R_CPU, GPR(f->r1));   /* imul rax, [r1] */
-			} else {
-				op_mem(e, true, 0x69, RAX, R_CPU, GPR(f->r1));     /* imul rax, [r1], imm */
-				b4(e, (uint32_t)f->imm);
-			}
-			put_gpr(e, f->r0, s, RAX);
-			break;
-		default:                                   /* T_NOP */
-			break;
-		}
-		return false;
+		reg_template(x, f, fi);
+		return;
 	}
-	unsigned as = fi->tmpl == T_MOVZX || fi->tmpl == T_MOVSX ? fi->ssize : s;
+	bool alu = fi->tmpl == T_ALU;
+	unsigned as = fi->tmpl == T_MOVZX || fi->tmpl == T_MOVSX ? fi->ssize : fi->size;
 	bool write = fi->tmpl == T_PUSH ||
-		     (fi->form >= FORM_MR && (fi->tmpl == T_MOV ||
-					      (fi->alu != A_CMP && fi->alu != A_TEST)));
+		     (fi->form >= FORM_MR && (fi->tmpl == T_MOV || (fi->alu != A_CMP && fi->alu != A_TEST)));
 	if (fi->tmpl == T_PUSH || fi->tmpl == T_POP) {
 		load(e, RAX, R_CPU, GPR(EMU_RSP), 8);
 		if (fi->tmpl == T_PUSH)
@@ -741,9 +1079,18 @@ static bool template_op(struct xlat *x, unsigned k, const struct fop_info *fi, b
 		tail_op(x, k, x->fn[k]);
 	} else {
 		call_op(x, k, x->fn[k]);
+		if (alu && fi->flags)              /* the exact handler's flags as the host's */
+			call_host_flags(x);
 	}
 	land(e, done);
-	return false;
+	/* the ALU op's flags are the host's on both ways; anything else
+	 * wrote no flags, but the look-up changed the host's */
+	if (alu && fi->flags)
+		x->fl = (struct flag_state){ .host = true, .lf = 0 };
+	else if (alu)
+		flags_unknown(x);
+	else
+		x->fl.host = false;
 }
 
 /* --- ways out ------------------------------------------------------------------------ */
@@ -767,6 +1114,58 @@ static void land_all(struct emit *e, struct pending *sl)
 {
 	for (unsigned i = 0; i < sl->n; i++)
 		land(e, sl->at[i]);
+}
+
+/* Op k, the last, goes on into the next page (f_cross): its bytes there
+ * compared with the block's copy (emu_block.tail) as f_cross does it,
+ * with the bytes as immediates; when they differ, f_cross itself (which
+ * leaves before it). Then the instruction is its handler's (f[1].imm). */
+static fop_fn cross_check(struct xlat *x, unsigned k)
+{
+	struct emit *e = &x->e;
+	const struct emu_block *b = x->b;
+	unsigned len = (unsigned)((b->gpa + b->op[k].end) & (X86_PAGE_SIZE - 1));
+	struct pending sl = { .n = 0 };
+	load(e, RAX, R_C, CORE(blk_rip), 8);
+	b1(e, 0x48);
+	b1(e, 0x25);
+	b4(e, (uint32_t)X86_PAGE_MASK);                    /* and rax, page mask */
+	b1(e, 0x48);
+	b1(e, 0x05);
+	b4(e, X86_PAGE_SIZE);                              /* add rax, page */
+	tlb_slot(e);
+	op_mem(e, true, 0x3b, RAX, RCX, (int32_t)offsetof(struct emu_tlb_entry, tag_x));
+	to_slow(e, &sl, 5);
+	load(e, RSI, RCX, (int32_t)offsetof(struct emu_tlb_entry, host), 8);
+	op_rr(e, true, 0x85, RSI, RSI);
+	to_slow(e, &sl, 4);
+	for (unsigned at = 0; at < len;) {
+		unsigned n = len - at >= 8 ? 8 : len - at >= 4 ? 4 : len - at >= 2 ? 2 : 1;
+		uint64_t v = 0;
+		memcpy(&v, b->tail + at, n);
+		if (n == 8) {
+			mov_imm64(e, RDX, v);
+			op_mem(e, true, 0x39, RDX, RSI, (int32_t)at);   /* cmp [rsi + at], rdx */
+		} else {
+			if (n == 2)
+				b1(e, 0x66);
+			op_mem(e, false, n == 1 ? 0x80 : 0x81, 7, RSI, (int32_t)at);
+			if (n == 1)
+				b1(e, (unsigned)v);
+			else if (n == 2)
+				b1(e, (unsigned)v), b1(e, (unsigned)(v >> 8));
+			else
+				b4(e, (uint32_t)v);                /* cmp [rsi + at], imm */
+		}
+		to_slow(e, &sl, 5);
+		at += n;
+	}
+	uint8_t *same = jump_fwd(e, 16);
+	land_all(e, &sl);
+	count(x, k);
+	tail_op(x, k, x->fn[k]);
+	land(e, same);
+	return (fop_fn)(uintptr_t)b->op[k + 1].imm;
 }
 
 /* may_go_on() false: to the slow way. */
@@ -1056,21 +1455,30 @@ static void exit_op(struct xlat *x, unsigned k, const struct fop_info *fi)
 	tail_op(x, k, x->fn[k]);
 }
 
-/* Jcc op k on condition cc: the host's flags when they are the guest's
- * (hf), else emu_cond_now; when taken, its handler's way (a JMP's, or the
+/* Is in a near JMP to a 64-bit register's address (a handler call the
+ * translation can do itself: RIP = the register)? */
+static bool jmp_reg(const struct emu_insn *in)
+{
+	return in->mnemonic == ZYDIS_MNEMONIC_JMP && !(in->flags & EMU_I_FAR) && in->osize == 8 &&
+	       in->op[0].kind == EMU_OP_REG && in->op[0].rclass == EMU_RC_GPR && in->op[0].reg < 16;
+}
+
+/* Such a JMP (op k, the last; its link emptied by the caller, as it had
+ * none): on to the register's address as a RET goes on to its. */
+static void jmp_reg_op(struct xlat *x, unsigned k)
+{
+	load(&x->e, R9, R_CPU, GPR(x->b->in[k].op[0].reg), 8);
+	chain_to(x, k, NOWHERE, k + 1, (uintptr_t)emu_fop_chain);
+}
+
+/* Jcc op k on condition cc, on the host's flags made the guest's; when
+ * taken, its handler's way (a JMP's, or the
  * loop's), else on (the block's end when it is the last). */
-static void jcc_op(struct xlat *x, unsigned k, const struct fop_info *fi, bool hf)
+static void jcc_op(struct xlat *x, unsigned k, const struct fop_info *fi)
 {
 	struct emit *e = &x->e;
-	uint8_t *not_taken;
-	if (hf) {
-		not_taken = jump_fwd(e, fi->cc ^ 1);
-	} else {
-		cond_call(e, fi->cc);
-		b1(e, 0x84);
-		b1(e, 0xc0);                               /* test al, al */
-		not_taken = jump_fwd(e, 4);                /* jz */
-	}
+	need_flags(x);
+	uint8_t *not_taken = jump_fwd(e, fi->cc ^ 1);
 	if (fi->loop)
 		loop_to_start(x, k);
 	else
@@ -1103,45 +1511,58 @@ bool emu_jit_translate(struct emu_jit *j, struct emu_block *b)
 {
 	if (emu_jit_full(j))
 		return false;
+	if (j->used == 0)
+		j->used = emit_host_flags(j);
 	unsigned n = b->n;
 	fop_fn fn[BLOCK_INSNS];
 	for (unsigned k = 0; k < n; k++)
 		fn[k] = k ? b->op[k].fn : b->fn0;
 	struct xlat x = { .e = { .p = j->rw + j->used, .to_rx = j->rx - j->rw }, .b = b, .fn = fn,
-			  .insns = &j->insns, .arena = j->rx };
+			  .insns = &j->insns, .arena = j->rx, .host_flags = j->rw };
 	const uint8_t *entry = prologue(&x, j);
 	if (x.inner - entry != INNER)
 		abort();
-	bool hf = false;                   /* the host's flags are the guest's */
 	unsigned k;
 	for (k = 0; k < n; k++) {
 		struct fop_info fi = emu_fop_info(fn[k]);
+		if (fi.tmpl == T_CROSS) {
+			fn[k] = cross_check(&x, k);
+			fi = emu_fop_info(fn[k]);
+			x.fl.host = false;         /* the compares' */
+		}
 		if (fi.kind == FK_FUSED) {
 			struct fop_info cmp = emu_fop_info(fi.plain);
-			hf = false;
-			if (cmp.tmpl == T_ALU)
-				hf = alu_reg(&x, &b->op[k], &cmp);
-			else
+			if (cmp.tmpl == T_ALU) {
+				alu_reg(&x, &b->op[k], &cmp);
+			} else {
 				call_op(&x, k, fi.plain);
+				flags_unknown(&x);
+			}
 			fi = emu_fop_info(fn[++k]);
 		}
 		if (fi.tmpl == T_JMP || fi.tmpl == T_CALL || fi.tmpl == T_RET) {
 			exit_op(&x, k, &fi);
 			break;
 		}
-		if (fi.kind == FK_EXIT || (k == n - 1 && fi.kind == FK_CALL && !has_template(&fi))) {
+		bool tmpl = has_template(&fi) && (fi.tmpl != T_ROT || flags_dead_after(&x, k));
+		if (k == n - 1 && fi.kind == FK_CALL && !tmpl && jmp_reg(&b->in[k])) {
+			b->op[k].link = NULL;      /* the exact handler's op: the link unused */
+			jmp_reg_op(&x, k);
+			break;
+		}
+		if (fi.kind == FK_EXIT || (k == n - 1 && fi.kind == FK_CALL && !tmpl)) {
 			count(&x, k + 1);
 			tail_op(&x, k, fn[k]);
 			break;
 		}
-		if (fi.kind == FK_JCC)
-			jcc_op(&x, k, &fi, hf);
-		else if (has_template(&fi))
-			hf = template_op(&x, k, &fi, hf);
-		else
+		if (fi.kind == FK_JCC) {
+			jcc_op(&x, k, &fi);
+		} else if (tmpl) {
+			template_op(&x, k, &fi);
+		} else {
 			call_op(&x, k, fn[k]);
-		if (fi.kind == FK_JCC || !has_template(&fi))
-			hf = false;
+			flags_unknown(&x);
+		}
 	}
 	if (k == n)                        /* the last ran here: on to the end marker's way */
 		chain_to(&x, n, b->op[n].off, n, (uintptr_t)b->op[n].fn);
