@@ -1301,12 +1301,12 @@ static void linked_block(struct emit *e, unsigned kf, struct pending *sl)
 	b1(e, 0x48);
 	b1(e, 0xc1);
 	b1(e, 0xe9);
-	b1(e, BLOCK_SLOT_BITS);                            /* shr rcx, 16 */
+	b1(e, BLOCK_SLOT_BITS);                            /* shr rcx, BLOCK_SLOT_BITS */
 	mov_rr(e, RDX, R8);
 	b1(e, 0x48);
 	b1(e, 0xc1);
 	b1(e, 0xea);
-	b1(e, 2 * BLOCK_SLOT_BITS);                        /* shr rdx, 32 */
+	b1(e, 2 * BLOCK_SLOT_BITS);                        /* shr rdx, 2 * BLOCK_SLOT_BITS */
 	op_rr(e, true, 0x31, RDX, RCX);                    /* xor rcx, rdx */
 	op_rr(e, true, 0x31, R8, RCX);                     /* xor rcx, r8 */
 	b1(e, 0x81);
