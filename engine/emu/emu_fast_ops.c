@@ -2149,7 +2149,7 @@ struct fop_info emu_fop_info(fop_fn fn)
 	    fn == jmp_m || fn == call_r || fn == call_m) {
 		fi.kind = FK_EXIT;
 		fi.tmpl = fn == jmp_rel ? T_JMP : fn == call_rel ? T_CALL : fn == ret_near ? T_RET
-										  : T_CROSS;
+			: fn == f_cross ? T_CROSS : T_NONE;   /* through a register or memory: its handler */
 		return fi;
 	}
 	for (unsigned cc = 0; cc < 16; cc++) {

@@ -1455,22 +1455,6 @@ static void exit_op(struct xlat *x, unsigned k, const struct fop_info *fi)
 	tail_op(x, k, x->fn[k]);
 }
 
-/* Is in a near JMP to a 64-bit register's address (a handler call the
- * translation can do itself: RIP = the register)? */
-static bool jmp_reg(const struct emu_insn *in)
-{
-	return in->mnemonic == ZYDIS_MNEMONIC_JMP && !(in->flags & EMU_I_FAR) && in->osize == 8 &&
-	       in->op[0].kind == EMU_OP_REG && in->op[0].rclass == EMU_RC_GPR && in->op[0].reg < 16;
-}
-
-/* Such a JMP (op k, the last; its link emptied by the caller, as it had
- * none): on to the register's address as a RET goes on to its. */
-static void jmp_reg_op(struct xlat *x, unsigned k)
-{
-	load(&x->e, R9, R_CPU, GPR(x->b->in[k].op[0].reg), 8);
-	chain_to(x, k, NOWHERE, k + 1, (uintptr_t)emu_fop_chain);
-}
-
 /* Jcc op k on condition cc, on the host's flags made the guest's; when
  * taken, its handler's way (a JMP's, or the
  * loop's), else on (the block's end when it is the last). */
@@ -1545,11 +1529,6 @@ bool emu_jit_translate(struct emu_jit *j, struct emu_block *b)
 			break;
 		}
 		bool tmpl = has_template(&fi) && (fi.tmpl != T_ROT || flags_dead_after(&x, k));
-		if (k == n - 1 && fi.kind == FK_CALL && !tmpl && jmp_reg(&b->in[k])) {
-			b->op[k].link = NULL;      /* the exact handler's op: the link unused */
-			jmp_reg_op(&x, k);
-			break;
-		}
 		if (fi.kind == FK_EXIT || (k == n - 1 && fi.kind == FK_CALL && !tmpl)) {
 			count(&x, k + 1);
 			tail_op(&x, k, fn[k]);
