@@ -39,7 +39,7 @@
 #define SOCKET_BUF (1 << 20)     /* more than a serve pass writes */
 #define VCPU_STACK (1 << 20)
 #define SETTLE_MS 200            /* a machine not settled by then is left: stuck, */
-#define SETTLE_STEPS 512         /* ... or spinning, once it ran this many instructions */
+#define SETTLE_STEPS 64          /* ... or spinning, once it ran this many instructions */
 
 static struct vm vm;
 static struct fake_cpu cpus[2];
@@ -398,10 +398,11 @@ static struct gdb_server *machine_start(struct fuzz_in *in)
 	 * waits (gdb_server_open turns the look for its next packet off): a
 	 * range step that never leaves its range comes back to it sooner */
 	s->range_burst = 8;
-	/* a step-over of a vCPU that cannot finish gives up sooner: waiting is
-	 * no finding, and inputs must stay quick */
+	/* a step-over of a vCPU that cannot finish (a HLT: the fake machine has
+	 * no interrupts to end it) gives up sooner: waiting is no finding, and
+	 * inputs must stay quick */
 	struct debug *d = vm.debug;
-	d->timing.step_over_ns = 20 * 1000 * 1000L;
+	d->timing.step_over_ns = d->timing.kick_retry_ns = 2 * 1000 * 1000L;
 	d->timing.end_wait_ns = 20 * 1000 * 1000L;
 	d->timing.step_spin_ns = d->timing.client_step_poll_ns = 0;   /* no spinning */
 	vm.nr_threads = nr;
@@ -487,7 +488,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct gdb_server *s = machine_start(&in);
 	struct client c = { .digest = 0 };
 	client_connect(s, &c);
-	for (unsigned n = 0; n < MAX_OPS && in.left; n++)
+	/* a kill ends the machine as it ends vmdb: nothing after it is served */
+	for (unsigned n = 0; n < MAX_OPS && in.left && !vm_stopping(&vm); n++)
 		one_op(s, &c, &in);
 	machine_end(s, &c);
 	client_hang_up(&c);
