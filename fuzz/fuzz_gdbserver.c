@@ -96,14 +96,19 @@ static void client_send(struct client *c, const void *buf, size_t len)
 	}
 }
 
+static unsigned steps_taken(void);
+
 /* A serve pass, the replies read; *ranged counts the passes that took a
  * burst of a range step's steps (a burst is a hand-off between threads per
- * step: a range that never ends is the costliest thing an input can do). */
+ * step: a range that never ends is the costliest thing an input can do),
+ * not those that found its step still under way. */
 static bool serve_once(struct gdb_server *s, struct client *c, unsigned *ranged)
 {
-	*ranged += s->range_active;
+	bool ranging = s->range_active;
+	unsigned steps = steps_taken();
 	bool served = gdb_server_serve(s, 0);
 	client_drain(c);
+	*ranged += ranging && steps_taken() != steps;
 	return served;
 }
 
