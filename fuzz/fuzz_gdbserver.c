@@ -40,6 +40,7 @@
 #define VCPU_STACK (1 << 20)
 #define SETTLE_MS 200            /* a machine not settled by then is left: stuck, */
 #define SETTLE_STEPS 512         /* ... or spinning, once it ran this many instructions */
+#define RANGE_PASSES 2           /* serve passes that take a range step's bursts of steps */
 
 static struct vm vm;
 static struct fake_cpu cpus[2];
@@ -95,12 +96,29 @@ static void client_send(struct client *c, const void *buf, size_t len)
 	}
 }
 
-/* Serve until nothing more arrives now, reading the replies (a pass
- * that found nothing to do wrote nothing). */
+static unsigned steps_taken(void);
+
+/* A serve pass, the replies read; *ranged counts the passes that took a
+ * burst of a range step's steps (a burst is a hand-off between threads per
+ * step: a range that never ends is the costliest thing an input can do),
+ * not those that found its step still under way. */
+static bool serve_once(struct gdb_server *s, struct client *c, unsigned *ranged)
+{
+	bool ranging = s->range_active;
+	unsigned steps = steps_taken();
+	bool served = gdb_server_serve(s, 0);
+	client_drain(c);
+	*ranged += ranging && steps_taken() != steps;
+	return served;
+}
+
+/* Serve until nothing more arrives now (a pass that found nothing to do
+ * wrote nothing), or a range step has had its bursts. */
 static void serve_pending(struct gdb_server *s, struct client *c)
 {
-	for (int i = 0; i < 16 && gdb_server_serve(s, 0); i++)
-		client_drain(c);
+	unsigned ranged = 0;
+	for (int i = 0; i < 16 && ranged < RANGE_PASSES && serve_once(s, c, &ranged); i++)
+		;
 }
 
 /* The debug core woke the server for something it has not served yet. */
@@ -156,15 +174,15 @@ static long ms_since(const struct timespec *start)
 /* Let the machine run until it settles, serving what it reports: woken
  * by the debug core's events (the server's wake_fd) and by vCPUs going to
  * sleep on an HLT (halt_fd). A machine still busy after SETTLE_STEPS
- * instructions (a jump to itself, a range step that never leaves its
- * range) or SETTLE_MS is left as it is. */
+ * instructions (a jump to itself), RANGE_PASSES bursts of a range step that
+ * never leaves its range, or SETTLE_MS is left as it is. */
 static void let_run(struct gdb_server *s, struct client *c)
 {
-	unsigned start_steps = steps_taken();
+	unsigned start_steps = steps_taken(), ranged = 0;
 	struct timespec start;
 	clock_gettime(CLOCK_MONOTONIC, &start);
 	while (!machine_settled(s) && steps_taken() - start_steps < SETTLE_STEPS &&
-	       ms_since(&start) < SETTLE_MS) {
+	       ranged < RANGE_PASSES && ms_since(&start) < SETTLE_MS) {
 		struct pollfd pfd[2] = { { .fd = s->wake_fd, .events = POLLIN },
 					 { .fd = halt_fd, .events = POLLIN } };
 		uint64_t v;
@@ -172,8 +190,7 @@ static void let_run(struct gdb_server *s, struct client *c)
 		    read(halt_fd, &v, sizeof(v)) < 0) {
 			/* another look found it read */
 		}
-		gdb_server_serve(s, 0);
-		client_drain(c);
+		serve_once(s, c, &ranged);
 	}
 	serve_pending(s, c);
 }
@@ -299,27 +316,27 @@ static void send_packet(struct client *c, struct fuzz_in *in)
  * input. */
 static struct {
 	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	unsigned round;      /* machines started: a new one sets the threads going */
-	unsigned nr;         /* its vCPUs: threads 0 to nr-1 run */
-	unsigned busy;       /* threads in the present machine's vCPU loop */
-} pool = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0 };
+	pthread_cond_t go[2];   /* thread i's: its vCPU has a machine to run */
+	pthread_cond_t done;    /* the last busy thread left its vCPU loop */
+	unsigned round;         /* machines started: a new one sets the threads going */
+	unsigned nr;            /* its vCPUs: threads 0 to nr-1 run (only they wake) */
+	unsigned busy;          /* threads in the present machine's vCPU loop */
+} pool = { PTHREAD_MUTEX_INITIALIZER, { PTHREAD_COND_INITIALIZER, PTHREAD_COND_INITIALIZER },
+	   PTHREAD_COND_INITIALIZER, 0, 0, 0 };
 
 static void *pool_thread(void *arg)
 {
 	unsigned i = (unsigned)(uintptr_t)arg, seen = 0;
 	pthread_mutex_lock(&pool.lock);
 	for (;;) {
-		while (pool.round == seen)
-			pthread_cond_wait(&pool.cond, &pool.lock);
+		while (pool.round == seen || i >= pool.nr)
+			pthread_cond_wait(&pool.go[i], &pool.lock);
 		seen = pool.round;
-		if (i >= pool.nr)
-			continue;
 		pthread_mutex_unlock(&pool.lock);
 		fake_vcpu_thread(&vm.vcpus[i]);
 		pthread_mutex_lock(&pool.lock);
 		if (--pool.busy == 0)
-			pthread_cond_broadcast(&pool.cond);
+			pthread_cond_signal(&pool.done);
 	}
 	return NULL;
 }
@@ -351,7 +368,8 @@ static void pool_run(unsigned nr)
 	pthread_mutex_lock(&pool.lock);
 	pool.nr = pool.busy = nr;
 	pool.round++;
-	pthread_cond_broadcast(&pool.cond);
+	for (unsigned i = 0; i < nr; i++)
+		pthread_cond_signal(&pool.go[i]);
 	pthread_mutex_unlock(&pool.lock);
 }
 
@@ -360,7 +378,7 @@ static void pool_wait(void)
 {
 	pthread_mutex_lock(&pool.lock);
 	while (pool.busy)
-		pthread_cond_wait(&pool.cond, &pool.lock);
+		pthread_cond_wait(&pool.done, &pool.lock);
 	pthread_mutex_unlock(&pool.lock);
 }
 
@@ -398,10 +416,11 @@ static struct gdb_server *machine_start(struct fuzz_in *in)
 	 * waits (gdb_server_open turns the look for its next packet off): a
 	 * range step that never leaves its range comes back to it sooner */
 	s->range_burst = 8;
-	/* a step-over of a vCPU that cannot finish gives up sooner: waiting is
-	 * no finding, and inputs must stay quick */
+	/* a step-over of a vCPU that cannot finish (a HLT: the fake machine has
+	 * no interrupts to end it) gives up sooner: waiting is no finding, and
+	 * inputs must stay quick */
 	struct debug *d = vm.debug;
-	d->timing.step_over_ns = 20 * 1000 * 1000L;
+	d->timing.step_over_ns = d->timing.kick_retry_ns = 2 * 1000 * 1000L;
 	d->timing.end_wait_ns = 20 * 1000 * 1000L;
 	d->timing.step_spin_ns = d->timing.client_step_poll_ns = 0;   /* no spinning */
 	vm.nr_threads = nr;
@@ -487,7 +506,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct gdb_server *s = machine_start(&in);
 	struct client c = { .digest = 0 };
 	client_connect(s, &c);
-	for (unsigned n = 0; n < MAX_OPS && in.left; n++)
+	/* a kill ends the machine as it ends vmdb: nothing after it is served */
+	for (unsigned n = 0; n < MAX_OPS && in.left && !vm_stopping(&vm); n++)
 		one_op(s, &c, &in);
 	machine_end(s, &c);
 	client_hang_up(&c);

@@ -210,6 +210,7 @@ static int pkt_qnonstop(struct gdb_server *s, struct rsp_cur *args)
 		debug_stop_all(s->dbg);
 	gdb_ns_reset(s);
 	all_stopped(s);
+	s->range_active = false;     /* stopped: a range step under way ends here */
 	s->ns.on = c == '1';
 	debug_set_non_stop(s->dbg, s->ns.on);
 	rsp_buf_printf(&s->reply, "OK");

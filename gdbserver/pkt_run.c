@@ -226,6 +226,10 @@ static int pkt_d(struct gdb_server *s, struct rsp_cur *args)
 static int do_kill(struct gdb_server *s)
 {
 	gdb_set_state(s, GDB_CLOSING);
+	/* the debug core changes breakpoints on a stopped machine only: k and
+	 * vKill are taken while the machine runs in all-stop mode, when a vCPU
+	 * may be evaluating a breakpoint's condition */
+	debug_stop_all(s->dbg);
 	debug_remove_all_breakpoints(s->dbg);
 	vm_request_exit(s->vm, 0, "killed by the debugger");
 	return GDB_NO_REPLY;

@@ -56,6 +56,7 @@ void gdb_set_state(struct gdb_server *s, enum gdb_state next)
 		s->client_swbreak = false;
 		s->client_binary_upload = false;
 		s->client_hwbreak = false;
+		s->range_active = false;     /* its range step ends with it */
 		gdb_ns_reset(s);
 		if (prev != GDB_IDLE && !debug_machine_gone(s->dbg))
 			debug_detach(s->dbg);

@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from gdbclient import GDB, RspClient, checksum, start_gdb_vmdb
+from gdbclient import GDB, RspClient, checksum, frame, start_gdb_vmdb
 
 
 def gdb_nonstop(elf, target, commands, timeout=120):
@@ -149,3 +149,18 @@ def test_breakpoint_commands_print_on_stderr(start_vmdb, guest, free_port):
     c.close()
     lines = [l for l in vm.stderr_text().splitlines() if l.startswith("ns ")]
     assert lines == [f"ns {i}" for i in range(1, 11)], vm.stderr_text()
+
+
+def test_qnonstop_ends_a_range_step(start_vmdb, guest, free_port):
+    """QNonStop stops every vCPU, a range step under way included: the next
+    stepi is one step (its stop comes back), not the old range going on."""
+    vm, target = start_gdb_vmdb(start_vmdb, guest("gdb_target"), "--cmdline", "test=regwrite",
+                                port=free_port())
+    c = RspClient(target, timeout=20)
+    c.start_noack()
+    c.send_raw(frame("vCont;r0,ffffffffffffffff:1"))    # a range nothing leaves
+    assert c.request("QNonStop:0") == b"OK"
+    assert c.request("s").startswith(b"T05")
+    c.kill()
+    vm.wait(30)
+    c.close()

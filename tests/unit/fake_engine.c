@@ -92,7 +92,9 @@ static int fake_run(struct vcpu *v, struct vm_exit *exit)
 			exit->db.pc = c->regs.rip;
 			return 0;
 		}
-		if ((budget & 63) == 63)
+		/* a spinning program lets the other threads in now and then (a
+		 * yield is a context switch when the host is busy: not too often) */
+		if ((budget & 1023) == 1023)
 			sched_yield();
 	}
 	exit->reason = VM_EXIT_KICKED;
