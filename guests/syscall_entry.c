@@ -12,7 +12,8 @@
  * #DB, after the SYSRETQ, at the first user instruction), and one at
  * `sc_user_step` that a debugger may single-step.
  *
- * `pti=0` leaves out the CR3 switches; `tf_trap=any` also takes the TF
+ * `pti=0` leaves out the CR3 switches; `clac=0` the #PF entry's CLAC (as
+ * Linux without SMAP); `tf_trap=any` also takes the TF
  * call's #DB after the first user instruction instead of before it (a host
  * whose emulator runs SYSRETQ: the CPU traps one instruction late). Labels for debuggers: sc_user_step
  * (the SYSCALL a debugger steps over), sc_user_step_ret (after it),
@@ -433,7 +434,7 @@ static void setup(bool pti, bool pcid)
 	idt_set_handler(X86_DB, on_db);
 	uint32_t r[4];
 	cpuid(7, 0, r);
-	bool clac = r[1] & CPUID7_EBX_SMAP;
+	bool clac = (r[1] & CPUID7_EBX_SMAP) && cmdline_u64("clac", 1);
 	if (clac)
 		install_pf_entry();
 	printf("syscall_entry: #PF entry %s\n", clac ? "ENDBR64, CLAC" : "plain");

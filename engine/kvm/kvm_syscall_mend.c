@@ -9,7 +9,12 @@
  * instruction the host's emulator gives up on (Linux's ASM_CLAC where the
  * CPU has SMAP, after at most an ENDBR64), vmdb gets control there, before
  * the handler changed anything: the frame on the stack, CR2 and the
- * registers still tell what happened. Then that #PF is undone and the
+ * registers still tell what happened. Where it does not (CR4.SMAP clear),
+ * an execution breakpoint of vmdb's own on the #PF entry gives the same
+ * chance: the host checks breakpoints in the ring-0 code it emulates (not
+ * in ring 3, so not at LSTAR itself). It takes a DR0-3 slot neither the
+ * debugger nor the guest uses, is re-aimed as the guest's IDT changes, and
+ * costs an exit per #PF; an ordinary #PF goes on with RF set. Then that #PF is undone and the
  * SYSCALL completed as the CPU does it: CS and SS from STAR, RSP as ring 3
  * left it, RIP at LSTAR, RFLAGS as the host masked them.
  *
@@ -22,6 +27,7 @@
 #include "engine/kvm/kvm.h"
 
 #include <string.h>
+#include <time.h>
 
 #include "x86/paging.h"
 
@@ -127,4 +133,133 @@ bool kvm_syscall_mend(struct vcpu *vcpu, const struct x86_sregs *sregs, uint64_t
 	st.regs.rip = st.lstar;
 	st.regs.rflags = f.rflags & ~RFLAGS_RF;
 	return kvm_op_set_state(vcpu, X86_STATE_SREGS | X86_STATE_REGS, &st) == 0;
+}
+
+/* --- where no CLAC exits: a breakpoint of vmdb's own at the #PF entry ---------- */
+
+#define MEND_CHECK_NS   1000000ull       /* the #PF gate looked at once a millisecond at most */
+#define MEND_CR4_SMAP   (1ull << 21)
+#define MEND_DR7_SLOT(n) (DR7_L(n) | DR7_G(n) | (0xfull << DR7_RW_SHIFT(n)))
+
+static uint64_t mend_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* The #PF entry of a 64-bit kernel whose entry has no CLAC to exit at
+ * (CR4.SMAP clear); 0 when no breakpoint is wanted. Not waiting for
+ * EFER.SCE: a kernel may enable SYSCALL and make its first one with no
+ * exit in between. */
+static uint64_t mend_bp_wanted(struct kvm_vcpu_state *v, const struct x86_sregs *sregs)
+{
+	if (!(sregs->efer & EFER_LMA) || (sregs->cr4 & MEND_CR4_SMAP))
+		return 0;
+	return mend_pf_gate(v, sregs);
+}
+
+/* A DR0-3 slot neither the debugger nor the guest uses, the highest first
+ * (the debugger's placement starts at DR0); -1 when none. The guest's own
+ * DR7 counts only while the debugger loads none: KVM then runs the guest's
+ * file, which a breakpoint of ours would replace. */
+static int mend_free_slot(struct vcpu *vcpu, const struct kvm_vcpu_state *v)
+{
+	uint64_t taken = 0;
+	if (v->debug.use_hw_bp) {
+		taken = v->debug.dr7;
+	} else {
+		struct x86_debugregs dr;
+		if (kvm_op_get_debugregs(vcpu, &dr) < 0)
+			return -1;
+		taken = dr.dr7;
+	}
+	for (int n = 3; n >= 0; n--)
+		if (!(taken & (DR7_L(n) | DR7_G(n))))
+			return n;
+	return -1;
+}
+
+void kvm_syscall_mend_watch(struct vcpu *vcpu)
+{
+	struct kvm_vcpu_state *v = kvm_vcpu_of(vcpu);
+	struct kvm_mend_bp *bp = &v->mend_bp;
+	uint64_t now = mend_now_ns();
+	if (now - bp->checked_ns < MEND_CHECK_NS)
+		return;
+	bp->checked_ns = now;
+	struct x86_sregs sregs;
+	if (v->fail_sregs_valid)
+		kvm_sregs_from(&sregs, &v->fail_sregs);
+	else if (kvm_op_get_sregs(vcpu, &sregs) < 0)
+		return;
+	if (sregs.cs.dpl != 0)
+		return;                       /* ring 3's view of the IDT is the same: wait */
+	uint64_t want = mend_bp_wanted(v, &sregs);
+	int slot = want ? mend_free_slot(vcpu, v) : -1;
+	if (slot < 0)
+		want = 0;
+	if (want == bp->addr && (!want || (unsigned)slot == bp->slot))
+		return;
+	bp->addr = want;
+	bp->slot = slot < 0 ? 0 : (unsigned)slot;
+	kvm_op_set_debug(vcpu, &v->debug);
+}
+
+void kvm_syscall_mend_load(const struct kvm_vcpu_state *v, struct kvm_guest_debug *g)
+{
+	const struct kvm_mend_bp *bp = &v->mend_bp;
+	if (!bp->addr)
+		return;
+	__u64 *dr7 = &g->arch.debugreg[7];
+	if (!(g->control & KVM_GUESTDBG_USE_HW_BP))
+		memset(g->arch.debugreg, 0, sizeof(g->arch.debugreg));
+	else if (*dr7 & (DR7_L(bp->slot) | DR7_G(bp->slot)))
+		return;                       /* the debugger took it since: its own comes first */
+	g->control |= KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_USE_HW_BP;
+	g->arch.debugreg[bp->slot] = bp->addr;
+	*dr7 = (*dr7 & ~MEND_DR7_SLOT(bp->slot)) | DR7_L(bp->slot);
+}
+
+/* A #DB of the guest's own that KVM brought here only because our
+ * breakpoint put the vCPU in guest-debug mode: back to the guest. */
+static void mend_reflect_db(struct vcpu *vcpu, uint64_t dr6)
+{
+	struct x86_debugregs dr;
+	if (kvm_op_get_debugregs(vcpu, &dr) == 0) {
+		dr.dr6 = dr6;
+		kvm_op_set_debugregs(vcpu, &dr);
+	}
+	kvm_op_inject_exception(vcpu, X86_DB, false, 0);
+}
+
+bool kvm_syscall_mend_exit(struct vcpu *vcpu, struct vm_exit *exit)
+{
+	struct kvm_vcpu_state *v = kvm_vcpu_of(vcpu);
+	const struct kvm_mend_bp *bp = &v->mend_bp;
+	if (exit->reason != VM_EXIT_DB || !bp->addr)
+		return false;
+	bool ours = (exit->db.dr6 & DR6_B(bp->slot)) && exit->db.pc == bp->addr &&
+		    !(v->debug.use_hw_bp && (v->debug.dr7 & (DR7_L(bp->slot) | DR7_G(bp->slot))));
+	if (ours)
+		exit->db.dr6 &= ~DR6_B(bp->slot);
+	bool debugger = v->debug.single_step || v->debug.use_hw_bp;
+	if (exit->db.dr6 & (DR6_B(0) | DR6_B(1) | DR6_B(2) | DR6_B(3) | DR6_BS)) {
+		if (debugger)
+			return false;             /* the debugger's, with ours taken out */
+		mend_reflect_db(vcpu, exit->db.dr6);
+		return true;
+	}
+	if (!ours)
+		return false;
+	struct x86_sregs sregs;
+	if (kvm_op_get_sregs(vcpu, &sregs) == 0 &&
+	    kvm_fallback_syscall_mended(vcpu, &sregs, exit->db.pc, exit))
+		return !v->debug.single_step;
+	/* an ordinary #PF: on past the breakpoint (RF, as a debugger resumes) */
+	struct x86_regs regs;
+	if (kvm_op_get_regs(vcpu, &regs) < 0)
+		return false;
+	regs.rflags |= RFLAGS_RF;
+	return kvm_op_set_regs(vcpu, &regs) == 0;
 }
