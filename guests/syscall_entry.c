@@ -454,6 +454,8 @@ static void setup(bool pti, bool pcid)
 	wrmsr(MSR_GS_BASE, pa(&kpcpu));
 	wrmsr(MSR_KERNEL_GS_BASE, pa(&sc_udata));
 	sc_udata.a.gs_magic = 0x6a6a6a6a;
+	/* as a kernel does, some time (exits) between SYSCALL on and the first one */
+	printf("syscall_entry: SYSCALL enabled, LSTAR 0x%lx\n", pa(sc_entry));
 }
 
 /* --- checks ------------------------------------------------------------------- */

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The long Linux check, outside `make test`: Debian's kernel (build/linux,
 from `make linux-assets`) boots on one engine, as the bzImage and as the
-PVH vmlinux, with 1 and 2 vCPUs, to the test init (tests/linux/init),
+PVH vmlinux, with 1, 2 and 4 vCPUs, to the test init (tests/linux/init),
 whose checks must pass before it powers off (vmdb exit status 0).
 
 Each boot reports how long it took (and when the kernel's banner, the
@@ -31,7 +31,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LINUX = os.path.join(ROOT, "build", "linux")
 KERNELS = {"bzimage": "vmlinuz-cloud", "pvh": "vmlinux-cloud"}
-BOOTS = ["bzimage-1", "bzimage-2", "pvh-1", "pvh-2"]
+BOOTS = ["bzimage-1", "bzimage-2", "bzimage-4", "pvh-1", "pvh-2", "pvh-4"]
 CMDLINE = "console=ttyS0 nokaslr"
 TAIL_LINES = 3
 # Where ring 0 is emulated (a few million instructions/s) boot steps that

@@ -140,6 +140,7 @@ bool kvm_syscall_mend(struct vcpu *vcpu, const struct x86_sregs *sregs, uint64_t
 #define MEND_CHECK_NS   1000000ull       /* the #PF gate looked at once a millisecond at most */
 #define MEND_CR4_SMAP   (1ull << 21)
 #define MEND_DR7_SLOT(n) (DR7_L(n) | DR7_G(n) | (0xfull << DR7_RW_SHIFT(n)))
+#define KVM_MEND_DR7_ENABLES 0xffull     /* L0-3, G0-3 */
 
 static uint64_t mend_now_ns(void)
 {
@@ -148,31 +149,31 @@ static uint64_t mend_now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-/* The #PF entry of a 64-bit kernel whose entry has no CLAC to exit at
- * (CR4.SMAP clear); 0 when no breakpoint is wanted. Not waiting for
- * EFER.SCE: a kernel may enable SYSCALL and make its first one with no
- * exit in between. */
+/* The #PF entry of a 64-bit kernel with SYSCALL on whose entry has no CLAC
+ * to exit at (CR4.SMAP clear); 0 when no breakpoint is wanted. A kernel
+ * turns SYSCALL on long before its first task makes one: exits come in
+ * between. */
 static uint64_t mend_bp_wanted(struct kvm_vcpu_state *v, const struct x86_sregs *sregs)
 {
-	if (!(sregs->efer & EFER_LMA) || (sregs->cr4 & MEND_CR4_SMAP))
+	if (!(sregs->efer & EFER_LMA) || !(sregs->efer & EFER_SCE) ||
+	    (sregs->cr4 & MEND_CR4_SMAP))
 		return 0;
 	return mend_pf_gate(v, sregs);
 }
 
-/* A DR0-3 slot neither the debugger nor the guest uses, the highest first
- * (the debugger's placement starts at DR0); -1 when none. The guest's own
- * DR7 counts only while the debugger loads none: KVM then runs the guest's
- * file, which a breakpoint of ours would replace. */
+/* A DR0-3 slot the debugger leaves free, the highest first (its placement
+ * starts at DR0); -1 when none. While the debugger loads none, KVM runs
+ * the guest's own file, which a breakpoint of ours would replace whole:
+ * then none while the guest enables any (read at every check, so a guest
+ * that starts using them loses them for a millisecond at most). */
 static int mend_free_slot(struct vcpu *vcpu, const struct kvm_vcpu_state *v)
 {
-	uint64_t taken = 0;
-	if (v->debug.use_hw_bp) {
-		taken = v->debug.dr7;
-	} else {
+	uint64_t taken = v->debug.dr7;
+	if (!v->debug.use_hw_bp) {
 		struct x86_debugregs dr;
-		if (kvm_op_get_debugregs(vcpu, &dr) < 0)
+		if (kvm_op_get_debugregs(vcpu, &dr) < 0 || (dr.dr7 & KVM_MEND_DR7_ENABLES))
 			return -1;
-		taken = dr.dr7;
+		taken = 0;
 	}
 	for (int n = 3; n >= 0; n--)
 		if (!(taken & (DR7_L(n) | DR7_G(n))))
