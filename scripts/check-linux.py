@@ -51,8 +51,9 @@ SLOW_HOST_INITCALLS = ["ftrace_check_for_weak_functions", "trace_eval_init", "bl
                        "crypto_kdf108_init", "load_system_certificate_list"]
 SLOW_HOST_CMDLINE = f"initcall_blacklist={','.join(SLOW_HOST_INITCALLS)} cryptomgr.notests"
 # When each boot got where (seconds from vmdb's start, first line seen).
-MILESTONES = [("Linux version", "Linux version"), ("init", "VMDB-LINUX: init started"),
-              ("init's end", "VMDB-LINUX: PASS")]
+MILESTONES = [("Linux version", "Linux version"), ("CPUs up", "smp: Brought up"),
+              ("TSC clocksource", "Switched to clocksource tsc"),
+              ("init", "VMDB-LINUX: init started"), ("init's end", "VMDB-LINUX: PASS")]
 
 
 def free_port():
