@@ -323,11 +323,25 @@ static void on_db(struct rt_frame *f)
 void sc_user_abort(void);
 static volatile bool aborted;
 
+/* An ordinary #PF in ring 0 (a load from an address not mapped), which
+ * the handler steps over: the same entry as the SYSCALL's. */
+void sc_kernel_pf(void);
+void sc_kernel_pf_done(void);
+__asm__(".text\n.globl sc_kernel_pf, sc_kernel_pf_done\n"
+	"sc_kernel_pf:\n\tmov (%rdi), %rax\nsc_kernel_pf_done:\n\tret\n");
+#define SC_UNMAPPED (1ull << 40)   /* PML4 entry 2: not present */
+static volatile uint64_t kernel_pf_cr2;
+
 /* A SYSCALL that left the task in ring 3 at LSTAR (this entry's page is
  * not ring 3's: the fetch faults) says so and ends the task; any other
  * fault ends the guest. */
 static void on_fault(struct rt_frame *f)
 {
+	if (!(f->cs & 3) && f->vector == X86_PF && f->rip == pa(sc_kernel_pf)) {
+		kernel_pf_cr2 = read_cr2();
+		f->rip = pa(sc_kernel_pf_done);
+		return;
+	}
 	if (f->cs & 3)
 		__asm__ volatile("swapgs");
 	if ((f->cs & 3) && f->rip == pa(sc_entry)) {
@@ -502,6 +516,8 @@ int main(void)
 	setup(pti, pcid);
 	uint64_t kernel_cr3 = read_cr3();
 
+	__asm__ volatile("call sc_kernel_pf" :: "D"(SC_UNMAPPED) : "rax", "memory");
+	expect_eq(kernel_pf_cr2, SC_UNMAPPED, "an ordinary #PF in ring 0 is the guest's, once");
 	sc_enter_user(pa(sc_user_main), pa(sc_ustack + sizeof(sc_ustack)));
 	if (aborted) {
 		__asm__ volatile("mov %0, %%cr3" :: "r"(kernel_cr3) : "memory");

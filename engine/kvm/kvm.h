@@ -110,6 +110,7 @@ struct kvm_mend_bp {
 	uint64_t addr;             /* 0: none armed */
 	unsigned slot;             /* the DR0-3 it takes */
 	uint64_t checked_ns;       /* when the #PF gate was last looked at */
+	bool stepping_over;        /* a single step past it, the breakpoint out */
 };
 
 struct kvm_vcpu_state {

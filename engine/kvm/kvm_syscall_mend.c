@@ -14,7 +14,8 @@
  * chance: the host checks breakpoints in the ring-0 code it emulates (not
  * in ring 3, so not at LSTAR itself). It takes a DR0-3 slot neither the
  * debugger nor the guest uses, is re-aimed as the guest's IDT changes, and
- * costs an exit per #PF; an ordinary #PF goes on with RF set. Then that #PF is undone and the
+ * costs two exits per #PF: an ordinary one goes on by a single step with
+ * the breakpoint out (the host's emulator ignores RF). Then that #PF is undone and the
  * SYSCALL completed as the CPU does it: CS and SS from STAR, RSP as ring 3
  * left it, RIP at LSTAR, RFLAGS as the host masked them.
  *
@@ -197,6 +198,11 @@ void kvm_syscall_mend_watch(struct vcpu *vcpu)
 	if (sregs.cs.dpl != 0)
 		return;                       /* ring 3's view of the IDT is the same: wait */
 	uint64_t want = mend_bp_wanted(v, &sregs);
+	struct x86_state st;
+	/* not before the kernel has an entry for SYSCALL: its early boot
+	 * takes #PFs by the hundred, each an exit with the breakpoint */
+	if (want && (kvm_op_get_state(vcpu, X86_STATE_MSRS, &st) < 0 || !st.lstar))
+		want = 0;
 	int slot = want ? mend_free_slot(vcpu, v) : -1;
 	if (slot < 0)
 		want = 0;
@@ -210,6 +216,12 @@ void kvm_syscall_mend_watch(struct vcpu *vcpu)
 void kvm_syscall_mend_load(const struct kvm_vcpu_state *v, struct kvm_guest_debug *g)
 {
 	const struct kvm_mend_bp *bp = &v->mend_bp;
+	if (bp->stepping_over) {
+		/* one instruction with the breakpoint out: the host's emulator
+		 * does not honour RF (measured: the breakpoint fires again) */
+		g->control |= KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_SINGLESTEP;
+		return;
+	}
 	if (!bp->addr)
 		return;
 	__u64 *dr7 = &g->arch.debugreg[7];
@@ -234,10 +246,22 @@ static void mend_reflect_db(struct vcpu *vcpu, uint64_t dr6)
 	kvm_op_inject_exception(vcpu, X86_DB, false, 0);
 }
 
+/* The exit after the step over the #PF entry's first instruction: the
+ * breakpoint goes back; true when the exit was that step's own trap. */
+static bool mend_stepped_over(struct vcpu *vcpu, struct kvm_vcpu_state *v,
+			      const struct vm_exit *exit)
+{
+	v->mend_bp.stepping_over = false;
+	kvm_op_set_debug(vcpu, &v->debug);
+	return exit->reason == VM_EXIT_DB && (exit->db.dr6 & DR6_BS) && !v->debug.single_step;
+}
+
 bool kvm_syscall_mend_exit(struct vcpu *vcpu, struct vm_exit *exit)
 {
 	struct kvm_vcpu_state *v = kvm_vcpu_of(vcpu);
-	const struct kvm_mend_bp *bp = &v->mend_bp;
+	struct kvm_mend_bp *bp = &v->mend_bp;
+	if (bp->stepping_over && mend_stepped_over(vcpu, v, exit))
+		return true;
 	if (exit->reason != VM_EXIT_DB || !bp->addr)
 		return false;
 	bool ours = (exit->db.dr6 & DR6_B(bp->slot)) && exit->db.pc == bp->addr &&
@@ -257,10 +281,7 @@ bool kvm_syscall_mend_exit(struct vcpu *vcpu, struct vm_exit *exit)
 	if (kvm_op_get_sregs(vcpu, &sregs) == 0 &&
 	    kvm_fallback_syscall_mended(vcpu, &sregs, exit->db.pc, exit))
 		return !v->debug.single_step;
-	/* an ordinary #PF: on past the breakpoint (RF, as a debugger resumes) */
-	struct x86_regs regs;
-	if (kvm_op_get_regs(vcpu, &regs) < 0)
-		return false;
-	regs.rflags |= RFLAGS_RF;
-	return kvm_op_set_regs(vcpu, &regs) == 0;
+	/* an ordinary #PF: one step past the breakpoint, then it is back */
+	bp->stepping_over = true;
+	return kvm_op_set_debug(vcpu, &v->debug) == 0;
 }
