@@ -119,6 +119,10 @@ guests: $(GUEST_OUT)/kvm_fallback.elf
 # switch, SYSRETQ and IRETQ (tests/test_syscall_entry.py).
 guests: $(GUEST_OUT)/syscall_entry.elf
 .SECONDARY: $(GUEST_OUT)/syscall_entry.o
+# two CPUs meet as stop_machine() and smp_call_function() make them, each
+# interrupt entry with Linux's CLAC (tests/test_smp_rendezvous.py)
+guests: $(GUEST_OUT)/smp_rendezvous.elf
+.SECONDARY: $(GUEST_OUT)/smp_rendezvous.o
 # an instruction rewritten while the fallback runs it (tests/test_hostile_guest.py)
 guests: $(GUEST_OUT)/code_race.elf
 .SECONDARY: $(GUEST_OUT)/code_race.o

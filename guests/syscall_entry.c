@@ -12,7 +12,8 @@
  * #DB, after the SYSRETQ, at the first user instruction), and one at
  * `sc_user_step` that a debugger may single-step.
  *
- * `pti=0` leaves out the CR3 switches; `tf_trap=any` also takes the TF
+ * `pti=0` leaves out the CR3 switches; `clac=0` the #PF entry's CLAC (as
+ * Linux without SMAP); `tf_trap=any` also takes the TF
  * call's #DB after the first user instruction instead of before it (a host
  * whose emulator runs SYSRETQ: the CPU traps one instruction late). Labels for debuggers: sc_user_step
  * (the SYSCALL a debugger steps over), sc_user_step_ret (after it),
@@ -322,11 +323,25 @@ static void on_db(struct rt_frame *f)
 void sc_user_abort(void);
 static volatile bool aborted;
 
+/* An ordinary #PF in ring 0 (a load from an address not mapped), which
+ * the handler steps over: the same entry as the SYSCALL's. */
+void sc_kernel_pf(void);
+void sc_kernel_pf_done(void);
+__asm__(".text\n.globl sc_kernel_pf, sc_kernel_pf_done\n"
+	"sc_kernel_pf:\n\tmov (%rdi), %rax\nsc_kernel_pf_done:\n\tret\n");
+#define SC_UNMAPPED (1ull << 40)   /* PML4 entry 2: not present */
+static volatile uint64_t kernel_pf_cr2;
+
 /* A SYSCALL that left the task in ring 3 at LSTAR (this entry's page is
  * not ring 3's: the fetch faults) says so and ends the task; any other
  * fault ends the guest. */
 static void on_fault(struct rt_frame *f)
 {
+	if (!(f->cs & 3) && f->vector == X86_PF && f->rip == pa(sc_kernel_pf)) {
+		kernel_pf_cr2 = read_cr2();
+		f->rip = pa(sc_kernel_pf_done);
+		return;
+	}
 	if (f->cs & 3)
 		__asm__ volatile("swapgs");
 	if ((f->cs & 3) && f->rip == pa(sc_entry)) {
@@ -428,7 +443,7 @@ static void setup(bool pti, bool pcid)
 	idt_set_handler(X86_DB, on_db);
 	uint32_t r[4];
 	cpuid(7, 0, r);
-	bool clac = r[1] & CPUID7_EBX_SMAP;
+	bool clac = (r[1] & CPUID7_EBX_SMAP) && cmdline_u64("clac", 1);
 	if (clac)
 		install_pf_entry();
 	printf("syscall_entry: #PF entry %s\n", clac ? "ENDBR64, CLAC" : "plain");
@@ -448,6 +463,8 @@ static void setup(bool pti, bool pcid)
 	wrmsr(MSR_GS_BASE, pa(&kpcpu));
 	wrmsr(MSR_KERNEL_GS_BASE, pa(&sc_udata));
 	sc_udata.a.gs_magic = 0x6a6a6a6a;
+	/* as a kernel does, some time (exits) between SYSCALL on and the first one */
+	printf("syscall_entry: SYSCALL enabled, LSTAR 0x%lx\n", pa(sc_entry));
 }
 
 /* --- checks ------------------------------------------------------------------- */
@@ -494,6 +511,8 @@ int main(void)
 	setup(pti, pcid);
 	uint64_t kernel_cr3 = read_cr3();
 
+	__asm__ volatile("call sc_kernel_pf" :: "D"(SC_UNMAPPED) : "rax", "memory");
+	expect_eq(kernel_pf_cr2, SC_UNMAPPED, "an ordinary #PF in ring 0 is the guest's, once");
 	sc_enter_user(pa(sc_user_main), pa(sc_ustack + sizeof(sc_ustack)));
 	if (aborted) {
 		__asm__ volatile("mov %0, %%cr3" :: "r"(kernel_cr3) : "memory");

@@ -1,11 +1,14 @@
 #!/usr/bin/env python3
 """The long Linux check, outside `make test`: Debian's kernel (build/linux,
 from `make linux-assets`) boots on one engine, as the bzImage and as the
-PVH vmlinux, with 1 and 2 vCPUs, to the test init (tests/linux/init),
+PVH vmlinux, with 1, 2 and 4 vCPUs, to the test init (tests/linux/init),
 whose checks must pass before it powers off (vmdb exit status 0).
 
 Each boot reports how long it took (and when the kernel's banner, the
-init and the init's verdict showed) and how far it got: the last
+secondary CPUs, the TSC clocksource, the init and the init's verdict
+showed), how much CPU vmdb had meanwhile (where ring 0 is emulated, a
+starved vCPU spends all it gets in timer interrupts, 250 a second of
+guest time, and the guest reports soft lockups), and how far it got: the last
 VMDB-LINUX line of the init, else the last kernel line; when a boot
 fails or runs out of time, where the vCPUs were (`monitor info vcpus`,
 and `monitor info caps` for what the kvm engine handed to emu, through
@@ -31,7 +34,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LINUX = os.path.join(ROOT, "build", "linux")
 KERNELS = {"bzimage": "vmlinuz-cloud", "pvh": "vmlinux-cloud"}
-BOOTS = ["bzimage-1", "bzimage-2", "pvh-1", "pvh-2"]
+BOOTS = ["bzimage-1", "bzimage-2", "bzimage-4", "pvh-1", "pvh-2", "pvh-4"]
 CMDLINE = "console=ttyS0 nokaslr"
 TAIL_LINES = 3
 # Where ring 0 is emulated (a few million instructions/s) boot steps that
@@ -51,8 +54,9 @@ SLOW_HOST_INITCALLS = ["ftrace_check_for_weak_functions", "trace_eval_init", "bl
                        "crypto_kdf108_init", "load_system_certificate_list"]
 SLOW_HOST_CMDLINE = f"initcall_blacklist={','.join(SLOW_HOST_INITCALLS)} cryptomgr.notests"
 # When each boot got where (seconds from vmdb's start, first line seen).
-MILESTONES = [("Linux version", "Linux version"), ("init", "VMDB-LINUX: init started"),
-              ("init's end", "VMDB-LINUX: PASS")]
+MILESTONES = [("Linux version", "Linux version"), ("CPUs up", "smp: Brought up"),
+              ("TSC clocksource", "Switched to clocksource tsc"),
+              ("init", "VMDB-LINUX: init started"), ("init's end", "VMDB-LINUX: PASS")]
 
 
 def free_port():
@@ -112,6 +116,8 @@ class Boot:
         self.seconds = 0.0
         self.where = ""
         self.reached = {}          # milestone -> seconds
+        self.exit_status = None
+        self.cpu_seconds = 0.0     # vmdb's user + system time: how much CPU it got
 
     def argv(self):
         return [self.args.vmdb, "--engine", self.args.engine, "--smp", str(self.smp),
@@ -131,6 +137,12 @@ class Boot:
                 if name not in self.reached and text in line:
                     self.reached[name] = time.monotonic() - start
 
+    def reap(self, p):
+        """Wait for vmdb, keeping its exit status and the CPU time it used."""
+        _, status, usage = os.wait4(p.pid, 0)
+        self.exit_status = os.waitstatus_to_exitcode(status)
+        self.cpu_seconds = usage.ru_utime + usage.ru_stime
+
     def run(self):
         start = time.monotonic()
         with open(self.log, "wb") as out:
@@ -138,13 +150,15 @@ class Boot:
                                  stderr=subprocess.STDOUT)
             reader = threading.Thread(target=self.copy_serial, args=(p.stdout, out, start))
             reader.start()
-            try:
-                self.status = p.wait(self.args.timeout)
-            except subprocess.TimeoutExpired:
-                self.status = None
+            reaper = threading.Thread(target=self.reap, args=(p,))
+            reaper.start()
+            reaper.join(self.args.timeout)
+            if reaper.is_alive():
                 self.where = monitor(self.port, ["info vcpus", "info caps"])
                 p.kill()
-                p.wait()
+                reaper.join()
+            else:
+                self.status = self.exit_status
             reader.join()
         self.seconds = time.monotonic() - start
         with open(self.log, errors="replace") as f:
@@ -159,8 +173,10 @@ class Boot:
                  f"FAILED (exit status {self.status})")
         times = ", ".join(f"{name} at {self.reached[name]:.0f} s"
                           for name, _ in MILESTONES if name in self.reached)
+        share = self.cpu_seconds / self.seconds if self.seconds else 0.0
         lines = [f"{self.args.engine} {self.name}: {state} in {self.seconds:.0f} s"
-                 f"{' (' + times + ')' if times else ''}; "
+                 f"{' (' + times + ')' if times else ''}; vmdb had {self.cpu_seconds:.0f} s "
+                 f"of CPU ({share:.2f} cores); "
                  f"got to: {progress(self.serial, self.passed())}"]
         if not self.passed():
             tail = [l for l in self.serial.splitlines() if l.strip()][-TAIL_LINES:]

@@ -106,6 +106,13 @@ struct kvm_vm_state {
 	struct kvm_msr_catch msr;
 };
 
+struct kvm_mend_bp {
+	uint64_t addr;             /* 0: none armed */
+	unsigned slot;             /* the DR0-3 it takes */
+	uint64_t checked_ns;       /* when the #PF gate was last looked at */
+	bool stepping_over;        /* a single step past it, the breakpoint out */
+};
+
 struct kvm_vcpu_state {
 	struct kvm_vm_state *kvm;
 	int fd;
@@ -147,6 +154,9 @@ struct kvm_vcpu_state {
 	 * (valid until the next KVM_RUN; vCPU thread only) */
 	struct kvm_sregs fail_sregs;
 	bool fail_sregs_valid;
+	/* kvm_syscall_mend.c's own execution breakpoint at the guest's #PF
+	 * entry, where no CLAC exits (vCPU thread only) */
+	struct kvm_mend_bp mend_bp;
 };
 
 static inline struct kvm_vm_state *kvm_vm_of(struct vm *vm)
@@ -256,6 +266,19 @@ int kvm_op_fallback_stats(struct vcpu *vcpu, struct engine_fallback_stats *stats
  * SYSCALL completed (the vCPU at LSTAR in ring 0); false, nothing changed,
  * for any other emulation failure at linear pc. */
 bool kvm_syscall_mend(struct vcpu *vcpu, const struct x86_sregs *sregs, uint64_t pc);
+/* Where the guest's #PF entry gives no exit (no SMAP: no CLAC), an
+ * execution breakpoint of vmdb's own there: _watch, after any exit, (re)arms
+ * it as the guest's IDT says (at most once a millisecond); _load adds it to
+ * the KVM_SET_GUEST_DEBUG request when a DR0-3 slot is free; _exit takes
+ * its debug exits (true: handled, KVM_RUN goes on; false: *exit, without
+ * the breakpoint's DR6 bit, is for the caller). */
+void kvm_syscall_mend_watch(struct vcpu *vcpu);
+void kvm_syscall_mend_load(const struct kvm_vcpu_state *v, struct kvm_guest_debug *g);
+bool kvm_syscall_mend_exit(struct vcpu *vcpu, struct vm_exit *exit);
+/* kvm_fallback.c: the mend at linear pc, counted as SYSCALL: true when
+ * done; a debugger's step then ends at LSTAR (*exit says so). */
+bool kvm_fallback_syscall_mended(struct vcpu *vcpu, const struct x86_sregs *sregs, uint64_t pc,
+				 struct vm_exit *exit);
 
 /* kvm_watch.c — engine_ops.set_watch as page traps (see there). */
 int kvm_op_set_watch(struct vm *vm, const struct engine_watch *w, unsigned n, struct err *e);

@@ -34,6 +34,7 @@ int kvm_op_set_debug(struct vcpu *vcpu, const struct engine_debug *dbg)
 	}
 	if (g.control)
 		g.control |= KVM_GUESTDBG_ENABLE;
+	kvm_syscall_mend_load(v, &g);
 	int r = kvm_ioctl(v->fd, KVM_SET_GUEST_DEBUG, &g);
 	/* the MSR catches' VM-wide filter (kvm_msr_catch.c); stepping and
 	 * breakpoints stand even where it fails */

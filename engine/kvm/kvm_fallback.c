@@ -423,10 +423,11 @@ static bool fb_fetch_from_nothing(struct vcpu *vcpu, struct kvm_vcpu_state *v,
 
 /* A ring-3 SYSCALL the host left at CPL 3 (kvm_syscall_mend.c): done now,
  * and counted as SYSCALL; a debugger's step ends at LSTAR. */
-static bool fb_syscall_mended(struct vcpu *vcpu, struct kvm_vcpu_state *v,
-			      const struct x86_sregs *sregs, struct vm_exit *exit)
+bool kvm_fallback_syscall_mended(struct vcpu *vcpu, const struct x86_sregs *sregs, uint64_t pc,
+				 struct vm_exit *exit)
 {
-	if (!kvm_syscall_mend(vcpu, sregs, exit->failure.pc))
+	struct kvm_vcpu_state *v = kvm_vcpu_of(vcpu);
+	if (!kvm_syscall_mend(vcpu, sregs, pc))
 		return false;
 	if (v->fb)
 		fb_count(v->fb, "SYSCALL");
@@ -457,7 +458,7 @@ bool kvm_fallback_handled(struct vcpu *vcpu, struct vm_exit *exit)
 		kvm_sregs_from(&sregs, &v->fail_sregs);   /* read with the exit */
 	else if (kvm_op_get_sregs(vcpu, &sregs) < 0)
 		return false;
-	if (fb_syscall_mended(vcpu, v, &sregs, exit))
+	if (kvm_fallback_syscall_mended(vcpu, &sregs, exit->failure.pc, exit))
 		return !v->debug.single_step;
 	if (!fb)
 		return false;

@@ -9,7 +9,13 @@
  * instruction the host's emulator gives up on (Linux's ASM_CLAC where the
  * CPU has SMAP, after at most an ENDBR64), vmdb gets control there, before
  * the handler changed anything: the frame on the stack, CR2 and the
- * registers still tell what happened. Then that #PF is undone and the
+ * registers still tell what happened. Where it does not (CR4.SMAP clear),
+ * an execution breakpoint of vmdb's own on the #PF entry gives the same
+ * chance: the host checks breakpoints in the ring-0 code it emulates (not
+ * in ring 3, so not at LSTAR itself). It takes a DR0-3 slot neither the
+ * debugger nor the guest uses, is re-aimed as the guest's IDT changes, and
+ * costs two exits per #PF: an ordinary one goes on by a single step with
+ * the breakpoint out (the host's emulator ignores RF). Then that #PF is undone and the
  * SYSCALL completed as the CPU does it: CS and SS from STAR, RSP as ring 3
  * left it, RIP at LSTAR, RFLAGS as the host masked them.
  *
@@ -22,6 +28,7 @@
 #include "engine/kvm/kvm.h"
 
 #include <string.h>
+#include <time.h>
 
 #include "x86/paging.h"
 
@@ -127,4 +134,154 @@ bool kvm_syscall_mend(struct vcpu *vcpu, const struct x86_sregs *sregs, uint64_t
 	st.regs.rip = st.lstar;
 	st.regs.rflags = f.rflags & ~RFLAGS_RF;
 	return kvm_op_set_state(vcpu, X86_STATE_SREGS | X86_STATE_REGS, &st) == 0;
+}
+
+/* --- where no CLAC exits: a breakpoint of vmdb's own at the #PF entry ---------- */
+
+#define MEND_CHECK_NS   1000000ull       /* the #PF gate looked at once a millisecond at most */
+#define MEND_CR4_SMAP   (1ull << 21)
+#define MEND_DR7_SLOT(n) (DR7_L(n) | DR7_G(n) | (0xfull << DR7_RW_SHIFT(n)))
+#define KVM_MEND_DR7_ENABLES 0xffull     /* L0-3, G0-3 */
+
+static uint64_t mend_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* The #PF entry of a 64-bit kernel with SYSCALL on whose entry has no CLAC
+ * to exit at (CR4.SMAP clear); 0 when no breakpoint is wanted. A kernel
+ * turns SYSCALL on long before its first task makes one: exits come in
+ * between. */
+static uint64_t mend_bp_wanted(struct kvm_vcpu_state *v, const struct x86_sregs *sregs)
+{
+	if (!(sregs->efer & EFER_LMA) || !(sregs->efer & EFER_SCE) ||
+	    (sregs->cr4 & MEND_CR4_SMAP))
+		return 0;
+	return mend_pf_gate(v, sregs);
+}
+
+/* A DR0-3 slot the debugger leaves free, the highest first (its placement
+ * starts at DR0); -1 when none. While the debugger loads none, KVM runs
+ * the guest's own file, which a breakpoint of ours would replace whole:
+ * then none while the guest enables any (read at every check, so a guest
+ * that starts using them loses them for a millisecond at most). */
+static int mend_free_slot(struct vcpu *vcpu, const struct kvm_vcpu_state *v)
+{
+	uint64_t taken = v->debug.dr7;
+	if (!v->debug.use_hw_bp) {
+		struct x86_debugregs dr;
+		if (kvm_op_get_debugregs(vcpu, &dr) < 0 || (dr.dr7 & KVM_MEND_DR7_ENABLES))
+			return -1;
+		taken = 0;
+	}
+	for (int n = 3; n >= 0; n--)
+		if (!(taken & (DR7_L(n) | DR7_G(n))))
+			return n;
+	return -1;
+}
+
+void kvm_syscall_mend_watch(struct vcpu *vcpu)
+{
+	struct kvm_vcpu_state *v = kvm_vcpu_of(vcpu);
+	struct kvm_mend_bp *bp = &v->mend_bp;
+	uint64_t now = mend_now_ns();
+	if (now - bp->checked_ns < MEND_CHECK_NS)
+		return;
+	bp->checked_ns = now;
+	struct x86_sregs sregs;
+	if (v->fail_sregs_valid)
+		kvm_sregs_from(&sregs, &v->fail_sregs);
+	else if (kvm_op_get_sregs(vcpu, &sregs) < 0)
+		return;
+	if (sregs.cs.dpl != 0)
+		return;                       /* ring 3's view of the IDT is the same: wait */
+	uint64_t want = mend_bp_wanted(v, &sregs);
+	struct x86_state st;
+	/* not before the kernel has an entry for SYSCALL: its early boot
+	 * takes #PFs by the hundred, each an exit with the breakpoint */
+	if (want && (kvm_op_get_state(vcpu, X86_STATE_MSRS, &st) < 0 || !st.lstar))
+		want = 0;
+	int slot = want ? mend_free_slot(vcpu, v) : -1;
+	if (slot < 0)
+		want = 0;
+	if (want == bp->addr && (!want || (unsigned)slot == bp->slot))
+		return;
+	bp->addr = want;
+	bp->slot = slot < 0 ? 0 : (unsigned)slot;
+	kvm_op_set_debug(vcpu, &v->debug);
+}
+
+void kvm_syscall_mend_load(const struct kvm_vcpu_state *v, struct kvm_guest_debug *g)
+{
+	const struct kvm_mend_bp *bp = &v->mend_bp;
+	if (bp->stepping_over) {
+		/* one instruction with the breakpoint out: the host's emulator
+		 * does not honour RF (measured: the breakpoint fires again) */
+		g->control |= KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_SINGLESTEP;
+		return;
+	}
+	if (!bp->addr)
+		return;
+	__u64 *dr7 = &g->arch.debugreg[7];
+	if (!(g->control & KVM_GUESTDBG_USE_HW_BP))
+		memset(g->arch.debugreg, 0, sizeof(g->arch.debugreg));
+	else if (*dr7 & (DR7_L(bp->slot) | DR7_G(bp->slot)))
+		return;                       /* the debugger took it since: its own comes first */
+	g->control |= KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_USE_HW_BP;
+	g->arch.debugreg[bp->slot] = bp->addr;
+	*dr7 = (*dr7 & ~MEND_DR7_SLOT(bp->slot)) | DR7_L(bp->slot);
+}
+
+/* A #DB of the guest's own that KVM brought here only because our
+ * breakpoint put the vCPU in guest-debug mode: back to the guest. */
+static void mend_reflect_db(struct vcpu *vcpu, uint64_t dr6)
+{
+	struct x86_debugregs dr;
+	if (kvm_op_get_debugregs(vcpu, &dr) == 0) {
+		dr.dr6 = dr6;
+		kvm_op_set_debugregs(vcpu, &dr);
+	}
+	kvm_op_inject_exception(vcpu, X86_DB, false, 0);
+}
+
+/* The exit after the step over the #PF entry's first instruction: the
+ * breakpoint goes back; true when the exit was that step's own trap. */
+static bool mend_stepped_over(struct vcpu *vcpu, struct kvm_vcpu_state *v,
+			      const struct vm_exit *exit)
+{
+	v->mend_bp.stepping_over = false;
+	kvm_op_set_debug(vcpu, &v->debug);
+	return exit->reason == VM_EXIT_DB && (exit->db.dr6 & DR6_BS) && !v->debug.single_step;
+}
+
+bool kvm_syscall_mend_exit(struct vcpu *vcpu, struct vm_exit *exit)
+{
+	struct kvm_vcpu_state *v = kvm_vcpu_of(vcpu);
+	struct kvm_mend_bp *bp = &v->mend_bp;
+	if (bp->stepping_over && mend_stepped_over(vcpu, v, exit))
+		return true;
+	if (exit->reason != VM_EXIT_DB || !bp->addr)
+		return false;
+	bool ours = (exit->db.dr6 & DR6_B(bp->slot)) && exit->db.pc == bp->addr &&
+		    !(v->debug.use_hw_bp && (v->debug.dr7 & (DR7_L(bp->slot) | DR7_G(bp->slot))));
+	if (ours)
+		exit->db.dr6 &= ~DR6_B(bp->slot);
+	bool debugger = v->debug.single_step || v->debug.use_hw_bp;
+	if (exit->db.dr6 & (DR6_B(0) | DR6_B(1) | DR6_B(2) | DR6_B(3) | DR6_BS)) {
+		if (debugger)
+			return false;             /* the debugger's, with ours taken out */
+		mend_reflect_db(vcpu, exit->db.dr6);
+		return true;
+	}
+	if (!ours)
+		return false;
+	struct x86_sregs sregs;
+	if (kvm_op_get_sregs(vcpu, &sregs) == 0 &&
+	    kvm_fallback_syscall_mended(vcpu, &sregs, exit->db.pc, exit))
+		return !v->debug.single_step;
+	/* an ordinary #PF: one step past the breakpoint, then it is back */
+	bp->stepping_over = true;
+	return kvm_op_set_debug(vcpu, &v->debug) == 0;
 }

@@ -478,6 +478,9 @@ static int kvm_run_exit(struct vcpu *vcpu, struct vm_exit *exit)
 			return r;
 		if (exit->reason == VM_EXIT_DB && (exit->db.dr6 & DR6_BD))
 			kvm_mov_dr_exit(vcpu, exit);      /* a MOV DR under our DR7.GD */
+		kvm_syscall_mend_watch(vcpu);
+		if (kvm_syscall_mend_exit(vcpu, exit))
+			continue;
 		if (exit->reason == VM_EXIT_MMIO && v->kvm->watch.nr) {
 			int hit = kvm_watch_mmio(v);     /* a page trap's access? */
 			if (hit > 0)
