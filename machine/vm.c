@@ -27,6 +27,11 @@ static int vm_alloc_ram(struct vm *vm, struct err *e)
 	if (ram == MAP_FAILED)
 		return err_set(e, errno, "cannot allocate %" PRIu64 " MiB of guest memory: %s",
 			       vm->cfg.mem_size >> 20, strerror(errno));
+	/* Huge pages where the host's THP allows them (as QEMU asks too): fewer
+	 * host TLB misses for a guest or an emulator touching its RAM, and a
+	 * debugger's read of RAM the guest never touched faults once per 2 MiB,
+	 * not per 4 KiB. Only advice: without THP nothing changes. */
+	madvise(ram, vm->cfg.mem_size, MADV_HUGEPAGE);
 	vm->ram = ram;
 	vm->ram_size = vm->cfg.mem_size;
 	vm->low_ram_size = vm->ram_size < VM_LOW_RAM_MAX ? vm->ram_size : VM_LOW_RAM_MAX;

@@ -51,7 +51,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <sys/mman.h>
 
 #include "engine/emu/emu_debug.h"
 #include "engine/emu/emu_platform.h"
@@ -697,10 +696,6 @@ static int emu_op_map_memory(struct vm *vm, uint64_t gpa, uint64_t size, void *h
 		return err_set(e, EINVAL, "the emu engine maps only the machine's RAM "
 			       "(0x%llx, 0x%llx bytes)", (unsigned long long)gpa,
 			       (unsigned long long)size);
-	/* Guest memory is touched through host loads and stores: huge pages
-	 * spare the host's TLB (the guest's pointer chasing misses it on every
-	 * 4 KiB page otherwise). Only advice: without THP nothing changes. */
-	madvise(host, size, MADV_HUGEPAGE);
 	return 0;
 }
 
