@@ -174,12 +174,26 @@ void emu_stats_report(struct emu_vm *evm)
 
 /* --- building blocks ---------------------------------------------------------------- */
 
+/* MOV of a segment register's selector into a general register: reads
+ * what only instructions that are not plain change (Linux's sync_core
+ * reads SS and CS before its IRET to itself). */
+static bool is_selector_read(const struct emu_insn *in)
+{
+	const struct emu_operand *d = &in->op[0], *s = &in->op[1];
+	return in->mnemonic == ZYDIS_MNEMONIC_MOV && in->nops == 2 && d->kind == EMU_OP_REG &&
+	       d->rclass == EMU_RC_GPR && s->kind == EMU_OP_REG && s->rclass == EMU_RC_SEG &&
+	       s->reg <= EMU_GS;
+}
+
 /* Plain (X86_MN_PLAIN in x86/insn.c's table: nothing but GPRs, the
  * arithmetic flags and DF, memory and RIP), an SSE instruction on XMM
  * registers (emu_sse_insn) or one of emu_fast_also_plain, with an exact handler, in the operand forms
- * that keep it plain (see the top of the file). */
+ * that keep it plain (see the top of the file); or a selector read (its
+ * exact handler, f_exact). */
 static bool is_plain(const struct emu_insn *in)
 {
+	if (is_selector_read(in))
+		return true;
 	bool sse = emu_sse_insn(in);
 	if ((!sse && !(x86_mnemonic(in->mnemonic)->attrs & X86_MN_PLAIN) &&
 	     !emu_fast_also_plain(in)) ||
