@@ -260,7 +260,7 @@ struct emu_core {
 	/* What each TLB entry came from (EMU_TLBA_*, emu_mem.c), and whether
 	 * any entry of a kind was filled since the last full flush. */
 	uint8_t tlb_attr[2][EMU_TLB_SIZE];
-	bool tlb_any_global, tlb_any_large, tlb_any_smap_user;
+	bool tlb_any_large, tlb_any_smap_user;
 	/* Linear ranges [lo, hi] that hold every 2 MiB / 1 GiB page an entry
 	 * came from since the last full flush, so that INVLPG outside them
 	 * looks at one slot only (emu_mem.c). */

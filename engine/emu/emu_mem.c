@@ -65,7 +65,7 @@ void emu_tlb_flush(struct emu_cpu *cpu)
 	struct emu_core *c = emu_core_of(cpu);
 	memset(c->tlb, 0xff, sizeof(c->tlb));
 	memset(c->tlb_attr, 0, sizeof(c->tlb_attr));
-	c->tlb_any_global = c->tlb_any_large = c->tlb_any_smap_user = false;
+	c->tlb_any_large = c->tlb_any_smap_user = false;
 	c->tlb_nr_large = 0;
 	c->tlb_nr_filled = 0;
 }
@@ -401,7 +401,6 @@ static struct emu_tlb_entry *translate(struct emu_cpu *cpu, uint64_t lin, enum e
 		listed = EMU_TLBA_LISTED;
 	}
 	c->tlb_attr[user][slot] = attr | listed;
-	c->tlb_any_global |= attr & EMU_TLBA_GLOBAL;
 	c->tlb_any_large |= attr & (EMU_TLBA_LARGE | EMU_TLBA_HUGE);
 	if (attr & (EMU_TLBA_LARGE | EMU_TLBA_HUGE))
 		tlb_note_large(c, lin, (attr & EMU_TLBA_HUGE) ? 30 : 21);
