@@ -40,7 +40,7 @@
  * model and have nothing to run */
 #define KNOWN_7_EBX (BIT(6) | BIT(7) | BIT(9) | BIT(10) | BIT(13) | BIT(20) | BIT(23))
 #define KNOWN_7_ECX (BIT(2) | BIT(22))
-#define KNOWN_7_EDX BIT(29)
+#define KNOWN_7_EDX (BIT(14) | BIT(29))
 #define KNOWN_E1_ECX (BIT(0) | BIT(5) | BIT(8))
 #define KNOWN_E1_EDX (BIT(11) | BIT(20) | BIT(26) | BIT(27) | BIT(29))
 
@@ -447,6 +447,10 @@ static void check_basic_insns(void)
 	if (has(m.l7[1], 23, "CLFLUSHOPT")) {
 		__asm__ volatile("clflushopt %0" :: "m"(frame_a[0]));
 		expect(true, "CLFLUSHOPT runs");
+	}
+	if (has(m.l7[3], 14, "SERIALIZE")) {
+		__asm__ volatile(".byte 0x0f, 0x01, 0xe8" ::: "memory");     /* serialize */
+		expect(true, "SERIALIZE runs");
 	}
 }
 

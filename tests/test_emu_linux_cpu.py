@@ -23,6 +23,7 @@ EMU_MUST_PASS = [
     "SYSRET to a non-canonical RIP: #GP in ring 0",
     "SWAPGS: ring 3 sees its GS base",
     "PGE: a CR3 write keeps a global page",
+    "SERIALIZE runs",
     "PCID: CR3 bit 63 keeps the PCID's entries",
     "INVPCID 2 drops global pages",
     "INVLPG anywhere in a 2 MiB page drops it",

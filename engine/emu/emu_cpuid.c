@@ -29,7 +29,9 @@
  *   7.0 EBX  FDP_EXCPTN_ONLY and FCS/FDS deprecated (emu's x87 model), SMEP,
  *            ERMS (REP MOVSB/STOSB), INVPCID, SMAP (+CLAC/STAC), CLFLUSHOPT
  *       ECX  UMIP, RDPID (TSC_AUX)
- *       EDX  ARCH_CAPABILITIES (MSR 0x10a: not affected by Meltdown, MDS,
+ *       EDX  SERIALIZE (Linux's sync_core uses it instead of an IRET to
+ *            itself, which emu must step: ~100K of them per boot as the
+ *            kernel patches its text), ARCH_CAPABILITIES (MSR 0x10a: not affected by Meltdown, MDS,
  *            TAA, SSB, MMIO stale data, GDS, RFDS, BHI, PBRSB: there is no
  *            speculation to leak through, so the guest enables no mitigation
  *            such as page-table isolation)
@@ -79,7 +81,7 @@
 		BIT(10) /* INVPCID */ | BIT(13) /* FCS/FDS deprecated */ | BIT(20) /* SMAP */ | \
 		BIT(23) /* CLFLUSHOPT */)
 #define L7_ECX (BIT(2) /* UMIP */ | BIT(22) /* RDPID */)
-#define L7_EDX (BIT(29) /* ARCH_CAPABILITIES */)
+#define L7_EDX (BIT(14) /* SERIALIZE */ | BIT(29) /* ARCH_CAPABILITIES */)
 
 #define L6_EAX BIT(2)                            /* ARAT */
 

@@ -654,6 +654,7 @@ static const struct emu_handler_entry emu_exec_sys_table[] = {
 	{ ZYDIS_MNEMONIC_STI, h_sti },
 	{ ZYDIS_MNEMONIC_HLT, h_hlt },
 	{ ZYDIS_MNEMONIC_PAUSE, h_fence },
+	{ ZYDIS_MNEMONIC_SERIALIZE, h_fence },
 	{ ZYDIS_MNEMONIC_IN, h_in },
 	{ ZYDIS_MNEMONIC_OUT, h_out },
 	{ ZYDIS_MNEMONIC_INT, h_int },

@@ -211,10 +211,12 @@ static bool is_plain(const struct emu_insn *in)
 }
 
 /* Unconditional transfers (X86_MN_JUMP) end a block: their target is
- * known only at run time, or is elsewhere. */
+ * known only at run time, or is elsewhere. So does SERIALIZE: code another
+ * vCPU patched before it is looked up again after it. */
 static bool ends_block(const struct emu_insn *in)
 {
-	return x86_mnemonic(in->mnemonic)->attrs & X86_MN_JUMP;
+	return (x86_mnemonic(in->mnemonic)->attrs & X86_MN_JUMP) ||
+	       in->mnemonic == ZYDIS_MNEMONIC_SERIALIZE;
 }
 
 /* Room for len bytes in the arena and cold bytes in the cold one

@@ -1360,11 +1360,14 @@ static bool is_string(const struct emu_insn *in)
 	}
 }
 
-/* Hints that do nothing here (PAUSE, the prefetches, the fences). */
+/* Hints that do nothing here (PAUSE, the prefetches, the fences,
+ * SERIALIZE: emu runs in order, and a block ends after it, so what follows
+ * is fetched anew). */
 static bool is_hint(const struct emu_insn *in)
 {
 	switch (in->mnemonic) {
 	case ZYDIS_MNEMONIC_PAUSE: case ZYDIS_MNEMONIC_LFENCE: case ZYDIS_MNEMONIC_MFENCE:
+	case ZYDIS_MNEMONIC_SERIALIZE:
 	case ZYDIS_MNEMONIC_SFENCE: case ZYDIS_MNEMONIC_PREFETCH: case ZYDIS_MNEMONIC_PREFETCHNTA:
 	case ZYDIS_MNEMONIC_PREFETCHT0: case ZYDIS_MNEMONIC_PREFETCHT1:
 	case ZYDIS_MNEMONIC_PREFETCHT2: case ZYDIS_MNEMONIC_PREFETCHW:
