@@ -43,6 +43,7 @@ struct kvm_host_caps {
 	bool xsave;
 	bool sync_regs;            /* KVM_CAP_SYNC_REGS covers the general registers */
 	bool msr_filter;           /* KVM_CAP_X86_MSR_FILTER with KVM_CAP_X86_USER_SPACE_MSR */
+	bool kvmclock_ctrl;        /* KVM_CAP_KVMCLOCK_CTRL: a paused vCPU's pvclock can say so */
 	uint32_t guest_debug2;     /* KVM_GUESTDBG_* flags the host accepts; 0 = unknown */
 	unsigned max_vcpus;
 	unsigned nr_memslots;
@@ -260,6 +261,10 @@ int kvm_fallback_deliver(struct vcpu *vcpu, uint8_t vector);
 int kvm_op_deliver_exception(struct vcpu *vcpu, uint8_t vector, bool has_error_code,
 			     uint32_t error_code, uint64_t rflags);
 int kvm_op_fallback_stats(struct vcpu *vcpu, struct engine_fallback_stats *stats);
+
+/* kvm_clock.c — engine_vcpu_ops.note_paused: KVM_KVMCLOCK_CTRL where the
+ * host has it; 0 where the guest has not enabled kvmclock. */
+int kvm_op_note_paused(struct vcpu *vcpu);
 
 /* kvm_syscall_mend.c — a ring-3 SYSCALL the host left at CPL 3, met at the
  * guest's #PF entry (see there): true when that #PF was undone and the
