@@ -111,6 +111,8 @@ struct kvm_mend_bp {
 	uint64_t addr;             /* 0: none armed */
 	unsigned slot;             /* the DR0-3 it takes */
 	uint64_t checked_ns;       /* when the #PF gate was last looked at */
+	uint64_t interval_ns;      /* until the next look: longer while nothing changes */
+	bool lstar_seen;           /* the kernel had a SYSCALL entry at some look */
 	bool stepping_over;        /* a single step past it, the breakpoint out */
 };
 
@@ -273,7 +275,8 @@ int kvm_op_note_paused(struct vcpu *vcpu);
 bool kvm_syscall_mend(struct vcpu *vcpu, const struct x86_sregs *sregs, uint64_t pc);
 /* Where the guest's #PF entry gives no exit (no SMAP: no CLAC), an
  * execution breakpoint of vmdb's own there: _watch, after any exit, (re)arms
- * it as the guest's IDT says (at most once a millisecond); _load adds it to
+ * it as the guest's IDT says (looking once a millisecond at most, less often
+ * while nothing changes); _load adds it to
  * the KVM_SET_GUEST_DEBUG request when a DR0-3 slot is free; _exit takes
  * its debug exits (true: handled, KVM_RUN goes on; false: *exit, without
  * the breakpoint's DR6 bit, is for the caller). */
