@@ -738,6 +738,18 @@ static void after_user_step(struct debug *d, struct vcpu *vcpu)
 		spin_after_step(d, vcpu->id);
 }
 
+/* A vCPU the debugger held runs free again: the guest's clock hears of
+ * the pause (a step is too short to matter, and costs no call). */
+static void note_paused(struct debug *d, struct vcpu *vcpu)
+{
+	int (*note)(struct vcpu *) = d->vm->engine->vcpu->note_paused;
+	int r = note ? note(vcpu) : 0;
+	if (r < 0)
+		fprintf(stderr, "vmdb: vCPU %u: the %s engine could not tell the guest's clock "
+			"the vCPU was paused (%s): the guest may report soft lockups\n",
+			vcpu->id, d->vm->engine->name, strerror(-r));
+}
+
 /* Park until the client releases the vCPU (or the machine is gone); then
  * it may run. True when *exit holds an exit a lent step met for it:
  * the loop handles that instead of running the engine. */
@@ -749,10 +761,12 @@ static bool hook_before_run(struct vm *vm, struct vcpu *vcpu, struct vm_exit *ex
 	if (__atomic_exchange_n(&dv->user_step_ended, false, __ATOMIC_ACQ_REL))
 		after_user_step(d, vcpu);
 	pthread_mutex_lock(&d->lock);
+	bool held = false;
 	for (;;) {
 		enum debug_run run = dv->run;
 		if (run == DEBUG_RUN_RUNNING || run == DEBUG_RUN_RELEASED || debug_gone_locked(d))
 			break;
+		held = true;
 		if (run == DEBUG_RUN_STOPPING || run == DEBUG_RUN_STEP_SPIN) {
 			debug_run_to(d, vcpu->id, DEBUG_RUN_PARKED);
 			parked_locked(d, dv);
@@ -769,15 +783,18 @@ static bool hook_before_run(struct vm *vm, struct vcpu *vcpu, struct vm_exit *ex
 			pthread_cond_wait(&d->park_cond, &d->lock);
 		}
 	}
-	bool handed = false;
+	bool handed = false, runs_free = false;
 	if (dv->run == DEBUG_RUN_RELEASED) {
 		debug_run_to(d, vcpu->id, DEBUG_RUN_RUNNING);
 		handed = dv->has_handed_back;
 		if (handed)
 			*exit = dv->handed_back;
 		dv->has_handed_back = false;
+		runs_free = held && dv->step == DEBUG_STEP_NONE;
 	}
 	pthread_mutex_unlock(&d->lock);
+	if (runs_free)
+		note_paused(d, vcpu);
 	debug_dr_share_refresh(d, vcpu->id);
 	return handed;
 }

@@ -373,6 +373,12 @@ struct engine_vcpu_ops {
 	/* The instructions this vCPU handed to another engine's core so far.
 	 * Optional: the engine never does. Any thread; counts may be moving. */
 	int (*fallback_stats)(struct vcpu *vcpu, struct engine_fallback_stats *stats);
+	/* The vCPU was held out of run() and is about to run again: tell the
+	 * guest's paravirtual clock it was paused, so the guest's watchdogs
+	 * (soft lockup, RCU stall) forgive the time it did not run. 0 also
+	 * where the guest has not enabled that clock. Called with the vCPU
+	 * out of run(). Optional: the engine offers no such clock. */
+	int (*note_paused)(struct vcpu *vcpu);
 };
 
 struct engine_debug_ops {

@@ -118,6 +118,9 @@ guests: $(GUEST_OUT)/dr_share.elf
 # host's KVM cannot emulate, checked from inside (tests/test_kvm_fallback.py).
 guests: $(GUEST_OUT)/kvm_fallback.elf
 .SECONDARY: $(GUEST_OUT)/kvm_fallback.o
+# KVM's paravirtual clock told of a debugger's pause (tests/test_kvmclock.py)
+guests: $(GUEST_OUT)/kvmclock.elf
+.SECONDARY: $(GUEST_OUT)/kvmclock.o
 # Linux's system call entry from a ring-3 task: SWAPGS, %gs, PTI's CR3
 # switch, SYSRETQ and IRETQ (tests/test_syscall_entry.py).
 guests: $(GUEST_OUT)/syscall_entry.elf

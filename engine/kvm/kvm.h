@@ -43,6 +43,7 @@ struct kvm_host_caps {
 	bool xsave;
 	bool sync_regs;            /* KVM_CAP_SYNC_REGS covers the general registers */
 	bool msr_filter;           /* KVM_CAP_X86_MSR_FILTER with KVM_CAP_X86_USER_SPACE_MSR */
+	bool kvmclock_ctrl;        /* KVM_CAP_KVMCLOCK_CTRL: a paused vCPU's pvclock can say so */
 	uint32_t guest_debug2;     /* KVM_GUESTDBG_* flags the host accepts; 0 = unknown */
 	unsigned max_vcpus;
 	unsigned nr_memslots;
@@ -110,6 +111,8 @@ struct kvm_mend_bp {
 	uint64_t addr;             /* 0: none armed */
 	unsigned slot;             /* the DR0-3 it takes */
 	uint64_t checked_ns;       /* when the #PF gate was last looked at */
+	uint64_t interval_ns;      /* until the next look: longer while nothing changes */
+	bool lstar_seen;           /* the kernel had a SYSCALL entry at some look */
 	bool stepping_over;        /* a single step past it, the breakpoint out */
 };
 
@@ -261,6 +264,10 @@ int kvm_op_deliver_exception(struct vcpu *vcpu, uint8_t vector, bool has_error_c
 			     uint32_t error_code, uint64_t rflags);
 int kvm_op_fallback_stats(struct vcpu *vcpu, struct engine_fallback_stats *stats);
 
+/* kvm_clock.c — engine_vcpu_ops.note_paused: KVM_KVMCLOCK_CTRL where the
+ * host has it; 0 where the guest has not enabled kvmclock. */
+int kvm_op_note_paused(struct vcpu *vcpu);
+
 /* kvm_syscall_mend.c — a ring-3 SYSCALL the host left at CPL 3, met at the
  * guest's #PF entry (see there): true when that #PF was undone and the
  * SYSCALL completed (the vCPU at LSTAR in ring 0); false, nothing changed,
@@ -268,7 +275,8 @@ int kvm_op_fallback_stats(struct vcpu *vcpu, struct engine_fallback_stats *stats
 bool kvm_syscall_mend(struct vcpu *vcpu, const struct x86_sregs *sregs, uint64_t pc);
 /* Where the guest's #PF entry gives no exit (no SMAP: no CLAC), an
  * execution breakpoint of vmdb's own there: _watch, after any exit, (re)arms
- * it as the guest's IDT says (at most once a millisecond); _load adds it to
+ * it as the guest's IDT says (looking once a millisecond at most, less often
+ * while nothing changes); _load adds it to
  * the KVM_SET_GUEST_DEBUG request when a DR0-3 slot is free; _exit takes
  * its debug exits (true: handled, KVM_RUN goes on; false: *exit, without
  * the breakpoint's DR6 bit, is for the caller). */

@@ -263,14 +263,26 @@ static unsigned fb_fetch(struct kvm_vcpu_state *v, const struct x86_sregs *sregs
 }
 
 /* Nothing emu would skip: no debugger stepping, breaking, catching or
- * watching (those traps are KVM's), no TF, no guest breakpoint armed. */
+ * watching (those traps are KVM's), no TF. */
 static bool fb_may_run_on(const struct kvm_vcpu_state *v, const struct emu_single_state *st)
 {
 	const struct engine_debug *d = &v->debug;
 	return !d->single_step && !d->intercept_bpt && !d->intercept_db && !d->intercept_mov_dr &&
 	       !(d->use_hw_bp && (d->dr7 & KVM_FB_DR7_ENABLES)) && d->access.nr == 0 &&
-	       v->kvm->watch.nr == 0 && !(st->arch.regs.rflags & RFLAGS_TF) &&
-	       (st->loaded & EMU_SINGLE_PART_DR) && !(st->arch.dr.dr7 & KVM_FB_DR7_ENABLES);
+	       v->kvm->watch.nr == 0 && !(st->arch.regs.rflags & RFLAGS_TF);
+}
+
+/* No breakpoint of the guest's own armed (emu would skip it): asked of
+ * KVM only once an instruction is there to run on, as most often after a
+ * failure none is and the ioctl would be for nothing. */
+static bool fb_guest_dr_quiet(struct vcpu *vcpu, struct emu_single_state *st)
+{
+	if (!(st->loaded & EMU_SINGLE_PART_DR)) {
+		if (kvm_op_get_state(vcpu, EMU_SINGLE_PART_DR, &st->arch) < 0)
+			return false;
+		st->loaded |= EMU_SINGLE_PART_DR;
+	}
+	return !(st->arch.dr.dr7 & KVM_FB_DR7_ENABLES);
 }
 
 /* One more instruction on emu, if it is of a kind the host gave up on:
@@ -284,7 +296,8 @@ static bool fb_run_one_more(struct vcpu *vcpu, struct kvm_vcpu_state *v, unsigne
 	char name[EMU_SINGLE_NAME_MAX];
 	unsigned needs, len = fb_fetch(v, &st->arch.sregs, st->arch.regs.rip, insn);
 	if (len == 0 || !fb->assist->describe(&st->arch.sregs, insn, len, name, &needs) ||
-	    !fb_known(fb, name) || kvm_xstate_match(&st->arch.sregs, insn, len))
+	    !fb_known(fb, name) || kvm_xstate_match(&st->arch.sregs, insn, len) ||
+	    !fb_guest_dr_quiet(vcpu, st))
 		return false;
 	needs &= EMU_SINGLE_PART_ALL & ~st->loaded;
 	if (needs && kvm_op_get_state(vcpu, needs, &st->arch) < 0)
@@ -313,11 +326,6 @@ static bool fb_run_one_more(struct vcpu *vcpu, struct kvm_vcpu_state *v, unsigne
 static void fb_run_on(struct vcpu *vcpu, struct kvm_vcpu_state *v, unsigned *changed)
 {
 	struct emu_single_state *st = &v->fb->st;
-	if (!(st->loaded & EMU_SINGLE_PART_DR)) {
-		if (kvm_op_get_state(vcpu, EMU_SINGLE_PART_DR, &st->arch) < 0)
-			return;
-		st->loaded |= EMU_SINGLE_PART_DR;
-	}
 	for (unsigned n = 0; n < KVM_FB_RUN_ON_MAX && fb_may_run_on(v, st); n++)
 		if (!fb_run_one_more(vcpu, v, changed))
 			return;

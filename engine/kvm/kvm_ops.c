@@ -25,6 +25,7 @@ static const struct engine_vcpu_ops kvm_vcpu_ops = {
 	.irqchip_get = kvm_op_irqchip_get,
 	.inject_exception = kvm_op_inject_exception,
 	.fallback_stats = kvm_op_fallback_stats,
+	.note_paused = kvm_op_note_paused,
 };
 
 static const struct engine_debug_ops kvm_debug_ops = {

@@ -480,10 +480,12 @@ static const char *const probe_names[] = {
 	"native ring-0 execution", "instructions the host cannot emulate in ring 0",
 	"access catching (io, msr, cr)",
 	"guest CPUID follows vmdb's table",
+	"kvmclock told of debugger pauses",
 };
 #define PROBE_NR      (sizeof(probe_names) / sizeof(probe_names[0]))
 #define PROBE_ACCESS  13
 #define PROBE_CPUID   14
+#define PROBE_KVMCLOCK 15
 
 /* The findings engine_caps is made of (BLOCKIRQ, data breakpoints,
  * DR7.GD, native ring 0): two probe guests and a timed one. Every probe
@@ -530,6 +532,10 @@ static int probe_more(const struct emu_single_ops *assist, const struct kvm_host
 	if ((r = probe_with_guest(probe_fallback, false, assist, &f[12], e)) < 0)
 		return err_wrap(e, "probing the emu fallback");
 	probe_cpuid(assist, &f[PROBE_CPUID]);
+	probe_say(&f[PROBE_KVMCLOCK], c->kvmclock_ctrl, c->kvmclock_ctrl
+		  ? "KVM_CAP_KVMCLOCK_CTRL: a vCPU gdb held finds PVCLOCK_GUEST_STOPPED in its "
+		    "pvclock page, and Linux forgives the gap"
+		  : "no KVM_CAP_KVMCLOCK_CTRL: a Linux guest held by gdb reports soft lockups");
 	return 0;
 }
 

@@ -138,7 +138,12 @@ bool kvm_syscall_mend(struct vcpu *vcpu, const struct x86_sregs *sregs, uint64_t
 
 /* --- where no CLAC exits: a breakpoint of vmdb's own at the #PF entry ---------- */
 
-#define MEND_CHECK_NS   1000000ull       /* the #PF gate looked at once a millisecond at most */
+/* The #PF gate is looked at once a millisecond at most; each look that
+ * finds nothing changed doubles the wait, up to 16 ms: a look costs up to
+ * three ioctls (system registers, the guest's DR7, LSTAR until it is
+ * set), which an exit-heavy guest would otherwise pay every millisecond. */
+#define MEND_CHECK_NS     1000000ull
+#define MEND_CHECK_MAX_NS 16000000ull
 #define MEND_CR4_SMAP   (1ull << 21)
 #define MEND_DR7_SLOT(n) (DR7_L(n) | DR7_G(n) | (0xfull << DR7_RW_SHIFT(n)))
 #define KVM_MEND_DR7_ENABLES 0xffull     /* L0-3, G0-3 */
@@ -165,8 +170,8 @@ static uint64_t mend_bp_wanted(struct kvm_vcpu_state *v, const struct x86_sregs 
 /* A DR0-3 slot the debugger leaves free, the highest first (its placement
  * starts at DR0); -1 when none. While the debugger loads none, KVM runs
  * the guest's own file, which a breakpoint of ours would replace whole:
- * then none while the guest enables any (read at every check, so a guest
- * that starts using them loses them for a millisecond at most). */
+ * then none while the guest enables any (read at every look, so a guest
+ * that starts using them loses them for 16 ms at most). */
 static int mend_free_slot(struct vcpu *vcpu, const struct kvm_vcpu_state *v)
 {
 	uint64_t taken = v->debug.dr7;
@@ -182,12 +187,19 @@ static int mend_free_slot(struct vcpu *vcpu, const struct kvm_vcpu_state *v)
 	return -1;
 }
 
+/* Nothing changed at this look: the next one comes later. */
+static void mend_back_off(struct kvm_mend_bp *bp)
+{
+	uint64_t next = bp->interval_ns ? bp->interval_ns * 2 : MEND_CHECK_NS * 2;
+	bp->interval_ns = next < MEND_CHECK_MAX_NS ? next : MEND_CHECK_MAX_NS;
+}
+
 void kvm_syscall_mend_watch(struct vcpu *vcpu)
 {
 	struct kvm_vcpu_state *v = kvm_vcpu_of(vcpu);
 	struct kvm_mend_bp *bp = &v->mend_bp;
 	uint64_t now = mend_now_ns();
-	if (now - bp->checked_ns < MEND_CHECK_NS)
+	if (now - bp->checked_ns < (bp->interval_ns ? bp->interval_ns : MEND_CHECK_NS))
 		return;
 	bp->checked_ns = now;
 	struct x86_sregs sregs;
@@ -195,19 +207,27 @@ void kvm_syscall_mend_watch(struct vcpu *vcpu)
 		kvm_sregs_from(&sregs, &v->fail_sregs);
 	else if (kvm_op_get_sregs(vcpu, &sregs) < 0)
 		return;
-	if (sregs.cs.dpl != 0)
-		return;                       /* ring 3's view of the IDT is the same: wait */
+	if (sregs.cs.dpl != 0) {
+		mend_back_off(bp);            /* ring 3 cannot change the IDT: wait */
+		return;
+	}
 	uint64_t want = mend_bp_wanted(v, &sregs);
-	struct x86_state st;
 	/* not before the kernel has an entry for SYSCALL: its early boot
 	 * takes #PFs by the hundred, each an exit with the breakpoint */
-	if (want && (kvm_op_get_state(vcpu, X86_STATE_MSRS, &st) < 0 || !st.lstar))
-		want = 0;
+	if (want && !bp->lstar_seen) {
+		struct x86_state st;
+		bp->lstar_seen = kvm_op_get_state(vcpu, X86_STATE_MSRS, &st) == 0 && st.lstar;
+		if (!bp->lstar_seen)
+			want = 0;
+	}
 	int slot = want ? mend_free_slot(vcpu, v) : -1;
 	if (slot < 0)
 		want = 0;
-	if (want == bp->addr && (!want || (unsigned)slot == bp->slot))
+	if (want == bp->addr && (!want || (unsigned)slot == bp->slot)) {
+		mend_back_off(bp);
 		return;
+	}
+	bp->interval_ns = MEND_CHECK_NS;
 	bp->addr = want;
 	bp->slot = slot < 0 ? 0 : (unsigned)slot;
 	kvm_op_set_debug(vcpu, &v->debug);

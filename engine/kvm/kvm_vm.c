@@ -89,6 +89,7 @@ static void kvm_read_caps(struct kvm_vm_state *kvm)
 	c->guest_debug2 = (uint32_t)kvm_check(fd, KVM_CAP_SET_GUEST_DEBUG2);
 	c->msr_filter = kvm_check(fd, KVM_CAP_X86_MSR_FILTER) > 0 &&
 			(kvm_check(fd, KVM_CAP_X86_USER_SPACE_MSR) & KVM_MSR_EXIT_REASON_FILTER);
+	c->kvmclock_ctrl = kvm_check(fd, KVM_CAP_KVMCLOCK_CTRL) > 0;
 	int max = kvm_check(fd, KVM_CAP_MAX_VCPUS);
 	if (max <= 0)
 		max = kvm_check(fd, KVM_CAP_NR_VCPUS);   /* older kernels: the recommended limit */

@@ -518,7 +518,8 @@ static void test_probe(struct kvm_tiny_guest *g)
 		       report.features[i].present ? "yes" : "no", report.features[i].how);
 	printf("  probe took %.0f ms\n",
 	       (t1.tv_sec - t0.tv_sec) * 1e3 + (t1.tv_nsec - t0.tv_nsec) / 1e6);
-	CHECK_EQ(report.nr, 15);    /* + native ring 0, the emu fallback, access catching, CPUID */
+	CHECK_EQ(report.nr, 16);    /* + native ring 0, the emu fallback, access catching, CPUID,
+				     * KVMCLOCK_CTRL */
 	CHECK_EQ(report.features[0].present, true);    /* single-step exits */
 	CHECK_EQ(report.features[6].present, true);    /* in-kernel irqchip */
 }
