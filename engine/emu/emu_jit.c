@@ -36,8 +36,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "engine/emu/emu_flags.h"
+#include "x86/decode.h"
 
 #include <Zydis/Zydis.h>
 
@@ -55,7 +57,30 @@ struct emu_jit {
 	const uint8_t *rx;             /* the same pages, executable view */
 	size_t used;                   /* 0: empty, not even the flags stub (host_flags) */
 	uint64_t blocks, insns;        /* translated; instructions of blocks entered */
+	FILE *perf_map;                /* VMDB_EMU_PERFMAP=1: /tmp/perf-PID.map, for perf */
+	FILE *dump;                    /* VMDB_EMU_JITDUMP=file: each translation described */
 };
+
+/* The profiling aids, off unless asked for: perf cannot name samples in
+ * the arena without a map, and a translation is judged by its guest
+ * instructions next to its host bytes. */
+static void open_aids(struct emu_jit *j)
+{
+	const char *v = getenv("VMDB_EMU_PERFMAP");
+	if (v && strcmp(v, "1") == 0) {
+		char path[64];
+		snprintf(path, sizeof(path), "/tmp/perf-%d.map", (int)getpid());
+		j->perf_map = fopen(path, "w");
+		if (!j->perf_map)
+			fprintf(stderr, "vmdb: VMDB_EMU_PERFMAP: cannot write %s\n", path);
+	}
+	v = getenv("VMDB_EMU_JITDUMP");
+	if (v && *v) {
+		j->dump = fopen(v, "w");
+		if (!j->dump)
+			fprintf(stderr, "vmdb: VMDB_EMU_JITDUMP: cannot write %s\n", v);
+	}
+}
 
 struct emu_jit *emu_jit_create(uint32_t *after)
 {
@@ -93,6 +118,7 @@ struct emu_jit *emu_jit_create(uint32_t *after)
 	}
 	j->rw = rw;
 	j->rx = rx;
+	open_aids(j);
 	return j;
 }
 
@@ -102,6 +128,10 @@ void emu_jit_destroy(struct emu_jit *j)
 		return;
 	munmap(j->rw, JIT_ARENA);
 	munmap((void *)j->rx, JIT_ARENA);
+	if (j->perf_map)
+		fclose(j->perf_map);
+	if (j->dump)
+		fclose(j->dump);
 	free(j);
 }
 
@@ -1491,12 +1521,71 @@ static const uint8_t *prologue(struct xlat *x, struct emu_jit *j)
 	return entry;
 }
 
+/* --- profiling aids ------------------------------------------------------------------ */
+
+/* Where each instruction's host code starts, and which call their handler. */
+struct notes {
+	const uint8_t *at[BLOCK_INSNS];
+	bool called[BLOCK_INSNS];
+};
+
+/* The arena (re)starts: a line for the flags stub, which says when (the
+ * monotonic clock's ns, as perf record -k CLOCK_MONOTONIC stamps samples:
+ * the translations listed after it replace those before). */
+static void note_arena_start(struct emu_jit *j)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	fprintf(j->perf_map, "%lx %zx vmdb-jit-flags-stub@%lld.%09ld\n", (unsigned long)j->rx, j->used,
+		(long long)ts.tv_sec, ts.tv_nsec);
+}
+
+/* Instruction k of b's bytes (the last may go on in b->tail) into buf. */
+static unsigned insn_bytes(const struct emu_block *b, unsigned k, uint8_t *buf)
+{
+	unsigned off = b->op[k].off, len = b->op[k].end - off;
+	for (unsigned i = 0; i < len && i < 15; i++)
+		buf[i] = off + i < b->nbytes ? b->bytes[off + i] : b->tail[off + i - b->nbytes];
+	return len < 15 ? len : 15;
+}
+
+/* Translation b (host code [entry, end) of the writable view) into the
+ * perf map and the dump, when they are on. */
+static void note_translation(struct emu_jit *j, const struct emu_block *b, const uint8_t *entry,
+			     const uint8_t *end, const struct notes *nt)
+{
+	uintptr_t rx = (uintptr_t)j->rx + (uintptr_t)(entry - j->rw);
+	if (j->perf_map)
+		fprintf(j->perf_map, "%lx %lx vmdb-jit-%llx-n%u\n", (unsigned long)rx,
+			(unsigned long)(end - entry), (unsigned long long)b->gpa, b->n);
+	if (!j->dump)
+		return;
+	fprintf(j->dump, "translation gpa=%llx n=%u host=%lx size=%lx\n",
+		(unsigned long long)b->gpa, b->n, (unsigned long)rx, (unsigned long)(end - entry));
+	for (unsigned k = 0; k < b->n; k++) {
+		uint8_t buf[15];
+		char text[96];
+		unsigned len = insn_bytes(b, k, buf);
+		x86_format_insn((enum x86_mode)b->mode, b->gpa + b->op[k].off, buf, len, text,
+				sizeof(text));
+		fprintf(j->dump, "  +%-5lx %s %s\n", nt->at[k] ? (unsigned long)(nt->at[k] - entry) : 0ul,
+			nt->called[k] ? "call" : "    ", text);
+	}
+	fprintf(j->dump, "  bytes ");
+	for (const uint8_t *p = entry; p < end; p++)
+		fprintf(j->dump, "%02x", *p);
+	fprintf(j->dump, "\n");
+}
+
 bool emu_jit_translate(struct emu_jit *j, struct emu_block *b)
 {
 	if (emu_jit_full(j))
 		return false;
-	if (j->used == 0)
+	if (j->used == 0) {
 		j->used = emit_host_flags(j);
+		if (j->perf_map)
+			note_arena_start(j);
+	}
 	unsigned n = b->n;
 	fop_fn fn[BLOCK_INSNS];
 	for (unsigned k = 0; k < n; k++)
@@ -1507,7 +1596,9 @@ bool emu_jit_translate(struct emu_jit *j, struct emu_block *b)
 	if (x.inner - entry != INNER)
 		abort();
 	unsigned k;
+	struct notes notes = { .at = { 0 } };
 	for (k = 0; k < n; k++) {
+		notes.at[k] = x.e.p;
 		struct fop_info fi = emu_fop_info(fn[k]);
 		if (fi.tmpl == T_CROSS) {
 			fn[k] = cross_check(&x, k);
@@ -1521,8 +1612,10 @@ bool emu_jit_translate(struct emu_jit *j, struct emu_block *b)
 			} else {
 				call_op(&x, k, fi.plain);
 				flags_unknown(&x);
+				notes.called[k] = true;
 			}
 			fi = emu_fop_info(fn[++k]);
+			notes.at[k] = x.e.p;
 		}
 		if (fi.tmpl == T_JMP || fi.tmpl == T_CALL || fi.tmpl == T_RET) {
 			exit_op(&x, k, &fi);
@@ -1530,6 +1623,7 @@ bool emu_jit_translate(struct emu_jit *j, struct emu_block *b)
 		}
 		bool tmpl = has_template(&fi) && (fi.tmpl != T_ROT || flags_dead_after(&x, k));
 		if (fi.kind == FK_EXIT || (k == n - 1 && fi.kind == FK_CALL && !tmpl)) {
+			notes.called[k] = true;
 			count(&x, k + 1);
 			tail_op(&x, k, fn[k]);
 			break;
@@ -1541,10 +1635,12 @@ bool emu_jit_translate(struct emu_jit *j, struct emu_block *b)
 		} else {
 			call_op(&x, k, fn[k]);
 			flags_unknown(&x);
+			notes.called[k] = true;
 		}
 	}
 	if (k == n)                        /* the last ran here: on to the end marker's way */
 		chain_to(&x, n, b->op[n].off, n, (uintptr_t)b->op[n].fn);
+	note_translation(j, b, entry, x.e.p, &notes);
 	j->used = (size_t)(x.e.p - j->rw + 15) & ~(size_t)15;
 	j->blocks++;
 	for (k = 1; k < n; k++)
