@@ -118,6 +118,7 @@ struct emu_vm {
 	uint64_t code_marks;          /* bits set in code_bits so far: a vCPU re-marks its
 				       * TLB when this moved (emu_core.code_marks) */
 	uint64_t retired_gone;        /* instructions of vCPUs destroyed (emu_stats_report) */
+	uint64_t *insn_stats;         /* VMDB_EMU_STATS=1: counts per mnemonic (emu_stats.h) */
 	/* The debugger's watched ranges (engine_ops.set_watch); every vCPU's
 	 * emu_dbg points here. Changed only with every vCPU out of run(). */
 	struct engine_watch *watch;

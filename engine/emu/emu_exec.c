@@ -21,6 +21,7 @@
 
 #include "engine/emu/emu_debug.h"
 #include "engine/emu/emu_platform.h"
+#include "engine/emu/emu_stats.h"
 
 /* --- operands --------------------------------------------------------------- */
 
@@ -407,6 +408,7 @@ static void step(struct emu_cpu *cpu)
 	c->event_in_insn = false;
 	c->rep_pending = false;
 	cpu->rip = next_rip(cpu, in->len);
+	emu_insn_stat(cpu->evm->insn_stats, EMU_STAT_STEP, in->mnemonic);
 	if (__builtin_expect(is_locked_rmw(in), 0))
 		exec_locked(cpu, in);
 	else

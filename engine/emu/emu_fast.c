@@ -88,6 +88,7 @@
 #include <Zydis/Zydis.h>
 
 #include "engine/emu/emu_jit.h"
+#include "engine/emu/emu_stats.h"
 #include "x86/insn.h"
 
 
@@ -155,6 +156,7 @@ void emu_stats_report(struct emu_vm *evm)
 		cpu_s, cpu_s > 0 ? (double)retired / cpu_s / 1e6 : 0.0,
 		(unsigned long long)(evm->blocks ? evm->blocks->flushes : 0),
 		(unsigned long long)jit_blocks, (unsigned long long)jit_insns);
+	emu_insn_stats_report(evm);
 }
 
 /* --- building blocks ---------------------------------------------------------------- */

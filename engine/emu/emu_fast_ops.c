@@ -20,6 +20,7 @@
 #include "engine/emu/emu_debug.h"
 #include "engine/emu/emu_flags.h"
 #include "engine/emu/emu_sse.h"
+#include "engine/emu/emu_stats.h"
 #include "x86/insn.h"
 
 /* --- operands -------------------------------------------------------------------- */
@@ -124,6 +125,7 @@ static inline const struct emu_insn *insn_of(const struct emu_fop *f)
 static unsigned f_exact(struct emu_cpu *cpu, struct emu_core *c, const struct emu_fop *f)
 {
 	const struct emu_insn *in = insn_of(f);
+	emu_insn_stat(cpu->evm->insn_stats, EMU_STAT_EXACT, in->mnemonic);
 	sync_at(cpu, c, f);
 	emu_flags_sync(cpu);
 	in->fn(cpu, in);
@@ -161,6 +163,7 @@ static __attribute__((noinline)) unsigned f_miss(struct emu_cpu *cpu, struct emu
 {
 	const struct emu_insn *in = insn_of(f);
 	uint64_t wlin = 0;
+	emu_insn_stat(cpu->evm->insn_stats, EMU_STAT_MISS, in->mnemonic);
 	if (f->flags & FOP_WMEM)
 		wlin = (f->flags & FOP_WSTK) ? cpu->gpr[EMU_RSP] - 8 : f_lin(cpu, c, f);
 	sync_at(cpu, c, f);
