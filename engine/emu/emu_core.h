@@ -356,6 +356,15 @@ uint8_t *emu_lock_ptr(struct emu_cpu *cpu, uint64_t lin, unsigned size);
  * NULL when not RAM or across pages. No watchpoint checks: callers run
  * with the debug part disarmed. */
 uint8_t *emu_ram_span(struct emu_cpu *cpu, uint64_t lin, unsigned len, bool write);
+/* Iterations of a REP string instruction run in one step, at most (then
+ * interrupts and kicks are looked at: emu_exec_str.c). */
+#define EMU_REP_BATCH 4096u
+/* Up to n iterations of REP MOVS/STOS (forward, 64-bit addresses) at once,
+ * as far as source and destination each stay RAM inside one page: what
+ * those iterations one by one do, their faults and RSI/RDI/RCX included
+ * (emu_ram_span: the debug part must be disarmed). How many ran; 0: none
+ * can run this way (another instruction or form, DF set, not RAM ...). */
+unsigned emu_rep_bulk(struct emu_cpu *cpu, const struct emu_insn *in, unsigned n);
 /* Check that a write of len bytes at lin would not fault (then do it). */
 void emu_probe_write(struct emu_cpu *cpu, uint64_t lin, unsigned len);
 /* Instruction bytes at the linear address: host pointer when the whole

@@ -121,11 +121,13 @@ static inline const struct emu_insn *insn_of(const struct emu_fop *f)
 	return &block_of(f)->in[f->idx];
 }
 
-/* Anything without a specialised form: the exact handler. */
-static unsigned f_exact(struct emu_cpu *cpu, struct emu_core *c, const struct emu_fop *f)
+/* The exact handler runs f's instruction (counted as `way`, emu_stats.h);
+ * with FOP_MEMW the block ends after it (it may have stored into code). */
+static inline unsigned exact_way(struct emu_cpu *cpu, struct emu_core *c,
+				 const struct emu_fop *f, unsigned way)
 {
 	const struct emu_insn *in = insn_of(f);
-	emu_insn_stat(cpu->evm->insn_stats, EMU_STAT_EXACT, in->mnemonic);
+	emu_insn_stat(cpu->evm->insn_stats, way, in->mnemonic);
 	sync_at(cpu, c, f);
 	emu_flags_sync(cpu);
 	in->fn(cpu, in);
@@ -134,6 +136,12 @@ static unsigned f_exact(struct emu_cpu *cpu, struct emu_core *c, const struct em
 	if (c->blk_break || cpu->rip != c->blk_rip + f->end)
 		return stop(c, f, FS_JUMP);
 	NEXT;
+}
+
+/* Anything without a specialised form: the exact handler. */
+static unsigned f_exact(struct emu_cpu *cpu, struct emu_core *c, const struct emu_fop *f)
+{
+	return exact_way(cpu, c, f, EMU_STAT_EXACT);
 }
 
 /* An instruction that goes on into the next page (the last of its
@@ -170,7 +178,7 @@ static __attribute__((noinline)) unsigned f_miss(struct emu_cpu *cpu, struct emu
 	emu_flags_sync(cpu);
 	in->fn(cpu, in);
 	if (f->flags & FOP_WMEM)
-		stored(c, wlin, 1u << ((f->flags >> FOP_WSHIFT) & 3));
+		stored(c, wlin, 1u << ((f->flags >> FOP_WSHIFT) & 7));
 	if (c->dbg_armed && emu_dbg_data_hit(cpu))
 		c->blk_break = true;       /* emu_block_run ends the instruction */
 	if (c->blk_break || cpu->rip != c->blk_rip + f->end)
@@ -872,6 +880,144 @@ FOP(pushf)
 	NEXT;
 }
 
+/* --- atomics, conversions, strings --------------------------------------------- */
+
+/* CMPXCHG / XADD / XCHG m, r (f->r1): one host atomic operation on the
+ * naturally aligned operand, so that they stay atomic against the host
+ * threads of other vCPUs, as the exact way makes them (emu_exec.c
+ * exec_locked), LOCK or not (XCHG with memory always is); a misaligned one
+ * takes the exact way. The accumulator (CMPXCHG) or the register (XADD,
+ * XCHG) as the SDM says, the flags of CMP RAX, m (CMPXCHG) or of the
+ * addition (XADD). */
+#define ALIGNED_WR(p, S)                                                                      \
+	uint64_t p##_a = f_lin(cpu, c, f);                                                    \
+	if (__builtin_expect((S) > 1 && (p##_a & ((S) - 1)), 0))                              \
+		return f_miss(cpu, c, f);                                                     \
+	WR(p, p##_a, S)
+
+#define DEF_ATOMIC(S, T)                                                                      \
+FOP(cmpxchg_m##S)                                                                             \
+{                                                                                             \
+	ALIGNED_WR(p, S);                                                                     \
+	T acc = (T)cpu->gpr[EMU_RAX], old = acc;                                              \
+	if (!__atomic_compare_exchange_n((T *)p, &old, (T)cpu->gpr[f->r1], false,             \
+					 __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))                 \
+		gpr_put(cpu, EMU_RAX, S, old);                                                \
+	emu_lf_record(c, EMU_LF_SUB, acc, old, (uint64_t)acc - old, S);                       \
+	NEXT;                                                                                 \
+}                                                                                             \
+FOP(xadd_m##S)                                                                                \
+{                                                                                             \
+	ALIGNED_WR(p, S);                                                                     \
+	T b = (T)cpu->gpr[f->r1];                                                             \
+	T a = __atomic_fetch_add((T *)p, b, __ATOMIC_SEQ_CST);                                \
+	gpr_put(cpu, f->r1, S, a);                                                            \
+	emu_lf_record(c, EMU_LF_ADD, a, b, (uint64_t)a + b, S);                               \
+	NEXT;                                                                                 \
+}                                                                                             \
+FOP(xchg_m##S)                                                                                \
+{                                                                                             \
+	ALIGNED_WR(p, S);                                                                     \
+	gpr_put(cpu, f->r1, S, __atomic_exchange_n((T *)p, (T)cpu->gpr[f->r1], __ATOMIC_SEQ_CST)); \
+	NEXT;                                                                                 \
+}
+DEF_ATOMIC(8, uint64_t)
+DEF_ATOMIC(4, uint32_t)
+DEF_ATOMIC(2, uint16_t)
+DEF_ATOMIC(1, uint8_t)
+
+/* XCHG r, r; BSWAP r */
+#define DEF_SWAP(S)                                                                           \
+FOP(xchg_rr##S)                                                                               \
+{                                                                                             \
+	(void)c;                                                                              \
+	uint64_t a = cpu->gpr[f->r0], b = cpu->gpr[f->r1];                                    \
+	gpr_put(cpu, f->r0, S, b);                                                            \
+	gpr_put(cpu, f->r1, S, a);                                                            \
+	NEXT;                                                                                 \
+}
+DEF_SWAP(8)
+DEF_SWAP(4)
+
+FOP(bswap_r8)
+{
+	(void)c;
+	cpu->gpr[f->r0] = __builtin_bswap64(cpu->gpr[f->r0]);
+	NEXT;
+}
+
+FOP(bswap_r4)
+{
+	(void)c;
+	cpu->gpr[f->r0] = __builtin_bswap32((uint32_t)cpu->gpr[f->r0]);
+	NEXT;
+}
+
+/* CBW/CWDE/CDQE: the lower half of the accumulator sign-extended into all
+ * of it; CWD/CDQ/CQO: its sign into RDX (f->imm: the operand size) */
+FOP(cbw_a)
+{
+	(void)c;
+	unsigned s = (unsigned)f->imm;
+	gpr_put(cpu, EMU_RAX, s, emu_sext(cpu->gpr[EMU_RAX] & msk(s / 2), s / 2));
+	NEXT;
+}
+
+FOP(cwd_a)
+{
+	(void)c;
+	unsigned s = (unsigned)f->imm;
+	gpr_put(cpu, EMU_RDX, s, (cpu->gpr[EMU_RAX] >> (s * 8 - 1)) & 1 ? ~0ull : 0);
+	NEXT;
+}
+
+/* SETcc m8 */
+FOP(setcc_m)
+{
+	WR(p, f_lin(cpu, c, f), 1);
+	store(p, 1, emu_cond_now(cpu, c, (unsigned)f->imm));
+	NEXT;
+}
+
+/* LEAVE (64-bit): RSP = RBP, then POP RBP */
+FOP(leave)
+{
+	uint64_t bp = cpu->gpr[EMU_RBP];
+	RD(p, bp, 8);
+	uint64_t v = load(p, 8);
+	cpu->gpr[EMU_RSP] = bp + 8;
+	cpu->gpr[EMU_RBP] = v;
+	NEXT;
+}
+
+/* REP MOVS / REP STOS, forward, 64-bit addresses: a page at a time as
+ * emu_exec_str.c does them (emu_rep_bulk), up to a batch of iterations,
+ * without leaving the block when they are all done; what is left (an
+ * iteration that is not RAM in one page, more than a batch, a watched
+ * page) the exact handler does, which ends the block (FOP_MEMW). A store
+ * into code counts as it does after any exact store (stored). */
+FOP(rep_str)
+{
+	const struct emu_insn *in = insn_of(f);
+	unsigned size = in->osize ? in->osize : 1, done = 0;
+	if (__builtin_expect(c->dbg_armed, 0))
+		return exact_way(cpu, c, f, EMU_STAT_MISS);
+	sync_at(cpu, c, f);                /* emu_rep_bulk may fault */
+	while (cpu->gpr[EMU_RCX] && done < EMU_REP_BATCH) {
+		uint64_t dst = cpu->gpr[EMU_RDI];
+		unsigned n = emu_rep_bulk(cpu, in, EMU_REP_BATCH - done);
+		if (!n)
+			break;
+		stored(c, dst, n * size);
+		done += n;
+	}
+	if (cpu->gpr[EMU_RCX])
+		return exact_way(cpu, c, f, EMU_STAT_MISS);
+	if (c->blk_break)
+		return stop(c, f, FS_JUMP);
+	NEXT;
+}
+
 /* --- SSE on XMM registers -------------------------------------------------------- */
 
 /* The integer and logic instructions the guests use most, and the moves,
@@ -994,6 +1140,27 @@ FOP(movx_load_u)
 		return f_miss(cpu, c, f);
 	RD(p, lin, 16);
 	memcpy(xmm(cpu, f->r0), p, 16);
+	NEXT;
+}
+
+/* ... m128 = xmm r1 */
+FOP(movx_store_a)
+{
+	uint64_t lin = f_lin(cpu, c, f);
+	if (__builtin_expect(!sse_ready(cpu) || (lin & 15), 0))
+		return f_miss(cpu, c, f);
+	WR(p, lin, 16);
+	memcpy(p, xmm(cpu, f->r1), 16);
+	NEXT;
+}
+
+FOP(movx_store_u)
+{
+	uint64_t lin = f_lin(cpu, c, f);
+	if (__builtin_expect(!sse_ready(cpu), 0))
+		return f_miss(cpu, c, f);
+	WR(p, lin, 16);
+	memcpy(p, xmm(cpu, f->r1), 16);
 	NEXT;
 }
 
@@ -1285,6 +1452,7 @@ static const fop_fn neutral_fns[] = {
 	nop, not_r8, not_r4, mov_rr8, mov_rr4, mov_rr2, mov_rr1, mov_ri8, mov_ri4, mov_ri2, mov_ri1, lea_r8, lea_r4,
 	movzx_rr8_1, movzx_rr8_2, movzx_rr8_4, movzx_rr4_1, movzx_rr4_2, movzx_rr4_4,
 	movsx_rr8_1, movsx_rr8_2, movsx_rr8_4, movsx_rr4_1, movsx_rr4_2, movsx_rr4_4,
+	xchg_rr8, xchg_rr4, bswap_r8, bswap_r4, cbw_a, cwd_a,
 };
 
 /* fn's entry of flag_forms / neutral_fns, through bs's memo. */
@@ -1743,6 +1911,12 @@ static fop_fn pick_sse(const struct emu_insn *in, struct emu_fop *f)
 			return NULL;
 		}
 	}
+	if (in->nops == 2 && xmm_op(b) && is_move128(in->mnemonic, &aligned) &&
+	    mem_op(in, a, f, 16)) {
+		f->r1 = b->reg & 15;
+		wmem(f, 16, false);
+		return aligned ? movx_store_a : movx_store_u;
+	}
 	if (in->mnemonic == ZYDIS_MNEMONIC_PSHUFD && in->nops == 3 && xmm_op(a) &&
 	    in->op[2].kind == EMU_OP_IMM) {
 		f->r0 = a->reg & 15;
@@ -1807,6 +1981,48 @@ static fop_fn pick_bt(const struct emu_insn *in, struct emu_fop *f)
 	return NULL;
 }
 
+/* CMPXCHG/XADD m, r; XCHG m, r / r, m / r, r (not AH-DH) */
+static fop_fn pick_atomic(const struct emu_insn *in, struct emu_fop *f)
+{
+	static const fop_fn fns[3][4] = {
+		{ cmpxchg_m8, cmpxchg_m4, cmpxchg_m2, cmpxchg_m1 },
+		{ xadd_m8, xadd_m4, xadd_m2, xadd_m1 },
+		{ xchg_m8, xchg_m4, xchg_m2, xchg_m1 },
+	};
+	unsigned op = in->mnemonic == ZYDIS_MNEMONIC_CMPXCHG ? 0 :
+		      in->mnemonic == ZYDIS_MNEMONIC_XADD ? 1 : 2;
+	for (unsigned k = 0; k < 4; k++) {
+		int form = form_of(in, f, form_size[k]);
+		if (op == 2 && form == 0 && k < 2 && !(in->flags & EMU_I_LOCK))
+			return k == 0 ? xchg_rr8 : xchg_rr4;
+		if (op == 2 && form == 2) {
+			f->r1 = f->r0;             /* XCHG r, m: the same as m, r */
+			form = 3;
+		}
+		if (form == 3) {
+			wmem(f, form_size[k], false);
+			return fns[op][k];
+		}
+	}
+	return NULL;
+}
+
+/* REP MOVS/STOS with 64-bit addresses (the others: the exact way) */
+static fop_fn pick_rep(const struct emu_insn *in, struct emu_fop *f)
+{
+	switch (in->mnemonic) {
+	case ZYDIS_MNEMONIC_MOVSB: case ZYDIS_MNEMONIC_MOVSW: case ZYDIS_MNEMONIC_MOVSD:
+	case ZYDIS_MNEMONIC_MOVSQ: case ZYDIS_MNEMONIC_STOSB: case ZYDIS_MNEMONIC_STOSW:
+	case ZYDIS_MNEMONIC_STOSD: case ZYDIS_MNEMONIC_STOSQ:
+		if (!(in->flags & EMU_I_REP) || in->asize != 8)
+			return NULL;
+		f->flags |= FOP_MEMW;              /* its exact way may store into code */
+		return rep_str;
+	default:
+		return NULL;
+	}
+}
+
 /* JMP/CALL r64 or m64 */
 static fop_fn pick_indirect(const struct emu_insn *in, struct emu_fop *f)
 {
@@ -1833,10 +2049,14 @@ static fop_fn pick(const struct emu_insn *in, struct emu_fop *f)
 	if (attrs & X86_MN_CMOVCC)
 		return pick_cmov(in, f);
 	if (attrs & X86_MN_SETCC) {
+		f->imm = in->opcode & 0xf;
+		if (in->nops == 1 && mem_op(in, a, f, 1)) {
+			wmem(f, 1, false);
+			return setcc_m;
+		}
 		if (in->nops != 1 || !gpr_op(a, 1))
 			return NULL;
 		f->r0 = a->reg;
-		f->imm = in->opcode & 0xf;
 		return setcc_r;
 	}
 	switch (in->mnemonic) {
@@ -1939,7 +2159,24 @@ static fop_fn pick(const struct emu_insn *in, struct emu_fop *f)
 		return in->mnemonic == ZYDIS_MNEMONIC_JMP ? jmp_rel : call_rel;
 	case ZYDIS_MNEMONIC_RET:
 		return in->osize == 8 && in->nops == 0 ? ret_near : NULL;
+	case ZYDIS_MNEMONIC_CMPXCHG: case ZYDIS_MNEMONIC_XADD: case ZYDIS_MNEMONIC_XCHG:
+		return pick_atomic(in, f);
+	case ZYDIS_MNEMONIC_BSWAP:
+		if (in->nops == 1 && (gpr_op(a, 8) || gpr_op(a, 4))) {
+			f->r0 = a->reg;
+			return a->size == 8 ? bswap_r8 : bswap_r4;
+		}
+		return NULL;
+	case ZYDIS_MNEMONIC_CBW: case ZYDIS_MNEMONIC_CWDE: case ZYDIS_MNEMONIC_CDQE:
+	case ZYDIS_MNEMONIC_CWD: case ZYDIS_MNEMONIC_CDQ: case ZYDIS_MNEMONIC_CQO:
+		f->imm = in->osize;
+		return in->mnemonic == ZYDIS_MNEMONIC_CBW || in->mnemonic == ZYDIS_MNEMONIC_CWDE ||
+		       in->mnemonic == ZYDIS_MNEMONIC_CDQE ? cbw_a : cwd_a;
+	case ZYDIS_MNEMONIC_LEAVE:
+		return in->osize == 8 && in->asize == 8 ? leave : NULL;
 	default:
+		if (is_string(in))
+			return pick_rep(in, f);
 		if (emu_sse_insn(in))
 			return pick_sse(in, f);
 		if (is_hint(in))
