@@ -990,6 +990,30 @@ FOP(leave)
 	NEXT;
 }
 
+/* CLI where IOPL allows it (else the exact way's #GP, or VIF) */
+FOP(cli)
+{
+	if (__builtin_expect(c->cpl > ((cpu->rflags & RFLAGS_IOPL_MASK) >> 12), 0))
+		return f_miss(cpu, c, f);
+	cpu->rflags &= ~RFLAGS_IF;
+	NEXT;
+}
+
+/* RDTSC, RDTSCP (f->imm): time is the retired count (sync_at); CR4.TSD
+ * outside ring 0 is the exact way's #GP */
+FOP(rdtsc)
+{
+	if (__builtin_expect((cpu->sregs.cr4 & CR4_TSD) && c->cpl != 0, 0))
+		return f_miss(cpu, c, f);
+	sync_at(cpu, c, f);
+	uint64_t t = emu_tsc(cpu);
+	cpu->gpr[EMU_RAX] = (uint32_t)t;
+	cpu->gpr[EMU_RDX] = t >> 32;
+	if (f->imm)
+		cpu->gpr[EMU_RCX] = (uint32_t)cpu->msr_tsc_aux;
+	NEXT;
+}
+
 /* REP MOVS / REP STOS, forward, 64-bit addresses: a page at a time as
  * emu_exec_str.c does them (emu_rep_bulk), up to a batch of iterations,
  * without leaving the block when they are all done; what is left (an
@@ -1022,29 +1046,10 @@ FOP(rep_str)
 
 /* The integer and logic instructions the guests use most, and the moves,
  * as the exact handlers (emu_exec_sse*.c) do them: the operation is the
- * host's own instruction on the operand values (host_*), a 16-byte memory
+ * host's own instruction on the operand values (emu_sse.h), a 16-byte memory
  * operand must be aligned. Anything else than a plain case takes the exact
  * way (f_miss), which raises what is due: #UD/#NM when the SSE state is
  * off (CR0.EM, CR0.TS, CR4.OSFXSR), #GP for a misaligned operand. */
-typedef void (*sse_fn)(uint8_t d[16], const uint8_t s[16]);
-
-EMU_SSE_HOST_BINOP(pxor, "pxor") EMU_SSE_HOST_BINOP(por, "por")
-EMU_SSE_HOST_BINOP(pand, "pand") EMU_SSE_HOST_BINOP(pandn, "pandn")
-EMU_SSE_HOST_BINOP(pcmpeqb, "pcmpeqb") EMU_SSE_HOST_BINOP(pcmpeqw, "pcmpeqw")
-EMU_SSE_HOST_BINOP(pcmpeqd, "pcmpeqd")
-EMU_SSE_HOST_BINOP(paddb, "paddb") EMU_SSE_HOST_BINOP(paddw, "paddw")
-EMU_SSE_HOST_BINOP(paddd, "paddd") EMU_SSE_HOST_BINOP(paddq, "paddq")
-EMU_SSE_HOST_BINOP(psubb, "psubb") EMU_SSE_HOST_BINOP(psubw, "psubw")
-EMU_SSE_HOST_BINOP(psubd, "psubd") EMU_SSE_HOST_BINOP(psubq, "psubq")
-EMU_SSE_HOST_BINOP(punpcklbw, "punpcklbw") EMU_SSE_HOST_BINOP(punpcklwd, "punpcklwd")
-EMU_SSE_HOST_BINOP(punpckldq, "punpckldq") EMU_SSE_HOST_BINOP(punpcklqdq, "punpcklqdq")
-EMU_SSE_HOST_BINOP(punpckhbw, "punpckhbw") EMU_SSE_HOST_BINOP(punpckhwd, "punpckhwd")
-EMU_SSE_HOST_BINOP(punpckhdq, "punpckhdq") EMU_SSE_HOST_BINOP(punpckhqdq, "punpckhqdq")
-EMU_SSE_HOST_BINOP(psllw, "psllw") EMU_SSE_HOST_BINOP(pslld, "pslld")
-EMU_SSE_HOST_BINOP(psllq, "psllq") EMU_SSE_HOST_BINOP(psrlw, "psrlw")
-EMU_SSE_HOST_BINOP(psrld, "psrld") EMU_SSE_HOST_BINOP(psrlq, "psrlq")
-EMU_SSE_HOST_BINOP(psraw, "psraw") EMU_SSE_HOST_BINOP(psrad, "psrad")
-EMU_SSE_HOST_BINOP(pshufb, "pshufb")
 
 static inline bool sse_ready(const struct emu_cpu *cpu)
 {
@@ -1056,33 +1061,40 @@ static inline uint8_t *xmm(struct emu_cpu *cpu, unsigned r)
 	return cpu->fpu.xmm[r];
 }
 
-/* xmm r0 = r0 OP xmm r1 (OP: the sse_fn in f->imm) */
+/* The SSE state must be on, else the exact way (#UD, #NM) ... */
+#define SSE_ON()                                                                              \
+	if (__builtin_expect(!sse_ready(cpu), 0))                                             \
+		return f_miss(cpu, c, f)
+/* ... and, for a memory operand of s bytes (p: its host address; a write
+ * when w), aligned to 16 when `aligned` (else the exact way's #GP). */
+#define SSE_MEM(p, s, aligned, w)                                                             \
+	uint64_t p##_at = f_lin(cpu, c, f);                                                   \
+	if (__builtin_expect(!sse_ready(cpu) || ((aligned) && (p##_at & 15)), 0))             \
+		return f_miss(cpu, c, f);                                                     \
+	ACCESS(p, p##_at, s, w)
+
+/* xmm r0 = r0 OP xmm r1 (OP: the emu_sse_host_fn in f->imm) */
 FOP(sse_rr)
 {
-	if (__builtin_expect(!sse_ready(cpu), 0))
-		return f_miss(cpu, c, f);
-	((sse_fn)(uintptr_t)f->imm)(xmm(cpu, f->r0), xmm(cpu, f->r1));
+	SSE_ON();
+	((emu_sse_host_fn)(uintptr_t)f->imm)(xmm(cpu, f->r0), xmm(cpu, f->r1));
 	NEXT;
 }
 
 /* xmm r0 = r0 OP m128 */
 FOP(sse_rm)
 {
-	uint64_t lin = f_lin(cpu, c, f);
-	if (__builtin_expect(!sse_ready(cpu) || (lin & 15), 0))
-		return f_miss(cpu, c, f);
-	RD(p, lin, 16);
-	((sse_fn)(uintptr_t)f->imm)(xmm(cpu, f->r0), p);
+	SSE_MEM(p, 16, true, 0);
+	((emu_sse_host_fn)(uintptr_t)f->imm)(xmm(cpu, f->r0), p);
 	NEXT;
 }
 
 /* xmm r0 = r0 shifted by the count r1 (an immediate: as an XMM count) */
 FOP(sse_ri)
 {
-	if (__builtin_expect(!sse_ready(cpu), 0))
-		return f_miss(cpu, c, f);
+	SSE_ON();
 	uint8_t count[16] = { f->r1 };
-	((sse_fn)(uintptr_t)f->imm)(xmm(cpu, f->r0), count);
+	((emu_sse_host_fn)(uintptr_t)f->imm)(xmm(cpu, f->r0), count);
 	NEXT;
 }
 
@@ -1097,18 +1109,14 @@ static inline void pshufd(uint8_t *d, const uint8_t *s, unsigned ctl)
 
 FOP(pshufd_rr)
 {
-	if (__builtin_expect(!sse_ready(cpu), 0))
-		return f_miss(cpu, c, f);
+	SSE_ON();
 	pshufd(xmm(cpu, f->r0), xmm(cpu, f->r1), (unsigned)f->imm);
 	NEXT;
 }
 
 FOP(pshufd_rm)
 {
-	uint64_t lin = f_lin(cpu, c, f);
-	if (__builtin_expect(!sse_ready(cpu) || (lin & 15), 0))
-		return f_miss(cpu, c, f);
-	RD(p, lin, 16);
+	SSE_MEM(p, 16, true, 0);
 	pshufd(xmm(cpu, f->r0), p, (unsigned)f->imm);
 	NEXT;
 }
@@ -1116,69 +1124,55 @@ FOP(pshufd_rm)
 /* MOVDQA/MOVDQU/MOVAPS/MOVUPS/MOVAPD/MOVUPD: xmm r0 = xmm r1 */
 FOP(movx_rr)
 {
-	if (__builtin_expect(!sse_ready(cpu), 0))
-		return f_miss(cpu, c, f);
+	SSE_ON();
 	memcpy(xmm(cpu, f->r0), xmm(cpu, f->r1), 16);
 	NEXT;
 }
 
-/* ... xmm r0 = m128: aligned (the A forms) or not (the U forms) */
-FOP(movx_load_a)
-{
-	uint64_t lin = f_lin(cpu, c, f);
-	if (__builtin_expect(!sse_ready(cpu) || (lin & 15), 0))
-		return f_miss(cpu, c, f);
-	RD(p, lin, 16);
-	memcpy(xmm(cpu, f->r0), p, 16);
-	NEXT;
+/* ... xmm r0 = m128 and m128 = xmm r1: aligned (the A forms) or not (the U
+ * forms) */
+#define DEF_MOVX_MEM(SUF, ALIGNED)                                                            \
+FOP(movx_load##SUF)                                                                           \
+{                                                                                             \
+	SSE_MEM(p, 16, ALIGNED, 0);                                                           \
+	memcpy(xmm(cpu, f->r0), p, 16);                                                       \
+	NEXT;                                                                                 \
+}                                                                                             \
+FOP(movx_store##SUF)                                                                          \
+{                                                                                             \
+	SSE_MEM(p, 16, ALIGNED, 1);                                                           \
+	memcpy(p, xmm(cpu, f->r1), 16);                                                       \
+	NEXT;                                                                                 \
 }
+DEF_MOVX_MEM(_a, true)
+DEF_MOVX_MEM(_u, false)
 
-FOP(movx_load_u)
-{
-	uint64_t lin = f_lin(cpu, c, f);
-	if (__builtin_expect(!sse_ready(cpu), 0))
-		return f_miss(cpu, c, f);
-	RD(p, lin, 16);
-	memcpy(xmm(cpu, f->r0), p, 16);
-	NEXT;
+/* MOVD/MOVQ/MOVSD xmm r0 = m32/m64 zero-extended; m32/m64 = the low bytes
+ * of xmm r1 */
+#define DEF_MOVX_LOW(S)                                                                       \
+FOP(movx_loadz##S)                                                                            \
+{                                                                                             \
+	SSE_MEM(p, S, false, 0);                                                              \
+	uint64_t lo = load(p, S), hi = 0;                                                     \
+	memcpy(xmm(cpu, f->r0), &lo, 8);                                                      \
+	memcpy(xmm(cpu, f->r0) + 8, &hi, 8);                                                  \
+	NEXT;                                                                                 \
+}                                                                                             \
+FOP(movx_store##S)                                                                            \
+{                                                                                             \
+	SSE_MEM(p, S, false, 1);                                                              \
+	uint64_t v;                                                                           \
+	memcpy(&v, xmm(cpu, f->r1), 8);                                                       \
+	store(p, S, v);                                                                       \
+	NEXT;                                                                                 \
 }
-
-/* ... m128 = xmm r1 */
-FOP(movx_store_a)
-{
-	uint64_t lin = f_lin(cpu, c, f);
-	if (__builtin_expect(!sse_ready(cpu) || (lin & 15), 0))
-		return f_miss(cpu, c, f);
-	WR(p, lin, 16);
-	memcpy(p, xmm(cpu, f->r1), 16);
-	NEXT;
-}
-
-FOP(movx_store_u)
-{
-	uint64_t lin = f_lin(cpu, c, f);
-	if (__builtin_expect(!sse_ready(cpu), 0))
-		return f_miss(cpu, c, f);
-	WR(p, lin, 16);
-	memcpy(p, xmm(cpu, f->r1), 16);
-	NEXT;
-}
-
-/* MOVD/MOVQ/MOVSD xmm r0 = m32/m64 zero-extended */
-#define DEF_LOADZ(S)                                                                          FOP(movx_loadz##S)                                                                            {                                                                                             	uint64_t lin = f_lin(cpu, c, f);                                                      	if (__builtin_expect(!sse_ready(cpu), 0))                                             		return f_miss(cpu, c, f);                                                     	RD(p, lin, S);                                                                        	uint64_t lo = load(p, S), hi = 0;                                                     	memcpy(xmm(cpu, f->r0), &lo, 8);                                                      	memcpy(xmm(cpu, f->r0) + 8, &hi, 8);                                                  	NEXT;                                                                                 }
-DEF_LOADZ(4)
-DEF_LOADZ(8)
-
-/* MOVD/MOVQ/MOVSD m32/m64 = the low bytes of xmm r1 */
-#define DEF_STORE(S)                                                                          FOP(movx_store##S)                                                                            {                                                                                             	uint64_t lin = f_lin(cpu, c, f);                                                      	if (__builtin_expect(!sse_ready(cpu), 0))                                             		return f_miss(cpu, c, f);                                                     	WR(p, lin, S);                                                                        	uint64_t v;                                                                           	memcpy(&v, xmm(cpu, f->r1), 8);                                                       	store(p, S, v);                                                                       	NEXT;                                                                                 }
-DEF_STORE(4)
-DEF_STORE(8)
+DEF_MOVX_LOW(4)
+DEF_MOVX_LOW(8)
 
 /* MOVD/MOVQ xmm r0 = GPR r1 zero-extended (f->imm: 4 or 8 bytes) */
 FOP(movx_from_gpr)
 {
-	if (__builtin_expect(!sse_ready(cpu), 0))
-		return f_miss(cpu, c, f);
+	SSE_ON();
 	uint64_t lo = cpu->gpr[f->r1] & msk((unsigned)f->imm), hi = 0;
 	memcpy(xmm(cpu, f->r0), &lo, 8);
 	memcpy(xmm(cpu, f->r0) + 8, &hi, 8);
@@ -1189,8 +1183,7 @@ FOP(movx_from_gpr)
  * GPR r0 = the top bit of each byte of xmm r1 */
 FOP(movx_to_gpr)
 {
-	if (__builtin_expect(!sse_ready(cpu), 0))
-		return f_miss(cpu, c, f);
+	SSE_ON();
 	uint64_t v;
 	memcpy(&v, xmm(cpu, f->r1), 8);
 	cpu->gpr[f->r0] = v & msk((unsigned)f->imm);
@@ -1199,8 +1192,7 @@ FOP(movx_to_gpr)
 
 FOP(pmovmskb_r)
 {
-	if (__builtin_expect(!sse_ready(cpu), 0))
-		return f_miss(cpu, c, f);
+	SSE_ON();
 	const uint8_t *x = xmm(cpu, f->r1);
 	uint64_t m = 0;
 	for (unsigned i = 0; i < 16; i++)
@@ -1789,27 +1781,27 @@ static fop_fn pick_imul(const struct emu_insn *in, struct emu_fop *f)
 	return NULL;
 }
 
-static const struct { uint16_t mnemonic; sse_fn fn; } sse_binops[] = {
-	{ ZYDIS_MNEMONIC_PXOR, host_pxor }, { ZYDIS_MNEMONIC_XORPS, host_pxor },
-	{ ZYDIS_MNEMONIC_XORPD, host_pxor }, { ZYDIS_MNEMONIC_POR, host_por },
-	{ ZYDIS_MNEMONIC_ORPS, host_por }, { ZYDIS_MNEMONIC_ORPD, host_por },
-	{ ZYDIS_MNEMONIC_PAND, host_pand }, { ZYDIS_MNEMONIC_ANDPS, host_pand },
-	{ ZYDIS_MNEMONIC_ANDPD, host_pand }, { ZYDIS_MNEMONIC_PANDN, host_pandn },
-	{ ZYDIS_MNEMONIC_ANDNPS, host_pandn }, { ZYDIS_MNEMONIC_ANDNPD, host_pandn },
-	{ ZYDIS_MNEMONIC_PCMPEQB, host_pcmpeqb }, { ZYDIS_MNEMONIC_PCMPEQW, host_pcmpeqw },
-	{ ZYDIS_MNEMONIC_PCMPEQD, host_pcmpeqd },
-	{ ZYDIS_MNEMONIC_PADDB, host_paddb }, { ZYDIS_MNEMONIC_PADDW, host_paddw },
-	{ ZYDIS_MNEMONIC_PADDD, host_paddd }, { ZYDIS_MNEMONIC_PADDQ, host_paddq },
-	{ ZYDIS_MNEMONIC_PSUBB, host_psubb }, { ZYDIS_MNEMONIC_PSUBW, host_psubw },
-	{ ZYDIS_MNEMONIC_PSUBD, host_psubd }, { ZYDIS_MNEMONIC_PSUBQ, host_psubq },
-	{ ZYDIS_MNEMONIC_PUNPCKLBW, host_punpcklbw }, { ZYDIS_MNEMONIC_PUNPCKLWD, host_punpcklwd },
-	{ ZYDIS_MNEMONIC_PUNPCKLDQ, host_punpckldq }, { ZYDIS_MNEMONIC_PUNPCKLQDQ, host_punpcklqdq },
-	{ ZYDIS_MNEMONIC_PUNPCKHBW, host_punpckhbw }, { ZYDIS_MNEMONIC_PUNPCKHWD, host_punpckhwd },
-	{ ZYDIS_MNEMONIC_PUNPCKHDQ, host_punpckhdq }, { ZYDIS_MNEMONIC_PUNPCKHQDQ, host_punpckhqdq },
-	{ ZYDIS_MNEMONIC_PSLLW, host_psllw }, { ZYDIS_MNEMONIC_PSLLD, host_pslld },
-	{ ZYDIS_MNEMONIC_PSLLQ, host_psllq }, { ZYDIS_MNEMONIC_PSRLW, host_psrlw },
-	{ ZYDIS_MNEMONIC_PSRLD, host_psrld }, { ZYDIS_MNEMONIC_PSRLQ, host_psrlq },
-	{ ZYDIS_MNEMONIC_PSRAW, host_psraw }, { ZYDIS_MNEMONIC_PSRAD, host_psrad },
+static const struct { uint16_t mnemonic; emu_sse_host_fn fn; } sse_binops[] = {
+	{ ZYDIS_MNEMONIC_PXOR, emu_sse_host_pxor }, { ZYDIS_MNEMONIC_XORPS, emu_sse_host_pxor },
+	{ ZYDIS_MNEMONIC_XORPD, emu_sse_host_pxor }, { ZYDIS_MNEMONIC_POR, emu_sse_host_por },
+	{ ZYDIS_MNEMONIC_ORPS, emu_sse_host_por }, { ZYDIS_MNEMONIC_ORPD, emu_sse_host_por },
+	{ ZYDIS_MNEMONIC_PAND, emu_sse_host_pand }, { ZYDIS_MNEMONIC_ANDPS, emu_sse_host_pand },
+	{ ZYDIS_MNEMONIC_ANDPD, emu_sse_host_pand }, { ZYDIS_MNEMONIC_PANDN, emu_sse_host_pandn },
+	{ ZYDIS_MNEMONIC_ANDNPS, emu_sse_host_pandn }, { ZYDIS_MNEMONIC_ANDNPD, emu_sse_host_pandn },
+	{ ZYDIS_MNEMONIC_PCMPEQB, emu_sse_host_pcmpeqb }, { ZYDIS_MNEMONIC_PCMPEQW, emu_sse_host_pcmpeqw },
+	{ ZYDIS_MNEMONIC_PCMPEQD, emu_sse_host_pcmpeqd },
+	{ ZYDIS_MNEMONIC_PADDB, emu_sse_host_paddb }, { ZYDIS_MNEMONIC_PADDW, emu_sse_host_paddw },
+	{ ZYDIS_MNEMONIC_PADDD, emu_sse_host_paddd }, { ZYDIS_MNEMONIC_PADDQ, emu_sse_host_paddq },
+	{ ZYDIS_MNEMONIC_PSUBB, emu_sse_host_psubb }, { ZYDIS_MNEMONIC_PSUBW, emu_sse_host_psubw },
+	{ ZYDIS_MNEMONIC_PSUBD, emu_sse_host_psubd }, { ZYDIS_MNEMONIC_PSUBQ, emu_sse_host_psubq },
+	{ ZYDIS_MNEMONIC_PUNPCKLBW, emu_sse_host_punpcklbw }, { ZYDIS_MNEMONIC_PUNPCKLWD, emu_sse_host_punpcklwd },
+	{ ZYDIS_MNEMONIC_PUNPCKLDQ, emu_sse_host_punpckldq }, { ZYDIS_MNEMONIC_PUNPCKLQDQ, emu_sse_host_punpcklqdq },
+	{ ZYDIS_MNEMONIC_PUNPCKHBW, emu_sse_host_punpckhbw }, { ZYDIS_MNEMONIC_PUNPCKHWD, emu_sse_host_punpckhwd },
+	{ ZYDIS_MNEMONIC_PUNPCKHDQ, emu_sse_host_punpckhdq }, { ZYDIS_MNEMONIC_PUNPCKHQDQ, emu_sse_host_punpckhqdq },
+	{ ZYDIS_MNEMONIC_PSLLW, emu_sse_host_psllw }, { ZYDIS_MNEMONIC_PSLLD, emu_sse_host_pslld },
+	{ ZYDIS_MNEMONIC_PSLLQ, emu_sse_host_psllq }, { ZYDIS_MNEMONIC_PSRLW, emu_sse_host_psrlw },
+	{ ZYDIS_MNEMONIC_PSRLD, emu_sse_host_psrld }, { ZYDIS_MNEMONIC_PSRLQ, emu_sse_host_psrlq },
+	{ ZYDIS_MNEMONIC_PSRAW, emu_sse_host_psraw }, { ZYDIS_MNEMONIC_PSRAD, emu_sse_host_psrad },
 };
 
 static bool xmm_op(const struct emu_operand *o)
@@ -1826,11 +1818,11 @@ static bool is_sse_shift(unsigned m)
 
 /* The 128-bit operation of an SSE instruction xmm, xmm/m128 (or a shift
  * by an immediate), or NULL. */
-static sse_fn sse_binop(const struct emu_insn *in)
+static emu_sse_host_fn sse_binop(const struct emu_insn *in)
 {
 	/* the exact handler needs an SSE4.2 host (emu_exec_sse4.c) */
 	if (in->mnemonic == ZYDIS_MNEMONIC_PSHUFB)
-		return __builtin_cpu_supports("sse4.2") ? host_pshufb : NULL;
+		return __builtin_cpu_supports("sse4.2") ? emu_sse_host_pshufb : NULL;
 	for (unsigned i = 0; i < sizeof(sse_binops) / sizeof(sse_binops[0]); i++)
 		if (sse_binops[i].mnemonic == in->mnemonic)
 			return sse_binops[i].fn;
@@ -1887,7 +1879,7 @@ static fop_fn pick_sse(const struct emu_insn *in, struct emu_fop *f)
 	if (in->nops < 2)
 		return NULL;
 	if (in->nops == 2 && xmm_op(a)) {
-		sse_fn fn = sse_binop(in);
+		emu_sse_host_fn fn = sse_binop(in);
 		f->r0 = a->reg & 15;
 		if (fn) {
 			f->imm = (uint64_t)(uintptr_t)fn;
@@ -2172,6 +2164,11 @@ static fop_fn pick(const struct emu_insn *in, struct emu_fop *f)
 		f->imm = in->osize;
 		return in->mnemonic == ZYDIS_MNEMONIC_CBW || in->mnemonic == ZYDIS_MNEMONIC_CWDE ||
 		       in->mnemonic == ZYDIS_MNEMONIC_CDQE ? cbw_a : cwd_a;
+	case ZYDIS_MNEMONIC_CLI:
+		return cli;
+	case ZYDIS_MNEMONIC_RDTSC: case ZYDIS_MNEMONIC_RDTSCP:
+		f->imm = in->mnemonic == ZYDIS_MNEMONIC_RDTSCP;
+		return rdtsc;
 	case ZYDIS_MNEMONIC_LEAVE:
 		return in->osize == 8 && in->asize == 8 ? leave : NULL;
 	default:
