@@ -350,6 +350,9 @@ void emu_write_bytes(struct emu_cpu *cpu, uint64_t lin, const void *buf, unsigne
  * for a locked access, translated for reading and then writing as the
  * instruction would (faults alike); NULL when not RAM or not aligned. */
 uint8_t *emu_lock_ptr(struct emu_cpu *cpu, uint64_t lin, unsigned size);
+/* 16-byte host compare-and-swap at p (16-aligned): *lo and *hi the
+ * expected value, replaced by what memory held when it differs (emu_exec.c). */
+bool emu_cas16(uint8_t *p, uint64_t *lo, uint64_t *hi, uint64_t nlo, uint64_t nhi);
 /* Host address of len bytes at lin when they are RAM inside one page,
  * translated for reading or writing at CPL as an access would (faults
  * alike; a write counts for the code map: the caller must write them);

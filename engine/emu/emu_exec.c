@@ -303,9 +303,7 @@ static bool cas_n(uint8_t *p, uint64_t old, uint64_t new, unsigned size)
 	}
 }
 
-/* 16-byte compare-and-swap: *lo and *hi the expected value, replaced by what
- * memory held when it differs. */
-static bool cas16(uint8_t *p, uint64_t *lo, uint64_t *hi, uint64_t nlo, uint64_t nhi)
+bool emu_cas16(uint8_t *p, uint64_t *lo, uint64_t *hi, uint64_t nlo, uint64_t nhi)
 {
 	bool ok;
 	__asm__ volatile("lock cmpxchg16b %1"
@@ -338,7 +336,7 @@ static bool cmpxchg_wide_locked(struct emu_cpu *cpu, const struct emu_insn *in)
 	uint64_t nlo = cpu->gpr[EMU_RBX] & m, nhi = cpu->gpr[EMU_RCX] & m;
 	bool ok;
 	if (half == 8) {
-		ok = cas16(p, &lo, &hi, nlo, nhi);
+		ok = emu_cas16(p, &lo, &hi, nlo, nhi);
 	} else {
 		uint64_t v = lo | hi << 32;
 		ok = __atomic_compare_exchange_n((uint64_t *)p, &v, nlo | nhi << 32, false,

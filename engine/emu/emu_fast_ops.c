@@ -192,12 +192,14 @@ static __attribute__((noinline)) unsigned f_miss(struct emu_cpu *cpu, struct emu
  * when both are one page. A write tag with EMU_TAG_CODE never matches:
  * stores into frames that hold blocks take the slow way, which checks for
  * code. */
-#define ACCESS(p, lin, s, w)                                                                  \
+#define ACCESS(p, lin, s, w) ACCESS_OR(p, lin, s, w, f_miss(cpu, c, f))
+/* The same with another way than f_miss when the TLB does not allow it. */
+#define ACCESS_OR(p, lin, s, w, miss)                                                         \
 	uint64_t p##_lin = (lin);                                                             \
 	const struct emu_tlb_entry *p##_t = tlb_of(c, p##_lin);                               \
 	if (__builtin_expect(((w) ? p##_t->tag_w : p##_t->tag_r) !=                           \
 			     ((p##_lin + (s) - 1) & X86_PAGE_MASK), 0))                       \
-		return f_miss(cpu, c, f);                                                     \
+		return miss;                                                                  \
 	uint8_t *p = p##_t->host + (p##_lin & (X86_PAGE_SIZE - 1))
 #define RD(p, lin, s) ACCESS(p, lin, s, 0)
 #define WR(p, lin, s) ACCESS(p, lin, s, 1)
@@ -501,6 +503,63 @@ FOP(div_m##S)                                                                   
 DEF_DIV(8)
 DEF_DIV(4)
 
+/* MUL r/m64, r/m32: RDX:RAX = RAX * v; CF = OF = the high half is not 0,
+ * SF/ZF/PF of the low half, AF 0 (as h_mul leaves them) */
+static inline void multiply(struct emu_cpu *cpu, struct emu_core *c, uint64_t v, unsigned s)
+{
+	unsigned __int128 p = (unsigned __int128)gpr_get(cpu, EMU_RAX, s) * (v & msk(s));
+	uint64_t lo = (uint64_t)p & msk(s), hi = s == 8 ? (uint64_t)(p >> 64) : (uint64_t)p >> 32;
+	gpr_put(cpu, EMU_RAX, s, lo);
+	gpr_put(cpu, EMU_RDX, s, hi);
+	emu_lf_record(c, EMU_LF_LOGIC_CO, lo, hi ? 3 : 0, lo, s);
+}
+
+#define DEF_MUL(S)                                                                            \
+FOP(mul_r##S)                                                                                 \
+{                                                                                             \
+	multiply(cpu, c, cpu->gpr[f->r0], S);                                                 \
+	NEXT;                                                                                 \
+}                                                                                             \
+FOP(mul_m##S)                                                                                 \
+{                                                                                             \
+	RD(p, f_lin(cpu, c, f), S);                                                           \
+	multiply(cpu, c, load(p, S), S);                                                      \
+	NEXT;                                                                                 \
+}
+DEF_MUL(8)
+DEF_MUL(4)
+
+/* BSF/BSR r, r/m (f->imm: BSR): ZF = the source is 0, which leaves the
+ * destination alone; the other flags as they were (h_bsf_bsr) */
+static inline void bitscan(struct emu_cpu *cpu, const struct emu_fop *f, uint64_t v, unsigned s)
+{
+	v &= msk(s);
+	emu_flags_sync(cpu);
+	if (!v) {
+		cpu->rflags |= RFLAGS_ZF;
+		return;
+	}
+	gpr_put(cpu, f->r0, s, f->imm ? (uint64_t)(63 - __builtin_clzll(v)) :
+				(uint64_t)__builtin_ctzll(v));
+	cpu->rflags &= ~RFLAGS_ZF;
+}
+
+#define DEF_BITSCAN(S)                                                                        \
+FOP(bitscan_rr##S)                                                                            \
+{                                                                                             \
+	(void)c;                                                                              \
+	bitscan(cpu, f, cpu->gpr[f->r1], S);                                                  \
+	NEXT;                                                                                 \
+}                                                                                             \
+FOP(bitscan_rm##S)                                                                            \
+{                                                                                             \
+	RD(p, f_lin(cpu, c, f), S);                                                           \
+	bitscan(cpu, f, load(p, S), S);                                                       \
+	NEXT;                                                                                 \
+}
+DEF_BITSCAN(8)
+DEF_BITSCAN(4)
+
 /* BT/BTS/BTR/BTC r/m, imm (the bit: f->imm, already below the width):
  * CF = the bit, the other flags as they were (h_bt) */
 static inline void set_cf(struct emu_cpu *cpu, bool cf)
@@ -539,7 +598,35 @@ FOP(NAME##_mi##S)                                                               
 	set_cf(cpu, v & bit);                                                                 \
 	NEXT;                                                                                 \
 }
-#define DEF_BT3(NAME, OP) DEF_BT(NAME, OP, 8) DEF_BT(NAME, OP, 4) DEF_BT(NAME, OP, 2)
+/* ... r/m, r (the bit offset: register r1). With memory the offset,
+ * signed, reaches beyond the operand (to the operand-sized word that holds
+ * the bit, as h_bt); a store there is not at f_lin, so when the TLB does
+ * not allow the access the exact way runs it and, storing (FOP_MEMW), ends
+ * the block. */
+#define DEF_BT_R(NAME, OP, S)                                                                 \
+FOP(NAME##_rr##S)                                                                             \
+{                                                                                             \
+	uint64_t v = gpr_get(cpu, f->r0, S), bit = 1ull << (cpu->gpr[f->r1] & (S * 8 - 1));   \
+	if ((OP) != BT_TEST)                                                                  \
+		gpr_put(cpu, f->r0, S, bt_apply(OP, v, bit));                                 \
+	set_cf(cpu, v & bit);                                                                 \
+	NEXT;                                                                                 \
+}                                                                                             \
+FOP(NAME##_mr##S)                                                                             \
+{                                                                                             \
+	uint64_t off = cpu->gpr[f->r1] & msk(S);                                              \
+	unsigned b = (unsigned)(off & (S * 8 - 1));                                           \
+	int64_t word = ((int64_t)emu_sext(off, S) - (int64_t)b) / (S * 8);                    \
+	ACCESS_OR(p, f_lin(cpu, c, f) + (uint64_t)(word * S), S, (OP) != BT_TEST,             \
+		  exact_way(cpu, c, f, EMU_STAT_MISS));                                       \
+	uint64_t v = load(p, S), bit = 1ull << b;                                             \
+	if ((OP) != BT_TEST)                                                                  \
+		store(p, S, bt_apply(OP, v, bit));                                            \
+	set_cf(cpu, v & bit);                                                                 \
+	NEXT;                                                                                 \
+}
+#define DEF_BT3(NAME, OP) DEF_BT(NAME, OP, 8) DEF_BT(NAME, OP, 4) DEF_BT(NAME, OP, 2)         \
+			  DEF_BT_R(NAME, OP, 8) DEF_BT_R(NAME, OP, 4) DEF_BT_R(NAME, OP, 2)
 DEF_BT3(bt, BT_TEST)
 DEF_BT3(bts, BT_SET)
 DEF_BT3(btr, BT_RESET)
@@ -925,6 +1012,42 @@ DEF_ATOMIC(8, uint64_t)
 DEF_ATOMIC(4, uint32_t)
 DEF_ATOMIC(2, uint16_t)
 DEF_ATOMIC(1, uint8_t)
+
+/* CMPXCHG8B / CMPXCHG16B m: EDX:EAX / RDX:RAX against the operand, ECX:EBX
+ * / RCX:RBX stored when equal, else loaded (the operand naturally aligned:
+ * one host compare-and-swap, as exec_locked; else the exact way, with its
+ * #GP for a misaligned CMPXCHG16B); only ZF changes */
+static inline void cas_done(struct emu_cpu *cpu, bool ok, uint64_t lo, uint64_t hi, unsigned half)
+{
+	emu_flags_sync(cpu);
+	if (ok) {
+		cpu->rflags |= RFLAGS_ZF;
+		return;
+	}
+	gpr_put(cpu, EMU_RAX, half, lo);
+	gpr_put(cpu, EMU_RDX, half, hi);
+	cpu->rflags &= ~RFLAGS_ZF;
+}
+
+FOP(cmpxchg8b_m)
+{
+	ALIGNED_WR(p, 8);
+	uint64_t old = (uint32_t)cpu->gpr[EMU_RAX] | cpu->gpr[EMU_RDX] << 32;
+	uint64_t new = (uint32_t)cpu->gpr[EMU_RBX] | cpu->gpr[EMU_RCX] << 32;
+	bool ok = __atomic_compare_exchange_n((uint64_t *)p, &old, new, false, __ATOMIC_SEQ_CST,
+					      __ATOMIC_SEQ_CST);
+	cas_done(cpu, ok, (uint32_t)old, old >> 32, 4);
+	NEXT;
+}
+
+FOP(cmpxchg16b_m)
+{
+	ALIGNED_WR(p, 16);
+	uint64_t lo = cpu->gpr[EMU_RAX], hi = cpu->gpr[EMU_RDX];
+	bool ok = emu_cas16(p, &lo, &hi, cpu->gpr[EMU_RBX], cpu->gpr[EMU_RCX]);
+	cas_done(cpu, ok, lo, hi, 8);
+	NEXT;
+}
 
 /* XCHG r, r; BSWAP r */
 #define DEF_SWAP(S)                                                                           \
@@ -1955,8 +2078,32 @@ static fop_fn pick_bt(const struct emu_insn *in, struct emu_fop *f)
 	unsigned m = in->mnemonic;
 	unsigned op = m == ZYDIS_MNEMONIC_BTS ? BT_SET : m == ZYDIS_MNEMONIC_BTR ? BT_RESET :
 		      m == ZYDIS_MNEMONIC_BTC ? BT_COMPLEMENT : BT_TEST;
-	if (in->nops != 2 || in->op[1].kind != EMU_OP_IMM)
+	static const fop_fn by_reg[4][2][3] = {
+		{ { bt_rr8, bt_rr4, bt_rr2 }, { bt_mr8, bt_mr4, bt_mr2 } },
+		{ { bts_rr8, bts_rr4, bts_rr2 }, { bts_mr8, bts_mr4, bts_mr2 } },
+		{ { btr_rr8, btr_rr4, btr_rr2 }, { btr_mr8, btr_mr4, btr_mr2 } },
+		{ { btc_rr8, btc_rr4, btc_rr2 }, { btc_mr8, btc_mr4, btc_mr2 } },
+	};
+	if (in->nops != 2)
 		return NULL;
+	if (in->op[1].kind != EMU_OP_IMM) {
+		for (unsigned k = 0; k < 3; k++) {
+			unsigned s = form_size[k];
+			if (!gpr_op(&in->op[1], s))
+				continue;
+			f->r1 = in->op[1].reg;
+			if (gpr_op(&in->op[0], s)) {
+				f->r0 = in->op[0].reg;
+				return by_reg[op][0][k];
+			}
+			if (!mem_op(in, &in->op[0], f, s))
+				return NULL;
+			if (op != BT_TEST)
+				f->flags |= FOP_MEMW;      /* see DEF_BT_R */
+			return by_reg[op][1][k];
+		}
+		return NULL;
+	}
 	for (unsigned k = 0; k < 3; k++) {
 		unsigned s = form_size[k];
 		f->imm = (uint64_t)in->op[1].val & (s * 8 - 1);
@@ -2166,6 +2313,34 @@ static fop_fn pick(const struct emu_insn *in, struct emu_fop *f)
 		       in->mnemonic == ZYDIS_MNEMONIC_CDQE ? cbw_a : cwd_a;
 	case ZYDIS_MNEMONIC_CLI:
 		return cli;
+	case ZYDIS_MNEMONIC_CMPXCHG8B: case ZYDIS_MNEMONIC_CMPXCHG16B: {
+		unsigned s = in->mnemonic == ZYDIS_MNEMONIC_CMPXCHG8B ? 8 : 16;
+		if (in->nops != 1 || !mem_op(in, a, f, s))
+			return NULL;
+		wmem(f, s, false);
+		return s == 8 ? cmpxchg8b_m : cmpxchg16b_m;
+	}
+	case ZYDIS_MNEMONIC_MUL:
+		for (unsigned k = 0; k < 2 && in->nops == 1; k++) {
+			unsigned s = form_size[k];
+			if (gpr_op(a, s)) {
+				f->r0 = a->reg;
+				return s == 8 ? mul_r8 : mul_r4;
+			}
+			if (mem_op(in, a, f, s))
+				return s == 8 ? mul_m8 : mul_m4;
+		}
+		return NULL;
+	case ZYDIS_MNEMONIC_BSF: case ZYDIS_MNEMONIC_BSR:
+		f->imm = in->mnemonic == ZYDIS_MNEMONIC_BSR;
+		for (unsigned k = 0; k < 2; k++) {
+			int form = form_of(in, f, form_size[k]);
+			if (form == 0)
+				return k == 0 ? bitscan_rr8 : bitscan_rr4;
+			if (form == 2)
+				return k == 0 ? bitscan_rm8 : bitscan_rm4;
+		}
+		return NULL;
 	case ZYDIS_MNEMONIC_RDTSC: case ZYDIS_MNEMONIC_RDTSCP:
 		f->imm = in->mnemonic == ZYDIS_MNEMONIC_RDTSCP;
 		return rdtsc;
