@@ -104,16 +104,9 @@ struct debug_decoded {
 	uint8_t nbytes;                /* how many of bytes[] were readable */
 	uint8_t bytes[15];
 	struct x86_insn_info insn;
-};
-
-/* step_exact.c: whether the exact core does the instruction at lin,
- * remembered by its bytes. */
-struct debug_exact_memo {
-	bool valid, ok;
-	uint8_t mode, nbytes;
-	uint8_t bytes[15];
-	unsigned needs;          /* EMU_SINGLE_PART_* it reads */
-	uint64_t lin;
+	/* step_exact.c: whether the exact core does it, once asked */
+	bool exact_known, exact_ok;
+	unsigned exact_needs;          /* EMU_SINGLE_PART_* it reads */
 };
 
 /* The step engine's view of one vCPU (debug/step.c). While `tf_shadow`
@@ -158,7 +151,6 @@ struct debug_step_vcpu {
 	struct debug_tlb tlb[DEBUG_TLB_SIZE];
 	unsigned tlb_next;
 	struct debug_decoded decoded[DEBUG_DECODED_SIZE];
-	struct debug_exact_memo exact_memo[DEBUG_DECODED_SIZE];
 };
 
 /* What the step engine did so far, for `monitor info sstep`. */

@@ -109,8 +109,8 @@ static bool events_clear(struct debug *d, unsigned vcpu)
 }
 
 /* The instruction's bytes as memory holds them now (a guard or step-over
- * int3 is out by now), and whether the core does it exactly: remembered
- * by address and bytes, one Zydis decode per new instruction. */
+ * int3 is out by now), and whether the core does it exactly: asked once
+ * per decoded instruction (step.c's decode cache) whose bytes are these. */
 static bool exact_insn(struct debug *d, const struct emu_single_ops *core,
 		       struct debug_step_vcpu *st, uint64_t lin, uint8_t *bytes, unsigned *len,
 		       unsigned *needs)
@@ -119,17 +119,19 @@ static bool exact_insn(struct debug *d, const struct emu_single_ops *core,
 	if (n > EXACT_INSN_MAX || step_read_virt(d, st, lin, bytes, n) < 0)
 		return false;
 	*len = n;
-	uint8_t mode = (uint8_t)x86_mode_of(&st->sregs);
-	struct debug_exact_memo *m = &st->exact_memo[lin % DEBUG_DECODED_SIZE];
-	if (m->valid && m->lin == lin && m->mode == mode && m->nbytes == n &&
-	    memcmp(m->bytes, bytes, n) == 0) {
-		*needs = m->needs;
-		return m->ok;
+	struct debug_decoded *c = &st->decoded[lin % DEBUG_DECODED_SIZE];
+	bool same = c->valid && c->mode == (uint8_t)x86_mode_of(&st->sregs) && c->nbytes >= n &&
+		    memcmp(c->bytes, bytes, n) == 0;
+	if (same && c->exact_known) {
+		*needs = c->exact_needs;
+		return c->exact_ok;
 	}
 	bool ok = core->exact(&st->sregs, bytes, n, needs);
-	*m = (struct debug_exact_memo){ .valid = true, .ok = ok, .lin = lin, .mode = mode,
-					.nbytes = (uint8_t)n, .needs = *needs };
-	memcpy(m->bytes, bytes, n);
+	if (same) {
+		c->exact_known = true;
+		c->exact_ok = ok;
+		c->exact_needs = *needs;
+	}
 	return ok;
 }
 

@@ -89,6 +89,9 @@ guests: $(GUEST_OUT)/idle.elf $(GUEST_OUT)/highhalf.elf $(GUEST_OUT)/initipi.elf
 # and timers at the ends of their arithmetic
 guests: $(GUEST_OUT)/timer_storm.elf $(GUEST_OUT)/timer_edge.elf
 .SECONDARY: $(GUEST_OUT)/timer_storm.o $(GUEST_OUT)/timer_edge.o
+# interrupts between instructions of a block see exact flags (tests/test_emu_budget.py)
+guests: $(GUEST_OUT)/timer_flags.elf
+.SECONDARY: $(GUEST_OUT)/timer_flags.o
 
 # Guest-invisible stepping: guests that
 # record what they observe; tests/test_step.py compares their transcripts

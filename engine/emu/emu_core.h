@@ -261,12 +261,17 @@ struct emu_core {
 	/* What each TLB entry came from (EMU_TLBA_*, emu_mem.c), and whether
 	 * any entry of a kind was filled since the last full flush. */
 	uint8_t tlb_attr[2][EMU_TLB_SIZE];
-	bool tlb_any_global, tlb_any_large, tlb_any_smap_user;
+	bool tlb_any_large, tlb_any_smap_user;
 	/* Linear ranges [lo, hi] that hold every 2 MiB / 1 GiB page an entry
 	 * came from since the last full flush, so that INVLPG outside them
 	 * looks at one slot only (emu_mem.c). */
 	struct { uint64_t lo, hi; } tlb_large[8];
 	unsigned tlb_nr_large;
+	/* The slots (user * EMU_TLB_SIZE + slot) filled with entries that are
+	 * not global since the last flush of those, each once, so that a CR3
+	 * write looks at them only (emu_mem.c). */
+	uint16_t tlb_filled[2 * EMU_TLB_SIZE];
+	unsigned tlb_nr_filled;
 
 	uint64_t xcr0;
 	uint64_t msr_pat, msr_sysenter_cs, msr_sysenter_esp, msr_sysenter_eip;
@@ -370,6 +375,9 @@ uint8_t *emu_ram_span(struct emu_cpu *cpu, uint64_t lin, unsigned len, bool writ
 unsigned emu_rep_bulk(struct emu_cpu *cpu, const struct emu_insn *in, unsigned n);
 /* Check that a write of len bytes at lin would not fault (then do it). */
 void emu_probe_write(struct emu_cpu *cpu, uint64_t lin, unsigned len);
+/* The TLB's execute entry for lin's page filled, as a fetch from lin
+ * would (a walk; faults #PF, #GP as it would). */
+void emu_tlb_fill_exec(struct emu_cpu *cpu, uint64_t lin);
 /* Instruction bytes at the linear address: host pointer when the whole
  * range is in one RAM page, else copies into buf (a second page that
  * is not RAM reads all ones); *gpa is the first byte's physical address;

@@ -54,9 +54,14 @@
  * (POPF, STI, MOV to CR/DR/Sreg, INT, IRET, I/O ...) is not plain
  * and goes through step(). Device accesses made by plain instructions
  * (MMIO) end the block after the instruction (emu_mem.c after_platform),
- * the budget (quantum, timer deadline) is respected to the instruction,
- * kicks and interrupts from other threads are looked at between blocks
- * (and at every pass of a tight loop).
+ * the budget (quantum, timer deadline) is respected to the instruction
+ * (blocks, passes of a tight loop and chained blocks run only whole inside
+ * it; where it ends inside a block, the block's first instructions run as
+ * a block of their own: block_prefix), kicks and interrupts from other
+ * threads are looked at between blocks (and at every pass of a tight
+ * loop). A miss of the TLB's execute tag at RIP is filled by the walk the
+ * exact path's fetch would do (its fault is the instruction's, as there)
+ * and the block runs.
  *
  * What a block does not keep up to date per instruction: RIP,
  * insn_start_rip and the retired count. Each instruction knows its offset
@@ -156,17 +161,40 @@ void emu_stats_report(struct emu_vm *evm)
 		cpu_s, cpu_s > 0 ? (double)retired / cpu_s / 1e6 : 0.0,
 		(unsigned long long)(evm->blocks ? evm->blocks->flushes : 0),
 		(unsigned long long)jit_blocks, (unsigned long long)jit_insns);
+	const struct emu_blocks *bs = evm->blocks;
+	if (bs)
+		fprintf(stderr, "vmdb: emu: %llu blocks built; instructions stepped where no block "
+			"could run: %llu not in 64-bit mode, %llu execute TLB misses left to the fetch, "
+			"%llu not plain; %llu execute TLB misses filled for a block, "
+			"%llu blocks cut short where the budget ended\n",
+			(unsigned long long)bs->builds, (unsigned long long)bs->steps[STEP_MODE],
+			(unsigned long long)bs->steps[STEP_TLB], (unsigned long long)bs->steps[STEP_PLAIN],
+			(unsigned long long)bs->tlb_fills, (unsigned long long)bs->prefixes);
 	emu_insn_stats_report(evm);
 }
 
 /* --- building blocks ---------------------------------------------------------------- */
 
+/* MOV of a segment register's selector into a general register: reads
+ * what only instructions that are not plain change (Linux's sync_core
+ * reads SS and CS before its IRET to itself). */
+static bool is_selector_read(const struct emu_insn *in)
+{
+	const struct emu_operand *d = &in->op[0], *s = &in->op[1];
+	return in->mnemonic == ZYDIS_MNEMONIC_MOV && in->nops == 2 && d->kind == EMU_OP_REG &&
+	       d->rclass == EMU_RC_GPR && s->kind == EMU_OP_REG && s->rclass == EMU_RC_SEG &&
+	       s->reg <= EMU_GS;
+}
+
 /* Plain (X86_MN_PLAIN in x86/insn.c's table: nothing but GPRs, the
  * arithmetic flags and DF, memory and RIP), an SSE instruction on XMM
  * registers (emu_sse_insn) or one of emu_fast_also_plain, with an exact handler, in the operand forms
- * that keep it plain (see the top of the file). */
+ * that keep it plain (see the top of the file); or a selector read (its
+ * exact handler, f_exact). */
 static bool is_plain(const struct emu_insn *in)
 {
+	if (is_selector_read(in))
+		return true;
 	bool sse = emu_sse_insn(in);
 	if ((!sse && !(x86_mnemonic(in->mnemonic)->attrs & X86_MN_PLAIN) &&
 	     !emu_fast_also_plain(in)) ||
@@ -292,6 +320,9 @@ static struct emu_block *block_build(struct emu_vm *evm, uint64_t gpa, unsigned 
 {
 	struct emu_blocks *bs = evm->blocks;
 	unsigned pos, n = block_decode(evm, gpa, mode, p, avail, next, &pos);
+	fop_fn built[BLOCK_INSNS];
+	for (unsigned i = 0; i < n; i++)
+		built[i] = bs->op[i].fn;
 	emu_fops_finish(bs, bs->op, n, pos);
 	unsigned here = pos < avail ? pos : avail;
 	/* the copy is compared in 8-byte words: keep whole words that are
@@ -301,10 +332,13 @@ static struct emu_block *block_build(struct emu_vm *evm, uint64_t gpa, unsigned 
 		words = 0;
 	unsigned copied = words ? words * 8 : here;
 	size_t ops = sizeof(struct emu_fop) * (n + 1), ins = sizeof(struct emu_insn) * n;
+	size_t fns = sizeof(fop_fn) * n;
 	uint8_t *cold;
-	struct emu_block *b = arena_take(bs, sizeof(*b) + ops, ins + copied + bs->tail_len, &cold);
+	struct emu_block *b = arena_take(bs, sizeof(*b) + ops, fns + ins + copied + bs->tail_len,
+					 &cold);
 	memcpy(b->op, bs->op, ops);
-	b->in = (const struct emu_insn *)cold;
+	memcpy(cold, built, fns);
+	b->in = (const struct emu_insn *)(cold + fns);
 	memcpy((void *)b->in, bs->in, ins);
 	b->bytes = (const uint8_t *)b->in + ins;
 	memcpy((void *)b->bytes, p, copied);
@@ -362,6 +396,7 @@ static __attribute__((noinline)) struct emu_block *block_check(struct emu_cpu *c
 	struct emu_core *c = emu_core_of(cpu);
 	struct emu_block *b = *s;
 	if (!b || b->gpa != gpa || b->mode != c->mode || !same_bytes(b, p)) {
+		c->blocks->builds++;
 		uint64_t next = (lin & X86_PAGE_MASK) + X86_PAGE_SIZE;
 		const struct emu_tlb_entry *t = tlb_of(c, next);
 		b = block_build(cpu->evm, gpa, c->mode, p, avail,
@@ -396,6 +431,38 @@ static inline struct emu_block *block_at(struct emu_cpu *cpu, struct emu_core *c
 	c->blk_rip = lin;
 	c->blk_n = b->n;
 	return b;
+}
+
+/* The handlers emu_fop_build chose for b's instructions (see struct
+ * emu_block). */
+static inline const fop_fn *block_built(const struct emu_block *b)
+{
+	return (const fop_fn *)(const void *)b->in - b->n;
+}
+
+/* Where the budget ends inside block b (k of its n instructions left,
+ * 0 < k < n): its first k as a block of their own, in the cache's scratch
+ * copy, to be run instead. Their handlers are those built for them, with
+ * the flags that nothing among the k looks at dropped and compares fused
+ * anew, so that the flags are exact after the k-th as at any block's end;
+ * the fields are b's, so that everything else (links, the exact handlers'
+ * in[], the way out) is as in b. The copy is only ever run from here, and
+ * nothing links to it. */
+static struct emu_block *block_prefix(struct emu_core *c, const struct emu_block *b,
+				      unsigned k)
+{
+	struct emu_blocks *bs = c->blocks;
+	struct emu_block *p = (struct emu_block *)(void *)bs->prefix;
+	const fop_fn *built = block_built(b);
+	*p = *b;
+	memcpy(p->op, b->op, sizeof(struct emu_fop) * k);
+	for (unsigned i = 0; i < k; i++)
+		p->op[i].fn = built[i];
+	p->n = (uint8_t)k;
+	emu_fops_finish(bs, p->op, k, b->op[k].off);
+	c->blk_n = k;
+	bs->prefixes++;
+	return p;
 }
 
 /* Run the block; false when something asks for the way back to the run
@@ -455,8 +522,10 @@ static inline struct emu_block *block_next(struct emu_cpu *cpu, struct emu_core 
 bool emu_block_run(struct emu_cpu *cpu)
 {
 	struct emu_core *c = emu_core_of(cpu);
-	if (c->mode != X86_MODE_LONG64)
+	if (c->mode != X86_MODE_LONG64) {
+		cpu->evm->blocks->steps[STEP_MODE]++;
 		return false;
+	}
 	if (c->dbg_armed && c->watch_gen != emu_dbg_watch_gen(cpu)) {
 		emu_tlb_flush(cpu);            /* filled again with the marks of now */
 		c->watch_gen = emu_dbg_watch_gen(cpu);
@@ -467,16 +536,31 @@ bool emu_block_run(struct emu_cpu *cpu)
 	c->irq_attn = emu_lapic_attention(cpu);
 	c->ftlb = c->tlb[c->cpl == 3];         /* plain instructions keep the CPL */
 	struct emu_block *b = block_at(cpu, c);
-	/* a block runs whole: near the end of the budget the exact path
-	 * steps the rest */
-	if (!b || c->budget_end - cpu->retired < b->n)
+	if (!b && !c->dbg_armed && tlb_of(c, cpu->rip)->tag_x != (cpu->rip & X86_PAGE_MASK)) {
+		/* the walk the exact path's fetch would do (and its fault, of
+		 * the instruction at RIP), then the block */
+		cpu->insn_start_rip = cpu->rip;
+		emu_tlb_fill_exec(cpu, cpu->rip);
+		c->blocks->tlb_fills++;
+		b = block_at(cpu, c);
+	}
+	if (!b) {
+		struct emu_tlb_entry *t = tlb_of(c, cpu->rip);
+		c->blocks->steps[t->tag_x != (cpu->rip & X86_PAGE_MASK) ? STEP_TLB : STEP_PLAIN]++;
 		return false;
+	}
 	c->blk_break = false;
 	c->event_in_insn = false;
 	c->rep_pending = false;
-	while (block_exec(cpu, c, b) && may_go_on(cpu, c)) {
+	/* blocks run whole, but one where the budget ends, whose first
+	 * instructions run as a block of their own */
+	for (;;) {
+		if (c->budget_end - cpu->retired < b->n)
+			b = block_prefix(c, b, (unsigned)(c->budget_end - cpu->retired));
+		if (!block_exec(cpu, c, b) || !may_go_on(cpu, c))
+			break;
 		b = block_next(cpu, c, c->blk_stop);
-		if (!b || c->budget_end - cpu->retired < b->n)
+		if (!b)
 			break;
 	}
 	if (c->dbg_armed && emu_dbg_data_hit(cpu)) {

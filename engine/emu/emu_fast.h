@@ -70,7 +70,9 @@ struct emu_fop {
 #define FOP_WSHIFT 4                   /* bits 4-6: log2 of the store's size */
 
 /* A block, as block_build lays it out in the arena: the header and
- * op[n + 1]; in[n] and the copy of its bytes in the cold arena. */
+ * op[n + 1]; in the cold arena the handlers emu_fop_build chose for its
+ * instructions (before emu_fops_finish and the native tier changed some:
+ * block_prefix starts from them), in[n] and the copy of its bytes. */
 struct emu_block {
 	uint64_t gpa;
 	uint64_t gen;                  /* emu_vm.code_gen it was last compared in */
@@ -105,8 +107,16 @@ struct fop_base_memo {
 };
 #define FOP_MEMO 512
 
+/* Why emu_block_run left an instruction to the exact path (step()), for
+ * VMDB_EMU_STATS. */
+enum { STEP_MODE, STEP_TLB, STEP_PLAIN, STEP_WHY };
+
 struct emu_blocks {
 	struct emu_block *slot[BLOCK_SLOTS];
+	uint64_t steps[STEP_WHY];      /* counted by reason */
+	uint64_t prefixes;             /* blocks cut short by the budget (block_prefix) */
+	uint64_t tlb_fills;            /* execute TLB misses filled by emu_block_run */
+	uint64_t builds;               /* blocks built */
 	uint8_t *arena, *cold;
 	size_t used, cold_used;
 	uint64_t flushes;              /* times the arena was emptied */
@@ -121,6 +131,10 @@ struct emu_blocks {
 	unsigned tail_len;
 	struct fop_flags_memo flags_memo[FOP_MEMO];
 	struct fop_base_memo base_memo[FOP_MEMO];
+	/* emu_fast.c's block_prefix: the first instructions of a block as a
+	 * block of their own (a struct emu_block and its op[]) */
+	_Alignas(16) uint8_t prefix[sizeof(struct emu_block) +
+				    (BLOCK_INSNS + 1) * sizeof(struct emu_fop)];
 };
 
 /* Has nothing written b's bytes since they were last compared? (a store

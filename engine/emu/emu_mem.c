@@ -58,14 +58,16 @@ enum emu_acc { ACC_R, ACC_W, ACC_X };
 #define EMU_TLBA_LARGE     2u      /* part of a 2 MiB page */
 #define EMU_TLBA_HUGE      4u      /* part of a 1 GiB (or 4 MiB) page */
 #define EMU_TLBA_SMAP_USER 8u      /* supervisor entry of a user page, allowed by AC */
+#define EMU_TLBA_LISTED    16u     /* the slot is in tlb_filled (kept when dropped) */
 
 void emu_tlb_flush(struct emu_cpu *cpu)
 {
 	struct emu_core *c = emu_core_of(cpu);
 	memset(c->tlb, 0xff, sizeof(c->tlb));
 	memset(c->tlb_attr, 0, sizeof(c->tlb_attr));
-	c->tlb_any_global = c->tlb_any_large = c->tlb_any_smap_user = false;
+	c->tlb_any_large = c->tlb_any_smap_user = false;
 	c->tlb_nr_large = 0;
+	c->tlb_nr_filled = 0;
 }
 
 /* A large page (2^shift bytes) at lin got an entry: a range of
@@ -112,20 +114,21 @@ static void tlb_drop(struct emu_core *c, unsigned user, unsigned i)
 {
 	struct emu_tlb_entry *t = &c->tlb[user][i];
 	t->tag_r = t->tag_w = t->tag_x = TAG_NONE;
-	c->tlb_attr[user][i] = 0;
+	c->tlb_attr[user][i] &= EMU_TLBA_LISTED;
 }
 
+/* Entries that are not global are only ever in slots of tlb_filled:
+ * those are dropped, the global ones kept (and no longer listed). */
 void emu_tlb_flush_nonglobal(struct emu_cpu *cpu)
 {
 	struct emu_core *c = emu_core_of(cpu);
-	if (!c->tlb_any_global) {
-		emu_tlb_flush(cpu);
-		return;
+	for (unsigned k = 0; k < c->tlb_nr_filled; k++) {
+		unsigned u = c->tlb_filled[k] / EMU_TLB_SIZE, i = c->tlb_filled[k] % EMU_TLB_SIZE;
+		if (!(c->tlb_attr[u][i] & EMU_TLBA_GLOBAL))
+			tlb_drop(c, u, i);
+		c->tlb_attr[u][i] &= (uint8_t)~EMU_TLBA_LISTED;
 	}
-	for (unsigned u = 0; u < 2; u++)
-		for (unsigned i = 0; i < EMU_TLB_SIZE; i++)
-			if (!(c->tlb_attr[u][i] & EMU_TLBA_GLOBAL))
-				tlb_drop(c, u, i);
+	c->tlb_nr_filled = 0;
 }
 
 /* The linear page an entry maps (TAG_NONE: none). */
@@ -392,8 +395,12 @@ static struct emu_tlb_entry *translate(struct emu_cpu *cpu, uint64_t lin, enum e
 	t->gpa = gpa_page;
 	t->host = vm_gpa_to_host(cpu->vcpu->vm, gpa_page, X86_PAGE_SIZE);
 	t->tag_r = t->tag_w = t->tag_x = TAG_NONE;
-	c->tlb_attr[user][slot] = attr;
-	c->tlb_any_global |= attr & EMU_TLBA_GLOBAL;
+	uint8_t listed = c->tlb_attr[user][slot] & EMU_TLBA_LISTED;
+	if (!listed && !(attr & EMU_TLBA_GLOBAL)) {
+		c->tlb_filled[c->tlb_nr_filled++] = (uint16_t)(user * EMU_TLB_SIZE + slot);
+		listed = EMU_TLBA_LISTED;
+	}
+	c->tlb_attr[user][slot] = attr | listed;
 	c->tlb_any_large |= attr & (EMU_TLBA_LARGE | EMU_TLBA_HUGE);
 	if (attr & (EMU_TLBA_LARGE | EMU_TLBA_HUGE))
 		tlb_note_large(c, lin, (attr & EMU_TLBA_HUGE) ? 30 : 21);
@@ -799,6 +806,11 @@ void emu_probe_write(struct emu_cpu *cpu, uint64_t lin, unsigned len)
 	translate(cpu, lin, ACC_W, user);
 	if (len > 1)
 		translate(cpu, lin + len - 1, ACC_W, user);
+}
+
+void emu_tlb_fill_exec(struct emu_cpu *cpu, uint64_t lin)
+{
+	translate(cpu, lin, ACC_X, emu_core_of(cpu)->cpl == 3);
 }
 
 /* Instruction bytes: a pointer into RAM when all 15 possible bytes are in
