@@ -396,7 +396,8 @@ HANDPICKED = {
     # emu's fast handlers of REP MOVS/STOS (a page at a time: these cross the
     # page boundary at RBP; an overlapping MOVSB is done one by one), SETcc
     # to memory, CMPXCHG/XADD/XCHG with memory (host atomics; misaligned:
-    # the exact way) and 16-byte stores (one across the page boundary)
+    # the exact way), 16-byte stores (one across the page boundary) and
+    # selector reads
     "fast_rep_atomic": (["leaq -100(%rbp), %rdi", "movl $300, %ecx", ("rep stosb", dict(rep=True)),
                          "leaq -40(%rbp), %rsi", "leaq 0x100(%rbp), %rdi", "movl $20, %ecx",
                          ("rep movsq", dict(rep=True)), "leaq -8(%rbp), %rsi",
@@ -409,7 +410,8 @@ HANDPICKED = {
                          "xchgq %rsi, 24(%rbp)", "xchgl 30(%rbp), %edi", "xchgq %r8, %r9",
                          "bswap %rax", "bswap %r9d", "cltq", "cwtl", "cqto", "cltd",
                          "movups %xmm1, -8(%rbp)", "movaps %xmm2, 32(%rbp)",
-                         "movdqu %xmm3, 5(%rbp)"],
+                         "movdqu %xmm3, 5(%rbp)", "movl %ss, %eax", "movq %cs, %rbx",
+                         "movw %ds, %cx"],
                         {"rax": 0x1122334455667788, "rbx": 0x99, "rdx": 0x8001,
                          "r8": -5, "r9": 0x0102030405060708}),
     # encodings: 87 C0 (xchg eax,eax zero-extends) against 90 (nop)

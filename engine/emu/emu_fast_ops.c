@@ -1113,6 +1113,15 @@ FOP(leave)
 	NEXT;
 }
 
+/* MOV r, Sreg: the selector, zero-extended into a 32- or 64-bit register
+ * (f->imm: the size), as mov_sreg */
+FOP(mov_r_sreg)
+{
+	(void)c;
+	gpr_put(cpu, f->r0, (unsigned)f->imm, emu_segreg(cpu, f->r1)->selector);
+	NEXT;
+}
+
 /* CLI where IOPL allows it (else the exact way's #GP, or VIF) */
 FOP(cli)
 {
@@ -1567,7 +1576,7 @@ static const fop_fn neutral_fns[] = {
 	nop, not_r8, not_r4, mov_rr8, mov_rr4, mov_rr2, mov_rr1, mov_ri8, mov_ri4, mov_ri2, mov_ri1, lea_r8, lea_r4,
 	movzx_rr8_1, movzx_rr8_2, movzx_rr8_4, movzx_rr4_1, movzx_rr4_2, movzx_rr4_4,
 	movsx_rr8_1, movsx_rr8_2, movsx_rr8_4, movsx_rr4_1, movsx_rr4_2, movsx_rr4_4,
-	xchg_rr8, xchg_rr4, bswap_r8, bswap_r4, cbw_a, cwd_a,
+	xchg_rr8, xchg_rr4, bswap_r8, bswap_r4, cbw_a, cwd_a, mov_r_sreg,
 };
 
 /* fn's entry of flag_forms / neutral_fns, through bs's memo. */
@@ -2207,6 +2216,14 @@ static fop_fn pick(const struct emu_insn *in, struct emu_fop *f)
 	case ZYDIS_MNEMONIC_IMUL:
 		return pick_imul(in, f);
 	case ZYDIS_MNEMONIC_MOV:
+		if (in->nops == 2 && a->kind == EMU_OP_REG && a->rclass == EMU_RC_GPR &&
+		    in->op[1].kind == EMU_OP_REG && in->op[1].rclass == EMU_RC_SEG &&
+		    in->op[1].reg <= EMU_GS) {
+			f->r0 = a->reg;
+			f->r1 = in->op[1].reg;
+			f->imm = a->size;
+			return mov_r_sreg;
+		}
 		return pick_mov(in, f);
 	case ZYDIS_MNEMONIC_LEA:
 		if (in->nops == 2 && (gpr_op(a, 8) || gpr_op(a, 4)) && in->asize == 8 &&
