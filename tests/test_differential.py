@@ -393,6 +393,27 @@ HANDPICKED = {
                         ("cmpxchg8b -0x40(%rbp)", dict(writes=dg.ZF)),
                         ("lock cmpxchg8b -0x40(%rbp)", dict(writes=dg.ZF))],
                        {"rcx": 0x1234567, "rdx": 0}),
+    # emu's fast handlers of REP MOVS/STOS (a page at a time: these cross the
+    # page boundary at RBP; an overlapping MOVSB is done one by one), SETcc
+    # to memory, CMPXCHG/XADD/XCHG with memory (host atomics; misaligned:
+    # the exact way), 16-byte stores (one across the page boundary) and
+    # selector reads
+    "fast_rep_atomic": (["leaq -100(%rbp), %rdi", "movl $300, %ecx", ("rep stosb", dict(rep=True)),
+                         "leaq -40(%rbp), %rsi", "leaq 0x100(%rbp), %rdi", "movl $20, %ecx",
+                         ("rep movsq", dict(rep=True)), "leaq -8(%rbp), %rsi",
+                         "leaq -5(%rbp), %rdi", "movl $40, %ecx", ("rep movsb", dict(rep=True)),
+                         "leaq -0x200(%rbp), %rdi", "movl $0, %ecx", ("rep stosq", dict(rep=True)),
+                         ("cmpq %rbx, %rax", A), ("setb 5(%rbp)", dict(reads=dg.CF)),
+                         ("setnz -1(%rbp)", dict(reads=dg.ZF)), "movq 16(%rbp), %rax",
+                         ("lock cmpxchgq %rbx, 16(%rbp)", A), ("cmpxchgl %ebx, 16(%rbp)", A),
+                         ("lock xaddl %ecx, 20(%rbp)", A), ("lock xaddw %dx, 7(%rbp)", A),
+                         "xchgq %rsi, 24(%rbp)", "xchgl 30(%rbp), %edi", "xchgq %r8, %r9",
+                         "bswap %rax", "bswap %r9d", "cltq", "cwtl", "cqto", "cltd",
+                         "movups %xmm1, -8(%rbp)", "movaps %xmm2, 32(%rbp)",
+                         "movdqu %xmm3, 5(%rbp)", "movl %ss, %eax", "movq %cs, %rbx",
+                         "movw %ds, %cx"],
+                        {"rax": 0x1122334455667788, "rbx": 0x99, "rdx": 0x8001,
+                         "r8": -5, "r9": 0x0102030405060708}),
     # encodings: 87 C0 (xchg eax,eax zero-extends) against 90 (nop)
     "xchg_nop": ([".byte 0x87, 0xc0", ".byte 0x90", ".byte 0x48, 0x90", "xchgl %ebx, %eax",
                   "movl %ecx, %ecx", ".byte 0x66, 0x90", "nopw 0(%rax,%rax,1)"],

@@ -36,6 +36,7 @@
 #define CR0_PG (1ull << 31)
 
 #define CR4_VME        (1ull << 0)
+#define CR4_TSD        (1ull << 2)
 #define CR4_PSE        (1ull << 4)
 #define CR4_DE         (1ull << 3)
 #define CR4_PAE        (1ull << 5)

@@ -118,6 +118,7 @@ struct emu_vm {
 	uint64_t code_marks;          /* bits set in code_bits so far: a vCPU re-marks its
 				       * TLB when this moved (emu_core.code_marks) */
 	uint64_t retired_gone;        /* instructions of vCPUs destroyed (emu_stats_report) */
+	uint64_t *insn_stats;         /* VMDB_EMU_STATS=1: counts per mnemonic (emu_stats.h) */
 	/* The debugger's watched ranges (engine_ops.set_watch); every vCPU's
 	 * emu_dbg points here. Changed only with every vCPU out of run(). */
 	struct engine_watch *watch;
@@ -354,12 +355,24 @@ void emu_write_bytes(struct emu_cpu *cpu, uint64_t lin, const void *buf, unsigne
  * for a locked access, translated for reading and then writing as the
  * instruction would (faults alike); NULL when not RAM or not aligned. */
 uint8_t *emu_lock_ptr(struct emu_cpu *cpu, uint64_t lin, unsigned size);
+/* 16-byte host compare-and-swap at p (16-aligned): *lo and *hi the
+ * expected value, replaced by what memory held when it differs (emu_exec.c). */
+bool emu_cas16(uint8_t *p, uint64_t *lo, uint64_t *hi, uint64_t nlo, uint64_t nhi);
 /* Host address of len bytes at lin when they are RAM inside one page,
  * translated for reading or writing at CPL as an access would (faults
  * alike; a write counts for the code map: the caller must write them);
  * NULL when not RAM or across pages. No watchpoint checks: callers run
  * with the debug part disarmed. */
 uint8_t *emu_ram_span(struct emu_cpu *cpu, uint64_t lin, unsigned len, bool write);
+/* Iterations of a REP string instruction run in one step, at most (then
+ * interrupts and kicks are looked at: emu_exec_str.c). */
+#define EMU_REP_BATCH 4096u
+/* Up to n iterations of REP MOVS/STOS (forward, 64-bit addresses) at once,
+ * as far as source and destination each stay RAM inside one page: what
+ * those iterations one by one do, their faults and RSI/RDI/RCX included
+ * (emu_ram_span: the debug part must be disarmed). How many ran; 0: none
+ * can run this way (another instruction or form, DF set, not RAM ...). */
+unsigned emu_rep_bulk(struct emu_cpu *cpu, const struct emu_insn *in, unsigned n);
 /* Check that a write of len bytes at lin would not fault (then do it). */
 void emu_probe_write(struct emu_cpu *cpu, uint64_t lin, unsigned len);
 /* The TLB's execute entry for lin's page filled, as a fetch from lin

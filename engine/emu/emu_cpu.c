@@ -29,6 +29,7 @@
 
 #include "engine/emu/emu_debug.h"
 #include "engine/emu/emu_platform.h"
+#include "engine/emu/emu_stats.h"
 
 #define MSR_TSC            0x10u
 #define MSR_PLATFORM_ID    0x17u
@@ -169,11 +170,13 @@ void emu_vm_init(struct emu_vm *evm, struct vm *vm, unsigned nr_cpus)
 	evm->vm = vm;
 	evm->nr_cpus = nr_cpus;
 	pthread_mutex_init(&evm->warn_lock, NULL);
+	emu_insn_stats_create(evm);
 }
 
 void emu_vm_fini(struct emu_vm *evm)
 {
 	pthread_mutex_destroy(&evm->warn_lock);
+	emu_insn_stats_destroy(evm);
 }
 
 void emu_core_init(struct emu_cpu *cpu, struct emu_core *core, struct emu_vm *evm,

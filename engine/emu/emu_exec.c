@@ -21,6 +21,7 @@
 
 #include "engine/emu/emu_debug.h"
 #include "engine/emu/emu_platform.h"
+#include "engine/emu/emu_stats.h"
 
 /* --- operands --------------------------------------------------------------- */
 
@@ -302,9 +303,7 @@ static bool cas_n(uint8_t *p, uint64_t old, uint64_t new, unsigned size)
 	}
 }
 
-/* 16-byte compare-and-swap: *lo and *hi the expected value, replaced by what
- * memory held when it differs. */
-static bool cas16(uint8_t *p, uint64_t *lo, uint64_t *hi, uint64_t nlo, uint64_t nhi)
+bool emu_cas16(uint8_t *p, uint64_t *lo, uint64_t *hi, uint64_t nlo, uint64_t nhi)
 {
 	bool ok;
 	__asm__ volatile("lock cmpxchg16b %1"
@@ -337,7 +336,7 @@ static bool cmpxchg_wide_locked(struct emu_cpu *cpu, const struct emu_insn *in)
 	uint64_t nlo = cpu->gpr[EMU_RBX] & m, nhi = cpu->gpr[EMU_RCX] & m;
 	bool ok;
 	if (half == 8) {
-		ok = cas16(p, &lo, &hi, nlo, nhi);
+		ok = emu_cas16(p, &lo, &hi, nlo, nhi);
 	} else {
 		uint64_t v = lo | hi << 32;
 		ok = __atomic_compare_exchange_n((uint64_t *)p, &v, nlo | nhi << 32, false,
@@ -407,6 +406,7 @@ static void step(struct emu_cpu *cpu)
 	c->event_in_insn = false;
 	c->rep_pending = false;
 	cpu->rip = next_rip(cpu, in->len);
+	emu_insn_stat(cpu->evm->insn_stats, EMU_STAT_STEP, in->mnemonic);
 	if (__builtin_expect(is_locked_rmw(in), 0))
 		exec_locked(cpu, in);
 	else

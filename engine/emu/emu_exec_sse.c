@@ -240,7 +240,12 @@ static void h_movnti(struct emu_cpu *cpu, const struct emu_insn *in)
 	emu_op_write(cpu, in, 0, emu_op_read(cpu, in, 1));
 }
 
-static void h_logic128(struct emu_cpu *cpu, const struct emu_insn *in)
+EMU_SSE_HOST_SHARED(pxor) EMU_SSE_HOST_SHARED(por) EMU_SSE_HOST_SHARED(pand)
+EMU_SSE_HOST_SHARED(pandn) EMU_SSE_HOST_SHARED(pcmpeqb) EMU_SSE_HOST_SHARED(pcmpeqw)
+EMU_SSE_HOST_SHARED(pcmpeqd)
+
+/* xmm = xmm OP xmm/m128 (aligned), OP: the host's own instruction */
+static void host_binop(struct emu_cpu *cpu, const struct emu_insn *in, emu_sse_host_fn fn)
 {
 	uint8_t a[16], b[16];
 	if (!emu_sse_is_xmm(&OP0)) {
@@ -250,38 +255,33 @@ static void h_logic128(struct emu_cpu *cpu, const struct emu_insn *in)
 	emu_sse_check(cpu);
 	memcpy(a, cpu->fpu.xmm[OP0.reg & 15], 16);
 	sse_read(cpu, in, 1, b, 16, true);
-	for (unsigned i = 0; i < 16; i++) {
-		switch (in->mnemonic) {
-		case ZYDIS_MNEMONIC_PXOR: case ZYDIS_MNEMONIC_XORPS: case ZYDIS_MNEMONIC_XORPD:
-			a[i] ^= b[i]; break;
-		case ZYDIS_MNEMONIC_POR: case ZYDIS_MNEMONIC_ORPS: case ZYDIS_MNEMONIC_ORPD:
-			a[i] |= b[i]; break;
-		case ZYDIS_MNEMONIC_PAND: case ZYDIS_MNEMONIC_ANDPS: case ZYDIS_MNEMONIC_ANDPD:
-			a[i] &= b[i]; break;
-		default:   /* PANDN, ANDNPS, ANDNPD */
-			a[i] = (uint8_t)(~a[i] & b[i]); break;
-		}
-	}
+	fn(a, b);
 	memcpy(cpu->fpu.xmm[OP0.reg & 15], a, 16);
+}
+
+static void h_logic128(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	switch (in->mnemonic) {
+	case ZYDIS_MNEMONIC_PXOR: case ZYDIS_MNEMONIC_XORPS: case ZYDIS_MNEMONIC_XORPD:
+		host_binop(cpu, in, emu_sse_host_pxor);
+		break;
+	case ZYDIS_MNEMONIC_POR: case ZYDIS_MNEMONIC_ORPS: case ZYDIS_MNEMONIC_ORPD:
+		host_binop(cpu, in, emu_sse_host_por);
+		break;
+	case ZYDIS_MNEMONIC_PAND: case ZYDIS_MNEMONIC_ANDPS: case ZYDIS_MNEMONIC_ANDPD:
+		host_binop(cpu, in, emu_sse_host_pand);
+		break;
+	default:   /* PANDN, ANDNPS, ANDNPD */
+		host_binop(cpu, in, emu_sse_host_pandn);
+		break;
+	}
 }
 
 static void h_pcmpeq(struct emu_cpu *cpu, const struct emu_insn *in)
 {
-	unsigned w = in->mnemonic == ZYDIS_MNEMONIC_PCMPEQB ? 1 :
-		     in->mnemonic == ZYDIS_MNEMONIC_PCMPEQW ? 2 : 4;
-	uint8_t a[16], b[16];
-	if (!emu_sse_is_xmm(&OP0)) {
-		emu_unimplemented(cpu, in);
-		return;
-	}
-	emu_sse_check(cpu);
-	memcpy(a, cpu->fpu.xmm[OP0.reg & 15], 16);
-	sse_read(cpu, in, 1, b, 16, true);
-	for (unsigned i = 0; i < 16; i += w) {
-		bool eq = memcmp(a + i, b + i, w) == 0;
-		memset(a + i, eq ? 0xff : 0, w);
-	}
-	memcpy(cpu->fpu.xmm[OP0.reg & 15], a, 16);
+	host_binop(cpu, in, in->mnemonic == ZYDIS_MNEMONIC_PCMPEQB ? emu_sse_host_pcmpeqb :
+			    in->mnemonic == ZYDIS_MNEMONIC_PCMPEQW ? emu_sse_host_pcmpeqw :
+			    emu_sse_host_pcmpeqd);
 }
 
 /* PMOVMSKB/MOVMSKPS/MOVMSKPD: the top bit of each byte/single/double. */

@@ -27,7 +27,6 @@
 #define OP1 (in->op[1])
 #define OP2 (in->op[2])
 
-typedef void (*host_fn)(uint8_t d[16], const uint8_t s[16]);
 typedef uint32_t (*host_imm_fn)(uint8_t d[16], const uint8_t s[16], unsigned imm, uint32_t csr);
 
 /* The host instructions need an SSE4.2 host (every x86-64-v2 CPU); on an
@@ -45,7 +44,7 @@ static bool xmm_dst_src(struct emu_cpu *cpu, const struct emu_insn *in)
 
 /* --- no immediate: dst = dst OP src ------------------------------------------------- */
 
-static void binop(struct emu_cpu *cpu, const struct emu_insn *in, host_fn fn)
+static void binop(struct emu_cpu *cpu, const struct emu_insn *in, emu_sse_host_fn fn)
 {
 	uint8_t d[16], s[16];
 	if (!xmm_dst_src(cpu, in))
@@ -63,7 +62,13 @@ static void binop(struct emu_cpu *cpu, const struct emu_insn *in, host_fn fn)
 		binop(cpu, in, host_##name);                                                 \
 	}
 
-HOST_BINOP(pshufb) HOST_BINOP(phaddw) HOST_BINOP(phaddd) HOST_BINOP(phaddsw)
+EMU_SSE_HOST_SHARED(pshufb)
+static void h_pshufb(struct emu_cpu *cpu, const struct emu_insn *in)
+{
+	binop(cpu, in, emu_sse_host_pshufb);
+}
+
+HOST_BINOP(phaddw) HOST_BINOP(phaddd) HOST_BINOP(phaddsw)
 HOST_BINOP(phsubw) HOST_BINOP(phsubd) HOST_BINOP(phsubsw) HOST_BINOP(pmaddubsw)
 HOST_BINOP(pmulhrsw) HOST_BINOP(psignb) HOST_BINOP(psignw) HOST_BINOP(psignd)
 HOST_BINOP(pabsb) HOST_BINOP(pabsw) HOST_BINOP(pabsd)

@@ -21,11 +21,10 @@
 #define OP1 (in->op[1])
 #define OP2 (in->op[2])
 
-typedef void (*host_fn)(uint8_t d[16], const uint8_t s[16]);
 
 /* dst = dst OP src for an XMM destination. An immediate source (the shift
  * forms 66 0F 71-73 /n ib) is the same as an XMM count holding it. */
-static void int_binop(struct emu_cpu *cpu, const struct emu_insn *in, host_fn fn)
+static void int_binop(struct emu_cpu *cpu, const struct emu_insn *in, emu_sse_host_fn fn)
 {
 	uint8_t d[16], s[16];
 	if (!emu_sse_is_xmm(&OP0) || (OP1.kind == EMU_OP_REG && !emu_sse_is_xmm(&OP1))) {
@@ -45,12 +44,19 @@ static void int_binop(struct emu_cpu *cpu, const struct emu_insn *in, host_fn fn
 	{                                                                                    \
 		int_binop(cpu, in, host_##name);                                             \
 	}
+/* the same for one of emu_sse.h's shared list */
+#define SHARED_BINOP(name)                                                                  \
+	EMU_SSE_HOST_SHARED(name)                                                            \
+	static void h_##name(struct emu_cpu *cpu, const struct emu_insn *in)                 \
+	{                                                                                    \
+		int_binop(cpu, in, emu_sse_host_##name);                                     \
+	}
 
-HOST_BINOP(paddb, "paddb") HOST_BINOP(paddw, "paddw") HOST_BINOP(paddd, "paddd")
-HOST_BINOP(paddq, "paddq") HOST_BINOP(paddsb, "paddsb") HOST_BINOP(paddsw, "paddsw")
+SHARED_BINOP(paddb) SHARED_BINOP(paddw) SHARED_BINOP(paddd)
+SHARED_BINOP(paddq) HOST_BINOP(paddsb, "paddsb") HOST_BINOP(paddsw, "paddsw")
 HOST_BINOP(paddusb, "paddusb") HOST_BINOP(paddusw, "paddusw")
-HOST_BINOP(psubb, "psubb") HOST_BINOP(psubw, "psubw") HOST_BINOP(psubd, "psubd")
-HOST_BINOP(psubq, "psubq") HOST_BINOP(psubsb, "psubsb") HOST_BINOP(psubsw, "psubsw")
+SHARED_BINOP(psubb) SHARED_BINOP(psubw) SHARED_BINOP(psubd)
+SHARED_BINOP(psubq) HOST_BINOP(psubsb, "psubsb") HOST_BINOP(psubsw, "psubsw")
 HOST_BINOP(psubusb, "psubusb") HOST_BINOP(psubusw, "psubusw")
 HOST_BINOP(pcmpgtb, "pcmpgtb") HOST_BINOP(pcmpgtw, "pcmpgtw") HOST_BINOP(pcmpgtd, "pcmpgtd")
 HOST_BINOP(pmullw, "pmullw") HOST_BINOP(pmulhw, "pmulhw") HOST_BINOP(pmulhuw, "pmulhuw")
@@ -58,13 +64,13 @@ HOST_BINOP(pmuludq, "pmuludq") HOST_BINOP(pmaddwd, "pmaddwd") HOST_BINOP(psadbw,
 HOST_BINOP(pavgb, "pavgb") HOST_BINOP(pavgw, "pavgw")
 HOST_BINOP(pminub, "pminub") HOST_BINOP(pmaxub, "pmaxub")
 HOST_BINOP(pminsw, "pminsw") HOST_BINOP(pmaxsw, "pmaxsw")
-HOST_BINOP(psllw, "psllw") HOST_BINOP(pslld, "pslld") HOST_BINOP(psllq, "psllq")
-HOST_BINOP(psrlw, "psrlw") HOST_BINOP(psrld, "psrld") HOST_BINOP(psrlq, "psrlq")
-HOST_BINOP(psraw, "psraw") HOST_BINOP(psrad, "psrad")
-HOST_BINOP(punpcklbw, "punpcklbw") HOST_BINOP(punpcklwd, "punpcklwd")
-HOST_BINOP(punpckldq, "punpckldq") HOST_BINOP(punpcklqdq, "punpcklqdq")
-HOST_BINOP(punpckhbw, "punpckhbw") HOST_BINOP(punpckhwd, "punpckhwd")
-HOST_BINOP(punpckhdq, "punpckhdq") HOST_BINOP(punpckhqdq, "punpckhqdq")
+SHARED_BINOP(psllw) SHARED_BINOP(pslld) SHARED_BINOP(psllq)
+SHARED_BINOP(psrlw) SHARED_BINOP(psrld) SHARED_BINOP(psrlq)
+SHARED_BINOP(psraw) SHARED_BINOP(psrad)
+SHARED_BINOP(punpcklbw) SHARED_BINOP(punpcklwd)
+SHARED_BINOP(punpckldq) SHARED_BINOP(punpcklqdq)
+SHARED_BINOP(punpckhbw) SHARED_BINOP(punpckhwd)
+SHARED_BINOP(punpckhdq) SHARED_BINOP(punpckhqdq)
 HOST_BINOP(packsswb, "packsswb") HOST_BINOP(packssdw, "packssdw")
 HOST_BINOP(packuswb, "packuswb")
 HOST_BINOP(unpcklps, "unpcklps") HOST_BINOP(unpckhps, "unpckhps")

@@ -15,7 +15,6 @@
 #include <string.h>
 #include <Zydis/Zydis.h>
 
-#define EMU_REP_BATCH 4096u
 
 enum str_kind { STR_MOVS, STR_STOS, STR_LODS, STR_CMPS, STR_SCAS, STR_INS, STR_OUTS };
 
@@ -139,6 +138,28 @@ static unsigned str_bulk(struct emu_cpu *cpu, const struct emu_insn *in, enum st
 	cpu->gpr[EMU_RDI] += len;
 	cpu->gpr[EMU_RCX] -= n;
 	return n;
+}
+
+unsigned emu_rep_bulk(struct emu_cpu *cpu, const struct emu_insn *in, unsigned n)
+{
+	unsigned size = in->osize ? in->osize : 1;
+	enum str_kind k;
+	switch (in->mnemonic) {
+	case ZYDIS_MNEMONIC_MOVSB: case ZYDIS_MNEMONIC_MOVSW: case ZYDIS_MNEMONIC_MOVSD:
+	case ZYDIS_MNEMONIC_MOVSQ:
+		k = STR_MOVS;
+		break;
+	case ZYDIS_MNEMONIC_STOSB: case ZYDIS_MNEMONIC_STOSW: case ZYDIS_MNEMONIC_STOSD:
+	case ZYDIS_MNEMONIC_STOSQ:
+		k = STR_STOS;
+		break;
+	default:
+		return 0;
+	}
+	if (!(in->flags & EMU_I_REP) || in->opmap != ZYDIS_OPCODE_MAP_DEFAULT ||
+	    (cpu->rflags & RFLAGS_DF))
+		return 0;
+	return str_bulk(cpu, in, k, size, (int64_t)size, n);
 }
 
 static void str_run(struct emu_cpu *cpu, const struct emu_insn *in, enum str_kind k)

@@ -93,6 +93,7 @@
 #include <Zydis/Zydis.h>
 
 #include "engine/emu/emu_jit.h"
+#include "engine/emu/emu_stats.h"
 #include "x86/insn.h"
 
 
@@ -161,15 +162,15 @@ void emu_stats_report(struct emu_vm *evm)
 		(unsigned long long)(evm->blocks ? evm->blocks->flushes : 0),
 		(unsigned long long)jit_blocks, (unsigned long long)jit_insns);
 	const struct emu_blocks *bs = evm->blocks;
-	if (!bs)
-		return;
-	fprintf(stderr, "vmdb: emu: %llu blocks built; instructions stepped where no block "
-		"could run: %llu not in 64-bit mode, %llu execute TLB misses left to the fetch, "
-		"%llu not plain; %llu execute TLB misses filled for a block, "
-		"%llu blocks cut short where the budget ended\n",
-		(unsigned long long)bs->builds, (unsigned long long)bs->steps[STEP_MODE],
-		(unsigned long long)bs->steps[STEP_TLB], (unsigned long long)bs->steps[STEP_PLAIN],
-		(unsigned long long)bs->tlb_fills, (unsigned long long)bs->prefixes);
+	if (bs)
+		fprintf(stderr, "vmdb: emu: %llu blocks built; instructions stepped where no block "
+			"could run: %llu not in 64-bit mode, %llu execute TLB misses left to the fetch, "
+			"%llu not plain; %llu execute TLB misses filled for a block, "
+			"%llu blocks cut short where the budget ended\n",
+			(unsigned long long)bs->builds, (unsigned long long)bs->steps[STEP_MODE],
+			(unsigned long long)bs->steps[STEP_TLB], (unsigned long long)bs->steps[STEP_PLAIN],
+			(unsigned long long)bs->tlb_fills, (unsigned long long)bs->prefixes);
+	emu_insn_stats_report(evm);
 }
 
 /* --- building blocks ---------------------------------------------------------------- */

@@ -67,7 +67,7 @@ struct emu_fop {
 #define FOP_LINK 0x2                   /* a direct branch, RET or the end marker: has link */
 #define FOP_WMEM 0x4                   /* a specialised store: at f_lin ... */
 #define FOP_WSTK 0x8                   /* ... or below RSP (push, call) */
-#define FOP_WSHIFT 4                   /* bits 4-5: log2 of the store's size */
+#define FOP_WSHIFT 4                   /* bits 4-6: log2 of the store's size */
 
 /* A block, as block_build lays it out in the arena: the header and
  * op[n + 1]; in the cold arena the handlers emu_fop_build chose for its

@@ -20,6 +20,7 @@
 #include "engine/emu/emu_debug.h"
 #include "engine/emu/emu_flags.h"
 #include "engine/emu/emu_sse.h"
+#include "engine/emu/emu_stats.h"
 #include "x86/insn.h"
 
 /* --- operands -------------------------------------------------------------------- */
@@ -120,10 +121,13 @@ static inline const struct emu_insn *insn_of(const struct emu_fop *f)
 	return &block_of(f)->in[f->idx];
 }
 
-/* Anything without a specialised form: the exact handler. */
-static unsigned f_exact(struct emu_cpu *cpu, struct emu_core *c, const struct emu_fop *f)
+/* The exact handler runs f's instruction (counted as `way`, emu_stats.h);
+ * with FOP_MEMW the block ends after it (it may have stored into code). */
+static inline unsigned exact_way(struct emu_cpu *cpu, struct emu_core *c,
+				 const struct emu_fop *f, unsigned way)
 {
 	const struct emu_insn *in = insn_of(f);
+	emu_insn_stat(cpu->evm->insn_stats, way, in->mnemonic);
 	sync_at(cpu, c, f);
 	emu_flags_sync(cpu);
 	in->fn(cpu, in);
@@ -132,6 +136,12 @@ static unsigned f_exact(struct emu_cpu *cpu, struct emu_core *c, const struct em
 	if (c->blk_break || cpu->rip != c->blk_rip + f->end)
 		return stop(c, f, FS_JUMP);
 	NEXT;
+}
+
+/* Anything without a specialised form: the exact handler. */
+static unsigned f_exact(struct emu_cpu *cpu, struct emu_core *c, const struct emu_fop *f)
+{
+	return exact_way(cpu, c, f, EMU_STAT_EXACT);
 }
 
 /* An instruction that goes on into the next page (the last of its
@@ -161,13 +171,14 @@ static __attribute__((noinline)) unsigned f_miss(struct emu_cpu *cpu, struct emu
 {
 	const struct emu_insn *in = insn_of(f);
 	uint64_t wlin = 0;
+	emu_insn_stat(cpu->evm->insn_stats, EMU_STAT_MISS, in->mnemonic);
 	if (f->flags & FOP_WMEM)
 		wlin = (f->flags & FOP_WSTK) ? cpu->gpr[EMU_RSP] - 8 : f_lin(cpu, c, f);
 	sync_at(cpu, c, f);
 	emu_flags_sync(cpu);
 	in->fn(cpu, in);
 	if (f->flags & FOP_WMEM)
-		stored(c, wlin, 1u << ((f->flags >> FOP_WSHIFT) & 3));
+		stored(c, wlin, 1u << ((f->flags >> FOP_WSHIFT) & 7));
 	if (c->dbg_armed && emu_dbg_data_hit(cpu))
 		c->blk_break = true;       /* emu_block_run ends the instruction */
 	if (c->blk_break || cpu->rip != c->blk_rip + f->end)
@@ -181,12 +192,14 @@ static __attribute__((noinline)) unsigned f_miss(struct emu_cpu *cpu, struct emu
  * when both are one page. A write tag with EMU_TAG_CODE never matches:
  * stores into frames that hold blocks take the slow way, which checks for
  * code. */
-#define ACCESS(p, lin, s, w)                                                                  \
+#define ACCESS(p, lin, s, w) ACCESS_OR(p, lin, s, w, f_miss(cpu, c, f))
+/* The same with another way than f_miss when the TLB does not allow it. */
+#define ACCESS_OR(p, lin, s, w, miss)                                                         \
 	uint64_t p##_lin = (lin);                                                             \
 	const struct emu_tlb_entry *p##_t = tlb_of(c, p##_lin);                               \
 	if (__builtin_expect(((w) ? p##_t->tag_w : p##_t->tag_r) !=                           \
 			     ((p##_lin + (s) - 1) & X86_PAGE_MASK), 0))                       \
-		return f_miss(cpu, c, f);                                                     \
+		return miss;                                                                  \
 	uint8_t *p = p##_t->host + (p##_lin & (X86_PAGE_SIZE - 1))
 #define RD(p, lin, s) ACCESS(p, lin, s, 0)
 #define WR(p, lin, s) ACCESS(p, lin, s, 1)
@@ -490,6 +503,63 @@ FOP(div_m##S)                                                                   
 DEF_DIV(8)
 DEF_DIV(4)
 
+/* MUL r/m64, r/m32: RDX:RAX = RAX * v; CF = OF = the high half is not 0,
+ * SF/ZF/PF of the low half, AF 0 (as h_mul leaves them) */
+static inline void multiply(struct emu_cpu *cpu, struct emu_core *c, uint64_t v, unsigned s)
+{
+	unsigned __int128 p = (unsigned __int128)gpr_get(cpu, EMU_RAX, s) * (v & msk(s));
+	uint64_t lo = (uint64_t)p & msk(s), hi = s == 8 ? (uint64_t)(p >> 64) : (uint64_t)p >> 32;
+	gpr_put(cpu, EMU_RAX, s, lo);
+	gpr_put(cpu, EMU_RDX, s, hi);
+	emu_lf_record(c, EMU_LF_LOGIC_CO, lo, hi ? 3 : 0, lo, s);
+}
+
+#define DEF_MUL(S)                                                                            \
+FOP(mul_r##S)                                                                                 \
+{                                                                                             \
+	multiply(cpu, c, cpu->gpr[f->r0], S);                                                 \
+	NEXT;                                                                                 \
+}                                                                                             \
+FOP(mul_m##S)                                                                                 \
+{                                                                                             \
+	RD(p, f_lin(cpu, c, f), S);                                                           \
+	multiply(cpu, c, load(p, S), S);                                                      \
+	NEXT;                                                                                 \
+}
+DEF_MUL(8)
+DEF_MUL(4)
+
+/* BSF/BSR r, r/m (f->imm: BSR): ZF = the source is 0, which leaves the
+ * destination alone; the other flags as they were (h_bsf_bsr) */
+static inline void bitscan(struct emu_cpu *cpu, const struct emu_fop *f, uint64_t v, unsigned s)
+{
+	v &= msk(s);
+	emu_flags_sync(cpu);
+	if (!v) {
+		cpu->rflags |= RFLAGS_ZF;
+		return;
+	}
+	gpr_put(cpu, f->r0, s, f->imm ? (uint64_t)(63 - __builtin_clzll(v)) :
+				(uint64_t)__builtin_ctzll(v));
+	cpu->rflags &= ~RFLAGS_ZF;
+}
+
+#define DEF_BITSCAN(S)                                                                        \
+FOP(bitscan_rr##S)                                                                            \
+{                                                                                             \
+	(void)c;                                                                              \
+	bitscan(cpu, f, cpu->gpr[f->r1], S);                                                  \
+	NEXT;                                                                                 \
+}                                                                                             \
+FOP(bitscan_rm##S)                                                                            \
+{                                                                                             \
+	RD(p, f_lin(cpu, c, f), S);                                                           \
+	bitscan(cpu, f, load(p, S), S);                                                       \
+	NEXT;                                                                                 \
+}
+DEF_BITSCAN(8)
+DEF_BITSCAN(4)
+
 /* BT/BTS/BTR/BTC r/m, imm (the bit: f->imm, already below the width):
  * CF = the bit, the other flags as they were (h_bt) */
 static inline void set_cf(struct emu_cpu *cpu, bool cf)
@@ -528,7 +598,35 @@ FOP(NAME##_mi##S)                                                               
 	set_cf(cpu, v & bit);                                                                 \
 	NEXT;                                                                                 \
 }
-#define DEF_BT3(NAME, OP) DEF_BT(NAME, OP, 8) DEF_BT(NAME, OP, 4) DEF_BT(NAME, OP, 2)
+/* ... r/m, r (the bit offset: register r1). With memory the offset,
+ * signed, reaches beyond the operand (to the operand-sized word that holds
+ * the bit, as h_bt); a store there is not at f_lin, so when the TLB does
+ * not allow the access the exact way runs it and, storing (FOP_MEMW), ends
+ * the block. */
+#define DEF_BT_R(NAME, OP, S)                                                                 \
+FOP(NAME##_rr##S)                                                                             \
+{                                                                                             \
+	uint64_t v = gpr_get(cpu, f->r0, S), bit = 1ull << (cpu->gpr[f->r1] & (S * 8 - 1));   \
+	if ((OP) != BT_TEST)                                                                  \
+		gpr_put(cpu, f->r0, S, bt_apply(OP, v, bit));                                 \
+	set_cf(cpu, v & bit);                                                                 \
+	NEXT;                                                                                 \
+}                                                                                             \
+FOP(NAME##_mr##S)                                                                             \
+{                                                                                             \
+	uint64_t off = cpu->gpr[f->r1] & msk(S);                                              \
+	unsigned b = (unsigned)(off & (S * 8 - 1));                                           \
+	int64_t word = ((int64_t)emu_sext(off, S) - (int64_t)b) / (S * 8);                    \
+	ACCESS_OR(p, f_lin(cpu, c, f) + (uint64_t)(word * S), S, (OP) != BT_TEST,             \
+		  exact_way(cpu, c, f, EMU_STAT_MISS));                                       \
+	uint64_t v = load(p, S), bit = 1ull << b;                                             \
+	if ((OP) != BT_TEST)                                                                  \
+		store(p, S, bt_apply(OP, v, bit));                                            \
+	set_cf(cpu, v & bit);                                                                 \
+	NEXT;                                                                                 \
+}
+#define DEF_BT3(NAME, OP) DEF_BT(NAME, OP, 8) DEF_BT(NAME, OP, 4) DEF_BT(NAME, OP, 2)         \
+			  DEF_BT_R(NAME, OP, 8) DEF_BT_R(NAME, OP, 4) DEF_BT_R(NAME, OP, 2)
 DEF_BT3(bt, BT_TEST)
 DEF_BT3(bts, BT_SET)
 DEF_BT3(btr, BT_RESET)
@@ -869,33 +967,221 @@ FOP(pushf)
 	NEXT;
 }
 
+/* --- atomics, conversions, strings --------------------------------------------- */
+
+/* CMPXCHG / XADD / XCHG m, r (f->r1): one host atomic operation on the
+ * naturally aligned operand, so that they stay atomic against the host
+ * threads of other vCPUs, as the exact way makes them (emu_exec.c
+ * exec_locked), LOCK or not (XCHG with memory always is); a misaligned one
+ * takes the exact way. The accumulator (CMPXCHG) or the register (XADD,
+ * XCHG) as the SDM says, the flags of CMP RAX, m (CMPXCHG) or of the
+ * addition (XADD). */
+#define ALIGNED_WR(p, S)                                                                      \
+	uint64_t p##_a = f_lin(cpu, c, f);                                                    \
+	if (__builtin_expect((S) > 1 && (p##_a & ((S) - 1)), 0))                              \
+		return f_miss(cpu, c, f);                                                     \
+	WR(p, p##_a, S)
+
+#define DEF_ATOMIC(S, T)                                                                      \
+FOP(cmpxchg_m##S)                                                                             \
+{                                                                                             \
+	ALIGNED_WR(p, S);                                                                     \
+	T acc = (T)cpu->gpr[EMU_RAX], old = acc;                                              \
+	if (!__atomic_compare_exchange_n((T *)p, &old, (T)cpu->gpr[f->r1], false,             \
+					 __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))                 \
+		gpr_put(cpu, EMU_RAX, S, old);                                                \
+	emu_lf_record(c, EMU_LF_SUB, acc, old, (uint64_t)acc - old, S);                       \
+	NEXT;                                                                                 \
+}                                                                                             \
+FOP(xadd_m##S)                                                                                \
+{                                                                                             \
+	ALIGNED_WR(p, S);                                                                     \
+	T b = (T)cpu->gpr[f->r1];                                                             \
+	T a = __atomic_fetch_add((T *)p, b, __ATOMIC_SEQ_CST);                                \
+	gpr_put(cpu, f->r1, S, a);                                                            \
+	emu_lf_record(c, EMU_LF_ADD, a, b, (uint64_t)a + b, S);                               \
+	NEXT;                                                                                 \
+}                                                                                             \
+FOP(xchg_m##S)                                                                                \
+{                                                                                             \
+	ALIGNED_WR(p, S);                                                                     \
+	gpr_put(cpu, f->r1, S, __atomic_exchange_n((T *)p, (T)cpu->gpr[f->r1], __ATOMIC_SEQ_CST)); \
+	NEXT;                                                                                 \
+}
+DEF_ATOMIC(8, uint64_t)
+DEF_ATOMIC(4, uint32_t)
+DEF_ATOMIC(2, uint16_t)
+DEF_ATOMIC(1, uint8_t)
+
+/* CMPXCHG8B / CMPXCHG16B m: EDX:EAX / RDX:RAX against the operand, ECX:EBX
+ * / RCX:RBX stored when equal, else loaded (the operand naturally aligned:
+ * one host compare-and-swap, as exec_locked; else the exact way, with its
+ * #GP for a misaligned CMPXCHG16B); only ZF changes */
+static inline void cas_done(struct emu_cpu *cpu, bool ok, uint64_t lo, uint64_t hi, unsigned half)
+{
+	emu_flags_sync(cpu);
+	if (ok) {
+		cpu->rflags |= RFLAGS_ZF;
+		return;
+	}
+	gpr_put(cpu, EMU_RAX, half, lo);
+	gpr_put(cpu, EMU_RDX, half, hi);
+	cpu->rflags &= ~RFLAGS_ZF;
+}
+
+FOP(cmpxchg8b_m)
+{
+	ALIGNED_WR(p, 8);
+	uint64_t old = (uint32_t)cpu->gpr[EMU_RAX] | cpu->gpr[EMU_RDX] << 32;
+	uint64_t new = (uint32_t)cpu->gpr[EMU_RBX] | cpu->gpr[EMU_RCX] << 32;
+	bool ok = __atomic_compare_exchange_n((uint64_t *)p, &old, new, false, __ATOMIC_SEQ_CST,
+					      __ATOMIC_SEQ_CST);
+	cas_done(cpu, ok, (uint32_t)old, old >> 32, 4);
+	NEXT;
+}
+
+FOP(cmpxchg16b_m)
+{
+	ALIGNED_WR(p, 16);
+	uint64_t lo = cpu->gpr[EMU_RAX], hi = cpu->gpr[EMU_RDX];
+	bool ok = emu_cas16(p, &lo, &hi, cpu->gpr[EMU_RBX], cpu->gpr[EMU_RCX]);
+	cas_done(cpu, ok, lo, hi, 8);
+	NEXT;
+}
+
+/* XCHG r, r; BSWAP r */
+#define DEF_SWAP(S)                                                                           \
+FOP(xchg_rr##S)                                                                               \
+{                                                                                             \
+	(void)c;                                                                              \
+	uint64_t a = cpu->gpr[f->r0], b = cpu->gpr[f->r1];                                    \
+	gpr_put(cpu, f->r0, S, b);                                                            \
+	gpr_put(cpu, f->r1, S, a);                                                            \
+	NEXT;                                                                                 \
+}
+DEF_SWAP(8)
+DEF_SWAP(4)
+
+FOP(bswap_r8)
+{
+	(void)c;
+	cpu->gpr[f->r0] = __builtin_bswap64(cpu->gpr[f->r0]);
+	NEXT;
+}
+
+FOP(bswap_r4)
+{
+	(void)c;
+	cpu->gpr[f->r0] = __builtin_bswap32((uint32_t)cpu->gpr[f->r0]);
+	NEXT;
+}
+
+/* CBW/CWDE/CDQE: the lower half of the accumulator sign-extended into all
+ * of it; CWD/CDQ/CQO: its sign into RDX (f->imm: the operand size) */
+FOP(cbw_a)
+{
+	(void)c;
+	unsigned s = (unsigned)f->imm;
+	gpr_put(cpu, EMU_RAX, s, emu_sext(cpu->gpr[EMU_RAX] & msk(s / 2), s / 2));
+	NEXT;
+}
+
+FOP(cwd_a)
+{
+	(void)c;
+	unsigned s = (unsigned)f->imm;
+	gpr_put(cpu, EMU_RDX, s, (cpu->gpr[EMU_RAX] >> (s * 8 - 1)) & 1 ? ~0ull : 0);
+	NEXT;
+}
+
+/* SETcc m8 */
+FOP(setcc_m)
+{
+	WR(p, f_lin(cpu, c, f), 1);
+	store(p, 1, emu_cond_now(cpu, c, (unsigned)f->imm));
+	NEXT;
+}
+
+/* LEAVE (64-bit): RSP = RBP, then POP RBP */
+FOP(leave)
+{
+	uint64_t bp = cpu->gpr[EMU_RBP];
+	RD(p, bp, 8);
+	uint64_t v = load(p, 8);
+	cpu->gpr[EMU_RSP] = bp + 8;
+	cpu->gpr[EMU_RBP] = v;
+	NEXT;
+}
+
+/* MOV r, Sreg: the selector, zero-extended into a 32- or 64-bit register
+ * (f->imm: the size), as mov_sreg */
+FOP(mov_r_sreg)
+{
+	(void)c;
+	gpr_put(cpu, f->r0, (unsigned)f->imm, emu_segreg(cpu, f->r1)->selector);
+	NEXT;
+}
+
+/* CLI where IOPL allows it (else the exact way's #GP, or VIF) */
+FOP(cli)
+{
+	if (__builtin_expect(c->cpl > ((cpu->rflags & RFLAGS_IOPL_MASK) >> 12), 0))
+		return f_miss(cpu, c, f);
+	cpu->rflags &= ~RFLAGS_IF;
+	NEXT;
+}
+
+/* RDTSC, RDTSCP (f->imm): time is the retired count (sync_at); CR4.TSD
+ * outside ring 0 is the exact way's #GP */
+FOP(rdtsc)
+{
+	if (__builtin_expect((cpu->sregs.cr4 & CR4_TSD) && c->cpl != 0, 0))
+		return f_miss(cpu, c, f);
+	sync_at(cpu, c, f);
+	uint64_t t = emu_tsc(cpu);
+	cpu->gpr[EMU_RAX] = (uint32_t)t;
+	cpu->gpr[EMU_RDX] = t >> 32;
+	if (f->imm)
+		cpu->gpr[EMU_RCX] = (uint32_t)cpu->msr_tsc_aux;
+	NEXT;
+}
+
+/* REP MOVS / REP STOS, forward, 64-bit addresses: a page at a time as
+ * emu_exec_str.c does them (emu_rep_bulk), up to a batch of iterations,
+ * without leaving the block when they are all done; what is left (an
+ * iteration that is not RAM in one page, more than a batch, a watched
+ * page) the exact handler does, which ends the block (FOP_MEMW). A store
+ * into code counts as it does after any exact store (stored). */
+FOP(rep_str)
+{
+	const struct emu_insn *in = insn_of(f);
+	unsigned size = in->osize ? in->osize : 1, done = 0;
+	if (__builtin_expect(c->dbg_armed, 0))
+		return exact_way(cpu, c, f, EMU_STAT_MISS);
+	sync_at(cpu, c, f);                /* emu_rep_bulk may fault */
+	while (cpu->gpr[EMU_RCX] && done < EMU_REP_BATCH) {
+		uint64_t dst = cpu->gpr[EMU_RDI];
+		unsigned n = emu_rep_bulk(cpu, in, EMU_REP_BATCH - done);
+		if (!n)
+			break;
+		stored(c, dst, n * size);
+		done += n;
+	}
+	if (cpu->gpr[EMU_RCX])
+		return exact_way(cpu, c, f, EMU_STAT_MISS);
+	if (c->blk_break)
+		return stop(c, f, FS_JUMP);
+	NEXT;
+}
+
 /* --- SSE on XMM registers -------------------------------------------------------- */
 
 /* The integer and logic instructions the guests use most, and the moves,
  * as the exact handlers (emu_exec_sse*.c) do them: the operation is the
- * host's own instruction on the operand values (host_*), a 16-byte memory
+ * host's own instruction on the operand values (emu_sse.h), a 16-byte memory
  * operand must be aligned. Anything else than a plain case takes the exact
  * way (f_miss), which raises what is due: #UD/#NM when the SSE state is
  * off (CR0.EM, CR0.TS, CR4.OSFXSR), #GP for a misaligned operand. */
-typedef void (*sse_fn)(uint8_t d[16], const uint8_t s[16]);
-
-EMU_SSE_HOST_BINOP(pxor, "pxor") EMU_SSE_HOST_BINOP(por, "por")
-EMU_SSE_HOST_BINOP(pand, "pand") EMU_SSE_HOST_BINOP(pandn, "pandn")
-EMU_SSE_HOST_BINOP(pcmpeqb, "pcmpeqb") EMU_SSE_HOST_BINOP(pcmpeqw, "pcmpeqw")
-EMU_SSE_HOST_BINOP(pcmpeqd, "pcmpeqd")
-EMU_SSE_HOST_BINOP(paddb, "paddb") EMU_SSE_HOST_BINOP(paddw, "paddw")
-EMU_SSE_HOST_BINOP(paddd, "paddd") EMU_SSE_HOST_BINOP(paddq, "paddq")
-EMU_SSE_HOST_BINOP(psubb, "psubb") EMU_SSE_HOST_BINOP(psubw, "psubw")
-EMU_SSE_HOST_BINOP(psubd, "psubd") EMU_SSE_HOST_BINOP(psubq, "psubq")
-EMU_SSE_HOST_BINOP(punpcklbw, "punpcklbw") EMU_SSE_HOST_BINOP(punpcklwd, "punpcklwd")
-EMU_SSE_HOST_BINOP(punpckldq, "punpckldq") EMU_SSE_HOST_BINOP(punpcklqdq, "punpcklqdq")
-EMU_SSE_HOST_BINOP(punpckhbw, "punpckhbw") EMU_SSE_HOST_BINOP(punpckhwd, "punpckhwd")
-EMU_SSE_HOST_BINOP(punpckhdq, "punpckhdq") EMU_SSE_HOST_BINOP(punpckhqdq, "punpckhqdq")
-EMU_SSE_HOST_BINOP(psllw, "psllw") EMU_SSE_HOST_BINOP(pslld, "pslld")
-EMU_SSE_HOST_BINOP(psllq, "psllq") EMU_SSE_HOST_BINOP(psrlw, "psrlw")
-EMU_SSE_HOST_BINOP(psrld, "psrld") EMU_SSE_HOST_BINOP(psrlq, "psrlq")
-EMU_SSE_HOST_BINOP(psraw, "psraw") EMU_SSE_HOST_BINOP(psrad, "psrad")
-EMU_SSE_HOST_BINOP(pshufb, "pshufb")
 
 static inline bool sse_ready(const struct emu_cpu *cpu)
 {
@@ -907,33 +1193,40 @@ static inline uint8_t *xmm(struct emu_cpu *cpu, unsigned r)
 	return cpu->fpu.xmm[r];
 }
 
-/* xmm r0 = r0 OP xmm r1 (OP: the sse_fn in f->imm) */
+/* The SSE state must be on, else the exact way (#UD, #NM) ... */
+#define SSE_ON()                                                                              \
+	if (__builtin_expect(!sse_ready(cpu), 0))                                             \
+		return f_miss(cpu, c, f)
+/* ... and, for a memory operand of s bytes (p: its host address; a write
+ * when w), aligned to 16 when `aligned` (else the exact way's #GP). */
+#define SSE_MEM(p, s, aligned, w)                                                             \
+	uint64_t p##_at = f_lin(cpu, c, f);                                                   \
+	if (__builtin_expect(!sse_ready(cpu) || ((aligned) && (p##_at & 15)), 0))             \
+		return f_miss(cpu, c, f);                                                     \
+	ACCESS(p, p##_at, s, w)
+
+/* xmm r0 = r0 OP xmm r1 (OP: the emu_sse_host_fn in f->imm) */
 FOP(sse_rr)
 {
-	if (__builtin_expect(!sse_ready(cpu), 0))
-		return f_miss(cpu, c, f);
-	((sse_fn)(uintptr_t)f->imm)(xmm(cpu, f->r0), xmm(cpu, f->r1));
+	SSE_ON();
+	((emu_sse_host_fn)(uintptr_t)f->imm)(xmm(cpu, f->r0), xmm(cpu, f->r1));
 	NEXT;
 }
 
 /* xmm r0 = r0 OP m128 */
 FOP(sse_rm)
 {
-	uint64_t lin = f_lin(cpu, c, f);
-	if (__builtin_expect(!sse_ready(cpu) || (lin & 15), 0))
-		return f_miss(cpu, c, f);
-	RD(p, lin, 16);
-	((sse_fn)(uintptr_t)f->imm)(xmm(cpu, f->r0), p);
+	SSE_MEM(p, 16, true, 0);
+	((emu_sse_host_fn)(uintptr_t)f->imm)(xmm(cpu, f->r0), p);
 	NEXT;
 }
 
 /* xmm r0 = r0 shifted by the count r1 (an immediate: as an XMM count) */
 FOP(sse_ri)
 {
-	if (__builtin_expect(!sse_ready(cpu), 0))
-		return f_miss(cpu, c, f);
+	SSE_ON();
 	uint8_t count[16] = { f->r1 };
-	((sse_fn)(uintptr_t)f->imm)(xmm(cpu, f->r0), count);
+	((emu_sse_host_fn)(uintptr_t)f->imm)(xmm(cpu, f->r0), count);
 	NEXT;
 }
 
@@ -948,18 +1241,14 @@ static inline void pshufd(uint8_t *d, const uint8_t *s, unsigned ctl)
 
 FOP(pshufd_rr)
 {
-	if (__builtin_expect(!sse_ready(cpu), 0))
-		return f_miss(cpu, c, f);
+	SSE_ON();
 	pshufd(xmm(cpu, f->r0), xmm(cpu, f->r1), (unsigned)f->imm);
 	NEXT;
 }
 
 FOP(pshufd_rm)
 {
-	uint64_t lin = f_lin(cpu, c, f);
-	if (__builtin_expect(!sse_ready(cpu) || (lin & 15), 0))
-		return f_miss(cpu, c, f);
-	RD(p, lin, 16);
+	SSE_MEM(p, 16, true, 0);
 	pshufd(xmm(cpu, f->r0), p, (unsigned)f->imm);
 	NEXT;
 }
@@ -967,48 +1256,55 @@ FOP(pshufd_rm)
 /* MOVDQA/MOVDQU/MOVAPS/MOVUPS/MOVAPD/MOVUPD: xmm r0 = xmm r1 */
 FOP(movx_rr)
 {
-	if (__builtin_expect(!sse_ready(cpu), 0))
-		return f_miss(cpu, c, f);
+	SSE_ON();
 	memcpy(xmm(cpu, f->r0), xmm(cpu, f->r1), 16);
 	NEXT;
 }
 
-/* ... xmm r0 = m128: aligned (the A forms) or not (the U forms) */
-FOP(movx_load_a)
-{
-	uint64_t lin = f_lin(cpu, c, f);
-	if (__builtin_expect(!sse_ready(cpu) || (lin & 15), 0))
-		return f_miss(cpu, c, f);
-	RD(p, lin, 16);
-	memcpy(xmm(cpu, f->r0), p, 16);
-	NEXT;
+/* ... xmm r0 = m128 and m128 = xmm r1: aligned (the A forms) or not (the U
+ * forms) */
+#define DEF_MOVX_MEM(SUF, ALIGNED)                                                            \
+FOP(movx_load##SUF)                                                                           \
+{                                                                                             \
+	SSE_MEM(p, 16, ALIGNED, 0);                                                           \
+	memcpy(xmm(cpu, f->r0), p, 16);                                                       \
+	NEXT;                                                                                 \
+}                                                                                             \
+FOP(movx_store##SUF)                                                                          \
+{                                                                                             \
+	SSE_MEM(p, 16, ALIGNED, 1);                                                           \
+	memcpy(p, xmm(cpu, f->r1), 16);                                                       \
+	NEXT;                                                                                 \
 }
+DEF_MOVX_MEM(_a, true)
+DEF_MOVX_MEM(_u, false)
 
-FOP(movx_load_u)
-{
-	uint64_t lin = f_lin(cpu, c, f);
-	if (__builtin_expect(!sse_ready(cpu), 0))
-		return f_miss(cpu, c, f);
-	RD(p, lin, 16);
-	memcpy(xmm(cpu, f->r0), p, 16);
-	NEXT;
+/* MOVD/MOVQ/MOVSD xmm r0 = m32/m64 zero-extended; m32/m64 = the low bytes
+ * of xmm r1 */
+#define DEF_MOVX_LOW(S)                                                                       \
+FOP(movx_loadz##S)                                                                            \
+{                                                                                             \
+	SSE_MEM(p, S, false, 0);                                                              \
+	uint64_t lo = load(p, S), hi = 0;                                                     \
+	memcpy(xmm(cpu, f->r0), &lo, 8);                                                      \
+	memcpy(xmm(cpu, f->r0) + 8, &hi, 8);                                                  \
+	NEXT;                                                                                 \
+}                                                                                             \
+FOP(movx_store##S)                                                                            \
+{                                                                                             \
+	SSE_MEM(p, S, false, 1);                                                              \
+	uint64_t v;                                                                           \
+	memcpy(&v, xmm(cpu, f->r1), 8);                                                       \
+	store(p, S, v);                                                                       \
+	NEXT;                                                                                 \
 }
-
-/* MOVD/MOVQ/MOVSD xmm r0 = m32/m64 zero-extended */
-#define DEF_LOADZ(S)                                                                          FOP(movx_loadz##S)                                                                            {                                                                                             	uint64_t lin = f_lin(cpu, c, f);                                                      	if (__builtin_expect(!sse_ready(cpu), 0))                                             		return f_miss(cpu, c, f);                                                     	RD(p, lin, S);                                                                        	uint64_t lo = load(p, S), hi = 0;                                                     	memcpy(xmm(cpu, f->r0), &lo, 8);                                                      	memcpy(xmm(cpu, f->r0) + 8, &hi, 8);                                                  	NEXT;                                                                                 }
-DEF_LOADZ(4)
-DEF_LOADZ(8)
-
-/* MOVD/MOVQ/MOVSD m32/m64 = the low bytes of xmm r1 */
-#define DEF_STORE(S)                                                                          FOP(movx_store##S)                                                                            {                                                                                             	uint64_t lin = f_lin(cpu, c, f);                                                      	if (__builtin_expect(!sse_ready(cpu), 0))                                             		return f_miss(cpu, c, f);                                                     	WR(p, lin, S);                                                                        	uint64_t v;                                                                           	memcpy(&v, xmm(cpu, f->r1), 8);                                                       	store(p, S, v);                                                                       	NEXT;                                                                                 }
-DEF_STORE(4)
-DEF_STORE(8)
+DEF_MOVX_LOW(4)
+DEF_MOVX_LOW(8)
 
 /* MOVD/MOVQ xmm r0 = GPR r1 zero-extended (f->imm: 4 or 8 bytes) */
 FOP(movx_from_gpr)
 {
-	if (__builtin_expect(!sse_ready(cpu), 0))
-		return f_miss(cpu, c, f);
+	SSE_ON();
 	uint64_t lo = cpu->gpr[f->r1] & msk((unsigned)f->imm), hi = 0;
 	memcpy(xmm(cpu, f->r0), &lo, 8);
 	memcpy(xmm(cpu, f->r0) + 8, &hi, 8);
@@ -1019,8 +1315,7 @@ FOP(movx_from_gpr)
  * GPR r0 = the top bit of each byte of xmm r1 */
 FOP(movx_to_gpr)
 {
-	if (__builtin_expect(!sse_ready(cpu), 0))
-		return f_miss(cpu, c, f);
+	SSE_ON();
 	uint64_t v;
 	memcpy(&v, xmm(cpu, f->r1), 8);
 	cpu->gpr[f->r0] = v & msk((unsigned)f->imm);
@@ -1029,8 +1324,7 @@ FOP(movx_to_gpr)
 
 FOP(pmovmskb_r)
 {
-	if (__builtin_expect(!sse_ready(cpu), 0))
-		return f_miss(cpu, c, f);
+	SSE_ON();
 	const uint8_t *x = xmm(cpu, f->r1);
 	uint64_t m = 0;
 	for (unsigned i = 0; i < 16; i++)
@@ -1282,6 +1576,7 @@ static const fop_fn neutral_fns[] = {
 	nop, not_r8, not_r4, mov_rr8, mov_rr4, mov_rr2, mov_rr1, mov_ri8, mov_ri4, mov_ri2, mov_ri1, lea_r8, lea_r4,
 	movzx_rr8_1, movzx_rr8_2, movzx_rr8_4, movzx_rr4_1, movzx_rr4_2, movzx_rr4_4,
 	movsx_rr8_1, movsx_rr8_2, movsx_rr8_4, movsx_rr4_1, movsx_rr4_2, movsx_rr4_4,
+	xchg_rr8, xchg_rr4, bswap_r8, bswap_r4, cbw_a, cwd_a, mov_r_sreg,
 };
 
 /* fn's entry of flag_forms / neutral_fns, through bs's memo. */
@@ -1621,27 +1916,27 @@ static fop_fn pick_imul(const struct emu_insn *in, struct emu_fop *f)
 	return NULL;
 }
 
-static const struct { uint16_t mnemonic; sse_fn fn; } sse_binops[] = {
-	{ ZYDIS_MNEMONIC_PXOR, host_pxor }, { ZYDIS_MNEMONIC_XORPS, host_pxor },
-	{ ZYDIS_MNEMONIC_XORPD, host_pxor }, { ZYDIS_MNEMONIC_POR, host_por },
-	{ ZYDIS_MNEMONIC_ORPS, host_por }, { ZYDIS_MNEMONIC_ORPD, host_por },
-	{ ZYDIS_MNEMONIC_PAND, host_pand }, { ZYDIS_MNEMONIC_ANDPS, host_pand },
-	{ ZYDIS_MNEMONIC_ANDPD, host_pand }, { ZYDIS_MNEMONIC_PANDN, host_pandn },
-	{ ZYDIS_MNEMONIC_ANDNPS, host_pandn }, { ZYDIS_MNEMONIC_ANDNPD, host_pandn },
-	{ ZYDIS_MNEMONIC_PCMPEQB, host_pcmpeqb }, { ZYDIS_MNEMONIC_PCMPEQW, host_pcmpeqw },
-	{ ZYDIS_MNEMONIC_PCMPEQD, host_pcmpeqd },
-	{ ZYDIS_MNEMONIC_PADDB, host_paddb }, { ZYDIS_MNEMONIC_PADDW, host_paddw },
-	{ ZYDIS_MNEMONIC_PADDD, host_paddd }, { ZYDIS_MNEMONIC_PADDQ, host_paddq },
-	{ ZYDIS_MNEMONIC_PSUBB, host_psubb }, { ZYDIS_MNEMONIC_PSUBW, host_psubw },
-	{ ZYDIS_MNEMONIC_PSUBD, host_psubd }, { ZYDIS_MNEMONIC_PSUBQ, host_psubq },
-	{ ZYDIS_MNEMONIC_PUNPCKLBW, host_punpcklbw }, { ZYDIS_MNEMONIC_PUNPCKLWD, host_punpcklwd },
-	{ ZYDIS_MNEMONIC_PUNPCKLDQ, host_punpckldq }, { ZYDIS_MNEMONIC_PUNPCKLQDQ, host_punpcklqdq },
-	{ ZYDIS_MNEMONIC_PUNPCKHBW, host_punpckhbw }, { ZYDIS_MNEMONIC_PUNPCKHWD, host_punpckhwd },
-	{ ZYDIS_MNEMONIC_PUNPCKHDQ, host_punpckhdq }, { ZYDIS_MNEMONIC_PUNPCKHQDQ, host_punpckhqdq },
-	{ ZYDIS_MNEMONIC_PSLLW, host_psllw }, { ZYDIS_MNEMONIC_PSLLD, host_pslld },
-	{ ZYDIS_MNEMONIC_PSLLQ, host_psllq }, { ZYDIS_MNEMONIC_PSRLW, host_psrlw },
-	{ ZYDIS_MNEMONIC_PSRLD, host_psrld }, { ZYDIS_MNEMONIC_PSRLQ, host_psrlq },
-	{ ZYDIS_MNEMONIC_PSRAW, host_psraw }, { ZYDIS_MNEMONIC_PSRAD, host_psrad },
+static const struct { uint16_t mnemonic; emu_sse_host_fn fn; } sse_binops[] = {
+	{ ZYDIS_MNEMONIC_PXOR, emu_sse_host_pxor }, { ZYDIS_MNEMONIC_XORPS, emu_sse_host_pxor },
+	{ ZYDIS_MNEMONIC_XORPD, emu_sse_host_pxor }, { ZYDIS_MNEMONIC_POR, emu_sse_host_por },
+	{ ZYDIS_MNEMONIC_ORPS, emu_sse_host_por }, { ZYDIS_MNEMONIC_ORPD, emu_sse_host_por },
+	{ ZYDIS_MNEMONIC_PAND, emu_sse_host_pand }, { ZYDIS_MNEMONIC_ANDPS, emu_sse_host_pand },
+	{ ZYDIS_MNEMONIC_ANDPD, emu_sse_host_pand }, { ZYDIS_MNEMONIC_PANDN, emu_sse_host_pandn },
+	{ ZYDIS_MNEMONIC_ANDNPS, emu_sse_host_pandn }, { ZYDIS_MNEMONIC_ANDNPD, emu_sse_host_pandn },
+	{ ZYDIS_MNEMONIC_PCMPEQB, emu_sse_host_pcmpeqb }, { ZYDIS_MNEMONIC_PCMPEQW, emu_sse_host_pcmpeqw },
+	{ ZYDIS_MNEMONIC_PCMPEQD, emu_sse_host_pcmpeqd },
+	{ ZYDIS_MNEMONIC_PADDB, emu_sse_host_paddb }, { ZYDIS_MNEMONIC_PADDW, emu_sse_host_paddw },
+	{ ZYDIS_MNEMONIC_PADDD, emu_sse_host_paddd }, { ZYDIS_MNEMONIC_PADDQ, emu_sse_host_paddq },
+	{ ZYDIS_MNEMONIC_PSUBB, emu_sse_host_psubb }, { ZYDIS_MNEMONIC_PSUBW, emu_sse_host_psubw },
+	{ ZYDIS_MNEMONIC_PSUBD, emu_sse_host_psubd }, { ZYDIS_MNEMONIC_PSUBQ, emu_sse_host_psubq },
+	{ ZYDIS_MNEMONIC_PUNPCKLBW, emu_sse_host_punpcklbw }, { ZYDIS_MNEMONIC_PUNPCKLWD, emu_sse_host_punpcklwd },
+	{ ZYDIS_MNEMONIC_PUNPCKLDQ, emu_sse_host_punpckldq }, { ZYDIS_MNEMONIC_PUNPCKLQDQ, emu_sse_host_punpcklqdq },
+	{ ZYDIS_MNEMONIC_PUNPCKHBW, emu_sse_host_punpckhbw }, { ZYDIS_MNEMONIC_PUNPCKHWD, emu_sse_host_punpckhwd },
+	{ ZYDIS_MNEMONIC_PUNPCKHDQ, emu_sse_host_punpckhdq }, { ZYDIS_MNEMONIC_PUNPCKHQDQ, emu_sse_host_punpckhqdq },
+	{ ZYDIS_MNEMONIC_PSLLW, emu_sse_host_psllw }, { ZYDIS_MNEMONIC_PSLLD, emu_sse_host_pslld },
+	{ ZYDIS_MNEMONIC_PSLLQ, emu_sse_host_psllq }, { ZYDIS_MNEMONIC_PSRLW, emu_sse_host_psrlw },
+	{ ZYDIS_MNEMONIC_PSRLD, emu_sse_host_psrld }, { ZYDIS_MNEMONIC_PSRLQ, emu_sse_host_psrlq },
+	{ ZYDIS_MNEMONIC_PSRAW, emu_sse_host_psraw }, { ZYDIS_MNEMONIC_PSRAD, emu_sse_host_psrad },
 };
 
 static bool xmm_op(const struct emu_operand *o)
@@ -1658,11 +1953,11 @@ static bool is_sse_shift(unsigned m)
 
 /* The 128-bit operation of an SSE instruction xmm, xmm/m128 (or a shift
  * by an immediate), or NULL. */
-static sse_fn sse_binop(const struct emu_insn *in)
+static emu_sse_host_fn sse_binop(const struct emu_insn *in)
 {
 	/* the exact handler needs an SSE4.2 host (emu_exec_sse4.c) */
 	if (in->mnemonic == ZYDIS_MNEMONIC_PSHUFB)
-		return __builtin_cpu_supports("sse4.2") ? host_pshufb : NULL;
+		return __builtin_cpu_supports("sse4.2") ? emu_sse_host_pshufb : NULL;
 	for (unsigned i = 0; i < sizeof(sse_binops) / sizeof(sse_binops[0]); i++)
 		if (sse_binops[i].mnemonic == in->mnemonic)
 			return sse_binops[i].fn;
@@ -1719,7 +2014,7 @@ static fop_fn pick_sse(const struct emu_insn *in, struct emu_fop *f)
 	if (in->nops < 2)
 		return NULL;
 	if (in->nops == 2 && xmm_op(a)) {
-		sse_fn fn = sse_binop(in);
+		emu_sse_host_fn fn = sse_binop(in);
 		f->r0 = a->reg & 15;
 		if (fn) {
 			f->imm = (uint64_t)(uintptr_t)fn;
@@ -1742,6 +2037,12 @@ static fop_fn pick_sse(const struct emu_insn *in, struct emu_fop *f)
 				return aligned ? movx_load_a : movx_load_u;
 			return NULL;
 		}
+	}
+	if (in->nops == 2 && xmm_op(b) && is_move128(in->mnemonic, &aligned) &&
+	    mem_op(in, a, f, 16)) {
+		f->r1 = b->reg & 15;
+		wmem(f, 16, false);
+		return aligned ? movx_store_a : movx_store_u;
 	}
 	if (in->mnemonic == ZYDIS_MNEMONIC_PSHUFD && in->nops == 3 && xmm_op(a) &&
 	    in->op[2].kind == EMU_OP_IMM) {
@@ -1789,8 +2090,32 @@ static fop_fn pick_bt(const struct emu_insn *in, struct emu_fop *f)
 	unsigned m = in->mnemonic;
 	unsigned op = m == ZYDIS_MNEMONIC_BTS ? BT_SET : m == ZYDIS_MNEMONIC_BTR ? BT_RESET :
 		      m == ZYDIS_MNEMONIC_BTC ? BT_COMPLEMENT : BT_TEST;
-	if (in->nops != 2 || in->op[1].kind != EMU_OP_IMM)
+	static const fop_fn by_reg[4][2][3] = {
+		{ { bt_rr8, bt_rr4, bt_rr2 }, { bt_mr8, bt_mr4, bt_mr2 } },
+		{ { bts_rr8, bts_rr4, bts_rr2 }, { bts_mr8, bts_mr4, bts_mr2 } },
+		{ { btr_rr8, btr_rr4, btr_rr2 }, { btr_mr8, btr_mr4, btr_mr2 } },
+		{ { btc_rr8, btc_rr4, btc_rr2 }, { btc_mr8, btc_mr4, btc_mr2 } },
+	};
+	if (in->nops != 2)
 		return NULL;
+	if (in->op[1].kind != EMU_OP_IMM) {
+		for (unsigned k = 0; k < 3; k++) {
+			unsigned s = form_size[k];
+			if (!gpr_op(&in->op[1], s))
+				continue;
+			f->r1 = in->op[1].reg;
+			if (gpr_op(&in->op[0], s)) {
+				f->r0 = in->op[0].reg;
+				return by_reg[op][0][k];
+			}
+			if (!mem_op(in, &in->op[0], f, s))
+				return NULL;
+			if (op != BT_TEST)
+				f->flags |= FOP_MEMW;      /* see DEF_BT_R */
+			return by_reg[op][1][k];
+		}
+		return NULL;
+	}
 	for (unsigned k = 0; k < 3; k++) {
 		unsigned s = form_size[k];
 		f->imm = (uint64_t)in->op[1].val & (s * 8 - 1);
@@ -1805,6 +2130,48 @@ static fop_fn pick_bt(const struct emu_insn *in, struct emu_fop *f)
 		}
 	}
 	return NULL;
+}
+
+/* CMPXCHG/XADD m, r; XCHG m, r / r, m / r, r (not AH-DH) */
+static fop_fn pick_atomic(const struct emu_insn *in, struct emu_fop *f)
+{
+	static const fop_fn fns[3][4] = {
+		{ cmpxchg_m8, cmpxchg_m4, cmpxchg_m2, cmpxchg_m1 },
+		{ xadd_m8, xadd_m4, xadd_m2, xadd_m1 },
+		{ xchg_m8, xchg_m4, xchg_m2, xchg_m1 },
+	};
+	unsigned op = in->mnemonic == ZYDIS_MNEMONIC_CMPXCHG ? 0 :
+		      in->mnemonic == ZYDIS_MNEMONIC_XADD ? 1 : 2;
+	for (unsigned k = 0; k < 4; k++) {
+		int form = form_of(in, f, form_size[k]);
+		if (op == 2 && form == 0 && k < 2 && !(in->flags & EMU_I_LOCK))
+			return k == 0 ? xchg_rr8 : xchg_rr4;
+		if (op == 2 && form == 2) {
+			f->r1 = f->r0;             /* XCHG r, m: the same as m, r */
+			form = 3;
+		}
+		if (form == 3) {
+			wmem(f, form_size[k], false);
+			return fns[op][k];
+		}
+	}
+	return NULL;
+}
+
+/* REP MOVS/STOS with 64-bit addresses (the others: the exact way) */
+static fop_fn pick_rep(const struct emu_insn *in, struct emu_fop *f)
+{
+	switch (in->mnemonic) {
+	case ZYDIS_MNEMONIC_MOVSB: case ZYDIS_MNEMONIC_MOVSW: case ZYDIS_MNEMONIC_MOVSD:
+	case ZYDIS_MNEMONIC_MOVSQ: case ZYDIS_MNEMONIC_STOSB: case ZYDIS_MNEMONIC_STOSW:
+	case ZYDIS_MNEMONIC_STOSD: case ZYDIS_MNEMONIC_STOSQ:
+		if (!(in->flags & EMU_I_REP) || in->asize != 8)
+			return NULL;
+		f->flags |= FOP_MEMW;              /* its exact way may store into code */
+		return rep_str;
+	default:
+		return NULL;
+	}
 }
 
 /* JMP/CALL r64 or m64 */
@@ -1833,10 +2200,14 @@ static fop_fn pick(const struct emu_insn *in, struct emu_fop *f)
 	if (attrs & X86_MN_CMOVCC)
 		return pick_cmov(in, f);
 	if (attrs & X86_MN_SETCC) {
+		f->imm = in->opcode & 0xf;
+		if (in->nops == 1 && mem_op(in, a, f, 1)) {
+			wmem(f, 1, false);
+			return setcc_m;
+		}
 		if (in->nops != 1 || !gpr_op(a, 1))
 			return NULL;
 		f->r0 = a->reg;
-		f->imm = in->opcode & 0xf;
 		return setcc_r;
 	}
 	switch (in->mnemonic) {
@@ -1848,6 +2219,14 @@ static fop_fn pick(const struct emu_insn *in, struct emu_fop *f)
 	case ZYDIS_MNEMONIC_IMUL:
 		return pick_imul(in, f);
 	case ZYDIS_MNEMONIC_MOV:
+		if (in->nops == 2 && a->kind == EMU_OP_REG && a->rclass == EMU_RC_GPR &&
+		    in->op[1].kind == EMU_OP_REG && in->op[1].rclass == EMU_RC_SEG &&
+		    in->op[1].reg <= EMU_GS) {
+			f->r0 = a->reg;
+			f->r1 = in->op[1].reg;
+			f->imm = a->size;
+			return mov_r_sreg;
+		}
 		return pick_mov(in, f);
 	case ZYDIS_MNEMONIC_LEA:
 		if (in->nops == 2 && (gpr_op(a, 8) || gpr_op(a, 4)) && in->asize == 8 &&
@@ -1939,7 +2318,57 @@ static fop_fn pick(const struct emu_insn *in, struct emu_fop *f)
 		return in->mnemonic == ZYDIS_MNEMONIC_JMP ? jmp_rel : call_rel;
 	case ZYDIS_MNEMONIC_RET:
 		return in->osize == 8 && in->nops == 0 ? ret_near : NULL;
+	case ZYDIS_MNEMONIC_CMPXCHG: case ZYDIS_MNEMONIC_XADD: case ZYDIS_MNEMONIC_XCHG:
+		return pick_atomic(in, f);
+	case ZYDIS_MNEMONIC_BSWAP:
+		if (in->nops == 1 && (gpr_op(a, 8) || gpr_op(a, 4))) {
+			f->r0 = a->reg;
+			return a->size == 8 ? bswap_r8 : bswap_r4;
+		}
+		return NULL;
+	case ZYDIS_MNEMONIC_CBW: case ZYDIS_MNEMONIC_CWDE: case ZYDIS_MNEMONIC_CDQE:
+	case ZYDIS_MNEMONIC_CWD: case ZYDIS_MNEMONIC_CDQ: case ZYDIS_MNEMONIC_CQO:
+		f->imm = in->osize;
+		return in->mnemonic == ZYDIS_MNEMONIC_CBW || in->mnemonic == ZYDIS_MNEMONIC_CWDE ||
+		       in->mnemonic == ZYDIS_MNEMONIC_CDQE ? cbw_a : cwd_a;
+	case ZYDIS_MNEMONIC_CLI:
+		return cli;
+	case ZYDIS_MNEMONIC_CMPXCHG8B: case ZYDIS_MNEMONIC_CMPXCHG16B: {
+		unsigned s = in->mnemonic == ZYDIS_MNEMONIC_CMPXCHG8B ? 8 : 16;
+		if (in->nops != 1 || !mem_op(in, a, f, s))
+			return NULL;
+		wmem(f, s, false);
+		return s == 8 ? cmpxchg8b_m : cmpxchg16b_m;
+	}
+	case ZYDIS_MNEMONIC_MUL:
+		for (unsigned k = 0; k < 2 && in->nops == 1; k++) {
+			unsigned s = form_size[k];
+			if (gpr_op(a, s)) {
+				f->r0 = a->reg;
+				return s == 8 ? mul_r8 : mul_r4;
+			}
+			if (mem_op(in, a, f, s))
+				return s == 8 ? mul_m8 : mul_m4;
+		}
+		return NULL;
+	case ZYDIS_MNEMONIC_BSF: case ZYDIS_MNEMONIC_BSR:
+		f->imm = in->mnemonic == ZYDIS_MNEMONIC_BSR;
+		for (unsigned k = 0; k < 2; k++) {
+			int form = form_of(in, f, form_size[k]);
+			if (form == 0)
+				return k == 0 ? bitscan_rr8 : bitscan_rr4;
+			if (form == 2)
+				return k == 0 ? bitscan_rm8 : bitscan_rm4;
+		}
+		return NULL;
+	case ZYDIS_MNEMONIC_RDTSC: case ZYDIS_MNEMONIC_RDTSCP:
+		f->imm = in->mnemonic == ZYDIS_MNEMONIC_RDTSCP;
+		return rdtsc;
+	case ZYDIS_MNEMONIC_LEAVE:
+		return in->osize == 8 && in->asize == 8 ? leave : NULL;
 	default:
+		if (is_string(in))
+			return pick_rep(in, f);
 		if (emu_sse_insn(in))
 			return pick_sse(in, f);
 		if (is_hint(in))

@@ -46,8 +46,22 @@ void emu_sse_write(struct emu_cpu *cpu, const struct emu_insn *in, unsigned i,
 
 /* host_NAME(d, s): d = d INSN s on the host's XMM registers, for integer
  * instructions whose result depends on nothing but their two operands. */
-#define EMU_SSE_HOST_BINOP(name, insn)                                                      \
-	static void host_##name(uint8_t d[16], const uint8_t s[16])                          \
+typedef void (*emu_sse_host_fn)(uint8_t d[16], const uint8_t s[16]);
+#define EMU_SSE_HOST_BINOP(name, insn) static EMU_SSE_HOST_BODY(host_##name, insn)
+/* The ones the fast path (emu_fast_ops.c) runs too, defined once by the
+ * file of their exact handlers as emu_sse_host_NAME (EMU_SSE_HOST_SHARED). */
+#define EMU_SSE_HOST_SHARED_LIST(X)                                                         \
+	X(pxor) X(por) X(pand) X(pandn) X(pcmpeqb) X(pcmpeqw) X(pcmpeqd)                     \
+	X(paddb) X(paddw) X(paddd) X(paddq) X(psubb) X(psubw) X(psubd) X(psubq)              \
+	X(punpcklbw) X(punpcklwd) X(punpckldq) X(punpcklqdq)                                 \
+	X(punpckhbw) X(punpckhwd) X(punpckhdq) X(punpckhqdq)                                 \
+	X(psllw) X(pslld) X(psllq) X(psrlw) X(psrld) X(psrlq) X(psraw) X(psrad)              \
+	X(pshufb)
+#define EMU_SSE_HOST_DECLARE(name) void emu_sse_host_##name(uint8_t d[16], const uint8_t s[16]);
+EMU_SSE_HOST_SHARED_LIST(EMU_SSE_HOST_DECLARE)
+#define EMU_SSE_HOST_SHARED(name) EMU_SSE_HOST_BODY(emu_sse_host_##name, #name)
+#define EMU_SSE_HOST_BODY(fname, insn)                                                      \
+	void fname(uint8_t d[16], const uint8_t s[16])                                       \
 	{                                                                                    \
 		__asm__("movdqu %0, %%xmm0\n\tmovdqu %1, %%xmm1\n\t" insn " %%xmm1, %%xmm0\n\t" \
 			"movdqu %%xmm0, %0"                                                      \
