@@ -378,6 +378,7 @@ struct debug {
 
 	struct debug_vcpu *vcpus;    /* nr_vcpus of them */
 	unsigned nr_vcpus;
+	unsigned vcpus_room;         /* vcpus[]'s length (debug_reset keeps it) */
 	bool gone;                   /* the machine stopped for good */
 	bool end_queued;             /* ... and its end (EXITED/CRASHED) is in the queue */
 	int crash_signal;            /* nonzero once a vCPU met a fatal exit */
