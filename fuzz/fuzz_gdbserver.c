@@ -342,8 +342,12 @@ static void *pool_thread(void *arg)
 		pthread_mutex_unlock(&pool.lock);
 		fake_vcpu_thread(&vm.vcpus[i]);
 		pthread_mutex_lock(&pool.lock);
-		if (--pool.busy == 0)
+		if (--pool.busy == 0) {
+			/* woken with the lock free: it would only wait for it */
+			pthread_mutex_unlock(&pool.lock);
 			pthread_cond_signal(&pool.done);
+			pthread_mutex_lock(&pool.lock);
+		}
 	}
 	return NULL;
 }
@@ -375,9 +379,10 @@ static void pool_run(unsigned nr)
 	pthread_mutex_lock(&pool.lock);
 	pool.nr = pool.busy = nr;
 	pool.round++;
+	pthread_mutex_unlock(&pool.lock);
+	/* after the unlock: a thread woken with it held would only wait for it */
 	for (unsigned i = 0; i < nr; i++)
 		pthread_cond_signal(&pool.go[i]);
-	pthread_mutex_unlock(&pool.lock);
 }
 
 /* Every vCPU loop has returned (the machine stopped). */
