@@ -391,6 +391,15 @@ int debug_apply_engine(struct debug *d, unsigned vcpu)
 
 /* ---- resume ---- */
 
+/* Released vCPUs' threads woken, d->lock let go first: a thread woken
+ * while the client holds it only wakes to wait for it (a second hand-off
+ * per release). Each checks its run state under the lock before it waits,
+ * so none misses this. */
+void debug_wake_released(struct debug *d)
+{
+	pthread_cond_broadcast(&d->park_cond);
+}
+
 /* The linear address of the next instruction (breakpoints are keyed by
  * linear address: CS's base counts in real mode) */
 static int vcpu_pc(struct debug *d, unsigned vcpu, uint64_t *pc)
@@ -443,6 +452,7 @@ static void run_alone(struct debug *d, unsigned vcpu)
 		return;
 	pthread_mutex_lock(&d->lock);
 	debug_run_release_locked(d, vcpu);
+	debug_wake_released(d);     /* the lock is let go at once: the wait below */
 	debug_deadline_in(&deadline, d->timing.step_over_ns);
 	/* a moment to get past the instruction before the client may end it:
 	 * a step-over ended before it stepped meets its breakpoint again */
@@ -644,6 +654,7 @@ int debug_resume(struct debug *d, const enum debug_action *actions, struct err *
 		if (actions[i] != DEBUG_ACT_STOP)
 			debug_run_release_locked(d, i);
 	pthread_mutex_unlock(&d->lock);
+	debug_wake_released(d);
 	return 0;
 }
 
@@ -684,6 +695,7 @@ void debug_detach(struct debug *d)
 	for (unsigned i = 0; i < d->nr_vcpus; i++)
 		debug_run_release_locked(d, i);
 	pthread_mutex_unlock(&d->lock);
+	debug_wake_released(d);
 }
 
 /* ---- hooks, called on vCPU threads ---- */
