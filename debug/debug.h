@@ -104,6 +104,15 @@ typedef void (*debug_notify_fn)(void *opaque);
 int debug_create(struct vm *vm, bool wait_gdb, debug_notify_fn notify, void *opaque,
 		 struct err *e) must_check;
 void debug_destroy(struct vm *vm);
+/* The core's struct vm holds a new machine (its vCPU count and engine are
+ * read anew; vm->debug and vm->debug_hooks are set again) and the last
+ * one's vCPU threads have all left their loops: the core forgets every
+ * breakpoint, watchpoint, catch, queued event, mode, statistic and vCPU
+ * state (no int3 goes back: the memory is the new machine's) and is as
+ * debug_create leaves it, its allocations and notify kept. Cheaper than
+ * destroy and create for a harness that runs many short machines. On
+ * failure (no memory) the core is gone, as after debug_destroy. */
+int debug_reset(struct debug *d, bool wait_gdb, struct err *e) must_check;
 
 /* --- stopping and resuming (debug/park.c) --- */
 

@@ -370,6 +370,7 @@ struct debug {
 
 	struct debug_vcpu *vcpus;    /* nr_vcpus of them */
 	unsigned nr_vcpus;
+	unsigned vcpus_room;         /* vcpus[]'s length (debug_reset keeps it) */
 	bool gone;                   /* the machine stopped for good */
 	bool end_queued;             /* ... and its end (EXITED/CRASHED) is in the queue */
 	int crash_signal;            /* nonzero once a vCPU met a fatal exit */
@@ -451,9 +452,12 @@ static inline enum debug_run debug_run_of(struct debug *d, unsigned vcpu)
 /* Out of the engine, whatever its thread does next: stop-all is done
  * when every vCPU is. */
 bool debug_run_parked(enum debug_run run);
-/* The client's stop (PARKED once its thread is back) and release. */
+/* The client's stop (PARKED once its thread is back) and release; the
+ * released vCPUs' threads are woken by debug_wake_released (park.c), once
+ * d->lock is let go. */
 void debug_run_stop_locked(struct debug *d, unsigned vcpu);
 void debug_run_release_locked(struct debug *d, unsigned vcpu);
+void debug_wake_released(struct debug *d);
 
 /* reboot.c: vm_debug_hooks.on_reset and on_reboot */
 void debug_on_reset(struct vm *vm);

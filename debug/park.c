@@ -391,6 +391,15 @@ int debug_apply_engine(struct debug *d, unsigned vcpu)
 
 /* ---- resume ---- */
 
+/* Released vCPUs' threads woken, d->lock let go first: a thread woken
+ * while the client holds it only wakes to wait for it (a second hand-off
+ * per release). Each checks its run state under the lock before it waits,
+ * so none misses this. */
+void debug_wake_released(struct debug *d)
+{
+	pthread_cond_broadcast(&d->park_cond);
+}
+
 /* The linear address of the next instruction (breakpoints are keyed by
  * linear address: CS's base counts in real mode) */
 static int vcpu_pc(struct debug *d, unsigned vcpu, uint64_t *pc)
@@ -443,6 +452,7 @@ static void run_alone(struct debug *d, unsigned vcpu)
 		return;
 	pthread_mutex_lock(&d->lock);
 	debug_run_release_locked(d, vcpu);
+	debug_wake_released(d);     /* the lock is let go at once: the wait below */
 	debug_deadline_in(&deadline, d->timing.step_over_ns);
 	/* a moment to get past the instruction before the client may end it:
 	 * a step-over ended before it stepped meets its breakpoint again */
@@ -644,6 +654,7 @@ int debug_resume(struct debug *d, const enum debug_action *actions, struct err *
 		if (actions[i] != DEBUG_ACT_STOP)
 			debug_run_release_locked(d, i);
 	pthread_mutex_unlock(&d->lock);
+	debug_wake_released(d);
 	return 0;
 }
 
@@ -684,6 +695,7 @@ void debug_detach(struct debug *d)
 	for (unsigned i = 0; i < d->nr_vcpus; i++)
 		debug_run_release_locked(d, i);
 	pthread_mutex_unlock(&d->lock);
+	debug_wake_released(d);
 }
 
 /* ---- hooks, called on vCPU threads ---- */
@@ -1046,22 +1058,12 @@ static void hook_on_vm_stop(struct vm *vm, int status, const char *why)
 	notify(d);
 }
 
-int debug_create(struct vm *vm, bool wait_gdb, debug_notify_fn notify_fn, void *opaque,
-		 struct err *e)
+/* A zeroed core made ready for vm, as a new machine's: every vCPU held
+ * (wait_gdb) or let run, the engine's capabilities probed, the hooks in. */
+static void debug_init(struct debug *d, struct vm *vm, bool wait_gdb)
 {
-	struct debug *d = calloc(1, sizeof(*d));
-	/* the machine's vCPUs only: VM_MAX_VCPUS of them are a megabyte */
-	struct debug_vcpu *vcpus = calloc(vm->nr_vcpus ? vm->nr_vcpus : 1, sizeof(*vcpus));
-	if (!d || !vcpus) {
-		free(d);
-		free(vcpus);
-		return err_set(e, ENOMEM, "out of memory for the debug core");
-	}
 	d->vm = vm;
-	d->vcpus = vcpus;
 	d->nr_vcpus = vm->nr_vcpus;
-	d->notify = notify_fn;
-	d->notify_opaque = opaque;
 	pthread_mutex_init(&d->lock, NULL);
 	pthread_cond_init(&d->park_cond, NULL);
 	pthread_cond_init(&d->parked_cond, NULL);
@@ -1085,6 +1087,74 @@ int debug_create(struct vm *vm, bool wait_gdb, debug_notify_fn notify_fn, void *
 	for (unsigned i = 0; i < d->nr_vcpus; i++)
 		debug_apply_engine(d, i);
 	debug_reverse_attach(d);
+}
+
+/* What the core allocated while it ran, and its locks; not d, d->vcpus. */
+static void debug_fini(struct debug *d)
+{
+	free(d->watch_ranges);
+	for (unsigned i = 0; i < d->nr_sw; i++)
+		debug_cond_free(&d->sw[i]);
+	for (unsigned i = 0; i < d->nr_vcpus; i++)
+		debug_step_exact_drop(d, i);
+	pthread_cond_destroy(&d->park_cond);
+	pthread_cond_destroy(&d->parked_cond);
+	pthread_mutex_destroy(&d->lock);
+}
+
+static struct debug_vcpu *vcpus_new(unsigned nr)
+{
+	/* the machine's vCPUs only: VM_MAX_VCPUS of them are a megabyte */
+	return calloc(nr ? nr : 1, sizeof(struct debug_vcpu));
+}
+
+int debug_create(struct vm *vm, bool wait_gdb, debug_notify_fn notify_fn, void *opaque,
+		 struct err *e)
+{
+	struct debug *d = calloc(1, sizeof(*d));
+	struct debug_vcpu *vcpus = vcpus_new(vm->nr_vcpus);
+	if (!d || !vcpus) {
+		free(d);
+		free(vcpus);
+		return err_set(e, ENOMEM, "out of memory for the debug core");
+	}
+	d->vcpus = vcpus;
+	d->vcpus_room = vm->nr_vcpus ? vm->nr_vcpus : 1;
+	d->notify = notify_fn;
+	d->notify_opaque = opaque;
+	debug_init(d, vm, wait_gdb);
+	return 0;
+}
+
+int debug_reset(struct debug *d, bool wait_gdb, struct err *e)
+{
+	struct vm *vm = d->vm;
+	struct debug_vcpu *vcpus = d->vcpus;
+	unsigned room = d->vcpus_room;
+	debug_notify_fn notify_fn = d->notify;
+	void *opaque = d->notify_opaque;
+
+	debug_fini(d);
+	if (vm->nr_vcpus > room) {
+		free(vcpus);
+		room = vm->nr_vcpus;
+		vcpus = vcpus_new(room);
+	} else {
+		memset(vcpus, 0, room * sizeof(*vcpus));
+	}
+	memset(d, 0, sizeof(*d));
+	d->vcpus = vcpus;
+	d->vcpus_room = room;
+	d->notify = notify_fn;
+	d->notify_opaque = opaque;
+	if (!vcpus) {
+		/* a core that cannot debug this machine is none: gone from vm */
+		vm->debug = NULL;
+		vm->debug_hooks = NULL;
+		free(d);
+		return err_set(e, ENOMEM, "out of memory for the debug core");
+	}
+	debug_init(d, vm, wait_gdb);
 	return 0;
 }
 
@@ -1095,14 +1165,7 @@ void debug_destroy(struct vm *vm)
 		return;
 	vm->debug_hooks = NULL;
 	vm->debug = NULL;
-	free(d->watch_ranges);
-	for (unsigned i = 0; i < d->nr_sw; i++)
-		debug_cond_free(&d->sw[i]);
-	for (unsigned i = 0; i < d->nr_vcpus; i++)
-		debug_step_exact_drop(d, i);
-	pthread_cond_destroy(&d->park_cond);
-	pthread_cond_destroy(&d->parked_cond);
-	pthread_mutex_destroy(&d->lock);
+	debug_fini(d);
 	free(d->vcpus);
 	free(d);
 }

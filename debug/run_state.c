@@ -106,5 +106,4 @@ void debug_run_release_locked(struct debug *d, unsigned vcpu)
 	default:
 		break;     /* released or running already; a lent vCPU is the client's */
 	}
-	pthread_cond_broadcast(&d->park_cond);
 }

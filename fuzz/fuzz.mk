@@ -34,6 +34,13 @@ FUZZ_HAVE_CC := $(shell command -v $(FUZZ_CC) 2>/dev/null)
 # emu's core without comparison tracing: a third of fuzz_emu's time went to
 # it, and random bytes find opcodes without its hints
 $(FUZZ_BUILD)/engine/emu/%.o: FUZZ_CFLAGS += -fno-sanitize-coverage=trace-cmp
+# nor the fake engine's: it is the harness's machine, not code under test
+# (its instruction loop was a tenth of fuzz_gdbserver's comparison tracing)
+$(FUZZ_BUILD)/tests/unit/fake_engine.o: FUZZ_CFLAGS += -fno-sanitize-coverage=trace-cmp
+# nor the agent expressions' interpreter: a condition that loops runs its
+# 100000 bytecodes at every hit, a tenth of fuzz_gdbserver's time, and the
+# opcodes it compares against are bytes mutation finds unaided
+$(FUZZ_BUILD)/debug/agent.o: FUZZ_CFLAGS += -fno-sanitize-coverage=trace-cmp
 
 FUZZ_LIB_OBJS := $(patsubst %.c,$(FUZZ_BUILD)/%.o,$(filter-out cli/%,$(SRCS)) \
 	fuzz/fuzz_machine.c)

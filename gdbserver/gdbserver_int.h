@@ -246,6 +246,14 @@ int gdb_server_open(struct vm *vm, bool wait_gdb, struct gdb_server **out,
 void gdb_server_adopt(struct gdb_server *s, int fd);
 bool gdb_server_serve(struct gdb_server *s, int timeout_ms);
 void gdb_server_close(struct gdb_server *s);
+/* The machine ended (its vCPU threads gone): the client hears how, and is
+ * let go, as at the end of gdbserver_stop's thread. */
+void gdb_server_end(struct gdb_server *s);
+/* The next machine on the same struct vm (set up anew by the harness;
+ * the last one ended with gdb_server_end): the server and its debug core
+ * (debug_reset) are as gdb_server_open leaves them, their buffers kept.
+ * On failure the server has no debug core: close it. */
+int gdb_server_reset(struct gdb_server *s, bool wait_gdb, struct err *e) must_check;
 
 /* pkt_run.c */
 int gdb_resume(struct gdb_server *s, const enum debug_action *actions);

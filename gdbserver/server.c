@@ -501,7 +501,7 @@ static void client_close(struct gdb_server *s)
 	close(s->client_fd);
 	s->client_fd = -1;
 	if (s->rsp_live)
-		rsp_fini(&s->rsp);
+		rsp_restart(&s->rsp);     /* its buffers wait for the next client */
 	s->rsp_live = false;
 	gdb_set_state(s, GDB_IDLE);
 }
@@ -539,7 +539,7 @@ void gdb_server_adopt(struct gdb_server *s, int fd)
 	}
 	int one = 1;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));   /* fails on unix: fine */
-	if (rsp_init(&s->rsp, &gdb_rsp_ops, s, GDB_PACKET_SIZE) < 0) {
+	if (!s->rsp.in && rsp_init(&s->rsp, &gdb_rsp_ops, s, GDB_PACKET_SIZE) < 0) {
 		close(fd);
 		return;
 	}
@@ -690,7 +690,7 @@ bool gdb_server_serve(struct gdb_server *s, int timeout_ms)
 }
 
 /* The machine is gone: a client waiting for a stop learns how it ended. */
-static void server_finish(struct gdb_server *s)
+void gdb_server_end(struct gdb_server *s)
 {
 	handle_events(s);
 	gdb_ns_await_end_ack(s);
@@ -703,7 +703,7 @@ static void *server_thread(void *arg)
 
 	while (!__atomic_load_n(&s->quit, __ATOMIC_ACQUIRE))
 		gdb_server_serve(s, -1);
-	server_finish(s);
+	gdb_server_end(s);
 	return NULL;
 }
 
@@ -857,8 +857,22 @@ static void server_free(struct gdb_server *s)
 		unlink(s->unix_path);
 	if (s->wake_fd >= 0)
 		close(s->wake_fd);
+	if (s->rsp.in)
+		rsp_fini(&s->rsp);
 	rsp_buf_free(&s->reply);
 	free(s);
+}
+
+/* A zeroed server's state before its first client. */
+static void server_init(struct gdb_server *s, struct vm *vm, bool wait_gdb)
+{
+	s->vm = vm;
+	s->listen_fd = s->client_fd = s->wake_fd = -1;
+	s->wait_gdb = wait_gdb;
+	s->cur_c = -1;
+	poll_set_max(&s->poll, GDB_POLL_MAX_NS);
+	s->range_burst = GDB_RANGE_BURST;
+	rsp_buf_init(&s->reply);
 }
 
 static int server_new(struct vm *vm, bool wait_gdb, struct gdb_server **out, struct err *e)
@@ -867,13 +881,7 @@ static int server_new(struct vm *vm, bool wait_gdb, struct gdb_server **out, str
 	*out = s;
 	if (!s)
 		return err_set(e, ENOMEM, "out of memory for the gdb server");
-	s->vm = vm;
-	s->listen_fd = s->client_fd = -1;
-	s->wait_gdb = wait_gdb;
-	s->cur_c = -1;
-	poll_set_max(&s->poll, GDB_POLL_MAX_NS);
-	s->range_burst = GDB_RANGE_BURST;
-	rsp_buf_init(&s->reply);
+	server_init(s, vm, wait_gdb);
 	s->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (s->wake_fd < 0) {
 		int r = err_set(e, errno, "cannot create an eventfd: %s", strerror(errno));
@@ -882,6 +890,15 @@ static int server_new(struct vm *vm, bool wait_gdb, struct gdb_server **out, str
 		return r;
 	}
 	return 0;
+}
+
+/* An in-process server's client is its harness's own thread. */
+static void server_in_process(struct gdb_server *s)
+{
+	/* it cannot speak while the server looks, and a look it outlasts
+	 * would only widen */
+	poll_set_max(&s->poll, 0);
+	s->poll.fixed = true;
 }
 
 int gdb_server_open(struct vm *vm, bool wait_gdb, struct gdb_server **out, struct err *e)
@@ -895,16 +912,37 @@ int gdb_server_open(struct vm *vm, bool wait_gdb, struct gdb_server **out, struc
 		return r;
 	}
 	(*out)->dbg = vm->debug;
-	/* the client is the caller's own thread: it cannot speak while the
-	 * server looks, and a look it outlasts would only widen */
-	poll_set_max(&(*out)->poll, 0);
-	(*out)->poll.fixed = true;
+	server_in_process(*out);
 	return 0;
+}
+
+int gdb_server_reset(struct gdb_server *s, bool wait_gdb, struct err *e)
+{
+	struct gdb_server kept = *s;
+	uint64_t rang;
+	if (s->client_fd >= 0)
+		close(s->client_fd);       /* not a detach: the machine it debugged is gone */
+	if (read(s->wake_fd, &rang, sizeof(rang)) < 0) {
+		/* nothing rang since the last look */
+	}
+	memset(s, 0, sizeof(*s));
+	server_init(s, kept.vm, wait_gdb);
+	server_in_process(s);
+	s->wake_fd = kept.wake_fd;
+	s->rsp = kept.rsp;
+	if (s->rsp.in)
+		rsp_restart(&s->rsp);
+	s->reply = kept.reply;
+	rsp_buf_reset(&s->reply);
+	s->dbg = kept.dbg;
+	int r = debug_reset(s->dbg, wait_gdb, e);
+	s->dbg = s->vm->debug;
+	return r;
 }
 
 void gdb_server_close(struct gdb_server *s)
 {
-	server_finish(s);
+	gdb_server_end(s);
 	debug_destroy(s->vm);
 	server_free(s);
 }

@@ -47,6 +47,21 @@ void rsp_fini(struct rsp_conn *c)
 	memset(c, 0, sizeof(*c));
 }
 
+void rsp_restart(struct rsp_conn *c)
+{
+	struct rsp_conn kept = *c;
+	memset(c, 0, sizeof(*c));
+	c->ops = kept.ops;
+	c->opaque = kept.opaque;
+	c->max_packet = kept.max_packet;
+	c->state = RSP_ST_IDLE;
+	c->in = kept.in;
+	c->out = kept.out;
+	c->out_cap = kept.out_cap;
+	c->fmt_buf = kept.fmt_buf;
+	c->fmt_cap = kept.fmt_cap;
+}
+
 size_t rsp_max_packet(const struct rsp_conn *c)
 {
 	return c->max_packet;

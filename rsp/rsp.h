@@ -94,6 +94,9 @@ struct rsp_conn {
 int rsp_init(struct rsp_conn *c, const struct rsp_ops *ops, void *opaque,
 	     size_t max_packet) must_check;
 void rsp_fini(struct rsp_conn *c);
+/* A new peer on an initialised connection: as rsp_init left it (ack
+ * mode, nothing received or unacknowledged), its buffers kept. */
+void rsp_restart(struct rsp_conn *c);
 
 /* Feed received bytes, any chunking; calls ops as packets complete. */
 void rsp_feed(struct rsp_conn *c, const void *buf, size_t len);

@@ -1135,6 +1135,65 @@ static void test_watch_evicted_now_with_vcpus_running(void)
 	rig_fini(&r);
 }
 
+/* A machine ends with breakpoints, a watchpoint, non-stop mode and an
+ * event queued; debug_reset makes the core new for the next machine on the
+ * same struct vm, which it then debugs as a fresh core would. */
+static void test_reset_is_new(void)
+{
+	struct rig r;
+	struct err e = { 0 };
+	struct debug_event ev;
+	rig_init_on(&r, true, &fake_watch_engine);
+	struct debug *d = r.vm->debug;
+	uint8_t *ram = r.vm->ram;
+
+	debug_sw_insert(d, 0, 0x1000, false, &e);
+	CHECK(debug_hw_insert(d, 0x1004, &e) == 0, "hw insert: %s", e.msg);
+	CHECK(debug_watch_insert(d, 0, DEBUG_WATCH_WRITE, 0x2000, 4, &e) == 0, "watch: %s", e.msg);
+	debug_set_non_stop(d, true);
+	rig_start(&r);
+	debug_interrupt(d, 0);
+	debug_stop_all(d);
+	__atomic_store_n(&r.vm->stopping, true, __ATOMIC_SEQ_CST);
+	r.vm->debug_hooks->on_vm_stop(r.vm, 0, "");
+	for (unsigned i = 0; i < NVCPUS; i++)
+		pthread_join(r.vm->vcpus[i].thread, NULL);
+
+	/* the next machine: new RAM, the vCPUs at power-on */
+	__atomic_store_n(&r.vm->stopping, false, __ATOMIC_SEQ_CST);
+	memset(ram, 0x90, RAM_SIZE);
+	for (unsigned i = 0; i < NVCPUS; i++) {
+		r.cpus[i] = (struct fake_cpu){ .regs.rip = 0x100 };
+		r.cpus[i].dr = (struct x86_debugregs){ .dr6 = DR6_INIT, .dr7 = DR7_INIT };
+	}
+	CHECK(debug_reset(d, true, &e) == 0, "reset: %s", e.msg);
+	CHECK(r.vm->debug == d && r.vm->debug_hooks, "the same core, its hooks in");
+	unsigned watches = 0;
+	for (unsigned i = 0; i < DEBUG_MAX_WATCH; i++)
+		watches += d->watch[i].home != DEBUG_WATCH_FREE;
+	CHECK(debug_nr_sw_breakpoints(d) == 0 && debug_nr_hw_breakpoints(d) == 0 && watches == 0,
+	      "no breakpoints or watchpoints: %u %u %u", debug_nr_sw_breakpoints(d),
+	      debug_nr_hw_breakpoints(d), watches);
+	CHECK(!debug_has_event(d) && !debug_machine_gone(d), "no event, the machine not gone");
+	CHECK(!d->non_stop && d->catch_mask == 0, "all-stop, nothing caught");
+	CHECK(r.cpus[0].dbg.dr7 == 0 && r.cpus[1].dbg.dr7 == 0, "the engine's DR7 cleared");
+	for (unsigned i = 0; i < NVCPUS; i++)
+		CHECK(debug_run_of(d, i) == DEBUG_RUN_PARKED, "vCPU %u held (wait_gdb)", i);
+
+	/* and it debugs the new machine */
+	ram[0x108] = 0xcc;       /* the guest's own int3 */
+	debug_sw_insert(d, 0, 0x104, false, &e);
+	rig_start(&r);
+	debug_stop_all(d);
+	resume_all(d, DEBUG_ACT_CONTINUE);
+	CHECK(wait_event(d), "a hit after the reset");
+	debug_stop_all(d);
+	CHECK(debug_next_event(d, &ev) && ev.kind == DEBUG_EV_SWBREAK && ev.addr == 0x104,
+	      "the new breakpoint hit (kind %d addr %#llx)", ev.kind, (unsigned long long)ev.addr);
+	CHECK(!debug_next_event(d, &ev), "and nothing else: one vCPU hit, the other was stopped");
+	rig_fini(&r);
+}
+
 int main(void)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -1176,5 +1235,7 @@ int main(void)
 	test_watch_evicted();
 	test_watch_evicted_now_with_vcpus_running();
 	printf("watched ranges: done\n");
+	test_reset_is_new();
+	printf("reset for a new machine: done\n");
 	return check_summary("debug");
 }
