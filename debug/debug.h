@@ -216,7 +216,6 @@ void debug_remove_all_but_persistent(struct debug *d);
 bool debug_client_breakpoint_at(struct debug *d, uint64_t addr);
 unsigned debug_nr_sw_breakpoints(const struct debug *d);
 unsigned debug_nr_hw_breakpoints(const struct debug *d);
-unsigned debug_nr_watchpoints(const struct debug *d);
 
 /* --- breakpoint conditions (debug/cond.c) ---
  * gdb's agent expressions (debug/agent.h) on the client's software
