@@ -170,6 +170,8 @@ void emu_stats_report(struct emu_vm *evm)
 			(unsigned long long)bs->builds, (unsigned long long)bs->steps[STEP_MODE],
 			(unsigned long long)bs->steps[STEP_TLB], (unsigned long long)bs->steps[STEP_PLAIN],
 			(unsigned long long)bs->tlb_fills, (unsigned long long)bs->prefixes);
+	if (bs)
+		emu_jit_report(bs->jit, stderr);
 	emu_insn_stats_report(evm);
 }
 
@@ -354,6 +356,7 @@ static struct emu_block *block_build(struct emu_vm *evm, uint64_t gpa, unsigned 
 	b->n = (uint8_t)n;
 	b->fn0 = b->op[0].fn;
 	b->hits = 0;
+	b->jit_link = NULL;
 	if (bs->jit && n)
 		b->op[0].fn = f_count;
 	b->gpa = gpa;

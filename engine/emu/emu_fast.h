@@ -88,6 +88,7 @@ struct emu_block {
 	fop_fn fn0;                    /* op[0]'s handler (op[0].fn counts entries, then
 					* is the translation: emu_jit.h) */
 	uint32_t hits;                 /* entries counted before translation */
+	const uint8_t *jit_link;       /* the translation's linked entries (emu_jit.c), or NULL */
 	struct emu_fop op[];           /* + the end marker */
 };
 
