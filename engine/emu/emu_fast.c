@@ -431,10 +431,8 @@ static inline struct emu_block *block_at(struct emu_cpu *cpu, struct emu_core *c
 		b = block_check(cpu, s, lin, gpa, t->host + off, (unsigned)X86_PAGE_SIZE - off);
 	if (b->n == 0)
 		return NULL;
-	c->blk_gpa = gpa;
-	c->blk_end = gpa + b->nbytes;
+	c->blk = b;
 	c->blk_rip = lin;
-	c->blk_n = b->n;
 	return b;
 }
 
@@ -465,7 +463,7 @@ static struct emu_block *block_prefix(struct emu_core *c, const struct emu_block
 		p->op[i].fn = built[i];
 	p->n = (uint8_t)k;
 	emu_fops_finish(bs, p->op, k, b->op[k].off);
-	c->blk_n = k;
+	c->blk = p;
 	bs->prefixes++;
 	return p;
 }
@@ -512,10 +510,8 @@ static inline struct emu_block *block_next(struct emu_cpu *cpu, struct emu_core 
 			((struct emu_fop *)f)->link = b;
 		return b;
 	}
-	c->blk_gpa = gpa;
-	c->blk_end = gpa + b->nbytes;
+	c->blk = b;
 	c->blk_rip = rip;
-	c->blk_n = b->n;
 	return b;
 }
 

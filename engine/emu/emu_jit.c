@@ -1324,7 +1324,8 @@ static void link_gpa_of(struct emit *e, struct pending *sl, int same)
 		other = jump_fwd(e, 5);                            /* jnz */
 	}
 	if (same != 0) {
-		load(e, R8, R_C, CORE(blk_gpa), 8);
+		load(e, R8, R_C, CORE(blk), 8);
+		load(e, R8, R8, BLK(gpa), 8);
 		op_rr(e, true, 0x31, R9, R8);                      /* xor r8, r9 */
 		b1(e, 0x49);
 		b1(e, 0x81);
@@ -1491,15 +1492,7 @@ static void link_near(struct xlat *x, const uint8_t *fail)
 	may_go_on_or(e, &sl, RSI);
 	store(e, RCX, R_C, CORE(blk_ret), 8);
 	store(e, R9, R_C, CORE(blk_rip), 8);
-	mov_imm64(e, RSI, b->gpa);
-	store(e, RSI, R_C, CORE(blk_gpa), 8);
-	b1(e, 0x48);
-	b1(e, 0x81);
-	b1(e, 0xc6);
-	b4(e, b->nbytes);                                  /* add rsi, nbytes */
-	store(e, RSI, R_C, CORE(blk_end), 8);
-	op_mem(e, false, 0xc7, 0, R_C, CORE(blk_n));
-	b4(e, b->n);                                       /* mov dword blk_n, n */
+	store(e, RDX, R_C, CORE(blk), 8);
 	op_mem(e, true, 0x8d, R_OP, RDX, BLK(op));         /* lea r13, b->op */
 }
 
