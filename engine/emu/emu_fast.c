@@ -535,6 +535,11 @@ bool emu_block_run(struct emu_cpu *cpu)
 	c->code_gen = cpu->evm->code_gen;
 	c->code_ver = cpu->evm->code_ver;
 	c->irq_attn = emu_lapic_attention(cpu);
+	/* seen again: a reason set from now on sets it too */
+	__atomic_store_n(&cpu->due, false, __ATOMIC_RELAXED);
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	if (!may_go_on(cpu, c))
+		__atomic_store_n(&cpu->due, true, __ATOMIC_RELAXED);
 	c->ftlb = c->tlb[c->cpl == 3];         /* plain instructions keep the CPL */
 	struct emu_block *b = block_at(cpu, c);
 	if (!b && !c->dbg_armed && tlb_of(c, cpu->rip)->tag_x != (cpu->rip & X86_PAGE_MASK)) {

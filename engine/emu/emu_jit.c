@@ -1254,23 +1254,13 @@ static fop_fn cross_check(struct xlat *x, unsigned k)
 	return (fop_fn)(uintptr_t)b->op[k + 1].imm;
 }
 
-/* may_go_on() false: to the slow way (scratch: a register it may use). */
-static void may_go_on_or(struct emit *e, struct pending *sl, unsigned scratch)
+/* To the slow way when something may be due (emu_cpu.due), where
+ * may_go_on() decides. */
+static void may_go_on_or(struct emit *e, struct pending *sl)
 {
-	op_mem(e, false, 0x80, 7, R_C, CORE(kick));
-	b1(e, 0);                                          /* cmp byte kick, 0 */
+	op_mem(e, false, 0x80, 7, R_CPU, (int32_t)offsetof(struct emu_cpu, due));
+	b1(e, 0);                                          /* cmp byte due, 0 */
 	to_slow(e, sl, 5);
-	op_mem(e, false, 0x80, 7, R_CPU, (int32_t)offsetof(struct emu_cpu, pending.nmi));
-	b1(e, 0);
-	to_slow(e, sl, 5);
-	op_mem(e, false, 0xf7, 0, R_CPU, (int32_t)offsetof(struct emu_cpu, rflags));
-	b4(e, (uint32_t)RFLAGS_IF);                        /* test dword rflags, IF */
-	uint8_t *no_if = jump_fwd(e, 4);
-	load(e, scratch, R_C, CORE(irq_attn), 8);
-	op_mem(e, false, 0x83, 7, scratch, 0);
-	b1(e, 0);                                          /* cmp dword [irq_attn], 0 */
-	to_slow(e, sl, 5);
-	land(e, no_if);
 }
 
 /* RCX = c->blk_ret + dret: the instructions retired on leaving. */
@@ -1489,7 +1479,7 @@ static void link_near(struct xlat *x, const uint8_t *fail)
 	op_mem(e, false, 0x3b, RSI, RDX, BLK(ver));
 	to_slow(e, &sl, 5);
 	budget_or(e, &sl, b->n, RSI);
-	may_go_on_or(e, &sl, RSI);
+	may_go_on_or(e, &sl);
 	store(e, RCX, R_C, CORE(blk_ret), 8);
 	store(e, R9, R_C, CORE(blk_rip), 8);
 	store(e, RDX, R_C, CORE(blk), 8);
@@ -1595,7 +1585,7 @@ static void loop_to_start(struct xlat *x, unsigned k)
 	count(x, k + 1);
 	retired_then(e, k + 1);
 	budget_or(e, &sl, x->b->n, RDX);
-	may_go_on_or(e, &sl, RDX);
+	may_go_on_or(e, &sl);
 	store(e, RCX, R_C, CORE(blk_ret), 8);
 	tally(x, JX_LOOP, RDX);
 	jump_to(e, 16, x->inner);
