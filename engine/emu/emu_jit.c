@@ -9,10 +9,13 @@
  * sentinel emu_fop_cont, so the call comes back with FS_CONT; anything
  * else (the handler left the block: a fault's exact way, a store into
  * code, a device) is returned as is, exactly where the handler chain would
- * have left. The block's way out (its last instruction, a taken Jcc) is a
- * tail jump into the original handler, which chains on (emu_fast_ops.c
- * chain, loop_again) as in the interpreter, so the host stack stays flat
- * however many blocks run back to back. A CMP/TEST fused with its Jcc runs
+ * have left. The block's way out (its last instruction, a taken Jcc)
+ * makes chain()'s decisions (emu_fast_ops.c) itself: a tight loop goes
+ * back to its start, a branch goes straight into the translation of the
+ * block it links to (chain_to: through that translation's linked entries,
+ * which check what chain() checks), and anything else is a tail jump into
+ * the original handler, which decides as in the interpreter; so the host
+ * stack stays flat however many blocks run back to back. A CMP/TEST fused with its Jcc runs
  * as the CMP/TEST and then the Jcc: the same flags, retired counts and
  * ways. Everything the handler chain keeps (RIP, the retired count, the
  * lazy flags) is thus kept the same way.
@@ -1173,6 +1176,19 @@ static void template_op(struct xlat *x, unsigned k, const struct fop_info *fi)
 
 /* --- ways out ------------------------------------------------------------------------ */
 
+/* Links. Each translation has two linked entries before its first
+ * instruction, where another translation's way out jumps in with the
+ * guest's RIP in R9, the instructions retired by then in RCX and, in RAX,
+ * where to go when it may not go in (that way out's slow way):
+ * link_far finds that R9 is its block's address through the TLB's
+ * execute tag, as link_gpa does, and falls into link_near, which checks
+ * what chain() checks (the block is current, the budget has room for it
+ * whole, nothing is due) and sets the running block's fields as enter()
+ * does. A way out to an address in its own block's page goes to
+ * link_near: that address is in the same frame whatever the page tables
+ * say. chain_left bounds only the stack of chains through handlers; a
+ * link between translations is a jump, and does not count. */
+
 #define BLK(field) ((int32_t)offsetof(struct emu_block, field))
 /* the entry's pushes and moves (prologue) */
 #define INNER 14
@@ -1420,9 +1436,9 @@ static uint8_t *lea_fwd(struct emit *e, unsigned reg)
 	return e->p - 4;
 }
 
-/* The linked entries of translation b (see the top of the section), as
- * its prologue lays them: link_far, then link_near LINK_FAR bytes on,
- * which falls into the first instruction. fail: a "jmp rax". */
+/* The linked entries of translation x->b (see Links above), as its
+ * prologue lays them: link_far, then link_near LINK_FAR bytes on, which
+ * falls into the first instruction. fail: a "jmp rax". */
 static void link_far(struct xlat *x, const uint8_t *fail)
 {
 	struct emit *e = &x->e;
