@@ -51,8 +51,9 @@
  * no interrupt shadow, no HLT step, emu_dbg_armed() false (no DR7 enable,
  * TF, RF or debugger request), and after the interrupt check. Inside a
  * block nothing can change that, because every instruction that could
- * (POPF, STI, MOV to CR/DR/Sreg, INT, IRET, I/O ...) is not plain
- * and goes through step(). Device accesses made by plain instructions
+ * (POPF, MOV to CR/DR/Sreg, INT, IRET, I/O ...) is not plain
+ * and goes through step(); STI only with the instruction in its shadow,
+ * after which its block ends (is_sti). Device accesses made by plain instructions
  * (MMIO) end the block after the instruction (emu_mem.c after_platform),
  * the budget (quantum, timer deadline) is respected to the instruction
  * (blocks, passes of a tight loop and chained blocks run only whole inside
@@ -170,6 +171,13 @@ void emu_stats_report(struct emu_vm *evm)
 			(unsigned long long)bs->builds, (unsigned long long)bs->steps[STEP_MODE],
 			(unsigned long long)bs->steps[STEP_TLB], (unsigned long long)bs->steps[STEP_PLAIN],
 			(unsigned long long)bs->tlb_fills, (unsigned long long)bs->prefixes);
+	if (bs && evm->insn_stats)
+		fprintf(stderr, "vmdb: emu: fast handlers' accesses left to the exact way: %llu "
+			"TLB fills, %llu stores into code frames, %llu devices, %llu across pages, "
+			"%llu watched, %llu other\n",
+			(unsigned long long)bs->misses[MISS_FILL], (unsigned long long)bs->misses[MISS_CODE],
+			(unsigned long long)bs->misses[MISS_DEVICE], (unsigned long long)bs->misses[MISS_CROSS],
+			(unsigned long long)bs->misses[MISS_WATCH], (unsigned long long)bs->misses[MISS_OTHER]);
 	emu_insn_stats_report(evm);
 }
 
@@ -209,6 +217,18 @@ static bool is_plain(const struct emu_insn *in)
 			return false;
 	}
 	return true;
+}
+
+/* STI runs in a block only with the instruction after it, the one in
+ * its interrupt shadow, and the block ends after that one: the block
+ * loop looks for interrupts there, where the CPU takes them, and nothing
+ * can come between the two (no interrupt check inside a block, faults of
+ * the second one are its own, a block cut short by the budget is never
+ * cut between them: block_prefix). So the shadow needs no mark
+ * (cpu->interrupt_shadow) in a block. */
+static bool is_sti(const struct emu_insn *in)
+{
+	return in->mnemonic == ZYDIS_MNEMONIC_STI;
 }
 
 /* Unconditional transfers (X86_MN_JUMP) end a block: their target is
@@ -271,9 +291,12 @@ static unsigned block_decode(struct emu_vm *evm, uint64_t gpa, unsigned mode,
 	bs->tail_len = 0;
 	while (n < BLOCK_INSNS) {
 		struct emu_insn *in = &bs->in[n];
+		bool shadowed = n > 0 && is_sti(&bs->in[n - 1]);
 		unsigned len = avail - *pos < 15 ? avail - *pos : 15;
 		int r = len ? emu_decode_cached(evm, mode, gpa + *pos, p + *pos, len, in) : -EINVAL;
-		if (r == -EAGAIN && n > 0 && next && len < 15 &&
+		if (r == 0 && shadowed && (is_sti(in) || !is_plain(in)))
+			break;                     /* the STI is dropped below */
+		if (r == -EAGAIN && n > 0 && !shadowed && next && len < 15 &&
 		    block_decode_cross(bs, mode, p + *pos, len, next, in) &&
 		    *pos + in->len <= BLOCK_BYTES) {
 			emu_fop_build_cross(bs, in, &bs->op[n], n, *pos);
@@ -291,7 +314,7 @@ static unsigned block_decode(struct emu_vm *evm, uint64_t gpa, unsigned mode,
 		}
 		if (*pos + in->len > BLOCK_BYTES)
 			break;
-		if (!is_plain(in)) {
+		if (!is_plain(in) && !is_sti(in)) {
 			if (n == 0)
 				*pos += in->len;   /* the copy covers it: rebuilt when it changes */
 			break;
@@ -299,8 +322,13 @@ static unsigned block_decode(struct emu_vm *evm, uint64_t gpa, unsigned mode,
 		emu_fop_build(bs, in, &bs->op[n], n, *pos);
 		*pos += in->len;
 		n++;
-		if (ends_block(in))
+		if (ends_block(in) || shadowed)
 			break;
+	}
+	if (n > 0 && is_sti(&bs->in[n - 1])) {
+		/* no instruction after it here: the block ends before it */
+		n--;
+		*pos = n ? bs->op[n].off : bs->in[0].len;
 	}
 	return n;
 }
@@ -456,6 +484,8 @@ static struct emu_block *block_prefix(struct emu_core *c, const struct emu_block
 	struct emu_blocks *bs = c->blocks;
 	struct emu_block *p = (struct emu_block *)(void *)bs->prefix;
 	const fop_fn *built = block_built(b);
+	if (is_sti(&b->in[k - 1]) && --k == 0)
+		return NULL;               /* never between STI and its shadow: step() */
 	*p = *b;
 	memcpy(p->op, b->op, sizeof(struct emu_fop) * k);
 	for (unsigned i = 0; i < k; i++)
@@ -556,9 +586,14 @@ bool emu_block_run(struct emu_cpu *cpu)
 	c->rep_pending = false;
 	/* blocks run whole, but one where the budget ends, whose first
 	 * instructions run as a block of their own */
-	for (;;) {
-		if (c->budget_end - cpu->retired < b->n)
+	for (bool first = true;; first = false) {
+		if (c->budget_end - cpu->retired < b->n) {
 			b = block_prefix(c, b, (unsigned)(c->budget_end - cpu->retired));
+			if (!b) {
+				c->blocks->steps[STEP_PLAIN] += first;
+				return !first;
+			}
+		}
 		if (!block_exec(cpu, c, b) || !may_go_on(cpu, c))
 			break;
 		b = block_next(cpu, c, c->blk_stop);

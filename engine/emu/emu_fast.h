@@ -110,10 +110,17 @@ struct fop_base_memo {
 /* Why emu_block_run left an instruction to the exact path (step()), for
  * VMDB_EMU_STATS. */
 enum { STEP_MODE, STEP_TLB, STEP_PLAIN, STEP_WHY };
+/* Why a specialised handler's access took the exact way (f_miss), for
+ * VMDB_EMU_STATS: the TLB had no entry that allows it and the exact way
+ * made one (FILL); a store into a frame with blocks (CODE); not RAM
+ * (DEVICE); two pages (CROSS); a page the debugger watches (WATCH); the
+ * TLB allows it neither before nor after (OTHER: a write tag withheld). */
+enum { MISS_FILL, MISS_CODE, MISS_DEVICE, MISS_CROSS, MISS_WATCH, MISS_OTHER, MISS_WHY };
 
 struct emu_blocks {
 	struct emu_block *slot[BLOCK_SLOTS];
 	uint64_t steps[STEP_WHY];      /* counted by reason */
+	uint64_t misses[MISS_WHY];     /* f_miss by reason (VMDB_EMU_STATS only) */
 	uint64_t prefixes;             /* blocks cut short by the budget (block_prefix) */
 	uint64_t tlb_fills;            /* execute TLB misses filled by emu_block_run */
 	uint64_t builds;               /* blocks built */

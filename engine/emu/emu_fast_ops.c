@@ -166,6 +166,53 @@ static unsigned f_cross(struct emu_cpu *cpu, struct emu_core *c, const struct em
  * their accesses), then its store is looked at as mwrite would. A watched
  * page (EMU_TAG_WATCH) comes here too: the exact accesses tell the debug
  * part, and a hit ends the block. */
+/* The access f's handler could not do, for VMDB_EMU_STATS: at *lin,
+ * *size bytes, a store when true. */
+static bool miss_access(struct emu_cpu *cpu, struct emu_core *c, const struct emu_fop *f,
+			uint64_t *lin, unsigned *size)
+{
+	const struct emu_insn *in = insn_of(f);
+	if (f->flags & FOP_WMEM) {
+		*lin = (f->flags & FOP_WSTK) ? cpu->gpr[EMU_RSP] - 8 : f_lin(cpu, c, f);
+		*size = 1u << ((f->flags >> FOP_WSHIFT) & 7);
+		return true;
+	}
+	*lin = cpu->gpr[EMU_RSP];              /* a pop, a RET */
+	*size = 8;
+	for (unsigned i = 0; i < in->nops; i++) {
+		if (in->op[i].kind == EMU_OP_MEM) {
+			*lin = f_lin(cpu, c, f);
+			*size = in->op[i].size && in->op[i].size <= 8 ? in->op[i].size : 8;
+		}
+	}
+	return false;
+}
+
+static uint64_t miss_tag(struct emu_core *c, uint64_t lin, bool w)
+{
+	const struct emu_tlb_entry *t = tlb_of(c, lin);
+	return w ? t->tag_w : t->tag_r;
+}
+
+/* Why f's access missed (MISS_*), t0 its tag before the exact way ran it. */
+static __attribute__((cold, noinline)) void miss_count(struct emu_core *c, uint64_t lin,
+						       unsigned size, bool w, uint64_t t0)
+{
+	uint64_t page = lin & X86_PAGE_MASK, t1 = miss_tag(c, lin, w);
+	unsigned why = MISS_OTHER;
+	if ((lin & (X86_PAGE_SIZE - 1)) + size > X86_PAGE_SIZE)
+		why = MISS_CROSS;
+	else if ((t0 | t1) & EMU_TAG_WATCH)
+		why = MISS_WATCH;
+	else if (w && (t1 & EMU_TAG_CODE))
+		why = MISS_CODE;
+	else if (t1 == page && t0 != page)
+		why = MISS_FILL;
+	else if (!tlb_of(c, lin)->host)
+		why = MISS_DEVICE;
+	c->blocks->misses[why]++;
+}
+
 static __attribute__((noinline)) unsigned f_miss(struct emu_cpu *cpu, struct emu_core *c,
 						 const struct emu_fop *f)
 {
@@ -174,9 +221,18 @@ static __attribute__((noinline)) unsigned f_miss(struct emu_cpu *cpu, struct emu
 	emu_insn_stat(cpu->evm->insn_stats, EMU_STAT_MISS, in->mnemonic);
 	if (f->flags & FOP_WMEM)
 		wlin = (f->flags & FOP_WSTK) ? cpu->gpr[EMU_RSP] - 8 : f_lin(cpu, c, f);
+	uint64_t slin = 0, stag = 0;
+	unsigned ssize = 0;
+	bool sw = false;
+	if (__builtin_expect(cpu->evm->insn_stats != NULL, 0)) {
+		sw = miss_access(cpu, c, f, &slin, &ssize);
+		stag = miss_tag(c, slin, sw);
+	}
 	sync_at(cpu, c, f);
 	emu_flags_sync(cpu);
 	in->fn(cpu, in);
+	if (__builtin_expect(cpu->evm->insn_stats != NULL, 0))
+		miss_count(c, slin, ssize, sw, stag);
 	if (f->flags & FOP_WMEM)
 		stored(c, wlin, 1u << ((f->flags >> FOP_WSHIFT) & 7));
 	if (c->dbg_armed && emu_dbg_data_hit(cpu))
@@ -1128,6 +1184,17 @@ FOP(cli)
 	if (__builtin_expect(c->cpl > ((cpu->rflags & RFLAGS_IOPL_MASK) >> 12), 0))
 		return f_miss(cpu, c, f);
 	cpu->rflags &= ~RFLAGS_IF;
+	NEXT;
+}
+
+/* STI where IOPL allows it (else the exact way's #GP). Its interrupt
+ * shadow is the block's: the instruction after it runs next, and the
+ * block ends there (emu_fast.c's is_sti). */
+FOP(sti)
+{
+	if (__builtin_expect(c->cpl > ((cpu->rflags & RFLAGS_IOPL_MASK) >> 12), 0))
+		return exact_way(cpu, c, f, EMU_STAT_MISS);
+	cpu->rflags |= RFLAGS_IF;
 	NEXT;
 }
 
@@ -2333,6 +2400,8 @@ static fop_fn pick(const struct emu_insn *in, struct emu_fop *f)
 		       in->mnemonic == ZYDIS_MNEMONIC_CDQE ? cbw_a : cwd_a;
 	case ZYDIS_MNEMONIC_CLI:
 		return cli;
+	case ZYDIS_MNEMONIC_STI:
+		return sti;
 	case ZYDIS_MNEMONIC_CMPXCHG8B: case ZYDIS_MNEMONIC_CMPXCHG16B: {
 		unsigned s = in->mnemonic == ZYDIS_MNEMONIC_CMPXCHG8B ? 8 : 16;
 		if (in->nops != 1 || !mem_op(in, a, f, s))
