@@ -115,6 +115,11 @@ struct emu_vm {
 	uint64_t ram_frames;
 	uint64_t *code_bits;
 	uint32_t *code_ver;
+	/* per frame with blocks: stores into it since one of its blocks was
+	 * last compared; at EMU_CODE_STALE_MAX the frame is taken for data
+	 * again (its code freed, the page reused) and leaves code_bits
+	 * (emu_mem.c), so that its stores stop taking the slow way */
+	uint8_t *code_stale;
 	uint64_t code_marks;          /* bits set in code_bits so far: a vCPU re-marks its
 				       * TLB when this moved (emu_core.code_marks) */
 	uint64_t retired_gone;        /* instructions of vCPUs destroyed (emu_stats_report) */
@@ -170,6 +175,8 @@ static inline void emu_code_written(struct emu_vm *evm, const void *p)
 	if (emu_code_frame(evm, p))
 		evm->code_ver[emu_frame_of(evm, p)]++;
 }
+
+#define EMU_CODE_STALE_MAX 32
 
 #define EMU_TLB_SIZE 2048
 

@@ -107,7 +107,9 @@ int emu_blocks_create(struct emu_vm *evm)
 	uint8_t *arena = calloc(1, BLOCK_ARENA), *cold = calloc(1, BLOCK_ARENA);
 	evm->code_bits = calloc((frames + 63) / 64, sizeof(uint64_t));
 	evm->code_ver = calloc(frames ? frames : 1, sizeof(uint32_t));
-	if (!evm->blocks || !arena || !cold || !evm->code_bits || !evm->code_ver) {
+	evm->code_stale = calloc(frames ? frames : 1, 1);
+	if (!evm->blocks || !arena || !cold || !evm->code_bits || !evm->code_ver ||
+	    !evm->code_stale) {
 		free(arena);
 		free(cold);
 		emu_blocks_destroy(evm);
@@ -132,9 +134,11 @@ void emu_blocks_destroy(struct emu_vm *evm)
 	free(evm->blocks);
 	free(evm->code_bits);
 	free(evm->code_ver);
+	free(evm->code_stale);
 	evm->blocks = NULL;
 	evm->code_bits = NULL;
 	evm->code_ver = NULL;
+	evm->code_stale = NULL;
 }
 
 void emu_blocks_outside(struct emu_vm *evm)
@@ -435,6 +439,7 @@ static __attribute__((noinline)) struct emu_block *block_check(struct emu_cpu *c
 	}
 	b->frame = emu_frame_of(cpu->evm, p);
 	code_frame_add(cpu, b->frame);
+	cpu->evm->code_stale[b->frame] = 0;
 	b->gen = cpu->evm->code_gen;
 	b->ver = cpu->evm->code_ver[b->frame];
 	return b;

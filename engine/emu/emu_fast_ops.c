@@ -202,9 +202,9 @@ static __attribute__((cold, noinline)) void miss_count(struct emu_core *c, uint6
 	unsigned why = MISS_OTHER;
 	if ((lin & (X86_PAGE_SIZE - 1)) + size > X86_PAGE_SIZE)
 		why = MISS_CROSS;
-	else if ((t0 | t1) & EMU_TAG_WATCH)
+	else if (t1 != ~0ull && (t1 & EMU_TAG_WATCH))
 		why = MISS_WATCH;
-	else if (w && (t1 & EMU_TAG_CODE))
+	else if (w && t1 != ~0ull && (t1 & EMU_TAG_CODE))
 		why = MISS_CODE;
 	else if (t1 == page && t0 != page)
 		why = MISS_FILL;

@@ -420,6 +420,38 @@ static struct emu_tlb_entry *translate(struct emu_cpu *cpu, uint64_t lin, enum e
 	return t;
 }
 
+/* Is frame that of the block the fast path runs (or ran last)? Its
+ * stores into its own bytes must keep ending it (EMU_TAG_CODE). */
+static bool block_frame(struct emu_cpu *cpu, uint64_t frame)
+{
+	uint64_t gpa = emu_core_of(cpu)->blk_gpa & X86_PAGE_MASK;
+	const uint8_t *h = vm_gpa_to_host(cpu->vcpu->vm, gpa, X86_PAGE_SIZE);
+	return h && emu_frame_of(cpu->evm, h) == frame;
+}
+
+/* A store of the guest through t (tag_w with EMU_TAG_CODE): the frame's
+ * blocks compare again (emu_code_written). After EMU_CODE_STALE_MAX such
+ * stores with none of them run meanwhile none is current (each store
+ * counted), and the frame leaves the code map: later stores take the fast
+ * way until a block there is compared again (emu_fast.c's block_check
+ * puts it back). Entries still marked for a frame that left lose the mark
+ * at their next store. */
+static void code_store(struct emu_cpu *cpu, struct emu_tlb_entry *t)
+{
+	struct emu_vm *evm = cpu->evm;
+	if (!emu_code_frame(evm, t->host)) {
+		t->tag_w &= ~EMU_TAG_CODE;
+		return;
+	}
+	uint64_t i = emu_frame_of(evm, t->host);
+	evm->code_ver[i]++;
+	if (++evm->code_stale[i] < EMU_CODE_STALE_MAX || block_frame(cpu, i))
+		return;
+	evm->code_bits[i / 64] &= ~(1ull << (i % 64));
+	evm->code_stale[i] = 0;
+	t->tag_w &= ~EMU_TAG_CODE;
+}
+
 /* --- the machine's side: MMIO and port I/O with replay -------------------- */
 
 void emu_replay_reset(struct emu_cpu *cpu)
@@ -609,7 +641,7 @@ static void access_bytes(struct emu_cpu *cpu, uint64_t lin, uint8_t *buf, unsign
 		struct emu_tlb_entry *t = translate(cpu, lin, acc, user);
 		if (t->host) {
 			if (write && (t->tag_w & EMU_TAG_CODE))
-				emu_code_written(cpu->evm, t->host);
+				code_store(cpu, t);
 			if (write)
 				memcpy(t->host + off, buf, n);
 			else
@@ -653,7 +685,7 @@ uint8_t *emu_lock_ptr(struct emu_cpu *cpu, uint64_t lin, unsigned size)
 	if (!t->host)
 		return NULL;
 	if (t->tag_w & EMU_TAG_CODE)
-		emu_code_written(cpu->evm, t->host);   /* the caller writes it */
+		code_store(cpu, t);                   /* the caller writes it */
 	return t->host + (lin & (X86_PAGE_SIZE - 1));
 }
 
@@ -665,7 +697,7 @@ uint8_t *emu_ram_span(struct emu_cpu *cpu, uint64_t lin, unsigned len, bool writ
 	if (!t->host)
 		return NULL;
 	if (write && (t->tag_w & EMU_TAG_CODE))
-		emu_code_written(cpu->evm, t->host);   /* the caller writes it */
+		code_store(cpu, t);                   /* the caller writes it */
 	return t->host + (lin & (X86_PAGE_SIZE - 1));
 }
 
@@ -732,7 +764,7 @@ static inline void write_common(struct emu_cpu *cpu, uint64_t lin, unsigned size
 			t = translate(cpu, lin, ACC_W, user);
 		if (t->host) {
 			if (__builtin_expect(t->tag_w & EMU_TAG_CODE, 0))
-				emu_code_written(cpu->evm, t->host);
+				code_store(cpu, t);
 			store_n(t->host + (lin & (X86_PAGE_SIZE - 1)), size, v);
 			return;
 		}
@@ -774,7 +806,7 @@ static inline uint8_t *tlb_span(struct emu_cpu *cpu, uint64_t lin, unsigned len,
 	if (((write ? t->tag_w : t->tag_r) & ~EMU_TAG_BITS) != (lin & X86_PAGE_MASK))
 		return NULL;
 	if (write && (t->tag_w & EMU_TAG_CODE))
-		emu_code_written(cpu->evm, t->host);
+		code_store(cpu, t);
 	return t->host + (lin & (X86_PAGE_SIZE - 1));
 }
 
