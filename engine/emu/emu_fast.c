@@ -477,12 +477,12 @@ static inline const fop_fn *block_built(const struct emu_block *b)
 
 /* Where the budget ends inside block b (k of its n instructions left,
  * 0 < k < n): its first k as a block of their own, in the cache's scratch
- * copy, to be run instead. Their handlers are those built for them, with
- * the flags that nothing among the k looks at dropped and compares fused
- * anew, so that the flags are exact after the k-th as at any block's end;
- * the fields are b's, so that everything else (links, the exact handlers'
- * in[], the way out) is as in b. The copy is only ever run from here, and
- * nothing links to it. */
+ * copy, to be run instead. Their handlers are those built for them, each
+ * recording its flags (no dead flags dropped, no compare fused: the copy
+ * runs once, and is made often), so that the flags are exact after the
+ * k-th as at any block's end; the fields are b's, so that everything else
+ * (links, the exact handlers' in[], the way out) is as in b. The copy is
+ * only ever run from here, and nothing links to it. */
 static struct emu_block *block_prefix(struct emu_core *c, const struct emu_block *b,
 				      unsigned k)
 {
@@ -496,7 +496,7 @@ static struct emu_block *block_prefix(struct emu_core *c, const struct emu_block
 	for (unsigned i = 0; i < k; i++)
 		p->op[i].fn = built[i];
 	p->n = (uint8_t)k;
-	emu_fops_finish(bs, p->op, k, b->op[k].off);
+	emu_fops_end(p->op, k, b->op[k].off);
 	c->blk_n = k;
 	bs->prefixes++;
 	return p;

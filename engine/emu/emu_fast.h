@@ -293,5 +293,8 @@ void emu_fop_build_cross(struct emu_blocks *bs, const struct emu_insn *in, struc
 /* The end of the n instructions in op[] (pos bytes): the end marker,
  * and the flags no one sees dropped. */
 void emu_fops_finish(struct emu_blocks *bs, struct emu_fop *op, unsigned n, unsigned pos);
+/* Only the end marker after the n instructions of op[] (pos bytes): their
+ * handlers as they are, each with its flags when built so. */
+void emu_fops_end(struct emu_fop *op, unsigned n, unsigned pos);
 
 #endif

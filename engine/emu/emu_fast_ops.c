@@ -2509,13 +2509,9 @@ static void fuse_branches(struct emu_fop *op, unsigned nops)
 	}
 }
 
-/* After the last instruction: flags nobody sees dropped, compares fused
- * with their branches, the end marker at pos. */
-void emu_fops_finish(struct emu_blocks *bs, struct emu_fop *op, unsigned n, unsigned pos)
+void emu_fops_end(struct emu_fop *op, unsigned n, unsigned pos)
 {
-	drop_dead_flags(bs, op, n);
-	fuse_branches(op, n);
-	struct emu_fop *e = &op[n];                /* the end marker */
+	struct emu_fop *e = &op[n];
 	uint64_t cross = n && op[n - 1].fn == f_cross ? e->imm : 0;
 	memset(e, 0, sizeof(*e));
 	e->imm = cross;
@@ -2523,6 +2519,15 @@ void emu_fops_finish(struct emu_blocks *bs, struct emu_fop *op, unsigned n, unsi
 	e->flags = FOP_LINK;
 	e->idx = (uint8_t)n;
 	e->off = e->end = (uint16_t)pos;
+}
+
+/* After the last instruction: flags nobody sees dropped, compares fused
+ * with their branches, the end marker at pos. */
+void emu_fops_finish(struct emu_blocks *bs, struct emu_fop *op, unsigned n, unsigned pos)
+{
+	drop_dead_flags(bs, op, n);
+	fuse_branches(op, n);
+	emu_fops_end(op, n, pos);
 }
 
 unsigned emu_fop_cont(struct emu_cpu *cpu, struct emu_core *c, const struct emu_fop *f)
