@@ -385,6 +385,14 @@ void emu_probe_write(struct emu_cpu *cpu, uint64_t lin, unsigned len);
 /* The TLB's execute entry for lin's page filled, as a fetch from lin
  * would (a walk; faults #PF, #GP as it would). */
 void emu_tlb_fill_exec(struct emu_cpu *cpu, uint64_t lin);
+/* For a specialised handler of the fast path whose one data access at lin
+ * (a store when write; in one page) the TLB did not allow: the entry the
+ * exact way's access would make, by the same walk, without faulting. True
+ * when the fast compare allows the access now (RAM, not watched, a store
+ * not into a frame with blocks) and did not before; false where the walk
+ * faults (the exact way faults then, after the same walk) and anywhere
+ * the exact way is needed. */
+bool emu_tlb_fill_data(struct emu_cpu *cpu, uint64_t lin, bool write);
 /* Instruction bytes at the linear address: host pointer when the whole
  * range is in one RAM page, else copies into buf (a second page that
  * is not RAM reads all ones); *gpa is the first byte's physical address;

@@ -178,10 +178,11 @@ void emu_stats_report(struct emu_vm *evm)
 	if (bs && evm->insn_stats)
 		fprintf(stderr, "vmdb: emu: fast handlers' accesses left to the exact way: %llu "
 			"TLB fills, %llu stores into code frames, %llu devices, %llu across pages, "
-			"%llu watched, %llu other\n",
+			"%llu watched, %llu other; %llu TLB fills done for them\n",
 			(unsigned long long)bs->misses[MISS_FILL], (unsigned long long)bs->misses[MISS_CODE],
 			(unsigned long long)bs->misses[MISS_DEVICE], (unsigned long long)bs->misses[MISS_CROSS],
-			(unsigned long long)bs->misses[MISS_WATCH], (unsigned long long)bs->misses[MISS_OTHER]);
+			(unsigned long long)bs->misses[MISS_WATCH], (unsigned long long)bs->misses[MISS_OTHER],
+			(unsigned long long)bs->data_fills);
 	emu_insn_stats_report(evm);
 }
 
@@ -466,13 +467,6 @@ static inline struct emu_block *block_at(struct emu_cpu *cpu, struct emu_core *c
 	c->blk_rip = lin;
 	c->blk_n = b->n;
 	return b;
-}
-
-/* The handlers emu_fop_build chose for b's instructions (see struct
- * emu_block). */
-static inline const fop_fn *block_built(const struct emu_block *b)
-{
-	return (const fop_fn *)(const void *)b->in - b->n;
 }
 
 /* Where the budget ends inside block b (k of its n instructions left,

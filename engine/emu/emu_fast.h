@@ -121,6 +121,7 @@ struct emu_blocks {
 	struct emu_block *slot[BLOCK_SLOTS];
 	uint64_t steps[STEP_WHY];      /* counted by reason */
 	uint64_t misses[MISS_WHY];     /* f_miss by reason (VMDB_EMU_STATS only) */
+	uint64_t data_fills;           /* data TLB misses filled for a specialised handler */
 	uint64_t prefixes;             /* blocks cut short by the budget (block_prefix) */
 	uint64_t tlb_fills;            /* execute TLB misses filled by emu_block_run */
 	uint64_t builds;               /* blocks built */
@@ -212,6 +213,13 @@ static inline const struct emu_block *block_find(const struct emu_core *c, uint6
 		return NULL;
 	const struct emu_block *b = c->blocks->slot[block_index(gpa)];
 	return b && b->gpa == gpa && b->n && block_current(c, b) ? b : NULL;
+}
+
+/* The handlers emu_fop_build chose for b's instructions (see struct
+ * emu_block). */
+static inline const fop_fn *block_built(const struct emu_block *b)
+{
+	return (const fop_fn *)(const void *)b->in - b->n;
 }
 
 /* --- emu_fast_ops.c --- */

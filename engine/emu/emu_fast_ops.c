@@ -213,11 +213,69 @@ static __attribute__((cold, noinline)) void miss_count(struct emu_core *c, uint6
 	c->blocks->misses[why]++;
 }
 
+static unsigned ret_near(struct emu_cpu *cpu, struct emu_core *c, const struct emu_fop *f);
+static unsigned pop_r(struct emu_cpu *cpu, struct emu_core *c, const struct emu_fop *f);
+
+/* The handler f's instruction was built with (its flags recorded where
+ * f's own form may leave them, which is the same: they were dead there);
+ * a block cut short by the budget runs those (block_prefix). */
+static fop_fn built_fn(const struct emu_core *c, const struct emu_fop *f)
+{
+	const struct emu_block *b = block_of(f);
+	if ((const void *)b == (const void *)c->blocks->prefix)
+		return f->fn;
+	return block_built(b)[f->idx];
+}
+
+/* The data access of f's built handler when it makes only one, of at
+ * most 8 bytes (no alignment rule) and in one page: at *lin, a store
+ * when *write. */
+static bool one_access(struct emu_cpu *cpu, struct emu_core *c, const struct emu_fop *f,
+		       fop_fn fn, uint64_t *lin, bool *write)
+{
+	const struct emu_insn *in = insn_of(f);
+	const struct emu_operand *m = NULL;
+	unsigned mems = 0, size;
+	if (f->flags & FOP_MEMW)
+		return false;              /* not through the TLB compare (string, BT) */
+	for (unsigned i = 0; i < in->nops; i++) {
+		if (in->op[i].kind == EMU_OP_MEM) {
+			m = &in->op[i];
+			mems++;
+		}
+	}
+	if (fn == ret_near || fn == pop_r) {
+		*lin = cpu->gpr[EMU_RSP];
+		*write = false;
+		size = 8;
+	} else if ((f->flags & FOP_WSTK) && mems == 0) {
+		size = 1u << ((f->flags >> FOP_WSHIFT) & 7);   /* PUSH, CALL */
+		*lin = cpu->gpr[EMU_RSP] - size;
+		*write = true;
+	} else if (mems == 1 && !(f->flags & FOP_WSTK) && in->mnemonic != ZYDIS_MNEMONIC_POP &&
+		   !(x86_mnemonic(in->mnemonic)->attrs & X86_MN_PUSHES)) {
+		size = m->size;
+		*lin = f_lin(cpu, c, f);
+		*write = (f->flags & FOP_WMEM) || (emu_sse_insn(in) && m == &in->op[0]);
+	} else {
+		return false;
+	}
+	return size && size <= 8 && (*lin & (X86_PAGE_SIZE - 1)) <= X86_PAGE_SIZE - size;
+}
+
 static __attribute__((noinline)) unsigned f_miss(struct emu_cpu *cpu, struct emu_core *c,
 						 const struct emu_fop *f)
 {
 	const struct emu_insn *in = insn_of(f);
 	uint64_t wlin = 0;
+	/* a TLB miss the walk fills: the specialised handler again */
+	fop_fn fn = built_fn(c, f);
+	bool w;
+	if (!c->dbg_armed && one_access(cpu, c, f, fn, &wlin, &w) &&
+	    emu_tlb_fill_data(cpu, wlin, w)) {
+		c->blocks->data_fills++;
+		return fn(cpu, c, f);
+	}
 	emu_insn_stat(cpu->evm->insn_stats, EMU_STAT_MISS, in->mnemonic);
 	if (f->flags & FOP_WMEM)
 		wlin = (f->flags & FOP_WSTK) ? cpu->gpr[EMU_RSP] - 8 : f_lin(cpu, c, f);
