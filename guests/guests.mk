@@ -96,6 +96,10 @@ guests: $(GUEST_OUT)/timer_flags.elf
 # (tests/test_sti_shadow.py)
 guests: $(GUEST_OUT)/sti_shadow.elf
 .SECONDARY: $(GUEST_OUT)/sti_shadow.o
+# TLB misses of loads and stores: accessed/dirty bits and page faults
+# (tests/test_tlb_fill.py)
+guests: $(GUEST_OUT)/tlb_fill.elf
+.SECONDARY: $(GUEST_OUT)/tlb_fill.o
 
 # Guest-invisible stepping: guests that
 # record what they observe; tests/test_step.py compares their transcripts
