@@ -674,6 +674,40 @@ FOP(bitscan_rm##S)                                                              
 DEF_BITSCAN(8)
 DEF_BITSCAN(4)
 
+/* TZCNT/LZCNT r, r/m (f->imm: LZCNT): the count, the operand's width for
+ * 0; CF = the source is 0, ZF = the count is, the other flags as they
+ * were (h_tzcnt_lzcnt) */
+static inline void zcount(struct emu_cpu *cpu, const struct emu_fop *f, uint64_t v, unsigned s)
+{
+	unsigned bits = s * 8;
+	v &= msk(s);
+	uint64_t r = !v ? bits : f->imm ? (uint64_t)(__builtin_clzll(v) - (64 - bits))
+			       : (uint64_t)__builtin_ctzll(v);
+	emu_flags_sync(cpu);
+	gpr_put(cpu, f->r0, s, r);
+	cpu->rflags &= ~(RFLAGS_CF | RFLAGS_ZF);
+	if (!v)
+		cpu->rflags |= RFLAGS_CF;
+	if (!r)
+		cpu->rflags |= RFLAGS_ZF;
+}
+
+#define DEF_ZCOUNT(S)                                                                         \
+FOP(zcount_rr##S)                                                                             \
+{                                                                                             \
+	(void)c;                                                                              \
+	zcount(cpu, f, cpu->gpr[f->r1], S);                                                   \
+	NEXT;                                                                                 \
+}                                                                                             \
+FOP(zcount_rm##S)                                                                             \
+{                                                                                             \
+	RD(p, f_lin(cpu, c, f), S);                                                           \
+	zcount(cpu, f, load(p, S), S);                                                        \
+	NEXT;                                                                                 \
+}
+DEF_ZCOUNT(8)
+DEF_ZCOUNT(4)
+
 /* BT/BTS/BTR/BTC r/m, imm (the bit: f->imm, already below the width):
  * CF = the bit, the other flags as they were (h_bt) */
 static inline void set_cf(struct emu_cpu *cpu, bool cf)
@@ -2486,6 +2520,16 @@ static fop_fn pick(const struct emu_insn *in, struct emu_fop *f)
 				return k == 0 ? bitscan_rr8 : bitscan_rr4;
 			if (form == 2)
 				return k == 0 ? bitscan_rm8 : bitscan_rm4;
+		}
+		return NULL;
+	case ZYDIS_MNEMONIC_TZCNT: case ZYDIS_MNEMONIC_LZCNT:
+		f->imm = in->mnemonic == ZYDIS_MNEMONIC_LZCNT;
+		for (unsigned k = 0; k < 2; k++) {
+			int form = form_of(in, f, form_size[k]);
+			if (form == 0)
+				return k == 0 ? zcount_rr8 : zcount_rr4;
+			if (form == 2)
+				return k == 0 ? zcount_rm8 : zcount_rm4;
 		}
 		return NULL;
 	case ZYDIS_MNEMONIC_RDTSC: case ZYDIS_MNEMONIC_RDTSCP:
