@@ -346,6 +346,10 @@ void emu_tlb_ac_changed(struct emu_cpu *cpu);
 /* Mark this vCPU's writable TLB entries of frames that hold blocks
  * (EMU_TAG_CODE): after the code map grew (emu_vm.code_marks). */
 void emu_tlb_mark_code(struct emu_cpu *cpu);
+/* The same after one frame (at host address page) joined the code map
+ * (code_marks counted it): only its entries when the TLB was up to date
+ * before. */
+void emu_tlb_mark_frame(struct emu_cpu *cpu, const uint8_t *page);
 /* Linear address of seg:ea (64-bit: only FS/GS bases count). */
 uint64_t emu_linear(struct emu_cpu *cpu, unsigned seg, uint64_t ea);
 /* Guest accesses at CPL (sys: a supervisor access whatever the CPL, e.g.

@@ -418,7 +418,7 @@ static void code_frame_add(struct emu_cpu *cpu, uint64_t frame)
 		return;
 	*word |= 1ull << (frame % 64);
 	evm->code_marks++;
-	emu_tlb_mark_code(cpu);
+	emu_tlb_mark_frame(cpu, evm->ram + frame * X86_PAGE_SIZE);
 }
 
 /* The first entry into slot *s for gpa since its bytes may have changed:

@@ -182,6 +182,20 @@ void emu_tlb_mark_code(struct emu_cpu *cpu)
 	c->code_marks = cpu->evm->code_marks;
 }
 
+void emu_tlb_mark_frame(struct emu_cpu *cpu, const uint8_t *page)
+{
+	struct emu_core *c = emu_core_of(cpu);
+	if (c->code_marks + 1 != cpu->evm->code_marks) {
+		emu_tlb_mark_code(cpu);
+		return;
+	}
+	struct emu_tlb_entry *t = &c->tlb[0][0];
+	for (unsigned k = 0; k < 2 * EMU_TLB_SIZE; k++, t++)
+		if (t->host == page && t->tag_w != TAG_NONE)
+			t->tag_w |= EMU_TAG_CODE;
+	c->code_marks = cpu->evm->code_marks;
+}
+
 uint64_t emu_linear(struct emu_cpu *cpu, unsigned seg, uint64_t ea)
 {
 	struct emu_core *c = emu_core_of(cpu);
