@@ -30,13 +30,17 @@
  * own next instructions is seen, as on hardware. Stores do not test the
  * code map themselves: the TLB's write tags of frames with blocks carry
  * EMU_TAG_CODE (emu_mem.c marks them when it fills an entry,
- * emu_tlb_mark_code when a frame gains blocks), so such a store misses in
- * the fast compare and is done the exact way (f_miss), which counts it.
+ * emu_tlb_mark_frame when a frame gains blocks), so such a store misses in
+ * the fast compare and is done the exact way (f_miss), which counts it. A
+ * frame that takes EMU_CODE_STALE_MAX such stores with none of its blocks
+ * compared meanwhile (its code freed, the page reused for data) leaves
+ * the code map until a block there is compared again (emu_mem.c).
  *
- * Specialised handlers (emu_fast_ops.c) with a memory operand translate through the TLB
- * first and change nothing before; on anything but a plain RAM hit (a
- * miss, a device, two pages, a code frame) f_miss runs the instruction's
- * exact handler instead. A Jcc back to the start of its own block (a tight
+ * Specialised handlers (emu_fast_ops.c) with a memory operand translate
+ * through the TLB first and change nothing before; on anything but a
+ * plain RAM hit (a miss, a device, two pages, a code frame) f_miss runs
+ * the instruction's exact handler instead (a TLB miss the walk can fill:
+ * the handler again). A Jcc back to the start of its own block (a tight
  * loop) runs the block again inside the handler chain while the budget
  * has room for a whole pass and nothing is due (loop_again); a taken
  * direct branch, a call or the end of a block goes on into the block that

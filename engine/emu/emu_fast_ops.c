@@ -8,7 +8,9 @@
  * tail call) or by leaving it (stop()). One with a memory operand
  * translates through the TLB first and changes nothing before; on
  * anything but a plain RAM hit (a miss, a device, two pages, a code
- * frame) f_miss runs the instruction's exact handler instead.
+ * frame) f_miss runs the instruction's exact handler instead, but for a
+ * TLB miss of an instruction with one access, which the walk fills
+ * before the handler runs again (emu_tlb_fill_data).
  * Instructions with no specialised handler run their exact handler from
  * emu_exec_*.c (f_exact) after the flags are made exact. */
 #include "engine/emu/emu_fast.h"
@@ -238,6 +240,9 @@ static bool one_access(struct emu_cpu *cpu, struct emu_core *c, const struct emu
 	unsigned mems = 0, size;
 	if (f->flags & FOP_MEMW)
 		return false;              /* not through the TLB compare (string, BT) */
+	if (emu_sse_insn(in) && ((cpu->sregs.cr0 & (CR0_EM | CR0_TS)) ||
+				 !(cpu->sregs.cr4 & CR4_OSFXSR)))
+		return false;              /* #UD/#NM before any access (sse_ready) */
 	for (unsigned i = 0; i < in->nops; i++) {
 		if (in->op[i].kind == EMU_OP_MEM) {
 			m = &in->op[i];
