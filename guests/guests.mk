@@ -92,6 +92,14 @@ guests: $(GUEST_OUT)/timer_storm.elf $(GUEST_OUT)/timer_edge.elf
 # interrupts between instructions of a block see exact flags (tests/test_emu_budget.py)
 guests: $(GUEST_OUT)/timer_flags.elf
 .SECONDARY: $(GUEST_OUT)/timer_flags.o
+# interrupts pending at STI come after the instruction in its shadow
+# (tests/test_sti_shadow.py)
+guests: $(GUEST_OUT)/sti_shadow.elf
+.SECONDARY: $(GUEST_OUT)/sti_shadow.o
+# TLB misses of loads and stores: accessed/dirty bits and page faults
+# (tests/test_tlb_fill.py)
+guests: $(GUEST_OUT)/tlb_fill.elf
+.SECONDARY: $(GUEST_OUT)/tlb_fill.o
 
 # Guest-invisible stepping: guests that
 # record what they observe; tests/test_step.py compares their transcripts

@@ -11,7 +11,11 @@
  *   an instruction across a page boundary: first in a block (which
  *   leaves it to the exact path: its decoded form cached by its bytes in
  *   both pages) and last in a block (whose bytes in the next page are
- *   compared each time it runs).
+ *   compared each time it runs),
+ *   the next instruction of a block whose loop stored into its page
+ *   many times before,
+ *   code in a page that was then taken for data (many stores, no code
+ *   run there: emu stops counting such stores) and patched.
  * Every result must be what the bytes in memory say. PASS/FAIL lines,
  * exit 0 when all pass. */
 #include "guests/rt/report.h"
@@ -129,6 +133,32 @@ __asm__(
 	"	jb	6b\n"
 	"	movq	%r8, %rax\n"
 	"	ret\n"
+	/* uint32_t smc_busy(uint32_t v): a loop that stores into data in its
+	 * own page many times, then writes v into its next instruction */
+	"	.balign	4096\n"
+	"	.globl smc_busy\n"
+	"smc_busy:\n"
+	"	movl	$200, %ecx\n"
+	"7:	movl	%ecx, smc_busy_data(%rip)\n"
+	"	decl	%ecx\n"
+	"	jnz	7b\n"
+	"	movl	%edi, 8f+1(%rip)\n"
+	"8:	movl	$0x11111111, %eax\n"
+	"	ret\n"
+	"	.balign	64\n"
+	"smc_busy_data:\n"
+	"	.long	0\n"
+	/* uint32_t smc_reuse(void), in a page of its own whose rest main()
+	 * takes for data */
+	"	.balign	4096\n"
+	"	.globl smc_reuse, smc_reuse_imm, smc_reuse_data\n"
+	"smc_reuse:\n"
+	"smc_reuse_imm:\n"
+	"	movl	$0x55555555, %eax\n"
+	"	ret\n"
+	"	.balign	64\n"
+	"smc_reuse_data:\n"
+	"	.skip	1024\n"
 	"	.popsection\n");
 
 uint64_t smc_other(uint64_t n);
@@ -138,6 +168,10 @@ uint64_t smc_xchg(uint64_t n);
 uint32_t smc_movs(const uint32_t *v);
 uint64_t smc_cross(uint64_t n);
 uint64_t smc_tail(uint64_t n);
+uint32_t smc_busy(uint32_t v);
+uint32_t smc_reuse(void);
+extern char smc_reuse_imm[];
+extern volatile uint32_t smc_reuse_data[256];
 
 int main(void)
 {
@@ -155,5 +189,17 @@ int main(void)
 	expect_eq(smc_movs(&v), 0x44444444, "patched by REP MOVSB again");
 	expect_eq(smc_cross(n), sum, "patched instruction across a page boundary");
 	expect_eq(smc_tail(n), sum, "patched instruction across a page boundary, last in a block");
+	expect_eq(smc_busy(0x5678), 0x5678, "patched next instruction after stores into its page");
+	expect_eq(smc_busy(0x9abc), 0x9abc, "the same again");
+	/* code that ran, its page then taken for data (many stores, none run
+	 * there), then code again: the patched bytes run (no output between:
+	 * emu compares every block again after an exit) */
+	uint32_t before = smc_reuse();
+	for (unsigned i = 0; i < 4000; i++)
+		smc_reuse_data[i % 256] = i;
+	*(volatile uint32_t *)(smc_reuse_imm + 1) = 0x66666666;
+	uint32_t after = smc_reuse();
+	expect_eq(before, 0x55555555, "code in a page");
+	expect_eq(after, 0x66666666, "code again in a page taken for data");
 	return report_summary();
 }

@@ -115,6 +115,11 @@ struct emu_vm {
 	uint64_t ram_frames;
 	uint64_t *code_bits;
 	uint32_t *code_ver;
+	/* per frame with blocks: stores into it since one of its blocks was
+	 * last compared; at EMU_CODE_STALE_MAX the frame is taken for data
+	 * again (its code freed, the page reused) and leaves code_bits
+	 * (emu_mem.c), so that its stores stop taking the slow way */
+	uint8_t *code_stale;
 	uint64_t code_marks;          /* bits set in code_bits so far: a vCPU re-marks its
 				       * TLB when this moved (emu_core.code_marks) */
 	uint64_t retired_gone;        /* instructions of vCPUs destroyed (emu_stats_report) */
@@ -170,6 +175,8 @@ static inline void emu_code_written(struct emu_vm *evm, const void *p)
 	if (emu_code_frame(evm, p))
 		evm->code_ver[emu_frame_of(evm, p)]++;
 }
+
+#define EMU_CODE_STALE_MAX 32
 
 #define EMU_TLB_SIZE 2048
 
@@ -338,6 +345,10 @@ void emu_tlb_ac_changed(struct emu_cpu *cpu);
 /* Mark this vCPU's writable TLB entries of frames that hold blocks
  * (EMU_TAG_CODE): after the code map grew (emu_vm.code_marks). */
 void emu_tlb_mark_code(struct emu_cpu *cpu);
+/* The same after one frame (at host address page) joined the code map
+ * (code_marks counted it): only its entries when the TLB was up to date
+ * before. */
+void emu_tlb_mark_frame(struct emu_cpu *cpu, const uint8_t *page);
 /* Linear address of seg:ea (64-bit: only FS/GS bases count). */
 uint64_t emu_linear(struct emu_cpu *cpu, unsigned seg, uint64_t ea);
 /* Guest accesses at CPL (sys: a supervisor access whatever the CPL, e.g.
@@ -377,6 +388,14 @@ void emu_probe_write(struct emu_cpu *cpu, uint64_t lin, unsigned len);
 /* The TLB's execute entry for lin's page filled, as a fetch from lin
  * would (a walk; faults #PF, #GP as it would). */
 void emu_tlb_fill_exec(struct emu_cpu *cpu, uint64_t lin);
+/* For a specialised handler of the fast path whose one data access at lin
+ * (a store when write; in one page) the TLB did not allow: the entry the
+ * exact way's access would make, by the same walk, without faulting. True
+ * when the fast compare allows the access now (RAM, not watched, a store
+ * not into a frame with blocks) and did not before; false where the walk
+ * faults (the exact way faults then, after the same walk) and anywhere
+ * the exact way is needed. */
+bool emu_tlb_fill_data(struct emu_cpu *cpu, uint64_t lin, bool write);
 /* Instruction bytes at the linear address: host pointer when the whole
  * range is in one RAM page, else copies into buf (a second page that
  * is not RAM reads all ones); *gpa is the first byte's physical address;
@@ -454,6 +473,8 @@ void emu_stats_report(struct emu_vm *evm);
 /* Run the block at RIP: false when it has no instruction the fast path
  * runs (then the caller steps the instruction the exact way). */
 bool emu_block_run(struct emu_cpu *cpu);
+/* Is frame that of the block the fast path runs (or ran last)? */
+bool emu_block_frame_is(const struct emu_cpu *cpu, uint64_t frame);
 /* Make the arithmetic flags in cpu->rflags exact (see emu_core.lf_op). */
 void emu_flags_sync_slow(struct emu_cpu *cpu);
 static inline void emu_flags_sync(struct emu_cpu *cpu)

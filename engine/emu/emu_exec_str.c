@@ -116,7 +116,7 @@ static unsigned str_bulk(struct emu_cpu *cpu, const struct emu_insn *in, enum st
 		if (room < n)
 			n = room;
 	}
-	if (n < 2)
+	if (n == 0)
 		return 0;
 	unsigned len = n * size;
 	const uint8_t *s = k == STR_MOVS ? emu_ram_span(cpu, src, len, false) : NULL;

@@ -30,13 +30,17 @@
  * own next instructions is seen, as on hardware. Stores do not test the
  * code map themselves: the TLB's write tags of frames with blocks carry
  * EMU_TAG_CODE (emu_mem.c marks them when it fills an entry,
- * emu_tlb_mark_code when a frame gains blocks), so such a store misses in
- * the fast compare and is done the exact way (f_miss), which counts it.
+ * emu_tlb_mark_frame when a frame gains blocks), so such a store misses in
+ * the fast compare and is done the exact way (f_miss), which counts it. A
+ * frame that takes EMU_CODE_STALE_MAX such stores with none of its blocks
+ * compared meanwhile (its code freed, the page reused for data) leaves
+ * the code map until a block there is compared again (emu_mem.c).
  *
- * Specialised handlers (emu_fast_ops.c) with a memory operand translate through the TLB
- * first and change nothing before; on anything but a plain RAM hit (a
- * miss, a device, two pages, a code frame) f_miss runs the instruction's
- * exact handler instead. A Jcc back to the start of its own block (a tight
+ * Specialised handlers (emu_fast_ops.c) with a memory operand translate
+ * through the TLB first and change nothing before; on anything but a
+ * plain RAM hit (a miss, a device, two pages, a code frame) f_miss runs
+ * the instruction's exact handler instead (a TLB miss the walk can fill:
+ * the handler again). A Jcc back to the start of its own block (a tight
  * loop) runs the block again inside the handler chain while the budget
  * has room for a whole pass and nothing is due (loop_again); a taken
  * direct branch, a call or the end of a block goes on into the block that
@@ -51,8 +55,9 @@
  * no interrupt shadow, no HLT step, emu_dbg_armed() false (no DR7 enable,
  * TF, RF or debugger request), and after the interrupt check. Inside a
  * block nothing can change that, because every instruction that could
- * (POPF, STI, MOV to CR/DR/Sreg, INT, IRET, I/O ...) is not plain
- * and goes through step(). Device accesses made by plain instructions
+ * (POPF, MOV to CR/DR/Sreg, INT, IRET, I/O ...) is not plain
+ * and goes through step(); STI only with the instruction in its shadow,
+ * after which its block ends (is_sti). Device accesses made by plain instructions
  * (MMIO) end the block after the instruction (emu_mem.c after_platform),
  * the budget (quantum, timer deadline) is respected to the instruction
  * (blocks, passes of a tight loop and chained blocks run only whole inside
@@ -106,7 +111,9 @@ int emu_blocks_create(struct emu_vm *evm)
 	uint8_t *arena = calloc(1, BLOCK_ARENA), *cold = calloc(1, BLOCK_ARENA);
 	evm->code_bits = calloc((frames + 63) / 64, sizeof(uint64_t));
 	evm->code_ver = calloc(frames ? frames : 1, sizeof(uint32_t));
-	if (!evm->blocks || !arena || !cold || !evm->code_bits || !evm->code_ver) {
+	evm->code_stale = calloc(frames ? frames : 1, 1);
+	if (!evm->blocks || !arena || !cold || !evm->code_bits || !evm->code_ver ||
+	    !evm->code_stale) {
 		free(arena);
 		free(cold);
 		emu_blocks_destroy(evm);
@@ -131,9 +138,11 @@ void emu_blocks_destroy(struct emu_vm *evm)
 	free(evm->blocks);
 	free(evm->code_bits);
 	free(evm->code_ver);
+	free(evm->code_stale);
 	evm->blocks = NULL;
 	evm->code_bits = NULL;
 	evm->code_ver = NULL;
+	evm->code_stale = NULL;
 }
 
 void emu_blocks_outside(struct emu_vm *evm)
@@ -170,6 +179,14 @@ void emu_stats_report(struct emu_vm *evm)
 			(unsigned long long)bs->builds, (unsigned long long)bs->steps[STEP_MODE],
 			(unsigned long long)bs->steps[STEP_TLB], (unsigned long long)bs->steps[STEP_PLAIN],
 			(unsigned long long)bs->tlb_fills, (unsigned long long)bs->prefixes);
+	if (bs && evm->insn_stats)
+		fprintf(stderr, "vmdb: emu: fast handlers' accesses left to the exact way: %llu "
+			"TLB fills, %llu stores into code frames, %llu devices, %llu across pages, "
+			"%llu watched, %llu other; %llu TLB fills done for them\n",
+			(unsigned long long)bs->misses[MISS_FILL], (unsigned long long)bs->misses[MISS_CODE],
+			(unsigned long long)bs->misses[MISS_DEVICE], (unsigned long long)bs->misses[MISS_CROSS],
+			(unsigned long long)bs->misses[MISS_WATCH], (unsigned long long)bs->misses[MISS_OTHER],
+			(unsigned long long)bs->data_fills);
 	if (bs)
 		emu_jit_report(bs->jit, stderr);
 	emu_insn_stats_report(evm);
@@ -211,6 +228,18 @@ static bool is_plain(const struct emu_insn *in)
 			return false;
 	}
 	return true;
+}
+
+/* STI runs in a block only with the instruction after it, the one in
+ * its interrupt shadow, and the block ends after that one: the block
+ * loop looks for interrupts there, where the CPU takes them, and nothing
+ * can come between the two (no interrupt check inside a block, faults of
+ * the second one are its own, a block cut short by the budget is never
+ * cut between them: block_prefix). So the shadow needs no mark
+ * (cpu->interrupt_shadow) in a block. */
+static bool is_sti(const struct emu_insn *in)
+{
+	return in->mnemonic == ZYDIS_MNEMONIC_STI;
 }
 
 /* Unconditional transfers (X86_MN_JUMP) end a block: their target is
@@ -273,9 +302,12 @@ static unsigned block_decode(struct emu_vm *evm, uint64_t gpa, unsigned mode,
 	bs->tail_len = 0;
 	while (n < BLOCK_INSNS) {
 		struct emu_insn *in = &bs->in[n];
+		bool shadowed = n > 0 && is_sti(&bs->in[n - 1]);
 		unsigned len = avail - *pos < 15 ? avail - *pos : 15;
 		int r = len ? emu_decode_cached(evm, mode, gpa + *pos, p + *pos, len, in) : -EINVAL;
-		if (r == -EAGAIN && n > 0 && next && len < 15 &&
+		if (r == 0 && shadowed && (is_sti(in) || !is_plain(in)))
+			break;                     /* the STI is dropped below */
+		if (r == -EAGAIN && n > 0 && !shadowed && next && len < 15 &&
 		    block_decode_cross(bs, mode, p + *pos, len, next, in) &&
 		    *pos + in->len <= BLOCK_BYTES) {
 			emu_fop_build_cross(bs, in, &bs->op[n], n, *pos);
@@ -293,7 +325,7 @@ static unsigned block_decode(struct emu_vm *evm, uint64_t gpa, unsigned mode,
 		}
 		if (*pos + in->len > BLOCK_BYTES)
 			break;
-		if (!is_plain(in)) {
+		if (!is_plain(in) && !is_sti(in)) {
 			if (n == 0)
 				*pos += in->len;   /* the copy covers it: rebuilt when it changes */
 			break;
@@ -301,8 +333,13 @@ static unsigned block_decode(struct emu_vm *evm, uint64_t gpa, unsigned mode,
 		emu_fop_build(bs, in, &bs->op[n], n, *pos);
 		*pos += in->len;
 		n++;
-		if (ends_block(in))
+		if (ends_block(in) || shadowed)
 			break;
+	}
+	if (n > 0 && is_sti(&bs->in[n - 1])) {
+		/* no instruction after it here: the block ends before it */
+		n--;
+		*pos = n ? bs->op[n].off : bs->in[0].len;
 	}
 	return n;
 }
@@ -388,7 +425,7 @@ static void code_frame_add(struct emu_cpu *cpu, uint64_t frame)
 		return;
 	*word |= 1ull << (frame % 64);
 	evm->code_marks++;
-	emu_tlb_mark_code(cpu);
+	emu_tlb_mark_frame(cpu, evm->ram + frame * X86_PAGE_SIZE);
 }
 
 /* The first entry into slot *s for gpa since its bytes may have changed:
@@ -410,6 +447,7 @@ static __attribute__((noinline)) struct emu_block *block_check(struct emu_cpu *c
 	}
 	b->frame = emu_frame_of(cpu->evm, p);
 	code_frame_add(cpu, b->frame);
+	cpu->evm->code_stale[b->frame] = 0;
 	b->gen = cpu->evm->code_gen;
 	b->ver = cpu->evm->code_ver[b->frame];
 	return b;
@@ -436,33 +474,36 @@ static inline struct emu_block *block_at(struct emu_cpu *cpu, struct emu_core *c
 	return b;
 }
 
-/* The handlers emu_fop_build chose for b's instructions (see struct
- * emu_block). */
-static inline const fop_fn *block_built(const struct emu_block *b)
+bool emu_block_frame_is(const struct emu_cpu *cpu, uint64_t frame)
 {
-	return (const fop_fn *)(const void *)b->in - b->n;
+	/* NULL before the first block; after the arena was emptied, memory
+	 * of the arena still (a stale answer only keeps a mark) */
+	const struct emu_block *b = cpu->core->blk;
+	return b && b->frame == frame;
 }
 
 /* Where the budget ends inside block b (k of its n instructions left,
  * 0 < k < n): its first k as a block of their own, in the cache's scratch
- * copy, to be run instead. Their handlers are those built for them, with
- * the flags that nothing among the k looks at dropped and compares fused
- * anew, so that the flags are exact after the k-th as at any block's end;
- * the fields are b's, so that everything else (links, the exact handlers'
- * in[], the way out) is as in b. The copy is only ever run from here, and
- * nothing links to it. */
+ * copy, to be run instead. Their handlers are those built for them, each
+ * recording its flags (no dead flags dropped, no compare fused: the copy
+ * runs once, and is made often), so that the flags are exact after the
+ * k-th as at any block's end; the fields are b's, so that everything else
+ * (links, the exact handlers' in[], the way out) is as in b. The copy is
+ * only ever run from here, and nothing links to it. */
 static struct emu_block *block_prefix(struct emu_core *c, const struct emu_block *b,
 				      unsigned k)
 {
 	struct emu_blocks *bs = c->blocks;
 	struct emu_block *p = (struct emu_block *)(void *)bs->prefix;
 	const fop_fn *built = block_built(b);
+	if (is_sti(&b->in[k - 1]) && --k == 0)
+		return NULL;               /* never between STI and its shadow: step() */
 	*p = *b;
 	memcpy(p->op, b->op, sizeof(struct emu_fop) * k);
 	for (unsigned i = 0; i < k; i++)
 		p->op[i].fn = built[i];
 	p->n = (uint8_t)k;
-	emu_fops_finish(bs, p->op, k, b->op[k].off);
+	emu_fops_end(p->op, k, b->op[k].off);
 	c->blk = p;
 	bs->prefixes++;
 	return p;
@@ -560,9 +601,14 @@ bool emu_block_run(struct emu_cpu *cpu)
 	c->rep_pending = false;
 	/* blocks run whole, but one where the budget ends, whose first
 	 * instructions run as a block of their own */
-	for (;;) {
-		if (c->budget_end - cpu->retired < b->n)
+	for (bool first = true;; first = false) {
+		if (c->budget_end - cpu->retired < b->n) {
 			b = block_prefix(c, b, (unsigned)(c->budget_end - cpu->retired));
+			if (!b) {
+				c->blocks->steps[STEP_PLAIN] += first;
+				return !first;
+			}
+		}
 		if (!block_exec(cpu, c, b) || !may_go_on(cpu, c))
 			break;
 		b = block_next(cpu, c, c->blk_stop);

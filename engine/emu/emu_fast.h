@@ -111,10 +111,18 @@ struct fop_base_memo {
 /* Why emu_block_run left an instruction to the exact path (step()), for
  * VMDB_EMU_STATS. */
 enum { STEP_MODE, STEP_TLB, STEP_PLAIN, STEP_WHY };
+/* Why a specialised handler's access took the exact way (f_miss), for
+ * VMDB_EMU_STATS: the TLB had no entry that allows it and the exact way
+ * made one (FILL); a store into a frame with blocks (CODE); not RAM
+ * (DEVICE); two pages (CROSS); a page the debugger watches (WATCH); the
+ * TLB allows it neither before nor after (OTHER: a write tag withheld). */
+enum { MISS_FILL, MISS_CODE, MISS_DEVICE, MISS_CROSS, MISS_WATCH, MISS_OTHER, MISS_WHY };
 
 struct emu_blocks {
 	struct emu_block *slot[BLOCK_SLOTS];
 	uint64_t steps[STEP_WHY];      /* counted by reason */
+	uint64_t misses[MISS_WHY];     /* f_miss by reason (VMDB_EMU_STATS only) */
+	uint64_t data_fills;           /* data TLB misses filled for a specialised handler */
 	uint64_t prefixes;             /* blocks cut short by the budget (block_prefix) */
 	uint64_t tlb_fills;            /* execute TLB misses filled by emu_block_run */
 	uint64_t builds;               /* blocks built */
@@ -208,6 +216,13 @@ static inline const struct emu_block *block_find(const struct emu_core *c, uint6
 	return b && b->gpa == gpa && b->n && block_current(c, b) ? b : NULL;
 }
 
+/* The handlers emu_fop_build chose for b's instructions (see struct
+ * emu_block). */
+static inline const fop_fn *block_built(const struct emu_block *b)
+{
+	return (const fop_fn *)(const void *)b->in - b->n;
+}
+
 /* --- emu_fast_ops.c --- */
 
 /* What the translator (emu_jit.c) needs to know of a handler. */
@@ -287,5 +302,8 @@ void emu_fop_build_cross(struct emu_blocks *bs, const struct emu_insn *in, struc
 /* The end of the n instructions in op[] (pos bytes): the end marker,
  * and the flags no one sees dropped. */
 void emu_fops_finish(struct emu_blocks *bs, struct emu_fop *op, unsigned n, unsigned pos);
+/* Only the end marker after the n instructions of op[] (pos bytes): their
+ * handlers as they are, each with its flags when built so. */
+void emu_fops_end(struct emu_fop *op, unsigned n, unsigned pos);
 
 #endif

@@ -8,7 +8,9 @@
  * tail call) or by leaving it (stop()). One with a memory operand
  * translates through the TLB first and changes nothing before; on
  * anything but a plain RAM hit (a miss, a device, two pages, a code
- * frame) f_miss runs the instruction's exact handler instead.
+ * frame) f_miss runs the instruction's exact handler instead, but for a
+ * TLB miss of an instruction with one access, which the walk fills
+ * before the handler runs again (emu_tlb_fill_data).
  * Instructions with no specialised handler run their exact handler from
  * emu_exec_*.c (f_exact) after the flags are made exact. */
 #include "engine/emu/emu_fast.h"
@@ -167,17 +169,134 @@ static unsigned f_cross(struct emu_cpu *cpu, struct emu_core *c, const struct em
  * their accesses), then its store is looked at as mwrite would. A watched
  * page (EMU_TAG_WATCH) comes here too: the exact accesses tell the debug
  * part, and a hit ends the block. */
+/* The access f's handler could not do, for VMDB_EMU_STATS: at *lin,
+ * *size bytes, a store when true. */
+static bool miss_access(struct emu_cpu *cpu, struct emu_core *c, const struct emu_fop *f,
+			uint64_t *lin, unsigned *size)
+{
+	const struct emu_insn *in = insn_of(f);
+	if (f->flags & FOP_WMEM) {
+		*lin = (f->flags & FOP_WSTK) ? cpu->gpr[EMU_RSP] - 8 : f_lin(cpu, c, f);
+		*size = 1u << ((f->flags >> FOP_WSHIFT) & 7);
+		return true;
+	}
+	*lin = cpu->gpr[EMU_RSP];              /* a pop, a RET */
+	*size = 8;
+	for (unsigned i = 0; i < in->nops; i++) {
+		if (in->op[i].kind == EMU_OP_MEM) {
+			*lin = f_lin(cpu, c, f);
+			*size = in->op[i].size && in->op[i].size <= 8 ? in->op[i].size : 8;
+		}
+	}
+	return false;
+}
+
+static uint64_t miss_tag(struct emu_core *c, uint64_t lin, bool w)
+{
+	const struct emu_tlb_entry *t = tlb_of(c, lin);
+	return w ? t->tag_w : t->tag_r;
+}
+
+/* Why f's access missed (MISS_*), t0 its tag before the exact way ran it. */
+static __attribute__((cold, noinline)) void miss_count(struct emu_core *c, uint64_t lin,
+						       unsigned size, bool w, uint64_t t0)
+{
+	uint64_t page = lin & X86_PAGE_MASK, t1 = miss_tag(c, lin, w);
+	unsigned why = MISS_OTHER;
+	if ((lin & (X86_PAGE_SIZE - 1)) + size > X86_PAGE_SIZE)
+		why = MISS_CROSS;
+	else if (t1 != ~0ull && (t1 & EMU_TAG_WATCH))
+		why = MISS_WATCH;
+	else if (w && t1 != ~0ull && (t1 & EMU_TAG_CODE))
+		why = MISS_CODE;
+	else if (t1 == page && t0 != page)
+		why = MISS_FILL;
+	else if (!tlb_of(c, lin)->host)
+		why = MISS_DEVICE;
+	c->blocks->misses[why]++;
+}
+
+static unsigned ret_near(struct emu_cpu *cpu, struct emu_core *c, const struct emu_fop *f);
+static unsigned pop_r(struct emu_cpu *cpu, struct emu_core *c, const struct emu_fop *f);
+
+/* The handler f's instruction was built with (its flags recorded where
+ * f's own form may leave them, which is the same: they were dead there);
+ * a block cut short by the budget runs those (block_prefix). */
+static fop_fn built_fn(const struct emu_core *c, const struct emu_fop *f)
+{
+	const struct emu_block *b = block_of(f);
+	if ((const void *)b == (const void *)c->blocks->prefix)
+		return f->fn;
+	return block_built(b)[f->idx];
+}
+
+/* The data access of f's built handler when it makes only one, of at
+ * most 8 bytes (no alignment rule) and in one page: at *lin, a store
+ * when *write. */
+static bool one_access(struct emu_cpu *cpu, struct emu_core *c, const struct emu_fop *f,
+		       fop_fn fn, uint64_t *lin, bool *write)
+{
+	const struct emu_insn *in = insn_of(f);
+	const struct emu_operand *m = NULL;
+	unsigned mems = 0, size;
+	if (f->flags & FOP_MEMW)
+		return false;              /* not through the TLB compare (string, BT) */
+	if (emu_sse_insn(in) && ((cpu->sregs.cr0 & (CR0_EM | CR0_TS)) ||
+				 !(cpu->sregs.cr4 & CR4_OSFXSR)))
+		return false;              /* #UD/#NM before any access (sse_ready) */
+	for (unsigned i = 0; i < in->nops; i++) {
+		if (in->op[i].kind == EMU_OP_MEM) {
+			m = &in->op[i];
+			mems++;
+		}
+	}
+	if (fn == ret_near || fn == pop_r) {
+		*lin = cpu->gpr[EMU_RSP];
+		*write = false;
+		size = 8;
+	} else if ((f->flags & FOP_WSTK) && mems == 0) {
+		size = 1u << ((f->flags >> FOP_WSHIFT) & 7);   /* PUSH, CALL */
+		*lin = cpu->gpr[EMU_RSP] - size;
+		*write = true;
+	} else if (mems == 1 && !(f->flags & FOP_WSTK) && in->mnemonic != ZYDIS_MNEMONIC_POP &&
+		   !(x86_mnemonic(in->mnemonic)->attrs & X86_MN_PUSHES)) {
+		size = m->size;
+		*lin = f_lin(cpu, c, f);
+		*write = (f->flags & FOP_WMEM) || (emu_sse_insn(in) && m == &in->op[0]);
+	} else {
+		return false;
+	}
+	return size && size <= 8 && (*lin & (X86_PAGE_SIZE - 1)) <= X86_PAGE_SIZE - size;
+}
+
 static __attribute__((noinline)) unsigned f_miss(struct emu_cpu *cpu, struct emu_core *c,
 						 const struct emu_fop *f)
 {
 	const struct emu_insn *in = insn_of(f);
 	uint64_t wlin = 0;
+	/* a TLB miss the walk fills: the specialised handler again */
+	fop_fn fn = built_fn(c, f);
+	bool w;
+	if (!c->dbg_armed && one_access(cpu, c, f, fn, &wlin, &w) &&
+	    emu_tlb_fill_data(cpu, wlin, w)) {
+		c->blocks->data_fills++;
+		return fn(cpu, c, f);
+	}
 	emu_insn_stat(cpu->evm->insn_stats, EMU_STAT_MISS, in->mnemonic);
 	if (f->flags & FOP_WMEM)
 		wlin = (f->flags & FOP_WSTK) ? cpu->gpr[EMU_RSP] - 8 : f_lin(cpu, c, f);
+	uint64_t slin = 0, stag = 0;
+	unsigned ssize = 0;
+	bool sw = false;
+	if (__builtin_expect(cpu->evm->insn_stats != NULL, 0)) {
+		sw = miss_access(cpu, c, f, &slin, &ssize);
+		stag = miss_tag(c, slin, sw);
+	}
 	sync_at(cpu, c, f);
 	emu_flags_sync(cpu);
 	in->fn(cpu, in);
+	if (__builtin_expect(cpu->evm->insn_stats != NULL, 0))
+		miss_count(c, slin, ssize, sw, stag);
 	if (f->flags & FOP_WMEM)
 		stored(c, wlin, 1u << ((f->flags >> FOP_WSHIFT) & 7));
 	if (c->dbg_armed && emu_dbg_data_hit(cpu))
@@ -558,6 +677,40 @@ FOP(bitscan_rm##S)                                                              
 }
 DEF_BITSCAN(8)
 DEF_BITSCAN(4)
+
+/* TZCNT/LZCNT r, r/m (f->imm: LZCNT): the count, the operand's width for
+ * 0; CF = the source is 0, ZF = the count is, the other flags as they
+ * were (h_tzcnt_lzcnt) */
+static inline void zcount(struct emu_cpu *cpu, const struct emu_fop *f, uint64_t v, unsigned s)
+{
+	unsigned bits = s * 8;
+	v &= msk(s);
+	uint64_t r = !v ? bits : f->imm ? (uint64_t)(__builtin_clzll(v) - (64 - bits))
+			       : (uint64_t)__builtin_ctzll(v);
+	emu_flags_sync(cpu);
+	gpr_put(cpu, f->r0, s, r);
+	cpu->rflags &= ~(RFLAGS_CF | RFLAGS_ZF);
+	if (!v)
+		cpu->rflags |= RFLAGS_CF;
+	if (!r)
+		cpu->rflags |= RFLAGS_ZF;
+}
+
+#define DEF_ZCOUNT(S)                                                                         \
+FOP(zcount_rr##S)                                                                             \
+{                                                                                             \
+	(void)c;                                                                              \
+	zcount(cpu, f, cpu->gpr[f->r1], S);                                                   \
+	NEXT;                                                                                 \
+}                                                                                             \
+FOP(zcount_rm##S)                                                                             \
+{                                                                                             \
+	RD(p, f_lin(cpu, c, f), S);                                                           \
+	zcount(cpu, f, load(p, S), S);                                                        \
+	NEXT;                                                                                 \
+}
+DEF_ZCOUNT(8)
+DEF_ZCOUNT(4)
 
 /* BT/BTS/BTR/BTC r/m, imm (the bit: f->imm, already below the width):
  * CF = the bit, the other flags as they were (h_bt) */
@@ -1127,6 +1280,17 @@ FOP(cli)
 	if (__builtin_expect(c->cpl > ((cpu->rflags & RFLAGS_IOPL_MASK) >> 12), 0))
 		return f_miss(cpu, c, f);
 	cpu->rflags &= ~RFLAGS_IF;
+	NEXT;
+}
+
+/* STI where IOPL allows it (else the exact way's #GP). Its interrupt
+ * shadow is the block's: the instruction after it runs next, and the
+ * block ends there (emu_fast.c's is_sti). */
+FOP(sti)
+{
+	if (__builtin_expect(c->cpl > ((cpu->rflags & RFLAGS_IOPL_MASK) >> 12), 0))
+		return exact_way(cpu, c, f, EMU_STAT_MISS);
+	cpu->rflags |= RFLAGS_IF;
 	NEXT;
 }
 
@@ -2332,6 +2496,8 @@ static fop_fn pick(const struct emu_insn *in, struct emu_fop *f)
 		       in->mnemonic == ZYDIS_MNEMONIC_CDQE ? cbw_a : cwd_a;
 	case ZYDIS_MNEMONIC_CLI:
 		return cli;
+	case ZYDIS_MNEMONIC_STI:
+		return sti;
 	case ZYDIS_MNEMONIC_CMPXCHG8B: case ZYDIS_MNEMONIC_CMPXCHG16B: {
 		unsigned s = in->mnemonic == ZYDIS_MNEMONIC_CMPXCHG8B ? 8 : 16;
 		if (in->nops != 1 || !mem_op(in, a, f, s))
@@ -2358,6 +2524,16 @@ static fop_fn pick(const struct emu_insn *in, struct emu_fop *f)
 				return k == 0 ? bitscan_rr8 : bitscan_rr4;
 			if (form == 2)
 				return k == 0 ? bitscan_rm8 : bitscan_rm4;
+		}
+		return NULL;
+	case ZYDIS_MNEMONIC_TZCNT: case ZYDIS_MNEMONIC_LZCNT:
+		f->imm = in->mnemonic == ZYDIS_MNEMONIC_LZCNT;
+		for (unsigned k = 0; k < 2; k++) {
+			int form = form_of(in, f, form_size[k]);
+			if (form == 0)
+				return k == 0 ? zcount_rr8 : zcount_rr4;
+			if (form == 2)
+				return k == 0 ? zcount_rm8 : zcount_rm4;
 		}
 		return NULL;
 	case ZYDIS_MNEMONIC_RDTSC: case ZYDIS_MNEMONIC_RDTSCP:
@@ -2439,13 +2615,9 @@ static void fuse_branches(struct emu_fop *op, unsigned nops)
 	}
 }
 
-/* After the last instruction: flags nobody sees dropped, compares fused
- * with their branches, the end marker at pos. */
-void emu_fops_finish(struct emu_blocks *bs, struct emu_fop *op, unsigned n, unsigned pos)
+void emu_fops_end(struct emu_fop *op, unsigned n, unsigned pos)
 {
-	drop_dead_flags(bs, op, n);
-	fuse_branches(op, n);
-	struct emu_fop *e = &op[n];                /* the end marker */
+	struct emu_fop *e = &op[n];
 	uint64_t cross = n && op[n - 1].fn == f_cross ? e->imm : 0;
 	memset(e, 0, sizeof(*e));
 	e->imm = cross;
@@ -2453,6 +2625,15 @@ void emu_fops_finish(struct emu_blocks *bs, struct emu_fop *op, unsigned n, unsi
 	e->flags = FOP_LINK;
 	e->idx = (uint8_t)n;
 	e->off = e->end = (uint16_t)pos;
+}
+
+/* After the last instruction: flags nobody sees dropped, compares fused
+ * with their branches, the end marker at pos. */
+void emu_fops_finish(struct emu_blocks *bs, struct emu_fop *op, unsigned n, unsigned pos)
+{
+	drop_dead_flags(bs, op, n);
+	fuse_branches(op, n);
+	emu_fops_end(op, n, pos);
 }
 
 unsigned emu_fop_cont(struct emu_cpu *cpu, struct emu_core *c, const struct emu_fop *f)

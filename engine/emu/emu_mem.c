@@ -182,6 +182,20 @@ void emu_tlb_mark_code(struct emu_cpu *cpu)
 	c->code_marks = cpu->evm->code_marks;
 }
 
+void emu_tlb_mark_frame(struct emu_cpu *cpu, const uint8_t *page)
+{
+	struct emu_core *c = emu_core_of(cpu);
+	if (c->code_marks + 1 != cpu->evm->code_marks) {
+		emu_tlb_mark_code(cpu);
+		return;
+	}
+	struct emu_tlb_entry *t = &c->tlb[0][0];
+	for (unsigned k = 0; k < 2 * EMU_TLB_SIZE; k++, t++)
+		if (t->host == page && t->tag_w != TAG_NONE)
+			t->tag_w |= EMU_TAG_CODE;
+	c->code_marks = cpu->evm->code_marks;
+}
+
 uint64_t emu_linear(struct emu_cpu *cpu, unsigned seg, uint64_t ea)
 {
 	struct emu_core *c = emu_core_of(cpu);
@@ -313,21 +327,29 @@ static bool canonical(struct emu_cpu *cpu, uint64_t lin)
 }
 
 /* Supervisor access to a user page: SMEP and SMAP (see the top). Returns
- * the TLB attribute to note, clears what the entry may not allow later. */
-static uint8_t supervisor_on_user_page(struct emu_cpu *cpu, uint64_t lin, enum emu_acc acc,
-				       uint32_t code, struct walk_result *w, bool *data_ok)
+ * the TLB attribute to note, clears what the entry may not allow later;
+ * -1 where the access faults (#PF, done here unless probe). */
+static int supervisor_on_user_page(struct emu_cpu *cpu, uint64_t lin, enum emu_acc acc,
+				   uint32_t code, struct walk_result *w, bool *data_ok,
+				   bool probe)
 {
 	uint64_t cr4 = cpu->sregs.cr4;
 	if (cr4 & EMU_CR4_SMEP) {
-		if (acc == ACC_X)
+		if (acc == ACC_X) {
+			if (probe)
+				return -1;
 			walk_fault(cpu, lin, code | PF_P);
+		}
 		w->exec_ok = false;
 	}
 	if (!(cr4 & EMU_CR4_SMAP))
 		return 0;
 	bool allowed = emu_core_of(cpu)->cpl < 3 && (cpu->rflags & RFLAGS_AC);
-	if (acc != ACC_X && !allowed)
+	if (acc != ACC_X && !allowed) {
+		if (probe)
+			return -1;
 		walk_fault(cpu, lin, code | PF_P);
+	}
 	*data_ok = allowed;
 	return allowed ? EMU_TLBA_SMAP_USER : 0;
 }
@@ -355,9 +377,10 @@ static bool ram_marked(struct emu_cpu *cpu, const uint8_t *host)
 }
 
 /* Linear page -> TLB entry for an access (user: at CPL 3 rules), filling it
- * by a walk when needed; faults #PF / #GP. */
-static struct emu_tlb_entry *translate(struct emu_cpu *cpu, uint64_t lin, enum emu_acc acc,
-				       bool user)
+ * by a walk when needed; faults #PF / #GP, or with probe returns NULL
+ * where it would (after the same walk: its accessed bits set). */
+static struct emu_tlb_entry *translate_as(struct emu_cpu *cpu, uint64_t lin, enum emu_acc acc,
+					  bool user, bool probe)
 {
 	struct emu_core *c = emu_core_of(cpu);
 	uint64_t page = lin & X86_PAGE_MASK;
@@ -372,21 +395,33 @@ static struct emu_tlb_entry *translate(struct emu_cpu *cpu, uint64_t lin, enum e
 	bool paging = (cpu->sregs.cr0 & CR0_PG) && (cpu->sregs.cr0 & CR0_PE);
 	bool data_ok = true;
 	uint8_t attr = 0;
-	if (c->mode == X86_MODE_LONG64 && !canonical(cpu, lin))
+	if (c->mode == X86_MODE_LONG64 && !canonical(cpu, lin)) {
+		if (probe)
+			return NULL;
 		emu_gp(cpu, 0);
+	}
 	if (paging) {
 		int r = walk(cpu, lin, acc, &w);
 		bool fetch_flag = cpu->sregs.efer & EFER_NXE || cpu->sregs.cr4 & EMU_CR4_SMEP;
 		uint32_t code = (acc == ACC_W ? PF_W : 0) | (user ? PF_U : 0) |
 				(acc == ACC_X && fetch_flag ? PF_I : 0);
+		if (r && probe)
+			return NULL;
 		if (r)
 			walk_fault(cpu, lin, code);
 		bool wp = cpu->sregs.cr0 & CR0_WP;
 		if ((user && !w.user_ok) || (acc == ACC_W && !w.write_ok && (user || wp)) ||
-		    (acc == ACC_X && !w.exec_ok))
+		    (acc == ACC_X && !w.exec_ok)) {
+			if (probe)
+				return NULL;
 			walk_fault(cpu, lin, code | PF_P);
-		if (!user && w.user_ok)
-			attr = supervisor_on_user_page(cpu, lin, acc, code, &w, &data_ok);
+		}
+		if (!user && w.user_ok) {
+			int a = supervisor_on_user_page(cpu, lin, acc, code, &w, &data_ok, probe);
+			if (a < 0)
+				return NULL;
+			attr = (uint8_t)a;
+		}
 		if (!user && !wp)
 			w.write_ok = true;        /* supervisor writes ignore R/W without WP */
 		attr |= tlb_attr_of(cpu, &w);
@@ -418,6 +453,54 @@ static struct emu_tlb_entry *translate(struct emu_cpu *cpu, uint64_t lin, enum e
 			t->tag_x = page;
 	}
 	return t;
+}
+
+/* Is frame that of the block the fast path runs (or ran last)? Its
+ * stores into its own bytes must keep ending it (EMU_TAG_CODE). */
+static bool block_frame(struct emu_cpu *cpu, uint64_t frame)
+{
+	return emu_block_frame_is(cpu, frame);
+}
+
+/* A store of the guest through t (tag_w with EMU_TAG_CODE): the frame's
+ * blocks compare again (emu_code_written). After EMU_CODE_STALE_MAX such
+ * stores with none of them run meanwhile none is current (each store
+ * counted), and the frame leaves the code map: later stores take the fast
+ * way until a block there is compared again (emu_fast.c's block_check
+ * puts it back). Entries still marked for a frame that left lose the mark
+ * at their next store. */
+static void code_store(struct emu_cpu *cpu, struct emu_tlb_entry *t)
+{
+	struct emu_vm *evm = cpu->evm;
+	if (!emu_code_frame(evm, t->host)) {
+		t->tag_w &= ~EMU_TAG_CODE;
+		return;
+	}
+	uint64_t i = emu_frame_of(evm, t->host);
+	evm->code_ver[i]++;
+	if (++evm->code_stale[i] < EMU_CODE_STALE_MAX || block_frame(cpu, i))
+		return;
+	evm->code_bits[i / 64] &= ~(1ull << (i % 64));
+	evm->code_stale[i] = 0;
+	t->tag_w &= ~EMU_TAG_CODE;
+}
+
+static struct emu_tlb_entry *translate(struct emu_cpu *cpu, uint64_t lin, enum emu_acc acc,
+				       bool user)
+{
+	return translate_as(cpu, lin, acc, user, false);
+}
+
+bool emu_tlb_fill_data(struct emu_cpu *cpu, uint64_t lin, bool write)
+{
+	struct emu_core *c = emu_core_of(cpu);
+	bool user = c->cpl == 3;
+	struct emu_tlb_entry *t = &c->tlb[user][(lin >> 12) & (EMU_TLB_SIZE - 1)];
+	uint64_t page = lin & X86_PAGE_MASK;
+	if ((write ? t->tag_w : t->tag_r) == page)
+		return false;              /* the fast compare allowed it already */
+	t = translate_as(cpu, lin, write ? ACC_W : ACC_R, user, true);
+	return t && (write ? t->tag_w : t->tag_r) == page;
 }
 
 /* --- the machine's side: MMIO and port I/O with replay -------------------- */
@@ -609,7 +692,7 @@ static void access_bytes(struct emu_cpu *cpu, uint64_t lin, uint8_t *buf, unsign
 		struct emu_tlb_entry *t = translate(cpu, lin, acc, user);
 		if (t->host) {
 			if (write && (t->tag_w & EMU_TAG_CODE))
-				emu_code_written(cpu->evm, t->host);
+				code_store(cpu, t);
 			if (write)
 				memcpy(t->host + off, buf, n);
 			else
@@ -653,7 +736,7 @@ uint8_t *emu_lock_ptr(struct emu_cpu *cpu, uint64_t lin, unsigned size)
 	if (!t->host)
 		return NULL;
 	if (t->tag_w & EMU_TAG_CODE)
-		emu_code_written(cpu->evm, t->host);   /* the caller writes it */
+		code_store(cpu, t);                   /* the caller writes it */
 	return t->host + (lin & (X86_PAGE_SIZE - 1));
 }
 
@@ -665,7 +748,7 @@ uint8_t *emu_ram_span(struct emu_cpu *cpu, uint64_t lin, unsigned len, bool writ
 	if (!t->host)
 		return NULL;
 	if (write && (t->tag_w & EMU_TAG_CODE))
-		emu_code_written(cpu->evm, t->host);   /* the caller writes it */
+		code_store(cpu, t);                   /* the caller writes it */
 	return t->host + (lin & (X86_PAGE_SIZE - 1));
 }
 
@@ -732,7 +815,7 @@ static inline void write_common(struct emu_cpu *cpu, uint64_t lin, unsigned size
 			t = translate(cpu, lin, ACC_W, user);
 		if (t->host) {
 			if (__builtin_expect(t->tag_w & EMU_TAG_CODE, 0))
-				emu_code_written(cpu->evm, t->host);
+				code_store(cpu, t);
 			store_n(t->host + (lin & (X86_PAGE_SIZE - 1)), size, v);
 			return;
 		}
@@ -774,7 +857,7 @@ static inline uint8_t *tlb_span(struct emu_cpu *cpu, uint64_t lin, unsigned len,
 	if (((write ? t->tag_w : t->tag_r) & ~EMU_TAG_BITS) != (lin & X86_PAGE_MASK))
 		return NULL;
 	if (write && (t->tag_w & EMU_TAG_CODE))
-		emu_code_written(cpu->evm, t->host);
+		code_store(cpu, t);
 	return t->host + (lin & (X86_PAGE_SIZE - 1));
 }
 
