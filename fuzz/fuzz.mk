@@ -102,4 +102,7 @@ $(FUZZ_TARGETS:%=fuzz-%): fuzz-%: fuzz-build
 		$(FUZZ_BUILD)/logs/$*.log
 endif
 
--include $(FUZZ_LIB_OBJS:.o=.d) $(FUZZ_BINS:%=%.d) $(FUZZ_OBJS_gdbserver:.o=.d)
+# the harnesses' own objects too: one built against an older emu.h reads
+# struct emu_cpu at the old offsets
+-include $(FUZZ_LIB_OBJS:.o=.d) $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz/fuzz_%.d) \
+	$(FUZZ_OBJS_gdbserver:.o=.d)

@@ -1,6 +1,7 @@
 """emu's native tier (engine/emu/emu_jit.c) is on in a normal build and runs
 the hot code: the benchmark guests' loops retire in translations
-(VMDB_EMU_STATS=1 counts them) with the checksums of the Python models of
+(VMDB_EMU_STATS=1 counts them), going from one translation into the next
+by their links, with the checksums of the Python models of
 tests/test_bench_guests.py, as with the tier off (VMDB_EMU_JIT=0). And
 self-modifying code is seen in translated blocks: guests/smc.c with
 VMDB_EMU_JIT=1, which translates every block at its first entry, so each
@@ -20,6 +21,7 @@ from test_differential import FLAGS_COMPARED, RESULT_RE
 PASS = 1
 STATS = re.compile(r"vmdb: emu: (\d+) instructions retired.* (\d+) blocks translated, "
                    r"(\d+) instructions run in translations")
+WAYS_OUT = re.compile(r"vmdb: emu: ways out of translations: (.*)")
 
 
 @pytest.fixture
@@ -28,8 +30,16 @@ def emu_only(engine):
         pytest.skip("the native tier is emu's")
 
 
+def ways_out(err):
+    """The ways out of translations by kind (VMDB_EMU_STATS=1's line)."""
+    m = WAYS_OUT.search(err)
+    assert m, f"no ways-out line in:\n{err}"
+    return {name: int(n) for name, n in
+            (part.strip().rsplit(" ", 1) for part in m.group(1).split(","))}
+
+
 def run_stats(start_vmdb, monkeypatch, kernel, jit, *args):
-    """(serial, (retired, blocks translated, instructions in translations))"""
+    """(serial, (retired, blocks translated, instructions in translations), stderr)"""
     monkeypatch.setenv("VMDB_EMU_STATS", "1")
     monkeypatch.setenv("VMDB_EMU_JIT", jit)
     vm = start_vmdb(kernel, *args)
@@ -39,23 +49,30 @@ def run_stats(start_vmdb, monkeypatch, kernel, jit, *args):
         f"status {status}\nserial:\n{serial[-2000:]}\nstderr:\n{err}"
     m = STATS.search(err)
     assert m, f"no statistics line in:\n{err}"
-    return serial, tuple(int(g) for g in m.groups())
+    return serial, tuple(int(g) for g in m.groups()), err
 
 
 @pytest.mark.parametrize("bench,iters", [("compute", 20000), ("memory", 2)])
 def test_hot_loops_run_translated(emu_only, start_vmdb, monkeypatch, guest, bench, iters):
     args = ("--mem", "64M", "--cmdline", f"iters={iters}")
     kernel = guest(f"bench_{bench}")
-    serial, (retired, blocks, in_jit) = run_stats(start_vmdb, monkeypatch, kernel, "", *args)
+    serial, (retired, blocks, in_jit), err = run_stats(start_vmdb, monkeypatch, kernel, "", *args)
     check_line(serial, bench, iters)
     assert blocks > 0 and in_jit > retired // 2, (retired, blocks, in_jit)
-    serial, (_, blocks, in_jit) = run_stats(start_vmdb, monkeypatch, kernel, "0", *args)
+    # the loops' translations go into each other (links, back edges), not
+    # back through the handlers
+    ways = ways_out(err)
+    fast = ways["loop"] + ways["linked near"] + ways["linked far"] + ways["ret linked"]
+    slow = ways["loop slow"] + ways["link slow"] + ways["ret slow"] + ways["handler"]
+    assert fast > 10 * slow, ways
+    serial, (_, blocks, in_jit), _ = run_stats(start_vmdb, monkeypatch, kernel, "0", *args)
     check_line(serial, bench, iters)
     assert (blocks, in_jit) == (0, 0)
 
 
 def test_self_modifying_code_in_translations(emu_only, start_vmdb, monkeypatch, guest):
-    serial, (retired, blocks, in_jit) = run_stats(start_vmdb, monkeypatch, guest("smc"), "1")
+    serial, (retired, blocks, in_jit), _ = run_stats(start_vmdb, monkeypatch, guest("smc"),
+                                                     "1")
     assert "SUMMARY: 13 checks, 0 failed" in serial, serial[-3000:]
     assert blocks > 0 and in_jit > retired // 2, (retired, blocks, in_jit)
 

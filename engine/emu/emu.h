@@ -99,6 +99,11 @@ struct emu_cpu {
 	bool wait_sipi;           /* an AP before its SIPI (INIT state) */
 	uint8_t interrupt_shadow; /* STI / MOV SS: no interrupts (or #DB for MOV SS) after */
 	struct emu_pending pending;
+	/* atomic: something may be due between blocks (a kick, an NMI, an
+	 * interrupt): set by whoever sets the reason, seen again where the
+	 * fast path's blocks start running (emu_block_run). Translations look
+	 * at it alone and leave the decision to may_go_on when it is set. */
+	bool due;
 	uint64_t insn_start_rip;  /* RIP of the instruction being executed (for faults) */
 	uint64_t retired;         /* instructions retired by this vCPU */
 

@@ -240,10 +240,9 @@ struct emu_core {
 	bool lf_cf;                    /* INC/DEC: CF kept from before */
 	uint64_t lf_a, lf_b, lf_r;
 	bool blk_break;                /* leave the block after this instruction */
-	uint64_t blk_gpa, blk_end;     /* physical bytes of the running block */
+	const struct emu_block *blk;   /* the running block (its gpa, nbytes, n) */
 	uint64_t blk_rip, blk_ret;     /* its RIP, and cpu->retired when it began */
 	const struct emu_fop *blk_stop;        /* the instruction that left it */
-	unsigned blk_n;                /* its instructions */
 	unsigned chain_left;           /* blocks that may still be chained (emu_fast.c) */
 	/* copied when the blocks start running (emu_block_run): emu_vm's
 	 * code_gen (which moves only while the vCPUs are away) and code_ver,
@@ -460,6 +459,7 @@ int emu_decode_cached(struct emu_vm *evm, unsigned mode, uint64_t gpa, const uin
 /* --- emu_fast.c: blocks of decoded instructions, run without the
  * per-instruction checks while nothing needs them (see there) --- */
 struct emu_blocks;
+struct emu_block;
 struct emu_fop;
 int emu_blocks_create(struct emu_vm *evm);
 void emu_blocks_destroy(struct emu_vm *evm);

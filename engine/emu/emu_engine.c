@@ -561,6 +561,7 @@ static void emu_op_kick(struct vcpu *vcpu)
 		return;
 	struct emu_sched *s = cpu->evm->sched;
 	__atomic_store_n(&emu_core_of(cpu)->kick, true, __ATOMIC_RELEASE);
+	__atomic_store_n(&cpu->due, true, __ATOMIC_SEQ_CST);
 	pthread_mutex_lock(&s->lock);
 	s->kick_seq++;
 	pthread_cond_broadcast(&s->cond);

@@ -187,6 +187,8 @@ void emu_stats_report(struct emu_vm *evm)
 			(unsigned long long)bs->misses[MISS_DEVICE], (unsigned long long)bs->misses[MISS_CROSS],
 			(unsigned long long)bs->misses[MISS_WATCH], (unsigned long long)bs->misses[MISS_OTHER],
 			(unsigned long long)bs->data_fills);
+	if (bs)
+		emu_jit_report(bs->jit, stderr);
 	emu_insn_stats_report(evm);
 }
 
@@ -391,6 +393,7 @@ static struct emu_block *block_build(struct emu_vm *evm, uint64_t gpa, unsigned 
 	b->n = (uint8_t)n;
 	b->fn0 = b->op[0].fn;
 	b->hits = 0;
+	b->jit_link = NULL;
 	if (bs->jit && n)
 		b->op[0].fn = f_count;
 	b->gpa = gpa;
@@ -466,10 +469,8 @@ static inline struct emu_block *block_at(struct emu_cpu *cpu, struct emu_core *c
 		b = block_check(cpu, s, lin, gpa, t->host + off, (unsigned)X86_PAGE_SIZE - off);
 	if (b->n == 0)
 		return NULL;
-	c->blk_gpa = gpa;
-	c->blk_end = gpa + b->nbytes;
+	c->blk = b;
 	c->blk_rip = lin;
-	c->blk_n = b->n;
 	return b;
 }
 
@@ -495,7 +496,7 @@ static struct emu_block *block_prefix(struct emu_core *c, const struct emu_block
 		p->op[i].fn = built[i];
 	p->n = (uint8_t)k;
 	emu_fops_end(p->op, k, b->op[k].off);
-	c->blk_n = k;
+	c->blk = p;
 	bs->prefixes++;
 	return p;
 }
@@ -542,10 +543,8 @@ static inline struct emu_block *block_next(struct emu_cpu *cpu, struct emu_core 
 			((struct emu_fop *)f)->link = b;
 		return b;
 	}
-	c->blk_gpa = gpa;
-	c->blk_end = gpa + b->nbytes;
+	c->blk = b;
 	c->blk_rip = rip;
-	c->blk_n = b->n;
 	return b;
 }
 
@@ -569,6 +568,11 @@ bool emu_block_run(struct emu_cpu *cpu)
 	c->code_gen = cpu->evm->code_gen;
 	c->code_ver = cpu->evm->code_ver;
 	c->irq_attn = emu_lapic_attention(cpu);
+	/* seen again: a reason set from now on sets it too */
+	__atomic_store_n(&cpu->due, false, __ATOMIC_RELAXED);
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	if (!may_go_on(cpu, c))
+		__atomic_store_n(&cpu->due, true, __ATOMIC_RELAXED);
 	c->ftlb = c->tlb[c->cpl == 3];         /* plain instructions keep the CPL */
 	struct emu_block *b = block_at(cpu, c);
 	if (!b && !c->dbg_armed && tlb_of(c, cpu->rip)->tag_x != (cpu->rip & X86_PAGE_MASK)) {

@@ -88,6 +88,7 @@ struct emu_block {
 	fop_fn fn0;                    /* op[0]'s handler (op[0].fn counts entries, then
 					* is the translation: emu_jit.h) */
 	uint32_t hits;                 /* entries counted before translation */
+	const uint8_t *jit_link;       /* the translation's linked entries (emu_jit.c), or NULL */
 	struct emu_fop op[];           /* + the end marker */
 };
 
@@ -199,7 +200,7 @@ static inline uint64_t link_gpa(struct emu_core *c, uint64_t rip)
 {
 	uint64_t off = rip & (X86_PAGE_SIZE - 1);
 	if (!((rip ^ c->blk_rip) & X86_PAGE_MASK))
-		return (c->blk_gpa & X86_PAGE_MASK) | off;
+		return (c->blk->gpa & X86_PAGE_MASK) | off;
 	const struct emu_tlb_entry *t = tlb_of(c, rip);
 	return t->tag_x == (rip & X86_PAGE_MASK) ? t->gpa + off : ~0ull;
 }

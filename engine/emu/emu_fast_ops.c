@@ -81,7 +81,8 @@ static inline void store(uint8_t *p, unsigned s, uint64_t v)
 static __attribute__((noinline, cold)) void code_store(struct emu_core *c, uint64_t gpa,
 							unsigned s)
 {
-	if (gpa < c->blk_end && gpa + s > c->blk_gpa)
+	const struct emu_block *b = c->blk;
+	if (gpa < b->gpa + b->nbytes && gpa + s > b->gpa)
 		c->blk_break = true;
 }
 
@@ -323,17 +324,15 @@ static __attribute__((noinline)) unsigned f_miss(struct emu_cpu *cpu, struct emu
 #define RD(p, lin, s) ACCESS(p, lin, s, 0)
 #define WR(p, lin, s) ACCESS(p, lin, s, 1)
 
-/* Run block b (at gpa, linear rip; ret instructions retired before it)
+/* Run block b (at linear rip; ret instructions retired before it)
  * next, as one more of the chain. */
 static inline unsigned enter(struct emu_cpu *cpu, struct emu_core *c, const struct emu_block *b,
-			     uint64_t gpa, uint64_t rip, uint64_t ret)
+			     uint64_t rip, uint64_t ret)
 {
 	c->chain_left--;
 	c->blk_ret = ret;
-	c->blk_gpa = gpa;
-	c->blk_end = gpa + b->nbytes;
+	c->blk = b;
 	c->blk_rip = rip;
-	c->blk_n = b->n;
 	return b->op[0].fn(cpu, c, b->op);
 }
 
@@ -356,7 +355,7 @@ static __attribute__((noinline)) unsigned chain_slow(struct emu_cpu *cpu, struct
 	}
 	if (c->budget_end - ret < b->n)
 		goto leave;
-	return enter(cpu, c, b, gpa, rip, ret);
+	return enter(cpu, c, b, rip, ret);
 leave:
 	if (how == FS_JUMP)
 		cpu->rip = rip;
@@ -384,7 +383,7 @@ static inline __attribute__((always_inline)) unsigned chain(struct emu_cpu *cpu,
 			     c->budget_end - ret < b->n || c->chain_left == 0 ||
 			     !may_go_on(cpu, c), 0))
 		return chain_slow(cpu, c, f, rip, ret, how);
-	return enter(cpu, c, b, gpa, rip, ret);
+	return enter(cpu, c, b, rip, ret);
 }
 
 /* The end of the block (not an instruction): on to the next one. */
@@ -1292,6 +1291,10 @@ FOP(sti)
 	if (__builtin_expect(c->cpl > ((cpu->rflags & RFLAGS_IOPL_MASK) >> 12), 0))
 		return exact_way(cpu, c, f, EMU_STAT_MISS);
 	cpu->rflags |= RFLAGS_IF;
+	/* an interrupt already waiting is deliverable now: the links after
+	 * the shadow look at due alone */
+	if (!may_go_on(cpu, c))
+		__atomic_store_n(&cpu->due, true, __ATOMIC_RELAXED);
 	NEXT;
 }
 
@@ -1510,7 +1513,7 @@ static inline unsigned chain_find(struct emu_cpu *cpu, struct emu_core *c,
 		cpu->rip = rip;
 		return stop(c, f, FS_JUMP);
 	}
-	return enter(cpu, c, b, gpa, rip, ret);
+	return enter(cpu, c, b, rip, ret);
 }
 
 /* JMP r64 / m64, CALL r64 / m64 */
@@ -1559,7 +1562,7 @@ static __attribute__((noinline)) unsigned loop_slow(struct emu_cpu *cpu, struct 
 						    const struct emu_fop *f)
 {
 	uint64_t ret = c->blk_ret + f->idx + 1;
-	if (c->budget_end - ret < c->blk_n || !may_go_on(cpu, c)) {
+	if (c->budget_end - ret < c->blk->n || !may_go_on(cpu, c)) {
 		cpu->rip = c->blk_rip;
 		return stop(c, f, FS_JUMP);
 	}
@@ -1572,7 +1575,7 @@ static __attribute__((noinline)) unsigned loop_slow(struct emu_cpu *cpu, struct 
 static inline unsigned loop_again(struct emu_cpu *cpu, struct emu_core *c, const struct emu_fop *f)
 {
 	uint64_t ret = c->blk_ret + f->idx + 1;
-	if (__builtin_expect(c->budget_end - ret < c->blk_n || !may_go_on(cpu, c), 0))
+	if (__builtin_expect(c->budget_end - ret < c->blk->n || !may_go_on(cpu, c), 0))
 		return loop_slow(cpu, c, f);
 	c->blk_ret = ret;
 	return f[-f->idx].fn(cpu, c, f - f->idx);

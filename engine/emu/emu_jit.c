@@ -9,10 +9,13 @@
  * sentinel emu_fop_cont, so the call comes back with FS_CONT; anything
  * else (the handler left the block: a fault's exact way, a store into
  * code, a device) is returned as is, exactly where the handler chain would
- * have left. The block's way out (its last instruction, a taken Jcc) is a
- * tail jump into the original handler, which chains on (emu_fast_ops.c
- * chain, loop_again) as in the interpreter, so the host stack stays flat
- * however many blocks run back to back. A CMP/TEST fused with its Jcc runs
+ * have left. The block's way out (its last instruction, a taken Jcc)
+ * makes chain()'s decisions (emu_fast_ops.c) itself: a tight loop goes
+ * back to its start, a branch goes straight into the translation of the
+ * block it links to (chain_to: through that translation's linked entries,
+ * which check what chain() checks), and anything else is a tail jump into
+ * the original handler, which decides as in the interpreter; so the host
+ * stack stays flat however many blocks run back to back. A CMP/TEST fused with its Jcc runs
  * as the CMP/TEST and then the Jcc: the same flags, retired counts and
  * ways. Everything the handler chain keeps (RIP, the retired count, the
  * lazy flags) is thus kept the same way.
@@ -52,11 +55,31 @@
 /* room a translation may need per instruction, checked before each */
 #define JIT_INSN_MAX 256
 
+/* The ways out of translations, counted with VMDB_EMU_STATS=1 (the code
+ * that counts is emitted only then). */
+enum jit_exit {
+	JX_LOOP,                       /* a tight loop's back edge, taken at once */
+	JX_LOOP_SLOW,                  /* ... through its handler (budget, something due) */
+	JX_NEAR,                       /* a direct branch or the block's end, linked, in its page */
+	JX_FAR,                        /* ... linked, in another page */
+	JX_LINK_SLOW,                  /* ... through its handler (no link, not current, due) */
+	JX_RET,                        /* RET, linked */
+	JX_RET_SLOW,                   /* RET through its handler */
+	JX_HANDLER,                    /* a handler's way out (indirect branch, TLB miss, tail) */
+	JX_KINDS
+};
+static const char *const jit_exit_name[JX_KINDS] = {
+	"loop", "loop slow", "linked near", "linked far", "link slow", "ret linked",
+	"ret slow", "handler"
+};
+
 struct emu_jit {
 	uint8_t *rw;                   /* the arena, writable view */
 	const uint8_t *rx;             /* the same pages, executable view */
 	size_t used;                   /* 0: empty, not even the flags stub (host_flags) */
 	uint64_t blocks, insns;        /* translated; instructions of blocks entered */
+	bool stats;                    /* VMDB_EMU_STATS=1: insns and exits are counted */
+	uint64_t exits[JX_KINDS];
 	FILE *perf_map;                /* VMDB_EMU_PERFMAP=1: /tmp/perf-PID.map, for perf */
 	FILE *dump;                    /* VMDB_EMU_JITDUMP=file: each translation described */
 };
@@ -66,7 +89,9 @@ struct emu_jit {
  * instructions next to its host bytes. */
 static void open_aids(struct emu_jit *j)
 {
-	const char *v = getenv("VMDB_EMU_PERFMAP");
+	const char *v = getenv("VMDB_EMU_STATS");
+	j->stats = v && strcmp(v, "1") == 0;
+	v = getenv("VMDB_EMU_PERFMAP");
 	if (v && strcmp(v, "1") == 0) {
 		char path[64];
 		snprintf(path, sizeof(path), "/tmp/perf-%d.map", (int)getpid());
@@ -149,6 +174,17 @@ void emu_jit_counts(const struct emu_jit *j, uint64_t *blocks, uint64_t *insns)
 {
 	*blocks = j->blocks;
 	*insns = j->insns;
+}
+
+void emu_jit_report(const struct emu_jit *j, FILE *out)
+{
+	if (!j || !j->stats)
+		return;
+	fprintf(out, "vmdb: emu: ways out of translations:");
+	for (unsigned k = 0; k < JX_KINDS; k++)
+		fprintf(out, "%s %s %llu", k ? "," : "", jit_exit_name[k],
+			(unsigned long long)j->exits[k]);
+	fprintf(out, "\n");
 }
 
 /* --- the emitter ---------------------------------------------------------------------- */
@@ -294,8 +330,9 @@ struct xlat {
 	const struct emu_block *b;
 	const fop_fn *fn;              /* the handlers as the block had them */
 	uint8_t *leave;                /* pops the saved registers and returns eax */
-	const uint8_t *inner;          /* its entry after the prologue (INNER) */
-	uint64_t *insns;               /* emu_jit.insns */
+	const uint8_t *inner;          /* its first instruction's code */
+	const uint8_t *link;           /* its linked entries (link_far) */
+	struct emu_jit *j;
 	const uint8_t *arena;          /* emu_jit.rx: where translations are */
 };
 
@@ -323,13 +360,27 @@ static void call_op(struct xlat *x, unsigned k, fop_fn fn)
 	jump_to(e, 5, x->leave);                   /* jne leave */
 }
 
+/* add qword [v], d through register r, when the statistics are on */
+static void tally_at(struct xlat *x, uint64_t *v, unsigned d, unsigned r)
+{
+	if (!x->j->stats)
+		return;
+	mov_imm64(&x->e, r, (uint64_t)(uintptr_t)v);
+	op_mem(&x->e, true, 0x81, 0, r, 0);
+	b4(&x->e, d);
+}
+
 /* The instructions run in translations (emu_jit_counts) += d. Emitted
  * on the ways out, which know how many of the block's ran. */
 static void count(struct xlat *x, unsigned d)
 {
-	mov_imm64(&x->e, RAX, (uint64_t)(uintptr_t)x->insns);
-	op_mem(&x->e, true, 0x81, 0, RAX, 0);      /* add qword [rax], d */
-	b4(&x->e, d);
+	tally_at(x, &x->j->insns, d, RAX);
+}
+
+/* One more way out of kind k (enum jit_exit), counted through r. */
+static void tally(struct xlat *x, unsigned k, unsigned r)
+{
+	tally_at(x, &x->j->exits[k], 1, r);
 }
 
 /* Go on in op k's handler at fn as the handler chain would: a tail jump. */
@@ -1125,19 +1176,39 @@ static void template_op(struct xlat *x, unsigned k, const struct fop_info *fi)
 
 /* --- ways out ------------------------------------------------------------------------ */
 
-#define BLK(field) ((int32_t)offsetof(struct emu_block, field))
-/* the entry's pushes and moves (prologue), which a chained entry skips */
-#define INNER 14
+/* Links. Each translation has two linked entries before its first
+ * instruction, where another translation's way out jumps in with the
+ * guest's RIP in R9, the instructions retired by then in RCX and, in RAX,
+ * where to go when it may not go in (that way out's slow way):
+ * link_far finds that R9 is its block's address through the TLB's
+ * execute tag, as link_gpa does, and falls into link_near, which checks
+ * what chain() checks (the block is current, the budget has room for it
+ * whole, nothing is due) and sets the running block's fields as enter()
+ * does. A way out to an address in its own block's page goes to
+ * link_near: that address is in the same frame whatever the page tables
+ * say. chain_left bounds only the stack of chains through handlers; a
+ * link between translations is a jump, and does not count. */
 
-/* Jumps to one place (a slow way), landed together. */
+#define BLK(field) ((int32_t)offsetof(struct emu_block, field))
+/* the entry's pushes and moves (prologue) */
+#define INNER 14
+/* link_near - link_far (see link_far) */
+#define LINK_FAR 81
+
+/* Jumps to one place (a slow way): forward ones, landed together, or
+ * to a known place (to). */
 struct pending {
 	uint8_t *at[16];
 	unsigned n;
+	const uint8_t *to;
 };
 
 static void to_slow(struct emit *e, struct pending *sl, unsigned cc)
 {
-	sl->at[sl->n++] = jump_fwd(e, cc);
+	if (sl->to)
+		jump_to(e, cc, sl->to);
+	else
+		sl->at[sl->n++] = jump_fwd(e, cc);
 }
 
 static void land_all(struct emit *e, struct pending *sl)
@@ -1193,43 +1264,38 @@ static fop_fn cross_check(struct xlat *x, unsigned k)
 	uint8_t *same = jump_fwd(e, 16);
 	land_all(e, &sl);
 	count(x, k);
+	tally(x, JX_HANDLER, RAX);
 	tail_op(x, k, x->fn[k]);
 	land(e, same);
 	return (fop_fn)(uintptr_t)b->op[k + 1].imm;
 }
 
-/* may_go_on() false: to the slow way. */
+/* To the slow way when something may be due (emu_cpu.due), where
+ * may_go_on() decides. */
 static void may_go_on_or(struct emit *e, struct pending *sl)
 {
-	op_mem(e, false, 0x80, 7, R_C, CORE(kick));
-	b1(e, 0);                                          /* cmp byte kick, 0 */
+	op_mem(e, false, 0x80, 7, R_CPU, (int32_t)offsetof(struct emu_cpu, due));
+	b1(e, 0);                                          /* cmp byte due, 0 */
 	to_slow(e, sl, 5);
-	op_mem(e, false, 0x80, 7, R_CPU, (int32_t)offsetof(struct emu_cpu, pending.nmi));
-	b1(e, 0);
-	to_slow(e, sl, 5);
-	op_mem(e, false, 0xf7, 0, R_CPU, (int32_t)offsetof(struct emu_cpu, rflags));
-	b4(e, (uint32_t)RFLAGS_IF);                        /* test dword rflags, IF */
-	uint8_t *no_if = jump_fwd(e, 4);
-	load(e, RDX, R_C, CORE(irq_attn), 8);
-	op_mem(e, false, 0x83, 7, RDX, 0);
-	b1(e, 0);                                          /* cmp dword [irq_attn], 0 */
-	to_slow(e, sl, 5);
-	land(e, no_if);
 }
 
-/* RCX = c->blk_ret + dret (the instructions retired on leaving); to the
- * slow way unless the budget has room for RSI more. */
-static void budget_or(struct emit *e, struct pending *sl, unsigned dret)
+/* RCX = c->blk_ret + dret: the instructions retired on leaving. */
+static void retired_then(struct emit *e, unsigned dret)
 {
 	load(e, RCX, R_C, CORE(blk_ret), 8);
 	b1(e, 0x48);
 	b1(e, 0x81);
 	b1(e, 0xc1);
 	b4(e, dret);                                       /* add rcx, dret */
-	load(e, RDX, R_C, CORE(budget_end), 8);
-	op_rr(e, true, 0x29, RCX, RDX);                    /* sub rdx, rcx */
-	op_rr(e, true, 0x39, RSI, RDX);                    /* cmp rdx, rsi */
-	to_slow(e, sl, 2);                                 /* jb */
+}
+
+/* To the slow way unless the budget has room for n more instructions
+ * after the RCX retired (scratch: a register it may use). */
+static void budget_or(struct emit *e, struct pending *sl, unsigned n, unsigned scratch)
+{
+	op_mem(e, true, 0x8d, scratch, RCX, (int32_t)n);  /* lea scratch, [rcx + n] */
+	op_mem(e, true, 0x3b, scratch, R_C, CORE(budget_end));
+	to_slow(e, sl, 7);                                 /* ja */
 }
 
 /* To the slow way unless block RAX is current (block_current). */
@@ -1264,7 +1330,8 @@ static void link_gpa_of(struct emit *e, struct pending *sl, int same)
 		other = jump_fwd(e, 5);                            /* jnz */
 	}
 	if (same != 0) {
-		load(e, R8, R_C, CORE(blk_gpa), 8);
+		load(e, R8, R_C, CORE(blk), 8);
+		load(e, R8, R8, BLK(gpa), 8);
 		op_rr(e, true, 0x31, R9, R8);                      /* xor r8, r9 */
 		b1(e, 0x49);
 		b1(e, 0x81);
@@ -1359,56 +1426,105 @@ static void linked_block(struct emit *e, unsigned kf, struct pending *sl)
 	land(e, linked);
 }
 
-/* Into block RAX's translation at R8 (gpa) and R9 (rip) as enter() goes
- * into it, on chain()'s terms (dret instructions retired by then); to the
- * slow way when they do not hold or it has no translation. */
-static void enter_linked(struct xlat *x, struct pending *sl, unsigned dret)
+/* lea reg, [rip + rel32]: the rel32's place, for land(). */
+static uint8_t *lea_fwd(struct emit *e, unsigned reg)
+{
+	rex(e, true, reg, 0, false);
+	b1(e, 0x8d);
+	b1(e, (reg & 7) << 3 | 5);
+	b4(e, 0);
+	return e->p - 4;
+}
+
+/* The linked entries of translation x->b (see Links above), as its
+ * prologue lays them: link_far, then link_near LINK_FAR bytes on, which
+ * falls into the first instruction. fail: a "jmp rax". */
+static void link_far(struct xlat *x, const uint8_t *fail)
 {
 	struct emit *e = &x->e;
-	load(e, RSI, RAX, BLK(n), 1);
-	budget_or(e, sl, dret);
-	op_mem(e, false, 0x83, 7, R_C, CORE(chain_left));
-	b1(e, 0);
-	to_slow(e, sl, 4);
-	may_go_on_or(e, sl);
-	load(e, RDX, RAX, BLK(op[0].fn), 8);
-	mov_imm64(e, RSI, (uint64_t)(uintptr_t)x->arena);
-	mov_rr(e, RDI, RDX);
-	op_rr(e, true, 0x29, RSI, RDI);                    /* sub rdi, rsi */
+	struct pending sl = { .to = fail };
+	static const uint8_t slot[] = {
+		0x4c, 0x89, 0xce,                          /* mov rsi, r9 */
+		0x48, 0xc1, 0xee, 0x0c,                    /* shr rsi, 12 */
+		0x81, 0xe6, (EMU_TLB_SIZE - 1) & 0xff, (EMU_TLB_SIZE - 1) >> 8, 0, 0, /* and esi */
+		0x48, 0x8d, 0x34, 0xb6,                    /* lea rsi, [rsi + rsi*4] */
+	};
+	memcpy(e->p, slot, sizeof(slot));
+	e->p += sizeof(slot);
+	load(e, RDX, R_C, CORE(ftlb), 8);
+	b1(e, 0x48);
+	b1(e, 0x8d);
+	b1(e, 0x34);
+	b1(e, 0xf2);                                       /* lea rsi, [rdx + rsi*8] */
+	mov_rr(e, RDX, R9);
 	b1(e, 0x48);
 	b1(e, 0x81);
-	b1(e, 0xff);
-	b4(e, JIT_ARENA);                                  /* cmp rdi, arena size */
-	to_slow(e, sl, 3);                                 /* jae: not a translation */
-	op_mem(e, false, 0xff, 1, R_C, CORE(chain_left));  /* dec */
+	b1(e, 0xe2);
+	b4(e, (uint32_t)X86_PAGE_MASK);                    /* and rdx, page mask */
+	op_mem(e, true, 0x3b, RDX, RSI, (int32_t)offsetof(struct emu_tlb_entry, tag_x));
+	to_slow(e, &sl, 5);
+	b1(e, 0x44);
+	b1(e, 0x89);
+	b1(e, 0xca);                                       /* mov edx, r9d */
+	b1(e, 0x81);
+	b1(e, 0xe2);
+	b4(e, X86_PAGE_SIZE - 1);                          /* and edx, 0xfff */
+	op_mem(e, true, 0x03, RDX, RSI, (int32_t)offsetof(struct emu_tlb_entry, gpa));
+	mov_imm64(e, RDI, x->b->gpa);
+	op_rr(e, true, 0x39, RDI, RDX);                    /* cmp rdx, rdi */
+	to_slow(e, &sl, 5);
+}
+
+static void link_near(struct xlat *x, const uint8_t *fail)
+{
+	struct emit *e = &x->e;
+	const struct emu_block *b = x->b;
+	struct pending sl = { .to = fail };
+	mov_imm64(e, RDX, (uint64_t)(uintptr_t)b);
+	load(e, RSI, RDX, BLK(gen), 8);
+	op_mem(e, true, 0x3b, RSI, R_C, CORE(code_gen));
+	to_slow(e, &sl, 5);
+	load(e, RSI, R_C, CORE(code_ver), 8);
+	if (b->frame * 4 <= INT32_MAX) {
+		load(e, RSI, RSI, (int32_t)(b->frame * 4), 4);
+	} else {
+		mov_imm64(e, RDI, b->frame * 4);
+		op_rr(e, true, 0x01, RDI, RSI);            /* add rsi, rdi */
+		load(e, RSI, RSI, 0, 4);
+	}
+	op_mem(e, false, 0x3b, RSI, RDX, BLK(ver));
+	to_slow(e, &sl, 5);
+	budget_or(e, &sl, b->n, RSI);
+	may_go_on_or(e, &sl);
 	store(e, RCX, R_C, CORE(blk_ret), 8);
-	store(e, R8, R_C, CORE(blk_gpa), 8);
-	load(e, RSI, RAX, BLK(nbytes), 2);
-	op_rr(e, true, 0x01, R8, RSI);
-	store(e, RSI, R_C, CORE(blk_end), 8);
 	store(e, R9, R_C, CORE(blk_rip), 8);
-	load(e, RSI, RAX, BLK(n), 1);
-	store(e, RSI, R_C, CORE(blk_n), 4);
-	op_mem(e, true, 0x8d, R_OP, RAX, BLK(op));         /* lea r13, b->op */
-	b1(e, 0x48);
-	b1(e, 0x83);
-	b1(e, 0xc2);
-	b1(e, INNER);                                      /* add rdx, INNER */
-	b1(e, 0xff);
-	b1(e, 0xe2);                                       /* jmp rdx */
+	store(e, RDX, R_C, CORE(blk), 8);
+	op_mem(e, true, 0x8d, R_OP, RDX, BLK(op));         /* lea r13, b->op */
 }
 
 /* The way out of the block at fop kf to the guest's RIP in R9 (the block
- * start + t, or wherever when t is NOWHERE: R9 is set), as chain() does
- * it (dret instructions retired by then): straight into the linked
- * block's translation when chain() would enter it (and it has one), else
- * the handler fn on kf (with R9 as its fourth argument: emu_fop_chain). */
+ * start + t, or wherever when t is NOWHERE: R9 is set, a RET), as
+ * chain() does it (dret instructions retired by then): into the linked
+ * entry of the translation there, else the handler fn on kf (with R9 as
+ * its fourth argument: emu_fop_chain).
+ *
+ * A branch to a known address goes by a jump that first goes to its
+ * slow way, which finds the block as chain_slow does (kf's link, else
+ * the table) and, when it is translated, makes the jump go to its
+ * linked entry from then on (the near one when the target is in the
+ * block's own page, where its address needs no look-up). A RET tries
+ * the translation of the block it went to last time (kf's link), whose
+ * far entry finds whether R9 is still its address. Either way, when the
+ * entry finds that it cannot go in (not there, not current, the budget,
+ * something due) the slow way decides. */
 #define NOWHERE INT64_MIN
 static void chain_to(struct xlat *x, unsigned kf, int64_t t, unsigned dret, uintptr_t fn)
 {
 	struct emit *e = &x->e;
-	struct pending sl = { .n = 0 };
+	struct pending sl = { .n = 0 }, out = { .n = 0 };
+	int32_t link = (int32_t)(kf * sizeof(struct emu_fop) + offsetof(struct emu_fop, link));
 	int same = -1;
+	uint8_t *site = NULL;
 	count(x, dret);
 	if (t != NOWHERE) {
 		int64_t poff = (int64_t)(x->b->gpa & (X86_PAGE_SIZE - 1)) + t;
@@ -1424,10 +1540,53 @@ static void chain_to(struct xlat *x, unsigned kf, int64_t t, unsigned dret, uint
 			b4(e, (uint32_t)(int32_t)t);               /* add r9, t */
 		}
 	}
-	link_gpa_of(e, &sl, same);
-	linked_block(e, kf, &sl);
-	enter_linked(x, &sl, dret);
+	retired_then(e, dret);
+	if (t != NOWHERE) {
+		tally(x, same ? JX_NEAR : JX_FAR, RAX);
+		sl.at[sl.n++] = lea_fwd(e, RAX);           /* lea rax, slow */
+		site = jump_fwd(e, 16);                    /* patched: a linked entry */
+		sl.at[sl.n++] = site;                      /* until then: slow */
+	} else {
+		load(e, RDX, R_OP, link, 8);
+		op_rr(e, true, 0x85, RDX, RDX);
+		to_slow(e, &sl, 4);
+		load(e, RDX, RDX, BLK(jit_link), 8);
+		op_rr(e, true, 0x85, RDX, RDX);
+		to_slow(e, &sl, 4);
+		tally(x, JX_RET, RAX);
+		sl.at[sl.n++] = lea_fwd(e, RAX);           /* lea rax, slow */
+		b1(e, 0xff);
+		b1(e, 0xe2);                               /* jmp rdx */
+	}
 	land_all(e, &sl);
+	link_gpa_of(e, &out, same);
+	linked_block(e, kf, &out);
+	load(e, RDX, RAX, BLK(jit_link), 8);
+	op_rr(e, true, 0x85, RDX, RDX);
+	to_slow(e, &out, 4);                               /* not translated */
+	if (site) {
+		mov_rr(e, RSI, RDX);
+		if (same) {
+			b1(e, 0x48);
+			b1(e, 0x83);
+			b1(e, 0xc6);
+			b1(e, LINK_FAR);                   /* add rsi, LINK_FAR */
+		}
+		mov_imm64(e, RDI, (uint64_t)rx_of(e, site + 4));
+		op_rr(e, true, 0x29, RDI, RSI);            /* sub rsi, rdi */
+		mov_imm64(e, RDI, (uint64_t)(uintptr_t)site);
+		store(e, RSI, RDI, 0, 4);                  /* the jump's rel32 */
+	}
+	b1(e, 0x48);
+	b1(e, 0x83);
+	b1(e, 0xc2);
+	b1(e, LINK_FAR);                                   /* add rdx, LINK_FAR: near */
+	retired_then(e, dret);
+	out.at[out.n++] = lea_fwd(e, RAX);                 /* lea rax, out */
+	b1(e, 0xff);
+	b1(e, 0xe2);                                       /* jmp rdx */
+	land_all(e, &out);
+	tally(x, t == NOWHERE ? JX_RET_SLOW : JX_LINK_SLOW, RAX);
 	mov_rr(e, RCX, R9);
 	tail_at(x, kf, fn);
 }
@@ -1440,12 +1599,14 @@ static void loop_to_start(struct xlat *x, unsigned k)
 	struct emit *e = &x->e;
 	struct pending sl = { .n = 0 };
 	count(x, k + 1);
-	load(e, RSI, R_C, CORE(blk_n), 4);
-	budget_or(e, &sl, k + 1);
+	retired_then(e, k + 1);
+	budget_or(e, &sl, x->b->n, RDX);
 	may_go_on_or(e, &sl);
 	store(e, RCX, R_C, CORE(blk_ret), 8);
+	tally(x, JX_LOOP, RDX);
 	jump_to(e, 16, x->inner);
 	land_all(e, &sl);
+	tally(x, JX_LOOP_SLOW, RAX);
 	tail_op(x, k, x->fn[k]);
 }
 
@@ -1482,6 +1643,7 @@ static void exit_op(struct xlat *x, unsigned k, const struct fop_info *fi)
 	}
 	land(e, miss);
 	count(x, k + 1);
+	tally(x, JX_HANDLER, RAX);
 	tail_op(x, k, x->fn[k]);
 }
 
@@ -1500,8 +1662,10 @@ static void jcc_op(struct xlat *x, unsigned k, const struct fop_info *fi)
 	land(e, not_taken);
 }
 
-/* The saved registers back, and eax returned; then the entry. */
-static const uint8_t *prologue(struct xlat *x, struct emu_jit *j)
+/* The saved registers back, and eax returned; then the entry, which
+ * saves them and goes to the first instruction; then the linked entries
+ * (link_far, link_near), which fall into it. */
+static const uint8_t *prologue(struct xlat *x)
 {
 	struct emit *e = &x->e;
 	x->leave = e->p;
@@ -1516,8 +1680,19 @@ static const uint8_t *prologue(struct xlat *x, struct emu_jit *j)
 	mov_rr(e, R_CPU, RDI);
 	mov_rr(e, R_C, RSI);
 	mov_rr(e, R_OP, RDX);
+	if (e->p - entry != INNER)
+		abort();
+	uint8_t *first = jump_fwd(e, 16);
+	const uint8_t *fail = e->p;
+	b1(e, 0xff);
+	b1(e, 0xe0);                               /* jmp rax */
+	x->link = e->p;
+	link_far(x, fail);
+	if (e->p - x->link != LINK_FAR)
+		abort();
+	link_near(x, fail);
+	land(e, first);
 	x->inner = e->p;
-	(void)j;
 	return entry;
 }
 
@@ -1591,10 +1766,8 @@ bool emu_jit_translate(struct emu_jit *j, struct emu_block *b)
 	for (unsigned k = 0; k < n; k++)
 		fn[k] = k ? b->op[k].fn : b->fn0;
 	struct xlat x = { .e = { .p = j->rw + j->used, .to_rx = j->rx - j->rw }, .b = b, .fn = fn,
-			  .insns = &j->insns, .arena = j->rx, .host_flags = j->rw };
-	const uint8_t *entry = prologue(&x, j);
-	if (x.inner - entry != INNER)
-		abort();
+			  .j = j, .arena = j->rx, .host_flags = j->rw };
+	const uint8_t *entry = prologue(&x);
 	unsigned k;
 	struct notes notes = { .at = { 0 } };
 	for (k = 0; k < n; k++) {
@@ -1625,6 +1798,7 @@ bool emu_jit_translate(struct emu_jit *j, struct emu_block *b)
 		if (fi.kind == FK_EXIT || (k == n - 1 && fi.kind == FK_CALL && !tmpl)) {
 			notes.called[k] = true;
 			count(&x, k + 1);
+			tally(&x, JX_HANDLER, RAX);
 			tail_op(&x, k, fn[k]);
 			break;
 		}
@@ -1646,6 +1820,7 @@ bool emu_jit_translate(struct emu_jit *j, struct emu_block *b)
 	for (k = 1; k < n; k++)
 		b->op[k].fn = emu_fop_cont;
 	b->op[0].fn = (fop_fn)rx_of(&x.e, entry);
+	b->jit_link = (const uint8_t *)rx_of(&x.e, x.link);
 	return true;
 }
 
@@ -1684,6 +1859,12 @@ void emu_jit_counts(const struct emu_jit *j, uint64_t *blocks, uint64_t *insns)
 {
 	(void)j;
 	*blocks = *insns = 0;
+}
+
+void emu_jit_report(const struct emu_jit *j, FILE *out)
+{
+	(void)j;
+	(void)out;
 }
 
 #endif

@@ -9,6 +9,8 @@
 #ifndef VMDB_EMU_JIT_H
 #define VMDB_EMU_JIT_H
 
+#include <stdio.h>
+
 #include "engine/emu/emu_fast.h"
 
 struct emu_jit;
@@ -32,5 +34,8 @@ bool emu_jit_translate(struct emu_jit *j, struct emu_block *b);
  * translation left early, by a fault, a device or a store into code, not
  * counted). */
 void emu_jit_counts(const struct emu_jit *j, uint64_t *blocks, uint64_t *insns);
+/* With VMDB_EMU_STATS=1, the ways out of translations by kind, one line
+ * on out (nothing when j is NULL). */
+void emu_jit_report(const struct emu_jit *j, FILE *out);
 
 #endif

@@ -139,8 +139,10 @@ void lapic_update_locked(struct emu_lapic *l)
 	int now = lapic_deliverable_irr(l) >= 0 || lapic_takes_pic(l);
 	int before = __atomic_exchange_n(&l->attention, now, __ATOMIC_ACQ_REL);
 
-	if (now && !before)
+	if (now && !before) {
+		__atomic_store_n(&l->cpu->due, true, __ATOMIC_SEQ_CST);
 		plat_queue_wake(l->plat, l->cpu->id);
+	}
 }
 
 static void lapic_accept_irq_locked(struct emu_lapic *l, unsigned vector, bool level);
@@ -378,6 +380,7 @@ static void lapic_deliver_one(struct emu_lapic *t, const struct apic_msg *m)
 		break;
 	case APIC_DM_NMI:
 		t->cpu->pending.nmi = true;
+		__atomic_store_n(&t->cpu->due, true, __ATOMIC_SEQ_CST);
 		plat_queue_wake(t->plat, t->cpu->id);
 		break;
 	case APIC_DM_INIT:
