@@ -473,8 +473,6 @@ void emu_stats_report(struct emu_vm *evm);
 /* Run the block at RIP: false when it has no instruction the fast path
  * runs (then the caller steps the instruction the exact way). */
 bool emu_block_run(struct emu_cpu *cpu);
-/* Is frame that of the block the fast path runs (or ran last)? */
-bool emu_block_frame_is(const struct emu_cpu *cpu, uint64_t frame);
 /* Make the arithmetic flags in cpu->rflags exact (see emu_core.lf_op). */
 void emu_flags_sync_slow(struct emu_cpu *cpu);
 static inline void emu_flags_sync(struct emu_cpu *cpu)

@@ -474,14 +474,6 @@ static inline struct emu_block *block_at(struct emu_cpu *cpu, struct emu_core *c
 	return b;
 }
 
-bool emu_block_frame_is(const struct emu_cpu *cpu, uint64_t frame)
-{
-	/* NULL before the first block; after the arena was emptied, memory
-	 * of the arena still (a stale answer only keeps a mark) */
-	const struct emu_block *b = cpu->core->blk;
-	return b && b->frame == frame;
-}
-
 /* Where the budget ends inside block b (k of its n instructions left,
  * 0 < k < n): its first k as a block of their own, in the cache's scratch
  * copy, to be run instead. Their handlers are those built for them, each

@@ -1291,6 +1291,10 @@ FOP(sti)
 	if (__builtin_expect(c->cpl > ((cpu->rflags & RFLAGS_IOPL_MASK) >> 12), 0))
 		return exact_way(cpu, c, f, EMU_STAT_MISS);
 	cpu->rflags |= RFLAGS_IF;
+	/* an interrupt already waiting is deliverable now: the links after
+	 * the shadow look at due alone */
+	if (!may_go_on(cpu, c))
+		__atomic_store_n(&cpu->due, true, __ATOMIC_RELAXED);
 	NEXT;
 }
 

@@ -41,6 +41,7 @@
 #include <string.h>
 
 #include "engine/emu/emu_debug.h"
+#include "engine/emu/emu_fast.h"
 #include "engine/emu/emu_platform.h"
 #include "x86/desc.h"
 
@@ -459,7 +460,12 @@ static struct emu_tlb_entry *translate_as(struct emu_cpu *cpu, uint64_t lin, enu
  * stores into its own bytes must keep ending it (EMU_TAG_CODE). */
 static bool block_frame(struct emu_cpu *cpu, uint64_t frame)
 {
-	return emu_block_frame_is(cpu, frame);
+	const struct emu_block *b = emu_core_of(cpu)->blk;
+	if (!b)
+		return false;
+	uint64_t gpa = b->gpa & X86_PAGE_MASK;
+	const uint8_t *h = vm_gpa_to_host(cpu->vcpu->vm, gpa, X86_PAGE_SIZE);
+	return h && emu_frame_of(cpu->evm, h) == frame;
 }
 
 /* A store of the guest through t (tag_w with EMU_TAG_CODE): the frame's
