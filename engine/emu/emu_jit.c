@@ -281,6 +281,23 @@ static void land(struct emit *e, uint8_t *rel)
 	memcpy(rel, &d, 4);
 }
 
+/* Jumps to one place (a slow way), landed together. */
+struct pending {
+	uint8_t *at[16];
+	unsigned n;
+};
+
+static void to_slow(struct emit *e, struct pending *sl, unsigned cc)
+{
+	sl->at[sl->n++] = jump_fwd(e, cc);
+}
+
+static void land_all(struct emit *e, struct pending *sl)
+{
+	for (unsigned i = 0; i < sl->n; i++)
+		land(e, sl->at[i]);
+}
+
 /* --- the pieces of a translation ------------------------------------------------------- */
 
 /* What a translation knows, at a point of it, of the guest's arithmetic
@@ -307,10 +324,26 @@ struct reg_cache {
 	uint16_t dirty;
 };
 
+/* The page of a memory access kept for the accesses after it through
+ * the same base register (a TLB look-up reused, as [rsi + 8] after
+ * [rsi]): RDI holds the host address of guest register base + off (base
+ * MEMO_RIP: RIP-relative, the block's RIP), size bytes there the TLB
+ * allowed for the access (a write when write). Nothing a translation
+ * does between two instructions changes the TLB but a handler call,
+ * after which the memo is looked up again (memo_restore). */
+#define MEMO_RIP 16
+struct page_memo {
+	bool valid, write;
+	uint8_t base;
+	uint8_t size;
+	int32_t off;
+};
+
 struct xlat {
 	struct emit e;
 	struct flag_state fl;
 	struct reg_cache rc;
+	struct page_memo pm;
 	uint8_t *host_flags;           /* the flags stub (writable view): emit_host_flags */
 	const struct emu_block *b;
 	const fop_fn *fn;              /* the handlers as the block had them */
@@ -374,6 +407,7 @@ static void call_op(struct xlat *x, unsigned k, fop_fn fn)
 	struct emit *e = &x->e;
 	writeback(x);
 	x->rc.dirty = 0;
+	x->pm.valid = false;
 	args(x, k);
 	mov_imm64(e, RAX, (uint64_t)(uintptr_t)fn);
 	b1(e, 0xff);
@@ -481,15 +515,25 @@ static void get_gpr(struct xlat *x, unsigned host, unsigned r, unsigned s)
 		op_rr_sized(&x->e, 1, 0x0fb6, host, h);    /* movzx host32, h8 */
 }
 
+/* Guest register r is written by the code emitted next: dirty when
+ * cached, and no base of a memo any more. */
+static void changed(struct xlat *x, unsigned r)
+{
+	if (cached(x, r))
+		x->rc.dirty |= (uint16_t)(1u << r);
+	if (x->pm.base == r)
+		x->pm.valid = false;
+}
+
 static void put_gpr(struct xlat *x, unsigned r, unsigned s, unsigned host)
 {
 	unsigned h = cached(x, r);
+	changed(x, r);
 	if (!h) {
 		put_gpr_mem(&x->e, r, s, host);
 		return;
 	}
 	op_rr_sized(&x->e, s, s == 1 ? 0x88 : 0x89, host, h);   /* mov h, host (4: zero-extends) */
-	x->rc.dirty |= (uint16_t)(1u << r);
 }
 
 /* The cached registers the code changed, stored (on a way out or before
@@ -516,6 +560,8 @@ static void reload(struct xlat *x)
 static void add_rsp(struct xlat *x, int d)
 {
 	unsigned h = cached(x, EMU_RSP);
+	if (x->pm.base == EMU_RSP)         /* the memo's address stays: its offset moves */
+		x->pm.off -= d;
 	if (h) {
 		op_rr(&x->e, true, 0x83, 0, h);
 		x->rc.dirty |= 1u << EMU_RSP;
@@ -663,6 +709,125 @@ static void op_sized(struct emit *e, unsigned s, unsigned opc, unsigned reg, uns
 	op_rr(e, s == 8, s == 1 ? opc - 1 : opc, reg, rm);
 }
 
+/* --- memory accesses -------------------------------------------------------------- */
+
+/* A template's memory access: size bytes at lin(f), or (keyed) at guest
+ * register base (MEMO_RIP: the block's RIP) + disp, which a page memo
+ * may serve. */
+struct access {
+	const struct emu_fop *f;       /* NULL: keyed only (the stack) */
+	bool keyed, write;
+	uint8_t base;
+	unsigned size;
+	int32_t disp;
+};
+
+static struct access access_of(const struct emu_fop *f, const struct fop_info *fi)
+{
+	struct access a = { .f = f, .disp = f->disp };
+	a.size = fi->tmpl == T_MOVZX || fi->tmpl == T_MOVSX ? fi->ssize : fi->size;
+	a.write = fi->tmpl == T_PUSH ||
+		  (fi->form >= FORM_MR && (fi->tmpl == T_MOV || (fi->alu != A_CMP && fi->alu != A_TEST)));
+	if (fi->tmpl == T_PUSH || fi->tmpl == T_POP) {
+		a = (struct access){ .keyed = true, .write = a.write, .base = EMU_RSP, .size = 8,
+				     .disp = fi->tmpl == T_PUSH ? -8 : 0 };
+	} else if (f->index >= 16 && f->seg != EMU_FS && f->seg != EMU_GS &&
+		   (f->base < 16 || f->base == EMU_RIPREL)) {
+		a.keyed = true;
+		a.base = f->base < 16 ? f->base : MEMO_RIP;
+	}
+	return a;
+}
+
+/* RAX = the address of access a (clobbers RCX; the host's flags). */
+static void address(struct xlat *x, const struct access *a)
+{
+	if (!a->keyed) {
+		lin(x, a->f, true);
+		return;
+	}
+	if (a->base == MEMO_RIP)
+		load(&x->e, RAX, R_C, CORE(blk_rip), 8);
+	else
+		get_gpr(x, RAX, a->base, 8);
+	if (a->disp)
+		op_mem(&x->e, true, 0x8d, RAX, RAX, a->disp);     /* lea rax, [rax + disp] */
+}
+
+/* Does the memo serve access a? (Its page, the same kind, within reach.) */
+static bool memo_serves(const struct xlat *x, const struct access *a)
+{
+	const struct page_memo *m = &x->pm;
+	int64_t delta = (int64_t)a->disp - m->off;
+	return a->keyed && m->valid && m->base == a->base && m->write == a->write &&
+	       delta > -(int64_t)X86_PAGE_SIZE && delta < (int64_t)X86_PAGE_SIZE;
+}
+
+/* The host address of access a into RSI, or a jump into miss when the
+ * TLB does not allow it as it is (clobbers RAX, RCX, RDX; the host's
+ * flags). Through the memo when it serves (its page's offset + the
+ * distance still in the page; else the look-up, out of line), else the
+ * TLB look-up, which a keyed access leaves as the memo. */
+static void emit_access(struct xlat *x, const struct access *a, struct pending *miss)
+{
+	struct emit *e = &x->e;
+	struct page_memo *m = &x->pm;
+	if (!memo_serves(x, a)) {
+		address(x, a);
+		miss->at[miss->n++] = tlb(e, a->size, a->write);
+		if (a->keyed) {
+			mov_rr(e, RDI, RSI);
+			*m = (struct page_memo){ .valid = true, .write = a->write, .base = a->base,
+						 .size = (uint8_t)a->size, .off = a->disp };
+		}
+		return;
+	}
+	int32_t delta = a->disp - m->off;
+	if (delta == 0 && a->size <= m->size) {
+		mov_rr(e, RSI, RDI);
+		return;
+	}
+	struct pending far = { .n = 0 };
+	op_rr(e, false, 0x8b, RDX, RDI);                   /* mov edx, edi */
+	b1(e, 0x81);
+	b1(e, 0xe2);
+	b4(e, X86_PAGE_SIZE - 1);                          /* and edx, 0xfff */
+	op_mem(e, false, 0x8d, RDX, RDX, delta);           /* lea edx, [rdx + delta] */
+	b1(e, 0x81);
+	b1(e, 0xfa);
+	b4(e, X86_PAGE_SIZE - a->size);                    /* cmp edx, page - size */
+	to_slow(e, &far, 7);                               /* ja: not all in the page */
+	op_mem(e, true, 0x8d, RSI, RDI, delta);            /* lea rsi, [rdi + delta] */
+	to_cold(x);
+	land_all(e, &far);
+	address(x, a);
+	miss->at[miss->n++] = tlb(e, a->size, a->write);
+	jump_to(e, 16, x->other);                          /* back, the memo as it was */
+	to_hot(x);
+}
+
+/* After op k's handler ran it (its access's slow way), the memo pm
+ * looked up again; when the TLB does not allow it any more, the block
+ * is left after op k (at once: FS_NEXT, as a device access leaves). */
+static void memo_restore(struct xlat *x, unsigned k, const struct page_memo *pm)
+{
+	struct emit *e = &x->e;
+	struct access a = { .keyed = true, .write = pm->write, .base = pm->base, .size = pm->size,
+			    .disp = pm->off };
+	address(x, &a);
+	uint8_t *gone = tlb(e, a.size, a.write);
+	mov_rr(e, RDI, RSI);
+	uint8_t *done = jump_fwd(e, 16);
+	land(e, gone);
+	writeback(x);
+	count(x, k + 1);
+	op_mem(e, true, 0x8d, RAX, R_OP, (int32_t)(k * sizeof(struct emu_fop)));   /* lea */
+	store(e, RAX, R_C, CORE(blk_stop), 8);
+	mov_imm(e, RAX, FS_NEXT);
+	jump_to(e, 16, x->leave);
+	land(e, done);
+}
+
 /* --- the guest's flags as the host's --------------------------------------------------- */
 
 /* The arithmetic flags of the lazy record (or the exact ones), for the
@@ -742,19 +907,13 @@ static size_t emit_host_flags(struct emu_jit *j)
 	uintptr_t generic = rx_of(e, e->p);
 	push(e, R10);                                      /* cached guest registers */
 	push(e, R11);
-	b1(e, 0x48);
-	b1(e, 0x83);
-	b1(e, 0xec);
-	b1(e, 8);                                          /* sub rsp, 8: aligned */
+	push(e, RDI);                                      /* the page memo; aligned */
 	mov_rr(e, RDI, R_CPU);
 	mov_rr(e, RSI, R_C);
 	mov_imm64(e, RAX, (uint64_t)(uintptr_t)lazy_flags);
 	b1(e, 0xff);
 	b1(e, 0xd0);                                       /* call rax */
-	b1(e, 0x48);
-	b1(e, 0x83);
-	b1(e, 0xc4);
-	b1(e, 8);                                          /* add rsp, 8 */
+	pop(e, RDI);
 	pop(e, R11);
 	pop(e, R10);
 	uint8_t *popf = e->p;
@@ -823,11 +982,21 @@ static void need_cf(struct xlat *x)
 	} else {
 		push(e, R10);                              /* cached registers a call clobbers */
 		push(e, R11);
+		push(e, RDI);                              /* the page memo */
+		b1(e, 0x48);
+		b1(e, 0x83);
+		b1(e, 0xec);
+		b1(e, 8);                                  /* sub rsp, 8: aligned */
 		mov_rr(e, RDI, R_CPU);
 		mov_rr(e, RSI, R_C);
 		mov_imm64(e, RAX, (uint64_t)(uintptr_t)cf_now);
 		b1(e, 0xff);
 		b1(e, 0xd0);                               /* call rax */
+		b1(e, 0x48);
+		b1(e, 0x83);
+		b1(e, 0xc4);
+		b1(e, 8);                                  /* add rsp, 8 */
+		pop(e, RDI);
 		pop(e, R11);
 		pop(e, R10);
 		op_rr(e, false, 0x0fb6, R8, RAX);          /* movzx r8d, al */
@@ -923,8 +1092,9 @@ static void cond_move(struct xlat *x, const struct emu_fop *f, const struct fop_
 	if (fi->tmpl == T_SETCC) {
 		if (cached(x, f->r0)) {
 			op_rr_sized(e, 1, 0x0f90 | cc, 0, cached(x, f->r0));   /* setcc r0 */
-			x->rc.dirty |= (uint16_t)(1u << f->r0);
+			changed(x, f->r0);
 		} else {
+			changed(x, f->r0);
 			op_mem(e, false, 0x0f90 | cc, 0, R_CPU, GPR(f->r0));   /* setcc [r0] */
 		}
 		return;
@@ -1029,7 +1199,7 @@ static bool alu_direct(struct xlat *x, const struct emu_fop *f, const struct fop
 	if (fi->flags)
 		op_rr(e, s == 8, 0x8b, RAX, h);            /* a: mov rax, h */
 	op_rr(e, s == 8, opc[fi->alu], src, h);            /* op h, src (4: zero-extends) */
-	x->rc.dirty |= (uint16_t)(1u << f->r0);
+	changed(x, f->r0);
 	if (fi->flags) {
 		record_as(e, lf_of_alu(fi->alu), s, RAX, src, h);
 		flags_done(x, lf_of_alu(fi->alu), s);
@@ -1072,7 +1242,7 @@ static void mem_body(struct xlat *x, const struct emu_fop *f, const struct fop_i
 	case T_MOV:
 		if (fi->form == FORM_RM && s >= 4 && cached(x, f->r0)) {
 			load(e, cached(x, f->r0), RSI, 0, s);      /* 4: zero-extends */
-			x->rc.dirty |= (uint16_t)(1u << f->r0);
+			changed(x, f->r0);
 		} else if (fi->form == FORM_RM) {
 			load(e, RDX, RSI, 0, s);
 			put_gpr(x, f->r0, s, RDX);
@@ -1087,7 +1257,7 @@ static void mem_body(struct xlat *x, const struct emu_fop *f, const struct fop_i
 	case T_MOVZX:
 		if (cached(x, f->r0)) {
 			load(e, cached(x, f->r0), RSI, 0, fi->ssize);   /* zero-extends to 64 */
-			x->rc.dirty |= (uint16_t)(1u << f->r0);
+			changed(x, f->r0);
 			return;
 		}
 		load(e, RDX, RSI, 0, fi->ssize);
@@ -1225,7 +1395,7 @@ static void reg_template(struct xlat *x, const struct emu_fop *f, const struct f
 		if (to == RDX)
 			put_gpr(x, f->r0, s, RDX);
 		else
-			x->rc.dirty |= (uint16_t)(1u << f->r0);
+			changed(x, f->r0);
 		return;
 	}
 	case T_MOVSX:
@@ -1288,34 +1458,30 @@ static void template_op(struct xlat *x, unsigned k, const struct fop_info *fi)
 		return;
 	}
 	bool alu = fi->tmpl == T_ALU;
-	unsigned as = fi->tmpl == T_MOVZX || fi->tmpl == T_MOVSX ? fi->ssize : fi->size;
-	bool write = fi->tmpl == T_PUSH ||
-		     (fi->form >= FORM_MR && (fi->tmpl == T_MOV || (fi->alu != A_CMP && fi->alu != A_TEST)));
-	if (fi->tmpl == T_PUSH || fi->tmpl == T_POP) {
-		get_gpr(x, RAX, EMU_RSP, 8);
-		if (fi->tmpl == T_PUSH)
-			op_mem(e, true, 0x8d, RAX, RAX, -8);   /* lea rax, [rax - 8] */
-	} else {
-		lin(x, f, true);
-	}
-	uint8_t *miss = tlb(e, as, write);
+	struct pending miss = { .n = 0 };
+	struct access a = access_of(f, fi);
+	emit_access(x, &a, &miss);
 	mem_body(x, f, fi);
 	/* on the miss the cached registers hold what they held before the
 	 * instruction, which writing back as dirty leaves as it is */
 	uint16_t dirty = x->rc.dirty;
+	struct page_memo pm = x->pm;
 	to_cold(x);
-	land(e, miss);
+	land_all(e, &miss);
 	if (k + 1 == x->b->n) {
 		count(x, k + 1);
 		tail_op(x, k, x->fn[k]);
 	} else {
 		call_op(x, k, x->fn[k]);
+		if (pm.valid)
+			memo_restore(x, k, &pm);
 		if (alu && fi->flags)              /* the exact handler's flags as the host's */
 			call_host_flags(x);
 		jump_to(e, 16, x->other);          /* back to the hot part */
 	}
 	to_hot(x);
 	x->rc.dirty = dirty;
+	x->pm = pm;
 	/* the ALU op's flags are the host's on both ways; anything else
 	 * wrote no flags, but the look-up changed the host's */
 	if (alu && fi->flags)
@@ -1331,23 +1497,6 @@ static void template_op(struct xlat *x, unsigned k, const struct fop_info *fi)
 #define BLK(field) ((int32_t)offsetof(struct emu_block, field))
 /* the entry's pushes and moves (prologue), which a chained entry skips */
 #define INNER 23
-
-/* Jumps to one place (a slow way), landed together. */
-struct pending {
-	uint8_t *at[16];
-	unsigned n;
-};
-
-static void to_slow(struct emit *e, struct pending *sl, unsigned cc)
-{
-	sl->at[sl->n++] = jump_fwd(e, cc);
-}
-
-static void land_all(struct emit *e, struct pending *sl)
-{
-	for (unsigned i = 0; i < sl->n; i++)
-		land(e, sl->at[i]);
-}
 
 /* Op k, the last, goes on into the next page (f_cross): its bytes there
  * compared with the block's copy (emu_block.tail) as f_cross does it,
@@ -1671,10 +1820,10 @@ static void exit_op(struct xlat *x, unsigned k, const struct fop_info *fi)
 		chain_to(x, k, (int64_t)f->imm, k + 1, (uintptr_t)x->fn[k]);
 		return;
 	}
-	get_gpr(x, RAX, EMU_RSP, 8);
-	if (fi->tmpl == T_CALL)
-		op_mem(e, true, 0x8d, RAX, RAX, -8);       /* lea rax, [rax - 8] */
-	uint8_t *miss = tlb(e, 8, fi->tmpl == T_CALL);
+	struct pending miss = { .n = 0 };
+	struct access a = { .keyed = true, .write = fi->tmpl == T_CALL, .base = EMU_RSP, .size = 8,
+			    .disp = fi->tmpl == T_CALL ? -8 : 0 };
+	emit_access(x, &a, &miss);
 	if (fi->tmpl == T_CALL) {
 		load(e, RDX, R_C, CORE(blk_rip), 8);
 		b1(e, 0x48);
@@ -1690,7 +1839,7 @@ static void exit_op(struct xlat *x, unsigned k, const struct fop_info *fi)
 		chain_to(x, k, NOWHERE, k + 1, (uintptr_t)emu_fop_chain);
 	}
 	to_cold(x);
-	land(e, miss);
+	land_all(e, &miss);
 	count(x, k + 1);
 	tail_op(x, k, x->fn[k]);
 	to_hot(x);
