@@ -681,15 +681,19 @@ static void alu_op(struct emit *e, unsigned op, unsigned s)
 	op_rr(e, s == 8, s == 1 ? opc[op] - 1 : opc[op], RCX, RDX);
 }
 
-/* emu_lf_record(c, lf, a, b, r, s) with a, b and r (masked) in registers. */
+/* emu_lf_record(c, lf, a, b, r, s) with a, b and r (masked) in registers;
+ * a logic op's flags are its result's alone (emu_flags.h: nothing reads
+ * its lf_a and lf_b), so only that is stored. */
 static void record_as(struct emit *e, unsigned lf, unsigned s, unsigned a, unsigned b, unsigned r)
 {
 	b1(e, 0x66);
 	op_mem(e, false, 0xc7, 0, R_C, CORE(lf_op));
 	b1(e, lf);
 	b1(e, s);                                          /* mov word lf_op/lf_size */
-	store(e, a, R_C, CORE(lf_a), 8);
-	store(e, b, R_C, CORE(lf_b), 8);
+	if (lf != EMU_LF_LOGIC) {
+		store(e, a, R_C, CORE(lf_a), 8);
+		store(e, b, R_C, CORE(lf_b), 8);
+	}
 	store(e, r, R_C, CORE(lf_r), 8);
 }
 
