@@ -115,6 +115,11 @@ PAGE_MEMO = [
     # the block is left after the access
     "movq -8(%rbp), %rax", "movl $0x11ff008, %ebx", ("xorl %esi, %esi", dg.flags_logic()),
     "movq (%rbx,%rsi,1), %rcx", "movq -16(%rbp), %rdx", "movq %rcx, -48(%rbp)",
+    # the base moved by a constant: the memo follows it
+    "leaq -64(%rbp), %rbx", "movq (%rbx), %rax", ("addq $8, %rbx", dg.flags_arith()),
+    "movq (%rbx), %rcx", ("subq $24, %rbx", dg.flags_arith()), "movq 8(%rbx), %rdx",
+    "leaq 72(%rbx), %rbx", "movq (%rbx), %rsi", "movq -8(%rbx), %rdi", "movl 4(%rbx), %r8d",
+    ("addq %rsi, %rdi", dg.flags_arith()),
 ]
 
 

@@ -1213,13 +1213,30 @@ static bool alu_direct(struct xlat *x, const struct emu_fop *f, const struct fop
 	return true;
 }
 
+/* After the code emitted for guest register r += d (64 bits), the memo
+ * before it (was) through r, its address now at off - d from r. */
+static void base_moved(struct xlat *x, const struct page_memo *was, unsigned r, int64_t d)
+{
+	int64_t off = (int64_t)was->off - d;
+	if (was->valid && was->base == r && off == (int32_t)off) {
+		x->pm = *was;
+		x->pm.off = (int32_t)off;
+	}
+}
+
 /* ALU op k of register form (RR, RI). */
 static void alu_reg(struct xlat *x, const struct emu_fop *f, const struct fop_info *fi)
 {
 	struct emit *e = &x->e;
 	unsigned s = fi->size;
-	if (alu_direct(x, f, fi))
+	struct page_memo was = x->pm;
+	bool moves = s == 8 && fi->form == FORM_RI && (fi->alu == A_ADD || fi->alu == A_SUB);
+	int64_t d = (int64_t)(fi->alu == A_ADD ? f->imm : 0 - f->imm);   /* an imm32's */
+	if (alu_direct(x, f, fi)) {
+		if (moves)
+			base_moved(x, &was, f->r0, d);
 		return;
+	}
 	get_gpr(x, RAX, f->r0, s);
 	if (fi->form == FORM_RR)
 		get_gpr(x, RCX, f->r1, s);
@@ -1228,6 +1245,8 @@ static void alu_reg(struct xlat *x, const struct emu_fop *f, const struct fop_in
 	alu_op(e, fi->alu, s);
 	if (fi->alu != A_CMP && fi->alu != A_TEST)
 		put_gpr(x, f->r0, s, RDX);
+	if (moves)
+		base_moved(x, &was, f->r0, d);
 	if (fi->flags) {
 		record(e, fi->alu, s);
 		flags_done(x, lf_of_alu(fi->alu), s);
@@ -1412,10 +1431,14 @@ static void reg_template(struct xlat *x, const struct emu_fop *f, const struct f
 			op_mem(e, true, fi->ssize == 1 ? 0x0fbe : 0x0fbf, RDX, R_CPU, GPR(f->r1));
 		put_gpr(x, f->r0, s, RDX);
 		return;
-	case T_LEA:
+	case T_LEA: {
+		struct page_memo was = x->pm;
 		lin(x, f, false);
 		put_gpr(x, f->r0, s, RAX);
+		if (s == 8 && f->base == f->r0 && f->index >= 16)
+			base_moved(x, &was, f->r0, f->disp);
 		return;
+	}
 	case T_SHIFT:
 		shift_reg(x, f, fi);
 		return;
