@@ -113,3 +113,44 @@ def test_generated_sequences_translated(emu_only, vmdb_bin, tmp_path):
         assert a.group(2) == b.group(2) and int(a.group(3), 16) & mask == \
             int(b.group(3), 16) & mask and a.group(4) == b.group(4) and \
             a.group(5) == b.group(5), f"{seq.name}:\n  translated {a.group(0)}\n  exact      {b.group(0)}"
+
+
+# Accesses through one base register that a translation serves from the
+# page of the one before (emu_jit.c's page memo): in the same page, across
+# the page boundary RBP points at (the look-up done again), straddling it
+# (the exact way, then the memo looked up again), reads then writes, and
+# the stack's pushes and pops as RSP moves.
+PAGE_MEMO = [
+    "movq -8(%rbp), %rax", "movq -16(%rbp), %rcx", "movq (%rbp), %rdx",
+    "movl -2(%rbp), %esi", "movq -24(%rbp), %rdi", "movzbl 7(%rbp), %r8d",
+    ("addq %rax, -24(%rbp)", dg.flags_arith()), "movq %rcx, -32(%rbp)",
+    "movq %rdx, 8(%rbp)", "movw %si, -1(%rbp)", "movq %rsi, -40(%rbp)",
+    "pushq %rax", "pushq %rcx", "popq %r9", "pushq %rdx", "popq %r10", "popq %r11",
+    "movq -40(%rbp), %r12", "movq 16(%rbp), %r13", "movq -4000(%rbp), %r14",
+    # an access the memo does not serve (an index) misses in the TLB slot
+    # of the memo's page (8 MiB on): after it the memo's page is gone, and
+    # the block is left after the access
+    "movq -8(%rbp), %rax", "movl $0x11ff008, %ebx", ("xorl %esi, %esi", dg.flags_logic()),
+    "movq (%rbx,%rsi,1), %rcx", "movq -16(%rbp), %rdx", "movq %rcx, -48(%rbp)",
+    # the base moved by a constant: the memo follows it
+    "leaq -64(%rbp), %rbx", "movq (%rbx), %rax", ("addq $8, %rbx", dg.flags_arith()),
+    "movq (%rbx), %rcx", ("subq $24, %rbx", dg.flags_arith()), "movq 8(%rbx), %rdx",
+    "leaq 72(%rbx), %rbx", "movq (%rbx), %rsi", "movq -8(%rbx), %rdi", "movl 4(%rbx), %r8d",
+    ("addq %rsi, %rdi", dg.flags_arith()),
+]
+
+
+def test_page_memo_translated(emu_only, vmdb_bin, tmp_path):
+    seq = dg.handpicked("page_memo", PAGE_MEMO * 3)
+    dg.assemble([seq], str(tmp_path))
+    blob_path = str(tmp_path / "diff.blob")
+    with open(blob_path, "wb") as f:
+        f.write(dg.blob([seq]))
+    jit = run_sequences(vmdb_bin, blob_path, tmp_path / "jit", {"VMDB_EMU_JIT": "1"})
+    exact = run_sequences(vmdb_bin, blob_path, tmp_path / "exact", {"VMDB_EMU_NO_BLOCKS": "1"})
+    a, b = jit.get(0), exact.get(0)
+    assert a and b, f"no result line (translated {bool(a)}, exact {bool(b)})"
+    mask = FLAGS_COMPARED & ~seq.final_undef
+    assert a.group(2) == b.group(2) and int(a.group(3), 16) & mask == \
+        int(b.group(3), 16) & mask and a.group(4) == b.group(4) and \
+        a.group(5) == b.group(5), f"translated {a.group(0)}\nexact      {b.group(0)}"

@@ -52,6 +52,9 @@
 #include <unistd.h>
 
 #define JIT_ARENA (64u << 20)
+/* translations' own code below, their slow ways (calls, the block loop's
+ * way out) above: the code that runs shares the host's caches with less */
+#define JIT_HOT (48u << 20)
 /* room a translation may need per instruction, checked before each */
 #define JIT_INSN_MAX 256
 
@@ -77,6 +80,7 @@ struct emu_jit {
 	uint8_t *rw;                   /* the arena, writable view */
 	const uint8_t *rx;             /* the same pages, executable view */
 	size_t used;                   /* 0: empty, not even the flags stub (host_flags) */
+	size_t cold_used;              /* from JIT_HOT */
 	uint64_t blocks, insns;        /* translated; instructions of blocks entered */
 	bool stats;                    /* VMDB_EMU_STATS=1: insns and exits are counted */
 	uint64_t exits[JX_KINDS];
@@ -143,6 +147,7 @@ struct emu_jit *emu_jit_create(uint32_t *after)
 	}
 	j->rw = rw;
 	j->rx = rx;
+	j->cold_used = JIT_HOT;
 	open_aids(j);
 	return j;
 }
@@ -163,11 +168,13 @@ void emu_jit_destroy(struct emu_jit *j)
 void emu_jit_reset(struct emu_jit *j)
 {
 	j->used = 0;
+	j->cold_used = JIT_HOT;
 }
 
 bool emu_jit_full(const struct emu_jit *j)
 {
-	return j->used + BLOCK_INSNS * JIT_INSN_MAX > JIT_ARENA;
+	return j->used + BLOCK_INSNS * JIT_INSN_MAX > JIT_HOT ||
+	       j->cold_used + BLOCK_INSNS * JIT_INSN_MAX > JIT_ARENA;
 }
 
 void emu_jit_counts(const struct emu_jit *j, uint64_t *blocks, uint64_t *insns)
@@ -310,6 +317,28 @@ static void land(struct emit *e, uint8_t *rel)
 	memcpy(rel, &d, 4);
 }
 
+/* Jumps to one place (a slow way): forward ones, landed together, or
+ * to a known place (to). */
+struct pending {
+	uint8_t *at[16];
+	unsigned n;
+	const uint8_t *to;
+};
+
+static void to_slow(struct emit *e, struct pending *sl, unsigned cc)
+{
+	if (sl->to)
+		jump_to(e, cc, sl->to);
+	else
+		sl->at[sl->n++] = jump_fwd(e, cc);
+}
+
+static void land_all(struct emit *e, struct pending *sl)
+{
+	for (unsigned i = 0; i < sl->n; i++)
+		land(e, sl->at[i]);
+}
+
 /* --- the pieces of a translation ------------------------------------------------------- */
 
 /* What a translation knows, at a point of it, of the guest's arithmetic
@@ -323,18 +352,86 @@ struct flag_state {
 	uint8_t lf, size;
 };
 
+/* Guest registers kept in host registers across a translation: a fixed
+ * choice per translation (choose_cached), loaded after the entry and
+ * after every handler call, written back before every way out and every
+ * handler call (handlers read and write cpu->gpr). dirty: those the
+ * code emitted so far has changed since they were last written back. */
+#define CACHE_MAX 5
+static const uint8_t cache_hosts[CACHE_MAX] = { RBP, R14, R15, R10, R11 };
+
+struct reg_cache {
+	uint8_t host[16];              /* guest register -> host register; 0: in memory */
+	uint16_t dirty;
+};
+
+/* The page of a memory access kept for the accesses after it through
+ * the same base register (a TLB look-up reused, as [rsi + 8] after
+ * [rsi]): RDI holds the host address of guest register base + off (base
+ * MEMO_RIP: RIP-relative, the block's RIP), size bytes there the TLB
+ * allowed for the access (a write when write). Nothing a translation
+ * does between two instructions changes the TLB but a handler call,
+ * after which the memo is looked up again (memo_restore). */
+#define MEMO_RIP 16
+struct page_memo {
+	bool valid, write;
+	uint8_t base;
+	uint8_t size;
+	int32_t off;
+};
+
 struct xlat {
 	struct emit e;
 	struct flag_state fl;
+	struct reg_cache rc;
+	struct page_memo pm;
 	uint8_t *host_flags;           /* the flags stub (writable view): emit_host_flags */
 	const struct emu_block *b;
 	const fop_fn *fn;              /* the handlers as the block had them */
 	uint8_t *leave;                /* pops the saved registers and returns eax */
-	const uint8_t *inner;          /* its first instruction's code */
+	const uint8_t *inner;          /* its first instruction's code: the cached registers' loads */
+	const uint8_t *body;           /* after the cached registers' loads */
 	const uint8_t *link;           /* its linked entries (link_far) */
+	uint8_t *other;                /* the other part's cursor: cold while hot is
+					* emitted, and the reverse (to_cold) */
 	struct emu_jit *j;
 	const uint8_t *arena;          /* emu_jit.rx: where translations are */
 };
+
+static void writeback(struct xlat *x);
+static void reload(struct xlat *x);
+
+/* Emit into the cold part (a slow way), then back into the hot one where
+ * it was (to_hot returns there: where the slow way may come back to). */
+static void to_cold(struct xlat *x)
+{
+	uint8_t *p = x->e.p;
+	x->e.p = x->other;
+	x->other = p;
+}
+
+static uint8_t *to_hot(struct xlat *x)
+{
+	to_cold(x);
+	return x->e.p;
+}
+
+/* The registers the prologue saved back (all but rbx, r12 and r13 are
+ * the cached guest registers' hosts). */
+static void pop_saved(struct emit *e)
+{
+	b1(e, 0x48);
+	b1(e, 0x8d);
+	b1(e, 0x64);
+	b1(e, 0x24);
+	b1(e, 8);                                          /* lea rsp, [rsp + 8] */
+	pop(e, R15);
+	pop(e, R14);
+	pop(e, RBP);
+	pop(e, R_OP);
+	pop(e, R_C);
+	pop(e, R_CPU);
+}
 
 /* The handler's arguments for op k: cpu, c, &op[k]. */
 static void args(struct xlat *x, unsigned k)
@@ -350,6 +447,9 @@ static void args(struct xlat *x, unsigned k)
 static void call_op(struct xlat *x, unsigned k, fop_fn fn)
 {
 	struct emit *e = &x->e;
+	writeback(x);
+	x->rc.dirty = 0;
+	x->pm.valid = false;
 	args(x, k);
 	mov_imm64(e, RAX, (uint64_t)(uintptr_t)fn);
 	b1(e, 0xff);
@@ -358,6 +458,7 @@ static void call_op(struct xlat *x, unsigned k, fop_fn fn)
 	b1(e, 0xf8);
 	b1(e, FS_CONT);                            /* cmp eax, FS_CONT */
 	jump_to(e, 5, x->leave);                   /* jne leave */
+	reload(x);
 }
 
 /* add qword [v], d through register r, when the statistics are on */
@@ -387,10 +488,9 @@ static void tally(struct xlat *x, unsigned k, unsigned r)
 static void tail_at(struct xlat *x, unsigned k, uintptr_t fn)
 {
 	struct emit *e = &x->e;
+	writeback(x);
 	args(x, k);
-	pop(e, R_OP);
-	pop(e, R_C);
-	pop(e, R_CPU);
+	pop_saved(e);
 	mov_imm64(e, RAX, fn);
 	b1(e, 0xff);
 	b1(e, 0xe0);                               /* jmp rax */
@@ -428,14 +528,103 @@ static void store(struct emit *e, unsigned host, unsigned base, int32_t disp, un
 }
 
 /* gpr[r] as a write of s bytes does it (gpr_put: 4 zero-extends, 2 and 1
- * keep the rest). */
-static void put_gpr(struct emit *e, unsigned r, unsigned s, unsigned host)
+ * keep the rest), in memory. */
+static void put_gpr_mem(struct emit *e, unsigned r, unsigned s, unsigned host)
 {
 	if (s == 4) {
 		op_rr(e, false, 0x89, host, host);         /* mov host32, host32 */
 		s = 8;
 	}
 	store(e, host, R_CPU, GPR(r), s);
+}
+
+/* The host register that holds guest register r (0: none). */
+static unsigned cached(const struct xlat *x, unsigned r)
+{
+	return r < 16 ? x->rc.host[r] : 0;
+}
+
+/* op rm, reg at size s (the opcode as given), REX present for bytes
+ * (spl-dil, not ah-bh). */
+static void op_rr_sized(struct emit *e, unsigned s, unsigned opc, unsigned reg, unsigned rm)
+{
+	if (s == 2)
+		b1(e, 0x66);
+	rex(e, s == 8, reg, rm, s == 1);
+	if (opc > 0xff)
+		b1(e, opc >> 8);
+	b1(e, opc & 0xff);
+	b1(e, 0xc0 | (reg & 7) << 3 | (rm & 7));
+}
+
+/* host = the low s bytes of guest register r, zero-extended. */
+static void get_gpr(struct xlat *x, unsigned host, unsigned r, unsigned s)
+{
+	unsigned h = cached(x, r);
+	if (!h)
+		load(&x->e, host, R_CPU, GPR(r), s);
+	else if (s >= 4)
+		op_rr(&x->e, s == 8, 0x8b, host, h);       /* mov host, h */
+	else if (s == 2)
+		op_rr(&x->e, false, 0x0fb7, host, h);      /* movzx host32, h16 */
+	else
+		op_rr_sized(&x->e, 1, 0x0fb6, host, h);    /* movzx host32, h8 */
+}
+
+/* Guest register r is written by the code emitted next: dirty when
+ * cached, and no base of a memo any more. */
+static void changed(struct xlat *x, unsigned r)
+{
+	if (cached(x, r))
+		x->rc.dirty |= (uint16_t)(1u << r);
+	if (x->pm.base == r)
+		x->pm.valid = false;
+}
+
+static void put_gpr(struct xlat *x, unsigned r, unsigned s, unsigned host)
+{
+	unsigned h = cached(x, r);
+	changed(x, r);
+	if (!h) {
+		put_gpr_mem(&x->e, r, s, host);
+		return;
+	}
+	op_rr_sized(&x->e, s, s == 1 ? 0x88 : 0x89, host, h);   /* mov h, host (4: zero-extends) */
+}
+
+/* The cached registers the code changed, stored (on a way out or before
+ * a call: the emitted state is not changed, the caller says what is
+ * dirty after). */
+static void writeback(struct xlat *x)
+{
+	for (unsigned r = 0; r < 16; r++)
+		if (x->rc.dirty & (1u << r))
+			store(&x->e, x->rc.host[r], R_CPU, GPR(r), 8);
+}
+
+/* Every cached register loaded from memory (after the entry, after a
+ * handler call). */
+static void reload(struct xlat *x)
+{
+	for (unsigned r = 0; r < 16; r++)
+		if (x->rc.host[r])
+			load(&x->e, x->rc.host[r], R_CPU, GPR(r), 8);
+	x->rc.dirty = 0;
+}
+
+/* guest RSP += d (a byte), in its register or memory. */
+static void add_rsp(struct xlat *x, int d)
+{
+	unsigned h = cached(x, EMU_RSP);
+	if (x->pm.base == EMU_RSP)         /* the memo's address stays: its offset moves */
+		x->pm.off -= d;
+	if (h) {
+		op_rr(&x->e, true, 0x83, 0, h);
+		x->rc.dirty |= 1u << EMU_RSP;
+	} else {
+		op_mem(&x->e, true, 0x83, 0, R_CPU, GPR(EMU_RSP));
+	}
+	b1(&x->e, (unsigned)(d & 0xff));                   /* add rsp, d */
 }
 
 static void mov_imm(struct emit *e, unsigned dst, uint64_t v)
@@ -456,18 +645,19 @@ static void mov_imm(struct emit *e, unsigned dst, uint64_t v)
 
 /* The linear address of op f's memory operand (f_lin) into RAX
  * (clobbers RCX; the host's flags only with_seg, for FS and GS). */
-static void lin(struct emit *e, const struct emu_fop *f, bool with_seg)
+static void lin(struct xlat *x, const struct emu_fop *f, bool with_seg)
 {
+	struct emit *e = &x->e;
 	bool have = true;
 	if (f->base < 16)
-		load(e, RAX, R_CPU, GPR(f->base), 8);
+		get_gpr(x, RAX, f->base, 8);
 	else if (f->base == EMU_RIPREL)
 		load(e, RAX, R_C, CORE(blk_rip), 8);
 	else
 		have = false;
 	if (f->index < 16) {
 		unsigned to = have ? RCX : RAX;
-		load(e, to, R_CPU, GPR(f->index), 8);
+		get_gpr(x, to, f->index, 8);
 		if (have) {
 			b1(e, 0x48);
 			b1(e, 0x8d);
@@ -547,15 +737,19 @@ static void alu_op(struct emit *e, unsigned op, unsigned s)
 	op_rr(e, s == 8, s == 1 ? opc[op] - 1 : opc[op], RCX, RDX);
 }
 
-/* emu_lf_record(c, lf, a, b, r, s) with a, b and r (masked) in registers. */
+/* emu_lf_record(c, lf, a, b, r, s) with a, b and r (masked) in registers;
+ * a logic op's flags are its result's alone (emu_flags.h: nothing reads
+ * its lf_a and lf_b), so only that is stored. */
 static void record_as(struct emit *e, unsigned lf, unsigned s, unsigned a, unsigned b, unsigned r)
 {
 	b1(e, 0x66);
 	op_mem(e, false, 0xc7, 0, R_C, CORE(lf_op));
 	b1(e, lf);
 	b1(e, s);                                          /* mov word lf_op/lf_size */
-	store(e, a, R_C, CORE(lf_a), 8);
-	store(e, b, R_C, CORE(lf_b), 8);
+	if (lf != EMU_LF_LOGIC) {
+		store(e, a, R_C, CORE(lf_a), 8);
+		store(e, b, R_C, CORE(lf_b), 8);
+	}
 	store(e, r, R_C, CORE(lf_r), 8);
 }
 
@@ -573,6 +767,125 @@ static void op_sized(struct emit *e, unsigned s, unsigned opc, unsigned reg, uns
 	if (s == 2)
 		b1(e, 0x66);
 	op_rr(e, s == 8, s == 1 ? opc - 1 : opc, reg, rm);
+}
+
+/* --- memory accesses -------------------------------------------------------------- */
+
+/* A template's memory access: size bytes at lin(f), or (keyed) at guest
+ * register base (MEMO_RIP: the block's RIP) + disp, which a page memo
+ * may serve. */
+struct access {
+	const struct emu_fop *f;       /* NULL: keyed only (the stack) */
+	bool keyed, write;
+	uint8_t base;
+	unsigned size;
+	int32_t disp;
+};
+
+static struct access access_of(const struct emu_fop *f, const struct fop_info *fi)
+{
+	struct access a = { .f = f, .disp = f->disp };
+	a.size = fi->tmpl == T_MOVZX || fi->tmpl == T_MOVSX ? fi->ssize : fi->size;
+	a.write = fi->tmpl == T_PUSH ||
+		  (fi->form >= FORM_MR && (fi->tmpl == T_MOV || (fi->alu != A_CMP && fi->alu != A_TEST)));
+	if (fi->tmpl == T_PUSH || fi->tmpl == T_POP) {
+		a = (struct access){ .keyed = true, .write = a.write, .base = EMU_RSP, .size = 8,
+				     .disp = fi->tmpl == T_PUSH ? -8 : 0 };
+	} else if (f->index >= 16 && f->seg != EMU_FS && f->seg != EMU_GS &&
+		   (f->base < 16 || f->base == EMU_RIPREL)) {
+		a.keyed = true;
+		a.base = f->base < 16 ? f->base : MEMO_RIP;
+	}
+	return a;
+}
+
+/* RAX = the address of access a (clobbers RCX; the host's flags). */
+static void address(struct xlat *x, const struct access *a)
+{
+	if (!a->keyed) {
+		lin(x, a->f, true);
+		return;
+	}
+	if (a->base == MEMO_RIP)
+		load(&x->e, RAX, R_C, CORE(blk_rip), 8);
+	else
+		get_gpr(x, RAX, a->base, 8);
+	if (a->disp)
+		op_mem(&x->e, true, 0x8d, RAX, RAX, a->disp);     /* lea rax, [rax + disp] */
+}
+
+/* Does the memo serve access a? (Its page, the same kind, within reach.) */
+static bool memo_serves(const struct xlat *x, const struct access *a)
+{
+	const struct page_memo *m = &x->pm;
+	int64_t delta = (int64_t)a->disp - m->off;
+	return a->keyed && m->valid && m->base == a->base && m->write == a->write &&
+	       delta > -(int64_t)X86_PAGE_SIZE && delta < (int64_t)X86_PAGE_SIZE;
+}
+
+/* The host address of access a into RSI, or a jump into miss when the
+ * TLB does not allow it as it is (clobbers RAX, RCX, RDX; the host's
+ * flags). Through the memo when it serves (its page's offset + the
+ * distance still in the page; else the look-up, out of line), else the
+ * TLB look-up, which a keyed access leaves as the memo. */
+static void emit_access(struct xlat *x, const struct access *a, struct pending *miss)
+{
+	struct emit *e = &x->e;
+	struct page_memo *m = &x->pm;
+	if (!memo_serves(x, a)) {
+		address(x, a);
+		miss->at[miss->n++] = tlb(e, a->size, a->write);
+		if (a->keyed) {
+			mov_rr(e, RDI, RSI);
+			*m = (struct page_memo){ .valid = true, .write = a->write, .base = a->base,
+						 .size = (uint8_t)a->size, .off = a->disp };
+		}
+		return;
+	}
+	int32_t delta = a->disp - m->off;
+	if (delta == 0 && a->size <= m->size) {
+		mov_rr(e, RSI, RDI);
+		return;
+	}
+	struct pending far = { .n = 0 };
+	op_rr(e, false, 0x8b, RDX, RDI);                   /* mov edx, edi */
+	b1(e, 0x81);
+	b1(e, 0xe2);
+	b4(e, X86_PAGE_SIZE - 1);                          /* and edx, 0xfff */
+	op_mem(e, false, 0x8d, RDX, RDX, delta);           /* lea edx, [rdx + delta] */
+	b1(e, 0x81);
+	b1(e, 0xfa);
+	b4(e, X86_PAGE_SIZE - a->size);                    /* cmp edx, page - size */
+	to_slow(e, &far, 7);                               /* ja: not all in the page */
+	op_mem(e, true, 0x8d, RSI, RDI, delta);            /* lea rsi, [rdi + delta] */
+	to_cold(x);
+	land_all(e, &far);
+	address(x, a);
+	miss->at[miss->n++] = tlb(e, a->size, a->write);
+	jump_to(e, 16, x->other);                          /* back, the memo as it was */
+	to_hot(x);
+}
+
+/* After op k's handler ran it (its access's slow way), the memo pm
+ * looked up again; when the TLB does not allow it any more, the block
+ * is left after op k (at once: FS_NEXT, as a device access leaves). */
+static void memo_restore(struct xlat *x, unsigned k, const struct page_memo *pm)
+{
+	struct emit *e = &x->e;
+	struct access a = { .keyed = true, .write = pm->write, .base = pm->base, .size = pm->size,
+			    .disp = pm->off };
+	address(x, &a);
+	uint8_t *gone = tlb(e, a.size, a.write);
+	mov_rr(e, RDI, RSI);
+	uint8_t *done = jump_fwd(e, 16);
+	land(e, gone);
+	writeback(x);
+	count(x, k + 1);
+	op_mem(e, true, 0x8d, RAX, R_OP, (int32_t)(k * sizeof(struct emu_fop)));   /* lea */
+	store(e, RAX, R_C, CORE(blk_stop), 8);
+	mov_imm(e, RAX, FS_NEXT);
+	jump_to(e, 16, x->leave);
+	land(e, done);
 }
 
 /* --- the guest's flags as the host's --------------------------------------------------- */
@@ -652,19 +965,17 @@ static size_t emit_host_flags(struct emu_jit *j)
 	uintptr_t at[STUB_CASES];
 	land(e, other);
 	uintptr_t generic = rx_of(e, e->p);
-	b1(e, 0x48);
-	b1(e, 0x83);
-	b1(e, 0xec);
-	b1(e, 8);                                          /* sub rsp, 8: aligned */
+	push(e, R10);                                      /* cached guest registers */
+	push(e, R11);
+	push(e, RDI);                                      /* the page memo; aligned */
 	mov_rr(e, RDI, R_CPU);
 	mov_rr(e, RSI, R_C);
 	mov_imm64(e, RAX, (uint64_t)(uintptr_t)lazy_flags);
 	b1(e, 0xff);
 	b1(e, 0xd0);                                       /* call rax */
-	b1(e, 0x48);
-	b1(e, 0x83);
-	b1(e, 0xc4);
-	b1(e, 8);                                          /* add rsp, 8 */
+	pop(e, RDI);
+	pop(e, R11);
+	pop(e, R10);
 	uint8_t *popf = e->p;
 	push(e, RAX);
 	b1(e, 0x9d);                                       /* popfq */
@@ -729,11 +1040,25 @@ static void need_cf(struct xlat *x)
 		x->fl.host = true;
 		op_rr(e, false, 0x0f92, 0, R8);            /* setc r8b */
 	} else {
+		push(e, R10);                              /* cached registers a call clobbers */
+		push(e, R11);
+		push(e, RDI);                              /* the page memo */
+		b1(e, 0x48);
+		b1(e, 0x83);
+		b1(e, 0xec);
+		b1(e, 8);                                  /* sub rsp, 8: aligned */
 		mov_rr(e, RDI, R_CPU);
 		mov_rr(e, RSI, R_C);
 		mov_imm64(e, RAX, (uint64_t)(uintptr_t)cf_now);
 		b1(e, 0xff);
 		b1(e, 0xd0);                               /* call rax */
+		b1(e, 0x48);
+		b1(e, 0x83);
+		b1(e, 0xc4);
+		b1(e, 8);                                  /* add rsp, 8 */
+		pop(e, RDI);
+		pop(e, R11);
+		pop(e, R10);
 		op_rr(e, false, 0x0fb6, R8, RAX);          /* movzx r8d, al */
 	}
 	op_rr(e, false, 0x0fb6, R8, R8);                   /* movzx r8d, r8b */
@@ -783,11 +1108,11 @@ static void shift_reg(struct xlat *x, const struct emu_fop *f, const struct fop_
 	static const unsigned ext[3] = { 4, 5, 7 };
 	struct emit *e = &x->e;
 	unsigned s = fi->size;
-	load(e, RAX, R_CPU, GPR(f->r0), s);
+	get_gpr(x, RAX, f->r0, s);
 	mov_rr(e, RDX, RAX);
 	op_sized(e, s, 0xc1, ext[fi->alu], RDX);
 	b1(e, (unsigned)f->imm);
-	put_gpr(e, f->r0, s, RDX);
+	put_gpr(x, f->r0, s, RDX);
 	if (fi->flags)
 		shift_record(e, fi);
 	flags_unknown(x);
@@ -800,19 +1125,19 @@ static void shift_cl(struct xlat *x, const struct emu_fop *f, const struct fop_i
 	static const unsigned ext[3] = { 4, 5, 7 };
 	struct emit *e = &x->e;
 	unsigned s = fi->size;
-	load(e, RAX, R_CPU, GPR(f->r0), s);
-	load(e, RCX, R_CPU, GPR(EMU_RCX), 1);
+	get_gpr(x, RAX, f->r0, s);
+	get_gpr(x, RCX, EMU_RCX, 1);
 	b1(e, 0x83);
 	b1(e, 0xe1);
 	b1(e, s * 8 - 1);                                  /* and ecx, width - 1 */
 	mov_rr(e, RDX, RAX);
 	uint8_t *zero = jump_fwd(e, 4);                    /* jz */
 	op_sized(e, s, 0xd3, ext[fi->alu], RDX);           /* shift rdx, cl */
-	put_gpr(e, f->r0, s, RDX);
+	put_gpr(x, f->r0, s, RDX);
 	shift_record(e, fi);
 	uint8_t *done = jump_fwd(e, 16);
 	land(e, zero);
-	put_gpr(e, f->r0, s, RDX);
+	put_gpr(x, f->r0, s, RDX);
 	land(e, done);
 	flags_unknown(x);
 }
@@ -825,13 +1150,19 @@ static void cond_move(struct xlat *x, const struct emu_fop *f, const struct fop_
 	unsigned cc = (unsigned)f->imm & 15;
 	need_flags(x);
 	if (fi->tmpl == T_SETCC) {
-		op_mem(e, false, 0x0f90 | cc, 0, R_CPU, GPR(f->r0));   /* setcc [r0] */
+		if (cached(x, f->r0)) {
+			op_rr_sized(e, 1, 0x0f90 | cc, 0, cached(x, f->r0));   /* setcc r0 */
+			changed(x, f->r0);
+		} else {
+			changed(x, f->r0);
+			op_mem(e, false, 0x0f90 | cc, 0, R_CPU, GPR(f->r0));   /* setcc [r0] */
+		}
 		return;
 	}
-	load(e, RDX, R_CPU, GPR(f->r1), fi->size);
-	load(e, RAX, R_CPU, GPR(f->r0), 8);
+	get_gpr(x, RDX, f->r1, fi->size);
+	get_gpr(x, RAX, f->r0, 8);
 	op_rr(e, true, 0x0f40 | cc, RAX, RDX);             /* cmovcc rax, rdx */
-	put_gpr(e, f->r0, fi->size, RAX);
+	put_gpr(x, f->r0, fi->size, RAX);
 }
 
 /* ADC/SBB r, r/imm as adc_rr & co. do them: the carry in from the
@@ -850,16 +1181,16 @@ static void adc_sbb(struct xlat *x, const struct emu_fop *f, const struct fop_in
 	b1(e, 0xc5);
 	b4(e, plain);                                      /* lea r9d, [r8*8 + plain] */
 	op_rr(e, false, 0x29, R8, R9);                     /* sub r9d, r8d: plain + 7 cin */
-	load(e, RAX, R_CPU, GPR(f->r0), s);
+	get_gpr(x, RAX, f->r0, s);
 	if (fi->form == FORM_RR)
-		load(e, RCX, R_CPU, GPR(f->r1), s);
+		get_gpr(x, RCX, f->r1, s);
 	else
 		mov_imm(e, RCX, f->imm & msk(s));
 	op_rr(e, false, 0x0fba, 4, R8);
 	b1(e, 0);                                          /* bt r8d, 0: CF = cin */
 	mov_rr(e, RDX, RAX);
 	op_sized(e, s, fi->tmpl == T_ADC ? 0x11 : 0x19, RCX, RDX);   /* adc/sbb rdx, rcx */
-	put_gpr(e, f->r0, s, RDX);
+	put_gpr(x, f->r0, s, RDX);
 	store(e, R9, R_C, CORE(lf_op), 1);
 	op_mem(e, false, 0xc6, 0, R_C, CORE(lf_size));
 	b1(e, s);                                          /* mov byte lf_size, s */
@@ -876,20 +1207,20 @@ static void unary(struct xlat *x, const struct emu_fop *f, const struct fop_info
 	struct emit *e = &x->e;
 	unsigned s = fi->size;
 	if (fi->tmpl == T_NOT) {
-		load(e, RAX, R_CPU, GPR(f->r0), 8);
+		get_gpr(x, RAX, f->r0, 8);
 		op_rr(e, true, 0xf7, 2, RAX);              /* not rax */
-		put_gpr(e, f->r0, s, RAX);
+		put_gpr(x, f->r0, s, RAX);
 		return;
 	}
 	if (fi->tmpl != T_NEG) {
 		need_cf(x);
 		store(e, R8, R_C, CORE(lf_cf), 1);
 	}
-	load(e, RAX, R_CPU, GPR(f->r0), s);
+	get_gpr(x, RAX, f->r0, s);
 	mov_rr(e, RDX, RAX);
 	unsigned ext = fi->tmpl == T_INC ? 0 : fi->tmpl == T_DEC ? 1 : 3;
 	op_sized(e, s, fi->tmpl == T_NEG ? 0xf7 : 0xff, ext, RDX);
-	put_gpr(e, f->r0, s, RDX);
+	put_gpr(x, f->r0, s, RDX);
 	if (fi->tmpl == T_NEG) {
 		mov_imm(e, RCX, 0);
 		record_as(e, EMU_LF_SUB, s, RCX, RAX, RDX);    /* 0 - a */
@@ -908,19 +1239,70 @@ static unsigned lf_of_alu(unsigned op)
 	return op == A_ADD ? EMU_LF_ADD : op == A_SUB || op == A_CMP ? EMU_LF_SUB : EMU_LF_LOGIC;
 }
 
+/* ALU op f (not CMP/TEST) of register form at size 4 or 8 on its
+ * destination's host register, when it has one: false when not. */
+static bool alu_direct(struct xlat *x, const struct emu_fop *f, const struct fop_info *fi)
+{
+	static const unsigned opc[] = {
+		[A_ADD] = 0x01, [A_SUB] = 0x29, [A_AND] = 0x21, [A_OR] = 0x09, [A_XOR] = 0x31,
+	};
+	struct emit *e = &x->e;
+	unsigned s = fi->size, h = cached(x, f->r0), src = RCX;
+	if (!h || s < 4 || fi->alu == A_CMP || fi->alu == A_TEST)
+		return false;
+	if (fi->form != FORM_RR)
+		mov_imm(e, RCX, f->imm & msk(s));
+	else if (s == 8 && cached(x, f->r1) && f->r1 != f->r0)
+		src = cached(x, f->r1);            /* the record's b as it is */
+	else
+		get_gpr(x, RCX, f->r1, s);
+	if (fi->flags)
+		op_rr(e, s == 8, 0x8b, RAX, h);            /* a: mov rax, h */
+	op_rr(e, s == 8, opc[fi->alu], src, h);            /* op h, src (4: zero-extends) */
+	changed(x, f->r0);
+	if (fi->flags) {
+		record_as(e, lf_of_alu(fi->alu), s, RAX, src, h);
+		flags_done(x, lf_of_alu(fi->alu), s);
+	} else {
+		flags_unknown(x);
+	}
+	return true;
+}
+
+/* After the code emitted for guest register r += d (64 bits), the memo
+ * before it (was) through r, its address now at off - d from r. */
+static void base_moved(struct xlat *x, const struct page_memo *was, unsigned r, int64_t d)
+{
+	int64_t off = (int64_t)was->off - d;
+	if (was->valid && was->base == r && off == (int32_t)off) {
+		x->pm = *was;
+		x->pm.off = (int32_t)off;
+	}
+}
+
 /* ALU op k of register form (RR, RI). */
 static void alu_reg(struct xlat *x, const struct emu_fop *f, const struct fop_info *fi)
 {
 	struct emit *e = &x->e;
 	unsigned s = fi->size;
-	load(e, RAX, R_CPU, GPR(f->r0), s);
+	struct page_memo was = x->pm;
+	bool moves = s == 8 && fi->form == FORM_RI && (fi->alu == A_ADD || fi->alu == A_SUB);
+	int64_t d = (int64_t)(fi->alu == A_ADD ? f->imm : 0 - f->imm);   /* an imm32's */
+	if (alu_direct(x, f, fi)) {
+		if (moves)
+			base_moved(x, &was, f->r0, d);
+		return;
+	}
+	get_gpr(x, RAX, f->r0, s);
 	if (fi->form == FORM_RR)
-		load(e, RCX, R_CPU, GPR(f->r1), s);
+		get_gpr(x, RCX, f->r1, s);
 	else
 		mov_imm(e, RCX, f->imm & msk(s));
 	alu_op(e, fi->alu, s);
 	if (fi->alu != A_CMP && fi->alu != A_TEST)
-		put_gpr(e, f->r0, s, RDX);
+		put_gpr(x, f->r0, s, RDX);
+	if (moves)
+		base_moved(x, &was, f->r0, d);
 	if (fi->flags) {
 		record(e, fi->alu, s);
 		flags_done(x, lf_of_alu(fi->alu), s);
@@ -931,44 +1313,51 @@ static void alu_reg(struct xlat *x, const struct emu_fop *f, const struct fop_in
 
 /* A template with a memory operand: the access through the TLB, then
  * the instruction on the host address in RSI. */
-static void mem_body(struct emit *e, const struct emu_fop *f, const struct fop_info *fi)
+static void mem_body(struct xlat *x, const struct emu_fop *f, const struct fop_info *fi)
 {
+	struct emit *e = &x->e;
 	unsigned s = fi->size;
 	switch (fi->tmpl) {
 	case T_MOV:
-		if (fi->form == FORM_RM) {
+		if (fi->form == FORM_RM && s >= 4 && cached(x, f->r0)) {
+			load(e, cached(x, f->r0), RSI, 0, s);      /* 4: zero-extends */
+			changed(x, f->r0);
+		} else if (fi->form == FORM_RM) {
 			load(e, RDX, RSI, 0, s);
-			put_gpr(e, f->r0, s, RDX);
+			put_gpr(x, f->r0, s, RDX);
 		} else {
 			if (fi->form == FORM_MR)
-				load(e, RDX, R_CPU, GPR(f->r1), 8);
+				get_gpr(x, RDX, f->r1, 8);
 			else
 				mov_imm(e, RDX, f->imm);
 			store(e, RDX, RSI, 0, s);
 		}
 		return;
 	case T_MOVZX:
+		if (cached(x, f->r0)) {
+			load(e, cached(x, f->r0), RSI, 0, fi->ssize);   /* zero-extends to 64 */
+			changed(x, f->r0);
+			return;
+		}
 		load(e, RDX, RSI, 0, fi->ssize);
-		put_gpr(e, f->r0, s, RDX);
+		put_gpr(x, f->r0, s, RDX);
 		return;
 	case T_MOVSX:
 		if (fi->ssize == 4)
 			op_mem(e, true, 0x63, RDX, RSI, 0);
 		else
 			op_mem(e, true, fi->ssize == 1 ? 0x0fbe : 0x0fbf, RDX, RSI, 0);
-		put_gpr(e, f->r0, s, RDX);
+		put_gpr(x, f->r0, s, RDX);
 		return;
 	case T_PUSH:
-		load(e, RDX, R_CPU, GPR(f->r0), 8);
+		get_gpr(x, RDX, f->r0, 8);
 		store(e, RDX, RSI, 0, 8);
-		op_mem(e, true, 0x83, 5, R_CPU, GPR(EMU_RSP));
-		b1(e, 8);                                  /* sub qword rsp, 8 */
+		add_rsp(x, -8);
 		return;
 	case T_POP:
 		load(e, RDX, RSI, 0, 8);
-		op_mem(e, true, 0x83, 0, R_CPU, GPR(EMU_RSP));
-		b1(e, 8);                                  /* add qword rsp, 8 */
-		store(e, RDX, R_CPU, GPR(f->r0), 8);
+		add_rsp(x, 8);
+		put_gpr(x, f->r0, 8, RDX);
 		return;
 	default:                                           /* T_ALU */
 		break;
@@ -976,17 +1365,17 @@ static void mem_body(struct emit *e, const struct emu_fop *f, const struct fop_i
 	bool writes = fi->alu != A_CMP && fi->alu != A_TEST;
 	if (fi->form == FORM_RM) {
 		load(e, RCX, RSI, 0, s);
-		load(e, RAX, R_CPU, GPR(f->r0), s);
+		get_gpr(x, RAX, f->r0, s);
 	} else {
 		load(e, RAX, RSI, 0, s);
 		if (fi->form == FORM_MR)
-			load(e, RCX, R_CPU, GPR(f->r1), s);
+			get_gpr(x, RCX, f->r1, s);
 		else
 			mov_imm(e, RCX, f->imm & msk(s));
 	}
 	alu_op(e, fi->alu, s);
 	if (writes && fi->form == FORM_RM)
-		put_gpr(e, f->r0, s, RDX);
+		put_gpr(x, f->r0, s, RDX);
 	else if (writes)
 		store(e, RDX, RSI, 0, s);
 	if (fi->flags)
@@ -998,10 +1387,10 @@ static void mem_body(struct emit *e, const struct emu_fop *f, const struct fop_i
 static void rotate(struct xlat *x, const struct emu_fop *f, const struct fop_info *fi)
 {
 	struct emit *e = &x->e;
-	load(e, RAX, R_CPU, GPR(f->r0), fi->size);
+	get_gpr(x, RAX, f->r0, fi->size);
 	op_sized(e, fi->size, 0xc1, fi->alu, RAX);         /* rol/ror rax, n */
 	b1(e, (unsigned)f->imm);
-	put_gpr(e, f->r0, fi->size, RAX);
+	put_gpr(x, f->r0, fi->size, RAX);
 	flags_unknown(x);
 }
 
@@ -1074,28 +1463,38 @@ static void reg_template(struct xlat *x, const struct emu_fop *f, const struct f
 	case T_ALU:
 		alu_reg(x, f, fi);
 		return;
-	case T_MOV:
-		if (fi->form == FORM_RR)
-			load(e, RDX, R_CPU, GPR(f->r1), s);
+	case T_MOV: case T_MOVZX: {
+		unsigned from = fi->tmpl == T_MOVZX ? fi->ssize : s;
+		/* a cached destination of 4 or 8 bytes takes the value as it is */
+		unsigned to = s >= 4 && cached(x, f->r0) ? cached(x, f->r0) : RDX;
+		if (fi->form == FORM_RR || fi->tmpl == T_MOVZX)
+			get_gpr(x, to, f->r1, from);
 		else
-			mov_imm(e, RDX, s == 8 ? f->imm : f->imm & msk(s));
-		put_gpr(e, f->r0, s, RDX);
+			mov_imm(e, to, s == 8 ? f->imm : f->imm & msk(s));
+		if (to == RDX)
+			put_gpr(x, f->r0, s, RDX);
+		else
+			changed(x, f->r0);
 		return;
-	case T_MOVZX:
-		load(e, RDX, R_CPU, GPR(f->r1), fi->ssize);
-		put_gpr(e, f->r0, s, RDX);
-		return;
+	}
 	case T_MOVSX:
-		if (fi->ssize == 4)
+		if (cached(x, f->r1))
+			op_rr(e, true, fi->ssize == 4 ? 0x63 : fi->ssize == 1 ? 0x0fbe : 0x0fbf, RDX,
+			      cached(x, f->r1));           /* movsx rdx, r1 (REX.W: spl-dil) */
+		else if (fi->ssize == 4)
 			op_mem(e, true, 0x63, RDX, R_CPU, GPR(f->r1));
 		else
 			op_mem(e, true, fi->ssize == 1 ? 0x0fbe : 0x0fbf, RDX, R_CPU, GPR(f->r1));
-		put_gpr(e, f->r0, s, RDX);
+		put_gpr(x, f->r0, s, RDX);
 		return;
-	case T_LEA:
-		lin(e, f, false);
-		put_gpr(e, f->r0, s, RAX);
+	case T_LEA: {
+		struct page_memo was = x->pm;
+		lin(x, f, false);
+		put_gpr(x, f->r0, s, RAX);
+		if (s == 8 && f->base == f->r0 && f->index >= 16)
+			base_moved(x, &was, f->r0, f->disp);
 		return;
+	}
 	case T_SHIFT:
 		shift_reg(x, f, fi);
 		return;
@@ -1115,14 +1514,15 @@ static void reg_template(struct xlat *x, const struct emu_fop *f, const struct f
 		unary(x, f, fi);
 		return;
 	case T_IMUL:
-		load(e, RAX, R_CPU, GPR(f->r0), 8);
+		get_gpr(x, RAX, f->r0, 8);
+		get_gpr(x, RCX, f->r1, 8);
 		if (fi->form == FORM_RR) {
-			op_mem(e, true, 0x0faf, RAX, R_CPU, GPR(f->r1));   /* imul rax, [r1] */
+			op_rr(e, true, 0x0faf, RAX, RCX);             /* imul rax, rcx */
 		} else {
-			op_mem(e, true, 0x69, RAX, R_CPU, GPR(f->r1));     /* imul rax, [r1], imm */
+			op_rr(e, true, 0x69, RAX, RCX);               /* imul rax, rcx, imm */
 			b4(e, (uint32_t)f->imm);
 		}
-		put_gpr(e, f->r0, s, RAX);
+		put_gpr(x, f->r0, s, RAX);
 		flags_unknown(x);
 		return;
 	default:                                           /* T_NOP */
@@ -1141,29 +1541,30 @@ static void template_op(struct xlat *x, unsigned k, const struct fop_info *fi)
 		return;
 	}
 	bool alu = fi->tmpl == T_ALU;
-	unsigned as = fi->tmpl == T_MOVZX || fi->tmpl == T_MOVSX ? fi->ssize : fi->size;
-	bool write = fi->tmpl == T_PUSH ||
-		     (fi->form >= FORM_MR && (fi->tmpl == T_MOV || (fi->alu != A_CMP && fi->alu != A_TEST)));
-	if (fi->tmpl == T_PUSH || fi->tmpl == T_POP) {
-		load(e, RAX, R_CPU, GPR(EMU_RSP), 8);
-		if (fi->tmpl == T_PUSH)
-			op_mem(e, true, 0x8d, RAX, RAX, -8);   /* lea rax, [rax - 8] */
-	} else {
-		lin(e, f, true);
-	}
-	uint8_t *miss = tlb(e, as, write);
-	mem_body(e, f, fi);
-	uint8_t *done = jump_fwd(e, 16);
-	land(e, miss);
+	struct pending miss = { .n = 0 };
+	struct access a = access_of(f, fi);
+	emit_access(x, &a, &miss);
+	mem_body(x, f, fi);
+	/* on the miss the cached registers hold what they held before the
+	 * instruction, which writing back as dirty leaves as it is */
+	uint16_t dirty = x->rc.dirty;
+	struct page_memo pm = x->pm;
+	to_cold(x);
+	land_all(e, &miss);
 	if (k + 1 == x->b->n) {
 		count(x, k + 1);
 		tail_op(x, k, x->fn[k]);
 	} else {
 		call_op(x, k, x->fn[k]);
+		if (pm.valid)
+			memo_restore(x, k, &pm);
 		if (alu && fi->flags)              /* the exact handler's flags as the host's */
 			call_host_flags(x);
+		jump_to(e, 16, x->other);          /* back to the hot part */
 	}
-	land(e, done);
+	to_hot(x);
+	x->rc.dirty = dirty;
+	x->pm = pm;
 	/* the ALU op's flags are the host's on both ways; anything else
 	 * wrote no flags, but the look-up changed the host's */
 	if (alu && fi->flags)
@@ -1191,31 +1592,9 @@ static void template_op(struct xlat *x, unsigned k, const struct fop_info *fi)
 
 #define BLK(field) ((int32_t)offsetof(struct emu_block, field))
 /* the entry's pushes and moves (prologue) */
-#define INNER 14
+#define INNER 23
 /* link_near - link_far (see link_far) */
 #define LINK_FAR 81
-
-/* Jumps to one place (a slow way): forward ones, landed together, or
- * to a known place (to). */
-struct pending {
-	uint8_t *at[16];
-	unsigned n;
-	const uint8_t *to;
-};
-
-static void to_slow(struct emit *e, struct pending *sl, unsigned cc)
-{
-	if (sl->to)
-		jump_to(e, cc, sl->to);
-	else
-		sl->at[sl->n++] = jump_fwd(e, cc);
-}
-
-static void land_all(struct emit *e, struct pending *sl)
-{
-	for (unsigned i = 0; i < sl->n; i++)
-		land(e, sl->at[i]);
-}
 
 /* Op k, the last, goes on into the next page (f_cross): its bytes there
  * compared with the block's copy (emu_block.tail) as f_cross does it,
@@ -1261,12 +1640,12 @@ static fop_fn cross_check(struct xlat *x, unsigned k)
 		to_slow(e, &sl, 5);
 		at += n;
 	}
-	uint8_t *same = jump_fwd(e, 16);
+	to_cold(x);
 	land_all(e, &sl);
 	count(x, k);
 	tally(x, JX_HANDLER, RAX);
 	tail_op(x, k, x->fn[k]);
-	land(e, same);
+	to_hot(x);
 	return (fop_fn)(uintptr_t)b->op[k + 1].imm;
 }
 
@@ -1382,8 +1761,9 @@ static void link_gpa_of(struct emit *e, struct pending *sl, int same)
 /* RAX = the block chain() would enter at R8 (link_gpa): kf's link when it
  * fits, else the table's (as chain_slow finds it; then the link), else
  * to the slow way. */
-static void linked_block(struct emit *e, unsigned kf, struct pending *sl)
+static void linked_block(struct xlat *x, unsigned kf, struct pending *sl)
 {
+	struct emit *e = &x->e;
 	int32_t link = (int32_t)(kf * sizeof(struct emu_fop) + offsetof(struct emu_fop, link));
 	struct pending find = { .n = 0 };
 	load(e, RAX, R_OP, link, 8);
@@ -1525,6 +1905,7 @@ static void chain_to(struct xlat *x, unsigned kf, int64_t t, unsigned dret, uint
 	int32_t link = (int32_t)(kf * sizeof(struct emu_fop) + offsetof(struct emu_fop, link));
 	int same = -1;
 	uint8_t *site = NULL;
+	writeback(x);
 	count(x, dret);
 	if (t != NOWHERE) {
 		int64_t poff = (int64_t)(x->b->gpa & (X86_PAGE_SIZE - 1)) + t;
@@ -1558,9 +1939,10 @@ static void chain_to(struct xlat *x, unsigned kf, int64_t t, unsigned dret, uint
 		b1(e, 0xff);
 		b1(e, 0xe2);                               /* jmp rdx */
 	}
+	to_cold(x);
 	land_all(e, &sl);
 	link_gpa_of(e, &out, same);
-	linked_block(e, kf, &out);
+	linked_block(x, kf, &out);
 	load(e, RDX, RAX, BLK(jit_link), 8);
 	op_rr(e, true, 0x85, RDX, RDX);
 	to_slow(e, &out, 4);                               /* not translated */
@@ -1589,6 +1971,7 @@ static void chain_to(struct xlat *x, unsigned kf, int64_t t, unsigned dret, uint
 	tally(x, t == NOWHERE ? JX_RET_SLOW : JX_LINK_SLOW, RAX);
 	mov_rr(e, RCX, R9);
 	tail_at(x, kf, fn);
+	to_hot(x);
 }
 
 /* The taken back edge of Jcc op k to the block's own start, as
@@ -1603,11 +1986,14 @@ static void loop_to_start(struct xlat *x, unsigned k)
 	budget_or(e, &sl, x->b->n, RDX);
 	may_go_on_or(e, &sl);
 	store(e, RCX, R_C, CORE(blk_ret), 8);
+	writeback(x);
 	tally(x, JX_LOOP, RDX);
-	jump_to(e, 16, x->inner);
+	jump_to(e, 16, x->body);
+	to_cold(x);
 	land_all(e, &sl);
 	tally(x, JX_LOOP_SLOW, RAX);
 	tail_op(x, k, x->fn[k]);
+	to_hot(x);
 }
 
 /* JMP, CALL or RET (op k, the last): CALL and RET do their stack access
@@ -1621,10 +2007,10 @@ static void exit_op(struct xlat *x, unsigned k, const struct fop_info *fi)
 		chain_to(x, k, (int64_t)f->imm, k + 1, (uintptr_t)x->fn[k]);
 		return;
 	}
-	load(e, RAX, R_CPU, GPR(EMU_RSP), 8);
-	if (fi->tmpl == T_CALL)
-		op_mem(e, true, 0x8d, RAX, RAX, -8);       /* lea rax, [rax - 8] */
-	uint8_t *miss = tlb(e, 8, fi->tmpl == T_CALL);
+	struct pending miss = { .n = 0 };
+	struct access a = { .keyed = true, .write = fi->tmpl == T_CALL, .base = EMU_RSP, .size = 8,
+			    .disp = fi->tmpl == T_CALL ? -8 : 0 };
+	emit_access(x, &a, &miss);
 	if (fi->tmpl == T_CALL) {
 		load(e, RDX, R_C, CORE(blk_rip), 8);
 		b1(e, 0x48);
@@ -1632,19 +2018,19 @@ static void exit_op(struct xlat *x, unsigned k, const struct fop_info *fi)
 		b1(e, 0xc2);
 		b4(e, f->end);                             /* add rdx, end */
 		store(e, RDX, RSI, 0, 8);
-		op_mem(e, true, 0x83, 5, R_CPU, GPR(EMU_RSP));
-		b1(e, 8);                                  /* sub qword rsp, 8 */
+		add_rsp(x, -8);
 		chain_to(x, k, (int64_t)f->imm, k + 1, (uintptr_t)emu_fop_jmp());
 	} else {
 		load(e, R9, RSI, 0, 8);
-		op_mem(e, true, 0x83, 0, R_CPU, GPR(EMU_RSP));
-		b1(e, 8);                                  /* add qword rsp, 8 */
+		add_rsp(x, 8);
 		chain_to(x, k, NOWHERE, k + 1, (uintptr_t)emu_fop_chain);
 	}
-	land(e, miss);
+	to_cold(x);
+	land_all(e, &miss);
 	count(x, k + 1);
 	tally(x, JX_HANDLER, RAX);
 	tail_op(x, k, x->fn[k]);
+	to_hot(x);
 }
 
 /* Jcc op k on condition cc, on the host's flags made the guest's; when
@@ -1662,6 +2048,76 @@ static void jcc_op(struct xlat *x, unsigned k, const struct fop_info *fi)
 	land(e, not_taken);
 }
 
+/* The guest registers the templates of op k use, counted into uses. */
+static void count_uses(const struct xlat *x, unsigned k, const struct fop_info *fi, unsigned *uses)
+{
+	const struct emu_fop *f = &x->b->op[k];
+	unsigned r[4] = { 16, 16, 16, 16 };
+	switch (fi->tmpl) {
+	case T_CALL: case T_RET:
+		r[0] = EMU_RSP;
+		break;
+	case T_PUSH: case T_POP:
+		r[0] = EMU_RSP;
+		r[1] = f->r0;
+		break;
+	case T_SHIFT_CL:
+		r[1] = EMU_RCX;
+		/* fall through */
+	case T_SHIFT: case T_ROT: case T_INC: case T_DEC: case T_NEG: case T_NOT: case T_SETCC:
+		r[0] = f->r0;
+		break;
+	case T_LEA:
+		r[0] = f->r0;
+		r[2] = f->base;
+		r[3] = f->index;
+		break;
+	case T_MOV: case T_ALU: case T_MOVZX: case T_MOVSX: case T_IMUL: case T_CMOV:
+	case T_ADC: case T_SBB:
+		if (is_mem(fi)) {
+			r[0] = fi->form == FORM_MR ? f->r1 : fi->form == FORM_RM ? f->r0 : 16;
+			r[2] = f->base;
+			r[3] = f->index;
+		} else {
+			r[0] = f->r0;
+			if (fi->form == FORM_RR || fi->tmpl == T_MOVZX || fi->tmpl == T_MOVSX ||
+			    fi->tmpl == T_IMUL || fi->tmpl == T_CMOV)
+				r[1] = f->r1;
+		}
+		break;
+	default:
+		break;
+	}
+	for (unsigned i = 0; i < 4; i++)
+		if (r[i] < 16)
+			uses[r[i]]++;
+}
+
+/* The guest registers block b's templates use more than once, the most
+ * used first, into the host registers of the cache. */
+static void choose_cached(struct xlat *x)
+{
+	unsigned uses[16] = { 0 };
+	for (unsigned k = 0; k < x->b->n; k++) {
+		struct fop_info fi = emu_fop_info(x->fn[k]);
+		if (fi.tmpl == T_CROSS)
+			fi = emu_fop_info((fop_fn)(uintptr_t)x->b->op[k + 1].imm);
+		if (fi.kind == FK_FUSED)
+			fi = emu_fop_info(fi.plain);
+		if (has_template(&fi) || fi.tmpl == T_CALL || fi.tmpl == T_RET)
+			count_uses(x, k, &fi, uses);
+	}
+	for (unsigned i = 0; i < CACHE_MAX; i++) {
+		unsigned best = 16;
+		for (unsigned r = 0; r < 16; r++)
+			if (!x->rc.host[r] && uses[r] >= 2 && (best == 16 || uses[r] > uses[best]))
+				best = r;
+		if (best == 16)
+			break;
+		x->rc.host[best] = cache_hosts[i];
+	}
+}
+
 /* The saved registers back, and eax returned; then the entry, which
  * saves them and goes to the first instruction; then the linked entries
  * (link_far, link_near), which fall into it. */
@@ -1669,14 +2125,19 @@ static const uint8_t *prologue(struct xlat *x)
 {
 	struct emit *e = &x->e;
 	x->leave = e->p;
-	pop(e, R_OP);
-	pop(e, R_C);
-	pop(e, R_CPU);
+	pop_saved(e);
 	b1(e, 0xc3);                               /* ret */
 	const uint8_t *entry = e->p;
 	push(e, R_CPU);
 	push(e, R_C);
 	push(e, R_OP);
+	push(e, RBP);
+	push(e, R14);
+	push(e, R15);
+	b1(e, 0x48);
+	b1(e, 0x83);
+	b1(e, 0xec);
+	b1(e, 8);                                  /* sub rsp, 8: calls aligned */
 	mov_rr(e, R_CPU, RDI);
 	mov_rr(e, R_C, RSI);
 	mov_rr(e, R_OP, RDX);
@@ -1693,6 +2154,8 @@ static const uint8_t *prologue(struct xlat *x)
 	link_near(x, fail);
 	land(e, first);
 	x->inner = e->p;
+	reload(x);
+	x->body = e->p;
 	return entry;
 }
 
@@ -1727,16 +2190,25 @@ static unsigned insn_bytes(const struct emu_block *b, unsigned k, uint8_t *buf)
 /* Translation b (host code [entry, end) of the writable view) into the
  * perf map and the dump, when they are on. */
 static void note_translation(struct emu_jit *j, const struct emu_block *b, const uint8_t *entry,
-			     const uint8_t *end, const struct notes *nt)
+			     const uint8_t *end, const uint8_t *cold_end, const struct notes *nt,
+			     const struct reg_cache *rc)
 {
 	uintptr_t rx = (uintptr_t)j->rx + (uintptr_t)(entry - j->rw);
-	if (j->perf_map)
+	if (j->perf_map) {
 		fprintf(j->perf_map, "%lx %lx vmdb-jit-%llx-n%u\n", (unsigned long)rx,
 			(unsigned long)(end - entry), (unsigned long long)b->gpa, b->n);
+		fprintf(j->perf_map, "%lx %lx vmdb-jit-%llx-n%u-cold\n",
+			(unsigned long)j->rx + j->cold_used, (unsigned long)(cold_end - j->rw) - j->cold_used,
+			(unsigned long long)b->gpa, b->n);
+	}
 	if (!j->dump)
 		return;
-	fprintf(j->dump, "translation gpa=%llx n=%u host=%lx size=%lx\n",
+	fprintf(j->dump, "translation gpa=%llx n=%u host=%lx size=%lx cached=",
 		(unsigned long long)b->gpa, b->n, (unsigned long)rx, (unsigned long)(end - entry));
+	for (unsigned r = 0; r < 16; r++)
+		if (rc->host[r])
+			fprintf(j->dump, "g%u:h%u,", r, rc->host[r]);
+	fprintf(j->dump, "\n");
 	for (unsigned k = 0; k < b->n; k++) {
 		uint8_t buf[15];
 		char text[96];
@@ -1766,7 +2238,8 @@ bool emu_jit_translate(struct emu_jit *j, struct emu_block *b)
 	for (unsigned k = 0; k < n; k++)
 		fn[k] = k ? b->op[k].fn : b->fn0;
 	struct xlat x = { .e = { .p = j->rw + j->used, .to_rx = j->rx - j->rw }, .b = b, .fn = fn,
-			  .j = j, .arena = j->rx, .host_flags = j->rw };
+			  .j = j, .arena = j->rx, .host_flags = j->rw, .other = j->rw + j->cold_used };
+	choose_cached(&x);
 	const uint8_t *entry = prologue(&x);
 	unsigned k;
 	struct notes notes = { .at = { 0 } };
@@ -1814,8 +2287,9 @@ bool emu_jit_translate(struct emu_jit *j, struct emu_block *b)
 	}
 	if (k == n)                        /* the last ran here: on to the end marker's way */
 		chain_to(&x, n, b->op[n].off, n, (uintptr_t)b->op[n].fn);
-	note_translation(j, b, entry, x.e.p, &notes);
+	note_translation(j, b, entry, x.e.p, x.other, &notes, &x.rc);
 	j->used = (size_t)(x.e.p - j->rw + 15) & ~(size_t)15;
+	j->cold_used = (size_t)(x.other - j->rw);
 	j->blocks++;
 	for (k = 1; k < n; k++)
 		b->op[k].fn = emu_fop_cont;
