@@ -684,22 +684,26 @@ static void lin(struct xlat *x, const struct emu_fop *f, bool with_seg)
 	}
 }
 
-/* RCX = tlb_of(c, RAX) (clobbers RDX). */
-static void tlb_slot(struct emit *e)
+/* dst = tlb_of(c, src) (dst one of the first eight; clobbers RDX). */
+static void tlb_slot_of(struct emit *e, unsigned dst, unsigned src)
 {
-	static const uint8_t code[] = {
-		0x48, 0x89, 0xc1,                          /* mov rcx, rax */
-		0x48, 0xc1, 0xe9, 0x0c,                    /* shr rcx, 12 */
-		0x81, 0xe1, (EMU_TLB_SIZE - 1) & 0xff, (EMU_TLB_SIZE - 1) >> 8, 0, 0, /* and ecx */
-		0x48, 0x8d, 0x0c, 0x89,                    /* lea rcx, [rcx + rcx*4] */
-	};
-	memcpy(e->p, code, sizeof(code));
-	e->p += sizeof(code);
+	mov_rr(e, dst, src);
+	b1(e, 0x48);
+	b1(e, 0xc1);
+	b1(e, 0xe8 | dst);
+	b1(e, 12);                                         /* shr dst, 12 */
+	b1(e, 0x81);
+	b1(e, 0xe0 | dst);
+	b4(e, EMU_TLB_SIZE - 1);                           /* and dst32 */
+	b1(e, 0x48);
+	b1(e, 0x8d);
+	b1(e, dst << 3 | 4);
+	b1(e, 0x80 | dst << 3 | dst);                      /* lea dst, [dst + dst*4] */
 	load(e, RDX, R_C, CORE(ftlb), 8);
 	b1(e, 0x48);
 	b1(e, 0x8d);
-	b1(e, 0x0c);
-	b1(e, 0xca);                                       /* lea rcx, [rdx + rcx*8] */
+	b1(e, dst << 3 | 4);
+	b1(e, 0xc0 | dst << 3 | RDX);                      /* lea dst, [rdx + dst*8] */
 }
 
 /* The TLB look-up of s bytes at RAX as the handlers' ACCESS does it: the
@@ -707,7 +711,7 @@ static void tlb_slot(struct emit *e)
  * does not allow the access as it is. */
 static uint8_t *tlb(struct emit *e, unsigned s, bool write)
 {
-	tlb_slot(e);
+	tlb_slot_of(e, RCX, RAX);
 	op_mem(e, true, 0x8d, RDX, RAX, (int32_t)s - 1);   /* lea rdx, [rax + s - 1] */
 	b1(e, 0x48);
 	b1(e, 0x81);
@@ -1613,7 +1617,7 @@ static fop_fn cross_check(struct xlat *x, unsigned k)
 	b1(e, 0x48);
 	b1(e, 0x05);
 	b4(e, X86_PAGE_SIZE);                              /* add rax, page */
-	tlb_slot(e);
+	tlb_slot_of(e, RCX, RAX);
 	op_mem(e, true, 0x3b, RAX, RCX, (int32_t)offsetof(struct emu_tlb_entry, tag_x));
 	to_slow(e, &sl, 5);
 	load(e, RSI, RCX, (int32_t)offsetof(struct emu_tlb_entry, host), 8);
@@ -1723,23 +1727,7 @@ static void link_gpa_of(struct emit *e, struct pending *sl, int same)
 	if (other)
 		land(e, other);
 	if (same <= 0) {
-		mov_rr(e, RCX, R9);
-		b1(e, 0x48);
-		b1(e, 0xc1);
-		b1(e, 0xe9);
-		b1(e, 12);                                         /* shr rcx, 12 */
-		b1(e, 0x81);
-		b1(e, 0xe1);
-		b4(e, EMU_TLB_SIZE - 1);                           /* and ecx */
-		b1(e, 0x48);
-		b1(e, 0x8d);
-		b1(e, 0x0c);
-		b1(e, 0x89);                                       /* lea rcx, [rcx + rcx*4] */
-		load(e, RDX, R_C, CORE(ftlb), 8);
-		b1(e, 0x48);
-		b1(e, 0x8d);
-		b1(e, 0x0c);
-		b1(e, 0xca);                                       /* lea rcx, [rdx + rcx*8] */
+		tlb_slot_of(e, RCX, R9);
 		mov_rr(e, RDX, R9);
 		b1(e, 0x48);
 		b1(e, 0x81);
@@ -1823,19 +1811,7 @@ static void link_far(struct xlat *x, const uint8_t *fail)
 {
 	struct emit *e = &x->e;
 	struct pending sl = { .to = fail };
-	static const uint8_t slot[] = {
-		0x4c, 0x89, 0xce,                          /* mov rsi, r9 */
-		0x48, 0xc1, 0xee, 0x0c,                    /* shr rsi, 12 */
-		0x81, 0xe6, (EMU_TLB_SIZE - 1) & 0xff, (EMU_TLB_SIZE - 1) >> 8, 0, 0, /* and esi */
-		0x48, 0x8d, 0x34, 0xb6,                    /* lea rsi, [rsi + rsi*4] */
-	};
-	memcpy(e->p, slot, sizeof(slot));
-	e->p += sizeof(slot);
-	load(e, RDX, R_C, CORE(ftlb), 8);
-	b1(e, 0x48);
-	b1(e, 0x8d);
-	b1(e, 0x34);
-	b1(e, 0xf2);                                       /* lea rsi, [rdx + rsi*8] */
+	tlb_slot_of(e, RSI, R9);
 	mov_rr(e, RDX, R9);
 	b1(e, 0x48);
 	b1(e, 0x81);
