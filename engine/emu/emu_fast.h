@@ -75,9 +75,11 @@ struct emu_fop {
  * block_prefix starts from them), in[n] and the copy of its bytes. */
 struct emu_block {
 	uint64_t gpa;
-	uint64_t gen;                  /* emu_vm.code_gen it was last compared in */
+	/* emu_vm.code_gen + code_ver[frame] when it was last compared: both
+	 * only grow (code_ver modulo 2^32, as it was compared before), so the
+	 * sum moves whenever either does, and one compare says both stayed */
+	uint64_t stamp;
 	uint64_t frame;                /* emu_frame_of its bytes */
-	uint32_t ver;                  /* emu_vm.code_ver[frame] it was last compared at */
 	uint8_t mode;
 	uint8_t n;                     /* instructions; 0 = the first is not plain */
 	uint8_t words;                 /* bytes to compare as words (0: memcmp nbytes) */
@@ -89,6 +91,8 @@ struct emu_block {
 					* is the translation: emu_jit.h) */
 	uint32_t hits;                 /* entries counted before translation */
 	const uint8_t *jit_link;       /* the translation's linked entries (emu_jit.c), or NULL */
+	uint8_t *jit_stamp;            /* where its near entry keeps stamp as an immediate
+					* (the arena's writable view), or NULL */
 	struct emu_fop op[];           /* + the end marker */
 };
 
@@ -146,12 +150,18 @@ struct emu_blocks {
 				    (BLOCK_INSNS + 1) * sizeof(struct emu_fop)];
 };
 
+/* What a block of frame compared now keeps as its stamp. */
+static inline uint64_t code_stamp(const struct emu_core *c, uint64_t frame)
+{
+	return c->code_gen + c->code_ver[frame];
+}
+
 /* Has nothing written b's bytes since they were last compared? (a store
  * into its frame, or anything while the vCPUs were away: emu_core.h;
  * c's copies of the counters, see emu_block_run) */
 static inline bool block_current(const struct emu_core *c, const struct emu_block *b)
 {
-	return b->gen == c->code_gen && b->ver == c->code_ver[b->frame];
+	return b->stamp == code_stamp(c, b->frame);
 }
 
 static inline unsigned block_index(uint64_t gpa)

@@ -392,6 +392,7 @@ struct xlat {
 	const uint8_t *inner;          /* its first instruction's code: the cached registers' loads */
 	const uint8_t *body;           /* after the cached registers' loads */
 	const uint8_t *link;           /* its linked entries (link_far) */
+	uint8_t *stamp;                /* link_near's copy of b->stamp (emu_block.jit_stamp) */
 	uint8_t *other;                /* the other part's cursor: cold while hot is
 					* emitted, and the reverse (to_cold) */
 	struct emu_jit *j;
@@ -1684,15 +1685,13 @@ static void budget_or(struct emit *e, struct pending *sl, unsigned n, unsigned s
 /* To the slow way unless block RAX is current (block_current). */
 static void current_or(struct emit *e, struct pending *sl)
 {
-	load(e, RCX, RAX, BLK(gen), 8);
-	op_mem(e, true, 0x3b, RCX, R_C, CORE(code_gen));
-	to_slow(e, sl, 5);
 	load(e, RCX, RAX, BLK(frame), 8);
 	load(e, RDX, R_C, CORE(code_ver), 8);
 	b1(e, 0x8b);
 	b1(e, 0x14);
 	b1(e, 0x8a);                                       /* mov edx, [rdx + rcx*4] */
-	op_mem(e, false, 0x3b, RDX, RAX, BLK(ver));
+	op_mem(e, true, 0x03, RDX, R_C, CORE(code_gen));   /* add rdx: code_stamp */
+	op_mem(e, true, 0x3b, RDX, RAX, BLK(stamp));
 	to_slow(e, sl, 5);
 }
 
@@ -1837,9 +1836,6 @@ static void link_near(struct xlat *x, const uint8_t *fail)
 	const struct emu_block *b = x->b;
 	struct pending sl = { .to = fail };
 	mov_imm64(e, RDX, (uint64_t)(uintptr_t)b);
-	load(e, RSI, RDX, BLK(gen), 8);
-	op_mem(e, true, 0x3b, RSI, R_C, CORE(code_gen));
-	to_slow(e, &sl, 5);
 	load(e, RSI, R_C, CORE(code_ver), 8);
 	if (b->frame * 4 <= INT32_MAX) {
 		load(e, RSI, RSI, (int32_t)(b->frame * 4), 4);
@@ -1848,8 +1844,11 @@ static void link_near(struct xlat *x, const uint8_t *fail)
 		op_rr(e, true, 0x01, RDI, RSI);            /* add rsi, rdi */
 		load(e, RSI, RSI, 0, 4);
 	}
-	op_mem(e, false, 0x3b, RSI, RDX, BLK(ver));
-	to_slow(e, &sl, 5);
+	op_mem(e, true, 0x03, RSI, R_C, CORE(code_gen));   /* add rsi: code_stamp */
+	mov_imm64(e, RDI, b->stamp);                       /* b->stamp, kept here too */
+	x->stamp = e->p - 8;
+	op_rr(e, true, 0x39, RDI, RSI);                    /* cmp rsi, rdi */
+	to_slow(e, &sl, 5);                                /* block_current */
 	budget_or(e, &sl, b->n, RSI);
 	may_go_on_or(e, &sl);
 	store(e, RCX, R_C, CORE(blk_ret), 8);
@@ -2271,6 +2270,7 @@ bool emu_jit_translate(struct emu_jit *j, struct emu_block *b)
 		b->op[k].fn = emu_fop_cont;
 	b->op[0].fn = (fop_fn)rx_of(&x.e, entry);
 	b->jit_link = (const uint8_t *)rx_of(&x.e, x.link);
+	b->jit_stamp = x.stamp;
 	return true;
 }
 
