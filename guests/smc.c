@@ -14,6 +14,7 @@
  *   compared each time it runs),
  *   the next instruction of a block whose loop stored into its page
  *   many times before,
+ *   another block in another page, entered by a CALL (a link there),
  *   code in a page that was then taken for data (many stores, no code
  *   run there: emu stops counting such stores) and patched.
  * Every result must be what the bytes in memory say. PASS/FAIL lines,
@@ -148,6 +149,47 @@ __asm__(
 	"	.balign	64\n"
 	"smc_busy_data:\n"
 	"	.long	0\n"
+	/* uint64_t smc_far(uint64_t n): as smc_other, the CALL target in a
+	 * page of its own (a link to another page); uint64_t
+	 * smc_restamp(uint64_t n): n calls of smc_far_one there, after the
+	 * 1000th a store into that page's data (its blocks compare again, the
+	 * same bytes: from then on the links go in again) */
+	"	.balign	4096\n"
+	"smc_far_imm:\n"
+	"	movl	$0, %eax\n"
+	"	ret\n"
+	"smc_far_one:\n"
+	"	movl	$1, %eax\n"
+	"	ret\n"
+	"	.balign	64\n"
+	"smc_far_data:\n"
+	"	.long	0\n"
+	"	.balign	4096\n"
+	"	.globl smc_far, smc_restamp\n"
+	"smc_far:\n"
+	"	xorl	%ecx, %ecx\n"
+	"	xorl	%r8d, %r8d\n"
+	"9:	movl	%ecx, smc_far_imm+1(%rip)\n"
+	"	call	smc_far_imm\n"
+	"	addq	%rax, %r8\n"
+	"	incl	%ecx\n"
+	"	cmpl	%edi, %ecx\n"
+	"	jb	9b\n"
+	"	movq	%r8, %rax\n"
+	"	ret\n"
+	"smc_restamp:\n"
+	"	xorl	%ecx, %ecx\n"
+	"	xorl	%r8d, %r8d\n"
+	"10:	cmpl	$1000, %ecx\n"
+	"	jne	11f\n"
+	"	movl	%ecx, smc_far_data(%rip)\n"
+	"11:	call	smc_far_one\n"
+	"	addq	%rax, %r8\n"
+	"	incl	%ecx\n"
+	"	cmpl	%edi, %ecx\n"
+	"	jb	10b\n"
+	"	movq	%r8, %rax\n"
+	"	ret\n"
 	/* uint32_t smc_reuse(void), in a page of its own whose rest main()
 	 * takes for data */
 	"	.balign	4096\n"
@@ -169,6 +211,8 @@ uint32_t smc_movs(const uint32_t *v);
 uint64_t smc_cross(uint64_t n);
 uint64_t smc_tail(uint64_t n);
 uint32_t smc_busy(uint32_t v);
+uint64_t smc_far(uint64_t n);
+uint64_t smc_restamp(uint64_t n);
 uint32_t smc_reuse(void);
 extern char smc_reuse_imm[];
 extern volatile uint32_t smc_reuse_data[256];
@@ -191,6 +235,8 @@ int main(void)
 	expect_eq(smc_tail(n), sum, "patched instruction across a page boundary, last in a block");
 	expect_eq(smc_busy(0x5678), 0x5678, "patched next instruction after stores into its page");
 	expect_eq(smc_busy(0x9abc), 0x9abc, "the same again");
+	expect_eq(smc_far(n), sum, "patched CALL target in another page");
+	expect_eq(smc_restamp(40 * n), 40 * n, "CALL target in another page after a store there");
 	/* code that ran, its page then taken for data (many stores, none run
 	 * there), then code again: the patched bytes run (no output between:
 	 * emu compares every block again after an exit) */

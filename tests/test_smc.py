@@ -16,5 +16,5 @@ def test_self_modifying_code(start_vmdb, guest, variant):
     vm = start_vmdb(guest(variant))
     status = vm.wait(60)
     serial = vm.serial_text()
-    assert status == PASS and "SUMMARY: 13 checks, 0 failed" in serial, \
+    assert status == PASS and "SUMMARY: 15 checks, 0 failed" in serial, \
         f"status {status}\nserial:\n{serial[-3000:]}\nstderr:\n{vm.stderr_text()}"
