@@ -72,7 +72,7 @@ def test_hot_loops_run_translated(emu_only, start_vmdb, monkeypatch, guest, benc
 
 def test_self_modifying_code_in_translations(emu_only, start_vmdb, monkeypatch, guest):
     serial, (retired, blocks, in_jit), err = run_stats(start_vmdb, monkeypatch, guest("smc"),
-                                                       "1")
+                                                       "1", "--cmdline", "restamp=4000000")
     assert "SUMMARY: 15 checks, 0 failed" in serial, serial[-3000:]
     assert blocks > 0 and in_jit > retired // 2, (retired, blocks, in_jit)
     # smc_restamp's 4M calls into a page that took a store (its blocks

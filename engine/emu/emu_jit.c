@@ -1599,7 +1599,7 @@ static void template_op(struct xlat *x, unsigned k, const struct fop_info *fi)
 /* the entry's pushes and moves (prologue) */
 #define INNER 23
 /* link_near - link_far (see link_far) */
-#define LINK_FAR 81
+#define LINK_FAR 78
 
 /* Op k, the last, goes on into the next page (f_cross): its bytes there
  * compared with the block's copy (emu_block.tail) as f_cross does it,
@@ -1810,23 +1810,23 @@ static void link_far(struct xlat *x, const uint8_t *fail)
 {
 	struct emit *e = &x->e;
 	struct pending sl = { .to = fail };
+	uint64_t off = x->b->gpa & (X86_PAGE_SIZE - 1);
 	tlb_slot_of(e, RSI, R9);
-	mov_rr(e, RDX, R9);
-	b1(e, 0x48);
-	b1(e, 0x81);
-	b1(e, 0xe2);
-	b4(e, (uint32_t)X86_PAGE_MASK);                    /* and rdx, page mask */
+	/* R9 at the block's offset in a page the TLB executes (a tag is a
+	 * page's address or ~0, never R9 - off when that is not one) ... */
+	b1(e, 0x49);
+	b1(e, 0x8d);
+	b1(e, 0x91);
+	b4(e, (uint32_t)-(int32_t)off);                    /* lea rdx, [r9 - off] (disp32) */
+	b1(e, 0xf7);
+	b1(e, 0xc2);
+	b4(e, X86_PAGE_SIZE - 1);                          /* test edx, 0xfff */
+	to_slow(e, &sl, 5);
 	op_mem(e, true, 0x3b, RDX, RSI, (int32_t)offsetof(struct emu_tlb_entry, tag_x));
 	to_slow(e, &sl, 5);
-	b1(e, 0x44);
-	b1(e, 0x89);
-	b1(e, 0xca);                                       /* mov edx, r9d */
-	b1(e, 0x81);
-	b1(e, 0xe2);
-	b4(e, X86_PAGE_SIZE - 1);                          /* and edx, 0xfff */
-	op_mem(e, true, 0x03, RDX, RSI, (int32_t)offsetof(struct emu_tlb_entry, gpa));
-	mov_imm64(e, RDI, x->b->gpa);
-	op_rr(e, true, 0x39, RDI, RDX);                    /* cmp rdx, rdi */
+	/* ... that is the block's frame */
+	mov_imm64(e, RDI, x->b->gpa - off);
+	op_mem(e, true, 0x3b, RDI, RSI, (int32_t)offsetof(struct emu_tlb_entry, gpa));
 	to_slow(e, &sl, 5);
 }
 
