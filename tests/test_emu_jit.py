@@ -77,7 +77,7 @@ def test_self_modifying_code_in_translations(emu_only, start_vmdb, monkeypatch, 
     assert blocks > 0 and in_jit > retired // 2, (retired, blocks, in_jit)
     # smc_restamp's 4M calls into a page that took a store (its blocks
     # compared again, the same bytes) go on through the links: the linked
-    # entry's copy of the block's stamp follows the compare
+    # entry finds the block current again once it is compared
     assert ways_out(err)["link slow"] < 4000000, ways_out(err)
 
 

@@ -394,7 +394,6 @@ static struct emu_block *block_build(struct emu_vm *evm, uint64_t gpa, unsigned 
 	b->fn0 = b->op[0].fn;
 	b->hits = 0;
 	b->jit_link = NULL;
-	b->jit_stamp = NULL;
 	if (bs->jit && n)
 		b->op[0].fn = f_count;
 	b->gpa = gpa;
@@ -450,8 +449,6 @@ static __attribute__((noinline)) struct emu_block *block_check(struct emu_cpu *c
 	code_frame_add(cpu, b->frame);
 	cpu->evm->code_stale[b->frame] = 0;
 	b->stamp = cpu->evm->code_gen + cpu->evm->code_ver[b->frame];
-	if (b->jit_stamp)
-		memcpy(b->jit_stamp, &b->stamp, sizeof(b->stamp));
 	return b;
 }
 

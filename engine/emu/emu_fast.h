@@ -91,8 +91,6 @@ struct emu_block {
 					* is the translation: emu_jit.h) */
 	uint32_t hits;                 /* entries counted before translation */
 	const uint8_t *jit_link;       /* the translation's linked entries (emu_jit.c), or NULL */
-	uint8_t *jit_stamp;            /* where its near entry keeps stamp as an immediate
-					* (the arena's writable view), or NULL */
 	struct emu_fop op[];           /* + the end marker */
 };
 

@@ -392,7 +392,6 @@ struct xlat {
 	const uint8_t *inner;          /* its first instruction's code: the cached registers' loads */
 	const uint8_t *body;           /* after the cached registers' loads */
 	const uint8_t *link;           /* its linked entries (link_far) */
-	uint8_t *stamp;                /* link_near's copy of b->stamp (emu_block.jit_stamp) */
 	uint8_t *other;                /* the other part's cursor: cold while hot is
 					* emitted, and the reverse (to_cold) */
 	struct emu_jit *j;
@@ -1845,9 +1844,7 @@ static void link_near(struct xlat *x, const uint8_t *fail)
 		load(e, RSI, RSI, 0, 4);
 	}
 	op_mem(e, true, 0x03, RSI, R_C, CORE(code_gen));   /* add rsi: code_stamp */
-	mov_imm64(e, RDI, b->stamp);                       /* b->stamp, kept here too */
-	x->stamp = e->p - 8;
-	op_rr(e, true, 0x39, RDI, RSI);                    /* cmp rsi, rdi */
+	op_mem(e, true, 0x3b, RSI, RDX, BLK(stamp));
 	to_slow(e, &sl, 5);                                /* block_current */
 	budget_or(e, &sl, b->n, RSI);
 	may_go_on_or(e, &sl);
@@ -2270,7 +2267,6 @@ bool emu_jit_translate(struct emu_jit *j, struct emu_block *b)
 		b->op[k].fn = emu_fop_cont;
 	b->op[0].fn = (fop_fn)rx_of(&x.e, entry);
 	b->jit_link = (const uint8_t *)rx_of(&x.e, x.link);
-	b->jit_stamp = x.stamp;
 	return true;
 }
 
