@@ -621,36 +621,42 @@ FOP(div_m##S)                                                                   
 DEF_DIV(8)
 DEF_DIV(4)
 
+/* An operation on an r/m operand in two forms: op(cpu, c, f, v, S) with v
+ * the register f->R (_r) or S bytes at f's memory operand (_m). */
+#define DEF_RM_FORMS(NAME, OP, R, S)                                                          \
+FOP(NAME##_r##S)                                                                              \
+{                                                                                             \
+	OP(cpu, c, f, cpu->gpr[f->R], S);                                                     \
+	NEXT;                                                                                 \
+}                                                                                             \
+FOP(NAME##_m##S)                                                                              \
+{                                                                                             \
+	RD(p, f_lin(cpu, c, f), S);                                                           \
+	OP(cpu, c, f, load(p, S), S);                                                         \
+	NEXT;                                                                                 \
+}
+
 /* MUL r/m64, r/m32: RDX:RAX = RAX * v; CF = OF = the high half is not 0,
  * SF/ZF/PF of the low half, AF 0 (as h_mul leaves them) */
-static inline void multiply(struct emu_cpu *cpu, struct emu_core *c, uint64_t v, unsigned s)
+static inline void multiply(struct emu_cpu *cpu, struct emu_core *c, const struct emu_fop *f,
+			    uint64_t v, unsigned s)
 {
+	(void)f;
 	unsigned __int128 p = (unsigned __int128)gpr_get(cpu, EMU_RAX, s) * (v & msk(s));
 	uint64_t lo = (uint64_t)p & msk(s), hi = s == 8 ? (uint64_t)(p >> 64) : (uint64_t)p >> 32;
 	gpr_put(cpu, EMU_RAX, s, lo);
 	gpr_put(cpu, EMU_RDX, s, hi);
 	emu_lf_record(c, EMU_LF_LOGIC_CO, lo, hi ? 3 : 0, lo, s);
 }
-
-#define DEF_MUL(S)                                                                            \
-FOP(mul_r##S)                                                                                 \
-{                                                                                             \
-	multiply(cpu, c, cpu->gpr[f->r0], S);                                                 \
-	NEXT;                                                                                 \
-}                                                                                             \
-FOP(mul_m##S)                                                                                 \
-{                                                                                             \
-	RD(p, f_lin(cpu, c, f), S);                                                           \
-	multiply(cpu, c, load(p, S), S);                                                      \
-	NEXT;                                                                                 \
-}
-DEF_MUL(8)
-DEF_MUL(4)
+DEF_RM_FORMS(mul, multiply, r0, 8)
+DEF_RM_FORMS(mul, multiply, r0, 4)
 
 /* BSF/BSR r, r/m (f->imm: BSR): ZF = the source is 0, which leaves the
  * destination alone; the other flags as they were (h_bsf_bsr) */
-static inline void bitscan(struct emu_cpu *cpu, const struct emu_fop *f, uint64_t v, unsigned s)
+static inline void bitscan(struct emu_cpu *cpu, struct emu_core *c, const struct emu_fop *f,
+			   uint64_t v, unsigned s)
 {
+	(void)c;
 	v &= msk(s);
 	emu_flags_sync(cpu);
 	if (!v) {
@@ -661,28 +667,16 @@ static inline void bitscan(struct emu_cpu *cpu, const struct emu_fop *f, uint64_
 				(uint64_t)__builtin_ctzll(v));
 	cpu->rflags &= ~RFLAGS_ZF;
 }
-
-#define DEF_BITSCAN(S)                                                                        \
-FOP(bitscan_rr##S)                                                                            \
-{                                                                                             \
-	(void)c;                                                                              \
-	bitscan(cpu, f, cpu->gpr[f->r1], S);                                                  \
-	NEXT;                                                                                 \
-}                                                                                             \
-FOP(bitscan_rm##S)                                                                            \
-{                                                                                             \
-	RD(p, f_lin(cpu, c, f), S);                                                           \
-	bitscan(cpu, f, load(p, S), S);                                                       \
-	NEXT;                                                                                 \
-}
-DEF_BITSCAN(8)
-DEF_BITSCAN(4)
+DEF_RM_FORMS(bitscan, bitscan, r1, 8)
+DEF_RM_FORMS(bitscan, bitscan, r1, 4)
 
 /* TZCNT/LZCNT r, r/m (f->imm: LZCNT): the count, the operand's width for
  * 0; CF = the source is 0, ZF = the count is, the other flags as they
  * were (h_tzcnt_lzcnt) */
-static inline void zcount(struct emu_cpu *cpu, const struct emu_fop *f, uint64_t v, unsigned s)
+static inline void zcount(struct emu_cpu *cpu, struct emu_core *c, const struct emu_fop *f,
+			  uint64_t v, unsigned s)
 {
+	(void)c;
 	unsigned bits = s * 8;
 	v &= msk(s);
 	uint64_t r = !v ? bits : f->imm ? (uint64_t)(__builtin_clzll(v) - (64 - bits))
@@ -695,22 +689,8 @@ static inline void zcount(struct emu_cpu *cpu, const struct emu_fop *f, uint64_t
 	if (!r)
 		cpu->rflags |= RFLAGS_ZF;
 }
-
-#define DEF_ZCOUNT(S)                                                                         \
-FOP(zcount_rr##S)                                                                             \
-{                                                                                             \
-	(void)c;                                                                              \
-	zcount(cpu, f, cpu->gpr[f->r1], S);                                                   \
-	NEXT;                                                                                 \
-}                                                                                             \
-FOP(zcount_rm##S)                                                                             \
-{                                                                                             \
-	RD(p, f_lin(cpu, c, f), S);                                                           \
-	zcount(cpu, f, load(p, S), S);                                                        \
-	NEXT;                                                                                 \
-}
-DEF_ZCOUNT(8)
-DEF_ZCOUNT(4)
+DEF_RM_FORMS(zcount, zcount, r1, 8)
+DEF_RM_FORMS(zcount, zcount, r1, 4)
 
 /* BT/BTS/BTR/BTC r/m, imm (the bit: f->imm, already below the width):
  * CF = the bit, the other flags as they were (h_bt) */
@@ -2525,9 +2505,9 @@ static fop_fn pick(const struct emu_insn *in, struct emu_fop *f)
 		for (unsigned k = 0; k < 2; k++) {
 			int form = form_of(in, f, form_size[k]);
 			if (form == 0)
-				return k == 0 ? bitscan_rr8 : bitscan_rr4;
+				return k == 0 ? bitscan_r8 : bitscan_r4;
 			if (form == 2)
-				return k == 0 ? bitscan_rm8 : bitscan_rm4;
+				return k == 0 ? bitscan_m8 : bitscan_m4;
 		}
 		return NULL;
 	case ZYDIS_MNEMONIC_TZCNT: case ZYDIS_MNEMONIC_LZCNT:
@@ -2535,9 +2515,9 @@ static fop_fn pick(const struct emu_insn *in, struct emu_fop *f)
 		for (unsigned k = 0; k < 2; k++) {
 			int form = form_of(in, f, form_size[k]);
 			if (form == 0)
-				return k == 0 ? zcount_rr8 : zcount_rr4;
+				return k == 0 ? zcount_r8 : zcount_r4;
 			if (form == 2)
-				return k == 0 ? zcount_rm8 : zcount_rm4;
+				return k == 0 ? zcount_m8 : zcount_m4;
 		}
 		return NULL;
 	case ZYDIS_MNEMONIC_RDTSC: case ZYDIS_MNEMONIC_RDTSCP:
