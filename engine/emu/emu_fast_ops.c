@@ -16,6 +16,8 @@
 #include "engine/emu/emu_fast.h"
 
 #include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <Zydis/Zydis.h>
 
@@ -119,9 +121,21 @@ static inline const struct emu_block *block_of(const struct emu_fop *f)
 	return (const struct emu_block *)((const char *)first - offsetof(struct emu_block, op));
 }
 
-static inline const struct emu_insn *insn_of(const struct emu_fop *f)
+/* f's instruction decoded again from its block's copy of its bytes (the
+ * decode cache has it, mostly), in the cache's scratch until the next
+ * call. The bytes decoded when the block was built: that cannot fail. */
+static const struct emu_insn *insn_of(struct emu_cpu *cpu, const struct emu_fop *f)
 {
-	return &block_of(f)->in[f->idx];
+	const struct emu_block *b = block_of(f);
+	struct emu_insn *in = &cpu->evm->blocks->insn;
+	uint8_t buf[15];
+	unsigned len = block_insn_bytes(b, f->idx, buf);
+	if (emu_decode_cached(cpu->evm, b->mode, b->gpa + f->off, buf, len, in) < 0) {
+		fprintf(stderr, "vmdb: emu: internal error: a block's instruction at %#llx "
+			"no longer decodes\n", (unsigned long long)(b->gpa + f->off));
+		abort();
+	}
+	return in;
 }
 
 /* The exact handler runs f's instruction (counted as `way`, emu_stats.h);
@@ -129,7 +143,7 @@ static inline const struct emu_insn *insn_of(const struct emu_fop *f)
 static inline unsigned exact_way(struct emu_cpu *cpu, struct emu_core *c,
 				 const struct emu_fop *f, unsigned way)
 {
-	const struct emu_insn *in = insn_of(f);
+	const struct emu_insn *in = insn_of(cpu, f);
 	emu_insn_stat(cpu->evm->insn_stats, way, in->mnemonic);
 	sync_at(cpu, c, f);
 	emu_flags_sync(cpu);
@@ -174,7 +188,7 @@ static unsigned f_cross(struct emu_cpu *cpu, struct emu_core *c, const struct em
 static bool miss_access(struct emu_cpu *cpu, struct emu_core *c, const struct emu_fop *f,
 			uint64_t *lin, unsigned *size)
 {
-	const struct emu_insn *in = insn_of(f);
+	const struct emu_insn *in = insn_of(cpu, f);
 	if (f->flags & FOP_WMEM) {
 		*lin = (f->flags & FOP_WSTK) ? cpu->gpr[EMU_RSP] - 8 : f_lin(cpu, c, f);
 		*size = 1u << ((f->flags >> FOP_WSHIFT) & 7);
@@ -236,7 +250,7 @@ static fop_fn built_fn(const struct emu_core *c, const struct emu_fop *f)
 static bool one_access(struct emu_cpu *cpu, struct emu_core *c, const struct emu_fop *f,
 		       fop_fn fn, uint64_t *lin, bool *write)
 {
-	const struct emu_insn *in = insn_of(f);
+	const struct emu_insn *in = insn_of(cpu, f);
 	const struct emu_operand *m = NULL;
 	unsigned mems = 0, size;
 	if (f->flags & FOP_MEMW)
@@ -272,7 +286,7 @@ static bool one_access(struct emu_cpu *cpu, struct emu_core *c, const struct emu
 static __attribute__((noinline)) unsigned f_miss(struct emu_cpu *cpu, struct emu_core *c,
 						 const struct emu_fop *f)
 {
-	const struct emu_insn *in = insn_of(f);
+	const struct emu_insn *in = insn_of(cpu, f);
 	uint64_t wlin = 0;
 	/* a TLB miss the walk fills: the specialised handler again */
 	fop_fn fn = built_fn(c, f);
@@ -1301,7 +1315,7 @@ FOP(rdtsc)
  * into code counts as it does after any exact store (stored). */
 FOP(rep_str)
 {
-	const struct emu_insn *in = insn_of(f);
+	const struct emu_insn *in = insn_of(cpu, f);
 	unsigned size = in->osize ? in->osize : 1, done = 0;
 	if (__builtin_expect(c->dbg_armed, 0))
 		return exact_way(cpu, c, f, EMU_STAT_MISS);
