@@ -374,12 +374,24 @@ static struct emu_block *block_build(struct emu_vm *evm, uint64_t gpa, unsigned 
 	if (words * 8 > avail)
 		words = 0;
 	unsigned copied = words ? words * 8 : here;
+	unsigned exact = 0;
+	for (unsigned i = 0; i < n; i++)
+		exact += emu_fop_exact(built[i]);
 	size_t ops = sizeof(struct emu_fop) * (n + 1), fns = sizeof(fop_fn) * n;
+	size_t kept = sizeof(struct emu_insn) * exact;
 	uint8_t *cold;
-	struct emu_block *b = arena_take(bs, sizeof(*b) + ops, fns + copied + bs->tail_len, &cold);
+	struct emu_block *b = arena_take(bs, sizeof(*b) + ops, kept + fns + copied + bs->tail_len,
+					 &cold);
 	memcpy(b->op, bs->op, ops);
-	memcpy(cold, built, fns);
-	b->bytes = cold + fns;
+	struct emu_insn *in = (struct emu_insn *)(void *)cold;
+	for (unsigned i = 0; i < n; i++) {
+		if (emu_fop_exact(built[i])) {
+			*in = bs->in[i];
+			b->op[i].imm = (uintptr_t)in++;
+		}
+	}
+	memcpy(cold + kept, built, fns);
+	b->bytes = cold + kept + fns;
 	memcpy((void *)b->bytes, p, copied);
 	if (bs->tail_len) {
 		uint8_t *tail = (uint8_t *)b->bytes + copied;
@@ -388,7 +400,7 @@ static struct emu_block *block_build(struct emu_vm *evm, uint64_t gpa, unsigned 
 	}
 	b->words = (uint8_t)words;
 	b->nbytes = (uint16_t)here;
-	b->n = (uint8_t)n;
+	b->n = b->built = (uint8_t)n;
 	b->fn0 = b->op[0].fn;
 	b->hits = 0;
 	b->jit_link = NULL;

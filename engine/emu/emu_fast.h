@@ -73,10 +73,11 @@ struct emu_fop {
 /* A block, as block_build lays it out in the arena: the header and
  * op[n + 1]; in the cold arena the handlers emu_fop_build chose for its
  * instructions (before emu_fops_finish and the native tier changed some:
- * block_prefix starts from them) and the copy of its bytes. The decoded
- * instructions are not kept: few blocks ever need one again (an exact
- * handler, f_miss), and at 96 bytes each they were most of the arena's
- * bytes (emu_fast_ops.c's insn_of decodes the copy again). */
+ * block_prefix starts from them) and the copy of its bytes, after the
+ * decoded form of each instruction that has no specialised handler
+ * (f_exact: op[k].imm points at it). Those of the others are not kept:
+ * few are ever needed (f_miss), and at 96 bytes each they were most of
+ * the arena's bytes (emu_fast_ops.c's insn_of decodes the copy again). */
 struct emu_block {
 	uint64_t gpa;
 	uint64_t gen;                  /* emu_vm.code_gen it was last compared in */
@@ -85,6 +86,7 @@ struct emu_block {
 	uint8_t mode;
 	uint8_t n;                     /* instructions; 0 = the first is not plain */
 	uint8_t words;                 /* bytes to compare as words (0: memcmp nbytes) */
+	uint8_t built;                 /* n when built (block_prefix's copies run fewer) */
 	uint16_t nbytes;               /* in its page (a last instruction may go on) */
 	const uint8_t *bytes;          /* the copy compared with the guest's */
 	const uint8_t *tail;           /* the last instruction's bytes in the next page */
@@ -235,7 +237,7 @@ static inline const struct emu_block *block_find(const struct emu_core *c, uint6
  * emu_block). */
 static inline const fop_fn *block_built(const struct emu_block *b)
 {
-	return (const fop_fn *)(const void *)b->bytes - b->n;
+	return (const fop_fn *)(const void *)b->bytes - b->built;
 }
 
 /* --- emu_fast_ops.c --- */
@@ -278,6 +280,9 @@ struct fop_info {
 };
 
 struct fop_info emu_fop_info(fop_fn fn);
+/* Is fn f_exact, the exact handler of an instruction without a specialised
+ * one? (block_build keeps its decoded form: imm points at it.) */
+bool emu_fop_exact(fop_fn fn);
 /* The handler of a direct JMP (a taken Jcc's way: its fop has the same fields). */
 fop_fn emu_fop_jmp(void);
 /* What a RET (f) does after its pop of rip: on to there (chain). */

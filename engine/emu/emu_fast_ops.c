@@ -115,18 +115,23 @@ static inline unsigned stop(struct emu_core *c, const struct emu_fop *f, unsigne
 
 /* --- handlers ---------------------------------------------------------------------- */
 
+static unsigned f_exact(struct emu_cpu *cpu, struct emu_core *c, const struct emu_fop *f);
+
 static inline const struct emu_block *block_of(const struct emu_fop *f)
 {
 	const struct emu_fop *first = f - f->idx;
 	return (const struct emu_block *)((const char *)first - offsetof(struct emu_block, op));
 }
 
-/* f's instruction decoded again from its block's copy of its bytes (the
- * decode cache has it, mostly), in the cache's scratch until the next
- * call. The bytes decoded when the block was built: that cannot fail. */
+/* f's instruction: an f_exact's as block_build kept it (in imm), else
+ * decoded again from its block's copy of its bytes (the decode cache has
+ * it, mostly), in the cache's scratch until the next call. The bytes
+ * decoded when the block was built: that cannot fail. */
 static const struct emu_insn *insn_of(struct emu_cpu *cpu, const struct emu_fop *f)
 {
 	const struct emu_block *b = block_of(f);
+	if (block_built(b)[f->idx] == f_exact)
+		return (const struct emu_insn *)(uintptr_t)f->imm;
 	struct emu_insn *in = &cpu->evm->blocks->insn;
 	uint8_t buf[15];
 	unsigned len = block_insn_bytes(b, f->idx, buf);
@@ -2750,6 +2755,11 @@ unsigned emu_fop_chain(struct emu_cpu *cpu, struct emu_core *c, const struct emu
 		       uint64_t rip)
 {
 	return chain(cpu, c, f, rip, c->blk_ret + f->idx + 1, FS_JUMP);
+}
+
+bool emu_fop_exact(fop_fn fn)
+{
+	return fn == f_exact;
 }
 
 struct fop_info emu_fop_info(fop_fn fn)
