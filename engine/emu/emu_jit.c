@@ -1316,8 +1316,9 @@ static void alu_reg(struct xlat *x, const struct emu_fop *f, const struct fop_in
 }
 
 /* A template with a memory operand: the access through the TLB, then
- * the instruction on the host address in RSI. */
-static void mem_body(struct xlat *x, const struct emu_fop *f, const struct fop_info *fi)
+ * the instruction on the host address in RSI (an ALU op's record only
+ * when rec: else a later op sets the flags again before anything looks). */
+static void mem_body(struct xlat *x, const struct emu_fop *f, const struct fop_info *fi, bool rec)
 {
 	struct emit *e = &x->e;
 	unsigned s = fi->size;
@@ -1382,7 +1383,7 @@ static void mem_body(struct xlat *x, const struct emu_fop *f, const struct fop_i
 		put_gpr(x, f->r0, s, RDX);
 	else if (writes)
 		store(e, RDX, RSI, 0, s);
-	if (fi->flags)
+	if (fi->flags && rec)
 		record(e, fi->alu, s);
 }
 
@@ -1548,7 +1549,7 @@ static void template_op(struct xlat *x, unsigned k, const struct fop_info *fi)
 	struct pending miss = { .n = 0 };
 	struct access a = access_of(f, fi);
 	emit_access(x, &a, &miss);
-	mem_body(x, f, fi);
+	mem_body(x, f, fi, !alu || !fi->flags || !flags_dead_after(x, k));
 	/* on the miss the cached registers hold what they held before the
 	 * instruction, which writing back as dirty leaves as it is */
 	uint16_t dirty = x->rc.dirty;
