@@ -743,8 +743,10 @@ static void alu_op(struct emit *e, unsigned op, unsigned s)
 
 /* emu_lf_record(c, lf, a, b, r, s) with a, b and r (masked) in registers;
  * a logic op's flags are its result's alone (emu_flags.h: nothing reads
- * its lf_a and lf_b), so only that is stored. */
-static void record_as(struct emit *e, unsigned lf, unsigned s, unsigned a, unsigned b, unsigned r)
+ * its lf_a and lf_b), so only that is stored. b_imm: b is the immediate
+ * imm (sign-extended from 32 bits), not register b. */
+static void record_b(struct emit *e, unsigned lf, unsigned s, unsigned a, unsigned b, unsigned r,
+		     bool b_imm, int32_t imm)
 {
 	b1(e, 0x66);
 	op_mem(e, false, 0xc7, 0, R_C, CORE(lf_op));
@@ -752,9 +754,19 @@ static void record_as(struct emit *e, unsigned lf, unsigned s, unsigned a, unsig
 	b1(e, s);                                          /* mov word lf_op/lf_size */
 	if (lf != EMU_LF_LOGIC) {
 		store(e, a, R_C, CORE(lf_a), 8);
-		store(e, b, R_C, CORE(lf_b), 8);
+		if (b_imm) {
+			op_mem(e, true, 0xc7, 0, R_C, CORE(lf_b));
+			b4(e, (uint32_t)imm);              /* mov qword lf_b, imm */
+		} else {
+			store(e, b, R_C, CORE(lf_b), 8);
+		}
 	}
 	store(e, r, R_C, CORE(lf_r), 8);
+}
+
+static void record_as(struct emit *e, unsigned lf, unsigned s, unsigned a, unsigned b, unsigned r)
+{
+	record_b(e, lf, s, a, b, r, false, 0);
 }
 
 /* That of the ALU op just done: a in RAX, b in RCX, r in RDX. */
@@ -1080,16 +1092,17 @@ static void flags_unknown(struct xlat *x)
 	x->fl = (struct flag_state){ .host = false, .lf = 0 };
 }
 
-/* After a shift (fi->alu: 0 SHL, 1 SHR, 2 SAR) of a in RAX to r in RDX
- * by a count it did not mask to 0, the host's CF still its own: the
- * record as shl_ri & co. make it (OF: SHL msb(r) != CF, SHR msb(a)). */
-static void shift_record(struct emit *e, const struct fop_info *fi)
+/* After a shift (fi->alu: 0 SHL, 1 SHR, 2 SAR) of a in register a to r in
+ * register r (not RSI or R8) by a count it did not mask to 0, the host's
+ * CF still its own: the record as shl_ri & co. make it (OF: SHL msb(r) !=
+ * CF, SHR msb(a)). */
+static void shift_record(struct emit *e, const struct fop_info *fi, unsigned a, unsigned r)
 {
 	unsigned s = fi->size, top = s * 8 - 1;
 	op_rr(e, false, 0x0f92, 0, R8);                    /* setc r8b */
 	op_rr(e, false, 0x0fb6, R8, R8);                   /* movzx r8d, r8b */
 	if (fi->alu < 2) {
-		mov_rr(e, RSI, fi->alu == 0 ? RDX : RAX);
+		mov_rr(e, RSI, fi->alu == 0 ? r : a);
 		b1(e, 0x48);
 		b1(e, 0xc1);
 		b1(e, 0xee);
@@ -1103,22 +1116,31 @@ static void shift_record(struct emit *e, const struct fop_info *fi)
 		op_rr(e, false, 0x01, RSI, RSI);           /* add esi, esi */
 		op_rr(e, false, 0x09, RSI, R8);            /* or r8d, esi */
 	}
-	record_as(e, EMU_LF_LOGIC_CO, s, RDX, R8, RDX);
+	record_as(e, EMU_LF_LOGIC_CO, s, r, R8, r);
 }
 
-/* SHL/SHR/SAR r, n (n within the width) as shl_ri & co. do it. */
+/* SHL/SHR/SAR r, n (n within the width) as shl_ri & co. do it: on r's
+ * host register when it has one (4 and 8 bytes). */
 static void shift_reg(struct xlat *x, const struct emu_fop *f, const struct fop_info *fi)
 {
 	static const unsigned ext[3] = { 4, 5, 7 };
 	struct emit *e = &x->e;
-	unsigned s = fi->size;
-	get_gpr(x, RAX, f->r0, s);
-	mov_rr(e, RDX, RAX);
-	op_sized(e, s, 0xc1, ext[fi->alu], RDX);
+	unsigned s = fi->size, h = cached(x, f->r0), r = RDX;
+	if (h && s >= 4) {
+		if (fi->flags)
+			op_rr(e, s == 8, 0x8b, RAX, h);    /* a: mov rax, h */
+		r = h;
+		changed(x, f->r0);
+	} else {
+		get_gpr(x, RAX, f->r0, s);
+		mov_rr(e, RDX, RAX);
+	}
+	op_sized(e, s, 0xc1, ext[fi->alu], r);             /* 4: zero-extends */
 	b1(e, (unsigned)f->imm);
-	put_gpr(x, f->r0, s, RDX);
+	if (r == RDX)
+		put_gpr(x, f->r0, s, RDX);
 	if (fi->flags)
-		shift_record(e, fi);
+		shift_record(e, fi, RAX, r);
 	flags_unknown(x);
 }
 
@@ -1138,7 +1160,7 @@ static void shift_cl(struct xlat *x, const struct emu_fop *f, const struct fop_i
 	uint8_t *zero = jump_fwd(e, 4);                    /* jz */
 	op_sized(e, s, 0xd3, ext[fi->alu], RDX);           /* shift rdx, cl */
 	put_gpr(x, f->r0, s, RDX);
-	shift_record(e, fi);
+	shift_record(e, fi, RAX, RDX);
 	uint8_t *done = jump_fwd(e, 16);
 	land(e, zero);
 	put_gpr(x, f->r0, s, RDX);
@@ -1205,12 +1227,18 @@ static void adc_sbb(struct xlat *x, const struct emu_fop *f, const struct fop_in
 }
 
 /* INC/DEC/NEG/NOT r as inc_r & co. do them (INC and DEC keep CF: the
- * guest's, kept in lf_cf as the handlers keep it). */
+ * guest's, kept in lf_cf as the handlers keep it), on r's host register
+ * when it has one (4 and 8 bytes). */
 static void unary(struct xlat *x, const struct emu_fop *f, const struct fop_info *fi)
 {
 	struct emit *e = &x->e;
-	unsigned s = fi->size;
+	unsigned s = fi->size, h = cached(x, f->r0), r = RDX;
 	if (fi->tmpl == T_NOT) {
+		if (h && s >= 4) {
+			op_rr(e, s == 8, 0xf7, 2, h);      /* not h (4: zero-extends) */
+			changed(x, f->r0);
+			return;
+		}
 		get_gpr(x, RAX, f->r0, 8);
 		op_rr(e, true, 0xf7, 2, RAX);              /* not rax */
 		put_gpr(x, f->r0, s, RAX);
@@ -1220,20 +1248,26 @@ static void unary(struct xlat *x, const struct emu_fop *f, const struct fop_info
 		need_cf(x);
 		store(e, R8, R_C, CORE(lf_cf), 1);
 	}
-	get_gpr(x, RAX, f->r0, s);
-	mov_rr(e, RDX, RAX);
+	if (h && s >= 4) {
+		op_rr(e, s == 8, 0x8b, RAX, h);            /* a: mov rax, h */
+		r = h;
+		changed(x, f->r0);
+	} else {
+		get_gpr(x, RAX, f->r0, s);
+		mov_rr(e, RDX, RAX);
+	}
 	unsigned ext = fi->tmpl == T_INC ? 0 : fi->tmpl == T_DEC ? 1 : 3;
-	op_sized(e, s, fi->tmpl == T_NEG ? 0xf7 : 0xff, ext, RDX);
-	put_gpr(x, f->r0, s, RDX);
+	op_sized(e, s, fi->tmpl == T_NEG ? 0xf7 : 0xff, ext, r);
+	if (r == RDX)
+		put_gpr(x, f->r0, s, RDX);
 	if (fi->tmpl == T_NEG) {
 		mov_imm(e, RCX, 0);
-		record_as(e, EMU_LF_SUB, s, RCX, RAX, RDX);    /* 0 - a */
+		record_as(e, EMU_LF_SUB, s, RCX, RAX, r);      /* 0 - a */
 		flags_done(x, EMU_LF_SUB, s);
 		return;
 	}
-	mov_imm(e, RCX, 1);
 	unsigned lf = fi->tmpl == T_INC ? EMU_LF_INC : EMU_LF_DEC;
-	record_as(e, lf, s, RAX, RCX, RDX);
+	record_b(e, lf, s, RAX, 0, r, true, 1);
 	/* CF kept: the host's is the guest's only if it was before */
 	x->fl = (struct flag_state){ .host = x->fl.host, .lf = (uint8_t)lf, .size = (uint8_t)s };
 }
@@ -1243,33 +1277,67 @@ static unsigned lf_of_alu(unsigned op)
 	return op == A_ADD ? EMU_LF_ADD : op == A_SUB || op == A_CMP ? EMU_LF_SUB : EMU_LF_LOGIC;
 }
 
-/* ALU op f (not CMP/TEST) of register form at size 4 or 8 on its
- * destination's host register, when it has one: false when not. */
+/* op rm, imm at size s (4 or 8; the immediate sign-extended from 32
+ * bits), group 1's /ext. */
+static void op_imm(struct emit *e, unsigned s, unsigned ext, unsigned rm, int32_t imm)
+{
+	if (imm == (int8_t)imm) {
+		op_rr(e, s == 8, 0x83, ext, rm);
+		b1(e, (unsigned)imm & 0xff);
+	} else {
+		op_rr(e, s == 8, 0x81, ext, rm);
+		b4(e, (uint32_t)imm);
+	}
+}
+
+/* ALU op f of register form at size 4 or 8 on its destination's host
+ * register, when it has one (CMP and TEST on a copy in RDX, or nothing
+ * when their flags are dead), with an immediate as it is: false when
+ * not. A record's b is stored as it is (not masked to the size: the
+ * flags' evaluation masks it). */
 static bool alu_direct(struct xlat *x, const struct emu_fop *f, const struct fop_info *fi)
 {
 	static const unsigned opc[] = {
-		[A_ADD] = 0x01, [A_SUB] = 0x29, [A_AND] = 0x21, [A_OR] = 0x09, [A_XOR] = 0x31,
+		[A_ADD] = 0x01, [A_SUB] = 0x29, [A_CMP] = 0x29, [A_AND] = 0x21,
+		[A_OR] = 0x09, [A_XOR] = 0x31, [A_TEST] = 0x21,
+	};
+	static const unsigned ext[] = {
+		[A_ADD] = 0, [A_SUB] = 5, [A_CMP] = 5, [A_AND] = 4, [A_OR] = 1, [A_XOR] = 6, [A_TEST] = 4,
 	};
 	struct emit *e = &x->e;
-	unsigned s = fi->size, h = cached(x, f->r0), src = RCX;
-	if (!h || s < 4 || fi->alu == A_CMP || fi->alu == A_TEST)
+	unsigned s = fi->size, h = cached(x, f->r0), src = RCX, dst = h, a = h;
+	bool cmp = fi->alu == A_CMP || fi->alu == A_TEST, ri = fi->form != FORM_RR;
+	uint64_t v = f->imm & msk(s);
+	if (!h || s < 4 || (ri && s == 8 && (int64_t)v != (int32_t)v))
 		return false;
-	if (fi->form != FORM_RR)
-		mov_imm(e, RCX, f->imm & msk(s));
-	else if (s == 8 && cached(x, f->r1) && f->r1 != f->r0)
-		src = cached(x, f->r1);            /* the record's b as it is */
-	else
-		get_gpr(x, RCX, f->r1, s);
-	if (fi->flags)
-		op_rr(e, s == 8, 0x8b, RAX, h);            /* a: mov rax, h */
-	op_rr(e, s == 8, opc[fi->alu], src, h);            /* op h, src (4: zero-extends) */
-	changed(x, f->r0);
-	if (fi->flags) {
-		record_as(e, lf_of_alu(fi->alu), s, RAX, src, h);
-		flags_done(x, lf_of_alu(fi->alu), s);
-	} else {
+	if (cmp && !fi->flags) {                   /* nothing to write */
 		flags_unknown(x);
+		return true;
 	}
+	if (!ri && cached(x, f->r1) && f->r1 != f->r0)
+		src = cached(x, f->r1);
+	else if (!ri)
+		get_gpr(x, RCX, f->r1, s);
+	if (cmp) {
+		op_rr(e, s == 8, 0x8b, RDX, h);            /* mov rdx, h */
+		dst = RDX;
+	} else if (fi->flags) {
+		op_rr(e, s == 8, 0x8b, RAX, h);            /* a: mov rax, h */
+		a = RAX;
+	}
+	if (ri)
+		op_imm(e, s, ext[fi->alu], dst, (int32_t)v);
+	else
+		op_rr(e, s == 8, opc[fi->alu], src, dst);  /* op dst, src (4: zero-extends) */
+	if (!cmp)
+		changed(x, f->r0);
+	if (!fi->flags) {
+		flags_unknown(x);
+		return true;
+	}
+	unsigned lf = lf_of_alu(fi->alu);
+	record_b(e, lf, s, a, src, dst, ri, (int32_t)v);
+	flags_done(x, lf, s);
 	return true;
 }
 
@@ -1368,6 +1436,20 @@ static void mem_body(struct xlat *x, const struct emu_fop *f, const struct fop_i
 		break;
 	}
 	bool writes = fi->alu != A_CMP && fi->alu != A_TEST;
+	unsigned h = cached(x, f->r0);
+	if (fi->form == FORM_RM && writes && h && s >= 4) {
+		static const unsigned opc[] = {
+			[A_ADD] = 0x01, [A_SUB] = 0x29, [A_AND] = 0x21, [A_OR] = 0x09, [A_XOR] = 0x31,
+		};
+		load(e, RCX, RSI, 0, s);
+		if (fi->flags && rec)
+			op_rr(e, s == 8, 0x8b, RAX, h);    /* a: mov rax, h */
+		op_rr(e, s == 8, opc[fi->alu], RCX, h);    /* op h, rcx (4: zero-extends) */
+		changed(x, f->r0);
+		if (fi->flags && rec)
+			record_as(e, lf_of_alu(fi->alu), s, RAX, RCX, h);
+		return;
+	}
 	if (fi->form == FORM_RM) {
 		load(e, RCX, RSI, 0, s);
 		get_gpr(x, RAX, f->r0, s);
