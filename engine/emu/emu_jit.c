@@ -84,6 +84,7 @@ struct emu_jit {
 	uint64_t blocks, insns;        /* translated; instructions of blocks entered */
 	bool stats;                    /* VMDB_EMU_STATS=1: insns and exits are counted */
 	uint64_t exits[JX_KINDS];
+	uint64_t pended, dead;         /* flag records left pending, dead (memory ALU ops) */
 	FILE *perf_map;                /* VMDB_EMU_PERFMAP=1: /tmp/perf-PID.map, for perf */
 	FILE *dump;                    /* VMDB_EMU_JITDUMP=file: each translation described */
 };
@@ -191,7 +192,8 @@ void emu_jit_report(const struct emu_jit *j, FILE *out)
 	for (unsigned k = 0; k < JX_KINDS; k++)
 		fprintf(out, "%s %s %llu", k ? "," : "", jit_exit_name[k],
 			(unsigned long long)j->exits[k]);
-	fprintf(out, "\n");
+	fprintf(out, "\nvmdb: emu: flag records translated: %llu left pending, %llu dead with a "
+		"memory operand\n", (unsigned long long)j->pended, (unsigned long long)j->dead);
 }
 
 /* --- the emitter ---------------------------------------------------------------------- */
@@ -352,6 +354,21 @@ struct flag_state {
 	uint8_t lf, size;
 };
 
+/* A record not written yet: the latest flags-setting op's, of lf at size
+ * (0: none), made only where something may look (emit_pending: a call,
+ * a way out, a slow way) from what stays of its operands: guest register
+ * r (PEND_RESULT: the ALU op's result, its a derived; PEND_CMP: CMP's or
+ * TEST's a, r done again) and b (16: the immediate imm), or (PEND_SHIFT:
+ * SHL/SHR/SAR, alu 0-2, by imm) the shift's input, kept in the host
+ * frame's spare slot [rsp]. uses: the guest registers it reads, which
+ * nothing may write while it is pending (settle first). */
+enum { PEND_RESULT, PEND_CMP, PEND_SHIFT };
+struct pend {
+	uint8_t lf, size, kind, r, b, alu;
+	int32_t imm;
+	uint16_t uses;
+};
+
 /* Guest registers kept in host registers across a translation: a fixed
  * choice per translation (choose_cached), loaded after the entry and
  * after every handler call, written back before every way out and every
@@ -383,6 +400,7 @@ struct page_memo {
 struct xlat {
 	struct emit e;
 	struct flag_state fl;
+	struct pend pd;
 	struct reg_cache rc;
 	struct page_memo pm;
 	uint8_t *host_flags;           /* the flags stub (writable view): emit_host_flags */
@@ -400,6 +418,8 @@ struct xlat {
 
 static void writeback(struct xlat *x);
 static void reload(struct xlat *x);
+static void emit_pending(struct xlat *x);
+static void settle(struct xlat *x);
 
 /* Emit into the cold part (a slow way), then back into the hot one where
  * it was (to_hot returns there: where the slow way may come back to). */
@@ -447,6 +467,7 @@ static void args(struct xlat *x, unsigned k)
 static void call_op(struct xlat *x, unsigned k, fop_fn fn)
 {
 	struct emit *e = &x->e;
+	emit_pending(x);
 	writeback(x);
 	x->rc.dirty = 0;
 	x->pm.valid = false;
@@ -488,6 +509,7 @@ static void tally(struct xlat *x, unsigned k, unsigned r)
 static void tail_at(struct xlat *x, unsigned k, uintptr_t fn)
 {
 	struct emit *e = &x->e;
+	emit_pending(x);
 	writeback(x);
 	args(x, k);
 	pop_saved(e);
@@ -1035,6 +1057,9 @@ static void need_flags(struct xlat *x)
 {
 	if (x->fl.host)
 		return;
+	settle(x);
+	if (x->fl.host)
+		return;
 	if (!x->fl.lf || !redo_op(&x->e, x->fl.lf, x->fl.size))
 		call_host_flags(x);
 	x->fl.host = true;
@@ -1052,6 +1077,8 @@ static uint64_t cf_now(const struct emu_cpu *cpu, const struct emu_core *c)
 static void need_cf(struct xlat *x)
 {
 	struct emit *e = &x->e;
+	if (!x->fl.host)
+		settle(x);
 	if (x->fl.host || (x->fl.lf && redo_op(e, x->fl.lf, x->fl.size))) {
 		x->fl.host = true;
 		op_rr(e, false, 0x0f92, 0, R8);            /* setc r8b */
@@ -1119,6 +1146,86 @@ static void shift_record(struct emit *e, const struct fop_info *fi, unsigned a, 
 	record_as(e, EMU_LF_LOGIC_CO, s, r, R8, r);
 }
 
+/* The pending record (struct pend) written, from what it kept (clobbers
+ * RAX, RCX, RDX, RSI, R8 and the host's flags: CMP's and TEST's done
+ * again). The translation's state is left as it is: a slow way or a way
+ * out writes it for itself, the hot part goes on with it pending. */
+static void emit_pending(struct xlat *x)
+{
+	static const unsigned ext[3] = { 4, 5, 7 };
+	struct emit *e = &x->e;
+	const struct pend *p = &x->pd;
+	unsigned s = p->size;
+	if (!p->lf)
+		return;
+	if (p->kind == PEND_SHIFT) {
+		struct fop_info fi = { .size = (uint8_t)s, .alu = p->alu };
+		load(e, RAX, RSP, 0, s);                   /* the input */
+		mov_rr(e, RDX, RAX);
+		op_sized(e, s, 0xc1, ext[p->alu], RDX);
+		b1(e, (unsigned)p->imm);                   /* the shift again */
+		shift_record(e, &fi, RAX, RDX);
+		return;
+	}
+	if (p->kind == PEND_CMP || p->lf != EMU_LF_LOGIC) {
+		if (p->b < 16)
+			get_gpr(x, RCX, p->b, 8);
+		else
+			mov_imm(e, RCX, (uint64_t)(int64_t)p->imm);
+	}
+	if (p->kind == PEND_CMP) {
+		get_gpr(x, RAX, p->r, 8);
+		alu_op(e, p->lf == EMU_LF_SUB ? A_SUB : A_AND, s);   /* r again, its flags */
+	} else {
+		get_gpr(x, RDX, p->r, s);                  /* r, zero-extended */
+		if (p->lf != EMU_LF_LOGIC) {
+			mov_rr(e, RAX, RDX);
+			op_rr(e, true, p->lf == EMU_LF_ADD ? 0x29 : 0x01, RCX, RAX);   /* a = r -/+ b */
+		}
+	}
+	record_as(e, p->lf, s, RAX, RCX, RDX);
+}
+
+/* The pending record written here, in the hot part: none pending after.
+ * The host's flags stay the guest's if they were, but after an ADD's or
+ * SUB's a (done again by the inverse op): then the record is redone. */
+static void settle(struct xlat *x)
+{
+	const struct pend *p = &x->pd;
+	if (!p->lf)
+		return;
+	emit_pending(x);
+	if (p->kind == PEND_CMP)
+		x->fl = (struct flag_state){ .host = true, .lf = p->lf, .size = p->size };
+	else if (p->kind == PEND_SHIFT || p->lf != EMU_LF_LOGIC)
+		x->fl = (struct flag_state){ .host = false, .lf = p->lf, .size = p->size };
+	x->pd.lf = 0;
+}
+
+/* Before op f's code (fi): a pending record whose operands it may write
+ * (its destination, RSP) written first, unless it sets all flags again
+ * from registers alone (then nothing can look at the record before). */
+static bool is_mem(const struct fop_info *fi);
+static void settle_for(struct xlat *x, const struct emu_fop *f, const struct fop_info *fi)
+{
+	uint16_t w = (uint16_t)(1u << EMU_RSP);
+	switch (fi->tmpl) {
+	case T_ALU:
+		if (!is_mem(fi) || fi->alu == A_CMP || fi->alu == A_TEST)
+			return;
+		break;
+	case T_SHIFT: case T_NEG: case T_INC: case T_DEC: case T_ADC: case T_SBB: case T_IMUL:
+	case T_NOP:
+		return;
+	default:
+		break;
+	}
+	if (f->r0 < 16)
+		w |= (uint16_t)(1u << f->r0);
+	if (x->pd.lf && (x->pd.uses & w))
+		settle(x);
+}
+
 /* SHL/SHR/SAR r, n (n within the width) as shl_ri & co. do it: on r's
  * host register when it has one (4 and 8 bytes). */
 static void shift_reg(struct xlat *x, const struct emu_fop *f, const struct fop_info *fi)
@@ -1126,9 +1233,15 @@ static void shift_reg(struct xlat *x, const struct emu_fop *f, const struct fop_
 	static const unsigned ext[3] = { 4, 5, 7 };
 	struct emit *e = &x->e;
 	unsigned s = fi->size, h = cached(x, f->r0), r = RDX;
+	x->pd.lf = 0;                                      /* all flags set again */
 	if (h && s >= 4) {
-		if (fi->flags)
-			op_rr(e, s == 8, 0x8b, RAX, h);    /* a: mov rax, h */
+		if (fi->flags) {                           /* the input kept: the record pending */
+			store(e, h, RSP, 0, 8);
+			x->j->pended++;
+			x->pd = (struct pend){ .lf = EMU_LF_LOGIC_CO, .size = (uint8_t)s,
+					       .kind = PEND_SHIFT, .alu = fi->alu,
+					       .imm = (int32_t)f->imm };
+		}
 		r = h;
 		changed(x, f->r0);
 	} else {
@@ -1137,10 +1250,11 @@ static void shift_reg(struct xlat *x, const struct emu_fop *f, const struct fop_
 	}
 	op_sized(e, s, 0xc1, ext[fi->alu], r);             /* 4: zero-extends */
 	b1(e, (unsigned)f->imm);
-	if (r == RDX)
+	if (r == RDX) {
 		put_gpr(x, f->r0, s, RDX);
-	if (fi->flags)
-		shift_record(e, fi, RAX, r);
+		if (fi->flags)
+			shift_record(e, fi, RAX, r);
+	}
 	flags_unknown(x);
 }
 
@@ -1151,6 +1265,7 @@ static void shift_cl(struct xlat *x, const struct emu_fop *f, const struct fop_i
 	static const unsigned ext[3] = { 4, 5, 7 };
 	struct emit *e = &x->e;
 	unsigned s = fi->size;
+	settle(x);                                         /* a count of 0 keeps them */
 	get_gpr(x, RAX, f->r0, s);
 	get_gpr(x, RCX, EMU_RCX, 1);
 	b1(e, 0x83);
@@ -1201,6 +1316,7 @@ static void adc_sbb(struct xlat *x, const struct emu_fop *f, const struct fop_in
 	_Static_assert(EMU_LF_ADC - EMU_LF_ADD == 7 && EMU_LF_SBB - EMU_LF_SUB == 7,
 		       "the carry's op is the plain one + 7");
 	need_cf(x);
+	x->pd.lf = 0;                                      /* all flags set again */
 	b1(e, 0x46);
 	b1(e, 0x8d);
 	b1(e, 0x0c);
@@ -1248,6 +1364,7 @@ static void unary(struct xlat *x, const struct emu_fop *f, const struct fop_info
 		need_cf(x);
 		store(e, R8, R_C, CORE(lf_cf), 1);
 	}
+	x->pd.lf = 0;                                      /* all flags set again */
 	if (h && s >= 4) {
 		op_rr(e, s == 8, 0x8b, RAX, h);            /* a: mov rax, h */
 		r = h;
@@ -1291,52 +1408,63 @@ static void op_imm(struct emit *e, unsigned s, unsigned ext, unsigned rm, int32_
 }
 
 /* ALU op f of register form at size 4 or 8 on its destination's host
- * register, when it has one (CMP and TEST on a copy in RDX, or nothing
- * when their flags are dead), with an immediate as it is: false when
- * not. A record's b is stored as it is (not masked to the size: the
- * flags' evaluation masks it). */
+ * register, when it has one, with an immediate as it is (CMP and TEST
+ * write nothing, or nothing at all when their flags are dead): false
+ * when not. Its record is left pending (struct pend) where what stays
+ * makes it: the result, CMP's and TEST's a, and b (ADD's and SUB's of a
+ * register other than the destination); else it is written here, b as
+ * it is (not masked to the size: the flags' evaluation masks it). */
 static bool alu_direct(struct xlat *x, const struct emu_fop *f, const struct fop_info *fi)
 {
 	static const unsigned opc[] = {
-		[A_ADD] = 0x01, [A_SUB] = 0x29, [A_CMP] = 0x29, [A_AND] = 0x21,
-		[A_OR] = 0x09, [A_XOR] = 0x31, [A_TEST] = 0x21,
+		[A_ADD] = 0x01, [A_SUB] = 0x29, [A_CMP] = 0x39, [A_AND] = 0x21,
+		[A_OR] = 0x09, [A_XOR] = 0x31, [A_TEST] = 0x85,
 	};
 	static const unsigned ext[] = {
-		[A_ADD] = 0, [A_SUB] = 5, [A_CMP] = 5, [A_AND] = 4, [A_OR] = 1, [A_XOR] = 6, [A_TEST] = 4,
+		[A_ADD] = 0, [A_SUB] = 5, [A_CMP] = 7, [A_AND] = 4, [A_OR] = 1, [A_XOR] = 6,
 	};
 	struct emit *e = &x->e;
-	unsigned s = fi->size, h = cached(x, f->r0), src = RCX, dst = h, a = h;
+	unsigned s = fi->size, h = cached(x, f->r0), src = RCX, lf = lf_of_alu(fi->alu);
 	bool cmp = fi->alu == A_CMP || fi->alu == A_TEST, ri = fi->form != FORM_RR;
+	bool later = ri || f->r1 != f->r0 || cmp || lf == EMU_LF_LOGIC;
 	uint64_t v = f->imm & msk(s);
 	if (!h || s < 4 || (ri && s == 8 && (int64_t)v != (int32_t)v))
 		return false;
-	if (cmp && !fi->flags) {                   /* nothing to write */
+	x->pd.lf = 0;                                      /* all flags set again */
+	if (cmp && !fi->flags) {                           /* nothing to write */
 		flags_unknown(x);
 		return true;
 	}
-	if (!ri && cached(x, f->r1) && f->r1 != f->r0)
+	if (!ri && cached(x, f->r1))
 		src = cached(x, f->r1);
 	else if (!ri)
 		get_gpr(x, RCX, f->r1, s);
-	if (cmp) {
-		op_rr(e, s == 8, 0x8b, RDX, h);            /* mov rdx, h */
-		dst = RDX;
-	} else if (fi->flags) {
+	if (fi->flags && !later)
 		op_rr(e, s == 8, 0x8b, RAX, h);            /* a: mov rax, h */
-		a = RAX;
+	if (ri && fi->alu == A_TEST) {
+		op_rr(e, s == 8, 0xf7, 0, h);
+		b4(e, (uint32_t)v);                        /* test h, imm */
+	} else if (ri) {
+		op_imm(e, s, ext[fi->alu], h, (int32_t)v);
+	} else {
+		op_rr(e, s == 8, opc[fi->alu], src, h);    /* op h, src (4: zero-extends) */
 	}
-	if (ri)
-		op_imm(e, s, ext[fi->alu], dst, (int32_t)v);
-	else
-		op_rr(e, s == 8, opc[fi->alu], src, dst);  /* op dst, src (4: zero-extends) */
 	if (!cmp)
 		changed(x, f->r0);
 	if (!fi->flags) {
 		flags_unknown(x);
 		return true;
 	}
-	unsigned lf = lf_of_alu(fi->alu);
-	record_b(e, lf, s, a, src, dst, ri, (int32_t)v);
+	if (later) {
+		unsigned b = ri ? 16 : f->r1;
+		x->j->pended++;
+		x->pd = (struct pend){ .lf = (uint8_t)lf, .size = (uint8_t)s,
+				       .kind = cmp ? PEND_CMP : PEND_RESULT, .r = f->r0,
+				       .b = (uint8_t)b, .imm = (int32_t)v,
+				       .uses = (uint16_t)(1u << f->r0 | (b < 16 ? 1u << b : 0)) };
+	} else {
+		record_as(e, lf, s, RAX, RAX, h);          /* op h, h: b is a */
+	}
 	flags_done(x, lf, s);
 	return true;
 }
@@ -1365,6 +1493,7 @@ static void alu_reg(struct xlat *x, const struct emu_fop *f, const struct fop_in
 			base_moved(x, &was, f->r0, d);
 		return;
 	}
+	x->pd.lf = 0;                                      /* all flags set again */
 	get_gpr(x, RAX, f->r0, s);
 	if (fi->form == FORM_RR)
 		get_gpr(x, RCX, f->r1, s);
@@ -1601,6 +1730,7 @@ static void reg_template(struct xlat *x, const struct emu_fop *f, const struct f
 		unary(x, f, fi);
 		return;
 	case T_IMUL:
+		x->pd.lf = 0;                              /* all flags set again (dead) */
 		get_gpr(x, RAX, f->r0, 8);
 		get_gpr(x, RCX, f->r1, 8);
 		if (fi->form == FORM_RR) {
@@ -1631,7 +1761,9 @@ static void template_op(struct xlat *x, unsigned k, const struct fop_info *fi)
 	struct pending miss = { .n = 0 };
 	struct access a = access_of(f, fi);
 	emit_access(x, &a, &miss);
-	mem_body(x, f, fi, !alu || !fi->flags || !flags_dead_after(x, k));
+	bool rec = !alu || !fi->flags || !flags_dead_after(x, k);
+	x->j->dead += !rec;
+	mem_body(x, f, fi, rec);
 	/* on the miss the cached registers hold what they held before the
 	 * instruction, which writing back as dirty leaves as it is */
 	uint16_t dirty = x->rc.dirty;
@@ -1652,8 +1784,11 @@ static void template_op(struct xlat *x, unsigned k, const struct fop_info *fi)
 	to_hot(x);
 	x->rc.dirty = dirty;
 	x->pm = pm;
-	/* the ALU op's flags are the host's on both ways; anything else
-	 * wrote no flags, but the look-up changed the host's */
+	/* the ALU op's flags are the host's on both ways, and its record
+	 * the one written (or dead); anything else wrote no flags, but the
+	 * look-up changed the host's */
+	if (alu)
+		x->pd.lf = 0;
 	if (alu && fi->flags)
 		x->fl = (struct flag_state){ .host = true, .lf = 0 };
 	else if (alu)
@@ -1964,6 +2099,9 @@ static void chain_to(struct xlat *x, unsigned kf, int64_t t, unsigned dret, uint
 	int32_t link = (int32_t)(kf * sizeof(struct emu_fop) + offsetof(struct emu_fop, link));
 	int same = -1;
 	uint8_t *site = NULL;
+	struct pend pd = x->pd;                    /* written once, for all its ways */
+	emit_pending(x);
+	x->pd.lf = 0;
 	writeback(x);
 	count(x, dret);
 	if (t != NOWHERE) {
@@ -2031,6 +2169,7 @@ static void chain_to(struct xlat *x, unsigned kf, int64_t t, unsigned dret, uint
 	mov_rr(e, RCX, R9);
 	tail_at(x, kf, fn);
 	to_hot(x);
+	x->pd = pd;
 }
 
 /* The taken back edge of Jcc op k to the block's own start, as
@@ -2040,6 +2179,9 @@ static void loop_to_start(struct xlat *x, unsigned k)
 {
 	struct emit *e = &x->e;
 	struct pending sl = { .n = 0 };
+	struct pend pd = x->pd;                    /* the start wants it written */
+	emit_pending(x);
+	x->pd.lf = 0;
 	count(x, k + 1);
 	retired_then(e, k + 1);
 	budget_or(e, &sl, x->b->n, RDX);
@@ -2053,6 +2195,7 @@ static void loop_to_start(struct xlat *x, unsigned k)
 	tally(x, JX_LOOP_SLOW, RAX);
 	tail_op(x, k, x->fn[k]);
 	to_hot(x);
+	x->pd = pd;
 }
 
 /* JMP, CALL or RET (op k, the last): CALL and RET do their stack access
@@ -2317,12 +2460,14 @@ bool emu_jit_translate(struct emu_jit *j, struct emu_block *b)
 			} else {
 				call_op(&x, k, fi.plain);
 				flags_unknown(&x);
+				x.pd.lf = 0;
 				notes.called[k] = true;
 			}
 			fi = emu_fop_info(fn[++k]);
 			notes.at[k] = x.e.p;
 		}
 		if (fi.tmpl == T_JMP || fi.tmpl == T_CALL || fi.tmpl == T_RET) {
+			settle_for(&x, &b->op[k], &fi);
 			exit_op(&x, k, &fi);
 			break;
 		}
@@ -2337,10 +2482,12 @@ bool emu_jit_translate(struct emu_jit *j, struct emu_block *b)
 		if (fi.kind == FK_JCC) {
 			jcc_op(&x, k, &fi);
 		} else if (tmpl) {
+			settle_for(&x, &b->op[k], &fi);
 			template_op(&x, k, &fi);
 		} else {
 			call_op(&x, k, fn[k]);
 			flags_unknown(&x);
+			x.pd.lf = 0;
 			notes.called[k] = true;
 		}
 	}
