@@ -177,7 +177,7 @@ def test_interrupted_loop_sees_its_flags(emu_only, start_vmdb, monkeypatch, gues
 # each sequence ends in a #PF (4 GiB on is not mapped) whose pushed RFLAGS
 # are the last flag setter's. A shift whose record waits for the load after
 # it (a keyed one, one with an index), an ADD with an immediate, a SUB of
-# another register, a CMP, a TEST of an immediate, and a CRC-like loop
+# another register, a CMP, a TEST of an immediate, IMUL, and a CRC-like loop
 # whose CMP's record the back edge writes for the loads at its head.
 FAULTS_AFTER = {
     "shr_then_xor_mem": [
@@ -204,6 +204,15 @@ FAULTS_AFTER = {
         "movabsq $0x100000000, %rbx", "movq $-1, %rdi",
         ("cmpq %rdi, %rdi", dg.flags_arith()), ("testl $0x80000000, %edi", dg.flags_logic()),
         "movq %rdi, %r9", "movq (%rbx,%rdi,1), %rax"],
+    # IMUL's own record (CF = OF = overflow), 32 and 64 bits
+    "imul_then_load": [
+        "movabsq $0x100000000, %rbx", "movl $0x10000, %ecx", "movl %ecx, %edx",
+        ("cmpl %ecx, %ecx", dg.flags_arith()), ("imull %edx, %ecx", dg.flags_mul()),
+        "movl %ecx, %esi", "movl (%rbx), %eax"],
+    "imul_imm_then_load": [
+        "movabsq $0x100000000, %rbx", "movabsq $0x4000000000000000, %rdx", "movq %rdx, %rdi",
+        ("testq %rdx, %rdx", dg.flags_logic()), ("imulq $3, %rdx, %rsi", dg.flags_mul()),
+        "movq %rsi, %r9", "movq 16(%rbx), %rax"],
     # the address of the load after the head comes from a table: the
     # scratch area for 3 passes, 4 GiB in the 4th (whose CMP 3, 8 leaves
     # PF clear, where the first pass's CMP 1, 8 set it)

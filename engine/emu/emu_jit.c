@@ -1642,6 +1642,42 @@ static bool flags_dead_after(const struct xlat *x, unsigned k)
 	return false;
 }
 
+/* IMUL r, r and IMUL r, r, imm as imul_rr & co. do them, on the cached
+ * host registers when there are: CF = OF = the signed product does not
+ * fit (recorded as b = 3), SF, ZF and PF the result's. */
+static void imul_reg(struct xlat *x, const struct emu_fop *f, const struct fop_info *fi)
+{
+	struct emit *e = &x->e;
+	unsigned s = fi->size, h = cached(x, f->r0), src = cached(x, f->r1), r = h ? h : RAX;
+	x->pd.lf = 0;                                      /* all flags set again */
+	if (!src) {
+		get_gpr(x, RCX, f->r1, 8);
+		src = RCX;
+	}
+	if (fi->form == FORM_RR) {
+		if (!h)
+			get_gpr(x, RAX, f->r0, 8);
+		op_rr(e, s == 8, 0x0faf, r, src);          /* imul r, src (4: zero-extends) */
+	} else {
+		op_rr(e, s == 8, 0x69, r, src);
+		b4(e, (uint32_t)f->imm);                   /* imul r, src, imm */
+	}
+	if (h)
+		changed(x, f->r0);
+	else
+		put_gpr(x, f->r0, s, RAX);
+	if (fi->flags) {
+		op_rr(e, false, 0x0f92, 0, R8);            /* setc r8b */
+		op_rr(e, false, 0x0fb6, R8, R8);           /* movzx r8d, r8b */
+		b1(e, 0x47);
+		b1(e, 0x8d);
+		b1(e, 0x04);
+		b1(e, 0x40);                               /* lea r8d, [r8 + r8*2] */
+		record_as(e, EMU_LF_LOGIC_CO, s, r, R8, r);
+	}
+	flags_unknown(x);
+}
+
 /* Has op (described by fi) a template? */
 static bool has_template(const struct fop_info *fi)
 {
@@ -1651,8 +1687,8 @@ static bool has_template(const struct fop_info *fi)
 	case T_SBB: case T_INC: case T_DEC: case T_NEG: case T_NOT: case T_SHIFT_CL:
 	case T_ROT:                                        /* where flags_dead_after */
 		return true;
-	case T_IMUL:                                       /* not its flags */
-		return !fi->flags;
+	case T_IMUL:
+		return true;
 	default:
 		return false;
 	}
@@ -1730,17 +1766,7 @@ static void reg_template(struct xlat *x, const struct emu_fop *f, const struct f
 		unary(x, f, fi);
 		return;
 	case T_IMUL:
-		x->pd.lf = 0;                              /* all flags set again (dead) */
-		get_gpr(x, RAX, f->r0, 8);
-		get_gpr(x, RCX, f->r1, 8);
-		if (fi->form == FORM_RR) {
-			op_rr(e, true, 0x0faf, RAX, RCX);             /* imul rax, rcx */
-		} else {
-			op_rr(e, true, 0x69, RAX, RCX);               /* imul rax, rcx, imm */
-			b4(e, (uint32_t)f->imm);
-		}
-		put_gpr(x, f->r0, s, RAX);
-		flags_unknown(x);
+		imul_reg(x, f, fi);
 		return;
 	default:                                           /* T_NOP */
 		return;
