@@ -28,7 +28,11 @@
  * translation knows which it was, else the flags stub at the start of the
  * arena sets them from the record (struct flag_state, need_flags). A
  * rotate whose flags a later op of the block sets again before anything
- * can look is done without them. A last instruction that goes on into
+ * can look is done without them, and so is the record of an ALU op with
+ * a memory operand. The record of an ALU op or a shift on a cached
+ * register is left pending (struct pend) and written only where
+ * something may look: a call, a way out, a slow way (a later access's
+ * TLB miss, whose fault must see it). A last instruction that goes on into
  * the next page compares its bytes there inline, as f_cross does.
  *
  * Memory: one memfd mapped twice, written through one view and run
