@@ -246,3 +246,29 @@ def test_pending_flag_records_at_faults(emu_only, vmdb_bin, tmp_path):
         assert a.group(2) == b.group(2) and int(a.group(3), 16) & mask == \
             int(b.group(3), 16) & mask and a.group(4) == b.group(4) and \
             a.group(5) == b.group(5), f"{seq.name}:\n  translated {a.group(0)}\n  exact      {b.group(0)}"
+
+
+# LEA as one host LEA on the cached registers (emu_jit.c, lea_direct):
+# bases and indexes cached or not, the SIB forms without a base or whose
+# base wants a displacement (host rbp, the most used guest register's),
+# 32-bit results, displacements of 0, 8 and 32 bits.
+LEA_FORMS = [
+    "leaq (%rsi,%rdi,4), %rax", "leaq (%rsi), %rcx", "leal 8(%rdi,%rsi,2), %edx",
+    "leaq (,%rsi,8), %r8", "leal -5(,%rdi,2), %r9d", "leaq 0x12345, %r10",
+    "leaq 3(%r13), %r11", "leaq (%r12,%r13,1), %rbx", "leal -0x1234(%rsi,%r12,8), %r12d",
+    "leaq 0x7fff0000(%rsi), %rsi", "leaq (%rdi,%rsi,1), %rdi", "leal (%rsi), %esi",
+    "leaq 16(%rsp), %r14", "leaq (%rsp,%rsi,2), %r15", "leaq -1(%rsi,%rsi,8), %r13",
+]
+
+
+def test_lea_translated(emu_only, vmdb_bin, tmp_path):
+    seq = dg.handpicked("lea", LEA_FORMS * 3)
+    dg.assemble([seq], str(tmp_path))
+    blob_path = str(tmp_path / "diff.blob")
+    with open(blob_path, "wb") as f:
+        f.write(dg.blob([seq]))
+    jit = run_sequences(vmdb_bin, blob_path, tmp_path / "jit", {"VMDB_EMU_JIT": "1"})
+    exact = run_sequences(vmdb_bin, blob_path, tmp_path / "exact", {"VMDB_EMU_NO_BLOCKS": "1"})
+    a, b = jit.get(0), exact.get(0)
+    assert a and b, f"no result line (translated {bool(a)}, exact {bool(b)})"
+    assert a.group(0) == b.group(0), f"translated {a.group(0)}\nexact      {b.group(0)}"

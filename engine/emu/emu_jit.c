@@ -1710,6 +1710,50 @@ static bool is_mem(const struct fop_info *fi)
 	}
 }
 
+/* LEA r, [base + index * 2^shift + disp] (size 4 or 8, not RIP-relative)
+ * as one host LEA on the cached registers there are (the others loaded
+ * into RAX and RCX), into r's host register when it has one. */
+static void lea_direct(struct xlat *x, const struct emu_fop *f, unsigned s)
+{
+	struct emit *e = &x->e;
+	unsigned dst = cached(x, f->r0) ? cached(x, f->r0) : RAX, b = 16, i = 16;
+	if (f->base < 16 && !(b = cached(x, f->base))) {
+		get_gpr(x, RAX, f->base, 8);
+		b = RAX;
+	}
+	if (f->index < 16 && !(i = cached(x, f->index))) {
+		get_gpr(x, RCX, f->index, 8);
+		i = RCX;
+	}
+	if (i == 16 && b == 16) {
+		mov_imm(e, dst, (uint64_t)(int64_t)f->disp);
+		if (s == 4)
+			op_rr(e, false, 0x89, dst, dst);   /* mov dst32, dst32 */
+	} else if (i == 16) {
+		op_mem(e, s == 8, 0x8d, dst, b, f->disp);  /* lea dst, [b + disp] */
+	} else {
+		/* SIB: no base is base 101 with mod 00 (a disp32 follows); base
+		 * 101 with a base (rbp, r13) wants a displacement */
+		unsigned mod = b == 16 ? 0 : f->disp == 0 && (b & 7) != RBP ? 0 :
+			       f->disp == (int8_t)f->disp ? 1 : 2;
+		unsigned r = 0x40 | (s == 8) << 3 | ((dst >> 3) & 1) << 2 | ((i >> 3) & 1) << 1 |
+			     (b == 16 ? 0 : (b >> 3) & 1);
+		if (r != 0x40)
+			b1(e, r);                          /* REX */
+		b1(e, 0x8d);
+		b1(e, mod << 6 | (dst & 7) << 3 | 4);
+		b1(e, (unsigned)f->shift << 6 | (i & 7) << 3 | (b == 16 ? RBP : b & 7));
+		if (mod == 1)
+			b1(e, (unsigned)f->disp & 0xff);
+		else if (mod == 2 || b == 16)
+			b4(e, (uint32_t)f->disp);
+	}
+	if (dst == RAX)
+		put_gpr(x, f->r0, s, RAX);
+	else
+		changed(x, f->r0);
+}
+
 /* Op f of a register form from its template. */
 static void reg_template(struct xlat *x, const struct emu_fop *f, const struct fop_info *fi)
 {
@@ -1745,8 +1789,12 @@ static void reg_template(struct xlat *x, const struct emu_fop *f, const struct f
 		return;
 	case T_LEA: {
 		struct page_memo was = x->pm;
-		lin(x, f, false);
-		put_gpr(x, f->r0, s, RAX);
+		if (s >= 4 && f->base != EMU_RIPREL) {
+			lea_direct(x, f, s);
+		} else {
+			lin(x, f, false);
+			put_gpr(x, f->r0, s, RAX);
+		}
 		if (s == 8 && f->base == f->r0 && f->index >= 16)
 			base_moved(x, &was, f->r0, f->disp);
 		return;
