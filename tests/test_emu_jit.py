@@ -156,20 +156,21 @@ def test_page_memo_translated(emu_only, vmdb_bin, tmp_path):
         a.group(5) == b.group(5), f"translated {a.group(0)}\nexact      {b.group(0)}"
 
 
-FLAG_RECORDS = re.compile(r"vmdb: emu: flag records translated: (\d+) left pending, (\d+) dead")
+FLAG_RECORDS = re.compile(r"vmdb: emu: flag records translated: (\d+) left pending, (\d+) dead "
+                          r"with a memory operand, (\d+) loop heads peeled")
 
 
 @pytest.mark.parametrize("jit", ["", "1"])
 def test_interrupted_loop_sees_its_flags(emu_only, start_vmdb, monkeypatch, guest, jit):
     """guests/jit_flags.c: a timer (a budget cut on emu) and another CPU's
     IPIs interrupt a translated CRC-like loop whose shift's and CMP's
-    records are left pending and whose XOR with memory records nothing
-    (the CMP sets the flags again): at its head the pushed RFLAGS are its
-    CMP's."""
+    records are left pending (the CMP's past the back edge: the loop's
+    head is peeled) and whose XOR with memory records nothing (the CMP
+    sets the flags again): at its head the pushed RFLAGS are its CMP's."""
     serial, _, err = run_stats(start_vmdb, monkeypatch, guest("jit_flags"), jit, "--smp", "2")
     assert "SUMMARY: 6 checks, 0 failed" in serial, serial[-3000:]
     m = FLAG_RECORDS.search(err)
-    assert m and int(m.group(1)) > 0 and int(m.group(2)) > 0, err
+    assert m and int(m.group(1)) > 0 and int(m.group(2)) > 0 and int(m.group(3)) > 0, err
 
 
 # Flag records a translation leaves pending (engine/emu/emu_jit.c, struct
@@ -178,7 +179,8 @@ def test_interrupted_loop_sees_its_flags(emu_only, start_vmdb, monkeypatch, gues
 # are the last flag setter's. A shift whose record waits for the load after
 # it (a keyed one, one with an index), an ADD with an immediate, a SUB of
 # another register, a CMP, a TEST of an immediate, IMUL, and a CRC-like loop
-# whose CMP's record the back edge writes for the loads at its head.
+# whose CMP's record stays pending past the back edge, into the peeled copy
+# of its head, whose loads write it when they miss.
 FAULTS_AFTER = {
     "shr_then_xor_mem": [
         "movabsq $0x100000000, %rbx", "movl $0x80000003, %ecx",

@@ -89,6 +89,7 @@ struct emu_jit {
 	bool stats;                    /* VMDB_EMU_STATS=1: insns and exits are counted */
 	uint64_t exits[JX_KINDS];
 	uint64_t pended, dead;         /* flag records left pending, dead (memory ALU ops) */
+	uint64_t peeled;               /* loop heads peeled (emit_peel) */
 	FILE *perf_map;                /* VMDB_EMU_PERFMAP=1: /tmp/perf-PID.map, for perf */
 	FILE *dump;                    /* VMDB_EMU_JITDUMP=file: each translation described */
 };
@@ -197,7 +198,8 @@ void emu_jit_report(const struct emu_jit *j, FILE *out)
 		fprintf(out, "%s %s %llu", k ? "," : "", jit_exit_name[k],
 			(unsigned long long)j->exits[k]);
 	fprintf(out, "\nvmdb: emu: flag records translated: %llu left pending, %llu dead with a "
-		"memory operand\n", (unsigned long long)j->pended, (unsigned long long)j->dead);
+		"memory operand, %llu loop heads peeled\n", (unsigned long long)j->pended,
+		(unsigned long long)j->dead, (unsigned long long)j->peeled);
 }
 
 /* --- the emitter ---------------------------------------------------------------------- */
@@ -413,6 +415,8 @@ struct xlat {
 	uint8_t *leave;                /* pops the saved registers and returns eax */
 	const uint8_t *inner;          /* its first instruction's code: the cached registers' loads */
 	const uint8_t *body;           /* after the cached registers' loads */
+	uint8_t *peel;                 /* a back edge's jump to the peeled head (peel_ops) */
+	struct pend peel_pd;           /* the record pending there */
 	const uint8_t *link;           /* its linked entries (link_far) */
 	uint8_t *other;                /* the other part's cursor: cold while hot is
 					* emitted, and the reverse (to_cold) */
@@ -2250,6 +2254,57 @@ static void chain_to(struct xlat *x, unsigned kf, int64_t t, unsigned dret, uint
 	x->pd = pd;
 }
 
+/* How many of the block's first ops a loop's back edge may run as a copy
+ * of its own, with a record still pending, before it joins the code the
+ * entry runs: moves, loads, stores, LEA (which a pending record outlives,
+ * or is written for), up to the first that sets all flags again from
+ * registers alone whatever they were (then the two ways are in the same
+ * state); 0: none (a back edge writes the record). */
+static unsigned peel_ops(const struct xlat *x)
+{
+	for (unsigned k = 0; k < x->b->n && k <= 3; k++) {
+		struct fop_info fi = emu_fop_info(x->fn[k]);
+		if (fi.kind == FK_FUSED)
+			fi = emu_fop_info(fi.plain);
+		else if (fi.kind != FK_CALL)
+			return 0;
+		switch (fi.tmpl) {
+		case T_ALU:
+			if (!is_mem(&fi))
+				return k;
+			return 0;
+		case T_SHIFT: case T_NEG: case T_IMUL:
+			return k;
+		case T_MOV: case T_MOVZX: case T_MOVSX: case T_LEA: case T_PUSH: case T_POP:
+		case T_NOP:
+			break;
+		default:
+			return 0;
+		}
+	}
+	return 0;
+}
+
+/* The peeled head (peel_ops) a back edge jumps to: the block's first ops
+ * again, from the state the body starts in but for the pending record,
+ * then into the body's code at the first that sets all flags (at). */
+static void emit_peel(struct xlat *x, const uint8_t *const *at)
+{
+	unsigned j = peel_ops(x);
+	x->j->peeled++;
+	land(&x->e, x->peel);
+	flags_unknown(x);
+	x->pd = x->peel_pd;
+	x->rc.dirty = 0;
+	x->pm = (struct page_memo){ .valid = false };
+	for (unsigned k = 0; k < j; k++) {
+		struct fop_info fi = emu_fop_info(x->fn[k]);
+		settle_for(x, &x->b->op[k], &fi);
+		template_op(x, k, &fi);
+	}
+	jump_to(&x->e, 16, at[j]);
+}
+
 /* The taken back edge of Jcc op k to the block's own start, as
  * loop_again does it: at once when the budget has room for another pass
  * and nothing is due, else its handler (loop_slow). */
@@ -2257,9 +2312,12 @@ static void loop_to_start(struct xlat *x, unsigned k)
 {
 	struct emit *e = &x->e;
 	struct pending sl = { .n = 0 };
-	struct pend pd = x->pd;                    /* the start wants it written */
-	emit_pending(x);
-	x->pd.lf = 0;
+	struct pend pd = x->pd;                    /* the start wants it written ... */
+	bool peel = pd.lf && !x->peel && peel_ops(x);  /* ... unless its copy, peeled, does */
+	if (!peel) {
+		emit_pending(x);
+		x->pd.lf = 0;
+	}
 	count(x, k + 1);
 	retired_then(e, k + 1);
 	budget_or(e, &sl, x->b->n, RDX);
@@ -2267,7 +2325,12 @@ static void loop_to_start(struct xlat *x, unsigned k)
 	store(e, RCX, R_C, CORE(blk_ret), 8);
 	writeback(x);
 	tally(x, JX_LOOP, RDX);
-	jump_to(e, 16, x->body);
+	if (peel) {
+		x->peel = jump_fwd(e, 16);
+		x->peel_pd = pd;
+	} else {
+		jump_to(e, 16, x->body);
+	}
 	to_cold(x);
 	land_all(e, &sl);
 	tally(x, JX_LOOP_SLOW, RAX);
@@ -2571,6 +2634,8 @@ bool emu_jit_translate(struct emu_jit *j, struct emu_block *b)
 	}
 	if (k == n)                        /* the last ran here: on to the end marker's way */
 		chain_to(&x, n, b->op[n].off, n, (uintptr_t)b->op[n].fn);
+	if (x.peel)
+		emit_peel(&x, notes.at);
 	note_translation(j, b, entry, x.e.p, x.other, &notes, &x.rc);
 	j->used = (size_t)(x.e.p - j->rw + 15) & ~(size_t)15;
 	j->cold_used = (size_t)(x.other - j->rw);
