@@ -8,13 +8,15 @@ VMDB_EMU_JIT=1, which translates every block at its first entry, so each
 patch hits code that runs translated (the next instruction of the running
 block, a loop's own head, a CALL's target, across a page boundary). And
 tests/diffgen.py's generated sequences end the same translated at once
-(VMDB_EMU_JIT=1) as on the exact path (no blocks)."""
+(VMDB_EMU_JIT=1) as on the exact path (no blocks). And loops whose pages
+a translation keeps (its page slots) see the page tables as the CPU does
+(guests/page_slots.c)."""
 import re
 
 import pytest
 
 import diffgen as dg
-from conftest import VmdbProcess, guest_path
+from conftest import VmdbProcess, guest_checks_passed, guest_path
 from test_bench_guests import check_line
 from test_differential import FLAGS_COMPARED, RESULT_RE
 
@@ -154,3 +156,22 @@ def test_page_memo_translated(emu_only, vmdb_bin, tmp_path):
     assert a.group(2) == b.group(2) and int(a.group(3), 16) & mask == \
         int(b.group(3), 16) & mask and a.group(4) == b.group(4) and \
         a.group(5) == b.group(5), f"translated {a.group(0)}\nexact      {b.group(0)}"
+
+
+@pytest.mark.parametrize("jit", ["default", "1"])
+def test_page_slots_see_the_page_tables(start_vmdb, guest, engine, jit, monkeypatch):
+    """Indexed, FS-based and unaligned accesses of tight loops after the
+    page is remapped (INVLPG, CR3), made read-only or its D bit cleared
+    between two runs; a store after a load of a read-only page; a qword on
+    into a page not present: the values, faults, error codes and CR2 of
+    the CPU (on kvm too)."""
+    if jit != "default":
+        if engine != "emu":
+            pytest.skip("VMDB_EMU_JIT is emu's")
+        monkeypatch.setenv("VMDB_EMU_JIT", jit)
+    monkeypatch.setenv("VMDB_EMU_STATS", "1")
+    vm = start_vmdb(guest("page_slots"))
+    guest_checks_passed(vm, 78)
+    if engine == "emu":
+        ways = ways_out(vm.stderr_text())
+        assert ways["loop"] > 1000, ways

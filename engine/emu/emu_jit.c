@@ -380,11 +380,36 @@ struct page_memo {
 	int32_t off;
 };
 
+/* Page slots: the pages of a translation's accesses kept in its host
+ * frame (SLOT(i): the linear page, its host address, and the bound the
+ * page's offset stays under: 4097 - the largest access through the slot,
+ * 0 when empty), looked up after the address is computed: indexed
+ * accesses, FS/GS ones and those through registers that change hit them,
+ * across a loop's back edge too. Each access goes through the slot of its
+ * base register (slot_of). A slot that writes use is filled only through
+ * the TLB's write tag, so a read-only page, a frame with blocks or a
+ * clear D bit never serve a write. Emptied at every entry (the frame is
+ * the entry's from C, shared by the translations linked from it) and
+ * after every handler call, which may have changed the TLB. */
+#define MEMO_SLOTS 4
+#define SLOT(i) ((int32_t)(24 * (i)))
+/* the frame under the saved registers: the slots, and calls aligned */
+#define FRAME (24 * MEMO_SLOTS + 8)
+_Static_assert(FRAME % 16 == 8 && FRAME < 128, "the frame keeps calls aligned, sub rsp, imm8");
+
+struct slot_plan {
+	unsigned n;
+	uint16_t key[MEMO_SLOTS];      /* slot_key */
+	bool write[MEMO_SLOTS];
+	uint8_t size[MEMO_SLOTS];      /* the largest access */
+};
+
 struct xlat {
 	struct emit e;
 	struct flag_state fl;
 	struct reg_cache rc;
 	struct page_memo pm;
+	struct slot_plan sp;
 	uint8_t *host_flags;           /* the flags stub (writable view): emit_host_flags */
 	const struct emu_block *b;
 	const fop_fn *fn;              /* the handlers as the block had them */
@@ -400,6 +425,7 @@ struct xlat {
 
 static void writeback(struct xlat *x);
 static void reload(struct xlat *x);
+static void slots_empty(struct xlat *x);
 
 /* Emit into the cold part (a slow way), then back into the hot one where
  * it was (to_hot returns there: where the slow way may come back to). */
@@ -424,7 +450,7 @@ static void pop_saved(struct emit *e)
 	b1(e, 0x8d);
 	b1(e, 0x64);
 	b1(e, 0x24);
-	b1(e, 8);                                          /* lea rsp, [rsp + 8] */
+	b1(e, FRAME);                                      /* lea rsp, [rsp + FRAME] */
 	pop(e, R15);
 	pop(e, R14);
 	pop(e, RBP);
@@ -459,6 +485,7 @@ static void call_op(struct xlat *x, unsigned k, fop_fn fn)
 	b1(e, FS_CONT);                            /* cmp eax, FS_CONT */
 	jump_to(e, 5, x->leave);                   /* jne leave */
 	reload(x);
+	slots_empty(x);
 }
 
 /* add qword [v], d through register r, when the statistics are on */
@@ -818,6 +845,72 @@ static void address(struct xlat *x, const struct access *a)
 		op_mem(&x->e, true, 0x8d, RAX, RAX, a->disp);     /* lea rax, [rax + disp] */
 }
 
+/* The slot's key of access a: its base register (MEMO_RIP: RIP-relative;
+ * else its index's, or none), and FS or GS apart. */
+static unsigned slot_key(const struct access *a)
+{
+	const struct emu_fop *f = a->f;
+	if (a->keyed)
+		return a->base;
+	unsigned k = f->base < 16 ? f->base : f->base == EMU_RIPREL ? MEMO_RIP
+		   : f->index < 16 ? 17u + f->index : 33;
+	return k | (f->seg == EMU_FS ? 64u : f->seg == EMU_GS ? 128u : 0);
+}
+
+/* The slot access a goes through (-1: none, the TLB look-up alone). */
+static int slot_of(const struct xlat *x, const struct access *a)
+{
+	unsigned key = slot_key(a);
+	for (unsigned i = 0; i < x->sp.n; i++)
+		if (x->sp.key[i] == key)
+			return (int)i;
+	return -1;
+}
+
+/* Every slot of the translation empty (bound 0: nothing is under it). */
+static void slots_empty(struct xlat *x)
+{
+	for (unsigned i = 0; i < x->sp.n; i++) {
+		op_mem(&x->e, true, 0xc7, 0, RSP, SLOT(i) + 16);
+		b4(&x->e, 0);                              /* mov qword [bound], 0 */
+	}
+}
+
+/* The host address of access a (at RAX) into RSI through slot i: its
+ * page's when RAX - page is under the bound, else (out of line) the TLB
+ * look-up, which fills the slot when it allows the slot's kind (a jump
+ * into miss when it does not allow the access). Clobbers RAX, RCX, RDX. */
+static void slot_access(struct xlat *x, const struct access *a, unsigned i,
+			struct pending *miss)
+{
+	struct emit *e = &x->e;
+	mov_rr(e, RSI, RAX);
+	op_mem(e, true, 0x2b, RSI, RSP, SLOT(i));          /* sub rsi, [page] */
+	op_mem(e, true, 0x3b, RSI, RSP, SLOT(i) + 16);     /* cmp rsi, [bound] */
+	uint8_t *out = jump_fwd(e, 3);                     /* jae: not in the slot */
+	op_mem(e, true, 0x03, RSI, RSP, SLOT(i) + 8);      /* add rsi, [host] */
+	to_cold(x);
+	land(e, out);
+	miss->at[miss->n++] = tlb(e, a->size, a->write);
+	uint8_t *keep = NULL;
+	if (x->sp.write[i] && !a->write) {                 /* a write slot: writable pages only */
+		op_mem(e, true, 0x3b, RDX, RCX, (int32_t)offsetof(struct emu_tlb_entry, tag_w));
+		keep = jump_fwd(e, 5);                     /* jne */
+	} else if (a->write) {                             /* ... that reads may use (a watch) */
+		op_mem(e, true, 0x3b, RDX, RCX, (int32_t)offsetof(struct emu_tlb_entry, tag_r));
+		miss->at[miss->n++] = jump_fwd(e, 5);      /* jne: the exact way */
+	}
+	store(e, RDX, RSP, SLOT(i), 8);                    /* the page (tlb: RDX) */
+	load(e, RDX, RCX, (int32_t)offsetof(struct emu_tlb_entry, host), 8);
+	store(e, RDX, RSP, SLOT(i) + 8, 8);
+	op_mem(e, true, 0xc7, 0, RSP, SLOT(i) + 16);
+	b4(e, X86_PAGE_SIZE + 1 - x->sp.size[i]);          /* mov qword [bound], imm */
+	if (keep)
+		land(e, keep);
+	jump_to(e, 16, x->other);
+	to_hot(x);
+}
+
 /* Does the memo serve access a? (Its page, the same kind, within reach.) */
 static bool memo_serves(const struct xlat *x, const struct access *a)
 {
@@ -838,7 +931,11 @@ static void emit_access(struct xlat *x, const struct access *a, struct pending *
 	struct page_memo *m = &x->pm;
 	if (!memo_serves(x, a)) {
 		address(x, a);
-		miss->at[miss->n++] = tlb(e, a->size, a->write);
+		int i = slot_of(x, a);
+		if (i >= 0)
+			slot_access(x, a, (unsigned)i, miss);
+		else
+			miss->at[miss->n++] = tlb(e, a->size, a->write);
 		if (a->keyed) {
 			mov_rr(e, RDI, RSI);
 			*m = (struct page_memo){ .valid = true, .write = a->write, .base = a->base,
@@ -890,6 +987,57 @@ static void memo_restore(struct xlat *x, unsigned k, const struct page_memo *pm)
 	mov_imm(e, RAX, FS_NEXT);
 	jump_to(e, 16, x->leave);
 	land(e, done);
+}
+
+static bool has_template(const struct fop_info *fi);
+static bool is_mem(const struct fop_info *fi);
+
+/* The slots of translation x: the keys of its accesses, the most used
+ * first (ties: the first seen), each a write slot when a write uses it. */
+static void plan_slots(struct xlat *x)
+{
+	struct { unsigned key, uses, size; bool write; } seen[BLOCK_INSNS];
+	unsigned n = 0;
+	bool loop = false;
+	for (unsigned k = 0; k < x->b->n; k++) {
+		const struct emu_fop *f = &x->b->op[k];
+		struct fop_info fi = emu_fop_info(x->fn[k]);
+		if (fi.tmpl == T_CROSS)
+			fi = emu_fop_info((fop_fn)(uintptr_t)x->b->op[k + 1].imm);
+		loop |= fi.kind == FK_JCC && fi.loop;
+		struct access a;
+		if (fi.tmpl == T_CALL || fi.tmpl == T_RET)
+			a = (struct access){ .keyed = true, .write = fi.tmpl == T_CALL, .base = EMU_RSP,
+					     .size = 8 };
+		else if (fi.kind != FK_FUSED && has_template(&fi) && is_mem(&fi))
+			a = access_of(f, &fi);
+		else
+			continue;
+		unsigned key = slot_key(&a), j = 0;
+		while (j < n && seen[j].key != key)
+			j++;
+		if (j == n)
+			seen[n++] = (typeof(seen[0])){ .key = key };
+		seen[j].uses++;
+		seen[j].write |= a.write;
+		if (a.size > seen[j].size)
+			seen[j].size = a.size;
+	}
+	struct slot_plan *sp = &x->sp;
+	if (!loop)                         /* emptied at each entry: no second pass to serve */
+		n = 0;
+	for (sp->n = 0; sp->n < MEMO_SLOTS; sp->n++) {
+		unsigned best = n;
+		for (unsigned j = 0; j < n; j++)
+			if (seen[j].uses && (best == n || seen[j].uses > seen[best].uses))
+				best = j;
+		if (best == n)
+			break;
+		sp->key[sp->n] = (uint16_t)seen[best].key;
+		sp->write[sp->n] = seen[best].write;
+		sp->size[sp->n] = (uint8_t)seen[best].size;
+		seen[best].uses = 0;
+	}
 }
 
 /* --- the guest's flags as the host's --------------------------------------------------- */
@@ -2113,7 +2261,7 @@ static const uint8_t *prologue(struct xlat *x)
 	b1(e, 0x48);
 	b1(e, 0x83);
 	b1(e, 0xec);
-	b1(e, 8);                                  /* sub rsp, 8: calls aligned */
+	b1(e, FRAME);                              /* sub rsp, FRAME: the slots */
 	mov_rr(e, R_CPU, RDI);
 	mov_rr(e, R_C, RSI);
 	mov_rr(e, R_OP, RDX);
@@ -2130,6 +2278,7 @@ static const uint8_t *prologue(struct xlat *x)
 	link_near(x, fail);
 	land(e, first);
 	x->inner = e->p;
+	slots_empty(x);
 	reload(x);
 	x->body = e->p;
 	return entry;
@@ -2216,6 +2365,7 @@ bool emu_jit_translate(struct emu_jit *j, struct emu_block *b)
 	struct xlat x = { .e = { .p = j->rw + j->used, .to_rx = j->rx - j->rw }, .b = b, .fn = fn,
 			  .j = j, .arena = j->rx, .host_flags = j->rw, .other = j->rw + j->cold_used };
 	choose_cached(&x);
+	plan_slots(&x);
 	const uint8_t *entry = prologue(&x);
 	unsigned k;
 	struct notes notes = { .at = { 0 } };
