@@ -173,5 +173,8 @@ def test_page_slots_see_the_page_tables(start_vmdb, guest, engine, jit, monkeypa
     vm = start_vmdb(guest("page_slots"))
     guest_checks_passed(vm, 78)
     if engine == "emu":
-        ways = ways_out(vm.stderr_text())
+        err = vm.stderr_text()
+        ways = ways_out(err)
         assert ways["loop"] > 1000, ways
+        m = re.search(r"page slots: (\d+) hits, (\d+) misses", err)
+        assert m and int(m.group(1)) > max(50000, 3 * int(m.group(2))), err
