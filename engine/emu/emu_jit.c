@@ -54,7 +54,7 @@
 #define JIT_ARENA (64u << 20)
 /* translations' own code below, their slow ways (calls, the block loop's
  * way out) above: the code that runs shares the host's caches with less */
-#define JIT_HOT (48u << 20)
+#define JIT_HOT (32u << 20)              /* a boot's hot parts take 8 MiB, their slow ways more */
 /* room a translation may need per instruction, checked before each */
 #define JIT_INSN_MAX 256
 
