@@ -2342,15 +2342,6 @@ static void note_arena_start(struct emu_jit *j)
 		(long long)ts.tv_sec, ts.tv_nsec);
 }
 
-/* Instruction k of b's bytes (the last may go on in b->tail) into buf. */
-static unsigned insn_bytes(const struct emu_block *b, unsigned k, uint8_t *buf)
-{
-	unsigned off = b->op[k].off, len = b->op[k].end - off;
-	for (unsigned i = 0; i < len && i < 15; i++)
-		buf[i] = off + i < b->nbytes ? b->bytes[off + i] : b->tail[off + i - b->nbytes];
-	return len < 15 ? len : 15;
-}
-
 /* Translation b (host code [entry, end) of the writable view) into the
  * perf map and the dump, when they are on. */
 static void note_translation(struct emu_jit *j, const struct emu_block *b, const uint8_t *entry,
@@ -2376,7 +2367,7 @@ static void note_translation(struct emu_jit *j, const struct emu_block *b, const
 	for (unsigned k = 0; k < b->n; k++) {
 		uint8_t buf[15];
 		char text[96];
-		unsigned len = insn_bytes(b, k, buf);
+		unsigned len = block_insn_bytes(b, k, buf);
 		x86_format_insn((enum x86_mode)b->mode, b->gpa + b->op[k].off, buf, len, text,
 				sizeof(text));
 		fprintf(j->dump, "  +%-5lx %s %s\n", nt->at[k] ? (unsigned long)(nt->at[k] - entry) : 0ul,
