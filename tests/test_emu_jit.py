@@ -158,17 +158,12 @@ def test_page_memo_translated(emu_only, vmdb_bin, tmp_path):
         a.group(5) == b.group(5), f"translated {a.group(0)}\nexact      {b.group(0)}"
 
 
-@pytest.mark.parametrize("jit", ["default", "1"])
-def test_page_slots_see_the_page_tables(start_vmdb, guest, engine, jit, monkeypatch):
+def test_page_slots_see_the_page_tables(start_vmdb, guest, engine, emu_jit, monkeypatch):
     """Indexed, FS-based and unaligned accesses of tight loops after the
     page is remapped (INVLPG, CR3), made read-only or its D bit cleared
     between two runs; a store after a load of a read-only page; a qword on
     into a page not present: the values, faults, error codes and CR2 of
     the CPU (on kvm too)."""
-    if jit != "default":
-        if engine != "emu":
-            pytest.skip("VMDB_EMU_JIT is emu's")
-        monkeypatch.setenv("VMDB_EMU_JIT", jit)
     monkeypatch.setenv("VMDB_EMU_STATS", "1")
     vm = start_vmdb(guest("page_slots"))
     guest_checks_passed(vm, 78)
