@@ -104,6 +104,10 @@ guests: $(GUEST_OUT)/sti_shadow.elf
 # (tests/test_tlb_fill.py)
 guests: $(GUEST_OUT)/tlb_fill.elf
 .SECONDARY: $(GUEST_OUT)/tlb_fill.o
+# loops whose pages a translation keeps see the page tables as they are
+# (tests/test_emu_jit.py)
+guests: $(GUEST_OUT)/page_slots.elf
+.SECONDARY: $(GUEST_OUT)/page_slots.o
 
 # Guest-invisible stepping: guests that
 # record what they observe; tests/test_step.py compares their transcripts

@@ -8,13 +8,15 @@ VMDB_EMU_JIT=1, which translates every block at its first entry, so each
 patch hits code that runs translated (the next instruction of the running
 block, a loop's own head, a CALL's target, across a page boundary). And
 tests/diffgen.py's generated sequences end the same translated at once
-(VMDB_EMU_JIT=1) as on the exact path (no blocks)."""
+(VMDB_EMU_JIT=1) as on the exact path (no blocks). And loops whose pages
+a translation keeps (its page slots) see the page tables as the CPU does
+(guests/page_slots.c)."""
 import re
 
 import pytest
 
 import diffgen as dg
-from conftest import VmdbProcess, guest_path
+from conftest import VmdbProcess, guest_checks_passed, guest_path
 from test_bench_guests import check_line
 from test_differential import FLAGS_COMPARED, RESULT_RE
 
@@ -274,3 +276,20 @@ def test_lea_translated(emu_only, vmdb_bin, tmp_path):
     a, b = jit.get(0), exact.get(0)
     assert a and b, f"no result line (translated {bool(a)}, exact {bool(b)})"
     assert a.group(0) == b.group(0), f"translated {a.group(0)}\nexact      {b.group(0)}"
+
+
+def test_page_slots_see_the_page_tables(start_vmdb, guest, engine, emu_jit, monkeypatch):
+    """Indexed, FS-based and unaligned accesses of tight loops after the
+    page is remapped (INVLPG, CR3), made read-only or its D bit cleared
+    between two runs; a store after a load of a read-only page; a qword on
+    into a page not present: the values, faults, error codes and CR2 of
+    the CPU (on kvm too)."""
+    monkeypatch.setenv("VMDB_EMU_STATS", "1")
+    vm = start_vmdb(guest("page_slots"))
+    guest_checks_passed(vm, 78)
+    if engine == "emu":
+        err = vm.stderr_text()
+        ways = ways_out(err)
+        assert ways["loop"] > 1000, ways
+        m = re.search(r"page slots: (\d+) hits, (\d+) misses", err)
+        assert m and int(m.group(1)) > max(50000, 3 * int(m.group(2))), err

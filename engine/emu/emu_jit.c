@@ -58,7 +58,7 @@
 #define JIT_ARENA (64u << 20)
 /* translations' own code below, their slow ways (calls, the block loop's
  * way out) above: the code that runs shares the host's caches with less */
-#define JIT_HOT (48u << 20)
+#define JIT_HOT (32u << 20)              /* a boot's hot parts take 8 MiB, their slow ways more */
 /* room a translation may need per instruction, checked before each */
 #define JIT_INSN_MAX 256
 
@@ -85,11 +85,13 @@ struct emu_jit {
 	const uint8_t *rx;             /* the same pages, executable view */
 	size_t used;                   /* 0: empty, not even the flags stub (host_flags) */
 	size_t cold_used;              /* from JIT_HOT */
+	size_t slots_stub;             /* where the page slots are emptied (emit_slots_stub) */
 	uint64_t blocks, insns;        /* translated; instructions of blocks entered */
 	bool stats;                    /* VMDB_EMU_STATS=1: insns and exits are counted */
 	uint64_t exits[JX_KINDS];
 	uint64_t pended, dead;         /* flag records left pending, dead (memory ALU ops) */
 	uint64_t peeled;               /* loop heads peeled (emit_peel) */
+	uint64_t slot_hits, slot_misses; /* accesses through a page slot */
 	FILE *perf_map;                /* VMDB_EMU_PERFMAP=1: /tmp/perf-PID.map, for perf */
 	FILE *dump;                    /* VMDB_EMU_JITDUMP=file: each translation described */
 };
@@ -200,6 +202,8 @@ void emu_jit_report(const struct emu_jit *j, FILE *out)
 	fprintf(out, "\nvmdb: emu: flag records translated: %llu left pending, %llu dead with a "
 		"memory operand, %llu loop heads peeled\n", (unsigned long long)j->pended,
 		(unsigned long long)j->dead, (unsigned long long)j->peeled);
+	fprintf(out, "vmdb: emu: page slots: %llu hits, %llu misses\n",
+		(unsigned long long)j->slot_hits, (unsigned long long)j->slot_misses);
 }
 
 /* --- the emitter ---------------------------------------------------------------------- */
@@ -366,7 +370,7 @@ struct flag_state {
  * r (PEND_RESULT: the ALU op's result, its a derived; PEND_CMP: CMP's or
  * TEST's a, r done again) and b (16: the immediate imm), or (PEND_SHIFT:
  * SHL/SHR/SAR, alu 0-2, by imm) the shift's input, kept in the host
- * frame's spare slot [rsp]. uses: the guest registers it reads, which
+ * frame's spare slot [rsp + SPARE]. uses: the guest registers it reads, which
  * nothing may write while it is pending (settle first). */
 enum { PEND_RESULT, PEND_CMP, PEND_SHIFT };
 struct pend {
@@ -403,13 +407,42 @@ struct page_memo {
 	int32_t off;
 };
 
+/* Page slots: pages the TLB allowed, kept in the host frame of the
+ * entry from C (SLOT(i): the linear page, its host address, and
+ * SLOT_BOUND, the bound the offset of an 8-byte access stays under; 0
+ * when empty), looked up after the address is computed: indexed
+ * accesses, FS/GS ones and those through registers that change hit them,
+ * across a loop's back edge and the links between translations too.
+ * Nothing changes the TLB but C code, so they are emptied at the entry
+ * from C and after every handler call (emit_slots_stub), and nowhere
+ * else. Reads and writes have slots of their own (SLOT_WAYS each): a
+ * write slot is filled through the TLB's write tag alone, so a read-only
+ * page, a frame with blocks or a clear D bit never serve a write. Each
+ * access goes through the slot its translation chose for its base
+ * register (plan_slots: the same one in every translation when it can). */
+#define SLOT_WAYS 4
+#define MEMO_SLOTS (2 * SLOT_WAYS)
+#define SLOT(i) ((int32_t)(SPARE + 8 + 24 * (i)))
+#define SLOT_BOUND (X86_PAGE_SIZE + 1 - 8)
+/* the frame under the saved registers: at [rsp + SPARE] a pending shift's
+ * input (struct pend), then the slots; 8 more than 16s keeps calls aligned */
+#define SPARE 0
+#define FRAME (8 + 24 * MEMO_SLOTS)
+_Static_assert(FRAME % 16 == 8, "the frame keeps calls aligned");
+
+struct slot_plan {
+	uint16_t key[MEMO_SLOTS];      /* slot_key + 1; 0: not used */
+};
+
 struct xlat {
 	struct emit e;
 	struct flag_state fl;
 	struct pend pd;
 	struct reg_cache rc;
 	struct page_memo pm;
+	struct slot_plan sp;
 	uint8_t *host_flags;           /* the flags stub (writable view): emit_host_flags */
+	uint8_t *slots_stub;           /* emit_slots_stub (writable view) */
 	const struct emu_block *b;
 	const fop_fn *fn;              /* the handlers as the block had them */
 	uint8_t *leave;                /* pops the saved registers and returns eax */
@@ -428,6 +461,8 @@ static void writeback(struct xlat *x);
 static void reload(struct xlat *x);
 static void emit_pending(struct xlat *x);
 static void settle(struct xlat *x);
+static void slots_empty(struct xlat *x);
+static void frame_lea(struct emit *e, int32_t d);
 
 /* Emit into the cold part (a slow way), then back into the hot one where
  * it was (to_hot returns there: where the slow way may come back to). */
@@ -448,11 +483,7 @@ static uint8_t *to_hot(struct xlat *x)
  * the cached guest registers' hosts). */
 static void pop_saved(struct emit *e)
 {
-	b1(e, 0x48);
-	b1(e, 0x8d);
-	b1(e, 0x64);
-	b1(e, 0x24);
-	b1(e, 8);                                          /* lea rsp, [rsp + 8] */
+	frame_lea(e, FRAME);
 	pop(e, R15);
 	pop(e, R14);
 	pop(e, RBP);
@@ -488,6 +519,7 @@ static void call_op(struct xlat *x, unsigned k, fop_fn fn)
 	b1(e, FS_CONT);                            /* cmp eax, FS_CONT */
 	jump_to(e, 5, x->leave);                   /* jne leave */
 	reload(x);
+	slots_empty(x);
 }
 
 /* add qword [v], d through register r, when the statistics are on */
@@ -673,12 +705,36 @@ static void mov_imm(struct emit *e, unsigned dst, uint64_t v)
 	}
 }
 
+/* lea rax, [base + index * 2^shift + disp] (host registers; index not RSP) */
+static void lea_sib(struct emit *e, unsigned base, unsigned index, unsigned shift, int32_t disp)
+{
+	unsigned mod = disp == 0 && (base & 7) != RBP ? 0 : disp == (int8_t)disp ? 1 : 2;
+	b1(e, 0x48 | ((index >> 3) & 1) << 1 | ((base >> 3) & 1));
+	b1(e, 0x8d);
+	b1(e, mod << 6 | RAX << 3 | 4);
+	b1(e, shift << 6 | (index & 7) << 3 | (base & 7));
+	if (mod == 1)
+		b1(e, (uint8_t)disp);
+	else if (mod == 2)
+		b4(e, (uint32_t)disp);
+}
+
 /* The linear address of op f's memory operand (f_lin) into RAX
- * (clobbers RCX; the host's flags only with_seg, for FS and GS). */
+ * (clobbers RCX; the host's flags only with_seg, for FS and GS): one LEA
+ * when its registers are cached. */
 static void lin(struct xlat *x, const struct emu_fop *f, bool with_seg)
 {
 	struct emit *e = &x->e;
 	bool have = true;
+	unsigned hb = cached(x, f->base), hi = cached(x, f->index);
+	if (hb && f->index >= 16) {
+		op_mem(e, true, 0x8d, RAX, hb, f->disp);          /* lea rax, [hb + disp] */
+		goto seg;
+	}
+	if (hb && hi) {
+		lea_sib(e, hb, hi, f->shift, f->disp);
+		goto seg;
+	}
 	if (f->base < 16)
 		get_gpr(x, RAX, f->base, 8);
 	else if (f->base == EMU_RIPREL)
@@ -707,6 +763,7 @@ static void lin(struct xlat *x, const struct emu_fop *f, bool with_seg)
 	} else if (f->disp) {
 		op_mem(e, true, 0x8d, RAX, RAX, f->disp);        /* lea rax, [rax + disp] */
 	}
+seg:
 	if (with_seg && (f->seg == EMU_FS || f->seg == EMU_GS)) {
 		int32_t off = f->seg == EMU_FS ? (int32_t)offsetof(struct emu_cpu, sregs.fs.base)
 					       : (int32_t)offsetof(struct emu_cpu, sregs.gs.base);
@@ -852,12 +909,95 @@ static void address(struct xlat *x, const struct access *a)
 		lin(x, a->f, true);
 		return;
 	}
+	unsigned h = cached(x, a->base);
+	if (h) {
+		op_mem(&x->e, true, 0x8d, RAX, h, a->disp);       /* lea rax, [h + disp] */
+		return;
+	}
 	if (a->base == MEMO_RIP)
 		load(&x->e, RAX, R_C, CORE(blk_rip), 8);
 	else
 		get_gpr(x, RAX, a->base, 8);
 	if (a->disp)
 		op_mem(&x->e, true, 0x8d, RAX, RAX, a->disp);     /* lea rax, [rax + disp] */
+}
+
+/* The slot's key of access a: its base register (MEMO_RIP: RIP-relative;
+ * else its index's, or none), FS or GS apart, reads and writes apart (a
+ * copy's source and destination, a read-only table). */
+static unsigned slot_key(const struct access *a)
+{
+	const struct emu_fop *f = a->f;
+	unsigned k = a->keyed ? a->base : f->base < 16 ? f->base : f->base == EMU_RIPREL ? MEMO_RIP
+		   : f->index < 16 ? 17u + f->index : 33;
+	if (!a->keyed)
+		k |= f->seg == EMU_FS ? 64u : f->seg == EMU_GS ? 128u : 0;
+	return k | (a->write ? 256u : 0);
+}
+
+/* The slot access a goes through (-1: none, the TLB look-up alone). */
+static int slot_of(const struct xlat *x, const struct access *a)
+{
+	unsigned key = slot_key(a) + 1;
+	for (unsigned i = 0; i < MEMO_SLOTS; i++)
+		if (x->sp.key[i] == key)
+			return (int)i;
+	return -1;
+}
+
+/* lea rsp, [rsp + d]: the frame made or dropped (the flags kept). */
+static void frame_lea(struct emit *e, int32_t d)
+{
+	op_mem(e, true, 0x8d, RSP, RSP, d);
+	if (d == (int8_t)d)                        /* INNER: the same length either way */
+		abort();
+}
+
+/* The stub that empties every slot (bound 0: nothing is under it), called
+ * (so the frame is 8 bytes up), at offset at of the arena; its end. */
+static size_t emit_slots_stub(struct emu_jit *j, size_t at)
+{
+	struct emit e0 = { .p = j->rw + at, .to_rx = j->rx - j->rw }, *e = &e0;
+	j->slots_stub = at;
+	for (unsigned i = 0; i < MEMO_SLOTS; i++) {
+		op_mem(e, true, 0xc7, 0, RSP, 8 + SLOT(i) + 16);
+		b4(e, 0);                                  /* mov qword [bound], 0 */
+	}
+	b1(e, 0xc3);
+	return (size_t)(e->p - j->rw + 15) & ~(size_t)15;
+}
+
+static void slots_empty(struct xlat *x)
+{
+	b1(&x->e, 0xe8);
+	b4(&x->e, (uint32_t)(int32_t)(x->slots_stub - (x->e.p + 4)));   /* call rel32 */
+}
+
+/* The host address of access a (at RAX) into RSI through slot i: its
+ * page's when RAX - page is under the bound, else (out of line) the TLB
+ * look-up, which fills the slot when it allows the slot's kind (a jump
+ * into miss when it does not allow the access). Clobbers RAX, RCX, RDX. */
+static void slot_access(struct xlat *x, const struct access *a, unsigned i,
+			struct pending *miss)
+{
+	struct emit *e = &x->e;
+	mov_rr(e, RSI, RAX);
+	op_mem(e, true, 0x2b, RSI, RSP, SLOT(i));          /* sub rsi, [page] */
+	op_mem(e, true, 0x3b, RSI, RSP, SLOT(i) + 16);     /* cmp rsi, [bound] */
+	uint8_t *out = jump_fwd(e, 3);                     /* jae: not in the slot */
+	op_mem(e, true, 0x03, RSI, RSP, SLOT(i) + 8);      /* add rsi, [host] */
+	tally_at(x, &x->j->slot_hits, 1, RDX);
+	to_cold(x);
+	land(e, out);
+	tally_at(x, &x->j->slot_misses, 1, RDX);
+	miss->at[miss->n++] = tlb(e, a->size, a->write);
+	store(e, RDX, RSP, SLOT(i), 8);                    /* the page (tlb: RDX) */
+	load(e, RDX, RCX, (int32_t)offsetof(struct emu_tlb_entry, host), 8);
+	store(e, RDX, RSP, SLOT(i) + 8, 8);
+	op_mem(e, true, 0xc7, 0, RSP, SLOT(i) + 16);
+	b4(e, SLOT_BOUND);                                 /* mov qword [bound], imm */
+	jump_to(e, 16, x->other);
+	to_hot(x);
 }
 
 /* Does the memo serve access a? (Its page, the same kind, within reach.) */
@@ -880,7 +1020,11 @@ static void emit_access(struct xlat *x, const struct access *a, struct pending *
 	struct page_memo *m = &x->pm;
 	if (!memo_serves(x, a)) {
 		address(x, a);
-		miss->at[miss->n++] = tlb(e, a->size, a->write);
+		int i = slot_of(x, a);
+		if (i >= 0)
+			slot_access(x, a, (unsigned)i, miss);
+		else
+			miss->at[miss->n++] = tlb(e, a->size, a->write);
 		if (a->keyed) {
 			mov_rr(e, RDI, RSI);
 			*m = (struct page_memo){ .valid = true, .write = a->write, .base = a->base,
@@ -932,6 +1076,55 @@ static void memo_restore(struct xlat *x, unsigned k, const struct page_memo *pm)
 	mov_imm(e, RAX, FS_NEXT);
 	jump_to(e, 16, x->leave);
 	land(e, done);
+}
+
+static bool has_template(const struct fop_info *fi);
+static bool is_mem(const struct fop_info *fi);
+
+/* The slots of translation x: each key of its accesses (the most used
+ * first; ties: the first seen) in its way of the reads' or the writes'
+ * slots, else the next free one: a base register keeps its slot from one
+ * translation to the next as long as they do not need more. */
+static void plan_slots(struct xlat *x)
+{
+	struct { unsigned key, uses; } seen[BLOCK_INSNS];
+	unsigned n = 0;
+	for (unsigned k = 0; k < x->b->n; k++) {
+		const struct emu_fop *f = &x->b->op[k];
+		struct fop_info fi = emu_fop_info(x->fn[k]);
+		if (fi.tmpl == T_CROSS)
+			fi = emu_fop_info((fop_fn)(uintptr_t)x->b->op[k + 1].imm);
+		struct access a;
+		if (fi.tmpl == T_CALL || fi.tmpl == T_RET)
+			a = (struct access){ .keyed = true, .write = fi.tmpl == T_CALL, .base = EMU_RSP,
+					     .size = 8 };
+		else if (fi.kind != FK_FUSED && has_template(&fi) && is_mem(&fi))
+			a = access_of(f, &fi);
+		else
+			continue;
+		unsigned key = slot_key(&a), j = 0;
+		while (j < n && seen[j].key != key)
+			j++;
+		if (j == n)
+			seen[n++] = (typeof(seen[0])){ .key = key };
+		seen[j].uses++;
+	}
+	for (;;) {
+		unsigned best = n;
+		for (unsigned j = 0; j < n; j++)
+			if (seen[j].uses && (best == n || seen[j].uses > seen[best].uses))
+				best = j;
+		if (best == n)
+			return;
+		unsigned key = seen[best].key, set = key & 256 ? SLOT_WAYS : 0;
+		unsigned way = (key ^ key >> 2 ^ key >> 6) % SLOT_WAYS;
+		for (unsigned t = 0; t < SLOT_WAYS; t++, way = (way + 1) % SLOT_WAYS)
+			if (!x->sp.key[set + way]) {
+				x->sp.key[set + way] = (uint16_t)(key + 1);
+				break;
+			}
+		seen[best].uses = 0;
+	}
 }
 
 /* --- the guest's flags as the host's --------------------------------------------------- */
@@ -1168,7 +1361,7 @@ static void emit_pending(struct xlat *x)
 		return;
 	if (p->kind == PEND_SHIFT) {
 		struct fop_info fi = { .size = (uint8_t)s, .alu = p->alu };
-		load(e, RAX, RSP, 0, s);                   /* the input */
+		load(e, RAX, RSP, SPARE, s);                   /* the input */
 		mov_rr(e, RDX, RAX);
 		op_sized(e, s, 0xc1, ext[p->alu], RDX);
 		b1(e, (unsigned)p->imm);                   /* the shift again */
@@ -1244,7 +1437,7 @@ static void shift_reg(struct xlat *x, const struct emu_fop *f, const struct fop_
 	x->pd.lf = 0;                                      /* all flags set again */
 	if (h && s >= 4) {
 		if (fi->flags) {                           /* the input kept: the record pending */
-			store(e, h, RSP, 0, 8);
+			store(e, h, RSP, SPARE, 8);
 			x->j->pended++;
 			x->pd = (struct pend){ .lf = EMU_LF_LOGIC_CO, .size = (uint8_t)s,
 					       .kind = PEND_SHIFT, .alu = fi->alu,
@@ -1896,7 +2089,7 @@ static void template_op(struct xlat *x, unsigned k, const struct fop_info *fi)
 
 #define BLK(field) ((int32_t)offsetof(struct emu_block, field))
 /* the entry's pushes and moves (prologue) */
-#define INNER 23
+#define INNER 27
 /* link_near - link_far (see link_far) */
 #define LINK_FAR 81
 
@@ -2477,15 +2670,13 @@ static const uint8_t *prologue(struct xlat *x)
 	push(e, RBP);
 	push(e, R14);
 	push(e, R15);
-	b1(e, 0x48);
-	b1(e, 0x83);
-	b1(e, 0xec);
-	b1(e, 8);                                  /* sub rsp, 8: calls aligned */
+	frame_lea(e, -FRAME);
 	mov_rr(e, R_CPU, RDI);
 	mov_rr(e, R_C, RSI);
 	mov_rr(e, R_OP, RDX);
 	if (e->p - entry != INNER)
 		abort();
+	slots_empty(x);
 	uint8_t *first = jump_fwd(e, 16);
 	const uint8_t *fail = e->p;
 	b1(e, 0xff);
@@ -2564,6 +2755,7 @@ bool emu_jit_translate(struct emu_jit *j, struct emu_block *b)
 		return false;
 	if (j->used == 0) {
 		j->used = emit_host_flags(j);
+		j->used = emit_slots_stub(j, j->used);
 		if (j->perf_map)
 			note_arena_start(j);
 	}
@@ -2572,8 +2764,10 @@ bool emu_jit_translate(struct emu_jit *j, struct emu_block *b)
 	for (unsigned k = 0; k < n; k++)
 		fn[k] = k ? b->op[k].fn : b->fn0;
 	struct xlat x = { .e = { .p = j->rw + j->used, .to_rx = j->rx - j->rw }, .b = b, .fn = fn,
-			  .j = j, .arena = j->rx, .host_flags = j->rw, .other = j->rw + j->cold_used };
+			  .j = j, .arena = j->rx, .host_flags = j->rw,
+			  .slots_stub = j->rw + j->slots_stub, .other = j->rw + j->cold_used };
 	choose_cached(&x);
+	plan_slots(&x);
 	const uint8_t *entry = prologue(&x);
 	unsigned k;
 	struct notes notes = { .at = { 0 } };
