@@ -80,6 +80,8 @@ static const char *const jit_exit_name[JX_KINDS] = {
 	"ret slow", "handler"
 };
 
+#define INFO_MEMO 512
+
 struct emu_jit {
 	uint8_t *rw;                   /* the arena, writable view */
 	const uint8_t *rx;             /* the same pages, executable view */
@@ -92,6 +94,10 @@ struct emu_jit {
 	uint64_t pended, dead;         /* flag records left pending, dead (memory ALU ops) */
 	uint64_t peeled;               /* loop heads peeled (emit_peel) */
 	uint64_t slot_hits, slot_misses; /* accesses through a page slot */
+	/* emu_fop_info's answers by handler (info_of): it compares fn with
+	 * every table of handlers, and a translation asks about each op
+	 * several times */
+	struct { fop_fn fn; struct fop_info fi; } info[INFO_MEMO];
 	FILE *perf_map;                /* VMDB_EMU_PERFMAP=1: /tmp/perf-PID.map, for perf */
 	FILE *dump;                    /* VMDB_EMU_JITDUMP=file: each translation described */
 };
@@ -204,6 +210,18 @@ void emu_jit_report(const struct emu_jit *j, FILE *out)
 		(unsigned long long)j->dead, (unsigned long long)j->peeled);
 	fprintf(out, "vmdb: emu: page slots: %llu hits, %llu misses\n",
 		(unsigned long long)j->slot_hits, (unsigned long long)j->slot_misses);
+}
+
+/* emu_fop_info(fn), through j's memo. */
+static struct fop_info info_of(struct emu_jit *j, fop_fn fn)
+{
+	uintptr_t h = (uintptr_t)fn;
+	unsigned i = (unsigned)((h >> 4) ^ (h >> 13)) & (INFO_MEMO - 1);
+	if (j->info[i].fn != fn) {
+		j->info[i].fi = emu_fop_info(fn);
+		j->info[i].fn = fn;
+	}
+	return j->info[i].fi;
 }
 
 /* --- the emitter ---------------------------------------------------------------------- */
@@ -1091,9 +1109,9 @@ static void plan_slots(struct xlat *x)
 	unsigned n = 0;
 	for (unsigned k = 0; k < x->b->n; k++) {
 		const struct emu_fop *f = &x->b->op[k];
-		struct fop_info fi = emu_fop_info(x->fn[k]);
+		struct fop_info fi = info_of(x->j, x->fn[k]);
 		if (fi.tmpl == T_CROSS)
-			fi = emu_fop_info((fop_fn)(uintptr_t)x->b->op[k + 1].imm);
+			fi = info_of(x->j, (fop_fn)(uintptr_t)x->b->op[k + 1].imm);
 		struct access a;
 		if (fi.tmpl == T_CALL || fi.tmpl == T_RET)
 			a = (struct access){ .keyed = true, .write = fi.tmpl == T_CALL, .base = EMU_RSP,
@@ -1817,7 +1835,7 @@ static void rotate(struct xlat *x, const struct emu_fop *f, const struct fop_inf
 static bool flags_dead_after(const struct xlat *x, unsigned k)
 {
 	for (unsigned i = k + 1; i < x->b->n; i++) {
-		struct fop_info fi = emu_fop_info(x->fn[i]);
+		struct fop_info fi = info_of(x->j, x->fn[i]);
 		bool reg = fi.form == FORM_RR || fi.form == FORM_RI;
 		if (fi.kind == FK_FUSED)
 			return true;
@@ -2456,9 +2474,9 @@ static void chain_to(struct xlat *x, unsigned kf, int64_t t, unsigned dret, uint
 static unsigned peel_ops(const struct xlat *x)
 {
 	for (unsigned k = 0; k < x->b->n && k <= 3; k++) {
-		struct fop_info fi = emu_fop_info(x->fn[k]);
+		struct fop_info fi = info_of(x->j, x->fn[k]);
 		if (fi.kind == FK_FUSED)
-			fi = emu_fop_info(fi.plain);
+			fi = info_of(x->j, fi.plain);
 		else if (fi.kind != FK_CALL)
 			return 0;
 		switch (fi.tmpl) {
@@ -2491,7 +2509,7 @@ static void emit_peel(struct xlat *x, const uint8_t *const *at)
 	x->rc.dirty = 0;
 	x->pm = (struct page_memo){ .valid = false };
 	for (unsigned k = 0; k < j; k++) {
-		struct fop_info fi = emu_fop_info(x->fn[k]);
+		struct fop_info fi = info_of(x->j, x->fn[k]);
 		settle_for(x, &x->b->op[k], &fi);
 		template_op(x, k, &fi);
 	}
@@ -2635,11 +2653,11 @@ static void choose_cached(struct xlat *x)
 {
 	unsigned uses[16] = { 0 };
 	for (unsigned k = 0; k < x->b->n; k++) {
-		struct fop_info fi = emu_fop_info(x->fn[k]);
+		struct fop_info fi = info_of(x->j, x->fn[k]);
 		if (fi.tmpl == T_CROSS)
-			fi = emu_fop_info((fop_fn)(uintptr_t)x->b->op[k + 1].imm);
+			fi = info_of(x->j, (fop_fn)(uintptr_t)x->b->op[k + 1].imm);
 		if (fi.kind == FK_FUSED)
-			fi = emu_fop_info(fi.plain);
+			fi = info_of(x->j, fi.plain);
 		if (has_template(&fi) || fi.tmpl == T_CALL || fi.tmpl == T_RET)
 			count_uses(x, k, &fi, uses);
 	}
@@ -2773,14 +2791,14 @@ bool emu_jit_translate(struct emu_jit *j, struct emu_block *b)
 	struct notes notes = { .at = { 0 } };
 	for (k = 0; k < n; k++) {
 		notes.at[k] = x.e.p;
-		struct fop_info fi = emu_fop_info(fn[k]);
+		struct fop_info fi = info_of(j, fn[k]);
 		if (fi.tmpl == T_CROSS) {
 			fn[k] = cross_check(&x, k);
-			fi = emu_fop_info(fn[k]);
+			fi = info_of(j, fn[k]);
 			x.fl.host = false;         /* the compares' */
 		}
 		if (fi.kind == FK_FUSED) {
-			struct fop_info cmp = emu_fop_info(fi.plain);
+			struct fop_info cmp = info_of(j, fi.plain);
 			if (cmp.tmpl == T_ALU) {
 				alu_reg(&x, &b->op[k], &cmp);
 			} else {
@@ -2789,7 +2807,7 @@ bool emu_jit_translate(struct emu_jit *j, struct emu_block *b)
 				x.pd.lf = 0;
 				notes.called[k] = true;
 			}
-			fi = emu_fop_info(fn[++k]);
+			fi = info_of(j, fn[++k]);
 			notes.at[k] = x.e.p;
 		}
 		if (fi.tmpl == T_JMP || fi.tmpl == T_CALL || fi.tmpl == T_RET) {
