@@ -264,6 +264,7 @@ static void *arena_take(struct emu_blocks *bs, size_t len, size_t cold, uint8_t 
 		if (bs->jit)
 			emu_jit_reset(bs->jit);
 		memset(bs->slot, 0, sizeof(bs->slot));
+		bs->insn_op = NULL;
 		bs->used = bs->cold_used = 0;
 		bs->flushes++;
 	}

@@ -141,7 +141,11 @@ struct emu_blocks {
 	 * goes on there */
 	struct emu_fop op[BLOCK_INSNS + 1];
 	struct emu_insn in[BLOCK_INSNS];
-	struct emu_insn insn;          /* block_insn's */
+	/* emu_fast_ops.c's insn_of: the last instruction it decoded, of op
+	 * insn_op (NULL: none; never one of block_prefix's copies, whose
+	 * place is reused) */
+	struct emu_insn insn;
+	const struct emu_fop *insn_op;
 	uint8_t tail[15];
 	unsigned tail_len;
 	struct fop_flags_memo flags_memo[FOP_MEMO];

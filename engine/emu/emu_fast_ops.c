@@ -125,14 +125,18 @@ static inline const struct emu_block *block_of(const struct emu_fop *f)
 
 /* f's instruction: an f_exact's as block_build kept it (in imm), else
  * decoded again from its block's copy of its bytes (the decode cache has
- * it, mostly), in the cache's scratch until the next call. The bytes
+ * it, mostly), in the cache's scratch until another op's. The bytes
  * decoded when the block was built: that cannot fail. */
 static const struct emu_insn *insn_of(struct emu_cpu *cpu, const struct emu_fop *f)
 {
 	const struct emu_block *b = block_of(f);
 	if (block_built(b)[f->idx] == f_exact)
 		return (const struct emu_insn *)(uintptr_t)f->imm;
-	struct emu_insn *in = &cpu->evm->blocks->insn;
+	struct emu_blocks *bs = cpu->evm->blocks;
+	struct emu_insn *in = &bs->insn;
+	if (bs->insn_op == f)
+		return in;                 /* an op that takes the exact way often (BT, REP) */
+	bs->insn_op = (const void *)b == (const void *)bs->prefix ? NULL : f;
 	uint8_t buf[15];
 	unsigned len = block_insn_bytes(b, f->idx, buf);
 	if (emu_decode_cached(cpu->evm, b->mode, b->gpa + f->off, buf, len, in) < 0) {
