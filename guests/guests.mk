@@ -92,6 +92,10 @@ guests: $(GUEST_OUT)/timer_storm.elf $(GUEST_OUT)/timer_edge.elf
 # interrupts between instructions of a block see exact flags (tests/test_emu_budget.py)
 guests: $(GUEST_OUT)/timer_flags.elf
 .SECONDARY: $(GUEST_OUT)/timer_flags.o
+# interrupts at a translated loop's head see the flags of its CMP, whose
+# record the translation writes only on its ways out (tests/test_emu_jit.py)
+guests: $(GUEST_OUT)/jit_flags.elf
+.SECONDARY: $(GUEST_OUT)/jit_flags.o
 # interrupts pending at STI come after the instruction in its shadow
 # (tests/test_sti_shadow.py)
 guests: $(GUEST_OUT)/sti_shadow.elf
@@ -100,6 +104,10 @@ guests: $(GUEST_OUT)/sti_shadow.elf
 # (tests/test_tlb_fill.py)
 guests: $(GUEST_OUT)/tlb_fill.elf
 .SECONDARY: $(GUEST_OUT)/tlb_fill.o
+# loops whose pages a translation keeps see the page tables as they are
+# (tests/test_emu_jit.py)
+guests: $(GUEST_OUT)/page_slots.elf
+.SECONDARY: $(GUEST_OUT)/page_slots.o
 
 # Guest-invisible stepping: guests that
 # record what they observe; tests/test_step.py compares their transcripts

@@ -76,6 +76,17 @@ def guest():
     return guest_path
 
 
+@pytest.fixture(params=["default", "1"])
+def emu_jit(request, engine, monkeypatch):
+    """Each engine as it runs by default, and emu once more with every
+    block translated at its first entry (VMDB_EMU_JIT=1)."""
+    if request.param != "default":
+        if engine != "emu":
+            pytest.skip("VMDB_EMU_JIT is emu's")
+        monkeypatch.setenv("VMDB_EMU_JIT", request.param)
+    return request.param
+
+
 def free_port_number():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

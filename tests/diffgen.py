@@ -1373,6 +1373,21 @@ class X87Gen(SseGen):
             self.emit(f"movabsq ${fp_qword(rng):#x}, %{r}")
             self.emit(f"movq %{r}, {self.m(8)}")
 
+    def forget_pointers(self, d, fx=False):
+        """Zero the x87 instruction and data pointers and the last opcode in
+        the image just saved at d(%rbp), where CPUs differ: Intel saves FCS
+        and FDS as 0 and FDP and FOP only at an unmasked exception (as emu
+        does), AMD saves the selectors and FDP and FOP of every x87
+        instruction, and its FXRSTOR loads none of them while FSW.ES is
+        clear. FXSAVE's MXCSR_MASK too: the MXCSR bits a CPU has (AMD's
+        have MM, bit 17). The rest of the image is compared."""
+        # FXSAVE: FOP at 6, FIP (FCS) at 8, FDP (FDS) at 16, MXCSR_MASK at
+        # 28; FNSTENV's 32-bit image: FIP at 12, FCS and FOP at 16, FDP at
+        # 20, FDS at 24
+        for off, width in ([(6, "w"), (8, "q"), (16, "q"), (28, "l")] if fx else
+                           [(12, "q"), (20, "q")]):
+            self.emit(f"mov{width} $0, {d + off}(%rbp)")
+
     def t_x87_ctrl(self):
         rng = self.rng
         k = rng.randint(0, 9)
@@ -1392,10 +1407,12 @@ class X87Gen(SseGen):
             # an environment round trip (FNSTENV masks every exception)
             d = self.disp(28)
             self.emit(f"fnstenv {d}(%rbp)")
+            self.forget_pointers(d)
             self.emit(f"fldenv {d}(%rbp)")
         elif k == 7:
             d = self.disp(108)
             self.emit(f"fnsave {d}(%rbp)")
+            self.forget_pointers(d)
             if rng.random() < 0.7:
                 self.emit(f"frstor {d}(%rbp)")
         elif k == 8:
@@ -1403,6 +1420,7 @@ class X87Gen(SseGen):
             d = rng.randint(-DATA_REACH // 16, (DATA_REACH - 512) // 16) * 16
             w = rng.choice(["", "64"])
             self.emit(f"fxsave{w} {d}(%rbp)")
+            self.forget_pointers(d, fx=True)
             if rng.random() < 0.5:
                 self.emit(f"movw ${random_fcw(rng):#x}, {d}(%rbp)")
                 self.emit(f"movb ${rng.getrandbits(8):#x}, {d + 4}(%rbp)")

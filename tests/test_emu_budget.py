@@ -5,17 +5,10 @@ of the fast path, whose first instructions then run as a block of their own
 with the flags a later instruction sets again computed all the same; there
 every point of the loop is interrupted at (all=1), with the handler chain
 and with every block translated at once (VMDB_EMU_JIT=1)."""
-import pytest
-
 from conftest import guest_checks_passed
 
 
-@pytest.mark.parametrize("jit", ["default", "1"])
-def test_interrupts_inside_blocks_see_exact_flags(start_vmdb, guest, engine, jit, monkeypatch):
-    if jit != "default":
-        if engine != "emu":
-            pytest.skip("VMDB_EMU_JIT is emu's")
-        monkeypatch.setenv("VMDB_EMU_JIT", jit)
+def test_interrupts_inside_blocks_see_exact_flags(start_vmdb, guest, engine, emu_jit):
     # on kvm each of the timer's interrupts is an exit of the host: fewer passes
     args = ("--cmdline", "all=1" if engine == "emu" else "loops=10000")
     vm = start_vmdb(guest("timer_flags"), *args)

@@ -6,17 +6,10 @@ STI stretch (all=1 on emu, where timer deadlines are instruction counts and
 a block cut short by one must not end between STI and its shadow). On emu
 with the handler chain and with every block translated at once
 (VMDB_EMU_JIT=1)."""
-import pytest
-
 from conftest import guest_checks_passed
 
 
-@pytest.mark.parametrize("jit", ["default", "1"])
-def test_interrupt_after_sti_shadow(start_vmdb, guest, engine, jit, monkeypatch):
-    if jit != "default":
-        if engine != "emu":
-            pytest.skip("VMDB_EMU_JIT is emu's")
-        monkeypatch.setenv("VMDB_EMU_JIT", jit)
+def test_interrupt_after_sti_shadow(start_vmdb, guest, engine, emu_jit):
     # on kvm vmdb injects an interrupt at its next exit, not when STI opens
     # the window: the timer part only, with fewer passes
     args = ("--cmdline", "all=1" if engine == "emu" else "pending=0 loops=5000")

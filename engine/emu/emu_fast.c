@@ -264,6 +264,7 @@ static void *arena_take(struct emu_blocks *bs, size_t len, size_t cold, uint8_t 
 		if (bs->jit)
 			emu_jit_reset(bs->jit);
 		memset(bs->slot, 0, sizeof(bs->slot));
+		bs->insn_op = NULL;
 		bs->used = bs->cold_used = 0;
 		bs->flushes++;
 	}
@@ -331,6 +332,8 @@ static unsigned block_decode(struct emu_vm *evm, uint64_t gpa, unsigned mode,
 			break;
 		}
 		emu_fop_build(bs, in, &bs->op[n], n, *pos);
+		if (is_sti(in))
+			bs->op[n].flags |= FOP_STI;
 		*pos += in->len;
 		n++;
 		if (ends_block(in) || shadowed)
@@ -372,16 +375,24 @@ static struct emu_block *block_build(struct emu_vm *evm, uint64_t gpa, unsigned 
 	if (words * 8 > avail)
 		words = 0;
 	unsigned copied = words ? words * 8 : here;
-	size_t ops = sizeof(struct emu_fop) * (n + 1), ins = sizeof(struct emu_insn) * n;
-	size_t fns = sizeof(fop_fn) * n;
+	unsigned exact = 0;
+	for (unsigned i = 0; i < n; i++)
+		exact += emu_fop_exact(built[i]);
+	size_t ops = sizeof(struct emu_fop) * (n + 1), fns = sizeof(fop_fn) * n;
+	size_t kept = sizeof(struct emu_insn) * exact;
 	uint8_t *cold;
-	struct emu_block *b = arena_take(bs, sizeof(*b) + ops, fns + ins + copied + bs->tail_len,
+	struct emu_block *b = arena_take(bs, sizeof(*b) + ops, kept + fns + copied + bs->tail_len,
 					 &cold);
 	memcpy(b->op, bs->op, ops);
-	memcpy(cold, built, fns);
-	b->in = (const struct emu_insn *)(cold + fns);
-	memcpy((void *)b->in, bs->in, ins);
-	b->bytes = (const uint8_t *)b->in + ins;
+	struct emu_insn *in = (struct emu_insn *)(void *)cold;
+	for (unsigned i = 0; i < n; i++) {
+		if (emu_fop_exact(built[i])) {
+			*in = bs->in[i];
+			b->op[i].imm = (uintptr_t)in++;
+		}
+	}
+	memcpy(cold + kept, built, fns);
+	b->bytes = cold + kept + fns;
 	memcpy((void *)b->bytes, p, copied);
 	if (bs->tail_len) {
 		uint8_t *tail = (uint8_t *)b->bytes + copied;
@@ -390,7 +401,7 @@ static struct emu_block *block_build(struct emu_vm *evm, uint64_t gpa, unsigned 
 	}
 	b->words = (uint8_t)words;
 	b->nbytes = (uint16_t)here;
-	b->n = (uint8_t)n;
+	b->n = b->built = (uint8_t)n;
 	b->fn0 = b->op[0].fn;
 	b->hits = 0;
 	b->jit_link = NULL;
@@ -479,7 +490,7 @@ static inline struct emu_block *block_at(struct emu_cpu *cpu, struct emu_core *c
  * recording its flags (no dead flags dropped, no compare fused: the copy
  * runs once, and is made often), so that the flags are exact after the
  * k-th as at any block's end; the fields are b's, so that everything else
- * (links, the exact handlers' in[], the way out) is as in b. The copy is
+ * (links, the copy of its bytes, the way out) is as in b. The copy is
  * only ever run from here, and nothing links to it. */
 static struct emu_block *block_prefix(struct emu_core *c, const struct emu_block *b,
 				      unsigned k)
@@ -487,7 +498,7 @@ static struct emu_block *block_prefix(struct emu_core *c, const struct emu_block
 	struct emu_blocks *bs = c->blocks;
 	struct emu_block *p = (struct emu_block *)(void *)bs->prefix;
 	const fop_fn *built = block_built(b);
-	if (is_sti(&b->in[k - 1]) && --k == 0)
+	if ((b->op[k - 1].flags & FOP_STI) && --k == 0)
 		return NULL;               /* never between STI and its shadow: step() */
 	*p = *b;
 	memcpy(p->op, b->op, sizeof(struct emu_fop) * k);

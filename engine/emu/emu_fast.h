@@ -13,8 +13,8 @@
 #define BLOCK_BYTES 256
 /* The block cache: a table of BLOCK_SLOTS blocks by physical address, the
  * blocks themselves in an arena of BLOCK_ARENA bytes, each as long as its
- * instructions need, and what only the slow ways read (the decoded forms,
- * the copy of the bytes) in a second one, so that the blocks that run
+ * instructions need, and what only the slow ways read (the handlers
+ * first chosen, the copy of the bytes) in a second one, so that the blocks that run
  * share the host's caches with less. When either is full every block is
  * dropped at once. */
 #define BLOCK_SLOT_BITS 18
@@ -68,11 +68,16 @@ struct emu_fop {
 #define FOP_WMEM 0x4                   /* a specialised store: at f_lin ... */
 #define FOP_WSTK 0x8                   /* ... or below RSP (push, call) */
 #define FOP_WSHIFT 4                   /* bits 4-6: log2 of the store's size */
+#define FOP_STI 0x80                   /* STI (its shadow's instruction follows) */
 
 /* A block, as block_build lays it out in the arena: the header and
  * op[n + 1]; in the cold arena the handlers emu_fop_build chose for its
  * instructions (before emu_fops_finish and the native tier changed some:
- * block_prefix starts from them), in[n] and the copy of its bytes. */
+ * block_prefix starts from them) and the copy of its bytes, after the
+ * decoded form of each instruction that has no specialised handler
+ * (f_exact: op[k].imm points at it). Those of the others are not kept:
+ * few are ever needed (f_miss), and at 96 bytes each they were most of
+ * the arena's bytes (emu_fast_ops.c's insn_of decodes the copy again). */
 struct emu_block {
 	uint64_t gpa;
 	/* emu_vm.code_gen + code_ver[frame] when it was last compared: both
@@ -83,8 +88,8 @@ struct emu_block {
 	uint8_t mode;
 	uint8_t n;                     /* instructions; 0 = the first is not plain */
 	uint8_t words;                 /* bytes to compare as words (0: memcmp nbytes) */
+	uint8_t built;                 /* n when built (block_prefix's copies run fewer) */
 	uint16_t nbytes;               /* in its page (a last instruction may go on) */
-	const struct emu_insn *in;     /* the decoded forms, for the exact handlers */
 	const uint8_t *bytes;          /* the copy compared with the guest's */
 	const uint8_t *tail;           /* the last instruction's bytes in the next page */
 	fop_fn fn0;                    /* op[0]'s handler (op[0].fn counts entries, then
@@ -138,6 +143,11 @@ struct emu_blocks {
 	 * goes on there */
 	struct emu_fop op[BLOCK_INSNS + 1];
 	struct emu_insn in[BLOCK_INSNS];
+	/* emu_fast_ops.c's insn_of: the last instruction it decoded, of op
+	 * insn_op (NULL: none; never one of block_prefix's copies, whose
+	 * place is reused) */
+	struct emu_insn insn;
+	const struct emu_fop *insn_op;
 	uint8_t tail[15];
 	unsigned tail_len;
 	struct fop_flags_memo flags_memo[FOP_MEMO];
@@ -160,6 +170,17 @@ static inline uint64_t code_stamp(const struct emu_core *c, uint64_t frame)
 static inline bool block_current(const struct emu_core *c, const struct emu_block *b)
 {
 	return b->stamp == code_stamp(c, b->frame);
+}
+
+/* Instruction k of b's bytes (the last may go on in b->tail) into buf:
+ * how many. */
+static inline unsigned block_insn_bytes(const struct emu_block *b, unsigned k, uint8_t *buf)
+{
+	unsigned off = b->op[k].off, len = b->op[k].end - off;
+	len = len < 15 ? len : 15;
+	for (unsigned i = 0; i < len; i++)
+		buf[i] = off + i < b->nbytes ? b->bytes[off + i] : b->tail[off + i - b->nbytes];
+	return len;
 }
 
 static inline unsigned block_index(uint64_t gpa)
@@ -228,7 +249,7 @@ static inline const struct emu_block *block_find(const struct emu_core *c, uint6
  * emu_block). */
 static inline const fop_fn *block_built(const struct emu_block *b)
 {
-	return (const fop_fn *)(const void *)b->in - b->n;
+	return (const fop_fn *)(const void *)b->bytes - b->built;
 }
 
 /* --- emu_fast_ops.c --- */
@@ -271,6 +292,9 @@ struct fop_info {
 };
 
 struct fop_info emu_fop_info(fop_fn fn);
+/* Is fn f_exact, the exact handler of an instruction without a specialised
+ * one? (block_build keeps its decoded form: imm points at it.) */
+bool emu_fop_exact(fop_fn fn);
 /* The handler of a direct JMP (a taken Jcc's way: its fop has the same fields). */
 fop_fn emu_fop_jmp(void);
 /* What a RET (f) does after its pop of rip: on to there (chain). */

@@ -16,6 +16,8 @@
 #include "engine/emu/emu_fast.h"
 
 #include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <Zydis/Zydis.h>
 
@@ -113,15 +115,36 @@ static inline unsigned stop(struct emu_core *c, const struct emu_fop *f, unsigne
 
 /* --- handlers ---------------------------------------------------------------------- */
 
+static unsigned f_exact(struct emu_cpu *cpu, struct emu_core *c, const struct emu_fop *f);
+
 static inline const struct emu_block *block_of(const struct emu_fop *f)
 {
 	const struct emu_fop *first = f - f->idx;
 	return (const struct emu_block *)((const char *)first - offsetof(struct emu_block, op));
 }
 
-static inline const struct emu_insn *insn_of(const struct emu_fop *f)
+/* f's instruction: an f_exact's as block_build kept it (in imm), else
+ * decoded again from its block's copy of its bytes (the decode cache has
+ * it, mostly), in the cache's scratch until another op's. The bytes
+ * decoded when the block was built: that cannot fail. */
+static const struct emu_insn *insn_of(struct emu_cpu *cpu, const struct emu_fop *f)
 {
-	return &block_of(f)->in[f->idx];
+	const struct emu_block *b = block_of(f);
+	if (block_built(b)[f->idx] == f_exact)
+		return (const struct emu_insn *)(uintptr_t)f->imm;
+	struct emu_blocks *bs = cpu->evm->blocks;
+	struct emu_insn *in = &bs->insn;
+	if (bs->insn_op == f)
+		return in;                 /* an op that takes the exact way often (BT, REP) */
+	bs->insn_op = (const void *)b == (const void *)bs->prefix ? NULL : f;
+	uint8_t buf[15];
+	unsigned len = block_insn_bytes(b, f->idx, buf);
+	if (emu_decode_cached(cpu->evm, b->mode, b->gpa + f->off, buf, len, in) < 0) {
+		fprintf(stderr, "vmdb: emu: internal error: a block's instruction at %#llx "
+			"no longer decodes\n", (unsigned long long)(b->gpa + f->off));
+		abort();
+	}
+	return in;
 }
 
 /* The exact handler runs f's instruction (counted as `way`, emu_stats.h);
@@ -129,7 +152,7 @@ static inline const struct emu_insn *insn_of(const struct emu_fop *f)
 static inline unsigned exact_way(struct emu_cpu *cpu, struct emu_core *c,
 				 const struct emu_fop *f, unsigned way)
 {
-	const struct emu_insn *in = insn_of(f);
+	const struct emu_insn *in = insn_of(cpu, f);
 	emu_insn_stat(cpu->evm->insn_stats, way, in->mnemonic);
 	sync_at(cpu, c, f);
 	emu_flags_sync(cpu);
@@ -174,7 +197,7 @@ static unsigned f_cross(struct emu_cpu *cpu, struct emu_core *c, const struct em
 static bool miss_access(struct emu_cpu *cpu, struct emu_core *c, const struct emu_fop *f,
 			uint64_t *lin, unsigned *size)
 {
-	const struct emu_insn *in = insn_of(f);
+	const struct emu_insn *in = insn_of(cpu, f);
 	if (f->flags & FOP_WMEM) {
 		*lin = (f->flags & FOP_WSTK) ? cpu->gpr[EMU_RSP] - 8 : f_lin(cpu, c, f);
 		*size = 1u << ((f->flags >> FOP_WSHIFT) & 7);
@@ -236,7 +259,7 @@ static fop_fn built_fn(const struct emu_core *c, const struct emu_fop *f)
 static bool one_access(struct emu_cpu *cpu, struct emu_core *c, const struct emu_fop *f,
 		       fop_fn fn, uint64_t *lin, bool *write)
 {
-	const struct emu_insn *in = insn_of(f);
+	const struct emu_insn *in = insn_of(cpu, f);
 	const struct emu_operand *m = NULL;
 	unsigned mems = 0, size;
 	if (f->flags & FOP_MEMW)
@@ -272,7 +295,7 @@ static bool one_access(struct emu_cpu *cpu, struct emu_core *c, const struct emu
 static __attribute__((noinline)) unsigned f_miss(struct emu_cpu *cpu, struct emu_core *c,
 						 const struct emu_fop *f)
 {
-	const struct emu_insn *in = insn_of(f);
+	const struct emu_insn *in = insn_of(cpu, f);
 	uint64_t wlin = 0;
 	/* a TLB miss the walk fills: the specialised handler again */
 	fop_fn fn = built_fn(c, f);
@@ -621,36 +644,42 @@ FOP(div_m##S)                                                                   
 DEF_DIV(8)
 DEF_DIV(4)
 
+/* An operation on an r/m operand in two forms: op(cpu, c, f, v, S) with v
+ * the register f->R (_r) or S bytes at f's memory operand (_m). */
+#define DEF_RM_FORMS(NAME, OP, R, S)                                                          \
+FOP(NAME##_r##S)                                                                              \
+{                                                                                             \
+	OP(cpu, c, f, cpu->gpr[f->R], S);                                                     \
+	NEXT;                                                                                 \
+}                                                                                             \
+FOP(NAME##_m##S)                                                                              \
+{                                                                                             \
+	RD(p, f_lin(cpu, c, f), S);                                                           \
+	OP(cpu, c, f, load(p, S), S);                                                         \
+	NEXT;                                                                                 \
+}
+
 /* MUL r/m64, r/m32: RDX:RAX = RAX * v; CF = OF = the high half is not 0,
  * SF/ZF/PF of the low half, AF 0 (as h_mul leaves them) */
-static inline void multiply(struct emu_cpu *cpu, struct emu_core *c, uint64_t v, unsigned s)
+static inline void multiply(struct emu_cpu *cpu, struct emu_core *c, const struct emu_fop *f,
+			    uint64_t v, unsigned s)
 {
+	(void)f;
 	unsigned __int128 p = (unsigned __int128)gpr_get(cpu, EMU_RAX, s) * (v & msk(s));
 	uint64_t lo = (uint64_t)p & msk(s), hi = s == 8 ? (uint64_t)(p >> 64) : (uint64_t)p >> 32;
 	gpr_put(cpu, EMU_RAX, s, lo);
 	gpr_put(cpu, EMU_RDX, s, hi);
 	emu_lf_record(c, EMU_LF_LOGIC_CO, lo, hi ? 3 : 0, lo, s);
 }
-
-#define DEF_MUL(S)                                                                            \
-FOP(mul_r##S)                                                                                 \
-{                                                                                             \
-	multiply(cpu, c, cpu->gpr[f->r0], S);                                                 \
-	NEXT;                                                                                 \
-}                                                                                             \
-FOP(mul_m##S)                                                                                 \
-{                                                                                             \
-	RD(p, f_lin(cpu, c, f), S);                                                           \
-	multiply(cpu, c, load(p, S), S);                                                      \
-	NEXT;                                                                                 \
-}
-DEF_MUL(8)
-DEF_MUL(4)
+DEF_RM_FORMS(mul, multiply, r0, 8)
+DEF_RM_FORMS(mul, multiply, r0, 4)
 
 /* BSF/BSR r, r/m (f->imm: BSR): ZF = the source is 0, which leaves the
  * destination alone; the other flags as they were (h_bsf_bsr) */
-static inline void bitscan(struct emu_cpu *cpu, const struct emu_fop *f, uint64_t v, unsigned s)
+static inline void bitscan(struct emu_cpu *cpu, struct emu_core *c, const struct emu_fop *f,
+			   uint64_t v, unsigned s)
 {
+	(void)c;
 	v &= msk(s);
 	emu_flags_sync(cpu);
 	if (!v) {
@@ -661,28 +690,16 @@ static inline void bitscan(struct emu_cpu *cpu, const struct emu_fop *f, uint64_
 				(uint64_t)__builtin_ctzll(v));
 	cpu->rflags &= ~RFLAGS_ZF;
 }
-
-#define DEF_BITSCAN(S)                                                                        \
-FOP(bitscan_rr##S)                                                                            \
-{                                                                                             \
-	(void)c;                                                                              \
-	bitscan(cpu, f, cpu->gpr[f->r1], S);                                                  \
-	NEXT;                                                                                 \
-}                                                                                             \
-FOP(bitscan_rm##S)                                                                            \
-{                                                                                             \
-	RD(p, f_lin(cpu, c, f), S);                                                           \
-	bitscan(cpu, f, load(p, S), S);                                                       \
-	NEXT;                                                                                 \
-}
-DEF_BITSCAN(8)
-DEF_BITSCAN(4)
+DEF_RM_FORMS(bitscan, bitscan, r1, 8)
+DEF_RM_FORMS(bitscan, bitscan, r1, 4)
 
 /* TZCNT/LZCNT r, r/m (f->imm: LZCNT): the count, the operand's width for
  * 0; CF = the source is 0, ZF = the count is, the other flags as they
  * were (h_tzcnt_lzcnt) */
-static inline void zcount(struct emu_cpu *cpu, const struct emu_fop *f, uint64_t v, unsigned s)
+static inline void zcount(struct emu_cpu *cpu, struct emu_core *c, const struct emu_fop *f,
+			  uint64_t v, unsigned s)
 {
+	(void)c;
 	unsigned bits = s * 8;
 	v &= msk(s);
 	uint64_t r = !v ? bits : f->imm ? (uint64_t)(__builtin_clzll(v) - (64 - bits))
@@ -695,22 +712,8 @@ static inline void zcount(struct emu_cpu *cpu, const struct emu_fop *f, uint64_t
 	if (!r)
 		cpu->rflags |= RFLAGS_ZF;
 }
-
-#define DEF_ZCOUNT(S)                                                                         \
-FOP(zcount_rr##S)                                                                             \
-{                                                                                             \
-	(void)c;                                                                              \
-	zcount(cpu, f, cpu->gpr[f->r1], S);                                                   \
-	NEXT;                                                                                 \
-}                                                                                             \
-FOP(zcount_rm##S)                                                                             \
-{                                                                                             \
-	RD(p, f_lin(cpu, c, f), S);                                                           \
-	zcount(cpu, f, load(p, S), S);                                                        \
-	NEXT;                                                                                 \
-}
-DEF_ZCOUNT(8)
-DEF_ZCOUNT(4)
+DEF_RM_FORMS(zcount, zcount, r1, 8)
+DEF_RM_FORMS(zcount, zcount, r1, 4)
 
 /* BT/BTS/BTR/BTC r/m, imm (the bit: f->imm, already below the width):
  * CF = the bit, the other flags as they were (h_bt) */
@@ -1321,7 +1324,7 @@ FOP(rdtsc)
  * into code counts as it does after any exact store (stored). */
 FOP(rep_str)
 {
-	const struct emu_insn *in = insn_of(f);
+	const struct emu_insn *in = insn_of(cpu, f);
 	unsigned size = in->osize ? in->osize : 1, done = 0;
 	if (__builtin_expect(c->dbg_armed, 0))
 		return exact_way(cpu, c, f, EMU_STAT_MISS);
@@ -2525,9 +2528,9 @@ static fop_fn pick(const struct emu_insn *in, struct emu_fop *f)
 		for (unsigned k = 0; k < 2; k++) {
 			int form = form_of(in, f, form_size[k]);
 			if (form == 0)
-				return k == 0 ? bitscan_rr8 : bitscan_rr4;
+				return k == 0 ? bitscan_r8 : bitscan_r4;
 			if (form == 2)
-				return k == 0 ? bitscan_rm8 : bitscan_rm4;
+				return k == 0 ? bitscan_m8 : bitscan_m4;
 		}
 		return NULL;
 	case ZYDIS_MNEMONIC_TZCNT: case ZYDIS_MNEMONIC_LZCNT:
@@ -2535,9 +2538,9 @@ static fop_fn pick(const struct emu_insn *in, struct emu_fop *f)
 		for (unsigned k = 0; k < 2; k++) {
 			int form = form_of(in, f, form_size[k]);
 			if (form == 0)
-				return k == 0 ? zcount_rr8 : zcount_rr4;
+				return k == 0 ? zcount_r8 : zcount_r4;
 			if (form == 2)
-				return k == 0 ? zcount_rm8 : zcount_rm4;
+				return k == 0 ? zcount_m8 : zcount_m4;
 		}
 		return NULL;
 	case ZYDIS_MNEMONIC_RDTSC: case ZYDIS_MNEMONIC_RDTSCP:
@@ -2756,6 +2759,11 @@ unsigned emu_fop_chain(struct emu_cpu *cpu, struct emu_core *c, const struct emu
 		       uint64_t rip)
 {
 	return chain(cpu, c, f, rip, c->blk_ret + f->idx + 1, FS_JUMP);
+}
+
+bool emu_fop_exact(fop_fn fn)
+{
+	return fn == f_exact;
 }
 
 struct fop_info emu_fop_info(fop_fn fn)

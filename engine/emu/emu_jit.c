@@ -28,7 +28,11 @@
  * translation knows which it was, else the flags stub at the start of the
  * arena sets them from the record (struct flag_state, need_flags). A
  * rotate whose flags a later op of the block sets again before anything
- * can look is done without them. A last instruction that goes on into
+ * can look is done without them, and so is the record of an ALU op with
+ * a memory operand. The record of an ALU op or a shift on a cached
+ * register is left pending (struct pend) and written only where
+ * something may look: a call, a way out, a slow way (a later access's
+ * TLB miss, whose fault must see it). A last instruction that goes on into
  * the next page compares its bytes there inline, as f_cross does.
  *
  * Memory: one memfd mapped twice, written through one view and run
@@ -54,7 +58,7 @@
 #define JIT_ARENA (64u << 20)
 /* translations' own code below, their slow ways (calls, the block loop's
  * way out) above: the code that runs shares the host's caches with less */
-#define JIT_HOT (48u << 20)
+#define JIT_HOT (32u << 20)              /* a boot's hot parts take 8 MiB, their slow ways more */
 /* room a translation may need per instruction, checked before each */
 #define JIT_INSN_MAX 256
 
@@ -76,14 +80,24 @@ static const char *const jit_exit_name[JX_KINDS] = {
 	"ret slow", "handler"
 };
 
+#define INFO_MEMO 512
+
 struct emu_jit {
 	uint8_t *rw;                   /* the arena, writable view */
 	const uint8_t *rx;             /* the same pages, executable view */
 	size_t used;                   /* 0: empty, not even the flags stub (host_flags) */
 	size_t cold_used;              /* from JIT_HOT */
+	size_t slots_stub;             /* where the page slots are emptied (emit_slots_stub) */
 	uint64_t blocks, insns;        /* translated; instructions of blocks entered */
 	bool stats;                    /* VMDB_EMU_STATS=1: insns and exits are counted */
 	uint64_t exits[JX_KINDS];
+	uint64_t pended, dead;         /* flag records left pending, dead (memory ALU ops) */
+	uint64_t peeled;               /* loop heads peeled (emit_peel) */
+	uint64_t slot_hits, slot_misses; /* accesses through a page slot */
+	/* emu_fop_info's answers by handler (info_of): it compares fn with
+	 * every table of handlers, and a translation asks about each op
+	 * several times */
+	struct { fop_fn fn; struct fop_info fi; } info[INFO_MEMO];
 	FILE *perf_map;                /* VMDB_EMU_PERFMAP=1: /tmp/perf-PID.map, for perf */
 	FILE *dump;                    /* VMDB_EMU_JITDUMP=file: each translation described */
 };
@@ -191,7 +205,23 @@ void emu_jit_report(const struct emu_jit *j, FILE *out)
 	for (unsigned k = 0; k < JX_KINDS; k++)
 		fprintf(out, "%s %s %llu", k ? "," : "", jit_exit_name[k],
 			(unsigned long long)j->exits[k]);
-	fprintf(out, "\n");
+	fprintf(out, "\nvmdb: emu: flag records translated: %llu left pending, %llu dead with a "
+		"memory operand, %llu loop heads peeled\n", (unsigned long long)j->pended,
+		(unsigned long long)j->dead, (unsigned long long)j->peeled);
+	fprintf(out, "vmdb: emu: page slots: %llu hits, %llu misses\n",
+		(unsigned long long)j->slot_hits, (unsigned long long)j->slot_misses);
+}
+
+/* emu_fop_info(fn), through j's memo. */
+static struct fop_info info_of(struct emu_jit *j, fop_fn fn)
+{
+	uintptr_t h = (uintptr_t)fn;
+	unsigned i = (unsigned)((h >> 4) ^ (h >> 13)) & (INFO_MEMO - 1);
+	if (j->info[i].fn != fn) {
+		j->info[i].fi = emu_fop_info(fn);
+		j->info[i].fn = fn;
+	}
+	return j->info[i].fi;
 }
 
 /* --- the emitter ---------------------------------------------------------------------- */
@@ -352,6 +382,21 @@ struct flag_state {
 	uint8_t lf, size;
 };
 
+/* A record not written yet: the latest flags-setting op's, of lf at size
+ * (0: none), made only where something may look (emit_pending: a call,
+ * a way out, a slow way) from what stays of its operands: guest register
+ * r (PEND_RESULT: the ALU op's result, its a derived; PEND_CMP: CMP's or
+ * TEST's a, r done again) and b (16: the immediate imm), or (PEND_SHIFT:
+ * SHL/SHR/SAR, alu 0-2, by imm) the shift's input, kept in the host
+ * frame's spare slot [rsp + SPARE]. uses: the guest registers it reads, which
+ * nothing may write while it is pending (settle first). */
+enum { PEND_RESULT, PEND_CMP, PEND_SHIFT };
+struct pend {
+	uint8_t lf, size, kind, r, b, alu;
+	int32_t imm;
+	uint16_t uses;
+};
+
 /* Guest registers kept in host registers across a translation: a fixed
  * choice per translation (choose_cached), loaded after the entry and
  * after every handler call, written back before every way out and every
@@ -380,17 +425,49 @@ struct page_memo {
 	int32_t off;
 };
 
+/* Page slots: pages the TLB allowed, kept in the host frame of the
+ * entry from C (SLOT(i): the linear page, its host address, and
+ * SLOT_BOUND, the bound the offset of an 8-byte access stays under; 0
+ * when empty), looked up after the address is computed: indexed
+ * accesses, FS/GS ones and those through registers that change hit them,
+ * across a loop's back edge and the links between translations too.
+ * Nothing changes the TLB but C code, so they are emptied at the entry
+ * from C and after every handler call (emit_slots_stub), and nowhere
+ * else. Reads and writes have slots of their own (SLOT_WAYS each): a
+ * write slot is filled through the TLB's write tag alone, so a read-only
+ * page, a frame with blocks or a clear D bit never serve a write. Each
+ * access goes through the slot its translation chose for its base
+ * register (plan_slots: the same one in every translation when it can). */
+#define SLOT_WAYS 4
+#define MEMO_SLOTS (2 * SLOT_WAYS)
+#define SLOT(i) ((int32_t)(SPARE + 8 + 24 * (i)))
+#define SLOT_BOUND (X86_PAGE_SIZE + 1 - 8)
+/* the frame under the saved registers: at [rsp + SPARE] a pending shift's
+ * input (struct pend), then the slots; 8 more than 16s keeps calls aligned */
+#define SPARE 0
+#define FRAME (8 + 24 * MEMO_SLOTS)
+_Static_assert(FRAME % 16 == 8, "the frame keeps calls aligned");
+
+struct slot_plan {
+	uint16_t key[MEMO_SLOTS];      /* slot_key + 1; 0: not used */
+};
+
 struct xlat {
 	struct emit e;
 	struct flag_state fl;
+	struct pend pd;
 	struct reg_cache rc;
 	struct page_memo pm;
+	struct slot_plan sp;
 	uint8_t *host_flags;           /* the flags stub (writable view): emit_host_flags */
+	uint8_t *slots_stub;           /* emit_slots_stub (writable view) */
 	const struct emu_block *b;
 	const fop_fn *fn;              /* the handlers as the block had them */
 	uint8_t *leave;                /* pops the saved registers and returns eax */
 	const uint8_t *inner;          /* its first instruction's code: the cached registers' loads */
 	const uint8_t *body;           /* after the cached registers' loads */
+	uint8_t *peel;                 /* a back edge's jump to the peeled head (peel_ops) */
+	struct pend peel_pd;           /* the record pending there */
 	const uint8_t *link;           /* its linked entries (link_far) */
 	uint8_t *other;                /* the other part's cursor: cold while hot is
 					* emitted, and the reverse (to_cold) */
@@ -400,6 +477,10 @@ struct xlat {
 
 static void writeback(struct xlat *x);
 static void reload(struct xlat *x);
+static void emit_pending(struct xlat *x);
+static void settle(struct xlat *x);
+static void slots_empty(struct xlat *x);
+static void frame_lea(struct emit *e, int32_t d);
 
 /* Emit into the cold part (a slow way), then back into the hot one where
  * it was (to_hot returns there: where the slow way may come back to). */
@@ -420,11 +501,7 @@ static uint8_t *to_hot(struct xlat *x)
  * the cached guest registers' hosts). */
 static void pop_saved(struct emit *e)
 {
-	b1(e, 0x48);
-	b1(e, 0x8d);
-	b1(e, 0x64);
-	b1(e, 0x24);
-	b1(e, 8);                                          /* lea rsp, [rsp + 8] */
+	frame_lea(e, FRAME);
 	pop(e, R15);
 	pop(e, R14);
 	pop(e, RBP);
@@ -447,6 +524,7 @@ static void args(struct xlat *x, unsigned k)
 static void call_op(struct xlat *x, unsigned k, fop_fn fn)
 {
 	struct emit *e = &x->e;
+	emit_pending(x);
 	writeback(x);
 	x->rc.dirty = 0;
 	x->pm.valid = false;
@@ -459,6 +537,7 @@ static void call_op(struct xlat *x, unsigned k, fop_fn fn)
 	b1(e, FS_CONT);                            /* cmp eax, FS_CONT */
 	jump_to(e, 5, x->leave);                   /* jne leave */
 	reload(x);
+	slots_empty(x);
 }
 
 /* add qword [v], d through register r, when the statistics are on */
@@ -488,6 +567,7 @@ static void tally(struct xlat *x, unsigned k, unsigned r)
 static void tail_at(struct xlat *x, unsigned k, uintptr_t fn)
 {
 	struct emit *e = &x->e;
+	emit_pending(x);
 	writeback(x);
 	args(x, k);
 	pop_saved(e);
@@ -643,12 +723,36 @@ static void mov_imm(struct emit *e, unsigned dst, uint64_t v)
 	}
 }
 
+/* lea rax, [base + index * 2^shift + disp] (host registers; index not RSP) */
+static void lea_sib(struct emit *e, unsigned base, unsigned index, unsigned shift, int32_t disp)
+{
+	unsigned mod = disp == 0 && (base & 7) != RBP ? 0 : disp == (int8_t)disp ? 1 : 2;
+	b1(e, 0x48 | ((index >> 3) & 1) << 1 | ((base >> 3) & 1));
+	b1(e, 0x8d);
+	b1(e, mod << 6 | RAX << 3 | 4);
+	b1(e, shift << 6 | (index & 7) << 3 | (base & 7));
+	if (mod == 1)
+		b1(e, (uint8_t)disp);
+	else if (mod == 2)
+		b4(e, (uint32_t)disp);
+}
+
 /* The linear address of op f's memory operand (f_lin) into RAX
- * (clobbers RCX; the host's flags only with_seg, for FS and GS). */
+ * (clobbers RCX; the host's flags only with_seg, for FS and GS): one LEA
+ * when its registers are cached. */
 static void lin(struct xlat *x, const struct emu_fop *f, bool with_seg)
 {
 	struct emit *e = &x->e;
 	bool have = true;
+	unsigned hb = cached(x, f->base), hi = cached(x, f->index);
+	if (hb && f->index >= 16) {
+		op_mem(e, true, 0x8d, RAX, hb, f->disp);          /* lea rax, [hb + disp] */
+		goto seg;
+	}
+	if (hb && hi) {
+		lea_sib(e, hb, hi, f->shift, f->disp);
+		goto seg;
+	}
 	if (f->base < 16)
 		get_gpr(x, RAX, f->base, 8);
 	else if (f->base == EMU_RIPREL)
@@ -677,6 +781,7 @@ static void lin(struct xlat *x, const struct emu_fop *f, bool with_seg)
 	} else if (f->disp) {
 		op_mem(e, true, 0x8d, RAX, RAX, f->disp);        /* lea rax, [rax + disp] */
 	}
+seg:
 	if (with_seg && (f->seg == EMU_FS || f->seg == EMU_GS)) {
 		int32_t off = f->seg == EMU_FS ? (int32_t)offsetof(struct emu_cpu, sregs.fs.base)
 					       : (int32_t)offsetof(struct emu_cpu, sregs.gs.base);
@@ -743,8 +848,10 @@ static void alu_op(struct emit *e, unsigned op, unsigned s)
 
 /* emu_lf_record(c, lf, a, b, r, s) with a, b and r (masked) in registers;
  * a logic op's flags are its result's alone (emu_flags.h: nothing reads
- * its lf_a and lf_b), so only that is stored. */
-static void record_as(struct emit *e, unsigned lf, unsigned s, unsigned a, unsigned b, unsigned r)
+ * its lf_a and lf_b), so only that is stored. b_imm: b is the immediate
+ * imm (sign-extended from 32 bits), not register b. */
+static void record_b(struct emit *e, unsigned lf, unsigned s, unsigned a, unsigned b, unsigned r,
+		     bool b_imm, int32_t imm)
 {
 	b1(e, 0x66);
 	op_mem(e, false, 0xc7, 0, R_C, CORE(lf_op));
@@ -752,9 +859,19 @@ static void record_as(struct emit *e, unsigned lf, unsigned s, unsigned a, unsig
 	b1(e, s);                                          /* mov word lf_op/lf_size */
 	if (lf != EMU_LF_LOGIC) {
 		store(e, a, R_C, CORE(lf_a), 8);
-		store(e, b, R_C, CORE(lf_b), 8);
+		if (b_imm) {
+			op_mem(e, true, 0xc7, 0, R_C, CORE(lf_b));
+			b4(e, (uint32_t)imm);              /* mov qword lf_b, imm */
+		} else {
+			store(e, b, R_C, CORE(lf_b), 8);
+		}
 	}
 	store(e, r, R_C, CORE(lf_r), 8);
+}
+
+static void record_as(struct emit *e, unsigned lf, unsigned s, unsigned a, unsigned b, unsigned r)
+{
+	record_b(e, lf, s, a, b, r, false, 0);
 }
 
 /* That of the ALU op just done: a in RAX, b in RCX, r in RDX. */
@@ -810,12 +927,95 @@ static void address(struct xlat *x, const struct access *a)
 		lin(x, a->f, true);
 		return;
 	}
+	unsigned h = cached(x, a->base);
+	if (h) {
+		op_mem(&x->e, true, 0x8d, RAX, h, a->disp);       /* lea rax, [h + disp] */
+		return;
+	}
 	if (a->base == MEMO_RIP)
 		load(&x->e, RAX, R_C, CORE(blk_rip), 8);
 	else
 		get_gpr(x, RAX, a->base, 8);
 	if (a->disp)
 		op_mem(&x->e, true, 0x8d, RAX, RAX, a->disp);     /* lea rax, [rax + disp] */
+}
+
+/* The slot's key of access a: its base register (MEMO_RIP: RIP-relative;
+ * else its index's, or none), FS or GS apart, reads and writes apart (a
+ * copy's source and destination, a read-only table). */
+static unsigned slot_key(const struct access *a)
+{
+	const struct emu_fop *f = a->f;
+	unsigned k = a->keyed ? a->base : f->base < 16 ? f->base : f->base == EMU_RIPREL ? MEMO_RIP
+		   : f->index < 16 ? 17u + f->index : 33;
+	if (!a->keyed)
+		k |= f->seg == EMU_FS ? 64u : f->seg == EMU_GS ? 128u : 0;
+	return k | (a->write ? 256u : 0);
+}
+
+/* The slot access a goes through (-1: none, the TLB look-up alone). */
+static int slot_of(const struct xlat *x, const struct access *a)
+{
+	unsigned key = slot_key(a) + 1;
+	for (unsigned i = 0; i < MEMO_SLOTS; i++)
+		if (x->sp.key[i] == key)
+			return (int)i;
+	return -1;
+}
+
+/* lea rsp, [rsp + d]: the frame made or dropped (the flags kept). */
+static void frame_lea(struct emit *e, int32_t d)
+{
+	op_mem(e, true, 0x8d, RSP, RSP, d);
+	if (d == (int8_t)d)                        /* INNER: the same length either way */
+		abort();
+}
+
+/* The stub that empties every slot (bound 0: nothing is under it), called
+ * (so the frame is 8 bytes up), at offset at of the arena; its end. */
+static size_t emit_slots_stub(struct emu_jit *j, size_t at)
+{
+	struct emit e0 = { .p = j->rw + at, .to_rx = j->rx - j->rw }, *e = &e0;
+	j->slots_stub = at;
+	for (unsigned i = 0; i < MEMO_SLOTS; i++) {
+		op_mem(e, true, 0xc7, 0, RSP, 8 + SLOT(i) + 16);
+		b4(e, 0);                                  /* mov qword [bound], 0 */
+	}
+	b1(e, 0xc3);
+	return (size_t)(e->p - j->rw + 15) & ~(size_t)15;
+}
+
+static void slots_empty(struct xlat *x)
+{
+	b1(&x->e, 0xe8);
+	b4(&x->e, (uint32_t)(int32_t)(x->slots_stub - (x->e.p + 4)));   /* call rel32 */
+}
+
+/* The host address of access a (at RAX) into RSI through slot i: its
+ * page's when RAX - page is under the bound, else (out of line) the TLB
+ * look-up, which fills the slot when it allows the slot's kind (a jump
+ * into miss when it does not allow the access). Clobbers RAX, RCX, RDX. */
+static void slot_access(struct xlat *x, const struct access *a, unsigned i,
+			struct pending *miss)
+{
+	struct emit *e = &x->e;
+	mov_rr(e, RSI, RAX);
+	op_mem(e, true, 0x2b, RSI, RSP, SLOT(i));          /* sub rsi, [page] */
+	op_mem(e, true, 0x3b, RSI, RSP, SLOT(i) + 16);     /* cmp rsi, [bound] */
+	uint8_t *out = jump_fwd(e, 3);                     /* jae: not in the slot */
+	op_mem(e, true, 0x03, RSI, RSP, SLOT(i) + 8);      /* add rsi, [host] */
+	tally_at(x, &x->j->slot_hits, 1, RDX);
+	to_cold(x);
+	land(e, out);
+	tally_at(x, &x->j->slot_misses, 1, RDX);
+	miss->at[miss->n++] = tlb(e, a->size, a->write);
+	store(e, RDX, RSP, SLOT(i), 8);                    /* the page (tlb: RDX) */
+	load(e, RDX, RCX, (int32_t)offsetof(struct emu_tlb_entry, host), 8);
+	store(e, RDX, RSP, SLOT(i) + 8, 8);
+	op_mem(e, true, 0xc7, 0, RSP, SLOT(i) + 16);
+	b4(e, SLOT_BOUND);                                 /* mov qword [bound], imm */
+	jump_to(e, 16, x->other);
+	to_hot(x);
 }
 
 /* Does the memo serve access a? (Its page, the same kind, within reach.) */
@@ -838,7 +1038,11 @@ static void emit_access(struct xlat *x, const struct access *a, struct pending *
 	struct page_memo *m = &x->pm;
 	if (!memo_serves(x, a)) {
 		address(x, a);
-		miss->at[miss->n++] = tlb(e, a->size, a->write);
+		int i = slot_of(x, a);
+		if (i >= 0)
+			slot_access(x, a, (unsigned)i, miss);
+		else
+			miss->at[miss->n++] = tlb(e, a->size, a->write);
 		if (a->keyed) {
 			mov_rr(e, RDI, RSI);
 			*m = (struct page_memo){ .valid = true, .write = a->write, .base = a->base,
@@ -890,6 +1094,55 @@ static void memo_restore(struct xlat *x, unsigned k, const struct page_memo *pm)
 	mov_imm(e, RAX, FS_NEXT);
 	jump_to(e, 16, x->leave);
 	land(e, done);
+}
+
+static bool has_template(const struct fop_info *fi);
+static bool is_mem(const struct fop_info *fi);
+
+/* The slots of translation x: each key of its accesses (the most used
+ * first; ties: the first seen) in its way of the reads' or the writes'
+ * slots, else the next free one: a base register keeps its slot from one
+ * translation to the next as long as they do not need more. */
+static void plan_slots(struct xlat *x)
+{
+	struct { unsigned key, uses; } seen[BLOCK_INSNS];
+	unsigned n = 0;
+	for (unsigned k = 0; k < x->b->n; k++) {
+		const struct emu_fop *f = &x->b->op[k];
+		struct fop_info fi = info_of(x->j, x->fn[k]);
+		if (fi.tmpl == T_CROSS)
+			fi = info_of(x->j, (fop_fn)(uintptr_t)x->b->op[k + 1].imm);
+		struct access a;
+		if (fi.tmpl == T_CALL || fi.tmpl == T_RET)
+			a = (struct access){ .keyed = true, .write = fi.tmpl == T_CALL, .base = EMU_RSP,
+					     .size = 8 };
+		else if (fi.kind != FK_FUSED && has_template(&fi) && is_mem(&fi))
+			a = access_of(f, &fi);
+		else
+			continue;
+		unsigned key = slot_key(&a), j = 0;
+		while (j < n && seen[j].key != key)
+			j++;
+		if (j == n)
+			seen[n++] = (typeof(seen[0])){ .key = key };
+		seen[j].uses++;
+	}
+	for (;;) {
+		unsigned best = n;
+		for (unsigned j = 0; j < n; j++)
+			if (seen[j].uses && (best == n || seen[j].uses > seen[best].uses))
+				best = j;
+		if (best == n)
+			return;
+		unsigned key = seen[best].key, set = key & 256 ? SLOT_WAYS : 0;
+		unsigned way = (key ^ key >> 2 ^ key >> 6) % SLOT_WAYS;
+		for (unsigned t = 0; t < SLOT_WAYS; t++, way = (way + 1) % SLOT_WAYS)
+			if (!x->sp.key[set + way]) {
+				x->sp.key[set + way] = (uint16_t)(key + 1);
+				break;
+			}
+		seen[best].uses = 0;
+	}
 }
 
 /* --- the guest's flags as the host's --------------------------------------------------- */
@@ -1023,6 +1276,9 @@ static void need_flags(struct xlat *x)
 {
 	if (x->fl.host)
 		return;
+	settle(x);
+	if (x->fl.host)
+		return;
 	if (!x->fl.lf || !redo_op(&x->e, x->fl.lf, x->fl.size))
 		call_host_flags(x);
 	x->fl.host = true;
@@ -1040,6 +1296,8 @@ static uint64_t cf_now(const struct emu_cpu *cpu, const struct emu_core *c)
 static void need_cf(struct xlat *x)
 {
 	struct emit *e = &x->e;
+	if (!x->fl.host)
+		settle(x);
 	if (x->fl.host || (x->fl.lf && redo_op(e, x->fl.lf, x->fl.size))) {
 		x->fl.host = true;
 		op_rr(e, false, 0x0f92, 0, R8);            /* setc r8b */
@@ -1080,16 +1338,17 @@ static void flags_unknown(struct xlat *x)
 	x->fl = (struct flag_state){ .host = false, .lf = 0 };
 }
 
-/* After a shift (fi->alu: 0 SHL, 1 SHR, 2 SAR) of a in RAX to r in RDX
- * by a count it did not mask to 0, the host's CF still its own: the
- * record as shl_ri & co. make it (OF: SHL msb(r) != CF, SHR msb(a)). */
-static void shift_record(struct emit *e, const struct fop_info *fi)
+/* After a shift (fi->alu: 0 SHL, 1 SHR, 2 SAR) of a in register a to r in
+ * register r (not RSI or R8) by a count it did not mask to 0, the host's
+ * CF still its own: the record as shl_ri & co. make it (OF: SHL msb(r) !=
+ * CF, SHR msb(a)). */
+static void shift_record(struct emit *e, const struct fop_info *fi, unsigned a, unsigned r)
 {
 	unsigned s = fi->size, top = s * 8 - 1;
 	op_rr(e, false, 0x0f92, 0, R8);                    /* setc r8b */
 	op_rr(e, false, 0x0fb6, R8, R8);                   /* movzx r8d, r8b */
 	if (fi->alu < 2) {
-		mov_rr(e, RSI, fi->alu == 0 ? RDX : RAX);
+		mov_rr(e, RSI, fi->alu == 0 ? r : a);
 		b1(e, 0x48);
 		b1(e, 0xc1);
 		b1(e, 0xee);
@@ -1103,22 +1362,118 @@ static void shift_record(struct emit *e, const struct fop_info *fi)
 		op_rr(e, false, 0x01, RSI, RSI);           /* add esi, esi */
 		op_rr(e, false, 0x09, RSI, R8);            /* or r8d, esi */
 	}
-	record_as(e, EMU_LF_LOGIC_CO, s, RDX, R8, RDX);
+	record_as(e, EMU_LF_LOGIC_CO, s, r, R8, r);
 }
 
-/* SHL/SHR/SAR r, n (n within the width) as shl_ri & co. do it. */
+/* The pending record (struct pend) written, from what it kept (clobbers
+ * RAX, RCX, RDX, RSI, R8 and the host's flags: CMP's and TEST's done
+ * again). The translation's state is left as it is: a slow way or a way
+ * out writes it for itself, the hot part goes on with it pending. */
+static void emit_pending(struct xlat *x)
+{
+	static const unsigned ext[3] = { 4, 5, 7 };
+	struct emit *e = &x->e;
+	const struct pend *p = &x->pd;
+	unsigned s = p->size;
+	if (!p->lf)
+		return;
+	if (p->kind == PEND_SHIFT) {
+		struct fop_info fi = { .size = (uint8_t)s, .alu = p->alu };
+		load(e, RAX, RSP, SPARE, s);                   /* the input */
+		mov_rr(e, RDX, RAX);
+		op_sized(e, s, 0xc1, ext[p->alu], RDX);
+		b1(e, (unsigned)p->imm);                   /* the shift again */
+		shift_record(e, &fi, RAX, RDX);
+		return;
+	}
+	if (p->kind == PEND_CMP || p->lf != EMU_LF_LOGIC) {
+		if (p->b < 16)
+			get_gpr(x, RCX, p->b, 8);
+		else
+			mov_imm(e, RCX, (uint64_t)(int64_t)p->imm);
+	}
+	if (p->kind == PEND_CMP) {
+		get_gpr(x, RAX, p->r, 8);
+		alu_op(e, p->lf == EMU_LF_SUB ? A_SUB : A_AND, s);   /* r again, its flags */
+	} else {
+		get_gpr(x, RDX, p->r, s);                  /* r, zero-extended */
+		if (p->lf != EMU_LF_LOGIC) {
+			mov_rr(e, RAX, RDX);
+			op_rr(e, true, p->lf == EMU_LF_ADD ? 0x29 : 0x01, RCX, RAX);   /* a = r -/+ b */
+		}
+	}
+	record_as(e, p->lf, s, RAX, RCX, RDX);
+}
+
+/* The pending record written here, in the hot part: none pending after.
+ * The host's flags stay the guest's if they were, but after an ADD's or
+ * SUB's a (done again by the inverse op): then the record is redone. */
+static void settle(struct xlat *x)
+{
+	const struct pend *p = &x->pd;
+	if (!p->lf)
+		return;
+	emit_pending(x);
+	if (p->kind == PEND_CMP)
+		x->fl = (struct flag_state){ .host = true, .lf = p->lf, .size = p->size };
+	else if (p->kind == PEND_SHIFT || p->lf != EMU_LF_LOGIC)
+		x->fl = (struct flag_state){ .host = false, .lf = p->lf, .size = p->size };
+	x->pd.lf = 0;
+}
+
+/* Before op f's code (fi): a pending record whose operands it may write
+ * (its destination, RSP) written first, unless it sets all flags again
+ * from registers alone (then nothing can look at the record before). */
+static bool is_mem(const struct fop_info *fi);
+static void settle_for(struct xlat *x, const struct emu_fop *f, const struct fop_info *fi)
+{
+	uint16_t w = (uint16_t)(1u << EMU_RSP);
+	switch (fi->tmpl) {
+	case T_ALU:
+		if (!is_mem(fi) || fi->alu == A_CMP || fi->alu == A_TEST)
+			return;
+		break;
+	case T_SHIFT: case T_NEG: case T_INC: case T_DEC: case T_ADC: case T_SBB: case T_IMUL:
+	case T_NOP:
+		return;
+	default:
+		break;
+	}
+	if (f->r0 < 16)
+		w |= (uint16_t)(1u << f->r0);
+	if (x->pd.lf && (x->pd.uses & w))
+		settle(x);
+}
+
+/* SHL/SHR/SAR r, n (n within the width) as shl_ri & co. do it: on r's
+ * host register when it has one (4 and 8 bytes). */
 static void shift_reg(struct xlat *x, const struct emu_fop *f, const struct fop_info *fi)
 {
 	static const unsigned ext[3] = { 4, 5, 7 };
 	struct emit *e = &x->e;
-	unsigned s = fi->size;
-	get_gpr(x, RAX, f->r0, s);
-	mov_rr(e, RDX, RAX);
-	op_sized(e, s, 0xc1, ext[fi->alu], RDX);
+	unsigned s = fi->size, h = cached(x, f->r0), r = RDX;
+	x->pd.lf = 0;                                      /* all flags set again */
+	if (h && s >= 4) {
+		if (fi->flags) {                           /* the input kept: the record pending */
+			store(e, h, RSP, SPARE, 8);
+			x->j->pended++;
+			x->pd = (struct pend){ .lf = EMU_LF_LOGIC_CO, .size = (uint8_t)s,
+					       .kind = PEND_SHIFT, .alu = fi->alu,
+					       .imm = (int32_t)f->imm };
+		}
+		r = h;
+		changed(x, f->r0);
+	} else {
+		get_gpr(x, RAX, f->r0, s);
+		mov_rr(e, RDX, RAX);
+	}
+	op_sized(e, s, 0xc1, ext[fi->alu], r);             /* 4: zero-extends */
 	b1(e, (unsigned)f->imm);
-	put_gpr(x, f->r0, s, RDX);
-	if (fi->flags)
-		shift_record(e, fi);
+	if (r == RDX) {
+		put_gpr(x, f->r0, s, RDX);
+		if (fi->flags)
+			shift_record(e, fi, RAX, r);
+	}
 	flags_unknown(x);
 }
 
@@ -1129,6 +1484,7 @@ static void shift_cl(struct xlat *x, const struct emu_fop *f, const struct fop_i
 	static const unsigned ext[3] = { 4, 5, 7 };
 	struct emit *e = &x->e;
 	unsigned s = fi->size;
+	settle(x);                                         /* a count of 0 keeps them */
 	get_gpr(x, RAX, f->r0, s);
 	get_gpr(x, RCX, EMU_RCX, 1);
 	b1(e, 0x83);
@@ -1138,7 +1494,7 @@ static void shift_cl(struct xlat *x, const struct emu_fop *f, const struct fop_i
 	uint8_t *zero = jump_fwd(e, 4);                    /* jz */
 	op_sized(e, s, 0xd3, ext[fi->alu], RDX);           /* shift rdx, cl */
 	put_gpr(x, f->r0, s, RDX);
-	shift_record(e, fi);
+	shift_record(e, fi, RAX, RDX);
 	uint8_t *done = jump_fwd(e, 16);
 	land(e, zero);
 	put_gpr(x, f->r0, s, RDX);
@@ -1179,6 +1535,7 @@ static void adc_sbb(struct xlat *x, const struct emu_fop *f, const struct fop_in
 	_Static_assert(EMU_LF_ADC - EMU_LF_ADD == 7 && EMU_LF_SBB - EMU_LF_SUB == 7,
 		       "the carry's op is the plain one + 7");
 	need_cf(x);
+	x->pd.lf = 0;                                      /* all flags set again */
 	b1(e, 0x46);
 	b1(e, 0x8d);
 	b1(e, 0x0c);
@@ -1205,12 +1562,18 @@ static void adc_sbb(struct xlat *x, const struct emu_fop *f, const struct fop_in
 }
 
 /* INC/DEC/NEG/NOT r as inc_r & co. do them (INC and DEC keep CF: the
- * guest's, kept in lf_cf as the handlers keep it). */
+ * guest's, kept in lf_cf as the handlers keep it), on r's host register
+ * when it has one (4 and 8 bytes). */
 static void unary(struct xlat *x, const struct emu_fop *f, const struct fop_info *fi)
 {
 	struct emit *e = &x->e;
-	unsigned s = fi->size;
+	unsigned s = fi->size, h = cached(x, f->r0), r = RDX;
 	if (fi->tmpl == T_NOT) {
+		if (h && s >= 4) {
+			op_rr(e, s == 8, 0xf7, 2, h);      /* not h (4: zero-extends) */
+			changed(x, f->r0);
+			return;
+		}
 		get_gpr(x, RAX, f->r0, 8);
 		op_rr(e, true, 0xf7, 2, RAX);              /* not rax */
 		put_gpr(x, f->r0, s, RAX);
@@ -1220,20 +1583,27 @@ static void unary(struct xlat *x, const struct emu_fop *f, const struct fop_info
 		need_cf(x);
 		store(e, R8, R_C, CORE(lf_cf), 1);
 	}
-	get_gpr(x, RAX, f->r0, s);
-	mov_rr(e, RDX, RAX);
+	x->pd.lf = 0;                                      /* all flags set again */
+	if (h && s >= 4) {
+		op_rr(e, s == 8, 0x8b, RAX, h);            /* a: mov rax, h */
+		r = h;
+		changed(x, f->r0);
+	} else {
+		get_gpr(x, RAX, f->r0, s);
+		mov_rr(e, RDX, RAX);
+	}
 	unsigned ext = fi->tmpl == T_INC ? 0 : fi->tmpl == T_DEC ? 1 : 3;
-	op_sized(e, s, fi->tmpl == T_NEG ? 0xf7 : 0xff, ext, RDX);
-	put_gpr(x, f->r0, s, RDX);
+	op_sized(e, s, fi->tmpl == T_NEG ? 0xf7 : 0xff, ext, r);
+	if (r == RDX)
+		put_gpr(x, f->r0, s, RDX);
 	if (fi->tmpl == T_NEG) {
 		mov_imm(e, RCX, 0);
-		record_as(e, EMU_LF_SUB, s, RCX, RAX, RDX);    /* 0 - a */
+		record_as(e, EMU_LF_SUB, s, RCX, RAX, r);      /* 0 - a */
 		flags_done(x, EMU_LF_SUB, s);
 		return;
 	}
-	mov_imm(e, RCX, 1);
 	unsigned lf = fi->tmpl == T_INC ? EMU_LF_INC : EMU_LF_DEC;
-	record_as(e, lf, s, RAX, RCX, RDX);
+	record_b(e, lf, s, RAX, 0, r, true, 1);
 	/* CF kept: the host's is the guest's only if it was before */
 	x->fl = (struct flag_state){ .host = x->fl.host, .lf = (uint8_t)lf, .size = (uint8_t)s };
 }
@@ -1243,33 +1613,78 @@ static unsigned lf_of_alu(unsigned op)
 	return op == A_ADD ? EMU_LF_ADD : op == A_SUB || op == A_CMP ? EMU_LF_SUB : EMU_LF_LOGIC;
 }
 
-/* ALU op f (not CMP/TEST) of register form at size 4 or 8 on its
- * destination's host register, when it has one: false when not. */
+/* op rm, imm at size s (4 or 8; the immediate sign-extended from 32
+ * bits), group 1's /ext. */
+static void op_imm(struct emit *e, unsigned s, unsigned ext, unsigned rm, int32_t imm)
+{
+	if (imm == (int8_t)imm) {
+		op_rr(e, s == 8, 0x83, ext, rm);
+		b1(e, (unsigned)imm & 0xff);
+	} else {
+		op_rr(e, s == 8, 0x81, ext, rm);
+		b4(e, (uint32_t)imm);
+	}
+}
+
+/* ALU op f of register form at size 4 or 8 on its destination's host
+ * register, when it has one, with an immediate as it is (CMP and TEST
+ * write nothing, or nothing at all when their flags are dead): false
+ * when not. Its record is left pending (struct pend) where what stays
+ * makes it: the result, CMP's and TEST's a, and b (ADD's and SUB's of a
+ * register other than the destination); else it is written here, b as
+ * it is (not masked to the size: the flags' evaluation masks it). */
 static bool alu_direct(struct xlat *x, const struct emu_fop *f, const struct fop_info *fi)
 {
 	static const unsigned opc[] = {
-		[A_ADD] = 0x01, [A_SUB] = 0x29, [A_AND] = 0x21, [A_OR] = 0x09, [A_XOR] = 0x31,
+		[A_ADD] = 0x01, [A_SUB] = 0x29, [A_CMP] = 0x39, [A_AND] = 0x21,
+		[A_OR] = 0x09, [A_XOR] = 0x31, [A_TEST] = 0x85,
+	};
+	static const unsigned ext[] = {
+		[A_ADD] = 0, [A_SUB] = 5, [A_CMP] = 7, [A_AND] = 4, [A_OR] = 1, [A_XOR] = 6,
 	};
 	struct emit *e = &x->e;
-	unsigned s = fi->size, h = cached(x, f->r0), src = RCX;
-	if (!h || s < 4 || fi->alu == A_CMP || fi->alu == A_TEST)
+	unsigned s = fi->size, h = cached(x, f->r0), src = RCX, lf = lf_of_alu(fi->alu);
+	bool cmp = fi->alu == A_CMP || fi->alu == A_TEST, ri = fi->form != FORM_RR;
+	bool later = ri || f->r1 != f->r0 || cmp || lf == EMU_LF_LOGIC;
+	uint64_t v = f->imm & msk(s);
+	if (!h || s < 4 || (ri && s == 8 && (int64_t)v != (int32_t)v))
 		return false;
-	if (fi->form != FORM_RR)
-		mov_imm(e, RCX, f->imm & msk(s));
-	else if (s == 8 && cached(x, f->r1) && f->r1 != f->r0)
-		src = cached(x, f->r1);            /* the record's b as it is */
-	else
-		get_gpr(x, RCX, f->r1, s);
-	if (fi->flags)
-		op_rr(e, s == 8, 0x8b, RAX, h);            /* a: mov rax, h */
-	op_rr(e, s == 8, opc[fi->alu], src, h);            /* op h, src (4: zero-extends) */
-	changed(x, f->r0);
-	if (fi->flags) {
-		record_as(e, lf_of_alu(fi->alu), s, RAX, src, h);
-		flags_done(x, lf_of_alu(fi->alu), s);
-	} else {
+	x->pd.lf = 0;                                      /* all flags set again */
+	if (cmp && !fi->flags) {                           /* nothing to write */
 		flags_unknown(x);
+		return true;
 	}
+	if (!ri && cached(x, f->r1))
+		src = cached(x, f->r1);
+	else if (!ri)
+		get_gpr(x, RCX, f->r1, s);
+	if (fi->flags && !later)
+		op_rr(e, s == 8, 0x8b, RAX, h);            /* a: mov rax, h */
+	if (ri && fi->alu == A_TEST) {
+		op_rr(e, s == 8, 0xf7, 0, h);
+		b4(e, (uint32_t)v);                        /* test h, imm */
+	} else if (ri) {
+		op_imm(e, s, ext[fi->alu], h, (int32_t)v);
+	} else {
+		op_rr(e, s == 8, opc[fi->alu], src, h);    /* op h, src (4: zero-extends) */
+	}
+	if (!cmp)
+		changed(x, f->r0);
+	if (!fi->flags) {
+		flags_unknown(x);
+		return true;
+	}
+	if (later) {
+		unsigned b = ri ? 16 : f->r1;
+		x->j->pended++;
+		x->pd = (struct pend){ .lf = (uint8_t)lf, .size = (uint8_t)s,
+				       .kind = cmp ? PEND_CMP : PEND_RESULT, .r = f->r0,
+				       .b = (uint8_t)b, .imm = (int32_t)v,
+				       .uses = (uint16_t)(1u << f->r0 | (b < 16 ? 1u << b : 0)) };
+	} else {
+		record_as(e, lf, s, RAX, RAX, h);          /* op h, h: b is a */
+	}
+	flags_done(x, lf, s);
 	return true;
 }
 
@@ -1297,6 +1712,7 @@ static void alu_reg(struct xlat *x, const struct emu_fop *f, const struct fop_in
 			base_moved(x, &was, f->r0, d);
 		return;
 	}
+	x->pd.lf = 0;                                      /* all flags set again */
 	get_gpr(x, RAX, f->r0, s);
 	if (fi->form == FORM_RR)
 		get_gpr(x, RCX, f->r1, s);
@@ -1316,8 +1732,9 @@ static void alu_reg(struct xlat *x, const struct emu_fop *f, const struct fop_in
 }
 
 /* A template with a memory operand: the access through the TLB, then
- * the instruction on the host address in RSI. */
-static void mem_body(struct xlat *x, const struct emu_fop *f, const struct fop_info *fi)
+ * the instruction on the host address in RSI (an ALU op's record only
+ * when rec: else a later op sets the flags again before anything looks). */
+static void mem_body(struct xlat *x, const struct emu_fop *f, const struct fop_info *fi, bool rec)
 {
 	struct emit *e = &x->e;
 	unsigned s = fi->size;
@@ -1367,6 +1784,20 @@ static void mem_body(struct xlat *x, const struct emu_fop *f, const struct fop_i
 		break;
 	}
 	bool writes = fi->alu != A_CMP && fi->alu != A_TEST;
+	unsigned h = cached(x, f->r0);
+	if (fi->form == FORM_RM && writes && h && s >= 4) {
+		static const unsigned opc[] = {
+			[A_ADD] = 0x01, [A_SUB] = 0x29, [A_AND] = 0x21, [A_OR] = 0x09, [A_XOR] = 0x31,
+		};
+		load(e, RCX, RSI, 0, s);
+		if (fi->flags && rec)
+			op_rr(e, s == 8, 0x8b, RAX, h);    /* a: mov rax, h */
+		op_rr(e, s == 8, opc[fi->alu], RCX, h);    /* op h, rcx (4: zero-extends) */
+		changed(x, f->r0);
+		if (fi->flags && rec)
+			record_as(e, lf_of_alu(fi->alu), s, RAX, RCX, h);
+		return;
+	}
 	if (fi->form == FORM_RM) {
 		load(e, RCX, RSI, 0, s);
 		get_gpr(x, RAX, f->r0, s);
@@ -1382,7 +1813,7 @@ static void mem_body(struct xlat *x, const struct emu_fop *f, const struct fop_i
 		put_gpr(x, f->r0, s, RDX);
 	else if (writes)
 		store(e, RDX, RSI, 0, s);
-	if (fi->flags)
+	if (fi->flags && rec)
 		record(e, fi->alu, s);
 }
 
@@ -1404,7 +1835,7 @@ static void rotate(struct xlat *x, const struct emu_fop *f, const struct fop_inf
 static bool flags_dead_after(const struct xlat *x, unsigned k)
 {
 	for (unsigned i = k + 1; i < x->b->n; i++) {
-		struct fop_info fi = emu_fop_info(x->fn[i]);
+		struct fop_info fi = info_of(x->j, x->fn[i]);
 		bool reg = fi.form == FORM_RR || fi.form == FORM_RI;
 		if (fi.kind == FK_FUSED)
 			return true;
@@ -1430,6 +1861,42 @@ static bool flags_dead_after(const struct xlat *x, unsigned k)
 	return false;
 }
 
+/* IMUL r, r and IMUL r, r, imm as imul_rr & co. do them, on the cached
+ * host registers when there are: CF = OF = the signed product does not
+ * fit (recorded as b = 3), SF, ZF and PF the result's. */
+static void imul_reg(struct xlat *x, const struct emu_fop *f, const struct fop_info *fi)
+{
+	struct emit *e = &x->e;
+	unsigned s = fi->size, h = cached(x, f->r0), src = cached(x, f->r1), r = h ? h : RAX;
+	x->pd.lf = 0;                                      /* all flags set again */
+	if (!src) {
+		get_gpr(x, RCX, f->r1, 8);
+		src = RCX;
+	}
+	if (fi->form == FORM_RR) {
+		if (!h)
+			get_gpr(x, RAX, f->r0, 8);
+		op_rr(e, s == 8, 0x0faf, r, src);          /* imul r, src (4: zero-extends) */
+	} else {
+		op_rr(e, s == 8, 0x69, r, src);
+		b4(e, (uint32_t)f->imm);                   /* imul r, src, imm */
+	}
+	if (h)
+		changed(x, f->r0);
+	else
+		put_gpr(x, f->r0, s, RAX);
+	if (fi->flags) {
+		op_rr(e, false, 0x0f92, 0, R8);            /* setc r8b */
+		op_rr(e, false, 0x0fb6, R8, R8);           /* movzx r8d, r8b */
+		b1(e, 0x47);
+		b1(e, 0x8d);
+		b1(e, 0x04);
+		b1(e, 0x40);                               /* lea r8d, [r8 + r8*2] */
+		record_as(e, EMU_LF_LOGIC_CO, s, r, R8, r);
+	}
+	flags_unknown(x);
+}
+
 /* Has op (described by fi) a template? */
 static bool has_template(const struct fop_info *fi)
 {
@@ -1439,8 +1906,8 @@ static bool has_template(const struct fop_info *fi)
 	case T_SBB: case T_INC: case T_DEC: case T_NEG: case T_NOT: case T_SHIFT_CL:
 	case T_ROT:                                        /* where flags_dead_after */
 		return true;
-	case T_IMUL:                                       /* not its flags */
-		return !fi->flags;
+	case T_IMUL:
+		return true;
 	default:
 		return false;
 	}
@@ -1456,6 +1923,50 @@ static bool is_mem(const struct fop_info *fi)
 	default:
 		return false;
 	}
+}
+
+/* LEA r, [base + index * 2^shift + disp] (size 4 or 8, not RIP-relative)
+ * as one host LEA on the cached registers there are (the others loaded
+ * into RAX and RCX), into r's host register when it has one. */
+static void lea_direct(struct xlat *x, const struct emu_fop *f, unsigned s)
+{
+	struct emit *e = &x->e;
+	unsigned dst = cached(x, f->r0) ? cached(x, f->r0) : RAX, b = 16, i = 16;
+	if (f->base < 16 && !(b = cached(x, f->base))) {
+		get_gpr(x, RAX, f->base, 8);
+		b = RAX;
+	}
+	if (f->index < 16 && !(i = cached(x, f->index))) {
+		get_gpr(x, RCX, f->index, 8);
+		i = RCX;
+	}
+	if (i == 16 && b == 16) {
+		mov_imm(e, dst, (uint64_t)(int64_t)f->disp);
+		if (s == 4)
+			op_rr(e, false, 0x89, dst, dst);   /* mov dst32, dst32 */
+	} else if (i == 16) {
+		op_mem(e, s == 8, 0x8d, dst, b, f->disp);  /* lea dst, [b + disp] */
+	} else {
+		/* SIB: no base is base 101 with mod 00 (a disp32 follows); base
+		 * 101 with a base (rbp, r13) wants a displacement */
+		unsigned mod = b == 16 ? 0 : f->disp == 0 && (b & 7) != RBP ? 0 :
+			       f->disp == (int8_t)f->disp ? 1 : 2;
+		unsigned r = 0x40 | (s == 8) << 3 | ((dst >> 3) & 1) << 2 | ((i >> 3) & 1) << 1 |
+			     (b == 16 ? 0 : (b >> 3) & 1);
+		if (r != 0x40)
+			b1(e, r);                          /* REX */
+		b1(e, 0x8d);
+		b1(e, mod << 6 | (dst & 7) << 3 | 4);
+		b1(e, (unsigned)f->shift << 6 | (i & 7) << 3 | (b == 16 ? RBP : b & 7));
+		if (mod == 1)
+			b1(e, (unsigned)f->disp & 0xff);
+		else if (mod == 2 || b == 16)
+			b4(e, (uint32_t)f->disp);
+	}
+	if (dst == RAX)
+		put_gpr(x, f->r0, s, RAX);
+	else
+		changed(x, f->r0);
 }
 
 /* Op f of a register form from its template. */
@@ -1493,8 +2004,12 @@ static void reg_template(struct xlat *x, const struct emu_fop *f, const struct f
 		return;
 	case T_LEA: {
 		struct page_memo was = x->pm;
-		lin(x, f, false);
-		put_gpr(x, f->r0, s, RAX);
+		if (s >= 4 && f->base != EMU_RIPREL) {
+			lea_direct(x, f, s);
+		} else {
+			lin(x, f, false);
+			put_gpr(x, f->r0, s, RAX);
+		}
 		if (s == 8 && f->base == f->r0 && f->index >= 16)
 			base_moved(x, &was, f->r0, f->disp);
 		return;
@@ -1518,16 +2033,7 @@ static void reg_template(struct xlat *x, const struct emu_fop *f, const struct f
 		unary(x, f, fi);
 		return;
 	case T_IMUL:
-		get_gpr(x, RAX, f->r0, 8);
-		get_gpr(x, RCX, f->r1, 8);
-		if (fi->form == FORM_RR) {
-			op_rr(e, true, 0x0faf, RAX, RCX);             /* imul rax, rcx */
-		} else {
-			op_rr(e, true, 0x69, RAX, RCX);               /* imul rax, rcx, imm */
-			b4(e, (uint32_t)f->imm);
-		}
-		put_gpr(x, f->r0, s, RAX);
-		flags_unknown(x);
+		imul_reg(x, f, fi);
 		return;
 	default:                                           /* T_NOP */
 		return;
@@ -1548,7 +2054,9 @@ static void template_op(struct xlat *x, unsigned k, const struct fop_info *fi)
 	struct pending miss = { .n = 0 };
 	struct access a = access_of(f, fi);
 	emit_access(x, &a, &miss);
-	mem_body(x, f, fi);
+	bool rec = !alu || !fi->flags || !flags_dead_after(x, k);
+	x->j->dead += !rec;
+	mem_body(x, f, fi, rec);
 	/* on the miss the cached registers hold what they held before the
 	 * instruction, which writing back as dirty leaves as it is */
 	uint16_t dirty = x->rc.dirty;
@@ -1569,8 +2077,11 @@ static void template_op(struct xlat *x, unsigned k, const struct fop_info *fi)
 	to_hot(x);
 	x->rc.dirty = dirty;
 	x->pm = pm;
-	/* the ALU op's flags are the host's on both ways; anything else
-	 * wrote no flags, but the look-up changed the host's */
+	/* the ALU op's flags are the host's on both ways, and its record
+	 * the one written (or dead); anything else wrote no flags, but the
+	 * look-up changed the host's */
+	if (alu)
+		x->pd.lf = 0;
 	if (alu && fi->flags)
 		x->fl = (struct flag_state){ .host = true, .lf = 0 };
 	else if (alu)
@@ -1596,7 +2107,7 @@ static void template_op(struct xlat *x, unsigned k, const struct fop_info *fi)
 
 #define BLK(field) ((int32_t)offsetof(struct emu_block, field))
 /* the entry's pushes and moves (prologue) */
-#define INNER 23
+#define INNER 27
 /* link_near - link_far (see link_far) */
 #define LINK_FAR 78
 
@@ -1877,6 +2388,9 @@ static void chain_to(struct xlat *x, unsigned kf, int64_t t, unsigned dret, uint
 	int32_t link = (int32_t)(kf * sizeof(struct emu_fop) + offsetof(struct emu_fop, link));
 	int same = -1;
 	uint8_t *site = NULL;
+	struct pend pd = x->pd;                    /* written once, for all its ways */
+	emit_pending(x);
+	x->pd.lf = 0;
 	writeback(x);
 	count(x, dret);
 	if (t != NOWHERE) {
@@ -1944,6 +2458,58 @@ static void chain_to(struct xlat *x, unsigned kf, int64_t t, unsigned dret, uint
 	mov_rr(e, RCX, R9);
 	tail_at(x, kf, fn);
 	to_hot(x);
+	x->pd = pd;
+}
+
+/* How many of the block's first ops a loop's back edge may run as a copy
+ * of its own, with a record still pending, before it joins the code the
+ * entry runs: moves, loads, stores, LEA (which a pending record outlives,
+ * or is written for), up to the first that sets all flags again from
+ * registers alone whatever they were (then the two ways are in the same
+ * state); 0: none (a back edge writes the record). */
+static unsigned peel_ops(const struct xlat *x)
+{
+	for (unsigned k = 0; k < x->b->n && k <= 3; k++) {
+		struct fop_info fi = info_of(x->j, x->fn[k]);
+		if (fi.kind == FK_FUSED)
+			fi = info_of(x->j, fi.plain);
+		else if (fi.kind != FK_CALL)
+			return 0;
+		switch (fi.tmpl) {
+		case T_ALU:
+			if (!is_mem(&fi))
+				return k;
+			return 0;
+		case T_SHIFT: case T_NEG: case T_IMUL:
+			return k;
+		case T_MOV: case T_MOVZX: case T_MOVSX: case T_LEA: case T_PUSH: case T_POP:
+		case T_NOP:
+			break;
+		default:
+			return 0;
+		}
+	}
+	return 0;
+}
+
+/* The peeled head (peel_ops) a back edge jumps to: the block's first ops
+ * again, from the state the body starts in but for the pending record,
+ * then into the body's code at the first that sets all flags (at). */
+static void emit_peel(struct xlat *x, const uint8_t *const *at)
+{
+	unsigned j = peel_ops(x);
+	x->j->peeled++;
+	land(&x->e, x->peel);
+	flags_unknown(x);
+	x->pd = x->peel_pd;
+	x->rc.dirty = 0;
+	x->pm = (struct page_memo){ .valid = false };
+	for (unsigned k = 0; k < j; k++) {
+		struct fop_info fi = info_of(x->j, x->fn[k]);
+		settle_for(x, &x->b->op[k], &fi);
+		template_op(x, k, &fi);
+	}
+	jump_to(&x->e, 16, at[j]);
 }
 
 /* The taken back edge of Jcc op k to the block's own start, as
@@ -1953,6 +2519,12 @@ static void loop_to_start(struct xlat *x, unsigned k)
 {
 	struct emit *e = &x->e;
 	struct pending sl = { .n = 0 };
+	struct pend pd = x->pd;                    /* the start wants it written ... */
+	bool peel = pd.lf && !x->peel && peel_ops(x);  /* ... unless its copy, peeled, does */
+	if (!peel) {
+		emit_pending(x);
+		x->pd.lf = 0;
+	}
 	count(x, k + 1);
 	retired_then(e, k + 1);
 	budget_or(e, &sl, x->b->n, RDX);
@@ -1960,12 +2532,18 @@ static void loop_to_start(struct xlat *x, unsigned k)
 	store(e, RCX, R_C, CORE(blk_ret), 8);
 	writeback(x);
 	tally(x, JX_LOOP, RDX);
-	jump_to(e, 16, x->body);
+	if (peel) {
+		x->peel = jump_fwd(e, 16);
+		x->peel_pd = pd;
+	} else {
+		jump_to(e, 16, x->body);
+	}
 	to_cold(x);
 	land_all(e, &sl);
 	tally(x, JX_LOOP_SLOW, RAX);
 	tail_op(x, k, x->fn[k]);
 	to_hot(x);
+	x->pd = pd;
 }
 
 /* JMP, CALL or RET (op k, the last): CALL and RET do their stack access
@@ -2071,11 +2649,11 @@ static void choose_cached(struct xlat *x)
 {
 	unsigned uses[16] = { 0 };
 	for (unsigned k = 0; k < x->b->n; k++) {
-		struct fop_info fi = emu_fop_info(x->fn[k]);
+		struct fop_info fi = info_of(x->j, x->fn[k]);
 		if (fi.tmpl == T_CROSS)
-			fi = emu_fop_info((fop_fn)(uintptr_t)x->b->op[k + 1].imm);
+			fi = info_of(x->j, (fop_fn)(uintptr_t)x->b->op[k + 1].imm);
 		if (fi.kind == FK_FUSED)
-			fi = emu_fop_info(fi.plain);
+			fi = info_of(x->j, fi.plain);
 		if (has_template(&fi) || fi.tmpl == T_CALL || fi.tmpl == T_RET)
 			count_uses(x, k, &fi, uses);
 	}
@@ -2106,15 +2684,13 @@ static const uint8_t *prologue(struct xlat *x)
 	push(e, RBP);
 	push(e, R14);
 	push(e, R15);
-	b1(e, 0x48);
-	b1(e, 0x83);
-	b1(e, 0xec);
-	b1(e, 8);                                  /* sub rsp, 8: calls aligned */
+	frame_lea(e, -FRAME);
 	mov_rr(e, R_CPU, RDI);
 	mov_rr(e, R_C, RSI);
 	mov_rr(e, R_OP, RDX);
 	if (e->p - entry != INNER)
 		abort();
+	slots_empty(x);
 	uint8_t *first = jump_fwd(e, 16);
 	const uint8_t *fail = e->p;
 	b1(e, 0xff);
@@ -2150,15 +2726,6 @@ static void note_arena_start(struct emu_jit *j)
 		(long long)ts.tv_sec, ts.tv_nsec);
 }
 
-/* Instruction k of b's bytes (the last may go on in b->tail) into buf. */
-static unsigned insn_bytes(const struct emu_block *b, unsigned k, uint8_t *buf)
-{
-	unsigned off = b->op[k].off, len = b->op[k].end - off;
-	for (unsigned i = 0; i < len && i < 15; i++)
-		buf[i] = off + i < b->nbytes ? b->bytes[off + i] : b->tail[off + i - b->nbytes];
-	return len < 15 ? len : 15;
-}
-
 /* Translation b (host code [entry, end) of the writable view) into the
  * perf map and the dump, when they are on. */
 static void note_translation(struct emu_jit *j, const struct emu_block *b, const uint8_t *entry,
@@ -2184,7 +2751,7 @@ static void note_translation(struct emu_jit *j, const struct emu_block *b, const
 	for (unsigned k = 0; k < b->n; k++) {
 		uint8_t buf[15];
 		char text[96];
-		unsigned len = insn_bytes(b, k, buf);
+		unsigned len = block_insn_bytes(b, k, buf);
 		x86_format_insn((enum x86_mode)b->mode, b->gpa + b->op[k].off, buf, len, text,
 				sizeof(text));
 		fprintf(j->dump, "  +%-5lx %s %s\n", nt->at[k] ? (unsigned long)(nt->at[k] - entry) : 0ul,
@@ -2202,6 +2769,7 @@ bool emu_jit_translate(struct emu_jit *j, struct emu_block *b)
 		return false;
 	if (j->used == 0) {
 		j->used = emit_host_flags(j);
+		j->used = emit_slots_stub(j, j->used);
 		if (j->perf_map)
 			note_arena_start(j);
 	}
@@ -2210,32 +2778,36 @@ bool emu_jit_translate(struct emu_jit *j, struct emu_block *b)
 	for (unsigned k = 0; k < n; k++)
 		fn[k] = k ? b->op[k].fn : b->fn0;
 	struct xlat x = { .e = { .p = j->rw + j->used, .to_rx = j->rx - j->rw }, .b = b, .fn = fn,
-			  .j = j, .arena = j->rx, .host_flags = j->rw, .other = j->rw + j->cold_used };
+			  .j = j, .arena = j->rx, .host_flags = j->rw,
+			  .slots_stub = j->rw + j->slots_stub, .other = j->rw + j->cold_used };
 	choose_cached(&x);
+	plan_slots(&x);
 	const uint8_t *entry = prologue(&x);
 	unsigned k;
 	struct notes notes = { .at = { 0 } };
 	for (k = 0; k < n; k++) {
 		notes.at[k] = x.e.p;
-		struct fop_info fi = emu_fop_info(fn[k]);
+		struct fop_info fi = info_of(j, fn[k]);
 		if (fi.tmpl == T_CROSS) {
 			fn[k] = cross_check(&x, k);
-			fi = emu_fop_info(fn[k]);
+			fi = info_of(j, fn[k]);
 			x.fl.host = false;         /* the compares' */
 		}
 		if (fi.kind == FK_FUSED) {
-			struct fop_info cmp = emu_fop_info(fi.plain);
+			struct fop_info cmp = info_of(j, fi.plain);
 			if (cmp.tmpl == T_ALU) {
 				alu_reg(&x, &b->op[k], &cmp);
 			} else {
 				call_op(&x, k, fi.plain);
 				flags_unknown(&x);
+				x.pd.lf = 0;
 				notes.called[k] = true;
 			}
-			fi = emu_fop_info(fn[++k]);
+			fi = info_of(j, fn[++k]);
 			notes.at[k] = x.e.p;
 		}
 		if (fi.tmpl == T_JMP || fi.tmpl == T_CALL || fi.tmpl == T_RET) {
+			settle_for(&x, &b->op[k], &fi);
 			exit_op(&x, k, &fi);
 			break;
 		}
@@ -2250,15 +2822,19 @@ bool emu_jit_translate(struct emu_jit *j, struct emu_block *b)
 		if (fi.kind == FK_JCC) {
 			jcc_op(&x, k, &fi);
 		} else if (tmpl) {
+			settle_for(&x, &b->op[k], &fi);
 			template_op(&x, k, &fi);
 		} else {
 			call_op(&x, k, fn[k]);
 			flags_unknown(&x);
+			x.pd.lf = 0;
 			notes.called[k] = true;
 		}
 	}
 	if (k == n)                        /* the last ran here: on to the end marker's way */
 		chain_to(&x, n, b->op[n].off, n, (uintptr_t)b->op[n].fn);
+	if (x.peel)
+		emit_peel(&x, notes.at);
 	note_translation(j, b, entry, x.e.p, x.other, &notes, &x.rc);
 	j->used = (size_t)(x.e.p - j->rw + 15) & ~(size_t)15;
 	j->cold_used = (size_t)(x.other - j->rw);
