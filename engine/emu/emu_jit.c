@@ -408,6 +408,10 @@ static const uint8_t cache_hosts[CACHE_MAX] = { RBP, R14, R15, R10, R11 };
 struct reg_cache {
 	uint8_t host[16];              /* guest register -> host register; 0: in memory */
 	uint16_t dirty;
+	/* dirty where the body starts: in a loop every cached one, so that
+	 * its back edge comes back with them in their host registers (see
+	 * loop_to_start); a way out writes the unchanged ones back too */
+	uint16_t at_start;
 };
 
 /* The page of a memory access kept for the accesses after it through
@@ -2502,7 +2506,7 @@ static void emit_peel(struct xlat *x, const uint8_t *const *at)
 	land(&x->e, x->peel);
 	flags_unknown(x);
 	x->pd = x->peel_pd;
-	x->rc.dirty = 0;
+	x->rc.dirty = x->rc.at_start;
 	x->pm = (struct page_memo){ .valid = false };
 	for (unsigned k = 0; k < j; k++) {
 		struct fop_info fi = info_of(x->j, x->fn[k]);
@@ -2530,8 +2534,7 @@ static void loop_to_start(struct xlat *x, unsigned k)
 	budget_or(e, &sl, x->b->n, RDX);
 	may_go_on_or(e, &sl);
 	store(e, RCX, R_C, CORE(blk_ret), 8);
-	writeback(x);
-	tally(x, JX_LOOP, RDX);
+	tally(x, JX_LOOP, RDX);                    /* no writeback: rc.at_start */
 	if (peel) {
 		x->peel = jump_fwd(e, 16);
 		x->peel_pd = pd;
@@ -2644,12 +2647,15 @@ static void count_uses(const struct xlat *x, unsigned k, const struct fop_info *
 }
 
 /* The guest registers block b's templates use more than once, the most
- * used first, into the host registers of the cache. */
+ * used first, into the host registers of the cache (all dirty at the
+ * start when it loops: rc.at_start). */
 static void choose_cached(struct xlat *x)
 {
 	unsigned uses[16] = { 0 };
+	bool loops = false;
 	for (unsigned k = 0; k < x->b->n; k++) {
 		struct fop_info fi = info_of(x->j, x->fn[k]);
+		loops |= fi.kind == FK_JCC && fi.loop;
 		if (fi.tmpl == T_CROSS)
 			fi = info_of(x->j, (fop_fn)(uintptr_t)x->b->op[k + 1].imm);
 		if (fi.kind == FK_FUSED)
@@ -2665,6 +2671,8 @@ static void choose_cached(struct xlat *x)
 		if (best == 16)
 			break;
 		x->rc.host[best] = cache_hosts[i];
+		if (loops)
+			x->rc.at_start |= (uint16_t)(1u << best);
 	}
 }
 
@@ -2703,6 +2711,7 @@ static const uint8_t *prologue(struct xlat *x)
 	land(e, first);
 	x->inner = e->p;
 	reload(x);
+	x->rc.dirty = x->rc.at_start;
 	x->body = e->p;
 	return entry;
 }
