@@ -7,7 +7,11 @@
  * each page's own frame, a store after a load of a read-only page faults
  * (error code 3, CR2), and an access that goes on into a page not present
  * faults there. Each loop is a block of its own whose back edge goes to
- * its start. */
+ * its start. And the same between two loops of one routine, the page
+ * table written and INVLPG or CR3 written in between and nothing else
+ * (emu keeps the slots across translations and entries: only what
+ * changes the TLB may empty them), and code stored into a page a loop
+ * wrote before through the same register is seen. */
 #include "guests/rt/idt.h"
 #include "guests/rt/io.h"
 #include "guests/rt/paging.h"
@@ -17,7 +21,7 @@
 #define PTE_D (1ull << 6)
 #define TVA 0x8000000000ull
 #define TVA_PAGE(i) (TVA + (uint64_t)(i) * 4096)
-#define FRAMES 8
+#define FRAMES 9                             /* 8: code (ps_code_twice) */
 #define QWORDS 512
 #define MSR_FS_BASE 0xc0000100u
 
@@ -35,6 +39,11 @@ uint64_t ps_sum_bytes(uint64_t va, uint64_t n);
 uint64_t ps_sum_fs(uint64_t n);
 void ps_fill(uint64_t va, uint64_t n, uint64_t v);
 void ps_bump(uint64_t va, uint64_t n);
+uint64_t ps_sum_twice(uint64_t va, uint64_t n, uint64_t *pte, uint64_t val, uint64_t cr3,
+		      uint64_t *first);
+void ps_fill_twice(uint64_t va, uint64_t n, uint64_t *pte, uint64_t val, uint64_t cr3,
+		   uint64_t v);
+uint64_t ps_code_twice(uint64_t va, uint64_t n, uint64_t code1, uint64_t code2);
 
 /* The loops: the block at 1 runs again and again (its back edge). */
 __asm__(".text\n"
@@ -82,6 +91,73 @@ __asm__(".text\n"
 	"	addq $1, %rcx\n"
 	"	cmpq %rsi, %rcx\n"
 	"	jne 1b\n"
+	"	ret\n"
+	/* *pte = val, then INVLPG va (cr3 0) or CR3 = cr3: only that
+	 * between the two loops */
+	".macro ps_pte_write\n"
+	"	movq %rcx, (%rdx)\n"
+	"	testq %r8, %r8\n"
+	"	jz 8f\n"
+	"	movq %r8, %cr3\n"
+	"	jmp 9f\n"
+	"8:	invlpg (%rdi)\n"
+	"9:\n"
+	".endm\n"
+	".globl ps_sum_twice\n"
+	"ps_sum_twice:\n"                       /* sum of n qwords at va, *first; pte write; again */
+	"	xorl %eax, %eax\n"
+	"	xorl %r10d, %r10d\n"
+	"1:	addq (%rdi,%r10,8), %rax\n"
+	"	addq $1, %r10\n"
+	"	cmpq %rsi, %r10\n"
+	"	jne 1b\n"
+	"	movq %rax, (%r9)\n"
+	"	ps_pte_write\n"
+	"	xorl %eax, %eax\n"
+	"	xorl %r10d, %r10d\n"
+	"2:	addq (%rdi,%r10,8), %rax\n"
+	"	addq $1, %r10\n"
+	"	cmpq %rsi, %r10\n"
+	"	jne 2b\n"
+	"	ret\n"
+	".globl ps_fill_twice\n"
+	"ps_fill_twice:\n"                      /* n qwords at va = v; pte write; again */
+	"	xorl %r10d, %r10d\n"
+	"1:	movq %r9, (%rdi,%r10,8)\n"
+	"	addq $1, %r10\n"
+	"	cmpq %rsi, %r10\n"
+	"	jne 1b\n"
+	"	ps_pte_write\n"
+	"	xorl %r10d, %r10d\n"
+	"2:	movq %r9, (%rdi,%r10,8)\n"
+	"	addq $1, %r10\n"
+	"	cmpq %rsi, %r10\n"
+	"	jne 2b\n"
+	"	ret\n"
+	".globl ps_code_twice\n"
+	"ps_code_twice:\n"                      /* n qwords at va = code1, call va; code2, call:
+						  * (first << 8) | second; no other store */
+	"	xorl %r10d, %r10d\n"
+	"1:	movq %rdx, (%rdi,%r10,8)\n"
+	"	addq $1, %r10\n"
+	"	cmpq %rsi, %r10\n"
+	"	jne 1b\n"
+	"	pushq %rdi\n"
+	"	pushq %rcx\n"
+	"	callq *%rdi\n"
+	"	popq %rcx\n"
+	"	popq %rdi\n"
+	"	movq %rax, %r8\n"
+	"	xorl %r10d, %r10d\n"
+	"2:	movq %rcx, (%rdi,%r10,8)\n"
+	"	addq $1, %r10\n"
+	"	cmpq %rsi, %r10\n"
+	"	jne 2b\n"
+	"	pushq %r8\n"
+	"	callq *%rdi\n"
+	"	popq %r8\n"
+	"	shlq $8, %r8\n"
+	"	orq %r8, %rax\n"
 	"	ret\n");
 
 static uint64_t pa(const void *p) { return (uint64_t)(uintptr_t)p; }
@@ -193,6 +269,33 @@ static void written(void)
 	expect_eq(frames[7][QWORDS - 1], ((uint64_t)7 << 32 | (QWORDS - 1)) + 1, "the last");
 }
 
+/* Between two loops of one routine, nothing but the page table entry
+ * written and INVLPG or a CR3 write: the second loop sees the entry. */
+static void twice(void)
+{
+	uint64_t first, second;
+	map(0, 1, PTE_P | PTE_W);
+	second = ps_sum_twice(TVA_PAGE(0), QWORDS, &pt_t[0], pa(frames[2]) | PTE_P | PTE_W, 0,
+			      &first);
+	expect_eq(first, frame_sum(1, QWORDS), "twice: frame 1");
+	expect_eq(second, frame_sum(2, QWORDS), "twice: remapped by INVLPG, frame 2");
+	second = ps_sum_twice(TVA_PAGE(0), QWORDS, &pt_t[0], pa(frames[3]) | PTE_P | PTE_W,
+			      pa(pml4), &first);
+	expect_eq(first, frame_sum(2, QWORDS), "twice: frame 2");
+	expect_eq(second, frame_sum(3, QWORDS), "twice: remapped by CR3, frame 3");
+	map(2, 6, PTE_P | PTE_W);
+	ps_fill_twice(TVA_PAGE(2), QWORDS, &pt_t[2], pa(frames[6]) | PTE_P | PTE_W, 0, 11);
+	expect_eq(pt_t[2] & (PTE_A | PTE_D), PTE_A | PTE_D, "twice: D cleared, INVLPG: set again");
+	ps_fill_twice(TVA_PAGE(2), QWORDS, &pt_t[2], pa(frames[6]) | PTE_P, pa(pml4), 12);
+	expect_faults(1, 3, TVA_PAGE(2), "twice: read-only, CR3: the second loop's store faults");
+	expect_eq(frames[6][QWORDS - 1], 12, "twice: then stores");
+	/* mov $1, %eax; ret; nop; nop — then mov $2 */
+	map(6, 8, PTE_P | PTE_W);
+	expect_eq(ps_code_twice(TVA_PAGE(6), QWORDS, 0x9090c300000001b8ull,
+				0x9090c300000002b8ull), 0x102,
+		  "code stored where a loop stored before it ran is run");
+}
+
 /* Unaligned qwords stepping up to and over a page's end, the next page
  * not present: the first that goes on into it faults there. */
 static void straddled(void)
@@ -229,6 +332,7 @@ int main(void)
 	idt_set_handler(14, on_pf);
 	frames_fill();
 	for (unsigned round = 0; round < 3; round++) {   /* again, the loops translated */
+		twice();
 		remapped();
 		written();
 		straddled();
