@@ -11,11 +11,14 @@
  * table written and INVLPG or CR3 written in between and nothing else
  * (emu keeps the slots across translations and entries: only what
  * changes the TLB may empty them), and code stored into a page a loop
- * wrote before through the same register is seen. */
+ * wrote before through the same register is seen. And a loop that read a
+ * supervisor page at CPL 0 faults there when it runs again at CPL 3. */
+#include "guests/rt/boot.h"
 #include "guests/rt/idt.h"
 #include "guests/rt/io.h"
 #include "guests/rt/paging.h"
 #include "guests/rt/report.h"
+#include "guests/rt/ring3.h"
 
 #define PTE_A (1ull << 5)
 #define PTE_D (1ull << 6)
@@ -33,6 +36,8 @@ static uint64_t pt_t[512] __attribute__((aligned(4096)));
 static uint64_t frames[FRAMES][QWORDS] __attribute__((aligned(4096)));
 
 static volatile uint64_t fault_err, fault_cr2, faults;
+uint64_t ps_user_stack[512] __attribute__((aligned(16)));
+uint64_t ps_kernel_sum, ps_user_sum, ps_saved_rsp;
 
 uint64_t ps_sum(uint64_t va, uint64_t n);
 uint64_t ps_sum_bytes(uint64_t va, uint64_t n);
@@ -44,6 +49,9 @@ uint64_t ps_sum_twice(uint64_t va, uint64_t n, uint64_t *pte, uint64_t val, uint
 void ps_fill_twice(uint64_t va, uint64_t n, uint64_t *pte, uint64_t val, uint64_t cr3,
 		   uint64_t v);
 uint64_t ps_code_twice(uint64_t va, uint64_t n, uint64_t code1, uint64_t code2);
+void ps_user_call(uint64_t va, uint64_t n);
+void ps_user_exit(void);
+void ps_user_back(void);
 
 /* The loops: the block at 1 runs again and again (its back edge). */
 __asm__(".text\n"
@@ -158,10 +166,35 @@ __asm__(".text\n"
 	"	popq %r8\n"
 	"	shlq $8, %r8\n"
 	"	orq %r8, %rax\n"
+	"	ret\n"
+	".globl ps_user_call, ps_user_exit, ps_user_back\n"
+	"ps_user_call:\n"                       /* ps_kernel_sum = ps_sum(va, n) at CPL 0, then
+						  * ps_user_sum = the same at CPL 3 */
+	"	push %rbx\n push %rbp\n push %r12\n push %r13\n push %r14\n push %r15\n"
+	"	push %rdi\n push %rsi\n"
+	"	call ps_sum\n"
+	"	mov %rax, ps_kernel_sum(%rip)\n"
+	"	pop %rsi\n pop %rdi\n"
+	"	mov %rsp, ps_saved_rsp(%rip)\n"
+	"	pushq $" RT_USER_SS "\n"
+	"	lea ps_user_stack+4096(%rip), %rax\n push %rax\n"
+	"	pushq $0x2\n"
+	"	pushq $" RT_USER_CS "\n"
+	"	lea 1f(%rip), %rax\n push %rax\n"
+	"	iretq\n"
+	"1:	call ps_sum\n"
+	"	mov %rax, ps_user_sum(%rip)\n"
+	"ps_user_exit:\n"
+	"	ud2\n"
+	"ps_user_back:\n"
+	"	mov ps_saved_rsp(%rip), %rsp\n"
+	"	mov $0x10, %eax\n mov %eax, %ds\n mov %eax, %es\n"
+	"	pop %r15\n pop %r14\n pop %r13\n pop %r12\n pop %rbp\n pop %rbx\n"
 	"	ret\n");
 
 static uint64_t pa(const void *p) { return (uint64_t)(uintptr_t)p; }
 static bool no_user_page(uint64_t addr) { (void)addr; return false; }
+static bool user_page(uint64_t addr) { (void)addr; return true; }
 
 static void invlpg(uint64_t va)
 {
@@ -179,7 +212,7 @@ static void on_pf(struct rt_frame *f)
 	faults++;
 	unsigned i = (unsigned)((cr2 - TVA) >> 12);
 	if (cr2 >= TVA && i < 512)
-		pt_t[i] |= PTE_P | PTE_W;
+		pt_t[i] |= PTE_P | PTE_W | (f->error_code & 4 ? PTE_U : 0);
 	invlpg(cr2);
 }
 
@@ -296,6 +329,41 @@ static void twice(void)
 		  "code stored where a loop stored before it ran is run");
 }
 
+/* The way back from CPL 3 (ps_user_call's UD2). */
+static void on_ud(struct rt_frame *f)
+{
+	if (f->rip != (uintptr_t)ps_user_exit)
+		rt_fail_now("page_slots: #UD at 0x%lx\n", (unsigned long)f->rip);
+	f->rip = (uintptr_t)ps_user_back;
+	f->cs = RT_GDT_CODE64;
+	f->ss = RT_GDT_DATA;
+	f->rsp = ps_saved_rsp;
+}
+
+/* A supervisor page a loop read at CPL 0, the same loop at CPL 3 (the
+ * low 4 MiB user pages, SMEP and SMAP off: guests/rt/ring3.h): #PF
+ * with error code 5 (U, P) at its start, then (U given) its sum. */
+static void user(void)
+{
+	rt_ring3_setup();
+	idt_set_handler(6, on_ud);
+	pml4[0] = rt_low_map_build(&low_map, user_page);
+	pml4[1] |= PTE_U;
+	pdpt_t[0] |= PTE_U;
+	pd_t[0] |= PTE_U;
+	frames_fill();
+	pt_t[7] = pa(frames[4]) | PTE_P | PTE_W;
+	__asm__ volatile("mov %0, %%cr3" :: "r"(pa(pml4)) : "memory");
+	for (unsigned round = 0; round < 3; round++) {
+		ps_user_call(TVA_PAGE(7), QWORDS);
+		expect_eq(ps_kernel_sum, frame_sum(4, QWORDS), "CPL 0 reads");
+		expect_faults(1, 5, TVA_PAGE(7), "the same loop at CPL 3 faults");
+		expect_eq(ps_user_sum, frame_sum(4, QWORDS), "then reads the page");
+		pt_t[7] &= ~PTE_U;
+		invlpg(TVA_PAGE(7));
+	}
+}
+
 /* Unaligned qwords stepping up to and over a page's end, the next page
  * not present: the first that goes on into it faults there. */
 static void straddled(void)
@@ -341,5 +409,6 @@ int main(void)
 		__asm__ volatile("mov %0, %%cr3" :: "r"(pa(pml4)) : "memory");
 		frames_fill();
 	}
+	user();
 	return report_summary();
 }
