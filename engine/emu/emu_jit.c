@@ -945,7 +945,7 @@ static int slot_of(const struct xlat *x, const struct access *a)
 static void frame_lea(struct emit *e, int32_t d)
 {
 	op_mem(e, true, 0x8d, RSP, RSP, d);
-	if (d != (int8_t)d)                        /* INNER: the same length either way */
+	if (d != (int8_t)d)                        /* INNER counts the short form */
 		abort();
 }
 
