@@ -7,17 +7,24 @@
  * each page's own frame, a store after a load of a read-only page faults
  * (error code 3, CR2), and an access that goes on into a page not present
  * faults there. Each loop is a block of its own whose back edge goes to
- * its start. */
+ * its start. And the same between two loops of one routine, the page
+ * table written and INVLPG or CR3 written in between and nothing else
+ * (emu keeps the slots across translations and entries: only what
+ * changes the TLB may empty them), and code stored into a page a loop
+ * wrote before through the same register is seen. And a loop that read a
+ * supervisor page at CPL 0 faults there when it runs again at CPL 3. */
+#include "guests/rt/boot.h"
 #include "guests/rt/idt.h"
 #include "guests/rt/io.h"
 #include "guests/rt/paging.h"
 #include "guests/rt/report.h"
+#include "guests/rt/ring3.h"
 
 #define PTE_A (1ull << 5)
 #define PTE_D (1ull << 6)
 #define TVA 0x8000000000ull
 #define TVA_PAGE(i) (TVA + (uint64_t)(i) * 4096)
-#define FRAMES 8
+#define FRAMES 9                             /* 8: code (ps_code_twice) */
 #define QWORDS 512
 #define MSR_FS_BASE 0xc0000100u
 
@@ -29,12 +36,22 @@ static uint64_t pt_t[512] __attribute__((aligned(4096)));
 static uint64_t frames[FRAMES][QWORDS] __attribute__((aligned(4096)));
 
 static volatile uint64_t fault_err, fault_cr2, faults;
+uint64_t ps_user_stack[512] __attribute__((aligned(16)));
+uint64_t ps_kernel_sum, ps_user_sum, ps_saved_rsp;
 
 uint64_t ps_sum(uint64_t va, uint64_t n);
 uint64_t ps_sum_bytes(uint64_t va, uint64_t n);
 uint64_t ps_sum_fs(uint64_t n);
 void ps_fill(uint64_t va, uint64_t n, uint64_t v);
 void ps_bump(uint64_t va, uint64_t n);
+uint64_t ps_sum_twice(uint64_t va, uint64_t n, uint64_t *pte, uint64_t val, uint64_t cr3,
+		      uint64_t *first);
+void ps_fill_twice(uint64_t va, uint64_t n, uint64_t *pte, uint64_t val, uint64_t cr3,
+		   uint64_t v);
+uint64_t ps_code_twice(uint64_t va, uint64_t n, uint64_t code1, uint64_t code2);
+void ps_user_call(uint64_t va, uint64_t n);
+void ps_user_exit(void);
+void ps_user_back(void);
 
 /* The loops: the block at 1 runs again and again (its back edge). */
 __asm__(".text\n"
@@ -82,10 +99,102 @@ __asm__(".text\n"
 	"	addq $1, %rcx\n"
 	"	cmpq %rsi, %rcx\n"
 	"	jne 1b\n"
+	"	ret\n"
+	/* *pte = val, then INVLPG va (cr3 0) or CR3 = cr3: only that
+	 * between the two loops */
+	".macro ps_pte_write\n"
+	"	movq %rcx, (%rdx)\n"
+	"	testq %r8, %r8\n"
+	"	jz 8f\n"
+	"	movq %r8, %cr3\n"
+	"	jmp 9f\n"
+	"8:	invlpg (%rdi)\n"
+	"9:\n"
+	".endm\n"
+	".globl ps_sum_twice\n"
+	"ps_sum_twice:\n"                       /* sum of n qwords at va, *first; pte write; again */
+	"	xorl %eax, %eax\n"
+	"	xorl %r10d, %r10d\n"
+	"1:	addq (%rdi,%r10,8), %rax\n"
+	"	addq $1, %r10\n"
+	"	cmpq %rsi, %r10\n"
+	"	jne 1b\n"
+	"	movq %rax, (%r9)\n"
+	"	ps_pte_write\n"
+	"	xorl %eax, %eax\n"
+	"	xorl %r10d, %r10d\n"
+	"2:	addq (%rdi,%r10,8), %rax\n"
+	"	addq $1, %r10\n"
+	"	cmpq %rsi, %r10\n"
+	"	jne 2b\n"
+	"	ret\n"
+	".globl ps_fill_twice\n"
+	"ps_fill_twice:\n"                      /* n qwords at va = v; pte write; again */
+	"	xorl %r10d, %r10d\n"
+	"1:	movq %r9, (%rdi,%r10,8)\n"
+	"	addq $1, %r10\n"
+	"	cmpq %rsi, %r10\n"
+	"	jne 1b\n"
+	"	ps_pte_write\n"
+	"	xorl %r10d, %r10d\n"
+	"2:	movq %r9, (%rdi,%r10,8)\n"
+	"	addq $1, %r10\n"
+	"	cmpq %rsi, %r10\n"
+	"	jne 2b\n"
+	"	ret\n"
+	".globl ps_code_twice\n"
+	"ps_code_twice:\n"                      /* n qwords at va = code1, call va; code2, call:
+						  * (first << 8) | second; no other store */
+	"	xorl %r10d, %r10d\n"
+	"1:	movq %rdx, (%rdi,%r10,8)\n"
+	"	addq $1, %r10\n"
+	"	cmpq %rsi, %r10\n"
+	"	jne 1b\n"
+	"	pushq %rdi\n"
+	"	pushq %rcx\n"
+	"	callq *%rdi\n"
+	"	popq %rcx\n"
+	"	popq %rdi\n"
+	"	movq %rax, %r8\n"
+	"	xorl %r10d, %r10d\n"
+	"2:	movq %rcx, (%rdi,%r10,8)\n"
+	"	addq $1, %r10\n"
+	"	cmpq %rsi, %r10\n"
+	"	jne 2b\n"
+	"	pushq %r8\n"
+	"	callq *%rdi\n"
+	"	popq %r8\n"
+	"	shlq $8, %r8\n"
+	"	orq %r8, %rax\n"
+	"	ret\n"
+	".globl ps_user_call, ps_user_exit, ps_user_back\n"
+	"ps_user_call:\n"                       /* ps_kernel_sum = ps_sum(va, n) at CPL 0, then
+						  * ps_user_sum = the same at CPL 3 */
+	"	push %rbx\n push %rbp\n push %r12\n push %r13\n push %r14\n push %r15\n"
+	"	push %rdi\n push %rsi\n"
+	"	call ps_sum\n"
+	"	mov %rax, ps_kernel_sum(%rip)\n"
+	"	pop %rsi\n pop %rdi\n"
+	"	mov %rsp, ps_saved_rsp(%rip)\n"
+	"	pushq $" RT_USER_SS "\n"
+	"	lea ps_user_stack+4096(%rip), %rax\n push %rax\n"
+	"	pushq $0x2\n"
+	"	pushq $" RT_USER_CS "\n"
+	"	lea 1f(%rip), %rax\n push %rax\n"
+	"	iretq\n"
+	"1:	call ps_sum\n"
+	"	mov %rax, ps_user_sum(%rip)\n"
+	"ps_user_exit:\n"
+	"	ud2\n"
+	"ps_user_back:\n"
+	"	mov ps_saved_rsp(%rip), %rsp\n"
+	"	mov $0x10, %eax\n mov %eax, %ds\n mov %eax, %es\n"
+	"	pop %r15\n pop %r14\n pop %r13\n pop %r12\n pop %rbp\n pop %rbx\n"
 	"	ret\n");
 
 static uint64_t pa(const void *p) { return (uint64_t)(uintptr_t)p; }
 static bool no_user_page(uint64_t addr) { (void)addr; return false; }
+static bool user_page(uint64_t addr) { (void)addr; return true; }
 
 static void invlpg(uint64_t va)
 {
@@ -103,7 +212,7 @@ static void on_pf(struct rt_frame *f)
 	faults++;
 	unsigned i = (unsigned)((cr2 - TVA) >> 12);
 	if (cr2 >= TVA && i < 512)
-		pt_t[i] |= PTE_P | PTE_W;
+		pt_t[i] |= PTE_P | PTE_W | (f->error_code & 4 ? PTE_U : 0);
 	invlpg(cr2);
 }
 
@@ -193,6 +302,68 @@ static void written(void)
 	expect_eq(frames[7][QWORDS - 1], ((uint64_t)7 << 32 | (QWORDS - 1)) + 1, "the last");
 }
 
+/* Between two loops of one routine, nothing but the page table entry
+ * written and INVLPG or a CR3 write: the second loop sees the entry. */
+static void twice(void)
+{
+	uint64_t first, second;
+	map(0, 1, PTE_P | PTE_W);
+	second = ps_sum_twice(TVA_PAGE(0), QWORDS, &pt_t[0], pa(frames[2]) | PTE_P | PTE_W, 0,
+			      &first);
+	expect_eq(first, frame_sum(1, QWORDS), "twice: frame 1");
+	expect_eq(second, frame_sum(2, QWORDS), "twice: remapped by INVLPG, frame 2");
+	second = ps_sum_twice(TVA_PAGE(0), QWORDS, &pt_t[0], pa(frames[3]) | PTE_P | PTE_W,
+			      pa(pml4), &first);
+	expect_eq(first, frame_sum(2, QWORDS), "twice: frame 2");
+	expect_eq(second, frame_sum(3, QWORDS), "twice: remapped by CR3, frame 3");
+	map(2, 6, PTE_P | PTE_W);
+	ps_fill_twice(TVA_PAGE(2), QWORDS, &pt_t[2], pa(frames[6]) | PTE_P | PTE_W, 0, 11);
+	expect_eq(pt_t[2] & (PTE_A | PTE_D), PTE_A | PTE_D, "twice: D cleared, INVLPG: set again");
+	ps_fill_twice(TVA_PAGE(2), QWORDS, &pt_t[2], pa(frames[6]) | PTE_P, pa(pml4), 12);
+	expect_faults(1, 3, TVA_PAGE(2), "twice: read-only, CR3: the second loop's store faults");
+	expect_eq(frames[6][QWORDS - 1], 12, "twice: then stores");
+	/* mov $1, %eax; ret; nop; nop — then mov $2 */
+	map(6, 8, PTE_P | PTE_W);
+	expect_eq(ps_code_twice(TVA_PAGE(6), QWORDS, 0x9090c300000001b8ull,
+				0x9090c300000002b8ull), 0x102,
+		  "code stored where a loop stored before it ran is run");
+}
+
+/* The way back from CPL 3 (ps_user_call's UD2). */
+static void on_ud(struct rt_frame *f)
+{
+	if (f->rip != (uintptr_t)ps_user_exit)
+		rt_fail_now("page_slots: #UD at 0x%lx\n", (unsigned long)f->rip);
+	f->rip = (uintptr_t)ps_user_back;
+	f->cs = RT_GDT_CODE64;
+	f->ss = RT_GDT_DATA;
+	f->rsp = ps_saved_rsp;
+}
+
+/* A supervisor page a loop read at CPL 0, the same loop at CPL 3 (the
+ * low 4 MiB user pages, SMEP and SMAP off: guests/rt/ring3.h): #PF
+ * with error code 5 (U, P) at its start, then (U given) its sum. */
+static void user(void)
+{
+	rt_ring3_setup();
+	idt_set_handler(6, on_ud);
+	pml4[0] = rt_low_map_build(&low_map, user_page);
+	pml4[1] |= PTE_U;
+	pdpt_t[0] |= PTE_U;
+	pd_t[0] |= PTE_U;
+	frames_fill();
+	pt_t[7] = pa(frames[4]) | PTE_P | PTE_W;
+	__asm__ volatile("mov %0, %%cr3" :: "r"(pa(pml4)) : "memory");
+	for (unsigned round = 0; round < 3; round++) {
+		ps_user_call(TVA_PAGE(7), QWORDS);
+		expect_eq(ps_kernel_sum, frame_sum(4, QWORDS), "CPL 0 reads");
+		expect_faults(1, 5, TVA_PAGE(7), "the same loop at CPL 3 faults");
+		expect_eq(ps_user_sum, frame_sum(4, QWORDS), "then reads the page");
+		pt_t[7] &= ~PTE_U;
+		invlpg(TVA_PAGE(7));
+	}
+}
+
 /* Unaligned qwords stepping up to and over a page's end, the next page
  * not present: the first that goes on into it faults there. */
 static void straddled(void)
@@ -229,6 +400,7 @@ int main(void)
 	idt_set_handler(14, on_pf);
 	frames_fill();
 	for (unsigned round = 0; round < 3; round++) {   /* again, the loops translated */
+		twice();
 		remapped();
 		written();
 		straddled();
@@ -237,5 +409,6 @@ int main(void)
 		__asm__ volatile("mov %0, %%cr3" :: "r"(pa(pml4)) : "memory");
 		frames_fill();
 	}
+	user();
 	return report_summary();
 }

@@ -194,7 +194,19 @@ struct emu_replay {
 
 enum emu_jmp { EMU_JMP_FAULT = 1, EMU_JMP_EXIT = 2 };
 
+/* The JIT's page slots (emu_jit.c): a linear page ftlb allowed, its host
+ * address, and the bound an access's offset in it stays under (0: empty).
+ * EMU_SLOT_WAYS for reads, then as many for writes (filled through tag_w
+ * alone). They outlive the translations, so whatever changes what a TLB
+ * entry of ftlb allowed, or could have allowed, empties them: every
+ * flush, INVLPG, a mark added to tags, a CPL change. */
+#define EMU_SLOT_WAYS 4
+struct emu_page_slot {
+	uint64_t page, host, bound;
+};
+
 struct emu_core {
+	struct emu_page_slot pslot[2 * EMU_SLOT_WAYS];   /* first: short displacements */
 	jmp_buf jmp;
 	struct emu_tlb_entry tlb[2][EMU_TLB_SIZE];   /* [0] supervisor, [1] user */
 	uint8_t mode;                  /* enum x86_mode, cached */
@@ -289,6 +301,13 @@ struct emu_core {
 static inline struct emu_core *emu_core_of(struct emu_cpu *cpu)
 {
 	return cpu->core;
+}
+
+/* The page slots emptied (from: 0 all, EMU_SLOT_WAYS the writes' only). */
+static inline void emu_slots_empty(struct emu_core *c, unsigned from)
+{
+	for (unsigned i = from; i < 2 * EMU_SLOT_WAYS; i++)
+		c->pslot[i].bound = 0;
 }
 
 /* --- emu_cpuid.c: the CPUID model (what the guest is told; see there) --- */

@@ -583,7 +583,11 @@ bool emu_block_run(struct emu_cpu *cpu)
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	if (!may_go_on(cpu, c))
 		__atomic_store_n(&cpu->due, true, __ATOMIC_RELAXED);
-	c->ftlb = c->tlb[c->cpl == 3];         /* plain instructions keep the CPL */
+	struct emu_tlb_entry *ftlb = c->tlb[c->cpl == 3];   /* plain instructions keep the CPL */
+	if (ftlb != c->ftlb) {
+		c->ftlb = ftlb;
+		emu_slots_empty(c, 0);         /* filled from the other CPL's entries */
+	}
 	struct emu_block *b = block_at(cpu, c);
 	if (!b && !c->dbg_armed && tlb_of(c, cpu->rip)->tag_x != (cpu->rip & X86_PAGE_MASK)) {
 		/* the walk the exact path's fetch would do (and its fault, of

@@ -87,7 +87,6 @@ struct emu_jit {
 	const uint8_t *rx;             /* the same pages, executable view */
 	size_t used;                   /* 0: empty, not even the flags stub (host_flags) */
 	size_t cold_used;              /* from JIT_HOT */
-	size_t slots_stub;             /* where the page slots are emptied (emit_slots_stub) */
 	uint64_t blocks, insns;        /* translated; instructions of blocks entered */
 	bool stats;                    /* VMDB_EMU_STATS=1: insns and exits are counted */
 	uint64_t exits[JX_KINDS];
@@ -429,27 +428,27 @@ struct page_memo {
 	int32_t off;
 };
 
-/* Page slots: pages the TLB allowed, kept in the host frame of the
- * entry from C (SLOT(i): the linear page, its host address, and
+/* Page slots: pages the TLB allowed, kept in the vCPU's core
+ * (emu_core.pslot, SLOT(i): the linear page, its host address, and
  * SLOT_BOUND, the bound the offset of an 8-byte access stays under; 0
  * when empty), looked up after the address is computed: indexed
  * accesses, FS/GS ones and those through registers that change hit them,
- * across a loop's back edge and the links between translations too.
- * Nothing changes the TLB but C code, so they are emptied at the entry
- * from C and after every handler call (emit_slots_stub), and nowhere
- * else. Reads and writes have slots of their own (SLOT_WAYS each): a
+ * across a loop's back edge, the links between translations and the
+ * entries from C too. Nothing changes the TLB but C code, and the C code
+ * that changes what an entry allows empties them (emu_slots_empty):
+ * translations never do. Reads and writes have slots of their own (SLOT_WAYS each): a
  * write slot is filled through the TLB's write tag alone, so a read-only
  * page, a frame with blocks or a clear D bit never serve a write. Each
  * access goes through the slot its translation chose for its base
  * register (plan_slots: the same one in every translation when it can). */
-#define SLOT_WAYS 4
+#define SLOT_WAYS EMU_SLOT_WAYS
 #define MEMO_SLOTS (2 * SLOT_WAYS)
-#define SLOT(i) ((int32_t)(SPARE + 8 + 24 * (i)))
+#define SLOT(i) (CORE(pslot) + (int32_t)sizeof(struct emu_page_slot) * (int32_t)(i))
 #define SLOT_BOUND (X86_PAGE_SIZE + 1 - 8)
 /* the frame under the saved registers: at [rsp + SPARE] a pending shift's
- * input (struct pend), then the slots; 8 more than 16s keeps calls aligned */
+ * input (struct pend); 8 more than 16s keeps calls aligned */
 #define SPARE 0
-#define FRAME (8 + 24 * MEMO_SLOTS)
+#define FRAME 8
 _Static_assert(FRAME % 16 == 8, "the frame keeps calls aligned");
 
 struct slot_plan {
@@ -464,7 +463,6 @@ struct xlat {
 	struct page_memo pm;
 	struct slot_plan sp;
 	uint8_t *host_flags;           /* the flags stub (writable view): emit_host_flags */
-	uint8_t *slots_stub;           /* emit_slots_stub (writable view) */
 	const struct emu_block *b;
 	const fop_fn *fn;              /* the handlers as the block had them */
 	uint8_t *leave;                /* pops the saved registers and returns eax */
@@ -483,7 +481,6 @@ static void writeback(struct xlat *x);
 static void reload(struct xlat *x);
 static void emit_pending(struct xlat *x);
 static void settle(struct xlat *x);
-static void slots_empty(struct xlat *x);
 static void frame_lea(struct emit *e, int32_t d);
 
 /* Emit into the cold part (a slow way), then back into the hot one where
@@ -541,7 +538,6 @@ static void call_op(struct xlat *x, unsigned k, fop_fn fn)
 	b1(e, FS_CONT);                            /* cmp eax, FS_CONT */
 	jump_to(e, 5, x->leave);                   /* jne leave */
 	reload(x);
-	slots_empty(x);
 }
 
 /* add qword [v], d through register r, when the statistics are on */
@@ -971,28 +967,8 @@ static int slot_of(const struct xlat *x, const struct access *a)
 static void frame_lea(struct emit *e, int32_t d)
 {
 	op_mem(e, true, 0x8d, RSP, RSP, d);
-	if (d == (int8_t)d)                        /* INNER: the same length either way */
+	if (d != (int8_t)d)                        /* INNER counts the short form */
 		abort();
-}
-
-/* The stub that empties every slot (bound 0: nothing is under it), called
- * (so the frame is 8 bytes up), at offset at of the arena; its end. */
-static size_t emit_slots_stub(struct emu_jit *j, size_t at)
-{
-	struct emit e0 = { .p = j->rw + at, .to_rx = j->rx - j->rw }, *e = &e0;
-	j->slots_stub = at;
-	for (unsigned i = 0; i < MEMO_SLOTS; i++) {
-		op_mem(e, true, 0xc7, 0, RSP, 8 + SLOT(i) + 16);
-		b4(e, 0);                                  /* mov qword [bound], 0 */
-	}
-	b1(e, 0xc3);
-	return (size_t)(e->p - j->rw + 15) & ~(size_t)15;
-}
-
-static void slots_empty(struct xlat *x)
-{
-	b1(&x->e, 0xe8);
-	b4(&x->e, (uint32_t)(int32_t)(x->slots_stub - (x->e.p + 4)));   /* call rel32 */
 }
 
 /* The host address of access a (at RAX) into RSI through slot i: its
@@ -1004,19 +980,19 @@ static void slot_access(struct xlat *x, const struct access *a, unsigned i,
 {
 	struct emit *e = &x->e;
 	mov_rr(e, RSI, RAX);
-	op_mem(e, true, 0x2b, RSI, RSP, SLOT(i));          /* sub rsi, [page] */
-	op_mem(e, true, 0x3b, RSI, RSP, SLOT(i) + 16);     /* cmp rsi, [bound] */
+	op_mem(e, true, 0x2b, RSI, R_C, SLOT(i));          /* sub rsi, [page] */
+	op_mem(e, true, 0x3b, RSI, R_C, SLOT(i) + 16);     /* cmp rsi, [bound] */
 	uint8_t *out = jump_fwd(e, 3);                     /* jae: not in the slot */
-	op_mem(e, true, 0x03, RSI, RSP, SLOT(i) + 8);      /* add rsi, [host] */
+	op_mem(e, true, 0x03, RSI, R_C, SLOT(i) + 8);      /* add rsi, [host] */
 	tally_at(x, &x->j->slot_hits, 1, RDX);
 	to_cold(x);
 	land(e, out);
 	tally_at(x, &x->j->slot_misses, 1, RDX);
 	miss->at[miss->n++] = tlb(e, a->size, a->write);
-	store(e, RDX, RSP, SLOT(i), 8);                    /* the page (tlb: RDX) */
+	store(e, RDX, R_C, SLOT(i), 8);                    /* the page (tlb: RDX) */
 	load(e, RDX, RCX, (int32_t)offsetof(struct emu_tlb_entry, host), 8);
-	store(e, RDX, RSP, SLOT(i) + 8, 8);
-	op_mem(e, true, 0xc7, 0, RSP, SLOT(i) + 16);
+	store(e, RDX, R_C, SLOT(i) + 8, 8);
+	op_mem(e, true, 0xc7, 0, R_C, SLOT(i) + 16);
 	b4(e, SLOT_BOUND);                                 /* mov qword [bound], imm */
 	jump_to(e, 16, x->other);
 	to_hot(x);
@@ -2111,7 +2087,7 @@ static void template_op(struct xlat *x, unsigned k, const struct fop_info *fi)
 
 #define BLK(field) ((int32_t)offsetof(struct emu_block, field))
 /* the entry's pushes and moves (prologue) */
-#define INNER 27
+#define INNER 24
 /* link_near - link_far (see link_far) */
 #define LINK_FAR 78
 
@@ -2698,7 +2674,6 @@ static const uint8_t *prologue(struct xlat *x)
 	mov_rr(e, R_OP, RDX);
 	if (e->p - entry != INNER)
 		abort();
-	slots_empty(x);
 	uint8_t *first = jump_fwd(e, 16);
 	const uint8_t *fail = e->p;
 	b1(e, 0xff);
@@ -2778,7 +2753,6 @@ bool emu_jit_translate(struct emu_jit *j, struct emu_block *b)
 		return false;
 	if (j->used == 0) {
 		j->used = emit_host_flags(j);
-		j->used = emit_slots_stub(j, j->used);
 		if (j->perf_map)
 			note_arena_start(j);
 	}
@@ -2787,8 +2761,7 @@ bool emu_jit_translate(struct emu_jit *j, struct emu_block *b)
 	for (unsigned k = 0; k < n; k++)
 		fn[k] = k ? b->op[k].fn : b->fn0;
 	struct xlat x = { .e = { .p = j->rw + j->used, .to_rx = j->rx - j->rw }, .b = b, .fn = fn,
-			  .j = j, .arena = j->rx, .host_flags = j->rw,
-			  .slots_stub = j->rw + j->slots_stub, .other = j->rw + j->cold_used };
+			  .j = j, .arena = j->rx, .host_flags = j->rw, .other = j->rw + j->cold_used };
 	choose_cached(&x);
 	plan_slots(&x);
 	const uint8_t *entry = prologue(&x);

@@ -69,6 +69,7 @@ void emu_tlb_flush(struct emu_cpu *cpu)
 	c->tlb_any_large = c->tlb_any_smap_user = false;
 	c->tlb_nr_large = 0;
 	c->tlb_nr_filled = 0;
+	emu_slots_empty(c, 0);
 }
 
 /* A large page (2^shift bytes) at lin got an entry: a range of
@@ -130,6 +131,7 @@ void emu_tlb_flush_nonglobal(struct emu_cpu *cpu)
 		c->tlb_attr[u][i] &= (uint8_t)~EMU_TLBA_LISTED;
 	}
 	c->tlb_nr_filled = 0;
+	emu_slots_empty(c, 0);         /* a slot may hold an entry replaced since */
 }
 
 /* The linear page an entry maps (TAG_NONE: none). */
@@ -147,6 +149,7 @@ void emu_tlb_flush_page(struct emu_cpu *cpu, uint64_t lin)
 	struct emu_core *c = emu_core_of(cpu);
 	uint64_t page = lin & X86_PAGE_MASK;
 	unsigned slot = (unsigned)(lin >> 12) & (EMU_TLB_SIZE - 1);
+	emu_slots_empty(c, 0);         /* a slot may hold an entry replaced since */
 	for (unsigned u = 0; u < 2; u++) {
 		if (tlb_page(&c->tlb[u][slot]) == page)
 			tlb_drop(c, u, slot);
@@ -171,6 +174,7 @@ void emu_tlb_ac_changed(struct emu_cpu *cpu)
 		if (c->tlb_attr[0][i] & EMU_TLBA_SMAP_USER)
 			tlb_drop(c, 0, i);
 	c->tlb_any_smap_user = false;
+	emu_slots_empty(c, 0);
 }
 
 void emu_tlb_mark_code(struct emu_cpu *cpu)
@@ -181,6 +185,7 @@ void emu_tlb_mark_code(struct emu_cpu *cpu)
 		if (t->tag_w != TAG_NONE && t->host && emu_code_frame(cpu->evm, t->host))
 			t->tag_w |= EMU_TAG_CODE;
 	c->code_marks = cpu->evm->code_marks;
+	emu_slots_empty(c, EMU_SLOT_WAYS);     /* stores into code frames count */
 }
 
 void emu_tlb_mark_frame(struct emu_cpu *cpu, const uint8_t *page)
@@ -195,6 +200,7 @@ void emu_tlb_mark_frame(struct emu_cpu *cpu, const uint8_t *page)
 		if (t->host == page && t->tag_w != TAG_NONE)
 			t->tag_w |= EMU_TAG_CODE;
 	c->code_marks = cpu->evm->code_marks;
+	emu_slots_empty(c, EMU_SLOT_WAYS);     /* a write slot may have been of page */
 }
 
 uint64_t emu_linear(struct emu_cpu *cpu, unsigned seg, uint64_t ea)
@@ -428,6 +434,8 @@ static struct emu_tlb_entry *translate_as(struct emu_cpu *cpu, uint64_t lin, enu
 		attr |= tlb_attr_of(cpu, &w);
 	}
 	uint64_t gpa_page = w.gpa & X86_PAGE_MASK;
+	if (tlb_page(t) == page)
+		emu_slots_empty(c, 0);     /* the page's entry again: a slot may be the old one */
 	t->gpa = gpa_page;
 	t->host = vm_gpa_to_host(cpu->vcpu->vm, gpa_page, X86_PAGE_SIZE);
 	t->tag_r = t->tag_w = t->tag_x = TAG_NONE;

@@ -170,6 +170,7 @@ static void snap_ram_clean(struct vm *vm)
 		struct emu_tlb_entry *t = &evm->cpus[i]->core->tlb[0][0];
 		for (unsigned k = 0; k < 2 * EMU_TLB_SIZE; k++, t++)
 			t->tag_w = ~0ull;
+		emu_slots_empty(evm->cpus[i]->core, EMU_SLOT_WAYS);
 	}
 }
 
