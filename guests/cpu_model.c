@@ -245,7 +245,6 @@ static bool write_cr4_safe(uint64_t v)
 
 static void write_cr3(uint64_t v) { __asm__ volatile("mov %0, %%cr3" :: "r"(v) : "memory"); }
 static void write_cr0(uint64_t v) { __asm__ volatile("mov %0, %%cr0" :: "r"(v) : "memory"); }
-static void invlpg(uint64_t va) { __asm__ volatile("invlpg (%0)" :: "r"(va) : "memory"); }
 static uint64_t peek(uint64_t va) { return *(volatile uint64_t *)(uintptr_t)va; }
 
 static uint64_t try_read(uint64_t va)
@@ -273,21 +272,20 @@ static uint64_t try_call(uint64_t fn)
 
 /* --- setup ------------------------------------------------------------------- */
 
-static uint64_t pa(const void *p) { return (uint64_t)(uintptr_t)p; }
 
 static bool user_page(uint64_t addr)
 {
 	uint64_t page = addr & ~0xfffull;
-	return page == pa(user_page_start) || page == pa(&user_data) || page == pa(user_stack);
+	return page == rt_pa(user_page_start) || page == rt_pa(&user_data) || page == rt_pa(user_stack);
 }
 
 static void build_tables(void)
 {
 	pml4[0] = rt_low_map_build(&low_map, user_page);
-	pml4[1] = pa(pdpt_t) | PTE_P | PTE_W;
-	pdpt_t[0] = pa(pd_t) | PTE_P | PTE_W;
-	pd_t[0] = pa(pt_t) | PTE_P | PTE_W;
-	write_cr3(pa(pml4));
+	pml4[1] = rt_pa(pdpt_t) | PTE_P | PTE_W;
+	pdpt_t[0] = rt_pa(pd_t) | PTE_P | PTE_W;
+	pd_t[0] = rt_pa(pt_t) | PTE_P | PTE_W;
+	write_cr3(rt_pa(pml4));
 }
 
 static void build_gdt(void)
@@ -297,11 +295,11 @@ static void build_gdt(void)
 	memcpy(gdt, (const void *)(uintptr_t)gdtr.base, 4 * sizeof(uint64_t));
 	gdt[SEL_UDATA / 8] = GDT_UDATA;
 	gdt[SEL_UCODE / 8] = GDT_UCODE64;
-	tss.rsp[0] = pa(kstack + sizeof(kstack));
+	tss.rsp[0] = rt_pa(kstack + sizeof(kstack));
 	tss.iomap_base = sizeof(tss);
-	rt_tss_descriptor(&gdt[SEL_TSS / 8], pa(&tss), sizeof(tss) - 1);
+	rt_tss_descriptor(&gdt[SEL_TSS / 8], rt_pa(&tss), sizeof(tss) - 1);
 	gdtr.limit = sizeof(gdt) - 1;
-	gdtr.base = pa(gdt);
+	gdtr.base = rt_pa(gdt);
 	__asm__ volatile("lgdt %0\n\tltr %w1" :: "m"(gdtr), "r"(SEL_TSS) : "memory");
 }
 
@@ -310,8 +308,8 @@ static void setup(void)
 	for (unsigned v = 0; v < 32; v++)
 		if (v != X86_NMI)
 			idt_set_handler((uint8_t)v, on_fault);
-	if (pa(user_stack) >= 2 * PAGE_2M || pa(&user_page_data) >= 2 * PAGE_2M ||
-	    pa(user_page_start) >= 2 * PAGE_2M)
+	if (rt_pa(user_stack) >= 2 * PAGE_2M || rt_pa(&user_page_data) >= 2 * PAGE_2M ||
+	    rt_pa(user_page_start) >= 2 * PAGE_2M)
 		rt_fail_now("ring 3's pages must lie in the first 4 MiB");
 	build_tables();
 	build_gdt();
@@ -705,25 +703,25 @@ static void check_cr4_bits(void)
 static void check_global_and_invlpg(void)
 {
 	uint64_t cr3 = read_cr3(), cr4 = read_cr4();
-	pt_t[0] = pa(frame_a) | PTE_P | PTE_W;
-	invlpg(TVA_PAGE(0));
+	pt_t[0] = rt_pa(frame_a) | PTE_P | PTE_W;
+	rt_invlpg(TVA_PAGE(0));
 	expect_eq(peek(TVA_PAGE(0)), 0xaaaaaaaaaaaaaaaaull, "test page maps frame A");
-	pt_t[0] = pa(frame_b) | PTE_P | PTE_W;
+	pt_t[0] = rt_pa(frame_b) | PTE_P | PTE_W;
 	write_cr3(cr3);
 	expect_eq(peek(TVA_PAGE(0)), 0xbbbbbbbbbbbbbbbbull, "CR3 write drops a non-global page");
 	if (has(m.l1[3], 13, "PGE")) {
 		write_cr4(cr4 | CR4_PGE);
-		pt_t[1] = pa(frame_a) | PTE_P | PTE_W | PTE_G;
-		invlpg(TVA_PAGE(1));
+		pt_t[1] = rt_pa(frame_a) | PTE_P | PTE_W | PTE_G;
+		rt_invlpg(TVA_PAGE(1));
 		expect_eq(peek(TVA_PAGE(1)), 0xaaaaaaaaaaaaaaaaull, "global page maps frame A");
-		pt_t[1] = pa(frame_b) | PTE_P | PTE_W | PTE_G;
+		pt_t[1] = rt_pa(frame_b) | PTE_P | PTE_W | PTE_G;
 		write_cr3(cr3);
 		uint64_t kept = peek(TVA_PAGE(1));
 		if (m.vmdb)
 			expect_eq(kept, 0xaaaaaaaaaaaaaaaaull, "PGE: a CR3 write keeps a global page");
-		invlpg(TVA_PAGE(1));
+		rt_invlpg(TVA_PAGE(1));
 		expect_eq(peek(TVA_PAGE(1)), 0xbbbbbbbbbbbbbbbbull, "PGE: INVLPG drops a global page");
-		pt_t[1] = pa(frame_a) | PTE_P | PTE_W | PTE_G;
+		pt_t[1] = rt_pa(frame_a) | PTE_P | PTE_W | PTE_G;
 		write_cr4(cr4 & ~CR4_PGE);
 		write_cr4(cr4 | CR4_PGE);
 		expect_eq(peek(TVA_PAGE(1)), 0xaaaaaaaaaaaaaaaaull,
@@ -733,14 +731,14 @@ static void check_global_and_invlpg(void)
 	*(volatile uint64_t *)(uintptr_t)(LARGE_A + LARGE_OFF) = 0xa11a;
 	*(volatile uint64_t *)(uintptr_t)(LARGE_B + LARGE_OFF) = 0xb11b;
 	pd_t[1] = LARGE_A | PTE_P | PTE_W | PTE_PS;
-	invlpg(TVA_2M + LARGE_OFF);
+	rt_invlpg(TVA_2M + LARGE_OFF);
 	expect_eq(peek(TVA_2M + LARGE_OFF), 0xa11a, "2 MiB page maps region A");
 	pd_t[1] = LARGE_B | PTE_P | PTE_W | PTE_PS;
-	invlpg(TVA_2M + 0x100000);
+	rt_invlpg(TVA_2M + 0x100000);
 	expect_eq(peek(TVA_2M + LARGE_OFF), 0xb11b, "INVLPG anywhere in a 2 MiB page drops it");
 	if (has(m.e1[3], 26, "1 GiB pages")) {
 		pdpt_t[1] = 0 | PTE_P | PTE_W | PTE_PS;
-		invlpg(TVA_1G + LARGE_A + LARGE_OFF);
+		rt_invlpg(TVA_1G + LARGE_A + LARGE_OFF);
 		expect_eq(peek(TVA_1G + LARGE_A + LARGE_OFF), 0xa11a, "1 GiB page maps physical 0");
 	}
 	write_cr4(cr4);
@@ -763,11 +761,11 @@ static void check_pcid(void)
 	expect(!write_cr4_safe(cr4 | CR4_PCIDE), "PCID: CR4.PCIDE with CR3 PCID != 0: #GP");
 	write_cr3(cr3);
 	expect(write_cr4_safe(cr4 | CR4_PCIDE), "PCID: CR4.PCIDE sets");
-	pt_t[0] = pa(frame_a) | PTE_P | PTE_W;
+	pt_t[0] = rt_pa(frame_a) | PTE_P | PTE_W;
 	write_cr3(cr3 | 1);
 	expect_eq(read_cr3(), cr3 | 1, "PCID: CR3 holds PCID 1");
 	expect_eq(peek(TVA_PAGE(0)), 0xaaaaaaaaaaaaaaaaull, "PCID 1 maps frame A");
-	pt_t[0] = pa(frame_b) | PTE_P | PTE_W;
+	pt_t[0] = rt_pa(frame_b) | PTE_P | PTE_W;
 	write_cr3(cr3 | 1 | CR3_NOFLUSH);
 	expect_eq(read_cr3(), cr3 | 1, "PCID: bit 63 is not kept in CR3");
 	uint64_t kept = peek(TVA_PAGE(0));
@@ -776,16 +774,16 @@ static void check_pcid(void)
 	write_cr3(cr3 | 1);
 	expect_eq(peek(TVA_PAGE(0)), 0xbbbbbbbbbbbbbbbbull, "PCID: CR3 without bit 63 drops them");
 	if (has(m.l7[1], 10, "INVPCID")) {
-		pt_t[0] = pa(frame_a) | PTE_P | PTE_W;
+		pt_t[0] = rt_pa(frame_a) | PTE_P | PTE_W;
 		expect_eq(try_invpcid(0, 1, TVA_PAGE(0)), NO_FAULT, "INVPCID type 0 runs");
 		expect_eq(peek(TVA_PAGE(0)), 0xaaaaaaaaaaaaaaaaull, "INVPCID 0 drops the address");
-		pt_t[0] = pa(frame_b) | PTE_P | PTE_W;
+		pt_t[0] = rt_pa(frame_b) | PTE_P | PTE_W;
 		try_invpcid(1, 1, 0);
 		expect_eq(peek(TVA_PAGE(0)), 0xbbbbbbbbbbbbbbbbull, "INVPCID 1 drops the PCID");
-		pt_t[0] = pa(frame_a) | PTE_P | PTE_W;
+		pt_t[0] = rt_pa(frame_a) | PTE_P | PTE_W;
 		try_invpcid(3, 0, 0);
 		expect_eq(peek(TVA_PAGE(0)), 0xaaaaaaaaaaaaaaaaull, "INVPCID 3 drops non-global");
-		pt_t[1] = pa(frame_b) | PTE_P | PTE_W | PTE_G;
+		pt_t[1] = rt_pa(frame_b) | PTE_P | PTE_W | PTE_G;
 		try_invpcid(2, 0, 0);
 		expect_eq(peek(TVA_PAGE(1)), 0xbbbbbbbbbbbbbbbbull, "INVPCID 2 drops global pages");
 		expect_eq(try_invpcid(4, 0, 0), X86_GP, "INVPCID type 4: #GP");
@@ -800,18 +798,18 @@ static void check_nx_wp(void)
 {
 	if (has(m.e1[3], 20, "NX")) {
 		wrmsr(0xc0000080, rdmsr(0xc0000080) | EFER_NXE);
-		pt_t[2] = pa(frame_code) | PTE_P | PTE_NX;
-		invlpg(TVA_PAGE(2));
+		pt_t[2] = rt_pa(frame_code) | PTE_P | PTE_NX;
+		rt_invlpg(TVA_PAGE(2));
 		try_call(TVA_PAGE(2));
 		expect(fault_vec == X86_PF && fault_err == 0x11 && fault_cr2 == TVA_PAGE(2),
 		       "NX: fetch from an NX page: #PF P|I");
-		pt_t[2] = pa(frame_code) | PTE_P;
-		invlpg(TVA_PAGE(2));
+		pt_t[2] = rt_pa(frame_code) | PTE_P;
+		rt_invlpg(TVA_PAGE(2));
 		expect(try_call(TVA_PAGE(2)) == 0x1234 && fault_vec == NO_FAULT,
 		       "NX: the same page without NX runs");
 	}
-	pt_t[3] = pa(frame_a) | PTE_P;
-	invlpg(TVA_PAGE(3));
+	pt_t[3] = rt_pa(frame_a) | PTE_P;
+	rt_invlpg(TVA_PAGE(3));
 	try_write(TVA_PAGE(3), 1);
 	expect(fault_vec == X86_PF && fault_err == 0x3, "WP: ring-0 write to a read-only page: #PF");
 	write_cr0(read_cr0() & ~CR0_WP_BIT);
@@ -822,13 +820,13 @@ static void check_nx_wp(void)
 
 static void check_smep_smap(void)
 {
-	uint64_t cr4 = read_cr4(), ud = pa(&user_data);
+	uint64_t cr4 = read_cr4(), ud = rt_pa(&user_data);
 	if (has(m.l7[1], 7, "SMEP")) {
-		expect(try_call(pa(user_ret)) == 0 && fault_vec == NO_FAULT,
+		expect(try_call(rt_pa(user_ret)) == 0 && fault_vec == NO_FAULT,
 		       "SMEP off: ring 0 runs a user page");
 		write_cr4(cr4 | CR4_SMEP_);
-		try_call(pa(user_ret));
-		expect(fault_vec == X86_PF && fault_err == 0x11 && fault_cr2 == pa(user_ret),
+		try_call(rt_pa(user_ret));
+		expect(fault_vec == X86_PF && fault_err == 0x11 && fault_cr2 == rt_pa(user_ret),
 		       "SMEP: ring-0 fetch from a user page: #PF P|I");
 		write_cr4(cr4);
 	}
@@ -862,16 +860,16 @@ static void run_user(void (*entry)(void))
 	clear_fault();
 	sc_rcx = sc_r11 = sc_rax = sc_rflags = 0;
 	in_user_run = true;
-	cpu_user_run(entry, pa(user_stack + sizeof(user_stack)));
+	cpu_user_run(entry, rt_pa(user_stack + sizeof(user_stack)));
 	in_user_run = false;
 }
 
 static void check_syscall(void)
 {
-	uint64_t gs = rdmsr(MSR_GS_BASE), ud = pa(&user_data);
+	uint64_t gs = rdmsr(MSR_GS_BASE), ud = rt_pa(&user_data);
 	wrmsr(0xc0000080, rdmsr(0xc0000080) | EFER_SCE);
 	wrmsr(0xc0000081, (uint64_t)SEL_STAR_USER << 48 | (uint64_t)SEL_KCODE << 32);
-	wrmsr(0xc0000082, pa(cpu_syscall_entry));
+	wrmsr(0xc0000082, rt_pa(cpu_syscall_entry));
 	wrmsr(0xc0000084, MSR_SYSCALL_MASK_BITS);
 	wrmsr(MSR_KERNEL_GS_BASE, ud);
 	user_data.gs_magic = 0x6a6a;
@@ -881,7 +879,7 @@ static void check_syscall(void)
 	expect_eq(user_data.ss, SEL_UDATA | 3, "SYSRET: ring-3 SS from STAR[63:48] + 8");
 	expect_eq(user_data.gs_read, 0x6a6a, "SWAPGS: ring 3 sees its GS base");
 	expect_eq(sc_rax, 0x5ca11ed, "SYSCALL: RAX arrives");
-	expect_eq(sc_rcx, pa(user_after_syscall), "SYSCALL: RCX = the next instruction");
+	expect_eq(sc_rcx, rt_pa(user_after_syscall), "SYSCALL: RCX = the next instruction");
 	expect_eq(sc_r11 & (RFLAGS_AC | RFLAGS_CF), RFLAGS_AC | RFLAGS_CF,
 		  "SYSCALL: R11 = ring 3's RFLAGS");
 	expect_eq(sc_rflags & RFLAGS_AC, 0, "SYSCALL: FMASK clears AC");

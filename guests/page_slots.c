@@ -192,14 +192,8 @@ __asm__(".text\n"
 	"	pop %r15\n pop %r14\n pop %r13\n pop %r12\n pop %rbp\n pop %rbx\n"
 	"	ret\n");
 
-static uint64_t pa(const void *p) { return (uint64_t)(uintptr_t)p; }
 static bool no_user_page(uint64_t addr) { (void)addr; return false; }
 static bool user_page(uint64_t addr) { (void)addr; return true; }
-
-static void invlpg(uint64_t va)
-{
-	__asm__ volatile("invlpg (%0)" :: "r"(va) : "memory");
-}
 
 /* The fault's error code and address; the page it faulted on gets what
  * it lacked (present, writable), and the access runs again. */
@@ -213,21 +207,21 @@ static void on_pf(struct rt_frame *f)
 	unsigned i = (unsigned)((cr2 - TVA) >> 12);
 	if (cr2 >= TVA && i < 512)
 		pt_t[i] |= PTE_P | PTE_W | (f->error_code & 4 ? PTE_U : 0);
-	invlpg(cr2);
+	rt_invlpg(cr2);
 }
 
 /* Page i to frame fr with the bits given (A and D clear), by INVLPG. */
 static void map(unsigned i, unsigned fr, uint64_t bits)
 {
-	pt_t[i] = pa(frames[fr]) | bits;
-	invlpg(TVA_PAGE(i));
+	pt_t[i] = rt_pa(frames[fr]) | bits;
+	rt_invlpg(TVA_PAGE(i));
 }
 
 /* The same by a CR3 write (every page not global dropped). */
 static void map_cr3(unsigned i, unsigned fr, uint64_t bits)
 {
-	pt_t[i] = pa(frames[fr]) | bits;
-	__asm__ volatile("mov %0, %%cr3" :: "r"(pa(pml4)) : "memory");
+	pt_t[i] = rt_pa(frames[fr]) | bits;
+	__asm__ volatile("mov %0, %%cr3" :: "r"(rt_pa(pml4)) : "memory");
 }
 
 /* Frame fr's qwords: fr << 32 | their index; the sum of the first n. */
@@ -285,11 +279,11 @@ static void written(void)
 	expect_eq(frames[6][QWORDS - 1], 7, "stores");
 	expect_eq(pt_t[2] & (PTE_A | PTE_D), PTE_A | PTE_D, "stores set A and D");
 	pt_t[2] &= ~(PTE_A | PTE_D);
-	invlpg(TVA_PAGE(2));
+	rt_invlpg(TVA_PAGE(2));
 	ps_fill(TVA_PAGE(2) - 8, QWORDS + 1, 8);           /* page 2 from the loop's first pass on */
 	expect_eq(pt_t[2] & (PTE_A | PTE_D), PTE_A | PTE_D, "D cleared: set again by the next run");
 	pt_t[2] &= ~PTE_W;
-	invlpg(TVA_PAGE(2));
+	rt_invlpg(TVA_PAGE(2));
 	ps_fill(TVA_PAGE(2), QWORDS, 9);
 	expect_faults(1, 3, TVA_PAGE(2), "made read-only: the next run's first store faults");
 	expect_eq(frames[6][QWORDS - 1], 9, "then stores");
@@ -308,18 +302,18 @@ static void twice(void)
 {
 	uint64_t first, second;
 	map(0, 1, PTE_P | PTE_W);
-	second = ps_sum_twice(TVA_PAGE(0), QWORDS, &pt_t[0], pa(frames[2]) | PTE_P | PTE_W, 0,
+	second = ps_sum_twice(TVA_PAGE(0), QWORDS, &pt_t[0], rt_pa(frames[2]) | PTE_P | PTE_W, 0,
 			      &first);
 	expect_eq(first, frame_sum(1, QWORDS), "twice: frame 1");
 	expect_eq(second, frame_sum(2, QWORDS), "twice: remapped by INVLPG, frame 2");
-	second = ps_sum_twice(TVA_PAGE(0), QWORDS, &pt_t[0], pa(frames[3]) | PTE_P | PTE_W,
-			      pa(pml4), &first);
+	second = ps_sum_twice(TVA_PAGE(0), QWORDS, &pt_t[0], rt_pa(frames[3]) | PTE_P | PTE_W,
+			      rt_pa(pml4), &first);
 	expect_eq(first, frame_sum(2, QWORDS), "twice: frame 2");
 	expect_eq(second, frame_sum(3, QWORDS), "twice: remapped by CR3, frame 3");
 	map(2, 6, PTE_P | PTE_W);
-	ps_fill_twice(TVA_PAGE(2), QWORDS, &pt_t[2], pa(frames[6]) | PTE_P | PTE_W, 0, 11);
+	ps_fill_twice(TVA_PAGE(2), QWORDS, &pt_t[2], rt_pa(frames[6]) | PTE_P | PTE_W, 0, 11);
 	expect_eq(pt_t[2] & (PTE_A | PTE_D), PTE_A | PTE_D, "twice: D cleared, INVLPG: set again");
-	ps_fill_twice(TVA_PAGE(2), QWORDS, &pt_t[2], pa(frames[6]) | PTE_P, pa(pml4), 12);
+	ps_fill_twice(TVA_PAGE(2), QWORDS, &pt_t[2], rt_pa(frames[6]) | PTE_P, rt_pa(pml4), 12);
 	expect_faults(1, 3, TVA_PAGE(2), "twice: read-only, CR3: the second loop's store faults");
 	expect_eq(frames[6][QWORDS - 1], 12, "twice: then stores");
 	/* mov $1, %eax; ret; nop; nop — then mov $2 */
@@ -352,15 +346,15 @@ static void user(void)
 	pdpt_t[0] |= PTE_U;
 	pd_t[0] |= PTE_U;
 	frames_fill();
-	pt_t[7] = pa(frames[4]) | PTE_P | PTE_W;
-	__asm__ volatile("mov %0, %%cr3" :: "r"(pa(pml4)) : "memory");
+	pt_t[7] = rt_pa(frames[4]) | PTE_P | PTE_W;
+	__asm__ volatile("mov %0, %%cr3" :: "r"(rt_pa(pml4)) : "memory");
 	for (unsigned round = 0; round < 3; round++) {
 		ps_user_call(TVA_PAGE(7), QWORDS);
 		expect_eq(ps_kernel_sum, frame_sum(4, QWORDS), "CPL 0 reads");
 		expect_faults(1, 5, TVA_PAGE(7), "the same loop at CPL 3 faults");
 		expect_eq(ps_user_sum, frame_sum(4, QWORDS), "then reads the page");
 		pt_t[7] &= ~PTE_U;
-		invlpg(TVA_PAGE(7));
+		rt_invlpg(TVA_PAGE(7));
 	}
 }
 
@@ -390,10 +384,10 @@ static void straddled(void)
 int main(void)
 {
 	pml4[0] = rt_low_map_build(&low_map, no_user_page);
-	pml4[1] = pa(pdpt_t) | PTE_P | PTE_W;
-	pdpt_t[0] = pa(pd_t) | PTE_P | PTE_W;
-	pd_t[0] = pa(pt_t) | PTE_P | PTE_W;
-	__asm__ volatile("mov %0, %%cr3" :: "r"(pa(pml4)) : "memory");
+	pml4[1] = rt_pa(pdpt_t) | PTE_P | PTE_W;
+	pdpt_t[0] = rt_pa(pd_t) | PTE_P | PTE_W;
+	pd_t[0] = rt_pa(pt_t) | PTE_P | PTE_W;
+	__asm__ volatile("mov %0, %%cr3" :: "r"(rt_pa(pml4)) : "memory");
 	uint64_t cr0;
 	__asm__ volatile("mov %%cr0, %0" : "=r"(cr0));
 	__asm__ volatile("mov %0, %%cr0" :: "r"(cr0 | (1ull << 16)) : "memory");   /* WP */
@@ -406,7 +400,7 @@ int main(void)
 		straddled();
 		for (unsigned i = 0; i < 6; i++)
 			pt_t[i] = 0;
-		__asm__ volatile("mov %0, %%cr3" :: "r"(pa(pml4)) : "memory");
+		__asm__ volatile("mov %0, %%cr3" :: "r"(rt_pa(pml4)) : "memory");
 		frames_fill();
 	}
 	user();

@@ -27,13 +27,7 @@ static uint8_t frames[PAGES][4096] __attribute__((aligned(4096)));
 
 static volatile uint64_t fault_err, fault_cr2, faults;
 
-static uint64_t pa(const void *p) { return (uint64_t)(uintptr_t)p; }
 static bool no_user_page(uint64_t addr) { (void)addr; return false; }
-
-static void invlpg(uint64_t va)
-{
-	__asm__ volatile("invlpg (%0)" :: "r"(va) : "memory");
-}
 
 /* The fault's error code and address; the entry it faulted on gets what
  * it lacked (present, writable), and the access runs again. */
@@ -47,14 +41,14 @@ static void on_pf(struct rt_frame *f)
 	unsigned i = (unsigned)((cr2 - TVA) >> 12);
 	if (cr2 >= TVA && i < PAGES)
 		pt_t[i] |= PTE_P | PTE_W;
-	invlpg(cr2);
+	rt_invlpg(cr2);
 }
 
 /* Page i mapped to its frame with the bits given, A and D clear. */
 static void map(unsigned i, uint64_t bits)
 {
-	pt_t[i] = pa(frames[i]) | bits;
-	invlpg(TVA_PAGE(i));
+	pt_t[i] = rt_pa(frames[i]) | bits;
+	rt_invlpg(TVA_PAGE(i));
 }
 
 /* The accesses: after INVLPG (which ends a block on emu), a plain run
@@ -118,10 +112,10 @@ static void check_faultless(const char *name)
 int main(void)
 {
 	pml4[0] = rt_low_map_build(&low_map, no_user_page);
-	pml4[1] = pa(pdpt_t) | PTE_P | PTE_W;
-	pdpt_t[0] = pa(pd_t) | PTE_P | PTE_W;
-	pd_t[0] = pa(pt_t) | PTE_P | PTE_W;
-	__asm__ volatile("mov %0, %%cr3" :: "r"(pa(pml4)) : "memory");
+	pml4[1] = rt_pa(pdpt_t) | PTE_P | PTE_W;
+	pdpt_t[0] = rt_pa(pd_t) | PTE_P | PTE_W;
+	pd_t[0] = rt_pa(pt_t) | PTE_P | PTE_W;
+	__asm__ volatile("mov %0, %%cr3" :: "r"(rt_pa(pml4)) : "memory");
 	uint64_t cr0;
 	__asm__ volatile("mov %%cr0, %0" : "=r"(cr0));
 	__asm__ volatile("mov %0, %%cr0" :: "r"(cr0 | (1ull << 16)) : "memory");   /* WP */

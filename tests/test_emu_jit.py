@@ -100,12 +100,10 @@ def run_sequences(vmdb_bin, blob_path, workdir, env):
     return {int(m.group(1)): m for m in RESULT_RE.finditer(serial)}
 
 
-def test_generated_sequences_translated(emu_only, vmdb_bin, tmp_path):
-    """Flags, carries and conditions across templates, handler calls and
-    TLB look-ups (the host's flags standing in for the guest's): every
-    generated sequence's registers, defined flags, scratch memory and
-    exception as the exact path leaves them."""
-    seqs = dg.generate(20261207, 12, 200)
+def translated_vs_exact(vmdb_bin, tmp_path, seqs):
+    """seqs run with every block translated at once (VMDB_EMU_JIT=1) and on
+    the exact path: each one's registers, defined flags, scratch memory
+    and exception must agree. The exact path's result lines, by sequence."""
     dg.assemble(seqs, str(tmp_path))
     blob_path = str(tmp_path / "diff.blob")
     with open(blob_path, "wb") as f:
@@ -119,6 +117,15 @@ def test_generated_sequences_translated(emu_only, vmdb_bin, tmp_path):
         assert a.group(2) == b.group(2) and int(a.group(3), 16) & mask == \
             int(b.group(3), 16) & mask and a.group(4) == b.group(4) and \
             a.group(5) == b.group(5), f"{seq.name}:\n  translated {a.group(0)}\n  exact      {b.group(0)}"
+    return exact
+
+
+def test_generated_sequences_translated(emu_only, vmdb_bin, tmp_path):
+    """Flags, carries and conditions across templates, handler calls and
+    TLB look-ups (the host's flags standing in for the guest's): every
+    generated sequence's registers, defined flags, scratch memory and
+    exception as the exact path leaves them."""
+    translated_vs_exact(vmdb_bin, tmp_path, dg.generate(20261207, 12, 200))
 
 
 # Accesses through one base register that a translation serves from the
@@ -147,19 +154,7 @@ PAGE_MEMO = [
 
 
 def test_page_memo_translated(emu_only, vmdb_bin, tmp_path):
-    seq = dg.handpicked("page_memo", PAGE_MEMO * 3)
-    dg.assemble([seq], str(tmp_path))
-    blob_path = str(tmp_path / "diff.blob")
-    with open(blob_path, "wb") as f:
-        f.write(dg.blob([seq]))
-    jit = run_sequences(vmdb_bin, blob_path, tmp_path / "jit", {"VMDB_EMU_JIT": "1"})
-    exact = run_sequences(vmdb_bin, blob_path, tmp_path / "exact", {"VMDB_EMU_NO_BLOCKS": "1"})
-    a, b = jit.get(0), exact.get(0)
-    assert a and b, f"no result line (translated {bool(a)}, exact {bool(b)})"
-    mask = FLAGS_COMPARED & ~seq.final_undef
-    assert a.group(2) == b.group(2) and int(a.group(3), 16) & mask == \
-        int(b.group(3), 16) & mask and a.group(4) == b.group(4) and \
-        a.group(5) == b.group(5), f"translated {a.group(0)}\nexact      {b.group(0)}"
+    translated_vs_exact(vmdb_bin, tmp_path, [dg.handpicked("page_memo", PAGE_MEMO * 3)])
 
 
 FLAG_RECORDS = re.compile(r"vmdb: emu: flag records translated: (\d+) left pending, (\d+) dead "
@@ -240,20 +235,9 @@ FAULTS_AFTER = {
 def test_pending_flag_records_at_faults(emu_only, vmdb_bin, tmp_path):
     seqs = [dg.handpicked(name, lines, seed=k) for k, (name, lines) in
             enumerate(FAULTS_AFTER.items())]
-    dg.assemble(seqs, str(tmp_path))
-    blob_path = str(tmp_path / "diff.blob")
-    with open(blob_path, "wb") as f:
-        f.write(dg.blob(seqs))
-    jit = run_sequences(vmdb_bin, blob_path, tmp_path / "jit", {"VMDB_EMU_JIT": "1"})
-    exact = run_sequences(vmdb_bin, blob_path, tmp_path / "exact", {"VMDB_EMU_NO_BLOCKS": "1"})
+    exact = translated_vs_exact(vmdb_bin, tmp_path, seqs)
     for k, seq in enumerate(seqs):
-        a, b = jit.get(k), exact.get(k)
-        assert a and b, f"{seq.name}: no result line (translated {bool(a)}, exact {bool(b)})"
-        assert "exc=14" in b.group(5), f"{seq.name}: no #PF: {b.group(0)}"
-        mask = FLAGS_COMPARED & ~seq.final_undef
-        assert a.group(2) == b.group(2) and int(a.group(3), 16) & mask == \
-            int(b.group(3), 16) & mask and a.group(4) == b.group(4) and \
-            a.group(5) == b.group(5), f"{seq.name}:\n  translated {a.group(0)}\n  exact      {b.group(0)}"
+        assert "exc=14" in exact[k].group(5), f"{seq.name}: no #PF: {exact[k].group(0)}"
 
 
 # LEA as one host LEA on the cached registers (emu_jit.c, lea_direct):
@@ -270,16 +254,7 @@ LEA_FORMS = [
 
 
 def test_lea_translated(emu_only, vmdb_bin, tmp_path):
-    seq = dg.handpicked("lea", LEA_FORMS * 3)
-    dg.assemble([seq], str(tmp_path))
-    blob_path = str(tmp_path / "diff.blob")
-    with open(blob_path, "wb") as f:
-        f.write(dg.blob([seq]))
-    jit = run_sequences(vmdb_bin, blob_path, tmp_path / "jit", {"VMDB_EMU_JIT": "1"})
-    exact = run_sequences(vmdb_bin, blob_path, tmp_path / "exact", {"VMDB_EMU_NO_BLOCKS": "1"})
-    a, b = jit.get(0), exact.get(0)
-    assert a and b, f"no result line (translated {bool(a)}, exact {bool(b)})"
-    assert a.group(0) == b.group(0), f"translated {a.group(0)}\nexact      {b.group(0)}"
+    translated_vs_exact(vmdb_bin, tmp_path, [dg.handpicked("lea", LEA_FORMS * 3)])
 
 
 def test_page_slots_see_the_page_tables(start_vmdb, guest, engine, emu_jit, monkeypatch):

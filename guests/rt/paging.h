@@ -26,4 +26,15 @@ struct rt_low_map {
  * user_page(its address) says so. Returns the PML4 entry that maps it. */
 uint64_t rt_low_map_build(struct rt_low_map *m, bool (*user_page)(uint64_t addr));
 
+/* The guests run identity-mapped: a pointer is its physical address. */
+static inline uint64_t rt_pa(const void *p)
+{
+	return (uint64_t)(uintptr_t)p;
+}
+
+static inline void rt_invlpg(uint64_t va)
+{
+	__asm__ volatile("invlpg (%0)" :: "r"(va) : "memory");
+}
+
 #endif
