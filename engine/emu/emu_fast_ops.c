@@ -2362,6 +2362,20 @@ static fop_fn pick_indirect(const struct emu_insn *in, struct emu_fop *f)
 	return call ? call_m : jmp_m;
 }
 
+/* The handler of op r, r/m (64 or 32 bits) among fns[k][form]: k 0 for
+ * 8 bytes, 1 for 4; form 0 register, 1 memory. NULL: another form. */
+static fop_fn pick_r_rm(const struct emu_insn *in, struct emu_fop *f, const fop_fn fns[2][2])
+{
+	for (unsigned k = 0; k < 2; k++) {
+		int form = form_of(in, f, form_size[k]);
+		if (form == 0)
+			return fns[k][0];
+		if (form == 2)
+			return fns[k][1];
+	}
+	return NULL;
+}
+
 /* The specialised handler, or NULL (then f_exact). */
 static fop_fn pick(const struct emu_insn *in, struct emu_fop *f)
 {
@@ -2523,26 +2537,18 @@ static fop_fn pick(const struct emu_insn *in, struct emu_fop *f)
 				return s == 8 ? mul_m8 : mul_m4;
 		}
 		return NULL;
-	case ZYDIS_MNEMONIC_BSF: case ZYDIS_MNEMONIC_BSR:
+	case ZYDIS_MNEMONIC_BSF: case ZYDIS_MNEMONIC_BSR: {
+		static const fop_fn bitscan[2][2] = { { bitscan_r8, bitscan_m8 },
+						      { bitscan_r4, bitscan_m4 } };
 		f->imm = in->mnemonic == ZYDIS_MNEMONIC_BSR;
-		for (unsigned k = 0; k < 2; k++) {
-			int form = form_of(in, f, form_size[k]);
-			if (form == 0)
-				return k == 0 ? bitscan_r8 : bitscan_r4;
-			if (form == 2)
-				return k == 0 ? bitscan_m8 : bitscan_m4;
-		}
-		return NULL;
-	case ZYDIS_MNEMONIC_TZCNT: case ZYDIS_MNEMONIC_LZCNT:
+		return pick_r_rm(in, f, bitscan);
+	}
+	case ZYDIS_MNEMONIC_TZCNT: case ZYDIS_MNEMONIC_LZCNT: {
+		static const fop_fn zcount[2][2] = { { zcount_r8, zcount_m8 },
+						     { zcount_r4, zcount_m4 } };
 		f->imm = in->mnemonic == ZYDIS_MNEMONIC_LZCNT;
-		for (unsigned k = 0; k < 2; k++) {
-			int form = form_of(in, f, form_size[k]);
-			if (form == 0)
-				return k == 0 ? zcount_r8 : zcount_r4;
-			if (form == 2)
-				return k == 0 ? zcount_m8 : zcount_m4;
-		}
-		return NULL;
+		return pick_r_rm(in, f, zcount);
+	}
 	case ZYDIS_MNEMONIC_RDTSC: case ZYDIS_MNEMONIC_RDTSCP:
 		f->imm = in->mnemonic == ZYDIS_MNEMONIC_RDTSCP;
 		return rdtsc;
