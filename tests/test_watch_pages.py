@@ -179,8 +179,15 @@ def test_memory_map_changes_under_a_running_vcpu(start_vmdb, guest, free_port, e
         pytest.skip("emu checks accesses by linear address: no memory map changes")
     elf = guest("nonstop")
     vm, target = start_gdb_vmdb(start_vmdb, elf, "--smp", "2", port=free_port())
-    insert = ("python [gdb.Breakpoint(v, gdb.BP_WATCHPOINT, gdb.WP_WRITE).delete() "
-              f"for i in range({CHANGES // 2}) for v in ('ns_exit', 'ns_go_ticks')]")
+    # each watchpoint stays in until the AP has counted under the new map:
+    # right after a change the AP may still be on its way back into KVM_RUN
+    insert = "python exec(%r)" % (
+        "count = lambda: int(gdb.parse_and_eval('ns_count'))\n"
+        f"for i in range({CHANGES // 2}):\n"
+        "  for v in ('ns_exit', 'ns_go_ticks'):\n"
+        "    w, c = gdb.Breakpoint(v, gdb.BP_WATCHPOINT, gdb.WP_WRITE), count()\n"
+        "    while count() == c: pass\n"
+        "    w.delete()\n")
     cmds = ["break ns_ready", "continue -a", "delete", "p ns_count", insert,
             "watch ns_exit", "monitor info watchpoints", "p ns_count", "delete",
             "set var ns_go = 1",
@@ -189,6 +196,7 @@ def test_memory_map_changes_under_a_running_vcpu(start_vmdb, guest, free_port, e
     out = gdb_nonstop(elf, target, cmds, timeout=180)
     counts = [int(c) for c in re.findall(r"^\$[12] = (\d+)$", out, re.M)]
     assert len(counts) == 2 and counts[1] > counts[0], out
+    assert out.count("Hardware watchpoint") == CHANGES + 1, out
     assert re.search(r"^\$3 = 1$", out, re.M), out
     assert re.search(r"write +8 bytes at 0x[0-9a-f]+: (page trap|engine access check)",
                      out), out
