@@ -25,21 +25,6 @@
 
 #include "x86/desc.h"
 
-static const char *const vector_names[DEBUG_NR_VECTORS] = {
-	[X86_DE] = "#DE", [X86_DB] = "#DB", [X86_NMI] = "NMI", [X86_BP] = "#BP",
-	[X86_OF] = "#OF", [X86_BR] = "#BR", [X86_UD] = "#UD", [X86_NM] = "#NM",
-	[X86_DF] = "#DF", [9] = "#09", [X86_TS] = "#TS", [X86_NP] = "#NP",
-	[X86_SS] = "#SS", [X86_GP] = "#GP", [X86_PF] = "#PF", [15] = "#15",
-	[X86_MF] = "#MF", [X86_AC] = "#AC", [X86_MC] = "#MC", [X86_XM] = "#XM",
-	[20] = "#VE", [21] = "#CP", [22] = "#22", [23] = "#23", [24] = "#24", [25] = "#25",
-	[26] = "#26", [27] = "#27", [28] = "#HV", [29] = "#VC", [30] = "#SX", [31] = "#31",
-};
-
-const char *debug_vector_name(unsigned vector)
-{
-	return vector < DEBUG_NR_VECTORS ? vector_names[vector] : NULL;
-}
-
 int debug_vector_parse(const char *word)
 {
 	char *end;
@@ -49,7 +34,8 @@ int debug_vector_parse(const char *word)
 	}
 	const char *w = word[0] == '#' ? word + 1 : word;
 	for (unsigned v = 0; v < DEBUG_NR_VECTORS; v++) {
-		const char *n = vector_names[v][0] == '#' ? vector_names[v] + 1 : vector_names[v];
+		const char *name = x86_vector_name(v);
+		const char *n = name[0] == '#' ? name + 1 : name;
 		if (!isdigit((unsigned char)n[0]) && strcasecmp(w, n) == 0)
 			return (int)v;
 	}
@@ -298,12 +284,12 @@ static void describe_group(struct debug *d, unsigned v, unsigned first, char *ou
 	char how[64];
 	if (ref->status[v] == DEBUG_CATCH_ARMED)
 		snprintf(out + len, size - len, "%s (%u): handler 0x%" PRIx64 ", %s, %u of %u vCPUs "
-			 "(first vCPU %u)\n", vector_names[v], v, ref->handler[v],
+			 "(first vCPU %u)\n", x86_vector_name(v), v, ref->handler[v],
 			 mechanism_of(d, v, ref->handler[v], how, sizeof(how)), count, d->nr_vcpus,
 			 first);
 	else
 		snprintf(out + len, size - len, "%s (%u): not armed on %u of %u vCPUs (first vCPU "
-			 "%u): %s\n", vector_names[v], v, count, d->nr_vcpus, first,
+			 "%u): %s\n", x86_vector_name(v), v, count, d->nr_vcpus, first,
 			 status_text(ref->status[v]));
 }
 
@@ -334,7 +320,7 @@ void debug_catch_explain(struct debug *d, const struct debug_event *ev, char *ou
 {
 	struct debug_cpu_state st;
 	unsigned v = ev->vector;
-	const char *name = debug_vector_name(v) ? debug_vector_name(v) : "?";
+	const char *name = x86_vector_name(v) ? x86_vector_name(v) : "?";
 
 	if (debug_read_state(d, ev->vcpu, &st) < 0) {
 		snprintf(out, size, "vCPU %u took %s; stopped at its handler 0x%" PRIx64 "\n",

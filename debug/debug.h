@@ -75,6 +75,10 @@ enum debug_event_kind {
 			       * instruction, the vCPU is past it; access says what */
 	DEBUG_EV_INTERRUPT,   /* the client asked for a stop (Ctrl-C) */
 	DEBUG_EV_EXITED,      /* the guest stopped the machine; status = process status */
+	DEBUG_EV_FATAL,       /* the vCPU cannot go on (triple fault, an instruction the
+			       * engine cannot execute): it stopped where it was, for the
+			       * client to look; signal = unix signal. Resuming it ends the
+			       * machine (DEBUG_EV_CRASHED) */
 	DEBUG_EV_CRASHED,     /* triple fault, emulation failure, ...; signal = unix signal */
 };
 
@@ -165,6 +169,9 @@ void debug_attach(struct debug *d);
 /* The client left (detach or disconnect): remove every breakpoint, drop
  * the queue, let every vCPU run. */
 void debug_detach(struct debug *d);
+/* What stopped a DEBUG_EV_FATAL's vCPU, as the machine would have said it
+ * on ending, and that resuming it ends the machine. */
+void debug_fatal_explain(struct debug *d, const struct debug_event *ev, char *out, size_t size);
 
 /* --- breakpoints (debug/break.c) --- */
 
@@ -273,8 +280,6 @@ bool debug_cond_take_error(struct debug *d, unsigned vcpu, uint64_t addr, char *
  * delivered, its frame is on the handler's stack. Called stopped. */
 int debug_catch_set(struct debug *d, uint32_t vector_mask, struct err *e) must_check;
 uint32_t debug_catch_mask(const struct debug *d);
-/* "#PF" for 14, "#14" for a vector without a mnemonic; NULL above 31. */
-const char *debug_vector_name(unsigned vector);
 /* Vector of "pf", "#PF", "14" or "0xe"; -1 when it names none. */
 int debug_vector_parse(const char *word);
 /* One line per distinct handler of vector: where it is armed and how, or

@@ -217,6 +217,11 @@ struct debug_vcpu {
 	 * handles it as if run() had returned it. */
 	bool has_handed_back;
 	struct vm_exit handed_back;
+	/* handed_back is a fatal exit the client has been shown (DEBUG_EV_FATAL,
+	 * fatal_text says what it was): the next time it comes, it ends the
+	 * machine */
+	bool fatal_shown;
+	char fatal_text[512];
 	/* vcpu.c: the engine's state as last read or written, the parts in
 	 * cache_parts (X86_STATE_*); cleared when the vCPU leaves its park */
 	struct x86_state cache;
@@ -329,7 +334,7 @@ struct debug_watch_snap {
 	uint8_t slots[DEBUG_MAX_WATCH];
 };
 
-#define DEBUG_NR_VECTORS 32
+#define DEBUG_NR_VECTORS X86_NR_VECTORS
 
 /* Why a caught vector has no breakpoint on one vCPU. */
 enum debug_catch_status {
@@ -423,6 +428,7 @@ struct debug {
 	struct debug_step_stats step_stats;
 	struct debug_park_stats park_stats;
 	bool non_stop;               /* an event stops its own vCPU only */
+	bool attached;               /* a client is attached (debug_attach) */
 	struct debug_console console;
 	bool step_alone;             /* the resume runs one stepped vCPU, the rest stay parked */
 	struct debug_guard guard;

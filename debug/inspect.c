@@ -409,7 +409,7 @@ static bool code_base(struct debug *d, unsigned vcpu, const struct x86_sregs *s,
 static void idt_line(struct debug *d, unsigned vcpu, const struct x86_sregs *s, unsigned v,
 		     const struct x86_gate *g, bool lm, const struct debug_text *out)
 {
-	const char *name = debug_vector_name(v);
+	const char *name = x86_vector_name(v);
 	char where[64] = "", ist[8] = "";
 	uint64_t base = 0;
 	if (lm && g->ist)

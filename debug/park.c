@@ -671,6 +671,7 @@ void debug_attach(struct debug *d)
 	debug_cond_drop_persistent(d);
 	debug_dr_share_setup(d);
 	pthread_mutex_lock(&d->lock);
+	d->attached = true;
 	for (unsigned i = 0; i < d->nr_vcpus; i++)
 		d->vcpus[i].resumed = true;
 	drop_stale_events_locked(d);
@@ -682,6 +683,7 @@ void debug_detach(struct debug *d)
 	debug_stop_all(d);
 	debug_remove_all_but_persistent(d);
 	pthread_mutex_lock(&d->lock);
+	d->attached = false;
 	d->q_len = 0;
 	d->non_stop = false;
 	for (unsigned i = 0; i < d->nr_vcpus; i++)
@@ -1004,6 +1006,47 @@ bool debug_on_db(struct debug *d, struct vcpu *vcpu, const struct vm_exit *hw_ex
 	return stop_with(d, vcpu, &ev);
 }
 
+/* A vCPU that cannot go on stops where it is while a client is attached,
+ * its state as the fault left it, instead of ending the machine at once:
+ * the exit is kept and handed back at its next resume, which then ends
+ * the machine as it would have ended without a debugger. */
+static bool stop_at_fatal(struct debug *d, struct vcpu *vcpu, const struct vm_exit *exit,
+			  int signal)
+{
+	struct debug_vcpu *dv = &d->vcpus[vcpu->id];
+	char why[sizeof(dv->fatal_text)];
+	pthread_mutex_lock(&d->lock);
+	bool stop = d->attached && !dv->fatal_shown && !debug_gone_locked(d);
+	dv->fatal_shown = false;
+	pthread_mutex_unlock(&d->lock);
+	if (!stop)
+		return false;
+	/* said now, on the vCPU's own thread, as the machine would say it */
+	vm_describe_fatal(vcpu, exit, why, sizeof(why));
+	pthread_mutex_lock(&d->lock);
+	dv->fatal_shown = true;
+	memcpy(dv->fatal_text, why, sizeof(why));
+	dv->handed_back = *exit;
+	dv->has_handed_back = true;
+	pthread_mutex_unlock(&d->lock);
+	if (!stop)
+		return false;
+	struct debug_event ev = { .kind = DEBUG_EV_FATAL, .vcpu = vcpu->id, .signal = signal };
+	return stop_with(d, vcpu, &ev);
+}
+
+void debug_fatal_explain(struct debug *d, const struct debug_event *ev, char *out, size_t size)
+{
+	struct debug_vcpu *dv = &d->vcpus[ev->vcpu];
+	pthread_mutex_lock(&d->lock);
+	if (dv->fatal_shown)
+		snprintf(out, size, "%s; resuming it ends the machine\n", dv->fatal_text);
+	else
+		snprintf(out, size, "vCPU %u cannot go on; resuming it ends the machine\n",
+			 ev->vcpu);
+	pthread_mutex_unlock(&d->lock);
+}
+
 static bool hook_on_exit(struct vm *vm, struct vcpu *vcpu, struct vm_exit *exit)
 {
 	struct debug *d = vm->debug;
@@ -1022,9 +1065,15 @@ static bool hook_on_exit(struct vm *vm, struct vcpu *vcpu, struct vm_exit *exit)
 		return !vm_stopping(vm);
 	case VM_EXIT_SHUTDOWN:
 	case VM_EXIT_ENTRY_FAILURE:
+		if (stop_at_fatal(d, vcpu, exit, 11))
+			return true;
 		__atomic_store_n(&d->crash_signal, 11, __ATOMIC_RELAXED);   /* SIGSEGV */
 		return false;
 	case VM_EXIT_EMULATION_FAILURE:
+		if (stop_at_fatal(d, vcpu, exit, 4))
+			return true;
+		__atomic_store_n(&d->crash_signal, 4, __ATOMIC_RELAXED);    /* SIGILL */
+		return false;
 	case VM_EXIT_UNKNOWN:
 		__atomic_store_n(&d->crash_signal, 4, __ATOMIC_RELAXED);    /* SIGILL */
 		return false;

@@ -48,6 +48,7 @@ static void vcpu_forget_locked(struct debug *d, unsigned vcpu)
 	dv->step_watch = false;
 	__atomic_store_n(&dv->user_step_ended, false, __ATOMIC_RELEASE);
 	dv->has_handed_back = false;
+	dv->fatal_shown = false;
 	dv->cache_parts = 0;
 	dv->seen_waiting_sipi = false;
 	dv->applied_valid = false;

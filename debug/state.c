@@ -250,7 +250,7 @@ size_t debug_mechanisms(struct debug *d, char *out, size_t size)
 		for (unsigned v = 0; v < DEBUG_NR_VECTORS; v++)
 			if (d->catch_mask & (1u << v))
 				n += (size_t)snprintf(catching + n, sizeof(catching) - n, " %s",
-						      debug_vector_name(v));
+						      x86_vector_name(v));
 	}
 	int n = snprintf(out, size,
 		 "software breakpoints: int3 written into guest memory; the engine reports "

@@ -311,6 +311,7 @@ int gdb_stop_signal(const struct debug_event *ev)
 		return GDB_SIGINT;
 	case DEBUG_EV_CATCH:
 		return vector_signal(ev->vector);
+	case DEBUG_EV_FATAL:
 	case DEBUG_EV_CRASHED:
 		return ev->signal;
 	default:
@@ -357,6 +358,7 @@ static void format_stop_head(struct gdb_server *s, const struct debug_event *ev,
 	case DEBUG_EV_INTERRUPT:
 	case DEBUG_EV_CATCH:
 	case DEBUG_EV_ACCESS:
+	case DEBUG_EV_FATAL:
 		stop_head_thread(s, gdb_stop_signal(ev), tid);
 		break;
 	case DEBUG_EV_EXITED:
@@ -375,16 +377,18 @@ static void format_stop_head(struct gdb_server *s, const struct debug_event *ev,
 }
 
 /* A caught exception stops at its handler, a caught access after its
- * instruction; say what was caught and from where on the client's
- * console (an O packet, allowed before a stop reply), since the stop
- * reply itself can only carry a signal. */
-static void explain_catch(struct gdb_server *s, const struct debug_event *ev)
+ * instruction, a fatal exit where it happened; say what it was and from
+ * where on the client's console (an O packet, allowed before a stop
+ * reply), since the stop reply itself can only carry a signal. */
+static void explain_stop(struct gdb_server *s, const struct debug_event *ev)
 {
-	char text[256];
+	char text[640];
 	struct rsp_buf out;
 	int n = snprintf(text, sizeof(text), "vmdb: ");
 	if (ev->kind == DEBUG_EV_ACCESS)
 		debug_catch_access_explain(ev, text + n, sizeof(text) - (size_t)n);
+	else if (ev->kind == DEBUG_EV_FATAL)
+		debug_fatal_explain(s->dbg, ev, text + n, sizeof(text) - (size_t)n);
 	else
 		debug_catch_explain(s->dbg, ev, text + n, sizeof(text) - (size_t)n);
 	rsp_buf_init(&out);
@@ -401,8 +405,9 @@ void gdb_format_stop(struct gdb_server *s, const struct debug_event *ev)
 	/* an O packet belongs before a stop reply, not beside a notification */
 	if (!gdb_ns_on(s)) {
 		gdb_console_flush(s, true);
-		if (ev->kind == DEBUG_EV_CATCH || ev->kind == DEBUG_EV_ACCESS)
-			explain_catch(s, ev);
+		if (ev->kind == DEBUG_EV_CATCH || ev->kind == DEBUG_EV_ACCESS ||
+		    ev->kind == DEBUG_EV_FATAL)
+			explain_stop(s, ev);
 		if (ev->kind == DEBUG_EV_SWBREAK)     /* the one kind with conditions */
 			gdb_explain_cond_error(s, ev);
 	}

@@ -422,15 +422,7 @@ static void vcpu_handle_mmio(struct vcpu *vcpu, struct vm_exit *exit)
 		memset(exit->mmio.data, 0xff, exit->mmio.len);
 }
 
-static const char *const exception_names[32] = {
-	[X86_DE] = "#DE", [X86_DB] = "#DB", [X86_NMI] = "NMI", [X86_BP] = "#BP",
-	[X86_OF] = "#OF", [X86_BR] = "#BR", [X86_UD] = "#UD", [X86_NM] = "#NM",
-	[X86_DF] = "#DF", [X86_TS] = "#TS", [X86_NP] = "#NP", [X86_SS] = "#SS",
-	[X86_GP] = "#GP", [X86_PF] = "#PF", [X86_MF] = "#MF", [X86_AC] = "#AC",
-	[X86_MC] = "#MC", [X86_XM] = "#XM",
-};
-
-static void vcpu_handle_shutdown(struct vcpu *vcpu, int vector)
+static void describe_shutdown(struct vcpu *vcpu, int vector, char *out, size_t size)
 {
 	char where[256];
 	uint64_t rip = vcpu_rip(vcpu);
@@ -445,22 +437,33 @@ static void vcpu_handle_shutdown(struct vcpu *vcpu, int vector)
 		len = sizeof(insn);
 	vcpu_describe_pc(vcpu, rip, insn, len, where, sizeof(where));
 	char first[48] = "an exception";
-	if (vector >= 0 && vector < 32)
-		snprintf(first, sizeof(first), "%s (vector %d)",
-			 exception_names[vector] ? exception_names[vector] : "exception", vector);
-	vm_request_exit(vcpu->vm, 1,
-			"vCPU %u: triple fault: %s could not be delivered, nor the double fault "
-			"after it; guest stopped at %s", vcpu->id, first, where);
+	if (vector >= 0 && x86_vector_name((unsigned)vector))
+		snprintf(first, sizeof(first), "%s (vector %d)", x86_vector_name((unsigned)vector),
+			 vector);
+	snprintf(out, size, "vCPU %u: triple fault: %s could not be delivered, nor the double "
+		 "fault after it; guest stopped at %s", vcpu->id, first, where);
 }
 
-static void vcpu_handle_failure(struct vcpu *vcpu, struct vm_exit *exit)
+bool vm_describe_fatal(struct vcpu *vcpu, const struct vm_exit *exit, char *out, size_t size)
 {
 	char where[256];
-	vcpu_describe_pc(vcpu, exit->failure.pc, exit->failure.insn, exit->failure.insn_len,
-			 where, sizeof(where));
-	vm_request_exit(vcpu->vm, 1,
-			"vCPU %u: the %s engine cannot execute the instruction at %s",
-			vcpu->id, vcpu->vm->engine->name, where);
+	switch (exit->reason) {
+	case VM_EXIT_SHUTDOWN:
+		describe_shutdown(vcpu, exit->shutdown.vector, out, size);
+		return true;
+	case VM_EXIT_EMULATION_FAILURE:
+		vcpu_describe_pc(vcpu, exit->failure.pc, exit->failure.insn,
+				 exit->failure.insn_len, where, sizeof(where));
+		snprintf(out, size, "vCPU %u: the %s engine cannot execute the instruction at %s",
+			 vcpu->id, vcpu->vm->engine->name, where);
+		return true;
+	case VM_EXIT_ENTRY_FAILURE:
+		snprintf(out, size, "vCPU %u: the engine refused the guest state (reason 0x%"
+			 PRIx64 ")", vcpu->id, exit->entry_failure.hw_reason);
+		return true;
+	default:
+		return false;
+	}
 }
 
 /* The guest's own INT3 with no debugger: deliver its #BP as hardware would. */
@@ -511,16 +514,18 @@ static void vcpu_handle_exit(struct vcpu *vcpu, struct vm_exit *exit)
 		vcpu_handle_mmio(vcpu, exit);
 		break;
 	case VM_EXIT_SHUTDOWN:
-		vcpu_handle_shutdown(vcpu, exit->shutdown.vector);
+	case VM_EXIT_EMULATION_FAILURE:
+	case VM_EXIT_ENTRY_FAILURE: {
+		char why[512];
+		vm_describe_fatal(vcpu, exit, why, sizeof(why));
+		vm_request_exit(vm, 1, "%s", why);
 		break;
+	}
 	case VM_EXIT_RESET:
 		vm_request_reset(vm, "the engine reported a reset");
 		break;
 	case VM_EXIT_BPT:
 		vcpu_reflect_bpt(vcpu, exit);
-		break;
-	case VM_EXIT_EMULATION_FAILURE:
-		vcpu_handle_failure(vcpu, exit);
 		break;
 	case VM_EXIT_KICKED:
 	case VM_EXIT_DB:          /* a leftover debug exit with no debugger to take it */
@@ -531,10 +536,6 @@ static void vcpu_handle_exit(struct vcpu *vcpu, struct vm_exit *exit)
 	case VM_EXIT_HLT:
 		vm_request_exit(vm, 1, "vCPU %u: halted, and engine %s has no interrupt "
 				"controller to wake it", vcpu->id, vm->engine->name);
-		break;
-	case VM_EXIT_ENTRY_FAILURE:
-		vm_request_exit(vm, 1, "vCPU %u: the engine refused the guest state (reason 0x%"
-				PRIx64 ")", vcpu->id, exit->entry_failure.hw_reason);
 		break;
 	case VM_EXIT_UNKNOWN:
 	default:

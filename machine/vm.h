@@ -195,6 +195,12 @@ void vm_destroy(struct vm *vm);
 /* Run all vCPUs until the machine stops; returns the exit status. */
 int vm_run(struct vm *vm);
 
+/* What stops a vCPU for good (a triple fault, an instruction the engine
+ * cannot execute, a guest state it refuses), in words that say where:
+ * "vCPU 0: triple fault: #UD (vector 6) could not be delivered, ...".
+ * False for any other exit. */
+bool vm_describe_fatal(struct vcpu *vcpu, const struct vm_exit *exit, char *out, size_t size);
+
 /* Stop the whole machine (any thread): record status and message once,
  * kick every vCPU. The first call wins. */
 void vm_request_exit(struct vm *vm, int status, const char *fmt, ...)

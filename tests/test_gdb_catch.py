@@ -108,3 +108,38 @@ def test_read_and_write_through_1gib_page(start_vmdb, guest, free_port):
     assert "Cannot access memory at address 0x140000000" in out, out
     assert vm.wait(30) == 43, out
     assert "gdb_flag = 0x15" in vm.serial_text()
+
+
+@pytest.mark.parametrize("fault,insn,leave", [
+    ("ud", r"ud2", "continue"), ("pf", r"mov +\(%rdx\),%rax", "continue"),
+    ("de", r"div +%ecx", "detach")])
+def test_triple_fault_stops_where_it_happened(start_vmdb, guest, free_port, fault, insn, leave):
+    """With gdb attached a triple fault does not end the machine at once:
+    the vCPU stops at the instruction whose exception could not be
+    delivered (SIGSEGV), gdb's console says what happened, and the state
+    is the fault's (CR2 of the #PF, the guest's IDT of limit 0). Continuing
+    or detaching then ends the machine as it would have ended without gdb."""
+    elf = guest("triple")
+    vm, target = start_gdb_vmdb(start_vmdb, elf, "--cmdline", f"fault={fault}",
+                                port=free_port())
+    out = gdb_batch(elf, target, ["continue", "x/i $pc", "p/x $cr2", "p $idtr_limit", leave])
+    assert re.search(r"^vmdb: vCPU 0: triple fault: #\w\w \(vector \d+\) could not be delivered"
+                     r".* guest stopped at RIP (0x[0-9a-f]+): .*; resuming it ends the machine$",
+                     out, re.M), out
+    assert "Program received signal SIGSEGV" in out, out
+    assert re.search(rf"^=> 0x[0-9a-f]+ <main\+\d+>:\t{insn}$", out, re.M), out
+    assert re.search(r"^\$1 = 0x100000000000$" if fault == "pf" else r"^\$1 = 0x0$", out,
+                     re.M), out
+    assert re.search(r"^\$2 = 0$", out, re.M), out
+    if leave == "continue":
+        assert "Program terminated with signal SIGSEGV" in out, out
+    assert vm.wait(30) == 1
+    assert re.search(r"vCPU 0: triple fault: .* could not be delivered", vm.stderr_text())
+
+
+def test_triple_fault_without_a_client_ends_the_machine(start_vmdb, guest, free_port):
+    """Listening for gdb but with nobody attached, a triple fault ends the
+    machine as it always did: nothing waits for a debugger that never comes."""
+    vm, _ = start_gdb_vmdb(start_vmdb, guest("triple"), port=free_port(), wait=False)
+    assert vm.wait(30) == 1
+    assert "triple fault: #UD (vector 6)" in vm.stderr_text()

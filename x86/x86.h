@@ -155,4 +155,8 @@ static inline enum x86_mode x86_mode_of(const struct x86_sregs *s)
 
 const char *x86_mode_name(enum x86_mode mode);
 
+#define X86_NR_VECTORS 32     /* exception vectors (0-31) */
+/* "#PF" for 14, "#14" for a vector without a mnemonic; NULL above 31. */
+const char *x86_vector_name(unsigned vector);
+
 #endif

@@ -39,6 +39,12 @@ int vm_read_phys(void *vm, uint64_t gpa, void *buf, size_t len)
 	return 0;
 }
 
+bool vm_describe_fatal(struct vcpu *vcpu, const struct vm_exit *exit, char *out, size_t size)
+{
+	snprintf(out, size, "vCPU %u: fatal exit %d", vcpu->id, (int)exit->reason);
+	return true;
+}
+
 /* The fake machine's devices: port I/O counted on whichever thread. */
 enum vm_device_exit vm_handle_device_exit(struct vcpu *vcpu, struct vm_exit *exit)
 {
