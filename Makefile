@@ -20,7 +20,7 @@ SRCS     := $(foreach d,$(SRC_DIRS),$(wildcard $(d)/*.c))
 OBJS     := $(SRCS:%.c=$(BUILD)/%.o)
 VMDB     := $(BUILD)/vmdb
 
-.PHONY: all deps run test test-quick clean bench linux-assets check-linux
+.PHONY: all deps run test test-quick clean bench linux-assets check-linux check-linux-symbols
 .PHONY: man install uninstall check-deb
 all: $(VMDB) man guests
 
@@ -105,6 +105,14 @@ check-linux: all linux-assets
 	scripts/check-linux.py --engine $(ENGINE) --vmdb $(VMDB) \
 		--timeout $(CHECK_LINUX_TIMEOUT) --jobs $(CHECK_LINUX_JOBS) \
 		--cmdline "$(CHECK_LINUX_CMDLINE)" $(if $(CHECK_LINUX_PLAIN),--plain)
+
+# gdb with Debian's -dbg vmlinux and the kernel's gdb scripts against the
+# cloud kernel (~420 MB of packages into build/linux): the README's session.
+SYMBOLS_ENGINE ?= emu
+check-linux-symbols: all linux-assets
+	@scripts/deps.sh symbols
+	scripts/linux-assets.sh $(LINUX_DIR) symbols
+	scripts/check-linux-symbols.py --engine $(SYMBOLS_ENGINE) --vmdb $(VMDB)
 
 bench:
 	@scripts/deps.sh bench

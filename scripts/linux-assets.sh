@@ -4,7 +4,11 @@
 #   vmlinux-cloud     the same kernel's ELF (with its PVH note), unpacked from the bzImage
 #   busybox           busybox-static, for the initramfs tests/linux/mkinitramfs.py builds
 # and, with FLAVOUR generic (bench/linux), vmlinuz-generic: linux-image-amd64's
-# bzImage (XZ).
+# bzImage (XZ); with FLAVOUR symbols (make check-linux-symbols), for the cloud
+# kernel above:
+#   vmlinux-cloud-dbg its vmlinux with symbols and DWARF (the -dbg package)
+#   src/              the same version's linux-source, configured as Debian
+#                     built it, with the kernel's gdb scripts made (vmlinux-gdb.py)
 # Usage: scripts/linux-assets.sh [DIR [FLAVOUR]]   (DIR defaults to build/linux)
 set -e
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -38,6 +42,27 @@ fetch() {
 	(cd deb && download "$@")
 	for d in deb/*.deb; do dpkg-deb -x "$d" x; done
 }
+
+if [ "$flavour" = symbols ]; then
+	[ -s vmlinux-cloud-dbg ] && [ -e src/vmlinux-gdb.py ] && exit 0
+	kpkg=$(cat kernel-package)
+	# linux-image-6.1.0-57-cloud-amd64 -> linux-source-6.1
+	src=linux-source-$(echo "$kpkg" | sed -n 's/^linux-image-\([0-9]*\.[0-9]*\)\..*/\1/p')
+	fetch "$kpkg-dbg" "$kpkg" "$src" || {
+		echo "linux-assets: $kpkg-dbg or $src is not on the mirror any more;" \
+			"remove $dir to fetch the current kernel" >&2
+		exit 1
+	}
+	cp x/usr/lib/debug/boot/vmlinux-* vmlinux-cloud-dbg.tmp
+	rm -rf src
+	mkdir src
+	tar -xf x/usr/src/$src.tar.xz -C src --strip-components=1
+	cp x/boot/config-* src/.config
+	make -s -C src olddefconfig scripts_gdb >/dev/null
+	mv vmlinux-cloud-dbg.tmp vmlinux-cloud-dbg
+	rm -rf deb x
+	exit 0
+fi
 
 if [ "$flavour" = generic ]; then
 	[ -s vmlinuz-generic ] && exit 0
