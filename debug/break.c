@@ -330,6 +330,7 @@ static void remove_all(struct debug *d, bool keep_persistent)
 	d->catch_mask = 0;
 	memset(d->catch_at, 0, sizeof(d->catch_at));
 	memset(&d->access, 0, sizeof(d->access));   /* access catches go with the client too */
+	output_watch_clear(&d->vm->output_watch);    /* and output catching */
 	d->guard.armed = d->guard.lifted = false;    /* the step engine's guards went too */
 	d->mem_gen++;
 	pthread_mutex_unlock(&d->lock);

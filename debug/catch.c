@@ -474,3 +474,31 @@ void debug_catch_access_caps(struct debug *d, char *out, size_t size)
 		 caps->catch_access & (1u << ENGINE_ACCESS_MSR) ? "yes" : "no",
 		 caps->catch_access & (1u << ENGINE_ACCESS_CR) ? "yes" : "no");
 }
+
+/* ---- output catching ---- */
+
+int debug_catch_output_set(struct debug *d, const char *pattern, struct err *e)
+{
+	return output_watch_set(&d->vm->output_watch, pattern, e);
+}
+
+void debug_catch_output_clear(struct debug *d)
+{
+	output_watch_clear(&d->vm->output_watch);
+}
+
+bool debug_catch_output_pattern(struct debug *d, char *out, size_t size)
+{
+	return output_watch_pattern(&d->vm->output_watch, out, size);
+}
+
+void debug_catch_output_explain(struct debug *d, const struct debug_event *ev, char *out,
+				size_t size)
+{
+	char pattern[sizeof(d->vm->output_watch.pattern)];
+	output_watch_pattern(&d->vm->output_watch, pattern, sizeof(pattern));
+	pthread_mutex_lock(&d->lock);
+	snprintf(out, size, "vCPU %u's serial output matched /%s/: \"%s\"; stopped after the "
+		 "write\n", ev->vcpu, pattern, d->vcpus[ev->vcpu].output_line);
+	pthread_mutex_unlock(&d->lock);
+}

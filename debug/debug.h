@@ -73,6 +73,8 @@ enum debug_event_kind {
 	DEBUG_EV_CATCH,       /* a caught exception reached its handler; vector, addr = handler */
 	DEBUG_EV_ACCESS,      /* a caught port/MSR/CR access; addr = the accessing
 			       * instruction, the vCPU is past it; access says what */
+	DEBUG_EV_OUTPUT,      /* the guest's serial output matched the caught pattern with
+			       * a byte this vCPU's port write sent; the vCPU is past it */
 	DEBUG_EV_INTERRUPT,   /* the client asked for a stop (Ctrl-C) */
 	DEBUG_EV_EXITED,      /* the guest stopped the machine; status = process status */
 	DEBUG_EV_FATAL,       /* the vCPU cannot go on (triple fault, an instruction the
@@ -288,6 +290,19 @@ void debug_catch_describe(struct debug *d, unsigned vector, char *out, size_t si
 /* What the caught exception looked like, from the frame on the handler's
  * stack: "vCPU 0 took #PF (error code 0x2, cr2 0x...) at rip 0x...". */
 void debug_catch_explain(struct debug *d, const struct debug_event *ev, char *out, size_t size);
+
+/* --- output catching (debug/catch.c) ---
+ * Stop a vCPU right after its port write sends the byte with which the
+ * guest's serial output line so far matches pattern (POSIX extended
+ * regex; once per line; not while it steps), until cleared or the
+ * client detaches. */
+int debug_catch_output_set(struct debug *d, const char *pattern, struct err *e) must_check;
+void debug_catch_output_clear(struct debug *d);
+/* The pattern caught; false when none. */
+bool debug_catch_output_pattern(struct debug *d, char *out, size_t size);
+/* "vCPU 0's serial output matched /PATTERN/: LINE" for a DEBUG_EV_OUTPUT. */
+void debug_catch_output_explain(struct debug *d, const struct debug_event *ev, char *out,
+				size_t size);
 
 /* --- access catching (debug/catch.c) ---
  * Stop after an instruction that reads or writes one of these ports or

@@ -222,6 +222,7 @@ struct debug_vcpu {
 	 * machine */
 	bool fatal_shown;
 	char fatal_text[512];
+	char output_line[OUTPUT_WATCH_LINE];  /* what its DEBUG_EV_OUTPUT matched */
 	/* vcpu.c: the engine's state as last read or written, the parts in
 	 * cache_parts (X86_STATE_*); cleared when the vCPU leaves its park */
 	struct x86_state cache;

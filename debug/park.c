@@ -216,6 +216,8 @@ static bool event_still_valid(struct debug *d, const struct debug_event *ev)
 		uint32_t bit = 1u << ev->vector;
 		return (bp && (bp->catch_vectors & bit)) || (n >= 0 && (d->hw[n].catch_vectors & bit));
 	}
+	case DEBUG_EV_OUTPUT:
+		return __atomic_load_n(&d->vm->output_watch.on, __ATOMIC_ACQUIRE);
 	case DEBUG_EV_INTERRUPT:
 		return false;
 	default:
@@ -1047,6 +1049,23 @@ void debug_fatal_explain(struct debug *d, const struct debug_event *ev, char *ou
 	pthread_mutex_unlock(&d->lock);
 }
 
+/* The serial output matched the client's pattern with this vCPU's port
+ * write: it stops right after it, unless it steps (the step ends there
+ * anyway, a stop of its own would come after it). */
+static void hook_on_output_match(struct vm *vm, struct vcpu *vcpu, const char *line)
+{
+	struct debug *d = vm->debug;
+	struct debug_vcpu *dv = &d->vcpus[vcpu->id];
+	pthread_mutex_lock(&d->lock);
+	bool stop = d->attached && dv->step == DEBUG_STEP_NONE && !debug_gone_locked(d);
+	if (stop)
+		snprintf(dv->output_line, sizeof(dv->output_line), "%s", line);
+	pthread_mutex_unlock(&d->lock);
+	struct debug_event ev = { .kind = DEBUG_EV_OUTPUT, .vcpu = vcpu->id };
+	if (stop)
+		stop_with(d, vcpu, &ev);
+}
+
 static bool hook_on_exit(struct vm *vm, struct vcpu *vcpu, struct vm_exit *exit)
 {
 	struct debug *d = vm->debug;
@@ -1130,6 +1149,7 @@ static void debug_init(struct debug *d, struct vm *vm, bool wait_gdb)
 	d->hooks.on_vm_stop = hook_on_vm_stop;
 	d->hooks.on_reset = debug_on_reset;
 	d->hooks.on_reboot = debug_on_reboot;
+	d->hooks.on_output_match = hook_on_output_match;
 	debug_caps_probe(d);
 	vm->debug = d;
 	vm->debug_hooks = &d->hooks;

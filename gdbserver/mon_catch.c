@@ -1,6 +1,7 @@
 /* gdbserver/mon_catch.c — `monitor catch`: exception vectors (at their
- * handlers) and port, MSR and control-register accesses (after the
- * instruction), added up until `catch off`; alone it lists them. */
+ * handlers), port, MSR and control-register accesses (after the
+ * instruction) and a pattern in the serial output (after the write that
+ * completes it), added up until `catch off`; alone it lists them. */
 #include "gdbserver/monitor.h"
 
 #include <errno.h>
@@ -10,6 +11,9 @@
 static void catch_list(struct gdb_server *s)
 {
 	uint32_t mask = debug_catch_mask(s->dbg);
+	char pattern[256];
+	if (debug_catch_output_pattern(s->dbg, pattern, sizeof(pattern)))
+		mon_print(s, "serial output matching /%s/\n", pattern);
 	if (debug_catch_access_count(s->dbg)) {
 		char text[1024];
 		debug_catch_access_describe(s->dbg, text, sizeof(text));
@@ -79,12 +83,35 @@ static int catch_access(struct gdb_server *s, enum engine_access_kind kind, cons
 
 /* catch [off | VEC... | io ... | msr ... | cr ...]: added to what is
  * caught already. */
+/* catch output REGEX (one pair of double quotes around it is dropped),
+ * catch output off. */
+static int catch_output(struct gdb_server *s, const char *arg)
+{
+	char pattern[256];
+	struct err e = { 0 };
+	size_t n = strlen(arg);
+	if (n >= 2 && arg[0] == '"' && arg[n - 1] == '"')
+		snprintf(pattern, sizeof(pattern), "%.*s", (int)(n - 2), arg + 1);
+	else
+		snprintf(pattern, sizeof(pattern), "%s", arg);
+	if (strcmp(pattern, "off") == 0)
+		debug_catch_output_clear(s->dbg);
+	else if (debug_catch_output_set(s->dbg, pattern, &e) < 0) {
+		mon_print(s, "monitor catch output: %s\n", e.msg);
+		return 0;
+	}
+	catch_list(s);
+	return 0;
+}
+
 int mon_catch(struct gdb_server *s, const char *arg)
 {
 	uint32_t mask = debug_catch_mask(s->dbg);
 	char words[256];
 	struct err e = { 0 };
 
+	if (strncmp(arg, "output ", 7) == 0)
+		return catch_output(s, arg + 7);
 	if (strncmp(arg, "io ", 3) == 0)
 		return catch_access(s, ENGINE_ACCESS_IO, arg + 3);
 	if (strncmp(arg, "msr ", 4) == 0)
@@ -94,6 +121,7 @@ int mon_catch(struct gdb_server *s, const char *arg)
 	if (strcmp(arg, "off") == 0) {
 		mask = 0;
 		debug_catch_access_clear(s->dbg);
+		debug_catch_output_clear(s->dbg);
 	} else if (arg[0]) {
 		snprintf(words, sizeof(words), "%s", arg);
 		for (char *save, *w = strtok_r(words, " ,", &save); w; w = strtok_r(NULL, " ,", &save)) {

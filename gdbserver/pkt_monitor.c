@@ -52,6 +52,8 @@ static int mon_help(struct gdb_server *s, const char *arg)
 		     "  catch msr N[-N] [r|w]       stop after RDMSR/WRMSR of these MSRs (kvm:\n"
 		     "                   where the host KVM has the MSR filter)\n"
 		     "  catch cr N       stop after a write to CRn (emu: KVM has no CR-write exit)\n"
+		     "  catch output REGEX  stop after the serial output byte with which the line\n"
+		     "                   so far matches REGEX (extended; 'catch output off')\n"
 		     "  catch off        stop catching; 'catch' alone lists what is caught\n"
 		     "  sstep irq on|off stepi enters interrupt handlers (on) or never does (off,\n"
 		     "                   default: interrupts held off while stepping)\n"

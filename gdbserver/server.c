@@ -358,6 +358,7 @@ static void format_stop_head(struct gdb_server *s, const struct debug_event *ev,
 	case DEBUG_EV_INTERRUPT:
 	case DEBUG_EV_CATCH:
 	case DEBUG_EV_ACCESS:
+	case DEBUG_EV_OUTPUT:
 	case DEBUG_EV_FATAL:
 		stop_head_thread(s, gdb_stop_signal(ev), tid);
 		break;
@@ -389,6 +390,8 @@ static void explain_stop(struct gdb_server *s, const struct debug_event *ev)
 		debug_catch_access_explain(ev, text + n, sizeof(text) - (size_t)n);
 	else if (ev->kind == DEBUG_EV_FATAL)
 		debug_fatal_explain(s->dbg, ev, text + n, sizeof(text) - (size_t)n);
+	else if (ev->kind == DEBUG_EV_OUTPUT)
+		debug_catch_output_explain(s->dbg, ev, text + n, sizeof(text) - (size_t)n);
 	else
 		debug_catch_explain(s->dbg, ev, text + n, sizeof(text) - (size_t)n);
 	rsp_buf_init(&out);
@@ -406,7 +409,7 @@ void gdb_format_stop(struct gdb_server *s, const struct debug_event *ev)
 	if (!gdb_ns_on(s)) {
 		gdb_console_flush(s, true);
 		if (ev->kind == DEBUG_EV_CATCH || ev->kind == DEBUG_EV_ACCESS ||
-		    ev->kind == DEBUG_EV_FATAL)
+		    ev->kind == DEBUG_EV_OUTPUT || ev->kind == DEBUG_EV_FATAL)
 			explain_stop(s, ev);
 		if (ev->kind == DEBUG_EV_SWBREAK)     /* the one kind with conditions */
 			gdb_explain_cond_error(s, ev);

@@ -160,7 +160,10 @@ static uint8_t uart_rx_pop_locked(struct uart *u)
 static void uart_output_locked(struct uart *u, uint8_t byte)
 {
 	/* replayed history wrote this already */
-	if (u->out && !__atomic_load_n(&u->vm->rr.quiet, __ATOMIC_ACQUIRE))
+	if (__atomic_load_n(&u->vm->rr.quiet, __ATOMIC_ACQUIRE))
+		return;
+	output_watch_byte(&u->vm->output_watch, byte);
+	if (u->out)
 		serial_out_put(u->out, byte);
 }
 

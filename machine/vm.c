@@ -83,6 +83,7 @@ static int vm_init(struct vm *vm, const struct vm_config *cfg, struct err *e)
 	pthread_mutex_init(&vm->lock, NULL);
 	pthread_cond_init(&vm->cond, NULL);
 	pthread_rwlock_init(&vm->engine_lock, NULL);
+	output_watch_init(&vm->output_watch);
 	vm->nr_boots = 1;
 
 	if (cfg->nr_vcpus == 0 || cfg->nr_vcpus > VM_MAX_GUEST_VCPUS)
@@ -267,6 +268,7 @@ void vm_destroy(struct vm *vm)
 	free(vm->ram_dirty);
 	vm->ram_dirty = NULL;
 	pthread_rwlock_destroy(&vm->engine_lock);
+	output_watch_destroy(&vm->output_watch);
 	pthread_cond_destroy(&vm->cond);
 	pthread_mutex_destroy(&vm->lock);
 }
@@ -405,13 +407,18 @@ static uint64_t vcpu_rip(struct vcpu *vcpu)
 
 static void vcpu_handle_io(struct vcpu *vcpu, struct vm_exit *exit)
 {
+	struct vm *vm = vcpu->vm;
 	uint8_t *data = exit->io.data;
 	for (uint32_t i = 0; i < exit->io.count; i++, data += exit->io.size) {
-		int r = bus_access(&vcpu->vm->pio, exit->io.port, data, exit->io.size,
+		int r = bus_access(&vm->pio, exit->io.port, data, exit->io.size,
 				   exit->io.is_write);
 		if (r < 0 && !exit->io.is_write)
 			memset(data, 0xff, exit->io.size);
 	}
+	char line[OUTPUT_WATCH_LINE];
+	if (exit->io.is_write && output_watch_take(&vm->output_watch, line, sizeof(line)) &&
+	    vm->debug_hooks && vm->debug_hooks->on_output_match)
+		vm->debug_hooks->on_output_match(vm, vcpu, line);
 }
 
 static void vcpu_handle_mmio(struct vcpu *vcpu, struct vm_exit *exit)

@@ -11,6 +11,7 @@
 
 #include "engine/engine.h"
 #include "machine/bus.h"
+#include "machine/output_watch.h"
 #include "util/err.h"
 
 #define VM_MAX_VCPUS 256    /* array sizes */
@@ -110,6 +111,10 @@ struct vm_debug_hooks {
 	 * reloaded); called by vm_run before any new vCPU thread starts, so
 	 * the debugger's breakpoints go back in and its session goes on. */
 	void (*on_reboot)(struct vm *vm);
+	/* The guest's serial output matched vm->output_watch's pattern with a
+	 * byte this vCPU's port write just sent; line is the line so far.
+	 * Called on the thread that handled the write, after it. */
+	void (*on_output_match)(struct vm *vm, struct vcpu *vcpu, const char *line);
 };
 
 struct vm_teardown {
@@ -169,6 +174,9 @@ struct vm {
 	/* where boot structures went, for the devices that report them */
 	uint64_t rsdp_gpa;
 	uint64_t initrd_gpa, initrd_size;
+
+	/* the debugger's pattern for the serial output (monitor catch output) */
+	struct output_watch output_watch;
 
 	/* The debug core, when a debugger is configured. machine/ only calls
 	 * these hooks; it knows nothing of what is behind them. */

@@ -143,3 +143,25 @@ def test_triple_fault_without_a_client_ends_the_machine(start_vmdb, guest, free_
     vm, _ = start_gdb_vmdb(start_vmdb, guest("triple"), port=free_port(), wait=False)
     assert vm.wait(30) == 1
     assert "triple fault: #UD (vector 6)" in vm.stderr_text()
+
+
+def test_catch_output_stops_after_the_write(start_vmdb, guest, free_port):
+    """`monitor catch output REGEX`: vCPU 1 of demo.elf prints "cpu1 tick N
+    counter M"; the stop comes right after its port write of the byte with
+    which the line so far matches (the last of "counter"), on that vCPU,
+    inside the guest's printf; the console says so; the serial output ends
+    there, as nothing ran after it. A bad pattern is refused in words."""
+    elf = guest("demo")
+    vm, target = start_gdb_vmdb(start_vmdb, elf, "--smp", "2", port=free_port())
+    out = gdb_batch(elf, target, [
+        "monitor catch output (", "monitor catch output cpu1 tick [0-9]+ counter",
+        "continue", "bt", "kill"])
+    assert "monitor catch output: '(' is not a regular expression" in out, out
+    assert "serial output matching /cpu1 tick [0-9]+ counter/" in out, out
+    m = re.search(r"^vmdb: vCPU 1's serial output matched /cpu1 tick \[0-9\]\+ counter/: "
+                  r'"(cpu1 tick \d+ counter)"; stopped after the write$', out, re.M)
+    assert m, out
+    assert 'Thread 2 "vCPU 1" received signal SIGTRAP' in out, out
+    assert re.search(r"^#\d+ .* in demo_tick \(cpu=", out, re.M), out
+    vm.wait(30)
+    assert vm.serial_text().endswith(m.group(1)), vm.serial_text()[-200:]

@@ -5,10 +5,10 @@ One boot of the bzImage walks through what a kernel developer does: attach
 at the kernel's first instruction (--wait-gdb), let it boot to init, stop it
 (Ctrl-C), read MSR_LSTAR through `monitor msr`, break on the system call
 entry with a hardware breakpoint and step into it, watch a kernel variable a
-timer tick writes, stop it while it idles in HLT and while it runs user
-space, reading kernel memory each time, and continue to the guest's
-poweroff, which ends the gdb session with the exit status. The PVH vmlinux
-and the bzImage are also checked at their first instruction alone (no boot,
+timer tick writes, catch a line of its console output as the kernel writes
+it, stop it while it idles in HLT and while it runs user space, reading
+kernel memory each time, and continue to the guest's poweroff, which ends
+the gdb session with the exit status. The PVH vmlinux and the bzImage are also checked at their first instruction alone (no boot,
 so on every engine).
 
 init's vmdb.gdb=1 mode (tests/linux/init) alternates a spell in user space
@@ -291,6 +291,16 @@ def test_linux_gdb_session(linux_gdb, linux_engine, build_dir):  # noqa: F811
     out = gdb.run("monitor info watchpoints")
     assert re.search(rf"while it last ran:\nwrite +8 bytes at {jiffies:#x}: \S", out), out
     gdb.run("delete")
+
+    # the console caught: init's next "spinning N" stops the vCPU right
+    # after the port write that sends the line's last digit, in the kernel
+    gdb.run("monitor catch output ^VMDB-LINUX: spinning [0-9]+$")
+    out = gdb.run("continue", timeout=STEP_TIMEOUT)
+    assert re.search(r"vmdb: vCPU \d+'s serial output matched /\^VMDB-LINUX: spinning \[0-9\]\+\$/: "
+                     r'"VMDB-LINUX: spinning \d+"; stopped after the write', out), out
+    assert "received signal SIGTRAP" in out, out
+    assert gdb.value("$cs") & 3 == 0 and text_addr <= gdb.value("$pc") < text_addr + text_size
+    assert "no exceptions caught" in gdb.run("monitor catch output off")
 
     # Ctrl-C while init sleeps: the vCPU idles in HLT, in the kernel
     def halted():

@@ -35,11 +35,12 @@ $(BUILD)/tests/kvm_msr_test: $(patsubst %.c,$(BUILD)/%.o,engine/engine.c \
 # (machine/vm.c is not linked).
 $(BUILD)/tests/machine_test: $(patsubst %.c,$(BUILD)/%.o,util/err.c machine/bus.c \
 	machine/device.c machine/acpi.c machine/loader.c machine/serial_out.c machine/linux_cmdline.c \
+	machine/output_watch.c \
 	$(wildcard machine/load_*.c) $(wildcard machine/dev_*.c))
 
 # debug/: with a scripted fake engine; the test provides vm_gpa_to_host.
 $(BUILD)/tests/debug_test: $(patsubst %.c,$(BUILD)/%.o,tests/unit/fake_engine.c \
-	$(wildcard debug/*.c) engine/engine.c x86/paging.c \
+	$(wildcard debug/*.c) engine/engine.c x86/paging.c machine/output_watch.c \
 	x86/x86.c x86/insn.c x86/decode.c x86/desc.c util/err.c)
 
 # machine/snapshot.c's store on a fake machine and engine.
