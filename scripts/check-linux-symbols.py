@@ -10,8 +10,10 @@ own gdb scripts (vmlinux-gdb.py, made from the same version's linux-source):
      `finish` with its return value, a watchpoint on jiffies_64 that sees
      one tick, MSR_LSTAR naming entry_SYSCALL_64;
   2. attached to the idle kernel of a 2-vCPU boot: lx-version, lx-cmdline,
-     lx-ps (init is there), lx-dmesg, lx-cpus, $lx_current(); then the
-     init's "poweroff" typed on the console ends vmdb with status 0.
+     lx-ps (init is there), lx-dmesg, lx-cpus, $lx_current();
+     `monitor catch output` stops the kernel as it writes init's next
+     line to the UART (bt: serial8250_...); then the init's "poweroff"
+     typed on the console ends vmdb with status 0.
 
     scripts/check-linux-symbols.py [--engine emu|kvm] [--vmdb build/vmdb]
 
@@ -131,7 +133,9 @@ def attached_to_idle_kernel(args, results):
         vm.end(1)
         return ""
     out, took = gdb(port, ["lx-version", "lx-cmdline", "lx-ps", "lx-dmesg", "lx-cpus",
-                           "p $lx_current().comm", "detach"])
+                           "p $lx_current().comm",
+                           "monitor catch output ^VMDB-LINUX: sleeping [0-9]+$", "continue",
+                           "bt", "detach"])
     report(results, "lx-version", "Linux version 6." in out, f"(session {took:.1f} s)")
     report(results, "lx-cmdline", CMDLINE + " vmdb.cpus=2" in out)
     report(results, "lx-ps", bool(re.search(r"^0x[0-9a-f]+ +1 +init$", out, re.M)))
@@ -139,6 +143,8 @@ def attached_to_idle_kernel(args, results):
                                                out, re.M)))
     report(results, "lx-cpus", "Online CPUs   : [0, 1]" in out)
     report(results, "lx_current", bool(re.search(r'^\$1 = "[\w/:-]+', out, re.M)))
+    report(results, "catch output", "serial output matched" in out and
+           bool(re.search(r"^#\d+ .*serial8250\w* \(", out, re.M)))
     vm.type_line("poweroff")
     status = vm.end()
     report(results, "poweroff", status == 0, f"(vmdb exit status {status})")
