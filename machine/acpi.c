@@ -303,7 +303,7 @@ static void acpi_fill_rsdp(uint8_t *r, uint64_t rsdt, uint64_t xsdt)
 /* Write every table into guest RAM; vm->rsdp_gpa says where they start. */
 static int acpi_write_tables(struct vm *vm, struct err *e)
 {
-	struct acpi_area a = { .gpa = VM_ACPI_BASE, .size = VM_ACPI_END - VM_ACPI_BASE };
+	struct acpi_area a = { .gpa = VM_ACPI_BASE, .size = VM_SMBIOS_BASE - VM_ACPI_BASE };
 
 	if (vm->low_ram_size < 2 * MiB)
 		return err_set(e, EINVAL, "--mem must be at least 2M (the PC layout needs 1 MiB "

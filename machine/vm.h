@@ -80,12 +80,15 @@ struct vcpu {
 };
 
 /* Guest-physical layout: RAM from 0 up to VM_LOW_RAM_MAX, the rest from
- * 4 GiB; 0xA0000-0xFFFFF is RAM too but reported reserved (ACPI tables
- * live at VM_ACPI_BASE); LAPIC/IOAPIC sit in the 3-4 GiB hole. */
+ * 4 GiB; 0xA0000-0xFFFFF is RAM too but reported reserved (the ACPI
+ * tables live at VM_ACPI_BASE, the SMBIOS ones at VM_SMBIOS_BASE, the
+ * BIOS area a PC's firmware puts them in); LAPIC/IOAPIC sit in the 3-4 GiB
+ * hole. */
 #define VM_LOW_RAM_MAX  0xc0000000ull
 #define VM_HIGH_RAM_BASE 0x100000000ull
 #define VM_ACPI_BASE    0xe0000ull
-#define VM_ACPI_END     0x100000ull
+#define VM_SMBIOS_BASE  0xf0000ull
+#define VM_ACPI_END     0x100000ull     /* the end of both */
 
 /* What the debug core plugs into the vCPU loop (all may be NULL). */
 struct vm_debug_hooks {

@@ -56,7 +56,7 @@ def test_linux_boots_checks_and_powers_off(start_vmdb, linux_engine, build_dir, 
     assert status == 0 and "VMDB-LINUX: PASS" in report, \
         f"status {status}\ninit: {report}\nserial tail:\n{serial[-4000:]}\n" \
         f"stderr:\n{vm.stderr_text()}"
-    for check in ("cpus", "fpu", "dynamic", "timer-irq", "serial-irq"):
+    for check in ("cpus", "fpu", "dynamic", "dmi", "timer-irq", "serial-irq"):
         assert any(line.startswith(f"VMDB-LINUX: {check} ok") for line in report), report
 
 
