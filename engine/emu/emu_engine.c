@@ -76,7 +76,10 @@ static struct emu_cpu *cpu_of(struct vcpu *vcpu)
 
 struct emu_sched {
 	pthread_mutex_t lock;
-	pthread_cond_t cond;          /* on CLOCK_MONOTONIC */
+	/* for the token holder's idle pacing and yield_grace (on
+	 * CLOCK_MONOTONIC); a vCPU waiting for the token waits on its own
+	 * token_cond, so handing the token on wakes its taker alone */
+	pthread_cond_t cond;
 	unsigned turn;
 	uint64_t wake_seq;            /* emu_vm_wake() calls, to avoid lost wake-ups */
 	uint64_t kick_seq;            /* kick() calls */
@@ -94,6 +97,7 @@ struct emu_sched {
  * yield_turn are under sched->lock. */
 struct emu_engine_cpu {
 	struct emu_core core;
+	pthread_cond_t token_cond;    /* wait_token's, with sched->lock */
 	bool in_run;
 	bool parked;                  /* returned KICKED and not back yet */
 	bool yield_turn;              /* stopped while holding the token: pass it on */
@@ -156,6 +160,18 @@ struct emu_cpu *emu_vm_cpu(struct emu_vm *evm, unsigned index)
 	return index < evm->nr_cpus ? evm->cpus[index] : NULL;
 }
 
+/* --- the run token -------------------------------------------------------------- */
+
+/* Everybody looks again: the token may be free now, or its holder gone.
+ * Under sched->lock. */
+static void wake_all_locked(struct emu_vm *evm)
+{
+	pthread_cond_broadcast(&evm->sched->cond);
+	for (unsigned i = 0; i < evm->nr_cpus; i++)
+		if (evm->cpus[i])
+			pthread_cond_broadcast(&ecpu_of(evm->cpus[i])->token_cond);
+}
+
 void emu_vm_wake(struct emu_vm *evm, struct emu_cpu *cpu)
 {
 	(void)cpu;
@@ -164,11 +180,14 @@ void emu_vm_wake(struct emu_vm *evm, struct emu_cpu *cpu)
 		return;         /* emu_single.c: nobody waits */
 	pthread_mutex_lock(&s->lock);
 	s->wake_seq++;
-	pthread_cond_broadcast(&s->cond);
+	/* a holder pacing the idle clock waits on cond; a free token waits
+	 * for any vCPU to take it */
+	if (s->turn == EMU_TURN_NONE)
+		wake_all_locked(evm);
+	else
+		pthread_cond_broadcast(&s->cond);
 	pthread_mutex_unlock(&s->lock);
 }
-
-/* --- the run token -------------------------------------------------------------- */
 
 static bool kick_pending(struct emu_core *c)
 {
@@ -300,7 +319,7 @@ static bool release_turn_unless_woken(struct emu_vm *evm, uint64_t seq)
 	bool woken = s->wake_seq != seq;
 	if (!woken) {
 		s->turn = EMU_TURN_NONE;
-		pthread_cond_broadcast(&s->cond);
+		wake_all_locked(evm);
 	}
 	pthread_mutex_unlock(&s->lock);
 	return woken;
@@ -329,7 +348,10 @@ static uint64_t sched_pass(struct emu_vm *evm, unsigned from, struct emu_cpu *se
 		if (next >= 0 || absent) {
 			s->turn = next >= 0 ? (unsigned)next : EMU_TURN_NONE;
 			emu_rr_turn(evm, s->turn);
-			pthread_cond_broadcast(&s->cond);
+			if (next >= 0)       /* nobody else waits for a token that is taken */
+				pthread_cond_broadcast(&ecpu_of(evm->cpus[next])->token_cond);
+			else
+				wake_all_locked(evm);
 			pthread_mutex_unlock(&s->lock);
 			return seq;
 		}
@@ -387,7 +409,7 @@ static int run_kicked(struct emu_vm *evm, struct emu_cpu *cpu, struct vm_exit *e
 	 * they would on hardware where every vCPU resumes at once */
 	if (s->turn == cpu->id)
 		ec->yield_turn = true;
-	pthread_cond_broadcast(&s->cond);
+	wake_all_locked(evm);           /* its token may be taken over */
 	pthread_mutex_unlock(&s->lock);
 	memset(exit, 0, sizeof(*exit));
 	exit->reason = VM_EXIT_KICKED;
@@ -444,7 +466,7 @@ static int wait_token(struct emu_vm *evm, struct emu_cpu *cpu)
 			    kick_pending(emu_core_of(cpu)))
 				continue;
 		}
-		pthread_cond_wait(&s->cond, &s->lock);
+		pthread_cond_wait(&ecpu_of(cpu)->token_cond, &s->lock);
 	}
 }
 
@@ -532,7 +554,7 @@ void emu_sched_resume_at(struct emu_vm *evm, unsigned turn, bool fresh)
 		if (s->turn != EMU_TURN_NONE)
 			ecpu_of(evm->cpus[turn])->quantum_end = evm->cpus[turn]->retired + s->quantum;
 	}
-	pthread_cond_broadcast(&s->cond);
+	wake_all_locked(evm);
 	pthread_mutex_unlock(&s->lock);
 }
 
@@ -564,7 +586,9 @@ static void emu_op_kick(struct vcpu *vcpu)
 	__atomic_store_n(&cpu->due, true, __ATOMIC_SEQ_CST);
 	pthread_mutex_lock(&s->lock);
 	s->kick_seq++;
-	pthread_cond_broadcast(&s->cond);
+	/* itself, a pacing holder, and the others: a holder kicked outside
+	 * run() is absent from now on, and its token theirs to take over */
+	wake_all_locked(cpu->evm);
 	pthread_mutex_unlock(&s->lock);
 }
 
@@ -714,8 +738,10 @@ static int emu_op_vcpu_create(struct vm *vm, struct vcpu *vcpu, struct err *e)
 		return err_set(e, ENOMEM, "out of memory for vCPU %u", vcpu->id);
 	}
 	emu_core_init(cpu, &c->core, evm, vcpu);
+	pthread_cond_init(&c->token_cond, NULL);
 	int r = emu_lapic_create(cpu);
 	if (r < 0) {
+		pthread_cond_destroy(&c->token_cond);
 		free(c);
 		free(cpu);
 		return err_set(e, -r, "cannot create the local APIC of vCPU %u", vcpu->id);
@@ -738,6 +764,7 @@ static void emu_op_vcpu_destroy(struct vcpu *vcpu)
 	evm->retired_gone += cpu->retired;
 	pthread_mutex_unlock(&evm->sched->lock);
 	emu_lapic_destroy(cpu);
+	pthread_cond_destroy(&ecpu_of(cpu)->token_cond);
 	free(ecpu_of(cpu));
 	free(cpu);
 	vcpu->engine = NULL;
