@@ -1018,6 +1018,7 @@ static bool stop_at_fatal(struct debug *d, struct vcpu *vcpu, const struct vm_ex
 	struct debug_vcpu *dv = &d->vcpus[vcpu->id];
 	char why[sizeof(dv->fatal_text)];
 	pthread_mutex_lock(&d->lock);
+	/* one the client was shown comes back at the resume: it ends the machine */
 	bool stop = d->attached && !dv->fatal_shown && !debug_gone_locked(d);
 	dv->fatal_shown = false;
 	pthread_mutex_unlock(&d->lock);
@@ -1031,8 +1032,6 @@ static bool stop_at_fatal(struct debug *d, struct vcpu *vcpu, const struct vm_ex
 	dv->handed_back = *exit;
 	dv->has_handed_back = true;
 	pthread_mutex_unlock(&d->lock);
-	if (!stop)
-		return false;
 	struct debug_event ev = { .kind = DEBUG_EV_FATAL, .vcpu = vcpu->id, .signal = signal };
 	return stop_with(d, vcpu, &ev);
 }
@@ -1061,9 +1060,10 @@ static void hook_on_output_match(struct vm *vm, struct vcpu *vcpu, const char *l
 	if (stop)
 		snprintf(dv->output_line, sizeof(dv->output_line), "%s", line);
 	pthread_mutex_unlock(&d->lock);
-	struct debug_event ev = { .kind = DEBUG_EV_OUTPUT, .vcpu = vcpu->id };
-	if (stop)
+	if (stop) {
+		struct debug_event ev = { .kind = DEBUG_EV_OUTPUT, .vcpu = vcpu->id };
 		stop_with(d, vcpu, &ev);
+	}
 }
 
 static bool hook_on_exit(struct vm *vm, struct vcpu *vcpu, struct vm_exit *exit)
@@ -1084,15 +1084,14 @@ static bool hook_on_exit(struct vm *vm, struct vcpu *vcpu, struct vm_exit *exit)
 		return !vm_stopping(vm);
 	case VM_EXIT_SHUTDOWN:
 	case VM_EXIT_ENTRY_FAILURE:
-		if (stop_at_fatal(d, vcpu, exit, 11))
+	case VM_EXIT_EMULATION_FAILURE: {
+		/* SIGILL for the instruction, SIGSEGV for the rest */
+		int sig = exit->reason == VM_EXIT_EMULATION_FAILURE ? 4 : 11;
+		if (stop_at_fatal(d, vcpu, exit, sig))
 			return true;
-		__atomic_store_n(&d->crash_signal, 11, __ATOMIC_RELAXED);   /* SIGSEGV */
+		__atomic_store_n(&d->crash_signal, sig, __ATOMIC_RELAXED);
 		return false;
-	case VM_EXIT_EMULATION_FAILURE:
-		if (stop_at_fatal(d, vcpu, exit, 4))
-			return true;
-		__atomic_store_n(&d->crash_signal, 4, __ATOMIC_RELAXED);    /* SIGILL */
-		return false;
+	}
 	case VM_EXIT_UNKNOWN:
 		__atomic_store_n(&d->crash_signal, 4, __ATOMIC_RELAXED);    /* SIGILL */
 		return false;
