@@ -32,9 +32,9 @@ const char options_usage[] =
 	"                       file:PATH, none. With stdio, stdin is its input; a\n"
 	"                       terminal is in raw mode while vmdb runs: Ctrl-A x ends\n"
 	"                       vmdb, Ctrl-A Ctrl-A sends Ctrl-A, Ctrl-A h helps\n"
-	"  --gdb [ADDR]         serve GDB on tcp:HOST:PORT or unix:PATH\n"
-	"                       (ADDR defaults to " DEFAULT_GDB ")\n"
-	"  --wait-gdb           hold every vCPU before its first instruction until a\n"
+	"  --gdb [ADDR], -s     serve GDB on tcp:HOST:PORT or unix:PATH\n"
+	"                       (ADDR defaults to " DEFAULT_GDB "; -s as QEMU's)\n"
+	"  --wait-gdb, -S       hold every vCPU before its first instruction until a\n"
 	"                       debugger attaches (implies --gdb)\n"
 	"  --gdb-arch ARCH      the registers gdb is told of: x86-64, i386 (eax..., for\n"
 	"                       32-bit firmware), i8086 (i386's, 16-bit code), or auto\n"
@@ -240,7 +240,9 @@ int options_parse(int argc, char **argv, struct options *o, struct err *e)
 	optind = 1;
 	opterr = 0;
 	int opt;
-	while ((opt = getopt_long(argc, argv, "+", long_options, NULL)) != -1) {
+	/* -s and -S as QEMU's, for the fingers and scripts of its gdb users */
+	while ((opt = getopt_long(argc, argv, "+sS", long_options, NULL)) != -1) {
+		opt = opt == 's' ? OPT_GDB : opt == 'S' ? OPT_WAIT_GDB : opt;
 		int r = parse_one(opt, argc, argv, o, e);
 		if (r < 0)
 			return r;

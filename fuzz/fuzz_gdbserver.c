@@ -228,6 +228,7 @@ static const char *const monitor[] = {
 	"info park", "info dr", "info watchpoints", "gva2gpa 0x100", "xp 0x100", "xp 0xfff 8",
 	"info mem", "info tlb", "info registers", "info idt", "info gdt", "info lapic",
 	"info ioapic", "info pic", "record on", "record off", "info record",
+	"catch output ab+c", "catch output \"x y\"", "catch output (", "catch output off",
 };
 
 static void put_hex(struct rsp_buf *b, uint64_t v)

@@ -132,3 +132,28 @@ def test_no_permission_for_dev_kvm(vmdb_bin, guest, world_readable_copies):
                         world_readable_copies(guest("exit"))], capture_output=True,
                        text=True, timeout=60, env=sanitizer_env(), cwd="/")
     one_line_error(r, RUNTIME, "permission", "/dev/kvm")
+
+
+def test_qemu_style_s_and_S(start_vmdb, guest, tmp_path_factory):
+    """-s and -S mean what they mean to QEMU's gdb users: the GDB server on
+    tcp::1234 (loopback here) and the vCPUs held for the debugger. The
+    fixed port is taken by one test process at a time (a lock file)."""
+    import fcntl
+    import socket
+    from gdbclient import RspClient
+    lock = open(os.path.join(tempfile.gettempdir(), "vmdb-test-port-1234.lock"), "w")
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    with lock, socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)    # as vmdb's own
+        try:
+            probe.bind(("127.0.0.1", 1234))
+        except OSError:
+            pytest.skip("port 1234 is taken on this machine")
+        probe.close()
+        vm = start_vmdb(guest("exit"), "-s", "-S", "--cmdline", "exit=0")
+        vm.wait_for("stderr", r"gdb server listening on tcp:127\.0\.0\.1:1234", timeout=30)
+        c = RspClient("127.0.0.1:1234")
+        assert c.request("?").startswith(b"T05")      # held before its first instruction
+        c.request("vKill;1")
+        vm.wait(30)
+    assert "killed by the debugger" in vm.stderr_text()
