@@ -412,6 +412,7 @@ static struct gdb_server *machine_start(struct fuzz_in *in)
 	vm.nr_vcpus = nr;
 	pthread_mutex_init(&vm.lock, NULL);
 	pthread_cond_init(&vm.cond, NULL);
+	output_watch_init(&vm.output_watch);
 	for (unsigned i = 0; i < nr; i++) {
 		vm.vcpus[i] = (struct vcpu){ .vm = &vm, .id = i, .engine = &cpus[i] };
 		cpus[i].regs.rip = 0x100;
@@ -466,6 +467,7 @@ static void machine_end(struct gdb_server *s, struct client *c)
 		fprintf(stderr, "fuzz: %s\n", e.msg);
 		abort();
 	}
+	output_watch_destroy(&vm.output_watch);     /* as vm_destroy: a caught pattern */
 	pthread_cond_destroy(&vm.cond);
 	pthread_mutex_destroy(&vm.lock);
 }
