@@ -206,13 +206,17 @@ bool debug_hw_supported(const struct debug *d);
  * trap: the vCPU stops after the accessing instruction, one report per
  * instruction. -ENOTSUP when the engine can do neither (the kind or at
  * all), -EINVAL for an empty or wrapping range, -ENOSPC when full. Called
- * stopped. */
+ * stopped. With phys, [addr, addr+len) is guest-physical: the engine's
+ * watched ranges alone (matched by the physical bytes of every access,
+ * whichever linear alias made it; never translated, never in DR0-3);
+ * -ENOTSUP when the engine has no watched ranges. Physical and linear
+ * watchpoints are apart: removal names which one. */
 enum debug_watch_kind { DEBUG_WATCH_WRITE, DEBUG_WATCH_READ, DEBUG_WATCH_ACCESS };
 bool debug_watch_supported(struct debug *d, enum debug_watch_kind kind);
 int debug_watch_insert(struct debug *d, unsigned vcpu, enum debug_watch_kind kind,
-		       uint64_t addr, uint64_t len, struct err *e);
+		       uint64_t addr, uint64_t len, bool phys, struct err *e);
 int debug_watch_remove(struct debug *d, enum debug_watch_kind kind, uint64_t addr,
-		       uint64_t len, struct err *e);
+		       uint64_t len, bool phys, struct err *e);
 /* `monitor info watchpoints`: one line per watchpoint and where it lives. */
 void debug_watch_describe(struct debug *d, char *out, size_t size);
 void debug_remove_all_breakpoints(struct debug *d);

@@ -325,6 +325,7 @@ struct debug_watch {
 	unsigned vcpu;           /* whose page tables translate it */
 	unsigned pages, mapped;
 	bool evicted;            /* left DR0-3 because the guest took a slot */
+	bool phys;               /* addr is guest-physical: never translated, never in DR0-3 */
 };
 
 /* The watchpoints as placed at one moment: the table, and the DR0-3

@@ -19,7 +19,13 @@
  * of a removal at the next resume: gdb takes every watchpoint out at each
  * stop and puts it back before resuming, which then costs the engine
  * nothing (on kvm each change rebuilds the memory map, after which KVM
- * faults every page in again). */
+ * faults every page in again).
+ *
+ * A physical watchpoint (inserted with `monitor phys on`) is on
+ * guest-physical [addr, addr+len): its engine ranges carry that address
+ * as their gpa, flagged phys, and are never translated; it never goes
+ * into DR0-3, whose matches are linear. emu compares each access's
+ * physical bytes with it, kvm traps its pages as any other. */
 #include "debug/debug_int.h"
 
 #include <inttypes.h>
@@ -64,12 +70,12 @@ static uint64_t pages_of(uint64_t addr, uint64_t len)
 }
 
 static struct debug_watch *find_locked(struct debug *d, enum debug_watch_kind kind,
-				       uint64_t addr, uint64_t len)
+				       uint64_t addr, uint64_t len, bool phys)
 {
 	for (unsigned i = 0; i < DEBUG_MAX_WATCH; i++) {
 		struct debug_watch *w = &d->watch[i];
 		if (w->home != DEBUG_WATCH_FREE && w->kind == kind && w->addr == addr &&
-		    w->len == len)
+		    w->len == len && w->phys == phys)
 			return w;
 	}
 	return NULL;
@@ -114,12 +120,14 @@ static int build_ranges(struct debug *d, int via, struct engine_watch **out, uns
 		for (uint64_t a = w->addr, end = w->addr + (w->len - 1); ; ) {
 			uint64_t page_end = (a | (PAGE - 1));
 			uint64_t last = page_end < end ? page_end : end;
-			uint64_t gpa = 0;
-			if (linear || debug_translate(d, via >= 0 ? (unsigned)via : w->vcpu, a, &gpa) == 0) {
+			uint64_t gpa = w->phys ? a : 0;
+			if (w->phys || linear ||
+			    debug_translate(d, via >= 0 ? (unsigned)via : w->vcpu, a, &gpa) == 0) {
 				r[n++] = (struct engine_watch){
-					.linear = a, .gpa = gpa, .len = (uint32_t)(last - a + 1),
+					.linear = w->phys ? 0 : a, .gpa = gpa,
+					.len = (uint32_t)(last - a + 1),
 					.read = w->kind != DEBUG_WATCH_WRITE,
-					.write = w->kind != DEBUG_WATCH_READ, .id = i,
+					.write = w->kind != DEBUG_WATCH_READ, .phys = w->phys, .id = i,
 				};
 				w->mapped++;
 			}
@@ -243,11 +251,14 @@ void debug_watch_sync(struct debug *d)
 /* DR0-3 first where they work: no trap, no exit but the hit. */
 static int place_locked(struct debug *d, struct debug_watch *w, struct err *e)
 {
-	if (w->kind != DEBUG_WATCH_READ && debug_watch_slots_work(d) &&
+	if (!w->phys && w->kind != DEBUG_WATCH_READ && debug_watch_slots_work(d) &&
 	    debug_watch_slots_insert_locked(d, slot_rw(w->kind), w->addr, w->len) == 0) {
 		w->home = DEBUG_WATCH_SLOTS;
 		return 0;
 	}
+	if (!debug_engine_watches(d) && w->phys)
+		return err_set(e, ENOTSUP, "the %s engine cannot watch guest-physical memory",
+			       d->vm->engine->name);
 	if (!debug_engine_watches(d))
 		return err_set(e, ENOSPC, "a watchpoint on %" PRIu64 " bytes at 0x%" PRIx64
 			       " does not fit in the free debug registers (x86 watches aligned "
@@ -264,8 +275,11 @@ static int place_locked(struct debug *d, struct debug_watch *w, struct err *e)
 }
 
 int debug_watch_insert(struct debug *d, unsigned vcpu, enum debug_watch_kind kind,
-		       uint64_t addr, uint64_t len, struct err *e)
+		       uint64_t addr, uint64_t len, bool phys, struct err *e)
 {
+	if (phys && !debug_engine_watches(d))
+		return err_set(e, ENOTSUP, "the %s engine cannot watch guest-physical memory",
+			       d->vm->engine->name);
 	if (!debug_watch_supported(d, kind))
 		return err_set(e, ENOTSUP, "the %s engine cannot watch %s here",
 			       d->vm->engine->name, kind == DEBUG_WATCH_READ ? "reads" : "memory");
@@ -273,7 +287,7 @@ int debug_watch_insert(struct debug *d, unsigned vcpu, enum debug_watch_kind kin
 		return err_set(e, EINVAL, "%" PRIu64 " bytes at 0x%" PRIx64 " is not a range to watch",
 			       len, addr);
 	pthread_mutex_lock(&d->lock);
-	if (find_locked(d, kind, addr, len)) {
+	if (find_locked(d, kind, addr, len, phys)) {
 		pthread_mutex_unlock(&d->lock);
 		return 0;       /* inserting twice is harmless */
 	}
@@ -285,7 +299,8 @@ int debug_watch_insert(struct debug *d, unsigned vcpu, enum debug_watch_kind kin
 	if (!w) {
 		r = err_set(e, ENOSPC, "all %u watchpoints are in use", DEBUG_MAX_WATCH);
 	} else {
-		*w = (struct debug_watch){ .kind = kind, .addr = addr, .len = len, .vcpu = vcpu };
+		*w = (struct debug_watch){ .kind = kind, .addr = addr, .len = len, .vcpu = vcpu,
+					   .phys = phys };
 		r = place_locked(d, w, e);
 	}
 	bool engine = r == 0 && w->home == DEBUG_WATCH_ENGINE;
@@ -300,10 +315,10 @@ int debug_watch_insert(struct debug *d, unsigned vcpu, enum debug_watch_kind kin
 }
 
 int debug_watch_remove(struct debug *d, enum debug_watch_kind kind, uint64_t addr,
-		       uint64_t len, struct err *e)
+		       uint64_t len, bool phys, struct err *e)
 {
 	pthread_mutex_lock(&d->lock);
-	struct debug_watch *w = find_locked(d, kind, addr, len);
+	struct debug_watch *w = find_locked(d, kind, addr, len, phys);
 	bool engine = w && w->home == DEBUG_WATCH_ENGINE;
 	if (w && w->home == DEBUG_WATCH_SLOTS)
 		debug_watch_slots_remove_locked(d, slot_rw(kind), addr, len);
@@ -313,8 +328,8 @@ int debug_watch_remove(struct debug *d, enum debug_watch_kind kind, uint64_t add
 	}
 	pthread_mutex_unlock(&d->lock);
 	if (!w)
-		return err_set(e, ENOENT, "no watchpoint on %" PRIu64 " bytes at 0x%" PRIx64, len,
-			       addr);
+		return err_set(e, ENOENT, "no %s watchpoint on %" PRIu64 " bytes at 0x%" PRIx64,
+			       phys ? "physical" : "linear", len, addr);
 	return 0;
 }
 
@@ -345,8 +360,8 @@ void debug_watch_evicted_locked(struct debug *d, enum dr7_rw rw, uint64_t addr, 
 {
 	for (unsigned i = 0; i < DEBUG_MAX_WATCH; i++) {
 		struct debug_watch *w = &d->watch[i];
-		if (w->home != DEBUG_WATCH_SLOTS || slot_rw(w->kind) != rw || w->addr != addr ||
-		    w->len != len)
+		if (w->home != DEBUG_WATCH_SLOTS || w->phys || slot_rw(w->kind) != rw ||
+		    w->addr != addr || w->len != len)
 			continue;
 		debug_watch_slots_remove_locked(d, rw, addr, len);
 		w->home = DEBUG_WATCH_ENGINE;
@@ -439,7 +454,9 @@ static int describe_home(struct debug *d, const struct debug_watch_snap *snap, u
 						      i);
 		return snprintf(out, size, "%s on all vCPUs", regs);
 	}
-	const char *how = engine_linear(d) ? "engine access check (exact, by linear address)" :
+	const char *how = engine_linear(d) ? (w->phys ?
+		"engine access check (exact, by physical address)" :
+		"engine access check (exact, by linear address)") :
 		page_unmapped_locked(d, snap, id) ? "page trap (page unmapped)" :
 		"page trap (page write-protected)";
 	if (w->mapped == w->pages)
@@ -460,8 +477,9 @@ static void describe_locked(struct debug *d, const struct debug_watch_snap *snap
 		const struct debug_watch *w = &snap->watch[i];
 		if (w->home == DEBUG_WATCH_FREE)
 			continue;
-		n += (size_t)snprintf(out + n, size - n, "%-6s %" PRIu64 " byte%s at 0x%" PRIx64 ": ",
-				      kind_name(w->kind), w->len, w->len == 1 ? "" : "s", w->addr);
+		n += (size_t)snprintf(out + n, size - n, "%-6s %" PRIu64 " byte%s at %s 0x%" PRIx64
+				      ": ", kind_name(w->kind), w->len, w->len == 1 ? "" : "s",
+				      w->phys ? "physical" : "linear", w->addr);
 		if (n < size)
 			n += (size_t)describe_home(d, snap, i, out + n, size - n);
 		if (n < size)

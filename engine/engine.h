@@ -225,10 +225,13 @@ struct engine_debug {
 /* A guest range whose accesses the engine reports (engine_ops.set_watch).
  * It lies within one 4 KiB page: the debug core splits longer ones. */
 struct engine_watch {
-	uint64_t linear;     /* its first byte's linear address */
+	uint64_t linear;     /* its first byte's linear address (0 when phys) */
 	uint64_t gpa;        /* where that byte is now, through the page tables */
 	uint32_t len;        /* 1..4096, not crossing a page */
 	bool read, write;    /* the accesses it reports */
+	bool phys;           /* a guest-physical range: gpa is the watch itself, every
+			      * access whose physical bytes overlap it matches, whatever
+			      * its linear address (caps.watch_linear engines too) */
 	uint32_t id;         /* given back as vm_exit.db.watch = id + 1 */
 };
 

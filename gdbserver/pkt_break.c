@@ -5,8 +5,9 @@
  * engine cannot watch gets the empty reply ("unsupported"); gdb then
  * falls back as it does with any stub. QEnableErrorStrings (LLDB's
  * extension) adds the reason to the E reply of a Z/z that failed. With
- * `monitor phys on`, Z0 breakpoints are on guest-physical addresses;
- * Z1-Z4 cannot be and are refused.
+ * `monitor phys on`, Z0 breakpoints and Z2-Z4 watchpoints are on
+ * guest-physical addresses (z0/z2-z4 then remove physical ones); Z1
+ * (DR0-3, which match linear addresses) is refused.
  * A Z0 may carry conditions (ConditionalBreakpoints+): gdb's agent
  * expressions, ";X len,HEX" each, which the debug core evaluates at the
  * hit so that a false one costs no stop (debug/cond.c), and commands
@@ -138,8 +139,8 @@ static int z_watch(struct gdb_server *s, uint64_t type, uint64_t addr, uint64_t 
 				     type == Z_READ ? DEBUG_WATCH_READ : DEBUG_WATCH_ACCESS;
 	if (!debug_watch_supported(s->dbg, kind))
 		return 1;     /* see `monitor info caps` */
-	return insert ? debug_watch_insert(s->dbg, s->cur_g, kind, addr, len, e)
-		      : debug_watch_remove(s->dbg, kind, addr, len, e);
+	return insert ? debug_watch_insert(s->dbg, s->cur_g, kind, addr, len, s->phys, e)
+		      : debug_watch_remove(s->dbg, kind, addr, len, s->phys, e);
 }
 
 static int z_common(struct gdb_server *s, struct rsp_cur *args, bool insert)
@@ -150,9 +151,9 @@ static int z_common(struct gdb_server *s, struct rsp_cur *args, bool insert)
 
 	if (parse_z(args, &type, &addr, &kind) < 0)
 		return -EINVAL;
-	if (s->phys && insert && type >= Z_HW && type <= Z_ACCESS) {
-		/* DR0-3 and watched ranges are linear addresses */
-		err_set(&e, EINVAL, "hardware breakpoints and watchpoints are on linear addresses; "
+	if (s->phys && insert && type == Z_HW) {
+		/* DR0-3 match linear addresses */
+		err_set(&e, EINVAL, "hardware breakpoints are on linear addresses; "
 			"with `monitor phys on` 0x%" PRIx64 " is physical: use a software "
 			"breakpoint, or phys off",
 			addr);

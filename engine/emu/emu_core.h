@@ -415,6 +415,11 @@ void emu_tlb_fill_exec(struct emu_cpu *cpu, uint64_t lin);
  * faults (the exact way faults then, after the same walk) and anywhere
  * the exact way is needed. */
 bool emu_tlb_fill_data(struct emu_cpu *cpu, uint64_t lin, bool write);
+/* The guest-physical address a data access at lin (a store when write)
+ * reaches, by the TLB or the walk the access would make (its accessed
+ * and dirty bits set), without faulting: false where the access would
+ * fault. For the debug part's physical watched ranges. */
+bool emu_data_gpa(struct emu_cpu *cpu, uint64_t lin, bool write, uint64_t *gpa);
 /* Instruction bytes at the linear address: host pointer when the whole
  * range is in one RAM page, else copies into buf (a second page that
  * is not RAM reads all ones); *gpa is the first byte's physical address;

@@ -3,6 +3,7 @@
  * in emu_debug.h. Everything here runs on the vCPU's own thread, or with
  * the vCPU parked (set_debug, get/set_regs, reset). */
 #include "engine/emu/emu.h"
+#include "engine/emu/emu_core.h"
 #include "engine/emu/emu_debug.h"
 
 #include <string.h>
@@ -289,7 +290,7 @@ static unsigned slots_watch_page(const uint64_t db[DR_SLOTS], uint64_t dr7, uint
 	return m;
 }
 
-unsigned emu_dbg_page_watch(const struct emu_cpu *cpu, uint64_t page)
+unsigned emu_dbg_page_watch(const struct emu_cpu *cpu, uint64_t page, uint64_t gpa_page)
 {
 	const struct emu_dbg *d = &cpu->dbg;
 	unsigned m = slots_watch_page(cpu->dr.db, cpu->dr.dr7, page);
@@ -298,7 +299,8 @@ unsigned emu_dbg_page_watch(const struct emu_cpu *cpu, uint64_t page)
 		m |= slots_watch_page(cpu->debugger.db, cpu->debugger.dr7, page);
 	for (unsigned i = 0; i < d->nr_watch; i++) {
 		const struct engine_watch *w = &d->watch[i];
-		if (w->linear < page + X86_PAGE_SIZE && page < w->linear + w->len)
+		uint64_t at = w->phys ? gpa_page : page, start = w->phys ? w->gpa : w->linear;
+		if (start < at + X86_PAGE_SIZE && at < start + w->len)
 			m |= (w->read ? EMU_DBG_WATCH_R : 0) | (w->write ? EMU_DBG_WATCH_W : 0);
 	}
 	return m;
@@ -403,15 +405,49 @@ bool emu_dbg_before_insn(struct emu_cpu *cpu, uint64_t lin)
 	return bits ? guest_db_fault(cpu, lin, bits) : false;
 }
 
-/* The first watched range [linear, linear+len) touches in that direction. */
-static uint32_t watch_match(const struct emu_dbg *d, uint64_t linear, unsigned len,
-			    bool is_write)
+/* The first watched range in that direction whose address (linear, or
+ * physical for a phys one) [addr, addr+len) touches. */
+static uint32_t watch_match(const struct emu_dbg *d, uint64_t addr, unsigned len,
+			    bool is_write, bool phys)
 {
 	for (unsigned i = 0; i < d->nr_watch; i++) {
 		const struct engine_watch *w = &d->watch[i];
-		if ((is_write ? w->write : w->read) && linear < w->linear + w->len &&
-		    w->linear < linear + len)
+		uint64_t start = phys ? w->gpa : w->linear;
+		if (w->phys == phys && (is_write ? w->write : w->read) &&
+		    addr < start + w->len && start < addr + len)
 			return w->id + 1;
+	}
+	return 0;
+}
+
+static bool any_phys(const struct emu_dbg *d, bool is_write)
+{
+	for (unsigned i = 0; i < d->nr_watch; i++)
+		if (d->watch[i].phys && (is_write ? d->watch[i].write : d->watch[i].read))
+			return true;
+	return false;
+}
+
+/* The physical watched ranges the access's bytes touch: each page's piece
+ * by its own translation (two pieces when it crosses a page). A piece
+ * that does not translate is not accessed: the access faults there. */
+static uint32_t watch_match_phys(struct emu_cpu *cpu, uint64_t linear, unsigned len,
+				 bool is_write)
+{
+	if (!any_phys(&cpu->dbg, is_write))
+		return 0;
+	for (uint64_t a = linear; len; ) {
+		unsigned off = (unsigned)(a & (X86_PAGE_SIZE - 1));
+		unsigned n = len < X86_PAGE_SIZE - off ? len : (unsigned)(X86_PAGE_SIZE - off);
+		uint64_t gpa;
+		uint32_t hit = emu_data_gpa(cpu, a, is_write, &gpa) ?
+			       watch_match(&cpu->dbg, gpa, n, is_write, true) : 0;
+		if (hit)
+			return hit;
+		len -= n;
+		a += n;
+		if (!in_long64(cpu))
+			a = (uint32_t)a;
 	}
 	return 0;
 }
@@ -419,7 +455,9 @@ static uint32_t watch_match(const struct emu_dbg *d, uint64_t linear, unsigned l
 void emu_dbg_mem(struct emu_cpu *cpu, uint64_t linear, unsigned len, bool is_write)
 {
 	if (cpu->dbg.nr_watch && !cpu->dbg.watch_hit)
-		cpu->dbg.watch_hit = watch_match(&cpu->dbg, linear, len, is_write);
+		cpu->dbg.watch_hit = watch_match(&cpu->dbg, linear, len, is_write, false);
+	if (cpu->dbg.nr_watch && !cpu->dbg.watch_hit)
+		cpu->dbg.watch_hit = watch_match_phys(cpu, linear, len, is_write);
 	if (!shared_hw(cpu))
 		cpu->dbg.hit |= match_access(cpu->dr.db, cpu->dr.dr7, DR7_RW_ACCESS, linear, len,
 					     is_write);

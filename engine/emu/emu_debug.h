@@ -132,6 +132,9 @@
  * - The debugger's watched ranges (engine_ops.set_watch) match linear
  *   addresses by the access's direction, so a read-only watch is exact;
  *   their hit exits like a debugger data breakpoint (db.watch = id + 1).
+ *   A phys range matches the access's physical bytes instead: emu_dbg_mem
+ *   translates each page's piece of the access (emu_data_gpa, no fault)
+ *   and the TLB marks every linear page mapping a watched frame.
  * - Not modelled: task switches (BT), data breakpoints hit by the stack
  *   pushes of event delivery, RTM and bus-lock #DB. */
 #ifndef VMDB_EMU_DEBUG_H
@@ -181,11 +184,13 @@ struct emu_dbg {
 bool emu_dbg_armed(const struct emu_cpu *cpu);
 /* Armed only to watch data (see the fast path above). */
 bool emu_dbg_data_only(const struct emu_cpu *cpu);
-/* Which accesses to the linear page at `page` (page-aligned) a data
- * breakpoint or watched range may match: EMU_DBG_WATCH_R | _W. */
+/* Which accesses to the linear page at `page` (page-aligned), which maps
+ * the guest-physical page gpa_page, a data breakpoint or watched range
+ * (by linear or, phys ones, by physical address) may match:
+ * EMU_DBG_WATCH_R | _W. */
 #define EMU_DBG_WATCH_R 1u
 #define EMU_DBG_WATCH_W 2u
-unsigned emu_dbg_page_watch(const struct emu_cpu *cpu, uint64_t page);
+unsigned emu_dbg_page_watch(const struct emu_cpu *cpu, uint64_t page, uint64_t gpa_page);
 /* Changes whenever the result of emu_dbg_page_watch may have. */
 uint32_t emu_dbg_watch_gen(const struct emu_cpu *cpu);
 /* An access of this instruction matched (emu_dbg_end_insn is due). */

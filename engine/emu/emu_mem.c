@@ -452,7 +452,7 @@ static struct emu_tlb_entry *translate_as(struct emu_cpu *cpu, uint64_t lin, enu
 	if (t->host) {
 		if (acc == ACC_W)
 			vm_ram_dirty(cpu->vcpu->vm, t->host, X86_PAGE_SIZE);
-		unsigned watch = emu_dbg_armed(cpu) ? emu_dbg_page_watch(cpu, page) : 0;
+		unsigned watch = emu_dbg_armed(cpu) ? emu_dbg_page_watch(cpu, page, gpa_page) : 0;
 		if (data_ok)
 			t->tag_r = page | (watch & EMU_DBG_WATCH_R ? EMU_TAG_WATCH : 0);
 		if (data_ok && w.write_ok && w.dirty && ram_marked(cpu, t->host))
@@ -503,6 +503,16 @@ static struct emu_tlb_entry *translate(struct emu_cpu *cpu, uint64_t lin, enum e
 				       bool user)
 {
 	return translate_as(cpu, lin, acc, user, false);
+}
+
+bool emu_data_gpa(struct emu_cpu *cpu, uint64_t lin, bool write, uint64_t *gpa)
+{
+	struct emu_tlb_entry *t = translate_as(cpu, lin, write ? ACC_W : ACC_R,
+					       emu_core_of(cpu)->cpl == 3, true);
+	if (!t)
+		return false;
+	*gpa = t->gpa + (lin & (X86_PAGE_SIZE - 1));
+	return true;
 }
 
 bool emu_tlb_fill_data(struct emu_cpu *cpu, uint64_t lin, bool write)

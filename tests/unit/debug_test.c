@@ -409,7 +409,8 @@ static void test_catch(void)
 	CHECK(debug_sw_insert(d, 0, 0x2000, false, &e) == 0, "client bp on the handler");
 	ev = run_to_event(d);
 	CHECK(ev.kind == DEBUG_EV_SWBREAK, "the client's breakpoint reported (kind %d)", ev.kind);
-	CHECK(debug_sw_remove(d, 0x2000, false, &e) == 0 && ram[0x2000] == 0xcc, "catch keeps its int3");
+	CHECK(debug_sw_remove(d, 0x2000, false, &e) == 0 && ram[0x2000] == 0xcc,
+	      "catch keeps its int3");
 
 	/* the guest loads another IDT: followed at the next resume */
 	memcpy(ram + 0x7000, ram + 0x6000, 16 * 32);
@@ -1006,14 +1007,16 @@ static void test_watch_ranges(void)
 	struct debug *d = r.vm->debug;
 	fake_nr_watched = fake_set_watch_calls = 0;
 
-	CHECK(debug_watch_insert(d, 0, DEBUG_WATCH_WRITE, 0x1ffc, 8, &e) == 0, "straddle: %s",
+	CHECK(debug_watch_insert(d, 0, DEBUG_WATCH_WRITE, 0x1ffc, 8, false, &e) == 0,
+	      "straddle: %s",
 	      e.msg);
 	CHECK(fake_nr_watched == 2 && has_range(0x1ffc, 0x1ffc, 4, false, true, 0) &&
 	      has_range(0x2000, 0x2000, 4, false, true, 0), "two pages: %u", fake_nr_watched);
-	CHECK(debug_watch_insert(d, 0, DEBUG_WATCH_READ, 0x3001, 3, &e) == 0, "read: %s", e.msg);
+	CHECK(debug_watch_insert(d, 0, DEBUG_WATCH_READ, 0x3001, 3, false, &e) == 0,
+	      "read: %s", e.msg);
 	CHECK(fake_nr_watched == 3 && has_range(0x3001, 0x3001, 3, true, false, 1), "read range");
 	unsigned calls = fake_set_watch_calls;
-	CHECK(debug_watch_insert(d, 0, DEBUG_WATCH_READ, 0x3001, 3, &e) == 0 &&
+	CHECK(debug_watch_insert(d, 0, DEBUG_WATCH_READ, 0x3001, 3, false, &e) == 0 &&
 	      fake_set_watch_calls == calls, "inserting twice changes nothing");
 	debug_watch_sync(d);
 	CHECK(fake_set_watch_calls == calls, "a resume with nothing moved calls no engine");
@@ -1029,10 +1032,10 @@ static void test_watch_ranges(void)
 	CHECK(!stale, "an id nobody owns is no hit");
 	/* gdb at a stop: every watchpoint out, then back in the same order */
 	calls = fake_set_watch_calls;
-	CHECK(debug_watch_remove(d, DEBUG_WATCH_WRITE, 0x1ffc, 8, &e) == 0 &&
-	      debug_watch_remove(d, DEBUG_WATCH_READ, 0x3001, 3, &e) == 0, "both out");
-	CHECK(debug_watch_insert(d, 0, DEBUG_WATCH_WRITE, 0x1ffc, 8, &e) == 0 &&
-	      debug_watch_insert(d, 0, DEBUG_WATCH_READ, 0x3001, 3, &e) == 0, "both in");
+	CHECK(debug_watch_remove(d, DEBUG_WATCH_WRITE, 0x1ffc, 8, false, &e) == 0 &&
+	      debug_watch_remove(d, DEBUG_WATCH_READ, 0x3001, 3, false, &e) == 0, "both out");
+	CHECK(debug_watch_insert(d, 0, DEBUG_WATCH_WRITE, 0x1ffc, 8, false, &e) == 0 &&
+	      debug_watch_insert(d, 0, DEBUG_WATCH_READ, 0x3001, 3, false, &e) == 0, "both in");
 	debug_watch_sync(d);
 	CHECK(fake_set_watch_calls == calls && fake_nr_watched == 3, "the engine was left alone: %u calls",
 	      fake_set_watch_calls - calls);
@@ -1067,18 +1070,18 @@ static void test_watch_ranges(void)
 	CHECK(strstr(text, "1 of 2 pages waiting: not mapped") != NULL, "described: %s", text);
 
 	calls = fake_set_watch_calls;
-	CHECK(debug_watch_remove(d, DEBUG_WATCH_WRITE, 0x1ffc, 8, &e) == 0 &&
+	CHECK(debug_watch_remove(d, DEBUG_WATCH_WRITE, 0x1ffc, 8, false, &e) == 0 &&
 	      fake_set_watch_calls == calls, "removal waits for the resume");
-	CHECK(debug_watch_insert(d, 0, DEBUG_WATCH_WRITE, 0x1ffc, 8, &e) == 0 &&
+	CHECK(debug_watch_insert(d, 0, DEBUG_WATCH_WRITE, 0x1ffc, 8, false, &e) == 0 &&
 	      fake_set_watch_calls == calls, "out and in again (as gdb at a stop): no engine call");
-	CHECK(debug_watch_remove(d, DEBUG_WATCH_WRITE, 0x1ffc, 8, &e) == 0, "out again");
+	CHECK(debug_watch_remove(d, DEBUG_WATCH_WRITE, 0x1ffc, 8, false, &e) == 0, "out again");
 	debug_watch_sync(d);
 	CHECK(fake_nr_watched == 1, "removed at the resume: %u", fake_nr_watched);
-	CHECK(debug_watch_remove(d, DEBUG_WATCH_WRITE, 0x1ffc, 8, &e) == -ENOENT, "twice");
+	CHECK(debug_watch_remove(d, DEBUG_WATCH_WRITE, 0x1ffc, 8, false, &e) == -ENOENT, "twice");
 	for (unsigned i = 0; i < DEBUG_MAX_WATCH - 1; i++)
-		CHECK(debug_watch_insert(d, 0, DEBUG_WATCH_ACCESS, 0x4000 + i, 1, &e) == 0,
+		CHECK(debug_watch_insert(d, 0, DEBUG_WATCH_ACCESS, 0x4000 + i, 1, false, &e) == 0,
 		      "watchpoint %u: %s", i, e.msg);
-	CHECK(debug_watch_insert(d, 0, DEBUG_WATCH_WRITE, 0x5000, 1, &e) == -ENOSPC, "full");
+	CHECK(debug_watch_insert(d, 0, DEBUG_WATCH_WRITE, 0x5000, 1, false, &e) == -ENOSPC, "full");
 	debug_remove_all_breakpoints(d);
 	CHECK(fake_nr_watched == 0, "all gone: %u", fake_nr_watched);
 	rig_fini(&r);
@@ -1096,7 +1099,8 @@ static void test_watch_evicted(void)
 	fake_nr_watched = 0;
 	d->caps_err = 0;                   /* as if probed: data breakpoints fire */
 	d->caps.hw_data_bp = true;
-	CHECK(debug_watch_insert(d, 0, DEBUG_WATCH_WRITE, 0x2000, 8, &e) == 0, "in: %s", e.msg);
+	CHECK(debug_watch_insert(d, 0, DEBUG_WATCH_WRITE, 0x2000, 8, false, &e) == 0,
+	      "in: %s", e.msg);
 	CHECK(d->hw[0].used && d->hw[0].rw == DR7_RW_WRITE && fake_nr_watched == 0, "in DR0");
 	pthread_mutex_lock(&d->lock);
 	debug_watch_evicted_locked(d, DR7_RW_WRITE, 0x2000, 8);
@@ -1127,7 +1131,8 @@ static void test_watch_evicted_now_with_vcpus_running(void)
 	d->caps_err = 0;
 	d->caps.hw_data_bp = true;
 	CHECK(d->nr_vcpus > 1, "several vCPUs");
-	CHECK(debug_watch_insert(d, 0, DEBUG_WATCH_WRITE, 0x2000, 8, &e) == 0, "in: %s", e.msg);
+	CHECK(debug_watch_insert(d, 0, DEBUG_WATCH_WRITE, 0x2000, 8, false, &e) == 0,
+	      "in: %s", e.msg);
 	unsigned calls = fake_set_watch_calls;
 	pthread_mutex_lock(&d->lock);
 	debug_watch_evicted_locked(d, DR7_RW_WRITE, 0x2000, 8);
@@ -1155,7 +1160,8 @@ static void test_reset_is_new(void)
 
 	debug_sw_insert(d, 0, 0x1000, false, &e);
 	CHECK(debug_hw_insert(d, 0x1004, &e) == 0, "hw insert: %s", e.msg);
-	CHECK(debug_watch_insert(d, 0, DEBUG_WATCH_WRITE, 0x2000, 4, &e) == 0, "watch: %s", e.msg);
+	CHECK(debug_watch_insert(d, 0, DEBUG_WATCH_WRITE, 0x2000, 4, false, &e) == 0,
+	      "watch: %s", e.msg);
 	debug_set_non_stop(d, true);
 	rig_start(&r);
 	debug_interrupt(d, 0);

@@ -27,6 +27,21 @@ void emu_raise(struct emu_cpu *cpu, uint8_t vector, bool has_error_code, uint32_
 	raised.error_code = error_code;
 }
 
+/* The fake page tables: linear 0x10000 and 0x20000 both map the frame
+ * 0x5000, 0x11000 maps 0x9000, 0x30000 is not mapped; the rest is
+ * identity. */
+bool emu_data_gpa(struct emu_cpu *cpu, uint64_t lin, bool write, uint64_t *gpa)
+{
+	(void)cpu;
+	(void)write;
+	uint64_t page = lin & ~0xfffull, off = lin & 0xfff;
+	if (page == 0x30000)
+		return false;
+	*gpa = (page == 0x10000 || page == 0x20000 ? 0x5000 : page == 0x11000 ? 0x9000 : page) +
+	       off;
+	return true;
+}
+
 static struct vm fake_vm;
 static struct vcpu fake_vcpu;
 
@@ -605,6 +620,47 @@ static void test_debugger_step_amd(void)
 	CHECK_EQ_MSG(emu_dbg_rflags_image(&cpu), cpu.rflags, "amd: image is RFLAGS again");
 }
 
+/* Physical watched ranges match the access's physical bytes through
+ * any alias, per page piece, and mark every page mapping the frame. */
+static void test_phys_watch(void)
+{
+	struct emu_cpu cpu;
+	cpu_init(&cpu, VM_CPU_INTEL);
+	struct engine_watch w[2] = {
+		{ .gpa = 0x5ff8, .len = 8, .write = true, .phys = true, .id = 3 },
+		{ .linear = 0x5ff8, .len = 8, .read = true, .write = true, .id = 4 },
+	};
+	emu_dbg_set_watch(&cpu, w, 1);
+	const struct { struct access a; uint32_t hit; const char *what; } cases[] = {
+		{ { 0x10ff8, 8, true }, 4, "write through alias A" },
+		{ { 0x20ffc, 2, true }, 4, "write through alias B" },
+		{ { 0x20ff8, 8, false }, 0, "a read: write watch only" },
+		{ { 0x5ff8, 8, true }, 4, "identity: the frame itself" },
+		{ { 0x10ff0, 8, true }, 0, "next to it" },
+		{ { 0x0fffc, 8, true }, 0, "crossing into 0x10000: first bytes, not the range" },
+		{ { 0x20ffc, 8, true }, 4, "crossing out of alias B: its first piece" },
+		{ { 0x2fffc, 8, true }, 0, "crossing into a page that does not translate" },
+		{ { 0x4ffc, 8, true }, 0, "identity 0x4ffc..0x5003: not the range" },
+	};
+	for (unsigned i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		clear_events(&cpu);
+		bool stop = run_insn(&cpu, 3, &cases[i].a, 1);
+		CHECK_EQ_MSG(stop && cpu.exit.reason == VM_EXIT_DB ? cpu.exit.db.watch : 0,
+			     cases[i].hit, cases[i].what);
+	}
+	CHECK_EQ_MSG(emu_dbg_page_watch(&cpu, 0x10000, 0x5000), EMU_DBG_WATCH_W,
+		     "page mapping the frame marked");
+	CHECK_EQ_MSG(emu_dbg_page_watch(&cpu, 0x5000, 0x9000), 0,
+		     "linear page 0x5000 mapping another frame not marked");
+	/* a linear watch at the same number is apart: it matches 0x5ff8 linear only */
+	emu_dbg_set_watch(&cpu, &w[1], 1);
+	clear_events(&cpu);
+	struct access alias = { 0x10ff8, 8, true };
+	CHECK_EQ_MSG(run_insn(&cpu, 3, &alias, 1), false, "linear watch: the alias is not it");
+	CHECK_EQ_MSG(emu_dbg_page_watch(&cpu, 0x10000, 0x5000), 0, "linear watch: no mark by frame");
+	emu_dbg_set_watch(&cpu, NULL, 0);
+}
+
 int main(void)
 {
 	test_reset_and_reserved_bits();
@@ -619,5 +675,6 @@ int main(void)
 	test_debugger_hw();
 	test_intercepts();
 	test_debugger_step_amd();
+	test_phys_watch();
 	return check_summary("emu_debug_test");
 }
