@@ -289,7 +289,7 @@ def test_linux_gdb_session(linux_gdb, linux_engine, build_dir):  # noqa: F811
     assert m and int(m.group(2)) > int(m.group(1)), out
     # where it lived while the kernel ran (gdb takes it out at the stop)
     out = gdb.run("monitor info watchpoints")
-    assert re.search(rf"while it last ran:\nwrite +8 bytes at {jiffies:#x}: \S", out), out
+    assert re.search(rf"while it last ran:\nwrite +8 bytes at linear {jiffies:#x}: \S", out), out
     gdb.run("delete")
 
     # the console caught: init's next "spinning N" stops the vCPU right

@@ -65,7 +65,7 @@ def test_watch_every_shape_and_vcpu(start_vmdb, guest, free_port, engine):
     wp = symbol(elf, "wp")
     homes = {}
     for ln in listing:
-        m = re.match(r"(write|read|access) +(\d+) bytes? at 0x([0-9a-f]+): (.*)$", ln)
+        m = re.match(r"(write|read|access) +(\d+) bytes? at linear 0x([0-9a-f]+): (.*)$", ln)
         assert m, out
         homes[(m.group(1), int(m.group(2)), int(m.group(3), 16) - wp)] = m.group(4)
     want = [("write", 1, 1), ("write", 2, 2), ("write", 4, 4), ("write", 8, 8),
@@ -109,7 +109,7 @@ def test_raw_where_watchpoints_live(start_vmdb, guest, free_port, engine):
     assert reply == b"OK", text
     lines = text.splitlines()
     assert len(lines) == 7, text
-    assert lines[0] == "write  1 byte at 0x%x: " % (wp + 1) + (
+    assert lines[0] == "write  1 byte at linear 0x%x: " % (wp + 1) + (
         "DR0 on all vCPUs" if engine == "emu" else "page trap (page unmapped)"), text
     if engine == "emu":
         assert lines[3].endswith("DR3 on all vCPUs"), text
@@ -117,8 +117,9 @@ def test_raw_where_watchpoints_live(start_vmdb, guest, free_port, engine):
     else:
         # the read watchpoint unmaps page 0; page 1 holds only writes
         assert all(ln.endswith("page trap (page unmapped)") for ln in lines[:6]), text
-        assert lines[6] == "write  8 bytes at 0x%x: page trap (page unmapped)" % (wp + 0xffc), text
-    assert lines[5] == "read   8 bytes at 0x%x: %s" % (
+        assert lines[6] == "write  8 bytes at linear 0x%x: page trap (page unmapped)" % (
+            wp + 0xffc), text
+    assert lines[5] == "read   8 bytes at linear 0x%x: %s" % (
         wp + 0x28, "engine access check (exact, by linear address)" if engine == "emu"
         else "page trap (page unmapped)"), text
     # the debugger's own writes to trapped pages are not reported and land
@@ -198,7 +199,7 @@ def test_memory_map_changes_under_a_running_vcpu(start_vmdb, guest, free_port, e
     assert len(counts) == 2 and counts[1] > counts[0], out
     assert out.count("Hardware watchpoint") == CHANGES + 1, out
     assert re.search(r"^\$3 = 1$", out, re.M), out
-    assert re.search(r"write +8 bytes at 0x[0-9a-f]+: (page trap|engine access check)",
+    assert re.search(r"write +8 bytes at linear 0x[0-9a-f]+: (page trap|engine access check)",
                      out), out
     status = vm.wait(60)
     serial = vm.serial_text()
