@@ -175,6 +175,8 @@ static int mon_info_watchpoints(struct gdb_server *s, const char *arg)
 	(void)arg;
 	debug_watch_describe(s->dbg, text, sizeof(text));
 	mon_print(s, "%s", text);
+	if (!s->phys && strstr(text, " at physical "))
+		mon_print(s, "(phys is off: the physical ones stay until removed with phys on)\n");
 	return 0;
 }
 

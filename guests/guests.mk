@@ -78,6 +78,10 @@ guests: $(GUEST_OUT)/gdb_target.elf
 # and bench/watch's blocks of work between stops
 guests: $(GUEST_OUT)/watch_pages.elf $(GUEST_OUT)/watch_bench.elf
 .SECONDARY: $(GUEST_OUT)/watch_pages.o $(GUEST_OUT)/watch_bench.o
+# one physical page under several linear addresses, for physical
+# watchpoints (tests/test_phys_watch.py)
+guests: $(GUEST_OUT)/phys_watch.elf
+.SECONDARY: $(GUEST_OUT)/phys_watch.o
 
 # the debug core under pressure (tests/test_debug_hardening.py): steps of a
 # halted vCPU, breakpoints where virtual != physical, an INIT sent to a
