@@ -274,6 +274,19 @@ static int place_locked(struct debug *d, struct debug_watch *w, struct err *e)
 	return 0;
 }
 
+/* Every page of guest-physical [addr, addr+len) is RAM (kvm traps RAM
+ * pages only: a physical watchpoint elsewhere would never fire). */
+static bool ram_range(struct debug *d, uint64_t addr, uint64_t len)
+{
+	for (uint64_t a = addr & ~(PAGE - 1); a <= addr + (len - 1); a += PAGE) {
+		if (!vm_gpa_to_host(d->vm, a, PAGE))
+			return false;
+		if (a + PAGE < a)
+			break;
+	}
+	return true;
+}
+
 int debug_watch_insert(struct debug *d, unsigned vcpu, enum debug_watch_kind kind,
 		       uint64_t addr, uint64_t len, bool phys, struct err *e)
 {
@@ -286,6 +299,9 @@ int debug_watch_insert(struct debug *d, unsigned vcpu, enum debug_watch_kind kin
 	if (len == 0 || addr + (len - 1) < addr)
 		return err_set(e, EINVAL, "%" PRIu64 " bytes at 0x%" PRIx64 " is not a range to watch",
 			       len, addr);
+	if (phys && !ram_range(d, addr, len))
+		return err_set(e, EINVAL, "guest-physical 0x%" PRIx64 "-0x%" PRIx64 " is not all "
+			       "guest RAM: nothing there to watch", addr, addr + (len - 1));
 	pthread_mutex_lock(&d->lock);
 	if (find_locked(d, kind, addr, len, phys)) {
 		pthread_mutex_unlock(&d->lock);

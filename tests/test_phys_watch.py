@@ -71,6 +71,10 @@ def test_raw_physical_watch_stop_reply_and_removal(start_vmdb, guest, free_port,
     text, reply = monitor(c, "phys on")
     assert reply == b"OK", text
     assert c.request("Z2,%x,8" % frame) == b"OK"
+    c.request("QEnableErrorStrings")
+    reply = c.request("Z2,fee00000,4")               # the local APIC: not RAM
+    assert reply.startswith(b"E"), reply
+    assert b"not all guest RAM" in bytes.fromhex(reply.split(b";", 1)[1].decode()), reply
     text, reply = monitor(c, "phys off")
     assert reply == b"OK", text
     other = symbol(elf, "pw_read")       # a linear one beside it

@@ -1008,8 +1008,7 @@ static void test_watch_ranges(void)
 	fake_nr_watched = fake_set_watch_calls = 0;
 
 	CHECK(debug_watch_insert(d, 0, DEBUG_WATCH_WRITE, 0x1ffc, 8, false, &e) == 0,
-	      "straddle: %s",
-	      e.msg);
+	      "straddle: %s", e.msg);
 	CHECK(fake_nr_watched == 2 && has_range(0x1ffc, 0x1ffc, 4, false, true, 0) &&
 	      has_range(0x2000, 0x2000, 4, false, true, 0), "two pages: %u", fake_nr_watched);
 	CHECK(debug_watch_insert(d, 0, DEBUG_WATCH_READ, 0x3001, 3, false, &e) == 0,
@@ -1083,6 +1082,63 @@ static void test_watch_ranges(void)
 		      "watchpoint %u: %s", i, e.msg);
 	CHECK(debug_watch_insert(d, 0, DEBUG_WATCH_WRITE, 0x5000, 1, false, &e) == -ENOSPC, "full");
 	debug_remove_all_breakpoints(d);
+	CHECK(fake_nr_watched == 0, "all gone: %u", fake_nr_watched);
+	rig_fini(&r);
+}
+
+/* Physical watchpoints: engine ranges flagged phys with gpa = the address,
+ * never in DR0-3 (even where they work), never translated (paging on
+ * with nothing mapped there changes nothing), apart from a linear one on
+ * the same address; RAM only. */
+static void test_watch_phys(void)
+{
+	struct rig r;
+	struct err e = { 0 };
+	struct debug_event ev;
+	rig_init(&r, true);
+	r.vm->engine = &fake_watch_engine;
+	struct debug *d = r.vm->debug;
+	fake_nr_watched = 0;
+	d->caps_err = 0;                   /* as if probed: data breakpoints fire */
+	d->caps.hw_data_bp = true;
+	CHECK(debug_watch_insert(d, 0, DEBUG_WATCH_WRITE, 0x2ffc, 8, true, &e) == 0,
+	      "phys in: %s", e.msg);
+	CHECK(!d->hw[0].used && fake_nr_watched == 2, "not in DR0: %u ranges", fake_nr_watched);
+	for (unsigned i = 0; i < fake_nr_watched; i++) {
+		const struct engine_watch *w = &fake_watched[i];
+		CHECK(w->phys && w->linear == 0 && w->gpa == (i ? 0x3000 : 0x2ffc) &&
+		      w->len == 4 && w->write && !w->read, "piece %u: gpa %#llx", i,
+		      (unsigned long long)w->gpa);
+	}
+	CHECK(debug_watch_insert(d, 0, DEBUG_WATCH_WRITE, 0x2ffc, 8, false, &e) == 0 &&
+	      d->hw[0].used, "a linear one on the same address: DR0");
+	for (unsigned i = 0; i < NVCPUS; i++) {      /* paging on, nothing mapped */
+		r.cpus[i].sregs.cr0 = CR0_PE | CR0_PG;
+		r.cpus[i].sregs.cr4 = CR4_PAE;
+		r.cpus[i].sregs.efer = EFER_LMA | EFER_LME;
+		r.cpus[i].sregs.cr3 = 0x10000;
+	}
+	debug_vcpu_forget(d, 0);
+	debug_watch_sync(d);
+	CHECK(fake_nr_watched == 2 && fake_watched[0].gpa == 0x2ffc, "not translated");
+	struct vm_exit x = { .reason = VM_EXIT_DB };
+	x.db.watch = fake_watched[0].id + 1;
+	pthread_mutex_lock(&d->lock);
+	bool hit = debug_watch_hit_locked(d, &x, &ev);
+	pthread_mutex_unlock(&d->lock);
+	CHECK(hit && ev.kind == DEBUG_EV_WATCH && ev.addr == 0x2ffc, "hit: the physical address");
+	char text[1024];
+	debug_watch_describe(d, text, sizeof(text));
+	CHECK(strstr(text, "write  8 bytes at physical 0x2ffc: ") &&
+	      strstr(text, "write  8 bytes at linear 0x2ffc: DR0"), "described: %s", text);
+	CHECK(debug_watch_insert(d, 0, DEBUG_WATCH_READ, RAM_SIZE - 4, 8, true, &e) == -EINVAL &&
+	      strstr(e.msg, "not all guest RAM"), "past RAM: %s", e.msg);
+	CHECK(debug_watch_remove(d, DEBUG_WATCH_WRITE, 0x2ffc, 8, false, &e) == 0 &&
+	      !d->hw[0].used, "linear one out");
+	CHECK(debug_watch_remove(d, DEBUG_WATCH_WRITE, 0x2ffc, 8, false, &e) == -ENOENT,
+	      "no linear one left");
+	CHECK(debug_watch_remove(d, DEBUG_WATCH_WRITE, 0x2ffc, 8, true, &e) == 0, "phys out");
+	debug_watch_sync(d);
 	CHECK(fake_nr_watched == 0, "all gone: %u", fake_nr_watched);
 	rig_fini(&r);
 }
@@ -1252,6 +1308,7 @@ int main(void)
 	test_dr_share_catch_stand_in();
 	printf("debug registers shared with the guest: done\n");
 	test_watch_ranges();
+	test_watch_phys();
 	test_watch_evicted();
 	test_watch_evicted_now_with_vcpus_running();
 	printf("watched ranges: done\n");
