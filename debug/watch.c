@@ -127,7 +127,8 @@ static int build_ranges(struct debug *d, int via, struct engine_watch **out, uns
 					.linear = w->phys ? 0 : a, .gpa = gpa,
 					.len = (uint32_t)(last - a + 1),
 					.read = w->kind != DEBUG_WATCH_WRITE,
-					.write = w->kind != DEBUG_WATCH_READ, .phys = w->phys, .id = i,
+					.write = w->kind != DEBUG_WATCH_READ, .phys = w->phys,
+					.id = i,
 				};
 				w->mapped++;
 			}
@@ -256,9 +257,6 @@ static int place_locked(struct debug *d, struct debug_watch *w, struct err *e)
 		w->home = DEBUG_WATCH_SLOTS;
 		return 0;
 	}
-	if (!debug_engine_watches(d) && w->phys)
-		return err_set(e, ENOTSUP, "the %s engine cannot watch guest-physical memory",
-			       d->vm->engine->name);
 	if (!debug_engine_watches(d))
 		return err_set(e, ENOSPC, "a watchpoint on %" PRIu64 " bytes at 0x%" PRIx64
 			       " does not fit in the free debug registers (x86 watches aligned "
