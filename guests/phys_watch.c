@@ -18,6 +18,9 @@
  *   rep    REP MOVSB of 5 bytes to PW_VA + 0x2ffc: 4 iterations into
  *          pw_other, the last one into pw_frame's byte 0
  *   ident  store 0x5555 through pw_frame's own address
+ *   hot    pw_hot_store(), which stored 0x7000 + i through alias B a
+ *          thousand times before pw_start (emu translates it into host
+ *          code, its page slot on alias B's page), stores 0x7000 once more
  * Then every value is checked from inside; exit 0 when all is right. */
 #include "guests/rt/io.h"
 #include "guests/rt/paging.h"
@@ -41,6 +44,17 @@ GDB_FN void pw_start(void)
 }
 
 #define AFTER(name) ".globl pw_after_" #name "\npw_after_" #name ":\n"
+
+GDB_FN void pw_hot_store(uint64_t *p, uint64_t v)
+{
+	__asm__ volatile("movq %1, (%0)\n" AFTER(hot) :: "r"(p), "r"(v) : "memory");
+}
+
+static void pw_hot(unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		pw_hot_store((uint64_t *)(PW_VA + 0x1000), 0x7000 + i);
+}
 
 GDB_FN void pw_sequence(void)
 {
@@ -78,14 +92,17 @@ static void map_aliases(void)
 int main(void)
 {
 	map_aliases();
+	pw_hot(1000);
+	expect_eq(pw_frame[0], 0x7000 + 999, "the hot stores through alias B");
 	pw_start();
 	pw_sequence();
+	pw_hot(1);
 	expect_eq(pw_read, 0x2222, "read through alias B: alias A's and B's stores");
-	expect_eq(pw_frame[0], 0x5555, "the frame's qword at the end");
+	expect_eq(pw_frame[0], 0x7000, "the frame's qword at the end");
 	for (unsigned i = 0; i < 4; i++)
 		expect_eq(pw_other[0xffc + i], pw_src[i], "REP MOVSB bytes in the other page");
 	uint64_t *c = (uint64_t *)(PW_VA + 0x3000);
-	expect_eq(*c, 0x5555, "alias C sees the frame");
+	expect_eq(*c, 0x7000, "alias C sees the frame");
 	printf("phys_watch: frame 0x%lx\n", (unsigned long)rt_pa(pw_frame));
 	return report_summary();
 }

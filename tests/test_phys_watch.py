@@ -10,7 +10,7 @@ import re
 from gdbclient import RspClient, gdb_batch, start_gdb_vmdb, symbol
 from test_debug_hardening import monitor
 
-WRITES = ["a", "b", "cross", "rep", "ident"]     # pw_after_X of every store into the frame
+WRITES = ["a", "b", "cross", "rep", "ident", "hot"]   # pw_after_X of every store into the frame
 
 
 def pcs(out):
@@ -25,7 +25,7 @@ def stops(out, frame):
     return [(k, o, n) if o else (k, v) for k, o, n, v in found]
 
 
-def finished(vm, checks=7):
+def finished(vm, checks=8):
     vm.wait(30)
     assert f"SUMMARY: {checks} checks, 0 failed" in vm.serial_text(), vm.serial_text()
 
@@ -39,17 +39,19 @@ def test_gdb_physical_watch_through_every_alias(start_vmdb, guest, free_port, en
             "continue", "p/x $pc", "continue", "p/x $pc", "delete",
             f"rwatch {w}", "continue", "p/x $pc", "delete",
             f"watch {w}", "continue", "p/x $pc", "continue", "p/x $pc",
-            "continue", "p/x $pc", "monitor info watchpoints", "delete", "continue"]
+            "continue", "p/x $pc", "continue", "p/x $pc",
+            "monitor info watchpoints", "delete", "continue"]
     out = gdb_batch(elf, target, cmds)
-    labels = ["a", "b", "read", "cross", "rep", "ident"]
+    labels = ["a", "b", "read", "cross", "rep", "ident", "hot"]
     assert pcs(out) == [symbol(elf, f"pw_after_{x}") for x in labels], out
     assert stops(out, frame) == [
-        ("watchpoint", "0", str(0x1111)),          # alias A
+        ("watchpoint", str(0x7000 + 999), str(0x1111)),   # alias A
         ("watchpoint", str(0x1111), str(0x2222)),  # alias B
         ("read watchpoint", str(0x2222)),          # the load through alias B
         ("watchpoint", str(0x2222), str(0x44332211)),   # the second piece of the store
         ("watchpoint", str(0x44332211), str(0x44332299)),   # REP MOVSB's last byte
         ("watchpoint", str(0x44332299), str(0x5555)),  # the identity address
+        ("watchpoint", str(0x5555), str(0x7000)),  # translated code, its page slot filled
     ], out
     how = ("engine access check (exact, by physical address)" if engine == "emu"
            else "page trap (page write-protected)")
@@ -95,6 +97,13 @@ def test_raw_physical_watch_stop_reply_and_removal(start_vmdb, guest, free_port,
     stop = c.request("vCont;c")
     assert stop.startswith(b"T05watch:%x;thread:1;" % frame), stop
     assert c.request("p10") == symbol(elf, "pw_after_b").to_bytes(8, "little").hex().encode()
+    # left in, as gdb never does: the rest of the stores, the last one by
+    # code emu translated before the watchpoint was there
+    for label in WRITES[2:]:
+        stop = c.request("vCont;c")
+        assert stop.startswith(b"T05watch:%x;thread:1;" % frame), (label, stop)
+        pc = symbol(elf, f"pw_after_{label}")
+        assert c.request("p10") == pc.to_bytes(8, "little").hex().encode(), label
     text, reply = monitor(c, "phys on")
     assert c.request("z2,%x,8" % frame) == b"OK"
     text, reply = monitor(c, "info watchpoints")
