@@ -4,7 +4,8 @@
  * Scheduling (what makes the engine deterministic). machine/vm.c runs one
  * host thread per vCPU, each calling run(). Only the holder of the run
  * token (emu_vm.turn) executes guest instructions; the others wait inside
- * run() on a condition variable. The holder keeps the token for a quantum
+ * run(), each on a condition variable of its own (handing the token on
+ * wakes its taker alone). The holder keeps the token for a quantum
  * of EMU_QUANTUM retired instructions, or until it halts (HLT, waiting for
  * SIPI), and then passes it to the next runnable vCPU in index order
  * (round robin; "runnable" = not waiting for SIPI, and not halted unless an

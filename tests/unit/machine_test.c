@@ -998,6 +998,54 @@ static void test_loader_load(const char *dir)
 	unlink(path);
 }
 
+static void send_text(struct output_watch *w, const char *text)
+{
+	for (const char *p = text; *p; p++)
+		output_watch_byte(w, (uint8_t)*p);
+}
+
+/* machine/output_watch.c: a match at the byte that completes it, once per
+ * line; a pattern set mid-line sees the whole line; CR is not part of a
+ * line; a line longer than the buffer is matched on its start; off and bad
+ * patterns. */
+static void test_output_watch(void)
+{
+	struct output_watch w;
+	char line[OUTPUT_WATCH_LINE], pattern[64];
+	struct err e = { 0 };
+	output_watch_init(&w);
+	CHECK(!output_watch_pattern(&w, pattern, sizeof(pattern)), "nothing watched at first");
+	send_text(&w, "Kernel pan");
+	CHECK(output_watch_set(&w, "^Kernel panic - [a-z]+", &e) == 0, "set: %s", e.msg);
+	CHECK(output_watch_pattern(&w, pattern, sizeof(pattern)) &&
+	      !strcmp(pattern, "^Kernel panic - [a-z]+"), "the pattern is listed: %s", pattern);
+	send_text(&w, "ic - ");
+	CHECK(!output_watch_take(&w, line, sizeof(line)), "no match before the first letter");
+	send_text(&w, "n");
+	CHECK(output_watch_take(&w, line, sizeof(line)) && !strcmp(line, "Kernel panic - n"),
+	      "a match with the byte that completes it, the line from before the pattern: %s",
+	      line);
+	CHECK(!output_watch_take(&w, line, sizeof(line)), "taken once");
+	send_text(&w, "ot syncing");
+	CHECK(!output_watch_take(&w, line, sizeof(line)), "once per line");
+	send_text(&w, "\r\nKernel panic - again");
+	CHECK(output_watch_take(&w, line, sizeof(line)) && !strcmp(line, "Kernel panic - a"),
+	      "the next line matches again, without its CR: %s", line);
+	send_text(&w, "\n");
+	for (int i = 0; i < OUTPUT_WATCH_LINE + 10; i++)
+		output_watch_byte(&w, 'x');
+	send_text(&w, "Kernel panic - late\n");
+	CHECK(!output_watch_take(&w, line, sizeof(line)), "a long line's end is not matched");
+	CHECK(output_watch_set(&w, "(", &e) == -EINVAL && strstr(e.msg, "regular expression"),
+	      "a bad pattern is refused in words: %s", e.msg);
+	CHECK(output_watch_pattern(&w, pattern, sizeof(pattern)), "the old pattern stays");
+	output_watch_clear(&w);
+	send_text(&w, "Kernel panic - off\n");
+	CHECK(!output_watch_take(&w, line, sizeof(line)) &&
+	      !output_watch_pattern(&w, pattern, sizeof(pattern)), "cleared: no match");
+	output_watch_destroy(&w);
+}
+
 int main(void)
 {
 	char dir[] = "/tmp/vmdb-machine-test-XXXXXX";
@@ -1009,6 +1057,7 @@ int main(void)
 	snprintf(serial, sizeof(serial), "%s/serial.txt", dir);
 
 	test_bus();
+	test_output_watch();
 	test_uart(serial);
 	test_misc_devices();
 	test_device_snapshots();
