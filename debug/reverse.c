@@ -283,7 +283,11 @@ static int travel(struct debug *d, const struct engine_rr_target *t, enum hit_po
 			*hit = h;
 			return 0;
 		}
-		if (h.found && policy == HITS_LAST && global_now(d) < before)
+		/* a breakpoint's hit is where it stops (the one at `before` is
+		 * where the search began), a watchpoint's just after the access
+		 * (at `before`: the access right before it counts) */
+		if (h.found && policy == HITS_LAST &&
+		    (h.bpt ? global_now(d) < before : global_now(d) <= before))
 			*hit = h;
 		if (x.reason == VM_EXIT_BPT) {
 			r = step_over_int3(d, who, x.bpt.pc, &x, &who, e);

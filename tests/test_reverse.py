@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from gdbclient import GDB, rsp_session, start_gdb_vmdb
+from gdbclient import GDB, rsp_session, start_gdb_vmdb, symbol
 from test_linux_gdb import linux_gdb  # noqa: F401  (the fixture)
 
 MEM_START, MEM_END = 0x100000, 0x210000     # rr.elf's image, stacks and data
@@ -292,3 +292,33 @@ def test_read_and_access_watch_in_reverse(engine, rr_vm, guest):
     assert "Hardware access (read/write) watchpoint 3: rr_victim" in out, out
     assert len(re.findall(r"^#0 .*bsp_round \(", out, re.M)) == 2, out
     assert "No more reverse-execution history" not in out, out
+
+
+@pytest.mark.parametrize("phys", [False, True])
+def test_reverse_watch_after_rep_and_right_after_the_write(engine, rr_vm, guest, phys):
+    """phys_watch.elf recorded with no watchpoint, then, from right after
+    its last labelled store (no step in between), reverse-continue with a
+    watch on the frame finds every write before it, newest first: the
+    REP MOVSB's last iteration included. The REP retires as one instruction
+    whether its iterations run a batch at a time (no watchpoint, as
+    recorded) or one per step (replayed with one), so positions agree; and
+    a watchpoint's hit just before the starting position counts. Linear
+    (on the identity address, which the ident store writes through) or
+    physical (every alias's stores)."""
+    emu_only(engine)
+    elf = guest("phys_watch")
+    frame = symbol(elf, "pw_frame")
+    vm = rr_vm(elf, "--record")
+    cmds = ["break pw_after_ident", "continue", "delete"]
+    cmds += ["monitor phys on"] if phys else []
+    cmds += [f"watch *(long *){frame:#x}"]
+    for _ in range(6 if phys else 1):
+        cmds += ["reverse-continue", "p/x $pc"]
+    out = vm.gdb(elf, cmds + ["kill"])
+    pcs = [int(v, 16) for v in re.findall(r"^\$\d+ = (0x[0-9a-f]+)$", out, re.M)]
+    # the store instruction of each write: right before its pw_after_ label
+    want = ["ident", "rep", "cross", "b", "a"] if phys else ["ident"]
+    store_len = {"ident": 7, "rep": 2, "cross": 3, "b": 7, "a": 7}
+    assert pcs[:len(want)] == [symbol(elf, f"pw_after_{w}") - store_len[w] for w in want], out
+    if phys:      # then the last of the thousand stores before pw_start
+        assert pcs[5] == symbol(elf, "pw_after_hot") - 3, out

@@ -220,6 +220,12 @@ struct emu_core {
 	int16_t df_first;              /* the exception an escalation began with */
 	bool event_in_insn;            /* this instruction delivered an event itself */
 	bool rep_pending;              /* RIP is at a REP with iterations left */
+	/* Iterations of the REP at RIP done since its batch began. A REP
+	 * retires once per EMU_REP_BATCH iterations and at its end, whether
+	 * they run a batch per step or one per step (the debug part armed):
+	 * guest time, and every position the record/replay log holds, must
+	 * not depend on the debugger (emu_exec_str.c) */
+	uint32_t rep_batch;
 	bool in_loop;                  /* emu_exec_run is on the stack (jmp valid) */
 
 	struct emu_replay replay[EMU_REPLAY_MAX];

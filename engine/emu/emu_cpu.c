@@ -136,6 +136,7 @@ void emu_core_restart_keep_tlb(struct emu_cpu *cpu)
 	memset(&cpu->pending, 0, sizeof(cpu->pending));
 	c->shutdown = c->delivering = c->nmi_blocked = false;
 	c->rep_pending = false;
+	c->rep_batch = 0;
 	c->cpl = (cpu->sregs.cr0 & CR0_PE) ? cpu->sregs.cs.dpl : 0;
 	emu_update_mode(cpu);
 	emu_dbg_reset(cpu);

@@ -350,6 +350,7 @@ void emu_deliver(struct emu_cpu *cpu, uint8_t vector, enum emu_event kind, bool 
 	c->delivering = false;
 	c->event_in_insn = true;
 	c->rep_pending = false;
+	c->rep_batch = 0;
 	if (kind == EMU_EV_NMI)
 		c->nmi_blocked = true;
 	cpu->halted = false;

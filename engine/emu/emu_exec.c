@@ -384,7 +384,9 @@ static void step(struct emu_cpu *cpu)
 	if (c->replay_n == 0) {
 		if (hlt_step_done(cpu))
 			return;
-		if (take_interrupt(cpu))
+		/* never inside a REP's batch: its iterations one per step (the
+		 * debug part armed) are one step otherwise */
+		if (!c->rep_batch && take_interrupt(cpu))
 			return;
 		c->dbg_armed = emu_dbg_armed(cpu);
 		if ((!c->dbg_armed || emu_dbg_data_only(cpu)) && !cpu->interrupt_shadow &&
@@ -447,8 +449,10 @@ enum emu_stop emu_exec_run(struct emu_cpu *cpu, uint64_t budget)
 	c->in_loop = true;
 	switch (setjmp(c->jmp)) {
 	case EMU_JMP_EXIT:
+		c->rep_batch = 0;     /* the instruction runs again: a new batch, as a step's */
 		return loop_done(cpu, EMU_STOP_EXIT);
 	case EMU_JMP_FAULT:
+		c->rep_batch = 0;
 		if (c->dbg_armed || emu_dbg_armed(cpu))
 			emu_dbg_fault(cpu);
 		/* a fault uses the budget as a retired instruction does: a

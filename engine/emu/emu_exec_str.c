@@ -7,7 +7,10 @@
  * the current iteration's device accesses. With the debug part armed a REP
  * instruction runs one iteration per step (each iteration then traps, as
  * the SDM says); otherwise up to EMU_REP_BATCH iterations per step, and
- * interrupts are taken between batches. Inside a batch, MOVS and STOS copy
+ * interrupts are taken between batches. Either way it retires once per
+ * batch and at its end (emu_core.rep_batch counts the iterations of the
+ * batch so far; no interrupt comes inside one), so the retired count,
+ * guest time, is the same with or without a debugger. Inside a batch, MOVS and STOS copy
  * or fill RAM a page at a time (str_bulk), with the state the iterations
  * one by one would leave. */
 #include "engine/emu/emu_core.h"
@@ -178,10 +181,13 @@ static void str_run(struct emu_cpu *cpu, const struct emu_insn *in, enum str_kin
 		return;
 	}
 	uint64_t am = emu_mask(in->asize);
-	unsigned batch = c->dbg_armed ? 1 : EMU_REP_BATCH;
-	for (unsigned i = 0; i < batch; i++) {
-		if ((cpu->gpr[EMU_RCX] & am) == 0)
-			return;
+	unsigned batch = c->dbg_armed ? 1 : EMU_REP_BATCH - c->rep_batch, i = 0;
+	bool finished = false;             /* RCX ran out, or the condition ended it */
+	for (; i < batch && !finished; i++) {
+		if ((cpu->gpr[EMU_RCX] & am) == 0) {
+			finished = true;
+			break;
+		}
 		unsigned done = batch > 1 ? str_bulk(cpu, in, k, size, delta, batch - i) : 0;
 		if (done) {
 			emu_replay_reset(cpu);
@@ -192,12 +198,23 @@ static void str_run(struct emu_cpu *cpu, const struct emu_insn *in, enum str_kin
 		emu_gpr_set(cpu, EMU_RCX, in->asize, cpu->gpr[EMU_RCX] - 1);
 		/* this iteration is committed: its device accesses are done */
 		emu_replay_reset(cpu);
-		if (cond && ((in->flags & EMU_I_REPNE) ? eq : !eq))
-			return;
+		finished = cond && ((in->flags & EMU_I_REPNE) ? eq : !eq);
 	}
-	if ((cpu->gpr[EMU_RCX] & am) != 0) {
-		cpu->rip = cpu->insn_start_rip;    /* more to do: run it again */
-		c->rep_pending = true;
+	if (finished || (cpu->gpr[EMU_RCX] & am) == 0) {
+		c->rep_batch = 0;
+		return;
+	}
+	cpu->rip = cpu->insn_start_rip;    /* more to do: run it again */
+	c->rep_pending = true;
+	if (c->rep_batch + i < EMU_REP_BATCH) {
+		/* inside its batch: this step does not retire. step() counts it
+		 * after this, a block from blk_ret when it leaves (emu_fast.c,
+		 * emu_jit.c): take it back from both */
+		c->rep_batch += i;
+		cpu->retired--;
+		c->blk_ret--;
+	} else {
+		c->rep_batch = 0;
 	}
 }
 

@@ -1317,28 +1317,33 @@ FOP(rdtsc)
 }
 
 /* REP MOVS / REP STOS, forward, 64-bit addresses: a page at a time as
- * emu_exec_str.c does them (emu_rep_bulk), up to a batch of iterations,
- * without leaving the block when they are all done; what is left (an
- * iteration that is not RAM in one page, more than a batch, a watched
- * page) the exact handler does, which ends the block (FOP_MEMW). A store
- * into code counts as it does after any exact store (stored). */
+ * emu_exec_str.c does them (emu_rep_bulk), up to what is left of the
+ * batch, without leaving the block when they are all done; what is left
+ * (an iteration that is not RAM in one page, more than the batch, a
+ * watched page) the exact handler does within the same batch
+ * (emu_core.rep_batch), which ends the block (FOP_MEMW). A store into code
+ * counts as it does after any exact store (stored). */
 FOP(rep_str)
 {
 	const struct emu_insn *in = insn_of(cpu, f);
 	unsigned size = in->osize ? in->osize : 1, done = 0;
+	unsigned left = EMU_REP_BATCH - c->rep_batch;
 	if (__builtin_expect(c->dbg_armed, 0))
 		return exact_way(cpu, c, f, EMU_STAT_MISS);
 	sync_at(cpu, c, f);                /* emu_rep_bulk may fault */
-	while (cpu->gpr[EMU_RCX] && done < EMU_REP_BATCH) {
+	while (cpu->gpr[EMU_RCX] && done < left) {
 		uint64_t dst = cpu->gpr[EMU_RDI];
-		unsigned n = emu_rep_bulk(cpu, in, EMU_REP_BATCH - done);
+		unsigned n = emu_rep_bulk(cpu, in, left - done);
 		if (!n)
 			break;
 		stored(c, dst, n * size);
 		done += n;
 	}
-	if (cpu->gpr[EMU_RCX])
+	if (cpu->gpr[EMU_RCX]) {
+		c->rep_batch += done;      /* the exact handler goes on with this batch */
 		return exact_way(cpu, c, f, EMU_STAT_MISS);
+	}
+	c->rep_batch = 0;
 	if (c->blk_break)
 		return stop(c, f, FS_JUMP);
 	NEXT;
