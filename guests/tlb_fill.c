@@ -33,15 +33,9 @@ static bool no_user_page(uint64_t addr) { (void)addr; return false; }
  * it lacked (present, writable), and the access runs again. */
 static void on_pf(struct rt_frame *f)
 {
-	uint64_t cr2;
-	__asm__ volatile("mov %%cr2, %0" : "=r"(cr2));
 	fault_err = f->error_code;
-	fault_cr2 = cr2;
+	fault_cr2 = rt_pf_mend(pt_t, TVA, PAGES, f->error_code);
 	faults++;
-	unsigned i = (unsigned)((cr2 - TVA) >> 12);
-	if (cr2 >= TVA && i < PAGES)
-		pt_t[i] |= PTE_P | PTE_W;
-	rt_invlpg(cr2);
 }
 
 /* Page i mapped to its frame with the bits given, A and D clear. */

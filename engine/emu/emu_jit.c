@@ -436,13 +436,12 @@ struct page_memo {
  * across a loop's back edge, the links between translations and the
  * entries from C too. Nothing changes the TLB but C code, and the C code
  * that changes what an entry allows empties them (emu_slots_empty):
- * translations never do. Reads and writes have slots of their own (SLOT_WAYS each): a
- * write slot is filled through the TLB's write tag alone, so a read-only
+ * translations never do. Reads and writes have slots of their own
+ * (EMU_SLOT_WAYS each): a write slot is filled through the TLB's write tag alone, so a read-only
  * page, a frame with blocks or a clear D bit never serve a write. Each
  * access goes through the slot its translation chose for its base
  * register (plan_slots: the same one in every translation when it can). */
-#define SLOT_WAYS EMU_SLOT_WAYS
-#define MEMO_SLOTS (2 * SLOT_WAYS)
+#define MEMO_SLOTS (2 * EMU_SLOT_WAYS)
 #define SLOT(i) (CORE(pslot) + (int32_t)sizeof(struct emu_page_slot) * (int32_t)(i))
 #define SLOT_BOUND (X86_PAGE_SIZE + 1 - 8)
 /* the frame under the saved registers: at [rsp + SPARE] a pending shift's
@@ -1114,9 +1113,9 @@ static void plan_slots(struct xlat *x)
 				best = j;
 		if (best == n)
 			return;
-		unsigned key = seen[best].key, set = key & 256 ? SLOT_WAYS : 0;
-		unsigned way = (key ^ key >> 2 ^ key >> 6) % SLOT_WAYS;
-		for (unsigned t = 0; t < SLOT_WAYS; t++, way = (way + 1) % SLOT_WAYS)
+		unsigned key = seen[best].key, set = key & 256 ? EMU_SLOT_WAYS : 0;
+		unsigned way = (key ^ key >> 2 ^ key >> 6) % EMU_SLOT_WAYS;
+		for (unsigned t = 0; t < EMU_SLOT_WAYS; t++, way = (way + 1) % EMU_SLOT_WAYS)
 			if (!x->sp.key[set + way]) {
 				x->sp.key[set + way] = (uint16_t)(key + 1);
 				break;

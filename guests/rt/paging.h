@@ -37,4 +37,19 @@ static inline void rt_invlpg(uint64_t va)
 	__asm__ volatile("invlpg (%0)" :: "r"(va) : "memory");
 }
 
+/* For a #PF handler of a test that maps [base, base + n pages) through
+ * the page table pt: the entry the fault was on gets what it lacked
+ * (present, writable, and user for a user access: error code bit 2), so
+ * that the access runs again. Returns CR2. */
+static inline uint64_t rt_pf_mend(uint64_t *pt, uint64_t base, unsigned n, uint64_t error_code)
+{
+	uint64_t cr2;
+	__asm__ volatile("mov %%cr2, %0" : "=r"(cr2));
+	uint64_t i = (cr2 - base) >> 12;
+	if (cr2 >= base && i < n)
+		pt[i] |= PTE_P | PTE_W | (error_code & 4 ? PTE_U : 0);
+	rt_invlpg(cr2);
+	return cr2;
+}
+
 #endif
