@@ -660,13 +660,11 @@ static void hole_add(struct holes *h, uint64_t first, uint64_t last)
  * same offsets from base. */
 static void phys_holes(struct holes *h, uint64_t base, uint64_t pa, uint64_t size)
 {
-	const uint64_t ram[2][2] = {
-		{ 0, h->vm->low_ram_size },
-		{ VM_HIGH_RAM_BASE, VM_HIGH_RAM_BASE + (h->vm->ram_size - h->vm->low_ram_size) },
-	};
+	struct vm_ram_range ram[2];
+	unsigned n = vm_ram_ranges(h->vm, ram);
 	uint64_t at = pa, end = pa + size;      /* end 0: the top of the space */
-	for (unsigned i = 0; i < 2 && (at < end || end == 0); i++) {
-		uint64_t lo = ram[i][0], hi = ram[i][1];
+	for (unsigned i = 0; i < n && (at < end || end == 0); i++) {
+		uint64_t lo = ram[i].first, hi = ram[i].end;
 		if (hi <= lo || hi <= at || (end && lo >= end))
 			continue;
 		if (lo > at)

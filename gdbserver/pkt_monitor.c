@@ -82,6 +82,10 @@ static int mon_help(struct gdb_server *s, const char *arg)
 		     "  info lapic       the current vCPU's local APIC\n"
 		     "  info ioapic      the I/O APIC's redirection table\n"
 		     "  info pic         the 8259 PIC pair\n"
+		     "  dump-guest-memory [-p] FILE [BEGIN LENGTH]  the machine as an ELF core\n"
+		     "                   file (QEMU's format: crash vmlinux FILE); -p: by the\n"
+		     "                   current vCPU's virtual mappings (gdb vmlinux FILE);\n"
+		     "                   BEGIN LENGTH: only that guest-physical range\n"
 		     "  record on [SIZE]|off  record for reverse execution (emu; SIZE: snapshot\n"
 		     "                   memory in bytes), or stop and forget the history\n"
 		     "  info record      how far back the recorded history reaches\n");
@@ -326,6 +330,7 @@ static const struct {
 	{ "info lapic", mon_info_lapic },
 	{ "info ioapic", mon_info_ioapic },
 	{ "info pic", mon_info_pic },
+	{ "dump-guest-memory", mon_dump_guest_memory },
 	{ "record", mon_record },
 	{ "info record", mon_info_record },
 };

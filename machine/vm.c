@@ -289,6 +289,16 @@ void *vm_gpa_to_host(struct vm *vm, uint64_t gpa, uint64_t len)
 	return vm->ram + vm->low_ram_size + (gpa - VM_HIGH_RAM_BASE);
 }
 
+unsigned vm_ram_ranges(const struct vm *vm, struct vm_ram_range out[2])
+{
+	out[0] = (struct vm_ram_range){ 0, vm->low_ram_size };
+	if (vm->ram_size == vm->low_ram_size)
+		return 1;
+	out[1] = (struct vm_ram_range){ VM_HIGH_RAM_BASE,
+					VM_HIGH_RAM_BASE + (vm->ram_size - vm->low_ram_size) };
+	return 2;
+}
+
 int vm_read_phys(void *opaque, uint64_t gpa, void *buf, size_t len)
 {
 	void *host = vm_gpa_to_host(opaque, gpa, len);

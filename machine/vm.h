@@ -284,6 +284,13 @@ int vm_on_snapshot(struct vm *vm, const char *name, size_t size,
  * the pages written since the last one). */
 void *vm_gpa_to_host(struct vm *vm, uint64_t gpa, uint64_t len);
 
+/* Guest RAM as guest-physical ranges [first, end), ascending: low RAM and,
+ * when there is any, RAM above 4 GiB. Returns how many (1 or 2). */
+struct vm_ram_range {
+	uint64_t first, end;
+};
+unsigned vm_ram_ranges(const struct vm *vm, struct vm_ram_range out[2]);
+
 /* Guest RAM at host address host (inside vm->ram), len bytes, is written
  * (or about to be): any thread, cheap. Engines that cache write access
  * mark a page when they grant it (engine_snap_ops.ram_clean takes the

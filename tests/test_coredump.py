@@ -1,0 +1,135 @@
+"""`monitor dump-guest-memory [-p] FILE [BEGIN LENGTH]`: the stopped
+machine as an ELF core file in QEMU's layout. gdb opens the core offline
+(threads, registers, memory by address with -p); the file's segments,
+notes and bytes are checked against the live machine and the guest's own
+ELF file, and bad requests are refused in words while the session goes
+on."""
+import re
+import struct
+
+from gdbclient import gdb_batch, start_gdb_vmdb, symbol
+
+MEM = 32 << 20
+HH_VA = 0xffff800000000000          # guests/highhalf.c
+
+
+def parse_notes(blob):
+    notes, at = [], 0
+    while at < len(blob):
+        namesz, descsz, kind = struct.unpack_from("<III", blob, at)
+        at += 12
+        name = blob[at:at + namesz].rstrip(b"\0").decode()
+        at += (namesz + 3) & ~3
+        notes.append((name, kind, blob[at:at + descsz]))
+        at += (descsz + 3) & ~3
+    return notes
+
+
+def parse_core(path):
+    """(file bytes, [(vaddr, paddr, offset, size)], [(name, type, desc)])"""
+    data = open(path, "rb").read()
+    assert data[:5] == b"\x7fELF\x02", data[:16]
+    assert struct.unpack_from("<HH", data, 16) == (4, 62)      # ET_CORE, EM_X86_64
+    phoff, = struct.unpack_from("<Q", data, 32)
+    phnum, = struct.unpack_from("<H", data, 56)
+    loads, notes = [], []
+    for i in range(phnum):
+        kind, _, off, va, pa, size = struct.unpack_from("<IIQQQQ", data, phoff + 56 * i)
+        if kind == 1:
+            loads.append((va, pa, off, size))
+        elif kind == 4:
+            notes = parse_notes(data[off:off + size])
+    return data, loads, notes
+
+
+def core_bytes(core, addr, n, physical=True):
+    data, loads, _ = core
+    for va, pa, off, size in loads:
+        base = pa if physical else va
+        if base <= addr and addr + n <= base + size:
+            return data[off + addr - base:off + addr - base + n]
+    raise AssertionError(f"{addr:#x} is in no segment: {loads}")
+
+
+def elf_bytes(elf, name, n):
+    """The guest's own bytes at a symbol, from its file (gdb, no target)."""
+    out = gdb_batch(elf, None, [f"x/{n}xb {name}"], connect=False)
+    return bytes(int(b, 16) for b in re.findall(r"\b0x([0-9a-f]{2})\b", out.split(":", 1)[1]))
+
+
+def values(out):
+    return [int(v, 16) if v.startswith("0x") else int(v)
+            for v in re.findall(r"^\$\d+ = (0x[0-9a-f]+|\d+)$", out, re.M)]
+
+
+def test_dump_reads_back_in_gdb_and_matches_the_machine(start_vmdb, guest, free_port,
+                                                         tmp_path):
+    elf = guest("demo")
+    vm, target = start_gdb_vmdb(start_vmdb, elf, "--smp", "2", "--mem", "32M",
+                                port=free_port())
+    paged, phys, part = tmp_path / "paged.core", tmp_path / "phys.core", tmp_path / "part"
+    out = gdb_batch(elf, target, [
+        "set breakpoint always-inserted on", "break demo_tick", "continue",
+        "break demo_work",                        # an int3 in guest memory during the dump
+        "p/x $pc", "p/x $rsp", "p/x $cr3", "p demo_counter", "thread 2", "p/x $pc", "thread 1",
+        f"monitor dump-guest-memory -p {paged}", f"monitor dump-guest-memory {phys}",
+        f"monitor dump-guest-memory {part} 0x100000 0x3000",
+        f"monitor dump-guest-memory -z {tmp_path}/z", f"monitor dump-guest-memory {tmp_path}/x/y",
+        f"monitor dump-guest-memory {tmp_path}/r 0x80000000 0x1000",
+        "monitor dump-guest-memory -p", "p/x $pc", "kill"])
+    pc, rsp, cr3, counter, pc2, pc_after = values(out)
+    assert pc == symbol(elf, "demo_tick") and pc_after == pc, out
+    assert f"wrote {paged}: 32 MiB of guest memory in 1 segment, 2 vCPUs" in out, out
+    assert f"wrote {phys}: 32 MiB of guest memory in 1 segment, 2 vCPUs" in out, out
+    assert f"wrote {part}: 12 KiB of guest memory in 1 segment, 2 vCPUs" in out, out
+    assert "-z asks for a kdump-compressed file; vmdb writes ELF" in out, out
+    assert f"cannot create {tmp_path}/x/y: No such file or directory" in out, out
+    assert "no guest RAM in that range" in out, out
+    assert "monitor dump-guest-memory: bad argument '-p'" in out, out
+
+    core = parse_core(phys)
+    assert [(va, pa, size) for va, pa, _, size in core[1]] == [(0, 0, MEM)]
+    names = [(name, kind) for name, kind, _ in core[2]]
+    assert names == [("CORE", 1), ("CORE", 2)] * 2 + [("QEMU", 0)] * 2, names
+    prstatus = [desc for name, kind, desc in core[2] if kind == 1]
+    regs = [struct.unpack_from("<27Q", d, 112) for d in prstatus]
+    assert [struct.unpack_from("<I", d, 32)[0] for d in prstatus] == [1, 2]
+    assert (regs[0][16], regs[0][19], regs[1][16]) == (pc, rsp, pc2)   # rip, rsp
+    qemu = core[2][-2][2]
+    assert struct.unpack_from("<II", qemu) == (1, 440)
+    assert struct.unpack_from("<Q", qemu, 416)[0] == cr3              # cr[3]
+    for name in ("demo_work", "demo_tick"):   # the guest's bytes, not our int3
+        assert core_bytes(core, symbol(elf, name), 32) == elf_bytes(elf, name, 32), name
+    assert struct.unpack("<Q", core_bytes(core, symbol(elf, "demo_counter"), 8)) == (counter,)
+    part_core = parse_core(part)
+    assert [(pa, size) for _, pa, _, size in part_core[1]] == [(0x100000, 0x3000)]
+    assert core_bytes(part_core, 0x101000, 4096) == core_bytes(core, 0x101000, 4096)
+
+    offline = gdb_batch(elf, None, [f"core-file {paged}", "p/x $pc", "p/x $rsp",
+                                    "p demo_counter", "info threads", "bt", "thread 2",
+                                    "p/x $pc"], connect=False)
+    assert values(offline) == [pc, rsp, counter, pc2], offline
+    assert re.search(r"\* 1 +LWP 1 +demo_tick \(cpu=0\)", offline), offline
+    assert re.search(r"^  2 +LWP 2 ", offline, re.M), offline
+    assert "in main () at guests/demo.c" in offline, offline
+
+
+def test_paged_dump_is_by_virtual_address(start_vmdb, guest, free_port, tmp_path):
+    """-p: a page mapped at a virtual address that is not its physical one
+    (highhalf.elf's code at HH_VA) is a segment at that address, and gdb
+    reads the core there."""
+    elf = guest("highhalf")
+    vm, target = start_gdb_vmdb(start_vmdb, elf, "--mem", "32M", port=free_port())
+    core_path = tmp_path / "hh.core"
+    out = gdb_batch(elf, target, [f"hbreak *{HH_VA:#x}", "continue", "p/x $pc",
+                                  f"monitor dump-guest-memory -p {core_path}", "kill"])
+    assert values(out) == [HH_VA], out
+    core = parse_core(core_path)
+    code = symbol(elf, "hh_code")
+    high = [(va, pa, size) for va, pa, _, size in core[1] if va >= HH_VA]
+    assert high == [(HH_VA, code, 4096)], core[1]
+    assert core_bytes(core, HH_VA, 16, physical=False) == elf_bytes(elf, "hh_code", 16)
+    offline = gdb_batch(elf, None, [f"core-file {core_path}", "p/x $pc", "x/2i $pc"],
+                        connect=False)
+    assert values(offline) == [HH_VA], offline
+    assert re.search(rf"=> {HH_VA:#x}:\s+movabs \$0x[0-9a-f]+,%rax", offline), offline
