@@ -11,6 +11,8 @@ own gdb scripts (vmlinux-gdb.py, made from the same version's linux-source):
      one tick, MSR_LSTAR naming entry_SYSCALL_64;
   2. attached to the idle kernel of a 2-vCPU boot: lx-version, lx-cmdline,
      lx-ps (init is there), lx-dmesg, lx-cpus, $lx_current();
+     `monitor dump-guest-memory` writes the kernel as an ELF core, which
+     gdb (-p: bt, lx-ps) and crash(8) (sys, log) read offline;
      `monitor catch output` stops the kernel as it writes init's next
      line to the UART (bt: serial8250_...); then the init's "poweroff"
      typed on the console ends vmdb with status 0.
@@ -25,6 +27,7 @@ import re
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -87,22 +90,37 @@ class Vmdb:
             return None
 
 
-def gdb(port, commands, timeout):
-    argv = ["gdb", "-nx", "-batch", "-ex", "set pagination off", "-ex", "set width 0",
-            "-ex", "set confirm off",
-            "-ex", f"source {os.path.join(LINUX, 'src', 'vmlinux-gdb.py')}",
-            "-ex", f"target remote 127.0.0.1:{port}"]
-    for c in commands:
-        argv += ["-ex", c]
-    argv.append(os.path.join(LINUX, "vmlinux-cloud-dbg"))
+def run(argv, timeout, what):
+    """(what argv printed, seconds it took)"""
     start = time.monotonic()
     try:
         r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
                            stdin=subprocess.DEVNULL)
         out = r.stdout + r.stderr
     except subprocess.TimeoutExpired as t:
-        out = (t.stdout or b"").decode(errors="replace") + f"\n(gdb stopped after {timeout} s)"
+        out = (t.stdout or b"").decode(errors="replace") + f"\n({what} stopped after {timeout} s)"
     return out, time.monotonic() - start
+
+
+def gdb(port, commands, timeout, core=None):
+    """gdb on the -dbg vmlinux with the kernel's scripts, attached to vmdb
+    on port, or reading the core file core."""
+    argv = ["gdb", "-nx", "-batch", "-ex", "set pagination off", "-ex", "set width 0",
+            "-ex", "set confirm off",
+            "-ex", f"source {os.path.join(LINUX, 'src', 'vmlinux-gdb.py')}",
+            "-ex", f"core-file {core}" if core else f"target remote 127.0.0.1:{port}"]
+    for c in commands:
+        argv += ["-ex", c]
+    argv.append(os.path.join(LINUX, "vmlinux-cloud-dbg"))
+    return run(argv, timeout, "gdb")
+
+
+def crash(core, commands, timeout):
+    with tempfile.NamedTemporaryFile("w", suffix=".crash") as f:
+        f.write("\n".join(commands + ["quit"]) + "\n")
+        f.flush()
+        return run(["crash", "-s", os.path.join(LINUX, "vmlinux-cloud-dbg"), core, "-i", f.name],
+                   timeout, "crash")
 
 
 def report(results, name, ok, detail=""):
@@ -131,8 +149,15 @@ def from_first_instruction(args, results):
     return out
 
 
-def attached_to_idle_kernel(args, results):
+def backtrace(out):
+    """The functions of the frames gdb printed between <bt> and </bt>."""
+    m = re.search(r"^<bt>\n(.*?)^</bt>$", out, re.M | re.S)
+    return re.findall(r"^#\d+ +(?:0x[0-9a-f]+ in )?(\w+) ", m.group(1), re.M) if m else []
+
+
+def attached_to_idle_kernel(args, results, tmp):
     port = free_port()
+    paged, phys = os.path.join(tmp, "vmcore-p"), os.path.join(tmp, "vmcore")
     vm = Vmdb(args, port, "--smp", "2", "--cmdline", CMDLINE + " vmdb.cpus=2")
     if not vm.wait_for("VMDB-LINUX: sleeping 2", args.timeout):
         report(results, "boot to init", False, vm.serial()[-400:])
@@ -140,6 +165,9 @@ def attached_to_idle_kernel(args, results):
         return ""
     out, took = gdb(port, ["lx-version", "lx-cmdline", "lx-ps", "lx-dmesg", "lx-cpus",
                            "p $lx_current().comm",
+                           "thread 1", "echo <bt>\\n", "bt 3", "echo </bt>\\n",
+                           f"monitor dump-guest-memory -p {paged}",
+                           f"monitor dump-guest-memory {phys}",
                            "monitor catch output ^VMDB-LINUX: sleeping [0-9]+$", "continue",
                            "bt", "detach"], args.timeout)
     report(results, "lx-version", "Linux version 6." in out, f"(session {took:.1f} s)")
@@ -154,7 +182,17 @@ def attached_to_idle_kernel(args, results):
     vm.type_line("poweroff")
     status = vm.end()
     report(results, "poweroff", status == 0, f"(vmdb exit status {status})")
-    return out
+    live_bt = backtrace(out)
+    core_out, took = gdb(None, ["echo <bt>\\n", "bt 3", "echo </bt>\\n", "lx-ps"], args.timeout,
+                         core=paged)
+    report(results, "dump -p in gdb", bool(live_bt) and backtrace(core_out) == live_bt and
+           bool(re.search(r"^0x[0-9a-f]+ +1 +init$", core_out, re.M)),
+           f"(bt {' < '.join(live_bt)}; {took:.1f} s)")
+    crash_out, took = crash(phys, ["sys", "log"], args.timeout)
+    report(results, "dump in crash", bool(re.search(r"^ +CPUS: 2$", crash_out, re.M)) and
+           bool(re.search(r"^ +RELEASE: 6\.", crash_out, re.M)) and
+           bool(re.search(r"smp: Brought up 1 node, 2 CPUs", crash_out)), f"({took:.1f} s)")
+    return out + core_out + crash_out
 
 
 def main():
@@ -171,7 +209,9 @@ def main():
               f"(build ID {want})", file=sys.stderr)
         return 1
     results = []
-    logs = [from_first_instruction(args, results), attached_to_idle_kernel(args, results)]
+    with tempfile.TemporaryDirectory(prefix="vmdb-symbols-") as tmp:
+        logs = [from_first_instruction(args, results),
+                attached_to_idle_kernel(args, results, tmp)]
     if not all(results):
         for log in logs:
             print(log[-3000:])

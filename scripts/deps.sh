@@ -7,7 +7,7 @@ need="gcc make libc6-dev binutils libzydis-dev"
 case "$purpose" in
 test)  need="$need gdb lldb python3 python3-pytest python3-pytest-xdist lz4 clang libclang-rt-dev" ;;
 bench) need="$need gdb python3 qemu-system-x86 qemu-utils bochs bochsbios vgabios" ;;
-symbols) need="$need gdb python3 lz4 xz-utils flex bison bc" ;;
+symbols) need="$need gdb python3 lz4 xz-utils flex bison bc crash" ;;
 esac
 missing=""
 for p in $need; do
