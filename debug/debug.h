@@ -120,6 +120,12 @@ void debug_destroy(struct vm *vm);
  * failure (no memory) the core is gone, as after debug_destroy. */
 int debug_reset(struct debug *d, bool wait_gdb, struct err *e) must_check;
 
+/* Reset the machine as its reset button would (debug/reboot.c), called
+ * stopped: it boots again from power-on (RAM cleared, the kernel loaded
+ * again) and comes back stopped at its first instruction, breakpoints in
+ * place; returns once it is there. Refused with --no-reboot. */
+int debug_system_reset(struct debug *d, struct err *e);
+
 /* --- stopping and resuming (debug/park.c) --- */
 
 /* Stop every vCPU and wait until all are parked (or the machine is gone). */

@@ -381,6 +381,7 @@ struct debug {
 	bool gone;                   /* the machine stopped for good */
 	bool end_queued;             /* ... and its end (EXITED/CRASHED) is in the queue */
 	int crash_signal;            /* nonzero once a vCPU met a fatal exit */
+	unsigned reboots;            /* boots after the first one (reboot.c) */
 
 	struct debug_event queue[DEBUG_QUEUE_SIZE];
 	unsigned q_head, q_len;

@@ -112,4 +112,31 @@ void debug_on_reboot(struct vm *vm)
 		debug_apply_engine(d, i);
 	if (stepped >= 0)
 		step_ends_at_power_on(d, (unsigned)stepped);
+	pthread_mutex_lock(&d->lock);
+	d->reboots++;
+	pthread_cond_broadcast(&d->parked_cond);
+	pthread_mutex_unlock(&d->lock);
+}
+
+int debug_system_reset(struct debug *d, struct err *e)
+{
+	if (d->vm->cfg.no_reboot)
+		return err_set(e, EPERM, "vmdb runs with --no-reboot: a reset would end it");
+	pthread_mutex_lock(&d->lock);
+	unsigned reboots = d->reboots;
+	pthread_mutex_unlock(&d->lock);
+	vm_request_reset(d->vm, "the debugger reset it");
+	/* the vCPU threads leave, the machine boots again, they come back
+	 * held (debug_on_reboot); a reboot that fails ends the machine */
+	pthread_mutex_lock(&d->lock);
+	while (d->reboots == reboots && !d->end_queued) {
+		struct timespec ts;
+		debug_deadline_in(&ts, 100 * 1000000L);
+		pthread_cond_timedwait(&d->parked_cond, &d->lock, &ts);
+	}
+	bool rebooted = d->reboots != reboots;
+	pthread_mutex_unlock(&d->lock);
+	if (!rebooted)
+		return err_set(e, EIO, "the machine ended instead of booting again");
+	return 0;
 }

@@ -86,6 +86,8 @@ static int mon_help(struct gdb_server *s, const char *arg)
 		     "                   file (QEMU's format: crash vmlinux FILE); -p: by the\n"
 		     "                   current vCPU's virtual mappings (gdb vmlinux FILE);\n"
 		     "                   BEGIN LENGTH: only that guest-physical range\n"
+		     "  system_reset     reset the machine: it boots again and waits at its\n"
+		     "                   first instruction, breakpoints kept\n"
 		     "  record on [SIZE]|off  record for reverse execution (emu; SIZE: snapshot\n"
 		     "                   memory in bytes), or stop and forget the history\n"
 		     "  info record      how far back the recorded history reaches\n");
@@ -304,6 +306,22 @@ static int mon_msr(struct gdb_server *s, const char *arg)
 }
 
 
+static int mon_system_reset(struct gdb_server *s, const char *arg)
+{
+	struct err e = { 0 };
+	if (arg[0])
+		return -EINVAL;
+	if (debug_system_reset(s->dbg, &e) < 0) {
+		mon_print(s, "monitor system_reset: %s\n", e.msg);
+		return 0;
+	}
+	/* gdb keeps the registers it read before the command */
+	mon_print(s, "vmdb: the machine was reset: boot %u holds every vCPU at its first "
+		  "instruction; gdb shows the old registers until `maintenance flush "
+		  "register-cache` (or the next stop)\n", s->vm->nr_boots);
+	return 0;
+}
+
 static const struct {
 	const char *name;
 	int (*fn)(struct gdb_server *s, const char *arg);
@@ -331,6 +349,7 @@ static const struct {
 	{ "info ioapic", mon_info_ioapic },
 	{ "info pic", mon_info_pic },
 	{ "dump-guest-memory", mon_dump_guest_memory },
+	{ "system_reset", mon_system_reset },
 	{ "record", mon_record },
 	{ "info record", mon_info_record },
 };

@@ -6,7 +6,7 @@ first instruction."""
 import re
 
 from conftest import guest_path
-from gdbclient import gdb_batch, start_gdb_vmdb
+from gdbclient import gdb_batch, start_gdb_vmdb, symbol
 
 SECOND_BOOT = (0x21 << 1) | 1
 
@@ -46,3 +46,31 @@ def test_stepi_over_the_reset_ends_at_power_on(start_vmdb, free_port):
     assert out.count("Breakpoint 2, test_reset") == 2, out
     assert f"exited with code 0{SECOND_BOOT:o}" in out, out
     assert vm.wait(30) == SECOND_BOOT
+
+
+def test_monitor_system_reset(start_vmdb, free_port):
+    """`monitor system_reset` boots the machine again from power-on and
+    returns with every vCPU held at its first instruction: RAM is the
+    reloaded kernel's (a variable gdb set is 0 again), vCPU 1 waits for its
+    SIPI again, and the breakpoint gdb left in place hits in the new boot."""
+    elf = guest_path("demo")
+    vm, target = start_gdb_vmdb(start_vmdb, elf, "--smp", "2", port=free_port())
+    out = gdb_batch(elf, target, [
+        "break demo_tick", "continue", "set var demo_counter = 12345",
+        "monitor system_reset", "maintenance flush register-cache", "thread 1",
+        "p/x $pc", "p demo_counter", "info threads", "continue", "p $pc", "kill"])
+    assert "vmdb: the machine was reset: boot 2 holds every vCPU at its first instruction" \
+        in out, out
+    assert f"$1 = {symbol(elf, '_start'):#x}\n$2 = 0\n" in out, out
+    assert re.search(r"^  2 +Thread 2 \"vCPU 1\" \(vCPU 1, waiting for SIPI\)", out, re.M), out
+    assert out.count("hit Breakpoint 1, demo_tick") == 2, out
+    assert "<demo_tick>" in out.split("$3 =", 1)[1].splitlines()[0], out
+    assert vm.serial_text().count("vmdb demo guest: 2 CPUs announced") == 2, vm.serial_text()
+
+
+def test_monitor_system_reset_refused_with_no_reboot(start_vmdb, free_port):
+    elf = guest_path("demo")
+    vm, target = start_gdb_vmdb(start_vmdb, elf, "--no-reboot", port=free_port())
+    out = gdb_batch(elf, target, ["monitor system_reset", "p/x $pc", "kill"])
+    assert "monitor system_reset: vmdb runs with --no-reboot: a reset would end it" in out, out
+    assert f"$1 = {symbol(elf, '_start'):#x}" in out, out
