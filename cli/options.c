@@ -51,6 +51,13 @@ const char options_usage[] =
 	"  --probe              print what this host's engine can do for debugging, and exit\n"
 	"  --version            print the version and exit\n"
 	"  --help               print this help and exit\n"
+	"QEMU's spelling of the same options works too, so that a qemu-system-x86_64\n"
+	"command line runs with vmdb in its place: -kernel FILE (instead of KERNEL),\n"
+	"-append STR, -initrd FILE, -m SIZE, -smp N, -serial stdio|null|file:PATH,\n"
+	"-gdb tcp::PORT (loopback), -s, -S, -no-reboot, -accel kvm|tcg (tcg: emu),\n"
+	"-enable-kvm, -machine/-M ...,accel=...; -nographic, -display, -vga, -cpu,\n"
+	"-name and -nodefaults change nothing here; -drive, -device, -netdev, -bios and\n"
+	"-d are refused (vmdb has no disks, network, firmware or QEMU logs).\n"
 	"KERNEL is a Linux bzImage, a vmlinux with the PVH note, an ELF64 kernel\n"
 	"(entered in long mode) or a Multiboot v1 kernel, recognised by content.\n"
 	"Exit status: the guest's debug-exit status, 1 on a runtime error, 2 on a usage error.\n";
@@ -84,8 +91,9 @@ int options_parse_size(const char *text, uint64_t *bytes)
 	return 0;
 }
 
-static int parse_smp(const char *text, unsigned *n, struct err *e)
+int options_set_smp(struct options *o, const char *text, struct err *e)
 {
+	unsigned *n = &o->vm.nr_vcpus;
 	char *end;
 	errno = 0;
 	unsigned long v = strtoul(text, &end, 10);
@@ -98,8 +106,9 @@ static int parse_smp(const char *text, unsigned *n, struct err *e)
 	return 0;
 }
 
-static int parse_mem(const char *text, uint64_t *bytes, struct err *e)
+int options_set_mem(struct options *o, const char *text, struct err *e)
 {
+	uint64_t *bytes = &o->vm.mem_size;
 	if (options_parse_size(text, bytes) < 0)
 		return err_set(e, EINVAL, "--mem '%s': not a size (try 256M or 1G)", text);
 	if (*bytes < MIN_MEM || *bytes > MAX_MEM || (*bytes & 0xfff))
@@ -108,8 +117,9 @@ static int parse_mem(const char *text, uint64_t *bytes, struct err *e)
 	return 0;
 }
 
-static int parse_serial(const char *text, struct vm_config *cfg, struct err *e)
+int options_set_serial(struct options *o, const char *text, struct err *e)
 {
+	struct vm_config *cfg = &o->vm;
 	if (!strcmp(text, "stdio"))
 		cfg->serial = SERIAL_STDIO;
 	else if (!strcmp(text, "none"))
@@ -125,6 +135,14 @@ static int parse_serial(const char *text, struct vm_config *cfg, struct err *e)
 static bool looks_like_gdb_addr(const char *s)
 {
 	return !strncmp(s, "tcp:", 4) || !strncmp(s, "unix:", 5);
+}
+
+int options_set_gdb(struct options *o, const char *addr, struct err *e)
+{
+	if (!looks_like_gdb_addr(addr))
+		return err_set(e, EINVAL, "--gdb '%s': expected tcp:HOST:PORT or unix:PATH", addr);
+	o->vm.gdb_addr = addr;
+	return 0;
 }
 
 enum { OPT_ENGINE = 256, OPT_CPU, OPT_SMP, OPT_MEM, OPT_SERIAL, OPT_GDB, OPT_WAIT_GDB, OPT_NO_REBOOT, OPT_CMDLINE,
@@ -150,6 +168,16 @@ static const struct option long_options[] = {
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ NULL, 0, NULL, 0 },
 };
+
+bool options_takes_value(const char *word)
+{
+	if (strncmp(word, "--", 2) || strchr(word, '='))
+		return false;
+	for (const struct option *lo = long_options; lo->name; lo++)
+		if (!strcmp(word + 2, lo->name))
+			return lo->has_arg == required_argument;
+	return false;
+}
 
 static int parse_one(int opt, int argc, char **argv, struct options *o, struct err *e)
 {
@@ -183,18 +211,14 @@ static int parse_one(int opt, int argc, char **argv, struct options *o, struct e
 		o->cpu_given = true;
 		return 0;
 	}
-	case OPT_SMP: return parse_smp(optarg, &cfg->nr_vcpus, e);
-	case OPT_MEM: return parse_mem(optarg, &cfg->mem_size, e);
-	case OPT_SERIAL: return parse_serial(optarg, cfg, e);
+	case OPT_SMP: return options_set_smp(o, optarg, e);
+	case OPT_MEM: return options_set_mem(o, optarg, e);
+	case OPT_SERIAL: return options_set_serial(o, optarg, e);
 	case OPT_GDB:
 		/* "--gdb ADDR" as well as "--gdb=ADDR"; a bare --gdb means the default */
 		if (!optarg && optind < argc && looks_like_gdb_addr(argv[optind]))
 			optarg = argv[optind++];
-		if (optarg && !looks_like_gdb_addr(optarg))
-			return err_set(e, EINVAL, "--gdb '%s': expected tcp:HOST:PORT or unix:PATH",
-				       optarg);
-		cfg->gdb_addr = optarg ? optarg : DEFAULT_GDB;
-		return 0;
+		return options_set_gdb(o, optarg ? optarg : DEFAULT_GDB, e);
 	case OPT_WAIT_GDB: cfg->wait_gdb = true; return 0;
 	case OPT_GDB_ARCH: {
 		/* in gdbserver_int.h's enum gdb_arch order */
@@ -237,13 +261,16 @@ int options_parse(int argc, char **argv, struct options *o, struct err *e)
 	o->vm.serial = SERIAL_STDIO;
 	o->vm.cmdline = "";
 
+	int r = options_take_qemu(&argc, argv, o, e);
+	if (r < 0)
+		return r;
 	optind = 1;
 	opterr = 0;
 	int opt;
 	/* -s and -S as QEMU's, for the fingers and scripts of its gdb users */
 	while ((opt = getopt_long(argc, argv, "+sS", long_options, NULL)) != -1) {
 		opt = opt == 's' ? OPT_GDB : opt == 'S' ? OPT_WAIT_GDB : opt;
-		int r = parse_one(opt, argc, argv, o, e);
+		r = parse_one(opt, argc, argv, o, e);
 		if (r < 0)
 			return r;
 	}
@@ -256,6 +283,11 @@ int options_parse(int argc, char **argv, struct options *o, struct err *e)
 			       "engine %s runs the host's CPU", o->vm.engine);
 	if (o->vm.wait_gdb && !o->vm.gdb_addr)
 		o->vm.gdb_addr = DEFAULT_GDB;
+	if (o->kernel_from_qemu && optind < argc)
+		return err_set(e, EINVAL, "two kernels: -kernel %s and %s", o->vm.kernel_path,
+			       argv[optind]);
+	if (o->kernel_from_qemu)
+		return 0;
 	if (optind >= argc)
 		return err_set(e, EINVAL, "no KERNEL given");
 	if (optind + 1 < argc)

@@ -37,6 +37,17 @@ def one_line_error(r, status, *words):
     (["--frobnicate", "k"], ["unknown option '--frobnicate'"]),
     (["--smp"], ["--smp needs a value"]),
     (["a", "b"], ["unexpected argument 'b'"]),
+    # QEMU's spelling: what vmdb lacks is refused, never ignored
+    (["-kernel", "k", "-drive", "file=disk.img"], ["QEMU's -drive", "no disks", "-initrd"]),
+    (["-kernel", "k", "-device", "virtio-net"], ["QEMU's -device"]),
+    (["-kernel", "k", "-netdev", "user,id=n"], ["QEMU's -netdev", "no network"]),
+    (["-kernel", "k", "-bios", "OVMF.fd"], ["QEMU's -bios", "without firmware"]),
+    (["-kernel", "k", "-monitor", "stdio"], ["-monitor stdio", "gdb's `monitor"]),
+    (["-kernel", "k", "-accel", "hvf"], ["-accel 'hvf'"]),
+    (["-kernel", "k", "-smp", "sockets=2"], ["-smp 'sockets=2'"]),
+    (["-kernel", "k", "-m", "lots"], ["--mem 'lots'"]),
+    (["-kernel", "k", "other"], ["two kernels: -kernel k and other"]),
+    (["-kernel"], ["-kernel needs a value"]),
 ])
 def test_usage_errors(vmdb_bin, args, words):
     one_line_error(run_vmdb(vmdb_bin, *args), USAGE, *words)
@@ -156,4 +167,32 @@ def test_qemu_style_s_and_S(start_vmdb, guest, tmp_path_factory):
         assert c.request("?").startswith(b"T05")      # held before its first instruction
         c.request("vKill;1")
         vm.wait(30)
+    assert "killed by the debugger" in vm.stderr_text()
+
+
+def test_qemu_command_line_runs_as_is(vmdb_bin, guest):
+    """A kernel developer's qemu-system-x86_64 line, with vmdb in its place:
+    -kernel/-append/-m/-smp/-accel are taken, the display and model options
+    change nothing, and the guest runs with that command line."""
+    r = run_vmdb(vmdb_bin, "-kernel", guest("exit"), "-append", "exit=5", "-m", "size=64M",
+                 "-smp", "cpus=2,sockets=1", "-nographic", "-no-reboot", "-display", "none",
+                 "-cpu", "max", "-M", "microvm", "-accel", "tcg")
+    assert r.returncode == (5 << 1) | 1, r.stderr
+    assert "engine emu" not in r.stderr       # chosen by -accel tcg, not by auto
+    # a value of vmdb's own option is never read as a QEMU option
+    r = run_vmdb(vmdb_bin, "--engine", "emu", "--cmdline", "-drive", guest("exit"))
+    assert r.returncode == 1, r.stderr
+
+
+def test_qemu_style_gdb_option(start_vmdb, guest, free_port):
+    """-gdb tcp::PORT serves gdb on PORT, on loopback as vmdb's own default
+    (QEMU would listen on every interface)."""
+    from gdbclient import RspClient
+    port = free_port()
+    vm = start_vmdb(guest("exit"), "-gdb", f"tcp::{port}", "-S", "-append", "exit=0")
+    vm.wait_for("stderr", rf"gdb server listening on tcp:127\.0\.0\.1:{port}\b", timeout=30)
+    c = RspClient(f"127.0.0.1:{port}")
+    assert c.request("?").startswith(b"T05")      # -S: held before its first instruction
+    c.request("vKill;1")
+    vm.wait(30)
     assert "killed by the debugger" in vm.stderr_text()
