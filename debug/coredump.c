@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -58,6 +59,9 @@ struct qemu_cpu_state {                 /* QEMU's QEMUCPUState, version 1 */
 #define FXSAVE_SIZE 512
 #define DATA_ALIGN  4096
 #define MAX_SEGMENTS (1u << 22)
+/* -p: a linear map bigger than this many times RAM (page tables that map
+ * the same frames over and over) is refused rather than written out */
+#define MAX_PAGED_RAM_TIMES 4
 
 struct segment {
 	uint64_t va, pa, size;
@@ -368,6 +372,22 @@ static int write_ram(struct dump *w, uint64_t data_off, struct err *e)
 	return r;
 }
 
+/* A regular file only: a FIFO without a reader would hold the server (and
+ * the stopped machine) for as long as nobody reads it. */
+static int create_file(struct dump *w, struct err *e)
+{
+	struct stat st;
+	w->fd = open(w->rq->path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NONBLOCK, 0600);
+	if (w->fd < 0)
+		return err_set(e, errno, "cannot create %s: %s", w->rq->path, strerror(errno));
+	if (fstat(w->fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		close(w->fd);
+		w->fd = -1;
+		return err_set(e, EINVAL, "%s is not a regular file", w->rq->path);
+	}
+	return 0;
+}
+
 int debug_dump_core(struct debug *d, const struct debug_dump_request *rq,
 		    struct debug_dump_result *res, struct err *e)
 {
@@ -384,11 +404,15 @@ int debug_dump_core(struct debug *d, const struct debug_dump_request *rq,
 	uint64_t data_off = (head + DATA_ALIGN - 1) & ~(uint64_t)(DATA_ALIGN - 1);
 	for (unsigned i = 0; i < w.n; i++)
 		w.total += w.seg[i].size;
-	w.fd = open(rq->path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (w.fd < 0) {
-		r = err_set(e, errno, "cannot create %s: %s", rq->path, strerror(errno));
+	if (w.total / MAX_PAGED_RAM_TIMES > d->vm->ram_size) {
+		r = err_set(e, EFBIG, "vCPU %u's page tables map %" PRIu64 " MiB, more than %u "
+			    "times guest RAM: dump without -p, or with BEGIN LENGTH", rq->vcpu,
+			    w.total >> 20, MAX_PAGED_RAM_TIMES);
 		goto out;
 	}
+	r = create_file(&w, e);
+	if (r < 0)
+		goto out;
 	clock_gettime(CLOCK_MONOTONIC, &w.last_report);
 	r = write_head(&w, data_off, e);
 	if (r == 0)

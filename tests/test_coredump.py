@@ -4,6 +4,7 @@ machine as an ELF core file in QEMU's layout. gdb opens the core offline
 notes and bytes are checked against the live machine and the guest's own
 ELF file, and bad requests are refused in words while the session goes
 on."""
+import os
 import re
 import struct
 
@@ -68,6 +69,8 @@ def test_dump_reads_back_in_gdb_and_matches_the_machine(start_vmdb, guest, free_
     vm, target = start_gdb_vmdb(start_vmdb, elf, "--smp", "2", "--mem", "32M",
                                 port=free_port())
     paged, phys, part = tmp_path / "paged.core", tmp_path / "phys.core", tmp_path / "part"
+    fifo = tmp_path / "fifo"          # nobody reads it: refused, not waited on
+    os.mkfifo(fifo)
     out = gdb_batch(elf, target, [
         "set breakpoint always-inserted on", "break demo_tick", "continue",
         "break demo_work",                        # an int3 in guest memory during the dump
@@ -77,6 +80,7 @@ def test_dump_reads_back_in_gdb_and_matches_the_machine(start_vmdb, guest, free_
         f"monitor dump-guest-memory {part} 0x100000 0x3000",
         f"monitor dump-guest-memory -z {tmp_path}/z", f"monitor dump-guest-memory {tmp_path}/x/y",
         f"monitor dump-guest-memory {tmp_path}/r 0x80000000 0x1000",
+        f"monitor dump-guest-memory {fifo}", "monitor dump-guest-memory /dev/null",
         "monitor dump-guest-memory -p", "p/x $pc", "kill"])
     pc, rsp, cr3, counter, pc2, pc_after = values(out)    # vCPU 0's, vCPU 1's pc
     assert symbol(elf, "demo_tick") in (pc, pc2) and pc_after == pc, out
@@ -86,6 +90,8 @@ def test_dump_reads_back_in_gdb_and_matches_the_machine(start_vmdb, guest, free_
     assert "-z asks for a kdump-compressed file; vmdb writes ELF" in out, out
     assert f"cannot create {tmp_path}/x/y: No such file or directory" in out, out
     assert "no guest RAM in that range" in out, out
+    assert f"cannot create {fifo}: No such device or address" in out, out
+    assert "/dev/null is not a regular file" in out, out
     assert "monitor dump-guest-memory: bad argument '-p'" in out, out
 
     core = parse_core(phys)
