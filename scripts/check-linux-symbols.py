@@ -15,7 +15,10 @@ own gdb scripts (vmlinux-gdb.py, made from the same version's linux-source):
      gdb (-p: bt, lx-ps) and crash(8) (sys, log) read offline;
      `monitor catch output` stops the kernel as it writes init's next
      line to the UART (bt: serial8250_...); then the init's "poweroff"
-     typed on the console ends vmdb with status 0.
+     typed on the console ends vmdb with status 0;
+  3. a module: the guest's shell loads binfmt_misc.ko; lx-symbols finds
+     its -dbg copy, lx-lsmod lists it, and a breakpoint on its
+     bm_fill_super stops when the shell mounts a binfmt_misc filesystem.
 
     scripts/check-linux-symbols.py [--engine emu|kvm] [--vmdb build/vmdb]
                                    [--timeout SECONDS]
@@ -195,6 +198,79 @@ def attached_to_idle_kernel(args, results, tmp):
     return out + core_out + crash_out
 
 
+def gdb_typing(vmlinux, port, commands, timeout, vm, when, line):
+    """gdb on vmlinux as gdb() does, typing line on vm's console once gdb
+    has printed when (a line of its own: an echo before a continue; the
+    line waits in the console's input while the guest is stopped)."""
+    argv = ["gdb", "-nx", "-batch", "-ex", "set pagination off", "-ex", "set width 0",
+            "-ex", "set confirm off",
+            "-ex", f"source {os.path.join(LINUX, 'src', 'vmlinux-gdb.py')}",
+            "-ex", f"target remote 127.0.0.1:{port}"]
+    for c in commands:
+        argv += ["-ex", c]
+    argv.append(vmlinux)
+    start, out = time.monotonic(), []
+    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                         stdin=subprocess.DEVNULL, text=True)
+    timer = threading.Timer(timeout, p.kill)
+    timer.start()
+    for text in p.stdout:
+        out.append(text)
+        if text.strip() == when:
+            vm.type_line(line)
+    p.wait()
+    timer.cancel()
+    return "".join(out), time.monotonic() - start
+
+
+def module_debugging(args, results, tmp):
+    """A module's symbols through lx-symbols (the -dbg package's copy of
+    binfmt_misc.ko) and a breakpoint in it, hit when the guest mounts it."""
+    initrd = os.path.join(tmp, "initramfs-module.gz")
+    subprocess.run([sys.executable, os.path.join(ROOT, "tests", "linux", "mkinitramfs.py"),
+                    os.path.join(LINUX, "busybox"), os.path.join(ROOT, "tests", "linux", "init"),
+                    initrd, f"lib/modules/binfmt_misc.ko={os.path.join(LINUX, 'binfmt_misc.ko')}"],
+                   check=True)
+    port = free_port()
+    vm = Vmdb(args, port, "--initrd", initrd, "--cmdline",
+              CMDLINE.replace("vmdb.gdb=1", "vmdb.shell=1"))
+    loaded = vm.wait_for("VMDB-LINUX: shell", args.timeout)
+    if loaded:
+        vm.type_line("insmod /lib/modules/binfmt_misc.ko && echo VMDB-LINUX: module in")
+        loaded = vm.wait_for("VMDB-LINUX: module in", 60)
+    if not loaded:
+        report(results, "module loaded", False, vm.serial()[-400:])
+        vm.end(1)
+        return ""
+    # lx-symbols loads the kernel's symbols again from a file whose name
+    # ends in "vmlinux" (else it looks for ./vmlinux and loses them all);
+    # gdb names a file by its real path, so a symbolic link would not do
+    vmlinux = os.path.join(LINUX, "lx-symbols", "vmlinux")
+    dbg = os.path.join(LINUX, "vmlinux-cloud-dbg")
+    if not os.path.exists(vmlinux) or not os.path.samefile(vmlinux, dbg):
+        os.makedirs(os.path.dirname(vmlinux), exist_ok=True)
+        if os.path.exists(vmlinux):
+            os.unlink(vmlinux)      # a kernel fetched since
+        os.link(dbg, vmlinux)
+    out, took = gdb_typing(vmlinux, port, [
+        f"lx-symbols {os.path.join(LINUX, 'modules-dbg')}", "lx-lsmod",
+        "break bm_fill_super", "echo <continue>\\n", "continue", "bt 2", "delete", "detach"],
+        args.timeout, vm, "<continue>", "mkdir -p /mnt && mount -t binfmt_misc none /mnt "
+        "&& echo VMDB-LINUX: mounted")
+    report(results, "lx-symbols", bool(re.search(r"^loading @0xffffffff[0-9a-f]+: \S*"
+                                                  r"modules-dbg/binfmt_misc\.ko$", out, re.M)),
+           f"(session {took:.1f} s)")
+    report(results, "lx-lsmod", bool(re.search(r"^0xffffffff[0-9a-f]+ +binfmt_misc +\d+", out,
+                                               re.M)))
+    report(results, "module breakpoint", bool(re.search(
+        r"^#0 +bm_fill_super \(sb=0x[0-9a-f]+, fc=0x[0-9a-f]+\) at fs/binfmt_misc\.c:\d+", out,
+        re.M)) and vm.wait_for("VMDB-LINUX: mounted", 60))
+    vm.type_line("poweroff -f")
+    status = vm.end()
+    report(results, "module poweroff", status == 0, f"(vmdb exit status {status})")
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--engine", default="emu")
@@ -211,7 +287,8 @@ def main():
     results = []
     with tempfile.TemporaryDirectory(prefix="vmdb-symbols-") as tmp:
         logs = [from_first_instruction(args, results),
-                attached_to_idle_kernel(args, results, tmp)]
+                attached_to_idle_kernel(args, results, tmp),
+                module_debugging(args, results, tmp)]
     if not all(results):
         for log in logs:
             print(log[-3000:])

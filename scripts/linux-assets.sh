@@ -7,6 +7,8 @@
 # bzImage (XZ); with FLAVOUR symbols (make check-linux-symbols), for the cloud
 # kernel above:
 #   vmlinux-cloud-dbg its vmlinux with symbols and DWARF (the -dbg package)
+#   binfmt_misc.ko    one of its modules, for the guest to load, and
+#   modules-dbg/      that module with symbols and DWARF, for lx-symbols
 #   src/              the same version's linux-source, configured as Debian
 #                     built it, with the kernel's gdb scripts made (vmlinux-gdb.py)
 # Usage: scripts/linux-assets.sh [DIR [FLAVOUR]]   (DIR defaults to build/linux)
@@ -44,7 +46,8 @@ fetch() {
 }
 
 if [ "$flavour" = symbols ]; then
-	[ -s vmlinux-cloud-dbg ] && [ -e src/vmlinux-gdb.py ] && exit 0
+	[ -s vmlinux-cloud-dbg ] && [ -e src/vmlinux-gdb.py ] && [ -s binfmt_misc.ko ] &&
+		[ -s modules-dbg/binfmt_misc.ko ] && exit 0
 	kpkg=$(cat kernel-package)
 	# linux-image-6.1.0-57-cloud-amd64 -> linux-source-6.1
 	src=linux-source-$(echo "$kpkg" | sed -n 's/^linux-image-\([0-9]*\.[0-9]*\)\..*/\1/p')
@@ -54,6 +57,9 @@ if [ "$flavour" = symbols ]; then
 		exit 1
 	}
 	cp x/usr/lib/debug/boot/vmlinux-* vmlinux-cloud-dbg.tmp
+	mkdir -p modules-dbg
+	cp x/lib/modules/*/kernel/fs/binfmt_misc.ko binfmt_misc.ko
+	cp x/usr/lib/debug/lib/modules/*/kernel/fs/binfmt_misc.ko modules-dbg/
 	rm -rf src
 	mkdir src
 	tar -xf x/usr/src/$src.tar.xz -C src --strip-components=1
