@@ -58,7 +58,7 @@ struct qemu_cpu_state {                 /* QEMU's QEMUCPUState, version 1 */
 
 #define FXSAVE_SIZE 512
 #define DATA_ALIGN  4096
-#define MAX_SEGMENTS (1u << 22)
+#define MAX_SEGMENTS (1u << 20)
 /* -p: a linear map bigger than this many times RAM (page tables that map
  * the same frames over and over) is refused rather than written out */
 #define MAX_PAGED_RAM_TIMES 4
