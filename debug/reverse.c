@@ -355,6 +355,26 @@ int debug_reverse_step(struct debug *d, unsigned vcpu, struct debug_event *ev, b
 	return 0;
 }
 
+int debug_reverse_goto(struct debug *d, uint64_t target, struct err *e)
+{
+	int r = need_rr(d, e);
+	if (r < 0)
+		return r;
+	struct engine_rr_info in;
+	rr_of(d)->info(d->vm, &in);
+	if (!in.recording)
+		return err_set(e, ENOENT, "not recording (monitor record on, or vmdb --record)");
+	if (target < in.first || target > in.end)
+		return err_set(e, ERANGE, "instruction %" PRIu64 " is outside the history (%" PRIu64
+			       " to %" PRIu64 ")", target, in.first, in.end);
+	prepare(d);
+	struct engine_rr_target t = { .vcpu = -1, .global = target };
+	struct rev_hit none;
+	r = travel(d, &t, HITS_IGNORE, 0, &none, e);
+	forget_cached(d);
+	return r < 0 ? r : 0;
+}
+
 /* One stretch of history [lo, hi) for the last hit before `before`,
  * replayed with every breakpoint and watchpoint on: emu checks the
  * watched ranges as it accesses memory, at about the cost of a plain

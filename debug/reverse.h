@@ -34,6 +34,10 @@ int debug_reverse_step(struct debug *d, unsigned vcpu, struct debug_event *ev, b
 int debug_reverse_continue(struct debug *d, unsigned vcpu, struct debug_event *ev,
 			   bool *at_start, struct err *e) must_check;
 
+/* monitor record goto N: the machine to global instruction N of the
+ * history (back or forward), every vCPU stopped there. */
+int debug_reverse_goto(struct debug *d, uint64_t target, struct err *e) must_check;
+
 /* debug_resume() inside the history: the move is replayed here and its
  * stop queued (1); 0 when the machine reached the end of the history and
  * runs live from there as usual; -errno on failure. */

@@ -31,7 +31,7 @@ int mon_info_pic(struct gdb_server *s, const char *arg);
 /* mon_dump.c: dump-guest-memory [-p] FILE [BEGIN LENGTH] */
 int mon_dump_guest_memory(struct gdb_server *s, const char *arg);
 
-/* pkt_reverse.c: record on [SIZE] | off, info record */
+/* pkt_reverse.c: record on [SIZE] | off | goto N, info record */
 int mon_record(struct gdb_server *s, const char *arg);
 int mon_info_record(struct gdb_server *s, const char *arg);
 

@@ -90,6 +90,8 @@ static int mon_help(struct gdb_server *s, const char *arg)
 		     "                   first instruction, breakpoints kept\n"
 		     "  record on [SIZE]|off  record for reverse execution (emu; SIZE: snapshot\n"
 		     "                   memory in bytes), or stop and forget the history\n"
+		     "  record goto N    the machine to instruction N of the history (monitor\n"
+		     "                   info record says where it is and what it holds)\n"
 		     "  info record      how far back the recorded history reaches\n");
 	return 0;
 }

@@ -51,9 +51,28 @@ static int pkt_b(struct gdb_server *s, struct rsp_cur *args)
 }
 
 /* monitor record on [SIZE] | off */
+/* record goto N: the stopped machine to instruction N of the history */
+static int mon_record_goto(struct gdb_server *s, const char *arg)
+{
+	uint64_t target;
+	struct err e = { 0 };
+	if (mon_number(arg, UINT64_MAX, &target) < 0)
+		return -EINVAL;
+	if (debug_reverse_goto(s->dbg, target, &e) < 0) {
+		mon_print(s, "monitor record goto: %s\n", e.msg);
+		return 0;
+	}
+	/* gdb keeps the registers it read before the command */
+	mon_print(s, "now at instruction %llu; gdb shows the old registers until `maintenance "
+		  "flush register-cache` (or the next stop)\n", (unsigned long long)target);
+	return 0;
+}
+
 int mon_record(struct gdb_server *s, const char *arg)
 {
 	char word[8], size[32], extra[2];
+	if (!strncmp(arg, "goto ", 5))
+		return mon_record_goto(s, arg + 5);
 	uint64_t budget = 0;
 	int n = sscanf(arg, "%7s %31s %1s", word, size, extra);
 	bool on = n >= 1 && strcmp(word, "on") == 0;

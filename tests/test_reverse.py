@@ -322,3 +322,35 @@ def test_reverse_watch_after_rep_and_right_after_the_write(engine, rr_vm, guest,
     assert pcs[:len(want)] == [symbol(elf, f"pw_after_{w}") - store_len[w] for w in want], out
     if phys:      # then the last of the thousand stores before pw_start
         assert pcs[5] == symbol(elf, "pw_after_hot") - 3, out
+
+
+def test_record_goto_back_and_forth(engine, rr_vm, guest, tmp_path):
+    """`monitor record goto N` puts the machine at instruction N of the
+    history, back or forward: the registers and memory there are what they
+    were when the machine first passed N (2 vCPUs, timer interrupts in
+    between), and a continue from there replays on to the next hit."""
+    emu_only(engine)
+    elf = guest("rr")
+    vm = rr_vm(elf, "--record", "--smp", "2")
+    where = ("python pos = re.search(r'now at instruction (\\d+)', "
+             "gdb.execute('monitor info record', to_string=True)).group(1)")
+    out = vm.gdb(elf, [
+        "python import re", "break rr_mark", "continue 3", "thread 1",
+        where, "python pos_a = pos", *snapshot_cmds("a", tmp_path),
+        "continue 5", "thread 1", where, "python pos_b = pos", *snapshot_cmds("b", tmp_path),
+        "python gdb.execute('monitor record goto ' + pos_a)",
+        "maintenance flush register-cache", *snapshot_cmds("a2", tmp_path),
+        "python gdb.execute('monitor record goto ' + pos_b)",
+        "maintenance flush register-cache", *snapshot_cmds("b2", tmp_path),
+        "python gdb.execute('monitor record goto ' + pos_a)",
+        "continue", "p rr_round", "monitor info record",
+        "monitor record goto 99999999999"])
+    for a, b in (("a", "a2"), ("b", "b2")):
+        assert registers(out, a) == registers(out, b), out
+        with open(tmp_path / f"{a}.bin", "rb") as fa, open(tmp_path / f"{b}.bin", "rb") as fb:
+            assert fa.read() == fb.read(), f"memory at {a} and {b} differs"
+    assert registers(out, "a") != registers(out, "b"), out
+    assert out.count("gdb shows the old registers until `maintenance flush") == 3, out
+    assert "(replaying the history)" in out, out
+    assert re.search(r"monitor record goto: instruction 99999999999 is outside the history "
+                     r"\(\d+ to \d+\)", out), out
