@@ -26,6 +26,7 @@ import pytest
 
 from conftest import check_sanitizer_report, free_port_number, sanitizer_env
 from gdbclient import GdbInteractive
+from test_coredump import core_bytes, parse_core
 from test_linux import CMDLINE, INITRD, KERNELS, linux_engine, linux_file  # noqa: F401
 
 STEP_TIMEOUT = 240          # a boot to init, or one spell of the loop, on a busy host
@@ -230,7 +231,7 @@ def stop_when(vm, gdb, line, good, what):
     pytest.fail(f"five Ctrl-Cs after {line!r}, none stopped {what}:\n{gdb.out[-3000:]}")
 
 
-def test_linux_gdb_session(linux_gdb, linux_engine, build_dir):  # noqa: F811
+def test_linux_gdb_session(linux_gdb, linux_engine, build_dir, tmp_path):  # noqa: F811
     if "asan" in os.path.basename(build_dir):
         pytest.skip("the sanitizer build boots Linux once, in test_linux.py")
     with open(linux_file(KERNELS["pvh"]), "rb") as f:
@@ -263,6 +264,15 @@ def test_linux_gdb_session(linux_gdb, linux_engine, build_dir):  # noqa: F811
     ranges = re.findall(r"^([0-9a-f]{16})-([0-9a-f]{16}) [0-9a-f]{16} ([-u])r[-w]$",
                         gdb.run("monitor info mem"), re.M)
     assert [u for s, e, u in ranges if int(s, 16) <= lstar < int(e, 16)] == ["-"], ranges
+    # the entry's page as a core file laid out by the kernel's mappings: the
+    # bytes at LSTAR's virtual address are the entry's (the direct map's
+    # alias of the page is in it too)
+    page, core = int(m.group(1), 16) & ~0xfff, tmp_path / "entry.core"
+    out = gdb.run(f"monitor dump-guest-memory -p {core} {page:#x} 0x1000")
+    assert re.search(rf"wrote {core}: \d+ KiB of guest memory in \d+ segments", out), out
+    entry_core = parse_core(core)
+    assert core_bytes(entry_core, lstar, 16, physical=False) == entry_bytes
+    assert all(pa == page and size == 0x1000 for _, pa, _, size in entry_core[1]), entry_core[1]
 
     # a hardware breakpoint there stops at init's next system call, in ring 0
     assert "Hardware assisted breakpoint 1" in gdb.run(f"hbreak *{lstar:#x}")
