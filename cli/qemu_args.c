@@ -199,6 +199,11 @@ int options_take_qemu(int *argc, char **argv, struct options *o, struct err *e)
 				argv[kept++] = argv[i++];
 			break;
 		}
+		/* a word of one dash is QEMU's or vmdb's -s/-S (getopt would
+		 * read "-no-acpi" as -n -o ... and could not name it) */
+		if (!q && word[0] == '-' && word[1] && word[1] != '-' &&
+		    word[1 + strspn(word + 1, "sS")])
+			return err_set(e, EINVAL, "unknown option '%s'", word);
 		if (!q) {
 			argv[kept++] = argv[i];
 			/* the value of one of vmdb's own options is not an option */

@@ -48,6 +48,8 @@ def one_line_error(r, status, *words):
     (["-kernel", "k", "-m", "lots"], ["--mem 'lots'"]),
     (["-kernel", "k", "other"], ["two kernels: -kernel k and other"]),
     (["-kernel"], ["-kernel needs a value"]),
+    (["-kernel", "k", "-no-acpi"], ["unknown option '-no-acpi'"]),
+    (["-x", "k"], ["unknown option '-x'"]),
 ])
 def test_usage_errors(vmdb_bin, args, words):
     one_line_error(run_vmdb(vmdb_bin, *args), USAGE, *words)
