@@ -42,17 +42,24 @@ static void mon_text_emit(void *opaque, const char *line)
 typedef int (*inspect_fn)(struct debug *d, unsigned vcpu, const struct debug_text *out,
 			  struct err *e);
 
-/* Run one view of the current vCPU (Hg) and send its text. */
-static int mon_inspect(struct gdb_server *s, const char *name, inspect_fn fn)
+/* Run one view of a vCPU and send its text. */
+static int mon_inspect_vcpu(struct gdb_server *s, unsigned vcpu, const char *name,
+			    inspect_fn fn)
 {
 	struct mon_text t = { .s = s };
 	struct debug_text out = { mon_text_emit, &t };
 	struct err e = { 0 };
-	int r = fn(s->dbg, s->cur_g, &out, &e);
+	int r = fn(s->dbg, vcpu, &out, &e);
 	mon_text_flush(&t);
 	if (r < 0)
 		mon_print(s, "monitor %s: %s\n", name, e.msg);
 	return 0;
+}
+
+/* ... of the current vCPU (Hg) */
+static int mon_inspect(struct gdb_server *s, const char *name, inspect_fn fn)
+{
+	return mon_inspect_vcpu(s, s->cur_g, name, fn);
 }
 
 int mon_gva2gpa(struct gdb_server *s, const char *arg)
@@ -91,8 +98,17 @@ int mon_info_tlb(struct gdb_server *s, const char *arg)
 	return arg[0] ? -EINVAL : mon_inspect(s, "info tlb", debug_inspect_tlb);
 }
 
+/* info registers [-a]: the current vCPU's, or every vCPU's under a
+ * "CPU#n" line (QEMU's -a) */
 int mon_info_registers(struct gdb_server *s, const char *arg)
 {
+	if (strcmp(arg, "-a") == 0) {
+		for (unsigned i = 0; i < debug_nr_vcpus(s->dbg); i++) {
+			mon_print(s, "CPU#%u\n", i);
+			mon_inspect_vcpu(s, i, "info registers", debug_inspect_registers);
+		}
+		return 0;
+	}
 	return arg[0] ? -EINVAL : mon_inspect(s, "info registers", debug_inspect_registers);
 }
 

@@ -42,7 +42,7 @@ static int mon_help(struct gdb_server *s, const char *arg)
 	(void)arg;
 	mon_print(s, "vmdb monitor commands:\n"
 		     "  help             this list\n"
-		     "  info vcpus       every vCPU: mode, run state, RIP\n"
+		     "  info vcpus       every vCPU: mode, run state, RIP (or: info cpus)\n"
 		     "  info caps        what the engine can do here, and what the debugger uses\n"
 		     "  phys on|off      m/M/X, breakpoints and watchpoints on guest-physical\n"
 		     "                   addresses (on) or guest-virtual ones through the vCPU's\n"
@@ -76,7 +76,8 @@ static int mon_help(struct gdb_server *s, const char *arg)
 		     "  xp/FMT PADDR     guest-physical memory, FMT = [count][xduoc][bhwg]\n"
 		     "  poll on|off|US   after answering, look for the client's next packet for\n"
 		     "                   up to US microseconds (adapted; on = 1000) before sleeping\n"
-		     "  info registers   the current vCPU's whole state, system registers too\n"
+		     "  info registers [-a]  the current vCPU's whole state, system registers\n"
+		     "                   too (-a: every vCPU's, each under CPU#n)\n"
 		     "  info idt         the current vCPU's IDT gates and their handlers\n"
 		     "  info gdt         the current vCPU's GDT descriptors, decoded\n"
 		     "  info lapic       the current vCPU's local APIC\n"
@@ -330,6 +331,7 @@ static const struct {
 } mon_cmds[] = {
 	{ "help", mon_help },
 	{ "info vcpus", mon_info_vcpus },
+	{ "info cpus", mon_info_vcpus },       /* QEMU's name */
 	{ "info caps", mon_info_caps },
 	{ "info sstep", mon_info_sstep },
 	{ "info park", mon_info_park },

@@ -378,3 +378,25 @@ def test_i386_description_at_a_multiboot_entry(start_vmdb, guest, free_port):
     out = gdb_batch(None, target, ["show architecture", "p/x $rip", "kill"])
     assert 'currently "i386:x86-64"' in out, out
     assert f"$1 = 0x{entry:x}" in out, out
+
+
+def test_info_registers_of_every_vcpu(start_vmdb, guest, free_port):
+    """`monitor info registers -a` (QEMU's -a): every vCPU's state under
+    CPU#n, each RIP the one gdb reads for that thread; `info cpus` is
+    QEMU's name for `info vcpus`."""
+    elf = guest("demo")
+    vm, target = start_gdb_vmdb(start_vmdb, elf, "--smp", "2", port=free_port())
+    # markers on stderr, the stream monitor output goes to, keep the order
+    mark = lambda text: f'python import sys; print("{text}", file=sys.stderr)'
+    out = gdb_batch(elf, target, ["break demo_tick", "continue", "thread 1", "p/x $pc",
+                                  "thread 2", "p/x $pc", mark("<all>"),
+                                  "monitor info registers -a", mark("<cpus>"),
+                                  "monitor info cpus", mark("<vcpus>"), "monitor info vcpus",
+                                  mark("<end>"), "kill"])
+    pcs = [int(v, 16) for v in re.findall(r"^\$\d+ = (0x[0-9a-f]+)$", out, re.M)]
+    every = section(out, "<all>", "<cpus>")
+    blocks = re.split(r"^CPU#(\d+)\n", every, flags=re.M)[1:]
+    assert [int(n) for n in blocks[0::2]] == [0, 1], every
+    rips = [int(re.search(r"RIP=([0-9a-f]{16})", b).group(1), 16) for b in blocks[1::2]]
+    assert rips == pcs, (pcs, every)
+    assert section(out, "<cpus>", "<vcpus>") == section(out, "<vcpus>", "<end>"), out
