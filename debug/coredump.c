@@ -2,11 +2,14 @@
  *
  * The file: the ELF header, the program headers (one PT_NOTE, then the
  * PT_LOADs; past 65534 of them e_phnum is PN_XNUM and section header 0
- * holds the count, as gdb and crash expect), the notes, then the RAM of
- * each PT_LOAD from a page boundary on. The segments are gathered first
- * (from the RAM ranges or the page tables), so every offset is known
- * before the first byte is written. RAM is read through debug_mem_read:
- * our int3s are not in the dump. */
+ * holds the count, as gdb and crash expect), the notes, then from a page
+ * boundary on the image: guest RAM (within the asked range) once, in
+ * physical order. Every PT_LOAD's data is its part of the image, so a
+ * page mapped at many virtual addresses is in the file once, whatever
+ * the page tables say. The segments are gathered first (from the RAM
+ * ranges or the page tables), so every offset is known before the first
+ * byte is written. RAM is read through debug_mem_read: our int3s are not
+ * in the dump. */
 #include "debug/coredump.h"
 
 #include <elf.h>
@@ -59,9 +62,6 @@ struct qemu_cpu_state {                 /* QEMU's QEMUCPUState, version 1 */
 #define FXSAVE_SIZE 512
 #define DATA_ALIGN  4096
 #define MAX_SEGMENTS (1u << 20)
-/* -p: a linear map bigger than this many times RAM (page tables that map
- * the same frames over and over) is refused rather than written out */
-#define MAX_PAGED_RAM_TIMES 4
 
 struct segment {
 	uint64_t va, pa, size;
@@ -73,8 +73,10 @@ struct dump {
 	struct segment *seg;
 	unsigned n, cap;
 	bool overflow;
+	struct vm_ram_range img[2];     /* guest RAM in the asked range: the image */
+	unsigned nimg;
 	int fd;
-	uint64_t done, total;
+	uint64_t done, total;           /* bytes of the image */
 	struct timespec last_report;
 };
 
@@ -100,9 +102,8 @@ static void seg_add(struct dump *w, uint64_t va, uint64_t pa, uint64_t size)
 	w->seg[w->n++] = (struct segment){ va, pa, size };
 }
 
-/* Physical [pa, pa + size) at virtual va: its parts in RAM and in the
- * asked range, with their virtual addresses. */
-static void add_ram_parts(struct dump *w, uint64_t va, uint64_t pa, uint64_t size)
+/* The image: guest RAM within the asked range. */
+static void image_plan(struct dump *w)
 {
 	struct vm_ram_range ram[2];
 	unsigned n = vm_ram_ranges(w->d->vm, ram);
@@ -112,10 +113,34 @@ static void add_ram_parts(struct dump *w, uint64_t va, uint64_t pa, uint64_t siz
 		hi_limit = w->rq->begin + w->rq->length;
 	}
 	for (unsigned i = 0; i < n; i++) {
-		uint64_t lo = ram[i].first > pa ? ram[i].first : pa;
-		uint64_t hi = ram[i].end < pa + size ? ram[i].end : pa + size;
-		lo = lo > lo_limit ? lo : lo_limit;
-		hi = hi < hi_limit ? hi : hi_limit;
+		uint64_t lo = ram[i].first > lo_limit ? ram[i].first : lo_limit;
+		uint64_t hi = ram[i].end < hi_limit ? ram[i].end : hi_limit;
+		if (lo < hi) {
+			w->img[w->nimg++] = (struct vm_ram_range){ lo, hi };
+			w->total += hi - lo;
+		}
+	}
+}
+
+/* Where physical pa (in the image) is, from the image's start. */
+static uint64_t image_offset(const struct dump *w, uint64_t pa)
+{
+	uint64_t off = 0;
+	for (unsigned i = 0; i < w->nimg; i++) {
+		if (pa >= w->img[i].first && pa < w->img[i].end)
+			return off + (pa - w->img[i].first);
+		off += w->img[i].end - w->img[i].first;
+	}
+	return off;     /* not reached: segments are parts of the image */
+}
+
+/* Physical [pa, pa + size) at virtual va: its parts in the image, with
+ * their virtual addresses. */
+static void add_ram_parts(struct dump *w, uint64_t va, uint64_t pa, uint64_t size)
+{
+	for (unsigned i = 0; i < w->nimg; i++) {
+		uint64_t lo = w->img[i].first > pa ? w->img[i].first : pa;
+		uint64_t hi = w->img[i].end < pa + size ? w->img[i].end : pa + size;
 		if (lo < hi)
 			seg_add(w, va + (lo - pa), lo, hi - lo);
 	}
@@ -131,6 +156,7 @@ static int gather_segments(struct dump *w, struct debug_dump_result *res, struct
 {
 	struct x86_sregs s;
 	int r = -ENOENT;
+	image_plan(w);
 	if (w->rq->paging) {
 		if (debug_vcpu_sregs(w->d, w->rq->vcpu, &s) < 0)
 			return err_set(e, EIO, "cannot read vCPU %u's system registers", w->rq->vcpu);
@@ -141,12 +167,10 @@ static int gather_segments(struct dump *w, struct debug_dump_result *res, struct
 				       w->rq->vcpu);
 		res->physical = r == -ENOENT;
 	}
-	if (r == -ENOENT) {
-		struct vm_ram_range ram[2];
-		unsigned n = vm_ram_ranges(w->d->vm, ram);
-		for (unsigned i = 0; i < n; i++)   /* p_vaddr = p_paddr, as QEMU */
-			add_ram_parts(w, ram[i].first, ram[i].first, ram[i].end - ram[i].first);
-	}
+	if (r == -ENOENT)                      /* p_vaddr = p_paddr, as QEMU */
+		for (unsigned i = 0; i < w->nimg; i++)
+			seg_add(w, w->img[i].first, w->img[i].first,
+				w->img[i].end - w->img[i].first);
 	if (w->overflow)
 		return err_set(e, ENOMEM, "more than %u pieces of memory to describe", MAX_SEGMENTS);
 	if (w->n == 0)
@@ -317,13 +341,12 @@ static int write_head(struct dump *w, uint64_t data_off, struct err *e)
 	Elf64_Phdr *ph = (Elf64_Phdr *)(buf + ph_off);
 	ph[0] = (Elf64_Phdr){ .p_type = PT_NOTE, .p_offset = note_off,
 			      .p_filesz = notes_size(nr), .p_align = 4 };
-	uint64_t off = data_off;
 	for (unsigned i = 0; i < w->n; i++) {
 		const struct segment *g = &w->seg[i];
 		ph[i + 1] = (Elf64_Phdr){ .p_type = PT_LOAD, .p_flags = PF_R | PF_W | PF_X,
-					  .p_offset = off, .p_vaddr = g->va, .p_paddr = g->pa,
+					  .p_offset = data_off + image_offset(w, g->pa),
+					  .p_vaddr = g->va, .p_paddr = g->pa,
 					  .p_filesz = g->size, .p_memsz = g->size };
-		off += g->size;
 	}
 	if (xnum) {
 		Elf64_Shdr sh = { .sh_info = (Elf64_Word)phnum };
@@ -354,13 +377,13 @@ static int write_ram(struct dump *w, uint64_t data_off, struct err *e)
 		return err_set(e, ENOMEM, "no memory for the dump's buffer");
 	uint64_t off = data_off;
 	int r = 0;
-	for (unsigned i = 0; i < w->n && r == 0; i++) {
-		const struct segment *g = &w->seg[i];
-		for (uint64_t at = 0; at < g->size && r == 0; at += CHUNK) {
-			size_t len = g->size - at < CHUNK ? (size_t)(g->size - at) : CHUNK;
-			if (debug_mem_read(w->d, 0, g->pa + at, buf, len, true) < 0)
+	for (unsigned i = 0; i < w->nimg && r == 0; i++) {
+		uint64_t first = w->img[i].first, size = w->img[i].end - first;
+		for (uint64_t at = 0; at < size && r == 0; at += CHUNK) {
+			size_t len = size - at < CHUNK ? (size_t)(size - at) : CHUNK;
+			if (debug_mem_read(w->d, 0, first + at, buf, len, true) < 0)
 				r = err_set(e, EFAULT, "guest-physical 0x%" PRIx64 " is not RAM",
-					    g->pa + at);
+					    first + at);
 			else
 				r = write_all(w, buf, len, off, e);
 			off += len;
@@ -402,14 +425,6 @@ int debug_dump_core(struct debug *d, const struct debug_dump_request *rq,
 	uint64_t head = sizeof(Elf64_Ehdr) + phnum * sizeof(Elf64_Phdr) +
 			(phnum >= PN_XNUM ? sizeof(Elf64_Shdr) : 0) + notes_size(res->vcpus);
 	uint64_t data_off = (head + DATA_ALIGN - 1) & ~(uint64_t)(DATA_ALIGN - 1);
-	for (unsigned i = 0; i < w.n; i++)
-		w.total += w.seg[i].size;
-	if (w.total / MAX_PAGED_RAM_TIMES > d->vm->ram_size) {
-		r = err_set(e, EFBIG, "vCPU %u's page tables map %" PRIu64 " MiB, more than %u "
-			    "times guest RAM: dump without -p, or with BEGIN LENGTH", rq->vcpu,
-			    w.total >> 20, MAX_PAGED_RAM_TIMES);
-		goto out;
-	}
 	r = create_file(&w, e);
 	if (r < 0)
 		goto out;

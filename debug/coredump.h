@@ -17,9 +17,10 @@
 struct debug_dump_request {
 	const char *path;       /* created, or emptied if it exists; mode 0600 */
 	/* Segments by vcpu's virtual mappings (p_vaddr is where the vCPU
-	 * sees them: gdb reads the core by address; a page mapped twice is in
-	 * the file twice), as QEMU's -p; else by guest-physical RAM with
-	 * p_vaddr = p_paddr, as QEMU's default and as -p with paging off. */
+	 * sees them: gdb reads the core by address; the data of a page mapped
+	 * many times is in the file once), as QEMU's -p; else by guest-physical
+	 * RAM with p_vaddr = p_paddr, as QEMU's default and as -p with paging
+	 * off. The file holds guest RAM once either way. */
 	bool paging;
 	unsigned vcpu;
 	/* Only guest-physical [begin, begin + length) (QEMU's BEGIN LENGTH). */
@@ -32,7 +33,7 @@ struct debug_dump_request {
 };
 
 struct debug_dump_result {
-	uint64_t ram_bytes;     /* guest memory written (pages mapped twice count twice) */
+	uint64_t ram_bytes;     /* guest RAM written */
 	unsigned segments;
 	unsigned vcpus;
 	bool physical;          /* paging was asked for, but the vCPU has it off */

@@ -138,6 +138,10 @@ def test_paged_dump_is_by_virtual_address(start_vmdb, guest, free_port, tmp_path
     high = [(va, pa, size) for va, pa, _, size in core[1] if va >= HH_VA]
     assert high == [(HH_VA, code, 4096)], core[1]
     assert core_bytes(core, HH_VA, 16, physical=False) == elf_bytes(elf, "hh_code", 16)
+    # both mappings of the page share its one copy: the file holds RAM once
+    holders = [off + code - pa for va, pa, off, size in core[1] if pa <= code < pa + size]
+    assert len(holders) == 2 and len(set(holders)) == 1, core[1]
+    assert len(core[0]) - MEM < 0x10000, len(core[0])
     offline = gdb_batch(elf, None, [f"core-file {core_path}", "p/x $pc", "x/2i $pc"],
                         connect=False)
     assert values(offline) == [HH_VA], offline
