@@ -83,6 +83,11 @@ guests: $(GUEST_OUT)/watch_pages.elf $(GUEST_OUT)/watch_bench.elf
 guests: $(GUEST_OUT)/phys_watch.elf
 .SECONDARY: $(GUEST_OUT)/phys_watch.o
 
+# more mappings than an ELF header counts, for core dumps by virtual
+# address (tests/test_coredump.py)
+guests: $(GUEST_OUT)/many_maps.elf
+.SECONDARY: $(GUEST_OUT)/many_maps.o
+
 # the debug core under pressure (tests/test_debug_hardening.py): steps of a
 # halted vCPU, breakpoints where virtual != physical, an INIT sent to a
 # parked vCPU

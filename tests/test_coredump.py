@@ -12,6 +12,7 @@ from gdbclient import gdb_batch, start_gdb_vmdb, symbol
 
 MEM = 32 << 20
 HH_VA = 0xffff800000000000          # guests/highhalf.c
+MM_VA = 0xffff900000000000          # guests/many_maps.c
 
 
 def parse_notes(blob):
@@ -31,8 +32,10 @@ def parse_core(path):
     data = open(path, "rb").read()
     assert data[:5] == b"\x7fELF\x02", data[:16]
     assert struct.unpack_from("<HH", data, 16) == (4, 62)      # ET_CORE, EM_X86_64
-    phoff, = struct.unpack_from("<Q", data, 32)
+    phoff, shoff = struct.unpack_from("<QQ", data, 32)
     phnum, = struct.unpack_from("<H", data, 56)
+    if phnum == 0xffff:           # PN_XNUM: the count is section header 0's sh_info
+        phnum, = struct.unpack_from("<I", data, shoff + 44)
     loads, notes = [], []
     for i in range(phnum):
         kind, _, off, va, pa, size = struct.unpack_from("<IIQQQQ", data, phoff + 56 * i)
@@ -146,3 +149,29 @@ def test_paged_dump_is_by_virtual_address(start_vmdb, guest, free_port, tmp_path
                         connect=False)
     assert values(offline) == [HH_VA], offline
     assert re.search(rf"=> {HH_VA:#x}:\s+movabs \$0x[0-9a-f]+,%rax", offline), offline
+
+
+def test_paged_dump_past_65535_segments(start_vmdb, guest, free_port, tmp_path):
+    """More segments than e_phnum can count (many_maps.elf: 70000 pages that
+    map two frames in turn): e_phnum is PN_XNUM, section header 0 holds the
+    count, and gdb reads every one of them from the core."""
+    elf = guest("many_maps")
+    vm, target = start_gdb_vmdb(start_vmdb, elf, "--mem", "32M", port=free_port())
+    core_path = tmp_path / "many.core"
+    out = gdb_batch(elf, target, ["break mm_ready", "continue", "p/x $pc",
+                                  f"monitor dump-guest-memory -p {core_path}", "continue"])
+    assert values(out) == [symbol(elf, "mm_ready")], out
+    m = re.search(r"wrote \S+: 32 MiB of guest memory in (\d+) segments", out)
+    assert m and int(m.group(1)) > 70000, out
+    data = open(core_path, "rb").read(64)
+    assert struct.unpack_from("<H", data, 56) == (0xffff,)
+    core = parse_core(core_path)
+    assert len(core[1]) == int(m.group(1))
+    last = MM_VA + 69999 * 4096
+    offline = gdb_batch(elf, None, [f"core-file {core_path}", "p/x $pc",
+                                    f"x/gx {MM_VA:#x}", f"x/gx {MM_VA + 4096:#x}",
+                                    f"x/gx {last:#x}"], connect=False)
+    assert values(offline) == [symbol(elf, "mm_ready")], offline
+    words = re.findall(r"^0x[0-9a-f]+:\s+(0x[0-9a-f]+)$", offline, re.M)
+    assert words == ["0x1111111111111111", "0x2222222222222222", "0x2222222222222222"], offline
+    assert vm.wait(30) == 1
