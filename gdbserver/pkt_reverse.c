@@ -58,6 +58,10 @@ static int mon_record_goto(struct gdb_server *s, const char *arg)
 	struct err e = { 0 };
 	if (mon_number(arg, UINT64_MAX, &target) < 0)
 		return -EINVAL;
+	if (gdb_ns_on(s)) {      /* as reverse_reply: the history is the whole machine's */
+		mon_print(s, "monitor record goto: needs all-stop mode (set non-stop off)\n");
+		return 0;
+	}
 	if (debug_reverse_goto(s->dbg, target, &e) < 0) {
 		mon_print(s, "monitor record goto: %s\n", e.msg);
 		return 0;

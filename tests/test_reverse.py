@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from gdbclient import GDB, rsp_session, start_gdb_vmdb, symbol
+from gdbclient import GDB, frame, rsp_session, start_gdb_vmdb, symbol
 from test_linux_gdb import linux_gdb  # noqa: F401  (the fixture)
 
 MEM_START, MEM_END = 0x100000, 0x210000     # rr.elf's image, stacks and data
@@ -271,6 +271,11 @@ def test_non_stop_refuses_reverse_in_words(engine, start_vmdb, guest, free_port)
         for packet in ("bs", "bc"):
             assert c.request(packet) == \
                 b"E.reverse execution needs all-stop mode (set non-stop off)"
+        c.send_raw(frame("qRcmd," + b"record goto 0".hex()))      # no acks: by hand
+        text, reply = b"", c.read_packet()
+        while reply.startswith(b"O") and reply != b"OK":
+            text, reply = text + bytes.fromhex(reply[1:].decode()), c.read_packet()
+        assert reply == b"OK" and b"needs all-stop mode (set non-stop off)" in text, text
         assert c.request("QNonStop:0") == b"OK"
         for _ in range(3):
             assert c.request("vCont;s:1").startswith(b"T05")
