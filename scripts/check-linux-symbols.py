@@ -18,7 +18,10 @@ own gdb scripts (vmlinux-gdb.py, made from the same version's linux-source):
      typed on the console ends vmdb with status 0;
   3. a module: the guest's shell loads binfmt_misc.ko; lx-symbols finds
      its -dbg copy, lx-lsmod lists it, and a breakpoint on its
-     bm_fill_super stops when the shell mounts a binfmt_misc filesystem.
+     bm_fill_super stops when the shell mounts a binfmt_misc filesystem;
+  4. a panic (no init to run): `monitor catch output` stops the kernel at
+     its last panic line, `monitor dump-guest-memory` writes it, and crash
+     shows the PANIC line and the backtrace through panic().
 
     scripts/check-linux-symbols.py [--engine emu|kvm] [--vmdb build/vmdb]
                                    [--timeout SECONDS]
@@ -271,6 +274,27 @@ def module_debugging(args, results, tmp):
     return out
 
 
+def panic_post_mortem(args, results, tmp):
+    """A kernel that panics (no init to run), caught on its console's last
+    panic line, dumped, and read by crash: its PANIC line and the panicking
+    task's backtrace through panic()."""
+    port = free_port()
+    vm = Vmdb(args, port, "--cmdline", "console=ttyS0 nokaslr rdinit=/no/such/init")
+    core = os.path.join(tmp, "vmcore-panic")
+    out, took = gdb(port, ["monitor catch output end Kernel panic", "continue",
+                           f"monitor dump-guest-memory {core}", "kill"], args.timeout)
+    vm.end(30)
+    report(results, "panic caught", "serial output matched /end Kernel panic/" in out,
+           f"(session {took:.1f} s)")
+    crash_out, took = crash(core, ["sys", "bt"], args.timeout) if os.path.exists(core) \
+        else ("no dump", 0.0)
+    report(results, "panic in crash",
+           bool(re.search(r"^ +PANIC: \"Kernel panic - not syncing: ", crash_out, re.M)) and
+           bool(re.search(r"^ #\d+ \[[0-9a-f]+\] panic at ", crash_out, re.M)),
+           f"({took:.1f} s)")
+    return out + crash_out
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--engine", default="emu")
@@ -288,7 +312,8 @@ def main():
     with tempfile.TemporaryDirectory(prefix="vmdb-symbols-") as tmp:
         logs = [from_first_instruction(args, results),
                 attached_to_idle_kernel(args, results, tmp),
-                module_debugging(args, results, tmp)]
+                module_debugging(args, results, tmp),
+                panic_post_mortem(args, results, tmp)]
     if not all(results):
         for log in logs:
             print(log[-3000:])
