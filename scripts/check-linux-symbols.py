@@ -279,7 +279,7 @@ def panic_post_mortem(args, results, tmp):
     panic line, dumped, and read by crash: its PANIC line and the panicking
     task's backtrace through panic()."""
     port = free_port()
-    vm = Vmdb(args, port, "--cmdline", "console=ttyS0 nokaslr rdinit=/no/such/init")
+    vm = Vmdb(args, port, "--wait-gdb", "--cmdline", "console=ttyS0 nokaslr rdinit=/no/such/init")
     core = os.path.join(tmp, "vmcore-panic")
     out, took = gdb(port, ["monitor catch output end Kernel panic", "continue",
                            f"monitor dump-guest-memory {core}", "kill"], args.timeout)
