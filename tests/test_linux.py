@@ -60,6 +60,23 @@ def test_linux_boots_checks_and_powers_off(start_vmdb, linux_engine, build_dir, 
         assert any(line.startswith(f"VMDB-LINUX: {check} ok") for line in report), report
 
 
+def test_linux_from_a_qemu_command_line(vmdb_bin, linux_engine, build_dir):
+    """A kernel developer's qemu-system-x86_64 line, vmdb in its place: the
+    kernel boots to the test init's PASS with 2 vCPUs and powers off."""
+    if "asan" in os.path.basename(build_dir):
+        pytest.skip("the sanitizer build boots Linux once (test_linux_boots_...)")
+    accel = ["-enable-kvm"] if linux_engine == "kvm" else ["-accel", "tcg"]
+    r = subprocess.run([vmdb_bin, "-kernel", linux_file(KERNELS["bzimage"]), "-initrd", INITRD,
+                        "-append", f"{CMDLINE} vmdb.cpus=2", "-m", "512M", "-smp", "2",
+                        "-nographic", "-no-reboot", "-cpu", "max", *accel],
+                       capture_output=True, text=True, timeout=BOOT_TIMEOUT, env=sanitizer_env(),
+                       stdin=subprocess.DEVNULL)
+    report = init_report(r.stdout)
+    assert r.returncode == 0 and "VMDB-LINUX: PASS" in report, \
+        f"status {r.returncode}\ninit: {report}\nstderr:\n{r.stderr}"
+    assert "VMDB-LINUX: cpus ok have=2" in "\n".join(report), report
+
+
 def test_linux_shell_on_serial_input(vmdb_bin, linux_engine, build_dir):
     """A line typed into vmdb's stdin reaches the guest's shell; its answer
     comes back on stdout; `poweroff -f` typed the same way ends vmdb with 0."""
