@@ -65,6 +65,7 @@ def test_monitor_system_reset(start_vmdb, free_port):
     assert re.search(r"^  2 +Thread 2 \"vCPU 1\" \(vCPU 1, waiting for SIPI\)", out, re.M), out
     assert out.count("hit Breakpoint 1, demo_tick") == 2, out
     assert "<demo_tick>" in out.split("$3 =", 1)[1].splitlines()[0], out
+    vm.wait(30)       # killed: its last serial output is written as it ends
     assert vm.serial_text().count("vmdb demo guest: 2 CPUs announced") == 2, vm.serial_text()
 
 
