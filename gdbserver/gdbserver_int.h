@@ -81,6 +81,7 @@ struct gdb_server {
 	bool client_lost;            /* it stopped reading or its socket failed: close it */
 	struct rsp_buf reply;
 	unsigned cur_g;              /* vCPU for registers and memory (Hg) */
+	int mon_vcpu;                /* `monitor cpu N`: the monitor's vCPU; -1: cur_g */
 	int cur_c;                   /* vCPU for legacy s/c (Hc); -1 = all */
 	bool phys;                   /* `monitor phys on`: m/M/X/Z0 are guest-physical */
 	bool error_strings;          /* QEnableErrorStrings: "Enn;HEXTEXT" where we have words */

@@ -64,7 +64,7 @@ int mon_dump_guest_memory(struct gdb_server *s, const char *arg)
 	char *words = strdup(arg);
 	if (!words)
 		return -ENOMEM;
-	struct debug_dump_request rq = { .vcpu = s->cur_g, .progress = dump_progress,
+	struct debug_dump_request rq = { .vcpu = mon_vcpu(s), .progress = dump_progress,
 					 .opaque = s };
 	int r = dump_parse(s, words, &rq);
 	if (r == 0) {

@@ -59,7 +59,7 @@ static int mon_inspect_vcpu(struct gdb_server *s, unsigned vcpu, const char *nam
 /* ... of the current vCPU (Hg) */
 static int mon_inspect(struct gdb_server *s, const char *name, inspect_fn fn)
 {
-	return mon_inspect_vcpu(s, s->cur_g, name, fn);
+	return mon_inspect_vcpu(s, mon_vcpu(s), name, fn);
 }
 
 int mon_gva2gpa(struct gdb_server *s, const char *arg)
@@ -70,7 +70,7 @@ int mon_gva2gpa(struct gdb_server *s, const char *arg)
 	uint64_t gva;
 	if (mon_number(arg, UINT64_MAX, &gva) < 0)
 		return -EINVAL;
-	if (debug_inspect_gva2gpa(s->dbg, s->cur_g, gva, &out, &e) < 0)
+	if (debug_inspect_gva2gpa(s->dbg, mon_vcpu(s), gva, &out, &e) < 0)
 		mon_print(s, "monitor gva2gpa: %s\n", e.msg);
 	mon_text_flush(&t);
 	return 0;

@@ -13,6 +13,11 @@
 /* One O packet per call: "O" + hex of the text (a long text whole). */
 void mon_print(struct gdb_server *s, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+/* The vCPU commands "of the current vCPU" use: the one `monitor cpu N`
+ * chose, else the thread gdb last named (Hg). gdb names a thread only
+ * when it reads registers it has not cached, so after `info threads` Hg
+ * may be another thread than the one `thread` selected. */
+unsigned mon_vcpu(const struct gdb_server *s);
 /* A whole word as an unsigned number (0x hex, 0 octal, else decimal) <= max. */
 int mon_number(const char *word, uint64_t max, uint64_t *v);
 

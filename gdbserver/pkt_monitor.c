@@ -42,7 +42,10 @@ static int mon_help(struct gdb_server *s, const char *arg)
 	(void)arg;
 	mon_print(s, "vmdb monitor commands:\n"
 		     "  help             this list\n"
-		     "  info vcpus       every vCPU: mode, run state, RIP (or: info cpus)\n"
+		     "  info vcpus       every vCPU: mode, run state, RIP (or: info cpus); *: the\n"
+		     "                   one the commands below mean by \"current\"\n"
+		     "  cpu [N|gdb]      the current vCPU for monitor commands: N (0-based), or\n"
+		     "                   gdb's (the thread it last named; the default)\n"
 		     "  info caps        what the engine can do here, and what the debugger uses\n"
 		     "  phys on|off      m/M/X, breakpoints and watchpoints on guest-physical\n"
 		     "                   addresses (on) or guest-virtual ones through the vCPU's\n"
@@ -105,10 +108,10 @@ static int mon_info_vcpus(struct gdb_server *s, const char *arg)
 		struct debug_cpu_state st;
 		debug_describe_vcpu(s->dbg, i, text, sizeof(text));
 		if (debug_read_state(s->dbg, i, &st) == 0)
-			mon_print(s, "%c thread %u: %s, rip 0x%llx\n", i == s->cur_g ? '*' : ' ',
+			mon_print(s, "%c thread %u: %s, rip 0x%llx\n", i == mon_vcpu(s) ? '*' : ' ',
 				  i + 1, text, (unsigned long long)st.regs.rip);
 		else
-			mon_print(s, "%c thread %u: %s\n", i == s->cur_g ? '*' : ' ', i + 1, text);
+			mon_print(s, "%c thread %u: %s\n", i == mon_vcpu(s) ? '*' : ' ', i + 1, text);
 	}
 	return 0;
 }
@@ -296,11 +299,11 @@ static int mon_msr(struct gdb_server *s, const char *arg)
 	    mon_number(n_word, UINT32_MAX, &msr) < 0 ||
 	    (write && mon_number(v_word, UINT64_MAX, &value) < 0))
 		return -EINVAL;
-	if (write && debug_msr_write(s->dbg, s->cur_g, (uint32_t)msr, value, &e) < 0) {
+	if (write && debug_msr_write(s->dbg, mon_vcpu(s), (uint32_t)msr, value, &e) < 0) {
 		mon_print(s, "monitor msr: %s\n", e.msg);
 		return 0;
 	}
-	if (debug_msr_read(s->dbg, s->cur_g, (uint32_t)msr, &value, &e) < 0) {
+	if (debug_msr_read(s->dbg, mon_vcpu(s), (uint32_t)msr, &value, &e) < 0) {
 		mon_print(s, "monitor msr: %s\n", e.msg);
 		return 0;
 	}
@@ -308,6 +311,34 @@ static int mon_msr(struct gdb_server *s, const char *arg)
 	return 0;
 }
 
+
+unsigned mon_vcpu(const struct gdb_server *s)
+{
+	return s->mon_vcpu >= 0 ? (unsigned)s->mon_vcpu : s->cur_g;
+}
+
+/* cpu [N|gdb]: QEMU's command; the monitor's vCPU (0-based, thread N+1) */
+static int mon_cpu(struct gdb_server *s, const char *arg)
+{
+	uint64_t n;
+	if (!strcmp(arg, "gdb")) {
+		s->mon_vcpu = -1;
+	} else if (arg[0]) {
+		if (mon_number(arg, UINT64_MAX, &n) < 0)
+			return -EINVAL;
+		if (n >= debug_nr_vcpus(s->dbg)) {
+			mon_print(s, "monitor cpu: there is no vCPU %llu (vCPUs 0 to %u)\n",
+				  (unsigned long long)n, debug_nr_vcpus(s->dbg) - 1);
+			return 0;
+		}
+		s->mon_vcpu = (int)n;
+	}
+	mon_print(s, s->mon_vcpu >= 0 ? "monitor commands act on vCPU %u (thread %u); "
+		  "`monitor cpu gdb` follows gdb's thread again\n"
+		  : "monitor commands act on vCPU %u (thread %u), the thread gdb last named\n",
+		  mon_vcpu(s), mon_vcpu(s) + 1);
+	return 0;
+}
 
 static int mon_system_reset(struct gdb_server *s, const char *arg)
 {
@@ -331,6 +362,7 @@ static const struct {
 } mon_cmds[] = {
 	{ "help", mon_help },
 	{ "info vcpus", mon_info_vcpus },
+	{ "cpu", mon_cpu },
 	{ "info cpus", mon_info_vcpus },       /* QEMU's name */
 	{ "info caps", mon_info_caps },
 	{ "info sstep", mon_info_sstep },

@@ -45,6 +45,7 @@ void gdb_set_state(struct gdb_server *s, enum gdb_state next)
 			debug_attach(s->dbg);
 			s->cur_g = 0;
 			s->cur_c = -1;
+			s->mon_vcpu = -1;
 			s->phys = false;
 			s->error_strings = false;
 			s->have_last_stop = false;
@@ -878,6 +879,7 @@ static void server_init(struct gdb_server *s, struct vm *vm, bool wait_gdb)
 	s->listen_fd = s->client_fd = s->wake_fd = -1;
 	s->wait_gdb = wait_gdb;
 	s->cur_c = -1;
+	s->mon_vcpu = -1;
 	poll_set_max(&s->poll, GDB_POLL_MAX_NS);
 	s->range_burst = GDB_RANGE_BURST;
 	rsp_buf_init(&s->reply);

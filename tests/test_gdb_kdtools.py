@@ -400,3 +400,27 @@ def test_info_registers_of_every_vcpu(start_vmdb, guest, free_port):
     rips = [int(re.search(r"RIP=([0-9a-f]{16})", b).group(1), 16) for b in blocks[1::2]]
     assert rips == pcs, (pcs, every)
     assert section(out, "<cpus>", "<vcpus>") == section(out, "<vcpus>", "<end>"), out
+
+
+def test_monitor_cpu_chooses_the_current_vcpu(start_vmdb, guest, free_port):
+    """gdb names a thread to the stub only when it reads registers it has
+    not cached: after `info threads`, `thread 1` sends nothing and the
+    monitor's "current vCPU" is still the last thread gdb read. QEMU's
+    `monitor cpu N` chooses it whatever gdb did; `cpu gdb` follows gdb."""
+    elf = guest("demo")
+    vm, target = start_gdb_vmdb(start_vmdb, elf, "--smp", "2", port=free_port())
+    mark = lambda text: f'python import sys; print("{text}", file=sys.stderr)'
+    out = gdb_batch(elf, target, [
+        "break demo_tick", "continue", "thread 1", "p/x $pc", "thread 2", "p/x $pc",
+        "info threads", "thread 1",
+        "monitor cpu 0", mark("<cpu0>"), "monitor info registers", mark("<cpu1>"),
+        "monitor cpu 1", "monitor info registers", mark("<follow>"), "monitor cpu gdb",
+        "monitor cpu 7", mark("<end>"), "kill"])
+    pcs = [int(v, 16) for v in re.findall(r"^\$\d+ = (0x[0-9a-f]+)$", out, re.M)]
+    rip = lambda text: int(re.search(r"RIP=([0-9a-f]{16})", text).group(1), 16)
+    assert rip(section(out, "<cpu0>", "<cpu1>")) == pcs[0], out
+    assert rip(section(out, "<cpu1>", "<follow>")) == pcs[1], out
+    assert "monitor commands act on vCPU 1 (thread 2); `monitor cpu gdb` follows" in out, out
+    tail = section(out, "<follow>", "<end>")
+    assert re.search(r"act on vCPU \d \(thread \d\), the thread gdb last named", tail), tail
+    assert "monitor cpu: there is no vCPU 7 (vCPUs 0 to 1)" in tail, tail
