@@ -50,7 +50,6 @@ static int pkt_b(struct gdb_server *s, struct rsp_cur *args)
 	return reverse_reply(s, what == 's');
 }
 
-/* monitor record on [SIZE] | off */
 /* record goto N: the stopped machine to instruction N of the history */
 static int mon_record_goto(struct gdb_server *s, const char *arg)
 {
@@ -72,6 +71,7 @@ static int mon_record_goto(struct gdb_server *s, const char *arg)
 	return 0;
 }
 
+/* monitor record on [SIZE] | off | goto N */
 int mon_record(struct gdb_server *s, const char *arg)
 {
 	char word[8], size[32], extra[2];
