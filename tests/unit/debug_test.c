@@ -618,8 +618,7 @@ static void test_lent_step_handles_port_io(void)
 	struct rig r;
 	struct err e = { 0 };
 	struct debug_event ev;
-	rig_init(&r, true);
-	r.vm->engine = &fake_lending_engine;
+	rig_init_on(&r, true, &fake_lending_engine);
 	struct debug *d = r.vm->debug;
 	debug_apply_engine(d, 0);
 	enum debug_action actions[NVCPUS] = { DEBUG_ACT_STEP, DEBUG_ACT_STOP };
@@ -1015,8 +1014,7 @@ static void test_watch_ranges(void)
 	struct rig r;
 	struct err e = { 0 };
 	struct debug_event ev;
-	rig_init(&r, true);
-	r.vm->engine = &fake_watch_engine;
+	rig_init_on(&r, true, &fake_watch_engine);
 	struct debug *d = r.vm->debug;
 	fake_nr_watched = fake_set_watch_calls = 0;
 
@@ -1108,8 +1106,7 @@ static void test_watch_phys(void)
 	struct rig r;
 	struct err e = { 0 };
 	struct debug_event ev;
-	rig_init(&r, true);
-	r.vm->engine = &fake_watch_engine;
+	rig_init_on(&r, true, &fake_watch_engine);
 	struct debug *d = r.vm->debug;
 	fake_nr_watched = 0;
 	d->caps_err = 0;                   /* as if probed: data breakpoints fire */
@@ -1162,8 +1159,7 @@ static void test_watch_evicted(void)
 {
 	struct rig r;
 	struct err e = { 0 };
-	rig_init(&r, true);
-	r.vm->engine = &fake_watch_engine;
+	rig_init_on(&r, true, &fake_watch_engine);
 	struct debug *d = r.vm->debug;
 	fake_nr_watched = 0;
 	d->caps_err = 0;                   /* as if probed: data breakpoints fire */
@@ -1193,8 +1189,7 @@ static void test_watch_evicted_now_with_vcpus_running(void)
 {
 	struct rig r;
 	struct err e = { 0 };
-	rig_init(&r, true);
-	r.vm->engine = &fake_watch_engine;
+	rig_init_on(&r, true, &fake_watch_engine);
 	struct debug *d = r.vm->debug;
 	fake_nr_watched = 0;
 	d->caps_err = 0;
