@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "debug/debug_int.h"
+#include "x86/desc.h"
 #include "x86/paging.h"
 
 /* The note layouts, as x86-64 Linux and QEMU define them (host-independent
@@ -181,18 +182,10 @@ static int gather_segments(struct dump *w, struct debug_dump_result *res, struct
 
 /* ---- the notes ---- */
 
-static uint32_t segment_flags(const struct x86_segment *g)
-{
-	return (uint32_t)(g->type & 15) << 8 | (uint32_t)(g->s & 1) << 12 |
-	       (uint32_t)(g->dpl & 3) << 13 | (uint32_t)(g->present & 1) << 15 |
-	       (uint32_t)(g->avl & 1) << 20 | (uint32_t)(g->l & 1) << 21 |
-	       (uint32_t)(g->db & 1) << 22 | (uint32_t)(g->g & 1) << 23;
-}
-
 static struct qemu_segment qemu_seg(const struct x86_segment *g)
 {
 	return (struct qemu_segment){ .selector = g->selector, .limit = g->limit,
-				      .flags = segment_flags(g), .base = g->base };
+				      .flags = x86_seg_attr_bits(g), .base = g->base };
 }
 
 static void fill_prstatus(struct core_prstatus *p, unsigned vcpu, const struct debug_cpu_state *st)

@@ -269,14 +269,11 @@ static const char *const rflags_names[64] = {
 	[19] = "VIF", [20] = "VIP", [21] = "ID",
 };
 
-/* QEMU's segment line: selector base limit flags (the descriptor's
- * attribute bits where the CPU keeps them: type 11:8, S 12, DPL 14:13,
- * P 15, AVL 20, L 21, D/B 22, G 23), then what the cache says. */
+/* QEMU's segment line: selector base limit flags (x86_seg_attr_bits),
+ * then what the cache says. */
 static void seg_line(const struct debug_text *out, const char *name, const struct x86_segment *g)
 {
-	uint32_t flags = (uint32_t)g->type << 8 | (uint32_t)g->s << 12 | (uint32_t)g->dpl << 13 |
-			 (uint32_t)g->present << 15 | (uint32_t)g->avl << 20 |
-			 (uint32_t)g->l << 21 | (uint32_t)g->db << 22 | (uint32_t)g->g << 23;
+	uint32_t flags = x86_seg_attr_bits(g);
 	const char *kind;
 	if (g->unusable)
 		kind = "unusable";

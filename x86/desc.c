@@ -34,6 +34,14 @@ bool x86_gate_is_handler(const struct x86_gate *g, enum x86_mode mode)
 	       (g->type == X86_GATE_INT16 || g->type == X86_GATE_TRAP16);
 }
 
+uint32_t x86_seg_attr_bits(const struct x86_segment *s)
+{
+	return (uint32_t)(s->type & 15) << 8 | (uint32_t)(s->s & 1) << 12 |
+	       (uint32_t)(s->dpl & 3) << 13 | (uint32_t)(s->present & 1) << 15 |
+	       (uint32_t)(s->avl & 1) << 20 | (uint32_t)(s->l & 1) << 21 |
+	       (uint32_t)(s->db & 1) << 22 | (uint32_t)(s->g & 1) << 23;
+}
+
 void x86_seg_decode(uint64_t d, uint16_t sel, struct x86_segment *s)
 {
 	uint32_t limit = (uint32_t)((d & 0xffff) | ((d >> 32) & 0xf0000));

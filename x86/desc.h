@@ -115,4 +115,9 @@ struct x86_int_frame64 {
  * 16-byte system descriptor are the caller's). */
 void x86_seg_decode(uint64_t desc, uint16_t sel, struct x86_segment *s);
 
+/* A segment's attributes where a descriptor's high dword keeps them:
+ * type 11:8, S 12, DPL 14:13, P 15, AVL 20, L 21, D/B 22, G 23 (the
+ * "flags" of QEMU's segment lines and of its dump's CPU note). */
+uint32_t x86_seg_attr_bits(const struct x86_segment *s);
+
 #endif
